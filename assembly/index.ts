@@ -1,0 +1,446 @@
+// WASM SIMD kernels of the "wasm" backend.
+//
+// Built twice from this one source (see asconfig.json): target "simd" with
+// plain SIMD and target "relaxed" with relaxed SIMD as well. The only
+// difference is `madd` below, selected by the compile-time constant
+// ASC_FEATURE_RELAXED_SIMD.
+//
+// Rules of this module:
+// - Compiled with `--runtime stub` and no managed allocation at all: every
+//   kernel takes raw byte pointers (usize) into linear memory plus element
+//   counts. The TypeScript side (src/backends/wasm/) owns the heap: it places
+//   buffers above `heapBase()` and grows the memory itself.
+// - BATCH INVARIANCE: the float operations that produce an output element
+//   depend only on the sizes of the reduction (K, D, N, headSize, the set of
+//   visible keys), never on M, on the row index, or on which tile kernel
+//   handles the element. See the comment above `matmul` for the exact order.
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/** a * b + c lane-wise: fused (relaxed build, where the hardware has FMA) or mul-then-add. */
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.relaxed_madd(a, b, c);
+  } else {
+    return f32x4.add(f32x4.mul(a, b), c);
+  }
+}
+
+/** Horizontal sum in the fixed order (l0 + l1) + (l2 + l3). */
+// @ts-ignore: decorator
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * Finishes one dot product: horizontal sum of the lane partials, then the
+ * scalar tail k = k4 .. kEnd-1 (byte offsets) in index order with a plain
+ * f32 multiply followed by a plain f32 add.
+ */
+// @ts-ignore: decorator
+@inline function finish(acc: v128, xp: usize, wp: usize, k4: usize, kEnd: usize): f32 {
+  let s = hsum(acc);
+  for (let k = k4; k < kEnd; k += 4) {
+    s += load<f32>(xp + k) * load<f32>(wp + k);
+  }
+  return s;
+}
+
+/** The dot product of two f32 vectors of n elements, in the matmul order. */
+// @ts-ignore: decorator
+@inline function dot(a: usize, b: usize, n: i32): f32 {
+  const k4 = (<usize>(n & ~3)) << 2;
+  const kEnd = (<usize>n) << 2;
+  let acc = f32x4.splat(0);
+  for (let k: usize = 0; k < k4; k += 16) {
+    acc = madd(v128.load(a + k), v128.load(b + k), acc);
+  }
+  return finish(acc, a, b, k4, kEnd);
+}
+
+/** Start of the free linear memory: everything below is static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// ---------------------------------------------------------------------------
+// matmul
+// ---------------------------------------------------------------------------
+//
+// y[m, n] = sum_k x[m, k] * w[n, k]   (x: [M, K], w: [N, K], y: [M, N])
+//
+// EXACT PER-ELEMENT ORDER (identical in every tile kernel below, for every
+// M and every m):
+//   acc = f32x4(0, 0, 0, 0)
+//   for c = 0 .. floor(K / 4) - 1, in increasing order:
+//       acc = madd(x[m, 4c .. 4c+3], w[n, 4c .. 4c+3], acc)    (lane-wise)
+//   s = (acc.l0 + acc.l1) + (acc.l2 + acc.l3)
+//   for k = 4 * floor(K / 4) .. K - 1, in increasing order:
+//       s = s + x[m, k] * w[n, k]                              (f32 mul, then f32 add)
+//   y[m, n] = s
+// where madd(a, b, c) is f32x4.relaxed_madd in the relaxed build and
+// f32x4.add(f32x4.mul(a, b), c) in the plain SIMD build. The k loops are
+// unrolled by two chunks, which does not change this sequence: each element
+// has exactly one accumulator. Tiles only decide which elements are computed
+// side by side (for instruction-level parallelism and register reuse); they
+// never split K.
+
+/** 4 rows of x times 2 rows of w: 8 independent accumulators. */
+// @ts-ignore: decorator
+@inline function tile4x2(y: usize, ys: usize, x: usize, xs: usize, w: usize, ws: usize, k4: usize, k8: usize, kEnd: usize): void {
+  const x0 = x, x1 = x + xs, x2 = x1 + xs, x3 = x2 + xs;
+  const w0 = w, w1 = w + ws;
+  let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
+  let a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+  let a20 = f32x4.splat(0), a21 = f32x4.splat(0);
+  let a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+  let k: usize = 0;
+  for (; k < k8; k += 32) {
+    let b0 = v128.load(w0 + k), b1 = v128.load(w1 + k);
+    let v = v128.load(x0 + k);
+    a00 = madd(v, b0, a00); a01 = madd(v, b1, a01);
+    v = v128.load(x1 + k);
+    a10 = madd(v, b0, a10); a11 = madd(v, b1, a11);
+    v = v128.load(x2 + k);
+    a20 = madd(v, b0, a20); a21 = madd(v, b1, a21);
+    v = v128.load(x3 + k);
+    a30 = madd(v, b0, a30); a31 = madd(v, b1, a31);
+    b0 = v128.load(w0 + k, 16); b1 = v128.load(w1 + k, 16);
+    v = v128.load(x0 + k, 16);
+    a00 = madd(v, b0, a00); a01 = madd(v, b1, a01);
+    v = v128.load(x1 + k, 16);
+    a10 = madd(v, b0, a10); a11 = madd(v, b1, a11);
+    v = v128.load(x2 + k, 16);
+    a20 = madd(v, b0, a20); a21 = madd(v, b1, a21);
+    v = v128.load(x3 + k, 16);
+    a30 = madd(v, b0, a30); a31 = madd(v, b1, a31);
+  }
+  if (k < k4) {
+    const b0 = v128.load(w0 + k), b1 = v128.load(w1 + k);
+    let v = v128.load(x0 + k);
+    a00 = madd(v, b0, a00); a01 = madd(v, b1, a01);
+    v = v128.load(x1 + k);
+    a10 = madd(v, b0, a10); a11 = madd(v, b1, a11);
+    v = v128.load(x2 + k);
+    a20 = madd(v, b0, a20); a21 = madd(v, b1, a21);
+    v = v128.load(x3 + k);
+    a30 = madd(v, b0, a30); a31 = madd(v, b1, a31);
+  }
+  const y0 = y, y1 = y + ys, y2 = y1 + ys, y3 = y2 + ys;
+  store<f32>(y0, finish(a00, x0, w0, k4, kEnd));
+  store<f32>(y0, finish(a01, x0, w1, k4, kEnd), 4);
+  store<f32>(y1, finish(a10, x1, w0, k4, kEnd));
+  store<f32>(y1, finish(a11, x1, w1, k4, kEnd), 4);
+  store<f32>(y2, finish(a20, x2, w0, k4, kEnd));
+  store<f32>(y2, finish(a21, x2, w1, k4, kEnd), 4);
+  store<f32>(y3, finish(a30, x3, w0, k4, kEnd));
+  store<f32>(y3, finish(a31, x3, w1, k4, kEnd), 4);
+}
+
+/** 4 rows of x times 1 row of w (odd N remainder). */
+// @ts-ignore: decorator
+@inline function tile4x1(y: usize, ys: usize, x: usize, xs: usize, w: usize, k4: usize, k8: usize, kEnd: usize): void {
+  const x0 = x, x1 = x + xs, x2 = x1 + xs, x3 = x2 + xs;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k: usize = 0;
+  for (; k < k8; k += 32) {
+    let b = v128.load(w + k);
+    a0 = madd(v128.load(x0 + k), b, a0);
+    a1 = madd(v128.load(x1 + k), b, a1);
+    a2 = madd(v128.load(x2 + k), b, a2);
+    a3 = madd(v128.load(x3 + k), b, a3);
+    b = v128.load(w + k, 16);
+    a0 = madd(v128.load(x0 + k, 16), b, a0);
+    a1 = madd(v128.load(x1 + k, 16), b, a1);
+    a2 = madd(v128.load(x2 + k, 16), b, a2);
+    a3 = madd(v128.load(x3 + k, 16), b, a3);
+  }
+  if (k < k4) {
+    const b = v128.load(w + k);
+    a0 = madd(v128.load(x0 + k), b, a0);
+    a1 = madd(v128.load(x1 + k), b, a1);
+    a2 = madd(v128.load(x2 + k), b, a2);
+    a3 = madd(v128.load(x3 + k), b, a3);
+  }
+  store<f32>(y, finish(a0, x0, w, k4, kEnd));
+  store<f32>(y + ys, finish(a1, x1, w, k4, kEnd));
+  store<f32>(y + 2 * ys, finish(a2, x2, w, k4, kEnd));
+  store<f32>(y + 3 * ys, finish(a3, x3, w, k4, kEnd));
+}
+
+/** 1 row of x times 4 rows of w (M = 1 and the M % 4 remainder rows). */
+// @ts-ignore: decorator
+@inline function tile1x4(y: usize, x: usize, w: usize, ws: usize, k4: usize, k8: usize, kEnd: usize): void {
+  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k: usize = 0;
+  for (; k < k8; k += 32) {
+    let v = v128.load(x + k);
+    a0 = madd(v, v128.load(w0 + k), a0);
+    a1 = madd(v, v128.load(w1 + k), a1);
+    a2 = madd(v, v128.load(w2 + k), a2);
+    a3 = madd(v, v128.load(w3 + k), a3);
+    v = v128.load(x + k, 16);
+    a0 = madd(v, v128.load(w0 + k, 16), a0);
+    a1 = madd(v, v128.load(w1 + k, 16), a1);
+    a2 = madd(v, v128.load(w2 + k, 16), a2);
+    a3 = madd(v, v128.load(w3 + k, 16), a3);
+  }
+  if (k < k4) {
+    const v = v128.load(x + k);
+    a0 = madd(v, v128.load(w0 + k), a0);
+    a1 = madd(v, v128.load(w1 + k), a1);
+    a2 = madd(v, v128.load(w2 + k), a2);
+    a3 = madd(v, v128.load(w3 + k), a3);
+  }
+  store<f32>(y, finish(a0, x, w0, k4, kEnd));
+  store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
+  store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
+  store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
+}
+
+/** 1 row of x times 1 row of w (the last remainder). */
+// @ts-ignore: decorator
+@inline function tile1x1(y: usize, x: usize, w: usize, k4: usize, k8: usize, kEnd: usize): void {
+  let a = f32x4.splat(0);
+  let k: usize = 0;
+  for (; k < k8; k += 32) {
+    a = madd(v128.load(x + k), v128.load(w + k), a);
+    a = madd(v128.load(x + k, 16), v128.load(w + k, 16), a);
+  }
+  if (k < k4) {
+    a = madd(v128.load(x + k), v128.load(w + k), a);
+  }
+  store<f32>(y, finish(a, x, w, k4, kEnd));
+}
+
+/** Bytes of w rows kept hot (in L2) while all row tiles of x pass over them. */
+const W_BLOCK_BYTES: usize = 256 * 1024;
+
+/** y = x W^T; see the order comment above. Pointers are byte addresses. */
+export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): void {
+  if (M <= 0 || N <= 0) return;
+  const kEnd = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const k8 = (<usize>(K & ~7)) << 2;
+  const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
+  // Rows of w per block: a multiple of 4, at least 4.
+  let nb = kEnd > 0 ? <i32>(W_BLOCK_BYTES / kEnd) : N;
+  nb = max<i32>(4, nb & ~3);
+  const M4 = M & ~3;
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const n1 = min<i32>(N, n0 + nb);
+    const n2 = n0 + ((n1 - n0) & ~1);
+    const n4 = n0 + ((n1 - n0) & ~3);
+    // Full tiles of 4 x rows.
+    for (let m = 0; m < M4; m += 4) {
+      const xm = x + <usize>m * xs;
+      const ym = y + <usize>m * ys;
+      let n = n0;
+      for (; n < n2; n += 2) {
+        tile4x2(ym + ((<usize>n) << 2), ys, xm, xs, w + <usize>n * ws, ws, k4, k8, kEnd);
+      }
+      if (n < n1) {
+        tile4x1(ym + ((<usize>n) << 2), ys, xm, xs, w + <usize>n * ws, k4, k8, kEnd);
+      }
+    }
+    // Remainder rows (all rows when M < 4), one at a time.
+    for (let m = M4; m < M; m++) {
+      const xm = x + <usize>m * xs;
+      const ym = y + <usize>m * ys;
+      let n = n0;
+      for (; n < n4; n += 4) {
+        tile1x4(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, ws, k4, k8, kEnd);
+      }
+      for (; n < n1; n++) {
+        tile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, k4, k8, kEnd);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Row-wise ops. Each row is computed on its own, in index order, so these are
+// batch-invariant by construction. Scalar math is done in f64 and rounded to
+// f32 once on store, like the js reference backend.
+// ---------------------------------------------------------------------------
+
+/** y[m, :] = weight * (x[m, :] / sqrt(mean(x[m, :]^2) + eps)). */
+export function rmsnorm(y: usize, x: usize, weight: usize, M: i32, D: i32, eps: f64): void {
+  const rowBytes = (<usize>D) << 2;
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    const yr = y + <usize>m * rowBytes;
+    // Sum of squares in f64, index order.
+    let ss: f64 = 0;
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      const v = <f64>load<f32>(xr + i);
+      ss += v * v;
+    }
+    const scale = 1.0 / Math.sqrt(ss / <f64>D + eps);
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      store<f32>(yr + i, <f32>(<f64>load<f32>(weight + i) * (<f64>load<f32>(xr + i) * scale)));
+    }
+  }
+}
+
+/**
+ * RoPE in place. `table` holds, for every row m and pair p = i / 2, the f64
+ * pair (cos, sin) of that row's angle, computed by the host from the shared
+ * angle recipe: table[(m * headSize / 2 + p) * 2 + {0, 1}].
+ */
+export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32): void {
+  const half = headSize >> 1;
+  const width = <usize>nHeads * <usize>headSize;
+  for (let m = 0; m < M; m++) {
+    const xr = x + ((<usize>m * width) << 2);
+    const tr = table + ((<usize>m * <usize>half) << 4);
+    for (let p = 0; p < half; p++) {
+      const c = load<f64>(tr + ((<usize>p) << 4));
+      const s = load<f64>(tr + ((<usize>p) << 4), 8);
+      for (let h = 0; h < nHeads; h++) {
+        const o = xr + ((<usize>h * <usize>headSize + ((<usize>p) << 1)) << 2);
+        const a = <f64>load<f32>(o);
+        const b = <f64>load<f32>(o, 4);
+        store<f32>(o, <f32>(a * c - b * s));
+        store<f32>(o, <f32>(a * s + b * c), 4);
+      }
+    }
+  }
+}
+
+/**
+ * Masked multi-head attention (see Backend.attention). `scores` is host-owned
+ * scratch of at least nKeys f32. hasMask = 0 selects the causal default.
+ * The host checks beforehand that every row sees at least one key.
+ *
+ * Per (row, head): for each visible key j in index order,
+ *   s_j = dot(q, k_j) * scale   (f32, same order as matmul over headSize)
+ * max = the largest s_j (visible only); e_j = exp(s_j - max) (f64, stored as
+ * f32); sum = sum of e_j in index order (f64); out_i = 0 then, for each visible
+ * j in index order, out_i = madd(e_j, v_j[i], out_i) (f32); finally
+ * out_i = out_i / sum. Masked keys are never read.
+ */
+export function attention(
+  out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scale: f32, scores: usize,
+): void {
+  const width = <usize>nHeads * <usize>headSize;
+  const kvWidthBytes = (<usize>nKvHeads * <usize>headSize) << 2;
+  const hsBytes = (<usize>headSize) << 2;
+  const h4 = (<usize>(headSize & ~3)) << 2;
+  const group = <f64>nHeads / <f64>nKvHeads;
+  for (let m = 0; m < M; m++) {
+    const maskRow = mask + <usize>m * <usize>nKeys;
+    const causalLast = nKeys - M + m; // last visible key in the causal default
+    const jEnd = hasMask ? nKeys : min<i32>(nKeys, causalLast + 1);
+    for (let h = 0; h < nHeads; h++) {
+      const kvh = <i32>Math.floor(<f64>h / group);
+      const qp = q + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
+      const op = out + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
+      const kBase = keys + <usize>kvh * hsBytes;
+      const vBase = values + <usize>kvh * hsBytes;
+      // Scores of the visible keys and their max.
+      let mx: f32 = -Infinity;
+      for (let j = 0; j < jEnd; j++) {
+        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+        const s = dot(qp, kBase + <usize>j * kvWidthBytes, headSize) * scale;
+        store<f32>(scores + ((<usize>j) << 2), s);
+        if (s > mx) mx = s;
+      }
+      // Exponentials and their sum.
+      let sum: f64 = 0;
+      for (let j = 0; j < jEnd; j++) {
+        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+        const sp = scores + ((<usize>j) << 2);
+        const e = <f32>Math.exp(<f64>load<f32>(sp) - <f64>mx);
+        store<f32>(sp, e);
+        sum += <f64>e;
+      }
+      // Weighted sum of the visible values.
+      memory.fill(op, 0, hsBytes);
+      for (let j = 0; j < jEnd; j++) {
+        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+        const e = load<f32>(scores + ((<usize>j) << 2));
+        const ev = f32x4.splat(e);
+        const vp = vBase + <usize>j * kvWidthBytes;
+        let i: usize = 0;
+        for (; i < h4; i += 16) {
+          v128.store(op + i, madd(ev, v128.load(vp + i), v128.load(op + i)));
+        }
+        for (; i < hsBytes; i += 4) {
+          store<f32>(op + i, load<f32>(op + i) + e * load<f32>(vp + i));
+        }
+      }
+      for (let i: usize = 0; i < hsBytes; i += 4) {
+        store<f32>(op + i, <f32>(<f64>load<f32>(op + i) / sum));
+      }
+    }
+  }
+}
+
+/** y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), in f64. */
+export function swiglu(y: usize, gate: usize, up: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  for (let i: usize = 0; i < end; i += 4) {
+    const g = <f64>load<f32>(gate + i);
+    store<f32>(y + i, <f32>((g / (1.0 + Math.exp(-g))) * <f64>load<f32>(up + i)));
+  }
+}
+
+/** y[i] += x[i]. */
+export function add(y: usize, x: usize, n: i32): void {
+  const end = (<usize>n) << 2;
+  const end4 = (<usize>(n & ~3)) << 2;
+  let i: usize = 0;
+  for (; i < end4; i += 16) {
+    v128.store(y + i, f32x4.add(v128.load(y + i), v128.load(x + i)));
+  }
+  for (; i < end; i += 4) {
+    store<f32>(y + i, load<f32>(y + i) + load<f32>(x + i));
+  }
+}
+
+/** y[m, :] = table[ids[m], :] for ids[m] >= 0 (ids already range-checked by the host). */
+export function embedding(y: usize, table: usize, ids: usize, M: i32, D: i32): void {
+  const rowBytes = (<usize>D) << 2;
+  for (let m = 0; m < M; m++) {
+    const id = load<i32>(ids + ((<usize>m) << 2));
+    if (id < 0) continue;
+    memory.copy(y + <usize>m * rowBytes, table + <usize>id * rowBytes, rowBytes);
+  }
+}
+
+/** Row-wise softmax in place over x [M, N]: f32 max, f64 exp and sum in index order. */
+export function softmax(x: usize, M: i32, N: i32): void {
+  const rowBytes = (<usize>N) << 2;
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    let mx: f32 = -Infinity;
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      const v = load<f32>(xr + i);
+      if (v > mx) mx = v;
+    }
+    const mx64 = <f64>mx;
+    let sum: f64 = 0;
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      sum += Math.exp(<f64>load<f32>(xr + i) - mx64);
+    }
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      store<f32>(xr + i, <f32>(Math.exp(<f64>load<f32>(xr + i) - mx64) / sum));
+    }
+  }
+}
+
+/** memmove of n bytes. */
+export function copyBytes(dst: usize, src: usize, n: usize): void {
+  memory.copy(dst, src, n);
+}
+
+/** memset of n bytes to zero. */
+export function zeroBytes(dst: usize, n: usize): void {
+  memory.fill(dst, 0, n);
+}

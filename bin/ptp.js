@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The `ptp` command. Relaxed SIMD (the FMA build of the WASM kernels) is
+// behind a flag on Node 20; switch it on before any WASM module compiles.
+// Where the runtime refuses, the plain SIMD build is used instead.
+import v8 from "node:v8";
+
+if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
+  try {
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    // not accepted by this runtime: the backend falls back to plain SIMD
+  }
+}
+const { main } = await import("../dist/cli/main.js");
+process.exitCode = await main(process.argv.slice(2));

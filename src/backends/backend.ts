@@ -1,0 +1,124 @@
+/**
+ * The backend plug-in interface.
+ *
+ * A backend owns its memory: the model asks it for buffers, uploads weights
+ * once, runs ops on buffer handles and downloads only what it needs (logits).
+ * The model never looks inside a buffer, so the same model code runs on plain
+ * TypeScript, on WASM SIMD kernels or on a GPU. spec/backend.md is the
+ * contract a third-party backend implements.
+ *
+ * Conventions shared by every op:
+ * - All tensors are dense, row-major float32 unless a dtype says otherwise.
+ * - Sizes are element counts, never bytes.
+ * - `M` is the number of rows in the call (the block size).
+ * - Ops never allocate or free the caller's buffers; outputs are written in
+ *   place into buffers the caller passed.
+ * - BATCH INVARIANCE: the value written for row m may depend only on row m's
+ *   own inputs (and, for attention, the keys row m is allowed to see). It must
+ *   be bit-identical whatever M is and whatever the other rows hold. In
+ *   particular no reduction may be split or reordered depending on M.
+ */
+
+export type DType = "f32" | "i32" | "u8";
+
+/** An opaque handle to a buffer owned by a backend. */
+export interface Buffer {
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly length: number;
+}
+
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+
+export interface Backend {
+  /** Registry name, e.g. "js", "wasm". */
+  readonly name: string;
+  /** Human-readable detail, e.g. which WASM build is active. */
+  readonly description: string;
+
+  // ---- memory -------------------------------------------------------------
+
+  /** A new zero-filled buffer of `length` elements. */
+  alloc(length: number, dtype?: DType): Buffer;
+  /** Copy host data into `buf` starting at element `offset` (default 0). */
+  upload(buf: Buffer, data: HostArray, offset?: number): void;
+  /** Copy `length` elements from element `offset` of `buf` to the host. */
+  download(buf: Buffer, offset?: number, length?: number): Float32Array;
+  /** Release a buffer; using it afterwards is an error. */
+  free(buf: Buffer): void;
+
+  // ---- ops ----------------------------------------------------------------
+
+  /**
+   * y[m, n] = sum_k x[m, k] * w[n, k] for m < M, n < N: y = x W^T with W
+   * stored [out = N, in = K], as llama2.c stores it.
+   * The sum over k for an element (m, n) is computed in one fixed order
+   * that depends on K only (never on M or on m).
+   */
+  matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void;
+
+  /** y[m, :] = x[m, :] / sqrt(mean(x[m, :]^2) + eps) * weight, per row of D. */
+  rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void;
+
+  /**
+   * Rotary position embedding in place on x [M, nHeads * headSize]: in every
+   * head, the pair (2i, 2i+1) is rotated by angle positions[m] * theta^(-2i/headSize).
+   * `positions` is an i32 buffer of M entries (arbitrary, not necessarily
+   * consecutive).
+   */
+  rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void;
+
+  /**
+   * Masked multi-head attention over a KV store.
+   * q: [M, nHeads * headSize]; keys, values: [>= nKeys, nKvHeads * headSize]
+   * (RoPE already applied to keys); out: [M, nHeads * headSize].
+   * mask: a u8 buffer [M, nKeys], 1 = row m may see key j; or null for the
+   * causal default, where row m sees keys 0 .. nKeys - M + m.
+   * Query head h reads KV head floor(h / (nHeads / nKvHeads)). Scores are
+   * scaled by 1/sqrt(headSize); keys a row may not see take no part at all
+   * (not even in the max), and the visible keys are visited in index order.
+   * Every row must see at least one key.
+   */
+  attention(
+    out: Buffer,
+    q: Buffer,
+    keys: Buffer,
+    values: Buffer,
+    mask: Buffer | null,
+    M: number,
+    nKeys: number,
+    nHeads: number,
+    nKvHeads: number,
+    headSize: number,
+  ): void;
+
+  /** SwiGLU gating: y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), for i < n. */
+  swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void;
+
+  /** Residual add in place: y[i] += x[i] for i < n. */
+  add(y: Buffer, x: Buffer, n: number): void;
+
+  /**
+   * Embedding gather: y[m, :] = table[ids[m], :] for every m < M with
+   * ids[m] >= 0; rows with a negative id are left untouched (the caller
+   * fills them, e.g. with auxiliary embeddings). ids is an i32 buffer.
+   */
+  embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void;
+
+  /** Row-wise softmax in place over x [M, N]. */
+  softmax(x: Buffer, M: number, N: number): void;
+
+  /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
+  copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
+
+  /** Release everything this backend holds (optional). */
+  dispose?(): void;
+}
+
+/** Thrown when a buffer is used wrongly (freed, wrong dtype, out of range). */
+export class BackendError extends Error {
+  constructor(backend: string, message: string) {
+    super(`backend "${backend}": ${message}`);
+    this.name = "BackendError";
+  }
+}

@@ -1,0 +1,195 @@
+import { ropeAngle } from "../rope-angle.js";
+import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
+
+/**
+ * The reference backend: plain TypeScript loops that read like the math.
+ *
+ * Arithmetic is float32, rounded after every operation (`f` = Math.fround,
+ * and stores into Float32Arrays), in the same order as llama2.c's run.c
+ * computes it: sums run in index order, one term at a time. That order
+ * depends only on the reduced length, never on the number of rows, so every
+ * op is batch-invariant by construction.
+ */
+const f = Math.fround;
+
+class JsBuffer implements Buffer {
+  freed = false;
+  constructor(
+    readonly dtype: DType,
+    readonly data: Float32Array | Int32Array | Uint8Array,
+  ) {}
+  get length(): number {
+    return this.data.length;
+  }
+}
+
+const ARRAYS = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;
+
+export class JsBackend implements Backend {
+  readonly name = "js";
+  readonly description = "js (plain TypeScript reference)";
+
+  alloc(length: number, dtype: DType = "f32"): Buffer {
+    if (!Number.isInteger(length) || length < 0) throw new BackendError(this.name, `alloc: length must be a non-negative integer, got ${length}`);
+    return new JsBuffer(dtype, new ARRAYS[dtype](length));
+  }
+
+  upload(buf: Buffer, data: HostArray, offset = 0): void {
+    const b = this.buf(buf);
+    if (offset < 0 || offset + data.length > b.data.length) {
+      throw new BackendError(this.name, `upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.data.length}`);
+    }
+    b.data.set(data, offset);
+  }
+
+  download(buf: Buffer, offset = 0, length = buf.length - offset): Float32Array {
+    const b = this.buf(buf);
+    if (offset < 0 || length < 0 || offset + length > b.data.length) {
+      throw new BackendError(this.name, `download: range [${offset}, ${offset + length}) is outside a buffer of ${b.data.length}`);
+    }
+    return Float32Array.from(b.data.subarray(offset, offset + length));
+  }
+
+  free(buf: Buffer): void {
+    this.buf(buf).freed = true;
+  }
+
+  matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    const Y = this.f32(y), X = this.f32(x), W = this.f32(w);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s = f(s + f(X[m * K + k] * W[n * K + k]));
+        Y[m * N + n] = s;
+      }
+    }
+  }
+
+  rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
+    const Y = this.f32(y), X = this.f32(x), G = this.f32(weight);
+    for (let m = 0; m < M; m++) {
+      let ss = 0;
+      for (let i = 0; i < D; i++) ss = f(ss + f(X[m * D + i] * X[m * D + i]));
+      const scale = f(1 / f(Math.sqrt(f(f(ss / D) + f(eps)))));
+      for (let i = 0; i < D; i++) Y[m * D + i] = f(G[i] * f(scale * X[m * D + i]));
+    }
+  }
+
+  rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
+    const X = this.f32(x), P = this.i32(positions);
+    const width = nHeads * headSize;
+    for (let m = 0; m < M; m++) {
+      for (let i = 0; i < headSize; i += 2) {
+        const angle = ropeAngle(P[m], i, headSize, theta);
+        const c = f(Math.cos(angle)), s = f(Math.sin(angle));
+        for (let h = 0; h < nHeads; h++) {
+          const o = m * width + h * headSize + i;
+          const a = X[o], b = X[o + 1];
+          X[o] = f(a * c) - f(b * s);
+          X[o + 1] = f(a * s) + f(b * c);
+        }
+      }
+    }
+  }
+
+  attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    const O = this.f32(out), Q = this.f32(q), Kc = this.f32(keys), Vc = this.f32(values);
+    const Mk = mask ? this.u8(mask) : null;
+    const kvWidth = nKvHeads * headSize, width = nHeads * headSize;
+    const group = nHeads / nKvHeads;
+    const sqrtHs = f(Math.sqrt(headSize));
+    const scores = new Float32Array(nKeys);
+    for (let m = 0; m < M; m++) {
+      const visible = (j: number) => (Mk ? Mk[m * nKeys + j] !== 0 : j <= nKeys - M + m);
+      for (let h = 0; h < nHeads; h++) {
+        const qo = m * width + h * headSize, kvo = Math.floor(h / group) * headSize;
+        // Scores of the visible keys only (in key order), then a softmax over exactly those keys.
+        let max = -Infinity, any = false;
+        for (let j = 0; j < nKeys; j++) {
+          if (!visible(j)) continue;
+          let s = 0;
+          for (let i = 0; i < headSize; i++) s = f(s + f(Q[qo + i] * Kc[j * kvWidth + kvo + i]));
+          scores[j] = s / sqrtHs;
+          if (scores[j] > max) max = scores[j];
+          any = true;
+        }
+        if (!any) throw new BackendError(this.name, `attention: row ${m} sees no key`);
+        let sum = 0;
+        for (let j = 0; j < nKeys; j++) {
+          if (!visible(j)) continue;
+          scores[j] = Math.exp(f(scores[j] - max));
+          sum = f(sum + scores[j]);
+        }
+        for (let j = 0; j < nKeys; j++) if (visible(j)) scores[j] = scores[j] / sum;
+        // Weighted sum of values, accumulated key by key as llama2.c does.
+        O.fill(0, qo, qo + headSize);
+        for (let j = 0; j < nKeys; j++) {
+          if (!visible(j)) continue;
+          for (let i = 0; i < headSize; i++) O[qo + i] = O[qo + i] + f(scores[j] * Vc[j * kvWidth + kvo + i]);
+        }
+      }
+    }
+  }
+
+  swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
+    const Y = this.f32(y), G = this.f32(gate), U = this.f32(up);
+    for (let i = 0; i < n; i++) Y[i] = f(f(G[i] * f(1 / f(1 + f(Math.exp(-G[i]))))) * U[i]);
+  }
+
+  add(y: Buffer, x: Buffer, n: number): void {
+    const Y = this.f32(y), X = this.f32(x);
+    for (let i = 0; i < n; i++) Y[i] += X[i];
+  }
+
+  embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
+    const Y = this.f32(y), T = this.f32(table), I = this.i32(ids);
+    for (let m = 0; m < M; m++) {
+      const id = I[m];
+      if (id < 0) continue;
+      if (id * D + D > T.length) throw new BackendError(this.name, `embedding: id ${id} is outside a table of ${T.length / D} rows`);
+      Y.set(T.subarray(id * D, id * D + D), m * D);
+    }
+  }
+
+  softmax(x: Buffer, M: number, N: number): void {
+    const X = this.f32(x);
+    for (let m = 0; m < M; m++) {
+      const row = X.subarray(m * N, (m + 1) * N);
+      let max = -Infinity;
+      for (let i = 0; i < N; i++) if (row[i] > max) max = row[i];
+      let sum = 0;
+      for (let i = 0; i < N; i++) {
+        row[i] = Math.exp(f(row[i] - max));
+        sum = f(sum + row[i]);
+      }
+      for (let i = 0; i < N; i++) row[i] = row[i] / sum;
+    }
+  }
+
+  copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
+    const D = this.buf(dst), S = this.buf(src);
+    if (D.dtype !== S.dtype) throw new BackendError(this.name, `copy: dtype ${S.dtype} into ${D.dtype}`);
+    if (dstOffset + n > D.data.length || srcOffset + n > S.data.length) throw new BackendError(this.name, `copy: ${n} elements out of range`);
+    D.data.set(S.data.slice(srcOffset, srcOffset + n), dstOffset);
+  }
+
+  private buf(b: Buffer): JsBuffer {
+    if (!(b instanceof JsBuffer)) throw new BackendError(this.name, "not a buffer of this backend");
+    if (b.freed) throw new BackendError(this.name, "buffer used after free");
+    return b;
+  }
+  private f32(b: Buffer): Float32Array {
+    return this.typed(b, "f32") as Float32Array;
+  }
+  private i32(b: Buffer): Int32Array {
+    return this.typed(b, "i32") as Int32Array;
+  }
+  private u8(b: Buffer): Uint8Array {
+    return this.typed(b, "u8") as Uint8Array;
+  }
+  private typed(b: Buffer, dtype: DType) {
+    const jb = this.buf(b);
+    if (jb.dtype !== dtype) throw new BackendError(this.name, `expected a ${dtype} buffer, got ${jb.dtype}`);
+    return jb.data;
+  }
+}

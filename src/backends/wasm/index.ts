@@ -1,0 +1,390 @@
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
+import type { BackendOptions } from "../registry.js";
+import { ropeAngle } from "../rope-angle.js";
+import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
+import { relaxedSimdSupported } from "./detect.js";
+import { wasmApi, type WasmMemory, type WasmModule } from "./wasm-api.js";
+
+export { relaxedSimdSupported, simdSupported } from "./detect.js";
+export { FreeListAllocator } from "./allocator.js";
+
+/**
+ * The WASM SIMD backend: AssemblyScript kernels (assembly/index.ts) compiled
+ * to two builds, plain SIMD and relaxed SIMD (FMA where the hardware has it).
+ *
+ * The kernels work on raw pointers; this side owns the memory. Buffers are
+ * blocks of the module's linear memory handed out by a first-fit free-list
+ * allocator; scratch space (RoPE cos/sin table, attention scores) is one
+ * reusable block that only grows when a call needs more.
+ */
+
+export type WasmBuild = "simd" | "relaxed";
+
+/** The exports of build/ptp-*.wasm (byte pointers are numbers). */
+interface Kernels {
+  memory: WasmMemory;
+  heapBase(): number;
+  matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
+  rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
+  rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
+  attention(
+    out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
+    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scale: number, scores: number,
+  ): void;
+  swiglu(y: number, gate: number, up: number, n: number): void;
+  add(y: number, x: number, n: number): void;
+  embedding(y: number, table: number, ids: number, M: number, D: number): void;
+  softmax(x: number, M: number, N: number): void;
+  copyBytes(dst: number, src: number, n: number): void;
+  zeroBytes(dst: number, n: number): void;
+}
+
+const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
+
+class WasmBuffer implements Buffer {
+  freed = false;
+  constructor(
+    readonly owner: WasmBackend,
+    readonly dtype: DType,
+    readonly length: number,
+    readonly ptr: number,
+  ) {}
+  get byteLength(): number {
+    return this.length * BYTES[this.dtype];
+  }
+}
+
+/** The URL of a build's .wasm file (works from src/backends/wasm and dist/backends/wasm). */
+export function wasmBuildUrl(build: WasmBuild): URL {
+  return build === "relaxed"
+    ? new URL("../../../build/ptp-relaxed.wasm", import.meta.url)
+    : new URL("../../../build/ptp-simd.wasm", import.meta.url);
+}
+
+/** Resolves "auto" and checks that the runtime supports the requested build. */
+export function resolveWasmBuild(requested: "auto" | WasmBuild = "auto"): WasmBuild {
+  if (requested === "auto") return relaxedSimdSupported() ? "relaxed" : "simd";
+  if (requested === "relaxed") {
+    if (!relaxedSimdSupported()) {
+      throw new Error(
+        'wasm backend: the relaxed SIMD build was requested but this runtime does not support relaxed SIMD; ' +
+          'run Node with --experimental-wasm-relaxed-simd (needed on Node 20) or choose wasmBuild "simd"',
+      );
+    }
+    return "relaxed";
+  }
+  if (requested === "simd") return "simd";
+  throw new Error(`wasm backend: unknown wasmBuild ${JSON.stringify(requested)}; expected "auto", "simd" or "relaxed"`);
+}
+
+async function loadBytes(url: URL): Promise<Uint8Array> {
+  try {
+    if (url.protocol === "file:") return await readFile(fileURLToPath(url));
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  } catch (e) {
+    throw new Error(
+      `wasm backend: the WASM build is missing or unreadable at ${url.href} (${(e as Error).message}); run \`npm run build:wasm\``,
+    );
+  }
+}
+
+function requireWasm() {
+  const api = wasmApi();
+  if (!api) throw new Error("wasm backend: this runtime has no WebAssembly support");
+  return api;
+}
+
+const compiled = new Map<WasmBuild, Promise<WasmModule>>();
+
+/** Compiles a build once per process; every backend instance gets its own instance and memory. */
+function compileBuild(build: WasmBuild): Promise<WasmModule> {
+  let p = compiled.get(build);
+  if (!p) {
+    p = loadBytes(wasmBuildUrl(build)).then((bytes) => requireWasm().compile(bytes));
+    compiled.set(build, p);
+    p.catch(() => compiled.delete(build));
+  }
+  return p;
+}
+
+/** Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or "relaxed". */
+export async function createWasmBackend(options: BackendOptions = {}): Promise<WasmBackend> {
+  const build = resolveWasmBuild(options.wasmBuild ?? "auto");
+  const module = await compileBuild(build);
+  const imports = {
+    env: {
+      abort(_msg: number, _file: number, line: number, col: number): never {
+        throw new Error(`wasm backend: abort in kernel at ${line}:${col}`);
+      },
+    },
+  };
+  const instance = await requireWasm().instantiate(module, imports);
+  return new WasmBackend(instance.exports as unknown as Kernels, build);
+}
+
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly description: string;
+  readonly build: WasmBuild;
+
+  private readonly k: Kernels;
+  private readonly heap: FreeListAllocator;
+  private disposed = false;
+
+  // Views over the current memory.buffer, re-created after every growth.
+  private viewGeneration = -1;
+  private u8v!: Uint8Array;
+  private i32v!: Int32Array;
+  private f32v!: Float32Array;
+  private f64v!: Float64Array;
+
+  // One reusable scratch block (RoPE table, attention scores).
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+
+  constructor(kernels: Kernels, build: WasmBuild) {
+    this.k = kernels;
+    this.build = build;
+    this.description = build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)";
+    this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
+  }
+
+  // ---- memory -------------------------------------------------------------
+
+  alloc(length: number, dtype: DType = "f32"): Buffer {
+    this.alive();
+    if (!Number.isInteger(length) || length < 0) throw this.err(`alloc: length must be a non-negative integer, got ${length}`);
+    if (!(dtype in BYTES)) throw this.err(`alloc: unknown dtype ${JSON.stringify(dtype)}`);
+    const bytes = length * BYTES[dtype];
+    const ptr = this.allocBytes(bytes);
+    this.k.zeroBytes(ptr, alignUp(Math.max(bytes, 1), ALIGN));
+    return new WasmBuffer(this, dtype, length, ptr);
+  }
+
+  upload(buf: Buffer, data: HostArray, offset = 0): void {
+    const b = this.buf(buf, "upload");
+    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > b.length) {
+      throw this.err(`upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.length}`);
+    }
+    this.view(b.dtype).set(data, this.index(b) + offset);
+  }
+
+  download(buf: Buffer, offset = 0, length = buf.length - offset): Float32Array {
+    const b = this.buf(buf, "download");
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > b.length) {
+      throw this.err(`download: range [${offset}, ${offset + length}) is outside a buffer of ${b.length}`);
+    }
+    const start = this.index(b) + offset;
+    return Float32Array.from(this.view(b.dtype).subarray(start, start + length));
+  }
+
+  free(buf: Buffer): void {
+    const b = this.buf(buf, "free");
+    b.freed = true;
+    this.heap.release(b.ptr);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+  }
+
+  /** Bytes held by live buffers and scratch (for tests and diagnostics). */
+  get liveBytes(): number {
+    return this.heap.liveBytes;
+  }
+
+  /** Size of the WASM memory in bytes. */
+  get memoryBytes(): number {
+    return this.heap.memoryBytes;
+  }
+
+  // ---- ops ----------------------------------------------------------------
+
+  matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    this.dims("matmul", { M, K, N });
+    const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
+    this.k.matmul(Y.ptr, X.ptr, W.ptr, M, K, N);
+  }
+
+  rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
+    this.dims("rmsnorm", { M, D });
+    const Y = this.f32(y, M * D, "rmsnorm y"), X = this.f32(x, M * D, "rmsnorm x"), G = this.f32(weight, D, "rmsnorm weight");
+    this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
+  }
+
+  rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
+    this.dims("rope", { M, nHeads, headSize });
+    if (headSize % 2 !== 0) throw this.err(`rope: headSize must be even, got ${headSize}`);
+    const X = this.f32(x, M * nHeads * headSize, "rope x");
+    const P = this.typed(positions, "i32", M, "rope positions");
+    const half = headSize / 2;
+    // cos/sin of every (row, pair) angle, in f64, from the shared float32 angle recipe.
+    const table = this.scratch(M * half * 16);
+    const pos = this.view("i32") as Int32Array;
+    const p0 = this.index(P);
+    const f64 = this.f64v;
+    let t = table / 8;
+    for (let m = 0; m < M; m++) {
+      const p = pos[p0 + m];
+      for (let i = 0; i < headSize; i += 2) {
+        const angle = ropeAngle(p, i, headSize, theta);
+        f64[t++] = Math.cos(angle);
+        f64[t++] = Math.sin(angle);
+      }
+    }
+    this.k.rope(X.ptr, table, M, nHeads, headSize);
+  }
+
+  attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    this.dims("attention", { M, nKeys, nHeads, nKvHeads, headSize });
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attention: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+    const width = nHeads * headSize, kvWidth = nKvHeads * headSize;
+    const O = this.f32(out, M * width, "attention out"), Q = this.f32(q, M * width, "attention q");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attention keys"), Vc = this.f32(values, nKeys * kvWidth, "attention values");
+    let maskPtr = 0;
+    if (mask) {
+      const Mk = this.typed(mask, "u8", M * nKeys, "attention mask");
+      maskPtr = Mk.ptr;
+      const u8 = this.view("u8") as Uint8Array;
+      for (let m = 0; m < M; m++) {
+        let any = false;
+        for (let j = Mk.ptr + m * nKeys, end = j + nKeys; j < end; j++) {
+          if (u8[j] !== 0) {
+            any = true;
+            break;
+          }
+        }
+        if (!any) throw this.err(`attention: row ${m} sees no key`);
+      }
+    } else if (M > 0 && nKeys < M) {
+      throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
+    }
+    if (M === 0) return;
+    const scores = this.scratch(nKeys * 4);
+    const scale = Math.fround(1 / Math.sqrt(headSize));
+    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, scale, scores);
+  }
+
+  swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
+    this.dims("swiglu", { n });
+    const Y = this.f32(y, n, "swiglu y"), G = this.f32(gate, n, "swiglu gate"), U = this.f32(up, n, "swiglu up");
+    this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
+  }
+
+  add(y: Buffer, x: Buffer, n: number): void {
+    this.dims("add", { n });
+    const Y = this.f32(y, n, "add y"), X = this.f32(x, n, "add x");
+    this.k.add(Y.ptr, X.ptr, n);
+  }
+
+  embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
+    this.dims("embedding", { M, D });
+    const Y = this.f32(y, M * D, "embedding y"), T = this.f32(table, 0, "embedding table");
+    const I = this.typed(ids, "i32", M, "embedding ids");
+    const idv = this.view("i32") as Int32Array;
+    const i0 = this.index(I);
+    for (let m = 0; m < M; m++) {
+      const id = idv[i0 + m];
+      if (id >= 0 && id * D + D > T.length) {
+        throw this.err(`embedding: id ${id} is outside a table of ${D > 0 ? Math.floor(T.length / D) : 0} rows`);
+      }
+    }
+    this.k.embedding(Y.ptr, T.ptr, I.ptr, M, D);
+  }
+
+  softmax(x: Buffer, M: number, N: number): void {
+    this.dims("softmax", { M, N });
+    const X = this.f32(x, M * N, "softmax x");
+    this.k.softmax(X.ptr, M, N);
+  }
+
+  copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
+    const D = this.buf(dst, "copy"), S = this.buf(src, "copy");
+    if (D.dtype !== S.dtype) throw this.err(`copy: dtype ${S.dtype} into ${D.dtype}`);
+    this.dims("copy", { dstOffset, srcOffset, n });
+    if (dstOffset + n > D.length || srcOffset + n > S.length) throw this.err(`copy: ${n} elements out of range`);
+    const bpe = BYTES[D.dtype];
+    this.k.copyBytes(D.ptr + dstOffset * bpe, S.ptr + srcOffset * bpe, n * bpe);
+  }
+
+  // ---- internals ----------------------------------------------------------
+
+  private err(message: string): BackendError {
+    return new BackendError(this.name, message);
+  }
+
+  private alive(): void {
+    if (this.disposed) throw this.err("backend used after dispose");
+  }
+
+  private allocBytes(bytes: number): number {
+    try {
+      return this.heap.alloc(bytes);
+    } catch (e) {
+      if (e instanceof OutOfMemoryError) throw this.err(`out of memory: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** A scratch block of at least `bytes` bytes; grows (never shrinks) only when needed. */
+  private scratch(bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      if (this.scratchBytes > 0) this.heap.release(this.scratchPtr);
+      this.scratchBytes = 0;
+      const size = Math.max(4096, alignUp(bytes * 1.5, ALIGN));
+      this.scratchPtr = this.allocBytes(size);
+      this.scratchBytes = size;
+    }
+    this.refreshViews();
+    return this.scratchPtr;
+  }
+
+  private refreshViews(): void {
+    if (this.viewGeneration === this.heap.generation && this.u8v.byteLength > 0) return;
+    const buffer = this.k.memory.buffer;
+    this.u8v = new Uint8Array(buffer);
+    this.i32v = new Int32Array(buffer);
+    this.f32v = new Float32Array(buffer);
+    this.f64v = new Float64Array(buffer);
+    this.viewGeneration = this.heap.generation;
+  }
+
+  private view(dtype: DType): Float32Array | Int32Array | Uint8Array {
+    this.refreshViews();
+    return dtype === "f32" ? this.f32v : dtype === "i32" ? this.i32v : this.u8v;
+  }
+
+  /** Element index of a buffer's first element in its dtype's view. */
+  private index(b: WasmBuffer): number {
+    return b.ptr / BYTES[b.dtype];
+  }
+
+  private buf(b: Buffer, op: string): WasmBuffer {
+    this.alive();
+    if (!(b instanceof WasmBuffer) || b.owner !== this) throw this.err(`${op}: not a buffer of this backend`);
+    if (b.freed) throw this.err(`${op}: buffer used after free`);
+    return b;
+  }
+
+  private typed(b: Buffer, dtype: DType, need: number, what: string): WasmBuffer {
+    const wb = this.buf(b, what);
+    if (wb.dtype !== dtype) throw this.err(`${what}: expected a ${dtype} buffer, got ${wb.dtype}`);
+    if (wb.length < need) throw this.err(`${what}: needs ${need} elements, the buffer has ${wb.length}`);
+    return wb;
+  }
+
+  private f32(b: Buffer, need: number, what: string): WasmBuffer {
+    return this.typed(b, "f32", need, what);
+  }
+
+  private dims(op: string, sizes: Record<string, number>): void {
+    for (const [k, v] of Object.entries(sizes)) {
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw this.err(`${op}: ${k} must be a non-negative integer, got ${v}`);
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * A small, strict parser for `--flag value` command lines. Unknown flags,
+ * missing values and malformed numbers are UsageErrors, which the CLI turns
+ * into a usage message and exit code 2.
+ */
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type FlagKind = "string" | "number" | "int" | "bool";
+
+export interface FlagSpec {
+  kind: FlagKind;
+  help: string;
+  /** Shown in the usage text and used when the flag is absent. */
+  default?: string | number | boolean;
+  /** Value name for the usage text, e.g. FILE. */
+  value?: string;
+  required?: boolean;
+  /** For string flags: the allowed values. */
+  choices?: readonly string[];
+}
+
+export type FlagSpecs = Record<string, FlagSpec>;
+
+type Value<S extends FlagSpec> = S["kind"] extends "bool" ? boolean : S["kind"] extends "string" ? string : number;
+export type Parsed<T extends FlagSpecs> = { [K in keyof T]: Value<T[K]> | undefined };
+
+export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: T): Parsed<T> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(specs)) if (spec.default !== undefined) out[name] = spec.default;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);
+    let name = arg.slice(2);
+    let inline: string | undefined;
+    const eq = name.indexOf("=");
+    if (eq >= 0) (inline = name.slice(eq + 1)), (name = name.slice(0, eq));
+    const spec = specs[name];
+    if (!spec) throw new UsageError(`unknown flag --${name}`);
+    if (spec.kind === "bool") {
+      if (inline !== undefined && inline !== "true" && inline !== "false") throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(inline)}`);
+      out[name] = inline !== "false";
+      continue;
+    }
+    const raw = inline ?? argv[++i];
+    if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind})`);
+    out[name] = convert(name, spec, raw);
+  }
+  for (const [name, spec] of Object.entries(specs)) {
+    if (spec.required && out[name] === undefined) throw new UsageError(`--${name} is required`);
+  }
+  return out as Parsed<T>;
+}
+
+function convert(name: string, spec: FlagSpec, raw: string): string | number {
+  if (spec.kind === "string") {
+    if (spec.choices && !spec.choices.includes(raw)) throw new UsageError(`--${name} must be one of ${spec.choices.join(", ")}; got ${JSON.stringify(raw)}`);
+    return raw;
+  }
+  const v = raw.trim() === "" ? NaN : Number(raw);
+  if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(raw)}`);
+  if (spec.kind === "int" && !Number.isInteger(v)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+/** The flags part of a usage message. */
+export function describeFlags(specs: FlagSpecs): string {
+  const rows = Object.entries(specs).map(([name, s]) => {
+    const left = `  --${name}${s.kind === "bool" ? "" : " " + (s.value ?? s.kind.toUpperCase())}`;
+    const extra = s.required ? " (required)" : s.default !== undefined && s.kind !== "bool" ? ` (default ${JSON.stringify(s.default)})` : "";
+    return `${left.padEnd(26)} ${s.help}${extra}`;
+  });
+  return rows.join("\n");
+}

@@ -1,0 +1,363 @@
+/**
+ * Reading and writing llama2.c checkpoints.
+ *
+ * Two layouts are supported, both little-endian float32:
+ *
+ * - v0 ("legacy"): a 28-byte header of 7 int32 (dim, hidden_dim, n_layers,
+ *   n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size means the
+ *   classifier is stored separately), then token_embedding, rms_att (all
+ *   layers), wq, wk, wv, wo, rms_ffn, w1, w2, w3 (each for all layers),
+ *   rms_final, two legacy RoPE tables (cos then sin, each
+ *   [seq_len, head_size/2]) and, when unshared, wcls.
+ * - v1 ("ak42"): uint32 magic 0x616b3432, int32 version 1, the same 7 params
+ *   (vocab_size positive), a uint8 shared_classifier flag, zero padding to 256
+ *   bytes; then rms_att (all layers), rms_ffn (all layers), rms_final,
+ *   token_embedding, wq, wk, wv, wo, w1, w2, w3 (each for all layers) and,
+ *   when unshared, wcls. No RoPE tables.
+ *
+ * Parsed weights are Float32Array views into the given bytes (the bytes are
+ * copied once first only when they are not 4-byte aligned or the host is
+ * big-endian), so mutating the weights mutates the bytes.
+ */
+import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
+import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
+import { FileFormatError, readFileBytes } from "./errors.js";
+import { Mulberry32 } from "./prng.js";
+
+export type CheckpointVersion = 0 | 1;
+
+/** "ak42" read as a little-endian uint32. */
+export const AK42_MAGIC = 0x616b3432;
+export const V0_HEADER_BYTES = 28;
+export const V1_HEADER_BYTES = 256;
+const NORM_EPS = 1e-5;
+const ROPE_THETA = 10000;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+type LayerField = keyof LayerWeights;
+type Slot =
+  | { kind: "global"; field: "tokenEmbedding" | "rmsFinal" | "wcls"; length: number }
+  | { kind: "layer"; field: LayerField; layer: number; length: number }
+  | { kind: "rope"; length: number };
+
+function layerFieldLength(c: ModelConfig, field: LayerField): number {
+  switch (field) {
+    case "rmsAtt":
+    case "rmsFfn":
+      return c.dim;
+    case "wq":
+    case "wo":
+      return c.dim * c.dim;
+    case "wk":
+    case "wv":
+      return kvDim(c) * c.dim;
+    case "w1":
+    case "w2":
+    case "w3":
+      return c.hiddenDim * c.dim;
+  }
+}
+
+/** The arrays of a checkpoint file in storage order. */
+function layout(c: ModelConfig, version: CheckpointVersion): Slot[] {
+  const slots: Slot[] = [];
+  const perLayer = (field: LayerField): void => {
+    const length = layerFieldLength(c, field);
+    for (let l = 0; l < c.nLayers; l++) slots.push({ kind: "layer", field, layer: l, length });
+  };
+  const emb: Slot = { kind: "global", field: "tokenEmbedding", length: c.vocabSize * c.dim };
+  const final: Slot = { kind: "global", field: "rmsFinal", length: c.dim };
+  if (version === 0) {
+    slots.push(emb);
+    for (const f of ["rmsAtt", "wq", "wk", "wv", "wo", "rmsFfn", "w1", "w2", "w3"] as const) perLayer(f);
+    slots.push(final);
+    slots.push({ kind: "rope", length: c.seqLen * headSize(c) });
+  } else {
+    perLayer("rmsAtt");
+    perLayer("rmsFfn");
+    slots.push(final, emb);
+    for (const f of ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const) perLayer(f);
+  }
+  if (!c.sharedClassifier) slots.push({ kind: "global", field: "wcls", length: c.vocabSize * c.dim });
+  return slots;
+}
+
+/**
+ * The exact file size a (valid) config implies, as a bigint so that absurd
+ * but positive headers cannot overflow.
+ */
+export function checkpointByteLength(c: ModelConfig, version: CheckpointVersion = 0): bigint {
+  const B = BigInt;
+  const dim = B(c.dim);
+  const kv = (B(c.dim) * B(c.nKvHeads)) / B(c.nHeads);
+  const perLayer = 2n * dim + 2n * dim * dim + 2n * kv * dim + 3n * B(c.hiddenDim) * dim;
+  let floats = B(c.vocabSize) * dim * (c.sharedClassifier ? 1n : 2n) + B(c.nLayers) * perLayer + dim;
+  if (version === 0) floats += B(c.seqLen) * (dim / B(c.nHeads));
+  return B(version === 0 ? V0_HEADER_BYTES : V1_HEADER_BYTES) + 4n * floats;
+}
+
+function describeHeader(c: ModelConfig): string {
+  return (
+    `dim ${c.dim}, hidden_dim ${c.hiddenDim}, n_layers ${c.nLayers}, n_heads ${c.nHeads}, ` +
+    `n_kv_heads ${c.nKvHeads}, vocab_size ${c.vocabSize} (${c.sharedClassifier ? "shared" : "separate"} classifier), ` +
+    `seq_len ${c.seqLen}`
+  );
+}
+
+function makeConfig(h: Int32Array | number[], shared: boolean): ModelConfig {
+  return {
+    dim: h[0],
+    hiddenDim: h[1],
+    nLayers: h[2],
+    nHeads: h[3],
+    nKvHeads: h[4],
+    vocabSize: h[5],
+    seqLen: h[6],
+    sharedClassifier: shared,
+    normEps: NORM_EPS,
+    ropeTheta: ROPE_THETA,
+  };
+}
+
+/**
+ * RoPE tables read from v0 files, keyed by the parsed weights, so that
+ * serializing a parsed checkpoint reproduces the file byte for byte. (The
+ * exporter computed them with PyTorch's float32 cos/sin, which differ from
+ * correctly rounded values by one ulp in about 5% of the entries; llama2.c's
+ * forward pass ignores these tables, so either version is a valid file.)
+ */
+const storedRopeTables = new WeakMap<ModelWeights, Float32Array>();
+
+/**
+ * The legacy v0 RoPE tables as llama2.c's exporter writes them: first the
+ * cos table [seqLen, headSize/2], then the sin table, with
+ * angle = pos * theta^(-2i/headSize), every step rounded to float32.
+ */
+export function legacyRopeTables(c: ModelConfig): Float32Array {
+  const hs = headSize(c);
+  const half = hs / 2;
+  const f = Math.fround;
+  const out = new Float32Array(c.seqLen * hs);
+  const sinBase = c.seqLen * half;
+  for (let i = 0; i < half; i++) {
+    const freq = f(1 / f(Math.pow(c.ropeTheta, f((2 * i) / hs))));
+    for (let pos = 0; pos < c.seqLen; pos++) {
+      const angle = f(pos * freq);
+      out[pos * half + i] = Math.cos(angle);
+      out[sinBase + pos * half + i] = Math.sin(angle);
+    }
+  }
+  return out;
+}
+
+/** Float32 values starting at a 4-aligned byte offset of little-endian data. */
+function floatsAt(bytes: Uint8Array, offset: number, count: number): Float32Array {
+  if (LITTLE_ENDIAN_HOST) return new Float32Array(bytes.buffer, bytes.byteOffset + offset, count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 4);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+/**
+ * Parses a llama2.c checkpoint (v0 legacy or v1 "ak42"). `name` (usually the
+ * path) starts every error message. Throws FileFormatError for truncated
+ * files, absurd headers, size mismatches and unsupported versions.
+ */
+export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
+  if (bytes.byteOffset % 4 !== 0) bytes = new Uint8Array(bytes); // an aligned copy (Buffer.slice would not copy)
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.byteLength;
+
+  let version: CheckpointVersion = 0;
+  let config: ModelConfig;
+  if (n >= 4 && dv.getUint32(0, true) === AK42_MAGIC) {
+    if (n < 8) throw new FileFormatError(name, `file is ${n} bytes: it starts with the "ak42" magic but ends before the version number (truncated)`);
+    const v = dv.getInt32(4, true);
+    if (v === 2) {
+      throw new FileFormatError(
+        name,
+        `"ak42" checkpoint version 2 (int8-quantized, Q8_0) is not supported; expected version 1 (float32) or a legacy v0 file`,
+      );
+    }
+    if (v !== 1) throw new FileFormatError(name, `unknown "ak42" checkpoint version ${v}; supported: version 1 (float32) and legacy v0 files`);
+    version = 1;
+    if (n < V1_HEADER_BYTES) {
+      throw new FileFormatError(name, `file is ${n} bytes, shorter than the ${V1_HEADER_BYTES}-byte "ak42" version 1 header (truncated)`);
+    }
+    const h: number[] = [];
+    for (let i = 0; i < 7; i++) h.push(dv.getInt32(8 + 4 * i, true));
+    const flag = dv.getUint8(36);
+    if (flag !== 0 && flag !== 1) throw new FileFormatError(name, `shared_classifier flag must be 0 or 1, found ${flag}`);
+    config = makeConfig(h, flag === 1);
+  } else {
+    if (n < V0_HEADER_BYTES) {
+      throw new FileFormatError(name, `file is ${n} bytes, shorter than the ${V0_HEADER_BYTES}-byte llama2.c checkpoint header (truncated)`);
+    }
+    const h: number[] = [];
+    for (let i = 0; i < 7; i++) h.push(dv.getInt32(4 * i, true));
+    const shared = h[5] > 0;
+    h[5] = Math.abs(h[5]);
+    config = makeConfig(h, shared);
+  }
+
+  const problems = configProblems(config);
+  if (problems.length > 0) {
+    throw new FileFormatError(name, `invalid ${version === 0 ? "v0" : "v1"} header (${describeHeader(config)}): ${problems.join("; ")}`);
+  }
+  const expected = checkpointByteLength(config, version);
+  if (BigInt(n) !== expected) {
+    const how = BigInt(n) < expected ? "truncated or wrong header" : `${BigInt(n) - expected} bytes too many`;
+    throw new FileFormatError(
+      name,
+      `file is ${n} bytes but the ${version === 0 ? "v0" : "v1"} header (${describeHeader(config)}) requires ${expected} bytes (${how})`,
+    );
+  }
+
+  let offset = version === 0 ? V0_HEADER_BYTES : V1_HEADER_BYTES;
+  const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
+  const globals: Partial<ModelWeights> = {};
+  let rope: Float32Array | undefined;
+  for (const slot of layout(config, version)) {
+    const arr = floatsAt(bytes, offset, slot.length);
+    offset += slot.length * 4;
+    if (slot.kind === "layer") layers[slot.layer][slot.field] = arr;
+    else if (slot.kind === "global") globals[slot.field] = arr;
+    else rope = arr;
+  }
+  const tokenEmbedding = globals.tokenEmbedding!;
+  const weights: ModelWeights = {
+    tokenEmbedding,
+    layers: layers as LayerWeights[],
+    rmsFinal: globals.rmsFinal!,
+    wcls: config.sharedClassifier ? tokenEmbedding : globals.wcls!,
+  };
+  if (rope) storedRopeTables.set(weights, rope);
+  return { config, weights };
+}
+
+/** Reads a llama2.c checkpoint file synchronously (see parseCheckpoint). */
+export function readCheckpoint(path: string): Checkpoint {
+  return parseCheckpoint(readFileBytes(path, "a llama2.c checkpoint"), path);
+}
+
+function slotArray(w: ModelWeights, slot: Slot): Float32Array | undefined {
+  if (slot.kind === "layer") return w.layers[slot.layer]?.[slot.field];
+  if (slot.kind === "global") return w[slot.field];
+  return undefined;
+}
+
+function slotLabel(slot: Slot): string {
+  return slot.kind === "layer" ? `layer ${slot.layer} ${slot.field}` : slot.kind === "global" ? slot.field : "RoPE tables";
+}
+
+/**
+ * Serializes a checkpoint as llama2.c v0 (default; with legacy RoPE tables,
+ * a negative vocab_size when the classifier is separate) or v1 "ak42". When
+ * the classifier is shared only tokenEmbedding is written. Throws (plain
+ * Error) if the config is invalid or an array has the wrong length.
+ */
+export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion = 0): Uint8Array {
+  const c = ckpt.config;
+  if (version !== 0 && version !== 1) throw new Error(`serializeCheckpoint: unsupported version ${String(version)} (expected 0 or 1)`);
+  validateConfig(c, "serializeCheckpoint");
+  const w = ckpt.weights;
+  if (w.layers.length !== c.nLayers) {
+    throw new Error(`serializeCheckpoint: config has ${c.nLayers} layers but the weights have ${w.layers.length}`);
+  }
+  const total = checkpointByteLength(c, version);
+  if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`serializeCheckpoint: ${total} bytes is too large`);
+  const out = new Uint8Array(Number(total));
+  const dv = new DataView(out.buffer);
+  const params = [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen];
+  let offset: number;
+  if (version === 0) {
+    params[5] = c.sharedClassifier ? c.vocabSize : -c.vocabSize;
+    params.forEach((p, i) => dv.setInt32(4 * i, p, true));
+    offset = V0_HEADER_BYTES;
+  } else {
+    dv.setUint32(0, AK42_MAGIC, true);
+    dv.setInt32(4, 1, true);
+    params.forEach((p, i) => dv.setInt32(8 + 4 * i, p, true));
+    dv.setUint8(36, c.sharedClassifier ? 1 : 0);
+    offset = V1_HEADER_BYTES;
+  }
+  for (const slot of layout(c, version)) {
+    let arr = slotArray(w, slot);
+    if (slot.kind === "rope") {
+      const stored = storedRopeTables.get(w);
+      arr = stored && stored.length === slot.length ? stored : legacyRopeTables(c);
+    }
+    if (!arr || arr.length !== slot.length) {
+      throw new Error(`serializeCheckpoint: ${slotLabel(slot)} has ${arr ? arr.length : "no"} floats, expected ${slot.length}`);
+    }
+    if (LITTLE_ENDIAN_HOST) new Float32Array(out.buffer, offset, slot.length).set(arr);
+    else for (let i = 0; i < slot.length; i++) dv.setFloat32(offset + 4 * i, arr[i], true);
+    offset += slot.length * 4;
+  }
+  return out;
+}
+
+/**
+ * Writes a checkpoint file atomically: the bytes go to `path + ".tmp"`,
+ * which is then renamed over `path`.
+ */
+export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
+  const bytes = serializeCheckpoint(ckpt, version);
+  const tmp = `${path}.tmp`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temporary file may not exist
+    }
+    throw err;
+  }
+}
+
+/**
+ * A checkpoint with deterministic random weights (same config and seed ->
+ * same values, hence the same serialized bytes). Values come from the
+ * mulberry32 generator (see prng.ts) seeded with `seed >>> 0`, filled tensor
+ * by tensor: the token embedding, then per layer wq, wk, wv, wo, w1, w2, w3,
+ * then the classifier when unshared. Linear layers are uniform with std 1/sqrt(fan_in), the
+ * token embedding and classifier uniform with std 1/sqrt(dim) (so logits of
+ * a normalized state have std about 1), RMSNorm weights are 1.
+ */
+export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint {
+  validateConfig(config, "randomCheckpoint");
+  const c: ModelConfig = { ...config };
+  const rng = new Mulberry32(seed);
+  const uniform = (length: number, std: number): Float32Array => {
+    const a = std * Math.sqrt(3);
+    const out = new Float32Array(length);
+    for (let i = 0; i < length; i++) out[i] = (2 * rng.nextFloat() - 1) * a;
+    return out;
+  };
+  const ones = (length: number): Float32Array => new Float32Array(length).fill(1);
+  const kv = kvDim(c);
+  const inv = (fanIn: number): number => 1 / Math.sqrt(fanIn);
+  const tokenEmbedding = uniform(c.vocabSize * c.dim, inv(c.dim));
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    layers.push({
+      rmsAtt: ones(c.dim),
+      wq: uniform(c.dim * c.dim, inv(c.dim)),
+      wk: uniform(kv * c.dim, inv(c.dim)),
+      wv: uniform(kv * c.dim, inv(c.dim)),
+      wo: uniform(c.dim * c.dim, inv(c.dim)),
+      rmsFfn: ones(c.dim),
+      w1: uniform(c.hiddenDim * c.dim, inv(c.dim)),
+      w2: uniform(c.dim * c.hiddenDim, inv(c.hiddenDim)),
+      w3: uniform(c.hiddenDim * c.dim, inv(c.dim)),
+    });
+  }
+  const rmsFinal = ones(c.dim);
+  const wcls = c.sharedClassifier ? tokenEmbedding : uniform(c.vocabSize * c.dim, inv(c.dim));
+  return { config: c, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
+}

@@ -1,0 +1,29 @@
+/**
+ * A small seeded pseudo-random generator for reproducible test and benchmark
+ * weights: mulberry32 (a 32-bit state advanced by a Weyl increment
+ * 0x6D2B79F5, then mixed by two multiply-xorshift rounds). It is fast, has a
+ * period of 2^32 and is good enough for filling weight tensors; it is not
+ * cryptographic. The seed is reduced to 32 bits (`seed >>> 0`), so the same
+ * seed always gives the same sequence on every platform.
+ */
+export class Mulberry32 {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** The next value as an unsigned 32-bit integer. */
+  nextU32(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let z = this.state;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return (z ^ (z >>> 14)) >>> 0;
+  }
+
+  /** The next value uniform in [0, 1). */
+  nextFloat(): number {
+    return this.nextU32() / 4294967296;
+  }
+}

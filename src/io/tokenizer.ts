@@ -1,0 +1,370 @@
+/**
+ * The llama2.c tokenizer: reading tokenizer.bin and encoding/decoding text
+ * exactly as the reference program (run.c) does.
+ *
+ * File format (little-endian): int32 max_token_length, then for each of the
+ * model's vocab_size tokens: float32 score, int32 byte length, the bytes. The
+ * vocab size is not stored: it comes from the model, so a file that ends
+ * early or has bytes left over means the tokenizer and model disagree.
+ *
+ * Pieces are raw bytes (not necessarily valid UTF-8). Lookups compare raw
+ * bytes, using latin1 strings (one char per byte) as Map keys. The reference
+ * binary-searches the byte-sorted vocabulary; if a piece occurred twice it
+ * could find either, we take the lowest id. Neither tok512.bin nor the Llama 2
+ * tokenizer.bin contains duplicate pieces, so this never matters for them.
+ */
+import { FileFormatError, readFileBytes } from "./errors.js";
+
+export const UNK = 0;
+export const BOS = 1;
+export const EOS = 2;
+/** Byte b is encoded, when no piece matches, as token b + BYTE_TOKEN_OFFSET ("<0xXX>"). */
+export const BYTE_TOKEN_OFFSET = 3;
+
+/** The reference's initial best score: pairs must score strictly above it to merge. */
+const MIN_MERGE_SCORE = Math.fround(-1e10);
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8");
+
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  return s;
+}
+
+function isHexDigit(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+}
+
+/** The byte a piece of the exact form "<0xXX>" (hex, either case) stands for, else -1. */
+export function rawBytePiece(piece: Uint8Array): number {
+  if (
+    piece.length !== 6 ||
+    piece[0] !== 0x3c /* < */ ||
+    piece[1] !== 0x30 /* 0 */ ||
+    piece[2] !== 0x78 /* x */ ||
+    !isHexDigit(piece[3]) ||
+    !isHexDigit(piece[4]) ||
+    piece[5] !== 0x3e /* > */
+  ) {
+    return -1;
+  }
+  return parseInt(String.fromCharCode(piece[3], piece[4]), 16);
+}
+
+/**
+ * The reference's safe_printf rule: a piece made of a single byte that is
+ * neither printable ASCII (0x20..0x7e) nor whitespace (\t \n \v \f \r, space)
+ * is not printed; every other piece is. (An empty piece prints nothing
+ * either way; it counts as printable.)
+ */
+export function isPrintablePiece(bytes: Uint8Array): boolean {
+  if (bytes.length !== 1) return true;
+  const b = bytes[0];
+  return (b >= 0x20 && b <= 0x7e) || (b >= 0x09 && b <= 0x0d);
+}
+
+/** A binary max-heap of merge candidates: higher score first, then leftmost. */
+interface Candidate {
+  score: number;
+  left: number; // index of the left symbol in the initial token list
+  right: number;
+  leftVersion: number;
+  rightVersion: number;
+  id: number; // the merged token
+}
+
+function before(a: Candidate, b: Candidate): boolean {
+  return a.score > b.score || (a.score === b.score && a.left < b.left);
+}
+
+class CandidateHeap {
+  private items: Candidate[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(c: Candidate): void {
+    const h = this.items;
+    h.push(c);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i], h[p])) break;
+      [h[i], h[p]] = [h[p], h[i]];
+      i = p;
+    }
+  }
+  pop(): Candidate {
+    const h = this.items;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l], h[m])) m = l;
+        if (r < h.length && before(h[r], h[m])) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m], h[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export class Tokenizer {
+  /** Number of tokens (the model's vocab size). */
+  readonly vocabSize: number;
+  /** The max_token_length field of the file. */
+  readonly maxTokenLength: number;
+  /** The file path or name the tokenizer was read from. */
+  readonly name: string;
+  private readonly pieces: Uint8Array[];
+  private readonly scores: Float32Array;
+  private readonly keys: string[];
+  private readonly ids: Map<string, number>;
+
+  private constructor(name: string, maxTokenLength: number, pieces: Uint8Array[], scores: Float32Array) {
+    this.name = name;
+    this.vocabSize = pieces.length;
+    this.maxTokenLength = maxTokenLength;
+    this.pieces = pieces;
+    this.scores = scores;
+    this.keys = pieces.map(latin1);
+    this.ids = new Map();
+    // Lowest id wins for duplicate pieces (there are none in the shipped vocabularies).
+    this.keys.forEach((k, id) => {
+      if (!this.ids.has(k)) this.ids.set(k, id);
+    });
+  }
+
+  /**
+   * Parses tokenizer.bin bytes holding exactly `vocabSize` tokens. `name`
+   * (usually the path) starts every error message.
+   */
+  static fromBytes(bytes: Uint8Array, vocabSize: number, name = "tokenizer"): Tokenizer {
+    if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
+      throw new FileFormatError(name, `the model's vocab size must be a positive integer, got ${vocabSize}`);
+    }
+    const n = bytes.byteLength;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
+    if (n < 4) throw new FileFormatError(name, `file is ${n} bytes, shorter than the 4-byte max_token_length header (truncated)`);
+    const maxTokenLength = dv.getInt32(0, true);
+    if (maxTokenLength < 0) throw new FileFormatError(name, `max_token_length must not be negative, found ${maxTokenLength}`);
+    const pieces: Uint8Array[] = [];
+    const scores = new Float32Array(vocabSize);
+    let off = 4;
+    const endsEarly = (read: number): FileFormatError =>
+      new FileFormatError(
+        name,
+        `expected ${vocabSize} tokens (the model's vocab size) but the file ends after ${read}` +
+          (off < n ? ` (and ${n - off} bytes of an incomplete entry)` : ""),
+      );
+    for (let i = 0; i < vocabSize; i++) {
+      if (off + 8 > n) throw endsEarly(i);
+      const score = dv.getFloat32(off, true);
+      const len = dv.getInt32(off + 4, true);
+      if (len < 0) throw new FileFormatError(name, `token ${i} has a negative length ${len} (at byte offset ${off + 4})`);
+      if (off + 8 + len > n) throw endsEarly(i);
+      scores[i] = score;
+      pieces.push(bytes.slice(off + 8, off + 8 + len));
+      off += 8 + len;
+    }
+    if (off !== n) {
+      // Count how many further whole entries the rest holds, for the message.
+      let extra = 0;
+      let o = off;
+      while (o + 8 <= n) {
+        const len = dv.getInt32(o + 4, true);
+        if (len < 0 || o + 8 + len > n) break;
+        o += 8 + len;
+        extra++;
+      }
+      const detail = o === n ? `it holds ${vocabSize + extra} tokens` : `${n - off} bytes remain after token ${vocabSize - 1}`;
+      throw new FileFormatError(name, `the tokenizer holds more tokens than the model's vocab size ${vocabSize} (${detail})`);
+    }
+    return new Tokenizer(name, maxTokenLength, pieces, scores);
+  }
+
+  /** Reads a tokenizer.bin file holding exactly `vocabSize` tokens. */
+  static load(path: string, vocabSize: number): Tokenizer {
+    return Tokenizer.fromBytes(readFileBytes(path, "a llama2.c tokenizer.bin"), vocabSize, path);
+  }
+
+  /** The safe_printf rule (see the exported function). */
+  static isPrintablePiece(bytes: Uint8Array): boolean {
+    return isPrintablePiece(bytes);
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new RangeError(`${this.name}: token id ${id} is out of range [0, ${this.vocabSize})`);
+    }
+  }
+
+  /** The raw bytes of a token's piece (a copy). */
+  piece(id: number): Uint8Array {
+    this.checkId(id);
+    return this.pieces[id].slice();
+  }
+
+  /** The merge score of a token. */
+  score(id: number): number {
+    this.checkId(id);
+    return this.scores[id];
+  }
+
+  /** The id of the piece with these bytes (a string is UTF-8 encoded), or -1. */
+  lookup(piece: Uint8Array | string): number {
+    const bytes = typeof piece === "string" ? utf8Encoder.encode(piece) : piece;
+    return this.ids.get(latin1(bytes)) ?? -1;
+  }
+
+  private byteToken(b: number): number {
+    const id = b + BYTE_TOKEN_OFFSET;
+    if (id >= this.vocabSize) {
+      throw new RangeError(`${this.name}: cannot encode byte 0x${b.toString(16)}: no byte-fallback token ${id} in a vocab of ${this.vocabSize}`);
+    }
+    return id;
+  }
+
+  /**
+   * Encodes text as run.c does: BOS if `bos`; for non-empty text the piece
+   * " " (dummy prefix); each UTF-8 code point (a leading byte with up to
+   * three following continuation bytes) looked up as a piece, else its bytes
+   * as byte tokens (byte + 3); then repeatedly merge the adjacent pair whose
+   * concatenated pieces form the vocab piece with the highest score (strictly
+   * above -1e10; the leftmost pair wins ties), BOS included in the scan; EOS
+   * if `eos`.
+   *
+   * The text is UTF-8 encoded with TextEncoder (lone surrogates become
+   * U+FFFD). A NUL character, which would end a C string, is encoded like
+   * any other byte. If the vocab had no " " piece the dummy prefix falls
+   * back to the byte token of 0x20 (the reference would emit -1).
+   *
+   * The merge loop runs in O(n log n) with a heap instead of the reference's
+   * O(n^2) rescans; the chosen merges are the same.
+   */
+  encode(text: string, bos: boolean, eos: boolean): number[] {
+    const out: number[] = [];
+    if (bos) out.push(BOS);
+    const bytes = utf8Encoder.encode(text);
+    if (bytes.length > 0) {
+      const space = this.ids.get(" ");
+      out.push(space ?? this.byteToken(0x20));
+    }
+    let start = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      if ((bytes[i] & 0xc0) !== 0x80) start = i;
+      const len = i + 1 - start;
+      const next = i + 1 < bytes.length ? bytes[i + 1] : 0;
+      if ((next & 0xc0) === 0x80 && len < 4) continue;
+      const group = bytes.subarray(start, i + 1);
+      const id = this.ids.get(latin1(group));
+      if (id !== undefined) out.push(id);
+      else for (const b of group) out.push(this.byteToken(b));
+      start = i + 1;
+    }
+    const merged = this.mergePairs(out);
+    if (eos) merged.push(EOS);
+    return merged;
+  }
+
+  /** The id of the piece merging tokens a and b (if it scores above -1e10), or -1. */
+  private mergeOf(a: number, b: number): number {
+    const id = this.ids.get(this.keys[a] + this.keys[b]);
+    return id !== undefined && this.scores[id] > MIN_MERGE_SCORE ? id : -1;
+  }
+
+  private mergePairs(tokens: number[]): number[] {
+    const n = tokens.length;
+    if (n < 2) return tokens;
+    const tok = Int32Array.from(tokens);
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const version = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    const heap = new CandidateHeap();
+    const consider = (left: number, right: number): void => {
+      if (left < 0 || right < 0) return;
+      const id = this.mergeOf(tok[left], tok[right]);
+      if (id < 0) return;
+      heap.push({ score: this.scores[id], left, right, leftVersion: version[left], rightVersion: version[right], id });
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
+    while (heap.size > 0) {
+      const c = heap.pop();
+      const { left, right } = c;
+      if (!alive[left] || !alive[right] || next[left] !== right) continue;
+      if (version[left] !== c.leftVersion || version[right] !== c.rightVersion) continue;
+      tok[left] = c.id;
+      version[left]++;
+      alive[right] = 0;
+      const after = next[right];
+      next[left] = after;
+      if (after >= 0) prev[after] = left;
+      consider(prev[left], left);
+      consider(left, after);
+    }
+    const result: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]) result.push(tok[i]);
+    return result;
+  }
+
+  /**
+   * The bytes the reference prints for `token` following `prev`: its piece,
+   * without one leading space when prev is BOS; a piece of the exact form
+   * "<0xXX>" stands for that single raw byte. Returns a fresh array.
+   */
+  decodePiece(prev: number, token: number): Uint8Array {
+    this.checkId(token);
+    let piece = this.pieces[token];
+    if (prev === BOS && piece.length > 0 && piece[0] === 0x20) piece = piece.subarray(1);
+    const raw = rawBytePiece(piece);
+    return raw >= 0 ? Uint8Array.of(raw) : piece.slice();
+  }
+
+  /**
+   * The bytes the reference would print for a token sequence: each token
+   * decoded with the token before it as prev (a leading BOS prints nothing;
+   * any other first token is decoded with no prev, so keeps its leading
+   * space). With `printableOnly` (default), pieces failing the safe_printf
+   * rule are dropped as the reference does, which loses the byte-fallback
+   * tokens of non-ASCII characters; pass false to keep every byte.
+   */
+  decodeBytes(tokens: readonly number[], printableOnly = true): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let i = 0; i < tokens.length; i++) {
+      if (i === 0 && tokens[0] === BOS) continue;
+      const bytes = this.decodePiece(i > 0 ? tokens[i - 1] : -1, tokens[i]);
+      if (printableOnly && !isPrintablePiece(bytes)) continue;
+      parts.push(bytes);
+      total += bytes.length;
+    }
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * What the reference prints for a token sequence (see decodeBytes, with
+   * the safe_printf filter), UTF-8 decoded (invalid sequences become U+FFFD).
+   */
+  decode(tokens: readonly number[]): string {
+    return utf8Decoder.decode(this.decodeBytes(tokens, true));
+  }
+}

@@ -1,0 +1,36 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import { headSize, kvDim, type ModelConfig } from "./config.js";
+import type { DeviceLayer } from "./device-weights.js";
+import type { KVCache } from "./kv-cache.js";
+import type { RunState } from "./run-state.js";
+
+/**
+ * The attention sublayer of block `layer` for M rows:
+ *   q, k, v = xb Wq^T, xb Wk^T, xb Wv^T;  RoPE(q, k) at the rows' positions;
+ *   append k, v to the cache after its `cached` rows;
+ *   xb2 = (masked softmax(q K^T / sqrt(hs)) V) Wo^T.
+ * `s.xb` holds the normed input; the result is left in `s.xb2`.
+ */
+export function attention(
+  backend: Backend,
+  config: ModelConfig,
+  w: DeviceLayer,
+  layer: number,
+  s: RunState,
+  cache: KVCache,
+  cached: number,
+  mask: Buffer | null,
+  M: number,
+): void {
+  const { dim, nHeads, nKvHeads, ropeTheta } = config;
+  const hs = headSize(config), kv = kvDim(config);
+  backend.matmul(s.q, s.xb, w.wq, M, dim, dim);
+  backend.matmul(s.k, s.xb, w.wk, M, dim, kv);
+  backend.matmul(s.v, s.xb, w.wv, M, dim, kv);
+  backend.rope(s.q, s.positions, M, nHeads, hs, ropeTheta);
+  backend.rope(s.k, s.positions, M, nKvHeads, hs, ropeTheta);
+  backend.copy(cache.keys[layer], cached * kv, s.k, 0, M * kv);
+  backend.copy(cache.values[layer], cached * kv, s.v, 0, M * kv);
+  backend.attention(s.att, s.q, cache.keys[layer], cache.values[layer], mask, M, cached + M, nHeads, nKvHeads, hs);
+  backend.matmul(s.xb2, s.att, w.wo, M, dim, dim);
+}

@@ -1,0 +1,41 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import type { LayerWeights, ModelWeights } from "./weights.js";
+
+/** The weights of one block, resident in a backend's memory. */
+export type DeviceLayer = { [K in keyof LayerWeights]: Buffer };
+
+/** Every weight of a model, uploaded once to a backend. */
+export interface DeviceWeights {
+  tokenEmbedding: Buffer;
+  layers: DeviceLayer[];
+  rmsFinal: Buffer;
+  wcls: Buffer;
+}
+
+function upload(backend: Backend, data: Float32Array): Buffer {
+  const buf = backend.alloc(data.length);
+  backend.upload(buf, data);
+  return buf;
+}
+
+export function uploadWeights(backend: Backend, w: ModelWeights): DeviceWeights {
+  const tokenEmbedding = upload(backend, w.tokenEmbedding);
+  const layers = w.layers.map((layer) => {
+    const out = {} as DeviceLayer;
+    for (const key of Object.keys(layer) as (keyof LayerWeights)[]) out[key] = upload(backend, layer[key]);
+    return out;
+  });
+  return {
+    tokenEmbedding,
+    layers,
+    rmsFinal: upload(backend, w.rmsFinal),
+    // A shared classifier is the embedding table: upload it once.
+    wcls: w.wcls === w.tokenEmbedding ? tokenEmbedding : upload(backend, w.wcls),
+  };
+}
+
+export function freeWeights(backend: Backend, d: DeviceWeights): void {
+  const seen = new Set<Buffer>();
+  const all = [d.tokenEmbedding, d.rmsFinal, d.wcls, ...d.layers.flatMap((l) => Object.values(l))];
+  for (const b of all) if (!seen.has(b)) (seen.add(b), backend.free(b));
+}

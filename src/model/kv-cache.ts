@@ -1,0 +1,104 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import { kvDim, type ModelConfig } from "./config.js";
+
+/**
+ * The key/value cache of a decoder: per layer, the rotated keys and the
+ * values of every row the model has seen, in the order it saw them.
+ *
+ * Entries are rows, not positions: a row carries whatever position id it was
+ * given, so a cache may hold non-consecutive positions or several sequences
+ * (masks decide who sees what). `crop` drops rows from the end, `keep`
+ * compacts to a chosen subset; both are what verification needs to discard
+ * rejected drafts and auxiliary slots.
+ */
+export class KVCache {
+  readonly keys: Buffer[];
+  readonly values: Buffer[];
+  /** Position id of every cached row (host copy, for masks and inspection). */
+  readonly positions: Int32Array;
+  private rows = 0;
+  private readonly width: number;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: ModelConfig,
+    /** Maximum number of rows the cache can hold. */
+    readonly capacity: number = config.seqLen,
+  ) {
+    if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError(`KVCache: capacity must be a positive integer, got ${capacity}`);
+    this.width = kvDim(config);
+    this.keys = [];
+    this.values = [];
+    for (let l = 0; l < config.nLayers; l++) {
+      this.keys.push(backend.alloc(capacity * this.width));
+      this.values.push(backend.alloc(capacity * this.width));
+    }
+    this.positions = new Int32Array(capacity);
+  }
+
+  /** Number of cached rows. */
+  get length(): number {
+    return this.rows;
+  }
+
+  /** Room for `n` more rows, or a clear error. */
+  ensureRoom(n: number): void {
+    if (this.rows + n > this.capacity) {
+      throw new RangeError(`KV cache full: it holds ${this.rows} of ${this.capacity} rows and a block of ${n} rows does not fit (create the model's cache with a larger capacity)`);
+    }
+  }
+
+  /** Record that `positions.length` rows were appended (the model writes their keys and values). */
+  commit(positions: ArrayLike<number>): void {
+    this.ensureRoom(positions.length);
+    for (let i = 0; i < positions.length; i++) this.positions[this.rows + i] = positions[i];
+    this.rows += positions.length;
+  }
+
+  /** Drop every row from `length` on. */
+  crop(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.rows) {
+      throw new RangeError(`KVCache.crop: length must be an integer in [0, ${this.rows}], got ${length}`);
+    }
+    this.rows = length;
+  }
+
+  /**
+   * Keep only the given rows (strictly increasing indices), compacted to the
+   * front in that order. Keys and values are moved, never recomputed, so the
+   * kept entries stay bit-identical.
+   */
+  keep(indices: ArrayLike<number>): void {
+    let prev = -1;
+    for (let i = 0; i < indices.length; i++) {
+      const r = indices[i];
+      if (!Number.isInteger(r) || r <= prev || r >= this.rows) {
+        throw new RangeError(`KVCache.keep: indices must be strictly increasing integers below ${this.rows}; got ${r} at ${i}`);
+      }
+      prev = r;
+    }
+    for (let i = 0; i < indices.length; i++) {
+      const r = indices[i];
+      if (r === i) continue;
+      for (let l = 0; l < this.config.nLayers; l++) {
+        this.backend.copy(this.keys[l], i * this.width, this.keys[l], r * this.width, this.width);
+        this.backend.copy(this.values[l], i * this.width, this.values[l], r * this.width, this.width);
+      }
+      this.positions[i] = this.positions[r];
+    }
+    this.rows = indices.length;
+  }
+
+  /** Host copies of layer l's cached keys and values (for tests and inspection). */
+  snapshot(layer: number): { keys: Float32Array; values: Float32Array } {
+    const n = this.rows * this.width;
+    return { keys: this.backend.download(this.keys[layer], 0, n), values: this.backend.download(this.values[layer], 0, n) };
+  }
+
+  free(): void {
+    for (const b of [...this.keys, ...this.values]) this.backend.free(b);
+    this.keys.length = 0;
+    this.values.length = 0;
+    this.rows = 0;
+  }
+}

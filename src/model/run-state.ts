@@ -1,0 +1,63 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import { kvDim, type ModelConfig } from "./config.js";
+
+/**
+ * Activation buffers for blocks of up to `rows` rows, allocated once and
+ * reused by every forward call (grown when a larger block arrives).
+ */
+export class RunState {
+  x!: Buffer; // residual stream [rows, dim]
+  xb!: Buffer; // normed input of a sublayer [rows, dim]
+  xb2!: Buffer; // sublayer output before the residual add [rows, dim]
+  q!: Buffer; // [rows, dim]
+  k!: Buffer; // [rows, kvDim]
+  v!: Buffer; // [rows, kvDim]
+  att!: Buffer; // attention output [rows, dim]
+  hb!: Buffer; // [rows, hidden]
+  hb2!: Buffer; // [rows, hidden]
+  logits!: Buffer; // [rows, vocab]
+  ids!: Buffer; // i32 [rows]
+  positions!: Buffer; // i32 [rows]
+  mask: Buffer | null = null; // u8 [rows * keys], grown on demand
+  rows = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly config: ModelConfig,
+  ) {}
+
+  /** Make room for a block of M rows attending over nKeys keys (with a mask if `masked`). */
+  reserve(M: number, nKeys: number, masked: boolean): void {
+    if (M > this.rows) {
+      this.release();
+      const rows = Math.max(M, 2 * this.rows, 1);
+      const c = this.config, b = this.backend;
+      this.x = b.alloc(rows * c.dim);
+      this.xb = b.alloc(rows * c.dim);
+      this.xb2 = b.alloc(rows * c.dim);
+      this.q = b.alloc(rows * c.dim);
+      this.k = b.alloc(rows * kvDim(c));
+      this.v = b.alloc(rows * kvDim(c));
+      this.att = b.alloc(rows * c.dim);
+      this.hb = b.alloc(rows * c.hiddenDim);
+      this.hb2 = b.alloc(rows * c.hiddenDim);
+      this.logits = b.alloc(rows * c.vocabSize);
+      this.ids = b.alloc(rows, "i32");
+      this.positions = b.alloc(rows, "i32");
+      this.rows = rows;
+    }
+    if (masked && (!this.mask || this.mask.length < M * nKeys)) {
+      if (this.mask) this.backend.free(this.mask);
+      this.mask = this.backend.alloc(Math.max(M * nKeys, 2 * (this.mask?.length ?? 0)), "u8");
+    }
+  }
+
+  release(): void {
+    if (this.rows === 0) return;
+    const b = this.backend;
+    for (const buf of [this.x, this.xb, this.xb2, this.q, this.k, this.v, this.att, this.hb, this.hb2, this.logits, this.ids, this.positions]) b.free(buf);
+    if (this.mask) b.free(this.mask);
+    this.mask = null;
+    this.rows = 0;
+  }
+}

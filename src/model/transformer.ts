@@ -1,0 +1,85 @@
+import type { Backend } from "../backends/backend.js";
+import { attention } from "./attention.js";
+import { blockRows, type Block } from "./block.js";
+import { validateConfig, type ModelConfig } from "./config.js";
+import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
+import { feedForward } from "./feedforward.js";
+import { KVCache } from "./kv-cache.js";
+import { RunState } from "./run-state.js";
+import type { Checkpoint } from "./weights.js";
+
+/**
+ * A Llama-architecture decoder (RMSNorm, RoPE, GQA, SwiGLU) on a backend.
+ *
+ * `forward` takes a BLOCK of rows and returns the logits of every row. Each
+ * row's logits are bit-identical to what a one-row call would give with the
+ * same visible keys, because every backend op is batch-invariant; this is
+ * what lets verification score many drafts in one call and still reproduce
+ * token-by-token sampling exactly.
+ */
+export class Transformer {
+  readonly config: ModelConfig;
+  private readonly weights: DeviceWeights;
+  private readonly state: RunState;
+
+  constructor(
+    readonly backend: Backend,
+    checkpoint: Checkpoint,
+  ) {
+    validateConfig(checkpoint.config);
+    this.config = checkpoint.config;
+    this.weights = uploadWeights(backend, checkpoint.weights);
+    this.state = new RunState(backend, this.config);
+  }
+
+  /** A new, empty KV cache for this model (capacity in rows, default seqLen). */
+  newCache(capacity: number = this.config.seqLen): KVCache {
+    return new KVCache(this.backend, this.config, capacity);
+  }
+
+  /**
+   * Run a block of M rows after the rows already in `cache`; append the
+   * block's keys and values to the cache and return the logits [M, vocab].
+   */
+  forward(block: Block, cache: KVCache): Float32Array {
+    const { backend, config, weights: w, state: s } = this;
+    const cached = cache.length;
+    const M = blockRows(block, config, cached);
+    cache.ensureRoom(M);
+    s.reserve(M, cached + M, block.mask !== undefined);
+    const mask = block.mask ? s.mask : null;
+    if (block.mask) backend.upload(s.mask!, block.mask);
+    backend.upload(s.positions, Int32Array.from(block.positions));
+
+    // Input rows: token embeddings, or the caller's vectors where the id is negative.
+    const ids = block.tokens ? Int32Array.from(block.tokens) : new Int32Array(M).fill(-1);
+    backend.upload(s.ids, ids);
+    backend.embedding(s.x, w.tokenEmbedding, s.ids, M, config.dim);
+    if (block.embeddings) {
+      for (let m = 0; m < M; m++) {
+        if (ids[m] < 0) backend.upload(s.x, block.embeddings.subarray(m * config.dim, (m + 1) * config.dim), m * config.dim);
+      }
+    }
+
+    for (let l = 0; l < config.nLayers; l++) {
+      const lw = w.layers[l];
+      backend.rmsnorm(s.xb, s.x, lw.rmsAtt, M, config.dim, config.normEps);
+      attention(backend, config, lw, l, s, cache, cached, mask, M);
+      backend.add(s.x, s.xb2, M * config.dim);
+      backend.rmsnorm(s.xb, s.x, lw.rmsFfn, M, config.dim, config.normEps);
+      feedForward(backend, config, lw, s, M);
+      backend.add(s.x, s.xb2, M * config.dim);
+    }
+    cache.commit(block.positions);
+
+    backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
+    backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
+    return backend.download(s.logits, 0, M * config.vocabSize);
+  }
+
+  /** Free the weights and activations held by the backend. */
+  dispose(): void {
+    this.state.release();
+    freeWeights(this.backend, this.weights);
+  }
+}

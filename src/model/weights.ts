@@ -1,0 +1,35 @@
+import type { ModelConfig } from "./config.js";
+
+/**
+ * The weights of a Llama-architecture decoder on the host, as plain arrays.
+ * Per-layer matrices are stored [out, in] row-major (y = W x), one array
+ * per layer.
+ */
+export interface LayerWeights {
+  rmsAtt: Float32Array; // [dim]
+  wq: Float32Array; // [dim, dim]
+  wk: Float32Array; // [kvDim, dim]
+  wv: Float32Array; // [kvDim, dim]
+  wo: Float32Array; // [dim, dim]
+  rmsFfn: Float32Array; // [dim]
+  w1: Float32Array; // [hidden, dim]  (gate)
+  w2: Float32Array; // [dim, hidden]  (down)
+  w3: Float32Array; // [hidden, dim]  (up)
+}
+
+export interface ModelWeights {
+  tokenEmbedding: Float32Array; // [vocab, dim]
+  layers: LayerWeights[];
+  rmsFinal: Float32Array; // [dim]
+  /** The classifier [vocab, dim]; the same array as tokenEmbedding when shared. */
+  wcls: Float32Array;
+}
+
+export interface Checkpoint {
+  config: ModelConfig;
+  weights: ModelWeights;
+}
+
+/** The names of the seven linear layers of a block, in llama2.c's order. */
+export const LINEAR_NAMES = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const;
+export type LinearName = (typeof LINEAR_NAMES)[number];

@@ -1,0 +1,84 @@
+import type { Transformer } from "../../model/transformer.js";
+import type { AuxSource } from "../../sampling/aux.js";
+import type { SamplingSettings } from "../../sampling/processors.js";
+import { needsU, sampleToken } from "../../sampling/sampler.js";
+
+export const BOS = 1;
+
+export interface ArOptions {
+  /**
+   * Number of positions to run, the prompt included, as the llama2.c
+   * reference counts them: position p reads token p and produces token p+1.
+   * 0 or more than the model's seqLen means seqLen.
+   */
+  steps: number;
+  sampling: SamplingSettings;
+  /** The auxiliary variables: one u per SAMPLED token (none for prompt tokens, none at temperature 0). */
+  aux?: AuxSource;
+  /** Stop when the model produces BOS (the reference's end of text). Default true. */
+  stopAtBos?: boolean;
+  /** Called for every token appended after the first, with the token before it. */
+  onToken?: (prev: number, token: number) => void;
+}
+
+export interface DecodeStats {
+  /** Forward calls made. */
+  modelCalls: number;
+  /** Tokens produced by sampling (prompt tokens not counted). */
+  generatedTokens: number;
+  seconds: number;
+  /** generatedTokens / seconds (the prompt's prefill time included). */
+  tokensPerSecond: number;
+}
+
+export interface DecodeResult {
+  /** The whole sequence: the prompt tokens (BOS first) and what followed. */
+  tokens: number[];
+  stats: DecodeStats;
+}
+
+/**
+ * Autoregressive decoding, one sampled token per model call: the baseline
+ * every PTP decoder must reproduce token for token.
+ *
+ * t_{k} = Pick(u_k, P(. | t_<k)) with u_k the next value of `aux`. The prompt
+ * is prefilled in a single call: batch invariance makes its last row's
+ * logits identical to feeding the prompt one token at a time.
+ */
+export function decodeAR(model: Transformer, prompt: readonly number[], options: ArOptions): DecodeResult {
+  if (prompt.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
+  const { seqLen, vocabSize } = model.config;
+  const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
+  if (needsU(options.sampling) && !options.aux) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
+  const stopAtBos = options.stopAtBos ?? true;
+
+  const start = performance.now();
+  const cache = model.newCache(seqLen);
+  const tokens = prompt.slice(0, Math.min(prompt.length, steps + 1));
+  for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
+  let modelCalls = 0, generated = 0;
+  // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
+  let pos = Math.min(prompt.length, steps);
+  if (pos === prompt.length) {
+    let logits = model.forward({ tokens: tokens.slice(0, pos), positions: range(0, pos) }, cache).subarray((pos - 1) * vocabSize);
+    modelCalls++;
+    for (;;) {
+      const next = sampleToken(logits, options.sampling, needsU(options.sampling) ? options.aux!.next() : undefined);
+      if (stopAtBos && next === BOS) break;
+      options.onToken?.(tokens[tokens.length - 1], next);
+      tokens.push(next);
+      generated++;
+      if (pos >= steps) break;
+      logits = model.forward({ tokens: [next], positions: [pos] }, cache);
+      modelCalls++;
+      pos++;
+    }
+  }
+  cache.free();
+  const seconds = (performance.now() - start) / 1000;
+  return { tokens, stats: { modelCalls, generatedTokens: generated, seconds, tokensPerSecond: generated / seconds } };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}

@@ -1,0 +1,155 @@
+/**
+ * Sources of auxiliary variables u ~ U[0, 1): the llama2.c xorshift64*
+ * generator, explicit arrays, and text files.
+ */
+
+import { readFileSync } from "node:fs";
+import { assertValidU } from "./pick.js";
+
+/** A stream of auxiliary variables, each in [0, 1). */
+export interface AuxSource {
+  /** The next u, a number in [0, 1). */
+  next(): number;
+}
+
+const MASK64 = (1n << 64n) - 1n;
+const XORSHIFT_MULTIPLIER = 0x2545f4914f6cdd1dn;
+
+/**
+ * llama2.c's random number generator (xorshift64*), producing the same
+ * u-stream ("coins") as the reference program for the same seed:
+ *
+ *   state ^= state >> 12; state ^= state << 25 (mod 2^64); state ^= state >> 27;
+ *   u32 = ((state * 0x2545F4914F6CDD1D) mod 2^64) >> 32;
+ *   u   = (u32 >> 8) / 16777216            (exactly a float32, multiple of 2^-24)
+ *
+ * The initial state is the seed, an integer in [1, 2^64 - 1] (seed 0 is a
+ * fixed point of xorshift and would yield u = 0 forever, so it is rejected).
+ */
+export class XorShiftAux implements AuxSource {
+  private state: bigint;
+
+  constructor(seed: bigint | number) {
+    let s: bigint;
+    if (typeof seed === "bigint") {
+      s = seed;
+    } else if (typeof seed === "number" && Number.isInteger(seed)) {
+      s = BigInt(seed);
+    } else {
+      throw new RangeError(
+        `XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${String(seed)}`,
+      );
+    }
+    if (s < 1n || s > MASK64) {
+      throw new RangeError(
+        `XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${s}` +
+          (s === 0n ? " (seed 0 would produce u = 0 forever)" : ""),
+      );
+    }
+    this.state = s;
+  }
+
+  /** The next 32-bit output of the generator (random_u32 in llama2.c). */
+  nextU32(): number {
+    let x = this.state;
+    x ^= x >> 12n;
+    x ^= (x << 25n) & MASK64;
+    x ^= x >> 27n;
+    this.state = x;
+    return Number(((x * XORSHIFT_MULTIPLIER) & MASK64) >> 32n);
+  }
+
+  /** The next u (random_f32 in llama2.c): a float32 in [0, 1), a multiple of 2^-24. */
+  next(): number {
+    return (this.nextU32() >>> 8) / 16777216;
+  }
+}
+
+/**
+ * Auxiliary variables from an explicit list. Every value is checked to lie
+ * in [0, 1) up front. Values are returned as given (double precision; no
+ * rounding to float32).
+ */
+export class ArrayAux implements AuxSource {
+  private readonly values: Float64Array;
+  private index = 0;
+  readonly name: string;
+
+  constructor(values: ArrayLike<number>, name = "u array") {
+    this.name = name;
+    const n = values.length;
+    const copy = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      assertValidU(v, `${name}: value at index ${i}`);
+      copy[i] = v;
+    }
+    this.values = copy;
+  }
+
+  /** Total number of values. */
+  get length(): number {
+    return this.values.length;
+  }
+
+  /** Number of values consumed so far. */
+  get position(): number {
+    return this.index;
+  }
+
+  /** Number of values not yet consumed. */
+  get remaining(): number {
+    return this.values.length - this.index;
+  }
+
+  next(): number {
+    if (this.index >= this.values.length) {
+      throw new RangeError(
+        `${this.name}: needed more than ${this.values.length} auxiliary variables`,
+      );
+    }
+    return this.values[this.index++];
+  }
+}
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const SPECIAL = /^[+-]?(?:Infinity|inf|NaN)$/i;
+
+/**
+ * Reads auxiliary variables from a text file: one u per line, decimal
+ * notation (e.g. `0.25`, `2.5e-1`); blank lines and lines whose first
+ * non-blank character is `#` are ignored; surrounding whitespace is
+ * ignored. Errors name the file and the 1-based line number.
+ *
+ * @throws Error when the file cannot be read (naming the path);
+ *   SyntaxError for an unparsable line; RangeError for a value outside [0, 1).
+ */
+export function readAuxFile(path: string): ArrayAux {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e && e.code === "ENOENT") throw new Error(`u file not found: ${path}`);
+    throw new Error(`cannot read u file ${path}: ${e && e.message ? e.message : String(err)}`);
+  }
+  const lines = text.split(/\r?\n/);
+  const values: number[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const where = `${path}, line ${i + 1}`;
+    let v: number;
+    if (DECIMAL.test(line)) {
+      v = Number(line);
+    } else if (SPECIAL.test(line)) {
+      const neg = line.startsWith("-");
+      v = /nan/i.test(line) ? NaN : neg ? -Infinity : Infinity;
+    } else {
+      throw new SyntaxError(`${where}: cannot parse "${line}" as a number`);
+    }
+    assertValidU(v, where);
+    values.push(v);
+  }
+  return new ArrayAux(values, `u file ${path}`);
+}

@@ -1,0 +1,10 @@
+export { pick, binOf, argmax, isValidU, assertValidU } from "./pick.js";
+export { softmaxF32 } from "./softmax.js";
+export {
+  samplingDistribution,
+  applyTemperature,
+  validateSamplingSettings,
+  type SamplingSettings,
+} from "./processors.js";
+export { sampleToken, needsU } from "./sampler.js";
+export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./aux.js";

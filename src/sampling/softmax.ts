@@ -1,0 +1,43 @@
+/**
+ * float32 softmax, emulating the llama2.c reference program step by step:
+ *
+ *   max = max_i x_i
+ *   e_i = expf(x_i - max)          (subtraction and exp in float32)
+ *   sum = sum + e_i                (float32, in index order)
+ *   p_i = e_i / sum                (float32)
+ *
+ * Every intermediate is rounded with Math.fround. expf is emulated as
+ * fround(Math.exp(x)) on the exact float32 argument.
+ */
+
+const fround = Math.fround;
+
+/**
+ * Returns a new Float32Array with the float32 softmax of `logits`.
+ *
+ * -Infinity entries are allowed (probability 0). NaN or +Infinity entries,
+ * an empty array, or an all -Infinity array throw a RangeError.
+ */
+export function softmaxF32(logits: Float32Array): Float32Array {
+  const n = logits.length;
+  if (n === 0) throw new RangeError("softmaxF32: empty logits");
+  let max = logits[0];
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    if (x !== x) throw new RangeError(`softmaxF32: logit ${i} is NaN`);
+    if (x === Infinity) throw new RangeError(`softmaxF32: logit ${i} is +Infinity`);
+    if (x > max) max = x;
+  }
+  if (max === -Infinity) throw new RangeError("softmaxF32: every logit is -Infinity");
+  const out = new Float32Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = fround(Math.exp(fround(logits[i] - max)));
+    out[i] = e;
+    sum = fround(sum + e);
+  }
+  // Float32Array stores are already rounded; the division is done in
+  // double and rounded once, which equals float32 division.
+  for (let i = 0; i < n; i++) out[i] = out[i] / sum;
+  return out;
+}

@@ -1,0 +1,64 @@
+import { resolve } from "node:path";
+import fc from "fast-check";
+import type { Backend } from "../src/backends/backend.js";
+import { createBackend } from "../src/backends/registry.js";
+import { randomCheckpoint } from "../src/io/checkpoint.js";
+import type { ModelConfig } from "../src/model/config.js";
+import type { Checkpoint } from "../src/model/weights.js";
+
+/** The repository root, and files of ../shared read in place. */
+export const ROOT = resolve(import.meta.dirname, "..");
+export const SHARED = resolve(ROOT, "../shared");
+export const STORIES_260K = resolve(SHARED, "models/stories260K.bin");
+export const TOK_512 = resolve(SHARED, "models/tok512.bin");
+export const GOLDEN = resolve(SHARED, "golden/stories260K_llama2c.json");
+
+/** The backends every engine property runs on. */
+export const BACKENDS = ["js", "wasm"] as const;
+
+const cache = new Map<string, Promise<Backend>>();
+/** One backend instance per name and build, shared by a test file. */
+export function backend(name: string, wasmBuild: "auto" | "simd" | "relaxed" = "auto"): Promise<Backend> {
+  const key = `${name}/${wasmBuild}`;
+  if (!cache.has(key)) cache.set(key, createBackend(name, { wasmBuild }));
+  return cache.get(key)!;
+}
+
+/**
+ * Random tiny Llama configs: head sizes 2..8 (even), 1..4 KV heads with
+ * 1..3 query heads each (so GQA and MHA both occur), 1..3 layers, shared or
+ * separate classifier.
+ */
+export const tinyConfig: fc.Arbitrary<ModelConfig> = fc
+  .record({
+    halfHead: fc.integer({ min: 1, max: 4 }),
+    nKvHeads: fc.integer({ min: 1, max: 4 }),
+    group: fc.integer({ min: 1, max: 3 }),
+    nLayers: fc.integer({ min: 1, max: 3 }),
+    hiddenDim: fc.integer({ min: 1, max: 40 }),
+    vocabSize: fc.integer({ min: 3, max: 40 }),
+    sharedClassifier: fc.boolean(),
+  })
+  .map(({ halfHead, nKvHeads, group, nLayers, hiddenDim, vocabSize, sharedClassifier }) => {
+    const nHeads = nKvHeads * group;
+    return { dim: nHeads * halfHead * 2, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen: 64, sharedClassifier, normEps: 1e-5, ropeTheta: 10000 };
+  });
+
+/** A random checkpoint of a random tiny config. */
+export const tinyCheckpoint: fc.Arbitrary<Checkpoint> = fc
+  .tuple(tinyConfig, fc.integer({ min: 1, max: 1 << 30 }))
+  .map(([config, seed]) => randomCheckpoint(config, seed));
+
+/** Bit-exact equality of float arrays (Object.is on every element, so -0 != 0 and NaN == NaN). */
+export function firstBitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
+  if (a.length !== b.length) return `lengths differ: ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `element ${i}: ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
+/** Largest |a - b| / (1 + |b|) over the elements. */
+export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  return worst;
+}

@@ -1,0 +1,383 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { parameterCount, type ModelConfig } from "../src/model/config.js";
+import type { Checkpoint } from "../src/model/weights.js";
+import {
+  AK42_MAGIC,
+  FileFormatError,
+  checkpointByteLength,
+  legacyRopeTables,
+  parseCheckpoint,
+  randomCheckpoint,
+  readCheckpoint,
+  serializeCheckpoint,
+  writeCheckpoint,
+} from "../src/io/index.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const MODEL = resolve(ROOT, "../shared/models/stories260K.bin");
+const modelBytes = new Uint8Array(readFileSync(MODEL));
+
+const tmp = mkdtempSync(join(tmpdir(), "io-checkpoint-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const small: ModelConfig = {
+  dim: 16,
+  hiddenDim: 24,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: 10,
+  seqLen: 8,
+  sharedClassifier: false,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+};
+
+function v0Header(h: number[]): Uint8Array {
+  const b = new Uint8Array(28);
+  const dv = new DataView(b.buffer);
+  h.forEach((v, i) => dv.setInt32(4 * i, v, true));
+  return b;
+}
+
+function v1Header(version: number, h: number[] = [16, 24, 2, 4, 2, 10, 8], flag = 1): Uint8Array {
+  const b = new Uint8Array(256);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, AK42_MAGIC, true);
+  dv.setInt32(4, version, true);
+  h.forEach((v, i) => dv.setInt32(8 + 4 * i, v, true));
+  b[36] = flag;
+  return b;
+}
+
+/** The error thrown by fn, checked to be a FileFormatError starting with `name: `. */
+function formatError(fn: () => unknown, name: string): FileFormatError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(FileFormatError);
+    const e = err as FileFormatError;
+    expect(e.message.startsWith(`${name}: `)).toBe(true);
+    expect(e.path).toBe(name);
+    return e;
+  }
+  throw new Error("expected a FileFormatError");
+}
+
+/** Bitwise equality of float arrays (fast, unlike a deep equal of 100k elements). */
+function sameFloats(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function expectSameWeights(a: Checkpoint, b: Checkpoint): void {
+  expect(b.config).toEqual(a.config);
+  expect(sameFloats(a.weights.tokenEmbedding, b.weights.tokenEmbedding)).toBe(true);
+  expect(sameFloats(a.weights.rmsFinal, b.weights.rmsFinal)).toBe(true);
+  expect(sameFloats(a.weights.wcls, b.weights.wcls)).toBe(true);
+  expect(b.weights.layers.length).toBe(a.weights.layers.length);
+  a.weights.layers.forEach((la, l) => {
+    const lb = b.weights.layers[l];
+    for (const k of ["rmsAtt", "wq", "wk", "wv", "wo", "rmsFfn", "w1", "w2", "w3"] as const) {
+      expect(sameFloats(la[k], lb[k]), `layer ${l} ${k}`).toBe(true);
+    }
+  });
+}
+
+describe("stories260K.bin (v0)", () => {
+  const ckpt = readCheckpoint(MODEL);
+
+  it("loads with the published config", () => {
+    expect(ckpt.config).toEqual({
+      dim: 64,
+      hiddenDim: 172,
+      nLayers: 5,
+      nHeads: 8,
+      nKvHeads: 4,
+      vocabSize: 512,
+      seqLen: 512,
+      sharedClassifier: true,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+    });
+  });
+
+  it("has arrays of the right shapes, the shared classifier being the embedding itself", () => {
+    const w = ckpt.weights;
+    expect(w.wcls).toBe(w.tokenEmbedding);
+    expect(w.tokenEmbedding.length).toBe(512 * 64);
+    expect(w.rmsFinal.length).toBe(64);
+    expect(w.layers.length).toBe(5);
+    for (const l of w.layers) {
+      expect(l.rmsAtt.length).toBe(64);
+      expect(l.rmsFfn.length).toBe(64);
+      expect(l.wq.length).toBe(64 * 64);
+      expect(l.wo.length).toBe(64 * 64);
+      expect(l.wk.length).toBe(32 * 64);
+      expect(l.wv.length).toBe(32 * 64);
+      expect(l.w1.length).toBe(172 * 64);
+      expect(l.w2.length).toBe(64 * 172);
+      expect(l.w3.length).toBe(172 * 64);
+    }
+    expect(modelBytes.length).toBe(28 + 4 * (parameterCount(ckpt.config) + 512 * 8));
+  });
+
+  it("reads the floats in the documented order", () => {
+    const dv = new DataView(modelBytes.buffer, modelBytes.byteOffset);
+    const f = (i: number): number => dv.getFloat32(28 + 4 * i, true);
+    const w = ckpt.weights;
+    expect(w.tokenEmbedding[0]).toBe(f(0));
+    expect(w.tokenEmbedding[512 * 64 - 1]).toBe(f(512 * 64 - 1));
+    let o = 512 * 64;
+    expect(w.layers[0].rmsAtt[0]).toBe(f(o));
+    expect(w.layers[4].rmsAtt[63]).toBe(f(o + 5 * 64 - 1));
+    o += 5 * 64;
+    expect(w.layers[0].wq[0]).toBe(f(o));
+    expect(w.layers[1].wq[0]).toBe(f(o + 64 * 64));
+    o += 5 * 64 * 64; // wq
+    expect(w.layers[0].wk[0]).toBe(f(o));
+    o += 5 * 32 * 64 * 2 + 5 * 64 * 64; // wk, wv, wo
+    expect(w.layers[2].rmsFfn[7]).toBe(f(o + 2 * 64 + 7));
+    o += 5 * 64 + 3 * 5 * 172 * 64; // rms_ffn, w1, w2, w3
+    expect(w.layers[4].w3[172 * 64 - 1]).toBe(f(o - 1));
+    expect(w.rmsFinal[0]).toBe(f(o));
+    // RMSNorm weights of a trained model are positive-ish and finite.
+    expect(w.rmsFinal.every((x) => Number.isFinite(x))).toBe(true);
+  });
+
+  it("serializes back to exactly the original bytes (v0)", () => {
+    const out = serializeCheckpoint(ckpt);
+    expect(out.length).toBe(modelBytes.length);
+    expect(Buffer.from(out).equals(Buffer.from(modelBytes))).toBe(true);
+  });
+
+  it("computes legacy RoPE tables matching the file's to within one float32 ulp", () => {
+    const computed = legacyRopeTables(ckpt.config);
+    const n = 512 * 8;
+    const stored = new Float32Array(modelBytes.slice(modelBytes.length - 4 * n).buffer);
+    expect(computed.length).toBe(n);
+    let differing = 0;
+    for (let i = 0; i < n; i++) {
+      expect(Math.abs(computed[i] - stored[i])).toBeLessThanOrEqual(6e-8);
+      if (computed[i] !== stored[i]) differing++;
+    }
+    // PyTorch's float32 cos/sin are not always correctly rounded.
+    expect(differing).toBeLessThan(n / 10);
+    // cos(0) = 1, sin(0) = 0; position 1, pair 0 has angle 1.
+    expect(computed[0]).toBe(1);
+    expect(computed[n / 2]).toBe(0);
+    expect(computed[n / 2 + 4]).toBe(Math.fround(Math.sin(1)));
+  });
+
+  it("round-trips through v1", () => {
+    const v1 = serializeCheckpoint(ckpt, 1);
+    expect(BigInt(v1.length)).toBe(checkpointByteLength(ckpt.config, 1));
+    expect(v1.length).toBe(256 + 4 * parameterCount(ckpt.config));
+    const back = parseCheckpoint(v1, "stories260K.v1.bin");
+    expectSameWeights(ckpt, back);
+    expect(back.weights.wcls).toBe(back.weights.tokenEmbedding);
+    expect(Buffer.from(serializeCheckpoint(back, 1)).equals(Buffer.from(v1))).toBe(true);
+    // v1 has no RoPE tables, so v0 written from it uses the computed ones.
+    const v0 = serializeCheckpoint(back, 0);
+    expect(v0.length).toBe(modelBytes.length);
+    const tail = new Float32Array(v0.slice(v0.length - 4 * 512 * 8).buffer);
+    expect(sameFloats(tail, legacyRopeTables(ckpt.config))).toBe(true);
+    expect(Buffer.from(v0.subarray(0, v0.length - 4 * 512 * 8)).equals(Buffer.from(modelBytes.subarray(0, v0.length - 4 * 512 * 8)))).toBe(true);
+  });
+
+  it("v1 header fields are where llama2.c puts them", () => {
+    const v1 = serializeCheckpoint(ckpt, 1);
+    const dv = new DataView(v1.buffer);
+    expect(dv.getUint32(0, true)).toBe(0x616b3432);
+    expect(String.fromCharCode(...v1.subarray(0, 4))).toBe("24ka");
+    expect(dv.getInt32(4, true)).toBe(1);
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => dv.getInt32(8 + 4 * i, true))).toEqual([64, 172, 5, 8, 4, 512, 512]);
+    expect(v1[36]).toBe(1);
+    expect(v1.subarray(37, 256).every((b) => b === 0)).toBe(true);
+    // first float: layer 0's attention RMSNorm weight
+    expect(dv.getFloat32(256, true)).toBe(ckpt.weights.layers[0].rmsAtt[0]);
+    // after all norms (2 * 5 * 64 + 64 floats) comes the token embedding
+    expect(dv.getFloat32(256 + 4 * (11 * 64), true)).toBe(ckpt.weights.tokenEmbedding[0]);
+  });
+
+  it("parses from a misaligned view", () => {
+    const buf = new Uint8Array(modelBytes.length + 1);
+    buf.set(modelBytes, 1);
+    const back = parseCheckpoint(buf.subarray(1), "misaligned");
+    expectSameWeights(ckpt, back);
+  });
+});
+
+describe("random checkpoints", () => {
+  it("are deterministic per seed", () => {
+    const a = serializeCheckpoint(randomCheckpoint(small, 42));
+    const b = serializeCheckpoint(randomCheckpoint(small, 42));
+    const c = serializeCheckpoint(randomCheckpoint(small, 43));
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    expect(Buffer.from(a).equals(Buffer.from(c))).toBe(false);
+  });
+
+  it("have unit norms and sanely scaled linear weights", () => {
+    const r = randomCheckpoint({ ...small, dim: 64, hiddenDim: 128 }, 1);
+    const l = r.weights.layers[0];
+    expect(l.rmsAtt.every((x) => x === 1)).toBe(true);
+    expect(r.weights.rmsFinal.every((x) => x === 1)).toBe(true);
+    const std = (a: Float32Array): number => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / a.length);
+    expect(std(l.wq)).toBeCloseTo(1 / 8, 2);
+    expect(std(l.w2)).toBeCloseTo(1 / Math.sqrt(128), 2);
+    expect(r.weights.wcls).not.toBe(r.weights.tokenEmbedding);
+    const shared = randomCheckpoint({ ...small, sharedClassifier: true }, 1);
+    expect(shared.weights.wcls).toBe(shared.weights.tokenEmbedding);
+  });
+
+  it("reject invalid configs", () => {
+    expect(() => randomCheckpoint({ ...small, nHeads: 3 }, 1)).toThrow(/nHeads \(3\) must divide dim \(16\)/);
+  });
+
+  for (const version of [0, 1] as const) {
+    it(`unshared classifier round-trips through v${version}`, () => {
+      const r = randomCheckpoint(small, 7);
+      const bytes = serializeCheckpoint(r, version);
+      expect(BigInt(bytes.length)).toBe(checkpointByteLength(small, version));
+      const dv = new DataView(bytes.buffer);
+      if (version === 0) expect(dv.getInt32(20, true)).toBe(-10);
+      else expect(bytes[36]).toBe(0);
+      const back = parseCheckpoint(bytes, "random.bin");
+      expect(back.config.sharedClassifier).toBe(false);
+      expect(back.weights.wcls).not.toBe(back.weights.tokenEmbedding);
+      expectSameWeights(r, back);
+      expect(Buffer.from(serializeCheckpoint(back, version)).equals(Buffer.from(bytes))).toBe(true);
+    });
+  }
+
+  it("v0 of an unshared model stores wcls after the RoPE tables", () => {
+    const r = randomCheckpoint(small, 9);
+    const bytes = serializeCheckpoint(r, 0);
+    const floats = new Float32Array(bytes.buffer, 28);
+    const n = small.vocabSize * small.dim;
+    expect(floats.subarray(floats.length - n)).toEqual(r.weights.wcls);
+    const rope = floats.subarray(floats.length - n - small.seqLen * 4, floats.length - n);
+    expect(rope).toEqual(legacyRopeTables(small));
+  });
+
+  it("serialize rejects arrays of the wrong length", () => {
+    const r = randomCheckpoint(small, 1);
+    r.weights.layers[1].wk = new Float32Array(3);
+    expect(() => serializeCheckpoint(r)).toThrow(/layer 1 wk has 3 floats, expected 128/);
+  });
+});
+
+describe("writeCheckpoint / readCheckpoint", () => {
+  it("writes atomically and reads back, v0 and v1", () => {
+    const r = randomCheckpoint(small, 3);
+    for (const version of [0, 1] as const) {
+      const path = join(tmp, `model-v${version}.bin`);
+      writeCheckpoint(path, r, version);
+      expect(existsSync(`${path}.tmp`)).toBe(false);
+      expectSameWeights(r, readCheckpoint(path));
+      // overwrite in place
+      writeCheckpoint(path, randomCheckpoint(small, 4), version);
+      expectSameWeights(randomCheckpoint(small, 4), readCheckpoint(path));
+    }
+    expect(readdirSync(tmp).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("checkpoint errors name the file and the problem", () => {
+  it("missing file", () => {
+    const path = join(tmp, "nope.bin");
+    const e = formatError(() => readCheckpoint(path), path);
+    expect(e.message).toMatch(/does not exist/);
+  });
+
+  it("a directory", () => {
+    const e = formatError(() => readCheckpoint(tmp), tmp);
+    expect(e.message).toMatch(/is a directory/);
+  });
+
+  it("shorter than the header", () => {
+    const path = join(tmp, "short.bin");
+    writeFileSync(path, modelBytes.subarray(0, 10));
+    const e = formatError(() => readCheckpoint(path), path);
+    expect(e.message).toBe(`${path}: file is 10 bytes, shorter than the 28-byte llama2.c checkpoint header (truncated)`);
+    formatError(() => parseCheckpoint(new Uint8Array(0), "empty.bin"), "empty.bin");
+  });
+
+  it("header fine but the data cut short", () => {
+    const path = join(tmp, "cut.bin");
+    writeFileSync(path, modelBytes.subarray(0, 1000));
+    const e = formatError(() => readCheckpoint(path), path);
+    expect(e.message).toContain("file is 1000 bytes but the v0 header (dim 64, hidden_dim 172, n_layers 5, n_heads 8, n_kv_heads 4");
+    expect(e.message).toContain("requires 1056540 bytes");
+    expect(e.message).toContain("truncated");
+  });
+
+  it("size larger than the header implies", () => {
+    const big = new Uint8Array(modelBytes.length + 4);
+    big.set(modelBytes);
+    const e = formatError(() => parseCheckpoint(big, "big.bin"), "big.bin");
+    expect(e.message).toContain("file is 1056544 bytes but");
+    expect(e.message).toContain("requires 1056540 bytes (4 bytes too many)");
+  });
+
+  it("size mismatch from a wrong shared/unshared sign", () => {
+    const bytes = new Uint8Array(modelBytes);
+    new DataView(bytes.buffer).setInt32(20, -512, true);
+    const e = formatError(() => parseCheckpoint(bytes, "sign.bin"), "sign.bin");
+    expect(e.message).toContain("vocab_size 512 (separate classifier)");
+    expect(e.message).toContain(`requires ${1056540 + 4 * 512 * 64} bytes`);
+  });
+
+  const absurd: [string, number[], RegExp][] = [
+    ["zero dim", [0, 172, 5, 8, 4, 512, 512], /dim must be a positive integer, got 0/],
+    ["negative hidden dim", [64, -172, 5, 8, 4, 512, 512], /hiddenDim must be a positive integer, got -172/],
+    ["negative layers", [64, 172, -5, 8, 4, 512, 512], /nLayers must be a positive integer, got -5/],
+    ["zero vocab", [64, 172, 5, 8, 4, 0, 512], /vocabSize must be a positive integer, got 0/],
+    ["nHeads not dividing dim", [64, 172, 5, 7, 7, 512, 512], /nHeads \(7\) must divide dim \(64\)/],
+    ["nKvHeads not dividing nHeads", [64, 172, 5, 8, 3, 512, 512], /nKvHeads \(3\) must divide nHeads \(8\)/],
+    ["odd head size", [63, 172, 5, 9, 3, 512, 512], /head size dim\/nHeads \(7\) must be even/],
+  ];
+  for (const [what, header, re] of absurd) {
+    it(`absurd header: ${what}`, () => {
+      const bytes = new Uint8Array(1056540);
+      bytes.set(v0Header(header));
+      const e = formatError(() => parseCheckpoint(bytes, "absurd.bin"), "absurd.bin");
+      expect(e.message).toMatch(/invalid v0 header \(dim /);
+      expect(e.message).toMatch(re);
+    });
+  }
+
+  it("huge but positive header values report the exact required size", () => {
+    const e = formatError(() => parseCheckpoint(v0Header([2 ** 30, 2 ** 30, 2 ** 30, 2, 2, 2 ** 30, 2]), "huge.bin"), "huge.bin");
+    expect(e.message).toMatch(/file is 28 bytes but the v0 header .* requires \d{20,} bytes/);
+  });
+
+  it("v1 version 2 (int8) is unsupported", () => {
+    const e = formatError(() => parseCheckpoint(v1Header(2), "q80.bin"), "q80.bin");
+    expect(e.message).toMatch(/version 2 \(int8-quantized.*\) is not supported/);
+  });
+
+  it("unknown v1 versions", () => {
+    const e = formatError(() => parseCheckpoint(v1Header(7), "v7.bin"), "v7.bin");
+    expect(e.message).toMatch(/unknown "ak42" checkpoint version 7/);
+  });
+
+  it("v1 header truncated", () => {
+    const e = formatError(() => parseCheckpoint(v1Header(1).subarray(0, 100), "v1short.bin"), "v1short.bin");
+    expect(e.message).toMatch(/file is 100 bytes, shorter than the 256-byte "ak42" version 1 header/);
+    const e2 = formatError(() => parseCheckpoint(v1Header(1).subarray(0, 6), "v1tiny.bin"), "v1tiny.bin");
+    expect(e2.message).toMatch(/ends before the version number/);
+  });
+
+  it("v1 size mismatch, bad flag, absurd header", () => {
+    const e = formatError(() => parseCheckpoint(v1Header(1), "v1data.bin"), "v1data.bin");
+    expect(e.message).toMatch(/file is 256 bytes but the v1 header \(dim 16, .*\) requires \d+ bytes/);
+    const f = formatError(() => parseCheckpoint(v1Header(1, undefined, 5), "flag.bin"), "flag.bin");
+    expect(f.message).toMatch(/shared_classifier flag must be 0 or 1, found 5/);
+    const g = formatError(() => parseCheckpoint(v1Header(1, [16, 24, 2, 4, 2, -10, 8]), "neg.bin"), "neg.bin");
+    expect(g.message).toMatch(/invalid v1 header.*vocabSize must be a positive integer, got -10/);
+  });
+});

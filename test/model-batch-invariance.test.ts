@@ -1,0 +1,210 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Transformer } from "../src/model/transformer.js";
+import type { Checkpoint } from "../src/model/weights.js";
+import { backend, BACKENDS, firstBitDifference, maxRelativeError, tinyCheckpoint } from "./helpers.js";
+
+/**
+ * The keystone of lossless PTP: a row's logits are bit-identical however
+ * many other rows share the call and whatever they are, given the same
+ * visible keys. Ids follow spec/model.md.
+ */
+
+const RUNS = 60;
+
+/** A checkpoint and a sequence of (token, position) rows valid for it. */
+const caseArb = tinyCheckpoint.chain((ckpt) =>
+  fc.record({
+    ckpt: fc.constant(ckpt),
+    rows: fc.array(fc.record({ token: fc.nat(ckpt.config.vocabSize - 1), position: fc.nat(ckpt.config.seqLen - 1) }), { minLength: 1, maxLength: 10 }),
+    split: fc.nat(10),
+    junk: fc.array(fc.record({ token: fc.nat(ckpt.config.vocabSize - 1), position: fc.nat(ckpt.config.seqLen - 1) }), { maxLength: 6 }),
+    seed: fc.integer(),
+  }),
+);
+
+/** Logits of each row when the rows are fed one call at a time (the AR way). */
+function oneByOne(model: Transformer, rows: { token: number; position: number }[]): Float32Array[] {
+  const cache = model.newCache(64);
+  const out = rows.map((r) => model.forward({ tokens: [r.token], positions: [r.position] }, cache));
+  cache.free();
+  return out;
+}
+
+const rowOf = (logits: Float32Array, m: number, vocab: number) => logits.subarray(m * vocab, (m + 1) * vocab);
+
+function withModel<T>(b: Awaited<ReturnType<typeof backend>>, ckpt: Checkpoint, f: (model: Transformer) => T): T {
+  const model = new Transformer(b, ckpt);
+  try {
+    return f(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+describe.each(BACKENDS)("batch invariance on %s", (name) => {
+  it("MODEL-BLOCK-EQ-SEQ: a block forward equals token-by-token forward, bit for bit, after any cached prefix", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows, split }) =>
+        withModel(b, ckpt, (model) => {
+          const V = ckpt.config.vocabSize;
+          const ref = oneByOne(model, rows);
+          const s = Math.min(split, rows.length - 1);
+          const cache = model.newCache(64);
+          const blocks = [rows.slice(0, s), rows.slice(s)].filter((r) => r.length > 0);
+          let i = 0;
+          for (const blk of blocks) {
+            const logits = model.forward({ tokens: blk.map((r) => r.token), positions: blk.map((r) => r.position) }, cache);
+            for (let m = 0; m < blk.length; m++, i++) {
+              const diff = firstBitDifference(rowOf(logits, m, V), ref[i]);
+              if (diff) throw new Error(`row ${i}: ${diff}`);
+            }
+          }
+          cache.free();
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("MODEL-UNRELATED-ROWS: unrelated rows in the cache and in the block change no row", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows, junk, seed }) =>
+        withModel(b, ckpt, (model) => {
+          const V = ckpt.config.vocabSize;
+          const ref = oneByOne(model, rows);
+          const rand = mulberry(seed);
+          const cache = model.newCache(64);
+          // Junk already in the cache, attended causally among itself.
+          if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
+          const cached = cache.length;
+          // Interleave our rows (in order) with more junk rows at random places.
+          const order: ({ kind: "ours"; i: number } | { kind: "junk"; i: number })[] = [];
+          let a = 0, j = 0;
+          while (a < rows.length || j < junk.length) {
+            if (j >= junk.length || (a < rows.length && rand() < 0.5)) order.push({ kind: "ours", i: a++ });
+            else order.push({ kind: "junk", i: j++ });
+          }
+          const M = order.length, nKeys = cached + M;
+          const mask = new Uint8Array(M * nKeys);
+          order.forEach((o, m) => {
+            if (o.kind === "ours") {
+              // Our rows see exactly our earlier rows and themselves: never the junk.
+              order.forEach((p, k) => {
+                if (p.kind === "ours" && k <= m) mask[m * nKeys + cached + k] = 1;
+              });
+            } else {
+              // Junk rows see an arbitrary subset of everything, themselves included.
+              for (let k = 0; k < nKeys; k++) mask[m * nKeys + k] = rand() < 0.5 ? 1 : 0;
+              mask[m * nKeys + cached + m] = 1;
+            }
+          });
+          const pick = (o: (typeof order)[number]) => (o.kind === "ours" ? rows[o.i] : junk[o.i]);
+          const logits = model.forward({ tokens: order.map((o) => pick(o).token), positions: order.map((o) => pick(o).position), mask }, cache);
+          order.forEach((o, m) => {
+            if (o.kind !== "ours") return;
+            const diff = firstBitDifference(rowOf(logits, m, V), ref[o.i]);
+            if (diff) throw new Error(`our row ${o.i} (block row ${m}): ${diff}`);
+          });
+          cache.free();
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("MODEL-EMBED-ROWS: a row fed the embedding vector of a token equals the token row, bit for bit", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows, seed }) =>
+        withModel(b, ckpt, (model) => {
+          const { dim, vocabSize: V } = ckpt.config;
+          const ref = oneByOne(model, rows);
+          const rand = mulberry(seed);
+          const tokens = rows.map((r) => (rand() < 0.5 ? -1 : r.token));
+          const embeddings = new Float32Array(rows.length * dim);
+          rows.forEach((r, m) => embeddings.set(ckpt.weights.tokenEmbedding.subarray(r.token * dim, (r.token + 1) * dim), m * dim));
+          const cache = model.newCache(64);
+          const logits = model.forward({ tokens, embeddings, positions: rows.map((r) => r.position) }, cache);
+          rows.forEach((_, m) => {
+            const diff = firstBitDifference(rowOf(logits, m, V), ref[m]);
+            if (diff) throw new Error(`row ${m}: ${diff}`);
+          });
+          cache.free();
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("MODEL-CACHE-CROP: cropping or compacting the cache and re-running gives the same logits, bit for bit", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows, split, junk }) =>
+        withModel(b, ckpt, (model) => {
+          const V = ckpt.config.vocabSize;
+          const ref = oneByOne(model, rows);
+          const s = Math.min(split, rows.length - 1);
+          const tokens = rows.map((r) => r.token), positions = rows.map((r) => r.position);
+          const cache = model.newCache(64);
+          model.forward({ tokens, positions }, cache);
+          // crop back to s rows, then recompute the rest
+          cache.crop(s);
+          const again = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
+          for (let m = 0; m < rows.length - s; m++) {
+            const diff = firstBitDifference(rowOf(again, m, V), ref[s + m]);
+            if (diff) throw new Error(`after crop, row ${s + m}: ${diff}`);
+          }
+          // keep(): our first s rows followed by junk, compact away the junk, continue.
+          cache.crop(s);
+          if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
+          cache.keep(Array.from({ length: s }, (_, i) => i));
+          const kept = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
+          for (let m = 0; m < rows.length - s; m++) {
+            const diff = firstBitDifference(rowOf(kept, m, V), ref[s + m]);
+            if (diff) throw new Error(`after keep, row ${s + m}: ${diff}`);
+          }
+          cache.free();
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe("backends agree", () => {
+  it("MODEL-BACKENDS-AGREE: js and wasm logits agree within 1e-4 relative error", async () => {
+    // Each backend is bit-exact with itself; across backends only the float
+    // rounding differs (js accumulates in float64, wasm in float32 lanes).
+    // Tiny models with unit-scale activations stay far below 1e-4.
+    const js = await backend("js"), wasm = await backend("wasm");
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows }) => {
+        const run = (b: typeof js) =>
+          withModel(b, ckpt, (m) => {
+            const cache = m.newCache(64);
+            const logits = m.forward({ tokens: rows.map((r) => r.token), positions: rows.map((r) => r.position) }, cache);
+            cache.free();
+            return logits;
+          });
+        const a = run(js), c = run(wasm);
+        expect(maxRelativeError(c, a)).toBeLessThan(1e-4);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+/** A tiny seeded PRNG for test choices. */
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
