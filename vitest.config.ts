@@ -10,5 +10,8 @@ export default defineConfig({
     execArgv: ["--experimental-wasm-relaxed-simd"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // The JSON report is what .ci/run counts for its closing line.
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results.json" },
   },
 });

@@ -2,7 +2,7 @@
 //
 // Built twice from this one source (see asconfig.json): target "simd" with
 // plain SIMD and target "relaxed" with relaxed SIMD as well. The only
-// difference is `madd` below, selected by the compile-time constant
+// difference is `madd` (assembly/madd.ts), selected by the compile-time constant
 // ASC_FEATURE_RELAXED_SIMD.
 //
 // Rules of this module:
@@ -15,19 +15,11 @@
 //   visible keys), never on M, on the row index, or on which tile kernel
 //   handles the element. See the comment above `matmul` for the exact order.
 
+import { madd } from "./madd";
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/** a * b + c lane-wise: fused (relaxed build, where the hardware has FMA) or mul-then-add. */
-// @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return f32x4.relaxed_madd(a, b, c);
-  } else {
-    return f32x4.add(f32x4.mul(a, b), c);
-  }
-}
 
 /** Horizontal sum in the fixed order (l0 + l1) + (l2 + l3). */
 // @ts-ignore: decorator
@@ -264,49 +256,65 @@ export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): vo
 
 // ---------------------------------------------------------------------------
 // Row-wise ops. Each row is computed on its own, in index order, so these are
-// batch-invariant by construction. Scalar math is done in f64 and rounded to
-// f32 once on store, like the js reference backend.
+// batch-invariant by construction. They follow the js reference backend (and
+// llama2.c): float32 arithmetic rounded after every operation, sums one term
+// at a time in index order, exp = the f64 Math.exp rounded to f32. Products
+// that are not reduced are vectorised where that leaves every single float
+// operation unchanged.
 // ---------------------------------------------------------------------------
 
-/** y[m, :] = weight * (x[m, :] / sqrt(mean(x[m, :]^2) + eps)). */
-export function rmsnorm(y: usize, x: usize, weight: usize, M: i32, D: i32, eps: f64): void {
+/** expf as the reference computes it: the f64 exp of an f32, rounded to f32. */
+// @ts-ignore: decorator
+@inline function expf(x: f32): f32 {
+  return <f32>Math.exp(<f64>x);
+}
+
+/** y[m, :] = weight * (scale * x[m, :]), scale = 1 / sqrt(sum(x^2) / D + eps), all f32. */
+export function rmsnorm(y: usize, x: usize, weight: usize, M: i32, D: i32, eps: f32): void {
   const rowBytes = (<usize>D) << 2;
+  const d4 = (<usize>(D & ~3)) << 2;
   for (let m = 0; m < M; m++) {
     const xr = x + <usize>m * rowBytes;
     const yr = y + <usize>m * rowBytes;
-    // Sum of squares in f64, index order.
-    let ss: f64 = 0;
+    // Sum of squares: one f32 term at a time, index order.
+    let ss: f32 = 0;
     for (let i: usize = 0; i < rowBytes; i += 4) {
-      const v = <f64>load<f32>(xr + i);
+      const v = load<f32>(xr + i);
       ss += v * v;
     }
-    const scale = 1.0 / Math.sqrt(ss / <f64>D + eps);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
-      store<f32>(yr + i, <f32>(<f64>load<f32>(weight + i) * (<f64>load<f32>(xr + i) * scale)));
+    const scale: f32 = <f32>1 / Mathf.sqrt(ss / <f32>D + eps);
+    const sv = f32x4.splat(scale);
+    let i: usize = 0;
+    for (; i < d4; i += 16) {
+      v128.store(yr + i, f32x4.mul(v128.load(weight + i), f32x4.mul(sv, v128.load(xr + i))));
+    }
+    for (; i < rowBytes; i += 4) {
+      store<f32>(yr + i, load<f32>(weight + i) * (scale * load<f32>(xr + i)));
     }
   }
 }
 
 /**
- * RoPE in place. `table` holds, for every row m and pair p = i / 2, the f64
+ * RoPE in place. `table` holds, for every row m and pair p = i / 2, the f32
  * pair (cos, sin) of that row's angle, computed by the host from the shared
  * angle recipe: table[(m * headSize / 2 + p) * 2 + {0, 1}].
+ * x0' = x0 c - x1 s, x1' = x0 s + x1 c (each product rounded, then the sum).
  */
 export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32): void {
   const half = headSize >> 1;
   const width = <usize>nHeads * <usize>headSize;
   for (let m = 0; m < M; m++) {
     const xr = x + ((<usize>m * width) << 2);
-    const tr = table + ((<usize>m * <usize>half) << 4);
+    const tr = table + ((<usize>m * <usize>half) << 3);
     for (let p = 0; p < half; p++) {
-      const c = load<f64>(tr + ((<usize>p) << 4));
-      const s = load<f64>(tr + ((<usize>p) << 4), 8);
+      const c = load<f32>(tr + ((<usize>p) << 3));
+      const s = load<f32>(tr + ((<usize>p) << 3), 4);
       for (let h = 0; h < nHeads; h++) {
         const o = xr + ((<usize>h * <usize>headSize + ((<usize>p) << 1)) << 2);
-        const a = <f64>load<f32>(o);
-        const b = <f64>load<f32>(o, 4);
-        store<f32>(o, <f32>(a * c - b * s));
-        store<f32>(o, <f32>(a * s + b * c), 4);
+        const a = load<f32>(o);
+        const b = load<f32>(o, 4);
+        store<f32>(o, a * c - b * s);
+        store<f32>(o, a * s + b * c, 4);
       }
     }
   }
@@ -314,29 +322,30 @@ export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32)
 
 /**
  * Masked multi-head attention (see Backend.attention). `scores` is host-owned
- * scratch of at least nKeys f32. hasMask = 0 selects the causal default.
- * The host checks beforehand that every row sees at least one key.
+ * scratch of at least nKeys f32. hasMask = 0 selects the causal default
+ * (row m sees keys 0 .. nKeys - M + m). The host checks beforehand that every
+ * row sees at least one key. Masked keys are never read.
  *
- * Per (row, head): for each visible key j in index order,
- *   s_j = dot(q, k_j) * scale   (f32, same order as matmul over headSize)
- * max = the largest s_j (visible only); e_j = exp(s_j - max) (f64, stored as
- * f32); sum = sum of e_j in index order (f64); out_i = 0 then, for each visible
- * j in index order, out_i = madd(e_j, v_j[i], out_i) (f32); finally
- * out_i = out_i / sum. Masked keys are never read.
+ * Per (row, head), over the visible keys j only, each loop in index order:
+ *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
+ *   mx  = max s_j
+ *   e_j = expf(s_j - mx);  sum = sum + e_j      (f32, one term at a time)
+ *   p_j = e_j / sum
+ *   out_i = 0;  out_i = out_i + p_j * v_j[i]    (f32 mul, then f32 add)
  */
 export function attention(
   out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
-  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scale: f32, scores: usize,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scores: usize,
 ): void {
   const width = <usize>nHeads * <usize>headSize;
   const kvWidthBytes = (<usize>nKvHeads * <usize>headSize) << 2;
   const hsBytes = (<usize>headSize) << 2;
   const h4 = (<usize>(headSize & ~3)) << 2;
   const group = <f64>nHeads / <f64>nKvHeads;
+  const sqrtHs = Mathf.sqrt(<f32>headSize);
   for (let m = 0; m < M; m++) {
     const maskRow = mask + <usize>m * <usize>nKeys;
-    const causalLast = nKeys - M + m; // last visible key in the causal default
-    const jEnd = hasMask ? nKeys : min<i32>(nKeys, causalLast + 1);
+    const jEnd = hasMask ? nKeys : min<i32>(nKeys, nKeys - M + m + 1);
     for (let h = 0; h < nHeads; h++) {
       const kvh = <i32>Math.floor(<f64>h / group);
       const qp = q + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
@@ -347,47 +356,49 @@ export function attention(
       let mx: f32 = -Infinity;
       for (let j = 0; j < jEnd; j++) {
         if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const s = dot(qp, kBase + <usize>j * kvWidthBytes, headSize) * scale;
+        const s = dot(qp, kBase + <usize>j * kvWidthBytes, headSize) / sqrtHs;
         store<f32>(scores + ((<usize>j) << 2), s);
         if (s > mx) mx = s;
       }
-      // Exponentials and their sum.
-      let sum: f64 = 0;
+      // Exponentials, their sum, then probabilities.
+      let sum: f32 = 0;
       for (let j = 0; j < jEnd; j++) {
         if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
         const sp = scores + ((<usize>j) << 2);
-        const e = <f32>Math.exp(<f64>load<f32>(sp) - <f64>mx);
+        const e = expf(load<f32>(sp) - mx);
         store<f32>(sp, e);
-        sum += <f64>e;
+        sum += e;
       }
-      // Weighted sum of the visible values.
+      for (let j = 0; j < jEnd; j++) {
+        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+        const sp = scores + ((<usize>j) << 2);
+        store<f32>(sp, load<f32>(sp) / sum);
+      }
+      // Weighted sum of the visible values, key by key.
       memory.fill(op, 0, hsBytes);
       for (let j = 0; j < jEnd; j++) {
         if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const e = load<f32>(scores + ((<usize>j) << 2));
-        const ev = f32x4.splat(e);
+        const pj = load<f32>(scores + ((<usize>j) << 2));
+        const pv = f32x4.splat(pj);
         const vp = vBase + <usize>j * kvWidthBytes;
         let i: usize = 0;
         for (; i < h4; i += 16) {
-          v128.store(op + i, madd(ev, v128.load(vp + i), v128.load(op + i)));
+          v128.store(op + i, f32x4.add(v128.load(op + i), f32x4.mul(pv, v128.load(vp + i))));
         }
         for (; i < hsBytes; i += 4) {
-          store<f32>(op + i, load<f32>(op + i) + e * load<f32>(vp + i));
+          store<f32>(op + i, load<f32>(op + i) + pj * load<f32>(vp + i));
         }
-      }
-      for (let i: usize = 0; i < hsBytes; i += 4) {
-        store<f32>(op + i, <f32>(<f64>load<f32>(op + i) / sum));
       }
     }
   }
 }
 
-/** y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), in f64. */
+/** y[i] = (gate[i] * (1 / (1 + expf(-gate[i])))) * up[i], all f32. */
 export function swiglu(y: usize, gate: usize, up: usize, n: i32): void {
   const end = (<usize>n) << 2;
   for (let i: usize = 0; i < end; i += 4) {
-    const g = <f64>load<f32>(gate + i);
-    store<f32>(y + i, <f32>((g / (1.0 + Math.exp(-g))) * <f64>load<f32>(up + i)));
+    const g = load<f32>(gate + i);
+    store<f32>(y + i, (g * (<f32>1 / (<f32>1 + expf(-g)))) * load<f32>(up + i));
   }
 }
 
@@ -414,7 +425,7 @@ export function embedding(y: usize, table: usize, ids: usize, M: i32, D: i32): v
   }
 }
 
-/** Row-wise softmax in place over x [M, N]: f32 max, f64 exp and sum in index order. */
+/** Row-wise softmax in place over x [M, N]: max, e = expf(x - max), f32 sum in index order, e / sum. */
 export function softmax(x: usize, M: i32, N: i32): void {
   const rowBytes = (<usize>N) << 2;
   for (let m = 0; m < M; m++) {
@@ -424,13 +435,14 @@ export function softmax(x: usize, M: i32, N: i32): void {
       const v = load<f32>(xr + i);
       if (v > mx) mx = v;
     }
-    const mx64 = <f64>mx;
-    let sum: f64 = 0;
+    let sum: f32 = 0;
     for (let i: usize = 0; i < rowBytes; i += 4) {
-      sum += Math.exp(<f64>load<f32>(xr + i) - mx64);
+      const e = expf(load<f32>(xr + i) - mx);
+      store<f32>(xr + i, e);
+      sum += e;
     }
     for (let i: usize = 0; i < rowBytes; i += 4) {
-      store<f32>(xr + i, <f32>(Math.exp(<f64>load<f32>(xr + i) - mx64) / sum));
+      store<f32>(xr + i, load<f32>(xr + i) / sum);
     }
   }
 }

@@ -1,5 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { Backend, Buffer } from "../src/backends/backend.js";
+import { JsBackend } from "../src/backends/js/index.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { backend, BACKENDS, firstBitDifference, maxRelativeError, tinyCheckpoint } from "./helpers.js";
@@ -44,28 +46,7 @@ function withModel<T>(b: Awaited<ReturnType<typeof backend>>, ckpt: Checkpoint, 
 
 describe.each(BACKENDS)("batch invariance on %s", (name) => {
   it("MODEL-BLOCK-EQ-SEQ: a block forward equals token-by-token forward, bit for bit, after any cached prefix", async () => {
-    const b = await backend(name);
-    fc.assert(
-      fc.property(caseArb, ({ ckpt, rows, split }) =>
-        withModel(b, ckpt, (model) => {
-          const V = ckpt.config.vocabSize;
-          const ref = oneByOne(model, rows);
-          const s = Math.min(split, rows.length - 1);
-          const cache = model.newCache(64);
-          const blocks = [rows.slice(0, s), rows.slice(s)].filter((r) => r.length > 0);
-          let i = 0;
-          for (const blk of blocks) {
-            const logits = model.forward({ tokens: blk.map((r) => r.token), positions: blk.map((r) => r.position) }, cache);
-            for (let m = 0; m < blk.length; m++, i++) {
-              const diff = firstBitDifference(rowOf(logits, m, V), ref[i]);
-              if (diff) throw new Error(`row ${i}: ${diff}`);
-            }
-          }
-          cache.free();
-        }),
-      ),
-      { numRuns: RUNS },
-    );
+    fc.assert(blockEqualsSequential(await backend(name)), { numRuns: RUNS });
   });
 
   it("MODEL-UNRELATED-ROWS: unrelated rows in the cache and in the block change no row", async () => {
@@ -194,6 +175,57 @@ describe("backends agree", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+/** MODEL-BLOCK-EQ-SEQ as a property of a backend, so the mutation test can reuse it. */
+function blockEqualsSequential(b: Backend) {
+  return fc.property(caseArb, ({ ckpt, rows, split }) =>
+    withModel(b, ckpt, (model) => {
+      const V = ckpt.config.vocabSize;
+      const ref = oneByOne(model, rows);
+      const s = Math.min(split, rows.length - 1);
+      const cache = model.newCache(64);
+      const blocks = [rows.slice(0, s), rows.slice(s)].filter((r) => r.length > 0);
+      let i = 0;
+      for (const blk of blocks) {
+        const logits = model.forward({ tokens: blk.map((r) => r.token), positions: blk.map((r) => r.position) }, cache);
+        for (let m = 0; m < blk.length; m++, i++) {
+          const diff = firstBitDifference(rowOf(logits, m, V), ref[i]);
+          if (diff) throw new Error(`row ${i}: ${diff}`);
+        }
+      }
+      cache.free();
+    }),
+  );
+}
+
+/**
+ * A deliberately broken backend: its matmul splits the K sum in two halves
+ * when a call has several rows (as a naive split-K parallelisation would).
+ * Every row is still "correct" to float tolerance, but not batch-invariant.
+ */
+class SplitKBackend extends JsBackend {
+  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    if (M === 1) return super.matmul(y, x, w, M, K, N);
+    const X = this.download(x), W = this.download(w), Y = new Float32Array(M * N);
+    const f = Math.fround, h = K >> 1;
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let a = 0, c = 0;
+        for (let k = 0; k < h; k++) a = f(a + f(X[m * K + k] * W[n * K + k]));
+        for (let k = h; k < K; k++) c = f(c + f(X[m * K + k] * W[n * K + k]));
+        Y[m * N + n] = a + c;
+      }
+    this.upload(y, Y);
+  }
+}
+
+describe("mutation sanity", () => {
+  it("MODEL-MUTANT: a split-K matmul (not batch-invariant) makes MODEL-BLOCK-EQ-SEQ fail", () => {
+    const result = fc.check(blockEqualsSequential(new SplitKBackend()), { numRuns: RUNS, seed: 1 });
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toMatch(/row \d+: element \d+/);
   });
 });
 

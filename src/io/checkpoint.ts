@@ -122,15 +122,6 @@ function makeConfig(h: Int32Array | number[], shared: boolean): ModelConfig {
 }
 
 /**
- * RoPE tables read from v0 files, keyed by the parsed weights, so that
- * serializing a parsed checkpoint reproduces the file byte for byte. (The
- * exporter computed them with PyTorch's float32 cos/sin, which differ from
- * correctly rounded values by one ulp in about 5% of the entries; llama2.c's
- * forward pass ignores these tables, so either version is a valid file.)
- */
-const storedRopeTables = new WeakMap<ModelWeights, Float32Array>();
-
-/**
  * The legacy v0 RoPE tables as llama2.c's exporter writes them: first the
  * cos table [seqLen, headSize/2], then the sin table, with
  * angle = pos * theta^(-2i/headSize), every step rounded to float32.
@@ -219,13 +210,11 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   let offset = version === 0 ? V0_HEADER_BYTES : V1_HEADER_BYTES;
   const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
   const globals: Partial<ModelWeights> = {};
-  let rope: Float32Array | undefined;
   for (const slot of layout(config, version)) {
-    const arr = floatsAt(bytes, offset, slot.length);
+    // The legacy RoPE tables are skipped: the forward pass computes its angles.
+    if (slot.kind === "layer") layers[slot.layer][slot.field] = floatsAt(bytes, offset, slot.length);
+    else if (slot.kind === "global") globals[slot.field] = floatsAt(bytes, offset, slot.length);
     offset += slot.length * 4;
-    if (slot.kind === "layer") layers[slot.layer][slot.field] = arr;
-    else if (slot.kind === "global") globals[slot.field] = arr;
-    else rope = arr;
   }
   const tokenEmbedding = globals.tokenEmbedding!;
   const weights: ModelWeights = {
@@ -234,7 +223,6 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
     rmsFinal: globals.rmsFinal!,
     wcls: config.sharedClassifier ? tokenEmbedding : globals.wcls!,
   };
-  if (rope) storedRopeTables.set(weights, rope);
   return { config, weights };
 }
 
@@ -286,10 +274,8 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
   }
   for (const slot of layout(c, version)) {
     let arr = slotArray(w, slot);
-    if (slot.kind === "rope") {
-      const stored = storedRopeTables.get(w);
-      arr = stored && stored.length === slot.length ? stored : legacyRopeTables(c);
-    }
+    // llama2.c ignores the legacy RoPE tables; we write freshly computed ones.
+    if (slot.kind === "rope") arr = legacyRopeTables(c);
     if (!arr || arr.length !== slot.length) {
       throw new Error(`serializeCheckpoint: ${slotLabel(slot)} has ${arr ? arr.length : "no"} floats, expected ${slot.length}`);
     }

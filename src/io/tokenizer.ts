@@ -172,7 +172,7 @@ export class Tokenizer {
       if (len < 0) throw new FileFormatError(name, `token ${i} has a negative length ${len} (at byte offset ${off + 4})`);
       if (off + 8 + len > n) throw endsEarly(i);
       scores[i] = score;
-      pieces.push(bytes.slice(off + 8, off + 8 + len));
+      pieces.push(new Uint8Array(bytes.subarray(off + 8, off + 8 + len))); // a plain copy (Buffer.slice would be a view)
       off += 8 + len;
     }
     if (off !== n) {

@@ -21,10 +21,9 @@
  * JavaScript has no fma, so the fused steps are emulated: k and r exactly
  * (cheap: the product is split into two exact parts), the polynomial with
  * plain double arithmetic, whose result differs from the fused one by a few
- * double ulps at most; only when that result lies within a small margin of
- * a float32 rounding boundary (about 1 input in 10^7) or the result is
- * subnormal is the polynomial recomputed with exact (BigInt) fused
- * multiply-adds. Verified against glibc 2.36's expf on every float in
+ * double ulps at most; only when that result lies within a relative
+ * 2^-40 of a float32 rounding boundary (about 1 input in 10^5) is the
+ * polynomial recomputed with exact (BigInt) fused multiply-adds. Verified against glibc 2.36's expf on every float in
  * [-104, 89] (see spec/sampling.md).
  */
 
@@ -38,7 +37,7 @@ const SHIFT = 6755399441055744; // 0x1.8p+52
 // INV_LN2_N split into a 26-bit high part and the remainder (27 bits): the
 // products x * HI and x * LO of a float32 x (24 bits) are exact doubles,
 // and x * INV_LN2_N = x * HI + x * LO exactly.
-const INV_HI = Math.fround(INV_LN2_N) === INV_LN2_N ? INV_LN2_N : splitHigh(INV_LN2_N);
+const INV_HI = splitHigh(INV_LN2_N);
 const INV_LO = INV_LN2_N - INV_HI;
 
 function splitHigh(v: number): number {
@@ -83,7 +82,8 @@ const OFLOW = Math.fround(88.72283172607422); // 0x1.62e42ep6f
 const UFLOW = Math.fround(-103.97207641601562); // -0x1.9fe368p6f
 const MAY_UFLOW = Math.fround(-103.27892303466797); // -0x1.9d1d9ep6f
 const MIN_SUBNORMAL_F32 = 2 ** -149;
-const MIN_NORMAL_F32 = 2 ** -126;
+const LOWER = 1 - 2 ** -40;
+const UPPER = 1 + 2 ** -40;
 
 /**
  * glibc's expf(x) for a float32 `x`, bit for bit (FMA code path).
@@ -127,13 +127,12 @@ export function expf(x: number): number {
   const y1 = C2 * r + 1;
   const y = z * r2 + y1;
   const res = y * s;
-  if (res >= MIN_NORMAL_F32) {
-    f64[0] = res;
-    const low29 = u32[0] & 0x1fffffff;
-    const dist = low29 - 0x10000000;
-    if (dist > 64 || dist < -64) return Math.fround(res);
-  }
-  // Near a float32 rounding boundary, or subnormal: redo with exact fmas.
+  // The fused result differs from `res` by a few double ulps at most; if
+  // both ends of a window of +-2^-40 (relative) round to the same float32,
+  // so does the fused result (rounding is monotone).
+  const lo = Math.fround(res * LOWER);
+  if (lo === Math.fround(res * UPPER)) return lo;
+  // Near a float32 rounding boundary: redo the polynomial with exact fmas.
   const zf = fmaExact(C0, r, C1);
   const y1f = fmaExact(C2, r, 1);
   const yf = fmaExact(zf, r2, y1f);

@@ -31,7 +31,7 @@ interface Kernels {
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
   attention(
     out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
-    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scale: number, scores: number,
+    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scores: number,
   ): void;
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
@@ -140,7 +140,6 @@ export class WasmBackend implements Backend {
   private u8v!: Uint8Array;
   private i32v!: Int32Array;
   private f32v!: Float32Array;
-  private f64v!: Float64Array;
 
   // One reusable scratch block (RoPE table, attention scores).
   private scratchPtr = 0;
@@ -223,18 +222,18 @@ export class WasmBackend implements Backend {
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
     const half = headSize / 2;
-    // cos/sin of every (row, pair) angle, in f64, from the shared float32 angle recipe.
-    const table = this.scratch(M * half * 16);
+    // cos/sin of every (row, pair) angle, rounded to f32, from the shared angle recipe.
+    const table = this.scratch(M * half * 8);
     const pos = this.view("i32") as Int32Array;
     const p0 = this.index(P);
-    const f64 = this.f64v;
-    let t = table / 8;
+    const f32 = this.f32v;
+    let t = table / 4;
     for (let m = 0; m < M; m++) {
       const p = pos[p0 + m];
       for (let i = 0; i < headSize; i += 2) {
         const angle = ropeAngle(p, i, headSize, theta);
-        f64[t++] = Math.cos(angle);
-        f64[t++] = Math.sin(angle);
+        f32[t++] = Math.cos(angle);
+        f32[t++] = Math.sin(angle);
       }
     }
     this.k.rope(X.ptr, table, M, nHeads, headSize);
@@ -266,8 +265,7 @@ export class WasmBackend implements Backend {
     }
     if (M === 0) return;
     const scores = this.scratch(nKeys * 4);
-    const scale = Math.fround(1 / Math.sqrt(headSize));
-    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, scale, scores);
+    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, scores);
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
@@ -350,7 +348,6 @@ export class WasmBackend implements Backend {
     this.u8v = new Uint8Array(buffer);
     this.i32v = new Int32Array(buffer);
     this.f32v = new Float32Array(buffer);
-    this.f64v = new Float64Array(buffer);
     this.viewGeneration = this.heap.generation;
   }
 

@@ -3,7 +3,7 @@ import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { needsU, sampleToken } from "../../sampling/sampler.js";
 
-export const BOS = 1;
+import { BOS } from "../../io/tokenizer.js";
 
 export interface ArOptions {
   /**

@@ -1,0 +1,20 @@
+// The f32x4 multiply-add peak of one core, for benchmarks: twelve independent
+// dependency chains keep the FMA units busy whatever their latency, and no
+// memory is touched. Built into both builds, so the relaxed build measures
+// relaxed_madd (FMA) and the plain build mul + add.
+import { madd } from "./madd";
+
+/** Runs `iters` rounds of 12 lane-wise multiply-adds (96 flops each); returns a value that depends on all of them. */
+export function fmaPeak(iters: i32): f32 {
+  const m = f32x4.splat(0.999), c = f32x4.splat(0.001);
+  let a0 = f32x4.splat(1.0), a1 = f32x4.splat(1.1), a2 = f32x4.splat(1.2), a3 = f32x4.splat(1.3);
+  let a4 = f32x4.splat(1.4), a5 = f32x4.splat(1.5), a6 = f32x4.splat(1.6), a7 = f32x4.splat(1.7);
+  let a8 = f32x4.splat(1.8), a9 = f32x4.splat(1.9), a10 = f32x4.splat(2.0), a11 = f32x4.splat(2.1);
+  for (let i = 0; i < iters; i++) {
+    a0 = madd(a0, m, c); a1 = madd(a1, m, c); a2 = madd(a2, m, c); a3 = madd(a3, m, c);
+    a4 = madd(a4, m, c); a5 = madd(a5, m, c); a6 = madd(a6, m, c); a7 = madd(a7, m, c);
+    a8 = madd(a8, m, c); a9 = madd(a9, m, c); a10 = madd(a10, m, c); a11 = madd(a11, m, c);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
+  return f32x4.extract_lane(f32x4.add(s, f32x4.add(f32x4.add(a8, a9), f32x4.add(a10, a11))), 0);
+}

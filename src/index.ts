@@ -1,0 +1,35 @@
+/**
+ * ptp-ts: Parallel Token Prediction in TypeScript.
+ *
+ * The public API. A token's path: Tokenizer.encode -> Transformer.forward
+ * (on a Backend) -> samplingDistribution -> pick(u, P) -> Tokenizer.decodePiece;
+ * decodeAR strings these together one token per call.
+ */
+
+// Backends: the plug-in interface, the registry and the built-in backends.
+export type { Backend, Buffer, DType, HostArray } from "./backends/backend.js";
+export { BackendError } from "./backends/backend.js";
+export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, type BackendFactory, type BackendOptions } from "./backends/registry.js";
+export { relaxedSimdSupported } from "./backends/wasm/detect.js";
+
+// The model.
+export { Transformer } from "./model/transformer.js";
+export { KVCache } from "./model/kv-cache.js";
+export { causalMask, type Block } from "./model/block.js";
+export { SHAPES, headSize, kvDim, parameterCount, validateConfig, type ModelConfig } from "./model/config.js";
+export type { Checkpoint, LayerWeights, ModelWeights } from "./model/weights.js";
+
+// Files.
+export { FileFormatError } from "./io/errors.js";
+export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint, randomCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
+export { Tokenizer, BOS, EOS } from "./io/tokenizer.js";
+
+// Sampling from explicit auxiliary variables u.
+export { pick, binOf, argmax } from "./sampling/pick.js";
+export { softmaxF32 } from "./sampling/softmax.js";
+export { samplingDistribution, type SamplingSettings } from "./sampling/processors.js";
+export { sampleToken, needsU } from "./sampling/sampler.js";
+export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./sampling/aux.js";
+
+// Decoding.
+export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/ar.js";

@@ -1,0 +1,589 @@
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../src/backends/backend.js";
+import { JsBackend } from "../src/backends/js/index.js";
+import { FreeListAllocator, WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
+import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
+import type { WasmMemory } from "../src/backends/wasm/wasm-api.js";
+
+/** The WebAssembly global, typed locally (the project's lib has no DOM types). */
+const WA = (globalThis as unknown as {
+  WebAssembly: { validate(bytes: Uint8Array): boolean; Memory: new (d: { initial: number }) => WasmMemory };
+}).WebAssembly;
+
+/*
+ * The wasm backend against the js reference, for both WASM builds.
+ *
+ * TOLERANCES (u = 2^-24, the float32 unit roundoff)
+ * - matmul: js sums the K products one at a time in float32 (error at most
+ *   gamma_K * S, with S = sum_k |x_k w_k| and gamma_n ~ n u); wasm sums 4
+ *   lane partials of K/4 terms, then 2 pairwise adds and at most 3 tail adds
+ *   (error at most gamma_{K/4+6} * S, FMA or not). So |wasm - js| <=
+ *   (1.25 K + 8) u S, which is the tolerance we use per element: rigorous, and
+ *   relative to the size of the terms so cancellation cannot make it flaky.
+ * - attention: only the q.k dot products are summed in a different order
+ *   (same bound, with S <= headSize since inputs lie in [-1, 1], divided by
+ *   sqrt(headSize)). A score error d moves the softmax weights by a relative
+ *   <= ~2d, and |v| <= 1, so we allow 4 * (1.25 hs + 8) u sqrt(hs) + 1e-6.
+ * - rmsnorm, rope, add, embedding, copy follow the very same float32 recipe as
+ *   js and must agree bit for bit. swiglu and softmax follow it too, but their
+ *   exp is AssemblyScript's f64 Math.exp rounded to f32, which may differ from
+ *   V8's by an f64 ulp and so, rarely, round to a neighbouring f32: we allow
+ *   1e-6 relative (+1e-12 absolute), ~8 f32 ulps.
+ */
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/** A small seeded PRNG (mulberry32) so that fast-check seeds fix the data. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randF32(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+function up(b: Backend, data: HostArray, dtype: DType = "f32"): Buffer {
+  const buf = b.alloc(data.length, dtype);
+  b.upload(buf, data);
+  return buf;
+}
+
+function firstBitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
+  if (a.length !== b.length) return `lengths differ: ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `element ${i}: ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
+function expectBitExact(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  const d = firstBitDifference(a, b);
+  if (d !== null) expect.fail(`${what}: ${d}`);
+}
+
+function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (i: number) => number, what: string): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) {
+    const err = Math.abs(a[i] - b[i]);
+    if (!(err <= tol(i))) expect.fail(`${what}: element ${i}: wasm ${a[i]} vs js ${b[i]} (|err| ${err} > ${tol(i)})`);
+  }
+}
+
+/** Frees every buffer allocated through `b` during `fn`. */
+function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
+  const owned: Buffer[] = [];
+  try {
+    return fn(
+      (data, dtype = "f32") => {
+        const buf = up(b, data, dtype);
+        owned.push(buf);
+        return buf;
+      },
+      (n) => {
+        const buf = b.alloc(n);
+        owned.push(buf);
+        return buf;
+      },
+    );
+  } finally {
+    for (const buf of owned) b.free(buf);
+  }
+}
+
+// ---- op runners: host arrays in, host arrays out -------------------------
+
+function runMatmul(b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(M * N);
+    b.matmul(y, alloc(x), alloc(w), M, K, N);
+    return b.download(y);
+  });
+}
+
+function runRmsnorm(b: Backend, x: Float32Array, g: Float32Array, M: number, D: number, eps: number): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(M * D);
+    b.rmsnorm(y, alloc(x), alloc(g), M, D, eps);
+    return b.download(y);
+  });
+}
+
+function runRope(b: Backend, x: Float32Array, pos: Int32Array, M: number, nHeads: number, headSize: number, theta: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const xb = alloc(x);
+    b.rope(xb, alloc(pos, "i32"), M, nHeads, headSize, theta);
+    return b.download(xb);
+  });
+}
+
+interface AttnCase {
+  q: Float32Array;
+  keys: Float32Array;
+  values: Float32Array;
+  mask: Uint8Array | null;
+  M: number;
+  nKeys: number;
+  nHeads: number;
+  nKvHeads: number;
+  headSize: number;
+}
+
+function runAttention(b: Backend, c: AttnCase): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const out = zeros(c.M * c.nHeads * c.headSize);
+    const mask = c.mask ? alloc(c.mask, "u8") : null;
+    b.attention(out, alloc(c.q), alloc(c.keys), alloc(c.values), mask, c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
+    return b.download(out);
+  });
+}
+
+function runSwiglu(b: Backend, g: Float32Array, u: Float32Array): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(g.length);
+    b.swiglu(y, alloc(g), alloc(u), g.length);
+    return b.download(y);
+  });
+}
+
+function runSoftmax(b: Backend, x: Float32Array, M: number, N: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const xb = alloc(x);
+    b.softmax(xb, M, N);
+    return b.download(xb);
+  });
+}
+
+const U = 2 ** -24;
+/** Tolerance factor of a matmul element, times sum |x w| (see TOLERANCES). */
+const matmulTol = (K: number) => (1.25 * K + 8) * U * 1.01;
+
+/** Sum over k of |x[m, k] w[n, k]|: the scale of the matmul rounding error. */
+function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
+  return s;
+}
+
+/** Random attention problem; mask null (causal) or random with >= 1 visible key per row. */
+function randomAttention(seed: number, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): AttnCase {
+  const r = rng(seed);
+  const nHeads = nKvHeads * group;
+  const nKeys = M + extraKeys;
+  const q = randF32(M * nHeads * headSize, r);
+  const keys = randF32(nKeys * nKvHeads * headSize, r);
+  const values = randF32(nKeys * nKvHeads * headSize, r);
+  let mask: Uint8Array | null = null;
+  if (masked) {
+    mask = new Uint8Array(M * nKeys);
+    for (let m = 0; m < M; m++) {
+      for (let j = 0; j < nKeys; j++) mask[m * nKeys + j] = r() < 0.6 ? 1 : 0;
+      mask[m * nKeys + Math.floor(r() * nKeys)] = 1;
+    }
+  }
+  return { q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize };
+}
+
+/** Row m of an attention case alone, seeing the same keys (explicit mask row, or causal prefix). */
+function attentionRow(c: AttnCase, m: number): AttnCase {
+  const width = c.nHeads * c.headSize;
+  const q = c.q.slice(m * width, (m + 1) * width);
+  if (c.mask) {
+    return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
+  }
+  // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
+  // single row sees with nKeys' = nKeys - M + m + 1 keys.
+  return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
+}
+
+// ---------------------------------------------------------------------------
+
+const relaxedOk = relaxedSimdSupported();
+const BUILDS = [
+  { build: "simd" as const, skip: false, label: "simd build" },
+  {
+    build: "relaxed" as const,
+    skip: !relaxedOk,
+    label: relaxedOk
+      ? "relaxed build"
+      : "relaxed build (SKIPPED: this runtime does not validate relaxed SIMD; run Node with --experimental-wasm-relaxed-simd)",
+  },
+];
+
+const js = new JsBackend();
+const RUNS = { numRuns: 100 };
+
+describe("relaxed SIMD detection", () => {
+  it("the control probe validates and the relaxed probe validates exactly when supported", () => {
+    expect(simdSupported()).toBe(true);
+    expect(WA.validate(PLAIN_SIMD_PROBE)).toBe(true);
+    expect(WA.validate(RELAXED_MADD_PROBE)).toBe(relaxedOk);
+  });
+
+  it("vitest runs with --experimental-wasm-relaxed-simd, so relaxed SIMD is available here", () => {
+    expect(process.execArgv.join(" ").includes("relaxed-simd") ? relaxedOk : true).toBe(true);
+  });
+
+  it("without the flag, auto picks simd and an explicit relaxed request explains what to do", () => {
+    const script = `
+      const { createWasmBackend, relaxedSimdSupported } = await import(${JSON.stringify(resolve(import.meta.dirname, "../src/backends/wasm/index.ts"))});
+      const b = await createWasmBackend({});
+      let msg = "";
+      try { await createWasmBackend({ wasmBuild: "relaxed" }); } catch (e) { msg = e.message; }
+      console.log(JSON.stringify({ supported: relaxedSimdSupported(), description: b.description, msg }));
+    `;
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, encoding: "utf8" });
+    const res = JSON.parse(out.trim().split("\n").pop()!) as { supported: boolean; description: string; msg: string };
+    if (res.supported) return; // a runtime with relaxed SIMD on by default: nothing to check
+    expect(res.description).toBe("wasm (SIMD)");
+    expect(res.msg).toMatch(/--experimental-wasm-relaxed-simd/);
+    expect(res.msg).toMatch(/"simd"/);
+  });
+
+  it("auto picks the relaxed build where supported", async () => {
+    const b = await createWasmBackend({ wasmBuild: "auto" });
+    expect(b.description).toBe(relaxedOk ? "wasm (relaxed SIMD)" : "wasm (SIMD)");
+  });
+});
+
+for (const { build, skip, label } of BUILDS) {
+  describe.skipIf(skip)(label, () => {
+    let wasm: WasmBackend;
+    beforeAll(async () => {
+      wasm = await createWasmBackend({ wasmBuild: build });
+    });
+
+    it("describes the active build", () => {
+      expect(wasm.name).toBe("wasm");
+      expect(wasm.description).toBe(build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)");
+    });
+
+    // ---- agreement with js ----------------------------------------------
+
+    it("matmul agrees with js within 1e-5 * sum|x w|", () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
+          const r = rng(seed);
+          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const a = runMatmul(wasm, x, w, M, K, N), b = runMatmul(js, x, w, M, K, N);
+          expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), `matmul M=${M} K=${K} N=${N}`);
+        }),
+        RUNS,
+      );
+    });
+
+    it("matmul on a larger shape (several w blocks, K % 8 = 4)", () => {
+      const M = 7, K = 1220, N = 90;
+      const r = rng(7);
+      const x = randF32(M * K, r), w = randF32(N * K, r);
+      const a = runMatmul(wasm, x, w, M, K, N), b = runMatmul(js, x, w, M, K, N);
+      expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), "matmul 7x1220x90");
+    });
+
+    it("rmsnorm, rope, add, embedding and copy agree with js bit for bit", () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), fc.integer(), (M, nHeads, half, seed) => {
+          const r = rng(seed);
+          const headSize = 2 * half, D = nHeads * headSize;
+          const x = randF32(M * D, r, 3), g = randF32(D, r);
+          expectBitExact(runRmsnorm(wasm, x, g, M, D, 1e-5), runRmsnorm(js, x, g, M, D, 1e-5), "rmsnorm");
+
+          const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 5000));
+          expectBitExact(runRope(wasm, x, pos, M, nHeads, headSize, 10000), runRope(js, x, pos, M, nHeads, headSize, 10000), "rope");
+
+          const y = randF32(M * D, r);
+          const addRun = (b: Backend) =>
+            scoped(b, (alloc) => {
+              const yb = alloc(y);
+              b.add(yb, alloc(x), M * D);
+              return b.download(yb);
+            });
+          expectBitExact(addRun(wasm), addRun(js), "add");
+
+          const rows = 5;
+          const table = randF32(rows * D, r);
+          const ids = Int32Array.from({ length: M }, () => Math.floor(r() * (rows + 2)) - 2); // some negative
+          const embRun = (b: Backend) =>
+            scoped(b, (alloc) => {
+              const yb = alloc(y);
+              b.embedding(yb, alloc(table), alloc(ids, "i32"), M, D);
+              return b.download(yb);
+            });
+          expectBitExact(embRun(wasm), embRun(js), "embedding");
+
+          const n = Math.floor(r() * D), so = Math.floor(r() * (M * D - n + 1)), dOff = Math.floor(r() * (M * D - n + 1));
+          const copyRun = (b: Backend) =>
+            scoped(b, (alloc) => {
+              const dst = alloc(y);
+              b.copy(dst, dOff, alloc(x), so, n);
+              return b.download(dst);
+            });
+          expectBitExact(copyRun(wasm), copyRun(js), "copy");
+        }),
+        RUNS,
+      );
+    });
+
+    it("swiglu and softmax agree with js within 1e-6 relative", () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, N, seed) => {
+          const r = rng(seed);
+          const g = randF32(M * N, r, 8), u = randF32(M * N, r, 2);
+          const a = runSwiglu(wasm, g, u), b = runSwiglu(js, g, u);
+          expectClose(a, b, (i) => 1e-6 * Math.abs(b[i]) + 1e-12, "swiglu");
+          const s = runSoftmax(wasm, g, M, N), t = runSoftmax(js, g, M, N);
+          expectClose(s, t, (i) => 1e-6 * Math.abs(t[i]) + 1e-12, "softmax");
+        }),
+        RUNS,
+      );
+    });
+
+    it("attention agrees with js (causal and masked, MHA and GQA)", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 8 }),
+          fc.integer({ min: 0, max: 12 }),
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 19 }),
+          fc.boolean(),
+          fc.integer(),
+          (M, extra, nKv, group, headSize, masked, seed) => {
+            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+            const a = runAttention(wasm, c), b = runAttention(js, c);
+            const tol = 4 * (1.25 * headSize + 8) * U * Math.sqrt(headSize) + 1e-6;
+            expectClose(a, b, () => tol, `attention M=${M} nKeys=${c.nKeys} hs=${headSize}`);
+          },
+        ),
+        RUNS,
+      );
+    });
+
+    // ---- batch invariance (bit-exact) -----------------------------------
+
+    it("matmul: every row of an M-row call equals that row computed alone", () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
+          const r = rng(seed);
+          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const all = runMatmul(wasm, x, w, M, K, N);
+          for (let m = 0; m < M; m++) {
+            const alone = runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N);
+            expectBitExact(all.subarray(m * N, (m + 1) * N), alone, `matmul row ${m} of M=${M} K=${K} N=${N}`);
+          }
+          // And a sub-batch starting at an odd row (different tile alignment).
+          if (M >= 3) {
+            const sub = runMatmul(wasm, x.slice(K, (M - 1) * K), w, M - 2, K, N);
+            expectBitExact(all.subarray(N, (M - 1) * N), sub, `matmul rows 1..${M - 2}`);
+          }
+        }),
+        RUNS,
+      );
+    });
+
+    it("matmul: batch invariance on a large K (several w blocks)", () => {
+      const M = 9, K = 3003, N = 45;
+      const r = rng(11);
+      const x = randF32(M * K, r), w = randF32(N * K, r);
+      const all = runMatmul(wasm, x, w, M, K, N);
+      for (let m = 0; m < M; m++) {
+        expectBitExact(all.subarray(m * N, (m + 1) * N), runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N), `row ${m}`);
+      }
+    });
+
+    it("rmsnorm, rope, swiglu, softmax: rows are batch-invariant", () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 }), fc.integer(), (M, nHeads, half, seed) => {
+          const r = rng(seed);
+          const headSize = 2 * half, D = nHeads * headSize;
+          const x = randF32(M * D, r, 4), g = randF32(D, r), u = randF32(M * D, r);
+          const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 3000));
+          const norm = runRmsnorm(wasm, x, g, M, D, 1e-6);
+          const rot = runRope(wasm, x, pos, M, nHeads, headSize, 500000);
+          const sw = runSwiglu(wasm, x, u);
+          const sm = runSoftmax(wasm, x, M, D);
+          for (let m = 0; m < M; m++) {
+            const xr = x.slice(m * D, (m + 1) * D), row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
+            expectBitExact(row(norm), runRmsnorm(wasm, xr, g, 1, D, 1e-6), `rmsnorm row ${m}`);
+            expectBitExact(row(rot), runRope(wasm, xr, pos.slice(m, m + 1), 1, nHeads, headSize, 500000), `rope row ${m}`);
+            expectBitExact(row(sw), runSwiglu(wasm, xr, u.slice(m * D, (m + 1) * D)), `swiglu row ${m}`);
+            expectBitExact(row(sm), runSoftmax(wasm, xr, 1, D), `softmax row ${m}`);
+          }
+        }),
+        RUNS,
+      );
+    });
+
+    it("attention: every row equals that row alone with the same visible keys", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 0, max: 10 }),
+          fc.integer({ min: 1, max: 2 }),
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 18 }),
+          fc.boolean(),
+          fc.integer(),
+          (M, extra, nKv, group, headSize, masked, seed) => {
+            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+            const all = runAttention(wasm, c);
+            const width = c.nHeads * headSize;
+            for (let m = 0; m < M; m++) {
+              expectBitExact(all.subarray(m * width, (m + 1) * width), runAttention(wasm, attentionRow(c, m)), `attention row ${m} of ${M}`);
+            }
+          },
+        ),
+        RUNS,
+      );
+    });
+
+    it("attention: masked-out extra keys (even NaN ones) change nothing", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 0, max: 6 }),
+          fc.integer({ min: 1, max: 8 }),
+          fc.integer({ min: 1, max: 2 }),
+          fc.integer({ min: 1, max: 17 }),
+          fc.integer(),
+          (M, extra, inserted, nKv, headSize, seed) => {
+            const r = rng(seed ^ 0x5bd1e995);
+            const base = randomAttention(seed, M, extra, nKv, 2, headSize, false); // causal over base.nKeys keys
+            const kvW = nKv * headSize;
+            // Insert unrelated keys at random places; every row masks them out.
+            const isExtra: boolean[] = [];
+            for (let j = 0; j < base.nKeys; j++) isExtra.push(false);
+            for (let t = 0; t < inserted; t++) isExtra.splice(Math.floor(r() * (isExtra.length + 1)), 0, true);
+            const nKeys = isExtra.length;
+            const keys = new Float32Array(nKeys * kvW), values = new Float32Array(nKeys * kvW);
+            const mask = new Uint8Array(M * nKeys);
+            let src = 0;
+            for (let j = 0; j < nKeys; j++) {
+              if (isExtra[j]) {
+                keys.fill(r() < 0.5 ? NaN : 1e30, j * kvW, (j + 1) * kvW);
+                values.fill(r() < 0.5 ? NaN : -1e30, j * kvW, (j + 1) * kvW);
+              } else {
+                keys.set(base.keys.subarray(src * kvW, (src + 1) * kvW), j * kvW);
+                values.set(base.values.subarray(src * kvW, (src + 1) * kvW), j * kvW);
+                for (let m = 0; m < M; m++) mask[m * nKeys + j] = src <= base.nKeys - M + m ? 1 : 0;
+                src++;
+              }
+            }
+            const withExtra = runAttention(wasm, { ...base, keys, values, mask, nKeys });
+            expectBitExact(withExtra, runAttention(wasm, base), "extra masked keys");
+          },
+        ),
+        RUNS,
+      );
+    });
+
+    // ---- memory and errors ------------------------------------------------
+
+    it("buffers live above static data, are zero-filled and survive memory growth", () => {
+      const heapBase = (wasm as unknown as { k: { heapBase(): number } }).k.heapBase();
+      const a = wasm.alloc(100);
+      expect((a as unknown as { ptr: number }).ptr).toBeGreaterThanOrEqual(heapBase);
+      expect((a as unknown as { ptr: number }).ptr % 64).toBe(0);
+      const data = randF32(100, rng(3));
+      wasm.upload(a, data);
+      wasm.free(a);
+      const b = wasm.alloc(100); // reuses the block: must come back zeroed
+      expect(Array.from(wasm.download(b)).every((v) => v === 0)).toBe(true);
+      wasm.upload(b, data);
+      const before = wasm.memoryBytes;
+      const big = wasm.alloc(before / 4 + 1000); // forces memory.grow
+      expect(wasm.memoryBytes).toBeGreaterThan(before);
+      expectBitExact(wasm.download(b), data, "data across growth");
+      wasm.upload(big, data, big.length - 100);
+      expectBitExact(wasm.download(big, big.length - 100), data, "data in grown memory");
+      wasm.free(big);
+      wasm.free(b);
+    });
+
+    it("steady state allocates nothing per op call", () => {
+      const c = randomAttention(5, 4, 30, 2, 2, 16, false);
+      runAttention(wasm, c);
+      const live = wasm.liveBytes, mem = wasm.memoryBytes;
+      for (let i = 0; i < 5; i++) runAttention(wasm, c);
+      expect(wasm.liveBytes).toBe(live);
+      expect(wasm.memoryBytes).toBe(mem);
+    });
+
+    it("use after free, double free, dtype mismatch and out-of-range access throw BackendError", () => {
+      const f = wasm.alloc(8), i = wasm.alloc(8, "i32"), u = wasm.alloc(8, "u8");
+      const dead = wasm.alloc(8);
+      wasm.free(dead);
+      expect(() => wasm.upload(dead, new Float32Array(1))).toThrow(BackendError);
+      expect(() => wasm.download(dead)).toThrow(BackendError);
+      expect(() => wasm.free(dead)).toThrow(BackendError);
+      expect(() => wasm.add(f, dead, 8)).toThrow(BackendError);
+      expect(() => wasm.matmul(f, i, f, 1, 2, 2)).toThrow(BackendError);
+      expect(() => wasm.rope(f, f, 1, 1, 2, 10000)).toThrow(/i32/);
+      expect(() => wasm.copy(f, 0, i, 0, 1)).toThrow(BackendError);
+      expect(() => wasm.upload(f, new Float32Array(9))).toThrow(BackendError);
+      expect(() => wasm.upload(f, new Float32Array(4), 5)).toThrow(BackendError);
+      expect(() => wasm.upload(f, new Float32Array(1), -1)).toThrow(BackendError);
+      expect(() => wasm.download(f, 4, 5)).toThrow(BackendError);
+      expect(() => wasm.add(f, f, 9)).toThrow(BackendError);
+      expect(() => wasm.matmul(f, f, f, 3, 3, 3)).toThrow(BackendError);
+      expect(() => wasm.copy(f, 4, f, 0, 5)).toThrow(BackendError);
+      expect(() => wasm.add(f, js.alloc(8), 8)).toThrow(BackendError);
+      // embedding: id past the table; negative ids are fine
+      wasm.upload(i, Int32Array.from([0, -1, 4, 0, 0, 0, 0, 0]));
+      expect(() => wasm.embedding(f, f, i, 3, 2)).toThrow(/outside/);
+      wasm.upload(i, Int32Array.from([0, -1, 3, 0, 0, 0, 0, 0]));
+      expect(() => wasm.embedding(f, f, i, 3, 2)).not.toThrow();
+      // attention: a row that sees no key
+      wasm.upload(u, Uint8Array.from([1, 1, 0, 0, 1, 0, 0, 0]));
+      expect(() => wasm.attention(f, f, f, f, u, 2, 2, 1, 1, 2)).toThrow(/sees no key/);
+      expect(() => wasm.attention(f, f, f, f, null, 3, 2, 1, 1, 1)).toThrow(/sees no key/);
+      for (const b of [f, i, u]) wasm.free(b);
+    });
+
+    it("upload converts like js and download returns float32 for every dtype", () => {
+      const i = up(wasm, Int32Array.from([-3, 7]), "i32");
+      const u = up(wasm, Uint8Array.from([255, 1, 2]), "u8");
+      expect(Array.from(wasm.download(i))).toEqual([-3, 7]);
+      expect(Array.from(wasm.download(u, 1))).toEqual([1, 2]);
+      wasm.free(i);
+      wasm.free(u);
+    });
+  });
+}
+
+describe("FreeListAllocator", () => {
+  it("first fit, coalescing and growth", () => {
+    const memory = new WA.Memory({ initial: 1 });
+    const heap = new FreeListAllocator(memory, 100);
+    const a = heap.alloc(10), b = heap.alloc(64), c = heap.alloc(65), d = heap.alloc(1);
+    expect([a, b, c, d]).toEqual([128, 192, 256, 384]);
+    heap.release(b);
+    heap.release(d); // merges with the tail block
+    expect(heap.freeBlockCount).toBe(2);
+    expect(heap.alloc(64)).toBe(192); // first fit reuses the hole
+    heap.release(192);
+    heap.release(a); // merges with the hole after it
+    heap.release(c); // merges everything back into one block
+    expect(heap.freeBlockCount).toBe(1);
+    expect(heap.liveBytes).toBe(0);
+    const big = heap.alloc(100_000); // grows the memory
+    expect(big).toBe(128);
+    expect(memory.buffer.byteLength).toBeGreaterThanOrEqual(128 + 100_000);
+    expect(heap.generation).toBe(1);
+    heap.release(big);
+    expect(heap.freeBlockCount).toBe(1);
+    expect(() => heap.release(big)).toThrow();
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { Transformer } from "../src/model/transformer.js";
+import { backend } from "./helpers.js";
+
+/** MODEL-ERRORS: a malformed block or cache operation is refused with a message that says what was expected. */
+describe("MODEL-ERRORS", async () => {
+  const config = { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 10, seqLen: 16, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  const model = new Transformer(await backend("js"), randomCheckpoint(config, 1));
+  const cases: [string, () => void, RegExp][] = [
+    ["empty block", () => model.forward({ tokens: [], positions: [] }, model.newCache()), /no rows/],
+    ["position beyond seqLen", () => model.forward({ tokens: [1], positions: [16] }, model.newCache()), /position ids must be integers in \[0, 16\).*row 0 has 16/],
+    ["negative position", () => model.forward({ tokens: [1], positions: [-1] }, model.newCache()), /row 0 has -1/],
+    ["token beyond the vocab", () => model.forward({ tokens: [10], positions: [0] }, model.newCache()), /below the vocab size 10; row 0 has 10/],
+    ["tokens and positions disagree", () => model.forward({ tokens: [1, 2], positions: [0] }, model.newCache()), /tokens has 2 entries but positions has 1/],
+    ["embedding row without embeddings", () => model.forward({ tokens: [-1], positions: [0] }, model.newCache()), /need embeddings of length M \* dim = 8/],
+    ["mask of the wrong size", () => model.forward({ tokens: [1, 2], positions: [0, 1], mask: new Uint8Array(3) }, model.newCache()), /mask must have .* = 4 entries, got 3/],
+    ["a row that sees nothing", () => model.forward({ tokens: [1, 2], positions: [0, 1], mask: Uint8Array.of(1, 0, 0, 0) }, model.newCache()), /mask row 1 sees no key/],
+    ["a full cache", () => model.forward({ tokens: [1, 2, 3], positions: [0, 1, 2] }, model.newCache(2)), /KV cache full: it holds 0 of 2 rows and a block of 3 rows does not fit/],
+    ["crop beyond the length", () => model.newCache().crop(1), /crop: length must be an integer in \[0, 0\]/],
+    ["keep out of order", () => {
+      const c = model.newCache();
+      model.forward({ tokens: [1, 2], positions: [0, 1] }, c);
+      c.keep([1, 0]);
+    }, /strictly increasing/],
+  ];
+  it.each(cases)("%s", (_, run, message) => {
+    expect(run).toThrow(message);
+  });
+});
