@@ -456,3 +456,4 @@ export function copyBytes(dst: usize, src: usize, n: usize): void {
 export function zeroBytes(dst: usize, n: usize): void {
   memory.fill(dst, 0, n);
 }
+export { fmaPeak } from "./peak";

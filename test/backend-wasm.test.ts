@@ -224,17 +224,17 @@ const js = new JsBackend();
 const RUNS = { numRuns: 100 };
 
 describe("relaxed SIMD detection", () => {
-  it("the control probe validates and the relaxed probe validates exactly when supported", () => {
+  it("BACKEND-BUILD-SELECT: the control probe validates and the relaxed probe validates exactly when supported", () => {
     expect(simdSupported()).toBe(true);
     expect(WA.validate(PLAIN_SIMD_PROBE)).toBe(true);
     expect(WA.validate(RELAXED_MADD_PROBE)).toBe(relaxedOk);
   });
 
-  it("vitest runs with --experimental-wasm-relaxed-simd, so relaxed SIMD is available here", () => {
+  it("BACKEND-BUILD-SELECT: vitest runs with --experimental-wasm-relaxed-simd, so relaxed SIMD is available here", () => {
     expect(process.execArgv.join(" ").includes("relaxed-simd") ? relaxedOk : true).toBe(true);
   });
 
-  it("without the flag, auto picks simd and an explicit relaxed request explains what to do", () => {
+  it("BACKEND-BUILD-SELECT: without the flag, auto picks simd and an explicit relaxed request explains what to do", () => {
     const script = `
       const { createWasmBackend, relaxedSimdSupported } = await import(${JSON.stringify(resolve(import.meta.dirname, "../src/backends/wasm/index.ts"))});
       const b = await createWasmBackend({});
@@ -252,7 +252,7 @@ describe("relaxed SIMD detection", () => {
     expect(res.msg).toMatch(/"simd"/);
   });
 
-  it("auto picks the relaxed build where supported", async () => {
+  it("BACKEND-BUILD-SELECT: auto picks the relaxed build where supported", async () => {
     const b = await createWasmBackend({ wasmBuild: "auto" });
     expect(b.description).toBe(relaxedOk ? "wasm (relaxed SIMD)" : "wasm (SIMD)");
   });
@@ -265,14 +265,14 @@ for (const { build, skip, label } of BUILDS) {
       wasm = await createWasmBackend({ wasmBuild: build });
     });
 
-    it("describes the active build", () => {
+    it("BACKEND-BUILD-SELECT: describes the active build", () => {
       expect(wasm.name).toBe("wasm");
       expect(wasm.description).toBe(build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)");
     });
 
     // ---- agreement with js ----------------------------------------------
 
-    it("matmul agrees with js within 1e-5 * sum|x w|", () => {
+    it("BACKEND-AGREE: matmul agrees with js within 1e-5 * sum|x w|", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
@@ -284,7 +284,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("matmul on a larger shape (several w blocks, K % 8 = 4)", () => {
+    it("BACKEND-AGREE: matmul on a larger shape (several w blocks, K % 8 = 4)", () => {
       const M = 7, K = 1220, N = 90;
       const r = rng(7);
       const x = randF32(M * K, r), w = randF32(N * K, r);
@@ -292,7 +292,7 @@ for (const { build, skip, label } of BUILDS) {
       expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), "matmul 7x1220x90");
     });
 
-    it("rmsnorm, rope, add, embedding and copy agree with js bit for bit", () => {
+    it("BACKEND-AGREE: rmsnorm, rope, add, embedding and copy agree with js bit for bit", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), fc.integer(), (M, nHeads, half, seed) => {
           const r = rng(seed);
@@ -336,7 +336,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("swiglu and softmax agree with js within 1e-6 relative", () => {
+    it("BACKEND-AGREE: swiglu and softmax agree with js within 1e-6 relative", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, N, seed) => {
           const r = rng(seed);
@@ -350,7 +350,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("attention agrees with js (causal and masked, MHA and GQA)", () => {
+    it("BACKEND-AGREE: attention agrees with js (causal and masked, MHA and GQA)", () => {
       fc.assert(
         fc.property(
           fc.integer({ min: 1, max: 8 }),
@@ -373,7 +373,7 @@ for (const { build, skip, label } of BUILDS) {
 
     // ---- batch invariance (bit-exact) -----------------------------------
 
-    it("matmul: every row of an M-row call equals that row computed alone", () => {
+    it("BACKEND-BATCH-INV: matmul: every row of an M-row call equals that row computed alone", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
@@ -393,7 +393,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("matmul: batch invariance on a large K (several w blocks)", () => {
+    it("BACKEND-BATCH-INV: matmul: batch invariance on a large K (several w blocks)", () => {
       const M = 9, K = 3003, N = 45;
       const r = rng(11);
       const x = randF32(M * K, r), w = randF32(N * K, r);
@@ -403,7 +403,7 @@ for (const { build, skip, label } of BUILDS) {
       }
     });
 
-    it("rmsnorm, rope, swiglu, softmax: rows are batch-invariant", () => {
+    it("BACKEND-BATCH-INV: rmsnorm, rope, swiglu, softmax: rows are batch-invariant", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 }), fc.integer(), (M, nHeads, half, seed) => {
           const r = rng(seed);
@@ -426,7 +426,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("attention: every row equals that row alone with the same visible keys", () => {
+    it("BACKEND-BATCH-INV: attention: every row equals that row alone with the same visible keys", () => {
       fc.assert(
         fc.property(
           fc.integer({ min: 1, max: 12 }),
@@ -449,7 +449,7 @@ for (const { build, skip, label } of BUILDS) {
       );
     });
 
-    it("attention: masked-out extra keys (even NaN ones) change nothing", () => {
+    it("BACKEND-BATCH-INV: attention: masked-out extra keys (even NaN ones) change nothing", () => {
       fc.assert(
         fc.property(
           fc.integer({ min: 1, max: 6 }),
@@ -491,7 +491,7 @@ for (const { build, skip, label } of BUILDS) {
 
     // ---- memory and errors ------------------------------------------------
 
-    it("buffers live above static data, are zero-filled and survive memory growth", () => {
+    it("BACKEND-MEMORY: buffers live above static data, are zero-filled and survive memory growth", () => {
       const heapBase = (wasm as unknown as { k: { heapBase(): number } }).k.heapBase();
       const a = wasm.alloc(100);
       expect((a as unknown as { ptr: number }).ptr).toBeGreaterThanOrEqual(heapBase);
@@ -512,7 +512,7 @@ for (const { build, skip, label } of BUILDS) {
       wasm.free(b);
     });
 
-    it("steady state allocates nothing per op call", () => {
+    it("BACKEND-MEMORY: steady state allocates nothing per op call", () => {
       const c = randomAttention(5, 4, 30, 2, 2, 16, false);
       runAttention(wasm, c);
       const live = wasm.liveBytes, mem = wasm.memoryBytes;
@@ -521,7 +521,7 @@ for (const { build, skip, label } of BUILDS) {
       expect(wasm.memoryBytes).toBe(mem);
     });
 
-    it("use after free, double free, dtype mismatch and out-of-range access throw BackendError", () => {
+    it("BACKEND-ERRORS: use after free, double free, dtype mismatch and out-of-range access throw BackendError", () => {
       const f = wasm.alloc(8), i = wasm.alloc(8, "i32"), u = wasm.alloc(8, "u8");
       const dead = wasm.alloc(8);
       wasm.free(dead);
@@ -552,7 +552,7 @@ for (const { build, skip, label } of BUILDS) {
       for (const b of [f, i, u]) wasm.free(b);
     });
 
-    it("upload converts like js and download returns float32 for every dtype", () => {
+    it("BACKEND-MEMORY: upload converts like js and download returns float32 for every dtype", () => {
       const i = up(wasm, Int32Array.from([-3, 7]), "i32");
       const u = up(wasm, Uint8Array.from([255, 1, 2]), "u8");
       expect(Array.from(wasm.download(i))).toEqual([-3, 7]);
@@ -564,7 +564,7 @@ for (const { build, skip, label } of BUILDS) {
 }
 
 describe("FreeListAllocator", () => {
-  it("first fit, coalescing and growth", () => {
+  it("BACKEND-MEMORY: first fit, coalescing and growth", () => {
     const memory = new WA.Memory({ initial: 1 });
     const heap = new FreeListAllocator(memory, 100);
     const a = heap.alloc(10), b = heap.alloc(64), c = heap.alloc(65), d = heap.alloc(1);

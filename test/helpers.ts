@@ -13,15 +13,20 @@ export const STORIES_260K = resolve(SHARED, "models/stories260K.bin");
 export const TOK_512 = resolve(SHARED, "models/tok512.bin");
 export const GOLDEN = resolve(SHARED, "golden/stories260K_llama2c.json");
 
-/** The backends every engine property runs on. */
-export const BACKENDS = ["js", "wasm"] as const;
+/**
+ * The backends every engine property runs on: js, wasm (the build the
+ * runtime picks: relaxed SIMD under vitest) and wasm's plain SIMD build.
+ */
+export const BACKENDS = ["js", "wasm", "wasm-simd"] as const;
+export type BackendLabel = (typeof BACKENDS)[number];
 
-const cache = new Map<string, Promise<Backend>>();
-/** One backend instance per name and build, shared by a test file. */
-export function backend(name: string, wasmBuild: "auto" | "simd" | "relaxed" = "auto"): Promise<Backend> {
-  const key = `${name}/${wasmBuild}`;
-  if (!cache.has(key)) cache.set(key, createBackend(name, { wasmBuild }));
-  return cache.get(key)!;
+const instances = new Map<string, Promise<Backend>>();
+/** One backend instance per label, shared by a test file. */
+export function backend(label: BackendLabel): Promise<Backend> {
+  if (!instances.has(label)) {
+    instances.set(label, label === "wasm-simd" ? createBackend("wasm", { wasmBuild: "simd" }) : createBackend(label));
+  }
+  return instances.get(label)!;
 }
 
 /**

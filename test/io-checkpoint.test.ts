@@ -87,7 +87,7 @@ function expectSameWeights(a: Checkpoint, b: Checkpoint): void {
   });
 }
 
-describe("stories260K.bin (v0)", () => {
+describe("IO-CKPT-LOAD: stories260K.bin (v0)", () => {
   const ckpt = readCheckpoint(MODEL);
 
   it("loads with the published config", () => {
@@ -212,7 +212,7 @@ describe("stories260K.bin (v0)", () => {
   });
 });
 
-describe("random checkpoints", () => {
+describe("IO-CKPT-RANDOM: random checkpoints", () => {
   it("are deterministic per seed", () => {
     const a = serializeCheckpoint(randomCheckpoint(small, 42));
     const b = serializeCheckpoint(randomCheckpoint(small, 42));
@@ -271,7 +271,7 @@ describe("random checkpoints", () => {
   });
 });
 
-describe("writeCheckpoint / readCheckpoint", () => {
+describe("IO-CKPT-WRITE: writeCheckpoint / readCheckpoint", () => {
   it("writes atomically and reads back, v0 and v1", () => {
     const r = randomCheckpoint(small, 3);
     for (const version of [0, 1] as const) {
@@ -287,7 +287,7 @@ describe("writeCheckpoint / readCheckpoint", () => {
   });
 });
 
-describe("checkpoint errors name the file and the problem", () => {
+describe("IO-CKPT-ERRORS: checkpoint errors name the file and the problem", () => {
   it("missing file", () => {
     const path = join(tmp, "nope.bin");
     const e = formatError(() => readCheckpoint(path), path);

@@ -122,7 +122,7 @@ function tokenizerBytes(maxLen: number, entries: [number, Uint8Array | string][]
   return Uint8Array.from(parts);
 }
 
-describe("loading", () => {
+describe("IO-TOK-LOAD: loading", () => {
   it("tok512.bin holds 512 tokens, tokenizer.bin 32000", () => {
     expect(tok512.vocabSize).toBe(512);
     expect(tok512.maxTokenLength).toBe(7);
@@ -176,7 +176,7 @@ describe("loading", () => {
   });
 });
 
-describe("tokenizer errors name the file and the problem", () => {
+describe("IO-TOK-ERRORS: tokenizer errors name the file and the problem", () => {
   it("missing file", () => {
     const path = join(tmp, "missing.bin");
     expect(formatError(() => Tokenizer.load(path, 512), path).message).toMatch(/does not exist/);
@@ -219,7 +219,7 @@ describe("tokenizer errors name the file and the problem", () => {
   });
 });
 
-describe("encode", () => {
+describe("IO-TOK-ENCODE: encode", () => {
   it("empty text", () => {
     expect(tok512.encode("", true, false)).toEqual([1]);
     expect(tok512.encode("", false, false)).toEqual([]);
@@ -314,7 +314,7 @@ describe("encode", () => {
   });
 });
 
-describe("decode", () => {
+describe("IO-TOK-DECODE: decode", () => {
   it("decodePiece strips the leading space after BOS only", () => {
     expect(latin1(tok512.decodePiece(BOS, 403))).toBe("Once");
     expect(latin1(tok512.decodePiece(261, 403))).toBe(" Once");

@@ -6,9 +6,14 @@
  *   sum = sum + e_i                (float32, in index order)
  *   p_i = e_i / sum                (float32)
  *
- * Every intermediate is rounded with Math.fround. expf is emulated as
- * fround(Math.exp(x)) on the exact float32 argument.
+ * Every intermediate is rounded to float32 (Math.fround or a Float32Array
+ * store). expf is glibc's, emulated bit for bit by `expf` (./expf.ts):
+ * fround(Math.exp(x)) would differ from it in the last bit for about 1
+ * argument in 500, which changes the distribution (rarely the sampled
+ * token) relative to the reference program.
  */
+
+import { expf } from "./expf.js";
 
 const fround = Math.fround;
 
@@ -32,7 +37,7 @@ export function softmaxF32(logits: Float32Array): Float32Array {
   const out = new Float32Array(n);
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    const e = fround(Math.exp(fround(logits[i] - max)));
+    const e = expf(fround(logits[i] - max));
     out[i] = e;
     sum = fround(sum + e);
   }

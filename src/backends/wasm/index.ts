@@ -1,3 +1,4 @@
+import * as loader from "@assemblyscript/loader";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
@@ -23,7 +24,7 @@ export { FreeListAllocator } from "./allocator.js";
 export type WasmBuild = "simd" | "relaxed";
 
 /** The exports of build/ptp-*.wasm (byte pointers are numbers). */
-interface Kernels {
+export interface Kernels {
   memory: WasmMemory;
   heapBase(): number;
   matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
@@ -39,6 +40,8 @@ interface Kernels {
   softmax(x: number, M: number, N: number): void;
   copyBytes(dst: number, src: number, n: number): void;
   zeroBytes(dst: number, n: number): void;
+  /** Benchmark only: `iters` rounds of 12 independent f32x4 multiply-adds. */
+  fmaPeak(iters: number): number;
 }
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
@@ -111,19 +114,21 @@ function compileBuild(build: WasmBuild): Promise<WasmModule> {
   return p;
 }
 
+/**
+ * A fresh instance (with its own memory) of a build's kernels. The
+ * AssemblyScript loader supplies the runtime imports and turns a kernel abort
+ * into an Error carrying its message and source location.
+ */
+export async function instantiateBuild(build: WasmBuild): Promise<Kernels> {
+  const module = await compileBuild(build);
+  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, {});
+  return exports as unknown as Kernels;
+}
+
 /** Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or "relaxed". */
 export async function createWasmBackend(options: BackendOptions = {}): Promise<WasmBackend> {
   const build = resolveWasmBuild(options.wasmBuild ?? "auto");
-  const module = await compileBuild(build);
-  const imports = {
-    env: {
-      abort(_msg: number, _file: number, line: number, col: number): never {
-        throw new Error(`wasm backend: abort in kernel at ${line}:${col}`);
-      },
-    },
-  };
-  const instance = await requireWasm().instantiate(module, imports);
-  return new WasmBackend(instance.exports as unknown as Kernels, build);
+  return new WasmBackend(await instantiateBuild(build), build);
 }
 
 export class WasmBackend implements Backend {
