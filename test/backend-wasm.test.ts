@@ -7,6 +7,7 @@ import { JsBackend } from "../src/backends/js/index.js";
 import { FreeListAllocator, WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/backends/wasm/wasm-api.js";
+import { rng } from "./helpers.js";
 
 /** The WebAssembly global, typed locally (the project's lib has no DOM types). */
 const WA = (globalThis as unknown as {
@@ -37,17 +38,6 @@ const WA = (globalThis as unknown as {
 // ---------------------------------------------------------------------------
 // helpers
 
-/** A small seeded PRNG (mulberry32) so that fast-check seeds fix the data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randF32(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);

@@ -1,8 +1,11 @@
 import { resolve } from "node:path";
 import fc from "fast-check";
+import { expect } from "vitest";
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { FileFormatError } from "../src/io/errors.js";
+import { Mulberry32 } from "../src/io/prng.js";
 import type { ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
 
@@ -66,4 +69,23 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): nu
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
   return worst;
+}
+
+/** A seeded uniform [0, 1) generator for test data (fast-check seeds fix the data). */
+export function rng(seed: number): () => number {
+  const g = new Mulberry32(seed);
+  return () => g.nextFloat();
+}
+
+/** The error thrown by fn, checked to be a FileFormatError whose message starts with `name: `. */
+export function formatError(fn: () => unknown, name: string): FileFormatError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(FileFormatError);
+    expect((err as Error).message.startsWith(`${name}: `)).toBe(true);
+    expect((err as FileFormatError).path).toBe(name);
+    return err as FileFormatError;
+  }
+  throw new Error(`expected a FileFormatError for ${name}, but nothing was thrown`);
 }

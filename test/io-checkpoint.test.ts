@@ -16,6 +16,7 @@ import {
   serializeCheckpoint,
   writeCheckpoint,
 } from "../src/io/index.js";
+import { formatError } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MODEL = resolve(ROOT, "../shared/models/stories260K.bin");
@@ -54,19 +55,6 @@ function v1Header(version: number, h: number[] = [16, 24, 2, 4, 2, 10, 8], flag 
   return b;
 }
 
-/** The error thrown by fn, checked to be a FileFormatError starting with `name: `. */
-function formatError(fn: () => unknown, name: string): FileFormatError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FileFormatError);
-    const e = err as FileFormatError;
-    expect(e.message.startsWith(`${name}: `)).toBe(true);
-    expect(e.path).toBe(name);
-    return e;
-  }
-  throw new Error("expected a FileFormatError");
-}
 
 /** Bitwise equality of float arrays (fast, unlike a deep equal of 100k elements). */
 function sameFloats(a: Float32Array, b: Float32Array): boolean {

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { BOS, EOS, FileFormatError, Tokenizer, isPrintablePiece, rawBytePiece } from "../src/io/index.js";
+import { formatError } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TOK512 = resolve(ROOT, "../shared/models/tok512.bin");
@@ -92,17 +93,6 @@ function referenceEncode(t: Tokenizer, text: string, bos: boolean, eos: boolean)
   return tokens;
 }
 
-/** The error thrown by fn, checked to be a FileFormatError starting with `name: `. */
-function formatError(fn: () => unknown, name: string): FileFormatError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FileFormatError);
-    expect((err as Error).message.startsWith(`${name}: `)).toBe(true);
-    return err as FileFormatError;
-  }
-  throw new Error("expected a FileFormatError");
-}
 
 /** tokenizer.bin bytes from (score, piece) entries. */
 function tokenizerBytes(maxLen: number, entries: [number, Uint8Array | string][]): Uint8Array {

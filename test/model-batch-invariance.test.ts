@@ -4,7 +4,7 @@ import type { Backend, Buffer } from "../src/backends/backend.js";
 import { JsBackend } from "../src/backends/js/index.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { backend, BACKENDS, firstBitDifference, maxRelativeError, tinyCheckpoint } from "./helpers.js";
+import { backend, BACKENDS, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 
 /**
  * The keystone of lossless PTP: a row's logits are bit-identical however
@@ -56,7 +56,7 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
         withModel(b, ckpt, (model) => {
           const V = ckpt.config.vocabSize;
           const ref = oneByOne(model, rows);
-          const rand = mulberry(seed);
+          const rand = rng(seed);
           const cache = model.newCache(64);
           // Junk already in the cache, attended causally among itself.
           if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
@@ -103,7 +103,7 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
         withModel(b, ckpt, (model) => {
           const { dim, vocabSize: V } = ckpt.config;
           const ref = oneByOne(model, rows);
-          const rand = mulberry(seed);
+          const rand = rng(seed);
           const tokens = rows.map((r) => (rand() < 0.5 ? -1 : r.token));
           const embeddings = new Float32Array(rows.length * dim);
           rows.forEach((r, m) => embeddings.set(ckpt.weights.tokenEmbedding.subarray(r.token * dim, (r.token + 1) * dim), m * dim));
@@ -229,14 +229,3 @@ describe("mutation sanity", () => {
   });
 });
 
-/** A tiny seeded PRNG for test choices. */
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
