@@ -33,3 +33,21 @@ export interface Checkpoint {
 /** The names of the seven linear layers of a block, in llama2.c's order. */
 export const LINEAR_NAMES = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"] as const;
 export type LinearName = (typeof LINEAR_NAMES)[number];
+
+/** [out, in] of a block's linear layer. */
+export function linearShape(c: Pick<ModelConfig, "dim" | "hiddenDim" | "nHeads" | "nKvHeads">, name: LinearName): [out: number, inp: number] {
+  const kv = (c.dim * c.nKvHeads) / c.nHeads;
+  switch (name) {
+    case "wq":
+    case "wo":
+      return [c.dim, c.dim];
+    case "wk":
+    case "wv":
+      return [kv, c.dim];
+    case "w1":
+    case "w3":
+      return [c.hiddenDim, c.dim];
+    case "w2":
+      return [c.dim, c.hiddenDim];
+  }
+}

@@ -1,6 +1,5 @@
 export { pick, binOf, argmax, isValidU, assertValidU } from "./pick.js";
 export { softmaxF32 } from "./softmax.js";
-export { expf } from "./expf.js";
 export {
   samplingDistribution,
   applyTemperature,

@@ -1,0 +1,74 @@
+import type { ModelConfig } from "../model/config.js";
+import type { LinearName } from "../model/weights.js";
+
+/**
+ * The PTP student as data: which variant, the auxiliary embedding, and the
+ * gated-LoRA adapters it adds to a frozen teacher. Stored in safetensors
+ * files (src/ptp/adapter-file.ts); see spec/ptp.md.
+ */
+
+/**
+ * How u enters the model (method section 2.1):
+ * - "bits": the 32 IEEE-754 bits of float32 u (sign, exponent, mantissa;
+ *   MSB first) -> linear (the paper's);
+ * - "digits": the first B binary digits of u (digit i = floor(u 2^i) mod 2,
+ *   i = 1..B) -> linear (the paper's toy-ablation winner);
+ * - "anchors": linear interpolation between learned vectors at u = 0, 0.5, 1
+ *   (the reference code's default).
+ */
+export type AuxKind = "bits" | "digits" | "anchors";
+
+export interface AuxEmbeddingConfig {
+  kind: AuxKind;
+  /** B, for "digits" (1..24). */
+  digits?: number;
+}
+
+/** O-PTP: slot j sees u_s..u_{s+j} (predict by argmax). C-PTP: own u withheld (predict by Pick). */
+export type Variant = "O" | "C";
+
+export interface StudentConfig {
+  variant: Variant;
+  /** LoRA rank r. */
+  rank: number;
+  /** LoRA alpha; the update is scaled by alpha / r. */
+  alpha: number;
+  aux: AuxEmbeddingConfig;
+  /** Window N: slots per proposal the student was built (trained) for. */
+  window: number;
+  /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
+  teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
+  teacherChecksum: string;
+}
+
+/** One LoRA adapter: delta W = (alpha / r) B A, A [rank, in], B [out, rank]. */
+export interface LoraPair {
+  A: Float32Array;
+  B: Float32Array;
+}
+
+export type LayerLora = Record<LinearName, LoraPair>;
+
+/**
+ * Parameters of the auxiliary embedding, by kind:
+ * - bits:    weight [dim, 32], bias [dim]
+ * - digits:  weight [dim, B],  bias [dim]
+ * - anchors: anchors [3, dim] (the vectors at u = 0, 0.5, 1)
+ */
+export interface AuxEmbeddingWeights {
+  weight?: Float32Array;
+  bias?: Float32Array;
+  anchors?: Float32Array;
+}
+
+export interface StudentWeights {
+  layers: LayerLora[];
+  aux: AuxEmbeddingWeights;
+  /** C-PTP only: the learned input of slot 0, whose u is withheld [dim]. */
+  start?: Float32Array;
+}
+
+export interface Student {
+  config: StudentConfig;
+  weights: StudentWeights;
+}
