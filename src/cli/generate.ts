@@ -39,6 +39,8 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
   if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
+  if (f.seed !== undefined && !/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a positive integer, got ${JSON.stringify(f.seed)}`);
+
   const checkpoint = readCheckpoint(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
@@ -47,14 +49,8 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (needsU(sampling)) {
     if (f["aux-file"] !== undefined) aux = readAuxFile(f["aux-file"]);
     else {
-      let seed: bigint;
-      if (f.seed !== undefined) {
-        if (!/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a positive integer, got ${JSON.stringify(f.seed)}`);
-        seed = BigInt(f.seed);
-      } else {
-        seed = BigInt(Date.now());
-        io.stderr(`seed: ${seed}\n`);
-      }
+      const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
+      if (f.seed === undefined) io.stderr(`seed: ${seed}\n`);
       aux = new XorShiftAux(seed);
     }
   }

@@ -1,0 +1,327 @@
+/**
+ * Reading and writing safetensors files.
+ *
+ * Layout: an unsigned 64-bit little-endian header length N; N bytes of UTF-8
+ * JSON, an object mapping each tensor name to
+ * `{"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}` (offsets
+ * relative to the first byte after the header) plus an optional
+ * `"__metadata__"` object of string values; then the data section, which
+ * must be covered densely by the tensors (no gaps, no overlaps, nothing
+ * left over). Data are little-endian.
+ *
+ * Reading supports F32, F16, BF16, I32 and U8; F16 and BF16 are widened to
+ * Float32Array (the dtype stays as in the file). Writing supports F32, I32
+ * and U8 and is deterministic: `__metadata__` first (keys sorted) when there
+ * is any, then the tensors sorted by name, their data contiguous in that
+ * order, the header padded with spaces so the data start at a multiple of 8.
+ *
+ * Parsed tensors own their data (copies), so they do not alias the bytes.
+ */
+import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { FileFormatError, readFileBytes } from "./errors.js";
+
+export type SafeTensorDtype = "F32" | "F16" | "BF16" | "I32" | "U8";
+
+export interface SafeTensor {
+  dtype: SafeTensorDtype;
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, SafeTensor>;
+  metadata: Record<string, string>;
+}
+
+/** Bytes per element of the dtypes this module reads. */
+export const DTYPE_SIZE: Readonly<Record<SafeTensorDtype, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4, U8: 1 };
+
+/** Dtypes of the format that this module does not read (named in the error message). */
+const OTHER_DTYPES = new Set(["BOOL", "I8", "I16", "U16", "U32", "I64", "U64", "F64", "F8_E4M3", "F8_E5M2"]);
+
+const METADATA_KEY = "__metadata__";
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+const describeShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+
+function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** An IEEE half-precision value (as its 16 bits) widened to a JS number (exact). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Reads `count` elements of `dtype` from little-endian bytes into a fresh array. */
+function decode(dtype: SafeTensorDtype, bytes: Uint8Array, start: number, count: number): Float32Array | Int32Array | Uint8Array {
+  const size = DTYPE_SIZE[dtype];
+  const src = bytes.subarray(start, start + count * size);
+  if (dtype === "U8") return src.slice();
+  if (LITTLE_ENDIAN_HOST && (dtype === "F32" || dtype === "I32")) {
+    const copy = src.slice(); // a fresh, aligned buffer
+    return dtype === "F32" ? new Float32Array(copy.buffer, 0, count) : new Int32Array(copy.buffer, 0, count);
+  }
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  switch (dtype) {
+    case "F32": {
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(4 * i, true);
+      return out;
+    }
+    case "I32": {
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) out[i] = dv.getInt32(4 * i, true);
+      return out;
+    }
+    case "F16": {
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
+      return out;
+    }
+    case "BF16": {
+      // bfloat16 is the top half of a float32: place the bits there (keeps NaN payloads).
+      const bits = new Uint32Array(count);
+      for (let i = 0; i < count; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+      return new Float32Array(bits.buffer);
+    }
+  }
+}
+
+interface Entry {
+  name: string;
+  dtype: SafeTensorDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+function parseEntry(name: string, value: unknown, fail: (problem: string) => never): Entry {
+  const t = `tensor ${JSON.stringify(name)}`;
+  if (!isPlainObject(value)) fail(`${t}: expected an object with dtype, shape and data_offsets, found ${JSON.stringify(value)}`);
+  for (const key of ["dtype", "shape", "data_offsets"]) if (!(key in value)) fail(`${t}: missing "${key}"`);
+  const { dtype, shape, data_offsets: offsets } = value;
+  if (typeof dtype !== "string") fail(`${t}: dtype must be a string, found ${JSON.stringify(dtype)}`);
+  if (!Object.hasOwn(DTYPE_SIZE, dtype)) {
+    if (OTHER_DTYPES.has(dtype)) fail(`${t}: dtype ${dtype} is not supported (supported: F32, F16, BF16, I32, U8)`);
+    fail(`${t}: unknown dtype ${JSON.stringify(dtype)} (supported: F32, F16, BF16, I32, U8)`);
+  }
+  if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${JSON.stringify(shape)}`);
+  for (const d of shape) {
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
+      fail(`${t}: shape ${JSON.stringify(shape)} must hold non-negative integers, found ${JSON.stringify(d)}`);
+    }
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2) {
+    fail(`${t}: data_offsets must be an array [begin, end], found ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as unknown[];
+  for (const o of [begin, end]) {
+    if (typeof o !== "number" || !Number.isSafeInteger(o) || o < 0) {
+      fail(`${t}: data_offsets ${JSON.stringify(offsets)} must be non-negative integers`);
+    }
+  }
+  const b = begin as number;
+  const e = end as number;
+  if (e < b) fail(`${t}: data_offsets [${b}, ${e}] end before they begin`);
+  const d = dtype as SafeTensorDtype;
+  const expected = elementCount(shape as number[]) * DTYPE_SIZE[d];
+  if (e - b !== expected) {
+    fail(
+      `${t}: data_offsets [${b}, ${e}] span ${e - b} bytes but dtype ${d} with shape ${describeShape(shape as number[])} needs ${expected} bytes`,
+    );
+  }
+  return { name, dtype: d, shape: (shape as number[]).slice(), begin: b, end: e };
+}
+
+/**
+ * Parses a safetensors file. `name` (usually the path) starts every error
+ * message. Throws FileFormatError when the file is truncated, the header is
+ * not a JSON object of well-formed entries, a dtype is unsupported, a
+ * tensor's byte span does not match its shape, or the tensors do not cover
+ * the data section exactly once.
+ */
+export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  const fail: (problem: string) => never = (problem) => {
+    throw new FileFormatError(name, problem);
+  };
+  const n = bytes.byteLength;
+  if (n < 8) fail(`file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
+  const headerLength = dv.getBigUint64(0, true);
+  if (headerLength > BigInt(n - 8)) {
+    fail(`safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
+  }
+  const headerEnd = 8 + Number(headerLength);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, headerEnd));
+  } catch {
+    return fail(`safetensors header is not valid UTF-8`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return fail(`safetensors header is not valid JSON (${why})`);
+  }
+  if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : JSON.stringify(header)}`);
+  const h = header as Record<string, unknown>;
+
+  const metadata: Record<string, string> = {};
+  const rawMeta = h[METADATA_KEY];
+  if (rawMeta !== undefined && rawMeta !== null) {
+    if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${JSON.stringify(rawMeta)}`);
+    for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
+      if (typeof v !== "string") fail(`metadata value of ${JSON.stringify(k)} must be a string, found ${JSON.stringify(v)}`);
+      metadata[k] = v as string;
+    }
+  }
+
+  const entries: Entry[] = [];
+  for (const [key, value] of Object.entries(h)) {
+    if (key !== METADATA_KEY) entries.push(parseEntry(key, value, fail));
+  }
+
+  // The data section must be tiled exactly: sorted by offsets, each tensor starts where the previous ended.
+  const dataLength = n - headerEnd;
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let covered = 0;
+  let previous: Entry | undefined;
+  for (const e of entries) {
+    if (e.end > dataLength) {
+      fail(
+        `tensor ${JSON.stringify(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
+          `(${dataLength} bytes after the ${headerLength}-byte header; truncated?)`,
+      );
+    }
+    if (e.begin < covered) {
+      fail(
+        `tensor ${JSON.stringify(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${JSON.stringify(previous!.name)} ` +
+          `(bytes [${previous!.begin}, ${previous!.end}])`,
+      );
+    }
+    if (e.begin > covered) {
+      fail(`data section bytes [${covered}, ${e.begin}) belong to no tensor (the layout must be dense)`);
+    }
+    covered = e.end;
+    previous = e;
+  }
+  if (covered < dataLength) {
+    fail(`data section has ${dataLength - covered} bytes after the last tensor (bytes [${covered}, ${dataLength})) that belong to no tensor`);
+  }
+
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of entries) {
+    const count = elementCount(e.shape);
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(e.dtype, bytes, headerEnd + e.begin, count) });
+  }
+  return { tensors, metadata };
+}
+
+/** Reads a safetensors file synchronously (see parseSafetensors). */
+export function readSafetensors(path: string): SafetensorsFile {
+  return parseSafetensors(readFileBytes(path, "a safetensors file"), path);
+}
+
+const compareNames = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Serializes tensors (F32, I32 or U8) and optional string metadata as a
+ * safetensors file with deterministic bytes (see the module comment).
+ * Throws a plain Error for an unsupported dtype, a data array of the wrong
+ * type, a bad shape, or a shape that does not match the data length.
+ */
+export function serializeSafetensors(tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const names = Object.keys(tensors).sort(compareNames);
+  const parts: string[] = [];
+  const metaKeys = Object.keys(metadata).sort(compareNames);
+  if (metaKeys.length > 0) {
+    const items = metaKeys.map((k) => {
+      const v = metadata[k];
+      if (typeof v !== "string") throw new Error(`serializeSafetensors: metadata value of ${JSON.stringify(k)} must be a string, got ${typeof v}`);
+      return `${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    });
+    parts.push(`${JSON.stringify(METADATA_KEY)}:{${items.join(",")}}`);
+  }
+  let offset = 0;
+  const spans: { data: SafeTensor["data"]; dtype: SafeTensorDtype; begin: number }[] = [];
+  for (const name of names) {
+    const t = tensors[name];
+    const where = `serializeSafetensors: tensor ${JSON.stringify(name)}`;
+    if (name === METADATA_KEY) throw new Error(`serializeSafetensors: "${METADATA_KEY}" is reserved and cannot name a tensor`);
+    const { dtype, shape, data } = t;
+    const ok =
+      (dtype === "F32" && data instanceof Float32Array) ||
+      (dtype === "I32" && data instanceof Int32Array) ||
+      (dtype === "U8" && data instanceof Uint8Array);
+    if (!ok) {
+      if (dtype !== "F32" && dtype !== "I32" && dtype !== "U8") throw new Error(`${where}: writing dtype ${String(dtype)} is not supported (F32, I32, U8)`);
+      throw new Error(`${where}: dtype ${dtype} needs a ${dtype === "F32" ? "Float32Array" : dtype === "I32" ? "Int32Array" : "Uint8Array"}`);
+    }
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+      throw new Error(`${where}: shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+    }
+    const count = elementCount(shape);
+    if (count !== data.length) throw new Error(`${where}: shape ${describeShape(shape)} has ${count} elements but the data has ${data.length}`);
+    const bytes = count * DTYPE_SIZE[dtype];
+    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shape.join(",")}],"data_offsets":[${offset},${offset + bytes}]}`);
+    spans.push({ data, dtype, begin: offset });
+    offset += bytes;
+  }
+  let json = new TextEncoder().encode(`{${parts.join(",")}}`);
+  const padded = Math.ceil(json.length / 8) * 8;
+  const header = new Uint8Array(padded).fill(0x20);
+  header.set(json);
+  json = header;
+
+  const out = new Uint8Array(8 + padded + offset);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  const base = 8 + padded;
+  for (const { data, dtype, begin } of spans) {
+    if (dtype === "U8" || LITTLE_ENDIAN_HOST) {
+      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), base + begin);
+    } else if (dtype === "F32") {
+      for (let i = 0; i < data.length; i++) dv.setFloat32(base + begin + 4 * i, data[i], true);
+    } else {
+      for (let i = 0; i < data.length; i++) dv.setInt32(base + begin + 4 * i, data[i], true);
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes a safetensors file atomically: the bytes go to `path + ".tmp"`,
+ * which is then renamed over `path`.
+ */
+export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
+  writeBytesAtomically(path, serializeSafetensors(tensors, metadata));
+}
+
+/** Writes bytes to `path + ".tmp"`, then renames it over `path` (removing the temporary file on failure). */
+export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temporary file may not exist
+    }
+    throw err;
+  }
+}
