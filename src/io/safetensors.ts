@@ -66,9 +66,10 @@ export function halfToFloat(h: number): number {
 function decode(dtype: SafeTensorDtype, bytes: Uint8Array, start: number, count: number): Float32Array | Int32Array | Uint8Array {
   const size = DTYPE_SIZE[dtype];
   const src = bytes.subarray(start, start + count * size);
-  if (dtype === "U8") return src.slice();
+  // new Uint8Array(src) always copies (Buffer.prototype.slice would return a view into Node's pool)
+  if (dtype === "U8") return new Uint8Array(src);
   if (LITTLE_ENDIAN_HOST && (dtype === "F32" || dtype === "I32")) {
-    const copy = src.slice(); // a fresh, aligned buffer
+    const copy = new Uint8Array(src); // a fresh, aligned buffer
     return dtype === "F32" ? new Float32Array(copy.buffer, 0, count) : new Int32Array(copy.buffer, 0, count);
   }
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
@@ -184,7 +185,8 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
     if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${JSON.stringify(rawMeta)}`);
     for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
       if (typeof v !== "string") fail(`metadata value of ${JSON.stringify(k)} must be a string, found ${JSON.stringify(v)}`);
-      metadata[k] = v as string;
+      // defineProperty, so that a key such as "__proto__" stays an ordinary entry
+      Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
   }
 

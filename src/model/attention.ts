@@ -2,6 +2,7 @@ import type { Backend, Buffer } from "../backends/backend.js";
 import { headSize, kvDim, type ModelConfig } from "./config.js";
 import type { DeviceLayer } from "./device-weights.js";
 import type { KVCache } from "./kv-cache.js";
+import { linear, type RowAdapter } from "./linear.js";
 import type { RunState } from "./run-state.js";
 
 /**
@@ -21,16 +22,17 @@ export function attention(
   cached: number,
   mask: Buffer | null,
   M: number,
+  adapter?: RowAdapter,
 ): void {
   const { dim, nHeads, nKvHeads, ropeTheta } = config;
   const hs = headSize(config), kv = kvDim(config);
-  backend.matmul(s.q, s.xb, w.wq, M, dim, dim);
-  backend.matmul(s.k, s.xb, w.wk, M, dim, kv);
-  backend.matmul(s.v, s.xb, w.wv, M, dim, kv);
+  linear(backend, w, layer, "wq", s.q, s.xb, M, dim, dim, adapter);
+  linear(backend, w, layer, "wk", s.k, s.xb, M, dim, kv, adapter);
+  linear(backend, w, layer, "wv", s.v, s.xb, M, dim, kv, adapter);
   backend.rope(s.q, s.positions, M, nHeads, hs, ropeTheta);
   backend.rope(s.k, s.positions, M, nKvHeads, hs, ropeTheta);
   backend.copy(cache.keys[layer], cached * kv, s.k, 0, M * kv);
   backend.copy(cache.values[layer], cached * kv, s.v, 0, M * kv);
   backend.attention(s.att, s.q, cache.keys[layer], cache.values[layer], mask, M, cached + M, nHeads, nKvHeads, hs);
-  backend.matmul(s.xb2, s.att, w.wo, M, dim, dim);
+  linear(backend, w, layer, "wo", s.xb2, s.att, M, dim, dim, adapter);
 }

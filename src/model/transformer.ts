@@ -5,6 +5,7 @@ import { validateConfig, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
 import { KVCache } from "./kv-cache.js";
+import type { RowAdapter } from "./linear.js";
 import { RunState } from "./run-state.js";
 import type { Checkpoint } from "./weights.js";
 
@@ -40,8 +41,10 @@ export class Transformer {
   /**
    * Run a block of M rows after the rows already in `cache`; append the
    * block's keys and values to the cache and return the logits [M, vocab].
+   * An adapter (PTP's gated LoRA) may adjust the linear layers' output for
+   * the rows it chooses; every other row runs the base weights exactly.
    */
-  forward(block: Block, cache: KVCache): Float32Array {
+  forward(block: Block, cache: KVCache, adapter?: RowAdapter): Float32Array {
     const { backend, config, weights: w, state: s } = this;
     const cached = cache.length;
     const M = blockRows(block, config, cached);
@@ -64,10 +67,10 @@ export class Transformer {
     for (let l = 0; l < config.nLayers; l++) {
       const lw = w.layers[l];
       backend.rmsnorm(s.xb, s.x, lw.rmsAtt, M, config.dim, config.normEps);
-      attention(backend, config, lw, l, s, cache, cached, mask, M);
+      attention(backend, config, lw, l, s, cache, cached, mask, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);
       backend.rmsnorm(s.xb, s.x, lw.rmsFfn, M, config.dim, config.normEps);
-      feedForward(backend, config, lw, s, M);
+      feedForward(backend, config, lw, l, s, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);
     }
     cache.commit(block.positions);

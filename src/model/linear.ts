@@ -1,0 +1,19 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import type { DeviceLayer } from "./device-weights.js";
+import type { LinearName } from "./weights.js";
+
+/**
+ * Something that adjusts the output of a block's linear layers after the
+ * base product, for some rows of the call: PTP's gated LoRA is one. The
+ * base product y = x W^T is always computed for every row; rows the adapter
+ * leaves alone keep exactly the base weights' output.
+ */
+export interface RowAdapter {
+  apply(layer: number, name: LinearName, y: Buffer, x: Buffer, M: number): void;
+}
+
+/** y = x W^T for the M rows of a call, then the adapter's correction, if any. */
+export function linear(backend: Backend, w: DeviceLayer, layer: number, name: LinearName, y: Buffer, x: Buffer, M: number, K: number, N: number, adapter?: RowAdapter): void {
+  backend.matmul(y, x, w[name], M, K, N);
+  adapter?.apply(layer, name, y, x, M);
+}

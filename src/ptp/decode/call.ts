@@ -1,0 +1,120 @@
+import type { KVCache } from "../../model/kv-cache.js";
+import type { PtpModel } from "../ptp-model.js";
+import type { Sequence } from "./sequence.js";
+
+/**
+ * One model call shared by several sequences.
+ *
+ * Each sequence contributes a group of rows: BASE rows (tokens, run with the
+ * teacher's weights: its pending tokens, then drafts to verify) and SLOT rows
+ * (auxiliary-variable inputs, run with the student's gated LoRA). Every row
+ * sees all of its own sequence's cached rows plus the rows of its group
+ * listed in `sees`; never another sequence's rows. The block is laid out
+ * [all groups' base rows | all groups' slot rows], so the LoRA gate is simply
+ * "the last S rows".
+ *
+ * Indices in `sees` are group-local: base rows 0 .. B-1, then slot rows
+ * B .. B+S-1. A row must list itself.
+ */
+export interface BaseRow {
+  token: number;
+  position: number;
+  /** Default: causal among the base rows (row i sees base rows 0..i). */
+  sees?: number[];
+}
+
+export interface SlotRow {
+  input: Float32Array;
+  position: number;
+  sees: number[];
+}
+
+export interface Group {
+  seq: Sequence;
+  base: BaseRow[];
+  slots: SlotRow[];
+}
+
+/** Logits of every row of a group (views into the call's output). */
+export interface GroupLogits {
+  base: Float32Array[];
+  slots: Float32Array[];
+}
+
+/** Base rows for tokens at consecutive positions from `start`, causal among themselves. */
+export function chain(tokens: readonly number[], start: number): BaseRow[] {
+  return tokens.map((token, i) => ({ token, position: start + i }));
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+/** Runs the groups in one forward call; returns each group's logits. */
+export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): GroupLogits[] {
+  const { dim, vocabSize } = model.teacher.config;
+  const C = cache.length;
+  // Block index of each group's first base row and first slot row.
+  const baseAt: number[] = [], slotAt: number[] = [];
+  let rows = 0;
+  for (const g of groups) (baseAt.push(rows), (rows += g.base.length));
+  const S = groups.reduce((n, g) => n + g.slots.length, 0);
+  for (const g of groups) (slotAt.push(rows), (rows += g.slots.length));
+  const M = rows, nKeys = C + M;
+
+  const tokens = new Int32Array(M).fill(-1), positions = new Int32Array(M);
+  const embeddings = S > 0 ? new Float32Array(M * dim) : undefined;
+  const mask = new Uint8Array(M * nKeys);
+  groups.forEach((g, gi) => {
+    const local = (i: number) => (i < g.base.length ? baseAt[gi] + i : slotAt[gi] + i - g.base.length);
+    const place = (row: number, sees: number[]) => {
+      for (const r of g.seq.cacheRows) mask[row * nKeys + r] = 1;
+      for (const i of sees) mask[row * nKeys + C + local(i)] = 1;
+    };
+    g.base.forEach((b, i) => {
+      tokens[baseAt[gi] + i] = b.token;
+      positions[baseAt[gi] + i] = b.position;
+      place(baseAt[gi] + i, b.sees ?? range(0, i + 1));
+    });
+    g.slots.forEach((s, j) => {
+      const row = slotAt[gi] + j;
+      positions[row] = s.position;
+      embeddings!.set(s.input, row * dim);
+      place(row, s.sees);
+    });
+  });
+
+  const logits = model.forward({ tokens, positions, embeddings, mask }, cache, S);
+  const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
+  return groups.map((g, gi) => ({
+    base: g.base.map((_, i) => rowLogits(baseAt[gi] + i)),
+    slots: g.slots.map((_, j) => rowLogits(slotAt[gi] + j)),
+  }));
+}
+
+/**
+ * After a call: each sequence keeps the listed base rows of its group (the
+ * verified tokens, in position order) in the cache; every other row of the
+ * call, and every row of a finished sequence, is dropped. Kept entries are
+ * moved, never recomputed.
+ */
+export function commit(cache: KVCache, sequences: Sequence[], groups: Group[], keep: Map<Sequence, number[]>): void {
+  const callStart = cache.length - groups.reduce((n, g) => n + g.base.length + g.slots.length, 0);
+  const blockRow = new Map<Sequence, number>();
+  let row = callStart;
+  for (const g of groups) (blockRow.set(g.seq, row), (row += g.base.length));
+
+  const wanted: { seq: Sequence; rows: number[] }[] = [];
+  for (const seq of sequences) {
+    if (seq.done) continue;
+    const fresh = (keep.get(seq) ?? []).map((i) => blockRow.get(seq)! + i);
+    wanted.push({ seq, rows: [...seq.cacheRows, ...fresh] });
+  }
+  const all = wanted.flatMap((w) => w.rows).sort((a, b) => a - b);
+  const newIndex = new Map(all.map((r, i) => [r, i]));
+  cache.keep(all);
+  for (const { seq, rows } of wanted) {
+    seq.cacheRows = rows.map((r) => newIndex.get(r)!);
+    seq.cached = rows.length; // one cache row per finalized token, in position order
+  }
+}

@@ -1,0 +1,63 @@
+import type { PtpModel } from "../ptp-model.js";
+import { range, type Group, type GroupLogits, type SlotRow } from "./call.js";
+import type { Sequence } from "./sequence.js";
+import { argmax } from "../../sampling/pick.js";
+import { sampleToken } from "../../sampling/sampler.js";
+
+/**
+ * A decoding strategy: what rows a sequence puts into the next call, and
+ * what it does with their logits. The loop in run.ts drives any strategy,
+ * for any number of sequences sharing each call.
+ */
+export interface Decoder {
+  readonly name: string;
+  /** The rows this sequence adds to the next call. */
+  plan(seq: Sequence): Group;
+  /**
+   * Finalize what the call verified; return the group-local indices of the
+   * base rows to keep in the KV cache (the verified tokens, in order).
+   */
+  accept(seq: Sequence, group: Group, out: GroupLogits): number[];
+}
+
+/**
+ * Teacher verification (method section 4.1) of drafts fed as base rows right
+ * after the sequence's P pending rows: the last pending row's logits give
+ * the teacher's token for position `next`, draft i's row the one for
+ * next + i + 1. Returns the longest prefix of drafts equal to the teacher's
+ * picks, followed by the teacher's pick at the first mismatch (the
+ * correction) or after the last draft (the bonus). Every returned token is
+ * Pick(u(k), Q(. | verified prefix)), so the result is the teacher's own
+ * sample path whatever the drafts were.
+ */
+export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, drafts: readonly number[]): number[] {
+  const verified: number[] = [];
+  for (let i = 0; i <= drafts.length; i++) {
+    const t = seq.pickAt(seq.next + i, base[P - 1 + i]);
+    verified.push(t);
+    if (i === drafts.length || drafts[i] !== t) break;
+  }
+  return verified;
+}
+
+/**
+ * The slots of one proposal window predicting positions k0, k0+1, ...:
+ * slot j sits at position k0 - 1 + j (where an AR model reads t_{k0-1+j}),
+ * sees the base rows `base` and the window's slots 0..j, and takes the
+ * auxiliary input for u(k0 + j) (see PtpModel.slotInput). `first` is the
+ * group-local index the window's first slot will have; `u` gives the u's
+ * the window is built from (the sequence's own by default).
+ */
+export function proposalWindow(model: PtpModel, seq: Sequence, k0: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
+  return range(0, count).map((j) => ({
+    input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined),
+    position: k0 - 1 + j,
+    sees: [...base, ...range(first, first + j + 1)],
+  }));
+}
+
+/** A slot's draft for position k: argmax for O-PTP (its ideal output is one-hot), Pick(u(k), P) for C-PTP. */
+export function draftToken(model: PtpModel, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
+  if (model.variant === "O") return argmax(logits);
+  return sampleToken(logits, seq.sampling, u(k));
+}

@@ -1,0 +1,69 @@
+import type { PtpModel } from "../../ptp-model.js";
+import { chain, range, type SlotRow } from "../call.js";
+import { draftToken, proposalWindow, type Decoder } from "../decoder.js";
+import type { Sequence } from "../sequence.js";
+
+interface SelfState {
+  drafts: number[];
+  proposed: number;
+}
+const state = (seq: Sequence) => seq.state as unknown as SelfState;
+
+/**
+ * Self verification (method section 4.3): a C-PTP model with no teacher
+ * checks its own drafts with its own AR conditional.
+ *
+ * The model's AR conditional at position k is a single slot at k - 1 whose
+ * window holds no u yet (the learned start vector), seeing the context
+ * t_<k: P_self(t_k | t_<k). Picking from it with u(k) is the model's own AR
+ * sample path, never using more than one u at a time.
+ *
+ * Proposal call: a C-PTP window of N slots after the context. Its slot 0 IS
+ * that AR query, so its pick is final. Verification call: the remaining
+ * drafts as base rows, and after each prefix one single-slot AR query; keep
+ * the drafts that equal the queries' picks, plus the pick at the first
+ * mismatch (or after the last draft).
+ */
+export function selfDecoder(model: PtpModel, window: number): Decoder {
+  if (model.variant !== "C") throw new Error(`the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP`);
+  return {
+    name: "self",
+    plan(seq) {
+      const s = state(seq);
+      const base = chain(seq.pending, seq.cached);
+      if (!s.drafts?.length) {
+        return { seq, base, slots: proposalWindow(model, seq, seq.next, Math.min(window, seq.room), range(0, base.length), base.length) };
+      }
+      const all = [...base, ...chain(s.drafts, seq.next)];
+      // One AR query after each prefix: slot i predicts position next + i, seeing the pending rows and drafts 0..i-1.
+      const slots: SlotRow[] = range(0, s.drafts.length + 1).map((i) => ({
+        input: model.slotInput(0, undefined),
+        position: seq.next - 1 + i,
+        sees: [...range(0, base.length + i), all.length + i],
+      }));
+      return { seq, base: all, slots };
+    },
+    accept(seq, group, out) {
+      const s = state(seq);
+      const P = seq.pending.length;
+      if (!s.drafts?.length) {
+        const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));
+        seq.finalize([seq.pickAt(seq.next, out.slots[0])]); // slot 0 is the AR query itself
+        s.proposed = 1;
+        s.drafts = drafts.slice(1, Math.max(1, seq.room));
+        if (s.drafts.length === 0) seq.acceptedPerStep.push(1);
+        return range(0, P);
+      }
+      const verified: number[] = [];
+      for (let i = 0; i <= s.drafts.length; i++) {
+        const t = seq.pickAt(seq.next + i, out.slots[i]);
+        verified.push(t);
+        if (i === s.drafts.length || s.drafts[i] !== t) break;
+      }
+      seq.finalize(verified);
+      seq.acceptedPerStep.push(s.proposed + verified.length);
+      s.drafts = [];
+      return range(0, P + verified.length - 1);
+    },
+  };
+}

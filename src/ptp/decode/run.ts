@@ -1,0 +1,129 @@
+import type { AuxSource } from "../../sampling/aux.js";
+import type { SamplingSettings } from "../../sampling/processors.js";
+import { validateSamplingSettings } from "../../sampling/processors.js";
+import type { PtpModel } from "../ptp-model.js";
+import { UStream } from "../ustream.js";
+import type { BudgetMode } from "./budget.js";
+import { commit, runCall } from "./call.js";
+import type { Decoder } from "./decoder.js";
+import { arDecoder } from "./decoders/ar.js";
+import { multiDraftDecoder } from "./decoders/multi-draft.js";
+import { selfDecoder } from "./decoders/self.js";
+import { singleCallDecoder } from "./decoders/single-call.js";
+import { verifyDecoder } from "./decoders/verify.js";
+import { Sequence } from "./sequence.js";
+
+export const DECODERS = ["ar", "verify", "single-call", "self", "multi-draft"] as const;
+export type DecoderName = (typeof DECODERS)[number];
+
+export interface DecodeOptions {
+  decoder: DecoderName;
+  /** Positions to run per prompt, the prompt included (0 or > seqLen: seqLen), as llama2.c counts them. */
+  steps: number;
+  sampling: SamplingSettings;
+  /** One source of u's per prompt; u's are indexed by output position. */
+  aux: AuxSource[];
+  /** Slots per proposal window N (default: the student's window, else 16). */
+  window?: number;
+  /** single-call: proposal slots per call across branches (default 2 N). */
+  budget?: number;
+  /** single-call: "adaptive" (confidence-weighted, default) or "fixed" (even split). */
+  budgetMode?: BudgetMode;
+  /** multi-draft: number of drafts M (default 4). */
+  drafts?: number;
+  /** Stop a sequence when it produces BOS (default true). */
+  stopAtBos?: boolean;
+}
+
+export interface PtpStats {
+  /** Forward calls made (each shared by every prompt still decoding). */
+  modelCalls: number;
+  generatedTokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** Tokens finalized per verification step, averaged (the paper's "accepted per call"). */
+  meanAccepted: number;
+  /** histogram[a] = number of steps that finalized a tokens. */
+  acceptedHistogram: number[];
+}
+
+export interface PtpResult {
+  /** Per prompt: the prompt tokens followed by what was generated. */
+  outputs: number[][];
+  stats: PtpStats;
+}
+
+/** The decoder of a name, configured for this model. */
+export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
+  const window = options.window ?? model.student?.config.window ?? 16;
+  if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
+  switch (options.decoder) {
+    case "ar":
+      return arDecoder;
+    case "verify":
+      return verifyDecoder(model, window);
+    case "single-call": {
+      const budget = options.budget ?? 2 * window;
+      if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`decode: budget must be a positive integer, got ${budget}`);
+      return singleCallDecoder(model, window, budget, options.budgetMode ?? "adaptive");
+    }
+    case "self":
+      return selfDecoder(model, window);
+    case "multi-draft":
+      return multiDraftDecoder(model, window, options.drafts ?? 4);
+    default:
+      throw new RangeError(`decode: unknown decoder ${JSON.stringify(options.decoder)}; expected one of ${DECODERS.join(", ")}`);
+  }
+}
+
+/**
+ * Decode several prompts together: every call carries the rows of every
+ * prompt still running, each with its own cache rows and u's (masks keep
+ * them apart). The output of each prompt is exactly its autoregressive
+ * sample path for its u's, whatever the decoder and the student.
+ */
+export function decode(model: PtpModel, prompts: readonly (readonly number[])[], options: DecodeOptions): PtpResult {
+  if (prompts.length === 0) throw new RangeError("decode: no prompts");
+  if (options.aux.length !== prompts.length) throw new RangeError(`decode: ${prompts.length} prompts need ${prompts.length} u sources, got ${options.aux.length}`);
+  validateSamplingSettings(options.sampling);
+  const { seqLen } = model.teacher.config;
+  const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
+  const decoder = makeDecoder(model, options);
+  const stopAtBos = options.stopAtBos ?? true;
+  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
+
+  const start = performance.now();
+  // Room for every prompt's tokens plus the most rows one call can add per prompt
+  // (pending + drafts + slots: at most steps + 1 + the proposal rows).
+  const window = options.window ?? model.student?.config.window ?? 16;
+  const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
+  const cache = model.teacher.newCache(sequences.length * (steps + 1 + perCall));
+  let modelCalls = 0;
+  for (;;) {
+    const active = sequences.filter((s) => !s.done);
+    if (active.length === 0) break;
+    const groups = active.map((s) => decoder.plan(s));
+    const out = runCall(model, cache, groups);
+    modelCalls++;
+    const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
+    commit(cache, sequences, groups, keep);
+  }
+  cache.free();
+  const seconds = (performance.now() - start) / 1000;
+
+  const perStep = sequences.flatMap((s) => s.acceptedPerStep);
+  const histogram: number[] = [];
+  for (const a of perStep) histogram[a] = (histogram[a] ?? 0) + 1;
+  const generatedTokens = sequences.reduce((n, s) => n + s.generated, 0);
+  return {
+    outputs: sequences.map((s) => s.tokens.slice()),
+    stats: {
+      modelCalls,
+      generatedTokens,
+      seconds,
+      tokensPerSecond: generatedTokens / seconds,
+      meanAccepted: perStep.length ? perStep.reduce((a, b) => a + b, 0) / perStep.length : 0,
+      acceptedHistogram: Array.from(histogram, (v) => v ?? 0),
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { BOS } from "../../io/tokenizer.js";
+import type { SamplingSettings } from "../../sampling/processors.js";
+import { needsU, sampleToken } from "../../sampling/sampler.js";
+import type { UStream } from "../ustream.js";
+
+/**
+ * One sequence being decoded: its finalized tokens, which of them are in the
+ * KV cache, its u's, and its statistics.
+ *
+ * Invariant between calls: tokens[0 .. cached) have their (exact teacher)
+ * keys and values in the cache at rows cacheRows; tokens[cached ..] are
+ * "pending" and are fed as the first base rows of the next call. After the
+ * prompt, at least the last finalized token is always pending.
+ */
+export class Sequence {
+  readonly tokens: number[];
+  cached = 0;
+  cacheRows: number[] = [];
+  done = false;
+  /** Tokens finalized per verification step, for the acceptance histogram. */
+  readonly acceptedPerStep: number[] = [];
+  /** Decoder-specific state (drafts, phase, confidences). */
+  state: Record<string, unknown> = {};
+
+  constructor(
+    prompt: readonly number[],
+    readonly u: UStream,
+    /** Positions to run, the prompt included (llama2.c's steps; the last token sits at position `steps`). */
+    readonly steps: number,
+    readonly sampling: SamplingSettings,
+    readonly stopAtBos: boolean,
+  ) {
+    if (prompt.length === 0) throw new RangeError("decode: every prompt must hold at least one token (BOS)");
+    this.tokens = prompt.slice(0, steps + 1);
+    // Forced prompt tokens beyond `steps` are never run, as in the reference.
+    if (this.tokens.length > steps) this.done = true;
+    this.promptLength = this.tokens.length;
+  }
+
+  readonly promptLength: number;
+
+  /** Position of the next token to finalize. */
+  get next(): number {
+    return this.tokens.length;
+  }
+
+  /** How many more tokens the sequence may take. */
+  get room(): number {
+    return this.steps + 1 - this.tokens.length;
+  }
+
+  get pending(): number[] {
+    return this.tokens.slice(this.cached);
+  }
+
+  /** The token for position k from the distribution there: Pick(u(k), P) under the sampling settings, or argmax at T = 0. */
+  pickAt(k: number, logits: Float32Array): number {
+    return sampleToken(logits, this.sampling, needsU(this.sampling) ? this.u.at(k) : undefined);
+  }
+
+  /**
+   * Append verified tokens, stopping at BOS (when asked) and at the step
+   * limit. Returns how many were appended.
+   */
+  finalize(verified: readonly number[]): number {
+    let n = 0;
+    for (const t of verified) {
+      if (this.done) break;
+      if (this.stopAtBos && t === BOS) {
+        this.done = true;
+        break;
+      }
+      this.tokens.push(t);
+      n++;
+      if (this.room === 0) this.done = true;
+    }
+    return n;
+  }
+
+  /** Number of sampled (not prompt) tokens. */
+  get generated(): number {
+    return this.tokens.length - this.promptLength;
+  }
+}

@@ -1,0 +1,75 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import type { ModelConfig } from "../model/config.js";
+import type { RowAdapter } from "../model/linear.js";
+import { LINEAR_NAMES, linearShape, type LinearName } from "../model/weights.js";
+import type { StudentConfig, StudentWeights } from "./student-weights.js";
+
+/**
+ * Gated LoRA on a backend: for the rows of a call from `slotStart` on (the
+ * auxiliary slots), every linear layer of every block adds
+ *   (alpha / r) (x A^T) B^T
+ * to the base output. Rows before `slotStart` (context and verification
+ * rows) are never touched, so they run the teacher's exact weights and their
+ * keys and values are exactly the teacher's.
+ *
+ * alpha / r is folded into B once, at upload.
+ */
+export class GatedLora implements RowAdapter {
+  /** Rows [slotStart, M) of the current call are auxiliary slots. */
+  slotStart = Infinity;
+  private readonly A: Record<LinearName, Buffer>[];
+  private readonly B: Record<LinearName, Buffer>[];
+  private readonly rank: number;
+  private scratch: { rows: number; xs: Buffer; t: Buffer; d: Buffer; ys: Buffer } | null = null;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly teacher: ModelConfig,
+    config: StudentConfig,
+    weights: StudentWeights,
+  ) {
+    this.rank = config.rank;
+    const scale = config.alpha / config.rank;
+    const upload = (data: Float32Array) => {
+      const buf = backend.alloc(data.length);
+      backend.upload(buf, data);
+      return buf;
+    };
+    this.A = weights.layers.map((l) => Object.fromEntries(LINEAR_NAMES.map((n) => [n, upload(l[n].A)])) as Record<LinearName, Buffer>);
+    this.B = weights.layers.map((l) => Object.fromEntries(LINEAR_NAMES.map((n) => [n, upload(l[n].B.map((b) => Math.fround(b * scale)))])) as Record<LinearName, Buffer>);
+  }
+
+  apply(layer: number, name: LinearName, y: Buffer, x: Buffer, M: number): void {
+    const S = M - this.slotStart;
+    if (S <= 0) return;
+    const [out, inp] = linearShape(this.teacher, name);
+    const s = this.reserve(S), b = this.backend, r = this.rank, from = this.slotStart;
+    b.copy(s.xs, 0, x, from * inp, S * inp);
+    b.matmul(s.t, s.xs, this.A[layer][name], S, inp, r);
+    b.matmul(s.d, s.t, this.B[layer][name], S, r, out);
+    b.copy(s.ys, 0, y, from * out, S * out);
+    b.add(s.ys, s.d, S * out);
+    b.copy(y, from * out, s.ys, 0, S * out);
+  }
+
+  private reserve(S: number) {
+    if (this.scratch && this.scratch.rows >= S) return this.scratch;
+    this.releaseScratch();
+    const rows = Math.max(S, 2 * (this.scratch?.rows ?? 0));
+    const width = Math.max(this.teacher.dim, this.teacher.hiddenDim);
+    const b = this.backend;
+    this.scratch = { rows, xs: b.alloc(rows * width), t: b.alloc(rows * this.rank), d: b.alloc(rows * width), ys: b.alloc(rows * width) };
+    return this.scratch;
+  }
+
+  private releaseScratch(): void {
+    if (!this.scratch) return;
+    for (const buf of [this.scratch.xs, this.scratch.t, this.scratch.d, this.scratch.ys]) this.backend.free(buf);
+  }
+
+  dispose(): void {
+    this.releaseScratch();
+    this.scratch = null;
+    for (const set of [...this.A, ...this.B]) for (const buf of Object.values(set)) this.backend.free(buf);
+  }
+}

@@ -1,0 +1,75 @@
+import type { Block } from "../model/block.js";
+import type { KVCache } from "../model/kv-cache.js";
+import type { Transformer } from "../model/transformer.js";
+import { embedAux } from "./auxiliary.js";
+import { GatedLora } from "./gated-lora.js";
+import type { Student, Variant } from "./student-weights.js";
+
+/**
+ * A teacher with (optionally) its PTP student: the same transformer, with
+ * gated LoRA switched on for the auxiliary-slot rows of a call. Context and
+ * verification rows always run the teacher's exact weights, so one KV cache
+ * serves both.
+ */
+export class PtpModel {
+  private readonly lora?: GatedLora;
+
+  constructor(
+    readonly teacher: Transformer,
+    readonly student?: Student,
+  ) {
+    if (student) {
+      const t = teacher.config, s = student.config.teacherShape;
+      const keys = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
+      const diff = keys.filter((k) => t[k] !== s[k]);
+      if (diff.length > 0) {
+        throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
+      }
+      this.lora = new GatedLora(teacher.backend, t, student.config, student.weights);
+    }
+  }
+
+  get variant(): Variant {
+    return this.requireStudent().config.variant;
+  }
+
+  /**
+   * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
+   * on); every earlier row runs the teacher.
+   */
+  forward(block: Block, cache: KVCache, slots: number): Float32Array {
+    if (slots === 0 || !this.lora) {
+      if (slots > 0) this.requireStudent();
+      return this.teacher.forward(block, cache);
+    }
+    this.lora.slotStart = block.positions.length - slots;
+    try {
+      return this.teacher.forward(block, cache, this.lora);
+    } finally {
+      this.lora.slotStart = Infinity;
+    }
+  }
+
+  /**
+   * The input vector of a slot whose window sees the u's `us` (in window
+   * order). O-PTP: embed(u) of the slot's own u, the last of `us`. C-PTP:
+   * its own u is withheld, so the input is embed of the u before it, or the
+   * learned start vector for the window's first slot; the mask then lets
+   * slot j see slots <= j, which carry u's up to u_{j-1} only.
+   */
+  slotInput(ownU: number, previousU: number | undefined): Float32Array {
+    const { config, weights } = this.requireStudent();
+    const dim = this.teacher.config.dim;
+    if (config.variant === "O") return embedAux(ownU, config.aux, weights.aux, dim);
+    return previousU === undefined ? weights.start!.slice() : embedAux(previousU, config.aux, weights.aux, dim);
+  }
+
+  private requireStudent(): Student {
+    if (!this.student) throw new Error("this decoder needs a PTP student (an adapter file), but the model has none");
+    return this.student;
+  }
+
+  dispose(): void {
+    this.lora?.dispose();
+  }
+}
