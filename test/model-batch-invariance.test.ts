@@ -223,7 +223,7 @@ class SplitKBackend extends JsBackend {
 
 describe("mutation sanity", () => {
   it("MODEL-MUTANT: a split-K matmul (not batch-invariant) makes MODEL-BLOCK-EQ-SEQ fail", () => {
-    const result = fc.check(blockEqualsSequential(new SplitKBackend()), { numRuns: RUNS, seed: 1 });
+    const result = fc.check(blockEqualsSequential(new SplitKBackend()), { numRuns: RUNS, seed: 1, endOnFailure: true });
     expect(result.failed).toBe(true);
     expect(String(result.errorInstance)).toMatch(/row \d+: element \d+/);
   });

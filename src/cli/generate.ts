@@ -1,26 +1,41 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
+import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
+import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
+import { decode, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
+import { PtpModel } from "../ptp/ptp-model.js";
+import type { Student } from "../ptp/student-weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
+
+const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
 export const generateFlags = {
   model: { kind: "string", value: "FILE", help: "llama2.c checkpoint (.bin)", required: true },
   tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
-  prompt: { kind: "string", value: "TEXT", help: "text to continue", default: "" },
+  prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
+  prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped), decoded together; prompt i uses seed S + i" },
   steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 1 },
   "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 0 },
   "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold (1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
+  student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
+  decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student)`, choices: DECODERS },
+  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's window)" },
+  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
+  "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
+  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)" },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
-  json: { kind: "bool", help: "print one JSON object {tokens, text, stats} instead of the text" },
+  json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
 
 export const generateUsage = `usage: ptp generate --model FILE --tokenizer FILE [options]
@@ -28,6 +43,11 @@ export const generateUsage = `usage: ptp generate --model FILE --tokenizer FILE 
 Continue a prompt with a llama2.c checkpoint, sampling each token as
 Pick(u, P) from explicit auxiliary variables u. stdout: the prompt and its
 continuation, as llama2.c's run prints them; stderr: tokens/s.
+
+With --student (a PTP adapter), a --decoder other than ar, or --prompts,
+the prompts are decoded with Parallel Token Prediction, then again
+autoregressively in the same run: stderr gets model calls, accepted tokens
+per step, tokens/s, the speedup over AR and whether the outputs equal AR's.
 
 ${describeFlags(generateFlags)}`;
 
@@ -40,6 +60,24 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
   if (f.seed !== undefined && !/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a positive integer, got ${JSON.stringify(f.seed)}`);
+
+  // PTP options, all checked before any file is read.
+  if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
+  if (f.prompts !== undefined && f["aux-file"] !== undefined) throw new UsageError("--prompts takes its u's from --seed (prompt i: seed + i), not from --aux-file");
+  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? (f.student !== undefined ? "single-call" : "ar");
+  if (decoder !== "ar" && f.student === undefined) throw new UsageError(`--decoder ${decoder} needs a student adapter (--student FILE)`);
+  for (const name of ["window", "budget", "drafts"] as const) {
+    const v = f[name];
+    if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
+  }
+  if (f.window !== undefined && decoder === "ar") throw new UsageError("--window applies to the PTP decoders, not to --decoder ar");
+  if (decoder !== "single-call") {
+    if (f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only (decoder is ${decoder})`);
+    if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
+  }
+  if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
+
+  if (decoder !== "ar" || f.student !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
   const checkpoint = readCheckpoint(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
@@ -57,7 +95,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   const backend = await createBackend(f.backend);
   const model = new Transformer(backend, checkpoint);
-  const prompt = tokenizer.encode(f.prompt!, true, false);
+  const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
   const result = decodeAR(model, prompt, {
     steps: f.steps!,
@@ -81,4 +119,171 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   }
   io.stderr(`achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ${backend.description})\n`);
   return 0;
+}
+
+type GenerateFlags = Parsed<typeof generateFlags>;
+
+/** The prompts of a --prompts file: one per line, blank lines skipped. */
+function readPrompts(path: string): string[] {
+  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
+  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
+  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
+  return prompts;
+}
+
+/** The stats of a PTP run as the JSON reports them. */
+export interface GenerateStats extends PtpStats {
+  decoder: DecoderName;
+  arModelCalls: number;
+  arTokensPerSecond: number;
+  speedup: number;
+  /** Every output equals the teacher's AR output; null for "self", whose outputs follow the student's own AR path. */
+  equalsAR: boolean | null;
+  note?: string;
+  backend: string;
+}
+
+/** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
+async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
+  const checkpoint = readCheckpoint(f.model!);
+  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
+  let student: Student | undefined;
+  if (f.student !== undefined) {
+    student = readStudent(f.student);
+    checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student);
+    if (decoder === "self" && student.config.variant !== "C") {
+      throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
+    }
+  }
+  const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
+
+  // The student's inputs need u's even at temperature 0, so a source is always built.
+  let auxSources: () => AuxSource[];
+  if (f["aux-file"] !== undefined) {
+    const file = f["aux-file"];
+    readAuxFile(file); // fail early on a bad file
+    auxSources = () => [readAuxFile(file)];
+  } else {
+    const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
+    if (f.seed === undefined) io.stderr(`seed: ${seed}${texts.length > 1 ? ` (prompt i uses seed + i)` : ""}\n`);
+    auxSources = () => texts.map((_, i) => new XorShiftAux(seed + BigInt(i)));
+  }
+
+  const backend = await createBackend(f.backend);
+  const teacher = new Transformer(backend, checkpoint);
+  let model: PtpModel | undefined;
+  try {
+    model = new PtpModel(teacher, student);
+    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+    const common = { steps: f.steps!, sampling, stopAtBos: !f["no-stop"] };
+    const options: DecodeOptions = {
+      ...common,
+      decoder,
+      aux: auxSources(),
+      window: f.window,
+      budget: f.budget,
+      budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
+      drafts: f.drafts,
+    };
+    // A warm-up of both decoders on the first prompt (JIT tiers, allocations), so that neither timing pays for it.
+    const seqLen = model.teacher.config.seqLen;
+    const steps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
+    decode(model, [prompts[0]], { ...common, steps, decoder: "ar", aux: [auxSources()[0]] });
+    const ptp = decode(model, prompts, options);
+    const ar = decode(model, prompts, { ...common, decoder: "ar", aux: auxSources() });
+
+    const self = decoder === "self";
+    const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
+    const stats: GenerateStats = {
+      ...ptp.stats,
+      decoder,
+      arModelCalls: ar.stats.modelCalls,
+      arTokensPerSecond: ar.stats.tokensPerSecond,
+      speedup: ptp.stats.tokensPerSecond / ar.stats.tokensPerSecond,
+      equalsAR: self ? null : mismatch === undefined,
+      ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
+      backend: backend.description,
+    };
+    const window = f.window ?? student?.config.window ?? 16;
+    io.stderr(statsBlock(stats, describeDecoder(decoder, window, f), texts.length));
+    if (mismatch !== undefined) {
+      throw new Error(
+        `the ${decoder} outputs differ from AR's (prompt ${mismatch.prompt}, position ${mismatch.position}: ` +
+          `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
+      );
+    }
+
+    const outputs = ptp.outputs.map((tokens) => ({ tokens, text: textOf(tokenizer, tokens) }));
+    if (f.json) {
+      const single = outputs.length === 1 ? { tokens: outputs[0].tokens, text: new TextDecoder().decode(outputs[0].text) } : {};
+      const json = { ...single, outputs: outputs.map((o) => ({ tokens: o.tokens, text: new TextDecoder().decode(o.text) })), stats };
+      io.stdout(JSON.stringify(json) + "\n");
+    } else {
+      for (const o of outputs) {
+        io.stdout(o.text);
+        io.stdout("\n");
+      }
+    }
+    return 0;
+  } finally {
+    model?.dispose();
+    teacher.dispose();
+  }
+}
+
+/** The bytes the AR path prints for a sequence: printable pieces after the first token. */
+function textOf(tokenizer: Tokenizer, tokens: readonly number[]): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  for (let i = 1; i < tokens.length; i++) {
+    const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
+    if (Tokenizer.isPrintablePiece(piece)) pieces.push(piece);
+  }
+  return Buffer.concat(pieces);
+}
+
+interface Mismatch {
+  prompt: number;
+  position: number;
+  ptp?: number;
+  ar?: number;
+}
+
+function firstMismatch(a: readonly number[][], b: readonly number[][]): Mismatch | undefined {
+  for (let p = 0; p < a.length; p++) {
+    const n = Math.max(a[p].length, b[p].length);
+    for (let k = 0; k < n; k++) {
+      if (a[p][k] !== b[p][k]) return { prompt: p, position: k, ptp: a[p][k], ar: b[p][k] };
+    }
+  }
+  return undefined;
+}
+
+function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags): string {
+  switch (decoder) {
+    case "ar":
+      return "ar";
+    case "single-call":
+      return `single-call (window ${window}, budget ${f.budget ?? 2 * window}, ${f["budget-mode"] ?? "adaptive"})`;
+    case "multi-draft":
+      return `multi-draft (window ${window}, ${f.drafts ?? 4} drafts)`;
+    default:
+      return `${decoder} (window ${window})`;
+  }
+}
+
+function statsBlock(s: GenerateStats, decoder: string, prompts: number): string {
+  const histogram = s.acceptedHistogram.map((n, a) => (n > 0 ? `${a}:${n}` : "")).filter((x) => x !== "").join(" ");
+  const equal = s.equalsAR === null ? `n/a (${s.note})` : s.equalsAR ? "yes" : "NO";
+  const lines = [
+    `decoder:            ${decoder}`,
+    `prompts:            ${prompts}`,
+    `generated tokens:   ${s.generatedTokens}`,
+    `model calls:        ${s.modelCalls} (AR: ${s.arModelCalls})`,
+    `accepted per step:  ${s.meanAccepted.toFixed(3)} mean; histogram ${histogram || "(empty)"}`,
+    `tokens/s:           ${s.tokensPerSecond.toFixed(2)} (AR: ${s.arTokensPerSecond.toFixed(2)}; speedup ${s.speedup.toFixed(2)}x)`,
+    `equals AR:          ${equal}`,
+    `backend:            ${s.backend}`,
+  ];
+  return lines.join("\n") + "\n";
 }

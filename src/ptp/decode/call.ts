@@ -93,28 +93,35 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
 }
 
 /**
- * After a call: each sequence keeps the listed base rows of its group (the
- * verified tokens, in position order) in the cache; every other row of the
- * call, and every row of a finished sequence, is dropped. Kept entries are
- * moved, never recomputed.
+ * After a call: the cache rows of each sequence of the call, i.e. its rows
+ * from before plus the base rows of its group it keeps (the verified tokens,
+ * in position order). Every other row of the call is to be dropped; see
+ * `survivors`, which then compacts the cache.
  */
-export function commit(cache: KVCache, sequences: Sequence[], groups: Group[], keep: Map<Sequence, number[]>): void {
-  const callStart = cache.length - groups.reduce((n, g) => n + g.base.length + g.slots.length, 0);
-  const blockRow = new Map<Sequence, number>();
-  let row = callStart;
-  for (const g of groups) (blockRow.set(g.seq, row), (row += g.base.length));
+export function commit(cache: KVCache, sequences: Sequence[], groups: Group[], keep: Map<Sequence, number[]>): Map<Sequence, number[]> {
+  let row = cache.length - groups.reduce((n, g) => n + g.base.length + g.slots.length, 0);
+  const rows = new Map<Sequence, number[]>();
+  for (const g of groups) {
+    // Row i holds token i; a sequence that stopped early (BOS, step limit) keeps no rows past its last token.
+    rows.set(g.seq, [...g.seq.cacheRows, ...(keep.get(g.seq) ?? []).map((i) => row + i)].slice(0, g.seq.tokens.length));
+    row += g.base.length;
+  }
+  for (const seq of sequences) if (!rows.has(seq) && !seq.done) rows.set(seq, seq.cacheRows);
+  return rows;
+}
 
-  const wanted: { seq: Sequence; rows: number[] }[] = [];
-  for (const seq of sequences) {
-    if (seq.done) continue;
-    const fresh = (keep.get(seq) ?? []).map((i) => blockRow.get(seq)! + i);
-    wanted.push({ seq, rows: [...seq.cacheRows, ...fresh] });
-  }
-  const all = wanted.flatMap((w) => w.rows).sort((a, b) => a - b);
+/**
+ * The rows to keep in the cache (those of unfinished sequences), after
+ * which each such sequence's row indices are renumbered to the compacted
+ * cache. Kept entries are moved, never recomputed.
+ */
+export function survivors(sequences: Sequence[], rows: Map<Sequence, number[]>): number[] {
+  const live = sequences.filter((s) => !s.done && rows.has(s));
+  const all = live.flatMap((s) => rows.get(s)!).sort((a, b) => a - b);
   const newIndex = new Map(all.map((r, i) => [r, i]));
-  cache.keep(all);
-  for (const { seq, rows } of wanted) {
-    seq.cacheRows = rows.map((r) => newIndex.get(r)!);
-    seq.cached = rows.length; // one cache row per finalized token, in position order
+  for (const seq of live) {
+    seq.cacheRows = rows.get(seq)!.map((r) => newIndex.get(r)!);
+    seq.cached = seq.cacheRows.length; // one cache row per finalized token, in position order
   }
+  return all;
 }

@@ -4,7 +4,8 @@ import { validateSamplingSettings } from "../../sampling/processors.js";
 import type { PtpModel } from "../ptp-model.js";
 import { UStream } from "../ustream.js";
 import type { BudgetMode } from "./budget.js";
-import { commit, runCall } from "./call.js";
+import type { KVCache } from "../../model/kv-cache.js";
+import { commit, runCall, survivors } from "./call.js";
 import type { Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
 import { multiDraftDecoder } from "./decoders/multi-draft.js";
@@ -33,6 +34,12 @@ export interface DecodeOptions {
   drafts?: number;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
+  /**
+   * Called once per prompt when it finishes, with the KV cache and the rows
+   * holding that prompt's verified tokens (in position order), before they
+   * are released. For inspection and tests.
+   */
+  onFinished?: (prompt: number, cache: KVCache, rows: number[]) => void;
 }
 
 export interface PtpStats {
@@ -83,12 +90,16 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
  * sample path for its u's, whatever the decoder and the student.
  */
 export function decode(model: PtpModel, prompts: readonly (readonly number[])[], options: DecodeOptions): PtpResult {
+  return decodeWith(model, prompts, makeDecoder(model, options), options);
+}
+
+/** `decode` with a decoder object of your own (e.g. an experimental strategy). */
+export function decodeWith(model: PtpModel, prompts: readonly (readonly number[])[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
   if (prompts.length === 0) throw new RangeError("decode: no prompts");
   if (options.aux.length !== prompts.length) throw new RangeError(`decode: ${prompts.length} prompts need ${prompts.length} u sources, got ${options.aux.length}`);
   validateSamplingSettings(options.sampling);
   const { seqLen } = model.teacher.config;
   const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
-  const decoder = makeDecoder(model, options);
   const stopAtBos = options.stopAtBos ?? true;
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
 
@@ -99,6 +110,8 @@ export function decode(model: PtpModel, prompts: readonly (readonly number[])[],
   const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
   const cache = model.teacher.newCache(sequences.length * (steps + 1 + perCall));
   let modelCalls = 0;
+  // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
+  if (options.onFinished) sequences.forEach((s, i) => s.done && options.onFinished!(i, cache, []));
   for (;;) {
     const active = sequences.filter((s) => !s.done);
     if (active.length === 0) break;
@@ -106,7 +119,10 @@ export function decode(model: PtpModel, prompts: readonly (readonly number[])[],
     const out = runCall(model, cache, groups);
     modelCalls++;
     const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
-    commit(cache, sequences, groups, keep);
+    const rows = commit(cache, sequences, groups, keep);
+    // A sequence that just finished: show its cache rows before they are dropped.
+    if (options.onFinished) for (const [seq, r] of rows) if (seq.done) options.onFinished(sequences.indexOf(seq), cache, r);
+    cache.keep(survivors(sequences, rows));
   }
   cache.free();
   const seconds = (performance.now() - start) / 1000;

@@ -1,0 +1,122 @@
+import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
+import { FileFormatError, readFileBytes } from "../io/errors.js";
+import { parseSafetensors } from "../io/safetensors.js";
+import { parameterCount, type ModelConfig } from "../model/config.js";
+import { parseStudent } from "../ptp/adapter-file.js";
+import type { StudentConfig } from "../ptp/student-weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import type { Io } from "./io.js";
+
+export const inspectFlags = {
+  json: { kind: "bool", help: "print one JSON object instead of text" },
+} satisfies FlagSpecs;
+
+export const inspectUsage = `usage: ptp inspect FILE [--json]
+
+Tell a llama2.c checkpoint (v0 or v1 "ak42") from a PTP student adapter
+(safetensors) and print its configuration: for a checkpoint the model
+config, parameter count, version and teacher checksum; for an adapter the
+student config, tensor count and parameter count.
+
+${describeFlags(inspectFlags)}`;
+
+export interface CheckpointInfo {
+  file: string;
+  kind: "checkpoint";
+  version: 0 | 1;
+  config: ModelConfig;
+  parameters: number;
+  teacherChecksum: string;
+}
+
+export interface StudentInfo {
+  file: string;
+  kind: "student";
+  config: StudentConfig;
+  tensors: number;
+  parameters: number;
+}
+
+/** True when the bytes start like safetensors: a little-endian uint64 header length that fits, then '{'. */
+function looksLikeSafetensors(bytes: Uint8Array): boolean {
+  if (bytes.length < 10 || bytes[8] !== 0x7b) return false;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = dv.getBigUint64(0, true);
+  return length >= 2n && length <= BigInt(bytes.length - 8);
+}
+
+/** What a file is, and its configuration. Throws a FileFormatError naming the file when it is neither kind. */
+export function inspectFile(path: string): CheckpointInfo | StudentInfo {
+  const bytes = readFileBytes(path, "a llama2.c checkpoint or a PTP student adapter");
+  if (looksLikeSafetensors(bytes)) {
+    const file = parseSafetensors(bytes, path);
+    const student = parseStudent(bytes, path);
+    let parameters = 0;
+    for (const t of file.tensors.values()) parameters += t.shape.reduce((a, b) => a * b, 1);
+    return { file: path, kind: "student", config: student.config, tensors: file.tensors.size, parameters };
+  }
+  const ak42 = bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true) === AK42_MAGIC;
+  try {
+    const checkpoint = parseCheckpoint(bytes, path);
+    return {
+      file: path,
+      kind: "checkpoint",
+      version: ak42 ? 1 : 0,
+      config: checkpoint.config,
+      parameters: parameterCount(checkpoint.config),
+      teacherChecksum: teacherChecksum(checkpoint),
+    };
+  } catch (e) {
+    if (e instanceof FileFormatError && !ak42) {
+      throw new FileFormatError(path, `neither a PTP student adapter (safetensors) nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
+    }
+    throw e;
+  }
+}
+
+export async function inspectCommand(argv: readonly string[], io: Io): Promise<number> {
+  const files = argv.filter((a) => !a.startsWith("--"));
+  const f = parseFlags(
+    argv.filter((a) => a.startsWith("--")),
+    inspectFlags,
+  );
+  if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the file to inspect" : `inspect takes one file, got ${files.length}`);
+  const info = inspectFile(files[0]);
+  if (f.json) {
+    io.stdout(JSON.stringify(info) + "\n");
+    return 0;
+  }
+  const lines: string[] = [];
+  if (info.kind === "checkpoint") {
+    const c = info.config;
+    lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
+    for (const k of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier", "normEps", "ropeTheta"] as const) {
+      lines.push(`  ${k.padEnd(17)} ${c[k]}`);
+    }
+    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
+    lines.push(`  ${"teacher checksum".padEnd(17)} ${info.teacherChecksum}`);
+  } else {
+    const c = info.config;
+    const t = c.teacherShape;
+    lines.push(`${info.file}: PTP student adapter (safetensors), ${c.variant}-PTP`);
+    lines.push(`  ${"variant".padEnd(17)} ${c.variant}`);
+    lines.push(`  ${"rank".padEnd(17)} ${c.rank}`);
+    lines.push(`  ${"alpha".padEnd(17)} ${c.alpha}`);
+    lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
+    lines.push(`  ${"window".padEnd(17)} ${c.window}`);
+    lines.push(
+      `  ${"teacher shape".padEnd(17)} dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}, nHeads ${t.nHeads}, ` +
+        `nKvHeads ${t.nKvHeads}, vocabSize ${t.vocabSize}, seqLen ${t.seqLen}, ${t.sharedClassifier ? "shared" : "separate"} classifier`,
+    );
+    lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
+    lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
+    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
+  }
+  io.stdout(lines.join("\n") + "\n");
+  return 0;
+}
+
+function formatCount(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n);
+}

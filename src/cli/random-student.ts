@@ -1,0 +1,70 @@
+import { readCheckpoint } from "../io/checkpoint.js";
+import { MAX_AUX_DIGITS, randomStudent, writeStudent } from "../ptp/adapter-file.js";
+import type { AuxEmbeddingConfig, AuxKind, Variant } from "../ptp/student-weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import type { Io } from "./io.js";
+
+export const randomStudentFlags = {
+  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint", required: true },
+  rank: { kind: "int", value: "R", help: "LoRA rank", required: true },
+  variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
+  out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
+  alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank", default: 8 },
+  aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
+  digits: { kind: "int", value: "B", help: `binary digits of u, with --aux digits (required there; 1..${MAX_AUX_DIGITS})` },
+  window: { kind: "int", value: "N", help: "window N: slots per proposal", default: 16 },
+  seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
+  "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
+} satisfies FlagSpecs;
+
+export const randomStudentUsage = `usage: ptp random-student --model FILE --rank R --variant O|C --out FILE [options]
+
+Write an untrained PTP student adapter (gated LoRA + auxiliary embedding,
+random weights) for a teacher checkpoint, for tests and benchmarks.
+
+${describeFlags(randomStudentFlags)}`;
+
+export async function randomStudentCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, randomStudentFlags);
+  if (f.rank! < 1) throw new UsageError(`--rank must be a positive integer, got ${f.rank}`);
+  if (f.window! < 1) throw new UsageError(`--window must be a positive integer, got ${f.window}`);
+  if (!(f.alpha! > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
+  if (f.seed! < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
+  let aux: AuxEmbeddingConfig;
+  if (f.aux === "digits") {
+    if (f.digits === undefined) throw new UsageError("--aux digits needs --digits B");
+    if (f.digits < 1 || f.digits > MAX_AUX_DIGITS) throw new UsageError(`--digits must be an integer in 1..${MAX_AUX_DIGITS}, got ${f.digits}`);
+    aux = { kind: "digits", digits: f.digits };
+  } else {
+    if (f.digits !== undefined) throw new UsageError(`--digits applies to --aux digits only (aux is ${f.aux})`);
+    aux = { kind: f.aux as AuxKind };
+  }
+
+  const checkpoint = readCheckpoint(f.model!);
+  const checksum = teacherChecksum(checkpoint);
+  const student = randomStudent(checkpoint, checksum, {
+    variant: f.variant as Variant,
+    rank: f.rank!,
+    alpha: f.alpha,
+    aux,
+    window: f.window,
+    seed: f.seed!,
+    zeroB: f["zero-b"] ?? false,
+  });
+  writeStudent(f.out!, student);
+  const w = student.weights;
+  let tensors = 0, parameters = 0;
+  const count = (a: Float32Array | undefined) => {
+    if (a) (tensors++, (parameters += a.length));
+  };
+  for (const layer of w.layers) for (const pair of Object.values(layer)) (count(pair.A), count(pair.B));
+  count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
+  const c = student.config;
+  io.stderr(
+    `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
+      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
+      `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,289 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Io } from "../src/cli/io.js";
+import { main } from "../src/cli/main.js";
+import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
+import { readStudent } from "../src/ptp/adapter-file.js";
+import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { STORIES_260K, TOK_512 } from "./helpers.js";
+
+/** Runs the CLI in-process and captures what it writes. */
+async function ptp(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "", stderr = "";
+  const io: Io = {
+    stdout: (d) => void (stdout += typeof d === "string" ? d : Buffer.from(d).toString("utf8")),
+    stderr: (d) => void (stderr += d),
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+const MODEL = ["--model", STORIES_260K, "--tokenizer", TOK_512];
+const PROMPT = ["--prompt", "Once upon a time"];
+const tmp = mkdtempSync(join(tmpdir(), "ptp-cli-ptp-"));
+const STUDENT_O = join(tmp, "student-o.safetensors");
+const STUDENT_C = join(tmp, "student-c.safetensors");
+const OTHER_TEACHER = join(tmp, "other-260k.bin");
+const OTHER_STUDENT = join(tmp, "other-student.safetensors");
+
+beforeAll(async () => {
+  for (const argv of [
+    ["random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "O", "--window", "8", "--seed", "2", "--out", STUDENT_O],
+    ["random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "6", "--aux", "digits", "--digits", "12", "--seed", "3", "--out", STUDENT_C],
+    ["random-model", "--shape", "260K", "--seed", "9", "--out", OTHER_TEACHER],
+    ["random-student", "--model", OTHER_TEACHER, "--rank", "2", "--variant", "O", "--out", OTHER_STUDENT],
+  ]) {
+    const r = await ptp(...argv);
+    expect(r.code, r.stderr).toBe(0);
+  }
+});
+
+describe("random-student", () => {
+  it("CLI-PTP-RANDOM-STUDENT: writes a loadable adapter for the checkpoint and says what it wrote", async () => {
+    const out = join(tmp, "zero-b.safetensors");
+    const r = await ptp("random-student", "--model", STORIES_260K, "--rank", "3", "--variant", "C", "--alpha", "16", "--aux", "anchors", "--zero-b", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`wrote ${out}`);
+    expect(r.stderr).toMatch(/C-PTP student, rank 3/);
+    const s = readStudent(out);
+    expect(s.config).toMatchObject({ variant: "C", rank: 3, alpha: 16, aux: { kind: "anchors" }, window: 16 });
+    expect(s.config.teacherChecksum).toBe(teacherChecksum(readCheckpoint(STORIES_260K)));
+    expect(s.weights.layers[0].wq.B.every((v) => v === 0)).toBe(true);
+    expect(readStudent(STUDENT_C).config).toMatchObject({ variant: "C", aux: { kind: "digits", digits: 12 }, window: 6 });
+  });
+});
+
+const CASES: [decoder: string, student: "O" | "C"][] = [
+  ["ar", "O"],
+  ["verify", "O"],
+  ["verify", "C"],
+  ["single-call", "O"],
+  ["multi-draft", "O"],
+  ["self", "C"],
+];
+
+describe("ptp generate with a student", () => {
+  const arText = new Map<string, string>();
+  const arOutput = async (temperature: string): Promise<string> => {
+    if (!arText.has(temperature)) {
+      const r = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "64", "--temperature", temperature, "--seed", "5");
+      expect(r.code, r.stderr).toBe(0);
+      arText.set(temperature, r.stdout);
+    }
+    return arText.get(temperature)!;
+  };
+
+  describe.each(["0.8", "0"])("at temperature %s", (temperature) => {
+    it.each(CASES)("CLI-PTP-DECODERS: --decoder %s with the %s-PTP student prints the AR text and its stats", async (decoder, variant) => {
+      const student = variant === "O" ? STUDENT_O : STUDENT_C;
+      const argv = ["generate", ...MODEL, ...PROMPT, "--steps", "64", "--temperature", temperature, "--seed", "5", "--student", student, "--decoder", decoder];
+
+      const text = await ptp(...argv);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stderr).toMatch(new RegExp(`decoder: +${decoder}`));
+      expect(text.stderr).toMatch(/model calls: +\d+ \(AR: \d+\)/);
+      expect(text.stderr).toMatch(/accepted per step: +\d+\.\d+ mean; histogram( \d+:\d+)+/);
+      expect(text.stderr).toMatch(/tokens\/s: +[\d.]+ \(AR: [\d.]+; speedup [\d.]+x\)/);
+      expect(text.stdout.startsWith("Once upon a time")).toBe(true);
+
+      const json = await ptp(...argv, "--json");
+      expect(json.code, json.stderr).toBe(0);
+      const out = JSON.parse(json.stdout);
+      expect(out.stats.decoder).toBe(decoder);
+      expect(out.stats.modelCalls).toBeGreaterThan(0);
+      expect(out.stats.generatedTokens).toBeGreaterThan(0);
+      expect(out.stats.tokensPerSecond).toBeGreaterThan(0);
+      expect(out.stats.arTokensPerSecond).toBeGreaterThan(0);
+      expect(out.stats.speedup).toBeCloseTo(out.stats.tokensPerSecond / out.stats.arTokensPerSecond, 9);
+      expect(out.stats.meanAccepted).toBeGreaterThanOrEqual(1);
+      expect(out.stats.acceptedHistogram.reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
+      expect(out.outputs).toHaveLength(1);
+      expect(out.tokens).toEqual(out.outputs[0].tokens);
+      expect(out.text).toBe(out.outputs[0].text);
+      expect(out.text + "\n").toBe(text.stdout);
+
+      if (decoder === "self") {
+        // Self decoding follows the C-PTP model's own AR path, not the teacher's.
+        expect(out.stats.equalsAR).toBeNull();
+        expect(out.stats.note).toMatch(/self decoding follows the student's own AR path/);
+        expect(text.stderr).toMatch(/equals AR: +n\/a/);
+      } else {
+        expect(out.stats.equalsAR).toBe(true);
+        expect(text.stderr).toMatch(/equals AR: +yes/);
+        // ... and the text is exactly what the plain AR command prints.
+        expect(text.stdout).toBe(await arOutput(temperature));
+      }
+    });
+  });
+
+  it("CLI-PTP-DECODERS: with a student the default decoder is single-call; without --seed the seed is printed, even at temperature 0", async () => {
+    const r = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "32", "--temperature", "0", "--student", STUDENT_O, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^seed: \d+/m);
+    const out = JSON.parse(r.stdout);
+    expect(out.stats.decoder).toBe("single-call");
+    expect(out.stats.equalsAR).toBe(true);
+  });
+
+  it("CLI-PTP-DECODERS: --window, --budget, --budget-mode and --drafts reach the decoders", async () => {
+    const common = ["generate", ...MODEL, ...PROMPT, "--steps", "48", "--temperature", "0.8", "--seed", "11", "--student", STUDENT_O];
+    const a = await ptp(...common, "--decoder", "single-call", "--window", "4", "--budget", "5", "--budget-mode", "fixed");
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed\)/);
+    const b = await ptp(...common, "--decoder", "multi-draft", "--drafts", "2", "--json");
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);
+    expect(JSON.parse(b.stdout).stats.equalsAR).toBe(true);
+  });
+});
+
+describe("ptp generate --prompts", () => {
+  it("CLI-PTP-BATCH: three prompts decoded together give each the output it gets alone with seed + i", async () => {
+    const prompts = ["Once upon a time", "The cat sat", "Lily went to the park"];
+    const file = join(tmp, "prompts.txt");
+    writeFileSync(file, `${prompts[0]}\n\n${prompts[1]}\r\n   \n${prompts[2]}\n`);
+    const common = [...MODEL, "--steps", "64", "--temperature", "0.8", "--student", STUDENT_O];
+    const batch = await ptp("generate", ...common, "--prompts", file, "--seed", "20", "--json");
+    expect(batch.code, batch.stderr).toBe(0);
+    const out = JSON.parse(batch.stdout);
+    expect(out.outputs).toHaveLength(3);
+    expect(out.tokens).toBeUndefined();
+    expect(out.stats.equalsAR).toBe(true);
+    const text = await ptp("generate", ...common, "--prompts", file, "--seed", "20");
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr).toMatch(/prompts: +3/);
+    let expected = "";
+    for (let i = 0; i < 3; i++) {
+      const alone = await ptp("generate", ...common, "--prompt", prompts[i], "--seed", String(20 + i), "--json");
+      expect(alone.code, alone.stderr).toBe(0);
+      const a = JSON.parse(alone.stdout);
+      expect(out.outputs[i].tokens).toEqual(a.tokens);
+      expect(out.outputs[i].text).toBe(a.text);
+      expect(out.outputs[i].text.startsWith(prompts[i])).toBe(true);
+      expected += a.text + "\n";
+    }
+    expect(text.stdout).toBe(expected);
+    // Without a student, --prompts batches plain AR decoding.
+    const ar = await ptp("generate", ...MODEL, "--steps", "64", "--temperature", "0.8", "--prompts", file, "--seed", "20");
+    expect(ar.code, ar.stderr).toBe(0);
+    expect(ar.stdout).toBe(expected);
+  });
+});
+
+describe("ptp inspect", () => {
+  it("CLI-PTP-INSPECT: a v0 and a v1 checkpoint: config, parameters, version and teacher checksum", async () => {
+    const checkpoint = readCheckpoint(STORIES_260K);
+    const checksum = teacherChecksum(checkpoint);
+    const v1 = join(tmp, "stories260K-v1.bin");
+    writeFileSync(v1, serializeCheckpoint(checkpoint, 1));
+    for (const [file, version] of [[STORIES_260K, 0], [v1, 1]] as const) {
+      const j = await ptp("inspect", file, "--json");
+      expect(j.code, j.stderr).toBe(0);
+      const info = JSON.parse(j.stdout);
+      expect(info).toMatchObject({ file, kind: "checkpoint", version, teacherChecksum: checksum, parameters: 260032 });
+      expect(info.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true });
+      const t = await ptp("inspect", file);
+      expect(t.code).toBe(0);
+      expect(t.stdout).toContain(`llama2.c checkpoint, version ${version}`);
+      expect(t.stdout).toContain(checksum);
+      expect(t.stdout).toMatch(/parameters +260032/);
+    }
+  });
+
+  it("CLI-PTP-INSPECT: a student adapter: its config, tensor count and parameter count", async () => {
+    const j = await ptp("inspect", "--json", STUDENT_C);
+    expect(j.code, j.stderr).toBe(0);
+    const info = JSON.parse(j.stdout);
+    const student = readStudent(STUDENT_C);
+    expect(info.kind).toBe("student");
+    expect(info.config).toEqual(JSON.parse(JSON.stringify(student.config)));
+    // 5 layers x 7 linear layers x (A, B), aux weight and bias, start.
+    expect(info.tensors).toBe(5 * 7 * 2 + 2 + 1);
+    const w = student.weights;
+    const n = w.layers.flatMap((l) => Object.values(l)).reduce((s, p) => s + p.A.length + p.B.length, 0) + w.aux.weight!.length + w.aux.bias!.length + w.start!.length;
+    expect(info.parameters).toBe(n);
+    const t = await ptp("inspect", STUDENT_C);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/PTP student adapter/);
+    expect(t.stdout).toMatch(/variant +C/);
+    expect(t.stdout).toMatch(/aux +digits \(12 digits\)/);
+    expect(t.stdout).toMatch(/window +6/);
+    expect(t.stdout).toContain(student.config.teacherChecksum);
+  });
+
+  it("CLI-PTP-INSPECT: garbled, truncated and missing files exit 1 naming the file", async () => {
+    const garbled = join(tmp, "garbled.bin");
+    writeFileSync(garbled, "this is not a model at all, just some text that goes on for a while\n");
+    const short = join(tmp, "short.bin");
+    writeFileSync(short, "abc");
+    const header = Buffer.alloc(8);
+    header.writeBigUInt64LE(40n);
+    const truncated = join(tmp, "truncated.safetensors");
+    writeFileSync(truncated, Buffer.concat([header, Buffer.from('{"a": {"dtype": "F32"')]));
+    for (const file of [garbled, short, truncated, join(tmp, "missing.bin")]) {
+      const r = await ptp("inspect", file);
+      expect(r.code, file).toBe(1);
+      expect(r.stderr).toContain(file);
+      expect(r.stdout).toBe("");
+    }
+  });
+});
+
+describe("ptp generate and the PTP commands: bad arguments", () => {
+  const missing = join(tmp, "no-such-model.bin"); // never read: the flags are checked first
+  const M = ["--model", missing, "--tokenizer", TOK_512];
+  it.each([
+    ["a PTP decoder without --student", ["generate", ...M, "--decoder", "verify"]],
+    ["an unknown decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "medusa"]],
+    ["--prompts with --prompt", ["generate", ...M, "--prompts", "p.txt", "--prompt", "hi"]],
+    ["--prompts with --aux-file", ["generate", ...M, "--prompts", "p.txt", "--aux-file", "u.txt"]],
+    ["--window 0", ["generate", ...M, "--student", STUDENT_O, "--window", "0"]],
+    ["a fractional --window", ["generate", ...M, "--student", STUDENT_O, "--window", "2.5"]],
+    ["--budget -1", ["generate", ...M, "--student", STUDENT_O, "--budget", "-1"]],
+    ["--drafts 0", ["generate", ...M, "--student", STUDENT_O, "--decoder", "multi-draft", "--drafts", "0"]],
+    ["--budget with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "verify", "--budget", "8"]],
+    ["--budget-mode with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "self", "--budget-mode", "fixed"]],
+    ["an unknown --budget-mode", ["generate", ...M, "--student", STUDENT_O, "--budget-mode", "greedy"]],
+    ["--drafts with another decoder", ["generate", ...M, "--student", STUDENT_O, "--drafts", "3"]],
+    ["--window without a PTP decoder", ["generate", ...M, "--window", "4"]],
+    ["random-student without --rank", ["random-student", "--model", missing, "--variant", "O", "--out", "x"]],
+    ["random-student --rank 0", ["random-student", "--model", missing, "--rank", "0", "--variant", "O", "--out", "x"]],
+    ["random-student --variant X", ["random-student", "--model", missing, "--rank", "2", "--variant", "X", "--out", "x"]],
+    ["random-student --window 0", ["random-student", "--model", missing, "--rank", "2", "--variant", "O", "--window", "0", "--out", "x"]],
+    ["random-student --aux digits without --digits", ["random-student", "--model", missing, "--rank", "2", "--variant", "O", "--aux", "digits", "--out", "x"]],
+    ["random-student --digits without --aux digits", ["random-student", "--model", missing, "--rank", "2", "--variant", "O", "--digits", "8", "--out", "x"]],
+    ["random-student --digits 0", ["random-student", "--model", missing, "--rank", "2", "--variant", "O", "--aux", "digits", "--digits", "0", "--out", "x"]],
+    ["random-student --alpha 0", ["random-student", "--model", missing, "--rank", "2", "--variant", "O", "--alpha", "0", "--out", "x"]],
+    ["inspect without a file", ["inspect"]],
+    ["inspect with two files", ["inspect", missing, missing]],
+    ["inspect with an unknown flag", ["inspect", missing, "--verbose"]],
+  ])("CLI-PTP-USAGE: %s exits 2 with usage", async (_, argv) => {
+    const r = await ptp(...argv);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/usage: ptp/);
+  });
+
+  it("CLI-PTP-USAGE: a student made for another teacher of the same shape exits 1 with the checksum message", async () => {
+    const r = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "16", "--seed", "1", "--student", OTHER_STUDENT);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(OTHER_STUDENT);
+    expect(r.stderr).toMatch(/belongs to teacher [0-9a-f]{12} but the model's checksum is [0-9a-f]{12}/);
+    expect(r.stdout).toBe("");
+  });
+
+  it("CLI-PTP-USAGE: --decoder self with an O-PTP student exits 1 saying it needs C-PTP", async () => {
+    const r = await ptp("generate", ...MODEL, "--steps", "16", "--seed", "1", "--student", STUDENT_O, "--decoder", "self");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs a C-PTP student/);
+  });
+
+  it("CLI-PTP-USAGE: --help lists the PTP flags and the new commands", async () => {
+    const g = await ptp("generate", "--help");
+    for (const flag of ["--student FILE", "--decoder NAME", "--window N", "--budget B", "--budget-mode MODE", "--drafts M", "--prompts FILE"]) expect(g.stdout).toContain(flag);
+    const top = await ptp("help");
+    expect(top.stderr).toMatch(/random-student/);
+    expect(top.stderr).toMatch(/inspect/);
+  });
+});

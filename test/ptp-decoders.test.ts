@@ -1,0 +1,258 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Transformer } from "../src/model/transformer.js";
+import type { Backend } from "../src/backends/backend.js";
+import type { Checkpoint } from "../src/model/weights.js";
+import { decodeAR } from "../src/ptp/decode/ar.js";
+import { chain, range } from "../src/ptp/decode/call.js";
+import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
+import { decode, decodeWith, type DecodeOptions, type DecoderName } from "../src/ptp/decode/run.js";
+import type { Sequence } from "../src/ptp/decode/sequence.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { ArrayAux } from "../src/sampling/aux.js";
+import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
+import { caseArb, edgeUs, makeStudent, selfAR, studentSpecArb, uniformUs } from "./ptp-helpers.js";
+
+/**
+ * The central properties of PTP decoding (spec/ptp.md): every decoder's
+ * output is the teacher's autoregressive sample path for the same u's,
+ * whatever the student; the KV cache ends exactly as AR leaves it; batches
+ * change nothing; self decoding is the C-PTP model's own AR path.
+ */
+
+// PTP_RUNS=N for more (or fewer) cases; PTP_NO_SHRINK=1 reports the first
+// counterexample without shrinking it (decoding cases are slow to shrink).
+const RUNS = Number(process.env.PTP_RUNS ?? 200);
+if (process.env.PTP_NO_SHRINK) fc.configureGlobal({ endOnFailure: true });
+
+const decoderArb = fc.record({
+  decoder: fc.constantFrom<DecoderName>("verify", "single-call", "multi-draft"),
+  window: fc.integer({ min: 1, max: 6 }),
+  budget: fc.integer({ min: 1, max: 12 }),
+  budgetMode: fc.constantFrom("adaptive" as const, "fixed" as const),
+  drafts: fc.integer({ min: 1, max: 3 }),
+});
+
+const fullCase = fc.record({ c: caseArb, d: decoderArb, s: studentSpecArb() });
+
+/** The u's of each prompt: uniform, or on and next to the teacher's bin edges along its own path. */
+function usFor(teacher: Transformer, c: { prompts: number[][]; steps: number; sampling: DecodeOptions["sampling"]; uSeed: number; edges: string }) {
+  return c.prompts.map((p, i) => (c.edges === "edges" ? edgeUs(teacher, p, c.steps, c.sampling, c.uSeed + i) : uniformUs(c.uSeed + i)));
+}
+
+function withTeacher<T>(b: Backend, ckpt: Checkpoint, f: (t: Transformer) => T): T {
+  const t = new Transformer(b, ckpt);
+  try {
+    return f(t);
+  } finally {
+    t.dispose();
+  }
+}
+
+describe.each(BACKENDS)("PTP decoding on %s", (name) => {
+  it("PTP-EXACT: every decoder's output equals AR sampling with the same u's, token for token, for any student", async () => {
+    const b = await backend(name);
+    let multiTokenSteps = 0;
+    fc.assert(
+      fc.property(fullCase, ({ c, d, s }) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const model = new PtpModel(teacher, makeStudent(c.teacher, s));
+          const out = decode(model, c.prompts, { ...d, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+          model.dispose();
+          out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
+          multiTokenSteps += out.stats.acceptedHistogram.slice(2).reduce((a, n) => a + n, 0);
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+    // Not vacuous: drafts were accepted, several tokens per step, many times.
+    expect(multiTokenSteps).toBeGreaterThan(RUNS / 4);
+  });
+
+  it("PTP-STUDENT-FREE: changing the student never changes the output", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(fullCase, studentSpecArb(), ({ c, d, s }, s2) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const run = (spec: typeof s) => {
+            const model = new PtpModel(teacher, makeStudent(c.teacher, spec));
+            const out = decode(model, c.prompts, { ...d, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+            model.dispose();
+            return out.outputs;
+          };
+          expect(run(s2)).toEqual(run(s));
+        }),
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+
+  it("PTP-KV-EXACT: the KV cache after decoding equals, bit for bit, the cache of AR decoding of the same text", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(fullCase, ({ c, d, s }) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const model = new PtpModel(teacher, makeStudent(c.teacher, s));
+          const snapshots: { prompt: number; keys: Float32Array[]; values: Float32Array[]; rows: number }[] = [];
+          const out = decode(model, c.prompts, {
+            ...d,
+            steps: c.steps,
+            sampling: c.sampling,
+            aux: us.map((u) => new ArrayAux(u)),
+            onFinished: (prompt, cache, rows) => {
+              const layers = range(0, c.teacher.config.nLayers).map((l) => cache.snapshot(l));
+              const width = layers[0].keys.length / cache.length;
+              const pickRows = (a: Float32Array) => Float32Array.from(rows.flatMap((r) => Array.from(a.subarray(r * width, (r + 1) * width))));
+              snapshots.push({ prompt, keys: layers.map((x) => pickRows(x.keys)), values: layers.map((x) => pickRows(x.values)), rows: rows.length });
+            },
+          });
+          model.dispose();
+          expect(snapshots.length).toBe(c.prompts.length);
+          for (const snap of snapshots) {
+            const text = out.outputs[snap.prompt];
+            // AR's cache for this text: every token but the last, one call per token.
+            const cache = teacher.newCache();
+            text.slice(0, snap.rows).forEach((t, i) => teacher.forward({ tokens: [t], positions: [i] }, cache));
+            // Every row holds a finalized token; a prompt that ran has at least its prompt cached.
+            expect(snap.rows).toBeLessThanOrEqual(text.length);
+            if (c.prompts[snap.prompt].length <= c.steps) expect(snap.rows).toBeGreaterThanOrEqual(c.prompts[snap.prompt].length - 1);
+            for (let l = 0; l < c.teacher.config.nLayers; l++) {
+              const ref = cache.snapshot(l);
+              const dk = firstBitDifference(snap.keys[l], ref.keys), dv = firstBitDifference(snap.values[l], ref.values);
+              if (dk || dv) throw new Error(`prompt ${snap.prompt}, layer ${l}: ${dk ?? dv}`);
+            }
+            cache.free();
+          }
+        }),
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+
+  it("PTP-BATCH: decoding prompts together gives each the output it gets alone", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(fullCase, fc.constantFrom<DecoderName>("ar", "verify", "single-call", "multi-draft", "self"), ({ c, d, s }, decoder) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const model = new PtpModel(teacher, makeStudent(c.teacher, { ...s, variant: decoder === "self" ? "C" : s.variant }));
+          const options = { ...d, decoder, steps: c.steps, sampling: c.sampling };
+          const together = decode(model, c.prompts, { ...options, aux: us.map((u) => new ArrayAux(u)) }).outputs;
+          const alone = c.prompts.map((p, i) => decode(model, [p], { ...options, aux: [new ArrayAux(us[i])] }).outputs[0]);
+          model.dispose();
+          expect(together).toEqual(alone);
+        }),
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+
+  it("PTP-SELF-AR: self decoding equals the C-PTP model's own AR sample path", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(fullCase, studentSpecArb("C"), ({ c, d }, s) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = c.prompts.map((_, i) => uniformUs(c.uSeed + i));
+          const model = new PtpModel(teacher, makeStudent(c.teacher, s));
+          const out = decode(model, c.prompts, { decoder: "self", window: d.window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+          const oracle = c.prompts.map((p, i) => selfAR(model, p, c.steps, c.sampling, us[i]));
+          model.dispose();
+          expect(out.outputs).toEqual(oracle);
+        }),
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+});
+
+describe("gated LoRA", () => {
+  it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, studentSpecArb(), fc.integer({ min: 1, max: 4 }), fc.boolean(), (c, s, nSlots, zeroB) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const student = makeStudent(c.teacher, s);
+          if (zeroB) for (const layer of student.weights.layers) for (const pair of Object.values(layer)) pair.B.fill(0);
+          const model = new PtpModel(teacher, student);
+          const ctx = c.prompts[0];
+          const { dim, vocabSize } = c.teacher.config;
+          const embeddings = new Float32Array((ctx.length + nSlots) * dim);
+          for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined), (ctx.length + j) * dim);
+          const block = { tokens: [...ctx, ...Array(nSlots).fill(-1)], positions: [...ctx.map((_, i) => i), ...range(0, nSlots).map((j) => ctx.length - 1 + j)], embeddings };
+          const run = (slots: number) => {
+            const cache = teacher.newCache();
+            const logits = slots ? model.forward(block, cache, slots) : teacher.forward(block, cache);
+            cache.free();
+            return logits;
+          };
+          const withLora = run(nSlots), plain = run(0);
+          model.dispose();
+          const ctxRows = ctx.length * vocabSize;
+          const dCtx = firstBitDifference(withLora.subarray(0, ctxRows), plain.subarray(0, ctxRows));
+          if (dCtx) throw new Error(`context rows differ: ${dCtx}`);
+          const dSlots = firstBitDifference(withLora.subarray(ctxRows), plain.subarray(ctxRows));
+          if (zeroB && dSlots) throw new Error(`B = 0 but slot rows differ: ${dSlots}`);
+          if (!zeroB) expect(dSlots).not.toBeNull(); // the adapter does act on slots
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+/**
+ * A deliberately wrong acceptance rule: Algorithm 1, except that at the
+ * first mismatch it keeps the student's draft instead of the teacher's
+ * token (it accepts one draft too many).
+ */
+function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
+  const drafts = new Map<Sequence, number[]>();
+  return {
+    name: "mutant",
+    plan(seq) {
+      const base = chain(seq.pending, seq.cached);
+      const d = drafts.get(seq) ?? [];
+      if (d.length) return { seq, base: [...base, ...chain(d, seq.next)], slots: [] };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, Math.min(window, seq.room), range(0, base.length), base.length) };
+    },
+    accept(seq, group, out) {
+      const P = seq.pending.length;
+      if (group.slots.length) {
+        const d = out.slots.map((l, j) => draftToken(model, seq, seq.next + j, l));
+        drafts.set(seq, d.slice(0, Math.max(0, seq.room - 1)));
+        return range(0, P);
+      }
+      const d = drafts.get(seq)!;
+      const verified = verifyDrafts(seq, out.base, P, d);
+      const m = verified.length - 1;
+      if (m < d.length) verified[m] = d[m]; // the bug
+      seq.finalize(verified);
+      drafts.set(seq, []);
+      return range(0, P + m);
+    },
+  };
+}
+
+describe("mutation sanity", () => {
+  it("PTP-MUTANT: accepting one extra draft makes PTP-EXACT fail", async () => {
+    const b = await backend("js");
+    const result = fc.check(
+      fc.property(fullCase, ({ c, d, s }) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const model = new PtpModel(teacher, makeStudent(c.teacher, s));
+          const out = decodeWith(model, c.prompts, acceptsOneTooMany(model, d.window), { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+          model.dispose();
+          out.outputs.forEach((o, i) => expect(o).toEqual(ar[i]));
+        }),
+      ),
+      { numRuns: RUNS, seed: 7, endOnFailure: true },
+    );
+    expect(result.failed).toBe(true);
+  });
+});
