@@ -31,5 +31,16 @@ export { samplingDistribution, type SamplingSettings } from "./sampling/processo
 export { sampleToken, needsU } from "./sampling/sampler.js";
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./sampling/aux.js";
 
-// Decoding.
+// Decoding: the AR reference, and PTP decoders over batches of prompts.
 export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/ar.js";
+export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./ptp/decode/run.js";
+export type { Decoder } from "./ptp/decode/decoder.js";
+
+// PTP: the student and its files.
+export { PtpModel } from "./ptp/ptp-model.js";
+export { embedAux, auxFeatures } from "./ptp/auxiliary.js";
+export { readStudent, writeStudent, parseStudent, serializeStudent, randomStudent, checkStudentMatchesTeacher } from "./ptp/adapter-file.js";
+export { teacherChecksum } from "./ptp/teacher-checksum.js";
+export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./ptp/student-weights.js";
+export { UStream } from "./ptp/ustream.js";
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type SafeTensor } from "./io/safetensors.js";

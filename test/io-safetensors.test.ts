@@ -83,7 +83,7 @@ function expectSameTensors(parsed: Map<string, SafeTensor>, original: Record<str
   }
 }
 
-describe("safetensors round trip", () => {
+describe("ST-ROUNDTRIP: safetensors round trip", () => {
   it("random tensors and metadata round-trip, with an 8-aligned data start, and re-serialise to the same bytes", () => {
     fc.assert(
       fc.property(tensorsArb, metadataArb, (tensors, metadata) => {
@@ -154,7 +154,7 @@ describe("safetensors round trip", () => {
   });
 });
 
-describe("safetensors bytes", () => {
+describe("ST-BYTES: safetensors bytes", () => {
   it("writes a hand-checked file byte by byte", () => {
     const bytes = serializeSafetensors(
       {
@@ -189,7 +189,7 @@ describe("safetensors bytes", () => {
   });
 });
 
-describe("safetensors F16 and BF16", () => {
+describe("ST-HALF: safetensors F16 and BF16", () => {
   it("decodes hand-built F16 values", () => {
     const cases: [number, number][] = [
       [0x3c00, 1],
@@ -270,7 +270,7 @@ describe("safetensors F16 and BF16", () => {
   });
 });
 
-describe("safetensors errors", () => {
+describe("ST-ERRORS: safetensors errors", () => {
   const entry = (dtype: string, shape: number[], begin: number, end: number): string =>
     JSON.stringify({ dtype, shape, data_offsets: [begin, end] });
   const problem = (bytes: Uint8Array): string => formatError(() => parseSafetensors(bytes, NAME), NAME).problem;
@@ -376,7 +376,7 @@ describe("safetensors errors", () => {
   });
 });
 
-describe("safetensors files", () => {
+describe("ST-FILES: safetensors files", () => {
   it("writes atomically and reads back", () => {
     const path = join(tmp, "a.safetensors");
     const tensors: Record<string, SafeTensor> = { w: { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } };

@@ -74,7 +74,7 @@ function edited(student: Student, edit: (tensors: Record<string, SafeTensor>, me
 
 const problem = (bytes: Uint8Array): string => formatError(() => parseStudent(bytes, FILE), FILE).problem;
 
-describe("teacherChecksum", () => {
+describe("ADAPTER-CHECKSUM: teacherChecksum", () => {
   it("is a SHA-256 over the header, the shared flag and the v0 weight arrays", () => {
     for (const shared of [true, false]) {
       const ckpt = randomCheckpoint({ ...small, sharedClassifier: shared }, 3);
@@ -148,7 +148,7 @@ const optionsArb: fc.Arbitrary<RandomStudentOptions> = fc.record({
   zeroB: fc.boolean(),
 });
 
-describe("student adapter files", () => {
+describe("ADAPTER-FILE: student adapter files", () => {
   it("random students of random tiny teachers round-trip, byte-identical on re-serialisation", () => {
     fc.assert(
       fc.property(tinyCheckpoint, optionsArb, (ckpt, options) => {
@@ -232,7 +232,7 @@ describe("student adapter files", () => {
   });
 });
 
-describe("randomStudent", () => {
+describe("ADAPTER-RANDOM: randomStudent", () => {
   it("is deterministic per seed, with the documented defaults and scales", () => {
     const a = randomStudent(teacher, checksum, { variant: "C", rank: 3, seed: 42 });
     const b = randomStudent(teacher, checksum, { variant: "C", rank: 3, seed: 42 });
@@ -295,7 +295,7 @@ describe("randomStudent", () => {
   });
 });
 
-describe("student adapter validation", () => {
+describe("ADAPTER-ERRORS: student adapter validation", () => {
   const o = randomStudent(teacher, checksum, { variant: "O", rank: 2, seed: 3 });
   const c = randomStudent(teacher, checksum, { variant: "C", rank: 2, seed: 3, aux: { kind: "digits", digits: 4 } });
 
@@ -404,7 +404,7 @@ describe("student adapter validation", () => {
   });
 });
 
-describe("checkStudentMatchesTeacher", () => {
+describe("ADAPTER-TEACHER: checkStudentMatchesTeacher", () => {
   const student = randomStudent(teacher, checksum, { variant: "O", rank: 2, seed: 3 });
 
   it("accepts the teacher it was made for", () => {

@@ -3,7 +3,28 @@ import type { KVCache } from "../model/kv-cache.js";
 import type { Transformer } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
 import { GatedLora } from "./gated-lora.js";
-import type { Student, Variant } from "./student-weights.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "./student-weights.js";
+
+/** What a slot's input is made of: the variant, the auxiliary embedding and (C-PTP) the start vector. */
+export interface SlotInputSource {
+  variant: Variant;
+  aux: AuxEmbeddingConfig;
+  auxWeights: AuxEmbeddingWeights;
+  /** C-PTP: the input of a window's first slot [dim]. */
+  start?: Float32Array;
+  dim: number;
+}
+
+/**
+ * The slot-input rule shared by every PTP model (the gated-LoRA student and
+ * the standalone draft model): O-PTP: embed(u) of the slot's own u. C-PTP:
+ * its own u is withheld, so the input is embed of the u before it, or the
+ * start vector for the window's first slot (`previousU` undefined).
+ */
+export function slotInput(src: SlotInputSource, ownU: number, previousU: number | undefined): Float32Array {
+  if (src.variant === "O") return embedAux(ownU, src.aux, src.auxWeights, src.dim);
+  return previousU === undefined ? src.start!.slice() : embedAux(previousU, src.aux, src.auxWeights, src.dim);
+}
 
 /**
  * A teacher with (optionally) its PTP student: the same transformer, with
@@ -59,9 +80,7 @@ export class PtpModel {
    */
   slotInput(ownU: number, previousU: number | undefined): Float32Array {
     const { config, weights } = this.requireStudent();
-    const dim = this.teacher.config.dim;
-    if (config.variant === "O") return embedAux(ownU, config.aux, weights.aux, dim);
-    return previousU === undefined ? weights.start!.slice() : embedAux(previousU, config.aux, weights.aux, dim);
+    return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim }, ownU, previousU);
   }
 
   private requireStudent(): Student {

@@ -1,4 +1,4 @@
-import type { PtpModel } from "../ptp-model.js";
+import type { Variant } from "../student-weights.js";
 import { range, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import type { Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
@@ -18,6 +18,20 @@ export interface Decoder {
    * base rows to keep in the KV cache (the verified tokens, in order).
    */
   accept(seq: Sequence, group: Group, out: GroupLogits): number[];
+  /**
+   * Forward calls the decoder made on a model of its own (a standalone draft
+   * model), so far; run.ts adds those made during a decode to its modelCalls.
+   */
+  extraCalls?(): number;
+}
+
+/**
+ * What proposes drafts from u's: a PtpModel with its student, or a
+ * standalone draft model. Both build slot inputs with the shared rule.
+ */
+export interface SlotProposer {
+  readonly variant: Variant;
+  slotInput(ownU: number, previousU: number | undefined): Float32Array;
 }
 
 /**
@@ -44,11 +58,11 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
  * The slots of one proposal window predicting positions k0, k0+1, ...:
  * slot j sits at position k0 - 1 + j (where an AR model reads t_{k0-1+j}),
  * sees the base rows `base` and the window's slots 0..j, and takes the
- * auxiliary input for u(k0 + j) (see PtpModel.slotInput). `first` is the
+ * auxiliary input for u(k0 + j) (see slotInput in ptp-model.ts). `first` is the
  * group-local index the window's first slot will have; `u` gives the u's
  * the window is built from (the sequence's own by default).
  */
-export function proposalWindow(model: PtpModel, seq: Sequence, k0: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
+export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
   return range(0, count).map((j) => ({
     input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined),
     position: k0 - 1 + j,
@@ -57,7 +71,7 @@ export function proposalWindow(model: PtpModel, seq: Sequence, k0: number, count
 }
 
 /** A slot's draft for position k: argmax for O-PTP (its ideal output is one-hot), Pick(u(k), P) for C-PTP. */
-export function draftToken(model: PtpModel, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
+export function draftToken(model: SlotProposer, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
   if (model.variant === "O") return argmax(logits);
   return sampleToken(logits, seq.sampling, u(k));
 }
