@@ -2,23 +2,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Io } from "../src/cli/io.js";
-import { main } from "../src/cli/main.js";
 import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
 import { readStudent } from "../src/ptp/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
-import { STORIES_260K, TOK_512 } from "./helpers.js";
+import { runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 
-/** Runs the CLI in-process and captures what it writes. */
-async function ptp(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "", stderr = "";
-  const io: Io = {
-    stdout: (d) => void (stdout += typeof d === "string" ? d : Buffer.from(d).toString("utf8")),
-    stderr: (d) => void (stderr += d),
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
+const ptp = runCli;
 
 const MODEL = ["--model", STORIES_260K, "--tokenizer", TOK_512];
 const PROMPT = ["--prompt", "Once upon a time"];

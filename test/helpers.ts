@@ -3,6 +3,8 @@ import fc from "fast-check";
 import { expect } from "vitest";
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
+import type { Io } from "../src/cli/io.js";
+import { main } from "../src/cli/main.js";
 import { randomCheckpoint } from "../src/io/checkpoint.js";
 import { FileFormatError } from "../src/io/errors.js";
 import { Mulberry32 } from "../src/io/prng.js";
@@ -88,4 +90,15 @@ export function formatError(fn: () => unknown, name: string): FileFormatError {
     return err as FileFormatError;
   }
   throw new Error(`expected a FileFormatError for ${name}, but nothing was thrown`);
+}
+
+/** Runs the CLI in-process and captures what it writes. */
+export async function runCli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "", stderr = "";
+  const io: Io = {
+    stdout: (d) => void (stdout += typeof d === "string" ? d : Buffer.from(d).toString("utf8")),
+    stderr: (d) => void (stderr += d),
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
 }

@@ -19,9 +19,9 @@
  * copied once first only when they are not 4-byte aligned or the host is
  * big-endian), so mutating the weights mutates the bytes.
  */
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
+import { writeBytesAtomically } from "./atomic-write.js";
 import { FileFormatError, readFileBytes } from "./errors.js";
 import { Mulberry32 } from "./prng.js";
 
@@ -291,19 +291,7 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
  * which is then renamed over `path`.
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
-  const bytes = serializeCheckpoint(ckpt, version);
-  const tmp = `${path}.tmp`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary file may not exist
-    }
-    throw err;
-  }
+  writeBytesAtomically(path, serializeCheckpoint(ckpt, version));
 }
 
 /**

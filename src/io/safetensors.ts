@@ -17,8 +17,11 @@
  *
  * Parsed tensors own their data (copies), so they do not alias the bytes.
  */
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { writeBytesAtomically } from "./atomic-write.js";
 import { FileFormatError, readFileBytes } from "./errors.js";
+
+// Re-exported for the adapter and draft files, which write through it too.
+export { writeBytesAtomically };
 
 export type SafeTensorDtype = "F32" | "F16" | "BF16" | "I32" | "U8";
 
@@ -310,20 +313,4 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
  */
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
   writeBytesAtomically(path, serializeSafetensors(tensors, metadata));
-}
-
-/** Writes bytes to `path + ".tmp"`, then renames it over `path` (removing the temporary file on failure). */
-export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary file may not exist
-    }
-    throw err;
-  }
 }
