@@ -26,7 +26,7 @@ const RUNS = Number(process.env.PTP_RUNS ?? 200);
 if (process.env.PTP_NO_SHRINK) fc.configureGlobal({ endOnFailure: true });
 
 const decoderArb = fc.record({
-  decoder: fc.constantFrom<DecoderName>("verify", "single-call", "multi-draft"),
+  decoder: fc.constantFrom<DecoderName>("ar", "verify", "single-call", "multi-draft"),
   window: fc.integer({ min: 1, max: 6 }),
   budget: fc.integer({ min: 1, max: 12 }),
   budgetMode: fc.constantFrom("adaptive" as const, "fixed" as const),
