@@ -214,7 +214,21 @@ const W_BLOCK_BYTES: usize = 256 * 1024;
 
 /** y = x W^T; see the order comment above. Pointers are byte addresses. */
 export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): void {
-  if (M <= 0 || N <= 0) return;
+  gemm(y, x, w, 0, M, K, N, 0, N);
+}
+
+/**
+ * Columns n0 .. n1-1 of y = x W^T (y keeps its full row stride N). `packed`
+ * is 0 or the panels `packPanels` made of this very w; n0 is a multiple of 4.
+ * Threads call this on disjoint column ranges: K is never split.
+ */
+export function gemm(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  if (M <= 0 || n1 <= n0) return;
+  if (packed != 0) gemmPacked(y, x, w, packed, M, K, N, n0, n1);
+  else gemmRows(y, x, w, M, K, N, n0, n1);
+}
+
+function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
   const k8 = (<usize>(K & ~7)) << 2;
@@ -223,8 +237,8 @@ export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): vo
   let nb = kEnd > 0 ? <i32>(W_BLOCK_BYTES / kEnd) : N;
   nb = max<i32>(4, nb & ~3);
   const M4 = M & ~3;
-  for (let n0 = 0; n0 < N; n0 += nb) {
-    const n1 = min<i32>(N, n0 + nb);
+  for (let n0 = c0; n0 < c1; n0 += nb) {
+    const n1 = min<i32>(c1, n0 + nb);
     const n2 = n0 + ((n1 - n0) & ~1);
     const n4 = n0 + ((n1 - n0) & ~3);
     // Full tiles of 4 x rows.
@@ -250,6 +264,132 @@ export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): vo
       for (; n < n1; n++) {
         tile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, k4, k8, kEnd);
       }
+    }
+  }
+}
+
+// ---- packed weight panels --------------------------------------------------
+//
+// For large W the backend keeps a second copy of w in panels of 4 rows, so
+// that a tile reading 4 rows of w reads ONE sequential stream (one 64-byte
+// line per chunk of 4 k's) instead of 4 interleaved ones, which the hardware
+// prefetchers handle badly. Panel p holds rows 4p .. 4p+3 and chunk c of
+// those rows at bytes (p * (K / 4) + c) * 64 + r * 16. Only the full chunks
+// (K & ~3) and full panels (N & ~3) are packed: the K tail and the N % 4
+// remainder rows are read from w itself. The per-element order is exactly
+// the one above (one f32x4 accumulator per element over the chunks in order,
+// hsum, tail), so packed and unpacked results are bit-identical.
+
+/** Bytes `packPanels` writes for a [N, K] matrix. */
+export function packedBytes(K: i32, N: i32): usize {
+  return (<usize>(N & ~3)) * ((<usize>(K & ~3)) << 2);
+}
+
+/** Writes the panels of w [N, K] to dst (packedBytes(K, N) bytes). */
+export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
+  const rowBytes = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const N4 = N & ~3;
+  let d = dst;
+  for (let p = 0; p < N4; p += 4) {
+    const r0 = w + <usize>p * rowBytes;
+    for (let k: usize = 0; k < k4; k += 16) {
+      v128.store(d, v128.load(r0 + k));
+      v128.store(d, v128.load(r0 + rowBytes + k), 16);
+      v128.store(d, v128.load(r0 + 2 * rowBytes + k), 32);
+      v128.store(d, v128.load(r0 + 3 * rowBytes + k), 48);
+      d += 64;
+    }
+  }
+}
+
+/** 2 rows of x times one panel (4 rows of w): 8 accumulators. */
+// @ts-ignore: decorator
+@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  const x0 = x, x1 = x + xs;
+  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  let p = pnl;
+  for (let k: usize = 0; k < k4; k += 16) {
+    const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
+    let b = v128.load(p);
+    a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
+    b = v128.load(p, 16);
+    a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
+    b = v128.load(p, 32);
+    a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
+    b = v128.load(p, 48);
+    a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
+    p += 64;
+  }
+  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  const y1 = y + ys;
+  store<f32>(y, finish(a00, x0, w0, k4, kEnd));
+  store<f32>(y, finish(a01, x0, w1, k4, kEnd), 4);
+  store<f32>(y, finish(a02, x0, w2, k4, kEnd), 8);
+  store<f32>(y, finish(a03, x0, w3, k4, kEnd), 12);
+  store<f32>(y1, finish(a10, x1, w0, k4, kEnd));
+  store<f32>(y1, finish(a11, x1, w1, k4, kEnd), 4);
+  store<f32>(y1, finish(a12, x1, w2, k4, kEnd), 8);
+  store<f32>(y1, finish(a13, x1, w3, k4, kEnd), 12);
+}
+
+/** 1 row of x times one panel: 4 accumulators, one sequential stream of w. */
+// @ts-ignore: decorator
+@inline function ptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let p = pnl;
+  for (let k: usize = 0; k < k4; k += 16) {
+    const v = v128.load(x + k);
+    a0 = madd(v, v128.load(p), a0);
+    a1 = madd(v, v128.load(p, 16), a1);
+    a2 = madd(v, v128.load(p, 32), a2);
+    a3 = madd(v, v128.load(p, 48), a3);
+    p += 64;
+  }
+  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  store<f32>(y, finish(a0, x, w0, k4, kEnd));
+  store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
+  store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
+  store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
+}
+
+function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
+  const kEnd = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const k8 = (<usize>(K & ~7)) << 2;
+  const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
+  const panelBytes = k4 << 2;
+  const N4 = N & ~3;
+  const p1 = min<i32>(c1, N4);
+  // Panels per block kept hot in L2 while all row pairs pass over them.
+  let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
+  nb = max<i32>(4, nb);
+  const M2 = M & ~1;
+  for (let n0 = c0; n0 < p1; n0 += nb) {
+    const n1 = min<i32>(p1, n0 + nb);
+    for (let m = 0; m < M2; m += 2) {
+      const xm = x + <usize>m * xs;
+      const ym = y + <usize>m * ys;
+      for (let n = n0; n < n1; n += 4) {
+        ptile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+      }
+    }
+    if (M2 < M) {
+      const xm = x + <usize>M2 * xs;
+      const ym = y + <usize>M2 * ys;
+      for (let n = n0; n < n1; n += 4) {
+        ptile1x4(ym + ((<usize>n) << 2), xm, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+      }
+    }
+  }
+  // The N % 4 remainder rows of w (never packed).
+  const r0 = max<i32>(c0, N4);
+  for (let m = 0; m < M; m++) {
+    const xm = x + <usize>m * xs;
+    const ym = y + <usize>m * ys;
+    for (let n = r0; n < c1; n++) {
+      tile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, k4, k8, kEnd);
     }
   }
 }

@@ -2,14 +2,19 @@
  * npm run bench: the engine's speed, every figure measured side by side in
  * one run (these machines are noisy, so only same-run ratios mean much).
  *
- *   1. AR decode tokens/s: stories260K (real weights) and the 15M shape
- *      (random weights) on the js and wasm backends.
- *   2. wasm matmul GFLOP/s for M = 1, 16, 64 rows on 768x768 and 2048x768
- *      (W [out, in]), next to the f32x4 FMA peak of this core measured now.
+ *   1. AR decode tokens/s: stories260K (real weights) and random models of
+ *      the 15M, 42M and 110M shapes, wasm at 1 and 2 threads (js for 260K).
+ *   2. matmul GFLOP/s for M = 1, 16, 64 rows on 768x768, 2048x768 and
+ *      32000x288 (W [out, in]) at 1 and 2 threads, next to the f32x4 FMA
+ *      peak of this core measured now and onnxruntime-web's WASM backend at
+ *      the same thread counts (bench/ort-gemm.ts, one process per count).
+ *   3. PTP's cost curve: one forward call of k rows after a cached prefix of
+ *      64 tokens, relative to one row, k = 1 .. 64, per shape.
  *
  * Flags: --quick (shorter runs, for a smoke test), --json (machine-readable
- * results on stdout after the tables).
+ * results on stdout after the tables). Progress goes to stderr.
  */
+import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import type { Backend } from "../src/backends/backend.js";
@@ -21,11 +26,20 @@ import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { decodeAR } from "../src/ptp/decode/ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
+import { GEMM_ROWS, GEMM_SHAPES } from "./ort-gemm.js";
 
 const quick = process.argv.includes("--quick");
 const asJson = process.argv.includes("--json");
 const root = resolve(import.meta.dirname, "..");
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const THREADS = [1, 2];
+
+/** A wasm backend with its worker threads already running. */
+async function wasmBackend(threads: number): Promise<Backend> {
+  const b = await createBackend("wasm", { threads });
+  await (b as Backend & { startThreads?: () => Promise<void> }).startThreads?.();
+  return b;
+}
 
 /** Median seconds of `reps` runs of f, after one warm-up run. */
 function medianSeconds(f: () => void, reps: number): number {
@@ -40,11 +54,15 @@ function medianSeconds(f: () => void, reps: number): number {
   return times[times.length >> 1];
 }
 
+const shapeConfig = (name: string): ModelConfig => ({ ...SHAPES[name as keyof typeof SHAPES], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 });
+
 // ---- 1. AR decode --------------------------------------------------------
 
 interface DecodeRow {
   model: string;
+  kind: "js" | "wasm";
   backend: string;
+  threads: number;
   tokens: number;
   tokensPerSecond: number;
 }
@@ -59,19 +77,27 @@ function decodeSpeed(b: Backend, ckpt: Checkpoint, steps: number): number {
   return rates.sort((a, b) => a - b)[1];
 }
 
+const MODELS: { name: string; load: () => Checkpoint; steps: number }[] = [
+  { name: "stories260K", load: () => readCheckpoint(resolve(root, "../shared/models/stories260K.bin")), steps: quick ? 64 : 256 },
+  { name: "15M shape (random)", load: () => randomCheckpoint(shapeConfig("15M"), 1), steps: quick ? 16 : 128 },
+  { name: "42M shape (random)", load: () => randomCheckpoint(shapeConfig("42M"), 1), steps: quick ? 8 : 64 },
+  { name: "110M shape (random)", load: () => randomCheckpoint(shapeConfig("110M"), 1), steps: quick ? 4 : 32 },
+];
+
 async function decodeTable(): Promise<DecodeRow[]> {
-  const models: { name: string; ckpt: Checkpoint; steps: Record<string, number> }[] = [
-    { name: "stories260K", ckpt: readCheckpoint(resolve(root, "../shared/models/stories260K.bin")), steps: { js: quick ? 64 : 256, wasm: quick ? 64 : 256 } },
-  ];
-  const config15: ModelConfig = { ...SHAPES["15M"], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
-  models.push({ name: "15M shape (random)", ckpt: randomCheckpoint(config15, 1), steps: { js: quick ? 4 : 12, wasm: quick ? 16 : 128 } });
   const rows: DecodeRow[] = [];
-  for (const m of models) {
-    for (const name of ["js", "wasm"]) {
-      progress(`AR decode: ${m.name} on ${name} ...`);
-      const b = await createBackend(name);
-      const steps = m.steps[name];
-      rows.push({ model: m.name, backend: b.description, tokens: steps, tokensPerSecond: decodeSpeed(b, m.ckpt, steps) });
+  for (const m of MODELS) {
+    const ckpt = m.load();
+    if (m.name === "stories260K") {
+      progress(`AR decode: ${m.name} on js ...`);
+      const b = await createBackend("js");
+      rows.push({ model: m.name, kind: "js", backend: b.description, threads: 1, tokens: m.steps, tokensPerSecond: decodeSpeed(b, ckpt, m.steps) });
+    }
+    for (const threads of THREADS) {
+      progress(`AR decode: ${m.name} on wasm, ${threads} thread(s) ...`);
+      const b = await wasmBackend(threads);
+      rows.push({ model: m.name, kind: "wasm", backend: b.description, threads, tokens: m.steps, tokensPerSecond: decodeSpeed(b, ckpt, m.steps) });
+      b.dispose?.();
     }
   }
   return rows;
@@ -82,33 +108,81 @@ async function decodeTable(): Promise<DecodeRow[]> {
 interface GemmRow {
   shape: string;
   M: number;
+  threads: number;
   gflops: number;
 }
 
-async function gemmTable(b: Backend): Promise<GemmRow[]> {
+async function gemmTable(threads: number): Promise<GemmRow[]> {
+  const b = await wasmBackend(threads);
   const rows: GemmRow[] = [];
-  for (const [N, K] of [
-    [768, 768],
-    [2048, 768],
-  ]) {
+  for (const [N, K] of GEMM_SHAPES) {
     const w = b.alloc(N * K);
     b.upload(w, Float32Array.from({ length: N * K }, (_, i) => Math.sin(i) * 0.05));
-    for (const M of [1, 16, 64]) {
-      progress(`matmul ${N}x${K}, M = ${M} ...`);
+    for (const M of GEMM_ROWS) {
+      progress(`matmul ${N}x${K}, M = ${M}, ${threads} thread(s) ...`);
       const x = b.alloc(M * K), y = b.alloc(M * N);
       b.upload(x, Float32Array.from({ length: M * K }, (_, i) => Math.cos(i)));
       // Enough repetitions per timing that one sample takes ~20 ms.
       const flops = 2 * M * N * K;
-      const inner = Math.max(1, Math.round(2e8 / flops) * (quick ? 1 : 4));
+      const inner = Math.max(1, Math.round(2e8 / flops) * (quick ? 1 : 2));
       const secs = medianSeconds(() => {
         for (let i = 0; i < inner; i++) b.matmul(y, x, w, M, K, N);
-      }, quick ? 5 : 15);
-      rows.push({ shape: `${N}x${K}`, M, gflops: (flops * inner) / secs / 1e9 });
+      }, quick ? 5 : 11);
+      rows.push({ shape: `${N}x${K}`, M, threads, gflops: (flops * inner) / secs / 1e9 });
       b.free(x);
       b.free(y);
     }
     b.free(w);
   }
+  b.dispose?.();
+  return rows;
+}
+
+function ortTable(threads: number): GemmRow[] {
+  progress(`onnxruntime-web WASM matmuls, ${threads} thread(s) ...`);
+  try {
+    const out = execFileSync(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "ort-gemm.ts"), String(threads), ...(quick ? ["--quick"] : [])], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    return (JSON.parse(out.trim().split("\n").pop()!) as Omit<GemmRow, "threads">[]).map((r) => ({ ...r, threads }));
+  } catch (e) {
+    progress(`onnxruntime-web failed: ${(e as Error).message}`);
+    return [];
+  }
+}
+
+// ---- 3. cost of a k-row call ---------------------------------------------
+
+interface CurveRow {
+  model: string;
+  k: number;
+  ms: number;
+  relative: number;
+}
+
+const KS = quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64];
+
+async function curveTable(): Promise<CurveRow[]> {
+  const rows: CurveRow[] = [];
+  const b = await wasmBackend(THREADS[THREADS.length - 1]);
+  for (const m of MODELS) {
+    progress(`k-row call cost: ${m.name} ...`);
+    const ckpt = m.load();
+    const model = new Transformer(b, ckpt);
+    const prefix = 64;
+    const cache = model.newCache(prefix + 64);
+    model.forward({ tokens: Array.from({ length: prefix }, (_, i) => (i * 7 + 1) % ckpt.config.vocabSize), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
+    let base = 0;
+    for (const k of KS) {
+      const block = { tokens: Array.from({ length: k }, (_, i) => (i * 13 + 5) % ckpt.config.vocabSize), positions: Array.from({ length: k }, (_, i) => prefix + i) };
+      const secs = medianSeconds(() => {
+        model.forward(block, cache);
+        cache.crop(prefix);
+      }, quick ? 3 : 7);
+      if (k === 1) base = secs;
+      rows.push({ model: m.name, k, ms: secs * 1000, relative: secs / base });
+    }
+    model.dispose();
+  }
+  b.dispose?.();
   return rows;
 }
 
@@ -121,26 +195,60 @@ function table(header: string[], rows: (string | number)[][]): string {
   return [line(cells[0]), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...cells.slice(1).map(line)].join("\n");
 }
 
-const wasm = await createBackend("wasm");
+const probe = await createBackend("wasm", { threads: 1 });
 console.log(`# ptp-ts bench ${quick ? "(quick)" : ""}`);
-console.log(`node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} x ${cpus().length}, wasm build: ${wasm.description}\n`);
-
-const decode = await decodeTable();
-console.log("## AR decode, tokens/s (temperature 1, no stop at BOS)\n");
-const byModel = new Map<string, DecodeRow[]>();
-for (const r of decode) byModel.set(r.model, [...(byModel.get(r.model) ?? []), r]);
-console.log(
-  table(
-    ["model", "js tok/s", "wasm tok/s", "wasm / js"],
-    [...byModel].map(([model, [js, w]]) => [model, js.tokensPerSecond, w.tokensPerSecond, `${(w.tokensPerSecond / js.tokensPerSecond).toFixed(1)}x`]),
-  ),
-);
+console.log(`node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} x ${cpus().length}, wasm build: ${probe.description}\n`);
+probe.dispose?.();
 
 progress("FMA peak ...");
 const peak = await measureFmaPeak(quick ? 0.2 : 1);
-const gemm = await gemmTable(wasm);
-console.log(`\n## wasm matmul y = x W^T, GFLOP/s (1 thread)\n`);
-console.log(`f32x4 peak of this core measured now: ${peak.relaxed !== null ? `${peak.relaxed.toFixed(1)} GFLOP/s with relaxed_madd (FMA)` : "relaxed SIMD unavailable"}, ${peak.simd.toFixed(1)} GFLOP/s with mul+add\n`);
+const gemm: GemmRow[] = [];
+for (const t of THREADS) gemm.push(...(await gemmTable(t)));
+const ort: GemmRow[] = [];
+for (const t of THREADS) ort.push(...ortTable(t));
+console.log(`## matmul y = x W^T, GFLOP/s\n`);
+console.log(`f32x4 peak of one core measured now: ${peak.relaxed !== null ? `${peak.relaxed.toFixed(1)} GFLOP/s with relaxed_madd (FMA)` : "relaxed SIMD unavailable"}, ${peak.simd.toFixed(1)} GFLOP/s with mul+add\n`);
 const ref = peak.relaxed ?? peak.simd;
-console.log(table(["W (out x in)", "M", "GFLOP/s", "% of peak"], gemm.map((r) => [r.shape, r.M, r.gflops, `${((100 * r.gflops) / ref).toFixed(0)}%`])));
-if (asJson) console.log("\n" + JSON.stringify({ decode, gemm, peak, wasmBuild: wasm.description }));
+const find = (rows: GemmRow[], shape: string, M: number, t: number) => rows.find((r) => r.shape === shape && r.M === M && r.threads === t)?.gflops;
+const gemmRows: (string | number)[][] = [];
+for (const [N, K] of GEMM_SHAPES) {
+  for (const M of GEMM_ROWS) {
+    const shape = `${N}x${K}`;
+    const row: (string | number)[] = [shape, M];
+    for (const t of THREADS) {
+      const w = find(gemm, shape, M, t)!, o = find(ort, shape, M, t);
+      row.push(w, `${((100 * w) / (ref * t)).toFixed(0)}%`, o ?? "-", o ? `${(w / o).toFixed(2)}x` : "-");
+    }
+    gemmRows.push(row);
+  }
+}
+console.log(table(["W (out x in)", "M", ...THREADS.flatMap((t) => [`wasm ${t}T`, `% of ${t}x peak`, `ort-web ${t}T`, `wasm/ort ${t}T`])], gemmRows));
+
+const decode = await decodeTable();
+console.log("\n## AR decode, tokens/s (temperature 1, no stop at BOS)\n");
+const models = [...new Set(decode.map((r) => r.model))];
+console.log(
+  table(
+    ["model", "js", ...THREADS.map((t) => `wasm ${t}T`), `wasm ${THREADS[1]}T / 1T`],
+    models.map((m) => {
+      const rs = decode.filter((r) => r.model === m);
+      const js = rs.find((r) => r.kind === "js");
+      const w = THREADS.map((t) => rs.find((r) => r.kind === "wasm" && r.threads === t)!.tokensPerSecond);
+      return [m, js ? js.tokensPerSecond : "-", ...w, `${(w[1] / w[0]).toFixed(2)}x`];
+    }),
+  ),
+);
+
+const curve = await curveTable();
+console.log(`\n## One forward call of k rows after 64 cached tokens, time relative to k = 1 (wasm, ${THREADS[THREADS.length - 1]} threads)\n`);
+console.log(
+  table(
+    ["model", ...KS.map((k) => `k=${k}`), "k=1 ms"],
+    models.map((m) => {
+      const rs = curve.filter((r) => r.model === m);
+      return [m, ...KS.map((k) => rs.find((r) => r.k === k)!.relative), rs[0].ms];
+    }),
+  ),
+);
+if (asJson) console.log("\n" + JSON.stringify({ decode, gemm, ort, curve, peak }));
+process.exit(0);

@@ -43,4 +43,6 @@ export { readStudent, writeStudent, parseStudent, serializeStudent, randomStuden
 export { teacherChecksum } from "./ptp/teacher-checksum.js";
 export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./ptp/student-weights.js";
 export { UStream } from "./ptp/ustream.js";
+export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./ptp/draft-model.js";
+export { readDraft, writeDraft, parseDraft, serializeDraft, randomDraft, checkDraftMatchesTeacher } from "./ptp/draft-file.js";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type SafeTensor } from "./io/safetensors.js";

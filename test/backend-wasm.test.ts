@@ -2,12 +2,30 @@ import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../src/backends/backend.js";
+import { BackendError, type Backend } from "../src/backends/backend.js";
 import { JsBackend } from "../src/backends/js/index.js";
 import { FreeListAllocator, WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/backends/wasm/wasm-api.js";
 import { rng } from "./helpers.js";
+import {
+  absDot,
+  attentionRow,
+  expectBitExact,
+  expectClose,
+  matmulTol,
+  randF32,
+  randomAttention,
+  runAttention,
+  runMatmul,
+  runRmsnorm,
+  runRope,
+  runSoftmax,
+  runSwiglu,
+  scoped,
+  U,
+  up,
+} from "./backend-ops.js";
 
 /** The WebAssembly global, typed locally (the project's lib has no DOM types). */
 const WA = (globalThis as unknown as {
@@ -15,186 +33,10 @@ const WA = (globalThis as unknown as {
 }).WebAssembly;
 
 /*
- * The wasm backend against the js reference, for both WASM builds.
- *
- * TOLERANCES (u = 2^-24, the float32 unit roundoff)
- * - matmul: js sums the K products one at a time in float32 (error at most
- *   gamma_K * S, with S = sum_k |x_k w_k| and gamma_n ~ n u); wasm sums 4
- *   lane partials of K/4 terms, then 2 pairwise adds and at most 3 tail adds
- *   (error at most gamma_{K/4+6} * S, FMA or not). So |wasm - js| <=
- *   (1.25 K + 8) u S, which is the tolerance we use per element: rigorous, and
- *   relative to the size of the terms so cancellation cannot make it flaky.
- * - attention: only the q.k dot products are summed in a different order
- *   (same bound, with S <= headSize since inputs lie in [-1, 1], divided by
- *   sqrt(headSize)). A score error d moves the softmax weights by a relative
- *   <= ~2d, and |v| <= 1, so we allow 4 * (1.25 hs + 8) u sqrt(hs) + 1e-6.
- * - rmsnorm, rope, add, embedding, copy follow the very same float32 recipe as
- *   js and must agree bit for bit. swiglu and softmax follow it too, but their
- *   exp is AssemblyScript's f64 Math.exp rounded to f32, which may differ from
- *   V8's by an f64 ulp and so, rarely, round to a neighbouring f32: we allow
- *   1e-6 relative (+1e-12 absolute), ~8 f32 ulps.
+ * The wasm backend against the js reference, for both WASM builds. The
+ * TOLERANCES and their reasoning, and the op runners, are in test/backend-ops.ts
+ * (shared with test/backend-conformance.test.ts).
  */
-
-// ---------------------------------------------------------------------------
-// helpers
-
-
-function randF32(n: number, r: () => number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
-  return a;
-}
-
-function up(b: Backend, data: HostArray, dtype: DType = "f32"): Buffer {
-  const buf = b.alloc(data.length, dtype);
-  b.upload(buf, data);
-  return buf;
-}
-
-function firstBitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
-  if (a.length !== b.length) return `lengths differ: ${a.length} vs ${b.length}`;
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `element ${i}: ${a[i]} vs ${b[i]}`;
-  return null;
-}
-
-function expectBitExact(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
-  const d = firstBitDifference(a, b);
-  if (d !== null) expect.fail(`${what}: ${d}`);
-}
-
-function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (i: number) => number, what: string): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) {
-    const err = Math.abs(a[i] - b[i]);
-    if (!(err <= tol(i))) expect.fail(`${what}: element ${i}: wasm ${a[i]} vs js ${b[i]} (|err| ${err} > ${tol(i)})`);
-  }
-}
-
-/** Frees every buffer allocated through `b` during `fn`. */
-function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
-  const owned: Buffer[] = [];
-  try {
-    return fn(
-      (data, dtype = "f32") => {
-        const buf = up(b, data, dtype);
-        owned.push(buf);
-        return buf;
-      },
-      (n) => {
-        const buf = b.alloc(n);
-        owned.push(buf);
-        return buf;
-      },
-    );
-  } finally {
-    for (const buf of owned) b.free(buf);
-  }
-}
-
-// ---- op runners: host arrays in, host arrays out -------------------------
-
-function runMatmul(b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(M * N);
-    b.matmul(y, alloc(x), alloc(w), M, K, N);
-    return b.download(y);
-  });
-}
-
-function runRmsnorm(b: Backend, x: Float32Array, g: Float32Array, M: number, D: number, eps: number): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(M * D);
-    b.rmsnorm(y, alloc(x), alloc(g), M, D, eps);
-    return b.download(y);
-  });
-}
-
-function runRope(b: Backend, x: Float32Array, pos: Int32Array, M: number, nHeads: number, headSize: number, theta: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const xb = alloc(x);
-    b.rope(xb, alloc(pos, "i32"), M, nHeads, headSize, theta);
-    return b.download(xb);
-  });
-}
-
-interface AttnCase {
-  q: Float32Array;
-  keys: Float32Array;
-  values: Float32Array;
-  mask: Uint8Array | null;
-  M: number;
-  nKeys: number;
-  nHeads: number;
-  nKvHeads: number;
-  headSize: number;
-}
-
-function runAttention(b: Backend, c: AttnCase): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const out = zeros(c.M * c.nHeads * c.headSize);
-    const mask = c.mask ? alloc(c.mask, "u8") : null;
-    b.attention(out, alloc(c.q), alloc(c.keys), alloc(c.values), mask, c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
-    return b.download(out);
-  });
-}
-
-function runSwiglu(b: Backend, g: Float32Array, u: Float32Array): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(g.length);
-    b.swiglu(y, alloc(g), alloc(u), g.length);
-    return b.download(y);
-  });
-}
-
-function runSoftmax(b: Backend, x: Float32Array, M: number, N: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const xb = alloc(x);
-    b.softmax(xb, M, N);
-    return b.download(xb);
-  });
-}
-
-const U = 2 ** -24;
-/** Tolerance factor of a matmul element, times sum |x w| (see TOLERANCES). */
-const matmulTol = (K: number) => (1.25 * K + 8) * U * 1.01;
-
-/** Sum over k of |x[m, k] w[n, k]|: the scale of the matmul rounding error. */
-function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
-  let s = 0;
-  for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
-  return s;
-}
-
-/** Random attention problem; mask null (causal) or random with >= 1 visible key per row. */
-function randomAttention(seed: number, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): AttnCase {
-  const r = rng(seed);
-  const nHeads = nKvHeads * group;
-  const nKeys = M + extraKeys;
-  const q = randF32(M * nHeads * headSize, r);
-  const keys = randF32(nKeys * nKvHeads * headSize, r);
-  const values = randF32(nKeys * nKvHeads * headSize, r);
-  let mask: Uint8Array | null = null;
-  if (masked) {
-    mask = new Uint8Array(M * nKeys);
-    for (let m = 0; m < M; m++) {
-      for (let j = 0; j < nKeys; j++) mask[m * nKeys + j] = r() < 0.6 ? 1 : 0;
-      mask[m * nKeys + Math.floor(r() * nKeys)] = 1;
-    }
-  }
-  return { q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize };
-}
-
-/** Row m of an attention case alone, seeing the same keys (explicit mask row, or causal prefix). */
-function attentionRow(c: AttnCase, m: number): AttnCase {
-  const width = c.nHeads * c.headSize;
-  const q = c.q.slice(m * width, (m + 1) * width);
-  if (c.mask) {
-    return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
-  }
-  // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
-  // single row sees with nKeys' = nKeys - M + m + 1 keys.
-  return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
-}
 
 // ---------------------------------------------------------------------------
 

@@ -1,17 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Transformer } from "../src/model/transformer.js";
-import type { Backend } from "../src/backends/backend.js";
-import type { Checkpoint } from "../src/model/weights.js";
 import { decodeAR } from "../src/ptp/decode/ar.js";
 import { chain, range } from "../src/ptp/decode/call.js";
 import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
-import { decode, decodeWith, type DecodeOptions, type DecoderName } from "../src/ptp/decode/run.js";
+import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
-import { caseArb, edgeUs, makeStudent, selfAR, studentSpecArb, uniformUs } from "./ptp-helpers.js";
+import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The central properties of PTP decoding (spec/ptp.md): every decoder's
@@ -34,20 +31,6 @@ const decoderArb = fc.record({
 });
 
 const fullCase = fc.record({ c: caseArb, d: decoderArb, s: studentSpecArb() });
-
-/** The u's of each prompt: uniform, or on and next to the teacher's bin edges along its own path. */
-function usFor(teacher: Transformer, c: { prompts: number[][]; steps: number; sampling: DecodeOptions["sampling"]; uSeed: number; edges: string }) {
-  return c.prompts.map((p, i) => (c.edges === "edges" ? edgeUs(teacher, p, c.steps, c.sampling, c.uSeed + i) : uniformUs(c.uSeed + i)));
-}
-
-function withTeacher<T>(b: Backend, ckpt: Checkpoint, f: (t: Transformer) => T): T {
-  const t = new Transformer(b, ckpt);
-  try {
-    return f(t);
-  } finally {
-    t.dispose();
-  }
-}
 
 describe.each(BACKENDS)("PTP decoding on %s", (name) => {
   it("PTP-EXACT: every decoder's output equals AR sampling with the same u's, token for token, for any student", async () => {

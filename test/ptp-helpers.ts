@@ -1,6 +1,7 @@
 import fc from "fast-check";
+import type { Backend } from "../src/backends/backend.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import type { Transformer } from "../src/model/transformer.js";
+import { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/adapter-file.js";
 import { decodeAR } from "../src/ptp/decode/ar.js";
 import type { PtpModel } from "../src/ptp/ptp-model.js";
@@ -68,6 +69,25 @@ export function uniformUs(seed: number, n = 256): number[] {
   const r = rng(seed);
   // float32 values in [0, 1), like every u source of the library
   return Array.from({ length: n }, () => Math.fround(r()) % 1);
+}
+
+/** The u's of each prompt: uniform, or on and next to the teacher's bin edges along its own path. */
+export function usFor(teacher: Transformer, c: { prompts: number[][]; steps: number; sampling: SamplingSettings; uSeed: number; edges: string }): number[][] {
+  return c.prompts.map((p, i) => (c.edges === "edges" ? edgeUs(teacher, p, c.steps, c.sampling, c.uSeed + i) : uniformUs(c.uSeed + i)));
+}
+
+/** f(x), then x.dispose(), even when f throws. */
+export function disposing<T extends { dispose(): void }, R>(x: T, f: (x: T) => R): R {
+  try {
+    return f(x);
+  } finally {
+    x.dispose();
+  }
+}
+
+/** f of a Transformer of `ckpt` on `b`, disposed afterwards. */
+export function withTeacher<T>(b: Backend, ckpt: Checkpoint, f: (t: Transformer) => T): T {
+  return disposing(new Transformer(b, ckpt), f);
 }
 
 /**

@@ -8,6 +8,8 @@ import type { Backend } from "./backend.js";
 export interface BackendOptions {
   /** For "wasm": which build to load; "auto" picks relaxed SIMD where the runtime validates it. */
   wasmBuild?: "auto" | "simd" | "relaxed";
+  /** For "wasm": threads large matmuls are split over; default os.availableParallelism(). Results do not depend on it. */
+  threads?: number;
   [key: string]: unknown;
 }
 

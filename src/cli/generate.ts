@@ -5,6 +5,8 @@ import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
+import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
+import { DraftModel, type Draft } from "../ptp/draft-model.js";
 import { decode, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
@@ -28,12 +30,14 @@ export const generateFlags = {
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
   student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
-  decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student)`, choices: DECODERS },
-  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's window)" },
+  draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
+  decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
+  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)" },
   budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)" },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
@@ -48,6 +52,9 @@ With --student (a PTP adapter), a --decoder other than ar, or --prompts,
 the prompts are decoded with Parallel Token Prediction, then again
 autoregressively in the same run: stderr gets model calls, accepted tokens
 per step, tokens/s, the speedup over AR and whether the outputs equal AR's.
+With --draft (a standalone PTP draft model, see 'ptp random-draft') the
+verify decoder takes its drafts from that model instead of a student; its
+calls count in the model calls.
 
 ${describeFlags(generateFlags)}`;
 
@@ -64,8 +71,12 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
   if (f.prompts !== undefined && f["aux-file"] !== undefined) throw new UsageError("--prompts takes its u's from --seed (prompt i: seed + i), not from --aux-file");
-  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? (f.student !== undefined ? "single-call" : "ar");
-  if (decoder !== "ar" && f.student === undefined) throw new UsageError(`--decoder ${decoder} needs a student adapter (--student FILE)`);
+  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? (f.student !== undefined ? "single-call" : f.draft !== undefined ? "verify" : "ar");
+  if (f.draft !== undefined) {
+    if (f.student !== undefined) throw new UsageError("give either --student or --draft, not both (a draft model replaces the student)");
+    if (decoder !== "verify") throw new UsageError(`--draft works with --decoder verify only (decoder is ${decoder})`);
+  }
+  if (decoder !== "ar" && f.student === undefined && f.draft === undefined) throw new UsageError(`--decoder ${decoder} needs a student adapter (--student FILE)`);
   for (const name of ["window", "budget", "drafts"] as const) {
     const v = f[name];
     if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
@@ -77,7 +88,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   }
   if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
 
-  if (decoder !== "ar" || f.student !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
+  if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
   const checkpoint = readCheckpoint(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
@@ -93,7 +104,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     }
   }
 
-  const backend = await createBackend(f.backend);
+  const backend = await createBackend(f.backend, { threads: f.threads });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
@@ -156,6 +167,11 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }
   }
+  let draft: Draft | undefined;
+  if (f.draft !== undefined) {
+    draft = readDraft(f.draft);
+    checkDraftMatchesTeacher(draft, checkpoint, teacherChecksum(checkpoint), f.draft);
+  }
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
   // The student's inputs need u's even at temperature 0, so a source is always built.
@@ -170,11 +186,13 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     auxSources = () => texts.map((_, i) => new XorShiftAux(seed + BigInt(i)));
   }
 
-  const backend = await createBackend(f.backend);
+  const backend = await createBackend(f.backend, { threads: f.threads });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
+  let draftModel: DraftModel | undefined;
   try {
     model = new PtpModel(teacher, student);
+    if (draft) draftModel = new DraftModel(teacher, draft);
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     const common = { steps: f.steps!, sampling, stopAtBos: !f["no-stop"] };
     const options: DecodeOptions = {
@@ -185,6 +203,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       budget: f.budget,
       budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
       drafts: f.drafts,
+      draft: draftModel,
     };
     // A warm-up of both decoders on the first prompt (JIT tiers, allocations), so that neither timing pays for it.
     const seqLen = model.teacher.config.seqLen;
@@ -205,8 +224,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
-    const window = f.window ?? student?.config.window ?? 16;
-    io.stderr(statsBlock(stats, describeDecoder(decoder, window, f), texts.length));
+    const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
+    io.stderr(statsBlock(stats, describeDecoder(decoder, window, f, draft), texts.length));
     if (mismatch !== undefined) {
       throw new Error(
         `the ${decoder} outputs differ from AR's (prompt ${mismatch.prompt}, position ${mismatch.position}: ` +
@@ -227,6 +246,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     }
     return 0;
   } finally {
+    draftModel?.dispose();
     model?.dispose();
     teacher.dispose();
   }
@@ -259,7 +279,11 @@ function firstMismatch(a: readonly number[][], b: readonly number[][]): Mismatch
   return undefined;
 }
 
-function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags): string {
+function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags, draft?: Draft): string {
+  if (draft) {
+    const m = draft.config.model;
+    return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"})`;
+  }
   switch (decoder) {
     case "ar":
       return "ar";

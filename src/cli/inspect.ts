@@ -3,6 +3,8 @@ import { FileFormatError, readFileBytes } from "../io/errors.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/adapter-file.js";
+import { DRAFT_FORMAT, parseDraft } from "../ptp/draft-file.js";
+import type { DraftConfig } from "../ptp/draft-model.js";
 import type { StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
@@ -14,10 +16,11 @@ export const inspectFlags = {
 
 export const inspectUsage = `usage: ptp inspect FILE [--json]
 
-Tell a llama2.c checkpoint (v0 or v1 "ak42") from a PTP student adapter
-(safetensors) and print its configuration: for a checkpoint the model
-config, parameter count, version and teacher checksum; for an adapter the
-student config, tensor count and parameter count.
+Tell a llama2.c checkpoint (v0 or v1 "ak42"), a PTP student adapter and a
+standalone PTP draft model (both safetensors) apart and print the
+configuration: for a checkpoint the model config, parameter count, version
+and teacher checksum; for an adapter the student config, for a draft model
+the draft config, each with tensor count and parameter count.
 
 ${describeFlags(inspectFlags)}`;
 
@@ -38,6 +41,14 @@ export interface StudentInfo {
   parameters: number;
 }
 
+export interface DraftInfo {
+  file: string;
+  kind: "draft";
+  config: DraftConfig;
+  tensors: number;
+  parameters: number;
+}
+
 /** True when the bytes start like safetensors: a little-endian uint64 header length that fits, then '{'. */
 function looksLikeSafetensors(bytes: Uint8Array): boolean {
   if (bytes.length < 10 || bytes[8] !== 0x7b) return false;
@@ -46,14 +57,17 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
   return length >= 2n && length <= BigInt(bytes.length - 8);
 }
 
-/** What a file is, and its configuration. Throws a FileFormatError naming the file when it is neither kind. */
-export function inspectFile(path: string): CheckpointInfo | StudentInfo {
-  const bytes = readFileBytes(path, "a llama2.c checkpoint or a PTP student adapter");
+/** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
+export function inspectFile(path: string): CheckpointInfo | StudentInfo | DraftInfo {
+  const bytes = readFileBytes(path, "a llama2.c checkpoint, a PTP student adapter or a PTP draft model");
   if (looksLikeSafetensors(bytes)) {
     const file = parseSafetensors(bytes, path);
-    const student = parseStudent(bytes, path);
     let parameters = 0;
     for (const t of file.tensors.values()) parameters += t.shape.reduce((a, b) => a * b, 1);
+    if (file.metadata.format === DRAFT_FORMAT) {
+      return { file: path, kind: "draft", config: parseDraft(bytes, path).config, tensors: file.tensors.size, parameters };
+    }
+    const student = parseStudent(bytes, path);
     return { file: path, kind: "student", config: student.config, tensors: file.tensors.size, parameters };
   }
   const ak42 = bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true) === AK42_MAGIC;
@@ -69,7 +83,7 @@ export function inspectFile(path: string): CheckpointInfo | StudentInfo {
     };
   } catch (e) {
     if (e instanceof FileFormatError && !ak42) {
-      throw new FileFormatError(path, `neither a PTP student adapter (safetensors) nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
+      throw new FileFormatError(path, `neither a PTP student adapter or draft model (safetensors) nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
     }
     throw e;
   }
@@ -96,6 +110,21 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     }
     lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
     lines.push(`  ${"teacher checksum".padEnd(17)} ${info.teacherChecksum}`);
+  } else if (info.kind === "draft") {
+    const c = info.config;
+    const m = c.model;
+    lines.push(`${info.file}: PTP draft model (safetensors), ${c.variant}-PTP`);
+    lines.push(`  ${"variant".padEnd(17)} ${c.variant}`);
+    lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
+    lines.push(`  ${"window".padEnd(17)} ${c.window}`);
+    lines.push(
+      `  ${"draft shape".padEnd(17)} dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` +
+        `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`,
+    );
+    lines.push(`  ${"teacher vocab".padEnd(17)} ${c.teacherVocabSize}`);
+    lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
+    lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
+    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
   } else {
     const c = info.config;
     const t = c.teacherShape;

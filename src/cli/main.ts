@@ -2,6 +2,7 @@ import { UsageError } from "./args.js";
 import { generateCommand, generateUsage } from "./generate.js";
 import { processIo, type Io } from "./io.js";
 import { inspectCommand, inspectUsage } from "./inspect.js";
+import { randomDraftCommand, randomDraftUsage } from "./random-draft.js";
 import { randomModelCommand, randomModelUsage } from "./random-model.js";
 import { randomStudentCommand, randomStudentUsage } from "./random-student.js";
 
@@ -15,7 +16,8 @@ const COMMANDS: Record<string, Command> = {
   generate: { run: generateCommand, usage: generateUsage, summary: "continue prompts, sampling from explicit u's (AR or PTP decoding)" },
   "random-model": { run: randomModelCommand, usage: randomModelUsage, summary: "write a random-weight checkpoint of a TinyStories shape" },
   "random-student": { run: randomStudentCommand, usage: randomStudentUsage, summary: "write an untrained PTP student adapter for a checkpoint" },
-  inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint from a student adapter and print its config" },
+  "random-draft": { run: randomDraftCommand, usage: randomDraftUsage, summary: "write an untrained standalone PTP draft model for a checkpoint" },
+  inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint, a student adapter or a draft model apart and print its config" },
 };
 
 export const usage = `usage: ptp <command> [options]

@@ -1,8 +1,9 @@
 import { readCheckpoint } from "../io/checkpoint.js";
-import { MAX_AUX_DIGITS, randomStudent, writeStudent } from "../ptp/adapter-file.js";
-import type { AuxEmbeddingConfig, AuxKind, Variant } from "../ptp/student-weights.js";
+import { randomStudent, writeStudent } from "../ptp/adapter-file.js";
+import type { Variant } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
 
 export const randomStudentFlags = {
@@ -11,10 +12,7 @@ export const randomStudentFlags = {
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
   alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank", default: 8 },
-  aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
-  digits: { kind: "int", value: "B", help: `binary digits of u, with --aux digits (required there; 1..${MAX_AUX_DIGITS})` },
-  window: { kind: "int", value: "N", help: "window N: slots per proposal", default: 16 },
-  seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
+  ...auxFlags,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
 } satisfies FlagSpecs;
 
@@ -31,15 +29,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   if (f.window! < 1) throw new UsageError(`--window must be a positive integer, got ${f.window}`);
   if (!(f.alpha! > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
   if (f.seed! < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
-  let aux: AuxEmbeddingConfig;
-  if (f.aux === "digits") {
-    if (f.digits === undefined) throw new UsageError("--aux digits needs --digits B");
-    if (f.digits < 1 || f.digits > MAX_AUX_DIGITS) throw new UsageError(`--digits must be an integer in 1..${MAX_AUX_DIGITS}, got ${f.digits}`);
-    aux = { kind: "digits", digits: f.digits };
-  } else {
-    if (f.digits !== undefined) throw new UsageError(`--digits applies to --aux digits only (aux is ${f.aux})`);
-    aux = { kind: f.aux as AuxKind };
-  }
+  const aux = auxFromFlags(f);
 
   const checkpoint = readCheckpoint(f.model!);
   const checksum = teacherChecksum(checkpoint);

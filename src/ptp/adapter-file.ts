@@ -19,27 +19,23 @@
  * Serialisation is deterministic, so parse then serialise reproduces a
  * file written here byte for byte.
  */
-import { configProblems, type ModelConfig } from "../model/config.js";
+import type { ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../model/weights.js";
-import { FileFormatError, readFileBytes } from "../io/errors.js";
+import { readFileBytes } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
-import { parseSafetensors, serializeSafetensors, writeBytesAtomically, type SafeTensor } from "../io/safetensors.js";
-import type { AuxEmbeddingConfig, AuxKind, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
-/** Inputs of the "bits" auxiliary embedding: the 32 bits of float32 u. */
-export const AUX_BITS = 32;
-export const MAX_AUX_DIGITS = 24;
+export { AUX_BITS, MAX_AUX_DIGITS } from "./ptp-file-parts.js";
 
 type TeacherShape = StudentConfig["teacherShape"];
 
 /** The fields of a teacher shape, in the order they are stored and compared. */
 const SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier"] as const;
-const INT_SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
-const AUX_KINDS: readonly AuxKind[] = ["bits", "digits", "anchors"];
-
-type Fail = (problem: string) => never;
 
 /** The teacher shape of a model config, with its keys in canonical order. */
 export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number]>): TeacherShape {
@@ -57,25 +53,15 @@ export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number
 
 /** The metadata strings of a student config (not validated; see configFromMetadata). */
 function studentMetadata(config: StudentConfig): Record<string, string> {
-  const meta: Record<string, string> = {
+  return {
     format: STUDENT_FORMAT,
     format_version: STUDENT_FORMAT_VERSION,
-    variant: String(config.variant),
+    ...auxMetadata(config),
     rank: String(config.rank),
     alpha: String(config.alpha),
-    aux_kind: String(config.aux?.kind),
-    window: String(config.window),
     teacher_checksum: String(config.teacherChecksum),
     teacher_shape: JSON.stringify(config.teacherShape ? teacherShapeOf(config.teacherShape) : null),
   };
-  if (config.aux?.kind === "digits") meta.aux_digits = String(config.aux.digits);
-  return meta;
-}
-
-function required(meta: Record<string, string>, key: string, fail: Fail): string {
-  const v = meta[key];
-  if (v === undefined) fail(`metadata "${key}" is missing`);
-  return v;
 }
 
 function positiveNumber(meta: Record<string, string>, key: string, integer: boolean, fail: Fail): number {
@@ -88,76 +74,29 @@ function positiveNumber(meta: Record<string, string>, key: string, integer: bool
 }
 
 function parseTeacherShape(s: string, fail: Fail): TeacherShape {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(s);
-  } catch {
-    return fail(`metadata "teacher_shape" is not valid JSON: ${JSON.stringify(s)}`);
-  }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(`metadata "teacher_shape" must be a JSON object, found ${s}`);
-  const o = raw as Record<string, unknown>;
-  for (const key of INT_SHAPE_FIELDS) {
-    const v = o[key];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      fail(`metadata "teacher_shape" needs ${key} as a positive integer, found ${JSON.stringify(v)}`);
-    }
-  }
-  if (typeof o.sharedClassifier !== "boolean") {
-    fail(`metadata "teacher_shape" needs sharedClassifier as a boolean, found ${JSON.stringify(o.sharedClassifier)}`);
-  }
-  const shape = teacherShapeOf(o as unknown as TeacherShape);
-  const problems = configProblems({ ...shape, normEps: 1e-5, ropeTheta: 10000 });
-  if (problems.length > 0) fail(`metadata "teacher_shape" is not a valid model shape: ${problems.join("; ")}`);
+  const shape = teacherShapeOf(parseShapeObject(s, "teacher_shape", fail) as unknown as TeacherShape);
+  checkModelShape({ ...shape, normEps: 1e-5, ropeTheta: 10000 }, "teacher_shape", fail);
   return shape;
 }
 
 /** Reads and validates a student config from file metadata. */
 function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentConfig {
-  const format = meta.format;
-  if (format === undefined) fail(`not a PTP student adapter: metadata "format" is missing (expected "${STUDENT_FORMAT}")`);
-  if (format !== STUDENT_FORMAT) fail(`not a PTP student adapter: metadata "format" is ${JSON.stringify(format)}, expected "${STUDENT_FORMAT}"`);
-  const version = required(meta, "format_version", fail);
-  if (version !== STUDENT_FORMAT_VERSION) {
-    fail(`unsupported ${STUDENT_FORMAT} format_version ${JSON.stringify(version)} (this library reads version ${STUDENT_FORMAT_VERSION})`);
-  }
-  const variant = required(meta, "variant", fail);
-  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${JSON.stringify(variant)}`);
+  checkFormat(meta, STUDENT_FORMAT, STUDENT_FORMAT_VERSION, "a PTP student adapter", fail);
+  const variant = parseVariant(meta, fail);
   const rank = positiveNumber(meta, "rank", true, fail);
   const alpha = positiveNumber(meta, "alpha", false, fail);
   const window = positiveNumber(meta, "window", true, fail);
-  const kind = required(meta, "aux_kind", fail);
-  if (!(AUX_KINDS as readonly string[]).includes(kind)) {
-    fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${JSON.stringify(kind)}`);
-  }
-  let aux: AuxEmbeddingConfig;
-  if (kind === "digits") {
-    const s = required(meta, "aux_digits", fail);
-    const digits = /^[0-9]+$/.test(s) ? Number(s) : NaN;
-    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${JSON.stringify(s)}`);
-    aux = { kind: "digits", digits };
-  } else {
-    if (meta.aux_digits !== undefined) fail(`metadata "aux_digits" is only allowed with aux_kind "digits" (aux_kind is "${kind}")`);
-    aux = { kind: kind as AuxKind };
-  }
-  const teacherChecksum = required(meta, "teacher_checksum", fail);
-  if (teacherChecksum === "") fail(`metadata "teacher_checksum" is empty`);
+  const aux = parseAux(meta, fail);
+  const teacherChecksum = parseTeacherChecksum(meta, fail);
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
-  return { variant: variant as Variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
-}
-
-/** One tensor of the file: its name, shape and where it lives in StudentWeights. */
-interface Slot {
-  name: string;
-  shape: number[];
-  get(w: StudentWeights): Float32Array | undefined;
-  set(w: StudentWeights, a: Float32Array): void;
+  return { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
 }
 
 /** The tensors a student of this config has, layers first (the order randomStudent fills them). */
-function slots(config: StudentConfig): Slot[] {
+function slots(config: StudentConfig): Slot<StudentWeights>[] {
   const t = config.teacherShape;
   const r = config.rank;
-  const out: Slot[] = [];
+  const out: Slot<StudentWeights>[] = [];
   for (let l = 0; l < t.nLayers; l++) {
     for (const lin of LINEAR_NAMES) {
       const [o, i] = linearShape(t, lin);
@@ -176,14 +115,7 @@ function slots(config: StudentConfig): Slot[] {
       });
     }
   }
-  if (config.aux.kind === "anchors") {
-    out.push({ name: "aux.anchors", shape: [3, t.dim], get: (w) => w.aux.anchors, set: (w, a) => (w.aux.anchors = a) });
-  } else {
-    const inputs = config.aux.kind === "bits" ? AUX_BITS : config.aux.digits!;
-    out.push({ name: "aux.weight", shape: [t.dim, inputs], get: (w) => w.aux.weight, set: (w, a) => (w.aux.weight = a) });
-    out.push({ name: "aux.bias", shape: [t.dim], get: (w) => w.aux.bias, set: (w, a) => (w.aux.bias = a) });
-  }
-  if (config.variant === "C") out.push({ name: "start", shape: [t.dim], get: (w) => w.start, set: (w, a) => (w.start = a) });
+  out.push(...auxSlots<StudentWeights>(config, t.dim));
   return out;
 }
 
@@ -194,38 +126,20 @@ function ensurePair(w: StudentWeights, l: number, lin: LinearName): { A: Float32
   return layer[lin];
 }
 
-const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-const describeShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
-
 /**
  * The safetensors bytes of a student. Throws a plain Error when the config
  * is invalid or an array is missing, superfluous or of the wrong length.
  */
 export function serializeStudent(student: Student): Uint8Array {
-  const fail: Fail = (problem) => {
-    throw new Error(`serializeStudent: ${problem}`);
-  };
+  const fail = plainFail("serializeStudent");
   const metadata = studentMetadata(student.config);
   const config = configFromMetadata(metadata, fail);
   const w = student.weights;
   if (w.layers.length !== config.teacherShape.nLayers) {
     fail(`the teacher has ${config.teacherShape.nLayers} layers but the weights have ${w.layers.length}`);
   }
-  if (config.variant === "O" && w.start !== undefined) fail(`variant O has no start vector, but weights.start is set`);
-  if (config.aux.kind === "anchors" && (w.aux.weight !== undefined || w.aux.bias !== undefined)) {
-    fail(`aux kind anchors has no weight or bias, but they are set`);
-  }
-  if (config.aux.kind !== "anchors" && w.aux.anchors !== undefined) fail(`aux kind ${config.aux.kind} has no anchors, but they are set`);
-  const tensors: Record<string, SafeTensor> = {};
-  for (const slot of slots(config)) {
-    const a = slot.get(w);
-    if (!(a instanceof Float32Array)) fail(`${slot.name} is missing (expected a Float32Array of shape ${describeShape(slot.shape)})`);
-    if (a.length !== product(slot.shape)) {
-      fail(`${slot.name} has ${a.length} floats, expected ${product(slot.shape)} for shape ${describeShape(slot.shape)}`);
-    }
-    tensors[slot.name] = { dtype: "F32", shape: slot.shape, data: a };
-  }
-  return serializeSafetensors(tensors, metadata);
+  checkAuxWeights(config, w, fail);
+  return serializeSafetensors(writeSlots(slots(config), w, fail), metadata);
 }
 
 /**
@@ -236,32 +150,10 @@ export function serializeStudent(student: Student): Uint8Array {
  * expected shapes.
  */
 export function parseStudent(bytes: Uint8Array, name: string): Student {
-  const fail: Fail = (problem) => {
-    throw new FileFormatError(name, problem);
-  };
-  const file = parseSafetensors(bytes, name);
-  const config = configFromMetadata(file.metadata, fail);
-  const dim = config.teacherShape.dim;
-  if (config.variant === "O" && file.tensors.has("start")) fail(`variant O has no start vector, but the file has a tensor "start"`);
-  if (config.variant === "C" && !file.tensors.has("start")) fail(`variant C needs the start vector, but tensor "start" [${dim}] is missing`);
+  const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
-  const expected = slots(config);
-  for (const slot of expected) {
-    const t = file.tensors.get(slot.name);
-    if (t === undefined) fail(`tensor "${slot.name}" is missing (expected shape ${describeShape(slot.shape)})`);
-    if (t.dtype !== "F32") fail(`tensor "${slot.name}" has dtype ${t.dtype}, expected F32`);
-    if (t.shape.length !== slot.shape.length || t.shape.some((d, i) => d !== slot.shape[i])) {
-      fail(`tensor "${slot.name}" has shape ${describeShape(t.shape)}, expected ${describeShape(slot.shape)}`);
-    }
-    slot.set(weights, t.data as Float32Array);
-  }
-  const known = new Set(expected.map((s) => s.name));
-  const extra = [...file.tensors.keys()].filter((k) => !known.has(k));
-  if (extra.length > 0) {
-    const shown = extra.slice(0, 5).map((k) => JSON.stringify(k));
-    if (extra.length > 5) shown.push(`and ${extra.length - 5} more`);
-    fail(`unexpected tensor${extra.length > 1 ? "s" : ""} ${shown.join(", ")} (not part of a ${config.variant}-PTP student with aux kind ${config.aux.kind})`);
-  }
+  readSlots(file, slots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
   return { config, weights };
 }
 
@@ -274,8 +166,6 @@ export function readStudent(path: string): Student {
 export function writeStudent(path: string, student: Student): void {
   writeBytesAtomically(path, serializeStudent(student));
 }
-
-const CHECKSUM_PREFIX = 12;
 
 /**
  * Throws an Error unless the student was made for this teacher: first the
@@ -292,13 +182,7 @@ export function checkStudentMatchesTeacher(student: Student, teacher: Checkpoint
     const list = (s: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number]>): string => differing.map((k) => `${k} ${s[k]}`).join(", ");
     throw new Error(`adapter ${where} was made for a teacher with ${list(want)} but the model has ${list(have)}`);
   }
-  const theirs = student.config.teacherChecksum;
-  if (theirs !== checksum) {
-    throw new Error(
-      `adapter ${where} belongs to teacher ${theirs.slice(0, CHECKSUM_PREFIX)} but the model's checksum is ` +
-        `${checksum.slice(0, CHECKSUM_PREFIX)}: load the teacher it was trained for`,
-    );
-  }
+  checkTeacherChecksum(`adapter ${where}`, student.config.teacherChecksum, checksum, "trained for");
 }
 
 export interface RandomStudentOptions {
@@ -336,9 +220,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
-  const config = configFromMetadata(studentMetadata(draft), (problem) => {
-    throw new Error(`randomStudent: ${problem}`);
-  });
+  const config = configFromMetadata(studentMetadata(draft), plainFail("randomStudent"));
   const rng = new Mulberry32(options.seed);
   const uniform = (length: number, scale: number): Float32Array => {
     const out = new Float32Array(length);

@@ -1,11 +1,13 @@
 import * as loader from "@assemblyscript/loader";
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
 import type { BackendOptions } from "../registry.js";
 import { ropeAngle } from "../rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
+import { ThreadPool } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -28,6 +30,10 @@ export interface Kernels {
   memory: WasmMemory;
   heapBase(): number;
   matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
+  /** Columns n0 .. n1-1 of y = x W^T; `packed` is 0 or w's panels (see packPanels). */
+  gemm(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
+  packedBytes(K: number, N: number): number;
+  packPanels(dst: number, w: number, K: number, N: number): void;
   rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
   attention(
@@ -46,8 +52,18 @@ export interface Kernels {
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 
+/** Weights of at least this many elements get packed panels for matmul (see assembly/index.ts). */
+const PACK_MIN_ELEMENTS = 16384;
+
+/** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
+const PARALLEL_MIN_MACS = 1 << 16;
+
 class WasmBuffer implements Buffer {
   freed = false;
+  /** Panels of this buffer as a matmul weight (0: none yet), valid for `packedK` x `packedN`. */
+  packedPtr = 0;
+  packedK = 0;
+  packedN = 0;
   constructor(
     readonly owner: WasmBackend,
     readonly dtype: DType,
@@ -114,21 +130,53 @@ function compileBuild(build: WasmBuild): Promise<WasmModule> {
   return p;
 }
 
-/**
- * A fresh instance (with its own memory) of a build's kernels. The
- * AssemblyScript loader supplies the runtime imports and turns a kernel abort
- * into an Error carrying its message and source location.
- */
-export async function instantiateBuild(build: WasmBuild): Promise<Kernels> {
-  const module = await compileBuild(build);
-  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, {});
-  return exports as unknown as Kernels;
+/** Pages of the shared memory at start and at most (the module imports it; see asconfig.json). */
+const INITIAL_PAGES = 16;
+const MAXIMUM_PAGES = 65536;
+
+interface SharedInstance {
+  kernels: Kernels;
+  module: WasmModule;
+  memory: WasmMemory;
 }
 
-/** Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or "relaxed". */
+async function instantiateShared(build: WasmBuild): Promise<SharedInstance> {
+  const module = await compileBuild(build);
+  const WA = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory } };
+  const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
+  const abort = () => {
+    throw new Error("wasm backend: kernel abort");
+  };
+  const instance = await requireWasm().instantiate(module, { env: { memory, abort } });
+  return { kernels: instance.exports as unknown as Kernels, module, memory };
+}
+
+/**
+ * A fresh instance of a build's kernels, with its own (shared) memory, which
+ * the kernels import and export again as `memory`.
+ */
+export async function instantiateBuild(build: WasmBuild): Promise<Kernels> {
+  return (await instantiateShared(build)).kernels;
+}
+
+/** The default thread count: the cores this process may use. */
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/**
+ * Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or
+ * "relaxed"; options.threads (default: os.availableParallelism()) is how many
+ * threads large matmuls are split over (output columns, never K).
+ */
 export async function createWasmBackend(options: BackendOptions = {}): Promise<WasmBackend> {
   const build = resolveWasmBuild(options.wasmBuild ?? "auto");
-  return new WasmBackend(await instantiateBuild(build), build);
+  const threads = options.threads ?? defaultThreads();
+  if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new Error(`wasm backend: threads must be an integer from 1 to 256, got ${String(threads)}`);
+  }
+  const inst = await instantiateShared(build);
+  return new WasmBackend(inst.kernels, build, threads, inst.module);
 }
 
 export class WasmBackend implements Backend {
@@ -150,9 +198,18 @@ export class WasmBackend implements Backend {
   private scratchPtr = 0;
   private scratchBytes = 0;
 
-  constructor(kernels: Kernels, build: WasmBuild) {
+  /** Threads a large matmul is split over (1: the calling thread only). */
+  readonly threads: number;
+  private readonly module: WasmModule | undefined;
+  private pool: ThreadPool | undefined;
+  /** Matmuls split over threads so far (for tests and diagnostics). */
+  threadedCalls = 0;
+
+  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule) {
     this.k = kernels;
     this.build = build;
+    this.module = module;
+    this.threads = module ? threads : 1;
     this.description = build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)";
     this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
   }
@@ -174,6 +231,7 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > b.length) {
       throw this.err(`upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.length}`);
     }
+    this.unpack(b);
     this.view(b.dtype).set(data, this.index(b) + offset);
   }
 
@@ -188,6 +246,7 @@ export class WasmBackend implements Backend {
 
   free(buf: Buffer): void {
     const b = this.buf(buf, "free");
+    this.unpack(b);
     b.freed = true;
     this.heap.release(b.ptr);
   }
@@ -195,6 +254,25 @@ export class WasmBackend implements Backend {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.pool?.close();
+    this.pool = undefined;
+  }
+
+  /**
+   * Starts the worker threads now (they otherwise start on the first matmul
+   * large enough to split, which runs single-threaded until they are up) and
+   * resolves when they are running.
+   */
+  async startThreads(): Promise<void> {
+    this.alive();
+    await this.ensurePool()?.whenReady();
+  }
+
+  private ensurePool(): ThreadPool | undefined {
+    if (this.threads > 1 && !this.pool && this.module && !this.disposed) {
+      this.pool = new ThreadPool(this.threads, this.module, this.k.memory);
+    }
+    return this.pool;
   }
 
   /** Bytes held by live buffers and scratch (for tests and diagnostics). */
@@ -210,19 +288,52 @@ export class WasmBackend implements Backend {
   // ---- ops ----------------------------------------------------------------
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    this.dims("matmul", { M, K, N });
+    this.dim("matmul", "M", M); this.dim("matmul", "K", K); this.dim("matmul", "N", N);
     const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
-    this.k.matmul(Y.ptr, X.ptr, W.ptr, M, K, N);
+    if (M === 0 || N === 0) return;
+    const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
+    if (this.threads > 1 && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
+      const pool = this.pool ?? this.ensurePool();
+      if (pool && pool.gemm(this.k.gemm, Y.ptr, X.ptr, W.ptr, packed, M, K, N)) {
+        this.threadedCalls++;
+        return;
+      }
+    }
+    this.k.gemm(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
+  }
+
+  /**
+   * The packed panels of a large weight (made on its first use as a matmul
+   * weight, kept until the buffer is written to or freed). They change only
+   * the memory layout, never the order of float operations.
+   */
+  private panels(W: WasmBuffer, K: number, N: number): number {
+    if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
+    this.unpack(W);
+    const ptr = this.allocBytes(this.k.packedBytes(K, N));
+    this.k.packPanels(ptr, W.ptr, K, N);
+    W.packedPtr = ptr;
+    W.packedK = K;
+    W.packedN = N;
+    return ptr;
+  }
+
+  /** Drops a buffer's packed panels (its contents are about to change). */
+  private unpack(b: WasmBuffer): void {
+    if (b.packedPtr !== 0) {
+      this.heap.release(b.packedPtr);
+      b.packedPtr = 0;
+    }
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
-    this.dims("rmsnorm", { M, D });
+    this.dim("rmsnorm", "M", M); this.dim("rmsnorm", "D", D);
     const Y = this.f32(y, M * D, "rmsnorm y"), X = this.f32(x, M * D, "rmsnorm x"), G = this.f32(weight, D, "rmsnorm weight");
     this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
-    this.dims("rope", { M, nHeads, headSize });
+    this.dim("rope", "M", M); this.dim("rope", "nHeads", nHeads); this.dim("rope", "headSize", headSize);
     if (headSize % 2 !== 0) throw this.err(`rope: headSize must be even, got ${headSize}`);
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
@@ -245,7 +356,7 @@ export class WasmBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    this.dims("attention", { M, nKeys, nHeads, nKvHeads, headSize });
+    this.dim("attention", "M", M); this.dim("attention", "nKeys", nKeys); this.dim("attention", "nHeads", nHeads); this.dim("attention", "nKvHeads", nKvHeads); this.dim("attention", "headSize", headSize);
     if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attention: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
     const width = nHeads * headSize, kvWidth = nKvHeads * headSize;
     const O = this.f32(out, M * width, "attention out"), Q = this.f32(q, M * width, "attention q");
@@ -274,19 +385,19 @@ export class WasmBackend implements Backend {
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
-    this.dims("swiglu", { n });
+    this.dim("swiglu", "n", n);
     const Y = this.f32(y, n, "swiglu y"), G = this.f32(gate, n, "swiglu gate"), U = this.f32(up, n, "swiglu up");
     this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
-    this.dims("add", { n });
+    this.dim("add", "n", n);
     const Y = this.f32(y, n, "add y"), X = this.f32(x, n, "add x");
     this.k.add(Y.ptr, X.ptr, n);
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
-    this.dims("embedding", { M, D });
+    this.dim("embedding", "M", M); this.dim("embedding", "D", D);
     const Y = this.f32(y, M * D, "embedding y"), T = this.f32(table, 0, "embedding table");
     const I = this.typed(ids, "i32", M, "embedding ids");
     const idv = this.view("i32") as Int32Array;
@@ -301,7 +412,7 @@ export class WasmBackend implements Backend {
   }
 
   softmax(x: Buffer, M: number, N: number): void {
-    this.dims("softmax", { M, N });
+    this.dim("softmax", "M", M); this.dim("softmax", "N", N);
     const X = this.f32(x, M * N, "softmax x");
     this.k.softmax(X.ptr, M, N);
   }
@@ -309,9 +420,10 @@ export class WasmBackend implements Backend {
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
     const D = this.buf(dst, "copy"), S = this.buf(src, "copy");
     if (D.dtype !== S.dtype) throw this.err(`copy: dtype ${S.dtype} into ${D.dtype}`);
-    this.dims("copy", { dstOffset, srcOffset, n });
+    this.dim("copy", "dstOffset", dstOffset); this.dim("copy", "srcOffset", srcOffset); this.dim("copy", "n", n);
     if (dstOffset + n > D.length || srcOffset + n > S.length) throw this.err(`copy: ${n} elements out of range`);
     const bpe = BYTES[D.dtype];
+    this.unpack(D);
     this.k.copyBytes(D.ptr + dstOffset * bpe, S.ptr + srcOffset * bpe, n * bpe);
   }
 
@@ -384,9 +496,8 @@ export class WasmBackend implements Backend {
     return this.typed(b, "f32", need, what);
   }
 
-  private dims(op: string, sizes: Record<string, number>): void {
-    for (const [k, v] of Object.entries(sizes)) {
-      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw this.err(`${op}: ${k} must be a non-negative integer, got ${v}`);
-    }
+  /** Checks one size argument; allocates nothing (it runs on every op call). */
+  private dim(op: string, name: string, v: number): void {
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw this.err(`${op}: ${name} must be a non-negative integer, got ${v}`);
   }
 }

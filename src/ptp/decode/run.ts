@@ -1,6 +1,7 @@
 import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
+import type { DraftModel } from "../draft-model.js";
 import type { PtpModel } from "../ptp-model.js";
 import { UStream } from "../ustream.js";
 import type { BudgetMode } from "./budget.js";
@@ -8,6 +9,7 @@ import type { KVCache } from "../../model/kv-cache.js";
 import { commit, runCall, survivors } from "./call.js";
 import type { Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
+import { draftVerifyDecoder } from "./decoders/draft-verify.js";
 import { multiDraftDecoder } from "./decoders/multi-draft.js";
 import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
@@ -24,8 +26,13 @@ export interface DecodeOptions {
   sampling: SamplingSettings;
   /** One source of u's per prompt; u's are indexed by output position. */
   aux: AuxSource[];
-  /** Slots per proposal window N (default: the student's window, else 16). */
+  /** Slots per proposal window N (default: the draft model's or the student's window, else 16). */
   window?: number;
+  /**
+   * A standalone draft model (draft-model.ts) proposing the drafts instead of
+   * the student: decoder "verify" only. Its calls count in modelCalls.
+   */
+  draft?: DraftModel;
   /** single-call: proposal slots per call across branches (default 2 N). */
   budget?: number;
   /** single-call: "adaptive" (confidence-weighted, default) or "fixed" (even split). */
@@ -43,7 +50,7 @@ export interface DecodeOptions {
 }
 
 export interface PtpStats {
-  /** Forward calls made (each shared by every prompt still decoding). */
+  /** Forward calls made (each teacher call shared by every prompt still decoding), a draft model's calls included. */
   modelCalls: number;
   generatedTokens: number;
   seconds: number;
@@ -62,8 +69,12 @@ export interface PtpResult {
 
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
-  const window = options.window ?? model.student?.config.window ?? 16;
+  const window = defaultWindow(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
+  if (options.draft) {
+    if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
+    return draftVerifyDecoder(options.draft, window);
+  }
   switch (options.decoder) {
     case "ar":
       return arDecoder;
@@ -81,6 +92,11 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
     default:
       throw new RangeError(`decode: unknown decoder ${JSON.stringify(options.decoder)}; expected one of ${DECODERS.join(", ")}`);
   }
+}
+
+/** The proposal window when options.window is absent: the draft model's, else the student's, else 16. */
+function defaultWindow(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft">): number {
+  return options.window ?? options.draft?.window ?? model.student?.config.window ?? 16;
 }
 
 /**
@@ -106,10 +122,11 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const window = options.window ?? model.student?.config.window ?? 16;
+  const window = defaultWindow(model, options);
   const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
   const cache = model.teacher.newCache(sequences.length * (steps + 1 + perCall));
   let modelCalls = 0;
+  const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
   if (options.onFinished) sequences.forEach((s, i) => s.done && options.onFinished!(i, cache, []));
   for (;;) {
@@ -125,6 +142,8 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
     cache.keep(survivors(sequences, rows));
   }
   cache.free();
+  // Calls on a model of the decoder's own (a draft model) count too.
+  modelCalls += (decoder.extraCalls?.() ?? 0) - extraBefore;
   const seconds = (performance.now() - start) / 1000;
 
   const perStep = sequences.flatMap((s) => s.acceptedPerStep);

@@ -1,0 +1,96 @@
+import type { KVCache } from "../../../model/kv-cache.js";
+import type { DraftModel } from "../../draft-model.js";
+import { chain, range } from "../call.js";
+import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../decoder.js";
+import type { Sequence } from "../sequence.js";
+
+interface DraftVerifyState {
+  /** The draft model's KV cache for this sequence: rows 0 .. length-1 hold tokens 0 .. length-1 at their positions. */
+  draftCache?: KVCache;
+  /** Drafts for positions next, next + 1, ... in the teacher call planned for this sequence. */
+  drafts?: number[];
+}
+const state = (seq: Sequence) => seq.state as unknown as DraftVerifyState;
+
+/**
+ * Algorithm 1 (method section 4.1) with a standalone draft model as the
+ * proposer: per step, a draft-model call proposes tokens for next,
+ * next + 1, ... from u(next), u(next + 1), ...; then the teacher call
+ * scores the pending tokens and the drafts and keeps the longest prefix of
+ * drafts equal to its own picks, plus its pick at the first mismatch.
+ *
+ * Each sequence has a draft-side KV cache mirroring its finalized tokens:
+ * the draft call feeds the finalized tokens not yet in it (base rows at
+ * their positions), then the proposal window's slots (slot j at position
+ * next - 1 + j, seeing every base row and slots 0..j: the causal mask of
+ * this layout); afterwards the slots are cropped away. The draft's
+ * weights only decide how many tokens each teacher call finalizes, never
+ * which: the output is the teacher's AR sample path for the u's.
+ *
+ * Drafts per step: min(window, room - 1) (the teacher's pick after the
+ * last draft fills the last position), fewer where the draft model's
+ * seqLen ends; with none, the step is a plain AR step of the teacher.
+ */
+export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder {
+  let calls = 0;
+  const { seqLen, dim, vocabSize } = draft.config;
+
+  const release = (seq: Sequence) => {
+    const s = state(seq);
+    s.draftCache?.free();
+    s.draftCache = undefined;
+  };
+
+  /** One draft-model call for this sequence; returns its drafts for next, next + 1, ... */
+  const propose = (seq: Sequence): number[] => {
+    const next = seq.next;
+    // Slot j sits at position next - 1 + j, which must be below the draft's seqLen.
+    const count = Math.min(window, seq.room - 1, seqLen - next + 1);
+    if (count <= 0) return [];
+    const s = state(seq);
+    s.draftCache ??= draft.newCache(seq.steps);
+    const cache = s.draftCache;
+    const done = cache.length;
+    const baseTokens = seq.tokens.slice(done, next);
+    const B = baseTokens.length;
+    const slots = proposalWindow(draft, seq, next, count, range(0, B), B);
+    const M = B + count;
+    const tokens = new Int32Array(M).fill(-1);
+    const positions = new Int32Array(M);
+    const embeddings = new Float32Array(M * dim);
+    baseTokens.forEach((t, i) => ((tokens[i] = t), (positions[i] = done + i)));
+    slots.forEach((slot, j) => ((positions[B + j] = slot.position), embeddings.set(slot.input, (B + j) * dim)));
+    let logits: Float32Array;
+    try {
+      logits = draft.forward({ tokens, positions, embeddings }, cache);
+    } catch (e) {
+      release(seq);
+      throw e;
+    }
+    calls++;
+    cache.crop(next); // keep the finalized tokens, drop the slots
+    return range(0, count).map((j) => draftToken(draft, seq, next + j, logits.subarray((B + j) * vocabSize, (B + j + 1) * vocabSize)));
+  };
+
+  return {
+    name: "verify",
+    plan(seq) {
+      const drafts = propose(seq);
+      state(seq).drafts = drafts;
+      return { seq, base: [...chain(seq.pending, seq.cached), ...chain(drafts, seq.next)], slots: [] };
+    },
+    accept(seq, group, out) {
+      const s = state(seq);
+      const drafts = s.drafts ?? [];
+      const P = group.base.length - drafts.length; // the pending rows come first
+      const verified = verifyDrafts(seq, out.base, P, drafts);
+      seq.finalize(verified);
+      seq.acceptedPerStep.push(verified.length);
+      s.drafts = [];
+      if (seq.done) release(seq);
+      // Keep the pending rows and the accepted drafts; the last verified token is pending.
+      return range(0, P + verified.length - 1);
+    },
+    extraCalls: () => calls,
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * What the PTP student adapter file (adapter-file.ts) and the standalone
+ * draft model file (draft-file.ts) have in common: the metadata fields
+ * `variant`, `aux_kind`, `aux_digits` and `teacher_checksum`, the tensors of
+ * the auxiliary embedding and the start vector, and the checks of the
+ * tensors a file has against those its config expects.
+ */
+import { FileFormatError } from "../io/errors.js";
+import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../io/safetensors.js";
+import { configProblems, type ModelConfig } from "../model/config.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "./student-weights.js";
+
+/** Inputs of the "bits" auxiliary embedding: the 32 bits of float32 u. */
+export const AUX_BITS = 32;
+export const MAX_AUX_DIGITS = 24;
+
+const AUX_KINDS: readonly AuxKind[] = ["bits", "digits", "anchors"];
+
+export type Fail = (problem: string) => never;
+
+/** A Fail that throws a plain Error "<prefix>: <problem>" (for configs and weights given in code). */
+export function plainFail(prefix: string): Fail {
+  return (problem) => {
+    throw new Error(`${prefix}: ${problem}`);
+  };
+}
+
+/**
+ * The safetensors file of `bytes` and its config read from its metadata by
+ * `configOf`, which, like the later checks, fails with a FileFormatError
+ * naming the file (`fail`).
+ */
+export function openFile<C>(bytes: Uint8Array, name: string, configOf: (meta: Record<string, string>, fail: Fail) => C): { file: SafetensorsFile; config: C; fail: Fail } {
+  const fail: Fail = (problem) => {
+    throw new FileFormatError(name, problem);
+  };
+  const file = parseSafetensors(bytes, name);
+  return { file, config: configOf(file.metadata, fail), fail };
+}
+
+/** The config fields both files have. */
+export interface AuxFields {
+  variant: Variant;
+  aux: AuxEmbeddingConfig;
+  window: number;
+}
+
+/** The weights both files have: the auxiliary embedding and, for C, the start vector. */
+export interface AuxWeightsOf {
+  aux: AuxEmbeddingWeights;
+  start?: Float32Array;
+}
+
+/** The metadata strings of `variant`, `aux_kind`, `aux_digits` (digits only) and `window` (not validated). */
+export function auxMetadata(config: AuxFields): Record<string, string> {
+  const meta: Record<string, string> = {
+    variant: String(config.variant),
+    aux_kind: String(config.aux?.kind),
+    window: String(config.window),
+  };
+  if (config.aux?.kind === "digits") meta.aux_digits = String(config.aux.digits);
+  return meta;
+}
+
+/** Fails unless metadata "format" is `format` (else it is not `what`, e.g. "a PTP draft model") and "format_version" is `version`. */
+export function checkFormat(meta: Record<string, string>, format: string, version: string, what: string, fail: Fail): void {
+  const found = meta.format;
+  if (found === undefined) fail(`not ${what}: metadata "format" is missing (expected "${format}")`);
+  if (found !== format) fail(`not ${what}: metadata "format" is ${JSON.stringify(found)}, expected "${format}"`);
+  const v = required(meta, "format_version", fail);
+  if (v !== version) fail(`unsupported ${format} format_version ${JSON.stringify(v)} (this library reads version ${version})`);
+}
+
+export function required(meta: Record<string, string>, key: string, fail: Fail): string {
+  const v = meta[key];
+  if (v === undefined) fail(`metadata "${key}" is missing`);
+  return v;
+}
+
+/** A positive safe integer of the metadata. */
+export function positiveInteger(meta: Record<string, string>, key: string, fail: Fail): number {
+  const s = required(meta, key, fail);
+  const v = /^[0-9]+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${JSON.stringify(s)}`);
+  return v;
+}
+
+/** The integer fields of a model shape. */
+export const INT_SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
+
+/**
+ * The JSON object of metadata `key` (a model shape), checked to have every
+ * field of INT_SHAPE_FIELDS as a positive integer and sharedClassifier as a
+ * boolean.
+ */
+export function parseShapeObject(s: string, key: string, fail: Fail): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(s);
+  } catch {
+    return fail(`metadata "${key}" is not valid JSON: ${JSON.stringify(s)}`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(`metadata "${key}" must be a JSON object, found ${s}`);
+  const o = raw as Record<string, unknown>;
+  for (const field of INT_SHAPE_FIELDS) {
+    const v = o[field];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" needs ${field} as a positive integer, found ${JSON.stringify(v)}`);
+  }
+  if (typeof o.sharedClassifier !== "boolean") fail(`metadata "${key}" needs sharedClassifier as a boolean, found ${JSON.stringify(o.sharedClassifier)}`);
+  return o;
+}
+
+/** Fails unless `config` (from metadata `key`) is a valid model shape. */
+export function checkModelShape(config: ModelConfig, key: string, fail: Fail): void {
+  const problems = configProblems(config);
+  if (problems.length > 0) fail(`metadata "${key}" is not a valid model shape: ${problems.join("; ")}`);
+}
+
+export function parseVariant(meta: Record<string, string>, fail: Fail): Variant {
+  const variant = required(meta, "variant", fail);
+  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${JSON.stringify(variant)}`);
+  return variant;
+}
+
+/** The auxiliary embedding config of `aux_kind` and `aux_digits`. */
+export function parseAux(meta: Record<string, string>, fail: Fail): AuxEmbeddingConfig {
+  const kind = required(meta, "aux_kind", fail);
+  if (!(AUX_KINDS as readonly string[]).includes(kind)) fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${JSON.stringify(kind)}`);
+  if (kind === "digits") {
+    const s = required(meta, "aux_digits", fail);
+    const digits = /^[0-9]+$/.test(s) ? Number(s) : NaN;
+    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${JSON.stringify(s)}`);
+    return { kind: "digits", digits };
+  }
+  if (meta.aux_digits !== undefined) fail(`metadata "aux_digits" is only allowed with aux_kind "digits" (aux_kind is "${kind}")`);
+  return { kind: kind as AuxKind };
+}
+
+export function parseTeacherChecksum(meta: Record<string, string>, fail: Fail): string {
+  const teacherChecksum = required(meta, "teacher_checksum", fail);
+  if (teacherChecksum === "") fail(`metadata "teacher_checksum" is empty`);
+  return teacherChecksum;
+}
+
+/** One tensor of a file: its name, shape and where it lives in the weights W. */
+export interface Slot<W> {
+  name: string;
+  shape: number[];
+  get(w: W): Float32Array | undefined;
+  set(w: W, a: Float32Array): void;
+}
+
+/** The tensors of the auxiliary embedding, then, for C, the start vector (all of width dim). */
+export function auxSlots<W extends AuxWeightsOf>(config: Pick<AuxFields, "variant" | "aux">, dim: number): Slot<W>[] {
+  const out: Slot<W>[] = [];
+  if (config.aux.kind === "anchors") {
+    out.push({ name: "aux.anchors", shape: [3, dim], get: (w) => w.aux?.anchors, set: (w, a) => (w.aux.anchors = a) });
+  } else {
+    const inputs = config.aux.kind === "bits" ? AUX_BITS : config.aux.digits!;
+    out.push({ name: "aux.weight", shape: [dim, inputs], get: (w) => w.aux?.weight, set: (w, a) => (w.aux.weight = a) });
+    out.push({ name: "aux.bias", shape: [dim], get: (w) => w.aux?.bias, set: (w, a) => (w.aux.bias = a) });
+  }
+  if (config.variant === "C") out.push({ name: "start", shape: [dim], get: (w) => w.start, set: (w, a) => (w.start = a) });
+  return out;
+}
+
+export const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+const describeShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+
+/** Fails unless the weights have a start vector exactly for C and exactly the aux arrays of the aux kind (before serialising). */
+export function checkAuxWeights(config: Pick<AuxFields, "variant" | "aux">, w: AuxWeightsOf, fail: Fail): void {
+  if (config.variant === "O" && w.start !== undefined) fail(`variant O has no start vector, but weights.start is set`);
+  if (config.aux.kind === "anchors" && (w.aux.weight !== undefined || w.aux.bias !== undefined)) fail(`aux kind anchors has no weight or bias, but they are set`);
+  if (config.aux.kind !== "anchors" && w.aux.anchors !== undefined) fail(`aux kind ${config.aux.kind} has no anchors, but they are set`);
+}
+
+/** The tensors to serialise: every slot's array, which must be a Float32Array of the slot's size. */
+export function writeSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): Record<string, SafeTensor> {
+  const tensors: Record<string, SafeTensor> = {};
+  for (const slot of slots) {
+    const a = slot.get(w);
+    if (!(a instanceof Float32Array)) fail(`${slot.name} is missing (expected a Float32Array of shape ${describeShape(slot.shape)})`);
+    if (a.length !== product(slot.shape)) fail(`${slot.name} has ${a.length} floats, expected ${product(slot.shape)} for shape ${describeShape(slot.shape)}`);
+    tensors[slot.name] = { dtype: "F32", shape: slot.shape, data: a };
+  }
+  return tensors;
+}
+
+/** Fails unless the file has the start vector exactly for C (checked before the other tensors). */
+export function checkStartTensor(variant: Variant, file: SafetensorsFile, dim: number, fail: Fail): void {
+  if (variant === "O" && file.tensors.has("start")) fail(`variant O has no start vector, but the file has a tensor "start"`);
+  if (variant === "C" && !file.tensors.has("start")) fail(`variant C needs the start vector, but tensor "start" [${dim}] is missing`);
+}
+
+/**
+ * Sets every expected tensor of the file into `weights`, failing where one
+ * is missing, not F32 or of another shape, then where the file has tensors
+ * not expected (`what` completes "not part of a ...").
+ */
+export function readSlots<W>(file: SafetensorsFile, expected: readonly Slot<W>[], weights: W, fail: Fail, what: string): void {
+  for (const slot of expected) {
+    const t = file.tensors.get(slot.name);
+    if (t === undefined) fail(`tensor "${slot.name}" is missing (expected shape ${describeShape(slot.shape)})`);
+    if (t.dtype !== "F32") fail(`tensor "${slot.name}" has dtype ${t.dtype}, expected F32`);
+    if (t.shape.length !== slot.shape.length || t.shape.some((d, i) => d !== slot.shape[i])) {
+      fail(`tensor "${slot.name}" has shape ${describeShape(t.shape)}, expected ${describeShape(slot.shape)}`);
+    }
+    slot.set(weights, t.data as Float32Array);
+  }
+  const known = new Set(expected.map((s) => s.name));
+  const extra = [...file.tensors.keys()].filter((k) => !known.has(k));
+  if (extra.length > 0) {
+    const shown = extra.slice(0, 5).map((k) => JSON.stringify(k));
+    if (extra.length > 5) shown.push(`and ${extra.length - 5} more`);
+    fail(`unexpected tensor${extra.length > 1 ? "s" : ""} ${shown.join(", ")} (not part of a ${what})`);
+  }
+}
+
+const CHECKSUM_PREFIX = 12;
+
+/**
+ * Throws an Error unless the file's teacher checksum `theirs` is the
+ * model's `checksum`: "<subject> belongs to teacher <theirs> but the model's
+ * checksum is <checksum>: load the teacher it was <madeHow>" (checksums
+ * shortened to 12 characters).
+ */
+export function checkTeacherChecksum(subject: string, theirs: string, checksum: string, madeHow: string): void {
+  if (theirs !== checksum) {
+    throw new Error(`${subject} belongs to teacher ${theirs.slice(0, CHECKSUM_PREFIX)} but the model's checksum is ${checksum.slice(0, CHECKSUM_PREFIX)}: load the teacher it was ${madeHow}`);
+  }
+}

@@ -1,0 +1,206 @@
+import { expect } from "vitest";
+import type { Backend, Buffer, DType, HostArray } from "../src/backends/backend.js";
+import { firstBitDifference, rng } from "./helpers.js";
+
+/*
+ * Op-level test helpers shared by the backend tests (test/backend-wasm.test.ts,
+ * test/backend-conformance.test.ts): random data, host-in/host-out op
+ * runners, bit-exact and tolerance comparisons, and the tolerances.
+ *
+ * TOLERANCES against the js reference (u = 2^-24, the float32 unit roundoff)
+ * - matmul: js sums the K products one at a time in float32 (error at most
+ *   gamma_K * S, with S = sum_k |x_k w_k| and gamma_n ~ n u); wasm sums 4
+ *   lane partials of K/4 terms, then 2 pairwise adds and at most 3 tail adds
+ *   (error at most gamma_{K/4+6} * S, FMA or not). So |wasm - js| <=
+ *   (1.25 K + 8) u S, which is the tolerance we use per element: rigorous, and
+ *   relative to the size of the terms so cancellation cannot make it flaky.
+ *   Any backend whose summation order has an error bound of at most
+ *   gamma_{K/4+6} S (cuda: the js order itself) stays within it.
+ * - attention: only the q.k dot products are summed in a different order
+ *   (same bound, with S <= headSize since inputs lie in [-1, 1], divided by
+ *   sqrt(headSize)). A score error d moves the softmax weights by a relative
+ *   <= ~2d, and |v| <= 1, so we allow 4 * (1.25 hs + 8) u sqrt(hs) + 1e-6.
+ * - rmsnorm, rope, add, embedding, copy follow the very same float32 recipe as
+ *   js and must agree bit for bit. swiglu and softmax follow it too, but their
+ *   exp is another implementation's f64 exp rounded to f32 (AssemblyScript's,
+ *   CUDA's), which may differ from V8's by an f64 ulp and so, rarely, round to
+ *   a neighbouring f32: we allow 1e-6 relative (+1e-12 absolute), ~8 f32 ulps.
+ */
+
+export const U = 2 ** -24;
+/** Tolerance factor of a matmul element, times sum |x w| (see TOLERANCES). */
+export const matmulTol = (K: number) => (1.25 * K + 8) * U * 1.01;
+/** Tolerance of an attention output element of head size hs (see TOLERANCES). */
+export const attentionTol = (headSize: number) => 4 * (1.25 * headSize + 8) * U * Math.sqrt(headSize) + 1e-6;
+
+export function randF32(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+export function up(b: Backend, data: HostArray, dtype: DType = "f32"): Buffer {
+  const buf = b.alloc(data.length, dtype);
+  b.upload(buf, data);
+  return buf;
+}
+
+export function expectBitExact(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  const d = firstBitDifference(a, b);
+  if (d !== null) expect.fail(`${what}: ${d}`);
+}
+
+/** |a - b| <= tol(i) element by element; `a` is the backend under test, `b` the js reference. */
+export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (i: number) => number, what: string, label = "wasm"): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) {
+    const err = Math.abs(a[i] - b[i]);
+    if (!(err <= tol(i))) expect.fail(`${what}: element ${i}: ${label} ${a[i]} vs js ${b[i]} (|err| ${err} > ${tol(i)})`);
+  }
+}
+
+/** Frees every buffer allocated through `b` during `fn`. */
+export function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
+  const owned: Buffer[] = [];
+  try {
+    return fn(
+      (data, dtype = "f32") => {
+        const buf = up(b, data, dtype);
+        owned.push(buf);
+        return buf;
+      },
+      (n) => {
+        const buf = b.alloc(n);
+        owned.push(buf);
+        return buf;
+      },
+    );
+  } finally {
+    for (const buf of owned) b.free(buf);
+  }
+}
+
+// ---- op runners: host arrays in, host arrays out -------------------------
+
+export function runMatmul(b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(M * N);
+    b.matmul(y, alloc(x), alloc(w), M, K, N);
+    return b.download(y);
+  });
+}
+
+export function runRmsnorm(b: Backend, x: Float32Array, g: Float32Array, M: number, D: number, eps: number): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(M * D);
+    b.rmsnorm(y, alloc(x), alloc(g), M, D, eps);
+    return b.download(y);
+  });
+}
+
+export function runRope(b: Backend, x: Float32Array, pos: Int32Array, M: number, nHeads: number, headSize: number, theta: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const xb = alloc(x);
+    b.rope(xb, alloc(pos, "i32"), M, nHeads, headSize, theta);
+    return b.download(xb);
+  });
+}
+
+export interface AttnCase {
+  q: Float32Array;
+  keys: Float32Array;
+  values: Float32Array;
+  mask: Uint8Array | null;
+  M: number;
+  nKeys: number;
+  nHeads: number;
+  nKvHeads: number;
+  headSize: number;
+}
+
+export function runAttention(b: Backend, c: AttnCase): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const out = zeros(c.M * c.nHeads * c.headSize);
+    const mask = c.mask ? alloc(c.mask, "u8") : null;
+    b.attention(out, alloc(c.q), alloc(c.keys), alloc(c.values), mask, c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
+    return b.download(out);
+  });
+}
+
+export function runSwiglu(b: Backend, g: Float32Array, u: Float32Array): Float32Array {
+  return scoped(b, (alloc, zeros) => {
+    const y = zeros(g.length);
+    b.swiglu(y, alloc(g), alloc(u), g.length);
+    return b.download(y);
+  });
+}
+
+export function runSoftmax(b: Backend, x: Float32Array, M: number, N: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const xb = alloc(x);
+    b.softmax(xb, M, N);
+    return b.download(xb);
+  });
+}
+
+export function runAdd(b: Backend, y: Float32Array, x: Float32Array, n: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const yb = alloc(y);
+    b.add(yb, alloc(x), n);
+    return b.download(yb);
+  });
+}
+
+export function runEmbedding(b: Backend, y: Float32Array, table: Float32Array, ids: Int32Array, M: number, D: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const yb = alloc(y);
+    b.embedding(yb, alloc(table), alloc(ids, "i32"), M, D);
+    return b.download(yb);
+  });
+}
+
+export function runCopy(b: Backend, dstInit: Float32Array, dOff: number, src: Float32Array, sOff: number, n: number): Float32Array {
+  return scoped(b, (alloc) => {
+    const dst = alloc(dstInit);
+    b.copy(dst, dOff, alloc(src), sOff, n);
+    return b.download(dst);
+  });
+}
+
+/** Sum over k of |x[m, k] w[n, k]|: the scale of the matmul rounding error. */
+export function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
+  return s;
+}
+
+/** Random attention problem; mask null (causal) or random with >= 1 visible key per row. */
+export function randomAttention(seed: number, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): AttnCase {
+  const r = rng(seed);
+  const nHeads = nKvHeads * group;
+  const nKeys = M + extraKeys;
+  const q = randF32(M * nHeads * headSize, r);
+  const keys = randF32(nKeys * nKvHeads * headSize, r);
+  const values = randF32(nKeys * nKvHeads * headSize, r);
+  let mask: Uint8Array | null = null;
+  if (masked) {
+    mask = new Uint8Array(M * nKeys);
+    for (let m = 0; m < M; m++) {
+      for (let j = 0; j < nKeys; j++) mask[m * nKeys + j] = r() < 0.6 ? 1 : 0;
+      mask[m * nKeys + Math.floor(r() * nKeys)] = 1;
+    }
+  }
+  return { q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize };
+}
+
+/** Row m of an attention case alone, seeing the same keys (explicit mask row, or causal prefix). */
+export function attentionRow(c: AttnCase, m: number): AttnCase {
+  const width = c.nHeads * c.headSize;
+  const q = c.q.slice(m * width, (m + 1) * width);
+  if (c.mask) {
+    return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
+  }
+  // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
+  // single row sees with nKeys' = nKeys - M + m + 1 keys.
+  return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
+}

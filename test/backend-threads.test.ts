@@ -1,0 +1,95 @@
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Buffer } from "../src/backends/backend.js";
+import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
+import { randomCheckpoint } from "../src/io/checkpoint.js";
+import type { ModelConfig } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import { rng } from "./helpers.js";
+
+/*
+ * BACKEND-THREADS: matmuls split over worker threads (output columns, never
+ * K) give results bit-identical (Object.is on every element) to one thread,
+ * for both WASM builds, for single matmuls (packed panels or not, any M) and
+ * for a whole model forward.
+ */
+
+function randF32(n: number, r: () => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r() * 2 - 1;
+  return a;
+}
+
+function firstBitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
+  if (a.length !== b.length) return `lengths differ: ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `element ${i}: ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
+function matmulOn(b: WasmBackend, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
+  const bufs: Buffer[] = [b.alloc(M * K), b.alloc(N * K), b.alloc(M * N)];
+  b.upload(bufs[0], x);
+  b.upload(bufs[1], w);
+  b.matmul(bufs[2], bufs[0], bufs[1], M, K, N);
+  b.matmul(bufs[2], bufs[0], bufs[1], M, K, N); // second call: packed panels reused
+  const y = b.download(bufs[2]);
+  for (const buf of bufs) b.free(buf);
+  return y;
+}
+
+for (const build of ["relaxed", "simd"] as const) {
+  describe(`wasm backend threads (${build} build)`, () => {
+    let one: WasmBackend, two: WasmBackend;
+    beforeAll(async () => {
+      one = await createWasmBackend({ wasmBuild: build, threads: 1 });
+      two = await createWasmBackend({ wasmBuild: build, threads: 2 });
+      await two.startThreads();
+    });
+    afterAll(() => {
+      one.dispose();
+      two.dispose();
+    });
+
+    it("BACKEND-THREADS: threads option is validated", async () => {
+      await expect(createWasmBackend({ threads: 0 })).rejects.toThrow(/threads/);
+      await expect(createWasmBackend({ threads: 1.5 })).rejects.toThrow(/threads/);
+      expect(one.threads).toBe(1);
+      expect(two.threads).toBe(2);
+    });
+
+    it("BACKEND-THREADS: matmul on 2 threads equals 1 thread bit for bit (any M, K % 4 != 0, N % 4 != 0)", () => {
+      const before = two.threadedCalls;
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 64, max: 300 }), fc.integer({ min: 256, max: 900 }), fc.integer(), (M, K, N, seed) => {
+          const r = rng(seed);
+          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const d = firstBitDifference(matmulOn(two, x, w, M, K, N), matmulOn(one, x, w, M, K, N));
+          if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
+        }),
+        { numRuns: 25 },
+      );
+      expect(two.threadedCalls).toBeGreaterThan(before);
+    });
+
+    it("BACKEND-THREADS: a whole model forward on 2 threads equals 1 thread bit for bit", () => {
+      const config: ModelConfig = { dim: 256, hiddenDim: 688, nLayers: 2, nHeads: 8, nKvHeads: 4, vocabSize: 1030, seqLen: 64, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+      const ckpt = randomCheckpoint(config, 3);
+      const run = (b: WasmBackend) => {
+        const model = new Transformer(b, ckpt);
+        const cache = model.newCache();
+        const a = model.forward({ tokens: [1, 5, 9, 200, 7], positions: [0, 1, 2, 3, 4] }, cache);
+        const c = model.forward({ tokens: [11], positions: [5] }, cache);
+        const d = model.forward({ tokens: [12, 13, 14], positions: [6, 7, 8] }, cache);
+        model.dispose();
+        return [a, c, d];
+      };
+      const before = two.threadedCalls;
+      const got = run(two), want = run(one);
+      expect(two.threadedCalls).toBeGreaterThan(before);
+      for (let i = 0; i < want.length; i++) {
+        const d = firstBitDifference(got[i], want[i]);
+        if (d !== null) expect.fail(`forward call ${i}: ${d}`);
+      }
+    });
+  });
+}
