@@ -11,7 +11,7 @@ import { Transformer } from "../src/model/transformer.js";
 import { decodeAR } from "../src/ptp/decode/ar.js";
 import { decode, type DecoderName } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import { ArrayAux, XorShiftAux } from "../src/sampling/aux.js";
+import { ArrayAux } from "../src/sampling/aux.js";
 import { createCudaBackend, cudaStatus, registerCudaBackend } from "../packages/backend-cuda/index.js";
 import { hostCudaAddon } from "./cuda-host-addon.js";
 import {
@@ -33,7 +33,7 @@ import {
   runSoftmax,
   runSwiglu,
 } from "./backend-ops.js";
-import { backend, GOLDEN, rng, STORIES_260K, TOK_512 } from "./helpers.js";
+import { backend, GOLDEN, goldenText, rng, STORIES_260K, TOK_512 } from "./helpers.js";
 import { caseArb, makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
 
 /**
@@ -276,18 +276,9 @@ for (const t of TARGETS) {
       for (const k of t.golden) {
         const c = golden.cases[k];
         const model = new Transformer(b, checkpoint);
-        const chunks: Uint8Array[] = [];
-        decodeAR(model, tokenizer.encode(c.prompt, true, false), {
-          steps: c.steps,
-          sampling: { temperature: c.temperature, topP: c.topp },
-          aux: new XorShiftAux(BigInt(c.seed)),
-          onToken: (prev, token) => {
-            const piece = tokenizer.decodePiece(prev, token);
-            if (Tokenizer.isPrintablePiece(piece)) chunks.push(piece);
-          },
-        });
+        const text = goldenText(model, tokenizer, c);
         model.dispose();
-        expect(Buffer.concat(chunks).toString("utf8") + "\n", `golden case ${k}`).toBe(c.output);
+        expect(text, `golden case ${k}`).toBe(c.output);
       }
     });
 

@@ -5,9 +5,7 @@ import { describe, expect, it } from "vitest";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { decodeAR } from "../src/ptp/decode/ar.js";
-import { XorShiftAux } from "../src/sampling/aux.js";
-import { backend, BACKENDS, GOLDEN, ROOT, STORIES_260K, TOK_512 } from "./helpers.js";
+import { backend, BACKENDS, GOLDEN, goldenText, ROOT, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
 
 /**
  * GOLDEN-LIB / GOLDEN-CLI: every case of the llama2.c reference program's
@@ -15,14 +13,6 @@ import { backend, BACKENDS, GOLDEN, ROOT, STORIES_260K, TOK_512 } from "./helper
  * with the reference's xorshift u-stream), on every backend.
  */
 
-interface GoldenCase {
-  prompt: string;
-  temperature: number;
-  topp: number;
-  seed: number;
-  steps: number;
-  output: string;
-}
 const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
 const checkpoint = readCheckpoint(STORIES_260K);
 const tokenizer = Tokenizer.load(TOK_512, checkpoint.config.vocabSize);
@@ -31,18 +21,8 @@ const label = (c: GoldenCase) => `${JSON.stringify(c.prompt)} T=${c.temperature}
 describe.each(BACKENDS)("golden outputs of llama2.c on %s", (name) => {
   it.each(golden.cases.map((c) => [label(c), c] as const))("GOLDEN-LIB: %s", async (_, c) => {
     const model = new Transformer(await backend(name), checkpoint);
-    const chunks: Uint8Array[] = [];
-    decodeAR(model, tokenizer.encode(c.prompt, true, false), {
-      steps: c.steps,
-      sampling: { temperature: c.temperature, topP: c.topp },
-      aux: new XorShiftAux(BigInt(c.seed)),
-      onToken: (prev, token) => {
-        const piece = tokenizer.decodePiece(prev, token);
-        if (Tokenizer.isPrintablePiece(piece)) chunks.push(piece);
-      },
-    });
+    expect(goldenText(model, tokenizer, c)).toBe(c.output);
     model.dispose();
-    expect(Buffer.concat(chunks).toString("utf8") + "\n").toBe(c.output);
   });
 
   // The CLI picks the wasm build itself, so it runs for js and wasm only.

@@ -8,6 +8,10 @@ import { main } from "../src/cli/main.js";
 import { randomCheckpoint } from "../src/io/checkpoint.js";
 import { FileFormatError } from "../src/io/errors.js";
 import { Mulberry32 } from "../src/io/prng.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import type { Transformer } from "../src/model/transformer.js";
+import { decodeAR } from "../src/ptp/decode/ar.js";
+import { XorShiftAux } from "../src/sampling/aux.js";
 import type { ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
 
@@ -101,4 +105,28 @@ export async function runCli(...argv: string[]): Promise<{ code: number; stdout:
   };
   const code = await main(argv, io);
   return { code, stdout, stderr };
+}
+
+export interface GoldenCase {
+  prompt: string;
+  temperature: number;
+  topp: number;
+  seed: number;
+  steps: number;
+  output: string;
+}
+
+/** What llama2.c's run prints for a golden case, computed with decodeAR on `model`: the pieces it prints, then "\n". */
+export function goldenText(model: Transformer, tokenizer: Tokenizer, c: GoldenCase): string {
+  const chunks: Uint8Array[] = [];
+  decodeAR(model, tokenizer.encode(c.prompt, true, false), {
+    steps: c.steps,
+    sampling: { temperature: c.temperature, topP: c.topp },
+    aux: new XorShiftAux(BigInt(c.seed)),
+    onToken: (prev, token) => {
+      const piece = tokenizer.decodePiece(prev, token);
+      if (Tokenizer.isPrintablePiece(piece)) chunks.push(piece);
+    },
+  });
+  return Buffer.concat(chunks).toString("utf8") + "\n";
 }

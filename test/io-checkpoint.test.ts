@@ -7,7 +7,6 @@ import { parameterCount, type ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import {
   AK42_MAGIC,
-  FileFormatError,
   checkpointByteLength,
   legacyRopeTables,
   parseCheckpoint,

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { BOS, EOS, FileFormatError, Tokenizer, isPrintablePiece, rawBytePiece } from "../src/io/index.js";
+import { BOS, EOS, Tokenizer, isPrintablePiece, rawBytePiece } from "../src/io/index.js";
 import { formatError } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

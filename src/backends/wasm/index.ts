@@ -144,11 +144,10 @@ async function instantiateShared(build: WasmBuild): Promise<SharedInstance> {
   const module = await compileBuild(build);
   const WA = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory } };
   const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
-  const abort = () => {
-    throw new Error("wasm backend: kernel abort");
-  };
-  const instance = await requireWasm().instantiate(module, { env: { memory, abort } });
-  return { kernels: instance.exports as unknown as Kernels, module, memory };
+  // The AssemblyScript loader supplies the runtime imports and turns a kernel
+  // abort into an Error carrying its message and source location.
+  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, { env: { memory } });
+  return { kernels: exports as unknown as Kernels, module, memory };
 }
 
 /**

@@ -43,7 +43,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder {
       }));
       return { seq, base: all, slots };
     },
-    accept(seq, group, out) {
+    accept(seq, _group, out) {
       const s = state(seq);
       const P = seq.pending.length;
       if (!s.drafts?.length) {

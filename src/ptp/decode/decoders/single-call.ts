@@ -46,7 +46,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       });
       return { seq, base, slots };
     },
-    accept(seq, group, out) {
+    accept(seq, _group, out) {
       const s = state(seq);
       const P = seq.pending.length, D = s.drafts.length, next = seq.next;
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
