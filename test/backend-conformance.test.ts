@@ -33,7 +33,7 @@ import {
   runSoftmax,
   runSwiglu,
 } from "./backend-ops.js";
-import { backend, GOLDEN, goldenText, rng, STORIES_260K, TOK_512 } from "./helpers.js";
+import { backend, GOLDEN, goldenText, rng, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
 import { caseArb, makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
 
 /**
@@ -90,14 +90,6 @@ const TARGETS: Target[] = [
 
 const js = new JsBackend();
 
-interface GoldenCase {
-  prompt: string;
-  temperature: number;
-  topp: number;
-  seed: number;
-  steps: number;
-  output: string;
-}
 const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
 
 for (const t of TARGETS) {
