@@ -46,3 +46,11 @@ export { UStream } from "./ptp/ustream.js";
 export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./ptp/draft-model.js";
 export { readDraft, writeDraft, parseDraft, serializeDraft, randomDraft, checkDraftMatchesTeacher } from "./ptp/draft-file.js";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type SafeTensor } from "./io/safetensors.js";
+
+// Training data: the distillation dataset (spec/dataset.md) and its generation.
+export { DatasetWriter, DatasetMismatchError, readDataset, readDatasetMeta, datasetRecords, drawU, betaSample, totalRecords, DATASET_MAGIC, DATASET_VERSION, type Dataset, type DatasetMeta, type DatasetRecord, type DatasetSampling, type DatasetPrompts, type ReadDatasetOptions, type OpenDatasetOptions } from "./train/dataset.js";
+export { pregenerate, generateRecord, datasetMeta, bosPrompts, promptsDigest, recordRng, nextU, recordPrompt, metaSampling, type PromptSet, type PregenerateSettings, type PregenerateOptions, type PregenerateProgress, type PregenerateSummary } from "./train/pregenerate.js";
+
+// The synthetic story grammar and its character-level tokenizer (the demo models' data).
+export { generateStories, storyPrompt, heldOutSeed, MIN_STORY_LENGTH, MAX_STORY_LENGTH } from "./train/synthetic.js";
+export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "./train/char-tokenizer.js";

@@ -1,6 +1,5 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
@@ -15,6 +14,7 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
+import { firstMismatch, readPrompts, textOf } from "./ptp-common.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -134,14 +134,6 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
 type GenerateFlags = Parsed<typeof generateFlags>;
 
-/** The prompts of a --prompts file: one per line, blank lines skipped. */
-function readPrompts(path: string): string[] {
-  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
-  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
-  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
-  return prompts;
-}
-
 /** The stats of a PTP run as the JSON reports them. */
 export interface GenerateStats extends PtpStats {
   decoder: DecoderName;
@@ -250,33 +242,6 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     model?.dispose();
     teacher.dispose();
   }
-}
-
-/** The bytes the AR path prints for a sequence: printable pieces after the first token. */
-function textOf(tokenizer: Tokenizer, tokens: readonly number[]): Uint8Array {
-  const pieces: Uint8Array[] = [];
-  for (let i = 1; i < tokens.length; i++) {
-    const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
-    if (Tokenizer.isPrintablePiece(piece)) pieces.push(piece);
-  }
-  return Buffer.concat(pieces);
-}
-
-interface Mismatch {
-  prompt: number;
-  position: number;
-  ptp?: number;
-  ar?: number;
-}
-
-function firstMismatch(a: readonly number[][], b: readonly number[][]): Mismatch | undefined {
-  for (let p = 0; p < a.length; p++) {
-    const n = Math.max(a[p].length, b[p].length);
-    for (let k = 0; k < n; k++) {
-      if (a[p][k] !== b[p][k]) return { prompt: p, position: k, ptp: a[p][k], ar: b[p][k] };
-    }
-  }
-  return undefined;
 }
 
 function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags, draft?: Draft): string {

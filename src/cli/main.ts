@@ -1,10 +1,15 @@
 import { UsageError } from "./args.js";
+import { distillCommand, distillUsage } from "./distill.js";
+import { trainCommand, trainUsage } from "./train.js";
+import { demoCommand, demoUsage } from "./demo.js";
 import { generateCommand, generateUsage } from "./generate.js";
 import { processIo, type Io } from "./io.js";
+import { pregenerateCommand, pregenerateUsage } from "./pregenerate.js";
 import { inspectCommand, inspectUsage } from "./inspect.js";
 import { randomDraftCommand, randomDraftUsage } from "./random-draft.js";
 import { randomModelCommand, randomModelUsage } from "./random-model.js";
 import { randomStudentCommand, randomStudentUsage } from "./random-student.js";
+import { synthCommand, synthUsage } from "./synth.js";
 
 interface Command {
   run(argv: readonly string[], io: Io): Promise<number>;
@@ -17,6 +22,11 @@ const COMMANDS: Record<string, Command> = {
   "random-model": { run: randomModelCommand, usage: randomModelUsage, summary: "write a random-weight checkpoint of a TinyStories shape" },
   "random-student": { run: randomStudentCommand, usage: randomStudentUsage, summary: "write an untrained PTP student adapter for a checkpoint" },
   "random-draft": { run: randomDraftCommand, usage: randomDraftUsage, summary: "write an untrained standalone PTP draft model for a checkpoint" },
+  pregenerate: { run: pregenerateCommand, usage: pregenerateUsage, summary: "sample teacher completions with their u-bins into a distillation dataset" },
+  train: { run: trainCommand, usage: trainUsage, summary: "train a small model from scratch (next-token), or a C-PTP student by inverse-AR training" },
+  distill: { run: distillCommand, usage: distillUsage, summary: "train a gated-LoRA PTP student on a pregenerated dataset (resumable)" },
+  synth: { run: synthCommand, usage: synthUsage, summary: "write the synthetic story corpus, its char tokenizer and held-out prompts" },
+  demo: { run: demoCommand, usage: demoUsage, summary: "PTP on the shipped demo models: accepted chunks, speedup over AR, exactness" },
   inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint, a student adapter or a draft model apart and print its config" },
 };
 

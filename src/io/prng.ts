@@ -22,6 +22,18 @@ export class Mulberry32 {
     return (z ^ (z >>> 14)) >>> 0;
   }
 
+  /** The generator's whole state, to save with a training checkpoint. */
+  get stateWord(): number {
+    return this.state;
+  }
+
+  /** A generator that continues exactly where one with this stateWord left off. */
+  static resume(stateWord: number): Mulberry32 {
+    const g = new Mulberry32(0);
+    g.state = stateWord >>> 0;
+    return g;
+  }
+
   /** The next value uniform in [0, 1). */
   nextFloat(): number {
     return this.nextU32() / 4294967296;

@@ -64,6 +64,11 @@ export interface PtpStats {
 export interface PtpResult {
   /** Per prompt: the prompt tokens followed by what was generated. */
   outputs: number[][];
+  /**
+   * Per prompt: how many tokens each verification step finalized, in order
+   * (sums to that prompt's generated tokens), for showing accepted chunks.
+   */
+  chunks: number[][];
   stats: PtpStats;
 }
 
@@ -152,6 +157,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const generatedTokens = sequences.reduce((n, s) => n + s.generated, 0);
   return {
     outputs: sequences.map((s) => s.tokens.slice()),
+    chunks: sequences.map(chunksOf),
     stats: {
       modelCalls,
       generatedTokens,
@@ -161,4 +167,21 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
       acceptedHistogram: Array.from(histogram, (v) => v ?? 0),
     },
   };
+}
+
+/**
+ * A sequence's tokens per step, cut to what was appended: a step's verified
+ * tokens past a BOS stop or the step limit were not kept, and a step that
+ * kept none is left out.
+ */
+function chunksOf(seq: Sequence): number[] {
+  const chunks: number[] = [];
+  let left = seq.generated;
+  for (const a of seq.acceptedPerStep) {
+    const n = Math.min(a, left);
+    if (n > 0) chunks.push(n);
+    left -= n;
+  }
+  if (left > 0) chunks.push(left); // a step still open when the sequence ended
+  return chunks;
 }

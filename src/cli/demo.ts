@@ -1,0 +1,232 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { readCheckpoint } from "../io/checkpoint.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import { Transformer } from "../model/transformer.js";
+import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
+import { PtpModel } from "../ptp/ptp-model.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { XorShiftAux } from "../sampling/aux.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { processIo, type Io } from "./io.js";
+import { firstMismatch, readPrompts } from "./ptp-common.js";
+
+/** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
+const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const DEFAULT_DEMO_DIR = join(PACKAGE_ROOT, "demo");
+/** The shipped demo files, inside the demo directory. */
+export const DEMO_FILES = { model: "teacher.bin", tokenizer: "tok.bin", student: "student.safetensors" } as const;
+export const DEMO_SCRIPT = "scripts/make-demo-models.sh";
+
+/** Prompts that fit the synthetic story grammar (and read naturally for TinyStories models too). */
+export const DEMO_PROMPTS = ["Once upon a time,", "One sunny day, a little girl named Lily", "Tom was a happy dog who", "There once was a shy cat called"];
+
+export const demoFlags = {
+  model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer and --student" },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin of the model (default: demo/tok.bin)" },
+  student: { kind: "string", value: "FILE", help: "PTP student distilled for the model (default: demo/student.safetensors)" },
+  "demo-dir": { kind: "string", value: "DIR", help: "where the default files live (default: demo/ in the package)" },
+  prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: a built-in list" },
+  steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
+  temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
+  seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
+  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
+  budget: { kind: "int", value: "B", help: "proposal slots per call (default 2 N)" },
+  backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
+} satisfies FlagSpecs;
+
+export const demoUsage = `usage: ptp demo [--model FILE --tokenizer FILE --student FILE] [options]
+
+Decode a few prompts with Parallel Token Prediction (the single-call
+decoder: one model call verifies the last proposals and makes the next)
+and again autoregressively with the same u's, then print each text with
+the chunks that each call accepted marked (alternating colours on a
+terminal, else [brackets]), accepted tokens per call, model calls, tokens/s
+of both, the speedup, and whether the outputs equal AR's (exit 1 if not).
+
+By default it runs the small teacher and distilled student shipped in
+demo/ (a char-level Llama trained on the project's synthetic stories; see
+${DEMO_SCRIPT}). On a real checkpoint:
+  ptp demo --model stories260K.bin --tokenizer tok512.bin --student FILE
+
+${describeFlags(demoFlags)}`;
+
+/** ANSI backgrounds alternating between chunks; the prompt is bold. */
+const CHUNK_STYLES = ["\x1b[30;46m", "\x1b[30;43m"];
+const BOLD = "\x1b[1m";
+const RESET = "\x1b[0m";
+
+export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, demoFlags);
+  if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
+  if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.seed! < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
+  for (const name of ["window", "budget", "threads"] as const) {
+    const v = f[name];
+    if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
+  }
+  if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
+  if (f.model !== undefined && f.student === undefined) {
+    throw new UsageError("--model needs --student FILE: a student distilled for that model (the shipped one fits the shipped teacher only)");
+  }
+
+  const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
+  const paths = {
+    model: f.model ?? join(dir, DEMO_FILES.model),
+    tokenizer: f.tokenizer ?? join(dir, DEMO_FILES.tokenizer),
+    student: f.student ?? join(dir, DEMO_FILES.student),
+  };
+  const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && !existsSync(paths[k]));
+  if (missingDefaults.length > 0) {
+    throw new Error(
+      `the demo models are missing: ${missingDefaults.map((k) => paths[k]).join(", ")}.\n` +
+        `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` +
+        `or pass --model FILE --tokenizer FILE --student FILE.`,
+    );
+  }
+
+  const checkpoint = readCheckpoint(paths.model);
+  const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
+  const student = readStudent(paths.student);
+  checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
+  const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
+  const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
+
+  const backend = await createBackend(f.backend, { threads: f.threads });
+  const teacher = new Transformer(backend, checkpoint);
+  let model: PtpModel | undefined;
+  try {
+    model = new PtpModel(teacher, student);
+    const window = f.window ?? student.config.window;
+    const budget = f.budget ?? 2 * window;
+    const c = checkpoint.config, s = student.config;
+    io.stdout(
+      `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
+        `student:  ${paths.student} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})\n` +
+        `decoding: single-call (window ${window}, budget ${budget}) vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
+    );
+
+    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+    const common = { steps: f.steps!, sampling: { temperature: f.temperature! } };
+    const ptpOptions = (i: number): DecodeOptions => ({ ...common, decoder: "single-call", window, budget, aux: [new XorShiftAux(BigInt(f.seed! + i))] });
+    const arOptions = (i: number): DecodeOptions => ({ ...common, decoder: "ar", aux: [new XorShiftAux(BigInt(f.seed! + i))] });
+    // Warm-up of both decoders (JIT tiers, allocations), so that neither timing pays for it.
+    decode(model, [prompts[0]], ptpOptions(0));
+    decode(model, [prompts[0]], arOptions(0));
+
+    const runs: Run[] = [];
+    for (let i = 0; i < prompts.length; i++) {
+      // One prompt per decode, so each prompt's speed is its own.
+      const ptp = decode(model, [prompts[i]], ptpOptions(i));
+      const ar = decode(model, [prompts[i]], arOptions(i));
+      const run = runOf(ptp, ar);
+      runs.push(run);
+      io.stdout(`[${i + 1}] `);
+      io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
+      const r = summary(run);
+      io.stdout(`\n    ${run.generated} tokens; accepted per call ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
+    }
+
+    const all = runs.reduce(addRuns);
+    const r = summary(all);
+    io.stdout(
+      `overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` +
+        `accepted per call: ${r.accepted} (mean)\n` +
+        `model calls: ${r.calls}\n` +
+        `tokens/s: ${r.speed}\n` +
+        `equals AR: ${r.equal}\n` +
+        `backend: ${backend.description}\n`,
+    );
+    if (!all.equal) {
+      io.stderr("ptp demo: a PTP output differs from AR's with the same u's; PTP decoding must reproduce AR exactly, so this is a library bug\n");
+      return 1;
+    }
+    return 0;
+  } finally {
+    model?.dispose();
+    teacher.dispose();
+  }
+}
+
+/** What one prompt (or, summed, all prompts) took with PTP and with AR. */
+interface Run {
+  generated: number;
+  /** Verification steps, i.e. accepted chunks. */
+  steps: number;
+  calls: number;
+  arCalls: number;
+  seconds: number;
+  arSeconds: number;
+  equal: boolean;
+}
+
+function runOf(ptp: PtpResult, ar: PtpResult): Run {
+  return {
+    generated: ptp.stats.generatedTokens,
+    steps: ptp.chunks[0].length,
+    calls: ptp.stats.modelCalls,
+    arCalls: ar.stats.modelCalls,
+    seconds: ptp.stats.seconds,
+    arSeconds: ar.stats.seconds,
+    equal: firstMismatch(ptp.outputs, ar.outputs) === undefined,
+  };
+}
+
+function addRuns(a: Run, b: Run): Run {
+  return {
+    generated: a.generated + b.generated,
+    steps: a.steps + b.steps,
+    calls: a.calls + b.calls,
+    arCalls: a.arCalls + b.arCalls,
+    seconds: a.seconds + b.seconds,
+    arSeconds: a.arSeconds + b.arSeconds,
+    equal: a.equal && b.equal,
+  };
+}
+
+/** The printed figures of a run; ratios of nothing (a prompt with no room to generate) read "n/a". */
+function summary(r: Run): { accepted: string; calls: string; speed: string; equal: string } {
+  const ratio = (a: number, b: number, digits: number) => (a > 0 && b > 0 ? (a / b).toFixed(digits) : "n/a");
+  return {
+    accepted: ratio(r.generated, r.steps, 2),
+    calls: `${r.calls} (AR: ${r.arCalls}; ${ratio(r.arCalls, r.calls, 2)}x fewer)`,
+    speed: `${ratio(r.generated, r.seconds, 1)} (AR: ${ratio(r.generated, r.arSeconds, 1)}; speedup ${ratio(r.arSeconds, r.seconds, 2)}x)`,
+    equal: r.equal ? "yes" : "NO",
+  };
+}
+
+/**
+ * The bytes the AR path prints for `tokens` (printable pieces after the
+ * first token), with the generated part (the last sum(chunks) tokens) cut
+ * into the accepted chunks:
+ * each chunk in [brackets], or in alternating ANSI backgrounds with the
+ * prompt in bold. Removing the marks gives the AR text exactly.
+ */
+export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
+  const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
+  const out: Uint8Array[] = [];
+  const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));
+  const pieces = (from: number, to: number) => {
+    for (let i = Math.max(from, 1); i < to; i++) {
+      const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
+      if (Tokenizer.isPrintablePiece(piece)) out.push(piece);
+    }
+  };
+  if (color) ascii(BOLD);
+  pieces(1, promptLength);
+  if (color) ascii(RESET);
+  let at = promptLength;
+  chunks.forEach((n, j) => {
+    ascii(color ? CHUNK_STYLES[j % CHUNK_STYLES.length] : "[");
+    pieces(at, at + n);
+    ascii(color ? RESET : "]");
+    at += n;
+  });
+  return Buffer.concat(out);
+}

@@ -1,0 +1,140 @@
+import { existsSync } from "node:fs";
+import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { readCheckpoint } from "../io/checkpoint.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import { Transformer } from "../model/transformer.js";
+import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../ptp/adapter-file.js";
+import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
+import type { AuxKind, Variant } from "../ptp/student-weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
+import { readDataset } from "../train/dataset.js";
+import { distill } from "../train/distill.js";
+import type { LossKind } from "../train/ptp-windows.js";
+import type { LrDecay } from "../train/schedule.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { processIo, type Io } from "./io.js";
+import { readPrompts } from "./ptp-common.js";
+
+export const distillFlags = {
+  model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin)", required: true },
+  dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
+  out: { kind: "string", value: "FILE", help: "student adapter to write (safetensors), rewritten at every checkpoint", required: true },
+  checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
+  log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
+  resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
+  init: { kind: "string", value: "FILE", help: "start from this student instead of a fresh one (B = 0)" },
+  variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
+  rank: { kind: "int", value: "R", help: "LoRA rank", default: 32 },
+  alpha: { kind: "number", value: "A", help: "LoRA alpha (update scaled by alpha / rank)", default: 32 },
+  aux: { kind: "string", value: "KIND", help: "auxiliary embedding of u: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
+  digits: { kind: "int", value: "B", help: "binary digits of u for --aux digits", default: 16 },
+  window: { kind: "int", value: "L", help: "slots per window", default: 16 },
+  loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: ["ce", "kl", "rkl"] },
+  gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
+  beta: { kind: "number", value: "B", help: "u drawn in its bin at left + z (right - left), z ~ Beta(B, B)", default: 1 },
+  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16 },
+  batch: { kind: "int", value: "N", help: "sequences per step", default: 2 },
+  steps: { kind: "int", value: "N", help: "optimizer steps", default: 2000 },
+  "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
+  minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
+  lr: { kind: "number", value: "LR", help: "peak learning rate", default: 2e-3 },
+  warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
+  schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: "constant", choices: ["constant", "cosine"] },
+  "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: 0 },
+  clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
+  seed: { kind: "int", value: "S", help: "seed of the student init and the data order", default: 1 },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
+  "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
+  "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
+  "eval-every": { kind: "int", value: "N", help: "evaluate and checkpoint every N steps", default: 200 },
+  "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
+  "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
+  backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads" },
+} satisfies FlagSpecs;
+
+export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
+
+Distill a gated-LoRA PTP student of the teacher from a dataset of teacher
+samples (ptp pregenerate). Every step draws the u of each sampled token
+inside its bin, lays --windows windows of --window slots at random starts
+of each of --batch sequences, and trains them in one pass against the
+teacher's KV. stderr: a progress bar (loss, #correct, slots/s, ETA) and,
+every --eval-every steps, accepted tokens per call on held-out prompts with
+the real decoder. The student and a training checkpoint are written
+atomically at each evaluation and at the end; Ctrl-C stops after the
+current step and saves; --resume continues exactly.
+
+${describeFlags(distillFlags)}`;
+
+export async function distillCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, distillFlags);
+  for (const k of ["rank", "window", "windows", "batch", "steps", "eval-count", "eval-steps"] as const) {
+    if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+  }
+  for (const k of ["alpha", "beta", "lr"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
+  if (!(f.gamma! > 0 && f.gamma! <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
+  if (f.minutes! < 0 || f.warmup! < 0 || f["eval-every"]! < 0 || f.clip! < 0 || f["weight-decay"]! < 0) throw new UsageError("--minutes, --warmup, --eval-every, --clip and --weight-decay must be >= 0");
+  const variant = f.variant as Variant, loss = f.loss as LossKind;
+  if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
+  if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
+  const out = f.out!;
+  const checkpointPath = f.checkpoint ?? `${out}.train.safetensors`, logPath = f.log ?? `${out}.log.jsonl`;
+  if (!f.resume && existsSync(checkpointPath)) throw new Error(`${checkpointPath} exists (a run to continue?); pass --resume, or remove it to start over`);
+
+  const ckpt = readCheckpoint(f.model!);
+  const checksum = teacherChecksum(ckpt);
+  const dataset = readDataset(f.dataset!, { allowTornTail: true });
+  if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
+  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
+  let student = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
+  if (f.init !== undefined) {
+    student = readStudent(f.init);
+    checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
+  }
+  const backend = await createBackend(f.backend!, { threads: f.threads });
+  // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
+  if (f.backend === "wasm") useTrainKernels(wasmTrainKernels());
+  const teacher = new Transformer(backend, ckpt);
+  const sampling = dataset.meta.sampling;
+  let evalSettings;
+  if (f["eval-prompts"] !== undefined) {
+    const tokenizer = Tokenizer.load(f.tokenizer!, ckpt.config.vocabSize);
+    const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
+    evalSettings = { prompts, steps: f["eval-steps"]!, sampling, decoder: f["eval-decoder"] as DecoderName, seed: 1000 };
+  }
+  io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP student rank ${f.rank} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
+  try {
+    const r = distill(
+      ckpt,
+      teacher,
+      student,
+      dataset.records,
+      {
+        loss,
+        gamma: f.gamma!,
+        betaB: f.beta!,
+        windows: f.windows!,
+        sequences: f.batch!,
+        window: f.window!,
+        sampling,
+        schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay },
+        weightDecay: f["weight-decay"]!,
+        clip: f.clip!,
+        seed: f.seed!,
+        steps: f.steps!,
+        minutes: f.minutes!,
+        stopAfter: f["stop-after"]!,
+        evalEvery: f["eval-every"]!,
+        eval: evalSettings,
+      },
+      { out, checkpoint: checkpointPath, log: logPath, resume: f.resume === true },
+      { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+    );
+    io.stderr(`distill: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; student: ${out}\n`);
+    return r.interrupted ? 130 : 0;
+  } finally {
+    teacher.dispose();
+  }
+}

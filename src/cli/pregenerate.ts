@@ -1,0 +1,163 @@
+import { existsSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { readCheckpoint } from "../io/checkpoint.js";
+import { readFileBytes } from "../io/errors.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import { Transformer } from "../model/transformer.js";
+import { DatasetWriter, totalRecords } from "../train/dataset.js";
+import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { processIo, type Io } from "./io.js";
+
+export const pregenerateFlags = {
+  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint of the teacher (.bin)", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  out: { kind: "string", value: "FILE", help: "dataset file to write (spec/dataset.md)", required: true },
+  prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: complete from BOS" },
+  samples: { kind: "int", value: "N", help: "completions per prompt", default: 32 },
+  steps: { kind: "int", value: "N", help: "most sampled tokens per completion (also stops at BOS and at the model's seqLen)", default: 256 },
+  temperature: { kind: "number", value: "T", help: "sampling temperature (> 0)", default: 0.7 },
+  "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 50 },
+  "top-p": { kind: "number", value: "P", help: "nucleus threshold in (0, 1] (1 = off)", default: 0.95 },
+  seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1 },
+  backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  resume: { kind: "bool", help: "continue an existing --out (same settings; a torn last record is truncated)" },
+} satisfies FlagSpecs;
+
+export const pregenerateUsage = `usage: ptp pregenerate --model FILE --tokenizer FILE --out FILE [options]
+
+Sample completions from the teacher with its sampling settings and write
+the distillation dataset: per completion its tokens and, for every sampled
+token, the bin [left, right) of the u that picked it (spec/dataset.md).
+--samples completions per prompt, from --prompts or from BOS. Records are
+appended and synced as they are made; after an interruption, run the same
+command with --resume to continue (the result is byte-identical to an
+uninterrupted run). stderr: a progress bar, then a summary.
+
+${describeFlags(pregenerateFlags)}`;
+
+export async function pregenerateCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, pregenerateFlags);
+  if (f.samples! < 1) throw new UsageError(`--samples must be a positive integer, got ${f.samples}`);
+  if (f.steps! < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
+  if (!(f.temperature! > 0)) throw new UsageError(`--temperature must be > 0 (the dataset stores sampling bins), got ${f.temperature}`);
+  if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
+  if (!(f["top-p"]! > 0 && f["top-p"]! <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${f["top-p"]}`);
+  if (f.seed! < 0 || f.seed! > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
+  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  const out = f.out!;
+  if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
+
+  const checkpoint = readCheckpoint(f.model!);
+  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const prompts: PromptSet =
+    f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
+  const seqLen = checkpoint.config.seqLen;
+  prompts.tokens.forEach((p, i) => {
+    if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
+  });
+  const meta = datasetMeta(checkpoint, prompts, {
+    sampling: { temperature: f.temperature!, topK: f["top-k"]!, topP: f["top-p"]! },
+    samplesPerPrompt: f.samples!,
+    maxSteps: f.steps!,
+    seed: f.seed!,
+  });
+
+  const writer = DatasetWriter.open(out, meta, { resume: f.resume === true });
+  let model: Transformer | undefined;
+  // Ctrl-C / kill: finish the current record, sync, and say how to continue.
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const backend = await createBackend(f.backend, { threads: f.threads });
+    model = new Transformer(backend, checkpoint);
+    const total = totalRecords(meta);
+    if (writer.resumed) {
+      const tail = writer.truncatedBytes > 0 ? `; truncated a torn last record (${writer.truncatedBytes} bytes)` : "";
+      io.stderr(`resuming ${out}: ${writer.records} of ${total} records complete${tail}\n`);
+    }
+    const bar = progressBar(io);
+    const summary = await pregenerate(model, writer, prompts, { onProgress: bar.update, signal: abort.signal });
+    bar.finish();
+    const bytes = statSync(out).size;
+    if (summary.stopped) {
+      io.stderr(`interrupted: ${out} holds ${summary.done} of ${total} records; run the same command with --resume to continue\n`);
+      return 130;
+    }
+    const rate = summary.seconds > 0 ? summary.tokens / summary.seconds : 0;
+    io.stderr(
+      `wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`,
+    );
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    writer.close();
+    model?.dispose();
+  }
+}
+
+/** The prompts of a --prompts file: one per line, blank lines skipped. */
+function readPrompts(path: string): string[] {
+  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
+  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
+  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
+  return prompts;
+}
+
+/**
+ * Progress on stderr: redrawn in place ("\r") on a terminal, otherwise a
+ * line every 5 seconds (logs of long runs stay short).
+ */
+function progressBar(io: Io): { update: (p: PregenerateProgress) => void; finish: () => void } {
+  // Only the real process stderr can be a terminal; captured Io (tests) gets lines.
+  const tty = io === processIo && process.stderr.isTTY === true;
+  const interval = tty ? 200 : 5000;
+  let last = -Infinity;
+  let latest: PregenerateProgress | undefined;
+  let shown: PregenerateProgress | undefined;
+  const render = (p: PregenerateProgress): string => {
+    const rate = p.seconds > 0 ? p.tokens / p.seconds : 0;
+    const perRecord = p.generated > 0 ? p.seconds / p.generated : NaN;
+    const eta = Number.isFinite(perRecord) ? formatDuration((p.total - p.done) * perRecord) : "?";
+    const frac = p.total > 0 ? p.done / p.total : 1;
+    const width = 24;
+    const filled = Math.round(frac * width);
+    return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.done}/${p.total} records (${(100 * frac).toFixed(1)}%)  ${rate.toFixed(0)} tok/s  ETA ${eta}`;
+  };
+  const draw = (p: PregenerateProgress): void => {
+    io.stderr(tty ? `\r${render(p)}\x1b[K` : `${render(p)}\n`);
+    shown = p;
+  };
+  return {
+    update(p) {
+      latest = p;
+      const now = performance.now();
+      if (now - last >= interval) {
+        last = now;
+        draw(p);
+      }
+    },
+    finish() {
+      if (latest && latest !== shown) draw(latest);
+      if (tty && shown) io.stderr("\n");
+    },
+  };
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}

@@ -1,0 +1,39 @@
+/** Helpers shared by the commands that decode prompts and compare with AR (generate, demo). */
+import { readFileBytes } from "../io/errors.js";
+import { Tokenizer } from "../io/tokenizer.js";
+
+/** The prompts of a --prompts file: one per line, blank lines skipped. */
+export function readPrompts(path: string): string[] {
+  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
+  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
+  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
+  return prompts;
+}
+
+/** The bytes the AR path prints for a sequence: printable pieces after the first token. */
+export function textOf(tokenizer: Tokenizer, tokens: readonly number[]): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  for (let i = 1; i < tokens.length; i++) {
+    const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
+    if (Tokenizer.isPrintablePiece(piece)) pieces.push(piece);
+  }
+  return Buffer.concat(pieces);
+}
+
+export interface Mismatch {
+  prompt: number;
+  position: number;
+  ptp?: number;
+  ar?: number;
+}
+
+/** The first position where two batches of token sequences differ, or undefined if they are equal. */
+export function firstMismatch(a: readonly number[][], b: readonly number[][]): Mismatch | undefined {
+  for (let p = 0; p < a.length; p++) {
+    const n = Math.max(a[p].length, b[p].length);
+    for (let k = 0; k < n; k++) {
+      if (a[p][k] !== b[p][k]) return { prompt: p, position: k, ptp: a[p][k], ar: b[p][k] };
+    }
+  }
+  return undefined;
+}

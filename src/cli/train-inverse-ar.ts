@@ -1,0 +1,81 @@
+import { createBackend } from "../backends/registry.js";
+import { readCheckpoint } from "../io/checkpoint.js";
+import type { Tokenizer } from "../io/tokenizer.js";
+import { Transformer } from "../model/transformer.js";
+import { randomStudent } from "../ptp/adapter-file.js";
+import type { AuxKind } from "../ptp/student-weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { inverseArTrain } from "../train/inverse-ar.js";
+import { tokenStream } from "../train/pretrain.js";
+import type { LrDecay } from "../train/schedule.js";
+import { UsageError, type FlagSpecs } from "./args.js";
+import { processIo, type Io } from "./io.js";
+
+/** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
+export const inverseArFlags = {
+  model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin) the C-PTP student adapts" },
+  rank: { kind: "int", value: "R", help: "inverse-ar: LoRA rank", default: 32 },
+  alpha: { kind: "number", value: "A", help: "inverse-ar: LoRA alpha", default: 32 },
+  aux: { kind: "string", value: "KIND", help: "inverse-ar: auxiliary embedding bits|digits|anchors", default: "digits", choices: ["bits", "digits", "anchors"] },
+  digits: { kind: "int", value: "B", help: "inverse-ar: binary digits of u for --aux digits", default: 20 },
+  window: { kind: "int", value: "L", help: "inverse-ar: slots per window", default: 8 },
+  temperature: { kind: "number", value: "T", help: "inverse-ar: temperature of the student's own bins (and of decoding)", default: 1 },
+  beta: { kind: "number", value: "B", help: "inverse-ar: u drawn in its bin with z ~ Beta(B, B)", default: 1 },
+  "eval-prompts": { kind: "string", value: "FILE", help: "inverse-ar: held-out prompts for accepted tokens per call (self decoder)" },
+  "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16 },
+  "eval-steps": { kind: "int", value: "N", help: "inverse-ar: positions per evaluation prompt", default: 96 },
+} satisfies FlagSpecs;
+
+type Flags = Record<string, string | number | boolean | undefined>;
+
+export async function inverseArCommand(f: Flags, lines: string[], tokenizer: Tokenizer, files: { out: string; checkpointPath: string; logPath: string }, io: Io): Promise<number> {
+  if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
+  const num = (k: string) => f[k] as number;
+  if (!(num("temperature") > 0)) throw new UsageError(`--temperature must be > 0 for inverse-ar (u's live in sampling bins), got ${f.temperature}`);
+  const ckpt = readCheckpoint(f.model as string);
+  if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
+  const checksum = teacherChecksum(ckpt);
+  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: num("digits") } : { kind: f.aux as AuxKind };
+  const student = randomStudent(ckpt, checksum, { variant: "C", rank: num("rank"), alpha: num("alpha"), aux, window: num("window"), seed: num("seed"), zeroB: true });
+  const backend = await createBackend("wasm");
+  const base = new Transformer(backend, ckpt);
+  const sampling = { temperature: num("temperature"), topK: 0, topP: 1 };
+  const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
+  const context = Math.min((f.context as number | undefined) ?? ckpt.config.seqLen, ckpt.config.seqLen);
+  let evalSettings;
+  if (f["eval-prompts"] !== undefined) {
+    const { readPrompts } = await import("./ptp-common.js");
+    const prompts = readPrompts(f["eval-prompts"] as string).slice(0, num("eval-count")).map((t) => tokenizer.encode(t, true, false));
+    evalSettings = { prompts, steps: num("eval-steps"), sampling, decoder: "self" as const, seed: 1000 };
+  }
+  try {
+    const r = inverseArTrain(
+      ckpt,
+      base,
+      student,
+      stream,
+      {
+        sequences: num("batch"),
+        context,
+        window: num("window"),
+        sampling,
+        betaB: num("beta"),
+        schedule: { lr: num("lr"), warmup: Math.min(num("warmup"), num("steps")), totalSteps: num("steps"), decay: f.schedule as LrDecay },
+        weightDecay: num("weight-decay"),
+        clip: num("clip"),
+        seed: num("seed"),
+        steps: num("steps"),
+        minutes: num("minutes"),
+        stopAfter: num("stop-after"),
+        evalEvery: num("eval-every"),
+        eval: evalSettings,
+      },
+      { out: files.out, checkpoint: files.checkpointPath, log: files.logPath, resume: f.resume === true },
+      { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+    );
+    io.stderr(`inverse-ar: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; student: ${files.out}\n`);
+    return r.interrupted ? 130 : 0;
+  } finally {
+    base.dispose();
+  }
+}

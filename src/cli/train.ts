@@ -1,0 +1,128 @@
+import { existsSync } from "node:fs";
+import { readFileBytes } from "../io/errors.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import { validateConfig, type ModelConfig } from "../model/config.js";
+import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
+import { loadTokenizerFile, writeCharTokenizer } from "../train/char-tokenizer.js";
+import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
+import type { LrDecay } from "../train/schedule.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { processIo, type Io } from "./io.js";
+import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
+
+export const trainFlags = {
+  corpus: { kind: "string", value: "FILE", help: "training text, one document per line", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin to encode the corpus with" },
+  "char-vocab": { kind: "string", value: "FILE", help: "instead of --tokenizer: build a character tokenizer from the corpus and write it here" },
+  out: { kind: "string", value: "FILE", help: "checkpoint to write (llama2.c .bin; with --objective inverse-ar: the C-PTP student, safetensors)", required: true },
+  objective: { kind: "string", value: "KIND", help: "ar (next-token training from scratch) | inverse-ar (C-PTP student of --model with no teacher samples)", default: "ar", choices: ["ar", "inverse-ar"] },
+  checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
+  log: { kind: "string", value: "FILE", help: "metrics log, JSON lines (default: OUT.log.jsonl)" },
+  resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
+  dim: { kind: "int", value: "N", help: "model width", default: 64 },
+  layers: { kind: "int", value: "N", help: "transformer blocks", default: 4 },
+  heads: { kind: "int", value: "N", help: "query heads", default: 4 },
+  "kv-heads": { kind: "int", value: "N", help: "key/value heads (default: --heads)" },
+  hidden: { kind: "int", value: "N", help: "SwiGLU hidden width", default: 172 },
+  "seq-len": { kind: "int", value: "N", help: "the model's maximum sequence length", default: 256 },
+  context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len)" },
+  batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
+  steps: { kind: "int", value: "N", help: "optimizer steps", default: 2000 },
+  "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
+  minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit)", default: 0 },
+  lr: { kind: "number", value: "LR", help: "peak learning rate", default: 3e-3 },
+  warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
+  schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: "cosine", choices: ["constant", "cosine"] },
+  "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: 0.01 },
+  clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
+  seed: { kind: "int", value: "S", help: "seed of the init and the data order", default: 1 },
+  "eval-every": { kind: "int", value: "N", help: "evaluate (held-out loss) and checkpoint every N steps", default: 200 },
+  "valid-fraction": { kind: "number", value: "F", help: "last fraction of the documents held out for validation", default: 0.05 },
+  ...inverseArFlags,
+} satisfies FlagSpecs;
+
+export const trainUsage = `usage: ptp train --corpus FILE (--tokenizer FILE | --char-vocab FILE) --out FILE [options]
+
+Train a small Llama-architecture model from scratch by next-token
+prediction on a text corpus (one document per line) and write it as a
+llama2.c checkpoint. With --char-vocab the command first builds a
+character-level tokenizer from the corpus. The last --valid-fraction of
+the documents is held out; its loss is reported every --eval-every steps,
+when the checkpoint is also written (atomically). Ctrl-C saves and stops;
+--resume continues exactly.
+
+--objective inverse-ar instead trains a C-PTP student of an existing model
+(--model) on the corpus with no teacher samples (method section 3.4): for
+each window the u's are recovered one slot at a time inside the student's
+OWN bins of the observed tokens, then one gradient step is taken on the
+C-PTP cross-entropy. --out is then the student adapter (safetensors).
+
+${describeFlags(trainFlags)}`;
+
+export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, trainFlags);
+  if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
+  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch", "steps"] as const) if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+  if (!(f.lr! > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
+  if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
+  const out = f.out!;
+  const checkpointPath = f.checkpoint ?? `${out}.train.safetensors`, logPath = f.log ?? `${out}.log.jsonl`;
+  if (!f.resume && existsSync(checkpointPath)) throw new Error(`${checkpointPath} exists (a run to continue?); pass --resume, or remove it to start over`);
+
+  const text = new TextDecoder().decode(readFileBytes(f.corpus!, "a text corpus, one document per line"));
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
+  let tokenizer: Tokenizer;
+  if (f["char-vocab"] !== undefined) {
+    if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
+    else {
+      const n = writeCharTokenizer(f["char-vocab"], lines.join("\n"));
+      io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
+      tokenizer = loadTokenizerFile(f["char-vocab"]);
+    }
+  } else tokenizer = loadTokenizerFile(f.tokenizer!);
+  useTrainKernels(wasmTrainKernels());
+  if (f.objective === "inverse-ar") return inverseArCommand(f, lines, tokenizer, { out, checkpointPath, logPath }, io);
+
+  const config: ModelConfig = {
+    dim: f.dim!,
+    hiddenDim: f.hidden!,
+    nLayers: f.layers!,
+    nHeads: f.heads!,
+    nKvHeads: f["kv-heads"] ?? f.heads!,
+    vocabSize: tokenizer.vocabSize,
+    seqLen: f["seq-len"]!,
+    sharedClassifier: true,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+  };
+  validateConfig(config, "ptp train: the model shape");
+  const context = f.context ?? config.seqLen;
+  if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
+  const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"]!)));
+  const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
+  const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
+  io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
+  const model = initModel(config, f.seed!);
+  const r = pretrain(
+    model,
+    train,
+    valid,
+    {
+      batch: f.batch!,
+      context,
+      schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay, minLr: f.lr! / 10 },
+      weightDecay: f["weight-decay"]!,
+      clip: f.clip!,
+      seed: f.seed!,
+      steps: f.steps!,
+      minutes: f.minutes!,
+      stopAfter: f["stop-after"]!,
+      evalEvery: f["eval-every"]!,
+    },
+    { out, checkpoint: checkpointPath, log: logPath, resume: f.resume === true },
+    { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+  );
+  io.stderr(`train: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; model: ${out}\n`);
+  return r.interrupted ? 130 : 0;
+}

@@ -1,0 +1,89 @@
+import type { Tape, Tensor } from "./tensor.js";
+
+function sameSize(op: string, a: Tensor, b: Tensor): void {
+  if (a.data.length !== b.data.length) throw new RangeError(`${op}: sizes differ (${a.data.length} vs ${b.data.length})`);
+}
+
+/** a + b, same shape. */
+export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
+  sameSize("add", a, b);
+  const y = tape.output(a.shape, [a, b]);
+  for (let i = 0; i < y.data.length; i++) y.data[i] = a.data[i] + b.data[i];
+  tape.record(y, (dy) => {
+    for (const t of [a, b]) if (t.grad) for (let i = 0; i < dy.length; i++) t.grad[i] += dy[i];
+  });
+  return y;
+}
+
+/** c * x for a constant c. */
+export function scale(tape: Tape, x: Tensor, c: number): Tensor {
+  const y = tape.output(x.shape, [x]);
+  for (let i = 0; i < y.data.length; i++) y.data[i] = c * x.data[i];
+  tape.record(y, (dy) => {
+    for (let i = 0; i < dy.length; i++) x.grad![i] += c * dy[i];
+  });
+  return y;
+}
+
+/** x [M, N] + b [N] on every row. */
+export function addBias(tape: Tape, x: Tensor, b: Tensor): Tensor {
+  const N = x.cols, M = x.data.length / N;
+  if (b.data.length !== N) throw new RangeError(`addBias: bias has ${b.data.length} values, rows have ${N}`);
+  const y = tape.output(x.shape, [x, b]);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) y.data[m * N + n] = x.data[m * N + n] + b.data[n];
+  tape.record(y, (dy) => {
+    if (x.grad) for (let i = 0; i < dy.length; i++) x.grad[i] += dy[i];
+    if (b.grad) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) b.grad[n] += dy[m * N + n];
+  });
+  return y;
+}
+
+const sigmoid = (a: number) => 1 / (1 + Math.exp(-a));
+
+/** SwiGLU: silu(gate) * up, elementwise; silu(a) = a sigmoid(a). */
+export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
+  sameSize("swiglu", gate, up);
+  const y = tape.output(gate.shape, [gate, up]);
+  const g = gate.data, u = up.data;
+  for (let i = 0; i < y.data.length; i++) y.data[i] = g[i] * sigmoid(g[i]) * u[i];
+  tape.record(y, (dy) => {
+    for (let i = 0; i < dy.length; i++) {
+      const s = sigmoid(g[i]);
+      if (gate.grad) gate.grad[i] += dy[i] * u[i] * s * (1 + g[i] * (1 - s));
+      if (up.grad) up.grad[i] += dy[i] * g[i] * s;
+    }
+  });
+  return y;
+}
+
+/** Rows of a [Ra, D] on top of rows of b [Rb, D] -> [Ra + Rb, D]. */
+export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
+  if (a.cols !== b.cols) throw new RangeError(`concatRows: widths differ (${a.cols} vs ${b.cols})`);
+  const D = a.cols, Ra = a.data.length / D, Rb = b.data.length / D;
+  const y = tape.output([Ra + Rb, D], [a, b]);
+  y.data.set(a.data, 0);
+  y.data.set(b.data, a.data.length);
+  tape.record(y, (dy) => {
+    if (a.grad) for (let i = 0; i < a.data.length; i++) a.grad[i] += dy[i];
+    if (b.grad) for (let i = 0; i < b.data.length; i++) b.grad[i] += dy[a.data.length + i];
+  });
+  return y;
+}
+
+/** Row m of the result is `row` [D] where take[m] is 1, else row m of x [M, D]. */
+export function replaceRows(tape: Tape, x: Tensor, row: Tensor, take: Uint8Array): Tensor {
+  const D = x.cols, M = x.data.length / D;
+  if (row.data.length !== D) throw new RangeError(`replaceRows: the row has ${row.data.length} values, x rows have ${D}`);
+  if (take.length !== M) throw new RangeError(`replaceRows: take has ${take.length} entries for ${M} rows`);
+  const y = tape.output(x.shape, [x, row]);
+  for (let m = 0; m < M; m++) y.data.set(take[m] ? row.data : x.data.subarray(m * D, (m + 1) * D), m * D);
+  tape.record(y, (dy) => {
+    for (let m = 0; m < M; m++) {
+      const g = take[m] ? row.grad : x.grad;
+      if (!g) continue;
+      const o = take[m] ? 0 : m * D;
+      for (let d = 0; d < D; d++) g[o + d] += dy[m * D + d];
+    }
+  });
+  return y;
+}

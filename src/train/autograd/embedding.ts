@@ -1,0 +1,51 @@
+import type { Tape, Tensor } from "./tensor.js";
+
+/** y[m, :] = table[ids[m], :]; the backward pass scatters into the table's rows. */
+export function embedding(tape: Tape, table: Tensor, ids: Int32Array): Tensor {
+  const D = table.cols, V = table.data.length / D, M = ids.length;
+  const y = tape.output([M, D], [table]);
+  for (let m = 0; m < M; m++) {
+    const t = ids[m];
+    if (!(t >= 0 && t < V)) throw new RangeError(`embedding: id ${t} at row ${m} is outside the table of ${V} rows`);
+    y.data.set(table.data.subarray(t * D, (t + 1) * D), m * D);
+  }
+  tape.record(y, (dy) => {
+    for (let m = 0; m < M; m++) {
+      const o = ids[m] * D;
+      for (let d = 0; d < D; d++) table.grad![o + d] += dy[m * D + d];
+    }
+  });
+  return y;
+}
+
+/**
+ * The "anchors" auxiliary embedding for rows of u's: piecewise-linear between
+ * the learned vectors anchors [3, D] at u = 0, 0.5, 1 (src/ptp/auxiliary.ts
+ * computes the same at inference).
+ */
+export function anchorEmbedding(tape: Tape, anchors: Tensor, us: Float32Array): Tensor {
+  const D = anchors.cols, M = us.length;
+  if (anchors.data.length !== 3 * D) throw new RangeError(`anchorEmbedding: anchors must be [3, D], got [${anchors.shape}]`);
+  const lo = new Int32Array(M), t = new Float64Array(M);
+  for (let m = 0; m < M; m++) {
+    const hi = us[m] < 0.5 ? 1 : 2;
+    lo[m] = hi - 1;
+    t[m] = Math.fround((us[m] - (hi - 1) * 0.5) * 2);
+  }
+  const A = anchors.data, y = tape.output([M, D], [anchors]);
+  for (let m = 0; m < M; m++) {
+    for (let d = 0; d < D; d++) {
+      const a = A[lo[m] * D + d];
+      y.data[m * D + d] = a + t[m] * (A[(lo[m] + 1) * D + d] - a);
+    }
+  }
+  tape.record(y, (dy) => {
+    for (let m = 0; m < M; m++) {
+      for (let d = 0; d < D; d++) {
+        anchors.grad![lo[m] * D + d] += (1 - t[m]) * dy[m * D + d];
+        anchors.grad![(lo[m] + 1) * D + d] += t[m] * dy[m * D + d];
+      }
+    }
+  });
+  return y;
+}

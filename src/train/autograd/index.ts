@@ -1,0 +1,11 @@
+/** Reverse-mode autodiff over float32 tensors: the tape and the ops the model uses. */
+export { Tape, Tensor } from "./tensor.js";
+export { jsKernels, trainKernels, useTrainKernels, type TrainKernels } from "./kernels.js";
+export { wasmTrainKernels } from "./wasm-kernels.js";
+export { linear } from "./linear.js";
+export { add, addBias, concatRows, replaceRows, scale, swiglu } from "./elementwise.js";
+export { rmsnorm } from "./rmsnorm.js";
+export { rope } from "./rope.js";
+export { attention, type KeyRanges } from "./attention.js";
+export { anchorEmbedding, embedding } from "./embedding.js";
+export { crossEntropy, klDivergence } from "./losses.js";

@@ -1,0 +1,136 @@
+/**
+ * The dense products that dominate training time, behind one small
+ * interface so a faster implementation (WASM SIMD) can replace the plain
+ * loops without the ops knowing. All matrices are row-major float32;
+ * W is stored [N, K] as in the model (y = x W^T).
+ */
+export interface TrainKernels {
+  readonly name: string;
+  /** y[M, N] = x[M, K] W[N, K]^T (overwrites y). */
+  matmul(y: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number): void;
+  /** dx[M, K] += dy[M, N] W[N, K]: the gradient of y = x W^T with respect to x. */
+  matmulGradX(dx: Float32Array, dy: Float32Array, w: Float32Array, M: number, K: number, N: number): void;
+  /** dW[N, K] += dy[M, N]^T x[M, K]: the gradient of y = x W^T with respect to W. */
+  matmulGradW(dw: Float32Array, dy: Float32Array, x: Float32Array, M: number, K: number, N: number): void;
+  /**
+   * Masked GQA attention (see attention.ts): row m sees keys
+   * ranges[4m]..ranges[4m+1]-1 then ranges[4m+2]..ranges[4m+3]-1; writes
+   * out [M, H hs] and the probabilities, row m's at probs[offsets[m] + h n_m + i].
+   */
+  attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
+  /** dq, dk, dv += the gradients of attentionForward's output for dout. */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
+}
+
+/** The key indices row m sees, in order. */
+function visibleKeys(ranges: Int32Array, m: number): number[] {
+  const [a0, b0, a1, b1] = ranges.subarray(4 * m, 4 * m + 4);
+  const js: number[] = [];
+  for (let j = a0; j < b0; j++) js.push(j);
+  for (let j = a1; j < b1; j++) js.push(j);
+  return js;
+}
+
+/** Plain TypeScript loops, in a fixed order (deterministic for given inputs). */
+export const jsKernels: TrainKernels = {
+  name: "js",
+  matmul(y, x, w, M, K, N) {
+    for (let m = 0; m < M; m++) {
+      const xo = m * K;
+      for (let n = 0; n < N; n++) {
+        const wo = n * K;
+        let s = 0;
+        for (let k = 0; k < K; k++) s += x[xo + k] * w[wo + k];
+        y[m * N + n] = s;
+      }
+    }
+  },
+  matmulGradX(dx, dy, w, M, K, N) {
+    for (let m = 0; m < M; m++) {
+      const xo = m * K;
+      for (let n = 0; n < N; n++) {
+        const a = dy[m * N + n];
+        if (a === 0) continue;
+        const wo = n * K;
+        for (let k = 0; k < K; k++) dx[xo + k] += a * w[wo + k];
+      }
+    }
+  },
+  matmulGradW(dw, dy, x, M, K, N) {
+    for (let m = 0; m < M; m++) {
+      const xo = m * K;
+      for (let n = 0; n < N; n++) {
+        const a = dy[m * N + n];
+        if (a === 0) continue;
+        const wo = n * K;
+        for (let k = 0; k < K; k++) dw[wo + k] += a * x[xo + k];
+      }
+    }
+  },
+  attentionForward(O, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
+    const W = H * hs, KW = KVH * hs, group = H / KVH;
+    for (let m = 0; m < M; m++) {
+      const js = visibleKeys(ranges, m), n = js.length;
+      for (let h = 0; h < H; h++) {
+        const qo = m * W + h * hs, ko = Math.floor(h / group) * hs, p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
+        let max = -Infinity;
+        for (let i = 0; i < n; i++) {
+          let s = 0;
+          const kj = js[i] * KW + ko;
+          for (let d = 0; d < hs; d++) s += Q[qo + d] * K[kj + d];
+          p[i] = s * scale;
+          if (p[i] > max) max = p[i];
+        }
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += p[i] = Math.exp(p[i] - max);
+        for (let i = 0; i < n; i++) p[i] /= sum;
+        for (let d = 0; d < hs; d++) O[qo + d] = 0;
+        for (let i = 0; i < n; i++) {
+          const vj = js[i] * KW + ko, pi = p[i];
+          for (let d = 0; d < hs; d++) O[qo + d] += pi * V[vj + d];
+        }
+      }
+    }
+  },
+  attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
+    const W = H * hs, KW = KVH * hs, group = H / KVH;
+    for (let m = 0; m < M; m++) {
+      const js = visibleKeys(ranges, m), n = js.length;
+      const dp = new Float64Array(n);
+      for (let h = 0; h < H; h++) {
+        const qo = m * W + h * hs, ko = Math.floor(h / group) * hs, p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
+        // dP_j = dO . v_j;  dV_j += P_j dO;  dS_j = P_j (dP_j - sum_i P_i dP_i)
+        let pdp = 0;
+        for (let i = 0; i < n; i++) {
+          const vj = js[i] * KW + ko;
+          let s = 0;
+          for (let d = 0; d < hs; d++) s += dO[qo + d] * V[vj + d];
+          dp[i] = s;
+          pdp += p[i] * s;
+          for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
+        }
+        for (let i = 0; i < n; i++) {
+          const ds = p[i] * (dp[i] - pdp) * scale;
+          if (ds === 0) continue;
+          const kj = js[i] * KW + ko;
+          for (let d = 0; d < hs; d++) dq[qo + d] += ds * K[kj + d];
+          for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
+        }
+      }
+    }
+  },
+};
+
+let active: TrainKernels = jsKernels;
+
+/** The kernels training ops use now. */
+export function trainKernels(): TrainKernels {
+  return active;
+}
+
+/** Switch the kernels (e.g. to the WASM ones); returns the previous set. */
+export function useTrainKernels(k: TrainKernels): TrainKernels {
+  const prev = active;
+  active = k;
+  return prev;
+}

@@ -1,0 +1,76 @@
+import type { Param } from "../param.js";
+
+/**
+ * A value in a differentiable computation: float32 data with a shape and,
+ * when something upstream trains, a gradient of the same size. Tensors made
+ * from a Param share its data and grad arrays, so the backward pass writes
+ * straight into what the optimizer reads.
+ */
+export class Tensor {
+  constructor(
+    readonly data: Float32Array,
+    readonly shape: readonly number[],
+    /** null: a constant (no gradient flows into it). */
+    readonly grad: Float32Array | null = null,
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== data.length) throw new RangeError(`tensor: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+    if (grad && grad.length !== data.length) throw new RangeError(`tensor: grad has ${grad.length} values, data ${data.length}`);
+  }
+
+  get requiresGrad(): boolean {
+    return this.grad !== null;
+  }
+
+  /** Rows of a 2-D tensor (the first dimension). */
+  get rows(): number {
+    return this.shape[0];
+  }
+
+  /** Width of a 2-D tensor (the last dimension). */
+  get cols(): number {
+    return this.shape[this.shape.length - 1];
+  }
+
+  static constant(data: Float32Array, shape: readonly number[]): Tensor {
+    return new Tensor(data, shape, null);
+  }
+
+  static param(p: Param): Tensor {
+    return new Tensor(p.data, p.shape, p.grad);
+  }
+}
+
+/**
+ * The tape of reverse-mode autodiff (micrograd's idea, over tensors): every
+ * op that produces a tensor needing a gradient records a closure that pushes
+ * the output's gradient into its inputs' gradients; `backward` runs them in
+ * reverse order of recording, which is a valid topological order.
+ */
+export class Tape {
+  private readonly steps: (() => void)[] = [];
+
+  /** The output tensor of an op on `inputs`: with a gradient iff any input has one. */
+  output(shape: readonly number[], inputs: readonly Tensor[], data?: Float32Array): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const grad = inputs.some((t) => t.requiresGrad) ? new Float32Array(n) : null;
+    return new Tensor(data ?? new Float32Array(n), shape, grad);
+  }
+
+  /** Record the backward step of an op whose output is `out` (skipped for constants). */
+  record(out: Tensor, step: (dOut: Float32Array) => void): void {
+    if (out.grad) {
+      const g = out.grad;
+      this.steps.push(() => step(g));
+    }
+  }
+
+  /** Backpropagate from a scalar: d loss / d loss = 1, then every recorded step in reverse. */
+  backward(loss: Tensor): void {
+    if (loss.data.length !== 1) throw new RangeError(`backward: the loss must be a scalar, got shape [${loss.shape.join(", ")}]`);
+    if (!loss.grad) throw new Error("backward: the loss does not depend on any trainable tensor");
+    loss.grad[0] = 1;
+    for (let i = this.steps.length - 1; i >= 0; i--) this.steps[i]();
+    this.steps.length = 0;
+  }
+}

@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { WasmMemory } from "../../backends/wasm/wasm-api.js";
+import type { TrainKernels } from "./kernels.js";
+
+/**
+ * The training products on WASM SIMD (assembly/train.ts, built to
+ * build/ptp-train.wasm). The module owns one growable memory; each call
+ * copies its operands in above the module's heap base, runs the kernel and
+ * copies the result out. For training-sized matrices the copies are a
+ * small fraction of the arithmetic (O(MK + NK + MN) against O(MKN)).
+ */
+interface TrainExports {
+  memory: WasmMemory;
+  heapBase(): number;
+  matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
+  matmulGradX(dx: number, dy: number, w: number, M: number, K: number, N: number): void;
+  matmulGradW(dw: number, dy: number, x: number, M: number, K: number, N: number): void;
+  attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number): void;
+  attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, dp: number): void;
+}
+
+const WASM_URL = new URL("../../../build/ptp-train.wasm", import.meta.url);
+
+export function wasmTrainKernels(): TrainKernels {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(fileURLToPath(WASM_URL));
+  } catch (err) {
+    throw new Error(`training kernels: cannot read ${fileURLToPath(WASM_URL)} (run 'npm run build:wasm'): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // Synchronous compile: the module is a few KB (the limit browsers put on
+  // main-thread compiles is for large modules).
+  const wa = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object, i: object) => { exports: unknown } } }).WebAssembly;
+  const ex = new wa.Instance(new wa.Module(bytes), {}).exports as TrainExports;
+  const base = (ex.heapBase() + 15) & ~15;
+
+  /** Room for operands of these sizes (in 4-byte elements), growing the memory when needed; returns their byte offsets. */
+  const place = (...sizes: number[]): number[] => {
+    const offsets: number[] = [];
+    let end = base;
+    for (const n of sizes) {
+      offsets.push(end);
+      end += (n * 4 + 15) & ~15;
+    }
+    const have = ex.memory.buffer.byteLength;
+    if (end > have) ex.memory.grow(Math.ceil((end - have) / 65536));
+    return offsets;
+  };
+  const f32 = () => new Float32Array(ex.memory.buffer);
+  const put = (p: number, data: Float32Array | Int32Array, n = data.length) => (data instanceof Int32Array ? new Int32Array(ex.memory.buffer) : f32()).set(data.subarray(0, n), p / 4);
+  const get = (p: number, into: Float32Array, n = into.length) => into.set(f32().subarray(p / 4, p / 4 + n));
+
+  return {
+    name: "wasm",
+    matmul(y, x, w, M, K, N) {
+      const [px, pw, py] = place(M * K, N * K, M * N);
+      put(px, x, M * K);
+      put(pw, w, N * K);
+      ex.matmul(py, px, pw, M, K, N);
+      get(py, y, M * N);
+    },
+    matmulGradX(dx, dy, w, M, K, N) {
+      const [pdy, pw, pdx] = place(M * N, N * K, M * K);
+      put(pdy, dy, M * N);
+      put(pw, w, N * K);
+      put(pdx, dx, M * K);
+      ex.matmulGradX(pdx, pdy, pw, M, K, N);
+      get(pdx, dx, M * K);
+    },
+    matmulGradW(dw, dy, x, M, K, N) {
+      const [pdy, px, pdw] = place(M * N, M * K, N * K);
+      put(pdy, dy, M * N);
+      put(px, x, M * K);
+      put(pdw, dw, N * K);
+      ex.matmulGradW(pdw, pdy, px, M, K, N);
+      get(pdw, dw, N * K);
+    },
+    attentionForward(out, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
+      const [po, pp, pq, pk, pv, pr, pf] = place(out.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length);
+      [[pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]].forEach(([p, a]) => put(p as number, a as Float32Array));
+      ex.attentionForward(po, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale);
+      get(po, out);
+      get(pp, probs);
+    },
+    attentionBackward(dq, dk, dv, dout, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
+      let longest = 0;
+      for (let m = 0; m < M; m++) longest = Math.max(longest, ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
+      const sizes = [dq.length, dk.length, dv.length, dout.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, longest];
+      const [pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, pdp] = place(...sizes);
+      const inputs: [number, Float32Array | Int32Array][] = [[pdq, dq], [pdk, dk], [pdv, dv], [pdo, dout], [pp, probs], [pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]];
+      for (const [p, a] of inputs) put(p, a);
+      ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, pdp);
+      get(pdq, dq);
+      get(pdk, dk);
+      get(pdv, dv);
+    },
+  };
+}

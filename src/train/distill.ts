@@ -1,0 +1,118 @@
+import { Mulberry32 } from "../io/prng.js";
+import type { Checkpoint } from "../model/weights.js";
+import type { Transformer } from "../model/transformer.js";
+import type { Student } from "../ptp/student-weights.js";
+import { writeStudent } from "../ptp/adapter-file.js";
+import { scale, Tape } from "./autograd/index.js";
+import type { DatasetRecord } from "./dataset.js";
+import { betaSample, drawU } from "./dataset.js";
+import { evaluateStudent, type EvalSettings } from "./evaluate.js";
+import { constantWeights } from "./graph.js";
+import type { ProgressStream } from "./progress.js";
+import { runLoop, type LoopResult, type LoopSpec } from "./loop.js";
+import { studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
+import type { ScheduleConfig } from "./schedule.js";
+import { trainableStudent } from "./student-params.js";
+import { teacherContext } from "./teacher-context.js";
+import type { SamplingSettings } from "../sampling/processors.js";
+
+/**
+ * Distillation of a gated-LoRA PTP student from teacher samples (method
+ * section 3): each step takes sequences from the dataset, draws every
+ * sampled token's u inside its teacher bin (z ~ Beta(b, b)), lays windows of
+ * L slots at random starts over each sequence and trains them all in one
+ * pass against the teacher's KV of that sequence.
+ */
+export interface DistillOptions {
+  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
+  stopAfter?: number;
+  loss: LossKind;
+  /** Position weighting gamma^j of slot j. */
+  gamma: number;
+  /** b of z ~ Beta(b, b) for u inside the bin. */
+  betaB: number;
+  /** Windows per sequence per step, and sequences per step. */
+  windows: number;
+  sequences: number;
+  /** Slots per window L (default: the student's window). */
+  window: number;
+  /** The dataset's sampling settings: C-PTP learns softmax(logits / T). */
+  sampling: SamplingSettings;
+  schedule: ScheduleConfig;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  steps: number;
+  minutes: number;
+  evalEvery: number;
+  eval?: EvalSettings;
+}
+
+export interface DistillFiles {
+  out: string;
+  checkpoint: string;
+  log: string;
+  resume: boolean;
+}
+
+/** Train `student` (in place) on `records`; writes it to files.out at every checkpoint. */
+export function distill(teacherCkpt: Checkpoint, teacher: Transformer, student: Student, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): LoopResult {
+  const cfg = teacherCkpt.config, variant = student.config.variant, L = o.window;
+  const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
+  if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
+  const st = trainableStudent(student, cfg);
+  const weights = constantWeights(teacherCkpt);
+  const temperature = o.sampling.temperature;
+
+  const spec: LoopSpec = {
+    params: st.params,
+    schedule: o.schedule,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    seed: o.seed,
+    steps: o.steps,
+    minutes: o.minutes,
+    stopAfter: o.stopAfter,
+    evalEvery: o.evalEvery,
+    checkpointPath: files.checkpoint,
+    logPath: files.log,
+    resume: files.resume,
+    unit: "slot",
+    label: "distill",
+    stream,
+    config: { student: student.config, distill: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    save: () => writeStudent(files.out, student),
+    evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, student, o.eval!).meanAccepted }) : undefined,
+    step(rng: Mulberry32) {
+      let loss = 0, correct = 0, windows = 0, slots = 0;
+      for (let b = 0; b < o.sequences; b++) {
+        const rec = usable[Math.floor(rng.nextFloat() * usable.length)];
+        const n = rec.tokens.length, p = rec.promptLength;
+        const us = new Float32Array(n);
+        for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
+        const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p)));
+        const rows = windowRows(variant, rec.tokens, us, starts, L, o.gamma);
+        const { context, logits: tl } = teacherContext(teacher, rec.tokens, o.loss !== "ce");
+        const tape = new Tape();
+        const logits = studentLogits(tape, cfg, weights, st, context, rows);
+        const teacherLogits = tl ? gatherRows(tl, rows.positions, cfg.vocabSize) : undefined;
+        const l = windowLoss(tape, variant, logits, rows, o.loss, temperature, teacherLogits);
+        tape.backward(scale(tape, l, 1 / o.sequences));
+        loss += l.data[0] / o.sequences;
+        const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling);
+        correct += m.correct.reduce((a, c) => a + c, 0);
+        windows += m.correct.length;
+        slots += rows.positions.length;
+      }
+      return { loss, units: slots, metrics: { correct: correct / windows } };
+    },
+  };
+  return runLoop(spec);
+}
+
+/** The teacher's logits at each row's position (the distribution of the token that row predicts). */
+function gatherRows(logits: Float32Array, positions: Int32Array, V: number): Float32Array {
+  const out = new Float32Array(positions.length * V);
+  positions.forEach((pos, r) => out.set(logits.subarray(pos * V, (pos + 1) * V), r * V));
+  return out;
+}

@@ -1,0 +1,62 @@
+import type { Transformer } from "../model/transformer.js";
+import { decode, type DecoderName } from "../ptp/decode/run.js";
+import { PtpModel } from "../ptp/ptp-model.js";
+import type { Student } from "../ptp/student-weights.js";
+import { XorShiftAux } from "../sampling/aux.js";
+import type { SamplingSettings } from "../sampling/processors.js";
+
+export interface EvalSettings {
+  /** Held-out prompts, as token arrays (BOS first). */
+  prompts: readonly (readonly number[])[];
+  /** Positions to run per prompt, the prompt included. */
+  steps: number;
+  sampling: SamplingSettings;
+  decoder: DecoderName;
+  /** Prompt i draws its u's from the xorshift stream seeded seed + i. */
+  seed: number;
+  /** Prompts decoded together in one call (default: all). */
+  batch?: number;
+}
+
+export interface EvalResult {
+  /** Mean tokens finalized per verification step: the paper's accepted tokens per call. */
+  meanAccepted: number;
+  acceptedHistogram: number[];
+  modelCalls: number;
+  generatedTokens: number;
+  seconds: number;
+}
+
+/**
+ * Accepted tokens per call of a student on held-out prompts, measured with
+ * the real decoder (not a training-time proxy), on the u's of the
+ * xorshift stream. Sequences still stop at BOS as generation does.
+ */
+export function evaluateStudent(teacher: Transformer, student: Student, s: EvalSettings): EvalResult {
+  const model = new PtpModel(teacher, student);
+  const batch = s.batch ?? s.prompts.length;
+  const hist: number[] = [];
+  let calls = 0, tokens = 0, seconds = 0;
+  try {
+    for (let i = 0; i < s.prompts.length; i += batch) {
+      const prompts = s.prompts.slice(i, i + batch);
+      const aux = prompts.map((_, j) => new XorShiftAux(BigInt(s.seed + i + j)));
+      const r = decode(model, prompts, { decoder: s.decoder, steps: s.steps, sampling: s.sampling, aux });
+      r.stats.acceptedHistogram.forEach((n, a) => (hist[a] = (hist[a] ?? 0) + n));
+      calls += r.stats.modelCalls;
+      tokens += r.stats.generatedTokens;
+      seconds += r.stats.seconds;
+    }
+  } finally {
+    model.dispose();
+  }
+  const histogram = Array.from(hist, (v) => v ?? 0);
+  const stepsTaken = histogram.reduce((a, b) => a + b, 0);
+  return {
+    meanAccepted: stepsTaken ? histogram.reduce((a, n, k) => a + n * k, 0) / stepsTaken : 0,
+    acceptedHistogram: histogram,
+    modelCalls: calls,
+    generatedTokens: tokens,
+    seconds,
+  };
+}

@@ -1,0 +1,120 @@
+import type { ModelConfig } from "../model/config.js";
+import type { Checkpoint } from "../model/weights.js";
+import type { Transformer } from "../model/transformer.js";
+import { writeStudent } from "../ptp/adapter-file.js";
+import type { Student } from "../ptp/student-weights.js";
+import { binOf } from "../sampling/pick.js";
+import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
+import { Tape } from "./autograd/index.js";
+import { betaSample, drawU } from "./dataset.js";
+import { evaluateStudent, type EvalSettings } from "./evaluate.js";
+import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
+import type { ProgressStream } from "./progress.js";
+import { runLoop, type LoopResult } from "./loop.js";
+import { studentLogits, windowLoss, windowMetrics, windowRows } from "./ptp-windows.js";
+import type { ScheduleConfig } from "./schedule.js";
+import { trainableStudent, type TrainableStudent } from "./student-params.js";
+import { teacherContext } from "./teacher-context.js";
+
+/**
+ * Inverse autoregressive training (method section 3.4): a C-PTP model
+ * learns from plain text, with no teacher samples and so no known u's.
+ * For a window over the text, the u's are recovered one slot at a time:
+ * slot k's distribution P(t_k | context, u_0..u_{k-1}) is computed with the
+ * u's found so far, and u_k is drawn inside the bin of the OBSERVED token
+ * t_k under that distribution. With every u fixed, one gradient step on the
+ * C-PTP cross-entropy follows. Windows are laid end to end without overlap,
+ * so each position's u belongs to exactly one window.
+ */
+/**
+ * The u's of non-overlapping C-PTP windows over `tokens`, recovered slot by
+ * slot inside the student's own bins of the observed tokens, so that
+ * Pick(u_k, P_theta(t_k | context, u_<k)) = t_k for every slot whose token
+ * has probability > 0 (u stays 0.5 where the bin is empty). `z()` places u
+ * inside its bin. Indexed by position in `tokens`.
+ */
+export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number): Float32Array {
+  const V = cfg.vocabSize, us = new Float32Array(tokens.length).fill(0.5);
+  for (let k = 0; k < L; k++) {
+    const rows = windowRows("C", tokens, us, starts, L);
+    const logits = studentLogits(new Tape(), cfg, weights, st, context, rows).data;
+    starts.forEach((s, w) => {
+      if (s + k >= tokens.length) return;
+      const P = samplingDistribution(logits.subarray((w * L + k) * V, (w * L + k + 1) * V), sampling);
+      const [left, right] = binOf(P, tokens[s + k]);
+      if (right > left) us[s + k] = drawU(left, right, z());
+    });
+  }
+  return us;
+}
+
+export interface InverseArOptions {
+  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
+  stopAfter?: number;
+  /** Text windows per step (each from a random place in the stream) and tokens per text window. */
+  sequences: number;
+  context: number;
+  window: number;
+  sampling: SamplingSettings;
+  betaB: number;
+  schedule: ScheduleConfig;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  steps: number;
+  minutes: number;
+  evalEvery: number;
+  eval?: EvalSettings;
+}
+
+export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): LoopResult {
+  if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
+  const cfg = baseCkpt.config, L = o.window, T = o.context;
+  if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);
+  const st = trainableStudent(student, cfg), weights = constantWeights(baseCkpt), V = cfg.vocabSize;
+  return runLoop({
+    params: st.params,
+    schedule: o.schedule,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    seed: o.seed,
+    steps: o.steps,
+    minutes: o.minutes,
+    stopAfter: o.stopAfter,
+    evalEvery: o.evalEvery,
+    checkpointPath: files.checkpoint,
+    logPath: files.log,
+    resume: files.resume,
+    unit: "slot",
+    label: "inverse-ar",
+    stream: progressStream,
+    config: { student: student.config, inverseAr: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    save: () => writeStudent(files.out, student),
+    evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, student, o.eval!).meanAccepted }) : undefined,
+    step(rng) {
+      let loss = 0, correct = 0, windows = 0, slots = 0;
+      for (let b = 0; b < o.sequences; b++) {
+        const at = Math.floor(rng.nextFloat() * (stream.length - T));
+        const tokens = stream.subarray(at, at + T);
+        const offset = 1 + Math.floor(rng.nextFloat() * L);
+        const starts: number[] = [];
+        for (let s = offset; s + L <= T; s += L) starts.push(s);
+        const { context } = teacherContext(base, tokens);
+        const us = recoverUs(cfg, weights, st, context, tokens, starts, L, o.sampling, () => betaSample(rng, o.betaB));
+        const rows = windowRows("C", tokens, us, starts, L);
+        const tape = new Tape();
+        const logits = studentLogits(tape, cfg, weights, st, context, rows);
+        const l = windowLoss(tape, "C", logits, rows, "ce", o.sampling.temperature);
+        tape.backward(l);
+        loss += l.data[0] / o.sequences;
+        const m = windowMetrics("C", logits.data, rows, V, o.sampling);
+        correct += m.correct.reduce((a, c) => a + c, 0);
+        windows += m.correct.length;
+        slots += rows.positions.length;
+      }
+      // Gradients were summed over the text windows; average them.
+      for (const p of st.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= o.sequences;
+      return { loss, units: slots, metrics: { correct: correct / windows } };
+    },
+  });
+}

@@ -1,0 +1,190 @@
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { Mulberry32 } from "../io/prng.js";
+import { writeBytesAtomically } from "../io/atomic-write.js";
+import { AdamW, clipGradNorm } from "./optim.js";
+import { zeroGrads, type Param } from "./param.js";
+import { Progress, type ProgressStream } from "./progress.js";
+import { lrAt, type ScheduleConfig } from "./schedule.js";
+import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js";
+
+/**
+ * The training loop every command shares (distill, train, inverse-AR):
+ * seeded data order, AdamW with a warmup schedule and gradient clipping, a
+ * progress bar, periodic evaluation, and checkpoints that make a run
+ * resumable and interruption-safe.
+ *
+ * Interruption safety: the artifact (student or model) and the training
+ * checkpoint are each written to a temporary file and renamed, so a kill
+ * at any moment leaves the previous good pair. The metrics log (JSON lines,
+ * for plots) is appended after the checkpoint; on resume, lines past the
+ * checkpoint's step are dropped, so it never holds steps the run will redo.
+ */
+
+export interface StepResult {
+  /** The loss of this step (already backpropagated into the params' grads). */
+  loss: number;
+  /** Units of work for the rate (e.g. slots or tokens). */
+  units: number;
+  /** Extra figures for the progress bar and log, e.g. { correct: 2.1 }. */
+  metrics?: Record<string, number>;
+}
+
+export interface LoopSpec {
+  params: readonly Param[];
+  schedule: ScheduleConfig;
+  weightDecay: number;
+  /** Clip the global gradient norm at this value (0 = off). */
+  clip: number;
+  seed: number;
+  /** Stop after this many optimizer steps... */
+  steps: number;
+  /** ...or after this many minutes of training (0 = no limit), counted across resumes. */
+  minutes: number;
+  /** Compute the grads of one step (they start at zero); `rng` is the data stream. */
+  step(rng: Mulberry32, step: number): StepResult;
+  /** Periodic evaluation (every evalEvery steps and at the end). */
+  evaluate?(): Record<string, number>;
+  evalEvery: number;
+  /** Write the trained artifact (atomically). */
+  save(): void;
+  checkpointPath: string;
+  logPath: string;
+  /** Stop as an interruption would after this many steps of this run (0 = never); for testing resume. */
+  stopAfter?: number;
+  /** Stored in the checkpoint; a resume must present an equal config. */
+  config: unknown;
+  resume: boolean;
+  unit: string;
+  label: string;
+  stream?: ProgressStream;
+  /** Called for every progress or evaluation message (default: the stream). */
+  log?: (line: string) => void;
+}
+
+export interface LoopResult {
+  steps: number;
+  seconds: number;
+  lastEval?: Record<string, number>;
+  interrupted: boolean;
+}
+
+interface Cursor {
+  seconds: number;
+}
+
+export function runLoop(spec: LoopSpec): LoopResult {
+  const stream = spec.stream ?? process.stderr;
+  const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
+  const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });
+  let rng = new Mulberry32(spec.seed);
+  let seconds = 0;
+  if (spec.resume && existsSync(spec.checkpointPath)) {
+    const info = loadTrainCheckpoint(spec.checkpointPath, opt);
+    const want = JSON.stringify(spec.config), have = JSON.stringify(info.config);
+    if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
+    rng = Mulberry32.resume(info.rng as number);
+    seconds = (info.dataCursor as Cursor).seconds;
+    truncateLog(spec.logPath, info.step);
+    say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(seconds / 60).toFixed(1)} min trained)`);
+  } else if (spec.resume) {
+    say(`${spec.label}: no checkpoint at ${spec.checkpointPath}; starting fresh`);
+    truncateLog(spec.logPath, 0);
+  } else {
+    truncateLog(spec.logPath, 0);
+  }
+
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const progress = new Progress({ total: spec.steps, initial: opt.t, unit: "step", label: spec.label, stream });
+  const checkpoint = (evalFigures?: Record<string, number>) => {
+    spec.save();
+    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds } satisfies Cursor, config: spec.config });
+    if (evalFigures) appendFileSync(spec.logPath, JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) + "\n");
+  };
+  let lastEval: Record<string, number> | undefined;
+  const evaluate = () => {
+    const started = performance.now();
+    lastEval = { ...(spec.evaluate?.() ?? {}), ...running.mean() };
+    say(`\n${spec.label}: step ${opt.t}  ${Object.entries(lastEval).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join("  ")}  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    running.reset();
+    checkpoint(lastEval);
+  };
+
+  const running = new Running();
+  if (opt.t === 0 && spec.evaluate) evaluate();
+  const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
+  const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
+  while (opt.t < spec.steps && seconds < limit && !interrupted) {
+    if (opt.t >= stopAt) {
+      interrupted = true;
+      break;
+    }
+    const t0 = performance.now();
+    zeroGrads(spec.params);
+    const r = spec.step(rng, opt.t);
+    const norm = spec.clip > 0 ? clipGradNorm(spec.params, spec.clip) : 0;
+    if (Number.isFinite(r.loss) && Number.isFinite(norm)) opt.step(lrAt(opt.t + 1, spec.schedule));
+    else say(`\n${spec.label}: step ${opt.t + 1} skipped: loss ${r.loss}, gradient norm ${norm}`);
+    const dt = (performance.now() - t0) / 1000;
+    seconds += dt;
+    running.add({ loss: r.loss, ...r.metrics }, r.units, dt);
+    const m = running.mean();
+    progress.update(opt.t, { loss: m.loss.toFixed(3), ...Object.fromEntries(Object.entries(m).filter(([k]) => k !== "loss").map(([k, v]) => [k, Number(v.toPrecision(3))])) });
+    if (spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
+  }
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  progress.finish();
+  if (interrupted) {
+    checkpoint();
+    say(`${spec.label}: interrupted at step ${opt.t}; checkpoint saved to ${spec.checkpointPath} (continue with --resume)`);
+  } else if (!(spec.evalEvery > 0 && opt.t % spec.evalEvery === 0 && lastEval)) {
+    if (spec.evaluate) evaluate();
+    else checkpoint({ ...running.mean() });
+  }
+  return { steps: opt.t, seconds, lastEval, interrupted };
+}
+
+/** Running means of the step figures since the last evaluation, plus units/s. */
+class Running {
+  private sums: Record<string, number> = {};
+  private n = 0;
+  private units = 0;
+  private seconds = 0;
+  add(figures: Record<string, number>, units: number, seconds: number): void {
+    for (const [k, v] of Object.entries(figures)) this.sums[k] = (this.sums[k] ?? 0) + v;
+    this.n++;
+    this.units += units;
+    this.seconds += seconds;
+  }
+  mean(): Record<string, number> {
+    if (this.n === 0) return {};
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.sums)) out[k] = v / this.n;
+    out.unitsPerSecond = this.units / this.seconds;
+    return out;
+  }
+  reset(): void {
+    this.sums = {};
+    this.n = this.units = this.seconds = 0;
+  }
+}
+
+/** Keep only the log lines of steps <= step (atomically). */
+function truncateLog(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
+  const kept = lines.filter((l) => {
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
+}

@@ -1,0 +1,241 @@
+/**
+ * Distillation data (method section 3.1): sample completions from the
+ * teacher with its sampling settings and store, for every sampled token, the
+ * bin [left, right) of the u that picked it. Record i's u's come from a PRNG
+ * seeded by (seed, i) alone, so records can be generated in any session and
+ * a resumed file is byte-identical to an uninterrupted one.
+ */
+
+import { createHash } from "node:crypto";
+import { Mulberry32 } from "../io/prng.js";
+import { BOS } from "../io/tokenizer.js";
+import type { KVCache } from "../model/kv-cache.js";
+import type { Transformer } from "../model/transformer.js";
+import type { Checkpoint } from "../model/weights.js";
+import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { binOf, pick } from "../sampling/pick.js";
+import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
+import { totalRecords, validateMeta, type DatasetMeta, type DatasetRecord, type DatasetWriter } from "./dataset.js";
+
+/** Prompt token arrays (BOS first) and a name for where they came from ("bos", or a prompt file's name). */
+export interface PromptSet {
+  source: string;
+  tokens: readonly (readonly number[])[];
+}
+
+/** The single prompt [BOS]: completions from the start of text. */
+export function bosPrompts(): PromptSet {
+  return { source: "bos", tokens: [[BOS]] };
+}
+
+/** SHA-256 hex of the prompts: their count, then each one's length and tokens, all int32 little-endian. */
+export function promptsDigest(prompts: readonly (readonly number[])[]): string {
+  const hash = createHash("sha256");
+  const int = (v: number): Uint8Array => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v, true);
+    return b;
+  };
+  hash.update(int(prompts.length));
+  for (const p of prompts) {
+    hash.update(int(p.length));
+    hash.update(new Uint8Array(Int32Array.from(p).buffer));
+  }
+  return hash.digest("hex");
+}
+
+export interface PregenerateSettings {
+  /** Temperature > 0; topK (0 or absent = off), topP (1 or absent = off). */
+  sampling: SamplingSettings;
+  samplesPerPrompt: number;
+  /** Most sampled tokens per completion (fewer when the teacher emits BOS or seqLen is reached). */
+  maxSteps: number;
+  /** uint32. */
+  seed: number;
+}
+
+/** The header metadata for a dataset of `teacher`'s completions of `prompts`. */
+export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: PregenerateSettings): DatasetMeta {
+  const meta: DatasetMeta = {
+    teacher: teacherChecksum(teacher),
+    vocabSize: teacher.config.vocabSize,
+    seqLen: teacher.config.seqLen,
+    sampling: { temperature: settings.sampling.temperature, topK: settings.sampling.topK ?? 0, topP: settings.sampling.topP ?? 1 },
+    seed: settings.seed,
+    samplesPerPrompt: settings.samplesPerPrompt,
+    maxSteps: settings.maxSteps,
+    prompts: { source: prompts.source, count: prompts.tokens.length, sha256: promptsDigest(prompts.tokens) },
+  };
+  validateMeta(meta);
+  return meta;
+}
+
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/** The PRNG of record `index`: Mulberry32 seeded with mix32(seed ^ mix32(index ^ 0x9e3779b9)). */
+export function recordRng(seed: number, index: number): Mulberry32 {
+  return new Mulberry32(mix32((seed ^ mix32(index ^ 0x9e3779b9)) >>> 0));
+}
+
+/** The next sampling u: a float32 in [0, 1) with 24 random bits, as llama2.c's random_f32. */
+export function nextU(rng: Mulberry32): number {
+  return (rng.nextU32() >>> 8) / 16777216;
+}
+
+/** The sampling settings of a dataset's metadata. */
+export function metaSampling(meta: DatasetMeta): SamplingSettings {
+  return { temperature: meta.sampling.temperature, topK: meta.sampling.topK, topP: meta.sampling.topP };
+}
+
+/** The prompt [0, count) that record `index` continues, and which of its samples it is. */
+export function recordPrompt(meta: DatasetMeta, index: number): { prompt: number; sample: number } {
+  return { prompt: Math.floor(index / meta.samplesPerPrompt), sample: index % meta.samplesPerPrompt };
+}
+
+/**
+ * Samples one completion after a prefilled prompt: `cache` holds the
+ * prompt's keys and values and `logits` the prompt's last row. Stops after
+ * BOS (which is kept: it is the end-of-text target), after maxSteps sampled
+ * tokens, or when the next position would reach seqLen.
+ */
+function complete(model: Transformer, cache: KVCache, meta: DatasetMeta, prompt: readonly number[], logits: Float32Array, rng: Mulberry32): DatasetRecord {
+  const sampling = metaSampling(meta);
+  const tokens = prompt.slice();
+  const left: number[] = [];
+  const right: number[] = [];
+  for (;;) {
+    const P = samplingDistribution(logits, sampling);
+    const u = nextU(rng);
+    const token = pick(u, P);
+    const [l, r] = binOf(P, token);
+    if (!(l <= u && u < r)) throw new Error(`pregenerate: u = ${u} picked token ${token} whose bin is [${l}, ${r}): pick and binOf disagree (a library bug)`);
+    tokens.push(token);
+    left.push(l);
+    right.push(r);
+    const pos = tokens.length - 1; // where the new token would be read
+    if (token === BOS || left.length >= meta.maxSteps || pos >= meta.seqLen) break;
+    logits = model.forward({ tokens: [token], positions: [pos] }, cache);
+  }
+  return { promptLength: prompt.length, tokens: Int32Array.from(tokens), left: Float32Array.from(left), right: Float32Array.from(right) };
+}
+
+/** Prefills `prompt` into an emptied cache; returns its last row's logits. */
+function prefill(model: Transformer, cache: KVCache, prompt: readonly number[]): Float32Array {
+  cache.crop(0);
+  const n = prompt.length;
+  const logits = model.forward({ tokens: prompt, positions: Array.from({ length: n }, (_, i) => i) }, cache);
+  return logits.slice((n - 1) * model.config.vocabSize, n * model.config.vocabSize);
+}
+
+function checkPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet): void {
+  const { vocabSize, seqLen } = model.config;
+  if (meta.vocabSize !== vocabSize || meta.seqLen !== seqLen) {
+    throw new Error(`pregenerate: the dataset is for vocabSize ${meta.vocabSize} and seqLen ${meta.seqLen}, the model has ${vocabSize} and ${seqLen}`);
+  }
+  if (prompts.source !== meta.prompts.source || prompts.tokens.length !== meta.prompts.count || promptsDigest(prompts.tokens) !== meta.prompts.sha256) {
+    throw new Error(`pregenerate: the prompts (${prompts.source}, ${prompts.tokens.length}) are not the ones the dataset's header names (${meta.prompts.source}, ${meta.prompts.count})`);
+  }
+  prompts.tokens.forEach((p, i) => {
+    if (p.length < 1 || p.length > seqLen) throw new RangeError(`pregenerate: prompt ${i} has ${p.length} tokens; it needs 1 to ${seqLen} (the model's seqLen) to leave room for a sampled token`);
+    const bad = p.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
+    if (bad >= 0) throw new RangeError(`pregenerate: prompt ${i} token ${bad} is ${p[bad]}, outside the vocabulary [0, ${vocabSize})`);
+  });
+}
+
+/** Record `index` of a dataset with `meta`, generated on its own (what pregenerate appends at that index). */
+export function generateRecord(model: Transformer, meta: DatasetMeta, prompts: PromptSet, index: number): DatasetRecord {
+  checkPrompts(model, meta, prompts);
+  if (!Number.isInteger(index) || index < 0 || index >= totalRecords(meta)) throw new RangeError(`generateRecord: index must be in [0, ${totalRecords(meta)}), got ${index}`);
+  const prompt = prompts.tokens[recordPrompt(meta, index).prompt];
+  const cache = model.newCache();
+  try {
+    return complete(model, cache, meta, prompt, prefill(model, cache, prompt), recordRng(meta.seed, index));
+  } finally {
+    cache.free();
+  }
+}
+
+export interface PregenerateProgress {
+  /** Records in the file. */
+  done: number;
+  total: number;
+  /** Records and sampled tokens generated by this call, and its seconds so far. */
+  generated: number;
+  tokens: number;
+  seconds: number;
+}
+
+export interface PregenerateOptions {
+  /** Called once before the first record and after every record. */
+  onProgress?: (p: PregenerateProgress) => void;
+  /** Stop after the current record (Ctrl-C); the file stays complete up to it. */
+  signal?: AbortSignal;
+  /** fsync after this many records (default 16), or 2 seconds, whichever comes first. */
+  syncEvery?: number;
+}
+
+export interface PregenerateSummary extends PregenerateProgress {
+  /** Whether the signal stopped the run before the file was complete. */
+  stopped: boolean;
+}
+
+/**
+ * Appends to `writer` the records it still lacks, in index order: record i
+ * continues prompt floor(i / samplesPerPrompt) with u's from
+ * recordRng(seed, i). Every sampled token's bin is checked to hold its u.
+ * The caller built `model` from the checkpoint whose checksum the writer's
+ * metadata holds, and owns (closes) the writer.
+ */
+export async function pregenerate(model: Transformer, writer: DatasetWriter, prompts: PromptSet, options: PregenerateOptions = {}): Promise<PregenerateSummary> {
+  const meta = writer.meta;
+  checkPrompts(model, meta, prompts);
+  const total = totalRecords(meta);
+  const syncEvery = options.syncEvery ?? 16;
+  const start = performance.now();
+  let generated = 0, tokens = 0, sinceSync = 0, lastSync = start;
+  const progress = (): PregenerateProgress => ({ done: writer.records, total, generated, tokens, seconds: (performance.now() - start) / 1000 });
+  options.onProgress?.(progress());
+
+  const cache = model.newCache();
+  try {
+    let prefilled = -1;
+    let promptLogits: Float32Array = new Float32Array(0);
+    while (writer.records < total && !options.signal?.aborted) {
+      const index = writer.records;
+      const p = recordPrompt(meta, index).prompt;
+      const prompt = prompts.tokens[p];
+      // Samples of one prompt share its prefill: crop the cache back to the prompt.
+      if (p !== prefilled) {
+        promptLogits = prefill(model, cache, prompt);
+        prefilled = p;
+      } else {
+        cache.crop(prompt.length);
+      }
+      const record = complete(model, cache, meta, prompt, promptLogits, recordRng(meta.seed, index));
+      writer.append(record);
+      generated++;
+      tokens += record.left.length;
+      sinceSync++;
+      const now = performance.now();
+      if (sinceSync >= syncEvery || now - lastSync >= 2000) {
+        writer.sync();
+        sinceSync = 0;
+        lastSync = now;
+      }
+      options.onProgress?.(progress());
+      // Let signal handlers (Ctrl-C) run between records.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    cache.free();
+    writer.sync();
+  }
+  return { ...progress(), stopped: writer.records < total };
+}

@@ -1,0 +1,120 @@
+import { Mulberry32 } from "../io/prng.js";
+import { writeCheckpoint } from "../io/checkpoint.js";
+import { BOS } from "../io/tokenizer.js";
+import { kvDim, type ModelConfig } from "../model/config.js";
+import type { Checkpoint, LayerWeights } from "../model/weights.js";
+import { crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
+import { forwardRows, trainableWeights, type GraphWeights } from "./graph.js";
+import type { ProgressStream } from "./progress.js";
+import { runLoop, type LoopResult } from "./loop.js";
+import type { ScheduleConfig } from "./schedule.js";
+
+/**
+ * Ordinary next-token training of a Llama-architecture model from scratch,
+ * as llama2.c's train.py does it: documents joined into one token stream
+ * (BOS before each), random windows of seqLen + 1 tokens, causal attention
+ * inside each window, cross-entropy on every next token.
+ */
+
+/** The documents (one per corpus line), each BOS-first, joined into one stream; BOS also marks each end. */
+export function tokenStream(docs: readonly number[][]): Int32Array {
+  const n = docs.reduce((a, d) => a + d.length, 0) + 1;
+  const out = new Int32Array(n);
+  let o = 0;
+  for (const d of docs) {
+    out.set(d, o);
+    o += d.length;
+  }
+  out[o] = BOS;
+  return out;
+}
+
+/** A fresh model: linear layers and embeddings N(0, 0.02)-like (uniform, same std), output projections scaled by 1/sqrt(2 layers), norms 1. */
+export function initModel(config: ModelConfig, seed: number): Checkpoint {
+  const rng = new Mulberry32(seed), std = 0.02, kv = kvDim(config);
+  const u = (n: number, s = std) => Float32Array.from({ length: n }, () => (2 * rng.nextFloat() - 1) * s * Math.sqrt(3));
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  const { dim, hiddenDim: h, nLayers } = config, proj = std / Math.sqrt(2 * nLayers);
+  const tokenEmbedding = u(config.vocabSize * dim);
+  const layers: LayerWeights[] = Array.from({ length: nLayers }, () => ({
+    rmsAtt: ones(dim),
+    wq: u(dim * dim),
+    wk: u(kv * dim),
+    wv: u(kv * dim),
+    wo: u(dim * dim, proj),
+    rmsFfn: ones(dim),
+    w1: u(h * dim),
+    w2: u(dim * h, proj),
+    w3: u(h * dim),
+  }));
+  return { config, weights: { tokenEmbedding, layers, rmsFinal: ones(dim), wcls: config.sharedClassifier ? tokenEmbedding : u(config.vocabSize * dim) } };
+}
+
+/** Mean next-token cross-entropy of `batch` windows of T + 1 tokens taken at `starts` of the stream. */
+export function windowLoss(tape: Tape, c: ModelConfig, w: GraphWeights, stream: Int32Array, starts: readonly number[], T: number) {
+  const R = starts.length * T;
+  const ids = new Int32Array(R), targets = new Int32Array(R), positions = new Int32Array(R), visible = new Int32Array(4 * R);
+  starts.forEach((s, b) => {
+    for (let t = 0; t < T; t++) {
+      const r = b * T + t;
+      ids[r] = stream[s + t];
+      targets[r] = stream[s + t + 1];
+      positions[r] = t;
+      visible.set([b * T, r + 1, 0, 0], 4 * r);
+    }
+  });
+  const logits = forwardRows(tape, c, w, { x: embedding(tape, w.tokenEmbedding, ids), positions, visible });
+  return crossEntropy(tape, logits, targets, new Float32Array(R).fill(1));
+}
+
+export interface PretrainOptions {
+  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
+  stopAfter?: number;
+  /** Windows per step and tokens per window (<= seqLen). */
+  batch: number;
+  context: number;
+  schedule: ScheduleConfig;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  steps: number;
+  minutes: number;
+  evalEvery: number;
+}
+
+/** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
+export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): LoopResult {
+  const c = model.config, T = o.context;
+  if (train.length < T + 2 || valid.length < T + 2) throw new Error(`pretrain: the corpus is too short for windows of ${T + 1} tokens (train ${train.length}, validation ${valid.length} tokens)`);
+  const { params, weights } = trainableWeights(model);
+  // A fixed validation sample: the same windows at every evaluation.
+  const vr = new Mulberry32(o.seed ^ 0x5eed);
+  const validStarts = Array.from({ length: 16 }, () => Math.floor(vr.nextFloat() * (valid.length - T - 1)));
+  return runLoop({
+    params,
+    schedule: o.schedule,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    seed: o.seed,
+    steps: o.steps,
+    minutes: o.minutes,
+    stopAfter: o.stopAfter,
+    evalEvery: o.evalEvery,
+    checkpointPath: files.checkpoint,
+    logPath: files.log,
+    resume: files.resume,
+    unit: "tok",
+    label: "train",
+    stream,
+    config: { model: c, train: { ...o, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    save: () => writeCheckpoint(files.out, model),
+    evaluate: () => ({ validLoss: windowLoss(new Tape(), c, weights, valid, validStarts, T).data[0] }),
+    step(rng) {
+      const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (train.length - T - 1)));
+      const tape = new Tape();
+      const loss = windowLoss(tape, c, weights, train, starts, T);
+      tape.backward(scale(tape, loss, 1));
+      return { loss: loss.data[0], units: o.batch * T };
+    },
+  });
+}

@@ -1,0 +1,139 @@
+import type { ModelConfig } from "../model/config.js";
+import { auxFeatures, auxFeatureCount } from "../ptp/auxiliary.js";
+import type { Variant } from "../ptp/student-weights.js";
+import { argmax } from "../sampling/pick.js";
+import { sampleToken } from "../sampling/sampler.js";
+import type { SamplingSettings } from "../sampling/processors.js";
+import { addBias, anchorEmbedding, crossEntropy, klDivergence, linear, replaceRows, Tensor, type Tape } from "./autograd/index.js";
+import { forwardRows, type ConstantContext, type GraphWeights } from "./graph.js";
+import type { TrainableStudent } from "./student-params.js";
+
+/**
+ * PTP training windows (method section 3.2) laid out as the rows of one
+ * student pass over a sequence, exactly as the decoders lay out a proposal:
+ * the slot of window w that predicts t_k (k = s_w + j) sits at position
+ * k - 1, sees the sequence's keys before s_w (the teacher's KV, a constant)
+ * and its own window's slots 0..j, and takes
+ *   O-PTP: embed(u_k);   C-PTP: embed(u_{k-1}), or the start vector at j = 0.
+ */
+export interface WindowRows {
+  L: number;
+  starts: readonly number[];
+  positions: Int32Array;
+  /** Per row: [0, s_w) of the context, then the window's slots 0..j. */
+  visible: Int32Array;
+  /** The u each row's input embeds (unused for C-PTP's first slot). */
+  inputU: Float32Array;
+  /** C-PTP: rows whose input is the start vector. */
+  takeStart: Uint8Array;
+  /** The token each row predicts, its u, and its loss weight (gamma^j; 0 past the sequence end). */
+  targets: Int32Array;
+  targetU: Float32Array;
+  weights: Float32Array;
+  /** How many context keys the rows need (max s_w). */
+  contextLength: number;
+}
+
+/**
+ * The rows of windows of L slots starting at `starts` over a sequence of
+ * `tokens` with u's `us` (us[k] is the u of position k). Slots past the end
+ * of the sequence get weight 0 and u = 0.5 (their outputs are never read).
+ */
+export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1): WindowRows {
+  const W = starts.length, R = W * L, n = tokens.length;
+  const rows: WindowRows = {
+    L,
+    starts,
+    positions: new Int32Array(R),
+    visible: new Int32Array(4 * R),
+    inputU: new Float32Array(R),
+    takeStart: new Uint8Array(R),
+    targets: new Int32Array(R),
+    targetU: new Float32Array(R),
+    weights: new Float32Array(R),
+    contextLength: Math.max(...starts),
+  };
+  const C = rows.contextLength;
+  starts.forEach((s, w) => {
+    if (!(Number.isInteger(s) && s >= 1 && s < n)) throw new RangeError(`windowRows: window start ${s} must be in [1, ${n - 1}] (a context token before it, a target at it)`);
+    for (let j = 0; j < L; j++) {
+      const r = w * L + j, k = s + j, inside = k < n;
+      const u = (i: number) => (i < n ? us[i] : 0.5);
+      rows.positions[r] = k - 1;
+      rows.visible.set([0, s, C + w * L, C + r + 1], 4 * r);
+      rows.targets[r] = inside ? tokens[k] : 0;
+      rows.targetU[r] = u(k);
+      rows.weights[r] = inside ? gamma ** j : 0;
+      if (variant === "O") rows.inputU[r] = u(k);
+      else if (j === 0) rows.takeStart[r] = 1;
+      else rows.inputU[r] = u(k - 1);
+    }
+  });
+  return rows;
+}
+
+/** The slot input rows [R, dim]: the auxiliary embedding of each row's u (or the start vector). */
+export function slotInputs(tape: Tape, st: TrainableStudent, rows: WindowRows, dim: number): Tensor {
+  const cfg = st.student.config.aux, R = rows.inputU.length;
+  let x: Tensor;
+  if (cfg.kind === "anchors") x = anchorEmbedding(tape, st.aux.anchors!, rows.inputU);
+  else {
+    const F = auxFeatureCount(cfg), feats = new Float32Array(R * F);
+    for (let r = 0; r < R; r++) feats.set(auxFeatures(rows.inputU[r], cfg), r * F);
+    x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), st.aux.weight!), st.aux.bias!);
+  }
+  if (x.cols !== dim) throw new RangeError(`slotInputs: the aux embedding gives ${x.cols} values per row, the model needs ${dim}`);
+  return st.start ? replaceRows(tape, x, st.start, rows.takeStart) : x;
+}
+
+/** The student's logits [R, vocab] for the window rows, against the teacher's KV of the sequence. */
+export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
+  if (context.length < rows.contextLength) throw new RangeError(`studentLogits: windows need ${rows.contextLength} context rows, the teacher KV has ${context.length}`);
+  const x = slotInputs(tape, st, rows, teacher.dim);
+  return forwardRows(tape, teacher, weights, { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: rows.contextLength } }, st.lora);
+}
+
+/** Which PTP loss (method section 3.3). */
+export type LossKind = "ce" | "kl" | "rkl";
+
+/**
+ * The window loss: cross-entropy on the sampled tokens (O-PTP: own u seen;
+ * C-PTP: own u withheld, on logits / T), or for C-PTP KL / reverse KL to the
+ * teacher's distributions `teacherLogits` [R, vocab] (the teacher's logits at
+ * each row's position). Weighted by gamma^j through rows.weights.
+ */
+export function windowLoss(tape: Tape, variant: Variant, logits: Tensor, rows: WindowRows, kind: LossKind, temperature: number, teacherLogits?: Float32Array): Tensor {
+  const invTemp = variant === "C" && temperature > 0 ? 1 / temperature : 1;
+  if (kind === "ce") return crossEntropy(tape, logits, rows.targets, rows.weights, invTemp);
+  if (variant !== "C") throw new RangeError(`loss "${kind}" matches the teacher's distribution, which only a C-PTP student predicts; use "ce" for O-PTP`);
+  if (!teacherLogits) throw new RangeError(`loss "${kind}" needs the teacher's logits`);
+  return klDivergence(tape, logits, teacherLogits, rows.weights, invTemp, kind === "kl" ? "forward" : "reverse");
+}
+
+export interface WindowMetrics {
+  /** Per window: the length of the prefix where the student's token equals the target. */
+  correct: number[];
+  /** Per window: min(#correct + 1, number of valid slots). */
+  accepted: number[];
+}
+
+/**
+ * #correct and #accepted of each window: the student's token is argmax
+ * (O-PTP) or Pick(u_k, P(logits)) under the sampling settings (C-PTP), as
+ * the decoders draft it.
+ */
+export function windowMetrics(variant: Variant, logits: Float32Array, rows: WindowRows, vocab: number, sampling: SamplingSettings): WindowMetrics {
+  const correct: number[] = [], accepted: number[] = [];
+  for (let w = 0; w < rows.starts.length; w++) {
+    let c = 0, valid = 0;
+    for (let j = 0; j < rows.L; j++) if (rows.weights[w * rows.L + j] > 0) valid++;
+    for (; c < valid; c++) {
+      const r = w * rows.L + c, row = logits.subarray(r * vocab, (r + 1) * vocab);
+      const t = variant === "O" ? argmax(row) : sampleToken(row, sampling, rows.targetU[r]);
+      if (t !== rows.targets[r]) break;
+    }
+    correct.push(c);
+    accepted.push(Math.min(c + 1, valid));
+  }
+  return { correct, accepted };
+}

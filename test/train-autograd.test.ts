@@ -1,0 +1,400 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createBackend } from "../src/backends/registry.js";
+import { kvDim } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import {
+  add,
+  addBias,
+  anchorEmbedding,
+  attention,
+  concatRows,
+  crossEntropy,
+  embedding,
+  klDivergence,
+  linear,
+  replaceRows,
+  rmsnorm,
+  rope,
+  scale,
+  swiglu,
+  Tape,
+  Tensor,
+  jsKernels,
+  useTrainKernels,
+  wasmTrainKernels,
+} from "../src/train/autograd/index.js";
+import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
+import { studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
+import { trainableStudent } from "../src/train/student-params.js";
+import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
+import { makeStudent, studentSpecArb } from "./ptp-helpers.js";
+
+/**
+ * Gradient checks: every op's backward pass against central finite
+ * differences of its forward pass.
+ *
+ * The scalar checked is L = sum_i c_i y_i for a fixed random c, so every
+ * output element's gradient path is exercised. The numeric derivative is
+ * Richardson-extrapolated central differences at h = 1e-2 and 5e-3, whose
+ * truncation error is O(h^4) (~1e-6 at O(1) curvature; a whole model
+ * with large LoRA updates has larger derivatives, hence a relative term).
+ * Where the first estimate misses, it is retried once at a step 8 times
+ * smaller (strongly curved spots exist in a random model), so a correct
+ * gradient passes and a wrong one still cannot.
+ * Values are stored in float32, so L carries a rounding error of about
+ * 1e-7 * sum |c_i y_i|, i.e. ~1e-5 / h ~ 2e-3 in the quotient for
+ * outputs of order 100 terms. Hence the tolerance:
+ * |analytic - numeric| <= 2e-3 + 2e-2 * max(|analytic|, |numeric|).
+ * GRAD-MUTANT shows the check rejects a gradient that is wrong by a few
+ * percent in a single term.
+ */
+const H = 1e-2, ATOL = 2e-3, RTOL = 2e-2;
+
+const f = Math.fround;
+
+function param(shape: number[], next: () => number, s = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new Tensor(Float32Array.from({ length: n }, () => (2 * next() - 1) * s), shape, new Float32Array(n));
+}
+
+/** The first mismatch between backward and finite differences, or null. */
+function gradCheck(inputs: Tensor[], build: (tape: Tape) => Tensor, seed: number, samplesPerInput = 24): string | null {
+  const next = rng(seed);
+  let c: Float64Array | null = null;
+  const loss = (tape: Tape) => {
+    const y = build(tape);
+    c ??= Float64Array.from({ length: y.data.length }, () => 2 * next() - 1);
+    let s = 0;
+    for (let i = 0; i < y.data.length; i++) s += c[i] * y.data[i];
+    return { y, s };
+  };
+  for (const t of inputs) t.grad!.fill(0);
+  const tape = new Tape();
+  const { y, s } = loss(tape);
+  const L = tape.output([1], [y], Float32Array.of(s));
+  tape.record(L, (d) => {
+    for (let i = 0; i < y.data.length; i++) y.grad![i] += d[0] * c![i];
+  });
+  tape.backward(L);
+  // Central differences at steps h and h/2, combined by Richardson
+  // extrapolation (4 D(h/2) - D(h)) / 3, which cancels the O(h^2) term.
+  const central = (t: Tensor, i: number, h: number) => {
+    const x = t.data[i];
+    t.data[i] = f(x + h);
+    const hi = t.data[i], lp = loss(new Tape()).s;
+    t.data[i] = f(x - h);
+    const lo = t.data[i], lm = loss(new Tape()).s;
+    t.data[i] = x;
+    return (lp - lm) / (hi - lo);
+  };
+  for (const [ti, t] of inputs.entries()) {
+    const n = t.data.length;
+    const picks = n <= samplesPerInput ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: samplesPerInput }, () => Math.floor(next() * n));
+    // Steps scale with the tensor: a small vector (an untrained start vector,
+    // say) feeds a scale-invariant RMSNorm, so an absolute step of 1e-2
+    // would not be small.
+    let maxAbs = 0;
+    for (const v of t.data) maxAbs = Math.max(maxAbs, Math.abs(v));
+    const h = H * Math.min(1, Math.max(maxAbs, 0.05));
+    for (const i of picks) {
+      const analytic = t.grad![i];
+      const close = (numeric: number) => Math.abs(analytic - numeric) <= ATOL + RTOL * Math.max(Math.abs(analytic), Math.abs(numeric));
+      const richardson = (step: number) => (4 * central(t, i, step / 2) - central(t, i, step)) / 3;
+      let numeric = richardson(h);
+      // Strongly curved spots (a whole model at random weights has some) need
+      // a smaller step before the estimate settles; try one, 8x smaller.
+      if (!close(numeric)) numeric = richardson(h / 8);
+      if (!close(numeric)) {
+        return `input ${ti} element ${i}: backward ${analytic}, finite differences ${numeric}`;
+      }
+    }
+  }
+  return null;
+}
+
+/** Fails with the whole mismatch message (expect() would truncate it). */
+function passes(mismatch: string | null): void {
+  if (mismatch !== null) throw new Error(mismatch);
+}
+
+const seedArb = fc.integer({ min: 1, max: 1 << 30 });
+/** Report a failure by its seed and error only: counterexamples hold whole checkpoints. */
+const reporter = <T>(out: fc.RunDetails<T>): void => {
+  if (out.failed && process.env.GRAD_DEBUG) console.log(JSON.stringify((out.counterexample as unknown[] | null)?.slice(1)));
+  if (out.failed) throw new Error(`property failed (seed ${out.seed}, path ${out.counterexamplePath}): ${out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance)}`);
+};
+const RUNS = { numRuns: 25, endOnFailure: true, reporter };
+
+describe("GRAD-OPS: every op's backward pass matches finite differences", () => {
+  it("linear (x and W)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 6 }), (seed, M, K, N) => {
+        const next = rng(seed), x = param([M, K], next), w = param([N, K], next);
+        passes(gradCheck([x, w], (t) => linear(t, x, w), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("add, scale, addBias, concatRows, replaceRows", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }), (seed, M, D) => {
+        const next = rng(seed), a = param([M, D], next), b = param([M, D], next), bias = param([D], next), row = param([D], next);
+        const take = Uint8Array.from({ length: 2 * M }, () => (next() < 0.4 ? 1 : 0));
+        passes(gradCheck([a, b, bias, row], (t) => replaceRows(t, concatRows(t, addBias(t, add(t, a, b), bias), scale(t, b, -1.7)), row, take), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("swiglu", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 30 }), (seed, n) => {
+        const next = rng(seed), g = param([n], next, 3), u = param([n], next, 2);
+        passes(gradCheck([g, u], (t) => swiglu(t, g, u), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("rmsnorm (x and weight)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), (seed, M, D) => {
+        const next = rng(seed), x = param([M, D], next, 2), w = param([D], next);
+        passes(gradCheck([x, w], (t) => rmsnorm(t, x, w, 1e-5), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("rope", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), (seed, M, nHeads, half) => {
+        const next = rng(seed), x = param([M, nHeads * 2 * half], next);
+        const pos = Int32Array.from({ length: M }, () => Math.floor(next() * 300));
+        passes(gradCheck([x], (t) => rope(t, x, pos, nHeads, 2 * half, 10000), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("attention with GQA and two key ranges per row (q, k, v)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), (seed, M, kvHeads, group, half, nKeys) => {
+        const next = rng(seed), hs = 2 * half, nHeads = kvHeads * group;
+        const q = param([M, nHeads * hs], next, 2), k = param([nKeys, kvHeads * hs], next, 2), v = param([nKeys, kvHeads * hs], next);
+        const vis = new Int32Array(4 * M);
+        for (let m = 0; m < M; m++) {
+          const cut = [0, 0, 0, 0].map(() => Math.floor(next() * (nKeys + 1))).sort((a, b) => a - b);
+          if (cut[1] === cut[0] && cut[3] === cut[2]) cut[3] = cut[2] < nKeys ? cut[2] + 1 : cut[3], (cut[2] = cut[3] - 1);
+          vis.set(cut, 4 * m);
+        }
+        passes(gradCheck([q, k, v], (t) => attention(t, q, k, v, vis, nHeads, kvHeads, hs), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("embedding and the anchors auxiliary embedding", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
+        const next = rng(seed), table = param([7, D], next), anchors = param([3, D], next);
+        const ids = Int32Array.from({ length: M }, () => Math.floor(next() * 7));
+        const us = Float32Array.from({ length: M }, () => next());
+        passes(gradCheck([table, anchors], (t) => add(t, embedding(t, table, ids), anchorEmbedding(t, anchors, us)), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("cross-entropy, KL and reverse KL with row weights and temperature", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2), (seed, R, V, invTemp) => {
+        const next = rng(seed), logits = param([R, V], next, 3);
+        const targets = Int32Array.from({ length: R }, () => Math.floor(next() * V));
+        const weights = Float32Array.from({ length: R }, (_, r) => (r === 0 ? 1 : next() < 0.3 ? 0 : next()));
+        const teacher = Float32Array.from({ length: R * V }, () => 3 * (2 * next() - 1));
+        passes(gradCheck([logits], (t) => crossEntropy(t, logits, targets, weights, invTemp), seed));
+        passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "forward"), seed));
+        passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "reverse"), seed));
+      }),
+      RUNS,
+    );
+  });
+
+  it("GRAD-MUTANT: a backward pass 3% off fails the check", () => {
+    const next = rng(7), x = param([3, 4], next);
+    // y = x^2 whose backward claims 2.06 x instead of 2 x.
+    const wrongSquare = (t: Tape) => {
+      const y = t.output(x.shape, [x], x.data.map((v) => v * v));
+      t.record(y, (dy) => dy.forEach((d, i) => (x.grad![i] += 2.06 * x.data[i] * d)));
+      return y;
+    };
+    expect(gradCheck([x], wrongSquare, 7, 100)).not.toBeNull();
+  });
+});
+
+describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones do", () => {
+  const wasm = wasmTrainKernels();
+  it("matmul, matmulGradX and matmulGradW agree within float32 reassociation (1e-5 relative), tails and all", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 37 }), fc.integer({ min: 1, max: 13 }), (seed, M, K, N) => {
+        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
+        const pairs: [Float32Array, Float32Array][] = [];
+        const y1 = new Float32Array(M * N), y2 = new Float32Array(M * N);
+        jsKernels.matmul(y1, x, w, M, K, N);
+        wasm.matmul(y2, x, w, M, K, N);
+        pairs.push([y2, y1]);
+        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
+        wasm.matmulGradX(dx2, dy, w, M, K, N);
+        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
+        wasm.matmulGradW(dw2, dy, x, M, K, N);
+        pairs.push([dx2, dx1], [dw2, dw1]);
+        for (const [a, b] of pairs) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
+  it("attention forward and backward agree within float32 reassociation (1e-5 relative)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 12 }), (seed, M, kvHeads, group, half, nKeys) => {
+        const next = rng(seed), hs = 2 * half, H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        for (let m = 0; m < M; m++) {
+          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          ranges.set([a, b, c, c + Math.floor(next() * (nKeys - c + 1))], 4 * m);
+          offsets[m + 1] = offsets[m] + H * (ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
+        }
+        const run = (kern: typeof jsKernels) => {
+          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
+          const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(val.length);
+          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          return [out, probs, dq, dk, dv];
+        };
+        const a = run(jsKernels), b = run(wasm);
+        a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
+  it("the whole student loss passes the gradient check on the WASM kernels too", () => {
+    const prev = useTrainKernels(wasm);
+    try {
+      fc.assert(
+        fc.property(tinyCheckpoint, studentSpecArb("O"), seedArb, (ckpt, spec, seed) => {
+          const next = rng(seed), cfg = ckpt.config;
+          const st = trainableStudent(makeStudent(ckpt, spec), cfg);
+          const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3);
+          const ctx = randomContext(cfg, n, kvDim(cfg), next);
+          const tensors = st.params.map((p) => new Tensor(p.data, p.shape, p.grad));
+          passes(gradCheck(tensors, (t) => windowLoss(t, "O", studentLogits(t, cfg, constantWeights(ckpt), st, ctx, rows), rows, "ce", 1), seed, 3));
+        }),
+        { numRuns: 8, endOnFailure: true, reporter },
+      );
+    } finally {
+      useTrainKernels(prev);
+    }
+  });
+});
+
+/** Random constant context keys/values for a teacher config. */
+function randomContext(cfg: { nLayers: number }, rows: number, kv: number, next: () => number) {
+  const mk = () => Float32Array.from({ length: rows * kv }, () => 2 * next() - 1);
+  return { keys: Array.from({ length: cfg.nLayers }, mk), values: Array.from({ length: cfg.nLayers }, mk), length: rows };
+}
+
+describe("GRAD-LOSS: the whole PTP student loss", () => {
+  it("O-PTP and C-PTP losses (CE, KL, reverse KL, gamma) match finite differences in every kind of parameter", () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, studentSpecArb(), seedArb, fc.constantFrom<LossKind>("ce", "kl", "rkl"), fc.constantFrom(1, 0.8), (ckpt, spec, seed, kind, gamma) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const student = makeStudent(ckpt, spec);
+        // Aux embedding and start vector at a trained student's scale (untrained they are +-0.02).
+        for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) a?.forEach((v, i) => (a[i] = v * 30));
+        const st = trainableStudent(student, cfg);
+        const n = 6 + Math.floor(next() * 6), L = 1 + Math.floor(next() * 4);
+        const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const us = Float32Array.from({ length: n }, () => next());
+        const starts = [1 + Math.floor(next() * (n - 1)), 1 + Math.floor(next() * (n - 1))];
+        const rows = windowRows(spec.variant, tokens, us, starts, L, gamma);
+        const ctx = randomContext(cfg, n, kvDim(cfg), next);
+        const loss = spec.variant === "O" ? "ce" : kind;
+        const teacherLogits = Float32Array.from({ length: starts.length * L * cfg.vocabSize }, () => 2 * next() - 1);
+        const weights = constantWeights(ckpt);
+        const tensors = st.params.map((p) => new Tensor(p.data, p.shape, p.grad));
+        passes(gradCheck(tensors, (t) => windowLoss(t, spec.variant, studentLogits(t, cfg, weights, st, ctx, rows), rows, loss, 0.8, teacherLogits), seed, 3));
+      }),
+      { numRuns: 15, endOnFailure: true, reporter, ...(process.env.GRAD_SEED ? { seed: Number(process.env.GRAD_SEED), path: process.env.GRAD_PATH } : {}) },
+    );
+  });
+
+  it("next-token loss of a model trained from scratch matches finite differences in every weight", () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, seedArb, (ckpt, seed) => {
+        const next = rng(seed), cfg = ckpt.config, T = 5;
+        const { params, weights } = trainableWeights(ckpt);
+        const ids = Int32Array.from({ length: 2 * T }, () => Math.floor(next() * cfg.vocabSize));
+        const positions = Int32Array.from({ length: 2 * T }, (_, i) => i % T);
+        const visible = new Int32Array(8 * T);
+        for (let r = 0; r < 2 * T; r++) visible.set([r - (r % T), r + 1, 0, 0], 4 * r);
+        const targets = Int32Array.from({ length: 2 * T }, () => Math.floor(next() * cfg.vocabSize));
+        const w = new Float32Array(2 * T).fill(1);
+        const tensors = params.map((p) => new Tensor(p.data, p.shape, p.grad));
+        const build = (t: Tape) => crossEntropy(t, forwardRows(t, cfg, weights, { x: embedding(t, weights.tokenEmbedding, ids), positions, visible }), targets, w);
+        passes(gradCheck(tensors, build, seed, 3));
+      }),
+      { numRuns: 15, endOnFailure: true, reporter, ...(process.env.GRAD_SEED ? { seed: Number(process.env.GRAD_SEED), path: process.env.GRAD_PATH } : {}) },
+    );
+  });
+});
+
+describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders run", () => {
+  it("student logits of a window equal PtpModel.forward's on the js backend (within float32 rounding)", async () => {
+    const js = await createBackend("js");
+    fc.assert(
+      fc.property(tinyCheckpoint, studentSpecArb(), seedArb, (ckpt, spec, seed) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const student = makeStudent(ckpt, spec);
+        const n = 8, L = spec.window;
+        const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const us = Float32Array.from({ length: n + L }, () => next());
+        const s = 1 + Math.floor(next() * (n - 1));
+        const teacher = new Transformer(js, ckpt);
+        const model = new PtpModel(teacher, student);
+        try {
+          // Inference: the context, then one proposal window as a block with a mask.
+          const cache = teacher.newCache();
+          teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
+          const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * cfg.dim);
+          for (let j = 0; j < L; j++) {
+            mask.fill(1, j * nKeys, j * nKeys + s);
+            mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
+            emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * cfg.dim);
+          }
+          const infer = model.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
+          const kv = kvDim(cfg);
+          const ctx = { keys: cache.keys.map((b) => js.download(b, 0, s * kv)), values: cache.values.map((b) => js.download(b, 0, s * kv)), length: s };
+          cache.free();
+          // Training graph: the same window (targets beyond the tokens do not matter here).
+          const padded = [...tokens, ...new Array(L).fill(0)];
+          const rows = windowRows(spec.variant, padded, us, [s], L);
+          const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
+          expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+        } finally {
+          model.dispose();
+          teacher.dispose();
+        }
+      }),
+      { numRuns: 30, endOnFailure: true, reporter },
+    );
+  });
+});

@@ -1,0 +1,184 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createBackend } from "../src/backends/registry.js";
+import { randomCheckpoint, readCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { readSafetensors } from "../src/io/safetensors.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { Transformer } from "../src/model/transformer.js";
+import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../src/ptp/adapter-file.js";
+import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decode } from "../src/ptp/decode/run.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { XorShiftAux } from "../src/sampling/aux.js";
+import { sampleToken } from "../src/sampling/sampler.js";
+import { Tape } from "../src/train/autograd/index.js";
+import { constantWeights } from "../src/train/graph.js";
+import { recoverUs } from "../src/train/inverse-ar.js";
+import { studentLogits, windowRows } from "../src/train/ptp-windows.js";
+import { trainableStudent } from "../src/train/student-params.js";
+import { teacherContext } from "../src/train/teacher-context.js";
+import { rng, runCli, tinyCheckpoint, TOK_512 } from "./helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "ptp-train-cli-"));
+const TEACHER = join(tmp, "teacher.bin");
+const PROMPTS = join(tmp, "prompts.txt");
+const DATA = join(tmp, "data.ptpd");
+const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
+writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
+
+const bytes = (path: string) => readFileSync(path);
+
+async function dataset(): Promise<void> {
+  if (existsSync(DATA)) return;
+  const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", DATA, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1");
+  expect(r.code, r.stderr).toBe(0);
+}
+
+const distillArgs = (out: string, ...extra: string[]) => [
+  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
+  "--steps", "6", "--warmup", "2", "--eval-every", "3", "--tokenizer", TOK_512, "--eval-prompts", PROMPTS, "--eval-steps", "16", "--backend", "wasm", ...extra,
+];
+
+describe("ptp distill", () => {
+  it("TRAIN-DISTILL-RUN: trains a student that loads against its teacher, logs accepted tokens per call, and decodes exactly as AR", async () => {
+    await dataset();
+    const out = join(tmp, "s-run.safetensors");
+    const r = await runCli(...distillArgs(out));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/accepted/);
+    const student = readStudent(out);
+    const ckpt = readCheckpoint(TEACHER);
+    checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), out);
+    // Training moved B away from its zero init.
+    expect(student.weights.layers.some((l) => Object.values(l).some((p) => p.B.some((b) => b !== 0)))).toBe(true);
+    const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(log.map((e) => e.step)).toEqual([0, 3, 6]);
+    for (const e of log) expect(e.accepted).toBeGreaterThanOrEqual(1);
+    // The trained student changes only speed: single-call decoding still equals AR.
+    const backend = await createBackend("wasm");
+    const teacher = new Transformer(backend, ckpt);
+    const model = new PtpModel(teacher, student);
+    const prompt = [1, 403, 407];
+    const sampling = { temperature: 0.7 };
+    const ar = decodeAR(teacher, prompt, { steps: 40, sampling, aux: new XorShiftAux(5n) }).tokens;
+    const ptp = decode(model, [prompt], { decoder: "single-call", steps: 40, sampling, aux: [new XorShiftAux(5n)] }).outputs[0];
+    expect(ptp).toEqual(ar);
+    model.dispose();
+    teacher.dispose();
+  });
+
+  it("TRAIN-RESUME: a run stopped after 3 steps and resumed ends byte-identical to an uninterrupted run (deterministic per seed)", async () => {
+    await dataset();
+    const straight = join(tmp, "s-straight.safetensors"), resumed = join(tmp, "s-resumed.safetensors");
+    expect((await runCli(...distillArgs(straight))).code).toBe(0);
+    const first = await runCli(...distillArgs(resumed, "--stop-after", "3"));
+    expect(first.code).toBe(130);
+    expect(first.stderr).toMatch(/interrupted at step 3/);
+    // Without --resume an existing checkpoint is refused, so nothing is overwritten by accident.
+    const refused = await runCli(...distillArgs(resumed));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/pass --resume/);
+    const second = await runCli(...distillArgs(resumed, "--resume"));
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/resumed from .* at step 3/);
+    expect(bytes(resumed).equals(bytes(straight))).toBe(true);
+    // The training checkpoints hold the same tensors (their metadata records wall-clock time, which differs).
+    const a = readSafetensors(`${resumed}.train.safetensors`).tensors, b = readSafetensors(`${straight}.train.safetensors`).tensors;
+    expect([...a.keys()]).toEqual([...b.keys()]);
+    for (const [k, t] of a) expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), k).toBe(true);
+    // The log has the same evaluations (timing fields aside).
+    const figures = (path: string) => readFileSync(path, "utf8").trim().split("\n").map((l) => { const { step, accepted, loss, correct } = JSON.parse(l); return { step, accepted, loss, correct }; });
+    expect(figures(`${resumed}.log.jsonl`)).toEqual(figures(`${straight}.log.jsonl`));
+    // A resume with different options is refused with both configurations shown.
+    const other = await runCli(...distillArgs(resumed, "--resume", "--lr", "0.5"));
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/different configuration/);
+  });
+
+  it("TRAIN-CPTP: C-PTP students train with cross-entropy, KL and reverse KL", async () => {
+    await dataset();
+    for (const loss of ["ce", "kl", "rkl"]) {
+      const out = join(tmp, `c-${loss}.safetensors`);
+      const r = await runCli(...distillArgs(out, "--variant", "C", "--loss", loss, "--eval-decoder", "self", "--gamma", "0.9"));
+      expect(r.code, r.stderr).toBe(0);
+      expect(readStudent(out).config.variant).toBe("C");
+    }
+  });
+
+  it("TRAIN-USAGE: bad arguments exit 2 with the usage", async () => {
+    await dataset();
+    for (const extra of [["--rank", "0"], ["--loss", "kl"], ["--gamma", "1.5"], ["--eval-prompts", PROMPTS, "--tokenizer"], ["--bogus"]]) {
+      const args = distillArgs(join(tmp, "bad.safetensors")).filter((a, i, all) => !(a === "--tokenizer" || all[i - 1] === "--tokenizer" || a === "--eval-prompts" || all[i - 1] === "--eval-prompts"));
+      const r = await runCli(...args, ...extra);
+      expect(r.code, `${extra.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/usage: ptp distill/);
+    }
+    const t = await runCli("train", "--corpus", PROMPTS, "--out", join(tmp, "m.bin"));
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/exactly one of --tokenizer and --char-vocab/);
+  });
+});
+
+describe("ptp train", () => {
+  const corpus = join(tmp, "corpus.txt");
+  writeFileSync(corpus, Array.from({ length: 60 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
+
+  it("TRAIN-AR: next-token training from scratch lowers the held-out loss and writes a loadable llama2.c checkpoint with a char tokenizer", async () => {
+    const out = join(tmp, "scratch.bin"), tok = join(tmp, "chars.bin");
+    const r = await runCli("train", "--corpus", corpus, "--char-vocab", tok, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "4", "--steps", "40", "--eval-every", "40", "--lr", "1e-2", "--warmup", "5");
+    expect(r.code, r.stderr).toBe(0);
+    const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(log[0].step).toBe(0);
+    expect(log.at(-1).step).toBe(40);
+    expect(log.at(-1).validLoss).toBeLessThan(log[0].validLoss - 1);
+    const model = readCheckpoint(out);
+    const tokenizer = Tokenizer.load(tok, model.config.vocabSize);
+    expect(tokenizer.decode(tokenizer.encode("the cat", true, false))).toContain("the cat");
+  });
+
+  it("TRAIN-AR-RESUME: stopped and resumed, the checkpoint ends byte-identical to an uninterrupted run", async () => {
+    const args = (out: string, ...extra: string[]) => ["train", "--corpus", corpus, "--char-vocab", join(tmp, `${out}.tok`), "--out", join(tmp, out), "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "2", "--steps", "6", "--eval-every", "3", ...extra];
+    expect((await runCli(...args("a.bin"))).code).toBe(0);
+    expect((await runCli(...args("b.bin", "--stop-after", "2"))).code).toBe(130);
+    expect((await runCli(...args("b.bin", "--resume"))).code).toBe(0);
+    expect(bytes(join(tmp, "b.bin")).equals(bytes(join(tmp, "a.bin")))).toBe(true);
+  });
+
+  it("TRAIN-INVERSE-AR: recovered u's lie in the student's own bins (Pick gives back every observed token), and the command trains a C-PTP student", async () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(0.7, 1), (ckpt, seed, temperature) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "digits", digits: 12 }, window: 3, seed });
+        const st = trainableStudent(student, cfg);
+        const n = 12, L = 3, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const starts = [1, 4, 7];
+        const js = { context: { keys: [] as Float32Array[], values: [] as Float32Array[], length: n } };
+        for (let l = 0; l < cfg.nLayers; l++) {
+          const kv = (cfg.dim * cfg.nKvHeads) / cfg.nHeads;
+          js.context.keys.push(Float32Array.from({ length: n * kv }, () => 2 * next() - 1));
+          js.context.values.push(Float32Array.from({ length: n * kv }, () => 2 * next() - 1));
+        }
+        const sampling = { temperature, topK: 0, topP: 1 };
+        const weights = constantWeights(ckpt);
+        const us = recoverUs(cfg, weights, st, js.context, tokens, starts, L, sampling, () => next());
+        const rows = windowRows("C", tokens, us, starts, L);
+        const logits = studentLogits(new Tape(), cfg, weights, st, js.context, rows).data;
+        for (let r = 0; r < rows.targets.length; r++) {
+          expect(sampleToken(logits.subarray(r * cfg.vocabSize, (r + 1) * cfg.vocabSize), sampling, rows.targetU[r])).toBe(rows.targets[r]);
+        }
+      }),
+      { numRuns: 20, endOnFailure: true },
+    );
+    const model = join(tmp, "base.bin"), tok = join(tmp, "base.tok");
+    expect((await runCli("train", "--corpus", corpus, "--char-vocab", tok, "--out", model, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "2", "--steps", "4", "--eval-every", "0")).code).toBe(0);
+    const out = join(tmp, "iar.safetensors");
+    const r = await runCli("train", "--objective", "inverse-ar", "--corpus", corpus, "--tokenizer", tok, "--model", model, "--out", out, "--rank", "2", "--window", "3", "--context", "16", "--batch", "2", "--steps", "3", "--eval-every", "0");
+    expect(r.code, r.stderr).toBe(0);
+    expect(readStudent(out).config.variant).toBe("C");
+  });
+});
