@@ -27,14 +27,15 @@ EVAL_PROMPT_FLAGS=(--prompt-count 32 --prompt-words 6 --prompt-seed 3)
 
 # The teacher: next-token training from scratch on the corpus.
 TRAIN_FLAGS=(--dim 64 --layers 4 --heads 4 --kv-heads 4 --hidden 172 --seq-len 256
-  --steps 4000 --batch 16 --lr 3e-3 --seed 1)
+  --context 128 --batch 8 --steps 1200 --lr 3e-3 --warmup 50 --eval-every 200 --seed 1)
 
 # Distillation data: teacher completions with the demo's sampling settings
 # (temperature 0.7, no top-k/top-p: ptp demo samples that way).
-PREGEN_FLAGS=(--samples 8 --steps 256 --temperature 0.7 --top-k 0 --top-p 1 --seed 1)
+PREGEN_FLAGS=(--samples 4 --steps 255 --temperature 0.7 --top-k 0 --top-p 1 --seed 1)
 
 # The student: O-PTP gated LoRA.
-DISTILL_FLAGS=(--variant O --rank 16 --window 16 --steps 2000)
+DISTILL_FLAGS=(--variant O --aux anchors --rank 32 --alpha 32 --window 8 --windows 32 --batch 2
+  --lr 5e-3 --warmup 50 --schedule cosine --steps 1500 --eval-every 250 --eval-count 16 --seed 1)
 
 # Extra flags for every command that computes (e.g. THREADS_FLAGS=(--threads 2)).
 THREADS_FLAGS=()

@@ -1,0 +1,167 @@
+/**
+ * PTP's cost curve on this CPU: the time of ONE forward call of k rows
+ * (causal, positions 64 .. 64+k-1, after 64 cached tokens) divided by the
+ * time of a 1-row call, for every k = 1 .. 64, per model shape and thread
+ * count. The curve says how many rows a verification call can carry before
+ * it costs more than decoding one token.
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/cost-curve.ts [flags]
+ *
+ * Flags:
+ *   --threads 1,2        wasm thread counts to run (default 1)
+ *   --shapes 260K,15M    shapes to run (default 260K,15M,42M,110M); 260K is
+ *                        stories260K's real weights, the others random weights
+ *   --quick              smoke test: k in {1,2,4,8,16,32,64}, 2 repetitions,
+ *                        shapes 260K,15M
+ *   --json               the raw numbers (medians and every sample) on stdout
+ *                        after the tables
+ *
+ * Progress goes to stderr.
+ */
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Backend } from "../src/backends/backend.js";
+import { createBackend } from "../src/backends/registry.js";
+import { randomCheckpoint, readCheckpoint } from "../src/io/checkpoint.js";
+import { SHAPES, type ModelConfig } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import type { Checkpoint } from "../src/model/weights.js";
+
+const PREFIX = 64;
+const MAX_K = 64;
+const SUMMARY_KS = [8, 16, 25, 33, 64];
+/** Per k, aim for about this much sampled time (from the 1-row time), within [MIN_REPS, MAX_REPS]. */
+const TARGET_MS = 50;
+const MIN_REPS = 3;
+const MAX_REPS = 100;
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(name);
+function option(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+const quick = flag("--quick");
+const asJson = flag("--json");
+const threadCounts = (option("--threads") ?? "1").split(",").map((s) => {
+  const t = Number(s);
+  if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: expected positive integers like 1,2, got ${JSON.stringify(s)}`);
+  return t;
+});
+const shapes = (option("--shapes") ?? (quick ? "260K,15M" : "260K,15M,42M,110M")).split(",");
+for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${JSON.stringify(s)}; known: ${Object.keys(SHAPES).join(", ")}`);
+const KS = quick ? [1, 2, 4, 8, 16, 32, 64] : Array.from({ length: MAX_K }, (_, i) => i + 1);
+
+const progress = (msg: string) => process.stderr.write(`[cost-curve] ${msg}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
+
+function loadShape(name: string): Checkpoint {
+  if (name === "260K") return readCheckpoint(fileURLToPath(new URL("../../shared/models/stories260K.bin", import.meta.url)));
+  return randomCheckpoint({ ...SHAPES[name], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 } as ModelConfig, 1);
+}
+
+/** A wasm backend with its worker threads already running, so no k pays their start-up. */
+async function wasmBackend(threads: number): Promise<Backend> {
+  const b = await createBackend("wasm", { threads });
+  await (b as Backend & { startThreads?: () => Promise<void> }).startThreads?.();
+  return b;
+}
+
+interface Curve {
+  shape: string;
+  threads: number;
+  reps: number;
+  /** Median ms of a k-row call, by k (index into KS). */
+  medianMs: number[];
+  /** Every sample, ms, [KS index][repetition]. */
+  samplesMs: number[][];
+  ratio: number[];
+}
+
+function measure(b: Backend, shape: string, threads: number): Curve {
+  const ckpt = loadShape(shape);
+  const vocab = ckpt.config.vocabSize;
+  const model = new Transformer(b, ckpt);
+  const cache = model.newCache(PREFIX + MAX_K);
+  model.forward({ tokens: Array.from({ length: PREFIX }, (_, i) => (i * 7 + 1) % vocab), positions: Array.from({ length: PREFIX }, (_, i) => i) }, cache);
+  const blocks = KS.map((k) => ({ tokens: Array.from({ length: k }, (_, i) => (i * 13 + 5) % vocab), positions: Array.from({ length: k }, (_, i) => PREFIX + i) }));
+  const time = (i: number): number => {
+    cache.crop(PREFIX);
+    const t = performance.now();
+    model.forward(blocks[i], cache);
+    return performance.now() - t;
+  };
+
+  // Warm-up: largest block first so the activation buffers reach full size
+  // before any timing, then every k so each size is JIT- and cache-warm.
+  for (let i = KS.length - 1; i >= 0; i--) time(i);
+  for (let i = 0; i < KS.length; i++) time(i);
+  const oneRow = median(Array.from({ length: 5 }, () => time(0)));
+  const reps = quick ? 2 : Math.min(MAX_REPS, Math.max(MIN_REPS, Math.ceil(TARGET_MS / oneRow)));
+  progress(`${shape}, ${threads} thread(s): 1-row call ~${oneRow.toFixed(3)} ms, ${reps} repetitions of ${KS.length} k ...`);
+
+  // Interleaved, so drift (other jobs, thermal) hits every k alike; the sweep
+  // direction alternates so no k always runs right after the biggest call.
+  const samplesMs: number[][] = KS.map(() => []);
+  for (let r = 0; r < reps; r++) {
+    for (let j = 0; j < KS.length; j++) {
+      const i = r % 2 ? KS.length - 1 - j : j;
+      samplesMs[i].push(time(i));
+    }
+  }
+  model.dispose();
+  const medianMs = samplesMs.map(median);
+  return { shape, threads, reps, medianMs, samplesMs, ratio: medianMs.map((m) => m / medianMs[0]) };
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padStart(widths[i])).join(" | ") + " |";
+  return [line(header), "|" + widths.map((w) => "-".repeat(w + 1) + ":").join("|") + "|", ...rows.map(line)].join("\n");
+}
+
+const curves: Curve[] = [];
+let description = "";
+for (const threads of threadCounts) {
+  const b = await wasmBackend(threads);
+  description = b.description;
+  for (const shape of shapes) curves.push(measure(b, shape, threads));
+  b.dispose?.();
+}
+
+const label = (c: Curve) => (threadCounts.length > 1 ? `${c.shape} ${c.threads}T` : c.shape);
+console.log(`# PTP cost curve: one forward call of k rows after ${PREFIX} cached tokens, time / time(k = 1)${quick ? " (quick)" : ""}\n`);
+console.log(`node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} x ${cpus().length}, ${description}, threads ${threadCounts.join(",")}; 260K = stories260K, others random weights\n`);
+console.log(
+  table(
+    ["k", ...curves.map(label)],
+    [...KS.map((k, i) => [String(k), ...curves.map((c) => c.ratio[i].toFixed(2))]), ["1-row ms", ...curves.map((c) => c.medianMs[0].toFixed(3))]],
+  ),
+);
+
+const at = (c: Curve, k: number) => {
+  const i = KS.indexOf(k);
+  return i < 0 ? "-" : c.ratio[i].toFixed(2);
+};
+const firstOver2 = (c: Curve) => {
+  const i = c.ratio.findIndex((r) => r > 2);
+  return i < 0 ? `>${KS[KS.length - 1]}` : String(KS[i]);
+};
+console.log(`\n## Summary${quick ? " (quick: only the k measured)" : ""}\n`);
+console.log(
+  table(
+    ["shape", "first k with ratio > 2", ...SUMMARY_KS.map((k) => `k=${k}`)],
+    curves.map((c) => [label(c), firstOver2(c), ...SUMMARY_KS.map((k) => at(c, k))]),
+  ),
+);
+if (asJson) console.log("\n" + JSON.stringify({ prefix: PREFIX, ks: KS, curves }));
+// The wasm worker threads would otherwise keep the process alive.
+process.exit(0);

@@ -1,0 +1,209 @@
+/**
+ * Where the time of one autoregressive decode step goes, per backend op.
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/profile.ts [--shapes 15M,110M] [--threads 1,2] [--tokens N]
+ *
+ * A random checkpoint of each shape decodes greedily (argmax) on the wasm
+ * backend: one BOS prompt row, a few warm-up steps, then N timed one-row
+ * forward calls. The backend is wrapped so every op call is timed with
+ * performance.now(); matmuls are split by (K, N) into the per-layer linears
+ * and the classifier. "JS overhead" is the forward call's wall time minus
+ * the sum of its op times (model code, argument checks, the timer itself).
+ * Defaults: N = 64 for 15M and 260K, 32 for 42M, 16 for 110M.
+ */
+import type { Backend } from "../src/backends/backend.js";
+import { createBackend } from "../src/backends/registry.js";
+import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { kvDim, SHAPES, type ModelConfig } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import type { Checkpoint } from "../src/model/weights.js";
+import { argmax } from "../src/sampling/pick.js";
+
+const WARMUP = 4;
+const BOS = 1;
+const DEFAULT_TOKENS: Record<string, number> = { "260K": 64, "15M": 64, "42M": 32, "110M": 16 };
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const shapes = (flag("shapes") ?? "15M,110M").split(",");
+const threadCounts = (flag("threads") ?? "1").split(",").map(Number);
+const tokensFlag = flag("tokens");
+for (const s of shapes) if (!(s in SHAPES)) throw new Error(`unknown shape ${s}; known: ${Object.keys(SHAPES).join(", ")}`);
+
+// ---- the timing wrapper ----------------------------------------------------
+
+interface OpStat {
+  calls: number;
+  ms: number;
+  flops: number;
+}
+
+class Stats {
+  readonly ops = new Map<string, OpStat>();
+  /** Off outside the timed steps (warm-up, model set-up and teardown). */
+  recording = false;
+  add(key: string, ms: number, flops = 0): void {
+    if (!this.recording) return;
+    let s = this.ops.get(key);
+    if (!s) this.ops.set(key, (s = { calls: 0, ms: 0, flops: 0 }));
+    s.calls++;
+    s.ms += ms;
+    s.flops += flops;
+  }
+}
+
+/**
+ * `inner` behind a Proxy that times every method call. Methods run with
+ * `this` = the real backend (its buffers check their owner), and the timed
+ * wrappers are made once so the proxy adds no allocation per call.
+ * `matmulKey` names a matmul by its (K, N).
+ */
+function profiled(inner: Backend, stats: Stats, matmulKey: (K: number, N: number) => string): Backend {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(inner, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      let w = wrapped.get(prop);
+      if (!w) {
+        const fn = value as (...args: unknown[]) => unknown;
+        if (prop === "matmul") {
+          w = (y: unknown, x: unknown, wt: unknown, M: number, K: number, N: number) => {
+            const t = performance.now();
+            fn.call(target, y, x, wt, M, K, N);
+            stats.add(matmulKey(K, N), performance.now() - t, 2 * M * K * N);
+          };
+        } else {
+          const key = String(prop);
+          w = (...args: unknown[]) => {
+            const t = performance.now();
+            const r = fn.apply(target, args);
+            stats.add(key, performance.now() - t);
+            return r;
+          };
+        }
+        wrapped.set(prop, w);
+      }
+      return w;
+    },
+  });
+}
+
+/** Matmul labels by (K, N): the linears that share a shape share a row. */
+function matmulLabels(c: ModelConfig): Map<string, string> {
+  const kv = kvDim(c);
+  const linears: [string, number, number][] = [
+    ["wq", c.dim, c.dim], ["wk", c.dim, kv], ["wv", c.dim, kv], ["wo", c.dim, c.dim],
+    ["w1", c.dim, c.hiddenDim], ["w2", c.hiddenDim, c.dim], ["w3", c.dim, c.hiddenDim],
+  ];
+  const names = new Map<string, string[]>();
+  for (const [name, K, N] of linears) names.set(`${K}x${N}`, [...(names.get(`${K}x${N}`) ?? []), name]);
+  const labels = new Map<string, string>();
+  for (const [shape, ns] of names) labels.set(shape, `matmul ${ns.join("/")} (${shape})`);
+  // Last, so a layer shape that happened to equal it could not hide the classifier.
+  labels.set(`${c.dim}x${c.vocabSize}`, `matmul: classifier (${c.dim}x${c.vocabSize})`);
+  return labels;
+}
+
+// ---- decoding ----------------------------------------------------------------
+
+interface Run {
+  stepMs: number; // forward + argmax, per token
+  forwardMs: number;
+  argmaxMs: number;
+}
+
+/** Greedy decode of `steps` tokens after a BOS prompt; times the steps after the warm-up (and records them in `stats`). */
+function decode(model: Transformer, steps: number, stats?: Stats): Run {
+  const cache = model.newCache(WARMUP + steps + 1);
+  let forwardMs = 0, argmaxMs = 0;
+  for (const measured of [false, true]) {
+    cache.crop(0);
+    let token = argmax(model.forward({ tokens: [BOS], positions: [0] }, cache));
+    const n = measured ? steps : WARMUP;
+    if (stats) stats.recording = measured;
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const logits = model.forward({ tokens: [token], positions: [i + 1] }, cache);
+      const t1 = performance.now();
+      token = argmax(logits);
+      if (measured) {
+        forwardMs += t1 - t0;
+        argmaxMs += performance.now() - t1;
+      }
+    }
+  }
+  if (stats) stats.recording = false;
+  cache.free();
+  return { stepMs: (forwardMs + argmaxMs) / steps, forwardMs: forwardMs / steps, argmaxMs: argmaxMs / steps };
+}
+
+// ---- report ------------------------------------------------------------------
+
+const OP_ORDER = ["attention", "rmsnorm", "rope", "swiglu", "add", "embedding", "softmax", "copy", "upload", "download"];
+
+function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
+  const rows: string[][] = [];
+  const pct = (ms: number) => ((100 * ms) / run.stepMs).toFixed(1);
+  const row = (name: string, s: OpStat | undefined, gflops = false) => {
+    if (!s) return;
+    const ms = s.ms / steps;
+    const rate = gflops && s.ms > 0 ? (s.flops / (s.ms * 1e6)).toFixed(1) : "";
+    rows.push([name, (s.calls / steps).toFixed(0), ms.toFixed(3), pct(ms), rate]);
+  };
+  const labels = [...matmulLabels(c).values()];
+  const classifier = labels[labels.length - 1];
+  const layerLabels = labels.filter((l) => l !== classifier);
+  const layers: OpStat = { calls: 0, ms: 0, flops: 0 };
+  for (const l of layerLabels) {
+    const s = stats.ops.get(l);
+    if (!s) continue;
+    layers.calls += s.calls;
+    layers.ms += s.ms;
+    layers.flops += s.flops;
+  }
+  row("matmul: layers", layers, true);
+  for (const l of layerLabels) row(`&nbsp;&nbsp;${l.replace("matmul ", "")}`, stats.ops.get(l), true);
+  row(classifier, stats.ops.get(classifier), true);
+  for (const op of OP_ORDER) row(op, stats.ops.get(op));
+  const known = new Set([...labels, ...OP_ORDER]);
+  for (const [op, s] of stats.ops) if (!known.has(op)) row(op, s);
+  let opMs = 0;
+  for (const s of stats.ops.values()) opMs += s.ms / steps;
+  const overhead = run.forwardMs - opMs;
+  rows.push(["JS overhead (forward wall - ops)", "", overhead.toFixed(3), pct(overhead), ""]);
+  rows.push(["argmax (host, after forward)", "1", run.argmaxMs.toFixed(3), pct(run.argmaxMs), ""]);
+  rows.push(["**step total**", "", `**${run.stepMs.toFixed(3)}**`, "100.0", ""]);
+  const head = ["op", "calls/token", "ms/token", "% of step", "GFLOP/s"];
+  return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+// ---- main --------------------------------------------------------------------
+
+for (const shape of shapes) {
+  const config: ModelConfig = { ...SHAPES[shape], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  const steps = Math.min(Number(tokensFlag ?? DEFAULT_TOKENS[shape] ?? 32), config.seqLen - 1 - WARMUP);
+  const ckpt: Checkpoint = randomCheckpoint(config, 1);
+  const labels = matmulLabels(config);
+  for (const threads of threadCounts) {
+    const raw = await createBackend("wasm", { threads });
+    await (raw as Backend & { startThreads?: () => Promise<void> }).startThreads?.();
+
+    // Unwrapped first: tokens/s without the profiler's own cost, to compare.
+    let model = new Transformer(raw, ckpt);
+    const plain = decode(model, steps);
+    model.dispose();
+
+    const stats = new Stats();
+    model = new Transformer(profiled(raw, stats, (K, N) => labels.get(`${K}x${N}`) ?? `matmul (${K}x${N})`), ckpt);
+    const run = decode(model, steps, stats);
+    model.dispose();
+    raw.dispose?.();
+
+    console.log(`\n### ${shape} shape, ${raw.description}, ${threads} thread(s), ${steps} tokens after ${WARMUP} warm-up steps\n`);
+    console.log(table(config, stats, run, steps));
+    console.log(`\ntokens/s: ${(1000 / run.stepMs).toFixed(1)} profiled, ${(1000 / plain.stepMs).toFixed(1)} unprofiled (forward + argmax)`);
+  }
+}

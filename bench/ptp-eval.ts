@@ -1,0 +1,119 @@
+/**
+ * Accepted tokens per call and wall-clock speed of PTP decoders against AR,
+ * on held-out prompts, one prompt at a time (batch 1, the latency setting),
+ * every decoder and AR measured in the same run on the same u's (prompt i:
+ * the xorshift stream seeded seed + i). Also checks that every PTP output
+ * equals AR's (self-verification follows the C-PTP model's own AR path, so
+ * it is not compared).
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
+ *     --model M.bin --tokenizer T.bin --student S.safetensors --prompts P.txt \
+ *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
+ *     [--threads 1] [--seed 1] [--budget B] [--json]
+ */
+import { readFileSync } from "node:fs";
+import { createBackend } from "../src/backends/registry.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { Transformer } from "../src/model/transformer.js";
+import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file.js";
+import { decode, type DecoderName } from "../src/ptp/decode/run.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { XorShiftAux } from "../src/sampling/aux.js";
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback?: string): string => {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0 && i + 1 < args.length) return args[i + 1];
+  if (fallback === undefined) {
+    console.error(`bench/ptp-eval.ts: --${name} is required`);
+    process.exit(2);
+  }
+  return fallback;
+};
+const modelPath = flag("model"), studentPath = flag("student");
+const ckpt = readCheckpoint(modelPath);
+const tokenizer = Tokenizer.load(flag("tokenizer"), ckpt.config.vocabSize);
+const student = readStudent(studentPath);
+checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), studentPath);
+const count = Number(flag("count", "0"));
+const texts = readFileSync(flag("prompts"), "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
+const decoders = flag("decoders", student.config.variant === "C" ? "single-call,self" : "single-call,verify").split(",") as DecoderName[];
+const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
+const steps = Number(flag("steps", "128")), seed = Number(flag("seed", "1")), threads = Number(flag("threads", "1"));
+const budget = args.includes("--budget") ? Number(flag("budget")) : undefined;
+
+const backend = await createBackend("wasm", { threads });
+const teacher = new Transformer(backend, ckpt);
+const model = new PtpModel(teacher, student);
+
+interface Row {
+  decoder: string;
+  temperature: number;
+  prompts: number;
+  tokens: number;
+  calls: number;
+  meanAccepted: number;
+  tokensPerSecond: number;
+  arTokensPerSecond: number;
+  speedup: number;
+  equalsAR: boolean | null;
+}
+
+function run(decoder: DecoderName, temperature: number) {
+  const sampling = { temperature, topK: 0, topP: 1 };
+  let tokens = 0, calls = 0, seconds = 0, steps_ = 0, acceptedSum = 0;
+  const outputs: number[][] = [];
+  prompts.forEach((p, i) => {
+    const r = decode(model, [p], { decoder, steps, sampling, aux: [new XorShiftAux(BigInt(seed + i))], budget });
+    outputs.push(r.outputs[0]);
+    tokens += r.stats.generatedTokens;
+    calls += r.stats.modelCalls;
+    seconds += r.stats.seconds;
+    r.stats.acceptedHistogram.forEach((n, a) => {
+      steps_ += n;
+      acceptedSum += n * a;
+    });
+  });
+  return { outputs, tokens, calls, seconds, meanAccepted: steps_ ? acceptedSum / steps_ : 0 };
+}
+
+// Warm-up: JIT tiers and allocations for both paths.
+run("ar", 0.7);
+run(decoders[0], 0.7);
+const rows: Row[] = [];
+for (const temperature of temperatures) {
+  const ar = run("ar", temperature);
+  for (const decoder of decoders) {
+    process.stderr.write(`ptp-eval: ${decoder} at T = ${temperature} on ${prompts.length} prompts ...\n`);
+    const r = run(decoder, temperature);
+    const equal = decoder === "self" ? null : r.outputs.every((o, i) => o.length === ar.outputs[i].length && o.every((t, k) => t === ar.outputs[i][k]));
+    rows.push({
+      decoder,
+      temperature,
+      prompts: prompts.length,
+      tokens: r.tokens,
+      calls: r.calls,
+      meanAccepted: r.meanAccepted,
+      tokensPerSecond: r.tokens / r.seconds,
+      arTokensPerSecond: ar.tokens / ar.seconds,
+      speedup: r.tokens / r.seconds / (ar.tokens / ar.seconds),
+      equalsAR: equal,
+    });
+  }
+}
+model.dispose();
+teacher.dispose();
+
+if (args.includes("--json")) console.log(JSON.stringify(rows, null, 2));
+else {
+  console.log(`\nstudent ${studentPath} (${student.config.variant}-PTP, rank ${student.config.rank}, ${student.config.aux.kind}, window ${student.config.window}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
+  console.log("| decoder | T | accepted / call | model calls | tokens | PTP tok/s | AR tok/s | speedup | equals AR |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    console.log(`| ${r.decoder} | ${r.temperature} | ${r.meanAccepted.toFixed(2)} | ${r.calls} | ${r.tokens} | ${r.tokensPerSecond.toFixed(0)} | ${r.arTokensPerSecond.toFixed(0)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR === null ? "n/a (own AR path)" : r.equalsAR ? "yes" : "NO"} |`);
+  }
+}
+if (rows.some((r) => r.equalsAR === false)) process.exit(1);
