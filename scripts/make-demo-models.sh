@@ -35,7 +35,7 @@ PREGEN_FLAGS=(--samples 4 --steps 255 --temperature 0.7 --top-k 0 --top-p 1 --se
 
 # The student: O-PTP gated LoRA.
 DISTILL_FLAGS=(--variant O --aux anchors --rank 32 --alpha 32 --window 8 --windows 32 --batch 2
-  --lr 5e-3 --warmup 50 --schedule cosine --steps 1500 --eval-every 250 --eval-count 16 --seed 1)
+  --lr 5e-3 --warmup 50 --schedule cosine --steps 600 --eval-every 200 --eval-count 16 --seed 1)
 
 # Extra flags for every command that computes (e.g. THREADS_FLAGS=(--threads 2)).
 THREADS_FLAGS=()

@@ -110,6 +110,15 @@ describe("ptp distill", () => {
     }
   });
 
+  it("TRAIN-SEQLEN-END: records that fill the teacher's whole context (seqLen + 1 tokens) train", async () => {
+    const short = join(tmp, "short.bin"), data = join(tmp, "short.ptpd"), out = join(tmp, "short.safetensors");
+    writeCheckpoint(short, randomCheckpoint({ ...config, seqLen: 12 }, 5));
+    const g = await runCli("pregenerate", "--model", short, "--tokenizer", TOK_512, "--out", data, "--samples", "3", "--steps", "40", "--temperature", "1", "--top-k", "0", "--top-p", "1");
+    expect(g.code, g.stderr).toBe(0);
+    const r = await runCli("distill", "--model", short, "--dataset", data, "--out", out, "--rank", "2", "--window", "4", "--windows", "8", "--batch", "3", "--steps", "3", "--eval-every", "0");
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it("TRAIN-USAGE: bad arguments exit 2 with the usage", async () => {
     await dataset();
     for (const extra of [["--rank", "0"], ["--loss", "kl"], ["--gamma", "1.5"], ["--eval-prompts", PROMPTS, "--tokenizer"], ["--bogus"]]) {

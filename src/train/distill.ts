@@ -92,7 +92,8 @@ export function distill(teacherCkpt: Checkpoint, teacher: Transformer, student: 
         for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
         const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p)));
         const rows = windowRows(variant, rec.tokens, us, starts, L, o.gamma);
-        const { context, logits: tl } = teacherContext(teacher, rec.tokens, o.loss !== "ce");
+        // The last token is only ever a target: the teacher runs on the tokens before it.
+        const { context, logits: tl } = teacherContext(teacher, rec.tokens.subarray(0, n - 1), o.loss !== "ce");
         const tape = new Tape();
         const logits = studentLogits(tape, cfg, weights, st, context, rows);
         const teacherLogits = tl ? gatherRows(tl, rows.positions, cfg.vocabSize) : undefined;
