@@ -101,6 +101,15 @@ describe("ptp demo", () => {
     }
   });
 
+  it("DEMO-SHIPPED: plain `ptp demo` runs on the models shipped in demo/, accepts more than one token per call, and equals AR", async () => {
+    const r = await runCli("demo", "--steps", "80");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^equals AR: yes$/m);
+    // The shipped student is trained: it must beat one token per call (an untrained one gets ~1.1).
+    const accepted = Number(/^accepted per call: (\d+\.\d\d) \(mean\)$/m.exec(r.stdout)![1]);
+    expect(accepted).toBeGreaterThan(1.5);
+  });
+
   it("DEMO-FLAGS: explicit --model/--tokenizer/--student, a --prompts file, --window/--budget and the js backend", async () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Tom wanted to\n\nOnce upon a time, there\n");

@@ -77,8 +77,9 @@ export function runLoop(spec: LoopSpec): LoopResult {
   const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
   const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });
   let rng = new Mulberry32(spec.seed);
-  let seconds = 0;
+  let seconds = 0, resumed = false;
   if (spec.resume && existsSync(spec.checkpointPath)) {
+    resumed = true;
     const info = loadTrainCheckpoint(spec.checkpointPath, opt);
     const want = JSON.stringify(spec.config), have = JSON.stringify(info.config);
     if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
@@ -116,7 +117,8 @@ export function runLoop(spec: LoopSpec): LoopResult {
   };
 
   const running = new Running();
-  if (opt.t === 0 && spec.evaluate) evaluate();
+  // The starting point, once: a resumed run already logged it.
+  if (opt.t === 0 && spec.evaluate && !resumed) evaluate();
   const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
   const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
   while (opt.t < spec.steps && seconds < limit && !interrupted) {
