@@ -26,8 +26,10 @@ import {
   wasmTrainKernels,
 } from "../src/train/autograd/index.js";
 import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
-import { studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
-import { trainableStudent } from "../src/train/student-params.js";
+import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
+import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
+import { randomDraft } from "../src/ptp/draft-file.js";
+import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 import { makeStudent, studentSpecArb } from "./ptp-helpers.js";
 
@@ -337,6 +339,21 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
     );
   });
 
+  it("a standalone draft model's PTP loss matches finite differences in every weight", () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), (ckpt, seed, variant) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
+        const d = trainableDraft(draft);
+        const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3);
+        const tensors = d.params.map((p) => new Tensor(p.data, p.shape, p.grad));
+        passes(gradCheck(tensors, (t) => windowLoss(t, variant, draftLogits(t, d, tokens, rows), rows, "ce", 0.8), seed, 3));
+      }),
+      { numRuns: 10, endOnFailure: true, reporter },
+    );
+  });
+
   it("next-token loss of a model trained from scratch matches finite differences in every weight", () => {
     fc.assert(
       fc.property(tinyCheckpoint, seedArb, (ckpt, seed) => {
@@ -358,6 +375,39 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
 });
 
 describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders run", () => {
+  it("draft-model logits of a window equal DraftModel.forward's on the js backend (within float32 rounding)", async () => {
+    const js = await createBackend("js");
+    fc.assert(
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), (ckpt, seed, variant, L) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
+        const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const us = Float32Array.from({ length: n + L }, () => next());
+        const s = 1 + Math.floor(next() * (n - 1));
+        const teacher = new Transformer(js, ckpt);
+        const dm = new DraftModel(teacher, draft);
+        try {
+          const cache = dm.newCache();
+          dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
+          const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * draft.config.model.dim);
+          for (let j = 0; j < L; j++) {
+            mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
+            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * draft.config.model.dim);
+          }
+          const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
+          cache.free();
+          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L);
+          const logits = draftLogits(new Tape(), trainableDraft(draft), tokens, rows);
+          expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+        } finally {
+          dm.dispose();
+          teacher.dispose();
+        }
+      }),
+      { numRuns: 30, endOnFailure: true, reporter },
+    );
+  });
+
   it("student logits of a window equal PtpModel.forward's on the js backend (within float32 rounding)", async () => {
     const js = await createBackend("js");
     fc.assert(

@@ -12,6 +12,8 @@ import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../src/p
 import { decodeAR } from "../src/ptp/decode/ar.js";
 import { decode } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
+import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/draft-file.js";
+import { DraftModel } from "../src/ptp/draft-model.js";
 import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
@@ -108,6 +110,27 @@ describe("ptp distill", () => {
       expect(r.code, r.stderr).toBe(0);
       expect(readStudent(out).config.variant).toBe("C");
     }
+  });
+
+  it("TRAIN-DRAFT: --draft trains a standalone draft model whose verify decoding equals AR", async () => {
+    await dataset();
+    const out = join(tmp, "draft.safetensors");
+    const r = await runCli(...distillArgs(out, "--draft", "--draft-dim", "8", "--draft-layers", "1", "--draft-heads", "2", "--draft-kv-heads", "1", "--draft-hidden", "16"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/draft model dim 8/);
+    const draft = readDraft(out);
+    const ckpt = readCheckpoint(TEACHER);
+    checkDraftMatchesTeacher(draft, ckpt, teacherChecksum(ckpt), out);
+    const backend = await createBackend("wasm");
+    const teacher = new Transformer(backend, ckpt);
+    const dm = new DraftModel(teacher, draft);
+    const model = new PtpModel(teacher);
+    const sampling = { temperature: 0.7 }, prompt = [1, 403, 407];
+    const ar = decodeAR(teacher, prompt, { steps: 40, sampling, aux: new XorShiftAux(9n) }).tokens;
+    expect(decode(model, [prompt], { decoder: "verify", draft: dm, steps: 40, sampling, aux: [new XorShiftAux(9n)] }).outputs[0]).toEqual(ar);
+    dm.dispose();
+    model.dispose();
+    teacher.dispose();
   });
 
   it("TRAIN-SEQLEN-END: records that fill the teacher's whole context (seqLen + 1 tokens) train", async () => {

@@ -5,7 +5,10 @@ import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../ptp/adapter-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
-import type { AuxKind, Variant } from "../ptp/student-weights.js";
+import { randomDraft } from "../ptp/draft-file.js";
+import type { Draft } from "../ptp/draft-model.js";
+import type { AuxKind, Student, Variant } from "../ptp/student-weights.js";
+import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { readDataset } from "../train/dataset.js";
@@ -19,11 +22,17 @@ import { readPrompts } from "./ptp-common.js";
 export const distillFlags = {
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin)", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
-  out: { kind: "string", value: "FILE", help: "student adapter to write (safetensors), rewritten at every checkpoint", required: true },
+  out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
   checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
   log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
   resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
   init: { kind: "string", value: "FILE", help: "start from this student instead of a fresh one (B = 0)" },
+  draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
+  "draft-dim": { kind: "int", value: "D", help: "draft model width", default: 32 },
+  "draft-layers": { kind: "int", value: "N", help: "draft model layers", default: 2 },
+  "draft-heads": { kind: "int", value: "N", help: "draft model query heads", default: 4 },
+  "draft-kv-heads": { kind: "int", value: "N", help: "draft model key/value heads", default: 2 },
+  "draft-hidden": { kind: "int", value: "N", help: "draft model SwiGLU hidden width", default: 64 },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
   rank: { kind: "int", value: "R", help: "LoRA rank", default: 32 },
   alpha: { kind: "number", value: "A", help: "LoRA alpha (update scaled by alpha / rank)", default: 32 },
@@ -56,7 +65,8 @@ export const distillFlags = {
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
 
-Distill a gated-LoRA PTP student of the teacher from a dataset of teacher
+Distill a gated-LoRA PTP student of the teacher (or, with --draft, a
+standalone draft model trained from scratch) from a dataset of teacher
 samples (ptp pregenerate). Every step draws the u of each sampled token
 inside its bin, lays --windows windows of --window slots at random starts
 of each of --batch sequences, and trains them in one pass against the
@@ -79,6 +89,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const variant = f.variant as Variant, loss = f.loss as LossKind;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
+  if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
+  if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out!;
   const checkpointPath = f.checkpoint ?? `${out}.train.safetensors`, logPath = f.log ?? `${out}.log.jsonl`;
   if (!f.resume && existsSync(checkpointPath)) throw new Error(`${checkpointPath} exists (a run to continue?); pass --resume, or remove it to start over`);
@@ -88,10 +100,15 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const dataset = readDataset(f.dataset!, { allowTornTail: true });
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
-  let student = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
+  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
-    student = readStudent(f.init);
-    checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
+    proposer = readStudent(f.init);
+    checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
+  }
+  if (f.draft) {
+    const shape = { dim: f["draft-dim"]!, nLayers: f["draft-layers"]!, nHeads: f["draft-heads"]!, nKvHeads: f["draft-kv-heads"]!, hiddenDim: f["draft-hidden"]! };
+    validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
+    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, seed: f.seed!, config: shape });
   }
   const backend = await createBackend(f.backend!, { threads: f.threads });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
@@ -102,14 +119,15 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f["eval-prompts"] !== undefined) {
     const tokenizer = Tokenizer.load(f.tokenizer!, ckpt.config.vocabSize);
     const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
-    evalSettings = { prompts, steps: f["eval-steps"]!, sampling, decoder: f["eval-decoder"] as DecoderName, seed: 1000 };
+    evalSettings = { prompts, steps: f["eval-steps"]!, sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
-  io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP student rank ${f.rank} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
+  const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;
+  io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
     const r = distill(
       ckpt,
       teacher,
-      student,
+      proposer,
       dataset.records,
       {
         loss,

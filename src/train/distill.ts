@@ -3,6 +3,8 @@ import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Student } from "../ptp/student-weights.js";
 import { writeStudent } from "../ptp/adapter-file.js";
+import { writeDraft } from "../ptp/draft-file.js";
+import type { Draft } from "../ptp/draft-model.js";
 import { scale, Tape } from "./autograd/index.js";
 import type { DatasetRecord } from "./dataset.js";
 import { betaSample, drawU } from "./dataset.js";
@@ -10,9 +12,9 @@ import { evaluateStudent, type EvalSettings } from "./evaluate.js";
 import { constantWeights } from "./graph.js";
 import type { ProgressStream } from "./progress.js";
 import { runLoop, type LoopResult, type LoopSpec } from "./loop.js";
-import { studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
+import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
 import type { ScheduleConfig } from "./schedule.js";
-import { trainableStudent } from "./student-params.js";
+import { trainableDraft, trainableStudent } from "./student-params.js";
 import { teacherContext } from "./teacher-context.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 
@@ -55,17 +57,24 @@ export interface DistillFiles {
   resume: boolean;
 }
 
-/** Train `student` (in place) on `records`; writes it to files.out at every checkpoint. */
-export function distill(teacherCkpt: Checkpoint, teacher: Transformer, student: Student, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): LoopResult {
-  const cfg = teacherCkpt.config, variant = student.config.variant, L = o.window;
+/**
+ * Train `proposer` (in place) on `records`: a gated-LoRA Student of the
+ * teacher, or a standalone Draft model (its own transformer runs the
+ * context; no teacher pass is needed except for KL losses). Writes it to
+ * files.out at every checkpoint.
+ */
+export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): LoopResult {
+  const cfg = teacherCkpt.config, variant = proposer.config.variant, L = o.window;
   const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
-  const st = trainableStudent(student, cfg);
+  const isDraft = "model" in proposer.config;
+  const st = isDraft ? undefined : trainableStudent(proposer as Student, cfg);
+  const dt = isDraft ? trainableDraft(proposer as Draft) : undefined;
   const weights = constantWeights(teacherCkpt);
   const temperature = o.sampling.temperature;
 
   const spec: LoopSpec = {
-    params: st.params,
+    params: (st ?? dt!).params,
     schedule: o.schedule,
     weightDecay: o.weightDecay,
     clip: o.clip,
@@ -80,9 +89,9 @@ export function distill(teacherCkpt: Checkpoint, teacher: Transformer, student: 
     unit: "slot",
     label: "distill",
     stream,
-    config: { student: student.config, distill: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
-    save: () => writeStudent(files.out, student),
-    evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, student, o.eval!).meanAccepted }) : undefined,
+    config: { [isDraft ? "draft" : "student"]: proposer.config, distill: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    save: () => (isDraft ? writeDraft(files.out, proposer as Draft) : writeStudent(files.out, proposer as Student)),
+    evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, proposer, o.eval!).meanAccepted }) : undefined,
     step(rng: Mulberry32) {
       let loss = 0, correct = 0, windows = 0, slots = 0;
       for (let b = 0; b < o.sequences; b++) {
@@ -92,10 +101,13 @@ export function distill(teacherCkpt: Checkpoint, teacher: Transformer, student: 
         for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
         const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p)));
         const rows = windowRows(variant, rec.tokens, us, starts, L, o.gamma);
-        // The last token is only ever a target: the teacher runs on the tokens before it.
-        const { context, logits: tl } = teacherContext(teacher, rec.tokens.subarray(0, n - 1), o.loss !== "ce");
+        // The last token is only ever a target: the teacher runs on the tokens before it
+        // (for a draft model only when the loss needs its distributions).
+        const needTeacher = !isDraft || o.loss !== "ce";
+        const teacherRun = needTeacher ? teacherContext(teacher, rec.tokens.subarray(0, n - 1), o.loss !== "ce") : undefined;
+        const tl = teacherRun?.logits;
         const tape = new Tape();
-        const logits = studentLogits(tape, cfg, weights, st, context, rows);
+        const logits = st ? studentLogits(tape, cfg, weights, st, teacherRun!.context, rows) : draftLogits(tape, dt!, rec.tokens, rows);
         const teacherLogits = tl ? gatherRows(tl, rows.positions, cfg.vocabSize) : undefined;
         const l = windowLoss(tape, variant, logits, rows, o.loss, temperature, teacherLogits);
         tape.backward(scale(tape, l, 1 / o.sequences));

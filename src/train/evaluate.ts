@@ -1,6 +1,7 @@
 import type { Transformer } from "../model/transformer.js";
 import { decode, type DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
+import { DraftModel, type Draft } from "../ptp/draft-model.js";
 import type { Student } from "../ptp/student-weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import type { SamplingSettings } from "../sampling/processors.js";
@@ -32,8 +33,11 @@ export interface EvalResult {
  * the real decoder (not a training-time proxy), on the u's of the
  * xorshift stream. Sequences still stop at BOS as generation does.
  */
-export function evaluateStudent(teacher: Transformer, student: Student, s: EvalSettings): EvalResult {
-  const model = new PtpModel(teacher, student);
+export function evaluateStudent(teacher: Transformer, proposer: Student | Draft, s: EvalSettings): EvalResult {
+  // A standalone draft model proposes for the teacher-only PtpModel (decoder verify).
+  const isDraft = "model" in proposer.config;
+  const model = isDraft ? new PtpModel(teacher) : new PtpModel(teacher, proposer as Student);
+  const draft = isDraft ? new DraftModel(teacher, proposer as Draft) : undefined;
   const batch = s.batch ?? s.prompts.length;
   const hist: number[] = [];
   let calls = 0, tokens = 0, seconds = 0;
@@ -41,13 +45,14 @@ export function evaluateStudent(teacher: Transformer, student: Student, s: EvalS
     for (let i = 0; i < s.prompts.length; i += batch) {
       const prompts = s.prompts.slice(i, i + batch);
       const aux = prompts.map((_, j) => new XorShiftAux(BigInt(s.seed + i + j)));
-      const r = decode(model, prompts, { decoder: s.decoder, steps: s.steps, sampling: s.sampling, aux });
+      const r = decode(model, prompts, { decoder: s.decoder, steps: s.steps, sampling: s.sampling, aux, draft });
       r.stats.acceptedHistogram.forEach((n, a) => (hist[a] = (hist[a] ?? 0) + n));
       calls += r.stats.modelCalls;
       tokens += r.stats.generatedTokens;
       seconds += r.stats.seconds;
     }
   } finally {
+    draft?.dispose();
     model.dispose();
   }
   const histogram = Array.from(hist, (v) => v ?? 0);

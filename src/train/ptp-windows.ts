@@ -4,9 +4,9 @@ import type { Variant } from "../ptp/student-weights.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { addBias, anchorEmbedding, crossEntropy, klDivergence, linear, replaceRows, Tensor, type Tape } from "./autograd/index.js";
+import { addBias, anchorEmbedding, concatRows, crossEntropy, embedding, klDivergence, linear, replaceRows, sliceRows, Tensor, type Tape } from "./autograd/index.js";
 import { forwardRows, type ConstantContext, type GraphWeights } from "./graph.js";
-import type { TrainableStudent } from "./student-params.js";
+import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student-params.js";
 
 /**
  * PTP training windows (method section 3.2) laid out as the rows of one
@@ -73,24 +73,45 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
 }
 
 /** The slot input rows [R, dim]: the auxiliary embedding of each row's u (or the start vector). */
-export function slotInputs(tape: Tape, st: TrainableStudent, rows: WindowRows, dim: number): Tensor {
-  const cfg = st.student.config.aux, R = rows.inputU.length;
+export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, dim: number): Tensor {
+  const cfg = slots.aux, t = slots.tensors, R = rows.inputU.length;
   let x: Tensor;
-  if (cfg.kind === "anchors") x = anchorEmbedding(tape, st.aux.anchors!, rows.inputU);
+  if (cfg.kind === "anchors") x = anchorEmbedding(tape, t.anchors!, rows.inputU);
   else {
     const F = auxFeatureCount(cfg), feats = new Float32Array(R * F);
     for (let r = 0; r < R; r++) feats.set(auxFeatures(rows.inputU[r], cfg), r * F);
-    x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), st.aux.weight!), st.aux.bias!);
+    x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), t.weight!), t.bias!);
   }
   if (x.cols !== dim) throw new RangeError(`slotInputs: the aux embedding gives ${x.cols} values per row, the model needs ${dim}`);
-  return st.start ? replaceRows(tape, x, st.start, rows.takeStart) : x;
+  return slots.start ? replaceRows(tape, x, slots.start, rows.takeStart) : x;
 }
 
 /** The student's logits [R, vocab] for the window rows, against the teacher's KV of the sequence. */
 export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
   if (context.length < rows.contextLength) throw new RangeError(`studentLogits: windows need ${rows.contextLength} context rows, the teacher KV has ${context.length}`);
-  const x = slotInputs(tape, st, rows, teacher.dim);
+  const x = slotInputs(tape, st.slots, rows, teacher.dim);
   return forwardRows(tape, teacher, weights, { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: rows.contextLength } }, st.lora);
+}
+
+/**
+ * A standalone draft model's logits for the window rows: it has no teacher
+ * KV, so its own transformer runs the context tokens (causal) and the slots
+ * in one graph, the slots after the context exactly as in `windowRows`.
+ * Returns the slot rows' logits [R, vocab] and every row's for the caller.
+ */
+export function draftLogits(tape: Tape, d: TrainableDraft, tokens: ArrayLike<number>, rows: WindowRows): Tensor {
+  const cfg = d.draft.config.model, C = rows.contextLength, R = rows.positions.length;
+  const ids = Int32Array.from({ length: C }, (_, i) => tokens[i]);
+  const x = concatRows(tape, embedding(tape, d.weights.tokenEmbedding, ids), slotInputs(tape, d.slots, rows, cfg.dim));
+  const positions = new Int32Array(C + R), visible = new Int32Array(4 * (C + R));
+  for (let i = 0; i < C; i++) {
+    positions[i] = i;
+    visible.set([0, i + 1, 0, 0], 4 * i);
+  }
+  positions.set(rows.positions, C);
+  visible.set(rows.visible, 4 * C);
+  const all = forwardRows(tape, cfg, d.weights, { x, positions, visible });
+  return sliceRows(tape, all, C, C + R);
 }
 
 /** Which PTP loss (method section 3.3). */

@@ -1,47 +1,76 @@
 import type { ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type LinearName } from "../model/weights.js";
-import type { Student } from "../ptp/student-weights.js";
+import type { Draft } from "../ptp/draft-model.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "../ptp/student-weights.js";
 import { auxFeatureCount } from "../ptp/auxiliary.js";
 import { Tensor } from "./autograd/index.js";
-import type { LoraTensors } from "./graph.js";
+import { trainableWeights, type GraphWeights, type LoraTensors } from "./graph.js";
 import { makeParam, type Param } from "./param.js";
 
 /**
- * A PTP student's trainable parts as Params that share the Student's arrays:
- * training updates the Student in place, so writing it out (writeStudent)
- * needs no copy. Trainable: LoRA A and B of every linear layer, the
- * auxiliary embedding, and (C-PTP) the start vector; the teacher stays frozen.
+ * The trainable parts of PTP models as Params that share the models' own
+ * arrays: training updates a Student or Draft in place, so writing it out
+ * (writeStudent, writeDraft) needs no copy.
  */
+
+/** What every PTP model feeds its slots: the auxiliary embedding of u and (C-PTP) the start vector. */
+export interface TrainableSlots {
+  aux: AuxEmbeddingConfig;
+  tensors: { weight?: Tensor; bias?: Tensor; anchors?: Tensor };
+  start?: Tensor;
+}
+
+/** The gated-LoRA student: LoRA A and B of every linear layer, plus its slot inputs; the teacher stays frozen. */
 export interface TrainableStudent {
   student: Student;
   params: Param[];
   lora: LoraTensors;
-  aux: { weight?: Tensor; bias?: Tensor; anchors?: Tensor };
-  start?: Tensor;
+  slots: TrainableSlots;
+}
+
+/** The standalone draft model: every weight of its own transformer, plus its slot inputs. */
+export interface TrainableDraft {
+  draft: Draft;
+  params: Param[];
+  weights: GraphWeights;
+  slots: TrainableSlots;
+}
+
+function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, w: AuxEmbeddingWeights, start: Float32Array | undefined, dim: number): TrainableSlots {
+  const p = (name: string, data: Float32Array, shape: number[]) => {
+    const param = makeParam(name, shape, data, false);
+    params.push(param);
+    return Tensor.param(param);
+  };
+  const tensors: TrainableSlots["tensors"] = {};
+  if (aux.kind === "anchors") tensors.anchors = p("aux.anchors", w.anchors!, [3, dim]);
+  else {
+    tensors.weight = p("aux.weight", w.weight!, [dim, auxFeatureCount(aux)]);
+    tensors.bias = p("aux.bias", w.bias!, [dim]);
+  }
+  return { aux, tensors, start: variant === "C" ? p("start", start!, [dim]) : undefined };
 }
 
 export function trainableStudent(student: Student, teacher: ModelConfig): TrainableStudent {
   const { config, weights } = student, params: Param[] = [];
-  const p = (name: string, data: Float32Array, shape: number[], decay: boolean) => {
-    const param = makeParam(name, shape, data, decay);
-    params.push(param);
-    return Tensor.param(param);
-  };
   const r = config.rank;
   const layers = weights.layers.map((l, i) =>
     Object.fromEntries(
       LINEAR_NAMES.map((n) => {
         const [out, inp] = linearShape(teacher, n);
-        return [n, { A: p(`layers.${i}.${n}.lora_A`, l[n].A, [r, inp], true), B: p(`layers.${i}.${n}.lora_B`, l[n].B, [out, r], true) }];
+        const A = makeParam(`layers.${i}.${n}.lora_A`, [r, inp], l[n].A, true), B = makeParam(`layers.${i}.${n}.lora_B`, [out, r], l[n].B, true);
+        params.push(A, B);
+        return [n, { A: Tensor.param(A), B: Tensor.param(B) }];
       }),
     ) as Record<LinearName, { A: Tensor; B: Tensor }>,
   );
-  const dim = teacher.dim, aux: TrainableStudent["aux"] = {};
-  if (config.aux.kind === "anchors") aux.anchors = p("aux.anchors", weights.aux.anchors!, [3, dim], false);
-  else {
-    aux.weight = p("aux.weight", weights.aux.weight!, [dim, auxFeatureCount(config.aux)], false);
-    aux.bias = p("aux.bias", weights.aux.bias!, [dim], false);
-  }
-  const start = config.variant === "C" ? p("start", weights.start!, [dim], false) : undefined;
-  return { student, params, lora: { layers, scale: config.alpha / config.rank }, aux, start };
+  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, teacher.dim);
+  return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots };
+}
+
+export function trainableDraft(draft: Draft): TrainableDraft {
+  const { config, weights } = draft;
+  const { params, weights: graph } = trainableWeights({ config: config.model, weights: weights.model });
+  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, config.model.dim);
+  return { draft, params, weights: graph, slots };
 }

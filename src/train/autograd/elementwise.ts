@@ -87,3 +87,14 @@ export function replaceRows(tape: Tape, x: Tensor, row: Tensor, take: Uint8Array
   });
   return y;
 }
+
+/** Rows [from, to) of x [M, D]. */
+export function sliceRows(tape: Tape, x: Tensor, from: number, to: number): Tensor {
+  const D = x.cols, M = x.data.length / D;
+  if (!(0 <= from && from <= to && to <= M)) throw new RangeError(`sliceRows: rows [${from}, ${to}) of ${M}`);
+  const y = tape.output([to - from, D], [x], x.data.slice(from * D, to * D));
+  tape.record(y, (dy) => {
+    for (let i = 0; i < dy.length; i++) x.grad![from * D + i] += dy[i];
+  });
+  return y;
+}

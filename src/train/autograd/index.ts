@@ -3,7 +3,7 @@ export { Tape, Tensor } from "./tensor.js";
 export { jsKernels, trainKernels, useTrainKernels, type TrainKernels } from "./kernels.js";
 export { wasmTrainKernels } from "./wasm-kernels.js";
 export { linear } from "./linear.js";
-export { add, addBias, concatRows, replaceRows, scale, swiglu } from "./elementwise.js";
+export { add, addBias, concatRows, replaceRows, scale, sliceRows, swiglu } from "./elementwise.js";
 export { rmsnorm } from "./rmsnorm.js";
 export { rope } from "./rope.js";
 export { attention, type KeyRanges } from "./attention.js";
