@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -14,18 +13,16 @@ import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { readDataset } from "../train/dataset.js";
 import { distill } from "../train/distill.js";
 import type { LossKind } from "../train/ptp-windows.js";
-import type { LrDecay } from "../train/schedule.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
+import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
 
 export const distillFlags = {
+  ...loopFlags({ lr: 2e-3, schedule: "constant", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin)", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
   out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
-  checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
-  log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
-  resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
   init: { kind: "string", value: "FILE", help: "start from this student instead of a fresh one (B = 0)" },
   draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
   "draft-dim": { kind: "int", value: "D", help: "draft model width", default: 32 },
@@ -44,19 +41,9 @@ export const distillFlags = {
   beta: { kind: "number", value: "B", help: "u drawn in its bin at left + z (right - left), z ~ Beta(B, B)", default: 1 },
   windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16 },
   batch: { kind: "int", value: "N", help: "sequences per step", default: 2 },
-  steps: { kind: "int", value: "N", help: "optimizer steps", default: 2000 },
-  "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
-  minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
-  lr: { kind: "number", value: "LR", help: "peak learning rate", default: 2e-3 },
-  warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
-  schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: "constant", choices: ["constant", "cosine"] },
-  "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: 0 },
-  clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
-  seed: { kind: "int", value: "S", help: "seed of the student init and the data order", default: 1 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
   "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
   "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
-  "eval-every": { kind: "int", value: "N", help: "evaluate and checkpoint every N steps", default: 200 },
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
@@ -80,20 +67,19 @@ ${describeFlags(distillFlags)}`;
 
 export async function distillCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, distillFlags);
-  for (const k of ["rank", "window", "windows", "batch", "steps", "eval-count", "eval-steps"] as const) {
+  for (const k of ["rank", "window", "windows", "batch", "eval-count", "eval-steps"] as const) {
     if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
   }
-  for (const k of ["alpha", "beta", "lr"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
+  for (const k of ["alpha", "beta"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
   if (!(f.gamma! > 0 && f.gamma! <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
-  if (f.minutes! < 0 || f.warmup! < 0 || f["eval-every"]! < 0 || f.clip! < 0 || f["weight-decay"]! < 0) throw new UsageError("--minutes, --warmup, --eval-every, --clip and --weight-decay must be >= 0");
+  const loop = loopOptions(f);
   const variant = f.variant as Variant, loss = f.loss as LossKind;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out!;
-  const checkpointPath = f.checkpoint ?? `${out}.train.safetensors`, logPath = f.log ?? `${out}.log.jsonl`;
-  if (!f.resume && existsSync(checkpointPath)) throw new Error(`${checkpointPath} exists (a run to continue?); pass --resume, or remove it to start over`);
+  const files = runFiles(f, out);
 
   const ckpt = readCheckpoint(f.model!);
   const checksum = teacherChecksum(ckpt);
@@ -137,17 +123,10 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
         sequences: f.batch!,
         window: f.window!,
         sampling,
-        schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay },
-        weightDecay: f["weight-decay"]!,
-        clip: f.clip!,
-        seed: f.seed!,
-        steps: f.steps!,
-        minutes: f.minutes!,
-        stopAfter: f["stop-after"]!,
-        evalEvery: f["eval-every"]!,
+        ...loop,
         eval: evalSettings,
       },
-      { out, checkpoint: checkpointPath, log: logPath, resume: f.resume === true },
+      { out, ...files },
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
     );
     io.stderr(`distill: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; student: ${out}\n`);

@@ -7,7 +7,7 @@ import type { AuxKind } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
-import type { LrDecay } from "../train/schedule.js";
+import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 
@@ -28,7 +28,7 @@ export const inverseArFlags = {
 
 type Flags = Record<string, string | number | boolean | undefined>;
 
-export async function inverseArCommand(f: Flags, lines: string[], tokenizer: Tokenizer, files: { out: string; checkpointPath: string; logPath: string }, io: Io): Promise<number> {
+export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
   const num = (k: string) => f[k] as number;
   if (!(num("temperature") > 0)) throw new UsageError(`--temperature must be > 0 for inverse-ar (u's live in sampling bins), got ${f.temperature}`);
@@ -60,17 +60,10 @@ export async function inverseArCommand(f: Flags, lines: string[], tokenizer: Tok
         window: num("window"),
         sampling,
         betaB: num("beta"),
-        schedule: { lr: num("lr"), warmup: Math.min(num("warmup"), num("steps")), totalSteps: num("steps"), decay: f.schedule as LrDecay },
-        weightDecay: num("weight-decay"),
-        clip: num("clip"),
-        seed: num("seed"),
-        steps: num("steps"),
-        minutes: num("minutes"),
-        stopAfter: num("stop-after"),
-        evalEvery: num("eval-every"),
+        ...loop,
         eval: evalSettings,
       },
-      { out: files.out, checkpoint: files.checkpointPath, log: files.logPath, resume: f.resume === true },
+      files,
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
     );
     io.stderr(`inverse-ar: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; student: ${files.out}\n`);

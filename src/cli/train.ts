@@ -5,20 +5,18 @@ import { validateConfig, type ModelConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../train/char-tokenizer.js";
 import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
-import type { LrDecay } from "../train/schedule.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
+import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
 
 export const trainFlags = {
+  ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
   corpus: { kind: "string", value: "FILE", help: "training text, one document per line", required: true },
   tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin to encode the corpus with" },
   "char-vocab": { kind: "string", value: "FILE", help: "instead of --tokenizer: build a character tokenizer from the corpus and write it here" },
   out: { kind: "string", value: "FILE", help: "checkpoint to write (llama2.c .bin; with --objective inverse-ar: the C-PTP student, safetensors)", required: true },
   objective: { kind: "string", value: "KIND", help: "ar (next-token training from scratch) | inverse-ar (C-PTP student of --model with no teacher samples)", default: "ar", choices: ["ar", "inverse-ar"] },
-  checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
-  log: { kind: "string", value: "FILE", help: "metrics log, JSON lines (default: OUT.log.jsonl)" },
-  resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
   dim: { kind: "int", value: "N", help: "model width", default: 64 },
   layers: { kind: "int", value: "N", help: "transformer blocks", default: 4 },
   heads: { kind: "int", value: "N", help: "query heads", default: 4 },
@@ -27,16 +25,6 @@ export const trainFlags = {
   "seq-len": { kind: "int", value: "N", help: "the model's maximum sequence length", default: 256 },
   context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len)" },
   batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
-  steps: { kind: "int", value: "N", help: "optimizer steps", default: 2000 },
-  "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
-  minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit)", default: 0 },
-  lr: { kind: "number", value: "LR", help: "peak learning rate", default: 3e-3 },
-  warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
-  schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: "cosine", choices: ["constant", "cosine"] },
-  "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: 0.01 },
-  clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
-  seed: { kind: "int", value: "S", help: "seed of the init and the data order", default: 1 },
-  "eval-every": { kind: "int", value: "N", help: "evaluate (held-out loss) and checkpoint every N steps", default: 200 },
   "valid-fraction": { kind: "number", value: "F", help: "last fraction of the documents held out for validation", default: 0.05 },
   ...inverseArFlags,
 } satisfies FlagSpecs;
@@ -62,12 +50,11 @@ ${describeFlags(trainFlags)}`;
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
-  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch", "steps"] as const) if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
-  if (!(f.lr! > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
+  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch"] as const) if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+  const loop = loopOptions(f, f.lr! / 10);
   if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out!;
-  const checkpointPath = f.checkpoint ?? `${out}.train.safetensors`, logPath = f.log ?? `${out}.log.jsonl`;
-  if (!f.resume && existsSync(checkpointPath)) throw new Error(`${checkpointPath} exists (a run to continue?); pass --resume, or remove it to start over`);
+  const files = runFiles(f, out);
 
   const text = new TextDecoder().decode(readFileBytes(f.corpus!, "a text corpus, one document per line"));
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
@@ -82,7 +69,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     }
   } else tokenizer = loadTokenizerFile(f.tokenizer!);
   useTrainKernels(wasmTrainKernels());
-  if (f.objective === "inverse-ar") return inverseArCommand(f, lines, tokenizer, { out, checkpointPath, logPath }, io);
+  if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
   const config: ModelConfig = {
     dim: f.dim!,
@@ -111,16 +98,9 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     {
       batch: f.batch!,
       context,
-      schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay, minLr: f.lr! / 10 },
-      weightDecay: f["weight-decay"]!,
-      clip: f.clip!,
-      seed: f.seed!,
-      steps: f.steps!,
-      minutes: f.minutes!,
-      stopAfter: f["stop-after"]!,
-      evalEvery: f["eval-every"]!,
+      ...loop,
     },
-    { out, checkpoint: checkpointPath, log: logPath, resume: f.resume === true },
+    { out, ...files },
     { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
   );
   io.stderr(`train: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; model: ${out}\n`);

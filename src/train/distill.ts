@@ -11,7 +11,7 @@ import { betaSample, drawU } from "./dataset.js";
 import { evaluateStudent, type EvalSettings } from "./evaluate.js";
 import { constantWeights } from "./graph.js";
 import type { ProgressStream } from "./progress.js";
-import { runLoop, type LoopResult, type LoopSpec } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
 import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
 import type { ScheduleConfig } from "./schedule.js";
 import { trainableDraft, trainableStudent } from "./student-params.js";
@@ -25,9 +25,7 @@ import type { SamplingSettings } from "../sampling/processors.js";
  * L slots at random starts over each sequence and trains them all in one
  * pass against the teacher's KV of that sequence.
  */
-export interface DistillOptions {
-  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
-  stopAfter?: number;
+export interface DistillOptions extends LoopOptions {
   loss: LossKind;
   /** Position weighting gamma^j of slot j. */
   gamma: number;
@@ -40,13 +38,6 @@ export interface DistillOptions {
   window: number;
   /** The dataset's sampling settings: C-PTP learns softmax(logits / T). */
   sampling: SamplingSettings;
-  schedule: ScheduleConfig;
-  weightDecay: number;
-  clip: number;
-  seed: number;
-  steps: number;
-  minutes: number;
-  evalEvery: number;
   eval?: EvalSettings;
 }
 
@@ -75,21 +66,11 @@ export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer:
 
   const spec: LoopSpec = {
     params: (st ?? dt!).params,
-    schedule: o.schedule,
-    weightDecay: o.weightDecay,
-    clip: o.clip,
-    seed: o.seed,
-    steps: o.steps,
-    minutes: o.minutes,
-    stopAfter: o.stopAfter,
-    evalEvery: o.evalEvery,
-    checkpointPath: files.checkpoint,
-    logPath: files.log,
-    resume: files.resume,
+    ...loopSettings(o, files),
     unit: "slot",
     label: "distill",
     stream,
-    config: { [isDraft ? "draft" : "student"]: proposer.config, distill: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    config: { [isDraft ? "draft" : "student"]: proposer.config, distill: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => (isDraft ? writeDraft(files.out, proposer as Draft) : writeStudent(files.out, proposer as Student)),
     evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, proposer, o.eval!).meanAccepted }) : undefined,
     step(rng: Mulberry32) {

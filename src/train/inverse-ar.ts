@@ -10,7 +10,7 @@ import { betaSample, drawU } from "./dataset.js";
 import { evaluateStudent, type EvalSettings } from "./evaluate.js";
 import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "./progress.js";
-import { runLoop, type LoopResult } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
 import { studentLogits, windowLoss, windowRows } from "./ptp-windows.js";
 import type { ScheduleConfig } from "./schedule.js";
 import { trainableStudent, type TrainableStudent } from "./student-params.js";
@@ -48,22 +48,13 @@ export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: Trainable
   return us;
 }
 
-export interface InverseArOptions {
-  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
-  stopAfter?: number;
+export interface InverseArOptions extends LoopOptions {
   /** Text windows per step (each from a random place in the stream) and tokens per text window. */
   sequences: number;
   context: number;
   window: number;
   sampling: SamplingSettings;
   betaB: number;
-  schedule: ScheduleConfig;
-  weightDecay: number;
-  clip: number;
-  seed: number;
-  steps: number;
-  minutes: number;
-  evalEvery: number;
   eval?: EvalSettings;
 }
 
@@ -74,21 +65,11 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
   const st = trainableStudent(student, cfg), weights = constantWeights(baseCkpt), V = cfg.vocabSize;
   return runLoop({
     params: st.params,
-    schedule: o.schedule,
-    weightDecay: o.weightDecay,
-    clip: o.clip,
-    seed: o.seed,
-    steps: o.steps,
-    minutes: o.minutes,
-    stopAfter: o.stopAfter,
-    evalEvery: o.evalEvery,
-    checkpointPath: files.checkpoint,
-    logPath: files.log,
-    resume: files.resume,
+    ...loopSettings(o, files),
     unit: "slot",
     label: "inverse-ar",
     stream: progressStream,
-    config: { student: student.config, inverseAr: { ...o, eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => writeStudent(files.out, student),
     evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, student, o.eval!).meanAccepted }) : undefined,
     step(rng) {

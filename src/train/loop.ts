@@ -29,8 +29,8 @@ export interface StepResult {
   metrics?: Record<string, number>;
 }
 
-export interface LoopSpec {
-  params: readonly Param[];
+/** The optimizer and run-length settings every trainer takes from its command line. */
+export interface LoopOptions {
   schedule: ScheduleConfig;
   weightDecay: number;
   /** Clip the global gradient norm at this value (0 = off). */
@@ -40,17 +40,41 @@ export interface LoopSpec {
   steps: number;
   /** ...or after this many minutes of training (0 = no limit), counted across resumes. */
   minutes: number;
+  /** Stop as an interruption would after this many steps of this run (0 = never); for testing resume. */
+  stopAfter?: number;
+  /** Evaluate and checkpoint every this many steps (0: only at the end). */
+  evalEvery: number;
+}
+
+/** Where a run keeps its training checkpoint and metrics log, and whether it continues them. */
+export interface RunFiles {
+  checkpoint: string;
+  log: string;
+  resume: boolean;
+}
+
+/** The LoopSpec fields that come straight from the options and files. */
+export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume"> {
+  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery } = o;
+  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume };
+}
+
+/** Options as stored in a checkpoint: without what may change on resume (run length, stop-after). */
+export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter"> {
+  const { steps: _s, minutes: _m, stopAfter: _a, ...rest } = o;
+  return rest;
+}
+
+export interface LoopSpec extends LoopOptions {
+  params: readonly Param[];
   /** Compute the grads of one step (they start at zero); `rng` is the data stream. */
   step(rng: Mulberry32, step: number): StepResult;
   /** Periodic evaluation (every evalEvery steps and at the end). */
   evaluate?(): Record<string, number>;
-  evalEvery: number;
   /** Write the trained artifact (atomically). */
   save(): void;
   checkpointPath: string;
   logPath: string;
-  /** Stop as an interruption would after this many steps of this run (0 = never); for testing resume. */
-  stopAfter?: number;
   /** Stored in the checkpoint; a resume must present an equal config. */
   config: unknown;
   resume: boolean;

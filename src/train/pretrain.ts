@@ -6,7 +6,7 @@ import type { Checkpoint, LayerWeights } from "../model/weights.js";
 import { crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
 import { forwardRows, trainableWeights, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "./progress.js";
-import { runLoop, type LoopResult } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
 import type { ScheduleConfig } from "./schedule.js";
 
 /**
@@ -67,18 +67,10 @@ export function windowLoss(tape: Tape, c: ModelConfig, w: GraphWeights, stream: 
   return crossEntropy(tape, logits, targets, new Float32Array(R).fill(1));
 }
 
-export interface PretrainOptions {
-  /** Stop (as Ctrl-C does, saving a checkpoint) after this many steps of this run; for testing resume. */
-  stopAfter?: number;
+export interface PretrainOptions extends LoopOptions {
   /** Windows per step and tokens per window (<= seqLen). */
   batch: number;
   context: number;
-  schedule: ScheduleConfig;
-  weightDecay: number;
-  clip: number;
-  seed: number;
-  steps: number;
-  minutes: number;
   evalEvery: number;
 }
 
@@ -92,21 +84,11 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
   const validStarts = Array.from({ length: 16 }, () => Math.floor(vr.nextFloat() * (valid.length - T - 1)));
   return runLoop({
     params,
-    schedule: o.schedule,
-    weightDecay: o.weightDecay,
-    clip: o.clip,
-    seed: o.seed,
-    steps: o.steps,
-    minutes: o.minutes,
-    stopAfter: o.stopAfter,
-    evalEvery: o.evalEvery,
-    checkpointPath: files.checkpoint,
-    logPath: files.log,
-    resume: files.resume,
+    ...loopSettings(o, files),
     unit: "tok",
     label: "train",
     stream,
-    config: { model: c, train: { ...o, steps: undefined, minutes: undefined, stopAfter: undefined } },
+    config: { model: c, train: resumableConfig(o) },
     save: () => writeCheckpoint(files.out, model),
     evaluate: () => ({ validLoss: windowLoss(new Tape(), c, weights, valid, validStarts, T).data[0] }),
     step(rng) {

@@ -1,0 +1,49 @@
+import { existsSync } from "node:fs";
+import type { LoopOptions, RunFiles } from "../train/loop.js";
+import type { LrDecay } from "../train/schedule.js";
+import { UsageError, type FlagSpecs, type Parsed } from "./args.js";
+
+/** The optimizer, run-length and checkpoint flags every training command shares (distill, train). */
+export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: number; steps: number; seedHelp: string; evalHelp: string }) {
+  return {
+    checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
+    log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
+    resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
+    steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps },
+    "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
+    minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
+    lr: { kind: "number", value: "LR", help: "peak learning rate", default: d.lr },
+    warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
+    schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: d.schedule, choices: ["constant", "cosine"] },
+    "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: d.weightDecay },
+    clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
+    seed: { kind: "int", value: "S", help: d.seedHelp, default: 1 },
+    "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200 },
+  } satisfies FlagSpecs;
+}
+
+type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
+
+/** The loop options of parsed flags, checked; cosine decays to minLr. */
+export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
+  if (f.steps! < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
+  if (!(f.lr! > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
+  for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k]! < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
+  return {
+    schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay, minLr },
+    weightDecay: f["weight-decay"]!,
+    clip: f.clip!,
+    seed: f.seed!,
+    steps: f.steps!,
+    minutes: f.minutes!,
+    stopAfter: f["stop-after"]!,
+    evalEvery: f["eval-every"]!,
+  };
+}
+
+/** The run's files next to OUT; an existing checkpoint without --resume is refused (nothing is overwritten by accident). */
+export function runFiles(f: LoopFlags, out: string): RunFiles {
+  const checkpoint = f.checkpoint ?? `${out}.train.safetensors`, log = f.log ?? `${out}.log.jsonl`;
+  if (!f.resume && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or remove it to start over`);
+  return { checkpoint, log, resume: f.resume === true };
+}
