@@ -54,3 +54,18 @@ export { pregenerate, generateRecord, datasetMeta, bosPrompts, promptsDigest, re
 // The synthetic story grammar and its character-level tokenizer (the demo models' data).
 export { generateStories, storyPrompt, heldOutSeed, MIN_STORY_LENGTH, MAX_STORY_LENGTH } from "./train/synthetic.js";
 export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "./train/char-tokenizer.js";
+
+// Training: autograd, the optimizer, PTP losses and the trainers behind ptp distill / ptp train.
+export * as autograd from "./train/autograd/index.js";
+export { makeParam, zeroGrads, type Param } from "./train/param.js";
+export { AdamW, clipGradNorm, gradNorm, type AdamWOptions } from "./train/optim.js";
+export { lrAt, type ScheduleConfig, type LrDecay } from "./train/schedule.js";
+export { saveTrainCheckpoint, loadTrainCheckpoint } from "./train/train-checkpoint.js";
+export { forwardRows, constantWeights, trainableWeights, type GraphWeights, type ConstantContext } from "./train/graph.js";
+export { windowRows, windowLoss, windowMetrics, studentLogits, draftLogits, type WindowRows, type LossKind } from "./train/ptp-windows.js";
+export { trainableStudent, trainableDraft } from "./train/student-params.js";
+export { runLoop, type LoopOptions, type LoopResult } from "./train/loop.js";
+export { distill, type DistillOptions } from "./train/distill.js";
+export { pretrain, initModel, tokenStream, type PretrainOptions } from "./train/pretrain.js";
+export { inverseArTrain, recoverUs, type InverseArOptions } from "./train/inverse-ar.js";
+export { evaluateStudent, type EvalSettings, type EvalResult } from "./train/evaluate.js";
