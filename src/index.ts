@@ -69,3 +69,4 @@ export { distill, type DistillOptions } from "./train/distill.js";
 export { pretrain, initModel, tokenStream, type PretrainOptions } from "./train/pretrain.js";
 export { inverseArTrain, recoverUs, type InverseArOptions } from "./train/inverse-ar.js";
 export { evaluateStudent, type EvalSettings, type EvalResult } from "./train/evaluate.js";
+export { teacherContext } from "./train/teacher-context.js";
