@@ -16,9 +16,10 @@ import type { LossKind } from "../train/ptp-windows.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
-import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
+import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags.js";
 
 export const distillFlags = {
+  ...studentFlags({ aux: "bits", digits: 16, window: 16, beta: 1, helpPrefix: "" }),
   ...loopFlags({ lr: 2e-3, schedule: "constant", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin)", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
@@ -31,14 +32,8 @@ export const distillFlags = {
   "draft-kv-heads": { kind: "int", value: "N", help: "draft model key/value heads", default: 2 },
   "draft-hidden": { kind: "int", value: "N", help: "draft model SwiGLU hidden width", default: 64 },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
-  rank: { kind: "int", value: "R", help: "LoRA rank", default: 32 },
-  alpha: { kind: "number", value: "A", help: "LoRA alpha (update scaled by alpha / rank)", default: 32 },
-  aux: { kind: "string", value: "KIND", help: "auxiliary embedding of u: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
-  digits: { kind: "int", value: "B", help: "binary digits of u for --aux digits", default: 16 },
-  window: { kind: "int", value: "L", help: "slots per window", default: 16 },
   loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: ["ce", "kl", "rkl"] },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
-  beta: { kind: "number", value: "B", help: "u drawn in its bin at left + z (right - left), z ~ Beta(B, B)", default: 1 },
   windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16 },
   batch: { kind: "int", value: "N", help: "sequences per step", default: 2 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },

@@ -9,18 +9,14 @@ import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { UsageError, type FlagSpecs } from "./args.js";
+import { studentFlags } from "./training-flags.js";
 import { processIo, type Io } from "./io.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = {
+  ...studentFlags({ aux: "digits", digits: 20, window: 8, beta: 1, helpPrefix: "inverse-ar: " }),
   model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin) the C-PTP student adapts" },
-  rank: { kind: "int", value: "R", help: "inverse-ar: LoRA rank", default: 32 },
-  alpha: { kind: "number", value: "A", help: "inverse-ar: LoRA alpha", default: 32 },
-  aux: { kind: "string", value: "KIND", help: "inverse-ar: auxiliary embedding bits|digits|anchors", default: "digits", choices: ["bits", "digits", "anchors"] },
-  digits: { kind: "int", value: "B", help: "inverse-ar: binary digits of u for --aux digits", default: 20 },
-  window: { kind: "int", value: "L", help: "inverse-ar: slots per window", default: 8 },
   temperature: { kind: "number", value: "T", help: "inverse-ar: temperature of the student's own bins (and of decoding)", default: 1 },
-  beta: { kind: "number", value: "B", help: "inverse-ar: u drawn in its bin with z ~ Beta(B, B)", default: 1 },
   "eval-prompts": { kind: "string", value: "FILE", help: "inverse-ar: held-out prompts for accepted tokens per call (self decoder)" },
   "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16 },
   "eval-steps": { kind: "int", value: "N", help: "inverse-ar: positions per evaluation prompt", default: 96 },

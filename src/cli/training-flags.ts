@@ -22,6 +22,19 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
   } satisfies FlagSpecs;
 }
 
+/** The PTP student's shape flags (distill; train --objective inverse-ar), with per-command defaults. */
+export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
+  const h = d.helpPrefix;
+  return {
+    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32 },
+    alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
+    aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
+    digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
+    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window },
+    beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
+  } satisfies FlagSpecs;
+}
+
 type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
 
 /** The loop options of parsed flags, checked; cosine decays to minLr. */

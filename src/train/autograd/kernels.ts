@@ -22,6 +22,23 @@ export interface TrainKernels {
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
 }
 
+/**
+ * out[r, :] += sum_j coef[r cs + j js] src[j, :] for r < R, j < J (rows of C):
+ * the shape both gradients of y = x W^T share (assembly/train.ts does the same).
+ * Each output element sums over j in increasing order; zero coefficients are skipped.
+ */
+function accumulate(out: Float32Array, coef: Float32Array, cs: number, js: number, src: Float32Array, R: number, C: number, J: number): void {
+  for (let r = 0; r < R; r++) {
+    const o = r * C;
+    for (let j = 0; j < J; j++) {
+      const a = coef[r * cs + j * js];
+      if (a === 0) continue;
+      const so = j * C;
+      for (let c = 0; c < C; c++) out[o + c] += a * src[so + c];
+    }
+  }
+}
+
 /** The key indices row m sees, in order. */
 function visibleKeys(ranges: Int32Array, m: number): number[] {
   const [a0, b0, a1, b1] = ranges.subarray(4 * m, 4 * m + 4);
@@ -46,26 +63,10 @@ export const jsKernels: TrainKernels = {
     }
   },
   matmulGradX(dx, dy, w, M, K, N) {
-    for (let m = 0; m < M; m++) {
-      const xo = m * K;
-      for (let n = 0; n < N; n++) {
-        const a = dy[m * N + n];
-        if (a === 0) continue;
-        const wo = n * K;
-        for (let k = 0; k < K; k++) dx[xo + k] += a * w[wo + k];
-      }
-    }
+    accumulate(dx, dy, N, 1, w, M, K, N);
   },
   matmulGradW(dw, dy, x, M, K, N) {
-    for (let m = 0; m < M; m++) {
-      const xo = m * K;
-      for (let n = 0; n < N; n++) {
-        const a = dy[m * N + n];
-        if (a === 0) continue;
-        const wo = n * K;
-        for (let k = 0; k < K; k++) dw[wo + k] += a * x[xo + k];
-      }
-    }
+    accumulate(dw, dy, 1, N, x, N, K, M);
   },
   attentionForward(O, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
     const W = H * hs, KW = KVH * hs, group = H / KVH;

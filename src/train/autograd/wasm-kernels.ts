@@ -51,6 +51,16 @@ export function wasmTrainKernels(): TrainKernels {
   const put = (p: number, data: Float32Array | Int32Array, n = data.length) => (data instanceof Int32Array ? new Int32Array(ex.memory.buffer) : f32()).set(data.subarray(0, n), p / 4);
   const get = (p: number, into: Float32Array, n = into.length) => into.set(f32().subarray(p / 4, p / 4 + n));
 
+  /** A gradient kernel that adds into `out`: copy dy, the other operand and out in, run, copy out back. */
+  const accumulateInto = (kernel: TrainExports["matmulGradX"], out: Float32Array, dy: Float32Array, other: Float32Array, M: number, K: number, N: number) => {
+    const [pdy, po, pout] = place(M * N, other.length, out.length);
+    put(pdy, dy, M * N);
+    put(po, other);
+    put(pout, out);
+    kernel(pout, pdy, po, M, K, N);
+    get(pout, out);
+  };
+
   return {
     name: "wasm",
     matmul(y, x, w, M, K, N) {
@@ -61,20 +71,10 @@ export function wasmTrainKernels(): TrainKernels {
       get(py, y, M * N);
     },
     matmulGradX(dx, dy, w, M, K, N) {
-      const [pdy, pw, pdx] = place(M * N, N * K, M * K);
-      put(pdy, dy, M * N);
-      put(pw, w, N * K);
-      put(pdx, dx, M * K);
-      ex.matmulGradX(pdx, pdy, pw, M, K, N);
-      get(pdx, dx, M * K);
+      accumulateInto(ex.matmulGradX, dx, dy, w, M, K, N);
     },
     matmulGradW(dw, dy, x, M, K, N) {
-      const [pdy, px, pdw] = place(M * N, M * K, N * K);
-      put(pdy, dy, M * N);
-      put(px, x, M * K);
-      put(pdw, dw, N * K);
-      ex.matmulGradW(pdw, pdy, px, M, K, N);
-      get(pdw, dw, N * K);
+      accumulateInto(ex.matmulGradW, dw, dy, x, M, K, N);
     },
     attentionForward(out, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
       const [po, pp, pq, pk, pv, pr, pf] = place(out.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length);
