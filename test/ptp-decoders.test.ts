@@ -164,7 +164,7 @@ describe("gated LoRA", () => {
           const ctx = c.prompts[0];
           const { dim, vocabSize } = c.teacher.config;
           const embeddings = new Float32Array((ctx.length + nSlots) * dim);
-          for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined), (ctx.length + j) * dim);
+          for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined, j === 0 ? ctx[ctx.length - 1] : undefined), (ctx.length + j) * dim);
           const block = { tokens: [...ctx, ...Array(nSlots).fill(-1)], positions: [...ctx.map((_, i) => i), ...range(0, nSlots).map((j) => ctx.length - 1 + j)], embeddings };
           const run = (slots: number) => {
             const cache = teacher.newCache();
@@ -200,7 +200,7 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
       const base = chain(seq.pending, seq.cached);
       const d = drafts.get(seq) ?? [];
       if (d.length) return { seq, base: [...base, ...chain(d, seq.next)], slots: [] };
-      return { seq, base, slots: proposalWindow(model, seq, seq.next, Math.min(window, seq.room), range(0, base.length), base.length) };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
     },
     accept(seq, group, out) {
       const P = seq.pending.length;

@@ -7,6 +7,7 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import {
   add,
   addBias,
+  addEmbeddingRows,
   anchorEmbedding,
   attention,
   concatRows,
@@ -31,7 +32,11 @@ import { trainableDraft, trainableStudent } from "../src/train/student-params.js
 import { randomDraft } from "../src/ptp/draft-file.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
-import { makeStudent, studentSpecArb } from "./ptp-helpers.js";
+import { makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
+import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import type { Decoder } from "../src/ptp/decode/decoder.js";
+import { ArrayAux } from "../src/sampling/aux.js";
+import { teacherContext } from "../src/train/teacher-context.js";
 
 /**
  * Gradient checks: every op's backward pass against central finite
@@ -211,6 +216,18 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
     );
   });
 
+  it("addEmbeddingRows (the hybrid slot input: x and the table)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
+        const next = rng(seed), table = param([7, D], next), x = param([M, D], next);
+        // Some rows take no token (-1), some share one.
+        const ids = Int32Array.from({ length: M }, () => (next() < 0.3 ? -1 : Math.floor(next() * 7)));
+        passes(gradCheck([table, x], (t) => addEmbeddingRows(t, x, table, ids), seed));
+      }),
+      RUNS,
+    );
+  });
+
   it("cross-entropy, KL and reverse KL with row weights and temperature", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2), (seed, R, V, invTemp) => {
@@ -341,9 +358,9 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
 
   it("a standalone draft model's PTP loss matches finite differences in every weight", () => {
     fc.assert(
-      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), (ckpt, seed, variant) => {
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.boolean(), (ckpt, seed, variant, hybrid) => {
         const next = rng(seed), cfg = ckpt.config;
-        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
         const d = trainableDraft(draft);
         const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3);
@@ -378,9 +395,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
   it("draft-model logits of a window equal DraftModel.forward's on the js backend (within float32 rounding)", async () => {
     const js = await createBackend("js");
     fc.assert(
-      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), (ckpt, seed, variant, L) => {
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), fc.boolean(), (ckpt, seed, variant, L, hybrid) => {
         const next = rng(seed), cfg = ckpt.config;
-        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
         const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
@@ -392,7 +409,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * draft.config.model.dim);
           for (let j = 0; j < L; j++) {
             mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
-            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * draft.config.model.dim);
+            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * draft.config.model.dim);
           }
           const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
           cache.free();
@@ -428,7 +445,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           for (let j = 0; j < L; j++) {
             mask.fill(1, j * nKeys, j * nKeys + s);
             mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
-            emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * cfg.dim);
+            emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
           }
           const infer = model.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
           const kv = kvDim(cfg);
@@ -445,6 +462,66 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         }
       }),
       { numRuns: 30, endOnFailure: true, reporter },
+    );
+  });
+
+  it("the single-call decoder's slot logits (branches over draft rows, several prompts, hybrid or not) equal the training graph's for the same tokens and u's", async () => {
+    const js = await createBackend("js");
+    fc.assert(
+      fc.property(tinyCheckpoint, studentSpecArb(), seedArb, fc.integer({ min: 1, max: 3 }), (ckpt, spec, seed, nPrompts) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const student = makeStudent(ckpt, { ...spec, window: Math.max(2, spec.window) });
+        const teacher = new Transformer(js, ckpt);
+        const model = new PtpModel(teacher, student);
+        try {
+          const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
+          // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
+          // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
+          const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[] }[] = [];
+          const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
+          const spy: Decoder = {
+            name: "spy",
+            plan(seq) {
+              return inner.plan(seq);
+            },
+            accept(seq, group, out) {
+              const P = seq.pending.length, drafts = group.base.slice(P).map((b) => b.token);
+              const B = group.base.length;
+              let i = 0;
+              while (i < group.slots.length) {
+                const sees = group.slots[i].sees, m = sees.filter((x) => x < B).length - P;
+                const context = [...seq.tokens, ...drafts.slice(0, m)], s = context.length;
+                let L = 1;
+                while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
+                const us = new Map<number, number>();
+                for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
+                windows.push({ context, us, logits: out.slots.slice(i, i + L) });
+                i += L;
+              }
+              return inner.accept(seq, group, out);
+            },
+          };
+          const sampling = { temperature: 0.8, topK: 0, topP: 1 };
+          decodeWith(model, prompts, spy, { steps: 14, sampling, aux: prompts.map((_, p) => new ArrayAux(uniformUs(seed + p))) });
+          expect(windows.some((w) => w.context.length > 0)).toBe(true);
+          const weights = constantWeights(ckpt), st = trainableStudent(student, cfg);
+          for (const w of windows) {
+            const s = w.context.length, L = w.logits.length;
+            const us = new Float32Array(s + L).fill(0.5);
+            for (const [k, u] of w.us) us[k] = u;
+            const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L);
+            const { context } = teacherContext(teacher, w.context);
+            const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
+            const infer = new Float32Array(L * cfg.vocabSize);
+            w.logits.forEach((l, j) => infer.set(l, j * cfg.vocabSize));
+            expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+          }
+        } finally {
+          model.dispose();
+          teacher.dispose();
+        }
+      }),
+      { numRuns: 20, endOnFailure: true, reporter },
     );
   });
 });

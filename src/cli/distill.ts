@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -42,7 +43,7 @@ export const distillFlags = {
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads" },
+  threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits" },
 } satisfies FlagSpecs;
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
@@ -81,7 +82,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const dataset = readDataset(f.dataset!, { allowTornTail: true });
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
-  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
+  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
     proposer = readStudent(f.init);
     checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
@@ -89,9 +90,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.draft) {
     const shape = { dim: f["draft-dim"]!, nLayers: f["draft-layers"]!, nHeads: f["draft-heads"]!, nKvHeads: f["draft-kv-heads"]!, hiddenDim: f["draft-hidden"]! };
     validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, seed: f.seed!, config: shape });
+    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, config: shape });
   }
-  const backend = await createBackend(f.backend!, { threads: f.threads });
+  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  // Each training thread runs its own teacher on one thread; the evaluations run on this one.
+  const backend = await createBackend(f.backend!, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
   if (f.backend === "wasm") useTrainKernels(wasmTrainKernels());
   const teacher = new Transformer(backend, ckpt);
@@ -120,6 +123,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
         sampling,
         ...loop,
         eval: evalSettings,
+        threads: f.threads ?? availableParallelism(),
       },
       { out, ...files },
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },

@@ -1,3 +1,4 @@
+import { slotInputFlag } from "./aux-flags.js";
 import { existsSync } from "node:fs";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
 import type { LrDecay } from "../train/schedule.js";
@@ -32,6 +33,7 @@ export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: nu
     digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
     window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window },
     beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
+    ...slotInputFlag(h),
   } satisfies FlagSpecs;
 }
 

@@ -13,7 +13,8 @@
  *
  * Metadata (strings): `format` = "ptp-student", `format_version` = "1",
  * `variant` ("O" | "C"), `rank`, `alpha`, `aux_kind`, `aux_digits` (digits
- * only), `window`, `teacher_checksum` (teacherChecksum of the teacher) and
+ * only), `window`, `slot_input` ("hybrid" for hybrid students; absent
+ * otherwise), `teacher_checksum` (teacherChecksum of the teacher) and
  * `teacher_shape` (JSON of the teacher's shape, keys in ModelConfig order).
  *
  * Serialisation is deterministic, so parse then serialise reproduces a
@@ -25,7 +26,7 @@ import { readFileBytes } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
@@ -89,7 +90,9 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
   const aux = parseAux(meta, fail);
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
-  return { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
+  const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
+  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  return config;
 }
 
 /** The tensors a student of this config has, layers first (the order randomStudent fills them). */
@@ -194,6 +197,8 @@ export interface RandomStudentOptions {
   aux?: AuxEmbeddingConfig;
   /** Default 16. */
   window?: number;
+  /** Hybrid slot input (StudentConfig.hybrid); default false. */
+  hybrid?: boolean;
   seed: number;
   /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
   zeroB?: boolean;
@@ -217,6 +222,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     alpha: options.alpha ?? 8,
     aux,
     window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
