@@ -44,7 +44,8 @@ async function load(files: ModelFiles | undefined, threads: number): Promise<voi
   const checkpoint = parseCheckpoint(new Uint8Array(f.teacher.bytes), f.teacher.name);
   const tokenizer = Tokenizer.fromBytes(new Uint8Array(f.tokenizer.bytes), checkpoint.config.vocabSize, f.tokenizer.name);
   const student = f.student ? parseStudent(new Uint8Array(f.student.bytes), f.student.name) : undefined;
-  if (student) checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student!.name);
+  const checksum = teacherChecksum(checkpoint);
+  if (student) checkStudentMatchesTeacher(student, checkpoint, checksum, f.student!.name);
   // The .wasm builds lie next to this worker's bundle.
   const backend = (await createBackend("wasm", { threads, wasmBaseUrl: new URL("./", scope.location.href) })) as WasmBackend;
   await backend.startThreads();
@@ -60,7 +61,8 @@ async function load(files: ModelFiles | undefined, threads: number): Promise<voi
   post({
     type: "loaded",
     info: {
-      teacher: `${f.teacher.name} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})`,
+      teacher: `${f.teacher.name} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen}; checksum ${checksum.slice(0, 12)}…)`,
+      checksum,
       student: s ? `${f.student!.name} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})` : "none (AR only)",
       backend: backend.description,
       threads: backend.threads,

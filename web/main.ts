@@ -80,6 +80,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
   const m = e.data;
   switch (m.type) {
     case "loaded":
+      (window as unknown as { ptpInfo: typeof m.info }).ptpInfo = m.info;
       $("teacher").textContent = m.info.teacher;
       $("student").textContent = m.info.student;
       $("backend").textContent = `${m.info.backend}, ${m.info.threads} thread${m.info.threads === 1 ? "" : "s"}` +

@@ -29,6 +29,8 @@ export type ToWorker =
 
 export interface ModelInfo {
   teacher: string;
+  /** teacherChecksum of the teacher (the digest a student records). */
+  checksum: string;
   student: string;
   backend: string;
   threads: number;
