@@ -1,6 +1,6 @@
 // The page: settings in, text and stats out. The engine runs in a Web Worker
 // (engine-worker.ts); URL parameters (prompt, decoder, temperature, seed,
-// steps, window, budget, threads, autorun=1) prefill the settings.
+// steps, window, budget, threads; autorun=0 to wait for Run) prefill the settings.
 import { PAGE_DECODERS, type FromWorker, type ModelFiles, type RunSettings, type RunStats, type ToWorker } from "./protocol.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -22,7 +22,7 @@ const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(
 
 let decoder = new TextDecoder();
 let chunkIndex = 0;
-let autorun = params.get("autorun") === "1";
+let autorun = params.get("autorun") !== "0"; // the demo runs once on opening, unless autorun=0
 
 function setStatus(s: string, error = false): void {
   $("status").textContent = s;
