@@ -6,6 +6,7 @@ import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { chunkBytes } from "../ptp/chunk-text.js";
 import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -209,24 +210,16 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
  * prompt in bold. Removing the marks gives the AR text exactly.
  */
 export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
-  const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
+  const parts = chunkBytes(tokenizer, tokens, chunks);
   const out: Uint8Array[] = [];
   const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));
-  const pieces = (from: number, to: number) => {
-    for (let i = Math.max(from, 1); i < to; i++) {
-      const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
-      if (Tokenizer.isPrintablePiece(piece)) out.push(piece);
-    }
-  };
   if (color) ascii(BOLD);
-  pieces(1, promptLength);
+  out.push(parts.prompt);
   if (color) ascii(RESET);
-  let at = promptLength;
-  chunks.forEach((n, j) => {
+  parts.chunks.forEach((bytes, j) => {
     ascii(color ? CHUNK_STYLES[j % CHUNK_STYLES.length] : "[");
-    pieces(at, at + n);
+    out.push(bytes);
     ascii(color ? RESET : "]");
-    at += n;
   });
   return Buffer.concat(out);
 }

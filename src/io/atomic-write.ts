@@ -1,4 +1,4 @@
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { nodeBuiltin } from "../host/node-builtin.js";
 
 /**
  * Writes bytes to `path + ".tmp"`, then renames it over `path`, so an
@@ -6,6 +6,7 @@ import { renameSync, unlinkSync, writeFileSync } from "node:fs";
  * The temporary file is removed if anything fails.
  */
 export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
+  const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
   const tmp = `${path}.tmp`;
   try {
     writeFileSync(tmp, bytes);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { nodeBuiltin } from "../host/node-builtin.js";
 
 /**
  * A file that cannot be read as the format it should be in. The message
@@ -27,7 +27,8 @@ export class FileFormatError extends Error {
  */
 export function readFileBytes(path: string, what: string): Uint8Array {
   try {
-    return readFileSync(path);
+    const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
+    return fs.readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
