@@ -149,8 +149,12 @@ export function selfAR(model: PtpModel, prompt: number[], steps: number, samplin
     const n = tokens.length;
     const embeddings = new Float32Array((n + 1) * dim);
     embeddings.set(model.slotInput(0, undefined, tokens[n - 1]), n * dim);
+    // Causal; a hybrid slot stands in for the last token's row, so it does not see that row.
+    const mask = new Uint8Array((n + 1) * (n + 1));
+    for (let r = 0; r <= n; r++) mask.fill(1, r * (n + 1), r * (n + 1) + r + 1);
+    if (model.hybrid) mask[n * (n + 1) + n - 1] = 0;
     const cache = teacher.newCache();
-    const logits = model.forward({ tokens: [...tokens, -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings }, cache, 1);
+    const logits = model.forward({ tokens: [...tokens, -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings, mask }, cache, 1);
     cache.free();
     const t = sampleToken(logits.subarray(n * vocabSize), sampling, needsU(sampling) ? us[n - first] : undefined);
     if (stopAtBos && t === 1) break;

@@ -312,7 +312,7 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
           const next = rng(seed), cfg = ckpt.config;
           const st = trainableStudent(makeStudent(ckpt, spec), cfg);
           const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3);
+          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3, 1, spec.hybrid);
           const ctx = randomContext(cfg, n, kvDim(cfg), next);
           const tensors = st.params.map((p) => new Tensor(p.data, p.shape, p.grad));
           passes(gradCheck(tensors, (t) => windowLoss(t, "O", studentLogits(t, cfg, constantWeights(ckpt), st, ctx, rows), rows, "ce", 1), seed, 3));
@@ -344,7 +344,7 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
         const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n }, () => next());
         const starts = [1 + Math.floor(next() * (n - 1)), 1 + Math.floor(next() * (n - 1))];
-        const rows = windowRows(spec.variant, tokens, us, starts, L, gamma);
+        const rows = windowRows(spec.variant, tokens, us, starts, L, gamma, spec.hybrid);
         const ctx = randomContext(cfg, n, kvDim(cfg), next);
         const loss = spec.variant === "O" ? "ce" : kind;
         const teacherLogits = Float32Array.from({ length: starts.length * L * cfg.vocabSize }, () => 2 * next() - 1);
@@ -363,7 +363,7 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
         const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
         const d = trainableDraft(draft);
         const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3);
+        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3, 1, hybrid);
         const tensors = d.params.map((p) => new Tensor(p.data, p.shape, p.grad));
         passes(gradCheck(tensors, (t) => windowLoss(t, variant, draftLogits(t, d, tokens, rows), rows, "ce", 0.8), seed, 3));
       }),
@@ -408,12 +408,14 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
           const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * draft.config.model.dim);
           for (let j = 0; j < L; j++) {
+            // A hybrid slot 0 stands in for the last context row: the window does not see that row.
             mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
+            if (hybrid) mask[j * nKeys + s - 1] = 0;
             emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * draft.config.model.dim);
           }
           const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
           cache.free();
-          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L);
+          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L, 1, hybrid);
           const logits = draftLogits(new Tape(), trainableDraft(draft), tokens, rows);
           expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
         } finally {
@@ -443,7 +445,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
           const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * cfg.dim);
           for (let j = 0; j < L; j++) {
-            mask.fill(1, j * nKeys, j * nKeys + s);
+            mask.fill(1, j * nKeys, j * nKeys + (spec.hybrid ? s - 1 : s));
             mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
             emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
           }
@@ -453,7 +455,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           cache.free();
           // Training graph: the same window (targets beyond the tokens do not matter here).
           const padded = [...tokens, ...new Array(L).fill(0)];
-          const rows = windowRows(spec.variant, padded, us, [s], L);
+          const rows = windowRows(spec.variant, padded, us, [s], L, 1, spec.hybrid);
           const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
           expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
         } finally {
@@ -489,7 +491,8 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               const B = group.base.length;
               let i = 0;
               while (i < group.slots.length) {
-                const sees = group.slots[i].sees, m = sees.filter((x) => x < B).length - P;
+                // A hybrid window stands in for its last base row, so it sees one base row fewer.
+                const sees = group.slots[i].sees, m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
                 const context = [...seq.tokens, ...drafts.slice(0, m)], s = context.length;
                 let L = 1;
                 while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
@@ -509,7 +512,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
             const s = w.context.length, L = w.logits.length;
             const us = new Float32Array(s + L).fill(0.5);
             for (const [k, u] of w.us) us[k] = u;
-            const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L);
+            const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, spec.hybrid);
             const { context } = teacherContext(teacher, w.context);
             const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
             const infer = new Float32Array(L * cfg.vocabSize);

@@ -212,7 +212,9 @@ const SMALL = 0.02;
  * Filled in file order: per layer and linear layer, A uniform in
  * ±1/sqrt(in) then B uniform in ±0.02 (or exactly 0 with zeroB); then the
  * aux weight and bias (or the anchors) uniform in ±0.02; then, for C, the
- * start vector uniform in ±0.02.
+ * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
+ * first slot then reads the last token's embedding alone: with B = 0 it is
+ * the teacher's own row, so its Pick is the teacher's token).
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
@@ -239,6 +241,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     let a: Float32Array;
     if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));
     else if (slot.name.endsWith(".lora_B")) a = options.zeroB ? new Float32Array(n) : uniform(n, SMALL);
+    else if (slot.name === "start" && config.hybrid) a = new Float32Array(n);
     else a = uniform(n, SMALL);
     slot.set(weights, a);
   }

@@ -73,6 +73,10 @@ export class DraftModel {
     return this.draft.config.variant;
   }
 
+  get hybrid(): boolean {
+    return this.draft.config.hybrid === true;
+  }
+
   get window(): number {
     return this.draft.config.window;
   }

@@ -72,6 +72,11 @@ export class PtpModel {
     return this.requireStudent().config.variant;
   }
 
+  /** Whether the student's slot 0 embeds the last known token (and stands in for its row). */
+  get hybrid(): boolean {
+    return this.student?.config.hybrid === true;
+  }
+
   /**
    * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
    * on); every earlier row runs the teacher.

@@ -75,7 +75,7 @@ export class SequenceGradient {
   run(job: SequenceJob): JobFigures {
     const cfg = this.teacherCkpt.config, o = this.o, variant = this.proposer.config.variant;
     const n = job.tokens.length;
-    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma);
+    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, this.proposer.config.hybrid === true);
     // The last token is only ever a target: the teacher runs on the tokens before it
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";

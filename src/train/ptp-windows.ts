@@ -16,7 +16,8 @@ import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student
  * and its own window's slots 0..j, and takes
  *   O-PTP: embed(u_k);   C-PTP: embed(u_{k-1}), or the start vector at j = 0;
  * a hybrid model's slot 0 also adds the embedding of t_{s_w - 1}, the token
- * at its position (the last context token).
+ * at its position (the last context token), and stands in for that token's
+ * row: the window's slots see the context before it, [0, s_w - 1).
  */
 export interface WindowRows {
   L: number;
@@ -43,7 +44,7 @@ export interface WindowRows {
  * `tokens` with u's `us` (us[k] is the u of position k). Slots past the end
  * of the sequence get weight 0 and u = 0.5 (their outputs are never read).
  */
-export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1): WindowRows {
+export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, hybrid = false): WindowRows {
   const W = starts.length, R = W * L, n = tokens.length;
   const rows: WindowRows = {
     L,
@@ -65,7 +66,7 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
       const r = w * L + j, k = s + j, inside = k < n;
       const u = (i: number) => (i < n ? us[i] : 0.5);
       rows.positions[r] = k - 1;
-      rows.visible.set([0, s, C + w * L, C + r + 1], 4 * r);
+      rows.visible.set([0, hybrid ? s - 1 : s, C + w * L, C + r + 1], 4 * r);
       rows.targets[r] = inside ? tokens[k] : 0;
       rows.targetU[r] = u(k);
       rows.weights[r] = inside ? gamma ** j : 0;

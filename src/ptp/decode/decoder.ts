@@ -31,6 +31,8 @@ export interface Decoder {
  */
 export interface SlotProposer {
   readonly variant: Variant;
+  /** Hybrid slot input: a window's first slot embeds the last known token and stands in for that token's row. */
+  readonly hybrid: boolean;
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
@@ -60,7 +62,9 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
  * sees the base rows `base` and the window's slots 0..j, and takes the
  * auxiliary input for u(k0 + j) (see slotInput in ptp-model.ts). `lastToken`
  * is the token at position k0 - 1 (finalized, or a draft the window assumes
- * accepted), which a hybrid model's slot 0 embeds. `first` is the
+ * accepted), which a hybrid model's slot 0 embeds; slot 0 then stands in for
+ * that token's row, so the window does not see it (the last of `base`, which
+ * lists the base rows the window conditions on in position order). `first` is the
  * group-local index the window's first slot will have; `u` gives the u's
  * the window is built from (the sequence's own by default).
  */
@@ -68,7 +72,7 @@ export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, l
   return range(0, count).map((j) => ({
     input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
     position: k0 - 1 + j,
-    sees: [...base, ...range(first, first + j + 1)],
+    sees: [...(model.hybrid ? base.slice(0, -1) : base), ...range(first, first + j + 1)],
   }));
 }
 

@@ -39,7 +39,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder {
       const slots: SlotRow[] = range(0, s.drafts.length + 1).map((i) => ({
         input: model.slotInput(0, undefined, i === 0 ? seq.last : s.drafts[i - 1]),
         position: seq.next - 1 + i,
-        sees: [...range(0, base.length + i), all.length + i],
+        sees: [...range(0, base.length + i - (model.hybrid ? 1 : 0)), all.length + i],
       }));
       return { seq, base: all, slots };
     },
