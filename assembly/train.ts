@@ -1,11 +1,18 @@
 // WASM SIMD kernels for training (src/train/autograd/wasm-kernels.ts):
-// the three dense products of a linear layer's forward and backward pass.
+// the three dense products of a linear layer's forward and backward pass,
+// and masked GQA attention forward and backward.
 //
 // Unlike the inference module (assembly/index.ts) these need no batch
-// invariance, only determinism, so they are free to block over rows. Every
-// kernel takes byte pointers into this module's own memory (the TypeScript
-// side copies operands in and results out) and element counts.
+// invariance, only determinism (a fixed order of operations for given
+// inputs and sizes). Every kernel takes byte pointers into this module's own
+// memory (the TypeScript side copies operands in and results out), element
+// counts, and where it needs one a scratch area the caller sized.
 // Matrices are row-major float32; W is stored [N, K] (y = x W^T).
+
+// @ts-ignore: decorator
+@inline function fma(acc: v128, a: v128, b: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
 
 // @ts-ignore: decorator
 @inline function hsum(v: v128): f32 {
@@ -13,113 +20,137 @@
 }
 
 // @ts-ignore: decorator
-@inline function fma(acc: v128, a: v128, b: v128): v128 {
-  return f32x4.add(acc, f32x4.mul(a, b));
+@inline function hmax(v: v128): f32 {
+  return Mathf.max(Mathf.max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), Mathf.max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
 }
 
-/** y[M, N] = x[M, K] W[N, K]^T: two rows of x by four rows of W per tile. */
-export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32): void {
-  const K4 = K & ~3;
-  const rowX = <usize>K << 2;
-  let m = 0;
-  for (; m + 2 <= M; m += 2) {
-    const x0 = x + <usize>m * rowX, x1 = x0 + rowX;
-    let n = 0;
-    for (; n + 4 <= N; n += 4) {
-      const w0 = w + <usize>n * rowX, w1 = w0 + rowX, w2 = w1 + rowX, w3 = w2 + rowX;
-      let a00 = f32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-      for (let k = 0; k < K4; k += 4) {
-        const o = <usize>k << 2;
-        const u0 = v128.load(x0 + o), u1 = v128.load(x1 + o);
-        const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o), v2 = v128.load(w2 + o), v3 = v128.load(w3 + o);
-        a00 = fma(a00, u0, v0); a01 = fma(a01, u0, v1); a02 = fma(a02, u0, v2); a03 = fma(a03, u0, v3);
-        a10 = fma(a10, u1, v0); a11 = fma(a11, u1, v1); a12 = fma(a12, u1, v2); a13 = fma(a13, u1, v3);
-      }
-      let s00 = hsum(a00), s01 = hsum(a01), s02 = hsum(a02), s03 = hsum(a03);
-      let s10 = hsum(a10), s11 = hsum(a11), s12 = hsum(a12), s13 = hsum(a13);
-      for (let k = K4; k < K; k++) {
-        const o = <usize>k << 2;
-        const u0 = load<f32>(x0 + o), u1 = load<f32>(x1 + o);
-        const v0 = load<f32>(w0 + o), v1 = load<f32>(w1 + o), v2 = load<f32>(w2 + o), v3 = load<f32>(w3 + o);
-        s00 += u0 * v0; s01 += u0 * v1; s02 += u0 * v2; s03 += u0 * v3;
-        s10 += u1 * v0; s11 += u1 * v1; s12 += u1 * v2; s13 += u1 * v3;
-      }
-      const y0 = y + ((<usize>m * N + n) << 2), y1 = y0 + (<usize>N << 2);
-      store<f32>(y0, s00); store<f32>(y0 + 4, s01); store<f32>(y0 + 8, s02); store<f32>(y0 + 12, s03);
-      store<f32>(y1, s10); store<f32>(y1 + 4, s11); store<f32>(y1 + 8, s12); store<f32>(y1 + 12, s13);
-    }
-    for (; n < N; n++) {
-      store<f32>(y + ((<usize>m * N + n) << 2), dot(x0, w + <usize>n * rowX, K));
-      store<f32>(y + ((<usize>(m + 1) * N + n) << 2), dot(x1, w + <usize>n * rowX, K));
+/** dst[C, R] = src[R, C]^T. */
+function transpose(dst: usize, src: usize, R: i32, C: i32): void {
+  const rowR = <usize>R << 2;
+  for (let r = 0; r < R; r++) {
+    const s = src + ((<usize>r * C) << 2);
+    let d = dst + (<usize>r << 2);
+    for (let c = 0; c < C; c++) {
+      store<f32>(d, load<f32>(s + (<usize>c << 2)));
+      d += rowR;
     }
   }
-  for (; m < M; m++) {
-    for (let n = 0; n < N; n++) store<f32>(y + ((<usize>m * N + n) << 2), dot(x + <usize>m * rowX, w + <usize>n * rowX, K));
+}
+
+// ---------------------------------------------------------------------------
+// Dense products. All three reduce to one kernel,
+//   out[R, C] += A[R, J] B[J, C]   (A, B, out row-major, contiguous rows),
+// after transposing the operand that is stored the other way (W for the
+// forward product, dy for the weight gradient). Every output element adds
+// its J terms in increasing j onto its old value, one f32 multiply and one
+// f32 add per term, whichever tile computes it, so the result is the same
+// for any blocking.
+
+/** One row: o[0, C) += a[0, J) B[J, 0..C), B's rows rowC bytes apart. */
+function gemmRow(o: usize, a: usize, b: usize, C: i32, J: i32, rowC: usize): void {
+  let c = 0;
+  for (; c + 8 <= C; c += 8) {
+    const off = <usize>c << 2;
+    let x0 = v128.load(o + off), x1 = v128.load(o + off, 16);
+    let bp = b + off;
+    for (let j = 0; j < J; j++) {
+      const s = v128.load32_splat(a + (<usize>j << 2));
+      x0 = fma(x0, s, v128.load(bp));
+      x1 = fma(x1, s, v128.load(bp, 16));
+      bp += rowC;
+    }
+    v128.store(o + off, x0);
+    v128.store(o + off, x1, 16);
+  }
+  for (; c + 4 <= C; c += 4) {
+    const off = <usize>c << 2;
+    let x0 = v128.load(o + off);
+    let bp = b + off;
+    for (let j = 0; j < J; j++) {
+      x0 = fma(x0, v128.load32_splat(a + (<usize>j << 2)), v128.load(bp));
+      bp += rowC;
+    }
+    v128.store(o + off, x0);
+  }
+  for (; c < C; c++) {
+    const oc = o + (<usize>c << 2);
+    let s = load<f32>(oc);
+    let bp = b + (<usize>c << 2);
+    for (let j = 0; j < J; j++) {
+      s += load<f32>(a + (<usize>j << 2)) * load<f32>(bp);
+      bp += rowC;
+    }
+    store<f32>(oc, s);
   }
 }
 
-function dot(a: usize, b: usize, K: i32): f32 {
-  const K4 = K & ~3;
-  let acc = f32x4.splat(0);
-  for (let k = 0; k < K4; k += 4) acc = fma(acc, v128.load(a + (<usize>k << 2)), v128.load(b + (<usize>k << 2)));
-  let s = hsum(acc);
-  for (let k = K4; k < K; k++) s += load<f32>(a + (<usize>k << 2)) * load<f32>(b + (<usize>k << 2));
-  return s;
-}
-
-/**
- * out[R, C] += sum_j coef[R, J] (as coef[r * cs + j * js]) * src[j, C] over j < J:
- * the shared shape of both gradients. Four output rows per pass keep their
- * accumulators in registers across the whole j loop, a column block of 4
- * at a time.
- */
-function accumulate(out: usize, coef: usize, cs: i32, js: i32, src: usize, R: i32, C: i32, J: i32): void {
-  const C4 = C & ~3;
-  const rowC = <usize>C << 2;
+/** out[R, C] += A[R, J] B[J, C]: tiles of 4 rows by 8 columns in registers, broadcast loads of A. */
+function gemmAcc(out: usize, a: usize, b: usize, R: i32, C: i32, J: i32): void {
+  const rowC = <usize>C << 2, rowA = <usize>J << 2, C8 = C & ~7;
   let r = 0;
   for (; r + 4 <= R; r += 4) {
+    const a0 = a + <usize>r * rowA, a1 = a0 + rowA, a2 = a1 + rowA, a3 = a2 + rowA;
     const o0 = out + <usize>r * rowC, o1 = o0 + rowC, o2 = o1 + rowC, o3 = o2 + rowC;
-    const c0 = coef + ((<usize>r * cs) << 2), c1 = c0 + (<usize>cs << 2), c2 = c1 + (<usize>cs << 2), c3 = c2 + (<usize>cs << 2);
-    for (let c = 0; c < C4; c += 4) {
+    for (let c = 0; c < C8; c += 8) {
       const off = <usize>c << 2;
-      let a0 = v128.load(o0 + off), a1 = v128.load(o1 + off), a2 = v128.load(o2 + off), a3 = v128.load(o3 + off);
+      let x0 = v128.load(o0 + off), y0 = v128.load(o0 + off, 16);
+      let x1 = v128.load(o1 + off), y1 = v128.load(o1 + off, 16);
+      let x2 = v128.load(o2 + off), y2 = v128.load(o2 + off, 16);
+      let x3 = v128.load(o3 + off), y3 = v128.load(o3 + off, 16);
+      let bp = b + off;
       for (let j = 0; j < J; j++) {
-        const s = v128.load(src + <usize>j * rowC + off), jo = <usize>(j * js) << 2;
-        a0 = fma(a0, f32x4.splat(load<f32>(c0 + jo)), s);
-        a1 = fma(a1, f32x4.splat(load<f32>(c1 + jo)), s);
-        a2 = fma(a2, f32x4.splat(load<f32>(c2 + jo)), s);
-        a3 = fma(a3, f32x4.splat(load<f32>(c3 + jo)), s);
+        const jo = <usize>j << 2;
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+        let s = v128.load32_splat(a0 + jo);
+        x0 = fma(x0, s, b0);
+        y0 = fma(y0, s, b1);
+        s = v128.load32_splat(a1 + jo);
+        x1 = fma(x1, s, b0);
+        y1 = fma(y1, s, b1);
+        s = v128.load32_splat(a2 + jo);
+        x2 = fma(x2, s, b0);
+        y2 = fma(y2, s, b1);
+        s = v128.load32_splat(a3 + jo);
+        x3 = fma(x3, s, b0);
+        y3 = fma(y3, s, b1);
+        bp += rowC;
       }
-      v128.store(o0 + off, a0); v128.store(o1 + off, a1); v128.store(o2 + off, a2); v128.store(o3 + off, a3);
+      v128.store(o0 + off, x0);
+      v128.store(o0 + off, y0, 16);
+      v128.store(o1 + off, x1);
+      v128.store(o1 + off, y1, 16);
+      v128.store(o2 + off, x2);
+      v128.store(o2 + off, y2, 16);
+      v128.store(o3 + off, x3);
+      v128.store(o3 + off, y3, 16);
     }
-    for (let c = C4; c < C; c++) {
-      for (let i = 0; i < 4; i++) {
-        const oc = out + <usize>(r + i) * rowC + (<usize>c << 2), ci = coef + ((<usize>(r + i) * cs) << 2);
-        let s = load<f32>(oc);
-        for (let j = 0; j < J; j++) s += load<f32>(ci + ((<usize>(j * js)) << 2)) * load<f32>(src + <usize>j * rowC + (<usize>c << 2));
-        store<f32>(oc, s);
-      }
+    if (C8 < C) {
+      const off = <usize>C8 << 2;
+      gemmRow(o0 + off, a0, b + off, C - C8, J, rowC);
+      gemmRow(o1 + off, a1, b + off, C - C8, J, rowC);
+      gemmRow(o2 + off, a2, b + off, C - C8, J, rowC);
+      gemmRow(o3 + off, a3, b + off, C - C8, J, rowC);
     }
   }
-  for (; r < R; r++) {
-    const ci = coef + ((<usize>r * cs) << 2);
-    for (let c = 0; c < C; c++) {
-      const oc = out + <usize>r * rowC + (<usize>c << 2);
-      let s = load<f32>(oc);
-      for (let j = 0; j < J; j++) s += load<f32>(ci + ((<usize>(j * js)) << 2)) * load<f32>(src + <usize>j * rowC + (<usize>c << 2));
-      store<f32>(oc, s);
-    }
-  }
+  for (; r < R; r++) gemmRow(out + <usize>r * rowC, a + <usize>r * rowA, b, C, J, rowC);
+}
+
+/** y[M, N] = x[M, K] W[N, K]^T; scratch: N K floats (W^T). */
+export function matmul(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, scratch: usize): void {
+  transpose(scratch, w, N, K);
+  memory.fill(y, 0, (<usize>M * N) << 2);
+  gemmAcc(y, x, scratch, M, N, K);
 }
 
 /** dx[M, K] += dy[M, N] W[N, K]. */
 export function matmulGradX(dx: usize, dy: usize, w: usize, M: i32, K: i32, N: i32): void {
-  accumulate(dx, dy, N, 1, w, M, K, N);
+  gemmAcc(dx, dy, w, M, K, N);
 }
 
-/** dW[N, K] += dy[M, N]^T x[M, K]. */
-export function matmulGradW(dw: usize, dy: usize, x: usize, M: i32, K: i32, N: i32): void {
-  accumulate(dw, dy, 1, N, x, N, K, M);
+/** dW[N, K] += dy[M, N]^T x[M, K]; scratch: M N floats (dy^T). */
+export function matmulGradW(dw: usize, dy: usize, x: usize, M: i32, K: i32, N: i32, scratch: usize): void {
+  transpose(scratch, dy, M, N);
+  gemmAcc(dw, scratch, x, N, K, M);
 }
 
 /** First byte free for the caller's buffers. */
@@ -131,88 +162,261 @@ export function heapBase(): usize {
 // Masked multi-head attention with GQA over key ranges (src/train/autograd/
 // attention.ts). Row m sees keys [a0, b0) then [a1, b1) (ranges: i32 [M, 4]);
 // probabilities are kept for the backward pass at probs + offsets[m] + h n_m.
+//
+// Scores are computed four and eight keys at a time against a transposed
+// copy of the keys (kt [KVH hs, nKeys]: one row per head dimension), so a
+// query's dot products come out as vectors of keys with no horizontal sums;
+// the backward pass does the same for dout . v against v transposed.
 
+/**
+ * p[i] = c sum_d u[d] t[d, i] for i < n, t's rows rowT bytes apart (t
+ * points at the first key's column); returns max_i p[i]. Each key's sum
+ * runs over d in increasing order in every path.
+ */
+function rowDots(p: usize, u: usize, t: usize, rowT: usize, n: i32, hs: i32, c: f32): f32 {
+  const cv = f32x4.splat(c);
+  let vmax = f32x4.splat(-Infinity);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    let acc0 = f32x4.splat(0), acc1 = acc0;
+    let tp = t + (<usize>i << 2);
+    for (let d = 0; d < hs; d++) {
+      const ud = v128.load32_splat(u + (<usize>d << 2));
+      acc0 = fma(acc0, ud, v128.load(tp));
+      acc1 = fma(acc1, ud, v128.load(tp, 16));
+      tp += rowT;
+    }
+    acc0 = f32x4.mul(acc0, cv);
+    acc1 = f32x4.mul(acc1, cv);
+    v128.store(p + (<usize>i << 2), acc0);
+    v128.store(p + (<usize>i << 2), acc1, 16);
+    vmax = f32x4.pmax(vmax, f32x4.pmax(acc0, acc1));
+  }
+  if (i + 4 <= n) {
+    let acc0 = f32x4.splat(0);
+    let tp = t + (<usize>i << 2);
+    for (let d = 0; d < hs; d++) {
+      acc0 = fma(acc0, v128.load32_splat(u + (<usize>d << 2)), v128.load(tp));
+      tp += rowT;
+    }
+    acc0 = f32x4.mul(acc0, cv);
+    v128.store(p + (<usize>i << 2), acc0);
+    vmax = f32x4.pmax(vmax, acc0);
+    i += 4;
+  }
+  let max = hmax(vmax);
+  for (; i < n; i++) {
+    let s: f32 = 0;
+    let tp = t + (<usize>i << 2);
+    for (let d = 0; d < hs; d++) {
+      s += load<f32>(u + (<usize>d << 2)) * load<f32>(tp);
+      tp += rowT;
+    }
+    s *= c;
+    store<f32>(p + (<usize>i << 2), s);
+    if (s > max) max = s;
+  }
+  return max;
+}
+
+/**
+ * e^x on four lanes for x <= 0 (softmax after subtracting the max): 2^n e^r
+ * with n = round(x / ln 2), r = x - n ln 2 in two parts, e^r by a degree-6
+ * polynomial (the Cephes expf coefficients). Below -87.3 it returns
+ * 2^-126 e^r (about 1e-38) instead of flushing to 0.
+ */
 // @ts-ignore: decorator
-@inline function dotN(a: usize, b: usize, n: i32): f32 {
-  const n4 = n & ~3;
+@inline function vexp(x: v128): v128 {
+  x = f32x4.pmax(x, f32x4.splat(-87.33654));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = fma(f32x4.splat(1.3981999507e-3), p, r);
+  p = fma(f32x4.splat(8.3334519073e-3), p, r);
+  p = fma(f32x4.splat(4.1665795894e-2), p, r);
+  p = fma(f32x4.splat(1.6666665459e-1), p, r);
+  p = fma(f32x4.splat(5.0000001201e-1), p, r);
+  const y = f32x4.add(fma(r, f32x4.mul(p, r), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(y, scale);
+}
+
+/** p[i] = e^(p[i] - max) for i < n; returns their sum. */
+function expShift(p: usize, n: i32, max: f32): f32 {
+  const mv = f32x4.splat(max);
   let acc = f32x4.splat(0);
-  for (let d = 0; d < n4; d += 4) acc = fma(acc, v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)));
-  let s = hsum(acc);
-  for (let d = n4; d < n; d++) s += load<f32>(a + (<usize>d << 2)) * load<f32>(b + (<usize>d << 2));
-  return s;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const e = vexp(f32x4.sub(v128.load(p + (<usize>i << 2)), mv));
+    v128.store(p + (<usize>i << 2), e);
+    acc = f32x4.add(acc, e);
+  }
+  let sum = hsum(acc);
+  for (; i < n; i++) {
+    const e = f32x4.extract_lane(vexp(f32x4.splat(load<f32>(p + (<usize>i << 2)) - max)), 0);
+    store<f32>(p + (<usize>i << 2), e);
+    sum += e;
+  }
+  return sum;
 }
 
-/** y[0..n) += c x[0..n). */
+/** p[i] *= c for i < n. */
+function scaleRow(p: usize, n: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), f32x4.mul(v128.load(p + (<usize>i << 2)), cv));
+  for (; i < n; i++) store<f32>(p + (<usize>i << 2), load<f32>(p + (<usize>i << 2)) * c);
+}
+
+/**
+ * o[0, w) = sum_i p[i] x_i[0, w) over the keys of [a0, b0) then [a1, b1),
+ * x_i = base + key * rowX (w = 4 lanes, or 1 for a scalar tail).
+ */
 // @ts-ignore: decorator
-@inline function axpy(y: usize, c: f32, x: usize, n: i32): void {
-  const n4 = n & ~3, cv = f32x4.splat(c);
-  for (let d = 0; d < n4; d += 4) v128.store(y + (<usize>d << 2), fma(v128.load(y + (<usize>d << 2)), cv, v128.load(x + (<usize>d << 2))));
-  for (let d = n4; d < n; d++) store<f32>(y + (<usize>d << 2), load<f32>(y + (<usize>d << 2)) + c * load<f32>(x + (<usize>d << 2)));
+@inline function weightedSum4(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): v128 {
+  let acc = f32x4.splat(0);
+  let pp = p, xp = base + <usize>a0 * rowX;
+  for (let j = a0; j < b0; j++) {
+    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+    pp += 4;
+    xp += rowX;
+  }
+  xp = base + <usize>a1 * rowX;
+  for (let j = a1; j < b1; j++) {
+    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+    pp += 4;
+    xp += rowX;
+  }
+  return acc;
 }
 
-/** The key index of the i-th visible key of a row with ranges [a0, b0) [a1, b1). */
 // @ts-ignore: decorator
-@inline function keyAt(i: i32, a0: i32, b0: i32, a1: i32): i32 {
-  return i < b0 - a0 ? a0 + i : a1 + i - (b0 - a0);
+@inline function weightedSum1(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): f32 {
+  let acc: f32 = 0;
+  let pp = p, xp = base + <usize>a0 * rowX;
+  for (let j = a0; j < b0; j++) {
+    acc += load<f32>(pp) * load<f32>(xp);
+    pp += 4;
+    xp += rowX;
+  }
+  xp = base + <usize>a1 * rowX;
+  for (let j = a1; j < b1; j++) {
+    acc += load<f32>(pp) * load<f32>(xp);
+    pp += 4;
+    xp += rowX;
+  }
+  return acc;
 }
 
-export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32): void {
-  const W = H * hs, KW = KVH * hs, group = H / KVH;
+/** scratch: nKeys KVH hs floats (k transposed). */
+export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32, nKeys: i32, scratch: usize): void {
+  const W = H * hs, KW = KVH * hs, group = H / KVH, hs4 = hs & ~3;
+  const rowT = <usize>nKeys << 2, rowV = <usize>KW << 2;
+  transpose(scratch, k, nKeys, KW);
   for (let m = 0; m < M; m++) {
     const r = ranges + (<usize>m << 4);
     const a0 = load<i32>(r), b0 = load<i32>(r, 4), a1 = load<i32>(r, 8), b1 = load<i32>(r, 12);
-    const n = b0 - a0 + (b1 - a1);
+    const n0 = b0 - a0, n = n0 + (b1 - a1);
     for (let h = 0; h < H; h++) {
-      const qo = q + (<usize>(m * W + h * hs) << 2), ko = (h / group) * hs;
-      const p = probs + (<usize>(load<i32>(offsets + (<usize>m << 2)) + h * n) << 2);
-      let max = -Infinity as f32;
-      for (let i = 0; i < n; i++) {
-        const s = dotN(qo, k + (<usize>(keyAt(i, a0, b0, a1) * KW + ko) << 2), hs) * scale;
-        store<f32>(p + (<usize>i << 2), s);
-        if (s > max) max = s;
-      }
-      let sum: f32 = 0;
-      for (let i = 0; i < n; i++) {
-        const e = Mathf.exp(load<f32>(p + (<usize>i << 2)) - max);
-        store<f32>(p + (<usize>i << 2), e);
-        sum += e;
-      }
-      const inv: f32 = 1 / sum;
-      const oo = out + (<usize>(m * W + h * hs) << 2);
-      memory.fill(oo, 0, <usize>hs << 2);
-      for (let i = 0; i < n; i++) {
-        const pi = load<f32>(p + (<usize>i << 2)) * inv;
-        store<f32>(p + (<usize>i << 2), pi);
-        axpy(oo, pi, v + (<usize>(keyAt(i, a0, b0, a1) * KW + ko) << 2), hs);
-      }
+      const g = h / group;
+      const qo = q + ((<usize>(m * W + h * hs)) << 2);
+      const kt = scratch + <usize>(g * hs) * rowT;
+      const p = probs + ((<usize>(load<i32>(offsets + (<usize>m << 2)) + h * n)) << 2);
+      const max = Mathf.max(rowDots(p, qo, kt + (<usize>a0 << 2), rowT, n0, hs, scale), rowDots(p + (<usize>n0 << 2), qo, kt + (<usize>a1 << 2), rowT, b1 - a1, hs, scale));
+      scaleRow(p, n, 1 / expShift(p, n, max));
+      const oo = out + ((<usize>(m * W + h * hs)) << 2), vb = v + ((<usize>(g * hs)) << 2);
+      let d = 0;
+      for (; d < hs4; d += 4) v128.store(oo + (<usize>d << 2), weightedSum4(p, vb + (<usize>d << 2), rowV, a0, b0, a1, b1));
+      for (; d < hs; d++) store<f32>(oo + (<usize>d << 2), weightedSum1(p, vb + (<usize>d << 2), rowV, a0, b0, a1, b1));
     }
   }
 }
 
-/** dq, dk, dv += the gradients of attentionForward's output given dout; dp: scratch of the longest row's n floats. */
-export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32, dp: usize): void {
-  const W = H * hs, KW = KVH * hs, group = H / KVH;
+/**
+ * One column block [d, d + 4) of a row-head's backward pass over its keys:
+ * dv_i += p_i dout, dq += ds_i k_i, dk_i += ds_i q (ds in dp).
+ */
+// @ts-ignore: decorator
+@inline function backwardBlock4(p: usize, dp: usize, dqo: usize, qv: v128, dov: v128, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: v128): v128 {
+  let pp = p, sp = dp, xo = <usize>a * rowX;
+  for (let j = a; j < b; j++) {
+    const pj = v128.load32_splat(pp), sj = v128.load32_splat(sp);
+    v128.store(dvb + xo, fma(v128.load(dvb + xo), pj, dov));
+    dq = fma(dq, sj, v128.load(kb + xo));
+    v128.store(dkb + xo, fma(v128.load(dkb + xo), sj, qv));
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  return dq;
+}
+
+// @ts-ignore: decorator
+@inline function backwardBlock1(p: usize, dp: usize, qs: f32, dos: f32, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: f32): f32 {
+  let pp = p, sp = dp, xo = <usize>a * rowX;
+  for (let j = a; j < b; j++) {
+    const pj = load<f32>(pp), sj = load<f32>(sp);
+    store<f32>(dvb + xo, load<f32>(dvb + xo) + pj * dos);
+    dq += sj * load<f32>(kb + xo);
+    store<f32>(dkb + xo, load<f32>(dkb + xo) + sj * qs);
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  return dq;
+}
+
+/**
+ * dq, dk, dv += the gradients of attentionForward's output given dout.
+ * scratch: nKeys KVH hs floats (v transposed) then the longest row's n floats.
+ */
+export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32, nKeys: i32, scratch: usize): void {
+  const W = H * hs, KW = KVH * hs, group = H / KVH, hs4 = hs & ~3;
+  const rowT = <usize>nKeys << 2, rowX = <usize>KW << 2;
+  transpose(scratch, v, nKeys, KW);
+  const dp = scratch + ((((<usize>nKeys * KW) << 2) + 15) & ~15);
   for (let m = 0; m < M; m++) {
     const r = ranges + (<usize>m << 4);
     const a0 = load<i32>(r), b0 = load<i32>(r, 4), a1 = load<i32>(r, 8), b1 = load<i32>(r, 12);
-    const n = b0 - a0 + (b1 - a1);
+    const n0 = b0 - a0, n = n0 + (b1 - a1);
     for (let h = 0; h < H; h++) {
-      const row = <usize>(m * W + h * hs) << 2, ko = (h / group) * hs;
-      const p = probs + (<usize>(load<i32>(offsets + (<usize>m << 2)) + h * n) << 2);
-      let pdp: f32 = 0;
-      for (let i = 0; i < n; i++) {
-        const kv = <usize>(keyAt(i, a0, b0, a1) * KW + ko) << 2, pi = load<f32>(p + (<usize>i << 2));
-        const d = dotN(dout + row, v + kv, hs);
-        store<f32>(dp + (<usize>i << 2), d);
-        pdp += pi * d;
-        axpy(dv + kv, pi, dout + row, hs);
+      const g = h / group, row = (<usize>(m * W + h * hs)) << 2;
+      const vt = scratch + <usize>(g * hs) * rowT;
+      const p = probs + ((<usize>(load<i32>(offsets + (<usize>m << 2)) + h * n)) << 2);
+      // dp_i = dout . v_i, then ds_i = p_i (dp_i - sum_j p_j dp_j) scale in place.
+      rowDots(dp, dout + row, vt + (<usize>a0 << 2), rowT, n0, hs, 1);
+      rowDots(dp + (<usize>n0 << 2), dout + row, vt + (<usize>a1 << 2), rowT, b1 - a1, hs, 1);
+      let acc = f32x4.splat(0);
+      let i = 0;
+      for (; i + 4 <= n; i += 4) acc = fma(acc, v128.load(p + (<usize>i << 2)), v128.load(dp + (<usize>i << 2)));
+      let pdp = hsum(acc);
+      for (; i < n; i++) pdp += load<f32>(p + (<usize>i << 2)) * load<f32>(dp + (<usize>i << 2));
+      const pv = f32x4.splat(pdp), sv = f32x4.splat(scale);
+      i = 0;
+      for (; i + 4 <= n; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(dp + o, f32x4.mul(f32x4.mul(v128.load(p + o), f32x4.sub(v128.load(dp + o), pv)), sv));
       }
-      for (let i = 0; i < n; i++) {
-        const ds = load<f32>(p + (<usize>i << 2)) * (load<f32>(dp + (<usize>i << 2)) - pdp) * scale;
-        if (ds == 0) continue;
-        const kv = <usize>(keyAt(i, a0, b0, a1) * KW + ko) << 2;
-        axpy(dq + row, ds, k + kv, hs);
-        axpy(dk + kv, ds, q + row, hs);
+      for (; i < n; i++) {
+        const o = <usize>i << 2;
+        store<f32>(dp + o, load<f32>(p + o) * (load<f32>(dp + o) - pdp) * scale);
+      }
+      const ko = (<usize>(g * hs)) << 2;
+      let d = 0;
+      for (; d < hs4; d += 4) {
+        const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
+        const qv = v128.load(q + row + c), dov = v128.load(dout + row + c);
+        let g4 = backwardBlock4(p, dp, 0, qv, dov, kb, dkb, dvb, rowX, a0, b0, v128.load(dq + row + c));
+        g4 = backwardBlock4(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), 0, qv, dov, kb, dkb, dvb, rowX, a1, b1, g4);
+        v128.store(dq + row + c, g4);
+      }
+      for (; d < hs; d++) {
+        const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
+        const qs = load<f32>(q + row + c), dos = load<f32>(dout + row + c);
+        let g1 = backwardBlock1(p, dp, qs, dos, kb, dkb, dvb, rowX, a0, b0, load<f32>(dq + row + c));
+        g1 = backwardBlock1(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), qs, dos, kb, dkb, dvb, rowX, a1, b1, g1);
+        store<f32>(dq + row + c, g1);
       }
     }
   }

@@ -13,11 +13,11 @@ import type { TrainKernels } from "./kernels.js";
 interface TrainExports {
   memory: WasmMemory;
   heapBase(): number;
-  matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
+  matmul(y: number, x: number, w: number, M: number, K: number, N: number, scratch: number): void;
   matmulGradX(dx: number, dy: number, w: number, M: number, K: number, N: number): void;
-  matmulGradW(dw: number, dy: number, x: number, M: number, K: number, N: number): void;
-  attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number): void;
-  attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, dp: number): void;
+  matmulGradW(dw: number, dy: number, x: number, M: number, K: number, N: number, scratch: number): void;
+  attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
+  attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
 }
 
 const WASM_URL = new URL("../../../build/ptp-train.wasm", import.meta.url);
@@ -51,46 +51,52 @@ export function wasmTrainKernels(): TrainKernels {
   const put = (p: number, data: Float32Array | Int32Array, n = data.length) => (data instanceof Int32Array ? new Int32Array(ex.memory.buffer) : f32()).set(data.subarray(0, n), p / 4);
   const get = (p: number, into: Float32Array, n = into.length) => into.set(f32().subarray(p / 4, p / 4 + n));
 
-  /** A gradient kernel that adds into `out`: copy dy, the other operand and out in, run, copy out back. */
-  const accumulateInto = (kernel: TrainExports["matmulGradX"], out: Float32Array, dy: Float32Array, other: Float32Array, M: number, K: number, N: number) => {
-    const [pdy, po, pout] = place(M * N, other.length, out.length);
-    put(pdy, dy, M * N);
-    put(po, other);
-    put(pout, out);
-    kernel(pout, pdy, po, M, K, N);
-    get(pout, out);
-  };
-
   return {
     name: "wasm",
     matmul(y, x, w, M, K, N) {
-      const [px, pw, py] = place(M * K, N * K, M * N);
+      const [px, pw, py, ps] = place(M * K, N * K, M * N, N * K);
       put(px, x, M * K);
       put(pw, w, N * K);
-      ex.matmul(py, px, pw, M, K, N);
+      ex.matmul(py, px, pw, M, K, N, ps);
       get(py, y, M * N);
     },
     matmulGradX(dx, dy, w, M, K, N) {
-      accumulateInto(ex.matmulGradX, dx, dy, w, M, K, N);
+      const [pdy, pw, pdx] = place(M * N, N * K, M * K);
+      put(pdy, dy, M * N);
+      put(pw, w, N * K);
+      put(pdx, dx, M * K);
+      ex.matmulGradX(pdx, pdy, pw, M, K, N);
+      get(pdx, dx, M * K);
     },
     matmulGradW(dw, dy, x, M, K, N) {
-      accumulateInto(ex.matmulGradW, dw, dy, x, M, K, N);
+      const [pdy, px, pdw, ps] = place(M * N, M * K, N * K, M * N);
+      put(pdy, dy, M * N);
+      put(px, x, M * K);
+      put(pdw, dw, N * K);
+      ex.matmulGradW(pdw, pdy, px, M, K, N, ps);
+      get(pdw, dw, N * K);
     },
     attentionForward(out, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
-      const [po, pp, pq, pk, pv, pr, pf] = place(out.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length);
-      [[pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]].forEach(([p, a]) => put(p as number, a as Float32Array));
-      ex.attentionForward(po, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale);
+      const nKeys = k.length / (KVH * hs);
+      const [po, pp, pq, pk, pv, pr, pf, ps] = place(out.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, k.length);
+      put(pq, q);
+      put(pk, k);
+      put(pv, v);
+      put(pr, ranges);
+      put(pf, offsets);
+      ex.attentionForward(po, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, nKeys, ps);
       get(po, out);
       get(pp, probs);
     },
     attentionBackward(dq, dk, dv, dout, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
+      const nKeys = k.length / (KVH * hs);
       let longest = 0;
       for (let m = 0; m < M; m++) longest = Math.max(longest, ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
-      const sizes = [dq.length, dk.length, dv.length, dout.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, longest];
-      const [pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, pdp] = place(...sizes);
+      const sizes = [dq.length, dk.length, dv.length, dout.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, v.length + 4 + longest];
+      const [pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, ps] = place(...sizes);
       const inputs: [number, Float32Array | Int32Array][] = [[pdq, dq], [pdk, dk], [pdv, dv], [pdo, dout], [pp, probs], [pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]];
       for (const [p, a] of inputs) put(p, a);
-      ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, pdp);
+      ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, nKeys, ps);
       get(pdq, dq);
       get(pdk, dk);
       get(pdv, dv);
