@@ -177,7 +177,29 @@ function rowDots(p: usize, u: usize, t: usize, rowT: usize, n: i32, hs: i32, c: 
   const cv = f32x4.splat(c);
   let vmax = f32x4.splat(-Infinity);
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
+    let acc0 = f32x4.splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    let tp = t + (<usize>i << 2);
+    for (let d = 0; d < hs; d++) {
+      const ud = v128.load32_splat(u + (<usize>d << 2));
+      acc0 = fma(acc0, ud, v128.load(tp));
+      acc1 = fma(acc1, ud, v128.load(tp, 16));
+      acc2 = fma(acc2, ud, v128.load(tp, 32));
+      acc3 = fma(acc3, ud, v128.load(tp, 48));
+      tp += rowT;
+    }
+    acc0 = f32x4.mul(acc0, cv);
+    acc1 = f32x4.mul(acc1, cv);
+    acc2 = f32x4.mul(acc2, cv);
+    acc3 = f32x4.mul(acc3, cv);
+    const po = p + (<usize>i << 2);
+    v128.store(po, acc0);
+    v128.store(po, acc1, 16);
+    v128.store(po, acc2, 32);
+    v128.store(po, acc3, 48);
+    vmax = f32x4.pmax(vmax, f32x4.pmax(f32x4.pmax(acc0, acc1), f32x4.pmax(acc2, acc3)));
+  }
+  if (i + 8 <= n) {
     let acc0 = f32x4.splat(0), acc1 = acc0;
     let tp = t + (<usize>i << 2);
     for (let d = 0; d < hs; d++) {
@@ -191,6 +213,7 @@ function rowDots(p: usize, u: usize, t: usize, rowT: usize, n: i32, hs: i32, c: 
     v128.store(p + (<usize>i << 2), acc0);
     v128.store(p + (<usize>i << 2), acc1, 16);
     vmax = f32x4.pmax(vmax, f32x4.pmax(acc0, acc1));
+    i += 8;
   }
   if (i + 4 <= n) {
     let acc0 = f32x4.splat(0);
@@ -220,7 +243,7 @@ function rowDots(p: usize, u: usize, t: usize, rowT: usize, n: i32, hs: i32, c: 
 }
 
 /**
- * e^x on four lanes for x <= 0 (softmax after subtracting the max): 2^n e^r
+ * e^x on four lanes for x <= 88.7 (softmax after subtracting the max, or a clamped sigmoid): 2^n e^r
  * with n = round(x / ln 2), r = x - n ln 2 in two parts, e^r by a degree-6
  * polynomial (the Cephes expf coefficients). Below -87.3 it returns
  * 2^-126 e^r (about 1e-38) instead of flushing to 0.
@@ -273,22 +296,73 @@ function scaleRow(p: usize, n: i32, c: f32): void {
  * o[0, w) = sum_i p[i] x_i[0, w) over the keys of [a0, b0) then [a1, b1),
  * x_i = base + key * rowX (w = 4 lanes, or 1 for a scalar tail).
  */
+/** o[0, 8) = sum_i p[i] x_i[0, 8) over the keys of [a0, b0) then [a1, b1): two chains per half. */
 // @ts-ignore: decorator
-@inline function weightedSum4(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): v128 {
-  let acc = f32x4.splat(0);
+@inline function weightedSum8(o: usize, p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): void {
+  let x0 = f32x4.splat(0), y0 = x0, x1 = x0, y1 = x0;
   let pp = p, xp = base + <usize>a0 * rowX;
-  for (let j = a0; j < b0; j++) {
-    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+  let j = a0;
+  for (; j + 2 <= b0; j += 2) {
+    const s0 = v128.load32_splat(pp), s1 = v128.load32_splat(pp, 4), xq = xp + rowX;
+    x0 = fma(x0, s0, v128.load(xp));
+    y0 = fma(y0, s0, v128.load(xp, 16));
+    x1 = fma(x1, s1, v128.load(xq));
+    y1 = fma(y1, s1, v128.load(xq, 16));
+    pp += 8;
+    xp += rowX << 1;
+  }
+  if (j < b0) {
+    const s0 = v128.load32_splat(pp);
+    x0 = fma(x0, s0, v128.load(xp));
+    y0 = fma(y0, s0, v128.load(xp, 16));
     pp += 4;
-    xp += rowX;
   }
   xp = base + <usize>a1 * rowX;
-  for (let j = a1; j < b1; j++) {
+  j = a1;
+  for (; j + 2 <= b1; j += 2) {
+    const s0 = v128.load32_splat(pp), s1 = v128.load32_splat(pp, 4), xq = xp + rowX;
+    x0 = fma(x0, s0, v128.load(xp));
+    y0 = fma(y0, s0, v128.load(xp, 16));
+    x1 = fma(x1, s1, v128.load(xq));
+    y1 = fma(y1, s1, v128.load(xq, 16));
+    pp += 8;
+    xp += rowX << 1;
+  }
+  if (j < b1) {
+    const s0 = v128.load32_splat(pp);
+    x0 = fma(x0, s0, v128.load(xp));
+    y0 = fma(y0, s0, v128.load(xp, 16));
+  }
+  v128.store(o, f32x4.add(x0, x1));
+  v128.store(o, f32x4.add(y0, y1), 16);
+}
+
+// @ts-ignore: decorator
+@inline function weightedSum4(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): v128 {
+  // Two chains (alternate keys) so consecutive adds do not wait on each other.
+  let acc = f32x4.splat(0), acc2 = acc;
+  let pp = p, xp = base + <usize>a0 * rowX;
+  let j = a0;
+  for (; j + 2 <= b0; j += 2) {
+    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+    acc2 = fma(acc2, v128.load32_splat(pp, 4), v128.load(xp + rowX));
+    pp += 8;
+    xp += rowX << 1;
+  }
+  if (j < b0) {
     acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
     pp += 4;
-    xp += rowX;
   }
-  return acc;
+  xp = base + <usize>a1 * rowX;
+  j = a1;
+  for (; j + 2 <= b1; j += 2) {
+    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+    acc2 = fma(acc2, v128.load32_splat(pp, 4), v128.load(xp + rowX));
+    pp += 8;
+    xp += rowX << 1;
+  }
+  if (j < b1) acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+  return f32x4.add(acc, acc2);
 }
 
 // @ts-ignore: decorator
@@ -327,6 +401,7 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
       scaleRow(p, n, 1 / expShift(p, n, max));
       const oo = out + ((<usize>(m * W + h * hs)) << 2), vb = v + ((<usize>(g * hs)) << 2);
       let d = 0;
+      for (; d + 8 <= hs; d += 8) weightedSum8(oo + (<usize>d << 2), p, vb + (<usize>d << 2), rowV, a0, b0, a1, b1);
       for (; d < hs4; d += 4) v128.store(oo + (<usize>d << 2), weightedSum4(p, vb + (<usize>d << 2), rowV, a0, b0, a1, b1));
       for (; d < hs; d++) store<f32>(oo + (<usize>d << 2), weightedSum1(p, vb + (<usize>d << 2), rowV, a0, b0, a1, b1));
     }
@@ -337,6 +412,32 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
  * One column block [d, d + 4) of a row-head's backward pass over its keys:
  * dv_i += p_i dout, dq += ds_i k_i, dk_i += ds_i q (ds in dp).
  */
+/**
+ * backwardBlock4 for eight columns [d, d + 8): dv_i += p_i dout, dq += ds_i k_i,
+ * dk_i += ds_i q, with dq's sums in registers (dq points at the row's block).
+ */
+// @ts-ignore: decorator
+@inline function backwardBlock8(p: usize, dp: usize, dqo: usize, qo: usize, doo: usize, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32): void {
+  const q0 = v128.load(qo), q1 = v128.load(qo, 16), o0 = v128.load(doo), o1 = v128.load(doo, 16);
+  let g0 = v128.load(dqo), g1 = v128.load(dqo, 16);
+  let pp = p, sp = dp, xo = <usize>a * rowX;
+  for (let j = a; j < b; j++) {
+    const pj = v128.load32_splat(pp), sj = v128.load32_splat(sp);
+    const dvp = dvb + xo, dkp = dkb + xo, kp = kb + xo;
+    v128.store(dvp, fma(v128.load(dvp), pj, o0));
+    v128.store(dvp, fma(v128.load(dvp, 16), pj, o1), 16);
+    g0 = fma(g0, sj, v128.load(kp));
+    g1 = fma(g1, sj, v128.load(kp, 16));
+    v128.store(dkp, fma(v128.load(dkp), sj, q0));
+    v128.store(dkp, fma(v128.load(dkp, 16), sj, q1), 16);
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  v128.store(dqo, g0);
+  v128.store(dqo, g1, 16);
+}
+
 // @ts-ignore: decorator
 @inline function backwardBlock4(p: usize, dp: usize, dqo: usize, qv: v128, dov: v128, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: v128): v128 {
   let pp = p, sp = dp, xo = <usize>a * rowX;
@@ -404,6 +505,11 @@ export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, 
       }
       const ko = (<usize>(g * hs)) << 2;
       let d = 0;
+      for (; d + 8 <= hs; d += 8) {
+        const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
+        backwardBlock8(p, dp, dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a0, b0);
+        backwardBlock8(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a1, b1);
+      }
       for (; d < hs4; d += 4) {
         const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
         const qv = v128.load(q + row + c), dov = v128.load(dout + row + c);
@@ -419,5 +525,29 @@ export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, 
         store<f32>(dq + row + c, g1);
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SwiGLU forward (src/train/autograd/elementwise.ts): s = sigmoid(gate),
+// y = gate s up, elementwise; s is kept for the backward pass.
+
+/** sig[i] = 1 / (1 + e^-gate[i]), y[i] = gate[i] sig[i] up[i] for i < n (e^x with x clamped to [-87.3, 88]). */
+export function swiglu(y: usize, sig: usize, gate: usize, up: usize, n: i32): void {
+  const one = f32x4.splat(1), hi = f32x4.splat(88);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = v128.load(gate + o);
+    const s = f32x4.div(one, f32x4.add(one, vexp(f32x4.pmin(f32x4.neg(g), hi))));
+    v128.store(sig + o, s);
+    v128.store(y + o, f32x4.mul(f32x4.mul(g, s), v128.load(up + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = load<f32>(gate + o);
+    const s = f32x4.extract_lane(f32x4.div(one, f32x4.add(one, vexp(f32x4.pmin(f32x4.splat(-g), hi)))), 0);
+    store<f32>(sig + o, s);
+    store<f32>(y + o, g * s * load<f32>(up + o));
   }
 }

@@ -287,6 +287,68 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     );
   });
 
+  it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70 }), (seed, M, kvHeads, group, hs, nKeys) => {
+        const next = rng(seed), H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
+        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        for (let m = 0; m < M; m++) {
+          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          const e = next() < 0.3 ? c : c + Math.floor(next() * (nKeys - c + 1));
+          ranges.set([a, b, c, e], 4 * m);
+          offsets[m + 1] = offsets[m] + H * (b - a + e - c);
+        }
+        const run = (kern: typeof jsKernels) => {
+          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          return [out, probs, dq, dk, dv];
+        };
+        const a = run(jsKernels), b = run(wasm);
+        a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
+        // deterministic: the same inputs give the same bits
+        run(wasm).forEach((x, i) => expect(x).toEqual(b[i]));
+      }),
+      { numRuns: 80, endOnFailure: true },
+    );
+  });
+
+  it("the dense products agree on the 4x8 tiles and every row / column tail (sizes up to 21 x 70 x 19)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 21 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 19 }), (seed, M, K, N) => {
+        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
+        const y1 = new Float32Array(M * N), y2 = v(M * N);
+        jsKernels.matmul(y1, x, w, M, K, N);
+        wasm.matmul(y2, x, w, M, K, N);
+        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
+        wasm.matmulGradX(dx2, dy, w, M, K, N);
+        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
+        wasm.matmulGradW(dw2, dy, x, M, K, N);
+        for (const [a, b] of [[y2, y1], [dx2, dx1], [dw2, dw1]]) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
+  it("swiglu's forward kernel agrees, tails and saturated gates (|gate| up to 200) included", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 0, max: 37 }), fc.constantFrom(1, 10, 200), (seed, n, range) => {
+        const next = rng(seed), v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
+        const gate = v(n, range), up = v(n, 2);
+        const y1 = new Float32Array(n), s1 = new Float32Array(n), y2 = new Float32Array(n), s2 = new Float32Array(n);
+        jsKernels.swiglu(y1, s1, gate, up, n);
+        wasm.swiglu(y2, s2, gate, up, n);
+        expect(maxRelativeError(s2, s1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(y2, y1)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
   it("the whole student loss passes the gradient check on the WASM kernels too", () => {
     const prev = useTrainKernels(wasm);
     try {

@@ -1,3 +1,4 @@
+import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 function sameSize(op: string, a: Tensor, b: Tensor): void {
@@ -54,23 +55,19 @@ export function addBias(tape: Tape, x: Tensor, b: Tensor): Tensor {
 export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   sameSize("swiglu", gate, up);
   const y = tape.output(gate.shape, [gate, up]);
-  const g = gate.data, u = up.data, yd = y.data, n = yd.length;
-  // sigmoid(g) in float64, kept for the backward pass.
-  const sg = y.grad ? new Float64Array(n) : null;
-  for (let i = 0; i < n; i++) {
-    const gi = g[i], s = 1 / (1 + Math.exp(-gi));
-    if (sg) sg[i] = s;
-    yd[i] = gi * s * u[i];
-  }
+  const g = gate.data, u = up.data, n = y.data.length;
+  // sigmoid(gate), kept for the backward pass.
+  const sg = new Float32Array(n);
+  trainKernels().swiglu(y.data, sg, g, u, n);
   tape.record(y, (dy) => {
-    const s = sg!, gg = gate.grad, ug = up.grad;
+    const gg = gate.grad, ug = up.grad;
     if (gg) {
       for (let i = 0; i < n; i++) {
-        const si = s[i];
+        const si = sg[i];
         gg[i] += dy[i] * u[i] * si * (1 + g[i] * (1 - si));
       }
     }
-    if (ug) for (let i = 0; i < n; i++) ug[i] += dy[i] * g[i] * s[i];
+    if (ug) for (let i = 0; i < n; i++) ug[i] += dy[i] * g[i] * sg[i];
   });
   return y;
 }

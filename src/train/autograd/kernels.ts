@@ -20,6 +20,8 @@ export interface TrainKernels {
   attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
   /** dq, dk, dv += the gradients of attentionForward's output for dout. */
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
+  /** SwiGLU's forward pass over n entries: sig = sigmoid(gate), y = gate sig up (sig kept for the backward pass). */
+  swiglu(y: Float32Array, sig: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 }
 
 /**
@@ -91,6 +93,13 @@ export const jsKernels: TrainKernels = {
           for (let d = 0; d < hs; d++) O[qo + d] += pi * V[vj + d];
         }
       }
+    }
+  },
+  swiglu(y, sig, gate, up, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i], s = 1 / (1 + Math.exp(-g));
+      sig[i] = s;
+      y[i] = g * s * up[i];
     }
   },
   attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {

@@ -18,6 +18,7 @@ interface TrainExports {
   matmulGradW(dw: number, dy: number, x: number, M: number, K: number, N: number, scratch: number): void;
   attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
   attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
+  swiglu(y: number, sig: number, gate: number, up: number, n: number): void;
 }
 
 const WASM_URL = new URL("../../../build/ptp-train.wasm", import.meta.url);
@@ -100,6 +101,14 @@ export function wasmTrainKernels(): TrainKernels {
       get(pdq, dq);
       get(pdk, dk);
       get(pdv, dv);
+    },
+    swiglu(y, sig, gate, up, n) {
+      const [py, ps, pg, pu] = place(n, n, n, n);
+      put(pg, gate, n);
+      put(pu, up, n);
+      ex.swiglu(py, ps, pg, pu, n);
+      get(py, y, n);
+      get(ps, sig, n);
     },
   };
 }
