@@ -14,6 +14,7 @@ import {
   embedding,
   klDivergence,
   linear,
+  linearLora,
   replaceRows,
   rmsnorm,
   rope,
@@ -507,6 +508,42 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         }
       }),
       { numRuns: 30, endOnFailure: true, reporter },
+    );
+  });
+});
+
+describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x, A), B), s)) exactly", () => {
+  it("the same output and the same gradients in every input, bit for bit, on the js and the WASM kernels", () => {
+    const wasm = wasmTrainKernels();
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), fc.boolean(), (seed, M, K, N, r, xTrains, wTrains) => {
+        const next = rng(seed), s = 2 * next() - 1;
+        const data = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x0 = data(M * K), w0 = data(N * K), a0 = data(r * K), b0 = data(N * r), c = data(M * N);
+        for (const kern of [jsKernels, wasm]) {
+          const prev = useTrainKernels(kern);
+          try {
+            const run = (fused: boolean) => {
+              const x = new Tensor(x0.slice(), [M, K], xTrains ? new Float32Array(M * K) : null);
+              const w = new Tensor(w0.slice(), [N, K], wTrains ? new Float32Array(N * K) : null);
+              const a = new Tensor(a0.slice(), [r, K], new Float32Array(r * K)), b = new Tensor(b0.slice(), [N, r], new Float32Array(N * r));
+              const tape = new Tape();
+              const y = fused ? linearLora(tape, x, w, a, b, s) : add(tape, linear(tape, x, w), scale(tape, linear(tape, linear(tape, x, a), b), s));
+              const L = tape.output([1], [y], Float32Array.of(0));
+              tape.record(L, (d) => {
+                for (let i = 0; i < c.length; i++) y.grad![i] += d[0] * c[i];
+              });
+              tape.backward(L);
+              return [y.data, x.grad ?? new Float32Array(0), w.grad ?? new Float32Array(0), a.grad!, b.grad!];
+            };
+            const fused = run(true), plain = run(false);
+            fused.forEach((f, i) => expect(f).toEqual(plain[i]));
+          } finally {
+            useTrainKernels(prev);
+          }
+        }
+      }),
+      { numRuns: 60, endOnFailure: true },
     );
   });
 });

@@ -14,3 +14,39 @@ export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
   });
   return y;
 }
+
+/**
+ * A linear layer with a LoRA update in one op:
+ *   y = x W^T + s ((x A^T) B^T),  x [M, K], W [N, K], A [r, K], B [N, r].
+ * Computes exactly what add(linear(x, W), scale(linear(linear(x, A), B), s))
+ * computes, value for value and gradient for gradient (the same float32
+ * products and roundings), without the intermediate tensors, their
+ * gradients and the copies between them.
+ */
+export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tensor, s: number): Tensor {
+  const [M, K] = x.shape, [N, K2] = w.shape, [r, K3] = a.shape, [N2, r2] = b.shape;
+  if (K !== K2 || K !== K3 || N !== N2 || r !== r2) {
+    throw new RangeError(`linearLora: x [${x.shape}] W [${w.shape}] A [${a.shape}] B [${b.shape}] do not fit y = x W^T + s (x A^T) B^T`);
+  }
+  const k = trainKernels();
+  const y = tape.output([M, N], [x, w, a, b]);
+  const t = new Float32Array(M * r), u = new Float32Array(M * N), yd = y.data;
+  k.matmul(yd, x.data, w.data, M, K, N);
+  k.matmul(t, x.data, a.data, M, K, r);
+  k.matmul(u, t, b.data, M, r, N);
+  for (let i = 0; i < yd.length; i++) yd[i] = yd[i] + Math.fround(s * u[i]);
+  tape.record(y, (dy) => {
+    // d(s u) = s dy, rounded to float32 as the scale op's gradient is.
+    const du = u;
+    for (let i = 0; i < du.length; i++) du[i] = s * dy[i];
+    const dt = new Float32Array(M * r);
+    k.matmulGradX(dt, du, b.data, M, r, N);
+    if (b.grad) k.matmulGradW(b.grad, du, t, M, r, N);
+    // The order linear's backward steps run in: the LoRA path's (recorded later) first.
+    if (x.grad) k.matmulGradX(x.grad, dt, a.data, M, K, r);
+    if (a.grad) k.matmulGradW(a.grad, dt, x.data, M, K, r);
+    if (x.grad) k.matmulGradX(x.grad, dy, w.data, M, K, N);
+    if (w.grad) k.matmulGradW(w.grad, dy, x.data, M, K, N);
+  });
+  return y;
+}
