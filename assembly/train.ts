@@ -417,11 +417,20 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
  * dk_i += ds_i q, with dq's sums in registers (dq points at the row's block).
  */
 // @ts-ignore: decorator
-@inline function backwardBlock8(p: usize, dp: usize, dqo: usize, qo: usize, doo: usize, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32): void {
+@inline function backwardBlock8(p: usize, dp: usize, dqo: usize, qo: usize, doo: usize, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, kvFrom: i32): void {
   const q0 = v128.load(qo), q1 = v128.load(qo, 16), o0 = v128.load(doo), o1 = v128.load(doo, 16);
   let g0 = v128.load(dqo), g1 = v128.load(dqo, 16);
   let pp = p, sp = dp, xo = <usize>a * rowX;
-  for (let j = a; j < b; j++) {
+  const mid = min(max(a, kvFrom), b);
+  for (let j = a; j < mid; j++) {
+    const sj = v128.load32_splat(sp), kp = kb + xo;
+    g0 = fma(g0, sj, v128.load(kp));
+    g1 = fma(g1, sj, v128.load(kp, 16));
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  for (let j = mid; j < b; j++) {
     const pj = v128.load32_splat(pp), sj = v128.load32_splat(sp);
     const dvp = dvb + xo, dkp = dkb + xo, kp = kb + xo;
     v128.store(dvp, fma(v128.load(dvp), pj, o0));
@@ -439,9 +448,16 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
 }
 
 // @ts-ignore: decorator
-@inline function backwardBlock4(p: usize, dp: usize, dqo: usize, qv: v128, dov: v128, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: v128): v128 {
+@inline function backwardBlock4(p: usize, dp: usize, kvFrom: i32, qv: v128, dov: v128, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: v128): v128 {
   let pp = p, sp = dp, xo = <usize>a * rowX;
-  for (let j = a; j < b; j++) {
+  const mid = min(max(a, kvFrom), b);
+  for (let j = a; j < mid; j++) {
+    dq = fma(dq, v128.load32_splat(sp), v128.load(kb + xo));
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  for (let j = mid; j < b; j++) {
     const pj = v128.load32_splat(pp), sj = v128.load32_splat(sp);
     v128.store(dvb + xo, fma(v128.load(dvb + xo), pj, dov));
     dq = fma(dq, sj, v128.load(kb + xo));
@@ -454,9 +470,16 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
 }
 
 // @ts-ignore: decorator
-@inline function backwardBlock1(p: usize, dp: usize, qs: f32, dos: f32, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: f32): f32 {
+@inline function backwardBlock1(p: usize, dp: usize, qs: f32, dos: f32, kb: usize, dkb: usize, dvb: usize, rowX: usize, a: i32, b: i32, dq: f32, kvFrom: i32): f32 {
   let pp = p, sp = dp, xo = <usize>a * rowX;
-  for (let j = a; j < b; j++) {
+  const mid = min(max(a, kvFrom), b);
+  for (let j = a; j < mid; j++) {
+    dq += load<f32>(sp) * load<f32>(kb + xo);
+    pp += 4;
+    sp += 4;
+    xo += rowX;
+  }
+  for (let j = mid; j < b; j++) {
     const pj = load<f32>(pp), sj = load<f32>(sp);
     store<f32>(dvb + xo, load<f32>(dvb + xo) + pj * dos);
     dq += sj * load<f32>(kb + xo);
@@ -469,10 +492,10 @@ export function attentionForward(out: usize, probs: usize, q: usize, k: usize, v
 }
 
 /**
- * dq, dk, dv += the gradients of attentionForward's output given dout.
- * scratch: nKeys KVH hs floats (v transposed) then the longest row's n floats.
+ * dq, dk, dv += the gradients of attentionForward's output given dout;
+ * keys below kvFrom get no dk, dv (their rows are constants). scratch: nKeys KVH hs floats (v transposed) then the longest row's n floats.
  */
-export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32, nKeys: i32, scratch: usize): void {
+export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, probs: usize, q: usize, k: usize, v: usize, ranges: usize, offsets: usize, M: i32, H: i32, KVH: i32, hs: i32, scale: f32, nKeys: i32, scratch: usize, kvFrom: i32): void {
   const W = H * hs, KW = KVH * hs, group = H / KVH, hs4 = hs & ~3;
   const rowT = <usize>nKeys << 2, rowX = <usize>KW << 2;
   transpose(scratch, v, nKeys, KW);
@@ -507,21 +530,21 @@ export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, 
       let d = 0;
       for (; d + 8 <= hs; d += 8) {
         const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
-        backwardBlock8(p, dp, dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a0, b0);
-        backwardBlock8(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a1, b1);
+        backwardBlock8(p, dp, dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a0, b0, kvFrom);
+        backwardBlock8(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), dq + row + c, q + row + c, dout + row + c, kb, dkb, dvb, rowX, a1, b1, kvFrom);
       }
       for (; d < hs4; d += 4) {
         const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
         const qv = v128.load(q + row + c), dov = v128.load(dout + row + c);
-        let g4 = backwardBlock4(p, dp, 0, qv, dov, kb, dkb, dvb, rowX, a0, b0, v128.load(dq + row + c));
-        g4 = backwardBlock4(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), 0, qv, dov, kb, dkb, dvb, rowX, a1, b1, g4);
+        let g4 = backwardBlock4(p, dp, kvFrom, qv, dov, kb, dkb, dvb, rowX, a0, b0, v128.load(dq + row + c));
+        g4 = backwardBlock4(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), kvFrom, qv, dov, kb, dkb, dvb, rowX, a1, b1, g4);
         v128.store(dq + row + c, g4);
       }
       for (; d < hs; d++) {
         const c = <usize>d << 2, kb = k + ko + c, dkb = dk + ko + c, dvb = dv + ko + c;
         const qs = load<f32>(q + row + c), dos = load<f32>(dout + row + c);
-        let g1 = backwardBlock1(p, dp, qs, dos, kb, dkb, dvb, rowX, a0, b0, load<f32>(dq + row + c));
-        g1 = backwardBlock1(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), qs, dos, kb, dkb, dvb, rowX, a1, b1, g1);
+        let g1 = backwardBlock1(p, dp, qs, dos, kb, dkb, dvb, rowX, a0, b0, load<f32>(dq + row + c), kvFrom);
+        g1 = backwardBlock1(p + (<usize>n0 << 2), dp + (<usize>n0 << 2), qs, dos, kb, dkb, dvb, rowX, a1, b1, g1, kvFrom);
         store<f32>(dq + row + c, g1);
       }
     }

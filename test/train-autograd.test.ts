@@ -288,7 +288,7 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     );
   });
 
-  it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges", () => {
+  it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges, constant leading keys", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70 }), (seed, M, kvHeads, group, hs, nKeys) => {
         const next = rng(seed), H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
@@ -311,6 +311,16 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
         a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
         // deterministic: the same inputs give the same bits
         run(wasm).forEach((x, i) => expect(x).toEqual(b[i]));
+        // Constant leading keys (kvFrom): their dk, dv rows stay as they were, everything else is unchanged.
+        const kvFrom = Math.floor(next() * (nKeys + 1)), cut = kvFrom * kvHeads * hs;
+        for (const [kern, full] of [[jsKernels, a], [wasm, b]] as const) {
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionBackward(dq, dk, dv, dO, full[1], q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs), kvFrom);
+          expect(dq).toEqual(full[2]);
+          expect(dk.subarray(0, cut).every((x) => x === -0.25) && dv.subarray(0, cut).every((x) => x === 0.125)).toBe(true);
+          expect(dk.subarray(cut)).toEqual(full[3].subarray(cut));
+          expect(dv.subarray(cut)).toEqual(full[4].subarray(cut));
+        }
       }),
       { numRuns: 80, endOnFailure: true },
     );

@@ -72,6 +72,18 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   return y;
 }
 
+/**
+ * For outputs of concatRows whose first part is a constant: how many leading
+ * rows no gradient flows back from (attention skips their key / value
+ * gradients, which concatRows would drop).
+ */
+const constantRows = new WeakMap<Tensor, number>();
+
+/** The number of leading rows of t whose gradient goes nowhere (0 when unknown). */
+export function constantPrefixRows(t: Tensor): number {
+  return constantRows.get(t) ?? 0;
+}
+
 /** Rows of a [Ra, D] on top of rows of b [Rb, D] -> [Ra + Rb, D]. */
 export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
   if (a.cols !== b.cols) throw new RangeError(`concatRows: widths differ (${a.cols} vs ${b.cols})`);
@@ -79,6 +91,7 @@ export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
   const y = tape.output([Ra + Rb, D], [a, b]);
   y.data.set(a.data, 0);
   y.data.set(b.data, a.data.length);
+  if (!a.grad) constantRows.set(y, Ra + (b.grad ? 0 : Rb));
   tape.record(y, (dy) => {
     if (a.grad) addInto(a.grad, dy.subarray(0, a.data.length));
     if (b.grad) addInto(b.grad, dy.subarray(a.data.length));

@@ -18,8 +18,12 @@ export interface TrainKernels {
    * out [M, H hs] and the probabilities, row m's at probs[offsets[m] + h n_m + i].
    */
   attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
-  /** dq, dk, dv += the gradients of attentionForward's output for dout. */
-  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
+  /**
+   * dq, dk, dv += the gradients of attentionForward's output for dout.
+   * Keys below kvFrom (default 0) are constants: their rows of dk and dv are
+   * left as they are (dq still sums over them).
+   */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number, kvFrom?: number): void;
   /** SwiGLU's forward pass over n entries: sig = sigmoid(gate), y = gate sig up (sig kept for the backward pass). */
   swiglu(y: Float32Array, sig: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 }
@@ -102,7 +106,7 @@ export const jsKernels: TrainKernels = {
       y[i] = g * s * up[i];
     }
   },
-  attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
+  attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
     const W = H * hs, KW = KVH * hs, group = H / KVH;
     for (let m = 0; m < M; m++) {
       const js = visibleKeys(ranges, m), n = js.length;
@@ -117,14 +121,14 @@ export const jsKernels: TrainKernels = {
           for (let d = 0; d < hs; d++) s += dO[qo + d] * V[vj + d];
           dp[i] = s;
           pdp += p[i] * s;
-          for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
+          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
         }
         for (let i = 0; i < n; i++) {
           const ds = p[i] * (dp[i] - pdp) * scale;
           if (ds === 0) continue;
           const kj = js[i] * KW + ko;
           for (let d = 0; d < hs; d++) dq[qo + d] += ds * K[kj + d];
-          for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
+          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
         }
       }
     }

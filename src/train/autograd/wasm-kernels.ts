@@ -17,7 +17,7 @@ interface TrainExports {
   matmulGradX(dx: number, dy: number, w: number, M: number, K: number, N: number): void;
   matmulGradW(dw: number, dy: number, x: number, M: number, K: number, N: number, scratch: number): void;
   attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
-  attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
+  attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number, kvFrom: number): void;
   swiglu(y: number, sig: number, gate: number, up: number, n: number): void;
 }
 
@@ -89,18 +89,21 @@ export function wasmTrainKernels(): TrainKernels {
       get(po, out);
       get(pp, probs);
     },
-    attentionBackward(dq, dk, dv, dout, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale) {
-      const nKeys = k.length / (KVH * hs);
+    attentionBackward(dq, dk, dv, dout, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
+      const KW = KVH * hs, nKeys = k.length / KW;
+      kvFrom = Math.max(0, Math.min(nKeys, kvFrom));
       let longest = 0;
       for (let m = 0; m < M; m++) longest = Math.max(longest, ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
       const sizes = [dq.length, dk.length, dv.length, dout.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, v.length + 4 + longest];
       const [pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, ps] = place(...sizes);
-      const inputs: [number, Float32Array | Int32Array][] = [[pdq, dq], [pdk, dk], [pdv, dv], [pdo, dout], [pp, probs], [pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]];
+      // The rows of dk, dv below kvFrom are neither read nor written: copy the rest only.
+      const from = kvFrom * KW, tailK = dk.subarray(from), tailV = dv.subarray(from);
+      const inputs: [number, Float32Array | Int32Array][] = [[pdq, dq], [pdk + 4 * from, tailK], [pdv + 4 * from, tailV], [pdo, dout], [pp, probs], [pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]];
       for (const [p, a] of inputs) put(p, a);
-      ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, nKeys, ps);
+      ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, nKeys, ps, kvFrom);
       get(pdq, dq);
-      get(pdk, dk);
-      get(pdv, dv);
+      get(pdk + 4 * from, tailK);
+      get(pdv + 4 * from, tailV);
     },
     swiglu(y, sig, gate, up, n) {
       const [py, ps, pg, pu] = place(n, n, n, n);
