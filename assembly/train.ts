@@ -574,3 +574,44 @@ export function swiglu(y: usize, sig: usize, gate: usize, up: usize, n: i32): vo
     store<f32>(y + o, g * s * load<f32>(up + o));
   }
 }
+
+// ---------------------------------------------------------------------------
+// A linear layer with its LoRA update (src/train/autograd/linear.ts,
+// linearLora): y = x W^T + s (x A^T) B^T, x [M, K], W [N, K], A [r, K],
+// B [N, r], in one call so each operand is copied in once. The float32
+// products and roundings are those of the separate ops (matmul, scale in
+// float64 rounded to f32, add), so the results are the same bits.
+
+/** y = x W^T + s (t B^T) with t = x A^T (written out); scratch: M N + max(N K, r K, N r) floats. */
+export function loraForward(y: usize, t: usize, x: usize, w: usize, a: usize, b: usize, M: i32, K: i32, N: i32, r: i32, s: f64, scratch: usize): void {
+  const u = scratch, tr = scratch + ((((<usize>M * N) << 2) + 15) & ~15);
+  matmul(y, x, w, M, K, N, tr);
+  matmul(t, x, a, M, K, r, tr);
+  matmul(u, t, b, M, r, N, tr);
+  const n = M * N;
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + <f32>(s * <f64>load<f32>(u + o)));
+  }
+}
+
+/**
+ * The gradients of loraForward for dy: dx, dA, dB, dW += (a zero pointer
+ * skips one), in the order the separate ops' backward steps run.
+ * scratch: M N + M r + max(M N, M r) floats.
+ */
+export function loraBackward(dx: usize, da: usize, db: usize, dw: usize, dy: usize, x: usize, w: usize, a: usize, b: usize, t: usize, M: i32, K: i32, N: i32, r: i32, s: f64, scratch: usize): void {
+  const du = scratch, dt = du + ((((<usize>M * N) << 2) + 15) & ~15), tr = dt + ((((<usize>M * r) << 2) + 15) & ~15);
+  const n = M * N;
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(du + o, <f32>(s * <f64>load<f32>(dy + o)));
+  }
+  memory.fill(dt, 0, (<usize>M * r) << 2);
+  matmulGradX(dt, du, b, M, r, N);
+  if (db) matmulGradW(db, du, t, M, r, N, tr);
+  if (dx) matmulGradX(dx, dt, a, M, K, r);
+  if (da) matmulGradW(da, dt, x, M, K, r, tr);
+  if (dx) matmulGradX(dx, dy, w, M, K, N);
+  if (dw) matmulGradW(dw, dy, x, M, K, N, tr);
+}

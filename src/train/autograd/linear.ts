@@ -30,23 +30,8 @@ export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tenso
   }
   const k = trainKernels();
   const y = tape.output([M, N], [x, w, a, b]);
-  const t = new Float32Array(M * r), u = new Float32Array(M * N), yd = y.data;
-  k.matmul(yd, x.data, w.data, M, K, N);
-  k.matmul(t, x.data, a.data, M, K, r);
-  k.matmul(u, t, b.data, M, r, N);
-  for (let i = 0; i < yd.length; i++) yd[i] = yd[i] + Math.fround(s * u[i]);
-  tape.record(y, (dy) => {
-    // d(s u) = s dy, rounded to float32 as the scale op's gradient is.
-    const du = u;
-    for (let i = 0; i < du.length; i++) du[i] = s * dy[i];
-    const dt = new Float32Array(M * r);
-    k.matmulGradX(dt, du, b.data, M, r, N);
-    if (b.grad) k.matmulGradW(b.grad, du, t, M, r, N);
-    // The order linear's backward steps run in: the LoRA path's (recorded later) first.
-    if (x.grad) k.matmulGradX(x.grad, dt, a.data, M, K, r);
-    if (a.grad) k.matmulGradW(a.grad, dt, x.data, M, K, r);
-    if (x.grad) k.matmulGradX(x.grad, dy, w.data, M, K, N);
-    if (w.grad) k.matmulGradW(w.grad, dy, x.data, M, K, N);
-  });
+  const t = new Float32Array(M * r);
+  k.loraForward(y.data, t, x.data, w.data, a.data, b.data, M, K, N, r, s);
+  tape.record(y, (dy) => k.loraBackward(x.grad, a.grad, b.grad, w.grad, dy, x.data, w.data, a.data, b.data, t, M, K, N, r, s));
   return y;
 }

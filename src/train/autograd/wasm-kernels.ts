@@ -19,6 +19,8 @@ interface TrainExports {
   attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
   attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number, kvFrom: number): void;
   swiglu(y: number, sig: number, gate: number, up: number, n: number): void;
+  loraForward(y: number, t: number, x: number, w: number, a: number, b: number, M: number, K: number, N: number, r: number, s: number, scratch: number): void;
+  loraBackward(dx: number, da: number, db: number, dw: number, dy: number, x: number, w: number, a: number, b: number, t: number, M: number, K: number, N: number, r: number, s: number, scratch: number): void;
 }
 
 const WASM_URL = new URL("../../../build/ptp-train.wasm", import.meta.url);
@@ -104,6 +106,29 @@ export function wasmTrainKernels(): TrainKernels {
       get(pdq, dq);
       get(pdk + 4 * from, tailK);
       get(pdv + 4 * from, tailV);
+    },
+    loraForward(y, t, x, w, a, b, M, K, N, r, s) {
+      const [py, pt, px, pw, pa, pb, ps] = place(M * N, M * r, M * K, N * K, r * K, N * r, M * N + 4 + Math.max(N * K, r * K, N * r));
+      put(px, x, M * K);
+      put(pw, w, N * K);
+      put(pa, a, r * K);
+      put(pb, b, N * r);
+      ex.loraForward(py, pt, px, pw, pa, pb, M, K, N, r, s, ps);
+      get(py, y, M * N);
+      get(pt, t, M * r);
+    },
+    loraBackward(dx, da, db, dw, dy, x, w, a, b, t, M, K, N, r, s) {
+      const [pdx, pda, pdb, pdw, pdy, px, pw, pa, pb, pt, ps] = place(dx ? M * K : 0, da ? r * K : 0, db ? N * r : 0, dw ? N * K : 0, M * N, M * K, N * K, r * K, N * r, M * r, M * N + M * r + 8 + Math.max(M * N, M * r));
+      const grads: [number, Float32Array | null, number][] = [[pdx, dx, M * K], [pda, da, r * K], [pdb, db, N * r], [pdw, dw, N * K]];
+      for (const [p, g, n] of grads) if (g) put(p, g, n);
+      put(pdy, dy, M * N);
+      put(px, x, M * K);
+      put(pw, w, N * K);
+      put(pa, a, r * K);
+      put(pb, b, N * r);
+      put(pt, t, M * r);
+      ex.loraBackward(dx ? pdx : 0, da ? pda : 0, db ? pdb : 0, dw ? pdw : 0, pdy, px, pw, pa, pb, pt, M, K, N, r, s, ps);
+      for (const [p, g, n] of grads) if (g) get(p, g, n);
     },
     swiglu(y, sig, gate, up, n) {
       const [py, ps, pg, pu] = place(n, n, n, n);
