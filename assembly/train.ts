@@ -615,3 +615,24 @@ export function loraBackward(dx: usize, da: usize, db: usize, dw: usize, dy: usi
   if (dx) matmulGradX(dx, dy, w, M, K, N);
   if (dw) matmulGradW(dw, dy, x, M, K, N, tr);
 }
+
+/** dgate[i] += dy u s (1 + g (1 - s)), dup[i] += dy g s for i < n (s = sig[i]); a zero pointer skips one. */
+export function swigluBackward(dgate: usize, dup: usize, dy: usize, gate: usize, up: usize, sig: usize, n: i32): void {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const d = v128.load(dy + o), g = v128.load(gate + o), s = v128.load(sig + o);
+    if (dgate) {
+      const t = f32x4.mul(f32x4.mul(f32x4.mul(d, v128.load(up + o)), s), f32x4.add(one, f32x4.mul(g, f32x4.sub(one, s))));
+      v128.store(dgate + o, f32x4.add(v128.load(dgate + o), t));
+    }
+    if (dup) v128.store(dup + o, f32x4.add(v128.load(dup + o), f32x4.mul(f32x4.mul(d, g), s)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const d = load<f32>(dy + o), g = load<f32>(gate + o), s = load<f32>(sig + o);
+    if (dgate) store<f32>(dgate + o, load<f32>(dgate + o) + d * load<f32>(up + o) * s * (1 + g * (1 - s)));
+    if (dup) store<f32>(dup + o, load<f32>(dup + o) + d * g * s);
+  }
+}

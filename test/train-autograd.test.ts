@@ -345,7 +345,7 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     );
   });
 
-  it("swiglu's forward kernel agrees, tails and saturated gates (|gate| up to 200) included", () => {
+  it("swiglu's kernels agree, tails and saturated gates (|gate| up to 200) included", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 0, max: 37 }), fc.constantFrom(1, 10, 200), (seed, n, range) => {
         const next = rng(seed), v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
@@ -355,6 +355,18 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
         wasm.swiglu(y2, s2, gate, up, n);
         expect(maxRelativeError(s2, s1)).toBeLessThan(1e-5);
         expect(maxRelativeError(y2, y1)).toBeLessThan(1e-5);
+        const dy = v(n, 1), dg = v(n, 1), du = v(n, 1);
+        const dg1 = dg.slice(), du1 = du.slice(), dg2 = dg.slice(), du2 = du.slice();
+        jsKernels.swigluBackward(dg1, du1, dy, gate, up, s1, n);
+        wasm.swigluBackward(dg2, du2, dy, gate, up, s1, n);
+        expect(maxRelativeError(dg2, dg1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(du2, du1)).toBeLessThan(1e-5);
+        // one of the two gradients absent: the other is the same
+        const dg3 = dg.slice(), du3 = du.slice();
+        wasm.swigluBackward(dg3, null, dy, gate, up, s1, n);
+        wasm.swigluBackward(null, du3, dy, gate, up, s1, n);
+        expect(dg3).toEqual(dg2);
+        expect(du3).toEqual(du2);
       }),
       { numRuns: 60, endOnFailure: true },
     );

@@ -58,17 +58,9 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   const g = gate.data, u = up.data, n = y.data.length;
   // sigmoid(gate), kept for the backward pass.
   const sg = new Float32Array(n);
-  trainKernels().swiglu(y.data, sg, g, u, n);
-  tape.record(y, (dy) => {
-    const gg = gate.grad, ug = up.grad;
-    if (gg) {
-      for (let i = 0; i < n; i++) {
-        const si = sg[i];
-        gg[i] += dy[i] * u[i] * si * (1 + g[i] * (1 - si));
-      }
-    }
-    if (ug) for (let i = 0; i < n; i++) ug[i] += dy[i] * g[i] * sg[i];
-  });
+  const k = trainKernels();
+  k.swiglu(y.data, sg, g, u, n);
+  tape.record(y, (dy) => k.swigluBackward(gate.grad, up.grad, dy, g, u, sg, n));
   return y;
 }
 

@@ -26,6 +26,8 @@ export interface TrainKernels {
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number, kvFrom?: number): void;
   /** SwiGLU's forward pass over n entries: sig = sigmoid(gate), y = gate sig up (sig kept for the backward pass). */
   swiglu(y: Float32Array, sig: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /** Its backward pass: dgate += dy up sig (1 + gate (1 - sig)), dup += dy gate sig (null skips one). */
+  swigluBackward(dgate: Float32Array | null, dup: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, sig: Float32Array, n: number): void;
   /**
    * A linear layer with its LoRA update: t = x A^T [M, r], y = x W^T + s (t B^T) [M, N],
    * with the roundings of the separate ops (matmul, then fround(s u), then the f32 sum).
@@ -125,6 +127,15 @@ export const jsKernels: TrainKernels = {
     if (da) this.matmulGradW(da, dt, x, M, K, r);
     if (dx) this.matmulGradX(dx, dy, w, M, K, N);
     if (dw) this.matmulGradW(dw, dy, x, M, K, N);
+  },
+  swigluBackward(dgate, dup, dy, gate, up, sig, n) {
+    if (dgate) {
+      for (let i = 0; i < n; i++) {
+        const s = sig[i];
+        dgate[i] += dy[i] * up[i] * s * (1 + gate[i] * (1 - s));
+      }
+    }
+    if (dup) for (let i = 0; i < n; i++) dup[i] += dy[i] * gate[i] * sig[i];
   },
   swiglu(y, sig, gate, up, n) {
     for (let i = 0; i < n; i++) {

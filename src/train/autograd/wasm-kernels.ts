@@ -19,6 +19,7 @@ interface TrainExports {
   attentionForward(out: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number): void;
   attentionBackward(dq: number, dk: number, dv: number, dout: number, probs: number, q: number, k: number, v: number, ranges: number, offsets: number, M: number, H: number, KVH: number, hs: number, scale: number, nKeys: number, scratch: number, kvFrom: number): void;
   swiglu(y: number, sig: number, gate: number, up: number, n: number): void;
+  swigluBackward(dgate: number, dup: number, dy: number, gate: number, up: number, sig: number, n: number): void;
   loraForward(y: number, t: number, x: number, w: number, a: number, b: number, M: number, K: number, N: number, r: number, s: number, scratch: number): void;
   loraBackward(dx: number, da: number, db: number, dw: number, dy: number, x: number, w: number, a: number, b: number, t: number, M: number, K: number, N: number, r: number, s: number, scratch: number): void;
 }
@@ -129,6 +130,18 @@ export function wasmTrainKernels(): TrainKernels {
       put(pt, t, M * r);
       ex.loraBackward(dx ? pdx : 0, da ? pda : 0, db ? pdb : 0, dw ? pdw : 0, pdy, px, pw, pa, pb, pt, M, K, N, r, s, ps);
       for (const [p, g, n] of grads) if (g) get(p, g, n);
+    },
+    swigluBackward(dgate, dup, dy, gate, up, sig, n) {
+      const [pdg, pdu, pdy, pg, pu, ps] = place(dgate ? n : 0, dup ? n : 0, n, n, n, n);
+      if (dgate) put(pdg, dgate, n);
+      if (dup) put(pdu, dup, n);
+      put(pdy, dy, n);
+      put(pg, gate, n);
+      put(pu, up, n);
+      put(ps, sig, n);
+      ex.swigluBackward(dgate ? pdg : 0, dup ? pdu : 0, pdy, pg, pu, ps, n);
+      if (dgate) get(pdg, dgate, n);
+      if (dup) get(pdu, dup, n);
     },
     swiglu(y, sig, gate, up, n) {
       const [py, ps, pg, pu] = place(n, n, n, n);
