@@ -15,6 +15,7 @@ import {
   embedding,
   klDivergence,
   linear,
+  linearLora,
   replaceRows,
   rmsnorm,
   rope,
@@ -304,6 +305,90 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     );
   });
 
+  it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges, constant leading keys", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70 }), (seed, M, kvHeads, group, hs, nKeys) => {
+        const next = rng(seed), H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
+        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        for (let m = 0; m < M; m++) {
+          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          const e = next() < 0.3 ? c : c + Math.floor(next() * (nKeys - c + 1));
+          ranges.set([a, b, c, e], 4 * m);
+          offsets[m + 1] = offsets[m] + H * (b - a + e - c);
+        }
+        const run = (kern: typeof jsKernels) => {
+          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          return [out, probs, dq, dk, dv];
+        };
+        const a = run(jsKernels), b = run(wasm);
+        a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
+        // deterministic: the same inputs give the same bits
+        run(wasm).forEach((x, i) => expect(x).toEqual(b[i]));
+        // Constant leading keys (kvFrom): their dk, dv rows stay as they were, everything else is unchanged.
+        const kvFrom = Math.floor(next() * (nKeys + 1)), cut = kvFrom * kvHeads * hs;
+        for (const [kern, full] of [[jsKernels, a], [wasm, b]] as const) {
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionBackward(dq, dk, dv, dO, full[1], q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs), kvFrom);
+          expect(dq).toEqual(full[2]);
+          expect(dk.subarray(0, cut).every((x) => x === -0.25) && dv.subarray(0, cut).every((x) => x === 0.125)).toBe(true);
+          expect(dk.subarray(cut)).toEqual(full[3].subarray(cut));
+          expect(dv.subarray(cut)).toEqual(full[4].subarray(cut));
+        }
+      }),
+      { numRuns: 80, endOnFailure: true },
+    );
+  });
+
+  it("the dense products agree on the 4x8 tiles and every row / column tail (sizes up to 21 x 70 x 19)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 21 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 19 }), (seed, M, K, N) => {
+        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
+        const y1 = new Float32Array(M * N), y2 = v(M * N);
+        jsKernels.matmul(y1, x, w, M, K, N);
+        wasm.matmul(y2, x, w, M, K, N);
+        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
+        wasm.matmulGradX(dx2, dy, w, M, K, N);
+        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
+        wasm.matmulGradW(dw2, dy, x, M, K, N);
+        for (const [a, b] of [[y2, y1], [dx2, dx1], [dw2, dw1]]) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
+  it("swiglu's kernels agree, tails and saturated gates (|gate| up to 200) included", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 0, max: 37 }), fc.constantFrom(1, 10, 200), (seed, n, range) => {
+        const next = rng(seed), v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
+        const gate = v(n, range), up = v(n, 2);
+        const y1 = new Float32Array(n), s1 = new Float32Array(n), y2 = new Float32Array(n), s2 = new Float32Array(n);
+        jsKernels.swiglu(y1, s1, gate, up, n);
+        wasm.swiglu(y2, s2, gate, up, n);
+        expect(maxRelativeError(s2, s1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(y2, y1)).toBeLessThan(1e-5);
+        const dy = v(n, 1), dg = v(n, 1), du = v(n, 1);
+        const dg1 = dg.slice(), du1 = du.slice(), dg2 = dg.slice(), du2 = du.slice();
+        jsKernels.swigluBackward(dg1, du1, dy, gate, up, s1, n);
+        wasm.swigluBackward(dg2, du2, dy, gate, up, s1, n);
+        expect(maxRelativeError(dg2, dg1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(du2, du1)).toBeLessThan(1e-5);
+        // one of the two gradients absent: the other is the same
+        const dg3 = dg.slice(), du3 = du.slice();
+        wasm.swigluBackward(dg3, null, dy, gate, up, s1, n);
+        wasm.swigluBackward(null, du3, dy, gate, up, s1, n);
+        expect(dg3).toEqual(dg2);
+        expect(du3).toEqual(du2);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
   it("the whole student loss passes the gradient check on the WASM kernels too", () => {
     const prev = useTrainKernels(wasm);
     try {
@@ -525,6 +610,42 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         }
       }),
       { numRuns: 20, endOnFailure: true, reporter },
+    );
+  });
+});
+
+describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x, A), B), s)) exactly", () => {
+  it("the same output and the same gradients in every input, bit for bit, on the js and the WASM kernels", () => {
+    const wasm = wasmTrainKernels();
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), fc.boolean(), (seed, M, K, N, r, xTrains, wTrains) => {
+        const next = rng(seed), s = 2 * next() - 1;
+        const data = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x0 = data(M * K), w0 = data(N * K), a0 = data(r * K), b0 = data(N * r), c = data(M * N);
+        for (const kern of [jsKernels, wasm]) {
+          const prev = useTrainKernels(kern);
+          try {
+            const run = (fused: boolean) => {
+              const x = new Tensor(x0.slice(), [M, K], xTrains ? new Float32Array(M * K) : null);
+              const w = new Tensor(w0.slice(), [N, K], wTrains ? new Float32Array(N * K) : null);
+              const a = new Tensor(a0.slice(), [r, K], new Float32Array(r * K)), b = new Tensor(b0.slice(), [N, r], new Float32Array(N * r));
+              const tape = new Tape();
+              const y = fused ? linearLora(tape, x, w, a, b, s) : add(tape, linear(tape, x, w), scale(tape, linear(tape, linear(tape, x, a), b), s));
+              const L = tape.output([1], [y], Float32Array.of(0));
+              tape.record(L, (d) => {
+                for (let i = 0; i < c.length; i++) y.grad![i] += d[0] * c[i];
+              });
+              tape.backward(L);
+              return [y.data, x.grad ?? new Float32Array(0), w.grad ?? new Float32Array(0), a.grad!, b.grad!];
+            };
+            const fused = run(true), plain = run(false);
+            fused.forEach((f, i) => expect(f).toEqual(plain[i]));
+          } finally {
+            useTrainKernels(prev);
+          }
+        }
+      }),
+      { numRuns: 60, endOnFailure: true },
     );
   });
 });

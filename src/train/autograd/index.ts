@@ -9,3 +9,4 @@ export { rope } from "./rope.js";
 export { attention, type KeyRanges } from "./attention.js";
 export { addEmbeddingRows, anchorEmbedding, embedding } from "./embedding.js";
 export { crossEntropy, klDivergence } from "./losses.js";
+export { linearLora } from "./linear.js";
