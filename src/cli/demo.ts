@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
@@ -90,7 +90,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     );
   }
 
-  const checkpoint = readCheckpoint(paths.model);
+  const checkpoint = readModel(paths.model);
   const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
   const student = readStudent(paths.student);
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);

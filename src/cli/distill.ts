@@ -1,5 +1,5 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../ptp/adapter-file.js";
@@ -76,7 +76,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const out = f.out!;
   const files = runFiles(f, out);
 
-  const ckpt = readCheckpoint(f.model!);
+  const ckpt = readModel(f.model!);
   const checksum = teacherChecksum(ckpt);
   const dataset = readDataset(f.dataset!, { allowTornTail: true });
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);

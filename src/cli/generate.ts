@@ -1,5 +1,5 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
@@ -90,7 +90,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
@@ -148,7 +148,7 @@ export interface GenerateStats extends PtpStats {
 
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;

@@ -1,4 +1,5 @@
 import { UsageError } from "./args.js";
+import { convertCommand, convertUsage } from "./convert.js";
 import { distillCommand, distillUsage } from "./distill.js";
 import { trainCommand, trainUsage } from "./train.js";
 import { demoCommand, demoUsage } from "./demo.js";
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
   distill: { run: distillCommand, usage: distillUsage, summary: "train a gated-LoRA PTP student on a pregenerated dataset (resumable)" },
   synth: { run: synthCommand, usage: synthUsage, summary: "write the synthetic story corpus, its char tokenizer and held-out prompts" },
   demo: { run: demoCommand, usage: demoUsage, summary: "PTP on the shipped demo models: accepted chunks, speedup over AR, exactness" },
+  convert: { run: convertCommand, usage: convertUsage, summary: "convert a model between llama2.c checkpoints and Hugging Face Llama folders" },
   inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint, a student adapter or a draft model apart and print its config" },
 };
 

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -50,7 +50,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   const out = f.out!;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
   const prompts: PromptSet =
     f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();

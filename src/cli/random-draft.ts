@@ -1,4 +1,4 @@
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { configProblems, parameterCount } from "../model/config.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft, writeDraft } from "../ptp/draft-file.js";
 import type { Variant } from "../ptp/student-weights.js";
@@ -40,7 +40,7 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   if (problems.length > 0) throw new UsageError(`the draft shape is invalid: ${problems.join("; ")}`);
   const aux = auxFromFlags(f);
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant as Variant, aux, window: f.window, seed: f.seed! });
   writeDraft(f.out!, draft);

@@ -1,4 +1,4 @@
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { randomStudent, writeStudent } from "../ptp/adapter-file.js";
 import type { Variant } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -31,7 +31,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   if (f.seed! < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const aux = auxFromFlags(f);
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);
   const student = randomStudent(checkpoint, checksum, {
     variant: f.variant as Variant,
