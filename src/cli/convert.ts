@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { writeHfCheckpoint } from "../io/hf-checkpoint.js";
+import { writeHfTokenizer } from "../io/hf-tokenizer.js";
 import { readModel } from "../io/model-file.js";
+import { Tokenizer } from "../io/tokenizer.js";
 import { parameterCount } from "../model/config.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";
@@ -10,12 +12,13 @@ export const convertFlags = {
   model: { kind: "string", value: "PATH", help: "the model to convert: a llama2.c checkpoint file or a Hugging Face folder", required: true },
   to: { kind: "string", value: "FORMAT", help: "hf (a Hugging Face Llama folder) or llama2c (a v0 checkpoint file)", required: true, choices: ["hf", "llama2c"] },
   out: { kind: "string", value: "PATH", help: "the folder (hf) or file (llama2c) to write", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "hf: also write this llama2.c tokenizer.bin as tokenizer.json (+ tokenizer_config.json)" },
   "shard-mb": { kind: "number", value: "MB", help: "hf: split the weights into safetensors shards of at most about MB megabytes" },
   version: { kind: "int", value: "V", help: "llama2c: checkpoint version 0 (legacy) or 1 (\"ak42\")", default: 0 },
   force: { kind: "bool", help: "overwrite an existing output" },
 } satisfies FlagSpecs;
 
-export const convertUsage = `usage: ptp convert --model PATH --to hf|llama2c --out PATH [--shard-mb MB] [--version 0|1] [--force]
+export const convertUsage = `usage: ptp convert --model PATH --to hf|llama2c --out PATH [--tokenizer FILE] [--shard-mb MB] [--version 0|1] [--force]
 
 Convert a model between llama2.c checkpoints and Hugging Face Llama folders
 (config.json + model.safetensors, or shards with model.safetensors.index.json).
@@ -31,11 +34,13 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
     throw new UsageError(`--shard-mb goes with --to hf and must be > 0, got ${f["shard-mb"]}`);
   }
   if (f.version !== 0 && f.version !== 1) throw new UsageError(`--version must be 0 or 1, got ${f.version}`);
+  if (f.tokenizer !== undefined && f.to !== "hf") throw new UsageError(`--tokenizer goes with --to hf`);
   if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
   const ckpt = readModel(f.model!);
   if (f.to === "hf") {
     const shard = f["shard-mb"];
     const files = writeHfCheckpoint(out, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
+    if (f.tokenizer !== undefined) files.push(...writeHfTokenizer(out, Tokenizer.load(f.tokenizer, ckpt.config.vocabSize)));
     io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
   } else {
     writeCheckpoint(out, ckpt, f.version as 0 | 1);

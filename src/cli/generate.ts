@@ -1,5 +1,5 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readModel } from "../io/model-file.js";
+import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
@@ -19,8 +19,8 @@ import { firstMismatch, readPrompts, textOf } from "./ptp-common.js";
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
 export const generateFlags = {
-  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint (.bin)", required: true },
-  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  model: { kind: "string", value: "PATH", help: "llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model (default: the model folder's tokenizer.json)" },
   prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped), decoded together; prompt i uses seed S + i" },
   steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
@@ -42,7 +42,7 @@ export const generateFlags = {
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
 
-export const generateUsage = `usage: ptp generate --model FILE --tokenizer FILE [options]
+export const generateUsage = `usage: ptp generate --model PATH [--tokenizer FILE] [options]
 
 Continue a prompt with a llama2.c checkpoint, sampling each token as
 Pick(u, P) from explicit auxiliary variables u. stdout: the prompt and its
@@ -90,8 +90,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
+  const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
   let aux: AuxSource | undefined;
@@ -146,10 +147,18 @@ export interface GenerateStats extends PtpStats {
   backend: string;
 }
 
+/** --tokenizer, or the model folder's tokenizer.json. */
+function requireTokenizer(f: GenerateFlags): string {
+  const path = tokenizerPathFor(f.model!, f.tokenizer);
+  if (path === undefined) throw new UsageError("--tokenizer is required (unless --model is a Hugging Face folder with tokenizer.json)");
+  return path;
+}
+
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
+  const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;
   if (f.student !== undefined) {
