@@ -5,7 +5,8 @@ import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -92,7 +93,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
 
   const checkpoint = readModel(paths.model);
   const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
-  const student = readStudent(paths.student);
+  const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;

@@ -2,7 +2,8 @@ import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher, randomStudent } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import { randomDraft } from "../ptp/draft-file.js";
 import type { Draft } from "../ptp/draft-model.js";
@@ -83,7 +84,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
   let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
-    proposer = readStudent(f.init);
+    proposer = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
   }
   if (f.draft) {

@@ -2,7 +2,8 @@ import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
@@ -162,8 +163,9 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;
   if (f.student !== undefined) {
-    student = readStudent(f.student);
-    checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student);
+    const checksum = teacherChecksum(checkpoint);
+    student = loadStudent(f.student, { checkpoint, checksum });
+    checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }

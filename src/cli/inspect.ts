@@ -4,6 +4,7 @@ import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/adapter-file.js";
+import { isPeftFolder, readPeftStudent } from "../ptp/peft.js";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { StudentConfig } from "../ptp/student-weights.js";
@@ -69,6 +70,13 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 
 /** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
 export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo {
+  if (isDirectory(path) && isPeftFolder(path)) {
+    const student = readPeftStudent(path);
+    let parameters = 0, tensors = 0;
+    for (const layer of student.weights.layers) for (const p of Object.values(layer)) (parameters += p.A.length + p.B.length), (tensors += 2);
+    for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) if (a) (parameters += a.length), tensors++;
+    return { file: path, kind: "student", config: student.config, tensors, parameters };
+  }
   if (isDirectory(path)) {
     const checkpoint = readHfCheckpoint(path);
     const c = checkpoint.config;

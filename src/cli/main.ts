@@ -3,6 +3,7 @@ import { convertCommand, convertUsage } from "./convert.js";
 import { distillCommand, distillUsage } from "./distill.js";
 import { trainCommand, trainUsage } from "./train.js";
 import { demoCommand, demoUsage } from "./demo.js";
+import { exportPeftCommand, exportPeftUsage } from "./export-peft.js";
 import { generateCommand, generateUsage } from "./generate.js";
 import { processIo, type Io } from "./io.js";
 import { pregenerateCommand, pregenerateUsage } from "./pregenerate.js";
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   synth: { run: synthCommand, usage: synthUsage, summary: "write the synthetic story corpus, its char tokenizer and held-out prompts" },
   demo: { run: demoCommand, usage: demoUsage, summary: "PTP on the shipped demo models: accepted chunks, speedup over AR, exactness" },
   convert: { run: convertCommand, usage: convertUsage, summary: "convert a model between llama2.c checkpoints and Hugging Face Llama folders" },
+  "export-peft": { run: exportPeftCommand, usage: exportPeftUsage, summary: "write a PTP student as a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)" },
   inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint, a student adapter or a draft model apart and print its config" },
 };
 
