@@ -1,4 +1,5 @@
-import { UsageError } from "./args.js";
+import { readFileSync } from "node:fs";
+import { closest, UsageError } from "./args.js";
 import { convertCommand, convertUsage } from "./convert.js";
 import { distillCommand, distillUsage } from "./distill.js";
 import { trainCommand, trainUsage } from "./train.js";
@@ -43,16 +44,26 @@ ${Object.entries(COMMANDS)
 
 Run 'ptp <command> --help' for a command's options.`;
 
+/** The package's version (from its package.json). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 /** Runs the CLI; returns the exit code (2 for bad arguments, 1 for failures). */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V" || name === "version") {
+    io.stdout(`ptp-ts ${packageVersion()}\n`);
+    return 0;
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     io.stderr(usage + "\n");
     return name === undefined ? 2 : 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    io.stderr(`ptp: unknown command ${JSON.stringify(name)}\n\n${usage}\n`);
+    const guess = closest(name, Object.keys(COMMANDS));
+    io.stderr(`ptp: unknown command ${JSON.stringify(name)}${guess ? ` (did you mean ${guess}?)` : ""}\n${usage.split("\n")[0]}\nRun 'ptp --help' for the list of commands.\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -63,7 +74,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return await command.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr(`ptp ${name}: ${e.message}\n\n${command.usage}\n`);
+      io.stderr(`ptp ${name}: ${e.message}\n${command.usage.split("\n")[0]}\nRun 'ptp ${name} --help' for all options.\n`);
       return 2;
     }
     io.stderr(`ptp ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
