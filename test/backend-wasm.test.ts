@@ -90,7 +90,7 @@ describe("relaxed SIMD detection", () => {
       try { await createWasmBackend({ wasmBuild: "relaxed" }); } catch (e) { msg = e.message; }
       console.log(JSON.stringify({ supported: relaxedSimdSupported(), description: b.description, msg }));
     `;
-    const env = { ...process.env, PTP_NO_RELAXED_FLAG: "1" };
+    const env: NodeJS.ProcessEnv = { ...process.env, PTP_NO_RELAXED_FLAG: "1" };
     delete env.NODE_OPTIONS;
     const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, encoding: "utf8" });
     const res = JSON.parse(out.trim().split("\n").pop()!) as { supported: boolean; description: string; msg: string };
