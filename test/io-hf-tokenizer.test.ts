@@ -150,3 +150,19 @@ describe("tokenizer.json files", () => {
     expect(noTok.stderr).toMatch(/--tokenizer is required/);
   });
 });
+
+describe("HF folders in the other commands", () => {
+  it("HF-PREGENERATE: `ptp pregenerate` on the HF folder with its tokenizer.json writes the same dataset bytes as on the .bin with tok512.bin", async () => {
+    const dir = join(tmp, "stories-hf-pregen");
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir)).code).toBe(0);
+    const prompts = join(tmp, "prompts.txt");
+    writeFileSync(prompts, "Once upon a time\nThe cat sat\n");
+    const common = ["--prompts", prompts, "--samples", "2", "--steps", "24", "--seed", "5", "--backend", "wasm"];
+    const a = join(tmp, "a.ptpd"), b = join(tmp, "b.ptpd");
+    const ra = await runCli("pregenerate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--out", a, ...common);
+    expect(ra.code, ra.stderr).toBe(0);
+    const rb = await runCli("pregenerate", "--model", dir, "--tokenizer", join(dir, "tokenizer.json"), "--out", b, ...common);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(Buffer.compare(readFileSync(a), readFileSync(b))).toBe(0);
+  });
+});

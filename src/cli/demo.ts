@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readModel } from "../io/model-file.js";
+import { loadTokenizer, readModel } from "../io/model-file.js";
+import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
@@ -28,7 +29,7 @@ export const DEMO_PROMPTS = ["Once upon a time,", "One sunny day, a little girl 
 export const demoFlags = {
   model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer and --student" },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin of the model (default: demo/tok.bin)" },
-  student: { kind: "string", value: "FILE", help: "PTP student distilled for the model (default: demo/student.safetensors)" },
+  student: { kind: "string", value: "FILE", help: "PTP student distilled for the model, file or PEFT folder (default: demo/student.safetensors)" },
   "demo-dir": { kind: "string", value: "DIR", help: "where the default files live (default: demo/ in the package)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: a built-in list" },
   steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
@@ -92,7 +93,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   }
 
   const checkpoint = readModel(paths.model);
-  const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
+  const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
   const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
@@ -209,7 +210,7 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
  * each chunk in [brackets], or in alternating ANSI backgrounds with the
  * prompt in bold. Removing the marks gives the AR text exactly.
  */
-export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
+export function markedText(tokenizer: TextTokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
   const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
   const out: Uint8Array[] = [];
   const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));

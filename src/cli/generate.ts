@@ -30,7 +30,7 @@ export const generateFlags = {
   "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold (1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
-  student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
+  student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)" },

@@ -8,7 +8,7 @@ import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
 
 export const randomDraftFlags = {
-  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint (its vocabulary and seqLen are used)", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the draft model (safetensors)", required: true },
   dim: { kind: "int", value: "D", help: "draft model width", default: DEFAULT_DRAFT_SHAPE.dim },

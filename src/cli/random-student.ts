@@ -7,7 +7,7 @@ import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
 
 export const randomStudentFlags = {
-  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
   rank: { kind: "int", value: "R", help: "LoRA rank", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },

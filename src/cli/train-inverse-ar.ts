@@ -15,7 +15,7 @@ import { processIo, type Io } from "./io.js";
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = {
   ...studentFlags({ aux: "digits", digits: 20, window: 8, beta: 1, helpPrefix: "inverse-ar: " }),
-  model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin) the C-PTP student adapts" },
+  model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin or Hugging Face folder) the C-PTP student adapts" },
   temperature: { kind: "number", value: "T", help: "inverse-ar: temperature of the student's own bins (and of decoding)", default: 1 },
   "eval-prompts": { kind: "string", value: "FILE", help: "inverse-ar: held-out prompts for accepted tokens per call (self decoder)" },
   "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16 },
