@@ -277,3 +277,26 @@ describe("ptp inspect DIR", () => {
     expect(hf.teacherChecksum).toBe(bin.teacherChecksum);
   });
 });
+
+describe("header-first loading", () => {
+  it("HF-STREAMED: a 3 GB (sparse) shard with an unexpected tensor is refused from its header alone, where a whole-file read could not even start", async () => {
+    const { openSync, ftruncateSync, closeSync, writeSync } = await import("node:fs");
+    const dir = freshDir();
+    writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
+    const big = 750_000_000; // floats: 3 GB, beyond what readFileSync can return
+    const header = new TextEncoder().encode(JSON.stringify({ "model.layers.0.mlp.up_proj.bias": { dtype: "F32", shape: [big], data_offsets: [0, 4 * big] } }));
+    const path = join(dir, "model-00002-of-00002.safetensors");
+    const fd = openSync(path, "w");
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(header.length), true);
+    writeSync(fd, len);
+    writeSync(fd, header);
+    ftruncateSync(fd, 8 + header.length + 4 * big);
+    closeSync(fd);
+    const map: Record<string, string> = { "model.layers.0.mlp.up_proj.bias": "model-00002-of-00002.safetensors" };
+    for (const name of hfTensors(readHfCheckpoint(dir)).keys()) map[name] = "model.safetensors";
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: map }));
+    expect(() => readFileSync(path)).toThrow(); // a whole-file read fails outright
+    expect(formatError(() => readHfCheckpoint(dir), path).message).toMatch(/unexpected tensor "model.layers.0.mlp.up_proj.bias".*biases are not supported/);
+  });
+});
