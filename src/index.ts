@@ -30,6 +30,7 @@ export { HfTokenizer, llama2cTokenizerToJson, type TextTokenizer } from "./io/hf
 export { readModel, loadTokenizer } from "./io/model-file.js";
 export { readPeftStudent, writePeftStudent, studentToPeft, type ReadPeftOptions } from "./ptp/peft.js";
 export { loadStudent } from "./ptp/student-file.js";
+export { runPtpExactness, type PtpExactnessOptions } from "./ptp/exactness.js";
 
 // Sampling from explicit auxiliary variables u.
 export { pick, binOf, argmax } from "./sampling/pick.js";

@@ -4,6 +4,7 @@ export { embedAux, auxFeatures } from "./auxiliary.js";
 export { readStudent, writeStudent, parseStudent, serializeStudent, randomStudent, checkStudentMatchesTeacher, teacherShapeOf } from "./adapter-file.js";
 export { studentToPeft, writePeftStudent, readPeftStudent, isPeftFolder, PEFT_CONFIG, PEFT_WEIGHTS, type PeftPtpSettings, type ReadPeftOptions } from "./peft.js";
 export { loadStudent } from "./student-file.js";
+export { runPtpExactness, type PtpExactnessOptions } from "./exactness.js";
 export { teacherChecksum } from "./teacher-checksum.js";
 export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./student-weights.js";
 export { UStream } from "./ustream.js";
