@@ -10,7 +10,8 @@ import { ROOT } from "./helpers.js";
  * files and subpath exports; installed into a fresh project (offline, from
  * npm's cache, with install scripts enabled: nothing is built there), a
  * typed program using the root and every subpath, a Hugging Face round
- * trip and the exported conformance suite typechecks and runs.
+ * trip and the exported conformance and exactness suites typechecks and
+ * runs.
  */
 
 const work = mkdtempSync(join(tmpdir(), "ptp-pack-"));
@@ -27,7 +28,7 @@ import { createBackend, runBackendConformance, readModel, writeHfCheckpoint, dec
 import { Transformer, type ModelConfig } from "ptp-ts/model";
 import { pick } from "ptp-ts/sampling";
 import { randomCheckpoint, readHfCheckpoint, HfTokenizer } from "ptp-ts/io";
-import { studentToPeft, randomStudent, teacherChecksum } from "ptp-ts/ptp";
+import { studentToPeft, randomStudent, teacherChecksum, runPtpExactness } from "ptp-ts/ptp";
 import { AdamW, autograd } from "ptp-ts/train";
 
 const config: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 16, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
@@ -39,9 +40,10 @@ const backend = await createBackend("wasm");
 const a = decodeAR(new Transformer(backend, ckpt), [1], { steps: 8, sampling: { temperature: 1 }, aux: new ArrayAux([0.1, 0.5, 0.9, 0.3, 0.7, 0.2, 0.8]) }).tokens;
 const b = decodeAR(new Transformer(backend, back), [1], { steps: 8, sampling: { temperature: 1 }, aux: new ArrayAux([0.1, 0.5, 0.9, 0.3, 0.7, 0.2, 0.8]) }).tokens;
 const report: ConformanceReport = await runBackendConformance("wasm", { runs: 2 });
+const exact = await runPtpExactness(backend, { runs: 1 });
 const peft = studentToPeft(randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank: 2, seed: 1 }));
 console.log(JSON.stringify({
-  same, tokensEqual: JSON.stringify(a) === JSON.stringify(b), conformance: report.passed, backend: backend.description,
+  same, tokensEqual: JSON.stringify(a) === JSON.stringify(b), conformance: report.passed, exactness: exact.passed, backend: backend.description,
   pick: pick(0.5, Float32Array.of(0.25, 0.75)), peftTensors: Object.keys(peft.tensors).length,
   hfTokenizer: typeof HfTokenizer.fromJson, adamw: typeof AdamW, tape: typeof autograd.Tape,
 }));
@@ -80,7 +82,7 @@ describe("the packed package", () => {
     );
     run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], project);
     const result = JSON.parse(run(process.execPath, ["out/main.mjs"], project).trim().split("\n").pop()!);
-    expect(result).toEqual({ same: true, tokensEqual: true, conformance: true, backend: "wasm (relaxed SIMD)", pick: 1, peftTensors: expect.any(Number), hfTokenizer: "function", adamw: "function", tape: "function" });
+    expect(result).toEqual({ same: true, tokensEqual: true, conformance: true, exactness: true, backend: "wasm (relaxed SIMD)", pick: 1, peftTensors: expect.any(Number), hfTokenizer: "function", adamw: "function", tape: "function" });
     expect(result.peftTensors).toBe(2 * 7 + 1 + 2); // LoRA pairs of one layer, the bits embedding weight and bias, ptp.config
   });
 });
