@@ -64,12 +64,14 @@ describe("HF config mapping", () => {
     expect(c).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 10, seqLen: 32, sharedClassifier: false, normEps: 1e-6, ropeTheta: 500000 });
     // HF's defaults for absent optional fields
     const minimal = { hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 10 };
+    expect(modelConfigFromHf({ ...base, rope_scaling: { rope_type: "default" } }, "c").ropeTheta).toBe(500000);
     expect(modelConfigFromHf(minimal, "c")).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 10, seqLen: 2048, sharedClassifier: false, normEps: 1e-6, ropeTheta: 10000 });
   });
 
   it("HF-CONFIG-REFUSE: unsupported fields are refused by name", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ rope_scaling: { type: "linear", factor: 2 } }, /"rope_scaling".*not supported/],
+      [{ rope_scaling: { rope_type: "llama3", factor: 8 } }, /"rope_scaling".*not supported/],
       [{ attention_bias: true }, /"attention_bias"/],
       [{ mlp_bias: true }, /"mlp_bias"/],
       [{ hidden_act: "gelu" }, /"hidden_act"/],
