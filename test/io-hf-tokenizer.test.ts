@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { HfTokenizer, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
+import { HfTokenizer, llama2cTokenizerBytes, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
 import { loadTokenizer } from "../src/io/model-file.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { formatError, GOLDEN, runCli, SHARED, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
@@ -31,6 +31,7 @@ const STRINGS = [
   " ",
   "a",
   "<s> literal angle brackets </s>",
+  "zero width\u200bjoin and a BOM \ufeff inside",
 ];
 
 const corpusLines = readFileSync(join(SHARED, "corpora/tinystories_excerpt.txt"), "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, 150);
@@ -164,5 +165,36 @@ describe("HF folders in the other commands", () => {
     const rb = await runCli("pregenerate", "--model", dir, "--tokenizer", join(dir, "tokenizer.json"), "--out", b, ...common);
     expect(rb.code, rb.stderr).toBe(0);
     expect(Buffer.compare(readFileSync(a), readFileSync(b))).toBe(0);
+  });
+});
+
+describe("tokenizer.json back to tokenizer.bin", () => {
+  it.each([
+    ["tok512.bin", TOK_512, 512],
+    ["tokenizer.bin (Llama 2)", join(SHARED, "models/tokenizer.bin"), 32000],
+  ] as const)("HF-TOK-BACK: %s -> tokenizer.json -> tokenizer.bin has the same pieces and encodes every string to the same ids", (_, path, vocab) => {
+    const ref = Tokenizer.load(path, vocab);
+    const back = Tokenizer.fromBytes(llama2cTokenizerBytes(llama2cTokenizerToJson(ref), "t.json"), vocab, "back");
+    for (let id = 0; id < vocab; id++) expect(Buffer.from(back.piece(id)).equals(Buffer.from(ref.piece(id))), `piece ${id}`).toBe(true);
+    for (const s of [...STRINGS, ...corpusLines]) expect(back.encode(s, true, true), JSON.stringify(s)).toEqual(ref.encode(s, true, true));
+  });
+
+  it("HF-TOK-BACK-CLI: `ptp convert --to llama2c --tokenizer-out` of an HF folder writes a tokenizer.bin giving the golden outputs", async () => {
+    const dir = join(tmp, "stories-hf-back");
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir)).code).toBe(0);
+    const bin = join(tmp, "back.bin"), tok = join(tmp, "back-tok.bin");
+    const r = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin, "--tokenizer-out", tok);
+    expect(r.code, r.stderr).toBe(0);
+    const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
+    const c = golden.cases[0];
+    const g = await runCli("generate", "--model", bin, "--tokenizer", tok, "--prompt", c.prompt, "--steps", String(c.steps), "--temperature", String(c.temperature), "--top-p", String(c.topp), "--seed", String(c.seed), "--backend", "wasm");
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout).toBe(c.output);
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ model: { type: "WordPiece", vocab: {} } }));
+    const e = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", join(tmp, "x.bin"), "--tokenizer", bad, "--tokenizer-out", join(tmp, "x-tok.bin"));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/only Llama-style tokenizer.json files/);
+    expect(existsSync(join(tmp, "x.bin"))).toBe(false);
   });
 });

@@ -161,7 +161,8 @@ export class HfTokenizer implements TextTokenizer {
   }
 }
 
-function readJsonFile(path: string, what: string): unknown {
+/** A JSON file, with FileFormatErrors naming it for a missing file or bad JSON. */
+export function readJsonFile(path: string, what: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -188,7 +189,7 @@ function readJsonFile(path: string, what: string): unknown {
  * encoder applies merges in.
  */
 export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keep a U+FEFF piece
   const names: string[] = [];
   const special = ["<unk>", "<s>", "</s>"];
   for (let id = 0; id < tok.vocabSize; id++) {
@@ -283,4 +284,66 @@ export function writeHfTokenizer(dir: string, tok: Tokenizer): string[] {
   const cfg = { tokenizer_class: "LlamaTokenizerFast", bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", add_bos_token: true, add_eos_token: false, legacy: true };
   writeBytesAtomically(config, utf8.encode(JSON.stringify(cfg, null, 2) + "\n"));
   return [json, config];
+}
+
+/**
+ * The tokenizer.bin bytes of a Llama-style tokenizer.json (BPE with byte
+ * fallback, "▁" for spaces, ids 0..2 <unk> <s> </s>, ids 3..258
+ * <0x00>..<0xFF>): the inverse of llama2cTokenizerToJson. Pieces keep their
+ * ids ("▁" back to spaces, <s> and </s> as llama2.c's "\n<s>\n" and
+ * "\n</s>\n"); a piece that some merge produces scores minus the rank of the
+ * first such merge, every other piece (special and byte pieces included)
+ * -1e10 (never merged), so llama2.c's
+ * highest-score-first merging follows the merge ranks. Exact for
+ * SentencePiece-derived vocabularies, whose merges list every split of a
+ * piece (as llama2.c merges any two pieces whose concatenation is a piece).
+ */
+export function llama2cTokenizerBytes(json: unknown, name: string): Uint8Array {
+  const fail = (problem: string): never => {
+    throw new FileFormatError(name, problem);
+  };
+  const j = json as { model?: { type?: string; byte_fallback?: boolean; vocab?: Record<string, number>; merges?: (string | string[])[] } };
+  const model = j?.model;
+  if (!model || model.type !== "BPE" || model.byte_fallback !== true || typeof model.vocab !== "object" || !Array.isArray(model.merges)) {
+    return fail(`only Llama-style tokenizer.json files (a BPE model with byte_fallback) can be written as tokenizer.bin`);
+  }
+  const pieces: string[] = [];
+  for (const [piece, id] of Object.entries(model.vocab)) {
+    if (!Number.isInteger(id) || id < 0) fail(`vocab entry ${JSON.stringify(piece)} has id ${id}`);
+    if (pieces[id] !== undefined) fail(`ids ${id} is used twice`);
+    pieces[id] = piece;
+  }
+  for (let id = 0; id < pieces.length; id++) if (pieces[id] === undefined) fail(`vocab ids are not dense: no piece has id ${id}`);
+  const special = ["<unk>", "<s>", "</s>"];
+  special.forEach((s, id) => {
+    if (pieces[id] !== s) fail(`id ${id} must be ${JSON.stringify(s)} (llama2.c's fixed ids), found ${JSON.stringify(pieces[id])}`);
+  });
+  for (let b = 0; b < 256; b++) {
+    const want = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
+    if (pieces[BYTE_TOKEN_OFFSET + b] !== want) fail(`id ${BYTE_TOKEN_OFFSET + b} must be the byte piece ${want}, found ${JSON.stringify(pieces[BYTE_TOKEN_OFFSET + b])}`);
+  }
+  const rankOf = new Map<string, number>();
+  model.merges.forEach((m, rank) => {
+    const [a, b] = Array.isArray(m) ? m : m.split(" ");
+    const merged = a + b;
+    if (!rankOf.has(merged)) rankOf.set(merged, rank);
+  });
+  const NEVER = Math.fround(-1e10);
+  const entries = pieces.map((p, id) => {
+    const bytes = id === 1 ? utf8.encode("\n<s>\n") : id === 2 ? utf8.encode("\n</s>\n") : utf8.encode(id < 3 + 256 ? p : p.split(METASPACE).join(" "));
+    const rank = rankOf.get(p);
+    return { bytes, score: rank === undefined ? NEVER : -rank };
+  });
+  const maxLen = entries.reduce((m, e) => Math.max(m, e.bytes.length), 0);
+  const out = new Uint8Array(4 + entries.reduce((n, e) => n + 8 + e.bytes.length, 0));
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, maxLen, true);
+  let off = 4;
+  for (const e of entries) {
+    dv.setFloat32(off, e.score, true);
+    dv.setInt32(off + 4, e.bytes.length, true);
+    out.set(e.bytes, off + 8);
+    off += 8 + e.bytes.length;
+  }
+  return out;
 }
