@@ -39,5 +39,5 @@ export {
   HF_LINEAR_MODULES,
   type WriteHfOptions,
 } from "./hf-checkpoint.js";
-export { HfTokenizer, llama2cTokenizerToJson, writeHfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
+export { HfTokenizer, llama2cTokenizerToJson, llama2cTokenizerBytes, writeHfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
 export { readModel, loadTokenizer, tokenizerPathFor, HF_TOKENIZER } from "./model-file.js";
