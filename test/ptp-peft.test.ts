@@ -164,6 +164,13 @@ describe("PEFT folders in decoding", () => {
     const a = await generateJson("--model", STORIES_260K, "--student", student);
     const b = await generateJson("--model", hfTeacher, "--student", dir, "--window", String(c.window));
     expect(b).toEqual(a);
+    // export-peft with its teacher turns it into our layout, PTP settings included
+    const ours2 = fresh();
+    expect((await runCli("export-peft", dir, "--out", ours2)).code).toBe(1);
+    const r = await runCli("export-peft", dir, "--model", hfTeacher, "--out", ours2);
+    expect(r.code, r.stderr).toBe(0);
+    const again = readPeftStudent(ours2);
+    expect(again.config).toMatchObject({ variant: "O", window: 16, rank: c.rank, alpha: c.alpha, teacherChecksum: c.teacherChecksum });
   });
 
   it("PEFT-REFERENCE-SUBSET: modules left out of target_modules get zero LoRA (the teacher's own outputs), and the binary u-embedding under its old name loads", () => {
