@@ -167,10 +167,18 @@ function readTensor(file: OpenFile, e: SafetensorsEntry): Float32Array {
   if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16") {
     throw new FileFormatError(file.path, `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; expected F32, F16 or BF16`);
   }
+  if (e.dtype === "F32" && LITTLE_ENDIAN_HOST) {
+    // straight into the float array: no second copy of a large tensor
+    const out = new Float32Array((e.end - e.begin) / 4);
+    readExactly(file.fd, new Uint8Array(out.buffer), file.dataStart + e.begin, file.path);
+    return out;
+  }
   const bytes = new Uint8Array(e.end - e.begin);
   readExactly(file.fd, bytes, file.dataStart + e.begin, file.path);
   return decodeTensorBytes(e.dtype, bytes, 0, bytes.length / (e.dtype === "F32" ? 4 : 2)) as Float32Array;
 }
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Tensors that HF checkpoints may carry and that hold nothing we need. */
 const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
