@@ -1,8 +1,9 @@
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
@@ -19,8 +20,8 @@ import { firstMismatch, readPrompts, textOf } from "./ptp-common.js";
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
 export const generateFlags = {
-  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint (.bin)", required: true },
-  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  model: { kind: "string", value: "PATH", help: "llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model (default: the model folder's tokenizer.json)" },
   prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped), decoded together; prompt i uses seed S + i" },
   steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
@@ -29,7 +30,7 @@ export const generateFlags = {
   "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold (1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
-  student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
+  student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)" },
@@ -42,7 +43,7 @@ export const generateFlags = {
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
 
-export const generateUsage = `usage: ptp generate --model FILE --tokenizer FILE [options]
+export const generateUsage = `usage: ptp generate --model PATH [--tokenizer FILE] [options]
 
 Continue a prompt with a llama2.c checkpoint, sampling each token as
 Pick(u, P) from explicit auxiliary variables u. stdout: the prompt and its
@@ -90,8 +91,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizerPath = requireTokenizer(f);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
   let aux: AuxSource | undefined;
@@ -146,15 +148,24 @@ export interface GenerateStats extends PtpStats {
   backend: string;
 }
 
+/** --tokenizer, or the model folder's tokenizer.json. */
+function requireTokenizer(f: GenerateFlags): string {
+  const path = tokenizerPathFor(f.model!, f.tokenizer);
+  if (path === undefined) throw new UsageError("--tokenizer is required (unless --model is a Hugging Face folder with tokenizer.json)");
+  return path;
+}
+
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizerPath = requireTokenizer(f);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;
   if (f.student !== undefined) {
-    student = readStudent(f.student);
-    checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student);
+    const checksum = teacherChecksum(checkpoint);
+    student = loadStudent(f.student, { checkpoint, checksum });
+    checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }

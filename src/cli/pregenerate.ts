@@ -1,9 +1,8 @@
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { loadTokenizer, readModel } from "../io/model-file.js";
 import { readFileBytes } from "../io/errors.js";
-import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
@@ -11,8 +10,8 @@ import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js
 import { processIo, type Io } from "./io.js";
 
 export const pregenerateFlags = {
-  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint of the teacher (.bin)", required: true },
-  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model", required: true },
   out: { kind: "string", value: "FILE", help: "dataset file to write (spec/dataset.md)", required: true },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: complete from BOS" },
   samples: { kind: "int", value: "N", help: "completions per prompt", default: 32 },
@@ -50,8 +49,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   const out = f.out!;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
 
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(f.tokenizer!, checkpoint.config.vocabSize);
   const prompts: PromptSet =
     f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
   const seqLen = checkpoint.config.seqLen;
