@@ -390,9 +390,6 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   store<f32>(yh, finish(b3, x, v3, k4, kEnd), 12);
 }
 
-/** Panel bytes of a column range from which M = 1 reads two streams (w far out of L2). */
-const TWO_STREAM_BYTES: usize = 4 * 1024 * 1024;
-
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
@@ -405,7 +402,7 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 > c0 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
+  if (M == 1 && p1 - c0 >= 8) {
     // Two streams: panels of the first half of the range with those of the second.
     const h = ((p1 - c0) >> 3) << 2; // columns per half, a multiple of 4
     for (let n = c0; n < c0 + h; n += 4) {
@@ -510,8 +507,37 @@ export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32)
 }
 
 /**
- * Masked multi-head attention (see Backend.attention). `scores` is host-owned
- * scratch of at least nKeys f32. hasMask = 0 selects the causal default
+ * Masked multi-head attention (see Backend.attention): all heads. `scratch`
+ * is host-owned, at least nHeads * nKeys * 8 bytes (see attentionHeads).
+ */
+export function attention(
+  out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize,
+): void {
+  attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, 0, nHeads);
+}
+
+/** Four dot products q . k_a, q . k_b, q . k_c, q . k_d, each in the matmul order, divided by d. */
+// @ts-ignore: decorator
+@inline function scores4(sp: usize, qp: usize, ka: usize, kb: usize, kc: usize, kd: usize, h4: usize, hsBytes: usize, d: f32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let k: usize = 0; k < h4; k += 16) {
+    const v = v128.load(qp + k);
+    a0 = madd(v, v128.load(ka + k), a0);
+    a1 = madd(v, v128.load(kb + k), a1);
+    a2 = madd(v, v128.load(kc + k), a2);
+    a3 = madd(v, v128.load(kd + k), a3);
+  }
+  store<f32>(sp, finish(a0, qp, ka, h4, hsBytes) / d);
+  store<f32>(sp, finish(a1, qp, kb, h4, hsBytes) / d, 4);
+  store<f32>(sp, finish(a2, qp, kc, h4, hsBytes) / d, 8);
+  store<f32>(sp, finish(a3, qp, kd, h4, hsBytes) / d, 12);
+}
+
+/**
+ * Query heads h0 .. h1-1 of masked multi-head attention (threads split the
+ * heads). `scratch` holds, for head h, nKeys f32 scores then nKeys i32 key
+ * indices at scratch + h * nKeys * 8. hasMask = 0 selects the causal default
  * (row m sees keys 0 .. nKeys - M + m). The host checks beforehand that every
  * row sees at least one key. Masked keys are never read.
  *
@@ -521,10 +547,14 @@ export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32)
  *   e_j = expf(s_j - mx);  sum = sum + e_j      (f32, one term at a time)
  *   p_j = e_j / sum
  *   out_i = 0;  out_i = out_i + p_j * v_j[i]    (f32 mul, then f32 add)
+ * Four keys' dot products run side by side (each with its own accumulator)
+ * and the value sum keeps out_i in a register across four keys: neither
+ * changes any float operation, so every row and head gets this sequence
+ * whatever M, the mask or the thread count.
  */
-export function attention(
+export function attentionHeads(
   out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
-  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scores: usize,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, h0: i32, h1: i32,
 ): void {
   const width = <usize>nHeads * <usize>headSize;
   const kvWidthBytes = (<usize>nKvHeads * <usize>headSize) << 2;
@@ -532,44 +562,100 @@ export function attention(
   const h4 = (<usize>(headSize & ~3)) << 2;
   const group = <f64>nHeads / <f64>nKvHeads;
   const sqrtHs = Mathf.sqrt(<f32>headSize);
-  for (let m = 0; m < M; m++) {
-    const maskRow = mask + <usize>m * <usize>nKeys;
-    const jEnd = hasMask ? nKeys : min<i32>(nKeys, nKeys - M + m + 1);
-    for (let h = 0; h < nHeads; h++) {
-      const kvh = <i32>Math.floor(<f64>h / group);
+  for (let h = h0; h < h1; h++) {
+    const scores = scratch + ((<usize>h * <usize>nKeys) << 3);
+    const idx = scores + ((<usize>nKeys) << 2);
+    const kvh = <i32>Math.floor(<f64>h / group);
+    const kBase = keys + <usize>kvh * hsBytes;
+    const vBase = values + <usize>kvh * hsBytes;
+    for (let m = 0; m < M; m++) {
       const qp = q + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
       const op = out + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
-      const kBase = keys + <usize>kvh * hsBytes;
-      const vBase = values + <usize>kvh * hsBytes;
-      // Scores of the visible keys and their max.
+      // The visible keys, in index order.
+      let n = 0;
+      if (hasMask) {
+        const maskRow = mask + <usize>m * <usize>nKeys;
+        for (let j = 0; j < nKeys; j++) {
+          if (load<u8>(maskRow + <usize>j) != 0) {
+            store<i32>(idx + ((<usize>n) << 2), j);
+            n++;
+          }
+        }
+      } else {
+        n = min<i32>(nKeys, nKeys - M + m + 1);
+        for (let j = 0; j < n; j++) store<i32>(idx + ((<usize>j) << 2), j);
+      }
+      // Scores, four keys at a time, then their max.
+      const n4 = n & ~3;
+      let t = 0;
+      for (; t < n4; t += 4) {
+        const ip = idx + ((<usize>t) << 2);
+        scores4(
+          scores + ((<usize>t) << 2), qp,
+          kBase + <usize>load<i32>(ip) * kvWidthBytes, kBase + <usize>load<i32>(ip, 4) * kvWidthBytes,
+          kBase + <usize>load<i32>(ip, 8) * kvWidthBytes, kBase + <usize>load<i32>(ip, 12) * kvWidthBytes,
+          h4, hsBytes, sqrtHs,
+        );
+      }
+      for (; t < n; t++) {
+        const kp = kBase + <usize>load<i32>(idx + ((<usize>t) << 2)) * kvWidthBytes;
+        store<f32>(scores + ((<usize>t) << 2), dot(qp, kp, headSize) / sqrtHs);
+      }
       let mx: f32 = -Infinity;
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const s = dot(qp, kBase + <usize>j * kvWidthBytes, headSize) / sqrtHs;
-        store<f32>(scores + ((<usize>j) << 2), s);
+      for (let t = 0; t < n; t++) {
+        const s = load<f32>(scores + ((<usize>t) << 2));
         if (s > mx) mx = s;
       }
-      // Exponentials, their sum, then probabilities.
+      // Exponentials and their sum (one term at a time), then probabilities.
       let sum: f32 = 0;
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const sp = scores + ((<usize>j) << 2);
+      for (let t = 0; t < n; t++) {
+        const sp = scores + ((<usize>t) << 2);
         const e = expf(load<f32>(sp) - mx);
         store<f32>(sp, e);
         sum += e;
       }
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const sp = scores + ((<usize>j) << 2);
+      const sv = f32x4.splat(sum);
+      let t2 = 0;
+      for (; t2 < n4; t2 += 4) {
+        const sp = scores + ((<usize>t2) << 2);
+        v128.store(sp, f32x4.div(v128.load(sp), sv));
+      }
+      for (; t2 < n; t2++) {
+        const sp = scores + ((<usize>t2) << 2);
         store<f32>(sp, load<f32>(sp) / sum);
       }
-      // Weighted sum of the visible values, key by key.
+      // Weighted sum of the visible values: each out_i stays in a register over four keys.
       memory.fill(op, 0, hsBytes);
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+      let j = 0;
+      for (; j < n4; j += 4) {
+        const ip = idx + ((<usize>j) << 2);
+        const sp = scores + ((<usize>j) << 2);
+        const va = vBase + <usize>load<i32>(ip) * kvWidthBytes, vb = vBase + <usize>load<i32>(ip, 4) * kvWidthBytes;
+        const vc = vBase + <usize>load<i32>(ip, 8) * kvWidthBytes, vd = vBase + <usize>load<i32>(ip, 12) * kvWidthBytes;
+        const pa = load<f32>(sp), pb = load<f32>(sp, 4), pc = load<f32>(sp, 8), pd = load<f32>(sp, 12);
+        const qa = f32x4.splat(pa), qb = f32x4.splat(pb), qc = f32x4.splat(pc), qd = f32x4.splat(pd);
+        let i: usize = 0;
+        for (; i < h4; i += 16) {
+          let o = v128.load(op + i);
+          o = f32x4.add(o, f32x4.mul(qa, v128.load(va + i)));
+          o = f32x4.add(o, f32x4.mul(qb, v128.load(vb + i)));
+          o = f32x4.add(o, f32x4.mul(qc, v128.load(vc + i)));
+          o = f32x4.add(o, f32x4.mul(qd, v128.load(vd + i)));
+          v128.store(op + i, o);
+        }
+        for (; i < hsBytes; i += 4) {
+          let o = load<f32>(op + i);
+          o = o + pa * load<f32>(va + i);
+          o = o + pb * load<f32>(vb + i);
+          o = o + pc * load<f32>(vc + i);
+          o = o + pd * load<f32>(vd + i);
+          store<f32>(op + i, o);
+        }
+      }
+      for (; j < n; j++) {
         const pj = load<f32>(scores + ((<usize>j) << 2));
         const pv = f32x4.splat(pj);
-        const vp = vBase + <usize>j * kvWidthBytes;
+        const vp = vBase + <usize>load<i32>(idx + ((<usize>j) << 2)) * kvWidthBytes;
         let i: usize = 0;
         for (; i < h4; i += 16) {
           v128.store(op + i, f32x4.add(v128.load(op + i), f32x4.mul(pv, v128.load(vp + i))));
