@@ -39,4 +39,15 @@ describe("ptp generate --threads", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/achieved tok\/s: .*2 threads \(\d+ chunks on workers\); clock started after a warm-up call/);
   });
+
+  it("CLI-WEIGHTS: --weights bf16 runs the bf16 model (said in the backend line) and needs the wasm backend", async () => {
+    const r = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--steps", "20", "--temperature", "0", "--weights", "bf16", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.stats.backend).toMatch(/bf16 weights/);
+    expect(out.tokens.length).toBeGreaterThan(1);
+    const js = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--backend", "js", "--weights", "bf16");
+    expect(js.code).toBe(2);
+    expect(js.stderr).toMatch(/--weights bf16 needs the wasm backend/);
+  });
 });

@@ -10,6 +10,8 @@ export interface BackendOptions {
   wasmBuild?: "auto" | "simd" | "relaxed";
   /** For "wasm": threads large matmuls are split over; default os.availableParallelism(). Results do not depend on it. */
   threads?: number;
+  /** For "wasm": matmul weights as given ("f32", default) or rounded to bfloat16 ("bf16": half the bytes read; the model becomes that bf16 model). */
+  weights?: "f32" | "bf16";
   [key: string]: unknown;
 }
 

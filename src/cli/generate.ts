@@ -38,6 +38,7 @@ export const generateFlags = {
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)" },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
@@ -61,6 +62,7 @@ ${describeFlags(generateFlags)}`;
 export async function generateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
+  if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
   if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
@@ -104,7 +106,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     }
   }
 
-  const backend = await createBackend(f.backend, { threads: f.threads });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
@@ -189,7 +191,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     auxSources = () => texts.map((_, i) => new XorShiftAux(seed + BigInt(i)));
   }
 
-  const backend = await createBackend(f.backend, { threads: f.threads });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;

@@ -8,7 +8,7 @@ import { ropeAngle } from "../rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { spawnNodeWorker } from "./node-worker.js";
-import { JOB_ATTENTION, JOB_GEMM, ThreadPool, type WorkerSpawner } from "./threads.js";
+import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, ThreadPool, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -35,6 +35,10 @@ export interface Kernels {
   gemm(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
   packedBytes(K: number, N: number): number;
   packPanels(dst: number, w: number, K: number, N: number): void;
+  /** `gemm` with w rounded to bf16, reading the panels packPanelsBf16 made. */
+  gemmBf16(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
+  packedBytesBf16(K: number, N: number): number;
+  packPanelsBf16(dst: number, w: number, K: number, N: number): void;
   rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
   attention(
@@ -186,8 +190,10 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new Error(`wasm backend: threads must be an integer from 1 to 256, got ${String(threads)}`);
   }
+  const weights = options.weights ?? "f32";
+  if (weights !== "f32" && weights !== "bf16") throw new Error(`wasm backend: weights must be "f32" or "bf16", got ${JSON.stringify(weights)}`);
   const inst = await instantiateShared(build);
-  const backend = new WasmBackend(inst.kernels, build, threads, inst.module, options.spawnWorker as WorkerSpawner | undefined);
+  const backend = new WasmBackend(inst.kernels, build, threads, inst.module, options.spawnWorker as WorkerSpawner | undefined, weights);
   // Every entry point (CLI, library, demo) gets running workers: ops are synchronous,
   // so the pool must be up before the first one.
   await backend.startThreads();
@@ -235,13 +241,17 @@ export class WasmBackend implements Backend {
    * callers use them too). `spawn` starts one worker (default: Node's
    * worker_threads; a browser build passes a Web Worker spawner).
    */
-  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = spawnNodeWorker) {
+  /** Matmul weights as given ("f32") or rounded to bfloat16 ("bf16", read from half-size panels). */
+  readonly weights: "f32" | "bf16";
+
+  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = spawnNodeWorker, weights: "f32" | "bf16" = "f32") {
     this.k = kernels;
     this.build = build;
     this.module = module;
     this.spawn = spawn;
+    this.weights = weights;
     this.threads = module ? threads : 1;
-    this.description = build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)";
+    this.description = (build === "relaxed" ? "wasm (relaxed SIMD" : "wasm (SIMD") + (weights === "bf16" ? ", bf16 weights)" : ")");
     this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
     this.ensurePool();
   }
@@ -339,6 +349,20 @@ export class WasmBackend implements Backend {
     this.dim("matmul", "M", M); this.dim("matmul", "K", K); this.dim("matmul", "N", N);
     const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
+    if (this.weights === "bf16") {
+      // Every weight gets bf16 panels (the tails are rounded in the kernel).
+      const packed = this.panels(W, K, N);
+      if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
+        const nChunks = Math.min(4 * this.threads, N >> 2);
+        const unit = Math.ceil(N / nChunks / 4) * 4;
+        if (this.pool.run(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], unit, N)) {
+          this.threadedCalls++;
+          return;
+        }
+      }
+      this.k.gemmBf16(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
+      return;
+    }
     const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
     if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
       // Chunks of output columns (multiples of 4), a few per thread so a slow thread costs little.
@@ -360,8 +384,10 @@ export class WasmBackend implements Backend {
   private panels(W: WasmBuffer, K: number, N: number): number {
     if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
     this.unpack(W);
-    const ptr = this.allocBytes(this.k.packedBytes(K, N));
-    this.k.packPanels(ptr, W.ptr, K, N);
+    const bf16 = this.weights === "bf16";
+    const ptr = this.allocBytes(Math.max(1, bf16 ? this.k.packedBytesBf16(K, N) : this.k.packedBytes(K, N)));
+    if (bf16) this.k.packPanelsBf16(ptr, W.ptr, K, N);
+    else this.k.packPanels(ptr, W.ptr, K, N);
     W.packedPtr = ptr;
     W.packedK = K;
     W.packedN = N;

@@ -41,7 +41,8 @@ const SPIN_WORKER = 40_000; // Atomics.load rounds before an idle worker sleeps 
 /** Job kinds: which export a chunk calls, with its arguments then (lo, hi) of the chunk. */
 export const JOB_GEMM = 0; // gemm(y, x, w, packed, M, K, N, n0, n1)
 export const JOB_ATTENTION = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, h0, h1)
-const ARG_COUNTS = [7, 12];
+export const JOB_GEMM_BF16 = 2; // gemmBf16(y, x, w, packed, M, K, N, n0, n1)
+const ARG_COUNTS = [7, 12, 7];
 
 /**
  * The worker's program, platform-neutral: defines `ptpWorkerMain(module,
@@ -54,7 +55,7 @@ function ptpWorkerMain(module, memory, ctrl) {
   const u = new Uint32Array(ctrl);
   const abort = () => { throw new Error("wasm kernel abort in worker"); };
   const ex = new WebAssembly.Instance(module, { env: { memory, abort } }).exports;
-  const gemm = ex.gemm, att = ex.attentionHeads;
+  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16;
   let seen = Atomics.load(c, ${GEN});
   Atomics.add(c, ${READY}, 1);
   Atomics.notify(c, ${READY});
@@ -74,6 +75,7 @@ function ptpWorkerMain(module, memory, ctrl) {
       if (Atomics.compareExchange(c, ${CLAIM}, cur, cur + 1) !== cur) continue;
       const lo = (cur & 0xffff) * unit, hi = Math.min(total, lo + unit);
       if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+      else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
       else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
       Atomics.add(c, ${WORKER_CHUNKS}, 1);
       Atomics.add(c, ${COMPLETED}, 1);
