@@ -15,7 +15,9 @@
  * our figures are printed.
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/native-vs-ours.ts \
- *     --runc /path/to/run.c [--shapes 15M,110M] [--threads 1,2] [--steps 256] [--reps 3] [--json]
+ *     --runc /path/to/run.c [--shapes 15M,110M] [--threads 1,2] [--weights f32,bf16] [--steps 256] [--reps 3] [--json]
+ *
+ * --weights: our runs per weight type (ptp generate --weights); run.c is f32.
  *
  * Needs ../shared/models/tokenizer.bin (the 32000-token llama2.c tokenizer)
  * or --tokenizer FILE.
@@ -40,6 +42,7 @@ const shapes = option("--shapes", "15M,110M")!.split(",");
 for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${s}`);
 const threads = option("--threads", "1,2")!.split(",").map(Number);
 const steps = Number(option("--steps", "256"));
+const weightTypes = option("--weights", "f32")!.split(",");
 const reps = Number(option("--reps", "3"));
 const tokenizer = option("--tokenizer", resolve(root, "../shared/models/tokenizer.bin"))!;
 const asJson = argv.includes("--json");
@@ -60,10 +63,10 @@ const tokPerSec = (stderr: string, who: string): number => {
   return Number(m[1]);
 };
 
-function ours(model: string, t: number): number {
+function ours(model: string, t: number, weights: string): number {
   const r = spawnSync(
     process.execPath,
-    [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t)],
+    [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights],
     { encoding: "utf8", maxBuffer: 1 << 26 },
   );
   if (r.status !== 0) throw new Error(`ptp generate failed: ${r.stderr}`);
@@ -83,7 +86,7 @@ function native(model: string, t: number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 
-interface Row { shape: string; threads: number; ours: number; native: number | null; ratio: number | null; oursAll: number[]; nativeAll: number[] }
+interface Row { shape: string; threads: number; weights: string; ours: number; native: number | null; ratio: number | null; oursAll: number[]; nativeAll: number[] }
 const rows: Row[] = [];
 const loadBefore = load();
 progress(`load average before: ${loadBefore}`);
@@ -91,27 +94,31 @@ for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
   for (const t of threads) {
-    const o: number[] = [], n: number[] = [];
+    const o = new Map<string, number[]>(weightTypes.map((w) => [w, []])), n: number[] = [];
     for (let i = 0; i < reps; i++) {
-      o.push(ours(model, t));
+      for (const w of weightTypes) o.get(w)!.push(ours(model, t, w));
       if (runBin) n.push(native(model, t));
-      progress(`${shape} ${t}T rep ${i + 1}: ours ${o[i].toFixed(1)}${runBin ? `, run.c ${n[i].toFixed(1)}` : ""} tok/s`);
+      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(w)![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n[i].toFixed(1)}` : ""} tok/s`);
     }
-    const om = median(o), nm = runBin ? median(n) : null;
-    rows.push({ shape, threads: t, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: o, nativeAll: n });
+    const nm = runBin ? median(n) : null;
+    for (const w of weightTypes) {
+      const om = median(o.get(w)!);
+      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: o.get(w)!, nativeAll: n });
+    }
   }
 }
 const loadAfter = load();
 
 console.log(`AR decode, greedy, ${steps} steps, random ${shapes.join("/")} checkpoints; medians of ${reps} alternating runs`);
 console.log(`load average (1/5/15 min) before: ${loadBefore}; after: ${loadAfter}\n`);
-console.log("| shape | threads | ours tok/s | run.c tok/s | ours / run.c |");
-console.log("|---|---|---|---|---|");
+console.log("| shape | threads | our weights | ours tok/s | run.c tok/s (f32) | ours / run.c |");
+console.log("|---|---|---|---|---|---|");
 for (const r of rows) {
-  console.log(`| ${r.shape} | ${r.threads} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${r.ratio ? r.ratio.toFixed(2) + "x" : "-"} |`);
+  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${r.ratio ? r.ratio.toFixed(2) + "x" : "-"} |`);
 }
 for (const shape of shapes) {
-  const one = rows.find((r) => r.shape === shape && r.threads === 1), two = rows.find((r) => r.shape === shape && r.threads === 2);
-  if (one && two) console.log(`${shape}: ours 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x${two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x` : ""}`);
+  const one = rows.find((r) => r.shape === shape && r.threads === 1 && r.weights === weightTypes[0]);
+  const two = rows.find((r) => r.shape === shape && r.threads === 2 && r.weights === weightTypes[0]);
+  if (one && two) console.log(`${shape}: ours (${weightTypes[0]}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x${two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x` : ""}`);
 }
 if (asJson) console.log(JSON.stringify({ steps, reps, loadBefore, loadAfter, rows }));
