@@ -663,6 +663,36 @@ export function gemmBf16(y: usize, x: usize, w: usize, packed: usize, M: i32, K:
   return <f32>Math.exp(<f64>x);
 }
 
+/**
+ * e^x on four lanes in f32 (Cody-Waite reduction x = n ln2 + r, a degree-7
+ * polynomial in r, times 2^n), within about one ulp of the true value; +inf
+ * above 88.72, 0 below -87.33 (where the true value is subnormal), NaN stays
+ * NaN. A pure function of each lane, so it is the same for every row.
+ */
+// @ts-ignore: decorator
+@inline function vexpf(x: v128): v128 {
+  const hiLimit = f32x4.splat(88.3762626647949);
+  const loLimit = f32x4.splat(-87.3365478515625);
+  const xc = f32x4.max(f32x4.min(x, hiLimit), loLimit);
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  const z = f32x4.mul(r, r);
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, z), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  let e = f32x4.mul(p, scale);
+  e = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, hiLimit));
+  e = v128.bitselect(f32x4.splat(0), e, f32x4.lt(x, loLimit));
+  // NaN lanes: x != x.
+  return v128.bitselect(x, e, f32x4.ne(x, x));
+}
+
 /** y[m, :] = weight * (scale * x[m, :]), scale = 1 / sqrt(sum(x^2) / D + eps), all f32. */
 export function rmsnorm(y: usize, x: usize, weight: usize, M: i32, D: i32, eps: f32): void {
   const rowBytes = (<usize>D) << 2;
@@ -752,7 +782,7 @@ export function attention(
  * Per (row, head), over the visible keys j only, each loop in index order:
  *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
  *   mx  = max s_j
- *   e_j = expf(s_j - mx);  sum = sum + e_j      (f32, one term at a time)
+ *   e_j = vexpf(s_j - mx);  sum = sum + e_j     (f32, one term at a time)
  *   p_j = e_j / sum
  *   out_i = 0;  out_i = out_i + p_j * v_j[i]    (f32 mul, then f32 add)
  * Four keys' dot products run side by side (each with its own accumulator)
@@ -814,14 +844,19 @@ export function attentionHeads(
         const s = load<f32>(scores + ((<usize>t) << 2));
         if (s > mx) mx = s;
       }
-      // Exponentials and their sum (one term at a time), then probabilities.
-      let sum: f32 = 0;
-      for (let t = 0; t < n; t++) {
-        const sp = scores + ((<usize>t) << 2);
-        const e = expf(load<f32>(sp) - mx);
-        store<f32>(sp, e);
-        sum += e;
+      // Exponentials (vexpf, four keys at a time), their sum one term at a time, then probabilities.
+      const mv = f32x4.splat(mx);
+      let t1 = 0;
+      for (; t1 < n4; t1 += 4) {
+        const sp = scores + ((<usize>t1) << 2);
+        v128.store(sp, vexpf(f32x4.sub(v128.load(sp), mv)));
       }
+      for (; t1 < n; t1++) {
+        const sp = scores + ((<usize>t1) << 2);
+        store<f32>(sp, f32x4.extract_lane(vexpf(f32x4.splat(load<f32>(sp) - mx)), 0));
+      }
+      let sum: f32 = 0;
+      for (let t = 0; t < n; t++) sum += load<f32>(scores + ((<usize>t) << 2));
       const sv = f32x4.splat(sum);
       let t2 = 0;
       for (; t2 < n4; t2 += 4) {
@@ -876,12 +911,21 @@ export function attentionHeads(
   }
 }
 
-/** y[i] = (gate[i] * (1 / (1 + expf(-gate[i])))) * up[i], all f32. */
+/** y[i] = (gate[i] * (1 / (1 + vexpf(-gate[i])))) * up[i], all f32, four at a time (element-wise, so batch-invariant). */
 export function swiglu(y: usize, gate: usize, up: usize, n: i32): void {
   const end = (<usize>n) << 2;
-  for (let i: usize = 0; i < end; i += 4) {
+  const end4 = (<usize>(n & ~3)) << 2;
+  const one = f32x4.splat(1);
+  let i: usize = 0;
+  for (; i < end4; i += 16) {
+    const g = v128.load(gate + i);
+    const e = vexpf(f32x4.neg(g));
+    v128.store(y + i, f32x4.mul(f32x4.mul(g, f32x4.div(one, f32x4.add(one, e))), v128.load(up + i)));
+  }
+  for (; i < end; i += 4) {
     const g = load<f32>(gate + i);
-    store<f32>(y + i, (g * (<f32>1 / (<f32>1 + expf(-g)))) * load<f32>(up + i));
+    const e = f32x4.extract_lane(vexpf(f32x4.splat(-g)), 0);
+    store<f32>(y + i, (g * (<f32>1 / (<f32>1 + e))) * load<f32>(up + i));
   }
 }
 
