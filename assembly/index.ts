@@ -390,6 +390,14 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   store<f32>(yh, finish(b3, x, v3, k4, kEnd), 12);
 }
 
+/**
+ * Panel bytes of a column range from which M = 1 reads two streams (w out of
+ * L2). Below it the one-stream kernel is faster: measured 0.57-0.65x for the
+ * two-stream kernel on 288x288, 288x768 and 768x768 (in cache), 1.03x on
+ * 288x32000 (docs/BENCHMARKS.md, issue 12).
+ */
+const TWO_STREAM_BYTES: usize = 4 * 1024 * 1024;
+
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
@@ -402,7 +410,7 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 - c0 >= 8) {
+  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
     // Two streams: panels of the first half of the range with those of the second.
     const h = ((p1 - c0) >> 3) << 2; // columns per half, a multiple of 4
     for (let n = c0; n < c0 + h; n += 4) {
@@ -612,7 +620,7 @@ export function gemmBf16(y: usize, x: usize, w: usize, packed: usize, M: i32, K:
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 - c0 >= 8) {
+  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
     const h = ((p1 - c0) >> 3) << 2;
     for (let n = c0; n < c0 + h; n += 4) {
       const m = n + h;
