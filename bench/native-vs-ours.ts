@@ -5,7 +5,8 @@
  * TinyStories shapes (`ptp random-model`), greedy, the same number of steps,
  * 1 and 2 threads (ours: --threads T; run.c: OMP_NUM_THREADS=T).
  *
- * Runs alternate (ours, run.c, ours, run.c, ...) so both see the same load;
+ * Runs alternate (each repetition: every thread count, ours then run.c) so
+ * all see the same load;
  * each figure is the median of --reps runs of the "achieved tok/s" each
  * program prints (run.c starts its clock after the first token; ours after
  * a warm-up call). The load average is printed before and after.
@@ -93,17 +94,25 @@ progress(`load average before: ${loadBefore}`);
 for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
-  for (const t of threads) {
-    const o = new Map<string, number[]>(weightTypes.map((w) => [w, []])), n: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      for (const w of weightTypes) o.get(w)!.push(ours(model, t, w));
-      if (runBin) n.push(native(model, t));
-      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(w)![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n[i].toFixed(1)}` : ""} tok/s`);
+  // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
+  const o = new Map<string, number[]>(), n = new Map<number, number[]>();
+  const key = (t: number, w: string) => `${t}/${w}`;
+  for (let i = 0; i < reps; i++) {
+    for (const t of threads) {
+      for (const w of weightTypes) {
+        const v = ours(model, t, w);
+        o.set(key(t, w), [...(o.get(key(t, w)) ?? []), v]);
+      }
+      if (runBin) n.set(t, [...(n.get(t) ?? []), native(model, t)]);
+      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""} tok/s`);
     }
-    const nm = runBin ? median(n) : null;
+  }
+  for (const t of threads) {
+    const nm = runBin ? median(n.get(t)!) : null;
     for (const w of weightTypes) {
-      const om = median(o.get(w)!);
-      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: o.get(w)!, nativeAll: n });
+      const all = o.get(key(t, w))!;
+      const om = median(all);
+      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: all, nativeAll: n.get(t) ?? [] });
     }
   }
 }
