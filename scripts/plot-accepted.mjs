@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// Plot accepted tokens per call against training steps from the metrics
-// logs that `ptp distill` / `ptp train` write (JSON lines with "step" and
-// "accepted"), as a self-contained SVG. Several logs give several curves.
-// usage: node scripts/plot-accepted.mjs OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]
+// Plot accepted tokens per call against training steps (or, with --minutes,
+// training minutes) from the metrics logs that `ptp distill` / `ptp train`
+// write (JSON lines with "step", "minutes" and "accepted"), as a
+// self-contained SVG. Several logs give several curves.
+// usage: node scripts/plot-accepted.mjs [--minutes] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 
-const [out, ...series] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const byMinutes = argv[0] === "--minutes";
+const [out, ...series] = byMinutes ? argv.slice(1) : argv;
+const xKey = byMinutes ? "minutes" : "step";
 if (!out || series.length === 0 || series.some((s) => !s.includes("="))) {
-  console.error("usage: node scripts/plot-accepted.mjs OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]");
+  console.error("usage: node scripts/plot-accepted.mjs [--minutes] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]");
   process.exit(2);
 }
 const curves = series.map((s) => {
@@ -16,8 +20,8 @@ const curves = series.map((s) => {
     .split("\n")
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l))
-    .filter((r) => typeof r.accepted === "number")
-    .map((r) => [r.step, r.accepted]);
+    .filter((r) => typeof r.accepted === "number" && typeof r[xKey] === "number")
+    .map((r) => [r[xKey], r.accepted]);
   if (points.length === 0) throw new Error(`${path}: no lines with "accepted"`);
   return { label, points };
 });
@@ -31,19 +35,19 @@ const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
 const parts = [
   `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
   `<rect width="${W}" height="${H}" fill="white"/>`,
-  `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">Accepted tokens per call vs training steps</text>`,
+  `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">Accepted tokens per call vs training ${byMinutes ? "minutes" : "steps"}</text>`,
 ];
 for (let y = 1; y <= yMax; y += yMax > 6 ? 2 : 0.5) {
   parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/>`, `<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y}</text>`);
 }
 for (let i = 0; i <= 5; i++) {
-  const x = Math.round((xMax * i) / 5);
+  const x = byMinutes ? Math.round((xMax * i) / 5 * 10) / 10 : Math.round((xMax * i) / 5);
   parts.push(`<text x="${px(x)}" y="${H - B + 18}" text-anchor="middle">${x}</text>`);
 }
 parts.push(
   `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="black"/>`,
   `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="black"/>`,
-  `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">optimizer steps</text>`,
+  `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${byMinutes ? "training minutes" : "optimizer steps"}</text>`,
   `<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">accepted tokens per call</text>`,
 );
 curves.forEach((c, i) => {
