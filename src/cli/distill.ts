@@ -13,6 +13,7 @@ import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { readDataset } from "../train/dataset.js";
 import { distill } from "../train/distill.js";
 import type { LossKind } from "../train/ptp-windows.js";
+import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
@@ -105,7 +106,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;
   io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
-    const r = distill(
+    const r = await distill(
       ckpt,
       teacher,
       proposer,
@@ -125,7 +126,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
     );
     io.stderr(`distill: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; student: ${out}\n`);
-    return r.interrupted ? 130 : 0;
+    return loopExitCode(r);
   } finally {
     teacher.dispose();
   }

@@ -5,6 +5,7 @@ import { validateConfig, type ModelConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../train/char-tokenizer.js";
 import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
+import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
@@ -91,7 +92,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
   io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
   const model = initModel(config, f.seed!);
-  const r = pretrain(
+  const r = await pretrain(
     model,
     train,
     valid,
@@ -104,5 +105,5 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
   );
   io.stderr(`train: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; model: ${out}\n`);
-  return r.interrupted ? 130 : 0;
+  return loopExitCode(r);
 }

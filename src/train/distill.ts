@@ -54,7 +54,7 @@ export interface DistillFiles {
  * context; no teacher pass is needed except for KL losses). Writes it to
  * files.out at every checkpoint.
  */
-export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): LoopResult {
+export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
   const cfg = teacherCkpt.config, variant = proposer.config.variant, L = o.window;
   const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
