@@ -17,6 +17,7 @@ import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
+import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags.js";
 
 export const distillFlags = {
@@ -69,13 +70,17 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   for (const k of ["alpha", "beta"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
   if (!(f.gamma! > 0 && f.gamma! <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
+  if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
   const variant = f.variant as Variant, loss = f.loss as LossKind;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out!;
-  const files = runFiles(f, out);
+  const files = runFiles(f, out, {
+    inputs: [{ flag: "--model", path: f.model }, { flag: "--dataset", path: f.dataset }, { flag: "--init", path: f.init }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
+    outKind: recognise.safetensors,
+  });
 
   const ckpt = readCheckpoint(f.model!);
   const checksum = teacherChecksum(ckpt);

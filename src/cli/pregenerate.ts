@@ -9,6 +9,7 @@ import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { checkOutputs } from "./output-files.js";
 
 export const pregenerateFlags = {
   model: { kind: "string", value: "FILE", help: "llama2.c checkpoint of the teacher (.bin)", required: true },
@@ -49,6 +50,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const out = f.out!;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
+  // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
+  checkOutputs([{ flag: "--out", path: out }], { inputs: [{ flag: "--model", path: f.model }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--prompts", path: f.prompts }], force: true });
 
   const checkpoint = readCheckpoint(f.model!);
   const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { validateConfig, type ModelConfig } from "../model/config.js";
@@ -9,7 +10,26 @@ import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
+import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
+
+/** Existing files a resumed run may rewrite: its own llama2.c checkpoint and char tokenizer. */
+function llamaCheckpointKind(path: string): true | string {
+  try {
+    readCheckpoint(path);
+    return true;
+  } catch {
+    return "is not a llama2.c checkpoint";
+  }
+}
+function tokenizerKind(path: string): true | string {
+  try {
+    loadTokenizerFile(path);
+    return true;
+  } catch {
+    return "is not a tokenizer.bin";
+  }
+}
 
 export const trainFlags = {
   ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
@@ -55,7 +75,11 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const loop = loopOptions(f, f.lr! / 10);
   if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out!;
-  const files = runFiles(f, out);
+  const files = runFiles(f, out, {
+    inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model as string | undefined }, { flag: "--eval-prompts", path: f["eval-prompts"] as string | undefined }],
+    outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
+    extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
+  });
 
   const text = new TextDecoder().decode(readFileBytes(f.corpus!, "a text corpus, one document per line"));
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");

@@ -287,8 +287,8 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
 }
 
 /**
- * Writes a checkpoint file atomically: the bytes go to `path + ".tmp"`,
- * which is then renamed over `path`.
+ * Writes a checkpoint file atomically: the bytes go to a unique temporary
+ * file next to `path` (writeBytesAtomically), which is then renamed over it.
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
   writeBytesAtomically(path, serializeCheckpoint(ckpt, version));

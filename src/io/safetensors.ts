@@ -308,8 +308,8 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to `path + ".tmp"`,
- * which is then renamed over `path`.
+ * Writes a safetensors file atomically: the bytes go to a unique temporary
+ * file next to `path` (writeBytesAtomically), which is then renamed over it.
  */
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
   writeBytesAtomically(path, serializeSafetensors(tensors, metadata));

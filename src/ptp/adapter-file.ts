@@ -162,7 +162,7 @@ export function readStudent(path: string): Student {
   return parseStudent(readFileBytes(path, "a PTP student adapter (safetensors)"), path);
 }
 
-/** Writes a student adapter atomically: to `path + ".tmp"`, then renamed over `path`. */
+/** Writes a student adapter atomically: to a unique temporary file next to `path`, then renamed over it. */
 export function writeStudent(path: string, student: Student): void {
   writeBytesAtomically(path, serializeStudent(student));
 }

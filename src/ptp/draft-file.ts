@@ -165,7 +165,7 @@ export function readDraft(path: string): Draft {
   return parseDraft(readFileBytes(path, "a PTP draft model (safetensors)"), path);
 }
 
-/** Writes a draft model atomically: to `path + ".tmp"`, then renamed over `path`. */
+/** Writes a draft model atomically: to a unique temporary file next to `path`, then renamed over it. */
 export function writeDraft(path: string, draft: Draft): void {
   writeBytesAtomically(path, serializeDraft(draft));
 }

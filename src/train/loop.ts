@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
@@ -140,8 +141,8 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     const info = loadTrainCheckpoint(spec.checkpointPath, opt);
     const want = JSON.stringify(spec.config), have = JSON.stringify(info.config);
     if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
-    rng = Mulberry32.resume(info.rng as number);
-    seconds = (info.dataCursor as Cursor).seconds;
+    rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
+    seconds = checkedCursor(spec.checkpointPath, info.dataCursor).seconds;
     truncateLog(spec.logPath, info.step);
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
@@ -237,6 +238,19 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
 
 const STOPPED = Symbol("stopped");
 
+/** The data stream's state word of a checkpoint: an integer in [0, 2^32). */
+function checkedRng(path: string, rng: unknown): number {
+  if (typeof rng !== "number" || !Number.isInteger(rng) || rng < 0 || rng > 0xffffffff) throw new FileFormatError(path, `metadata "rng" must be an integer in [0, 4294967295], found ${JSON.stringify(rng)}`);
+  return rng;
+}
+
+/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0. */
+function checkedCursor(path: string, cursor: unknown): Cursor {
+  const seconds = (cursor as Partial<Cursor> | null)?.seconds;
+  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity)) throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0, found ${JSON.stringify(cursor)}`);
+  return { seconds };
+}
+
 /** Running means of the step figures since the last evaluation, plus units/s. */
 class Running {
   private sums: Record<string, number> = {};
@@ -262,16 +276,29 @@ class Running {
   }
 }
 
-/** Keep only the log lines of steps <= step (atomically). */
+/**
+ * Keep only the log lines of steps <= step (atomically). A file that is not
+ * a metrics log (a line that is not JSON with a step, other than a torn
+ * last line) is refused, never rewritten.
+ */
 function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
-  const kept = lines.filter((l) => {
+  const text = readFileSync(path, "utf8");
+  const lines = text.split("\n");
+  // A last line without its newline was torn by a kill: dropped.
+  if (!text.endsWith("\n")) lines.pop();
+  const kept: string[] = [];
+  lines.forEach((l, i) => {
+    if (l.trim() === "") return;
+    let entry: unknown;
     try {
-      return (JSON.parse(l) as { step: number }).step <= step;
+      entry = JSON.parse(l);
     } catch {
-      return false;
+      entry = undefined;
     }
+    const s = (entry as { step?: unknown } | undefined)?.step;
+    if (typeof s !== "number") throw new FileFormatError(path, `line ${i + 1} is not a metrics log entry (JSON with a "step"); refusing to rewrite a file this run did not write`);
+    if (s <= step) kept.push(l);
   });
   writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
 }

@@ -127,7 +127,11 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       return fail(`tensor ${key} has shape ${shapeText(t.shape)}, expected ${shapeText(shape)}`);
     }
-    return t.data as Float32Array;
+    const data = t.data as Float32Array;
+    // NaN/Inf (or a negative second moment) would poison every later step: refuse it here, naming the tensor.
+    const bad = key.startsWith("adam_v.") ? data.findIndex((x) => !(x >= 0 && x < Infinity)) : data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) return fail(`tensor ${key} holds ${data[bad]} at index ${bad}, expected ${key.startsWith("adam_v.") ? "finite values >= 0" : "finite values"} (a corrupt checkpoint)`);
+    return data;
   };
   const values = new Map<string, Float32Array>();
   const m = new Map<string, Float32Array>();
