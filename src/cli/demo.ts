@@ -12,7 +12,7 @@ import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { firstMismatch, readPrompts } from "./ptp-common.js";
+import { firstMismatch, readPrompts, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -94,6 +94,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
   const student = readStudent(paths.student);
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
+  warnNonFinite(io, "student", paths.student, student.weights);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
 

@@ -14,7 +14,7 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { firstMismatch, readPrompts, textOf } from "./ptp-common.js";
+import { firstMismatch, readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -155,6 +155,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   if (f.student !== undefined) {
     student = readStudent(f.student);
     checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student);
+    warnNonFinite(io, "student", f.student, student.weights);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }
@@ -163,6 +164,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   if (f.draft !== undefined) {
     draft = readDraft(f.draft);
     checkDraftMatchesTeacher(draft, checkpoint, teacherChecksum(checkpoint), f.draft);
+    warnNonFinite(io, "draft model", f.draft, draft.weights);
   }
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 

@@ -229,3 +229,22 @@ export function checkTeacherChecksum(subject: string, theirs: string, checksum: 
     throw new Error(`${subject} belongs to teacher ${theirs.slice(0, CHECKSUM_PREFIX)} but the model's checksum is ${checksum.slice(0, CHECKSUM_PREFIX)}: load the teacher it was ${madeHow}`);
   }
 }
+
+/**
+ * The first weight array of a student or draft (walked in key order) that
+ * holds NaN or +-Infinity, as "path[index] = value", or undefined when all
+ * are finite. Such a proposer still decodes exactly as AR (its drafts are
+ * rejected), but gives no speedup: the commands warn, naming the file.
+ */
+export function firstNonFiniteWeight(weights: unknown, path = "weights"): string | undefined {
+  if (weights instanceof Float32Array) {
+    const i = weights.findIndex((x) => !Number.isFinite(x));
+    return i < 0 ? undefined : `${path}[${i}] = ${weights[i]}`;
+  }
+  if (typeof weights !== "object" || weights === null || ArrayBuffer.isView(weights)) return undefined;
+  for (const [k, v] of Object.entries(weights)) {
+    const found = firstNonFiniteWeight(v, `${path}.${k}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
