@@ -1,3 +1,4 @@
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,7 +37,7 @@ export const demoFlags = {
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
   budget: { kind: "int", value: "B", help: "proposal slots per call (default 2 N)" },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
 } satisfies FlagSpecs;
 
@@ -64,7 +65,7 @@ const RESET = "\x1b[0m";
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, demoFlags);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
-  if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.seed! < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
   for (const name of ["window", "budget", "threads"] as const) {
     const v = f[name];

@@ -10,7 +10,9 @@ import type { AuxKind, Student, Variant } from "../ptp/student-weights.js";
 import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
-import { readDataset } from "../train/dataset.js";
+import { readDataset, type DatasetMeta } from "../train/dataset.js";
+import type { ModelConfig } from "../model/config.js";
+import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill } from "../train/distill.js";
 import type { LossKind } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
@@ -36,15 +38,15 @@ export const distillFlags = {
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
   loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: ["ce", "kl", "rkl"] },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
-  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16 },
-  batch: { kind: "int", value: "N", help: "sequences per step", default: 2 },
+  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16, max: 4096 },
+  batch: { kind: "int", value: "N", help: "sequences per step", default: 2, max: 4096 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
   "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
   "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads", min: 1, max: 256 },
 } satisfies FlagSpecs;
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
@@ -84,8 +86,14 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
 
   const ckpt = readCheckpoint(f.model!);
   const checksum = teacherChecksum(ckpt);
-  const dataset = readDataset(f.dataset!, { allowTornTail: true });
+  const dataset = readDataset(f.dataset!, {
+    allowTornTail: true,
+    onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
+  });
+  checkDatasetAgainstTeacher(f.dataset!, dataset.meta, ckpt.config);
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
+  if (f.rank! > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
+  if (f.window! > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
   let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
@@ -134,5 +142,17 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     return loopExitCode(r);
   } finally {
     teacher.dispose();
+  }
+}
+
+/** A dataset header that contradicts the teacher (vocab, seqLen) or holds unusable sampling settings is refused, naming the file. */
+function checkDatasetAgainstTeacher(path: string, meta: DatasetMeta, config: ModelConfig): void {
+  for (const key of ["vocabSize", "seqLen"] as const) {
+    if (meta[key] !== config[key]) throw new Error(`${path}: the dataset header says ${key} ${meta[key]}, but the teacher has ${config[key]}`);
+  }
+  try {
+    validateSamplingSettings(meta.sampling);
+  } catch (err) {
+    throw new Error(`${path}: the dataset header's sampling settings are unusable: ${err instanceof Error ? err.message : String(err)}`);
   }
 }

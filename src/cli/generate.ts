@@ -1,3 +1,4 @@
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -32,12 +33,12 @@ export const generateFlags = {
   student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
-  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)" },
-  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
+  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
+  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
-  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)" },
+  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
@@ -61,12 +62,13 @@ ${describeFlags(generateFlags)}`;
 export async function generateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
-  if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
   if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
-  if (f.seed !== undefined && !/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a positive integer, got ${JSON.stringify(f.seed)}`);
+  // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits, for every prompt's seed + i.
+  if (f.seed !== undefined && (!/^\d+$/.test(f.seed) || BigInt(f.seed) < 1n || BigInt(f.seed) + 100000n >= 2n ** 64n)) throw new UsageError(`--seed must be an integer in [1, 2^64 - 100000], got ${JSON.stringify(f.seed)}`);
 
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");

@@ -30,11 +30,11 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
 export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
   const h = d.helpPrefix;
   return {
-    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32 },
+    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32, max: 4096 },
     alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
     aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
     digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
-    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window },
+    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
     beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
   } satisfies FlagSpecs;
 }

@@ -66,7 +66,8 @@ function studentMetadata(config: StudentConfig): Record<string, string> {
 
 function positiveNumber(meta: Record<string, string>, key: string, integer: boolean, fail: Fail): number {
   const s = required(meta, key, fail);
-  const v = integer ? (/^[0-9]+$/.test(s) ? Number(s) : NaN) : s.trim() === "" ? NaN : Number(s);
+  // Decimal only (Number() alone would take "0x10" or " 5").
+  const v = integer ? (/^[0-9]+$/.test(s) ? Number(s) : NaN) : /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) ? Number(s) : NaN;
   if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
     fail(`metadata "${key}" must be a positive ${integer ? "integer" : "number"}, found ${JSON.stringify(s)}`);
   }
@@ -89,6 +90,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
   const aux = parseAux(meta, fail);
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
+  if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
   return { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
 }
 

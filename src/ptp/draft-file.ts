@@ -96,6 +96,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): DraftConf
     fail(`the draft model's vocabSize ${model.vocabSize} (draft_config) differs from teacher_vocab_size ${teacherVocabSize}: a draft model shares the teacher's vocabulary`);
   }
   const teacherChecksum = parseTeacherChecksum(meta, fail);
+  if (window > model.seqLen) fail(`metadata "window" is ${window}, more than the draft model's seqLen ${model.seqLen} (draft_config)`);
   return { variant, aux, window, model, teacherVocabSize, teacherChecksum };
 }
 

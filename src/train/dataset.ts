@@ -390,6 +390,8 @@ export interface ReadDatasetOptions {
   allowTornTail?: boolean;
   /** Accept fewer records than the header's total (an unfinished run). Default true. */
   allowIncomplete?: boolean;
+  /** With allowTornTail: told about the torn last record that was left out (so callers can report it). */
+  onTornTail?: (torn: { index: number; offset: number; bytes: number; why: string }) => void;
 }
 
 /**
@@ -405,7 +407,10 @@ export function* datasetRecords(path: string, options: ReadDatasetOptions = {}):
     let count = 0;
     for (const item of scanRecords(file, path, meta, end)) {
       if (item.kind === "torn") {
-        if (options.allowTornTail) break;
+        if (options.allowTornTail) {
+          options.onTornTail?.({ index: item.index, offset: item.offset, bytes: item.bytes, why: item.why });
+          break;
+        }
         throw new FileFormatError(
           path,
           `truncated: record ${item.index} at byte ${item.offset} is incomplete (${item.why}; ${item.bytes} bytes), as an interrupted write leaves it; resuming the run truncates it`,
