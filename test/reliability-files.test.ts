@@ -159,3 +159,85 @@ describe("user files are never replaced by accident", () => {
     expect(r.stderr).not.toMatch(/training from step/);
   });
 });
+
+describe("resuming", () => {
+  it("REL-RESUME-FINISHED: --resume on a finished run changes nothing (no bogus log line); a larger --steps extends it", async () => {
+    await dataset();
+    const out = join(tmp, "fin.safetensors");
+    const args = (...extra: string[]) => distillArgs(out, "--steps", "4", "--eval-every", "2", ...extra);
+    expect((await runCli(...args())).code).toBe(0);
+    const log = readFileSync(`${out}.log.jsonl`, "utf8"), student = readFileSync(out);
+    const again = await runCli(...args("--resume"));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already at step 4 of 4; nothing to do/);
+    expect(readFileSync(`${out}.log.jsonl`, "utf8")).toBe(log);
+    expect(readFileSync(out).equals(student)).toBe(true);
+    const longer = await runCli(...distillArgs(out, "--steps", "7", "--eval-every", "2", "--resume"));
+    expect(longer.code, longer.stderr).toBe(0);
+    expect(Number(readSafetensors(`${out}.train.safetensors`).metadata.step)).toBe(7);
+    expect(readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l).step)).toEqual([2, 4, 6, 7]);
+  });
+
+  it("REL-RESUME-DATA: --resume with another dataset (or another corpus for train) is refused", async () => {
+    await dataset();
+    const other = join(tmp, "other.ptpd");
+    expect((await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", other, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", "--seed", "99")).code).toBe(0);
+    const out = join(tmp, "data-run.safetensors");
+    expect((await runCli(...distillArgs(out, "--stop-after", "2"))).code).toBe(130);
+    const args = distillArgs(out, "--resume");
+    args[args.indexOf("--dataset") + 1] = other;
+    const r = await runCli(...args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/trained on other data/);
+    const corpus2 = join(tmp, "corpus2.txt");
+    writeFileSync(corpus2, readFileSync(corpus, "utf8").replace(/cat/g, "dog"));
+    const tOut = join(tmp, "t-data.bin");
+    expect((await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--stop-after", "1"))).code).toBe(130);
+    const t = trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume");
+    t[t.indexOf("--corpus") + 1] = corpus2;
+    const tr = await runCli(...t);
+    expect(tr.code).toBe(1);
+    expect(tr.stderr).toMatch(/trained on other data/);
+  });
+
+  it("REL-DATASET-TORN: distill reports a torn last dataset record instead of dropping it silently", async () => {
+    await dataset();
+    const torn = join(tmp, "torn.ptpd");
+    writeFileSync(torn, Buffer.concat([readFileSync(DATA), Buffer.from("PTPR\x05\x00")]));
+    const r = await runCli(...distillArgs(join(tmp, "torn.safetensors"), "--dataset", torn, "--steps", "2"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: .*torn.ptpd: record \d+ at byte \d+ is torn/);
+  });
+});
+
+describe("flag values", () => {
+  it.each([
+    [["generate", "--steps", "0x10"], /--steps must be a number/],
+    [["generate", "--steps", " 5"], /--steps must be a number/],
+    [["generate", "--temperature", "1e-30"], /--temperature must be >= 0 \(0 = greedy; a positive one at least 0.000001\)/],
+    [["generate", "--seed", "0"], /--seed must be an integer in \[1, /],
+    [["generate", "--threads", "0"], /--threads must be in \[1, 256\]/],
+    [["generate", "--window", "1000000000"], /--window must be in \[1, 1024\]/],
+    [["generate", "--budget", "1e9"], /--budget must be in \[1, 8192\]/],
+    [["generate", "--drafts", "100000"], /--drafts must be in \[1, 64\]/],
+    [["distill", "--rank", "1000000"], /--rank must be <= 4096/],
+    [["distill", "--windows", "100000"], /--windows must be <= 4096/],
+    [["distill", "--threads", "0"], /--threads must be in \[1, 256\]/],
+    [["pregenerate", "--threads", "-1"], /--threads must be in \[1, 256\]/],
+    [["demo", "--threads", "0"], /--threads must be in \[1, 256\]/],
+  ])("REL-FLAGS: %j exits 2 naming the flag", async (argv, message) => {
+    const r = await runCli(...(argv as string[]), "--model", TEACHER, "--tokenizer", TOK_512);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it("REL-TOPP-ZERO: --top-p 0 means off in every command (generate prints what --top-p 1 prints; pregenerate accepts it)", async () => {
+    const gen = (p: string) => runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompt", "Once", "--steps", "20", "--temperature", "0.9", "--seed", "3", "--top-p", p, "--backend", "js");
+    const [a, b] = [await gen("0"), await gen("1")];
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    const out = join(tmp, "topp0.ptpd");
+    const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "1", "--steps", "8", "--top-p", "0", "--backend", "js");
+    expect(r.code, r.stderr).toBe(0);
+  });
+});

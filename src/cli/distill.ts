@@ -91,6 +91,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
   });
   checkDatasetAgainstTeacher(f.dataset!, dataset.meta, ckpt.config);
+  // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
+  files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   if (f.rank! > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
   if (f.window! > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);

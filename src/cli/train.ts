@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
@@ -81,7 +82,10 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
 
-  const text = new TextDecoder().decode(readFileBytes(f.corpus!, "a text corpus, one document per line"));
+  const corpusBytes = readFileBytes(f.corpus!, "a text corpus, one document per line");
+  const text = new TextDecoder().decode(corpusBytes);
+  // A resume must train on the same corpus: its digest is stored with the checkpoint.
+  files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
   if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
   let tokenizer: Tokenizer;

@@ -67,12 +67,17 @@ export interface RunFiles {
   checkpoint: string;
   log: string;
   resume: boolean;
+  /**
+   * What identifies the run's data (e.g. the dataset's header and record
+   * count), stored in the checkpoint; a resume with other data is refused.
+   */
+  inputs?: unknown;
 }
 
 /** The LoopSpec fields that come straight from the options and files. */
-export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume"> {
+export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs"> {
   const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint } = o;
-  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume };
+  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs };
 }
 
 /** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
@@ -91,8 +96,10 @@ export interface LoopSpec extends LoopOptions {
   save(): void;
   checkpointPath: string;
   logPath: string;
-  /** Stored in the checkpoint; a resume must present an equal config. */
+  /** Stored in the checkpoint; a resume must present an equal config (the run length, schedule.totalSteps, aside: it may grow). */
   config: unknown;
+  /** The run's data identity (RunFiles.inputs); a resume must present equal inputs. */
+  inputs?: unknown;
   resume: boolean;
   unit: string;
   label: string;
@@ -128,6 +135,8 @@ export function loopExitCode(r: LoopResult): number {
 
 interface Cursor {
   seconds: number;
+  /** The run's data identity (LoopSpec.inputs), when it has one. */
+  inputs?: unknown;
 }
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -139,10 +148,16 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   if (spec.resume && existsSync(spec.checkpointPath)) {
     resumed = true;
     const info = loadTrainCheckpoint(spec.checkpointPath, opt);
-    const want = JSON.stringify(spec.config), have = JSON.stringify(info.config);
+    // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
+    const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
+    const want = comparable(spec.config), have = comparable(info.config);
     if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
-    seconds = checkedCursor(spec.checkpointPath, info.dataCursor).seconds;
+    const cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
+    seconds = cursor.seconds;
+    if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
+      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other data; resume with the same inputs.\n  checkpoint: ${JSON.stringify(cursor.inputs)}\n  now:        ${JSON.stringify(spec.inputs)}`);
+    }
     truncateLog(spec.logPath, info.step);
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
@@ -161,10 +176,15 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
 }
 
 async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: number, resumed: boolean, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
+  if (resumed && opt.t >= spec.steps) {
+    // A finished run: nothing to train, nothing to write (pass a larger --steps to extend it).
+    say(`${spec.label}: the checkpoint is already at step ${opt.t} of ${spec.steps}; nothing to do (a larger --steps continues the run)`);
+    return { steps: opt.t, seconds, interrupted: false };
+  }
   const progress = new Progress({ total: spec.steps, initial: opt.t, unit: "step", label: spec.label, stream });
   const checkpoint = (evalFigures?: Record<string, number>) => {
     spec.save();
-    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds } satisfies Cursor, config: spec.config });
+    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}) } satisfies Cursor, config: spec.config });
     if (evalFigures) appendFileSync(spec.logPath, JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) + "\n");
   };
   let lastEval: Record<string, number> | undefined;
@@ -248,7 +268,7 @@ function checkedRng(path: string, rng: unknown): number {
 function checkedCursor(path: string, cursor: unknown): Cursor {
   const seconds = (cursor as Partial<Cursor> | null)?.seconds;
   if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity)) throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0, found ${JSON.stringify(cursor)}`);
-  return { seconds };
+  return { seconds, inputs: (cursor as Cursor).inputs };
 }
 
 /** Running means of the step figures since the last evaluation, plus units/s. */
