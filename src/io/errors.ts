@@ -36,3 +36,18 @@ export function readFileBytes(path: string, what: string): Uint8Array {
     throw new FileFormatError(path, `cannot read file (expected ${what}): ${message}`);
   }
 }
+
+/**
+ * A value from a file, shown in an error message: JSON, cut to `max`
+ * characters (a 4 MB header value is not echoed whole), and safe for
+ * values too deeply nested to stringify.
+ */
+export function quote(value: unknown, max = 80): string {
+  let s: string;
+  try {
+    s = JSON.stringify(value) ?? String(value);
+  } catch {
+    return "(a value too deeply nested to show)";
+  }
+  return s.length > max ? `${s.slice(0, max - 3)}... (${s.length} characters)` : s;
+}

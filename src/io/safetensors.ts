@@ -18,7 +18,7 @@
  * Parsed tensors own their data (copies), so they do not alias the bytes.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes } from "./errors.js";
+import { FileFormatError, readFileBytes, quote } from "./errors.js";
 
 // Re-exported for the adapter and draft files, which write through it too.
 export { writeBytesAtomically };
@@ -110,28 +110,28 @@ interface Entry {
 }
 
 function parseEntry(name: string, value: unknown, fail: (problem: string) => never): Entry {
-  const t = `tensor ${JSON.stringify(name)}`;
-  if (!isPlainObject(value)) fail(`${t}: expected an object with dtype, shape and data_offsets, found ${JSON.stringify(value)}`);
+  const t = `tensor ${quote(name)}`;
+  if (!isPlainObject(value)) fail(`${t}: expected an object with dtype, shape and data_offsets, found ${quote(value)}`);
   for (const key of ["dtype", "shape", "data_offsets"]) if (!(key in value)) fail(`${t}: missing "${key}"`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (typeof dtype !== "string") fail(`${t}: dtype must be a string, found ${JSON.stringify(dtype)}`);
+  if (typeof dtype !== "string") fail(`${t}: dtype must be a string, found ${quote(dtype)}`);
   if (!Object.hasOwn(DTYPE_SIZE, dtype)) {
     if (OTHER_DTYPES.has(dtype)) fail(`${t}: dtype ${dtype} is not supported (supported: F32, F16, BF16, I32, U8)`);
-    fail(`${t}: unknown dtype ${JSON.stringify(dtype)} (supported: F32, F16, BF16, I32, U8)`);
+    fail(`${t}: unknown dtype ${quote(dtype)} (supported: F32, F16, BF16, I32, U8)`);
   }
-  if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${quote(shape)}`);
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
-      fail(`${t}: shape ${JSON.stringify(shape)} must hold non-negative integers, found ${JSON.stringify(d)}`);
+      fail(`${t}: shape ${quote(shape)} must hold non-negative integers, found ${quote(d)}`);
     }
   }
   if (!Array.isArray(offsets) || offsets.length !== 2) {
-    fail(`${t}: data_offsets must be an array [begin, end], found ${JSON.stringify(offsets)}`);
+    fail(`${t}: data_offsets must be an array [begin, end], found ${quote(offsets)}`);
   }
   const [begin, end] = offsets as unknown[];
   for (const o of [begin, end]) {
     if (typeof o !== "number" || !Number.isSafeInteger(o) || o < 0) {
-      fail(`${t}: data_offsets ${JSON.stringify(offsets)} must be non-negative integers`);
+      fail(`${t}: data_offsets ${quote(offsets)} must be non-negative integers`);
     }
   }
   const b = begin as number;
@@ -179,15 +179,15 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
     const why = err instanceof Error ? err.message : String(err);
     return fail(`safetensors header is not valid JSON (${why})`);
   }
-  if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : JSON.stringify(header)}`);
+  if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : quote(header)}`);
   const h = header as Record<string, unknown>;
 
   const metadata: Record<string, string> = {};
   const rawMeta = h[METADATA_KEY];
   if (rawMeta !== undefined && rawMeta !== null) {
-    if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${JSON.stringify(rawMeta)}`);
+    if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${quote(rawMeta)}`);
     for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
-      if (typeof v !== "string") fail(`metadata value of ${JSON.stringify(k)} must be a string, found ${JSON.stringify(v)}`);
+      if (typeof v !== "string") fail(`metadata value of ${quote(k)} must be a string, found ${quote(v)}`);
       // defineProperty, so that a key such as "__proto__" stays an ordinary entry
       Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
@@ -206,13 +206,13 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   for (const e of entries) {
     if (e.end > dataLength) {
       fail(
-        `tensor ${JSON.stringify(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
+        `tensor ${quote(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
           `(${dataLength} bytes after the ${headerLength}-byte header; truncated?)`,
       );
     }
     if (e.begin < covered) {
       fail(
-        `tensor ${JSON.stringify(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${JSON.stringify(previous!.name)} ` +
+        `tensor ${quote(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${quote(previous!.name)} ` +
           `(bytes [${previous!.begin}, ${previous!.end}])`,
       );
     }

@@ -21,7 +21,7 @@
  */
 import type { ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../model/weights.js";
-import { readFileBytes } from "../io/errors.js";
+import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
@@ -69,7 +69,7 @@ function positiveNumber(meta: Record<string, string>, key: string, integer: bool
   // Decimal only (Number() alone would take "0x10" or " 5").
   const v = integer ? (/^[0-9]+$/.test(s) ? Number(s) : NaN) : /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) ? Number(s) : NaN;
   if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    fail(`metadata "${key}" must be a positive ${integer ? "integer" : "number"}, found ${JSON.stringify(s)}`);
+    fail(`metadata "${key}" must be a positive ${integer ? "integer" : "number"}, found ${quote(s)}`);
   }
   return v;
 }

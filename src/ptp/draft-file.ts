@@ -26,7 +26,7 @@
  * written here byte for byte.
  */
 import { randomCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
+import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { serializeSafetensors } from "../io/safetensors.js";
@@ -75,10 +75,10 @@ function parseDraftConfig(s: string, fail: Fail): ModelConfig {
   const o = parseShapeObject(s, "draft_config", fail);
   for (const key of ["normEps", "ropeTheta"] as const) {
     const v = o[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(`metadata "draft_config" needs ${key} as a positive number, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(`metadata "draft_config" needs ${key} as a positive number, found ${quote(v)}`);
   }
   const unknown = Object.keys(o).filter((k) => !(CONFIG_FIELDS as readonly string[]).includes(k));
-  if (unknown.length > 0) fail(`metadata "draft_config" has unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")}`);
+  if (unknown.length > 0) fail(`metadata "draft_config" has unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => quote(k)).join(", ")}`);
   const config = canonicalConfig(o as unknown as ModelConfig);
   checkModelShape(config, "draft_config", fail);
   return config;

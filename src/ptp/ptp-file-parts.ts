@@ -5,7 +5,7 @@
  * the auxiliary embedding and the start vector, and the checks of the
  * tensors a file has against those its config expects.
  */
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quote } from "../io/errors.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../io/safetensors.js";
 import { configProblems, type ModelConfig } from "../model/config.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "./student-weights.js";
@@ -66,9 +66,9 @@ export function auxMetadata(config: AuxFields): Record<string, string> {
 export function checkFormat(meta: Record<string, string>, format: string, version: string, what: string, fail: Fail): void {
   const found = meta.format;
   if (found === undefined) fail(`not ${what}: metadata "format" is missing (expected "${format}")`);
-  if (found !== format) fail(`not ${what}: metadata "format" is ${JSON.stringify(found)}, expected "${format}"`);
+  if (found !== format) fail(`not ${what}: metadata "format" is ${quote(found)}, expected "${format}"`);
   const v = required(meta, "format_version", fail);
-  if (v !== version) fail(`unsupported ${format} format_version ${JSON.stringify(v)} (this library reads version ${version})`);
+  if (v !== version) fail(`unsupported ${format} format_version ${quote(v)} (this library reads version ${version})`);
 }
 
 export function required(meta: Record<string, string>, key: string, fail: Fail): string {
@@ -81,7 +81,7 @@ export function required(meta: Record<string, string>, key: string, fail: Fail):
 export function positiveInteger(meta: Record<string, string>, key: string, fail: Fail): number {
   const s = required(meta, key, fail);
   const v = /^[0-9]+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${JSON.stringify(s)}`);
+  if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${quote(s)}`);
   return v;
 }
 
@@ -98,15 +98,15 @@ export function parseShapeObject(s: string, key: string, fail: Fail): Record<str
   try {
     raw = JSON.parse(s);
   } catch {
-    return fail(`metadata "${key}" is not valid JSON: ${JSON.stringify(s)}`);
+    return fail(`metadata "${key}" is not valid JSON: ${quote(s)}`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(`metadata "${key}" must be a JSON object, found ${s}`);
   const o = raw as Record<string, unknown>;
   for (const field of INT_SHAPE_FIELDS) {
     const v = o[field];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" needs ${field} as a positive integer, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" needs ${field} as a positive integer, found ${quote(v)}`);
   }
-  if (typeof o.sharedClassifier !== "boolean") fail(`metadata "${key}" needs sharedClassifier as a boolean, found ${JSON.stringify(o.sharedClassifier)}`);
+  if (typeof o.sharedClassifier !== "boolean") fail(`metadata "${key}" needs sharedClassifier as a boolean, found ${quote(o.sharedClassifier)}`);
   return o;
 }
 
@@ -118,18 +118,18 @@ export function checkModelShape(config: ModelConfig, key: string, fail: Fail): v
 
 export function parseVariant(meta: Record<string, string>, fail: Fail): Variant {
   const variant = required(meta, "variant", fail);
-  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${JSON.stringify(variant)}`);
+  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${quote(variant)}`);
   return variant;
 }
 
 /** The auxiliary embedding config of `aux_kind` and `aux_digits`. */
 export function parseAux(meta: Record<string, string>, fail: Fail): AuxEmbeddingConfig {
   const kind = required(meta, "aux_kind", fail);
-  if (!(AUX_KINDS as readonly string[]).includes(kind)) fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${JSON.stringify(kind)}`);
+  if (!(AUX_KINDS as readonly string[]).includes(kind)) fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${quote(kind)}`);
   if (kind === "digits") {
     const s = required(meta, "aux_digits", fail);
     const digits = /^[0-9]+$/.test(s) ? Number(s) : NaN;
-    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${JSON.stringify(s)}`);
+    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${quote(s)}`);
     return { kind: "digits", digits };
   }
   if (meta.aux_digits !== undefined) fail(`metadata "aux_digits" is only allowed with aux_kind "digits" (aux_kind is "${kind}")`);
