@@ -6,6 +6,9 @@ import { readFileSync } from "node:fs";
  * says what was expected and what was found, e.g.
  * `stories.bin: file is 1000 bytes but the header (dim 64, ...) requires 1056540 bytes`.
  */
+/** The longest problem text a FileFormatError carries. */
+const MAX_PROBLEM = 500;
+
 export class FileFormatError extends Error {
   /** The path or name of the offending file. */
   readonly path: string;
@@ -13,6 +16,9 @@ export class FileFormatError extends Error {
   readonly problem: string;
 
   constructor(path: string, problem: string) {
+    // One line, of bounded length, whatever the file held (a parser's message may quote it).
+    problem = problem.replace(/\s*[\r\n]+\s*/g, " ");
+    if (problem.length > MAX_PROBLEM) problem = `${problem.slice(0, MAX_PROBLEM - 3)}...`;
     super(`${path}: ${problem}`);
     this.name = "FileFormatError";
     this.path = path;
