@@ -1,8 +1,9 @@
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
 
@@ -239,5 +240,35 @@ describe("flag values", () => {
     const out = join(tmp, "topp0.ptpd");
     const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "1", "--steps", "8", "--top-p", "0", "--backend", "js");
     expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe("loaders read headers first and refuse what is not a regular file", () => {
+  it("REL-HEADER-FIRST: /dev/zero is refused at once; a 2.5 GiB sparse file is judged by its header without being read", () => {
+    expect(() => readCheckpoint("/dev/zero")).toThrow(/\/dev\/zero: is not a regular file/);
+    expect(() => readSafetensors("/dev/zero")).toThrow(/\/dev\/zero: is not a regular file/);
+    expect(() => Tokenizer.load("/dev/zero", 512)).toThrow(/\/dev\/zero: is not a regular file/);
+    const big = join(tmp, "sparse.bin");
+    writeFileSync(big, readFileSync(TEACHER).subarray(0, 256));
+    truncateSync(big, 2.5 * 2 ** 30);
+    // The header's size check, not a 2.5 GB read: the message names the size the header requires.
+    expect(() => readCheckpoint(big)).toThrow(/sparse.bin: file is 2684354560 bytes but the v0 header .* requires \d+ bytes/);
+    const st = join(tmp, "sparse.safetensors");
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64LE(8n, 0);
+    head.write("{}      ", 8);
+    writeFileSync(st, head);
+    truncateSync(st, 2.5 * 2 ** 30);
+    expect(() => readSafetensors(st)).toThrow(/sparse.safetensors: file is 2684354560 bytes; files of 2 GiB or more are not supported/);
+    const longHeader = join(tmp, "long-header.safetensors");
+    head.writeBigUInt64LE(2n ** 40n, 0);
+    writeFileSync(longHeader, head);
+    expect(() => readSafetensors(longHeader)).toThrow(/long-header.safetensors: safetensors header length 1099511627776 goes beyond the end of the file/);
+  });
+
+  it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {
+    const bytes = new Uint8Array(serializeCheckpoint(randomCheckpoint(config, 2), 1));
+    new DataView(bytes.buffer).setInt32(8 + 4 * 6, 2 ** 31 - 1, true);
+    expect(() => parseCheckpoint(bytes, "v1.bin")).toThrow(/v1.bin: invalid v1 header .*seqLen must be <= 1048576, got 2147483647/);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 /**
  * A file that cannot be read as the format it should be in. The message
@@ -26,20 +26,82 @@ export class FileFormatError extends Error {
   }
 }
 
+/** The largest file the loaders read whole (Node reads at most 2 GiB - 1 at once). */
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+
+function openFailure(path: string, what: string, err: unknown): FileFormatError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return new FileFormatError(path, `file does not exist (expected ${what})`);
+  if (code === "EISDIR") return new FileFormatError(path, `is a directory, expected ${what}`);
+  const message = err instanceof Error ? err.message : String(err);
+  return new FileFormatError(path, `cannot read file (expected ${what}): ${message}`);
+}
+
 /**
- * Reads a whole file synchronously, turning the usual failures (missing
- * file, directory, unreadable) into FileFormatErrors naming the path.
- * `what` describes the expected content, e.g. "a llama2.c checkpoint".
+ * Opens a file for reading and returns its descriptor and size; only
+ * regular files are accepted (a device such as /dev/zero, a FIFO or a
+ * directory is refused before anything is read).
+ */
+function openRegular(path: string, what: string): { fd: number; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    throw openFailure(path, what, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new FileFormatError(path, `is a directory, expected ${what}`);
+    if (!st.isFile()) throw new FileFormatError(path, `is not a regular file (a device, pipe or socket), expected ${what}`);
+    return { fd, size: st.size };
+  } catch (err) {
+    closeSync(fd);
+    throw err instanceof FileFormatError ? err : openFailure(path, what, err);
+  }
+}
+
+function readAt(fd: number, length: number, position: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === length ? out : out.subarray(0, done);
+}
+
+/**
+ * Reads a whole regular file synchronously, turning the usual failures
+ * (missing file, directory, device, unreadable, too large) into
+ * FileFormatErrors naming the path. `what` describes the expected
+ * content, e.g. "a llama2.c checkpoint".
  */
 export function readFileBytes(path: string, what: string): Uint8Array {
+  const { fd, size } = openRegular(path, what);
   try {
-    return readFileSync(path);
+    if (size > MAX_FILE_BYTES) throw new FileFormatError(path, `file is ${size} bytes; files of 2 GiB or more are not supported (expected ${what})`);
+    return readAt(fd, size, 0);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
-    if (code === "EISDIR") throw new FileFormatError(path, `is a directory, expected ${what}`);
-    const message = err instanceof Error ? err.message : String(err);
-    throw new FileFormatError(path, `cannot read file (expected ${what}): ${message}`);
+    throw err instanceof FileFormatError ? err : openFailure(path, what, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The first `length` bytes of a regular file (fewer if it is shorter) and
+ * its size, so a loader can check a header against the size before it
+ * reads the rest.
+ */
+export function readFilePrefix(path: string, what: string, length: number): { bytes: Uint8Array; size: number } {
+  const { fd, size } = openRegular(path, what);
+  try {
+    return { bytes: readAt(fd, Math.min(length, size), 0), size };
+  } catch (err) {
+    throw err instanceof FileFormatError ? err : openFailure(path, what, err);
+  } finally {
+    closeSync(fd);
   }
 }
 

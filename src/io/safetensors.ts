@@ -18,7 +18,7 @@
  * Parsed tensors own their data (copies), so they do not alias the bytes.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes, quote } from "./errors.js";
+import { FileFormatError, readFileBytes, readFilePrefix, quote } from "./errors.js";
 
 // Re-exported for the adapter and draft files, which write through it too.
 export { writeBytesAtomically };
@@ -147,6 +147,12 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   return { name, dtype: d, shape: (shape as number[]).slice(), begin: b, end: e };
 }
 
+function checkHeaderLength(headerLength: bigint, n: number, fail: (problem: string) => never): void {
+  if (headerLength > BigInt(n - 8)) {
+    fail(`safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
+  }
+}
+
 /**
  * Parses a safetensors file. `name` (usually the path) starts every error
  * message. Throws FileFormatError when the file is truncated, the header is
@@ -162,9 +168,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   if (n < 8) fail(`file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
   const headerLength = dv.getBigUint64(0, true);
-  if (headerLength > BigInt(n - 8)) {
-    fail(`safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
-  }
+  checkHeaderLength(headerLength, n, fail);
   const headerEnd = 8 + Number(headerLength);
   let text: string;
   try {
@@ -236,7 +240,15 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
 
 /** Reads a safetensors file synchronously (see parseSafetensors). */
 export function readSafetensors(path: string): SafetensorsFile {
-  return parseSafetensors(readFileBytes(path, "a safetensors file"), path);
+  // Header first: a header length beyond the file is refused before the file is read.
+  const what = "a safetensors file";
+  const { bytes: head, size } = readFilePrefix(path, what, 8);
+  if (size >= 8) {
+    checkHeaderLength(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true), size, (problem) => {
+      throw new FileFormatError(path, problem);
+    });
+  }
+  return parseSafetensors(readFileBytes(path, what), path);
 }
 
 const compareNames = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
