@@ -253,6 +253,7 @@ export class Tokenizer {
    * O(n^2) rescans; the chosen merges are the same.
    */
   encode(text: string, bos: boolean, eos: boolean): number[] {
+    if (typeof text !== "string") throw new TypeError(`Tokenizer.encode: text must be a string, got ${text === null ? "null" : typeof text}`);
     const out: number[] = [];
     if (bos) out.push(BOS);
     const bytes = utf8Encoder.encode(text);

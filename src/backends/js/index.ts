@@ -55,7 +55,7 @@ export class JsBackend implements Backend {
   }
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    const Y = this.f32(y), X = this.f32(x), W = this.f32(w);
+    const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -66,7 +66,7 @@ export class JsBackend implements Backend {
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
-    const Y = this.f32(y), X = this.f32(x), G = this.f32(weight);
+    const Y = this.f32(y, M * D, "rmsnorm y"), X = this.f32(x, M * D, "rmsnorm x"), G = this.f32(weight, D, "rmsnorm weight");
     for (let m = 0; m < M; m++) {
       let ss = 0;
       for (let i = 0; i < D; i++) ss = f(ss + f(X[m * D + i] * X[m * D + i]));
@@ -76,7 +76,7 @@ export class JsBackend implements Backend {
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
-    const X = this.f32(x), P = this.i32(positions);
+    const X = this.f32(x, M * nHeads * headSize, "rope x"), P = this.i32(positions, M, "rope positions");
     const width = nHeads * headSize;
     for (let m = 0; m < M; m++) {
       for (let i = 0; i < headSize; i += 2) {
@@ -93,8 +93,9 @@ export class JsBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    const O = this.f32(out), Q = this.f32(q), Kc = this.f32(keys), Vc = this.f32(values);
-    const Mk = mask ? this.u8(mask) : null;
+    const O = this.f32(out, M * nHeads * headSize, "attention out"), Q = this.f32(q, M * nHeads * headSize, "attention q");
+    const Kc = this.f32(keys, nKeys * nKvHeads * headSize, "attention keys"), Vc = this.f32(values, nKeys * nKvHeads * headSize, "attention values");
+    const Mk = mask ? this.u8(mask, M * nKeys, "attention mask") : null;
     const kvWidth = nKvHeads * headSize, width = nHeads * headSize;
     const group = nHeads / nKvHeads;
     const sqrtHs = f(Math.sqrt(headSize));
@@ -132,17 +133,17 @@ export class JsBackend implements Backend {
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
-    const Y = this.f32(y), G = this.f32(gate), U = this.f32(up);
+    const Y = this.f32(y, n, "swiglu y"), G = this.f32(gate, n, "swiglu gate"), U = this.f32(up, n, "swiglu up");
     for (let i = 0; i < n; i++) Y[i] = f(f(G[i] * f(1 / f(1 + f(Math.exp(-G[i]))))) * U[i]);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
-    const Y = this.f32(y), X = this.f32(x);
+    const Y = this.f32(y, n, "add y"), X = this.f32(x, n, "add x");
     for (let i = 0; i < n; i++) Y[i] += X[i];
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
-    const Y = this.f32(y), T = this.f32(table), I = this.i32(ids);
+    const Y = this.f32(y, M * D, "embedding y"), T = this.f32(table, 0, "embedding table"), I = this.i32(ids, M, "embedding ids");
     for (let m = 0; m < M; m++) {
       const id = I[m];
       if (id < 0) continue;
@@ -152,7 +153,7 @@ export class JsBackend implements Backend {
   }
 
   softmax(x: Buffer, M: number, N: number): void {
-    const X = this.f32(x);
+    const X = this.f32(x, M * N, "softmax x");
     for (let m = 0; m < M; m++) {
       const row = X.subarray(m * N, (m + 1) * N);
       let max = -Infinity;
@@ -178,18 +179,22 @@ export class JsBackend implements Backend {
     if (b.freed) throw new BackendError(this.name, "buffer used after free");
     return b;
   }
-  private f32(b: Buffer): Float32Array {
-    return this.typed(b, "f32") as Float32Array;
+  // Every op checks that its buffers hold the spans it reads and writes, as every backend must (spec/backend.md):
+  // a short buffer would otherwise read as undefined, i.e. NaN, silently.
+  private f32(b: Buffer, need: number, what: string): Float32Array {
+    return this.typed(b, "f32", need, what) as Float32Array;
   }
-  private i32(b: Buffer): Int32Array {
-    return this.typed(b, "i32") as Int32Array;
+  private i32(b: Buffer, need: number, what: string): Int32Array {
+    return this.typed(b, "i32", need, what) as Int32Array;
   }
-  private u8(b: Buffer): Uint8Array {
-    return this.typed(b, "u8") as Uint8Array;
+  private u8(b: Buffer, need: number, what: string): Uint8Array {
+    return this.typed(b, "u8", need, what) as Uint8Array;
   }
-  private typed(b: Buffer, dtype: DType) {
+  private typed(b: Buffer, dtype: DType, need: number, what: string) {
     const jb = this.buf(b);
-    if (jb.dtype !== dtype) throw new BackendError(this.name, `expected a ${dtype} buffer, got ${jb.dtype}`);
+    if (jb.dtype !== dtype) throw new BackendError(this.name, `${what}: expected a ${dtype} buffer, got ${jb.dtype}`);
+    if (!Number.isInteger(need) || need < 0) throw new BackendError(this.name, `${what}: sizes must be non-negative integers (needs ${need} elements)`);
+    if (jb.data.length < need) throw new BackendError(this.name, `${what}: needs ${need} elements, the buffer has ${jb.data.length}`);
     return jb.data;
   }
 }
