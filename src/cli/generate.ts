@@ -170,16 +170,16 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   }
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
-  // The student's inputs need u's even at temperature 0, so a source is always built.
-  let auxSources: () => AuxSource[];
+  // The student's inputs need u's even at temperature 0, so a source is always built. Prompt i: seed + i.
+  let auxFor: (i: number) => AuxSource;
   if (f["aux-file"] !== undefined) {
     const file = f["aux-file"];
     readAuxFile(file); // fail early on a bad file
-    auxSources = () => [readAuxFile(file)];
+    auxFor = () => readAuxFile(file);
   } else {
     const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
     if (f.seed === undefined) io.stderr(`seed: ${seed}${texts.length > 1 ? ` (prompt i uses seed + i)` : ""}\n`);
-    auxSources = () => texts.map((_, i) => new XorShiftAux(seed + BigInt(i)));
+    auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }
 
   const backend = await createBackend(f.backend, { threads: f.threads });
@@ -189,12 +189,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   try {
     model = new PtpModel(teacher, student);
     if (draft) draftModel = new DraftModel(teacher, draft);
-    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     const common = { steps: f.steps!, sampling, stopAtBos: !f["no-stop"] };
-    const options: DecodeOptions = {
+    const options: Omit<DecodeOptions, "aux"> = {
       ...common,
       decoder,
-      aux: auxSources(),
       window: f.window,
       budget: f.budget,
       budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
@@ -204,41 +202,54 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     // A warm-up of both decoders on the first prompt (JIT tiers, allocations), so that neither timing pays for it.
     const seqLen = model.teacher.config.seqLen;
     const steps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
-    decode(model, [prompts[0]], { ...common, steps, decoder: "ar", aux: [auxSources()[0]] });
-    const ptp = decode(model, prompts, options);
-    const ar = decode(model, prompts, { ...common, decoder: "ar", aux: auxSources() });
+    decode(model, [tokenizer.encode(texts[0], true, false)], { ...common, steps, decoder: "ar", aux: [auxFor(0)] });
 
+    // Bounded batches (memory and time linear in the number of prompts), each
+    // written out as soon as it is decoded and checked against AR.
     const self = decoder === "self";
-    const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
+    const ptpTotal = new StatsSum(), arTotal = new StatsSum();
+    const jsonOutputs: { tokens: number[]; text: string }[] = [];
+    const many = texts.length > 1;
+    for (let from = 0; from < texts.length; from += PROMPT_BATCH) {
+      const to = Math.min(texts.length, from + PROMPT_BATCH);
+      const prompts = texts.slice(from, to).map((t) => tokenizer.encode(t, true, false));
+      const aux = () => prompts.map((_, i) => auxFor(from + i));
+      const ptp = decode(model, prompts, { ...options, aux: aux() });
+      const ar = decode(model, prompts, { ...common, decoder: "ar", aux: aux() });
+      ptpTotal.add(ptp.stats);
+      arTotal.add(ar.stats);
+      const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
+      if (mismatch !== undefined) {
+        throw new Error(
+          `the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` +
+            `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
+        );
+      }
+      for (const tokens of ptp.outputs) {
+        const text = textOf(tokenizer, tokens);
+        if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(text) });
+        else if (many) io.stdout(escapeLine(text) + "\n");
+        else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
+      }
+      if (texts.length > PROMPT_BATCH) io.stderr(`generate: ${to}/${texts.length} prompts decoded\n`);
+    }
+
+    const ptpStats = ptpTotal.stats(), arStats = arTotal.stats();
     const stats: GenerateStats = {
-      ...ptp.stats,
+      ...ptpStats,
       decoder,
-      arModelCalls: ar.stats.modelCalls,
-      arTokensPerSecond: ar.stats.tokensPerSecond,
-      speedup: ptp.stats.tokensPerSecond / ar.stats.tokensPerSecond,
-      equalsAR: self ? null : mismatch === undefined,
+      arModelCalls: arStats.modelCalls,
+      arTokensPerSecond: arStats.tokensPerSecond,
+      speedup: ptpStats.tokensPerSecond / arStats.tokensPerSecond,
+      equalsAR: self ? null : true,
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
     const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
     io.stderr(statsBlock(stats, describeDecoder(decoder, window, f, draft), texts.length));
-    if (mismatch !== undefined) {
-      throw new Error(
-        `the ${decoder} outputs differ from AR's (prompt ${mismatch.prompt}, position ${mismatch.position}: ` +
-          `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
-      );
-    }
-
-    const outputs = ptp.outputs.map((tokens) => ({ tokens, text: textOf(tokenizer, tokens) }));
     if (f.json) {
-      const single = outputs.length === 1 ? { tokens: outputs[0].tokens, text: new TextDecoder().decode(outputs[0].text) } : {};
-      const json = { ...single, outputs: outputs.map((o) => ({ tokens: o.tokens, text: new TextDecoder().decode(o.text) })), stats };
-      io.stdout(JSON.stringify(json) + "\n");
-    } else {
-      for (const o of outputs) {
-        io.stdout(o.text);
-        io.stdout("\n");
-      }
+      const single = jsonOutputs.length === 1 ? { tokens: jsonOutputs[0].tokens, text: jsonOutputs[0].text } : {};
+      io.stdout(JSON.stringify({ ...single, outputs: jsonOutputs, stats }) + "\n");
     }
     return 0;
   } finally {
@@ -262,6 +273,40 @@ function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags,
       return `multi-draft (window ${window}, ${f.drafts ?? 4} drafts)`;
     default:
       return `${decoder} (window ${window})`;
+  }
+}
+
+/** Prompts decoded together in one batch of --prompts (bounded memory; batches are invariant, so outputs are the same). */
+const PROMPT_BATCH = 32;
+
+/** One line of stdout per prompt: a backslash and a newline inside a text are escaped (\\ and \\n). */
+function escapeLine(text: Uint8Array): Buffer {
+  return Buffer.from(Buffer.from(text).toString("latin1").replace(/\\/g, "\\\\").replace(/\n/g, "\\n"), "latin1");
+}
+
+/** Stats of several decode() runs, summed: calls, tokens, time, the histogram (and the mean from it). */
+class StatsSum {
+  private modelCalls = 0;
+  private generatedTokens = 0;
+  private seconds = 0;
+  private histogram: number[] = [];
+  add(s: PtpStats): void {
+    this.modelCalls += s.modelCalls;
+    this.generatedTokens += s.generatedTokens;
+    this.seconds += s.seconds;
+    s.acceptedHistogram.forEach((n, a) => (this.histogram[a] = (this.histogram[a] ?? 0) + n));
+  }
+  stats(): PtpStats {
+    const steps = this.histogram.reduce((a, n) => a + (n ?? 0), 0);
+    const accepted = this.histogram.reduce((a, n, k) => a + (n ?? 0) * k, 0);
+    return {
+      modelCalls: this.modelCalls,
+      generatedTokens: this.generatedTokens,
+      seconds: this.seconds,
+      tokensPerSecond: this.generatedTokens / this.seconds,
+      meanAccepted: steps > 0 ? accepted / steps : 0,
+      acceptedHistogram: Array.from(this.histogram, (n) => n ?? 0),
+    };
   }
 }
 
