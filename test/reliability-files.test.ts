@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
+import { readDataset } from "../src/train/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
 
@@ -264,6 +265,18 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     head.writeBigUInt64LE(2n ** 40n, 0);
     writeFileSync(longHeader, head);
     expect(() => readSafetensors(longHeader)).toThrow(/long-header.safetensors: safetensors header length 1099511627776 goes beyond the end of the file/);
+  });
+
+  it("REL-EISDIR: a directory given as an input file is named in a one-line error (no bare EISDIR)", async () => {
+    const dir = mkdtempSync(join(tmp, "dir-"));
+    expect(() => readDataset(dir)).toThrow(new RegExp(`${dir}: is a directory, expected a PTP distillation dataset`));
+    for (const flag of ["--model", "--dataset"]) {
+      const args = distillArgs(join(tmp, "eisdir.safetensors"));
+      args[args.indexOf(flag) + 1] = dir;
+      const r = await runCli(...args);
+      expect(r.code, flag).toBe(1);
+      expect(r.stderr).toContain(`${dir}: is a directory`);
+    }
   });
 
   it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {

@@ -376,13 +376,21 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
 }
 
 function openForReading(path: string): number {
+  let fd: number;
   try {
-    return openSync(path, "r");
+    fd = openSync(path, "r");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new FileFormatError(path, "file does not exist (expected a PTP distillation dataset)");
     throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // A directory opens on Linux, then fails on the first read with a bare EISDIR: refuse it (and devices) here.
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new FileFormatError(path, `${st.isDirectory() ? "is a directory" : "is not a regular file (a device, pipe or socket)"}, expected a PTP distillation dataset`);
+  }
+  return fd;
 }
 
 export interface ReadDatasetOptions {
