@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { readDataset } from "../src/train/dataset.js";
+import { encodeHeader, readDataset, readDatasetMeta } from "../src/train/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
 
@@ -200,6 +200,23 @@ describe("resuming", () => {
     const tr = await runCli(...t);
     expect(tr.code).toBe(1);
     expect(tr.stderr).toMatch(/trained on other data/);
+  });
+
+  it("REL-DATASET-HEADER: a dataset header contradicting the teacher (vocabSize, seqLen) or with an unusable temperature is refused naming the file", async () => {
+    await dataset();
+    const bytes = readFileSync(DATA), meta = readDatasetMeta(DATA), oldHeader = encodeHeader(meta);
+    for (const [edit, message] of [
+      [{ vocabSize: 1000 }, /the dataset header says vocabSize 1000, but the teacher has 512/],
+      [{ seqLen: 32 }, /the dataset header says seqLen 32, but the teacher has 64/],
+      [{ sampling: { ...meta.sampling, temperature: 1e-30 } }, /sampling settings are unusable: temperature must be/],
+    ] as const) {
+      const path = join(tmp, "bad-header.ptpd");
+      writeFileSync(path, Buffer.concat([encodeHeader({ ...meta, ...edit }), bytes.subarray(oldHeader.length)]));
+      const r = await runCli(...distillArgs(join(tmp, "bad-header.safetensors"), "--dataset", path, "--force"));
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain(path);
+    }
   });
 
   it("REL-DATASET-TORN: distill reports a torn last dataset record instead of dropping it silently", async () => {
