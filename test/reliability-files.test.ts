@@ -296,6 +296,16 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     }
   });
 
+  it("REL-MEMORY: generate refuses up front a run whose KV cache would not fit (wasm: 4 GiB), naming what to lower; a short run of the same model works", async () => {
+    const big = join(tmp, "long-context.bin");
+    writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
+    const r = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "0", "--backend", "wasm", "--seed", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB .*KV cache of 1048576 rows.*more than the wasm backend's 4 GiB; lower --steps/);
+    const ok = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "8", "--backend", "wasm", "--seed", "1");
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
   it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {
     const bytes = new Uint8Array(serializeCheckpoint(randomCheckpoint(config, 2), 1));
     new DataView(bytes.buffer).setInt32(8 + 4 * 6, 2 ** 31 - 1, true);

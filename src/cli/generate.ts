@@ -7,7 +7,7 @@ import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js"
 import { decodeAR } from "../ptp/decode/ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import { decode, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
+import { decode, decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -16,6 +16,7 @@ import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
 import { firstMismatch, readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
+import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -106,6 +107,8 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     }
   }
 
+  const runSteps = f.steps! <= 0 || f.steps! > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps!;
+  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend!, "lower --steps");
   const backend = await createBackend(f.backend, { threads: f.threads });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
@@ -182,6 +185,12 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }
 
+  {
+    const seqLen = checkpoint.config.seqLen, runSteps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
+    const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
+    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, window, { drafts: f.drafts, budget: f.budget });
+    checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
+  }
   const backend = await createBackend(f.backend, { threads: f.threads });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
