@@ -92,11 +92,26 @@ describe("signals stop training runs, which resume exactly", () => {
     const out = join(tmp, "pg-sig.ptpd"), ref = join(tmp, "pg-ref.ptpd");
     const big = (o: string, ...extra: string[]) => pregenArgs(o, "--samples", "40", "--backend", "js", ...extra);
     expect((await runCli(...big(ref))).code).toBe(0);
-    const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"], delayMs: 100 });
+    const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"] });
     expect(r.code, r.stderr).toBe(130);
     const resumed = await runCli(...big(out, "--resume"));
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(bytes(out).equals(bytes(ref))).toBe(true);
+    // kill -9 mid-run: the torn last record is truncated on --resume, and the file still ends byte-identical.
+    const killed = join(tmp, "pg-kill9.ptpd");
+    const k = await runChild(["bin/ptp.js", ...big(killed)], { when: /records/, signals: ["SIGKILL"], delayMs: 20 });
+    expect(k.signal).toBe("SIGKILL");
+    const again = await runCli(...big(killed, "--resume"));
+    expect(again.code, again.stderr).toBe(0);
+    expect(bytes(killed).equals(bytes(ref))).toBe(true);
+  });
+
+  it("REL-SIGNAL-GENERATE: Ctrl-C stops `ptp generate` on a long batch of prompts at once (no handler delays it)", async () => {
+    const prompts = join(tmp, "long-batch.txt");
+    writeFileSync(prompts, Array.from({ length: 400 }, (_, i) => `Once ${i}`).join("\n") + "\n");
+    const r = await runChild(["bin/ptp.js", "generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", prompts, "--steps", "60", "--seed", "1", "--no-stop", "--backend", "js"], { when: /prompts decoded/, signals: ["SIGINT"] });
+    expect(r.signal === "SIGINT" || r.code === 130, `${r.code} ${r.signal}`).toBe(true);
+    expect(r.stderr).not.toMatch(/400\/400 prompts decoded/);
   });
 });
 
