@@ -10,6 +10,12 @@
  *     --model M.bin --tokenizer T.bin --student S.safetensors --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
  *     [--threads 1] [--seed 1] [--budget B] [--json]
+ *
+ * For the verify decoder it also prints the per-slot accuracy curve: over
+ * every proposal window (whose context is the exact AR path so far), how
+ * often slot j's draft equals the AR token at its position, whatever the
+ * slots before it drafted. A student that ignores u tops out near the
+ * teacher's greedy agreement; above it, the drafts use u.
  */
 import { readFileSync } from "node:fs";
 import { createBackend } from "../src/backends/registry.js";
@@ -17,7 +23,8 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file.js";
-import { decode, type DecoderName } from "../src/ptp/decode/run.js";
+import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
+import { decodeWith, makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
@@ -60,14 +67,41 @@ interface Row {
   arTokensPerSecond: number;
   speedup: number;
   equalsAR: boolean | null;
+  /** verify: per-slot accuracy of the drafts against the AR path. */
+  slotAccuracy?: number[];
+}
+
+/** Slot j's hits and trials against the AR path (verify only), filled by `run`. */
+let slotHits: number[] = [], slotTrials: number[] = [];
+
+/** The decoder, wrapped for verify to record each proposal's drafts by position. */
+function withDraftLog(inner: Decoder, log: { position: number; slot: number; token: number }[]): Decoder {
+  return {
+    ...inner,
+    plan: (seq) => inner.plan(seq),
+    accept(seq, group, out) {
+      out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: draftToken(model, seq, seq.next + j, logits) }));
+      return inner.accept(seq, group, out);
+    },
+  };
 }
 
 function run(decoder: DecoderName, temperature: number) {
   const sampling = { temperature, topK: 0, topP: 1 };
   let tokens = 0, calls = 0, seconds = 0, steps_ = 0, acceptedSum = 0;
   const outputs: number[][] = [];
+  slotHits = [];
+  slotTrials = [];
   prompts.forEach((p, i) => {
-    const r = decode(model, [p], { decoder, steps, sampling, aux: [new XorShiftAux(BigInt(seed + i))], budget });
+    const options = { decoder, steps, sampling, aux: [new XorShiftAux(BigInt(seed + i))], budget };
+    const log: { position: number; slot: number; token: number }[] = [];
+    const inner = makeDecoder(model, options);
+    const r = decodeWith(model, [p], decoder === "verify" ? withDraftLog(inner, log) : inner, options);
+    for (const d of log) {
+      if (d.position >= r.outputs[0].length) continue;
+      slotTrials[d.slot] = (slotTrials[d.slot] ?? 0) + 1;
+      slotHits[d.slot] = (slotHits[d.slot] ?? 0) + (r.outputs[0][d.position] === d.token ? 1 : 0);
+    }
     outputs.push(r.outputs[0]);
     tokens += r.stats.generatedTokens;
     calls += r.stats.modelCalls;
@@ -101,6 +135,7 @@ for (const temperature of temperatures) {
       arTokensPerSecond: ar.tokens / ar.seconds,
       speedup: r.tokens / r.seconds / (ar.tokens / ar.seconds),
       equalsAR: equal,
+      ...(decoder === "verify" ? { slotAccuracy: slotTrials.map((n, j) => (slotHits[j] ?? 0) / n) } : {}),
     });
   }
 }
@@ -114,6 +149,14 @@ else {
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(`| ${r.decoder} | ${r.temperature} | ${r.meanAccepted.toFixed(2)} | ${r.calls} | ${r.tokens} | ${r.tokensPerSecond.toFixed(0)} | ${r.arTokensPerSecond.toFixed(0)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR === null ? "n/a (own AR path)" : r.equalsAR ? "yes" : "NO"} |`);
+  }
+  const curves = rows.filter((r) => r.slotAccuracy);
+  if (curves.length > 0) {
+    const L = Math.max(...curves.map((r) => r.slotAccuracy!.length));
+    console.log(`\nper-slot accuracy of verify's drafts against the AR path (slot j drafts position next + j):\n`);
+    console.log(`| T | ${Array.from({ length: L }, (_, j) => `slot ${j}`).join(" | ")} |`);
+    console.log(`|---|${"---|".repeat(L)}`);
+    for (const r of curves) console.log(`| ${r.temperature} | ${r.slotAccuracy!.map((a) => a.toFixed(3)).join(" | ")} |`);
   }
 }
 if (rows.some((r) => r.equalsAR === false)) process.exit(1);

@@ -23,6 +23,7 @@ const tmp = mkdtempSync(join(tmpdir(), "ptp-demo-"));
 const DIR = join(tmp, "demo");
 const EMPTY = join(tmp, "empty");
 const OTHER_STUDENT = join(tmp, "other-student.safetensors");
+const OTHER_TEACHER = join(tmp, "other-teacher.bin");
 const STEPS = 48;
 
 // The char tokenizer of the synthetic corpus (without newlines, so each printed text stays on its line).
@@ -52,6 +53,7 @@ beforeAll(() => {
   writeCheckpoint(join(DIR, DEMO_FILES.model), TEACHER);
   writeStudent(join(DIR, DEMO_FILES.student), randomStudent(TEACHER, teacherChecksum(TEACHER), { variant: "O", rank: 2, window: 4, seed: 5 }));
   const other = charTeacher(12);
+  writeCheckpoint(OTHER_TEACHER, other);
   writeStudent(OTHER_STUDENT, randomStudent(other, teacherChecksum(other), { variant: "O", rank: 2, window: 4, seed: 5 }));
 });
 
@@ -157,7 +159,6 @@ describe("ptp demo", () => {
     [["--seed", "0"], "--seed must be a positive integer"],
     [["--window", "0"], "--window must be a positive integer"],
     [["--model", "m.bin"], "give --model and --tokenizer together"],
-    [["--model", "m.bin", "--tokenizer", "t.bin"], "--model needs --student"],
     [["--backend", "gpu"], "--backend must be one of"],
     [["--bogus"], "unknown flag --bogus"],
   ])("DEMO-USAGE: %j exits 2 with a usage message", async (args, message) => {
@@ -165,6 +166,17 @@ describe("ptp demo", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).toContain("usage: ptp demo");
+  });
+
+  it("DEMO-NO-STUDENT: --model without --student uses the shipped student made for it, and says clearly when none is", async () => {
+    const r = await runCli("demo", "--demo-dir", DIR, "--model", OTHER_TEACHER, "--tokenizer", join(DIR, DEMO_FILES.tokenizer));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`no shipped student was made for ${OTHER_TEACHER}`);
+    expect(r.stderr).toContain("--student FILE");
+    // The demo teacher given explicitly finds its shipped student.
+    const found = await runCli("demo", "--demo-dir", DIR, "--model", join(DIR, DEMO_FILES.model), "--tokenizer", join(DIR, DEMO_FILES.tokenizer), "--steps", "24");
+    expect(found.code, found.stderr).toBe(0);
+    expect(found.stdout + found.stderr).toContain(join(DIR, DEMO_FILES.student));
   });
 
   it("DEMO-HELP: --help prints the usage", async () => {

@@ -6,6 +6,7 @@ import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/p
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
+import { randomStudent } from "../src/ptp/adapter-file.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
 import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";
@@ -164,7 +165,7 @@ describe("gated LoRA", () => {
           const ctx = c.prompts[0];
           const { dim, vocabSize } = c.teacher.config;
           const embeddings = new Float32Array((ctx.length + nSlots) * dim);
-          for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined), (ctx.length + j) * dim);
+          for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined, j === 0 ? ctx[ctx.length - 1] : undefined), (ctx.length + j) * dim);
           const block = { tokens: [...ctx, ...Array(nSlots).fill(-1)], positions: [...ctx.map((_, i) => i), ...range(0, nSlots).map((j) => ctx.length - 1 + j)], embeddings };
           const run = (slots: number) => {
             const cache = teacher.newCache();
@@ -200,7 +201,7 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
       const base = chain(seq.pending, seq.cached);
       const d = drafts.get(seq) ?? [];
       if (d.length) return { seq, base: [...base, ...chain(d, seq.next)], slots: [] };
-      return { seq, base, slots: proposalWindow(model, seq, seq.next, Math.min(window, seq.room), range(0, base.length), base.length) };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
     },
     accept(seq, group, out) {
       const P = seq.pending.length;
@@ -219,6 +220,35 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
     },
   };
 }
+
+describe("hybrid slot input", () => {
+  it.each(BACKENDS)("PTP-HYBRID-C0 on %s: a fresh hybrid C-PTP student (B = 0, start 0) gives at slot 0 exactly the teacher's logits for the next token", async (name) => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 1 << 30 }), (c, rank, seed) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const student = randomStudent(c.teacher, "t", { variant: "C", rank, aux: { kind: "anchors" }, window: 3, hybrid: true, zeroB: true, seed });
+          const model = new PtpModel(teacher, student);
+          const ctx = c.prompts[0], n = ctx.length, { dim, vocabSize } = c.teacher.config;
+          const embeddings = new Float32Array((n + 1) * dim);
+          embeddings.set(model.slotInput(0.3, undefined, ctx[n - 1]), n * dim);
+          // Context rows causal; the slot stands in for the last context row: it sees rows 0..n-2 and itself.
+          const mask = new Uint8Array((n + 1) * (n + 1));
+          for (let r = 0; r < n; r++) mask.fill(1, r * (n + 1), r * (n + 1) + r + 1);
+          mask.fill(1, n * (n + 1), n * (n + 1) + n - 1);
+          mask[n * (n + 1) + n] = 1;
+          const cache = teacher.newCache();
+          const logits = model.forward({ tokens: [...ctx, -1], positions: [...range(0, n), n - 1], embeddings, mask }, cache, 1);
+          cache.free();
+          model.dispose();
+          const d = firstBitDifference(logits.subarray(n * vocabSize), logits.subarray((n - 1) * vocabSize, n * vocabSize));
+          if (d) throw new Error(`slot 0 differs from the teacher's row: ${d}`);
+        }),
+      ),
+      { numRuns: 50 },
+    );
+  });
+});
 
 describe("mutation sanity", () => {
   it("PTP-MUTANT: accepting one extra draft makes PTP-EXACT fail", async () => {

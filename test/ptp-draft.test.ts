@@ -149,7 +149,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
                 const n = seq.next, count = drafts.length;
                 const embeddings = new Float32Array((n + count) * dim);
                 const u = (k: number) => seq.u.forStudent(k);
-                for (let j = 0; j < count; j++) embeddings.set(draft.slotInput(u(n + j), j > 0 ? u(n + j - 1) : undefined), (n + j) * dim);
+                for (let j = 0; j < count; j++) embeddings.set(draft.slotInput(u(n + j), j > 0 ? u(n + j - 1) : undefined, j === 0 ? seq.last : undefined), (n + j) * dim);
                 const cache = draft.newCache(n + count);
                 const logits = draft.forward({ tokens: [...seq.tokens, ...Array(count).fill(-1)], positions: [...range(0, n), ...range(0, count).map((j) => n - 1 + j)], embeddings }, cache);
                 cache.free();

@@ -25,6 +25,8 @@ export interface StudentSpec {
   aux: AuxKind;
   window: number;
   seed: number;
+  /** Hybrid slot input (the first slot also embeds the last known token). */
+  hybrid?: boolean;
 }
 
 export const studentSpecArb = (variant?: Variant): fc.Arbitrary<StudentSpec> =>
@@ -34,6 +36,7 @@ export const studentSpecArb = (variant?: Variant): fc.Arbitrary<StudentSpec> =>
     aux: fc.constantFrom<AuxKind>("bits", "digits", "anchors"),
     window: fc.integer({ min: 1, max: 6 }),
     seed: fc.integer({ min: 1, max: 1 << 30 }),
+    hybrid: fc.boolean(),
   });
 
 /**
@@ -41,7 +44,7 @@ export const studentSpecArb = (variant?: Variant): fc.Arbitrary<StudentSpec> =>
  * really differ from the teacher's (untrained LoRA would start at B = 0).
  */
 export function makeStudent(teacher: Checkpoint, spec: StudentSpec): Student {
-  const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed });
+  const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed, hybrid: spec.hybrid });
   const scale = 25;
   for (const layer of s.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((b, i) => (pair.B[i] = b * scale));
   return s;
@@ -145,9 +148,13 @@ export function selfAR(model: PtpModel, prompt: number[], steps: number, samplin
   while (tokens.length <= steps) {
     const n = tokens.length;
     const embeddings = new Float32Array((n + 1) * dim);
-    embeddings.set(model.slotInput(0, undefined), n * dim);
+    embeddings.set(model.slotInput(0, undefined, tokens[n - 1]), n * dim);
+    // Causal; a hybrid slot stands in for the last token's row, so it does not see that row.
+    const mask = new Uint8Array((n + 1) * (n + 1));
+    for (let r = 0; r <= n; r++) mask.fill(1, r * (n + 1), r * (n + 1) + r + 1);
+    if (model.hybrid) mask[n * (n + 1) + n - 1] = 0;
     const cache = teacher.newCache();
-    const logits = model.forward({ tokens: [...tokens, -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings }, cache, 1);
+    const logits = model.forward({ tokens: [...tokens, -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings, mask }, cache, 1);
     cache.free();
     const t = sampleToken(logits.subarray(n * vocabSize), sampling, needsU(sampling) ? us[n - first] : undefined);
     if (stopAtBos && t === 1) break;

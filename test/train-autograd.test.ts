@@ -7,6 +7,7 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import {
   add,
   addBias,
+  addEmbeddingRows,
   anchorEmbedding,
   attention,
   concatRows,
@@ -14,6 +15,7 @@ import {
   embedding,
   klDivergence,
   linear,
+  linearLora,
   replaceRows,
   rmsnorm,
   rope,
@@ -31,7 +33,11 @@ import { trainableDraft, trainableStudent } from "../src/train/student-params.js
 import { randomDraft } from "../src/ptp/draft-file.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
-import { makeStudent, studentSpecArb } from "./ptp-helpers.js";
+import { makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
+import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import type { Decoder } from "../src/ptp/decode/decoder.js";
+import { ArrayAux } from "../src/sampling/aux.js";
+import { teacherContext } from "../src/train/teacher-context.js";
 
 /**
  * Gradient checks: every op's backward pass against central finite
@@ -211,6 +217,18 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
     );
   });
 
+  it("addEmbeddingRows (the hybrid slot input: x and the table)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
+        const next = rng(seed), table = param([7, D], next), x = param([M, D], next);
+        // Some rows take no token (-1), some share one.
+        const ids = Int32Array.from({ length: M }, () => (next() < 0.3 ? -1 : Math.floor(next() * 7)));
+        passes(gradCheck([table, x], (t) => addEmbeddingRows(t, x, table, ids), seed));
+      }),
+      RUNS,
+    );
+  });
+
   it("cross-entropy, KL and reverse KL with row weights and temperature", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2), (seed, R, V, invTemp) => {
@@ -287,6 +305,90 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     );
   });
 
+  it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges, constant leading keys", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70 }), (seed, M, kvHeads, group, hs, nKeys) => {
+        const next = rng(seed), H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
+        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        for (let m = 0; m < M; m++) {
+          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          const e = next() < 0.3 ? c : c + Math.floor(next() * (nKeys - c + 1));
+          ranges.set([a, b, c, e], 4 * m);
+          offsets[m + 1] = offsets[m] + H * (b - a + e - c);
+        }
+        const run = (kern: typeof jsKernels) => {
+          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+          return [out, probs, dq, dk, dv];
+        };
+        const a = run(jsKernels), b = run(wasm);
+        a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
+        // deterministic: the same inputs give the same bits
+        run(wasm).forEach((x, i) => expect(x).toEqual(b[i]));
+        // Constant leading keys (kvFrom): their dk, dv rows stay as they were, everything else is unchanged.
+        const kvFrom = Math.floor(next() * (nKeys + 1)), cut = kvFrom * kvHeads * hs;
+        for (const [kern, full] of [[jsKernels, a], [wasm, b]] as const) {
+          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          kern.attentionBackward(dq, dk, dv, dO, full[1], q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs), kvFrom);
+          expect(dq).toEqual(full[2]);
+          expect(dk.subarray(0, cut).every((x) => x === -0.25) && dv.subarray(0, cut).every((x) => x === 0.125)).toBe(true);
+          expect(dk.subarray(cut)).toEqual(full[3].subarray(cut));
+          expect(dv.subarray(cut)).toEqual(full[4].subarray(cut));
+        }
+      }),
+      { numRuns: 80, endOnFailure: true },
+    );
+  });
+
+  it("the dense products agree on the 4x8 tiles and every row / column tail (sizes up to 21 x 70 x 19)", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 21 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 19 }), (seed, M, K, N) => {
+        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
+        const y1 = new Float32Array(M * N), y2 = v(M * N);
+        jsKernels.matmul(y1, x, w, M, K, N);
+        wasm.matmul(y2, x, w, M, K, N);
+        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
+        wasm.matmulGradX(dx2, dy, w, M, K, N);
+        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
+        wasm.matmulGradW(dw2, dy, x, M, K, N);
+        for (const [a, b] of [[y2, y1], [dx2, dx1], [dw2, dw1]]) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
+  it("swiglu's kernels agree, tails and saturated gates (|gate| up to 200) included", () => {
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 0, max: 37 }), fc.constantFrom(1, 10, 200), (seed, n, range) => {
+        const next = rng(seed), v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
+        const gate = v(n, range), up = v(n, 2);
+        const y1 = new Float32Array(n), s1 = new Float32Array(n), y2 = new Float32Array(n), s2 = new Float32Array(n);
+        jsKernels.swiglu(y1, s1, gate, up, n);
+        wasm.swiglu(y2, s2, gate, up, n);
+        expect(maxRelativeError(s2, s1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(y2, y1)).toBeLessThan(1e-5);
+        const dy = v(n, 1), dg = v(n, 1), du = v(n, 1);
+        const dg1 = dg.slice(), du1 = du.slice(), dg2 = dg.slice(), du2 = du.slice();
+        jsKernels.swigluBackward(dg1, du1, dy, gate, up, s1, n);
+        wasm.swigluBackward(dg2, du2, dy, gate, up, s1, n);
+        expect(maxRelativeError(dg2, dg1)).toBeLessThan(1e-5);
+        expect(maxRelativeError(du2, du1)).toBeLessThan(1e-5);
+        // one of the two gradients absent: the other is the same
+        const dg3 = dg.slice(), du3 = du.slice();
+        wasm.swigluBackward(dg3, null, dy, gate, up, s1, n);
+        wasm.swigluBackward(null, du3, dy, gate, up, s1, n);
+        expect(dg3).toEqual(dg2);
+        expect(du3).toEqual(du2);
+      }),
+      { numRuns: 60, endOnFailure: true },
+    );
+  });
+
   it("the whole student loss passes the gradient check on the WASM kernels too", () => {
     const prev = useTrainKernels(wasm);
     try {
@@ -295,7 +397,7 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
           const next = rng(seed), cfg = ckpt.config;
           const st = trainableStudent(makeStudent(ckpt, spec), cfg);
           const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3);
+          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3, 1, spec.hybrid);
           const ctx = randomContext(cfg, n, kvDim(cfg), next);
           const tensors = st.params.map((p) => new Tensor(p.data, p.shape, p.grad));
           passes(gradCheck(tensors, (t) => windowLoss(t, "O", studentLogits(t, cfg, constantWeights(ckpt), st, ctx, rows), rows, "ce", 1), seed, 3));
@@ -327,7 +429,7 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
         const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n }, () => next());
         const starts = [1 + Math.floor(next() * (n - 1)), 1 + Math.floor(next() * (n - 1))];
-        const rows = windowRows(spec.variant, tokens, us, starts, L, gamma);
+        const rows = windowRows(spec.variant, tokens, us, starts, L, gamma, spec.hybrid);
         const ctx = randomContext(cfg, n, kvDim(cfg), next);
         const loss = spec.variant === "O" ? "ce" : kind;
         const teacherLogits = Float32Array.from({ length: starts.length * L * cfg.vocabSize }, () => 2 * next() - 1);
@@ -341,12 +443,12 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
 
   it("a standalone draft model's PTP loss matches finite differences in every weight", () => {
     fc.assert(
-      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), (ckpt, seed, variant) => {
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.boolean(), (ckpt, seed, variant, hybrid) => {
         const next = rng(seed), cfg = ckpt.config;
-        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
         const d = trainableDraft(draft);
         const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3);
+        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3, 1, hybrid);
         const tensors = d.params.map((p) => new Tensor(p.data, p.shape, p.grad));
         passes(gradCheck(tensors, (t) => windowLoss(t, variant, draftLogits(t, d, tokens, rows), rows, "ce", 0.8), seed, 3));
       }),
@@ -378,9 +480,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
   it("draft-model logits of a window equal DraftModel.forward's on the js backend (within float32 rounding)", async () => {
     const js = await createBackend("js");
     fc.assert(
-      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), (ckpt, seed, variant, L) => {
+      fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), fc.boolean(), (ckpt, seed, variant, L, hybrid) => {
         const next = rng(seed), cfg = ckpt.config;
-        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
+        const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
         const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
@@ -391,12 +493,14 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
           const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * draft.config.model.dim);
           for (let j = 0; j < L; j++) {
+            // A hybrid slot 0 stands in for the last context row: the window does not see that row.
             mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
-            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * draft.config.model.dim);
+            if (hybrid) mask[j * nKeys + s - 1] = 0;
+            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * draft.config.model.dim);
           }
           const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
           cache.free();
-          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L);
+          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L, 1, hybrid);
           const logits = draftLogits(new Tape(), trainableDraft(draft), tokens, rows);
           expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
         } finally {
@@ -426,9 +530,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
           const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * cfg.dim);
           for (let j = 0; j < L; j++) {
-            mask.fill(1, j * nKeys, j * nKeys + s);
+            mask.fill(1, j * nKeys, j * nKeys + (spec.hybrid ? s - 1 : s));
             mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
-            emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined), j * cfg.dim);
+            emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
           }
           const infer = model.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
           const kv = kvDim(cfg);
@@ -436,7 +540,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           cache.free();
           // Training graph: the same window (targets beyond the tokens do not matter here).
           const padded = [...tokens, ...new Array(L).fill(0)];
-          const rows = windowRows(spec.variant, padded, us, [s], L);
+          const rows = windowRows(spec.variant, padded, us, [s], L, 1, spec.hybrid);
           const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
           expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
         } finally {
@@ -445,6 +549,103 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         }
       }),
       { numRuns: 30, endOnFailure: true, reporter },
+    );
+  });
+
+  it("the single-call decoder's slot logits (branches over draft rows, several prompts, hybrid or not) equal the training graph's for the same tokens and u's", async () => {
+    const js = await createBackend("js");
+    fc.assert(
+      fc.property(tinyCheckpoint, studentSpecArb(), seedArb, fc.integer({ min: 1, max: 3 }), (ckpt, spec, seed, nPrompts) => {
+        const next = rng(seed), cfg = ckpt.config;
+        const student = makeStudent(ckpt, { ...spec, window: Math.max(2, spec.window) });
+        const teacher = new Transformer(js, ckpt);
+        const model = new PtpModel(teacher, student);
+        try {
+          const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
+          // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
+          // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
+          const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[] }[] = [];
+          const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
+          const spy: Decoder = {
+            name: "spy",
+            plan(seq) {
+              return inner.plan(seq);
+            },
+            accept(seq, group, out) {
+              const P = seq.pending.length, drafts = group.base.slice(P).map((b) => b.token);
+              const B = group.base.length;
+              let i = 0;
+              while (i < group.slots.length) {
+                // A hybrid window stands in for its last base row, so it sees one base row fewer.
+                const sees = group.slots[i].sees, m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
+                const context = [...seq.tokens, ...drafts.slice(0, m)], s = context.length;
+                let L = 1;
+                while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
+                const us = new Map<number, number>();
+                for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
+                windows.push({ context, us, logits: out.slots.slice(i, i + L) });
+                i += L;
+              }
+              return inner.accept(seq, group, out);
+            },
+          };
+          const sampling = { temperature: 0.8, topK: 0, topP: 1 };
+          decodeWith(model, prompts, spy, { steps: 14, sampling, aux: prompts.map((_, p) => new ArrayAux(uniformUs(seed + p))) });
+          expect(windows.some((w) => w.context.length > 0)).toBe(true);
+          const weights = constantWeights(ckpt), st = trainableStudent(student, cfg);
+          for (const w of windows) {
+            const s = w.context.length, L = w.logits.length;
+            const us = new Float32Array(s + L).fill(0.5);
+            for (const [k, u] of w.us) us[k] = u;
+            const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, spec.hybrid);
+            const { context } = teacherContext(teacher, w.context);
+            const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
+            const infer = new Float32Array(L * cfg.vocabSize);
+            w.logits.forEach((l, j) => infer.set(l, j * cfg.vocabSize));
+            expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+          }
+        } finally {
+          model.dispose();
+          teacher.dispose();
+        }
+      }),
+      { numRuns: 20, endOnFailure: true, reporter },
+    );
+  });
+});
+
+describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x, A), B), s)) exactly", () => {
+  it("the same output and the same gradients in every input, bit for bit, on the js and the WASM kernels", () => {
+    const wasm = wasmTrainKernels();
+    fc.assert(
+      fc.property(seedArb, fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), fc.boolean(), (seed, M, K, N, r, xTrains, wTrains) => {
+        const next = rng(seed), s = 2 * next() - 1;
+        const data = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x0 = data(M * K), w0 = data(N * K), a0 = data(r * K), b0 = data(N * r), c = data(M * N);
+        for (const kern of [jsKernels, wasm]) {
+          const prev = useTrainKernels(kern);
+          try {
+            const run = (fused: boolean) => {
+              const x = new Tensor(x0.slice(), [M, K], xTrains ? new Float32Array(M * K) : null);
+              const w = new Tensor(w0.slice(), [N, K], wTrains ? new Float32Array(N * K) : null);
+              const a = new Tensor(a0.slice(), [r, K], new Float32Array(r * K)), b = new Tensor(b0.slice(), [N, r], new Float32Array(N * r));
+              const tape = new Tape();
+              const y = fused ? linearLora(tape, x, w, a, b, s) : add(tape, linear(tape, x, w), scale(tape, linear(tape, linear(tape, x, a), b), s));
+              const L = tape.output([1], [y], Float32Array.of(0));
+              tape.record(L, (d) => {
+                for (let i = 0; i < c.length; i++) y.grad![i] += d[0] * c[i];
+              });
+              tape.backward(L);
+              return [y.data, x.grad ?? new Float32Array(0), w.grad ?? new Float32Array(0), a.grad!, b.grad!];
+            };
+            const fused = run(true), plain = run(false);
+            fused.forEach((f, i) => expect(f).toEqual(plain[i]));
+          } finally {
+            useTrainKernels(prev);
+          }
+        }
+      }),
+      { numRuns: 60, endOnFailure: true },
     );
   });
 });

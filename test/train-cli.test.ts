@@ -102,6 +102,24 @@ describe("ptp distill", () => {
     expect(other.stderr).toMatch(/different configuration/);
   });
 
+  it("TRAIN-THREADS: data-parallel distillation gives the same bits on 1, 2 and 3 threads, and a run resumes on another thread count", async () => {
+    await dataset();
+    const one = join(tmp, "s-t1.safetensors"), two = join(tmp, "s-t2.safetensors"), three = join(tmp, "s-t3.safetensors"), mixed = join(tmp, "s-tmix.safetensors");
+    const args = (out: string, t: number, ...extra: string[]) => distillArgs(out, "--batch", "3", "--threads", String(t), ...extra);
+    for (const [out, t] of [[one, 1], [two, 2], [three, 3]] as const) {
+      const r = await runCli(...args(out, t));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(bytes(two).equals(bytes(one))).toBe(true);
+    expect(bytes(three).equals(bytes(one))).toBe(true);
+    expect((await runCli(...args(mixed, 2, "--stop-after", "3"))).code).toBe(130);
+    const resumed = await runCli(...args(mixed, 1, "--resume"));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(bytes(mixed).equals(bytes(one))).toBe(true);
+    // A hybrid student (the default) was trained: its file says so.
+    expect(readStudent(one).config.hybrid).toBe(true);
+  });
+
   it("TRAIN-CPTP: C-PTP students train with cross-entropy, KL and reverse KL", async () => {
     await dataset();
     for (const loss of ["ce", "kl", "rkl"]) {

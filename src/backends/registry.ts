@@ -10,6 +10,8 @@ export interface BackendOptions {
   wasmBuild?: "auto" | "simd" | "relaxed";
   /** For "wasm": threads large matmuls are split over; default os.availableParallelism(). Results do not depend on it. */
   threads?: number;
+  /** For "wasm": the folder URL holding ptp-simd.wasm and ptp-relaxed.wasm (default: the package's build/); for browsers. */
+  wasmBaseUrl?: string | URL;
   [key: string]: unknown;
 }
 

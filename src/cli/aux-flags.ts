@@ -2,8 +2,16 @@ import { MAX_AUX_DIGITS } from "../ptp/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, AuxKind } from "../ptp/student-weights.js";
 import { UsageError, type FlagSpecs } from "./args.js";
 
-/** The flags random-student and random-draft share: the auxiliary embedding, the window and the seed. */
+/** --slot-input: hybrid (a window's first slot also embeds the last known token; the default for new models) or aux (u only). */
+export function slotInputFlag(helpPrefix = "") {
+  return {
+    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}slot input: hybrid (slot 0 also embeds the last known token) | aux (u only)`, default: "hybrid", choices: ["hybrid", "aux"] },
+  } satisfies FlagSpecs;
+}
+
+/** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */
 export const auxFlags = {
+  ...slotInputFlag(),
   aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
   digits: { kind: "int", value: "B", help: `binary digits of u, with --aux digits (required there; 1..${MAX_AUX_DIGITS})` },
   window: { kind: "int", value: "N", help: "window N: slots per proposal", default: 16 },

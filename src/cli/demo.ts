@@ -7,6 +7,7 @@ import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { chunkBytes } from "../ptp/chunk-text.js";
 import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -20,13 +21,15 @@ const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const DEFAULT_DEMO_DIR = join(PACKAGE_ROOT, "demo");
 /** The shipped demo files, inside the demo directory. */
 export const DEMO_FILES = { model: "teacher.bin", tokenizer: "tok.bin", student: "student.safetensors" } as const;
+/** Students shipped in demo/ for other teachers: `ptp demo --model M --tokenizer T` uses the one made for M. */
+export const SHIPPED_STUDENTS = ["stories260K-student.safetensors"] as const;
 export const DEMO_SCRIPT = "scripts/make-demo-models.sh";
 
 /** Prompts that fit the synthetic story grammar (and read naturally for TinyStories models too). */
 export const DEMO_PROMPTS = ["Once upon a time,", "One sunny day, a little girl named Lily", "Tom was a happy dog who", "There once was a shy cat called"];
 
 export const demoFlags = {
-  model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer and --student" },
+  model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer; without --student, the shipped student made for it" },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin of the model (default: demo/tok.bin)" },
   student: { kind: "string", value: "FILE", help: "PTP student distilled for the model (default: demo/student.safetensors)" },
   "demo-dir": { kind: "string", value: "DIR", help: "where the default files live (default: demo/ in the package)" },
@@ -53,7 +56,8 @@ of both, the speedup, and whether the outputs equal AR's (exit 1 if not).
 By default it runs the small teacher and distilled student shipped in
 demo/ (a char-level Llama trained on the project's synthetic stories; see
 ${DEMO_SCRIPT}). On a real checkpoint:
-  ptp demo --model stories260K.bin --tokenizer tok512.bin --student FILE
+  ptp demo --model stories260K.bin --tokenizer tok512.bin (uses the shipped
+  stories260K student; --student FILE for another)
 
 ${describeFlags(demoFlags)}`;
 
@@ -72,17 +76,14 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
   }
   if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
-  if (f.model !== undefined && f.student === undefined) {
-    throw new UsageError("--model needs --student FILE: a student distilled for that model (the shipped one fits the shipped teacher only)");
-  }
 
   const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
   const paths = {
     model: f.model ?? join(dir, DEMO_FILES.model),
     tokenizer: f.tokenizer ?? join(dir, DEMO_FILES.tokenizer),
-    student: f.student ?? join(dir, DEMO_FILES.student),
+    student: f.student ?? (f.model !== undefined ? shippedStudentFor(f.model, dir) : join(dir, DEMO_FILES.student)),
   };
-  const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && !existsSync(paths[k]));
+  const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && paths[k] !== undefined && !existsSync(paths[k]!));
   if (missingDefaults.length > 0) {
     throw new Error(
       `the demo models are missing: ${missingDefaults.map((k) => paths[k]).join(", ")}.\n` +
@@ -92,6 +93,10 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   }
 
   const checkpoint = readCheckpoint(paths.model);
+  if (paths.student === undefined) {
+    const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => join(dir, n)).join(", ");
+    throw new Error(`no shipped student was made for ${paths.model} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
+  }
   const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
   const student = readStudent(paths.student);
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
@@ -211,24 +216,26 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
  * prompt in bold. Removing the marks gives the AR text exactly.
  */
 export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
-  const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
+  const parts = chunkBytes(tokenizer, tokens, chunks);
   const out: Uint8Array[] = [];
   const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));
-  const pieces = (from: number, to: number) => {
-    for (let i = Math.max(from, 1); i < to; i++) {
-      const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
-      if (Tokenizer.isPrintablePiece(piece)) out.push(piece);
-    }
-  };
   if (color) ascii(BOLD);
-  pieces(1, promptLength);
+  out.push(parts.prompt);
   if (color) ascii(RESET);
-  let at = promptLength;
-  chunks.forEach((n, j) => {
+  parts.chunks.forEach((bytes, j) => {
     ascii(color ? CHUNK_STYLES[j % CHUNK_STYLES.length] : "[");
-    pieces(at, at + n);
+    out.push(bytes);
     ascii(color ? RESET : "]");
-    at += n;
   });
   return Buffer.concat(out);
+}
+
+/** The shipped student whose teacher checksum is the model's, if any (undefined: none fits). */
+function shippedStudentFor(modelPath: string, dir: string): string | undefined {
+  const checksum = teacherChecksum(readCheckpoint(modelPath));
+  for (const name of [DEMO_FILES.student, ...SHIPPED_STUDENTS]) {
+    const path = join(dir, name);
+    if (existsSync(path) && readStudent(path).config.teacherChecksum === checksum) return path;
+  }
+  return undefined;
 }

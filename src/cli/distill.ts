@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -46,7 +47,7 @@ export const distillFlags = {
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads", min: 1, max: 256 },
+  threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: 256 },
 } satisfies FlagSpecs;
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
@@ -97,7 +98,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.rank! > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
   if (f.window! > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
-  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, seed: f.seed!, zeroB: true });
+  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
     proposer = readStudent(f.init);
     checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
@@ -105,9 +106,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.draft) {
     const shape = { dim: f["draft-dim"]!, nLayers: f["draft-layers"]!, nHeads: f["draft-heads"]!, nKvHeads: f["draft-kv-heads"]!, hiddenDim: f["draft-hidden"]! };
     validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, seed: f.seed!, config: shape });
+    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, config: shape });
   }
-  const backend = await createBackend(f.backend!, { threads: f.threads });
+  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  // Each training thread runs its own teacher on one thread; the evaluations run on this one.
+  const backend = await createBackend(f.backend!, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
   if (f.backend === "wasm") useTrainKernels(wasmTrainKernels());
   const teacher = new Transformer(backend, ckpt);
@@ -136,6 +139,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
         sampling,
         ...loop,
         eval: evalSettings,
+        threads: f.threads ?? availableParallelism(),
       },
       { out, ...files },
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },

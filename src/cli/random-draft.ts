@@ -45,7 +45,7 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
 
   const checkpoint = readCheckpoint(f.model!);
   const checksum = teacherChecksum(checkpoint);
-  const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant as Variant, aux, window: f.window, seed: f.seed! });
+  const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant as Variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed! });
   writeDraft(f.out!, draft);
   const c = draft.config, m = c.model;
   const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);

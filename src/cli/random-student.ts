@@ -42,6 +42,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     alpha: f.alpha,
     aux,
     window: f.window,
+    hybrid: f["slot-input"] === "hybrid",
     seed: f.seed!,
     zeroB: f["zero-b"] ?? false,
   });

@@ -1,3 +1,4 @@
+import { slotInputFlag } from "./aux-flags.js";
 import { existsSync } from "node:fs";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
@@ -36,6 +37,7 @@ export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: nu
     digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
     window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
     beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
+    ...slotInputFlag(h),
   } satisfies FlagSpecs;
 }
 

@@ -1,6 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { nodeBuiltin } from "../host/node-builtin.js";
 
 /**
  * The temporary name a write to `path` goes through: hidden, in the same
@@ -8,7 +6,11 @@ import { basename, dirname, join } from "node:path";
  * (pid + random), so it never clobbers a user's file or another writer's.
  */
 export function temporaryPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const dir = path.slice(0, slash + 1), base = path.slice(slash + 1);
+  const random = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const pid = (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
+  return `${dir}.${base}.${pid}.${random}.tmp`;
 }
 
 /**
@@ -18,6 +20,7 @@ export function temporaryPathFor(path: string): string {
  * anything fails.
  */
 export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
+  const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
   const tmp = temporaryPathFor(path);
   try {
     writeFileSync(tmp, bytes, { flag: "wx" });

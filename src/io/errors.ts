@@ -1,4 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { nodeBuiltin } from "../host/node-builtin.js";
+
+/** node:fs, fetched at call time (a static import would keep this module out of browsers). */
+const nodeFs = (path: string) => nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
 
 /**
  * A file that cannot be read as the format it should be in. The message
@@ -44,27 +47,29 @@ function openFailure(path: string, what: string, err: unknown): FileFormatError 
  */
 function openRegular(path: string, what: string): { fd: number; size: number } {
   let fd: number;
+  let fs: typeof import("node:fs");
   try {
-    fd = openSync(path, "r");
+    fs = nodeFs(path);
+    fd = fs.openSync(path, "r");
   } catch (err) {
     throw openFailure(path, what, err);
   }
   try {
-    const st = fstatSync(fd);
+    const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new FileFormatError(path, `is a directory, expected ${what}`);
     if (!st.isFile()) throw new FileFormatError(path, `is not a regular file (a device, pipe or socket), expected ${what}`);
     return { fd, size: st.size };
   } catch (err) {
-    closeSync(fd);
+    fs.closeSync(fd);
     throw err instanceof FileFormatError ? err : openFailure(path, what, err);
   }
 }
 
-function readAt(fd: number, length: number, position: number): Uint8Array {
+function readAt(fs: typeof import("node:fs"), fd: number, length: number, position: number): Uint8Array {
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const n = readSync(fd, out, done, length - done, position + done);
+    const n = fs.readSync(fd, out, done, length - done, position + done);
     if (n === 0) break;
     done += n;
   }
@@ -79,13 +84,14 @@ function readAt(fd: number, length: number, position: number): Uint8Array {
  */
 export function readFileBytes(path: string, what: string): Uint8Array {
   const { fd, size } = openRegular(path, what);
+  const fs = nodeFs(path);
   try {
     if (size > MAX_FILE_BYTES) throw new FileFormatError(path, `file is ${size} bytes; files of 2 GiB or more are not supported (expected ${what})`);
-    return readAt(fd, size, 0);
+    return readAt(fs, fd, size, 0);
   } catch (err) {
     throw err instanceof FileFormatError ? err : openFailure(path, what, err);
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
@@ -96,12 +102,13 @@ export function readFileBytes(path: string, what: string): Uint8Array {
  */
 export function readFilePrefix(path: string, what: string, length: number): { bytes: Uint8Array; size: number } {
   const { fd, size } = openRegular(path, what);
+  const fs = nodeFs(path);
   try {
-    return { bytes: readAt(fd, Math.min(length, size), 0), size };
+    return { bytes: readAt(fs, fd, Math.min(length, size), 0), size };
   } catch (err) {
     throw err instanceof FileFormatError ? err : openFailure(path, what, err);
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 

@@ -22,6 +22,8 @@ export class Transformer {
   readonly config: ModelConfig;
   private readonly weights: DeviceWeights;
   private readonly state: RunState;
+  /** The checkpoint's token embedding [vocab, dim] on the host (a view, not a copy): PTP's hybrid slot inputs read it. */
+  readonly tokenEmbeddingTable: Float32Array;
 
   constructor(
     readonly backend: Backend,
@@ -30,6 +32,7 @@ export class Transformer {
     validateConfig(checkpoint.config);
     this.config = checkpoint.config;
     this.weights = uploadWeights(backend, checkpoint.weights);
+    this.tokenEmbeddingTable = checkpoint.weights.tokenEmbedding;
     this.state = new RunState(backend, this.config);
   }
 

@@ -13,7 +13,8 @@
  *
  * Metadata (strings): `format` = "ptp-student", `format_version` = "1",
  * `variant` ("O" | "C"), `rank`, `alpha`, `aux_kind`, `aux_digits` (digits
- * only), `window`, `teacher_checksum` (teacherChecksum of the teacher) and
+ * only), `window`, `slot_input` ("hybrid" for hybrid students; absent
+ * otherwise), `teacher_checksum` (teacherChecksum of the teacher) and
  * `teacher_shape` (JSON of the teacher's shape, keys in ModelConfig order).
  *
  * Serialisation is deterministic, so parse then serialise reproduces a
@@ -25,7 +26,7 @@ import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
@@ -91,7 +92,9 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
   if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
-  return { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
+  const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
+  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  return config;
 }
 
 /** The tensors a student of this config has, layers first (the order randomStudent fills them). */
@@ -196,6 +199,8 @@ export interface RandomStudentOptions {
   aux?: AuxEmbeddingConfig;
   /** Default 16. */
   window?: number;
+  /** Hybrid slot input (StudentConfig.hybrid); default false. */
+  hybrid?: boolean;
   seed: number;
   /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
   zeroB?: boolean;
@@ -209,7 +214,9 @@ const SMALL = 0.02;
  * Filled in file order: per layer and linear layer, A uniform in
  * ±1/sqrt(in) then B uniform in ±0.02 (or exactly 0 with zeroB); then the
  * aux weight and bias (or the anchors) uniform in ±0.02; then, for C, the
- * start vector uniform in ±0.02.
+ * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
+ * first slot then reads the last token's embedding alone: with B = 0 it is
+ * the teacher's own row, so its Pick is the teacher's token).
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
@@ -219,6 +226,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     alpha: options.alpha ?? 8,
     aux,
     window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
@@ -235,6 +243,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     let a: Float32Array;
     if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));
     else if (slot.name.endsWith(".lora_B")) a = options.zeroB ? new Float32Array(n) : uniform(n, SMALL);
+    else if (slot.name === "start" && config.hybrid) a = new Float32Array(n);
     else a = uniform(n, SMALL);
     slot.set(weights, a);
   }

@@ -18,6 +18,7 @@
  *
  * Metadata (strings): `format` = "ptp-draft", `format_version` = "1",
  * `variant` ("O" | "C"), `aux_kind`, `aux_digits` (digits only), `window`,
+ * `slot_input` ("hybrid" for hybrid draft models; absent otherwise),
  * `draft_config` (JSON of the draft's ModelConfig, keys in ModelConfig
  * order), `teacher_vocab_size` and `teacher_checksum` (teacherChecksum of
  * the teacher it drafts for).
@@ -33,7 +34,7 @@ import { serializeSafetensors } from "../io/safetensors.js";
 import type { ModelConfig } from "../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput } from "./ptp-file-parts.js";
 import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, Variant } from "./student-weights.js";
 
@@ -97,7 +98,9 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): DraftConf
   }
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   if (window > model.seqLen) fail(`metadata "window" is ${window}, more than the draft model's seqLen ${model.seqLen} (draft_config)`);
-  return { variant, aux, window, model, teacherVocabSize, teacherChecksum };
+  const config: DraftConfig = { variant, aux, window, model, teacherVocabSize, teacherChecksum };
+  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  return config;
 }
 
 /** The tensors a draft model of this config has, in file-description order. */
@@ -197,6 +200,8 @@ export interface RandomDraftOptions {
   aux?: AuxEmbeddingConfig;
   /** Default 16. */
   window?: number;
+  /** Hybrid slot input (DraftConfig.hybrid); default false. */
+  hybrid?: boolean;
   seed: number;
 }
 
@@ -221,6 +226,7 @@ export function randomDraft(teacher: Checkpoint, checksum: string, options: Rand
     variant: options.variant,
     aux: options.aux ? { ...options.aux } : { kind: "bits" },
     window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
     model,
     teacherVocabSize: t.vocabSize,
     teacherChecksum: checksum,

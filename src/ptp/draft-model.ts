@@ -21,6 +21,8 @@ export interface DraftConfig {
   aux: AuxEmbeddingConfig;
   /** Window N: slots per proposal the draft model was built (trained) for. */
   window: number;
+  /** Hybrid slot input (see StudentConfig.hybrid). */
+  hybrid?: boolean;
   /** The draft transformer's own shape (its vocabSize is the teacher's). */
   model: ModelConfig;
   /** The teacher it drafts for: its vocab size and teacherChecksum. */
@@ -71,6 +73,10 @@ export class DraftModel {
     return this.draft.config.variant;
   }
 
+  get hybrid(): boolean {
+    return this.draft.config.hybrid === true;
+  }
+
   get window(): number {
     return this.draft.config.window;
   }
@@ -85,9 +91,10 @@ export class DraftModel {
   }
 
   /** The input of a slot: the rule PtpModel's student follows (slotInput in ptp-model.ts). */
-  slotInput(ownU: number, previousU: number | undefined): Float32Array {
+  slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
     const { config, weights } = this.draft;
-    return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: config.model.dim }, ownU, previousU);
+    const hybridTokens = config.hybrid ? weights.model.tokenEmbedding : undefined;
+    return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: config.model.dim, hybridTokens }, ownU, previousU, lastToken);
   }
 
   /** A new, empty KV cache for the draft transformer. */

@@ -43,6 +43,7 @@ export interface AuxFields {
   variant: Variant;
   aux: AuxEmbeddingConfig;
   window: number;
+  hybrid?: boolean;
 }
 
 /** The weights both files have: the auxiliary embedding and, for C, the start vector. */
@@ -51,7 +52,7 @@ export interface AuxWeightsOf {
   start?: Float32Array;
 }
 
-/** The metadata strings of `variant`, `aux_kind`, `aux_digits` (digits only) and `window` (not validated). */
+/** The metadata strings of `variant`, `aux_kind`, `aux_digits` (digits only), `window` and `slot_input` (hybrid only; not validated). */
 export function auxMetadata(config: AuxFields): Record<string, string> {
   const meta: Record<string, string> = {
     variant: String(config.variant),
@@ -59,7 +60,17 @@ export function auxMetadata(config: AuxFields): Record<string, string> {
     window: String(config.window),
   };
   if (config.aux?.kind === "digits") meta.aux_digits = String(config.aux.digits);
+  // Written only for hybrid models, so files of plain students stay byte-identical to before.
+  if (config.hybrid) meta.slot_input = "hybrid";
   return meta;
+}
+
+/** Metadata "slot_input": "hybrid" (the first slot also embeds the last known token) or "aux" (the default when absent). */
+export function parseSlotInput(meta: Record<string, string>, fail: Fail): boolean {
+  const s = meta.slot_input;
+  if (s === undefined || s === "aux") return false;
+  if (s === "hybrid") return true;
+  return fail(`metadata "slot_input" must be "hybrid" or "aux", found ${JSON.stringify(s)}`);
 }
 
 /** Fails unless metadata "format" is `format` (else it is not `what`, e.g. "a PTP draft model") and "format_version" is `version`. */

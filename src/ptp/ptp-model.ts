@@ -13,6 +13,8 @@ export interface SlotInputSource {
   /** C-PTP: the input of a window's first slot [dim]. */
   start?: Float32Array;
   dim: number;
+  /** Hybrid slot input: the token embedding table [vocab, dim] a window's first slot adds. */
+  hybridTokens?: Float32Array;
 }
 
 /**
@@ -20,10 +22,26 @@ export interface SlotInputSource {
  * the standalone draft model): O-PTP: embed(u) of the slot's own u. C-PTP:
  * its own u is withheld, so the input is embed of the u before it, or the
  * start vector for the window's first slot (`previousU` undefined).
+ *
+ * Hybrid models (`hybridTokens` set) add to a window's first slot the token
+ * embedding of `lastToken`, the token at the slot's position: the last
+ * finalized token, or the draft a branch assumes accepted. The slot then
+ * starts from what the teacher's own row there would read instead of
+ * rebuilding it through attention alone.
  */
-export function slotInput(src: SlotInputSource, ownU: number, previousU: number | undefined): Float32Array {
-  if (src.variant === "O") return embedAux(ownU, src.aux, src.auxWeights, src.dim);
-  return previousU === undefined ? src.start!.slice() : embedAux(previousU, src.aux, src.auxWeights, src.dim);
+export function slotInput(src: SlotInputSource, ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
+  const x = src.variant === "O" ? embedAux(ownU, src.aux, src.auxWeights, src.dim) : previousU === undefined ? src.start!.slice() : embedAux(previousU, src.aux, src.auxWeights, src.dim);
+  if (src.hybridTokens && previousU === undefined) {
+    if (lastToken === undefined) throw new Error("slotInput: a hybrid model's first slot needs the last known token");
+    addTokenRow(x, src.hybridTokens, lastToken, src.dim);
+  }
+  return x;
+}
+
+/** x += table[token] (float32 sums, as the training graph adds them). */
+export function addTokenRow(x: Float32Array, table: Float32Array, token: number, dim: number): void {
+  if (!(Number.isInteger(token) && token >= 0 && (token + 1) * dim <= table.length)) throw new RangeError(`slot input: token ${token} is outside the vocabulary`);
+  for (let d = 0; d < dim; d++) x[d] += table[token * dim + d];
 }
 
 /**
@@ -54,6 +72,11 @@ export class PtpModel {
     return this.requireStudent().config.variant;
   }
 
+  /** Whether the student's slot 0 embeds the last known token (and stands in for its row). */
+  get hybrid(): boolean {
+    return this.student?.config.hybrid === true;
+  }
+
   /**
    * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
    * on); every earlier row runs the teacher.
@@ -76,11 +99,13 @@ export class PtpModel {
    * order). O-PTP: embed(u) of the slot's own u, the last of `us`. C-PTP:
    * its own u is withheld, so the input is embed of the u before it, or the
    * learned start vector for the window's first slot; the mask then lets
-   * slot j see slots <= j, which carry u's up to u_{j-1} only.
+   * slot j see slots <= j, which carry u's up to u_{j-1} only. A hybrid
+   * student's first slot also embeds `lastToken` with the teacher's table.
    */
-  slotInput(ownU: number, previousU: number | undefined): Float32Array {
+  slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
     const { config, weights } = this.requireStudent();
-    return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim }, ownU, previousU);
+    const hybridTokens = config.hybrid ? this.teacher.tokenEmbeddingTable : undefined;
+    return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim, hybridTokens }, ownU, previousU, lastToken);
   }
 
   private requireStudent(): Student {

@@ -36,6 +36,12 @@ export interface StudentConfig {
   aux: AuxEmbeddingConfig;
   /** Window N: slots per proposal the student was built (trained) for. */
   window: number;
+  /**
+   * Hybrid slot input: a window's first slot also receives the token
+   * embedding of the token at its position (the last known token), besides
+   * embed(u). Absent or false: slots see only the auxiliary input.
+   */
+  hybrid?: boolean;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;

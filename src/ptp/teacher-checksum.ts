@@ -1,9 +1,12 @@
-import { createHash, type Hash } from "node:crypto";
+import { sha256 } from "@noble/hashes/sha2";
+import { bytesToHex } from "@noble/hashes/utils";
 import type { Checkpoint } from "../model/weights.js";
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Feeds the float32 little-endian bytes of an array to the hash (a view, no copy, on little-endian hosts). */
+type Hash = ReturnType<typeof sha256.create>;
+
 function updateFloats(hash: Hash, a: Float32Array): void {
   if (LITTLE_ENDIAN_HOST) {
     hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -27,6 +30,7 @@ function updateFloats(hash: Hash, a: Float32Array): void {
  * then wq, wk, wv, wo, rmsFfn, w1, w2, w3 likewise; rmsFinal; the classifier
  * when separate) as float32 little-endian bytes. It does not depend on the
  * file format the teacher was loaded from (v0 or v1, RoPE tables excluded).
+ * The same code (a pure-JS SHA-256) runs in Node and in browsers.
  */
 export function teacherChecksum(ckpt: Checkpoint): string {
   const c = ckpt.config;
@@ -34,7 +38,7 @@ export function teacherChecksum(ckpt: Checkpoint): string {
   if (w.layers.length !== c.nLayers) {
     throw new Error(`teacherChecksum: config has ${c.nLayers} layers but the weights have ${w.layers.length}`);
   }
-  const hash = createHash("sha256");
+  const hash = sha256.create();
   const header = new Uint8Array(29);
   const dv = new DataView(header.buffer);
   [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen].forEach((v, i) => dv.setInt32(4 * i, v, true));
@@ -46,5 +50,6 @@ export function teacherChecksum(ckpt: Checkpoint): string {
   }
   updateFloats(hash, w.rmsFinal);
   if (!c.sharedClassifier) updateFloats(hash, w.wcls);
-  return hash.digest("hex");
+  return bytesToHex(hash.digest());
 }
+

@@ -3,7 +3,7 @@
  * generator, explicit arrays, and text files.
  */
 
-import { readFileSync } from "node:fs";
+import { nodeBuiltin } from "../host/node-builtin.js";
 import { assertValidU } from "./pick.js";
 
 /** A stream of auxiliary variables, each in [0, 1). */
@@ -127,7 +127,7 @@ const SPECIAL = /^[+-]?(?:Infinity|inf|NaN)$/i;
 export function readAuxFile(path: string): ArrayAux {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "build an ArrayAux from the values instead").readFileSync(path, "utf8");
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e && e.code === "ENOENT") throw new Error(`u file not found: ${path}`);

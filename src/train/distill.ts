@@ -5,17 +5,14 @@ import type { Student } from "../ptp/student-weights.js";
 import { writeStudent } from "../ptp/adapter-file.js";
 import { writeDraft } from "../ptp/draft-file.js";
 import type { Draft } from "../ptp/draft-model.js";
-import { scale, Tape } from "./autograd/index.js";
 import type { DatasetRecord } from "./dataset.js";
 import { betaSample, drawU } from "./dataset.js";
+import { DataParallel } from "./data-parallel.js";
+import { isDraft, type JobFigures, type SequenceJob } from "./distill-step.js";
 import { evaluateStudent, type EvalSettings } from "./evaluate.js";
-import { constantWeights } from "./graph.js";
 import type { ProgressStream } from "./progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
-import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
-import type { ScheduleConfig } from "./schedule.js";
-import { trainableDraft, trainableStudent } from "./student-params.js";
-import { teacherContext } from "./teacher-context.js";
+import type { LossKind } from "./ptp-windows.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 
 /**
@@ -39,6 +36,8 @@ export interface DistillOptions extends LoopOptions {
   /** The dataset's sampling settings: C-PTP learns softmax(logits / T). */
   sampling: SamplingSettings;
   eval?: EvalSettings;
+  /** Threads that share each step's sequences (default 1); the result is the same bits on any number. */
+  threads?: number;
 }
 
 export interface DistillFiles {
@@ -54,59 +53,50 @@ export interface DistillFiles {
  * context; no teacher pass is needed except for KL losses). Writes it to
  * files.out at every checkpoint.
  */
-export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
-  const cfg = teacherCkpt.config, variant = proposer.config.variant, L = o.window;
+export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
+  const L = o.window;
   const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
-  const isDraft = "model" in proposer.config;
-  const st = isDraft ? undefined : trainableStudent(proposer as Student, cfg);
-  const dt = isDraft ? trainableDraft(proposer as Draft) : undefined;
-  const weights = constantWeights(teacherCkpt);
-  const temperature = o.sampling.temperature;
+  const draft = isDraft(proposer);
+  const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
+  const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences);
 
   const spec: LoopSpec = {
-    params: (st ?? dt!).params,
+    params: parallel.trainable,
     ...loopSettings(o, files),
     unit: "slot",
     label: "distill",
     stream,
-    config: { [isDraft ? "draft" : "student"]: proposer.config, distill: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
-    save: () => (isDraft ? writeDraft(files.out, proposer as Draft) : writeStudent(files.out, proposer as Student)),
+    config: { [draft ? "draft" : "student"]: proposer.config, distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
+    save: () => (draft ? writeDraft(files.out, proposer) : writeStudent(files.out, proposer)),
     evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, proposer, o.eval!).meanAccepted }) : undefined,
     step(rng: Mulberry32) {
-      let loss = 0, correct = 0, windows = 0, slots = 0;
+      // The data of the step, drawn on this thread in a fixed order: each sequence, the u of
+      // every sampled token inside its bin, and the window starts.
+      const jobs: SequenceJob[] = [];
       for (let b = 0; b < o.sequences; b++) {
         const rec = usable[Math.floor(rng.nextFloat() * usable.length)];
         const n = rec.tokens.length, p = rec.promptLength;
         const us = new Float32Array(n);
         for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
         const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p)));
-        const rows = windowRows(variant, rec.tokens, us, starts, L, o.gamma);
-        // The last token is only ever a target: the teacher runs on the tokens before it
-        // (for a draft model only when the loss needs its distributions).
-        const needTeacher = !isDraft || o.loss !== "ce";
-        const teacherRun = needTeacher ? teacherContext(teacher, rec.tokens.subarray(0, n - 1), o.loss !== "ce") : undefined;
-        const tl = teacherRun?.logits;
-        const tape = new Tape();
-        const logits = st ? studentLogits(tape, cfg, weights, st, teacherRun!.context, rows) : draftLogits(tape, dt!, rec.tokens, rows);
-        const teacherLogits = tl ? gatherRows(tl, rows.positions, cfg.vocabSize) : undefined;
-        const l = windowLoss(tape, variant, logits, rows, o.loss, temperature, teacherLogits);
-        tape.backward(scale(tape, l, 1 / o.sequences));
-        loss += l.data[0] / o.sequences;
-        const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling);
-        correct += m.correct.reduce((a, c) => a + c, 0);
-        windows += m.correct.length;
-        slots += rows.positions.length;
+        jobs.push({ tokens: Int32Array.from(rec.tokens), us, starts });
       }
-      return { loss, units: slots, metrics: { correct: correct / windows } };
+      const figures = parallel.run(jobs);
+      const sum = (k: keyof JobFigures) => figures.reduce((a, f) => a + f[k], 0);
+      return { loss: sum("loss"), units: sum("slots"), metrics: { correct: sum("correct") / sum("windows") } };
     },
   };
-  return runLoop(spec);
+  try {
+    // Awaited here, so the workers are closed only once the run (which yields between steps) is over.
+    return await runLoop(spec);
+  } finally {
+    parallel.close();
+  }
 }
 
-/** The teacher's logits at each row's position (the distribution of the token that row predicts). */
-function gatherRows(logits: Float32Array, positions: Int32Array, V: number): Float32Array {
-  const out = new Float32Array(positions.length * V);
-  positions.forEach((pos, r) => out.set(logits.subarray(pos * V, (pos + 1) * V), r * V));
-  return out;
+/** The options without the thread count: a run gives the same bits on any number of threads, so a resume may change it. */
+function withoutThreads(o: DistillOptions): Omit<DistillOptions, "threads"> {
+  const { threads: _t, ...rest } = o;
+  return rest;
 }

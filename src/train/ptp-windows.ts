@@ -4,7 +4,7 @@ import type { Variant } from "../ptp/student-weights.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { addBias, anchorEmbedding, concatRows, crossEntropy, embedding, klDivergence, linear, replaceRows, sliceRows, Tensor, type Tape } from "./autograd/index.js";
+import { addBias, addEmbeddingRows, anchorEmbedding, concatRows, crossEntropy, embedding, klDivergence, linear, replaceRows, sliceRows, Tensor, type Tape } from "./autograd/index.js";
 import { forwardRows, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student-params.js";
 
@@ -14,7 +14,10 @@ import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student
  * the slot of window w that predicts t_k (k = s_w + j) sits at position
  * k - 1, sees the sequence's keys before s_w (the teacher's KV, a constant)
  * and its own window's slots 0..j, and takes
- *   O-PTP: embed(u_k);   C-PTP: embed(u_{k-1}), or the start vector at j = 0.
+ *   O-PTP: embed(u_k);   C-PTP: embed(u_{k-1}), or the start vector at j = 0;
+ * a hybrid model's slot 0 also adds the embedding of t_{s_w - 1}, the token
+ * at its position (the last context token), and stands in for that token's
+ * row: the window's slots see the context before it, [0, s_w - 1).
  */
 export interface WindowRows {
   L: number;
@@ -26,6 +29,8 @@ export interface WindowRows {
   inputU: Float32Array;
   /** C-PTP: rows whose input is the start vector. */
   takeStart: Uint8Array;
+  /** Per row: the token at its position for a window's first slot (hybrid input), -1 for the others. */
+  lastToken: Int32Array;
   /** The token each row predicts, its u, and its loss weight (gamma^j; 0 past the sequence end). */
   targets: Int32Array;
   targetU: Float32Array;
@@ -39,7 +44,7 @@ export interface WindowRows {
  * `tokens` with u's `us` (us[k] is the u of position k). Slots past the end
  * of the sequence get weight 0 and u = 0.5 (their outputs are never read).
  */
-export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1): WindowRows {
+export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, hybrid = false): WindowRows {
   const W = starts.length, R = W * L, n = tokens.length;
   const rows: WindowRows = {
     L,
@@ -48,6 +53,7 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
     visible: new Int32Array(4 * R),
     inputU: new Float32Array(R),
     takeStart: new Uint8Array(R),
+    lastToken: new Int32Array(R).fill(-1),
     targets: new Int32Array(R),
     targetU: new Float32Array(R),
     weights: new Float32Array(R),
@@ -60,10 +66,11 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
       const r = w * L + j, k = s + j, inside = k < n;
       const u = (i: number) => (i < n ? us[i] : 0.5);
       rows.positions[r] = k - 1;
-      rows.visible.set([0, s, C + w * L, C + r + 1], 4 * r);
+      rows.visible.set([0, hybrid ? s - 1 : s, C + w * L, C + r + 1], 4 * r);
       rows.targets[r] = inside ? tokens[k] : 0;
       rows.targetU[r] = u(k);
       rows.weights[r] = inside ? gamma ** j : 0;
+      if (j === 0) rows.lastToken[r] = tokens[s - 1];
       if (variant === "O") rows.inputU[r] = u(k);
       else if (j === 0) rows.takeStart[r] = 1;
       else rows.inputU[r] = u(k - 1);
@@ -72,8 +79,12 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
   return rows;
 }
 
-/** The slot input rows [R, dim]: the auxiliary embedding of each row's u (or the start vector). */
-export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, dim: number): Tensor {
+/**
+ * The slot input rows [R, dim]: the auxiliary embedding of each row's u (or
+ * the start vector), plus for hybrid models the embedding of each window's
+ * last known token from `tokenTable` (the teacher's, or a draft model's own).
+ */
+export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, dim: number, tokenTable: Tensor): Tensor {
   const cfg = slots.aux, t = slots.tensors, R = rows.inputU.length;
   let x: Tensor;
   if (cfg.kind === "anchors") x = anchorEmbedding(tape, t.anchors!, rows.inputU);
@@ -83,13 +94,14 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
     x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), t.weight!), t.bias!);
   }
   if (x.cols !== dim) throw new RangeError(`slotInputs: the aux embedding gives ${x.cols} values per row, the model needs ${dim}`);
-  return slots.start ? replaceRows(tape, x, slots.start, rows.takeStart) : x;
+  if (slots.start) x = replaceRows(tape, x, slots.start, rows.takeStart);
+  return slots.hybrid ? addEmbeddingRows(tape, x, tokenTable, rows.lastToken) : x;
 }
 
 /** The student's logits [R, vocab] for the window rows, against the teacher's KV of the sequence. */
 export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
   if (context.length < rows.contextLength) throw new RangeError(`studentLogits: windows need ${rows.contextLength} context rows, the teacher KV has ${context.length}`);
-  const x = slotInputs(tape, st.slots, rows, teacher.dim);
+  const x = slotInputs(tape, st.slots, rows, teacher.dim, weights.tokenEmbedding);
   return forwardRows(tape, teacher, weights, { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: rows.contextLength } }, st.lora);
 }
 
@@ -102,7 +114,7 @@ export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWe
 export function draftLogits(tape: Tape, d: TrainableDraft, tokens: ArrayLike<number>, rows: WindowRows): Tensor {
   const cfg = d.draft.config.model, C = rows.contextLength, R = rows.positions.length;
   const ids = Int32Array.from({ length: C }, (_, i) => tokens[i]);
-  const x = concatRows(tape, embedding(tape, d.weights.tokenEmbedding, ids), slotInputs(tape, d.slots, rows, cfg.dim));
+  const x = concatRows(tape, embedding(tape, d.weights.tokenEmbedding, ids), slotInputs(tape, d.slots, rows, cfg.dim, d.weights.tokenEmbedding));
   const positions = new Int32Array(C + R), visible = new Int32Array(4 * (C + R));
   for (let i = 0; i < C; i++) {
     positions[i] = i;

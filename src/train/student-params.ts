@@ -18,6 +18,8 @@ export interface TrainableSlots {
   aux: AuxEmbeddingConfig;
   tensors: { weight?: Tensor; bias?: Tensor; anchors?: Tensor };
   start?: Tensor;
+  /** Hybrid slot input: a window's first slot adds its last known token's embedding. */
+  hybrid: boolean;
 }
 
 /** The gated-LoRA student: LoRA A and B of every linear layer, plus its slot inputs; the teacher stays frozen. */
@@ -36,7 +38,7 @@ export interface TrainableDraft {
   slots: TrainableSlots;
 }
 
-function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, w: AuxEmbeddingWeights, start: Float32Array | undefined, dim: number): TrainableSlots {
+function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, w: AuxEmbeddingWeights, start: Float32Array | undefined, dim: number, hybrid: boolean): TrainableSlots {
   const p = (name: string, data: Float32Array, shape: number[]) => {
     const param = makeParam(name, shape, data, false);
     params.push(param);
@@ -48,7 +50,7 @@ function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, 
     tensors.weight = p("aux.weight", w.weight!, [dim, auxFeatureCount(aux)]);
     tensors.bias = p("aux.bias", w.bias!, [dim]);
   }
-  return { aux, tensors, start: variant === "C" ? p("start", start!, [dim]) : undefined };
+  return { aux, tensors, start: variant === "C" ? p("start", start!, [dim]) : undefined, hybrid };
 }
 
 export function trainableStudent(student: Student, teacher: ModelConfig): TrainableStudent {
@@ -64,13 +66,13 @@ export function trainableStudent(student: Student, teacher: ModelConfig): Traina
       }),
     ) as Record<LinearName, { A: Tensor; B: Tensor }>,
   );
-  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, teacher.dim);
+  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, teacher.dim, config.hybrid === true);
   return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots };
 }
 
 export function trainableDraft(draft: Draft): TrainableDraft {
   const { config, weights } = draft;
   const { params, weights: graph } = trainableWeights({ config: config.model, weights: weights.model });
-  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, config.model.dim);
+  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, config.model.dim, config.hybrid === true);
   return { draft, params, weights: graph, slots };
 }

@@ -1,7 +1,5 @@
 import * as loader from "@assemblyscript/loader";
-import { readFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
+import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
 import type { BackendOptions } from "../registry.js";
 import { ropeAngle } from "../rope-angle.js";
@@ -75,8 +73,14 @@ class WasmBuffer implements Buffer {
   }
 }
 
-/** The URL of a build's .wasm file (works from src/backends/wasm and dist/backends/wasm). */
-export function wasmBuildUrl(build: WasmBuild): URL {
+/**
+ * The URL of a build's .wasm file: in `baseUrl` (a folder URL ending in "/",
+ * e.g. where a web page serves ptp-simd.wasm and ptp-relaxed.wasm) when
+ * given, else in the package's build/ folder (from src/backends/wasm and
+ * dist/backends/wasm alike).
+ */
+export function wasmBuildUrl(build: WasmBuild, baseUrl?: string | URL): URL {
+  if (baseUrl !== undefined) return new URL(`ptp-${build}.wasm`, baseUrl);
   return build === "relaxed"
     ? new URL("../../../build/ptp-relaxed.wasm", import.meta.url)
     : new URL("../../../build/ptp-simd.wasm", import.meta.url);
@@ -100,7 +104,9 @@ export function resolveWasmBuild(requested: "auto" | WasmBuild = "auto"): WasmBu
 
 async function loadBytes(url: URL): Promise<Uint8Array> {
   try {
-    if (url.protocol === "file:") return await readFile(fileURLToPath(url));
+    if (url.protocol === "file:") {
+      return nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${url.href}`, "serve the .wasm files and pass options.wasmBaseUrl").readFileSync(url);
+    }
     const res = await fetch(url);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
@@ -117,15 +123,16 @@ function requireWasm() {
   return api;
 }
 
-const compiled = new Map<WasmBuild, Promise<WasmModule>>();
+const compiled = new Map<string, Promise<WasmModule>>();
 
-/** Compiles a build once per process; every backend instance gets its own instance and memory. */
-function compileBuild(build: WasmBuild): Promise<WasmModule> {
-  let p = compiled.get(build);
+/** Compiles a build (by URL) once per process; every backend instance gets its own instance and memory. */
+function compileBuild(build: WasmBuild, baseUrl?: string | URL): Promise<WasmModule> {
+  const url = wasmBuildUrl(build, baseUrl);
+  let p = compiled.get(url.href);
   if (!p) {
-    p = loadBytes(wasmBuildUrl(build)).then((bytes) => requireWasm().compile(bytes));
-    compiled.set(build, p);
-    p.catch(() => compiled.delete(build));
+    p = loadBytes(url).then((bytes) => requireWasm().compile(bytes));
+    compiled.set(url.href, p);
+    p.catch(() => compiled.delete(url.href));
   }
   return p;
 }
@@ -140,8 +147,8 @@ interface SharedInstance {
   memory: WasmMemory;
 }
 
-async function instantiateShared(build: WasmBuild): Promise<SharedInstance> {
-  const module = await compileBuild(build);
+async function instantiateShared(build: WasmBuild, baseUrl?: string | URL): Promise<SharedInstance> {
+  const module = await compileBuild(build, baseUrl);
   const WA = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory } };
   const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
   // The AssemblyScript loader supplies the runtime imports and turns a kernel
@@ -158,24 +165,51 @@ export async function instantiateBuild(build: WasmBuild): Promise<Kernels> {
   return (await instantiateShared(build)).kernels;
 }
 
-/** The default thread count: the cores this process may use. */
+/** The default thread count: the cores this process may use (Node), or navigator.hardwareConcurrency (browsers). */
 export function defaultThreads(): number {
-  return Math.max(1, availableParallelism());
+  if (isNode()) return Math.max(1, nodeBuiltin<typeof import("node:os")>("node:os", "defaultThreads", "").availableParallelism());
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return Math.max(1, nav?.hardwareConcurrency ?? 1);
+}
+
+/**
+ * Why threads cannot be used here, or undefined where they can: worker
+ * threads share the WASM memory, which a browser allows only on a
+ * cross-origin isolated page (served with COOP/COEP headers).
+ */
+export function threadsUnavailableReason(): string | undefined {
+  const g = globalThis as { crossOriginIsolated?: boolean; SharedArrayBuffer?: unknown };
+  if (g.crossOriginIsolated === false || typeof g.SharedArrayBuffer !== "function") {
+    return "one thread: this page is not cross-origin isolated, so worker threads cannot share the WASM memory " +
+      "(serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)";
+  }
+  return undefined;
 }
 
 /**
  * Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or
  * "relaxed"; options.threads (default: os.availableParallelism()) is how many
- * threads large matmuls are split over (output columns, never K).
+ * threads large matmuls are split over (output columns, never K); where
+ * threads are unavailable (a browser page that is not cross-origin
+ * isolated) it runs on one thread and says why in `threadNote`.
+ * options.wasmBaseUrl is the folder URL the .wasm builds are fetched from
+ * (default: the package's build/).
  */
 export async function createWasmBackend(options: BackendOptions = {}): Promise<WasmBackend> {
   const build = resolveWasmBuild(options.wasmBuild ?? "auto");
-  const threads = options.threads ?? defaultThreads();
-  if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new Error(`wasm backend: threads must be an integer from 1 to 256, got ${String(threads)}`);
+  const requested = options.threads ?? defaultThreads();
+  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1 || requested > 256) {
+    throw new Error(`wasm backend: threads must be an integer from 1 to 256, got ${String(requested)}`);
   }
-  const inst = await instantiateShared(build);
-  return new WasmBackend(inst.kernels, build, threads, inst.module);
+  const baseUrl = options.wasmBaseUrl;
+  if (baseUrl !== undefined && typeof baseUrl !== "string" && !(baseUrl instanceof URL)) {
+    throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${String(baseUrl)}`);
+  }
+  const note = requested > 1 ? threadsUnavailableReason() : undefined;
+  const inst = await instantiateShared(build, baseUrl);
+  const backend = new WasmBackend(inst.kernels, build, note ? 1 : requested, inst.module);
+  backend.threadNote = note;
+  return backend;
 }
 
 export class WasmBackend implements Backend {
@@ -203,6 +237,8 @@ export class WasmBackend implements Backend {
   private pool: ThreadPool | undefined;
   /** Matmuls split over threads so far (for tests and diagnostics). */
   threadedCalls = 0;
+  /** Set when more threads were asked for than could be used, saying why (see threadsUnavailableReason). */
+  threadNote: string | undefined;
 
   constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule) {
     this.k = kernels;

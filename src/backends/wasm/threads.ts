@@ -12,8 +12,11 @@
  * then sleeps in Atomics.wait; COMPLETED counts the chunks written.
  * Nothing is allocated per call. Workers are unref'd (they never keep a
  * process alive) and terminated by dispose().
+ *
+ * Workers come from a WorkerSpawner: Node's worker_threads by default; the
+ * browser entry installs Web Workers (web-workers.ts) with setWorkerSpawner.
  */
-import { Worker } from "node:worker_threads";
+import { nodeBuiltin } from "../../host/node-builtin.js";
 import type { WasmMemory, WasmModule } from "./wasm-api.js";
 
 // Layout of the control block (Int32 slots).
@@ -26,10 +29,11 @@ const P = 8; // job: y, x, w, packed, M, K, N, chunk, nChunks
 const SLOTS = P + 9;
 const SPIN_WORKER = 40_000; // Atomics.load rounds before an idle worker sleeps (tens of microseconds)
 
-/** The worker's program (CommonJS, evaluated from a string so it runs the same from src/ and dist/). */
-const WORKER_SOURCE = `
-const { workerData } = require("node:worker_threads");
-const { module, memory, ctrl } = workerData;
+/**
+ * The worker's loop, as source text (so it runs the same from src/, dist/ and
+ * a bundle); it expects \`module\`, \`memory\` and \`ctrl\` (PoolWorkerData) in scope.
+ */
+export const WORKER_LOOP = `
 const c = new Int32Array(ctrl);
 const u = new Uint32Array(ctrl);
 const abort = () => { throw new Error("wasm kernel abort in worker"); };
@@ -58,12 +62,56 @@ for (;;) {
 }
 `;
 
+/** The worker's program on Node (CommonJS, evaluated from a string). */
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { module, memory, ctrl } = workerData;
+${WORKER_LOOP}`;
+
+/** What a worker gets: the compiled kernels, the shared memory and the control block. */
+export interface PoolWorkerData {
+  module: WasmModule;
+  memory: WasmMemory;
+  ctrl: SharedArrayBuffer;
+}
+
+/** A started worker, as the pool sees it. */
+export interface PoolWorker {
+  /** Calls `listener` if the worker fails or exits before it is terminated. */
+  onFailure(listener: (err: Error) => void): void;
+  terminate(): void;
+}
+
+/** Starts one worker running WORKER_LOOP on `data`. */
+export type WorkerSpawner = (data: PoolWorkerData) => PoolWorker;
+
+/** Node's worker_threads, unref'd so they never keep a process alive. */
+export const nodeWorkerSpawner: WorkerSpawner = (data) => {
+  const { Worker } = nodeBuiltin<typeof import("node:worker_threads")>("node:worker_threads", "wasm backend threads", "use setWorkerSpawner (see web-workers.ts)");
+  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+  w.unref();
+  return {
+    onFailure(listener) {
+      w.once("error", listener);
+      w.once("exit", () => listener(new Error("wasm backend: a worker thread exited during start-up")));
+    },
+    terminate: () => void w.terminate(),
+  };
+};
+
+let spawner: WorkerSpawner = nodeWorkerSpawner;
+
+/** Sets how new thread pools start their workers (the browser entry installs Web Workers). */
+export function setWorkerSpawner(s: WorkerSpawner): void {
+  spawner = s;
+}
+
 export type GemmKernel = (y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number) => void;
 
 export class ThreadPool {
   /** Threads in all, the calling thread included. */
   readonly threads: number;
-  private readonly workers: Worker[] = [];
+  private readonly workers: PoolWorker[] = [];
   private readonly c: Int32Array;
   private readonly u: Uint32Array;
   private readonly ready: Promise<void>;
@@ -77,13 +125,11 @@ export class ThreadPool {
     this.u = new Uint32Array(ctrl);
     const starts: Promise<void>[] = [];
     for (let i = 0; i < threads - 1; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl } });
-      w.unref();
+      const w = spawner({ module, memory, ctrl });
       this.workers.push(w);
       starts.push(
         new Promise<void>((resolve, reject) => {
-          w.once("error", reject);
-          w.once("exit", () => reject(new Error("wasm backend: a worker thread exited during start-up")));
+          w.onFailure(reject);
           const poll = () => {
             if (Atomics.load(this.c, READY) >= threads - 1) resolve();
             else setTimeout(poll, 1);
@@ -147,6 +193,6 @@ export class ThreadPool {
     Atomics.store(this.c, QUIT, 1);
     Atomics.add(this.c, GEN, 1);
     Atomics.notify(this.c, GEN);
-    for (const w of this.workers) void w.terminate();
+    for (const w of this.workers) w.terminate();
   }
 }

@@ -31,7 +31,9 @@ export interface Decoder {
  */
 export interface SlotProposer {
   readonly variant: Variant;
-  slotInput(ownU: number, previousU: number | undefined): Float32Array;
+  /** Hybrid slot input: a window's first slot embeds the last known token and stands in for that token's row. */
+  readonly hybrid: boolean;
+  slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
 /** A chain of drafts up to its first NO_DRAFT (drafts after a wrong one are never verified). */
@@ -64,15 +66,19 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
  * The slots of one proposal window predicting positions k0, k0+1, ...:
  * slot j sits at position k0 - 1 + j (where an AR model reads t_{k0-1+j}),
  * sees the base rows `base` and the window's slots 0..j, and takes the
- * auxiliary input for u(k0 + j) (see slotInput in ptp-model.ts). `first` is the
+ * auxiliary input for u(k0 + j) (see slotInput in ptp-model.ts). `lastToken`
+ * is the token at position k0 - 1 (finalized, or a draft the window assumes
+ * accepted), which a hybrid model's slot 0 embeds; slot 0 then stands in for
+ * that token's row, so the window does not see it (the last of `base`, which
+ * lists the base rows the window conditions on in position order). `first` is the
  * group-local index the window's first slot will have; `u` gives the u's
  * the window is built from (the sequence's own by default).
  */
-export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
+export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, lastToken: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
   return range(0, count).map((j) => ({
-    input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined),
+    input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
     position: k0 - 1 + j,
-    sees: [...base, ...range(first, first + j + 1)],
+    sees: [...(model.hybrid ? base.slice(0, -1) : base), ...range(first, first + j + 1)],
   }));
 }
 

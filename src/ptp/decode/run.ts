@@ -47,6 +47,8 @@ export interface DecodeOptions {
    * are released. For inspection and tests.
    */
   onFinished?: (prompt: number, cache: KVCache, rows: number[]) => void;
+  /** Called after every model call with each prompt's tokens so far, prompt included (e.g. to stream the text). */
+  onCall?: (tokens: readonly (readonly number[])[]) => void;
 }
 
 export interface PtpStats {
@@ -154,6 +156,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
     // A sequence that just finished: show its cache rows before they are dropped.
     if (options.onFinished) for (const [seq, r] of rows) if (seq.done) options.onFinished(sequences.indexOf(seq), cache, r);
     cache.keep(survivors(sequences, rows));
+    options.onCall?.(sequences.map((s) => s.tokens));
   }
   cache.free();
   // Calls on a model of the decoder's own (a draft model) count too.

@@ -39,6 +39,11 @@ export class Sequence {
 
   readonly promptLength: number;
 
+  /** The last finalized token (at position next - 1). */
+  get last(): number {
+    return this.tokens[this.tokens.length - 1];
+  }
+
   /** Position of the next token to finalize. */
   get next(): number {
     return this.tokens.length;

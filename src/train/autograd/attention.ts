@@ -1,3 +1,4 @@
+import { constantPrefixRows } from "./elementwise.js";
 import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
@@ -39,7 +40,9 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, visible: 
   tape.record(out, (dO) => {
     // Inputs without a gradient still get one computed, into scratch.
     const grad = (t: Tensor) => t.grad ?? new Float32Array(t.data.length);
-    k_.attentionBackward(grad(q), grad(k), grad(v), dO, probs, q.data, k.data, v.data, visible, offsets, M, nHeads, nKvHeads, hs, scale);
+    // Leading key rows that are constants (a context prefix concatenated in front) need no dk, dv.
+    const kvFrom = Math.min(constantPrefixRows(k), constantPrefixRows(v));
+    k_.attentionBackward(grad(q), grad(k), grad(v), dO, probs, q.data, k.data, v.data, visible, offsets, M, nHeads, nKvHeads, hs, scale, kvFrom);
   });
   return out;
 }

@@ -1,16 +1,25 @@
+import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 function sameSize(op: string, a: Tensor, b: Tensor): void {
   if (a.data.length !== b.data.length) throw new RangeError(`${op}: sizes differ (${a.data.length} vs ${b.data.length})`);
 }
 
+/** g[i] += dy[i] for i < dy.length (g may be longer: from offset `o`). */
+function addInto(g: Float32Array, dy: Float32Array, o = 0): void {
+  const n = dy.length;
+  for (let i = 0; i < n; i++) g[o + i] += dy[i];
+}
+
 /** a + b, same shape. */
 export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
   sameSize("add", a, b);
   const y = tape.output(a.shape, [a, b]);
-  for (let i = 0; i < y.data.length; i++) y.data[i] = a.data[i] + b.data[i];
+  const yd = y.data, ad = a.data, bd = b.data, n = yd.length;
+  for (let i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   tape.record(y, (dy) => {
-    for (const t of [a, b]) if (t.grad) for (let i = 0; i < dy.length; i++) t.grad[i] += dy[i];
+    if (a.grad) addInto(a.grad, dy);
+    if (b.grad) addInto(b.grad, dy);
   });
   return y;
 }
@@ -18,9 +27,11 @@ export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
 /** c * x for a constant c. */
 export function scale(tape: Tape, x: Tensor, c: number): Tensor {
   const y = tape.output(x.shape, [x]);
-  for (let i = 0; i < y.data.length; i++) y.data[i] = c * x.data[i];
+  const yd = y.data, xd = x.data, n = yd.length;
+  for (let i = 0; i < n; i++) yd[i] = c * xd[i];
   tape.record(y, (dy) => {
-    for (let i = 0; i < dy.length; i++) x.grad![i] += c * dy[i];
+    const g = x.grad!;
+    for (let i = 0; i < n; i++) g[i] += c * dy[i];
   });
   return y;
 }
@@ -30,30 +41,39 @@ export function addBias(tape: Tape, x: Tensor, b: Tensor): Tensor {
   const N = x.cols, M = x.data.length / N;
   if (b.data.length !== N) throw new RangeError(`addBias: bias has ${b.data.length} values, rows have ${N}`);
   const y = tape.output(x.shape, [x, b]);
-  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) y.data[m * N + n] = x.data[m * N + n] + b.data[n];
+  const yd = y.data, xd = x.data, bd = b.data;
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) yd[m * N + n] = xd[m * N + n] + bd[n];
   tape.record(y, (dy) => {
-    if (x.grad) for (let i = 0; i < dy.length; i++) x.grad[i] += dy[i];
-    if (b.grad) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) b.grad[n] += dy[m * N + n];
+    if (x.grad) addInto(x.grad, dy);
+    const bg = b.grad;
+    if (bg) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) bg[n] += dy[m * N + n];
   });
   return y;
 }
-
-const sigmoid = (a: number) => 1 / (1 + Math.exp(-a));
 
 /** SwiGLU: silu(gate) * up, elementwise; silu(a) = a sigmoid(a). */
 export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   sameSize("swiglu", gate, up);
   const y = tape.output(gate.shape, [gate, up]);
-  const g = gate.data, u = up.data;
-  for (let i = 0; i < y.data.length; i++) y.data[i] = g[i] * sigmoid(g[i]) * u[i];
-  tape.record(y, (dy) => {
-    for (let i = 0; i < dy.length; i++) {
-      const s = sigmoid(g[i]);
-      if (gate.grad) gate.grad[i] += dy[i] * u[i] * s * (1 + g[i] * (1 - s));
-      if (up.grad) up.grad[i] += dy[i] * g[i] * s;
-    }
-  });
+  const g = gate.data, u = up.data, n = y.data.length;
+  // sigmoid(gate), kept for the backward pass.
+  const sg = new Float32Array(n);
+  const k = trainKernels();
+  k.swiglu(y.data, sg, g, u, n);
+  tape.record(y, (dy) => k.swigluBackward(gate.grad, up.grad, dy, g, u, sg, n));
   return y;
+}
+
+/**
+ * For outputs of concatRows whose first part is a constant: how many leading
+ * rows no gradient flows back from (attention skips their key / value
+ * gradients, which concatRows would drop).
+ */
+const constantRows = new WeakMap<Tensor, number>();
+
+/** The number of leading rows of t whose gradient goes nowhere (0 when unknown). */
+export function constantPrefixRows(t: Tensor): number {
+  return constantRows.get(t) ?? 0;
 }
 
 /** Rows of a [Ra, D] on top of rows of b [Rb, D] -> [Ra + Rb, D]. */
@@ -63,9 +83,10 @@ export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
   const y = tape.output([Ra + Rb, D], [a, b]);
   y.data.set(a.data, 0);
   y.data.set(b.data, a.data.length);
+  if (!a.grad) constantRows.set(y, Ra + (b.grad ? 0 : Rb));
   tape.record(y, (dy) => {
-    if (a.grad) for (let i = 0; i < a.data.length; i++) a.grad[i] += dy[i];
-    if (b.grad) for (let i = 0; i < b.data.length; i++) b.grad[i] += dy[a.data.length + i];
+    if (a.grad) addInto(a.grad, dy.subarray(0, a.data.length));
+    if (b.grad) addInto(b.grad, dy.subarray(a.data.length));
   });
   return y;
 }
@@ -94,7 +115,7 @@ export function sliceRows(tape: Tape, x: Tensor, from: number, to: number): Tens
   if (!(0 <= from && from <= to && to <= M)) throw new RangeError(`sliceRows: rows [${from}, ${to}) of ${M}`);
   const y = tape.output([to - from, D], [x], x.data.slice(from * D, to * D));
   tape.record(y, (dy) => {
-    for (let i = 0; i < dy.length; i++) x.grad![from * D + i] += dy[i];
+    addInto(x.grad!, dy, from * D);
   });
   return y;
 }

@@ -49,3 +49,31 @@ export function anchorEmbedding(tape: Tape, anchors: Tensor, us: Float32Array): 
   });
   return y;
 }
+
+/**
+ * y = x with table[ids[m], :] added to row m wherever ids[m] >= 0 (PTP's
+ * hybrid slot input: a window's first slot adds the embedding of the last
+ * known token). The backward pass passes dy to x and scatters the chosen
+ * rows' dy into the table's rows.
+ */
+export function addEmbeddingRows(tape: Tape, x: Tensor, table: Tensor, ids: Int32Array): Tensor {
+  const D = table.cols, V = table.data.length / D, M = x.rows;
+  if (x.cols !== D || ids.length !== M) throw new RangeError(`addEmbeddingRows: x is [${x.shape}], table [${table.shape}], ${ids.length} ids`);
+  const y = tape.output([M, D], [x, table], x.data.slice());
+  for (let m = 0; m < M; m++) {
+    const t = ids[m];
+    if (t < 0) continue;
+    if (!(t < V)) throw new RangeError(`addEmbeddingRows: id ${t} at row ${m} is outside the table of ${V} rows`);
+    for (let d = 0; d < D; d++) y.data[m * D + d] += table.data[t * D + d];
+  }
+  tape.record(y, (dy) => {
+    if (x.grad) for (let i = 0; i < dy.length; i++) x.grad[i] += dy[i];
+    if (!table.grad) return;
+    for (let m = 0; m < M; m++) {
+      const t = ids[m];
+      if (t < 0) continue;
+      for (let d = 0; d < D; d++) table.grad[t * D + d] += dy[m * D + d];
+    }
+  });
+  return y;
+}

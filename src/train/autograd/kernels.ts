@@ -18,8 +18,26 @@ export interface TrainKernels {
    * out [M, H hs] and the probabilities, row m's at probs[offsets[m] + h n_m + i].
    */
   attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
-  /** dq, dk, dv += the gradients of attentionForward's output for dout. */
-  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number): void;
+  /**
+   * dq, dk, dv += the gradients of attentionForward's output for dout.
+   * Keys below kvFrom (default 0) are constants: their rows of dk and dv are
+   * left as they are (dq still sums over them).
+   */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, ranges: Int32Array, offsets: Int32Array, M: number, H: number, KVH: number, hs: number, scale: number, kvFrom?: number): void;
+  /** SwiGLU's forward pass over n entries: sig = sigmoid(gate), y = gate sig up (sig kept for the backward pass). */
+  swiglu(y: Float32Array, sig: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  /** Its backward pass: dgate += dy up sig (1 + gate (1 - sig)), dup += dy gate sig (null skips one). */
+  swigluBackward(dgate: Float32Array | null, dup: Float32Array | null, dy: Float32Array, gate: Float32Array, up: Float32Array, sig: Float32Array, n: number): void;
+  /**
+   * A linear layer with its LoRA update: t = x A^T [M, r], y = x W^T + s (t B^T) [M, N],
+   * with the roundings of the separate ops (matmul, then fround(s u), then the f32 sum).
+   */
+  loraForward(y: Float32Array, t: Float32Array, x: Float32Array, w: Float32Array, a: Float32Array, b: Float32Array, M: number, K: number, N: number, r: number, s: number): void;
+  /**
+   * Its gradients for dy: with du = fround(s dy) and dt = du B, in this order:
+   * dB += du^T t, dx += dt A, dA += dt^T x, dx += dy W, dW += dy^T x (null skips one).
+   */
+  loraBackward(dx: Float32Array | null, da: Float32Array | null, db: Float32Array | null, dw: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array, a: Float32Array, b: Float32Array, t: Float32Array, M: number, K: number, N: number, r: number, s: number): void;
 }
 
 /**
@@ -93,7 +111,40 @@ export const jsKernels: TrainKernels = {
       }
     }
   },
-  attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
+  loraForward(y, t, x, w, a, b, M, K, N, r, s) {
+    const u = new Float32Array(M * N);
+    this.matmul(y, x, w, M, K, N);
+    this.matmul(t, x, a, M, K, r);
+    this.matmul(u, t, b, M, r, N);
+    for (let i = 0; i < M * N; i++) y[i] = y[i] + Math.fround(s * u[i]);
+  },
+  loraBackward(dx, da, db, dw, dy, x, w, a, b, t, M, K, N, r, s) {
+    const du = new Float32Array(M * N), dt = new Float32Array(M * r);
+    for (let i = 0; i < M * N; i++) du[i] = s * dy[i];
+    this.matmulGradX(dt, du, b, M, r, N);
+    if (db) this.matmulGradW(db, du, t, M, r, N);
+    if (dx) this.matmulGradX(dx, dt, a, M, K, r);
+    if (da) this.matmulGradW(da, dt, x, M, K, r);
+    if (dx) this.matmulGradX(dx, dy, w, M, K, N);
+    if (dw) this.matmulGradW(dw, dy, x, M, K, N);
+  },
+  swigluBackward(dgate, dup, dy, gate, up, sig, n) {
+    if (dgate) {
+      for (let i = 0; i < n; i++) {
+        const s = sig[i];
+        dgate[i] += dy[i] * up[i] * s * (1 + gate[i] * (1 - s));
+      }
+    }
+    if (dup) for (let i = 0; i < n; i++) dup[i] += dy[i] * gate[i] * sig[i];
+  },
+  swiglu(y, sig, gate, up, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i], s = 1 / (1 + Math.exp(-g));
+      sig[i] = s;
+      y[i] = g * s * up[i];
+    }
+  },
+  attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
     const W = H * hs, KW = KVH * hs, group = H / KVH;
     for (let m = 0; m < M; m++) {
       const js = visibleKeys(ranges, m), n = js.length;
@@ -108,14 +159,14 @@ export const jsKernels: TrainKernels = {
           for (let d = 0; d < hs; d++) s += dO[qo + d] * V[vj + d];
           dp[i] = s;
           pdp += p[i] * s;
-          for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
+          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
         }
         for (let i = 0; i < n; i++) {
           const ds = p[i] * (dp[i] - pdp) * scale;
           if (ds === 0) continue;
           const kj = js[i] * KW + ko;
           for (let d = 0; d < hs; d++) dq[qo + d] += ds * K[kj + d];
-          for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
+          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
         }
       }
     }

@@ -14,3 +14,24 @@ export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
   });
   return y;
 }
+
+/**
+ * A linear layer with a LoRA update in one op:
+ *   y = x W^T + s ((x A^T) B^T),  x [M, K], W [N, K], A [r, K], B [N, r].
+ * Computes exactly what add(linear(x, W), scale(linear(linear(x, A), B), s))
+ * computes, value for value and gradient for gradient (the same float32
+ * products and roundings), without the intermediate tensors, their
+ * gradients and the copies between them.
+ */
+export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tensor, s: number): Tensor {
+  const [M, K] = x.shape, [N, K2] = w.shape, [r, K3] = a.shape, [N2, r2] = b.shape;
+  if (K !== K2 || K !== K3 || N !== N2 || r !== r2) {
+    throw new RangeError(`linearLora: x [${x.shape}] W [${w.shape}] A [${a.shape}] B [${b.shape}] do not fit y = x W^T + s (x A^T) B^T`);
+  }
+  const k = trainKernels();
+  const y = tape.output([M, N], [x, w, a, b]);
+  const t = new Float32Array(M * r);
+  k.loraForward(y.data, t, x.data, w.data, a.data, b.data, M, K, N, r, s);
+  tape.record(y, (dy) => k.loraBackward(x.grad, a.grad, b.grad, w.grad, dy, x.data, w.data, a.data, b.data, t, M, K, N, r, s));
+  return y;
+}

@@ -14,7 +14,10 @@ import type { Tape, Tensor } from "./tensor.js";
 /** log softmax(invTemp * row) in float64. */
 function logSoftmax(row: Float32Array, invTemp: number, out: Float64Array): void {
   let max = -Infinity;
-  for (let i = 0; i < row.length; i++) max = Math.max(max, invTemp * row[i]);
+  for (let i = 0; i < row.length; i++) {
+    const z = invTemp * row[i];
+    if (z > max || Number.isNaN(z)) max = z;
+  }
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(invTemp * row[i] - max);
   const lse = max + Math.log(sum);
@@ -34,22 +37,33 @@ function checkRows(op: string, logits: Tensor, weights: Float32Array): [R: numbe
 export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, weights: Float32Array, invTemp = 1): Tensor {
   const [R, V, total] = checkRows("crossEntropy", logits, weights);
   if (targets.length !== R) throw new RangeError(`crossEntropy: ${targets.length} targets for ${R} rows`);
-  const lp = new Float64Array(V), probs = new Float32Array(R * V);
+  const z = logits.data, e = new Float64Array(V), probs = new Float32Array(R * V);
   let loss = 0;
   for (let r = 0; r < R; r++) {
     if (weights[r] === 0) continue;
-    const t = targets[r];
+    const t = targets[r], o = r * V;
     if (!(t >= 0 && t < V)) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary of ${V}`);
-    logSoftmax(logits.data.subarray(r * V, (r + 1) * V), invTemp, lp);
-    loss -= weights[r] * lp[t];
-    for (let i = 0; i < V; i++) probs[r * V + i] = Math.exp(lp[i]);
+    // log softmax in float64, one exp per entry: probs = e / sum, log p_t = z_t - max - log sum.
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) {
+      const zi = invTemp * z[o + i];
+      if (zi > max) max = zi;
+    }
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += e[i] = Math.exp(invTemp * z[o + i] - max);
+    loss -= weights[r] * (invTemp * z[o + t] - (max + Math.log(sum)));
+    const inv = 1 / sum;
+    for (let i = 0; i < V; i++) probs[o + i] = e[i] * inv;
   }
   const y = tape.output([1], [logits], Float32Array.of(loss / total));
   tape.record(y, (dy) => {
+    const g = logits.grad!;
     for (let r = 0; r < R; r++) {
       if (weights[r] === 0) continue;
-      const c = (dy[0] * weights[r] * invTemp) / total;
-      for (let i = 0; i < V; i++) logits.grad![r * V + i] += c * (probs[r * V + i] - (i === targets[r] ? 1 : 0));
+      const c = (dy[0] * weights[r] * invTemp) / total, o = r * V, t = targets[r];
+      for (let i = 0; i < t; i++) g[o + i] += c * probs[o + i];
+      g[o + t] += c * (probs[o + t] - 1);
+      for (let i = t + 1; i < V; i++) g[o + i] += c * probs[o + i];
     }
   });
   return y;

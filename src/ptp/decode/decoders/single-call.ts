@@ -42,7 +42,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       s.branches = allocateBudget(budget, caps, branchWeights(s.confidence), s.acceptance, mode);
       const slots: SlotRow[] = [];
       s.branches.forEach((count, m) => {
-        slots.push(...proposalWindow(model, seq, next + m, count, range(0, P + m), base.length + slots.length));
+        slots.push(...proposalWindow(model, seq, next + m, m === 0 ? seq.last : s.drafts[m - 1], count, range(0, P + m), base.length + slots.length));
       });
       return { seq, base, slots };
     },

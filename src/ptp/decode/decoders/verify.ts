@@ -29,7 +29,7 @@ export function verifyDecoder(model: PtpModel, window: number): Decoder {
       const base = chain(seq.pending, seq.cached);
       if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
       const count = Math.min(window, seq.room);
-      return { seq, base, slots: proposalWindow(model, seq, seq.next, count, range(0, base.length), base.length) };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
     },
     accept(seq, group, out) {
       const s = state(seq);

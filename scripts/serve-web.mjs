@@ -1,0 +1,22 @@
+// npm run web [-- --port N] [-- --no-isolation]: serves dist-web/ (built by
+// npm run build:web) on 127.0.0.1 with the COOP/COEP headers threads need;
+// --no-isolation leaves them out (the page then runs on one thread).
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startWebServer } from "./web-server.mjs";
+
+const { values } = parseArgs({ options: { port: { type: "string", default: "8080" }, "no-isolation": { type: "boolean", default: false } } });
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`web: --port must be an integer from 0 to 65535, got ${values.port}`);
+  process.exit(2);
+}
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "dist-web");
+if (!existsSync(join(root, "index.html"))) {
+  console.error(`web: ${root}/index.html is missing; run npm run build:web first`);
+  process.exit(1);
+}
+const { url } = await startWebServer({ root, port, isolate: !values["no-isolation"] });
+console.log(`serving ${root} at ${url}${values["no-isolation"] ? " (not cross-origin isolated: one thread)" : " (cross-origin isolated: threads on)"}; Ctrl-C stops`);

@@ -1,0 +1,41 @@
+import { Tokenizer } from "../io/tokenizer.js";
+
+/**
+ * The bytes the AR path prints for tokens[from .. to): each token's piece
+ * decoded after the token before it, non-printable pieces skipped (the first
+ * token, BOS, prints nothing).
+ */
+export function tokenBytes(tokenizer: Tokenizer, tokens: readonly number[], from: number, to: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (let i = Math.max(from, 1); i < to; i++) {
+    const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
+    if (Tokenizer.isPrintablePiece(piece)) {
+      parts.push(piece);
+      n += piece.length;
+    }
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A decoded sequence's printed bytes cut into the prompt and each
+ * verification step's accepted chunk (`chunks` as in PtpResult.chunks: the
+ * generated part is the last sum(chunks) tokens). Concatenated, they are the
+ * AR text exactly.
+ */
+export function chunkBytes(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[]): { prompt: Uint8Array; chunks: Uint8Array[] } {
+  const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
+  if (promptLength < 0) throw new RangeError(`chunkBytes: the chunks hold ${tokens.length - promptLength} tokens but the sequence has ${tokens.length}`);
+  let at = promptLength;
+  return {
+    prompt: tokenBytes(tokenizer, tokens, 1, promptLength),
+    chunks: chunks.map((n) => tokenBytes(tokenizer, tokens, at, (at += n))),
+  };
+}

@@ -1,0 +1,115 @@
+import type { Checkpoint } from "../model/weights.js";
+import type { Transformer } from "../model/transformer.js";
+import type { Draft } from "../ptp/draft-model.js";
+import type { Student } from "../ptp/student-weights.js";
+import type { SamplingSettings } from "../sampling/processors.js";
+import { scale, Tape } from "./autograd/index.js";
+import { constantWeights, type GraphWeights } from "./graph.js";
+import type { Param } from "./param.js";
+import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
+import { trainableDraft, trainableStudent, type TrainableDraft, type TrainableStudent } from "./student-params.js";
+import { teacherContext } from "./teacher-context.js";
+
+/**
+ * One sequence's share of a distillation step, the unit the step is split
+ * into across threads: the sequence's tokens, the u of every position
+ * (drawn inside the teacher's bins) and the starts of its windows.
+ */
+export interface SequenceJob {
+  tokens: Int32Array;
+  us: Float32Array;
+  starts: number[];
+}
+
+/** What a job adds to the step's figures. */
+export interface JobFigures {
+  loss: number;
+  /** Summed #correct over the job's windows, and their count. */
+  correct: number;
+  windows: number;
+  slots: number;
+}
+
+/** The settings a job needs (the same on every thread). */
+export interface JobSettings {
+  loss: LossKind;
+  gamma: number;
+  window: number;
+  /** Sequences per step: each job's loss is scaled by 1 / sequences. */
+  sequences: number;
+  sampling: SamplingSettings;
+}
+
+/** Student or standalone draft model: which one a run trains. */
+export function isDraft(proposer: Student | Draft): proposer is Draft {
+  return "model" in proposer.config;
+}
+
+/**
+ * Computes the gradient of one sequence's windows (method section 3.2) with
+ * respect to the proposer's parameters: the teacher's KV of the sequence,
+ * the student (or draft) pass over every window's slots, the window loss
+ * scaled by 1 / sequences, and backward. Every thread holds one of these
+ * over its own copy of the teacher and the proposer; the copies' parameter
+ * values are set before each step.
+ */
+export class SequenceGradient {
+  readonly params: readonly Param[];
+  private readonly weights: GraphWeights;
+  private readonly st?: TrainableStudent;
+  private readonly dt?: TrainableDraft;
+
+  constructor(
+    private readonly teacherCkpt: Checkpoint,
+    private readonly teacher: Transformer,
+    readonly proposer: Student | Draft,
+    private readonly o: JobSettings,
+  ) {
+    if (isDraft(proposer)) this.dt = trainableDraft(proposer);
+    else this.st = trainableStudent(proposer, teacherCkpt.config);
+    this.params = (this.st ?? this.dt)!.params;
+    this.weights = constantWeights(teacherCkpt);
+  }
+
+  /** Adds the job's gradient into the params' grads; returns its figures. */
+  run(job: SequenceJob): JobFigures {
+    const cfg = this.teacherCkpt.config, o = this.o, variant = this.proposer.config.variant;
+    const n = job.tokens.length;
+    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, this.proposer.config.hybrid === true);
+    // The last token is only ever a target: the teacher runs on the tokens before it
+    // (for a draft model only when the loss needs its distributions).
+    const needTeacher = this.st !== undefined || o.loss !== "ce";
+    const teacherRun = needTeacher ? teacherContext(this.teacher, job.tokens.subarray(0, n - 1), o.loss !== "ce") : undefined;
+    const tape = new Tape();
+    const logits = this.st ? studentLogits(tape, cfg, this.weights, this.st, teacherRun!.context, rows) : draftLogits(tape, this.dt!, job.tokens, rows);
+    const teacherLogits = teacherRun?.logits ? gatherRows(teacherRun.logits, rows.positions, cfg.vocabSize) : undefined;
+    const l = windowLoss(tape, variant, logits, rows, o.loss, o.sampling.temperature, teacherLogits);
+    tape.backward(scale(tape, l, 1 / o.sequences));
+    const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling);
+    return { loss: l.data[0] / o.sequences, correct: m.correct.reduce((a, c) => a + c, 0), windows: m.correct.length, slots: rows.positions.length };
+  }
+}
+
+/** The teacher's logits at each row's position (the distribution of the token that row predicts). */
+function gatherRows(logits: Float32Array, positions: Int32Array, V: number): Float32Array {
+  const out = new Float32Array(positions.length * V);
+  positions.forEach((pos, r) => out.set(logits.subarray(pos * V, (pos + 1) * V), r * V));
+  return out;
+}
+
+/** Total number of values of a list of params (the length of a flat gradient). */
+export function paramCount(params: readonly Param[]): number {
+  return params.reduce((n, p) => n + p.data.length, 0);
+}
+
+/** Copies every param's `which` array into `flat`, in order. */
+export function packParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
+  let o = 0;
+  for (const p of params) (flat.set(p[which], o), (o += p.data.length));
+}
+
+/** Copies `flat` into every param's `which` array, in order. */
+export function unpackParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
+  let o = 0;
+  for (const p of params) (p[which].set(flat.subarray(o, o + p.data.length)), (o += p.data.length));
+}
