@@ -25,7 +25,7 @@ import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../
 import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
@@ -156,6 +156,7 @@ export function serializeStudent(student: Student): Uint8Array {
  */
 export function parseStudent(bytes: Uint8Array, name: string): Student {
   const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
   checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
   readSlots(file, slots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);

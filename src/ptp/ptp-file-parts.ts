@@ -26,6 +26,15 @@ export function plainFail(prefix: string): Fail {
 }
 
 /**
+ * Every layer has tensors of its own, so a config claiming more layers than
+ * the file has tensors is refused before the expected tensors are listed
+ * (a claimed 2^31 layers would otherwise exhaust memory).
+ */
+export function checkLayerCount(nLayers: number, file: SafetensorsFile, key: string, fail: Fail): void {
+  if (nLayers > file.tensors.size) fail(`${key} says ${nLayers} layers, but the file holds only ${file.tensors.size} tensors`);
+}
+
+/**
  * The safetensors file of `bytes` and its config read from its metadata by
  * `configOf`, which, like the later checks, fails with a FileFormatError
  * naming the file (`fail`).

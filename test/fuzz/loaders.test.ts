@@ -143,6 +143,20 @@ describe("FUZZ: mutants of real files are accepted or refused with a FileFormatE
     );
   });
 
+  it("FUZZ-LAYERS: a header claiming 2^31 - 1 layers (found by the fuzzer: it exhausted the heap) is refused before the expected tensors are listed", () => {
+    const claim = (bytes: Uint8Array, from: RegExp, to: string) => {
+      const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+      const json = new TextDecoder().decode(bytes.subarray(8, 8 + n)).replace(from, to);
+      const header = new TextEncoder().encode(json), out = new Uint8Array(8 + header.length + bytes.length - 8 - n);
+      new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
+      out.set(header, 8);
+      out.set(bytes.subarray(8 + n), 8 + header.length);
+      return out;
+    };
+    expect(() => parseDraft(claim(draft, /\\"nLayers\\":1/, '\\"nLayers\\":2147483647'), NAME)).toThrow(/mutant.bin: draft_config says 2147483647 layers, but the file holds only \d+ tensors/);
+    expect(() => parseStudent(claim(student, /\\"nLayers\\":5/, '\\"nLayers\\":2147483647'), NAME)).toThrow(/mutant.bin: teacher_shape says 2147483647 layers/);
+  });
+
   it("FUZZ-TALLY: every format saw both outcomes (the mutants reach past the first check)", () => {
     if (process.env.FUZZ_REPORT) writeFileSync(process.env.FUZZ_REPORT, JSON.stringify({ runsPerFormat: RUNS, tally }, null, 2) + "\n");
     for (const [format, t] of Object.entries(tally)) expect(t.rejected, format).toBeGreaterThan(0);
