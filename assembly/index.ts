@@ -390,7 +390,12 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   store<f32>(yh, finish(b3, x, v3, k4, kEnd), 12);
 }
 
-/** Panel bytes of a column range from which M = 1 reads two streams (w far out of L2). */
+/**
+ * Panel bytes of a column range from which M = 1 reads two streams (w out of
+ * L2). Below it the one-stream kernel is faster: measured 0.57-0.65x for the
+ * two-stream kernel on 288x288, 288x768 and 768x768 (in cache), 1.03x on
+ * 288x32000 (docs/BENCHMARKS.md, issue 12).
+ */
 const TWO_STREAM_BYTES: usize = 4 * 1024 * 1024;
 
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
@@ -405,7 +410,7 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 > c0 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
+  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
     // Two streams: panels of the first half of the range with those of the second.
     const h = ((p1 - c0) >> 3) << 2; // columns per half, a multiple of 4
     for (let n = c0; n < c0 + h; n += 4) {
@@ -443,6 +448,214 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   }
 }
 
+// ---- bf16 weights ------------------------------------------------------------
+//
+// The `weights: "bf16"` option of the backend: every matmul weight is used
+// rounded to bfloat16 (round to nearest even; the model is then that bf16
+// teacher), read from panels of half the bytes. Panel p (rows 4p .. 4p+3),
+// chunk c (k = 4c .. 4c+3) is 32 bytes: lane j of the first f32x4 holds
+// bf16(w[4p, 4c+j]) << 16 | bf16(w[4p+1, 4c+j]), of the second the same for
+// rows 4p+2 and 4p+3, so one AND and one shift turn a vector into two rows'
+// f32 values. The K tail and the N % 4 rows are read from w and rounded in
+// the kernel. The per-element order is exactly the f32 one above with w
+// replaced by its bf16 rounding, so batch invariance holds, and the result
+// equals the f32 kernels run on weights rounded beforehand, bit for bit.
+
+/** The bf16 bits of x, rounded to nearest even (NaN stays NaN). */
+// @ts-ignore: decorator
+@inline function bf16Bits(x: f32): u32 {
+  const u = reinterpret<u32>(x);
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >> 16) | 0x40;
+  return (u + 0x7fff + ((u >> 16) & 1)) >> 16;
+}
+
+/** x rounded to bf16, as an f32. */
+// @ts-ignore: decorator
+@inline function bf16(x: f32): f32 {
+  return reinterpret<f32>(bf16Bits(x) << 16);
+}
+
+const HI_MASK: v128 = i32x4.splat(0xffff0000);
+
+/** `finish` with the tail's weights rounded to bf16. */
+// @ts-ignore: decorator
+@inline function finishB(acc: v128, xp: usize, wp: usize, k4: usize, kEnd: usize): f32 {
+  let s = hsum(acc);
+  for (let k = k4; k < kEnd; k += 4) {
+    s += load<f32>(xp + k) * bf16(load<f32>(wp + k));
+  }
+  return s;
+}
+
+/** Bytes `packPanelsBf16` writes for a [N, K] matrix. */
+export function packedBytesBf16(K: i32, N: i32): usize {
+  return (<usize>(N & ~3)) * ((<usize>(K & ~3)) << 1);
+}
+
+/** Writes the bf16 panels of w [N, K] to dst (packedBytesBf16(K, N) bytes). */
+export function packPanelsBf16(dst: usize, w: usize, K: i32, N: i32): void {
+  const rowBytes = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const N4 = N & ~3;
+  let d = dst;
+  for (let p = 0; p < N4; p += 4) {
+    const r0 = w + <usize>p * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+    for (let k: usize = 0; k < k4; k += 16) {
+      for (let j: usize = 0; j < 16; j += 4) {
+        store<u32>(d + j, (bf16Bits(load<f32>(r0 + k + j)) << 16) | bf16Bits(load<f32>(r1 + k + j)));
+        store<u32>(d + j, (bf16Bits(load<f32>(r2 + k + j)) << 16) | bf16Bits(load<f32>(r3 + k + j)), 16);
+      }
+      d += 32;
+    }
+  }
+}
+
+/** ptile1x4 on bf16 panels. */
+// @ts-ignore: decorator
+@inline function bptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let p = pnl;
+  for (let k: usize = 0; k < k4; k += 16) {
+    const v = v128.load(x + k);
+    const b0 = v128.load(p), b1 = v128.load(p, 16);
+    a0 = madd(v, v128.and(b0, HI_MASK), a0);
+    a1 = madd(v, i32x4.shl(b0, 16), a1);
+    a2 = madd(v, v128.and(b1, HI_MASK), a2);
+    a3 = madd(v, i32x4.shl(b1, 16), a3);
+    p += 32;
+  }
+  const w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  store<f32>(y, finishB(a0, x, w, k4, kEnd));
+  store<f32>(y, finishB(a1, x, w1, k4, kEnd), 4);
+  store<f32>(y, finishB(a2, x, w2, k4, kEnd), 8);
+  store<f32>(y, finishB(a3, x, w3, k4, kEnd), 12);
+}
+
+/** ptile1x4x2 on bf16 panels: two streams. */
+// @ts-ignore: decorator
+@inline function bptile1x4x2(y: usize, yh: usize, x: usize, pnl: usize, ph: usize, w: usize, wh: usize, ws: usize, k4: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let p = pnl, q = ph;
+  for (let k: usize = 0; k < k4; k += 16) {
+    const v = v128.load(x + k);
+    const c0 = v128.load(p), c1 = v128.load(p, 16), d0 = v128.load(q), d1 = v128.load(q, 16);
+    a0 = madd(v, v128.and(c0, HI_MASK), a0);
+    a1 = madd(v, i32x4.shl(c0, 16), a1);
+    a2 = madd(v, v128.and(c1, HI_MASK), a2);
+    a3 = madd(v, i32x4.shl(c1, 16), a3);
+    b0 = madd(v, v128.and(d0, HI_MASK), b0);
+    b1 = madd(v, i32x4.shl(d0, 16), b1);
+    b2 = madd(v, v128.and(d1, HI_MASK), b2);
+    b3 = madd(v, i32x4.shl(d1, 16), b3);
+    p += 32;
+    q += 32;
+  }
+  const w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  store<f32>(y, finishB(a0, x, w, k4, kEnd));
+  store<f32>(y, finishB(a1, x, w1, k4, kEnd), 4);
+  store<f32>(y, finishB(a2, x, w2, k4, kEnd), 8);
+  store<f32>(y, finishB(a3, x, w3, k4, kEnd), 12);
+  const v1 = wh + ws, v2 = v1 + ws, v3 = v2 + ws;
+  store<f32>(yh, finishB(b0, x, wh, k4, kEnd));
+  store<f32>(yh, finishB(b1, x, v1, k4, kEnd), 4);
+  store<f32>(yh, finishB(b2, x, v2, k4, kEnd), 8);
+  store<f32>(yh, finishB(b3, x, v3, k4, kEnd), 12);
+}
+
+/** ptile2x4 on bf16 panels. */
+// @ts-ignore: decorator
+@inline function bptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  const x0 = x, x1 = x + xs;
+  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  let p = pnl;
+  for (let k: usize = 0; k < k4; k += 16) {
+    const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
+    const c0 = v128.load(p), c1 = v128.load(p, 16);
+    let b = v128.and(c0, HI_MASK);
+    a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
+    b = i32x4.shl(c0, 16);
+    a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
+    b = v128.and(c1, HI_MASK);
+    a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
+    b = i32x4.shl(c1, 16);
+    a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
+    p += 32;
+  }
+  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+  const y1 = y + ys;
+  store<f32>(y, finishB(a00, x0, w0, k4, kEnd));
+  store<f32>(y, finishB(a01, x0, w1, k4, kEnd), 4);
+  store<f32>(y, finishB(a02, x0, w2, k4, kEnd), 8);
+  store<f32>(y, finishB(a03, x0, w3, k4, kEnd), 12);
+  store<f32>(y1, finishB(a10, x1, w0, k4, kEnd));
+  store<f32>(y1, finishB(a11, x1, w1, k4, kEnd), 4);
+  store<f32>(y1, finishB(a12, x1, w2, k4, kEnd), 8);
+  store<f32>(y1, finishB(a13, x1, w3, k4, kEnd), 12);
+}
+
+/** tile1x1 with w rounded to bf16 on the fly (the N % 4 rows of w). */
+// @ts-ignore: decorator
+@inline function btile1x1(y: usize, x: usize, w: usize, k4: usize, kEnd: usize): void {
+  let a = f32x4.splat(0);
+  for (let k: usize = 0; k < k4; k += 16) {
+    const u = v128.load(w + k);
+    // Round each lane to bf16 exactly as bf16Bits does (no NaN weights expected; NaN lanes stay NaN).
+    const r = f32x4(bf16(f32x4.extract_lane(u, 0)), bf16(f32x4.extract_lane(u, 1)), bf16(f32x4.extract_lane(u, 2)), bf16(f32x4.extract_lane(u, 3)));
+    a = madd(v128.load(x + k), r, a);
+  }
+  store<f32>(y, finishB(a, x, w, k4, kEnd));
+}
+
+/** `gemm` with bf16 weights: `packed` is the panels packPanelsBf16 made of w (any size). */
+export function gemmBf16(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
+  if (M <= 0 || c1 <= c0) return;
+  const kEnd = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
+  const panelBytes = k4 << 1;
+  const N4 = N & ~3;
+  const p1 = min<i32>(c1, N4);
+  let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
+  nb = max<i32>(4, nb);
+  const M2 = M & ~1;
+  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
+    const h = ((p1 - c0) >> 3) << 2;
+    for (let n = c0; n < c0 + h; n += 4) {
+      const m = n + h;
+      bptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, packed + <usize>(n >> 2) * panelBytes, packed + <usize>(m >> 2) * panelBytes, w + <usize>n * ws, w + <usize>m * ws, ws, k4, kEnd);
+    }
+    for (let n = c0 + 2 * h; n < p1; n += 4) {
+      bptile1x4(y + ((<usize>n) << 2), x, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+    }
+  } else for (let n0 = c0; n0 < p1; n0 += nb) {
+    const n1 = min<i32>(p1, n0 + nb);
+    for (let m = 0; m < M2; m += 2) {
+      const xm = x + <usize>m * xs;
+      const ym = y + <usize>m * ys;
+      for (let n = n0; n < n1; n += 4) {
+        bptile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+      }
+    }
+    if (M2 < M) {
+      const xm = x + <usize>M2 * xs;
+      const ym = y + <usize>M2 * ys;
+      for (let n = n0; n < n1; n += 4) {
+        bptile1x4(ym + ((<usize>n) << 2), xm, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+      }
+    }
+  }
+  const r0 = max<i32>(c0, N4);
+  for (let m = 0; m < M; m++) {
+    const xm = x + <usize>m * xs;
+    const ym = y + <usize>m * ys;
+    for (let n = r0; n < c1; n++) {
+      btile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, k4, kEnd);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Row-wise ops. Each row is computed on its own, in index order, so these are
 // batch-invariant by construction. They follow the js reference backend (and
@@ -456,6 +669,36 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
 // @ts-ignore: decorator
 @inline function expf(x: f32): f32 {
   return <f32>Math.exp(<f64>x);
+}
+
+/**
+ * e^x on four lanes in f32 (Cody-Waite reduction x = n ln2 + r, a degree-7
+ * polynomial in r, times 2^n), within about one ulp of the true value; +inf
+ * above 88.72, 0 below -87.33 (where the true value is subnormal), NaN stays
+ * NaN. A pure function of each lane, so it is the same for every row.
+ */
+// @ts-ignore: decorator
+@inline function vexpf(x: v128): v128 {
+  const hiLimit = f32x4.splat(88.3762626647949);
+  const loLimit = f32x4.splat(-87.3365478515625);
+  const xc = f32x4.max(f32x4.min(x, hiLimit), loLimit);
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  const z = f32x4.mul(r, r);
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, z), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  let e = f32x4.mul(p, scale);
+  e = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, hiLimit));
+  e = v128.bitselect(f32x4.splat(0), e, f32x4.lt(x, loLimit));
+  // NaN lanes: x != x.
+  return v128.bitselect(x, e, f32x4.ne(x, x));
 }
 
 /** y[m, :] = weight * (scale * x[m, :]), scale = 1 / sqrt(sum(x^2) / D + eps), all f32. */
@@ -510,21 +753,54 @@ export function rope(x: usize, table: usize, M: i32, nHeads: i32, headSize: i32)
 }
 
 /**
- * Masked multi-head attention (see Backend.attention). `scores` is host-owned
- * scratch of at least nKeys f32. hasMask = 0 selects the causal default
+ * Masked multi-head attention (see Backend.attention): all heads. `scratch`
+ * is host-owned, at least nHeads * nKeys * 8 bytes (see attentionHeads).
+ */
+export function attention(
+  out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize,
+): void {
+  attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, 0, nHeads);
+}
+
+/** Four dot products q . k_a, q . k_b, q . k_c, q . k_d, each in the matmul order, divided by d. */
+// @ts-ignore: decorator
+@inline function scores4(sp: usize, qp: usize, ka: usize, kb: usize, kc: usize, kd: usize, h4: usize, hsBytes: usize, d: f32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let k: usize = 0; k < h4; k += 16) {
+    const v = v128.load(qp + k);
+    a0 = madd(v, v128.load(ka + k), a0);
+    a1 = madd(v, v128.load(kb + k), a1);
+    a2 = madd(v, v128.load(kc + k), a2);
+    a3 = madd(v, v128.load(kd + k), a3);
+  }
+  store<f32>(sp, finish(a0, qp, ka, h4, hsBytes) / d);
+  store<f32>(sp, finish(a1, qp, kb, h4, hsBytes) / d, 4);
+  store<f32>(sp, finish(a2, qp, kc, h4, hsBytes) / d, 8);
+  store<f32>(sp, finish(a3, qp, kd, h4, hsBytes) / d, 12);
+}
+
+/**
+ * Query heads h0 .. h1-1 of masked multi-head attention (threads split the
+ * heads). `scratch` holds, for head h, nKeys f32 scores then nKeys i32 key
+ * indices at scratch + h * nKeys * 8. hasMask = 0 selects the causal default
  * (row m sees keys 0 .. nKeys - M + m). The host checks beforehand that every
  * row sees at least one key. Masked keys are never read.
  *
  * Per (row, head), over the visible keys j only, each loop in index order:
  *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
  *   mx  = max s_j
- *   e_j = expf(s_j - mx);  sum = sum + e_j      (f32, one term at a time)
+ *   e_j = vexpf(s_j - mx);  sum = sum + e_j     (f32, one term at a time)
  *   p_j = e_j / sum
  *   out_i = 0;  out_i = out_i + p_j * v_j[i]    (f32 mul, then f32 add)
+ * Four keys' dot products run side by side (each with its own accumulator)
+ * and the value sum keeps out_i in a register across four keys: neither
+ * changes any float operation, so every row and head gets this sequence
+ * whatever M, the mask or the thread count.
  */
-export function attention(
+export function attentionHeads(
   out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
-  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scores: usize,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, h0: i32, h1: i32,
 ): void {
   const width = <usize>nHeads * <usize>headSize;
   const kvWidthBytes = (<usize>nKvHeads * <usize>headSize) << 2;
@@ -532,44 +808,105 @@ export function attention(
   const h4 = (<usize>(headSize & ~3)) << 2;
   const group = <f64>nHeads / <f64>nKvHeads;
   const sqrtHs = Mathf.sqrt(<f32>headSize);
-  for (let m = 0; m < M; m++) {
-    const maskRow = mask + <usize>m * <usize>nKeys;
-    const jEnd = hasMask ? nKeys : min<i32>(nKeys, nKeys - M + m + 1);
-    for (let h = 0; h < nHeads; h++) {
-      const kvh = <i32>Math.floor(<f64>h / group);
+  for (let h = h0; h < h1; h++) {
+    const scores = scratch + ((<usize>h * <usize>nKeys) << 3);
+    const idx = scores + ((<usize>nKeys) << 2);
+    const kvh = <i32>Math.floor(<f64>h / group);
+    const kBase = keys + <usize>kvh * hsBytes;
+    const vBase = values + <usize>kvh * hsBytes;
+    for (let m = 0; m < M; m++) {
       const qp = q + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
       const op = out + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
-      const kBase = keys + <usize>kvh * hsBytes;
-      const vBase = values + <usize>kvh * hsBytes;
-      // Scores of the visible keys and their max.
+      // The visible keys, in index order.
+      let n = 0;
+      if (hasMask) {
+        const maskRow = mask + <usize>m * <usize>nKeys;
+        for (let j = 0; j < nKeys; j++) {
+          if (load<u8>(maskRow + <usize>j) != 0) {
+            store<i32>(idx + ((<usize>n) << 2), j);
+            n++;
+          }
+        }
+      } else {
+        n = min<i32>(nKeys, nKeys - M + m + 1);
+        for (let j = 0; j < n; j++) store<i32>(idx + ((<usize>j) << 2), j);
+      }
+      // Scores, four keys at a time, then their max.
+      const n4 = n & ~3;
+      let t = 0;
+      for (; t < n4; t += 4) {
+        const ip = idx + ((<usize>t) << 2);
+        scores4(
+          scores + ((<usize>t) << 2), qp,
+          kBase + <usize>load<i32>(ip) * kvWidthBytes, kBase + <usize>load<i32>(ip, 4) * kvWidthBytes,
+          kBase + <usize>load<i32>(ip, 8) * kvWidthBytes, kBase + <usize>load<i32>(ip, 12) * kvWidthBytes,
+          h4, hsBytes, sqrtHs,
+        );
+      }
+      for (; t < n; t++) {
+        const kp = kBase + <usize>load<i32>(idx + ((<usize>t) << 2)) * kvWidthBytes;
+        store<f32>(scores + ((<usize>t) << 2), dot(qp, kp, headSize) / sqrtHs);
+      }
       let mx: f32 = -Infinity;
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const s = dot(qp, kBase + <usize>j * kvWidthBytes, headSize) / sqrtHs;
-        store<f32>(scores + ((<usize>j) << 2), s);
+      for (let t = 0; t < n; t++) {
+        const s = load<f32>(scores + ((<usize>t) << 2));
         if (s > mx) mx = s;
       }
-      // Exponentials, their sum, then probabilities.
-      let sum: f32 = 0;
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const sp = scores + ((<usize>j) << 2);
-        const e = expf(load<f32>(sp) - mx);
-        store<f32>(sp, e);
-        sum += e;
+      // Exponentials (vexpf, four keys at a time), their sum one term at a time, then probabilities.
+      const mv = f32x4.splat(mx);
+      let t1 = 0;
+      for (; t1 < n4; t1 += 4) {
+        const sp = scores + ((<usize>t1) << 2);
+        v128.store(sp, vexpf(f32x4.sub(v128.load(sp), mv)));
       }
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
-        const sp = scores + ((<usize>j) << 2);
+      for (; t1 < n; t1++) {
+        const sp = scores + ((<usize>t1) << 2);
+        store<f32>(sp, f32x4.extract_lane(vexpf(f32x4.splat(load<f32>(sp) - mx)), 0));
+      }
+      let sum: f32 = 0;
+      for (let t = 0; t < n; t++) sum += load<f32>(scores + ((<usize>t) << 2));
+      const sv = f32x4.splat(sum);
+      let t2 = 0;
+      for (; t2 < n4; t2 += 4) {
+        const sp = scores + ((<usize>t2) << 2);
+        v128.store(sp, f32x4.div(v128.load(sp), sv));
+      }
+      for (; t2 < n; t2++) {
+        const sp = scores + ((<usize>t2) << 2);
         store<f32>(sp, load<f32>(sp) / sum);
       }
-      // Weighted sum of the visible values, key by key.
+      // Weighted sum of the visible values: each out_i stays in a register over four keys.
       memory.fill(op, 0, hsBytes);
-      for (let j = 0; j < jEnd; j++) {
-        if (hasMask && load<u8>(maskRow + <usize>j) == 0) continue;
+      let j = 0;
+      for (; j < n4; j += 4) {
+        const ip = idx + ((<usize>j) << 2);
+        const sp = scores + ((<usize>j) << 2);
+        const va = vBase + <usize>load<i32>(ip) * kvWidthBytes, vb = vBase + <usize>load<i32>(ip, 4) * kvWidthBytes;
+        const vc = vBase + <usize>load<i32>(ip, 8) * kvWidthBytes, vd = vBase + <usize>load<i32>(ip, 12) * kvWidthBytes;
+        const pa = load<f32>(sp), pb = load<f32>(sp, 4), pc = load<f32>(sp, 8), pd = load<f32>(sp, 12);
+        const qa = f32x4.splat(pa), qb = f32x4.splat(pb), qc = f32x4.splat(pc), qd = f32x4.splat(pd);
+        let i: usize = 0;
+        for (; i < h4; i += 16) {
+          let o = v128.load(op + i);
+          o = f32x4.add(o, f32x4.mul(qa, v128.load(va + i)));
+          o = f32x4.add(o, f32x4.mul(qb, v128.load(vb + i)));
+          o = f32x4.add(o, f32x4.mul(qc, v128.load(vc + i)));
+          o = f32x4.add(o, f32x4.mul(qd, v128.load(vd + i)));
+          v128.store(op + i, o);
+        }
+        for (; i < hsBytes; i += 4) {
+          let o = load<f32>(op + i);
+          o = o + pa * load<f32>(va + i);
+          o = o + pb * load<f32>(vb + i);
+          o = o + pc * load<f32>(vc + i);
+          o = o + pd * load<f32>(vd + i);
+          store<f32>(op + i, o);
+        }
+      }
+      for (; j < n; j++) {
         const pj = load<f32>(scores + ((<usize>j) << 2));
         const pv = f32x4.splat(pj);
-        const vp = vBase + <usize>j * kvWidthBytes;
+        const vp = vBase + <usize>load<i32>(idx + ((<usize>j) << 2)) * kvWidthBytes;
         let i: usize = 0;
         for (; i < h4; i += 16) {
           v128.store(op + i, f32x4.add(v128.load(op + i), f32x4.mul(pv, v128.load(vp + i))));
@@ -582,12 +919,21 @@ export function attention(
   }
 }
 
-/** y[i] = (gate[i] * (1 / (1 + expf(-gate[i])))) * up[i], all f32. */
+/** y[i] = (gate[i] * (1 / (1 + vexpf(-gate[i])))) * up[i], all f32, four at a time (element-wise, so batch-invariant). */
 export function swiglu(y: usize, gate: usize, up: usize, n: i32): void {
   const end = (<usize>n) << 2;
-  for (let i: usize = 0; i < end; i += 4) {
+  const end4 = (<usize>(n & ~3)) << 2;
+  const one = f32x4.splat(1);
+  let i: usize = 0;
+  for (; i < end4; i += 16) {
+    const g = v128.load(gate + i);
+    const e = vexpf(f32x4.neg(g));
+    v128.store(y + i, f32x4.mul(f32x4.mul(g, f32x4.div(one, f32x4.add(one, e))), v128.load(up + i)));
+  }
+  for (; i < end; i += 4) {
     const g = load<f32>(gate + i);
-    store<f32>(y + i, (g * (<f32>1 / (<f32>1 + expf(-g)))) * load<f32>(up + i));
+    const e = f32x4.extract_lane(vexpf(f32x4.splat(-g)), 0);
+    store<f32>(y + i, (g * (<f32>1 / (<f32>1 + e))) * load<f32>(up + i));
   }
 }
 

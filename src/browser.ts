@@ -8,7 +8,7 @@
  * from options.wasmBaseUrl and runs its threads on Web Workers where the page
  * is cross-origin isolated, on one thread otherwise (backend.threadNote says so).
  */
-import { setWorkerSpawner } from "./backends/wasm/threads.js";
+import { setWorkerSpawner } from "./backends/wasm/spawner.js";
 import { webWorkerSpawner } from "./backends/wasm/web-workers.js";
 
 setWorkerSpawner(webWorkerSpawner);

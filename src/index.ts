@@ -11,6 +11,7 @@ export type { Backend, Buffer, DType, HostArray } from "./backends/backend.js";
 export { BackendError } from "./backends/backend.js";
 export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, type BackendFactory, type BackendOptions } from "./backends/registry.js";
 export { relaxedSimdSupported } from "./backends/wasm/detect.js";
+export { runBackendConformance, matmulTol, attentionTol, type ConformanceCheck, type ConformanceOptions, type ConformanceReport } from "./backends/conformance.js";
 
 // The model.
 export { Transformer } from "./model/transformer.js";
@@ -23,6 +24,13 @@ export type { Checkpoint, LayerWeights, ModelWeights } from "./model/weights.js"
 export { FileFormatError } from "./io/errors.js";
 export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint, randomCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
 export { Tokenizer, BOS, EOS } from "./io/tokenizer.js";
+// Hugging Face formats: Llama folders, tokenizer.json, PEFT student folders (spec/io.md).
+export { readHfCheckpoint, writeHfCheckpoint, type WriteHfOptions } from "./io/hf-checkpoint.js";
+export { HfTokenizer, llama2cTokenizerToJson, type TextTokenizer } from "./io/hf-tokenizer.js";
+export { readModel, loadTokenizer } from "./io/model-file.js";
+export { readPeftStudent, writePeftStudent, studentToPeft, type ReadPeftOptions } from "./ptp/peft.js";
+export { loadStudent } from "./ptp/student-file.js";
+export { runPtpExactness, type PtpExactnessOptions } from "./ptp/exactness.js";
 
 // Sampling from explicit auxiliary variables u.
 export { pick, binOf, argmax } from "./sampling/pick.js";

@@ -27,11 +27,8 @@ import { firstBitDifference, rng } from "./helpers.js";
  *   a neighbouring f32: we allow 1e-6 relative (+1e-12 absolute), ~8 f32 ulps.
  */
 
-export const U = 2 ** -24;
-/** Tolerance factor of a matmul element, times sum |x w| (see TOLERANCES). */
-export const matmulTol = (K: number) => (1.25 * K + 8) * U * 1.01;
-/** Tolerance of an attention output element of head size hs (see TOLERANCES). */
-export const attentionTol = (headSize: number) => 4 * (1.25 * headSize + 8) * U * Math.sqrt(headSize) + 1e-6;
+// The tolerances live with the exported conformance suite (src/backends/conformance.ts), in one place.
+export { UNIT_ROUNDOFF as U, matmulTol, attentionTol } from "../src/backends/conformance.js";
 
 export function randF32(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);

@@ -5,13 +5,16 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.
 import { randomCheckpoint } from "../src/io/checkpoint.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
+import { randomAttention, runAttention } from "./backend-ops.js";
 import { rng } from "./helpers.js";
 
 /*
  * BACKEND-THREADS: matmuls split over worker threads (output columns, never
- * K) give results bit-identical (Object.is on every element) to one thread,
- * for both WASM builds, for single matmuls (packed panels or not, any M) and
- * for a whole model forward.
+ * K) and attention split over query heads give results bit-identical
+ * (Object.is on every element) to one thread, for both WASM builds, for
+ * single ops (packed panels or not, any M, causal or masked) and for a whole
+ * model forward. A backend from createWasmBackend has its workers running
+ * before it is returned, so purely synchronous callers use them.
  */
 
 function randF32(n: number, r: () => number): Float32Array {
@@ -43,7 +46,6 @@ for (const build of ["relaxed", "simd"] as const) {
     beforeAll(async () => {
       one = await createWasmBackend({ wasmBuild: build, threads: 1 });
       two = await createWasmBackend({ wasmBuild: build, threads: 2 });
-      await two.startThreads();
     });
     afterAll(() => {
       one.dispose();
@@ -71,6 +73,45 @@ for (const build of ["relaxed", "simd"] as const) {
       expect(two.threadedCalls).toBeGreaterThan(before);
     });
 
+    it("BACKEND-THREADS: the workers run as soon as createWasmBackend returns, and synchronous ops use them", async () => {
+      const b = await createWasmBackend({ wasmBuild: build, threads: 2 });
+      try {
+        expect(b.threadsReady).toBe(true);
+        expect(b.workerChunks).toBe(0);
+        // No await from here on: the work must still reach a worker.
+        const r = rng(7);
+        const M = 1, K = 256, N = 4096;
+        const x = randF32(M * K, r), w = randF32(N * K, r);
+        for (let i = 0; i < 20 && b.workerChunks === 0; i++) matmulOn(b, x, w, M, K, N);
+        expect(b.workerChunks).toBeGreaterThan(0);
+      } finally {
+        b.dispose();
+      }
+    });
+
+    it("BACKEND-THREADS: attention split over heads on 2 threads equals 1 thread bit for bit (causal and masked, MHA and GQA)", () => {
+      const before = two.threadedCalls;
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 40, max: 200 }),
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 13, max: 70 }),
+          fc.boolean(),
+          fc.integer(),
+          (M, extra, nKv, group, headSize, masked, seed) => {
+            fc.pre(nKv * group >= 2);
+            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+            const d = firstBitDifference(runAttention(two, c), runAttention(one, c));
+            if (d !== null) throw new Error(`M=${M} nKeys=${c.nKeys} nHeads=${c.nHeads} hs=${headSize} masked=${masked}: ${d}`);
+          },
+        ),
+        { numRuns: 25 },
+      );
+      expect(two.threadedCalls).toBeGreaterThan(before);
+    });
+
     it("BACKEND-THREADS: a whole model forward on 2 threads equals 1 thread bit for bit", () => {
       const config: ModelConfig = { dim: 256, hiddenDim: 688, nLayers: 2, nHeads: 8, nKvHeads: 4, vocabSize: 1030, seqLen: 64, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
       const ckpt = randomCheckpoint(config, 3);
@@ -80,8 +121,10 @@ for (const build of ["relaxed", "simd"] as const) {
         const a = model.forward({ tokens: [1, 5, 9, 200, 7], positions: [0, 1, 2, 3, 4] }, cache);
         const c = model.forward({ tokens: [11], positions: [5] }, cache);
         const d = model.forward({ tokens: [12, 13, 14], positions: [6, 7, 8] }, cache);
+        const long = Array.from({ length: 40 }, (_, i) => (i * 37 + 3) % 1030);
+        const e = model.forward({ tokens: long, positions: long.map((_, i) => 9 + i) }, cache);
         model.dispose();
-        return [a, c, d];
+        return [a, c, d, e];
       };
       const before = two.threadedCalls;
       const got = run(two), want = run(one);

@@ -112,6 +112,21 @@ describe("ptp demo", () => {
     expect(accepted).toBeGreaterThan(1.5);
   });
 
+  it("DEMO-SCALE: --scale then prints AR and PTP tok/s at a widened shape with the same acceptance, equal to AR", async () => {
+    const r = await runCli("demo", "--steps", "24", "--scale", "--scale-shapes", "15M");
+    expect(r.code, r.stderr).toBe(0);
+    const row = (shape: string) => {
+      const m = new RegExp(`^\\| ${shape} \\| single-call \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| ([0-9.]+)x \\| (yes|NO) \\|$`, "m").exec(r.stdout);
+      expect(m, `a ${shape} row in:\n${r.stdout}`).not.toBeNull();
+      return m!;
+    };
+    const own = row("own"), wide = row("15M");
+    expect(wide[1]).toBe(own[1]); // tokens per call: the widened model accepts exactly as the original
+    expect(wide[2]).toBe(own[2]); // rows per call
+    expect(own[4]).toBe("yes");
+    expect(wide[4]).toBe("yes");
+  });
+
   it("DEMO-FLAGS: explicit --model/--tokenizer/--student, a --prompts file, --window/--budget and the js backend", async () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Tom wanted to\n\nOnce upon a time, there\n");

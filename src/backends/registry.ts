@@ -12,6 +12,8 @@ export interface BackendOptions {
   threads?: number;
   /** For "wasm": the folder URL holding ptp-simd.wasm and ptp-relaxed.wasm (default: the package's build/); for browsers. */
   wasmBaseUrl?: string | URL;
+  /** For "wasm": matmul weights as given ("f32", default) or rounded to bfloat16 ("bf16": half the bytes read; the model becomes that bf16 model). */
+  weights?: "f32" | "bf16";
   [key: string]: unknown;
 }
 

@@ -44,7 +44,10 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
     const eq = name.indexOf("=");
     if (eq >= 0) (inline = name.slice(eq + 1)), (name = name.slice(0, eq));
     const spec = specs[name];
-    if (!spec) throw new UsageError(`unknown flag --${name}`);
+    if (!spec) {
+      const guess = closest(name, Object.keys(specs));
+      throw new UsageError(`unknown flag --${name}${guess ? ` (did you mean --${guess}?)` : ""}`);
+    }
     if (spec.kind === "bool") {
       if (inline !== undefined && inline !== "true" && inline !== "false") throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(inline)}`);
       out[name] = inline !== "false";
@@ -87,4 +90,26 @@ export function describeFlags(specs: FlagSpecs): string {
     return `${left.padEnd(26)} ${s.help}${extra}`;
   });
   return rows.join("\n");
+}
+
+/** Levenshtein distance between two strings. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
+}
+
+/** The candidate closest to a misspelt name (at most 2 edits, or a third of its length), if any: for "did you mean". */
+export function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name, c);
+    if (d < bestDistance) (best = c), (bestDistance = d);
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }

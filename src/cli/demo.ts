@@ -3,13 +3,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { loadTokenizer, readModel } from "../io/model-file.js";
+import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
+import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
@@ -31,7 +34,7 @@ export const DEMO_PROMPTS = ["Once upon a time,", "One sunny day, a little girl 
 export const demoFlags = {
   model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer; without --student, the shipped student made for it" },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin of the model (default: demo/tok.bin)" },
-  student: { kind: "string", value: "FILE", help: "PTP student distilled for the model (default: demo/student.safetensors)" },
+  student: { kind: "string", value: "FILE", help: "PTP student distilled for the model, file or PEFT folder (default: demo/student.safetensors)" },
   "demo-dir": { kind: "string", value: "DIR", help: "where the default files live (default: demo/ in the package)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: a built-in list" },
   steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
@@ -42,6 +45,8 @@ export const demoFlags = {
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
+  scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
+  "scale-shapes": { kind: "string", value: "LIST", help: "the shapes --scale measures", default: "15M,42M,110M" },
 } satisfies FlagSpecs;
 
 export const demoUsage = `usage: ptp demo [--model FILE --tokenizer FILE --student FILE] [options]
@@ -92,13 +97,13 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     );
   }
 
-  const checkpoint = readCheckpoint(paths.model);
+  const checkpoint = readModel(paths.model);
   if (paths.student === undefined) {
     const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => join(dir, n)).join(", ");
     throw new Error(`no shipped student was made for ${paths.model} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
   }
-  const tokenizer = Tokenizer.load(paths.tokenizer, checkpoint.config.vocabSize);
-  const student = readStudent(paths.student);
+  const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
+  const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
   warnNonFinite(io, "student", paths.student, student.weights);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
@@ -150,6 +155,18 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         `equals AR: ${r.equal}\n` +
         `backend: ${backend.description}\n`,
     );
+    if (all.equal && f.scale) {
+      io.stdout(
+        `\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` +
+          `layers and vocabulary that contribute nothing: the same tokens and acceptance), single-call vs AR, one prompt per decode:\n\n`,
+      );
+      const rows = measureSpeedup({
+        backend, teacher: checkpoint, student, prompts, shapes: ["own", ...f["scale-shapes"]!.split(",")], decoders: ["single-call"],
+        steps: f.steps!, temperature: f.temperature!, reps: 1, seed: f.seed!,
+      });
+      io.stdout(speedupTable(rows));
+      all.equal = rows.every((row) => row.equalsAR);
+    }
     if (!all.equal) {
       io.stderr("ptp demo: a PTP output differs from AR's with the same u's; PTP decoding must reproduce AR exactly, so this is a library bug\n");
       return 1;
@@ -215,7 +232,7 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
  * each chunk in [brackets], or in alternating ANSI backgrounds with the
  * prompt in bold. Removing the marks gives the AR text exactly.
  */
-export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
+export function markedText(tokenizer: TextTokenizer, tokens: readonly number[], chunks: readonly number[], color: boolean): Uint8Array {
   const parts = chunkBytes(tokenizer, tokens, chunks);
   const out: Uint8Array[] = [];
   const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));
@@ -232,7 +249,7 @@ export function markedText(tokenizer: Tokenizer, tokens: readonly number[], chun
 
 /** The shipped student whose teacher checksum is the model's, if any (undefined: none fits). */
 function shippedStudentFor(modelPath: string, dir: string): string | undefined {
-  const checksum = teacherChecksum(readCheckpoint(modelPath));
+  const checksum = teacherChecksum(readModel(modelPath));
   for (const name of [DEMO_FILES.student, ...SHIPPED_STUDENTS]) {
     const path = join(dir, name);
     if (existsSync(path) && readStudent(path).config.teacherChecksum === checksum) return path;

@@ -1,9 +1,9 @@
 import { availableParallelism } from "node:os";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import { loadTokenizer, readModel } from "../io/model-file.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, randomStudent, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher, randomStudent } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import { randomDraft } from "../ptp/draft-file.js";
 import type { Draft } from "../ptp/draft-model.js";
@@ -26,10 +26,10 @@ import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags
 export const distillFlags = {
   ...studentFlags({ aux: "bits", digits: 16, window: 16, beta: 1, helpPrefix: "" }),
   ...loopFlags({ lr: 2e-3, schedule: "constant", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
-  model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin)", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
   out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
-  init: { kind: "string", value: "FILE", help: "start from this student instead of a fresh one (B = 0)" },
+  init: { kind: "string", value: "FILE", help: "start from this student (adapter file or PEFT folder) instead of a fresh one (B = 0)" },
   draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
   "draft-dim": { kind: "int", value: "D", help: "draft model width", default: 32 },
   "draft-layers": { kind: "int", value: "N", help: "draft model layers", default: 2 },
@@ -85,7 +85,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     outKind: recognise.safetensors,
   });
 
-  const ckpt = readCheckpoint(f.model!);
+  const ckpt = readModel(f.model!);
   const checksum = teacherChecksum(ckpt);
   const dataset = readDataset(f.dataset!, {
     allowTornTail: true,
@@ -100,7 +100,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
   let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
-    proposer = readStudent(f.init);
+    proposer = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
   }
   if (f.draft) {
@@ -117,7 +117,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const sampling = dataset.meta.sampling;
   let evalSettings;
   if (f["eval-prompts"] !== undefined) {
-    const tokenizer = Tokenizer.load(f.tokenizer!, ckpt.config.vocabSize);
+    const tokenizer = loadTokenizer(f.tokenizer!, ckpt.config.vocabSize);
     const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"]!, sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }

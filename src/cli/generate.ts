@@ -1,9 +1,10 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../ptp/adapter-file.js";
+import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
+import { loadStudent } from "../ptp/student-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
@@ -21,8 +22,8 @@ import { checkMemory } from "./memory.js";
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
 export const generateFlags = {
-  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint (.bin)", required: true },
-  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  model: { kind: "string", value: "PATH", help: "llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model (default: the model folder's tokenizer.json)" },
   prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped), decoded together; prompt i uses seed S + i" },
   steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
@@ -31,7 +32,7 @@ export const generateFlags = {
   "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold (1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
-  student: { kind: "string", value: "FILE", help: "PTP student adapter (safetensors) made for the model" },
+  student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
@@ -40,11 +41,12 @@ export const generateFlags = {
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
+  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
 
-export const generateUsage = `usage: ptp generate --model FILE --tokenizer FILE [options]
+export const generateUsage = `usage: ptp generate --model PATH [--tokenizer FILE] [options]
 
 Continue a prompt with a llama2.c checkpoint, sampling each token as
 Pick(u, P) from explicit auxiliary variables u. stdout: the prompt and its
@@ -63,6 +65,7 @@ ${describeFlags(generateFlags)}`;
 export async function generateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
+  if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
   if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
@@ -93,8 +96,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizerPath = requireTokenizer(f);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
   let aux: AuxSource | undefined;
@@ -109,10 +113,14 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   const runSteps = f.steps! <= 0 || f.steps! > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps!;
   checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend!, "lower --steps");
-  const backend = await createBackend(f.backend, { threads: f.threads });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
+  // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
+  // clock starts, so that tokens/s does not count weight packing and JIT tiers.
+  decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, checkpoint.config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
+  const workersBefore = threadInfo(backend).workerChunks;
   const result = decodeAR(model, prompt, {
     steps: f.steps!,
     sampling,
@@ -127,13 +135,20 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   });
   model.dispose();
 
+  const threads = threadInfo(backend);
+  const workerChunks = threads.workerChunks - workersBefore;
   if (f.json) {
     const text = new TextDecoder().decode(Buffer.concat(bytes));
-    io.stdout(JSON.stringify({ tokens: result.tokens, text, stats: { ...result.stats, backend: backend.description } }) + "\n");
+    const stats = { ...result.stats, backend: backend.description, threads: threads.threads, workerChunks, warmUp: true };
+    io.stdout(JSON.stringify({ tokens: result.tokens, text, stats }) + "\n");
   } else {
     io.stdout("\n");
   }
-  io.stderr(`achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ${backend.description})\n`);
+  const threadNote = threads.threads > 1 ? `, ${threads.threads} threads (${workerChunks} chunks on workers)` : "";
+  io.stderr(
+    `achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ` +
+      `${backend.description}${threadNote}; clock started after a warm-up call)\n`,
+  );
   return 0;
 }
 
@@ -151,15 +166,24 @@ export interface GenerateStats extends PtpStats {
   backend: string;
 }
 
+/** --tokenizer, or the model folder's tokenizer.json. */
+function requireTokenizer(f: GenerateFlags): string {
+  const path = tokenizerPathFor(f.model!, f.tokenizer);
+  if (path === undefined) throw new UsageError("--tokenizer is required (unless --model is a Hugging Face folder with tokenizer.json)");
+  return path;
+}
+
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const tokenizerPath = requireTokenizer(f);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;
   if (f.student !== undefined) {
-    student = readStudent(f.student);
-    checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), f.student);
+    const checksum = teacherChecksum(checkpoint);
+    student = loadStudent(f.student, { checkpoint, checksum });
+    checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
     warnNonFinite(io, "student", f.student, student.weights);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
@@ -191,7 +215,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, window, { drafts: f.drafts, budget: f.budget });
     checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
   }
-  const backend = await createBackend(f.backend, { threads: f.threads });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
@@ -333,4 +357,13 @@ function statsBlock(s: GenerateStats, decoder: string, prompts: number): string 
     `backend:            ${s.backend}`,
   ];
   return lines.join("\n") + "\n";
+}
+
+/** Threads a backend splits work over and the chunks its workers ran (1 and 0 where it has no threads). */
+function threadInfo(backend: object): { threads: number; workerChunks: number } {
+  const b = backend as { threads?: unknown; workerChunks?: unknown };
+  return {
+    threads: typeof b.threads === "number" ? b.threads : 1,
+    workerChunks: typeof b.workerChunks === "number" ? b.workerChunks : 0,
+  };
 }

@@ -1,8 +1,10 @@
 import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
 import { FileFormatError, readFileBytes } from "../io/errors.js";
+import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/adapter-file.js";
+import { isPeftFolder, readPeftStudent } from "../ptp/peft.js";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { StudentConfig } from "../ptp/student-weights.js";
@@ -14,9 +16,10 @@ export const inspectFlags = {
   json: { kind: "bool", help: "print one JSON object instead of text" },
 } satisfies FlagSpecs;
 
-export const inspectUsage = `usage: ptp inspect FILE [--json]
+export const inspectUsage = `usage: ptp inspect FILE|DIR [--json]
 
-Tell a llama2.c checkpoint (v0 or v1 "ak42"), a PTP student adapter and a
+Tell a llama2.c checkpoint (v0 or v1 "ak42"), a Hugging Face Llama folder,
+a PTP student adapter and a
 standalone PTP draft model (both safetensors) apart and print the
 configuration: for a checkpoint the model config, parameter count, version
 and teacher checksum; for an adapter the student config, for a draft model
@@ -28,6 +31,14 @@ export interface CheckpointInfo {
   file: string;
   kind: "checkpoint";
   version: 0 | 1;
+  config: ModelConfig;
+  parameters: number;
+  teacherChecksum: string;
+}
+
+export interface HfCheckpointInfo {
+  file: string;
+  kind: "hf-checkpoint";
   config: ModelConfig;
   parameters: number;
   teacherChecksum: string;
@@ -58,7 +69,19 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 }
 
 /** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
-export function inspectFile(path: string): CheckpointInfo | StudentInfo | DraftInfo {
+export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo {
+  if (isDirectory(path) && isPeftFolder(path)) {
+    const student = readPeftStudent(path);
+    let parameters = 0, tensors = 0;
+    for (const layer of student.weights.layers) for (const p of Object.values(layer)) (parameters += p.A.length + p.B.length), (tensors += 2);
+    for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) if (a) (parameters += a.length), tensors++;
+    return { file: path, kind: "student", config: student.config, tensors, parameters };
+  }
+  if (isDirectory(path)) {
+    const checkpoint = readHfCheckpoint(path);
+    const c = checkpoint.config;
+    return { file: path, kind: "hf-checkpoint", config: c, parameters: parameterCount(c), teacherChecksum: teacherChecksum(checkpoint) };
+  }
   const bytes = readFileBytes(path, "a llama2.c checkpoint, a PTP student adapter or a PTP draft model");
   if (looksLikeSafetensors(bytes)) {
     const file = parseSafetensors(bytes, path);
@@ -102,9 +125,10 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     return 0;
   }
   const lines: string[] = [];
-  if (info.kind === "checkpoint") {
+  if (info.kind === "checkpoint" || info.kind === "hf-checkpoint") {
     const c = info.config;
-    lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
+    if (info.kind === "hf-checkpoint") lines.push(`${info.file}: Hugging Face Llama checkpoint (folder)`);
+    else lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
     for (const k of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier", "normEps", "ropeTheta"] as const) {
       lines.push(`  ${k.padEnd(17)} ${c[k]}`);
     }

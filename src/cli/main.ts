@@ -1,7 +1,10 @@
-import { UsageError } from "./args.js";
+import { readFileSync } from "node:fs";
+import { closest, UsageError } from "./args.js";
+import { convertCommand, convertUsage } from "./convert.js";
 import { distillCommand, distillUsage } from "./distill.js";
 import { trainCommand, trainUsage } from "./train.js";
 import { demoCommand, demoUsage } from "./demo.js";
+import { exportPeftCommand, exportPeftUsage } from "./export-peft.js";
 import { generateCommand, generateUsage } from "./generate.js";
 import { processIo, type Io } from "./io.js";
 import { pregenerateCommand, pregenerateUsage } from "./pregenerate.js";
@@ -27,6 +30,8 @@ const COMMANDS: Record<string, Command> = {
   distill: { run: distillCommand, usage: distillUsage, summary: "train a gated-LoRA PTP student on a pregenerated dataset (resumable)" },
   synth: { run: synthCommand, usage: synthUsage, summary: "write the synthetic story corpus, its char tokenizer and held-out prompts" },
   demo: { run: demoCommand, usage: demoUsage, summary: "PTP on the shipped demo models: accepted chunks, speedup over AR, exactness" },
+  convert: { run: convertCommand, usage: convertUsage, summary: "convert a model between llama2.c checkpoints and Hugging Face Llama folders" },
+  "export-peft": { run: exportPeftCommand, usage: exportPeftUsage, summary: "write a PTP student as a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)" },
   inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a checkpoint, a student adapter or a draft model apart and print its config" },
 };
 
@@ -39,16 +44,26 @@ ${Object.entries(COMMANDS)
 
 Run 'ptp <command> --help' for a command's options.`;
 
+/** The package's version (from its package.json). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 /** Runs the CLI; returns the exit code (2 for bad arguments, 1 for failures). */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V" || name === "version") {
+    io.stdout(`ptp-ts ${packageVersion()}\n`);
+    return 0;
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     io.stderr(usage + "\n");
     return name === undefined ? 2 : 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    io.stderr(`ptp: unknown command ${JSON.stringify(name)}\n\n${usage}\n`);
+    const guess = closest(name, Object.keys(COMMANDS));
+    io.stderr(`ptp: unknown command ${JSON.stringify(name)}${guess ? ` (did you mean ${guess}?)` : ""}\n${usage.split("\n")[0]}\nRun 'ptp --help' for the list of commands.\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -59,7 +74,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return await command.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr(`ptp ${name}: ${e.message}\n\n${command.usage}\n`);
+      io.stderr(`ptp ${name}: ${e.message}\n${command.usage.split("\n")[0]}\nRun 'ptp ${name} --help' for all options.\n`);
       return 2;
     }
     io.stderr(`ptp ${name}: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -2,9 +2,8 @@ import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { loadTokenizer, readModel } from "../io/model-file.js";
 import { readFileBytes } from "../io/errors.js";
-import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
@@ -13,8 +12,8 @@ import { processIo, type Io } from "./io.js";
 import { checkOutputs } from "./output-files.js";
 
 export const pregenerateFlags = {
-  model: { kind: "string", value: "FILE", help: "llama2.c checkpoint of the teacher (.bin)", required: true },
-  tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin matching the model", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model", required: true },
   out: { kind: "string", value: "FILE", help: "dataset file to write (spec/dataset.md)", required: true },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: complete from BOS" },
   samples: { kind: "int", value: "N", help: "completions per prompt", default: 32 },
@@ -55,8 +54,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
   checkOutputs([{ flag: "--out", path: out }], { inputs: [{ flag: "--model", path: f.model }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--prompts", path: f.prompts }], force: true });
 
-  const checkpoint = readCheckpoint(f.model!);
-  const tokenizer = Tokenizer.load(f.tokenizer!, checkpoint.config.vocabSize);
+  const checkpoint = readModel(f.model!);
+  const tokenizer = loadTokenizer(f.tokenizer!, checkpoint.config.vocabSize);
   const prompts: PromptSet =
     f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
   const seqLen = checkpoint.config.seqLen;

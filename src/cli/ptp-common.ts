@@ -1,5 +1,6 @@
 /** Helpers shared by the commands that decode prompts and compare with AR (generate, demo). */
 import { readFileBytes } from "../io/errors.js";
+import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/ptp-file-parts.js";
 import type { Io } from "./io.js";
@@ -19,7 +20,7 @@ export function readPrompts(path: string): string[] {
 }
 
 /** The bytes the AR path prints for a sequence: printable pieces after the first token. */
-export function textOf(tokenizer: Tokenizer, tokens: readonly number[]): Uint8Array {
+export function textOf(tokenizer: TextTokenizer, tokens: readonly number[]): Uint8Array {
   const pieces: Uint8Array[] = [];
   for (let i = 1; i < tokens.length; i++) {
     const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);

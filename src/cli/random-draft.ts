@@ -1,4 +1,4 @@
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { configProblems, parameterCount } from "../model/config.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft, writeDraft } from "../ptp/draft-file.js";
 import type { Variant } from "../ptp/student-weights.js";
@@ -9,7 +9,7 @@ import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomDraftFlags = {
-  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint (its vocabulary and seqLen are used)", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the draft model (safetensors)", required: true },
   dim: { kind: "int", value: "D", help: "draft model width", default: DEFAULT_DRAFT_SHAPE.dim },
@@ -43,7 +43,7 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out! }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant as Variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed! });
   writeDraft(f.out!, draft);

@@ -1,4 +1,4 @@
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import { randomStudent, writeStudent } from "../ptp/adapter-file.js";
 import type { Variant } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -8,7 +8,7 @@ import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomStudentFlags = {
-  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint", required: true },
+  model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
   rank: { kind: "int", value: "R", help: "LoRA rank", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
@@ -34,7 +34,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out! }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
-  const checkpoint = readCheckpoint(f.model!);
+  const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);
   const student = randomStudent(checkpoint, checksum, {
     variant: f.variant as Variant,

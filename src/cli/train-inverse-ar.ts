@@ -1,5 +1,5 @@
 import { createBackend } from "../backends/registry.js";
-import { readCheckpoint } from "../io/checkpoint.js";
+import { readModel } from "../io/model-file.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { randomStudent } from "../ptp/adapter-file.js";
@@ -15,7 +15,7 @@ import { processIo, type Io } from "./io.js";
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = {
   ...studentFlags({ aux: "digits", digits: 20, window: 8, beta: 1, helpPrefix: "inverse-ar: " }),
-  model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin) the C-PTP student adapts" },
+  model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin or Hugging Face folder) the C-PTP student adapts" },
   temperature: { kind: "number", value: "T", help: "inverse-ar: temperature of the student's own bins (and of decoding)", default: 1 },
   "eval-prompts": { kind: "string", value: "FILE", help: "inverse-ar: held-out prompts for accepted tokens per call (self decoder)" },
   "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16 },
@@ -28,7 +28,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
   const num = (k: string) => f[k] as number;
   if (!(num("temperature") > 0)) throw new UsageError(`--temperature must be > 0 for inverse-ar (u's live in sampling bins), got ${f.temperature}`);
-  const ckpt = readCheckpoint(f.model as string);
+  const ckpt = readModel(f.model as string);
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: num("digits") } : { kind: f.aux as AuxKind };

@@ -14,3 +14,30 @@ export {
 } from "./checkpoint.js";
 export { Mulberry32 } from "./prng.js";
 export { BOS, BYTE_TOKEN_OFFSET, EOS, UNK, Tokenizer, isPrintablePiece, rawBytePiece } from "./tokenizer.js";
+export {
+  readSafetensors,
+  writeSafetensors,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  serializeSafetensors,
+  type SafeTensor,
+  type SafeTensorDtype,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+} from "./safetensors.js";
+export { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
+export {
+  readHfCheckpoint,
+  writeHfCheckpoint,
+  hfTensors,
+  hfTensorShapes,
+  permuteRowsToHf,
+  permuteRowsFromHf,
+  HF_CONFIG,
+  HF_WEIGHTS,
+  HF_INDEX,
+  HF_LINEAR_MODULES,
+  type WriteHfOptions,
+} from "./hf-checkpoint.js";
+export { HfTokenizer, llama2cTokenizerToJson, llama2cTokenizerBytes, writeHfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
+export { readModel, loadTokenizer, tokenizerPathFor, HF_TOKENIZER } from "./model-file.js";

@@ -66,7 +66,7 @@ export function halfToFloat(h: number): number {
 }
 
 /** Reads `count` elements of `dtype` from little-endian bytes into a fresh array. */
-function decode(dtype: SafeTensorDtype, bytes: Uint8Array, start: number, count: number): Float32Array | Int32Array | Uint8Array {
+export function decodeTensorBytes(dtype: SafeTensorDtype, bytes: Uint8Array, start: number, count: number): Float32Array | Int32Array | Uint8Array {
   const size = DTYPE_SIZE[dtype];
   const src = bytes.subarray(start, start + count * size);
   // new Uint8Array(src) always copies (Buffer.prototype.slice would return a view into Node's pool)
@@ -101,13 +101,7 @@ function decode(dtype: SafeTensorDtype, bytes: Uint8Array, start: number, count:
   }
 }
 
-interface Entry {
-  name: string;
-  dtype: SafeTensorDtype;
-  shape: number[];
-  begin: number;
-  end: number;
-}
+type Entry = SafetensorsEntry;
 
 function parseEntry(name: string, value: unknown, fail: (problem: string) => never): Entry {
   const t = `tensor ${quote(name)}`;
@@ -147,12 +141,6 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   return { name, dtype: d, shape: (shape as number[]).slice(), begin: b, end: e };
 }
 
-function checkHeaderLength(headerLength: bigint, n: number, fail: (problem: string) => never): void {
-  if (headerLength > BigInt(n - 8)) {
-    fail(`safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
-  }
-}
-
 /**
  * Parses a safetensors file. `name` (usually the path) starts every error
  * message. Throws FileFormatError when the file is truncated, the header is
@@ -161,18 +149,54 @@ function checkHeaderLength(headerLength: bigint, n: number, fail: (problem: stri
  * the data section exactly once.
  */
 export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  const n = bytes.byteLength;
+  if (n < 8) {
+    throw new FileFormatError(name, `file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
+  }
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, n).getBigUint64(0, true);
+  if (headerLength > BigInt(n - 8)) {
+    throw new FileFormatError(
+      name,
+      `safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`,
+    );
+  }
+  const headerEnd = 8 + Number(headerLength);
+  const header = parseSafetensorsHeader(bytes.subarray(8, headerEnd), n - headerEnd, name);
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of header.entries) {
+    const count = elementCount(e.shape);
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decodeTensorBytes(e.dtype, bytes, headerEnd + e.begin, count) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** One tensor of a safetensors header: byte offsets relative to the data section. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafeTensorDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Parses and checks a safetensors JSON header (the bytes after the 8-byte
+ * length), given the length of the data section that follows it. Entries
+ * come sorted by offset and tile the data section exactly. For loaders that
+ * read the header first and then stream each tensor's bytes.
+ */
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  name: string,
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
   const fail: (problem: string) => never = (problem) => {
     throw new FileFormatError(name, problem);
   };
-  const n = bytes.byteLength;
-  if (n < 8) fail(`file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
-  const headerLength = dv.getBigUint64(0, true);
-  checkHeaderLength(headerLength, n, fail);
-  const headerEnd = 8 + Number(headerLength);
+  const headerLength = headerBytes.byteLength;
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, headerEnd));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
   } catch {
     return fail(`safetensors header is not valid UTF-8`);
   }
@@ -203,7 +227,6 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   }
 
   // The data section must be tiled exactly: sorted by offsets, each tensor starts where the previous ended.
-  const dataLength = n - headerEnd;
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let covered = 0;
   let previous: Entry | undefined;
@@ -229,13 +252,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   if (covered < dataLength) {
     fail(`data section has ${dataLength - covered} bytes after the last tensor (bytes [${covered}, ${dataLength})) that belong to no tensor`);
   }
-
-  const tensors = new Map<string, SafeTensor>();
-  for (const e of entries) {
-    const count = elementCount(e.shape);
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(e.dtype, bytes, headerEnd + e.begin, count) });
-  }
-  return { tensors, metadata };
+  return { entries, metadata };
 }
 
 /** Reads a safetensors file synchronously (see parseSafetensors). */
@@ -244,9 +261,10 @@ export function readSafetensors(path: string): SafetensorsFile {
   const what = "a safetensors file";
   const { bytes: head, size } = readFilePrefix(path, what, 8);
   if (size >= 8) {
-    checkHeaderLength(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true), size, (problem) => {
-      throw new FileFormatError(path, problem);
-    });
+    const headerLength = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (headerLength > BigInt(size - 8)) {
+      throw new FileFormatError(path, `safetensors header length ${headerLength} goes beyond the end of the file (${size} bytes, so at most ${size - 8} bytes of header)`);
+    }
   }
   return parseSafetensors(readFileBytes(path, what), path);
 }
@@ -320,8 +338,8 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to a unique temporary
- * file next to `path` (writeBytesAtomically), which is then renamed over it.
+ * Writes a safetensors file atomically: the bytes go to `path + ".tmp"`,
+ * which is then renamed over `path`.
  */
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
   writeBytesAtomically(path, serializeSafetensors(tensors, metadata));

@@ -1,11 +1,16 @@
 import { Tokenizer } from "../io/tokenizer.js";
 
+/** What chunking needs of a tokenizer (llama2.c or tokenizer.json): each token's printed bytes. */
+export interface PieceDecoder {
+  decodePiece(prev: number, token: number): Uint8Array;
+}
+
 /**
  * The bytes the AR path prints for tokens[from .. to): each token's piece
  * decoded after the token before it, non-printable pieces skipped (the first
  * token, BOS, prints nothing).
  */
-export function tokenBytes(tokenizer: Tokenizer, tokens: readonly number[], from: number, to: number): Uint8Array {
+export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], from: number, to: number): Uint8Array {
   const parts: Uint8Array[] = [];
   let n = 0;
   for (let i = Math.max(from, 1); i < to; i++) {
@@ -30,7 +35,7 @@ export function tokenBytes(tokenizer: Tokenizer, tokens: readonly number[], from
  * generated part is the last sum(chunks) tokens). Concatenated, they are the
  * AR text exactly.
  */
-export function chunkBytes(tokenizer: Tokenizer, tokens: readonly number[], chunks: readonly number[]): { prompt: Uint8Array; chunks: Uint8Array[] } {
+export function chunkBytes(tokenizer: PieceDecoder, tokens: readonly number[], chunks: readonly number[]): { prompt: Uint8Array; chunks: Uint8Array[] } {
   const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
   if (promptLength < 0) throw new RangeError(`chunkBytes: the chunks hold ${tokens.length - promptLength} tokens but the sequence has ${tokens.length}`);
   let at = promptLength;

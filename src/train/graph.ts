@@ -6,9 +6,9 @@ import {
   attention,
   concatRows,
   linear,
+  linearLora,
   rmsnorm,
   rope,
-  scale,
   swiglu,
   Tensor,
   type KeyRanges,
@@ -113,10 +113,9 @@ export function trainableWeights(ckpt: Checkpoint): { params: Param[]; weights: 
   return { params, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
 }
 
-function linearLora(tape: Tape, x: Tensor, w: Tensor, lora: { A: Tensor; B: Tensor } | undefined, s: number): Tensor {
-  const y = linear(tape, x, w);
-  if (!lora) return y;
-  return add(tape, y, scale(tape, linear(tape, linear(tape, x, lora.A), lora.B), s));
+/** x W^T, plus s (x A^T) B^T with a LoRA adapter (one fused op, the same bits as the separate ones). */
+function linearMaybeLora(tape: Tape, x: Tensor, w: Tensor, lora: { A: Tensor; B: Tensor } | undefined, s: number): Tensor {
+  return lora ? linearLora(tape, x, w, lora.A, lora.B, s) : linear(tape, x, w);
 }
 
 /** Logits [R, vocab] of the rows. */
@@ -126,7 +125,7 @@ export function forwardRows(tape: Tape, c: ModelConfig, w: GraphWeights, input: 
   let x = input.x;
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l], ll = lora?.layers[l], s = lora?.scale ?? 0;
-    const lin = (h: Tensor, n: LinearName) => linearLora(tape, h, lw[n], ll?.[n], s);
+    const lin = (h: Tensor, n: LinearName) => linearMaybeLora(tape, h, lw[n], ll?.[n], s);
     const h = rmsnorm(tape, x, lw.rmsAtt, c.normEps);
     const q = rope(tape, lin(h, "wq"), input.positions, c.nHeads, hs, c.ropeTheta);
     const k = rope(tape, lin(h, "wk"), input.positions, c.nKvHeads, hs, c.ropeTheta);

@@ -15,6 +15,7 @@ const f = Math.fround;
 class JsBuffer implements Buffer {
   freed = false;
   constructor(
+    readonly owner: JsBackend,
     readonly dtype: DType,
     readonly data: Float32Array | Int32Array | Uint8Array,
   ) {}
@@ -31,7 +32,7 @@ export class JsBackend implements Backend {
 
   alloc(length: number, dtype: DType = "f32"): Buffer {
     if (!Number.isInteger(length) || length < 0) throw new BackendError(this.name, `alloc: length must be a non-negative integer, got ${length}`);
-    return new JsBuffer(dtype, new ARRAYS[dtype](length));
+    return new JsBuffer(this, dtype, new ARRAYS[dtype](length));
   }
 
   upload(buf: Buffer, data: HostArray, offset = 0): void {
@@ -55,7 +56,7 @@ export class JsBackend implements Backend {
   }
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
+    const Y = this.f32(y, M * N, "matmul"), X = this.f32(x, M * K, "matmul"), W = this.f32(w, N * K, "matmul");
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -66,7 +67,7 @@ export class JsBackend implements Backend {
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
-    const Y = this.f32(y, M * D, "rmsnorm y"), X = this.f32(x, M * D, "rmsnorm x"), G = this.f32(weight, D, "rmsnorm weight");
+    const Y = this.f32(y, M * D, "rmsnorm"), X = this.f32(x, M * D, "rmsnorm"), G = this.f32(weight, D, "rmsnorm");
     for (let m = 0; m < M; m++) {
       let ss = 0;
       for (let i = 0; i < D; i++) ss = f(ss + f(X[m * D + i] * X[m * D + i]));
@@ -76,8 +77,8 @@ export class JsBackend implements Backend {
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
-    const X = this.f32(x, M * nHeads * headSize, "rope x"), P = this.i32(positions, M, "rope positions");
     const width = nHeads * headSize;
+    const X = this.f32(x, M * width, "rope"), P = this.i32(positions, M, "rope");
     for (let m = 0; m < M; m++) {
       for (let i = 0; i < headSize; i += 2) {
         const angle = ropeAngle(P[m], i, headSize, theta);
@@ -93,10 +94,10 @@ export class JsBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    const O = this.f32(out, M * nHeads * headSize, "attention out"), Q = this.f32(q, M * nHeads * headSize, "attention q");
-    const Kc = this.f32(keys, nKeys * nKvHeads * headSize, "attention keys"), Vc = this.f32(values, nKeys * nKvHeads * headSize, "attention values");
-    const Mk = mask ? this.u8(mask, M * nKeys, "attention mask") : null;
     const kvWidth = nKvHeads * headSize, width = nHeads * headSize;
+    const O = this.f32(out, M * width, "attention"), Q = this.f32(q, M * width, "attention");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attention"), Vc = this.f32(values, nKeys * kvWidth, "attention");
+    const Mk = mask ? this.u8(mask, M * nKeys, "attention") : null;
     const group = nHeads / nKvHeads;
     const sqrtHs = f(Math.sqrt(headSize));
     const scores = new Float32Array(nKeys);
@@ -133,17 +134,17 @@ export class JsBackend implements Backend {
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
-    const Y = this.f32(y, n, "swiglu y"), G = this.f32(gate, n, "swiglu gate"), U = this.f32(up, n, "swiglu up");
+    const Y = this.f32(y, n, "swiglu"), G = this.f32(gate, n, "swiglu"), U = this.f32(up, n, "swiglu");
     for (let i = 0; i < n; i++) Y[i] = f(f(G[i] * f(1 / f(1 + f(Math.exp(-G[i]))))) * U[i]);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
-    const Y = this.f32(y, n, "add y"), X = this.f32(x, n, "add x");
+    const Y = this.f32(y, n, "add"), X = this.f32(x, n, "add");
     for (let i = 0; i < n; i++) Y[i] += X[i];
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
-    const Y = this.f32(y, M * D, "embedding y"), T = this.f32(table, 0, "embedding table"), I = this.i32(ids, M, "embedding ids");
+    const Y = this.f32(y, M * D, "embedding"), T = this.f32(table, 0, "embedding"), I = this.i32(ids, M, "embedding");
     for (let m = 0; m < M; m++) {
       const id = I[m];
       if (id < 0) continue;
@@ -153,7 +154,7 @@ export class JsBackend implements Backend {
   }
 
   softmax(x: Buffer, M: number, N: number): void {
-    const X = this.f32(x, M * N, "softmax x");
+    const X = this.f32(x, M * N, "softmax");
     for (let m = 0; m < M; m++) {
       const row = X.subarray(m * N, (m + 1) * N);
       let max = -Infinity;
@@ -170,31 +171,29 @@ export class JsBackend implements Backend {
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
     const D = this.buf(dst), S = this.buf(src);
     if (D.dtype !== S.dtype) throw new BackendError(this.name, `copy: dtype ${S.dtype} into ${D.dtype}`);
-    if (dstOffset + n > D.data.length || srcOffset + n > S.data.length) throw new BackendError(this.name, `copy: ${n} elements out of range`);
+    if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > D.data.length || srcOffset + n > S.data.length) throw new BackendError(this.name, `copy: ${n} elements out of range`);
     D.data.set(S.data.slice(srcOffset, srcOffset + n), dstOffset);
   }
 
   private buf(b: Buffer): JsBuffer {
-    if (!(b instanceof JsBuffer)) throw new BackendError(this.name, "not a buffer of this backend");
+    if (!(b instanceof JsBuffer) || b.owner !== this) throw new BackendError(this.name, "not a buffer of this backend");
     if (b.freed) throw new BackendError(this.name, "buffer used after free");
     return b;
   }
-  // Every op checks that its buffers hold the spans it reads and writes, as every backend must (spec/backend.md):
-  // a short buffer would otherwise read as undefined, i.e. NaN, silently.
-  private f32(b: Buffer, need: number, what: string): Float32Array {
-    return this.typed(b, "f32", need, what) as Float32Array;
+  private f32(b: Buffer, need: number, op: string): Float32Array {
+    return this.typed(b, "f32", need, op) as Float32Array;
   }
-  private i32(b: Buffer, need: number, what: string): Int32Array {
-    return this.typed(b, "i32", need, what) as Int32Array;
+  private i32(b: Buffer, need: number, op: string): Int32Array {
+    return this.typed(b, "i32", need, op) as Int32Array;
   }
-  private u8(b: Buffer, need: number, what: string): Uint8Array {
-    return this.typed(b, "u8", need, what) as Uint8Array;
+  private u8(b: Buffer, need: number, op: string): Uint8Array {
+    return this.typed(b, "u8", need, op) as Uint8Array;
   }
-  private typed(b: Buffer, dtype: DType, need: number, what: string) {
+  /** The data of a live buffer of this backend with `dtype` and at least `need` elements (the op's span). */
+  private typed(b: Buffer, dtype: DType, need: number, op: string) {
     const jb = this.buf(b);
-    if (jb.dtype !== dtype) throw new BackendError(this.name, `${what}: expected a ${dtype} buffer, got ${jb.dtype}`);
-    if (!Number.isInteger(need) || need < 0) throw new BackendError(this.name, `${what}: sizes must be non-negative integers (needs ${need} elements)`);
-    if (jb.data.length < need) throw new BackendError(this.name, `${what}: needs ${need} elements, the buffer has ${jb.data.length}`);
+    if (jb.dtype !== dtype) throw new BackendError(this.name, `${op}: expected a ${dtype} buffer, got ${jb.dtype}`);
+    if (need > jb.data.length) throw new BackendError(this.name, `${op}: needs ${need} elements but the buffer has ${jb.data.length} (out of range)`);
     return jb.data;
   }
 }

@@ -27,10 +27,33 @@ export const PLAIN_SIMD_PROBE = simdProbe([0xfd, 0x52]);
 let relaxedCache: boolean | undefined;
 let simdCache: boolean | undefined;
 
-/** True when this runtime validates relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd). */
+/**
+ * True when this runtime validates relaxed SIMD. On Node 20, where it is
+ * behind --experimental-wasm-relaxed-simd, the flag is switched on here
+ * (through node:v8, as the `ptp` command does) before giving up, so library
+ * users get the relaxed build too; elsewhere (browsers, runtimes refusing
+ * the flag) the answer is what the runtime validates.
+ */
 export function relaxedSimdSupported(): boolean {
-  if (relaxedCache === undefined) relaxedCache = validate(RELAXED_MADD_PROBE);
+  if (relaxedCache === undefined) {
+    relaxedCache = validate(RELAXED_MADD_PROBE);
+    if (!relaxedCache && enableRelaxedSimdFlag()) relaxedCache = validate(RELAXED_MADD_PROBE);
+  }
   return relaxedCache;
+}
+
+/** Tries to switch on Node's relaxed-SIMD flag at run time; false where there is no node:v8 or it refuses. */
+function enableRelaxedSimdFlag(): boolean {
+  if (typeof process === "undefined" || process.env?.PTP_NO_RELAXED_FLAG === "1") return false;
+  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  const v8 = getBuiltin?.("node:v8") as { setFlagsFromString?: (flags: string) => void } | undefined;
+  if (!v8?.setFlagsFromString) return false;
+  try {
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** True when this runtime validates fixed-width SIMD. */

@@ -5,7 +5,8 @@ import type { BackendOptions } from "../registry.js";
 import { ropeAngle } from "../rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
-import { ThreadPool } from "./threads.js";
+import { defaultWorkerSpawner } from "./spawner.js";
+import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, ThreadPool, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -32,11 +33,20 @@ export interface Kernels {
   gemm(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
   packedBytes(K: number, N: number): number;
   packPanels(dst: number, w: number, K: number, N: number): void;
+  /** `gemm` with w rounded to bf16, reading the panels packPanelsBf16 made. */
+  gemmBf16(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
+  packedBytesBf16(K: number, N: number): number;
+  packPanelsBf16(dst: number, w: number, K: number, N: number): void;
   rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
   attention(
     out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
-    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scores: number,
+    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number,
+  ): void;
+  /** Query heads h0 .. h1-1 of `attention` (scratch: nHeads * nKeys * 8 bytes). */
+  attentionHeads(
+    out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
+    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number,
   ): void;
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
@@ -55,6 +65,12 @@ const PACK_MIN_ELEMENTS = 16384;
 
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
 const PARALLEL_MIN_MACS = 1 << 16;
+
+/** Attention calls of fewer score multiply-adds (rows x keys x heads x headSize) stay on the calling thread. */
+const PARALLEL_MIN_ATTENTION = 1 << 15;
+
+/** Closes the thread pool of a backend that was garbage-collected without dispose(). */
+const poolReaper = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<ThreadPool>((pool) => pool.close()) : undefined;
 
 class WasmBuffer implements Buffer {
   freed = false;
@@ -205,10 +221,15 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   if (baseUrl !== undefined && typeof baseUrl !== "string" && !(baseUrl instanceof URL)) {
     throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${String(baseUrl)}`);
   }
+  const weights = options.weights ?? "f32";
+  if (weights !== "f32" && weights !== "bf16") throw new Error(`wasm backend: weights must be "f32" or "bf16", got ${JSON.stringify(weights)}`);
   const note = requested > 1 ? threadsUnavailableReason() : undefined;
   const inst = await instantiateShared(build, baseUrl);
-  const backend = new WasmBackend(inst.kernels, build, note ? 1 : requested, inst.module);
+  const backend = new WasmBackend(inst.kernels, build, note ? 1 : requested, inst.module, options.spawnWorker as WorkerSpawner | undefined, weights);
   backend.threadNote = note;
+  // Every entry point (CLI, library, demo) gets running workers: ops are synchronous,
+  // so the pool must be up before the first one.
+  await backend.startThreads();
   return backend;
 }
 
@@ -227,9 +248,15 @@ export class WasmBackend implements Backend {
   private i32v!: Int32Array;
   private f32v!: Float32Array;
 
-  // One reusable scratch block (RoPE table, attention scores).
+  // One reusable scratch block (attention scores).
   private scratchPtr = 0;
   private scratchBytes = 0;
+  // The RoPE cos/sin table of the last positions seen (see ropeTable).
+  private ropePtr = 0;
+  private ropeBytes = 0;
+  private ropeKey: Int32Array | undefined;
+  private ropeHeadSize = 0;
+  private ropeTheta = 0;
 
   /** Threads a large matmul is split over (1: the calling thread only). */
   readonly threads: number;
@@ -240,13 +267,28 @@ export class WasmBackend implements Backend {
   /** Set when more threads were asked for than could be used, saying why (see threadsUnavailableReason). */
   threadNote: string | undefined;
 
-  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule) {
+  private readonly spawn: WorkerSpawner;
+
+  /**
+   * `threads` > 1 needs the compiled `module` (workers instantiate it on the
+   * same shared memory); the pool starts at once, and its workers join the
+   * ops as soon as they run (checked with an atomic load, so synchronous
+   * callers use them too). `spawn` starts one worker (default: Node's
+   * worker_threads; a browser build passes a Web Worker spawner).
+   */
+  /** Matmul weights as given ("f32") or rounded to bfloat16 ("bf16", read from half-size panels). */
+  readonly weights: "f32" | "bf16";
+
+  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = defaultWorkerSpawner(), weights: "f32" | "bf16" = "f32") {
     this.k = kernels;
     this.build = build;
     this.module = module;
+    this.spawn = spawn;
+    this.weights = weights;
     this.threads = module ? threads : 1;
-    this.description = build === "relaxed" ? "wasm (relaxed SIMD)" : "wasm (SIMD)";
+    this.description = (build === "relaxed" ? "wasm (relaxed SIMD" : "wasm (SIMD") + (weights === "bf16" ? ", bf16 weights)" : ")");
     this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
+    this.ensurePool();
   }
 
   // ---- memory -------------------------------------------------------------
@@ -276,6 +318,8 @@ export class WasmBackend implements Backend {
       throw this.err(`download: range [${offset}, ${offset + length}) is outside a buffer of ${b.length}`);
     }
     const start = this.index(b) + offset;
+    // f32: one copy out of the shared memory (slice); other dtypes convert element by element.
+    if (b.dtype === "f32") return (this.view("f32") as Float32Array).slice(start, start + length);
     return Float32Array.from(this.view(b.dtype).subarray(start, start + length));
   }
 
@@ -290,22 +334,36 @@ export class WasmBackend implements Backend {
     if (this.disposed) return;
     this.disposed = true;
     this.pool?.close();
+    if (this.pool) poolReaper?.unregister(this);
     this.pool = undefined;
   }
 
   /**
-   * Starts the worker threads now (they otherwise start on the first matmul
-   * large enough to split, which runs single-threaded until they are up) and
-   * resolves when they are running.
+   * Resolves when the worker threads (started with the backend) are running.
+   * `createWasmBackend` awaits this, so a backend from it uses its threads
+   * from the first op; ops before then run on the calling thread alone, with
+   * the same results.
    */
   async startThreads(): Promise<void> {
     this.alive();
     await this.ensurePool()?.whenReady();
   }
 
+  /** True when the worker threads are running (always false with 1 thread). */
+  get threadsReady(): boolean {
+    return this.pool?.ready ?? false;
+  }
+
+  /** Chunks of work (matmul column ranges, attention heads) that worker threads computed so far. */
+  get workerChunks(): number {
+    return this.pool?.workerChunks ?? 0;
+  }
+
   private ensurePool(): ThreadPool | undefined {
     if (this.threads > 1 && !this.pool && this.module && !this.disposed) {
-      this.pool = new ThreadPool(this.threads, this.module, this.k.memory);
+      this.pool = new ThreadPool(this.threads, this.module, this.k.memory, this.spawn);
+      // A backend dropped without dispose() still stops its workers (they hold its memory).
+      poolReaper?.register(this, this.pool, this);
     }
     return this.pool;
   }
@@ -326,10 +384,26 @@ export class WasmBackend implements Backend {
     this.dim("matmul", "M", M); this.dim("matmul", "K", K); this.dim("matmul", "N", N);
     const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
+    if (this.weights === "bf16") {
+      // Every weight gets bf16 panels (the tails are rounded in the kernel).
+      const packed = this.panels(W, K, N);
+      if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
+        const nChunks = Math.min(4 * this.threads, N >> 2);
+        const unit = Math.ceil(N / nChunks / 4) * 4;
+        if (this.pool.run(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], unit, N)) {
+          this.threadedCalls++;
+          return;
+        }
+      }
+      this.k.gemmBf16(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
+      return;
+    }
     const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
-    if (this.threads > 1 && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
-      const pool = this.pool ?? this.ensurePool();
-      if (pool && pool.gemm(this.k.gemm, Y.ptr, X.ptr, W.ptr, packed, M, K, N)) {
+    if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
+      // Chunks of output columns (multiples of 4), a few per thread so a slow thread costs little.
+      const nChunks = Math.min(4 * this.threads, N >> 2);
+      const unit = Math.ceil(N / nChunks / 4) * 4;
+      if (this.pool.run(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], unit, N)) {
         this.threadedCalls++;
         return;
       }
@@ -345,8 +419,10 @@ export class WasmBackend implements Backend {
   private panels(W: WasmBuffer, K: number, N: number): number {
     if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
     this.unpack(W);
-    const ptr = this.allocBytes(this.k.packedBytes(K, N));
-    this.k.packPanels(ptr, W.ptr, K, N);
+    const bf16 = this.weights === "bf16";
+    const ptr = this.allocBytes(Math.max(1, bf16 ? this.k.packedBytesBf16(K, N) : this.k.packedBytes(K, N)));
+    if (bf16) this.k.packPanelsBf16(ptr, W.ptr, K, N);
+    else this.k.packPanels(ptr, W.ptr, K, N);
     W.packedPtr = ptr;
     W.packedK = K;
     W.packedN = N;
@@ -372,22 +448,56 @@ export class WasmBackend implements Backend {
     if (headSize % 2 !== 0) throw this.err(`rope: headSize must be even, got ${headSize}`);
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
+    const table = this.ropeTable(P, M, headSize, theta);
+    this.k.rope(X.ptr, table, M, nHeads, headSize);
+  }
+
+  /**
+   * The cos/sin table of every (row, pair) angle, rounded to f32, from the
+   * shared angle recipe: computed once for a set of positions and reused
+   * while the same positions come back (q and k of every layer of one
+   * forward), checked value by value, so it is never stale.
+   */
+  private ropeTable(P: WasmBuffer, M: number, headSize: number, theta: number): number {
     const half = headSize / 2;
-    // cos/sin of every (row, pair) angle, rounded to f32, from the shared angle recipe.
-    const table = this.scratch(M * half * 8);
     const pos = this.view("i32") as Int32Array;
     const p0 = this.index(P);
-    const f32 = this.f32v;
-    let t = table / 4;
+    let same = this.ropeKey !== undefined && this.ropeKey.length === M && this.ropeHeadSize === headSize && this.ropeTheta === theta;
+    if (same) {
+      const key = this.ropeKey!;
+      for (let m = 0; m < M; m++) {
+        if (key[m] !== pos[p0 + m]) {
+          same = false;
+          break;
+        }
+      }
+    }
+    if (same) return this.ropePtr;
+    const bytes = M * half * 8;
+    if (bytes > this.ropeBytes) {
+      if (this.ropeBytes > 0) this.heap.release(this.ropePtr);
+      this.ropeBytes = 0;
+      const size = Math.max(4096, alignUp(bytes * 1.5, ALIGN));
+      this.ropePtr = this.allocBytes(size);
+      this.ropeBytes = size;
+    }
+    this.refreshViews();
+    const key = new Int32Array(M);
+    const f32 = this.f32v, i32 = this.i32v;
+    let t = this.ropePtr / 4;
     for (let m = 0; m < M; m++) {
-      const p = pos[p0 + m];
+      const p = i32[p0 + m];
+      key[m] = p;
       for (let i = 0; i < headSize; i += 2) {
         const angle = ropeAngle(p, i, headSize, theta);
         f32[t++] = Math.cos(angle);
         f32[t++] = Math.sin(angle);
       }
     }
-    this.k.rope(X.ptr, table, M, nHeads, headSize);
+    this.ropeKey = key;
+    this.ropeHeadSize = headSize;
+    this.ropeTheta = theta;
+    return this.ropePtr;
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
@@ -415,8 +525,17 @@ export class WasmBackend implements Backend {
       throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
     }
     if (M === 0) return;
-    const scores = this.scratch(nKeys * 4);
-    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, scores);
+    const scratch = this.scratch(nHeads * nKeys * 8);
+    const hasMask = mask ? 1 : 0;
+    if (this.pool && nHeads >= 2 && M * nKeys * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
+      // One query head per chunk; each head has its own scratch.
+      const args = [O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
+      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, 1, nHeads)) {
+        this.threadedCalls++;
+        return;
+      }
+    }
+    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {

@@ -1,22 +1,28 @@
 /**
- * Worker threads for the wasm backend's matmul.
+ * Worker threads for the wasm backend's matmul and attention.
  *
  * Every worker instantiates the same compiled module on the SAME shared
- * WebAssembly.Memory, so a job is just pointers and sizes. The main thread
- * splits the output columns of one matmul into chunks (multiples of 4) that
- * all threads, the calling one included, claim and compute; no reduction is
- * ever split, so the result is bit-identical to one thread.
+ * WebAssembly.Memory, so a job is just a kernel id, pointers and sizes. The
+ * calling thread splits one op into chunks (output columns of a matmul, in
+ * multiples of 4; query heads of attention) that all threads, the calling one
+ * included, claim and compute; no reduction is ever split, so the result is
+ * bit-identical to one thread.
  *
- * Signalling is a small Int32Array on a SharedArrayBuffer: the main thread
+ * Lifecycle (the interface a caller sees):
+ * - `new ThreadPool(threads, module, memory, spawn)` starts the workers at
+ *   once; `spawn` is the one platform-specific piece (Node: node-worker.ts;
+ *   a browser variant passes a Web Worker spawner running `WORKER_BODY`).
+ * - `ready` is true (an atomic load, no event loop needed) as soon as every
+ *   worker runs; `whenReady()` resolves then. Until then jobs run on the
+ *   calling thread alone, with the same results.
+ * - `close()` stops and terminates the workers.
+ *
+ * Signalling is a small Int32Array on a SharedArrayBuffer: the calling thread
  * writes the job, bumps GEN and notifies; an idle worker spins briefly on GEN,
- * then sleeps in Atomics.wait; COMPLETED counts the chunks written.
- * Nothing is allocated per call. Workers are unref'd (they never keep a
- * process alive) and terminated by dispose().
- *
- * Workers come from a WorkerSpawner: Node's worker_threads by default; the
- * browser entry installs Web Workers (web-workers.ts) with setWorkerSpawner.
+ * then sleeps in Atomics.wait until GEN changes (close() bumps it too, so an
+ * idle pool costs no CPU); COMPLETED counts the chunks written.
+ * Nothing is allocated per call.
  */
-import { nodeBuiltin } from "../../host/node-builtin.js";
 import type { WasmMemory, WasmModule } from "./wasm-api.js";
 
 // Layout of the control block (Int32 slots).
@@ -24,145 +30,139 @@ const GEN = 0; // job generation, bumped per job
 const CLAIM = 1; // (gen & 0xffff) << 16 | next chunk to claim
 const COMPLETED = 2; // chunks written in this job
 const QUIT = 3;
-const READY = 4;
-const P = 8; // job: y, x, w, packed, M, K, N, chunk, nChunks
-const SLOTS = P + 9;
+const READY = 4; // workers running
+const WORKER_CHUNKS = 5; // chunks computed by workers, ever (diagnostics and tests)
+const P = 8; // job: kind, unit, total, nChunks, then the kernel's arguments
+const ARGS = P + 4;
+const MAX_ARGS = 12;
+const SLOTS = ARGS + MAX_ARGS;
 const SPIN_WORKER = 40_000; // Atomics.load rounds before an idle worker sleeps (tens of microseconds)
 
+/** Job kinds: which export a chunk calls, with its arguments then (lo, hi) of the chunk. */
+export const JOB_GEMM = 0; // gemm(y, x, w, packed, M, K, N, n0, n1)
+export const JOB_ATTENTION = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, h0, h1)
+export const JOB_GEMM_BF16 = 2; // gemmBf16(y, x, w, packed, M, K, N, n0, n1)
+const ARG_COUNTS = [7, 12, 7];
+
 /**
- * The worker's loop, as source text (so it runs the same from src/, dist/ and
- * a bundle); it expects \`module\`, \`memory\` and \`ctrl\` (PoolWorkerData) in scope.
+ * The worker's program, platform-neutral: defines `ptpWorkerMain(module,
+ * memory, ctrl)`, which never returns until the pool closes. A spawner adds
+ * the few lines that hand it the three values (see node-worker.ts).
  */
-export const WORKER_LOOP = `
-const c = new Int32Array(ctrl);
-const u = new Uint32Array(ctrl);
-const abort = () => { throw new Error("wasm kernel abort in worker"); };
-const gemm = new WebAssembly.Instance(module, { env: { memory, abort } }).exports.gemm;
-let seen = Atomics.load(c, ${GEN});
-Atomics.add(c, ${READY}, 1);
-Atomics.notify(c, ${READY});
-for (;;) {
-  let g = Atomics.load(c, ${GEN});
-  for (let i = 0; g === seen; i++) {
-    if (i >= ${SPIN_WORKER}) { Atomics.wait(c, ${GEN}, seen, 200); i = 0; }
-    g = Atomics.load(c, ${GEN});
-  }
-  seen = g;
-  if (Atomics.load(c, ${QUIT}) !== 0) break;
-  const y = u[${P}], x = u[${P} + 1], w = u[${P} + 2], packed = u[${P} + 3], M = u[${P} + 4], K = u[${P} + 5], N = u[${P} + 6];
-  const chunk = u[${P} + 7], nChunks = u[${P} + 8], tag = (g & 0xffff) << 16;
+export const WORKER_BODY = `
+function ptpWorkerMain(module, memory, ctrl) {
+  const c = new Int32Array(ctrl);
+  const u = new Uint32Array(ctrl);
+  const abort = () => { throw new Error("wasm kernel abort in worker"); };
+  const ex = new WebAssembly.Instance(module, { env: { memory, abort } }).exports;
+  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16;
+  let seen = Atomics.load(c, ${GEN});
+  Atomics.add(c, ${READY}, 1);
+  Atomics.notify(c, ${READY});
   for (;;) {
-    const cur = Atomics.load(c, ${CLAIM});
-    if ((cur & 0xffff0000) !== tag || (cur & 0xffff) >= nChunks) break;
-    if (Atomics.compareExchange(c, ${CLAIM}, cur, cur + 1) !== cur) continue;
-    const n0 = (cur & 0xffff) * chunk;
-    gemm(y, x, w, packed, M, K, N, n0, Math.min(N, n0 + chunk));
-    Atomics.add(c, ${COMPLETED}, 1);
+    let g = Atomics.load(c, ${GEN});
+    for (let i = 0; g === seen; i++) {
+      if (i >= ${SPIN_WORKER}) { Atomics.wait(c, ${GEN}, seen); i = 0; }
+      g = Atomics.load(c, ${GEN});
+    }
+    seen = g;
+    if (Atomics.load(c, ${QUIT}) !== 0) break;
+    const kind = u[${P}], unit = u[${P} + 1], total = u[${P} + 2], nChunks = u[${P} + 3], tag = (g & 0xffff) << 16;
+    const a = ${ARGS};
+    for (;;) {
+      const cur = Atomics.load(c, ${CLAIM});
+      if ((cur & 0xffff0000) !== tag || (cur & 0xffff) >= nChunks) break;
+      if (Atomics.compareExchange(c, ${CLAIM}, cur, cur + 1) !== cur) continue;
+      const lo = (cur & 0xffff) * unit, hi = Math.min(total, lo + unit);
+      if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+      else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+      else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
+      Atomics.add(c, ${WORKER_CHUNKS}, 1);
+      Atomics.add(c, ${COMPLETED}, 1);
+    }
   }
 }
 `;
 
-/** The worker's program on Node (CommonJS, evaluated from a string). */
-const WORKER_SOURCE = `
-const { workerData } = require("node:worker_threads");
-const { module, memory, ctrl } = workerData;
-${WORKER_LOOP}`;
-
-/** What a worker gets: the compiled kernels, the shared memory and the control block. */
-export interface PoolWorkerData {
-  module: WasmModule;
-  memory: WasmMemory;
-  ctrl: SharedArrayBuffer;
-}
-
-/** A started worker, as the pool sees it. */
-export interface PoolWorker {
-  /** Calls `listener` if the worker fails or exits before it is terminated. */
-  onFailure(listener: (err: Error) => void): void;
+/** What a pool needs of a started worker. */
+export interface WorkerHandle {
   terminate(): void;
 }
 
-/** Starts one worker running WORKER_LOOP on `data`. */
-export type WorkerSpawner = (data: PoolWorkerData) => PoolWorker;
+/**
+ * Starts one worker running `WORKER_BODY`'s `ptpWorkerMain(module, memory,
+ * ctrl)`. `onFail` is called if the worker dies or cannot start.
+ */
+export type WorkerSpawner = (data: { module: WasmModule; memory: WasmMemory; ctrl: SharedArrayBuffer }, onFail: (e: Error) => void) => WorkerHandle;
 
-/** Node's worker_threads, unref'd so they never keep a process alive. */
-export const nodeWorkerSpawner: WorkerSpawner = (data) => {
-  const { Worker } = nodeBuiltin<typeof import("node:worker_threads")>("node:worker_threads", "wasm backend threads", "use setWorkerSpawner (see web-workers.ts)");
-  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
-  w.unref();
-  return {
-    onFailure(listener) {
-      w.once("error", listener);
-      w.once("exit", () => listener(new Error("wasm backend: a worker thread exited during start-up")));
-    },
-    terminate: () => void w.terminate(),
-  };
-};
-
-let spawner: WorkerSpawner = nodeWorkerSpawner;
-
-/** Sets how new thread pools start their workers (the browser entry installs Web Workers). */
-export function setWorkerSpawner(s: WorkerSpawner): void {
-  spawner = s;
-}
-
-export type GemmKernel = (y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number) => void;
+/** A kernel the calling thread runs on its own chunks: the job's arguments, then lo, hi. */
+export type ChunkKernel = (...args: number[]) => void;
 
 export class ThreadPool {
   /** Threads in all, the calling thread included. */
   readonly threads: number;
-  private readonly workers: PoolWorker[] = [];
+  private readonly workers: WorkerHandle[] = [];
   private readonly c: Int32Array;
   private readonly u: Uint32Array;
-  private readonly ready: Promise<void>;
+  private readonly args: number[];
   private isReady = false;
+  private failed: Error | undefined;
   private closed = false;
 
-  constructor(threads: number, module: WasmModule, memory: WasmMemory) {
+  constructor(threads: number, module: WasmModule, memory: WasmMemory, spawn: WorkerSpawner) {
     this.threads = threads;
     const ctrl = new SharedArrayBuffer(4 * SLOTS);
     this.c = new Int32Array(ctrl);
     this.u = new Uint32Array(ctrl);
-    const starts: Promise<void>[] = [];
+    this.args = new Array<number>(MAX_ARGS + 2).fill(0);
     for (let i = 0; i < threads - 1; i++) {
-      const w = spawner({ module, memory, ctrl });
-      this.workers.push(w);
-      starts.push(
-        new Promise<void>((resolve, reject) => {
-          w.onFailure(reject);
-          const poll = () => {
-            if (Atomics.load(this.c, READY) >= threads - 1) resolve();
-            else setTimeout(poll, 1);
-          };
-          poll();
-        }),
-      );
+      this.workers.push(spawn({ module, memory, ctrl }, (e) => (this.failed ??= e)));
     }
-    this.ready = Promise.all(starts).then(() => {
-      this.isReady = !this.closed;
-    });
-    this.ready.catch(() => undefined);
   }
 
-  /** Resolves when every worker is running (jobs run single-threaded until then). */
-  whenReady(): Promise<void> {
-    return this.ready;
+  /** True once every worker runs (checked with an atomic load: usable from synchronous code). */
+  get ready(): boolean {
+    if (!this.isReady && !this.closed && this.failed === undefined) {
+      this.isReady = Atomics.load(this.c, READY) >= this.threads - 1;
+    }
+    return this.isReady;
+  }
+
+  /** Chunks computed by worker threads so far (not the calling thread's). */
+  get workerChunks(): number {
+    return Atomics.load(this.c, WORKER_CHUNKS);
+  }
+
+  /** Resolves when every worker runs; rejects if one failed to start. */
+  async whenReady(timeoutMs = 30_000): Promise<void> {
+    const t0 = Date.now();
+    while (!this.ready) {
+      if (this.failed) throw this.failed;
+      if (this.closed) return;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`wasm backend: worker threads did not start within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /**
-   * Columns [0, N) of one matmul, in chunks of columns (multiples of 4) that
-   * the threads claim one at a time, so a worker that is slow to wake (a busy
-   * machine) costs nothing: the calling thread takes the chunks left over.
-   * Returns false (and does nothing) while the workers are still starting.
+   * Runs one job: chunks lo = i * unit, hi = min(total, lo + unit) of
+   * `kernel(...args, lo, hi)`, claimed one at a time by every thread, so a
+   * worker that is slow to wake (a busy machine) costs nothing: the calling
+   * thread takes the chunks left over. Returns false (and does nothing) while
+   * the workers are not running.
    */
-  gemm(kernel: GemmKernel, y: number, x: number, w: number, packed: number, M: number, K: number, N: number): boolean {
-    if (!this.isReady) return false;
+  run(kind: number, kernel: ChunkKernel, args: readonly number[], unit: number, total: number): boolean {
+    if (!this.ready) return false;
     const c = this.c, u = this.u;
-    const nChunks = Math.min(4 * this.threads, N >> 2);
-    const chunk = Math.ceil(N / nChunks / 4) * 4;
-    const count = Math.ceil(N / chunk);
-    u[P] = y; u[P + 1] = x; u[P + 2] = w; u[P + 3] = packed;
-    u[P + 4] = M; u[P + 5] = K; u[P + 6] = N; u[P + 7] = chunk; u[P + 8] = count;
+    const count = Math.ceil(total / unit);
+    const n = ARG_COUNTS[kind];
+    u[P] = kind; u[P + 1] = unit; u[P + 2] = total; u[P + 3] = count;
+    const a = this.args;
+    for (let i = 0; i < n; i++) {
+      u[ARGS + i] = args[i];
+      a[i] = args[i];
+    }
+    a.length = n + 2;
     const gen = (Atomics.load(c, GEN) + 1) | 0;
     const tag = (gen & 0xffff) << 16;
     Atomics.store(c, COMPLETED, 0);
@@ -174,8 +174,10 @@ export class ThreadPool {
       const cur = Atomics.load(c, CLAIM);
       if ((cur & 0xffff) >= count) break;
       if (Atomics.compareExchange(c, CLAIM, cur, cur + 1) !== cur) continue;
-      const n0 = (cur & 0xffff) * chunk;
-      kernel(y, x, w, packed, M, K, N, n0, Math.min(N, n0 + chunk));
+      const lo = (cur & 0xffff) * unit;
+      a[n] = lo;
+      a[n + 1] = Math.min(total, lo + unit);
+      kernel(...a);
       mine++;
     }
     // Wait for the chunks the workers claimed (short: each is in progress).

@@ -1,0 +1,133 @@
+/**
+ * AR decode, ours against native C in the same run: `ptp generate` (the CLI a
+ * user runs, wasm backend) and karpathy/llama2.c's run.c compiled here with
+ * `gcc -Ofast -march=native -fopenmp`, on random-weight checkpoints of the
+ * TinyStories shapes (`ptp random-model`), greedy, the same number of steps,
+ * 1 and 2 threads (ours: --threads T; run.c: OMP_NUM_THREADS=T).
+ *
+ * Runs alternate (each repetition: every thread count, ours then run.c) so
+ * all see the same load;
+ * each figure is the median of --reps runs of the "achieved tok/s" each
+ * program prints (run.c starts its clock after the first token; ours after
+ * a warm-up call). The load average is printed before and after.
+ *
+ * run.c is not part of this repository: pass its path (for example a file
+ * taken from a clone of github.com/karpathy/llama2.c). Without --runc only
+ * our figures are printed.
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/native-vs-ours.ts \
+ *     --runc /path/to/run.c [--shapes 15M,110M] [--threads 1,2] [--weights f32,bf16] [--steps 256] [--reps 3] [--json]
+ *
+ * --weights: our runs per weight type (ptp generate --weights); run.c is f32.
+ *
+ * Needs ../shared/models/tokenizer.bin (the 32000-token llama2.c tokenizer)
+ * or --tokenizer FILE.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SHAPES } from "../src/model/config.js";
+
+const argv = process.argv.slice(2);
+function option(name: string, fallback?: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
+  return v;
+}
+const root = resolve(import.meta.dirname, "..");
+const runc = option("--runc");
+const shapes = option("--shapes", "15M,110M")!.split(",");
+for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${s}`);
+const threads = option("--threads", "1,2")!.split(",").map(Number);
+const steps = Number(option("--steps", "256"));
+const weightTypes = option("--weights", "f32")!.split(",");
+const reps = Number(option("--reps", "3"));
+const tokenizer = option("--tokenizer", resolve(root, "../shared/models/tokenizer.bin"))!;
+const asJson = argv.includes("--json");
+const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
+if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
+
+const tmp = mkdtempSync(join(tmpdir(), "ptp-native-"));
+let runBin: string | undefined;
+if (runc) {
+  runBin = join(tmp, "run");
+  execFileSync("gcc", ["-Ofast", "-march=native", "-fopenmp", runc, "-lm", "-o", runBin], { stdio: "inherit" });
+  progress(`compiled ${runc} with gcc -Ofast -march=native -fopenmp`);
+}
+
+const tokPerSec = (stderr: string, who: string): number => {
+  const m = /achieved tok\/s: ([0-9.]+)/.exec(stderr);
+  if (!m) throw new Error(`${who}: no "achieved tok/s" in its output:\n${stderr}`);
+  return Number(m[1]);
+};
+
+function ours(model: string, t: number, weights: string): number {
+  const r = spawnSync(
+    process.execPath,
+    [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights],
+    { encoding: "utf8", maxBuffer: 1 << 26 },
+  );
+  if (r.status !== 0) throw new Error(`ptp generate failed: ${r.stderr}`);
+  return tokPerSec(r.stderr, "ptp generate");
+}
+
+function native(model: string, t: number): number {
+  const r = spawnSync(runBin!, [model, "-z", tokenizer, "-t", "0", "-n", String(steps)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+    env: { ...process.env, OMP_NUM_THREADS: String(t) },
+  });
+  if (r.status !== 0) throw new Error(`run.c failed: ${r.stderr}`);
+  return tokPerSec(r.stderr, "run.c");
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+
+interface Row { shape: string; threads: number; weights: string; ours: number; native: number | null; ratio: number | null; oursAll: number[]; nativeAll: number[] }
+const rows: Row[] = [];
+const loadBefore = load();
+progress(`load average before: ${loadBefore}`);
+for (const shape of shapes) {
+  const model = join(tmp, `${shape}.bin`);
+  execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
+  // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
+  const o = new Map<string, number[]>(), n = new Map<number, number[]>();
+  const key = (t: number, w: string) => `${t}/${w}`;
+  for (let i = 0; i < reps; i++) {
+    for (const t of threads) {
+      for (const w of weightTypes) {
+        const v = ours(model, t, w);
+        o.set(key(t, w), [...(o.get(key(t, w)) ?? []), v]);
+      }
+      if (runBin) n.set(t, [...(n.get(t) ?? []), native(model, t)]);
+      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""} tok/s`);
+    }
+  }
+  for (const t of threads) {
+    const nm = runBin ? median(n.get(t)!) : null;
+    for (const w of weightTypes) {
+      const all = o.get(key(t, w))!;
+      const om = median(all);
+      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: all, nativeAll: n.get(t) ?? [] });
+    }
+  }
+}
+const loadAfter = load();
+
+console.log(`AR decode, greedy, ${steps} steps, random ${shapes.join("/")} checkpoints; medians of ${reps} alternating runs`);
+console.log(`load average (1/5/15 min) before: ${loadBefore}; after: ${loadAfter}\n`);
+console.log("| shape | threads | our weights | ours tok/s | run.c tok/s (f32) | ours / run.c |");
+console.log("|---|---|---|---|---|---|");
+for (const r of rows) {
+  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${r.ratio ? r.ratio.toFixed(2) + "x" : "-"} |`);
+}
+for (const shape of shapes) {
+  const one = rows.find((r) => r.shape === shape && r.threads === 1 && r.weights === weightTypes[0]);
+  const two = rows.find((r) => r.shape === shape && r.threads === 2 && r.weights === weightTypes[0]);
+  if (one && two) console.log(`${shape}: ours (${weightTypes[0]}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x${two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x` : ""}`);
+}
+if (asJson) console.log(JSON.stringify({ steps, reps, loadBefore, loadAfter, rows }));

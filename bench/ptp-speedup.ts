@@ -1,0 +1,78 @@
+/**
+ * Where PTP pays, measured: wall-clock tokens/s of AR and of each PTP decoder
+ * in one run, with a PTP student, at the teacher's own shape and at
+ * function-preserving widenings of it (src/ptp/widen.ts) to the compute of
+ * the 15M, 42M and 110M shapes: the same tokens and acceptance, the cost per
+ * call of the bigger model. Prints per shape and decoder the tokens and rows
+ * per call, c(rows) (one call of that many rows over a one-row call), tok/s
+ * of AR and of the decoder, the speedup and whether the outputs equal AR's.
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-speedup.ts [flags]
+ *
+ * Flags:
+ *   --student FILE     the PTP student (default demo/stories260K-student.safetensors
+ *                      with ../shared/models/stories260K.bin where that file exists,
+ *                      else demo/student.safetensors with demo/teacher.bin)
+ *   --model FILE       its teacher; --tokenizer FILE its tokenizer
+ *   --shapes LIST      own,15M,42M,110M (default)
+ *   --decoders LIST    verify,single-call,multi-draft (default)
+ *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
+ *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
+ *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
+ */
+import { existsSync } from "node:fs";
+import { loadavg } from "node:os";
+import { resolve } from "node:path";
+import { createBackend } from "../src/backends/registry.js";
+import { DEMO_PROMPTS } from "../src/cli/demo.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file.js";
+import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
+import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
+import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+
+const argv = process.argv.slice(2);
+function option(name: string, fallback?: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
+  return v;
+}
+const root = resolve(import.meta.dirname, "..");
+const trained = resolve(root, "demo/stories260K-student.safetensors");
+const useTrained = existsSync(trained) && option("--student") === undefined;
+const studentPath = option("--student", useTrained ? trained : resolve(root, "demo/student.safetensors"))!;
+const ownDemo = !useTrained && option("--student") === undefined;
+const modelPath = option("--model", ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"))!;
+const tokPath = option("--tokenizer", ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"))!;
+const shapes = option("--shapes", "own,15M,42M,110M")!.split(",");
+const decoders = option("--decoders", "verify,single-call,multi-draft")!.split(",") as DecoderName[];
+for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
+const steps = Number(option("--steps", "128"));
+const temperature = Number(option("--temperature", "0.7"));
+const reps = Number(option("--reps", "3"));
+const threads = Number(option("--threads", "1"));
+const asJson = argv.includes("--json");
+const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
+
+const teacher = readCheckpoint(modelPath);
+const student = readStudent(studentPath);
+checkStudentMatchesTeacher(student, teacher, teacherChecksum(teacher), studentPath);
+const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
+const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
+const backend = await createBackend("wasm", { threads });
+const loadBefore = loadavg().map((x) => x.toFixed(2)).join(" ");
+progress(`teacher ${modelPath}, student ${studentPath}; load ${loadBefore}`);
+const rows = measureSpeedup({ backend, teacher, student, prompts, shapes, decoders, steps, temperature, reps, onProgress: progress });
+const loadAfter = loadavg().map((x) => x.toFixed(2)).join(" ");
+if (asJson) {
+  console.log(JSON.stringify(rows));
+} else {
+  console.log(`PTP wall-clock speedup: teacher ${modelPath}, student ${studentPath} (${student.config.variant}-PTP, window ${student.config.window})`);
+  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), medians of ${reps} alternating runs`);
+  console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
+  console.log(speedupTable(rows));
+}
+backend.dispose?.();

@@ -1,0 +1,419 @@
+/**
+ * The backend contract (spec/backend.md) as a suite a third party can run
+ * against its own backend, without any test framework:
+ *
+ *   import { registerBackend, runBackendConformance } from "ptp-ts";
+ *   registerBackend("mine", async () => new MyBackend());
+ *   const report = await runBackendConformance("mine");
+ *   if (!report.passed) console.error(report.checks.filter((c) => !c.passed));
+ *
+ * Checks, each on random problems drawn from a seeded generator:
+ * - agreement with the js reference: matmul within (1.25 K + 8) u sum|x w|,
+ *   attention within 4 (1.25 hs + 8) u sqrt(hs) + 1e-6, swiglu and softmax
+ *   within 1e-6 relative, rmsnorm, rope, add, embedding and copy bit for bit;
+ * - batch invariance, bit for bit: every row of every op equals the same row
+ *   computed alone (attention: with the same visible keys; keys hidden by the
+ *   mask, even NaN ones, change nothing);
+ * - the error contract: use after free, double free, wrong dtypes, spans out
+ *   of range, buffers of another backend instance, embedding ids outside the
+ *   table and rows that see no key throw BackendError.
+ *
+ * Tolerances (u = 2^-24): js sums in index order one term at a time; a
+ * backend whose summation has an error bound of at most gamma_{K/4+6} S
+ * (e.g. four lane partials, then pairwise adds) stays within the matmul
+ * bound; attention only reorders the q.k sums, and a score error d moves
+ * the softmax weights by at most ~2d relative; exp may come from another
+ * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
+ */
+import { Mulberry32 } from "../io/prng.js";
+import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
+import { JsBackend } from "./js/index.js";
+import { createBackend, type BackendOptions } from "./registry.js";
+
+export const UNIT_ROUNDOFF = 2 ** -24;
+/** Tolerance factor of a matmul element, times sum |x w|. */
+export const matmulTol = (K: number): number => (1.25 * K + 8) * UNIT_ROUNDOFF * 1.01;
+/** Tolerance of an attention output element of head size hs. */
+export const attentionTol = (headSize: number): number => 4 * (1.25 * headSize + 8) * UNIT_ROUNDOFF * Math.sqrt(headSize) + 1e-6;
+
+export interface ConformanceCheck {
+  /** e.g. "matmul-agrees", "errors". */
+  id: string;
+  description: string;
+  passed: boolean;
+  /** Random problems tried. */
+  cases: number;
+  /** The first failure, when not passed. */
+  failure?: string;
+}
+
+export interface ConformanceReport {
+  backend: string;
+  description: string;
+  passed: boolean;
+  checks: ConformanceCheck[];
+}
+
+export interface ConformanceOptions {
+  /** Random problems per check (default 10). */
+  runs?: number;
+  /** Seed of the problem generator (default 1). */
+  seed?: number;
+  /** Options passed to createBackend when a name is given. */
+  backendOptions?: BackendOptions;
+}
+
+class CheckFailure extends Error {}
+
+function fail(message: string): never {
+  throw new CheckFailure(message);
+}
+
+function bitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
+  if (a.length !== b.length) return `lengths differ: ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `element ${i}: ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
+function bitExact(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  const d = bitDifference(a, b);
+  if (d !== null) fail(`${what}: not bit-identical: ${d}`);
+}
+
+function close(a: ArrayLike<number>, ref: ArrayLike<number>, tol: (i: number) => number, what: string): void {
+  if (a.length !== ref.length) fail(`${what}: ${a.length} elements, the reference has ${ref.length}`);
+  for (let i = 0; i < a.length; i++) {
+    const err = Math.abs(a[i] - ref[i]);
+    if (!(err <= tol(i))) fail(`${what}: element ${i}: ${a[i]} vs reference ${ref[i]} (|err| ${err} > ${tol(i)})`);
+  }
+}
+
+function throwsBackendError(fn: () => unknown, what: string, pattern?: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof BackendError)) fail(`${what}: threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, expected a BackendError`);
+    if (pattern && !pattern.test(e.message)) fail(`${what}: BackendError ${JSON.stringify(e.message)} does not match ${pattern}`);
+    return;
+  }
+  fail(`${what}: no error thrown, expected a BackendError`);
+}
+
+/** A seeded source of random problems. */
+class Gen {
+  private readonly g: Mulberry32;
+  constructor(seed: number) {
+    this.g = new Mulberry32(seed);
+  }
+  next(): number {
+    return this.g.nextFloat();
+  }
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+  f32(n: number, scale = 1): Float32Array {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = (this.next() * 2 - 1) * scale;
+    return a;
+  }
+}
+
+/** Runs `fn` with allocation helpers and frees what it allocated. */
+function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
+  const owned: Buffer[] = [];
+  try {
+    return fn(
+      (data, dtype = "f32") => {
+        const buf = b.alloc(data.length, dtype);
+        owned.push(buf);
+        b.upload(buf, data);
+        return buf;
+      },
+      (n) => {
+        const buf = b.alloc(n);
+        owned.push(buf);
+        return buf;
+      },
+    );
+  } finally {
+    for (const buf of owned) b.free(buf);
+  }
+}
+
+const ops = {
+  matmul: (b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number) =>
+    scoped(b, (alloc, zeros) => {
+      const y = zeros(M * N);
+      b.matmul(y, alloc(x), alloc(w), M, K, N);
+      return b.download(y);
+    }),
+  rmsnorm: (b: Backend, x: Float32Array, g: Float32Array, M: number, D: number, eps: number) =>
+    scoped(b, (alloc, zeros) => {
+      const y = zeros(M * D);
+      b.rmsnorm(y, alloc(x), alloc(g), M, D, eps);
+      return b.download(y);
+    }),
+  rope: (b: Backend, x: Float32Array, pos: Int32Array, M: number, nHeads: number, hs: number, theta: number) =>
+    scoped(b, (alloc) => {
+      const xb = alloc(x);
+      b.rope(xb, alloc(pos, "i32"), M, nHeads, hs, theta);
+      return b.download(xb);
+    }),
+  swiglu: (b: Backend, g: Float32Array, u: Float32Array) =>
+    scoped(b, (alloc, zeros) => {
+      const y = zeros(g.length);
+      b.swiglu(y, alloc(g), alloc(u), g.length);
+      return b.download(y);
+    }),
+  softmax: (b: Backend, x: Float32Array, M: number, N: number) =>
+    scoped(b, (alloc) => {
+      const xb = alloc(x);
+      b.softmax(xb, M, N);
+      return b.download(xb);
+    }),
+  add: (b: Backend, y: Float32Array, x: Float32Array, n: number) =>
+    scoped(b, (alloc) => {
+      const yb = alloc(y);
+      b.add(yb, alloc(x), n);
+      return b.download(yb);
+    }),
+  embedding: (b: Backend, y: Float32Array, table: Float32Array, ids: Int32Array, M: number, D: number) =>
+    scoped(b, (alloc) => {
+      const yb = alloc(y);
+      b.embedding(yb, alloc(table), alloc(ids, "i32"), M, D);
+      return b.download(yb);
+    }),
+  copy: (b: Backend, dst: Float32Array, dOff: number, src: Float32Array, sOff: number, n: number) =>
+    scoped(b, (alloc) => {
+      const d = alloc(dst);
+      b.copy(d, dOff, alloc(src), sOff, n);
+      return b.download(d);
+    }),
+  attention: (b: Backend, c: Attn) =>
+    scoped(b, (alloc, zeros) => {
+      const out = zeros(c.M * c.nHeads * c.headSize);
+      b.attention(out, alloc(c.q), alloc(c.keys), alloc(c.values), c.mask ? alloc(c.mask, "u8") : null, c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
+      return b.download(out);
+    }),
+};
+
+interface Attn {
+  q: Float32Array;
+  keys: Float32Array;
+  values: Float32Array;
+  mask: Uint8Array | null;
+  M: number;
+  nKeys: number;
+  nHeads: number;
+  nKvHeads: number;
+  headSize: number;
+}
+
+function randomAttention(g: Gen, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): Attn {
+  const nHeads = nKvHeads * group;
+  const nKeys = M + extraKeys;
+  const q = g.f32(M * nHeads * headSize);
+  const keys = g.f32(nKeys * nKvHeads * headSize);
+  const values = g.f32(nKeys * nKvHeads * headSize);
+  let mask: Uint8Array | null = null;
+  if (masked) {
+    mask = new Uint8Array(M * nKeys);
+    for (let m = 0; m < M; m++) {
+      for (let j = 0; j < nKeys; j++) mask[m * nKeys + j] = g.next() < 0.6 ? 1 : 0;
+      mask[m * nKeys + g.int(0, nKeys - 1)] = 1;
+    }
+  }
+  return { q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize };
+}
+
+/** Row m alone, seeing the same keys (its mask row, or the causal prefix). */
+function attentionRow(c: Attn, m: number): Attn {
+  const width = c.nHeads * c.headSize;
+  const q = c.q.slice(m * width, (m + 1) * width);
+  if (c.mask) return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
+  return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
+}
+
+function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
+  return s;
+}
+
+interface CheckSpec {
+  id: string;
+  description: string;
+  /** One random case; `i` counts from 0. */
+  run(b: Backend, ref: Backend, g: Gen, i: number): void;
+  /** Cases to run (default: options.runs). */
+  cases?: number;
+}
+
+const CHECKS: CheckSpec[] = [
+  {
+    id: "matmul-agrees",
+    description: "matmul agrees with the js reference within (1.25 K + 8) u sum|x w|",
+    run(b, ref, g, i) {
+      const [M, K, N] = i === 0 ? [37, 301, 67] : [g.int(1, 40), g.int(1, 80), g.int(1, 70)];
+      const x = g.f32(M * K), w = g.f32(N * K);
+      close(ops.matmul(b, x, w, M, K, N), ops.matmul(ref, x, w, M, K, N), (e) => matmulTol(K) * absDot(x, w, Math.floor(e / N), e % N, K), `matmul M=${M} K=${K} N=${N}`);
+    },
+  },
+  {
+    id: "elementwise-exact",
+    description: "rmsnorm, rope, add, embedding and copy agree with the js reference bit for bit",
+    run(b, ref, g) {
+      const M = g.int(1, 12), nHeads = g.int(1, 4), hs = 2 * g.int(1, 12), D = nHeads * hs;
+      const x = g.f32(M * D, 3), w = g.f32(D), y = g.f32(M * D);
+      bitExact(ops.rmsnorm(b, x, w, M, D, 1e-5), ops.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
+      const pos = Int32Array.from({ length: M }, () => g.int(0, 4999));
+      bitExact(ops.rope(b, x, pos, M, nHeads, hs, 10000), ops.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
+      bitExact(ops.add(b, y, x, M * D), ops.add(ref, y, x, M * D), "add");
+      const table = g.f32(5 * D), ids = Int32Array.from({ length: M }, () => g.int(-2, 4));
+      bitExact(ops.embedding(b, y, table, ids, M, D), ops.embedding(ref, y, table, ids, M, D), "embedding");
+      const n = g.int(0, M * D), so = g.int(0, M * D - n), dOff = g.int(0, M * D - n);
+      bitExact(ops.copy(b, y, dOff, x, so, n), ops.copy(ref, y, dOff, x, so, n), "copy");
+    },
+  },
+  {
+    id: "exp-ops-agree",
+    description: "swiglu and softmax agree with the js reference within 1e-6 relative",
+    run(b, ref, g) {
+      const M = g.int(1, 10), N = g.int(1, 300);
+      const x = g.f32(M * N, 8), u = g.f32(M * N, 2);
+      const s = ops.swiglu(ref, x, u);
+      close(ops.swiglu(b, x, u), s, (e) => 1e-6 * Math.abs(s[e]) + 1e-12, "swiglu");
+      const z = ops.softmax(ref, x, M, N);
+      close(ops.softmax(b, x, M, N), z, (e) => 1e-6 * Math.abs(z[e]) + 1e-12, "softmax");
+    },
+  },
+  {
+    id: "attention-agrees",
+    description: "attention agrees with the js reference (causal and masked, MHA and GQA)",
+    run(b, ref, g, i) {
+      const c =
+        i === 0 ? randomAttention(g, 3, 297, 2, 2, 16, false) : i === 1 ? randomAttention(g, 5, 200, 1, 4, 130, true) : randomAttention(g, g.int(1, 8), g.int(0, 12), g.int(1, 3), g.int(1, 3), g.int(1, 19), g.next() < 0.5);
+      close(ops.attention(b, c), ops.attention(ref, c), () => attentionTol(c.headSize), `attention M=${c.M} nKeys=${c.nKeys} hs=${c.headSize}`);
+    },
+  },
+  {
+    id: "matmul-batch-invariant",
+    description: "matmul rows are bit-identical whatever M",
+    run(b, _ref, g, i) {
+      const [M, K, N] = i === 0 ? [70, 257, 33] : [g.int(1, 40), g.int(1, 80), g.int(1, 40)];
+      const x = g.f32(M * K), w = g.f32(N * K);
+      const all = ops.matmul(b, x, w, M, K, N);
+      for (let m = 0; m < M; m++) bitExact(all.subarray(m * N, (m + 1) * N), ops.matmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
+      for (const [from, to] of [[1, M - 1], [0, 2], [M - 5, M]]) {
+        if (from < 0 || to <= from || to > M) continue;
+        bitExact(all.subarray(from * N, to * N), ops.matmul(b, x.slice(from * K, to * K), w, to - from, K, N), `matmul rows ${from}..${to - 1} of ${M}`);
+      }
+    },
+  },
+  {
+    id: "rows-batch-invariant",
+    description: "rmsnorm, rope, swiglu, softmax, add and embedding rows are bit-identical whatever M",
+    run(b, _ref, g) {
+      const M = g.int(1, 20), nHeads = g.int(1, 3), hs = 2 * g.int(1, 20), D = nHeads * hs;
+      const x = g.f32(M * D, 4), w = g.f32(D), u = g.f32(M * D);
+      const pos = Int32Array.from({ length: M }, () => g.int(0, 2999));
+      const table = g.f32(4 * D), ids = Int32Array.from({ length: M }, () => g.int(-1, 3));
+      const norm = ops.rmsnorm(b, x, w, M, D, 1e-6), rot = ops.rope(b, x, pos, M, nHeads, hs, 500000);
+      const sw = ops.swiglu(b, x, u), sm = ops.softmax(b, x, M, D), ad = ops.add(b, u, x, M * D), em = ops.embedding(b, u, table, ids, M, D);
+      for (let m = 0; m < M; m++) {
+        const xr = x.slice(m * D, (m + 1) * D), ur = u.slice(m * D, (m + 1) * D), row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
+        bitExact(row(norm), ops.rmsnorm(b, xr, w, 1, D, 1e-6), `rmsnorm row ${m}`);
+        bitExact(row(rot), ops.rope(b, xr, pos.slice(m, m + 1), 1, nHeads, hs, 500000), `rope row ${m}`);
+        bitExact(row(sw), ops.swiglu(b, xr, ur), `swiglu row ${m}`);
+        bitExact(row(sm), ops.softmax(b, xr, 1, D), `softmax row ${m}`);
+        bitExact(row(ad), ops.add(b, ur, xr, D), `add row ${m}`);
+        bitExact(row(em), ops.embedding(b, ur, table, ids.slice(m, m + 1), 1, D), `embedding row ${m}`);
+      }
+    },
+  },
+  {
+    id: "attention-batch-invariant",
+    description: "attention rows equal the row alone with the same visible keys; masked-out NaN keys change nothing",
+    run(b, _ref, g) {
+      const M = g.int(1, 12), nKv = g.int(1, 2), hs = g.int(1, 18);
+      const c = randomAttention(g, M, g.int(0, 10), nKv, g.int(1, 3), hs, g.next() < 0.5);
+      const all = ops.attention(b, c);
+      const width = c.nHeads * hs;
+      for (let m = 0; m < M; m++) bitExact(all.subarray(m * width, (m + 1) * width), ops.attention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
+      const kvW = nKv * hs, nKeys = c.nKeys + 3;
+      const keys = new Float32Array(nKeys * kvW), values = new Float32Array(nKeys * kvW);
+      keys.set(c.keys);
+      values.set(c.values);
+      keys.fill(NaN, c.nKeys * kvW);
+      values.fill(1e30, c.nKeys * kvW);
+      const mask = new Uint8Array(M * nKeys);
+      for (let m = 0; m < M; m++) for (let j = 0; j < c.nKeys; j++) mask[m * nKeys + j] = c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - M + m ? 1 : 0;
+      bitExact(ops.attention(b, { ...c, keys, values, mask, nKeys }), all, "attention with poisoned masked-out keys");
+    },
+  },
+  {
+    id: "errors",
+    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key",
+    cases: 1,
+    run(b) {
+      const other = new JsBackend();
+      const foreign = other.alloc(8);
+      const f = b.alloc(8), i = b.alloc(8, "i32"), u = b.alloc(8, "u8"), dead = b.alloc(8);
+      try {
+        b.free(dead);
+        throwsBackendError(() => b.download(dead), "download after free");
+        throwsBackendError(() => b.free(dead), "double free");
+        throwsBackendError(() => b.add(f, dead, 8), "add reading a freed buffer");
+        throwsBackendError(() => b.rope(f, f, 1, 1, 2, 10000), "rope with f32 positions", /i32/);
+        throwsBackendError(() => b.copy(f, 0, i, 0, 1), "copy between dtypes");
+        throwsBackendError(() => b.upload(f, new Float32Array(9)), "upload past the end");
+        throwsBackendError(() => b.download(f, 4, 5), "download past the end");
+        throwsBackendError(() => b.add(f, f, 9), "add past the end");
+        throwsBackendError(() => b.matmul(f, f, f, 3, 3, 3), "matmul past the end");
+        throwsBackendError(() => b.swiglu(f, f, f, 9), "swiglu past the end");
+        throwsBackendError(() => b.rmsnorm(f, f, f, 3, 3, 1e-5), "rmsnorm past the end");
+        throwsBackendError(() => b.softmax(f, 3, 3), "softmax past the end");
+        throwsBackendError(() => b.copy(f, 5, f, 0, 4), "copy past the end");
+        throwsBackendError(() => b.add(f, foreign, 8), "a buffer of another backend instance");
+        b.upload(i, Int32Array.from([0, -1, 4, 0, 0, 0, 0, 0]));
+        throwsBackendError(() => b.embedding(f, f, i, 3, 2), "embedding id outside the table", /outside/);
+        b.upload(u, Uint8Array.from([1, 1, 0, 0, 1, 0, 0, 0]));
+        throwsBackendError(() => b.attention(f, f, f, f, u, 2, 2, 1, 1, 2), "attention row with an all-zero mask row", /sees no key/);
+        throwsBackendError(() => b.attention(f, f, f, f, null, 3, 2, 1, 1, 1), "causal attention with fewer keys than rows", /sees no key/);
+        const back = Array.from(b.download(i, 0, 3));
+        if (back.join() !== "0,-1,4") fail(`download of an i32 buffer gave ${back.join()}, expected 0,-1,4`);
+      } finally {
+        for (const x of [f, i, u]) b.free(x);
+        other.free(foreign);
+      }
+    },
+  },
+];
+
+/**
+ * Runs the backend contract's checks on a backend (a registered name, or an
+ * instance) against the js reference. Never throws for a failing check: the
+ * report lists every check with its first failure.
+ */
+export async function runBackendConformance(backend: string | Backend, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+  const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
+  const ref = new JsBackend();
+  const runs = options.runs ?? 10;
+  const g = new Gen(options.seed ?? 1);
+  const checks: ConformanceCheck[] = [];
+  for (const spec of CHECKS) {
+    const total = spec.cases ?? runs;
+    let done = 0;
+    let failure: string | undefined;
+    for (let i = 0; i < total && failure === undefined; i++) {
+      try {
+        spec.run(b, ref, g, i);
+        done++;
+      } catch (e) {
+        failure = e instanceof CheckFailure ? e.message : `case ${i} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
+      }
+    }
+    checks.push({ id: spec.id, description: spec.description, passed: failure === undefined, cases: done + (failure ? 1 : 0), ...(failure ? { failure } : {}) });
+  }
+  return { backend: b.name, description: b.description, passed: checks.every((c) => c.passed), checks };
+}

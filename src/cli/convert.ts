@@ -1,0 +1,67 @@
+import { existsSync } from "node:fs";
+import { writeCheckpoint } from "../io/checkpoint.js";
+import { writeHfCheckpoint } from "../io/hf-checkpoint.js";
+import { writeBytesAtomically } from "../io/atomic-write.js";
+import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-tokenizer.js";
+import { readModel, tokenizerPathFor } from "../io/model-file.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import { parameterCount } from "../model/config.js";
+import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import type { Io } from "./io.js";
+
+export const convertFlags = {
+  model: { kind: "string", value: "PATH", help: "the model to convert: a llama2.c checkpoint file or a Hugging Face folder", required: true },
+  to: { kind: "string", value: "FORMAT", help: "hf (a Hugging Face Llama folder) or llama2c (a v0 checkpoint file)", required: true, choices: ["hf", "llama2c"] },
+  out: { kind: "string", value: "PATH", help: "the folder (hf) or file (llama2c) to write", required: true },
+  tokenizer: { kind: "string", value: "FILE", help: "hf: also write this tokenizer.bin as tokenizer.json (+ tokenizer_config.json); llama2c: the tokenizer.json to write as --tokenizer-out (default: the model folder's)" },
+  "tokenizer-out": { kind: "string", value: "FILE", help: "llama2c: where to write the tokenizer as tokenizer.bin" },
+  "shard-mb": { kind: "number", value: "MB", help: "hf: split the weights into safetensors shards of at most about MB megabytes" },
+  version: { kind: "int", value: "V", help: "llama2c: checkpoint version 0 (legacy) or 1 (\"ak42\")", default: 0 },
+  force: { kind: "bool", help: "overwrite an existing output" },
+} satisfies FlagSpecs;
+
+export const convertUsage = `usage: ptp convert --model PATH --to hf|llama2c --out PATH [--tokenizer FILE] [--tokenizer-out FILE] [--shard-mb MB] [--version 0|1] [--force]
+
+Convert a model between llama2.c checkpoints and Hugging Face Llama folders
+(config.json + model.safetensors, or shards with model.safetensors.index.json).
+The q/k rows are permuted between llama2.c's interleaved RoPE pairs and HF's
+half-split layout, so both load to the same weights and the same logits.
+
+${describeFlags(convertFlags)}`;
+
+export async function convertCommand(argv: readonly string[], io: Io): Promise<number> {
+  const f = parseFlags(argv, convertFlags);
+  const out = f.out!;
+  if (f["shard-mb"] !== undefined && (f.to !== "hf" || !(f["shard-mb"] > 0))) {
+    throw new UsageError(`--shard-mb goes with --to hf and must be > 0, got ${f["shard-mb"]}`);
+  }
+  if (f.version !== 0 && f.version !== 1) throw new UsageError(`--version must be 0 or 1, got ${f.version}`);
+  if (f["tokenizer-out"] !== undefined && f.to !== "llama2c") throw new UsageError(`--tokenizer-out goes with --to llama2c`);
+  if (f.tokenizer !== undefined && f.to === "llama2c" && f["tokenizer-out"] === undefined) throw new UsageError(`--to llama2c --tokenizer needs --tokenizer-out FILE`);
+  const tokenizerOut = f["tokenizer-out"];
+  if (tokenizerOut !== undefined && existsSync(tokenizerOut) && !f.force) throw new Error(`${tokenizerOut}: already exists (pass --force to overwrite)`);
+  if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
+  const ckpt = readModel(f.model!);
+  if (f.to === "hf") {
+    const shard = f["shard-mb"];
+    const files = writeHfCheckpoint(out, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
+    if (f.tokenizer !== undefined) files.push(...writeHfTokenizer(out, Tokenizer.load(f.tokenizer, ckpt.config.vocabSize)));
+    io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
+  } else {
+    let tokenizer: { source: string; bytes: Uint8Array } | undefined;
+    if (tokenizerOut !== undefined) {
+      const source = tokenizerPathFor(f.model!, f.tokenizer);
+      if (source === undefined) throw new UsageError(`--tokenizer-out needs --tokenizer FILE.json (the model is not a folder with tokenizer.json)`);
+      const bytes = llama2cTokenizerBytes(readJsonFile(source, "a Hugging Face tokenizer.json"), source);
+      Tokenizer.fromBytes(bytes, ckpt.config.vocabSize, source); // the model and tokenizer must agree
+      tokenizer = { source, bytes };
+    }
+    writeCheckpoint(out, ckpt, f.version as 0 | 1);
+    io.stderr(`wrote ${out}: llama2.c checkpoint v${f.version}, ${parameterCount(ckpt.config)} parameters\n`);
+    if (tokenizer !== undefined) {
+      writeBytesAtomically(tokenizerOut!, tokenizer.bytes);
+      io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
+    }
+  }
+  return 0;
+}

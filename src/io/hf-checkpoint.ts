@@ -1,0 +1,361 @@
+/**
+ * Hugging Face Llama checkpoints: a folder with config.json and either
+ * model.safetensors or shards listed by model.safetensors.index.json
+ * (`{"weight_map": {tensor: file}}`).
+ *
+ * Tensor names (Linear weights are [out, in], as ours):
+ * `model.embed_tokens.weight`, per layer i `model.layers.i.input_layernorm`,
+ * `.self_attn.{q,k,v,o}_proj`, `.post_attention_layernorm`,
+ * `.mlp.{gate,up,down}_proj` (our w1, w3, w2), `model.norm.weight`, and
+ * `lm_head.weight` unless tie_word_embeddings.
+ *
+ * RoPE: llama2.c rotates interleaved pairs (2i, 2i+1) of each head; HF
+ * rotates the halves (i, i + headSize/2), and its conversion script permutes
+ * the rows of q_proj and k_proj so that the two agree. We undo that
+ * permutation on loading and apply it on writing (a pure reordering, so the
+ * logits are bit-identical to the llama2.c twin's).
+ *
+ * Loading is header-first and streamed: each file's safetensors header is
+ * read and checked, every tensor's name, dtype and shape are checked
+ * against the config, and only then is each tensor's byte range read into
+ * its float32 array (F32, F16 and BF16 are accepted).
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, fstatSync } from "node:fs";
+import { join } from "node:path";
+import { headSize, type ModelConfig } from "../model/config.js";
+import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
+import { writeBytesAtomically } from "./atomic-write.js";
+import { FileFormatError } from "./errors.js";
+import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
+import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
+
+export const HF_CONFIG = "config.json";
+export const HF_WEIGHTS = "model.safetensors";
+export const HF_INDEX = "model.safetensors.index.json";
+
+/** HF module path of each of our linear layers inside `model.layers.{i}.`. */
+export const HF_LINEAR_MODULES: Readonly<Record<LinearName, string>> = {
+  wq: "self_attn.q_proj",
+  wk: "self_attn.k_proj",
+  wv: "self_attn.v_proj",
+  wo: "self_attn.o_proj",
+  w1: "mlp.gate_proj",
+  w2: "mlp.down_proj",
+  w3: "mlp.up_proj",
+};
+
+const LINEARS = Object.keys(HF_LINEAR_MODULES) as LinearName[];
+
+/** Every tensor of an HF Llama checkpoint with its shape, in a fixed order. */
+export function hfTensorShapes(c: ModelConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  m.set("model.embed_tokens.weight", [c.vocabSize, c.dim]);
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `model.layers.${l}.`;
+    m.set(`${p}input_layernorm.weight`, [c.dim]);
+    m.set(`${p}post_attention_layernorm.weight`, [c.dim]);
+    for (const name of LINEARS) m.set(`${p}${HF_LINEAR_MODULES[name]}.weight`, linearShape(c, name));
+  }
+  m.set("model.norm.weight", [c.dim]);
+  if (!c.sharedClassifier) m.set("lm_head.weight", [c.vocabSize, c.dim]);
+  return m;
+}
+
+/**
+ * llama2.c row order -> HF row order for q_proj (heads = nHeads) or k_proj
+ * (heads = nKvHeads): row h*hs + 2i + b goes to h*hs + b*hs/2 + i.
+ */
+export function permuteRowsToHf(w: Float32Array, heads: number, hs: number, cols: number): Float32Array {
+  return permuteRows(w, heads, hs, cols, true);
+}
+
+/** The inverse of permuteRowsToHf. */
+export function permuteRowsFromHf(w: Float32Array, heads: number, hs: number, cols: number): Float32Array {
+  return permuteRows(w, heads, hs, cols, false);
+}
+
+function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, toHf: boolean): Float32Array {
+  if (w.length !== heads * hs * cols) throw new Error(`permuteRows: ${w.length} floats, expected ${heads} x ${hs} x ${cols}`);
+  const out = new Float32Array(w.length);
+  const half = hs / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let b = 0; b < 2; b++) {
+        const interleaved = h * hs + 2 * i + b;
+        const split = h * hs + b * half + i;
+        const [from, to] = toHf ? [interleaved, split] : [split, interleaved];
+        out.set(w.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return out;
+}
+
+function readJson(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
+    throw new FileFormatError(path, `cannot read file (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FileFormatError(path, `not valid JSON (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** True when `path` is a directory (a Hugging Face model folder, for the loaders that take both). */
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** An open safetensors file whose header has been read and checked. */
+interface OpenFile {
+  path: string;
+  fd: number;
+  dataStart: number;
+  entries: Map<string, SafetensorsEntry>;
+}
+
+function openSafetensorsFile(path: string): OpenFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected a safetensors file of the model)`);
+    throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
+    const lengthBytes = new Uint8Array(8);
+    readSync(fd, lengthBytes, 0, 8, 0);
+    const headerLength = new DataView(lengthBytes.buffer).getBigUint64(0, true);
+    if (headerLength > BigInt(size - 8) || headerLength > 100_000_000n) {
+      throw new FileFormatError(path, `safetensors header length ${headerLength} does not fit the file (${size} bytes)`);
+    }
+    const header = new Uint8Array(Number(headerLength));
+    readExactly(fd, header, 8, path);
+    const dataStart = 8 + header.length;
+    const parsed = parseSafetensorsHeader(header, size - dataStart, path);
+    return { path, fd, dataStart, entries: new Map(parsed.entries.map((e) => [e.name, e])) };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) throw new FileFormatError(path, `file ended while reading bytes [${position}, ${position + into.length}) (truncated)`);
+    done += n;
+  }
+}
+
+/** The float32 values of one tensor, read from its byte range only. */
+function readTensor(file: OpenFile, e: SafetensorsEntry): Float32Array {
+  if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16") {
+    throw new FileFormatError(file.path, `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; expected F32, F16 or BF16`);
+  }
+  if (e.dtype === "F32" && LITTLE_ENDIAN_HOST) {
+    // straight into the float array: no second copy of a large tensor
+    const out = new Float32Array((e.end - e.begin) / 4);
+    readExactly(file.fd, new Uint8Array(out.buffer), file.dataStart + e.begin, file.path);
+    return out;
+  }
+  const bytes = new Uint8Array(e.end - e.begin);
+  readExactly(file.fd, bytes, file.dataStart + e.begin, file.path);
+  return decodeTensorBytes(e.dtype, bytes, 0, bytes.length / (e.dtype === "F32" ? 4 : 2)) as Float32Array;
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Tensors that HF checkpoints may carry and that hold nothing we need. */
+const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+
+/**
+ * Reads a Hugging Face Llama checkpoint folder (see the module comment).
+ * Throws FileFormatError naming the offending file for a missing or
+ * unsupported config, missing, unexpected or mis-shaped tensors, and
+ * malformed safetensors files.
+ */
+export function readHfCheckpoint(dir: string): Checkpoint {
+  if (!isDirectory(dir)) {
+    if (!existsSync(dir)) throw new FileFormatError(dir, `does not exist (expected a Hugging Face model folder with config.json)`);
+    throw new FileFormatError(dir, `is not a directory (expected a Hugging Face model folder with config.json)`);
+  }
+  const configPath = join(dir, HF_CONFIG);
+  const config = modelConfigFromHf(readJson(configPath, "a Hugging Face config.json"), configPath);
+  const expected = hfTensorShapes(config);
+
+  // Which file holds which tensor.
+  const indexPath = join(dir, HF_INDEX);
+  const fileOf = new Map<string, string>();
+  if (existsSync(indexPath)) {
+    const index = readJson(indexPath, "a safetensors index with a weight_map");
+    const map = (index as { weight_map?: unknown })?.weight_map;
+    if (typeof map !== "object" || map === null || Array.isArray(map)) {
+      throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);
+    }
+    for (const [tensor, file] of Object.entries(map)) {
+      if (typeof file !== "string" || file.includes("/") || file.includes("\\")) {
+        throw new FileFormatError(indexPath, `weight_map entry ${JSON.stringify(tensor)} must name a file in the folder, found ${JSON.stringify(file)}`);
+      }
+      fileOf.set(tensor, file);
+    }
+  } else if (existsSync(join(dir, HF_WEIGHTS))) {
+    for (const name of expected.keys()) fileOf.set(name, HF_WEIGHTS);
+  } else {
+    throw new FileFormatError(dir, `has neither ${HF_WEIGHTS} nor ${HF_INDEX} (only safetensors weights are supported)`);
+  }
+
+  const files = new Map<string, OpenFile>();
+  try {
+    const fileNames = [...new Set(fileOf.values())].sort();
+    for (const f of fileNames) files.set(f, openSafetensorsFile(join(dir, f)));
+
+    // Header-first checks: every file's tensors are expected, where the index says, with the right shape.
+    const where = new Map<string, { file: OpenFile; entry: SafetensorsEntry }>();
+    for (const [fname, file] of files) {
+      for (const [name, entry] of file.entries) {
+        if (IGNORED.test(name)) continue;
+        if (name === "lm_head.weight" && config.sharedClassifier) continue; // tied: HF ignores a stored copy too
+        const shape = expected.get(name);
+        if (!shape) {
+          const hint = name.endsWith(".bias") ? " (biases are not supported)" : "";
+          throw new FileFormatError(file.path, `unexpected tensor ${JSON.stringify(name)} for a LlamaForCausalLM checkpoint${hint}`);
+        }
+        const listed = fileOf.get(name);
+        if (listed !== fname) {
+          throw new FileFormatError(file.path, `tensor ${JSON.stringify(name)} is here but ${HF_INDEX} places it in ${JSON.stringify(listed ?? "no file")}`);
+        }
+        if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+          throw new FileFormatError(file.path, `tensor ${JSON.stringify(name)} has shape [${entry.shape.join(", ")}], expected [${shape.join(", ")}] from ${HF_CONFIG}`);
+        }
+        where.set(name, { file, entry });
+      }
+    }
+    for (const name of expected.keys()) {
+      if (!where.has(name)) {
+        const file = fileOf.get(name);
+        throw new FileFormatError(file ? join(dir, file) : dir, `missing tensor ${JSON.stringify(name)}`);
+      }
+    }
+
+    // Streamed reading, one tensor at a time.
+    const get = (name: string): Float32Array => {
+      const { file, entry } = where.get(name)!;
+      return readTensor(file, entry);
+    };
+    const hs = headSize(config);
+    const tokenEmbedding = get("model.embed_tokens.weight");
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < config.nLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const lin = (name: LinearName): Float32Array => get(`${p}${HF_LINEAR_MODULES[name]}.weight`);
+      layers.push({
+        rmsAtt: get(`${p}input_layernorm.weight`),
+        wq: permuteRowsFromHf(lin("wq"), config.nHeads, hs, config.dim),
+        wk: permuteRowsFromHf(lin("wk"), config.nKvHeads, hs, config.dim),
+        wv: lin("wv"),
+        wo: lin("wo"),
+        rmsFfn: get(`${p}post_attention_layernorm.weight`),
+        w1: lin("w1"),
+        w2: lin("w2"),
+        w3: lin("w3"),
+      });
+    }
+    const rmsFinal = get("model.norm.weight");
+    const wcls = config.sharedClassifier ? tokenEmbedding : get("lm_head.weight");
+    return { config, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
+  } finally {
+    for (const f of files.values()) closeSync(f.fd);
+  }
+}
+
+/** The HF tensors of a checkpoint (q/k permuted), as F32 safetensors entries. */
+export function hfTensors(ckpt: Checkpoint): Map<string, SafeTensor> {
+  const c = ckpt.config;
+  const w = ckpt.weights;
+  const hs = headSize(c);
+  const shapes = hfTensorShapes(c);
+  const data = new Map<string, Float32Array>();
+  data.set("model.embed_tokens.weight", w.tokenEmbedding);
+  w.layers.forEach((lw, l) => {
+    const p = `model.layers.${l}.`;
+    data.set(`${p}input_layernorm.weight`, lw.rmsAtt);
+    data.set(`${p}post_attention_layernorm.weight`, lw.rmsFfn);
+    for (const name of LINEARS) {
+      let a = lw[name];
+      if (name === "wq") a = permuteRowsToHf(a, c.nHeads, hs, c.dim);
+      if (name === "wk") a = permuteRowsToHf(a, c.nKvHeads, hs, c.dim);
+      data.set(`${p}${HF_LINEAR_MODULES[name]}.weight`, a);
+    }
+  });
+  data.set("model.norm.weight", w.rmsFinal);
+  if (!c.sharedClassifier) data.set("lm_head.weight", w.wcls);
+  const out = new Map<string, SafeTensor>();
+  for (const [name, shape] of shapes) {
+    const a = data.get(name);
+    const n = shape.reduce((x, y) => x * y, 1);
+    if (!a || a.length !== n) throw new Error(`hfTensors: ${name} has ${a ? a.length : "no"} floats, expected ${n}`);
+    out.set(name, { dtype: "F32", shape, data: a });
+  }
+  return out;
+}
+
+export interface WriteHfOptions {
+  /** Split the weights into shards of at most about this many bytes (with model.safetensors.index.json). Default: one file. */
+  maxShardBytes?: number;
+}
+
+/**
+ * Writes a checkpoint as a Hugging Face Llama folder (F32 weights): the
+ * folder is created if needed; config.json and the safetensors files are
+ * each written atomically. Returns the paths written.
+ */
+export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const tensors = hfTensors(ckpt);
+  const written: string[] = [];
+  const max = options.maxShardBytes;
+  if (max === undefined) {
+    writeBytesAtomically(join(dir, HF_WEIGHTS), serializeSafetensors(Object.fromEntries(tensors), { format: "pt" }));
+    written.push(join(dir, HF_WEIGHTS));
+  } else {
+    const shards: [string, SafeTensor][][] = [[]];
+    let bytes = 0;
+    for (const entry of tensors) {
+      const size = entry[1].data.byteLength;
+      if (bytes > 0 && bytes + size > max) shards.push([]), (bytes = 0);
+      shards[shards.length - 1].push(entry);
+      bytes += size;
+    }
+    const n = shards.length;
+    const pad = (i: number): string => String(i).padStart(5, "0");
+    const weightMap: Record<string, string> = {};
+    let total = 0;
+    shards.forEach((shard, i) => {
+      const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+      for (const [name, t] of shard) (weightMap[name] = file), (total += t.data.byteLength);
+      writeBytesAtomically(join(dir, file), serializeSafetensors(Object.fromEntries(shard), { format: "pt" }));
+      written.push(join(dir, file));
+    });
+    const index = { metadata: { total_size: total }, weight_map: weightMap };
+    writeBytesAtomically(join(dir, HF_INDEX), new TextEncoder().encode(JSON.stringify(index, null, 2) + "\n"));
+    written.push(join(dir, HF_INDEX));
+  }
+  writeBytesAtomically(join(dir, HF_CONFIG), new TextEncoder().encode(JSON.stringify(modelConfigToHf(ckpt.config), null, 2) + "\n"));
+  written.push(join(dir, HF_CONFIG));
+  return written;
+}

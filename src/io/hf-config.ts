@@ -1,0 +1,117 @@
+/**
+ * The config.json of a Hugging Face Llama checkpoint, mapped onto our
+ * ModelConfig and back.
+ *
+ * Accepted: `model_type` "llama" (or absent) with `architectures`
+ * ["LlamaForCausalLM"] (or absent). Mapped fields: hidden_size,
+ * intermediate_size, num_hidden_layers, num_attention_heads,
+ * num_key_value_heads (default: num_attention_heads), vocab_size,
+ * max_position_embeddings (default 2048), rms_norm_eps (default 1e-6),
+ * rope_theta (default 10000), tie_word_embeddings (default false). Anything
+ * that changes the computation and has no counterpart here (rope_scaling,
+ * attention or MLP biases, another activation, a head_dim other than
+ * hidden_size / num_attention_heads, quantization, a BOS id other than 1)
+ * is refused by name.
+ */
+import { configProblems, type ModelConfig } from "../model/config.js";
+import { FileFormatError } from "./errors.js";
+
+/** The BOS id the decoders stop at (src/io/tokenizer.ts BOS); HF models must agree. */
+const BOS_ID = 1;
+const EOS_ID = 2;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Maps a parsed config.json onto a ModelConfig. `name` (the config path)
+ * starts every error message.
+ */
+export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
+  const fail = (problem: string): never => {
+    throw new FileFormatError(name, problem);
+  };
+  if (!isPlainObject(json)) return fail(`expected a JSON object (a Hugging Face config.json), found ${Array.isArray(json) ? "an array" : typeof json}`);
+  const j = json;
+  const modelType = j.model_type;
+  if (modelType !== undefined && modelType !== "llama") {
+    fail(`model_type ${JSON.stringify(modelType)} is not supported (expected "llama": a LlamaForCausalLM checkpoint)`);
+  }
+  const arch = j.architectures;
+  if (arch !== undefined && arch !== null) {
+    if (!Array.isArray(arch) || !arch.every((a) => a === "LlamaForCausalLM")) {
+      fail(`architectures ${JSON.stringify(arch)} is not supported (expected ["LlamaForCausalLM"])`);
+    }
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = j[key] ?? fallback;
+    if (v === undefined) return fail(`missing "${key}" (a positive integer)`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const positive = (key: string, fallback: number): number => {
+    const v = j[key] ?? fallback;
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) return fail(`"${key}" must be a positive number, found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const refuseUnless = (key: string, ok: (v: unknown) => boolean, why: string): void => {
+    if (key in j && !ok(j[key])) fail(`"${key}": ${JSON.stringify(j[key])} is not supported (${why})`);
+  };
+  const plainRope = (v: unknown): boolean =>
+    v === null || (isPlainObject(v) && (v.rope_type ?? v.type) === "default" && Object.keys(v).every((k) => k === "rope_type" || k === "type"));
+  refuseUnless("rope_scaling", plainRope, 'only plain RoPE is implemented; expected null or {"rope_type": "default"}');
+  refuseUnless("attention_bias", (v) => v === false, "the engine has no attention biases; expected false");
+  refuseUnless("mlp_bias", (v) => v === false, "the engine has no MLP biases; expected false");
+  refuseUnless("hidden_act", (v) => v === "silu", 'the engine uses SwiGLU; expected "silu"');
+  refuseUnless("quantization_config", (v) => v === null, "quantized weights are not supported; expected F32, F16 or BF16 tensors");
+  refuseUnless("sliding_window", (v) => v === null, "sliding-window attention is not implemented");
+  refuseUnless("bos_token_id", (v) => v === BOS_ID || v === null, `the decoders use BOS id ${BOS_ID}`);
+  const tie = j.tie_word_embeddings ?? false;
+  if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, found ${JSON.stringify(tie)}`);
+
+  const dim = int("hidden_size");
+  const nHeads = int("num_attention_heads");
+  const config: ModelConfig = {
+    dim,
+    hiddenDim: int("intermediate_size"),
+    nLayers: int("num_hidden_layers"),
+    nHeads,
+    nKvHeads: int("num_key_value_heads", nHeads),
+    vocabSize: int("vocab_size"),
+    seqLen: int("max_position_embeddings", 2048),
+    sharedClassifier: tie as boolean,
+    normEps: positive("rms_norm_eps", 1e-6),
+    ropeTheta: positive("rope_theta", 10000),
+  };
+  if ("head_dim" in j && j.head_dim !== null && j.head_dim !== dim / nHeads) {
+    fail(`"head_dim": ${JSON.stringify(j.head_dim)} is not supported (the engine needs hidden_size / num_attention_heads = ${dim / nHeads})`);
+  }
+  const problems = configProblems(config);
+  if (problems.length > 0) fail(`invalid Llama config: ${problems.join("; ")}`);
+  return config;
+}
+
+/** The config.json we write for a ModelConfig (every mapped field explicit). */
+export function modelConfigToHf(c: ModelConfig): Record<string, unknown> {
+  return {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: c.dim,
+    intermediate_size: c.hiddenDim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.dim / c.nHeads,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.seqLen,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: null,
+    tie_word_embeddings: c.sharedClassifier,
+    hidden_act: "silu",
+    attention_bias: false,
+    mlp_bias: false,
+    bos_token_id: BOS_ID,
+    eos_token_id: EOS_ID,
+    torch_dtype: "float32",
+  };
+}

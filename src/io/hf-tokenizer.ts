@@ -1,0 +1,349 @@
+/**
+ * Hugging Face tokenizer.json files, through @huggingface/tokenizers (the
+ * tokenizer library transformers.js uses), behind the same TextTokenizer
+ * interface as the llama2.c tokenizer; and the conversion of a llama2.c
+ * tokenizer.bin into a Llama-style tokenizer.json.
+ *
+ * Encoding and whole-sequence decoding are the library's. Streaming needs
+ * the raw bytes of one token at a time (a UTF-8 character may be split over
+ * byte-fallback tokens), which the library's decode() cannot give, so
+ * decodePiece maps a piece to bytes for the two families of Llama-style
+ * tokenizers: SentencePiece-like pieces ("▁" for a space, "<0xXX>" byte
+ * fallback; one leading space dropped after BOS, as the Strip decoder does)
+ * and GPT-2 byte-level pieces. Other decoders fall back to the library's
+ * decode of the single token.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeBytesAtomically } from "./atomic-write.js";
+import { dirname, join } from "node:path";
+import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
+import { FileFormatError } from "./errors.js";
+import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, Tokenizer } from "./tokenizer.js";
+
+/** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
+export interface TextTokenizer {
+  /** The file or name it was loaded from. */
+  readonly name: string;
+  /** Number of token ids it knows. */
+  readonly vocabSize: number;
+  /** Token ids of `text`, with BOS (id 1) first and EOS (id 2) last when asked. */
+  encode(text: string, bos: boolean, eos: boolean): number[];
+  /** The bytes printed for `token` when it follows `prev`. */
+  decodePiece(prev: number, token: number): Uint8Array;
+  /** The text of a token sequence. */
+  decode(tokens: readonly number[]): string;
+}
+
+const METASPACE = "\u2581";
+const utf8 = new TextEncoder();
+
+/** GPT-2's byte <-> printable character table (bytes_to_unicode), inverted: char -> byte. */
+function byteLevelTable(): Map<string, number> {
+  const printable: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) printable.push(b);
+  for (let b = 0xae; b <= 0xff; b++) printable.push(b);
+  const table = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const code = printable.includes(b) ? b : 256 + extra++;
+    table.set(String.fromCodePoint(code), b);
+  }
+  return table;
+}
+
+type PieceStyle = "metaspace" | "byte-level" | "library";
+
+/** Which piece-to-bytes mapping a tokenizer.json's decoder implies. */
+function pieceStyle(json: Record<string, unknown>): PieceStyle {
+  const text = JSON.stringify(json.decoder ?? null);
+  if (text.includes('"ByteLevel"')) return "byte-level";
+  if (text.includes(METASPACE) || text.includes('"Metaspace"')) return "metaspace";
+  return "library";
+}
+
+/** A tokenizer.json loaded through @huggingface/tokenizers. */
+export class HfTokenizer implements TextTokenizer {
+  readonly name: string;
+  readonly vocabSize: number;
+  private readonly lib: HfLibTokenizer;
+  private readonly style: PieceStyle;
+  private readonly pieces: string[];
+  private readonly byteLevel?: Map<string, number>;
+  private readonly stripAfterBos: boolean;
+
+  private constructor(name: string, lib: HfLibTokenizer, json: Record<string, unknown>, vocabSize: number) {
+    this.name = name;
+    this.lib = lib;
+    this.vocabSize = vocabSize;
+    this.style = pieceStyle(json);
+    this.pieces = [];
+    for (const [piece, id] of lib.get_vocab(true)) this.pieces[id] = piece;
+    if (this.style === "byte-level") this.byteLevel = byteLevelTable();
+    this.stripAfterBos = JSON.stringify(json.decoder ?? null).includes('"Strip"') || this.style === "metaspace";
+  }
+
+  /**
+   * A tokenizer from parsed tokenizer.json (and tokenizer_config.json, or
+   * {}) for a model with `modelVocabSize` tokens. BOS must be id 1 and EOS
+   * id 2 (the ids the decoders use); every id must be below the model's
+   * vocab size.
+   */
+  static fromJson(json: unknown, config: unknown, name: string, modelVocabSize: number): HfTokenizer {
+    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new FileFormatError(name, `expected a tokenizer.json object`);
+    const j = json as Record<string, unknown>;
+    if (typeof j.model !== "object" || j.model === null) throw new FileFormatError(name, `missing "model" (expected a Hugging Face tokenizer.json)`);
+    let lib: HfLibTokenizer;
+    try {
+      lib = new HfLibTokenizer(j, (config ?? {}) as object);
+    } catch (err) {
+      throw new FileFormatError(name, `@huggingface/tokenizers cannot load it: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const vocab = lib.get_vocab(true);
+    let maxId = -1;
+    for (const id of vocab.values()) maxId = Math.max(maxId, id);
+    if (maxId >= modelVocabSize) throw new FileFormatError(name, `token id ${maxId} is outside the model's vocab of ${modelVocabSize}`);
+    const cfg = (config ?? {}) as Record<string, unknown>;
+    const special = (key: string, fallback: string): string => {
+      const v = cfg[key];
+      if (typeof v === "string") return v;
+      if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+      return fallback;
+    };
+    for (const [key, fallback, id] of [["bos_token", "<s>", BOS], ["eos_token", "</s>", EOS]] as const) {
+      const token = special(key, fallback);
+      const found = lib.token_to_id(token);
+      if (found !== id) {
+        throw new FileFormatError(name, `${key} ${JSON.stringify(token)} has id ${found ?? "none"}; the decoders need id ${id} (Llama-2-style vocabularies)`);
+      }
+    }
+    return new HfTokenizer(name, lib, j, modelVocabSize);
+  }
+
+  /** Reads tokenizer.json (and tokenizer_config.json beside it, when present). */
+  static load(path: string, modelVocabSize: number): HfTokenizer {
+    const json = readJsonFile(path, "a Hugging Face tokenizer.json");
+    const configPath = join(dirname(path), "tokenizer_config.json");
+    const config = existsSync(configPath) ? readJsonFile(configPath, "a Hugging Face tokenizer_config.json") : {};
+    return HfTokenizer.fromJson(json, config, path, modelVocabSize);
+  }
+
+  encode(text: string, bos: boolean, eos: boolean): number[] {
+    const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+    return [...(bos ? [BOS] : []), ...ids, ...(eos ? [EOS] : [])];
+  }
+
+  decodePiece(prev: number, token: number): Uint8Array {
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) {
+      throw new RangeError(`${this.name}: token id ${token} is out of range [0, ${this.vocabSize})`);
+    }
+    const piece = this.pieces[token];
+    if (piece === undefined) return new Uint8Array(0);
+    if (this.style === "library") return utf8.encode(this.lib.decode([token], { skip_special_tokens: false }));
+    if (this.style === "byte-level") {
+      const out: number[] = [];
+      for (const ch of piece) {
+        const b = this.byteLevel!.get(ch);
+        if (b === undefined) out.push(...utf8.encode(ch));
+        else out.push(b);
+      }
+      return Uint8Array.from(out);
+    }
+    const raw = rawBytePiece(utf8.encode(piece));
+    if (raw >= 0) return Uint8Array.of(raw);
+    let text = piece.split(METASPACE).join(" ");
+    if (prev === BOS && this.stripAfterBos && text.startsWith(" ")) text = text.slice(1);
+    return utf8.encode(text);
+  }
+
+  decode(tokens: readonly number[]): string {
+    return this.lib.decode([...tokens], { skip_special_tokens: true });
+  }
+}
+
+/** A JSON file, with FileFormatErrors naming it for a missing file or bad JSON. */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
+    if (code === "EISDIR") throw new FileFormatError(path, `is a directory, expected ${what}`);
+    throw new FileFormatError(path, `cannot read file (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FileFormatError(path, `not valid JSON (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * A Llama-style tokenizer.json (BPE with byte fallback, "▁" for spaces, a
+ * prepended "▁") equivalent to a llama2.c tokenizer.bin: ids 0, 1, 2 are
+ * <unk>, <s>, </s>; ids 3..258 the byte pieces <0x00>..<0xFF>; every other
+ * piece keeps its id with spaces written as "▁". A merge "a b" is listed for
+ * every split of a piece into two pieces, ordered by the merged piece's
+ * score (highest first, then lower id), which is the order llama2.c's
+ * encoder applies merges in.
+ */
+export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> {
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keep a U+FEFF piece
+  const names: string[] = [];
+  const special = ["<unk>", "<s>", "</s>"];
+  for (let id = 0; id < tok.vocabSize; id++) {
+    if (id < special.length) {
+      names.push(special[id]);
+      continue;
+    }
+    const bytes = tok.piece(id);
+    const raw = rawBytePiece(bytes);
+    if (raw >= 0) {
+      if (raw + BYTE_TOKEN_OFFSET !== id) throw new FileFormatError(tok.name, `byte piece <0x${raw.toString(16)}> is at id ${id}, expected ${raw + BYTE_TOKEN_OFFSET}`);
+      names.push(`<0x${raw.toString(16).toUpperCase().padStart(2, "0")}>`);
+      continue;
+    }
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      throw new FileFormatError(tok.name, `piece ${id} is not valid UTF-8; it cannot be written to tokenizer.json`);
+    }
+    names.push(text.split(" ").join(METASPACE));
+  }
+  const vocab: Record<string, number> = {};
+  const idOf = new Map<string, number>();
+  names.forEach((n, id) => {
+    if (idOf.has(n)) throw new FileFormatError(tok.name, `piece ${JSON.stringify(n)} occurs twice (ids ${idOf.get(n)} and ${id})`);
+    idOf.set(n, id);
+    Object.defineProperty(vocab, n, { value: id, enumerable: true, writable: true, configurable: true });
+  });
+  const merges: { left: string; right: string; score: number; id: number; split: number }[] = [];
+  const firstRegular = BYTE_TOKEN_OFFSET + 256;
+  for (let id = firstRegular; id < names.length; id++) {
+    const chars = Array.from(names[id]);
+    for (let k = 1; k < chars.length; k++) {
+      const left = chars.slice(0, k).join("");
+      const right = chars.slice(k).join("");
+      const l = idOf.get(left);
+      const r = idOf.get(right);
+      if (l !== undefined && r !== undefined && l >= firstRegular && r >= firstRegular) merges.push({ left, right, score: tok.score(id), id, split: k });
+    }
+  }
+  merges.sort((a, b) => b.score - a.score || a.id - b.id || a.split - b.split);
+  const added = special.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: {
+      type: "Sequence",
+      normalizers: [
+        { type: "Prepend", prepend: METASPACE },
+        { type: "Replace", pattern: { String: " " }, content: METASPACE },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: {
+      type: "Sequence",
+      decoders: [
+        { type: "Replace", pattern: { String: METASPACE }, content: " " },
+        { type: "ByteFallback" },
+        { type: "Fuse" },
+        { type: "Strip", content: " ", start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map((m) => [m.left, m.right]),
+    },
+  };
+}
+
+/**
+ * Writes a llama2.c tokenizer as tokenizer.json (llama2cTokenizerToJson)
+ * and a tokenizer_config.json naming its special tokens into `dir`
+ * (atomically each). Returns the paths written.
+ */
+export function writeHfTokenizer(dir: string, tok: Tokenizer): string[] {
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, "tokenizer.json");
+  const config = join(dir, "tokenizer_config.json");
+  writeBytesAtomically(json, utf8.encode(JSON.stringify(llama2cTokenizerToJson(tok)) + "\n"));
+  const cfg = { tokenizer_class: "LlamaTokenizerFast", bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", add_bos_token: true, add_eos_token: false, legacy: true };
+  writeBytesAtomically(config, utf8.encode(JSON.stringify(cfg, null, 2) + "\n"));
+  return [json, config];
+}
+
+/**
+ * The tokenizer.bin bytes of a Llama-style tokenizer.json (BPE with byte
+ * fallback, "▁" for spaces, ids 0..2 <unk> <s> </s>, ids 3..258
+ * <0x00>..<0xFF>): the inverse of llama2cTokenizerToJson. Pieces keep their
+ * ids ("▁" back to spaces, <s> and </s> as llama2.c's "\n<s>\n" and
+ * "\n</s>\n"); a piece that some merge produces scores minus the rank of the
+ * first such merge, every other piece (special and byte pieces included)
+ * -1e10 (never merged), so llama2.c's
+ * highest-score-first merging follows the merge ranks. Exact for
+ * SentencePiece-derived vocabularies, whose merges list every split of a
+ * piece (as llama2.c merges any two pieces whose concatenation is a piece).
+ */
+export function llama2cTokenizerBytes(json: unknown, name: string): Uint8Array {
+  const fail = (problem: string): never => {
+    throw new FileFormatError(name, problem);
+  };
+  const j = json as { model?: { type?: string; byte_fallback?: boolean; vocab?: Record<string, number>; merges?: (string | string[])[] } };
+  const model = j?.model;
+  if (!model || model.type !== "BPE" || model.byte_fallback !== true || typeof model.vocab !== "object" || !Array.isArray(model.merges)) {
+    return fail(`only Llama-style tokenizer.json files (a BPE model with byte_fallback) can be written as tokenizer.bin`);
+  }
+  const pieces: string[] = [];
+  for (const [piece, id] of Object.entries(model.vocab)) {
+    if (!Number.isInteger(id) || id < 0) fail(`vocab entry ${JSON.stringify(piece)} has id ${id}`);
+    if (pieces[id] !== undefined) fail(`ids ${id} is used twice`);
+    pieces[id] = piece;
+  }
+  for (let id = 0; id < pieces.length; id++) if (pieces[id] === undefined) fail(`vocab ids are not dense: no piece has id ${id}`);
+  const special = ["<unk>", "<s>", "</s>"];
+  special.forEach((s, id) => {
+    if (pieces[id] !== s) fail(`id ${id} must be ${JSON.stringify(s)} (llama2.c's fixed ids), found ${JSON.stringify(pieces[id])}`);
+  });
+  for (let b = 0; b < 256; b++) {
+    const want = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
+    if (pieces[BYTE_TOKEN_OFFSET + b] !== want) fail(`id ${BYTE_TOKEN_OFFSET + b} must be the byte piece ${want}, found ${JSON.stringify(pieces[BYTE_TOKEN_OFFSET + b])}`);
+  }
+  const rankOf = new Map<string, number>();
+  model.merges.forEach((m, rank) => {
+    const [a, b] = Array.isArray(m) ? m : m.split(" ");
+    const merged = a + b;
+    if (!rankOf.has(merged)) rankOf.set(merged, rank);
+  });
+  const NEVER = Math.fround(-1e10);
+  const entries = pieces.map((p, id) => {
+    const bytes = id === 1 ? utf8.encode("\n<s>\n") : id === 2 ? utf8.encode("\n</s>\n") : utf8.encode(id < 3 + 256 ? p : p.split(METASPACE).join(" "));
+    const rank = rankOf.get(p);
+    return { bytes, score: rank === undefined ? NEVER : -rank };
+  });
+  const maxLen = entries.reduce((m, e) => Math.max(m, e.bytes.length), 0);
+  const out = new Uint8Array(4 + entries.reduce((n, e) => n + 8 + e.bytes.length, 0));
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, maxLen, true);
+  let off = 4;
+  for (const e of entries) {
+    dv.setFloat32(off, e.score, true);
+    dv.setInt32(off + 4, e.bytes.length, true);
+    out.set(e.bytes, off + 8);
+    off += 8 + e.bytes.length;
+  }
+  return out;
+}

@@ -1,0 +1,6 @@
+/** `ptp-ts/model`: the Llama-architecture engine and its config (see spec/model.md). */
+export { Transformer } from "./transformer.js";
+export { KVCache } from "./kv-cache.js";
+export { causalMask, type Block } from "./block.js";
+export { SHAPES, configProblems, headSize, kvDim, parameterCount, validateConfig, type ModelConfig } from "./config.js";
+export { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "./weights.js";

@@ -1,0 +1,155 @@
+import type { Backend } from "../backends/backend.js";
+import { Transformer } from "../model/transformer.js";
+import type { Checkpoint } from "../model/weights.js";
+import { XorShiftAux } from "../sampling/aux.js";
+import { decode, type DecoderName } from "./decode/run.js";
+import { PtpModel } from "./ptp-model.js";
+import type { Student } from "./student-weights.js";
+import { WIDEN_SHAPES, widenCheckpoint, widenStudent } from "./widen.js";
+
+/**
+ * Where PTP pays on this CPU, measured: the wall-clock tokens/s of AR and of
+ * PTP decoders in one run, at the teacher's own shape and at widened copies
+ * (src/ptp/widen.ts) with the compute of larger shapes but the same tokens
+ * and acceptance. Shared by bench/ptp-speedup.ts and `ptp demo --scale`.
+ */
+
+export interface SpeedupRow {
+  /** "own" (the teacher as it is) or a WIDEN_SHAPES name. */
+  shape: string;
+  decoder: DecoderName;
+  /** Tokens generated per model call (AR: 1). */
+  acceptedPerCall: number;
+  /** Rows per model call, the prefill included. */
+  rowsPerCall: number;
+  /** Time of one call of round(rowsPerCall) rows over a one-row call, after 64 cached tokens. */
+  cRows: number;
+  arTokensPerSecond: number;
+  tokensPerSecond: number;
+  speedup: number;
+  equalsAR: boolean;
+}
+
+export interface SpeedupOptions {
+  backend: Backend;
+  teacher: Checkpoint;
+  student: Student;
+  prompts: readonly (readonly number[])[];
+  /** "own" and/or WIDEN_SHAPES names. */
+  shapes: readonly string[];
+  decoders: readonly DecoderName[];
+  steps: number;
+  temperature: number;
+  /** Timed repetitions (medians); AR and each decoder alternate. */
+  reps: number;
+  seed?: number;
+  onProgress?: (message: string) => void;
+}
+
+interface Run {
+  outputs: number[][];
+  calls: number;
+  tokens: number;
+  seconds: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** Median seconds of a k-row causal forward after `prefix` cached tokens, over a 1-row one. */
+function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): number {
+  const time = (k: number) => {
+    const cache = model.newCache(prefix + k);
+    const ts: number[] = [];
+    model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % 200)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
+    const block = { tokens: Array.from({ length: k }, (_, i) => 2 + i), positions: Array.from({ length: k }, (_, i) => prefix + i) };
+    for (let r = 0; r <= reps; r++) {
+      const t = performance.now();
+      model.forward(block, cache);
+      if (r > 0) ts.push(performance.now() - t); // the first is a warm-up
+      cache.crop(prefix);
+    }
+    cache.free();
+    return median(ts);
+  };
+  return rows <= 1 ? 1 : time(rows) / time(1);
+}
+
+export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
+  const out: SpeedupRow[] = [];
+  for (const shape of o.shapes) {
+    if (shape !== "own" && !(shape in WIDEN_SHAPES)) throw new Error(`unknown shape ${JSON.stringify(shape)}; known: own, ${Object.keys(WIDEN_SHAPES).join(", ")}`);
+    const ckpt = shape === "own" ? o.teacher : widenCheckpoint(o.teacher, WIDEN_SHAPES[shape]);
+    const student = shape === "own" ? o.student : widenStudent(o.student, o.teacher, ckpt);
+    const teacher = new Transformer(o.backend, ckpt);
+    const model = new PtpModel(teacher, student);
+    let rows = 0;
+    const forward = model.forward.bind(model);
+    model.forward = (block, cache, slots) => {
+      rows += block.positions.length;
+      return forward(block, cache, slots);
+    };
+    try {
+      // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
+      const run = (decoder: DecoderName): Run => {
+        const r: Run = { outputs: [], calls: 0, tokens: 0, seconds: 0 };
+        o.prompts.forEach((p, i) => {
+          const res = decode(model, [p], { steps: o.steps, sampling: { temperature: o.temperature }, decoder, aux: [new XorShiftAux(BigInt((o.seed ?? 1) + i))] });
+          r.outputs.push(res.outputs[0]);
+          r.calls += res.stats.modelCalls;
+          r.tokens += res.stats.generatedTokens;
+          r.seconds += res.stats.seconds;
+        });
+        return r;
+      };
+      const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
+      for (const d of all) run(d); // warm-up: packing, JIT tiers
+      const speed = new Map<DecoderName, number[]>(all.map((d) => [d, []]));
+      const last = new Map<DecoderName, { result: Run; rows: number }>();
+      for (let r = 0; r < o.reps; r++) {
+        for (const d of all) {
+          rows = 0;
+          const result = run(d);
+          speed.get(d)!.push(result.tokens / result.seconds);
+          last.set(d, { result, rows });
+        }
+      }
+      const ar = last.get("ar")!.result;
+      const arSpeed = median(speed.get("ar")!);
+      for (const d of all) {
+        const { result, rows: n } = last.get(d)!;
+        const rowsPerCall = n / result.calls;
+        const tps = median(speed.get(d)!);
+        const row: SpeedupRow = {
+          shape,
+          decoder: d,
+          acceptedPerCall: result.tokens / result.calls,
+          rowsPerCall,
+          cRows: d === "ar" ? 1 : callCost(teacher, Math.round(rowsPerCall)),
+          arTokensPerSecond: arSpeed,
+          tokensPerSecond: tps,
+          speedup: tps / arSpeed,
+          equalsAR: JSON.stringify(result.outputs) === JSON.stringify(ar.outputs),
+        };
+        out.push(row);
+        o.onProgress?.(`${shape} ${d}: ${tps.toFixed(1)} tok/s (AR ${arSpeed.toFixed(1)}), speedup ${row.speedup.toFixed(2)}x, ${row.acceptedPerCall.toFixed(2)} tokens and ${rowsPerCall.toFixed(1)} rows per call`);
+      }
+    } finally {
+      teacher.dispose();
+    }
+  }
+  return out;
+}
+
+/** The rows as a Markdown table. */
+export function speedupTable(rows: readonly SpeedupRow[]): string {
+  const lines = [
+    "| shape | decoder | tokens/call | rows/call | c(rows) | AR tok/s | tok/s | speedup | equals AR |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.shape} | ${r.decoder} | ${r.acceptedPerCall.toFixed(2)} | ${r.rowsPerCall.toFixed(1)} | ${r.cRows.toFixed(2)} | ${r.arTokensPerSecond.toFixed(1)} | ${r.tokensPerSecond.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR ? "yes" : "NO"} |`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import type { Buffer } from "../src/backends/backend.js";
+import { runBackendConformance } from "../src/backends/conformance.js";
+import { JsBackend } from "../src/backends/js/index.js";
+import { createBackend } from "../src/backends/registry.js";
+
+/**
+ * BACKEND-CONFORMANCE-EXPORT: the contract as a library function
+ * (runBackendConformance) passes for the built-in backends, the js
+ * reference included with every error check, and catches broken backends.
+ */
+
+const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "errors"];
+
+/** A matmul off by a relative 1e-3. */
+class Drifting extends JsBackend {
+  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    super.matmul(y, x, w, M, K, N);
+    this.upload(y, this.download(y).map((v) => v * (1 + 1e-3)));
+  }
+}
+
+/** Sums in reverse order when a call has several rows: within tolerance, but not batch-invariant. */
+class Reordering extends JsBackend {
+  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    if (M === 1) return super.matmul(y, x, w, M, K, N);
+    const X = this.download(x), W = this.download(w), Y = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[m * K + k] * W[n * K + k]));
+      Y[m * N + n] = s;
+    }
+    this.upload(y, Y);
+  }
+}
+
+/** Swallows the errors of add. */
+class Lenient extends JsBackend {
+  override add(y: Buffer, x: Buffer, n: number): void {
+    try {
+      super.add(y, x, n);
+    } catch {
+      /* wrong: misuse must throw */
+    }
+  }
+}
+
+describe("runBackendConformance", () => {
+  it.each(["js", "wasm", "wasm-simd"])("BACKEND-CONFORMANCE-EXPORT: %s passes every check", async (name) => {
+    const target = name === "wasm-simd" ? await createBackend("wasm", { wasmBuild: "simd" }) : name;
+    const report = await runBackendConformance(target, { runs: 6, seed: 7 });
+    expect(report.checks.map((c) => c.id)).toEqual(IDS);
+    for (const c of report.checks) expect(c.failure, c.id).toBeUndefined();
+    expect(report.passed).toBe(true);
+    expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
+  });
+
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order and swallowed misuse each fail their check", async () => {
+    const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
+    expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
+    expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
+    const lenient = await runBackendConformance(new Lenient(), { runs: 2 });
+    expect(lenient.passed).toBe(false);
+    expect(lenient.checks.find((c) => c.id === "errors")!.failure).toMatch(/no error thrown/);
+  });
+});

@@ -1,0 +1,53 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import type { ModelConfig } from "../src/model/config.js";
+import { runCli, TOK_512 } from "./helpers.js";
+
+/*
+ * CLI-THREADS: `ptp generate --threads 2` runs work on a worker thread (the
+ * pool is up before the first op, though decoding is synchronous), prints the
+ * same tokens as --threads 1, and starts the tokens/s clock after a warm-up.
+ */
+describe("ptp generate --threads", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "ptp-cli-threads-"));
+  // Large enough that its matmuls are split over threads (vocab 512: the tokenizer's).
+  const config: ModelConfig = { dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 64, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+  const model = join(tmp, "threads.bin");
+  writeCheckpoint(model, randomCheckpoint(config, 11));
+  const common = ["generate", "--model", model, "--tokenizer", TOK_512, "--steps", "40", "--temperature", "1", "--seed", "5", "--no-stop", "--json"];
+
+  it("CLI-THREADS: --threads 2 runs chunks on a worker and gives the tokens of --threads 1", async () => {
+    const one = await runCli(...common, "--threads", "1");
+    const two = await runCli(...common, "--threads", "2");
+    expect(one.code).toBe(0);
+    expect(two.code).toBe(0);
+    const a = JSON.parse(one.stdout), b = JSON.parse(two.stdout);
+    expect(a.stats.threads).toBe(1);
+    expect(a.stats.workerChunks).toBe(0);
+    expect(b.stats.threads).toBe(2);
+    expect(b.stats.workerChunks).toBeGreaterThan(0);
+    expect(b.tokens).toEqual(a.tokens);
+    expect(b.tokens.length).toBe(41);
+    expect(b.stats.warmUp).toBe(true);
+  });
+
+  it("CLI-THREADS: the text output says the clock started after a warm-up and how many threads ran", async () => {
+    const r = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--steps", "20", "--temperature", "0", "--threads", "2");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/achieved tok\/s: .*2 threads \(\d+ chunks on workers\); clock started after a warm-up call/);
+  });
+
+  it("CLI-WEIGHTS: --weights bf16 runs the bf16 model (said in the backend line) and needs the wasm backend", async () => {
+    const r = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--steps", "20", "--temperature", "0", "--weights", "bf16", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.stats.backend).toMatch(/bf16 weights/);
+    expect(out.tokens.length).toBeGreaterThan(1);
+    const js = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--backend", "js", "--weights", "bf16");
+    expect(js.code).toBe(2);
+    expect(js.stderr).toMatch(/--weights bf16 needs the wasm backend/);
+  });
+});

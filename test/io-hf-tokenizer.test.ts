@@ -1,0 +1,200 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { HfTokenizer, llama2cTokenizerBytes, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
+import { loadTokenizer } from "../src/io/model-file.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { formatError, GOLDEN, runCli, SHARED, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
+
+/**
+ * tokenizer.json through @huggingface/tokenizers. The expected ids come
+ * from the llama2.c encoder (itself checked against a transcription of the
+ * reference loop, IO-TOK-ENCODE) on the same vocabulary, converted to a
+ * Llama-style tokenizer.json by the project's own converter; for the
+ * Llama 2 vocabulary (tokenizer.bin) a few are also written out literally.
+ */
+
+const tmp = mkdtempSync(join(tmpdir(), "ptp-hftok-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const STRINGS = [
+  "Once upon a time",
+  "Hello, world! What's up?",
+  "  two  spaces\tand\ttabs\n\nnewlines   ",
+  " leading and trailing ",
+  "Grüße, café, naïve, Ünïcödé ∑ ∞ ≠",
+  "日本語のテキスト",
+  "emoji 🎉🐱 and a ZWJ sequence 🐱‍👤 ok",
+  "digits 0123456789 3.14159 1,000,000 2026",
+  "",
+  " ",
+  "a",
+  "<s> literal angle brackets </s>",
+  "zero width\u200bjoin and a BOM \ufeff inside",
+];
+
+const corpusLines = readFileSync(join(SHARED, "corpora/tinystories_excerpt.txt"), "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, 150);
+
+function bytesOf(tok: { decodePiece(prev: number, t: number): Uint8Array }, ids: number[]): string {
+  return ids
+    .slice(1)
+    .map((t, i) => Buffer.from(tok.decodePiece(ids[i], t)).toString("latin1"))
+    .join("");
+}
+
+describe.each([
+  ["tok512.bin", TOK_512, 512],
+  ["tokenizer.bin (Llama 2)", join(SHARED, "models/tokenizer.bin"), 32000],
+] as const)("tokenizer.json converted from %s", (_, path, vocab) => {
+  const ref = Tokenizer.load(path, vocab);
+  const hf = HfTokenizer.fromJson(llama2cTokenizerToJson(ref), {}, "tokenizer.json", vocab);
+
+  it("HF-TOK-GOLDEN: ids of ASCII, Unicode, emoji, whitespace runs and digits equal the llama2.c encoder's, with and without BOS/EOS", () => {
+    for (const s of [...STRINGS, ...corpusLines]) {
+      if (s.startsWith("<s>")) continue; // a known gap, below
+      expect(hf.encode(s, true, false), JSON.stringify(s)).toEqual(ref.encode(s, true, false));
+      expect(hf.encode(s, false, true), JSON.stringify(s)).toEqual(ref.encode(s, false, true));
+    }
+  });
+
+  it("HF-TOK-PIECES: decodePiece gives the llama2.c tokenizer's bytes token by token (byte fallback, space after BOS)", () => {
+    for (const s of [...STRINGS, ...corpusLines]) {
+      const ids = ref.encode(s, true, false);
+      expect(bytesOf(hf, ids), JSON.stringify(s)).toBe(bytesOf(ref, ids));
+    }
+    expect(hf.decode(ref.encode("Grüße 🎉 ok", true, true))).toBe("Grüße 🎉 ok");
+  });
+
+  it("HF-TOK-GAP: a literal '<s>' in the text is the special token for tokenizer.json, bytes for llama2.c (documented)", () => {
+    const s = "<s> x";
+    expect(hf.encode(s, false, false)).toContain(1);
+    expect(ref.encode(s, false, false)).not.toContain(1);
+  });
+});
+
+describe("Llama 2 golden ids", () => {
+  it("HF-TOK-LLAMA2: recorded ids of the Llama 2 vocabulary", () => {
+    const hf = HfTokenizer.fromJson(llama2cTokenizerToJson(Tokenizer.load(join(SHARED, "models/tokenizer.bin"), 32000)), {}, "t", 32000);
+    expect(hf.encode("Once upon a time", true, false)).toEqual([1, 9038, 2501, 263, 931]);
+    expect(hf.encode("  two  spaces\tand\ttabs\n\nnewlines", true, false)).toEqual([1, 259, 1023, 29871, 8162, 12, 392, 12, 21175, 13, 13, 1482, 9012]);
+    expect(hf.encode("Grüße, café", true, false)).toEqual([1, 1632, 29993, 5831, 29892, 274, 28059]);
+    expect(hf.encode("日本語", true, false)).toEqual([1, 29871, 30325, 30346, 30968]);
+    expect(hf.encode("emoji 🎉🐱", true, false)).toEqual([1, 953, 29877, 2397, 29871, 243, 162, 145, 140, 243, 162, 147, 180]);
+    expect(hf.encode("digits 0123456789 3.14", true, false)).toEqual([1, 13340, 29871, 29900, 29896, 29906, 29941, 29946, 29945, 29953, 29955, 29947, 29929, 29871, 29941, 29889, 29896, 29946]);
+  });
+});
+
+describe("byte-level (GPT-2 style) tokenizer.json", () => {
+  it("HF-TOK-BYTELEVEL: pieces map back to the text's UTF-8 bytes, emoji included", () => {
+    // bytes_to_unicode, built independently of the module: printable bytes map to themselves, the rest to 256 + k
+    const chars: string[] = [];
+    let k = 0;
+    for (let b = 0; b < 256; b++) {
+      const keep = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+      chars.push(String.fromCodePoint(keep ? b : 256 + k++));
+    }
+    const vocab: Record<string, number> = { "<unk>": 0, "<s>": 1, "</s>": 2 };
+    chars.forEach((c, b) => (vocab[c] = 3 + b));
+    const sp = chars[0x20];
+    vocab[`${sp}t`] = 259;
+    vocab["he"] = 260;
+    vocab[`${sp}the`] = 261;
+    const json = {
+      version: "1.0",
+      added_tokens: [0, 1, 2].map((id) => ({ id, content: ["<unk>", "<s>", "</s>"][id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      normalizer: null,
+      pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: null,
+      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges: [[sp, "t"], ["h", "e"], [`${sp}t`, "he"]] },
+    };
+    const tok = HfTokenizer.fromJson(json, {}, "bl.json", 262);
+    for (const s of ["in the house", "Grüße 🎉🐱", "  spaces\n"]) {
+      const ids = tok.encode(s, true, false);
+      expect(Buffer.from(bytesOf(tok, ids), "latin1").toString("utf8")).toBe(s);
+    }
+    expect(tok.encode("in the", false, false)).toEqual([3 + 0x69, 3 + 0x6e, 261]);
+  });
+});
+
+describe("tokenizer.json files", () => {
+  it("HF-TOK-ERRORS: a BOS at another id, a vocab larger than the model's, bad JSON, a missing file: refused naming the file", () => {
+    const json = llama2cTokenizerToJson(Tokenizer.load(TOK_512, 512));
+    const dir = join(tmp, "bad");
+    mkdirSync(dir);
+    const file = join(dir, "tokenizer.json");
+    writeFileSync(file, JSON.stringify(json));
+    expect(formatError(() => loadTokenizer(file, 100), file).message).toMatch(/token id 511 is outside the model's vocab of 100/);
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "</s>" }));
+    expect(formatError(() => loadTokenizer(file, 512), file).message).toMatch(/bos_token "<\/s>" has id 2; the decoders need id 1/);
+    rmSync(join(dir, "tokenizer_config.json"));
+    writeFileSync(file, "{");
+    expect(formatError(() => loadTokenizer(file, 512), file).message).toMatch(/not valid JSON/);
+    writeFileSync(file, JSON.stringify({ version: "1.0" }));
+    expect(formatError(() => loadTokenizer(file, 512), file).message).toMatch(/missing "model"/);
+    formatError(() => loadTokenizer(join(dir, "none.json"), 512), join(dir, "none.json"));
+  });
+
+  it("HF-GENERATE: `ptp convert --to hf --tokenizer` then `ptp generate --model DIR` (its tokenizer.json) prints llama2.c's golden outputs", async () => {
+    const dir = join(tmp, "stories-hf");
+    const r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir);
+    expect(r.code).toBe(0);
+    const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
+    for (const c of golden.cases) {
+      const g = await runCli("generate", "--model", dir, "--prompt", c.prompt, "--steps", String(c.steps), "--temperature", String(c.temperature), "--top-p", String(c.topp), "--seed", String(c.seed), "--backend", "wasm");
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.stdout).toBe(c.output);
+    }
+    const noTok = await runCli("generate", "--model", STORIES_260K, "--prompt", "x");
+    expect(noTok.code).toBe(2);
+    expect(noTok.stderr).toMatch(/--tokenizer is required/);
+  });
+});
+
+describe("HF folders in the other commands", () => {
+  it("HF-PREGENERATE: `ptp pregenerate` on the HF folder with its tokenizer.json writes the same dataset bytes as on the .bin with tok512.bin", async () => {
+    const dir = join(tmp, "stories-hf-pregen");
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir)).code).toBe(0);
+    const prompts = join(tmp, "prompts.txt");
+    writeFileSync(prompts, "Once upon a time\nThe cat sat\n");
+    const common = ["--prompts", prompts, "--samples", "2", "--steps", "24", "--seed", "5", "--backend", "wasm"];
+    const a = join(tmp, "a.ptpd"), b = join(tmp, "b.ptpd");
+    const ra = await runCli("pregenerate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--out", a, ...common);
+    expect(ra.code, ra.stderr).toBe(0);
+    const rb = await runCli("pregenerate", "--model", dir, "--tokenizer", join(dir, "tokenizer.json"), "--out", b, ...common);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(Buffer.compare(readFileSync(a), readFileSync(b))).toBe(0);
+  });
+});
+
+describe("tokenizer.json back to tokenizer.bin", () => {
+  it.each([
+    ["tok512.bin", TOK_512, 512],
+    ["tokenizer.bin (Llama 2)", join(SHARED, "models/tokenizer.bin"), 32000],
+  ] as const)("HF-TOK-BACK: %s -> tokenizer.json -> tokenizer.bin has the same pieces and encodes every string to the same ids", (_, path, vocab) => {
+    const ref = Tokenizer.load(path, vocab);
+    const back = Tokenizer.fromBytes(llama2cTokenizerBytes(llama2cTokenizerToJson(ref), "t.json"), vocab, "back");
+    for (let id = 0; id < vocab; id++) expect(Buffer.from(back.piece(id)).equals(Buffer.from(ref.piece(id))), `piece ${id}`).toBe(true);
+    for (const s of [...STRINGS, ...corpusLines]) expect(back.encode(s, true, true), JSON.stringify(s)).toEqual(ref.encode(s, true, true));
+  });
+
+  it("HF-TOK-BACK-CLI: `ptp convert --to llama2c --tokenizer-out` of an HF folder writes a tokenizer.bin giving the golden outputs", async () => {
+    const dir = join(tmp, "stories-hf-back");
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir)).code).toBe(0);
+    const bin = join(tmp, "back.bin"), tok = join(tmp, "back-tok.bin");
+    const r = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin, "--tokenizer-out", tok);
+    expect(r.code, r.stderr).toBe(0);
+    const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
+    const c = golden.cases[0];
+    const g = await runCli("generate", "--model", bin, "--tokenizer", tok, "--prompt", c.prompt, "--steps", String(c.steps), "--temperature", String(c.temperature), "--top-p", String(c.topp), "--seed", String(c.seed), "--backend", "wasm");
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout).toBe(c.output);
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ model: { type: "WordPiece", vocab: {} } }));
+    const e = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", join(tmp, "x.bin"), "--tokenizer", bad, "--tokenizer-out", join(tmp, "x-tok.bin"));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/only Llama-style tokenizer.json files/);
+    expect(existsSync(join(tmp, "x.bin"))).toBe(false);
+  });
+});

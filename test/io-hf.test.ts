@@ -1,0 +1,304 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { readCheckpoint, randomCheckpoint } from "../src/io/checkpoint.js";
+import { modelConfigFromHf, modelConfigToHf } from "../src/io/hf-config.js";
+import { hfTensors, permuteRowsFromHf, permuteRowsToHf, readHfCheckpoint, writeHfCheckpoint } from "../src/io/hf-checkpoint.js";
+import { readModel } from "../src/io/model-file.js";
+import { halfToFloat } from "../src/io/safetensors.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import type { ModelConfig } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import type { Checkpoint } from "../src/model/weights.js";
+import { backend, firstBitDifference, formatError, GOLDEN, goldenText, runCli, STORIES_260K, tinyCheckpoint, TOK_512, type GoldenCase } from "./helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "ptp-hf-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let counter = 0;
+const freshDir = (): string => join(tmp, `m${counter++}`);
+
+/** Logits of every position of a fixed token sequence, one block. */
+async function logitsOf(ckpt: Checkpoint): Promise<Float32Array> {
+  const model = new Transformer(await backend("js"), ckpt);
+  const n = Math.min(6, ckpt.config.seqLen);
+  const tokens = Array.from({ length: n }, (_, i) => (i * 7 + 1) % ckpt.config.vocabSize);
+  const out = Float32Array.from(model.forward({ tokens, positions: tokens.map((_, i) => i) }, model.newCache()));
+  model.dispose();
+  return out;
+}
+
+function sameWeights(a: Checkpoint, b: Checkpoint): void {
+  expect(b.config).toEqual(a.config);
+  expect(firstBitDifference(b.weights.tokenEmbedding, a.weights.tokenEmbedding)).toBeNull();
+  expect(firstBitDifference(b.weights.rmsFinal, a.weights.rmsFinal)).toBeNull();
+  expect(firstBitDifference(b.weights.wcls, a.weights.wcls)).toBeNull();
+  a.weights.layers.forEach((la, l) => {
+    for (const k of Object.keys(la) as (keyof typeof la)[]) expect(firstBitDifference(b.weights.layers[l][k], la[k]), `layer ${l} ${k}`).toBeNull();
+  });
+}
+
+/** A safetensors file written by hand (any dtype, raw little-endian bytes), independent of src/io/safetensors.ts. */
+function rawSafetensors(tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[]): Uint8Array {
+  let offset = 0;
+  const header: Record<string, unknown> = {};
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const t of tensors) out.set(t.bytes, at), (at += t.bytes.length);
+  return out;
+}
+
+describe("HF config mapping", () => {
+  const base = modelConfigToHf({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 10, seqLen: 32, sharedClassifier: false, normEps: 1e-6, ropeTheta: 500000 });
+
+  it("HF-CONFIG: maps every field and back", () => {
+    const c = modelConfigFromHf(base, "config.json");
+    expect(c).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 10, seqLen: 32, sharedClassifier: false, normEps: 1e-6, ropeTheta: 500000 });
+    // HF's defaults for absent optional fields
+    const minimal = { hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 10 };
+    expect(modelConfigFromHf({ ...base, rope_scaling: { rope_type: "default" } }, "c").ropeTheta).toBe(500000);
+    expect(modelConfigFromHf(minimal, "c")).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 10, seqLen: 2048, sharedClassifier: false, normEps: 1e-6, ropeTheta: 10000 });
+  });
+
+  it("HF-CONFIG-REFUSE: unsupported fields are refused by name", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ rope_scaling: { type: "linear", factor: 2 } }, /"rope_scaling".*not supported/],
+      [{ rope_scaling: { rope_type: "llama3", factor: 8 } }, /"rope_scaling".*not supported/],
+      [{ attention_bias: true }, /"attention_bias"/],
+      [{ mlp_bias: true }, /"mlp_bias"/],
+      [{ hidden_act: "gelu" }, /"hidden_act"/],
+      [{ model_type: "mistral" }, /model_type "mistral"/],
+      [{ architectures: ["LlamaForSequenceClassification"] }, /architectures/],
+      [{ head_dim: 8 }, /"head_dim"/],
+      [{ bos_token_id: 128000 }, /"bos_token_id"/],
+      [{ quantization_config: { bits: 4 } }, /"quantization_config"/],
+      [{ hidden_size: 0 }, /"hidden_size" must be a positive integer/],
+      [{ num_key_value_heads: 3 }, /nKvHeads \(3\) must divide nHeads/],
+      [{ vocab_size: undefined }, /missing "vocab_size"/],
+    ];
+    for (const [patch, message] of cases) {
+      const e = formatError(() => modelConfigFromHf({ ...base, ...patch }, "dir/config.json"), "dir/config.json");
+      expect(e.message).toMatch(message);
+    }
+  });
+});
+
+describe("q/k permutation", () => {
+  it("HF-PERMUTE: HF's half-split RoPE on permuted rows equals llama2.c's interleaved RoPE, and the permutation inverts", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 50 }), (heads, half, cols, pos) => {
+        const hs = 2 * half;
+        const w = Float32Array.from({ length: heads * hs * cols }, (_, i) => Math.sin(i * 1.3 + 0.1));
+        const hf = permuteRowsToHf(w, heads, hs, cols);
+        expect(firstBitDifference(permuteRowsFromHf(hf, heads, hs, cols), w)).toBeNull();
+        const x = Float64Array.from({ length: cols }, (_, i) => Math.cos(i + 0.5));
+        const mv = (m: Float32Array) => Array.from({ length: heads * hs }, (_, r) => x.reduce((s, xi, c) => s + m[r * cols + c] * xi, 0));
+        const q = mv(w), qh = mv(hf);
+        for (let h = 0; h < heads; h++) {
+          for (let i = 0; i < half; i++) {
+            const angle = pos * Math.pow(10000, -(2 * i) / hs);
+            const [c, s] = [Math.cos(angle), Math.sin(angle)];
+            // llama2.c: pair (2i, 2i+1); HF rotate_half: pair (i, i + hs/2), same frequency
+            const a0 = q[h * hs + 2 * i], a1 = q[h * hs + 2 * i + 1];
+            const b0 = qh[h * hs + i], b1 = qh[h * hs + half + i];
+            expect(b0 * c - b1 * s).toBeCloseTo(a0 * c - a1 * s, 12);
+            expect(b1 * c + b0 * s).toBeCloseTo(a1 * c + a0 * s, 12);
+          }
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe("HF folders round-trip", () => {
+  it("HF-ROUNDTRIP: a random tiny model written as an HF folder (single file or sharded) loads to the same weights and bit-identical logits", async () => {
+    await fc.assert(
+      fc.asyncProperty(tinyCheckpoint, fc.boolean(), async (ckpt, sharded) => {
+        const dir = freshDir();
+        writeHfCheckpoint(dir, ckpt, sharded ? { maxShardBytes: 600 } : {});
+        if (sharded) expect(existsSync(join(dir, "model.safetensors.index.json"))).toBe(true);
+        const back = readModel(dir);
+        sameWeights(ckpt, back);
+        expect(firstBitDifference(await logitsOf(back), await logitsOf(ckpt))).toBeNull();
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("HF-HALF: F16 and BF16 weights in shards decode exactly like their F32 twin", async () => {
+    const config: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 11, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+    const shapes = [...hfTensors(randomCheckpoint(config, 1)).entries()].map(([name, t]) => ({ name, shape: t.shape }));
+    for (const dtype of ["F16", "BF16"] as const) {
+      let seed = 12345;
+      const next = () => ((seed = (seed * 1103515245 + 12345) >>> 0), seed >>> 8);
+      const half: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[] = [];
+      const full: typeof half = [];
+      for (const { name, shape } of shapes) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const bits = new Uint16Array(n);
+        const floats = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          // sign, an exponent giving magnitudes around 2^-3..2^0, random mantissa
+          const sign = next() & 1;
+          if (dtype === "F16") {
+            bits[i] = (sign << 15) | ((12 + (next() % 4)) << 10) | (next() & 0x3ff);
+            floats[i] = halfToFloat(bits[i]);
+          } else {
+            bits[i] = (sign << 15) | ((124 + (next() % 4)) << 7) | (next() & 0x7f);
+            floats[i] = new Float32Array(new Uint32Array([bits[i] << 16]).buffer)[0];
+          }
+        }
+        half.push({ name, dtype, shape, bytes: new Uint8Array(bits.buffer) });
+        full.push({ name, dtype: "F32", shape, bytes: new Uint8Array(floats.buffer) });
+      }
+      const hfConfig = JSON.stringify({ ...modelConfigToHf(config), torch_dtype: dtype === "F16" ? "float16" : "bfloat16" });
+      // the half model in three shards, with an index
+      const halfDir = freshDir();
+      mkdirSync(halfDir);
+      writeFileSync(join(halfDir, "config.json"), hfConfig);
+      const third = Math.ceil(half.length / 3);
+      const weightMap: Record<string, string> = {};
+      for (let s = 0; s < 3; s++) {
+        const part = half.slice(s * third, (s + 1) * third);
+        const file = `model-0000${s + 1}-of-00003.safetensors`;
+        writeFileSync(join(halfDir, file), rawSafetensors(part));
+        for (const t of part) weightMap[t.name] = file;
+      }
+      writeFileSync(join(halfDir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+      const fullDir = freshDir();
+      mkdirSync(fullDir);
+      writeFileSync(join(fullDir, "config.json"), hfConfig);
+      writeFileSync(join(fullDir, "model.safetensors"), rawSafetensors(full));
+      const a = readHfCheckpoint(halfDir), b = readHfCheckpoint(fullDir);
+      sameWeights(b, a);
+      expect(firstBitDifference(await logitsOf(a), await logitsOf(b))).toBeNull();
+      // and the llama2.c twin, through the project's own convert command
+      const bin = join(tmp, `twin-${dtype}.bin`);
+      expect((await runCli("convert", "--model", halfDir, "--to", "llama2c", "--out", bin)).code).toBe(0);
+      expect(firstBitDifference(await logitsOf(readCheckpoint(bin)), await logitsOf(b))).toBeNull();
+    }
+  });
+});
+
+describe("stories260K as an HF folder", () => {
+  const dir = freshDir();
+  const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));
+
+  it("HF-STORIES: `ptp convert --to hf` then `--to llama2c` gives back the same weights", async () => {
+    const r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--out", dir);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/Hugging Face Llama folder/);
+    const bin = join(tmp, "back.bin");
+    expect((await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin)).code).toBe(0);
+    sameWeights(readCheckpoint(STORIES_260K), readCheckpoint(bin));
+    // no silent overwrite
+    const again = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists \(pass --force/);
+    expect((await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin, "--force")).code).toBe(0);
+  });
+
+  it("HF-STORIES-GOLDEN: the HF folder generates llama2.c's golden outputs (library and CLI)", async () => {
+    const ckpt = readHfCheckpoint(dir);
+    const tokenizer = Tokenizer.load(TOK_512, ckpt.config.vocabSize);
+    const model = new Transformer(await backend("wasm"), ckpt);
+    for (const c of golden.cases) expect(goldenText(model, tokenizer, c)).toBe(c.output);
+    model.dispose();
+    const c = golden.cases[golden.cases.length - 1];
+    const r = await runCli("generate", "--model", dir, "--tokenizer", TOK_512, "--prompt", c.prompt, "--steps", String(c.steps), "--temperature", String(c.temperature), "--top-p", String(c.topp), "--seed", String(c.seed), "--backend", "js");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(c.output);
+  });
+});
+
+describe("HF folder errors", () => {
+  const good = (): string => {
+    const dir = freshDir();
+    writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
+    return dir;
+  };
+  it("HF-ERRORS: missing folder, config or weights; extra, missing, misplaced or mis-shaped tensors: refused naming the file", () => {
+    formatError(() => readHfCheckpoint(join(tmp, "nope")), join(tmp, "nope"));
+    let dir = good();
+    rmSync(join(dir, "config.json"));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "config.json")).message).toMatch(/does not exist/);
+    dir = good();
+    rmSync(join(dir, "model.safetensors"));
+    expect(formatError(() => readHfCheckpoint(dir), dir).message).toMatch(/neither model.safetensors nor/);
+    dir = good();
+    writeFileSync(join(dir, "config.json"), "{not json");
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "config.json")).message).toMatch(/not valid JSON/);
+
+    const withTensors = (edit: (t: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[]) => void): string => {
+      const d = good();
+      const tensors = [...hfTensors(readHfCheckpoint(d)).entries()].map(([name, t]) => ({ name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(t.data.buffer.slice(0)) }));
+      edit(tensors);
+      writeFileSync(join(d, "model.safetensors"), rawSafetensors(tensors));
+      return d;
+    };
+    dir = withTensors((t) => t.push({ name: "model.layers.0.self_attn.q_proj.bias", dtype: "F32", shape: [8], bytes: new Uint8Array(32) }));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/unexpected tensor "model.layers.0.self_attn.q_proj.bias".*biases are not supported/);
+    dir = withTensors((t) => t.splice(t.findIndex((x) => x.name === "model.norm.weight"), 1));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/missing tensor "model.norm.weight"/);
+    dir = withTensors((t) => (t.find((x) => x.name === "model.norm.weight")!.shape = [2, 4]));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/shape \[2, 4\], expected \[8\]/);
+    dir = withTensors((t) => {
+      const x = t.find((y) => y.name === "model.norm.weight")!;
+      x.dtype = "I32";
+    });
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/dtype I32; expected F32, F16 or BF16/);
+    // an index that places a tensor in another file
+    dir = good();
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": "other.safetensors" } }));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "other.safetensors")).message).toMatch(/does not exist/);
+  });
+});
+
+describe("ptp inspect DIR", () => {
+  it("HF-INSPECT: reports the config of an HF folder, with the same teacher checksum as its llama2.c twin", async () => {
+    const dir = freshDir();
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--out", dir, "--shard-mb", "0.3")).code).toBe(0);
+    expect(existsSync(join(dir, "model.safetensors.index.json"))).toBe(true);
+    const r = await runCli("inspect", dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Hugging Face Llama checkpoint/);
+    expect(r.stdout).toMatch(/nKvHeads\s+4/);
+    const hf = JSON.parse((await runCli("inspect", dir, "--json")).stdout);
+    const bin = JSON.parse((await runCli("inspect", STORIES_260K, "--json")).stdout);
+    expect(hf.kind).toBe("hf-checkpoint");
+    expect(hf.config).toEqual(bin.config);
+    expect(hf.teacherChecksum).toBe(bin.teacherChecksum);
+  });
+});
+
+describe("header-first loading", () => {
+  it("HF-STREAMED: a 3 GB (sparse) shard with an unexpected tensor is refused from its header alone, where a whole-file read could not even start", async () => {
+    const { openSync, ftruncateSync, closeSync, writeSync } = await import("node:fs");
+    const dir = freshDir();
+    writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
+    const big = 750_000_000; // floats: 3 GB, beyond what readFileSync can return
+    const header = new TextEncoder().encode(JSON.stringify({ "model.layers.0.mlp.up_proj.bias": { dtype: "F32", shape: [big], data_offsets: [0, 4 * big] } }));
+    const path = join(dir, "model-00002-of-00002.safetensors");
+    const fd = openSync(path, "w");
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(header.length), true);
+    writeSync(fd, len);
+    writeSync(fd, header);
+    ftruncateSync(fd, 8 + header.length + 4 * big);
+    closeSync(fd);
+    const map: Record<string, string> = { "model.layers.0.mlp.up_proj.bias": "model-00002-of-00002.safetensors" };
+    for (const name of hfTensors(readHfCheckpoint(dir)).keys()) map[name] = "model.safetensors";
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: map }));
+    expect(() => readFileSync(path)).toThrow(); // a whole-file read fails outright
+    expect(formatError(() => readHfCheckpoint(dir), path).message).toMatch(/unexpected tensor "model.layers.0.mlp.up_proj.bias".*biases are not supported/);
+  });
+});
