@@ -33,9 +33,10 @@ TRAIN_FLAGS=(--dim 64 --layers 4 --heads 4 --kv-heads 4 --hidden 172 --seq-len 2
 # (temperature 0.7, no top-k/top-p: ptp demo samples that way).
 PREGEN_FLAGS=(--samples 4 --steps 255 --temperature 0.7 --top-k 0 --top-p 1 --seed 1)
 
-# The student: O-PTP gated LoRA.
-DISTILL_FLAGS=(--variant O --aux anchors --rank 32 --alpha 32 --window 8 --windows 32 --batch 2
-  --lr 5e-3 --warmup 50 --schedule cosine --steps 600 --eval-every 200 --eval-count 16 --seed 1)
+# The student: O-PTP gated LoRA with the hybrid slot input (the default), trained on
+# every core (the result does not depend on the thread count).
+DISTILL_FLAGS=(--variant O --slot-input hybrid --aux anchors --rank 32 --alpha 32 --window 8 --windows 32 --batch 2
+  --gamma 0.9 --lr 5e-3 --warmup 50 --schedule cosine --steps 1200 --eval-every 400 --eval-count 16 --seed 1)
 
 # Extra flags for every command that computes (e.g. THREADS_FLAGS=(--threads 2)).
 THREADS_FLAGS=()

@@ -58,7 +58,7 @@ describe("the packed package", () => {
       expect(paths.has(p), p).toBe(true);
     }
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
-    expect(Object.keys(pkg.exports)).toEqual([".", "./sampling", "./model", "./ptp", "./train", "./io", "./package.json"]);
+    expect(Object.keys(pkg.exports)).toEqual([".", "./browser", "./sampling", "./model", "./ptp", "./train", "./io", "./package.json"]);
 
     const project = join(work, "consumer");
     run("mkdir", ["-p", project], work);
