@@ -73,7 +73,7 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
   }
   // Decimal only: no hex, octal or binary literals, no padding (Number() would take "0x10" and " 5 ").
   const v = DECIMAL.test(raw) ? Number(raw) : NaN;
-  if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number (decimal digits), got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(raw)}`);
   if (spec.kind === "int" && !Number.isInteger(v)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(raw)}`);
   if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
     const range = spec.max === undefined ? `>= ${spec.min}` : spec.min === undefined ? `<= ${spec.max}` : `in [${spec.min}, ${spec.max}]`;
