@@ -12,4 +12,8 @@ if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
   }
 }
 const { main } = await import("../dist/cli/main.js");
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Stopped by Ctrl-C or SIGTERM (130, 143): the checkpoint is saved; exit now
+// rather than wait for abandoned work (a step in flight on a worker) to finish.
+if (code === 130 || code === 143) process.exit(code);

@@ -76,8 +76,9 @@ if [[ "$FORCE" == 1 ]]; then rm -f "$WORK"/.done-* "$TEACHER_CKPT" "$STUDENT_CKP
 say "1/5 synthetic corpus, char tokenizer, prompts -> $WORK"
 if stage_done synth; then echo "done before; skipped"; else
   start_stage synth
-  ptp synth --out "$CORPUS" --tokenizer-out "$TOK" "${SYNTH_FLAGS[@]}" --prompts-out "$PREGEN_PROMPTS" "${PREGEN_PROMPT_FLAGS[@]}"
-  ptp synth --prompts-out "$EVAL_PROMPTS" "${EVAL_PROMPT_FLAGS[@]}"
+  # Deterministic outputs of this stage: rewritten on a rerun (--force).
+  ptp synth --out "$CORPUS" --tokenizer-out "$TOK" "${SYNTH_FLAGS[@]}" --prompts-out "$PREGEN_PROMPTS" "${PREGEN_PROMPT_FLAGS[@]}" --force
+  ptp synth --prompts-out "$EVAL_PROMPTS" "${EVAL_PROMPT_FLAGS[@]}" --force
   mark_done synth
 fi
 
@@ -85,7 +86,8 @@ say "2/5 train the teacher -> $TEACHER"
 if stage_done train; then echo "done before; skipped"; else
   start_stage train
   resume=()
-  [[ -f "$TEACHER_CKPT" ]] && resume=(--resume)
+  # Continue a checkpointed run; otherwise start over, replacing what an earlier run left (--force).
+  if [[ -f "$TEACHER_CKPT" ]]; then resume=(--resume); else resume=(--force); fi
   ptp train --corpus "$CORPUS" --tokenizer "$TOK" --out "$TEACHER" "${TRAIN_FLAGS[@]}" \
     --checkpoint "$TEACHER_CKPT" "${resume[@]}" "${THREADS_FLAGS[@]}"
   mark_done train
@@ -105,7 +107,7 @@ say "4/5 distill the student -> $STUDENT"
 if stage_done distill; then echo "done before; skipped"; else
   start_stage distill
   resume=()
-  [[ -f "$STUDENT_CKPT" ]] && resume=(--resume)
+  if [[ -f "$STUDENT_CKPT" ]]; then resume=(--resume); else resume=(--force); fi
   ptp distill --model "$TEACHER" --dataset "$DATASET" --out "$STUDENT" "${DISTILL_FLAGS[@]}" \
     --checkpoint "$STUDENT_CKPT" --tokenizer "$TOK" --eval-prompts "$EVAL_PROMPTS" "${resume[@]}" "${THREADS_FLAGS[@]}"
   mark_done distill

@@ -569,7 +569,7 @@ describe("ptp pregenerate", () => {
       [[...MODEL, ...out, "--steps", "0"], /--steps must be a positive integer/],
       [[...MODEL, ...out, "--temperature", "0"], /--temperature must be > 0/],
       [[...MODEL, ...out, "--top-k", "-1"], /--top-k must be >= 0/],
-      [[...MODEL, ...out, "--top-p", "1.5"], /--top-p must be in \(0, 1\]/],
+      [[...MODEL, ...out, "--top-p", "1.5"], /--top-p must be in \[0, 1\] \(0 or 1 = off\)/],
       [[...MODEL, ...out, "--seed", "-1"], /--seed must be an integer/],
       [[...MODEL, ...out, "--seed", "4294967296"], /--seed must be an integer/],
       [[...MODEL, ...out, "--bogus"], /unknown flag --bogus/],

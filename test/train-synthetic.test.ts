@@ -120,7 +120,11 @@ describe("ptp synth", () => {
     const tokenizer = loadTokenizerFile(tok);
     for (const line of lines.trimEnd().split("\n")) expect(tokenizer.encode(line, false, false).length).toBe(1 + line.length);
 
-    const again = await runCli(...argv);
+    // Existing outputs are not replaced without --force (issue 11); with it, the rerun writes the same bytes.
+    const refused = await runCli(...argv);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/exists; pass --force to overwrite it/);
+    const again = await runCli(...argv, "--force");
     expect(again.code).toBe(0);
     expect(readFileSync(corpus, "utf8")).toBe(lines);
   });

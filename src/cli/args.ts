@@ -23,6 +23,9 @@ export interface FlagSpec {
   required?: boolean;
   /** For string flags: the allowed values. */
   choices?: readonly string[];
+  /** For number and int flags: the least and greatest allowed values. */
+  min?: number;
+  max?: number;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -60,14 +63,22 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
   return out as Parsed<T>;
 }
 
+/** A decimal number as people write one: sign, digits, optional fraction and exponent. */
+export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function convert(name: string, spec: FlagSpec, raw: string): string | number {
   if (spec.kind === "string") {
     if (spec.choices && !spec.choices.includes(raw)) throw new UsageError(`--${name} must be one of ${spec.choices.join(", ")}; got ${JSON.stringify(raw)}`);
     return raw;
   }
-  const v = raw.trim() === "" ? NaN : Number(raw);
+  // Decimal only: no hex, octal or binary literals, no padding (Number() would take "0x10" and " 5 ").
+  const v = DECIMAL.test(raw) ? Number(raw) : NaN;
   if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(raw)}`);
   if (spec.kind === "int" && !Number.isInteger(v)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(raw)}`);
+  if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
+    const range = spec.max === undefined ? `>= ${spec.min}` : spec.min === undefined ? `<= ${spec.max}` : `in [${spec.min}, ${spec.max}]`;
+    throw new UsageError(`--${name} must be ${range}, got ${raw}`);
+  }
   return v;
 }
 

@@ -1,3 +1,4 @@
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +17,7 @@ import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { firstMismatch, readPrompts } from "./ptp-common.js";
+import { firstMismatch, readPrompts, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -42,7 +43,7 @@ export const demoFlags = {
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
   budget: { kind: "int", value: "B", help: "proposal slots per call (default 2 N)" },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
   "scale-shapes": { kind: "string", value: "LIST", help: "the shapes --scale measures", default: "15M,42M,110M" },
@@ -73,7 +74,7 @@ const RESET = "\x1b[0m";
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, demoFlags);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
-  if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.seed! < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
   for (const name of ["window", "budget", "threads"] as const) {
     const v = f[name];
@@ -104,6 +105,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
   const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
+  warnNonFinite(io, "student", paths.student, student.weights);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
 

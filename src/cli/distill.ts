@@ -11,12 +11,16 @@ import type { AuxKind, Student, Variant } from "../ptp/student-weights.js";
 import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
-import { readDataset } from "../train/dataset.js";
+import { readDataset, type DatasetMeta } from "../train/dataset.js";
+import type { ModelConfig } from "../model/config.js";
+import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill } from "../train/distill.js";
 import type { LossKind } from "../train/ptp-windows.js";
+import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
+import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags.js";
 
 export const distillFlags = {
@@ -35,15 +39,15 @@ export const distillFlags = {
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
   loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: ["ce", "kl", "rkl"] },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
-  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16 },
-  batch: { kind: "int", value: "N", help: "sequences per step", default: 2 },
+  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16, max: 4096 },
+  batch: { kind: "int", value: "N", help: "sequences per step", default: 2, max: 4096 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
   "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
   "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits" },
+  threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: 256 },
 } satisfies FlagSpecs;
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
@@ -69,18 +73,30 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   for (const k of ["alpha", "beta"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
   if (!(f.gamma! > 0 && f.gamma! <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
+  if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
   const variant = f.variant as Variant, loss = f.loss as LossKind;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out!;
-  const files = runFiles(f, out);
+  const files = runFiles(f, out, {
+    inputs: [{ flag: "--model", path: f.model }, { flag: "--dataset", path: f.dataset }, { flag: "--init", path: f.init }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
+    outKind: recognise.safetensors,
+  });
 
   const ckpt = readModel(f.model!);
   const checksum = teacherChecksum(ckpt);
-  const dataset = readDataset(f.dataset!, { allowTornTail: true });
+  const dataset = readDataset(f.dataset!, {
+    allowTornTail: true,
+    onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
+  });
+  checkDatasetAgainstTeacher(f.dataset!, dataset.meta, ckpt.config);
+  // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
+  files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
+  if (f.rank! > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
+  if (f.window! > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
   let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, zeroB: true });
   if (f.init !== undefined) {
@@ -108,7 +124,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;
   io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
-    const r = distill(
+    const r = await distill(
       ckpt,
       teacher,
       proposer,
@@ -129,8 +145,20 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
     );
     io.stderr(`distill: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; student: ${out}\n`);
-    return r.interrupted ? 130 : 0;
+    return loopExitCode(r);
   } finally {
     teacher.dispose();
+  }
+}
+
+/** A dataset header that contradicts the teacher (vocab, seqLen) or holds unusable sampling settings is refused, naming the file. */
+function checkDatasetAgainstTeacher(path: string, meta: DatasetMeta, config: ModelConfig): void {
+  for (const key of ["vocabSize", "seqLen"] as const) {
+    if (meta[key] !== config[key]) throw new Error(`${path}: the dataset header says ${key} ${meta[key]}, but the teacher has ${config[key]}`);
+  }
+  try {
+    validateSamplingSettings(meta.sampling);
+  } catch (err) {
+    throw new Error(`${path}: the dataset header's sampling settings are unusable: ${err instanceof Error ? err.message : String(err)}`);
   }
 }

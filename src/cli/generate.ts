@@ -1,3 +1,4 @@
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -7,7 +8,7 @@ import { loadStudent } from "../ptp/student-file.js";
 import { decodeAR } from "../ptp/decode/ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import { decode, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
+import { decode, decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
@@ -15,7 +16,8 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { firstMismatch, readPrompts, textOf } from "./ptp-common.js";
+import { firstMismatch, readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
+import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -33,12 +35,12 @@ export const generateFlags = {
   student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
-  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)" },
-  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
+  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
+  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
-  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)" },
+  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
@@ -64,12 +66,13 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
   if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
-  if (f.temperature! < 0) throw new UsageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
   if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
-  if (f.seed !== undefined && !/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a positive integer, got ${JSON.stringify(f.seed)}`);
+  // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits, for every prompt's seed + i.
+  if (f.seed !== undefined && (!/^\d+$/.test(f.seed) || BigInt(f.seed) < 1n || BigInt(f.seed) + 100000n >= 2n ** 64n)) throw new UsageError(`--seed must be an integer in [1, 2^64 - 100000], got ${JSON.stringify(f.seed)}`);
 
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
@@ -108,6 +111,8 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     }
   }
 
+  const runSteps = f.steps! <= 0 || f.steps! > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps!;
+  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend!, "lower --steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
@@ -179,6 +184,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     const checksum = teacherChecksum(checkpoint);
     student = loadStudent(f.student, { checkpoint, checksum });
     checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
+    warnNonFinite(io, "student", f.student, student.weights);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }
@@ -187,21 +193,28 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   if (f.draft !== undefined) {
     draft = readDraft(f.draft);
     checkDraftMatchesTeacher(draft, checkpoint, teacherChecksum(checkpoint), f.draft);
+    warnNonFinite(io, "draft model", f.draft, draft.weights);
   }
   const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
 
-  // The student's inputs need u's even at temperature 0, so a source is always built.
-  let auxSources: () => AuxSource[];
+  // The student's inputs need u's even at temperature 0, so a source is always built. Prompt i: seed + i.
+  let auxFor: (i: number) => AuxSource;
   if (f["aux-file"] !== undefined) {
     const file = f["aux-file"];
     readAuxFile(file); // fail early on a bad file
-    auxSources = () => [readAuxFile(file)];
+    auxFor = () => readAuxFile(file);
   } else {
     const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
     if (f.seed === undefined) io.stderr(`seed: ${seed}${texts.length > 1 ? ` (prompt i uses seed + i)` : ""}\n`);
-    auxSources = () => texts.map((_, i) => new XorShiftAux(seed + BigInt(i)));
+    auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }
 
+  {
+    const seqLen = checkpoint.config.seqLen, runSteps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
+    const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
+    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, window, { drafts: f.drafts, budget: f.budget });
+    checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
+  }
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
@@ -209,12 +222,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   try {
     model = new PtpModel(teacher, student);
     if (draft) draftModel = new DraftModel(teacher, draft);
-    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     const common = { steps: f.steps!, sampling, stopAtBos: !f["no-stop"] };
-    const options: DecodeOptions = {
+    const options: Omit<DecodeOptions, "aux"> = {
       ...common,
       decoder,
-      aux: auxSources(),
       window: f.window,
       budget: f.budget,
       budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
@@ -224,41 +235,54 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     // A warm-up of both decoders on the first prompt (JIT tiers, allocations), so that neither timing pays for it.
     const seqLen = model.teacher.config.seqLen;
     const steps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
-    decode(model, [prompts[0]], { ...common, steps, decoder: "ar", aux: [auxSources()[0]] });
-    const ptp = decode(model, prompts, options);
-    const ar = decode(model, prompts, { ...common, decoder: "ar", aux: auxSources() });
+    decode(model, [tokenizer.encode(texts[0], true, false)], { ...common, steps, decoder: "ar", aux: [auxFor(0)] });
 
+    // Bounded batches (memory and time linear in the number of prompts), each
+    // written out as soon as it is decoded and checked against AR.
     const self = decoder === "self";
-    const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
+    const ptpTotal = new StatsSum(), arTotal = new StatsSum();
+    const jsonOutputs: { tokens: number[]; text: string }[] = [];
+    const many = texts.length > 1;
+    for (let from = 0; from < texts.length; from += PROMPT_BATCH) {
+      const to = Math.min(texts.length, from + PROMPT_BATCH);
+      const prompts = texts.slice(from, to).map((t) => tokenizer.encode(t, true, false));
+      const aux = () => prompts.map((_, i) => auxFor(from + i));
+      const ptp = decode(model, prompts, { ...options, aux: aux() });
+      const ar = decode(model, prompts, { ...common, decoder: "ar", aux: aux() });
+      ptpTotal.add(ptp.stats);
+      arTotal.add(ar.stats);
+      const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
+      if (mismatch !== undefined) {
+        throw new Error(
+          `the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` +
+            `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
+        );
+      }
+      for (const tokens of ptp.outputs) {
+        const text = textOf(tokenizer, tokens);
+        if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(text) });
+        else if (many) io.stdout(escapeLine(text) + "\n");
+        else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
+      }
+      if (texts.length > PROMPT_BATCH) io.stderr(`generate: ${to}/${texts.length} prompts decoded\n`);
+    }
+
+    const ptpStats = ptpTotal.stats(), arStats = arTotal.stats();
     const stats: GenerateStats = {
-      ...ptp.stats,
+      ...ptpStats,
       decoder,
-      arModelCalls: ar.stats.modelCalls,
-      arTokensPerSecond: ar.stats.tokensPerSecond,
-      speedup: ptp.stats.tokensPerSecond / ar.stats.tokensPerSecond,
-      equalsAR: self ? null : mismatch === undefined,
+      arModelCalls: arStats.modelCalls,
+      arTokensPerSecond: arStats.tokensPerSecond,
+      speedup: ptpStats.tokensPerSecond / arStats.tokensPerSecond,
+      equalsAR: self ? null : true,
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
     const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
     io.stderr(statsBlock(stats, describeDecoder(decoder, window, f, draft), texts.length));
-    if (mismatch !== undefined) {
-      throw new Error(
-        `the ${decoder} outputs differ from AR's (prompt ${mismatch.prompt}, position ${mismatch.position}: ` +
-          `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
-      );
-    }
-
-    const outputs = ptp.outputs.map((tokens) => ({ tokens, text: textOf(tokenizer, tokens) }));
     if (f.json) {
-      const single = outputs.length === 1 ? { tokens: outputs[0].tokens, text: new TextDecoder().decode(outputs[0].text) } : {};
-      const json = { ...single, outputs: outputs.map((o) => ({ tokens: o.tokens, text: new TextDecoder().decode(o.text) })), stats };
-      io.stdout(JSON.stringify(json) + "\n");
-    } else {
-      for (const o of outputs) {
-        io.stdout(o.text);
-        io.stdout("\n");
-      }
+      const single = jsonOutputs.length === 1 ? { tokens: jsonOutputs[0].tokens, text: jsonOutputs[0].text } : {};
+      io.stdout(JSON.stringify({ ...single, outputs: jsonOutputs, stats }) + "\n");
     }
     return 0;
   } finally {
@@ -282,6 +306,40 @@ function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags,
       return `multi-draft (window ${window}, ${f.drafts ?? 4} drafts)`;
     default:
       return `${decoder} (window ${window})`;
+  }
+}
+
+/** Prompts decoded together in one batch of --prompts: bounded memory, and a per-call cost that grows with the batch squared (the shared attention mask) stays small; batches are invariant, so outputs are the same. */
+const PROMPT_BATCH = 16;
+
+/** One line of stdout per prompt: a backslash and a newline inside a text are escaped (\\ and \\n). */
+function escapeLine(text: Uint8Array): Buffer {
+  return Buffer.from(Buffer.from(text).toString("latin1").replace(/\\/g, "\\\\").replace(/\n/g, "\\n"), "latin1");
+}
+
+/** Stats of several decode() runs, summed: calls, tokens, time, the histogram (and the mean from it). */
+class StatsSum {
+  private modelCalls = 0;
+  private generatedTokens = 0;
+  private seconds = 0;
+  private histogram: number[] = [];
+  add(s: PtpStats): void {
+    this.modelCalls += s.modelCalls;
+    this.generatedTokens += s.generatedTokens;
+    this.seconds += s.seconds;
+    s.acceptedHistogram.forEach((n, a) => (this.histogram[a] = (this.histogram[a] ?? 0) + n));
+  }
+  stats(): PtpStats {
+    const steps = this.histogram.reduce((a, n) => a + (n ?? 0), 0);
+    const accepted = this.histogram.reduce((a, n, k) => a + (n ?? 0) * k, 0);
+    return {
+      modelCalls: this.modelCalls,
+      generatedTokens: this.generatedTokens,
+      seconds: this.seconds,
+      tokensPerSecond: this.generatedTokens / this.seconds,
+      meanAccepted: steps > 0 ? accepted / steps : 0,
+      acceptedHistogram: Array.from(this.histogram, (n) => n ?? 0),
+    };
   }
 }
 

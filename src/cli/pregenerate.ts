@@ -1,3 +1,4 @@
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
@@ -8,6 +9,7 @@ import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { checkOutputs } from "./output-files.js";
 
 export const pregenerateFlags = {
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
@@ -18,10 +20,10 @@ export const pregenerateFlags = {
   steps: { kind: "int", value: "N", help: "most sampled tokens per completion (also stops at BOS and at the model's seqLen)", default: 256 },
   temperature: { kind: "number", value: "T", help: "sampling temperature (> 0)", default: 0.7 },
   "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 50 },
-  "top-p": { kind: "number", value: "P", help: "nucleus threshold in (0, 1] (1 = off)", default: 0.95 },
+  "top-p": { kind: "number", value: "P", help: "nucleus threshold in [0, 1] (0 or 1 = off)", default: 0.95 },
   seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1 },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)" },
+  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   resume: { kind: "bool", help: "continue an existing --out (same settings; a torn last record is truncated)" },
 } satisfies FlagSpecs;
 
@@ -41,13 +43,16 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   const f = parseFlags(argv, pregenerateFlags);
   if (f.samples! < 1) throw new UsageError(`--samples must be a positive integer, got ${f.samples}`);
   if (f.steps! < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
-  if (!(f.temperature! > 0)) throw new UsageError(`--temperature must be > 0 (the dataset stores sampling bins), got ${f.temperature}`);
+  if (!(f.temperature! >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be > 0 (at least ${MIN_TEMPERATURE}; the dataset stores sampling bins), got ${f.temperature}`);
   if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
-  if (!(f["top-p"]! > 0 && f["top-p"]! <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${f["top-p"]}`);
+  // As in generate and llama2.c: 0 and 1 both mean off (the dataset records off as 1).
+  if (!(f["top-p"]! >= 0 && f["top-p"]! <= 1)) throw new UsageError(`--top-p must be in [0, 1] (0 or 1 = off), got ${f["top-p"]}`);
   if (f.seed! < 0 || f.seed! > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const out = f.out!;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
+  // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
+  checkOutputs([{ flag: "--out", path: out }], { inputs: [{ flag: "--model", path: f.model }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--prompts", path: f.prompts }], force: true });
 
   const checkpoint = readModel(f.model!);
   const tokenizer = loadTokenizer(f.tokenizer!, checkpoint.config.vocabSize);
@@ -58,7 +63,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
   const meta = datasetMeta(checkpoint, prompts, {
-    sampling: { temperature: f.temperature!, topK: f["top-k"]!, topP: f["top-p"]! },
+    sampling: { temperature: f.temperature!, topK: f["top-k"]!, topP: f["top-p"]! === 0 ? 1 : f["top-p"]! },
     samplesPerPrompt: f.samples!,
     maxSteps: f.steps!,
     seed: f.seed!,

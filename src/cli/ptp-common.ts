@@ -2,6 +2,14 @@
 import { readFileBytes } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
+import { firstNonFiniteWeight } from "../ptp/ptp-file-parts.js";
+import type { Io } from "./io.js";
+
+/** A warning on stderr, naming the file, when a student's or draft's weights hold NaN/Inf (decoding stays exact, but its drafts are rejected). */
+export function warnNonFinite(io: Io, what: string, path: string, weights: unknown): void {
+  const bad = firstNonFiniteWeight(weights);
+  if (bad !== undefined) io.stderr(`warning: ${what} ${path} holds non-finite weights (${bad}); its drafts will be rejected: the output still equals AR's, with no speedup\n`);
+}
 
 /** The prompts of a --prompts file: one per line, blank lines skipped. */
 export function readPrompts(path: string): string[] {

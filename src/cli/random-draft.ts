@@ -6,6 +6,7 @@ import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
+import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomDraftFlags = {
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
@@ -17,6 +18,7 @@ export const randomDraftFlags = {
   heads: { kind: "int", value: "N", help: "draft model query heads", default: DEFAULT_DRAFT_SHAPE.nHeads },
   "kv-heads": { kind: "int", value: "K", help: "draft model key/value heads", default: DEFAULT_DRAFT_SHAPE.nKvHeads },
   ...auxFlags,
+  ...forceFlag,
 } satisfies FlagSpecs;
 
 export const randomDraftUsage = `usage: ptp random-draft --model FILE --variant O|C --out FILE [options]
@@ -39,6 +41,7 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   const problems = configProblems({ ...shape, vocabSize: 1, seqLen: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 });
   if (problems.length > 0) throw new UsageError(`the draft shape is invalid: ${problems.join("; ")}`);
   const aux = auxFromFlags(f);
+  checkOutputs([{ flag: "--out", path: f.out! }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
   const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);

@@ -5,6 +5,7 @@ import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
+import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomStudentFlags = {
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
@@ -14,6 +15,7 @@ export const randomStudentFlags = {
   alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank", default: 8 },
   ...auxFlags,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
+  ...forceFlag,
 } satisfies FlagSpecs;
 
 export const randomStudentUsage = `usage: ptp random-student --model FILE --rank R --variant O|C --out FILE [options]
@@ -30,6 +32,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   if (!(f.alpha! > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
   if (f.seed! < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const aux = auxFromFlags(f);
+  checkOutputs([{ flag: "--out", path: f.out! }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
   const checkpoint = readModel(f.model!);
   const checksum = teacherChecksum(checkpoint);

@@ -3,6 +3,7 @@ import { writeCharTokenizer } from "../train/char-tokenizer.js";
 import { generateStories, heldOutSeed, storyPrompt } from "../train/synthetic.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";
+import { checkOutputs, forceFlag } from "./output-files.js";
 
 const MAX_SEED = 0xffffffff;
 
@@ -15,10 +16,11 @@ export const synthFlags = {
   "prompt-count": { kind: "int", value: "N", help: "number of held-out prompts (default 64)" },
   "prompt-words": { kind: "int", value: "K", help: "words per held-out prompt (default 4)" },
   "prompt-seed": { kind: "int", value: "S", help: "seed of the held-out stories; must differ from --seed (default: derived from --seed)" },
+  ...forceFlag,
 } satisfies FlagSpecs;
 
 export const synthUsage = `usage: ptp synth [--out FILE] [--stories N] [--seed S] [--tokenizer-out FILE]
-                 [--prompts-out FILE --prompt-count N --prompt-words K --prompt-seed S]
+                 [--prompts-out FILE --prompt-count N --prompt-words K --prompt-seed S] [--force]
 
 Generate the project's synthetic children's-story corpus (a seeded grammar:
 characters, places, a want, a problem, a helper, a moral), deterministic for
@@ -44,6 +46,8 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
   const promptSeed = f["prompt-seed"] ?? heldOutSeed(f.seed!);
   if (!seedOk(promptSeed)) throw new UsageError(`--prompt-seed must be in 0..${MAX_SEED}, got ${promptSeed}`);
   if (promptSeed === f.seed) throw new UsageError(`--prompt-seed must differ from --seed (${f.seed}): held-out prompts come from other stories`);
+  const outputs = (["out", "tokenizer-out", "prompts-out"] as const).filter((k) => f[k] !== undefined).map((k) => ({ flag: `--${k}`, path: f[k]! }));
+  checkOutputs(outputs, { force: f.force });
 
   const encoder = new TextEncoder();
   if (f.out !== undefined || f["tokenizer-out"] !== undefined) {

@@ -7,7 +7,7 @@ import type { AuxKind } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
-import type { LoopOptions, RunFiles } from "../train/loop.js";
+import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
 import { UsageError, type FlagSpecs } from "./args.js";
 import { studentFlags } from "./training-flags.js";
 import { processIo, type Io } from "./io.js";
@@ -45,7 +45,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
     evalSettings = { prompts, steps: num("eval-steps"), sampling, decoder: "self" as const, seed: 1000 };
   }
   try {
-    const r = inverseArTrain(
+    const r = await inverseArTrain(
       ckpt,
       base,
       student,
@@ -63,7 +63,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
     );
     io.stderr(`inverse-ar: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; student: ${files.out}\n`);
-    return r.interrupted ? 130 : 0;
+    return loopExitCode(r);
   } finally {
     base.dispose();
   }

@@ -1,14 +1,36 @@
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { validateConfig, type ModelConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../train/char-tokenizer.js";
 import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
+import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
+import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
+
+/** Existing files a resumed run may rewrite: its own llama2.c checkpoint and char tokenizer. */
+function llamaCheckpointKind(path: string): true | string {
+  try {
+    readCheckpoint(path);
+    return true;
+  } catch {
+    return "is not a llama2.c checkpoint";
+  }
+}
+function tokenizerKind(path: string): true | string {
+  try {
+    loadTokenizerFile(path);
+    return true;
+  } catch {
+    return "is not a tokenizer.bin";
+  }
+}
 
 export const trainFlags = {
   ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
@@ -54,9 +76,16 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const loop = loopOptions(f, f.lr! / 10);
   if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out!;
-  const files = runFiles(f, out);
+  const files = runFiles(f, out, {
+    inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model as string | undefined }, { flag: "--eval-prompts", path: f["eval-prompts"] as string | undefined }],
+    outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
+    extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
+  });
 
-  const text = new TextDecoder().decode(readFileBytes(f.corpus!, "a text corpus, one document per line"));
+  const corpusBytes = readFileBytes(f.corpus!, "a text corpus, one document per line");
+  const text = new TextDecoder().decode(corpusBytes);
+  // A resume must train on the same corpus: its digest is stored with the checkpoint.
+  files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
   if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
   let tokenizer: Tokenizer;
@@ -91,7 +120,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
   io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
   const model = initModel(config, f.seed!);
-  const r = pretrain(
+  const r = await pretrain(
     model,
     train,
     valid,
@@ -104,5 +133,5 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
   );
   io.stderr(`train: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; model: ${out}\n`);
-  return r.interrupted ? 130 : 0;
+  return loopExitCode(r);
 }

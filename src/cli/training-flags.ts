@@ -1,6 +1,9 @@
 import { slotInputFlag } from "./aux-flags.js";
 import { existsSync } from "node:fs";
+import { readSafetensors } from "../io/safetensors.js";
+import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
+import { checkOutputs, forceFlag, recognise, type PathFlag } from "./output-files.js";
 import type { LrDecay } from "../train/schedule.js";
 import { UsageError, type FlagSpecs, type Parsed } from "./args.js";
 
@@ -10,6 +13,7 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
     checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
     log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
     resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
+    ...forceFlag,
     steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps },
     "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
     minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
@@ -27,11 +31,11 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
 export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
   const h = d.helpPrefix;
   return {
-    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32 },
+    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32, max: 4096 },
     alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
     aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
     digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
-    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window },
+    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
     beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
     ...slotInputFlag(h),
   } satisfies FlagSpecs;
@@ -53,12 +57,42 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
     minutes: f.minutes!,
     stopAfter: f["stop-after"]!,
     evalEvery: f["eval-every"]!,
+    nonFiniteHint: `the learning rate --lr ${f.lr} may be too high, or the starting weights hold NaN/Inf${f.resume ? " (the checkpoint resumed: --checkpoint)" : ""}`,
   };
 }
 
-/** The run's files next to OUT; an existing checkpoint without --resume is refused (nothing is overwritten by accident). */
-export function runFiles(f: LoopFlags, out: string): RunFiles {
+/**
+ * The run's files next to OUT, checked before any work (output-files.ts):
+ * outputs distinct from `inputs`, writable, and not replacing anything
+ * unless --force; with --resume, existing files must be the run's own
+ * (`outKind` recognises OUT; `extra` outputs carry their own test). An
+ * existing checkpoint without --resume is refused (a run to continue?).
+ */
+export function runFiles(
+  f: LoopFlags & { force?: boolean },
+  out: string,
+  io: { inputs: readonly { flag: string; path: string | undefined }[]; outKind: (path: string) => true | string; extra?: readonly (PathFlag & { kind: (path: string) => true | string })[] },
+): RunFiles {
   const checkpoint = f.checkpoint ?? `${out}.train.safetensors`, log = f.log ?? `${out}.log.jsonl`;
-  if (!f.resume && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or remove it to start over`);
+  if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or --force to start over`);
+  const kinds = new Map<string, (path: string) => true | string>([
+    ["--out", io.outKind],
+    ["--checkpoint", trainCheckpointKind],
+    ["--log", recognise.metricsLog],
+    ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const),
+  ]);
+  checkOutputs(
+    [{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])],
+    { inputs: io.inputs, force: f.force === true, resumable: f.resume ? (o) => kinds.get(o.flag)!(o.path) : undefined },
+  );
   return { checkpoint, log, resume: f.resume === true };
+}
+
+/** A training checkpoint written by ptp: safetensors whose metadata says so. */
+function trainCheckpointKind(path: string): true | string {
+  try {
+    return readSafetensors(path).metadata.format === TRAIN_CHECKPOINT_FORMAT ? true : "is not a ptp training checkpoint";
+  } catch {
+    return "is not a ptp training checkpoint";
+  }
 }

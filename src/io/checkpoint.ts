@@ -22,7 +22,7 @@
 import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes } from "./errors.js";
+import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 import { Mulberry32 } from "./prng.js";
 
 export type CheckpointVersion = 0 | 1;
@@ -153,14 +153,13 @@ function floatsAt(bytes: Uint8Array, offset: number, count: number): Float32Arra
 }
 
 /**
- * Parses a llama2.c checkpoint (v0 legacy or v1 "ak42"). `name` (usually the
- * path) starts every error message. Throws FileFormatError for truncated
- * files, absurd headers, size mismatches and unsupported versions.
+ * The config and version of a checkpoint from its first bytes (`head`: at
+ * least the 256-byte v1 header, or the whole file if shorter) and the
+ * file's size `n`, validated, and checked against the size, before the
+ * rest of the file is read.
  */
-export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
-  if (bytes.byteOffset % 4 !== 0) bytes = new Uint8Array(bytes); // an aligned copy (Buffer.slice would not copy)
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = bytes.byteLength;
+function checkpointHeader(head: Uint8Array, n: number, name: string): { config: ModelConfig; version: CheckpointVersion } {
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
 
   let version: CheckpointVersion = 0;
   let config: ModelConfig;
@@ -207,6 +206,18 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
     );
   }
 
+  return { config, version };
+}
+
+/**
+ * Parses a llama2.c checkpoint (v0 legacy or v1 "ak42"). `name` (usually the
+ * path) starts every error message. Throws FileFormatError for truncated
+ * files, absurd headers, size mismatches and unsupported versions.
+ */
+export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
+  if (bytes.byteOffset % 4 !== 0) bytes = new Uint8Array(bytes); // an aligned copy (Buffer.slice would not copy)
+  const { config, version } = checkpointHeader(bytes, bytes.byteLength, name);
+
   let offset = version === 0 ? V0_HEADER_BYTES : V1_HEADER_BYTES;
   const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
   const globals: Partial<ModelWeights> = {};
@@ -228,7 +239,11 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
 
 /** Reads a llama2.c checkpoint file synchronously (see parseCheckpoint). */
 export function readCheckpoint(path: string): Checkpoint {
-  return parseCheckpoint(readFileBytes(path, "a llama2.c checkpoint"), path);
+  // Header first: a file whose size the header contradicts is refused without being read.
+  const what = "a llama2.c checkpoint";
+  const { bytes: head, size } = readFilePrefix(path, what, V1_HEADER_BYTES);
+  checkpointHeader(head, size, path);
+  return parseCheckpoint(readFileBytes(path, what), path);
 }
 
 function slotArray(w: ModelWeights, slot: Slot): Float32Array | undefined {
@@ -287,8 +302,8 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
 }
 
 /**
- * Writes a checkpoint file atomically: the bytes go to `path + ".tmp"`,
- * which is then renamed over `path`.
+ * Writes a checkpoint file atomically: the bytes go to a unique temporary
+ * file next to `path` (writeBytesAtomically), which is then renamed over it.
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
   writeBytesAtomically(path, serializeCheckpoint(ckpt, version));

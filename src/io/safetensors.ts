@@ -18,7 +18,7 @@
  * Parsed tensors own their data (copies), so they do not alias the bytes.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes } from "./errors.js";
+import { FileFormatError, readFileBytes, readFilePrefix, quote } from "./errors.js";
 
 // Re-exported for the adapter and draft files, which write through it too.
 export { writeBytesAtomically };
@@ -104,28 +104,28 @@ export function decodeTensorBytes(dtype: SafeTensorDtype, bytes: Uint8Array, sta
 type Entry = SafetensorsEntry;
 
 function parseEntry(name: string, value: unknown, fail: (problem: string) => never): Entry {
-  const t = `tensor ${JSON.stringify(name)}`;
-  if (!isPlainObject(value)) fail(`${t}: expected an object with dtype, shape and data_offsets, found ${JSON.stringify(value)}`);
+  const t = `tensor ${quote(name)}`;
+  if (!isPlainObject(value)) fail(`${t}: expected an object with dtype, shape and data_offsets, found ${quote(value)}`);
   for (const key of ["dtype", "shape", "data_offsets"]) if (!(key in value)) fail(`${t}: missing "${key}"`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (typeof dtype !== "string") fail(`${t}: dtype must be a string, found ${JSON.stringify(dtype)}`);
+  if (typeof dtype !== "string") fail(`${t}: dtype must be a string, found ${quote(dtype)}`);
   if (!Object.hasOwn(DTYPE_SIZE, dtype)) {
     if (OTHER_DTYPES.has(dtype)) fail(`${t}: dtype ${dtype} is not supported (supported: F32, F16, BF16, I32, U8)`);
-    fail(`${t}: unknown dtype ${JSON.stringify(dtype)} (supported: F32, F16, BF16, I32, U8)`);
+    fail(`${t}: unknown dtype ${quote(dtype)} (supported: F32, F16, BF16, I32, U8)`);
   }
-  if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${quote(shape)}`);
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
-      fail(`${t}: shape ${JSON.stringify(shape)} must hold non-negative integers, found ${JSON.stringify(d)}`);
+      fail(`${t}: shape ${quote(shape)} must hold non-negative integers, found ${quote(d)}`);
     }
   }
   if (!Array.isArray(offsets) || offsets.length !== 2) {
-    fail(`${t}: data_offsets must be an array [begin, end], found ${JSON.stringify(offsets)}`);
+    fail(`${t}: data_offsets must be an array [begin, end], found ${quote(offsets)}`);
   }
   const [begin, end] = offsets as unknown[];
   for (const o of [begin, end]) {
     if (typeof o !== "number" || !Number.isSafeInteger(o) || o < 0) {
-      fail(`${t}: data_offsets ${JSON.stringify(offsets)} must be non-negative integers`);
+      fail(`${t}: data_offsets ${quote(offsets)} must be non-negative integers`);
     }
   }
   const b = begin as number;
@@ -207,15 +207,15 @@ export function parseSafetensorsHeader(
     const why = err instanceof Error ? err.message : String(err);
     return fail(`safetensors header is not valid JSON (${why})`);
   }
-  if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : JSON.stringify(header)}`);
+  if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : quote(header)}`);
   const h = header as Record<string, unknown>;
 
   const metadata: Record<string, string> = {};
   const rawMeta = h[METADATA_KEY];
   if (rawMeta !== undefined && rawMeta !== null) {
-    if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${JSON.stringify(rawMeta)}`);
+    if (!isPlainObject(rawMeta)) fail(`"${METADATA_KEY}" must be an object of strings, found ${quote(rawMeta)}`);
     for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
-      if (typeof v !== "string") fail(`metadata value of ${JSON.stringify(k)} must be a string, found ${JSON.stringify(v)}`);
+      if (typeof v !== "string") fail(`metadata value of ${quote(k)} must be a string, found ${quote(v)}`);
       // defineProperty, so that a key such as "__proto__" stays an ordinary entry
       Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
@@ -233,13 +233,13 @@ export function parseSafetensorsHeader(
   for (const e of entries) {
     if (e.end > dataLength) {
       fail(
-        `tensor ${JSON.stringify(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
+        `tensor ${quote(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
           `(${dataLength} bytes after the ${headerLength}-byte header; truncated?)`,
       );
     }
     if (e.begin < covered) {
       fail(
-        `tensor ${JSON.stringify(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${JSON.stringify(previous!.name)} ` +
+        `tensor ${quote(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${quote(previous!.name)} ` +
           `(bytes [${previous!.begin}, ${previous!.end}])`,
       );
     }
@@ -257,7 +257,16 @@ export function parseSafetensorsHeader(
 
 /** Reads a safetensors file synchronously (see parseSafetensors). */
 export function readSafetensors(path: string): SafetensorsFile {
-  return parseSafetensors(readFileBytes(path, "a safetensors file"), path);
+  // Header first: a header length beyond the file is refused before the file is read.
+  const what = "a safetensors file";
+  const { bytes: head, size } = readFilePrefix(path, what, 8);
+  if (size >= 8) {
+    const headerLength = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (headerLength > BigInt(size - 8)) {
+      throw new FileFormatError(path, `safetensors header length ${headerLength} goes beyond the end of the file (${size} bytes, so at most ${size - 8} bytes of header)`);
+    }
+  }
+  return parseSafetensors(readFileBytes(path, what), path);
 }
 
 const compareNames = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

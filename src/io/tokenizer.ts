@@ -170,6 +170,8 @@ export class Tokenizer {
       const score = dv.getFloat32(off, true);
       const len = dv.getInt32(off + 4, true);
       if (len < 0) throw new FileFormatError(name, `token ${i} has a negative length ${len} (at byte offset ${off + 4})`);
+      // BPE merges compare scores: a NaN would silently change how text is encoded.
+      if (!Number.isFinite(score)) throw new FileFormatError(name, `token ${i} has a non-finite score ${score} (at byte offset ${off})`);
       if (off + 8 + len > n) throw endsEarly(i);
       scores[i] = score;
       pieces.push(new Uint8Array(bytes.subarray(off + 8, off + 8 + len))); // a plain copy (Buffer.slice would be a view)
@@ -251,6 +253,7 @@ export class Tokenizer {
    * O(n^2) rescans; the chosen merges are the same.
    */
   encode(text: string, bos: boolean, eos: boolean): number[] {
+    if (typeof text !== "string") throw new TypeError(`Tokenizer.encode: text must be a string, got ${text === null ? "null" : typeof text}`);
     const out: number[] = [];
     if (bos) out.push(BOS);
     const bytes = utf8Encoder.encode(text);

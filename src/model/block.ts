@@ -37,6 +37,9 @@ export function blockRows(block: Block, config: ModelConfig, cached: number): nu
       throw new RangeError(`forward: position ids must be integers in [0, ${config.seqLen}) (the model's seqLen); row ${m} has ${p}`);
     }
   }
+  // Typed arrays as documented: a plain array would fail deep inside (no subarray) or be read wrongly.
+  if (block.embeddings !== undefined && !(block.embeddings instanceof Float32Array)) throw new TypeError(`forward: embeddings must be a Float32Array [M * dim], got ${Array.isArray(block.embeddings) ? "an array" : typeof block.embeddings}`);
+  if (block.mask !== undefined && !(block.mask instanceof Uint8Array)) throw new TypeError(`forward: mask must be a Uint8Array [M * (cached + M)], got ${Array.isArray(block.mask) ? "an array" : typeof block.mask}`);
   let needsEmbedding = !block.tokens;
   if (block.tokens) {
     for (let m = 0; m < M; m++) {

@@ -29,6 +29,9 @@ export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads
  * Problems with a config, as readable sentences; empty when it is valid.
  * Loaders prefix these with the file name.
  */
+/** The longest context a config may declare (2^20 positions). */
+export const MAX_SEQ_LEN = 1 << 20;
+
 export function configProblems(c: ModelConfig): string[] {
   const problems: string[] = [];
   const positive: (keyof ModelConfig)[] = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"];
@@ -37,6 +40,8 @@ export function configProblems(c: ModelConfig): string[] {
     if (!Number.isInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${v}`);
   }
   if (problems.length > 0) return problems;
+  // seqLen sizes the KV cache and the RoPE positions, yet (in a v1 checkpoint) no array of the file: bound it here.
+  if (c.seqLen > MAX_SEQ_LEN) problems.push(`seqLen must be <= ${MAX_SEQ_LEN}, got ${c.seqLen}`);
   if (c.dim % c.nHeads !== 0) problems.push(`nHeads (${c.nHeads}) must divide dim (${c.dim})`);
   else if ((c.dim / c.nHeads) % 2 !== 0) problems.push(`head size dim/nHeads (${c.dim / c.nHeads}) must be even for RoPE`);
   if (c.nHeads % c.nKvHeads !== 0) problems.push(`nKvHeads (${c.nKvHeads}) must divide nHeads (${c.nHeads})`);

@@ -22,10 +22,10 @@
  */
 import type { ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../model/weights.js";
-import { readFileBytes } from "../io/errors.js";
+import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
@@ -67,9 +67,10 @@ function studentMetadata(config: StudentConfig): Record<string, string> {
 
 function positiveNumber(meta: Record<string, string>, key: string, integer: boolean, fail: Fail): number {
   const s = required(meta, key, fail);
-  const v = integer ? (/^[0-9]+$/.test(s) ? Number(s) : NaN) : s.trim() === "" ? NaN : Number(s);
+  // Decimal only (Number() alone would take "0x10" or " 5").
+  const v = integer ? (/^[0-9]+$/.test(s) ? Number(s) : NaN) : /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) ? Number(s) : NaN;
   if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    fail(`metadata "${key}" must be a positive ${integer ? "integer" : "number"}, found ${JSON.stringify(s)}`);
+    fail(`metadata "${key}" must be a positive ${integer ? "integer" : "number"}, found ${quote(s)}`);
   }
   return v;
 }
@@ -90,6 +91,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
   const aux = parseAux(meta, fail);
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
+  if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
   const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
   if (parseSlotInput(meta, fail)) config.hybrid = true;
   return config;
@@ -154,6 +156,7 @@ export function serializeStudent(student: Student): Uint8Array {
  */
 export function parseStudent(bytes: Uint8Array, name: string): Student {
   const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
   checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
   readSlots(file, slots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
@@ -165,7 +168,7 @@ export function readStudent(path: string): Student {
   return parseStudent(readFileBytes(path, "a PTP student adapter (safetensors)"), path);
 }
 
-/** Writes a student adapter atomically: to `path + ".tmp"`, then renamed over `path`. */
+/** Writes a student adapter atomically: to a unique temporary file next to `path`, then renamed over it. */
 export function writeStudent(path: string, student: Student): void {
   writeBytesAtomically(path, serializeStudent(student));
 }

@@ -27,14 +27,14 @@
  * written here byte for byte.
  */
 import { randomCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
+import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { serializeSafetensors } from "../io/safetensors.js";
 import type { ModelConfig } from "../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, checkLayerCount } from "./ptp-file-parts.js";
 import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, Variant } from "./student-weights.js";
 
@@ -76,10 +76,10 @@ function parseDraftConfig(s: string, fail: Fail): ModelConfig {
   const o = parseShapeObject(s, "draft_config", fail);
   for (const key of ["normEps", "ropeTheta"] as const) {
     const v = o[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(`metadata "draft_config" needs ${key} as a positive number, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(`metadata "draft_config" needs ${key} as a positive number, found ${quote(v)}`);
   }
   const unknown = Object.keys(o).filter((k) => !(CONFIG_FIELDS as readonly string[]).includes(k));
-  if (unknown.length > 0) fail(`metadata "draft_config" has unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")}`);
+  if (unknown.length > 0) fail(`metadata "draft_config" has unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => quote(k)).join(", ")}`);
   const config = canonicalConfig(o as unknown as ModelConfig);
   checkModelShape(config, "draft_config", fail);
   return config;
@@ -97,6 +97,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): DraftConf
     fail(`the draft model's vocabSize ${model.vocabSize} (draft_config) differs from teacher_vocab_size ${teacherVocabSize}: a draft model shares the teacher's vocabulary`);
   }
   const teacherChecksum = parseTeacherChecksum(meta, fail);
+  if (window > model.seqLen) fail(`metadata "window" is ${window}, more than the draft model's seqLen ${model.seqLen} (draft_config)`);
   const config: DraftConfig = { variant, aux, window, model, teacherVocabSize, teacherChecksum };
   if (parseSlotInput(meta, fail)) config.hybrid = true;
   return config;
@@ -155,6 +156,7 @@ export function serializeDraft(draft: Draft): Uint8Array {
  */
 export function parseDraft(bytes: Uint8Array, name: string): Draft {
   const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  checkLayerCount(config.model.nLayers, file, "draft_config", fail);
   checkStartTensor(config.variant, file, config.model.dim, fail);
   if (config.model.sharedClassifier && file.tensors.has("wcls")) fail(`draft_config says the classifier is shared with the token embedding, but the file has a tensor "wcls"`);
   const weights = emptyWeights();
@@ -168,7 +170,7 @@ export function readDraft(path: string): Draft {
   return parseDraft(readFileBytes(path, "a PTP draft model (safetensors)"), path);
 }
 
-/** Writes a draft model atomically: to `path + ".tmp"`, then renamed over `path`. */
+/** Writes a draft model atomically: to a unique temporary file next to `path`, then renamed over it. */
 export function writeDraft(path: string, draft: Draft): void {
   writeBytesAtomically(path, serializeDraft(draft));
 }

@@ -5,7 +5,7 @@
  * the auxiliary embedding and the start vector, and the checks of the
  * tensors a file has against those its config expects.
  */
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quote } from "../io/errors.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../io/safetensors.js";
 import { configProblems, type ModelConfig } from "../model/config.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "./student-weights.js";
@@ -23,6 +23,15 @@ export function plainFail(prefix: string): Fail {
   return (problem) => {
     throw new Error(`${prefix}: ${problem}`);
   };
+}
+
+/**
+ * Every layer has tensors of its own, so a config claiming more layers than
+ * the file has tensors is refused before the expected tensors are listed
+ * (a claimed 2^31 layers would otherwise exhaust memory).
+ */
+export function checkLayerCount(nLayers: number, file: SafetensorsFile, key: string, fail: Fail): void {
+  if (nLayers > file.tensors.size) fail(`${key} says ${nLayers} layers, but the file holds only ${file.tensors.size} tensors`);
 }
 
 /**
@@ -77,9 +86,9 @@ export function parseSlotInput(meta: Record<string, string>, fail: Fail): boolea
 export function checkFormat(meta: Record<string, string>, format: string, version: string, what: string, fail: Fail): void {
   const found = meta.format;
   if (found === undefined) fail(`not ${what}: metadata "format" is missing (expected "${format}")`);
-  if (found !== format) fail(`not ${what}: metadata "format" is ${JSON.stringify(found)}, expected "${format}"`);
+  if (found !== format) fail(`not ${what}: metadata "format" is ${quote(found)}, expected "${format}"`);
   const v = required(meta, "format_version", fail);
-  if (v !== version) fail(`unsupported ${format} format_version ${JSON.stringify(v)} (this library reads version ${version})`);
+  if (v !== version) fail(`unsupported ${format} format_version ${quote(v)} (this library reads version ${version})`);
 }
 
 export function required(meta: Record<string, string>, key: string, fail: Fail): string {
@@ -92,7 +101,7 @@ export function required(meta: Record<string, string>, key: string, fail: Fail):
 export function positiveInteger(meta: Record<string, string>, key: string, fail: Fail): number {
   const s = required(meta, key, fail);
   const v = /^[0-9]+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${JSON.stringify(s)}`);
+  if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${quote(s)}`);
   return v;
 }
 
@@ -109,15 +118,15 @@ export function parseShapeObject(s: string, key: string, fail: Fail): Record<str
   try {
     raw = JSON.parse(s);
   } catch {
-    return fail(`metadata "${key}" is not valid JSON: ${JSON.stringify(s)}`);
+    return fail(`metadata "${key}" is not valid JSON: ${quote(s)}`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(`metadata "${key}" must be a JSON object, found ${s}`);
   const o = raw as Record<string, unknown>;
   for (const field of INT_SHAPE_FIELDS) {
     const v = o[field];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" needs ${field} as a positive integer, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" needs ${field} as a positive integer, found ${quote(v)}`);
   }
-  if (typeof o.sharedClassifier !== "boolean") fail(`metadata "${key}" needs sharedClassifier as a boolean, found ${JSON.stringify(o.sharedClassifier)}`);
+  if (typeof o.sharedClassifier !== "boolean") fail(`metadata "${key}" needs sharedClassifier as a boolean, found ${quote(o.sharedClassifier)}`);
   return o;
 }
 
@@ -129,18 +138,18 @@ export function checkModelShape(config: ModelConfig, key: string, fail: Fail): v
 
 export function parseVariant(meta: Record<string, string>, fail: Fail): Variant {
   const variant = required(meta, "variant", fail);
-  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${JSON.stringify(variant)}`);
+  if (variant !== "O" && variant !== "C") fail(`metadata "variant" must be "O" or "C", found ${quote(variant)}`);
   return variant;
 }
 
 /** The auxiliary embedding config of `aux_kind` and `aux_digits`. */
 export function parseAux(meta: Record<string, string>, fail: Fail): AuxEmbeddingConfig {
   const kind = required(meta, "aux_kind", fail);
-  if (!(AUX_KINDS as readonly string[]).includes(kind)) fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${JSON.stringify(kind)}`);
+  if (!(AUX_KINDS as readonly string[]).includes(kind)) fail(`metadata "aux_kind" must be one of ${AUX_KINDS.join(", ")}, found ${quote(kind)}`);
   if (kind === "digits") {
     const s = required(meta, "aux_digits", fail);
     const digits = /^[0-9]+$/.test(s) ? Number(s) : NaN;
-    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${JSON.stringify(s)}`);
+    if (!(digits >= 1 && digits <= MAX_AUX_DIGITS)) fail(`metadata "aux_digits" must be an integer in 1..${MAX_AUX_DIGITS}, found ${quote(s)}`);
     return { kind: "digits", digits };
   }
   if (meta.aux_digits !== undefined) fail(`metadata "aux_digits" is only allowed with aux_kind "digits" (aux_kind is "${kind}")`);
@@ -239,4 +248,23 @@ export function checkTeacherChecksum(subject: string, theirs: string, checksum: 
   if (theirs !== checksum) {
     throw new Error(`${subject} belongs to teacher ${theirs.slice(0, CHECKSUM_PREFIX)} but the model's checksum is ${checksum.slice(0, CHECKSUM_PREFIX)}: load the teacher it was ${madeHow}`);
   }
+}
+
+/**
+ * The first weight array of a student or draft (walked in key order) that
+ * holds NaN or +-Infinity, as "path[index] = value", or undefined when all
+ * are finite. Such a proposer still decodes exactly as AR (its drafts are
+ * rejected), but gives no speedup: the commands warn, naming the file.
+ */
+export function firstNonFiniteWeight(weights: unknown, path = "weights"): string | undefined {
+  if (weights instanceof Float32Array) {
+    const i = weights.findIndex((x) => !Number.isFinite(x));
+    return i < 0 ? undefined : `${path}[${i}] = ${weights[i]}`;
+  }
+  if (typeof weights !== "object" || weights === null || ArrayBuffer.isView(weights)) return undefined;
+  for (const [k, v] of Object.entries(weights)) {
+    const found = firstNonFiniteWeight(v, `${path}.${k}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }

@@ -86,6 +86,10 @@ export function binOf(probs: Float32Array, token: number): [left: number, right:
   if (!Number.isInteger(token) || token < 0 || token >= n) {
     throw new RangeError(`binOf: token must be an integer in [0, ${n}), got ${describe(token)}`);
   }
+  for (let i = 0; i < n; i++) {
+    const q = probs[i];
+    if (!(q >= 0 && q <= 1)) throw new RangeError(`binOf: probability ${i} must be in [0, 1], got ${describe(q)}`);
+  }
   let cdf = 0;
   for (let i = 0; i < token; i++) cdf = fround(cdf + probs[i]);
   const left = Math.min(cdf, 1);

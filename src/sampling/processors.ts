@@ -26,18 +26,24 @@ export interface SamplingSettings {
 }
 
 /**
+ * The least positive temperature: below it, logits / T can overflow float32
+ * (a logit of 1e3 / 1e-36 is +Infinity), so it is refused up front.
+ */
+export const MIN_TEMPERATURE = 1e-6;
+
+/**
  * Validates settings; throws a RangeError with a clear message otherwise.
- * Rules: temperature a finite number >= 0; topK (if given) an integer;
- * topP (if given) a number in [0, 1].
+ * Rules: temperature 0 (greedy) or a finite number >= MIN_TEMPERATURE;
+ * topK (if given) an integer; topP (if given) a number in [0, 1].
  */
 export function validateSamplingSettings(settings: SamplingSettings): void {
   if (settings === null || typeof settings !== "object") {
     throw new TypeError("sampling settings must be an object");
   }
   const { temperature, topK, topP } = settings;
-  if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0) {
+  if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_TEMPERATURE)) {
     throw new RangeError(
-      `temperature must be a finite number >= 0 (0 = greedy), got ${String(temperature)}`,
+      `temperature must be a finite number >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${String(temperature)}`,
     );
   }
   if (topK !== undefined) {

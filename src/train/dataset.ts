@@ -10,7 +10,7 @@
  */
 
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quote } from "../io/errors.js";
 import type { Mulberry32 } from "../io/prng.js";
 
 /** The 8 bytes every dataset file starts with. */
@@ -292,7 +292,7 @@ function readHeader(file: FileBytes, name: string): { meta: DatasetMeta; end: nu
   if (fixed.length < MAGIC_BYTES.length || !MAGIC_BYTES.every((b, i) => fixed[i] === b)) {
     if (file.size === 0) throw new FileFormatError(name, "file is empty (expected a PTP distillation dataset)");
     if (fixed.length < MAGIC_BYTES.length && isPrefix(fixed, MAGIC_BYTES)) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
-    throw new FileFormatError(name, `bad magic: expected "${DATASET_MAGIC}" (a PTP distillation dataset), found ${JSON.stringify(new TextDecoder().decode(fixed.subarray(0, 8)))}`);
+    throw new FileFormatError(name, `bad magic: expected "${DATASET_MAGIC}" (a PTP distillation dataset), found ${quote(new TextDecoder().decode(fixed.subarray(0, 8)))}`);
   }
   if (fixed.length < HEADER_FIXED) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
   const dv = new DataView(fixed.buffer);
@@ -376,13 +376,21 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
 }
 
 function openForReading(path: string): number {
+  let fd: number;
   try {
-    return openSync(path, "r");
+    fd = openSync(path, "r");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new FileFormatError(path, "file does not exist (expected a PTP distillation dataset)");
     throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // A directory opens on Linux, then fails on the first read with a bare EISDIR: refuse it (and devices) here.
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new FileFormatError(path, `${st.isDirectory() ? "is a directory" : "is not a regular file (a device, pipe or socket)"}, expected a PTP distillation dataset`);
+  }
+  return fd;
 }
 
 export interface ReadDatasetOptions {
@@ -390,6 +398,8 @@ export interface ReadDatasetOptions {
   allowTornTail?: boolean;
   /** Accept fewer records than the header's total (an unfinished run). Default true. */
   allowIncomplete?: boolean;
+  /** With allowTornTail: told about the torn last record that was left out (so callers can report it). */
+  onTornTail?: (torn: { index: number; offset: number; bytes: number; why: string }) => void;
 }
 
 /**
@@ -405,7 +415,10 @@ export function* datasetRecords(path: string, options: ReadDatasetOptions = {}):
     let count = 0;
     for (const item of scanRecords(file, path, meta, end)) {
       if (item.kind === "torn") {
-        if (options.allowTornTail) break;
+        if (options.allowTornTail) {
+          options.onTornTail?.({ index: item.index, offset: item.offset, bytes: item.bytes, why: item.why });
+          break;
+        }
         throw new FileFormatError(
           path,
           `truncated: record ${item.index} at byte ${item.offset} is incomplete (${item.why}; ${item.bytes} bytes), as an interrupted write leaves it; resuming the run truncates it`,

@@ -53,7 +53,7 @@ export interface DistillFiles {
  * context; no teacher pass is needed except for KL losses). Writes it to
  * files.out at every checkpoint.
  */
-export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): LoopResult {
+export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
   const L = o.window;
   const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
@@ -88,7 +88,8 @@ export function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer:
     },
   };
   try {
-    return runLoop(spec);
+    // Awaited here, so the workers are closed only once the run (which yields between steps) is over.
+    return await runLoop(spec);
   } finally {
     parallel.close();
   }

@@ -58,7 +58,7 @@ export interface InverseArOptions extends LoopOptions {
   eval?: EvalSettings;
 }
 
-export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): LoopResult {
+export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): Promise<LoopResult> {
   if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
   const cfg = baseCkpt.config, L = o.window, T = o.context;
   if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);

@@ -1,6 +1,8 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
+import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
 import { AdamW, clipGradNorm } from "./optim.js";
 import { zeroGrads, type Param } from "./param.js";
 import { Progress, type ProgressStream } from "./progress.js";
@@ -12,6 +14,16 @@ import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js"
  * seeded data order, AdamW with a warmup schedule and gradient clipping, a
  * progress bar, periodic evaluation, and checkpoints that make a run
  * resumable and interruption-safe.
+ *
+ * Signals: the loop yields to the event loop between steps, so Ctrl-C
+ * (SIGINT) or SIGTERM is seen after the current step (at once when the
+ * step is asynchronous: the step in flight is abandoned, and the state
+ * before it is saved). The run then saves a checkpoint and returns with
+ * `signal` set; a second signal exits the process at once.
+ *
+ * Non-finite steps: a step whose loss or gradient norm is NaN/Inf is
+ * skipped (no update); `maxSkippedSteps` consecutive ones abort the run
+ * with a NonFiniteLossError, since the run would otherwise never advance.
  *
  * Interruption safety: the artifact (student or model) and the training
  * checkpoint are each written to a temporary file and renamed, so a kill
@@ -44,6 +56,10 @@ export interface LoopOptions {
   stopAfter?: number;
   /** Evaluate and checkpoint every this many steps (0: only at the end). */
   evalEvery: number;
+  /** Abort after this many consecutive steps with a non-finite loss or gradient (default 10). */
+  maxSkippedSteps?: number;
+  /** What to suspect when steps keep coming out non-finite, e.g. "--lr too high, or NaN in --init". */
+  nonFiniteHint?: string;
 }
 
 /** Where a run keeps its training checkpoint and metrics log, and whether it continues them. */
@@ -51,38 +67,47 @@ export interface RunFiles {
   checkpoint: string;
   log: string;
   resume: boolean;
+  /**
+   * What identifies the run's data (e.g. the dataset's header and record
+   * count), stored in the checkpoint; a resume with other data is refused.
+   */
+  inputs?: unknown;
 }
 
 /** The LoopSpec fields that come straight from the options and files. */
-export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume"> {
-  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery } = o;
-  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume };
+export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs"> {
+  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint } = o;
+  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs };
 }
 
-/** Options as stored in a checkpoint: without what may change on resume (run length, stop-after). */
-export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter"> {
-  const { steps: _s, minutes: _m, stopAfter: _a, ...rest } = o;
+/** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
+export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter" | "maxSkippedSteps" | "nonFiniteHint"> {
+  const { steps: _s, minutes: _m, stopAfter: _a, maxSkippedSteps: _k, nonFiniteHint: _h, ...rest } = o;
   return rest;
 }
 
 export interface LoopSpec extends LoopOptions {
   params: readonly Param[];
   /** Compute the grads of one step (they start at zero); `rng` is the data stream. */
-  step(rng: Mulberry32, step: number): StepResult;
+  step(rng: Mulberry32, step: number): StepResult | Promise<StepResult>;
   /** Periodic evaluation (every evalEvery steps and at the end). */
   evaluate?(): Record<string, number>;
   /** Write the trained artifact (atomically). */
   save(): void;
   checkpointPath: string;
   logPath: string;
-  /** Stored in the checkpoint; a resume must present an equal config. */
+  /** Stored in the checkpoint; a resume must present an equal config (the run length, schedule.totalSteps, aside: it may grow). */
   config: unknown;
+  /** The run's data identity (RunFiles.inputs); a resume must present equal inputs. */
+  inputs?: unknown;
   resume: boolean;
   unit: string;
   label: string;
   stream?: ProgressStream;
   /** Called for every progress or evaluation message (default: the stream). */
   log?: (line: string) => void;
+  /** Listen for SIGINT/SIGTERM (default true). */
+  handleSignals?: boolean;
 }
 
 export interface LoopResult {
@@ -90,13 +115,31 @@ export interface LoopResult {
   seconds: number;
   lastEval?: Record<string, number>;
   interrupted: boolean;
+  /** The signal that interrupted the run, if one did (absent for --stop-after). */
+  signal?: StopSignal;
+}
+
+/** Steps kept failing with a non-finite loss or gradient; the run cannot advance. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** The exit code of a command whose training run ended with `r`: 0, or 130/143 when a signal (or --stop-after: 130) stopped it. */
+export function loopExitCode(r: LoopResult): number {
+  if (!r.interrupted) return 0;
+  return r.signal === "SIGTERM" ? 143 : 130;
 }
 
 interface Cursor {
   seconds: number;
+  /** The run's data identity (LoopSpec.inputs), when it has one. */
+  inputs?: unknown;
 }
 
-export function runLoop(spec: LoopSpec): LoopResult {
+export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   const stream = spec.stream ?? process.stderr;
   const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
   const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });
@@ -105,10 +148,16 @@ export function runLoop(spec: LoopSpec): LoopResult {
   if (spec.resume && existsSync(spec.checkpointPath)) {
     resumed = true;
     const info = loadTrainCheckpoint(spec.checkpointPath, opt);
-    const want = JSON.stringify(spec.config), have = JSON.stringify(info.config);
+    // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
+    const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
+    const want = comparable(spec.config), have = comparable(info.config);
     if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
-    rng = Mulberry32.resume(info.rng as number);
-    seconds = (info.dataCursor as Cursor).seconds;
+    rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
+    const cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
+    seconds = cursor.seconds;
+    if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
+      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other data; resume with the same inputs.\n  checkpoint: ${JSON.stringify(cursor.inputs)}\n  now:        ${JSON.stringify(spec.inputs)}`);
+    }
     truncateLog(spec.logPath, info.step);
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
@@ -118,17 +167,24 @@ export function runLoop(spec: LoopSpec): LoopResult {
     truncateLog(spec.logPath, 0);
   }
 
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interruption = spec.handleSignals === false ? undefined : new Interruption();
+  try {
+    return await train(spec, opt, rng, seconds, resumed, say, stream, interruption);
+  } finally {
+    interruption?.dispose();
+  }
+}
 
+async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: number, resumed: boolean, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
+  if (resumed && opt.t >= spec.steps) {
+    // A finished run: nothing to train, nothing to write (pass a larger --steps to extend it).
+    say(`${spec.label}: the checkpoint is already at step ${opt.t} of ${spec.steps}; nothing to do (a larger --steps continues the run)`);
+    return { steps: opt.t, seconds, interrupted: false };
+  }
   const progress = new Progress({ total: spec.steps, initial: opt.t, unit: "step", label: spec.label, stream });
   const checkpoint = (evalFigures?: Record<string, number>) => {
     spec.save();
-    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds } satisfies Cursor, config: spec.config });
+    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}) } satisfies Cursor, config: spec.config });
     if (evalFigures) appendFileSync(spec.logPath, JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) + "\n");
   };
   let lastEval: Record<string, number> | undefined;
@@ -145,35 +201,74 @@ export function runLoop(spec: LoopSpec): LoopResult {
   if (opt.t === 0 && spec.evaluate && !resumed) evaluate();
   const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
   const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
-  while (opt.t < spec.steps && seconds < limit && !interrupted) {
-    if (opt.t >= stopAt) {
+  const maxSkipped = spec.maxSkippedSteps ?? 10;
+  let skipped = 0, interrupted = false;
+  if (interruption) say(`${spec.label}: training from step ${opt.t} to ${spec.steps}; Ctrl-C saves a checkpoint and stops`);
+  while (opt.t < spec.steps && seconds < limit) {
+    // Let a pending Ctrl-C / SIGTERM be seen.
+    if (interruption) await yieldToEventLoop();
+    if (interruption?.signal !== undefined || opt.t >= stopAt) {
       interrupted = true;
       break;
     }
     const t0 = performance.now();
+    const rngBefore = rng.stateWord;
     zeroGrads(spec.params);
-    const r = spec.step(rng, opt.t);
+    const pending = spec.step(rng, opt.t);
+    const r = pending instanceof Promise && interruption ? await interruption.race(pending, STOPPED) : await pending;
+    if (r === STOPPED) {
+      // Abandon the step in flight: nothing of it reached the params, so the state before it is saved.
+      rng = Mulberry32.resume(rngBefore);
+      interrupted = true;
+      break;
+    }
     const norm = spec.clip > 0 ? clipGradNorm(spec.params, spec.clip) : 0;
-    if (Number.isFinite(r.loss) && Number.isFinite(norm)) opt.step(lrAt(opt.t + 1, spec.schedule));
-    else say(`\n${spec.label}: step ${opt.t + 1} skipped: loss ${r.loss}, gradient norm ${norm}`);
+    if (Number.isFinite(r.loss) && Number.isFinite(norm)) {
+      opt.step(lrAt(opt.t + 1, spec.schedule));
+      skipped = 0;
+    } else {
+      skipped++;
+      say(`\n${spec.label}: step ${opt.t + 1} skipped: loss ${r.loss}, gradient norm ${norm}`);
+      if (skipped >= maxSkipped) {
+        progress.finish();
+        const hint = spec.nonFiniteHint ? `; likely causes: ${spec.nonFiniteHint}` : "";
+        throw new NonFiniteLossError(
+          `${spec.label}: ${skipped} consecutive steps had a non-finite loss or gradient (last: loss ${r.loss}, gradient norm ${norm}); stopped at step ${opt.t} without saving${hint}`,
+        );
+      }
+    }
     const dt = (performance.now() - t0) / 1000;
     seconds += dt;
     running.add({ loss: r.loss, ...r.metrics }, r.units, dt);
     const m = running.mean();
     progress.update(opt.t, { loss: m.loss.toFixed(3), ...Object.fromEntries(Object.entries(m).filter(([k]) => k !== "loss").map(([k, v]) => [k, Number(v.toPrecision(3))])) });
-    if (spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
+    if (skipped === 0 && spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
   }
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
   progress.finish();
+  const signal = interruption?.signal;
   if (interrupted) {
     checkpoint();
-    say(`${spec.label}: interrupted at step ${opt.t}; checkpoint saved to ${spec.checkpointPath} (continue with --resume)`);
+    say(`${spec.label}: ${signal ? `${signal} received; ` : ""}interrupted at step ${opt.t}; checkpoint saved to ${spec.checkpointPath} (continue with --resume)`);
   } else if (!(spec.evalEvery > 0 && opt.t % spec.evalEvery === 0 && lastEval)) {
     if (spec.evaluate) evaluate();
     else checkpoint({ ...running.mean() });
   }
-  return { steps: opt.t, seconds, lastEval, interrupted };
+  return { steps: opt.t, seconds, lastEval, interrupted, ...(signal ? { signal } : {}) };
+}
+
+const STOPPED = Symbol("stopped");
+
+/** The data stream's state word of a checkpoint: an integer in [0, 2^32). */
+function checkedRng(path: string, rng: unknown): number {
+  if (typeof rng !== "number" || !Number.isInteger(rng) || rng < 0 || rng > 0xffffffff) throw new FileFormatError(path, `metadata "rng" must be an integer in [0, 4294967295], found ${JSON.stringify(rng)}`);
+  return rng;
+}
+
+/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0. */
+function checkedCursor(path: string, cursor: unknown): Cursor {
+  const seconds = (cursor as Partial<Cursor> | null)?.seconds;
+  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity)) throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0, found ${JSON.stringify(cursor)}`);
+  return { seconds, inputs: (cursor as Cursor).inputs };
 }
 
 /** Running means of the step figures since the last evaluation, plus units/s. */
@@ -201,16 +296,29 @@ class Running {
   }
 }
 
-/** Keep only the log lines of steps <= step (atomically). */
+/**
+ * Keep only the log lines of steps <= step (atomically). A file that is not
+ * a metrics log (a line that is not JSON with a step, other than a torn
+ * last line) is refused, never rewritten.
+ */
 function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
-  const kept = lines.filter((l) => {
+  const text = readFileSync(path, "utf8");
+  const lines = text.split("\n");
+  // A last line without its newline was torn by a kill: dropped.
+  if (!text.endsWith("\n")) lines.pop();
+  const kept: string[] = [];
+  lines.forEach((l, i) => {
+    if (l.trim() === "") return;
+    let entry: unknown;
     try {
-      return (JSON.parse(l) as { step: number }).step <= step;
+      entry = JSON.parse(l);
     } catch {
-      return false;
+      entry = undefined;
     }
+    const s = (entry as { step?: unknown } | undefined)?.step;
+    if (typeof s !== "number") throw new FileFormatError(path, `line ${i + 1} is not a metrics log entry (JSON with a "step"); refusing to rewrite a file this run did not write`);
+    if (s <= step) kept.push(l);
   });
   writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
 }

@@ -126,6 +126,15 @@ function complete(model: Transformer, cache: KVCache, meta: DatasetMeta, prompt:
   return { promptLength: prompt.length, tokens: Int32Array.from(tokens), left: Float32Array.from(left), right: Float32Array.from(right) };
 }
 
+/**
+ * KV cache rows a record needs, whatever the model's seqLen: the longest
+ * prompt plus the sampled tokens fed back (at most maxSteps).
+ */
+function cacheRows(model: Transformer, meta: DatasetMeta, prompts: readonly (readonly number[])[]): number {
+  const longest = prompts.reduce((a, p) => Math.max(a, p.length), 1);
+  return Math.min(model.config.seqLen, longest + meta.maxSteps);
+}
+
 /** Prefills `prompt` into an emptied cache; returns its last row's logits. */
 function prefill(model: Transformer, cache: KVCache, prompt: readonly number[]): Float32Array {
   cache.crop(0);
@@ -154,7 +163,7 @@ export function generateRecord(model: Transformer, meta: DatasetMeta, prompts: P
   checkPrompts(model, meta, prompts);
   if (!Number.isInteger(index) || index < 0 || index >= totalRecords(meta)) throw new RangeError(`generateRecord: index must be in [0, ${totalRecords(meta)}), got ${index}`);
   const prompt = prompts.tokens[recordPrompt(meta, index).prompt];
-  const cache = model.newCache();
+  const cache = model.newCache(cacheRows(model, meta, [prompt]));
   try {
     return complete(model, cache, meta, prompt, prefill(model, cache, prompt), recordRng(meta.seed, index));
   } finally {
@@ -203,7 +212,7 @@ export async function pregenerate(model: Transformer, writer: DatasetWriter, pro
   const progress = (): PregenerateProgress => ({ done: writer.records, total, generated, tokens, seconds: (performance.now() - start) / 1000 });
   options.onProgress?.(progress());
 
-  const cache = model.newCache();
+  const cache = model.newCache(cacheRows(model, meta, prompts.tokens));
   try {
     let prefilled = -1;
     let promptLogits: Float32Array = new Float32Array(0);

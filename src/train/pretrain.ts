@@ -75,7 +75,7 @@ export interface PretrainOptions extends LoopOptions {
 }
 
 /** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
-export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): LoopResult {
+export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): Promise<LoopResult> {
   const c = model.config, T = o.context;
   if (train.length < T + 2 || valid.length < T + 2) throw new Error(`pretrain: the corpus is too short for windows of ${T + 1} tokens (train ${train.length}, validation ${valid.length} tokens)`);
   const { params, weights } = trainableWeights(model);

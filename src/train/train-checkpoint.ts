@@ -8,7 +8,7 @@
  * taken), `optimizer` (AdamW hyperparameters), `rng`, `data_cursor` and
  * `config` (opaque JSON values from the caller; absent ones are stored as null).
  */
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quote } from "../io/errors.js";
 import { readSafetensors, writeSafetensors, type SafeTensor } from "../io/safetensors.js";
 import { validateAdamW, type AdamW, type AdamWHyperparameters } from "./optim.js";
 
@@ -84,7 +84,7 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
   const format = metadata.format;
   if (format !== TRAIN_CHECKPOINT_FORMAT) {
     fail(
-      `metadata "format" is ${format === undefined ? "missing" : JSON.stringify(format)}, expected ${JSON.stringify(TRAIN_CHECKPOINT_FORMAT)} (not a training checkpoint)`,
+      `metadata "format" is ${format === undefined ? "missing" : quote(format)}, expected ${quote(TRAIN_CHECKPOINT_FORMAT)} (not a training checkpoint)`,
     );
   }
   const parse = (key: string): unknown => {
@@ -93,15 +93,15 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
     try {
       return JSON.parse(text);
     } catch {
-      return fail(`metadata "${key}" is not valid JSON: ${JSON.stringify(text.slice(0, 80))}`);
+      return fail(`metadata "${key}" is not valid JSON: ${quote(text.slice(0, 80))}`);
     }
   };
   const version = parse("version");
-  if (version !== TRAIN_CHECKPOINT_VERSION) fail(`version ${JSON.stringify(version)} is not supported (this reader knows version ${TRAIN_CHECKPOINT_VERSION})`);
+  if (version !== TRAIN_CHECKPOINT_VERSION) fail(`version ${quote(version)} is not supported (this reader knows version ${TRAIN_CHECKPOINT_VERSION})`);
   const step = parse("step");
-  if (typeof step !== "number" || !Number.isSafeInteger(step) || step < 0) fail(`metadata "step" must be an integer >= 0, found ${JSON.stringify(step)}`);
+  if (typeof step !== "number" || !Number.isSafeInteger(step) || step < 0) fail(`metadata "step" must be an integer >= 0, found ${quote(step)}`);
   const raw = parse("optimizer");
-  if (typeof raw !== "object" || raw === null) return fail(`metadata "optimizer" must be an object, found ${JSON.stringify(raw)}`);
+  if (typeof raw !== "object" || raw === null) return fail(`metadata "optimizer" must be an object, found ${quote(raw)}`);
   const { lr, beta1, beta2, eps, weightDecay } = raw as AdamWHyperparameters;
   const optim: AdamWHyperparameters = { lr, beta1, beta2, eps, weightDecay };
   try {
@@ -127,7 +127,11 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       return fail(`tensor ${key} has shape ${shapeText(t.shape)}, expected ${shapeText(shape)}`);
     }
-    return t.data as Float32Array;
+    const data = t.data as Float32Array;
+    // NaN/Inf (or a negative second moment) would poison every later step: refuse it here, naming the tensor.
+    const bad = key.startsWith("adam_v.") ? data.findIndex((x) => !(x >= 0 && x < Infinity)) : data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) return fail(`tensor ${key} holds ${data[bad]} at index ${bad}, expected ${key.startsWith("adam_v.") ? "finite values >= 0" : "finite values"} (a corrupt checkpoint)`);
+    return data;
   };
   const values = new Map<string, Float32Array>();
   const m = new Map<string, Float32Array>();

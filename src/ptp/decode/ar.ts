@@ -47,13 +47,15 @@ export interface DecodeResult {
  */
 export function decodeAR(model: Transformer, prompt: readonly number[], options: ArOptions): DecodeResult {
   if (prompt.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
+  if (typeof options.steps !== "number" || !Number.isInteger(options.steps)) throw new RangeError(`decodeAR: steps must be an integer (<= 0 or > seqLen: the model's seqLen), got ${String(options.steps)}`);
   const { seqLen, vocabSize } = model.config;
   const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
   if (needsU(options.sampling) && !options.aux) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
   const stopAtBos = options.stopAtBos ?? true;
 
   const start = performance.now();
-  const cache = model.newCache(seqLen);
+  // Sized to the run, not the model's seqLen: positions 0 .. steps - 1 are all it ever holds.
+  const cache = model.newCache(steps);
   const tokens = prompt.slice(0, Math.min(prompt.length, steps + 1));
   for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
   let modelCalls = 0, generated = 0;

@@ -36,6 +36,12 @@ export interface SlotProposer {
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
+/** A chain of drafts up to its first NO_DRAFT (drafts after a wrong one are never verified). */
+export function usableDrafts(drafts: readonly number[]): number[] {
+  const end = drafts.indexOf(NO_DRAFT);
+  return end < 0 ? drafts.slice() : drafts.slice(0, end);
+}
+
 /**
  * Teacher verification (method section 4.1) of drafts fed as base rows right
  * after the sequence's P pending rows: the last pending row's logits give
@@ -76,8 +82,25 @@ export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, l
   }));
 }
 
-/** A slot's draft for position k: argmax for O-PTP (its ideal output is one-hot), Pick(u(k), P) for C-PTP. */
+/** The draft of a slot whose logits hold NaN or +Infinity: no token, a wrong draft by definition. */
+export const NO_DRAFT = -1;
+
+/** Whether logits can give a draft: no NaN, no +Infinity (-Infinity is probability 0). */
+export function finiteLogits(logits: ArrayLike<number>): boolean {
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (x !== x || x === Infinity) return false;
+  }
+  return true;
+}
+
+/**
+ * A slot's draft for position k: argmax for O-PTP (its ideal output is
+ * one-hot), Pick(u(k), P) for C-PTP; NO_DRAFT when the logits are not
+ * finite (a broken student only costs speed: its drafts are rejected).
+ */
 export function draftToken(model: SlotProposer, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
+  if (!finiteLogits(logits)) return NO_DRAFT;
   if (model.variant === "O") return argmax(logits);
   return sampleToken(logits, seq.sampling, u(k));
 }

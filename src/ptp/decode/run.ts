@@ -107,6 +107,17 @@ function defaultWindow(model: PtpModel, options: Pick<DecodeOptions, "window" | 
 }
 
 /**
+ * KV cache rows a decode of `prompts` prompts needs: room for every
+ * prompt's tokens plus the most rows one call can add per prompt (pending +
+ * drafts + slots: at most steps + 1 + the proposal rows). For memory
+ * estimates before a run, and the decode itself.
+ */
+export function decodeCacheRows(prompts: number, steps: number, window: number, options: Pick<DecodeOptions, "drafts" | "budget">): number {
+  const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
+  return prompts * (steps + 1 + perCall);
+}
+
+/**
  * Decode several prompts together: every call carries the rows of every
  * prompt still running, each with its own cache rows and u's (masks keep
  * them apart). The output of each prompt is exactly its autoregressive
@@ -129,9 +140,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const window = defaultWindow(model, options);
-  const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
-  const cache = model.teacher.newCache(sequences.length * (steps + 1 + perCall));
+  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, defaultWindow(model, options), options));
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.

@@ -1,7 +1,7 @@
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface DraftVerifyState {
@@ -69,7 +69,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder {
     }
     calls++;
     cache.crop(next); // keep the finalized tokens, drop the slots
-    return range(0, count).map((j) => draftToken(draft, seq, next + j, logits.subarray((B + j) * vocabSize, (B + j + 1) * vocabSize)));
+    return usableDrafts(range(0, count).map((j) => draftToken(draft, seq, next + j, logits.subarray((B + j) * vocabSize, (B + j + 1) * vocabSize))));
   };
 
   return {

@@ -1,7 +1,7 @@
 import { Mulberry32 } from "../../../io/prng.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type BaseRow, type SlotRow } from "../call.js";
-import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface MultiDraftState {
@@ -63,7 +63,7 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
         const seen = new Set<string>();
         s.candidates = [];
         for (const p of proposals) {
-          const rest = p.slice(1, Math.max(1, seq.room));
+          const rest = usableDrafts(p.slice(1, Math.max(1, seq.room)));
           if (p[0] !== t || rest.length === 0 || seen.has(rest.join(","))) continue;
           seen.add(rest.join(","));
           s.candidates.push(rest);

@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, proposalWindow, type Decoder } from "../decoder.js";
+import { draftToken, finiteLogits, proposalWindow, usableDrafts, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface SelfState {
@@ -48,14 +48,17 @@ export function selfDecoder(model: PtpModel, window: number): Decoder {
       const P = seq.pending.length;
       if (!s.drafts?.length) {
         const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));
+        // The self decoder samples from the student itself: a student without a distribution cannot decode.
+        if (!finiteLogits(out.slots[0])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
         seq.finalize([seq.pickAt(seq.next, out.slots[0])]); // slot 0 is the AR query itself
         s.proposed = 1;
-        s.drafts = drafts.slice(1, Math.max(1, seq.room));
+        s.drafts = usableDrafts(drafts.slice(1, Math.max(1, seq.room)));
         if (s.drafts.length === 0) seq.acceptedPerStep.push(1);
         return range(0, P);
       }
       const verified: number[] = [];
       for (let i = 0; i <= s.drafts.length; i++) {
+        if (!finiteLogits(out.slots[i])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
         const t = seq.pickAt(seq.next + i, out.slots[i]);
         verified.push(t);
         if (i === s.drafts.length || s.drafts[i] !== t) break;

@@ -2,7 +2,7 @@ import { softmaxF32 } from "../../../sampling/softmax.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, finiteLogits, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface SingleCallState {
@@ -55,7 +55,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       // Branch m*'s proposals for next + m + 1, ... become the drafts (its slot 0 is the teacher's token now).
       const first = s.branches.slice(0, m).reduce((a, b) => a + b, 0);
       const proposals = out.slots.slice(first, first + s.branches[m]);
-      s.drafts = proposals.slice(1).map((logits, j) => draftToken(model, seq, next + m + 1 + j, logits));
+      s.drafts = usableDrafts(proposals.slice(1).map((logits, j) => draftToken(model, seq, next + m + 1 + j, logits)));
       s.confidence = proposals.slice(1).map((logits) => confidence(logits));
       seq.finalize(verified);
       seq.acceptedPerStep.push(verified.length);
@@ -65,8 +65,9 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
   };
 }
 
-/** The student's confidence in a slot's draft: its largest probability. */
+/** The student's confidence in a slot's draft: its largest probability (0 for non-finite logits). */
 function confidence(logits: Float32Array): number {
+  if (!finiteLogits(logits)) return 0;
   let max = 0;
   for (const p of softmaxF32(logits)) if (p > max) max = p;
   return max;

@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface VerifyState {
@@ -40,7 +40,7 @@ export function verifyDecoder(model: PtpModel, window: number): Decoder {
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;
-        s.drafts = drafts[0] === t ? drafts.slice(1, Math.max(1, seq.room)) : [];
+        s.drafts = drafts[0] === t ? usableDrafts(drafts.slice(1, Math.max(1, seq.room))) : [];
         if (s.drafts.length === 0) seq.acceptedPerStep.push(1);
         return range(0, P);
       }

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { BackendError } from "../src/backends/backend.js";
+import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { Transformer } from "../src/model/transformer.js";
+import { decodeAR } from "../src/ptp/decode/ar.js";
+import { XorShiftAux } from "../src/sampling/aux.js";
+import { binOf } from "../src/sampling/pick.js";
+import { backend, TOK_512 } from "./helpers.js";
+
+const config = { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 16, seqLen: 16, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+
+describe("library misuse gets a clear error, never a wrong answer", () => {
+  it.each(["js", "wasm"] as const)("REL-API-BLOCK: embeddings or mask given as plain arrays are refused by name (%s)", async (name) => {
+    const model = new Transformer(await backend(name), randomCheckpoint(config, 1));
+    const cache = model.newCache();
+    expect(() => model.forward({ tokens: [-1], positions: [0], embeddings: [0, 0, 0, 0, 0, 0, 0, 0] as unknown as Float32Array }, cache)).toThrow(/embeddings must be a Float32Array/);
+    expect(() => model.forward({ tokens: [1], positions: [0], mask: [1] as unknown as Uint8Array }, cache)).toThrow(/mask must be a Uint8Array/);
+    model.dispose();
+  });
+
+  it("REL-API-BACKEND: the js reference enforces the buffer contract as wasm does: a truncated weight buffer throws, on both", async () => {
+    for (const name of ["js", "wasm"] as const) {
+      const b = await backend(name);
+      const y = b.alloc(2 * 3), x = b.alloc(2 * 4), w = b.alloc(3 * 4 - 1);
+      expect(() => b.matmul(y, x, w, 2, 4, 3), name).toThrow(BackendError);
+      const g = b.alloc(3);
+      expect(() => b.rmsnorm(x, x, g, 2, 4, 1e-5), name).toThrow(BackendError);
+      for (const buf of [y, x, w, g]) b.free(buf);
+    }
+  });
+
+  it("REL-API-STEPS: decodeAR with steps NaN (or not an integer) throws instead of returning no tokens", async () => {
+    const model = new Transformer(await backend("js"), randomCheckpoint(config, 1));
+    for (const steps of [NaN, 2.5, undefined as unknown as number]) {
+      expect(() => decodeAR(model, [1], { steps, sampling: { temperature: 1 }, aux: new XorShiftAux(1n) })).toThrow(/decodeAR: steps must be an integer/);
+    }
+    expect(decodeAR(model, [1], { steps: 5, sampling: { temperature: 1 }, aux: new XorShiftAux(1n) }).tokens.length).toBeGreaterThan(1);
+    model.dispose();
+  });
+
+  it("REL-API-ENCODE: Tokenizer.encode(undefined) throws a TypeError instead of returning [BOS]", () => {
+    const t = Tokenizer.load(TOK_512, 512);
+    expect(() => t.encode(undefined as unknown as string, true, false)).toThrow(/Tokenizer.encode: text must be a string, got undefined/);
+    expect(() => t.encode(42 as unknown as string, true, false)).toThrow(TypeError);
+  });
+
+  it("REL-API-BINOF: binOf with NaN or negative probabilities throws instead of returning NaN edges", () => {
+    expect(() => binOf(new Float32Array([0.5, NaN, 0.5]), 0)).toThrow(/binOf: probability 1 must be in \[0, 1\], got NaN/);
+    expect(() => binOf(new Float32Array([0.5, -0.1, 0.6]), 2)).toThrow(/binOf: probability 1/);
+    expect(binOf(new Float32Array([0.25, 0.75]), 1)).toEqual([0.25, 1]);
+  });
+});

@@ -1,0 +1,77 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { randomStudent, writeStudent } from "../src/ptp/adapter-file.js";
+import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decode, type DecoderName } from "../src/ptp/decode/run.js";
+import { firstNonFiniteWeight } from "../src/ptp/ptp-file-parts.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import type { Student } from "../src/ptp/student-weights.js";
+import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { ArrayAux } from "../src/sampling/aux.js";
+import { backend, runCli, TOK_512 } from "./helpers.js";
+import { caseArb, makeStudent, studentSpecArb, usFor, withTeacher } from "./ptp-helpers.js";
+
+/** Every weight array of a student, in key order. */
+function weightArrays(w: unknown, out: Float32Array[] = []): Float32Array[] {
+  if (w instanceof Float32Array) out.push(w);
+  else if (typeof w === "object" && w !== null) for (const v of Object.values(w)) weightArrays(v, out);
+  return out;
+}
+
+/** Poisons some entries of one weight array with NaN, +Inf or -Inf. */
+const poisonArb = fc.record({ array: fc.nat(), index: fc.nat(), count: fc.integer({ min: 1, max: 4 }), value: fc.constantFrom(NaN, Infinity, -Infinity) });
+function poison(s: Student, p: { array: number; index: number; count: number; value: number }): void {
+  const arrays = weightArrays(s.weights);
+  const a = arrays[p.array % arrays.length];
+  for (let i = 0; i < p.count; i++) a[(p.index + i * 7) % a.length] = p.value;
+}
+
+describe.each(["js", "wasm"] as const)("students with non-finite weights on %s", (name) => {
+  it("REL-NONFINITE-STUDENT: whatever NaN/Inf a student's weights hold, every decoder's output still equals AR's, token for token", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, studentSpecArb(), poisonArb, fc.constantFrom<DecoderName>("verify", "single-call", "multi-draft"), (c, spec, p, decoder) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const us = usFor(teacher, c);
+          const ar = c.prompts.map((pr, i) => decodeAR(teacher, pr, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const student = makeStudent(c.teacher, spec);
+          poison(student, p);
+          expect(firstNonFiniteWeight(student.weights)).toBeDefined();
+          const model = new PtpModel(teacher, student);
+          try {
+            const out = decode(model, c.prompts, { decoder, window: spec.window, budget: 6, budgetMode: "adaptive", drafts: 2, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+            out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
+          } finally {
+            model.dispose();
+          }
+        }),
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("the CLI warns about a broken student", () => {
+  it("REL-NONFINITE-WARN: `generate --student` with NaN weights warns naming the file, and still prints AR's text (equals AR: yes, exit 0)", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "ptp-nan-student-"));
+    const teacherPath = join(tmp, "t.bin"), studentPath = join(tmp, "nan-student.safetensors");
+    const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+    const teacher = randomCheckpoint(config, 3);
+    writeCheckpoint(teacherPath, teacher);
+    for (const variant of ["O", "C"] as const) {
+      const s = randomStudent(teacher, teacherChecksum(teacher), { variant, rank: 2, aux: { kind: "bits" }, window: 4, seed: 5 });
+      s.weights.layers[0].w1!.B.fill(NaN);
+      writeStudent(studentPath, s);
+      for (const decoder of ["single-call", "verify", "multi-draft"]) {
+        const r = await runCli("generate", "--model", teacherPath, "--tokenizer", TOK_512, "--student", studentPath, "--decoder", decoder, "--prompt", "Once upon a time", "--steps", "30", "--temperature", "0.8", "--seed", "7", "--backend", "js");
+        expect(r.code, `${variant} ${decoder}: ${r.stderr}`).toBe(0);
+        expect(r.stderr).toContain(`warning: student ${studentPath} holds non-finite weights`);
+        expect(r.stderr).toMatch(/equals AR:\s+yes/);
+      }
+    }
+  });
+});

@@ -1,0 +1,339 @@
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { encodeHeader, readDataset, readDatasetMeta } from "../src/train/dataset.js";
+import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
+import { runCli, TOK_512 } from "./helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "ptp-files-"));
+const TEACHER = join(tmp, "teacher.bin"), PROMPTS = join(tmp, "prompts.txt"), DATA = join(tmp, "data.ptpd");
+const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
+writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
+
+async function dataset(): Promise<void> {
+  if (existsSync(DATA)) return;
+  const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", DATA, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1");
+  expect(r.code, r.stderr).toBe(0);
+}
+const distillArgs = (out: string, ...extra: string[]) => [
+  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
+  "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra,
+];
+const corpus = join(tmp, "corpus.txt");
+writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat.`).join("\n") + "\n");
+const trainArgs = (out: string, ...extra: string[]) => ["train", "--corpus", corpus, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "4", "--eval-every", "0", ...extra];
+
+describe("non-finite steps end the run", () => {
+  it("REL-NONFINITE-LR: `distill --lr 1e30` stops after a bounded run of skipped steps with an error naming --lr, instead of looping forever", async () => {
+    await dataset();
+    const r = await runCli(...distillArgs(join(tmp, "lr.safetensors"), "--lr", "1e30", "--steps", "100000"));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/10 consecutive steps had a non-finite loss or gradient/);
+    expect(r.stderr).toMatch(/--lr 1e\+30 may be too high/);
+    expect(r.stderr.match(/skipped/g)!.length).toBeLessThanOrEqual(10);
+  });
+
+  it("REL-NONFINITE-CKPT: a training checkpoint with NaN in adam_v, or a tampered rng / data_cursor, is refused on --resume naming the field", async () => {
+    await dataset();
+    const out = join(tmp, "nan.safetensors"), ckpt = `${out}.train.safetensors`;
+    expect((await runCli(...distillArgs(out, "--stop-after", "2"))).code).toBe(130);
+    const good = readSafetensors(ckpt);
+    const tamper = (edit: (t: typeof good) => void) => {
+      const copy = readSafetensors(ckpt);
+      edit(copy);
+      writeSafetensors(ckpt, Object.fromEntries(copy.tensors), copy.metadata);
+    };
+    const key = [...good.tensors.keys()].find((k) => k.startsWith("adam_v."))!;
+    tamper((t) => ((t.tensors.get(key)!.data as Float32Array)[0] = NaN));
+    let r = await runCli(...distillArgs(out, "--resume"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`tensor ${key} holds NaN at index 0`);
+    for (const [field, value, message] of [
+      ["rng", "\"x\"", /metadata "rng" must be an integer/],
+      ["rng", "4294967296", /metadata "rng" must be an integer/],
+      ["data_cursor", "{\"seconds\":-1}", /metadata "data_cursor" must be/],
+    ] as const) {
+      tamper((t) => {
+        t.tensors = good.tensors;
+        t.metadata = { ...good.metadata, [field]: value };
+      });
+      r = await runCli(...distillArgs(out, "--resume"));
+      expect(r.code, field).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain(ckpt);
+    }
+  });
+});
+
+describe("user files are never replaced by accident", () => {
+  it("REL-CLOBBER-EXISTS: writers refuse an existing --out unless --force", async () => {
+    const out = join(tmp, "existing.bin");
+    writeFileSync(out, "my precious file\n");
+    const runs = [
+      ["random-model", "--shape", "260K", "--out", out],
+      ["random-student", "--model", TEACHER, "--rank", "2", "--variant", "O", "--out", out],
+      ["random-draft", "--model", TEACHER, "--variant", "O", "--out", out],
+      ["synth", "--stories", "3", "--out", out],
+      ["synth", "--stories", "3", "--tokenizer-out", out],
+      ["synth", "--stories", "3", "--prompts-out", out],
+    ];
+    for (const argv of runs) {
+      const r = await runCli(...argv);
+      expect(r.code, argv.join(" ")).toBe(1);
+      expect(r.stderr).toMatch(/exists; pass --force to overwrite it/);
+      expect(readFileSync(out, "utf8")).toBe("my precious file\n");
+    }
+    await dataset();
+    const d = await runCli(...distillArgs(out));
+    expect(d.code).toBe(1);
+    expect(d.stderr).toMatch(/--out .* exists; pass --force/);
+    const t = await runCli(...trainArgs(join(tmp, "new.bin"), "--char-vocab", out));
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(/--char-vocab .* exists; pass --force/);
+    expect(readFileSync(out, "utf8")).toBe("my precious file\n");
+    const forced = await runCli("random-model", "--shape", "260K", "--out", out, "--force");
+    expect(forced.code).toBe(0);
+    expect(readFileSync(out).length).toBeGreaterThan(1000);
+  });
+
+  it("REL-CLOBBER-LOG: `distill --log notes.txt` refuses a user's text file, with or without --resume", async () => {
+    await dataset();
+    const notes = join(tmp, "notes.txt"), out = join(tmp, "log-run.safetensors");
+    writeFileSync(notes, "my notes\n");
+    let r = await runCli(...distillArgs(out, "--log", notes));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--log .*notes.txt exists; pass --force/);
+    r = await runCli(...distillArgs(out, "--log", notes, "--resume"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is not a metrics log written by ptp/);
+    expect(readFileSync(notes, "utf8")).toBe("my notes\n");
+  });
+
+  it("REL-CLOBBER-SAME: an output that is an input (same path, a symlink or a hard link) is refused with exit 2", async () => {
+    await dataset();
+    const link = join(tmp, "teacher-link.bin"), hard = join(tmp, "teacher-hard.bin");
+    symlinkSync(TEACHER, link);
+    linkSync(TEACHER, hard);
+    const before = readFileSync(TEACHER);
+    for (const out of [TEACHER, link, hard]) {
+      for (const force of [[], ["--force"]]) {
+        const r = await runCli(...distillArgs(out, ...force));
+        expect(r.code, out).toBe(2);
+        expect(r.stderr).toMatch(/--out .* is the same file as --model/);
+      }
+    }
+    const s = await runCli("random-student", "--model", TEACHER, "--rank", "2", "--variant", "O", "--out", TEACHER, "--force");
+    expect(s.code).toBe(2);
+    const log = await runCli(...distillArgs(join(tmp, "x.safetensors"), "--log", DATA));
+    expect(log.code).toBe(2);
+    expect(log.stderr).toMatch(/--log .* is the same file as --dataset/);
+    const p = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", PROMPTS, "--resume");
+    expect(p.code).toBe(2);
+    expect(readFileSync(TEACHER).equals(before)).toBe(true);
+  });
+
+  it("REL-TEMP-NAME: atomic writes go through a unique hidden temporary file, so a user's OUT.tmp survives", async () => {
+    const out = join(tmp, "tmpname.bin");
+    writeFileSync(`${out}.tmp`, "user data\n");
+    expect((await runCli("random-model", "--shape", "260K", "--out", out)).code).toBe(0);
+    expect(readFileSync(`${out}.tmp`, "utf8")).toBe("user data\n");
+  });
+
+  it("REL-WRITABLE: outputs are checked before training starts (a missing directory, a directory as --out)", async () => {
+    await dataset();
+    const missing = join(tmp, "no-such-dir", "s.safetensors");
+    let r = await runCli(...distillArgs(missing));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--out .*: directory .*no-such-dir does not exist/);
+    expect(r.stderr).not.toMatch(/training from step/);
+    const dir = join(tmp, "a-dir");
+    mkdirSync(dir);
+    r = await runCli(...distillArgs(dir));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--out .*a-dir is a directory/);
+    r = await runCli(...distillArgs(join(tmp, "ok.safetensors"), "--log", join(tmp, "no-such-dir", "log.jsonl")));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--log .* does not exist/);
+    expect(r.stderr).not.toMatch(/training from step/);
+  });
+});
+
+describe("resuming", () => {
+  it("REL-RESUME-FINISHED: --resume on a finished run changes nothing (no bogus log line); a larger --steps extends it", async () => {
+    await dataset();
+    const out = join(tmp, "fin.safetensors");
+    const args = (...extra: string[]) => distillArgs(out, "--steps", "4", "--eval-every", "2", ...extra);
+    expect((await runCli(...args())).code).toBe(0);
+    const log = readFileSync(`${out}.log.jsonl`, "utf8"), student = readFileSync(out);
+    const again = await runCli(...args("--resume"));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already at step 4 of 4; nothing to do/);
+    expect(readFileSync(`${out}.log.jsonl`, "utf8")).toBe(log);
+    expect(readFileSync(out).equals(student)).toBe(true);
+    const longer = await runCli(...distillArgs(out, "--steps", "7", "--eval-every", "2", "--resume"));
+    expect(longer.code, longer.stderr).toBe(0);
+    expect(Number(readSafetensors(`${out}.train.safetensors`).metadata.step)).toBe(7);
+    expect(readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l).step)).toEqual([2, 4, 6, 7]);
+  });
+
+  it("REL-RESUME-DATA: --resume with another dataset (or another corpus for train) is refused", async () => {
+    await dataset();
+    const other = join(tmp, "other.ptpd");
+    expect((await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", other, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", "--seed", "99")).code).toBe(0);
+    const out = join(tmp, "data-run.safetensors");
+    expect((await runCli(...distillArgs(out, "--stop-after", "2"))).code).toBe(130);
+    const args = distillArgs(out, "--resume");
+    args[args.indexOf("--dataset") + 1] = other;
+    const r = await runCli(...args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/trained on other data/);
+    const corpus2 = join(tmp, "corpus2.txt");
+    writeFileSync(corpus2, readFileSync(corpus, "utf8").replace(/cat/g, "dog"));
+    const tOut = join(tmp, "t-data.bin");
+    expect((await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--stop-after", "1"))).code).toBe(130);
+    const t = trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume");
+    t[t.indexOf("--corpus") + 1] = corpus2;
+    const tr = await runCli(...t);
+    expect(tr.code).toBe(1);
+    expect(tr.stderr).toMatch(/trained on other data/);
+  });
+
+  it("REL-DATASET-HEADER: a dataset header contradicting the teacher (vocabSize, seqLen) or with an unusable temperature is refused naming the file", async () => {
+    await dataset();
+    const bytes = readFileSync(DATA), meta = readDatasetMeta(DATA), oldHeader = encodeHeader(meta);
+    for (const [edit, message] of [
+      [{ vocabSize: 1000 }, /the dataset header says vocabSize 1000, but the teacher has 512/],
+      [{ seqLen: 32 }, /the dataset header says seqLen 32, but the teacher has 64/],
+      [{ sampling: { ...meta.sampling, temperature: 1e-30 } }, /sampling settings are unusable: temperature must be/],
+    ] as const) {
+      const path = join(tmp, "bad-header.ptpd");
+      writeFileSync(path, Buffer.concat([encodeHeader({ ...meta, ...edit }), bytes.subarray(oldHeader.length)]));
+      const r = await runCli(...distillArgs(join(tmp, "bad-header.safetensors"), "--dataset", path, "--force"));
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain(path);
+    }
+  });
+
+  it("REL-DATASET-TORN: distill reports a torn last dataset record instead of dropping it silently", async () => {
+    await dataset();
+    const torn = join(tmp, "torn.ptpd");
+    writeFileSync(torn, Buffer.concat([readFileSync(DATA), Buffer.from("PTPR\x05\x00")]));
+    const r = await runCli(...distillArgs(join(tmp, "torn.safetensors"), "--dataset", torn, "--steps", "2"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: .*torn.ptpd: record \d+ at byte \d+ is torn/);
+  });
+});
+
+describe("flag values", () => {
+  it.each([
+    [["generate", "--steps", "0x10"], /--steps must be a number/],
+    [["generate", "--steps", " 5"], /--steps must be a number/],
+    [["generate", "--temperature", "1e-30"], /--temperature must be >= 0 \(0 = greedy; a positive one at least 0.000001\)/],
+    [["generate", "--seed", "0"], /--seed must be an integer in \[1, /],
+    [["generate", "--threads", "0"], /--threads must be in \[1, 256\]/],
+    [["generate", "--window", "1000000000"], /--window must be in \[1, 1024\]/],
+    [["generate", "--budget", "1e9"], /--budget must be in \[1, 8192\]/],
+    [["generate", "--drafts", "100000"], /--drafts must be in \[1, 64\]/],
+    [["distill", "--rank", "1000000"], /--rank must be <= 4096/],
+    [["distill", "--windows", "100000"], /--windows must be <= 4096/],
+    [["distill", "--threads", "0"], /--threads must be in \[1, 256\]/],
+    [["pregenerate", "--threads", "-1"], /--threads must be in \[1, 256\]/],
+    [["demo", "--threads", "0"], /--threads must be in \[1, 256\]/],
+  ])("REL-FLAGS: %j exits 2 naming the flag", async (argv, message) => {
+    const r = await runCli(...(argv as string[]), "--model", TEACHER, "--tokenizer", TOK_512);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it("REL-TOPP-ZERO: --top-p 0 means off in every command (generate prints what --top-p 1 prints; pregenerate accepts it)", async () => {
+    const gen = (p: string) => runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompt", "Once", "--steps", "20", "--temperature", "0.9", "--seed", "3", "--top-p", p, "--backend", "js");
+    const [a, b] = [await gen("0"), await gen("1")];
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    const out = join(tmp, "topp0.ptpd");
+    const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "1", "--steps", "8", "--top-p", "0", "--backend", "js");
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe("loaders read headers first and refuse what is not a regular file", () => {
+  it("REL-HEADER-FIRST: /dev/zero is refused at once; a 2.5 GiB sparse file is judged by its header without being read", () => {
+    expect(() => readCheckpoint("/dev/zero")).toThrow(/\/dev\/zero: is not a regular file/);
+    expect(() => readSafetensors("/dev/zero")).toThrow(/\/dev\/zero: is not a regular file/);
+    expect(() => Tokenizer.load("/dev/zero", 512)).toThrow(/\/dev\/zero: is not a regular file/);
+    const big = join(tmp, "sparse.bin");
+    writeFileSync(big, readFileSync(TEACHER).subarray(0, 256));
+    truncateSync(big, 2.5 * 2 ** 30);
+    // The header's size check, not a 2.5 GB read: the message names the size the header requires.
+    expect(() => readCheckpoint(big)).toThrow(/sparse.bin: file is 2684354560 bytes but the v0 header .* requires \d+ bytes/);
+    const st = join(tmp, "sparse.safetensors");
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64LE(8n, 0);
+    head.write("{}      ", 8);
+    writeFileSync(st, head);
+    truncateSync(st, 2.5 * 2 ** 30);
+    expect(() => readSafetensors(st)).toThrow(/sparse.safetensors: file is 2684354560 bytes; files of 2 GiB or more are not supported/);
+    const longHeader = join(tmp, "long-header.safetensors");
+    head.writeBigUInt64LE(2n ** 40n, 0);
+    writeFileSync(longHeader, head);
+    expect(() => readSafetensors(longHeader)).toThrow(/long-header.safetensors: safetensors header length 1099511627776 goes beyond the end of the file/);
+  });
+
+  it("REL-EISDIR: a directory given as an input file is named in a one-line error (no bare EISDIR)", async () => {
+    const dir = mkdtempSync(join(tmp, "dir-"));
+    expect(() => readDataset(dir)).toThrow(new RegExp(`${dir}: is a directory, expected a PTP distillation dataset`));
+    for (const flag of ["--model", "--dataset"]) {
+      const args = distillArgs(join(tmp, "eisdir.safetensors"));
+      args[args.indexOf(flag) + 1] = dir;
+      const r = await runCli(...args);
+      expect(r.code, flag).toBe(1);
+      // --model DIR is read as a Hugging Face folder: the message names the file it lacks.
+      expect(r.stderr).toContain(flag === "--model" ? `${dir}/config.json: file does not exist` : `${dir}: is a directory`);
+      expect(r.stderr).not.toMatch(/EISDIR/);
+    }
+  });
+
+  it("REL-MEMORY: generate refuses up front a run whose KV cache would not fit (wasm: 4 GiB), naming what to lower; a short run of the same model works", async () => {
+    const big = join(tmp, "long-context.bin");
+    writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
+    const r = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "0", "--backend", "wasm", "--seed", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB .*KV cache of 1048576 rows.*more than the wasm backend's 4 GiB; lower --steps/);
+    const ok = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "8", "--backend", "wasm", "--seed", "1");
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {
+    const bytes = new Uint8Array(serializeCheckpoint(randomCheckpoint(config, 2), 1));
+    new DataView(bytes.buffer).setInt32(8 + 4 * 6, 2 ** 31 - 1, true);
+    expect(() => parseCheckpoint(bytes, "v1.bin")).toThrow(/v1.bin: invalid v1 header .*seqLen must be <= 1048576, got 2147483647/);
+  });
+});
+
+describe("large prompt files", () => {
+  it("REL-BATCH: --prompts decodes in bounded batches (16) with progress on stderr; stdout has exactly one line per prompt, and every output equals the prompt decoded alone", async () => {
+    const file = join(tmp, "many-prompts.txt");
+    const texts = Array.from({ length: 70 }, (_, i) => `Once ${i} upon`);
+    writeFileSync(file, texts.join("\n") + "\n");
+    const common = ["--model", TEACHER, "--tokenizer", TOK_512, "--steps", "24", "--temperature", "1", "--backend", "js", "--no-stop"];
+    const r = await runCli("generate", ...common, "--prompts", file, "--seed", "5");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/generate: 16\/70 prompts decoded\n(.|\n)*generate: 64\/70 prompts decoded\ngenerate: 70\/70 prompts decoded/);
+    expect(r.stderr).toMatch(/prompts: +70/);
+    const lines = r.stdout.split("\n");
+    expect(lines.pop()).toBe("");
+    expect(lines).toHaveLength(70);
+    const json = JSON.parse((await runCli("generate", ...common, "--prompts", file, "--seed", "5", "--json")).stdout);
+    expect(json.outputs).toHaveLength(70);
+    for (const i of [0, 15, 16, 69]) {
+      const alone = JSON.parse((await runCli("generate", ...common, "--prompt", texts[i], "--seed", String(5 + i), "--json")).stdout);
+      expect(json.outputs[i].tokens, `prompt ${i}`).toEqual(alone.tokens);
+      expect(lines[i]).toBe(alone.text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n"));
+    }
+  });
+});

@@ -1,0 +1,147 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { readSafetensors } from "../src/io/safetensors.js";
+import { runChild } from "./child.js";
+import { runCli, TOK_512 } from "./helpers.js";
+
+// Real signals to real child processes (bin/ptp.js runs the built dist/, as `npm test` builds first).
+const tmp = mkdtempSync(join(tmpdir(), "ptp-signals-"));
+const TEACHER = join(tmp, "teacher.bin"), PROMPTS = join(tmp, "prompts.txt"), DATA = join(tmp, "data.ptpd");
+const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
+writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
+const pregenArgs = (out: string, ...extra: string[]) => ["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra];
+
+async function dataset(): Promise<void> {
+  if (existsSync(DATA)) return;
+  const r = await runCli(...pregenArgs(DATA));
+  expect(r.code, r.stderr).toBe(0);
+}
+
+// Steps far beyond what a test runs: a run can only end by a signal or --stop-after.
+const distillArgs = (out: string, ...extra: string[]) => [
+  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
+  "--steps", "1000000", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra,
+];
+
+const bytes = (path: string) => readFileSync(path);
+const stepOf = (checkpoint: string) => Number(readSafetensors(checkpoint).metadata.step);
+
+/** The training checkpoints of two runs hold the same tensors, bit for bit (metadata records wall-clock time). */
+function sameTensors(a: string, b: string): void {
+  const x = readSafetensors(a).tensors, y = readSafetensors(b).tensors;
+  expect([...x.keys()]).toEqual([...y.keys()]);
+  for (const [k, t] of x) expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(y.get(k)!.data.buffer, y.get(k)!.data.byteOffset, y.get(k)!.data.byteLength)), k).toBe(true);
+}
+
+describe("signals stop training runs, which resume exactly", () => {
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)("REL-SIGNAL-DISTILL: %s to a running `ptp distill` saves a checkpoint and exits %i; --resume then matches an uninterrupted run bit for bit", async (signal, code) => {
+    await dataset();
+    const out = join(tmp, `sig-${signal}.safetensors`), ref = join(tmp, `ref-${signal}.safetensors`);
+    const r = await runChild(["bin/ptp.js", ...distillArgs(out)], { when: /Ctrl-C saves/, signals: [signal], delayMs: 300 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(code);
+    expect(r.stderr).toMatch(new RegExp(`${signal} received; interrupted at step \\d+; checkpoint saved`));
+    const k = stepOf(`${out}.train.safetensors`);
+    // The reference: the same run, never interrupted, to step k + 2; the interrupted one resumed for 2 more steps.
+    expect((await runCli(...distillArgs(ref, "--stop-after", String(k + 2)))).code).toBe(130);
+    const resumed = await runCli(...distillArgs(out, "--resume", "--stop-after", "2"));
+    expect(resumed.code, resumed.stderr).toBe(130);
+    expect(resumed.stderr).toMatch(new RegExp(`resumed from .* at step ${k} `));
+    expect(stepOf(`${out}.train.safetensors`)).toBe(k + 2);
+    expect(bytes(out).equals(bytes(ref))).toBe(true);
+    sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
+  });
+
+  it("REL-SIGNAL-TRAIN: SIGTERM to a running `ptp train` saves a checkpoint and exits 143; --resume then matches an uninterrupted run", async () => {
+    const corpus = join(tmp, "corpus.txt");
+    writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
+    const args = (out: string, ...extra: string[]) => ["train", "--corpus", corpus, "--char-vocab", join(tmp, `${out}.tok`), "--out", join(tmp, out), "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "1000000", "--eval-every", "0", ...extra];
+    const r = await runChild(["bin/ptp.js", ...args("t-sig.bin")], { when: /Ctrl-C saves/, signals: ["SIGTERM"], delayMs: 300 });
+    expect(r.code, r.stderr).toBe(143);
+    const k = stepOf(join(tmp, "t-sig.bin.train.safetensors"));
+    expect((await runCli(...args("t-ref.bin", "--stop-after", String(k + 2)))).code).toBe(130);
+    expect((await runCli(...args("t-sig.bin", "--resume", "--stop-after", "2"))).code).toBe(130);
+    expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
+  });
+
+  it("REL-KILL9-DISTILL: after kill -9 at a random moment, --resume continues from the last checkpoint and matches an uninterrupted run", async () => {
+    await dataset();
+    for (const delayMs of [150, 450]) {
+      const out = join(tmp, `k9-${delayMs}.safetensors`), ref = join(tmp, `k9ref-${delayMs}.safetensors`);
+      const r = await runChild(["bin/ptp.js", ...distillArgs(out, "--eval-every", "5")], { when: /Ctrl-C saves/, signals: ["SIGKILL"], delayMs });
+      expect(r.signal).toBe("SIGKILL");
+      const k = existsSync(`${out}.train.safetensors`) ? stepOf(`${out}.train.safetensors`) : 0;
+      expect(k % 5).toBe(0);
+      expect((await runCli(...distillArgs(ref, "--eval-every", "5", "--stop-after", String(k + 3)))).code).toBe(130);
+      const resumed = await runCli(...distillArgs(out, "--eval-every", "5", "--resume", "--stop-after", "3"));
+      expect(resumed.code, resumed.stderr).toBe(130);
+      expect(bytes(out).equals(bytes(ref))).toBe(true);
+      sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
+    }
+  });
+
+  it("REL-SIGNAL-PREGENERATE: SIGINT to `ptp pregenerate` exits 130 with the records so far synced; --resume ends byte-identical to an uninterrupted run", async () => {
+    await dataset();
+    const out = join(tmp, "pg-sig.ptpd"), ref = join(tmp, "pg-ref.ptpd");
+    const big = (o: string, ...extra: string[]) => pregenArgs(o, "--samples", "40", "--backend", "js", ...extra);
+    expect((await runCli(...big(ref))).code).toBe(0);
+    const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"] });
+    expect(r.code, r.stderr).toBe(130);
+    const resumed = await runCli(...big(out, "--resume"));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(bytes(out).equals(bytes(ref))).toBe(true);
+    // kill -9 mid-run: the torn last record is truncated on --resume, and the file still ends byte-identical.
+    const killed = join(tmp, "pg-kill9.ptpd");
+    const k = await runChild(["bin/ptp.js", ...big(killed)], { when: /records/, signals: ["SIGKILL"], delayMs: 20 });
+    expect(k.signal).toBe("SIGKILL");
+    const again = await runCli(...big(killed, "--resume"));
+    expect(again.code, again.stderr).toBe(0);
+    expect(bytes(killed).equals(bytes(ref))).toBe(true);
+  });
+
+  it("REL-SIGNAL-GENERATE: Ctrl-C stops `ptp generate` on a long batch of prompts at once (no handler delays it)", async () => {
+    const prompts = join(tmp, "long-batch.txt");
+    writeFileSync(prompts, Array.from({ length: 400 }, (_, i) => `Once ${i}`).join("\n") + "\n");
+    const r = await runChild(["bin/ptp.js", "generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", prompts, "--steps", "60", "--seed", "1", "--no-stop", "--backend", "js"], { when: /prompts decoded/, signals: ["SIGINT"] });
+    expect(r.signal === "SIGINT" || r.code === 130, `${r.code} ${r.signal}`).toBe(true);
+    expect(r.stderr).not.toMatch(/400\/400 prompts decoded/);
+  });
+});
+
+describe("the loop's signal handling (a library run in a child process)", () => {
+  const child = (mode: string) => {
+    const dir = mkdtempSync(join(tmp, `loop-${mode}-`));
+    return { dir, args: ["test/fixtures/loop-child.ts", dir, mode] };
+  };
+
+  it("REL-SIGNAL-ONE: one SIGINT during a long step: the step finishes, a checkpoint is saved, exit 130", async () => {
+    const { dir, args } = child("sleep");
+    const r = await runChild(args, { when: /step 1\n/, signals: ["SIGINT"] });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/SIGINT received; interrupted at step 2; checkpoint saved/);
+    expect(stepOf(join(dir, "ckpt.safetensors"))).toBe(2);
+  });
+
+  it("REL-SIGNAL-TWICE: a second Ctrl-C exits 130 at once, without waiting to save", async () => {
+    const { dir, args } = child("sleep");
+    const r = await runChild(args, { when: /step 1\n/, signals: ["SIGINT", "SIGINT"], gapMs: 20 });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).not.toMatch(/checkpoint saved/);
+    expect(existsSync(join(dir, "ckpt.safetensors"))).toBe(false);
+  });
+
+  it("REL-SIGNAL-ASYNC: a signal during an asynchronous step that never ends abandons it and saves the state before it", async () => {
+    const { dir, args } = child("hang");
+    const r = await runChild(args, { when: /step 0\n/, signals: ["SIGTERM"], timeoutMs: 30000 });
+    expect(r.code, r.stderr).toBe(143);
+    expect(r.stderr).toMatch(/SIGTERM received; interrupted at step 0; checkpoint saved/);
+    expect(stepOf(join(dir, "ckpt.safetensors"))).toBe(0);
+  });
+});
