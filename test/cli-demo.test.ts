@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createBackend } from "../src/backends/registry.js";
-import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText } from "../src/cli/demo.js";
+import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText, SHIPPED_STUDENTS } from "../src/cli/demo.js";
 import { textOf } from "../src/cli/ptp-common.js";
 import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
@@ -17,7 +17,7 @@ import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { buildCharTokenizer, tokenizerVocabSize } from "../src/train/char-tokenizer.js";
 import { generateStories } from "../src/train/synthetic.js";
-import { ROOT, runCli } from "./helpers.js";
+import { ROOT, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-demo-"));
 const DIR = join(tmp, "demo");
@@ -110,6 +110,15 @@ describe("ptp demo", () => {
     // The shipped student is trained: it must beat one token per call (an untrained one gets ~1.1).
     const accepted = Number(/^accepted per call: (\d+\.\d\d) \(mean\)$/m.exec(r.stdout)![1]);
     expect(accepted).toBeGreaterThan(1.5);
+  });
+
+  it("DEMO-STORIES: `ptp demo --model stories260K.bin --tokenizer tok512.bin` uses the shipped stories260K student, accepts more than one token per call, and equals AR", async () => {
+    const r = await runCli("demo", "--model", STORIES_260K, "--tokenizer", TOK_512, "--steps", "64");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toContain(join(ROOT, "demo", SHIPPED_STUDENTS[0]));
+    expect(r.stdout).toMatch(/^equals AR: yes$/m);
+    const accepted = Number(/^accepted per call: (\d+\.\d\d) \(mean\)$/m.exec(r.stdout)![1]);
+    expect(accepted).toBeGreaterThan(1.2);
   });
 
   it("DEMO-SCALE: --scale then prints AR and PTP tok/s at a widened shape with the same acceptance, equal to AR", async () => {
