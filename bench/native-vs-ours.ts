@@ -28,15 +28,8 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SHAPES } from "../src/model/config.js";
+import { has, option } from "./common.js";
 
-const argv = process.argv.slice(2);
-function option(name: string, fallback?: string): string | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
-  return v;
-}
 const root = resolve(import.meta.dirname, "..");
 const runc = option("--runc");
 const shapes = option("--shapes", "15M,110M")!.split(",");
@@ -46,7 +39,7 @@ const steps = Number(option("--steps", "256"));
 const weightTypes = option("--weights", "f32")!.split(",");
 const reps = Number(option("--reps", "3"));
 const tokenizer = option("--tokenizer", resolve(root, "../shared/models/tokenizer.bin"))!;
-const asJson = argv.includes("--json");
+const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
 if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
 

@@ -31,15 +31,8 @@ import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
 import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { has, option } from "./common.js";
 
-const argv = process.argv.slice(2);
-function option(name: string, fallback?: string): string | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
-  return v;
-}
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
 const useTrained = existsSync(trained) && option("--student") === undefined;
@@ -54,7 +47,7 @@ const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
-const asJson = argv.includes("--json");
+const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
 const teacher = readCheckpoint(modelPath);

@@ -34,18 +34,14 @@ import { useTrainKernels, wasmTrainKernels } from "../src/train/autograd/index.j
 import { DataParallel } from "../src/train/data-parallel.js";
 import type { SequenceJob } from "../src/train/distill-step.js";
 import { AdamW } from "../src/train/optim.js";
+import { has, median, option } from "./common.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
-const modelPath = option("model", "../shared/models/stories260K.bin");
-const threadCounts = option("threads", "1,2").split(",").map(Number);
-const rounds = Number(option("rounds", "3")), steps = Number(option("steps", "12"));
-const N = Number(option("seq-len", "256")), rank = Number(option("rank", "32"));
+const modelPath = option("--model", "../shared/models/stories260K.bin")!;
+const threadCounts = option("--threads", "1,2")!.split(",").map(Number);
+const rounds = Number(option("--rounds", "3")), steps = Number(option("--steps", "12"));
+const N = Number(option("--seq-len", "256")), rank = Number(option("--rank", "32"));
 const S = 2, W = 32, L = 8, SLOTS = S * W * L;
-const withTorch = !args.includes("--no-torch"), asJson = args.includes("--json");
+const withTorch = !has("--no-torch"), asJson = has("--json");
 const say = (s: string) => void (asJson ? process.stderr : process.stdout).write(s + "\n");
 
 const ckpt = readCheckpoint(modelPath);
@@ -124,11 +120,6 @@ function torch(T: number): TorchResult | null {
     return null;
   }
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as TorchResult;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 say(`train step: stories260K O-PTP student, rank ${rank}, window ${L}, ${SLOTS} slots per step (${S} sequences x ${W} windows), ${N}-token sequences; ${rounds} rounds x ${steps} steps`);
