@@ -13,7 +13,7 @@
  */
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
-import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { kvDim, SHAPES, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";

@@ -22,11 +22,11 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file.js";
+import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decodeWith, makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 
 const args = process.argv.slice(2);

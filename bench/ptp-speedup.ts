@@ -27,10 +27,10 @@ import { createBackend } from "../src/backends/registry.js";
 import { DEMO_PROMPTS } from "../src/cli/demo.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/adapter-file.js";
+import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { has, option } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");

@@ -20,11 +20,12 @@ import { resolve } from "node:path";
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { measureFmaPeak } from "../src/backends/wasm/peak.js";
-import { randomCheckpoint, readCheckpoint } from "../src/io/checkpoint.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { SHAPES, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { GEMM_ROWS, GEMM_SHAPES } from "./ort-gemm.js";
 

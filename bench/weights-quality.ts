@@ -17,7 +17,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
 

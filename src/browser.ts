@@ -30,7 +30,8 @@ export type { Checkpoint, LayerWeights, ModelWeights } from "./model/weights.js"
 
 // Files, from bytes.
 export { FileFormatError } from "./io/errors.js";
-export { parseCheckpoint, serializeCheckpoint, randomCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
+export { parseCheckpoint, serializeCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
+export { randomCheckpoint } from "./model/init.js";
 export { Tokenizer, BOS, EOS } from "./io/tokenizer.js";
 export { parseSafetensors, serializeSafetensors, type SafeTensor } from "./io/safetensors.js";
 
@@ -42,7 +43,7 @@ export { sampleToken, needsU } from "./sampling/sampler.js";
 export { XorShiftAux, ArrayAux, type AuxSource } from "./sampling/aux.js";
 
 // Decoding.
-export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/ar.js";
+export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./ptp/decode/run.js";
 export type { Decoder } from "./ptp/decode/decoder.js";
 export { tokenBytes, chunkBytes } from "./ptp/chunk-text.js";
@@ -50,9 +51,11 @@ export { tokenBytes, chunkBytes } from "./ptp/chunk-text.js";
 // PTP: the student and its files.
 export { PtpModel } from "./ptp/ptp-model.js";
 export { embedAux, auxFeatures } from "./ptp/auxiliary.js";
-export { parseStudent, serializeStudent, randomStudent, checkStudentMatchesTeacher } from "./ptp/adapter-file.js";
-export { teacherChecksum } from "./ptp/teacher-checksum.js";
+export { parseStudent, serializeStudent, checkStudentMatchesTeacher } from "./ptp/files/adapter-file.js";
+export { randomStudent } from "./ptp/init.js";
+export { teacherChecksum } from "./ptp/files/teacher-checksum.js";
 export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./ptp/student-weights.js";
-export { UStream } from "./ptp/ustream.js";
+export { UStream } from "./sampling/ustream.js";
 export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./ptp/draft-model.js";
-export { parseDraft, serializeDraft, randomDraft, checkDraftMatchesTeacher } from "./ptp/draft-file.js";
+export { parseDraft, serializeDraft, checkDraftMatchesTeacher } from "./ptp/files/draft-file.js";
+export { randomDraft } from "./ptp/init.js";

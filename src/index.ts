@@ -22,14 +22,15 @@ export type { Checkpoint, LayerWeights, ModelWeights } from "./model/weights.js"
 
 // Files.
 export { FileFormatError } from "./io/errors.js";
-export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint, randomCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
+export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint, type CheckpointVersion } from "./io/checkpoint.js";
+export { randomCheckpoint } from "./model/init.js";
 export { Tokenizer, BOS, EOS } from "./io/tokenizer.js";
 // Hugging Face formats: Llama folders, tokenizer.json, PEFT student folders (spec/io.md).
 export { readHfCheckpoint, writeHfCheckpoint, type WriteHfOptions } from "./io/hf-checkpoint.js";
 export { HfTokenizer, llama2cTokenizerToJson, type TextTokenizer } from "./io/hf-tokenizer.js";
 export { readModel, loadTokenizer } from "./io/model-file.js";
-export { readPeftStudent, writePeftStudent, studentToPeft, type ReadPeftOptions } from "./ptp/peft.js";
-export { loadStudent } from "./ptp/student-file.js";
+export { readPeftStudent, writePeftStudent, studentToPeft, type ReadPeftOptions } from "./ptp/files/peft.js";
+export { loadStudent } from "./ptp/files/student-file.js";
 export { runPtpExactness, type PtpExactnessOptions } from "./ptp/exactness.js";
 
 // Sampling from explicit auxiliary variables u.
@@ -40,28 +41,30 @@ export { sampleToken, needsU } from "./sampling/sampler.js";
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./sampling/aux.js";
 
 // Decoding: the AR reference, and PTP decoders over batches of prompts.
-export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/ar.js";
+export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./ptp/decode/run.js";
 export type { Decoder } from "./ptp/decode/decoder.js";
 
 // PTP: the student and its files.
 export { PtpModel } from "./ptp/ptp-model.js";
 export { embedAux, auxFeatures } from "./ptp/auxiliary.js";
-export { readStudent, writeStudent, parseStudent, serializeStudent, randomStudent, checkStudentMatchesTeacher } from "./ptp/adapter-file.js";
-export { teacherChecksum } from "./ptp/teacher-checksum.js";
+export { readStudent, writeStudent, parseStudent, serializeStudent, checkStudentMatchesTeacher } from "./ptp/files/adapter-file.js";
+export { randomStudent } from "./ptp/init.js";
+export { teacherChecksum } from "./ptp/files/teacher-checksum.js";
 export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./ptp/student-weights.js";
-export { UStream } from "./ptp/ustream.js";
+export { UStream } from "./sampling/ustream.js";
 export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./ptp/draft-model.js";
-export { readDraft, writeDraft, parseDraft, serializeDraft, randomDraft, checkDraftMatchesTeacher } from "./ptp/draft-file.js";
+export { readDraft, writeDraft, parseDraft, serializeDraft, checkDraftMatchesTeacher } from "./ptp/files/draft-file.js";
+export { randomDraft } from "./ptp/init.js";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type SafeTensor } from "./io/safetensors.js";
 
 // Training data: the distillation dataset (spec/dataset.md) and its generation.
-export { DatasetWriter, DatasetMismatchError, readDataset, readDatasetMeta, datasetRecords, drawU, betaSample, totalRecords, DATASET_MAGIC, DATASET_VERSION, type Dataset, type DatasetMeta, type DatasetRecord, type DatasetSampling, type DatasetPrompts, type ReadDatasetOptions, type OpenDatasetOptions } from "./train/dataset.js";
-export { pregenerate, generateRecord, datasetMeta, bosPrompts, promptsDigest, recordRng, nextU, recordPrompt, metaSampling, type PromptSet, type PregenerateSettings, type PregenerateOptions, type PregenerateProgress, type PregenerateSummary } from "./train/pregenerate.js";
+export { DatasetWriter, DatasetMismatchError, readDataset, readDatasetMeta, datasetRecords, totalRecords, DATASET_MAGIC, DATASET_VERSION, type Dataset, type DatasetMeta, type DatasetRecord, type DatasetSampling, type DatasetPrompts, type ReadDatasetOptions, type OpenDatasetOptions } from "./data/dataset.js";
+export { pregenerate, generateRecord, datasetMeta, bosPrompts, promptsDigest, recordRng, nextU, recordPrompt, metaSampling, type PromptSet, type PregenerateSettings, type PregenerateOptions, type PregenerateProgress, type PregenerateSummary } from "./data/pregenerate.js";
 
 // The synthetic story grammar and its character-level tokenizer (the demo models' data).
-export { generateStories, storyPrompt, heldOutSeed, MIN_STORY_LENGTH, MAX_STORY_LENGTH } from "./train/synthetic.js";
-export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "./train/char-tokenizer.js";
+export { generateStories, storyPrompt, heldOutSeed, MIN_STORY_LENGTH, MAX_STORY_LENGTH } from "./data/synthetic.js";
+export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "./io/char-tokenizer.js";
 
 // Training: autograd, the optimizer, PTP losses and the trainers behind ptp distill / ptp train.
 export * as autograd from "./train/autograd/index.js";
@@ -74,7 +77,9 @@ export { windowRows, windowLoss, windowMetrics, studentLogits, draftLogits, type
 export { trainableStudent, trainableDraft } from "./train/student-params.js";
 export { runLoop, type LoopOptions, type LoopResult } from "./train/loop.js";
 export { distill, type DistillOptions } from "./train/distill.js";
-export { pretrain, initModel, tokenStream, type PretrainOptions } from "./train/pretrain.js";
+export { pretrain, tokenStream, type PretrainOptions } from "./train/pretrain.js";
+export { initModel } from "./model/init.js";
 export { inverseArTrain, recoverUs, type InverseArOptions } from "./train/inverse-ar.js";
 export { evaluateStudent, type EvalSettings, type EvalResult } from "./train/evaluate.js";
 export { teacherContext } from "./train/teacher-context.js";
+export { drawU, betaSample } from "./sampling/u-in-bin.js";

@@ -8,7 +8,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { decode, type DecoderName } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { ArrayAux } from "../src/sampling/aux.js";

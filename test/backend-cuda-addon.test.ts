@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import * as core from "../src/index.js";
 import { createBackend } from "../src/backends/registry.js";
-import { ropeAngle as coreRopeAngle } from "../src/backends/rope-angle.js";
+import { ropeAngle as coreRopeAngle } from "../src/util/rope-angle.js";
 import { ADDON_PATH, cudaStatus, loadAddon, registerCudaBackend, ropeAngle } from "../packages/backend-cuda/index.js";
 import { ROOT, rng } from "./helpers.js";
 

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Buffer } from "../src/backends/backend.js";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
-import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { randomAttention, runAttention } from "./backend-ops.js";

@@ -5,14 +5,14 @@
 // thread, with a note). Skipped, saying why, where no Chromium is installed;
 // .ci/run installs it. PTP_CHROMIUM overrides the browser path.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { ROOT, runCli } from "./helpers.js";
 
 function findChromium(): string | undefined {

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
-import { readStudent } from "../src/ptp/adapter-file.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { readStudent } from "../src/ptp/files/adapter-file.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 
 const ptp = runCli;

@@ -2,7 +2,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { randomCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { writeCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { runCli, TOK_512 } from "./helpers.js";
 

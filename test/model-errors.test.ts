@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { Transformer } from "../src/model/transformer.js";
 import { backend } from "./helpers.js";
 

@@ -4,21 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
+import { parseCheckpoint, readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import { parameterCount, type ModelConfig } from "../src/model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint } from "../src/model/weights.js";
-import {
-  checkStudentMatchesTeacher,
-  parseStudent,
-  randomStudent,
-  readStudent,
-  serializeStudent,
-  writeStudent,
-  type RandomStudentOptions,
-} from "../src/ptp/adapter-file.js";
+import { checkStudentMatchesTeacher, parseStudent, readStudent, serializeStudent, writeStudent } from "../src/ptp/files/adapter-file.js";
+import { randomStudent, type RandomStudentOptions } from "../src/ptp/init.js";
 import type { AuxEmbeddingConfig, Student } from "../src/ptp/student-weights.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { STORIES_260K, firstBitDifference, formatError, tinyCheckpoint } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-adapter-file-"));

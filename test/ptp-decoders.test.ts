@@ -1,12 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { chain, range } from "../src/ptp/decode/call.js";
 import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import { randomStudent } from "../src/ptp/adapter-file.js";
+import { randomStudent } from "../src/ptp/init.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
 import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";

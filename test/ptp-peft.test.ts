@@ -7,10 +7,11 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { hfTensors } from "../src/io/hf-checkpoint.js";
 import { serializeSafetensors, readSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import { LINEAR_NAMES, linearShape } from "../src/model/weights.js";
-import { randomStudent, readStudent, serializeStudent } from "../src/ptp/adapter-file.js";
-import { readPeftStudent, studentToPeft, writePeftStudent } from "../src/ptp/peft.js";
+import { readStudent, serializeStudent } from "../src/ptp/files/adapter-file.js";
+import { randomStudent } from "../src/ptp/init.js";
+import { readPeftStudent, studentToPeft, writePeftStudent } from "../src/ptp/files/peft.js";
 import type { Student } from "../src/ptp/student-weights.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { formatError, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-peft-"));

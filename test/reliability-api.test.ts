@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { BackendError } from "../src/backends/backend.js";
-import { randomCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { decodeAR } from "../src/ptp/decode/ar.js";
+import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { binOf } from "../src/sampling/pick.js";
 import { backend, TOK_512 } from "./helpers.js";

@@ -2,9 +2,10 @@ import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { encodeHeader, readDataset, readDatasetMeta } from "../src/train/dataset.js";
+import { encodeHeader, readDataset, readDatasetMeta } from "../src/data/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
 

@@ -30,7 +30,7 @@ import {
 import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
 import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
 import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
-import { randomDraft } from "../src/ptp/draft-file.js";
+import { randomDraft } from "../src/ptp/init.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 import { makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";

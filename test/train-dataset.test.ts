@@ -3,29 +3,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { readCheckpoint, randomCheckpoint } from "../src/io/checkpoint.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import { FileFormatError } from "../src/io/errors.js";
-import { Mulberry32 } from "../src/io/prng.js";
+import { Mulberry32 } from "../src/util/prng.js";
 import { BOS, Tokenizer } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { binOf, pick } from "../src/sampling/pick.js";
 import { samplingDistribution } from "../src/sampling/processors.js";
 import {
-  betaSample,
   DATASET_MAGIC,
   DatasetMismatchError,
   DatasetWriter,
-  drawU,
   encodeHeader,
   encodeRecord,
   readDataset,
   readDatasetMeta,
   type DatasetMeta,
   type DatasetRecord,
-} from "../src/train/dataset.js";
+} from "../src/data/dataset.js";
+import { betaSample, drawU } from "../src/sampling/u-in-bin.js";
 import {
   bosPrompts,
   datasetMeta,
@@ -37,7 +37,7 @@ import {
   recordPrompt,
   recordRng,
   type PromptSet,
-} from "../src/train/pregenerate.js";
+} from "../src/data/pregenerate.js";
 import { backend, formatError, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-train-dataset-"));

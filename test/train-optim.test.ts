@@ -6,7 +6,7 @@ import { FileFormatError } from "../src/io/errors.js";
 import { readSafetensors, writeSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import { AdamW, clipGradNorm, gradNorm, type AdamWOptions } from "../src/train/optim.js";
 import { makeParam, zeroGrads, type Param } from "../src/train/param.js";
-import { Progress, formatDuration } from "../src/train/progress.js";
+import { Progress, formatDuration } from "../src/util/progress.js";
 import { lrAt, type ScheduleConfig } from "../src/train/schedule.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint, TRAIN_CHECKPOINT_FORMAT } from "../src/train/train-checkpoint.js";
 

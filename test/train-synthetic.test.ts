@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BYTE_TOKEN_OFFSET, Tokenizer } from "../src/io/tokenizer.js";
-import { buildCharTokenizer, charVocabulary, loadTokenizerFile, tokenizerVocabSize } from "../src/train/char-tokenizer.js";
-import { generateStories, heldOutSeed, MAX_STORY_LENGTH, MIN_STORY_LENGTH, storyPrompt } from "../src/train/synthetic.js";
+import { buildCharTokenizer, charVocabulary, loadTokenizerFile, tokenizerVocabSize } from "../src/io/char-tokenizer.js";
+import { generateStories, heldOutSeed, MAX_STORY_LENGTH, MIN_STORY_LENGTH, storyPrompt } from "../src/data/synthetic.js";
 import { runCli } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-synth-"));

@@ -25,7 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
-import { Mulberry32 } from "../io/prng.js";
+import { Mulberry32 } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { JsBackend } from "./js/index.js";
 import { createBackend, type BackendOptions } from "./registry.js";

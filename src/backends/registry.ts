@@ -1,22 +1,12 @@
-import type { Backend } from "./backend.js";
+import type { Backend, BackendOptions } from "./backend.js";
+
+export type { BackendOptions } from "./backend.js";
 
 /**
  * Backends by name. Built-in backends register themselves lazily; a
  * separately installed package (e.g. a CUDA plug-in) calls registerBackend
  * with its own name and factory.
  */
-export interface BackendOptions {
-  /** For "wasm": which build to load; "auto" picks relaxed SIMD where the runtime validates it. */
-  wasmBuild?: "auto" | "simd" | "relaxed";
-  /** For "wasm": threads large matmuls are split over; default os.availableParallelism(). Results do not depend on it. */
-  threads?: number;
-  /** For "wasm": the folder URL holding ptp-simd.wasm and ptp-relaxed.wasm (default: the package's build/); for browsers. */
-  wasmBaseUrl?: string | URL;
-  /** For "wasm": matmul weights as given ("f32", default) or rounded to bfloat16 ("bf16": half the bytes read; the model becomes that bf16 model). */
-  weights?: "f32" | "bf16";
-  [key: string]: unknown;
-}
-
 export type BackendFactory = (options: BackendOptions) => Backend | Promise<Backend>;
 
 const factories = new Map<string, BackendFactory>();

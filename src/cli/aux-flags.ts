@@ -1,4 +1,4 @@
-import { MAX_AUX_DIGITS } from "../ptp/ptp-file-parts.js";
+import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, AuxKind } from "../ptp/student-weights.js";
 import { UsageError, type FlagSpecs } from "./args.js";
 

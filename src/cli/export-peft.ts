@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
 import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
-import { checkStudentMatchesTeacher } from "../ptp/adapter-file.js";
-import { loadStudent } from "../ptp/student-file.js";
-import { teacherChecksum } from "../ptp/teacher-checksum.js";
-import { writePeftStudent } from "../ptp/peft.js";
+import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
+import { loadStudent } from "../ptp/files/student-file.js";
+import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
+import { writePeftStudent } from "../ptp/files/peft.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";
 

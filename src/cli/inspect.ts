@@ -3,12 +3,12 @@ import { FileFormatError, readFileBytes } from "../io/errors.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { parameterCount, type ModelConfig } from "../model/config.js";
-import { parseStudent } from "../ptp/adapter-file.js";
-import { isPeftFolder, readPeftStudent } from "../ptp/peft.js";
-import { DRAFT_FORMAT, parseDraft } from "../ptp/draft-file.js";
+import { parseStudent } from "../ptp/files/adapter-file.js";
+import { isPeftFolder, readPeftStudent } from "../ptp/files/peft.js";
+import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { StudentConfig } from "../ptp/student-weights.js";
-import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";
 

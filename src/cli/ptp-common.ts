@@ -2,7 +2,7 @@
 import { readFileBytes } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
-import { firstNonFiniteWeight } from "../ptp/ptp-file-parts.js";
+import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
 import type { Io } from "./io.js";
 
 /** A warning on stderr, naming the file, when a student's or draft's weights hold NaN/Inf (decoding stays exact, but its drafts are rejected). */

@@ -1,8 +1,9 @@
 import { readModel } from "../io/model-file.js";
 import { configProblems, parameterCount } from "../model/config.js";
-import { DEFAULT_DRAFT_SHAPE, randomDraft, writeDraft } from "../ptp/draft-file.js";
+import { writeDraft } from "../ptp/files/draft-file.js";
+import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import type { Variant } from "../ptp/student-weights.js";
-import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";

@@ -1,4 +1,5 @@
-import { randomCheckpoint, writeCheckpoint } from "../io/checkpoint.js";
+import { writeCheckpoint } from "../io/checkpoint.js";
+import { randomCheckpoint } from "../model/init.js";
 import { parameterCount, SHAPES, type ModelConfig } from "../model/config.js";
 import { describeFlags, parseFlags, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";

@@ -1,7 +1,8 @@
 import { readModel } from "../io/model-file.js";
-import { randomStudent, writeStudent } from "../ptp/adapter-file.js";
+import { writeStudent } from "../ptp/files/adapter-file.js";
+import { randomStudent } from "../ptp/init.js";
 import type { Variant } from "../ptp/student-weights.js";
-import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";

@@ -1,6 +1,6 @@
 import { writeBytesAtomically } from "../io/atomic-write.js";
-import { writeCharTokenizer } from "../train/char-tokenizer.js";
-import { generateStories, heldOutSeed, storyPrompt } from "../train/synthetic.js";
+import { writeCharTokenizer } from "../io/char-tokenizer.js";
+import { generateStories, heldOutSeed, storyPrompt } from "../data/synthetic.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";

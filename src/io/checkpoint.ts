@@ -23,7 +23,6 @@ import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } fro
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
-import { Mulberry32 } from "./prng.js";
 
 export type CheckpointVersion = 0 | 1;
 
@@ -307,46 +306,4 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
   writeBytesAtomically(path, serializeCheckpoint(ckpt, version));
-}
-
-/**
- * A checkpoint with deterministic random weights (same config and seed ->
- * same values, hence the same serialized bytes). Values come from the
- * mulberry32 generator (see prng.ts) seeded with `seed >>> 0`, filled tensor
- * by tensor: the token embedding, then per layer wq, wk, wv, wo, w1, w2, w3,
- * then the classifier when unshared. Linear layers are uniform with std 1/sqrt(fan_in), the
- * token embedding and classifier uniform with std 1/sqrt(dim) (so logits of
- * a normalized state have std about 1), RMSNorm weights are 1.
- */
-export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint {
-  validateConfig(config, "randomCheckpoint");
-  const c: ModelConfig = { ...config };
-  const rng = new Mulberry32(seed);
-  const uniform = (length: number, std: number): Float32Array => {
-    const a = std * Math.sqrt(3);
-    const out = new Float32Array(length);
-    for (let i = 0; i < length; i++) out[i] = (2 * rng.nextFloat() - 1) * a;
-    return out;
-  };
-  const ones = (length: number): Float32Array => new Float32Array(length).fill(1);
-  const kv = kvDim(c);
-  const inv = (fanIn: number): number => 1 / Math.sqrt(fanIn);
-  const tokenEmbedding = uniform(c.vocabSize * c.dim, inv(c.dim));
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c.nLayers; l++) {
-    layers.push({
-      rmsAtt: ones(c.dim),
-      wq: uniform(c.dim * c.dim, inv(c.dim)),
-      wk: uniform(kv * c.dim, inv(c.dim)),
-      wv: uniform(kv * c.dim, inv(c.dim)),
-      wo: uniform(c.dim * c.dim, inv(c.dim)),
-      rmsFfn: ones(c.dim),
-      w1: uniform(c.hiddenDim * c.dim, inv(c.dim)),
-      w2: uniform(c.dim * c.hiddenDim, inv(c.hiddenDim)),
-      w3: uniform(c.hiddenDim * c.dim, inv(c.dim)),
-    });
-  }
-  const rmsFinal = ones(c.dim);
-  const wcls = c.sharedClassifier ? tokenEmbedding : uniform(c.vocabSize * c.dim, inv(c.dim));
-  return { config: c, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
 }

@@ -13,7 +13,7 @@ import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Variant } from "./student
  * of u (and, for C-PTP, the start vector) as input, like the student's; it
  * keeps its own KV cache. The teacher verifies its drafts exactly as it
  * verifies a student's, so the output never depends on its weights.
- * Stored in safetensors files (src/ptp/draft-file.ts).
+ * Stored in safetensors files (src/ptp/files/draft-file.ts).
  */
 
 export interface DraftConfig {

@@ -4,7 +4,7 @@ import type { LinearName } from "../model/weights.js";
 /**
  * The PTP student as data: which variant, the auxiliary embedding, and the
  * gated-LoRA adapters it adds to a frozen teacher. Stored in safetensors
- * files (src/ptp/adapter-file.ts); see spec/ptp.md.
+ * files (src/ptp/files/adapter-file.ts); see spec/ptp.md.
  */
 
 /**

@@ -1,7 +1,7 @@
 import { headSize, type ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import type { LayerLora, Student } from "./student-weights.js";
-import { teacherChecksum } from "./teacher-checksum.js";
+import { teacherChecksum } from "./files/teacher-checksum.js";
 
 /**
  * Function-preserving widening: a teacher (and its PTP student) rebuilt at a

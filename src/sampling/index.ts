@@ -8,3 +8,5 @@ export {
 } from "./processors.js";
 export { sampleToken, needsU } from "./sampler.js";
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./aux.js";
+export { drawU, betaSample } from "./u-in-bin.js";
+export { UStream } from "./ustream.js";

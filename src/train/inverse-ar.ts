@@ -1,18 +1,17 @@
 import type { ModelConfig } from "../model/config.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
-import { writeStudent } from "../ptp/adapter-file.js";
+import { writeStudent } from "../ptp/files/adapter-file.js";
 import type { Student } from "../ptp/student-weights.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { Tape } from "./autograd/index.js";
-import { betaSample, drawU } from "./dataset.js";
+import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { evaluateStudent, type EvalSettings } from "./evaluate.js";
 import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
-import type { ProgressStream } from "./progress.js";
+import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
 import { studentLogits, windowLoss, windowRows } from "./ptp-windows.js";
-import type { ScheduleConfig } from "./schedule.js";
 import { trainableStudent, type TrainableStudent } from "./student-params.js";
 import { teacherContext } from "./teacher-context.js";
 
@@ -62,7 +61,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
   if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
   const cfg = baseCkpt.config, L = o.window, T = o.context;
   if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);
-  const st = trainableStudent(student, cfg), weights = constantWeights(baseCkpt), V = cfg.vocabSize;
+  const st = trainableStudent(student, cfg), weights = constantWeights(baseCkpt);
   return runLoop({
     params: st.params,
     ...loopSettings(o, files),

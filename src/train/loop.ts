@@ -1,11 +1,11 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { FileFormatError } from "../io/errors.js";
-import { Mulberry32 } from "../io/prng.js";
+import { Mulberry32 } from "../util/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
 import { AdamW, clipGradNorm } from "./optim.js";
 import { zeroGrads, type Param } from "./param.js";
-import { Progress, type ProgressStream } from "./progress.js";
+import { Progress, type ProgressStream } from "../util/progress.js";
 import { lrAt, type ScheduleConfig } from "./schedule.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js";
 

@@ -1,13 +1,12 @@
-import { Mulberry32 } from "../io/prng.js";
+import { Mulberry32 } from "../util/prng.js";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
-import { kvDim, type ModelConfig } from "../model/config.js";
-import type { Checkpoint, LayerWeights } from "../model/weights.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Checkpoint } from "../model/weights.js";
 import { crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
 import { forwardRows, trainableWeights, type GraphWeights } from "./graph.js";
-import type { ProgressStream } from "./progress.js";
+import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
-import type { ScheduleConfig } from "./schedule.js";
 
 /**
  * Ordinary next-token training of a Llama-architecture model from scratch,
@@ -29,29 +28,8 @@ export function tokenStream(docs: readonly number[][]): Int32Array {
   return out;
 }
 
-/** A fresh model: linear layers and embeddings N(0, 0.02)-like (uniform, same std), output projections scaled by 1/sqrt(2 layers), norms 1. */
-export function initModel(config: ModelConfig, seed: number): Checkpoint {
-  const rng = new Mulberry32(seed), std = 0.02, kv = kvDim(config);
-  const u = (n: number, s = std) => Float32Array.from({ length: n }, () => (2 * rng.nextFloat() - 1) * s * Math.sqrt(3));
-  const ones = (n: number) => new Float32Array(n).fill(1);
-  const { dim, hiddenDim: h, nLayers } = config, proj = std / Math.sqrt(2 * nLayers);
-  const tokenEmbedding = u(config.vocabSize * dim);
-  const layers: LayerWeights[] = Array.from({ length: nLayers }, () => ({
-    rmsAtt: ones(dim),
-    wq: u(dim * dim),
-    wk: u(kv * dim),
-    wv: u(kv * dim),
-    wo: u(dim * dim, proj),
-    rmsFfn: ones(dim),
-    w1: u(h * dim),
-    w2: u(dim * h, proj),
-    w3: u(h * dim),
-  }));
-  return { config, weights: { tokenEmbedding, layers, rmsFinal: ones(dim), wcls: config.sharedClassifier ? tokenEmbedding : u(config.vocabSize * dim) } };
-}
-
 /** Mean next-token cross-entropy of `batch` windows of T + 1 tokens taken at `starts` of the stream. */
-export function windowLoss(tape: Tape, c: ModelConfig, w: GraphWeights, stream: Int32Array, starts: readonly number[], T: number) {
+export function nextTokenLoss(tape: Tape, c: ModelConfig, w: GraphWeights, stream: Int32Array, starts: readonly number[], T: number) {
   const R = starts.length * T;
   const ids = new Int32Array(R), targets = new Int32Array(R), positions = new Int32Array(R), visible = new Int32Array(4 * R);
   starts.forEach((s, b) => {
@@ -90,11 +68,11 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
     stream,
     config: { model: c, train: resumableConfig(o) },
     save: () => writeCheckpoint(files.out, model),
-    evaluate: () => ({ validLoss: windowLoss(new Tape(), c, weights, valid, validStarts, T).data[0] }),
+    evaluate: () => ({ validLoss: nextTokenLoss(new Tape(), c, weights, valid, validStarts, T).data[0] }),
     step(rng) {
       const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (train.length - T - 1)));
       const tape = new Tape();
-      const loss = windowLoss(tape, c, weights, train, starts, T);
+      const loss = nextTokenLoss(tape, c, weights, train, starts, T);
       tape.backward(scale(tape, loss, 1));
       return { loss: loss.data[0], units: o.batch * T };
     },

@@ -1,4 +1,4 @@
-import { ropeAngle } from "../rope-angle.js";
+import { ropeAngle } from "../../util/rope-angle.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
 
 /**

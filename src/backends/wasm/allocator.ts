@@ -12,7 +12,7 @@
  * typed-array views afterwards (see `generation`).
  */
 
-import type { WasmMemory } from "./wasm-api.js";
+import type { WasmMemory } from "../../util/wasm-api.js";
 
 export const ALIGN = 64;
 const PAGE = 65536;

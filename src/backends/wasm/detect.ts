@@ -4,7 +4,7 @@
  * v128.const operands and one SIMD instruction.
  */
 
-import { wasmApi } from "./wasm-api.js";
+import { wasmApi } from "../../util/wasm-api.js";
 
 function simdProbe(opcode: number[]): Uint8Array {
   const zero16 = new Array<number>(16).fill(0);

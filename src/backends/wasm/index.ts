@@ -1,13 +1,12 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
-import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
-import type { BackendOptions } from "../registry.js";
-import { ropeAngle } from "../rope-angle.js";
+import { BackendError, type Backend, type BackendOptions, type Buffer, type DType, type HostArray } from "../backend.js";
+import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { defaultWorkerSpawner } from "./spawner.js";
 import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, ThreadPool, type WorkerSpawner } from "./threads.js";
-import { wasmApi, type WasmMemory, type WasmModule } from "./wasm-api.js";
+import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
 export { FreeListAllocator } from "./allocator.js";

@@ -23,7 +23,7 @@
  * idle pool costs no CPU); COMPLETED counts the chunks written.
  * Nothing is allocated per call.
  */
-import type { WasmMemory, WasmModule } from "./wasm-api.js";
+import type { WasmMemory, WasmModule } from "../../util/wasm-api.js";
 
 // Layout of the control block (Int32 slots).
 const GEN = 0; // job generation, bumped per job

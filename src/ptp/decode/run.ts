@@ -3,7 +3,7 @@ import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
 import type { DraftModel } from "../draft-model.js";
 import type { PtpModel } from "../ptp-model.js";
-import { UStream } from "../ustream.js";
+import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
 import { commit, runCall, survivors } from "./call.js";

@@ -1,7 +1,7 @@
 import { BOS } from "../../io/tokenizer.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { needsU, sampleToken } from "../../sampling/sampler.js";
-import type { UStream } from "../ustream.js";
+import type { UStream } from "../../sampling/ustream.js";
 
 /**
  * One sequence being decoded: its finalized tokens, which of them are in the

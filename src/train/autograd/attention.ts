@@ -22,7 +22,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, visible: 
     throw new RangeError(`attention: q [${q.shape}] k [${k.shape}] v [${v.shape}] do not fit nHeads ${nHeads}, nKvHeads ${nKvHeads}, headSize ${hs}`);
   }
   if (visible.length !== 4 * M) throw new RangeError(`attention: key ranges for ${visible.length / 4} rows, expected ${M}`);
-  const group = nHeads / nKvHeads, scale = 1 / Math.sqrt(hs);
+  const scale = 1 / Math.sqrt(hs);
   // Probabilities are kept for the backward pass: offsets[m] indexes row m's block of nHeads * count(m).
   const offsets = new Int32Array(M + 1);
   for (let m = 0; m < M; m++) {

@@ -1,4 +1,4 @@
-import { ropeAngle } from "../../backends/rope-angle.js";
+import { ropeAngle } from "../../util/rope-angle.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 /** The cos / sin tables of the last positions seen (q and k of a layer, and every layer, share them). */

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { WasmMemory } from "../../backends/wasm/wasm-api.js";
+import type { WasmMemory } from "../../util/wasm-api.js";
 import type { TrainKernels } from "./kernels.js";
 
 /**

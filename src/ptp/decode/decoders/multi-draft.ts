@@ -1,4 +1,4 @@
-import { Mulberry32 } from "../../../io/prng.js";
+import { Mulberry32 } from "../../../util/prng.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type BaseRow, type SlotRow } from "../call.js";
 import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";

@@ -20,14 +20,13 @@
  * Serialisation is deterministic, so parse then serialise reproduces a
  * file written here byte for byte.
  */
-import type { ModelConfig } from "../model/config.js";
-import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../model/weights.js";
-import { readFileBytes, quote } from "../io/errors.js";
-import { Mulberry32 } from "../io/prng.js";
-import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
+import type { ModelConfig } from "../../model/config.js";
+import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
+import { readFileBytes, quote } from "../../io/errors.js";
+import { serializeSafetensors, writeBytesAtomically } from "../../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
-import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import type { LayerLora, Student, StudentConfig, StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
@@ -53,7 +52,7 @@ export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number
 }
 
 /** The metadata strings of a student config (not validated; see configFromMetadata). */
-function studentMetadata(config: StudentConfig): Record<string, string> {
+export function studentMetadata(config: StudentConfig): Record<string, string> {
   return {
     format: STUDENT_FORMAT,
     format_version: STUDENT_FORMAT_VERSION,
@@ -82,7 +81,7 @@ function parseTeacherShape(s: string, fail: Fail): TeacherShape {
 }
 
 /** Reads and validates a student config from file metadata. */
-function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentConfig {
+export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fail): StudentConfig {
   checkFormat(meta, STUDENT_FORMAT, STUDENT_FORMAT_VERSION, "a PTP student adapter", fail);
   const variant = parseVariant(meta, fail);
   const rank = positiveNumber(meta, "rank", true, fail);
@@ -98,7 +97,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
 }
 
 /** The tensors a student of this config has, layers first (the order randomStudent fills them). */
-function slots(config: StudentConfig): Slot<StudentWeights>[] {
+export function studentSlots(config: StudentConfig): Slot<StudentWeights>[] {
   const t = config.teacherShape;
   const r = config.rank;
   const out: Slot<StudentWeights>[] = [];
@@ -138,13 +137,13 @@ function ensurePair(w: StudentWeights, l: number, lin: LinearName): { A: Float32
 export function serializeStudent(student: Student): Uint8Array {
   const fail = plainFail("serializeStudent");
   const metadata = studentMetadata(student.config);
-  const config = configFromMetadata(metadata, fail);
+  const config = studentConfigFromMetadata(metadata, fail);
   const w = student.weights;
   if (w.layers.length !== config.teacherShape.nLayers) {
     fail(`the teacher has ${config.teacherShape.nLayers} layers but the weights have ${w.layers.length}`);
   }
   checkAuxWeights(config, w, fail);
-  return serializeSafetensors(writeSlots(slots(config), w, fail), metadata);
+  return serializeSafetensors(writeSlots(studentSlots(config), w, fail), metadata);
 }
 
 /**
@@ -155,11 +154,11 @@ export function serializeStudent(student: Student): Uint8Array {
  * expected shapes.
  */
 export function parseStudent(bytes: Uint8Array, name: string): Student {
-  const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  const { file, config, fail } = openFile(bytes, name, studentConfigFromMetadata);
   checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
   checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
-  readSlots(file, slots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
+  readSlots(file, studentSlots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
   return { config, weights };
 }
 
@@ -189,64 +188,4 @@ export function checkStudentMatchesTeacher(student: Student, teacher: Checkpoint
     throw new Error(`adapter ${where} was made for a teacher with ${list(want)} but the model has ${list(have)}`);
   }
   checkTeacherChecksum(`adapter ${where}`, student.config.teacherChecksum, checksum, "trained for");
-}
-
-export interface RandomStudentOptions {
-  variant: Variant;
-  rank: number;
-  /** LoRA alpha (default 8, PEFT's default, which the reference code keeps). */
-  alpha?: number;
-  /** Default { kind: "bits" }. */
-  aux?: AuxEmbeddingConfig;
-  /** Default 16. */
-  window?: number;
-  /** Hybrid slot input (StudentConfig.hybrid); default false. */
-  hybrid?: boolean;
-  seed: number;
-  /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
-  zeroB?: boolean;
-}
-
-/** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
-const SMALL = 0.02;
-
-/**
- * An untrained student for `teacher`, deterministic per seed (Mulberry32).
- * Filled in file order: per layer and linear layer, A uniform in
- * ±1/sqrt(in) then B uniform in ±0.02 (or exactly 0 with zeroB); then the
- * aux weight and bias (or the anchors) uniform in ±0.02; then, for C, the
- * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
- * first slot then reads the last token's embedding alone: with B = 0 it is
- * the teacher's own row, so its Pick is the teacher's token).
- */
-export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
-  const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
-  const draft: StudentConfig = {
-    variant: options.variant,
-    rank: options.rank,
-    alpha: options.alpha ?? 8,
-    aux,
-    window: options.window ?? 16,
-    ...(options.hybrid ? { hybrid: true } : {}),
-    teacherShape: teacherShapeOf(teacher.config),
-    teacherChecksum: checksum,
-  };
-  const config = configFromMetadata(studentMetadata(draft), plainFail("randomStudent"));
-  const rng = new Mulberry32(options.seed);
-  const uniform = (length: number, scale: number): Float32Array => {
-    const out = new Float32Array(length);
-    for (let i = 0; i < length; i++) out[i] = (2 * rng.nextFloat() - 1) * scale;
-    return out;
-  };
-  const weights: StudentWeights = { layers: [], aux: {} };
-  for (const slot of slots(config)) {
-    const n = product(slot.shape);
-    let a: Float32Array;
-    if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));
-    else if (slot.name.endsWith(".lora_B")) a = options.zeroB ? new Float32Array(n) : uniform(n, SMALL);
-    else if (slot.name === "start" && config.hybrid) a = new Float32Array(n);
-    else a = uniform(n, SMALL);
-    slot.set(weights, a);
-  }
-  return { config, weights };
 }

@@ -29,14 +29,14 @@
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeBytesAtomically } from "../io/atomic-write.js";
-import { FileFormatError } from "../io/errors.js";
-import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../io/hf-checkpoint.js";
-import { readSafetensors, serializeSafetensors, type SafeTensor } from "../io/safetensors.js";
-import { headSize, type ModelConfig } from "../model/config.js";
-import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../model/weights.js";
+import { writeBytesAtomically } from "../../io/atomic-write.js";
+import { FileFormatError } from "../../io/errors.js";
+import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
+import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
+import { headSize, type ModelConfig } from "../../model/config.js";
+import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
-import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "../student-weights.js";
 
 export const PEFT_CONFIG = "adapter_config.json";
 export const PEFT_WEIGHTS = "adapter_model.safetensors";

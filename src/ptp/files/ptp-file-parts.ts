@@ -5,10 +5,10 @@
  * the auxiliary embedding and the start vector, and the checks of the
  * tensors a file has against those its config expects.
  */
-import { FileFormatError, quote } from "../io/errors.js";
-import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../io/safetensors.js";
-import { configProblems, type ModelConfig } from "../model/config.js";
-import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "./student-weights.js";
+import { FileFormatError, quote } from "../../io/errors.js";
+import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
+import { configProblems, type ModelConfig } from "../../model/config.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
 
 /** Inputs of the "bits" auxiliary embedding: the 32 bits of float32 u. */
 export const AUX_BITS = 32;

@@ -16,9 +16,9 @@
  * dummy-prefix token followed by exactly one token per character, and
  * decoding after BOS drops that prefix again.
  */
-import { writeBytesAtomically } from "../io/atomic-write.js";
-import { readFileBytes, FileFormatError } from "../io/errors.js";
-import { BYTE_TOKEN_OFFSET, Tokenizer } from "../io/tokenizer.js";
+import { writeBytesAtomically } from "./atomic-write.js";
+import { readFileBytes, FileFormatError } from "./errors.js";
+import { BYTE_TOKEN_OFFSET, Tokenizer } from "./tokenizer.js";
 
 const SPECIAL_PIECES = ["<unk>", "\n<s>\n", "\n</s>\n"];
 const utf8 = new TextEncoder();

@@ -7,12 +7,12 @@
  */
 
 import { createHash } from "node:crypto";
-import { Mulberry32 } from "../io/prng.js";
+import { Mulberry32 } from "../util/prng.js";
 import { BOS } from "../io/tokenizer.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
-import { teacherChecksum } from "../ptp/teacher-checksum.js";
+import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { binOf, pick } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { totalRecords, validateMeta, type DatasetMeta, type DatasetRecord, type DatasetWriter } from "./dataset.js";

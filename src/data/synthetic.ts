@@ -13,7 +13,7 @@
  * Output is plain ASCII, one story per line, 150..400 characters;
  * generation is deterministic for a seed (Mulberry32).
  */
-import { Mulberry32 } from "../io/prng.js";
+import { Mulberry32 } from "../util/prng.js";
 
 export const MIN_STORY_LENGTH = 150;
 export const MAX_STORY_LENGTH = 400;

@@ -2,12 +2,12 @@
  * One entry point for `--student PATH`: a student adapter file
  * (safetensors, adapter-file.ts) or a PEFT folder (peft.ts).
  */
-import { FileFormatError } from "../io/errors.js";
-import { isDirectory } from "../io/hf-checkpoint.js";
-import type { Checkpoint } from "../model/weights.js";
+import { FileFormatError } from "../../io/errors.js";
+import { isDirectory } from "../../io/hf-checkpoint.js";
+import type { Checkpoint } from "../../model/weights.js";
 import { readStudent } from "./adapter-file.js";
 import { isPeftFolder, PEFT_CONFIG, readPeftStudent } from "./peft.js";
-import type { Student } from "./student-weights.js";
+import type { Student } from "../student-weights.js";
 
 /**
  * Reads a student: a folder as PEFT (the teacher fills in the shape and

@@ -1,4 +1,4 @@
-import type { AuxSource } from "../sampling/aux.js";
+import type { AuxSource } from "./aux.js";
 
 /**
  * The auxiliary variables of one sequence, indexed by OUTPUT POSITION: u(k)

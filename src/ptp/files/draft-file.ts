@@ -26,17 +26,14 @@
  * Serialisation is deterministic, so parse then serialise reproduces a file
  * written here byte for byte.
  */
-import { randomCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes, quote } from "../io/errors.js";
-import { Mulberry32 } from "../io/prng.js";
-import { writeBytesAtomically } from "../io/atomic-write.js";
-import { serializeSafetensors } from "../io/safetensors.js";
-import type { ModelConfig } from "../model/config.js";
-import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../model/weights.js";
-import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
+import { readFileBytes, quote } from "../../io/errors.js";
+import { writeBytesAtomically } from "../../io/atomic-write.js";
+import { serializeSafetensors } from "../../io/safetensors.js";
+import type { ModelConfig } from "../../model/config.js";
+import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
+import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, checkLayerCount } from "./ptp-file-parts.js";
-import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
-import type { AuxEmbeddingConfig, Variant } from "./student-weights.js";
+import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 
 export const DRAFT_FORMAT = "ptp-draft";
 export const DRAFT_FORMAT_VERSION = "1";
@@ -57,11 +54,11 @@ const LAYER_TENSORS = [
 ] as const satisfies readonly (readonly [string, keyof LayerWeights])[];
 
 /** A model config with its keys in canonical order. */
-function canonicalConfig(c: ModelConfig): ModelConfig {
+export function canonicalConfig(c: ModelConfig): ModelConfig {
   return Object.fromEntries(CONFIG_FIELDS.map((k) => [k, c[k]])) as unknown as ModelConfig;
 }
 
-function draftMetadata(config: DraftConfig): Record<string, string> {
+export function draftMetadata(config: DraftConfig): Record<string, string> {
   return {
     format: DRAFT_FORMAT,
     format_version: DRAFT_FORMAT_VERSION,
@@ -86,7 +83,7 @@ function parseDraftConfig(s: string, fail: Fail): ModelConfig {
 }
 
 /** Reads and validates a draft config from file metadata. */
-function configFromMetadata(meta: Record<string, string>, fail: Fail): DraftConfig {
+export function draftConfigFromMetadata(meta: Record<string, string>, fail: Fail): DraftConfig {
   checkFormat(meta, DRAFT_FORMAT, DRAFT_FORMAT_VERSION, "a PTP draft model", fail);
   const variant = parseVariant(meta, fail);
   const window = positiveInteger(meta, "window", fail);
@@ -104,7 +101,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): DraftConf
 }
 
 /** The tensors a draft model of this config has, in file-description order. */
-function slots(config: DraftConfig): Slot<DraftWeights>[] {
+export function draftSlots(config: DraftConfig): Slot<DraftWeights>[] {
   const c = config.model;
   const out: Slot<DraftWeights>[] = [];
   out.push({ name: "token_embedding", shape: [c.vocabSize, c.dim], get: (w) => w.model?.tokenEmbedding, set: (w, a) => (w.model.tokenEmbedding = a) });
@@ -137,7 +134,7 @@ function emptyWeights(): DraftWeights {
 export function serializeDraft(draft: Draft): Uint8Array {
   const fail = plainFail("serializeDraft");
   const metadata = draftMetadata(draft.config);
-  const config = configFromMetadata(metadata, fail);
+  const config = draftConfigFromMetadata(metadata, fail);
   const w = draft.weights;
   const c = config.model;
   if (w.model?.layers?.length !== c.nLayers) fail(`draft_config has ${c.nLayers} layers but the weights have ${w.model?.layers?.length}`);
@@ -145,7 +142,7 @@ export function serializeDraft(draft: Draft): Uint8Array {
     fail(`the classifier is shared, so weights.model.wcls must be the token embedding array (or unset)`);
   }
   checkAuxWeights(config, w, fail);
-  return serializeSafetensors(writeSlots(slots(config), w, fail), metadata);
+  return serializeSafetensors(writeSlots(draftSlots(config), w, fail), metadata);
 }
 
 /**
@@ -155,12 +152,12 @@ export function serializeDraft(draft: Draft): Uint8Array {
  * tensors are not exactly the expected F32 tensors with the expected shapes.
  */
 export function parseDraft(bytes: Uint8Array, name: string): Draft {
-  const { file, config, fail } = openFile(bytes, name, configFromMetadata);
+  const { file, config, fail } = openFile(bytes, name, draftConfigFromMetadata);
   checkLayerCount(config.model.nLayers, file, "draft_config", fail);
   checkStartTensor(config.variant, file, config.model.dim, fail);
   if (config.model.sharedClassifier && file.tensors.has("wcls")) fail(`draft_config says the classifier is shared with the token embedding, but the file has a tensor "wcls"`);
   const weights = emptyWeights();
-  readSlots(file, slots(config), weights, fail, `${config.variant}-PTP draft model with aux kind ${config.aux.kind}`);
+  readSlots(file, draftSlots(config), weights, fail, `${config.variant}-PTP draft model with aux kind ${config.aux.kind}`);
   if (config.model.sharedClassifier) weights.model.wcls = weights.model.tokenEmbedding;
   return { config, weights };
 }
@@ -188,59 +185,4 @@ export function checkDraftMatchesTeacher(draft: Draft, teacher: Checkpoint, chec
     throw new Error(`draft model ${where} has vocab size ${theirs} but the model's is ${vocab}: a draft model must share the teacher's vocabulary`);
   }
   checkTeacherChecksum(`draft model ${where}`, draft.config.teacherChecksum, checksum, "made for");
-}
-
-/** The draft shape randomDraft uses where `config` leaves a field out (vocab and seqLen: the teacher's). */
-export const DEFAULT_DRAFT_SHAPE = { dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, sharedClassifier: true } as const;
-
-export interface RandomDraftOptions {
-  /** The draft's shape; missing fields: DEFAULT_DRAFT_SHAPE, the teacher's vocabSize, seqLen, normEps and ropeTheta. */
-  config?: Partial<ModelConfig>;
-  variant: Variant;
-  /** Default { kind: "bits" }. */
-  aux?: AuxEmbeddingConfig;
-  /** Default 16. */
-  window?: number;
-  /** Hybrid slot input (DraftConfig.hybrid); default false. */
-  hybrid?: boolean;
-  seed: number;
-}
-
-/**
- * An untrained draft model for `teacher`, deterministic per seed: the
- * transformer is randomCheckpoint(draft config, seed); then, from
- * Mulberry32(seed ^ 0x9e3779b9), the aux weight and bias (or the anchors)
- * and, for C, the start vector, uniform with std 1/sqrt(dim) (the token
- * embedding's scale).
- */
-export function randomDraft(teacher: Checkpoint, checksum: string, options: RandomDraftOptions): Draft {
-  const t = teacher.config;
-  const model: ModelConfig = canonicalConfig({
-    ...DEFAULT_DRAFT_SHAPE,
-    vocabSize: t.vocabSize,
-    seqLen: t.seqLen,
-    normEps: t.normEps,
-    ropeTheta: t.ropeTheta,
-    ...Object.fromEntries(Object.entries(options.config ?? {}).filter(([, v]) => v !== undefined)),
-  });
-  const draft: DraftConfig = {
-    variant: options.variant,
-    aux: options.aux ? { ...options.aux } : { kind: "bits" },
-    window: options.window ?? 16,
-    ...(options.hybrid ? { hybrid: true } : {}),
-    model,
-    teacherVocabSize: t.vocabSize,
-    teacherChecksum: checksum,
-  };
-  const config = configFromMetadata(draftMetadata(draft), plainFail("randomDraft"));
-  const weights: DraftWeights = { model: randomCheckpoint(config.model, options.seed).weights, aux: {} };
-  const rng = new Mulberry32((options.seed ^ 0x9e3779b9) >>> 0);
-  const a = Math.sqrt(3 / config.model.dim);
-  for (const slot of slots(config)) {
-    if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
-    const v = new Float32Array(product(slot.shape));
-    for (let i = 0; i < v.length; i++) v[i] = (2 * rng.nextFloat() - 1) * a;
-    slot.set(weights, v);
-  }
-  return { config, weights };
 }

@@ -1,0 +1,130 @@
+/**
+ * The random initialisers of PTP proposers: an untrained student adapter
+ * (randomStudent) and an untrained standalone draft model (randomDraft),
+ * both deterministic per seed (Mulberry32). Their file formats live in
+ * src/ptp/files/.
+ */
+import type { ModelConfig } from "../model/config.js";
+import { randomCheckpoint } from "../model/init.js";
+import type { Checkpoint } from "../model/weights.js";
+import { Mulberry32 } from "../util/prng.js";
+import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
+import { studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
+import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
+import { plainFail, product } from "./files/ptp-file-parts.js";
+import type { AuxEmbeddingConfig, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+
+export interface RandomStudentOptions {
+  variant: Variant;
+  rank: number;
+  /** LoRA alpha (default 8, PEFT's default, which the reference code keeps). */
+  alpha?: number;
+  /** Default { kind: "bits" }. */
+  aux?: AuxEmbeddingConfig;
+  /** Default 16. */
+  window?: number;
+  /** Hybrid slot input (StudentConfig.hybrid); default false. */
+  hybrid?: boolean;
+  seed: number;
+  /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
+  zeroB?: boolean;
+}
+
+/** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
+const SMALL = 0.02;
+
+/**
+ * An untrained student for `teacher`, deterministic per seed (Mulberry32).
+ * Filled in file order: per layer and linear layer, A uniform in
+ * ±1/sqrt(in) then B uniform in ±0.02 (or exactly 0 with zeroB); then the
+ * aux weight and bias (or the anchors) uniform in ±0.02; then, for C, the
+ * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
+ * first slot then reads the last token's embedding alone: with B = 0 it is
+ * the teacher's own row, so its Pick is the teacher's token).
+ */
+export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
+  const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
+  const draft: StudentConfig = {
+    variant: options.variant,
+    rank: options.rank,
+    alpha: options.alpha ?? 8,
+    aux,
+    window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
+    teacherShape: teacherShapeOf(teacher.config),
+    teacherChecksum: checksum,
+  };
+  const config = studentConfigFromMetadata(studentMetadata(draft), plainFail("randomStudent"));
+  const rng = new Mulberry32(options.seed);
+  const uniform = (length: number, scale: number): Float32Array => {
+    const out = new Float32Array(length);
+    for (let i = 0; i < length; i++) out[i] = (2 * rng.nextFloat() - 1) * scale;
+    return out;
+  };
+  const weights: StudentWeights = { layers: [], aux: {} };
+  for (const slot of studentSlots(config)) {
+    const n = product(slot.shape);
+    let a: Float32Array;
+    if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));
+    else if (slot.name.endsWith(".lora_B")) a = options.zeroB ? new Float32Array(n) : uniform(n, SMALL);
+    else if (slot.name === "start" && config.hybrid) a = new Float32Array(n);
+    else a = uniform(n, SMALL);
+    slot.set(weights, a);
+  }
+  return { config, weights };
+}
+
+/** The draft shape randomDraft uses where `config` leaves a field out (vocab and seqLen: the teacher's). */
+export const DEFAULT_DRAFT_SHAPE = { dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, sharedClassifier: true } as const;
+
+export interface RandomDraftOptions {
+  /** The draft's shape; missing fields: DEFAULT_DRAFT_SHAPE, the teacher's vocabSize, seqLen, normEps and ropeTheta. */
+  config?: Partial<ModelConfig>;
+  variant: Variant;
+  /** Default { kind: "bits" }. */
+  aux?: AuxEmbeddingConfig;
+  /** Default 16. */
+  window?: number;
+  /** Hybrid slot input (DraftConfig.hybrid); default false. */
+  hybrid?: boolean;
+  seed: number;
+}
+
+/**
+ * An untrained draft model for `teacher`, deterministic per seed: the
+ * transformer is randomCheckpoint(draft config, seed); then, from
+ * Mulberry32(seed ^ 0x9e3779b9), the aux weight and bias (or the anchors)
+ * and, for C, the start vector, uniform with std 1/sqrt(dim) (the token
+ * embedding's scale).
+ */
+export function randomDraft(teacher: Checkpoint, checksum: string, options: RandomDraftOptions): Draft {
+  const t = teacher.config;
+  const model: ModelConfig = canonicalConfig({
+    ...DEFAULT_DRAFT_SHAPE,
+    vocabSize: t.vocabSize,
+    seqLen: t.seqLen,
+    normEps: t.normEps,
+    ropeTheta: t.ropeTheta,
+    ...Object.fromEntries(Object.entries(options.config ?? {}).filter(([, v]) => v !== undefined)),
+  });
+  const draft: DraftConfig = {
+    variant: options.variant,
+    aux: options.aux ? { ...options.aux } : { kind: "bits" },
+    window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
+    model,
+    teacherVocabSize: t.vocabSize,
+    teacherChecksum: checksum,
+  };
+  const config = draftConfigFromMetadata(draftMetadata(draft), plainFail("randomDraft"));
+  const weights: DraftWeights = { model: randomCheckpoint(config.model, options.seed).weights, aux: {} };
+  const rng = new Mulberry32((options.seed ^ 0x9e3779b9) >>> 0);
+  const a = Math.sqrt(3 / config.model.dim);
+  for (const slot of draftSlots(config)) {
+    if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
+    const v = new Float32Array(product(slot.shape));
+    for (let i = 0; i < v.length; i++) v[i] = (2 * rng.nextFloat() - 1) * a;
+    slot.set(weights, v);
+  }
+  return { config, weights };
+}
