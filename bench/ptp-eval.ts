@@ -24,20 +24,20 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
-import { decodeWith, makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
+import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
+import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
+import { has, option } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 
-const args = process.argv.slice(2);
 const flag = (name: string, fallback?: string): string => {
-  const i = args.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < args.length) return args[i + 1];
-  if (fallback === undefined) {
+  const v = option(`--${name}`, fallback);
+  if (v === undefined) {
     console.error(`bench/ptp-eval.ts: --${name} is required`);
     process.exit(2);
   }
-  return fallback;
+  return v;
 };
 const modelPath = flag("model"), studentPath = flag("student");
 const ckpt = readCheckpoint(modelPath);
@@ -47,10 +47,10 @@ checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), studentPath);
 const count = Number(flag("count", "0"));
 const texts = readFileSync(flag("prompts"), "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
-const decoders = flag("decoders", student.config.variant === "C" ? "single-call,self" : "single-call,verify").split(",") as DecoderName[];
+const decoders = flag("decoders", defaultDecoders(student.config.variant).join(",")).split(",") as DecoderName[];
 const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
 const steps = Number(flag("steps", "128")), seed = Number(flag("seed", "1")), threads = Number(flag("threads", "1"));
-const budget = args.includes("--budget") ? Number(flag("budget")) : undefined;
+const budget = has("--budget") ? Number(flag("budget")) : undefined;
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
@@ -71,10 +71,7 @@ interface Row {
   slotAccuracy?: number[];
 }
 
-/** Slot j's hits and trials against the AR path (verify only), filled by `run`. */
-let slotHits: number[] = [], slotTrials: number[] = [];
-
-/** The decoder, wrapped for verify to record each proposal's drafts by position. */
+/** The decoder, wrapped to record each proposal's drafts by position. */
 function withDraftLog(inner: Decoder, log: { position: number; slot: number; token: number }[]): Decoder {
   return {
     ...inner,
@@ -86,63 +83,54 @@ function withDraftLog(inner: Decoder, log: { position: number; slot: number; tok
   };
 }
 
+/** One decoder against AR at one temperature, prompt by prompt on the same u's; for verify, slot j's hits and trials against the AR path too. */
 function run(decoder: DecoderName, temperature: number) {
-  const sampling = { temperature, topK: 0, topP: 1 };
-  let tokens = 0, calls = 0, seconds = 0, steps_ = 0, acceptedSum = 0;
-  const outputs: number[][] = [];
-  slotHits = [];
-  slotTrials = [];
-  prompts.forEach((p, i) => {
-    const options = { decoder, steps, sampling, aux: [new XorShiftAux(BigInt(seed + i))], budget };
-    const log: { position: number; slot: number; token: number }[] = [];
-    const inner = makeDecoder(model, options);
-    const r = decodeWith(model, [p], decoder === "verify" ? withDraftLog(inner, log) : inner, options);
-    for (const d of log) {
-      if (d.position >= r.outputs[0].length) continue;
-      slotTrials[d.slot] = (slotTrials[d.slot] ?? 0) + 1;
-      slotHits[d.slot] = (slotHits[d.slot] ?? 0) + (r.outputs[0][d.position] === d.token ? 1 : 0);
-    }
-    outputs.push(r.outputs[0]);
-    tokens += r.stats.generatedTokens;
-    calls += r.stats.modelCalls;
-    seconds += r.stats.seconds;
-    r.stats.acceptedHistogram.forEach((n, a) => {
-      steps_ += n;
-      acceptedSum += n * a;
-    });
+  const slotHits: number[] = [], slotTrials: number[] = [];
+  let log: { position: number; slot: number; token: number }[] = [];
+  const r = comparePtpAr(model, prompts, {
+    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget },
+    aux: (i) => new XorShiftAux(BigInt(seed + i)),
+    batch: 1,
+    decoder: (m, options) => (decoder === "verify" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
+    onBatch: ({ ptp }) => {
+      for (const d of log) {
+        if (d.position >= ptp.outputs[0].length) continue;
+        slotTrials[d.slot] = (slotTrials[d.slot] ?? 0) + 1;
+        slotHits[d.slot] = (slotHits[d.slot] ?? 0) + (ptp.outputs[0][d.position] === d.token ? 1 : 0);
+      }
+      log = [];
+    },
   });
-  return { outputs, tokens, calls, seconds, meanAccepted: steps_ ? acceptedSum / steps_ : 0 };
+  return { ...r, slotAccuracy: slotTrials.map((n, j) => (slotHits[j] ?? 0) / n) };
 }
 
 // Warm-up: JIT tiers and allocations for both paths.
-run("ar", 0.7);
 run(decoders[0], 0.7);
 const rows: Row[] = [];
 for (const temperature of temperatures) {
-  const ar = run("ar", temperature);
   for (const decoder of decoders) {
     process.stderr.write(`ptp-eval: ${decoder} at T = ${temperature} on ${prompts.length} prompts ...\n`);
     const r = run(decoder, temperature);
-    const equal = decoder === "self" ? null : r.outputs.every((o, i) => o.length === ar.outputs[i].length && o.every((t, k) => t === ar.outputs[i][k]));
     rows.push({
       decoder,
       temperature,
       prompts: prompts.length,
-      tokens: r.tokens,
-      calls: r.calls,
-      meanAccepted: r.meanAccepted,
-      tokensPerSecond: r.tokens / r.seconds,
-      arTokensPerSecond: ar.tokens / ar.seconds,
-      speedup: r.tokens / r.seconds / (ar.tokens / ar.seconds),
-      equalsAR: equal,
-      ...(decoder === "verify" ? { slotAccuracy: slotTrials.map((n, j) => (slotHits[j] ?? 0) / n) } : {}),
+      tokens: r.stats.generatedTokens,
+      calls: r.stats.modelCalls,
+      meanAccepted: r.stats.meanAccepted,
+      tokensPerSecond: r.stats.tokensPerSecond,
+      arTokensPerSecond: r.ar!.tokensPerSecond,
+      speedup: r.speedup!,
+      // Self-verification follows the C-PTP model's own AR path: not compared.
+      equalsAR: decoder === "self" ? null : r.equalsAR!,
+      ...(decoder === "verify" ? { slotAccuracy: r.slotAccuracy } : {}),
     });
   }
 }
 model.dispose();
 teacher.dispose();
 
-if (args.includes("--json")) console.log(JSON.stringify(rows, null, 2));
+if (has("--json")) console.log(JSON.stringify(rows, null, 2));
 else {
   console.log(`\nstudent ${studentPath} (${student.config.variant}-PTP, rank ${student.config.rank}, ${student.config.aux.kind}, window ${student.config.window}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
   console.log("| decoder | T | accepted / call | model calls | tokens | PTP tok/s | AR tok/s | speedup | equals AR |");

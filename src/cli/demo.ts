@@ -9,14 +9,15 @@ import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
-import { decode, type DecodeOptions, type PtpResult } from "../ptp/decode/run.js";
+import { comparePtpAr, decoderSettings, firstMismatch } from "../ptp/decode/compare.js";
+import type { PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { firstMismatch, readPrompts, warnNonFinite } from "./ptp-common.js";
+import { readPrompts, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -113,8 +114,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   let model: PtpModel | undefined;
   try {
     model = new PtpModel(teacher, student);
-    const window = f.window ?? student.config.window;
-    const budget = f.budget ?? 2 * window;
+    const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
     const c = checkpoint.config, s = student.config;
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
@@ -124,25 +124,22 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     );
 
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
-    const common = { steps: f.steps!, sampling: { temperature: f.temperature! } };
-    const ptpOptions = (i: number): DecodeOptions => ({ ...common, decoder: "single-call", window, budget, aux: [new XorShiftAux(BigInt(f.seed! + i))] });
-    const arOptions = (i: number): DecodeOptions => ({ ...common, decoder: "ar", aux: [new XorShiftAux(BigInt(f.seed! + i))] });
-    // Warm-up of both decoders (JIT tiers, allocations), so that neither timing pays for it.
-    decode(model, [prompts[0]], ptpOptions(0));
-    decode(model, [prompts[0]], arOptions(0));
-
     const runs: Run[] = [];
-    for (let i = 0; i < prompts.length; i++) {
-      // One prompt per decode, so each prompt's speed is its own.
-      const ptp = decode(model, [prompts[i]], ptpOptions(i));
-      const ar = decode(model, [prompts[i]], arOptions(i));
-      const run = runOf(ptp, ar);
-      runs.push(run);
-      io.stdout(`[${i + 1}] `);
-      io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
-      const r = summary(run);
-      io.stdout(`\n    ${run.generated} tokens; accepted per call ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
-    }
+    // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
+    comparePtpAr(model, prompts, {
+      decode: { steps: f.steps!, sampling: { temperature: f.temperature! }, decoder: "single-call", window, budget },
+      aux: (i) => new XorShiftAux(BigInt(f.seed! + i)),
+      batch: 1,
+      warmUp: "both",
+      onBatch: ({ from: i, ptp, ar }) => {
+        const run = runOf(ptp, ar!);
+        runs.push(run);
+        io.stdout(`[${i + 1}] `);
+        io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
+        const r = summary(run);
+        io.stdout(`\n    ${run.generated} tokens; accepted per call ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
+      },
+    });
 
     const all = runs.reduce(addRuns);
     const r = summary(all);

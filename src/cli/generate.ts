@@ -8,7 +8,8 @@ import { loadStudent } from "../ptp/files/student-file.js";
 import { decodeAR } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import { decode, decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
+import { comparePtpAr, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
+import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -16,7 +17,7 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { firstMismatch, readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
+import { readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -77,7 +78,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
   if (f.prompts !== undefined && f["aux-file"] !== undefined) throw new UsageError("--prompts takes its u's from --seed (prompt i: seed + i), not from --aux-file");
-  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? (f.student !== undefined ? "single-call" : f.draft !== undefined ? "verify" : "ar");
+  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? defaultDecoder(f.student !== undefined ? "student" : f.draft !== undefined ? "draft" : undefined);
   if (f.draft !== undefined) {
     if (f.student !== undefined) throw new UsageError("give either --student or --draft, not both (a draft model replaces the student)");
     if (decoder !== "verify") throw new UsageError(`--draft works with --decoder verify only (decoder is ${decoder})`);
@@ -209,10 +210,17 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }
 
+  const settings = decoderSettings({
+    window: f.window,
+    budget: f.budget,
+    budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
+    drafts: f.drafts,
+    draftWindow: draft?.config.window,
+    studentWindow: student?.config.window,
+  });
   {
     const seqLen = checkpoint.config.seqLen, runSteps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
-    const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
-    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, window, { drafts: f.drafts, budget: f.budget });
+    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, { drafts: f.drafts, budget: f.budget });
     checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
   }
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
@@ -232,54 +240,48 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       drafts: f.drafts,
       draft: draftModel,
     };
-    // A warm-up of both decoders on the first prompt (JIT tiers, allocations), so that neither timing pays for it.
-    const seqLen = model.teacher.config.seqLen;
-    const steps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
-    decode(model, [tokenizer.encode(texts[0], true, false)], { ...common, steps, decoder: "ar", aux: [auxFor(0)] });
-
     // Bounded batches (memory and time linear in the number of prompts), each
-    // written out as soon as it is decoded and checked against AR.
+    // written out as soon as it is decoded and checked against AR; an AR
+    // warm-up on the first prompt first (JIT tiers, allocations).
     const self = decoder === "self";
-    const ptpTotal = new StatsSum(), arTotal = new StatsSum();
     const jsonOutputs: { tokens: number[]; text: string }[] = [];
     const many = texts.length > 1;
-    for (let from = 0; from < texts.length; from += PROMPT_BATCH) {
-      const to = Math.min(texts.length, from + PROMPT_BATCH);
-      const prompts = texts.slice(from, to).map((t) => tokenizer.encode(t, true, false));
-      const aux = () => prompts.map((_, i) => auxFor(from + i));
-      const ptp = decode(model, prompts, { ...options, aux: aux() });
-      const ar = decode(model, prompts, { ...common, decoder: "ar", aux: aux() });
-      ptpTotal.add(ptp.stats);
-      arTotal.add(ar.stats);
-      const mismatch = self ? undefined : firstMismatch(ptp.outputs, ar.outputs);
-      if (mismatch !== undefined) {
-        throw new Error(
-          `the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` +
-            `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
-        );
-      }
-      for (const tokens of ptp.outputs) {
-        const text = textOf(tokenizer, tokens);
-        if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(text) });
-        else if (many) io.stdout(escapeLine(text) + "\n");
-        else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
-      }
-      if (texts.length > PROMPT_BATCH) io.stderr(`generate: ${to}/${texts.length} prompts decoded\n`);
-    }
+    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+    const run = comparePtpAr(model, prompts, {
+      decode: options,
+      aux: auxFor,
+      batch: PROMPT_BATCH,
+      warmUp: "ar",
+      onBatch: ({ from, ptp, mismatch }) => {
+        if (!self && mismatch !== undefined) {
+          throw new Error(
+            `the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` +
+              `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
+          );
+        }
+        for (const tokens of ptp.outputs) {
+          const text = textOf(tokenizer, tokens);
+          if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(text) });
+          else if (many) io.stdout(escapeLine(text) + "\n");
+          else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
+        }
+        const to = Math.min(texts.length, from + PROMPT_BATCH);
+        if (texts.length > PROMPT_BATCH) io.stderr(`generate: ${to}/${texts.length} prompts decoded\n`);
+      },
+    });
 
-    const ptpStats = ptpTotal.stats(), arStats = arTotal.stats();
+    const ptpStats = run.stats, arStats = run.ar!;
     const stats: GenerateStats = {
       ...ptpStats,
       decoder,
       arModelCalls: arStats.modelCalls,
       arTokensPerSecond: arStats.tokensPerSecond,
-      speedup: ptpStats.tokensPerSecond / arStats.tokensPerSecond,
+      speedup: run.speedup!,
       equalsAR: self ? null : true,
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
-    const window = f.window ?? draft?.config.window ?? student?.config.window ?? 16;
-    io.stderr(statsBlock(stats, describeDecoder(decoder, window, f, draft), texts.length));
+    io.stderr(statsBlock(stats, describeDecoder(decoder, settings, draft), texts.length));
     if (f.json) {
       const single = jsonOutputs.length === 1 ? { tokens: jsonOutputs[0].tokens, text: jsonOutputs[0].text } : {};
       io.stdout(JSON.stringify({ ...single, outputs: jsonOutputs, stats }) + "\n");
@@ -292,7 +294,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   }
 }
 
-function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags, draft?: Draft): string {
+function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts }: DecoderSettings, draft?: Draft): string {
   if (draft) {
     const m = draft.config.model;
     return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"})`;
@@ -301,9 +303,9 @@ function describeDecoder(decoder: DecoderName, window: number, f: GenerateFlags,
     case "ar":
       return "ar";
     case "single-call":
-      return `single-call (window ${window}, budget ${f.budget ?? 2 * window}, ${f["budget-mode"] ?? "adaptive"})`;
+      return `single-call (window ${window}, budget ${budget}, ${budgetMode})`;
     case "multi-draft":
-      return `multi-draft (window ${window}, ${f.drafts ?? 4} drafts)`;
+      return `multi-draft (window ${window}, ${drafts} drafts)`;
     default:
       return `${decoder} (window ${window})`;
   }
@@ -315,32 +317,6 @@ const PROMPT_BATCH = 16;
 /** One line of stdout per prompt: a backslash and a newline inside a text are escaped (\\ and \\n). */
 function escapeLine(text: Uint8Array): Buffer {
   return Buffer.from(Buffer.from(text).toString("latin1").replace(/\\/g, "\\\\").replace(/\n/g, "\\n"), "latin1");
-}
-
-/** Stats of several decode() runs, summed: calls, tokens, time, the histogram (and the mean from it). */
-class StatsSum {
-  private modelCalls = 0;
-  private generatedTokens = 0;
-  private seconds = 0;
-  private histogram: number[] = [];
-  add(s: PtpStats): void {
-    this.modelCalls += s.modelCalls;
-    this.generatedTokens += s.generatedTokens;
-    this.seconds += s.seconds;
-    s.acceptedHistogram.forEach((n, a) => (this.histogram[a] = (this.histogram[a] ?? 0) + n));
-  }
-  stats(): PtpStats {
-    const steps = this.histogram.reduce((a, n) => a + (n ?? 0), 0);
-    const accepted = this.histogram.reduce((a, n, k) => a + (n ?? 0) * k, 0);
-    return {
-      modelCalls: this.modelCalls,
-      generatedTokens: this.generatedTokens,
-      seconds: this.seconds,
-      tokensPerSecond: this.generatedTokens / this.seconds,
-      meanAccepted: steps > 0 ? accepted / steps : 0,
-      acceptedHistogram: Array.from(this.histogram, (n) => n ?? 0),
-    };
-  }
 }
 
 function statsBlock(s: GenerateStats, decoder: string, prompts: number): string {

@@ -28,21 +28,3 @@ export function textOf(tokenizer: TextTokenizer, tokens: readonly number[]): Uin
   }
   return Buffer.concat(pieces);
 }
-
-export interface Mismatch {
-  prompt: number;
-  position: number;
-  ptp?: number;
-  ar?: number;
-}
-
-/** The first position where two batches of token sequences differ, or undefined if they are equal. */
-export function firstMismatch(a: readonly number[][], b: readonly number[][]): Mismatch | undefined {
-  for (let p = 0; p < a.length; p++) {
-    const n = Math.max(a[p].length, b[p].length);
-    for (let k = 0; k < n; k++) {
-      if (a[p][k] !== b[p][k]) return { prompt: p, position: k, ptp: a[p][k], ar: b[p][k] };
-    }
-  }
-  return undefined;
-}

@@ -1,5 +1,6 @@
 import type { Transformer } from "../model/transformer.js";
-import { decode, type DecoderName } from "../ptp/decode/run.js";
+import { comparePtpAr } from "../ptp/decode/compare.js";
+import type { DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
 import type { Student } from "../ptp/student-weights.js";
@@ -38,30 +39,22 @@ export function evaluateStudent(teacher: Transformer, proposer: Student | Draft,
   const isDraft = "model" in proposer.config;
   const model = isDraft ? new PtpModel(teacher) : new PtpModel(teacher, proposer as Student);
   const draft = isDraft ? new DraftModel(teacher, proposer as Draft) : undefined;
-  const batch = s.batch ?? s.prompts.length;
-  const hist: number[] = [];
-  let calls = 0, tokens = 0, seconds = 0;
   try {
-    for (let i = 0; i < s.prompts.length; i += batch) {
-      const prompts = s.prompts.slice(i, i + batch);
-      const aux = prompts.map((_, j) => new XorShiftAux(BigInt(s.seed + i + j)));
-      const r = decode(model, prompts, { decoder: s.decoder, steps: s.steps, sampling: s.sampling, aux, draft });
-      r.stats.acceptedHistogram.forEach((n, a) => (hist[a] = (hist[a] ?? 0) + n));
-      calls += r.stats.modelCalls;
-      tokens += r.stats.generatedTokens;
-      seconds += r.stats.seconds;
-    }
+    const r = comparePtpAr(model, s.prompts, {
+      decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },
+      aux: (i) => new XorShiftAux(BigInt(s.seed + i)),
+      batch: s.batch,
+      ar: false,
+    });
+    return {
+      meanAccepted: r.stats.meanAccepted,
+      acceptedHistogram: r.stats.acceptedHistogram,
+      modelCalls: r.stats.modelCalls,
+      generatedTokens: r.stats.generatedTokens,
+      seconds: r.stats.seconds,
+    };
   } finally {
     draft?.dispose();
     model.dispose();
   }
-  const histogram = Array.from(hist, (v) => v ?? 0);
-  const stepsTaken = histogram.reduce((a, b) => a + b, 0);
-  return {
-    meanAccepted: stepsTaken ? histogram.reduce((a, n, k) => a + n * k, 0) / stepsTaken : 0,
-    acceptedHistogram: histogram,
-    modelCalls: calls,
-    generatedTokens: tokens,
-    seconds,
-  };
 }

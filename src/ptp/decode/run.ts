@@ -14,6 +14,7 @@ import { multiDraftDecoder } from "./decoders/multi-draft.js";
 import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
 import { verifyDecoder } from "./decoders/verify.js";
+import { decoderSettings, type DecoderSettings } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
 export const DECODERS = ["ar", "verify", "single-call", "self", "multi-draft"] as const;
@@ -76,7 +77,7 @@ export interface PtpResult {
 
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
-  const window = defaultWindow(model, options);
+  const { window, budget, budgetMode, drafts } = settingsOf(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
@@ -88,22 +89,21 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
     case "verify":
       return verifyDecoder(model, window);
     case "single-call": {
-      const budget = options.budget ?? 2 * window;
       if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`decode: budget must be a positive integer, got ${budget}`);
-      return singleCallDecoder(model, window, budget, options.budgetMode ?? "adaptive");
+      return singleCallDecoder(model, window, budget, budgetMode);
     }
     case "self":
       return selfDecoder(model, window);
     case "multi-draft":
-      return multiDraftDecoder(model, window, options.drafts ?? 4);
+      return multiDraftDecoder(model, window, drafts);
     default:
       throw new RangeError(`decode: unknown decoder ${JSON.stringify(options.decoder)}; expected one of ${DECODERS.join(", ")}`);
   }
 }
 
-/** The proposal window when options.window is absent: the draft model's, else the student's, else 16. */
-function defaultWindow(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft">): number {
-  return options.window ?? options.draft?.window ?? model.student?.config.window ?? 16;
+/** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
+export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts">): DecoderSettings {
+  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window });
 }
 
 /**
@@ -113,7 +113,8 @@ function defaultWindow(model: PtpModel, options: Pick<DecodeOptions, "window" | 
  * estimates before a run, and the decode itself.
  */
 export function decodeCacheRows(prompts: number, steps: number, window: number, options: Pick<DecodeOptions, "drafts" | "budget">): number {
-  const perCall = window * ((options.drafts ?? 4) + 2) + (options.budget ?? 2 * window) + 1;
+  const { budget, drafts } = decoderSettings({ ...options, window });
+  const perCall = window * (drafts + 2) + budget + 1;
   return prompts * (steps + 1 + perCall);
 }
 
@@ -140,7 +141,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, defaultWindow(model, options), options));
+  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options));
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.

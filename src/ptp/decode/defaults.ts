@@ -1,0 +1,55 @@
+import type { BudgetMode } from "./budget.js";
+
+/**
+ * The decoder defaults, in one place: the proposal window when neither the
+ * options nor the proposer give one, the single-call budget per window slot
+ * and its split, and the number of multi-draft drafts.
+ */
+export const DECODER_DEFAULTS = {
+  window: 16,
+  /** single-call: proposal slots per call = budgetPerSlot * window. */
+  budgetPerSlot: 2,
+  budgetMode: "adaptive" as BudgetMode,
+  drafts: 4,
+} as const;
+
+/** The settings a decoder runs with, every default filled in. */
+export interface DecoderSettings {
+  window: number;
+  budget: number;
+  budgetMode: BudgetMode;
+  drafts: number;
+}
+
+/** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
+export interface DecoderSettingsInput {
+  window?: number;
+  budget?: number;
+  budgetMode?: BudgetMode;
+  drafts?: number;
+  /** The standalone draft model's window, if one proposes. */
+  draftWindow?: number;
+  /** The student's window, if there is a student. */
+  studentWindow?: number;
+}
+
+/** The window, budget, split and drafts a decoder uses for these options. */
+export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
+  const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
+  return {
+    window,
+    budget: o.budget ?? DECODER_DEFAULTS.budgetPerSlot * window,
+    budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
+    drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
+  };
+}
+
+/** The decoder `ptp generate` runs when none is named: single-call with a student, verify with a draft model, else AR. */
+export function defaultDecoder(proposer: "student" | "draft" | undefined): "single-call" | "verify" | "ar" {
+  return proposer === "student" ? "single-call" : proposer === "draft" ? "verify" : "ar";
+}
+
+/** The decoders an evaluation compares by default: single-call, and self for a C-PTP student (its own u withheld), else verify. */
+export function defaultDecoders(variant: "O" | "C"): ("single-call" | "self" | "verify")[] {
+  return variant === "C" ? ["single-call", "self"] : ["single-call", "verify"];
+}
