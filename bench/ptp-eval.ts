@@ -119,10 +119,10 @@ for (const temperature of temperatures) {
       calls: r.stats.modelCalls,
       meanAccepted: r.stats.meanAccepted,
       tokensPerSecond: r.stats.tokensPerSecond,
-      arTokensPerSecond: r.ar!.tokensPerSecond,
-      speedup: r.speedup!,
+      arTokensPerSecond: r.ar.tokensPerSecond,
+      speedup: r.speedup,
       // Self-verification follows the C-PTP model's own AR path: not compared.
-      equalsAR: decoder === "self" ? null : r.equalsAR!,
+      equalsAR: decoder === "self" ? null : r.equalsAR,
       ...(decoder === "verify" ? { slotAccuracy: r.slotAccuracy } : {}),
     });
   }

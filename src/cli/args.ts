@@ -30,12 +30,30 @@ export interface FlagSpec {
 
 export type FlagSpecs = Record<string, FlagSpec>;
 
-type Value<S extends FlagSpec> = S["kind"] extends "bool" ? boolean : S["kind"] extends "string" ? string : number;
-export type Parsed<T extends FlagSpecs> = { [K in keyof T]: Value<T[K]> | undefined };
+/** A command's flag specs, checked, with their literal types kept (choices become the value's type). */
+export function defineFlags<const T extends FlagSpecs>(specs: T): T {
+  return specs;
+}
+
+/** A flag's value: boolean, number, or a string (one of its choices where it lists them). */
+type Value<S extends FlagSpec> = S["kind"] extends "bool"
+  ? boolean
+  : S["kind"] extends "string"
+    ? S extends { choices: readonly (infer C extends string)[] }
+      ? C
+      : string
+    : number;
+/** Whether a flag always has a value after parsing: required, defaulted, or a bool (false when absent). */
+type Always<S extends FlagSpec> = S extends { required: true } ? true : S extends { default: string | number | boolean } ? true : S["kind"] extends "bool" ? true : false;
+/** Parsed flags: required, defaulted and bool flags are never undefined; the rest are undefined when absent. */
+export type Parsed<T extends FlagSpecs> = { [K in keyof T]: Always<T[K]> extends true ? Value<T[K]> : Value<T[K]> | undefined };
 
 export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: T): Parsed<T> {
   const out: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(specs)) if (spec.default !== undefined) out[name] = spec.default;
+  for (const [name, spec] of Object.entries(specs)) {
+    if (spec.default !== undefined) out[name] = spec.default;
+    else if (spec.kind === "bool") out[name] = false;
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);

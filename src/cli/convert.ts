@@ -6,10 +6,10 @@ import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-
 import { readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { parameterCount } from "../model/config.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 
-export const convertFlags = {
+export const convertFlags = defineFlags({
   model: { kind: "string", value: "PATH", help: "the model to convert: a llama2.c checkpoint file or a Hugging Face folder", required: true },
   to: { kind: "string", value: "FORMAT", help: "hf (a Hugging Face Llama folder) or llama2c (a v0 checkpoint file)", required: true, choices: ["hf", "llama2c"] },
   out: { kind: "string", value: "PATH", help: "the folder (hf) or file (llama2c) to write", required: true },
@@ -18,7 +18,7 @@ export const convertFlags = {
   "shard-mb": { kind: "number", value: "MB", help: "hf: split the weights into safetensors shards of at most about MB megabytes" },
   version: { kind: "int", value: "V", help: "llama2c: checkpoint version 0 (legacy) or 1 (\"ak42\")", default: 0 },
   force: { kind: "bool", help: "overwrite an existing output" },
-} satisfies FlagSpecs;
+});
 
 export const convertUsage = `usage: ptp convert --model PATH --to hf|llama2c --out PATH [--tokenizer FILE] [--tokenizer-out FILE] [--shard-mb MB] [--version 0|1] [--force]
 
@@ -31,7 +31,7 @@ ${describeFlags(convertFlags)}`;
 
 export async function convertCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, convertFlags);
-  const out = f.out!;
+  const out = f.out;
   if (f["shard-mb"] !== undefined && (f.to !== "hf" || !(f["shard-mb"] > 0))) {
     throw new UsageError(`--shard-mb goes with --to hf and must be > 0, got ${f["shard-mb"]}`);
   }
@@ -41,7 +41,7 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
   const tokenizerOut = f["tokenizer-out"];
   if (tokenizerOut !== undefined && existsSync(tokenizerOut) && !f.force) throw new Error(`${tokenizerOut}: already exists (pass --force to overwrite)`);
   if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
-  const ckpt = readModel(f.model!);
+  const ckpt = readModel(f.model);
   if (f.to === "hf") {
     const shard = f["shard-mb"];
     const files = writeHfCheckpoint(out, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
@@ -50,16 +50,16 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
   } else {
     let tokenizer: { source: string; bytes: Uint8Array } | undefined;
     if (tokenizerOut !== undefined) {
-      const source = tokenizerPathFor(f.model!, f.tokenizer);
+      const source = tokenizerPathFor(f.model, f.tokenizer);
       if (source === undefined) throw new UsageError(`--tokenizer-out needs --tokenizer FILE.json (the model is not a folder with tokenizer.json)`);
       const bytes = llama2cTokenizerBytes(readJsonFile(source, "a Hugging Face tokenizer.json"), source);
       Tokenizer.fromBytes(bytes, ckpt.config.vocabSize, source); // the model and tokenizer must agree
       tokenizer = { source, bytes };
     }
-    writeCheckpoint(out, ckpt, f.version as 0 | 1);
+    writeCheckpoint(out, ckpt, f.version);
     io.stderr(`wrote ${out}: llama2.c checkpoint v${f.version}, ${parameterCount(ckpt.config)} parameters\n`);
-    if (tokenizer !== undefined) {
-      writeBytesAtomically(tokenizerOut!, tokenizer.bytes);
+    if (tokenizer !== undefined && tokenizerOut !== undefined) {
+      writeBytesAtomically(tokenizerOut, tokenizer.bytes);
       io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
     }
   }

@@ -15,7 +15,7 @@ import { PtpModel } from "../ptp/ptp-model.js";
 import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts, warnNonFinite } from "./ptp-common.js";
 
@@ -31,7 +31,7 @@ export const DEMO_SCRIPT = "scripts/make-demo-models.sh";
 /** Prompts that fit the synthetic story grammar (and read naturally for TinyStories models too). */
 export const DEMO_PROMPTS = ["Once upon a time,", "One sunny day, a little girl named Lily", "Tom was a happy dog who", "There once was a shy cat called"];
 
-export const demoFlags = {
+export const demoFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "teacher checkpoint (default: the shipped demo/teacher.bin); needs --tokenizer; without --student, the shipped student made for it" },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin of the model (default: demo/tok.bin)" },
   student: { kind: "string", value: "FILE", help: "PTP student distilled for the model, file or PEFT folder (default: demo/student.safetensors)" },
@@ -47,7 +47,7 @@ export const demoFlags = {
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
   "scale-shapes": { kind: "string", value: "LIST", help: "the shapes --scale measures", default: "15M,42M,110M" },
-} satisfies FlagSpecs;
+});
 
 export const demoUsage = `usage: ptp demo [--model FILE --tokenizer FILE --student FILE] [options]
 
@@ -73,9 +73,9 @@ const RESET = "\x1b[0m";
 
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, demoFlags);
-  if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
-  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
-  if (f.seed! < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
+  if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
+  if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
+  if (f.seed < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
   for (const name of ["window", "budget", "threads"] as const) {
     const v = f[name];
     if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
@@ -127,12 +127,12 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const runs: Run[] = [];
     // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
     comparePtpAr(model, prompts, {
-      decode: { steps: f.steps!, sampling: { temperature: f.temperature! }, decoder: "single-call", window, budget },
-      aux: (i) => new XorShiftAux(BigInt(f.seed! + i)),
+      decode: { steps: f.steps, sampling: { temperature: f.temperature }, decoder: "single-call", window, budget },
+      aux: (i) => new XorShiftAux(BigInt(f.seed + i)),
       batch: 1,
       warmUp: "both",
       onBatch: ({ from: i, ptp, ar }) => {
-        const run = runOf(ptp, ar!);
+        const run = runOf(ptp, ar);
         runs.push(run);
         io.stdout(`[${i + 1}] `);
         io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
@@ -157,8 +157,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
           `layers and vocabulary that contribute nothing: the same tokens and acceptance), single-call vs AR, one prompt per decode:\n\n`,
       );
       const rows = measureSpeedup({
-        backend, teacher: checkpoint, student, prompts, shapes: ["own", ...f["scale-shapes"]!.split(",")], decoders: ["single-call"],
-        steps: f.steps!, temperature: f.temperature!, reps: 1, seed: f.seed!,
+        backend, teacher: checkpoint, student, prompts, shapes: ["own", ...f["scale-shapes"].split(",")], decoders: ["single-call"],
+        steps: f.steps, temperature: f.temperature, reps: 1, seed: f.seed,
       });
       io.stdout(speedupTable(rows));
       all.equal = rows.every((row) => row.equalsAR);

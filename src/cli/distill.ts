@@ -8,7 +8,7 @@ import { loadStudent } from "../ptp/files/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import { randomDraft } from "../ptp/init.js";
 import type { Draft } from "../ptp/draft-model.js";
-import type { AuxKind, Student, Variant } from "../ptp/student-weights.js";
+import type { Student } from "../ptp/student-weights.js";
 import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
@@ -16,15 +16,14 @@ import { readDataset, type DatasetMeta } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill } from "../train/distill.js";
-import type { LossKind } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags.js";
 
-export const distillFlags = {
+export const distillFlags = defineFlags({
   ...studentFlags({ aux: "bits", digits: 16, window: 16, beta: 1, helpPrefix: "" }),
   ...loopFlags({ lr: 2e-3, schedule: "constant", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
@@ -49,7 +48,7 @@ export const distillFlags = {
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: 256 },
-} satisfies FlagSpecs;
+});
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
 
@@ -69,58 +68,58 @@ ${describeFlags(distillFlags)}`;
 export async function distillCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, distillFlags);
   for (const k of ["rank", "window", "windows", "batch", "eval-count", "eval-steps"] as const) {
-    if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+    if (f[k] < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
   }
-  for (const k of ["alpha", "beta"] as const) if (!(f[k]! > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
-  if (!(f.gamma! > 0 && f.gamma! <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
+  for (const k of ["alpha", "beta"] as const) if (!(f[k] > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
+  if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
-  const variant = f.variant as Variant, loss = f.loss as LossKind;
+  const variant = f.variant, loss = f.loss;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
-  const out = f.out!;
+  const out = f.out;
   const files = runFiles(f, out, {
     inputs: [{ flag: "--model", path: f.model }, { flag: "--dataset", path: f.dataset }, { flag: "--init", path: f.init }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
     outKind: recognise.safetensors,
   });
 
-  const ckpt = readModel(f.model!);
+  const ckpt = readModel(f.model);
   const checksum = teacherChecksum(ckpt);
-  const dataset = readDataset(f.dataset!, {
+  const dataset = readDataset(f.dataset, {
     allowTornTail: true,
     onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
   });
-  checkDatasetAgainstTeacher(f.dataset!, dataset.meta, ckpt.config);
+  checkDatasetAgainstTeacher(f.dataset, dataset.meta, ckpt.config);
   // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
-  if (f.rank! > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
-  if (f.window! > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
-  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits! } : { kind: f.aux as AuxKind };
-  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank!, alpha: f.alpha!, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, zeroB: true });
+  if (f.rank > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
+  if (f.window > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
+  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
+  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, zeroB: true });
   if (f.init !== undefined) {
     proposer = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
   }
   if (f.draft) {
-    const shape = { dim: f["draft-dim"]!, nLayers: f["draft-layers"]!, nHeads: f["draft-heads"]!, nKvHeads: f["draft-kv-heads"]!, hiddenDim: f["draft-hidden"]! };
+    const shape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
     validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window!, hybrid: f["slot-input"] === "hybrid", seed: f.seed!, config: shape });
+    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, config: shape });
   }
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
-  const backend = await createBackend(f.backend!, { threads: 1 });
+  const backend = await createBackend(f.backend, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
   if (f.backend === "wasm") useTrainKernels(wasmTrainKernels());
   const teacher = new Transformer(backend, ckpt);
   const sampling = dataset.meta.sampling;
   let evalSettings;
-  if (f["eval-prompts"] !== undefined) {
-    const tokenizer = loadTokenizer(f.tokenizer!, ckpt.config.vocabSize);
+  if (f["eval-prompts"] !== undefined && f.tokenizer !== undefined) {
+    const tokenizer = loadTokenizer(f.tokenizer, ckpt.config.vocabSize);
     const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
-    evalSettings = { prompts, steps: f["eval-steps"]!, sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
+    evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
   const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;
   io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
@@ -132,11 +131,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       dataset.records,
       {
         loss,
-        gamma: f.gamma!,
-        betaB: f.beta!,
-        windows: f.windows!,
-        sequences: f.batch!,
-        window: f.window!,
+        gamma: f.gamma,
+        betaB: f.beta,
+        windows: f.windows,
+        sequences: f.batch,
+        window: f.window,
         sampling,
         ...loop,
         eval: evalSettings,

@@ -5,15 +5,15 @@ import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { writePeftStudent } from "../ptp/files/peft.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 
-export const exportPeftFlags = {
+export const exportPeftFlags = defineFlags({
   out: { kind: "string", value: "DIR", help: "the PEFT folder to write (adapter_config.json + adapter_model.safetensors)", required: true },
   model: { kind: "string", value: "PATH", help: "the teacher (file or HF folder): needed for a reference-code PEFT folder without PTP settings, and checked against the student" },
   "base-model": { kind: "string", value: "NAME", help: "base_model_name_or_path to record (e.g. the teacher's Hugging Face id or folder)" },
   force: { kind: "bool", help: "overwrite an existing output folder's files" },
-} satisfies FlagSpecs;
+});
 
 export const exportPeftUsage = `usage: ptp export-peft STUDENT --out DIR [--model PATH] [--base-model NAME] [--force]
 
@@ -32,7 +32,7 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
     exportPeftFlags,
   );
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the student to export" : `export-peft takes one student, got ${files.length}`);
-  const out = f.out!;
+  const out = f.out;
   if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
   let teacher: { checkpoint: Checkpoint; checksum: string } | undefined;
   if (f.model !== undefined) {

@@ -15,14 +15,14 @@ import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs, type Parsed } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
 import { readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
-export const generateFlags = {
+export const generateFlags = defineFlags({
   model: { kind: "string", value: "PATH", help: "llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model (default: the model folder's tokenizer.json)" },
   prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
@@ -45,7 +45,7 @@ export const generateFlags = {
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
-} satisfies FlagSpecs;
+});
 
 export const generateUsage = `usage: ptp generate --model PATH [--tokenizer FILE] [options]
 
@@ -67,10 +67,10 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
   if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
-  if (f.temperature! < 0 || (f.temperature! > 0 && f.temperature! < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
-  if (f.steps! < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
-  if (f["top-p"]! < 0 || f["top-p"]! > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
-  if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
+  if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
+  if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
+  if (f["top-p"] < 0 || f["top-p"] > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
+  if (f["top-k"] < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
   // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits, for every prompt's seed + i.
   if (f.seed !== undefined && (!/^\d+$/.test(f.seed) || BigInt(f.seed) < 1n || BigInt(f.seed) + 100000n >= 2n ** 64n)) throw new UsageError(`--seed must be an integer in [1, 2^64 - 100000], got ${JSON.stringify(f.seed)}`);
@@ -78,7 +78,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
   if (f.prompts !== undefined && f["aux-file"] !== undefined) throw new UsageError("--prompts takes its u's from --seed (prompt i: seed + i), not from --aux-file");
-  const decoder: DecoderName = (f.decoder as DecoderName | undefined) ?? defaultDecoder(f.student !== undefined ? "student" : f.draft !== undefined ? "draft" : undefined);
+  const decoder: DecoderName = f.decoder ?? defaultDecoder(f.student !== undefined ? "student" : f.draft !== undefined ? "draft" : undefined);
   if (f.draft !== undefined) {
     if (f.student !== undefined) throw new UsageError("give either --student or --draft, not both (a draft model replaces the student)");
     if (decoder !== "verify") throw new UsageError(`--draft works with --decoder verify only (decoder is ${decoder})`);
@@ -98,9 +98,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
   const tokenizerPath = requireTokenizer(f);
-  const checkpoint = readModel(f.model!);
+  const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
-  const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
+  const sampling = { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] };
 
   let aux: AuxSource | undefined;
   if (needsU(sampling)) {
@@ -112,9 +112,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     }
   }
 
-  const runSteps = f.steps! <= 0 || f.steps! > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps!;
-  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend!, "lower --steps");
-  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
+  const runSteps = f.steps <= 0 || f.steps > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps;
+  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend, "lower --steps");
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
@@ -123,7 +123,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, checkpoint.config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
   const workersBefore = threadInfo(backend).workerChunks;
   const result = decodeAR(model, prompt, {
-    steps: f.steps!,
+    steps: f.steps,
     sampling,
     aux,
     stopAtBos: !f["no-stop"],
@@ -169,7 +169,7 @@ export interface GenerateStats extends PtpStats {
 
 /** --tokenizer, or the model folder's tokenizer.json. */
 function requireTokenizer(f: GenerateFlags): string {
-  const path = tokenizerPathFor(f.model!, f.tokenizer);
+  const path = tokenizerPathFor(f.model, f.tokenizer);
   if (path === undefined) throw new UsageError("--tokenizer is required (unless --model is a Hugging Face folder with tokenizer.json)");
   return path;
 }
@@ -177,7 +177,7 @@ function requireTokenizer(f: GenerateFlags): string {
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
-  const checkpoint = readModel(f.model!);
+  const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
   let student: Student | undefined;
@@ -196,7 +196,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     checkDraftMatchesTeacher(draft, checkpoint, teacherChecksum(checkpoint), f.draft);
     warnNonFinite(io, "draft model", f.draft, draft.weights);
   }
-  const sampling = { temperature: f.temperature!, topK: f["top-k"], topP: f["top-p"] };
+  const sampling = { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] };
 
   // The student's inputs need u's even at temperature 0, so a source is always built. Prompt i: seed + i.
   let auxFor: (i: number) => AuxSource;
@@ -213,30 +213,30 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   const settings = decoderSettings({
     window: f.window,
     budget: f.budget,
-    budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
+    budgetMode: f["budget-mode"],
     drafts: f.drafts,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });
   {
-    const seqLen = checkpoint.config.seqLen, runSteps = f.steps! <= 0 || f.steps! > seqLen ? seqLen : f.steps!;
+    const seqLen = checkpoint.config.seqLen, runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
     const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, { drafts: f.drafts, budget: f.budget });
-    checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
+    checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
   }
-  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
   try {
     model = new PtpModel(teacher, student);
     if (draft) draftModel = new DraftModel(teacher, draft);
-    const common = { steps: f.steps!, sampling, stopAtBos: !f["no-stop"] };
+    const common = { steps: f.steps, sampling, stopAtBos: !f["no-stop"] };
     const options: Omit<DecodeOptions, "aux"> = {
       ...common,
       decoder,
       window: f.window,
       budget: f.budget,
-      budgetMode: f["budget-mode"] as DecodeOptions["budgetMode"],
+      budgetMode: f["budget-mode"],
       drafts: f.drafts,
       draft: draftModel,
     };
@@ -270,13 +270,13 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       },
     });
 
-    const ptpStats = run.stats, arStats = run.ar!;
+    const ptpStats = run.stats, arStats = run.ar;
     const stats: GenerateStats = {
       ...ptpStats,
       decoder,
       arModelCalls: arStats.modelCalls,
       arTokensPerSecond: arStats.tokensPerSecond,
-      speedup: run.speedup!,
+      speedup: run.speedup,
       equalsAR: self ? null : true,
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,

@@ -9,12 +9,12 @@ import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 
-export const inspectFlags = {
+export const inspectFlags = defineFlags({
   json: { kind: "bool", help: "print one JSON object instead of text" },
-} satisfies FlagSpecs;
+});
 
 export const inspectUsage = `usage: ptp inspect FILE|DIR [--json]
 

@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync, readFileSync, statSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { UsageError, type FlagSpecs } from "./args.js";
+import { UsageError, defineFlags } from "./args.js";
 
 /**
  * Checks made on a command's output files before it does any work, so a
@@ -20,9 +20,9 @@ export interface PathFlag {
   path: string;
 }
 
-export const forceFlag = {
+export const forceFlag = defineFlags({
   force: { kind: "bool", help: "overwrite existing output files" },
-} satisfies FlagSpecs;
+});
 
 export interface OutputCheckOptions {
   /** Files the command reads; none may be an output. */

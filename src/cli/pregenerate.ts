@@ -7,11 +7,11 @@ import { readFileBytes } from "../io/errors.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { checkOutputs } from "./output-files.js";
 
-export const pregenerateFlags = {
+export const pregenerateFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model", required: true },
   out: { kind: "string", value: "FILE", help: "dataset file to write (spec/dataset.md)", required: true },
@@ -25,7 +25,7 @@ export const pregenerateFlags = {
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
   resume: { kind: "bool", help: "continue an existing --out (same settings; a torn last record is truncated)" },
-} satisfies FlagSpecs;
+});
 
 export const pregenerateUsage = `usage: ptp pregenerate --model FILE --tokenizer FILE --out FILE [options]
 
@@ -41,21 +41,21 @@ ${describeFlags(pregenerateFlags)}`;
 
 export async function pregenerateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, pregenerateFlags);
-  if (f.samples! < 1) throw new UsageError(`--samples must be a positive integer, got ${f.samples}`);
-  if (f.steps! < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
-  if (!(f.temperature! >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be > 0 (at least ${MIN_TEMPERATURE}; the dataset stores sampling bins), got ${f.temperature}`);
-  if (f["top-k"]! < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
+  if (f.samples < 1) throw new UsageError(`--samples must be a positive integer, got ${f.samples}`);
+  if (f.steps < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
+  if (!(f.temperature >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be > 0 (at least ${MIN_TEMPERATURE}; the dataset stores sampling bins), got ${f.temperature}`);
+  if (f["top-k"] < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
   // As in generate and llama2.c: 0 and 1 both mean off (the dataset records off as 1).
-  if (!(f["top-p"]! >= 0 && f["top-p"]! <= 1)) throw new UsageError(`--top-p must be in [0, 1] (0 or 1 = off), got ${f["top-p"]}`);
-  if (f.seed! < 0 || f.seed! > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
+  if (!(f["top-p"] >= 0 && f["top-p"] <= 1)) throw new UsageError(`--top-p must be in [0, 1] (0 or 1 = off), got ${f["top-p"]}`);
+  if (f.seed < 0 || f.seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
-  const out = f.out!;
+  const out = f.out;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
   checkOutputs([{ flag: "--out", path: out }], { inputs: [{ flag: "--model", path: f.model }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--prompts", path: f.prompts }], force: true });
 
-  const checkpoint = readModel(f.model!);
-  const tokenizer = loadTokenizer(f.tokenizer!, checkpoint.config.vocabSize);
+  const checkpoint = readModel(f.model);
+  const tokenizer = loadTokenizer(f.tokenizer, checkpoint.config.vocabSize);
   const prompts: PromptSet =
     f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
   const seqLen = checkpoint.config.seqLen;
@@ -63,10 +63,10 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
   const meta = datasetMeta(checkpoint, prompts, {
-    sampling: { temperature: f.temperature!, topK: f["top-k"]!, topP: f["top-p"]! === 0 ? 1 : f["top-p"]! },
-    samplesPerPrompt: f.samples!,
-    maxSteps: f.steps!,
-    seed: f.seed!,
+    sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
+    samplesPerPrompt: f.samples,
+    maxSteps: f.steps,
+    seed: f.seed,
   });
 
   const writer = DatasetWriter.open(out, meta, { resume: f.resume === true });

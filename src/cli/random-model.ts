@@ -1,16 +1,16 @@
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { randomCheckpoint } from "../model/init.js";
 import { parameterCount, SHAPES, type ModelConfig } from "../model/config.js";
-import { describeFlags, parseFlags, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
-export const randomModelFlags = {
+export const randomModelFlags = defineFlags({
   shape: { kind: "string", value: "NAME", help: "TinyStories shape", required: true, choices: Object.keys(SHAPES) },
   seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
   out: { kind: "string", value: "FILE", help: "where to write the llama2.c (v0) checkpoint", required: true },
   ...forceFlag,
-} satisfies FlagSpecs;
+});
 
 export const randomModelUsage = `usage: ptp random-model --shape ${Object.keys(SHAPES).join("|")} --out FILE [--seed S] [--force]
 
@@ -21,9 +21,9 @@ ${describeFlags(randomModelFlags)}`;
 
 export async function randomModelCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomModelFlags);
-  checkOutputs([{ flag: "--out", path: f.out! }], { force: f.force });
-  const config: ModelConfig = { ...SHAPES[f.shape!], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
-  writeCheckpoint(f.out!, randomCheckpoint(config, f.seed!));
+  checkOutputs([{ flag: "--out", path: f.out }], { force: f.force });
+  const config: ModelConfig = { ...SHAPES[f.shape], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  writeCheckpoint(f.out, randomCheckpoint(config, f.seed));
   io.stderr(`wrote ${f.out}: shape ${f.shape}, ${(parameterCount(config) / 1e6).toFixed(1)}M parameters\n`);
   return 0;
 }

@@ -1,14 +1,13 @@
 import { readModel } from "../io/model-file.js";
 import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
-import type { Variant } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
-export const randomStudentFlags = {
+export const randomStudentFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
   rank: { kind: "int", value: "R", help: "LoRA rank", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
@@ -17,7 +16,7 @@ export const randomStudentFlags = {
   ...auxFlags,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
   ...forceFlag,
-} satisfies FlagSpecs;
+});
 
 export const randomStudentUsage = `usage: ptp random-student --model FILE --rank R --variant O|C --out FILE [options]
 
@@ -28,26 +27,26 @@ ${describeFlags(randomStudentFlags)}`;
 
 export async function randomStudentCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomStudentFlags);
-  if (f.rank! < 1) throw new UsageError(`--rank must be a positive integer, got ${f.rank}`);
-  if (f.window! < 1) throw new UsageError(`--window must be a positive integer, got ${f.window}`);
-  if (!(f.alpha! > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
-  if (f.seed! < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
+  if (f.rank < 1) throw new UsageError(`--rank must be a positive integer, got ${f.rank}`);
+  if (f.window < 1) throw new UsageError(`--window must be a positive integer, got ${f.window}`);
+  if (!(f.alpha > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
+  if (f.seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const aux = auxFromFlags(f);
-  checkOutputs([{ flag: "--out", path: f.out! }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
+  checkOutputs([{ flag: "--out", path: f.out }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
-  const checkpoint = readModel(f.model!);
+  const checkpoint = readModel(f.model);
   const checksum = teacherChecksum(checkpoint);
   const student = randomStudent(checkpoint, checksum, {
-    variant: f.variant as Variant,
-    rank: f.rank!,
+    variant: f.variant,
+    rank: f.rank,
     alpha: f.alpha,
     aux,
     window: f.window,
     hybrid: f["slot-input"] === "hybrid",
-    seed: f.seed!,
+    seed: f.seed,
     zeroB: f["zero-b"] ?? false,
   });
-  writeStudent(f.out!, student);
+  writeStudent(f.out, student);
   const w = student.weights;
   let tensors = 0, parameters = 0;
   const count = (a: Float32Array | undefined) => {

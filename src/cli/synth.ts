@@ -1,13 +1,13 @@
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { writeCharTokenizer } from "../io/char-tokenizer.js";
 import { generateStories, heldOutSeed, storyPrompt } from "../data/synthetic.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 const MAX_SEED = 0xffffffff;
 
-export const synthFlags = {
+export const synthFlags = defineFlags({
   out: { kind: "string", value: "FILE", help: "where to write the corpus: one story per line" },
   stories: { kind: "int", value: "N", help: "stories in the corpus", default: 10000 },
   seed: { kind: "int", value: "S", help: `seed of the corpus (0..${MAX_SEED})`, default: 1 },
@@ -17,7 +17,7 @@ export const synthFlags = {
   "prompt-words": { kind: "int", value: "K", help: "words per held-out prompt (default 4)" },
   "prompt-seed": { kind: "int", value: "S", help: "seed of the held-out stories; must differ from --seed (default: derived from --seed)" },
   ...forceFlag,
-} satisfies FlagSpecs;
+});
 
 export const synthUsage = `usage: ptp synth [--out FILE] [--stories N] [--seed S] [--tokenizer-out FILE]
                  [--prompts-out FILE --prompt-count N --prompt-words K --prompt-seed S] [--force]
@@ -36,22 +36,25 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
     throw new UsageError("nothing to write: give --out, --tokenizer-out and/or --prompts-out");
   }
   const seedOk = (v: number) => v >= 0 && v <= MAX_SEED;
-  if (!seedOk(f.seed!)) throw new UsageError(`--seed must be in 0..${MAX_SEED}, got ${f.seed}`);
-  if (f.stories! < 1) throw new UsageError(`--stories must be a positive integer, got ${f.stories}`);
+  if (!seedOk(f.seed)) throw new UsageError(`--seed must be in 0..${MAX_SEED}, got ${f.seed}`);
+  if (f.stories < 1) throw new UsageError(`--stories must be a positive integer, got ${f.stories}`);
   const promptFlagGiven = f["prompt-count"] !== undefined || f["prompt-words"] !== undefined || f["prompt-seed"] !== undefined;
   if (promptFlagGiven && f["prompts-out"] === undefined) throw new UsageError("--prompt-count, --prompt-words and --prompt-seed go with --prompts-out");
   const promptCount = f["prompt-count"] ?? 64, promptWords = f["prompt-words"] ?? 4;
   if (promptCount < 1) throw new UsageError(`--prompt-count must be a positive integer, got ${promptCount}`);
   if (promptWords < 1) throw new UsageError(`--prompt-words must be a positive integer, got ${promptWords}`);
-  const promptSeed = f["prompt-seed"] ?? heldOutSeed(f.seed!);
+  const promptSeed = f["prompt-seed"] ?? heldOutSeed(f.seed);
   if (!seedOk(promptSeed)) throw new UsageError(`--prompt-seed must be in 0..${MAX_SEED}, got ${promptSeed}`);
   if (promptSeed === f.seed) throw new UsageError(`--prompt-seed must differ from --seed (${f.seed}): held-out prompts come from other stories`);
-  const outputs = (["out", "tokenizer-out", "prompts-out"] as const).filter((k) => f[k] !== undefined).map((k) => ({ flag: `--${k}`, path: f[k]! }));
+  const outputs = (["out", "tokenizer-out", "prompts-out"] as const).flatMap((k) => {
+    const path = f[k];
+    return path === undefined ? [] : [{ flag: `--${k}`, path }];
+  });
   checkOutputs(outputs, { force: f.force });
 
   const encoder = new TextEncoder();
   if (f.out !== undefined || f["tokenizer-out"] !== undefined) {
-    const stories = generateStories(f.stories!, f.seed!);
+    const stories = generateStories(f.stories, f.seed);
     const corpus = stories.join("\n") + "\n";
     if (f.out !== undefined) {
       const bytes = encoder.encode(corpus);

@@ -9,7 +9,7 @@ import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
 import { loopExitCode } from "../train/loop.js";
-import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
@@ -33,7 +33,7 @@ function tokenizerKind(path: string): true | string {
   }
 }
 
-export const trainFlags = {
+export const trainFlags = defineFlags({
   ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
   corpus: { kind: "string", value: "FILE", help: "training text, one document per line", required: true },
   tokenizer: { kind: "string", value: "FILE", help: "llama2.c tokenizer.bin to encode the corpus with" },
@@ -50,7 +50,7 @@ export const trainFlags = {
   batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
   "valid-fraction": { kind: "number", value: "F", help: "last fraction of the documents held out for validation", default: 0.05 },
   ...inverseArFlags,
-} satisfies FlagSpecs;
+});
 
 export const trainUsage = `usage: ptp train --corpus FILE (--tokenizer FILE | --char-vocab FILE) --out FILE [options]
 
@@ -73,17 +73,17 @@ ${describeFlags(trainFlags)}`;
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
-  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch"] as const) if (f[k]! < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
-  const loop = loopOptions(f, f.lr! / 10);
-  if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
-  const out = f.out!;
+  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch"] as const) if (f[k] < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+  const loop = loopOptions(f, f.lr / 10);
+  if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
+  const out = f.out;
   const files = runFiles(f, out, {
-    inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model as string | undefined }, { flag: "--eval-prompts", path: f["eval-prompts"] as string | undefined }],
+    inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
 
-  const corpusBytes = readFileBytes(f.corpus!, "a text corpus, one document per line");
+  const corpusBytes = readFileBytes(f.corpus, "a text corpus, one document per line");
   const text = new TextDecoder().decode(corpusBytes);
   // A resume must train on the same corpus: its digest is stored with the checkpoint.
   files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
@@ -97,18 +97,19 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);
     }
-  } else tokenizer = loadTokenizerFile(f.tokenizer!);
+  } else if (f.tokenizer !== undefined) tokenizer = loadTokenizerFile(f.tokenizer);
+  else throw new UsageError("give exactly one of --tokenizer and --char-vocab");
   useTrainKernels(wasmTrainKernels());
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
   const config: ModelConfig = {
-    dim: f.dim!,
-    hiddenDim: f.hidden!,
-    nLayers: f.layers!,
-    nHeads: f.heads!,
-    nKvHeads: f["kv-heads"] ?? f.heads!,
+    dim: f.dim,
+    hiddenDim: f.hidden,
+    nLayers: f.layers,
+    nHeads: f.heads,
+    nKvHeads: f["kv-heads"] ?? f.heads,
     vocabSize: tokenizer.vocabSize,
-    seqLen: f["seq-len"]!,
+    seqLen: f["seq-len"],
     sharedClassifier: true,
     normEps: 1e-5,
     ropeTheta: 10000,
@@ -116,17 +117,17 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   validateConfig(config, "ptp train: the model shape");
   const context = f.context ?? config.seqLen;
   if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
-  const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"]!)));
+  const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"])));
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
   const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
   io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
-  const model = initModel(config, f.seed!);
+  const model = initModel(config, f.seed);
   const r = await pretrain(
     model,
     train,
     valid,
     {
-      batch: f.batch!,
+      batch: f.batch,
       context,
       ...loop,
     },

@@ -5,11 +5,11 @@ import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { checkOutputs, forceFlag, recognise, type PathFlag } from "./output-files.js";
 import type { LrDecay } from "../train/schedule.js";
-import { UsageError, type FlagSpecs, type Parsed } from "./args.js";
+import { UsageError, defineFlags, type Parsed } from "./args.js";
 
 /** The optimizer, run-length and checkpoint flags every training command shares (distill, train). */
 export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: number; steps: number; seedHelp: string; evalHelp: string }) {
-  return {
+  return defineFlags({
     checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
     log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
     resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
@@ -24,13 +24,13 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
     clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
     seed: { kind: "int", value: "S", help: d.seedHelp, default: 1 },
     "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200 },
-  } satisfies FlagSpecs;
+  });
 }
 
 /** The PTP student's shape flags (distill; train --objective inverse-ar), with per-command defaults. */
 export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
   const h = d.helpPrefix;
-  return {
+  return defineFlags({
     rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32, max: 4096 },
     alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
     aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
@@ -38,25 +38,25 @@ export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: nu
     window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
     beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
     ...slotInputFlag(h),
-  } satisfies FlagSpecs;
+  });
 }
 
 type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
 
 /** The loop options of parsed flags, checked; cosine decays to minLr. */
 export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
-  if (f.steps! < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
-  if (!(f.lr! > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
-  for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k]! < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
+  if (f.steps < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
+  if (!(f.lr > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
+  for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k] < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
   return {
-    schedule: { lr: f.lr!, warmup: Math.min(f.warmup!, f.steps!), totalSteps: f.steps!, decay: f.schedule as LrDecay, minLr },
-    weightDecay: f["weight-decay"]!,
-    clip: f.clip!,
-    seed: f.seed!,
-    steps: f.steps!,
-    minutes: f.minutes!,
-    stopAfter: f["stop-after"]!,
-    evalEvery: f["eval-every"]!,
+    schedule: { lr: f.lr, warmup: Math.min(f.warmup, f.steps), totalSteps: f.steps, decay: f.schedule, minLr },
+    weightDecay: f["weight-decay"],
+    clip: f.clip,
+    seed: f.seed,
+    steps: f.steps,
+    minutes: f.minutes,
+    stopAfter: f["stop-after"],
+    evalEvery: f["eval-every"],
     nonFiniteHint: `the learning rate --lr ${f.lr} may be too high, or the starting weights hold NaN/Inf${f.resume ? " (the checkpoint resumed: --checkpoint)" : ""}`,
   };
 }

@@ -1,5 +1,5 @@
 import type { Transformer } from "../model/transformer.js";
-import { comparePtpAr } from "../ptp/decode/compare.js";
+import { decodeBatches } from "../ptp/decode/compare.js";
 import type { DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
@@ -40,11 +40,10 @@ export function evaluateStudent(teacher: Transformer, proposer: Student | Draft,
   const model = isDraft ? new PtpModel(teacher) : new PtpModel(teacher, proposer as Student);
   const draft = isDraft ? new DraftModel(teacher, proposer as Draft) : undefined;
   try {
-    const r = comparePtpAr(model, s.prompts, {
+    const r = decodeBatches(model, s.prompts, {
       decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },
       aux: (i) => new XorShiftAux(BigInt(s.seed + i)),
       batch: s.batch,
-      ar: false,
     });
     return {
       meanAccepted: r.stats.meanAccepted,

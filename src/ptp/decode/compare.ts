@@ -59,86 +59,106 @@ export class StatsSum {
   }
 }
 
-export interface CompareOptions {
-  /** The PTP decode (the AR half uses its steps, sampling and stopAtBos). */
+export interface DecodeBatchesOptions {
+  /** The PTP decode (the AR half of comparePtpAr uses its steps, sampling and stopAtBos). */
   decode: Omit<DecodeOptions, "aux">;
   /** Prompt i's u's; called once per decode, so the AR half sees the same u's. */
   aux: (prompt: number) => AuxSource;
   /** Prompts decoded together per call (default: all). */
   batch?: number;
-  /** Also decode AR with the same u's and compare (default true). */
-  ar?: boolean;
+  /** The PTP decoder to run (default: makeDecoder(model, options.decode)); e.g. one wrapped to log its drafts. */
+  decoder?: (model: PtpModel, options: DecodeOptions) => Decoder;
+  /** Called after each batch, in order, with the index of its first prompt. */
+  onBatch?: (batch: { from: number; ptp: PtpResult }) => void;
+}
+
+export interface CompareOptions extends Omit<DecodeBatchesOptions, "onBatch"> {
   /**
    * Before the clock starts, decode prompt 0 once (JIT tiers, allocations):
    * "ar" with AR only, "both" with the PTP decoder and then AR (default: none).
    */
   warmUp?: "ar" | "both";
-  /** The PTP decoder to run (default: makeDecoder(model, options.decode)); e.g. one wrapped to log its drafts. */
-  decoder?: (model: PtpModel, options: DecodeOptions) => Decoder;
   /** Called after each batch, in order, with the index of its first prompt. */
   onBatch?: (batch: BatchComparison) => void;
 }
 
-/** One batch's results: the PTP decode, the AR decode (when run) and their first mismatch. */
+/** One batch's results: the PTP decode, the AR decode and their first mismatch. */
 export interface BatchComparison {
   from: number;
   ptp: PtpResult;
-  ar?: PtpResult;
+  ar: PtpResult;
   /** Prompt indices are the batch's (add `from` for the run's). */
   mismatch?: Mismatch;
 }
 
-export interface Comparison {
+/** Prompts decoded with one PTP decoder, batch by batch. */
+export interface PtpRun {
   decoder: DecoderName;
   /** PTP stats summed over all prompts: calls, tokens, seconds, the accepted histogram and its mean. */
   stats: PtpStats;
-  /** AR stats summed likewise (when AR was run). */
-  ar?: PtpStats;
-  /** PTP tokens/s over AR tokens/s (when AR was run). */
-  speedup?: number;
-  /** The first mismatch over all prompts (prompt: the run's index), when AR was run. */
-  mismatch?: Mismatch;
-  /** Every output equals AR's; undefined when AR was not run. */
-  equalsAR?: boolean;
   /** Every prompt's PTP output, in order. */
   outputs: number[][];
 }
 
-/** Decode `prompts` with PTP and (by default) with AR on the same u's, batch by batch; see CompareOptions. */
-export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Comparison {
-  const withAr = o.ar ?? true;
-  const batch = o.batch ?? prompts.length;
-  const ptpOptions = (aux: AuxSource[]): DecodeOptions => ({ ...o.decode, aux });
-  const arOptions = (aux: AuxSource[]): DecodeOptions => ({ steps: o.decode.steps, sampling: o.decode.sampling, stopAtBos: o.decode.stopAtBos, decoder: "ar", aux });
-  const ptpDecode = (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
-    const options = ptpOptions(aux);
+export interface Comparison extends PtpRun {
+  /** AR stats summed likewise. */
+  ar: PtpStats;
+  /** PTP tokens/s over AR tokens/s. */
+  speedup: number;
+  /** The first mismatch over all prompts (prompt: the run's index). */
+  mismatch?: Mismatch;
+  /** Every output equals AR's. */
+  equalsAR: boolean;
+}
+
+function ptpDecoder(model: PtpModel, o: Pick<DecodeBatchesOptions, "decode" | "decoder">) {
+  return (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
+    const options: DecodeOptions = { ...o.decode, aux };
     return decodeWith(model, ps, (o.decoder ?? makeDecoder)(model, options), options);
   };
+}
+
+/** The PTP half alone: `prompts` decoded batch by batch on the u's of `o.aux`, stats summed (the trainers' evaluation). */
+export function decodeBatches(model: PtpModel, prompts: readonly (readonly number[])[], o: DecodeBatchesOptions): PtpRun {
+  const ptpDecode = ptpDecoder(model, o);
+  const batch = o.batch ?? prompts.length;
+  const total = new StatsSum();
+  const outputs: number[][] = [];
+  for (let from = 0; from < prompts.length; from += batch) {
+    const slice = prompts.slice(from, from + batch);
+    const ptp = ptpDecode(slice, slice.map((_, i) => o.aux(from + i)));
+    total.add(ptp.stats);
+    outputs.push(...ptp.outputs);
+    o.onBatch?.({ from, ptp });
+  }
+  return { decoder: o.decode.decoder, stats: total.stats(), outputs };
+}
+
+/** Decode `prompts` with PTP and with AR on the same u's, batch by batch; see CompareOptions. */
+export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Comparison {
+  const ptpDecode = ptpDecoder(model, o);
   const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
-    const options = arOptions(aux);
+    const options: DecodeOptions = { steps: o.decode.steps, sampling: o.decode.sampling, stopAtBos: o.decode.stopAtBos, decoder: "ar", aux };
     return decodeWith(model, ps, makeDecoder(model, options), options);
   };
-
   if (o.warmUp === "both") ptpDecode([prompts[0]], [o.aux(0)]);
   if (o.warmUp !== undefined) arDecode([prompts[0]], [o.aux(0)]);
 
-  const ptpTotal = new StatsSum(), arTotal = new StatsSum();
-  const outputs: number[][] = [];
+  const arTotal = new StatsSum();
   let mismatch: Mismatch | undefined;
-  for (let from = 0; from < prompts.length; from += batch) {
-    const slice = prompts.slice(from, from + batch);
-    const aux = () => slice.map((_, i) => o.aux(from + i));
-    const ptp = ptpDecode(slice, aux());
-    const ar = withAr ? arDecode(slice, aux()) : undefined;
-    ptpTotal.add(ptp.stats);
-    if (ar) arTotal.add(ar.stats);
-    const m = ar ? firstMismatch(ptp.outputs, ar.outputs) : undefined;
-    if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };
-    outputs.push(...ptp.outputs);
-    o.onBatch?.({ from, ptp, ar, mismatch: m });
-  }
-  const stats = ptpTotal.stats();
-  if (!withAr) return { decoder: o.decode.decoder, stats, outputs };
+  const run = decodeBatches(model, prompts, {
+    decode: o.decode,
+    aux: o.aux,
+    batch: o.batch,
+    decoder: o.decoder,
+    onBatch: ({ from, ptp }) => {
+      const ar = arDecode(prompts.slice(from, from + ptp.outputs.length), ptp.outputs.map((_, i) => o.aux(from + i)));
+      arTotal.add(ar.stats);
+      const m = firstMismatch(ptp.outputs, ar.outputs);
+      if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };
+      o.onBatch?.({ from, ptp, ar, mismatch: m });
+    },
+  });
   const ar = arTotal.stats();
-  return { decoder: o.decode.decoder, stats, ar, speedup: stats.tokensPerSecond / ar.tokensPerSecond, mismatch, equalsAR: mismatch === undefined, outputs };
+  return { ...run, ar, speedup: run.stats.tokensPerSecond / ar.tokensPerSecond, mismatch, equalsAR: mismatch === undefined };
 }
