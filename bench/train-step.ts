@@ -82,7 +82,7 @@ const settings = { loss: "ce" as const, gamma: 1, window: L, sequences: S, sampl
 /** Median step time (seconds) of `steps` steps after 2 warm-up steps, on T threads. */
 function ours(T: number): number {
   const student = randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank, alpha: rank, aux: { kind: "anchors" }, window: L, hybrid: true, seed: 1 });
-  const parallel = new DataParallel(ckpt, teacher, student, settings, T, S);
+  const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, settings, T, S);
   try {
     const opt = new AdamW(parallel.trainable, { weightDecay: 0 });
     const times: number[] = [];

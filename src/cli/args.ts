@@ -21,8 +21,8 @@ export interface FlagSpec {
   /** Value name for the usage text, e.g. FILE. */
   value?: string;
   required?: boolean;
-  /** For string flags: the allowed values. */
-  choices?: readonly string[];
+  /** For string flags: the allowed values (a function: read when parsing, e.g. the registered backends). */
+  choices?: readonly string[] | (() => readonly string[]);
   /** For number and int flags: the least and greatest allowed values. */
   min?: number;
   max?: number;
@@ -86,7 +86,8 @@ export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function convert(name: string, spec: FlagSpec, raw: string): string | number {
   if (spec.kind === "string") {
-    if (spec.choices && !spec.choices.includes(raw)) throw new UsageError(`--${name} must be one of ${spec.choices.join(", ")}; got ${JSON.stringify(raw)}`);
+    const choices = typeof spec.choices === "function" ? spec.choices() : spec.choices;
+    if (choices && !choices.includes(raw)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}; got ${JSON.stringify(raw)}`);
     return raw;
   }
   // Decimal only: no hex, octal or binary literals, no padding (Number() would take "0x10" and " 5 ").

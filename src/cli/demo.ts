@@ -2,7 +2,8 @@ import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { createBackend } from "../backends/registry.js";
+import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -42,8 +43,7 @@ export const demoFlags = defineFlags({
   seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
   budget: { kind: "int", value: "B", help: "proposal slots per call (default 2 N)" },
-  backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
+  ...backendFlags(),
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
   "scale-shapes": { kind: "string", value: "LIST", help: "the shapes --scale measures", default: "15M,42M,110M" },

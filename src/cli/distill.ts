@@ -1,14 +1,12 @@
 import { availableParallelism } from "node:os";
-import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { createBackend } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
-import { randomStudent } from "../ptp/init.js";
+import { randomDraft, randomStudent } from "../ptp/init.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
-import { randomDraft } from "../ptp/init.js";
-import type { Draft } from "../ptp/draft-model.js";
-import type { Student } from "../ptp/student-weights.js";
+import type { Proposer } from "../ptp/proposer.js";
 import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
@@ -21,7 +19,8 @@ import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
-import { loopFlags, loopOptions, runFiles, studentFlags } from "./training-flags.js";
+import { loopOptions, runFiles } from "./training-flags.js";
+import { backendFlags, loopFlags, studentFlags } from "./flag-groups.js";
 
 export const distillFlags = defineFlags({
   ...studentFlags({ aux: "bits", digits: 16, window: 16, beta: 1, helpPrefix: "" }),
@@ -46,8 +45,10 @@ export const distillFlags = defineFlags({
   "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
   "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
-  backend: { kind: "string", value: "NAME", help: "backend of the teacher's KV and the evaluations", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: 256 },
+  ...backendFlags({
+    backend: "backend of the teacher's KV and the evaluations",
+    threads: "threads that share each step's sequences (default: the machine's cores, at most --batch); any number gives the same bits",
+  }),
 });
 
 export const distillUsage = `usage: ptp distill --model FILE --dataset FILE --out FILE [options]
@@ -98,15 +99,16 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.rank > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
   if (f.window > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  let proposer: Student | Draft = randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, zeroB: true });
+  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, zeroB: true }) };
   if (f.init !== undefined) {
-    proposer = loadStudent(f.init, { checkpoint: ckpt, checksum });
-    checkStudentMatchesTeacher(proposer, ckpt, checksum, f.init);
+    const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
+    checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
+    proposer = { kind: "student", student };
   }
   if (f.draft) {
     const shape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
     validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-    proposer = randomDraft(ckpt, checksum, { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, config: shape });
+    proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, config: shape }) };
   }
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.

@@ -1,5 +1,6 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
-import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { createBackend } from "../backends/registry.js";
+import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -40,8 +41,7 @@ export const generateFlags = defineFlags({
   budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
-  backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
+  ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },

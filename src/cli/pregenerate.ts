@@ -1,7 +1,8 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { createBackend } from "../backends/registry.js";
+import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { readFileBytes } from "../io/errors.js";
 import { Transformer } from "../model/transformer.js";
@@ -22,8 +23,7 @@ export const pregenerateFlags = defineFlags({
   "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 50 },
   "top-p": { kind: "number", value: "P", help: "nucleus threshold in [0, 1] (0 or 1 = off)", default: 0.95 },
   seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1 },
-  backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
-  threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
+  ...backendFlags(),
   resume: { kind: "bool", help: "continue an existing --out (same settings; a torn last record is truncated)" },
 });
 

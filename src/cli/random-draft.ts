@@ -4,7 +4,7 @@ import { writeDraft } from "../ptp/files/draft-file.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags } from "./aux-flags.js";
+import { auxFlags, auxFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 

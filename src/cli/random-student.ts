@@ -3,7 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags } from "./aux-flags.js";
+import { auxFlags, auxFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 

@@ -8,7 +8,7 @@ import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
 import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
-import { studentFlags } from "./training-flags.js";
+import { studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */

@@ -13,7 +13,8 @@ import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
-import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
+import { loopOptions, runFiles } from "./training-flags.js";
+import { loopFlags } from "./flag-groups.js";
 
 /** Existing files a resumed run may rewrite: its own llama2.c checkpoint and char tokenizer. */
 function llamaCheckpointKind(path: string): true | string {

@@ -1,45 +1,10 @@
-import { slotInputFlag } from "./aux-flags.js";
+import { loopFlags } from "./flag-groups.js";
 import { existsSync } from "node:fs";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
-import { checkOutputs, forceFlag, recognise, type PathFlag } from "./output-files.js";
-import type { LrDecay } from "../train/schedule.js";
-import { UsageError, defineFlags, type Parsed } from "./args.js";
-
-/** The optimizer, run-length and checkpoint flags every training command shares (distill, train). */
-export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: number; steps: number; seedHelp: string; evalHelp: string }) {
-  return defineFlags({
-    checkpoint: { kind: "string", value: "FILE", help: "training checkpoint (default: OUT.train.safetensors)" },
-    log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
-    resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
-    ...forceFlag,
-    steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps },
-    "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
-    minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
-    lr: { kind: "number", value: "LR", help: "peak learning rate", default: d.lr },
-    warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
-    schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: d.schedule, choices: ["constant", "cosine"] },
-    "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: d.weightDecay },
-    clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
-    seed: { kind: "int", value: "S", help: d.seedHelp, default: 1 },
-    "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200 },
-  });
-}
-
-/** The PTP student's shape flags (distill; train --objective inverse-ar), with per-command defaults. */
-export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
-  const h = d.helpPrefix;
-  return defineFlags({
-    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32, max: 4096 },
-    alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
-    aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
-    digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
-    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
-    beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
-    ...slotInputFlag(h),
-  });
-}
+import { checkOutputs, recognise, type PathFlag } from "./output-files.js";
+import { UsageError, type Parsed } from "./args.js";
 
 type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
 

@@ -3,8 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
-import type { Draft } from "../ptp/draft-model.js";
-import type { Student } from "../ptp/student-weights.js";
+import type { Proposer } from "../ptp/proposer.js";
 import { trainKernels } from "./autograd/index.js";
 import { packParams, paramCount, SequenceGradient, type JobFigures, type JobSettings, type SequenceJob } from "./distill-step.js";
 import type { Param } from "./param.js";
@@ -33,7 +32,7 @@ type WorkerState = (typeof WorkerState)[keyof typeof WorkerState];
 export interface WorkerInit {
   index: number;
   teacher: Checkpoint;
-  proposer: Student | Draft;
+  proposer: Proposer;
   settings: JobSettings;
   backend: string;
   kernels: string;
@@ -61,7 +60,7 @@ export class DataParallel {
    * `proposer` is the model being trained (its arrays are what the
    * optimizer updates); `maxJobs` the number of sequences per step.
    */
-  constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, settings: JobSettings, threads: number, maxJobs: number) {
+  constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`training threads must be a positive integer, got ${threads}`);
     this.threads = Math.min(threads, Math.max(1, maxJobs));
     this.main = new SequenceGradient(teacherCkpt, teacher, proposer, settings);

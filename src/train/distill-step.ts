@@ -1,7 +1,6 @@
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
-import type { Draft } from "../ptp/draft-model.js";
-import type { Student } from "../ptp/student-weights.js";
+import { proposerConfig, type Proposer } from "../ptp/proposer.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 import { scale, Tape } from "./autograd/index.js";
 import { constantWeights, type GraphWeights } from "./graph.js";
@@ -40,11 +39,6 @@ export interface JobSettings {
   sampling: SamplingSettings;
 }
 
-/** Student or standalone draft model: which one a run trains. */
-export function isDraft(proposer: Student | Draft): proposer is Draft {
-  return "model" in proposer.config;
-}
-
 /**
  * Computes the gradient of one sequence's windows (method section 3.2) with
  * respect to the proposer's parameters: the teacher's KV of the sequence,
@@ -62,20 +56,20 @@ export class SequenceGradient {
   constructor(
     private readonly teacherCkpt: Checkpoint,
     private readonly teacher: Transformer,
-    readonly proposer: Student | Draft,
+    readonly proposer: Proposer,
     private readonly o: JobSettings,
   ) {
-    if (isDraft(proposer)) this.dt = trainableDraft(proposer);
-    else this.st = trainableStudent(proposer, teacherCkpt.config);
+    if (proposer.kind === "draft") this.dt = trainableDraft(proposer.draft);
+    else this.st = trainableStudent(proposer.student, teacherCkpt.config);
     this.params = (this.st ?? this.dt)!.params;
     this.weights = constantWeights(teacherCkpt);
   }
 
   /** Adds the job's gradient into the params' grads; returns its figures. */
   run(job: SequenceJob): JobFigures {
-    const cfg = this.teacherCkpt.config, o = this.o, variant = this.proposer.config.variant;
+    const cfg = this.teacherCkpt.config, o = this.o, config = proposerConfig(this.proposer), variant = config.variant;
     const n = job.tokens.length;
-    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, this.proposer.config.hybrid === true);
+    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, config.hybrid === true);
     // The last token is only ever a target: the teacher runs on the tokens before it
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";

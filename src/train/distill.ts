@@ -1,14 +1,13 @@
 import { Mulberry32 } from "../util/prng.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
-import type { Student } from "../ptp/student-weights.js";
 import { writeStudent } from "../ptp/files/adapter-file.js";
 import { writeDraft } from "../ptp/files/draft-file.js";
-import type { Draft } from "../ptp/draft-model.js";
+import { proposerConfig, type Proposer } from "../ptp/proposer.js";
 import type { DatasetRecord } from "../data/dataset.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { DataParallel } from "./data-parallel.js";
-import { isDraft, type JobFigures, type SequenceJob } from "./distill-step.js";
+import type { JobFigures, SequenceJob } from "./distill-step.js";
 import { evaluateStudent, type EvalSettings } from "./evaluate.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
@@ -53,11 +52,11 @@ export interface DistillFiles {
  * context; no teacher pass is needed except for KL losses). Writes it to
  * files.out at every checkpoint.
  */
-export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Student | Draft, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
+export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
   const L = o.window;
   const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
-  const draft = isDraft(proposer);
+  const draft = proposer.kind === "draft";
   const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
   const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences);
 
@@ -67,8 +66,8 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
     unit: "slot",
     label: "distill",
     stream,
-    config: { [draft ? "draft" : "student"]: proposer.config, distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
-    save: () => (draft ? writeDraft(files.out, proposer) : writeStudent(files.out, proposer)),
+    config: { [draft ? "draft" : "student"]: proposerConfig(proposer), distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
+    save: () => (proposer.kind === "draft" ? writeDraft(files.out, proposer.draft) : writeStudent(files.out, proposer.student)),
     evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, proposer, o.eval!).meanAccepted }) : undefined,
     step(rng: Mulberry32) {
       // The data of the step, drawn on this thread in a fixed order: each sequence, the u of

@@ -2,8 +2,8 @@ import type { Transformer } from "../model/transformer.js";
 import { decodeBatches } from "../ptp/decode/compare.js";
 import type { DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
-import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import type { Student } from "../ptp/student-weights.js";
+import { DraftModel } from "../ptp/draft-model.js";
+import type { Proposer } from "../ptp/proposer.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 
@@ -34,11 +34,10 @@ export interface EvalResult {
  * the real decoder (not a training-time proxy), on the u's of the
  * xorshift stream. Sequences still stop at BOS as generation does.
  */
-export function evaluateStudent(teacher: Transformer, proposer: Student | Draft, s: EvalSettings): EvalResult {
+export function evaluateStudent(teacher: Transformer, proposer: Proposer, s: EvalSettings): EvalResult {
   // A standalone draft model proposes for the teacher-only PtpModel (decoder verify).
-  const isDraft = "model" in proposer.config;
-  const model = isDraft ? new PtpModel(teacher) : new PtpModel(teacher, proposer as Student);
-  const draft = isDraft ? new DraftModel(teacher, proposer as Draft) : undefined;
+  const model = proposer.kind === "draft" ? new PtpModel(teacher) : new PtpModel(teacher, proposer.student);
+  const draft = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
   try {
     const r = decodeBatches(model, s.prompts, {
       decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },

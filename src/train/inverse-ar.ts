@@ -70,7 +70,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     stream: progressStream,
     config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => writeStudent(files.out, student),
-    evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, student, o.eval!).meanAccepted }) : undefined,
+    evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, { kind: "student", student }, o.eval!).meanAccepted }) : undefined,
     step(rng) {
       // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
       // what counts is the self-verified acceptance the evaluation measures.

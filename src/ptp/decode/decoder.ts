@@ -7,17 +7,21 @@ import { sampleToken } from "../../sampling/sampler.js";
 /**
  * A decoding strategy: what rows a sequence puts into the next call, and
  * what it does with their logits. The loop in run.ts drives any strategy,
- * for any number of sequences sharing each call.
+ * for any number of sequences sharing each call. S is the strategy's
+ * per-sequence state (seq.state), made by newState for each sequence.
  */
-export interface Decoder {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a Decoder of unknown state (makeDecoder's result) takes any state
+export interface Decoder<S = any> {
   readonly name: string;
+  /** A new sequence's state (absent: undefined). */
+  newState?(): S;
   /** The rows this sequence adds to the next call. */
-  plan(seq: Sequence): Group;
+  plan(seq: Sequence<S>): Group;
   /**
    * Finalize what the call verified; return the group-local indices of the
    * base rows to keep in the KV cache (the verified tokens, in order).
    */
-  accept(seq: Sequence, group: Group, out: GroupLogits): number[];
+  accept(seq: Sequence<S>, group: Group, out: GroupLogits): number[];
   /**
    * Forward calls the decoder made on a model of its own (a standalone draft
    * model), so far; run.ts adds those made during a decode to its modelCalls.

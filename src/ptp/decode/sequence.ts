@@ -12,15 +12,13 @@ import type { UStream } from "../../sampling/ustream.js";
  * "pending" and are fed as the first base rows of the next call. After the
  * prompt, at least the last finalized token is always pending.
  */
-export class Sequence {
+export class Sequence<S = unknown> {
   readonly tokens: number[];
   cached = 0;
   cacheRows: number[] = [];
   done = false;
   /** Tokens finalized per verification step, for the acceptance histogram. */
   readonly acceptedPerStep: number[] = [];
-  /** Decoder-specific state (drafts, phase, confidences). */
-  state: Record<string, unknown> = {};
 
   constructor(
     prompt: readonly number[],
@@ -29,6 +27,8 @@ export class Sequence {
     readonly steps: number,
     readonly sampling: SamplingSettings,
     readonly stopAtBos: boolean,
+    /** Decoder-specific state (drafts, phase, confidences): the decoder's newState(). */
+    public state: S,
   ) {
     if (prompt.length === 0) throw new RangeError("decode: every prompt must hold at least one token (BOS)");
     this.tokens = prompt.slice(0, steps + 1);

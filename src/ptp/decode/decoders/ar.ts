@@ -2,7 +2,7 @@ import { chain, range } from "../call.js";
 import type { Decoder } from "../decoder.js";
 
 /** The baseline: one sampled token per call, t_k = Pick(u(k), Q(. | t_<k)). */
-export const arDecoder: Decoder = {
+export const arDecoder: Decoder<undefined> = {
   name: "ar",
   plan: (seq) => ({ seq, base: chain(seq.pending, seq.cached), slots: [] }),
   accept(seq, group, out) {

@@ -10,7 +10,6 @@ interface DraftVerifyState {
   /** Drafts for positions next, next + 1, ... in the teacher call planned for this sequence. */
   drafts?: number[];
 }
-const state = (seq: Sequence) => seq.state as unknown as DraftVerifyState;
 
 /**
  * Algorithm 1 (method section 4.1) with a standalone draft model as the
@@ -31,23 +30,23 @@ const state = (seq: Sequence) => seq.state as unknown as DraftVerifyState;
  * last draft fills the last position), fewer where the draft model's
  * seqLen ends; with none, the step is a plain AR step of the teacher.
  */
-export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder {
+export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<DraftVerifyState> {
   let calls = 0;
   const { seqLen, dim, vocabSize } = draft.config;
 
-  const release = (seq: Sequence) => {
-    const s = state(seq);
+  const release = (seq: Sequence<DraftVerifyState>) => {
+    const s = seq.state;
     s.draftCache?.free();
     s.draftCache = undefined;
   };
 
   /** One draft-model call for this sequence; returns its drafts for next, next + 1, ... */
-  const propose = (seq: Sequence): number[] => {
+  const propose = (seq: Sequence<DraftVerifyState>): number[] => {
     const next = seq.next;
     // Slot j sits at position next - 1 + j, which must be below the draft's seqLen.
     const count = Math.min(window, seq.room - 1, seqLen - next + 1);
     if (count <= 0) return [];
-    const s = state(seq);
+    const s = seq.state;
     s.draftCache ??= draft.newCache(seq.steps);
     const cache = s.draftCache;
     const done = cache.length;
@@ -74,13 +73,14 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder {
 
   return {
     name: "verify",
+    newState: () => ({}),
     plan(seq) {
       const drafts = propose(seq);
-      state(seq).drafts = drafts;
+      seq.state.drafts = drafts;
       return { seq, base: [...chain(seq.pending, seq.cached), ...chain(drafts, seq.next)], slots: [] };
     },
     accept(seq, group, out) {
-      const s = state(seq);
+      const s = seq.state;
       const drafts = s.drafts ?? [];
       const P = group.base.length - drafts.length; // the pending rows come first
       const verified = verifyDrafts(seq, out.base, P, drafts);

@@ -9,7 +9,6 @@ interface MultiDraftState {
   candidates: number[][];
   proposed: number;
 }
-const state = (seq: Sequence) => seq.state as unknown as MultiDraftState;
 
 /**
  * Multiple drafts (method section 4.4): M proposal windows in one student
@@ -26,15 +25,16 @@ const state = (seq: Sequence) => seq.state as unknown as MultiDraftState;
  * are fixed inputs, and verifying all M drafts at once keeps the best
  * prefix directly.
  */
-export function multiDraftDecoder(model: PtpModel, window: number, drafts: number, seed = 1): Decoder {
+export function multiDraftDecoder(model: PtpModel, window: number, drafts: number, seed = 1): Decoder<MultiDraftState> {
   if (!Number.isInteger(drafts) || drafts < 1) throw new RangeError(`multi-draft: drafts must be a positive integer, got ${drafts}`);
   // u-vector i (i >= 1) at position k: a fixed function of (seed, i, k), so runs are reproducible.
   const altU = (i: number, k: number) => new Mulberry32((seed * 0x9e3779b1) ^ (i * 0x85ebca77) ^ (k * 0xc2b2ae3d)).nextFloat();
   const uOf = (seq: Sequence, i: number) => (i === 0 ? (k: number) => seq.u.forStudent(k) : (k: number) => altU(i, k));
   return {
     name: "multi-draft",
+    newState: () => ({ candidates: [], proposed: 0 }),
     plan(seq) {
-      const s = state(seq);
+      const s = seq.state;
       const base = chain(seq.pending, seq.cached);
       const P = base.length;
       if (!s.candidates?.length) {
@@ -51,7 +51,7 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
       return { seq, base: rows, slots: [] };
     },
     accept(seq, group, out) {
-      const s = state(seq);
+      const s = seq.state;
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         const count = group.slots.length / drafts;

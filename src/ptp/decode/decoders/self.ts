@@ -1,13 +1,11 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type SlotRow } from "../call.js";
 import { draftToken, finiteLogits, proposalWindow, usableDrafts, type Decoder } from "../decoder.js";
-import type { Sequence } from "../sequence.js";
 
 interface SelfState {
   drafts: number[];
   proposed: number;
 }
-const state = (seq: Sequence) => seq.state as unknown as SelfState;
 
 /**
  * Self verification (method section 4.3): a C-PTP model with no teacher
@@ -24,12 +22,13 @@ const state = (seq: Sequence) => seq.state as unknown as SelfState;
  * the drafts that equal the queries' picks, plus the pick at the first
  * mismatch (or after the last draft).
  */
-export function selfDecoder(model: PtpModel, window: number): Decoder {
+export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState> {
   if (model.variant !== "C") throw new Error(`the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP`);
   return {
     name: "self",
+    newState: () => ({ drafts: [], proposed: 0 }),
     plan(seq) {
-      const s = state(seq);
+      const s = seq.state;
       const base = chain(seq.pending, seq.cached);
       if (!s.drafts?.length) {
         return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
@@ -44,7 +43,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder {
       return { seq, base: all, slots };
     },
     accept(seq, _group, out) {
-      const s = state(seq);
+      const s = seq.state;
       const P = seq.pending.length;
       if (!s.drafts?.length) {
         const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));

@@ -3,7 +3,6 @@ import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
 import { chain, range, type SlotRow } from "../call.js";
 import { draftToken, finiteLogits, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
-import type { Sequence } from "../sequence.js";
 
 interface SingleCallState {
   /** Drafts for positions next, next + 1, ... and the student's confidence in each. */
@@ -26,15 +25,12 @@ interface SingleCallState {
  * branch m*'s proposals (its first overwritten by the teacher's token)
  * become the next drafts.
  */
-export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode): Decoder {
-  const state = (seq: Sequence): SingleCallState => {
-    if (!seq.state.acceptance) Object.assign(seq.state, { drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) });
-    return seq.state as unknown as SingleCallState;
-  };
+export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode): Decoder<SingleCallState> {
   return {
     name: "single-call",
+    newState: () => ({ drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) }),
     plan(seq) {
-      const s = state(seq);
+      const s = seq.state;
       const pending = seq.pending, P = pending.length, D = s.drafts.length, next = seq.next;
       const base = [...chain(pending, seq.cached), ...chain(s.drafts, next)];
       // Branch m predicts positions next + m .. ; none beyond the step limit.
@@ -47,7 +43,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       return { seq, base, slots };
     },
     accept(seq, _group, out) {
-      const s = state(seq);
+      const s = seq.state;
       const P = seq.pending.length, D = s.drafts.length, next = seq.next;
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
       const m = verified.length - 1;

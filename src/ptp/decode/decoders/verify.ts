@@ -1,7 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
 import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
-import type { Sequence } from "../sequence.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
@@ -9,7 +8,6 @@ interface VerifyState {
   /** Tokens finalized by the proposal call of the current step. */
   proposed: number;
 }
-const state = (seq: Sequence) => seq.state as unknown as VerifyState;
 
 /**
  * The paper's Algorithm 1: a student call proposes N tokens from
@@ -21,18 +19,19 @@ const state = (seq: Sequence) => seq.state as unknown as VerifyState;
  * logits already give the teacher's token for `next`; when the first draft
  * disagrees with it the teacher call would verify nothing, so it is skipped.
  */
-export function verifyDecoder(model: PtpModel, window: number): Decoder {
+export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifyState> {
   return {
     name: "verify",
+    newState: () => ({ drafts: [], proposed: 0 }),
     plan(seq) {
-      const s = state(seq);
+      const s = seq.state;
       const base = chain(seq.pending, seq.cached);
       if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
       const count = Math.min(window, seq.room);
       return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
     },
     accept(seq, group, out) {
-      const s = state(seq);
+      const s = seq.state;
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
