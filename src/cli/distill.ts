@@ -14,6 +14,7 @@ import { readDataset, type DatasetMeta } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill } from "../train/distill.js";
+import { LOSSES } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
@@ -36,7 +37,7 @@ export const distillFlags = defineFlags({
   "draft-kv-heads": { kind: "int", value: "N", help: "draft model key/value heads", default: 2 },
   "draft-hidden": { kind: "int", value: "N", help: "draft model SwiGLU hidden width", default: 64 },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
-  loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: ["ce", "kl", "rkl"] },
+  loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: LOSSES },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
   windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16, max: 4096 },
   batch: { kind: "int", value: "N", help: "sequences per step", default: 2, max: 4096 },

@@ -2,7 +2,7 @@ import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
 import { FileFormatError, readFileBytes } from "../io/errors.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
-import { parameterCount, type ModelConfig } from "../model/config.js";
+import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/files/adapter-file.js";
 import { isPeftFolder, readPeftStudent } from "../ptp/files/peft.js";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
@@ -129,7 +129,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     const c = info.config;
     if (info.kind === "hf-checkpoint") lines.push(`${info.file}: Hugging Face Llama checkpoint (folder)`);
     else lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
-    for (const k of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier", "normEps", "ropeTheta"] as const) {
+    for (const k of CONFIG_FIELDS) {
       lines.push(`  ${k.padEnd(17)} ${c[k]}`);
     }
     lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
-import { validateConfig, type ModelConfig } from "../model/config.js";
+import { newModelConfig, validateConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
@@ -103,18 +103,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   useTrainKernels(wasmTrainKernels());
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
-  const config: ModelConfig = {
-    dim: f.dim,
-    hiddenDim: f.hidden,
-    nLayers: f.layers,
-    nHeads: f.heads,
-    nKvHeads: f["kv-heads"] ?? f.heads,
-    vocabSize: tokenizer.vocabSize,
-    seqLen: f["seq-len"],
-    sharedClassifier: true,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-  };
+  const config = newModelConfig({ dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"], vocabSize: tokenizer.vocabSize, seqLen: f["seq-len"] });
   validateConfig(config, "ptp train: the model shape");
   const context = f.context ?? config.seqLen;
   if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);

@@ -32,10 +32,43 @@ export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads
 /** The longest context a config may declare (2^20 positions). */
 export const MAX_SEQ_LEN = 1 << 20;
 
+/** The integer fields of a model's shape, in ModelConfig order (how files store and compare them). */
+export const INT_SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
+/** A model's shape: the integer fields, then sharedClassifier (what a student's teacher shape records). */
+export const SHAPE_FIELDS = [...INT_SHAPE_FIELDS, "sharedClassifier"] as const;
+/** Every ModelConfig field, in canonical order. */
+export const CONFIG_FIELDS = [...SHAPE_FIELDS, "normEps", "ropeTheta"] as const;
+
+/** The shape ptp train gives a fresh model: nKvHeads defaults to nHeads. */
+export interface NewModelShape {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads?: number;
+  vocabSize: number;
+  seqLen: number;
+}
+
+/** The config of a fresh Llama-architecture model of this shape: shared classifier, normEps 1e-5, ropeTheta 10000 (llama2.c's train.py). */
+export function newModelConfig(s: NewModelShape): ModelConfig {
+  return {
+    dim: s.dim,
+    hiddenDim: s.hiddenDim,
+    nLayers: s.nLayers,
+    nHeads: s.nHeads,
+    nKvHeads: s.nKvHeads ?? s.nHeads,
+    vocabSize: s.vocabSize,
+    seqLen: s.seqLen,
+    sharedClassifier: true,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+  };
+}
+
 export function configProblems(c: ModelConfig): string[] {
   const problems: string[] = [];
-  const positive: (keyof ModelConfig)[] = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"];
-  for (const key of positive) {
+  for (const key of INT_SHAPE_FIELDS) {
     const v = c[key] as number;
     if (!Number.isInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${v}`);
   }

@@ -1,3 +1,4 @@
+import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { Transformer } from "../model/transformer.js";
@@ -59,8 +60,7 @@ export class PtpModel {
   ) {
     if (student) {
       const t = teacher.config, s = student.config.teacherShape;
-      const keys = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
-      const diff = keys.filter((k) => t[k] !== s[k]);
+      const diff = INT_SHAPE_FIELDS.filter((k) => t[k] !== s[k]);
       if (diff.length > 0) {
         throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
       }

@@ -127,7 +127,9 @@ export function draftLogits(tape: Tape, d: TrainableDraft, tokens: ArrayLike<num
 }
 
 /** Which PTP loss (method section 3.3). */
-export type LossKind = "ce" | "kl" | "rkl";
+/** The window losses: ce (cross-entropy on the sampled tokens), kl and rkl (C-PTP: KL or reverse KL to the teacher). */
+export const LOSSES = ["ce", "kl", "rkl"] as const;
+export type LossKind = (typeof LOSSES)[number];
 
 /**
  * The window loss: cross-entropy on the sampled tokens (O-PTP: own u seen;

@@ -20,7 +20,7 @@
  * Serialisation is deterministic, so parse then serialise reproduces a
  * file written here byte for byte.
  */
-import type { ModelConfig } from "../../model/config.js";
+import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { readFileBytes, quote } from "../../io/errors.js";
 import { serializeSafetensors, writeBytesAtomically } from "../../io/safetensors.js";
@@ -34,21 +34,10 @@ export { AUX_BITS, MAX_AUX_DIGITS } from "./ptp-file-parts.js";
 
 type TeacherShape = StudentConfig["teacherShape"];
 
-/** The fields of a teacher shape, in the order they are stored and compared. */
-const SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier"] as const;
 
 /** The teacher shape of a model config, with its keys in canonical order. */
 export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number]>): TeacherShape {
-  return {
-    dim: c.dim,
-    hiddenDim: c.hiddenDim,
-    nLayers: c.nLayers,
-    nHeads: c.nHeads,
-    nKvHeads: c.nKvHeads,
-    vocabSize: c.vocabSize,
-    seqLen: c.seqLen,
-    sharedClassifier: c.sharedClassifier,
-  };
+  return Object.fromEntries(SHAPE_FIELDS.map((k) => [k, c[k]])) as TeacherShape;
 }
 
 /** The metadata strings of a student config (not validated; see configFromMetadata). */

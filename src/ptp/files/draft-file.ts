@@ -29,7 +29,7 @@
 import { readFileBytes, quote } from "../../io/errors.js";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
-import type { ModelConfig } from "../../model/config.js";
+import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, checkLayerCount } from "./ptp-file-parts.js";
@@ -38,8 +38,6 @@ import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, readSlo
 export const DRAFT_FORMAT = "ptp-draft";
 export const DRAFT_FORMAT_VERSION = "1";
 
-/** The fields of a ModelConfig, in the order draft_config stores them. */
-const CONFIG_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen", "sharedClassifier", "normEps", "ropeTheta"] as const;
 /** Per-layer tensors: file name -> LayerWeights field. */
 const LAYER_TENSORS = [
   ["rms_att", "rmsAtt"],

@@ -7,7 +7,7 @@
  */
 import { FileFormatError, quote } from "../../io/errors.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
-import { configProblems, type ModelConfig } from "../../model/config.js";
+import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
 
 /** Inputs of the "bits" auxiliary embedding: the 32 bits of float32 u. */
@@ -104,9 +104,6 @@ export function positiveInteger(meta: Record<string, string>, key: string, fail:
   if (!Number.isSafeInteger(v) || v <= 0) fail(`metadata "${key}" must be a positive integer, found ${quote(s)}`);
   return v;
 }
-
-/** The integer fields of a model shape. */
-export const INT_SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
 
 /**
  * The JSON object of metadata `key` (a model shape), checked to have every
