@@ -30,7 +30,7 @@ import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
-import { useTrainKernels, wasmTrainKernels } from "../src/train/autograd/index.js";
+import { wasmTrainKernels } from "../src/train/autograd/index.js";
 import { DataParallel } from "../src/train/data-parallel.js";
 import type { SequenceJob } from "../src/train/distill-step.js";
 import { AdamW } from "../src/train/optim.js";
@@ -75,14 +75,14 @@ function makeJobs(seed: number): SequenceJob[] {
 }
 
 const backend = await createBackend("wasm", { threads: 1 });
-useTrainKernels(wasmTrainKernels());
+const kernels = wasmTrainKernels();
 const teacher = new Transformer(backend, ckpt);
 const settings = { loss: "ce" as const, gamma: 1, window: L, sequences: S, sampling: { temperature: 0.7, topK: 0, topP: 1 } };
 
 /** Median step time (seconds) of `steps` steps after 2 warm-up steps, on T threads. */
 function ours(T: number): number {
   const student = randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank, alpha: rank, aux: { kind: "anchors" }, window: L, hybrid: true, seed: 1 });
-  const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, settings, T, S);
+  const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, settings, T, S, kernels);
   try {
     const opt = new AdamW(parallel.trainable, { weightDecay: 0 });
     const times: number[] = [];

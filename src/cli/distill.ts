@@ -9,7 +9,7 @@ import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
+import { trainKernelsFor } from "../train/autograd/index.js";
 import { readDataset, type DatasetMeta } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import { validateSamplingSettings } from "../sampling/processors.js";
@@ -114,8 +114,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });
-  // Training products run on WASM SIMD with the wasm backend, in plain TypeScript with js.
-  if (f.backend === "wasm") useTrainKernels(wasmTrainKernels());
+  // Training products run on WASM SIMD with the wasm backend, in plain TypeScript otherwise.
+  loop.kernels = trainKernelsFor(f.backend);
   const teacher = new Transformer(backend, ckpt);
   const sampling = dataset.meta.sampling;
   let evalSettings;

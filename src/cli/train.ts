@@ -4,7 +4,7 @@ import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { newModelConfig, validateConfig } from "../model/config.js";
-import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
+import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
@@ -100,7 +100,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     }
   } else if (f.tokenizer !== undefined) tokenizer = loadTokenizerFile(f.tokenizer);
   else throw new UsageError("give exactly one of --tokenizer and --char-vocab");
-  useTrainKernels(wasmTrainKernels());
+  loop.kernels = wasmTrainKernels();
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
   const config = newModelConfig({ dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"], vocabSize: tokenizer.vocabSize, seqLen: f["seq-len"] });

@@ -4,7 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Proposer } from "../ptp/proposer.js";
-import { trainKernels } from "./autograd/index.js";
+import { trainKernels, type TrainKernels } from "./autograd/index.js";
 import { packParams, paramCount, SequenceGradient, type JobFigures, type JobSettings, type SequenceJob } from "./distill-step.js";
 import type { Param } from "./param.js";
 
@@ -60,10 +60,10 @@ export class DataParallel {
    * `proposer` is the model being trained (its arrays are what the
    * optimizer updates); `maxJobs` the number of sequences per step.
    */
-  constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number) {
+  constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number, kernels: TrainKernels = trainKernels()) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`training threads must be a positive integer, got ${threads}`);
     this.threads = Math.min(threads, Math.max(1, maxJobs));
-    this.main = new SequenceGradient(teacherCkpt, teacher, proposer, settings);
+    this.main = new SequenceGradient(teacherCkpt, teacher, proposer, settings, kernels);
     this.params = this.main.params;
     this.P = paramCount(this.params);
     const sab = (bytes: number) => new SharedArrayBuffer(bytes);
@@ -73,7 +73,7 @@ export class DataParallel {
     if (this.threads === 1) return;
     const url = workerUrl();
     for (let i = 1; i < this.threads; i++) {
-      const init: WorkerInit = { index: i, teacher: teacherCkpt, proposer, settings, backend: teacher.backend.name, kernels: trainKernels().name, ...buffers };
+      const init: WorkerInit = { index: i, teacher: teacherCkpt, proposer, settings, backend: teacher.backend.name, kernels: kernels.name, ...buffers };
       const w = new Worker(url, { workerData: init });
       w.unref();
       this.workers.push(w);

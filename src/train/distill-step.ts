@@ -2,7 +2,7 @@ import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import { proposerConfig, type Proposer } from "../ptp/proposer.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { scale, Tape } from "./autograd/index.js";
+import { scale, Tape, trainKernels, type TrainKernels } from "./autograd/index.js";
 import { constantWeights, type GraphWeights } from "./graph.js";
 import type { Param } from "./param.js";
 import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
@@ -58,6 +58,7 @@ export class SequenceGradient {
     private readonly teacher: Transformer,
     readonly proposer: Proposer,
     private readonly o: JobSettings,
+    private readonly kernels: TrainKernels = trainKernels(),
   ) {
     if (proposer.kind === "draft") this.dt = trainableDraft(proposer.draft);
     else this.st = trainableStudent(proposer.student, teacherCkpt.config);
@@ -74,7 +75,7 @@ export class SequenceGradient {
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";
     const teacherRun = needTeacher ? teacherContext(this.teacher, job.tokens.subarray(0, n - 1), o.loss !== "ce") : undefined;
-    const tape = new Tape();
+    const tape = new Tape(this.kernels);
     const logits = this.st ? studentLogits(tape, cfg, this.weights, this.st, teacherRun!.context, rows) : draftLogits(tape, this.dt!, job.tokens, rows);
     const teacherLogits = teacherRun?.logits ? gatherRows(teacherRun.logits, rows.positions, cfg.vocabSize) : undefined;
     const l = windowLoss(tape, variant, logits, rows, o.loss, o.sampling.temperature, teacherLogits);

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createBackend } from "../backends/registry.js";
 import { Transformer } from "../model/transformer.js";
-import { useTrainKernels, wasmTrainKernels } from "./autograd/index.js";
+import { jsKernels, wasmTrainKernels } from "./autograd/index.js";
 import { ERROR_BYTES, FIGURES_PER_JOB, WorkerState, type WorkerInit } from "./data-parallel.js";
 import { packParams, paramCount, SequenceGradient, unpackParams, type SequenceJob } from "./distill-step.js";
 
@@ -25,9 +25,9 @@ function fail(err: unknown): void {
 
 try {
   const backend = await createBackend(init.backend, { threads: 1 });
-  if (init.kernels === "wasm") useTrainKernels(wasmTrainKernels());
+
   const teacher = new Transformer(backend, init.teacher);
-  const gradient = new SequenceGradient(init.teacher, teacher, init.proposer, init.settings);
+  const gradient = new SequenceGradient(init.teacher, teacher, init.proposer, init.settings, init.kernels === "wasm" ? wasmTrainKernels() : jsKernels);
   const params = gradient.params, P = paramCount(params);
   const shared = { params: new Float32Array(init.params), grads: new Float32Array(init.grads), figures: new Float64Array(init.figures) };
   parentPort!.on("message", (jobs: (SequenceJob & { slot: number })[]) => {

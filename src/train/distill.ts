@@ -58,7 +58,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
   if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
   const draft = proposer.kind === "draft";
   const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
-  const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences);
+  const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences, o.kernels);
 
   const spec: LoopSpec = {
     params: parallel.trainable,

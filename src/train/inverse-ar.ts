@@ -12,6 +12,7 @@ import { constantWeights, type ConstantContext, type GraphWeights } from "./grap
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
 import { studentLogits, windowLoss, windowRows } from "./ptp-windows.js";
+import type { TrainKernels } from "./autograd/kernels.js";
 import { trainableStudent, type TrainableStudent } from "./student-params.js";
 import { teacherContext } from "./teacher-context.js";
 
@@ -32,11 +33,11 @@ import { teacherContext } from "./teacher-context.js";
  * has probability > 0 (u stays 0.5 where the bin is empty). `z()` places u
  * inside its bin. Indexed by position in `tokens`.
  */
-export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number): Float32Array {
+export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): Float32Array {
   const V = cfg.vocabSize, us = new Float32Array(tokens.length).fill(0.5);
   for (let k = 0; k < L; k++) {
     const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.hybrid);
-    const logits = studentLogits(new Tape(), cfg, weights, st, context, rows).data;
+    const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
     starts.forEach((s, w) => {
       if (s + k >= tokens.length) return;
       const P = samplingDistribution(logits.subarray((w * L + k) * V, (w * L + k + 1) * V), sampling);
@@ -82,9 +83,9 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
         const starts: number[] = [];
         for (let s = offset; s + L <= T; s += L) starts.push(s);
         const { context } = teacherContext(base, tokens);
-        const us = recoverUs(cfg, weights, st, context, tokens, starts, L, o.sampling, () => betaSample(rng, o.betaB));
+        const us = recoverUs(cfg, weights, st, context, tokens, starts, L, o.sampling, () => betaSample(rng, o.betaB), o.kernels);
         const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.hybrid);
-        const tape = new Tape();
+        const tape = new Tape(o.kernels);
         const logits = studentLogits(tape, cfg, weights, st, context, rows);
         const l = windowLoss(tape, "C", logits, rows, "ce", o.sampling.temperature);
         tape.backward(l);

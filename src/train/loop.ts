@@ -1,3 +1,4 @@
+import type { TrainKernels } from "./autograd/kernels.js";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../util/prng.js";
@@ -60,6 +61,8 @@ export interface LoopOptions {
   maxSkippedSteps?: number;
   /** What to suspect when steps keep coming out non-finite, e.g. "--lr too high, or NaN in --init". */
   nonFiniteHint?: string;
+  /** The training products' implementation (default: trainKernels(), plain TypeScript); any gives the same bits. */
+  kernels?: TrainKernels;
 }
 
 /** Where a run keeps its training checkpoint and metrics log, and whether it continues them. */
@@ -81,8 +84,8 @@ export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, ke
 }
 
 /** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
-export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter" | "maxSkippedSteps" | "nonFiniteHint"> {
-  const { steps: _s, minutes: _m, stopAfter: _a, maxSkippedSteps: _k, nonFiniteHint: _h, ...rest } = o;
+export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter" | "maxSkippedSteps" | "nonFiniteHint" | "kernels"> {
+  const { steps: _s, minutes: _m, stopAfter: _a, maxSkippedSteps: _k, nonFiniteHint: _h, kernels: _kn, ...rest } = o;
   return rest;
 }
 

@@ -68,10 +68,10 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
     stream,
     config: { model: c, train: resumableConfig(o) },
     save: () => writeCheckpoint(files.out, model),
-    evaluate: () => ({ validLoss: nextTokenLoss(new Tape(), c, weights, valid, validStarts, T).data[0] }),
+    evaluate: () => ({ validLoss: nextTokenLoss(new Tape(o.kernels), c, weights, valid, validStarts, T).data[0] }),
     step(rng) {
       const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (train.length - T - 1)));
-      const tape = new Tape();
+      const tape = new Tape(o.kernels);
       const loss = nextTokenLoss(tape, c, weights, train, starts, T);
       tape.backward(scale(tape, loss, 1));
       return { loss: loss.data[0], units: o.batch * T };

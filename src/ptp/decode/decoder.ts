@@ -8,25 +8,39 @@ import { sampleToken } from "../../sampling/sampler.js";
  * A decoding strategy: what rows a sequence puts into the next call, and
  * what it does with their logits. The loop in run.ts drives any strategy,
  * for any number of sequences sharing each call. S is the strategy's
- * per-sequence state (seq.state), made by newState for each sequence.
+ * per-sequence state (drafts, phase, confidences), which it keeps itself
+ * (sequenceState) and shows through `state`.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a Decoder of unknown state (makeDecoder's result) takes any state
-export interface Decoder<S = any> {
+export interface Decoder<S = unknown> {
   readonly name: string;
-  /** A new sequence's state (absent: undefined). */
-  newState?(): S;
   /** The rows this sequence adds to the next call. */
-  plan(seq: Sequence<S>): Group;
+  plan(seq: Sequence): Group;
   /**
    * Finalize what the call verified; return the group-local indices of the
    * base rows to keep in the KV cache (the verified tokens, in order).
    */
-  accept(seq: Sequence<S>, group: Group, out: GroupLogits): number[];
+  accept(seq: Sequence, group: Group, out: GroupLogits): number[];
+  /** This decoder's state for a sequence (absent for stateless decoders). */
+  readonly state?: (seq: Sequence) => S;
   /**
    * Forward calls the decoder made on a model of its own (a standalone draft
    * model), so far; run.ts adds those made during a decode to its modelCalls.
    */
   extraCalls?(): number;
+}
+
+/**
+ * A decoder's typed per-sequence state: `init()` on a sequence's first use,
+ * then the same object for that sequence (kept in a WeakMap, so a finished
+ * sequence takes its state with it).
+ */
+export function sequenceState<S>(init: () => S): (seq: Sequence) => S {
+  const states = new WeakMap<Sequence, S>();
+  return (seq) => {
+    let s = states.get(seq);
+    if (s === undefined) states.set(seq, (s = init()));
+    return s;
+  };
 }
 
 /**

@@ -136,7 +136,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const { seqLen } = model.teacher.config;
   const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
   const stopAtBos = options.stopAtBos ?? true;
-  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos, decoder.newState?.()));
+  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
 
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt

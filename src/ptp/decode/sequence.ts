@@ -12,7 +12,7 @@ import type { UStream } from "../../sampling/ustream.js";
  * "pending" and are fed as the first base rows of the next call. After the
  * prompt, at least the last finalized token is always pending.
  */
-export class Sequence<S = unknown> {
+export class Sequence {
   readonly tokens: number[];
   cached = 0;
   cacheRows: number[] = [];
@@ -27,8 +27,6 @@ export class Sequence<S = unknown> {
     readonly steps: number,
     readonly sampling: SamplingSettings,
     readonly stopAtBos: boolean,
-    /** Decoder-specific state (drafts, phase, confidences): the decoder's newState(). */
-    public state: S,
   ) {
     if (prompt.length === 0) throw new RangeError("decode: every prompt must hold at least one token (BOS)");
     this.tokens = prompt.slice(0, steps + 1);

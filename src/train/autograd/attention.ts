@@ -1,5 +1,4 @@
 import { constantPrefixRows } from "./elementwise.js";
-import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 /**
@@ -34,7 +33,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, visible: 
     offsets[m + 1] = offsets[m] + nHeads * (b0 - a0 + b1 - a1);
   }
   const probs = new Float32Array(offsets[M]);
-  const k_ = trainKernels();
+  const k_ = tape.kernels;
   const out = tape.output(q.shape, [q, k, v]);
   k_.attentionForward(out.data, probs, q.data, k.data, v.data, visible, offsets, M, nHeads, nKvHeads, hs, scale);
   tape.record(out, (dO) => {

@@ -1,4 +1,3 @@
-import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 function sameSize(op: string, a: Tensor, b: Tensor): void {
@@ -58,7 +57,7 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   const g = gate.data, u = up.data, n = y.data.length;
   // sigmoid(gate), kept for the backward pass.
   const sg = new Float32Array(n);
-  const k = trainKernels();
+  const k = tape.kernels;
   k.swiglu(y.data, sg, g, u, n);
   tape.record(y, (dy) => k.swigluBackward(gate.grad, up.grad, dy, g, u, sg, n));
   return y;

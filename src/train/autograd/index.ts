@@ -1,7 +1,7 @@
 /** Reverse-mode autodiff over float32 tensors: the tape and the ops the model uses. */
 export { Tape, Tensor } from "./tensor.js";
 export { jsKernels, trainKernels, useTrainKernels, type TrainKernels } from "./kernels.js";
-export { wasmTrainKernels } from "./wasm-kernels.js";
+export { trainKernelsFor, wasmTrainKernels } from "./wasm-kernels.js";
 export { linear } from "./linear.js";
 export { add, addBias, concatRows, replaceRows, scale, sliceRows, swiglu } from "./elementwise.js";
 export { rmsnorm } from "./rmsnorm.js";

@@ -175,12 +175,12 @@ export const jsKernels: TrainKernels = {
 
 let active: TrainKernels = jsKernels;
 
-/** The kernels training ops use now. */
+/** The kernels a Tape made without any uses (trainers pass theirs: LoopOptions.kernels). */
 export function trainKernels(): TrainKernels {
   return active;
 }
 
-/** Switch the kernels (e.g. to the WASM ones); returns the previous set. */
+/** Switch the default kernels of new Tapes (tests and scripts; trainers take an instance); returns the previous set. */
 export function useTrainKernels(k: TrainKernels): TrainKernels {
   const prev = active;
   active = k;

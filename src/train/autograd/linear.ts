@@ -1,11 +1,10 @@
-import { trainKernels } from "./kernels.js";
 import type { Tape, Tensor } from "./tensor.js";
 
 /** y = x W^T, x [M, K], W [N, K] -> y [M, N]. */
 export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
   const [M, K] = x.shape, [N, K2] = w.shape;
   if (K !== K2) throw new RangeError(`linear: x has ${K} columns but W is [${N}, ${K2}]`);
-  const k = trainKernels();
+  const k = tape.kernels;
   const y = tape.output([M, N], [x, w]);
   k.matmul(y.data, x.data, w.data, M, K, N);
   tape.record(y, (dy) => {
@@ -28,7 +27,7 @@ export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tenso
   if (K !== K2 || K !== K3 || N !== N2 || r !== r2) {
     throw new RangeError(`linearLora: x [${x.shape}] W [${w.shape}] A [${a.shape}] B [${b.shape}] do not fit y = x W^T + s (x A^T) B^T`);
   }
-  const k = trainKernels();
+  const k = tape.kernels;
   const y = tape.output([M, N], [x, w, a, b]);
   const t = new Float32Array(M * r);
   k.loraForward(y.data, t, x.data, w.data, a.data, b.data, M, K, N, r, s);

@@ -1,3 +1,4 @@
+import { trainKernels, type TrainKernels } from "./kernels.js";
 import type { Param } from "../param.js";
 
 /**
@@ -49,6 +50,9 @@ export class Tensor {
  */
 export class Tape {
   private readonly steps: (() => void)[] = [];
+
+  /** `kernels`: the dense products' implementation the ops on this tape run (default: trainKernels(), plain TypeScript unless switched). */
+  constructor(readonly kernels: TrainKernels = trainKernels()) {}
 
   /** The output tensor of an op on `inputs`: with a gradient iff any input has one. */
   output(shape: readonly number[], inputs: readonly Tensor[], data?: Float32Array): Tensor {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { WasmMemory } from "../../util/wasm-api.js";
-import type { TrainKernels } from "./kernels.js";
+import { jsKernels, type TrainKernels } from "./kernels.js";
 
 /**
  * The training products on WASM SIMD (assembly/train.ts, built to
@@ -152,4 +152,9 @@ export function wasmTrainKernels(): TrainKernels {
       get(ps, sig, n);
     },
   };
+}
+
+/** The training kernels that go with a compute backend: WASM SIMD with "wasm", plain TypeScript otherwise. */
+export function trainKernelsFor(backend: string): TrainKernels {
+  return backend === "wasm" ? wasmTrainKernels() : jsKernels;
 }

@@ -1,7 +1,7 @@
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface DraftVerifyState {
@@ -31,22 +31,23 @@ interface DraftVerifyState {
  * seqLen ends; with none, the step is a plain AR step of the teacher.
  */
 export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<DraftVerifyState> {
+  const state = sequenceState<DraftVerifyState>(() => ({}));
   let calls = 0;
   const { seqLen, dim, vocabSize } = draft.config;
 
-  const release = (seq: Sequence<DraftVerifyState>) => {
-    const s = seq.state;
+  const release = (seq: Sequence) => {
+    const s = state(seq);
     s.draftCache?.free();
     s.draftCache = undefined;
   };
 
   /** One draft-model call for this sequence; returns its drafts for next, next + 1, ... */
-  const propose = (seq: Sequence<DraftVerifyState>): number[] => {
+  const propose = (seq: Sequence): number[] => {
     const next = seq.next;
     // Slot j sits at position next - 1 + j, which must be below the draft's seqLen.
     const count = Math.min(window, seq.room - 1, seqLen - next + 1);
     if (count <= 0) return [];
-    const s = seq.state;
+    const s = state(seq);
     s.draftCache ??= draft.newCache(seq.steps);
     const cache = s.draftCache;
     const done = cache.length;
@@ -73,14 +74,14 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<D
 
   return {
     name: "verify",
-    newState: () => ({}),
+    state,
     plan(seq) {
       const drafts = propose(seq);
-      seq.state.drafts = drafts;
+      state(seq).drafts = drafts;
       return { seq, base: [...chain(seq.pending, seq.cached), ...chain(drafts, seq.next)], slots: [] };
     },
     accept(seq, group, out) {
-      const s = seq.state;
+      const s = state(seq);
       const drafts = s.drafts ?? [];
       const P = group.base.length - drafts.length; // the pending rows come first
       const verified = verifyDrafts(seq, out.base, P, drafts);

@@ -2,7 +2,7 @@ import { softmaxF32 } from "../../../sampling/softmax.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, finiteLogits, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, finiteLogits, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
 
 interface SingleCallState {
   /** Drafts for positions next, next + 1, ... and the student's confidence in each. */
@@ -26,11 +26,12 @@ interface SingleCallState {
  * become the next drafts.
  */
 export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode): Decoder<SingleCallState> {
+  const state = sequenceState<SingleCallState>(() => ({ drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) }));
   return {
     name: "single-call",
-    newState: () => ({ drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) }),
+    state,
     plan(seq) {
-      const s = seq.state;
+      const s = state(seq);
       const pending = seq.pending, P = pending.length, D = s.drafts.length, next = seq.next;
       const base = [...chain(pending, seq.cached), ...chain(s.drafts, next)];
       // Branch m predicts positions next + m .. ; none beyond the step limit.
@@ -43,7 +44,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       return { seq, base, slots };
     },
     accept(seq, _group, out) {
-      const s = seq.state;
+      const s = state(seq);
       const P = seq.pending.length, D = s.drafts.length, next = seq.next;
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
       const m = verified.length - 1;

@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
@@ -20,18 +20,19 @@ interface VerifyState {
  * disagrees with it the teacher call would verify nothing, so it is skipped.
  */
 export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifyState> {
+  const state = sequenceState<VerifyState>(() => ({ drafts: [], proposed: 0 }));
   return {
     name: "verify",
-    newState: () => ({ drafts: [], proposed: 0 }),
+    state,
     plan(seq) {
-      const s = seq.state;
+      const s = state(seq);
       const base = chain(seq.pending, seq.cached);
       if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
       const count = Math.min(window, seq.room);
       return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
     },
     accept(seq, group, out) {
-      const s = seq.state;
+      const s = state(seq);
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
