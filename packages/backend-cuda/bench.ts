@@ -93,7 +93,7 @@ function gemmBench(b: Backend & { synchronize(): void }, config: ModelConfig) {
 }
 
 async function main() {
-  const backend = (await createCudaBackend(core)) as unknown as Backend & { synchronize(): void };
+  const backend = await createCudaBackend(core);
   console.log(`cuda bench on ${backend.description}`);
   for (const name of shapesArg.split(",")) {
     const config = SHAPES[name];

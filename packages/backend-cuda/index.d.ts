@@ -1,23 +1,21 @@
-// Types of ptp-backend-cuda (index.js). Self-contained on purpose: the plug-in
-// does not depend on the core package at build time; the caller passes the
-// core module in (registerCudaBackend(core)).
+// Types of ptp-backend-cuda (index.js). The plug-in does not depend on the
+// core package at run time (the caller passes the core module in:
+// registerCudaBackend(core)); its types derive from the core's Backend
+// interface, so the typecheck of the core catches any drift.
+import type { Backend, BackendError, BackendOptions, Buffer, DType, HostArray, registerBackend } from "ptp-ts";
 
-export type DType = "f32" | "i32" | "u8";
-export type HostArray = Float32Array | Int32Array | Uint8Array;
+export type { DType, HostArray };
 
-/** An opaque handle to a device buffer (structurally the core's Buffer). */
-export interface CudaBuffer {
-  readonly dtype: DType;
-  readonly length: number;
-}
+/** An opaque handle to a device buffer: the core's Buffer. */
+export type CudaBuffer = Buffer;
 
 /** What the plug-in needs from the core package ("ptp-ts"). */
 export interface CoreModule {
-  registerBackend(name: string, factory: (options: any) => any): void;
-  BackendError?: new (backend: string, message: string) => Error;
+  registerBackend: typeof registerBackend;
+  BackendError?: typeof BackendError;
 }
 
-export interface CudaOptions {
+export interface CudaOptions extends BackendOptions {
   /** Which CUDA device (default 0). */
   cudaDevice?: number;
   /** Another addon file (default: build/ptp_cuda.node next to index.js). */
@@ -67,25 +65,27 @@ export declare function loadAddon(path?: string): { path: string; addon: CudaAdd
 export declare function cudaStatus(path?: string): CudaStatus;
 export declare function ropeAngle(pos: number, i: number, headSize: number, theta: number): number;
 
-/** The Backend interface of ptp-ts (spec/backend.md) on a CUDA device. */
-export declare class CudaBackend {
+/** The Backend interface of ptp-ts (spec/backend.md) on a CUDA device, with the plug-in's extras. */
+export declare class CudaBackend implements Backend {
   private constructor();
   readonly name: string;
   readonly description: string;
+  /** Device buffers not yet freed. */
   readonly liveBuffers: number;
-  alloc(length: number, dtype?: DType): CudaBuffer;
-  upload(buf: CudaBuffer, data: HostArray, offset?: number): void;
-  download(buf: CudaBuffer, offset?: number, length?: number): Float32Array;
-  free(buf: CudaBuffer): void;
-  matmul(y: CudaBuffer, x: CudaBuffer, w: CudaBuffer, M: number, K: number, N: number): void;
-  rmsnorm(y: CudaBuffer, x: CudaBuffer, weight: CudaBuffer, M: number, D: number, eps: number): void;
-  rope(x: CudaBuffer, positions: CudaBuffer, M: number, nHeads: number, headSize: number, theta: number): void;
-  attention(out: CudaBuffer, q: CudaBuffer, keys: CudaBuffer, values: CudaBuffer, mask: CudaBuffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void;
-  swiglu(y: CudaBuffer, gate: CudaBuffer, up: CudaBuffer, n: number): void;
-  add(y: CudaBuffer, x: CudaBuffer, n: number): void;
-  embedding(y: CudaBuffer, table: CudaBuffer, ids: CudaBuffer, M: number, D: number): void;
-  softmax(x: CudaBuffer, M: number, N: number): void;
-  copy(dst: CudaBuffer, dstOffset: number, src: CudaBuffer, srcOffset: number, n: number): void;
+  alloc: Backend["alloc"];
+  upload: Backend["upload"];
+  download: Backend["download"];
+  free: Backend["free"];
+  matmul: Backend["matmul"];
+  rmsnorm: Backend["rmsnorm"];
+  rope: Backend["rope"];
+  attention: Backend["attention"];
+  swiglu: Backend["swiglu"];
+  add: Backend["add"];
+  embedding: Backend["embedding"];
+  softmax: Backend["softmax"];
+  copy: Backend["copy"];
+  /** Wait for the device to finish the queued work. */
   synchronize(): void;
   dispose(): void;
 }
