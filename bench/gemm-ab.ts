@@ -34,6 +34,7 @@ interface Exports {
   packPanels(dst: number, w: number, K: number, N: number): void;
   gemm(y: number, x: number, w: number, p: number, M: number, K: number, N: number, n0: number, n1: number): void;
 }
+// biome-ignore lint/suspicious/noExplicitAny: the WebAssembly namespace is untyped under lib ES2022
 const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 function load(path: string): { ex: Exports; memory: { buffer: ArrayBuffer; grow(n: number): number } } {
   const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackendError, type Backend } from "../src/backends/backend.js";
 import { JsBackend } from "../src/backends/js/index.js";
-import { FreeListAllocator, WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
+import { FreeListAllocator, type WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
 import { rng } from "./helpers.js";

@@ -7,7 +7,7 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import type { ModelConfig } from "../src/model/config.js";
-import { Transformer } from "../src/model/transformer.js";
+import type { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { serializeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";

@@ -1,3 +1,4 @@
+import type { EvalSettings } from "../train/evaluate.js";
 import { availableParallelism } from "node:os";
 import { createBackend } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
@@ -118,7 +119,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   loop.kernels = trainKernelsFor(f.backend);
   const teacher = new Transformer(backend, ckpt);
   const sampling = dataset.meta.sampling;
-  let evalSettings;
+  let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined && f.tokenizer !== undefined) {
     const tokenizer = loadTokenizer(f.tokenizer, ckpt.config.vocabSize);
     const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));

@@ -1,3 +1,4 @@
+import type { EvalSettings } from "../train/evaluate.js";
 import { createBackend } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -37,7 +38,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
   const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
   const context = Math.min(f.context ?? ckpt.config.seqLen, ckpt.config.seqLen);
-  let evalSettings;
+  let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
     const { readPrompts } = await import("./ptp-common.js");
     const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));

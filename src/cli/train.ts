@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { readFileBytes } from "../io/errors.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import type { Tokenizer } from "../io/tokenizer.js";
 import { newModelConfig, validateConfig } from "../model/config.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";

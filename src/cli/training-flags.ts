@@ -1,4 +1,4 @@
-import { loopFlags } from "./flag-groups.js";
+import type { loopFlags } from "./flag-groups.js";
 import { existsSync } from "node:fs";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";

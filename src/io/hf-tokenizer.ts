@@ -18,7 +18,7 @@ import { writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError } from "./errors.js";
-import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, Tokenizer } from "./tokenizer.js";
+import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, type Tokenizer } from "./tokenizer.js";
 
 /** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
 export interface TextTokenizer {

@@ -1,4 +1,4 @@
-import { Mulberry32 } from "../util/prng.js";
+import type { Mulberry32 } from "../util/prng.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import { writeStudent } from "../ptp/files/adapter-file.js";

@@ -99,7 +99,7 @@ export function applyMutation(bytes: Uint8Array, m: Mutation): Uint8Array {
     case "json-string":
       return editHeader(bytes, (json) => replaceNth(json, /"[^"]*"/g, m.which, () => JSON.stringify("x".repeat(m.length))));
     case "json-nest":
-      return editHeader(bytes, (json) => replaceNth(json, /\[[^\[\]]*\]/g, 0, (s) => "[".repeat(m.depth) + s + "]".repeat(m.depth)));
+      return editHeader(bytes, (json) => replaceNth(json, /\[[^[\]]*\]/g, 0, (s) => "[".repeat(m.depth) + s + "]".repeat(m.depth)));
   }
 }
 
