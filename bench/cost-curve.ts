@@ -27,6 +27,7 @@ import { randomCheckpoint } from "../src/model/init.js";
 import { SHAPES, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
+import { has, markdownTable, option } from "./common.js";
 
 const PREFIX = 64;
 const MAX_K = 64;
@@ -36,18 +37,8 @@ const TARGET_MS = 50;
 const MIN_REPS = 3;
 const MAX_REPS = 100;
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(name);
-function option(name: string): string | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
-  return v;
-}
-
-const quick = flag("--quick");
-const asJson = flag("--json");
+const quick = has("--quick");
+const asJson = has("--json");
 const threadCounts = (option("--threads") ?? "1").split(",").map((s) => {
   const t = Number(s);
   if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: expected positive integers like 1,2, got ${JSON.stringify(s)}`);
@@ -124,9 +115,7 @@ function measure(b: Backend, shape: string, threads: number): Curve {
 }
 
 function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padStart(widths[i])).join(" | ") + " |";
-  return [line(header), "|" + widths.map((w) => "-".repeat(w + 1) + ":").join("|") + "|", ...rows.map(line)].join("\n");
+  return markdownTable(header, rows, "right");
 }
 
 const curves: Curve[] = [];

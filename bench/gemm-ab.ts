@@ -15,12 +15,9 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { option } from "./common.js";
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback?: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
+
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
 const candidate = option("--candidate", resolve(import.meta.dirname, "../build/ptp-relaxed.wasm"))!;

@@ -18,15 +18,13 @@ import { kvDim, SHAPES, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { argmax } from "../src/sampling/pick.js";
+import { markdownTable, option } from "./common.js";
 
 const WARMUP = 4;
 const BOS = 1;
 const DEFAULT_TOKENS: Record<string, number> = { "260K": 64, "15M": 64, "42M": 32, "110M": 16 };
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+const flag = (name: string): string | undefined => option(`--${name}`);
 const shapes = (flag("shapes") ?? "15M,110M").split(",");
 const threadCounts = (flag("threads") ?? "1").split(",").map(Number);
 const tokensFlag = flag("tokens");
@@ -177,7 +175,7 @@ function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
   rows.push(["argmax (host, after forward)", "1", run.argmaxMs.toFixed(3), pct(run.argmaxMs), ""]);
   rows.push(["**step total**", "", `**${run.stepMs.toFixed(3)}**`, "100.0", ""]);
   const head = ["op", "calls/token", "ms/token", "% of step", "GFLOP/s"];
-  return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  return markdownTable(head, rows);
 }
 
 // ---- main --------------------------------------------------------------------

@@ -28,9 +28,10 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { GEMM_ROWS, GEMM_SHAPES } from "./ort-gemm.js";
+import { has, markdownTable } from "./common.js";
 
-const quick = process.argv.includes("--quick");
-const asJson = process.argv.includes("--json");
+const quick = has("--quick");
+const asJson = has("--json");
 const root = resolve(import.meta.dirname, "..");
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const THREADS = [1, 2];
@@ -192,9 +193,7 @@ async function curveTable(): Promise<CurveRow[]> {
 
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === "number" && !Number.isInteger(c) ? c.toFixed(c >= 100 ? 0 : 2) : c)))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
-  const line = (r: (string | number)[]) => "| " + r.map((c, i) => String(c).padEnd(widths[i])).join(" | ") + " |";
-  return [line(cells[0]), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...cells.slice(1).map(line)].join("\n");
+  return markdownTable(header, cells.slice(1).map((r) => r.map(String)), "left");
 }
 
 const probe = await createBackend("wasm", { threads: 1 });

@@ -20,12 +20,9 @@ import { Transformer } from "../src/model/transformer.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
+import { has, option } from "./common.js";
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
+
 const root = resolve(import.meta.dirname, "..");
 const shared = resolve(root, "../shared");
 const weights = option("--weights", "bf16") as "bf16";
@@ -99,7 +96,7 @@ const result = {
   casesDiverging: firstDiverge.filter((d) => d !== null).length,
   firstDivergence: firstDiverge,
 };
-if (argv.includes("--json")) console.log(JSON.stringify(result));
+if (has("--json")) console.log(JSON.stringify(result));
 else {
   console.log(`stories260K, ${weights} weights vs f32 (the golden reference)`);
   console.log(`held-out perplexity (${a.count} tokens, last ${chars} chars of the text): f32 ${result.perplexityF32.toFixed(4)}, ${weights} ${result.perplexity.toFixed(4)} (${((result.perplexity / result.perplexityF32 - 1) * 100).toFixed(3)} %)`);

@@ -4,7 +4,8 @@ import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
-import { readFileBytes } from "../io/errors.js";
+import { formatDuration } from "../util/progress.js";
+import { readPrompts } from "./ptp-common.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
@@ -105,14 +106,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   }
 }
 
-/** The prompts of a --prompts file: one per line, blank lines skipped. */
-function readPrompts(path: string): string[] {
-  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
-  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
-  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
-  return prompts;
-}
-
 /**
  * Progress on stderr: redrawn in place ("\r") on a terminal, otherwise a
  * line every 5 seconds (logs of long runs stay short).
@@ -127,7 +120,7 @@ function progressBar(io: Io): { update: (p: PregenerateProgress) => void; finish
   const render = (p: PregenerateProgress): string => {
     const rate = p.seconds > 0 ? p.tokens / p.seconds : 0;
     const perRecord = p.generated > 0 ? p.seconds / p.generated : NaN;
-    const eta = Number.isFinite(perRecord) ? formatDuration((p.total - p.done) * perRecord) : "?";
+    const eta = formatDuration((p.total - p.done) * perRecord); // "?" while no record has a time
     const frac = p.total > 0 ? p.done / p.total : 1;
     const width = 24;
     const filled = Math.round(frac * width);
@@ -151,13 +144,6 @@ function progressBar(io: Io): { update: (p: PregenerateProgress) => void; finish
       if (tty && shown) io.stderr("\n");
     },
   };
-}
-
-function formatDuration(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
 function formatBytes(n: number): string {

@@ -13,6 +13,7 @@ import type { KVCache } from "../model/kv-cache.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
+import { uFromU32 } from "../sampling/aux.js";
 import { binOf, pick } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { totalRecords, validateMeta, type DatasetMeta, type DatasetRecord, type DatasetWriter } from "./dataset.js";
@@ -86,7 +87,7 @@ export function recordRng(seed: number, index: number): Mulberry32 {
 
 /** The next sampling u: a float32 in [0, 1) with 24 random bits, as llama2.c's random_f32. */
 export function nextU(rng: Mulberry32): number {
-  return (rng.nextU32() >>> 8) / 16777216;
+  return uFromU32(rng.nextU32());
 }
 
 /** The sampling settings of a dataset's metadata. */

@@ -12,6 +12,11 @@ export interface AuxSource {
   next(): number;
 }
 
+/** A u from 32 random bits, as llama2.c's random_f32: the top 24 bits over 2^24, a float32 in [0, 1). */
+export function uFromU32(bits: number): number {
+  return (bits >>> 8) / 16777216;
+}
+
 const MASK64 = (1n << 64n) - 1n;
 const XORSHIFT_MULTIPLIER = 0x2545f4914f6cdd1dn;
 
@@ -61,7 +66,7 @@ export class XorShiftAux implements AuxSource {
 
   /** The next u (random_f32 in llama2.c): a float32 in [0, 1), a multiple of 2^-24. */
   next(): number {
-    return (this.nextU32() >>> 8) / 16777216;
+    return uFromU32(this.nextU32());
   }
 }
 
