@@ -1,5 +1,6 @@
 import { expect, it } from "vitest";
-import { AdamW, autograd, constantWeights, createBackend, randomCheckpoint, randomStudent, studentLogits, teacherContext, trainableStudent, Transformer, windowLoss, windowRows } from "../src/index.js";
+import { createBackend, randomCheckpoint, randomStudent, Transformer } from "../src/index.js";
+import { AdamW, autograd, constantWeights, studentLogits, teacherContext, trainableStudent, windowLoss, windowRows } from "../src/train/index.js";
 
 it("TRAIN-API: the README's student step runs through the public API, and repeated steps lower the loss", async () => {
   const teacherCkpt = randomCheckpoint({ dim: 16, hiddenDim: 24, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 32, seqLen: 32, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3);

@@ -15,3 +15,7 @@ export { randomDraft } from "./init.js";
 export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./decode/run.js";
 export type { Decoder } from "./decode/decoder.js";
+export { comparePtpAr, decodeBatches, firstMismatch, StatsSum, DECODER_DEFAULTS, decoderSettings, defaultDecoder, defaultDecoders, type Comparison, type CompareOptions, type BatchComparison, type DecodeBatchesOptions, type DecoderSettings, type Mismatch, type PtpRun } from "./decode/compare.js";
+export { sequenceState } from "./decode/decoder.js";
+export { proposerConfig, type Proposer } from "./proposer.js";
+export { tokenBytes, chunkBytes } from "./chunk-text.js";

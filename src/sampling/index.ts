@@ -10,3 +10,4 @@ export { sampleToken, needsU } from "./sampler.js";
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./aux.js";
 export { drawU, betaSample } from "./u-in-bin.js";
 export { UStream } from "./ustream.js";
+export { uFromU32 } from "./aux.js";
