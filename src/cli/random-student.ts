@@ -3,7 +3,7 @@ import { randomStudent, writeStudent } from "../ptp/adapter-file.js";
 import type { Variant } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
-import { auxFlags, auxFromFlags } from "./aux-flags.js";
+import { auxFlags, auxFromFlags, slotInputFromFlags } from "./aux-flags.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -42,7 +42,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     alpha: f.alpha,
     aux,
     window: f.window,
-    hybrid: f["slot-input"] === "hybrid",
+    ...slotInputFromFlags(f["slot-input"], f.variant!, f.window!),
     seed: f.seed!,
     zeroB: f["zero-b"] ?? false,
   });

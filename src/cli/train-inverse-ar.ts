@@ -1,3 +1,4 @@
+import { slotInputFromFlags } from "./aux-flags.js";
 import { createBackend } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -32,7 +33,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: num("digits") } : { kind: f.aux as AuxKind };
-  const student = randomStudent(ckpt, checksum, { variant: "C", rank: num("rank"), alpha: num("alpha"), aux, window: num("window"), hybrid: f["slot-input"] === "hybrid", seed: num("seed"), zeroB: true });
+  const student = randomStudent(ckpt, checksum, { variant: "C", rank: num("rank"), alpha: num("alpha"), aux, window: num("window"), ...slotInputFromFlags(f["slot-input"] as string | undefined, "C", num("window")), seed: num("seed"), zeroB: true });
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: num("temperature"), topK: 0, topP: 1 };

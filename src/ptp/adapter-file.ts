@@ -26,7 +26,7 @@ import { readFileBytes, quote } from "../io/errors.js";
 import { Mulberry32 } from "../io/prng.js";
 import { serializeSafetensors, writeBytesAtomically } from "../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, product, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
@@ -93,7 +93,7 @@ function configFromMetadata(meta: Record<string, string>, fail: Fail): StudentCo
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
   if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
   const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
-  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  Object.assign(config, slotInputFields(parseSlotInput(meta, fail)));
   return config;
 }
 
@@ -157,7 +157,7 @@ export function serializeStudent(student: Student): Uint8Array {
 export function parseStudent(bytes: Uint8Array, name: string): Student {
   const { file, config, fail } = openFile(bytes, name, configFromMetadata);
   checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
-  checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
+  checkStartTensor(config, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
   readSlots(file, slots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
   return { config, weights };
@@ -202,6 +202,8 @@ export interface RandomStudentOptions {
   window?: number;
   /** Hybrid slot input (StudentConfig.hybrid); default false. */
   hybrid?: boolean;
+  /** Query slot input (StudentConfig.query, C-PTP only; implies hybrid); default false. */
+  query?: boolean;
   seed: number;
   /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
   zeroB?: boolean;
@@ -227,7 +229,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     alpha: options.alpha ?? 8,
     aux,
     window: options.window ?? 16,
-    ...(options.hybrid ? { hybrid: true } : {}),
+    ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };

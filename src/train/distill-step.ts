@@ -1,3 +1,4 @@
+import { slotInputOf } from "../ptp/ptp-file-parts.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Draft } from "../ptp/draft-model.js";
@@ -75,7 +76,7 @@ export class SequenceGradient {
   run(job: SequenceJob): JobFigures {
     const cfg = this.teacherCkpt.config, o = this.o, variant = this.proposer.config.variant;
     const n = job.tokens.length;
-    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, this.proposer.config.hybrid === true);
+    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, slotInputOf(this.proposer.config));
     // The last token is only ever a target: the teacher runs on the tokens before it
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";
