@@ -157,7 +157,7 @@ describe("gated LoRA", () => {
   it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {
     const b = await backend(name);
     fc.assert(
-      fc.property(caseArb, studentSpecArb(), fc.integer({ min: 1, max: 4 }), fc.boolean(), (c, s, nSlots, zeroB) =>
+      fc.property(caseArb, studentSpecArb(undefined, false), fc.integer({ min: 1, max: 4 }), fc.boolean(), (c, s, nSlots, zeroB) =>
         withTeacher(b, c.teacher, (teacher) => {
           const student = makeStudent(c.teacher, s);
           if (zeroB) for (const layer of student.weights.layers) for (const pair of Object.values(layer)) pair.B.fill(0);
@@ -246,6 +246,40 @@ describe("hybrid slot input", () => {
         }),
       ),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe("query slot input", () => {
+  it.each(BACKENDS)("PTP-QUERY-C0 on %s: a query C-PTP student with any LoRA gives at slot 0 (a row reading the last token) exactly the teacher's logits, and its other slots run the LoRA", async (name) => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, studentSpecArb("C"), fc.integer({ min: 2, max: 4 }), (c, s, nSlots) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const student = makeStudent(c.teacher, { ...s, hybrid: true, query: true });
+          const model = new PtpModel(teacher, student);
+          const ctx = c.prompts[0], n = ctx.length, { dim, vocabSize } = c.teacher.config;
+          const M = n + nSlots, embeddings = new Float32Array(M * dim);
+          for (let j = 1; j < nSlots; j++) embeddings.set(model.slotInput(j / (nSlots + 1), (j - 0.5) / (nSlots + 1)), (n + j) * dim);
+          // Context rows causal; the window stands in for the last context row: it sees rows 0..n-2 and its slots 0..j.
+          const mask = new Uint8Array(M * M);
+          for (let r = 0; r < n; r++) mask.fill(1, r * M, r * M + r + 1);
+          for (let j = 0; j < nSlots; j++) (mask.fill(1, (n + j) * M, (n + j) * M + n - 1), mask.fill(1, (n + j) * M + n, (n + j) * M + n + j + 1));
+          const block = { tokens: [...ctx, ctx[n - 1], ...Array(nSlots - 1).fill(-1)], positions: [...range(0, n), ...range(0, nSlots).map((j) => n - 1 + j)], embeddings, mask };
+          const run = (slots: number) => {
+            const cache = teacher.newCache();
+            const logits = slots ? model.forward(block, cache, slots) : teacher.forward(block, cache);
+            cache.free();
+            return logits;
+          };
+          const withLora = run(nSlots), plain = run(0);
+          model.dispose();
+          const d = firstBitDifference(withLora.subarray(n * vocabSize, (n + 1) * vocabSize), withLora.subarray((n - 1) * vocabSize, n * vocabSize));
+          if (d) throw new Error(`slot 0 differs from the teacher's row: ${d}`);
+          expect(firstBitDifference(withLora.subarray((n + 1) * vocabSize), plain.subarray((n + 1) * vocabSize))).not.toBeNull();
+        }),
+      ),
+      { numRuns: 40 },
     );
   });
 });

@@ -27,24 +27,39 @@ export interface StudentSpec {
   seed: number;
   /** Hybrid slot input (the first slot also embeds the last known token). */
   hybrid?: boolean;
+  /** Query slot input (C-PTP; then also hybrid): the first slot is the teacher's own AR query. */
+  query?: boolean;
 }
 
-export const studentSpecArb = (variant?: Variant): fc.Arbitrary<StudentSpec> =>
-  fc.record({
-    variant: variant ? fc.constant(variant) : fc.constantFrom<Variant>("O", "C"),
-    rank: fc.integer({ min: 1, max: 4 }),
-    aux: fc.constantFrom<AuxKind>("bits", "digits", "anchors"),
-    window: fc.integer({ min: 1, max: 6 }),
-    seed: fc.integer({ min: 1, max: 1 << 30 }),
-    hybrid: fc.boolean(),
-  });
+/**
+ * Student specs; with `query` (the default) C-PTP specs are drawn with the
+ * query slot input too. Tests that build slot rows by hand from
+ * `slotInput` pass false (a query slot 0 is a token row, see slotRowsBlock).
+ */
+export const studentSpecArb = (variant?: Variant, query = true): fc.Arbitrary<StudentSpec> =>
+  fc
+    .record({
+      variant: variant ? fc.constant(variant) : fc.constantFrom<Variant>("O", "C"),
+      rank: fc.integer({ min: 1, max: 4 }),
+      aux: fc.constantFrom<AuxKind>("bits", "digits", "anchors"),
+      window: fc.integer({ min: 1, max: 6 }),
+      seed: fc.integer({ min: 1, max: 1 << 30 }),
+      input: fc.constantFrom("aux", "hybrid", "query"),
+    })
+    .map(({ input, ...s }) => {
+      const q = query && input === "query" && s.variant === "C";
+      return { ...s, hybrid: input !== "aux", ...(q ? { query: true } : {}) };
+    });
+
+/** The slot-input kind of a spec, as windowRows takes it. */
+export const slotKind = (spec: StudentSpec): "aux" | "hybrid" | "query" => (spec.query && spec.variant === "C" ? "query" : spec.hybrid ? "hybrid" : "aux");
 
 /**
  * An untrained student. Its B's are large enough that the student's slots
  * really differ from the teacher's (untrained LoRA would start at B = 0).
  */
 export function makeStudent(teacher: Checkpoint, spec: StudentSpec): Student {
-  const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed, hybrid: spec.hybrid });
+  const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed, hybrid: spec.hybrid, query: slotKind(spec) === "query" });
   const scale = 25;
   for (const layer of s.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((b, i) => (pair.B[i] = b * scale));
   return s;
@@ -148,13 +163,14 @@ export function selfAR(model: PtpModel, prompt: number[], steps: number, samplin
   while (tokens.length <= steps) {
     const n = tokens.length;
     const embeddings = new Float32Array((n + 1) * dim);
-    embeddings.set(model.slotInput(0, undefined, tokens[n - 1]), n * dim);
+    // A query student's AR query is a row reading the last token (the teacher's own row there).
+    if (!model.query) embeddings.set(model.slotInput(0, undefined, tokens[n - 1]), n * dim);
     // Causal; a hybrid slot stands in for the last token's row, so it does not see that row.
     const mask = new Uint8Array((n + 1) * (n + 1));
     for (let r = 0; r <= n; r++) mask.fill(1, r * (n + 1), r * (n + 1) + r + 1);
     if (model.hybrid) mask[n * (n + 1) + n - 1] = 0;
     const cache = teacher.newCache();
-    const logits = model.forward({ tokens: [...tokens, -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings, mask }, cache, 1);
+    const logits = model.forward({ tokens: [...tokens, model.query ? tokens[n - 1] : -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings, mask }, cache, 1);
     cache.free();
     const t = sampleToken(logits.subarray(n * vocabSize), sampling, needsU(sampling) ? us[n - first] : undefined);
     if (stopAtBos && t === 1) break;

@@ -131,6 +131,36 @@ describe("ptp distill", () => {
     }
   });
 
+  it("TRAIN-QUERY: --slot-input query trains a C-PTP student whose slot 0 is the teacher's own query: its file says so, has no start vector, and verify and single-call decode exactly as AR", async () => {
+    await dataset();
+    const out = join(tmp, "query.safetensors");
+    const r = await runCli(...distillArgs(out, "--variant", "C", "--slot-input", "query", "--loss", "kl", "--gamma", "0.9"));
+    expect(r.code, r.stderr).toBe(0);
+    const student = readStudent(out);
+    expect(student.config).toMatchObject({ variant: "C", hybrid: true, query: true });
+    expect(student.weights.start).toBeUndefined();
+    const ckpt = readCheckpoint(TEACHER);
+    const backend = await createBackend("wasm");
+    const teacher = new Transformer(backend, ckpt);
+    const model = new PtpModel(teacher, student);
+    const sampling = { temperature: 0.7 }, prompt = [1, 403, 407];
+    const ar = decodeAR(teacher, prompt, { steps: 40, sampling, aux: new XorShiftAux(9n) }).tokens;
+    for (const decoder of ["verify", "single-call"] as const) {
+      const out = decode(model, [prompt], { decoder, steps: 40, sampling, aux: [new XorShiftAux(9n)] });
+      expect(out.outputs[0], decoder).toEqual(ar);
+      // verify: the first draft of every proposal is the teacher's own pick, so every step accepts at least 2 (bar the last).
+      if (decoder === "verify") expect(out.stats.acceptedHistogram[1] ?? 0).toBeLessThanOrEqual(1);
+    }
+    model.dispose();
+    teacher.dispose();
+    // O-PTP, draft models and one-slot windows cannot have a query slot.
+    for (const extra of [["--variant", "O"], ["--variant", "C", "--window", "1"], ["--variant", "C", "--draft"]]) {
+      const bad = await runCli(...distillArgs(join(tmp, "bad-query.safetensors"), "--slot-input", "query", ...extra));
+      expect(bad.code, `${extra.join(" ")}: ${bad.stderr}`).toBe(2);
+      expect(bad.stderr).toMatch(/--slot-input query/);
+    }
+  });
+
   it("TRAIN-DRAFT: --draft trains a standalone draft model whose verify decoding equals AR", async () => {
     await dataset();
     const out = join(tmp, "draft.safetensors");

@@ -1,4 +1,5 @@
 import type { EvalSettings } from "../train/evaluate.js";
+import { slotInputFromFlags } from "./flag-groups.js";
 import { availableParallelism } from "node:os";
 import { createBackend } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
@@ -101,7 +102,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.rank > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
   if (f.window > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, zeroB: true }) };
+  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], variant, f.window, f.draft), seed: f.seed, zeroB: true }) };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(student, ckpt, checksum, f.init);

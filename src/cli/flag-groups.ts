@@ -19,11 +19,27 @@ export function backendFlags(help: { backend?: string; threads?: string } = {}) 
 }
 
 
-/** --slot-input: hybrid (a window's first slot also embeds the last known token; the default for new models) or aux (u only). */
+/**
+ * --slot-input: hybrid (a window's first slot also embeds the last known
+ * token; the default for new models), aux (u only) or query (C-PTP: the first
+ * slot is the teacher's own AR query on that token).
+ */
 export function slotInputFlag(helpPrefix = "") {
   return defineFlags({
-    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}slot input: hybrid (slot 0 also embeds the last known token) | aux (u only)`, default: "hybrid", choices: ["hybrid", "aux"] },
+    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)`, default: "hybrid", choices: ["hybrid", "aux", "query"] },
   });
+}
+
+/**
+ * The model options of --slot-input, checked against the variant, the window
+ * and the kind of model (`draft`: standalone draft models have no query slot).
+ */
+export function slotInputFromFlags(kind: string | undefined, variant: string, window: number, draft = false): { hybrid: boolean; query: boolean } {
+  if (kind !== "query") return { hybrid: kind === "hybrid", query: false };
+  if (variant !== "C") throw new UsageError(`--slot-input query needs --variant C (an O-PTP slot 0 must see its own u), got --variant ${variant}`);
+  if (draft) throw new UsageError("--slot-input query is for LoRA students; a standalone draft model takes hybrid or aux");
+  if (window < 2) throw new UsageError(`--slot-input query needs --window >= 2 (slot 0 is the teacher's own query; the student drafts slots 1..N-1), got ${window}`);
+  return { hybrid: true, query: true };
 }
 
 /** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */

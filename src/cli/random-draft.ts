@@ -4,7 +4,7 @@ import { writeDraft } from "../ptp/files/draft-file.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -45,7 +45,7 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
 
   const checkpoint = readModel(f.model);
   const checksum = teacherChecksum(checkpoint);
-  const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed });
+  const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
   writeDraft(f.out, draft);
   const c = draft.config, m = c.model;
   const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);

@@ -3,7 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -42,7 +42,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     alpha: f.alpha,
     aux,
     window: f.window,
-    hybrid: f["slot-input"] === "hybrid",
+    ...slotInputFromFlags(f["slot-input"], f.variant, f.window),
     seed: f.seed,
     zeroB: f["zero-b"] ?? false,
   });

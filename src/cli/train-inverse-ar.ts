@@ -1,4 +1,5 @@
 import type { EvalSettings } from "../train/evaluate.js";
+import { slotInputFromFlags } from "./flag-groups.js";
 import { createBackend } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -32,7 +33,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, zeroB: true });
+  const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], "C", f.window), seed: f.seed, zeroB: true });
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };

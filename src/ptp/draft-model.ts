@@ -77,6 +77,9 @@ export class DraftModel {
     return this.draft.config.hybrid === true;
   }
 
+  /** Draft models have no query slot input (see draft-file.ts). */
+  readonly query = false;
+
   get window(): number {
     return this.draft.config.window;
   }

@@ -17,6 +17,8 @@ import type { StudentConfig, StudentWeights } from "./student-weights.js";
 export class GatedLora implements RowAdapter {
   /** Rows [slotStart, M) of the current call are auxiliary slots. */
   slotStart = Infinity;
+  /** Per slot row of the current call, 1 where the row reads a token (a query slot): no LoRA there. */
+  teacherRows: Uint8Array | null = null;
   private readonly A: Record<LinearName, Buffer>[];
   private readonly B: Record<LinearName, Buffer>[];
   private readonly rank: number;
@@ -49,7 +51,22 @@ export class GatedLora implements RowAdapter {
     b.matmul(s.d, s.t, this.B[layer][name], S, r, out);
     b.copy(s.ys, 0, y, from * out, S * out);
     b.add(s.ys, s.d, S * out);
-    b.copy(y, from * out, s.ys, 0, S * out);
+    const skip = this.teacherRows;
+    if (!skip || !skip.includes(1)) {
+      b.copy(y, from * out, s.ys, 0, S * out);
+      return;
+    }
+    // Copy back the runs of LoRA rows only; the query rows keep the teacher's output.
+    for (let j = 0; j < S; ) {
+      if (skip[j]) {
+        j++;
+        continue;
+      }
+      let e = j;
+      while (e < S && !skip[e]) e++;
+      b.copy(y, (from + j) * out, s.ys, j * out, (e - j) * out);
+      j = e;
+    }
   }
 
   private reserve(S: number) {

@@ -25,6 +25,8 @@ export interface RandomStudentOptions {
   window?: number;
   /** Hybrid slot input (StudentConfig.hybrid); default false. */
   hybrid?: boolean;
+  /** Query slot input (StudentConfig.query, C-PTP only; implies hybrid); default false. */
+  query?: boolean;
   seed: number;
   /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
   zeroB?: boolean;
@@ -50,7 +52,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     alpha: options.alpha ?? 8,
     aux,
     window: options.window ?? 16,
-    ...(options.hybrid ? { hybrid: true } : {}),
+    ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };

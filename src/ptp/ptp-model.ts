@@ -77,20 +77,29 @@ export class PtpModel {
     return this.student?.config.hybrid === true;
   }
 
+  /** Whether a window's first slot is the teacher's own AR query (C-PTP, StudentConfig.query). */
+  get query(): boolean {
+    return this.student?.config.query === true;
+  }
+
   /**
    * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
-   * on); every earlier row runs the teacher.
+   * on); every earlier row runs the teacher, and so does a slot row that
+   * reads a token (a query student's first slot).
    */
   forward(block: Block, cache: KVCache, slots: number): Float32Array {
     if (slots === 0 || !this.lora) {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
     }
-    this.lora.slotStart = block.positions.length - slots;
+    const M = block.positions.length, tokens = block.tokens;
+    this.lora.slotStart = M - slots;
+    this.lora.teacherRows = tokens ? Uint8Array.from({ length: slots }, (_, j) => (tokens[M - slots + j] >= 0 ? 1 : 0)) : null;
     try {
       return this.teacher.forward(block, cache, this.lora);
     } finally {
       this.lora.slotStart = Infinity;
+      this.lora.teacherRows = null;
     }
   }
 
@@ -104,6 +113,7 @@ export class PtpModel {
    */
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
     const { config, weights } = this.requireStudent();
+    if (config.query && previousU === undefined) throw new Error("slotInput: a query student's first slot has no input vector: it is a row reading the last known token (SlotRow.input = the token)");
     const hybridTokens = config.hybrid ? this.teacher.tokenEmbeddingTable : undefined;
     return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim, hybridTokens }, ownU, previousU, lastToken);
   }

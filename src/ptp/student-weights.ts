@@ -42,6 +42,14 @@ export interface StudentConfig {
    * embed(u). Absent or false: slots see only the auxiliary input.
    */
   hybrid?: boolean;
+  /**
+   * Query slot input (C-PTP only; implies `hybrid`): a window's first slot is
+   * the teacher's own AR query on the last known token, i.e. a row that reads
+   * that token with the teacher's weights (no start vector, gated LoRA off),
+   * so its Pick is the teacher's token exactly and training goes to the
+   * later slots. Such a student has no start vector.
+   */
+  query?: boolean;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;

@@ -1,3 +1,4 @@
+import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import { proposerConfig, type Proposer } from "../ptp/proposer.js";
@@ -70,7 +71,7 @@ export class SequenceGradient {
   run(job: SequenceJob): JobFigures {
     const cfg = this.teacherCkpt.config, o = this.o, config = proposerConfig(this.proposer), variant = config.variant;
     const n = job.tokens.length;
-    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, config.hybrid === true);
+    const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, slotInputOf(config));
     // The last token is only ever a target: the teacher runs on the tokens before it
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";

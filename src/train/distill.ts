@@ -54,8 +54,10 @@ export interface DistillFiles {
  */
 export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
   const L = o.window;
-  const usable = records.filter((r) => r.tokens.length > r.promptLength && r.promptLength >= 1);
-  if (usable.length === 0) throw new Error("distill: the dataset has no record with a sampled token");
+  // A query student's window trains from slot 1 on, so its start needs a second sampled token after it.
+  const first = proposer.kind === "student" && proposer.student.config.query ? 1 : 0;
+  const usable = records.filter((r) => r.tokens.length > r.promptLength + first && r.promptLength >= 1);
+  if (usable.length === 0) throw new Error(`distill: the dataset has no record with ${first ? "two sampled tokens (a query student trains slots 1..N-1)" : "a sampled token"}`);
   const draft = proposer.kind === "draft";
   const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
   const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences, o.kernels);
@@ -78,7 +80,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
         const n = rec.tokens.length, p = rec.promptLength;
         const us = new Float32Array(n);
         for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
-        const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p)));
+        const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p - first)));
         jobs.push({ tokens: Int32Array.from(rec.tokens), us, starts });
       }
       const figures = parallel.run(jobs);

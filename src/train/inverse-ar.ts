@@ -36,7 +36,7 @@ import { teacherContext } from "./teacher-context.js";
 export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): Float32Array {
   const V = cfg.vocabSize, us = new Float32Array(tokens.length).fill(0.5);
   for (let k = 0; k < L; k++) {
-    const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.hybrid);
+    const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
     const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
     starts.forEach((s, w) => {
       if (s + k >= tokens.length) return;
@@ -84,7 +84,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
         for (let s = offset; s + L <= T; s += L) starts.push(s);
         const { context } = teacherContext(base, tokens);
         const us = recoverUs(cfg, weights, st, context, tokens, starts, L, o.sampling, () => betaSample(rng, o.betaB), o.kernels);
-        const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.hybrid);
+        const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
         const tape = new Tape(o.kernels);
         const logits = studentLogits(tape, cfg, weights, st, context, rows);
         const l = windowLoss(tape, "C", logits, rows, "ce", o.sampling.temperature);

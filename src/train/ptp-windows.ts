@@ -1,5 +1,6 @@
 import type { ModelConfig } from "../model/config.js";
 import { auxFeatures, auxFeatureCount } from "../ptp/auxiliary.js";
+import type { SlotInputKind } from "../ptp/files/ptp-file-parts.js";
 import type { Variant } from "../ptp/student-weights.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
@@ -18,9 +19,17 @@ import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student
  * a hybrid model's slot 0 also adds the embedding of t_{s_w - 1}, the token
  * at its position (the last context token), and stands in for that token's
  * row: the window's slots see the context before it, [0, s_w - 1).
+ *
+ * A query student's slot 0 is the teacher's own row at s_w - 1 (the same
+ * keys and values as the context row there, the teacher's distribution as
+ * output, nothing to train), so it has no row here: slots 1 .. L-1 see the
+ * context [0, s_w), whose last row is exactly that slot 0.
  */
 export interface WindowRows {
+  /** Slots per window. */
   L: number;
+  /** The first slot that has a row: 1 for query students (slot 0 is the teacher's row), else 0. */
+  first: number;
   starts: readonly number[];
   positions: Int32Array;
   /** Per row: [0, s_w) of the context, then the window's slots 0..j. */
@@ -44,10 +53,13 @@ export interface WindowRows {
  * `tokens` with u's `us` (us[k] is the u of position k). Slots past the end
  * of the sequence get weight 0 and u = 0.5 (their outputs are never read).
  */
-export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, hybrid = false): WindowRows {
-  const W = starts.length, R = W * L, n = tokens.length;
+export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, slotInput: SlotInputKind = "aux"): WindowRows {
+  if (slotInput === "query" && variant !== "C") throw new RangeError(`windowRows: query slot input needs C-PTP, got ${variant}-PTP`);
+  const first = slotInput === "query" ? 1 : 0, hybrid = slotInput === "hybrid";
+  const Lw = L - first, W = starts.length, R = W * Lw, n = tokens.length;
   const rows: WindowRows = {
     L,
+    first,
     starts,
     positions: new Int32Array(R),
     visible: new Int32Array(4 * R),
@@ -62,15 +74,15 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
   const C = rows.contextLength;
   starts.forEach((s, w) => {
     if (!(Number.isInteger(s) && s >= 1 && s < n)) throw new RangeError(`windowRows: window start ${s} must be in [1, ${n - 1}] (a context token before it, a target at it)`);
-    for (let j = 0; j < L; j++) {
-      const r = w * L + j, k = s + j, inside = k < n;
+    for (let j = first; j < L; j++) {
+      const r = w * Lw + j - first, k = s + j, inside = k < n;
       const u = (i: number) => (i < n ? us[i] : 0.5);
       rows.positions[r] = k - 1;
-      rows.visible.set([0, hybrid ? s - 1 : s, C + w * L, C + r + 1], 4 * r);
+      rows.visible.set([0, hybrid ? s - 1 : s, C + w * Lw, C + r + 1], 4 * r);
       rows.targets[r] = inside ? tokens[k] : 0;
       rows.targetU[r] = u(k);
-      rows.weights[r] = inside ? gamma ** j : 0;
-      if (j === 0) rows.lastToken[r] = tokens[s - 1];
+      rows.weights[r] = inside ? gamma ** (j - first) : 0;
+      if (j === 0 && hybrid) rows.lastToken[r] = tokens[s - 1];
       if (variant === "O") rows.inputU[r] = u(k);
       else if (j === 0) rows.takeStart[r] = 1;
       else rows.inputU[r] = u(k - 1);
@@ -95,7 +107,7 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
   }
   if (x.cols !== dim) throw new RangeError(`slotInputs: the aux embedding gives ${x.cols} values per row, the model needs ${dim}`);
   if (slots.start) x = replaceRows(tape, x, slots.start, rows.takeStart);
-  return slots.hybrid ? addEmbeddingRows(tape, x, tokenTable, rows.lastToken) : x;
+  return slots.input === "hybrid" ? addEmbeddingRows(tape, x, tokenTable, rows.lastToken) : x;
 }
 
 /** The student's logits [R, vocab] for the window rows, against the teacher's KV of the sequence. */
@@ -159,16 +171,18 @@ export interface WindowMetrics {
  */
 export function windowMetrics(variant: Variant, logits: Float32Array, rows: WindowRows, vocab: number, sampling: SamplingSettings): WindowMetrics {
   const correct: number[] = [], accepted: number[] = [];
+  // A query student's slot 0 (no row) is the teacher's own pick: always correct.
+  const Lw = rows.L - rows.first;
   for (let w = 0; w < rows.starts.length; w++) {
     let c = 0, valid = 0;
-    for (let j = 0; j < rows.L; j++) if (rows.weights[w * rows.L + j] > 0) valid++;
+    for (let j = 0; j < Lw; j++) if (rows.weights[w * Lw + j] > 0) valid++;
     for (; c < valid; c++) {
-      const r = w * rows.L + c, row = logits.subarray(r * vocab, (r + 1) * vocab);
+      const r = w * Lw + c, row = logits.subarray(r * vocab, (r + 1) * vocab);
       const t = variant === "O" ? argmax(row) : sampleToken(row, sampling, rows.targetU[r]);
       if (t !== rows.targets[r]) break;
     }
-    correct.push(c);
-    accepted.push(Math.min(c + 1, valid));
+    correct.push(rows.first + c);
+    accepted.push(Math.min(rows.first + c + 1, rows.first + valid));
   }
   return { correct, accepted };
 }

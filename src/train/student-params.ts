@@ -1,7 +1,8 @@
 import type { ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type LinearName } from "../model/weights.js";
 import type { Draft } from "../ptp/draft-model.js";
-import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "../ptp/student-weights.js";
+import { hasStartVector, slotInputOf, type AuxFields, type SlotInputKind } from "../ptp/files/ptp-file-parts.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student } from "../ptp/student-weights.js";
 import { auxFeatureCount } from "../ptp/auxiliary.js";
 import { Tensor } from "./autograd/index.js";
 import { trainableWeights, type GraphWeights, type LoraTensors } from "./graph.js";
@@ -18,8 +19,8 @@ export interface TrainableSlots {
   aux: AuxEmbeddingConfig;
   tensors: { weight?: Tensor; bias?: Tensor; anchors?: Tensor };
   start?: Tensor;
-  /** Hybrid slot input: a window's first slot adds its last known token's embedding. */
-  hybrid: boolean;
+  /** How a window's first slot is fed (hybrid: it adds its last known token's embedding; query: it is the teacher's own row). */
+  input: SlotInputKind;
 }
 
 /** The gated-LoRA student: LoRA A and B of every linear layer, plus its slot inputs; the teacher stays frozen. */
@@ -38,7 +39,8 @@ export interface TrainableDraft {
   slots: TrainableSlots;
 }
 
-function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, w: AuxEmbeddingWeights, start: Float32Array | undefined, dim: number, hybrid: boolean): TrainableSlots {
+function slotParams(params: Param[], config: AuxFields, w: AuxEmbeddingWeights, start: Float32Array | undefined, dim: number): TrainableSlots {
+  const aux = config.aux;
   const p = (name: string, data: Float32Array, shape: number[]) => {
     const param = makeParam(name, shape, data, false);
     params.push(param);
@@ -50,7 +52,7 @@ function slotParams(params: Param[], aux: AuxEmbeddingConfig, variant: Variant, 
     tensors.weight = p("aux.weight", w.weight!, [dim, auxFeatureCount(aux)]);
     tensors.bias = p("aux.bias", w.bias!, [dim]);
   }
-  return { aux, tensors, start: variant === "C" ? p("start", start!, [dim]) : undefined, hybrid };
+  return { aux, tensors, start: hasStartVector(config) ? p("start", start!, [dim]) : undefined, input: slotInputOf(config) };
 }
 
 export function trainableStudent(student: Student, teacher: ModelConfig): TrainableStudent {
@@ -66,13 +68,13 @@ export function trainableStudent(student: Student, teacher: ModelConfig): Traina
       }),
     ) as Record<LinearName, { A: Tensor; B: Tensor }>,
   );
-  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, teacher.dim, config.hybrid === true);
+  const slots = slotParams(params, config, weights.aux, weights.start, teacher.dim);
   return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots };
 }
 
 export function trainableDraft(draft: Draft): TrainableDraft {
   const { config, weights } = draft;
   const { params, weights: graph } = trainableWeights({ config: config.model, weights: weights.model });
-  const slots = slotParams(params, config.aux, config.variant, weights.aux, weights.start, config.model.dim, config.hybrid === true);
+  const slots = slotParams(params, config, weights.aux, weights.start, config.model.dim);
   return { draft, params, weights: graph, slots };
 }

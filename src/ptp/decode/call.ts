@@ -24,7 +24,13 @@ export interface BaseRow {
 }
 
 export interface SlotRow {
-  input: Float32Array;
+  /**
+   * The row's input vector, or a token id: a query student's first slot
+   * reads the last known token itself and runs the teacher's weights (the
+   * gate skips slot rows that read a token), i.e. it is the teacher's own AR
+   * query at that position.
+   */
+  input: Float32Array | number;
   position: number;
   sees: number[];
 }
@@ -79,7 +85,8 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
     g.slots.forEach((s, j) => {
       const row = slotAt[gi] + j;
       positions[row] = s.position;
-      embeddings!.set(s.input, row * dim);
+      if (typeof s.input === "number") tokens[row] = s.input;
+      else embeddings!.set(s.input, row * dim);
       place(row, s.sees);
     });
   });

@@ -51,6 +51,8 @@ export interface SlotProposer {
   readonly variant: Variant;
   /** Hybrid slot input: a window's first slot embeds the last known token and stands in for that token's row. */
   readonly hybrid: boolean;
+  /** Query slot input (C-PTP): a window's first slot is the model's own AR query on the last known token, a row that reads that token. */
+  readonly query: boolean;
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
@@ -90,11 +92,12 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
  * that token's row, so the window does not see it (the last of `base`, which
  * lists the base rows the window conditions on in position order). `first` is the
  * group-local index the window's first slot will have; `u` gives the u's
- * the window is built from (the sequence's own by default).
+ * the window is built from (the sequence's own by default). A query
+ * student's slot 0 is a row reading `lastToken` itself (see SlotRow).
  */
 export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, lastToken: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
   return range(0, count).map((j) => ({
-    input: model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
+    input: j === 0 && model.query ? lastToken : model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
     position: k0 - 1 + j,
     sees: [...(model.hybrid ? base.slice(0, -1) : base), ...range(first, first + j + 1)],
   }));

@@ -25,7 +25,7 @@ import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../
 import { readFileBytes, quote } from "../../io/errors.js";
 import { serializeSafetensors, writeBytesAtomically } from "../../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseSlotInput, parseTeacherChecksum, parseVariant, plainFail, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { LayerLora, Student, StudentConfig, StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
@@ -81,7 +81,7 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
   const teacherShape = parseTeacherShape(required(meta, "teacher_shape", fail), fail);
   if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
   const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
-  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  Object.assign(config, slotInputFields(parseSlotInput(meta, fail)));
   return config;
 }
 
@@ -145,7 +145,7 @@ export function serializeStudent(student: Student): Uint8Array {
 export function parseStudent(bytes: Uint8Array, name: string): Student {
   const { file, config, fail } = openFile(bytes, name, studentConfigFromMetadata);
   checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
-  checkStartTensor(config.variant, file, config.teacherShape.dim, fail);
+  checkStartTensor(config, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
   readSlots(file, studentSlots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
   return { config, weights };

@@ -32,7 +32,7 @@ import { serializeSafetensors } from "../../io/safetensors.js";
 import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, checkLayerCount } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, slotInputFields, checkLayerCount } from "./ptp-file-parts.js";
 import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 
 export const DRAFT_FORMAT = "ptp-draft";
@@ -94,7 +94,8 @@ export function draftConfigFromMetadata(meta: Record<string, string>, fail: Fail
   const teacherChecksum = parseTeacherChecksum(meta, fail);
   if (window > model.seqLen) fail(`metadata "window" is ${window}, more than the draft model's seqLen ${model.seqLen} (draft_config)`);
   const config: DraftConfig = { variant, aux, window, model, teacherVocabSize, teacherChecksum };
-  if (parseSlotInput(meta, fail)) config.hybrid = true;
+  // A draft model's first slot as its own AR query is not supported (yet): the query kind is for LoRA students.
+  Object.assign(config, slotInputFields(parseSlotInput(meta, fail, ["aux", "hybrid"])));
   return config;
 }
 
@@ -152,7 +153,7 @@ export function serializeDraft(draft: Draft): Uint8Array {
 export function parseDraft(bytes: Uint8Array, name: string): Draft {
   const { file, config, fail } = openFile(bytes, name, draftConfigFromMetadata);
   checkLayerCount(config.model.nLayers, file, "draft_config", fail);
-  checkStartTensor(config.variant, file, config.model.dim, fail);
+  checkStartTensor(config, file, config.model.dim, fail);
   if (config.model.sharedClassifier && file.tensors.has("wcls")) fail(`draft_config says the classifier is shared with the token embedding, but the file has a tensor "wcls"`);
   const weights = emptyWeights();
   readSlots(file, draftSlots(config), weights, fail, `${config.variant}-PTP draft model with aux kind ${config.aux.kind}`);

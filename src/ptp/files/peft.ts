@@ -27,6 +27,7 @@
  * The LoRA scale is lora_alpha / r; rsLoRA, DoRA, LoRA biases, per-module
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
+import { hasStartVector } from "./ptp-file-parts.js";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
@@ -70,7 +71,7 @@ export interface PeftPtpSettings {
   aux_digits?: number;
   window: number;
   /** "hybrid" when the first slot also embeds the last known token (StudentConfig.hybrid); absent otherwise. */
-  slot_input?: "hybrid";
+  slot_input?: "hybrid" | "query";
   gate: string;
   teacher_checksum: string;
   teacher_shape: StudentConfig["teacherShape"];
@@ -84,7 +85,7 @@ function ptpSettings(c: StudentConfig): PeftPtpSettings {
     aux_kind: c.aux.kind,
     ...(c.aux.kind === "digits" ? { aux_digits: c.aux.digits } : {}),
     window: c.window,
-    ...(c.hybrid ? { slot_input: "hybrid" as const } : {}),
+    ...(c.query ? { slot_input: "query" as const } : c.hybrid ? { slot_input: "hybrid" as const } : {}),
     gate: PTP_GATE,
     teacher_checksum: c.teacherChecksum,
     teacher_shape: teacherShapeOf(c.teacherShape),
@@ -122,7 +123,7 @@ export function studentToPeft(student: Student, options: { baseModel?: string } 
     tensors[U_DIGITS_WEIGHT] = { dtype: "F32", shape: [t.dim, c.aux.digits!], data: w.aux.weight! };
     tensors[U_DIGITS_BIAS] = { dtype: "F32", shape: [t.dim], data: w.aux.bias! };
   }
-  if (c.variant === "C") tensors[START] = { dtype: "F32", shape: [t.dim], data: w.start! };
+  if (hasStartVector(c)) tensors[START] = { dtype: "F32", shape: [t.dim], data: w.start! };
   const ptp = ptpSettings(c);
   const json = new TextEncoder().encode(JSON.stringify(ptp));
   tensors[CONFIG_TENSOR] = { dtype: "U8", shape: [json.length], data: json };
@@ -315,7 +316,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     weights.aux.bias = take(U_DIGITS_BIAS, [t.dim]);
   }
   const variant = settings ? settings.variant : (options.variant ?? "O");
-  if (variant === "C") weights.start = take(START, [t.dim]);
+  if (hasStartVector({ variant, query: settings?.slot_input === "query" })) weights.start = take(START, [t.dim]);
   if (tensors.has(CONFIG_TENSOR)) used.add(CONFIG_TENSOR);
   const extra = [...tensors.keys()].filter((k) => !used.has(k));
   if (extra.length > 0) fail(`unexpected tensor${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => JSON.stringify(k)).join(", ")} (not part of a ${variant}-PTP LoRA student with aux kind ${aux.kind})`);
@@ -330,8 +331,9 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     teacherChecksum: settings ? settings.teacher_checksum : options.teacher!.checksum,
   };
   if (settings?.slot_input !== undefined) {
-    if (settings.slot_input !== "hybrid") cfgFail(`"ptp.slot_input" must be "hybrid" when present, found ${JSON.stringify(settings.slot_input)}`);
+    if (settings.slot_input !== "hybrid" && settings.slot_input !== "query") cfgFail(`"ptp.slot_input" must be "hybrid" or "query" when present, found ${JSON.stringify(settings.slot_input)}`);
     config.hybrid = true;
+    if (settings.slot_input === "query") config.query = true;
   }
   // One validation for every student, whatever its file: the adapter file's own checks.
   try {

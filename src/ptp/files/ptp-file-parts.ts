@@ -53,6 +53,8 @@ export interface AuxFields {
   aux: AuxEmbeddingConfig;
   window: number;
   hybrid?: boolean;
+  /** C-PTP with the first slot the model's own AR query (StudentConfig.query); implies hybrid. */
+  query?: boolean;
 }
 
 /** The weights both files have: the auxiliary embedding and, for C, the start vector. */
@@ -70,16 +72,39 @@ export function auxMetadata(config: AuxFields): Record<string, string> {
   };
   if (config.aux?.kind === "digits") meta.aux_digits = String(config.aux.digits);
   // Written only for hybrid models, so files of plain students stay byte-identical to before.
-  if (config.hybrid) meta.slot_input = "hybrid";
+  if (config.query) meta.slot_input = "query";
+  else if (config.hybrid) meta.slot_input = "hybrid";
   return meta;
 }
 
-/** Metadata "slot_input": "hybrid" (the first slot also embeds the last known token) or "aux" (the default when absent). */
-export function parseSlotInput(meta: Record<string, string>, fail: Fail): boolean {
-  const s = meta.slot_input;
-  if (s === undefined || s === "aux") return false;
-  if (s === "hybrid") return true;
-  return fail(`metadata "slot_input" must be "hybrid" or "aux", found ${JSON.stringify(s)}`);
+/** The slot inputs a PTP model file may declare (metadata "slot_input"). */
+export type SlotInputKind = "aux" | "hybrid" | "query";
+
+/**
+ * Metadata "slot_input": "aux" (u only; the default when absent), "hybrid"
+ * (the first slot also embeds the last known token) or "query" (C-PTP only:
+ * the first slot is the model's own AR query on that token).
+ */
+export function parseSlotInput(meta: Record<string, string>, fail: Fail, kinds: readonly SlotInputKind[] = ["aux", "hybrid", "query"]): SlotInputKind {
+  const s = meta.slot_input ?? "aux";
+  if (!(kinds as readonly string[]).includes(s)) fail(`metadata "slot_input" must be ${kinds.map((k) => `"${k}"`).join(" or ")}, found ${JSON.stringify(s)}`);
+  if (s === "query" && meta.variant !== "C") fail(`metadata "slot_input" "query" (the first slot is the model's own AR query) needs variant C, found ${JSON.stringify(meta.variant)}`);
+  return s as SlotInputKind;
+}
+
+/** The config fields of a slot-input kind. */
+export function slotInputFields(kind: SlotInputKind): Pick<AuxFields, "hybrid" | "query"> {
+  return kind === "query" ? { hybrid: true, query: true } : kind === "hybrid" ? { hybrid: true } : {};
+}
+
+/** The slot-input kind of a config. */
+export function slotInputOf(config: Pick<AuxFields, "hybrid" | "query">): SlotInputKind {
+  return config.query ? "query" : config.hybrid ? "hybrid" : "aux";
+}
+
+/** Whether a model of this config has the learned start vector: C-PTP, unless its first slot is the AR query. */
+export function hasStartVector(config: Pick<AuxFields, "variant" | "query">): boolean {
+  return config.variant === "C" && config.query !== true;
 }
 
 /** Fails unless metadata "format" is `format` (else it is not `what`, e.g. "a PTP draft model") and "format_version" is `version`. */
@@ -168,7 +193,7 @@ export interface Slot<W> {
 }
 
 /** The tensors of the auxiliary embedding, then, for C, the start vector (all of width dim). */
-export function auxSlots<W extends AuxWeightsOf>(config: Pick<AuxFields, "variant" | "aux">, dim: number): Slot<W>[] {
+export function auxSlots<W extends AuxWeightsOf>(config: Pick<AuxFields, "variant" | "aux" | "query">, dim: number): Slot<W>[] {
   const out: Slot<W>[] = [];
   if (config.aux.kind === "anchors") {
     out.push({ name: "aux.anchors", shape: [3, dim], get: (w) => w.aux?.anchors, set: (w, a) => (w.aux.anchors = a) });
@@ -177,7 +202,7 @@ export function auxSlots<W extends AuxWeightsOf>(config: Pick<AuxFields, "varian
     out.push({ name: "aux.weight", shape: [dim, inputs], get: (w) => w.aux?.weight, set: (w, a) => (w.aux.weight = a) });
     out.push({ name: "aux.bias", shape: [dim], get: (w) => w.aux?.bias, set: (w, a) => (w.aux.bias = a) });
   }
-  if (config.variant === "C") out.push({ name: "start", shape: [dim], get: (w) => w.start, set: (w, a) => (w.start = a) });
+  if (hasStartVector(config)) out.push({ name: "start", shape: [dim], get: (w) => w.start, set: (w, a) => (w.start = a) });
   return out;
 }
 
@@ -185,8 +210,8 @@ export const product = (shape: readonly number[]): number => shape.reduce((a, b)
 const describeShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
 
 /** Fails unless the weights have a start vector exactly for C and exactly the aux arrays of the aux kind (before serialising). */
-export function checkAuxWeights(config: Pick<AuxFields, "variant" | "aux">, w: AuxWeightsOf, fail: Fail): void {
-  if (config.variant === "O" && w.start !== undefined) fail(`variant O has no start vector, but weights.start is set`);
+export function checkAuxWeights(config: Pick<AuxFields, "variant" | "aux" | "query">, w: AuxWeightsOf, fail: Fail): void {
+  if (!hasStartVector(config) && w.start !== undefined) fail(`${config.variant === "O" ? "variant O" : "a query-slot C-PTP model"} has no start vector, but weights.start is set`);
   if (config.aux.kind === "anchors" && (w.aux.weight !== undefined || w.aux.bias !== undefined)) fail(`aux kind anchors has no weight or bias, but they are set`);
   if (config.aux.kind !== "anchors" && w.aux.anchors !== undefined) fail(`aux kind ${config.aux.kind} has no anchors, but they are set`);
 }
@@ -204,9 +229,10 @@ export function writeSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): Reco
 }
 
 /** Fails unless the file has the start vector exactly for C (checked before the other tensors). */
-export function checkStartTensor(variant: Variant, file: SafetensorsFile, dim: number, fail: Fail): void {
-  if (variant === "O" && file.tensors.has("start")) fail(`variant O has no start vector, but the file has a tensor "start"`);
-  if (variant === "C" && !file.tensors.has("start")) fail(`variant C needs the start vector, but tensor "start" [${dim}] is missing`);
+export function checkStartTensor(config: Pick<AuxFields, "variant" | "query">, file: SafetensorsFile, dim: number, fail: Fail): void {
+  const has = hasStartVector(config);
+  if (!has && file.tensors.has("start")) fail(`${config.variant === "O" ? "variant O" : "a query-slot C-PTP model (slot_input \"query\")"} has no start vector, but the file has a tensor "start"`);
+  if (has && !file.tensors.has("start")) fail(`variant C needs the start vector, but tensor "start" [${dim}] is missing`);
 }
 
 /**

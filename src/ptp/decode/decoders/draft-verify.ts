@@ -59,7 +59,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<D
     const positions = new Int32Array(M);
     const embeddings = new Float32Array(M * dim);
     baseTokens.forEach((t, i) => ((tokens[i] = t), (positions[i] = done + i)));
-    slots.forEach((slot, j) => ((positions[B + j] = slot.position), embeddings.set(slot.input, (B + j) * dim)));
+    slots.forEach((slot, j) => ((positions[B + j] = slot.position), embeddings.set(slot.input as Float32Array, (B + j) * dim))); // draft models have no query slots (draft-file.ts)
     let logits: Float32Array;
     try {
       logits = draft.forward({ tokens, positions, embeddings }, cache);

@@ -37,7 +37,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState>
       const all = [...base, ...chain(s.drafts, seq.next)];
       // One AR query after each prefix: slot i predicts position next + i, seeing the pending rows and drafts 0..i-1.
       const slots: SlotRow[] = range(0, s.drafts.length + 1).map((i) => ({
-        input: model.slotInput(0, undefined, i === 0 ? seq.last : s.drafts[i - 1]),
+        input: model.query ? (i === 0 ? seq.last : s.drafts[i - 1]) : model.slotInput(0, undefined, i === 0 ? seq.last : s.drafts[i - 1]),
         position: seq.next - 1 + i,
         sees: [...range(0, base.length + i - (model.hybrid ? 1 : 0)), all.length + i],
       }));
