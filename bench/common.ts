@@ -20,7 +20,8 @@ export function has(name: string): boolean {
 
 /** The median (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  const s = [...xs].sort((a, b) => a - b),
+    m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 

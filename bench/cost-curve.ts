@@ -130,12 +130,7 @@ for (const threads of threadCounts) {
 const label = (c: Curve) => (threadCounts.length > 1 ? `${c.shape} ${c.threads}T` : c.shape);
 console.log(`# PTP cost curve: one forward call of k rows after ${PREFIX} cached tokens, time / time(k = 1)${quick ? " (quick)" : ""}\n`);
 console.log(`node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} x ${cpus().length}, ${description}, threads ${threadCounts.join(",")}; 260K = stories260K, others random weights\n`);
-console.log(
-  table(
-    ["k", ...curves.map(label)],
-    [...KS.map((k, i) => [String(k), ...curves.map((c) => c.ratio[i].toFixed(2))]), ["1-row ms", ...curves.map((c) => c.medianMs[0].toFixed(3))]],
-  ),
-);
+console.log(table(["k", ...curves.map(label)], [...KS.map((k, i) => [String(k), ...curves.map((c) => c.ratio[i].toFixed(2))]), ["1-row ms", ...curves.map((c) => c.medianMs[0].toFixed(3))]]));
 
 const at = (c: Curve, k: number) => {
   const i = KS.indexOf(k);

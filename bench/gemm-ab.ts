@@ -17,11 +17,12 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { option } from "./common.js";
 
-
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
 const candidate = option("--candidate", resolve(import.meta.dirname, "../build/ptp-relaxed.wasm"))!;
-const shapes = option("--shapes", "288x288,288x768,768x768,288x32000,768x2048,768x32000")!.split(",").map((s) => s.split("x").map(Number));
+const shapes = option("--shapes", "288x288,288x768,768x768,288x32000,768x2048,768x32000")!
+  .split(",")
+  .map((s) => s.split("x").map(Number));
 const rows = option("--rows", "1,2,4,8,16")!.split(",").map(Number);
 const alternations = Number(option("--alternations", "41"));
 
@@ -35,10 +36,18 @@ interface Exports {
 const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 function load(path: string): { ex: Exports; memory: { buffer: ArrayBuffer; grow(n: number): number } } {
   const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
-  const inst = new WA.Instance(new WA.Module(readFileSync(path)), { env: { memory, abort: () => { throw new Error("abort"); } } });
+  const inst = new WA.Instance(new WA.Module(readFileSync(path)), {
+    env: {
+      memory,
+      abort: () => {
+        throw new Error("abort");
+      },
+    },
+  });
   return { ex: inst.exports as Exports, memory };
 }
-const A = load(baseline), B = load(candidate);
+const A = load(baseline),
+  B = load(candidate);
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 
 function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
@@ -48,7 +57,10 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
   if (need > have) m.memory.grow(Math.ceil((need - have) / 65536));
   const f = new Float32Array(m.memory.buffer);
   const al = (x: number) => (x + 63) & ~63;
-  const w = al(base), x = al(w + 4 * N * K), y = al(x + 4 * Mmax * K), p = al(y + 4 * Mmax * N);
+  const w = al(base),
+    x = al(w + 4 * N * K),
+    y = al(x + 4 * Mmax * K),
+    p = al(y + 4 * Mmax * N);
   for (let i = 0; i < N * K; i++) f[w / 4 + i] = Math.sin(i);
   for (let i = 0; i < Mmax * K; i++) f[x / 4 + i] = Math.cos(i);
   m.ex.packPanels(p, w, K, N);
@@ -60,10 +72,12 @@ console.log("| K x N | M | baseline GFLOP/s | candidate GFLOP/s | candidate / ba
 console.log("|---|---|---|---|---|");
 for (const [K, N] of shapes) {
   const Mmax = Math.max(...rows);
-  const sa = setup(A, K, N, Mmax), sb = setup(B, K, N, Mmax);
+  const sa = setup(A, K, N, Mmax),
+    sb = setup(B, K, N, Mmax);
   for (const M of rows) {
     const reps = Math.max(3, Math.round(3e7 / (M * N * K)));
-    const ta: number[] = [], tb: number[] = [];
+    const ta: number[] = [],
+      tb: number[] = [];
     for (let i = 0; i < 3 * reps; i++) {
       A.ex.gemm(sa.y, sa.x, sa.w, sa.p, M, K, N, 0, N);
       B.ex.gemm(sb.y, sb.x, sb.w, sb.p, M, K, N, 0, N);
@@ -76,7 +90,9 @@ for (const [K, N] of shapes) {
       for (let i = 0; i < reps; i++) B.ex.gemm(sb.y, sb.x, sb.w, sb.p, M, K, N, 0, N);
       tb.push((performance.now() - t) / reps);
     }
-    const a = median(ta), b = median(tb), gf = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
+    const a = median(ta),
+      b = median(tb),
+      gf = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
     console.log(`| ${K}x${N} | ${M} | ${gf(a)} | ${gf(b)} | ${(a / b).toFixed(2)}x |`);
   }
 }

@@ -58,11 +58,7 @@ const tokPerSec = (stderr: string, who: string): number => {
 };
 
 function ours(model: string, t: number, weights: string): number {
-  const r = spawnSync(
-    process.execPath,
-    [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights],
-    { encoding: "utf8", maxBuffer: 1 << 26 },
-  );
+  const r = spawnSync(process.execPath, [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`ptp generate failed: ${r.stderr}`);
   return tokPerSec(r.stderr, "ptp generate");
 }
@@ -78,9 +74,21 @@ function native(model: string, t: number): number {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
 
-interface Row { shape: string; threads: number; weights: string; ours: number; native: number | null; ratio: number | null; oursAll: number[]; nativeAll: number[] }
+interface Row {
+  shape: string;
+  threads: number;
+  weights: string;
+  ours: number;
+  native: number | null;
+  ratio: number | null;
+  oursAll: number[];
+  nativeAll: number[];
+}
 const rows: Row[] = [];
 const loadBefore = load();
 progress(`load average before: ${loadBefore}`);
@@ -88,7 +96,8 @@ for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
   // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
-  const o = new Map<string, number[]>(), n = new Map<number, number[]>();
+  const o = new Map<string, number[]>(),
+    n = new Map<number, number[]>();
   const key = (t: number, w: string) => `${t}/${w}`;
   for (let i = 0; i < reps; i++) {
     for (const t of threads) {

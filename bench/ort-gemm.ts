@@ -71,7 +71,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const w = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i) * 0.05);
     for (const M of GEMM_ROWS) {
       const session = await ort.InferenceSession.create(matmulModel(M, K, N, w), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-      const x = new ort.Tensor("float32", Float32Array.from({ length: M * K }, (_, i) => Math.cos(i)), [M, K]);
+      const x = new ort.Tensor(
+        "float32",
+        Float32Array.from({ length: M * K }, (_, i) => Math.cos(i)),
+        [M, K],
+      );
       const flops = 2 * M * N * K;
       const inner = Math.max(1, Math.round(1e8 / flops) * (quick ? 1 : 2));
       for (let i = 0; i < inner; i++) await session.run({ X: x });

@@ -93,8 +93,13 @@ function profiled(inner: Backend, stats: Stats, matmulKey: (K: number, N: number
 function matmulLabels(c: ModelConfig): Map<string, string> {
   const kv = kvDim(c);
   const linears: [string, number, number][] = [
-    ["wq", c.dim, c.dim], ["wk", c.dim, kv], ["wv", c.dim, kv], ["wo", c.dim, c.dim],
-    ["w1", c.dim, c.hiddenDim], ["w2", c.hiddenDim, c.dim], ["w3", c.dim, c.hiddenDim],
+    ["wq", c.dim, c.dim],
+    ["wk", c.dim, kv],
+    ["wv", c.dim, kv],
+    ["wo", c.dim, c.dim],
+    ["w1", c.dim, c.hiddenDim],
+    ["w2", c.hiddenDim, c.dim],
+    ["w3", c.dim, c.hiddenDim],
   ];
   const names = new Map<string, string[]>();
   for (const [name, K, N] of linears) names.set(`${K}x${N}`, [...(names.get(`${K}x${N}`) ?? []), name]);
@@ -116,7 +121,8 @@ interface Run {
 /** Greedy decode of `steps` tokens after a BOS prompt; times the steps after the warm-up (and records them in `stats`). */
 function decode(model: Transformer, steps: number, stats?: Stats): Run {
   const cache = model.newCache(WARMUP + steps + 1);
-  let forwardMs = 0, argmaxMs = 0;
+  let forwardMs = 0,
+    argmaxMs = 0;
   for (const measured of [false, true]) {
     cache.crop(0);
     let token = argmax(model.forward({ tokens: [BOS], positions: [0] }, cache));
@@ -195,7 +201,10 @@ for (const shape of shapes) {
     model.dispose();
 
     const stats = new Stats();
-    model = new Transformer(profiled(raw, stats, (K, N) => labels.get(`${K}x${N}`) ?? `matmul (${K}x${N})`), ckpt);
+    model = new Transformer(
+      profiled(raw, stats, (K, N) => labels.get(`${K}x${N}`) ?? `matmul (${K}x${N})`),
+      ckpt,
+    );
     const run = decode(model, steps, stats);
     model.dispose();
     raw.dispose?.();

@@ -39,17 +39,22 @@ const flag = (name: string, fallback?: string): string => {
   }
   return v;
 };
-const modelPath = flag("model"), studentPath = flag("student");
+const modelPath = flag("model"),
+  studentPath = flag("student");
 const ckpt = readCheckpoint(modelPath);
 const tokenizer = Tokenizer.load(flag("tokenizer"), ckpt.config.vocabSize);
 const student = readStudent(studentPath);
 checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), studentPath);
 const count = Number(flag("count", "0"));
-const texts = readFileSync(flag("prompts"), "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+const texts = readFileSync(flag("prompts"), "utf8")
+  .split(/\r?\n/)
+  .filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
 const decoders = flag("decoders", defaultDecoders(student.config.variant).join(",")).split(",") as DecoderName[];
 const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
-const steps = Number(flag("steps", "128")), seed = Number(flag("seed", "1")), threads = Number(flag("threads", "1"));
+const steps = Number(flag("steps", "128")),
+  seed = Number(flag("seed", "1")),
+  threads = Number(flag("threads", "1"));
 const budget = has("--budget") ? Number(flag("budget")) : undefined;
 
 const backend = await createBackend("wasm", { threads });
@@ -85,7 +90,8 @@ function withDraftLog(inner: Decoder, log: { position: number; slot: number; tok
 
 /** One decoder against AR at one temperature, prompt by prompt on the same u's; for verify, slot j's hits and trials against the AR path too. */
 function run(decoder: DecoderName, temperature: number) {
-  const slotHits: number[] = [], slotTrials: number[] = [];
+  const slotHits: number[] = [],
+    slotTrials: number[] = [];
   let log: { position: number; slot: number; token: number }[] = [];
   const r = comparePtpAr(model, prompts, {
     decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget },

@@ -56,10 +56,14 @@ checkStudentMatchesTeacher(student, teacher, teacherChecksum(teacher), studentPa
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
 const backend = await createBackend("wasm", { threads });
-const loadBefore = loadavg().map((x) => x.toFixed(2)).join(" ");
+const loadBefore = loadavg()
+  .map((x) => x.toFixed(2))
+  .join(" ");
 progress(`teacher ${modelPath}, student ${studentPath}; load ${loadBefore}`);
 const rows = measureSpeedup({ backend, teacher, student, prompts, shapes, decoders, steps, temperature, reps, onProgress: progress });
-const loadAfter = loadavg().map((x) => x.toFixed(2)).join(" ");
+const loadAfter = loadavg()
+  .map((x) => x.toFixed(2))
+  .join(" ");
 if (asJson) {
   console.log(JSON.stringify(rows));
 } else {

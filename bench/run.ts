@@ -120,17 +120,27 @@ async function gemmTable(threads: number): Promise<GemmRow[]> {
   const rows: GemmRow[] = [];
   for (const [N, K] of GEMM_SHAPES) {
     const w = b.alloc(N * K);
-    b.upload(w, Float32Array.from({ length: N * K }, (_, i) => Math.sin(i) * 0.05));
+    b.upload(
+      w,
+      Float32Array.from({ length: N * K }, (_, i) => Math.sin(i) * 0.05),
+    );
     for (const M of GEMM_ROWS) {
       progress(`matmul ${N}x${K}, M = ${M}, ${threads} thread(s) ...`);
-      const x = b.alloc(M * K), y = b.alloc(M * N);
-      b.upload(x, Float32Array.from({ length: M * K }, (_, i) => Math.cos(i)));
+      const x = b.alloc(M * K),
+        y = b.alloc(M * N);
+      b.upload(
+        x,
+        Float32Array.from({ length: M * K }, (_, i) => Math.cos(i)),
+      );
       // Enough repetitions per timing that one sample takes ~20 ms.
       const flops = 2 * M * N * K;
       const inner = Math.max(1, Math.round(2e8 / flops) * (quick ? 1 : 2));
-      const secs = medianSeconds(() => {
-        for (let i = 0; i < inner; i++) b.matmul(y, x, w, M, K, N);
-      }, quick ? 5 : 11);
+      const secs = medianSeconds(
+        () => {
+          for (let i = 0; i < inner; i++) b.matmul(y, x, w, M, K, N);
+        },
+        quick ? 5 : 11,
+      );
       rows.push({ shape: `${N}x${K}`, M, threads, gflops: (flops * inner) / secs / 1e9 });
       b.free(x);
       b.free(y);
@@ -176,10 +186,13 @@ async function curveTable(): Promise<CurveRow[]> {
     let base = 0;
     for (const k of KS) {
       const block = { tokens: Array.from({ length: k }, (_, i) => (i * 13 + 5) % ckpt.config.vocabSize), positions: Array.from({ length: k }, (_, i) => prefix + i) };
-      const secs = medianSeconds(() => {
-        model.forward(block, cache);
-        cache.crop(prefix);
-      }, quick ? 3 : 7);
+      const secs = medianSeconds(
+        () => {
+          model.forward(block, cache);
+          cache.crop(prefix);
+        },
+        quick ? 3 : 7,
+      );
       if (k === 1) base = secs;
       rows.push({ model: m.name, k, ms: secs * 1000, relative: secs / base });
     }
@@ -193,7 +206,11 @@ async function curveTable(): Promise<CurveRow[]> {
 
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === "number" && !Number.isInteger(c) ? c.toFixed(c >= 100 ? 0 : 2) : c)))];
-  return markdownTable(header, cells.slice(1).map((r) => r.map(String)), "left");
+  return markdownTable(
+    header,
+    cells.slice(1).map((r) => r.map(String)),
+    "left",
+  );
 }
 
 const probe = await createBackend("wasm", { threads: 1 });
@@ -217,7 +234,8 @@ for (const [N, K] of GEMM_SHAPES) {
     const shape = `${N}x${K}`;
     const row: (string | number)[] = [shape, M];
     for (const t of THREADS) {
-      const w = find(gemm, shape, M, t)!, o = find(ort, shape, M, t);
+      const w = find(gemm, shape, M, t)!,
+        o = find(ort, shape, M, t);
       row.push(w, `${((100 * w) / (ref * t)).toFixed(0)}%`, o ?? "-", o ? `${(w / o).toFixed(2)}x` : "-");
     }
     gemmRows.push(row);

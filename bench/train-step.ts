@@ -38,10 +38,16 @@ import { has, median, option } from "./common.js";
 
 const modelPath = option("--model", "../shared/models/stories260K.bin")!;
 const threadCounts = option("--threads", "1,2")!.split(",").map(Number);
-const rounds = Number(option("--rounds", "3")), steps = Number(option("--steps", "12"));
-const N = Number(option("--seq-len", "256")), rank = Number(option("--rank", "32"));
-const S = 2, W = 32, L = 8, SLOTS = S * W * L;
-const withTorch = !has("--no-torch"), asJson = has("--json");
+const rounds = Number(option("--rounds", "3")),
+  steps = Number(option("--steps", "12"));
+const N = Number(option("--seq-len", "256")),
+  rank = Number(option("--rank", "32"));
+const S = 2,
+  W = 32,
+  L = 8,
+  SLOTS = S * W * L;
+const withTorch = !has("--no-torch"),
+  asJson = has("--json");
 const say = (s: string) => void (asJson ? process.stderr : process.stdout).write(s + "\n");
 
 const ckpt = readCheckpoint(modelPath);
@@ -56,9 +62,21 @@ const cfg = ckpt.config;
  * bench/train-step-torch.py.
  */
 function flopsPerSlot(): number {
-  const kv = kvDim(cfg), D = cfg.dim, F = cfg.hiddenDim, hs = D / cfg.nHeads;
-  const linears: [number, number][] = [[D, D], [D, kv], [D, kv], [D, D], [D, F], [F, D], [D, F]];
-  const io = linears.reduce((a, [i, o]) => a + i * o, 0), ipo = linears.reduce((a, [i, o]) => a + i + o, 0);
+  const kv = kvDim(cfg),
+    D = cfg.dim,
+    F = cfg.hiddenDim,
+    hs = D / cfg.nHeads;
+  const linears: [number, number][] = [
+    [D, D],
+    [D, kv],
+    [D, kv],
+    [D, D],
+    [D, F],
+    [F, D],
+    [D, F],
+  ];
+  const io = linears.reduce((a, [i, o]) => a + i * o, 0),
+    ipo = linears.reduce((a, [i, o]) => a + i + o, 0);
   const perLayer = 4 * io + 6 * rank * ipo + 8 * cfg.nHeads * hs * (N / 2 + 1) + 4 * cfg.nHeads * hs * ((L + 1) / 2);
   return cfg.nLayers * perLayer + 4 * D * cfg.vocabSize;
 }
@@ -125,9 +143,14 @@ function torch(T: number): TorchResult | null {
 say(`train step: stories260K O-PTP student, rank ${rank}, window ${L}, ${SLOTS} slots per step (${S} sequences x ${W} windows), ${N}-token sequences; ${rounds} rounds x ${steps} steps`);
 const peak = await measureFmaPeak(1);
 const corePeak = peak.relaxed ?? peak.simd;
-say(`FMA peak of one core measured now: ${corePeak.toFixed(1)} GFLOP/s (${peak.relaxed !== null ? "relaxed madd" : "mul+add"}); load average before: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+say(
+  `FMA peak of one core measured now: ${corePeak.toFixed(1)} GFLOP/s (${peak.relaxed !== null ? "relaxed madd" : "mul+add"}); load average before: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 const fps = flopsPerSlot();
-const mine = new Map<number, number[]>(), theirs = new Map<number, TorchResult[]>();
+const mine = new Map<number, number[]>(),
+  theirs = new Map<number, TorchResult[]>();
 for (let r = 0; r < rounds; r++) {
   for (const T of threadCounts) {
     (mine.get(T) ?? mine.set(T, []).get(T)!).push(ours(T));
@@ -136,16 +159,32 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const rows = threadCounts.map((T) => {
-  const sec = median(mine.get(T)!), sps = SLOTS / sec, gflops = (sps * fps) / 1e9;
+  const sec = median(mine.get(T)!),
+    sps = SLOTS / sec,
+    gflops = (sps * fps) / 1e9;
   const t = theirs.get(T);
   const tsec = t ? median(t.map((x) => x.medianStepSeconds)) : null;
   const tsps = tsec ? SLOTS / tsec : null;
-  return { threads: T, slotsPerSecond: sps, gflopsPerSecond: gflops, percentOfPeak: (100 * gflops) / (T * corePeak), torchSlotsPerSecond: tsps, torchGflopsPerSecond: tsps ? (tsps * fps) / 1e9 : null, oursOverTorch: tsps ? sps / tsps : null, torchBlas: t?.[0].blas ?? null, torchCoretype: t?.[0].openblasCoretype ?? null };
+  return {
+    threads: T,
+    slotsPerSecond: sps,
+    gflopsPerSecond: gflops,
+    percentOfPeak: (100 * gflops) / (T * corePeak),
+    torchSlotsPerSecond: tsps,
+    torchGflopsPerSecond: tsps ? (tsps * fps) / 1e9 : null,
+    oursOverTorch: tsps ? sps / tsps : null,
+    torchBlas: t?.[0].blas ?? null,
+    torchCoretype: t?.[0].openblasCoretype ?? null,
+  };
 });
 const f = (x: number | null, d = 0) => (x === null ? "-" : x.toFixed(d));
 say(`\n| threads | ours slots/s | GFLOP/s | % of T x peak | PyTorch slots/s | PyTorch GFLOP/s | ours / PyTorch |\n|---|---|---|---|---|---|---|`);
 for (const r of rows) say(`| ${r.threads} | ${f(r.slotsPerSecond)} | ${f(r.gflopsPerSecond, 2)} | ${f(r.percentOfPeak, 1)} | ${f(r.torchSlotsPerSecond)} | ${f(r.torchGflopsPerSecond, 2)} | ${f(r.oursOverTorch, 2)} |`);
-say(`\n${(fps / 1e6).toFixed(3)} MFLOP per slot (student forward + backward); load average after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+say(
+  `\n${(fps / 1e6).toFixed(3)} MFLOP per slot (student forward + backward); load average after: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 if (rows[0]?.torchBlas) say(`PyTorch ${theirs.get(threadCounts[0])![0].torch}, BLAS: ${rows[0].torchBlas}${rows[0].torchCoretype ? `, OPENBLAS_CORETYPE=${rows[0].torchCoretype}` : ""}`);
 if (torchNote) say(torchNote);
 if (asJson) console.log(JSON.stringify({ flopsPerSlot: fps, corePeak, rows }));

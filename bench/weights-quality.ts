@@ -22,7 +22,6 @@ import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
 import { has, option } from "./common.js";
 
-
 const root = resolve(import.meta.dirname, "..");
 const shared = resolve(root, "../shared");
 const weights = option("--weights", "bf16") as "bf16";
@@ -30,17 +29,17 @@ const chars = Number(option("--chars", "40000"));
 const text = readFileSync(option("--text", resolve(shared, "corpora/tinystories_excerpt.txt")), "utf8");
 const ckpt = readCheckpoint(option("--model", resolve(shared, "models/stories260K.bin")));
 const tok = Tokenizer.load(option("--tokenizer", resolve(shared, "models/tok512.bin")), ckpt.config.vocabSize);
-const golden: { cases: { prompt: string; temperature: number; topp: number; seed: number; steps: number }[] } = JSON.parse(
-  readFileSync(resolve(shared, "golden/stories260K_llama2c.json"), "utf8"),
-);
+const golden: { cases: { prompt: string; temperature: number; topp: number; seed: number; steps: number }[] } = JSON.parse(readFileSync(resolve(shared, "golden/stories260K_llama2c.json"), "utf8"));
 
 const ref = new Transformer(await createBackend("wasm", { threads: 1 }), ckpt);
 const low = new Transformer(await createBackend("wasm", { threads: 1, weights }), ckpt);
-const V = ckpt.config.vocabSize, S = ckpt.config.seqLen;
+const V = ckpt.config.vocabSize,
+  S = ckpt.config.seqLen;
 
 /** Teacher-forced mean negative log-likelihood over windows of seqLen tokens. */
 function nll(model: Transformer, tokens: number[]): { nll: number; count: number } {
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   for (let start = 0; start + 1 < tokens.length; start += S - 1) {
     const chunk = tokens.slice(start, start + S);
     if (chunk.length < 2) break;
@@ -61,9 +60,11 @@ function nll(model: Transformer, tokens: number[]): { nll: number; count: number
 }
 
 const held = [1, ...tok.encode(text.slice(text.length - chars), false, false)];
-const a = nll(ref, held), b = nll(low, held);
+const a = nll(ref, held),
+  b = nll(low, held);
 
-let picks = 0, differ = 0;
+let picks = 0,
+  differ = 0;
 const firstDiverge: (number | null)[] = [];
 for (const c of golden.cases) {
   const sampling = { temperature: c.temperature, topP: c.topp };
@@ -71,7 +72,11 @@ for (const c of golden.cases) {
   const path = decodeAR(ref, prompt, { steps: c.steps, sampling, aux: new XorShiftAux(BigInt(c.seed)) }).tokens;
   const free = decodeAR(low, prompt, { steps: c.steps, sampling, aux: new XorShiftAux(BigInt(c.seed)) }).tokens;
   let d: number | null = null;
-  for (let i = 0; i < Math.max(path.length, free.length); i++) if (path[i] !== free[i]) { d = i; break; }
+  for (let i = 0; i < Math.max(path.length, free.length); i++)
+    if (path[i] !== free[i]) {
+      d = i;
+      break;
+    }
   firstDiverge.push(d);
   // Along the f32 path, with the same u's: the pick of the reduced-precision logits.
   const cache = low.newCache(S);

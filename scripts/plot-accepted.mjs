@@ -26,10 +26,18 @@ const curves = series.map((s) => {
   return { label, points };
 });
 
-const W = 640, H = 400, L = 60, R = 20, T = 40, B = 50;
-const xs = curves.flatMap((c) => c.points.map((p) => p[0])), ys = curves.flatMap((c) => c.points.map((p) => p[1]));
-const xMax = Math.max(...xs, 1), yMax = Math.max(Math.ceil(Math.max(...ys) + 0.5), 2);
-const px = (x) => L + (x / xMax) * (W - L - R), py = (y) => H - B - ((y - 1) / (yMax - 1)) * (H - T - B);
+const W = 640,
+  H = 400,
+  L = 60,
+  R = 20,
+  T = 40,
+  B = 50;
+const xs = curves.flatMap((c) => c.points.map((p) => p[0])),
+  ys = curves.flatMap((c) => c.points.map((p) => p[1]));
+const xMax = Math.max(...xs, 1),
+  yMax = Math.max(Math.ceil(Math.max(...ys) + 0.5), 2);
+const px = (x) => L + (x / xMax) * (W - L - R),
+  py = (y) => H - B - ((y - 1) / (yMax - 1)) * (H - T - B);
 const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
 const parts = [
@@ -41,7 +49,7 @@ for (let y = 1; y <= yMax; y += yMax > 6 ? 2 : 0.5) {
   parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/>`, `<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y}</text>`);
 }
 for (let i = 0; i <= 5; i++) {
-  const x = byMinutes ? Math.round((xMax * i) / 5 * 10) / 10 : Math.round((xMax * i) / 5);
+  const x = byMinutes ? Math.round(((xMax * i) / 5) * 10) / 10 : Math.round((xMax * i) / 5);
   parts.push(`<text x="${px(x)}" y="${H - B + 18}" text-anchor="middle">${x}</text>`);
 }
 parts.push(

@@ -12,7 +12,9 @@ if (!["SIGINT", "SIGTERM"].includes(signal) || !(Number(delay) >= 0) || sep !== 
   process.exit(2);
 }
 const child = spawn(process.execPath, command, { stdio: ["ignore", "ignore", "pipe"] });
-let stderr = "", sentAt, savedAt;
+let stderr = "",
+  sentAt,
+  savedAt;
 child.stderr.on("data", (d) => {
   stderr += d;
   if (sentAt === undefined && /Ctrl-C saves/.test(stderr)) {

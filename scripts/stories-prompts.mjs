@@ -13,8 +13,17 @@ if (!corpus || !trainOut || !heldOut) {
   process.exit(2);
 }
 const split = Number(splitArg ?? 1000);
-const firstSentence = (p) => (p.replace(/\s+/g, " ").trim().match(/^.*?[.!?](?=\s|$)/)?.[0] ?? "").trim();
-const sentences = readFileSync(corpus, "utf8").split(/\n\s*\n/).map(firstSentence).filter((s) => s.length >= 10 && s.length <= 200);
+const firstSentence = (p) =>
+  (
+    p
+      .replace(/\s+/g, " ")
+      .trim()
+      .match(/^.*?[.!?](?=\s|$)/)?.[0] ?? ""
+  ).trim();
+const sentences = readFileSync(corpus, "utf8")
+  .split(/\n\s*\n/)
+  .map(firstSentence)
+  .filter((s) => s.length >= 10 && s.length <= 200);
 const train = [...new Set(sentences.slice(0, split))];
 const seen = new Set(train);
 const held = [...new Set(sentences.slice(split))].filter((s) => !seen.has(s));

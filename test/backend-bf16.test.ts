@@ -77,7 +77,8 @@ for (const build of ["relaxed", "simd"] as const) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 90 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
-          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const x = randF32(M * K, r),
+            w = randF32(N * K, r);
           const got = runMatmul(bf, x, w, M, K, N);
           const d = firstBitDifference(got, runMatmul(f32, x, roundAll(w), M, K, N));
           if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
@@ -88,9 +89,14 @@ for (const build of ["relaxed", "simd"] as const) {
         }),
         { numRuns: 40 },
       );
-      for (const [M, K, N] of [[1, 300, 1030], [5, 256, 777], [16, 301, 515]]) {
+      for (const [M, K, N] of [
+        [1, 300, 1030],
+        [5, 256, 777],
+        [16, 301, 515],
+      ]) {
         const r = rng(M + K + N);
-        const x = randF32(M * K, r), w = randF32(N * K, r);
+        const x = randF32(M * K, r),
+          w = randF32(N * K, r);
         const one = runMatmul(bf, x, w, M, K, N);
         expect(firstBitDifference(runMatmul(bf2, x, w, M, K, N), one)).toBeNull();
         expect(firstBitDifference(one, runMatmul(f32, x, roundAll(w), M, K, N))).toBeNull();
@@ -99,8 +105,10 @@ for (const build of ["relaxed", "simd"] as const) {
 
     it("BACKEND-BF16: a stories260K forward equals the f32 forward of the bf16-rounded checkpoint bit for bit", () => {
       const ckpt = readCheckpoint(STORIES_260K);
-      const a = new Transformer(bf, ckpt), b = new Transformer(f32, roundedCheckpoint(ckpt));
-      const ca = a.newCache(), cb = b.newCache();
+      const a = new Transformer(bf, ckpt),
+        b = new Transformer(f32, roundedCheckpoint(ckpt));
+      const ca = a.newCache(),
+        cb = b.newCache();
       const block = { tokens: [1, 403, 261, 378, 11], positions: [0, 1, 2, 3, 4] };
       expect(firstBitDifference(a.forward(block, ca), b.forward(block, cb))).toBeNull();
       expect(firstBitDifference(a.forward({ tokens: [7], positions: [5] }, ca), b.forward({ tokens: [7], positions: [5] }, cb))).toBeNull();

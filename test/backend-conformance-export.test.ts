@@ -16,7 +16,10 @@ const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-a
 class Drifting extends JsBackend {
   override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
     super.matmul(y, x, w, M, K, N);
-    this.upload(y, this.download(y).map((v) => v * (1 + 1e-3)));
+    this.upload(
+      y,
+      this.download(y).map((v) => v * (1 + 1e-3)),
+    );
   }
 }
 
@@ -24,12 +27,15 @@ class Drifting extends JsBackend {
 class Reordering extends JsBackend {
   override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
     if (M === 1) return super.matmul(y, x, w, M, K, N);
-    const X = this.download(x), W = this.download(w), Y = new Float32Array(M * N);
-    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-      let s = 0;
-      for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[m * K + k] * W[n * K + k]));
-      Y[m * N + n] = s;
-    }
+    const X = this.download(x),
+      W = this.download(w),
+      Y = new Float32Array(M * N);
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[m * K + k] * W[n * K + k]));
+        Y[m * N + n] = s;
+      }
     this.upload(y, Y);
   }
 }

@@ -18,7 +18,7 @@ import { ROOT, rng } from "./helpers.js";
 const nvcc = spawnSync("bash", ["-c", "command -v nvcc"], { encoding: "utf8" }).status === 0;
 
 describe("CUDA plug-in registration", () => {
-  it("CUDA-PLUGIN: registerCudaBackend adds \"cuda\" to the core registry; createBackend gives a backend or a clear error", async () => {
+  it('CUDA-PLUGIN: registerCudaBackend adds "cuda" to the core registry; createBackend gives a backend or a clear error', async () => {
     registerCudaBackend(core);
     expect(core.listBackends()).toContain("cuda");
     const status = cudaStatus();
@@ -43,7 +43,9 @@ describe("CUDA plug-in registration", () => {
   it("CUDA-PLUGIN: the plug-in's RoPE angle is the core's recipe, bit for bit", () => {
     const r = rng(9);
     for (let t = 0; t < 2000; t++) {
-      const hs = 2 * (1 + Math.floor(r() * 64)), i = 2 * Math.floor(r() * (hs / 2)), pos = Math.floor(r() * 40000);
+      const hs = 2 * (1 + Math.floor(r() * 64)),
+        i = 2 * Math.floor(r() * (hs / 2)),
+        pos = Math.floor(r() * 40000);
       const theta = t % 2 ? 10000 : 500000;
       expect(Object.is(ropeAngle(pos, i, hs, theta), coreRopeAngle(pos, i, hs, theta))).toBe(true);
     }
@@ -74,7 +76,7 @@ describe.skipIf(!nvcc)(nvcc ? "CUDA addon build (nvcc found)" : "CUDA addon buil
     }
   });
 
-  it("CUDA-PLUGIN: without a device, createBackend(\"cuda\") throws \"no CUDA device: <reason>\"", async () => {
+  it('CUDA-PLUGIN: without a device, createBackend("cuda") throws "no CUDA device: <reason>"', async () => {
     const status = cudaStatus();
     if (status.deviceCount > 0) return; // a GPU machine: the conformance suite runs instead
     registerCudaBackend(core);

@@ -64,7 +64,8 @@ for (const build of ["relaxed", "simd"] as const) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 64, max: 300 }), fc.integer({ min: 256, max: 900 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
-          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const x = randF32(M * K, r),
+            w = randF32(N * K, r);
           const d = firstBitDifference(matmulOn(two, x, w, M, K, N), matmulOn(one, x, w, M, K, N));
           if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
         }),
@@ -80,8 +81,11 @@ for (const build of ["relaxed", "simd"] as const) {
         expect(b.workerChunks).toBe(0);
         // No await from here on: the work must still reach a worker.
         const r = rng(7);
-        const M = 1, K = 256, N = 4096;
-        const x = randF32(M * K, r), w = randF32(N * K, r);
+        const M = 1,
+          K = 256,
+          N = 4096;
+        const x = randF32(M * K, r),
+          w = randF32(N * K, r);
         for (let i = 0; i < 20 && b.workerChunks === 0; i++) matmulOn(b, x, w, M, K, N);
         expect(b.workerChunks).toBeGreaterThan(0);
       } finally {
@@ -92,21 +96,12 @@ for (const build of ["relaxed", "simd"] as const) {
     it("BACKEND-THREADS: attention split over heads on 2 threads equals 1 thread bit for bit (causal and masked, MHA and GQA)", () => {
       const before = two.threadedCalls;
       fc.assert(
-        fc.property(
-          fc.integer({ min: 1, max: 12 }),
-          fc.integer({ min: 40, max: 200 }),
-          fc.integer({ min: 1, max: 3 }),
-          fc.integer({ min: 1, max: 4 }),
-          fc.integer({ min: 13, max: 70 }),
-          fc.boolean(),
-          fc.integer(),
-          (M, extra, nKv, group, headSize, masked, seed) => {
-            fc.pre(nKv * group >= 2);
-            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
-            const d = firstBitDifference(runAttention(two, c), runAttention(one, c));
-            if (d !== null) throw new Error(`M=${M} nKeys=${c.nKeys} nHeads=${c.nHeads} hs=${headSize} masked=${masked}: ${d}`);
-          },
-        ),
+        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 40, max: 200 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 13, max: 70 }), fc.boolean(), fc.integer(), (M, extra, nKv, group, headSize, masked, seed) => {
+          fc.pre(nKv * group >= 2);
+          const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+          const d = firstBitDifference(runAttention(two, c), runAttention(one, c));
+          if (d !== null) throw new Error(`M=${M} nKeys=${c.nKeys} nHeads=${c.nHeads} hs=${headSize} masked=${masked}: ${d}`);
+        }),
         { numRuns: 25 },
       );
       expect(two.threadedCalls).toBeGreaterThan(before);
@@ -127,7 +122,8 @@ for (const build of ["relaxed", "simd"] as const) {
         return [a, c, d, e];
       };
       const before = two.threadedCalls;
-      const got = run(two), want = run(one);
+      const got = run(two),
+        want = run(one);
       expect(two.threadedCalls).toBeGreaterThan(before);
       for (let i = 0; i < want.length; i++) {
         const d = firstBitDifference(got[i], want[i]);

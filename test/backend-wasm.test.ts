@@ -8,29 +8,14 @@ import { FreeListAllocator, type WasmBackend, createWasmBackend, relaxedSimdSupp
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
 import { rng } from "./helpers.js";
-import {
-  absDot,
-  attentionRow,
-  expectBitExact,
-  expectClose,
-  matmulTol,
-  randF32,
-  randomAttention,
-  runAttention,
-  runMatmul,
-  runRmsnorm,
-  runRope,
-  runSoftmax,
-  runSwiglu,
-  scoped,
-  U,
-  up,
-} from "./backend-ops.js";
+import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up } from "./backend-ops.js";
 
 /** The WebAssembly global, typed locally (the project's lib has no DOM types). */
-const WA = (globalThis as unknown as {
-  WebAssembly: { validate(bytes: Uint8Array): boolean; Memory: new (d: { initial: number }) => WasmMemory };
-}).WebAssembly;
+const WA = (
+  globalThis as unknown as {
+    WebAssembly: { validate(bytes: Uint8Array): boolean; Memory: new (d: { initial: number }) => WasmMemory };
+  }
+).WebAssembly;
 
 /*
  * The wasm backend against the js reference, for both WASM builds. The
@@ -46,9 +31,7 @@ const BUILDS = [
   {
     build: "relaxed" as const,
     skip: !relaxedOk,
-    label: relaxedOk
-      ? "relaxed build"
-      : "relaxed build (SKIPPED: this runtime does not validate relaxed SIMD; run Node with --experimental-wasm-relaxed-simd)",
+    label: relaxedOk ? "relaxed build" : "relaxed build (SKIPPED: this runtime does not validate relaxed SIMD; run Node with --experimental-wasm-relaxed-simd)",
   },
 ];
 
@@ -124,8 +107,10 @@ for (const { build, skip, label } of BUILDS) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
-          const x = randF32(M * K, r), w = randF32(N * K, r);
-          const a = runMatmul(wasm, x, w, M, K, N), b = runMatmul(js, x, w, M, K, N);
+          const x = randF32(M * K, r),
+            w = randF32(N * K, r);
+          const a = runMatmul(wasm, x, w, M, K, N),
+            b = runMatmul(js, x, w, M, K, N);
           expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), `matmul M=${M} K=${K} N=${N}`);
         }),
         RUNS,
@@ -133,10 +118,14 @@ for (const { build, skip, label } of BUILDS) {
     });
 
     it("BACKEND-AGREE: matmul on a larger shape (several w blocks, K % 8 = 4)", () => {
-      const M = 7, K = 1220, N = 90;
+      const M = 7,
+        K = 1220,
+        N = 90;
       const r = rng(7);
-      const x = randF32(M * K, r), w = randF32(N * K, r);
-      const a = runMatmul(wasm, x, w, M, K, N), b = runMatmul(js, x, w, M, K, N);
+      const x = randF32(M * K, r),
+        w = randF32(N * K, r);
+      const a = runMatmul(wasm, x, w, M, K, N),
+        b = runMatmul(js, x, w, M, K, N);
       expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), "matmul 7x1220x90");
     });
 
@@ -144,8 +133,10 @@ for (const { build, skip, label } of BUILDS) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), fc.integer(), (M, nHeads, half, seed) => {
           const r = rng(seed);
-          const headSize = 2 * half, D = nHeads * headSize;
-          const x = randF32(M * D, r, 3), g = randF32(D, r);
+          const headSize = 2 * half,
+            D = nHeads * headSize;
+          const x = randF32(M * D, r, 3),
+            g = randF32(D, r);
           expectBitExact(runRmsnorm(wasm, x, g, M, D, 1e-5), runRmsnorm(js, x, g, M, D, 1e-5), "rmsnorm");
 
           const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 5000));
@@ -171,7 +162,9 @@ for (const { build, skip, label } of BUILDS) {
             });
           expectBitExact(embRun(wasm), embRun(js), "embedding");
 
-          const n = Math.floor(r() * D), so = Math.floor(r() * (M * D - n + 1)), dOff = Math.floor(r() * (M * D - n + 1));
+          const n = Math.floor(r() * D),
+            so = Math.floor(r() * (M * D - n + 1)),
+            dOff = Math.floor(r() * (M * D - n + 1));
           const copyRun = (b: Backend) =>
             scoped(b, (alloc) => {
               const dst = alloc(y);
@@ -188,10 +181,13 @@ for (const { build, skip, label } of BUILDS) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, N, seed) => {
           const r = rng(seed);
-          const g = randF32(M * N, r, 8), u = randF32(M * N, r, 2);
-          const a = runSwiglu(wasm, g, u), b = runSwiglu(js, g, u);
+          const g = randF32(M * N, r, 8),
+            u = randF32(M * N, r, 2);
+          const a = runSwiglu(wasm, g, u),
+            b = runSwiglu(js, g, u);
           expectClose(a, b, (i) => 1e-6 * Math.abs(b[i]) + 1e-12, "swiglu");
-          const s = runSoftmax(wasm, g, M, N), t = runSoftmax(js, g, M, N);
+          const s = runSoftmax(wasm, g, M, N),
+            t = runSoftmax(js, g, M, N);
           expectClose(s, t, (i) => 1e-6 * Math.abs(t[i]) + 1e-12, "softmax");
         }),
         RUNS,
@@ -200,21 +196,13 @@ for (const { build, skip, label } of BUILDS) {
 
     it("BACKEND-AGREE: attention agrees with js (causal and masked, MHA and GQA)", () => {
       fc.assert(
-        fc.property(
-          fc.integer({ min: 1, max: 8 }),
-          fc.integer({ min: 0, max: 12 }),
-          fc.integer({ min: 1, max: 3 }),
-          fc.integer({ min: 1, max: 3 }),
-          fc.integer({ min: 1, max: 19 }),
-          fc.boolean(),
-          fc.integer(),
-          (M, extra, nKv, group, headSize, masked, seed) => {
-            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
-            const a = runAttention(wasm, c), b = runAttention(js, c);
-            const tol = 4 * (1.25 * headSize + 8) * U * Math.sqrt(headSize) + 1e-6;
-            expectClose(a, b, () => tol, `attention M=${M} nKeys=${c.nKeys} hs=${headSize}`);
-          },
-        ),
+        fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 19 }), fc.boolean(), fc.integer(), (M, extra, nKv, group, headSize, masked, seed) => {
+          const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+          const a = runAttention(wasm, c),
+            b = runAttention(js, c);
+          const tol = 4 * (1.25 * headSize + 8) * U * Math.sqrt(headSize) + 1e-6;
+          expectClose(a, b, () => tol, `attention M=${M} nKeys=${c.nKeys} hs=${headSize}`);
+        }),
         RUNS,
       );
     });
@@ -225,7 +213,8 @@ for (const { build, skip, label } of BUILDS) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 80 }), fc.integer(), (M, K, N, seed) => {
           const r = rng(seed);
-          const x = randF32(M * K, r), w = randF32(N * K, r);
+          const x = randF32(M * K, r),
+            w = randF32(N * K, r);
           const all = runMatmul(wasm, x, w, M, K, N);
           for (let m = 0; m < M; m++) {
             const alone = runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N);
@@ -242,9 +231,14 @@ for (const { build, skip, label } of BUILDS) {
     });
 
     it("BACKEND-BATCH-INV: matmul: kept panels of a large weight (N not a multiple of 8, every row tile)", () => {
-      for (const [M, K, N] of [[7, 301, 77], [13, 256, 100], [5, 97, 333]]) {
+      for (const [M, K, N] of [
+        [7, 301, 77],
+        [13, 256, 100],
+        [5, 97, 333],
+      ]) {
         const r = rng(M * 1000 + N);
-        const x = randF32(M * K, r), w = randF32(N * K, r);
+        const x = randF32(M * K, r),
+          w = randF32(N * K, r);
         const all = runMatmul(wasm, x, w, M, K, N);
         for (let m = 0; m < M; m++) {
           expectBitExact(all.subarray(m * N, (m + 1) * N), runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N), `M=${M} K=${K} N=${N} row ${m}`);
@@ -253,9 +247,12 @@ for (const { build, skip, label } of BUILDS) {
     });
 
     it("BACKEND-BATCH-INV: matmul: batch invariance on a large K (several w blocks)", () => {
-      const M = 9, K = 3003, N = 45;
+      const M = 9,
+        K = 3003,
+        N = 45;
       const r = rng(11);
-      const x = randF32(M * K, r), w = randF32(N * K, r);
+      const x = randF32(M * K, r),
+        w = randF32(N * K, r);
       const all = runMatmul(wasm, x, w, M, K, N);
       for (let m = 0; m < M; m++) {
         expectBitExact(all.subarray(m * N, (m + 1) * N), runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N), `row ${m}`);
@@ -266,15 +263,19 @@ for (const { build, skip, label } of BUILDS) {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 }), fc.integer(), (M, nHeads, half, seed) => {
           const r = rng(seed);
-          const headSize = 2 * half, D = nHeads * headSize;
-          const x = randF32(M * D, r, 4), g = randF32(D, r), u = randF32(M * D, r);
+          const headSize = 2 * half,
+            D = nHeads * headSize;
+          const x = randF32(M * D, r, 4),
+            g = randF32(D, r),
+            u = randF32(M * D, r);
           const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 3000));
           const norm = runRmsnorm(wasm, x, g, M, D, 1e-6);
           const rot = runRope(wasm, x, pos, M, nHeads, headSize, 500000);
           const sw = runSwiglu(wasm, x, u);
           const sm = runSoftmax(wasm, x, M, D);
           for (let m = 0; m < M; m++) {
-            const xr = x.slice(m * D, (m + 1) * D), row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
+            const xr = x.slice(m * D, (m + 1) * D),
+              row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
             expectBitExact(row(norm), runRmsnorm(wasm, xr, g, 1, D, 1e-6), `rmsnorm row ${m}`);
             expectBitExact(row(rot), runRope(wasm, xr, pos.slice(m, m + 1), 1, nHeads, headSize, 500000), `rope row ${m}`);
             expectBitExact(row(sw), runSwiglu(wasm, xr, u.slice(m * D, (m + 1) * D)), `swiglu row ${m}`);
@@ -287,63 +288,47 @@ for (const { build, skip, label } of BUILDS) {
 
     it("BACKEND-BATCH-INV: attention: every row equals that row alone with the same visible keys", () => {
       fc.assert(
-        fc.property(
-          fc.integer({ min: 1, max: 12 }),
-          fc.integer({ min: 0, max: 10 }),
-          fc.integer({ min: 1, max: 2 }),
-          fc.integer({ min: 1, max: 3 }),
-          fc.integer({ min: 1, max: 18 }),
-          fc.boolean(),
-          fc.integer(),
-          (M, extra, nKv, group, headSize, masked, seed) => {
-            const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
-            const all = runAttention(wasm, c);
-            const width = c.nHeads * headSize;
-            for (let m = 0; m < M; m++) {
-              expectBitExact(all.subarray(m * width, (m + 1) * width), runAttention(wasm, attentionRow(c, m)), `attention row ${m} of ${M}`);
-            }
-          },
-        ),
+        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 10 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 18 }), fc.boolean(), fc.integer(), (M, extra, nKv, group, headSize, masked, seed) => {
+          const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
+          const all = runAttention(wasm, c);
+          const width = c.nHeads * headSize;
+          for (let m = 0; m < M; m++) {
+            expectBitExact(all.subarray(m * width, (m + 1) * width), runAttention(wasm, attentionRow(c, m)), `attention row ${m} of ${M}`);
+          }
+        }),
         RUNS,
       );
     });
 
     it("BACKEND-BATCH-INV: attention: masked-out extra keys (even NaN ones) change nothing", () => {
       fc.assert(
-        fc.property(
-          fc.integer({ min: 1, max: 6 }),
-          fc.integer({ min: 0, max: 6 }),
-          fc.integer({ min: 1, max: 8 }),
-          fc.integer({ min: 1, max: 2 }),
-          fc.integer({ min: 1, max: 17 }),
-          fc.integer(),
-          (M, extra, inserted, nKv, headSize, seed) => {
-            const r = rng(seed ^ 0x5bd1e995);
-            const base = randomAttention(seed, M, extra, nKv, 2, headSize, false); // causal over base.nKeys keys
-            const kvW = nKv * headSize;
-            // Insert unrelated keys at random places; every row masks them out.
-            const isExtra: boolean[] = [];
-            for (let j = 0; j < base.nKeys; j++) isExtra.push(false);
-            for (let t = 0; t < inserted; t++) isExtra.splice(Math.floor(r() * (isExtra.length + 1)), 0, true);
-            const nKeys = isExtra.length;
-            const keys = new Float32Array(nKeys * kvW), values = new Float32Array(nKeys * kvW);
-            const mask = new Uint8Array(M * nKeys);
-            let src = 0;
-            for (let j = 0; j < nKeys; j++) {
-              if (isExtra[j]) {
-                keys.fill(r() < 0.5 ? NaN : 1e30, j * kvW, (j + 1) * kvW);
-                values.fill(r() < 0.5 ? NaN : -1e30, j * kvW, (j + 1) * kvW);
-              } else {
-                keys.set(base.keys.subarray(src * kvW, (src + 1) * kvW), j * kvW);
-                values.set(base.values.subarray(src * kvW, (src + 1) * kvW), j * kvW);
-                for (let m = 0; m < M; m++) mask[m * nKeys + j] = src <= base.nKeys - M + m ? 1 : 0;
-                src++;
-              }
+        fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer(), (M, extra, inserted, nKv, headSize, seed) => {
+          const r = rng(seed ^ 0x5bd1e995);
+          const base = randomAttention(seed, M, extra, nKv, 2, headSize, false); // causal over base.nKeys keys
+          const kvW = nKv * headSize;
+          // Insert unrelated keys at random places; every row masks them out.
+          const isExtra: boolean[] = [];
+          for (let j = 0; j < base.nKeys; j++) isExtra.push(false);
+          for (let t = 0; t < inserted; t++) isExtra.splice(Math.floor(r() * (isExtra.length + 1)), 0, true);
+          const nKeys = isExtra.length;
+          const keys = new Float32Array(nKeys * kvW),
+            values = new Float32Array(nKeys * kvW);
+          const mask = new Uint8Array(M * nKeys);
+          let src = 0;
+          for (let j = 0; j < nKeys; j++) {
+            if (isExtra[j]) {
+              keys.fill(r() < 0.5 ? NaN : 1e30, j * kvW, (j + 1) * kvW);
+              values.fill(r() < 0.5 ? NaN : -1e30, j * kvW, (j + 1) * kvW);
+            } else {
+              keys.set(base.keys.subarray(src * kvW, (src + 1) * kvW), j * kvW);
+              values.set(base.values.subarray(src * kvW, (src + 1) * kvW), j * kvW);
+              for (let m = 0; m < M; m++) mask[m * nKeys + j] = src <= base.nKeys - M + m ? 1 : 0;
+              src++;
             }
-            const withExtra = runAttention(wasm, { ...base, keys, values, mask, nKeys });
-            expectBitExact(withExtra, runAttention(wasm, base), "extra masked keys");
-          },
-        ),
+          }
+          const withExtra = runAttention(wasm, { ...base, keys, values, mask, nKeys });
+          expectBitExact(withExtra, runAttention(wasm, base), "extra masked keys");
+        }),
         RUNS,
       );
     });
@@ -374,14 +359,17 @@ for (const { build, skip, label } of BUILDS) {
     it("BACKEND-MEMORY: steady state allocates nothing per op call", () => {
       const c = randomAttention(5, 4, 30, 2, 2, 16, false);
       runAttention(wasm, c);
-      const live = wasm.liveBytes, mem = wasm.memoryBytes;
+      const live = wasm.liveBytes,
+        mem = wasm.memoryBytes;
       for (let i = 0; i < 5; i++) runAttention(wasm, c);
       expect(wasm.liveBytes).toBe(live);
       expect(wasm.memoryBytes).toBe(mem);
     });
 
     it("BACKEND-ERRORS: use after free, double free, dtype mismatch and out-of-range access throw BackendError", () => {
-      const f = wasm.alloc(8), i = wasm.alloc(8, "i32"), u = wasm.alloc(8, "u8");
+      const f = wasm.alloc(8),
+        i = wasm.alloc(8, "i32"),
+        u = wasm.alloc(8, "u8");
       const dead = wasm.alloc(8);
       wasm.free(dead);
       expect(() => wasm.upload(dead, new Float32Array(1))).toThrow(BackendError);
@@ -426,7 +414,10 @@ describe("FreeListAllocator", () => {
   it("BACKEND-MEMORY: first fit, coalescing and growth", () => {
     const memory = new WA.Memory({ initial: 1 });
     const heap = new FreeListAllocator(memory, 100);
-    const a = heap.alloc(10), b = heap.alloc(64), c = heap.alloc(65), d = heap.alloc(1);
+    const a = heap.alloc(10),
+      b = heap.alloc(64),
+      c = heap.alloc(65),
+      d = heap.alloc(1);
     expect([a, b, c, d]).toEqual([128, 192, 256, 384]);
     heap.release(b);
     heap.release(d); // merges with the tail block

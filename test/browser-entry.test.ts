@@ -60,9 +60,7 @@ describe("wasm backend options for browsers", () => {
     expect(b.build).toBe("simd");
     b.dispose();
     const nowhere = pathToFileURL(join(ROOT, "no-such-dir") + "/");
-    await expect(createWasmBackend({ wasmBuild: "simd", threads: 1, wasmBaseUrl: nowhere })).rejects.toThrow(
-      `the WASM build is missing or unreadable at ${new URL("ptp-simd.wasm", nowhere).href}`,
-    );
+    await expect(createWasmBackend({ wasmBuild: "simd", threads: 1, wasmBaseUrl: nowhere })).rejects.toThrow(`the WASM build is missing or unreadable at ${new URL("ptp-simd.wasm", nowhere).href}`);
     await expect(createWasmBackend({ threads: 1, wasmBaseUrl: 42 as never })).rejects.toThrow("wasmBaseUrl must be a string or URL, got 42");
   });
 });

@@ -70,10 +70,7 @@ const PAGE_STATE = `({
 
 /** The Node CLI's output (text and tokens) for the demo models and a decoder. */
 async function nodeOutput(decoder: "single-call" | "ar"): Promise<{ text: string; tokens: number[] }> {
-  const args = [
-    "generate", "--model", join(DEMO, "teacher.bin"), "--tokenizer", join(DEMO, "tok.bin"), "--student", join(DEMO, "student.safetensors"),
-    "--decoder", decoder, "--prompt", PROMPT, "--steps", String(STEPS), "--temperature", String(TEMPERATURE), "--seed", String(SEED), "--threads", "1",
-  ];
+  const args = ["generate", "--model", join(DEMO, "teacher.bin"), "--tokenizer", join(DEMO, "tok.bin"), "--student", join(DEMO, "student.safetensors"), "--decoder", decoder, "--prompt", PROMPT, "--steps", String(STEPS), "--temperature", String(TEMPERATURE), "--seed", String(SEED), "--threads", "1"];
   const plain = await runCli(...args);
   expect(plain.code, plain.stderr).toBe(0);
   const json = await runCli(...args, "--json");

@@ -18,14 +18,14 @@ export interface ChildResult {
  * stderr matches `when`, `delayMs` later. Real signals to a real process:
  * what a user's Ctrl-C or a kill does.
  */
-export function runChild(
-  args: readonly string[],
-  o: { when?: RegExp; signals?: readonly NodeJS.Signals[]; delayMs?: number; gapMs?: number; timeoutMs?: number } = {},
-): Promise<ChildResult> {
+export function runChild(args: readonly string[], o: { when?: RegExp; signals?: readonly NodeJS.Signals[]; delayMs?: number; gapMs?: number; timeoutMs?: number } = {}): Promise<ChildResult> {
   const script = args[0];
   const node = script.endsWith(".ts") ? ["--import", "tsx", resolve(ROOT, script)] : [resolve(ROOT, script)];
   const child = spawn(process.execPath, [...node, ...args.slice(1)], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "", stderr = "", sentAt = NaN, armed = false;
+  let stdout = "",
+    stderr = "",
+    sentAt = NaN,
+    armed = false;
   const send = (): void => {
     sentAt = performance.now();
     (o.signals ?? []).forEach((s, i) => setTimeout(() => child.kill(s), i * (o.gapMs ?? 0)));

@@ -131,7 +131,8 @@ describe("ptp demo", () => {
       expect(m, `a ${shape} row in:\n${r.stdout}`).not.toBeNull();
       return m!;
     };
-    const own = row("own"), wide = row("15M");
+    const own = row("own"),
+      wide = row("15M");
     expect(wide[1]).toBe(own[1]); // tokens per call: the widened model accepts exactly as the original
     expect(wide[2]).toBe(own[2]); // rows per call
     expect(own[4]).toBe("yes");
@@ -141,14 +142,7 @@ describe("ptp demo", () => {
   it("DEMO-FLAGS: explicit --model/--tokenizer/--student, a --prompts file, --window/--budget and the js backend", async () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Tom wanted to\n\nOnce upon a time, there\n");
-    const r = await runCli(
-      "demo",
-      "--model", join(DIR, DEMO_FILES.model),
-      "--tokenizer", join(DIR, DEMO_FILES.tokenizer),
-      "--student", join(DIR, DEMO_FILES.student),
-      "--prompts", prompts,
-      "--steps", "40", "--temperature", "0.5", "--window", "3", "--budget", "5", "--backend", "js", "--no-color",
-    );
+    const r = await runCli("demo", "--model", join(DIR, DEMO_FILES.model), "--tokenizer", join(DIR, DEMO_FILES.tokenizer), "--student", join(DIR, DEMO_FILES.student), "--prompts", prompts, "--steps", "40", "--temperature", "0.5", "--window", "3", "--budget", "5", "--backend", "js", "--no-color");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("single-call (window 3, budget 5)");
     expect(r.stdout).toMatch(/^overall: 2 prompts, \d+ tokens$/m);

@@ -167,7 +167,10 @@ describe("ptp inspect", () => {
     const checksum = teacherChecksum(checkpoint);
     const v1 = join(tmp, "stories260K-v1.bin");
     writeFileSync(v1, serializeCheckpoint(checkpoint, 1));
-    for (const [file, version] of [[STORIES_260K, 0], [v1, 1]] as const) {
+    for (const [file, version] of [
+      [STORIES_260K, 0],
+      [v1, 1],
+    ] as const) {
       const j = await ptp("inspect", file, "--json");
       expect(j.code, j.stderr).toBe(0);
       const info = JSON.parse(j.stdout);

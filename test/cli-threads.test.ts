@@ -25,7 +25,8 @@ describe("ptp generate --threads", () => {
     const two = await runCli(...common, "--threads", "2");
     expect(one.code).toBe(0);
     expect(two.code).toBe(0);
-    const a = JSON.parse(one.stdout), b = JSON.parse(two.stdout);
+    const a = JSON.parse(one.stdout),
+      b = JSON.parse(two.stdout);
     expect(a.stats.threads).toBe(1);
     expect(a.stats.workerChunks).toBe(0);
     expect(b.stats.threads).toBe(2);

@@ -42,7 +42,9 @@ export function hostCudaAddon(): CudaAddon {
       new Uint8Array(get(d)).set(src, dOff);
     },
     matmul(y, x, w, M, K, N) {
-      const Y = F(y), X = F(x), W = F(w);
+      const Y = F(y),
+        X = F(x),
+        W = F(w);
       for (let m = 0; m < M; m++)
         for (let n = 0; n < N; n++) {
           let acc = 0;
@@ -51,7 +53,9 @@ export function hostCudaAddon(): CudaAddon {
         }
     },
     rmsnorm(y, x, g, M, D, eps) {
-      const Y = F(y), X = F(x), G = F(g);
+      const Y = F(y),
+        X = F(x),
+        G = F(g);
       for (let m = 0; m < M; m++) {
         let ss = 0;
         for (let i = 0; i < D; i++) ss = f(ss + f(X[m * D + i] * X[m * D + i]));
@@ -60,25 +64,36 @@ export function hostCudaAddon(): CudaAddon {
       }
     },
     rope(x, table, M, nHeads, hs) {
-      const X = F(x), T = F(table), half = hs / 2;
+      const X = F(x),
+        T = F(table),
+        half = hs / 2;
       for (let m = 0; m < M; m++)
         for (let h = 0; h < nHeads; h++)
           for (let p = 0; p < half; p++) {
-            const c = T[(m * half + p) * 2], s = T[(m * half + p) * 2 + 1];
-            const o = m * nHeads * hs + h * hs + 2 * p, a = X[o], b = X[o + 1];
+            const c = T[(m * half + p) * 2],
+              s = T[(m * half + p) * 2 + 1];
+            const o = m * nHeads * hs + h * hs + 2 * p,
+              a = X[o],
+              b = X[o + 1];
             X[o] = f(f(a * c) - f(b * s));
             X[o + 1] = f(f(a * s) + f(b * c));
           }
     },
     attention(out, q, keys, values, mask, M, nKeys, nHeads, nKv, hs) {
-      const O = F(out), Q = F(q), Kc = F(keys), Vc = F(values);
+      const O = F(out),
+        Q = F(q),
+        Kc = F(keys),
+        Vc = F(values);
       const Mk = mask >= 0 ? new Uint8Array(get(mask)) : null;
-      const width = nHeads * hs, kvW = nKv * hs, sqrtHs = f(Math.sqrt(hs));
+      const width = nHeads * hs,
+        kvW = nKv * hs,
+        sqrtHs = f(Math.sqrt(hs));
       const sc = new Float32Array(nKeys);
       for (let m = 0; m < M; m++) {
         const vis = (j: number) => (Mk ? Mk[m * nKeys + j] !== 0 : j <= nKeys - M + m);
         for (let h = 0; h < nHeads; h++) {
-          const qo = m * width + h * hs, ko = Math.floor(h / (nHeads / nKv)) * hs;
+          const qo = m * width + h * hs,
+            ko = Math.floor(h / (nHeads / nKv)) * hs;
           let mx = -Infinity;
           for (let j = 0; j < nKeys; j++) {
             if (!vis(j)) continue;
@@ -99,15 +114,20 @@ export function hostCudaAddon(): CudaAddon {
       }
     },
     swiglu(y, g, u, n) {
-      const Y = F(y), G = F(g), U = F(u);
+      const Y = F(y),
+        G = F(g),
+        U = F(u);
       for (let i = 0; i < n; i++) Y[i] = f(f(G[i] * f(1 / f(1 + f(Math.exp(-G[i]))))) * U[i]);
     },
     add(y, x, n) {
-      const Y = F(y), X = F(x);
+      const Y = F(y),
+        X = F(x);
       for (let i = 0; i < n; i++) Y[i] = f(Y[i] + X[i]);
     },
     embedding(y, table, ids, M, D) {
-      const Y = F(y), T = F(table), I = new Int32Array(get(ids));
+      const Y = F(y),
+        T = F(table),
+        I = new Int32Array(get(ids));
       for (let m = 0; m < M; m++) if (I[m] >= 0) Y.set(T.subarray(I[m] * D, I[m] * D + D), m * D);
     },
     softmax(x, M, N) {

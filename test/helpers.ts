@@ -59,9 +59,7 @@ export const tinyConfig: fc.Arbitrary<ModelConfig> = fc
   });
 
 /** A random checkpoint of a random tiny config. */
-export const tinyCheckpoint: fc.Arbitrary<Checkpoint> = fc
-  .tuple(tinyConfig, fc.integer({ min: 1, max: 1 << 30 }))
-  .map(([config, seed]) => randomCheckpoint(config, seed));
+export const tinyCheckpoint: fc.Arbitrary<Checkpoint> = fc.tuple(tinyConfig, fc.integer({ min: 1, max: 1 << 30 })).map(([config, seed]) => randomCheckpoint(config, seed));
 
 /** Bit-exact equality of float arrays (Object.is on every element, so -0 != 0 and NaN == NaN). */
 export function firstBitDifference(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
@@ -98,7 +96,8 @@ export function formatError(fn: () => unknown, name: string): FileFormatError {
 
 /** Runs the CLI in-process and captures what it writes. */
 export async function runCli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "", stderr = "";
+  let stdout = "",
+    stderr = "";
   const io: Io = {
     stdout: (d) => void (stdout += typeof d === "string" ? d : Buffer.from(d).toString("utf8")),
     stderr: (d) => void (stderr += d),

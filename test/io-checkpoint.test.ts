@@ -5,16 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { parameterCount, type ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import {
-  AK42_MAGIC,
-  checkpointByteLength,
-  legacyRopeTables,
-  parseCheckpoint,
-  randomCheckpoint,
-  readCheckpoint,
-  serializeCheckpoint,
-  writeCheckpoint,
-} from "../src/io/index.js";
+import { AK42_MAGIC, checkpointByteLength, legacyRopeTables, parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/index.js";
 import { formatError } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -53,7 +44,6 @@ function v1Header(version: number, h: number[] = [16, 24, 2, 4, 2, 10, 8], flag 
   b[36] = flag;
   return b;
 }
-
 
 /** Bitwise equality of float arrays (fast, unlike a deep equal of 100k elements). */
 function sameFloats(a: Float32Array, b: Float32Array): boolean {

@@ -34,7 +34,10 @@ const STRINGS = [
   "zero width\u200bjoin and a BOM \ufeff inside",
 ];
 
-const corpusLines = readFileSync(join(SHARED, "corpora/tinystories_excerpt.txt"), "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, 150);
+const corpusLines = readFileSync(join(SHARED, "corpora/tinystories_excerpt.txt"), "utf8")
+  .split("\n")
+  .filter((l) => l.trim() !== "")
+  .slice(0, 150);
 
 function bytesOf(tok: { decodePiece(prev: number, t: number): Uint8Array }, ids: number[]): string {
   return ids
@@ -107,7 +110,21 @@ describe("byte-level (GPT-2 style) tokenizer.json", () => {
       pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
       post_processor: null,
       decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges: [[sp, "t"], ["h", "e"], [`${sp}t`, "he"]] },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: "",
+        end_of_word_suffix: "",
+        fuse_unk: false,
+        byte_fallback: false,
+        vocab,
+        merges: [
+          [sp, "t"],
+          ["h", "e"],
+          [`${sp}t`, "he"],
+        ],
+      },
     };
     const tok = HfTokenizer.fromJson(json, {}, "bl.json", 262);
     for (const s of ["in the house", "Grüße 🎉🐱", "  spaces\n"]) {
@@ -159,7 +176,8 @@ describe("HF folders in the other commands", () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Once upon a time\nThe cat sat\n");
     const common = ["--prompts", prompts, "--samples", "2", "--steps", "24", "--seed", "5", "--backend", "wasm"];
-    const a = join(tmp, "a.ptpd"), b = join(tmp, "b.ptpd");
+    const a = join(tmp, "a.ptpd"),
+      b = join(tmp, "b.ptpd");
     const ra = await runCli("pregenerate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--out", a, ...common);
     expect(ra.code, ra.stderr).toBe(0);
     const rb = await runCli("pregenerate", "--model", dir, "--tokenizer", join(dir, "tokenizer.json"), "--out", b, ...common);
@@ -182,7 +200,8 @@ describe("tokenizer.json back to tokenizer.bin", () => {
   it("HF-TOK-BACK-CLI: `ptp convert --to llama2c --tokenizer-out` of an HF folder writes a tokenizer.bin giving the golden outputs", async () => {
     const dir = join(tmp, "stories-hf-back");
     expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir)).code).toBe(0);
-    const bin = join(tmp, "back.bin"), tok = join(tmp, "back-tok.bin");
+    const bin = join(tmp, "back.bin"),
+      tok = join(tmp, "back-tok.bin");
     const r = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin, "--tokenizer-out", tok);
     expect(r.code, r.stderr).toBe(0);
     const golden: { cases: GoldenCase[] } = JSON.parse(readFileSync(GOLDEN, "utf8"));

@@ -102,14 +102,17 @@ describe("q/k permutation", () => {
         expect(firstBitDifference(permuteRowsFromHf(hf, heads, hs, cols), w)).toBeNull();
         const x = Float64Array.from({ length: cols }, (_, i) => Math.cos(i + 0.5));
         const mv = (m: Float32Array) => Array.from({ length: heads * hs }, (_, r) => x.reduce((s, xi, c) => s + m[r * cols + c] * xi, 0));
-        const q = mv(w), qh = mv(hf);
+        const q = mv(w),
+          qh = mv(hf);
         for (let h = 0; h < heads; h++) {
           for (let i = 0; i < half; i++) {
             const angle = pos * Math.pow(10000, -(2 * i) / hs);
             const [c, s] = [Math.cos(angle), Math.sin(angle)];
             // llama2.c: pair (2i, 2i+1); HF rotate_half: pair (i, i + hs/2), same frequency
-            const a0 = q[h * hs + 2 * i], a1 = q[h * hs + 2 * i + 1];
-            const b0 = qh[h * hs + i], b1 = qh[h * hs + half + i];
+            const a0 = q[h * hs + 2 * i],
+              a1 = q[h * hs + 2 * i + 1];
+            const b0 = qh[h * hs + i],
+              b1 = qh[h * hs + half + i];
             expect(b0 * c - b1 * s).toBeCloseTo(a0 * c - a1 * s, 12);
             expect(b1 * c + b0 * s).toBeCloseTo(a1 * c + a0 * s, 12);
           }
@@ -179,7 +182,8 @@ describe("HF folders round-trip", () => {
       mkdirSync(fullDir);
       writeFileSync(join(fullDir, "config.json"), hfConfig);
       writeFileSync(join(fullDir, "model.safetensors"), rawSafetensors(full));
-      const a = readHfCheckpoint(halfDir), b = readHfCheckpoint(fullDir);
+      const a = readHfCheckpoint(halfDir),
+        b = readHfCheckpoint(fullDir);
       sameWeights(b, a);
       expect(firstBitDifference(await logitsOf(a), await logitsOf(b))).toBeNull();
       // and the llama2.c twin, through the project's own convert command
@@ -248,7 +252,12 @@ describe("HF folder errors", () => {
     };
     dir = withTensors((t) => t.push({ name: "model.layers.0.self_attn.q_proj.bias", dtype: "F32", shape: [8], bytes: new Uint8Array(32) }));
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/unexpected tensor "model.layers.0.self_attn.q_proj.bias".*biases are not supported/);
-    dir = withTensors((t) => t.splice(t.findIndex((x) => x.name === "model.norm.weight"), 1));
+    dir = withTensors((t) =>
+      t.splice(
+        t.findIndex((x) => x.name === "model.norm.weight"),
+        1,
+      ),
+    );
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/missing tensor "model.norm.weight"/);
     dir = withTensors((t) => (t.find((x) => x.name === "model.norm.weight")!.shape = [2, 4]));
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/shape \[2, 4\], expected \[8\]/);

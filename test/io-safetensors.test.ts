@@ -3,14 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  halfToFloat,
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  writeSafetensors,
-  type SafeTensor,
-} from "../src/io/safetensors.js";
+import { halfToFloat, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import { firstBitDifference, formatError } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "io-safetensors-"));
@@ -77,9 +70,7 @@ function expectSameTensors(parsed: Map<string, SafeTensor>, original: Record<str
     expect(p.data.constructor).toBe(t.data.constructor);
     expect(firstBitDifference(p.data, t.data)).toBeNull();
     // F32 bytes (NaN payloads included) survive exactly
-    expect(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))).toBe(
-      true,
-    );
+    expect(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))).toBe(true);
   }
 }
 
@@ -164,11 +155,7 @@ describe("ST-BYTES: safetensors bytes", () => {
       },
       { version: "1", author: "me" },
     );
-    const json =
-      '{"__metadata__":{"author":"me","version":"1"},' +
-      '"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},' +
-      '"b":{"dtype":"F32","shape":[2],"data_offsets":[3,11]},' +
-      '"c":{"dtype":"I32","shape":[1,1],"data_offsets":[11,15]}}';
+    const json = '{"__metadata__":{"author":"me","version":"1"},' + '"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},' + '"b":{"dtype":"F32","shape":[2],"data_offsets":[3,11]},' + '"c":{"dtype":"I32","shape":[1,1],"data_offsets":[11,15]}}';
     const padded = Math.ceil(json.length / 8) * 8;
     expect(padded).toBeGreaterThan(json.length); // the padding is exercised
     const expected = new Uint8Array(8 + padded + 15);
@@ -258,9 +245,7 @@ describe("ST-HALF: safetensors F16 and BF16", () => {
 
   it("decodes a file mixing F16, BF16, F32 and I32", () => {
     const data = new Uint8Array([...u16le([0x3c00, 0xc100]), ...u16le([0x3f80]), ...f32le([0.25]), 5, 0, 0, 0]);
-    const header =
-      '{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},' +
-      '"f":{"dtype":"F32","shape":[1],"data_offsets":[6,10]},"i":{"dtype":"I32","shape":[],"data_offsets":[10,14]}}';
+    const header = '{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},' + '"f":{"dtype":"F32","shape":[1],"data_offsets":[6,10]},"i":{"dtype":"I32","shape":[],"data_offsets":[10,14]}}';
     const t = parseSafetensors(build(header, data), NAME).tensors;
     expect(Array.from(t.get("h")!.data)).toEqual([1, -2.5]);
     expect(Array.from(t.get("b")!.data)).toEqual([1]);
@@ -271,8 +256,7 @@ describe("ST-HALF: safetensors F16 and BF16", () => {
 });
 
 describe("ST-ERRORS: safetensors errors", () => {
-  const entry = (dtype: string, shape: number[], begin: number, end: number): string =>
-    JSON.stringify({ dtype, shape, data_offsets: [begin, end] });
+  const entry = (dtype: string, shape: number[], begin: number, end: number): string => JSON.stringify({ dtype, shape, data_offsets: [begin, end] });
   const problem = (bytes: Uint8Array): string => formatError(() => parseSafetensors(bytes, NAME), NAME).problem;
 
   it("refuses files shorter than 8 bytes", () => {
@@ -324,16 +308,12 @@ describe("ST-ERRORS: safetensors errors", () => {
   });
 
   it("refuses a byte span that does not match the shape", () => {
-    expect(problem(build(`{"w":${entry("F32", [2], 0, 4)}}`, [0, 0, 0, 0]))).toMatch(
-      /tensor "w": data_offsets \[0, 4\] span 4 bytes but dtype F32 with shape \[2\] needs 8 bytes/,
-    );
+    expect(problem(build(`{"w":${entry("F32", [2], 0, 4)}}`, [0, 0, 0, 0]))).toMatch(/tensor "w": data_offsets \[0, 4\] span 4 bytes but dtype F32 with shape \[2\] needs 8 bytes/);
     expect(problem(build(`{"w":${entry("BF16", [3, 2], 0, 6)}}`, new Uint8Array(6)))).toMatch(/needs 12 bytes/);
   });
 
   it("refuses offsets outside the data section (truncated data)", () => {
-    expect(problem(build(`{"w":${entry("F32", [2], 0, 8)}}`, [0, 0, 0, 0]))).toMatch(
-      /tensor "w": data_offsets \[0, 8\] lie outside the data section \(4 bytes after the \d+-byte header; truncated\?\)/,
-    );
+    expect(problem(build(`{"w":${entry("F32", [2], 0, 8)}}`, [0, 0, 0, 0]))).toMatch(/tensor "w": data_offsets \[0, 8\] lie outside the data section \(4 bytes after the \d+-byte header; truncated\?\)/);
   });
 
   it("refuses overlapping tensors", () => {
@@ -347,9 +327,7 @@ describe("ST-ERRORS: safetensors errors", () => {
     const gap = `{"a":${entry("U8", [4], 0, 4)},"b":${entry("U8", [4], 8, 12)}}`;
     expect(problem(build(gap, new Uint8Array(12)))).toMatch(/data section bytes \[4, 8\) belong to no tensor \(the layout must be dense\)/);
     expect(problem(build(`{"a":${entry("U8", [4], 4, 8)}}`, new Uint8Array(8)))).toMatch(/data section bytes \[0, 4\) belong to no tensor/);
-    expect(problem(build(`{"a":${entry("U8", [4], 0, 4)}}`, new Uint8Array(7)))).toMatch(
-      /data section has 3 bytes after the last tensor \(bytes \[4, 7\)\) that belong to no tensor/,
-    );
+    expect(problem(build(`{"a":${entry("U8", [4], 0, 4)}}`, new Uint8Array(7)))).toMatch(/data section has 3 bytes after the last tensor \(bytes \[4, 7\)\) that belong to no tensor/);
     expect(problem(build("{}", [1]))).toMatch(/data section has 1 bytes after the last tensor/);
   });
 

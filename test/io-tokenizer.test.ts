@@ -35,9 +35,7 @@ const pieceStrings = new Map<Tokenizer, string[]>();
 function referenceEncode(t: Tokenizer, text: string, bos: boolean, eos: boolean): number[] {
   let sorted = sortedVocabs.get(t);
   if (!sorted) {
-    sorted = Array.from({ length: t.vocabSize }, (_, id) => ({ s: latin1(t.piece(id)), id })).sort((a, b) =>
-      a.s < b.s ? -1 : a.s > b.s ? 1 : 0,
-    );
+    sorted = Array.from({ length: t.vocabSize }, (_, id) => ({ s: latin1(t.piece(id)), id })).sort((a, b) => (a.s < b.s ? -1 : a.s > b.s ? 1 : 0));
     sortedVocabs.set(t, sorted);
   }
   const vocab = sorted;
@@ -92,7 +90,6 @@ function referenceEncode(t: Tokenizer, text: string, bos: boolean, eos: boolean)
   if (eos) tokens.push(2);
   return tokens;
 }
-
 
 /** tokenizer.bin bytes from (score, piece) entries. */
 function tokenizerBytes(maxLen: number, entries: [number, Uint8Array | string][]): Uint8Array {
@@ -257,11 +254,7 @@ describe("IO-TOK-ENCODE: encode", () => {
     // "é" is a piece of tok512 (two bytes looked up as one code point)
     expect(tok512.encode("é", false, false)).toEqual([410, tok512.lookup("é")]);
     // a code point is looked up whole: U+00E9 missing would give two byte tokens
-    const t = Tokenizer.fromBytes(
-      tokenizerBytes(6, [[0, "<unk>"], [0, "<s>"], [0, "</s>"], ...Array.from({ length: 256 }, (_, b): [number, string] => [0, `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`]), [-1, " "]]),
-      260,
-      "mini",
-    );
+    const t = Tokenizer.fromBytes(tokenizerBytes(6, [[0, "<unk>"], [0, "<s>"], [0, "</s>"], ...Array.from({ length: 256 }, (_, b): [number, string] => [0, `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`]), [-1, " "]]), 260, "mini");
     expect(t.encode("é", false, false)).toEqual([259, 0xc3 + 3, 0xa9 + 3]);
     expect(t.decodeBytes(t.encode("é", true, false), false)).toEqual(utf8("é"));
   });
@@ -289,10 +282,7 @@ describe("IO-TOK-ENCODE: encode", () => {
   });
 
   it("agrees with the reference transcription on random strings (property)", () => {
-    const unit = fc.oneof(
-      fc.constantFrom("a", "b", "e", "t", "h", " ", "  ", "\n", "é", "’", "😀", "th", "he", "in"),
-      fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
-    );
+    const unit = fc.oneof(fc.constantFrom("a", "b", "e", "t", "h", " ", "  ", "\n", "é", "’", "😀", "th", "he", "in"), fc.string({ unit: "binary", minLength: 1, maxLength: 1 }));
     for (const [, t] of tokenizers) {
       fc.assert(
         fc.property(fc.string({ unit, maxLength: 40 }), fc.boolean(), fc.boolean(), (s, bos, eos) => {
@@ -384,11 +374,7 @@ describe("IO-TOK-DECODE: decode", () => {
   });
 
   it("arbitrary unicode (incl. emoji via byte fallback) round-trips byte-exactly (property)", () => {
-    const unit = fc.oneof(
-      fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
-      fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }),
-      fc.constantFrom("😀", "👍🏽", "🇫🇷", "👩‍👩‍👧", "é", "中文"),
-    );
+    const unit = fc.oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 1 }), fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }), fc.constantFrom("😀", "👍🏽", "🇫🇷", "👩‍👩‍👧", "é", "中文"));
     for (const [, t] of tokenizers) {
       fc.assert(
         fc.property(fc.string({ unit, maxLength: 30 }), (s) => {

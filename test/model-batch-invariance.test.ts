@@ -63,12 +63,14 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
           const cached = cache.length;
           // Interleave our rows (in order) with more junk rows at random places.
           const order: ({ kind: "ours"; i: number } | { kind: "junk"; i: number })[] = [];
-          let a = 0, j = 0;
+          let a = 0,
+            j = 0;
           while (a < rows.length || j < junk.length) {
             if (j >= junk.length || (a < rows.length && rand() < 0.5)) order.push({ kind: "ours", i: a++ });
             else order.push({ kind: "junk", i: j++ });
           }
-          const M = order.length, nKeys = cached + M;
+          const M = order.length,
+            nKeys = cached + M;
           const mask = new Uint8Array(M * nKeys);
           order.forEach((o, m) => {
             if (o.kind === "ours") {
@@ -128,7 +130,8 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
           const V = ckpt.config.vocabSize;
           const ref = oneByOne(model, rows);
           const s = Math.min(split, rows.length - 1);
-          const tokens = rows.map((r) => r.token), positions = rows.map((r) => r.position);
+          const tokens = rows.map((r) => r.token),
+            positions = rows.map((r) => r.position);
           const cache = model.newCache(64);
           model.forward({ tokens, positions }, cache);
           // crop back to s rows, then recompute the rest
@@ -160,7 +163,8 @@ describe.each(["wasm", "wasm-simd"] as const)("backends agree", (other) => {
     // Each backend is bit-exact with itself; across backends only the float
     // rounding differs (js sums one term at a time, wasm in four f32 lanes,
     // possibly fused). Tiny models with unit-scale activations stay far below 1e-4.
-    const js = await backend("js"), wasm = await backend(other);
+    const js = await backend("js"),
+      wasm = await backend(other);
     fc.assert(
       fc.property(caseArb, ({ ckpt, rows }) => {
         const run = (b: typeof js) =>
@@ -170,7 +174,8 @@ describe.each(["wasm", "wasm-simd"] as const)("backends agree", (other) => {
             cache.free();
             return logits;
           });
-        const a = run(js), c = run(wasm);
+        const a = run(js),
+          c = run(wasm);
         expect(maxRelativeError(c, a)).toBeLessThan(1e-4);
       }),
       { numRuns: RUNS },
@@ -208,11 +213,15 @@ function blockEqualsSequential(b: Backend) {
 class SplitKBackend extends JsBackend {
   override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
     if (M === 1) return super.matmul(y, x, w, M, K, N);
-    const X = this.download(x), W = this.download(w), Y = new Float32Array(M * N);
-    const f = Math.fround, h = K >> 1;
+    const X = this.download(x),
+      W = this.download(w),
+      Y = new Float32Array(M * N);
+    const f = Math.fround,
+      h = K >> 1;
     for (let m = 0; m < M; m++)
       for (let n = 0; n < N; n++) {
-        let a = 0, c = 0;
+        let a = 0,
+          c = 0;
         for (let k = 0; k < h; k++) a = f(a + f(X[m * K + k] * W[n * K + k]));
         for (let k = h; k < K; k++) c = f(c + f(X[m * K + k] * W[n * K + k]));
         Y[m * N + n] = a + c;
@@ -228,4 +237,3 @@ describe("mutation sanity", () => {
     expect(String(result.errorInstance)).toMatch(/row \d+: element \d+/);
   });
 });
-

@@ -18,11 +18,15 @@ describe("MODEL-ERRORS", async () => {
     ["a row that sees nothing", () => model.forward({ tokens: [1, 2], positions: [0, 1], mask: Uint8Array.of(1, 0, 0, 0) }, model.newCache()), /mask row 1 sees no key/],
     ["a full cache", () => model.forward({ tokens: [1, 2, 3], positions: [0, 1, 2] }, model.newCache(2)), /KV cache full: it holds 0 of 2 rows and a block of 3 rows does not fit/],
     ["crop beyond the length", () => model.newCache().crop(1), /crop: length must be an integer in \[0, 0\]/],
-    ["keep out of order", () => {
-      const c = model.newCache();
-      model.forward({ tokens: [1, 2], positions: [0, 1] }, c);
-      c.keep([1, 0]);
-    }, /strictly increasing/],
+    [
+      "keep out of order",
+      () => {
+        const c = model.newCache();
+        model.forward({ tokens: [1, 2], positions: [0, 1] }, c);
+        c.keep([1, 0]);
+      },
+      /strictly increasing/,
+    ],
   ];
   it.each(cases)("%s", (_, run, message) => {
     expect(run).toThrow(message);

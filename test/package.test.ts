@@ -76,10 +76,7 @@ describe("the packed package", () => {
     expect(run(process.execPath, [join(installed, "bin/ptp.js"), "--version"], project).trim()).toBe(`ptp-ts ${pkg.version}`);
 
     writeFileSync(join(project, "main.mts"), PROGRAM);
-    writeFileSync(
-      join(project, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, outDir: "out", types: ["node"], typeRoots: [join(ROOT, "node_modules/@types")] }, files: ["main.mts"] }),
-    );
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, outDir: "out", types: ["node"], typeRoots: [join(ROOT, "node_modules/@types")] }, files: ["main.mts"] }));
     run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], project);
     const result = JSON.parse(run(process.execPath, ["out/main.mjs"], project).trim().split("\n").pop()!);
     expect(result).toEqual({ same: true, tokensEqual: true, conformance: true, exactness: true, backend: "wasm (relaxed SIMD)", pick: 1, peftTensors: expect.any(Number), hfTokenizer: "function", adamw: "function", tape: "function" });

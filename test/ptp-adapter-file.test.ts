@@ -182,10 +182,8 @@ describe("ADAPTER-FILE: student adapter files", () => {
   });
 
   it("stores the documented metadata", () => {
-    const meta = (options: RandomStudentOptions): Record<string, string> =>
-      parseSafetensors(serializeStudent(randomStudent(teacher, checksum, options)), FILE).metadata;
-    const teacherShape =
-      '{"dim":8,"hiddenDim":12,"nLayers":2,"nHeads":2,"nKvHeads":1,"vocabSize":10,"seqLen":16,"sharedClassifier":true}';
+    const meta = (options: RandomStudentOptions): Record<string, string> => parseSafetensors(serializeStudent(randomStudent(teacher, checksum, options)), FILE).metadata;
+    const teacherShape = '{"dim":8,"hiddenDim":12,"nLayers":2,"nHeads":2,"nKvHeads":1,"vocabSize":10,"seqLen":16,"sharedClassifier":true}';
     expect(meta({ variant: "O", rank: 4, seed: 1 })).toEqual({
       format: "ptp-student",
       format_version: "1",
@@ -282,9 +280,7 @@ describe("ADAPTER-RANDOM: randomStudent", () => {
     expect(() => randomStudent(teacher, checksum, { variant: "O", rank: 2, alpha: 0, seed: 1 })).toThrow(/"alpha" must be a positive number/);
     expect(() => randomStudent(teacher, checksum, { variant: "O", rank: 2, window: 0, seed: 1 })).toThrow(/"window" must be a positive integer/);
     expect(() => randomStudent(teacher, checksum, { variant: "X" as "O", rank: 2, seed: 1 })).toThrow(/"variant" must be "O" or "C"/);
-    expect(() => randomStudent(teacher, checksum, { variant: "O", rank: 2, seed: 1, aux: { kind: "digits", digits: 25 } })).toThrow(
-      /"aux_digits" must be an integer in 1..24, found "25"/,
-    );
+    expect(() => randomStudent(teacher, checksum, { variant: "O", rank: 2, seed: 1, aux: { kind: "digits", digits: 25 } })).toThrow(/"aux_digits" must be an integer in 1..24, found "25"/);
     expect(() => randomStudent(teacher, checksum, { variant: "O", rank: 2, seed: 1, aux: { kind: "digits" } })).toThrow(/"aux_digits"/);
   });
 });
@@ -331,18 +327,10 @@ describe("ADAPTER-ERRORS: student adapter validation", () => {
   it("refuses missing, misshapen, extra and non-F32 tensors", () => {
     expect(problem(edited(o, (t) => delete t["layers.1.w2.lora_B"]))).toMatch(/tensor "layers.1.w2.lora_B" is missing \(expected shape \[8, 2\]\)/);
     expect(problem(edited(o, (t) => delete t["aux.bias"]))).toMatch(/tensor "aux.bias" is missing \(expected shape \[8\]\)/);
-    expect(
-      problem(edited(o, (t) => (t["layers.0.wk.lora_A"] = { dtype: "F32", shape: [2, 4], data: new Float32Array(8) }))),
-    ).toMatch(/tensor "layers.0.wk.lora_A" has shape \[2, 4\], expected \[2, 8\]/);
-    expect(problem(edited(o, (t) => (t["aux.weight"] = { dtype: "F32", shape: [32, 8], data: new Float32Array(256) })))).toMatch(
-      /tensor "aux.weight" has shape \[32, 8\], expected \[8, 32\]/,
-    );
-    expect(problem(edited(o, (t) => (t["aux.bias"] = { dtype: "F32", shape: [1, 8], data: new Float32Array(8) })))).toMatch(
-      /tensor "aux.bias" has shape \[1, 8\], expected \[8\]/,
-    );
-    expect(problem(edited(o, (t) => (t["layers.2.wq.lora_A"] = { dtype: "F32", shape: [2, 8], data: new Float32Array(16) })))).toMatch(
-      /unexpected tensor "layers.2.wq.lora_A" \(not part of a O-PTP student with aux kind bits\)/,
-    );
+    expect(problem(edited(o, (t) => (t["layers.0.wk.lora_A"] = { dtype: "F32", shape: [2, 4], data: new Float32Array(8) })))).toMatch(/tensor "layers.0.wk.lora_A" has shape \[2, 4\], expected \[2, 8\]/);
+    expect(problem(edited(o, (t) => (t["aux.weight"] = { dtype: "F32", shape: [32, 8], data: new Float32Array(256) })))).toMatch(/tensor "aux.weight" has shape \[32, 8\], expected \[8, 32\]/);
+    expect(problem(edited(o, (t) => (t["aux.bias"] = { dtype: "F32", shape: [1, 8], data: new Float32Array(8) })))).toMatch(/tensor "aux.bias" has shape \[1, 8\], expected \[8\]/);
+    expect(problem(edited(o, (t) => (t["layers.2.wq.lora_A"] = { dtype: "F32", shape: [2, 8], data: new Float32Array(16) })))).toMatch(/unexpected tensor "layers.2.wq.lora_A" \(not part of a O-PTP student with aux kind bits\)/);
     expect(
       problem(
         edited(o, (t) => {
@@ -350,12 +338,8 @@ describe("ADAPTER-ERRORS: student adapter validation", () => {
         }),
       ),
     ).toMatch(/unexpected tensors "extra.0", "extra.1", "extra.2", "extra.3", "extra.4", and 2 more/);
-    expect(problem(edited(o, (t) => (t["aux.anchors"] = { dtype: "F32", shape: [3, 8], data: new Float32Array(24) })))).toMatch(
-      /unexpected tensor "aux.anchors"/,
-    );
-    expect(problem(edited(o, (t) => (t["aux.bias"] = { dtype: "I32", shape: [8], data: new Int32Array(8) })))).toMatch(
-      /tensor "aux.bias" has dtype I32, expected F32/,
-    );
+    expect(problem(edited(o, (t) => (t["aux.anchors"] = { dtype: "F32", shape: [3, 8], data: new Float32Array(24) })))).toMatch(/unexpected tensor "aux.anchors"/);
+    expect(problem(edited(o, (t) => (t["aux.bias"] = { dtype: "I32", shape: [8], data: new Int32Array(8) })))).toMatch(/tensor "aux.bias" has dtype I32, expected F32/);
     // F16 read from a file is refused too (hand-built: the writer does not write F16)
     const f16 = edited(o, (t) => (t["aux.bias"] = { dtype: "U8", shape: [16], data: new Uint8Array(16) }));
     const text = new TextDecoder().decode(f16.subarray(8, 8 + Number(new DataView(f16.buffer).getBigUint64(0, true))));
@@ -367,9 +351,7 @@ describe("ADAPTER-ERRORS: student adapter validation", () => {
   });
 
   it("refuses a start vector for O and its absence for C", () => {
-    expect(problem(edited(o, (t) => (t.start = { dtype: "F32", shape: [8], data: new Float32Array(8) })))).toMatch(
-      /variant O has no start vector, but the file has a tensor "start"/,
-    );
+    expect(problem(edited(o, (t) => (t.start = { dtype: "F32", shape: [8], data: new Float32Array(8) })))).toMatch(/variant O has no start vector, but the file has a tensor "start"/);
     expect(problem(edited(c, (t) => delete t.start))).toMatch(/variant C needs the start vector, but tensor "start" \[8\] is missing/);
     expect(problem(edited(c, (_, m) => (m.variant = "O")))).toMatch(/variant O has no start vector/);
     expect(problem(edited(o, (_, m) => (m.variant = "C")))).toMatch(/variant C needs the start vector/);
@@ -410,20 +392,14 @@ describe("ADAPTER-TEACHER: checkStudentMatchesTeacher", () => {
 
   it("names every differing shape field", () => {
     const other = randomCheckpoint({ ...small, dim: 4, nLayers: 1 }, 7);
-    expect(() => checkStudentMatchesTeacher(student, other, teacherChecksum(other), FILE)).toThrow(
-      "adapter x.safetensors was made for a teacher with dim 8, nLayers 2 but the model has dim 4, nLayers 1",
-    );
+    expect(() => checkStudentMatchesTeacher(student, other, teacherChecksum(other), FILE)).toThrow("adapter x.safetensors was made for a teacher with dim 8, nLayers 2 but the model has dim 4, nLayers 1");
     const sep = randomCheckpoint({ ...small, sharedClassifier: false, vocabSize: 11 }, 7);
-    expect(() => checkStudentMatchesTeacher(student, sep, teacherChecksum(sep), FILE)).toThrow(
-      "adapter x.safetensors was made for a teacher with vocabSize 10, sharedClassifier true but the model has vocabSize 11, sharedClassifier false",
-    );
+    expect(() => checkStudentMatchesTeacher(student, sep, teacherChecksum(sep), FILE)).toThrow("adapter x.safetensors was made for a teacher with vocabSize 10, sharedClassifier true but the model has vocabSize 11, sharedClassifier false");
   });
 
   it("refuses a teacher of the same shape with other weights", () => {
     const other = randomCheckpoint(small, 8);
     const sum = teacherChecksum(other);
-    expect(() => checkStudentMatchesTeacher(student, other, sum, FILE)).toThrow(
-      `adapter x.safetensors belongs to teacher ${checksum.slice(0, 12)} but the model's checksum is ${sum.slice(0, 12)}: load the teacher it was trained for`,
-    );
+    expect(() => checkStudentMatchesTeacher(student, other, sum, FILE)).toThrow(`adapter x.safetensors belongs to teacher ${checksum.slice(0, 12)} but the model's checksum is ${sum.slice(0, 12)}: load the teacher it was trained for`);
   });
 });

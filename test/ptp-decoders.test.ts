@@ -106,7 +106,8 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
             if (c.prompts[snap.prompt].length <= c.steps) expect(snap.rows).toBeGreaterThanOrEqual(c.prompts[snap.prompt].length - 1);
             for (let l = 0; l < c.teacher.config.nLayers; l++) {
               const ref = cache.snapshot(l);
-              const dk = firstBitDifference(snap.keys[l], ref.keys), dv = firstBitDifference(snap.values[l], ref.values);
+              const dk = firstBitDifference(snap.keys[l], ref.keys),
+                dv = firstBitDifference(snap.values[l], ref.values);
               if (dk || dv) throw new Error(`prompt ${snap.prompt}, layer ${l}: ${dk ?? dv}`);
             }
             cache.free();
@@ -173,7 +174,8 @@ describe("gated LoRA", () => {
             cache.free();
             return logits;
           };
-          const withLora = run(nSlots), plain = run(0);
+          const withLora = run(nSlots),
+            plain = run(0);
           model.dispose();
           const ctxRows = ctx.length * vocabSize;
           const dCtx = firstBitDifference(withLora.subarray(0, ctxRows), plain.subarray(0, ctxRows));
@@ -229,7 +231,9 @@ describe("hybrid slot input", () => {
         withTeacher(b, c.teacher, (teacher) => {
           const student = randomStudent(c.teacher, "t", { variant: "C", rank, aux: { kind: "anchors" }, window: 3, hybrid: true, zeroB: true, seed });
           const model = new PtpModel(teacher, student);
-          const ctx = c.prompts[0], n = ctx.length, { dim, vocabSize } = c.teacher.config;
+          const ctx = c.prompts[0],
+            n = ctx.length,
+            { dim, vocabSize } = c.teacher.config;
           const embeddings = new Float32Array((n + 1) * dim);
           embeddings.set(model.slotInput(0.3, undefined, ctx[n - 1]), n * dim);
           // Context rows causal; the slot stands in for the last context row: it sees rows 0..n-2 and itself.
@@ -258,13 +262,16 @@ describe("query slot input", () => {
         withTeacher(b, c.teacher, (teacher) => {
           const student = makeStudent(c.teacher, { ...s, hybrid: true, query: true });
           const model = new PtpModel(teacher, student);
-          const ctx = c.prompts[0], n = ctx.length, { dim, vocabSize } = c.teacher.config;
-          const M = n + nSlots, embeddings = new Float32Array(M * dim);
+          const ctx = c.prompts[0],
+            n = ctx.length,
+            { dim, vocabSize } = c.teacher.config;
+          const M = n + nSlots,
+            embeddings = new Float32Array(M * dim);
           for (let j = 1; j < nSlots; j++) embeddings.set(model.slotInput(j / (nSlots + 1), (j - 0.5) / (nSlots + 1)), (n + j) * dim);
           // Context rows causal; the window stands in for the last context row: it sees rows 0..n-2 and its slots 0..j.
           const mask = new Uint8Array(M * M);
           for (let r = 0; r < n; r++) mask.fill(1, r * M, r * M + r + 1);
-          for (let j = 0; j < nSlots; j++) (mask.fill(1, (n + j) * M, (n + j) * M + n - 1), mask.fill(1, (n + j) * M + n, (n + j) * M + n + j + 1));
+          for (let j = 0; j < nSlots; j++) mask.fill(1, (n + j) * M, (n + j) * M + n - 1), mask.fill(1, (n + j) * M + n, (n + j) * M + n + j + 1);
           const block = { tokens: [...ctx, ctx[n - 1], ...Array(nSlots - 1).fill(-1)], positions: [...range(0, n), ...range(0, nSlots).map((j) => n - 1 + j)], embeddings, mask };
           const run = (slots: number) => {
             const cache = teacher.newCache();
@@ -272,7 +279,8 @@ describe("query slot input", () => {
             cache.free();
             return logits;
           };
-          const withLora = run(nSlots), plain = run(0);
+          const withLora = run(nSlots),
+            plain = run(0);
           model.dispose();
           const d = firstBitDifference(withLora.subarray(n * vocabSize, (n + 1) * vocabSize), withLora.subarray((n - 1) * vocabSize, n * vocabSize));
           if (d) throw new Error(`slot 0 differs from the teacher's row: ${d}`);

@@ -95,9 +95,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
           const us = usFor(teacher, c);
           const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
           const model = new PtpModel(teacher);
-          const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) =>
-            decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }),
-          );
+          const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) => decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }));
           out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
           multiTokenSteps += out.stats.acceptedHistogram.slice(2).reduce((a, n) => a + n, 0);
           // Every step has one teacher call shared by the batch, plus one draft call per sequence that drafted.
@@ -118,8 +116,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
         withTeacher(b, c.teacher, (teacher) => {
           const us = usFor(teacher, c);
           const model = new PtpModel(teacher);
-          const run = (spec: DraftSpec) =>
-            withDraft(teacher, makeDraft(c.teacher, spec), (draft) => decode(model, c.prompts, { decoder: "verify", draft, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }).outputs);
+          const run = (spec: DraftSpec) => withDraft(teacher, makeDraft(c.teacher, spec), (draft) => decode(model, c.prompts, { decoder: "verify", draft, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }).outputs);
           expect(run(d2)).toEqual(run(d));
         }),
       ),
@@ -149,7 +146,8 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
                 const drafts = g.base.slice(seq.pending.length).map((r) => r.token);
                 if (drafts.length === 0) return g;
                 // From scratch: every finalized token, then the window's slots, in a fresh cache.
-                const n = seq.next, count = drafts.length;
+                const n = seq.next,
+                  count = drafts.length;
                 const embeddings = new Float32Array((n + count) * dim);
                 const u = (k: number) => seq.u.forStudent(k);
                 for (let j = 0; j < count; j++) embeddings.set(draft.slotInput(u(n + j), j > 0 ? u(n + j - 1) : undefined, j === 0 ? seq.last : undefined), (n + j) * dim);
@@ -186,13 +184,9 @@ describe("draft model and decode options", () => {
     withTeacher(b, teacherCkpt, (teacher) => {
       expect(() => new DraftModel(teacher, d)).toThrow(/draft model has vocab size 12 .*teacher's is 10/);
     });
-    expect(() => checkDraftMatchesTeacher(d, teacherCkpt, teacherChecksum(teacherCkpt), "d.safetensors")).toThrow(
-      /^draft model d\.safetensors has vocab size 12 but the model's is 10/,
-    );
+    expect(() => checkDraftMatchesTeacher(d, teacherCkpt, teacherChecksum(teacherCkpt), "d.safetensors")).toThrow(/^draft model d\.safetensors has vocab size 12 but the model's is 10/);
     const mine = randomDraft(teacherCkpt, teacherChecksum(other), { variant: "O", seed: 1 });
-    expect(() => checkDraftMatchesTeacher(mine, teacherCkpt, teacherChecksum(teacherCkpt), "d.safetensors")).toThrow(
-      /^draft model d\.safetensors belongs to teacher [0-9a-f]{12} but the model's checksum is [0-9a-f]{12}/,
-    );
+    expect(() => checkDraftMatchesTeacher(mine, teacherCkpt, teacherChecksum(teacherCkpt), "d.safetensors")).toThrow(/^draft model d\.safetensors belongs to teacher [0-9a-f]{12} but the model's checksum is [0-9a-f]{12}/);
     expect(() => checkDraftMatchesTeacher(randomDraft(teacherCkpt, teacherChecksum(teacherCkpt), { variant: "C", seed: 2 }), teacherCkpt, teacherChecksum(teacherCkpt), "d")).not.toThrow();
   });
 
@@ -257,8 +251,7 @@ describe("draft files", () => {
     const file = parseSafetensors(serializeDraft(randomDraft(teacher, checksum, { variant, window: 4, seed: 3 })), FILE);
     return { tensors: Object.fromEntries(file.tensors) as Record<string, SafeTensor>, metadata: { ...file.metadata } };
   };
-  const problem = (t: { tensors: Record<string, SafeTensor>; metadata: Record<string, string> }): string =>
-    formatError(() => parseDraft(serializeSafetensors(t.tensors, t.metadata), FILE), FILE).problem;
+  const problem = (t: { tensors: Record<string, SafeTensor>; metadata: Record<string, string> }): string => formatError(() => parseDraft(serializeSafetensors(t.tensors, t.metadata), FILE), FILE).problem;
   const withMeta = (patch: Record<string, string | undefined>, variant: Variant = "C") => {
     const t = base(variant);
     for (const [k, v] of Object.entries(patch)) {
@@ -304,9 +297,7 @@ describe("draft files", () => {
     };
     expect(broken((t) => delete t.tensors["layers.1.wk"])).toMatch(/tensor "layers.1.wk" is missing \(expected shape \[16, 32\]\)/);
     expect(broken((t) => delete t.tensors.token_embedding)).toMatch(/tensor "token_embedding" is missing \(expected shape \[10, 32\]\)/);
-    expect(broken((t) => (t.tensors["layers.0.w2"] = { dtype: "F32", shape: [64, 32], data: new Float32Array(64 * 32) }))).toMatch(
-      /tensor "layers.0.w2" has shape \[64, 32\], expected \[32, 64\]/,
-    );
+    expect(broken((t) => (t.tensors["layers.0.w2"] = { dtype: "F32", shape: [64, 32], data: new Float32Array(64 * 32) }))).toMatch(/tensor "layers.0.w2" has shape \[64, 32\], expected \[32, 64\]/);
     expect(broken((t) => (t.tensors.rms_final = { dtype: "I32", shape: [32], data: new Int32Array(32) }))).toMatch(/tensor "rms_final" has dtype I32, expected F32/);
     expect(broken((t) => (t.tensors["layers.2.wq"] = { dtype: "F32", shape: [1], data: new Float32Array(1) }))).toMatch(/unexpected tensor "layers.2.wq"/);
     expect(broken((t) => (t.tensors.wcls = { dtype: "F32", shape: [10, 32], data: new Float32Array(320) }))).toMatch(/classifier is shared .* has a tensor "wcls"/);

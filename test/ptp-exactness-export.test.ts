@@ -13,7 +13,11 @@ import { runPtpExactness } from "../src/ptp/exactness.js";
 class BatchDependent extends JsBackend {
   override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
     super.matmul(y, x, w, M, K, N);
-    if (M > 1) this.upload(y, this.download(y).map((v) => Math.fround(v * (1 + 2 ** -10))));
+    if (M > 1)
+      this.upload(
+        y,
+        this.download(y).map((v) => Math.fround(v * (1 + 2 ** -10))),
+      );
   }
 }
 

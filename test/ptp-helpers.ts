@@ -78,7 +78,10 @@ export const caseArb = fc
   .chain((c) =>
     fc.record({
       ...Object.fromEntries(Object.entries(c).map(([k, v]) => [k, fc.constant(v)])),
-      prompts: fc.array(fc.array(fc.nat(c.teacher.config.vocabSize - 1), { maxLength: 5 }).map((p) => [1, ...p]), { minLength: c.nPrompts, maxLength: c.nPrompts }),
+      prompts: fc.array(
+        fc.array(fc.nat(c.teacher.config.vocabSize - 1), { maxLength: 5 }).map((p) => [1, ...p]),
+        { minLength: c.nPrompts, maxLength: c.nPrompts },
+      ),
     }),
   ) as fc.Arbitrary<{ teacher: Checkpoint; sampling: SamplingSettings; steps: number; nPrompts: number; uSeed: number; edges: "uniform" | "edges"; prompts: number[][] }>;
 
@@ -123,7 +126,8 @@ export function edgeUs(teacher: Transformer, prompt: number[], steps: number, sa
   const cache = teacher.newCache();
   const logits = teacher.forward({ tokens: path.slice(0, -1), positions: path.slice(0, -1).map((_, i) => i) }, cache);
   cache.free();
-  const V = teacher.config.vocabSize, r = rng(seed ^ 0x5bd1e995);
+  const V = teacher.config.vocabSize,
+    r = rng(seed ^ 0x5bd1e995);
   const first = Math.min(prompt.length, steps + 1);
   for (let k = first; k < path.length; k++) {
     const P = samplingDistribution(logits.subarray((k - 1) * V, k * V), sampling);
@@ -136,7 +140,8 @@ export function edgeUs(teacher: Transformer, prompt: number[], steps: number, sa
   return us;
 }
 
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+const f32 = new Float32Array(1),
+  u32 = new Uint32Array(f32.buffer);
 function nextDownF32(x: number): number {
   f32[0] = x;
   if (x === 0) return 0;

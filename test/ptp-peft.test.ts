@@ -24,20 +24,13 @@ const MODULES: Record<string, string> = { wq: "self_attn.q_proj", wk: "self_attn
 describe("PEFT folders", () => {
   it("PEFT-ROUNDTRIP: student -> PEFT folder -> student is bit-identical (every variant and aux kind)", () => {
     fc.assert(
-      fc.property(
-        tinyCheckpoint,
-        fc.constantFrom("O" as const, "C" as const),
-        fc.constantFrom({ kind: "bits" as const }, { kind: "anchors" as const }, { kind: "digits" as const, digits: 5 }),
-        fc.integer({ min: 1, max: 4 }),
-        fc.integer({ min: 1, max: 1000 }),
-        (teacher, variant, aux, rank, seed) => {
-          const student = randomStudent(teacher, teacherChecksum(teacher), { variant, rank, alpha: 3.5, aux, window: 7, seed });
-          const dir = fresh();
-          writePeftStudent(dir, student, { baseModel: "some/base" });
-          const back = readPeftStudent(dir);
-          expect(Buffer.from(serializeStudent(back)).equals(Buffer.from(serializeStudent(student)))).toBe(true);
-        },
-      ),
+      fc.property(tinyCheckpoint, fc.constantFrom("O" as const, "C" as const), fc.constantFrom({ kind: "bits" as const }, { kind: "anchors" as const }, { kind: "digits" as const, digits: 5 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 1000 }), (teacher, variant, aux, rank, seed) => {
+        const student = randomStudent(teacher, teacherChecksum(teacher), { variant, rank, alpha: 3.5, aux, window: 7, seed });
+        const dir = fresh();
+        writePeftStudent(dir, student, { baseModel: "some/base" });
+        const back = readPeftStudent(dir);
+        expect(Buffer.from(serializeStudent(back)).equals(Buffer.from(serializeStudent(student)))).toBe(true);
+      }),
       { numRuns: 30 },
     );
   });
@@ -64,11 +57,12 @@ describe("PEFT folders", () => {
         const [out, inp] = linearShape(c, name);
         const { A, B } = student.weights.layers[l][name];
         const W = merged.weights.layers[l][name];
-        for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) {
-          let s = 0;
-          for (let k = 0; k < 3; k++) s += B[o * 3 + k] * A[k * inp + i];
-          W[o * inp + i] = Math.fround(W[o * inp + i] + Math.fround(scale * s));
-        }
+        for (let o = 0; o < out; o++)
+          for (let i = 0; i < inp; i++) {
+            let s = 0;
+            for (let k = 0; k < 3; k++) s += B[o * 3 + k] * A[k * inp + i];
+            W[o * inp + i] = Math.fround(W[o * inp + i] + Math.fround(scale * s));
+          }
       }
     }
     const hfMerged = hfTensors(merged);
@@ -81,13 +75,15 @@ describe("PEFT folders", () => {
         const B = file.tensors.get(`base_model.model.${key.replace(/\.weight$/, "")}.lora_B.weight`)!;
         expect(A.shape).toEqual([3, inp]);
         expect(B.shape).toEqual([out, 3]);
-        const W = hfTeacher.get(key)!.data, want = hfMerged.get(key)!.data;
+        const W = hfTeacher.get(key)!.data,
+          want = hfMerged.get(key)!.data;
         let differing = 0;
-        for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) {
-          let s = 0;
-          for (let k = 0; k < 3; k++) s += B.data[o * 3 + k] * A.data[k * inp + i];
-          if (!Object.is(Math.fround(W[o * inp + i] + Math.fround(scale * s)), want[o * inp + i])) differing++;
-        }
+        for (let o = 0; o < out; o++)
+          for (let i = 0; i < inp; i++) {
+            let s = 0;
+            for (let k = 0; k < 3; k++) s += B.data[o * 3 + k] * A.data[k * inp + i];
+            if (!Object.is(Math.fround(W[o * inp + i] + Math.fround(scale * s)), want[o * inp + i])) differing++;
+          }
         expect(differing, key).toBe(0);
       }
     }
@@ -135,9 +131,11 @@ describe("PEFT folders in decoding", () => {
     const hs = t.dim / t.nHeads;
     const toHf = (B: Float32Array, heads: number): Float32Array => {
       const out = new Float32Array(B.length);
-      for (let h = 0; h < heads; h++) for (let i = 0; i < hs / 2; i++) for (let b = 0; b < 2; b++) {
-        out.set(B.subarray((h * hs + 2 * i + b) * c.rank, (h * hs + 2 * i + b + 1) * c.rank), (h * hs + b * (hs / 2) + i) * c.rank);
-      }
+      for (let h = 0; h < heads; h++)
+        for (let i = 0; i < hs / 2; i++)
+          for (let b = 0; b < 2; b++) {
+            out.set(B.subarray((h * hs + 2 * i + b) * c.rank, (h * hs + 2 * i + b + 1) * c.rank), (h * hs + b * (hs / 2) + i) * c.rank);
+          }
       return out;
     };
     const tensors: Record<string, SafeTensor> = {};
@@ -158,7 +156,22 @@ describe("PEFT folders in decoding", () => {
     writeFileSync(join(dir, "adapter_model.safetensors"), serializeSafetensors(tensors));
     writeFileSync(
       join(dir, "adapter_config.json"),
-      JSON.stringify({ peft_type: "LORA", task_type: "CAUSAL_LM", r: c.rank, lora_alpha: c.alpha, target_modules: ["q_proj", "v_proj", "k_proj", "o_proj", "up_proj", "down_proj", "gate_proj"], lora_dropout: 0.0, bias: "none", use_rslora: false, use_dora: false, fan_in_fan_out: false, modules_to_save: null, base_model_name_or_path: "stories260K-hf", rank_pattern: {}, alpha_pattern: {} }),
+      JSON.stringify({
+        peft_type: "LORA",
+        task_type: "CAUSAL_LM",
+        r: c.rank,
+        lora_alpha: c.alpha,
+        target_modules: ["q_proj", "v_proj", "k_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
+        lora_dropout: 0.0,
+        bias: "none",
+        use_rslora: false,
+        use_dora: false,
+        fan_in_fan_out: false,
+        modules_to_save: null,
+        base_model_name_or_path: "stories260K-hf",
+        rank_pattern: {},
+        alpha_pattern: {},
+      }),
     );
     // without its teacher it cannot know the shape
     expect(formatError(() => readPeftStudent(dir), join(dir, "adapter_config.json")).message).toMatch(/no "ptp" settings/);
@@ -196,7 +209,8 @@ describe("PEFT folders in decoding", () => {
     expect(loaded.config).toMatchObject({ variant: "O", aux: { kind: "bits" }, window: 16, rank: 2, alpha: 8 });
     for (let l = 0; l < loaded.weights.layers.length; l++) {
       for (const name of LINEAR_NAMES) {
-        const got = loaded.weights.layers[l][name], want = s.weights.layers[l][name];
+        const got = loaded.weights.layers[l][name],
+          want = s.weights.layers[l][name];
         if (name === "wq" || name === "wk" || name === "wv") {
           expect(Array.from(got.A)).toEqual(Array.from(want.A));
           expect(Array.from(got.B)).toEqual(Array.from(want.B));
@@ -237,23 +251,38 @@ describe("PEFT folders in decoding", () => {
       expect(formatError(() => readPeftStudent(dir), join(dir, "adapter_config.json")).message).toMatch(message);
     }
     const w = (dir: string) => join(dir, "adapter_model.safetensors");
-    let dir = make(() => {}, (t) => delete t["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"]);
+    let dir = make(
+      () => {},
+      (t) => delete t["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"],
+    );
     expect(formatError(() => readPeftStudent(dir), w(dir)).message).toMatch(/lora_A and lora_B must both be present/);
-    dir = make(() => {}, (t) => (t["base_model.model.lm_head.lora_A.weight"] = { dtype: "F32", shape: [1], data: new Float32Array(1) }));
+    dir = make(
+      () => {},
+      (t) => (t["base_model.model.lm_head.lora_A.weight"] = { dtype: "F32", shape: [1], data: new Float32Array(1) }),
+    );
     expect(formatError(() => readPeftStudent(dir), w(dir)).message).toMatch(/unexpected tensor "base_model.model.lm_head.lora_A.weight"/);
-    dir = make(() => {}, (t) => (t["u_embed.embedding.weight"] = { dtype: "F32", shape: [2, 64], data: new Float32Array(128) }));
+    dir = make(
+      () => {},
+      (t) => (t["u_embed.embedding.weight"] = { dtype: "F32", shape: [2, 64], data: new Float32Array(128) }),
+    );
     expect(formatError(() => readPeftStudent(dir), w(dir)).message).toMatch(/has shape \[2, 64\], expected \[3, 64\]/);
     // reference folders (no PTP settings) with u-embeddings this library does not implement
     const teacherOpt = { teacher: { checkpoint: teacher, checksum } };
-    dir = make((c) => delete c.ptp, (t) => {
-      delete t["ptp.config"];
-      t["u_embed.embedding.bias"] = { dtype: "F32", shape: [64], data: new Float32Array(64) };
-    });
+    dir = make(
+      (c) => delete c.ptp,
+      (t) => {
+        delete t["ptp.config"];
+        t["u_embed.embedding.bias"] = { dtype: "F32", shape: [64], data: new Float32Array(64) };
+      },
+    );
     expect(formatError(() => readPeftStudent(dir, teacherOpt), w(dir)).message).toMatch(/has a bias: a linear feature embedding \(sawtooth or quarter_cos\)/);
-    dir = make((c) => delete c.ptp, (t) => {
-      delete t["ptp.config"];
-      t["u_embed.embedding.weight"] = { dtype: "F32", shape: [32, 64], data: new Float32Array(32 * 64) };
-    });
+    dir = make(
+      (c) => delete c.ptp,
+      (t) => {
+        delete t["ptp.config"];
+        t["u_embed.embedding.weight"] = { dtype: "F32", shape: [32, 64], data: new Float32Array(32 * 64) };
+      },
+    );
     expect(formatError(() => readPeftStudent(dir, teacherOpt), w(dir)).message).toMatch(/only the 3-anchor linear interpolation/);
     // a PEFT student for another teacher
     const r = readPeftStudent(make(() => {}));

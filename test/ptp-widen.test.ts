@@ -55,18 +55,26 @@ describe("function-preserving widening", () => {
     expect(() => widenCheckpoint(original, { ...SMALL, dim: 100 })).toThrow(/multiple of the head size/);
   });
 
-  for (const [label, target] of [["small", SMALL], ["15M", WIDEN_SHAPES["15M"]]] as const) {
+  for (const [label, target] of [
+    ["small", SMALL],
+    ["15M", WIDEN_SHAPES["15M"]],
+  ] as const) {
     it(`PTP-WIDEN: logits of a prefill and of a decode step match within 1e-4 (${label})`, () => {
       const wide = label === "small" ? small : widenCheckpoint(original, target);
-      const a = new Transformer(backend, original), b = new Transformer(backend, wide);
-      const V = original.config.vocabSize, V2 = wide.config.vocabSize;
-      const ca = a.newCache(), cb = b.newCache();
+      const a = new Transformer(backend, original),
+        b = new Transformer(backend, wide);
+      const V = original.config.vocabSize,
+        V2 = wide.config.vocabSize;
+      const ca = a.newCache(),
+        cb = b.newCache();
       const tokens = [1, 403, 261, 378, 11, 45];
       const positions = tokens.map((_, i) => i);
-      const la = a.forward({ tokens, positions }, ca), lb = b.forward({ tokens, positions }, cb);
+      const la = a.forward({ tokens, positions }, ca),
+        lb = b.forward({ tokens, positions }, cb);
       expect(maxAbsDiff(la, lb, V, V2, tokens.length)).toBeLessThan(1e-4);
       expect(maxExtraLogit(lb, V, V2, tokens.length)).toBeLessThan(-1000);
-      const sa = a.forward({ tokens: [88], positions: [6] }, ca), sb = b.forward({ tokens: [88], positions: [6] }, cb);
+      const sa = a.forward({ tokens: [88], positions: [6] }, ca),
+        sb = b.forward({ tokens: [88], positions: [6] }, cb);
       expect(maxAbsDiff(sa, sb, V, V2, 1)).toBeLessThan(1e-4);
       a.dispose();
       b.dispose();
@@ -74,10 +82,10 @@ describe("function-preserving widening", () => {
   }
 
   it("PTP-WIDEN: every golden prompt gives the same tokens (greedy and sampled)", () => {
-    const a = new Transformer(backend, original), b = new Transformer(backend, small);
+    const a = new Transformer(backend, original),
+      b = new Transformer(backend, small);
     for (const c of golden.cases) {
-      const run = (m: Transformer) =>
-        decodeAR(m, tokenizer.encode(c.prompt, true, false), { steps: c.steps, sampling: { temperature: c.temperature, topP: c.topp }, aux: new XorShiftAux(BigInt(c.seed)) }).tokens;
+      const run = (m: Transformer) => decodeAR(m, tokenizer.encode(c.prompt, true, false), { steps: c.steps, sampling: { temperature: c.temperature, topP: c.topp }, aux: new XorShiftAux(BigInt(c.seed)) }).tokens;
       expect(run(b), `${JSON.stringify(c.prompt)} T=${c.temperature} seed=${c.seed}`).toEqual(run(a));
     }
     a.dispose();
@@ -88,11 +96,14 @@ describe("function-preserving widening", () => {
     it(`PTP-WIDEN: the widened ${variant}-PTP student gives the same outputs, calls and acceptance, equal to AR`, () => {
       const student = randomStudent(original, teacherChecksum(original), { variant, rank: 4, window: 8, seed: 3, aux: { kind: variant === "O" ? "anchors" : "bits" } });
       const wideStudent = widenStudent(student, original, small);
-      const ta = new Transformer(backend, original), tb = new Transformer(backend, small);
-      const pa = new PtpModel(ta, student), pb = new PtpModel(tb, wideStudent);
+      const ta = new Transformer(backend, original),
+        tb = new Transformer(backend, small);
+      const pa = new PtpModel(ta, student),
+        pb = new PtpModel(tb, wideStudent);
       const prompts = [tokenizer.encode("Once upon a time", true, false), tokenizer.encode("Tom had a big", true, false)];
       const opts = (decoder: "single-call" | "ar") => ({ steps: 80, sampling: { temperature: 0.8 }, decoder, aux: prompts.map((_, i) => new XorShiftAux(BigInt(5 + i))) });
-      const ra = decode(pa, prompts, opts("single-call")), rb = decode(pb, prompts, opts("single-call"));
+      const ra = decode(pa, prompts, opts("single-call")),
+        rb = decode(pb, prompts, opts("single-call"));
       const ar = decode(pb, prompts, opts("ar"));
       expect(rb.outputs).toEqual(ra.outputs);
       expect(rb.outputs).toEqual(ar.outputs);

@@ -22,7 +22,9 @@ describe("library misuse gets a clear error, never a wrong answer", () => {
   it("REL-API-BACKEND: the js reference enforces the buffer contract as wasm does: a truncated weight buffer throws, on both", async () => {
     for (const name of ["js", "wasm"] as const) {
       const b = await backend(name);
-      const y = b.alloc(2 * 3), x = b.alloc(2 * 4), w = b.alloc(3 * 4 - 1);
+      const y = b.alloc(2 * 3),
+        x = b.alloc(2 * 4),
+        w = b.alloc(3 * 4 - 1);
       expect(() => b.matmul(y, x, w, 2, 4, 3), name).toThrow(BackendError);
       const g = b.alloc(3);
       expect(() => b.rmsnorm(x, x, g, 2, 4, 1e-5), name).toThrow(BackendError);

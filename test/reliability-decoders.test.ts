@@ -60,7 +60,8 @@ describe.each(["js", "wasm"] as const)("students with non-finite weights on %s",
 describe("the CLI warns about a broken student", () => {
   it("REL-NONFINITE-WARN: `generate --student` with NaN weights warns naming the file, and still prints AR's text (equals AR: yes, exit 0)", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "ptp-nan-student-"));
-    const teacherPath = join(tmp, "t.bin"), studentPath = join(tmp, "nan-student.safetensors");
+    const teacherPath = join(tmp, "t.bin"),
+      studentPath = join(tmp, "nan-student.safetensors");
     const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
     const teacher = randomCheckpoint(config, 3);
     writeCheckpoint(teacherPath, teacher);

@@ -10,7 +10,9 @@ import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-files-"));
-const TEACHER = join(tmp, "teacher.bin"), PROMPTS = join(tmp, "prompts.txt"), DATA = join(tmp, "data.ptpd");
+const TEACHER = join(tmp, "teacher.bin"),
+  PROMPTS = join(tmp, "prompts.txt"),
+  DATA = join(tmp, "data.ptpd");
 const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
 writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
 writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
@@ -20,10 +22,7 @@ async function dataset(): Promise<void> {
   const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", DATA, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1");
   expect(r.code, r.stderr).toBe(0);
 }
-const distillArgs = (out: string, ...extra: string[]) => [
-  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
-  "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra,
-];
+const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra];
 const corpus = join(tmp, "corpus.txt");
 writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat.`).join("\n") + "\n");
 const trainArgs = (out: string, ...extra: string[]) => ["train", "--corpus", corpus, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "4", "--eval-every", "0", ...extra];
@@ -40,7 +39,8 @@ describe("non-finite steps end the run", () => {
 
   it("REL-NONFINITE-CKPT: a training checkpoint with NaN in adam_v, or a tampered rng / data_cursor, is refused on --resume naming the field", async () => {
     await dataset();
-    const out = join(tmp, "nan.safetensors"), ckpt = `${out}.train.safetensors`;
+    const out = join(tmp, "nan.safetensors"),
+      ckpt = `${out}.train.safetensors`;
     expect((await runCli(...distillArgs(out, "--stop-after", "2"))).code).toBe(130);
     const good = readSafetensors(ckpt);
     const tamper = (edit: (t: typeof good) => void) => {
@@ -54,9 +54,9 @@ describe("non-finite steps end the run", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`tensor ${key} holds NaN at index 0`);
     for (const [field, value, message] of [
-      ["rng", "\"x\"", /metadata "rng" must be an integer/],
+      ["rng", '"x"', /metadata "rng" must be an integer/],
       ["rng", "4294967296", /metadata "rng" must be an integer/],
-      ["data_cursor", "{\"seconds\":-1}", /metadata "data_cursor" must be/],
+      ["data_cursor", '{"seconds":-1}', /metadata "data_cursor" must be/],
     ] as const) {
       tamper((t) => {
         t.tensors = good.tensors;
@@ -103,7 +103,8 @@ describe("user files are never replaced by accident", () => {
 
   it("REL-CLOBBER-LOG: `distill --log notes.txt` refuses a user's text file, with or without --resume", async () => {
     await dataset();
-    const notes = join(tmp, "notes.txt"), out = join(tmp, "log-run.safetensors");
+    const notes = join(tmp, "notes.txt"),
+      out = join(tmp, "log-run.safetensors");
     writeFileSync(notes, "my notes\n");
     let r = await runCli(...distillArgs(out, "--log", notes));
     expect(r.code).toBe(1);
@@ -116,7 +117,8 @@ describe("user files are never replaced by accident", () => {
 
   it("REL-CLOBBER-SAME: an output that is an input (same path, a symlink or a hard link) is refused with exit 2", async () => {
     await dataset();
-    const link = join(tmp, "teacher-link.bin"), hard = join(tmp, "teacher-hard.bin");
+    const link = join(tmp, "teacher-link.bin"),
+      hard = join(tmp, "teacher-hard.bin");
     symlinkSync(TEACHER, link);
     linkSync(TEACHER, hard);
     const before = readFileSync(TEACHER);
@@ -169,7 +171,8 @@ describe("resuming", () => {
     const out = join(tmp, "fin.safetensors");
     const args = (...extra: string[]) => distillArgs(out, "--steps", "4", "--eval-every", "2", ...extra);
     expect((await runCli(...args())).code).toBe(0);
-    const log = readFileSync(`${out}.log.jsonl`, "utf8"), student = readFileSync(out);
+    const log = readFileSync(`${out}.log.jsonl`, "utf8"),
+      student = readFileSync(out);
     const again = await runCli(...args("--resume"));
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/already at step 4 of 4; nothing to do/);
@@ -178,7 +181,12 @@ describe("resuming", () => {
     const longer = await runCli(...distillArgs(out, "--steps", "7", "--eval-every", "2", "--resume"));
     expect(longer.code, longer.stderr).toBe(0);
     expect(Number(readSafetensors(`${out}.train.safetensors`).metadata.step)).toBe(7);
-    expect(readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l).step)).toEqual([2, 4, 6, 7]);
+    expect(
+      readFileSync(`${out}.log.jsonl`, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).step),
+    ).toEqual([2, 4, 6, 7]);
   });
 
   it("REL-RESUME-DATA: --resume with another dataset (or another corpus for train) is refused", async () => {
@@ -205,7 +213,9 @@ describe("resuming", () => {
 
   it("REL-DATASET-HEADER: a dataset header contradicting the teacher (vocabSize, seqLen) or with an unusable temperature is refused naming the file", async () => {
     await dataset();
-    const bytes = readFileSync(DATA), meta = readDatasetMeta(DATA), oldHeader = encodeHeader(meta);
+    const bytes = readFileSync(DATA),
+      meta = readDatasetMeta(DATA),
+      oldHeader = encodeHeader(meta);
     for (const [edit, message] of [
       [{ vocabSize: 1000 }, /the dataset header says vocabSize 1000, but the teacher has 512/],
       [{ seqLen: 32 }, /the dataset header says seqLen 32, but the teacher has 64/],

@@ -10,7 +10,9 @@ import { runCli, TOK_512 } from "./helpers.js";
 
 // Real signals to real child processes (bin/ptp.js runs the built dist/, as `npm test` builds first).
 const tmp = mkdtempSync(join(tmpdir(), "ptp-signals-"));
-const TEACHER = join(tmp, "teacher.bin"), PROMPTS = join(tmp, "prompts.txt"), DATA = join(tmp, "data.ptpd");
+const TEACHER = join(tmp, "teacher.bin"),
+  PROMPTS = join(tmp, "prompts.txt"),
+  DATA = join(tmp, "data.ptpd");
 const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
 writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
 writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
@@ -23,17 +25,15 @@ async function dataset(): Promise<void> {
 }
 
 // Steps far beyond what a test runs: a run can only end by a signal or --stop-after.
-const distillArgs = (out: string, ...extra: string[]) => [
-  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
-  "--steps", "1000000", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra,
-];
+const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "1000000", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra];
 
 const bytes = (path: string) => readFileSync(path);
 const stepOf = (checkpoint: string) => Number(readSafetensors(checkpoint).metadata.step);
 
 /** The training checkpoints of two runs hold the same tensors, bit for bit (metadata records wall-clock time). */
 function sameTensors(a: string, b: string): void {
-  const x = readSafetensors(a).tensors, y = readSafetensors(b).tensors;
+  const x = readSafetensors(a).tensors,
+    y = readSafetensors(b).tensors;
   expect([...x.keys()]).toEqual([...y.keys()]);
   for (const [k, t] of x) expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(y.get(k)!.data.buffer, y.get(k)!.data.byteOffset, y.get(k)!.data.byteLength)), k).toBe(true);
 }
@@ -44,7 +44,8 @@ describe("signals stop training runs, which resume exactly", () => {
     ["SIGTERM", 143],
   ] as const)("REL-SIGNAL-DISTILL: %s to a running `ptp distill` saves a checkpoint and exits %i; --resume then matches an uninterrupted run bit for bit", async (signal, code) => {
     await dataset();
-    const out = join(tmp, `sig-${signal}.safetensors`), ref = join(tmp, `ref-${signal}.safetensors`);
+    const out = join(tmp, `sig-${signal}.safetensors`),
+      ref = join(tmp, `ref-${signal}.safetensors`);
     const r = await runChild(["bin/ptp.js", ...distillArgs(out)], { when: /Ctrl-C saves/, signals: [signal], delayMs: 300 });
     expect(r.signal, r.stderr).toBeNull();
     expect(r.code, r.stderr).toBe(code);
@@ -75,7 +76,8 @@ describe("signals stop training runs, which resume exactly", () => {
   it("REL-KILL9-DISTILL: after kill -9 at a random moment, --resume continues from the last checkpoint and matches an uninterrupted run", async () => {
     await dataset();
     for (const delayMs of [150, 450]) {
-      const out = join(tmp, `k9-${delayMs}.safetensors`), ref = join(tmp, `k9ref-${delayMs}.safetensors`);
+      const out = join(tmp, `k9-${delayMs}.safetensors`),
+        ref = join(tmp, `k9ref-${delayMs}.safetensors`);
       const r = await runChild(["bin/ptp.js", ...distillArgs(out, "--eval-every", "5")], { when: /Ctrl-C saves/, signals: ["SIGKILL"], delayMs });
       expect(r.signal).toBe("SIGKILL");
       const k = existsSync(`${out}.train.safetensors`) ? stepOf(`${out}.train.safetensors`) : 0;
@@ -90,7 +92,8 @@ describe("signals stop training runs, which resume exactly", () => {
 
   it("REL-SIGNAL-PREGENERATE: SIGINT to `ptp pregenerate` exits 130 with the records so far synced; --resume ends byte-identical to an uninterrupted run", async () => {
     await dataset();
-    const out = join(tmp, "pg-sig.ptpd"), ref = join(tmp, "pg-ref.ptpd");
+    const out = join(tmp, "pg-sig.ptpd"),
+      ref = join(tmp, "pg-ref.ptpd");
     const big = (o: string, ...extra: string[]) => pregenArgs(o, "--samples", "40", "--backend", "js", ...extra);
     expect((await runCli(...big(ref))).code).toBe(0);
     const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"] });

@@ -98,9 +98,7 @@ describe("ArrayAux", () => {
   it("SAMP-U-RANGE: values outside [0, 1), NaN and Infinity are rejected up front, naming the index", () => {
     for (const bad of [1, -0.1, NaN, Infinity, -Infinity, 7]) {
       expect(() => new ArrayAux([0.1, 0.2, bad])).toThrow(RangeError);
-      expect(() => new ArrayAux([0.1, 0.2, bad])).toThrow(
-        /u array: value at index 2: auxiliary variable u must be in \[0, 1\), got/,
-      );
+      expect(() => new ArrayAux([0.1, 0.2, bad])).toThrow(/u array: value at index 2: auxiliary variable u must be in \[0, 1\), got/);
     }
     expect(() => new ArrayAux([0.5, Infinity], "file x")).toThrow(/file x: value at index 1: .* got Infinity/);
   });

@@ -29,14 +29,7 @@ function nextDownF32(x: number): number {
 
 /** A distribution: nonnegative weights (some zero), normalised in float32. */
 const distribution = fc
-  .array(
-    fc.oneof(
-      fc.constant(0),
-      fc.integer({ min: 1, max: 1000 }),
-      fc.double({ min: 1e-7, max: 1, noNaN: true }),
-    ),
-    { minLength: 1, maxLength: 40 },
-  )
+  .array(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 1000 }), fc.double({ min: 1e-7, max: 1, noNaN: true })), { minLength: 1, maxLength: 40 })
   .filter((ws) => ws.some((w) => fr(w) > 0))
   .map((ws) => {
     let total = 0;

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import {
-  applyTemperature,
-  binOf,
-  pick,
-  samplingDistribution,
-  softmaxF32,
-  type SamplingSettings,
-} from "../src/sampling/index.js";
+import { applyTemperature, binOf, pick, samplingDistribution, softmaxF32, type SamplingSettings } from "../src/sampling/index.js";
 
 const fr = Math.fround;
 
@@ -51,7 +44,10 @@ function expectedKept(softmax: Float32Array, topK: number | undefined, topP: num
 
 const logitsArb = fc.oneof(
   // Coarse grid: many ties.
-  fc.array(fc.integer({ min: -12, max: 12 }).map((i) => i / 4), { minLength: 1, maxLength: 30 }),
+  fc.array(
+    fc.integer({ min: -12, max: 12 }).map((i) => i / 4),
+    { minLength: 1, maxLength: 30 },
+  ),
   // Arbitrary float32 logits.
   fc.array(fc.float({ min: -30, max: 30, noNaN: true }), { minLength: 1, maxLength: 30 }),
 );
@@ -86,20 +82,15 @@ describe("sampling distribution: filters", () => {
 
   it("SAMP-FILTER: filtered tokens are never picked, for any u, including every bin edge", () => {
     fc.assert(
-      fc.property(
-        logitsArb,
-        settingsArb,
-        fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 1, maxLength: 20 }),
-        (xs, settings, us) => {
-          const p = samplingDistribution(Float32Array.from(xs), settings);
-          const edges: number[] = [];
-          for (let t = 0; t < p.length; t++) edges.push(...binOf(p, t));
-          for (const u of [...us, ...edges.filter((e) => e < 1)]) {
-            const t = pick(u, p);
-            expect(p[t]).toBeGreaterThan(0);
-          }
-        },
-      ),
+      fc.property(logitsArb, settingsArb, fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 1, maxLength: 20 }), (xs, settings, us) => {
+        const p = samplingDistribution(Float32Array.from(xs), settings);
+        const edges: number[] = [];
+        for (let t = 0; t < p.length; t++) edges.push(...binOf(p, t));
+        for (const u of [...us, ...edges.filter((e) => e < 1)]) {
+          const t = pick(u, p);
+          expect(p[t]).toBeGreaterThan(0);
+        }
+      }),
       { numRuns: 500 },
     );
   });
@@ -120,10 +111,7 @@ describe("sampling distribution: filters", () => {
   });
 
   it("SAMP-FILTER: top-k keeps the k most probable, ties broken by lower id", () => {
-    const kept = (logits: number[], topK: number) =>
-      Array.from(samplingDistribution(Float32Array.from(logits), { temperature: 1, topK }), (x, i) =>
-        x > 0 ? i : -1,
-      ).filter((i) => i >= 0);
+    const kept = (logits: number[], topK: number) => Array.from(samplingDistribution(Float32Array.from(logits), { temperature: 1, topK }), (x, i) => (x > 0 ? i : -1)).filter((i) => i >= 0);
     expect(kept([1, 3, 3, 2, 0], 2)).toEqual([1, 2]);
     expect(kept([5, 4, 4, 4, 1], 2)).toEqual([0, 1]);
     expect(kept([5, 4, 4, 4, 1], 3)).toEqual([0, 1, 2]);
@@ -134,10 +122,7 @@ describe("sampling distribution: filters", () => {
   it("SAMP-FILTER: top-p keeps the smallest most-probable set reaching p (the crossing token is kept)", () => {
     // Probabilities 0.1, 0.6, 0.3 (logits = log p).
     const logits = Float32Array.from([0.1, 0.6, 0.3], Math.log);
-    const kept = (topP: number) =>
-      Array.from(samplingDistribution(logits, { temperature: 1, topP }), (x, i) => (x > 0 ? i : -1)).filter(
-        (i) => i >= 0,
-      );
+    const kept = (topP: number) => Array.from(samplingDistribution(logits, { temperature: 1, topP }), (x, i) => (x > 0 ? i : -1)).filter((i) => i >= 0);
     expect(kept(0.05)).toEqual([1]);
     expect(kept(0.5)).toEqual([1]);
     expect(kept(0.7)).toEqual([1, 2]);
@@ -160,29 +145,15 @@ describe("sampling distribution: filters", () => {
 
   it("SAMP-FILTER: with no filter active the distribution is exactly softmaxF32 of the scaled logits", () => {
     fc.assert(
-      fc.property(
-        logitsArb,
-        fc.double({ min: 0.05, max: 4, noNaN: true }),
-        fc.constantFrom<Partial<SamplingSettings>>(
-          {},
-          { topK: 0 },
-          { topK: -3 },
-          { topK: 1000 },
-          { topP: 1 },
-          { topP: 0 },
-          { topK: 0, topP: 1 },
-          { topK: undefined, topP: undefined },
-        ),
-        (xs, temperature, filters) => {
-          const logits = Float32Array.from(xs);
-          const p = samplingDistribution(logits, { temperature, ...filters });
-          const expected = softmaxF32(applyTemperature(logits, temperature));
-          expect(Array.from(p)).toEqual(Array.from(expected));
-          // topK equal to the vocabulary size is also off.
-          const q = samplingDistribution(logits, { temperature, topK: logits.length });
-          expect(Array.from(q)).toEqual(Array.from(expected));
-        },
-      ),
+      fc.property(logitsArb, fc.double({ min: 0.05, max: 4, noNaN: true }), fc.constantFrom<Partial<SamplingSettings>>({}, { topK: 0 }, { topK: -3 }, { topK: 1000 }, { topP: 1 }, { topP: 0 }, { topK: 0, topP: 1 }, { topK: undefined, topP: undefined }), (xs, temperature, filters) => {
+        const logits = Float32Array.from(xs);
+        const p = samplingDistribution(logits, { temperature, ...filters });
+        const expected = softmaxF32(applyTemperature(logits, temperature));
+        expect(Array.from(p)).toEqual(Array.from(expected));
+        // topK equal to the vocabulary size is also off.
+        const q = samplingDistribution(logits, { temperature, topK: logits.length });
+        expect(Array.from(q)).toEqual(Array.from(expected));
+      }),
       { numRuns: 300 },
     );
   });

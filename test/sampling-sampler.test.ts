@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import {
-  argmax,
-  needsU,
-  pick,
-  sampleToken,
-  samplingDistribution,
-  softmaxF32,
-  XorShiftAux,
-  type AuxSource,
-  type SamplingSettings,
-} from "../src/sampling/index.js";
+import { argmax, needsU, pick, sampleToken, samplingDistribution, softmaxF32, XorShiftAux, type AuxSource, type SamplingSettings } from "../src/sampling/index.js";
 
 const fr = Math.fround;
 
@@ -34,23 +24,18 @@ function sampleWith(aux: AuxSource, logits: Float32Array, settings: SamplingSett
 describe("sampler", () => {
   it("SAMP-GREEDY: temperature 0 picks the argmax (first among ties) and consumes no u", () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: -4, max: 4 }), { minLength: 1, maxLength: 40 }),
-        fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
-        fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
-        (xs, topK, topP) => {
-          const logits = Float32Array.from(xs);
-          const settings = { temperature: 0, topK, topP };
-          expect(needsU(settings)).toBe(false);
-          const expected = xs.indexOf(Math.max(...xs));
-          expect(sampleToken(logits, settings, undefined)).toBe(expected);
-          // A u, if passed anyway, is ignored.
-          expect(sampleToken(logits, settings, 0.999)).toBe(expected);
-          const aux = countingAux();
-          for (let i = 0; i < 5; i++) expect(sampleWith(aux, logits, settings)).toBe(expected);
-          expect(aux.taken).toBe(0);
-        },
-      ),
+      fc.property(fc.array(fc.integer({ min: -4, max: 4 }), { minLength: 1, maxLength: 40 }), fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }), (xs, topK, topP) => {
+        const logits = Float32Array.from(xs);
+        const settings = { temperature: 0, topK, topP };
+        expect(needsU(settings)).toBe(false);
+        const expected = xs.indexOf(Math.max(...xs));
+        expect(sampleToken(logits, settings, undefined)).toBe(expected);
+        // A u, if passed anyway, is ignored.
+        expect(sampleToken(logits, settings, 0.999)).toBe(expected);
+        const aux = countingAux();
+        for (let i = 0; i < 5; i++) expect(sampleWith(aux, logits, settings)).toBe(expected);
+        expect(aux.taken).toBe(0);
+      }),
       { numRuns: 300 },
     );
     expect(sampleToken(new Float32Array([1, 5, 5, -2]), { temperature: 0 }, undefined)).toBe(1);
@@ -144,8 +129,16 @@ describe("agreement with the reference program", () => {
   for (const rec of RECORDED) {
     it(`SAMP-REF-C: temperature ${rec.temperature}, ${rec.n} tokens, seed ${rec.seed}: the same tokens as llama2.c`, () => {
       const settings = { temperature: rec.temperature };
-      const viaLib = replay(rec, (x) => samplingDistribution(x, settings), (x) => x);
-      const viaManual = replay(rec, (x) => softmaxF32(x), (x) => fr(x / fr(rec.temperature)));
+      const viaLib = replay(
+        rec,
+        (x) => samplingDistribution(x, settings),
+        (x) => x,
+      );
+      const viaManual = replay(
+        rec,
+        (x) => softmaxF32(x),
+        (x) => fr(x / fr(rec.temperature)),
+      );
       expect(viaLib.tokens).toEqual(rec.tokens);
       expect(viaManual.tokens).toEqual(rec.tokens);
     });

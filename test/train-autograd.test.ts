@@ -4,29 +4,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import {
-  add,
-  addBias,
-  addEmbeddingRows,
-  anchorEmbedding,
-  attention,
-  concatRows,
-  crossEntropy,
-  embedding,
-  klDivergence,
-  linear,
-  linearLora,
-  replaceRows,
-  rmsnorm,
-  rope,
-  scale,
-  swiglu,
-  Tape,
-  Tensor,
-  jsKernels,
-  useTrainKernels,
-  wasmTrainKernels,
-} from "../src/train/autograd/index.js";
+import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, concatRows, crossEntropy, embedding, klDivergence, linear, linearLora, replaceRows, rmsnorm, rope, scale, swiglu, Tape, Tensor, jsKernels, useTrainKernels, wasmTrainKernels } from "../src/train/autograd/index.js";
 import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
 import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
 import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
@@ -58,13 +36,19 @@ import { teacherContext } from "../src/train/teacher-context.js";
  * GRAD-MUTANT shows the check rejects a gradient that is wrong by a few
  * percent in a single term.
  */
-const H = 1e-2, ATOL = 2e-3, RTOL = 2e-2;
+const H = 1e-2,
+  ATOL = 2e-3,
+  RTOL = 2e-2;
 
 const f = Math.fround;
 
 function param(shape: number[], next: () => number, s = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return new Tensor(Float32Array.from({ length: n }, () => (2 * next() - 1) * s), shape, new Float32Array(n));
+  return new Tensor(
+    Float32Array.from({ length: n }, () => (2 * next() - 1) * s),
+    shape,
+    new Float32Array(n),
+  );
 }
 
 /** The first mismatch between backward and finite differences, or null. */
@@ -91,9 +75,11 @@ function gradCheck(inputs: Tensor[], build: (tape: Tape) => Tensor, seed: number
   const central = (t: Tensor, i: number, h: number) => {
     const x = t.data[i];
     t.data[i] = f(x + h);
-    const hi = t.data[i], lp = loss(new Tape()).s;
+    const hi = t.data[i],
+      lp = loss(new Tape()).s;
     t.data[i] = f(x - h);
-    const lo = t.data[i], lm = loss(new Tape()).s;
+    const lo = t.data[i],
+      lm = loss(new Tape()).s;
     t.data[i] = x;
     return (lp - lm) / (hi - lo);
   };
@@ -139,7 +125,9 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("linear (x and W)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 6 }), (seed, M, K, N) => {
-        const next = rng(seed), x = param([M, K], next), w = param([N, K], next);
+        const next = rng(seed),
+          x = param([M, K], next),
+          w = param([N, K], next);
         passes(gradCheck([x, w], (t) => linear(t, x, w), seed));
       }),
       RUNS,
@@ -149,7 +137,11 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("add, scale, addBias, concatRows, replaceRows", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }), (seed, M, D) => {
-        const next = rng(seed), a = param([M, D], next), b = param([M, D], next), bias = param([D], next), row = param([D], next);
+        const next = rng(seed),
+          a = param([M, D], next),
+          b = param([M, D], next),
+          bias = param([D], next),
+          row = param([D], next);
         const take = Uint8Array.from({ length: 2 * M }, () => (next() < 0.4 ? 1 : 0));
         passes(gradCheck([a, b, bias, row], (t) => replaceRows(t, concatRows(t, addBias(t, add(t, a, b), bias), scale(t, b, -1.7)), row, take), seed));
       }),
@@ -160,7 +152,9 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("swiglu", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 30 }), (seed, n) => {
-        const next = rng(seed), g = param([n], next, 3), u = param([n], next, 2);
+        const next = rng(seed),
+          g = param([n], next, 3),
+          u = param([n], next, 2);
         passes(gradCheck([g, u], (t) => swiglu(t, g, u), seed));
       }),
       RUNS,
@@ -170,7 +164,9 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("rmsnorm (x and weight)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), (seed, M, D) => {
-        const next = rng(seed), x = param([M, D], next, 2), w = param([D], next);
+        const next = rng(seed),
+          x = param([M, D], next, 2),
+          w = param([D], next);
         passes(gradCheck([x, w], (t) => rmsnorm(t, x, w, 1e-5), seed));
       }),
       RUNS,
@@ -180,7 +176,8 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("rope", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), (seed, M, nHeads, half) => {
-        const next = rng(seed), x = param([M, nHeads * 2 * half], next);
+        const next = rng(seed),
+          x = param([M, nHeads * 2 * half], next);
         const pos = Int32Array.from({ length: M }, () => Math.floor(next() * 300));
         passes(gradCheck([x], (t) => rope(t, x, pos, nHeads, 2 * half, 10000), seed));
       }),
@@ -191,12 +188,16 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("attention with GQA and two key ranges per row (q, k, v)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), (seed, M, kvHeads, group, half, nKeys) => {
-        const next = rng(seed), hs = 2 * half, nHeads = kvHeads * group;
-        const q = param([M, nHeads * hs], next, 2), k = param([nKeys, kvHeads * hs], next, 2), v = param([nKeys, kvHeads * hs], next);
+        const next = rng(seed),
+          hs = 2 * half,
+          nHeads = kvHeads * group;
+        const q = param([M, nHeads * hs], next, 2),
+          k = param([nKeys, kvHeads * hs], next, 2),
+          v = param([nKeys, kvHeads * hs], next);
         const vis = new Int32Array(4 * M);
         for (let m = 0; m < M; m++) {
           const cut = [0, 0, 0, 0].map(() => Math.floor(next() * (nKeys + 1))).sort((a, b) => a - b);
-          if (cut[1] === cut[0] && cut[3] === cut[2]) cut[3] = cut[2] < nKeys ? cut[2] + 1 : cut[3], (cut[2] = cut[3] - 1);
+          if (cut[1] === cut[0] && cut[3] === cut[2]) (cut[3] = cut[2] < nKeys ? cut[2] + 1 : cut[3]), (cut[2] = cut[3] - 1);
           vis.set(cut, 4 * m);
         }
         passes(gradCheck([q, k, v], (t) => attention(t, q, k, v, vis, nHeads, kvHeads, hs), seed));
@@ -208,7 +209,9 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("embedding and the anchors auxiliary embedding", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
-        const next = rng(seed), table = param([7, D], next), anchors = param([3, D], next);
+        const next = rng(seed),
+          table = param([7, D], next),
+          anchors = param([3, D], next);
         const ids = Int32Array.from({ length: M }, () => Math.floor(next() * 7));
         const us = Float32Array.from({ length: M }, () => next());
         passes(gradCheck([table, anchors], (t) => add(t, embedding(t, table, ids), anchorEmbedding(t, anchors, us)), seed));
@@ -220,7 +223,9 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("addEmbeddingRows (the hybrid slot input: x and the table)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
-        const next = rng(seed), table = param([7, D], next), x = param([M, D], next);
+        const next = rng(seed),
+          table = param([7, D], next),
+          x = param([M, D], next);
         // Some rows take no token (-1), some share one.
         const ids = Int32Array.from({ length: M }, () => (next() < 0.3 ? -1 : Math.floor(next() * 7)));
         passes(gradCheck([table, x], (t) => addEmbeddingRows(t, x, table, ids), seed));
@@ -232,7 +237,8 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   it("cross-entropy, KL and reverse KL with row weights and temperature", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2), (seed, R, V, invTemp) => {
-        const next = rng(seed), logits = param([R, V], next, 3);
+        const next = rng(seed),
+          logits = param([R, V], next, 3);
         const targets = Int32Array.from({ length: R }, () => Math.floor(next() * V));
         const weights = Float32Array.from({ length: R }, (_, r) => (r === 0 ? 1 : next() < 0.3 ? 0 : next()));
         const teacher = Float32Array.from({ length: R * V }, () => 3 * (2 * next() - 1));
@@ -245,10 +251,15 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   });
 
   it("GRAD-MUTANT: a backward pass 3% off fails the check", () => {
-    const next = rng(7), x = param([3, 4], next);
+    const next = rng(7),
+      x = param([3, 4], next);
     // y = x^2 whose backward claims 2.06 x instead of 2 x.
     const wrongSquare = (t: Tape) => {
-      const y = t.output(x.shape, [x], x.data.map((v) => v * v));
+      const y = t.output(
+        x.shape,
+        [x],
+        x.data.map((v) => v * v),
+      );
       t.record(y, (dy) => dy.forEach((d, i) => (x.grad![i] += 2.06 * x.data[i] * d)));
       return y;
     };
@@ -261,14 +272,23 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("matmul, matmulGradX and matmulGradW agree within float32 reassociation (1e-5 relative), tails and all", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 37 }), fc.integer({ min: 1, max: 13 }), (seed, M, K, N) => {
-        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
+        const next = rng(seed),
+          v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K),
+          w = v(N * K),
+          dy = v(M * N),
+          dx0 = v(M * K),
+          dw0 = v(N * K);
         const pairs: [Float32Array, Float32Array][] = [];
-        const y1 = new Float32Array(M * N), y2 = new Float32Array(M * N);
+        const y1 = new Float32Array(M * N),
+          y2 = new Float32Array(M * N);
         jsKernels.matmul(y1, x, w, M, K, N);
         wasm.matmul(y2, x, w, M, K, N);
         pairs.push([y2, y1]);
-        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        const dx1 = dx0.slice(),
+          dx2 = dx0.slice(),
+          dw1 = dw0.slice(),
+          dw2 = dw0.slice();
         jsKernels.matmulGradX(dx1, dy, w, M, K, N);
         wasm.matmulGradX(dx2, dy, w, M, K, N);
         jsKernels.matmulGradW(dw1, dy, x, M, K, N);
@@ -283,22 +303,35 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("attention forward and backward agree within float32 reassociation (1e-5 relative)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 12 }), (seed, M, kvHeads, group, half, nKeys) => {
-        const next = rng(seed), hs = 2 * half, H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
-        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        const next = rng(seed),
+          hs = 2 * half,
+          H = kvHeads * group,
+          v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const q = v(M * H * hs),
+          k = v(nKeys * kvHeads * hs),
+          val = v(nKeys * kvHeads * hs),
+          dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M),
+          offsets = new Int32Array(M + 1);
         for (let m = 0; m < M; m++) {
-          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          const a = Math.floor(next() * nKeys),
+            b = a + 1 + Math.floor(next() * (nKeys - a)),
+            c = b + Math.floor(next() * (nKeys - b + 1));
           ranges.set([a, b, c, c + Math.floor(next() * (nKeys - c + 1))], 4 * m);
           offsets[m + 1] = offsets[m] + H * (ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
         }
         const run = (kern: typeof jsKernels) => {
-          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
-          const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(val.length);
+          const out = new Float32Array(M * H * hs),
+            probs = new Float32Array(offsets[M]);
+          const dq = new Float32Array(q.length),
+            dk = new Float32Array(k.length),
+            dv = new Float32Array(val.length);
           kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
           kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
           return [out, probs, dq, dk, dv];
         };
-        const a = run(jsKernels), b = run(wasm);
+        const a = run(jsKernels),
+          b = run(wasm);
         a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
       }),
       { numRuns: 60, endOnFailure: true },
@@ -308,30 +341,48 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("attention agrees on the vector paths too: 16/8/4-key blocks and tails, head sizes 1..17, empty second ranges, constant leading keys", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70 }), (seed, M, kvHeads, group, hs, nKeys) => {
-        const next = rng(seed), H = kvHeads * group, v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
-        const q = v(M * H * hs), k = v(nKeys * kvHeads * hs), val = v(nKeys * kvHeads * hs), dO = v(M * H * hs);
-        const ranges = new Int32Array(4 * M), offsets = new Int32Array(M + 1);
+        const next = rng(seed),
+          H = kvHeads * group,
+          v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
+        const q = v(M * H * hs),
+          k = v(nKeys * kvHeads * hs),
+          val = v(nKeys * kvHeads * hs),
+          dO = v(M * H * hs);
+        const ranges = new Int32Array(4 * M),
+          offsets = new Int32Array(M + 1);
         for (let m = 0; m < M; m++) {
-          const a = Math.floor(next() * nKeys), b = a + 1 + Math.floor(next() * (nKeys - a)), c = b + Math.floor(next() * (nKeys - b + 1));
+          const a = Math.floor(next() * nKeys),
+            b = a + 1 + Math.floor(next() * (nKeys - a)),
+            c = b + Math.floor(next() * (nKeys - b + 1));
           const e = next() < 0.3 ? c : c + Math.floor(next() * (nKeys - c + 1));
           ranges.set([a, b, c, e], 4 * m);
           offsets[m + 1] = offsets[m] + H * (b - a + e - c);
         }
         const run = (kern: typeof jsKernels) => {
-          const out = new Float32Array(M * H * hs), probs = new Float32Array(offsets[M]);
-          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+          const out = new Float32Array(M * H * hs),
+            probs = new Float32Array(offsets[M]);
+          const dq = v(q.length).fill(0.5),
+            dk = new Float32Array(k.length).fill(-0.25),
+            dv = new Float32Array(val.length).fill(0.125);
           kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
           kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
           return [out, probs, dq, dk, dv];
         };
-        const a = run(jsKernels), b = run(wasm);
+        const a = run(jsKernels),
+          b = run(wasm);
         a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
         // deterministic: the same inputs give the same bits
         run(wasm).forEach((x, i) => expect(x).toEqual(b[i]));
         // Constant leading keys (kvFrom): their dk, dv rows stay as they were, everything else is unchanged.
-        const kvFrom = Math.floor(next() * (nKeys + 1)), cut = kvFrom * kvHeads * hs;
-        for (const [kern, full] of [[jsKernels, a], [wasm, b]] as const) {
-          const dq = v(q.length).fill(0.5), dk = new Float32Array(k.length).fill(-0.25), dv = new Float32Array(val.length).fill(0.125);
+        const kvFrom = Math.floor(next() * (nKeys + 1)),
+          cut = kvFrom * kvHeads * hs;
+        for (const [kern, full] of [
+          [jsKernels, a],
+          [wasm, b],
+        ] as const) {
+          const dq = v(q.length).fill(0.5),
+            dk = new Float32Array(k.length).fill(-0.25),
+            dv = new Float32Array(val.length).fill(0.125);
           kern.attentionBackward(dq, dk, dv, dO, full[1], q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs), kvFrom);
           expect(dq).toEqual(full[2]);
           expect(dk.subarray(0, cut).every((x) => x === -0.25) && dv.subarray(0, cut).every((x) => x === 0.125)).toBe(true);
@@ -346,17 +397,31 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("the dense products agree on the 4x8 tiles and every row / column tail (sizes up to 21 x 70 x 19)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 21 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 19 }), (seed, M, K, N) => {
-        const next = rng(seed), v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const x = v(M * K), w = v(N * K), dy = v(M * N), dx0 = v(M * K), dw0 = v(N * K);
-        const y1 = new Float32Array(M * N), y2 = v(M * N);
+        const next = rng(seed),
+          v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+        const x = v(M * K),
+          w = v(N * K),
+          dy = v(M * N),
+          dx0 = v(M * K),
+          dw0 = v(N * K);
+        const y1 = new Float32Array(M * N),
+          y2 = v(M * N);
         jsKernels.matmul(y1, x, w, M, K, N);
         wasm.matmul(y2, x, w, M, K, N);
-        const dx1 = dx0.slice(), dx2 = dx0.slice(), dw1 = dw0.slice(), dw2 = dw0.slice();
+        const dx1 = dx0.slice(),
+          dx2 = dx0.slice(),
+          dw1 = dw0.slice(),
+          dw2 = dw0.slice();
         jsKernels.matmulGradX(dx1, dy, w, M, K, N);
         wasm.matmulGradX(dx2, dy, w, M, K, N);
         jsKernels.matmulGradW(dw1, dy, x, M, K, N);
         wasm.matmulGradW(dw2, dy, x, M, K, N);
-        for (const [a, b] of [[y2, y1], [dx2, dx1], [dw2, dw1]]) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+        for (const [a, b] of [
+          [y2, y1],
+          [dx2, dx1],
+          [dw2, dw1],
+        ])
+          expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
       }),
       { numRuns: 60, endOnFailure: true },
     );
@@ -365,21 +430,32 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("swiglu's kernels agree, tails and saturated gates (|gate| up to 200) included", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 0, max: 37 }), fc.constantFrom(1, 10, 200), (seed, n, range) => {
-        const next = rng(seed), v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
-        const gate = v(n, range), up = v(n, 2);
-        const y1 = new Float32Array(n), s1 = new Float32Array(n), y2 = new Float32Array(n), s2 = new Float32Array(n);
+        const next = rng(seed),
+          v = (n: number, r: number) => Float32Array.from({ length: n }, () => r * (2 * next() - 1));
+        const gate = v(n, range),
+          up = v(n, 2);
+        const y1 = new Float32Array(n),
+          s1 = new Float32Array(n),
+          y2 = new Float32Array(n),
+          s2 = new Float32Array(n);
         jsKernels.swiglu(y1, s1, gate, up, n);
         wasm.swiglu(y2, s2, gate, up, n);
         expect(maxRelativeError(s2, s1)).toBeLessThan(1e-5);
         expect(maxRelativeError(y2, y1)).toBeLessThan(1e-5);
-        const dy = v(n, 1), dg = v(n, 1), du = v(n, 1);
-        const dg1 = dg.slice(), du1 = du.slice(), dg2 = dg.slice(), du2 = du.slice();
+        const dy = v(n, 1),
+          dg = v(n, 1),
+          du = v(n, 1);
+        const dg1 = dg.slice(),
+          du1 = du.slice(),
+          dg2 = dg.slice(),
+          du2 = du.slice();
         jsKernels.swigluBackward(dg1, du1, dy, gate, up, s1, n);
         wasm.swigluBackward(dg2, du2, dy, gate, up, s1, n);
         expect(maxRelativeError(dg2, dg1)).toBeLessThan(1e-5);
         expect(maxRelativeError(du2, du1)).toBeLessThan(1e-5);
         // one of the two gradients absent: the other is the same
-        const dg3 = dg.slice(), du3 = du.slice();
+        const dg3 = dg.slice(),
+          du3 = du.slice();
         wasm.swigluBackward(dg3, null, dy, gate, up, s1, n);
         wasm.swigluBackward(null, du3, dy, gate, up, s1, n);
         expect(dg3).toEqual(dg2);
@@ -394,10 +470,20 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
     try {
       fc.assert(
         fc.property(tinyCheckpoint, studentSpecArb("O"), seedArb, (ckpt, spec, seed) => {
-          const next = rng(seed), cfg = ckpt.config;
+          const next = rng(seed),
+            cfg = ckpt.config;
           const st = trainableStudent(makeStudent(ckpt, spec), cfg);
-          const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-          const rows = windowRows("O", tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7)], 3, 1, slotKind(spec));
+          const n = 8,
+            tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+          const rows = windowRows(
+            "O",
+            tokens,
+            Float32Array.from({ length: n }, () => next()),
+            [1 + Math.floor(next() * 7)],
+            3,
+            1,
+            slotKind(spec),
+          );
           const ctx = randomContext(cfg, n, kvDim(cfg), next);
           const tensors = st.params.map((p) => new Tensor(p.data, p.shape, p.grad));
           passes(gradCheck(tensors, (t) => windowLoss(t, "O", studentLogits(t, cfg, constantWeights(ckpt), st, ctx, rows), rows, "ce", 1), seed, 3));
@@ -420,13 +506,15 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
   it("O-PTP and C-PTP losses (CE, KL, reverse KL, gamma) match finite differences in every kind of parameter", () => {
     fc.assert(
       fc.property(tinyCheckpoint, studentSpecArb(), seedArb, fc.constantFrom<LossKind>("ce", "kl", "rkl"), fc.constantFrom(1, 0.8), (ckpt, spec, seed, kind, gamma) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const student = makeStudent(ckpt, spec);
         // Aux embedding and start vector at a trained student's scale (untrained they are +-0.02).
         for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) a?.forEach((v, i) => (a[i] = v * 30));
         const st = trainableStudent(student, cfg);
         // A query student's window needs 2 slots for one row (its slot 0 is the teacher's own row).
-        const n = 6 + Math.floor(next() * 6), L = (slotKind(spec) === "query" ? 2 : 1) + Math.floor(next() * 4);
+        const n = 6 + Math.floor(next() * 6),
+          L = (slotKind(spec) === "query" ? 2 : 1) + Math.floor(next() * 4);
         const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n }, () => next());
         const starts = [1 + Math.floor(next() * (n - 1)), 1 + Math.floor(next() * (n - 1))];
@@ -445,11 +533,21 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
   it("a standalone draft model's PTP loss matches finite differences in every weight", () => {
     fc.assert(
       fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.boolean(), (ckpt, seed, variant, hybrid) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "anchors" }, window: 3, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1 } });
         const d = trainableDraft(draft);
-        const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-        const rows = windowRows(variant, tokens, Float32Array.from({ length: n }, () => next()), [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)], 3, 1, hybrid ? "hybrid" : "aux");
+        const n = 8,
+          tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const rows = windowRows(
+          variant,
+          tokens,
+          Float32Array.from({ length: n }, () => next()),
+          [1 + Math.floor(next() * 7), 1 + Math.floor(next() * 7)],
+          3,
+          1,
+          hybrid ? "hybrid" : "aux",
+        );
         const tensors = d.params.map((p) => new Tensor(p.data, p.shape, p.grad));
         passes(gradCheck(tensors, (t) => windowLoss(t, variant, draftLogits(t, d, tokens, rows), rows, "ce", 0.8), seed, 3));
       }),
@@ -460,7 +558,9 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
   it("next-token loss of a model trained from scratch matches finite differences in every weight", () => {
     fc.assert(
       fc.property(tinyCheckpoint, seedArb, (ckpt, seed) => {
-        const next = rng(seed), cfg = ckpt.config, T = 5;
+        const next = rng(seed),
+          cfg = ckpt.config,
+          T = 5;
         const { params, weights } = trainableWeights(ckpt);
         const ids = Int32Array.from({ length: 2 * T }, () => Math.floor(next() * cfg.vocabSize));
         const positions = Int32Array.from({ length: 2 * T }, (_, i) => i % T);
@@ -482,9 +582,11 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
     const js = await createBackend("js");
     fc.assert(
       fc.property(tinyCheckpoint, seedArb, fc.constantFrom<"O" | "C">("O", "C"), fc.integer({ min: 1, max: 4 }), fc.boolean(), (ckpt, seed, variant, L, hybrid) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
-        const n = 8, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const n = 8,
+          tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
         const teacher = new Transformer(js, ckpt);
@@ -492,7 +594,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         try {
           const cache = dm.newCache();
           dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
-          const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * draft.config.model.dim);
+          const nKeys = s + L,
+            mask = new Uint8Array(L * nKeys),
+            emb = new Float32Array(L * draft.config.model.dim);
           for (let j = 0; j < L; j++) {
             // A hybrid slot 0 stands in for the last context row: the window does not see that row.
             mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
@@ -517,9 +621,11 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
     const js = await createBackend("js");
     fc.assert(
       fc.property(tinyCheckpoint, studentSpecArb(), seedArb, (ckpt, spec, seed) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const student = makeStudent(ckpt, spec);
-        const n = 8, L = spec.window;
+        const n = 8,
+          L = spec.window;
         const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
@@ -529,9 +635,12 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           // Inference: the context, then one proposal window as a block with a mask.
           const cache = teacher.newCache();
           teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
-          const nKeys = s + L, mask = new Uint8Array(L * nKeys), emb = new Float32Array(L * cfg.dim);
+          const nKeys = s + L,
+            mask = new Uint8Array(L * nKeys),
+            emb = new Float32Array(L * cfg.dim);
           // A query student's slot 0 is a row reading the last context token (the teacher's own row).
-          const query = slotKind(spec) === "query", blockTokens = new Array(L).fill(-1);
+          const query = slotKind(spec) === "query",
+            blockTokens = new Array(L).fill(-1);
           for (let j = 0; j < L; j++) {
             mask.fill(1, j * nKeys, j * nKeys + (spec.hybrid ? s - 1 : s));
             mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
@@ -563,7 +672,8 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
     const js = await createBackend("js");
     fc.assert(
       fc.property(tinyCheckpoint, studentSpecArb(), seedArb, fc.integer({ min: 1, max: 3 }), (ckpt, spec, seed, nPrompts) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const student = makeStudent(ckpt, { ...spec, window: Math.max(2, spec.window) });
         const teacher = new Transformer(js, ckpt);
         const model = new PtpModel(teacher, student);
@@ -579,13 +689,16 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               return inner.plan(seq);
             },
             accept(seq, group, out) {
-              const P = seq.pending.length, drafts = group.base.slice(P).map((b) => b.token);
+              const P = seq.pending.length,
+                drafts = group.base.slice(P).map((b) => b.token);
               const B = group.base.length;
               let i = 0;
               while (i < group.slots.length) {
                 // A hybrid window stands in for its last base row, so it sees one base row fewer.
-                const sees = group.slots[i].sees, m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
-                const context = [...seq.tokens, ...drafts.slice(0, m)], s = context.length;
+                const sees = group.slots[i].sees,
+                  m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
+                const context = [...seq.tokens, ...drafts.slice(0, m)],
+                  s = context.length;
                 let L = 1;
                 while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
                 const us = new Map<number, number>();
@@ -599,16 +712,19 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           const sampling = { temperature: 0.8, topK: 0, topP: 1 };
           decodeWith(model, prompts, spy, { steps: 14, sampling, aux: prompts.map((_, p) => new ArrayAux(uniformUs(seed + p))) });
           expect(windows.some((w) => w.context.length > 0)).toBe(true);
-          const weights = constantWeights(ckpt), st = trainableStudent(student, cfg);
+          const weights = constantWeights(ckpt),
+            st = trainableStudent(student, cfg);
           for (const w of windows) {
-            const s = w.context.length, L = w.logits.length;
+            const s = w.context.length,
+              L = w.logits.length;
             const us = new Float32Array(s + L).fill(0.5);
             for (const [k, u] of w.us) us[k] = u;
             const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, slotKind(spec));
             const { context } = teacherContext(teacher, w.context);
             const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
             // A query slot 0 has no training row (it is the teacher's own row there).
-            const first = rows.first, infer = new Float32Array((L - first) * cfg.vocabSize);
+            const first = rows.first,
+              infer = new Float32Array((L - first) * cfg.vocabSize);
             w.logits.slice(first).forEach((l, j) => infer.set(l, j * cfg.vocabSize));
             expect(logits.data.length).toBe(infer.length);
             if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
@@ -628,16 +744,22 @@ describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x
     const wasm = wasmTrainKernels();
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 19 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), fc.boolean(), (seed, M, K, N, r, xTrains, wTrains) => {
-        const next = rng(seed), s = 2 * next() - 1;
+        const next = rng(seed),
+          s = 2 * next() - 1;
         const data = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const x0 = data(M * K), w0 = data(N * K), a0 = data(r * K), b0 = data(N * r), c = data(M * N);
+        const x0 = data(M * K),
+          w0 = data(N * K),
+          a0 = data(r * K),
+          b0 = data(N * r),
+          c = data(M * N);
         for (const kern of [jsKernels, wasm]) {
           const prev = useTrainKernels(kern);
           try {
             const run = (fused: boolean) => {
               const x = new Tensor(x0.slice(), [M, K], xTrains ? new Float32Array(M * K) : null);
               const w = new Tensor(w0.slice(), [N, K], wTrains ? new Float32Array(N * K) : null);
-              const a = new Tensor(a0.slice(), [r, K], new Float32Array(r * K)), b = new Tensor(b0.slice(), [N, r], new Float32Array(N * r));
+              const a = new Tensor(a0.slice(), [r, K], new Float32Array(r * K)),
+                b = new Tensor(b0.slice(), [N, r], new Float32Array(N * r));
               const tape = new Tape();
               const y = fused ? linearLora(tape, x, w, a, b, s) : add(tape, linear(tape, x, w), scale(tape, linear(tape, linear(tape, x, a), b), s));
               const L = tape.output([1], [y], Float32Array.of(0));
@@ -647,7 +769,8 @@ describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x
               tape.backward(L);
               return [y.data, x.grad ?? new Float32Array(0), w.grad ?? new Float32Array(0), a.grad!, b.grad!];
             };
-            const fused = run(true), plain = run(false);
+            const fused = run(true),
+              plain = run(false);
             fused.forEach((f, i) => expect(f).toEqual(plain[i]));
           } finally {
             useTrainKernels(prev);

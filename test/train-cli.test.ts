@@ -43,8 +43,36 @@ async function dataset(): Promise<void> {
 }
 
 const distillArgs = (out: string, ...extra: string[]) => [
-  "distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2",
-  "--steps", "6", "--warmup", "2", "--eval-every", "3", "--tokenizer", TOK_512, "--eval-prompts", PROMPTS, "--eval-steps", "16", "--backend", "wasm", ...extra,
+  "distill",
+  "--model",
+  TEACHER,
+  "--dataset",
+  DATA,
+  "--out",
+  out,
+  "--rank",
+  "4",
+  "--window",
+  "4",
+  "--windows",
+  "4",
+  "--batch",
+  "2",
+  "--steps",
+  "6",
+  "--warmup",
+  "2",
+  "--eval-every",
+  "3",
+  "--tokenizer",
+  TOK_512,
+  "--eval-prompts",
+  PROMPTS,
+  "--eval-steps",
+  "16",
+  "--backend",
+  "wasm",
+  ...extra,
 ];
 
 describe("ptp distill", () => {
@@ -59,7 +87,10 @@ describe("ptp distill", () => {
     checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), out);
     // Training moved B away from its zero init.
     expect(student.weights.layers.some((l) => Object.values(l).some((p) => p.B.some((b) => b !== 0)))).toBe(true);
-    const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const log = readFileSync(`${out}.log.jsonl`, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(log.map((e) => e.step)).toEqual([0, 3, 6]);
     for (const e of log) expect(e.accepted).toBeGreaterThanOrEqual(1);
     // The trained student changes only speed: single-call decoding still equals AR.
@@ -77,7 +108,8 @@ describe("ptp distill", () => {
 
   it("TRAIN-RESUME: a run stopped after 3 steps and resumed ends byte-identical to an uninterrupted run (deterministic per seed)", async () => {
     await dataset();
-    const straight = join(tmp, "s-straight.safetensors"), resumed = join(tmp, "s-resumed.safetensors");
+    const straight = join(tmp, "s-straight.safetensors"),
+      resumed = join(tmp, "s-resumed.safetensors");
     expect((await runCli(...distillArgs(straight))).code).toBe(0);
     const first = await runCli(...distillArgs(resumed, "--stop-after", "3"));
     expect(first.code).toBe(130);
@@ -91,11 +123,19 @@ describe("ptp distill", () => {
     expect(second.stderr).toMatch(/resumed from .* at step 3/);
     expect(bytes(resumed).equals(bytes(straight))).toBe(true);
     // The training checkpoints hold the same tensors (their metadata records wall-clock time, which differs).
-    const a = readSafetensors(`${resumed}.train.safetensors`).tensors, b = readSafetensors(`${straight}.train.safetensors`).tensors;
+    const a = readSafetensors(`${resumed}.train.safetensors`).tensors,
+      b = readSafetensors(`${straight}.train.safetensors`).tensors;
     expect([...a.keys()]).toEqual([...b.keys()]);
     for (const [k, t] of a) expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), k).toBe(true);
     // The log has the same evaluations (timing fields aside).
-    const figures = (path: string) => readFileSync(path, "utf8").trim().split("\n").map((l) => { const { step, accepted, loss, correct } = JSON.parse(l); return { step, accepted, loss, correct }; });
+    const figures = (path: string) =>
+      readFileSync(path, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const { step, accepted, loss, correct } = JSON.parse(l);
+          return { step, accepted, loss, correct };
+        });
     expect(figures(`${resumed}.log.jsonl`)).toEqual(figures(`${straight}.log.jsonl`));
     // A resume with different options is refused with both configurations shown.
     const other = await runCli(...distillArgs(resumed, "--resume", "--lr", "0.5"));
@@ -105,9 +145,16 @@ describe("ptp distill", () => {
 
   it("TRAIN-THREADS: data-parallel distillation gives the same bits on 1, 2 and 3 threads, and a run resumes on another thread count", async () => {
     await dataset();
-    const one = join(tmp, "s-t1.safetensors"), two = join(tmp, "s-t2.safetensors"), three = join(tmp, "s-t3.safetensors"), mixed = join(tmp, "s-tmix.safetensors");
+    const one = join(tmp, "s-t1.safetensors"),
+      two = join(tmp, "s-t2.safetensors"),
+      three = join(tmp, "s-t3.safetensors"),
+      mixed = join(tmp, "s-tmix.safetensors");
     const args = (out: string, t: number, ...extra: string[]) => distillArgs(out, "--batch", "3", "--threads", String(t), ...extra);
-    for (const [out, t] of [[one, 1], [two, 2], [three, 3]] as const) {
+    for (const [out, t] of [
+      [one, 1],
+      [two, 2],
+      [three, 3],
+    ] as const) {
       const r = await runCli(...args(out, t));
       expect(r.code, r.stderr).toBe(0);
     }
@@ -143,7 +190,8 @@ describe("ptp distill", () => {
     const backend = await createBackend("wasm");
     const teacher = new Transformer(backend, ckpt);
     const model = new PtpModel(teacher, student);
-    const sampling = { temperature: 0.7 }, prompt = [1, 403, 407];
+    const sampling = { temperature: 0.7 },
+      prompt = [1, 403, 407];
     const ar = decodeAR(teacher, prompt, { steps: 40, sampling, aux: new XorShiftAux(9n) }).tokens;
     for (const decoder of ["verify", "single-call"] as const) {
       const out = decode(model, [prompt], { decoder, steps: 40, sampling, aux: [new XorShiftAux(9n)] });
@@ -154,7 +202,11 @@ describe("ptp distill", () => {
     model.dispose();
     teacher.dispose();
     // O-PTP, draft models and one-slot windows cannot have a query slot.
-    for (const extra of [["--variant", "O"], ["--variant", "C", "--window", "1"], ["--variant", "C", "--draft"]]) {
+    for (const extra of [
+      ["--variant", "O"],
+      ["--variant", "C", "--window", "1"],
+      ["--variant", "C", "--draft"],
+    ]) {
       const bad = await runCli(...distillArgs(join(tmp, "bad-query.safetensors"), "--slot-input", "query", ...extra));
       expect(bad.code, `${extra.join(" ")}: ${bad.stderr}`).toBe(2);
       expect(bad.stderr).toMatch(/--slot-input query/);
@@ -174,7 +226,8 @@ describe("ptp distill", () => {
     const teacher = new Transformer(backend, ckpt);
     const dm = new DraftModel(teacher, draft);
     const model = new PtpModel(teacher);
-    const sampling = { temperature: 0.7 }, prompt = [1, 403, 407];
+    const sampling = { temperature: 0.7 },
+      prompt = [1, 403, 407];
     const ar = decodeAR(teacher, prompt, { steps: 40, sampling, aux: new XorShiftAux(9n) }).tokens;
     expect(decode(model, [prompt], { decoder: "verify", draft: dm, steps: 40, sampling, aux: [new XorShiftAux(9n)] }).outputs[0]).toEqual(ar);
     dm.dispose();
@@ -183,7 +236,9 @@ describe("ptp distill", () => {
   });
 
   it("TRAIN-SEQLEN-END: records that fill the teacher's whole context (seqLen + 1 tokens) train", async () => {
-    const short = join(tmp, "short.bin"), data = join(tmp, "short.ptpd"), out = join(tmp, "short.safetensors");
+    const short = join(tmp, "short.bin"),
+      data = join(tmp, "short.ptpd"),
+      out = join(tmp, "short.safetensors");
     writeCheckpoint(short, randomCheckpoint({ ...config, seqLen: 12 }, 5));
     const g = await runCli("pregenerate", "--model", short, "--tokenizer", TOK_512, "--out", data, "--samples", "3", "--steps", "40", "--temperature", "1", "--top-k", "0", "--top-p", "1");
     expect(g.code, g.stderr).toBe(0);
@@ -210,10 +265,14 @@ describe("ptp train", () => {
   writeFileSync(corpus, Array.from({ length: 60 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
 
   it("TRAIN-AR: next-token training from scratch lowers the held-out loss and writes a loadable llama2.c checkpoint with a char tokenizer", async () => {
-    const out = join(tmp, "scratch.bin"), tok = join(tmp, "chars.bin");
+    const out = join(tmp, "scratch.bin"),
+      tok = join(tmp, "chars.bin");
     const r = await runCli("train", "--corpus", corpus, "--char-vocab", tok, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "4", "--steps", "40", "--eval-every", "40", "--lr", "1e-2", "--warmup", "5");
     expect(r.code, r.stderr).toBe(0);
-    const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const log = readFileSync(`${out}.log.jsonl`, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(log[0].step).toBe(0);
     expect(log.at(-1).step).toBe(40);
     expect(log.at(-1).validLoss).toBeLessThan(log[0].validLoss - 1);
@@ -233,10 +292,13 @@ describe("ptp train", () => {
   it("TRAIN-INVERSE-AR: recovered u's lie in the student's own bins (Pick gives back every observed token), and the command trains a C-PTP student", async () => {
     fc.assert(
       fc.property(tinyCheckpoint, fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(0.7, 1), (ckpt, seed, temperature) => {
-        const next = rng(seed), cfg = ckpt.config;
+        const next = rng(seed),
+          cfg = ckpt.config;
         const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "digits", digits: 12 }, window: 3, seed });
         const st = trainableStudent(student, cfg);
-        const n = 12, L = 3, tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+        const n = 12,
+          L = 3,
+          tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const starts = [1, 4, 7];
         const js = { context: { keys: [] as Float32Array[], values: [] as Float32Array[], length: n } };
         for (let l = 0; l < cfg.nLayers; l++) {
@@ -255,7 +317,8 @@ describe("ptp train", () => {
       }),
       { numRuns: 20, endOnFailure: true },
     );
-    const model = join(tmp, "base.bin"), tok = join(tmp, "base.tok");
+    const model = join(tmp, "base.bin"),
+      tok = join(tmp, "base.tok");
     expect((await runCli("train", "--corpus", corpus, "--char-vocab", tok, "--out", model, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "2", "--steps", "4", "--eval-every", "0")).code).toBe(0);
     const out = join(tmp, "iar.safetensors");
     const r = await runCli("train", "--objective", "inverse-ar", "--corpus", corpus, "--tokenizer", tok, "--model", model, "--out", out, "--rank", "2", "--window", "3", "--context", "16", "--batch", "2", "--steps", "3", "--eval-every", "0");

@@ -14,30 +14,9 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { binOf, pick } from "../src/sampling/pick.js";
 import { samplingDistribution } from "../src/sampling/processors.js";
-import {
-  DATASET_MAGIC,
-  DatasetMismatchError,
-  DatasetWriter,
-  encodeHeader,
-  encodeRecord,
-  readDataset,
-  readDatasetMeta,
-  type DatasetMeta,
-  type DatasetRecord,
-} from "../src/data/dataset.js";
+import { DATASET_MAGIC, DatasetMismatchError, DatasetWriter, encodeHeader, encodeRecord, readDataset, readDatasetMeta, type DatasetMeta, type DatasetRecord } from "../src/data/dataset.js";
 import { betaSample, drawU } from "../src/sampling/u-in-bin.js";
-import {
-  bosPrompts,
-  datasetMeta,
-  generateRecord,
-  metaSampling,
-  nextU,
-  pregenerate,
-  promptsDigest,
-  recordPrompt,
-  recordRng,
-  type PromptSet,
-} from "../src/data/pregenerate.js";
+import { bosPrompts, datasetMeta, generateRecord, metaSampling, nextU, pregenerate, promptsDigest, recordPrompt, recordRng, type PromptSet } from "../src/data/pregenerate.js";
 import { backend, formatError, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-train-dataset-"));
@@ -361,23 +340,17 @@ describe("pregenerate", () => {
   it("DATA-BIN: random tiny teachers and sampling settings (filters on or off): records are valid and reproducible by index", async () => {
     const js = await backend("js");
     await fc.assert(
-      fc.asyncProperty(
-        tinyCheckpoint,
-        fc.record({ temperature: fc.constantFrom(0.3, 1, 1.7), topK: fc.constantFrom(0, 2, 5), topP: fc.constantFrom(1, 0.5, 0.9) }),
-        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-        fc.integer({ min: 1, max: 70 }),
-        async (ckpt, sampling, seed, maxSteps) => {
-          const m = new Transformer(js, ckpt);
-          const meta = datasetMeta(ckpt, bosPrompts(), { sampling, samplesPerPrompt: 2, maxSteps, seed });
-          for (const index of [0, 1]) {
-            const r = generateRecord(m, meta, bosPrompts(), index);
-            checkBins(m, meta, index, r, [0, 0.5, 1]);
-            expect(r.tokens.length).toBeLessThanOrEqual(ckpt.config.seqLen + 1);
-            expect(Array.from(generateRecord(m, meta, bosPrompts(), index).tokens)).toEqual(Array.from(r.tokens));
-          }
-          m.dispose();
-        },
-      ),
+      fc.asyncProperty(tinyCheckpoint, fc.record({ temperature: fc.constantFrom(0.3, 1, 1.7), topK: fc.constantFrom(0, 2, 5), topP: fc.constantFrom(1, 0.5, 0.9) }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 1, max: 70 }), async (ckpt, sampling, seed, maxSteps) => {
+        const m = new Transformer(js, ckpt);
+        const meta = datasetMeta(ckpt, bosPrompts(), { sampling, samplesPerPrompt: 2, maxSteps, seed });
+        for (const index of [0, 1]) {
+          const r = generateRecord(m, meta, bosPrompts(), index);
+          checkBins(m, meta, index, r, [0, 0.5, 1]);
+          expect(r.tokens.length).toBeLessThanOrEqual(ckpt.config.seqLen + 1);
+          expect(Array.from(generateRecord(m, meta, bosPrompts(), index).tokens)).toEqual(Array.from(r.tokens));
+        }
+        m.dispose();
+      }),
       { numRuns: 12 },
     );
   });
@@ -482,7 +455,10 @@ describe("drawing u inside a bin", () => {
       [5, undefined],
     ] as const) {
       const rng = new Mulberry32(1234);
-      let sum = 0, sumSq = 0, below = 0, outside = 0;
+      let sum = 0,
+        sumSq = 0,
+        below = 0,
+        outside = 0;
       for (let i = 0; i < n; i++) {
         const z = betaSample(rng, b);
         if (!(z >= 0 && z <= 1)) outside++;
@@ -523,14 +499,18 @@ describe("drawing u inside a bin", () => {
   it("DATA-BETA: drawU returns a float32 in [left, right) for any float32 bin and z in [0, 1], left at z = 0", () => {
     const bitsArb = fc.integer({ min: 0, max: ONE_BITS });
     const binBits = fc.oneof(
-      fc.tuple(bitsArb, bitsArb).filter(([a, b]) => a !== b).map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const),
+      fc
+        .tuple(bitsArb, bitsArb)
+        .filter(([a, b]) => a !== b)
+        .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const),
       bitsArb.filter((a) => a < ONE_BITS).map((a) => [a, a + 1] as const), // adjacent floats: a one-value bin
       fc.constantFrom([0, ONE_BITS] as const, [0, 1] as const, [ONE_BITS - 1, ONE_BITS] as const),
     );
     const zArb = fc.oneof(fc.constantFrom(0, 1, 1 - 2 ** -53, 2 ** -60, 0.5), fc.double({ min: 0, max: 1, noNaN: true }));
     fc.assert(
       fc.property(binBits, zArb, ([lb, rb], z) => {
-        const left = f32(lb), right = f32(rb);
+        const left = f32(lb),
+          right = f32(rb);
         const u = drawU(left, right, z);
         expect(Math.fround(u)).toBe(u);
         expect(u >= left && u < right, `[${left}, ${right}) z ${z} -> ${u}`).toBe(true);

@@ -28,11 +28,7 @@ const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a
 function toyParams(seed: number): Param[] {
   const rng = new Lcg(seed);
   const fill = (n: number): Float32Array => Float32Array.from({ length: n }, () => 2 * rng.next());
-  return [
-    makeParam("layers.0.wq.lora_A", [4, 3], fill(12), true),
-    makeParam("norm", [3], fill(3), false),
-    makeParam("aux.emb", [2, 3], fill(6), true),
-  ];
+  return [makeParam("layers.0.wq.lora_A", [4, 3], fill(12), true), makeParam("norm", [3], fill(3), false), makeParam("aux.emb", [2, 3], fill(6), true)];
 }
 
 const SCHED: ScheduleConfig = { lr: 0.05, warmup: 3, totalSteps: 20, decay: "cosine", minLr: 0.005 };
@@ -79,11 +75,16 @@ describe("AdamW", () => {
   const init = [1.5, -0.25, 0.75, -2];
 
   it("OPT-ADAMW: matches a float64 reference of the textbook update", () => {
-    const lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05;
+    const lr = 0.01,
+      b1 = 0.9,
+      b2 = 0.999,
+      eps = 1e-8,
+      wd = 0.05;
     const p = makeParam("w", [4], Float32Array.from(init), true);
     const opt = new AdamW([p], { lr, weightDecay: wd });
     const ref = init.map((x) => Math.fround(x));
-    const m = [0, 0, 0, 0], v = [0, 0, 0, 0];
+    const m = [0, 0, 0, 0],
+      v = [0, 0, 0, 0];
     for (let t = 1; t <= grads.length; t++) {
       p.grad.set(grads[t - 1]);
       opt.step();
@@ -91,7 +92,8 @@ describe("AdamW", () => {
         const g = Math.fround(grads[t - 1][i]);
         m[i] = b1 * m[i] + (1 - b1) * g;
         v[i] = b2 * v[i] + (1 - b2) * g * g;
-        const mhat = m[i] / (1 - b1 ** t), vhat = v[i] / (1 - b2 ** t);
+        const mhat = m[i] / (1 - b1 ** t),
+          vhat = v[i] / (1 - b2 ** t);
         ref[i] -= lr * (mhat / (Math.sqrt(vhat) + eps) + wd * ref[i]);
       }
     }
@@ -115,7 +117,8 @@ describe("AdamW", () => {
     const opt = new AdamW([p], { lr: 0.02, ...HYPER });
     const { beta1: b1, beta2: b2, eps, weightDecay: wd } = HYPER as Required<AdamWOptions>;
     const ref = init.map((x) => Math.fround(x));
-    const m = [0, 0, 0, 0], v = [0, 0, 0, 0];
+    const m = [0, 0, 0, 0],
+      v = [0, 0, 0, 0];
     const f = Math.fround;
     for (let t = 1; t <= grads.length; t++) {
       p.grad.set(grads[t - 1]);
@@ -248,9 +251,7 @@ describe("training checkpoints", () => {
     expect(readdirSync(tmp).filter((f) => f.startsWith("round-trip"))).toEqual(["round-trip.safetensors"]);
 
     const file = readSafetensors(path);
-    expect([...file.tensors.keys()].sort()).toEqual(
-      opt.params.flatMap((p) => [`adam_m.${p.name}`, `adam_v.${p.name}`, `param.${p.name}`]).sort(),
-    );
+    expect([...file.tensors.keys()].sort()).toEqual(opt.params.flatMap((p) => [`adam_m.${p.name}`, `adam_v.${p.name}`, `param.${p.name}`]).sort());
     expect(file.metadata.format).toBe(TRAIN_CHECKPOINT_FORMAT);
 
     const fresh = new AdamW(toyParams(2));
@@ -258,7 +259,8 @@ describe("training checkpoints", () => {
     expect(info).toEqual({ version: 1, step: 4, optimizer: { lr: opt.lr, ...HYPER }, ...extras });
     expect(fresh.hyperparameters()).toEqual(opt.hyperparameters());
     expect(fresh.t).toBe(4);
-    const a = opt.exportState(), b = fresh.exportState();
+    const a = opt.exportState(),
+      b = fresh.exportState();
     opt.params.forEach((p, k) => {
       expect(bytes(fresh.params[k].data)).toEqual(bytes(p.data));
       expect(bytes(b.m.get(p.name)!)).toEqual(bytes(a.m.get(p.name)!));
@@ -270,13 +272,16 @@ describe("training checkpoints", () => {
   });
 
   it("OPT-RESUME: N steps, save, load into fresh objects, M steps == N+M steps straight, byte for byte", () => {
-    const N = 7, M = 9;
+    const N = 7,
+      M = 9;
     const straight = new AdamW(toyParams(3), HYPER);
-    const straightRng = new Lcg(42), straightCursor = { batch: 0 };
+    const straightRng = new Lcg(42),
+      straightCursor = { batch: 0 };
     train(straight, straightRng, straightCursor, N + M);
 
     const first = new AdamW(toyParams(3), HYPER);
-    const rng = new Lcg(42), cursor = { batch: 0 };
+    const rng = new Lcg(42),
+      cursor = { batch: 0 };
     train(first, rng, cursor, N);
     const path = join(tmp, "resume.safetensors");
     saveTrainCheckpoint(path, first, { rng: { state: rng.state }, dataCursor: cursor, config: SCHED });
@@ -291,7 +296,8 @@ describe("training checkpoints", () => {
 
     expect(resumed.t).toBe(N + M);
     expect(rng2.state).toBe(straightRng.state);
-    const out1 = join(tmp, "straight-end.safetensors"), out2 = join(tmp, "resumed-end.safetensors");
+    const out1 = join(tmp, "straight-end.safetensors"),
+      out2 = join(tmp, "resumed-end.safetensors");
     saveTrainCheckpoint(out1, straight, { rng: { state: straightRng.state } });
     saveTrainCheckpoint(out2, resumed, { rng: { state: rng2.state } });
     expect(readFileSync(out2)).toEqual(readFileSync(out1));
@@ -306,7 +312,8 @@ describe("training checkpoints", () => {
     saveTrainCheckpoint(good, opt, extras);
     const { tensors, metadata } = readSafetensors(good);
     const variant = (name: string, edit: (t: Record<string, SafeTensor>, m: Record<string, string>) => void): string => {
-      const t = Object.fromEntries(tensors), m = { ...metadata };
+      const t = Object.fromEntries(tensors),
+        m = { ...metadata };
       edit(t, m);
       const path = join(tmp, name);
       writeSafetensors(path, t, m);
@@ -367,8 +374,7 @@ describe("progress", () => {
     const writes: string[] = [];
     let ms = 0;
     const clock = { advance: (s: number) => void (ms += 1000 * s) };
-    const progress = (extra: Partial<ConstructorParameters<typeof Progress>[0]> = {}) =>
-      new Progress({ total: 200, unit: "tok", label: "eval", barWidth: 10, stream: { write: (s) => writes.push(s), isTTY }, now: () => ms, ...extra });
+    const progress = (extra: Partial<ConstructorParameters<typeof Progress>[0]> = {}) => new Progress({ total: 200, unit: "tok", label: "eval", barWidth: 10, stream: { write: (s) => writes.push(s), isTTY }, now: () => ms, ...extra });
     return { writes, clock, progress };
   }
 

@@ -105,7 +105,9 @@ describe("the character-level tokenizer", () => {
 });
 
 describe("ptp synth", () => {
-  const corpus = join(tmp, "corpus.txt"), tok = join(tmp, "tok.bin"), prompts = join(tmp, "prompts.txt");
+  const corpus = join(tmp, "corpus.txt"),
+    tok = join(tmp, "tok.bin"),
+    prompts = join(tmp, "prompts.txt");
 
   it("SYN-CLI: writes the corpus, its char tokenizer and held-out prompts, deterministically", async () => {
     const argv = ["synth", "--out", corpus, "--stories", "300", "--seed", "1", "--tokenizer-out", tok, "--prompts-out", prompts, "--prompt-count", "20", "--prompt-words", "5"];
@@ -133,7 +135,11 @@ describe("ptp synth", () => {
     const only = join(tmp, "eval.txt");
     const r = await runCli("synth", "--prompts-out", only, "--prompt-count", "3", "--prompt-seed", "99");
     expect(r.code, r.stderr).toBe(0);
-    expect(readFileSync(only, "utf8")).toBe(generateStories(3, 99).map((s) => storyPrompt(s, 4)).join("\n") + "\n");
+    expect(readFileSync(only, "utf8")).toBe(
+      generateStories(3, 99)
+        .map((s) => storyPrompt(s, 4))
+        .join("\n") + "\n",
+    );
   });
 
   it.each([

@@ -1,10 +1,7 @@
 // The engine, in a Web Worker: loads the models from bytes, decodes with the
 // chosen decoder (streaming each call's accepted tokens to the page) and
 // again with AR on the same u's, and reports the comparison.
-import {
-  PtpModel, Tokenizer, Transformer, XorShiftAux, checkStudentMatchesTeacher, chunkBytes, createBackend, decode,
-  parseCheckpoint, parseStudent, teacherChecksum, tokenBytes, type DecodeOptions, type WasmBackend,
-} from "../src/browser.js";
+import { PtpModel, Tokenizer, Transformer, XorShiftAux, checkStudentMatchesTeacher, chunkBytes, createBackend, decode, parseCheckpoint, parseStudent, teacherChecksum, tokenBytes, type DecodeOptions, type WasmBackend } from "../src/browser.js";
 import type { FromWorker, ModelFiles, RunSettings, ToWorker } from "./protocol.js";
 
 interface WorkerScope {
@@ -57,7 +54,8 @@ async function load(files: ModelFiles | undefined, threads: number): Promise<voi
   const aux = () => [new XorShiftAux(1n)];
   decode(model, [warm], { decoder: "ar", steps: 48, sampling: { temperature: 1 }, aux: aux() });
   if (student) decode(model, [warm], { decoder: "single-call", steps: 48, sampling: { temperature: 1 }, aux: aux() });
-  const c = checkpoint.config, s = student?.config;
+  const c = checkpoint.config,
+    s = student?.config;
   post({
     type: "loaded",
     info: {
@@ -96,7 +94,8 @@ function run(settings: RunSettings): void {
   const ptp = decode(model, [prompt], { ...common, decoder: settings.decoder, aux: [new XorShiftAux(BigInt(settings.seed))], onCall });
   const threadedCalls = backend.threadedCalls - threadedBefore;
   const ar = decode(model, [prompt], { ...common, decoder: "ar", aux: [new XorShiftAux(BigInt(settings.seed))] });
-  const tokens = ptp.outputs[0], arTokens = ar.outputs[0];
+  const tokens = ptp.outputs[0],
+    arTokens = ar.outputs[0];
   const text = chunkBytes(tokenizer, tokens, ptp.chunks[0]);
   post({
     type: "done",

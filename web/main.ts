@@ -83,8 +83,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       (window as unknown as { ptpInfo: typeof m.info }).ptpInfo = m.info;
       $("teacher").textContent = m.info.teacher;
       $("student").textContent = m.info.student;
-      $("backend").textContent = `${m.info.backend}, ${m.info.threads} thread${m.info.threads === 1 ? "" : "s"}` +
-        (m.info.crossOriginIsolated ? " (cross-origin isolated)" : "") + (m.info.threadNote ? `; ${m.info.threadNote}` : "");
+      $("backend").textContent = `${m.info.backend}, ${m.info.threads} thread${m.info.threads === 1 ? "" : "s"}` + (m.info.crossOriginIsolated ? " (cross-origin isolated)" : "") + (m.info.threadNote ? `; ${m.info.threadNote}` : "");
       runButton.disabled = false;
       setStatus("ready");
       if (autorun) {
@@ -150,9 +149,16 @@ async function loadFiles(list: FileList | null): Promise<void> {
 }
 
 const drop = $("files");
-drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("drag"); });
+drop.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  drop.classList.add("drag");
+});
 drop.addEventListener("dragleave", () => drop.classList.remove("drag"));
-drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("drag"); void loadFiles(e.dataTransfer?.files ?? null); });
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("drag");
+  void loadFiles(e.dataTransfer?.files ?? null);
+});
 $<HTMLInputElement>("picker").addEventListener("change", (e) => void loadFiles((e.target as HTMLInputElement).files));
 $("demo").addEventListener("click", () => load());
 

@@ -23,9 +23,7 @@ export interface RunSettings {
   steps: number;
 }
 
-export type ToWorker =
-  | { type: "load"; files?: ModelFiles; threads: number }
-  | { type: "run"; settings: RunSettings };
+export type ToWorker = { type: "load"; files?: ModelFiles; threads: number } | { type: "run"; settings: RunSettings };
 
 export interface ModelInfo {
   teacher: string;

@@ -80,7 +80,8 @@ function gemmBench(b: Backend & { synchronize(): void }, config: ModelConfig) {
     b.upload(w, rand(N * K, 1));
     const row: string[] = [];
     for (const M of quick ? [1, 64] : [1, 16, 64, 256]) {
-      const x = b.alloc(M * K), y = b.alloc(M * N);
+      const x = b.alloc(M * K),
+        y = b.alloc(M * N);
       b.upload(x, rand(M * K, 2));
       const s = time(b, quick ? 3 : 10, () => b.matmul(y, x, w, M, K, N));
       row.push(`M=${M}: ${((2 * M * K * N) / s / 1e12).toFixed(3)} TFLOP/s (${(s * 1e6).toFixed(0)} us)`);
@@ -146,6 +147,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

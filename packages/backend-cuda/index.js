@@ -159,13 +159,17 @@ export class CudaBackend {
 
   matmul(y, x, w, M, K, N) {
     this.dims("matmul", { M, K, N });
-    const Y = this.f32(y, M * N, "matmul: y"), X = this.f32(x, M * K, "matmul: x"), W = this.f32(w, N * K, "matmul: w");
+    const Y = this.f32(y, M * N, "matmul: y"),
+      X = this.f32(x, M * K, "matmul: x"),
+      W = this.f32(w, N * K, "matmul: w");
     this.call("matmul", () => this.addon.matmul(Y.handle, X.handle, W.handle, M, K, N));
   }
 
   rmsnorm(y, x, weight, M, D, eps) {
     this.dims("rmsnorm", { M, D });
-    const Y = this.f32(y, M * D, "rmsnorm: y"), X = this.f32(x, M * D, "rmsnorm: x"), G = this.f32(weight, D, "rmsnorm: weight");
+    const Y = this.f32(y, M * D, "rmsnorm: y"),
+      X = this.f32(x, M * D, "rmsnorm: x"),
+      G = this.f32(weight, D, "rmsnorm: weight");
     this.call("rmsnorm", () => this.addon.rmsnorm(Y.handle, X.handle, G.handle, M, D, Math.fround(eps)));
   }
 
@@ -182,9 +186,12 @@ export class CudaBackend {
   attention(out, q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize) {
     this.dims("attention", { M, nKeys, nHeads, nKvHeads, headSize });
     if (nKvHeads === 0 || nHeads % nKvHeads !== 0) throw this.err(`attention: nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
-    const width = nHeads * headSize, kvWidth = nKvHeads * headSize;
-    const O = this.f32(out, M * width, "attention: out"), Q = this.f32(q, M * width, "attention: q");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attention: keys"), Vc = this.f32(values, nKeys * kvWidth, "attention: values");
+    const width = nHeads * headSize,
+      kvWidth = nKvHeads * headSize;
+    const O = this.f32(out, M * width, "attention: out"),
+      Q = this.f32(q, M * width, "attention: q");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attention: keys"),
+      Vc = this.f32(values, nKeys * kvWidth, "attention: values");
     let maskHandle = -1;
     if (mask) {
       const Mk = this.typed(mask, "u8", M * nKeys, "attention: mask");
@@ -202,19 +209,24 @@ export class CudaBackend {
 
   swiglu(y, gate, up, n) {
     this.dims("swiglu", { n });
-    const Y = this.f32(y, n, "swiglu: y"), G = this.f32(gate, n, "swiglu: gate"), U = this.f32(up, n, "swiglu: up");
+    const Y = this.f32(y, n, "swiglu: y"),
+      G = this.f32(gate, n, "swiglu: gate"),
+      U = this.f32(up, n, "swiglu: up");
     this.call("swiglu", () => this.addon.swiglu(Y.handle, G.handle, U.handle, n));
   }
 
   add(y, x, n) {
     this.dims("add", { n });
-    const Y = this.f32(y, n, "add: y"), X = this.f32(x, n, "add: x");
+    const Y = this.f32(y, n, "add: y"),
+      X = this.f32(x, n, "add: x");
     this.call("add", () => this.addon.add(Y.handle, X.handle, n));
   }
 
   embedding(y, table, ids, M, D) {
     this.dims("embedding", { M, D });
-    const Y = this.f32(y, M * D, "embedding: y"), T = this.f32(table, 0, "embedding: table"), I = this.typed(ids, "i32", M, "embedding: ids");
+    const Y = this.f32(y, M * D, "embedding: y"),
+      T = this.f32(table, 0, "embedding: table"),
+      I = this.typed(ids, "i32", M, "embedding: ids");
     const rows = D > 0 ? Math.floor(T.length / D) : Infinity;
     for (let m = 0; m < M; m++) {
       const id = I.host[m];
@@ -230,7 +242,8 @@ export class CudaBackend {
   }
 
   copy(dst, dstOffset, src, srcOffset, n) {
-    const D = this.buf(dst, "copy"), S = this.buf(src, "copy");
+    const D = this.buf(dst, "copy"),
+      S = this.buf(src, "copy");
     if (D.dtype !== S.dtype) throw this.err(`copy: dtype ${S.dtype} into ${D.dtype}`);
     this.dims("copy", { dstOffset, srcOffset, n });
     if (dstOffset + n > D.length || srcOffset + n > S.length) throw this.err(`copy: ${n} elements out of range`);

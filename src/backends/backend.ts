@@ -79,18 +79,7 @@ export interface Backend {
    * (not even in the max), and the visible keys are visited in index order.
    * Every row must see at least one key.
    */
-  attention(
-    out: Buffer,
-    q: Buffer,
-    keys: Buffer,
-    values: Buffer,
-    mask: Buffer | null,
-    M: number,
-    nKeys: number,
-    nHeads: number,
-    nKvHeads: number,
-    headSize: number,
-  ): void;
+  attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void;
 
   /** SwiGLU gating: y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), for i < n. */
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void;

@@ -255,7 +255,8 @@ const CHECKS: CheckSpec[] = [
     description: "matmul agrees with the js reference within (1.25 K + 8) u sum|x w|",
     run(b, ref, g, i) {
       const [M, K, N] = i === 0 ? [37, 301, 67] : [g.int(1, 40), g.int(1, 80), g.int(1, 70)];
-      const x = g.f32(M * K), w = g.f32(N * K);
+      const x = g.f32(M * K),
+        w = g.f32(N * K);
       close(ops.matmul(b, x, w, M, K, N), ops.matmul(ref, x, w, M, K, N), (e) => matmulTol(K) * absDot(x, w, Math.floor(e / N), e % N, K), `matmul M=${M} K=${K} N=${N}`);
     },
   },
@@ -263,15 +264,23 @@ const CHECKS: CheckSpec[] = [
     id: "elementwise-exact",
     description: "rmsnorm, rope, add, embedding and copy agree with the js reference bit for bit",
     run(b, ref, g) {
-      const M = g.int(1, 12), nHeads = g.int(1, 4), hs = 2 * g.int(1, 12), D = nHeads * hs;
-      const x = g.f32(M * D, 3), w = g.f32(D), y = g.f32(M * D);
+      const M = g.int(1, 12),
+        nHeads = g.int(1, 4),
+        hs = 2 * g.int(1, 12),
+        D = nHeads * hs;
+      const x = g.f32(M * D, 3),
+        w = g.f32(D),
+        y = g.f32(M * D);
       bitExact(ops.rmsnorm(b, x, w, M, D, 1e-5), ops.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
       const pos = Int32Array.from({ length: M }, () => g.int(0, 4999));
       bitExact(ops.rope(b, x, pos, M, nHeads, hs, 10000), ops.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
       bitExact(ops.add(b, y, x, M * D), ops.add(ref, y, x, M * D), "add");
-      const table = g.f32(5 * D), ids = Int32Array.from({ length: M }, () => g.int(-2, 4));
+      const table = g.f32(5 * D),
+        ids = Int32Array.from({ length: M }, () => g.int(-2, 4));
       bitExact(ops.embedding(b, y, table, ids, M, D), ops.embedding(ref, y, table, ids, M, D), "embedding");
-      const n = g.int(0, M * D), so = g.int(0, M * D - n), dOff = g.int(0, M * D - n);
+      const n = g.int(0, M * D),
+        so = g.int(0, M * D - n),
+        dOff = g.int(0, M * D - n);
       bitExact(ops.copy(b, y, dOff, x, so, n), ops.copy(ref, y, dOff, x, so, n), "copy");
     },
   },
@@ -279,8 +288,10 @@ const CHECKS: CheckSpec[] = [
     id: "exp-ops-agree",
     description: "swiglu and softmax agree with the js reference within 1e-6 relative",
     run(b, ref, g) {
-      const M = g.int(1, 10), N = g.int(1, 300);
-      const x = g.f32(M * N, 8), u = g.f32(M * N, 2);
+      const M = g.int(1, 10),
+        N = g.int(1, 300);
+      const x = g.f32(M * N, 8),
+        u = g.f32(M * N, 2);
       const s = ops.swiglu(ref, x, u);
       close(ops.swiglu(b, x, u), s, (e) => 1e-6 * Math.abs(s[e]) + 1e-12, "swiglu");
       const z = ops.softmax(ref, x, M, N);
@@ -291,8 +302,7 @@ const CHECKS: CheckSpec[] = [
     id: "attention-agrees",
     description: "attention agrees with the js reference (causal and masked, MHA and GQA)",
     run(b, ref, g, i) {
-      const c =
-        i === 0 ? randomAttention(g, 3, 297, 2, 2, 16, false) : i === 1 ? randomAttention(g, 5, 200, 1, 4, 130, true) : randomAttention(g, g.int(1, 8), g.int(0, 12), g.int(1, 3), g.int(1, 3), g.int(1, 19), g.next() < 0.5);
+      const c = i === 0 ? randomAttention(g, 3, 297, 2, 2, 16, false) : i === 1 ? randomAttention(g, 5, 200, 1, 4, 130, true) : randomAttention(g, g.int(1, 8), g.int(0, 12), g.int(1, 3), g.int(1, 3), g.int(1, 19), g.next() < 0.5);
       close(ops.attention(b, c), ops.attention(ref, c), () => attentionTol(c.headSize), `attention M=${c.M} nKeys=${c.nKeys} hs=${c.headSize}`);
     },
   },
@@ -301,10 +311,15 @@ const CHECKS: CheckSpec[] = [
     description: "matmul rows are bit-identical whatever M",
     run(b, _ref, g, i) {
       const [M, K, N] = i === 0 ? [70, 257, 33] : [g.int(1, 40), g.int(1, 80), g.int(1, 40)];
-      const x = g.f32(M * K), w = g.f32(N * K);
+      const x = g.f32(M * K),
+        w = g.f32(N * K);
       const all = ops.matmul(b, x, w, M, K, N);
       for (let m = 0; m < M; m++) bitExact(all.subarray(m * N, (m + 1) * N), ops.matmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
-      for (const [from, to] of [[1, M - 1], [0, 2], [M - 5, M]]) {
+      for (const [from, to] of [
+        [1, M - 1],
+        [0, 2],
+        [M - 5, M],
+      ]) {
         if (from < 0 || to <= from || to > M) continue;
         bitExact(all.subarray(from * N, to * N), ops.matmul(b, x.slice(from * K, to * K), w, to - from, K, N), `matmul rows ${from}..${to - 1} of ${M}`);
       }
@@ -314,14 +329,26 @@ const CHECKS: CheckSpec[] = [
     id: "rows-batch-invariant",
     description: "rmsnorm, rope, swiglu, softmax, add and embedding rows are bit-identical whatever M",
     run(b, _ref, g) {
-      const M = g.int(1, 20), nHeads = g.int(1, 3), hs = 2 * g.int(1, 20), D = nHeads * hs;
-      const x = g.f32(M * D, 4), w = g.f32(D), u = g.f32(M * D);
+      const M = g.int(1, 20),
+        nHeads = g.int(1, 3),
+        hs = 2 * g.int(1, 20),
+        D = nHeads * hs;
+      const x = g.f32(M * D, 4),
+        w = g.f32(D),
+        u = g.f32(M * D);
       const pos = Int32Array.from({ length: M }, () => g.int(0, 2999));
-      const table = g.f32(4 * D), ids = Int32Array.from({ length: M }, () => g.int(-1, 3));
-      const norm = ops.rmsnorm(b, x, w, M, D, 1e-6), rot = ops.rope(b, x, pos, M, nHeads, hs, 500000);
-      const sw = ops.swiglu(b, x, u), sm = ops.softmax(b, x, M, D), ad = ops.add(b, u, x, M * D), em = ops.embedding(b, u, table, ids, M, D);
+      const table = g.f32(4 * D),
+        ids = Int32Array.from({ length: M }, () => g.int(-1, 3));
+      const norm = ops.rmsnorm(b, x, w, M, D, 1e-6),
+        rot = ops.rope(b, x, pos, M, nHeads, hs, 500000);
+      const sw = ops.swiglu(b, x, u),
+        sm = ops.softmax(b, x, M, D),
+        ad = ops.add(b, u, x, M * D),
+        em = ops.embedding(b, u, table, ids, M, D);
       for (let m = 0; m < M; m++) {
-        const xr = x.slice(m * D, (m + 1) * D), ur = u.slice(m * D, (m + 1) * D), row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
+        const xr = x.slice(m * D, (m + 1) * D),
+          ur = u.slice(m * D, (m + 1) * D),
+          row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
         bitExact(row(norm), ops.rmsnorm(b, xr, w, 1, D, 1e-6), `rmsnorm row ${m}`);
         bitExact(row(rot), ops.rope(b, xr, pos.slice(m, m + 1), 1, nHeads, hs, 500000), `rope row ${m}`);
         bitExact(row(sw), ops.swiglu(b, xr, ur), `swiglu row ${m}`);
@@ -335,13 +362,17 @@ const CHECKS: CheckSpec[] = [
     id: "attention-batch-invariant",
     description: "attention rows equal the row alone with the same visible keys; masked-out NaN keys change nothing",
     run(b, _ref, g) {
-      const M = g.int(1, 12), nKv = g.int(1, 2), hs = g.int(1, 18);
+      const M = g.int(1, 12),
+        nKv = g.int(1, 2),
+        hs = g.int(1, 18);
       const c = randomAttention(g, M, g.int(0, 10), nKv, g.int(1, 3), hs, g.next() < 0.5);
       const all = ops.attention(b, c);
       const width = c.nHeads * hs;
       for (let m = 0; m < M; m++) bitExact(all.subarray(m * width, (m + 1) * width), ops.attention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
-      const kvW = nKv * hs, nKeys = c.nKeys + 3;
-      const keys = new Float32Array(nKeys * kvW), values = new Float32Array(nKeys * kvW);
+      const kvW = nKv * hs,
+        nKeys = c.nKeys + 3;
+      const keys = new Float32Array(nKeys * kvW),
+        values = new Float32Array(nKeys * kvW);
       keys.set(c.keys);
       values.set(c.values);
       keys.fill(NaN, c.nKeys * kvW);
@@ -358,7 +389,10 @@ const CHECKS: CheckSpec[] = [
     run(b) {
       const other = new JsBackend();
       const foreign = other.alloc(8);
-      const f = b.alloc(8), i = b.alloc(8, "i32"), u = b.alloc(8, "u8"), dead = b.alloc(8);
+      const f = b.alloc(8),
+        i = b.alloc(8, "i32"),
+        u = b.alloc(8, "u8"),
+        dead = b.alloc(8);
       try {
         b.free(dead);
         throwsBackendError(() => b.download(dead), "download after free");

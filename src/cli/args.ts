@@ -36,13 +36,7 @@ export function defineFlags<const T extends FlagSpecs>(specs: T): T {
 }
 
 /** A flag's value: boolean, number, or a string (one of its choices where it lists them). */
-type Value<S extends FlagSpec> = S["kind"] extends "bool"
-  ? boolean
-  : S["kind"] extends "string"
-    ? S extends { choices: readonly (infer C extends string)[] }
-      ? C
-      : string
-    : number;
+type Value<S extends FlagSpec> = S["kind"] extends "bool" ? boolean : S["kind"] extends "string" ? (S extends { choices: readonly (infer C extends string)[] } ? C : string) : number;
 /** Whether a flag always has a value after parsing: required, defaulted, or a bool (false when absent). */
 type Always<S extends FlagSpec> = S extends { required: true } ? true : S extends { default: string | number | boolean } ? true : S["kind"] extends "bool" ? true : false;
 /** Parsed flags: required, defaulted and bool flags are never undefined; the rest are undefined when absent. */

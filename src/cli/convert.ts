@@ -16,7 +16,7 @@ export const convertFlags = defineFlags({
   tokenizer: { kind: "string", value: "FILE", help: "hf: also write this tokenizer.bin as tokenizer.json (+ tokenizer_config.json); llama2c: the tokenizer.json to write as --tokenizer-out (default: the model folder's)" },
   "tokenizer-out": { kind: "string", value: "FILE", help: "llama2c: where to write the tokenizer as tokenizer.bin" },
   "shard-mb": { kind: "number", value: "MB", help: "hf: split the weights into safetensors shards of at most about MB megabytes" },
-  version: { kind: "int", value: "V", help: "llama2c: checkpoint version 0 (legacy) or 1 (\"ak42\")", default: 0 },
+  version: { kind: "int", value: "V", help: 'llama2c: checkpoint version 0 (legacy) or 1 ("ak42")', default: 0 },
   force: { kind: "bool", help: "overwrite an existing output" },
 });
 

@@ -90,11 +90,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   };
   const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && paths[k] !== undefined && !existsSync(paths[k]!));
   if (missingDefaults.length > 0) {
-    throw new Error(
-      `the demo models are missing: ${missingDefaults.map((k) => paths[k]).join(", ")}.\n` +
-        `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` +
-        `or pass --model FILE --tokenizer FILE --student FILE.`,
-    );
+    throw new Error(`the demo models are missing: ${missingDefaults.map((k) => paths[k]).join(", ")}.\n` + `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` + `or pass --model FILE --tokenizer FILE --student FILE.`);
   }
 
   const checkpoint = readModel(paths.model);
@@ -115,7 +111,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   try {
     model = new PtpModel(teacher, student);
     const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
-    const c = checkpoint.config, s = student.config;
+    const c = checkpoint.config,
+      s = student.config;
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})\n` +
@@ -143,22 +140,20 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
 
     const all = runs.reduce(addRuns);
     const r = summary(all);
-    io.stdout(
-      `overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` +
-        `accepted per call: ${r.accepted} (mean)\n` +
-        `model calls: ${r.calls}\n` +
-        `tokens/s: ${r.speed}\n` +
-        `equals AR: ${r.equal}\n` +
-        `backend: ${backend.description}\n`,
-    );
+    io.stdout(`overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` + `accepted per call: ${r.accepted} (mean)\n` + `model calls: ${r.calls}\n` + `tokens/s: ${r.speed}\n` + `equals AR: ${r.equal}\n` + `backend: ${backend.description}\n`);
     if (all.equal && f.scale) {
-      io.stdout(
-        `\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` +
-          `layers and vocabulary that contribute nothing: the same tokens and acceptance), single-call vs AR, one prompt per decode:\n\n`,
-      );
+      io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), single-call vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
-        backend, teacher: checkpoint, student, prompts, shapes: ["own", ...f["scale-shapes"].split(",")], decoders: ["single-call"],
-        steps: f.steps, temperature: f.temperature, reps: 1, seed: f.seed,
+        backend,
+        teacher: checkpoint,
+        student,
+        prompts,
+        shapes: ["own", ...f["scale-shapes"].split(",")],
+        decoders: ["single-call"],
+        steps: f.steps,
+        temperature: f.temperature,
+        reps: 1,
+        seed: f.seed,
       });
       io.stdout(speedupTable(rows));
       all.equal = rows.every((row) => row.equalsAR);

@@ -78,14 +78,21 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
-  const variant = f.variant, loss = f.loss;
+  const variant = f.variant,
+    loss = f.loss;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out;
   const files = runFiles(f, out, {
-    inputs: [{ flag: "--model", path: f.model }, { flag: "--dataset", path: f.dataset }, { flag: "--init", path: f.init }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
+    inputs: [
+      { flag: "--model", path: f.model },
+      { flag: "--dataset", path: f.dataset },
+      { flag: "--init", path: f.init },
+      { flag: "--tokenizer", path: f.tokenizer },
+      { flag: "--eval-prompts", path: f["eval-prompts"] },
+    ],
     outKind: recognise.safetensors,
   });
 
@@ -123,7 +130,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined && f.tokenizer !== undefined) {
     const tokenizer = loadTokenizer(f.tokenizer, ckpt.config.vocabSize);
-    const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
+    const prompts = readPrompts(f["eval-prompts"])
+      .slice(0, f["eval-count"])
+      .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
   const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;

@@ -18,7 +18,6 @@ export function backendFlags(help: { backend?: string; threads?: string } = {}) 
   });
 }
 
-
 /**
  * --slot-input: hybrid (a window's first slot also embeds the last known
  * token; the default for new models), aux (u only) or query (C-PTP: the first

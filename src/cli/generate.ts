@@ -146,10 +146,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     io.stdout("\n");
   }
   const threadNote = threads.threads > 1 ? `, ${threads.threads} threads (${workerChunks} chunks on workers)` : "";
-  io.stderr(
-    `achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ` +
-      `${backend.description}${threadNote}; clock started after a warm-up call)\n`,
-  );
+  io.stderr(`achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ` + `${backend.description}${threadNote}; clock started after a warm-up call)\n`);
   return 0;
 }
 
@@ -219,7 +216,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     studentWindow: student?.config.window,
   });
   {
-    const seqLen = checkpoint.config.seqLen, runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
+    const seqLen = checkpoint.config.seqLen,
+      runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
     const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, { drafts: f.drafts, budget: f.budget });
     checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
   }
@@ -254,10 +252,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       warmUp: "ar",
       onBatch: ({ from, ptp, mismatch }) => {
         if (!self && mismatch !== undefined) {
-          throw new Error(
-            `the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` +
-              `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`,
-          );
+          throw new Error(`the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` + `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`);
         }
         for (const tokens of ptp.outputs) {
           const text = textOf(tokenizer, tokens);
@@ -270,7 +265,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       },
     });
 
-    const ptpStats = run.stats, arStats = run.ar;
+    const ptpStats = run.stats,
+      arStats = run.ar;
     const stats: GenerateStats = {
       ...ptpStats,
       decoder,
@@ -320,7 +316,10 @@ function escapeLine(text: Uint8Array): Buffer {
 }
 
 function statsBlock(s: GenerateStats, decoder: string, prompts: number): string {
-  const histogram = s.acceptedHistogram.map((n, a) => (n > 0 ? `${a}:${n}` : "")).filter((x) => x !== "").join(" ");
+  const histogram = s.acceptedHistogram
+    .map((n, a) => (n > 0 ? `${a}:${n}` : ""))
+    .filter((x) => x !== "")
+    .join(" ");
   const equal = s.equalsAR === null ? `n/a (${s.note})` : s.equalsAR ? "yes" : "NO";
   const lines = [
     `decoder:            ${decoder}`,

@@ -72,7 +72,8 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo {
   if (isDirectory(path) && isPeftFolder(path)) {
     const student = readPeftStudent(path);
-    let parameters = 0, tensors = 0;
+    let parameters = 0,
+      tensors = 0;
     for (const layer of student.weights.layers) for (const p of Object.values(layer)) (parameters += p.A.length + p.B.length), (tensors += 2);
     for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) if (a) (parameters += a.length), tensors++;
     return { file: path, kind: "student", config: student.config, tensors, parameters };
@@ -141,10 +142,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     lines.push(`  ${"variant".padEnd(17)} ${c.variant}`);
     lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
     lines.push(`  ${"window".padEnd(17)} ${c.window}`);
-    lines.push(
-      `  ${"draft shape".padEnd(17)} dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` +
-        `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`,
-    );
+    lines.push(`  ${"draft shape".padEnd(17)} dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` + `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`);
     lines.push(`  ${"teacher vocab".padEnd(17)} ${c.teacherVocabSize}`);
     lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
     lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
@@ -158,10 +156,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     lines.push(`  ${"alpha".padEnd(17)} ${c.alpha}`);
     lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
     lines.push(`  ${"window".padEnd(17)} ${c.window}`);
-    lines.push(
-      `  ${"teacher shape".padEnd(17)} dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}, nHeads ${t.nHeads}, ` +
-        `nKvHeads ${t.nKvHeads}, vocabSize ${t.vocabSize}, seqLen ${t.seqLen}, ${t.sharedClassifier ? "shared" : "separate"} classifier`,
-    );
+    lines.push(`  ${"teacher shape".padEnd(17)} dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}, nHeads ${t.nHeads}, ` + `nKvHeads ${t.nKvHeads}, vocabSize ${t.vocabSize}, seqLen ${t.seqLen}, ${t.sharedClassifier ? "shared" : "separate"} classifier`);
     lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
     lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
     lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);

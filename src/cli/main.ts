@@ -81,4 +81,3 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return 1;
   }
 }
-

@@ -46,7 +46,8 @@ function statOrUndefined(path: string): Stats | undefined {
 
 function sameFile(a: string, b: string): boolean {
   if (resolve(a) === resolve(b)) return true;
-  const x = statOrUndefined(a), y = statOrUndefined(b);
+  const x = statOrUndefined(a),
+    y = statOrUndefined(b);
   return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
 }
 

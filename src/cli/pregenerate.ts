@@ -53,12 +53,18 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   const out = f.out;
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
-  checkOutputs([{ flag: "--out", path: out }], { inputs: [{ flag: "--model", path: f.model }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--prompts", path: f.prompts }], force: true });
+  checkOutputs([{ flag: "--out", path: out }], {
+    inputs: [
+      { flag: "--model", path: f.model },
+      { flag: "--tokenizer", path: f.tokenizer },
+      { flag: "--prompts", path: f.prompts },
+    ],
+    force: true,
+  });
 
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(f.tokenizer, checkpoint.config.vocabSize);
-  const prompts: PromptSet =
-    f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
+  const prompts: PromptSet = f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
   const seqLen = checkpoint.config.seqLen;
   prompts.tokens.forEach((p, i) => {
     if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
@@ -94,9 +100,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
       return 130;
     }
     const rate = summary.seconds > 0 ? summary.tokens / summary.seconds : 0;
-    io.stderr(
-      `wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`,
-    );
+    io.stderr(`wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`);
     return 0;
   } finally {
     process.off("SIGINT", onSignal);

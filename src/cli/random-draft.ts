@@ -47,7 +47,8 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
   writeDraft(f.out, draft);
-  const c = draft.config, m = c.model;
+  const c = draft.config,
+    m = c.model;
   const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);
   io.stderr(
     `wrote ${f.out}: ${c.variant}-PTP draft model, dim ${m.dim}, hidden ${m.hiddenDim}, ${m.nLayers} layers, ${m.nHeads} heads, ${m.nKvHeads} kv heads, ` +

@@ -48,11 +48,12 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   });
   writeStudent(f.out, student);
   const w = student.weights;
-  let tensors = 0, parameters = 0;
+  let tensors = 0,
+    parameters = 0;
   const count = (a: Float32Array | undefined) => {
-    if (a) (tensors++, (parameters += a.length));
+    if (a) tensors++, (parameters += a.length);
   };
-  for (const layer of w.layers) for (const pair of Object.values(layer)) (count(pair.A), count(pair.B));
+  for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
   count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
   const c = student.config;
   io.stderr(

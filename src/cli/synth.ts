@@ -40,7 +40,8 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
   if (f.stories < 1) throw new UsageError(`--stories must be a positive integer, got ${f.stories}`);
   const promptFlagGiven = f["prompt-count"] !== undefined || f["prompt-words"] !== undefined || f["prompt-seed"] !== undefined;
   if (promptFlagGiven && f["prompts-out"] === undefined) throw new UsageError("--prompt-count, --prompt-words and --prompt-seed go with --prompts-out");
-  const promptCount = f["prompt-count"] ?? 64, promptWords = f["prompt-words"] ?? 4;
+  const promptCount = f["prompt-count"] ?? 64,
+    promptWords = f["prompt-words"] ?? 4;
   if (promptCount < 1) throw new UsageError(`--prompt-count must be a positive integer, got ${promptCount}`);
   if (promptWords < 1) throw new UsageError(`--prompt-words must be a positive integer, got ${promptWords}`);
   const promptSeed = f["prompt-seed"] ?? heldOutSeed(f.seed);

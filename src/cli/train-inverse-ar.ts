@@ -42,7 +42,9 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
     const { readPrompts } = await import("./ptp-common.js");
-    const prompts = readPrompts(f["eval-prompts"]).slice(0, f["eval-count"]).map((t) => tokenizer.encode(t, true, false));
+    const prompts = readPrompts(f["eval-prompts"])
+      .slice(0, f["eval-count"])
+      .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: "self" as const, seed: 1000 };
   }
   try {

@@ -79,7 +79,12 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out;
   const files = runFiles(f, out, {
-    inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model }, { flag: "--eval-prompts", path: f["eval-prompts"] }],
+    inputs: [
+      { flag: "--corpus", path: f.corpus },
+      { flag: "--tokenizer", path: f.tokenizer },
+      { flag: "--model", path: f.model },
+      { flag: "--eval-prompts", path: f["eval-prompts"] },
+    ],
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
@@ -109,7 +114,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
   const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"])));
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
-  const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
+  const train = encode(lines.slice(0, split)),
+    valid = encode(lines.slice(split));
   io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
   const model = initModel(config, f.seed);
   const r = await pretrain(

@@ -33,23 +33,12 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
  * (`outKind` recognises OUT; `extra` outputs carry their own test). An
  * existing checkpoint without --resume is refused (a run to continue?).
  */
-export function runFiles(
-  f: LoopFlags & { force?: boolean },
-  out: string,
-  io: { inputs: readonly { flag: string; path: string | undefined }[]; outKind: (path: string) => true | string; extra?: readonly (PathFlag & { kind: (path: string) => true | string })[] },
-): RunFiles {
-  const checkpoint = f.checkpoint ?? `${out}.train.safetensors`, log = f.log ?? `${out}.log.jsonl`;
+export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { inputs: readonly { flag: string; path: string | undefined }[]; outKind: (path: string) => true | string; extra?: readonly (PathFlag & { kind: (path: string) => true | string })[] }): RunFiles {
+  const checkpoint = f.checkpoint ?? `${out}.train.safetensors`,
+    log = f.log ?? `${out}.log.jsonl`;
   if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or --force to start over`);
-  const kinds = new Map<string, (path: string) => true | string>([
-    ["--out", io.outKind],
-    ["--checkpoint", trainCheckpointKind],
-    ["--log", recognise.metricsLog],
-    ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const),
-  ]);
-  checkOutputs(
-    [{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])],
-    { inputs: io.inputs, force: f.force === true, resumable: f.resume ? (o) => kinds.get(o.flag)!(o.path) : undefined },
-  );
+  const kinds = new Map<string, (path: string) => true | string>([["--out", io.outKind], ["--checkpoint", trainCheckpointKind], ["--log", recognise.metricsLog], ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const)]);
+  checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable: f.resume ? (o) => kinds.get(o.flag)!(o.path) : undefined });
   return { checkpoint, log, resume: f.resume === true };
 }
 

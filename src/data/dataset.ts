@@ -215,7 +215,8 @@ function recordProblem(r: DatasetRecord, meta: DatasetMeta): string | null {
     if (t < 0 || t >= meta.vocabSize) return `token ${i} is ${t}, outside the vocabulary [0, ${meta.vocabSize})`;
   }
   for (let j = 0; j < n - p; j++) {
-    const l = r.left[j], h = r.right[j];
+    const l = r.left[j],
+      h = r.right[j];
     if (!(l >= 0 && l < h && h <= 1)) return `sampled token ${j} has the bin [${l}, ${h}), which is not a non-empty interval in [0, 1]`;
   }
   return null;
@@ -329,8 +330,7 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
   const total = totalRecords(meta);
   for (let index = 0; offset < file.size; index++) {
     const torn = (why: string): ScanItem => ({ kind: "torn", index, offset, bytes: file.size - offset, why });
-    const corrupt = (why: string): FileFormatError =>
-      new FileFormatError(name, `record ${index} at byte ${offset}: ${why}, and non-zero bytes follow (corruption, not an interrupted write)`);
+    const corrupt = (why: string): FileFormatError => new FileFormatError(name, `record ${index} at byte ${offset}: ${why}, and non-zero bytes follow (corruption, not an interrupted write)`);
     const head = file.read(offset, RECORD_HEAD);
     if (head.length < RECORD_HEAD) {
       yield torn("the file ends inside its head");
@@ -418,10 +418,7 @@ export function* datasetRecords(path: string, options: ReadDatasetOptions = {}):
           options.onTornTail?.({ index: item.index, offset: item.offset, bytes: item.bytes, why: item.why });
           break;
         }
-        throw new FileFormatError(
-          path,
-          `truncated: record ${item.index} at byte ${item.offset} is incomplete (${item.why}; ${item.bytes} bytes), as an interrupted write leaves it; resuming the run truncates it`,
-        );
+        throw new FileFormatError(path, `truncated: record ${item.index} at byte ${item.offset} is incomplete (${item.why}; ${item.bytes} bytes), as an interrupted write leaves it; resuming the run truncates it`);
       }
       count++;
       yield item.record;
@@ -517,7 +514,9 @@ export class DatasetWriter {
       const { meta: existing, end } = readHeader(file, path);
       const diffs = metaDiffs(existing, meta);
       if (diffs.length > 0) throw new DatasetMismatchError(path, diffs);
-      let offset = end, count = 0, truncated = 0;
+      let offset = end,
+        count = 0,
+        truncated = 0;
       for (const item of scanRecords(file, path, meta, end)) {
         if (item.kind === "torn") {
           truncated = item.bytes;

@@ -209,7 +209,10 @@ export async function pregenerate(model: Transformer, writer: DatasetWriter, pro
   const total = totalRecords(meta);
   const syncEvery = options.syncEvery ?? 16;
   const start = performance.now();
-  let generated = 0, tokens = 0, sinceSync = 0, lastSync = start;
+  let generated = 0,
+    tokens = 0,
+    sinceSync = 0,
+    lastSync = start;
   const progress = (): PregenerateProgress => ({ done: writer.records, total, generated, tokens, seconds: (performance.now() - start) / 1000 });
   options.onProgress?.(progress());
 

@@ -36,14 +36,7 @@ const COLORS = ["red", "blue", "green", "yellow", "pink", "purple", "orange", "w
 const SAD = ["sad", "upset", "worried", "scared"];
 const HAPPY = ["happy", "glad", "proud", "thankful"];
 const TIMES = ["sunny day", "warm morning", "windy afternoon", "quiet evening", "bright day"];
-const MORALS = [
-  "friends help each other",
-  "it is good to share",
-  "you should never give up",
-  "kindness makes everyone happy",
-  "it is brave to ask for help",
-  "working together is best",
-];
+const MORALS = ["friends help each other", "it is good to share", "you should never give up", "kindness makes everyone happy", "it is brave to ask for help", "working together is best"];
 
 /** Pronoun forms; {he} {him} {his} and capitalised {He} {His} in templates. */
 const PRONOUNS: Record<Gender, { he: string; him: string; his: string }> = {
@@ -184,7 +177,8 @@ function capitalize(s: string): string {
 }
 
 function fill(template: string, hero: Character, helper: Character, color: string): string {
-  const h = PRONOUNS[hero.gender], f = PRONOUNS[helper.gender];
+  const h = PRONOUNS[hero.gender],
+    f = PRONOUNS[helper.gender];
   const values: Record<string, string> = {
     H: hero.name,
     F: helper.name,
@@ -211,7 +205,8 @@ function draft(c: Chooser): string {
   const helper = c.character(hero.name);
   const quest = c.pick(QUESTS);
   const color = c.pick(COLORS);
-  const sad = c.pick(SAD), happy = c.pick(HAPPY);
+  const sad = c.pick(SAD),
+    happy = c.pick(HAPPY);
   const t = (template: string) => fill(template, hero, helper, color);
   const described = `${article(hero.adjective)} ${hero.adjective} ${hero.kind}`;
   const sentences: string[] = [];

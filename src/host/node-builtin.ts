@@ -28,11 +28,7 @@ export function nodeBuiltin<T>(id: string, what: string, instead: string): T {
   const p = nodeProcess();
   const mod = p?.getBuiltinModule?.(id);
   if (mod === undefined) {
-    throw new Error(
-      p?.versions?.node
-        ? `${what} needs Node.js 20.16 or newer (process.getBuiltinModule), this is Node ${p.versions.node}`
-        : `${what} needs Node.js (${id}); in a browser ${instead}`,
-    );
+    throw new Error(p?.versions?.node ? `${what} needs Node.js 20.16 or newer (process.getBuiltinModule), this is Node ${p.versions.node}` : `${what} needs Node.js (${id}); in a browser ${instead}`);
   }
   return mod as T;
 }

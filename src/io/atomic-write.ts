@@ -7,7 +7,8 @@ import { nodeBuiltin } from "../host/node-builtin.js";
  */
 export function temporaryPathFor(path: string): string {
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  const dir = path.slice(0, slash + 1), base = path.slice(slash + 1);
+  const dir = path.slice(0, slash + 1),
+    base = path.slice(slash + 1);
   const random = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
   const pid = (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
   return `${dir}.${base}.${pid}.${random}.tmp`;

@@ -29,9 +29,7 @@ export function charVocabulary(text: string): string[] {
   // Lone surrogates encode as U+FFFD (TextEncoder), so count them as that one character.
   const wellFormed = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
   for (const ch of wellFormed) counts.set(ch, (counts.get(ch) ?? 0) + 1);
-  return [...counts.entries()]
-    .sort((a, b) => b[1] - a[1] || a[0].codePointAt(0)! - b[0].codePointAt(0)!)
-    .map(([ch]) => ch);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].codePointAt(0)! - b[0].codePointAt(0)!).map(([ch]) => ch);
 }
 
 /** The pieces of the char tokenizer for `text`, in id order. */
@@ -80,7 +78,8 @@ export function writeCharTokenizer(path: string, text: string): number {
 export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): number {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.byteLength < 4) throw new FileFormatError(name, `file is ${bytes.byteLength} bytes, shorter than the 4-byte max_token_length header (truncated)`);
-  let off = 4, count = 0;
+  let off = 4,
+    count = 0;
   while (off < bytes.byteLength) {
     if (off + 8 > bytes.byteLength) throw new FileFormatError(name, `token ${count} is truncated (at byte offset ${off})`);
     const len = dv.getInt32(off + 4, true);

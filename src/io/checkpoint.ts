@@ -36,10 +36,7 @@ const ROPE_THETA = 10000;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 type LayerField = keyof LayerWeights;
-type Slot =
-  | { kind: "global"; field: "tokenEmbedding" | "rmsFinal" | "wcls"; length: number }
-  | { kind: "layer"; field: LayerField; layer: number; length: number }
-  | { kind: "rope"; length: number };
+type Slot = { kind: "global"; field: "tokenEmbedding" | "rmsFinal" | "wcls"; length: number } | { kind: "layer"; field: LayerField; layer: number; length: number } | { kind: "rope"; length: number };
 
 function layerFieldLength(c: ModelConfig, field: LayerField): number {
   switch (field) {
@@ -98,11 +95,7 @@ export function checkpointByteLength(c: ModelConfig, version: CheckpointVersion 
 }
 
 function describeHeader(c: ModelConfig): string {
-  return (
-    `dim ${c.dim}, hidden_dim ${c.hiddenDim}, n_layers ${c.nLayers}, n_heads ${c.nHeads}, ` +
-    `n_kv_heads ${c.nKvHeads}, vocab_size ${c.vocabSize} (${c.sharedClassifier ? "shared" : "separate"} classifier), ` +
-    `seq_len ${c.seqLen}`
-  );
+  return `dim ${c.dim}, hidden_dim ${c.hiddenDim}, n_layers ${c.nLayers}, n_heads ${c.nHeads}, ` + `n_kv_heads ${c.nKvHeads}, vocab_size ${c.vocabSize} (${c.sharedClassifier ? "shared" : "separate"} classifier), ` + `seq_len ${c.seqLen}`;
 }
 
 function makeConfig(h: Int32Array | number[], shared: boolean): ModelConfig {
@@ -166,10 +159,7 @@ function checkpointHeader(head: Uint8Array, n: number, name: string): { config: 
     if (n < 8) throw new FileFormatError(name, `file is ${n} bytes: it starts with the "ak42" magic but ends before the version number (truncated)`);
     const v = dv.getInt32(4, true);
     if (v === 2) {
-      throw new FileFormatError(
-        name,
-        `"ak42" checkpoint version 2 (int8-quantized, Q8_0) is not supported; expected version 1 (float32) or a legacy v0 file`,
-      );
+      throw new FileFormatError(name, `"ak42" checkpoint version 2 (int8-quantized, Q8_0) is not supported; expected version 1 (float32) or a legacy v0 file`);
     }
     if (v !== 1) throw new FileFormatError(name, `unknown "ak42" checkpoint version ${v}; supported: version 1 (float32) and legacy v0 files`);
     version = 1;
@@ -199,10 +189,7 @@ function checkpointHeader(head: Uint8Array, n: number, name: string): { config: 
   const expected = checkpointByteLength(config, version);
   if (BigInt(n) !== expected) {
     const how = BigInt(n) < expected ? "truncated or wrong header" : `${BigInt(n) - expected} bytes too many`;
-    throw new FileFormatError(
-      name,
-      `file is ${n} bytes but the ${version === 0 ? "v0" : "v1"} header (${describeHeader(config)}) requires ${expected} bytes (${how})`,
-    );
+    throw new FileFormatError(name, `file is ${n} bytes but the ${version === 0 ? "v0" : "v1"} header (${describeHeader(config)}) requires ${expected} bytes (${how})`);
   }
 
   return { config, version };

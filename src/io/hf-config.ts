@@ -56,8 +56,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   const refuseUnless = (key: string, ok: (v: unknown) => boolean, why: string): void => {
     if (key in j && !ok(j[key])) fail(`"${key}": ${JSON.stringify(j[key])} is not supported (${why})`);
   };
-  const plainRope = (v: unknown): boolean =>
-    v === null || (isPlainObject(v) && (v.rope_type ?? v.type) === "default" && Object.keys(v).every((k) => k === "rope_type" || k === "type"));
+  const plainRope = (v: unknown): boolean => v === null || (isPlainObject(v) && (v.rope_type ?? v.type) === "default" && Object.keys(v).every((k) => k === "rope_type" || k === "type"));
   refuseUnless("rope_scaling", plainRope, 'only plain RoPE is implemented; expected null or {"rope_type": "default"}');
   refuseUnless("attention_bias", (v) => v === false, "the engine has no attention biases; expected false");
   refuseUnless("mlp_bias", (v) => v === false, "the engine has no MLP biases; expected false");

@@ -110,7 +110,10 @@ export class HfTokenizer implements TextTokenizer {
       if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
       return fallback;
     };
-    for (const [key, fallback, id] of [["bos_token", "<s>", BOS], ["eos_token", "</s>", EOS]] as const) {
+    for (const [key, fallback, id] of [
+      ["bos_token", "<s>", BOS],
+      ["eos_token", "</s>", EOS],
+    ] as const) {
       const token = special(key, fallback);
       const found = lib.token_to_id(token);
       if (found !== id) {
@@ -249,12 +252,7 @@ export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> 
     post_processor: null,
     decoder: {
       type: "Sequence",
-      decoders: [
-        { type: "Replace", pattern: { String: METASPACE }, content: " " },
-        { type: "ByteFallback" },
-        { type: "Fuse" },
-        { type: "Strip", content: " ", start: 1, stop: 0 },
-      ],
+      decoders: [{ type: "Replace", pattern: { String: METASPACE }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }],
     },
     model: {
       type: "BPE",

@@ -134,9 +134,7 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   const d = dtype as SafeTensorDtype;
   const expected = elementCount(shape as number[]) * DTYPE_SIZE[d];
   if (e - b !== expected) {
-    fail(
-      `${t}: data_offsets [${b}, ${e}] span ${e - b} bytes but dtype ${d} with shape ${describeShape(shape as number[])} needs ${expected} bytes`,
-    );
+    fail(`${t}: data_offsets [${b}, ${e}] span ${e - b} bytes but dtype ${d} with shape ${describeShape(shape as number[])} needs ${expected} bytes`);
   }
   return { name, dtype: d, shape: (shape as number[]).slice(), begin: b, end: e };
 }
@@ -155,10 +153,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   }
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, n).getBigUint64(0, true);
   if (headerLength > BigInt(n - 8)) {
-    throw new FileFormatError(
-      name,
-      `safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`,
-    );
+    throw new FileFormatError(name, `safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
   }
   const headerEnd = 8 + Number(headerLength);
   const header = parseSafetensorsHeader(bytes.subarray(8, headerEnd), n - headerEnd, name);
@@ -185,11 +180,7 @@ export interface SafetensorsEntry {
  * come sorted by offset and tile the data section exactly. For loaders that
  * read the header first and then stream each tensor's bytes.
  */
-export function parseSafetensorsHeader(
-  headerBytes: Uint8Array,
-  dataLength: number,
-  name: string,
-): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, name: string): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
   const fail: (problem: string) => never = (problem) => {
     throw new FileFormatError(name, problem);
   };
@@ -232,16 +223,10 @@ export function parseSafetensorsHeader(
   let previous: Entry | undefined;
   for (const e of entries) {
     if (e.end > dataLength) {
-      fail(
-        `tensor ${quote(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` +
-          `(${dataLength} bytes after the ${headerLength}-byte header; truncated?)`,
-      );
+      fail(`tensor ${quote(e.name)}: data_offsets [${e.begin}, ${e.end}] lie outside the data section ` + `(${dataLength} bytes after the ${headerLength}-byte header; truncated?)`);
     }
     if (e.begin < covered) {
-      fail(
-        `tensor ${quote(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${quote(previous!.name)} ` +
-          `(bytes [${previous!.begin}, ${previous!.end}])`,
-      );
+      fail(`tensor ${quote(e.name)} (bytes [${e.begin}, ${e.end}]) overlaps tensor ${quote(previous!.name)} ` + `(bytes [${previous!.begin}, ${previous!.end}])`);
     }
     if (e.begin > covered) {
       fail(`data section bytes [${covered}, ${e.begin}) belong to no tensor (the layout must be dense)`);
@@ -296,10 +281,7 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
     const where = `serializeSafetensors: tensor ${JSON.stringify(name)}`;
     if (name === METADATA_KEY) throw new Error(`serializeSafetensors: "${METADATA_KEY}" is reserved and cannot name a tensor`);
     const { dtype, shape, data } = t;
-    const ok =
-      (dtype === "F32" && data instanceof Float32Array) ||
-      (dtype === "I32" && data instanceof Int32Array) ||
-      (dtype === "U8" && data instanceof Uint8Array);
+    const ok = (dtype === "F32" && data instanceof Float32Array) || (dtype === "I32" && data instanceof Int32Array) || (dtype === "U8" && data instanceof Uint8Array);
     if (!ok) {
       if (dtype !== "F32" && dtype !== "I32" && dtype !== "U8") throw new Error(`${where}: writing dtype ${String(dtype)} is not supported (F32, I32, U8)`);
       throw new Error(`${where}: dtype ${dtype} needs a ${dtype === "F32" ? "Float32Array" : dtype === "I32" ? "Int32Array" : "Uint8Array"}`);

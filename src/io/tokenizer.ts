@@ -39,15 +39,7 @@ function isHexDigit(b: number): boolean {
 
 /** The byte a piece of the exact form "<0xXX>" (hex, either case) stands for, else -1. */
 export function rawBytePiece(piece: Uint8Array): number {
-  if (
-    piece.length !== 6 ||
-    piece[0] !== 0x3c /* < */ ||
-    piece[1] !== 0x30 /* 0 */ ||
-    piece[2] !== 0x78 /* x */ ||
-    !isHexDigit(piece[3]) ||
-    !isHexDigit(piece[4]) ||
-    piece[5] !== 0x3e /* > */
-  ) {
+  if (piece.length !== 6 || piece[0] !== 0x3c /* < */ || piece[1] !== 0x30 /* 0 */ || piece[2] !== 0x78 /* x */ || !isHexDigit(piece[3]) || !isHexDigit(piece[4]) || piece[5] !== 0x3e /* > */) {
     return -1;
   }
   return parseInt(String.fromCharCode(piece[3], piece[4]), 16);
@@ -159,12 +151,7 @@ export class Tokenizer {
     const pieces: Uint8Array[] = [];
     const scores = new Float32Array(vocabSize);
     let off = 4;
-    const endsEarly = (read: number): FileFormatError =>
-      new FileFormatError(
-        name,
-        `expected ${vocabSize} tokens (the model's vocab size) but the file ends after ${read}` +
-          (off < n ? ` (and ${n - off} bytes of an incomplete entry)` : ""),
-      );
+    const endsEarly = (read: number): FileFormatError => new FileFormatError(name, `expected ${vocabSize} tokens (the model's vocab size) but the file ends after ${read}` + (off < n ? ` (and ${n - off} bytes of an incomplete entry)` : ""));
     for (let i = 0; i < vocabSize; i++) {
       if (off + 8 > n) throw endsEarly(i);
       const score = dv.getFloat32(off, true);

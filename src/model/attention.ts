@@ -12,20 +12,10 @@ import type { RunState } from "./run-state.js";
  *   xb2 = (masked softmax(q K^T / sqrt(hs)) V) Wo^T.
  * `s.xb` holds the normed input; the result is left in `s.xb2`.
  */
-export function attention(
-  backend: Backend,
-  config: ModelConfig,
-  w: DeviceLayer,
-  layer: number,
-  s: RunState,
-  cache: KVCache,
-  cached: number,
-  mask: Buffer | null,
-  M: number,
-  adapter?: RowAdapter,
-): void {
+export function attention(backend: Backend, config: ModelConfig, w: DeviceLayer, layer: number, s: RunState, cache: KVCache, cached: number, mask: Buffer | null, M: number, adapter?: RowAdapter): void {
   const { dim, nHeads, nKvHeads, ropeTheta } = config;
-  const hs = headSize(config), kv = kvDim(config);
+  const hs = headSize(config),
+    kv = kvDim(config);
   linear(backend, w, layer, "wq", s.q, s.xb, M, dim, dim, adapter);
   linear(backend, w, layer, "wk", s.k, s.xb, M, dim, kv, adapter);
   linear(backend, w, layer, "wv", s.v, s.xb, M, dim, kv, adapter);

@@ -37,5 +37,5 @@ export function uploadWeights(backend: Backend, w: ModelWeights): DeviceWeights 
 export function freeWeights(backend: Backend, d: DeviceWeights): void {
   const seen = new Set<Buffer>();
   const all = [d.tokenEmbedding, d.rmsFinal, d.wcls, ...d.layers.flatMap((l) => Object.values(l))];
-  for (const b of all) if (!seen.has(b)) (seen.add(b), backend.free(b));
+  for (const b of all) if (!seen.has(b)) seen.add(b), backend.free(b);
 }

@@ -53,10 +53,13 @@ export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint 
 
 /** A fresh model: linear layers and embeddings N(0, 0.02)-like (uniform, same std), output projections scaled by 1/sqrt(2 layers), norms 1. */
 export function initModel(config: ModelConfig, seed: number): Checkpoint {
-  const rng = new Mulberry32(seed), std = 0.02, kv = kvDim(config);
+  const rng = new Mulberry32(seed),
+    std = 0.02,
+    kv = kvDim(config);
   const u = (n: number, s = std) => Float32Array.from({ length: n }, () => (2 * rng.nextFloat() - 1) * s * Math.sqrt(3));
   const ones = (n: number) => new Float32Array(n).fill(1);
-  const { dim, hiddenDim: h, nLayers } = config, proj = std / Math.sqrt(2 * nLayers);
+  const { dim, hiddenDim: h, nLayers } = config,
+    proj = std / Math.sqrt(2 * nLayers);
   const tokenEmbedding = u(config.vocabSize * dim);
   const layers: LayerWeights[] = Array.from({ length: nLayers }, () => ({
     rmsAtt: ones(dim),

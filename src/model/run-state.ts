@@ -31,7 +31,8 @@ export class RunState {
     if (M > this.rows) {
       this.release();
       const rows = Math.max(M, 2 * this.rows, 1);
-      const c = this.config, b = this.backend;
+      const c = this.config,
+        b = this.backend;
       this.x = b.alloc(rows * c.dim);
       this.xb = b.alloc(rows * c.dim);
       this.xb2 = b.alloc(rows * c.dim);

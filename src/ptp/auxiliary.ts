@@ -61,7 +61,9 @@ export function embedAux(u: number, cfg: AuxEmbeddingConfig, w: AuxEmbeddingWeig
     return out;
   }
   const feats = auxFeatures(u, cfg);
-  const F = feats.length, W = w.weight!, b = w.bias!;
+  const F = feats.length,
+    W = w.weight!,
+    b = w.bias!;
   for (let d = 0; d < dim; d++) {
     let s = b[d];
     for (let i = 0; i < F; i++) if (feats[i]) s = f(s + W[d * F + i]);

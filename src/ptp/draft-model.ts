@@ -58,10 +58,7 @@ export class DraftModel {
     const { model, teacherVocabSize } = draft.config;
     const vocab = teacher.config.vocabSize;
     if (model.vocabSize !== vocab || teacherVocabSize !== vocab) {
-      throw new Error(
-        `the draft model has vocab size ${model.vocabSize}${teacherVocabSize !== model.vocabSize ? ` (made for a teacher with ${teacherVocabSize})` : ""} ` +
-          `but the teacher's is ${vocab}: a draft model must share the teacher's vocabulary`,
-      );
+      throw new Error(`the draft model has vocab size ${model.vocabSize}${teacherVocabSize !== model.vocabSize ? ` (made for a teacher with ${teacherVocabSize})` : ""} ` + `but the teacher's is ${vocab}: a draft model must share the teacher's vocabulary`);
     }
     if (draft.config.variant === "C" && draft.weights.start?.length !== model.dim) {
       throw new Error(`a C-PTP draft model needs a start vector of length dim = ${model.dim}`);

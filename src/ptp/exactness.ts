@@ -86,7 +86,9 @@ interface Case {
 }
 
 function randomCase(g: Gen): Case {
-  const nKvHeads = g.int(1, 3), group = g.int(1, 2), halfHead = g.int(1, 3);
+  const nKvHeads = g.int(1, 3),
+    group = g.int(1, 2),
+    halfHead = g.int(1, 3);
   const nHeads = nKvHeads * group;
   const vocabSize = g.int(3, 30);
   const config: ModelConfig = { dim: nHeads * halfHead * 2, hiddenDim: g.int(1, 24), nLayers: g.int(1, 2), nHeads, nKvHeads, vocabSize, seqLen: 64, sharedClassifier: g.next() < 0.5, normEps: 1e-5, ropeTheta: 10000 };

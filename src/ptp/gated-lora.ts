@@ -45,7 +45,10 @@ export class GatedLora implements RowAdapter {
     const S = M - this.slotStart;
     if (S <= 0) return;
     const [out, inp] = linearShape(this.teacher, name);
-    const s = this.reserve(S), b = this.backend, r = this.rank, from = this.slotStart;
+    const s = this.reserve(S),
+      b = this.backend,
+      r = this.rank,
+      from = this.slotStart;
     b.copy(s.xs, 0, x, from * inp, S * inp);
     b.matmul(s.t, s.xs, this.A[layer][name], S, inp, r);
     b.matmul(s.d, s.t, this.B[layer][name], S, r, out);

@@ -59,7 +59,8 @@ export class PtpModel {
     readonly student?: Student,
   ) {
     if (student) {
-      const t = teacher.config, s = student.config.teacherShape;
+      const t = teacher.config,
+        s = student.config.teacherShape;
       const diff = INT_SHAPE_FIELDS.filter((k) => t[k] !== s[k]);
       if (diff.length > 0) {
         throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
@@ -92,7 +93,8 @@ export class PtpModel {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
     }
-    const M = block.positions.length, tokens = block.tokens;
+    const M = block.positions.length,
+      tokens = block.tokens;
     this.lora.slotStart = M - slots;
     this.lora.teacherRows = tokens ? Uint8Array.from({ length: slots }, (_, j) => (tokens[M - slots + j] >= 0 ? 1 : 0)) : null;
     try {

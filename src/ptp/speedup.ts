@@ -142,14 +142,9 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
 
 /** The rows as a Markdown table. */
 export function speedupTable(rows: readonly SpeedupRow[]): string {
-  const lines = [
-    "| shape | decoder | tokens/call | rows/call | c(rows) | AR tok/s | tok/s | speedup | equals AR |",
-    "|---|---|---|---|---|---|---|---|---|",
-  ];
+  const lines = ["| shape | decoder | tokens/call | rows/call | c(rows) | AR tok/s | tok/s | speedup | equals AR |", "|---|---|---|---|---|---|---|---|---|"];
   for (const r of rows) {
-    lines.push(
-      `| ${r.shape} | ${r.decoder} | ${r.acceptedPerCall.toFixed(2)} | ${r.rowsPerCall.toFixed(1)} | ${r.cRows.toFixed(2)} | ${r.arTokensPerSecond.toFixed(1)} | ${r.tokensPerSecond.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR ? "yes" : "NO"} |`,
-    );
+    lines.push(`| ${r.shape} | ${r.decoder} | ${r.acceptedPerCall.toFixed(2)} | ${r.rowsPerCall.toFixed(1)} | ${r.cRows.toFixed(2)} | ${r.arTokensPerSecond.toFixed(1)} | ${r.tokensPerSecond.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR ? "yes" : "NO"} |`);
   }
   return lines.join("\n") + "\n";
 }

@@ -88,9 +88,13 @@ function gains(g: Float32Array | undefined, D: number, D2: number, constant: num
 
 /** The widened teacher: same tokens, the compute of the target shape. */
 export function widenCheckpoint(ckpt: Checkpoint, t: WidenTarget): Checkpoint {
-  const c = ckpt.config, w = ckpt.weights;
+  const c = ckpt.config,
+    w = ckpt.weights;
   const c2 = widenedConfig(c, t);
-  const D = c.dim, D2 = c2.dim, V = c.vocabSize, V2 = c2.vocabSize;
+  const D = c.dim,
+    D2 = c2.dim,
+    V = c.vocabSize,
+    V2 = c2.vocabSize;
   const tokenEmbedding = block(w.tokenEmbedding, V, D, V2, D2);
   for (let v = 0; v < V2; v++) tokenEmbedding[v * D2 + D] = WIDEN_CONSTANT;
   const wcls = block(w.wcls, V, D, V2, D2);
@@ -103,7 +107,8 @@ export function widenCheckpoint(ckpt: Checkpoint, t: WidenTarget): Checkpoint {
       rmsFfn: gains(src?.rmsFfn, D, D2, 0),
     } as LayerWeights;
     for (const name of LINEAR_NAMES) {
-      const [out, inp] = linearShape(c, name), [out2, inp2] = linearShape(c2, name);
+      const [out, inp] = linearShape(c, name),
+        [out2, inp2] = linearShape(c2, name);
       layer[name] = block(src?.[name], out, inp, out2, inp2);
     }
     layers.push(layer);
@@ -121,15 +126,18 @@ function inputRow(v: Float32Array, D: number, D2: number): Float32Array {
 
 /** The student of `teacher` for its widened copy `widened` (see widenCheckpoint). */
 export function widenStudent(student: Student, teacher: Checkpoint, widened: Checkpoint): Student {
-  const c = teacher.config, c2 = widened.config;
-  const D = c.dim, D2 = c2.dim;
+  const c = teacher.config,
+    c2 = widened.config;
+  const D = c.dim,
+    D2 = c2.dim;
   const r = student.config.rank;
   const layers: LayerLora[] = [];
   for (let l = 0; l < c2.nLayers; l++) {
     const src = l < c.nLayers ? student.weights.layers[l] : undefined;
     const layer = {} as LayerLora;
     for (const name of LINEAR_NAMES as readonly LinearName[]) {
-      const [out, inp] = linearShape(c, name), [out2, inp2] = linearShape(c2, name);
+      const [out, inp] = linearShape(c, name),
+        [out2, inp2] = linearShape(c2, name);
       // A [rank, in] gains zero columns, B [out, rank] zero rows.
       layer[name] = { A: block(src?.[name].A, r, inp, r, inp2), B: block(src?.[name].B, out, r, out2, r) };
     }

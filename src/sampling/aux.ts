@@ -41,15 +41,10 @@ export class XorShiftAux implements AuxSource {
     } else if (typeof seed === "number" && Number.isInteger(seed)) {
       s = BigInt(seed);
     } else {
-      throw new RangeError(
-        `XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${String(seed)}`,
-      );
+      throw new RangeError(`XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${String(seed)}`);
     }
     if (s < 1n || s > MASK64) {
-      throw new RangeError(
-        `XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${s}` +
-          (s === 0n ? " (seed 0 would produce u = 0 forever)" : ""),
-      );
+      throw new RangeError(`XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${s}` + (s === 0n ? " (seed 0 would produce u = 0 forever)" : ""));
     }
     this.state = s;
   }
@@ -109,9 +104,7 @@ export class ArrayAux implements AuxSource {
 
   next(): number {
     if (this.index >= this.values.length) {
-      throw new RangeError(
-        `${this.name}: needed more than ${this.values.length} auxiliary variables`,
-      );
+      throw new RangeError(`${this.name}: needed more than ${this.values.length} auxiliary variables`);
     }
     return this.values[this.index++];
   }

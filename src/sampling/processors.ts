@@ -42,9 +42,7 @@ export function validateSamplingSettings(settings: SamplingSettings): void {
   }
   const { temperature, topK, topP } = settings;
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_TEMPERATURE)) {
-    throw new RangeError(
-      `temperature must be a finite number >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${String(temperature)}`,
-    );
+    throw new RangeError(`temperature must be a finite number >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${String(temperature)}`);
   }
   if (topK !== undefined) {
     if (typeof topK !== "number" || !Number.isInteger(topK)) {
@@ -127,8 +125,7 @@ function markTopP(q: Float32Array, p: number, keep: Uint8Array): void {
   // reaches p among them the result is the same as with a full sort; if
   // float32 rounding prevents that, fall back to all kept tokens.
   const cutoff = kept > 1 ? (1 - p) / (kept - 1) : 0;
-  const order = (candidates: number[]): number[] =>
-    candidates.sort((a, b) => q[b] - q[a] || a - b);
+  const order = (candidates: number[]): number[] => candidates.sort((a, b) => q[b] - q[a] || a - b);
   const pass = (candidates: number[]): number => {
     let cum = 0;
     for (let j = 0; j < candidates.length; j++) {
@@ -191,9 +188,7 @@ function renormalise(probs: Float32Array, keep: Uint8Array): Float32Array {
 export function samplingDistribution(logits: Float32Array, settings: SamplingSettings): Float32Array {
   validateSamplingSettings(settings);
   if (settings.temperature === 0) {
-    throw new RangeError(
-      "samplingDistribution: temperature 0 means greedy decoding (argmax); use sampleToken or argmax",
-    );
+    throw new RangeError("samplingDistribution: temperature 0 means greedy decoding (argmax); use sampleToken or argmax");
   }
   const probs = softmaxF32(applyTemperature(logits, settings.temperature));
   const n = probs.length;

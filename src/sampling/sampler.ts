@@ -24,16 +24,10 @@ export function needsU(settings: SamplingSettings): boolean {
  * @throws RangeError for invalid settings, or when u is missing or outside
  *   [0, 1) while needed.
  */
-export function sampleToken(
-  logits: Float32Array,
-  settings: SamplingSettings,
-  u: number | undefined,
-): number {
+export function sampleToken(logits: Float32Array, settings: SamplingSettings, u: number | undefined): number {
   if (!needsU(settings)) return argmax(logits);
   if (u === undefined) {
-    throw new RangeError(
-      `sampleToken: temperature ${settings.temperature} > 0 needs an auxiliary variable u in [0, 1), got undefined`,
-    );
+    throw new RangeError(`sampleToken: temperature ${settings.temperature} > 0 needs an auxiliary variable u in [0, 1), got undefined`);
   }
   return pick(u, samplingDistribution(logits, settings));
 }

@@ -121,7 +121,8 @@ export class DataParallel {
     for (let j = 0; j < jobs.length; j++) {
       let o = j * P;
       for (const p of params) {
-        const g = p.grad, n = g.length;
+        const g = p.grad,
+          n = g.length;
         for (let k = 0; k < n; k++) g[k] += shared.grads[o + k];
         o += n;
       }
@@ -133,7 +134,8 @@ export class DataParallel {
   private await(i: number, from: WorkerState): void {
     while (Atomics.load(this.control, i) === from) Atomics.wait(this.control, i, from, 1000);
     if (Atomics.load(this.control, i) === WorkerState.Failed) {
-      const bytes = this.shared.error, end = bytes.indexOf(0);
+      const bytes = this.shared.error,
+        end = bytes.indexOf(0);
       const message = new TextDecoder().decode(bytes.slice(0, end < 0 ? bytes.length : end));
       this.close();
       throw new Error(`training worker ${i}: ${message}`);

@@ -69,7 +69,10 @@ export class SequenceGradient {
 
   /** Adds the job's gradient into the params' grads; returns its figures. */
   run(job: SequenceJob): JobFigures {
-    const cfg = this.teacherCkpt.config, o = this.o, config = proposerConfig(this.proposer), variant = config.variant;
+    const cfg = this.teacherCkpt.config,
+      o = this.o,
+      config = proposerConfig(this.proposer),
+      variant = config.variant;
     const n = job.tokens.length;
     const rows = windowRows(variant, job.tokens, job.us, job.starts, o.window, o.gamma, slotInputOf(config));
     // The last token is only ever a target: the teacher runs on the tokens before it
@@ -101,11 +104,11 @@ export function paramCount(params: readonly Param[]): number {
 /** Copies every param's `which` array into `flat`, in order. */
 export function packParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
   let o = 0;
-  for (const p of params) (flat.set(p[which], o), (o += p.data.length));
+  for (const p of params) flat.set(p[which], o), (o += p.data.length);
 }
 
 /** Copies `flat` into every param's `which` array, in order. */
 export function unpackParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
   let o = 0;
-  for (const p of params) (p[which].set(flat.subarray(o, o + p.data.length)), (o += p.data.length));
+  for (const p of params) p[which].set(flat.subarray(o, o + p.data.length)), (o += p.data.length);
 }

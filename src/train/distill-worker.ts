@@ -28,7 +28,8 @@ try {
 
   const teacher = new Transformer(backend, init.teacher);
   const gradient = new SequenceGradient(init.teacher, teacher, init.proposer, init.settings, init.kernels === "wasm" ? wasmTrainKernels() : jsKernels);
-  const params = gradient.params, P = paramCount(params);
+  const params = gradient.params,
+    P = paramCount(params);
   const shared = { params: new Float32Array(init.params), grads: new Float32Array(init.grads), figures: new Float64Array(init.figures) };
   parentPort!.on("message", (jobs: (SequenceJob & { slot: number })[]) => {
     try {

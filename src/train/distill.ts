@@ -77,7 +77,8 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
       const jobs: SequenceJob[] = [];
       for (let b = 0; b < o.sequences; b++) {
         const rec = usable[Math.floor(rng.nextFloat() * usable.length)];
-        const n = rec.tokens.length, p = rec.promptLength;
+        const n = rec.tokens.length,
+          p = rec.promptLength;
         const us = new Float32Array(n);
         for (let k = p; k < n; k++) us[k] = drawU(rec.left[k - p], rec.right[k - p], betaSample(rng, o.betaB));
         const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p - first)));

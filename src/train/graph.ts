@@ -1,19 +1,7 @@
 import { headSize, kvDim, type ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, type Checkpoint, type LinearName } from "../model/weights.js";
 import { makeParam, type Param } from "./param.js";
-import {
-  add,
-  attention,
-  concatRows,
-  linear,
-  linearLora,
-  rmsnorm,
-  rope,
-  swiglu,
-  Tensor,
-  type KeyRanges,
-  type Tape,
-} from "./autograd/index.js";
+import { add, attention, concatRows, linear, linearLora, rmsnorm, rope, swiglu, Tensor, type KeyRanges, type Tape } from "./autograd/index.js";
 
 /**
  * The Llama forward pass (src/model/transformer.ts) as a differentiable
@@ -76,7 +64,8 @@ const shapeOf = (c: ModelConfig, name: LinearName): [number, number] => {
 
 /** Frozen weights: every tensor a constant over the checkpoint's arrays. */
 export function constantWeights(ckpt: Checkpoint): GraphWeights {
-  const c = ckpt.config, w = ckpt.weights;
+  const c = ckpt.config,
+    w = ckpt.weights;
   const k = (data: Float32Array, shape: number[]) => Tensor.constant(data, shape);
   return {
     tokenEmbedding: k(w.tokenEmbedding, [c.vocabSize, c.dim]),
@@ -96,7 +85,9 @@ export function constantWeights(ckpt: Checkpoint): GraphWeights {
  * classifier is one Param used twice.
  */
 export function trainableWeights(ckpt: Checkpoint): { params: Param[]; weights: GraphWeights } {
-  const c = ckpt.config, w = ckpt.weights, params: Param[] = [];
+  const c = ckpt.config,
+    w = ckpt.weights,
+    params: Param[] = [];
   const p = (name: string, data: Float32Array, shape: number[], decay: boolean) => {
     const param = makeParam(name, shape, data, decay);
     params.push(param);
@@ -120,11 +111,15 @@ function linearMaybeLora(tape: Tape, x: Tensor, w: Tensor, lora: { A: Tensor; B:
 
 /** Logits [R, vocab] of the rows. */
 export function forwardRows(tape: Tape, c: ModelConfig, w: GraphWeights, input: RowsInput, lora?: LoraTensors): Tensor {
-  const hs = headSize(c), kv = kvDim(c), R = input.positions.length;
+  const hs = headSize(c),
+    kv = kvDim(c),
+    R = input.positions.length;
   if (input.x.rows !== R || input.x.cols !== c.dim) throw new RangeError(`forwardRows: x is [${input.x.shape}], expected [${R}, ${c.dim}]`);
   let x = input.x;
   for (let l = 0; l < c.nLayers; l++) {
-    const lw = w.layers[l], ll = lora?.layers[l], s = lora?.scale ?? 0;
+    const lw = w.layers[l],
+      ll = lora?.layers[l],
+      s = lora?.scale ?? 0;
     const lin = (h: Tensor, n: LinearName) => linearMaybeLora(tape, h, lw[n], ll?.[n], s);
     const h = rmsnorm(tape, x, lw.rmsAtt, c.normEps);
     const q = rope(tape, lin(h, "wq"), input.positions, c.nHeads, hs, c.ropeTheta);

@@ -34,7 +34,8 @@ import { teacherContext } from "./teacher-context.js";
  * inside its bin. Indexed by position in `tokens`.
  */
 export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): Float32Array {
-  const V = cfg.vocabSize, us = new Float32Array(tokens.length).fill(0.5);
+  const V = cfg.vocabSize,
+    us = new Float32Array(tokens.length).fill(0.5);
   for (let k = 0; k < L; k++) {
     const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
     const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
@@ -60,9 +61,12 @@ export interface InverseArOptions extends LoopOptions {
 
 export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): Promise<LoopResult> {
   if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
-  const cfg = baseCkpt.config, L = o.window, T = o.context;
+  const cfg = baseCkpt.config,
+    L = o.window,
+    T = o.context;
   if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);
-  const st = trainableStudent(student, cfg), weights = constantWeights(baseCkpt);
+  const st = trainableStudent(student, cfg),
+    weights = constantWeights(baseCkpt);
   return runLoop({
     params: st.params,
     ...loopSettings(o, files),
@@ -75,7 +79,8 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     step(rng) {
       // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
       // what counts is the self-verified acceptance the evaluation measures.
-      let loss = 0, slots = 0;
+      let loss = 0,
+        slots = 0;
       for (let b = 0; b < o.sequences; b++) {
         const at = Math.floor(rng.nextFloat() * (stream.length - T));
         const tokens = stream.subarray(at, at + T);

@@ -147,13 +147,15 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
   const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });
   let rng = new Mulberry32(spec.seed);
-  let seconds = 0, resumed = false;
+  let seconds = 0,
+    resumed = false;
   if (spec.resume && existsSync(spec.checkpointPath)) {
     resumed = true;
     const info = loadTrainCheckpoint(spec.checkpointPath, opt);
     // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
     const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
-    const want = comparable(spec.config), have = comparable(info.config);
+    const want = comparable(spec.config),
+      have = comparable(info.config);
     if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
     const cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
@@ -194,7 +196,11 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
   const evaluate = () => {
     const started = performance.now();
     lastEval = { ...(spec.evaluate?.() ?? {}), ...running.mean() };
-    say(`\n${spec.label}: step ${opt.t}  ${Object.entries(lastEval).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join("  ")}  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    say(
+      `\n${spec.label}: step ${opt.t}  ${Object.entries(lastEval)
+        .map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`)
+        .join("  ")}  (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+    );
     running.reset();
     checkpoint(lastEval);
   };
@@ -205,7 +211,8 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
   const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
   const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
   const maxSkipped = spec.maxSkippedSteps ?? 10;
-  let skipped = 0, interrupted = false;
+  let skipped = 0,
+    interrupted = false;
   if (interruption) say(`${spec.label}: training from step ${opt.t} to ${spec.steps}; Ctrl-C saves a checkpoint and stops`);
   while (opt.t < spec.steps && seconds < limit) {
     // Let a pending Ctrl-C / SIGTERM be seen.
@@ -235,16 +242,21 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
       if (skipped >= maxSkipped) {
         progress.finish();
         const hint = spec.nonFiniteHint ? `; likely causes: ${spec.nonFiniteHint}` : "";
-        throw new NonFiniteLossError(
-          `${spec.label}: ${skipped} consecutive steps had a non-finite loss or gradient (last: loss ${r.loss}, gradient norm ${norm}); stopped at step ${opt.t} without saving${hint}`,
-        );
+        throw new NonFiniteLossError(`${spec.label}: ${skipped} consecutive steps had a non-finite loss or gradient (last: loss ${r.loss}, gradient norm ${norm}); stopped at step ${opt.t} without saving${hint}`);
       }
     }
     const dt = (performance.now() - t0) / 1000;
     seconds += dt;
     running.add({ loss: r.loss, ...r.metrics }, r.units, dt);
     const m = running.mean();
-    progress.update(opt.t, { loss: m.loss.toFixed(3), ...Object.fromEntries(Object.entries(m).filter(([k]) => k !== "loss").map(([k, v]) => [k, Number(v.toPrecision(3))])) });
+    progress.update(opt.t, {
+      loss: m.loss.toFixed(3),
+      ...Object.fromEntries(
+        Object.entries(m)
+          .filter(([k]) => k !== "loss")
+          .map(([k, v]) => [k, Number(v.toPrecision(3))]),
+      ),
+    });
     if (skipped === 0 && spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
   }
   progress.finish();

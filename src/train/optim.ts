@@ -127,7 +127,10 @@ export class AdamW {
   /** Replaces the state by a copy of `state`, which must cover exactly these params. Validates before writing. */
   importState(state: AdamWState): void {
     if (!Number.isSafeInteger(state.step) || state.step < 0) throw new RangeError(`AdamW state: step must be an integer >= 0, got ${state.step}`);
-    for (const [which, moments] of [["m", state.m], ["v", state.v]] as const) {
+    for (const [which, moments] of [
+      ["m", state.m],
+      ["v", state.v],
+    ] as const) {
       for (const p of this.params) {
         const a = moments.get(p.name);
         if (a === undefined) throw new RangeError(`AdamW state: no ${which} for param ${JSON.stringify(p.name)}`);

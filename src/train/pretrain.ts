@@ -31,7 +31,10 @@ export function tokenStream(docs: readonly number[][]): Int32Array {
 /** Mean next-token cross-entropy of `batch` windows of T + 1 tokens taken at `starts` of the stream. */
 export function nextTokenLoss(tape: Tape, c: ModelConfig, w: GraphWeights, stream: Int32Array, starts: readonly number[], T: number) {
   const R = starts.length * T;
-  const ids = new Int32Array(R), targets = new Int32Array(R), positions = new Int32Array(R), visible = new Int32Array(4 * R);
+  const ids = new Int32Array(R),
+    targets = new Int32Array(R),
+    positions = new Int32Array(R),
+    visible = new Int32Array(4 * R);
   starts.forEach((s, b) => {
     for (let t = 0; t < T; t++) {
       const r = b * T + t;
@@ -54,7 +57,8 @@ export interface PretrainOptions extends LoopOptions {
 
 /** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
 export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): Promise<LoopResult> {
-  const c = model.config, T = o.context;
+  const c = model.config,
+    T = o.context;
   if (train.length < T + 2 || valid.length < T + 2) throw new Error(`pretrain: the corpus is too short for windows of ${T + 1} tokens (train ${train.length}, validation ${valid.length} tokens)`);
   const { params, weights } = trainableWeights(model);
   // A fixed validation sample: the same windows at every evaluation.

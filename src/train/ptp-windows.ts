@@ -55,8 +55,12 @@ export interface WindowRows {
  */
 export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, slotInput: SlotInputKind = "aux"): WindowRows {
   if (slotInput === "query" && variant !== "C") throw new RangeError(`windowRows: query slot input needs C-PTP, got ${variant}-PTP`);
-  const first = slotInput === "query" ? 1 : 0, hybrid = slotInput === "hybrid";
-  const Lw = L - first, W = starts.length, R = W * Lw, n = tokens.length;
+  const first = slotInput === "query" ? 1 : 0,
+    hybrid = slotInput === "hybrid";
+  const Lw = L - first,
+    W = starts.length,
+    R = W * Lw,
+    n = tokens.length;
   const rows: WindowRows = {
     L,
     first,
@@ -75,7 +79,9 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
   starts.forEach((s, w) => {
     if (!(Number.isInteger(s) && s >= 1 && s < n)) throw new RangeError(`windowRows: window start ${s} must be in [1, ${n - 1}] (a context token before it, a target at it)`);
     for (let j = first; j < L; j++) {
-      const r = w * Lw + j - first, k = s + j, inside = k < n;
+      const r = w * Lw + j - first,
+        k = s + j,
+        inside = k < n;
       const u = (i: number) => (i < n ? us[i] : 0.5);
       rows.positions[r] = k - 1;
       rows.visible.set([0, hybrid ? s - 1 : s, C + w * Lw, C + r + 1], 4 * r);
@@ -97,11 +103,14 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
  * last known token from `tokenTable` (the teacher's, or a draft model's own).
  */
 export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, dim: number, tokenTable: Tensor): Tensor {
-  const cfg = slots.aux, t = slots.tensors, R = rows.inputU.length;
+  const cfg = slots.aux,
+    t = slots.tensors,
+    R = rows.inputU.length;
   let x: Tensor;
   if (cfg.kind === "anchors") x = anchorEmbedding(tape, t.anchors!, rows.inputU);
   else {
-    const F = auxFeatureCount(cfg), feats = new Float32Array(R * F);
+    const F = auxFeatureCount(cfg),
+      feats = new Float32Array(R * F);
     for (let r = 0; r < R; r++) feats.set(auxFeatures(rows.inputU[r], cfg), r * F);
     x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), t.weight!), t.bias!);
   }
@@ -124,10 +133,13 @@ export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWe
  * Returns the slot rows' logits [R, vocab] and every row's for the caller.
  */
 export function draftLogits(tape: Tape, d: TrainableDraft, tokens: ArrayLike<number>, rows: WindowRows): Tensor {
-  const cfg = d.draft.config.model, C = rows.contextLength, R = rows.positions.length;
+  const cfg = d.draft.config.model,
+    C = rows.contextLength,
+    R = rows.positions.length;
   const ids = Int32Array.from({ length: C }, (_, i) => tokens[i]);
   const x = concatRows(tape, embedding(tape, d.weights.tokenEmbedding, ids), slotInputs(tape, d.slots, rows, cfg.dim, d.weights.tokenEmbedding));
-  const positions = new Int32Array(C + R), visible = new Int32Array(4 * (C + R));
+  const positions = new Int32Array(C + R),
+    visible = new Int32Array(4 * (C + R));
   for (let i = 0; i < C; i++) {
     positions[i] = i;
     visible.set([0, i + 1, 0, 0], 4 * i);
@@ -170,14 +182,17 @@ export interface WindowMetrics {
  * the decoders draft it.
  */
 export function windowMetrics(variant: Variant, logits: Float32Array, rows: WindowRows, vocab: number, sampling: SamplingSettings): WindowMetrics {
-  const correct: number[] = [], accepted: number[] = [];
+  const correct: number[] = [],
+    accepted: number[] = [];
   // A query student's slot 0 (no row) is the teacher's own pick: always correct.
   const Lw = rows.L - rows.first;
   for (let w = 0; w < rows.starts.length; w++) {
-    let c = 0, valid = 0;
+    let c = 0,
+      valid = 0;
     for (let j = 0; j < Lw; j++) if (rows.weights[w * Lw + j] > 0) valid++;
     for (; c < valid; c++) {
-      const r = w * Lw + c, row = logits.subarray(r * vocab, (r + 1) * vocab);
+      const r = w * Lw + c,
+        row = logits.subarray(r * vocab, (r + 1) * vocab);
       const t = variant === "O" ? argmax(row) : sampleToken(row, sampling, rows.targetU[r]);
       if (t !== rows.targets[r]) break;
     }

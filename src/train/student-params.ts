@@ -56,17 +56,20 @@ function slotParams(params: Param[], config: AuxFields, w: AuxEmbeddingWeights, 
 }
 
 export function trainableStudent(student: Student, teacher: ModelConfig): TrainableStudent {
-  const { config, weights } = student, params: Param[] = [];
+  const { config, weights } = student,
+    params: Param[] = [];
   const r = config.rank;
-  const layers = weights.layers.map((l, i) =>
-    Object.fromEntries(
-      LINEAR_NAMES.map((n) => {
-        const [out, inp] = linearShape(teacher, n);
-        const A = makeParam(`layers.${i}.${n}.lora_A`, [r, inp], l[n].A, true), B = makeParam(`layers.${i}.${n}.lora_B`, [out, r], l[n].B, true);
-        params.push(A, B);
-        return [n, { A: Tensor.param(A), B: Tensor.param(B) }];
-      }),
-    ) as Record<LinearName, { A: Tensor; B: Tensor }>,
+  const layers = weights.layers.map(
+    (l, i) =>
+      Object.fromEntries(
+        LINEAR_NAMES.map((n) => {
+          const [out, inp] = linearShape(teacher, n);
+          const A = makeParam(`layers.${i}.${n}.lora_A`, [r, inp], l[n].A, true),
+            B = makeParam(`layers.${i}.${n}.lora_B`, [out, r], l[n].B, true);
+          params.push(A, B);
+          return [n, { A: Tensor.param(A), B: Tensor.param(B) }];
+        }),
+      ) as Record<LinearName, { A: Tensor; B: Tensor }>,
   );
   const slots = slotParams(params, config, weights.aux, weights.start, teacher.dim);
   return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots };

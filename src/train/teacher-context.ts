@@ -10,7 +10,9 @@ import type { ConstantContext } from "./graph.js";
  * position (C-PTP distribution matching).
  */
 export function teacherContext(teacher: Transformer, tokens: ArrayLike<number>, withLogits = false): { context: ConstantContext; logits?: Float32Array } {
-  const n = tokens.length, kv = kvDim(teacher.config), b = teacher.backend;
+  const n = tokens.length,
+    kv = kvDim(teacher.config),
+    b = teacher.backend;
   const cache = teacher.newCache(n);
   try {
     const logits = teacher.forward({ tokens, positions: Array.from({ length: n }, (_, i) => i) }, cache);

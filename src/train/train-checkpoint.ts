@@ -83,9 +83,7 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
 
   const format = metadata.format;
   if (format !== TRAIN_CHECKPOINT_FORMAT) {
-    fail(
-      `metadata "format" is ${format === undefined ? "missing" : quote(format)}, expected ${quote(TRAIN_CHECKPOINT_FORMAT)} (not a training checkpoint)`,
-    );
+    fail(`metadata "format" is ${format === undefined ? "missing" : quote(format)}, expected ${quote(TRAIN_CHECKPOINT_FORMAT)} (not a training checkpoint)`);
   }
   const parse = (key: string): unknown => {
     const text = metadata[key];

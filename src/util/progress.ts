@@ -123,13 +123,7 @@ export class Progress {
     const seconds = (t - this.start) / 1000;
     const rate = seconds > 0 ? (done - this.initial) / seconds : NaN;
     const eta = rate > 0 ? Math.max(total - done, 0) / rate : NaN;
-    const parts = [
-      `[${"#".repeat(filled)}${"-".repeat(this.barWidth - filled)}] ${done}/${total}`,
-      `${(100 * fraction).toFixed(1)}%`,
-      `${formatRate(rate)} ${this.unit}/s`,
-      `ETA ${done >= total ? "0s" : formatDuration(eta)}`,
-      ...Object.entries(this.fields).map(([k, v]) => `${k} ${formatValue(v)}`),
-    ];
+    const parts = [`[${"#".repeat(filled)}${"-".repeat(this.barWidth - filled)}] ${done}/${total}`, `${(100 * fraction).toFixed(1)}%`, `${formatRate(rate)} ${this.unit}/s`, `ETA ${done >= total ? "0s" : formatDuration(eta)}`, ...Object.entries(this.fields).map(([k, v]) => `${k} ${formatValue(v)}`)];
     return (this.label ? `${this.label} ` : "") + parts.join("  ");
   }
 

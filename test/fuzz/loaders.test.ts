@@ -125,7 +125,9 @@ describe("FUZZ: mutants of real files are accepted or refused with a FileFormatE
   });
 
   it("FUZZ-DATASET: distillation datasets (an accepted mutant holds a prefix of the original records: corruption is never silently accepted)", async () => {
-    const teacherPath = join(tmp, "t.bin"), data = join(tmp, "d.ptpd"), prompts = join(tmp, "p.txt");
+    const teacherPath = join(tmp, "t.bin"),
+      data = join(tmp, "d.ptpd"),
+      prompts = join(tmp, "p.txt");
     writeCheckpoint(teacherPath, randomCheckpoint({ dim: 16, hiddenDim: 24, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 32, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 5));
     writeFileSync(prompts, "Once upon a time\nThe cat\n");
     const r = await runCli("pregenerate", "--model", teacherPath, "--tokenizer", TOK_512, "--prompts", prompts, "--out", data, "--samples", "2", "--steps", "12", "--temperature", "0.8", "--backend", "js");
@@ -150,7 +152,8 @@ describe("FUZZ: mutants of real files are accepted or refused with a FileFormatE
     const claim = (bytes: Uint8Array, from: RegExp, to: string) => {
       const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
       const json = new TextDecoder().decode(bytes.subarray(8, 8 + n)).replace(from, to);
-      const header = new TextEncoder().encode(json), out = new Uint8Array(8 + header.length + bytes.length - 8 - n);
+      const header = new TextEncoder().encode(json),
+        out = new Uint8Array(8 + header.length + bytes.length - 8 - n);
       new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
       out.set(header, 8);
       out.set(bytes.subarray(8 + n), 8 + header.length);

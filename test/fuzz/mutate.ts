@@ -41,8 +41,7 @@ const jsonMutation: fc.Arbitrary<Mutation> = fc.oneof(
 );
 
 /** One to three mutations; safetensors-based formats also get header edits. */
-export const mutations = (safetensors: boolean): fc.Arbitrary<Mutation[]> =>
-  fc.array(safetensors ? fc.oneof({ weight: 2, arbitrary: byteMutation }, { weight: 3, arbitrary: jsonMutation }) : byteMutation, { minLength: 1, maxLength: 3 });
+export const mutations = (safetensors: boolean): fc.Arbitrary<Mutation[]> => fc.array(safetensors ? fc.oneof({ weight: 2, arbitrary: byteMutation }, { weight: 3, arbitrary: jsonMutation }) : byteMutation, { minLength: 1, maxLength: 3 });
 
 function editHeader(bytes: Uint8Array, edit: (json: string) => string): Uint8Array {
   if (bytes.length < 8) return bytes;

@@ -56,7 +56,9 @@ export class JsBackend implements Backend {
   }
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    const Y = this.f32(y, M * N, "matmul"), X = this.f32(x, M * K, "matmul"), W = this.f32(w, N * K, "matmul");
+    const Y = this.f32(y, M * N, "matmul"),
+      X = this.f32(x, M * K, "matmul"),
+      W = this.f32(w, N * K, "matmul");
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -67,7 +69,9 @@ export class JsBackend implements Backend {
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
-    const Y = this.f32(y, M * D, "rmsnorm"), X = this.f32(x, M * D, "rmsnorm"), G = this.f32(weight, D, "rmsnorm");
+    const Y = this.f32(y, M * D, "rmsnorm"),
+      X = this.f32(x, M * D, "rmsnorm"),
+      G = this.f32(weight, D, "rmsnorm");
     for (let m = 0; m < M; m++) {
       let ss = 0;
       for (let i = 0; i < D; i++) ss = f(ss + f(X[m * D + i] * X[m * D + i]));
@@ -78,14 +82,17 @@ export class JsBackend implements Backend {
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
     const width = nHeads * headSize;
-    const X = this.f32(x, M * width, "rope"), P = this.i32(positions, M, "rope");
+    const X = this.f32(x, M * width, "rope"),
+      P = this.i32(positions, M, "rope");
     for (let m = 0; m < M; m++) {
       for (let i = 0; i < headSize; i += 2) {
         const angle = ropeAngle(P[m], i, headSize, theta);
-        const c = f(Math.cos(angle)), s = f(Math.sin(angle));
+        const c = f(Math.cos(angle)),
+          s = f(Math.sin(angle));
         for (let h = 0; h < nHeads; h++) {
           const o = m * width + h * headSize + i;
-          const a = X[o], b = X[o + 1];
+          const a = X[o],
+            b = X[o + 1];
           X[o] = f(a * c) - f(b * s);
           X[o + 1] = f(a * s) + f(b * c);
         }
@@ -94,9 +101,12 @@ export class JsBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    const kvWidth = nKvHeads * headSize, width = nHeads * headSize;
-    const O = this.f32(out, M * width, "attention"), Q = this.f32(q, M * width, "attention");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attention"), Vc = this.f32(values, nKeys * kvWidth, "attention");
+    const kvWidth = nKvHeads * headSize,
+      width = nHeads * headSize;
+    const O = this.f32(out, M * width, "attention"),
+      Q = this.f32(q, M * width, "attention");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attention"),
+      Vc = this.f32(values, nKeys * kvWidth, "attention");
     const Mk = mask ? this.u8(mask, M * nKeys, "attention") : null;
     const group = nHeads / nKvHeads;
     const sqrtHs = f(Math.sqrt(headSize));
@@ -104,9 +114,11 @@ export class JsBackend implements Backend {
     for (let m = 0; m < M; m++) {
       const visible = (j: number) => (Mk ? Mk[m * nKeys + j] !== 0 : j <= nKeys - M + m);
       for (let h = 0; h < nHeads; h++) {
-        const qo = m * width + h * headSize, kvo = Math.floor(h / group) * headSize;
+        const qo = m * width + h * headSize,
+          kvo = Math.floor(h / group) * headSize;
         // Scores of the visible keys only (in key order), then a softmax over exactly those keys.
-        let max = -Infinity, any = false;
+        let max = -Infinity,
+          any = false;
         for (let j = 0; j < nKeys; j++) {
           if (!visible(j)) continue;
           let s = 0;
@@ -134,17 +146,22 @@ export class JsBackend implements Backend {
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
-    const Y = this.f32(y, n, "swiglu"), G = this.f32(gate, n, "swiglu"), U = this.f32(up, n, "swiglu");
+    const Y = this.f32(y, n, "swiglu"),
+      G = this.f32(gate, n, "swiglu"),
+      U = this.f32(up, n, "swiglu");
     for (let i = 0; i < n; i++) Y[i] = f(f(G[i] * f(1 / f(1 + f(Math.exp(-G[i]))))) * U[i]);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
-    const Y = this.f32(y, n, "add"), X = this.f32(x, n, "add");
+    const Y = this.f32(y, n, "add"),
+      X = this.f32(x, n, "add");
     for (let i = 0; i < n; i++) Y[i] += X[i];
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
-    const Y = this.f32(y, M * D, "embedding"), T = this.f32(table, 0, "embedding"), I = this.i32(ids, M, "embedding");
+    const Y = this.f32(y, M * D, "embedding"),
+      T = this.f32(table, 0, "embedding"),
+      I = this.i32(ids, M, "embedding");
     for (let m = 0; m < M; m++) {
       const id = I[m];
       if (id < 0) continue;
@@ -169,7 +186,8 @@ export class JsBackend implements Backend {
   }
 
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
-    const D = this.buf(dst), S = this.buf(src);
+    const D = this.buf(dst),
+      S = this.buf(src);
     if (D.dtype !== S.dtype) throw new BackendError(this.name, `copy: dtype ${S.dtype} into ${D.dtype}`);
     if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > D.data.length || srcOffset + n > S.data.length) throw new BackendError(this.name, `copy: ${n} elements out of range`);
     D.data.set(S.data.slice(srcOffset, srcOffset + n), dstOffset);

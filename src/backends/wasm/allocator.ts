@@ -92,7 +92,8 @@ export class FreeListAllocator {
     if (size === undefined) throw new Error(`allocator: ${ptr} is not a live block`);
     this.live.delete(ptr);
     // Binary search for the first free block after ptr.
-    let lo = 0, hi = this.free.length;
+    let lo = 0,
+      hi = this.free.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.free[mid].start < ptr) lo = mid + 1;

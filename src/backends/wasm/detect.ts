@@ -12,10 +12,28 @@ function simdProbe(opcode: number[]): Uint8Array {
   const body = [0x00 /* no locals */, ...constOp, ...constOp, ...constOp, ...opcode, 0x0b /* end */];
   const code = [0x01 /* one body */, body.length, ...body];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
-    0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
-    0x0a, code.length, ...code, // code section
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00, // "\0asm", version 1
+    0x01,
+    0x05,
+    0x01,
+    0x60,
+    0x00,
+    0x01,
+    0x7b, // type section: () -> v128
+    0x03,
+    0x02,
+    0x01,
+    0x00, // function section: one function of type 0
+    0x0a,
+    code.length,
+    ...code, // code section
   ]);
 }
 

@@ -38,15 +38,9 @@ export interface Kernels {
   packPanelsBf16(dst: number, w: number, K: number, N: number): void;
   rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
-  attention(
-    out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
-    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number,
-  ): void;
+  attention(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number): void;
   /** Query heads h0 .. h1-1 of `attention` (scratch: nHeads * nKeys * 8 bytes). */
-  attentionHeads(
-    out: number, q: number, keys: number, values: number, mask: number, hasMask: number,
-    M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number,
-  ): void;
+  attentionHeads(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number): void;
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
@@ -96,9 +90,7 @@ class WasmBuffer implements Buffer {
  */
 export function wasmBuildUrl(build: WasmBuild, baseUrl?: string | URL): URL {
   if (baseUrl !== undefined) return new URL(`ptp-${build}.wasm`, baseUrl);
-  return build === "relaxed"
-    ? new URL("../../../build/ptp-relaxed.wasm", import.meta.url)
-    : new URL("../../../build/ptp-simd.wasm", import.meta.url);
+  return build === "relaxed" ? new URL("../../../build/ptp-relaxed.wasm", import.meta.url) : new URL("../../../build/ptp-simd.wasm", import.meta.url);
 }
 
 /** Resolves "auto" and checks that the runtime supports the requested build. */
@@ -106,10 +98,7 @@ export function resolveWasmBuild(requested: "auto" | WasmBuild = "auto"): WasmBu
   if (requested === "auto") return relaxedSimdSupported() ? "relaxed" : "simd";
   if (requested === "relaxed") {
     if (!relaxedSimdSupported()) {
-      throw new Error(
-        'wasm backend: the relaxed SIMD build was requested but this runtime does not support relaxed SIMD; ' +
-          'run Node with --experimental-wasm-relaxed-simd (needed on Node 20) or choose wasmBuild "simd"',
-      );
+      throw new Error("wasm backend: the relaxed SIMD build was requested but this runtime does not support relaxed SIMD; " + 'run Node with --experimental-wasm-relaxed-simd (needed on Node 20) or choose wasmBuild "simd"');
     }
     return "relaxed";
   }
@@ -126,9 +115,7 @@ async function loadBytes(url: URL): Promise<Uint8Array> {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   } catch (e) {
-    throw new Error(
-      `wasm backend: the WASM build is missing or unreadable at ${url.href} (${(e as Error).message}); run \`npm run build:wasm\``,
-    );
+    throw new Error(`wasm backend: the WASM build is missing or unreadable at ${url.href} (${(e as Error).message}); run \`npm run build:wasm\``);
   }
 }
 
@@ -195,8 +182,7 @@ export function defaultThreads(): number {
 export function threadsUnavailableReason(): string | undefined {
   const g = globalThis as { crossOriginIsolated?: boolean; SharedArrayBuffer?: unknown };
   if (g.crossOriginIsolated === false || typeof g.SharedArrayBuffer !== "function") {
-    return "one thread: this page is not cross-origin isolated, so worker threads cannot share the WASM memory " +
-      "(serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)";
+    return "one thread: this page is not cross-origin isolated, so worker threads cannot share the WASM memory " + "(serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)";
   }
   return undefined;
 }
@@ -380,8 +366,12 @@ export class WasmBackend implements Backend {
   // ---- ops ----------------------------------------------------------------
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    this.dim("matmul", "M", M); this.dim("matmul", "K", K); this.dim("matmul", "N", N);
-    const Y = this.f32(y, M * N, "matmul y"), X = this.f32(x, M * K, "matmul x"), W = this.f32(w, N * K, "matmul w");
+    this.dim("matmul", "M", M);
+    this.dim("matmul", "K", K);
+    this.dim("matmul", "N", N);
+    const Y = this.f32(y, M * N, "matmul y"),
+      X = this.f32(x, M * K, "matmul x"),
+      W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
     if (this.weights === "bf16") {
       // Every weight gets bf16 panels (the tails are rounded in the kernel).
@@ -437,13 +427,18 @@ export class WasmBackend implements Backend {
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
-    this.dim("rmsnorm", "M", M); this.dim("rmsnorm", "D", D);
-    const Y = this.f32(y, M * D, "rmsnorm y"), X = this.f32(x, M * D, "rmsnorm x"), G = this.f32(weight, D, "rmsnorm weight");
+    this.dim("rmsnorm", "M", M);
+    this.dim("rmsnorm", "D", D);
+    const Y = this.f32(y, M * D, "rmsnorm y"),
+      X = this.f32(x, M * D, "rmsnorm x"),
+      G = this.f32(weight, D, "rmsnorm weight");
     this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
-    this.dim("rope", "M", M); this.dim("rope", "nHeads", nHeads); this.dim("rope", "headSize", headSize);
+    this.dim("rope", "M", M);
+    this.dim("rope", "nHeads", nHeads);
+    this.dim("rope", "headSize", headSize);
     if (headSize % 2 !== 0) throw this.err(`rope: headSize must be even, got ${headSize}`);
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
@@ -482,7 +477,8 @@ export class WasmBackend implements Backend {
     }
     this.refreshViews();
     const key = new Int32Array(M);
-    const f32 = this.f32v, i32 = this.i32v;
+    const f32 = this.f32v,
+      i32 = this.i32v;
     let t = this.ropePtr / 4;
     for (let m = 0; m < M; m++) {
       const p = i32[p0 + m];
@@ -500,11 +496,18 @@ export class WasmBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    this.dim("attention", "M", M); this.dim("attention", "nKeys", nKeys); this.dim("attention", "nHeads", nHeads); this.dim("attention", "nKvHeads", nKvHeads); this.dim("attention", "headSize", headSize);
+    this.dim("attention", "M", M);
+    this.dim("attention", "nKeys", nKeys);
+    this.dim("attention", "nHeads", nHeads);
+    this.dim("attention", "nKvHeads", nKvHeads);
+    this.dim("attention", "headSize", headSize);
     if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attention: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
-    const width = nHeads * headSize, kvWidth = nKvHeads * headSize;
-    const O = this.f32(out, M * width, "attention out"), Q = this.f32(q, M * width, "attention q");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attention keys"), Vc = this.f32(values, nKeys * kvWidth, "attention values");
+    const width = nHeads * headSize,
+      kvWidth = nKvHeads * headSize;
+    const O = this.f32(out, M * width, "attention out"),
+      Q = this.f32(q, M * width, "attention q");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attention keys"),
+      Vc = this.f32(values, nKeys * kvWidth, "attention values");
     let maskPtr = 0;
     if (mask) {
       const Mk = this.typed(mask, "u8", M * nKeys, "attention mask");
@@ -539,19 +542,24 @@ export class WasmBackend implements Backend {
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
     this.dim("swiglu", "n", n);
-    const Y = this.f32(y, n, "swiglu y"), G = this.f32(gate, n, "swiglu gate"), U = this.f32(up, n, "swiglu up");
+    const Y = this.f32(y, n, "swiglu y"),
+      G = this.f32(gate, n, "swiglu gate"),
+      U = this.f32(up, n, "swiglu up");
     this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
     this.dim("add", "n", n);
-    const Y = this.f32(y, n, "add y"), X = this.f32(x, n, "add x");
+    const Y = this.f32(y, n, "add y"),
+      X = this.f32(x, n, "add x");
     this.k.add(Y.ptr, X.ptr, n);
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
-    this.dim("embedding", "M", M); this.dim("embedding", "D", D);
-    const Y = this.f32(y, M * D, "embedding y"), T = this.f32(table, 0, "embedding table");
+    this.dim("embedding", "M", M);
+    this.dim("embedding", "D", D);
+    const Y = this.f32(y, M * D, "embedding y"),
+      T = this.f32(table, 0, "embedding table");
     const I = this.typed(ids, "i32", M, "embedding ids");
     const idv = this.view("i32") as Int32Array;
     const i0 = this.index(I);
@@ -565,15 +573,19 @@ export class WasmBackend implements Backend {
   }
 
   softmax(x: Buffer, M: number, N: number): void {
-    this.dim("softmax", "M", M); this.dim("softmax", "N", N);
+    this.dim("softmax", "M", M);
+    this.dim("softmax", "N", N);
     const X = this.f32(x, M * N, "softmax x");
     this.k.softmax(X.ptr, M, N);
   }
 
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {
-    const D = this.buf(dst, "copy"), S = this.buf(src, "copy");
+    const D = this.buf(dst, "copy"),
+      S = this.buf(src, "copy");
     if (D.dtype !== S.dtype) throw this.err(`copy: dtype ${S.dtype} into ${D.dtype}`);
-    this.dim("copy", "dstOffset", dstOffset); this.dim("copy", "srcOffset", srcOffset); this.dim("copy", "n", n);
+    this.dim("copy", "dstOffset", dstOffset);
+    this.dim("copy", "srcOffset", srcOffset);
+    this.dim("copy", "n", n);
     if (dstOffset + n > D.length || srcOffset + n > S.length) throw this.err(`copy: ${n} elements out of range`);
     const bpe = BYTES[D.dtype];
     this.unpack(D);

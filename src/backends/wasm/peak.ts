@@ -12,13 +12,15 @@ export async function measureFmaPeak(seconds = 0.5): Promise<{ relaxed: number |
     const k = await instantiateBuild(build);
     const FLOPS_PER_ITER = 12 * 4 * 2; // 12 chains x 4 lanes x (mul + add)
     k.fmaPeak(100_000); // warm-up (tier-up to optimised code)
-    let iters = 1_000_000, best = 0;
+    let iters = 1_000_000,
+      best = 0;
     const deadline = performance.now() + seconds * 1000;
     while (performance.now() < deadline) {
       const t = performance.now();
       k.fmaPeak(iters);
       const dt = (performance.now() - t) / 1000;
-      if (dt < 0.02) iters *= 2; // too short to time well
+      if (dt < 0.02)
+        iters *= 2; // too short to time well
       else best = Math.max(best, (iters * FLOPS_PER_ITER) / dt / 1e9);
     }
     return best;

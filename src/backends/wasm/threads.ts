@@ -153,10 +153,14 @@ export class ThreadPool {
    */
   run(kind: number, kernel: ChunkKernel, args: readonly number[], unit: number, total: number): boolean {
     if (!this.ready) return false;
-    const c = this.c, u = this.u;
+    const c = this.c,
+      u = this.u;
     const count = Math.ceil(total / unit);
     const n = ARG_COUNTS[kind];
-    u[P] = kind; u[P + 1] = unit; u[P + 2] = total; u[P + 3] = count;
+    u[P] = kind;
+    u[P + 1] = unit;
+    u[P + 2] = total;
+    u[P + 3] = count;
     const a = this.args;
     for (let i = 0; i < n; i++) {
       u[ARGS + i] = args[i];

@@ -49,14 +49,15 @@ export function allocateBudget(budget: number, caps: number[], weights: number[]
     while (left > 0) {
       let placed = false;
       for (let m = 0; m < caps.length && left > 0; m++) {
-        if (B[m] < caps[m]) (B[m]++, left--, (placed = true));
+        if (B[m] < caps[m]) B[m]++, left--, (placed = true);
       }
       if (!placed) break;
     }
     return B;
   }
   for (let left = budget; left > 0; left--) {
-    let best = -1, gain = -1;
+    let best = -1,
+      gain = -1;
     for (let m = 0; m < caps.length; m++) {
       if (B[m] >= caps[m]) continue;
       const g = weights[m] * model.tail(B[m]);

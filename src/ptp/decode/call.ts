@@ -61,14 +61,17 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
   const { dim, vocabSize } = model.teacher.config;
   const C = cache.length;
   // Block index of each group's first base row and first slot row.
-  const baseAt: number[] = [], slotAt: number[] = [];
+  const baseAt: number[] = [],
+    slotAt: number[] = [];
   let rows = 0;
-  for (const g of groups) (baseAt.push(rows), (rows += g.base.length));
+  for (const g of groups) baseAt.push(rows), (rows += g.base.length);
   const S = groups.reduce((n, g) => n + g.slots.length, 0);
-  for (const g of groups) (slotAt.push(rows), (rows += g.slots.length));
-  const M = rows, nKeys = C + M;
+  for (const g of groups) slotAt.push(rows), (rows += g.slots.length);
+  const M = rows,
+    nKeys = C + M;
 
-  const tokens = new Int32Array(M).fill(-1), positions = new Int32Array(M);
+  const tokens = new Int32Array(M).fill(-1),
+    positions = new Int32Array(M);
   const embeddings = S > 0 ? new Float32Array(M * dim) : undefined;
   const mask = new Uint8Array(M * nKeys);
   groups.forEach((g, gi) => {

@@ -126,7 +126,10 @@ export function decodeBatches(model: PtpModel, prompts: readonly (readonly numbe
   const outputs: number[][] = [];
   for (let from = 0; from < prompts.length; from += batch) {
     const slice = prompts.slice(from, from + batch);
-    const ptp = ptpDecode(slice, slice.map((_, i) => o.aux(from + i)));
+    const ptp = ptpDecode(
+      slice,
+      slice.map((_, i) => o.aux(from + i)),
+    );
     total.add(ptp.stats);
     outputs.push(...ptp.outputs);
     o.onBatch?.({ from, ptp });
@@ -152,7 +155,10 @@ export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number
     batch: o.batch,
     decoder: o.decoder,
     onBatch: ({ from, ptp }) => {
-      const ar = arDecode(prompts.slice(from, from + ptp.outputs.length), ptp.outputs.map((_, i) => o.aux(from + i)));
+      const ar = arDecode(
+        prompts.slice(from, from + ptp.outputs.length),
+        ptp.outputs.map((_, i) => o.aux(from + i)),
+      );
       arTotal.add(ar.stats);
       const m = firstMismatch(ptp.outputs, ar.outputs);
       if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };

@@ -58,7 +58,8 @@ export function decodeAR(model: Transformer, prompt: readonly number[], options:
   const cache = model.newCache(steps);
   const tokens = prompt.slice(0, Math.min(prompt.length, steps + 1));
   for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
-  let modelCalls = 0, generated = 0;
+  let modelCalls = 0,
+    generated = 0;
   // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
   let pos = Math.min(prompt.length, steps);
   if (pos === prompt.length) {

@@ -34,7 +34,6 @@ export { AUX_BITS, MAX_AUX_DIGITS } from "./ptp-file-parts.js";
 
 type TeacherShape = StudentConfig["teacherShape"];
 
-
 /** The teacher shape of a model config, with its keys in canonical order. */
 export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number]>): TeacherShape {
   return Object.fromEntries(SHAPE_FIELDS.map((k) => [k, c[k]])) as TeacherShape;
@@ -98,13 +97,13 @@ export function studentSlots(config: StudentConfig): Slot<StudentWeights>[] {
         name: `layers.${l}.${lin}.lora_A`,
         shape: [r, i],
         get: (w) => pair(w)?.A,
-        set: (w, a) => ensurePair(w, l, lin).A = a,
+        set: (w, a) => (ensurePair(w, l, lin).A = a),
       });
       out.push({
         name: `layers.${l}.${lin}.lora_B`,
         shape: [o, r],
         get: (w) => pair(w)?.B,
-        set: (w, a) => ensurePair(w, l, lin).B = a,
+        set: (w, a) => (ensurePair(w, l, lin).B = a),
       });
     }
   }

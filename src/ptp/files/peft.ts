@@ -58,9 +58,7 @@ const START = "ptp.start";
 const CONFIG_TENSOR = "ptp.config";
 
 /** PEFT's target module name of each linear layer (the last part of its HF module path). */
-const TARGET: Readonly<Record<LinearName, string>> = Object.fromEntries(
-  LINEAR_NAMES.map((n) => [n, HF_LINEAR_MODULES[n].split(".").pop()!]),
-) as Record<LinearName, string>;
+const TARGET: Readonly<Record<LinearName, string>> = Object.fromEntries(LINEAR_NAMES.map((n) => [n, HF_LINEAR_MODULES[n].split(".").pop()!])) as Record<LinearName, string>;
 
 /** The "ptp" object of adapter_config.json. */
 export interface PeftPtpSettings {
@@ -319,7 +317,13 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   if (hasStartVector({ variant, query: settings?.slot_input === "query" })) weights.start = take(START, [t.dim]);
   if (tensors.has(CONFIG_TENSOR)) used.add(CONFIG_TENSOR);
   const extra = [...tensors.keys()].filter((k) => !used.has(k));
-  if (extra.length > 0) fail(`unexpected tensor${extra.length > 1 ? "s" : ""} ${extra.slice(0, 5).map((k) => JSON.stringify(k)).join(", ")} (not part of a ${variant}-PTP LoRA student with aux kind ${aux.kind})`);
+  if (extra.length > 0)
+    fail(
+      `unexpected tensor${extra.length > 1 ? "s" : ""} ${extra
+        .slice(0, 5)
+        .map((k) => JSON.stringify(k))
+        .join(", ")} (not part of a ${variant}-PTP LoRA student with aux kind ${aux.kind})`,
+    );
 
   const config: StudentConfig = {
     variant,

@@ -231,7 +231,7 @@ export function writeSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): Reco
 /** Fails unless the file has the start vector exactly for C (checked before the other tensors). */
 export function checkStartTensor(config: Pick<AuxFields, "variant" | "query">, file: SafetensorsFile, dim: number, fail: Fail): void {
   const has = hasStartVector(config);
-  if (!has && file.tensors.has("start")) fail(`${config.variant === "O" ? "variant O" : "a query-slot C-PTP model (slot_input \"query\")"} has no start vector, but the file has a tensor "start"`);
+  if (!has && file.tensors.has("start")) fail(`${config.variant === "O" ? "variant O" : 'a query-slot C-PTP model (slot_input "query")'} has no start vector, but the file has a tensor "start"`);
   if (has && !file.tensors.has("start")) fail(`variant C needs the start vector, but tensor "start" [${dim}] is missing`);
 }
 

@@ -52,4 +52,3 @@ export function teacherChecksum(ckpt: Checkpoint): string {
   if (!c.sharedClassifier) updateFloats(hash, w.wcls);
   return bytesToHex(hash.digest());
 }
-

@@ -16,7 +16,10 @@ export type KeyRanges = Int32Array;
  * q [M, nHeads * hs]; k, v [nKeys, nKvHeads * hs]; out [M, nHeads * hs].
  */
 export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, visible: KeyRanges, nHeads: number, nKvHeads: number, hs: number): Tensor {
-  const W = nHeads * hs, KW = nKvHeads * hs, M = q.data.length / W, nKeys = k.data.length / KW;
+  const W = nHeads * hs,
+    KW = nKvHeads * hs,
+    M = q.data.length / W,
+    nKeys = k.data.length / KW;
   if (q.cols !== W || k.cols !== KW || v.cols !== KW || v.data.length !== k.data.length) {
     throw new RangeError(`attention: q [${q.shape}] k [${k.shape}] v [${v.shape}] do not fit nHeads ${nHeads}, nKvHeads ${nKvHeads}, headSize ${hs}`);
   }

@@ -14,7 +14,10 @@ function addInto(g: Float32Array, dy: Float32Array, o = 0): void {
 export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
   sameSize("add", a, b);
   const y = tape.output(a.shape, [a, b]);
-  const yd = y.data, ad = a.data, bd = b.data, n = yd.length;
+  const yd = y.data,
+    ad = a.data,
+    bd = b.data,
+    n = yd.length;
   for (let i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   tape.record(y, (dy) => {
     if (a.grad) addInto(a.grad, dy);
@@ -26,7 +29,9 @@ export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
 /** c * x for a constant c. */
 export function scale(tape: Tape, x: Tensor, c: number): Tensor {
   const y = tape.output(x.shape, [x]);
-  const yd = y.data, xd = x.data, n = yd.length;
+  const yd = y.data,
+    xd = x.data,
+    n = yd.length;
   for (let i = 0; i < n; i++) yd[i] = c * xd[i];
   tape.record(y, (dy) => {
     const g = x.grad!;
@@ -37,10 +42,13 @@ export function scale(tape: Tape, x: Tensor, c: number): Tensor {
 
 /** x [M, N] + b [N] on every row. */
 export function addBias(tape: Tape, x: Tensor, b: Tensor): Tensor {
-  const N = x.cols, M = x.data.length / N;
+  const N = x.cols,
+    M = x.data.length / N;
   if (b.data.length !== N) throw new RangeError(`addBias: bias has ${b.data.length} values, rows have ${N}`);
   const y = tape.output(x.shape, [x, b]);
-  const yd = y.data, xd = x.data, bd = b.data;
+  const yd = y.data,
+    xd = x.data,
+    bd = b.data;
   for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) yd[m * N + n] = xd[m * N + n] + bd[n];
   tape.record(y, (dy) => {
     if (x.grad) addInto(x.grad, dy);
@@ -54,7 +62,9 @@ export function addBias(tape: Tape, x: Tensor, b: Tensor): Tensor {
 export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   sameSize("swiglu", gate, up);
   const y = tape.output(gate.shape, [gate, up]);
-  const g = gate.data, u = up.data, n = y.data.length;
+  const g = gate.data,
+    u = up.data,
+    n = y.data.length;
   // sigmoid(gate), kept for the backward pass.
   const sg = new Float32Array(n);
   const k = tape.kernels;
@@ -78,7 +88,9 @@ export function constantPrefixRows(t: Tensor): number {
 /** Rows of a [Ra, D] on top of rows of b [Rb, D] -> [Ra + Rb, D]. */
 export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
   if (a.cols !== b.cols) throw new RangeError(`concatRows: widths differ (${a.cols} vs ${b.cols})`);
-  const D = a.cols, Ra = a.data.length / D, Rb = b.data.length / D;
+  const D = a.cols,
+    Ra = a.data.length / D,
+    Rb = b.data.length / D;
   const y = tape.output([Ra + Rb, D], [a, b]);
   y.data.set(a.data, 0);
   y.data.set(b.data, a.data.length);
@@ -92,7 +104,8 @@ export function concatRows(tape: Tape, a: Tensor, b: Tensor): Tensor {
 
 /** Row m of the result is `row` [D] where take[m] is 1, else row m of x [M, D]. */
 export function replaceRows(tape: Tape, x: Tensor, row: Tensor, take: Uint8Array): Tensor {
-  const D = x.cols, M = x.data.length / D;
+  const D = x.cols,
+    M = x.data.length / D;
   if (row.data.length !== D) throw new RangeError(`replaceRows: the row has ${row.data.length} values, x rows have ${D}`);
   if (take.length !== M) throw new RangeError(`replaceRows: take has ${take.length} entries for ${M} rows`);
   const y = tape.output(x.shape, [x, row]);
@@ -110,7 +123,8 @@ export function replaceRows(tape: Tape, x: Tensor, row: Tensor, take: Uint8Array
 
 /** Rows [from, to) of x [M, D]. */
 export function sliceRows(tape: Tape, x: Tensor, from: number, to: number): Tensor {
-  const D = x.cols, M = x.data.length / D;
+  const D = x.cols,
+    M = x.data.length / D;
   if (!(0 <= from && from <= to && to <= M)) throw new RangeError(`sliceRows: rows [${from}, ${to}) of ${M}`);
   const y = tape.output([to - from, D], [x], x.data.slice(from * D, to * D));
   tape.record(y, (dy) => {

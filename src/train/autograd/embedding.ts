@@ -2,7 +2,9 @@ import type { Tape, Tensor } from "./tensor.js";
 
 /** y[m, :] = table[ids[m], :]; the backward pass scatters into the table's rows. */
 export function embedding(tape: Tape, table: Tensor, ids: Int32Array): Tensor {
-  const D = table.cols, V = table.data.length / D, M = ids.length;
+  const D = table.cols,
+    V = table.data.length / D,
+    M = ids.length;
   const y = tape.output([M, D], [table]);
   for (let m = 0; m < M; m++) {
     const t = ids[m];
@@ -24,15 +26,18 @@ export function embedding(tape: Tape, table: Tensor, ids: Int32Array): Tensor {
  * computes the same at inference).
  */
 export function anchorEmbedding(tape: Tape, anchors: Tensor, us: Float32Array): Tensor {
-  const D = anchors.cols, M = us.length;
+  const D = anchors.cols,
+    M = us.length;
   if (anchors.data.length !== 3 * D) throw new RangeError(`anchorEmbedding: anchors must be [3, D], got [${anchors.shape}]`);
-  const lo = new Int32Array(M), t = new Float64Array(M);
+  const lo = new Int32Array(M),
+    t = new Float64Array(M);
   for (let m = 0; m < M; m++) {
     const hi = us[m] < 0.5 ? 1 : 2;
     lo[m] = hi - 1;
     t[m] = Math.fround((us[m] - (hi - 1) * 0.5) * 2);
   }
-  const A = anchors.data, y = tape.output([M, D], [anchors]);
+  const A = anchors.data,
+    y = tape.output([M, D], [anchors]);
   for (let m = 0; m < M; m++) {
     for (let d = 0; d < D; d++) {
       const a = A[lo[m] * D + d];
@@ -57,7 +62,9 @@ export function anchorEmbedding(tape: Tape, anchors: Tensor, us: Float32Array): 
  * rows' dy into the table's rows.
  */
 export function addEmbeddingRows(tape: Tape, x: Tensor, table: Tensor, ids: Int32Array): Tensor {
-  const D = table.cols, V = table.data.length / D, M = x.rows;
+  const D = table.cols,
+    V = table.data.length / D,
+    M = x.rows;
   if (x.cols !== D || ids.length !== M) throw new RangeError(`addEmbeddingRows: x is [${x.shape}], table [${table.shape}], ${ids.length} ids`);
   const y = tape.output([M, D], [x, table], x.data.slice());
   for (let m = 0; m < M; m++) {

@@ -87,11 +87,16 @@ export const jsKernels: TrainKernels = {
     accumulate(dw, dy, 1, N, x, N, K, M);
   },
   attentionForward(O, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
-    const W = H * hs, KW = KVH * hs, group = H / KVH;
+    const W = H * hs,
+      KW = KVH * hs,
+      group = H / KVH;
     for (let m = 0; m < M; m++) {
-      const js = visibleKeys(ranges, m), n = js.length;
+      const js = visibleKeys(ranges, m),
+        n = js.length;
       for (let h = 0; h < H; h++) {
-        const qo = m * W + h * hs, ko = Math.floor(h / group) * hs, p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
+        const qo = m * W + h * hs,
+          ko = Math.floor(h / group) * hs,
+          p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
         let max = -Infinity;
         for (let i = 0; i < n; i++) {
           let s = 0;
@@ -105,7 +110,8 @@ export const jsKernels: TrainKernels = {
         for (let i = 0; i < n; i++) p[i] /= sum;
         for (let d = 0; d < hs; d++) O[qo + d] = 0;
         for (let i = 0; i < n; i++) {
-          const vj = js[i] * KW + ko, pi = p[i];
+          const vj = js[i] * KW + ko,
+            pi = p[i];
           for (let d = 0; d < hs; d++) O[qo + d] += pi * V[vj + d];
         }
       }
@@ -119,7 +125,8 @@ export const jsKernels: TrainKernels = {
     for (let i = 0; i < M * N; i++) y[i] = y[i] + Math.fround(s * u[i]);
   },
   loraBackward(dx, da, db, dw, dy, x, w, a, b, t, M, K, N, r, s) {
-    const du = new Float32Array(M * N), dt = new Float32Array(M * r);
+    const du = new Float32Array(M * N),
+      dt = new Float32Array(M * r);
     for (let i = 0; i < M * N; i++) du[i] = s * dy[i];
     this.matmulGradX(dt, du, b, M, r, N);
     if (db) this.matmulGradW(db, du, t, M, r, N);
@@ -139,18 +146,24 @@ export const jsKernels: TrainKernels = {
   },
   swiglu(y, sig, gate, up, n) {
     for (let i = 0; i < n; i++) {
-      const g = gate[i], s = 1 / (1 + Math.exp(-g));
+      const g = gate[i],
+        s = 1 / (1 + Math.exp(-g));
       sig[i] = s;
       y[i] = g * s * up[i];
     }
   },
   attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
-    const W = H * hs, KW = KVH * hs, group = H / KVH;
+    const W = H * hs,
+      KW = KVH * hs,
+      group = H / KVH;
     for (let m = 0; m < M; m++) {
-      const js = visibleKeys(ranges, m), n = js.length;
+      const js = visibleKeys(ranges, m),
+        n = js.length;
       const dp = new Float64Array(n);
       for (let h = 0; h < H; h++) {
-        const qo = m * W + h * hs, ko = Math.floor(h / group) * hs, p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
+        const qo = m * W + h * hs,
+          ko = Math.floor(h / group) * hs,
+          p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
         // dP_j = dO . v_j;  dV_j += P_j dO;  dS_j = P_j (dP_j - sum_i P_i dP_i)
         let pdp = 0;
         for (let i = 0; i < n; i++) {

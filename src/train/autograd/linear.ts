@@ -2,7 +2,8 @@ import type { Tape, Tensor } from "./tensor.js";
 
 /** y = x W^T, x [M, K], W [N, K] -> y [M, N]. */
 export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
-  const [M, K] = x.shape, [N, K2] = w.shape;
+  const [M, K] = x.shape,
+    [N, K2] = w.shape;
   if (K !== K2) throw new RangeError(`linear: x has ${K} columns but W is [${N}, ${K2}]`);
   const k = tape.kernels;
   const y = tape.output([M, N], [x, w]);
@@ -23,7 +24,10 @@ export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
  * gradients and the copies between them.
  */
 export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tensor, s: number): Tensor {
-  const [M, K] = x.shape, [N, K2] = w.shape, [r, K3] = a.shape, [N2, r2] = b.shape;
+  const [M, K] = x.shape,
+    [N, K2] = w.shape,
+    [r, K3] = a.shape,
+    [N2, r2] = b.shape;
   if (K !== K2 || K !== K3 || N !== N2 || r !== r2) {
     throw new RangeError(`linearLora: x [${x.shape}] W [${w.shape}] A [${a.shape}] B [${b.shape}] do not fit y = x W^T + s (x A^T) B^T`);
   }

@@ -25,7 +25,8 @@ function logSoftmax(row: Float32Array, invTemp: number, out: Float64Array): void
 }
 
 function checkRows(op: string, logits: Tensor, weights: Float32Array): [R: number, V: number, total: number] {
-  const V = logits.cols, R = logits.data.length / V;
+  const V = logits.cols,
+    R = logits.data.length / V;
   if (weights.length !== R) throw new RangeError(`${op}: ${weights.length} row weights for ${R} rows`);
   let total = 0;
   for (const w of weights) total += w;
@@ -37,11 +38,14 @@ function checkRows(op: string, logits: Tensor, weights: Float32Array): [R: numbe
 export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, weights: Float32Array, invTemp = 1): Tensor {
   const [R, V, total] = checkRows("crossEntropy", logits, weights);
   if (targets.length !== R) throw new RangeError(`crossEntropy: ${targets.length} targets for ${R} rows`);
-  const z = logits.data, e = new Float64Array(V), probs = new Float32Array(R * V);
+  const z = logits.data,
+    e = new Float64Array(V),
+    probs = new Float32Array(R * V);
   let loss = 0;
   for (let r = 0; r < R; r++) {
     if (weights[r] === 0) continue;
-    const t = targets[r], o = r * V;
+    const t = targets[r],
+      o = r * V;
     if (!(t >= 0 && t < V)) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary of ${V}`);
     // log softmax in float64, one exp per entry: probs = e / sum, log p_t = z_t - max - log sum.
     let max = -Infinity;
@@ -60,7 +64,9 @@ export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, we
     const g = logits.grad!;
     for (let r = 0; r < R; r++) {
       if (weights[r] === 0) continue;
-      const c = (dy[0] * weights[r] * invTemp) / total, o = r * V, t = targets[r];
+      const c = (dy[0] * weights[r] * invTemp) / total,
+        o = r * V,
+        t = targets[r];
       for (let i = 0; i < t; i++) g[o + i] += c * probs[o + i];
       g[o + t] += c * (probs[o + t] - 1);
       for (let i = t + 1; i < V; i++) g[o + i] += c * probs[o + i];
@@ -79,7 +85,8 @@ export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, we
 export function klDivergence(tape: Tape, logits: Tensor, teacherLogits: Float32Array, weights: Float32Array, invTemp: number, direction: "forward" | "reverse"): Tensor {
   const [R, V, total] = checkRows("klDivergence", logits, weights);
   if (teacherLogits.length !== R * V) throw new RangeError(`klDivergence: teacher logits have ${teacherLogits.length} values, expected ${R} x ${V}`);
-  const lp = new Float64Array(V), lq = new Float64Array(V);
+  const lp = new Float64Array(V),
+    lq = new Float64Array(V);
   const grads = new Float32Array(R * V);
   let loss = 0;
   for (let r = 0; r < R; r++) {

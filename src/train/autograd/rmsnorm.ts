@@ -2,10 +2,14 @@ import type { Tape, Tensor } from "./tensor.js";
 
 /** y[m, :] = x[m, :] * r_m * w, r_m = 1 / sqrt(mean(x[m, :]^2) + eps). */
 export function rmsnorm(tape: Tape, x: Tensor, w: Tensor, eps: number): Tensor {
-  const D = x.cols, M = x.data.length / D;
+  const D = x.cols,
+    M = x.data.length / D;
   if (w.data.length !== D) throw new RangeError(`rmsnorm: weight has ${w.data.length} values, rows have ${D}`);
   const y = tape.output(x.shape, [x, w]);
-  const r = new Float64Array(M), xd = x.data, wd = w.data, yd = y.data;
+  const r = new Float64Array(M),
+    xd = x.data,
+    wd = w.data,
+    yd = y.data;
   for (let m = 0; m < M; m++) {
     const o = m * D;
     let ss = 0;
@@ -15,9 +19,11 @@ export function rmsnorm(tape: Tape, x: Tensor, w: Tensor, eps: number): Tensor {
     for (let d = 0; d < D; d++) yd[o + d] = xd[o + d] * rm * wd[d];
   }
   tape.record(y, (dy) => {
-    const xg = x.grad, wg = w.grad;
+    const xg = x.grad,
+      wg = w.grad;
     for (let m = 0; m < M; m++) {
-      const o = m * D, rm = r[m];
+      const o = m * D,
+        rm = r[m];
       // d y_d / d x_e = w_d (r delta_de - x_d x_e r^3 / D)
       if (xg) {
         let dot = 0;

@@ -5,13 +5,16 @@ import type { Tape, Tensor } from "./tensor.js";
 let lastTables: { positions: Int32Array; headSize: number; theta: number; cos: Float64Array; sin: Float64Array } | null = null;
 
 function ropeTables(positions: Int32Array, headSize: number, theta: number): [cos: Float64Array, sin: Float64Array] {
-  const M = positions.length, half = headSize / 2, last = lastTables;
+  const M = positions.length,
+    half = headSize / 2,
+    last = lastTables;
   if (last && last.headSize === headSize && last.theta === theta && last.positions.length === M) {
     let same = true;
     for (let m = 0; m < M && same; m++) same = last.positions[m] === positions[m];
     if (same) return [last.cos, last.sin];
   }
-  const cos = new Float64Array(M * half), sin = new Float64Array(M * half);
+  const cos = new Float64Array(M * half),
+    sin = new Float64Array(M * half);
   for (let m = 0; m < M; m++) {
     for (let i = 0; i < headSize; i += 2) {
       const a = ropeAngle(positions[m], i, headSize, theta);
@@ -29,19 +32,23 @@ function ropeTables(positions: Int32Array, headSize: number, theta: number): [co
  * rotation by the opposite angle.
  */
 export function rope(tape: Tape, x: Tensor, positions: Int32Array, nHeads: number, headSize: number, theta: number): Tensor {
-  const W = nHeads * headSize, M = x.data.length / W;
+  const W = nHeads * headSize,
+    M = x.data.length / W;
   if (x.cols !== W) throw new RangeError(`rope: rows have ${x.cols} values, expected nHeads * headSize = ${W}`);
   if (positions.length !== M) throw new RangeError(`rope: ${positions.length} positions for ${M} rows`);
   const half = headSize / 2;
   const [cos, sin] = ropeTables(positions, headSize, theta);
   const y = tape.output(x.shape, [x]);
-  const src = x.data, dst = y.data;
+  const src = x.data,
+    dst = y.data;
   for (let m = 0; m < M; m++) {
     for (let i = 0; i < half; i++) {
-      const c = cos[m * half + i], s = sin[m * half + i];
+      const c = cos[m * half + i],
+        s = sin[m * half + i];
       for (let h = 0; h < nHeads; h++) {
         const o = m * W + h * headSize + 2 * i;
-        const a = src[o], b = src[o + 1];
+        const a = src[o],
+          b = src[o + 1];
         dst[o] = a * c - b * s;
         dst[o + 1] = a * s + b * c;
       }
@@ -51,10 +58,12 @@ export function rope(tape: Tape, x: Tensor, positions: Int32Array, nHeads: numbe
     const g = x.grad!;
     for (let m = 0; m < M; m++) {
       for (let i = 0; i < half; i++) {
-        const c = cos[m * half + i], s = -sin[m * half + i];
+        const c = cos[m * half + i],
+          s = -sin[m * half + i];
         for (let h = 0; h < nHeads; h++) {
           const o = m * W + h * headSize + 2 * i;
-          const a = dy[o], b = dy[o + 1];
+          const a = dy[o],
+            b = dy[o + 1];
           g[o] += a * c - b * s;
           g[o + 1] += a * s + b * c;
         }

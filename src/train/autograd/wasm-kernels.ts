@@ -93,15 +93,29 @@ export function wasmTrainKernels(): TrainKernels {
       get(pp, probs);
     },
     attentionBackward(dq, dk, dv, dout, probs, q, k, v, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
-      const KW = KVH * hs, nKeys = k.length / KW;
+      const KW = KVH * hs,
+        nKeys = k.length / KW;
       kvFrom = Math.max(0, Math.min(nKeys, kvFrom));
       let longest = 0;
       for (let m = 0; m < M; m++) longest = Math.max(longest, ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
       const sizes = [dq.length, dk.length, dv.length, dout.length, probs.length, q.length, k.length, v.length, ranges.length, offsets.length, v.length + 4 + longest];
       const [pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, ps] = place(...sizes);
       // The rows of dk, dv below kvFrom are neither read nor written: copy the rest only.
-      const from = kvFrom * KW, tailK = dk.subarray(from), tailV = dv.subarray(from);
-      const inputs: [number, Float32Array | Int32Array][] = [[pdq, dq], [pdk + 4 * from, tailK], [pdv + 4 * from, tailV], [pdo, dout], [pp, probs], [pq, q], [pk, k], [pv, v], [pr, ranges], [pf, offsets]];
+      const from = kvFrom * KW,
+        tailK = dk.subarray(from),
+        tailV = dv.subarray(from);
+      const inputs: [number, Float32Array | Int32Array][] = [
+        [pdq, dq],
+        [pdk + 4 * from, tailK],
+        [pdv + 4 * from, tailV],
+        [pdo, dout],
+        [pp, probs],
+        [pq, q],
+        [pk, k],
+        [pv, v],
+        [pr, ranges],
+        [pf, offsets],
+      ];
       for (const [p, a] of inputs) put(p, a);
       ex.attentionBackward(pdq, pdk, pdv, pdo, pp, pq, pk, pv, pr, pf, M, H, KVH, hs, scale, nKeys, ps, kvFrom);
       get(pdq, dq);
@@ -120,7 +134,12 @@ export function wasmTrainKernels(): TrainKernels {
     },
     loraBackward(dx, da, db, dw, dy, x, w, a, b, t, M, K, N, r, s) {
       const [pdx, pda, pdb, pdw, pdy, px, pw, pa, pb, pt, ps] = place(dx ? M * K : 0, da ? r * K : 0, db ? N * r : 0, dw ? N * K : 0, M * N, M * K, N * K, r * K, N * r, M * r, M * N + M * r + 8 + Math.max(M * N, M * r));
-      const grads: [number, Float32Array | null, number][] = [[pdx, dx, M * K], [pda, da, r * K], [pdb, db, N * r], [pdw, dw, N * K]];
+      const grads: [number, Float32Array | null, number][] = [
+        [pdx, dx, M * K],
+        [pda, da, r * K],
+        [pdb, db, N * r],
+        [pdw, dw, N * K],
+      ];
       for (const [p, g, n] of grads) if (g) put(p, g, n);
       put(pdy, dy, M * N);
       put(px, x, M * K);

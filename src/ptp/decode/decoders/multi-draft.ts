@@ -73,7 +73,9 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
         return range(0, P);
       }
       // Verify each branch: the last pending row predicts `next`, a branch's row j predicts next + j + 1.
-      let best: number[] = [], bestFirst = 0, first = P;
+      let best: number[] = [],
+        bestFirst = 0,
+        first = P;
       for (const c of s.candidates) {
         const logits = [out.base[P - 1], ...out.base.slice(first, first + c.length)];
         const verified = verifyDrafts(seq, logits, 1, c);

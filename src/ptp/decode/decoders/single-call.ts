@@ -32,7 +32,10 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
     state,
     plan(seq) {
       const s = state(seq);
-      const pending = seq.pending, P = pending.length, D = s.drafts.length, next = seq.next;
+      const pending = seq.pending,
+        P = pending.length,
+        D = s.drafts.length,
+        next = seq.next;
       const base = [...chain(pending, seq.cached), ...chain(s.drafts, next)];
       // Branch m predicts positions next + m .. ; none beyond the step limit.
       const caps = range(0, D + 1).map((m) => Math.max(0, Math.min(window, seq.room - m)));
@@ -45,7 +48,9 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
     },
     accept(seq, _group, out) {
       const s = state(seq);
-      const P = seq.pending.length, D = s.drafts.length, next = seq.next;
+      const P = seq.pending.length,
+        D = s.drafts.length,
+        next = seq.next;
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
       const m = verified.length - 1;
       s.acceptance.observe(m, D);
