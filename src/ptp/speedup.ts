@@ -2,7 +2,8 @@ import type { Backend } from "../backends/backend.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { decode, type DecoderName } from "./decode/run.js";
+import { decodeBatches } from "./decode/compare.js";
+import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";
 import type { Student } from "./student-weights.js";
 import { WIDEN_SHAPES, widenCheckpoint, widenStudent } from "./widen.js";
@@ -91,15 +92,8 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
-        const r: Run = { outputs: [], calls: 0, tokens: 0, seconds: 0 };
-        o.prompts.forEach((p, i) => {
-          const res = decode(model, [p], { steps: o.steps, sampling: { temperature: o.temperature }, decoder, aux: [new XorShiftAux(BigInt((o.seed ?? 1) + i))] });
-          r.outputs.push(res.outputs[0]);
-          r.calls += res.stats.modelCalls;
-          r.tokens += res.stats.generatedTokens;
-          r.seconds += res.stats.seconds;
-        });
-        return r;
+        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
+        return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
       for (const d of all) run(d); // warm-up: packing, JIT tiers
