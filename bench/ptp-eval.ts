@@ -47,7 +47,8 @@ checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), studentPath);
 const count = Number(flag("count", "0"));
 const texts = readFileSync(flag("prompts"), "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
-const decoders = flag("decoders", student.config.variant === "C" ? "single-call,self" : "single-call,verify").split(",") as DecoderName[];
+// A query student's own AR path is the teacher's, so self decoding says nothing about it.
+const decoders = flag("decoders", student.config.variant === "C" && !student.config.query ? "single-call,self" : "single-call,verify").split(",") as DecoderName[];
 const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
 const steps = Number(flag("steps", "128")), seed = Number(flag("seed", "1")), threads = Number(flag("threads", "1"));
 const budget = args.includes("--budget") ? Number(flag("budget")) : undefined;
