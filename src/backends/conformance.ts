@@ -352,6 +352,29 @@ const CHECKS: CheckSpec[] = [
     },
   },
   {
+    id: "attention-sparse",
+    description: "attentionSparse (where a backend has it) is bit-identical to attention with the same mask, and refuses a row that sees no key",
+    run(b, _ref, g) {
+      if (!b.attentionSparse) return;
+      const M = g.int(1, 12), nKv = g.int(1, 2), hs = g.int(1, 18);
+      const c = randomAttention(g, M, g.int(0, 10), nKv, g.int(1, 3), hs, true);
+      const rows: number[] = [0], keys: number[] = [];
+      for (let m = 0; m < M; m++) {
+        for (let j = 0; j < c.nKeys; j++) if (c.mask![m * c.nKeys + j]) keys.push(j);
+        rows.push(keys.length);
+      }
+      const sparse = Int32Array.from([...rows, ...keys]);
+      const got = scoped(b, (alloc, zeros) => {
+        const out = zeros(M * c.nHeads * hs);
+        b.attentionSparse!(out, alloc(c.q), alloc(c.keys), alloc(c.values), alloc(sparse, "i32"), M, c.nKeys, c.nHeads, c.nKvHeads, hs);
+        return b.download(out);
+      });
+      bitExact(got, ops.attention(b, c), `attentionSparse M=${M} nKeys=${c.nKeys}`);
+      const empty = Int32Array.from([0, 0]);
+      throwsBackendError(() => scoped(b, (alloc, zeros) => b.attentionSparse!(zeros(c.nHeads * hs), alloc(c.q), alloc(c.keys), alloc(c.values), alloc(empty, "i32"), 1, c.nKeys, c.nHeads, c.nKvHeads, hs)), "attentionSparse row that sees no key", /sees no key/);
+    },
+  },
+  {
     id: "errors",
     description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key",
     cases: 1,
