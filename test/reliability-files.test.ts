@@ -308,6 +308,34 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it("REL-MEMORY-TRAIN: distill, train (both objectives) and pregenerate refuse up front (exit 2) a run whose estimated memory is beyond the machine, naming the flags that drive it; nothing is written", async () => {
+    await dataset();
+    const started = performance.now();
+    const out = join(tmp, "memory.safetensors");
+    let r = await runCli(...distillArgs(out, "--windows", "4096", "--window", "64", "--batch", "4096", "--threads", "256"));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp distill: distill: .*teacher.bin needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 64 slots x 256 threads, .*\), more than this machine's .* GiB; lower --windows, --window, --threads \(or --batch\) or --rank\n/);
+    expect(existsSync(out)).toBe(false);
+    r = await runCli(...trainArgs(join(tmp, "memory.bin"), "--tokenizer", TOK_512, "--dim", "4096", "--hidden", "16384", "--layers", "64", "--heads", "32", "--seq-len", "65536", "--batch", "4096"));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp train: train needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 65536 tokens, .*\), more than this machine's .* GiB; lower --batch, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
+    const big = join(tmp, "long-context-train.bin");
+    writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
+    r = await runCli("train", "--objective", "inverse-ar", "--model", big, "--corpus", corpus, "--tokenizer", TOK_512, "--out", join(tmp, "iar-memory.safetensors"), "--context", "1048576", "--steps", "2");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp train: train --objective inverse-ar: .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window or --rank\n/);
+    const data = join(tmp, "memory.ptpd");
+    r = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "1048576", "--samples", "1", "--backend", "wasm");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp pregenerate: pregenerate: .*long-context-train.bin needs about \d+\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps \(or the longest of --prompts\)\n/);
+    expect(existsSync(data)).toBe(false);
+    // Refused before any big allocation: all four in well under the time one would take.
+    expect(performance.now() - started).toBeLessThan(20_000);
+    // A run of the same model that fits still goes.
+    const ok = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "8", "--samples", "1", "--backend", "wasm");
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
   it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {
     const bytes = new Uint8Array(serializeCheckpoint(randomCheckpoint(config, 2), 1));
     new DataView(bytes.buffer).setInt32(8 + 4 * 6, 2 ** 31 - 1, true);

@@ -10,6 +10,8 @@ import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
@@ -76,6 +78,28 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const loop = loopOptions(f, f.lr! / 10);
   if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out!;
+  // The model's shape from the flags; its memory is checked before the corpus is read (with the vocabulary still unknown) and again once it is known.
+  const shapeOf = (vocabSize: number): ModelConfig => {
+    const config: ModelConfig = {
+      dim: f.dim!,
+      hiddenDim: f.hidden!,
+      nLayers: f.layers!,
+      nHeads: f.heads!,
+      nKvHeads: f["kv-heads"] ?? f.heads!,
+      vocabSize,
+      seqLen: f["seq-len"]!,
+      sharedClassifier: true,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+    };
+    if (f.objective === "inverse-ar") return config;
+    validateConfig({ ...config, vocabSize: Math.max(1, vocabSize) }, "ptp train: the model shape");
+    const context = f.context ?? config.seqLen;
+    if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
+    refuseBeyondMemory("train", pretrainMemory(config, { batch: f.batch!, context }), "js", "--batch, --context (or --seq-len), --dim, --hidden or --layers");
+    return config;
+  };
+  shapeOf(0);
   const files = runFiles(f, out, {
     inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model as string | undefined }, { flag: "--eval-prompts", path: f["eval-prompts"] as string | undefined }],
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
@@ -100,21 +124,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   useTrainKernels(wasmTrainKernels());
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
-  const config: ModelConfig = {
-    dim: f.dim!,
-    hiddenDim: f.hidden!,
-    nLayers: f.layers!,
-    nHeads: f.heads!,
-    nKvHeads: f["kv-heads"] ?? f.heads!,
-    vocabSize: tokenizer.vocabSize,
-    seqLen: f["seq-len"]!,
-    sharedClassifier: true,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-  };
-  validateConfig(config, "ptp train: the model shape");
+  const config = shapeOf(tokenizer.vocabSize);
   const context = f.context ?? config.seqLen;
-  if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
   const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"]!)));
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
   const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
