@@ -5,7 +5,7 @@ import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
-import { readFileBytes } from "../io/errors.js";
+import { readPrompts } from "./ptp-common.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
@@ -107,14 +107,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     writer.close();
     model?.dispose();
   }
-}
-
-/** The prompts of a --prompts file: one per line, blank lines skipped. */
-function readPrompts(path: string): string[] {
-  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
-  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
-  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
-  return prompts;
 }
 
 /**

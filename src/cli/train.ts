@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
+import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { validateConfig, type ModelConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
@@ -71,6 +71,9 @@ C-PTP cross-entropy. --out is then the student adapter (safetensors).
 
 ${describeFlags(trainFlags)}`;
 
+/** A corpus is at most 2 GiB, a document (line) at most 256 MiB (a JavaScript string holds at most about 512 M characters). */
+export const CORPUS_LIMITS = { maxBytes: MAX_FILE_BYTES, maxLine: 256 * 2 ** 20 };
+
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
@@ -106,17 +109,17 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
 
-  const corpusBytes = readFileBytes(f.corpus!, "a text corpus, one document per line");
-  const text = new TextDecoder().decode(corpusBytes);
-  // A resume must train on the same corpus: its digest is stored with the checkpoint.
-  files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
+  // a resume must train on the same corpus, so its digest is stored with the checkpoint.
+  const digest = createHash("sha256"), lines: string[] = [];
+  readLines(f.corpus!, "a text corpus, one document per line", CORPUS_LIMITS, (line) => void (line.trim() !== "" && lines.push(line)), (chunk) => digest.update(chunk));
+  files.inputs = { corpusSha256: digest.digest("hex") };
   if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
   let tokenizer: Tokenizer;
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
     else {
-      const n = writeCharTokenizer(f["char-vocab"], lines.join("\n"));
+      const n = writeCharTokenizer(f["char-vocab"], lines);
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);
     }
