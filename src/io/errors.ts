@@ -138,6 +138,8 @@ export function readLines(path: string, what: string, limits: TextLimits, onLine
       const n = fs.readSync(fd, chunk, 0, chunk.length, position);
       if (n === 0) break;
       position += n;
+      // A file that grows while it is read is held to the same bound.
+      checkSize(path, what, position, limits.maxBytes);
       const got = chunk.subarray(0, n);
       onBytes?.(got);
       let start = 0;
