@@ -101,18 +101,7 @@ export interface Backend {
    * sequences sharing a cache stays linear in the batch). Optional: a
    * backend without it gets the dense mask.
    */
-  attentionSparse?(
-    out: Buffer,
-    q: Buffer,
-    keys: Buffer,
-    values: Buffer,
-    rows: Buffer,
-    M: number,
-    nKeys: number,
-    nHeads: number,
-    nKvHeads: number,
-    headSize: number,
-  ): void;
+  attentionSparse?(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void;
 
   /** SwiGLU gating: y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), for i < n. */
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void;
