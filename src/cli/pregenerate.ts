@@ -3,7 +3,9 @@ import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
-import { readFileBytes } from "../io/errors.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { inferenceMemory } from "../train/memory.js";
+import { readPrompts } from "./ptp-common.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../train/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../train/pregenerate.js";
@@ -62,6 +64,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   prompts.tokens.forEach((p, i) => {
     if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
+  const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
+  refuseBeyondMemory(`pregenerate: ${f.model}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps!), longest), f.backend!, "--steps (or the longest of --prompts)");
   const meta = datasetMeta(checkpoint, prompts, {
     sampling: { temperature: f.temperature!, topK: f["top-k"]!, topP: f["top-p"]! === 0 ? 1 : f["top-p"]! },
     samplesPerPrompt: f.samples!,
@@ -103,14 +107,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     writer.close();
     model?.dispose();
   }
-}
-
-/** The prompts of a --prompts file: one per line, blank lines skipped. */
-function readPrompts(path: string): string[] {
-  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
-  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
-  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
-  return prompts;
 }
 
 /**

@@ -12,6 +12,8 @@ import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js"
 import { UsageError, type FlagSpecs } from "./args.js";
 import { studentFlags } from "./training-flags.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { floatsIn, inverseArMemory } from "../train/memory.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = {
@@ -34,11 +36,13 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: num("digits") } : { kind: f.aux as AuxKind };
   const student = randomStudent(ckpt, checksum, { variant: "C", rank: num("rank"), alpha: num("alpha"), aux, window: num("window"), ...slotInputFromFlags(f["slot-input"] as string | undefined, "C", num("window")), seed: num("seed"), zeroB: true });
+  const context = Math.min((f.context as number | undefined) ?? ckpt.config.seqLen, ckpt.config.seqLen);
+  const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: num("rank"), context, window: num("window") });
+  refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: num("temperature"), topK: 0, topP: 1 };
   const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
-  const context = Math.min((f.context as number | undefined) ?? ckpt.config.seqLen, ckpt.config.seqLen);
   let evalSettings;
   if (f["eval-prompts"] !== undefined) {
     const { readPrompts } = await import("./ptp-common.js");

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
+import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { validateConfig, type ModelConfig } from "../model/config.js";
 import { useTrainKernels, wasmTrainKernels } from "../train/autograd/index.js";
@@ -10,6 +10,8 @@ import { initModel, pretrain, tokenStream } from "../train/pretrain.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, type FlagSpecs } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
 import { loopFlags, loopOptions, runFiles } from "./training-flags.js";
@@ -69,6 +71,9 @@ C-PTP cross-entropy. --out is then the student adapter (safetensors).
 
 ${describeFlags(trainFlags)}`;
 
+/** A corpus is at most 2 GiB, a document (line) at most 256 MiB (a JavaScript string holds at most about 512 M characters). */
+export const CORPUS_LIMITS = { maxBytes: MAX_FILE_BYTES, maxLine: 256 * 2 ** 20 };
+
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
@@ -76,23 +81,45 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const loop = loopOptions(f, f.lr! / 10);
   if (!(f["valid-fraction"]! > 0 && f["valid-fraction"]! < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out!;
+  // The model's shape from the flags; its memory is checked before the corpus is read (with the vocabulary still unknown) and again once it is known.
+  const shapeOf = (vocabSize: number): ModelConfig => {
+    const config: ModelConfig = {
+      dim: f.dim!,
+      hiddenDim: f.hidden!,
+      nLayers: f.layers!,
+      nHeads: f.heads!,
+      nKvHeads: f["kv-heads"] ?? f.heads!,
+      vocabSize,
+      seqLen: f["seq-len"]!,
+      sharedClassifier: true,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+    };
+    if (f.objective === "inverse-ar") return config;
+    validateConfig({ ...config, vocabSize: Math.max(1, vocabSize) }, "ptp train: the model shape");
+    const context = f.context ?? config.seqLen;
+    if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
+    refuseBeyondMemory("train", pretrainMemory(config, { batch: f.batch!, context }), "js", "--batch, --context (or --seq-len), --dim, --hidden or --layers");
+    return config;
+  };
+  shapeOf(0);
   const files = runFiles(f, out, {
     inputs: [{ flag: "--corpus", path: f.corpus }, { flag: "--tokenizer", path: f.tokenizer }, { flag: "--model", path: f.model as string | undefined }, { flag: "--eval-prompts", path: f["eval-prompts"] as string | undefined }],
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
 
-  const corpusBytes = readFileBytes(f.corpus!, "a text corpus, one document per line");
-  const text = new TextDecoder().decode(corpusBytes);
-  // A resume must train on the same corpus: its digest is stored with the checkpoint.
-  files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
+  // a resume must train on the same corpus, so its digest is stored with the checkpoint.
+  const digest = createHash("sha256"), lines: string[] = [];
+  readLines(f.corpus!, "a text corpus, one document per line", CORPUS_LIMITS, (line) => void (line.trim() !== "" && lines.push(line)), (chunk) => digest.update(chunk));
+  files.inputs = { corpusSha256: digest.digest("hex") };
   if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
   let tokenizer: Tokenizer;
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
     else {
-      const n = writeCharTokenizer(f["char-vocab"], lines.join("\n"));
+      const n = writeCharTokenizer(f["char-vocab"], lines);
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);
     }
@@ -100,21 +127,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   useTrainKernels(wasmTrainKernels());
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
-  const config: ModelConfig = {
-    dim: f.dim!,
-    hiddenDim: f.hidden!,
-    nLayers: f.layers!,
-    nHeads: f.heads!,
-    nKvHeads: f["kv-heads"] ?? f.heads!,
-    vocabSize: tokenizer.vocabSize,
-    seqLen: f["seq-len"]!,
-    sharedClassifier: true,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-  };
-  validateConfig(config, "ptp train: the model shape");
+  const config = shapeOf(tokenizer.vocabSize);
   const context = f.context ?? config.seqLen;
-  if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
   const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"]!)));
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
   const train = encode(lines.slice(0, split)), valid = encode(lines.slice(split));
