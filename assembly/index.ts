@@ -785,7 +785,9 @@ export function attention(
  * heads). `scratch` holds, for head h, nKeys f32 scores then nKeys i32 key
  * indices at scratch + h * nKeys * 8. hasMask = 0 selects the causal default
  * (row m sees keys 0 .. nKeys - M + m). The host checks beforehand that every
- * row sees at least one key. Masked keys are never read.
+ * row sees at least one key. Masked keys are never read. hasMask = 2: `mask`
+ * is a sparse mask of i32s, offsets [M + 1] then the visible key indices of
+ * every row (strictly increasing), so a row costs its visible keys only.
  *
  * Per (row, head), over the visible keys j only, each loop in index order:
  *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
@@ -810,7 +812,7 @@ export function attentionHeads(
   const sqrtHs = Mathf.sqrt(<f32>headSize);
   for (let h = h0; h < h1; h++) {
     const scores = scratch + ((<usize>h * <usize>nKeys) << 3);
-    const idx = scores + ((<usize>nKeys) << 2);
+    const idxScratch = scores + ((<usize>nKeys) << 2);
     const kvh = <i32>Math.floor(<f64>h / group);
     const kBase = keys + <usize>kvh * hsBytes;
     const vBase = values + <usize>kvh * hsBytes;
@@ -819,7 +821,13 @@ export function attentionHeads(
       const op = out + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
       // The visible keys, in index order.
       let n = 0;
-      if (hasMask) {
+      let idx = idxScratch;
+      if (hasMask == 2) {
+        // Sparse rows: i32 offsets [M + 1], then the key indices of every row.
+        const from = load<i32>(mask + ((<usize>m) << 2));
+        n = load<i32>(mask + ((<usize>m + 1) << 2)) - from;
+        idx = mask + ((<usize>M + 1 + <usize>from) << 2);
+      } else if (hasMask) {
         const maskRow = mask + <usize>m * <usize>nKeys;
         for (let j = 0; j < nKeys; j++) {
           if (load<u8>(maskRow + <usize>j) != 0) {

@@ -50,7 +50,8 @@ const texts = readFileSync(flag("prompts"), "utf8")
   .split(/\r?\n/)
   .filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
-const decoders = flag("decoders", defaultDecoders(student.config.variant).join(",")).split(",") as DecoderName[];
+// A query student's own AR path is the teacher's, so self decoding says nothing about it.
+const decoders = flag("decoders", defaultDecoders(student.config.variant, student.config.query === true).join(",")).split(",") as DecoderName[];
 const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
 const steps = Number(flag("steps", "128")),
   seed = Number(flag("seed", "1")),

@@ -13,7 +13,9 @@ import { firstNonFiniteWeight } from "../src/ptp/files/ptp-file-parts.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import type { Student } from "../src/ptp/student-weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
-import { ArrayAux } from "../src/sampling/aux.js";
+import { ArrayAux, XorShiftAux } from "../src/sampling/aux.js";
+import { JsBackend } from "../src/backends/js/index.js";
+import { Transformer } from "../src/model/transformer.js";
 import { backend, runCli, TOK_512 } from "./helpers.js";
 import { caseArb, makeStudent, studentSpecArb, usFor, withTeacher } from "./ptp-helpers.js";
 
@@ -76,5 +78,49 @@ describe("the CLI warns about a broken student", () => {
         expect(r.stderr).toMatch(/equals AR:\s+yes/);
       }
     }
+  });
+});
+
+describe("batch scaling", () => {
+  it("REL-BATCH-LINEAR: in a batch, a single-call row's attention visits only its own sequence's keys, so the work per token does not grow with the batch (and outputs equal decoding alone)", async () => {
+    const js = new JsBackend();
+    let pairs = 0;
+    // Counts the (row, key) pairs attention visits: the whole dense mask, or the listed keys of a sparse one.
+    const counting = new Proxy(js, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== "function") return value;
+        if (key === "attention") {
+          return (...a: Parameters<JsBackend["attention"]>) => {
+            const [, , , , mask, M, nKeys] = a;
+            pairs += mask ? M * nKeys : M * (nKeys - M) + (M * (M + 1)) / 2;
+            return value.apply(target, a);
+          };
+        }
+        if (key === "attentionSparse") {
+          return (...a: Parameters<NonNullable<JsBackend["attentionSparse"]>>) => {
+            pairs += target.download(a[4], a[5], 1)[0];
+            return value.apply(target, a);
+          };
+        }
+        return value.bind(target);
+      },
+    }) as JsBackend;
+    const ckpt = randomCheckpoint({ dim: 16, hiddenDim: 24, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 64, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 7);
+    const model = new PtpModel(new Transformer(counting, ckpt), makeStudent(ckpt, { variant: "O", rank: 2, aux: "bits", window: 4, seed: 3, hybrid: false }));
+    const prompts = Array.from({ length: 16 }, (_, i) => [1, 2 + i, 3 + (i % 5)]);
+    const options = { decoder: "single-call" as const, steps: 48, sampling: { temperature: 1, topK: 0, topP: 1 }, stopAtBos: false };
+    const run = (ps: number[][], first: number) => {
+      pairs = 0;
+      const out = decode(model, ps, { ...options, aux: ps.map((_, i) => new XorShiftAux(BigInt(first + i + 1))) }).outputs;
+      return { out, perToken: pairs / out.reduce((n, o) => n + o.length, 0) };
+    };
+    const alone = prompts.map((p, i) => run([p], i));
+    const together = run(prompts, 0);
+    expect(together.out).toEqual(alone.map((a) => a.out[0]));
+    const single = alone.reduce((n, a) => n + a.perToken, 0) / alone.length;
+    // Dense masks over the shared cache: about 16 times the single-sequence work.
+    expect(together.perToken / single).toBeLessThan(1.5);
+    model.dispose();
   });
 });

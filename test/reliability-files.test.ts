@@ -1,10 +1,16 @@
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
+import { readLines } from "../src/io/errors.js";
+import { loadTokenizer } from "../src/io/model-file.js";
+import { readPrompts } from "../src/cli/ptp-common.js";
+import { readAuxFile } from "../src/sampling/aux.js";
+import { loadTokenizerFile } from "../src/io/char-tokenizer.js";
 import { encodeHeader, readDataset, readDatasetMeta } from "../src/data/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { runCli, TOK_512 } from "./helpers.js";
@@ -319,6 +325,34 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it("REL-MEMORY-TRAIN: distill, train (both objectives) and pregenerate refuse up front (exit 2) a run whose estimated memory is beyond the machine, naming the flags that drive it; nothing is written", async () => {
+    await dataset();
+    const started = performance.now();
+    const out = join(tmp, "memory.safetensors");
+    let r = await runCli(...distillArgs(out, "--windows", "4096", "--window", "64", "--batch", "4096", "--threads", "256"));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp distill: distill: .*teacher.bin needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 64 slots x 256 threads, .*\), more than this machine's .* GiB; lower --windows, --window, --threads \(or --batch\) or --rank\n/);
+    expect(existsSync(out)).toBe(false);
+    r = await runCli(...trainArgs(join(tmp, "memory.bin"), "--tokenizer", TOK_512, "--dim", "4096", "--hidden", "16384", "--layers", "64", "--heads", "32", "--seq-len", "65536", "--batch", "4096"));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp train: train needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 65536 tokens, .*\), more than this machine's .* GiB; lower --batch, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
+    const big = join(tmp, "long-context-train.bin");
+    writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
+    r = await runCli("train", "--objective", "inverse-ar", "--model", big, "--corpus", corpus, "--tokenizer", TOK_512, "--out", join(tmp, "iar-memory.safetensors"), "--context", "1048576", "--steps", "2");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp train: train --objective inverse-ar: .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window or --rank\n/);
+    const data = join(tmp, "memory.ptpd");
+    r = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "1048576", "--samples", "1", "--backend", "wasm");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp pregenerate: pregenerate: .*long-context-train.bin needs about \d+\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps \(or the longest of --prompts\)\n/);
+    expect(existsSync(data)).toBe(false);
+    // Refused before any big allocation: all four in well under the time one would take.
+    expect(performance.now() - started).toBeLessThan(20_000);
+    // A run of the same model that fits still goes.
+    const ok = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "8", "--samples", "1", "--backend", "wasm");
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
   it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {
     const bytes = new Uint8Array(serializeCheckpoint(randomCheckpoint(config, 2), 1));
     new DataView(bytes.buffer).setInt32(8 + 4 * 6, 2 ** 31 - 1, true);
@@ -346,5 +380,84 @@ describe("large prompt files", () => {
       expect(json.outputs[i].tokens, `prompt ${i}`).toEqual(alone.tokens);
       expect(lines[i]).toBe(alone.text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n"));
     }
+  });
+});
+
+describe("text inputs: refused unread when not regular or beyond their bound, then read line by line", () => {
+  const dir = mkdtempSync(join(tmp, "text-"));
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const fifoJson = join(dir, "fifo.json");
+  symlinkSync(fifo, fifoJson);
+  const zeroJson = join(dir, "zero.json");
+  symlinkSync("/dev/zero", zeroJson);
+
+  it("REL-TEXT-NONREGULAR: /dev/zero or a FIFO as a tokenizer (tokenizer.bin or tokenizer.json), prompt file, u file or corpus is refused at once, naming the file", async () => {
+    const started = performance.now();
+    for (const path of ["/dev/zero", fifo]) {
+      expect(() => Tokenizer.load(path, 512), path).toThrow(new RegExp(`^${path}: is not a regular file`));
+      expect(() => readAuxFile(path), path).toThrow(new RegExp(`^${path}: is not a regular file`));
+      const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", path, "--steps", "8", "--seed", "1");
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`ptp generate: ${path}: is not a regular file (a device, pipe or socket), expected a text file of prompts, one per line\n`);
+      const t = await runCli(...trainArgs(join(dir, "never.bin"), "--tokenizer", TOK_512).map((a) => (a === corpus ? path : a)));
+      expect(t.code, t.stderr).toBe(1);
+      expect(t.stderr).toMatch(new RegExp(`^ptp train: ${path}: is not a regular file .*expected a text corpus`));
+    }
+    for (const path of [zeroJson, fifoJson]) expect(() => loadTokenizer(path, 512), path).toThrow(new RegExp(`^${path}: is not a regular file .*tokenizer.json`));
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it("REL-TEXT-BOUND: a 3 GiB sparse file is refused without being read, naming the file and the limit (tokenizer.bin: the size its header allows for the vocab)", async () => {
+    const huge = join(dir, "huge.txt");
+    try {
+      execFileSync("truncate", ["-s", "3G", huge]);
+      const hugeJson = join(dir, "huge.json");
+      symlinkSync(huge, hugeJson);
+      const started = performance.now();
+      expect(() => Tokenizer.load(huge, 512)).toThrow(`${huge}: file is 3221225472 bytes, more than the 4100 bytes 512 tokens of at most max_token_length 0 bytes take`);
+      expect(() => loadTokenizer(hugeJson, 512)).toThrow(`${hugeJson}: file is 3221225472 bytes, more than the 536870912-byte limit for a Hugging Face tokenizer.json`);
+      expect(() => readAuxFile(huge)).toThrow(`${huge}: file is 3221225472 bytes, more than the 268435456-byte limit for a u file, one value per line`);
+      const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", huge, "--steps", "8", "--seed", "1");
+      expect(r.stderr).toBe(`ptp generate: ${huge}: file is 3221225472 bytes, more than the 1073741824-byte limit for a text file of prompts, one per line\n`);
+      const t = await runCli(...trainArgs(join(dir, "never.bin"), "--tokenizer", TOK_512).map((a) => (a === corpus ? huge : a)));
+      expect(t.stderr).toBe(`ptp train: ${huge}: file is 3221225472 bytes; files of 2 GiB or more are not supported (expected a text corpus, one document per line)\n`);
+      expect(performance.now() - started).toBeLessThan(10_000);
+    } finally {
+      rmSync(huge, { force: true });
+    }
+  });
+
+  it("REL-TOKENIZER-HEADER: a corrupt tokenizer.bin header is refused naming the field, before the rest is read; a piece longer than the header allows is named", () => {
+    const bytes = new Uint8Array(readFileSync(TOK_512));
+    const bad = join(dir, "bad-header.bin");
+    const edit = (v: number) => {
+      const copy = bytes.slice();
+      new DataView(copy.buffer).setInt32(0, v, true);
+      writeFileSync(bad, copy);
+    };
+    edit(2 ** 31 - 1);
+    expect(() => Tokenizer.load(bad, 512)).toThrow(`${bad}: header field max_token_length must be at most 65536, found 2147483647`);
+    expect(() => loadTokenizerFile(bad)).toThrow(`${bad}: header field max_token_length must be at most 65536, found 2147483647`);
+    edit(3);
+    expect(() => Tokenizer.load(bad, 512)).toThrow(/bad-header.bin: token \d+ is \d+ bytes, longer than the header's max_token_length 3 \(at byte offset \d+\)/);
+  });
+
+  it("REL-TEXT-LINES: prompt files, u files and corpora are read line by line (64 KiB chunks): CRLF, lines across chunk boundaries and a missing last newline read as before; a line beyond the bound is refused naming the line", async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `prompt ${i} ${"x".repeat(i % 97)}`);
+    const file = join(dir, "many.txt");
+    const text = lines.map((l, i) => (i % 3 === 0 ? `${l}\r\n` : i % 5 === 0 ? `${l}\n\n` : `${l}\n`)).join("") + "last without newline";
+    writeFileSync(file, text);
+    expect(readPrompts(file)).toEqual(text.split(/\r?\n/).filter((l) => l.trim() !== ""));
+    const got: string[] = [];
+    readLines(file, "lines", { maxBytes: 2 ** 20, maxLine: 200 }, (l) => got.push(l));
+    expect(got).toEqual(text.split(/\r?\n/));
+    const long = join(dir, "long-line.txt");
+    writeFileSync(long, `short\n${"y".repeat(2 ** 20 + 1)}\n`);
+    expect(() => readPrompts(long)).toThrow(`${long}: line 2 is longer than 1048576 bytes`);
+    const us = join(dir, "us.txt");
+    writeFileSync(us, "# u's\r\n0.25\n\n0.5\r\n0.75");
+    const aux = readAuxFile(us);
+    expect([aux.next(), aux.next(), aux.next(), aux.remaining]).toEqual([0.25, 0.5, 0.75, 0]);
   });
 });

@@ -81,6 +81,17 @@ export interface Backend {
    */
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void;
 
+  /**
+   * `attention` with a sparse mask: `rows` is an i32 buffer holding offsets
+   * [M + 1] (offsets[0] = 0) and then the visible key indices of every row,
+   * row m's at offsets[m] .. offsets[m + 1] - 1, strictly increasing, at
+   * least one. The result is bit-identical to `attention` with the matching
+   * dense mask, and a row costs only its own visible keys (a batch of
+   * sequences sharing a cache stays linear in the batch). Optional: a
+   * backend without it gets the dense mask.
+   */
+  attentionSparse?(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void;
+
   /** SwiGLU gating: y[i] = silu(gate[i]) * up[i], silu(a) = a / (1 + exp(-a)), for i < n. */
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void;
 

@@ -197,6 +197,21 @@ const ops = {
     }),
 };
 
+/** Attention through `attentionSparse`, with `c.mask` (or the causal default) as offsets and key indices. */
+function sparseAttention(b: Backend, c: Attn): Float32Array {
+  const offsets: number[] = [0],
+    keys: number[] = [];
+  for (let m = 0; m < c.M; m++) {
+    for (let j = 0; j < c.nKeys; j++) if (c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - c.M + m) keys.push(j);
+    offsets.push(keys.length);
+  }
+  return scoped(b, (alloc, zeros) => {
+    const out = zeros(c.M * c.nHeads * c.headSize);
+    b.attentionSparse!(out, alloc(c.q), alloc(c.keys), alloc(c.values), alloc(Int32Array.from([...offsets, ...keys]), "i32"), c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
+    return b.download(out);
+  });
+}
+
 interface Attn {
   q: Float32Array;
   keys: Float32Array;
@@ -360,7 +375,7 @@ const CHECKS: CheckSpec[] = [
   },
   {
     id: "attention-batch-invariant",
-    description: "attention rows equal the row alone with the same visible keys; masked-out NaN keys change nothing",
+    description: "attention rows equal the row alone with the same visible keys; masked-out NaN keys change nothing; attentionSparse (where present) gives the same bits",
     run(b, _ref, g) {
       const M = g.int(1, 12),
         nKv = g.int(1, 2),
@@ -380,11 +395,13 @@ const CHECKS: CheckSpec[] = [
       const mask = new Uint8Array(M * nKeys);
       for (let m = 0; m < M; m++) for (let j = 0; j < c.nKeys; j++) mask[m * nKeys + j] = c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - M + m ? 1 : 0;
       bitExact(ops.attention(b, { ...c, keys, values, mask, nKeys }), all, "attention with poisoned masked-out keys");
+      // The same mask in sparse form, where the backend has attentionSparse: the same bits.
+      if (b.attentionSparse) bitExact(sparseAttention(b, { ...c, keys, values, mask, nKeys }), all, `attentionSparse M=${M} nKeys=${nKeys}`);
     },
   },
   {
     id: "errors",
-    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key",
+    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key (dense or sparse)",
     cases: 1,
     run(b) {
       const other = new JsBackend();
@@ -416,6 +433,10 @@ const CHECKS: CheckSpec[] = [
         throwsBackendError(() => b.attention(f, f, f, f, null, 3, 2, 1, 1, 1), "causal attention with fewer keys than rows", /sees no key/);
         const back = Array.from(b.download(i, 0, 3));
         if (back.join() !== "0,-1,4") fail(`download of an i32 buffer gave ${back.join()}, expected 0,-1,4`);
+        if (b.attentionSparse) {
+          b.upload(i, Int32Array.from([0, 0, 0, 0, 0, 0, 0, 0]));
+          throwsBackendError(() => b.attentionSparse!(f, f, f, f, i, 1, 2, 1, 1, 2), "attentionSparse row that sees no key", /sees no key/);
+        }
       } finally {
         for (const x of [f, i, u]) b.free(x);
         other.free(foreign);

@@ -20,6 +20,8 @@ import { LOSSES } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
@@ -121,6 +123,18 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, config: shape }) };
   }
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  const threads = f.threads ?? availableParallelism();
+  // Refuse a run beyond the machine before the teacher, the threads and the first step allocate.
+  const memory = distillMemory(ckpt.config, {
+    proposerParams: floatsIn(proposer.kind === "draft" ? proposer.draft.weights : proposer.student.weights),
+    draft: proposer.kind === "draft" ? proposer.draft.config.model : undefined,
+    rank: f.rank,
+    windows: f.windows,
+    window: f.window,
+    sequences: f.batch,
+    threads,
+  });
+  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : "--windows, --window, --threads (or --batch) or --rank");
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript otherwise.
@@ -153,7 +167,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
         sampling,
         ...loop,
         eval: evalSettings,
-        threads: f.threads ?? availableParallelism(),
+        threads,
       },
       { out, ...files },
       { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },

@@ -307,7 +307,7 @@ function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, dra
   }
 }
 
-/** Prompts decoded together in one batch of --prompts: bounded memory, and a per-call cost that grows with the batch squared (the shared attention mask) stays small; batches are invariant, so outputs are the same. */
+/** Prompts decoded together in one batch of --prompts: bounded memory (each row attends only to its own sequence, so the cost per token does not grow with the batch); batches are invariant, so outputs are the same. */
 const PROMPT_BATCH = 16;
 
 /** One line of stdout per prompt: a backslash and a newline inside a text are escaped (\\ and \\n). */

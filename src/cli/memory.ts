@@ -1,5 +1,7 @@
 import { totalmem } from "node:os";
 import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
+import type { MemoryEstimate } from "../train/memory.js";
+import { UsageError } from "./args.js";
 
 /** The wasm backend's linear memory is 32-bit: at most 4 GiB, weights and caches together. */
 const WASM_LIMIT = 4 * 2 ** 30;
@@ -11,6 +13,14 @@ export function modelMemory(c: ModelConfig, cacheRows: number): { weights: numbe
   return { weights: 4 * parameterCount(c), cache: 4 * 2 * c.nLayers * cacheRows * kvDim(c) };
 }
 
+/** The most `bytes` may be on this backend and machine, and how to say it; undefined when it fits. */
+function beyond(bytes: number, backend: string): string | undefined {
+  const machine = totalmem();
+  const limit = backend === "wasm" ? Math.min(WASM_LIMIT, machine) : machine;
+  if (bytes <= limit) return undefined;
+  return limit === WASM_LIMIT ? "the wasm backend's 4 GiB" : `this machine's ${gib(machine)} GiB`;
+}
+
 /**
  * Refuses, before anything is allocated, a run whose weights and KV cache
  * would not fit the machine's memory (or the wasm backend's 4 GiB), with a
@@ -18,10 +28,22 @@ export function modelMemory(c: ModelConfig, cacheRows: number): { weights: numbe
  */
 export function checkMemory(what: string, c: ModelConfig, cacheRows: number, backend: string, lower: string): void {
   const { weights, cache } = modelMemory(c, cacheRows);
-  const machine = totalmem();
-  const limit = backend === "wasm" ? Math.min(WASM_LIMIT, machine) : machine;
-  if (weights + cache > limit) {
-    const where = limit === WASM_LIMIT ? "the wasm backend's 4 GiB" : `this machine's ${gib(machine)} GiB`;
+  const where = beyond(weights + cache, backend);
+  if (where !== undefined) {
     throw new Error(`${what} needs about ${gib(weights + cache)} GiB (weights ${gib(weights)} GiB, KV cache of ${cacheRows} rows ${gib(cache)} GiB), more than ${where}; ${lower}`);
+  }
+}
+
+/**
+ * Refuses (exit 2, a usage error: the flags ask for too much) a run
+ * whose estimate (src/train/memory.ts) is beyond the machine's memory, or
+ * whose per-thread wasm instance is beyond 4 GiB, naming its largest part
+ * and the flags that drive the size.
+ */
+export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: string, flags: string): void {
+  const largest = e.parts[0];
+  const where = beyond(e.total, "js") ?? beyond(e.perInstance, backend);
+  if (where !== undefined) {
+    throw new UsageError(`${what} needs about ${gib(e.total)} GiB (largest part: ${largest.name}, ${gib(largest.bytes)} GiB${e.perInstance > 0 ? `; ${gib(e.perInstance)} GiB per wasm instance` : ""}), more than ${where}; lower ${flags}`);
   }
 }

@@ -5,6 +5,8 @@ import { createBackend } from "../backends/registry.js";
 import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { formatDuration } from "../util/progress.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { inferenceMemory } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
@@ -69,6 +71,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   prompts.tokens.forEach((p, i) => {
     if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
+  const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
+  refuseBeyondMemory(`pregenerate: ${f.model}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
   const meta = datasetMeta(checkpoint, prompts, {
     sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
     samplesPerPrompt: f.samples,

@@ -1,5 +1,5 @@
 /** Helpers shared by the commands that decode prompts and compare with AR (generate, demo). */
-import { readFileBytes } from "../io/errors.js";
+import { readLines } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
@@ -11,10 +11,15 @@ export function warnNonFinite(io: Io, what: string, path: string, weights: unkno
   if (bad !== undefined) io.stderr(`warning: ${what} ${path} holds non-finite weights (${bad}); its drafts will be rejected: the output still equals AR's, with no speedup\n`);
 }
 
-/** The prompts of a --prompts file: one per line, blank lines skipped. */
+/** A --prompts file is at most 1 GiB, a prompt (line) at most 1 MiB. */
+export const PROMPT_FILE_LIMITS = { maxBytes: 2 ** 30, maxLine: 2 ** 20 };
+
+/** The prompts of a --prompts file: one per line, blank lines skipped; read line by line, non-regular or oversized files refused before reading. */
 export function readPrompts(path: string): string[] {
-  const text = new TextDecoder().decode(readFileBytes(path, "a text file of prompts, one per line"));
-  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== "");
+  const prompts: string[] = [];
+  readLines(path, "a text file of prompts, one per line", PROMPT_FILE_LIMITS, (line) => {
+    if (line.trim() !== "") prompts.push(line);
+  });
   if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
   return prompts;
 }

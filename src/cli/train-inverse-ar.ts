@@ -12,6 +12,8 @@ import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js"
 import { UsageError, defineFlags, type Parsed } from "./args.js";
 import { studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { floatsIn, inverseArMemory } from "../train/memory.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = defineFlags({
@@ -34,11 +36,13 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], "C", f.window), seed: f.seed, zeroB: true });
+  const context = Math.min(f.context ?? ckpt.config.seqLen, ckpt.config.seqLen);
+  const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: f.rank, context, window: f.window });
+  refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
   const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
-  const context = Math.min(f.context ?? ckpt.config.seqLen, ckpt.config.seqLen);
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
     const { readPrompts } = await import("./ptp-common.js");

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { readFileBytes } from "../io/errors.js";
+import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
-import { newModelConfig, validateConfig } from "../model/config.js";
+import { newModelConfig, validateConfig, type ModelConfig } from "../model/config.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
@@ -11,6 +11,8 @@ import { initModel } from "../model/init.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
@@ -71,6 +73,9 @@ C-PTP cross-entropy. --out is then the student adapter (safetensors).
 
 ${describeFlags(trainFlags)}`;
 
+/** A corpus is at most 2 GiB, a document (line) at most 256 MiB (a JavaScript string holds at most about 512 M characters). */
+export const CORPUS_LIMITS = { maxBytes: MAX_FILE_BYTES, maxLine: 256 * 2 ** 20 };
+
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
@@ -78,6 +83,17 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const loop = loopOptions(f, f.lr / 10);
   if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out;
+  // The model's shape from the flags; its memory is checked before the corpus is read (with the vocabulary still unknown) and again once it is known.
+  const shapeOf = (vocabSize: number): ModelConfig => {
+    const config = newModelConfig({ dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"], vocabSize, seqLen: f["seq-len"] });
+    if (f.objective === "inverse-ar") return config;
+    validateConfig({ ...config, vocabSize: Math.max(1, vocabSize) }, "ptp train: the model shape");
+    const context = f.context ?? config.seqLen;
+    if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
+    refuseBeyondMemory("train", pretrainMemory(config, { batch: f.batch, context }), "js", "--batch, --context (or --seq-len), --dim, --hidden or --layers");
+    return config;
+  };
+  shapeOf(0);
   const files = runFiles(f, out, {
     inputs: [
       { flag: "--corpus", path: f.corpus },
@@ -89,17 +105,24 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
 
-  const corpusBytes = readFileBytes(f.corpus, "a text corpus, one document per line");
-  const text = new TextDecoder().decode(corpusBytes);
-  // A resume must train on the same corpus: its digest is stored with the checkpoint.
-  files.inputs = { corpusSha256: createHash("sha256").update(corpusBytes).digest("hex") };
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
+  // a resume must train on the same corpus, so its digest is stored with the checkpoint.
+  const digest = createHash("sha256"),
+    lines: string[] = [];
+  readLines(
+    f.corpus,
+    "a text corpus, one document per line",
+    CORPUS_LIMITS,
+    (line) => void (line.trim() !== "" && lines.push(line)),
+    (chunk) => digest.update(chunk),
+  );
+  files.inputs = { corpusSha256: digest.digest("hex") };
   if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
   let tokenizer: Tokenizer;
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
     else {
-      const n = writeCharTokenizer(f["char-vocab"], lines.join("\n"));
+      const n = writeCharTokenizer(f["char-vocab"], lines);
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);
     }
@@ -108,10 +131,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   loop.kernels = wasmTrainKernels();
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 
-  const config = newModelConfig({ dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"], vocabSize: tokenizer.vocabSize, seqLen: f["seq-len"] });
-  validateConfig(config, "ptp train: the model shape");
+  const config = shapeOf(tokenizer.vocabSize);
   const context = f.context ?? config.seqLen;
-  if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
   const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"])));
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
   const train = encode(lines.slice(0, split)),

@@ -17,23 +17,32 @@
  * decoding after BOS drops that prefix again.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { readFileBytes, FileFormatError } from "./errors.js";
-import { BYTE_TOKEN_OFFSET, Tokenizer } from "./tokenizer.js";
+import { FileFormatError } from "./errors.js";
+import { BYTE_TOKEN_OFFSET, readTokenizerBytes, Tokenizer } from "./tokenizer.js";
 
 const SPECIAL_PIECES = ["<unk>", "\n<s>\n", "\n</s>\n"];
 const utf8 = new TextEncoder();
 
-/** The characters (code points) of the vocabulary built from `text`: most frequent first, ties by code point; " " always included. */
-export function charVocabulary(text: string): string[] {
+/**
+ * The characters (code points) of the vocabulary built from `text`: most
+ * frequent first, ties by code point; " " always included. `text` may be
+ * given as lines, counted as if joined with "\n" (a corpus too large for one
+ * string).
+ */
+export function charVocabulary(text: string | readonly string[]): string[] {
   const counts = new Map<string, number>([[" ", 0]]);
-  // Lone surrogates encode as U+FFFD (TextEncoder), so count them as that one character.
-  const wellFormed = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
-  for (const ch of wellFormed) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const parts = typeof text === "string" ? [text] : text;
+  if (parts.length > 1) counts.set("\n", parts.length - 1);
+  for (const part of parts) {
+    // Lone surrogates encode as U+FFFD (TextEncoder), so count them as that one character.
+    const wellFormed = part.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+    for (const ch of wellFormed) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  }
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].codePointAt(0)! - b[0].codePointAt(0)!).map(([ch]) => ch);
 }
 
 /** The pieces of the char tokenizer for `text`, in id order. */
-function charPieces(text: string): Uint8Array[] {
+function charPieces(text: string | readonly string[]): Uint8Array[] {
   const pieces = SPECIAL_PIECES.map((p) => utf8.encode(p));
   for (let b = 0; b < 256; b++) pieces.push(utf8.encode(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`));
   for (const ch of charVocabulary(text)) pieces.push(utf8.encode(ch));
@@ -46,7 +55,7 @@ function charPieces(text: string): Uint8Array[] {
  * the frequency rank for characters (as sentencepiece scores its pieces);
  * they only matter for merges, and none ever applies.
  */
-export function buildCharTokenizer(text: string): Uint8Array {
+export function buildCharTokenizer(text: string | readonly string[]): Uint8Array {
   const pieces = charPieces(text);
   const size = 4 + pieces.reduce((n, p) => n + 8 + p.length, 0);
   const bytes = new Uint8Array(size);
@@ -64,7 +73,7 @@ export function buildCharTokenizer(text: string): Uint8Array {
 }
 
 /** Builds the char tokenizer of `text` and writes it to `path` (atomically); returns its vocab size. */
-export function writeCharTokenizer(path: string, text: string): number {
+export function writeCharTokenizer(path: string, text: string | readonly string[]): number {
   const bytes = buildCharTokenizer(text);
   writeBytesAtomically(path, bytes);
   return tokenizerVocabSize(bytes, path);
@@ -93,6 +102,6 @@ export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): numbe
 
 /** Loads a tokenizer.bin whose vocab size is not known in advance (e.g. a char tokenizer, before any model exists). */
 export function loadTokenizerFile(path: string): Tokenizer {
-  const bytes = readFileBytes(path, "a llama2.c tokenizer.bin");
+  const bytes = readTokenizerBytes(path);
   return Tokenizer.fromBytes(bytes, tokenizerVocabSize(bytes, path), path);
 }

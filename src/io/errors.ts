@@ -50,7 +50,8 @@ function openRegular(path: string, what: string): { fd: number; size: number } {
   let fs: typeof import("node:fs");
   try {
     fs = nodeFs(path);
-    fd = fs.openSync(path, "r");
+    // Non-blocking, so that a FIFO without a writer is refused below instead of hanging the open.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (err) {
     throw openFailure(path, what, err);
   }
@@ -82,17 +83,95 @@ function readAt(fs: typeof import("node:fs"), fd: number, length: number, positi
  * FileFormatErrors naming the path. `what` describes the expected
  * content, e.g. "a llama2.c checkpoint".
  */
-export function readFileBytes(path: string, what: string): Uint8Array {
+export function readFileBytes(path: string, what: string, maxBytes = MAX_FILE_BYTES): Uint8Array {
   const { fd, size } = openRegular(path, what);
   const fs = nodeFs(path);
   try {
-    if (size > MAX_FILE_BYTES) throw new FileFormatError(path, `file is ${size} bytes; files of 2 GiB or more are not supported (expected ${what})`);
+    checkSize(path, what, size, maxBytes);
     return readAt(fs, fd, size, 0);
   } catch (err) {
     throw err instanceof FileFormatError ? err : openFailure(path, what, err);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Refuses a file of `size` bytes beyond `maxBytes` (the format's or the loader's stated bound) before it is read. */
+function checkSize(path: string, what: string, size: number, maxBytes: number): void {
+  if (size <= maxBytes) return;
+  if (maxBytes === MAX_FILE_BYTES) throw new FileFormatError(path, `file is ${size} bytes; files of 2 GiB or more are not supported (expected ${what})`);
+  throw new FileFormatError(path, `file is ${size} bytes, more than the ${maxBytes}-byte limit for ${what}`);
+}
+
+export interface TextLimits {
+  /** The largest file accepted (checked against its size before anything is read). */
+  maxBytes: number;
+  /** The longest line accepted, in bytes. */
+  maxLine: number;
+}
+
+/**
+ * Reads a regular text file line by line, in 64 KiB chunks: memory is one
+ * chunk plus the current line, whatever the file's size. Refuses, naming
+ * the file, a non-regular file or one beyond `limits.maxBytes` before
+ * reading, and a line longer than `limits.maxLine` bytes (naming the line).
+ * `onLine` gets each line without its "\n" or "\r\n", numbered from 1;
+ * `onBytes` (e.g. a hash) every chunk of raw bytes.
+ */
+export function readLines(path: string, what: string, limits: TextLimits, onLine: (line: string, number: number) => void, onBytes?: (chunk: Uint8Array) => void): void {
+  const { fd, size } = openRegular(path, what);
+  const fs = nodeFs(path);
+  try {
+    checkSize(path, what, size, limits.maxBytes);
+    const chunk = new Uint8Array(64 * 1024);
+    let pending: Uint8Array[] = [],
+      pendingBytes = 0,
+      number = 0,
+      position = 0;
+    const decoder = new TextDecoder();
+    const emit = (tail: Uint8Array) => {
+      number++;
+      let bytes = pending.length === 0 ? tail : concat([...pending, tail], pendingBytes + tail.length);
+      if (bytes.length > 0 && bytes[bytes.length - 1] === 13) bytes = bytes.subarray(0, bytes.length - 1);
+      pending = [];
+      pendingBytes = 0;
+      onLine(decoder.decode(bytes), number);
+    };
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, position);
+      if (n === 0) break;
+      position += n;
+      // A file that grows while it is read is held to the same bound.
+      checkSize(path, what, position, limits.maxBytes);
+      const got = chunk.subarray(0, n);
+      onBytes?.(got);
+      let start = 0;
+      for (let i = got.indexOf(10); i >= 0; i = got.indexOf(10, start)) {
+        if (pendingBytes + i - start > limits.maxLine) throw longLine(path, number + 1, limits.maxLine);
+        emit(got.subarray(start, i));
+        start = i + 1;
+      }
+      if (start < n) {
+        pending.push(got.slice(start));
+        pendingBytes += n - start;
+        if (pendingBytes > limits.maxLine) throw longLine(path, number + 1, limits.maxLine);
+      }
+    }
+    if (pendingBytes > 0) emit(new Uint8Array(0));
+  } catch (err) {
+    throw err instanceof FileFormatError || !(err instanceof Error && "code" in err) ? err : openFailure(path, what, err);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+const longLine = (path: string, line: number, max: number) => new FileFormatError(path, `line ${line} is longer than ${max} bytes`);
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const p of parts) out.set(p, o), (o += p.length);
+  return out;
 }
 
 /**
@@ -109,6 +188,19 @@ export function readFilePrefix(path: string, what: string, length: number): { by
     throw err instanceof FileFormatError ? err : openFailure(path, what, err);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The largest JSON file (tokenizer.json, config.json) read: 512 MiB, over ten times the largest published tokenizer.json. */
+export const MAX_JSON_BYTES = 512 * 2 ** 20;
+
+/** A JSON file, with FileFormatErrors naming it for a missing, non-regular or oversized file (checked before reading) or bad JSON. */
+export function readJsonFile(path: string, what: string): unknown {
+  const text = new TextDecoder().decode(readFileBytes(path, what, MAX_JSON_BYTES));
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FileFormatError(path, `not valid JSON (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

@@ -20,12 +20,12 @@
  * against the config, and only then is each tensor's byte range read into
  * its float32 array (F32, F16 and BF16 are accepted).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, fstatSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, fstatSync } from "node:fs";
 import { join } from "node:path";
 import { headSize, type ModelConfig } from "../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError } from "./errors.js";
+import { FileFormatError, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
 
@@ -89,22 +89,6 @@ function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, t
     }
   }
   return out;
-}
-
-function readJson(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
-    throw new FileFormatError(path, `cannot read file (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new FileFormatError(path, `not valid JSON (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
-  }
 }
 
 /** True when `path` is a directory (a Hugging Face model folder, for the loaders that take both). */
@@ -195,14 +179,14 @@ export function readHfCheckpoint(dir: string): Checkpoint {
     throw new FileFormatError(dir, `is not a directory (expected a Hugging Face model folder with config.json)`);
   }
   const configPath = join(dir, HF_CONFIG);
-  const config = modelConfigFromHf(readJson(configPath, "a Hugging Face config.json"), configPath);
+  const config = modelConfigFromHf(readJsonFile(configPath, "a Hugging Face config.json"), configPath);
   const expected = hfTensorShapes(config);
 
   // Which file holds which tensor.
   const indexPath = join(dir, HF_INDEX);
   const fileOf = new Map<string, string>();
   if (existsSync(indexPath)) {
-    const index = readJson(indexPath, "a safetensors index with a weight_map");
+    const index = readJsonFile(indexPath, "a safetensors index with a weight_map");
     const map = (index as { weight_map?: unknown })?.weight_map;
     if (typeof map !== "object" || map === null || Array.isArray(map)) {
       throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);

@@ -13,11 +13,13 @@
  * and GPT-2 byte-level pieces. Other decoders fall back to the library's
  * decode of the single token.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
-import { FileFormatError } from "./errors.js";
+import { FileFormatError, readJsonFile } from "./errors.js";
+
+export { readJsonFile };
 import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, type Tokenizer } from "./tokenizer.js";
 
 /** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
@@ -161,24 +163,6 @@ export class HfTokenizer implements TextTokenizer {
 
   decode(tokens: readonly number[]): string {
     return this.lib.decode([...tokens], { skip_special_tokens: true });
-  }
-}
-
-/** A JSON file, with FileFormatErrors naming it for a missing file or bad JSON. */
-export function readJsonFile(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
-    if (code === "EISDIR") throw new FileFormatError(path, `is a directory, expected ${what}`);
-    throw new FileFormatError(path, `cannot read file (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new FileFormatError(path, `not valid JSON (expected ${what}): ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

@@ -13,7 +13,7 @@
  * could find either, we take the lowest id. Neither tok512.bin nor the Llama 2
  * tokenizer.bin contains duplicate pieces, so this never matters for them.
  */
-import { FileFormatError, readFileBytes } from "./errors.js";
+import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
 export const BOS = 1;
@@ -146,8 +146,7 @@ export class Tokenizer {
     const n = bytes.byteLength;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
     if (n < 4) throw new FileFormatError(name, `file is ${n} bytes, shorter than the 4-byte max_token_length header (truncated)`);
-    const maxTokenLength = dv.getInt32(0, true);
-    if (maxTokenLength < 0) throw new FileFormatError(name, `max_token_length must not be negative, found ${maxTokenLength}`);
+    const maxTokenLength = checkMaxTokenLength(dv.getInt32(0, true), name);
     const pieces: Uint8Array[] = [];
     const scores = new Float32Array(vocabSize);
     let off = 4;
@@ -157,6 +156,7 @@ export class Tokenizer {
       const score = dv.getFloat32(off, true);
       const len = dv.getInt32(off + 4, true);
       if (len < 0) throw new FileFormatError(name, `token ${i} has a negative length ${len} (at byte offset ${off + 4})`);
+      if (len > maxTokenLength) throw new FileFormatError(name, `token ${i} is ${len} bytes, longer than the header's max_token_length ${maxTokenLength} (at byte offset ${off + 4})`);
       // BPE merges compare scores: a NaN would silently change how text is encoded.
       if (!Number.isFinite(score)) throw new FileFormatError(name, `token ${i} has a non-finite score ${score} (at byte offset ${off})`);
       if (off + 8 + len > n) throw endsEarly(i);
@@ -180,9 +180,9 @@ export class Tokenizer {
     return new Tokenizer(name, maxTokenLength, pieces, scores);
   }
 
-  /** Reads a tokenizer.bin file holding exactly `vocabSize` tokens. */
+  /** Reads a tokenizer.bin file holding exactly `vocabSize` tokens (its header and size checked first, see readTokenizerBytes). */
   static load(path: string, vocabSize: number): Tokenizer {
-    return Tokenizer.fromBytes(readFileBytes(path, "a llama2.c tokenizer.bin"), vocabSize, path);
+    return Tokenizer.fromBytes(readTokenizerBytes(path, vocabSize), vocabSize, path);
   }
 
   /** The safe_printf rule (see the exported function). */
@@ -357,4 +357,37 @@ export class Tokenizer {
   decode(tokens: readonly number[]): string {
     return utf8Decoder.decode(this.decodeBytes(tokens, true));
   }
+}
+
+/** The longest piece a tokenizer.bin may declare (llama2.c sizes its merge buffer from it; real files: 7 to 27 bytes). */
+export const MAX_TOKEN_LENGTH = 1 << 16;
+/** The most tokens a tokenizer.bin read without a model (loadTokenizerFile) may hold. */
+export const MAX_VOCAB = 1 << 20;
+
+function checkMaxTokenLength(m: number, name: string): number {
+  if (m < 0) throw new FileFormatError(name, `header field max_token_length must not be negative, found ${m}`);
+  if (m > MAX_TOKEN_LENGTH) throw new FileFormatError(name, `header field max_token_length must be at most ${MAX_TOKEN_LENGTH}, found ${m}`);
+  return m;
+}
+
+/** Files up to this size are parsed even beyond the size bound, so that the error can say how many tokens they hold. */
+const PARSE_ANYWAY = 64 * 2 ** 20;
+
+/**
+ * The bytes of a tokenizer.bin, header first: the 4-byte max_token_length
+ * is read and checked, then the file's size against the most `vocabSize`
+ * tokens of at most that length can take (4 + vocabSize * (8 +
+ * max_token_length) bytes; a file beyond that and beyond 64 MiB is refused
+ * unread, a smaller one is parsed for a precise message), and only then the
+ * rest. A non-regular file
+ * (/dev/zero, a FIFO) is refused before anything is read.
+ */
+export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB): Uint8Array {
+  const what = "a llama2.c tokenizer.bin";
+  const { bytes, size } = readFilePrefix(path, what, 4);
+  if (size < 4) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 4-byte max_token_length header (truncated)`);
+  const m = checkMaxTokenLength(new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true), path);
+  const most = 4 + vocabSize * (8 + m);
+  if (size > most && size > PARSE_ANYWAY) throw new FileFormatError(path, `file is ${size} bytes, more than the ${most} bytes ${vocabSize} tokens of at most max_token_length ${m} bytes take`);
+  return readFileBytes(path, what);
 }

@@ -22,6 +22,20 @@ export interface Block {
    * 0..m.
    */
   mask?: Uint8Array;
+  /**
+   * The mask in sparse form, instead of `mask`: row m sees exactly the keys
+   * `visible.keys[visible.offsets[m] .. visible.offsets[m + 1] - 1]`
+   * (strictly increasing; offsets has M + 1 entries from 0). Same logits as
+   * the dense mask, but a row's attention costs only its own keys, not the
+   * whole cache (sequences of a batch sharing one cache).
+   */
+  visible?: SparseMask;
+}
+
+/** Visible keys per row: offsets [M + 1] into `keys`. */
+export interface SparseMask {
+  offsets: Int32Array;
+  keys: Int32Array;
 }
 
 /** Number of rows in a block, checked against its parts. */
@@ -53,6 +67,7 @@ export function blockRows(block: Block, config: ModelConfig, cached: number): nu
   if (needsEmbedding && (!block.embeddings || block.embeddings.length !== M * config.dim)) {
     throw new RangeError(`forward: rows without a token id need embeddings of length M * dim = ${M * config.dim}, got ${block.embeddings?.length ?? "none"}`);
   }
+  if (block.visible !== undefined) checkSparseMask(block.visible, M, cached + M, block.mask !== undefined);
   if (block.mask) {
     const nKeys = cached + M;
     if (block.mask.length !== M * nKeys) {
@@ -72,5 +87,30 @@ export function causalMask(cached: number, M: number): Uint8Array {
   const nKeys = cached + M;
   const mask = new Uint8Array(M * nKeys);
   for (let m = 0; m < M; m++) mask.fill(1, m * nKeys, m * nKeys + cached + m + 1);
+  return mask;
+}
+
+function checkSparseMask(v: SparseMask, M: number, nKeys: number, dense: boolean): void {
+  if (dense) throw new RangeError("forward: give either mask or visible, not both");
+  if (!(v?.offsets instanceof Int32Array) || !(v.keys instanceof Int32Array)) throw new TypeError("forward: visible must be {offsets: Int32Array [M + 1], keys: Int32Array}");
+  if (v.offsets.length !== M + 1 || v.offsets[0] !== 0 || v.offsets[M] > v.keys.length) {
+    throw new RangeError(`forward: visible.offsets must have M + 1 = ${M + 1} entries from 0 to at most keys.length ${v.keys.length}, got ${v.offsets.length} entries from ${v.offsets[0]} to ${v.offsets[v.offsets.length - 1]}`);
+  }
+  for (let m = 0; m < M; m++) {
+    const from = v.offsets[m],
+      to = v.offsets[m + 1];
+    if (!(to > from)) throw new RangeError(`forward: visible row ${m} sees no key; every row must see at least one (usually itself)`);
+    for (let t = from, prev = -1; t < to; t++) {
+      const j = v.keys[t];
+      if (!(j > prev && j < nKeys)) throw new RangeError(`forward: visible row ${m}'s keys must increase within [0, cached + M) = [0, ${nKeys}), got ${j} after ${prev}`);
+      prev = j;
+    }
+  }
+}
+
+/** The dense mask [M, nKeys] of a sparse one (for backends without sparse attention). */
+export function denseMask(v: SparseMask, M: number, nKeys: number): Uint8Array {
+  const mask = new Uint8Array(M * nKeys);
+  for (let m = 0; m < M; m++) for (let t = v.offsets[m]; t < v.offsets[m + 1]; t++) mask[m * nKeys + v.keys[t]] = 1;
   return mask;
 }

@@ -19,6 +19,7 @@ export class RunState {
   ids!: Buffer; // i32 [rows]
   positions!: Buffer; // i32 [rows]
   mask: Buffer | null = null; // u8 [rows * keys], grown on demand
+  sparse: Buffer | null = null; // i32 sparse mask [rows + 1 + visible keys], grown on demand
   rows = 0;
 
   constructor(
@@ -53,12 +54,23 @@ export class RunState {
     }
   }
 
+  /** Room for a sparse mask of `n` i32s. */
+  reserveSparse(n: number): Buffer {
+    if (!this.sparse || this.sparse.length < n) {
+      if (this.sparse) this.backend.free(this.sparse);
+      this.sparse = this.backend.alloc(Math.max(n, 2 * (this.sparse?.length ?? 0)), "i32");
+    }
+    return this.sparse;
+  }
+
   release(): void {
     if (this.rows === 0) return;
     const b = this.backend;
     for (const buf of [this.x, this.xb, this.xb2, this.q, this.k, this.v, this.att, this.hb, this.hb2, this.logits, this.ids, this.positions]) b.free(buf);
     if (this.mask) b.free(this.mask);
+    if (this.sparse) b.free(this.sparse);
     this.mask = null;
+    this.sparse = null;
     this.rows = 0;
   }
 }

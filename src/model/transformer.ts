@@ -1,6 +1,6 @@
 import type { Backend } from "../backends/backend.js";
-import { attention } from "./attention.js";
-import { blockRows, type Block } from "./block.js";
+import { attention, type AttentionMask } from "./attention.js";
+import { blockRows, denseMask, type Block } from "./block.js";
 import { validateConfig, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
@@ -52,9 +52,16 @@ export class Transformer {
     const cached = cache.length;
     const M = blockRows(block, config, cached);
     cache.ensureRoom(M);
-    s.reserve(M, cached + M, block.mask !== undefined);
-    const mask = block.mask ? s.mask : null;
-    if (block.mask) backend.upload(s.mask!, block.mask);
+    // A sparse mask goes to the backend as is when it has sparse attention, else as the dense mask.
+    const sparse = block.visible !== undefined && backend.attentionSparse !== undefined;
+    const dense = block.mask ?? (block.visible && !sparse ? denseMask(block.visible, M, cached + M) : undefined);
+    s.reserve(M, cached + M, dense !== undefined);
+    const mask: AttentionMask = dense ? { dense: s.mask! } : sparse ? { sparse: s.reserveSparse(M + 1 + block.visible!.offsets[M]) } : {};
+    if (dense) backend.upload(s.mask!, dense);
+    if (sparse) {
+      backend.upload(mask.sparse!, block.visible!.offsets.subarray(0, M + 1));
+      backend.upload(mask.sparse!, block.visible!.keys.subarray(0, block.visible!.offsets[M]), M + 1);
+    }
     backend.upload(s.positions, Int32Array.from(block.positions));
 
     // Input rows: token embeddings, or the caller's vectors where the id is negative.

@@ -3,7 +3,7 @@
  * generator, explicit arrays, and text files.
  */
 
-import { nodeBuiltin } from "../host/node-builtin.js";
+import { FileFormatError, readLines } from "../io/errors.js";
 import { assertValidU } from "./pick.js";
 
 /** A stream of auxiliary variables, each in [0, 1). */
@@ -110,6 +110,9 @@ export class ArrayAux implements AuxSource {
   }
 }
 
+/** A u file is at most 256 MiB (millions of values, more than any run's seqLen of 2^20 needs), lines at most 64 KiB. */
+export const U_FILE_LIMITS = { maxBytes: 256 * 2 ** 20, maxLine: 64 * 2 ** 10 };
+
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const SPECIAL = /^[+-]?(?:Infinity|inf|NaN)$/i;
 
@@ -119,35 +122,34 @@ const SPECIAL = /^[+-]?(?:Infinity|inf|NaN)$/i;
  * non-blank character is `#` are ignored; surrounding whitespace is
  * ignored. Errors name the file and the 1-based line number.
  *
+ * The file is read line by line; a non-regular file (a FIFO, /dev/zero) or
+ * one beyond U_FILE_LIMITS is refused before it is read.
+ *
  * @throws Error when the file cannot be read (naming the path);
  *   SyntaxError for an unparsable line; RangeError for a value outside [0, 1).
  */
 export function readAuxFile(path: string): ArrayAux {
-  let text: string;
-  try {
-    text = nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "build an ArrayAux from the values instead").readFileSync(path, "utf8");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e && e.code === "ENOENT") throw new Error(`u file not found: ${path}`);
-    throw new Error(`cannot read u file ${path}: ${e && e.message ? e.message : String(err)}`);
-  }
-  const lines = text.split(/\r?\n/);
   const values: number[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const where = `${path}, line ${i + 1}`;
-    let v: number;
-    if (DECIMAL.test(line)) {
-      v = Number(line);
-    } else if (SPECIAL.test(line)) {
-      const neg = line.startsWith("-");
-      v = /nan/i.test(line) ? NaN : neg ? -Infinity : Infinity;
-    } else {
-      throw new SyntaxError(`${where}: cannot parse "${line}" as a number`);
-    }
-    assertValidU(v, where);
-    values.push(v);
+  try {
+    readLines(path, "a u file, one value per line", U_FILE_LIMITS, (text, number) => {
+      const line = text.trim();
+      if (line === "" || line.startsWith("#")) return;
+      const where = `${path}, line ${number}`;
+      let v: number;
+      if (DECIMAL.test(line)) {
+        v = Number(line);
+      } else if (SPECIAL.test(line)) {
+        const neg = line.startsWith("-");
+        v = /nan/i.test(line) ? NaN : neg ? -Infinity : Infinity;
+      } else {
+        throw new SyntaxError(`${where}: cannot parse "${line}" as a number`);
+      }
+      assertValidU(v, where);
+      values.push(v);
+    });
+  } catch (err) {
+    if (err instanceof FileFormatError && err.problem.startsWith("file does not exist")) throw new Error(`u file not found: ${path}`);
+    throw err;
   }
   return new ArrayAux(values, `u file ${path}`);
 }

@@ -101,45 +101,60 @@ export class JsBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    const Mk = mask ? this.u8(mask, M * nKeys, "attention") : null;
+    const visible = new Int32Array(nKeys);
+    this.attend(out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize, (m) => {
+      let n = 0;
+      for (let j = 0; j < nKeys; j++) if (Mk ? Mk[m * nKeys + j] !== 0 : j <= nKeys - M + m) visible[n++] = j;
+      return visible.subarray(0, n);
+    });
+  }
+
+  attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    const offsets = this.i32(rows, M + 1, "attentionSparse");
+    const R = this.i32(rows, M + 1 + offsets[M], "attentionSparse");
+    this.attend(out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize, (m) => R.subarray(M + 1 + R[m], M + 1 + R[m + 1]));
+  }
+
+  /** Attention of every row over the keys `visibleOf(m)` lists (increasing): scores, softmax and value sum, key by key. */
+  private attend(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, visibleOf: (m: number) => Int32Array): void {
     const kvWidth = nKvHeads * headSize,
       width = nHeads * headSize;
     const O = this.f32(out, M * width, "attention"),
       Q = this.f32(q, M * width, "attention");
     const Kc = this.f32(keys, nKeys * kvWidth, "attention"),
       Vc = this.f32(values, nKeys * kvWidth, "attention");
-    const Mk = mask ? this.u8(mask, M * nKeys, "attention") : null;
     const group = nHeads / nKvHeads;
     const sqrtHs = f(Math.sqrt(headSize));
     const scores = new Float32Array(nKeys);
     for (let m = 0; m < M; m++) {
-      const visible = (j: number) => (Mk ? Mk[m * nKeys + j] !== 0 : j <= nKeys - M + m);
+      const visible = visibleOf(m);
+      const n = visible.length;
+      if (n === 0) throw new BackendError(this.name, `attention: row ${m} sees no key`);
       for (let h = 0; h < nHeads; h++) {
         const qo = m * width + h * headSize,
           kvo = Math.floor(h / group) * headSize;
         // Scores of the visible keys only (in key order), then a softmax over exactly those keys.
-        let max = -Infinity,
-          any = false;
-        for (let j = 0; j < nKeys; j++) {
-          if (!visible(j)) continue;
+        let max = -Infinity;
+        for (let t = 0; t < n; t++) {
+          const j = visible[t];
+          if (!(j >= 0 && j < nKeys)) throw new BackendError(this.name, `attention: row ${m} sees key ${j}, not in [0, ${nKeys})`);
           let s = 0;
           for (let i = 0; i < headSize; i++) s = f(s + f(Q[qo + i] * Kc[j * kvWidth + kvo + i]));
-          scores[j] = s / sqrtHs;
-          if (scores[j] > max) max = scores[j];
-          any = true;
+          scores[t] = s / sqrtHs;
+          if (scores[t] > max) max = scores[t];
         }
-        if (!any) throw new BackendError(this.name, `attention: row ${m} sees no key`);
         let sum = 0;
-        for (let j = 0; j < nKeys; j++) {
-          if (!visible(j)) continue;
-          scores[j] = Math.exp(f(scores[j] - max));
-          sum = f(sum + scores[j]);
+        for (let t = 0; t < n; t++) {
+          scores[t] = Math.exp(f(scores[t] - max));
+          sum = f(sum + scores[t]);
         }
-        for (let j = 0; j < nKeys; j++) if (visible(j)) scores[j] = scores[j] / sum;
+        for (let t = 0; t < n; t++) scores[t] = scores[t] / sum;
         // Weighted sum of values, accumulated key by key as llama2.c does.
         O.fill(0, qo, qo + headSize);
-        for (let j = 0; j < nKeys; j++) {
-          if (!visible(j)) continue;
-          for (let i = 0; i < headSize; i++) O[qo + i] = O[qo + i] + f(scores[j] * Vc[j * kvWidth + kvo + i]);
+        for (let t = 0; t < n; t++) {
+          const vo = visible[t] * kvWidth + kvo;
+          for (let i = 0; i < headSize; i++) O[qo + i] = O[qo + i] + f(scores[t] * Vc[vo + i]);
         }
       }
     }

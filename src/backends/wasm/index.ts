@@ -527,17 +527,55 @@ export class WasmBackend implements Backend {
       throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
     }
     if (M === 0) return;
+    this.runAttention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, M * nKeys);
+  }
+
+  attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    this.dim("attentionSparse", "M", M);
+    this.dim("attentionSparse", "nKeys", nKeys);
+    this.dim("attentionSparse", "nHeads", nHeads);
+    this.dim("attentionSparse", "nKvHeads", nKvHeads);
+    this.dim("attentionSparse", "headSize", headSize);
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attentionSparse: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+    const width = nHeads * headSize,
+      kvWidth = nKvHeads * headSize;
+    const O = this.f32(out, M * width, "attentionSparse out"),
+      Q = this.f32(q, M * width, "attentionSparse q");
+    const Kc = this.f32(keys, nKeys * kvWidth, "attentionSparse keys"),
+      Vc = this.f32(values, nKeys * kvWidth, "attentionSparse values");
+    const offsets = this.typed(rows, "i32", M + 1, "attentionSparse rows");
+    const i32 = this.view("i32") as Int32Array,
+      base = offsets.ptr >> 2;
+    const nnz = i32[base + M];
+    this.typed(rows, "i32", M + 1 + Math.max(0, nnz), "attentionSparse rows");
+    // The kernel trusts the indices: check them here (linear in the visible keys).
+    if (i32[base] !== 0) throw this.err(`attentionSparse: offsets[0] must be 0, got ${i32[base]}`);
+    for (let m = 0; m < M; m++) {
+      const from = i32[base + m],
+        to = i32[base + m + 1];
+      if (!(to > from)) throw this.err(`attentionSparse: row ${m} sees no key`);
+      for (let t = from, prev = -1; t < to; t++) {
+        const j = i32[base + M + 1 + t];
+        if (!(j > prev && j < nKeys)) throw this.err(`attentionSparse: row ${m}'s keys must increase within [0, ${nKeys}), got ${j} after ${prev}`);
+        prev = j;
+      }
+    }
+    if (M === 0) return;
+    this.runAttention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, offsets.ptr, 2, M, nKeys, nHeads, nKvHeads, headSize, nnz);
+  }
+
+  /** The attention kernel, on the worker threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
+  private runAttention(O: number, Q: number, K: number, V: number, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
     const scratch = this.scratch(nHeads * nKeys * 8);
-    const hasMask = mask ? 1 : 0;
-    if (this.pool && nHeads >= 2 && M * nKeys * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
+    if (this.pool && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
       // One query head per chunk; each head has its own scratch.
-      const args = [O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
+      const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
       if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, 1, nHeads)) {
         this.threadedCalls++;
         return;
       }
     }
-    this.k.attention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
+    this.k.attention(O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {

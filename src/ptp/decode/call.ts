@@ -56,6 +56,12 @@ export function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
+/** The distinct values of `xs` in increasing order (`xs` itself when it already is). */
+function increasing(xs: readonly number[]): readonly number[] {
+  for (let i = 1; i < xs.length; i++) if (!(xs[i] > xs[i - 1])) return [...new Set(xs)].sort((a, b) => a - b);
+  return xs;
+}
+
 /** Runs the groups in one forward call; returns each group's logits. */
 export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): GroupLogits[] {
   const { dim, vocabSize } = model.teacher.config;
@@ -67,19 +73,18 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
   for (const g of groups) baseAt.push(rows), (rows += g.base.length);
   const S = groups.reduce((n, g) => n + g.slots.length, 0);
   for (const g of groups) slotAt.push(rows), (rows += g.slots.length);
-  const M = rows,
-    nKeys = C + M;
+  const M = rows;
 
   const tokens = new Int32Array(M).fill(-1),
     positions = new Int32Array(M);
   const embeddings = S > 0 ? new Float32Array(M * dim) : undefined;
-  const mask = new Uint8Array(M * nKeys);
+  // A sparse mask: each row lists only its own sequence's keys, so a row costs its sequence, not the batch.
+  const seen: (readonly number[])[] = new Array(M);
   groups.forEach((g, gi) => {
     const local = (i: number) => (i < g.base.length ? baseAt[gi] + i : slotAt[gi] + i - g.base.length);
-    const place = (row: number, sees: number[]) => {
-      for (const r of g.seq.cacheRows) mask[row * nKeys + r] = 1;
-      for (const i of sees) mask[row * nKeys + C + local(i)] = 1;
-    };
+    // Keys in index order, each once: the sequence's cache rows (all below C), then its block rows.
+    const own = increasing(g.seq.cacheRows);
+    const place = (row: number, sees: number[]) => (seen[row] = [...own, ...increasing(sees.map(local)).map((r) => C + r)]);
     g.base.forEach((b, i) => {
       tokens[baseAt[gi] + i] = b.token;
       positions[baseAt[gi] + i] = b.position;
@@ -93,8 +98,12 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
       place(row, s.sees);
     });
   });
+  const offsets = new Int32Array(M + 1);
+  for (let m = 0; m < M; m++) offsets[m + 1] = offsets[m] + seen[m].length;
+  const keys = new Int32Array(offsets[M]);
+  for (let m = 0; m < M; m++) keys.set(seen[m], offsets[m]);
 
-  const logits = model.forward({ tokens, positions, embeddings, mask }, cache, S);
+  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S);
   const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
   return groups.map((g, gi) => ({
     base: g.base.map((_, i) => rowLogits(baseAt[gi] + i)),

@@ -49,7 +49,12 @@ export function defaultDecoder(proposer: "student" | "draft" | undefined): "sing
   return proposer === "student" ? "single-call" : proposer === "draft" ? "verify" : "ar";
 }
 
-/** The decoders an evaluation compares by default: single-call, and self for a C-PTP student (its own u withheld), else verify. */
-export function defaultDecoders(variant: "O" | "C"): ("single-call" | "self" | "verify")[] {
-  return variant === "C" ? ["single-call", "self"] : ["single-call", "verify"];
+/**
+ * The decoders an evaluation compares by default: single-call, and self for
+ * a C-PTP student (its own u withheld) unless it is a query student (whose
+ * own AR path is the teacher's, so self decoding says nothing about it),
+ * else verify.
+ */
+export function defaultDecoders(variant: "O" | "C", query = false): ("single-call" | "self" | "verify")[] {
+  return variant === "C" && !query ? ["single-call", "self"] : ["single-call", "verify"];
 }

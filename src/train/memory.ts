@@ -1,0 +1,157 @@
+import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
+
+/**
+ * Estimates, before anything is allocated, of the memory a training run
+ * needs, so that a command can refuse a run beyond the machine with a clear
+ * message instead of dying in the middle of an allocation. The estimates
+ * count float32 arrays (4 bytes) and are generous rather than exact: they
+ * follow what a step keeps alive at its peak (spec/train.md, "Memory").
+ */
+export interface MemoryEstimate {
+  /** Bytes in all, over every thread. */
+  total: number;
+  /** The named parts of `total`, largest first. */
+  parts: { name: string; bytes: number }[];
+  /** Bytes one wasm instance (one thread's teacher: weights, KV cache, activations) holds; wasm memory is at most 4 GiB per instance. */
+  perInstance: number;
+}
+
+const F = 4;
+
+/** Floats of a model's weights (the tied classifier counted once). */
+function weightFloats(c: ModelConfig): number {
+  return parameterCount(c);
+}
+
+/**
+ * Bytes of one inference forward of `rows` rows through a model on a
+ * backend after a KV cache of `cacheRows` rows: the KV cache, the
+ * activations of the block (residual, norms, q/k/v, attention, SwiGLU,
+ * logits) and the attention scratch.
+ */
+export function forwardBytes(c: ModelConfig, rows: number, cacheRows: number): { cache: number; activations: number } {
+  const kv = kvDim(c);
+  return {
+    cache: F * 2 * c.nLayers * cacheRows * kv,
+    activations: F * (rows * (5 * c.dim + 2 * kv + 2 * c.hiddenDim + c.vocabSize) + 2 * c.nHeads * cacheRows),
+  };
+}
+
+/**
+ * Bytes a training graph of `rows` rows keeps on its autograd tape at the
+ * peak of backward (values and gradients): per layer the norms, q/k/v and
+ * their rotations, attention output, projections, SwiGLU and residuals (plus
+ * a LoRA adapter's rank-wide products), the attention probabilities of
+ * `visible` keys per row and head, the constant context keys and values
+ * concatenated in front of the rows' own, then the final norm, logits and
+ * softmax.
+ */
+export function graphBytes(c: ModelConfig, rows: number, visible: number, contextRows: number, rank = 0): number {
+  const kv = kvDim(c);
+  const perRowLayer = 11 * c.dim + 4 * kv + 4 * c.hiddenDim + 7 * rank;
+  const perLayer = rows * perRowLayer + c.nHeads * rows * visible + 2 * (contextRows + rows) * kv;
+  return F * 2 * (c.nLayers * perLayer + rows * (c.dim + 2 * c.vocabSize));
+}
+
+function estimate(parts: { name: string; bytes: number }[], perInstance: number): MemoryEstimate {
+  const kept = parts.filter((p) => p.bytes > 0).sort((a, b) => b.bytes - a.bytes);
+  return { total: kept.reduce((n, p) => n + p.bytes, 0), parts: kept, perInstance };
+}
+
+/**
+ * Decoding `rows`-row blocks after a KV cache of `cacheRows` rows (`ptp
+ * pregenerate`: the longest prompt's prefill, a cache sized to the longest
+ * prompt + --steps): the weights (host and backend), the cache and the
+ * activations.
+ */
+export function inferenceMemory(c: ModelConfig, cacheRows: number, rows: number): MemoryEstimate {
+  const run = forwardBytes(c, rows, cacheRows);
+  return estimate(
+    [
+      { name: "weights", bytes: F * 2 * weightFloats(c) },
+      { name: `KV cache of ${cacheRows} rows`, bytes: run.cache },
+      { name: `activations of ${rows} rows`, bytes: run.activations },
+    ],
+    F * weightFloats(c) + run.cache + run.activations,
+  );
+}
+
+export interface DistillMemoryOptions {
+  /** Floats of the proposer's trainable weights (student adapter or draft model). */
+  proposerParams: number;
+  /** The shape a draft model's graph runs at (absent: a LoRA student over the teacher). */
+  draft?: ModelConfig;
+  /** LoRA rank (students). */
+  rank: number;
+  windows: number;
+  window: number;
+  /** Sequences per step, and threads (each holds its own teacher; at most `sequences` are used). */
+  sequences: number;
+  threads: number;
+}
+
+/**
+ * `ptp distill`: per thread, a copy of the teacher (host and backend), the
+ * teacher's forward over a whole sequence (seqLen rows: its KV cache, a host
+ * copy of it, the logits) and the graph of windows x window slot rows that
+ * each see up to seqLen context keys and their window; then the proposer's
+ * weights and gradients per thread and Adam's two moments.
+ */
+export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): MemoryEstimate {
+  const T = Math.max(1, Math.min(o.threads, o.sequences)),
+    n = teacher.seqLen,
+    R = o.windows * o.window;
+  const weights = F * 2 * weightFloats(teacher);
+  const run = forwardBytes(teacher, n, n);
+  const teacherRun = run.cache * 2 + run.activations + F * n * teacher.vocabSize + F * R * teacher.vocabSize;
+  const graph = graphBytes(o.draft ?? teacher, R, n + o.window, o.draft ? 0 : n, o.draft ? 0 : o.rank);
+  return estimate(
+    [
+      { name: `teacher weights x ${T} threads`, bytes: T * weights },
+      { name: `teacher KV and activations of a ${n}-token sequence x ${T} threads`, bytes: T * teacherRun },
+      { name: `training graph of ${o.windows} windows x ${o.window} slots x ${T} threads`, bytes: T * graph },
+      { name: "proposer weights, gradients and Adam state", bytes: F * o.proposerParams * (2 * T + 3) },
+    ],
+    weights / 2 + run.cache + run.activations,
+  );
+}
+
+/** `ptp train` (next-token pretraining): the model's weights, gradients and Adam state, and the graph of batch x context rows with causal attention. */
+export function pretrainMemory(c: ModelConfig, o: { batch: number; context: number }): MemoryEstimate {
+  const R = o.batch * o.context;
+  return estimate(
+    [
+      { name: "weights, gradients and Adam state", bytes: F * 4 * weightFloats(c) },
+      { name: `training graph of ${o.batch} windows x ${o.context} tokens`, bytes: graphBytes(c, R, (o.context + 1) / 2, 0) },
+    ],
+    0,
+  );
+}
+
+/**
+ * `ptp train --objective inverse-ar`: the base model's weights (host and
+ * backend), its forward over a text window of `context` tokens (KV, a host
+ * copy), and the C-PTP graph over that window's slots (about `context`
+ * rows), one text window at a time; the student's weights, gradients and
+ * Adam state.
+ */
+export function inverseArMemory(c: ModelConfig, o: { proposerParams: number; rank: number; context: number; window: number }): MemoryEstimate {
+  const run = forwardBytes(c, o.context, o.context);
+  return estimate(
+    [
+      { name: "base model weights", bytes: F * 2 * weightFloats(c) },
+      { name: `base model KV and activations of a ${o.context}-token window`, bytes: run.cache * 2 + run.activations },
+      { name: `training graph of a ${o.context}-token window (--window ${o.window} slots)`, bytes: graphBytes(c, o.context, o.context + o.window, o.context, o.rank) },
+      { name: "student weights, gradients and Adam state", bytes: F * 4 * o.proposerParams },
+    ],
+    F * weightFloats(c) + run.cache + run.activations,
+  );
+}
+
+/** Floats of every Float32Array under `x` (a student's or draft model's weights). */
+export function floatsIn(x: unknown, seen = new Set<unknown>()): number {
+  if (x instanceof Float32Array) return seen.has(x) ? 0 : (seen.add(x), x.length);
+  if (typeof x !== "object" || x === null || seen.has(x)) return 0;
+  seen.add(x);
+  return Object.values(x).reduce((n: number, v) => n + floatsIn(v, seen), 0);
+}
