@@ -6,6 +6,8 @@ import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/p
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
+import type { Block } from "../src/model/block.js";
+import type { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
@@ -154,6 +156,17 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
   });
 });
 
+/** The block's logits with the student's last `slots` rows gated (LoRA on) and, for comparison, with the teacher alone. */
+function forwardWithAndWithoutLora(model: PtpModel, teacher: Transformer, block: Block, slots: number): { withLora: Float32Array; plain: Float32Array } {
+  const run = (lora: boolean) => {
+    const cache = teacher.newCache();
+    const logits = lora ? model.forward(block, cache, slots) : teacher.forward(block, cache);
+    cache.free();
+    return logits;
+  };
+  return { withLora: run(true), plain: run(false) };
+}
+
 describe("gated LoRA", () => {
   it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {
     const b = await backend(name);
@@ -168,14 +181,7 @@ describe("gated LoRA", () => {
           const embeddings = new Float32Array((ctx.length + nSlots) * dim);
           for (let j = 0; j < nSlots; j++) embeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined, j === 0 ? ctx[ctx.length - 1] : undefined), (ctx.length + j) * dim);
           const block = { tokens: [...ctx, ...Array(nSlots).fill(-1)], positions: [...ctx.map((_, i) => i), ...range(0, nSlots).map((j) => ctx.length - 1 + j)], embeddings };
-          const run = (slots: number) => {
-            const cache = teacher.newCache();
-            const logits = slots ? model.forward(block, cache, slots) : teacher.forward(block, cache);
-            cache.free();
-            return logits;
-          };
-          const withLora = run(nSlots),
-            plain = run(0);
+          const { withLora, plain } = forwardWithAndWithoutLora(model, teacher, block, nSlots);
           model.dispose();
           const ctxRows = ctx.length * vocabSize;
           const dCtx = firstBitDifference(withLora.subarray(0, ctxRows), plain.subarray(0, ctxRows));
@@ -273,14 +279,7 @@ describe("query slot input", () => {
           for (let r = 0; r < n; r++) mask.fill(1, r * M, r * M + r + 1);
           for (let j = 0; j < nSlots; j++) mask.fill(1, (n + j) * M, (n + j) * M + n - 1), mask.fill(1, (n + j) * M + n, (n + j) * M + n + j + 1);
           const block = { tokens: [...ctx, ctx[n - 1], ...Array(nSlots - 1).fill(-1)], positions: [...range(0, n), ...range(0, nSlots).map((j) => n - 1 + j)], embeddings, mask };
-          const run = (slots: number) => {
-            const cache = teacher.newCache();
-            const logits = slots ? model.forward(block, cache, slots) : teacher.forward(block, cache);
-            cache.free();
-            return logits;
-          };
-          const withLora = run(nSlots),
-            plain = run(0);
+          const { withLora, plain } = forwardWithAndWithoutLora(model, teacher, block, nSlots);
           model.dispose();
           const d = firstBitDifference(withLora.subarray(n * vocabSize, (n + 1) * vocabSize), withLora.subarray((n - 1) * vocabSize, n * vocabSize));
           if (d) throw new Error(`slot 0 differs from the teacher's row: ${d}`);
