@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import * as core from "../src/index.js";
 import { BackendError, type Backend } from "../src/backends/backend.js";
 import { JsBackend } from "../src/backends/js/index.js";
+import { withPoisonedKeys } from "../src/backends/conformance.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
@@ -14,7 +15,7 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { createCudaBackend, cudaStatus, registerCudaBackend } from "../packages/backend-cuda/index.js";
 import { hostCudaAddon } from "./cuda-host-addon.js";
-import { absDot, attentionRow, attentionTol, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAdd, runAttention, runCopy, runEmbedding, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu } from "./backend-ops.js";
+import { absDot, attentionRow, attentionTol, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAdd, runAttention, runCopy, runEmbedding, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, rowsCase } from "./backend-ops.js";
 import { backend, GOLDEN, goldenText, rng, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
 import { caseArb, makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
 
@@ -105,12 +106,7 @@ for (const t of TARGETS) {
       const b = await t.get();
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), fc.integer(), (M, nHeads, half, seed) => {
-          const r = rng(seed);
-          const headSize = 2 * half,
-            D = nHeads * headSize;
-          const x = randF32(M * D, r, 3),
-            g = randF32(D, r),
-            y = randF32(M * D, r);
+          const { r, headSize, D, x, g, y } = rowsCase(M, nHeads, half, seed, 3);
           expectBitExact(runRmsnorm(b, x, g, M, D, 1e-5), runRmsnorm(js, x, g, M, D, 1e-5), "rmsnorm");
           const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 5000));
           expectBitExact(runRope(b, x, pos, M, nHeads, headSize, 10000), runRope(js, x, pos, M, nHeads, headSize, 10000), "rope");
@@ -187,12 +183,7 @@ for (const t of TARGETS) {
       const b = await t.get();
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 }), fc.integer(), (M, nHeads, half, seed) => {
-          const r = rng(seed);
-          const headSize = 2 * half,
-            D = nHeads * headSize;
-          const x = randF32(M * D, r, 4),
-            g = randF32(D, r),
-            u = randF32(M * D, r);
+          const { r, headSize, D, x, g, y: u } = rowsCase(M, nHeads, half, seed, 4);
           const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 3000));
           const table = randF32(4 * D, r),
             ids = Int32Array.from({ length: M }, () => Math.floor(r() * 5) - 1);
@@ -227,17 +218,7 @@ for (const t of TARGETS) {
           const width = c.nHeads * hs;
           for (let m = 0; m < M; m++) expectBitExact(all.subarray(m * width, (m + 1) * width), runAttention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
           // The same problem with poisoned keys appended, which an explicit mask hides from every row.
-          const kvW = nKv * hs,
-            nKeys = c.nKeys + 3;
-          const keys = new Float32Array(nKeys * kvW),
-            values = new Float32Array(nKeys * kvW);
-          keys.set(c.keys);
-          values.set(c.values);
-          keys.fill(NaN, c.nKeys * kvW);
-          values.fill(1e30, c.nKeys * kvW);
-          const mask = new Uint8Array(M * nKeys);
-          for (let m = 0; m < M; m++) for (let j = 0; j < c.nKeys; j++) mask[m * nKeys + j] = c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - M + m ? 1 : 0;
-          expectBitExact(runAttention(b, { ...c, keys, values, mask, nKeys }), all, "poisoned masked-out keys");
+          expectBitExact(runAttention(b, withPoisonedKeys(c)), all, "poisoned masked-out keys");
         }),
         RUNS,
       );

@@ -1,5 +1,6 @@
 import { expect } from "vitest";
 import type { Backend, Buffer, DType, HostArray } from "../src/backends/backend.js";
+import { type Attn, scoped } from "../src/backends/conformance.js";
 import { firstBitDifference, rng } from "./helpers.js";
 
 /*
@@ -56,26 +57,8 @@ export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (i:
   }
 }
 
-/** Frees every buffer allocated through `b` during `fn`. */
-export function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
-  const owned: Buffer[] = [];
-  try {
-    return fn(
-      (data, dtype = "f32") => {
-        const buf = up(b, data, dtype);
-        owned.push(buf);
-        return buf;
-      },
-      (n) => {
-        const buf = b.alloc(n);
-        owned.push(buf);
-        return buf;
-      },
-    );
-  } finally {
-    for (const buf of owned) b.free(buf);
-  }
-}
+/** Frees every buffer allocated through `b` during `fn` (the library's own helper). */
+export { scoped };
 
 // ---- op runners: host arrays in, host arrays out -------------------------
 
@@ -103,17 +86,7 @@ export function runRope(b: Backend, x: Float32Array, pos: Int32Array, M: number,
   });
 }
 
-export interface AttnCase {
-  q: Float32Array;
-  keys: Float32Array;
-  values: Float32Array;
-  mask: Uint8Array | null;
-  M: number;
-  nKeys: number;
-  nHeads: number;
-  nKvHeads: number;
-  headSize: number;
-}
+export type AttnCase = Attn;
 
 export function runAttention(b: Backend, c: AttnCase): Float32Array {
   return scoped(b, (alloc, zeros) => {
@@ -200,4 +173,15 @@ export function attentionRow(c: AttnCase, m: number): AttnCase {
   // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
   // single row sees with nKeys' = nKeys - M + m + 1 keys.
   return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
+}
+
+/** A seeded rows problem: D = nHeads * (2 half), x (scaled by xScale), a norm weight g and a second input y, drawn from r in that order; r goes on for the rest. */
+export function rowsCase(M: number, nHeads: number, half: number, seed: number, xScale: number) {
+  const r = rng(seed);
+  const headSize = 2 * half,
+    D = nHeads * headSize;
+  const x = randF32(M * D, r, xScale),
+    g = randF32(D, r),
+    y = randF32(M * D, r);
+  return { r, headSize, D, x, g, y };
 }

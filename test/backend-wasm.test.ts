@@ -8,7 +8,7 @@ import { FreeListAllocator, type WasmBackend, createWasmBackend, relaxedSimdSupp
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
 import { rng } from "./helpers.js";
-import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up } from "./backend-ops.js";
+import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up, rowsCase } from "./backend-ops.js";
 
 /** The WebAssembly global, typed locally (the project's lib has no DOM types). */
 const WA = (
@@ -262,12 +262,7 @@ for (const { build, skip, label } of BUILDS) {
     it("BACKEND-BATCH-INV: rmsnorm, rope, swiglu, softmax: rows are batch-invariant", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 }), fc.integer(), (M, nHeads, half, seed) => {
-          const r = rng(seed);
-          const headSize = 2 * half,
-            D = nHeads * headSize;
-          const x = randF32(M * D, r, 4),
-            g = randF32(D, r),
-            u = randF32(M * D, r);
+          const { r, headSize, D, x, g, y: u } = rowsCase(M, nHeads, half, seed, 4);
           const pos = Int32Array.from({ length: M }, () => Math.floor(r() * 3000));
           const norm = runRmsnorm(wasm, x, g, M, D, 1e-6);
           const rot = runRope(wasm, x, pos, M, nHeads, headSize, 500000);

@@ -25,7 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
-import { Mulberry32 } from "../util/prng.js";
+import { Gen } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { JsBackend } from "./js/index.js";
 import { createBackend, type BackendOptions } from "./registry.js";
@@ -99,27 +99,8 @@ function throwsBackendError(fn: () => unknown, what: string, pattern?: RegExp): 
   fail(`${what}: no error thrown, expected a BackendError`);
 }
 
-/** A seeded source of random problems. */
-class Gen {
-  private readonly g: Mulberry32;
-  constructor(seed: number) {
-    this.g = new Mulberry32(seed);
-  }
-  next(): number {
-    return this.g.nextFloat();
-  }
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-  f32(n: number, scale = 1): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = (this.next() * 2 - 1) * scale;
-    return a;
-  }
-}
-
-/** Runs `fn` with allocation helpers and frees what it allocated. */
-function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
+/** Runs `fn` with allocation helpers (upload host data, or zeros) and frees what it allocated. */
+export function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DType) => Buffer, zeros: (n: number) => Buffer) => T): T {
   const owned: Buffer[] = [];
   try {
     return fn(
@@ -212,7 +193,8 @@ function sparseAttention(b: Backend, c: Attn): Float32Array {
   });
 }
 
-interface Attn {
+/** An attention problem on the host. */
+export interface Attn {
   q: Float32Array;
   keys: Float32Array;
   values: Float32Array;
@@ -249,10 +231,50 @@ function attentionRow(c: Attn, m: number): Attn {
   return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
 }
 
+/**
+ * The same problem with three poisoned keys appended (NaN keys, 1e30 values)
+ * and an explicit mask that shows every row exactly the keys it saw before:
+ * a correct backend gives the same bits.
+ */
+export function withPoisonedKeys<A extends Attn>(c: A): A {
+  const M = c.M,
+    kvW = c.nKvHeads * c.headSize,
+    nKeys = c.nKeys + 3;
+  const keys = new Float32Array(nKeys * kvW),
+    values = new Float32Array(nKeys * kvW);
+  keys.set(c.keys);
+  values.set(c.values);
+  keys.fill(NaN, c.nKeys * kvW);
+  values.fill(1e30, c.nKeys * kvW);
+  const mask = new Uint8Array(M * nKeys);
+  for (let m = 0; m < M; m++) for (let j = 0; j < c.nKeys; j++) mask[m * nKeys + j] = c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - M + m ? 1 : 0;
+  return { ...c, keys, values, mask, nKeys };
+}
+
 function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
   let s = 0;
   for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
   return s;
+}
+
+/** A random matmul problem: the fixed [M, K, N] or M <= 40, K <= 80, N <= maxN; x is M x K, w is N x K. */
+function matmulProblem(g: Gen, fixed: [number, number, number] | null, maxN: number) {
+  const [M, K, N] = fixed ?? [g.int(1, 40), g.int(1, 80), g.int(1, maxN)];
+  const x = g.f32(M * K),
+    w = g.f32(N * K);
+  return { M, K, N, x, w };
+}
+
+/** A random rows problem: M rows of D = nHeads * hs (hs even), x scaled by xScale, a norm weight w and a second input y. */
+function rowsProblem(g: Gen, maxM: number, maxHeads: number, maxHalfHead: number, xScale: number) {
+  const M = g.int(1, maxM),
+    nHeads = g.int(1, maxHeads),
+    hs = 2 * g.int(1, maxHalfHead),
+    D = nHeads * hs;
+  const x = g.f32(M * D, xScale),
+    w = g.f32(D),
+    y = g.f32(M * D);
+  return { M, nHeads, hs, D, x, w, y };
 }
 
 interface CheckSpec {
@@ -269,9 +291,7 @@ const CHECKS: CheckSpec[] = [
     id: "matmul-agrees",
     description: "matmul agrees with the js reference within (1.25 K + 8) u sum|x w|",
     run(b, ref, g, i) {
-      const [M, K, N] = i === 0 ? [37, 301, 67] : [g.int(1, 40), g.int(1, 80), g.int(1, 70)];
-      const x = g.f32(M * K),
-        w = g.f32(N * K);
+      const { M, K, N, x, w } = matmulProblem(g, i === 0 ? [37, 301, 67] : null, 70);
       close(ops.matmul(b, x, w, M, K, N), ops.matmul(ref, x, w, M, K, N), (e) => matmulTol(K) * absDot(x, w, Math.floor(e / N), e % N, K), `matmul M=${M} K=${K} N=${N}`);
     },
   },
@@ -279,13 +299,7 @@ const CHECKS: CheckSpec[] = [
     id: "elementwise-exact",
     description: "rmsnorm, rope, add, embedding and copy agree with the js reference bit for bit",
     run(b, ref, g) {
-      const M = g.int(1, 12),
-        nHeads = g.int(1, 4),
-        hs = 2 * g.int(1, 12),
-        D = nHeads * hs;
-      const x = g.f32(M * D, 3),
-        w = g.f32(D),
-        y = g.f32(M * D);
+      const { M, nHeads, hs, D, x, w, y } = rowsProblem(g, 12, 4, 12, 3);
       bitExact(ops.rmsnorm(b, x, w, M, D, 1e-5), ops.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
       const pos = Int32Array.from({ length: M }, () => g.int(0, 4999));
       bitExact(ops.rope(b, x, pos, M, nHeads, hs, 10000), ops.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
@@ -325,9 +339,7 @@ const CHECKS: CheckSpec[] = [
     id: "matmul-batch-invariant",
     description: "matmul rows are bit-identical whatever M",
     run(b, _ref, g, i) {
-      const [M, K, N] = i === 0 ? [70, 257, 33] : [g.int(1, 40), g.int(1, 80), g.int(1, 40)];
-      const x = g.f32(M * K),
-        w = g.f32(N * K);
+      const { M, K, N, x, w } = matmulProblem(g, i === 0 ? [70, 257, 33] : null, 40);
       const all = ops.matmul(b, x, w, M, K, N);
       for (let m = 0; m < M; m++) bitExact(all.subarray(m * N, (m + 1) * N), ops.matmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
       for (const [from, to] of [
@@ -344,13 +356,7 @@ const CHECKS: CheckSpec[] = [
     id: "rows-batch-invariant",
     description: "rmsnorm, rope, swiglu, softmax, add and embedding rows are bit-identical whatever M",
     run(b, _ref, g) {
-      const M = g.int(1, 20),
-        nHeads = g.int(1, 3),
-        hs = 2 * g.int(1, 20),
-        D = nHeads * hs;
-      const x = g.f32(M * D, 4),
-        w = g.f32(D),
-        u = g.f32(M * D);
+      const { M, nHeads, hs, D, x, w, y: u } = rowsProblem(g, 20, 3, 20, 4);
       const pos = Int32Array.from({ length: M }, () => g.int(0, 2999));
       const table = g.f32(4 * D),
         ids = Int32Array.from({ length: M }, () => g.int(-1, 3));
@@ -384,19 +390,10 @@ const CHECKS: CheckSpec[] = [
       const all = ops.attention(b, c);
       const width = c.nHeads * hs;
       for (let m = 0; m < M; m++) bitExact(all.subarray(m * width, (m + 1) * width), ops.attention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
-      const kvW = nKv * hs,
-        nKeys = c.nKeys + 3;
-      const keys = new Float32Array(nKeys * kvW),
-        values = new Float32Array(nKeys * kvW);
-      keys.set(c.keys);
-      values.set(c.values);
-      keys.fill(NaN, c.nKeys * kvW);
-      values.fill(1e30, c.nKeys * kvW);
-      const mask = new Uint8Array(M * nKeys);
-      for (let m = 0; m < M; m++) for (let j = 0; j < c.nKeys; j++) mask[m * nKeys + j] = c.mask ? c.mask[m * c.nKeys + j] : j <= c.nKeys - M + m ? 1 : 0;
-      bitExact(ops.attention(b, { ...c, keys, values, mask, nKeys }), all, "attention with poisoned masked-out keys");
+      const poisoned = withPoisonedKeys(c);
+      bitExact(ops.attention(b, poisoned), all, "attention with poisoned masked-out keys");
       // The same mask in sparse form, where the backend has attentionSparse: the same bits.
-      if (b.attentionSparse) bitExact(sparseAttention(b, { ...c, keys, values, mask, nKeys }), all, `attentionSparse M=${M} nKeys=${nKeys}`);
+      if (b.attentionSparse) bitExact(sparseAttention(b, poisoned), all, `attentionSparse M=${M} nKeys=${poisoned.nKeys}`);
     },
   },
   {

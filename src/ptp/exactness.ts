@@ -18,7 +18,7 @@ import type { Backend } from "../backends/backend.js";
 import type { ConformanceCheck, ConformanceReport } from "../backends/conformance.js";
 import { createBackend, type BackendOptions } from "../backends/registry.js";
 import { randomCheckpoint } from "../model/init.js";
-import { Mulberry32 } from "../util/prng.js";
+import { Gen } from "../util/prng.js";
 import type { ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/transformer.js";
 import { ArrayAux } from "../sampling/aux.js";
@@ -54,22 +54,6 @@ const nextUpF32 = (x: number): number => {
   u32[0] += 1;
   return f32[0];
 };
-
-class Gen {
-  private readonly g: Mulberry32;
-  constructor(seed: number) {
-    this.g = new Mulberry32(seed);
-  }
-  next(): number {
-    return this.g.nextFloat();
-  }
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(0, xs.length - 1)];
-  }
-}
 
 interface Case {
   config: ModelConfig;

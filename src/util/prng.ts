@@ -39,3 +39,25 @@ export class Mulberry32 {
     return this.nextU32() / 4294967296;
   }
 }
+
+/** A seeded source of random problems for property checks: floats, integer ranges, arrays and picks. */
+export class Gen {
+  private readonly g: Mulberry32;
+  constructor(seed: number) {
+    this.g = new Mulberry32(seed);
+  }
+  next(): number {
+    return this.g.nextFloat();
+  }
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+  f32(n: number, scale = 1): Float32Array {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = (this.next() * 2 - 1) * scale;
+    return a;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(0, xs.length - 1)];
+  }
+}
