@@ -332,22 +332,7 @@ export class Tokenizer {
    * tokens of non-ASCII characters; pass false to keep every byte.
    */
   decodeBytes(tokens: readonly number[], printableOnly = true): Uint8Array {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (let i = 0; i < tokens.length; i++) {
-      if (i === 0 && tokens[0] === BOS) continue;
-      const bytes = this.decodePiece(i > 0 ? tokens[i - 1] : -1, tokens[i]);
-      if (printableOnly && !isPrintablePiece(bytes)) continue;
-      parts.push(bytes);
-      total += bytes.length;
-    }
-    const out = new Uint8Array(total);
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    return out;
+    return printedBytes(this, tokens, tokens.length > 0 && tokens[0] === BOS ? 1 : 0, tokens.length, printableOnly);
   }
 
   /**
@@ -390,4 +375,27 @@ export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB): Uint8Ar
   const most = 4 + vocabSize * (8 + m);
   if (size > most && size > PARSE_ANYWAY) throw new FileFormatError(path, `file is ${size} bytes, more than the ${most} bytes ${vocabSize} tokens of at most max_token_length ${m} bytes take`);
   return readFileBytes(path, what);
+}
+
+/**
+ * The bytes printed for tokens[from .. to): each token's piece decoded with
+ * the token before it as prev (no prev, -1, for the sequence's first token),
+ * pieces failing the safe_printf rule dropped when `printableOnly`.
+ */
+export function printedBytes(tokenizer: { decodePiece(prev: number, token: number): Uint8Array }, tokens: readonly number[], from: number, to: number, printableOnly = true): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let i = from; i < to; i++) {
+    const bytes = tokenizer.decodePiece(i > 0 ? tokens[i - 1] : -1, tokens[i]);
+    if (printableOnly && !isPrintablePiece(bytes)) continue;
+    parts.push(bytes);
+    total += bytes.length;
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }

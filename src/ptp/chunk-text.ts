@@ -1,4 +1,4 @@
-import { Tokenizer } from "../io/tokenizer.js";
+import { printedBytes } from "../io/tokenizer.js";
 
 /** What chunking needs of a tokenizer (llama2.c or tokenizer.json): each token's printed bytes. */
 export interface PieceDecoder {
@@ -11,22 +11,7 @@ export interface PieceDecoder {
  * token, BOS, prints nothing).
  */
 export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], from: number, to: number): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for (let i = Math.max(from, 1); i < to; i++) {
-    const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
-    if (Tokenizer.isPrintablePiece(piece)) {
-      parts.push(piece);
-      n += piece.length;
-    }
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return printedBytes(tokenizer, tokens, Math.max(from, 1), to);
 }
 
 /**
