@@ -42,6 +42,43 @@ const H = 1e-2,
 
 const f = Math.fround;
 
+interface AttentionCase {
+  q: Float32Array;
+  k: Float32Array;
+  val: Float32Array;
+  dO: Float32Array;
+  ranges: Int32Array;
+  offsets: Int32Array;
+}
+
+/** A random attention problem: q, k, v, dO from `v`, then per row two key ranges from `next` (the second empty with chance `emptyChance`, when given). */
+function attentionCase(next: () => number, v: (n: number) => Float32Array, M: number, H: number, kvHeads: number, hs: number, nKeys: number, emptyChance?: number): AttentionCase {
+  const q = v(M * H * hs),
+    k = v(nKeys * kvHeads * hs),
+    val = v(nKeys * kvHeads * hs),
+    dO = v(M * H * hs);
+  const ranges = new Int32Array(4 * M),
+    offsets = new Int32Array(M + 1);
+  for (let m = 0; m < M; m++) {
+    const a = Math.floor(next() * nKeys),
+      b = a + 1 + Math.floor(next() * (nKeys - a)),
+      c = b + Math.floor(next() * (nKeys - b + 1));
+    const e = emptyChance !== undefined && next() < emptyChance ? c : c + Math.floor(next() * (nKeys - c + 1));
+    ranges.set([a, b, c, e], 4 * m);
+    offsets[m + 1] = offsets[m] + H * (b - a + e - c);
+  }
+  return { q, k, val, dO, ranges, offsets };
+}
+
+/** attentionForward then attentionBackward into the given [dq, dk, dv]: [out, probs, dq, dk, dv]. */
+function runAttentionBoth(kern: typeof jsKernels, c: AttentionCase, M: number, H: number, kvHeads: number, hs: number, [dq, dk, dv]: Float32Array[]): Float32Array[] {
+  const out = new Float32Array(M * H * hs),
+    probs = new Float32Array(c.offsets[M]);
+  kern.attentionForward(out, probs, c.q, c.k, c.val, c.ranges, c.offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+  kern.attentionBackward(dq, dk, dv, c.dO, probs, c.q, c.k, c.val, c.ranges, c.offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
+  return [out, probs, dq, dk, dv];
+}
+
 function param(shape: number[], next: () => number, s = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return new Tensor(
@@ -307,29 +344,8 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
           hs = 2 * half,
           H = kvHeads * group,
           v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const q = v(M * H * hs),
-          k = v(nKeys * kvHeads * hs),
-          val = v(nKeys * kvHeads * hs),
-          dO = v(M * H * hs);
-        const ranges = new Int32Array(4 * M),
-          offsets = new Int32Array(M + 1);
-        for (let m = 0; m < M; m++) {
-          const a = Math.floor(next() * nKeys),
-            b = a + 1 + Math.floor(next() * (nKeys - a)),
-            c = b + Math.floor(next() * (nKeys - b + 1));
-          ranges.set([a, b, c, c + Math.floor(next() * (nKeys - c + 1))], 4 * m);
-          offsets[m + 1] = offsets[m] + H * (ranges[4 * m + 1] - ranges[4 * m] + ranges[4 * m + 3] - ranges[4 * m + 2]);
-        }
-        const run = (kern: typeof jsKernels) => {
-          const out = new Float32Array(M * H * hs),
-            probs = new Float32Array(offsets[M]);
-          const dq = new Float32Array(q.length),
-            dk = new Float32Array(k.length),
-            dv = new Float32Array(val.length);
-          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
-          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
-          return [out, probs, dq, dk, dv];
-        };
+        const { q, k, val, dO, ranges, offsets } = attentionCase(next, v, M, H, kvHeads, hs, nKeys);
+        const run = (kern: typeof jsKernels) => runAttentionBoth(kern, { q, k, val, dO, ranges, offsets }, M, H, kvHeads, hs, [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(val.length)]);
         const a = run(jsKernels),
           b = run(wasm);
         a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));
@@ -344,30 +360,8 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
         const next = rng(seed),
           H = kvHeads * group,
           v = (n: number) => Float32Array.from({ length: n }, () => 4 * next() - 2);
-        const q = v(M * H * hs),
-          k = v(nKeys * kvHeads * hs),
-          val = v(nKeys * kvHeads * hs),
-          dO = v(M * H * hs);
-        const ranges = new Int32Array(4 * M),
-          offsets = new Int32Array(M + 1);
-        for (let m = 0; m < M; m++) {
-          const a = Math.floor(next() * nKeys),
-            b = a + 1 + Math.floor(next() * (nKeys - a)),
-            c = b + Math.floor(next() * (nKeys - b + 1));
-          const e = next() < 0.3 ? c : c + Math.floor(next() * (nKeys - c + 1));
-          ranges.set([a, b, c, e], 4 * m);
-          offsets[m + 1] = offsets[m] + H * (b - a + e - c);
-        }
-        const run = (kern: typeof jsKernels) => {
-          const out = new Float32Array(M * H * hs),
-            probs = new Float32Array(offsets[M]);
-          const dq = v(q.length).fill(0.5),
-            dk = new Float32Array(k.length).fill(-0.25),
-            dv = new Float32Array(val.length).fill(0.125);
-          kern.attentionForward(out, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
-          kern.attentionBackward(dq, dk, dv, dO, probs, q, k, val, ranges, offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
-          return [out, probs, dq, dk, dv];
-        };
+        const { q, k, val, dO, ranges, offsets } = attentionCase(next, v, M, H, kvHeads, hs, nKeys, 0.3);
+        const run = (kern: typeof jsKernels) => runAttentionBoth(kern, { q, k, val, dO, ranges, offsets }, M, H, kvHeads, hs, [v(q.length).fill(0.5), new Float32Array(k.length).fill(-0.25), new Float32Array(val.length).fill(0.125)]);
         const a = run(jsKernels),
           b = run(wasm);
         a.forEach((x, i) => expect(maxRelativeError(b[i], x)).toBeLessThan(1e-5));

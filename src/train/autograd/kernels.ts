@@ -58,6 +58,21 @@ function accumulate(out: Float32Array, coef: Float32Array, cs: number, js: numbe
 }
 
 /** The key indices row m sees, in order. */
+/**
+ * Calls `body` for each query row m and head h, with the row's visible keys,
+ * the offset of the (m, h) query in a [M, H * hs] array, the offset of its kv
+ * head within a key row, and its slice of `probs` (one per visible key).
+ */
+function eachHeadRow(ranges: Int32Array, offsets: Int32Array, probs: Float32Array, M: number, H: number, KVH: number, hs: number, body: (js: number[], qo: number, ko: number, p: Float32Array) => void): void {
+  const W = H * hs,
+    group = H / KVH;
+  for (let m = 0; m < M; m++) {
+    const js = visibleKeys(ranges, m),
+      n = js.length;
+    for (let h = 0; h < H; h++) body(js, m * W + h * hs, Math.floor(h / group) * hs, probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n));
+  }
+}
+
 function visibleKeys(ranges: Int32Array, m: number): number[] {
   const [a0, b0, a1, b1] = ranges.subarray(4 * m, 4 * m + 4);
   const js: number[] = [];
@@ -87,35 +102,27 @@ export const jsKernels: TrainKernels = {
     accumulate(dw, dy, 1, N, x, N, K, M);
   },
   attentionForward(O, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale) {
-    const W = H * hs,
-      KW = KVH * hs,
-      group = H / KVH;
-    for (let m = 0; m < M; m++) {
-      const js = visibleKeys(ranges, m),
-        n = js.length;
-      for (let h = 0; h < H; h++) {
-        const qo = m * W + h * hs,
-          ko = Math.floor(h / group) * hs,
-          p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
-        let max = -Infinity;
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          const kj = js[i] * KW + ko;
-          for (let d = 0; d < hs; d++) s += Q[qo + d] * K[kj + d];
-          p[i] = s * scale;
-          if (p[i] > max) max = p[i];
-        }
-        let sum = 0;
-        for (let i = 0; i < n; i++) sum += p[i] = Math.exp(p[i] - max);
-        for (let i = 0; i < n; i++) p[i] /= sum;
-        for (let d = 0; d < hs; d++) O[qo + d] = 0;
-        for (let i = 0; i < n; i++) {
-          const vj = js[i] * KW + ko,
-            pi = p[i];
-          for (let d = 0; d < hs; d++) O[qo + d] += pi * V[vj + d];
-        }
+    const KW = KVH * hs;
+    eachHeadRow(ranges, offsets, probs, M, H, KVH, hs, (js, qo, ko, p) => {
+      const n = js.length;
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        const kj = js[i] * KW + ko;
+        for (let d = 0; d < hs; d++) s += Q[qo + d] * K[kj + d];
+        p[i] = s * scale;
+        if (p[i] > max) max = p[i];
       }
-    }
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += p[i] = Math.exp(p[i] - max);
+      for (let i = 0; i < n; i++) p[i] /= sum;
+      for (let d = 0; d < hs; d++) O[qo + d] = 0;
+      for (let i = 0; i < n; i++) {
+        const vj = js[i] * KW + ko,
+          pi = p[i];
+        for (let d = 0; d < hs; d++) O[qo + d] += pi * V[vj + d];
+      }
+    });
   },
   loraForward(y, t, x, w, a, b, M, K, N, r, s) {
     const u = new Float32Array(M * N);
@@ -153,36 +160,29 @@ export const jsKernels: TrainKernels = {
     }
   },
   attentionBackward(dq, dk, dv, dO, probs, Q, K, V, ranges, offsets, M, H, KVH, hs, scale, kvFrom = 0) {
-    const W = H * hs,
-      KW = KVH * hs,
-      group = H / KVH;
-    for (let m = 0; m < M; m++) {
-      const js = visibleKeys(ranges, m),
-        n = js.length;
-      const dp = new Float64Array(n);
-      for (let h = 0; h < H; h++) {
-        const qo = m * W + h * hs,
-          ko = Math.floor(h / group) * hs,
-          p = probs.subarray(offsets[m] + h * n, offsets[m] + (h + 1) * n);
-        // dP_j = dO . v_j;  dV_j += P_j dO;  dS_j = P_j (dP_j - sum_i P_i dP_i)
-        let pdp = 0;
-        for (let i = 0; i < n; i++) {
-          const vj = js[i] * KW + ko;
-          let s = 0;
-          for (let d = 0; d < hs; d++) s += dO[qo + d] * V[vj + d];
-          dp[i] = s;
-          pdp += p[i] * s;
-          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
-        }
-        for (let i = 0; i < n; i++) {
-          const ds = p[i] * (dp[i] - pdp) * scale;
-          if (ds === 0) continue;
-          const kj = js[i] * KW + ko;
-          for (let d = 0; d < hs; d++) dq[qo + d] += ds * K[kj + d];
-          if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
-        }
+    const KW = KVH * hs;
+    let dp = new Float64Array(0);
+    eachHeadRow(ranges, offsets, probs, M, H, KVH, hs, (js, qo, ko, p) => {
+      const n = js.length;
+      if (dp.length < n) dp = new Float64Array(n);
+      // dP_j = dO . v_j;  dV_j += P_j dO;  dS_j = P_j (dP_j - sum_i P_i dP_i)
+      let pdp = 0;
+      for (let i = 0; i < n; i++) {
+        const vj = js[i] * KW + ko;
+        let s = 0;
+        for (let d = 0; d < hs; d++) s += dO[qo + d] * V[vj + d];
+        dp[i] = s;
+        pdp += p[i] * s;
+        if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dv[vj + d] += p[i] * dO[qo + d];
       }
-    }
+      for (let i = 0; i < n; i++) {
+        const ds = p[i] * (dp[i] - pdp) * scale;
+        if (ds === 0) continue;
+        const kj = js[i] * KW + ko;
+        for (let d = 0; d < hs; d++) dq[qo + d] += ds * K[kj + d];
+        if (js[i] >= kvFrom) for (let d = 0; d < hs; d++) dk[kj + d] += ds * Q[qo + d];
+      }
+    });
   },
 };
 
