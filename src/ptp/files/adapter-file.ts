@@ -22,10 +22,10 @@
  */
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
-import { readFileBytes, quote } from "../../io/errors.js";
-import { serializeSafetensors, writeBytesAtomically } from "../../io/safetensors.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, checkLayerCount } from "./ptp-file-parts.js";
-import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { quote } from "../../io/errors.js";
+import { serializeSafetensors } from "../../io/safetensors.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
+import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import type { LayerLora, Student, StudentConfig, StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
@@ -142,23 +142,16 @@ export function serializeStudent(student: Student): Uint8Array {
  * expected shapes.
  */
 export function parseStudent(bytes: Uint8Array, name: string): Student {
-  const { file, config, fail } = openFile(bytes, name, studentConfigFromMetadata);
-  checkLayerCount(config.teacherShape.nLayers, file, "teacher_shape", fail);
-  checkStartTensor(config, file, config.teacherShape.dim, fail);
   const weights: StudentWeights = { layers: [], aux: {} };
-  readSlots(file, studentSlots(config), weights, fail, `${config.variant}-PTP student with aux kind ${config.aux.kind}`);
-  return { config, weights };
+  return parseSlotFile(bytes, name, studentConfigFromMetadata, (c) => ({ ...c.teacherShape, key: "teacher_shape" }), "student", studentSlots, weights);
 }
+
+const studentFile = ptpFileAccess("a PTP student adapter (safetensors)", parseStudent, serializeStudent);
 
 /** Reads a student adapter file synchronously (see parseStudent). */
-export function readStudent(path: string): Student {
-  return parseStudent(readFileBytes(path, "a PTP student adapter (safetensors)"), path);
-}
-
+export const readStudent = (path: string): Student => studentFile.read(path);
 /** Writes a student adapter atomically: to a unique temporary file next to `path`, then renamed over it. */
-export function writeStudent(path: string, student: Student): void {
-  writeBytesAtomically(path, serializeStudent(student));
-}
+export const writeStudent = (path: string, student: Student): void => studentFile.write(path, student);
 
 /**
  * Throws an Error unless the student was made for this teacher: first the

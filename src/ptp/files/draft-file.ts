@@ -26,14 +26,13 @@
  * Serialisation is deterministic, so parse then serialise reproduces a file
  * written here byte for byte.
  */
-import { readFileBytes, quote } from "../../io/errors.js";
-import { writeBytesAtomically } from "../../io/atomic-write.js";
+import { quote } from "../../io/errors.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkStartTensor, checkTeacherChecksum, openFile, parseAux, parseShapeObject, parseSlotInput, slotInputFields, checkLayerCount } from "./ptp-file-parts.js";
-import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, readSlots, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseAux, parseShapeObject, parseSlotInput, parseSlotFile, ptpFileAccess, slotInputFields } from "./ptp-file-parts.js";
+import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 
 export const DRAFT_FORMAT = "ptp-draft";
 export const DRAFT_FORMAT_VERSION = "1";
@@ -151,25 +150,28 @@ export function serializeDraft(draft: Draft): Uint8Array {
  * tensors are not exactly the expected F32 tensors with the expected shapes.
  */
 export function parseDraft(bytes: Uint8Array, name: string): Draft {
-  const { file, config, fail } = openFile(bytes, name, draftConfigFromMetadata);
-  checkLayerCount(config.model.nLayers, file, "draft_config", fail);
-  checkStartTensor(config, file, config.model.dim, fail);
-  if (config.model.sharedClassifier && file.tensors.has("wcls")) fail(`draft_config says the classifier is shared with the token embedding, but the file has a tensor "wcls"`);
-  const weights = emptyWeights();
-  readSlots(file, draftSlots(config), weights, fail, `${config.variant}-PTP draft model with aux kind ${config.aux.kind}`);
+  const { config, weights } = parseSlotFile(
+    bytes,
+    name,
+    draftConfigFromMetadata,
+    (c) => ({ ...c.model, key: "draft_config" }),
+    "draft model",
+    draftSlots,
+    emptyWeights(),
+    (c, file, fail) => {
+      if (c.model.sharedClassifier && file.tensors.has("wcls")) fail(`draft_config says the classifier is shared with the token embedding, but the file has a tensor "wcls"`);
+    },
+  );
   if (config.model.sharedClassifier) weights.model.wcls = weights.model.tokenEmbedding;
   return { config, weights };
 }
 
-/** Reads a draft model file synchronously (see parseDraft). */
-export function readDraft(path: string): Draft {
-  return parseDraft(readFileBytes(path, "a PTP draft model (safetensors)"), path);
-}
+const draftFile = ptpFileAccess("a PTP draft model (safetensors)", parseDraft, serializeDraft);
 
+/** Reads a draft model file synchronously (see parseDraft). */
+export const readDraft = (path: string): Draft => draftFile.read(path);
 /** Writes a draft model atomically: to a unique temporary file next to `path`, then renamed over it. */
-export function writeDraft(path: string, draft: Draft): void {
-  writeBytesAtomically(path, serializeDraft(draft));
-}
+export const writeDraft = (path: string, draft: Draft): void => draftFile.write(path, draft);
 
 /**
  * Throws an Error unless the draft model was made for this teacher: first

@@ -5,7 +5,8 @@
  * the auxiliary embedding and the start vector, and the checks of the
  * tensors a file has against those its config expects.
  */
-import { FileFormatError, quote } from "../../io/errors.js";
+import { writeBytesAtomically } from "../../io/atomic-write.js";
+import { FileFormatError, quote, readFileBytes } from "../../io/errors.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
@@ -45,6 +46,41 @@ export function openFile<C>(bytes: Uint8Array, name: string, configOf: (meta: Re
   };
   const file = parseSafetensors(bytes, name);
   return { file, config: configOf(file.metadata, fail), fail };
+}
+
+/**
+ * Parses a PTP file of slot tensors: its config from the metadata (see
+ * openFile), the layer count and start vector checked against the tensors
+ * (`shape(config)`: the layers and width the tensors are for, and the
+ * metadata key that says so), `check` if given, then the tensors of
+ * `slots(config)` read into `weights`. `kind` names the file's kind in a
+ * message about its tensors ("student", "draft model").
+ */
+export function parseSlotFile<C extends Pick<AuxFields, "variant" | "aux" | "query">, W>(
+  bytes: Uint8Array,
+  name: string,
+  configOf: (meta: Record<string, string>, fail: Fail) => C,
+  shape: (config: C) => { nLayers: number; dim: number; key: string },
+  kind: string,
+  slots: (config: C) => readonly Slot<W>[],
+  weights: W,
+  check?: (config: C, file: SafetensorsFile, fail: Fail) => void,
+): { config: C; weights: W } {
+  const { file, config, fail } = openFile(bytes, name, configOf);
+  const { nLayers, dim, key } = shape(config);
+  checkLayerCount(nLayers, file, key, fail);
+  checkStartTensor(config, file, dim, fail);
+  check?.(config, file, fail);
+  readSlots(file, slots(config), weights, fail, `${config.variant}-PTP ${kind} with aux kind ${config.aux.kind}`);
+  return { config, weights };
+}
+
+/** Synchronous reading (`parse` of the file's bytes, `what` naming the kind of file in a read error) and atomic writing (`serialize`, to a unique temporary file next to the path, then renamed over it) of one kind of PTP file. */
+export function ptpFileAccess<T>(what: string, parse: (bytes: Uint8Array, name: string) => T, serialize: (value: T) => Uint8Array): { read(path: string): T; write(path: string, value: T): void } {
+  return {
+    read: (path) => parse(readFileBytes(path, what), path),
+    write: (path, value) => writeBytesAtomically(path, serialize(value)),
+  };
 }
 
 /** The config fields both files have. */
