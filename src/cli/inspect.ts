@@ -7,7 +7,7 @@ import { parseStudent } from "../ptp/files/adapter-file.js";
 import { isPeftFolder, readPeftStudent } from "../ptp/files/peft.js";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
-import type { StudentConfig } from "../ptp/student-weights.js";
+import type { AuxEmbeddingConfig, StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
@@ -126,40 +126,43 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     return 0;
   }
   const lines: string[] = [];
+  const row = (label: string, value: string | number | boolean): void => {
+    lines.push(`  ${label.padEnd(17)} ${value}`);
+  };
+  const countRows = (p: { tensors?: number; parameters: number }): void => {
+    if (p.tensors !== undefined) row("tensors", p.tensors);
+    row("parameters", `${p.parameters} (${formatCount(p.parameters)})`);
+  };
+  const shapeText = (m: Omit<ModelConfig, "normEps" | "ropeTheta">): string => `dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` + `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`;
+  const auxText = (a: AuxEmbeddingConfig): string => `${a.kind}${a.kind === "digits" ? ` (${a.digits} digits)` : ""}`;
   if (info.kind === "checkpoint" || info.kind === "hf-checkpoint") {
     const c = info.config;
     if (info.kind === "hf-checkpoint") lines.push(`${info.file}: Hugging Face Llama checkpoint (folder)`);
     else lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
-    for (const k of CONFIG_FIELDS) {
-      lines.push(`  ${k.padEnd(17)} ${c[k]}`);
-    }
-    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
-    lines.push(`  ${"teacher checksum".padEnd(17)} ${info.teacherChecksum}`);
+    for (const k of CONFIG_FIELDS) row(k, c[k]);
+    countRows({ parameters: info.parameters });
+    row("teacher checksum", info.teacherChecksum);
   } else if (info.kind === "draft") {
     const c = info.config;
-    const m = c.model;
     lines.push(`${info.file}: PTP draft model (safetensors), ${c.variant}-PTP`);
-    lines.push(`  ${"variant".padEnd(17)} ${c.variant}`);
-    lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
-    lines.push(`  ${"window".padEnd(17)} ${c.window}`);
-    lines.push(`  ${"draft shape".padEnd(17)} dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` + `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`);
-    lines.push(`  ${"teacher vocab".padEnd(17)} ${c.teacherVocabSize}`);
-    lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
-    lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
-    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
+    row("variant", c.variant);
+    row("aux", auxText(c.aux));
+    row("window", c.window);
+    row("draft shape", shapeText(c.model));
+    row("teacher vocab", c.teacherVocabSize);
+    row("teacher checksum", c.teacherChecksum);
+    countRows(info);
   } else {
     const c = info.config;
-    const t = c.teacherShape;
     lines.push(`${info.file}: PTP student adapter (safetensors), ${c.variant}-PTP`);
-    lines.push(`  ${"variant".padEnd(17)} ${c.variant}`);
-    lines.push(`  ${"rank".padEnd(17)} ${c.rank}`);
-    lines.push(`  ${"alpha".padEnd(17)} ${c.alpha}`);
-    lines.push(`  ${"aux".padEnd(17)} ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}`);
-    lines.push(`  ${"window".padEnd(17)} ${c.window}`);
-    lines.push(`  ${"teacher shape".padEnd(17)} dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}, nHeads ${t.nHeads}, ` + `nKvHeads ${t.nKvHeads}, vocabSize ${t.vocabSize}, seqLen ${t.seqLen}, ${t.sharedClassifier ? "shared" : "separate"} classifier`);
-    lines.push(`  ${"teacher checksum".padEnd(17)} ${c.teacherChecksum}`);
-    lines.push(`  ${"tensors".padEnd(17)} ${info.tensors}`);
-    lines.push(`  ${"parameters".padEnd(17)} ${info.parameters} (${formatCount(info.parameters)})`);
+    row("variant", c.variant);
+    row("rank", c.rank);
+    row("alpha", c.alpha);
+    row("aux", auxText(c.aux));
+    row("window", c.window);
+    row("teacher shape", shapeText(c.teacherShape));
+    row("teacher checksum", c.teacherChecksum);
+    countRows(info);
   }
   io.stdout(lines.join("\n") + "\n");
   return 0;
