@@ -18,23 +18,21 @@ import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
 import { loopFlags } from "./flag-groups.js";
 
+/** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
+function readableAs(read: (path: string) => unknown, problem: string): (path: string) => true | string {
+  return (path) => {
+    try {
+      read(path);
+      return true;
+    } catch {
+      return problem;
+    }
+  };
+}
+
 /** Existing files a resumed run may rewrite: its own llama2.c checkpoint and char tokenizer. */
-function llamaCheckpointKind(path: string): true | string {
-  try {
-    readCheckpoint(path);
-    return true;
-  } catch {
-    return "is not a llama2.c checkpoint";
-  }
-}
-function tokenizerKind(path: string): true | string {
-  try {
-    loadTokenizerFile(path);
-    return true;
-  } catch {
-    return "is not a tokenizer.bin";
-  }
-}
+const llamaCheckpointKind = readableAs((path) => readCheckpoint(path), "is not a llama2.c checkpoint");
+const tokenizerKind = readableAs((path) => loadTokenizerFile(path), "is not a tokenizer.bin");
 
 export const trainFlags = defineFlags({
   ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
