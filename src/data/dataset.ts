@@ -10,7 +10,7 @@
  */
 
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
-import { FileFormatError, quote } from "../io/errors.js";
+import { FileFormatError, openForReading, quote } from "../io/errors.js";
 
 /** The 8 bytes every dataset file starts with. */
 export const DATASET_MAGIC = "PTP-DATA";
@@ -374,15 +374,8 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
   }
 }
 
-function openForReading(path: string): number {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, "file does not exist (expected a PTP distillation dataset)");
-    throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
-  }
+function openDataset(path: string): number {
+  const fd = openForReading(path, "a PTP distillation dataset");
   // A directory opens on Linux, then fails on the first read with a bare EISDIR: refuse it (and devices) here.
   const st = fstatSync(fd);
   if (!st.isFile()) {
@@ -407,7 +400,7 @@ export interface ReadDatasetOptions {
  * corrupt record or, unless allowed, a torn last record.
  */
 export function* datasetRecords(path: string, options: ReadDatasetOptions = {}): Generator<DatasetRecord, DatasetMeta, undefined> {
-  const fd = openForReading(path);
+  const fd = openDataset(path);
   try {
     const file = new FileBytes(fd, fstatSync(fd).size);
     const { meta, end } = readHeader(file, path);
@@ -434,7 +427,7 @@ export function* datasetRecords(path: string, options: ReadDatasetOptions = {}):
 
 /** Just the header's metadata. */
 export function readDatasetMeta(path: string): DatasetMeta {
-  const fd = openForReading(path);
+  const fd = openDataset(path);
   try {
     return readHeader(new FileBytes(fd, fstatSync(fd).size), path).meta;
   } finally {

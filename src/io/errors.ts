@@ -41,6 +41,22 @@ function openFailure(path: string, what: string, err: unknown): FileFormatError 
 }
 
 /**
+ * Opens a file for reading ("r") and returns its descriptor; a missing file
+ * is a FileFormatError "file does not exist (expected <what>)", any other
+ * failure "cannot open file: <message>".
+ */
+export function openForReading(path: string, what: string): number {
+  const fs = nodeFs(path);
+  try {
+    return fs.openSync(path, "r");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
+    throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
  * Opens a file for reading and returns its descriptor and size; only
  * regular files are accepted (a device such as /dev/zero, a FIFO or a
  * directory is refused before anything is read).

@@ -20,12 +20,12 @@
  * against the config, and only then is each tensor's byte range read into
  * its float32 array (F32, F16 and BF16 are accepted).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, fstatSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, readSync, statSync, fstatSync } from "node:fs";
 import { join } from "node:path";
 import { headSize, type ModelConfig } from "../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readJsonFile } from "./errors.js";
+import { FileFormatError, openForReading, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
 
@@ -109,14 +109,7 @@ interface OpenFile {
 }
 
 function openSafetensorsFile(path: string): OpenFile {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected a safetensors file of the model)`);
-    throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const fd = openForReading(path, "a safetensors file of the model");
   try {
     const size = fstatSync(fd).size;
     if (size < 8) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
