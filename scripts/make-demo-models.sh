@@ -73,45 +73,52 @@ TEACHER_CKPT="$WORK/teacher.ckpt"
 STUDENT_CKPT="$WORK/student.ckpt"
 if [[ "$FORCE" == 1 ]]; then rm -f "$WORK"/.done-* "$TEACHER_CKPT" "$STUDENT_CKPT" "$DATASET"; fi
 
-say "1/5 synthetic corpus, char tokenizer, prompts -> $WORK"
-if stage_done synth; then echo "done before; skipped"; else
-  start_stage synth
+# Continue the run whose checkpoint $1 exists; otherwise start over, replacing what an earlier run left (--force).
+resume_or_force() { if [[ -f "$1" ]]; then resume=(--resume); else resume=(--force); fi; }
+
+# Stage $1: the command after it, unless the stage is done; marked done once it ran.
+run_stage() {
+  local name=$1
+  shift
+  if stage_done "$name"; then echo "done before; skipped"; return; fi
+  start_stage "$name"
+  "$@"
+  mark_done "$name"
+}
+
+synth_stage() {
   # Deterministic outputs of this stage: rewritten on a rerun (--force).
   ptp synth --out "$CORPUS" --tokenizer-out "$TOK" "${SYNTH_FLAGS[@]}" --prompts-out "$PREGEN_PROMPTS" "${PREGEN_PROMPT_FLAGS[@]}" --force
   ptp synth --prompts-out "$EVAL_PROMPTS" "${EVAL_PROMPT_FLAGS[@]}" --force
-  mark_done synth
-fi
-
-say "2/5 train the teacher -> $TEACHER"
-if stage_done train; then echo "done before; skipped"; else
-  start_stage train
-  resume=()
-  # Continue a checkpointed run; otherwise start over, replacing what an earlier run left (--force).
-  if [[ -f "$TEACHER_CKPT" ]]; then resume=(--resume); else resume=(--force); fi
+}
+train_stage() {
+  resume_or_force "$TEACHER_CKPT"
   ptp train --corpus "$CORPUS" --tokenizer "$TOK" --out "$TEACHER" "${TRAIN_FLAGS[@]}" \
     --checkpoint "$TEACHER_CKPT" "${resume[@]}" "${THREADS_FLAGS[@]}"
-  mark_done train
-fi
-
-say "3/5 sample the teacher for distillation -> $DATASET"
-if stage_done pregenerate; then echo "done before; skipped"; else
-  start_stage pregenerate
+}
+pregenerate_stage() {
   resume=()
   [[ -f "$DATASET" ]] && resume=(--resume)
   ptp pregenerate --model "$TEACHER" --tokenizer "$TOK" --prompts "$PREGEN_PROMPTS" --out "$DATASET" \
     "${PREGEN_FLAGS[@]}" "${resume[@]}" "${THREADS_FLAGS[@]}"
-  mark_done pregenerate
-fi
-
-say "4/5 distill the student -> $STUDENT"
-if stage_done distill; then echo "done before; skipped"; else
-  start_stage distill
-  resume=()
-  if [[ -f "$STUDENT_CKPT" ]]; then resume=(--resume); else resume=(--force); fi
+}
+distill_stage() {
+  resume_or_force "$STUDENT_CKPT"
   ptp distill --model "$TEACHER" --dataset "$DATASET" --out "$STUDENT" "${DISTILL_FLAGS[@]}" \
     --checkpoint "$STUDENT_CKPT" --tokenizer "$TOK" --eval-prompts "$EVAL_PROMPTS" "${resume[@]}" "${THREADS_FLAGS[@]}"
-  mark_done distill
-fi
+}
+
+say "1/5 synthetic corpus, char tokenizer, prompts -> $WORK"
+run_stage synth synth_stage
+
+say "2/5 train the teacher -> $TEACHER"
+run_stage train train_stage
+
+say "3/5 sample the teacher for distillation -> $DATASET"
+run_stage pregenerate pregenerate_stage
+
+say "4/5 distill the student -> $STUDENT"
+run_stage distill distill_stage
 
 say "5/5 install into $DEMO_DIR"
 mkdir -p "$DEMO_DIR"
