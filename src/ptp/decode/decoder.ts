@@ -1,5 +1,5 @@
 import type { Variant } from "../student-weights.js";
-import { range, type Group, type GroupLogits, type SlotRow } from "./call.js";
+import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import type { Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
 import { sampleToken } from "../../sampling/sampler.js";
@@ -40,6 +40,28 @@ export function sequenceState<S>(init: () => S): (seq: Sequence) => S {
     let s = states.get(seq);
     if (s === undefined) states.set(seq, (s = init()));
     return s;
+  };
+}
+
+/**
+ * A decoder with per-sequence state from `init` (see sequenceState): its
+ * `plan` gets the sequence's state and the base rows of its pending tokens
+ * (from the first uncached position), its `accept` the state.
+ */
+export function stateDecoder<S>(
+  name: string,
+  init: () => S,
+  parts: {
+    plan(seq: Sequence, s: S, base: BaseRow[]): Group;
+    accept(seq: Sequence, s: S, group: Group, out: GroupLogits): number[];
+  },
+): Decoder<S> {
+  const state = sequenceState(init);
+  return {
+    name,
+    state,
+    plan: (seq) => parts.plan(seq, state(seq), chain(seq.pending, seq.cached)),
+    accept: (seq, group, out) => parts.accept(seq, state(seq), group, out),
   };
 }
 

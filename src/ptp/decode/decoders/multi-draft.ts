@@ -1,7 +1,7 @@
 import { Mulberry32 } from "../../../util/prng.js";
 import type { PtpModel } from "../../ptp-model.js";
-import { chain, range, type BaseRow, type SlotRow } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
+import { range, type BaseRow, type SlotRow } from "../call.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface MultiDraftState {
@@ -26,17 +26,12 @@ interface MultiDraftState {
  * prefix directly.
  */
 export function multiDraftDecoder(model: PtpModel, window: number, drafts: number, seed = 1): Decoder<MultiDraftState> {
-  const state = sequenceState<MultiDraftState>(() => ({ candidates: [], proposed: 0 }));
   if (!Number.isInteger(drafts) || drafts < 1) throw new RangeError(`multi-draft: drafts must be a positive integer, got ${drafts}`);
   // u-vector i (i >= 1) at position k: a fixed function of (seed, i, k), so runs are reproducible.
   const altU = (i: number, k: number) => new Mulberry32((seed * 0x9e3779b1) ^ (i * 0x85ebca77) ^ (k * 0xc2b2ae3d)).nextFloat();
   const uOf = (seq: Sequence, i: number) => (i === 0 ? (k: number) => seq.u.forStudent(k) : (k: number) => altU(i, k));
-  return {
-    name: "multi-draft",
-    state,
-    plan(seq) {
-      const s = state(seq);
-      const base = chain(seq.pending, seq.cached);
+  return stateDecoder<MultiDraftState>("multi-draft", () => ({ candidates: [], proposed: 0 }), {
+    plan(seq, s, base) {
       const P = base.length;
       if (!s.candidates?.length) {
         const count = Math.min(window, seq.room);
@@ -51,8 +46,7 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
       }
       return { seq, base: rows, slots: [] };
     },
-    accept(seq, group, out) {
-      const s = state(seq);
+    accept(seq, s, group, out) {
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         const count = group.slots.length / drafts;
@@ -87,5 +81,5 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
       s.candidates = [];
       return [...range(0, P), ...range(bestFirst, bestFirst + best.length - 1)];
     },
-  };
+  });
 }

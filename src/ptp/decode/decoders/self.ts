@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, finiteLogits, proposalWindow, usableDrafts, sequenceState, type Decoder } from "../decoder.js";
+import { draftToken, finiteLogits, proposalWindow, usableDrafts, stateDecoder, type Decoder } from "../decoder.js";
 
 interface SelfState {
   drafts: number[];
@@ -23,14 +23,9 @@ interface SelfState {
  * mismatch (or after the last draft).
  */
 export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState> {
-  const state = sequenceState<SelfState>(() => ({ drafts: [], proposed: 0 }));
   if (model.variant !== "C") throw new Error(`the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP`);
-  return {
-    name: "self",
-    state,
-    plan(seq) {
-      const s = state(seq);
-      const base = chain(seq.pending, seq.cached);
+  return stateDecoder<SelfState>("self", () => ({ drafts: [], proposed: 0 }), {
+    plan(seq, s, base) {
       if (!s.drafts?.length) {
         return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
       }
@@ -43,8 +38,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState>
       }));
       return { seq, base: all, slots };
     },
-    accept(seq, _group, out) {
-      const s = state(seq);
+    accept(seq, s, _group, out) {
       const P = seq.pending.length;
       if (!s.drafts?.length) {
         const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));
@@ -68,5 +62,5 @@ export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState>
       s.drafts = [];
       return range(0, P + verified.length - 1);
     },
-  };
+  });
 }

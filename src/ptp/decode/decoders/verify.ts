@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
+import { draftToken, proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
@@ -20,19 +20,13 @@ interface VerifyState {
  * disagrees with it the teacher call would verify nothing, so it is skipped.
  */
 export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifyState> {
-  const state = sequenceState<VerifyState>(() => ({ drafts: [], proposed: 0 }));
-  return {
-    name: "verify",
-    state,
-    plan(seq) {
-      const s = state(seq);
-      const base = chain(seq.pending, seq.cached);
+  return stateDecoder<VerifyState>("verify", () => ({ drafts: [], proposed: 0 }), {
+    plan(seq, s, base) {
       if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
       const count = Math.min(window, seq.room);
       return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
     },
-    accept(seq, group, out) {
-      const s = state(seq);
+    accept(seq, s, group, out) {
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
@@ -51,5 +45,5 @@ export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifySt
       s.drafts = [];
       return range(0, P + verified.length - 1);
     },
-  };
+  });
 }
