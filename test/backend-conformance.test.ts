@@ -15,8 +15,8 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { createCudaBackend, cudaStatus, registerCudaBackend } from "../packages/backend-cuda/index.js";
 import { hostCudaAddon } from "./cuda-host-addon.js";
-import { absDot, attentionRow, attentionTol, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAdd, runAttention, runCopy, runEmbedding, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, rowsCase } from "./backend-ops.js";
-import { backend, GOLDEN, goldenText, rng, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
+import { absDot, attentionRow, attentionTol, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAdd, runAttention, runCopy, runEmbedding, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, rowsCase, matmulCase, swigluCase } from "./backend-ops.js";
+import { backend, GOLDEN, goldenText, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
 import { caseArb, makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.js";
 
 /**
@@ -90,9 +90,7 @@ for (const t of TARGETS) {
     it("BACKEND-CONFORMANCE: matmul agrees with js within (1.25K + 8) u sum|x w| (all tile shapes)", async () => {
       const b = await t.get();
       const check = (M: number, K: number, N: number, seed: number) => {
-        const r = rng(seed);
-        const x = randF32(M * K, r),
-          w = randF32(N * K, r);
+        const { x, w } = matmulCase(M, K, N, seed);
         expectClose(runMatmul(b, x, w, M, K, N), runMatmul(js, x, w, M, K, N), (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), `matmul M=${M} K=${K} N=${N}`, t.label);
       };
       fc.assert(
@@ -128,9 +126,7 @@ for (const t of TARGETS) {
       const b = await t.get();
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 300 }), fc.integer(), (M, N, seed) => {
-          const r = rng(seed);
-          const g = randF32(M * N, r, 8),
-            u = randF32(M * N, r, 2);
+          const { g, u } = swigluCase(M, N, seed);
           const a = runSwiglu(b, g, u),
             c = runSwiglu(js, g, u);
           expectClose(a, c, (i) => 1e-6 * Math.abs(c[i]) + 1e-12, "swiglu", t.label);
@@ -158,9 +154,7 @@ for (const t of TARGETS) {
     it("BACKEND-CONFORMANCE: matmul rows are batch-invariant across every M (and tile shape)", async () => {
       const b = await t.get();
       const check = (M: number, K: number, N: number, seed: number) => {
-        const r = rng(seed);
-        const x = randF32(M * K, r),
-          w = randF32(N * K, r);
+        const { x, w } = matmulCase(M, K, N, seed);
         const all = runMatmul(b, x, w, M, K, N);
         for (let m = 0; m < M; m++) expectBitExact(all.subarray(m * N, (m + 1) * N), runMatmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
         for (const [from, to] of [

@@ -185,3 +185,19 @@ export function rowsCase(M: number, nHeads: number, half: number, seed: number, 
     y = randF32(M * D, r);
   return { r, headSize, D, x, g, y };
 }
+
+/** A seeded matmul problem: x (M x K) then w (N x K), uniform in [-1, 1). */
+export function matmulCase(M: number, K: number, N: number, seed: number): { x: Float32Array; w: Float32Array } {
+  const r = rng(seed);
+  const x = randF32(M * K, r),
+    w = randF32(N * K, r);
+  return { x, w };
+}
+
+/** A seeded swiglu / softmax problem: g (scale 8) then u (scale 2), both M x N. */
+export function swigluCase(M: number, N: number, seed: number): { g: Float32Array; u: Float32Array } {
+  const r = rng(seed);
+  const g = randF32(M * N, r, 8),
+    u = randF32(M * N, r, 2);
+  return { g, u };
+}

@@ -8,7 +8,7 @@ import { FreeListAllocator, type WasmBackend, createWasmBackend, relaxedSimdSupp
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
 import { rng } from "./helpers.js";
-import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up, rowsCase } from "./backend-ops.js";
+import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up, rowsCase, matmulCase, swigluCase } from "./backend-ops.js";
 
 /** The WebAssembly global, typed locally (the project's lib has no DOM types). */
 const WA = (
@@ -106,9 +106,7 @@ for (const { build, skip, label } of BUILDS) {
     it("BACKEND-AGREE: matmul agrees with js within 1e-5 * sum|x w|", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 24 }), fc.integer(), (M, K, N, seed) => {
-          const r = rng(seed);
-          const x = randF32(M * K, r),
-            w = randF32(N * K, r);
+          const { x, w } = matmulCase(M, K, N, seed);
           const a = runMatmul(wasm, x, w, M, K, N),
             b = runMatmul(js, x, w, M, K, N);
           expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), `matmul M=${M} K=${K} N=${N}`);
@@ -121,9 +119,7 @@ for (const { build, skip, label } of BUILDS) {
       const M = 7,
         K = 1220,
         N = 90;
-      const r = rng(7);
-      const x = randF32(M * K, r),
-        w = randF32(N * K, r);
+      const { x, w } = matmulCase(M, K, N, 7);
       const a = runMatmul(wasm, x, w, M, K, N),
         b = runMatmul(js, x, w, M, K, N);
       expectClose(a, b, (i) => matmulTol(K) * absDot(x, w, Math.floor(i / N), i % N, K), "matmul 7x1220x90");
@@ -180,9 +176,7 @@ for (const { build, skip, label } of BUILDS) {
     it("BACKEND-AGREE: swiglu and softmax agree with js within 1e-6 relative", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, N, seed) => {
-          const r = rng(seed);
-          const g = randF32(M * N, r, 8),
-            u = randF32(M * N, r, 2);
+          const { g, u } = swigluCase(M, N, seed);
           const a = runSwiglu(wasm, g, u),
             b = runSwiglu(js, g, u);
           expectClose(a, b, (i) => 1e-6 * Math.abs(b[i]) + 1e-12, "swiglu");
@@ -212,9 +206,7 @@ for (const { build, skip, label } of BUILDS) {
     it("BACKEND-BATCH-INV: matmul: every row of an M-row call equals that row computed alone", () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 1, max: 80 }), fc.integer(), (M, K, N, seed) => {
-          const r = rng(seed);
-          const x = randF32(M * K, r),
-            w = randF32(N * K, r);
+          const { x, w } = matmulCase(M, K, N, seed);
           const all = runMatmul(wasm, x, w, M, K, N);
           for (let m = 0; m < M; m++) {
             const alone = runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N);
@@ -250,9 +242,7 @@ for (const { build, skip, label } of BUILDS) {
       const M = 9,
         K = 3003,
         N = 45;
-      const r = rng(11);
-      const x = randF32(M * K, r),
-        w = randF32(N * K, r);
+      const { x, w } = matmulCase(M, K, N, 11);
       const all = runMatmul(wasm, x, w, M, K, N);
       for (let m = 0; m < M; m++) {
         expectBitExact(all.subarray(m * N, (m + 1) * N), runMatmul(wasm, x.slice(m * K, (m + 1) * K), w, 1, K, N), `row ${m}`);
