@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Buffer } from "../src/backends/backend.js";
 import { runBackendConformance } from "../src/backends/conformance.js";
 import { JsBackend } from "../src/backends/js/index.js";
+import { RowsMatmulMutant } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
 
 /**
@@ -24,19 +25,13 @@ class Drifting extends JsBackend {
 }
 
 /** Sums in reverse order when a call has several rows: within tolerance, but not batch-invariant. */
-class Reordering extends JsBackend {
-  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    if (M === 1) return super.matmul(y, x, w, M, K, N);
-    const X = this.download(x),
-      W = this.download(w),
-      Y = new Float32Array(M * N);
-    for (let m = 0; m < M; m++)
-      for (let n = 0; n < N; n++) {
-        let s = 0;
-        for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[m * K + k] * W[n * K + k]));
-        Y[m * N + n] = s;
-      }
-    this.upload(y, Y);
+class Reordering extends RowsMatmulMutant {
+  constructor() {
+    super((X, W, xo, wo, K) => {
+      let s = 0;
+      for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[xo + k] * W[wo + k]));
+      return s;
+    });
   }
 }
 

@@ -1,10 +1,14 @@
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { expect } from "vitest";
-import type { Backend } from "../src/backends/backend.js";
+import type { Backend, Buffer } from "../src/backends/backend.js";
+import { JsBackend } from "../src/backends/js/index.js";
 import { createBackend } from "../src/backends/registry.js";
 import type { Io } from "../src/cli/io.js";
 import { main } from "../src/cli/main.js";
+import { writeCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { FileFormatError } from "../src/io/errors.js";
 import { Mulberry32 } from "../src/util/prng.js";
@@ -38,6 +42,17 @@ export function backend(label: BackendLabel): Promise<Backend> {
   return instances.get(label)!;
 }
 
+/** Arbitraries of a tiny model shape's fields, each from 1 to its given maximum (head size = 2 halfHead, nHeads = group nKvHeads). */
+export function shapeArbs(max: { halfHead: number; nKvHeads: number; group: number; nLayers: number; hiddenDim: number }) {
+  return {
+    halfHead: fc.integer({ min: 1, max: max.halfHead }),
+    nKvHeads: fc.integer({ min: 1, max: max.nKvHeads }),
+    group: fc.integer({ min: 1, max: max.group }),
+    nLayers: fc.integer({ min: 1, max: max.nLayers }),
+    hiddenDim: fc.integer({ min: 1, max: max.hiddenDim }),
+  };
+}
+
 /**
  * Random tiny Llama configs: head sizes 2..8 (even), 1..4 KV heads with
  * 1..3 query heads each (so GQA and MHA both occur), 1..3 layers, shared or
@@ -45,11 +60,7 @@ export function backend(label: BackendLabel): Promise<Backend> {
  */
 export const tinyConfig: fc.Arbitrary<ModelConfig> = fc
   .record({
-    halfHead: fc.integer({ min: 1, max: 4 }),
-    nKvHeads: fc.integer({ min: 1, max: 4 }),
-    group: fc.integer({ min: 1, max: 3 }),
-    nLayers: fc.integer({ min: 1, max: 3 }),
-    hiddenDim: fc.integer({ min: 1, max: 40 }),
+    ...shapeArbs({ halfHead: 4, nKvHeads: 4, group: 3, nLayers: 3, hiddenDim: 40 }),
     vocabSize: fc.integer({ min: 3, max: 40 }),
     sharedClassifier: fc.boolean(),
   })
@@ -128,4 +139,40 @@ export function goldenText(model: Transformer, tokenizer: Tokenizer, c: GoldenCa
     },
   });
   return Buffer.concat(chunks).toString("utf8") + "\n";
+}
+
+/**
+ * A js backend whose matmul computes every output of a several-row call as
+ * `dot(X, W, xOffset, wOffset, K)` (a one-row call stays the reference's):
+ * mutants that are within tolerance but not batch-invariant.
+ */
+export class RowsMatmulMutant extends JsBackend {
+  constructor(private readonly dot: (X: Float32Array, W: Float32Array, xo: number, wo: number, K: number) => number) {
+    super();
+  }
+  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    if (M === 1) return super.matmul(y, x, w, M, K, N);
+    const X = this.download(x),
+      W = this.download(w),
+      Y = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) Y[m * N + n] = this.dot(X, W, m * K, n * K, K);
+    this.upload(y, Y);
+  }
+}
+
+/**
+ * A fresh temporary folder (`prefix`) holding a tiny random teacher (seed 11,
+ * vocab 512 for TOK_512) and three prompts, with the path its pregenerated
+ * dataset goes to and the pregenerate arguments that make it.
+ */
+export function pregenFixture(prefix: string) {
+  const tmp = mkdtempSync(join(tmpdir(), prefix));
+  const TEACHER = join(tmp, "teacher.bin"),
+    PROMPTS = join(tmp, "prompts.txt"),
+    DATA = join(tmp, "data.ptpd");
+  const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
+  writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
+  const pregenArgs = (out: string, ...extra: string[]) => ["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra];
+  return { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs };
 }

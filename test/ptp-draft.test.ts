@@ -24,7 +24,7 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import type { AuxKind, Variant } from "../src/ptp/student-weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { ArrayAux } from "../src/sampling/aux.js";
-import { backend, formatError, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
+import { backend, formatError, runCli, shapeArbs, STORIES_260K, TOK_512 } from "./helpers.js";
 import { caseArb, disposing, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";
 
 /**
@@ -58,11 +58,7 @@ const draftSpecArb: fc.Arbitrary<DraftSpec> = fc.record({
   aux: fc.constantFrom<AuxKind>("bits", "digits", "anchors"),
   window: fc.integer({ min: 1, max: 6 }),
   seed: fc.integer({ min: 1, max: 1 << 30 }),
-  halfHead: fc.integer({ min: 1, max: 3 }),
-  nKvHeads: fc.integer({ min: 1, max: 2 }),
-  group: fc.integer({ min: 1, max: 2 }),
-  nLayers: fc.integer({ min: 1, max: 2 }),
-  hiddenDim: fc.integer({ min: 1, max: 24 }),
+  ...shapeArbs({ halfHead: 3, nKvHeads: 2, group: 2, nLayers: 2, hiddenDim: 24 }),
   sharedClassifier: fc.boolean(),
   seqLen: fc.constantFrom(64, 64, 64, 12),
 });

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
@@ -13,19 +12,13 @@ import { readAuxFile } from "../src/sampling/aux.js";
 import { loadTokenizerFile } from "../src/io/char-tokenizer.js";
 import { encodeHeader, readDataset, readDatasetMeta } from "../src/data/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
-import { runCli, TOK_512 } from "./helpers.js";
+import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "ptp-files-"));
-const TEACHER = join(tmp, "teacher.bin"),
-  PROMPTS = join(tmp, "prompts.txt"),
-  DATA = join(tmp, "data.ptpd");
-const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
-writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
-writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
+const { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs } = pregenFixture("ptp-files-");
 
 async function dataset(): Promise<void> {
   if (existsSync(DATA)) return;
-  const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", DATA, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1");
+  const r = await runCli(...pregenArgs(DATA));
   expect(r.code, r.stderr).toBe(0);
 }
 const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra];

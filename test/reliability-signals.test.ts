@@ -1,22 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeCheckpoint } from "../src/io/checkpoint.js";
-import { randomCheckpoint } from "../src/model/init.js";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { runChild } from "./child.js";
-import { runCli, TOK_512 } from "./helpers.js";
+import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
 
 // Real signals to real child processes (bin/ptp.js runs the built dist/, as `npm test` builds first).
-const tmp = mkdtempSync(join(tmpdir(), "ptp-signals-"));
-const TEACHER = join(tmp, "teacher.bin"),
-  PROMPTS = join(tmp, "prompts.txt"),
-  DATA = join(tmp, "data.ptpd");
-const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
-writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
-writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
-const pregenArgs = (out: string, ...extra: string[]) => ["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra];
+const { tmp, TEACHER, DATA, pregenArgs } = pregenFixture("ptp-signals-");
 
 async function dataset(): Promise<void> {
   if (existsSync(DATA)) return;
