@@ -1,10 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Backend, Buffer } from "../src/backends/backend.js";
-import { JsBackend } from "../src/backends/js/index.js";
+import type { Backend } from "../src/backends/backend.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { backend, BACKENDS, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
+import { backend, BACKENDS, RowsMatmulMutant, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 
 /**
  * The keystone of lossless PTP: a row's logits are bit-identical however
@@ -33,6 +32,13 @@ function oneByOne(model: Transformer, rows: { token: number; position: number }[
   return out;
 }
 
+type Case = typeof caseArb extends fc.Arbitrary<infer C> ? C : never;
+
+/** A property over random cases: `body` gets the case, its model on `b` and each row's logits fed one at a time (oneByOne). */
+function rowsProperty(b: Backend, body: (c: Case, model: Transformer, ref: Float32Array[]) => void) {
+  return fc.property(caseArb, (c) => withModel(b, c.ckpt, (model) => body(c, model, oneByOne(model, c.rows))));
+}
+
 const rowOf = (logits: Float32Array, m: number, vocab: number) => logits.subarray(m * vocab, (m + 1) * vocab);
 
 function withModel<T>(b: Awaited<ReturnType<typeof backend>>, ckpt: Checkpoint, f: (model: Transformer) => T): T {
@@ -52,48 +58,45 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
   it("MODEL-UNRELATED-ROWS: unrelated rows in the cache and in the block change no row", async () => {
     const b = await backend(name);
     fc.assert(
-      fc.property(caseArb, ({ ckpt, rows, junk, seed }) =>
-        withModel(b, ckpt, (model) => {
-          const V = ckpt.config.vocabSize;
-          const ref = oneByOne(model, rows);
-          const rand = rng(seed);
-          const cache = model.newCache(64);
-          // Junk already in the cache, attended causally among itself.
-          if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
-          const cached = cache.length;
-          // Interleave our rows (in order) with more junk rows at random places.
-          const order: ({ kind: "ours"; i: number } | { kind: "junk"; i: number })[] = [];
-          let a = 0,
-            j = 0;
-          while (a < rows.length || j < junk.length) {
-            if (j >= junk.length || (a < rows.length && rand() < 0.5)) order.push({ kind: "ours", i: a++ });
-            else order.push({ kind: "junk", i: j++ });
+      rowsProperty(b, ({ ckpt, rows, junk, seed }, model, ref) => {
+        const V = ckpt.config.vocabSize;
+        const rand = rng(seed);
+        const cache = model.newCache(64);
+        // Junk already in the cache, attended causally among itself.
+        if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
+        const cached = cache.length;
+        // Interleave our rows (in order) with more junk rows at random places.
+        const order: ({ kind: "ours"; i: number } | { kind: "junk"; i: number })[] = [];
+        let a = 0,
+          j = 0;
+        while (a < rows.length || j < junk.length) {
+          if (j >= junk.length || (a < rows.length && rand() < 0.5)) order.push({ kind: "ours", i: a++ });
+          else order.push({ kind: "junk", i: j++ });
+        }
+        const M = order.length,
+          nKeys = cached + M;
+        const mask = new Uint8Array(M * nKeys);
+        order.forEach((o, m) => {
+          if (o.kind === "ours") {
+            // Our rows see exactly our earlier rows and themselves: never the junk.
+            order.forEach((p, k) => {
+              if (p.kind === "ours" && k <= m) mask[m * nKeys + cached + k] = 1;
+            });
+          } else {
+            // Junk rows see an arbitrary subset of everything, themselves included.
+            for (let k = 0; k < nKeys; k++) mask[m * nKeys + k] = rand() < 0.5 ? 1 : 0;
+            mask[m * nKeys + cached + m] = 1;
           }
-          const M = order.length,
-            nKeys = cached + M;
-          const mask = new Uint8Array(M * nKeys);
-          order.forEach((o, m) => {
-            if (o.kind === "ours") {
-              // Our rows see exactly our earlier rows and themselves: never the junk.
-              order.forEach((p, k) => {
-                if (p.kind === "ours" && k <= m) mask[m * nKeys + cached + k] = 1;
-              });
-            } else {
-              // Junk rows see an arbitrary subset of everything, themselves included.
-              for (let k = 0; k < nKeys; k++) mask[m * nKeys + k] = rand() < 0.5 ? 1 : 0;
-              mask[m * nKeys + cached + m] = 1;
-            }
-          });
-          const pick = (o: (typeof order)[number]) => (o.kind === "ours" ? rows[o.i] : junk[o.i]);
-          const logits = model.forward({ tokens: order.map((o) => pick(o).token), positions: order.map((o) => pick(o).position), mask }, cache);
-          order.forEach((o, m) => {
-            if (o.kind !== "ours") return;
-            const diff = firstBitDifference(rowOf(logits, m, V), ref[o.i]);
-            if (diff) throw new Error(`our row ${o.i} (block row ${m}): ${diff}`);
-          });
-          cache.free();
-        }),
-      ),
+        });
+        const pick = (o: (typeof order)[number]) => (o.kind === "ours" ? rows[o.i] : junk[o.i]);
+        const logits = model.forward({ tokens: order.map((o) => pick(o).token), positions: order.map((o) => pick(o).position), mask }, cache);
+        order.forEach((o, m) => {
+          if (o.kind !== "ours") return;
+          const diff = firstBitDifference(rowOf(logits, m, V), ref[o.i]);
+          if (diff) throw new Error(`our row ${o.i} (block row ${m}): ${diff}`);
+        });
+        cache.free();
+      }),
       { numRuns: RUNS },
     );
   });
@@ -101,23 +104,20 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
   it("MODEL-EMBED-ROWS: a row fed the embedding vector of a token equals the token row, bit for bit", async () => {
     const b = await backend(name);
     fc.assert(
-      fc.property(caseArb, ({ ckpt, rows, seed }) =>
-        withModel(b, ckpt, (model) => {
-          const { dim, vocabSize: V } = ckpt.config;
-          const ref = oneByOne(model, rows);
-          const rand = rng(seed);
-          const tokens = rows.map((r) => (rand() < 0.5 ? -1 : r.token));
-          const embeddings = new Float32Array(rows.length * dim);
-          rows.forEach((r, m) => embeddings.set(ckpt.weights.tokenEmbedding.subarray(r.token * dim, (r.token + 1) * dim), m * dim));
-          const cache = model.newCache(64);
-          const logits = model.forward({ tokens, embeddings, positions: rows.map((r) => r.position) }, cache);
-          rows.forEach((_, m) => {
-            const diff = firstBitDifference(rowOf(logits, m, V), ref[m]);
-            if (diff) throw new Error(`row ${m}: ${diff}`);
-          });
-          cache.free();
-        }),
-      ),
+      rowsProperty(b, ({ ckpt, rows, seed }, model, ref) => {
+        const { dim, vocabSize: V } = ckpt.config;
+        const rand = rng(seed);
+        const tokens = rows.map((r) => (rand() < 0.5 ? -1 : r.token));
+        const embeddings = new Float32Array(rows.length * dim);
+        rows.forEach((r, m) => embeddings.set(ckpt.weights.tokenEmbedding.subarray(r.token * dim, (r.token + 1) * dim), m * dim));
+        const cache = model.newCache(64);
+        const logits = model.forward({ tokens, embeddings, positions: rows.map((r) => r.position) }, cache);
+        rows.forEach((_, m) => {
+          const diff = firstBitDifference(rowOf(logits, m, V), ref[m]);
+          if (diff) throw new Error(`row ${m}: ${diff}`);
+        });
+        cache.free();
+      }),
       { numRuns: RUNS },
     );
   });
@@ -125,34 +125,31 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
   it("MODEL-CACHE-CROP: cropping or compacting the cache and re-running gives the same logits, bit for bit", async () => {
     const b = await backend(name);
     fc.assert(
-      fc.property(caseArb, ({ ckpt, rows, split, junk }) =>
-        withModel(b, ckpt, (model) => {
-          const V = ckpt.config.vocabSize;
-          const ref = oneByOne(model, rows);
-          const s = Math.min(split, rows.length - 1);
-          const tokens = rows.map((r) => r.token),
-            positions = rows.map((r) => r.position);
-          const cache = model.newCache(64);
-          model.forward({ tokens, positions }, cache);
-          // crop back to s rows, then recompute the rest
-          cache.crop(s);
-          const again = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
-          for (let m = 0; m < rows.length - s; m++) {
-            const diff = firstBitDifference(rowOf(again, m, V), ref[s + m]);
-            if (diff) throw new Error(`after crop, row ${s + m}: ${diff}`);
-          }
-          // keep(): our first s rows followed by junk, compact away the junk, continue.
-          cache.crop(s);
-          if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
-          cache.keep(Array.from({ length: s }, (_, i) => i));
-          const kept = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
-          for (let m = 0; m < rows.length - s; m++) {
-            const diff = firstBitDifference(rowOf(kept, m, V), ref[s + m]);
-            if (diff) throw new Error(`after keep, row ${s + m}: ${diff}`);
-          }
-          cache.free();
-        }),
-      ),
+      rowsProperty(b, ({ ckpt, rows, split, junk }, model, ref) => {
+        const V = ckpt.config.vocabSize;
+        const s = Math.min(split, rows.length - 1);
+        const tokens = rows.map((r) => r.token),
+          positions = rows.map((r) => r.position);
+        const cache = model.newCache(64);
+        model.forward({ tokens, positions }, cache);
+        // crop back to s rows, then recompute the rest
+        cache.crop(s);
+        const again = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
+        for (let m = 0; m < rows.length - s; m++) {
+          const diff = firstBitDifference(rowOf(again, m, V), ref[s + m]);
+          if (diff) throw new Error(`after crop, row ${s + m}: ${diff}`);
+        }
+        // keep(): our first s rows followed by junk, compact away the junk, continue.
+        cache.crop(s);
+        if (junk.length > 0) model.forward({ tokens: junk.map((r) => r.token), positions: junk.map((r) => r.position) }, cache);
+        cache.keep(Array.from({ length: s }, (_, i) => i));
+        const kept = model.forward({ tokens: tokens.slice(s), positions: positions.slice(s) }, cache);
+        for (let m = 0; m < rows.length - s; m++) {
+          const diff = firstBitDifference(rowOf(kept, m, V), ref[s + m]);
+          if (diff) throw new Error(`after keep, row ${s + m}: ${diff}`);
+        }
+        cache.free();
+      }),
       { numRuns: RUNS },
     );
   });
@@ -185,24 +182,21 @@ describe.each(["wasm", "wasm-simd"] as const)("backends agree", (other) => {
 
 /** MODEL-BLOCK-EQ-SEQ as a property of a backend, so the mutation test can reuse it. */
 function blockEqualsSequential(b: Backend) {
-  return fc.property(caseArb, ({ ckpt, rows, split }) =>
-    withModel(b, ckpt, (model) => {
-      const V = ckpt.config.vocabSize;
-      const ref = oneByOne(model, rows);
-      const s = Math.min(split, rows.length - 1);
-      const cache = model.newCache(64);
-      const blocks = [rows.slice(0, s), rows.slice(s)].filter((r) => r.length > 0);
-      let i = 0;
-      for (const blk of blocks) {
-        const logits = model.forward({ tokens: blk.map((r) => r.token), positions: blk.map((r) => r.position) }, cache);
-        for (let m = 0; m < blk.length; m++, i++) {
-          const diff = firstBitDifference(rowOf(logits, m, V), ref[i]);
-          if (diff) throw new Error(`row ${i}: ${diff}`);
-        }
+  return rowsProperty(b, ({ ckpt, rows, split }, model, ref) => {
+    const V = ckpt.config.vocabSize;
+    const s = Math.min(split, rows.length - 1);
+    const cache = model.newCache(64);
+    const blocks = [rows.slice(0, s), rows.slice(s)].filter((r) => r.length > 0);
+    let i = 0;
+    for (const blk of blocks) {
+      const logits = model.forward({ tokens: blk.map((r) => r.token), positions: blk.map((r) => r.position) }, cache);
+      for (let m = 0; m < blk.length; m++, i++) {
+        const diff = firstBitDifference(rowOf(logits, m, V), ref[i]);
+        if (diff) throw new Error(`row ${i}: ${diff}`);
       }
-      cache.free();
-    }),
-  );
+    }
+    cache.free();
+  });
 }
 
 /**
@@ -210,23 +204,17 @@ function blockEqualsSequential(b: Backend) {
  * when a call has several rows (as a naive split-K parallelisation would).
  * Every row is still "correct" to float tolerance, but not batch-invariant.
  */
-class SplitKBackend extends JsBackend {
-  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
-    if (M === 1) return super.matmul(y, x, w, M, K, N);
-    const X = this.download(x),
-      W = this.download(w),
-      Y = new Float32Array(M * N);
-    const f = Math.fround,
-      h = K >> 1;
-    for (let m = 0; m < M; m++)
-      for (let n = 0; n < N; n++) {
-        let a = 0,
-          c = 0;
-        for (let k = 0; k < h; k++) a = f(a + f(X[m * K + k] * W[n * K + k]));
-        for (let k = h; k < K; k++) c = f(c + f(X[m * K + k] * W[n * K + k]));
-        Y[m * N + n] = a + c;
-      }
-    this.upload(y, Y);
+class SplitKBackend extends RowsMatmulMutant {
+  constructor() {
+    super((X, W, xo, wo, K) => {
+      const f = Math.fround,
+        h = K >> 1;
+      let a = 0,
+        c = 0;
+      for (let k = 0; k < h; k++) a = f(a + f(X[xo + k] * W[wo + k]));
+      for (let k = h; k < K; k++) c = f(c + f(X[xo + k] * W[wo + k]));
+      return a + c;
+    });
   }
 }
 
