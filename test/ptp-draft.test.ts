@@ -324,10 +324,7 @@ const ptp = runCli;
 
 describe("ptp random-draft and generate --draft", () => {
   const MODEL = ["--model", STORIES_260K, "--tokenizer", TOK_512];
-  const DRAFT_O = join(tmp, "draft-o.safetensors");
-  const DRAFT_C = join(tmp, "draft-c.safetensors");
-  const OTHER_TEACHER = join(tmp, "other-260k.bin");
-  const OTHER_DRAFT = join(tmp, "other-draft.safetensors");
+  const [DRAFT_O, DRAFT_C, OTHER_TEACHER, OTHER_DRAFT] = ["draft-o.safetensors", "draft-c.safetensors", "other-260k.bin", "other-draft.safetensors"].map((f) => join(tmp, f));
 
   beforeAll(async () => {
     for (const argv of [
