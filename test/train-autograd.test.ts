@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
+import type { Checkpoint } from "../src/model/weights.js";
 import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
@@ -77,6 +79,18 @@ function runAttentionBoth(kern: typeof jsKernels, c: AttentionCase, M: number, H
   kern.attentionForward(out, probs, c.q, c.k, c.val, c.ranges, c.offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
   kern.attentionBackward(dq, dk, dv, c.dO, probs, c.q, c.k, c.val, c.ranges, c.offsets, M, H, kvHeads, hs, 1 / Math.sqrt(hs));
   return [out, probs, dq, dk, dv];
+}
+
+/** Runs `fn` with a teacher for `ckpt` on `b` and the model `wrap` builds on it (a PtpModel or a DraftModel); disposes both after. */
+function withTeacherModel<M extends { dispose(): void }, T>(b: Backend, ckpt: Checkpoint, wrap: (teacher: Transformer) => M, fn: (model: M, teacher: Transformer) => T): T {
+  const teacher = new Transformer(b, ckpt);
+  const model = wrap(teacher);
+  try {
+    return fn(model, teacher);
+  } finally {
+    model.dispose();
+    teacher.dispose();
+  }
 }
 
 function param(shape: number[], next: () => number, s = 1): Tensor {
@@ -585,29 +599,29 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
-        const teacher = new Transformer(js, ckpt);
-        const dm = new DraftModel(teacher, draft);
-        try {
-          const cache = dm.newCache();
-          dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
-          const nKeys = s + L,
-            mask = new Uint8Array(L * nKeys),
-            emb = new Float32Array(L * draft.config.model.dim);
-          for (let j = 0; j < L; j++) {
-            // A hybrid slot 0 stands in for the last context row: the window does not see that row.
-            mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
-            if (hybrid) mask[j * nKeys + s - 1] = 0;
-            emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * draft.config.model.dim);
-          }
-          const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
-          cache.free();
-          const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L, 1, hybrid ? "hybrid" : "aux");
-          const logits = draftLogits(new Tape(), trainableDraft(draft), tokens, rows);
-          expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
-        } finally {
-          dm.dispose();
-          teacher.dispose();
-        }
+        return withTeacherModel(
+          js,
+          ckpt,
+          (teacher) => new DraftModel(teacher, draft),
+          (dm) => {
+            const cache = dm.newCache();
+            dm.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
+            const nKeys = s + L,
+              mask = new Uint8Array(L * nKeys),
+              emb = new Float32Array(L * draft.config.model.dim);
+            for (let j = 0; j < L; j++) {
+              // A hybrid slot 0 stands in for the last context row: the window does not see that row.
+              mask.fill(1, j * nKeys, j * nKeys + s + j + 1);
+              if (hybrid) mask[j * nKeys + s - 1] = 0;
+              emb.set(dm.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * draft.config.model.dim);
+            }
+            const infer = dm.forward({ tokens: new Array(L).fill(-1), embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache);
+            cache.free();
+            const rows = windowRows(variant, [...tokens, ...new Array(L).fill(0)], us, [s], L, 1, hybrid ? "hybrid" : "aux");
+            const logits = draftLogits(new Tape(), trainableDraft(draft), tokens, rows);
+            expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+          },
+        );
       }),
       { numRuns: 30, endOnFailure: true, reporter },
     );
@@ -625,40 +639,40 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
         const us = Float32Array.from({ length: n + L }, () => next());
         const s = 1 + Math.floor(next() * (n - 1));
-        const teacher = new Transformer(js, ckpt);
-        const model = new PtpModel(teacher, student);
-        try {
-          // Inference: the context, then one proposal window as a block with a mask.
-          const cache = teacher.newCache();
-          teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
-          const nKeys = s + L,
-            mask = new Uint8Array(L * nKeys),
-            emb = new Float32Array(L * cfg.dim);
-          // A query student's slot 0 is a row reading the last context token (the teacher's own row).
-          const query = slotKind(spec) === "query",
-            blockTokens = new Array(L).fill(-1);
-          for (let j = 0; j < L; j++) {
-            mask.fill(1, j * nKeys, j * nKeys + (spec.hybrid ? s - 1 : s));
-            mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
-            if (j === 0 && query) blockTokens[0] = tokens[s - 1];
-            else emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
-          }
-          const all = model.forward({ tokens: blockTokens, embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
-          // The training graph has no row for a query slot 0; the teacher's row there is checked by PTP-QUERY-C0.
-          const infer = query ? all.subarray(cfg.vocabSize) : all;
-          const kv = kvDim(cfg);
-          const ctx = { keys: cache.keys.map((b) => js.download(b, 0, s * kv)), values: cache.values.map((b) => js.download(b, 0, s * kv)), length: s };
-          cache.free();
-          // Training graph: the same window (targets beyond the tokens do not matter here).
-          const padded = [...tokens, ...new Array(L).fill(0)];
-          const rows = windowRows(spec.variant, padded, us, [s], L, 1, slotKind(spec));
-          const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
-          expect(logits.data.length).toBe(infer.length);
-          if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
-        } finally {
-          model.dispose();
-          teacher.dispose();
-        }
+        return withTeacherModel(
+          js,
+          ckpt,
+          (teacher) => new PtpModel(teacher, student),
+          (model, teacher) => {
+            // Inference: the context, then one proposal window as a block with a mask.
+            const cache = teacher.newCache();
+            teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
+            const nKeys = s + L,
+              mask = new Uint8Array(L * nKeys),
+              emb = new Float32Array(L * cfg.dim);
+            // A query student's slot 0 is a row reading the last context token (the teacher's own row).
+            const query = slotKind(spec) === "query",
+              blockTokens = new Array(L).fill(-1);
+            for (let j = 0; j < L; j++) {
+              mask.fill(1, j * nKeys, j * nKeys + (spec.hybrid ? s - 1 : s));
+              mask.fill(1, j * nKeys + s, j * nKeys + s + j + 1);
+              if (j === 0 && query) blockTokens[0] = tokens[s - 1];
+              else emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
+            }
+            const all = model.forward({ tokens: blockTokens, embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
+            // The training graph has no row for a query slot 0; the teacher's row there is checked by PTP-QUERY-C0.
+            const infer = query ? all.subarray(cfg.vocabSize) : all;
+            const kv = kvDim(cfg);
+            const ctx = { keys: cache.keys.map((b) => js.download(b, 0, s * kv)), values: cache.values.map((b) => js.download(b, 0, s * kv)), length: s };
+            cache.free();
+            // Training graph: the same window (targets beyond the tokens do not matter here).
+            const padded = [...tokens, ...new Array(L).fill(0)];
+            const rows = windowRows(spec.variant, padded, us, [s], L, 1, slotKind(spec));
+            const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
+            expect(logits.data.length).toBe(infer.length);
+            if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+          },
+        );
       }),
       { numRuns: 30, endOnFailure: true, reporter },
     );
@@ -671,64 +685,64 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         const next = rng(seed),
           cfg = ckpt.config;
         const student = makeStudent(ckpt, { ...spec, window: Math.max(2, spec.window) });
-        const teacher = new Transformer(js, ckpt);
-        const model = new PtpModel(teacher, student);
-        try {
-          const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
-          // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
-          // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
-          const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[] }[] = [];
-          const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
-          const spy: Decoder = {
-            name: "spy",
-            plan(seq) {
-              return inner.plan(seq);
-            },
-            accept(seq, group, out) {
-              const P = seq.pending.length,
-                drafts = group.base.slice(P).map((b) => b.token);
-              const B = group.base.length;
-              let i = 0;
-              while (i < group.slots.length) {
-                // A hybrid window stands in for its last base row, so it sees one base row fewer.
-                const sees = group.slots[i].sees,
-                  m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
-                const context = [...seq.tokens, ...drafts.slice(0, m)],
-                  s = context.length;
-                let L = 1;
-                while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
-                const us = new Map<number, number>();
-                for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
-                windows.push({ context, us, logits: out.slots.slice(i, i + L) });
-                i += L;
-              }
-              return inner.accept(seq, group, out);
-            },
-          };
-          const sampling = { temperature: 0.8, topK: 0, topP: 1 };
-          decodeWith(model, prompts, spy, { steps: 14, sampling, aux: prompts.map((_, p) => new ArrayAux(uniformUs(seed + p))) });
-          expect(windows.some((w) => w.context.length > 0)).toBe(true);
-          const weights = constantWeights(ckpt),
-            st = trainableStudent(student, cfg);
-          for (const w of windows) {
-            const s = w.context.length,
-              L = w.logits.length;
-            const us = new Float32Array(s + L).fill(0.5);
-            for (const [k, u] of w.us) us[k] = u;
-            const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, slotKind(spec));
-            const { context } = teacherContext(teacher, w.context);
-            const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
-            // A query slot 0 has no training row (it is the teacher's own row there).
-            const first = rows.first,
-              infer = new Float32Array((L - first) * cfg.vocabSize);
-            w.logits.slice(first).forEach((l, j) => infer.set(l, j * cfg.vocabSize));
-            expect(logits.data.length).toBe(infer.length);
-            if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
-          }
-        } finally {
-          model.dispose();
-          teacher.dispose();
-        }
+        return withTeacherModel(
+          js,
+          ckpt,
+          (teacher) => new PtpModel(teacher, student),
+          (model, teacher) => {
+            const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
+            // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
+            // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
+            const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[] }[] = [];
+            const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
+            const spy: Decoder = {
+              name: "spy",
+              plan(seq) {
+                return inner.plan(seq);
+              },
+              accept(seq, group, out) {
+                const P = seq.pending.length,
+                  drafts = group.base.slice(P).map((b) => b.token);
+                const B = group.base.length;
+                let i = 0;
+                while (i < group.slots.length) {
+                  // A hybrid window stands in for its last base row, so it sees one base row fewer.
+                  const sees = group.slots[i].sees,
+                    m = sees.filter((x) => x < B).length - P + (model.hybrid ? 1 : 0);
+                  const context = [...seq.tokens, ...drafts.slice(0, m)],
+                    s = context.length;
+                  let L = 1;
+                  while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
+                  const us = new Map<number, number>();
+                  for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
+                  windows.push({ context, us, logits: out.slots.slice(i, i + L) });
+                  i += L;
+                }
+                return inner.accept(seq, group, out);
+              },
+            };
+            const sampling = { temperature: 0.8, topK: 0, topP: 1 };
+            decodeWith(model, prompts, spy, { steps: 14, sampling, aux: prompts.map((_, p) => new ArrayAux(uniformUs(seed + p))) });
+            expect(windows.some((w) => w.context.length > 0)).toBe(true);
+            const weights = constantWeights(ckpt),
+              st = trainableStudent(student, cfg);
+            for (const w of windows) {
+              const s = w.context.length,
+                L = w.logits.length;
+              const us = new Float32Array(s + L).fill(0.5);
+              for (const [k, u] of w.us) us[k] = u;
+              const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, slotKind(spec));
+              const { context } = teacherContext(teacher, w.context);
+              const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
+              // A query slot 0 has no training row (it is the teacher's own row there).
+              const first = rows.first,
+                infer = new Float32Array((L - first) * cfg.vocabSize);
+              w.logits.slice(first).forEach((l, j) => infer.set(l, j * cfg.vocabSize));
+              expect(logits.data.length).toBe(infer.length);
+              if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(1e-4);
+            }
+          },
+        );
       }),
       { numRuns: 20, endOnFailure: true, reporter },
     );
