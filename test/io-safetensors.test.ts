@@ -176,6 +176,23 @@ describe("ST-BYTES: safetensors bytes", () => {
   });
 });
 
+/** [bits, value] of +0, -0, +Infinity and -Infinity in a 16-bit format whose +Infinity is `inf`. */
+function zerosAndInfinities(inf: number): [number, number][] {
+  return [
+    [0x0000, 0],
+    [0x8000, -0],
+    [inf, Infinity],
+    [inf | 0x8000, -Infinity],
+  ];
+}
+
+/** A file of one 16-bit tensor `name` holding the cases' bits, then the NaNs' (`meta`: header text before the tensor). */
+function halfFile(name: string, dtype: string, cases: [number, number][], nans: number[], meta = "") {
+  const bits = [...cases.map(([b]) => b), ...nans];
+  const header = `{${meta}"${name}":{"dtype":"${dtype}","shape":[${bits.length}],"data_offsets":[0,${2 * bits.length}]}}`;
+  return { bits, file: parseSafetensors(build(header, u16le(bits)), NAME) };
+}
+
 describe("ST-HALF: safetensors F16 and BF16", () => {
   it("decodes hand-built F16 values", () => {
     const cases: [number, number][] = [
@@ -187,15 +204,11 @@ describe("ST-HALF: safetensors F16 and BF16", () => {
       [0x03ff, 1023 * 2 ** -24], // largest subnormal
       [0x0400, 2 ** -14], // smallest normal
       [0x3555, 0.333251953125],
-      [0x0000, 0],
-      [0x8000, -0],
-      [0x7c00, Infinity],
-      [0xfc00, -Infinity],
+      ...zerosAndInfinities(0x7c00),
     ];
     const nans = [0x7e00, 0x7c01, 0xfe00];
-    const bits = [...cases.map(([b]) => b), ...nans];
-    const header = `{"h":{"dtype":"F16","shape":[${bits.length}],"data_offsets":[0,${2 * bits.length}]}}`;
-    const t = parseSafetensors(build(header, u16le(bits)), NAME).tensors.get("h")!;
+    const { bits, file } = halfFile("h", "F16", cases, nans);
+    const t = file.tensors.get("h")!;
     expect(t.dtype).toBe("F16");
     expect(t.shape).toEqual([bits.length]);
     expect(t.data).toBeInstanceOf(Float32Array);
@@ -223,15 +236,10 @@ describe("ST-HALF: safetensors F16 and BF16", () => {
       [0x0001, 2 ** -133], // smallest subnormal
       [0x007f, 127 * 2 ** -133], // largest subnormal
       [0x0080, 2 ** -126], // smallest normal
-      [0x0000, 0],
-      [0x8000, -0],
-      [0x7f80, Infinity],
-      [0xff80, -Infinity],
+      ...zerosAndInfinities(0x7f80),
     ];
     const nans = [0x7fc0, 0xffc1, 0x7f81];
-    const bits = [...cases.map(([b]) => b), ...nans];
-    const header = `{"__metadata__":{"k":"v"},"b":{"dtype":"BF16","shape":[${bits.length}],"data_offsets":[0,${2 * bits.length}]}}`;
-    const file = parseSafetensors(build(header, u16le(bits)), NAME);
+    const { bits, file } = halfFile("b", "BF16", cases, nans, '"__metadata__":{"k":"v"},');
     const t = file.tensors.get("b")!;
     expect(file.metadata).toEqual({ k: "v" });
     expect(t.dtype).toBe("BF16");
