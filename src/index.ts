@@ -9,7 +9,7 @@
 // Backends: the plug-in interface, the registry and the built-in backends.
 export type { Backend, Buffer, DType, HostArray } from "./backends/backend.js";
 export { BackendError } from "./backends/backend.js";
-export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, type BackendFactory, type BackendOptions } from "./backends/registry.js";
+export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, WEIGHT_TYPES, type BackendFactory, type BackendOptions, type WeightType } from "./backends/registry.js";
 export { relaxedSimdSupported } from "./backends/wasm/detect.js";
 export { runBackendConformance, matmulTol, attentionTol, type ConformanceCheck, type ConformanceOptions, type ConformanceReport } from "./backends/conformance.js";
 

@@ -1,5 +1,9 @@
 import type { Backend } from "./backend.js";
 
+/** Matmul weight types of the wasm backend ("f32": as given, the reference). */
+export const WEIGHT_TYPES = ["f32", "bf16", "int8"] as const;
+export type WeightType = (typeof WEIGHT_TYPES)[number];
+
 /**
  * Backends by name. Built-in backends register themselves lazily; a
  * separately installed package (e.g. a CUDA plug-in) calls registerBackend
@@ -12,8 +16,13 @@ export interface BackendOptions {
   threads?: number;
   /** For "wasm": the folder URL holding ptp-simd.wasm and ptp-relaxed.wasm (default: the package's build/); for browsers. */
   wasmBaseUrl?: string | URL;
-  /** For "wasm": matmul weights as given ("f32", default) or rounded to bfloat16 ("bf16": half the bytes read; the model becomes that bf16 model). */
-  weights?: "f32" | "bf16";
+  /**
+   * For "wasm": matmul weights as given ("f32", default), rounded to bfloat16
+   * ("bf16": half the bytes read; the model becomes that bf16 model) or
+   * quantised to int8 per group of 32 along K, activations likewise per row
+   * ("int8": about a quarter of the bytes; the model becomes that int8 model).
+   */
+  weights?: WeightType;
   [key: string]: unknown;
 }
 

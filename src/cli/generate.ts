@@ -1,5 +1,5 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
-import { createBackend, DEFAULT_BACKEND } from "../backends/registry.js";
+import { createBackend, DEFAULT_BACKEND, WEIGHT_TYPES, type WeightType } from "../backends/registry.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -41,7 +41,7 @@ export const generateFlags = {
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   backend: { kind: "string", value: "NAME", help: "compute backend", default: DEFAULT_BACKEND, choices: ["js", "wasm"] },
   threads: { kind: "int", value: "N", help: "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
-  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
+  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 } satisfies FlagSpecs;
@@ -113,7 +113,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
   const runSteps = f.steps! <= 0 || f.steps! > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps!;
   checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend!, "lower --steps");
-  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as WeightType });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   const bytes: Uint8Array[] = [];
@@ -215,7 +215,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, window, { drafts: f.drafts, budget: f.budget });
     checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend!, "lower --steps (or --window, --budget, --drafts)");
   }
-  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as "f32" | "bf16" });
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights as WeightType });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
