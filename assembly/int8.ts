@@ -113,14 +113,29 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
   }
 }
 
-/** The exact i32 dot product of one group: 32 i16 x values (4 vectors) with 32 int8 weights at w. */
+/** Lane partials of the exact dot product of 32 i16 x values (4 vectors) with 32 widened weights (4 vectors). */
+// @ts-ignore: decorator
+@inline function dot4(x0: v128, x1: v128, x2: v128, x3: v128, e0: v128, e1: v128, e2: v128, e3: v128): v128 {
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, e0), i32x4.dot_i16x8_s(x1, e1)), i32x4.add(i32x4.dot_i16x8_s(x2, e2), i32x4.dot_i16x8_s(x3, e3)));
+}
+
+/** Lane partials of one group's exact dot product: 32 i16 x values (4 vectors) with 32 int8 weights at w. */
 // @ts-ignore: decorator
 @inline function gdot(x0: v128, x1: v128, x2: v128, x3: v128, w: usize): v128 {
   const a = v128.load(w), b = v128.load(w, 16);
-  let s = i32x4.dot_i16x8_s(x0, i16x8.extend_low_i8x16_s(a));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(x1, i16x8.extend_high_i8x16_s(a)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(x2, i16x8.extend_low_i8x16_s(b)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(x3, i16x8.extend_high_i8x16_s(b)));
+  return dot4(x0, x1, x2, x3, i16x8.extend_low_i8x16_s(a), i16x8.extend_high_i8x16_s(a), i16x8.extend_low_i8x16_s(b), i16x8.extend_high_i8x16_s(b));
+}
+
+/**
+ * One weight row's group (32 int8 at w, widened once) against two x rows
+ * (x and z): [x 0+2, x 1+3, z 0+2, z 1+3] of the lane partials (exact).
+ */
+// @ts-ignore: decorator
+@inline function gdot2(x0: v128, x1: v128, x2: v128, x3: v128, z0: v128, z1: v128, z2: v128, z3: v128, w: usize): v128 {
+  const a = v128.load(w), b = v128.load(w, 16);
+  const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
+  const s = dot4(x0, x1, x2, x3, e0, e1, e2, e3), t = dot4(z0, z1, z2, z3, e0, e1, e2, e3);
+  return i32x4.add(v128.shuffle<i32>(s, t, 0, 1, 4, 5), v128.shuffle<i32>(s, t, 2, 3, 6, 7));
 }
 
 /** The lane sums of four i32x4 vectors, as one i32x4 (exact: integers). */
@@ -174,34 +189,14 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
     const x0 = v128.load(xr), x1 = v128.load(xr, 16), x2 = v128.load(xr, 32), x3 = v128.load(xr, 48);
     const z = xr + xs;
     const z0 = v128.load(z), z1 = v128.load(z, 16), z2 = v128.load(z, 32), z3 = v128.load(z, 48);
-    let a0: v128, a1: v128, a2: v128, a3: v128, b0: v128, b1: v128, b2: v128, b3: v128;
-    {
-      const a = v128.load(p), b = v128.load(p, 16);
-      const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
-      a0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, e0), i32x4.dot_i16x8_s(x1, e1)), i32x4.add(i32x4.dot_i16x8_s(x2, e2), i32x4.dot_i16x8_s(x3, e3)));
-      b0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(z0, e0), i32x4.dot_i16x8_s(z1, e1)), i32x4.add(i32x4.dot_i16x8_s(z2, e2), i32x4.dot_i16x8_s(z3, e3)));
-    }
-    {
-      const a = v128.load(p, 32), b = v128.load(p, 48);
-      const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
-      a1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, e0), i32x4.dot_i16x8_s(x1, e1)), i32x4.add(i32x4.dot_i16x8_s(x2, e2), i32x4.dot_i16x8_s(x3, e3)));
-      b1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(z0, e0), i32x4.dot_i16x8_s(z1, e1)), i32x4.add(i32x4.dot_i16x8_s(z2, e2), i32x4.dot_i16x8_s(z3, e3)));
-    }
-    {
-      const a = v128.load(p, 64), b = v128.load(p, 80);
-      const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
-      a2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, e0), i32x4.dot_i16x8_s(x1, e1)), i32x4.add(i32x4.dot_i16x8_s(x2, e2), i32x4.dot_i16x8_s(x3, e3)));
-      b2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(z0, e0), i32x4.dot_i16x8_s(z1, e1)), i32x4.add(i32x4.dot_i16x8_s(z2, e2), i32x4.dot_i16x8_s(z3, e3)));
-    }
-    {
-      const a = v128.load(p, 96), b = v128.load(p, 112);
-      const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
-      a3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, e0), i32x4.dot_i16x8_s(x1, e1)), i32x4.add(i32x4.dot_i16x8_s(x2, e2), i32x4.dot_i16x8_s(x3, e3)));
-      b3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(z0, e0), i32x4.dot_i16x8_s(z1, e1)), i32x4.add(i32x4.dot_i16x8_s(z2, e2), i32x4.dot_i16x8_s(z3, e3)));
-    }
+    const P0 = gdot2(x0, x1, x2, x3, z0, z1, z2, z3, p), P1 = gdot2(x0, x1, x2, x3, z0, z1, z2, z3, p + 32);
+    const P2 = gdot2(x0, x1, x2, x3, z0, z1, z2, z3, p + 64), P3 = gdot2(x0, x1, x2, x3, z0, z1, z2, z3, p + 96);
+    // [x.w0, x.w1, z.w0, z.w1] and [x.w2, x.w3, z.w2, z.w3]
+    const t01 = i32x4.add(v128.shuffle<i32>(P0, P1, 0, 4, 2, 6), v128.shuffle<i32>(P0, P1, 1, 5, 3, 7));
+    const t23 = i32x4.add(v128.shuffle<i32>(P2, P3, 0, 4, 2, 6), v128.shuffle<i32>(P2, P3, 1, 5, 3, 7));
     const sw = v128.load(p, 128);
-    acc0 = step(acc0, sum4(a0, a1, a2, a3), sw, load<f32>(sx + ((<usize>g) << 2)));
-    acc1 = step(acc1, sum4(b0, b1, b2, b3), sw, load<f32>(sx1 + ((<usize>g) << 2)));
+    acc0 = step(acc0, v128.shuffle<i32>(t01, t23, 0, 1, 4, 5), sw, load<f32>(sx + ((<usize>g) << 2)));
+    acc1 = step(acc1, v128.shuffle<i32>(t01, t23, 2, 3, 6, 7), sw, load<f32>(sx1 + ((<usize>g) << 2)));
     p += BLOCK;
     xr += 64;
   }

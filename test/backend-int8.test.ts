@@ -1,4 +1,3 @@
-import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
@@ -9,8 +8,8 @@ import { decode } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { randF32, runMatmul } from "./backend-ops.js";
-import { firstBitDifference, rng, STORIES_260K, TOK_512 } from "./helpers.js";
+import { checkExactMatmul } from "./backend-ops.js";
+import { firstBitDifference, STORIES_260K, TOK_512 } from "./helpers.js";
 
 /*
  * BACKEND-INT8: the wasm backend with `weights: "int8"` computes exactly the
@@ -93,28 +92,14 @@ for (const build of ["relaxed", "simd"] as const) {
     });
 
     it("BACKEND-INT8: matmul equals the TypeScript reference bit for bit (every tile and tail), rows equal rows alone, 2 threads equal 1", () => {
-      fc.assert(
-        fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 140 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, K, N, seed) => {
-          const r = rng(seed);
-          const x = randF32(M * K, r, 3), w = randF32(N * K, r, 3);
+      checkExactMatmul(q8, q82, int8Matmul, {
+        maxM: 9,
+        maxK: 140,
+        shapes: [[1, 300, 1030], [5, 256, 777], [16, 301, 515], [3, 288, 2050]],
+        prepare: (x, K, seed) => {
           if (seed % 5 === 0) x.fill(0, 0, Math.min(K, 40)); // an all-zero group (scale 0)
-          const got = runMatmul(q8, x, w, M, K, N);
-          const d = firstBitDifference(got, int8Matmul(x, w, M, K, N));
-          if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
-          for (let m = 0; m < M; m++) {
-            const e = firstBitDifference(got.subarray(m * N, (m + 1) * N), runMatmul(q8, x.slice(m * K, (m + 1) * K), w, 1, K, N));
-            if (e !== null) throw new Error(`row ${m} of M=${M} K=${K} N=${N}: ${e}`);
-          }
-        }),
-        { numRuns: 40 },
-      );
-      for (const [M, K, N] of [[1, 300, 1030], [5, 256, 777], [16, 301, 515], [3, 288, 2050]]) {
-        const r = rng(M + K + N);
-        const x = randF32(M * K, r, 3), w = randF32(N * K, r, 3);
-        const one = runMatmul(q8, x, w, M, K, N);
-        expect(firstBitDifference(runMatmul(q82, x, w, M, K, N), one)).toBeNull();
-        expect(firstBitDifference(one, int8Matmul(x, w, M, K, N))).toBeNull();
-      }
+        },
+      });
       expect(q82.threadedCalls).toBeGreaterThan(0);
     });
 
