@@ -17,6 +17,8 @@
 
 import { madd } from "./madd";
 
+export { gemmInt8, int8GroupSize, packedBytesInt8, packPanelsInt8, quantizedRowsBytes, quantizeRowsInt8 } from "./int8";
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------

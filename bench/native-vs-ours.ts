@@ -13,10 +13,13 @@
  *
  * run.c is not part of this repository: pass its path (for example a file
  * taken from a clone of github.com/karpathy/llama2.c). Without --runc only
- * our figures are printed.
+ * our figures are printed. --runq PATH adds llama2.c's int8 runq.c (same
+ * flags), on the same random model exported to its Q8_0 format (version 2,
+ * group size 32 like our --weights int8; embeddings quantised too, as runq
+ * does).
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/native-vs-ours.ts \
- *     --runc /path/to/run.c [--shapes 15M,110M] [--threads 1,2] [--weights f32,bf16] [--steps 256] [--reps 3] [--json]
+ *     --runc /path/to/run.c [--runq /path/to/runq.c] [--shapes 15M,110M] [--threads 1,2] [--weights f32,bf16,int8] [--steps 256] [--reps 3] [--json]
  *
  * --weights: our runs per weight type (ptp generate --weights); run.c is f32.
  *
@@ -24,14 +27,17 @@
  * or --tokenizer FILE.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { readCheckpoint } from "../src/io/checkpoint.js";
 import { SHAPES } from "../src/model/config.js";
+import { LINEAR_NAMES, type Checkpoint } from "../src/model/weights.js";
 import { has, option } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const runc = option("--runc");
+const runq = option("--runq");
 const shapes = option("--shapes", "15M,110M")!.split(",");
 for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${s}`);
 const threads = option("--threads", "1,2")!.split(",").map(Number);
@@ -44,11 +50,52 @@ const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
 if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-native-"));
-let runBin: string | undefined;
-if (runc) {
-  runBin = join(tmp, "run");
-  execFileSync("gcc", ["-Ofast", "-march=native", "-fopenmp", runc, "-lm", "-o", runBin], { stdio: "inherit" });
-  progress(`compiled ${runc} with gcc -Ofast -march=native -fopenmp`);
+const compile = (src: string | undefined, name: string): string | undefined => {
+  if (!src) return undefined;
+  const bin = join(tmp, name);
+  execFileSync("gcc", ["-Ofast", "-march=native", "-fopenmp", src, "-lm", "-o", bin], { stdio: "inherit" });
+  progress(`compiled ${src} with gcc -Ofast -march=native -fopenmp`);
+  return bin;
+};
+const runBin = compile(runc, "run"),
+  runqBin = compile(runq, "runq");
+
+/** llama2.c's Q8_0 checkpoint (export.py's version2_export) of c, group size gs. */
+function writeQ80(c: Checkpoint, path: string, gs: number): void {
+  const cfg = c.config,
+    w = c.weights;
+  const fd = openSync(path, "w");
+  const put = (b: ArrayBufferView) => writeSync(fd, new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  const header = new DataView(new ArrayBuffer(256));
+  header.setUint32(0, 0x616b3432, true);
+  header.setInt32(4, 2, true);
+  [cfg.dim, cfg.hiddenDim, cfg.nLayers, cfg.nHeads, cfg.nKvHeads, cfg.vocabSize, cfg.seqLen].forEach((v, i) => header.setInt32(8 + 4 * i, v, true));
+  header.setUint8(36, cfg.sharedClassifier ? 1 : 0);
+  header.setInt32(37, gs, true);
+  put(header);
+  for (const l of w.layers) put(l.rmsAtt);
+  for (const l of w.layers) put(l.rmsFfn);
+  put(w.rmsFinal);
+  const quant = (a: Float32Array) => {
+    const q = new Int8Array(a.length),
+      s = new Float32Array(a.length / gs);
+    for (let g = 0; g < s.length; g++) {
+      let amax = 0;
+      for (let i = g * gs; i < (g + 1) * gs; i++) amax = Math.max(amax, Math.abs(a[i]));
+      const scale = (s[g] = Math.fround(amax / 127));
+      for (let i = g * gs; i < (g + 1) * gs; i++) {
+        const v = Math.fround(a[i] / scale),
+          r = Math.round(v);
+        q[i] = scale === 0 ? 0 : r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; // round half to even, as torch.round
+      }
+    }
+    put(q);
+    put(s);
+  };
+  quant(w.tokenEmbedding);
+  for (const name of LINEAR_NAMES) for (const l of w.layers) quant(l[name]);
+  if (!cfg.sharedClassifier) quant(w.wcls);
+  closeSync(fd);
 }
 
 const tokPerSec = (stderr: string, who: string): number => {
@@ -63,14 +110,14 @@ function ours(model: string, t: number, weights: string): number {
   return tokPerSec(r.stderr, "ptp generate");
 }
 
-function native(model: string, t: number): number {
-  const r = spawnSync(runBin!, [model, "-z", tokenizer, "-t", "0", "-n", String(steps)], {
+function native(bin: string, model: string, t: number): number {
+  const r = spawnSync(bin, [model, "-z", tokenizer, "-t", "0", "-n", String(steps)], {
     encoding: "utf8",
     maxBuffer: 1 << 26,
     env: { ...process.env, OMP_NUM_THREADS: String(t) },
   });
-  if (r.status !== 0) throw new Error(`run.c failed: ${r.stderr}`);
-  return tokPerSec(r.stderr, "run.c");
+  if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr}`);
+  return tokPerSec(r.stderr, bin);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -88,6 +135,8 @@ interface Row {
   ratio: number | null;
   oursAll: number[];
   nativeAll: number[];
+  runq: number | null;
+  runqAll: number[];
 }
 const rows: Row[] = [];
 const loadBefore = load();
@@ -95,9 +144,12 @@ progress(`load average before: ${loadBefore}`);
 for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
+  const modelQ = join(tmp, `${shape}-q80.bin`);
+  if (runqBin) writeQ80(readCheckpoint(model), modelQ, 32);
   // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
   const o = new Map<string, number[]>(),
-    n = new Map<number, number[]>();
+    n = new Map<number, number[]>(),
+    q = new Map<number, number[]>();
   const key = (t: number, w: string) => `${t}/${w}`;
   for (let i = 0; i < reps; i++) {
     for (const t of threads) {
@@ -105,16 +157,18 @@ for (const shape of shapes) {
         const v = ours(model, t, w);
         o.set(key(t, w), [...(o.get(key(t, w)) ?? []), v]);
       }
-      if (runBin) n.set(t, [...(n.get(t) ?? []), native(model, t)]);
-      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""} tok/s`);
+      if (runBin) n.set(t, [...(n.get(t) ?? []), native(runBin, model, t)]);
+      if (runqBin) q.set(t, [...(q.get(t) ?? []), native(runqBin, modelQ, t)]);
+      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""}${runqBin ? `, runq.c ${q.get(t)![i].toFixed(1)}` : ""} tok/s`);
     }
   }
   for (const t of threads) {
-    const nm = runBin ? median(n.get(t)!) : null;
+    const nm = runBin ? median(n.get(t)!) : null,
+      qm = runqBin ? median(q.get(t)!) : null;
     for (const w of weightTypes) {
       const all = o.get(key(t, w))!;
       const om = median(all);
-      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: all, nativeAll: n.get(t) ?? [] });
+      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: all, nativeAll: n.get(t) ?? [], runq: qm, runqAll: q.get(t) ?? [] });
     }
   }
 }
@@ -122,10 +176,11 @@ const loadAfter = load();
 
 console.log(`AR decode, greedy, ${steps} steps, random ${shapes.join("/")} checkpoints; medians of ${reps} alternating runs`);
 console.log(`load average (1/5/15 min) before: ${loadBefore}; after: ${loadAfter}\n`);
-console.log("| shape | threads | our weights | ours tok/s | run.c tok/s (f32) | ours / run.c |");
-console.log("|---|---|---|---|---|---|");
+console.log("| shape | threads | our weights | ours tok/s | run.c tok/s (f32) | ours / run.c | runq.c tok/s (int8) | ours / runq.c |");
+console.log("|---|---|---|---|---|---|---|---|");
+const x = (a: number, b: number | null) => (b ? (a / b).toFixed(2) + "x" : "-");
 for (const r of rows) {
-  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${r.ratio ? r.ratio.toFixed(2) + "x" : "-"} |`);
+  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${x(r.ours, r.native)} | ${r.runq?.toFixed(1) ?? "-"} | ${x(r.ours, r.runq)} |`);
 }
 for (const shape of shapes) {
   const one = rows.find((r) => r.shape === shape && r.threads === 1 && r.weights === weightTypes[0]);

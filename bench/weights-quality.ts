@@ -9,11 +9,11 @@
  *      logits, and the picks that differ are counted (argmax for T = 0).
  * Also the first position where a free-running decode differs.
  *
- *   node --experimental-wasm-relaxed-simd --import tsx bench/weights-quality.ts [--weights bf16] [--chars 40000] [--json]
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/weights-quality.ts [--weights bf16|int8] [--chars 40000] [--json]
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { createBackend } from "../src/backends/registry.js";
+import { createBackend, type WeightType } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
@@ -24,7 +24,7 @@ import { has, option } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const shared = resolve(root, "../shared");
-const weights = option("--weights", "bf16") as "bf16";
+const weights = option("--weights", "bf16") as WeightType;
 const chars = Number(option("--chars", "40000"));
 const text = readFileSync(option("--text", resolve(shared, "corpora/tinystories_excerpt.txt")), "utf8");
 const ckpt = readCheckpoint(option("--model", resolve(shared, "models/stories260K.bin")));

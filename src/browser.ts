@@ -16,7 +16,7 @@ setWorkerSpawner(webWorkerSpawner);
 // Backends.
 export type { Backend, Buffer, DType, HostArray } from "./backends/backend.js";
 export { BackendError } from "./backends/backend.js";
-export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, type BackendFactory, type BackendOptions } from "./backends/registry.js";
+export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, WEIGHT_TYPES, type BackendFactory, type BackendOptions, type WeightType } from "./backends/registry.js";
 export { relaxedSimdSupported, simdSupported } from "./backends/wasm/detect.js";
 export { threadsUnavailableReason, type WasmBackend } from "./backends/wasm/index.js";
 export { webWorkerSpawner } from "./backends/wasm/web-workers.js";

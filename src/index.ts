@@ -14,7 +14,8 @@
  */
 
 // Backends: the plug-in interface, the registry and its conformance suite.
-export type { Backend, BackendOptions, Buffer, DType, HostArray } from "./backends/backend.js";
+export type { Backend, BackendOptions, Buffer, DType, HostArray, WeightType } from "./backends/backend.js";
+export { WEIGHT_TYPES } from "./backends/backend.js";
 export { BackendError } from "./backends/backend.js";
 export { createBackend, registerBackend, listBackends, DEFAULT_BACKEND, type BackendFactory } from "./backends/registry.js";
 export { relaxedSimdSupported } from "./backends/wasm/detect.js";

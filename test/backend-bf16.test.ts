@@ -1,4 +1,3 @@
-import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
@@ -10,8 +9,8 @@ import { decode } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { runMatmul, matmulCase } from "./backend-ops.js";
-import { firstBitDifference, rng, STORIES_260K, TOK_512 } from "./helpers.js";
+import { checkExactMatmul, runMatmul } from "./backend-ops.js";
+import { firstBitDifference, STORIES_260K, TOK_512 } from "./helpers.js";
 
 /*
  * BACKEND-BF16: the wasm backend with `weights: "bf16"` computes exactly what
@@ -32,12 +31,6 @@ function bf16(x: number): number {
   return view.getFloat32(0);
 }
 const roundAll = (a: Float32Array) => a.map(bf16);
-
-function randF32(n: number, r: () => number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * 3;
-  return a;
-}
 
 /** The checkpoint with every matmul weight (linears, classifier) rounded to bf16; the embedding table stays f32. */
 function roundedCheckpoint(c: Checkpoint): Checkpoint {
@@ -74,31 +67,15 @@ for (const build of ["relaxed", "simd"] as const) {
     });
 
     it("BACKEND-BF16: matmul equals the f32 matmul on pre-rounded weights, rows equal rows alone, 2 threads equal 1", () => {
-      fc.assert(
-        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 90 }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, K, N, seed) => {
-          const { x, w } = matmulCase(M, K, N, seed);
-          const got = runMatmul(bf, x, w, M, K, N);
-          const d = firstBitDifference(got, runMatmul(f32, x, roundAll(w), M, K, N));
-          if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
-          for (let m = 0; m < M; m++) {
-            const e = firstBitDifference(got.subarray(m * N, (m + 1) * N), runMatmul(bf, x.slice(m * K, (m + 1) * K), w, 1, K, N));
-            if (e !== null) throw new Error(`row ${m} of M=${M} K=${K} N=${N}: ${e}`);
-          }
-        }),
-        { numRuns: 40 },
-      );
-      for (const [M, K, N] of [
-        [1, 300, 1030],
-        [5, 256, 777],
-        [16, 301, 515],
-      ]) {
-        const r = rng(M + K + N);
-        const x = randF32(M * K, r),
-          w = randF32(N * K, r);
-        const one = runMatmul(bf, x, w, M, K, N);
-        expect(firstBitDifference(runMatmul(bf2, x, w, M, K, N), one)).toBeNull();
-        expect(firstBitDifference(one, runMatmul(f32, x, roundAll(w), M, K, N))).toBeNull();
-      }
+      checkExactMatmul(bf, bf2, (x, w, M, K, N) => runMatmul(f32, x, roundAll(w), M, K, N), {
+        maxM: 12,
+        maxK: 90,
+        shapes: [
+          [1, 300, 1030],
+          [5, 256, 777],
+          [16, 301, 515],
+        ],
+      });
     });
 
     it("BACKEND-BF16: a stories260K forward equals the f32 forward of the bf16-rounded checkpoint bit for bit", () => {

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { expect } from "vitest";
 import type { Backend, Buffer, DType, HostArray } from "../src/backends/backend.js";
 import { type Attn, scoped } from "../src/backends/conformance.js";
@@ -200,4 +201,38 @@ export function swigluCase(M: number, N: number, seed: number): { g: Float32Arra
   const g = randF32(M * N, r, 8),
     u = randF32(M * N, r, 2);
   return { g, u };
+}
+
+/**
+ * A reduced-precision matmul (`one`: 1 thread, `two`: 2 threads) against
+ * `reference` (the same arithmetic done another way), bit for bit: random
+ * M 1..maxM, K 1..maxK, N 1..70 (values in [-3, 3], `prepare` may change x),
+ * each row equal to that row alone; then the larger `shapes`, with 2
+ * threads equal to 1.
+ */
+export function checkExactMatmul(one: Backend, two: Backend, reference: (x: Float32Array, w: Float32Array, M: number, K: number, N: number) => Float32Array, o: { maxM: number; maxK: number; shapes: number[][]; prepare?: (x: Float32Array, K: number, seed: number) => void }): void {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: o.maxM }), fc.integer({ min: 1, max: o.maxK }), fc.integer({ min: 1, max: 70 }), fc.integer(), (M, K, N, seed) => {
+      const r = rng(seed);
+      const x = randF32(M * K, r, 3),
+        w = randF32(N * K, r, 3);
+      o.prepare?.(x, K, seed);
+      const got = runMatmul(one, x, w, M, K, N);
+      const d = firstBitDifference(got, reference(x, w, M, K, N));
+      if (d !== null) throw new Error(`M=${M} K=${K} N=${N}: ${d}`);
+      for (let m = 0; m < M; m++) {
+        const e = firstBitDifference(got.subarray(m * N, (m + 1) * N), runMatmul(one, x.slice(m * K, (m + 1) * K), w, 1, K, N));
+        if (e !== null) throw new Error(`row ${m} of M=${M} K=${K} N=${N}: ${e}`);
+      }
+    }),
+    { numRuns: 40 },
+  );
+  for (const [M, K, N] of o.shapes) {
+    const r = rng(M + K + N);
+    const x = randF32(M * K, r, 3),
+      w = randF32(N * K, r, 3);
+    const a = runMatmul(one, x, w, M, K, N);
+    expect(firstBitDifference(runMatmul(two, x, w, M, K, N), a)).toBeNull();
+    expect(firstBitDifference(a, reference(x, w, M, K, N))).toBeNull();
+  }
 }

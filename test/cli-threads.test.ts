@@ -42,14 +42,26 @@ describe("ptp generate --threads", () => {
     expect(r.stderr).toMatch(/achieved tok\/s: .*2 threads \(\d+ chunks on workers\); clock started after a warm-up call/);
   });
 
-  it("CLI-WEIGHTS: --weights bf16 runs the bf16 model (said in the backend line) and needs the wasm backend", async () => {
-    const r = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--steps", "20", "--temperature", "0", "--weights", "bf16", "--json");
+  it.each(["bf16", "int8"])("CLI-WEIGHTS: --weights %s runs that model (said in the backend line) and needs the wasm backend", async (weights) => {
+    const r = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--steps", "20", "--temperature", "0", "--weights", weights, "--json");
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out.stats.backend).toMatch(/bf16 weights/);
+    expect(out.stats.backend).toMatch(new RegExp(`${weights} weights`));
     expect(out.tokens.length).toBeGreaterThan(1);
-    const js = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--backend", "js", "--weights", "bf16");
+    const js = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--backend", "js", "--weights", weights);
     expect(js.code).toBe(2);
-    expect(js.stderr).toMatch(/--weights bf16 needs the wasm backend/);
+    expect(js.stderr).toMatch(new RegExp(`--weights ${weights} needs the wasm backend`));
+  });
+
+  it("CLI-WEIGHTS: with --weights int8 the PTP output equals the AR output; an unknown type is a one-line usage error naming the flag", async () => {
+    const student = join(tmp, "student.safetensors");
+    const rs = await runCli("random-student", "--model", model, "--rank", "4", "--variant", "O", "--window", "8", "--seed", "2", "--out", student);
+    expect(rs.code, rs.stderr).toBe(0);
+    const ptp = await runCli(...common, "--weights", "int8", "--student", student, "--decoder", "single-call");
+    expect(ptp.code, ptp.stderr).toBe(0);
+    expect(JSON.parse(ptp.stdout).stats.equalsAR).toBe(true);
+    const bad = await runCli("generate", "--model", model, "--tokenizer", TOK_512, "--weights", "int4");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split("\n")[0]).toMatch(/--weights.*int4/);
   });
 });

@@ -123,6 +123,10 @@ export class BackendError extends Error {
   }
 }
 
+/** The weight types a backend may run matmuls in (BackendOptions.weights). */
+export const WEIGHT_TYPES = ["f32", "bf16", "int8"] as const;
+export type WeightType = (typeof WEIGHT_TYPES)[number];
+
 /** Options of createBackend (src/backends/registry.ts), read by the backend a name picks. */
 export interface BackendOptions {
   /** For "wasm": which build to load; "auto" picks relaxed SIMD where the runtime validates it. */
@@ -131,7 +135,12 @@ export interface BackendOptions {
   threads?: number;
   /** For "wasm": the folder URL holding ptp-simd.wasm and ptp-relaxed.wasm (default: the package's build/); for browsers. */
   wasmBaseUrl?: string | URL;
-  /** For "wasm": matmul weights as given ("f32", default) or rounded to bfloat16 ("bf16": half the bytes read; the model becomes that bf16 model). */
-  weights?: "f32" | "bf16";
+  /**
+   * For "wasm": matmul weights as given ("f32", default), rounded to bfloat16
+   * ("bf16": half the bytes read; the model becomes that bf16 model) or
+   * quantised to int8 per group of 32 along K, activations likewise per row
+   * ("int8": about a quarter of the bytes; the model becomes that int8 model).
+   */
+  weights?: WeightType;
   [key: string]: unknown;
 }

@@ -1,6 +1,9 @@
 import type { Backend, BackendOptions } from "./backend.js";
 
-export type { BackendOptions } from "./backend.js";
+export type { BackendOptions, WeightType } from "./backend.js";
+export { WEIGHT_TYPES } from "./backend.js";
+
+/** Matmul weight types of the wasm backend ("f32": as given, the reference). */
 
 /**
  * Backends by name. Built-in backends register themselves lazily; a

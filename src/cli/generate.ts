@@ -1,4 +1,5 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
+import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
@@ -42,7 +43,7 @@ export const generateFlags = defineFlags({
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   ...backendFlags(),
-  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference) or rounded to bf16 (faster; the output is the bf16 model's)", default: "f32", choices: ["f32", "bf16"] },
+  weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 });

@@ -1,11 +1,11 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
-import { BackendError, type Backend, type BackendOptions, type Buffer, type DType, type HostArray } from "../backend.js";
+import { BackendError, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type WeightType } from "../backend.js";
 import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { defaultWorkerSpawner } from "./spawner.js";
-import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, ThreadPool, type WorkerSpawner } from "./threads.js";
+import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -36,6 +36,13 @@ export interface Kernels {
   gemmBf16(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
   packedBytesBf16(K: number, N: number): number;
   packPanelsBf16(dst: number, w: number, K: number, N: number): void;
+  /** Columns n0 .. n1-1 of y = x W^T with int8 weights: `xq` from quantizeRowsInt8, `packed` from packPanelsInt8 (assembly/int8.ts). */
+  gemmInt8(y: number, xq: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
+  packedBytesInt8(K: number, N: number): number;
+  packPanelsInt8(dst: number, w: number, K: number, N: number): void;
+  quantizedRowsBytes(M: number, K: number): number;
+  quantizeRowsInt8(dst: number, x: number, M: number, K: number): void;
+  int8GroupSize(): number;
   rmsnorm(y: number, x: number, weight: number, M: number, D: number, eps: number): void;
   rope(x: number, table: number, M: number, nHeads: number, headSize: number): void;
   attention(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number): void;
@@ -207,7 +214,7 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
     throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${String(baseUrl)}`);
   }
   const weights = options.weights ?? "f32";
-  if (weights !== "f32" && weights !== "bf16") throw new Error(`wasm backend: weights must be "f32" or "bf16", got ${JSON.stringify(weights)}`);
+  if (!(WEIGHT_TYPES as readonly unknown[]).includes(weights)) throw new Error(`wasm backend: weights must be ${WEIGHT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(weights)}`);
   const note = requested > 1 ? threadsUnavailableReason() : undefined;
   const inst = await instantiateShared(build, baseUrl);
   const backend = new WasmBackend(inst.kernels, build, note ? 1 : requested, inst.module, options.spawnWorker as WorkerSpawner | undefined, weights);
@@ -261,17 +268,21 @@ export class WasmBackend implements Backend {
    * callers use them too). `spawn` starts one worker (default: Node's
    * worker_threads; a browser build passes a Web Worker spawner).
    */
-  /** Matmul weights as given ("f32") or rounded to bfloat16 ("bf16", read from half-size panels). */
-  readonly weights: "f32" | "bf16";
+  /**
+   * Matmul weights as given ("f32"), rounded to bfloat16 ("bf16", read from
+   * half-size panels) or quantised to int8 per group of 32 along K with
+   * activations quantised the same way per row ("int8"; assembly/int8.ts).
+   */
+  readonly weights: WeightType;
 
-  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = defaultWorkerSpawner(), weights: "f32" | "bf16" = "f32") {
+  constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = defaultWorkerSpawner(), weights: WeightType = "f32") {
     this.k = kernels;
     this.build = build;
     this.module = module;
     this.spawn = spawn;
     this.weights = weights;
     this.threads = module ? threads : 1;
-    this.description = (build === "relaxed" ? "wasm (relaxed SIMD" : "wasm (SIMD") + (weights === "bf16" ? ", bf16 weights)" : ")");
+    this.description = (build === "relaxed" ? "wasm (relaxed SIMD" : "wasm (SIMD") + (weights === "f32" ? ")" : `, ${weights} weights)`);
     this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
     this.ensurePool();
   }
@@ -373,31 +384,36 @@ export class WasmBackend implements Backend {
       X = this.f32(x, M * K, "matmul x"),
       W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
-    if (this.weights === "bf16") {
-      // Every weight gets bf16 panels (the tails are rounded in the kernel).
+    if (this.weights === "int8") {
+      // Every weight gets int8 panels; x is quantised once here, before the column split.
       const packed = this.panels(W, K, N);
-      if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
-        const nChunks = Math.min(4 * this.threads, N >> 2);
-        const unit = Math.ceil(N / nChunks / 4) * 4;
-        if (this.pool.run(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], unit, N)) {
-          this.threadedCalls++;
-          return;
-        }
-      }
-      this.k.gemmBf16(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
-      return;
+      const xq = this.scratch(this.k.quantizedRowsBytes(M, K));
+      this.k.quantizeRowsInt8(xq, X.ptr, M, K);
+      this.gemmColumns(JOB_GEMM_INT8, this.k.gemmInt8, [Y.ptr, xq, packed, M, K, N], M * N * K, N);
+    } else if (this.weights === "bf16") {
+      // Every weight gets bf16 panels (the tails are rounded in the kernel).
+      this.gemmColumns(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
+    } else {
+      const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
+      this.gemmColumns(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], M * N * K, N);
     }
-    const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
-    if (this.pool && M * N * K >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
+  }
+
+  /**
+   * Runs a matmul kernel over output columns 0 .. N-1: split over the threads
+   * when it is large enough, else on the calling thread.
+   */
+  private gemmColumns(job: number, kernel: ChunkKernel, args: number[], macs: number, N: number): void {
+    if (this.pool && macs >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
       // Chunks of output columns (multiples of 4), a few per thread so a slow thread costs little.
       const nChunks = Math.min(4 * this.threads, N >> 2);
       const unit = Math.ceil(N / nChunks / 4) * 4;
-      if (this.pool.run(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], unit, N)) {
+      if (this.pool.run(job, kernel, args, unit, N)) {
         this.threadedCalls++;
         return;
       }
     }
-    this.k.gemm(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
+    kernel(...args, 0, N);
   }
 
   /**
@@ -408,10 +424,9 @@ export class WasmBackend implements Backend {
   private panels(W: WasmBuffer, K: number, N: number): number {
     if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
     this.unpack(W);
-    const bf16 = this.weights === "bf16";
-    const ptr = this.allocBytes(Math.max(1, bf16 ? this.k.packedBytesBf16(K, N) : this.k.packedBytes(K, N)));
-    if (bf16) this.k.packPanelsBf16(ptr, W.ptr, K, N);
-    else this.k.packPanels(ptr, W.ptr, K, N);
+    const [bytes, pack] = this.weights === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : this.weights === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
+    const ptr = this.allocBytes(Math.max(1, bytes(K, N)));
+    pack(ptr, W.ptr, K, N);
     W.packedPtr = ptr;
     W.packedK = K;
     W.packedN = N;

@@ -42,7 +42,8 @@ const SPIN_WORKER = 40_000; // Atomics.load rounds before an idle worker sleeps 
 export const JOB_GEMM = 0; // gemm(y, x, w, packed, M, K, N, n0, n1)
 export const JOB_ATTENTION = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, h0, h1)
 export const JOB_GEMM_BF16 = 2; // gemmBf16(y, x, w, packed, M, K, N, n0, n1)
-const ARG_COUNTS = [7, 12, 7];
+export const JOB_GEMM_INT8 = 3; // gemmInt8(y, xq, packed, M, K, N, n0, n1)
+const ARG_COUNTS = [7, 12, 7, 6];
 
 /**
  * The worker's program, platform-neutral: defines `ptpWorkerMain(module,
@@ -55,7 +56,7 @@ function ptpWorkerMain(module, memory, ctrl) {
   const u = new Uint32Array(ctrl);
   const abort = () => { throw new Error("wasm kernel abort in worker"); };
   const ex = new WebAssembly.Instance(module, { env: { memory, abort } }).exports;
-  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16;
+  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16, gemmInt8 = ex.gemmInt8;
   let seen = Atomics.load(c, ${GEN});
   Atomics.add(c, ${READY}, 1);
   Atomics.notify(c, ${READY});
@@ -76,6 +77,7 @@ function ptpWorkerMain(module, memory, ctrl) {
       const lo = (cur & 0xffff) * unit, hi = Math.min(total, lo + unit);
       if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
       else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+      else if (kind === ${JOB_GEMM_INT8}) gemmInt8(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], lo, hi);
       else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
       Atomics.add(c, ${WORKER_CHUNKS}, 1);
       Atomics.add(c, ${COMPLETED}, 1);
