@@ -5,7 +5,7 @@ import type { Variant } from "../ptp/student-weights.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { addBias, addEmbeddingRows, anchorEmbedding, concatRows, crossEntropy, embedding, klDivergence, linear, replaceRows, sliceRows, Tensor, type Tape } from "./autograd/index.js";
+import { addEmbeddingRows, anchorEmbedding, concatRows, crossEntropy, embedding, featureEmbedding, klDivergence, replaceRows, sliceRows, type Tape, type Tensor } from "./autograd/index.js";
 import { forwardRows, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student-params.js";
 
@@ -110,9 +110,9 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
   if (cfg.kind === "anchors") x = anchorEmbedding(tape, t.anchors!, rows.inputU);
   else {
     const F = auxFeatureCount(cfg),
-      feats = new Float32Array(R * F);
+      feats = new Uint8Array(R * F);
     for (let r = 0; r < R; r++) feats.set(auxFeatures(rows.inputU[r], cfg), r * F);
-    x = addBias(tape, linear(tape, Tensor.constant(feats, [R, F]), t.weight!), t.bias!);
+    x = featureEmbedding(tape, t.weight!, t.bias!, feats);
   }
   if (x.cols !== dim) throw new RangeError(`slotInputs: the aux embedding gives ${x.cols} values per row, the model needs ${dim}`);
   if (slots.start) x = replaceRows(tape, x, slots.start, rows.takeStart);

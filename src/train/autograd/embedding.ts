@@ -40,8 +40,9 @@ export function anchorEmbedding(tape: Tape, anchors: Tensor, us: Float32Array): 
     y = tape.output([M, D], [anchors]);
   for (let m = 0; m < M; m++) {
     for (let d = 0; d < D; d++) {
+      // The same float32 steps as embedAux at inference, so training sees the decoders' exact inputs.
       const a = A[lo[m] * D + d];
-      y.data[m * D + d] = a + t[m] * (A[(lo[m] + 1) * D + d] - a);
+      y.data[m * D + d] = Math.fround(a + Math.fround(t[m] * Math.fround(A[(lo[m] + 1) * D + d] - a)));
     }
   }
   tape.record(y, (dy) => {
@@ -80,6 +81,42 @@ export function addEmbeddingRows(tape: Tape, x: Tensor, table: Tensor, ids: Int3
       const t = ids[m];
       if (t < 0) continue;
       for (let d = 0; d < D; d++) table.grad[t * D + d] += dy[m * D + d];
+    }
+  });
+  return y;
+}
+
+/**
+ * The linear auxiliary embedding of binary features (aux kinds "bits" and
+ * "digits"): row m is bias + the columns of weight [D, F] whose feature is 1,
+ * added one at a time in float32 in feature order, starting from the bias,
+ * exactly as embedAux (src/ptp/auxiliary.ts) computes it at inference (a
+ * matmul would sum in another order, and the decoders' inputs would differ
+ * from training's in the last bits).
+ */
+export function featureEmbedding(tape: Tape, weight: Tensor, bias: Tensor, feats: Uint8Array): Tensor {
+  const D = weight.rows,
+    F = weight.cols,
+    M = feats.length / F;
+  if (bias.data.length !== D) throw new RangeError(`featureEmbedding: bias has ${bias.data.length} values, weight has ${D} rows`);
+  if (!Number.isInteger(M)) throw new RangeError(`featureEmbedding: ${feats.length} features are not rows of ${F}`);
+  const W = weight.data,
+    b = bias.data,
+    y = tape.output([M, D], [weight, bias]);
+  for (let m = 0; m < M; m++) {
+    for (let d = 0; d < D; d++) {
+      let s = b[d];
+      for (let i = 0; i < F; i++) if (feats[m * F + i]) s = Math.fround(s + W[d * F + i]);
+      y.data[m * D + d] = s;
+    }
+  }
+  tape.record(y, (dy) => {
+    for (let m = 0; m < M; m++) {
+      for (let d = 0; d < D; d++) {
+        const g = dy[m * D + d];
+        if (bias.grad) bias.grad[d] += g;
+        if (weight.grad) for (let i = 0; i < F; i++) if (feats[m * F + i]) weight.grad[d * F + i] += g;
+      }
     }
   });
   return y;

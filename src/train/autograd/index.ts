@@ -7,6 +7,6 @@ export { add, addBias, concatRows, replaceRows, scale, sliceRows, swiglu } from 
 export { rmsnorm } from "./rmsnorm.js";
 export { rope } from "./rope.js";
 export { attention, type KeyRanges } from "./attention.js";
-export { addEmbeddingRows, anchorEmbedding, embedding } from "./embedding.js";
+export { addEmbeddingRows, anchorEmbedding, embedding, featureEmbedding } from "./embedding.js";
 export { crossEntropy, klDivergence } from "./losses.js";
 export { linearLora } from "./linear.js";
