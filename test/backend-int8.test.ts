@@ -1,15 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
+import { expect, it } from "vitest";
+import { createWasmBackend } from "../src/backends/wasm/index.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { randomStudent } from "../src/ptp/init.js";
 import { decode } from "../src/ptp/decode/run.js";
-import { PtpModel } from "../src/ptp/ptp-model.js";
-import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { checkExactMatmul } from "./backend-ops.js";
-import { firstBitDifference, STORIES_260K, TOK_512 } from "./helpers.js";
+import { checkExactMatmul, describeWeightType, EXACT_MATMUL_SHAPES, storiesWithStudent } from "./backend-ops.js";
+import { firstBitDifference, STORIES_260K } from "./helpers.js";
 
 /*
  * BACKEND-INT8: the wasm backend with `weights: "int8"` computes exactly the
@@ -75,81 +71,59 @@ function int8Matmul(x: Float32Array, w: Float32Array, M: number, K: number, N: n
   return y;
 }
 
-for (const build of ["relaxed", "simd"] as const) {
-  describe(`wasm backend with int8 weights (${build} build)`, () => {
-    let f32: WasmBackend, q8: WasmBackend, q82: WasmBackend;
-    beforeAll(async () => {
-      f32 = await createWasmBackend({ wasmBuild: build, threads: 1 });
-      q8 = await createWasmBackend({ wasmBuild: build, threads: 1, weights: "int8" });
-      q82 = await createWasmBackend({ wasmBuild: build, threads: 2, weights: "int8" });
-    });
-    afterAll(() => {
-      f32.dispose();
-      q8.dispose();
-      q82.dispose();
-    });
-
-    it("BACKEND-INT8: the option is validated and described", async () => {
-      await expect(createWasmBackend({ weights: "int4" as never })).rejects.toThrow(/weights must be "f32", "bf16", "int8", got "int4"/);
-      expect(q8.description).toMatch(/int8 weights/);
-      expect(f32.description).not.toMatch(/int8/);
-    });
-
-    it("BACKEND-INT8: matmul equals the TypeScript reference bit for bit (every tile and tail), rows equal rows alone, 2 threads equal 1", () => {
-      checkExactMatmul(q8, q82, int8Matmul, {
-        maxM: 9,
-        maxK: 140,
-        shapes: [
-          [1, 300, 1030],
-          [5, 256, 777],
-          [16, 301, 515],
-          [3, 288, 2050],
-        ],
-        prepare: (x, K, seed) => {
-          if (seed % 5 === 0) x.fill(0, 0, Math.min(K, 40)); // an all-zero group (scale 0)
-        },
-      });
-      expect(q82.threadedCalls).toBeGreaterThan(0);
-    });
-
-    it("BACKEND-INT8: a stories260K forward is close to f32 (max |logit difference| < 0.5, measured 0.35, on logits spread over ~25; argmax kept)", () => {
-      const ckpt = readCheckpoint(STORIES_260K);
-      const a = new Transformer(q8, ckpt),
-        b = new Transformer(f32, ckpt);
-      const block = { tokens: [1, 403, 261, 378, 11, 7, 300, 41], positions: [0, 1, 2, 3, 4, 5, 6, 7] };
-      const la = a.forward(block, a.newCache()),
-        lb = b.forward(block, b.newCache());
-      const V = ckpt.config.vocabSize;
-      let maxDiff = 0,
-        spread = 0,
-        same = 0;
-      for (let m = 0; m < block.tokens.length; m++) {
-        const ra = la.subarray(m * V, (m + 1) * V),
-          rb = lb.subarray(m * V, (m + 1) * V);
-        for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(ra[i] - rb[i]));
-        spread = Math.max(spread, Math.max(...rb) - Math.min(...rb));
-        if (ra.indexOf(Math.max(...ra)) === rb.indexOf(Math.max(...rb))) same++;
-      }
-      expect(la.every(Number.isFinite)).toBe(true);
-      expect(firstBitDifference(la, lb)).not.toBeNull(); // it is another model
-      expect(spread).toBeGreaterThan(20);
-      expect(maxDiff).toBeLessThan(0.5);
-      expect(same).toBe(block.tokens.length);
-      a.dispose();
-      b.dispose();
-    });
-
-    it("BACKEND-INT8: PTP decoding (verify, single-call) on the int8 teacher equals its AR decoding", () => {
-      const ckpt = readCheckpoint(STORIES_260K);
-      const tok = Tokenizer.load(TOK_512, ckpt.config.vocabSize);
-      const teacher = new Transformer(q8, ckpt);
-      const model = new PtpModel(teacher, randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank: 4, window: 8, seed: 2, aux: { kind: "anchors" } }));
-      const prompts = [tok.encode("Once upon a time", true, false), tok.encode("The cat", true, false)];
-      const opts = (decoder: "single-call" | "verify" | "ar") => ({ steps: 64, sampling: { temperature: 0.8 }, decoder, aux: [new XorShiftAux(9n), new XorShiftAux(10n)] });
-      const ar = decode(model, prompts, opts("ar")).outputs;
-      expect(decode(model, prompts, opts("single-call")).outputs).toEqual(ar);
-      expect(decode(model, prompts, opts("verify")).outputs).toEqual(ar);
-      teacher.dispose();
-    });
+describeWeightType("int8", (wb) => {
+  it("BACKEND-INT8: the option is validated and described", async () => {
+    await expect(createWasmBackend({ weights: "int4" as never })).rejects.toThrow(/weights must be "f32", "bf16", "int8", got "int4"/);
+    expect(wb.one.description).toMatch(/int8 weights/);
+    expect(wb.f32.description).not.toMatch(/int8/);
   });
-}
+
+  it("BACKEND-INT8: matmul equals the TypeScript reference bit for bit (every tile and tail), rows equal rows alone, 2 threads equal 1", () => {
+    checkExactMatmul(wb.one, wb.two, int8Matmul, {
+      maxM: 9,
+      maxK: 140,
+      shapes: [...EXACT_MATMUL_SHAPES, [3, 288, 2050]],
+      prepare: (x, K, seed) => {
+        if (seed % 5 === 0) x.fill(0, 0, Math.min(K, 40)); // an all-zero group (scale 0)
+      },
+    });
+    expect(wb.two.threadedCalls).toBeGreaterThan(0);
+  });
+
+  it("BACKEND-INT8: a stories260K forward is close to f32 (max |logit difference| < 0.5, measured 0.35, on logits spread over ~25; argmax kept)", () => {
+    const ckpt = readCheckpoint(STORIES_260K);
+    const a = new Transformer(wb.one, ckpt),
+      b = new Transformer(wb.f32, ckpt);
+    const block = { tokens: [1, 403, 261, 378, 11, 7, 300, 41], positions: [0, 1, 2, 3, 4, 5, 6, 7] };
+    const la = a.forward(block, a.newCache()),
+      lb = b.forward(block, b.newCache());
+    const V = ckpt.config.vocabSize;
+    let maxDiff = 0,
+      spread = 0,
+      same = 0;
+    for (let m = 0; m < block.tokens.length; m++) {
+      const ra = la.subarray(m * V, (m + 1) * V),
+        rb = lb.subarray(m * V, (m + 1) * V);
+      for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(ra[i] - rb[i]));
+      spread = Math.max(spread, Math.max(...rb) - Math.min(...rb));
+      if (ra.indexOf(Math.max(...ra)) === rb.indexOf(Math.max(...rb))) same++;
+    }
+    expect(la.every(Number.isFinite)).toBe(true);
+    expect(firstBitDifference(la, lb)).not.toBeNull(); // it is another model
+    expect(spread).toBeGreaterThan(20);
+    expect(maxDiff).toBeLessThan(0.5);
+    expect(same).toBe(block.tokens.length);
+    a.dispose();
+    b.dispose();
+  });
+
+  it("BACKEND-INT8: PTP decoding (verify, single-call) on the int8 teacher equals its AR decoding", () => {
+    const { tok, teacher, model } = storiesWithStudent(wb.one);
+    const prompts = [tok.encode("Once upon a time", true, false), tok.encode("The cat", true, false)];
+    const opts = (decoder: "single-call" | "verify" | "ar") => ({ steps: 64, sampling: { temperature: 0.8 }, decoder, aux: [new XorShiftAux(9n), new XorShiftAux(10n)] });
+    const ar = decode(model, prompts, opts("ar")).outputs;
+    expect(decode(model, prompts, opts("single-call")).outputs).toEqual(ar);
+    expect(decode(model, prompts, opts("verify")).outputs).toEqual(ar);
+    teacher.dispose();
+  });
+});

@@ -1,8 +1,15 @@
 import fc from "fast-check";
-import { expect } from "vitest";
-import type { Backend, Buffer, DType, HostArray } from "../src/backends/backend.js";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import type { Backend, Buffer, DType, HostArray, WeightType } from "../src/backends/backend.js";
+import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
 import { type Attn, scoped } from "../src/backends/conformance.js";
-import { firstBitDifference, rng } from "./helpers.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { Transformer } from "../src/model/transformer.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
+import { randomStudent } from "../src/ptp/init.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { firstBitDifference, rng, STORIES_260K, TOK_512 } from "./helpers.js";
 
 /*
  * Op-level test helpers shared by the backend tests (test/backend-wasm.test.ts,
@@ -203,6 +210,13 @@ export function swigluCase(M: number, N: number, seed: number): { g: Float32Arra
   return { g, u };
 }
 
+/** The larger [M, K, N] shapes every reduced-precision matmul test runs (a matrix-vector product, odd K and N, 16 rows). */
+export const EXACT_MATMUL_SHAPES: number[][] = [
+  [1, 300, 1030],
+  [5, 256, 777],
+  [16, 301, 515],
+];
+
 /**
  * A reduced-precision matmul (`one`: 1 thread, `two`: 2 threads) against
  * `reference` (the same arithmetic done another way), bit for bit: random
@@ -234,5 +248,40 @@ export function checkExactMatmul(one: Backend, two: Backend, reference: (x: Floa
     const a = runMatmul(one, x, w, M, K, N);
     expect(firstBitDifference(runMatmul(two, x, w, M, K, N), a)).toBeNull();
     expect(firstBitDifference(a, reference(x, w, M, K, N))).toBeNull();
+  }
+}
+
+/** The wasm backends a weight-type test compares: f32 on 1 thread, then `weights` on 1 and on 2 threads. */
+export async function weightBackends(build: "relaxed" | "simd", weights: WeightType): Promise<[WasmBackend, WasmBackend, WasmBackend]> {
+  return [await createWasmBackend({ wasmBuild: build, threads: 1 }), await createWasmBackend({ wasmBuild: build, threads: 1, weights }), await createWasmBackend({ wasmBuild: build, threads: 2, weights })];
+}
+
+/** The stories260K teacher on `backend`, with a fixed untrained O-PTP student (rank 4, window 8) and its tokenizer. */
+export function storiesWithStudent(backend: Backend): { tok: Tokenizer; teacher: Transformer; model: PtpModel } {
+  const ckpt = readCheckpoint(STORIES_260K);
+  const tok = Tokenizer.load(TOK_512, ckpt.config.vocabSize);
+  const teacher = new Transformer(backend, ckpt);
+  const model = new PtpModel(teacher, randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank: 4, window: 8, seed: 2, aux: { kind: "anchors" } }));
+  return { tok, teacher, model };
+}
+
+/** The wasm backends of a weight-type test (see weightBackends), filled before its tests run. */
+export interface WeightBackends {
+  f32: WasmBackend;
+  one: WasmBackend;
+  two: WasmBackend;
+}
+
+/** A describe block per wasm build (relaxed, simd) with f32 and `weights` backends made before and disposed after its tests. */
+export function describeWeightType(weights: WeightType, body: (b: WeightBackends, build: "relaxed" | "simd") => void): void {
+  for (const build of ["relaxed", "simd"] as const) {
+    describe(`wasm backend with ${weights} weights (${build} build)`, () => {
+      const b = {} as WeightBackends;
+      beforeAll(async () => {
+        [b.f32, b.one, b.two] = await weightBackends(build, weights);
+      });
+      afterAll(() => [b.f32, b.one, b.two].forEach((x) => x.dispose()));
+      body(b, build);
+    });
   }
 }

@@ -120,10 +120,8 @@ export class JsBackend implements Backend {
   private attend(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, visibleOf: (m: number) => Int32Array): void {
     const kvWidth = nKvHeads * headSize,
       width = nHeads * headSize;
-    const O = this.f32(out, M * width, "attention"),
-      Q = this.f32(q, M * width, "attention");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attention"),
-      Vc = this.f32(values, nKeys * kvWidth, "attention");
+    const sizes = [M * width, M * width, nKeys * kvWidth, nKeys * kvWidth];
+    const [O, Q, Kc, Vc] = [out, q, keys, values].map((b, i) => this.f32(b, sizes[i], "attention"));
     const group = nHeads / nKvHeads;
     const sqrtHs = f(Math.sqrt(headSize));
     const scores = new Float32Array(nKeys);

@@ -8,6 +8,8 @@ import { defaultWorkerSpawner } from "./spawner.js";
 import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
+/** The names of attention's buffer operands, in argument order. */
+const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
 export { FreeListAllocator } from "./allocator.js";
 
@@ -241,11 +243,9 @@ export class WasmBackend implements Backend {
   private f32v!: Float32Array;
 
   // One reusable scratch block (attention scores).
-  private scratchPtr = 0;
-  private scratchBytes = 0;
+  private readonly scratchBlock = { ptr: 0, bytes: 0 };
   // The RoPE cos/sin table of the last positions seen (see ropeTable).
-  private ropePtr = 0;
-  private ropeBytes = 0;
+  private readonly ropeBlock = { ptr: 0, bytes: 0 };
   private ropeKey: Int32Array | undefined;
   private ropeHeadSize = 0;
   private ropeTheta = 0;
@@ -481,20 +481,13 @@ export class WasmBackend implements Backend {
         }
       }
     }
-    if (same) return this.ropePtr;
+    if (same) return this.ropeBlock.ptr;
     const bytes = M * half * 8;
-    if (bytes > this.ropeBytes) {
-      if (this.ropeBytes > 0) this.heap.release(this.ropePtr);
-      this.ropeBytes = 0;
-      const size = Math.max(4096, alignUp(bytes * 1.5, ALIGN));
-      this.ropePtr = this.allocBytes(size);
-      this.ropeBytes = size;
-    }
-    this.refreshViews();
+    this.ensure(this.ropeBlock, bytes);
     const key = new Int32Array(M);
     const f32 = this.f32v,
       i32 = this.i32v;
-    let t = this.ropePtr / 4;
+    let t = this.ropeBlock.ptr / 4;
     for (let m = 0; m < M; m++) {
       const p = i32[p0 + m];
       key[m] = p;
@@ -507,22 +500,11 @@ export class WasmBackend implements Backend {
     this.ropeKey = key;
     this.ropeHeadSize = headSize;
     this.ropeTheta = theta;
-    return this.ropePtr;
+    return this.ropeBlock.ptr;
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    this.dim("attention", "M", M);
-    this.dim("attention", "nKeys", nKeys);
-    this.dim("attention", "nHeads", nHeads);
-    this.dim("attention", "nKvHeads", nKvHeads);
-    this.dim("attention", "headSize", headSize);
-    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attention: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
-    const width = nHeads * headSize,
-      kvWidth = nKvHeads * headSize;
-    const O = this.f32(out, M * width, "attention out"),
-      Q = this.f32(q, M * width, "attention q");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attention keys"),
-      Vc = this.f32(values, nKeys * kvWidth, "attention values");
+    const [O, Q, Kc, Vc] = this.attentionOperands("attention", [out, q, keys, values], M, nKeys, nHeads, nKvHeads, headSize);
     let maskPtr = 0;
     if (mask) {
       const Mk = this.typed(mask, "u8", M * nKeys, "attention mask");
@@ -546,18 +528,7 @@ export class WasmBackend implements Backend {
   }
 
   attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    this.dim("attentionSparse", "M", M);
-    this.dim("attentionSparse", "nKeys", nKeys);
-    this.dim("attentionSparse", "nHeads", nHeads);
-    this.dim("attentionSparse", "nKvHeads", nKvHeads);
-    this.dim("attentionSparse", "headSize", headSize);
-    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`attentionSparse: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
-    const width = nHeads * headSize,
-      kvWidth = nKvHeads * headSize;
-    const O = this.f32(out, M * width, "attentionSparse out"),
-      Q = this.f32(q, M * width, "attentionSparse q");
-    const Kc = this.f32(keys, nKeys * kvWidth, "attentionSparse keys"),
-      Vc = this.f32(values, nKeys * kvWidth, "attentionSparse values");
+    const [O, Q, Kc, Vc] = this.attentionOperands("attentionSparse", [out, q, keys, values], M, nKeys, nHeads, nKvHeads, headSize);
     const offsets = this.typed(rows, "i32", M + 1, "attentionSparse rows");
     const i32 = this.view("i32") as Int32Array,
       base = offsets.ptr >> 2;
@@ -666,15 +637,20 @@ export class WasmBackend implements Backend {
 
   /** A scratch block of at least `bytes` bytes; grows (never shrinks) only when needed. */
   private scratch(bytes: number): number {
-    if (bytes > this.scratchBytes) {
-      if (this.scratchBytes > 0) this.heap.release(this.scratchPtr);
-      this.scratchBytes = 0;
+    this.ensure(this.scratchBlock, bytes);
+    return this.scratchBlock.ptr;
+  }
+
+  /** Grows a reusable block to at least `bytes` (by half again, at least 4 KiB; never shrinks), then refreshes the views. */
+  private ensure(block: { ptr: number; bytes: number }, bytes: number): void {
+    if (bytes > block.bytes) {
+      if (block.bytes > 0) this.heap.release(block.ptr);
+      block.bytes = 0; // released: a failed allocation below must not release it again
       const size = Math.max(4096, alignUp(bytes * 1.5, ALIGN));
-      this.scratchPtr = this.allocBytes(size);
-      this.scratchBytes = size;
+      block.ptr = this.allocBytes(size);
+      block.bytes = size;
     }
     this.refreshViews();
-    return this.scratchPtr;
   }
 
   private refreshViews(): void {
@@ -715,6 +691,14 @@ export class WasmBackend implements Backend {
   }
 
   /** Checks one size argument; allocates nothing (it runs on every op call). */
+  /** The checked views of attention's out, q, keys and values (dimensions, GQA grouping, sizes). */
+  private attentionOperands(op: string, buffers: Buffer[], M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number) {
+    for (const [name, v] of Object.entries({ M, nKeys, nHeads, nKvHeads, headSize })) this.dim(op, name, v);
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`${op}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+    const sizes = [M * nHeads * headSize, M * nHeads * headSize, nKeys * nKvHeads * headSize, nKeys * nKvHeads * headSize];
+    return buffers.map((b, i) => this.f32(b, sizes[i], `${op} ${ATTENTION_OPERANDS[i]}`));
+  }
+
   private dim(op: string, name: string, v: number): void {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw this.err(`${op}: ${name} must be a non-negative integer, got ${v}`);
   }
