@@ -11,7 +11,7 @@ import type { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
-import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";
+import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, withCase, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The central properties of PTP decoding (spec/ptp.md): every decoder's
@@ -41,8 +41,7 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
     let multiTokenSteps = 0;
     fc.assert(
       fc.property(fullCase, ({ c, d, s }) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+        withCase(b, c, (teacher, us) => {
           const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const out = decode(model, c.prompts, { ...d, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
@@ -57,12 +56,12 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
     expect(multiTokenSteps).toBeGreaterThan(RUNS / 4);
   });
 
-  it("PTP-STUDENT-FREE: changing the student never changes the output", async () => {
-    const b = await backend(name);
-    fc.assert(
-      fc.property(fullCase, studentSpecArb(), ({ c, d, s }, s2) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+  it("PTP-STUDENT-FREE: changing the student never changes the output", () =>
+    checkOnBackend(
+      name,
+      fc.tuple(fullCase, studentSpecArb()),
+      (b, [{ c, d, s }, s2]) =>
+        withCase(b, c, (teacher, us) => {
           const run = (spec: typeof s) => {
             const model = new PtpModel(teacher, makeStudent(c.teacher, spec));
             const out = decode(model, c.prompts, { ...d, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
@@ -71,17 +70,14 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
           };
           expect(run(s2)).toEqual(run(s));
         }),
-      ),
-      { numRuns: Math.ceil(RUNS / 2) },
-    );
-  });
+      Math.ceil(RUNS / 2),
+    ));
 
   it("PTP-KV-EXACT: the KV cache after decoding equals, bit for bit, the cache of AR decoding of the same text", async () => {
     const b = await backend(name);
     fc.assert(
       fc.property(fullCase, ({ c, d, s }) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+        withCase(b, c, (teacher, us) => {
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const snapshots: { prompt: number; keys: Float32Array[]; values: Float32Array[]; rows: number }[] = [];
           const out = decode(model, c.prompts, {
@@ -124,8 +120,7 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
     const b = await backend(name);
     fc.assert(
       fc.property(fullCase, fc.constantFrom<DecoderName>("ar", "verify", "single-call", "multi-draft", "self"), ({ c, d, s }, decoder) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+        withCase(b, c, (teacher, us) => {
           const model = new PtpModel(teacher, makeStudent(c.teacher, { ...s, variant: decoder === "self" ? "C" : s.variant }));
           const options = { ...d, decoder, steps: c.steps, sampling: c.sampling };
           const together = decode(model, c.prompts, { ...options, aux: us.map((u) => new ArrayAux(u)) }).outputs;
@@ -296,8 +291,7 @@ describe("mutation sanity", () => {
     const b = await backend("js");
     const result = fc.check(
       fc.property(fullCase, ({ c, d, s }) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+        withCase(b, c, (teacher, us) => {
           const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const out = decodeWith(model, c.prompts, acceptsOneTooMany(model, d.window), { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });

@@ -25,7 +25,7 @@ import type { AuxKind, Variant } from "../src/ptp/student-weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, formatError, runCli, shapeArbs, STORIES_260K, TOK_512 } from "./helpers.js";
-import { caseArb, disposing, uniformUs, usFor, withTeacher } from "./ptp-helpers.js";
+import { caseArb, disposing, uniformUs, usFor, checkOnBackend, withCase, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The standalone draft model (method section 2.3, "alternative"): a small
@@ -87,8 +87,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
     let multiTokenSteps = 0;
     fc.assert(
       fc.property(fullCase, ({ c, d, window }) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+        withCase(b, c, (teacher, us) => {
           const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
           const model = new PtpModel(teacher);
           const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) => decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }));
@@ -105,20 +104,18 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
     expect(multiTokenSteps).toBeGreaterThan(RUNS / 10);
   });
 
-  it("PTP-DRAFT-FREE: two different random draft models give the same output", async () => {
-    const b = await backend(name);
-    fc.assert(
-      fc.property(fullCase, draftSpecArb, ({ c, d }, d2) =>
-        withTeacher(b, c.teacher, (teacher) => {
-          const us = usFor(teacher, c);
+  it("PTP-DRAFT-FREE: two different random draft models give the same output", () =>
+    checkOnBackend(
+      name,
+      fc.tuple(fullCase, draftSpecArb),
+      (b, [{ c, d }, d2]) =>
+        withCase(b, c, (teacher, us) => {
           const model = new PtpModel(teacher);
           const run = (spec: DraftSpec) => withDraft(teacher, makeDraft(c.teacher, spec), (draft) => decode(model, c.prompts, { decoder: "verify", draft, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }).outputs);
           expect(run(d2)).toEqual(run(d));
         }),
-      ),
-      { numRuns: Math.ceil(RUNS / 3) },
-    );
-  });
+      Math.ceil(RUNS / 3),
+    ));
 
   it("PTP-DRAFT-CACHE: the draft model's cache mirrors the finalized tokens: every step's drafts equal drafts computed from scratch", async () => {
     const b = await backend(name);

@@ -10,7 +10,7 @@ import { ArrayAux } from "../src/sampling/aux.js";
 import { binOf } from "../src/sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../src/sampling/processors.js";
 import { needsU, sampleToken } from "../src/sampling/sampler.js";
-import { rng, tinyCheckpoint } from "./helpers.js";
+import { backend, rng, tinyCheckpoint } from "./helpers.js";
 
 /** Random sampling settings: greedy and several temperatures, with and without top-k / top-p. */
 export const samplingArb: fc.Arbitrary<SamplingSettings> = fc.record({
@@ -109,6 +109,20 @@ export function disposing<T extends { dispose(): void }, R>(x: T, f: (x: T) => R
 /** f of a Transformer of `ckpt` on `b`, disposed afterwards. */
 export function withTeacher<T>(b: Backend, ckpt: Checkpoint, f: (t: Transformer) => T): T {
   return disposing(new Transformer(b, ckpt), f);
+}
+
+/** Asserts `predicate` for `runs` draws of `arb` on the named backend: the frame of the decoding properties that differ in one input. */
+export async function checkOnBackend<T>(name: Parameters<typeof backend>[0], arb: fc.Arbitrary<T>, predicate: (b: Backend, x: T) => void, runs: number): Promise<void> {
+  const b = await backend(name);
+  fc.assert(
+    fc.property(arb, (x) => predicate(b, x)),
+    { numRuns: runs },
+  );
+}
+
+/** withTeacher for a decoding case: the case's teacher on `b`, and the u's of each of its prompts (usFor). */
+export function withCase<T>(b: Backend, c: { teacher: Checkpoint; prompts: number[][]; steps: number; sampling: SamplingSettings; uSeed: number; edges: string }, f: (t: Transformer, us: number[][]) => T): T {
+  return withTeacher(b, c.teacher, (t) => f(t, usFor(t, c)));
 }
 
 /**
