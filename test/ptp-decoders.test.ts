@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { chain, range } from "../src/ptp/decode/call.js";
 import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
@@ -11,7 +10,7 @@ import type { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
-import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, withCase, withTeacher } from "./ptp-helpers.js";
+import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, arOutputs, withCase, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The central properties of PTP decoding (spec/ptp.md): every decoder's
@@ -37,20 +36,20 @@ const fullCase = fc.record({ c: caseArb, d: decoderArb, s: studentSpecArb() });
 
 describe.each(BACKENDS)("PTP decoding on %s", (name) => {
   it("PTP-EXACT: every decoder's output equals AR sampling with the same u's, token for token, for any student", async () => {
-    const b = await backend(name);
     let multiTokenSteps = 0;
-    fc.assert(
-      fc.property(fullCase, ({ c, d, s }) =>
+    await checkOnBackend(
+      name,
+      fullCase,
+      (b, { c, d, s }) =>
         withCase(b, c, (teacher, us) => {
-          const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const out = decode(model, c.prompts, { ...d, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
           model.dispose();
           out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
           multiTokenSteps += out.stats.acceptedHistogram.slice(2).reduce((a, n) => a + n, 0);
         }),
-      ),
-      { numRuns: RUNS },
+      RUNS,
     );
     // Not vacuous: drafts were accepted, several tokens per step, many times.
     expect(multiTokenSteps).toBeGreaterThan(RUNS / 4);
@@ -73,10 +72,11 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
       Math.ceil(RUNS / 2),
     ));
 
-  it("PTP-KV-EXACT: the KV cache after decoding equals, bit for bit, the cache of AR decoding of the same text", async () => {
-    const b = await backend(name);
-    fc.assert(
-      fc.property(fullCase, ({ c, d, s }) =>
+  it("PTP-KV-EXACT: the KV cache after decoding equals, bit for bit, the cache of AR decoding of the same text", () =>
+    checkOnBackend(
+      name,
+      fullCase,
+      (b, { c, d, s }) =>
         withCase(b, c, (teacher, us) => {
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const snapshots: { prompt: number; keys: Float32Array[]; values: Float32Array[]; rows: number }[] = [];
@@ -111,10 +111,8 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
             cache.free();
           }
         }),
-      ),
-      { numRuns: Math.ceil(RUNS / 2) },
-    );
-  });
+      Math.ceil(RUNS / 2),
+    ));
 
   it("PTP-BATCH: decoding prompts together gives each the output it gets alone", async () => {
     const b = await backend(name);
@@ -292,7 +290,7 @@ describe("mutation sanity", () => {
     const result = fc.check(
       fc.property(fullCase, ({ c, d, s }) =>
         withCase(b, c, (teacher, us) => {
-          const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
           const out = decodeWith(model, c.prompts, acceptsOneTooMany(model, d.window), { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
           model.dispose();

@@ -25,7 +25,7 @@ import type { AuxKind, Variant } from "../src/ptp/student-weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, formatError, runCli, shapeArbs, STORIES_260K, TOK_512 } from "./helpers.js";
-import { caseArb, disposing, uniformUs, usFor, checkOnBackend, withCase, withTeacher } from "./ptp-helpers.js";
+import { caseArb, disposing, uniformUs, usFor, checkOnBackend, arOutputs, withCase, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The standalone draft model (method section 2.3, "alternative"): a small
@@ -88,7 +88,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
     fc.assert(
       fc.property(fullCase, ({ c, d, window }) =>
         withCase(b, c, (teacher, us) => {
-          const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+          const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher);
           const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) => decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }));
           out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
@@ -154,7 +154,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
               },
             };
             const out = decodeWith(new PtpModel(teacher), c.prompts, checking, { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
-            const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+            const ar = arOutputs(teacher, c, us);
             expect(out.outputs).toEqual(ar);
             // modelCalls = teacher calls (one per round, shared by the batch) + draft calls (one per drafting step).
             expect(out.stats.modelCalls).toBe(Math.max(0, ...stepsOf.values()) + checked);

@@ -120,6 +120,11 @@ export async function checkOnBackend<T>(name: Parameters<typeof backend>[0], arb
   );
 }
 
+/** Each prompt's AR sample path under the case's sampling and its u's: what every PTP decoder must reproduce. */
+export function arOutputs(teacher: Transformer, c: { prompts: number[][]; steps: number; sampling: SamplingSettings }, us: number[][]): number[][] {
+  return c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
+}
+
 /** withTeacher for a decoding case: the case's teacher on `b`, and the u's of each of its prompts (usFor). */
 export function withCase<T>(b: Backend, c: { teacher: Checkpoint; prompts: number[][]; steps: number; sampling: SamplingSettings; uSeed: number; edges: string }, f: (t: Transformer, us: number[][]) => T): T {
   return withTeacher(b, c.teacher, (t) => f(t, usFor(t, c)));

@@ -6,7 +6,7 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, concatRows, crossEntropy, embedding, klDivergence, linear, linearLora, replaceRows, rmsnorm, rope, scale, swiglu, Tape, Tensor, jsKernels, useTrainKernels, wasmTrainKernels } from "../src/train/autograd/index.js";
+import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, concatRows, crossEntropy, embedding, klDivergence, linear, linearLora, replaceRows, rmsnorm, rope, scale, swiglu, Tape, Tensor, jsKernels, useTrainKernels, wasmTrainKernels, type TrainKernels } from "../src/train/autograd/index.js";
 import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
 import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
 import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
@@ -172,133 +172,105 @@ const reporter = <T>(out: fc.RunDetails<T>): void => {
 };
 const RUNS = { numRuns: 25, endOnFailure: true, reporter };
 
+/** The frame of the GRAD-OPS tests: `check` runs for seeded draws of `arbs`, with the seed's uniform generator. */
+function gradProperty<A extends unknown[]>(arbs: { [K in keyof A]: fc.Arbitrary<A[K]> }, check: (next: () => number, seed: number, ...args: A) => void): void {
+  fc.assert(
+    fc.property(seedArb, fc.tuple(...(arbs as fc.Arbitrary<unknown>[])), (seed, args) => check(rng(seed), seed, ...(args as A))),
+    RUNS,
+  );
+}
+
 describe("GRAD-OPS: every op's backward pass matches finite differences", () => {
   it("linear (x and W)", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 6 }), (seed, M, K, N) => {
-        const next = rng(seed),
-          x = param([M, K], next),
-          w = param([N, K], next);
-        passes(gradCheck([x, w], (t) => linear(t, x, w), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 6 })], (next, seed, M, K, N) => {
+      const x = param([M, K], next),
+        w = param([N, K], next);
+      passes(gradCheck([x, w], (t) => linear(t, x, w), seed));
+    });
   });
 
   it("add, scale, addBias, concatRows, replaceRows", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }), (seed, M, D) => {
-        const next = rng(seed),
-          a = param([M, D], next),
-          b = param([M, D], next),
-          bias = param([D], next),
-          row = param([D], next);
-        const take = Uint8Array.from({ length: 2 * M }, () => (next() < 0.4 ? 1 : 0));
-        passes(gradCheck([a, b, bias, row], (t) => replaceRows(t, concatRows(t, addBias(t, add(t, a, b), bias), scale(t, b, -1.7)), row, take), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 })], (next, seed, M, D) => {
+      const a = param([M, D], next),
+        b = param([M, D], next),
+        bias = param([D], next),
+        row = param([D], next);
+      const take = Uint8Array.from({ length: 2 * M }, () => (next() < 0.4 ? 1 : 0));
+      passes(gradCheck([a, b, bias, row], (t) => replaceRows(t, concatRows(t, addBias(t, add(t, a, b), bias), scale(t, b, -1.7)), row, take), seed));
+    });
   });
 
   it("swiglu", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 30 }), (seed, n) => {
-        const next = rng(seed),
-          g = param([n], next, 3),
-          u = param([n], next, 2);
-        passes(gradCheck([g, u], (t) => swiglu(t, g, u), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 30 })], (next, seed, n) => {
+      const g = param([n], next, 3),
+        u = param([n], next, 2);
+      passes(gradCheck([g, u], (t) => swiglu(t, g, u), seed));
+    });
   });
 
   it("rmsnorm (x and weight)", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), (seed, M, D) => {
-        const next = rng(seed),
-          x = param([M, D], next, 2),
-          w = param([D], next);
-        passes(gradCheck([x, w], (t) => rmsnorm(t, x, w, 1e-5), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 })], (next, seed, M, D) => {
+      const x = param([M, D], next, 2),
+        w = param([D], next);
+      passes(gradCheck([x, w], (t) => rmsnorm(t, x, w, 1e-5), seed));
+    });
   });
 
   it("rope", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), (seed, M, nHeads, half) => {
-        const next = rng(seed),
-          x = param([M, nHeads * 2 * half], next);
-        const pos = Int32Array.from({ length: M }, () => Math.floor(next() * 300));
-        passes(gradCheck([x], (t) => rope(t, x, pos, nHeads, 2 * half, 10000), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 })], (next, seed, M, nHeads, half) => {
+      const x = param([M, nHeads * 2 * half], next);
+      const pos = Int32Array.from({ length: M }, () => Math.floor(next() * 300));
+      passes(gradCheck([x], (t) => rope(t, x, pos, nHeads, 2 * half, 10000), seed));
+    });
   });
 
   it("attention with GQA and two key ranges per row (q, k, v)", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), (seed, M, kvHeads, group, half, nKeys) => {
-        const next = rng(seed),
-          hs = 2 * half,
-          nHeads = kvHeads * group;
-        const q = param([M, nHeads * hs], next, 2),
-          k = param([nKeys, kvHeads * hs], next, 2),
-          v = param([nKeys, kvHeads * hs], next);
-        const vis = new Int32Array(4 * M);
-        for (let m = 0; m < M; m++) {
-          const cut = [0, 0, 0, 0].map(() => Math.floor(next() * (nKeys + 1))).sort((a, b) => a - b);
-          if (cut[1] === cut[0] && cut[3] === cut[2]) (cut[3] = cut[2] < nKeys ? cut[2] + 1 : cut[3]), (cut[2] = cut[3] - 1);
-          vis.set(cut, 4 * m);
-        }
-        passes(gradCheck([q, k, v], (t) => attention(t, q, k, v, vis, nHeads, kvHeads, hs), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 })], (next, seed, M, kvHeads, group, half, nKeys) => {
+      const hs = 2 * half,
+        nHeads = kvHeads * group;
+      const q = param([M, nHeads * hs], next, 2),
+        k = param([nKeys, kvHeads * hs], next, 2),
+        v = param([nKeys, kvHeads * hs], next);
+      const vis = new Int32Array(4 * M);
+      for (let m = 0; m < M; m++) {
+        const cut = [0, 0, 0, 0].map(() => Math.floor(next() * (nKeys + 1))).sort((a, b) => a - b);
+        if (cut[1] === cut[0] && cut[3] === cut[2]) (cut[3] = cut[2] < nKeys ? cut[2] + 1 : cut[3]), (cut[2] = cut[3] - 1);
+        vis.set(cut, 4 * m);
+      }
+      passes(gradCheck([q, k, v], (t) => attention(t, q, k, v, vis, nHeads, kvHeads, hs), seed));
+    });
   });
 
   it("embedding and the anchors auxiliary embedding", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
-        const next = rng(seed),
-          table = param([7, D], next),
-          anchors = param([3, D], next);
-        const ids = Int32Array.from({ length: M }, () => Math.floor(next() * 7));
-        const us = Float32Array.from({ length: M }, () => next());
-        passes(gradCheck([table, anchors], (t) => add(t, embedding(t, table, ids), anchorEmbedding(t, anchors, us)), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 })], (next, seed, M, D) => {
+      const table = param([7, D], next),
+        anchors = param([3, D], next);
+      const ids = Int32Array.from({ length: M }, () => Math.floor(next() * 7));
+      const us = Float32Array.from({ length: M }, () => next());
+      passes(gradCheck([table, anchors], (t) => add(t, embedding(t, table, ids), anchorEmbedding(t, anchors, us)), seed));
+    });
   });
 
   it("addEmbeddingRows (the hybrid slot input: x and the table)", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), (seed, M, D) => {
-        const next = rng(seed),
-          table = param([7, D], next),
-          x = param([M, D], next);
-        // Some rows take no token (-1), some share one.
-        const ids = Int32Array.from({ length: M }, () => (next() < 0.3 ? -1 : Math.floor(next() * 7)));
-        passes(gradCheck([table, x], (t) => addEmbeddingRows(t, x, table, ids), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 })], (next, seed, M, D) => {
+      const table = param([7, D], next),
+        x = param([M, D], next);
+      // Some rows take no token (-1), some share one.
+      const ids = Int32Array.from({ length: M }, () => (next() < 0.3 ? -1 : Math.floor(next() * 7)));
+      passes(gradCheck([table, x], (t) => addEmbeddingRows(t, x, table, ids), seed));
+    });
   });
 
   it("cross-entropy, KL and reverse KL with row weights and temperature", () => {
-    fc.assert(
-      fc.property(seedArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2), (seed, R, V, invTemp) => {
-        const next = rng(seed),
-          logits = param([R, V], next, 3);
-        const targets = Int32Array.from({ length: R }, () => Math.floor(next() * V));
-        const weights = Float32Array.from({ length: R }, (_, r) => (r === 0 ? 1 : next() < 0.3 ? 0 : next()));
-        const teacher = Float32Array.from({ length: R * V }, () => 3 * (2 * next() - 1));
-        passes(gradCheck([logits], (t) => crossEntropy(t, logits, targets, weights, invTemp), seed));
-        passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "forward"), seed));
-        passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "reverse"), seed));
-      }),
-      RUNS,
-    );
+    gradProperty([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 2, max: 9 }), fc.constantFrom(1, 1 / 0.7, 2)], (next, seed, R, V, invTemp) => {
+      const logits = param([R, V], next, 3);
+      const targets = Int32Array.from({ length: R }, () => Math.floor(next() * V));
+      const weights = Float32Array.from({ length: R }, (_, r) => (r === 0 ? 1 : next() < 0.3 ? 0 : next()));
+      const teacher = Float32Array.from({ length: R * V }, () => 3 * (2 * next() - 1));
+      passes(gradCheck([logits], (t) => crossEntropy(t, logits, targets, weights, invTemp), seed));
+      passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "forward"), seed));
+      passes(gradCheck([logits], (t) => klDivergence(t, logits, teacher, weights, invTemp, "reverse"), seed));
+    });
   });
 
   it("GRAD-MUTANT: a backward pass 3% off fails the check", () => {
@@ -318,33 +290,36 @@ describe("GRAD-OPS: every op's backward pass matches finite differences", () => 
   });
 });
 
+/** A seeded dense-product problem: x [M, K], w [N, K], dy [M, N] and starting gradients dx0, dw0, uniform in [-1, 1); `v` draws more from the same stream. */
+function matmulProblem(seed: number, M: number, K: number, N: number) {
+  const next = rng(seed),
+    v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
+  return { v, x: v(M * K), w: v(N * K), dy: v(M * N), dx0: v(M * K), dw0: v(N * K) };
+}
+
+/** y = x W^T, dx += dy W and dW += dy^T x on the js kernels and on `other` from the same start (other's y from `y2`): [other's, js's] per product. */
+function denseProductsBoth(other: TrainKernels, p: ReturnType<typeof matmulProblem>, M: number, K: number, N: number, y2: Float32Array): [Float32Array, Float32Array][] {
+  const y1 = new Float32Array(M * N);
+  jsKernels.matmul(y1, p.x, p.w, M, K, N);
+  other.matmul(y2, p.x, p.w, M, K, N);
+  const [dx1, dx2, dw1, dw2] = [p.dx0.slice(), p.dx0.slice(), p.dw0.slice(), p.dw0.slice()];
+  jsKernels.matmulGradX(dx1, p.dy, p.w, M, K, N);
+  other.matmulGradX(dx2, p.dy, p.w, M, K, N);
+  jsKernels.matmulGradW(dw1, p.dy, p.x, M, K, N);
+  other.matmulGradW(dw2, p.dy, p.x, M, K, N);
+  return [
+    [y2, y1],
+    [dx2, dx1],
+    [dw2, dw1],
+  ];
+}
+
 describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones do", () => {
   const wasm = wasmTrainKernels();
   it("matmul, matmulGradX and matmulGradW agree within float32 reassociation (1e-5 relative), tails and all", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 37 }), fc.integer({ min: 1, max: 13 }), (seed, M, K, N) => {
-        const next = rng(seed),
-          v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const x = v(M * K),
-          w = v(N * K),
-          dy = v(M * N),
-          dx0 = v(M * K),
-          dw0 = v(N * K);
-        const pairs: [Float32Array, Float32Array][] = [];
-        const y1 = new Float32Array(M * N),
-          y2 = new Float32Array(M * N);
-        jsKernels.matmul(y1, x, w, M, K, N);
-        wasm.matmul(y2, x, w, M, K, N);
-        pairs.push([y2, y1]);
-        const dx1 = dx0.slice(),
-          dx2 = dx0.slice(),
-          dw1 = dw0.slice(),
-          dw2 = dw0.slice();
-        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
-        wasm.matmulGradX(dx2, dy, w, M, K, N);
-        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
-        wasm.matmulGradW(dw2, dy, x, M, K, N);
-        pairs.push([dx2, dx1], [dw2, dw1]);
+        const pairs = denseProductsBoth(wasm, matmulProblem(seed, M, K, N), M, K, N, new Float32Array(M * N));
         for (const [a, b] of pairs) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
       }),
       { numRuns: 60, endOnFailure: true },
@@ -405,31 +380,9 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
   it("the dense products agree on the 4x8 tiles and every row / column tail (sizes up to 21 x 70 x 19)", () => {
     fc.assert(
       fc.property(seedArb, fc.integer({ min: 1, max: 21 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 19 }), (seed, M, K, N) => {
-        const next = rng(seed),
-          v = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-        const x = v(M * K),
-          w = v(N * K),
-          dy = v(M * N),
-          dx0 = v(M * K),
-          dw0 = v(N * K);
-        const y1 = new Float32Array(M * N),
-          y2 = v(M * N);
-        jsKernels.matmul(y1, x, w, M, K, N);
-        wasm.matmul(y2, x, w, M, K, N);
-        const dx1 = dx0.slice(),
-          dx2 = dx0.slice(),
-          dw1 = dw0.slice(),
-          dw2 = dw0.slice();
-        jsKernels.matmulGradX(dx1, dy, w, M, K, N);
-        wasm.matmulGradX(dx2, dy, w, M, K, N);
-        jsKernels.matmulGradW(dw1, dy, x, M, K, N);
-        wasm.matmulGradW(dw2, dy, x, M, K, N);
-        for (const [a, b] of [
-          [y2, y1],
-          [dx2, dx1],
-          [dw2, dw1],
-        ])
-          expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
+        const problem = matmulProblem(seed, M, K, N);
+        // The WASM output starts as garbage: every element must be written.
+        for (const [a, b] of denseProductsBoth(wasm, problem, M, K, N, problem.v(M * N))) expect(maxRelativeError(a, b)).toBeLessThan(1e-5);
       }),
       { numRuns: 60, endOnFailure: true },
     );
@@ -587,6 +540,14 @@ describe("GRAD-LOSS: the whole PTP student loss", () => {
   });
 });
 
+/** One window over 8 random tokens: the tokens, a u per position (window included) and the window's start, drawn from `next` in that order. */
+function oneWindowCase(next: () => number, vocab: number, L: number) {
+  const n = 8;
+  const tokens = Array.from({ length: n }, () => Math.floor(next() * vocab));
+  const us = Float32Array.from({ length: n + L }, () => next());
+  return { n, tokens, us, s: 1 + Math.floor(next() * (n - 1)) };
+}
+
 describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders run", () => {
   it("draft-model logits of a window equal DraftModel.forward's on the js backend (within float32 rounding)", async () => {
     const js = await createBackend("js");
@@ -595,10 +556,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         const next = rng(seed),
           cfg = ckpt.config;
         const draft = randomDraft(ckpt, "t", { variant, aux: { kind: "digits", digits: 10 }, window: L, hybrid, seed, config: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1 } });
-        const n = 8,
-          tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-        const us = Float32Array.from({ length: n + L }, () => next());
-        const s = 1 + Math.floor(next() * (n - 1));
+        const { tokens, us, s } = oneWindowCase(next, cfg.vocabSize, L);
         return withTeacherModel(
           js,
           ckpt,
@@ -634,11 +592,8 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
         const next = rng(seed),
           cfg = ckpt.config;
         const student = makeStudent(ckpt, spec);
-        const n = 8,
-          L = spec.window;
-        const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
-        const us = Float32Array.from({ length: n + L }, () => next());
-        const s = 1 + Math.floor(next() * (n - 1));
+        const L = spec.window;
+        const { tokens, us, s } = oneWindowCase(next, cfg.vocabSize, L);
         return withTeacherModel(
           js,
           ckpt,
