@@ -8,10 +8,11 @@ import { defaultWorkerSpawner } from "./spawner.js";
 import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
-/** The names of attention's buffer operands, in argument order. */
-const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
 export { FreeListAllocator } from "./allocator.js";
+
+/** The names of attention's buffer operands, in argument order. */
+const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
 
 /**
  * The WASM SIMD backend: AssemblyScript kernels (assembly/index.ts) compiled
