@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // One scratch folder per run, removed at the end (test/global-tmp.ts).
+    globalSetup: ["test/global-tmp.ts"],
     pool: "forks",
     execArgv: ["--experimental-wasm-relaxed-simd"],
     testTimeout: 120_000,

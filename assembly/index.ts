@@ -784,12 +784,14 @@ export function attention(
 
 /**
  * Query heads h0 .. h1-1 of masked multi-head attention (threads split the
- * heads). `scratch` holds, for head h, nKeys f32 scores then nKeys i32 key
- * indices at scratch + h * nKeys * 8. hasMask = 0 selects the causal default
- * (row m sees keys 0 .. nKeys - M + m). The host checks beforehand that every
- * row sees at least one key. Masked keys are never read. hasMask = 2: `mask`
- * is a sparse mask of i32s, offsets [M + 1] then the visible key indices of
- * every row (strictly increasing), so a row costs its visible keys only.
+ * heads into contiguous ranges). `scratch` holds, for head h, nKeys f32
+ * scores at scratch + h * nKeys * 8; the visible key indices of the row go
+ * to scratch + h0 * nKeys * 8 + nKeys * 4. hasMask = 0 selects the causal
+ * default (row m sees keys 0 .. nKeys - M + m). The host checks beforehand
+ * that every row sees at least one key. Masked keys are never read.
+ * hasMask = 2: `mask` is a sparse mask of i32s, offsets [M + 1] then the
+ * visible key indices of every row (strictly increasing), so a row costs its
+ * visible keys only.
  *
  * Per (row, head), over the visible keys j only, each loop in index order:
  *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
@@ -798,71 +800,80 @@ export function attention(
  *   p_j = e_j / sum
  *   out_i = 0;  out_i = out_i + p_j * v_j[i]    (f32 mul, then f32 add)
  * Four keys' dot products run side by side (each with its own accumulator)
- * and the value sum keeps out_i in a register across four keys: neither
- * changes any float operation, so every row and head gets this sequence
- * whatever M, the mask or the thread count.
+ * and the value sum keeps out_i in a register across four keys; the loops
+ * over keys run outside the loop over the range's heads, so each cached key
+ * and value row is read once, front to back, for all of them (one memory
+ * stream instead of one strided pass per head). None of this changes any
+ * float operation, so every row and head gets the sequence above whatever
+ * M, the mask, the head range or the thread count.
  */
 export function attentionHeads(
   out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
   M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, h0: i32, h1: i32,
 ): void {
+  if (h1 <= h0) return;
   const width = <usize>nHeads * <usize>headSize;
   const kvWidthBytes = (<usize>nKvHeads * <usize>headSize) << 2;
   const hsBytes = (<usize>headSize) << 2;
   const h4 = (<usize>(headSize & ~3)) << 2;
-  const group = <f64>nHeads / <f64>nKvHeads;
+  const group = nHeads / nKvHeads; // query heads per KV head (the host checks that nKvHeads divides nHeads)
   const sqrtHs = Mathf.sqrt(<f32>headSize);
-  for (let h = h0; h < h1; h++) {
-    const scores = scratch + ((<usize>h * <usize>nKeys) << 3);
-    const idxScratch = scores + ((<usize>nKeys) << 2);
-    const kvh = <i32>Math.floor(<f64>h / group);
-    const kBase = keys + <usize>kvh * hsBytes;
-    const vBase = values + <usize>kvh * hsBytes;
-    for (let m = 0; m < M; m++) {
-      const qp = q + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
-      const op = out + ((<usize>m * width + <usize>h * <usize>headSize) << 2);
-      // The visible keys, in index order.
-      let n = 0;
-      let idx = idxScratch;
-      if (hasMask == 2) {
-        // Sparse rows: i32 offsets [M + 1], then the key indices of every row.
-        const from = load<i32>(mask + ((<usize>m) << 2));
-        n = load<i32>(mask + ((<usize>m + 1) << 2)) - from;
-        idx = mask + ((<usize>M + 1 + <usize>from) << 2);
-      } else if (hasMask) {
-        const maskRow = mask + <usize>m * <usize>nKeys;
-        for (let j = 0; j < nKeys; j++) {
-          if (load<u8>(maskRow + <usize>j) != 0) {
-            store<i32>(idx + ((<usize>n) << 2), j);
-            n++;
-          }
+  const headScratch = (<usize>nKeys) << 3; // bytes of scratch per head
+  const idxScratch = scratch + <usize>h0 * headScratch + ((<usize>nKeys) << 2);
+  // Head h reads KV head h / group: the loops over heads step these along (ko0: byte offset of h0's KV head in a row, g0: h0's place in its group).
+  const g0 = h0 % group;
+  const ko0 = <usize>(h0 / group) * hsBytes;
+  for (let m = 0; m < M; m++) {
+    // The visible keys, in index order.
+    let n = 0;
+    let idx = idxScratch;
+    if (hasMask == 2) {
+      // Sparse rows: i32 offsets [M + 1], then the key indices of every row.
+      const from = load<i32>(mask + ((<usize>m) << 2));
+      n = load<i32>(mask + ((<usize>m + 1) << 2)) - from;
+      idx = mask + ((<usize>M + 1 + <usize>from) << 2);
+    } else if (hasMask) {
+      const maskRow = mask + <usize>m * <usize>nKeys;
+      for (let j = 0; j < nKeys; j++) {
+        if (load<u8>(maskRow + <usize>j) != 0) {
+          store<i32>(idx + ((<usize>n) << 2), j);
+          n++;
         }
-      } else {
-        n = min<i32>(nKeys, nKeys - M + m + 1);
-        for (let j = 0; j < n; j++) store<i32>(idx + ((<usize>j) << 2), j);
       }
-      // Scores, four keys at a time, then their max.
-      const n4 = n & ~3;
-      let t = 0;
-      for (; t < n4; t += 4) {
-        const ip = idx + ((<usize>t) << 2);
-        scores4(
-          scores + ((<usize>t) << 2), qp,
-          kBase + <usize>load<i32>(ip) * kvWidthBytes, kBase + <usize>load<i32>(ip, 4) * kvWidthBytes,
-          kBase + <usize>load<i32>(ip, 8) * kvWidthBytes, kBase + <usize>load<i32>(ip, 12) * kvWidthBytes,
-          h4, hsBytes, sqrtHs,
-        );
+    } else {
+      n = min<i32>(nKeys, nKeys - M + m + 1);
+      for (let j = 0; j < n; j++) store<i32>(idx + ((<usize>j) << 2), j);
+    }
+    const n4 = n & ~3;
+    const qRow = q + ((<usize>m * width) << 2);
+    const oRow = out + ((<usize>m * width) << 2);
+    // Scores, four keys at a time, every head of the range per four keys.
+    let t = 0;
+    for (; t < n4; t += 4) {
+      const ip = idx + ((<usize>t) << 2);
+      const ra = keys + <usize>load<i32>(ip) * kvWidthBytes, rb = keys + <usize>load<i32>(ip, 4) * kvWidthBytes;
+      const rc = keys + <usize>load<i32>(ip, 8) * kvWidthBytes, rd = keys + <usize>load<i32>(ip, 12) * kvWidthBytes;
+      for (let h = h0, ko = ko0, g = g0; h < h1; h++) {
+        const sp = scratch + <usize>h * headScratch + ((<usize>t) << 2);
+        scores4(sp, qRow + <usize>h * hsBytes, ra + ko, rb + ko, rc + ko, rd + ko, h4, hsBytes, sqrtHs);
+        if (++g == group) { g = 0; ko += hsBytes; }
       }
-      for (; t < n; t++) {
-        const kp = kBase + <usize>load<i32>(idx + ((<usize>t) << 2)) * kvWidthBytes;
-        store<f32>(scores + ((<usize>t) << 2), dot(qp, kp, headSize) / sqrtHs);
+    }
+    for (; t < n; t++) {
+      const r = keys + <usize>load<i32>(idx + ((<usize>t) << 2)) * kvWidthBytes;
+      for (let h = h0, ko = ko0, g = g0; h < h1; h++) {
+        store<f32>(scratch + <usize>h * headScratch + ((<usize>t) << 2), dot(qRow + <usize>h * hsBytes, r + ko, headSize) / sqrtHs);
+        if (++g == group) { g = 0; ko += hsBytes; }
       }
+    }
+    // Per head: the max, exponentials (vexpf, four keys at a time), their sum one term at a time, probabilities.
+    for (let h = h0; h < h1; h++) {
+      const scores = scratch + <usize>h * headScratch;
       let mx: f32 = -Infinity;
       for (let t = 0; t < n; t++) {
         const s = load<f32>(scores + ((<usize>t) << 2));
         if (s > mx) mx = s;
       }
-      // Exponentials (vexpf, four keys at a time), their sum one term at a time, then probabilities.
       const mv = f32x4.splat(mx);
       let t1 = 0;
       for (; t1 < n4; t1 += 4) {
@@ -885,14 +896,18 @@ export function attentionHeads(
         const sp = scores + ((<usize>t2) << 2);
         store<f32>(sp, load<f32>(sp) / sum);
       }
-      // Weighted sum of the visible values: each out_i stays in a register over four keys.
-      memory.fill(op, 0, hsBytes);
-      let j = 0;
-      for (; j < n4; j += 4) {
-        const ip = idx + ((<usize>j) << 2);
-        const sp = scores + ((<usize>j) << 2);
-        const va = vBase + <usize>load<i32>(ip) * kvWidthBytes, vb = vBase + <usize>load<i32>(ip, 4) * kvWidthBytes;
-        const vc = vBase + <usize>load<i32>(ip, 8) * kvWidthBytes, vd = vBase + <usize>load<i32>(ip, 12) * kvWidthBytes;
+      memory.fill(oRow + <usize>h * hsBytes, 0, hsBytes);
+    }
+    // Weighted sum of the visible values, every head of the range per four keys: each out_i stays in a register over four keys.
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const ip = idx + ((<usize>j) << 2);
+      const ra = values + <usize>load<i32>(ip) * kvWidthBytes, rb = values + <usize>load<i32>(ip, 4) * kvWidthBytes;
+      const rc = values + <usize>load<i32>(ip, 8) * kvWidthBytes, rd = values + <usize>load<i32>(ip, 12) * kvWidthBytes;
+      for (let h = h0, vo = ko0, g = g0; h < h1; h++) {
+        const va = ra + vo, vb = rb + vo, vc = rc + vo, vd = rd + vo;
+        const op = oRow + <usize>h * hsBytes;
+        const sp = scratch + <usize>h * headScratch + ((<usize>j) << 2);
         const pa = load<f32>(sp), pb = load<f32>(sp, 4), pc = load<f32>(sp, 8), pd = load<f32>(sp, 12);
         const qa = f32x4.splat(pa), qb = f32x4.splat(pb), qc = f32x4.splat(pc), qd = f32x4.splat(pd);
         let i: usize = 0;
@@ -912,11 +927,16 @@ export function attentionHeads(
           o = o + pd * load<f32>(vd + i);
           store<f32>(op + i, o);
         }
+        if (++g == group) { g = 0; vo += hsBytes; }
       }
-      for (; j < n; j++) {
-        const pj = load<f32>(scores + ((<usize>j) << 2));
+    }
+    for (; j < n; j++) {
+      const r = values + <usize>load<i32>(idx + ((<usize>j) << 2)) * kvWidthBytes;
+      for (let h = h0, vo = ko0, g = g0; h < h1; h++) {
+        const vp = r + vo;
+        const op = oRow + <usize>h * hsBytes;
+        const pj = load<f32>(scratch + <usize>h * headScratch + ((<usize>j) << 2));
         const pv = f32x4.splat(pj);
-        const vp = vBase + <usize>load<i32>(idx + ((<usize>j) << 2)) * kvWidthBytes;
         let i: usize = 0;
         for (; i < h4; i += 16) {
           v128.store(op + i, f32x4.add(v128.load(op + i), f32x4.mul(pv, v128.load(vp + i))));
@@ -924,6 +944,7 @@ export function attentionHeads(
         for (; i < hsBytes; i += 4) {
           store<f32>(op + i, load<f32>(op + i) + pj * load<f32>(vp + i));
         }
+        if (++g == group) { g = 0; vo += hsBytes; }
       }
     }
   }

@@ -10,7 +10,7 @@ import { rng } from "./helpers.js";
 
 /*
  * BACKEND-THREADS: matmuls split over worker threads (output columns, never
- * K) and attention split over query heads give results bit-identical
+ * K) and attention split into ranges of query heads give results bit-identical
  * (Object.is on every element) to one thread, for both WASM builds, for
  * single ops (packed panels or not, any M, causal or masked) and for a whole
  * model forward. A backend from createWasmBackend has its workers running
@@ -42,14 +42,16 @@ function matmulOn(b: WasmBackend, x: Float32Array, w: Float32Array, M: number, K
 
 for (const build of ["relaxed", "simd"] as const) {
   describe(`wasm backend threads (${build} build)`, () => {
-    let one: WasmBackend, two: WasmBackend;
+    let one: WasmBackend, two: WasmBackend, three: WasmBackend;
     beforeAll(async () => {
       one = await createWasmBackend({ wasmBuild: build, threads: 1 });
       two = await createWasmBackend({ wasmBuild: build, threads: 2 });
+      three = await createWasmBackend({ wasmBuild: build, threads: 3 });
     });
     afterAll(() => {
       one.dispose();
       two.dispose();
+      three.dispose();
     });
 
     it("BACKEND-THREADS: threads option is validated", async () => {
@@ -91,18 +93,26 @@ for (const build of ["relaxed", "simd"] as const) {
       }
     });
 
-    it("BACKEND-THREADS: attention split over heads on 2 threads equals 1 thread bit for bit (causal and masked, MHA and GQA)", () => {
-      const before = two.threadedCalls;
+    it("BACKEND-THREADS: attention split into head ranges on 2 and 3 threads equals 1 thread bit for bit (causal and masked, MHA and GQA, ranges that start inside a KV group)", () => {
+      const before = two.threadedCalls,
+        before3 = three.threadedCalls;
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 40, max: 200 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 13, max: 70 }), fc.boolean(), fc.integer(), (M, extra, nKv, group, headSize, masked, seed) => {
           fc.pre(nKv * group >= 2);
           const c = randomAttention(seed, M, extra, nKv, group, headSize, masked);
-          const d = firstBitDifference(runAttention(two, c), runAttention(one, c));
-          if (d !== null) throw new Error(`M=${M} nKeys=${c.nKeys} nHeads=${c.nHeads} hs=${headSize} masked=${masked}: ${d}`);
+          const want = runAttention(one, c);
+          for (const [threads, b] of [
+            [2, two],
+            [3, three],
+          ] as const) {
+            const d = firstBitDifference(runAttention(b, c), want);
+            if (d !== null) throw new Error(`${threads} threads, M=${M} nKeys=${c.nKeys} nHeads=${c.nHeads} hs=${headSize} masked=${masked}: ${d}`);
+          }
         }),
         { numRuns: 25 },
       );
       expect(two.threadedCalls).toBeGreaterThan(before);
+      expect(three.threadedCalls).toBeGreaterThan(before3);
     });
 
     it("BACKEND-THREADS: a whole model forward on 2 threads equals 1 thread bit for bit", () => {

@@ -555,9 +555,9 @@ export class WasmBackend implements Backend {
   private runAttention(O: number, Q: number, K: number, V: number, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
     const scratch = this.scratch(nHeads * nKeys * 8);
     if (this.pool && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
-      // One query head per chunk; each head has its own scratch.
+      // One contiguous range of query heads per thread (the kernel reads each cached row once per range); each head has its own scratch.
       const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
-      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, 1, nHeads)) {
+      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, Math.ceil(nHeads / this.threads), nHeads)) {
         this.threadedCalls++;
         return;
       }
@@ -691,7 +691,6 @@ export class WasmBackend implements Backend {
     return this.typed(b, "f32", need, what);
   }
 
-  /** Checks one size argument; allocates nothing (it runs on every op call). */
   /** The checked views of attention's out, q, keys and values (dimensions, GQA grouping, sizes). */
   private attentionOperands(op: string, buffers: Buffer[], M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number) {
     for (const [name, v] of Object.entries({ M, nKeys, nHeads, nKvHeads, headSize })) this.dim(op, name, v);
@@ -700,6 +699,7 @@ export class WasmBackend implements Backend {
     return buffers.map((b, i) => this.f32(b, sizes[i], `${op} ${ATTENTION_OPERANDS[i]}`));
   }
 
+  /** Checks one size argument; allocates nothing (it runs on every op call). */
   private dim(op: string, name: string, v: number): void {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw this.err(`${op}: ${name} must be a non-negative integer, got ${v}`);
   }
