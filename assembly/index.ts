@@ -398,7 +398,7 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
  * two-stream kernel on 288x288, 288x768 and 768x768 (in cache), 1.03x on
  * 288x32000 (docs/BENCHMARKS.md, issue 12).
  */
-const TWO_STREAM_BYTES: usize = 4 * 1024 * 1024;
+const TWO_STREAM_BYTES: usize = 0;
 
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const kEnd = (<usize>K) << 2;
@@ -988,6 +988,59 @@ export function embedding(y: usize, table: usize, ids: usize, M: i32, D: i32): v
     const id = load<i32>(ids + ((<usize>m) << 2));
     if (id < 0) continue;
     memory.copy(y + <usize>m * rowBytes, table + <usize>id * rowBytes, rowBytes);
+  }
+}
+
+/**
+ * out[m] = argmax of row m of x [M, N] (N >= 1), exactly as the host's
+ * sequential scan (src/sampling/pick.ts) gives it: best = 0, then index i
+ * replaces it when x[i] > x[best]. So: the lowest index of the largest
+ * value, a NaN never wins, and a row starting with NaN gives 0. Four lanes
+ * each scan every fourth element the same way (starting below every value,
+ * so a NaN cannot stick to a lane), then the lanes are merged by value,
+ * ties to the lower index, and the N % 4 tail is scanned last.
+ */
+export function argmaxRows(out: usize, x: usize, M: i32, N: i32): void {
+  const rowBytes = (<usize>N) << 2;
+  const end4 = (<usize>(N & ~3)) << 2;
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    const first = load<f32>(xr);
+    let best: i32 = 0;
+    if (first == first) {
+      let bv = f32x4.splat(-Infinity);
+      let bi = i32x4.splat(-1);
+      let idx = i32x4(0, 1, 2, 3);
+      const four = i32x4.splat(4);
+      for (let i: usize = 0; i < end4; i += 16) {
+        const v = v128.load(xr + i);
+        const gt = f32x4.gt(v, bv);
+        bv = v128.bitselect(v, bv, gt);
+        bi = v128.bitselect(idx, bi, gt);
+        idx = i32x4.add(idx, four);
+      }
+      let bestValue = first;
+      for (let lane = 0; lane < 4; lane++) {
+        let i: i32, v: f32;
+        if (lane == 0) { i = i32x4.extract_lane(bi, 0); v = f32x4.extract_lane(bv, 0); }
+        else if (lane == 1) { i = i32x4.extract_lane(bi, 1); v = f32x4.extract_lane(bv, 1); }
+        else if (lane == 2) { i = i32x4.extract_lane(bi, 2); v = f32x4.extract_lane(bv, 2); }
+        else { i = i32x4.extract_lane(bi, 3); v = f32x4.extract_lane(bv, 3); }
+        if (i < 0) continue;
+        if (v > bestValue || (v == bestValue && i < best)) {
+          bestValue = v;
+          best = i;
+        }
+      }
+      for (let i: usize = end4; i < rowBytes; i += 4) {
+        const v = load<f32>(xr + i);
+        if (v > bestValue) {
+          bestValue = v;
+          best = <i32>(i >> 2);
+        }
+      }
+    }
+    store<i32>(out + ((<usize>m) << 2), best);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * Where the time of one autoregressive decode step goes, per backend op.
+ * Where the time of one autoregressive decode step goes, per backend op; or,
+ * with --rows K, the time of one K-row call (what a PTP decoder makes).
  *
- *   node --experimental-wasm-relaxed-simd --import tsx bench/profile.ts [--shapes 15M,110M] [--threads 1,2] [--tokens N]
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/profile.ts [--shapes 15M,110M] [--threads 1,2] [--tokens N] [--rows K]
  *
  * A random checkpoint of each shape decodes greedily (argmax) on the wasm
  * backend: one BOS prompt row, a few warm-up steps, then N timed one-row
@@ -10,6 +11,11 @@
  * and the classifier. "JS overhead" is the forward call's wall time minus
  * the sum of its op times (model code, argument checks, the timer itself).
  * Defaults: N = 64 for 15M and 260K, 32 for 42M, 16 for 110M.
+ *
+ * --rows K (K > 1): each timed step is instead one causal call of K rows at
+ * positions 64 .. 64 + K - 1 after 64 cached tokens (the cost-curve's call),
+ * repeated N times with the cache cropped back to 64 in between; "argmax" is
+ * then the host argmax of all K rows.
  */
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
@@ -28,6 +34,9 @@ const flag = (name: string): string | undefined => option(`--${name}`);
 const shapes = (flag("shapes") ?? "15M,110M").split(",");
 const threadCounts = (flag("threads") ?? "1").split(",").map(Number);
 const tokensFlag = flag("tokens");
+const rowsPerCall = Number(flag("rows") ?? "1");
+if (!Number.isInteger(rowsPerCall) || rowsPerCall < 1) throw new Error(`--rows must be a positive integer, got ${flag("rows")}`);
+const CONTEXT = 64; // cached tokens before a K-row call
 for (const s of shapes) if (!(s in SHAPES)) throw new Error(`unknown shape ${s}; known: ${Object.keys(SHAPES).join(", ")}`);
 
 // ---- the timing wrapper ----------------------------------------------------
@@ -144,6 +153,37 @@ function decode(model: Transformer, steps: number, stats?: Stats): Run {
   return { stepMs: (forwardMs + argmaxMs) / steps, forwardMs: forwardMs / steps, argmaxMs: argmaxMs / steps };
 }
 
+/** `steps` calls of `rows` rows after CONTEXT cached tokens (cropped back between calls), after the warm-up; argmax of every row. */
+function kRowCalls(model: Transformer, rows: number, steps: number, stats?: Stats): Run {
+  const vocab = model.config.vocabSize;
+  const cache = model.newCache(CONTEXT + rows);
+  const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => (i * 7919 + from) % vocab);
+  model.forward({ tokens: ids(CONTEXT, 3), positions: ids(CONTEXT, 0).map((_, i) => i) }, cache);
+  const call = { tokens: ids(rows, 11), positions: Array.from({ length: rows }, (_, i) => CONTEXT + i) };
+  let forwardMs = 0,
+    argmaxMs = 0;
+  for (const measured of [false, true]) {
+    const n = measured ? steps : WARMUP;
+    if (stats) stats.recording = measured;
+    for (let i = 0; i < n; i++) {
+      cache.crop(CONTEXT);
+      const t0 = performance.now();
+      const logits = model.forward(call, cache);
+      const t1 = performance.now();
+      for (let r = 0; r < rows; r++) argmax(logits.subarray(r * vocab, (r + 1) * vocab));
+      if (measured) {
+        forwardMs += t1 - t0;
+        argmaxMs += performance.now() - t1;
+      }
+    }
+  }
+  if (stats) stats.recording = false;
+  cache.free();
+  return { stepMs: (forwardMs + argmaxMs) / steps, forwardMs: forwardMs / steps, argmaxMs: argmaxMs / steps };
+}
+
+const measure = (model: Transformer, steps: number, stats?: Stats): Run => (rowsPerCall > 1 ? kRowCalls(model, rowsPerCall, steps, stats) : decode(model, steps, stats));
+
 // ---- report ------------------------------------------------------------------
 
 const OP_ORDER = ["attention", "rmsnorm", "rope", "swiglu", "add", "embedding", "softmax", "copy", "upload", "download"];
@@ -180,7 +220,8 @@ function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
   rows.push(["JS overhead (forward wall - ops)", "", overhead.toFixed(3), pct(overhead), ""]);
   rows.push(["argmax (host, after forward)", "1", run.argmaxMs.toFixed(3), pct(run.argmaxMs), ""]);
   rows.push(["**step total**", "", `**${run.stepMs.toFixed(3)}**`, "100.0", ""]);
-  const head = ["op", "calls/token", "ms/token", "% of step", "GFLOP/s"];
+  const unit = rowsPerCall > 1 ? "call" : "token";
+  const head = ["op", `calls/${unit}`, `ms/${unit}`, "% of step", "GFLOP/s"];
   return markdownTable(head, rows);
 }
 
@@ -197,7 +238,7 @@ for (const shape of shapes) {
 
     // Unwrapped first: tokens/s without the profiler's own cost, to compare.
     let model = new Transformer(raw, ckpt);
-    const plain = decode(model, steps);
+    const plain = measure(model, steps);
     model.dispose();
 
     const stats = new Stats();
@@ -205,12 +246,14 @@ for (const shape of shapes) {
       profiled(raw, stats, (K, N) => labels.get(`${K}x${N}`) ?? `matmul (${K}x${N})`),
       ckpt,
     );
-    const run = decode(model, steps, stats);
+    const run = measure(model, steps, stats);
     model.dispose();
     raw.dispose?.();
 
-    console.log(`\n### ${shape} shape, ${raw.description}, ${threads} thread(s), ${steps} tokens after ${WARMUP} warm-up steps\n`);
+    const what = rowsPerCall > 1 ? `${steps} calls of ${rowsPerCall} rows after ${CONTEXT} cached tokens` : `${steps} tokens`;
+    console.log(`\n### ${shape} shape, ${raw.description}, ${threads} thread(s), ${what} after ${WARMUP} warm-up steps\n`);
     console.log(table(config, stats, run, steps));
-    console.log(`\ntokens/s: ${(1000 / run.stepMs).toFixed(1)} profiled, ${(1000 / plain.stepMs).toFixed(1)} unprofiled (forward + argmax)`);
+    if (rowsPerCall > 1) console.log(`\nms per ${rowsPerCall}-row call: ${run.stepMs.toFixed(3)} profiled, ${plain.stepMs.toFixed(3)} unprofiled (forward + argmax of every row)`);
+    else console.log(`\ntokens/s: ${(1000 / run.stepMs).toFixed(1)} profiled, ${(1000 / plain.stepMs).toFixed(1)} unprofiled (forward + argmax)`);
   }
 }

@@ -11,7 +11,7 @@ import { createBackend } from "../src/backends/registry.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -31,6 +31,18 @@ class Reordering extends RowsMatmulMutant {
       let s = 0;
       for (let k = K - 1; k >= 0; k--) s = Math.fround(s + Math.fround(X[xo + k] * W[wo + k]));
       return s;
+    });
+  }
+}
+
+/** Has an argmax op that lets the last of tied maxima win (the host scan keeps the first). */
+class LastTie extends JsBackend {
+  argmax(x: Buffer, M: number, N: number): Int32Array {
+    const v = this.download(x, 0, M * N);
+    return Int32Array.from({ length: M }, (_, m) => {
+      let best = 0;
+      for (let i = 1; i < N; i++) if (v[m * N + i] >= v[m * N + best]) best = i;
+      return best;
     });
   }
 }
@@ -56,12 +68,13 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order and swallowed misuse each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse and an argmax that breaks ties upward each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
     const lenient = await runBackendConformance(new Lenient(), { runs: 2 });
     expect(lenient.passed).toBe(false);
     expect(lenient.checks.find((c) => c.id === "errors")!.failure).toMatch(/no error thrown/);
+    expect(await failing(new LastTie())).toEqual(["argmax-exact"]);
   });
 });

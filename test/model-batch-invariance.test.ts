@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/backends/backend.js";
 import { Transformer } from "../src/model/transformer.js";
+import { argmax } from "../src/sampling/pick.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { backend, BACKENDS, RowsMatmulMutant, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 
@@ -116,6 +117,20 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
           const diff = firstBitDifference(rowOf(logits, m, V), ref[m]);
           if (diff) throw new Error(`row ${m}: ${diff}`);
         });
+        cache.free();
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("MODEL-GREEDY: greedy(block) gives the host argmax of every row forward(block) gives (the backend's argmax op, or the download when it has none)", async () => {
+    const b = await backend(name);
+    fc.assert(
+      rowsProperty(b, ({ rows }, model, ref) => {
+        const cache = model.newCache(64);
+        const picks = model.greedy({ tokens: rows.map((r) => r.token), positions: rows.map((r) => r.position) }, cache);
+        expect(Array.from(picks)).toEqual(ref.map((row) => argmax(row)));
+        expect(cache.length).toBe(rows.length);
         cache.free();
       }),
       { numRuns: RUNS },

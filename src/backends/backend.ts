@@ -108,6 +108,15 @@ export interface Backend {
   /** Row-wise softmax in place over x [M, N]. */
   softmax(x: Buffer, M: number, N: number): void;
 
+  /**
+   * Greedy picks without downloading the rows (optional): for each of the M
+   * rows of x [M, N], the index that `argmax` of src/sampling/pick.ts gives
+   * on that row: the lowest index of the largest value, where a NaN never
+   * wins (a row starting with NaN gives 0). A model without it downloads
+   * the rows and runs that host argmax.
+   */
+  argmax?(x: Buffer, M: number, N: number): Int32Array;
+
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
 

@@ -25,6 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
+import { argmax } from "../sampling/pick.js";
 import { Gen } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { JsBackend } from "./js/index.js";
@@ -394,6 +395,23 @@ const CHECKS: CheckSpec[] = [
       bitExact(ops.attention(b, poisoned), all, "attention with poisoned masked-out keys");
       // The same mask in sparse form, where the backend has attentionSparse: the same bits.
       if (b.attentionSparse) bitExact(sparseAttention(b, poisoned), all, `attentionSparse M=${M} nKeys=${poisoned.nKeys}`);
+    },
+  },
+  {
+    id: "argmax-exact",
+    description: "argmax (where the backend has it) gives, for every row, the index the host argmax of sampling/pick.ts gives: ties to the lower index, NaN never wins, a row starting with NaN gives 0",
+    run(b, _ref, g, i) {
+      if (!b.argmax) return;
+      const M = g.int(1, 6),
+        N = i === 0 ? 32000 : g.int(1, 41);
+      // Few distinct values, so ties, NaNs, infinities and signed zeros all turn up.
+      const values = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 1, 2, -3, 2.5];
+      const x = Float32Array.from({ length: M * N }, () => (g.next() < 0.6 ? g.pick(values) : g.next() * 4 - 2));
+      const got = scoped(b, (alloc) => b.argmax!(alloc(x), M, N));
+      for (let m = 0; m < M; m++) {
+        const want = argmax(x.subarray(m * N, (m + 1) * N));
+        if (got[m] !== want) throw new Error(`argmax row ${m} of ${M} (N=${N}): got ${got[m]}, the host argmax gives ${want}`);
+      }
     },
   },
   {

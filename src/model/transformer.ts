@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.js";
+import { argmax } from "../sampling/pick.js";
 import { attention, type AttentionMask } from "./attention.js";
 import { blockRows, denseMask, type Block } from "./block.js";
 import { validateConfig, type ModelConfig } from "./config.js";
@@ -48,6 +49,25 @@ export class Transformer {
    * the rows it chooses; every other row runs the base weights exactly.
    */
   forward(block: Block, cache: KVCache, adapter?: RowAdapter): Float32Array {
+    const M = this.run(block, cache, adapter);
+    return this.backend.download(this.state.logits, 0, M * this.config.vocabSize);
+  }
+
+  /**
+   * `forward`, but only the argmax of every row's logits (the greedy pick,
+   * as `argmax` of sampling/pick.ts gives it): a backend with an argmax op
+   * finds them where the logits are, without downloading them.
+   */
+  greedy(block: Block, cache: KVCache, adapter?: RowAdapter): Int32Array {
+    const M = this.run(block, cache, adapter);
+    const V = this.config.vocabSize;
+    if (this.backend.argmax) return this.backend.argmax(this.state.logits, M, V);
+    const logits = this.backend.download(this.state.logits, 0, M * V);
+    return Int32Array.from({ length: M }, (_, m) => argmax(logits.subarray(m * V, (m + 1) * V)));
+  }
+
+  /** The forward pass of a block: leaves its logits [M, vocab] in the run state and returns M. */
+  private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
     const { backend, config, weights: w, state: s } = this;
     const cached = cache.length;
     const M = blockRows(block, config, cached);
@@ -87,7 +107,7 @@ export class Transformer {
 
     backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
     backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
-    return backend.download(s.logits, 0, M * config.vocabSize);
+    return M;
   }
 
   /** Free the weights and activations held by the backend. */

@@ -55,6 +55,7 @@ export interface Kernels {
   add(y: number, x: number, n: number): void;
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
   softmax(x: number, M: number, N: number): void;
+  argmaxRows(out: number, x: number, M: number, N: number): void;
   copyBytes(dst: number, src: number, n: number): void;
   zeroBytes(dst: number, n: number): void;
   /** Benchmark only: `iters` rounds of 12 independent f32x4 multiply-adds. */
@@ -68,6 +69,8 @@ const PACK_MIN_ELEMENTS = 16384;
 
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
 const PARALLEL_MIN_MACS = 1 << 16;
+/** A threaded matmul gets one chunk of columns per thread for each this many multiply-adds it has, 1 to 4 per thread (see gemmColumns). */
+const CHUNK_MACS = 1 << 18;
 
 /** Attention calls of fewer score multiply-adds (rows x keys x heads x headSize) stay on the calling thread. */
 const PARALLEL_MIN_ATTENTION = 1 << 15;
@@ -406,8 +409,10 @@ export class WasmBackend implements Backend {
    */
   private gemmColumns(job: number, kernel: ChunkKernel, args: number[], macs: number, N: number): void {
     if (this.pool && macs >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
-      // Chunks of output columns (multiples of 4), a few per thread so a slow thread costs little.
-      const nChunks = Math.min(4 * this.threads, N >> 2);
+      // Chunks of output columns (multiples of 4): one per thread for small products, where every
+      // claim costs (a shared cache line changes hands), up to four per thread for large ones, so
+      // a slow thread costs little.
+      const nChunks = Math.min(Math.max(1, Math.min(4, Math.floor(macs / CHUNK_MACS))) * this.threads, N >> 2);
       const unit = Math.ceil(N / nChunks / 4) * 4;
       if (this.pool.run(job, kernel, args, unit, N)) {
         this.threadedCalls++;
@@ -602,6 +607,16 @@ export class WasmBackend implements Backend {
     this.dim("softmax", "N", N);
     const X = this.f32(x, M * N, "softmax x");
     this.k.softmax(X.ptr, M, N);
+  }
+
+  argmax(x: Buffer, M: number, N: number): Int32Array {
+    this.dim("argmax", "M", M);
+    this.dim("argmax", "N", N);
+    if (N === 0) throw this.err("argmax: rows of 0 elements have no largest value");
+    const X = this.f32(x, M * N, "argmax x");
+    const out = this.scratch(4 * Math.max(1, M));
+    this.k.argmaxRows(out, X.ptr, M, N);
+    return (this.view("i32") as Int32Array).slice(out >> 2, (out >> 2) + M);
   }
 
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {

@@ -1,3 +1,4 @@
+import type { Block } from "../../model/block.js";
 import type { Transformer } from "../../model/transformer.js";
 import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
@@ -62,18 +63,23 @@ export function decodeAR(model: Transformer, prompt: readonly number[], options:
     generated = 0;
   // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
   let pos = Math.min(prompt.length, steps);
-  if (pos === prompt.length) {
-    let logits = model.forward({ tokens: tokens.slice(0, pos), positions: range(0, pos) }, cache).subarray((pos - 1) * vocabSize);
+  // The token after a block's last row: greedy picks need no logits on the host (Transformer.greedy).
+  const greedy = !needsU(options.sampling);
+  const nextAfter = (block: Block): number => {
     modelCalls++;
+    const last = block.tokens!.length - 1;
+    if (greedy) return model.greedy(block, cache)[last];
+    return sampleToken(model.forward(block, cache).subarray(last * vocabSize), options.sampling, options.aux!.next());
+  };
+  if (pos === prompt.length) {
+    let next = nextAfter({ tokens: tokens.slice(0, pos), positions: range(0, pos) });
     for (;;) {
-      const next = sampleToken(logits, options.sampling, needsU(options.sampling) ? options.aux!.next() : undefined);
       if (stopAtBos && next === BOS) break;
       options.onToken?.(tokens[tokens.length - 1], next);
       tokens.push(next);
       generated++;
       if (pos >= steps) break;
-      logits = model.forward({ tokens: [next], positions: [pos] }, cache);
-      modelCalls++;
+      next = nextAfter({ tokens: [next], positions: [pos] });
       pos++;
     }
   }
