@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chain, range } from "../src/ptp/decode/call.js";
+import { chain, range, runCall } from "../src/ptp/decode/call.js";
 import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
-import type { Sequence } from "../src/ptp/decode/sequence.js";
+import { Sequence } from "../src/ptp/decode/sequence.js";
+import { UStream } from "../src/sampling/ustream.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import type { Block } from "../src/model/block.js";
 import type { Transformer } from "../src/model/transformer.js";
@@ -280,6 +281,50 @@ describe("query slot input", () => {
         }),
       ),
       { numRuns: 40 },
+    );
+  });
+});
+
+describe("query rows", () => {
+  it.each(BACKENDS)("PTP-QUERY-ALIAS on %s: a call that hands a query slot the base row it repeats gives every base and slot row the same logits, bit for bit, with one row fewer per query window", async (name) => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, studentSpecArb("C"), fc.integer({ min: 2, max: 4 }), fc.nat(2), (c, spec, count, drafts) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const model = new PtpModel(teacher, makeStudent(c.teacher, spec));
+          const V = c.teacher.config.vocabSize;
+          // Per prompt: its tokens and `drafts` guessed tokens as base rows, a window after the prompt and one after each draft (single-call's branches).
+          const groups = c.prompts.map((p, i) => {
+            const seq = new Sequence(p, new UStream(new ArrayAux(uniformUs(c.uSeed + i)), p.length), 64, { temperature: 0.8 }, false);
+            const guessed = Array.from({ length: drafts }, (_, d) => (p[p.length - 1] + 3 * d + 1) % V);
+            const base = chain([...p, ...guessed], 0);
+            const slots = range(0, drafts + 1).flatMap((m) => {
+              const k0 = p.length + m;
+              return proposalWindow(model, seq, k0, base[k0 - 1].token, count, range(0, k0), base.length + m * count);
+            });
+            return { seq, base, slots };
+          });
+          const run = (alias: boolean) => {
+            const cache = teacher.newCache(64);
+            const out = runCall(model, cache, groups, alias).map((g) => [...g.base, ...g.slots].map((l) => l.slice()));
+            const rows = cache.length;
+            cache.free();
+            return { out, rows };
+          };
+          const aliased = run(true),
+            full = run(false);
+          model.dispose();
+          aliased.out.forEach((g, gi) =>
+            g.forEach((row, r) => {
+              const d = firstBitDifference(row, full.out[gi][r]);
+              if (d) throw new Error(`prompt ${gi}, row ${r}: ${d}`);
+            }),
+          );
+          const windows = c.prompts.length * (drafts + 1);
+          expect(full.rows - aliased.rows).toBe(spec.query ? windows : 0);
+        }),
+      ),
+      { numRuns: 30 },
     );
   });
 });

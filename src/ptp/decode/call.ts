@@ -62,18 +62,59 @@ function increasing(xs: readonly number[]): readonly number[] {
   return xs;
 }
 
-/** Runs the groups in one forward call; returns each group's logits. */
-export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): GroupLogits[] {
+/**
+ * The base row a query slot repeats, if any: a slot that reads a token (a
+ * query student's first slot, standing in for the last known token's row)
+ * computes exactly what base row i computes when i reads the same token at
+ * the same position and sees the same rows (besides itself). Its keys and
+ * values are then those of base row i, and in the key order of every slot
+ * that sees it they sit where base row i would, provided those slots see no
+ * base row after i; so the call can skip the slot and hand out base row i
+ * in its place, bit for bit (PTP-QUERY-ALIAS).
+ */
+function repeatedBaseRow(g: Group, j: number): number | undefined {
+  const slot = g.slots[j];
+  if (typeof slot.input !== "number") return undefined;
+  const B = g.base.length,
+    self = B + j;
+  const others = (sees: readonly number[], me: number) => increasing(sees.filter((r) => r !== me));
+  const slotSees = others(slot.sees, self);
+  for (let i = B - 1; i >= 0; i--) {
+    const b = g.base[i];
+    if (b.token !== slot.input || b.position !== slot.position) continue;
+    const baseSees = others(b.sees ?? range(0, i + 1), i);
+    if (baseSees.length !== slotSees.length || baseSees.some((r, k) => r !== slotSees[k])) continue;
+    // Every slot that sees this one must see no base row after i (nor i itself).
+    const fits = g.slots.every((t) => !t.sees.includes(self) || t.sees.every((r) => r >= B || r < i));
+    if (fits) return i;
+  }
+  return undefined;
+}
+
+/**
+ * Runs the groups in one forward call; returns each group's logits. A query
+ * slot that repeats a base row of its group is not run again: it gets that
+ * row's logits, and the slots that see it see that row (repeatedBaseRow).
+ * `aliasQueryRows: false` runs every slot (the tests compare the two).
+ */
+export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQueryRows = true): GroupLogits[] {
   const { dim, vocabSize } = model.teacher.config;
   const C = cache.length;
-  // Block index of each group's first base row and first slot row.
-  const baseAt: number[] = [],
-    slotAt: number[] = [];
+  // Block row of each group-local index: base rows first (all groups), then the slots that run.
+  const rowOf: number[][] = groups.map(() => []);
   let rows = 0;
-  for (const g of groups) baseAt.push(rows), (rows += g.base.length);
-  const S = groups.reduce((n, g) => n + g.slots.length, 0);
-  for (const g of groups) slotAt.push(rows), (rows += g.slots.length);
-  const M = rows;
+  groups.forEach((g, gi) => {
+    for (let i = 0; i < g.base.length; i++) rowOf[gi].push(rows++);
+  });
+  const aliases = groups.map((g) => g.slots.map((_, j) => (aliasQueryRows ? repeatedBaseRow(g, j) : undefined)));
+  let S = 0;
+  groups.forEach((g, gi) =>
+    g.slots.forEach((_, j) => {
+      const a = aliases[gi][j];
+      rowOf[gi].push(a === undefined ? rows + S++ : rowOf[gi][a]);
+    }),
+  );
+  const M = rows + S;
 
   const tokens = new Int32Array(M).fill(-1),
     positions = new Int32Array(M);
@@ -81,17 +122,18 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
   // A sparse mask: each row lists only its own sequence's keys, so a row costs its sequence, not the batch.
   const seen: (readonly number[])[] = new Array(M);
   groups.forEach((g, gi) => {
-    const local = (i: number) => (i < g.base.length ? baseAt[gi] + i : slotAt[gi] + i - g.base.length);
+    const local = (i: number) => rowOf[gi][i];
     // Keys in index order, each once: the sequence's cache rows (all below C), then its block rows.
     const own = increasing(g.seq.cacheRows);
     const place = (row: number, sees: number[]) => (seen[row] = [...own, ...increasing(sees.map(local)).map((r) => C + r)]);
     g.base.forEach((b, i) => {
-      tokens[baseAt[gi] + i] = b.token;
-      positions[baseAt[gi] + i] = b.position;
-      place(baseAt[gi] + i, b.sees ?? range(0, i + 1));
+      tokens[local(i)] = b.token;
+      positions[local(i)] = b.position;
+      place(local(i), b.sees ?? range(0, i + 1));
     });
     g.slots.forEach((s, j) => {
-      const row = slotAt[gi] + j;
+      if (aliases[gi][j] !== undefined) return;
+      const row = local(g.base.length + j);
       positions[row] = s.position;
       if (typeof s.input === "number") tokens[row] = s.input;
       else embeddings!.set(s.input, row * dim);
@@ -106,19 +148,20 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[]): Group
   const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S);
   const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
   return groups.map((g, gi) => ({
-    base: g.base.map((_, i) => rowLogits(baseAt[gi] + i)),
-    slots: g.slots.map((_, j) => rowLogits(slotAt[gi] + j)),
+    base: g.base.map((_, i) => rowLogits(rowOf[gi][i])),
+    slots: g.slots.map((_, j) => rowLogits(rowOf[gi][g.base.length + j])),
   }));
 }
 
 /**
- * After a call: the cache rows of each sequence of the call, i.e. its rows
- * from before plus the base rows of its group it keeps (the verified tokens,
+ * After a call whose block started at cache row `firstRow`: the cache rows
+ * of each sequence of the call, i.e. its rows from before plus the base rows
+ * of its group it keeps (the verified tokens,
  * in position order). Every other row of the call is to be dropped; see
  * `survivors`, which then compacts the cache.
  */
-export function commit(cache: KVCache, sequences: Sequence[], groups: Group[], keep: Map<Sequence, number[]>): Map<Sequence, number[]> {
-  let row = cache.length - groups.reduce((n, g) => n + g.base.length + g.slots.length, 0);
+export function commit(firstRow: number, sequences: Sequence[], groups: Group[], keep: Map<Sequence, number[]>): Map<Sequence, number[]> {
+  let row = firstRow; // the call's base rows come first, group after group
   const rows = new Map<Sequence, number[]>();
   for (const g of groups) {
     // Row i holds token i; a sequence that stopped early (BOS, step limit) keeps no rows past its last token.

@@ -150,10 +150,11 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
     const active = sequences.filter((s) => !s.done);
     if (active.length === 0) break;
     const groups = active.map((s) => decoder.plan(s));
+    const firstRow = cache.length;
     const out = runCall(model, cache, groups);
     modelCalls++;
     const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
-    const rows = commit(cache, sequences, groups, keep);
+    const rows = commit(firstRow, sequences, groups, keep);
     // A sequence that just finished: show its cache rows before they are dropped.
     if (options.onFinished) for (const [seq, r] of rows) if (seq.done) options.onFinished(sequences.indexOf(seq), cache, r);
     cache.keep(survivors(sequences, rows));
