@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Buffer } from "../src/backends/backend.js";
+import { BackendError, type Buffer } from "../src/backends/backend.js";
 import { runBackendConformance } from "../src/backends/conformance.js";
 import { JsBackend } from "../src/backends/js/index.js";
 import { RowsMatmulMutant } from "./helpers.js";
@@ -35,9 +35,10 @@ class Reordering extends RowsMatmulMutant {
   }
 }
 
-/** Has an argmax op that lets the last of tied maxima win (the host scan keeps the first). */
+/** Has an argmax op that lets the last of tied maxima win (the host scan keeps the first); its misuse errors are right. */
 class LastTie extends JsBackend {
   argmax(x: Buffer, M: number, N: number): Int32Array {
+    if (x.dtype !== "f32" || N === 0) throw new BackendError("js", "argmax: f32 rows of at least one element");
     const v = this.download(x, 0, M * N);
     return Int32Array.from({ length: M }, (_, m) => {
       let best = 0;

@@ -416,7 +416,7 @@ const CHECKS: CheckSpec[] = [
   },
   {
     id: "errors",
-    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key (dense or sparse)",
+    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key (dense or sparse), argmax of empty rows (where present)",
     cases: 1,
     run(b) {
       const other = new JsBackend();
@@ -451,6 +451,11 @@ const CHECKS: CheckSpec[] = [
         if (b.attentionSparse) {
           b.upload(i, Int32Array.from([0, 0, 0, 0, 0, 0, 0, 0]));
           throwsBackendError(() => b.attentionSparse!(f, f, f, f, i, 1, 2, 1, 1, 2), "attentionSparse row that sees no key", /sees no key/);
+        }
+        if (b.argmax) {
+          throwsBackendError(() => b.argmax!(f, 3, 3), "argmax past the end");
+          throwsBackendError(() => b.argmax!(i, 1, 2), "argmax of an i32 buffer", /f32/);
+          throwsBackendError(() => b.argmax!(f, 1, 0), "argmax of empty rows");
         }
       } finally {
         for (const x of [f, i, u]) b.free(x);
