@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
 import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
-import { runCli, STORIES_260K, TOK_512 } from "./helpers.js";
+import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
+import { pregenFixture, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 
 const ptp = runCli;
 
@@ -203,6 +204,32 @@ describe("ptp inspect", () => {
     expect(t.stdout).toMatch(/aux +digits \(12 digits\)/);
     expect(t.stdout).toMatch(/window +6/);
     expect(t.stdout).toContain(student.config.teacherChecksum);
+  });
+
+  it("CLI-PTP-INSPECT: a distillation dataset: its settings, complete records and sampled tokens; an unfinished one says so", async () => {
+    const { DATA, pregenArgs } = pregenFixture("ptp-inspect-data-");
+    const made = await ptp(...pregenArgs(DATA));
+    expect(made.code, made.stderr).toBe(0);
+    const records = [...datasetRecords(DATA)];
+    const j = await ptp("inspect", DATA, "--json");
+    expect(j.code, j.stderr).toBe(0);
+    const info = JSON.parse(j.stdout);
+    expect(info).toMatchObject({ file: DATA, kind: "dataset", records: 6, total: 6, tornBytes: 0 });
+    expect(info.meta).toEqual(JSON.parse(JSON.stringify(readDatasetMeta(DATA))));
+    expect(info.sampledTokens).toBe(records.reduce((n, r) => n + r.tokens.length - r.promptLength, 0));
+    const t = await ptp("inspect", DATA);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/PTP distillation dataset/);
+    expect(t.stdout).toMatch(/records +6 of 6\n/);
+    expect(t.stdout).toMatch(/3 from prompts.txt, 2 sample\(s\) each/);
+    // Cut inside the last record: five complete records and a torn one.
+    const bytes = readFileSync(DATA);
+    const torn = join(tmp, "torn.ptpd");
+    writeFileSync(torn, bytes.subarray(0, bytes.length - 5));
+    const u = await ptp("inspect", torn);
+    expect(u.code, u.stderr).toBe(0);
+    expect(u.stdout).toMatch(/records +5 of 6 \(unfinished/);
+    expect(u.stdout).toMatch(/torn last record/);
   });
 
   it("CLI-PTP-INSPECT: garbled, truncated and missing files exit 1 naming the file", async () => {

@@ -1,5 +1,6 @@
+import { DATASET_MAGIC, datasetRecords, totalRecords, type DatasetMeta } from "../data/dataset.js";
 import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
-import { FileFormatError, readFileBytes } from "../io/errors.js";
+import { FileFormatError, readFileBytes, readFilePrefix } from "../io/errors.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
@@ -19,11 +20,12 @@ export const inspectFlags = defineFlags({
 export const inspectUsage = `usage: ptp inspect FILE|DIR [--json]
 
 Tell a llama2.c checkpoint (v0 or v1 "ak42"), a Hugging Face Llama folder,
-a PTP student adapter and a
-standalone PTP draft model (both safetensors) apart and print the
+a PTP student adapter, a standalone PTP draft model (both safetensors) and
+a PTP distillation dataset (ptp pregenerate) apart and print the
 configuration: for a checkpoint the model config, parameter count, version
 and teacher checksum; for an adapter the student config, for a draft model
-the draft config, each with tensor count and parameter count.
+the draft config, each with tensor count and parameter count; for a
+dataset its generation settings and how many of its records are complete.
 
 ${describeFlags(inspectFlags)}`;
 
@@ -52,6 +54,20 @@ export interface StudentInfo {
   parameters: number;
 }
 
+export interface DatasetInfo {
+  file: string;
+  kind: "dataset";
+  meta: DatasetMeta;
+  /** Complete records in the file (the header's total when the run finished). */
+  records: number;
+  /** Records the header's settings call for (prompts x samples per prompt). */
+  total: number;
+  /** Sampled tokens in the complete records. */
+  sampledTokens: number;
+  /** Bytes of a torn last record (an interrupted run), 0 when none. */
+  tornBytes: number;
+}
+
 export interface DraftInfo {
   file: string;
   kind: "draft";
@@ -68,8 +84,21 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
   return length >= 2n && length <= BigInt(bytes.length - 8);
 }
 
+/** A distillation dataset's header and what its records hold (read one record at a time). */
+function inspectDataset(path: string): DatasetInfo {
+  let records = 0,
+    sampledTokens = 0,
+    tornBytes = 0;
+  const it = datasetRecords(path, { allowTornTail: true, onTornTail: (t) => (tornBytes = t.bytes) });
+  for (let r = it.next(); ; r = it.next()) {
+    if (r.done) return { file: path, kind: "dataset", meta: r.value, records, total: totalRecords(r.value), sampledTokens, tornBytes };
+    records++;
+    sampledTokens += r.value.tokens.length - r.value.promptLength;
+  }
+}
+
 /** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
-export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo {
+export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo {
   if (isDirectory(path) && isPeftFolder(path)) {
     const student = readPeftStudent(path);
     let parameters = 0,
@@ -83,7 +112,9 @@ export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | S
     const c = checkpoint.config;
     return { file: path, kind: "hf-checkpoint", config: c, parameters: parameterCount(c), teacherChecksum: teacherChecksum(checkpoint) };
   }
-  const bytes = readFileBytes(path, "a llama2.c checkpoint, a PTP student adapter or a PTP draft model");
+  const what = "a llama2.c checkpoint, a PTP student adapter, a PTP draft model or a PTP dataset";
+  if (new TextDecoder().decode(readFilePrefix(path, what, DATASET_MAGIC.length).bytes) === DATASET_MAGIC) return inspectDataset(path);
+  const bytes = readFileBytes(path, what);
   if (looksLikeSafetensors(bytes)) {
     const file = parseSafetensors(bytes, path);
     let parameters = 0;
@@ -107,7 +138,7 @@ export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | S
     };
   } catch (e) {
     if (e instanceof FileFormatError && !ak42) {
-      throw new FileFormatError(path, `neither a PTP student adapter or draft model (safetensors) nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
+      throw new FileFormatError(path, `neither a PTP student adapter or draft model (safetensors), a PTP dataset ("${DATASET_MAGIC}") nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
     }
     throw e;
   }
@@ -135,7 +166,19 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
   };
   const shapeText = (m: Omit<ModelConfig, "normEps" | "ropeTheta">): string => `dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` + `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`;
   const auxText = (a: AuxEmbeddingConfig): string => `${a.kind}${a.kind === "digits" ? ` (${a.digits} digits)` : ""}`;
-  if (info.kind === "checkpoint" || info.kind === "hf-checkpoint") {
+  if (info.kind === "dataset") {
+    const m = info.meta;
+    lines.push(`${info.file}: PTP distillation dataset`);
+    row("records", `${info.records} of ${info.total}${info.records < info.total ? " (unfinished: resume the pregenerate run)" : ""}`);
+    if (info.tornBytes > 0) row("torn last record", `${info.tornBytes} bytes (resuming truncates it)`);
+    row("sampled tokens", info.sampledTokens);
+    row("prompts", `${m.prompts.count} from ${m.prompts.source}, ${m.samplesPerPrompt} sample(s) each`);
+    row("sampling", `temperature ${m.sampling.temperature}, top-k ${m.sampling.topK || "off"}, top-p ${m.sampling.topP === 1 ? "off" : m.sampling.topP}`);
+    row("max steps", m.maxSteps);
+    row("seed", m.seed);
+    row("teacher", `vocabSize ${m.vocabSize}, seqLen ${m.seqLen}`);
+    row("teacher checksum", m.teacher);
+  } else if (info.kind === "checkpoint" || info.kind === "hf-checkpoint") {
     const c = info.config;
     if (info.kind === "hf-checkpoint") lines.push(`${info.file}: Hugging Face Llama checkpoint (folder)`);
     else lines.push(`${info.file}: llama2.c checkpoint, version ${info.version}${info.version === 1 ? ' ("ak42", float32)' : " (legacy)"}`);
