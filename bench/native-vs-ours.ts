@@ -27,7 +27,7 @@
  * or --tokenizer FILE.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCheckpoint } from "../src/io/checkpoint.js";
@@ -50,6 +50,9 @@ const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
 if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-native-"));
+// The compiled programs and the random checkpoints (hundreds of MB at 110M) go when the bench ends, however it ends.
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 const compile = (src: string | undefined, name: string): string | undefined => {
   if (!src) return undefined;
   const bin = join(tmp, name);
