@@ -3,16 +3,27 @@
 // training minutes) from the metrics logs that `ptp distill` / `ptp train`
 // write (JSON lines with "step", "minutes" and "accepted"), as a
 // self-contained SVG. Several logs give several curves.
-// usage: node scripts/plot-accepted.mjs [--minutes] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+// An existing OUT.svg is replaced only with --force.
+// usage: node scripts/plot-accepted.mjs [--minutes] [--force] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]
+import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 
-const argv = process.argv.slice(2);
-const byMinutes = argv[0] === "--minutes";
-const [out, ...series] = byMinutes ? argv.slice(1) : argv;
+let argv = process.argv.slice(2);
+const flag = (name) => {
+  const on = argv.includes(name);
+  argv = argv.filter((a) => a !== name);
+  return on;
+};
+const byMinutes = flag("--minutes");
+const force = flag("--force");
+const [out, ...series] = argv;
 const xKey = byMinutes ? "minutes" : "step";
 if (!out || series.length === 0 || series.some((s) => !s.includes("="))) {
-  console.error("usage: node scripts/plot-accepted.mjs [--minutes] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]");
+  console.error("usage: node scripts/plot-accepted.mjs [--minutes] [--force] OUT.svg LABEL=LOG.jsonl [LABEL=LOG.jsonl ...]");
   process.exit(2);
+}
+if (!force && existsSync(out)) {
+  console.error(`plot-accepted: ${out} exists; pass --force to replace it`);
+  process.exit(1);
 }
 const curves = series.map((s) => {
   const [label, path] = [s.slice(0, s.indexOf("=")), s.slice(s.indexOf("=") + 1)];

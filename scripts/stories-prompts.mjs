@@ -4,13 +4,22 @@
 // [0, split) give training prompts, the rest held-out ones; a held-out
 // prompt whose text is also a training prompt is dropped, so no held-out
 // prompt is ever seen in training.
-// usage: node scripts/stories-prompts.mjs CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]
-import { readFileSync, writeFileSync } from "node:fs";
+// An existing output file is replaced only with --force.
+// usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
-const [corpus, trainOut, heldOut, splitArg] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const force = args[0] === "--force";
+const [corpus, trainOut, heldOut, splitArg] = force ? args.slice(1) : args;
 if (!corpus || !trainOut || !heldOut) {
-  console.error("usage: node scripts/stories-prompts.mjs CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]");
+  console.error("usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]");
   process.exit(2);
+}
+for (const out of [trainOut, heldOut]) {
+  if (!force && existsSync(out)) {
+    console.error(`stories-prompts: ${out} exists; pass --force to replace it`);
+    process.exit(1);
+  }
 }
 const split = Number(splitArg ?? 1000);
 const firstSentence = (p) =>
