@@ -782,6 +782,33 @@ export function attention(
   store<f32>(sp, finish(a3, qp, kd, h4, hsBytes) / d, 12);
 }
 
+/** Where touchRows leaves what it read, so the loads stay in the program (see touchSink). */
+let touched: i32 = 0;
+
+/** What touchRows read last (keeps its loads observable; never needed otherwise). */
+export function touchSink(): i32 {
+  return touched;
+}
+
+/**
+ * Loads one word of every cache line of bytes [from, to) of the first
+ * nKeys key and value rows: independent loads, so the lines come from
+ * memory with many misses in flight, before the score and value loops walk
+ * them with arithmetic between the loads (in a decode step the weights
+ * pushed them out of the caches since the last token). Every row of a call
+ * sees a subset of these keys, so one pass serves all. Changes no float
+ * operation.
+ */
+// @ts-ignore: decorator
+@inline function touchRows(keys: usize, values: usize, nKeys: i32, rowBytes: usize, from: usize, to: usize): void {
+  let acc: i32 = 0;
+  const end = <usize>nKeys * rowBytes;
+  for (let r: usize = 0; r < end; r += rowBytes) {
+    for (let b = from; b < to; b += 64) acc |= load<i32>(keys + r + b) | load<i32>(values + r + b);
+  }
+  touched = acc;
+}
+
 /**
  * Query heads h0 .. h1-1 of masked multi-head attention (threads split the
  * heads into contiguous ranges). `scratch` holds, for head h, nKeys f32
@@ -823,6 +850,7 @@ export function attentionHeads(
   // Head h reads KV head h / group: the loops over heads step these along (ko0: byte offset of h0's KV head in a row, g0: h0's place in its group).
   const g0 = h0 % group;
   const ko0 = <usize>(h0 / group) * hsBytes;
+  touchRows(keys, values, nKeys, kvWidthBytes, ko0, <usize>((h1 - 1) / group) * hsBytes + hsBytes);
   for (let m = 0; m < M; m++) {
     // The visible keys, in index order.
     let n = 0;
