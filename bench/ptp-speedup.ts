@@ -17,6 +17,7 @@
  *   --shapes LIST      own,15M,42M,110M (default)
  *   --decoders LIST    verify,single-call,multi-draft (default)
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
+ *   --window N         slots per proposal window (default: the student's)
  *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
  *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
  */
@@ -47,6 +48,9 @@ const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
+const windowFlag = option("--window");
+const window = windowFlag === undefined ? undefined : Number(windowFlag);
+if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new Error(`--window must be a positive integer, got ${windowFlag}`);
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
@@ -60,7 +64,7 @@ const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, student ${studentPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, student, prompts, shapes, decoders, steps, temperature, reps, onProgress: progress });
+const rows = measureSpeedup({ backend, teacher, student, prompts, shapes, decoders, steps, temperature, reps, window, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");

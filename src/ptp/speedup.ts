@@ -43,6 +43,8 @@ export interface SpeedupOptions {
   temperature: number;
   /** Timed repetitions (medians); AR and each decoder alternate. */
   reps: number;
+  /** Slots per proposal window (default: the student's window). */
+  window?: number;
   seed?: number;
   onProgress?: (message: string) => void;
 }
@@ -92,7 +94,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
-        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
+        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
         return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
