@@ -1072,6 +1072,81 @@ export function argmaxRows(out: usize, x: usize, M: i32, N: i32): void {
   }
 }
 
+// ---- sampling ----------------------------------------------------------------
+
+/** The host's Math.exp: the rare exponentials the fast path below cannot settle. */
+@external("env", "exp")
+declare function hostExp(x: f64): f64;
+
+const INV_LN2: f64 = 1.4426950408889634;
+const LN2_HI: f64 = 6.93147180369123816490e-1; // low 32 bits zero: k * LN2_HI is exact for |k| < 2^20
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+
+/**
+ * fround(Math.exp(x)) for a float32 x, bit for bit, as the host's sampling
+ * (src/sampling/softmax.ts) computes it. For -87 < x <= 0 an f64 exp good to
+ * about 2^-50 (reduction by ln 2, degree-13 Taylor polynomial) is rounded to
+ * float32, unless it lies within 2^-48 of a rounding boundary between two
+ * float32 values; the host's Math.exp (error below one f64 ulp, 2^-52) then
+ * rounds the same way, so the result is the same. Everything else (the
+ * rare near-boundary values, x <= -87 where float32 results get small, and
+ * x > 0) calls the host's Math.exp itself.
+ */
+// @ts-ignore: decorator
+@inline function expf32(x: f32): f32 {
+  if (!(x > -87.0 && x <= 0.0)) return <f32>hostExp(<f64>x);
+  const xd = <f64>x;
+  const k = nearest<f64>(xd * INV_LN2); // -126 .. 0
+  const r = xd - k * LN2_HI - k * LN2_LO;
+  const p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0 + r * (1.0 / 40320.0 + r * (1.0 / 362880.0 + r * (1.0 / 3628800.0 + r * (1.0 / 39916800.0 + r * (1.0 / 479001600.0 + r * (1.0 / 6227020800.0)))))))))))));
+  const y = p * reinterpret<f64>((<i64>(1023 + <i32>k)) << 52);
+  const f = <f32>y;
+  const bits = reinterpret<u32>(f);
+  const ulp = reinterpret<f64>((<i64>(<i32>(bits >>> 23) - 150 + 1023)) << 52);
+  const half = (bits & 0x7fffff) == 0 && y < <f64>f ? ulp * 0.25 : ulp * 0.5;
+  if (half - Math.abs(y - <f64>f) > y * 3.552713678800501e-15) return f;
+  return <f32>hostExp(xd);
+}
+
+/**
+ * out[m] = Pick(u[m], P_m), P_m the sampling distribution of row m of x
+ * [M, N] at temperature t (already float32) with no top-k or top-p, computed
+ * as the host does (src/sampling: applyTemperature, softmaxF32, pick):
+ *   s_i = x_i / t;  mx = max s_i;  e_i = expf(s_i - mx);  sum = sum + e_i
+ *   (f32, index order);  p_i = e_i / sum;  the first i with u < cdf_i, cdf
+ *   summed in f32 in index order, else the last i with p_i > 0.
+ * u is f64, compared as the host compares it. A row the host would refuse
+ * (a NaN or +Infinity s_i, every s_i -Infinity, no nonzero p_i) gives -1.
+ * `scratch` holds N f32 (the e_i).
+ */
+export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize, scratch: usize): void {
+  const rowBytes = (<usize>N) << 2;
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    let mx: f32 = -Infinity;
+    let bad = N == 0;
+    for (let i: usize = 0; i < rowBytes; i += 4) {
+      const v = load<f32>(xr + i) / t;
+      if (v != v || v == Infinity) { bad = true; break; }
+      if (v > mx) mx = v;
+    }
+    if (bad || mx == -Infinity) { store<i32>(out + ((<usize>m) << 2), -1); continue; }
+    for (let i: usize = 0; i < rowBytes; i += 4) store<f32>(scratch + i, expf32(load<f32>(xr + i) / t - mx));
+    let sum: f32 = 0;
+    for (let i: usize = 0; i < rowBytes; i += 4) sum += load<f32>(scratch + i);
+    const u = load<f64>(us + ((<usize>m) << 3));
+    let cdf: f32 = 0;
+    let pick: i32 = -1, lastNonZero: i32 = -1;
+    for (let i = 0; i < N; i++) {
+      const q = load<f32>(scratch + ((<usize>i) << 2)) / sum;
+      if (q > 0) lastNonZero = i;
+      cdf += q;
+      if (u < <f64>cdf) { pick = i; break; }
+    }
+    store<i32>(out + ((<usize>m) << 2), pick >= 0 ? pick : lastNonZero);
+  }
+}
+
 /** Row-wise softmax in place over x [M, N]: max, e = expf(x - max), f32 sum in index order, e / sum. */
 export function softmax(x: usize, M: i32, N: i32): void {
   const rowBytes = (<usize>N) << 2;

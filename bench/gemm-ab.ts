@@ -39,6 +39,7 @@ function load(path: string): { ex: Exports; memory: { buffer: ArrayBuffer; grow(
   const inst = new WA.Instance(new WA.Module(readFileSync(path)), {
     env: {
       memory,
+      exp: Math.exp,
       abort: () => {
         throw new Error("abort");
       },

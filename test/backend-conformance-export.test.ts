@@ -4,6 +4,7 @@ import { runBackendConformance } from "../src/backends/conformance.js";
 import { JsBackend } from "../src/backends/js/index.js";
 import { RowsMatmulMutant } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
+import { samplingDistribution } from "../src/sampling/processors.js";
 
 /**
  * BACKEND-CONFORMANCE-EXPORT: the contract as a library function
@@ -11,7 +12,7 @@ import { createBackend } from "../src/backends/registry.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "pick-exact", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -48,6 +49,24 @@ class LastTie extends JsBackend {
   }
 }
 
+/** Has a pick op that puts a u on a bin's right edge into that bin (u <= cdf, not u < cdf); its misuse errors are right. */
+class EdgeBlind extends JsBackend {
+  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array {
+    if (u.length !== M || !(temperature > 0) || Array.from(u).some((v) => !(v >= 0 && v < 1))) throw new BackendError("js", "pick: bad arguments");
+    const v = this.download(x, first * N, M * N);
+    return Int32Array.from({ length: M }, (_, m) => {
+      try {
+        const probs = samplingDistribution(v.subarray(m * N, (m + 1) * N), { temperature });
+        let cdf = 0;
+        for (let i = 0; i < N; i++) if (u[m] <= (cdf = Math.fround(cdf + probs[i]))) return i;
+        return N - 1;
+      } catch {
+        return -1;
+      }
+    });
+  }
+}
+
 /** Swallows the errors of add. */
 class Lenient extends JsBackend {
   override add(y: Buffer, x: Buffer, n: number): void {
@@ -69,7 +88,7 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse and an argmax that breaks ties upward each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward and a pick that misplaces bin edges each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
@@ -77,5 +96,6 @@ describe("runBackendConformance", () => {
     expect(lenient.passed).toBe(false);
     expect(lenient.checks.find((c) => c.id === "errors")!.failure).toMatch(/no error thrown/);
     expect(await failing(new LastTie())).toEqual(["argmax-exact"]);
+    expect(await failing(new EdgeBlind())).toEqual(["pick-exact"]);
   });
 });

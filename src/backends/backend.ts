@@ -117,6 +117,16 @@ export interface Backend {
    */
   argmax?(x: Buffer, M: number, N: number): Int32Array;
 
+  /**
+   * Sampled picks without downloading the rows (optional): for the M rows of
+   * x [*, N] from row `first` on, Pick(u[m], softmax(row / T)) exactly as
+   * src/sampling computes it (applyTemperature, softmaxF32, pick; no top-k
+   * or top-p), or -1 for a row that path would refuse (a NaN or +Infinity
+   * logit after the division, every one -Infinity). u values are compared
+   * as given (f64).
+   */
+  pick?(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array;
+
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
 

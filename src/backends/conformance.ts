@@ -25,7 +25,9 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
-import { argmax } from "../sampling/pick.js";
+import { argmax, binOf } from "../sampling/pick.js";
+import { samplingDistribution } from "../sampling/processors.js";
+import { sampleToken } from "../sampling/sampler.js";
 import { Gen } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { JsBackend } from "./js/index.js";
@@ -415,8 +417,45 @@ const CHECKS: CheckSpec[] = [
     },
   },
   {
+    id: "pick-exact",
+    description: "pick (where the backend has it) gives the token sampleToken gives on the host, for random rows, temperatures and u's, u's on the bin edges included; -1 exactly where the host refuses the row",
+    run(b, _ref, g, i) {
+      if (!b.pick) return;
+      const N = i === 0 ? 32000 : g.int(1, 300),
+        M = g.int(1, 4);
+      const temperature = g.pick([0.05, 0.7, 1, 1.3, 2.5]);
+      const x = Float32Array.from({ length: M * N }, () => (g.next() < 0.05 ? Number.NEGATIVE_INFINITY : (g.next() * 2 - 1) * 12));
+      if (g.next() < 0.2) x[g.int(0, M * N - 1)] = g.pick([Number.NaN, Number.POSITIVE_INFINITY]);
+      if (g.next() < 0.1) x.fill(Number.NEGATIVE_INFINITY, 0, N);
+      const settings = { temperature };
+      for (let trial = 0; trial < 4; trial++) {
+        // Per row: a random u, or an edge of a random token's bin on the host (the hard cases).
+        const us = Array.from({ length: M }, (_, m) => {
+          if (trial === 0) return g.next();
+          try {
+            const [left, right] = binOf(samplingDistribution(x.subarray(m * N, (m + 1) * N), settings), g.int(0, N - 1));
+            const u = trial === 1 ? left : right;
+            return u < 1 ? u : g.next();
+          } catch {
+            return g.next();
+          }
+        });
+        const got = scoped(b, (alloc) => b.pick!(alloc(x), 0, M, N, temperature, us));
+        for (let m = 0; m < M; m++) {
+          let want = -1;
+          try {
+            want = sampleToken(x.subarray(m * N, (m + 1) * N), settings, us[m]);
+          } catch {
+            /* the host refuses this row: -1 expected */
+          }
+          if (got[m] !== want) throw new Error(`pick row ${m} of ${M} (N=${N}, T=${temperature}, u=${us[m]}): got ${got[m]}, the host gives ${want}`);
+        }
+      }
+    },
+  },
+  {
     id: "errors",
-    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key (dense or sparse), argmax of empty rows (where present)",
+    description: "misuse throws BackendError: after free, double free, dtype, out-of-range spans, foreign buffers, ids outside the table, rows that see no key (dense or sparse), argmax of empty rows and pick's bad arguments (where present)",
     cases: 1,
     run(b) {
       const other = new JsBackend();
@@ -451,6 +490,12 @@ const CHECKS: CheckSpec[] = [
         if (b.attentionSparse) {
           b.upload(i, Int32Array.from([0, 0, 0, 0, 0, 0, 0, 0]));
           throwsBackendError(() => b.attentionSparse!(f, f, f, f, i, 1, 2, 1, 1, 2), "attentionSparse row that sees no key", /sees no key/);
+        }
+        if (b.pick) {
+          throwsBackendError(() => b.pick!(f, 2, 1, 4, 1, [0.5]), "pick past the end");
+          throwsBackendError(() => b.pick!(f, 0, 2, 4, 1, [0.5]), "pick with fewer u's than rows");
+          throwsBackendError(() => b.pick!(f, 0, 1, 4, 0, [0.5]), "pick at temperature 0");
+          throwsBackendError(() => b.pick!(f, 0, 1, 4, 1, [1]), "pick with u = 1");
         }
         if (b.argmax) {
           throwsBackendError(() => b.argmax!(f, 3, 3), "argmax past the end");

@@ -1,5 +1,7 @@
 import type { Backend } from "../backends/backend.js";
 import { argmax } from "../sampling/pick.js";
+import { plainSampling, type SamplingSettings } from "../sampling/processors.js";
+import { sampleToken } from "../sampling/sampler.js";
 import { attention, type AttentionMask } from "./attention.js";
 import { blockRows, denseMask, type Block } from "./block.js";
 import { validateConfig, type ModelConfig } from "./config.js";
@@ -64,6 +66,23 @@ export class Transformer {
     if (this.backend.argmax) return this.backend.argmax(this.state.logits, M, V);
     const logits = this.backend.download(this.state.logits, 0, M * V);
     return Int32Array.from({ length: M }, (_, m) => argmax(logits.subarray(m * V, (m + 1) * V)));
+  }
+
+  /**
+   * `forward`, then the token sampled from the LAST row's logits with `u`:
+   * Pick(u, P) under `settings` exactly as sampleToken (sampling/sampler.ts)
+   * gives it. A backend with a `pick` op computes plain sampling (no top-k or
+   * top-p) where the logits are; otherwise, or for a row it leaves to the
+   * host (-1: the host path then throws its error), the row is downloaded.
+   */
+  sampleLast(block: Block, cache: KVCache, settings: SamplingSettings, u: number): number {
+    const M = this.run(block, cache);
+    const V = this.config.vocabSize;
+    if (this.backend.pick && plainSampling(settings, V)) {
+      const [t] = this.backend.pick(this.state.logits, M - 1, 1, V, settings.temperature, [u]);
+      if (t >= 0) return t;
+    }
+    return sampleToken(this.backend.download(this.state.logits, (M - 1) * V, V), settings, u);
   }
 
   /** The forward pass of a block: leaves its logits [M, vocab] in the run state and returns M. */

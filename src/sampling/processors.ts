@@ -67,6 +67,15 @@ function topPActive(topP: number | undefined): topP is number {
 }
 
 /**
+ * Whether sampling from `n` logits under `settings` is temperature and
+ * softmax alone (temperature > 0, no active top-k or top-p): the case a
+ * backend's `pick` op computes where the logits are.
+ */
+export function plainSampling(settings: SamplingSettings, n: number): boolean {
+  return settings.temperature > 0 && !topKActive(settings.topK, n) && !topPActive(settings.topP);
+}
+
+/**
  * Divides every logit by fround(T), rounding each quotient to float32:
  * x_i = fround(x_i / fround(T)). Returns a new array. T must be > 0.
  */

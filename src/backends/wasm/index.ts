@@ -56,6 +56,7 @@ export interface Kernels {
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
   softmax(x: number, M: number, N: number): void;
   argmaxRows(out: number, x: number, M: number, N: number): void;
+  pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
   copyBytes(dst: number, src: number, n: number): void;
   zeroBytes(dst: number, n: number): void;
   /** Benchmark only: `iters` rounds of 12 independent f32x4 multiply-adds. */
@@ -168,7 +169,9 @@ async function instantiateShared(build: WasmBuild, baseUrl?: string | URL): Prom
   const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
   // The AssemblyScript loader supplies the runtime imports and turns a kernel
   // abort into an Error carrying its message and source location.
-  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, { env: { memory } });
+  // env.exp: the host's Math.exp, which the sampling kernel calls for the rare exponentials it cannot settle itself.
+  const imports = { env: { memory, exp: Math.exp } };
+  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, imports as never);
   return { kernels: exports as unknown as Kernels, module, memory };
 }
 
@@ -617,6 +620,23 @@ export class WasmBackend implements Backend {
     const out = this.scratch(4 * Math.max(1, M));
     this.k.argmaxRows(out, X.ptr, M, N);
     return (this.view("i32") as Int32Array).slice(out >> 2, (out >> 2) + M);
+  }
+
+  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array {
+    for (const [name, v] of Object.entries({ first, M, N })) this.dim("pick", name, v);
+    if (!(temperature > 0) || !Number.isFinite(temperature)) throw this.err(`pick: temperature must be finite and > 0, got ${temperature}`);
+    if (u.length !== M) throw this.err(`pick: ${M} rows need ${M} u's, got ${u.length}`);
+    const X = this.f32(x, (first + M) * N, "pick x");
+    // One block: the picks (4 bytes per row), the u's (8 bytes per row, 8-aligned), the row's exponentials.
+    const usAt = (4 * M + 7) & ~7;
+    const block = this.scratch(usAt + 8 * M + 4 * N);
+    const f64 = new Float64Array(this.k.memory.buffer, block + usAt, M);
+    for (let m = 0; m < M; m++) {
+      if (!(u[m] >= 0 && u[m] < 1)) throw this.err(`pick: u[${m}] must be in [0, 1), got ${u[m]}`);
+      f64[m] = u[m];
+    }
+    this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
+    return (this.view("i32") as Int32Array).slice(block >> 2, (block >> 2) + M);
   }
 
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {

@@ -55,7 +55,7 @@ function ptpWorkerMain(module, memory, ctrl) {
   const c = new Int32Array(ctrl);
   const u = new Uint32Array(ctrl);
   const abort = () => { throw new Error("wasm kernel abort in worker"); };
-  const ex = new WebAssembly.Instance(module, { env: { memory, abort } }).exports;
+  const ex = new WebAssembly.Instance(module, { env: { memory, abort, exp: Math.exp } }).exports;
   const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16, gemmInt8 = ex.gemmInt8;
   let seen = Atomics.load(c, ${GEN});
   Atomics.add(c, ${READY}, 1);

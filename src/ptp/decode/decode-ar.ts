@@ -2,7 +2,7 @@ import type { Block } from "../../model/block.js";
 import type { Transformer } from "../../model/transformer.js";
 import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
-import { needsU, sampleToken } from "../../sampling/sampler.js";
+import { needsU } from "../../sampling/sampler.js";
 
 import { BOS } from "../../io/tokenizer.js";
 
@@ -49,7 +49,7 @@ export interface DecodeResult {
 export function decodeAR(model: Transformer, prompt: readonly number[], options: ArOptions): DecodeResult {
   if (prompt.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
   if (typeof options.steps !== "number" || !Number.isInteger(options.steps)) throw new RangeError(`decodeAR: steps must be an integer (<= 0 or > seqLen: the model's seqLen), got ${String(options.steps)}`);
-  const { seqLen, vocabSize } = model.config;
+  const { seqLen } = model.config;
   const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
   if (needsU(options.sampling) && !options.aux) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
   const stopAtBos = options.stopAtBos ?? true;
@@ -63,13 +63,13 @@ export function decodeAR(model: Transformer, prompt: readonly number[], options:
     generated = 0;
   // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
   let pos = Math.min(prompt.length, steps);
-  // The token after a block's last row: greedy picks need no logits on the host (Transformer.greedy).
+  // The token after a block's last row, picked where the logits are when the backend can (Transformer.greedy, sampleLast).
   const greedy = !needsU(options.sampling);
   const nextAfter = (block: Block): number => {
     modelCalls++;
     const last = block.tokens!.length - 1;
     if (greedy) return model.greedy(block, cache)[last];
-    return sampleToken(model.forward(block, cache).subarray(last * vocabSize), options.sampling, options.aux!.next());
+    return model.sampleLast(block, cache, options.sampling, options.aux!.next());
   };
   if (pos === prompt.length) {
     let next = nextAfter({ tokens: tokens.slice(0, pos), positions: range(0, pos) });
