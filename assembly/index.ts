@@ -1108,6 +1108,11 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
   return <f32>hostExp(xd);
 }
 
+/** y[i] = expf32(x[i]) for n float32 values (tests check it against fround(Math.exp) on millions of arguments). */
+export function expRows(y: usize, x: usize, n: i32): void {
+  for (let i: usize = 0; i < (<usize>n) << 2; i += 4) store<f32>(y + i, expf32(load<f32>(x + i)));
+}
+
 /**
  * out[m] = Pick(u[m], P_m), P_m the sampling distribution of row m of x
  * [M, N] at temperature t (already float32) with no top-k or top-p, computed

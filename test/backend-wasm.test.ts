@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackendError, type Backend } from "../src/backends/backend.js";
 import { JsBackend } from "../src/backends/js/index.js";
-import { FreeListAllocator, type WasmBackend, createWasmBackend, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
+import { FreeListAllocator, type WasmBackend, createWasmBackend, instantiateBuild, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
 import { rng } from "./helpers.js";
@@ -420,5 +420,31 @@ describe("FreeListAllocator", () => {
     heap.release(big);
     expect(heap.freeBlockCount).toBe(1);
     expect(() => heap.release(big)).toThrow();
+  });
+});
+
+describe("the sampling kernel's exp", () => {
+  it.each(["relaxed", "simd"] as const)("BACKEND-EXPF (%s): the kernel's exp equals fround(Math.exp(x)) bit for bit on 4 million float32 arguments (dense near 0, over (-87, 0], and outside it)", async (build) => {
+    const k = await instantiateBuild(build);
+    const n = 1 << 20;
+    const base = (k.heapBase() + 63) & ~63;
+    const need = base + 8 * n - k.memory.buffer.byteLength;
+    if (need > 0) k.memory.grow(Math.ceil(need / 65536));
+    const r = rng(build === "relaxed" ? 11 : 12);
+    const draws: (() => number)[] = [() => -r() * 87, () => -r() * 0.01, () => -r() * 120, () => (r() * 2 - 1) * 3];
+    for (const draw of draws) {
+      const x = new Float32Array(k.memory.buffer, base, n);
+      for (let i = 0; i < n; i++) x[i] = draw();
+      x[0] = 0;
+      x[1] = -0;
+      x[2] = Number.NEGATIVE_INFINITY;
+      x[3] = Math.fround(-87);
+      k.expRows(base + 4 * n, base, n);
+      const y = new Float32Array(k.memory.buffer, base + 4 * n, n);
+      for (let i = 0; i < n; i++) {
+        const want = Math.fround(Math.exp(x[i]));
+        if (!Object.is(y[i], want)) expect.fail(`exp(${x[i]}): kernel ${y[i]}, fround(Math.exp) ${want}`);
+      }
+    }
   });
 });

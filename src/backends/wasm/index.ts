@@ -57,6 +57,8 @@ export interface Kernels {
   softmax(x: number, M: number, N: number): void;
   argmaxRows(out: number, x: number, M: number, N: number): void;
   pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
+  /** Test hook: y[i] = the sampling kernel's exp of x[i], which must equal fround(Math.exp(x[i])). */
+  expRows(y: number, x: number, n: number): void;
   copyBytes(dst: number, src: number, n: number): void;
   zeroBytes(dst: number, n: number): void;
   /** Benchmark only: `iters` rounds of 12 independent f32x4 multiply-adds. */
