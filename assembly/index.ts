@@ -782,6 +782,12 @@ export function attention(
   store<f32>(sp, finish(a3, qp, kd, h4, hsBytes) / d, 12);
 }
 
+/** The cached key or value row whose index is the i32 at `ip`. */
+// @ts-ignore: decorator
+@inline function cachedRow(base: usize, ip: usize, rowBytes: usize): usize {
+  return base + <usize>load<i32>(ip) * rowBytes;
+}
+
 /** Where touchRows leaves what it read, so the loads stay in the program (see touchSink). */
 let touched: i32 = 0;
 
@@ -879,8 +885,8 @@ export function attentionHeads(
     let t = 0;
     for (; t < n4; t += 4) {
       const ip = idx + ((<usize>t) << 2);
-      const ra = keys + <usize>load<i32>(ip) * kvWidthBytes, rb = keys + <usize>load<i32>(ip, 4) * kvWidthBytes;
-      const rc = keys + <usize>load<i32>(ip, 8) * kvWidthBytes, rd = keys + <usize>load<i32>(ip, 12) * kvWidthBytes;
+      const ra = cachedRow(keys, ip, kvWidthBytes), rb = cachedRow(keys, ip + 4, kvWidthBytes);
+      const rc = cachedRow(keys, ip + 8, kvWidthBytes), rd = cachedRow(keys, ip + 12, kvWidthBytes);
       for (let h = h0, ko = ko0, g = g0; h < h1; h++) {
         const sp = scratch + <usize>h * headScratch + ((<usize>t) << 2);
         scores4(sp, qRow + <usize>h * hsBytes, ra + ko, rb + ko, rc + ko, rd + ko, h4, hsBytes, sqrtHs);
@@ -888,7 +894,7 @@ export function attentionHeads(
       }
     }
     for (; t < n; t++) {
-      const r = keys + <usize>load<i32>(idx + ((<usize>t) << 2)) * kvWidthBytes;
+      const r = cachedRow(keys, idx + ((<usize>t) << 2), kvWidthBytes);
       for (let h = h0, ko = ko0, g = g0; h < h1; h++) {
         store<f32>(scratch + <usize>h * headScratch + ((<usize>t) << 2), dot(qRow + <usize>h * hsBytes, r + ko, headSize) / sqrtHs);
         if (++g == group) { g = 0; ko += hsBytes; }
@@ -930,8 +936,8 @@ export function attentionHeads(
     let j = 0;
     for (; j < n4; j += 4) {
       const ip = idx + ((<usize>j) << 2);
-      const ra = values + <usize>load<i32>(ip) * kvWidthBytes, rb = values + <usize>load<i32>(ip, 4) * kvWidthBytes;
-      const rc = values + <usize>load<i32>(ip, 8) * kvWidthBytes, rd = values + <usize>load<i32>(ip, 12) * kvWidthBytes;
+      const ra = cachedRow(values, ip, kvWidthBytes), rb = cachedRow(values, ip + 4, kvWidthBytes);
+      const rc = cachedRow(values, ip + 8, kvWidthBytes), rd = cachedRow(values, ip + 12, kvWidthBytes);
       for (let h = h0, vo = ko0, g = g0; h < h1; h++) {
         const va = ra + vo, vb = rb + vo, vc = rc + vo, vd = rd + vo;
         const op = oRow + <usize>h * hsBytes;
@@ -959,7 +965,7 @@ export function attentionHeads(
       }
     }
     for (; j < n; j++) {
-      const r = values + <usize>load<i32>(idx + ((<usize>j) << 2)) * kvWidthBytes;
+      const r = cachedRow(values, idx + ((<usize>j) << 2), kvWidthBytes);
       for (let h = h0, vo = ko0, g = g0; h < h1; h++) {
         const vp = r + vo;
         const op = oRow + <usize>h * hsBytes;
