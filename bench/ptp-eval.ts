@@ -7,7 +7,7 @@
  * it is not compared).
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
- *     --model M.bin --tokenizer T.bin --student S.safetensors --prompts P.txt \
+ *     --model M.bin --tokenizer T.bin (--student S.safetensors | --draft D.safetensors) --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
  *     [--threads 1] [--seed 1] [--budget B] [--json]
  *
@@ -15,7 +15,8 @@
  * every proposal window (whose context is the exact AR path so far), how
  * often slot j's draft equals the AR token at its position, whatever the
  * slots before it drafted. A student that ignores u tops out near the
- * teacher's greedy agreement; above it, the drafts use u.
+ * teacher's greedy agreement; above it, the drafts use u. With --draft, a
+ * standalone draft model proposes (decoder verify only).
  */
 import { readFileSync } from "node:fs";
 import { createBackend } from "../src/backends/registry.js";
@@ -28,6 +29,9 @@ import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
 import { has, option } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
+import { DraftModel } from "../src/ptp/draft-model.js";
+import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
+import { proposerConfig, type Proposer } from "../src/ptp/proposer.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 
@@ -39,19 +43,31 @@ const flag = (name: string, fallback?: string): string => {
   }
   return v;
 };
-const modelPath = flag("model"),
-  studentPath = flag("student");
+const modelPath = flag("model");
+const draftPath = option("--draft");
+const proposerPath = draftPath ?? flag("student");
 const ckpt = readCheckpoint(modelPath);
 const tokenizer = Tokenizer.load(flag("tokenizer"), ckpt.config.vocabSize);
-const student = readStudent(studentPath);
-checkStudentMatchesTeacher(student, ckpt, teacherChecksum(ckpt), studentPath);
+const checksum = teacherChecksum(ckpt);
+let proposer: Proposer;
+if (draftPath !== undefined) {
+  if (option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
+  const draft = readDraft(draftPath);
+  checkDraftMatchesTeacher(draft, ckpt, checksum, draftPath);
+  proposer = { kind: "draft", draft };
+} else {
+  const student = readStudent(proposerPath);
+  checkStudentMatchesTeacher(student, ckpt, checksum, proposerPath);
+  proposer = { kind: "student", student };
+}
+const config = proposerConfig(proposer);
 const count = Number(flag("count", "0"));
 const texts = readFileSync(flag("prompts"), "utf8")
   .split(/\r?\n/)
   .filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
 // A query student's own AR path is the teacher's, so self decoding says nothing about it.
-const decoders = flag("decoders", defaultDecoders(student.config.variant, student.config.query === true).join(",")).split(",") as DecoderName[];
+const decoders = flag("decoders", proposer.kind === "draft" ? "verify" : defaultDecoders(config.variant, proposer.student.config.query === true).join(",")).split(",") as DecoderName[];
 const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
 const steps = Number(flag("steps", "128")),
   seed = Number(flag("seed", "1")),
@@ -60,7 +76,8 @@ const budget = has("--budget") ? Number(flag("budget")) : undefined;
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
-const model = new PtpModel(teacher, student);
+const model = new PtpModel(teacher, proposer.kind === "student" ? proposer.student : undefined);
+const draftModel = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
 
 interface Row {
   decoder: string;
@@ -77,13 +94,17 @@ interface Row {
   slotAccuracy?: number[];
 }
 
-/** The decoder, wrapped to record each proposal's drafts by position. */
+/** The decoder, wrapped to record each proposal's drafts by position (a student's from its slot logits, a draft model's from its plan). */
 function withDraftLog(inner: Decoder, log: { position: number; slot: number; token: number }[]): Decoder {
   return {
     ...inner,
-    plan: (seq) => inner.plan(seq),
+    plan(seq) {
+      const group = inner.plan(seq);
+      if (draftModel) (inner.state?.(seq) as { drafts?: number[] } | undefined)?.drafts?.forEach((token, j) => log.push({ position: seq.next + j, slot: j, token }));
+      return group;
+    },
     accept(seq, group, out) {
-      out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: draftToken(model, seq, seq.next + j, logits) }));
+      if (!draftModel) out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: draftToken(model, seq, seq.next + j, logits) }));
       return inner.accept(seq, group, out);
     },
   };
@@ -95,7 +116,7 @@ function run(decoder: DecoderName, temperature: number) {
     slotTrials: number[] = [];
   let log: { position: number; slot: number; token: number }[] = [];
   const r = comparePtpAr(model, prompts, {
-    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget },
+    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, ...(draftModel ? { draft: draftModel } : {}) },
     aux: (i) => new XorShiftAux(BigInt(seed + i)),
     batch: 1,
     decoder: (m, options) => (decoder === "verify" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
@@ -135,11 +156,13 @@ for (const temperature of temperatures) {
   }
 }
 model.dispose();
+draftModel?.dispose();
 teacher.dispose();
 
 if (has("--json")) console.log(JSON.stringify(rows, null, 2));
 else {
-  console.log(`\nstudent ${studentPath} (${student.config.variant}-PTP, rank ${student.config.rank}, ${student.config.aux.kind}, window ${student.config.window}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
+  const what = proposer.kind === "student" ? `student ${proposerPath} (${config.variant}-PTP, rank ${proposer.student.config.rank}` : `draft model ${proposerPath} (${config.variant}-PTP, dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers`;
+  console.log(`\n${what}, ${config.aux.kind}, window ${config.window}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
   console.log("| decoder | T | accepted / call | model calls | tokens | PTP tok/s | AR tok/s | speedup | equals AR |");
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {

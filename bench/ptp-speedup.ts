@@ -13,6 +13,8 @@
  *   --student FILE     the PTP student (default demo/stories260K-student.safetensors
  *                      with ../shared/models/stories260K.bin where that file exists,
  *                      else demo/student.safetensors with demo/teacher.bin)
+ *   --draft FILE       a standalone draft model instead of a student (decoder verify;
+ *                      at widened shapes the draft keeps its size: widenDraft)
  *   --model FILE       its teacher; --tokenizer FILE its tokenizer
  *   --shapes LIST      own,15M,42M,110M (default)
  *   --decoders LIST    verify,single-call,multi-draft (default)
@@ -30,19 +32,23 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
+import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
+import { proposerConfig, type Proposer } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { has, option } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
-const useTrained = existsSync(trained) && option("--student") === undefined;
+const draftPath = option("--draft");
+if (draftPath !== undefined && option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
+const useTrained = (existsSync(trained) || draftPath !== undefined) && option("--student") === undefined;
 const studentPath = option("--student", useTrained ? trained : resolve(root, "demo/student.safetensors"))!;
 const ownDemo = !useTrained && option("--student") === undefined;
 const modelPath = option("--model", ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"))!;
 const tokPath = option("--tokenizer", ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"))!;
 const shapes = option("--shapes", "own,15M,42M,110M")!.split(",");
-const decoders = option("--decoders", "verify,single-call,multi-draft")!.split(",") as DecoderName[];
+const decoders = option("--decoders", draftPath !== undefined ? "verify" : "verify,single-call,multi-draft")!.split(",") as DecoderName[];
 for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
 const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
@@ -55,23 +61,34 @@ const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
 const teacher = readCheckpoint(modelPath);
-const student = readStudent(studentPath);
-checkStudentMatchesTeacher(student, teacher, teacherChecksum(teacher), studentPath);
+const checksum = teacherChecksum(teacher);
+let proposer: Proposer;
+if (draftPath !== undefined) {
+  const draft = readDraft(draftPath);
+  checkDraftMatchesTeacher(draft, teacher, checksum, draftPath);
+  proposer = { kind: "draft", draft };
+} else {
+  const student = readStudent(studentPath);
+  checkStudentMatchesTeacher(student, teacher, checksum, studentPath);
+  proposer = { kind: "student", student };
+}
+const proposerPath = draftPath ?? studentPath;
+const { variant, window: proposerWindow } = proposerConfig(proposer);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
 const backend = await createBackend("wasm", { threads });
 const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
-progress(`teacher ${modelPath}, student ${studentPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, student, prompts, shapes, decoders, steps, temperature, reps, window, onProgress: progress });
+progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
+const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 if (asJson) {
   console.log(JSON.stringify(rows));
 } else {
-  console.log(`PTP wall-clock speedup: teacher ${modelPath}, student ${studentPath} (${student.config.variant}-PTP, window ${student.config.window})`);
+  console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${proposerWindow})`);
   console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), medians of ${reps} alternating runs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
   console.log(speedupTable(rows));

@@ -18,7 +18,7 @@ import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { draftVerifyDecoder } from "../src/ptp/decode/decoders/draft-verify.js";
 import { decode, decodeWith } from "../src/ptp/decode/run.js";
 import { checkDraftMatchesTeacher, parseDraft, readDraft, serializeDraft, writeDraft } from "../src/ptp/files/draft-file.js";
-import { randomDraft } from "../src/ptp/init.js";
+import { randomDraft, teacherDraft } from "../src/ptp/init.js";
 import { DraftModel, type Draft } from "../src/ptp/draft-model.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import type { AuxKind, Variant } from "../src/ptp/student-weights.js";
@@ -51,6 +51,8 @@ interface DraftSpec {
   sharedClassifier: boolean;
   /** Sometimes shorter than the teacher's 64: drafting stops where the draft's positions end. */
   seqLen: number;
+  /** Hybrid slot input: slot 0 also reads the last finalized token and stands in for its row. */
+  hybrid: boolean;
 }
 
 const draftSpecArb: fc.Arbitrary<DraftSpec> = fc.record({
@@ -61,6 +63,7 @@ const draftSpecArb: fc.Arbitrary<DraftSpec> = fc.record({
   ...shapeArbs({ halfHead: 3, nKvHeads: 2, group: 2, nLayers: 2, hiddenDim: 24 }),
   sharedClassifier: fc.boolean(),
   seqLen: fc.constantFrom(64, 64, 64, 12),
+  hybrid: fc.boolean(),
 });
 
 /** A random standalone draft model of its own random tiny shape, for `teacher`. */
@@ -71,6 +74,7 @@ function makeDraft(teacher: Checkpoint, s: DraftSpec): Draft {
     variant: s.variant,
     aux: s.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: s.aux },
     window: s.window,
+    hybrid: s.hybrid,
     seed: s.seed,
   });
 }
@@ -144,8 +148,13 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
                 const embeddings = new Float32Array((n + count) * dim);
                 const u = (k: number) => seq.u.forStudent(k);
                 for (let j = 0; j < count; j++) embeddings.set(draft.slotInput(u(n + j), j > 0 ? u(n + j - 1) : undefined, j === 0 ? seq.last : undefined), (n + j) * dim);
-                const cache = draft.newCache(n + count);
-                const logits = draft.forward({ tokens: [...seq.tokens, ...Array(count).fill(-1)], positions: [...range(0, n), ...range(0, count).map((j) => n - 1 + j)], embeddings }, cache);
+                // Causal, except that a hybrid window's slot 0 stands in for the last finalized row, which the window does not see.
+                const M = n + count;
+                const mask = new Uint8Array(M * M);
+                for (let i = 0; i < M; i++) mask.fill(1, i * M, i * M + i + 1);
+                if (draft.hybrid) for (let j = 0; j < count; j++) mask[(n + j) * M + n - 1] = 0;
+                const cache = draft.newCache(M);
+                const logits = draft.forward({ tokens: [...seq.tokens, ...Array(count).fill(-1)], positions: [...range(0, n), ...range(0, count).map((j) => n - 1 + j)], embeddings, mask }, cache);
                 cache.free();
                 const expected = range(0, count).map((j) => draftToken(draft, seq, n + j, logits.subarray((n + j) * vocabSize, (n + j + 1) * vocabSize)));
                 expect(drafts).toEqual(expected);
@@ -162,6 +171,33 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
         ),
       ),
       { numRuns: Math.ceil(RUNS / 3) },
+    );
+  });
+});
+
+describe("a draft model copied from the teacher", () => {
+  it("PTP-DRAFT-COPY: an untrained C-PTP hybrid draft copied from stories260K (2 extra no-op layers) drafts the teacher's own token at slot 0: every step with room for a draft accepts at least 2 tokens, and the output equals AR", async () => {
+    const b = await backend("wasm");
+    const ckpt = readCheckpoint(STORIES_260K);
+    const draft = teacherDraft(ckpt, teacherChecksum(ckpt), { variant: "C", aux: { kind: "anchors" }, window: 4, hybrid: true, nLayers: ckpt.config.nLayers + 2, seed: 5 });
+    expect(draft.config.model).toMatchObject({ ...ckpt.config, nLayers: ckpt.config.nLayers + 2 });
+    expect(() => teacherDraft(ckpt, "t", { variant: "C", nLayers: 3, seed: 1 })).toThrow(/at least its 5 layers/);
+    const steps = 40;
+    const prompts = [
+      [1, 403, 261],
+      [1, 88, 45, 300, 11],
+    ];
+    const us = prompts.map((_, i) => uniformUs(77 + i));
+    withTeacher(b, ckpt, (teacher) =>
+      withDraft(teacher, draft, (dm) => {
+        const options = () => ({ steps, sampling: { temperature: 0.8 }, aux: us.map((u) => new ArrayAux(u)) });
+        const out = decode(new PtpModel(teacher), prompts, { ...options(), decoder: "verify", draft: dm });
+        const ar = decode(new PtpModel(teacher), prompts, { ...options(), decoder: "ar" });
+        expect(out.outputs).toEqual(ar.outputs);
+        // Each sequence's last step may have room for its final token only; every other step accepted >= 2.
+        expect(out.stats.acceptedHistogram[1] ?? 0).toBeLessThanOrEqual(prompts.length);
+        expect(out.stats.acceptedHistogram.slice(2).reduce((a, n) => a + n, 0)).toBeGreaterThan(10);
+      }),
     );
   });
 });

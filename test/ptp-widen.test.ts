@@ -6,12 +6,13 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { randomStudent } from "../src/ptp/init.js";
+import { randomDraft, randomStudent } from "../src/ptp/init.js";
+import { DraftModel } from "../src/ptp/draft-model.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { decode } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
-import { WIDEN_SHAPES, widenCheckpoint, widenStudent } from "../src/ptp/widen.js";
+import { WIDEN_SHAPES, widenCheckpoint, widenDraft, widenStudent } from "../src/ptp/widen.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { GOLDEN, STORIES_260K, TOK_512, type GoldenCase } from "./helpers.js";
 
@@ -91,6 +92,29 @@ describe("function-preserving widening", () => {
     a.dispose();
     b.dispose();
   });
+
+  for (const hybrid of [false, true]) {
+    it(`PTP-WIDEN: a standalone C-PTP draft model (${hybrid ? "hybrid" : "aux"} slot input) for the widened teacher keeps its size and gives the same outputs, calls and acceptance, equal to AR`, () => {
+      const draft = randomDraft(original, teacherChecksum(original), { variant: "C", aux: { kind: "anchors" }, window: 4, hybrid, seed: 9, config: { dim: 32, hiddenDim: 48, nLayers: 2, nHeads: 4, nKvHeads: 2 } });
+      const wide = widenDraft(draft, small);
+      expect(wide.config.model).toMatchObject({ dim: 48, hiddenDim: 48, nLayers: 2, nHeads: 6, nKvHeads: 3, vocabSize: SMALL.vocabSize });
+      expect(wide.config.teacherChecksum).toBe(teacherChecksum(small));
+      const ta = new Transformer(backend, original),
+        tb = new Transformer(backend, small);
+      const da = new DraftModel(ta, draft),
+        db = new DraftModel(tb, wide);
+      const prompts = [tokenizer.encode("Once upon a time", true, false), tokenizer.encode("Tom had a big", true, false)];
+      const opts = (decoder: "verify" | "ar", d?: DraftModel) => ({ steps: 80, sampling: { temperature: 0.8 }, decoder, draft: d, aux: prompts.map((_, i) => new XorShiftAux(BigInt(5 + i))) });
+      const ra = decode(new PtpModel(ta), prompts, opts("verify", da)),
+        rb = decode(new PtpModel(tb), prompts, opts("verify", db));
+      const ar = decode(new PtpModel(tb), prompts, opts("ar"));
+      expect(rb.outputs).toEqual(ra.outputs);
+      expect(rb.outputs).toEqual(ar.outputs);
+      expect(rb.stats.modelCalls).toBe(ra.stats.modelCalls);
+      expect(rb.stats.acceptedHistogram).toEqual(ra.stats.acceptedHistogram);
+      for (const x of [da, db, ta, tb]) x.dispose();
+    });
+  }
 
   for (const variant of ["O", "C"] as const) {
     it(`PTP-WIDEN: the widened ${variant}-PTP student gives the same outputs, calls and acceptance, equal to AR`, () => {

@@ -235,6 +235,27 @@ describe("ptp distill", () => {
     teacher.dispose();
   });
 
+  it("TRAIN-DRAFT-INIT: --draft-init teacher trains a draft that starts as the teacher (--draft-layers adds blocks); shape flags and a lone --draft-init are usage errors", async () => {
+    await dataset();
+    const out = join(tmp, "draft-copy.safetensors");
+    const r = await runCli(...distillArgs(out, "--draft", "--draft-init", "teacher", "--draft-layers", String(config.nLayers + 1), "--slot-input", "hybrid", "--variant", "C", "--loss", "kl"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`draft model dim ${config.dim} x ${config.nLayers + 1} layers \\(from the teacher\\)`));
+    const draft = readDraft(out);
+    expect(draft.config.model).toMatchObject({ ...config, nLayers: config.nLayers + 1 });
+    expect(draft.config.hybrid).toBe(true);
+    for (const [extra, why] of [
+      [["--draft-init", "teacher"], /--draft-init goes with --draft/],
+      [["--draft", "--draft-init", "teacher", "--draft-dim", "8"], /--draft-dim does not go with --draft-init teacher/],
+      [["--draft", "--draft-init", "teacher", "--draft-layers", "1"], /--draft-layers must be at least/],
+      [["--draft", "--draft-init", "copy"], /--draft-init/],
+    ] as const) {
+      const bad = await runCli(...distillArgs(join(tmp, "bad-init.safetensors"), ...extra));
+      expect(bad.code, `${extra.join(" ")}: ${bad.stderr}`).toBe(2);
+      expect(bad.stderr).toMatch(why);
+    }
+  });
+
   it("TRAIN-SEQLEN-END: records that fill the teacher's whole context (seqLen + 1 tokens) train", async () => {
     const short = join(tmp, "short.bin"),
       data = join(tmp, "short.ptpd"),

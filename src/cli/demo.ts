@@ -146,7 +146,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
       const rows = measureSpeedup({
         backend,
         teacher: checkpoint,
-        student,
+        proposer: { kind: "student", student },
         prompts,
         shapes: ["own", ...f["scale-shapes"].split(",")],
         decoders: ["single-call"],

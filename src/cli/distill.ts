@@ -5,7 +5,7 @@ import { createBackend } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { Transformer } from "../model/transformer.js";
 import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
-import { randomDraft, randomStudent } from "../ptp/init.js";
+import { randomDraft, randomStudent, teacherDraft } from "../ptp/init.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import type { Proposer } from "../ptp/proposer.js";
@@ -35,6 +35,7 @@ export const distillFlags = defineFlags({
   out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
   init: { kind: "string", value: "FILE", help: "start from this student (adapter file or PEFT folder) instead of a fresh one (B = 0)" },
   draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
+  "draft-init": { kind: "string", value: "random|teacher", help: "with --draft: random weights of the --draft-* shape, or a copy of the teacher (its shape; --draft-layers may add blocks that start as exact no-ops)", default: "random", choices: ["random", "teacher"] },
   "draft-dim": { kind: "int", value: "D", help: "draft model width", default: 32 },
   "draft-layers": { kind: "int", value: "N", help: "draft model layers", default: 2 },
   "draft-heads": { kind: "int", value: "N", help: "draft model query heads", default: 4 },
@@ -84,6 +85,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     loss = f.loss;
   if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
+  if (!f.draft && argv.includes("--draft-init")) throw new UsageError("--draft-init goes with --draft");
+  if (f["draft-init"] === "teacher") {
+    const shapeFlag = ["--draft-dim", "--draft-heads", "--draft-kv-heads", "--draft-hidden"].find((x) => argv.includes(x));
+    if (shapeFlag) throw new UsageError(`${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);
+  }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const out = f.out;
@@ -118,9 +124,16 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     proposer = { kind: "student", student };
   }
   if (f.draft) {
-    const shape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
-    validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-    proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed, config: shape }) };
+    const common = { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed };
+    if (f["draft-init"] === "teacher") {
+      const layers = argv.includes("--draft-layers") ? f["draft-layers"] : ckpt.config.nLayers;
+      if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
+      proposer = { kind: "draft", draft: teacherDraft(ckpt, checksum, { ...common, nLayers: layers }) };
+    } else {
+      const shape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
+      validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
+      proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: shape }) };
+    }
   }
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const threads = f.threads ?? availableParallelism();
@@ -149,7 +162,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
-  const what = f.draft ? `draft model dim ${f["draft-dim"]} x ${f["draft-layers"]} layers` : `student rank ${f.rank}`;
+  const what = proposer.kind === "draft" ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}` : `student rank ${f.rank}`;
   io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
     const r = await distill(

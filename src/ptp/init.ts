@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from "../model/config.js";
 import { randomCheckpoint } from "../model/init.js";
-import type { Checkpoint } from "../model/weights.js";
+import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { Mulberry32 } from "../util/prng.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
@@ -126,6 +126,68 @@ export function randomDraft(teacher: Checkpoint, checksum: string, options: Rand
     if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
     const v = new Float32Array(product(slot.shape));
     for (let i = 0; i < v.length; i++) v[i] = (2 * rng.nextFloat() - 1) * a;
+    slot.set(weights, v);
+  }
+  return { config, weights };
+}
+
+export interface TeacherDraftOptions {
+  variant: Variant;
+  /** Default { kind: "bits" }. */
+  aux?: AuxEmbeddingConfig;
+  /** Default 16. */
+  window?: number;
+  /** Hybrid slot input (DraftConfig.hybrid); default false. */
+  hybrid?: boolean;
+  /** Layers of the draft, at least the teacher's (default: the teacher's). */
+  nLayers?: number;
+  seed: number;
+}
+
+/**
+ * A draft model that starts as a copy of the teacher: the teacher's shape
+ * and weights, deepened by nLayers - teacher layers extra blocks whose
+ * output projections (wo, w2) are exactly 0, so at the start they add
+ * exactly 0 to the residual stream and the draft's logits for any token row
+ * are the teacher's, bit for bit. The other weights of the extra blocks come
+ * from randomCheckpoint(draft config, seed) (so training can grow them once
+ * wo and w2 move); the aux weights and biases (or anchors) are uniform in
+ * ±0.02 from Mulberry32(seed ^ 0x9e3779b9); a C-PTP start vector is 0 for a
+ * hybrid draft (its first slot then reads the last token's embedding alone
+ * and, untrained, drafts the teacher's own token) and ±0.02 otherwise.
+ *
+ * Unlike a gated-LoRA student, every row of the draft, context rows
+ * included, runs trainable weights: training may make the draft's own
+ * context keys and values carry look-ahead the teacher's do not.
+ */
+export function teacherDraft(teacher: Checkpoint, checksum: string, options: TeacherDraftOptions): Draft {
+  const t = teacher.config;
+  const nLayers = options.nLayers ?? t.nLayers;
+  if (!(Number.isInteger(nLayers) && nLayers >= t.nLayers)) throw new RangeError(`teacherDraft: a draft copied from the teacher has at least its ${t.nLayers} layers, got ${nLayers}`);
+  const draft: DraftConfig = {
+    variant: options.variant,
+    aux: options.aux ? { ...options.aux } : { kind: "bits" },
+    window: options.window ?? 16,
+    ...(options.hybrid ? { hybrid: true } : {}),
+    model: canonicalConfig({ ...t, nLayers }),
+    teacherVocabSize: t.vocabSize,
+    teacherChecksum: checksum,
+  };
+  const config = draftConfigFromMetadata(draftMetadata(draft), plainFail("teacherDraft"));
+  const fresh = randomCheckpoint(config.model, options.seed).weights;
+  const w = teacher.weights;
+  const tokenEmbedding = w.tokenEmbedding.slice();
+  const layers = fresh.layers.map((extra, l) => {
+    if (l < t.nLayers) return Object.fromEntries(Object.entries(w.layers[l]).map(([k, v]) => [k, v.slice()])) as unknown as LayerWeights;
+    return { ...extra, wo: new Float32Array(extra.wo.length), w2: new Float32Array(extra.w2.length) };
+  });
+  const model: ModelWeights = { tokenEmbedding, layers, rmsFinal: w.rmsFinal.slice(), wcls: t.sharedClassifier ? tokenEmbedding : w.wcls.slice() };
+  const weights: DraftWeights = { model, aux: {} };
+  const rng = new Mulberry32((options.seed ^ 0x9e3779b9) >>> 0);
+  for (const slot of draftSlots(config)) {
+    if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
+    const v = new Float32Array(product(slot.shape));
+    if (!(slot.name === "start" && config.hybrid)) for (let i = 0; i < v.length; i++) v[i] = (2 * rng.nextFloat() - 1) * SMALL;
     slot.set(weights, v);
   }
   return { config, weights };

@@ -5,23 +5,27 @@ import { XorShiftAux } from "../sampling/aux.js";
 import { decodeBatches } from "./decode/compare.js";
 import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";
-import type { Student } from "./student-weights.js";
-import { WIDEN_SHAPES, widenCheckpoint, widenStudent } from "./widen.js";
+import { DraftModel } from "./draft-model.js";
+import type { Proposer } from "./proposer.js";
+import { WIDEN_SHAPES, widenCheckpoint, widenDraft, widenStudent } from "./widen.js";
 
 /**
  * Where PTP pays on this CPU, measured: the wall-clock tokens/s of AR and of
  * PTP decoders in one run, at the teacher's own shape and at widened copies
  * (src/ptp/widen.ts) with the compute of larger shapes but the same tokens
- * and acceptance. Shared by bench/ptp-speedup.ts and `ptp demo --scale`.
+ * and acceptance. A gated-LoRA student is widened with its teacher (it runs
+ * on the teacher's weights); a standalone draft model keeps its own size and
+ * only takes the widened vocabulary (widenDraft), as a small draft of a
+ * large teacher would. Shared by bench/ptp-speedup.ts and `ptp demo --scale`.
  */
 
 export interface SpeedupRow {
   /** "own" (the teacher as it is) or a WIDEN_SHAPES name. */
   shape: string;
   decoder: DecoderName;
-  /** Tokens generated per model call (AR: 1). */
+  /** Tokens generated per model call, a draft model's calls included (AR: 1). */
   acceptedPerCall: number;
-  /** Rows per model call, the prefill included. */
+  /** Rows per call of the teacher (and its student), the prefill included. */
   rowsPerCall: number;
   /** Time of one call of round(rowsPerCall) rows over a one-row call, after 64 cached tokens. */
   cRows: number;
@@ -34,7 +38,8 @@ export interface SpeedupRow {
 export interface SpeedupOptions {
   backend: Backend;
   teacher: Checkpoint;
-  student: Student;
+  /** The gated-LoRA student or the standalone draft model that proposes. */
+  proposer: Proposer;
   prompts: readonly (readonly number[])[];
   /** "own" and/or WIDEN_SHAPES names. */
   shapes: readonly string[];
@@ -43,7 +48,7 @@ export interface SpeedupOptions {
   temperature: number;
   /** Timed repetitions (medians); AR and each decoder alternate. */
   reps: number;
-  /** Slots per proposal window (default: the student's window). */
+  /** Slots per proposal window (default: the proposer's window). */
   window?: number;
   seed?: number;
   onProgress?: (message: string) => void;
@@ -82,38 +87,42 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
   for (const shape of o.shapes) {
     if (shape !== "own" && !(shape in WIDEN_SHAPES)) throw new Error(`unknown shape ${JSON.stringify(shape)}; known: own, ${Object.keys(WIDEN_SHAPES).join(", ")}`);
     const ckpt = shape === "own" ? o.teacher : widenCheckpoint(o.teacher, WIDEN_SHAPES[shape]);
-    const student = shape === "own" ? o.student : widenStudent(o.student, o.teacher, ckpt);
+    const p = o.proposer;
+    const student = p.kind === "student" ? (shape === "own" ? p.student : widenStudent(p.student, o.teacher, ckpt)) : undefined;
     const teacher = new Transformer(o.backend, ckpt);
     const model = new PtpModel(teacher, student);
-    let rows = 0;
+    const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt)) : undefined;
+    let rows = 0,
+      teacherCalls = 0;
     const forward = model.forward.bind(model);
     model.forward = (block, cache, slots) => {
       rows += block.positions.length;
+      teacherCalls++;
       return forward(block, cache, slots);
     };
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
-        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
+        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, ...(draft && decoder !== "ar" ? { draft } : {}) }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
         return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
       for (const d of all) run(d); // warm-up: packing, JIT tiers
       const speed = new Map<DecoderName, number[]>(all.map((d) => [d, []]));
-      const last = new Map<DecoderName, { result: Run; rows: number }>();
+      const last = new Map<DecoderName, { result: Run; rows: number; teacherCalls: number }>();
       for (let r = 0; r < o.reps; r++) {
         for (const d of all) {
-          rows = 0;
+          rows = teacherCalls = 0;
           const result = run(d);
           speed.get(d)!.push(result.tokens / result.seconds);
-          last.set(d, { result, rows });
+          last.set(d, { result, rows, teacherCalls });
         }
       }
       const ar = last.get("ar")!.result;
       const arSpeed = median(speed.get("ar")!);
       for (const d of all) {
-        const { result, rows: n } = last.get(d)!;
-        const rowsPerCall = n / result.calls;
+        const { result, rows: n, teacherCalls: calls } = last.get(d)!;
+        const rowsPerCall = n / calls;
         const tps = median(speed.get(d)!);
         const row: SpeedupRow = {
           shape,
@@ -130,6 +139,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
         o.onProgress?.(`${shape} ${d}: ${tps.toFixed(1)} tok/s (AR ${arSpeed.toFixed(1)}), speedup ${row.speedup.toFixed(2)}x, ${row.acceptedPerCall.toFixed(2)} tokens and ${rowsPerCall.toFixed(1)} rows per call`);
       }
     } finally {
+      draft?.dispose();
       teacher.dispose();
     }
   }

@@ -1,6 +1,7 @@
 import { headSize, type ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
-import type { LayerLora, Student } from "./student-weights.js";
+import type { Draft } from "./draft-model.js";
+import type { AuxEmbeddingWeights, LayerLora, Student } from "./student-weights.js";
 import { teacherChecksum } from "./files/teacher-checksum.js";
 
 /**
@@ -143,17 +144,7 @@ export function widenStudent(student: Student, teacher: Checkpoint, widened: Che
     }
     layers.push(layer);
   }
-  const aux = student.weights.aux;
-  const wAux: Student["weights"]["aux"] = {};
-  if (aux.anchors) {
-    wAux.anchors = new Float32Array(3 * D2);
-    for (let i = 0; i < 3; i++) wAux.anchors.set(inputRow(aux.anchors.subarray(i * D, (i + 1) * D), D, D2), i * D2);
-  }
-  if (aux.weight) {
-    const F = aux.weight.length / D;
-    wAux.weight = block(aux.weight, D, F, D2, F);
-  }
-  if (aux.bias) wAux.bias = inputRow(aux.bias, D, D2);
+  const { aux, start } = widenSlotInputs(student.weights, student.config.hybrid === true, D, D2);
   const { sharedClassifier, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen } = c2;
   return {
     config: {
@@ -161,7 +152,51 @@ export function widenStudent(student: Student, teacher: Checkpoint, widened: Che
       teacherShape: { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier },
       teacherChecksum: teacherChecksum(widened),
     },
-    weights: { layers, aux: wAux, ...(student.weights.start ? { start: inputRow(student.weights.start, D, D2) } : {}) },
+    weights: { layers, aux, ...(start ? { start } : {}) },
+  };
+}
+
+/**
+ * The aux embedding and start vector of a student or draft, widened from D
+ * to D2 dims: every slot input row gets the constant on dim D. A hybrid
+ * model's first slot adds the start vector to a token embedding, which
+ * carries the constant already, so its start vector gets 0 there.
+ */
+function widenSlotInputs(w: { aux: AuxEmbeddingWeights; start?: Float32Array }, hybrid: boolean, D: number, D2: number): { aux: AuxEmbeddingWeights; start?: Float32Array } {
+  const aux: AuxEmbeddingWeights = {};
+  if (w.aux.anchors) {
+    aux.anchors = new Float32Array(3 * D2);
+    for (let i = 0; i < 3; i++) aux.anchors.set(inputRow(w.aux.anchors.subarray(i * D, (i + 1) * D), D, D2), i * D2);
+  }
+  if (w.aux.weight) {
+    const F = w.aux.weight.length / D;
+    aux.weight = block(w.aux.weight, D, F, D2, F);
+  }
+  if (w.aux.bias) aux.bias = inputRow(w.aux.bias, D, D2);
+  if (!w.start) return { aux };
+  const start = inputRow(w.start, D, D2);
+  if (hybrid) start[D] = 0;
+  return { aux, start };
+}
+
+/**
+ * A standalone draft model for a widened teacher `widened`: the draft keeps its own
+ * size and only takes the widened teacher's vocabulary (a draft must share
+ * it), for which it grows by the fewest dims that hold the constant (one
+ * GQA group of heads). Its extra tokens get the teacher's treatment, so
+ * they are never drafted; its tokens and acceptance stay the original's.
+ * The draft's cost is then what a small draft of a large-vocabulary teacher
+ * costs (its classifier over the whole vocabulary included).
+ */
+export function widenDraft(draft: Draft, widened: Checkpoint): Draft {
+  const vocabSize = widened.config.vocabSize;
+  const c = draft.config.model;
+  const dim = c.dim + headSize(c) * (c.nHeads / c.nKvHeads);
+  const wide = widenCheckpoint({ config: c, weights: draft.weights.model }, { dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, vocabSize });
+  const { aux, start } = widenSlotInputs(draft.weights, draft.config.hybrid === true, c.dim, dim);
+  return {
+    config: { ...draft.config, model: wide.config, teacherVocabSize: vocabSize, teacherChecksum: teacherChecksum(widened) },
+    weights: { model: wide.weights, aux, ...(start ? { start } : {}) },
   };
 }
 

@@ -1,3 +1,4 @@
+import type { SparseMask } from "../../../model/block.js";
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
 import { chain, range } from "../call.js";
@@ -62,7 +63,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<D
     slots.forEach((slot, j) => ((positions[B + j] = slot.position), embeddings.set(slot.input as Float32Array, (B + j) * dim))); // draft models have no query slots (draft-file.ts)
     let logits: Float32Array;
     try {
-      logits = draft.forward({ tokens, positions, embeddings }, cache);
+      logits = draft.forward({ tokens, positions, embeddings, visible: draftMask(done, B, count, draft.hybrid) }, cache);
     } catch (e) {
       release(seq);
       throw e;
@@ -94,4 +95,29 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<D
     },
     extraCalls: () => calls,
   };
+}
+
+/**
+ * Who sees whom in a draft call (keys: the draft's cached rows 0 .. done-1,
+ * which hold tokens at their positions, then this call's rows): base row i
+ * is causal; slot j sees the finalized rows and slots 0..j, except that a
+ * hybrid draft's slot 0 stands in for the last finalized token's row, so
+ * its window does not see that row (the layout it was trained with:
+ * windowRows in src/train/ptp-windows.ts).
+ */
+export function draftMask(done: number, B: number, count: number, hybrid: boolean): SparseMask {
+  const next = done + B; // keys 0 .. next-1 are the finalized rows
+  const seen = hybrid ? next - 1 : next;
+  const offsets = new Int32Array(B + count + 1);
+  const keys: number[] = [];
+  for (let i = 0; i < B; i++) {
+    for (let k = 0; k <= done + i; k++) keys.push(k);
+    offsets[i + 1] = keys.length;
+  }
+  for (let j = 0; j < count; j++) {
+    for (let k = 0; k < seen; k++) keys.push(k);
+    for (let k = 0; k <= j; k++) keys.push(next + k);
+    offsets[B + j + 1] = keys.length;
+  }
+  return { offsets, keys: Int32Array.from(keys) };
 }
