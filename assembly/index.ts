@@ -282,37 +282,100 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // the one above (one f32x4 accumulator per element over the chunks in order,
 // hsum, tail), so packed and unpacked results are bit-identical.
 
+// For long rows (more than KB_CHUNKS chunks) the panels are stored K-block
+// major: block b (chunks b * KB_CHUNKS .. up to (b + 1) * KB_CHUNKS - 1) of
+// every panel, panel after panel, then block b + 1. A call of M <= SCR_ROWS
+// rows then walks block by block: each row's slice of x for one block
+// (2 KiB) stays in L1 while the weights stream past it; with whole rows of
+// x (8 KiB per row at K = 2048) the weight stream evicted x from L1 and a
+// 2-row call of a 2048-wide matrix ran at 0.6x the speed of a 512-wide one
+// (docs/BENCHMARKS.md, issue 12). Between blocks the accumulators wait in a
+// trailer of the packed buffer (SCR_ROWS rows of f32x4 per column), so
+// each element still has one accumulator running over the chunks in order:
+// the same bits as the one-block layout. With one block (short rows) the
+// layout is the plain panel-major one above and there is no trailer.
+
+/** Chunks of 4 k per K-block of the packed layout. */
+const KB_CHUNKS: usize = 128;
+/** Rows a block-by-block call can carry (accumulator rows in the trailer). */
+const SCR_ROWS: i32 = 4;
+
+// @ts-ignore: decorator
+@inline function packedChunks(K: i32): usize {
+  return (<usize>(K & ~3)) >> 2;
+}
+
+// @ts-ignore: decorator
+@inline function panelArea(K: i32, N: i32): usize {
+  return (<usize>(N & ~3)) * (packedChunks(K) << 4);
+}
+
 /** Bytes `packPanels` writes for a [N, K] matrix. */
 export function packedBytes(K: i32, N: i32): usize {
-  return (<usize>(N & ~3)) * ((<usize>(K & ~3)) << 2);
+  const trailer = packedChunks(K) > KB_CHUNKS ? (<usize>(N & ~3)) * (<usize>SCR_ROWS << 4) : 0;
+  return panelArea(K, N) + trailer;
 }
 
 /** Writes the panels of w [N, K] to dst (packedBytes(K, N) bytes). */
 export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   const rowBytes = (<usize>K) << 2;
-  const k4 = (<usize>(K & ~3)) << 2;
+  const C = packedChunks(K);
   const N4 = N & ~3;
   let d = dst;
-  for (let p = 0; p < N4; p += 4) {
-    const r0 = w + <usize>p * rowBytes;
-    for (let k: usize = 0; k < k4; k += 16) {
-      v128.store(d, v128.load(r0 + k));
-      v128.store(d, v128.load(r0 + rowBytes + k), 16);
-      v128.store(d, v128.load(r0 + 2 * rowBytes + k), 32);
-      v128.store(d, v128.load(r0 + 3 * rowBytes + k), 48);
-      d += 64;
+  for (let c0: usize = 0; c0 < C; c0 += KB_CHUNKS) {
+    const kFrom = c0 << 4, kTo = min<usize>(C, c0 + KB_CHUNKS) << 4;
+    for (let p = 0; p < N4; p += 4) {
+      const r0 = w + <usize>p * rowBytes;
+      for (let k = kFrom; k < kTo; k += 16) {
+        v128.store(d, v128.load(r0 + k));
+        v128.store(d, v128.load(r0 + rowBytes + k), 16);
+        v128.store(d, v128.load(r0 + 2 * rowBytes + k), 32);
+        v128.store(d, v128.load(r0 + 3 * rowBytes + k), 48);
+        d += 64;
+      }
     }
   }
 }
 
+// Every panel tile below runs the chunks [kFrom, kTo) of one block of a
+// panel (pnl points at that block) and carries its accumulators between
+// blocks through `acc` (one f32x4 per element, 64 bytes per row of four
+// elements): it starts from zero in the first block (`first`) and ends with
+// `finish` in the last (`last`); in between it parks them at acc. With one
+// block, first and last hold and acc is never touched.
+
+/** The four accumulators of one row of a tile: finished into y (the last block) or parked at acc. */
+// @ts-ignore: decorator
+@inline function settle(y: usize, acc: usize, last: bool, x: usize, w: usize, ws: usize, k4: usize, kEnd: usize, a0: v128, a1: v128, a2: v128, a3: v128): void {
+  if (last) {
+    const w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
+    store<f32>(y, finish(a0, x, w, k4, kEnd));
+    store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
+    store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
+    store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
+  } else {
+    v128.store(acc, a0);
+    v128.store(acc, a1, 16);
+    v128.store(acc, a2, 32);
+    v128.store(acc, a3, 48);
+  }
+}
+
+/** An accumulator to resume: zero in the first block, else parked at p. */
+// @ts-ignore: decorator
+@inline function resume(first: bool, p: usize): v128 {
+  return first ? f32x4.splat(0) : v128.load(p);
+}
+
 /** 2 rows of x times one panel (4 rows of w): 8 accumulators. */
 // @ts-ignore: decorator
-@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, as: usize, first: bool, last: bool): void {
   const x0 = x, x1 = x + xs;
-  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
-  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  const c1 = acc + as;
+  let a00 = resume(first, acc), a01 = resume(first, acc + 16), a02 = resume(first, acc + 32), a03 = resume(first, acc + 48);
+  let a10 = resume(first, c1), a11 = resume(first, c1 + 16), a12 = resume(first, c1 + 32), a13 = resume(first, c1 + 48);
   let p = pnl;
-  for (let k: usize = 0; k < k4; k += 16) {
+  for (let k = kFrom; k < kTo; k += 16) {
     const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
     let b = v128.load(p);
     a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
@@ -324,24 +387,16 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
     a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
     p += 64;
   }
-  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
-  const y1 = y + ys;
-  store<f32>(y, finish(a00, x0, w0, k4, kEnd));
-  store<f32>(y, finish(a01, x0, w1, k4, kEnd), 4);
-  store<f32>(y, finish(a02, x0, w2, k4, kEnd), 8);
-  store<f32>(y, finish(a03, x0, w3, k4, kEnd), 12);
-  store<f32>(y1, finish(a10, x1, w0, k4, kEnd));
-  store<f32>(y1, finish(a11, x1, w1, k4, kEnd), 4);
-  store<f32>(y1, finish(a12, x1, w2, k4, kEnd), 8);
-  store<f32>(y1, finish(a13, x1, w3, k4, kEnd), 12);
+  settle(y, acc, last, x0, w, ws, k4, kEnd, a00, a01, a02, a03);
+  settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11, a12, a13);
 }
 
 /** 1 row of x times one panel: 4 accumulators, one sequential stream of w. */
 // @ts-ignore: decorator
-@inline function ptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+@inline function ptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
+  let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
   let p = pnl;
-  for (let k: usize = 0; k < k4; k += 16) {
+  for (let k = kFrom; k < kTo; k += 16) {
     const v = v128.load(x + k);
     a0 = madd(v, v128.load(p), a0);
     a1 = madd(v, v128.load(p, 16), a1);
@@ -349,11 +404,7 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
     a3 = madd(v, v128.load(p, 48), a3);
     p += 64;
   }
-  const w0 = w, w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
-  store<f32>(y, finish(a0, x, w0, k4, kEnd));
-  store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
-  store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
-  store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
+  settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
 }
 
 /**
@@ -363,11 +414,11 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
  * accumulator and the order above, so results are bit-identical to ptile1x4.
  */
 // @ts-ignore: decorator
-@inline function ptile1x4x2(y: usize, yh: usize, x: usize, pnl: usize, ph: usize, w: usize, wh: usize, ws: usize, k4: usize, kEnd: usize): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+@inline function ptile1x4x2(y: usize, yh: usize, x: usize, pnl: usize, ph: usize, w: usize, wh: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, acch: usize, first: bool, last: bool): void {
+  let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
+  let b0 = resume(first, acch), b1 = resume(first, acch + 16), b2 = resume(first, acch + 32), b3 = resume(first, acch + 48);
   let p = pnl, q = ph;
-  for (let k: usize = 0; k < k4; k += 16) {
+  for (let k = kFrom; k < kTo; k += 16) {
     const v = v128.load(x + k);
     a0 = madd(v, v128.load(p), a0);
     a1 = madd(v, v128.load(p, 16), a1);
@@ -380,16 +431,59 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
     p += 64;
     q += 64;
   }
-  const w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
-  store<f32>(y, finish(a0, x, w, k4, kEnd));
-  store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
-  store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
-  store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
-  const v1 = wh + ws, v2 = v1 + ws, v3 = v2 + ws;
-  store<f32>(yh, finish(b0, x, wh, k4, kEnd));
-  store<f32>(yh, finish(b1, x, v1, k4, kEnd), 4);
-  store<f32>(yh, finish(b2, x, v2, k4, kEnd), 8);
-  store<f32>(yh, finish(b3, x, v3, k4, kEnd), 12);
+  settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
+  settle(yh, acch, last, x, wh, ws, k4, kEnd, b0, b1, b2, b3);
+}
+
+/**
+ * The tiles above with their accumulators in registers over every K-block
+ * of a panel (pi: the panel's index), for calls whose rows pass over blocks
+ * of panels hot in L2: a K-block-major layout makes one stream per K-block
+ * (each sequential from panel to panel), a one-block layout the plain one.
+ */
+// @ts-ignore: decorator
+@inline function wtile2x4(y: usize, ys: usize, x: usize, xs: usize, packed: usize, pi: usize, as: usize, C: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  const x0 = x, x1 = x + xs;
+  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
+    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
+    let p = packed + cb * as + pi * (cn << 6);
+    const kTo = (cb + cn) << 4;
+    for (let k = cb << 4; k < kTo; k += 16) {
+      const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
+      let b = v128.load(p);
+      a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
+      b = v128.load(p, 16);
+      a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
+      b = v128.load(p, 32);
+      a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
+      b = v128.load(p, 48);
+      a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
+      p += 64;
+    }
+  }
+  settle(y, 0, true, x0, w, ws, k4, kEnd, a00, a01, a02, a03);
+  settle(y + ys, 0, true, x1, w, ws, k4, kEnd, a10, a11, a12, a13);
+}
+
+// @ts-ignore: decorator
+@inline function wtile1x4(y: usize, x: usize, packed: usize, pi: usize, as: usize, C: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
+    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
+    let p = packed + cb * as + pi * (cn << 6);
+    const kTo = (cb + cn) << 4;
+    for (let k = cb << 4; k < kTo; k += 16) {
+      const v = v128.load(x + k);
+      a0 = madd(v, v128.load(p), a0);
+      a1 = madd(v, v128.load(p, 16), a1);
+      a2 = madd(v, v128.load(p, 32), a2);
+      a3 = madd(v, v128.load(p, 48), a3);
+      p += 64;
+    }
+  }
+  settle(y, 0, true, x, w, ws, k4, kEnd, a0, a1, a2, a3);
 }
 
 /**
@@ -400,14 +494,39 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
  */
 const TWO_STREAM_BYTES: usize = 0;
 
+/** Columns c0 .. c1-1 of y = x W^T from packed panels (one K-block or several). */
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
+  const N4 = N & ~3;
+  const p1 = min<i32>(c1, N4);
+  if (packedChunks(K) > KB_CHUNKS && M <= SCR_ROWS) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
+  else gemmPanels(y, x, w, packed, M, K, N, c0, p1);
+  // The N % 4 remainder rows of w (never packed).
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
   const k8 = (<usize>(K & ~7)) << 2;
+  const r0 = max<i32>(c0, N4);
+  for (let m = 0; m < M; m++) {
+    const xm = x + <usize>m * kEnd;
+    const ym = y + <usize>m * ((<usize>N) << 2);
+    for (let n = r0; n < c1; n++) {
+      tile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * kEnd, k4, k8, kEnd);
+    }
+  }
+}
+
+/**
+ * Panel columns c0 .. p1-1, accumulators in registers: row pairs pass over
+ * blocks of panels hot in L2 with their whole rows of x in L1. One row reads
+ * two streams (one-K-block layouts only: a single row of a K-block-major
+ * layout goes to gemmKBlocks).
+ */
+function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
+  const kEnd = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
   const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
+  const C = packedChunks(K);
+  const as = (<usize>(N & ~3)) << 4; // bytes of one chunk of every panel
   const panelBytes = k4 << 2;
-  const N4 = N & ~3;
-  const p1 = min<i32>(c1, N4);
   // Panels per block kept hot in L2 while all row pairs pass over them.
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
@@ -417,10 +536,10 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
     const h = ((p1 - c0) >> 3) << 2; // columns per half, a multiple of 4
     for (let n = c0; n < c0 + h; n += 4) {
       const m = n + h;
-      ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, packed + <usize>(n >> 2) * panelBytes, packed + <usize>(m >> 2) * panelBytes, w + <usize>n * ws, w + <usize>m * ws, ws, k4, kEnd);
+      ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, packed + <usize>(n >> 2) * panelBytes, packed + <usize>(m >> 2) * panelBytes, w + <usize>n * ws, w + <usize>m * ws, ws, 0, k4, k4, kEnd, 0, 0, true, true);
     }
     for (let n = c0 + 2 * h; n < p1; n += 4) {
-      ptile1x4(y + ((<usize>n) << 2), x, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+      ptile1x4(y + ((<usize>n) << 2), x, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, 0, k4, k4, kEnd, 0, true, true);
     }
   } else for (let n0 = c0; n0 < p1; n0 += nb) {
     const n1 = min<i32>(p1, n0 + nb);
@@ -428,24 +547,54 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
       const xm = x + <usize>m * xs;
       const ym = y + <usize>m * ys;
       for (let n = n0; n < n1; n += 4) {
-        ptile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+        wtile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed, <usize>(n >> 2), as, C, w + <usize>n * ws, ws, k4, kEnd);
       }
     }
     if (M2 < M) {
       const xm = x + <usize>M2 * xs;
       const ym = y + <usize>M2 * ys;
       for (let n = n0; n < n1; n += 4) {
-        ptile1x4(ym + ((<usize>n) << 2), xm, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, k4, kEnd);
+        wtile1x4(ym + ((<usize>n) << 2), xm, packed, <usize>(n >> 2), as, C, w + <usize>n * ws, ws, k4, kEnd);
       }
     }
   }
-  // The N % 4 remainder rows of w (never packed).
-  const r0 = max<i32>(c0, N4);
-  for (let m = 0; m < M; m++) {
-    const xm = x + <usize>m * xs;
-    const ym = y + <usize>m * ys;
-    for (let n = r0; n < c1; n++) {
-      tile1x1(ym + ((<usize>n) << 2), xm, w + <usize>n * ws, k4, k8, kEnd);
+}
+
+/**
+ * M <= SCR_ROWS rows and panel columns c0 .. p1-1 of the K-block-major
+ * layout: K-block after K-block, and in each the panels, so the rows'
+ * slices of x for that K-block stay in L1 and each panel's block serves
+ * every row while it is in L1; the accumulators wait in the trailer between
+ * K-blocks. One row reads two streams, as above.
+ */
+function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
+  const kEnd = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
+  const C = packedChunks(K);
+  const as = (<usize>(N & ~3)) << 4; // bytes per accumulator row (and per chunk of every panel)
+  const scr = packed + panelArea(K, N);
+  const two = M == 1 && p1 - c0 >= 8;
+  const h = ((p1 - c0) >> 3) << 2; // two streams: columns per half, a multiple of 4
+  for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
+    const cn = min<usize>(C, cb + KB_CHUNKS) - cb; // chunks in this K-block
+    const kFrom = cb << 4, kTo = kFrom + (cn << 4);
+    const base = packed + cb * as; // the full K-blocks before this one hold cb chunks of every panel
+    const pb = cn << 6; // bytes of one panel in this K-block
+    const first = cb == 0, last = cb + cn == C;
+    let n = c0;
+    if (two) {
+      for (; n < c0 + h; n += 4) {
+        const m = n + h;
+        ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, base + <usize>(n >> 2) * pb, base + <usize>(m >> 2) * pb, w + <usize>n * ws, w + <usize>m * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), scr + ((<usize>m) << 4), first, last);
+      }
+      n = c0 + 2 * h;
+    }
+    for (; n < p1; n += 4) {
+      const pnl = base + <usize>(n >> 2) * pb, wn = w + <usize>n * ws, yn = (<usize>n) << 2, an = scr + ((<usize>n) << 4);
+      let m = 0;
+      for (; m + 1 < M; m += 2) ptile2x4(y + <usize>m * ys + yn, ys, x + <usize>m * xs, xs, pnl, wn, ws, kFrom, kTo, k4, kEnd, an + <usize>m * as, as, first, last);
+      if (m < M) ptile1x4(y + <usize>m * ys + yn, x + <usize>m * xs, pnl, wn, ws, kFrom, kTo, k4, kEnd, an + <usize>m * as, first, last);
     }
   }
 }

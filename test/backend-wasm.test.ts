@@ -423,6 +423,46 @@ describe("FreeListAllocator", () => {
   });
 });
 
+describe("packed panels", () => {
+  it.each(["relaxed", "simd"] as const)("BACKEND-PACKED (%s): gemm on packed panels (one K-block, or K-blocks with parked accumulators, groups of rows over L2 blocks of panels) equals the unpacked kernel bit for bit, for M = 1..9 and column ranges as threads split them", async (build) => {
+    const k = await instantiateBuild(build);
+    for (const [K, N] of [
+      [300, 61],
+      [512, 40],
+      [516, 36],
+      [1100, 44],
+      [1100, 130],
+      [2051, 29],
+    ]) {
+      const M = 9;
+      const r = rng(K * 7 + N);
+      const al = (a: number) => (a + 63) & ~63;
+      const x = al(k.heapBase()),
+        w = al(x + 4 * M * K),
+        p = al(w + 4 * N * K),
+        y0 = al(p + k.packedBytes(K, N)),
+        y1 = al(y0 + 4 * M * N),
+        end = y1 + 4 * M * N;
+      if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
+      const f = new Float32Array(k.memory.buffer);
+      for (let i = 0; i < M * K; i++) f[x / 4 + i] = r() * 2 - 1;
+      for (let i = 0; i < N * K; i++) f[w / 4 + i] = r() * 2 - 1;
+      k.packPanels(p, w, K, N);
+      for (let m = 1; m <= M; m++) {
+        k.gemm(y0, x, w, 0, m, K, N, 0, N);
+        // Column ranges in multiples of 4, as the thread pool hands them out.
+        for (const cut of [0, 4 * Math.floor(N / 8), N]) {
+          if (cut > 0) k.gemm(y1, x, w, p, m, K, N, 0, cut);
+          if (cut < N) k.gemm(y1, x, w, p, m, K, N, cut, N);
+          const a = new Float32Array(k.memory.buffer, y0, m * N),
+            b = new Float32Array(k.memory.buffer, y1, m * N);
+          expectBitExact(b, a, `K=${K} N=${N} M=${m} split at ${cut}`);
+        }
+      }
+    }
+  });
+});
+
 describe("the sampling kernel's exp", () => {
   it.each(["relaxed", "simd"] as const)("BACKEND-EXPF (%s): the kernel's exp equals fround(Math.exp(x)) bit for bit on 4 million float32 arguments (dense near 0, over (-87, 0], and outside it)", async (build) => {
     const k = await instantiateBuild(build);
