@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/backends/backend.js";
 import { Transformer } from "../src/model/transformer.js";
+import { sampleToken } from "../src/sampling/sampler.js";
 import { argmax } from "../src/sampling/pick.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { backend, BACKENDS, RowsMatmulMutant, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
@@ -135,6 +136,39 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it("MODEL-PICKROW: pickRow gives sampleToken's pick for every row of the latest forward (on a backend with a pick op; else nothing), and nothing for a row of an earlier call, a copy, or top-k sampling", async () => {
+    const b = await backend(name);
+    let picked = 0;
+    fc.assert(
+      rowsProperty(b, ({ ckpt, rows, seed }, model) => {
+        const V = ckpt.config.vocabSize;
+        const rand = rng(seed);
+        const settings = { temperature: 0.5 + rand() };
+        const block = { tokens: rows.map((r) => r.token), positions: rows.map((r) => r.position) };
+        const cache = model.newCache(128);
+        const logits = model.forward(block, cache);
+        rows.forEach((_, m) => {
+          const row = logits.subarray(m * V, (m + 1) * V),
+            u = Math.fround(rand());
+          const t = model.pickRow(row, settings, u);
+          if (b.pick) {
+            expect(t, `row ${m}`).toBe(sampleToken(row, settings, u));
+            picked++;
+          } else expect(t).toBeUndefined();
+          expect(model.pickRow(row.slice(), settings, u), "a copy").toBeUndefined();
+          expect(model.pickRow(row, { ...settings, topK: 2 }, u), "top-k").toBeUndefined();
+        });
+        const first = logits.subarray(0, V);
+        cache.crop(0);
+        model.forward(block, cache);
+        expect(model.pickRow(first, settings, 0.5), "a row of an earlier forward").toBeUndefined();
+        cache.free();
+      }),
+      { numRuns: RUNS },
+    );
+    if (name === "wasm") expect(picked).toBeGreaterThan(RUNS);
   });
 
   it("MODEL-CACHE-CROP: cropping or compacting the cache and re-running gives the same logits, bit for bit", async () => {

@@ -10,7 +10,9 @@ import type { Block } from "../src/model/block.js";
 import type { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { ArrayAux } from "../src/sampling/aux.js";
-import { backend, BACKENDS, firstBitDifference } from "./helpers.js";
+import { backend, BACKENDS, firstBitDifference, STORIES_260K } from "./helpers.js";
+import { createBackend } from "../src/backends/registry.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
 import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, arOutputs, withCase, withTeacher } from "./ptp-helpers.js";
 
 /**
@@ -326,6 +328,36 @@ describe("query rows", () => {
       ),
       { numRuns: 30 },
     );
+  });
+});
+
+describe("picks where the logits are", () => {
+  it("PTP-DEVICE-PICK: on wasm the decoders pick teacher tokens and C-PTP drafts with the backend's pick op, and every output equals AR decoded on js (host sampling only)", async () => {
+    const wasm = await createBackend("wasm", { threads: 1 });
+    const js = await backend("js");
+    const pick = wasm.pick!.bind(wasm);
+    let calls = 0;
+    wasm.pick = (...args) => (calls++, pick(...args));
+    const ckpt = readCheckpoint(STORIES_260K);
+    const student = randomStudent(ckpt, "t", { variant: "C", rank: 4, window: 4, seed: 7, aux: { kind: "anchors" }, hybrid: true });
+    const prompts = [
+      [1, 403, 261],
+      [1, 88, 45],
+    ];
+    const us = prompts.map((_, i) => uniformUs(31 + i));
+    const opts = { steps: 48, sampling: { temperature: 0.8 }, aux: () => us.map((u) => new ArrayAux(u)) };
+    const ar = withTeacher(js, ckpt, (t) => decode(new PtpModel(t), prompts, { ...opts, aux: opts.aux(), decoder: "ar" }).outputs);
+    withTeacher(wasm, ckpt, (t) => {
+      const model = new PtpModel(t, student);
+      for (const decoder of ["verify", "single-call"] as const) {
+        calls = 0;
+        const out = decode(model, prompts, { ...opts, aux: opts.aux(), decoder });
+        expect(out.outputs, decoder).toEqual(ar);
+        expect(calls, `${decoder}: pick op calls`).toBeGreaterThan(out.stats.modelCalls);
+      }
+      model.dispose();
+    });
+    wasm.dispose?.();
   });
 });
 

@@ -52,7 +52,29 @@ export class Transformer {
    */
   forward(block: Block, cache: KVCache, adapter?: RowAdapter): Float32Array {
     const M = this.run(block, cache, adapter);
-    return this.backend.download(this.state.logits, 0, M * this.config.vocabSize);
+    const logits = this.backend.download(this.state.logits, 0, M * this.config.vocabSize);
+    this.lastLogits = logits;
+    return logits;
+  }
+
+  /** What the latest `forward` returned, while its logits are still in the run state (see pickRow). */
+  private lastLogits?: Float32Array;
+
+  /**
+   * Pick(u, P) of one row of the latest `forward`'s logits (`row`: a
+   * row-long view into the array it returned), computed where the logits
+   * are, exactly as sampleToken gives it: for a backend with a `pick` op and
+   * plain sampling (T > 0, no top-k or top-p). Undefined (pick on the host)
+   * otherwise, or when `row` is not from the latest forward.
+   */
+  pickRow(row: Float32Array, settings: SamplingSettings, u: number): number | undefined {
+    const last = this.lastLogits,
+      V = this.config.vocabSize;
+    if (!this.backend.pick || last === undefined || row.buffer !== last.buffer || row.length !== V || !plainSampling(settings, V)) return undefined;
+    const offset = row.byteOffset - last.byteOffset;
+    if (offset < 0 || offset % (4 * V) !== 0) return undefined;
+    const [t] = this.backend.pick(this.state.logits, offset / (4 * V), 1, V, settings.temperature, [u]);
+    return t >= 0 ? t : undefined;
   }
 
   /**
@@ -87,6 +109,7 @@ export class Transformer {
 
   /** The forward pass of a block: leaves its logits [M, vocab] in the run state and returns M. */
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
+    this.lastLogits = undefined; // the run state's logits are about to change
     const { backend, config, weights: w, state: s } = this;
     const cached = cache.length;
     const M = blockRows(block, config, cached);

@@ -2,7 +2,7 @@ import type { Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import type { Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
-import { sampleToken } from "../../sampling/sampler.js";
+import { needsU } from "../../sampling/sampler.js";
 
 /**
  * A decoding strategy: what rows a sequence puts into the next call, and
@@ -145,5 +145,5 @@ export function finiteLogits(logits: ArrayLike<number>): boolean {
 export function draftToken(model: SlotProposer, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
   if (!finiteLogits(logits)) return NO_DRAFT;
   if (model.variant === "O") return argmax(logits);
-  return sampleToken(logits, seq.sampling, u(k));
+  return seq.sample(logits, needsU(seq.sampling) ? u(k) : undefined);
 }

@@ -137,6 +137,16 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
   const stopAtBos = options.stopAtBos ?? true;
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
+  // Picks from the latest call's rows where its logits are (the teacher's, or a draft model's).
+  const transformers = options.draft ? [model.teacher, options.draft.transformer] : [model.teacher];
+  const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number) => {
+    for (const t of transformers) {
+      const token = t.pickRow(logits, settings, u);
+      if (token !== undefined) return token;
+    }
+    return undefined;
+  };
+  for (const s of sequences) s.devicePick = devicePick;
 
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt

@@ -56,9 +56,25 @@ export class Sequence {
     return this.tokens.slice(this.cached);
   }
 
+  /**
+   * Where the logits of the latest call still are (decodeWith sets it):
+   * Pick(u, P) of a row there, or undefined to pick on the host. Either
+   * way the token is sampleToken's, bit for bit.
+   */
+  devicePick?: (logits: Float32Array, settings: SamplingSettings, u: number) => number | undefined;
+
   /** The token for position k from the distribution there: Pick(u(k), P) under the sampling settings, or argmax at T = 0. */
   pickAt(k: number, logits: Float32Array): number {
-    return sampleToken(logits, this.sampling, needsU(this.sampling) ? this.u.at(k) : undefined);
+    return this.sample(logits, needsU(this.sampling) ? this.u.at(k) : undefined);
+  }
+
+  /** sampleToken(logits, the sequence's settings, u), on the device where it can be. */
+  sample(logits: Float32Array, u: number | undefined): number {
+    if (u !== undefined && this.devicePick) {
+      const t = this.devicePick(logits, this.sampling, u);
+      if (t !== undefined) return t;
+    }
+    return sampleToken(logits, this.sampling, u);
   }
 
   /**
