@@ -1263,9 +1263,65 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
   return <f32>hostExp(xd);
 }
 
+/**
+ * expf32 of two float32 values at once (the f64 lanes of xd, each in
+ * (-87, 0]), with the same reduction and polynomial in f64x2 lanes; a lane
+ * is kept only where y - d and y + d (d = y * 2^-47, above the error of y
+ * and of the host's Math.exp) round to the same float32 as y, so that
+ * float32 is the one fround(Math.exp(x)) gives. Returns the results in
+ * f32 lanes 0 and 1 and sets lanes 2 and 3 to -1 (all ones) where lane 0
+ * or 1 was kept: `ok` = i32x4 lanes 0/1 of the comparison.
+ */
+// @ts-ignore: decorator
+@inline function expf32x2(xd: v128): v128 {
+  const k = f64x2.nearest(f64x2.mul(xd, f64x2.splat(INV_LN2)));
+  const r = f64x2.sub(f64x2.sub(xd, f64x2.mul(k, f64x2.splat(LN2_HI))), f64x2.mul(k, f64x2.splat(LN2_LO)));
+  let p = f64x2.splat(1.0 / 6227020800.0);
+  p = f64x2.add(f64x2.splat(1.0 / 479001600.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 39916800.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 3628800.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 362880.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 40320.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 5040.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 720.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 120.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 24.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0 / 6.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(0.5), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0), f64x2.mul(r, p));
+  p = f64x2.add(f64x2.splat(1.0), f64x2.mul(r, p));
+  const e = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(k)), i64x2.splat(1023)), 52);
+  const y = f64x2.mul(p, e);
+  const d = f64x2.mul(y, f64x2.splat(7.105427357601002e-15)); // 2^-47
+  const f = f32x4.demote_f64x2_zero(y);
+  const same = v128.and(i32x4.eq(f, f32x4.demote_f64x2_zero(f64x2.sub(y, d))), i32x4.eq(f, f32x4.demote_f64x2_zero(f64x2.add(y, d))));
+  // f in lanes 0, 1; the verdicts in lanes 2, 3.
+  return i32x4.shuffle(f, same, 0, 1, 4, 5);
+}
+
+/** expf32 of four float32 values: two expf32x2 where every lane is in (-87, 0], the scalar expf32 for the lanes they leave. */
+// @ts-ignore: decorator
+@inline function expf32x4(v: v128): v128 {
+  const inRange = v128.and(f32x4.gt(v, f32x4.splat(-87.0)), f32x4.le(v, f32x4.splat(0.0)));
+  if (!i32x4.all_true(inRange)) {
+    return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(expf32(f32x4.extract_lane(v, 0))), 1, expf32(f32x4.extract_lane(v, 1))), 2, expf32(f32x4.extract_lane(v, 2))), 3, expf32(f32x4.extract_lane(v, 3)));
+  }
+  const lo = expf32x2(f64x2.promote_low_f32x4(v));
+  const hi = expf32x2(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3)));
+  let out = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
+  if (i32x4.extract_lane(lo, 2) == 0) out = f32x4.replace_lane(out, 0, expf32(f32x4.extract_lane(v, 0)));
+  if (i32x4.extract_lane(lo, 3) == 0) out = f32x4.replace_lane(out, 1, expf32(f32x4.extract_lane(v, 1)));
+  if (i32x4.extract_lane(hi, 2) == 0) out = f32x4.replace_lane(out, 2, expf32(f32x4.extract_lane(v, 2)));
+  if (i32x4.extract_lane(hi, 3) == 0) out = f32x4.replace_lane(out, 3, expf32(f32x4.extract_lane(v, 3)));
+  return out;
+}
+
 /** y[i] = expf32(x[i]) for n float32 values (tests check it against fround(Math.exp) on millions of arguments). */
 export function expRows(y: usize, x: usize, n: i32): void {
-  for (let i: usize = 0; i < (<usize>n) << 2; i += 4) store<f32>(y + i, expf32(load<f32>(x + i)));
+  const end = (<usize>n) << 2, end4 = (<usize>(n & ~3)) << 2;
+  let i: usize = 0;
+  for (; i < end4; i += 16) v128.store(y + i, expf32x4(v128.load(x + i)));
+  for (; i < end; i += 4) store<f32>(y + i, expf32(load<f32>(x + i)));
 }
 
 /**
@@ -1283,15 +1339,27 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
   const rowBytes = (<usize>N) << 2;
   for (let m = 0; m < M; m++) {
     const xr = x + <usize>m * rowBytes;
-    let mx: f32 = -Infinity;
-    let bad = N == 0;
-    for (let i: usize = 0; i < rowBytes; i += 4) {
+    const row4 = (<usize>(N & ~3)) << 2;
+    const tv = f32x4.splat(t);
+    // The max of s_i = x_i / t (any order gives the same value; -0 and 0 give the same exponentials), and NaN or +Infinity.
+    let mv = f32x4.splat(-Infinity);
+    let badv = i32x4.splat(0);
+    for (let i: usize = 0; i < row4; i += 16) {
+      const v = f32x4.div(v128.load(xr + i), tv);
+      badv = v128.or(badv, v128.or(f32x4.ne(v, v), f32x4.eq(v, f32x4.splat(Infinity))));
+      mv = f32x4.pmax(mv, v);
+    }
+    let mx: f32 = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    let bad = N == 0 || v128.any_true(badv);
+    for (let i = row4; i < rowBytes; i += 4) {
       const v = load<f32>(xr + i) / t;
-      if (v != v || v == Infinity) { bad = true; break; }
+      if (v != v || v == Infinity) bad = true;
       if (v > mx) mx = v;
     }
     if (bad || mx == -Infinity) { store<i32>(out + ((<usize>m) << 2), -1); continue; }
-    for (let i: usize = 0; i < rowBytes; i += 4) store<f32>(scratch + i, expf32(load<f32>(xr + i) / t - mx));
+    const mxv = f32x4.splat(mx);
+    for (let i: usize = 0; i < row4; i += 16) v128.store(scratch + i, expf32x4(f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv)));
+    for (let i = row4; i < rowBytes; i += 4) store<f32>(scratch + i, expf32(load<f32>(xr + i) / t - mx));
     let sum: f32 = 0;
     for (let i: usize = 0; i < rowBytes; i += 4) sum += load<f32>(scratch + i);
     const u = load<f64>(us + ((<usize>m) << 3));
