@@ -285,7 +285,7 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // For long rows (more than KB_CHUNKS chunks) the panels are stored K-block
 // major: block b (chunks b * KB_CHUNKS .. up to (b + 1) * KB_CHUNKS - 1) of
 // every panel, panel after panel, then block b + 1. A call of M <= SCR_ROWS
-// rows then walks block by block: each row's slice of x for one block
+// rows (gemmKBlocks, for either layout) walks block by block: each row's slice of x for one block
 // (2 KiB) stays in L1 while the weights stream past it; with whole rows of
 // x (8 KiB per row at K = 2048) the weight stream evicted x from L1 and a
 // 2-row call of a 2048-wide matrix ran at 0.6x the speed of a 512-wide one
@@ -498,7 +498,7 @@ const TWO_STREAM_BYTES: usize = 0;
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const N4 = N & ~3;
   const p1 = min<i32>(c1, N4);
-  if (packedChunks(K) > KB_CHUNKS && M <= SCR_ROWS) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
+  if (M <= SCR_ROWS) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
   else gemmPanels(y, x, w, packed, M, K, N, c0, p1);
   // The N % 4 remainder rows of w (never packed).
   const kEnd = (<usize>K) << 2;
@@ -515,10 +515,11 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
 }
 
 /**
- * Panel columns c0 .. p1-1, accumulators in registers: row pairs pass over
- * blocks of panels hot in L2 with their whole rows of x in L1. One row reads
- * two streams (one-K-block layouts only: a single row of a K-block-major
- * layout goes to gemmKBlocks).
+ * Panel columns c0 .. p1-1 for calls of more than SCR_ROWS rows,
+ * accumulators in registers: row pairs pass over blocks of panels hot in L2
+ * with their whole rows of x in L1. (Its one-row branch serves callers of
+ * gemmPanels with M = 1 on a one-K-block layout; gemm sends M <= SCR_ROWS to
+ * gemmKBlocks.)
  */
 function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
@@ -561,11 +562,12 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
 }
 
 /**
- * M <= SCR_ROWS rows and panel columns c0 .. p1-1 of the K-block-major
- * layout: K-block after K-block, and in each the panels, so the rows'
- * slices of x for that K-block stay in L1 and each panel's block serves
- * every row while it is in L1; the accumulators wait in the trailer between
- * K-blocks. One row reads two streams, as above.
+ * M <= SCR_ROWS rows and panel columns c0 .. p1-1 (either layout; the
+ * one-K-block layout is one K-block): K-block after K-block, and in each
+ * the panels, so the rows' slices of x for that K-block stay in L1 and each
+ * panel's block serves every row while it is in L1; the accumulators wait
+ * in the trailer between K-blocks. One row reads two streams, as above;
+ * two rows take the panels of the two halves in turn.
  */
 function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
