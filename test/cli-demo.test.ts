@@ -139,6 +139,23 @@ describe("ptp demo", () => {
     expect(wide[4]).toBe("yes");
   });
 
+  it("DEMO-DECODER: --decoder verify --window 2 decodes with verify (its own, and at --scale a widened shape: the same acceptance, equal to AR); --budget goes with single-call only", async () => {
+    const r = await runCli("demo", "--decoder", "verify", "--window", "2", "--steps", "24", "--scale", "--scale-shapes", "15M");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("decoding: verify (window 2) vs AR");
+    expect(r.stdout).toMatch(/^accepted per step: \d+\.\d\d \(mean; a step is a student call and a teacher call\)$/m);
+    const row = (shape: string) => new RegExp(`^\\| ${shape} \\| verify \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| (yes|NO) \\|$`, "m").exec(r.stdout);
+    const own = row("own"),
+      wide = row("15M");
+    expect(own, r.stdout).not.toBeNull();
+    expect(wide, r.stdout).not.toBeNull();
+    expect(wide![1]).toBe(own![1]);
+    expect([own![3], wide![3]]).toEqual(["yes", "yes"]);
+    const bad = await runCli("demo", "--decoder", "verify", "--budget", "4");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--budget applies to --decoder single-call only/);
+  });
+
   it("DEMO-FLAGS: explicit --model/--tokenizer/--student, a --prompts file, --window/--budget and the js backend", async () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Tom wanted to\n\nOnce upon a time, there\n");

@@ -41,8 +41,9 @@ export const demoFlags = defineFlags({
   steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
   seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
+  decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
-  budget: { kind: "int", value: "B", help: "proposal slots per call (default 2 N)" },
+  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
   ...backendFlags(),
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
@@ -51,12 +52,17 @@ export const demoFlags = defineFlags({
 
 export const demoUsage = `usage: ptp demo [--model FILE --tokenizer FILE --student FILE] [options]
 
-Decode a few prompts with Parallel Token Prediction (the single-call
-decoder: one model call verifies the last proposals and makes the next)
-and again autoregressively with the same u's, then print each text with
-the chunks that each call accepted marked (alternating colours on a
-terminal, else [brackets]), accepted tokens per call, model calls, tokens/s
-of both, the speedup, and whether the outputs equal AR's (exit 1 if not).
+Decode a few prompts with Parallel Token Prediction (by default the
+single-call decoder: one model call verifies the last proposals and makes
+the next; --decoder verify: a student call proposes, a teacher call
+verifies) and again autoregressively with the same u's, then print each
+text with the chunk that each step accepted marked (alternating colours on
+a terminal, else [brackets]), accepted tokens per step (per call for
+single-call), model calls,
+tokens/s of both, the speedup, and whether the outputs equal AR's (exit 1
+if not). On this CPU the decoder that pays at larger shapes is verify with
+a short window: ptp demo --model stories260K.bin --tokenizer tok512.bin
+--decoder verify --window 2 --scale (docs/BENCHMARKS.md).
 
 By default it runs the small teacher and distilled student shipped in
 demo/ (a char-level Llama trained on the project's synthetic stories; see
@@ -80,6 +86,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const v = f[name];
     if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
   }
+  if (f.budget !== undefined && f.decoder !== "single-call") throw new UsageError(`--budget applies to --decoder single-call only (the decoder is ${f.decoder})`);
   if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
 
   const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
@@ -111,12 +118,15 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   try {
     model = new PtpModel(teacher, student);
     const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
+    const decoder = f.decoder as "single-call" | "verify";
+    // The paper's figure: tokens per verification step (single-call: one call).
+    const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
     const c = checkpoint.config,
       s = student.config;
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})\n` +
-        `decoding: single-call (window ${window}, budget ${budget}) vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `decoding: ${f.decoder === "verify" ? `verify (window ${window})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
         `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 
@@ -124,7 +134,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const runs: Run[] = [];
     // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
     comparePtpAr(model, prompts, {
-      decode: { steps: f.steps, sampling: { temperature: f.temperature }, decoder: "single-call", window, budget },
+      decode: { steps: f.steps, sampling: { temperature: f.temperature }, decoder, window, budget },
       aux: (i) => new XorShiftAux(BigInt(f.seed + i)),
       batch: 1,
       warmUp: "both",
@@ -134,22 +144,23 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         io.stdout(`[${i + 1}] `);
         io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
         const r = summary(run);
-        io.stdout(`\n    ${run.generated} tokens; accepted per call ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
+        io.stdout(`\n    ${run.generated} tokens; ${perStep} ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
       },
     });
 
     const all = runs.reduce(addRuns);
     const r = summary(all);
-    io.stdout(`overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` + `accepted per call: ${r.accepted} (mean)\n` + `model calls: ${r.calls}\n` + `tokens/s: ${r.speed}\n` + `equals AR: ${r.equal}\n` + `backend: ${backend.description}\n`);
+    io.stdout(`overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` + `${perStep}: ${r.accepted} (mean${decoder === "verify" ? "; a step is a student call and a teacher call" : ""})\n` + `model calls: ${r.calls}\n` + `tokens/s: ${r.speed}\n` + `equals AR: ${r.equal}\n` + `backend: ${backend.description}\n`);
     if (all.equal && f.scale) {
-      io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), single-call vs AR, one prompt per decode:\n\n`);
+      io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
         backend,
         teacher: checkpoint,
         proposer: { kind: "student", student },
         prompts,
         shapes: ["own", ...f["scale-shapes"].split(",")],
-        decoders: ["single-call"],
+        decoders: [decoder],
+        window,
         steps: f.steps,
         temperature: f.temperature,
         reps: 1,
