@@ -1,0 +1,84 @@
+/**
+ * Two builds of the WASM kernels, one process, ABBA order: the exported
+ * `pickRows` (temperature, float32 softmax and Pick of one row, the
+ * backend's `pick` op) of a baseline build against a candidate build
+ * (default: this checkout's build/ptp-relaxed.wasm), on random logits rows
+ * of --vocab entries at several scales and temperatures. Prints the median
+ * microseconds per row of each and checks that both builds pick the same
+ * tokens (exit 1 if not).
+ *
+ *   node --experimental-wasm-relaxed-simd --import tsx bench/pick-ab.ts \
+ *     --baseline OLD.wasm [--candidate NEW.wasm] [--vocab 32000] [--rows 8] [--alternations 41]
+ *
+ * A baseline: build an older assembly/index.ts with
+ * `asc --config asconfig.json --target relaxed --outFile OLD.wasm`.
+ */
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { resolve } from "node:path";
+import { option } from "./common.js";
+
+const baseline = option("--baseline");
+if (!baseline) throw new Error("--baseline PATH.wasm is required");
+const candidate = option("--candidate", resolve(import.meta.dirname, "../build/ptp-relaxed.wasm"))!;
+const V = Number(option("--vocab", "32000"));
+const M = Number(option("--rows", "8"));
+const alternations = Number(option("--alternations", "41"));
+
+interface Exports {
+  heapBase(): number;
+  pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
+}
+// biome-ignore lint/suspicious/noExplicitAny: the WebAssembly namespace is untyped under lib ES2022
+const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
+function load(path: string) {
+  const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
+  const ex = new WA.Instance(new WA.Module(readFileSync(path)), {
+    env: {
+      memory,
+      exp: Math.exp,
+      abort: () => {
+        throw new Error("abort");
+      },
+    },
+  }).exports as Exports;
+  const base = (ex.heapBase() + 63) & ~63;
+  const at = { x: base, us: base + 4 * M * V, out: base + 4 * M * V + 8 * M, scratch: base + 4 * M * V + 8 * M + 64 };
+  const need = at.scratch + 4 * V - memory.buffer.byteLength;
+  if (need > 0) memory.grow(Math.ceil(need / 65536));
+  return { ex, memory, at };
+}
+const A = load(baseline),
+  B = load(candidate);
+
+let seed = 12345;
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
+const ta: number[] = [],
+  tb: number[] = [];
+let differ = 0;
+const load0 = loadavg()[0].toFixed(2);
+for (let r = 0; r < alternations; r++) {
+  const scale = [1, 5, 20, 0.1][r % 4],
+    t = Math.fround([0.7, 1, 0.3, 1.5][(r >> 2) % 4]);
+  const x = Float32Array.from({ length: M * V }, () => (rand() * 2 - 1) * scale);
+  const us = Float64Array.from({ length: M }, () => Math.fround(rand()));
+  const picks: Int32Array[] = [];
+  const time = (k: typeof A, into: number[]) => {
+    new Float32Array(k.memory.buffer, k.at.x, M * V).set(x);
+    new Float64Array(k.memory.buffer, k.at.us, M).set(us);
+    const t0 = performance.now();
+    k.ex.pickRows(k.at.out, k.at.x, M, V, t, k.at.us, k.at.scratch);
+    into.push(((performance.now() - t0) * 1000) / M);
+    picks.push(new Int32Array(k.memory.buffer, k.at.out, M).slice());
+  };
+  if (r % 2 === 0) time(A, ta), time(B, tb);
+  else time(B, tb), time(A, ta);
+  const [p, q] = r % 2 === 0 ? picks : [picks[1], picks[0]];
+  for (let m = 0; m < M; m++) if (p[m] !== q[m]) differ++;
+}
+console.log(`baseline ${baseline}\ncandidate ${candidate}\n${alternations} alternations of ${M} rows x ${V} logits; load ${load0} before, ${loadavg()[0].toFixed(2)} after\n`);
+console.log("| build | us per row (median) |\n|---|---|");
+console.log(`| baseline | ${median(ta).toFixed(1)} |\n| candidate | ${median(tb).toFixed(1)} |`);
+console.log(`\ncandidate / baseline time: ${(median(tb) / median(ta)).toFixed(2)}; rows picked differently: ${differ}`);
+if (differ > 0) process.exit(1);
