@@ -150,7 +150,14 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
 
     const all = runs.reduce(addRuns);
     const r = summary(all);
-    io.stdout(`overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` + `${perStep}: ${r.accepted} (mean${decoder === "verify" ? "; a step is a student call and a teacher call" : ""})\n` + `model calls: ${r.calls}\n` + `tokens/s: ${r.speed}\n` + `equals AR: ${r.equal}\n` + `backend: ${backend.description}\n`);
+    io.stdout(
+      `overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` +
+        `${perStep}: ${r.accepted} (mean${decoder === "verify" ? "; a step is a student call and a teacher call" : ""})\n` +
+        `model calls: ${r.calls}\n` +
+        `tokens/s: ${r.speed}\n` +
+        `equals AR: ${r.equal}\n` +
+        `backend: ${backend.description}\n`,
+    );
     if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
