@@ -367,42 +367,54 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   return first ? f32x4.splat(0) : v128.load(p);
 }
 
-/** 2 rows of x times one panel (4 rows of w): 8 accumulators. */
+/**
+ * 2 rows of x times panel pi (4 rows of w) over the K-blocks from chunk
+ * cbFrom to cbTo (one K-block when called per block; all of them, cbTo =
+ * C, when the accumulators stay in registers): 8 accumulators.
+ */
 // @ts-ignore: decorator
-@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, as: usize, first: bool, last: bool): void {
+@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
   const x0 = x, x1 = x + xs;
   const c1 = acc + as;
   let a00 = resume(first, acc), a01 = resume(first, acc + 16), a02 = resume(first, acc + 32), a03 = resume(first, acc + 48);
   let a10 = resume(first, c1), a11 = resume(first, c1 + 16), a12 = resume(first, c1 + 32), a13 = resume(first, c1 + 48);
-  let p = pnl;
-  for (let k = kFrom; k < kTo; k += 16) {
-    const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
-    let b = v128.load(p);
-    a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
-    b = v128.load(p, 16);
-    a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
-    b = v128.load(p, 32);
-    a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
-    b = v128.load(p, 48);
-    a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
-    p += 64;
+  for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
+    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
+    let p = packed + cb * as + pi * (cn << 6);
+    const kTo = (cb + cn) << 4;
+    for (let k = cb << 4; k < kTo; k += 16) {
+      const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
+      let b = v128.load(p);
+      a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
+      b = v128.load(p, 16);
+      a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
+      b = v128.load(p, 32);
+      a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
+      b = v128.load(p, 48);
+      a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
+      p += 64;
+    }
   }
   settle(y, acc, last, x0, w, ws, k4, kEnd, a00, a01, a02, a03);
   settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11, a12, a13);
 }
 
-/** 1 row of x times one panel: 4 accumulators, one sequential stream of w. */
+/** 1 row of x times panel pi over the K-blocks cbFrom .. cbTo: 4 accumulators, one sequential stream of w per K-block. */
 // @ts-ignore: decorator
-@inline function ptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
+@inline function ptile1x4(y: usize, x: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
   let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
-  let p = pnl;
-  for (let k = kFrom; k < kTo; k += 16) {
-    const v = v128.load(x + k);
-    a0 = madd(v, v128.load(p), a0);
-    a1 = madd(v, v128.load(p, 16), a1);
-    a2 = madd(v, v128.load(p, 32), a2);
-    a3 = madd(v, v128.load(p, 48), a3);
-    p += 64;
+  for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
+    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
+    let p = packed + cb * as + pi * (cn << 6);
+    const kTo = (cb + cn) << 4;
+    for (let k = cb << 4; k < kTo; k += 16) {
+      const v = v128.load(x + k);
+      a0 = madd(v, v128.load(p), a0);
+      a1 = madd(v, v128.load(p, 16), a1);
+      a2 = madd(v, v128.load(p, 32), a2);
+      a3 = madd(v, v128.load(p, 48), a3);
+      p += 64;
+    }
   }
   settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
 }
@@ -433,57 +445,6 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   }
   settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
   settle(yh, acch, last, x, wh, ws, k4, kEnd, b0, b1, b2, b3);
-}
-
-/**
- * The tiles above with their accumulators in registers over every K-block
- * of a panel (pi: the panel's index), for calls whose rows pass over blocks
- * of panels hot in L2: a K-block-major layout makes one stream per K-block
- * (each sequential from panel to panel), a one-block layout the plain one.
- */
-// @ts-ignore: decorator
-@inline function wtile2x4(y: usize, ys: usize, x: usize, xs: usize, packed: usize, pi: usize, as: usize, C: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
-  const x0 = x, x1 = x + xs;
-  let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
-  let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
-  for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
-    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
-    let p = packed + cb * as + pi * (cn << 6);
-    const kTo = (cb + cn) << 4;
-    for (let k = cb << 4; k < kTo; k += 16) {
-      const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
-      let b = v128.load(p);
-      a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
-      b = v128.load(p, 16);
-      a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
-      b = v128.load(p, 32);
-      a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
-      b = v128.load(p, 48);
-      a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
-      p += 64;
-    }
-  }
-  settle(y, 0, true, x0, w, ws, k4, kEnd, a00, a01, a02, a03);
-  settle(y + ys, 0, true, x1, w, ws, k4, kEnd, a10, a11, a12, a13);
-}
-
-// @ts-ignore: decorator
-@inline function wtile1x4(y: usize, x: usize, packed: usize, pi: usize, as: usize, C: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
-    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
-    let p = packed + cb * as + pi * (cn << 6);
-    const kTo = (cb + cn) << 4;
-    for (let k = cb << 4; k < kTo; k += 16) {
-      const v = v128.load(x + k);
-      a0 = madd(v, v128.load(p), a0);
-      a1 = madd(v, v128.load(p, 16), a1);
-      a2 = madd(v, v128.load(p, 32), a2);
-      a3 = madd(v, v128.load(p, 48), a3);
-      p += 64;
-    }
-  }
-  settle(y, 0, true, x, w, ws, k4, kEnd, a0, a1, a2, a3);
 }
 
 /**
@@ -540,7 +501,7 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
       ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, packed + <usize>(n >> 2) * panelBytes, packed + <usize>(m >> 2) * panelBytes, w + <usize>n * ws, w + <usize>m * ws, ws, 0, k4, k4, kEnd, 0, 0, true, true);
     }
     for (let n = c0 + 2 * h; n < p1; n += 4) {
-      ptile1x4(y + ((<usize>n) << 2), x, packed + <usize>(n >> 2) * panelBytes, w + <usize>n * ws, ws, 0, k4, k4, kEnd, 0, true, true);
+      ptile1x4(y + ((<usize>n) << 2), x, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
     }
   } else for (let n0 = c0; n0 < p1; n0 += nb) {
     const n1 = min<i32>(p1, n0 + nb);
@@ -548,14 +509,14 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
       const xm = x + <usize>m * xs;
       const ym = y + <usize>m * ys;
       for (let n = n0; n < n1; n += 4) {
-        wtile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed, <usize>(n >> 2), as, C, w + <usize>n * ws, ws, k4, kEnd);
+        ptile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
       }
     }
     if (M2 < M) {
       const xm = x + <usize>M2 * xs;
       const ym = y + <usize>M2 * ys;
       for (let n = n0; n < n1; n += 4) {
-        wtile1x4(ym + ((<usize>n) << 2), xm, packed, <usize>(n >> 2), as, C, w + <usize>n * ws, ws, k4, kEnd);
+        ptile1x4(ym + ((<usize>n) << 2), xm, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
       }
     }
   }
@@ -596,22 +557,22 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
       // Two rows: the panels of the two halves in turn, two streams advancing together
       // (gemm-ab --cold: 1.08-1.18x at M = 2; slower at M = 3 and 4, so only here).
       for (let i = 0; i < h; i += 4) {
-        panelRows(y, x, w, c0 + i, base, pb, scr, M, xs, ws, ys, as, kFrom, kTo, k4, kEnd, first, last);
-        panelRows(y, x, w, c0 + h + i, base, pb, scr, M, xs, ws, ys, as, kFrom, kTo, k4, kEnd, first, last);
+        panelRows(y, x, w, c0 + i, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
+        panelRows(y, x, w, c0 + h + i, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
       }
       n = c0 + 2 * h;
     }
-    for (; n < p1; n += 4) panelRows(y, x, w, n, base, pb, scr, M, xs, ws, ys, as, kFrom, kTo, k4, kEnd, first, last);
+    for (; n < p1; n += 4) panelRows(y, x, w, n, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
   }
 }
 
-/** Every row (in pairs) of one panel's K-block at column n, the accumulators parked at the trailer. */
+/** Every row (in pairs) of one panel's K-block cb at column n, the accumulators parked at the trailer. */
 // @ts-ignore: decorator
-@inline function panelRows(y: usize, x: usize, w: usize, n: i32, base: usize, pb: usize, scr: usize, M: i32, xs: usize, ws: usize, ys: usize, as: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, first: bool, last: bool): void {
-  const pnl = base + <usize>(n >> 2) * pb, wn = w + <usize>n * ws, yn = (<usize>n) << 2, an = scr + ((<usize>n) << 4);
+@inline function panelRows(y: usize, x: usize, w: usize, n: i32, packed: usize, cb: usize, C: usize, scr: usize, M: i32, xs: usize, ws: usize, ys: usize, as: usize, k4: usize, kEnd: usize, first: bool, last: bool): void {
+  const pi = <usize>(n >> 2), wn = w + <usize>n * ws, yn = (<usize>n) << 2, an = scr + ((<usize>n) << 4);
   let m = 0;
-  for (; m + 1 < M; m += 2) ptile2x4(y + <usize>m * ys + yn, ys, x + <usize>m * xs, xs, pnl, wn, ws, kFrom, kTo, k4, kEnd, an + <usize>m * as, as, first, last);
-  if (m < M) ptile1x4(y + <usize>m * ys + yn, x + <usize>m * xs, pnl, wn, ws, kFrom, kTo, k4, kEnd, an + <usize>m * as, first, last);
+  for (; m + 1 < M; m += 2) ptile2x4(y + <usize>m * ys + yn, ys, x + <usize>m * xs, xs, packed, pi, as, C, cb, cb + 1, wn, ws, k4, kEnd, an + <usize>m * as, first, last);
+  if (m < M) ptile1x4(y + <usize>m * ys + yn, x + <usize>m * xs, packed, pi, as, C, cb, cb + 1, wn, ws, k4, kEnd, an + <usize>m * as, first, last);
 }
 
 // ---- bf16 weights ------------------------------------------------------------

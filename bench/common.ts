@@ -1,4 +1,9 @@
-/** What the bench scripts share: reading `--name value` flags and taking medians. */
+/** What the bench scripts share: reading `--name value` flags, taking medians, loading a PTP proposer. */
+import type { Checkpoint } from "../src/model/weights.js";
+import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
+import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
+import type { Proposer } from "../src/ptp/proposer.js";
 
 const argv = process.argv.slice(2);
 
@@ -35,4 +40,17 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   const line = (r: readonly string[]) => `| ${r.map(cell).join(" | ")} |`;
   const rule = align === "right" ? `|${widths.map((w) => `${"-".repeat(w + 1)}:`).join("|")}|` : align === "left" ? `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|` : line(header.map(() => "---"));
   return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+/** The student adapter (or, with `draft`, the standalone draft model) at `path`, checked against `teacher`. */
+export function readProposer(path: string, teacher: Checkpoint, draft: boolean): Proposer {
+  const checksum = teacherChecksum(teacher);
+  if (draft) {
+    const d = readDraft(path);
+    checkDraftMatchesTeacher(d, teacher, checksum, path);
+    return { kind: "draft", draft: d };
+  }
+  const student = readStudent(path);
+  checkStudentMatchesTeacher(student, teacher, checksum, path);
+  return { kind: "student", student };
 }

@@ -23,16 +23,13 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
-import { has, option } from "./common.js";
+import { has, option, readProposer } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
-import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
-import { proposerConfig, type Proposer } from "../src/ptp/proposer.js";
-import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
+import { proposerConfig } from "../src/ptp/proposer.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 
 const flag = (name: string, fallback?: string): string => {
@@ -48,18 +45,8 @@ const draftPath = option("--draft");
 const proposerPath = draftPath ?? flag("student");
 const ckpt = readCheckpoint(modelPath);
 const tokenizer = Tokenizer.load(flag("tokenizer"), ckpt.config.vocabSize);
-const checksum = teacherChecksum(ckpt);
-let proposer: Proposer;
-if (draftPath !== undefined) {
-  if (option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
-  const draft = readDraft(draftPath);
-  checkDraftMatchesTeacher(draft, ckpt, checksum, draftPath);
-  proposer = { kind: "draft", draft };
-} else {
-  const student = readStudent(proposerPath);
-  checkStudentMatchesTeacher(student, ckpt, checksum, proposerPath);
-  proposer = { kind: "student", student };
-}
+if (draftPath !== undefined && option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
+const proposer = readProposer(proposerPath, ckpt, draftPath !== undefined);
 const config = proposerConfig(proposer);
 const count = Number(flag("count", "0"));
 const texts = readFileSync(flag("prompts"), "utf8")

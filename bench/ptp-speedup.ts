@@ -30,13 +30,10 @@ import { createBackend } from "../src/backends/registry.js";
 import { DEMO_PROMPTS } from "../src/cli/demo.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
-import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
-import { proposerConfig, type Proposer } from "../src/ptp/proposer.js";
+import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
-import { has, option } from "./common.js";
+import { has, option, readProposer } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
@@ -61,18 +58,8 @@ const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
 const teacher = readCheckpoint(modelPath);
-const checksum = teacherChecksum(teacher);
-let proposer: Proposer;
-if (draftPath !== undefined) {
-  const draft = readDraft(draftPath);
-  checkDraftMatchesTeacher(draft, teacher, checksum, draftPath);
-  proposer = { kind: "draft", draft };
-} else {
-  const student = readStudent(studentPath);
-  checkStudentMatchesTeacher(student, teacher, checksum, studentPath);
-  proposer = { kind: "student", student };
-}
 const proposerPath = draftPath ?? studentPath;
+const proposer = readProposer(proposerPath, teacher, draftPath !== undefined);
 const { variant, window: proposerWindow } = proposerConfig(proposer);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
