@@ -1,4 +1,5 @@
 /** What the bench scripts share: reading `--name value` flags, taking medians, loading a PTP proposer. */
+import { readFileSync } from "node:fs";
 import type { Checkpoint } from "../src/model/weights.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
@@ -53,4 +54,16 @@ export function readProposer(path: string, teacher: Checkpoint, draft: boolean):
   const student = readStudent(path);
   checkStudentMatchesTeacher(student, teacher, checksum, path);
   return { kind: "student", student };
+}
+
+/** A build of the WASM kernels (a .wasm file) instantiated on its own shared memory, for A/B scripts that call its exports directly. */
+export function instantiateBuild<E>(path: string): { ex: E; memory: { buffer: ArrayBuffer; grow(pages: number): number } } {
+  // biome-ignore lint/suspicious/noExplicitAny: the WebAssembly namespace is untyped under lib ES2022
+  const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
+  const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
+  const abort = () => {
+    throw new Error(`${path}: wasm kernel abort`);
+  };
+  const ex = new WA.Instance(new WA.Module(readFileSync(path)), { env: { memory, exp: Math.exp, abort } }).exports as E;
+  return { ex, memory };
 }

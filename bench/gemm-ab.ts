@@ -17,9 +17,8 @@
  * an outFile elsewhere. Both builds must export heapBase, packedBytes,
  * packPanels and gemm(y, x, w, packed, M, K, N, n0, n1).
  */
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { option } from "./common.js";
+import { instantiateBuild, option } from "./common.js";
 
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
@@ -37,21 +36,7 @@ interface Exports {
   packPanels(dst: number, w: number, K: number, N: number): void;
   gemm(y: number, x: number, w: number, p: number, M: number, K: number, N: number, n0: number, n1: number): void;
 }
-// biome-ignore lint/suspicious/noExplicitAny: the WebAssembly namespace is untyped under lib ES2022
-const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
-function load(path: string): { ex: Exports; memory: { buffer: ArrayBuffer; grow(n: number): number } } {
-  const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
-  const inst = new WA.Instance(new WA.Module(readFileSync(path)), {
-    env: {
-      memory,
-      exp: Math.exp,
-      abort: () => {
-        throw new Error("abort");
-      },
-    },
-  });
-  return { ex: inst.exports as Exports, memory };
-}
+const load = (path: string) => instantiateBuild<Exports>(path);
 const A = load(baseline),
   B = load(candidate);
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];

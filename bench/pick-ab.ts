@@ -13,10 +13,9 @@
  * A baseline: build an older assembly/index.ts with
  * `asc --config asconfig.json --target relaxed --outFile OLD.wasm`.
  */
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
-import { option } from "./common.js";
+import { instantiateBuild, option } from "./common.js";
 
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
@@ -29,19 +28,8 @@ interface Exports {
   heapBase(): number;
   pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
 }
-// biome-ignore lint/suspicious/noExplicitAny: the WebAssembly namespace is untyped under lib ES2022
-const WA = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 function load(path: string) {
-  const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
-  const ex = new WA.Instance(new WA.Module(readFileSync(path)), {
-    env: {
-      memory,
-      exp: Math.exp,
-      abort: () => {
-        throw new Error("abort");
-      },
-    },
-  }).exports as Exports;
+  const { ex, memory } = instantiateBuild<Exports>(path);
   const base = (ex.heapBase() + 63) & ~63;
   const at = { x: base, us: base + 4 * M * V, out: base + 4 * M * V + 8 * M, scratch: base + 4 * M * V + 8 * M + 64 };
   const need = at.scratch + 4 * V - memory.buffer.byteLength;
