@@ -1205,6 +1205,74 @@ export function argmaxRows(out: usize, x: usize, M: i32, N: i32): void {
 
 // ---- sampling ----------------------------------------------------------------
 
+/** 2^(j / 64) for j = 0 .. 63, as f64 (each within an ulp; exp's error bound allows far more). */
+const EXP2_TABLE: usize = memory.data<f64>([
+  1.0,
+  1.0108892860517005,
+  1.0218971486541166,
+  1.0330248790212284,
+  1.0442737824274138,
+  1.0556451783605572,
+  1.0671404006768237,
+  1.0787607977571199,
+  1.0905077326652577,
+  1.102382583307841,
+  1.1143867425958924,
+  1.1265216186082418,
+  1.1387886347566916,
+  1.1511892299529827,
+  1.1637248587775775,
+  1.1763969916502812,
+  1.189207115002721,
+  1.202156731452703,
+  1.215247359980469,
+  1.22848053610687,
+  1.241857812073484,
+  1.255380757024691,
+  1.2690509571917332,
+  1.2828700160787783,
+  1.2968395546510096,
+  1.3109612115247644,
+  1.3252366431597413,
+  1.339667524053303,
+  1.3542555469368927,
+  1.3690024229745905,
+  1.383909881963832,
+  1.3989796725383112,
+  1.4142135623730951,
+  1.42961333839197,
+  1.4451808069770467,
+  1.460917794180647,
+  1.4768261459394993,
+  1.4929077282912648,
+  1.5091644275934228,
+  1.5255981507445384,
+  1.5422108254079407,
+  1.559004400237837,
+  1.5759808451078865,
+  1.593142151342267,
+  1.6104903319492543,
+  1.6280274218573478,
+  1.645755478153965,
+  1.6636765803267364,
+  1.681792830507429,
+  1.7001063537185235,
+  1.718619298122478,
+  1.7373338352737062,
+  1.7562521603732995,
+  1.7753764925265212,
+  1.7947090750031072,
+  1.8142521755003989,
+  1.8340080864093424,
+  1.8539791250833855,
+  1.8741676341103,
+  1.8945759815869656,
+  1.9152065613971474,
+  1.9360617934922943,
+  1.9571441241754002,
+  1.978456026387951
+]);
+
 /** The host's Math.exp: the rare exponentials the fast path below cannot settle. */
 @external("env", "exp")
 declare function hostExp(x: f64): f64;
@@ -1241,33 +1309,31 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
 
 /**
  * expf32 of two float32 values at once (the f64 lanes of xd, each in
- * (-87, 0]), with the same reduction and polynomial in f64x2 lanes; a lane
- * is kept only where y - d and y + d (d = y * 2^-47, above the error of y
- * and of the host's Math.exp) round to the same float32 as y, so that
- * float32 is the one fround(Math.exp(x)) gives. Returns the results in
- * f32 lanes 0 and 1 and sets lanes 2 and 3 to -1 (all ones) where lane 0
- * or 1 was kept: `ok` = i32x4 lanes 0/1 of the comparison.
+ * (-87, 0]): x = n ln2 / 64 + r with |r| <= ln 2 / 128, exp(x) =
+ * 2^(n >> 6) 2^((n & 63) / 64) exp(r), the middle factor from EXP2_TABLE
+ * and exp(r) a degree-5 Taylor polynomial (error about 2^-54), so y is
+ * within about 2^-51 of exp(x). A lane is kept only where y - d and y + d
+ * (d = y * 2^-47, far above the error of y and of the host's Math.exp)
+ * round to the same float32 as y, so that float32 is the one
+ * fround(Math.exp(x)) gives. Returns the results in f32 lanes 0 and 1 and
+ * in lanes 2 and 3 whether lane 0 and 1 were kept (all ones) or not (0).
  */
 // @ts-ignore: decorator
 @inline function expf32x2(xd: v128): v128 {
-  const k = f64x2.nearest(f64x2.mul(xd, f64x2.splat(INV_LN2)));
-  const r = f64x2.sub(f64x2.sub(xd, f64x2.mul(k, f64x2.splat(LN2_HI))), f64x2.mul(k, f64x2.splat(LN2_LO)));
-  let p = f64x2.splat(1.0 / 6227020800.0);
-  p = f64x2.add(f64x2.splat(1.0 / 479001600.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 39916800.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 3628800.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 362880.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 40320.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 5040.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 720.0), f64x2.mul(r, p));
-  p = f64x2.add(f64x2.splat(1.0 / 120.0), f64x2.mul(r, p));
+  // n = nearest(x 64 / ln 2); x = n ln2 / 64 + r, |r| <= ln 2 / 128; exp(x) = 2^(n >> 6) 2^((n & 63) / 64) exp(r).
+  const n = f64x2.nearest(f64x2.mul(xd, f64x2.splat(INV_LN2 * 64.0)));
+  const r = f64x2.sub(f64x2.sub(xd, f64x2.mul(n, f64x2.splat(LN2_HI / 64.0))), f64x2.mul(n, f64x2.splat(LN2_LO / 64.0)));
+  let p = f64x2.splat(1.0 / 120.0);
   p = f64x2.add(f64x2.splat(1.0 / 24.0), f64x2.mul(r, p));
   p = f64x2.add(f64x2.splat(1.0 / 6.0), f64x2.mul(r, p));
   p = f64x2.add(f64x2.splat(0.5), f64x2.mul(r, p));
   p = f64x2.add(f64x2.splat(1.0), f64x2.mul(r, p));
   p = f64x2.add(f64x2.splat(1.0), f64x2.mul(r, p));
-  const e = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(k)), i64x2.splat(1023)), 52);
-  const y = f64x2.mul(p, e);
+  const ni = i32x4.trunc_sat_f64x2_s_zero(n);
+  const n0 = i32x4.extract_lane(ni, 0), n1 = i32x4.extract_lane(ni, 1);
+  const tj = f64x2.replace_lane(f64x2.splat(load<f64>(EXP2_TABLE + ((<usize>(n0 & 63)) << 3))), 1, load<f64>(EXP2_TABLE + ((<usize>(n1 & 63)) << 3)));
+  const e = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.shr_s(ni, 6)), i64x2.splat(1023)), 52);
+  const y = f64x2.mul(f64x2.mul(p, tj), e);
   const d = f64x2.mul(y, f64x2.splat(7.105427357601002e-15)); // 2^-47
   const f = f32x4.demote_f64x2_zero(y);
   const same = v128.and(i32x4.eq(f, f32x4.demote_f64x2_zero(f64x2.sub(y, d))), i32x4.eq(f, f32x4.demote_f64x2_zero(f64x2.add(y, d))));
