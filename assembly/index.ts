@@ -285,8 +285,9 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // For long rows (more than KB_CHUNKS chunks) the panels are stored K-block
 // major: block b (chunks b * KB_CHUNKS .. up to (b + 1) * KB_CHUNKS - 1) of
 // every panel, panel after panel, then block b + 1. A call of M <= SCR_ROWS
-// rows (gemmKBlocks, for either layout) walks block by block: each row's slice of x for one block
-// (2 KiB) stays in L1 while the weights stream past it; with whole rows of
+// rows (gemmKBlocks, for either layout) walks block by block: each row's
+// slice of x for one block (2 KiB) stays in L1 while the weights stream
+// past it; with whole rows of
 // x (8 KiB per row at K = 2048) the weight stream evicted x from L1 and a
 // 2-row call of a 2048-wide matrix ran at 0.6x the speed of a 512-wide one
 // (docs/BENCHMARKS.md, issue 12). Between blocks the accumulators wait in a
@@ -459,8 +460,9 @@ const TWO_STREAM_BYTES: usize = 0;
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
   const N4 = N & ~3;
   const p1 = min<i32>(c1, N4);
-  // Up to 8 short rows (one K-block, at most 9 KiB of x: 15M's 288-wide ones) too: gemm-ab --cold 1.16-1.34x
-  // at M = 5..8 on 288-wide matrices, 0.63-0.81x on 512-wide ones.
+  // Up to 8 short rows too (at most 2304 x values: 15M's 288-wide matrices; gemm-ab --cold 1.16-1.39x at
+  // M = 5..8 there, 0.63-0.81x on 512-wide ones). Such rows are one K-block (K < 516), so no accumulator
+  // is parked and the trailer's SCR_ROWS rows suffice.
   if (M <= SCR_ROWS || (M <= 2 * SCR_ROWS && M * K <= 2304)) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
   else gemmPanels(y, x, w, packed, M, K, N, c0, p1);
   // The N % 4 remainder rows of w (never packed).
