@@ -480,11 +480,9 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
 }
 
 /**
- * Panel columns c0 .. p1-1 for calls of more than SCR_ROWS rows,
+ * Panel columns c0 .. p1-1 for calls of more rows than gemmKBlocks takes,
  * accumulators in registers: row pairs pass over blocks of panels hot in L2
- * with their whole rows of x in L1. (Its one-row branch serves callers of
- * gemmPanels with M = 1 on a one-K-block layout; gemm sends M <= SCR_ROWS to
- * gemmKBlocks.)
+ * with their whole rows of x in L1.
  */
 function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
@@ -497,17 +495,7 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
-    // Two streams: panels of the first half of the range with those of the second.
-    const h = ((p1 - c0) >> 3) << 2; // columns per half, a multiple of 4
-    for (let n = c0; n < c0 + h; n += 4) {
-      const m = n + h;
-      ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, packed + <usize>(n >> 2) * panelBytes, packed + <usize>(m >> 2) * panelBytes, w + <usize>n * ws, w + <usize>m * ws, ws, 0, k4, k4, kEnd, 0, 0, true, true);
-    }
-    for (let n = c0 + 2 * h; n < p1; n += 4) {
-      ptile1x4(y + ((<usize>n) << 2), x, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
-    }
-  } else for (let n0 = c0; n0 < p1; n0 += nb) {
+  for (let n0 = c0; n0 < p1; n0 += nb) {
     const n1 = min<i32>(p1, n0 + nb);
     for (let m = 0; m < M2; m += 2) {
       const xm = x + <usize>m * xs;
@@ -541,7 +529,7 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
   const C = packedChunks(K);
   const as = (<usize>(N & ~3)) << 4; // bytes per accumulator row (and per chunk of every panel)
   const scr = packed + panelArea(K, N);
-  const two = M == 1 && p1 - c0 >= 8;
+  const two = M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * (C << 6) >= TWO_STREAM_BYTES;
   const h = ((p1 - c0) >> 3) << 2; // two streams (one or two rows): columns per half, a multiple of 4
   for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
     const cn = min<usize>(C, cb + KB_CHUNKS) - cb; // chunks in this K-block
