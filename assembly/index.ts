@@ -324,7 +324,7 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   const N4 = N & ~3;
   let d = dst;
   for (let c0: usize = 0; c0 < C; c0 += KB_CHUNKS) {
-    const kFrom = c0 << 4, kTo = min<usize>(C, c0 + KB_CHUNKS) << 4;
+    const kFrom = c0 << 4, kTo = blockEnd(C, c0) << 4;
     for (let p = 0; p < N4; p += 4) {
       const r0 = w + <usize>p * rowBytes;
       for (let k = kFrom; k < kTo; k += 16) {
@@ -368,6 +368,23 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   return first ? f32x4.splat(0) : v128.load(p);
 }
 
+/** One past the last chunk of the K-block starting at chunk cb (C chunks in all). */
+// @ts-ignore: decorator
+@inline function blockEnd(C: usize, cb: usize): usize {
+  return min<usize>(C, cb + KB_CHUNKS);
+}
+
+/**
+ * Where panel pi's part of the K-block starting at chunk cb begins: the
+ * full K-blocks before it hold cb chunks of every panel (as bytes per
+ * chunk of all panels), and each panel's part of this one is its chunk
+ * count times 64 bytes. The one place that knows the packed layout's order.
+ */
+// @ts-ignore: decorator
+@inline function blockPanel(packed: usize, pi: usize, as: usize, C: usize, cb: usize): usize {
+  return packed + cb * as + pi * ((blockEnd(C, cb) - cb) << 6);
+}
+
 /**
  * 2 rows of x times panel pi (4 rows of w) over the K-blocks from chunk
  * cbFrom to cbTo (one K-block when called per block; all of them, cbTo =
@@ -380,9 +397,8 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   let a00 = resume(first, acc), a01 = resume(first, acc + 16), a02 = resume(first, acc + 32), a03 = resume(first, acc + 48);
   let a10 = resume(first, c1), a11 = resume(first, c1 + 16), a12 = resume(first, c1 + 32), a13 = resume(first, c1 + 48);
   for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
-    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
-    let p = packed + cb * as + pi * (cn << 6);
-    const kTo = (cb + cn) << 4;
+    let p = blockPanel(packed, pi, as, C, cb);
+    const kTo = blockEnd(C, cb) << 4;
     for (let k = cb << 4; k < kTo; k += 16) {
       const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
       let b = v128.load(p);
@@ -405,9 +421,8 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 @inline function ptile1x4(y: usize, x: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
   let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
   for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
-    const cn = min<usize>(C, cb + KB_CHUNKS) - cb;
-    let p = packed + cb * as + pi * (cn << 6);
-    const kTo = (cb + cn) << 4;
+    let p = blockPanel(packed, pi, as, C, cb);
+    const kTo = blockEnd(C, cb) << 4;
     for (let k = cb << 4; k < kTo; k += 16) {
       const v = v128.load(x + k);
       a0 = madd(v, v128.load(p), a0);
@@ -532,16 +547,14 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
   const two = M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * (C << 6) >= TWO_STREAM_BYTES;
   const h = ((p1 - c0) >> 3) << 2; // two streams (one or two rows): columns per half, a multiple of 4
   for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
-    const cn = min<usize>(C, cb + KB_CHUNKS) - cb; // chunks in this K-block
-    const kFrom = cb << 4, kTo = kFrom + (cn << 4);
-    const base = packed + cb * as; // the full K-blocks before this one hold cb chunks of every panel
-    const pb = cn << 6; // bytes of one panel in this K-block
-    const first = cb == 0, last = cb + cn == C;
+    const end = blockEnd(C, cb);
+    const kFrom = cb << 4, kTo = end << 4;
+    const first = cb == 0, last = end == C;
     let n = c0;
     if (two) {
       for (; n < c0 + h; n += 4) {
         const m = n + h;
-        ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, base + <usize>(n >> 2) * pb, base + <usize>(m >> 2) * pb, w + <usize>n * ws, w + <usize>m * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), scr + ((<usize>m) << 4), first, last);
+        ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, blockPanel(packed, <usize>(n >> 2), as, C, cb), blockPanel(packed, <usize>(m >> 2), as, C, cb), w + <usize>n * ws, w + <usize>m * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), scr + ((<usize>m) << 4), first, last);
       }
       n = c0 + 2 * h;
     }
