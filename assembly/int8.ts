@@ -122,8 +122,7 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
 /** Lane partials of one group's exact dot product: 32 i16 x values (4 vectors) with 32 int8 weights at w. */
 // @ts-ignore: decorator
 @inline function gdot(x0: v128, x1: v128, x2: v128, x3: v128, w: usize): v128 {
-  const a = v128.load(w), b = v128.load(w, 16);
-  return dot4(x0, x1, x2, x3, i16x8.extend_low_i8x16_s(a), i16x8.extend_high_i8x16_s(a), i16x8.extend_low_i8x16_s(b), i16x8.extend_high_i8x16_s(b));
+  return dot4(x0, x1, x2, x3, v128.load8x8_s(w), v128.load8x8_s(w, 8), v128.load8x8_s(w, 16), v128.load8x8_s(w, 24));
 }
 
 /**
@@ -132,8 +131,7 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
  */
 // @ts-ignore: decorator
 @inline function gdot2(x0: v128, x1: v128, x2: v128, x3: v128, z0: v128, z1: v128, z2: v128, z3: v128, w: usize): v128 {
-  const a = v128.load(w), b = v128.load(w, 16);
-  const e0 = i16x8.extend_low_i8x16_s(a), e1 = i16x8.extend_high_i8x16_s(a), e2 = i16x8.extend_low_i8x16_s(b), e3 = i16x8.extend_high_i8x16_s(b);
+  const e0 = v128.load8x8_s(w), e1 = v128.load8x8_s(w, 8), e2 = v128.load8x8_s(w, 16), e3 = v128.load8x8_s(w, 24);
   const s = dot4(x0, x1, x2, x3, e0, e1, e2, e3), t = dot4(z0, z1, z2, z3, e0, e1, e2, e3);
   return i32x4.add(v128.shuffle<i32>(s, t, 0, 1, 4, 5), v128.shuffle<i32>(s, t, 2, 3, 6, 7));
 }
