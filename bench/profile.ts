@@ -3,6 +3,7 @@
  * with --rows K, the time of one K-row call (what a PTP decoder makes).
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/profile.ts [--shapes 15M,110M] [--threads 1,2] [--tokens N] [--rows K]
+ *     [--weights f32|bf16|int8]
  *
  * A random checkpoint of each shape decodes greedily (argmax) on the wasm
  * backend: one BOS prompt row, a few warm-up steps, then N timed one-row
@@ -18,7 +19,7 @@
  * then the host argmax of all K rows.
  */
 import type { Backend } from "../src/backends/backend.js";
-import { createBackend } from "../src/backends/registry.js";
+import { createBackend, WEIGHT_TYPES, type WeightType } from "../src/backends/registry.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { kvDim, SHAPES, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
@@ -37,6 +38,8 @@ const tokensFlag = flag("tokens");
 const rowsPerCall = Number(flag("rows") ?? "1");
 if (!Number.isInteger(rowsPerCall) || rowsPerCall < 1) throw new Error(`--rows must be a positive integer, got ${flag("rows")}`);
 const CONTEXT = 64; // cached tokens before a K-row call
+const weights = (flag("weights") ?? "f32") as WeightType;
+if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights must be one of ${WEIGHT_TYPES.join(", ")}, got ${weights}`);
 for (const s of shapes) if (!(s in SHAPES)) throw new Error(`unknown shape ${s}; known: ${Object.keys(SHAPES).join(", ")}`);
 
 // ---- the timing wrapper ----------------------------------------------------
@@ -232,7 +235,7 @@ for (const shape of shapes) {
   const ckpt: Checkpoint = randomCheckpoint(config, 1);
   const labels = matmulLabels(config);
   for (const threads of threadCounts) {
-    const raw = await createBackend("wasm", { threads });
+    const raw = await createBackend("wasm", { threads, weights });
     await (raw as Backend & { startThreads?: () => Promise<void> }).startThreads?.();
 
     // Unwrapped first: tokens/s without the profiler's own cost, to compare.

@@ -158,6 +158,9 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         `equals AR: ${r.equal}\n` +
         `backend: ${backend.description}\n`,
     );
+    if (!f.scale && all.seconds > all.arSeconds) {
+      io.stdout("\nwhy slower: fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + "curve). --scale measures the same decoding at the compute of larger models.\n");
+    }
     if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
