@@ -7,11 +7,15 @@
  *
  *   node --experimental-wasm-relaxed-simd --no-liftoff --import tsx bench/gemm-ab.ts \
  *     --baseline OLD.wasm [--candidate NEW.wasm] [--shapes 288x288,768x32000] [--rows 1,2,16] [--alternations 41] [--cold]
- *     [--weights f32|bf16|int8]
+ *     [--weights f32|bf16|int8] [--control]
  *
  * --cold: each call reads the next of enough copies of the packed weights
  * to pass 96 MiB, so they come from memory as in a large model's decode
  * step (default: one copy, warm in the caches when it fits).
+ *
+ * --control: a third arm, a second instance of the baseline build, timed in
+ * the same rotation; its ratio to the baseline (A/A) shows how far this run
+ * moves the same code, the noise floor of the candidate's ratio.
  *
  * --weights: which kernel: f32 `gemm` (default), `gemmBf16` or `gemmInt8`
  * (x quantised once per call with quantizeRowsInt8, inside the timing, as
@@ -23,7 +27,7 @@
  * packPanels and gemm(y, x, w, packed, M, K, N, n0, n1).
  */
 import { resolve } from "node:path";
-import { instantiateBuild, option } from "./common.js";
+import { has, instantiateBuild, median, option } from "./common.js";
 
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
@@ -34,6 +38,7 @@ const shapes = option("--shapes", "288x288,288x768,768x768,288x32000,768x2048,76
 const rows = option("--rows", "1,2,4,8,16")!.split(",").map(Number);
 const alternations = Number(option("--alternations", "41"));
 const cold = process.argv.includes("--cold");
+const control = has("--control");
 const weights = option("--weights", "f32")!;
 if (!["f32", "bf16", "int8"].includes(weights)) throw new Error(`--weights must be f32, bf16 or int8, got ${weights}`);
 
@@ -54,9 +59,12 @@ interface Exports {
   quantizeRowsInt8(dst: number, x: number, M: number, K: number): void;
 }
 const load = (path: string) => instantiateBuild<Exports>(path);
-const A = load(baseline),
-  B = load(candidate);
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
+/** The builds timed: baseline, candidate and (--control) a second instance of the baseline. */
+// A throwaway first instance: in an A/A/A run (--control, all three the same build) the first
+// instance created ran 10-24 % slower than the other two at M = 2 and 4 (--cold), which favoured
+// the candidate (always created second); after this one, the three agree within 1-11 %.
+load(baseline);
+const builds = [load(baseline), load(candidate), ...(control ? [load(baseline)] : [])];
 
 /**
  * A build's chosen kernel on one shape: packed copies of W (several with
@@ -98,39 +106,31 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
   return { call };
 }
 
-console.log(`baseline ${baseline}\ncandidate ${candidate}\nkernel ${weights}\nweights ${cold ? "cold (from memory: copies past 96 MiB)" : "one copy (warm where it fits)"}\n`);
-console.log("| K x N | M | baseline GFLOP/s | candidate GFLOP/s | candidate / baseline |");
-console.log("|---|---|---|---|---|");
+console.log(`baseline ${baseline}\ncandidate ${candidate}\nkernel ${weights}\nweights ${cold ? "cold (from memory: copies past 96 MiB)" : "one copy (warm where it fits)"}`);
+if (control) console.log("control: a second instance of the baseline build (A/A: what the same code measures here)");
+console.log(`\n| K x N | M | baseline GFLOP/s | candidate GFLOP/s | candidate / baseline |${control ? " control / baseline (A/A) |" : ""}`);
+console.log(`|---|---|---|---|---|${control ? "---|" : ""}`);
 for (const [K, N] of shapes) {
   const Mmax = Math.max(...rows);
-  const sa = setup(A, K, N, Mmax),
-    sb = setup(B, K, N, Mmax);
+  const arms = builds.map((b) => ({ s: setup(b, K, N, Mmax), times: [] as number[] }));
   for (const M of rows) {
     const reps = Math.max(3, Math.round(3e7 / (M * N * K)));
-    const ta: number[] = [],
-      tb: number[] = [];
-    for (let i = 0; i < 3 * reps; i++) {
-      sa.call(M);
-      sb.call(M);
-    }
-    const timeA = () => {
+    for (const arm of arms) arm.times = [];
+    for (let i = 0; i < 3 * reps; i++) for (const arm of arms) arm.s.call(M);
+    const time = (arm: (typeof arms)[number]) => {
       const t = performance.now();
-      for (let i = 0; i < reps; i++) sa.call(M);
-      ta.push((performance.now() - t) / reps);
+      for (let i = 0; i < reps; i++) arm.s.call(M);
+      arm.times.push((performance.now() - t) / reps);
     };
-    const timeB = () => {
-      const t = performance.now();
-      for (let i = 0; i < reps; i++) sb.call(M);
-      tb.push((performance.now() - t) / reps);
-    };
-    // ABBA: each build runs first in half the alternations (whichever runs second finds the other's effects).
+    // Each alternation runs every arm once, the order rotated and reversed in turn, so each runs
+    // first and last equally often (whichever runs after another finds that one's effects).
     for (let r = 0; r < alternations; r++) {
-      if (r % 2 === 0) timeA(), timeB();
-      else timeB(), timeA();
+      const order = arms.map((_, i) => arms[(i + r) % arms.length]);
+      if (r % 2 === 1) order.reverse();
+      for (const arm of order) time(arm);
     }
-    const a = median(ta),
-      b = median(tb),
+    const [a, b, c] = arms.map((arm) => median(arm.times)),
       gf = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
-    console.log(`| ${K}x${N} | ${M} | ${gf(a)} | ${gf(b)} | ${(a / b).toFixed(2)}x |`);
+    console.log(`| ${K}x${N} | ${M} | ${gf(a)} | ${gf(b)} | ${(a / b).toFixed(2)}x |${control ? ` ${(a / c).toFixed(2)}x |` : ""}`);
   }
 }
