@@ -13,9 +13,12 @@
  * to pass 96 MiB, so they come from memory as in a large model's decode
  * step (default: one copy, warm in the caches when it fits).
  *
- * --control: a third arm, a second instance of the baseline build, timed in
- * the same rotation; its ratio to the baseline (A/A) shows how far this run
- * moves the same code, the noise floor of the candidate's ratio.
+ * --control: a second instance of the baseline build, created after the
+ * candidate and timed in the same rotation: the candidate's ratio is then to
+ * the mean of the two baseline instances' times (instances created later
+ * measured up to 18 % faster in A/A/A runs of one build on this machine, so
+ * one baseline created first favours the candidate), and the two
+ * baselines' ratio (A/A) shows how far this run moves the same code.
  *
  * --weights: which kernel: f32 `gemm` (default), `gemmBf16` or `gemmInt8`
  * (x quantised once per call with quantizeRowsInt8, inside the timing, as
@@ -60,9 +63,8 @@ interface Exports {
 }
 const load = (path: string) => instantiateBuild<Exports>(path);
 /** The builds timed: baseline, candidate and (--control) a second instance of the baseline. */
-// A throwaway first instance: in an A/A/A run (--control, all three the same build) the first
-// instance created ran 10-24 % slower than the other two at M = 2 and 4 (--cold), which favoured
-// the candidate (always created second); after this one, the three agree within 1-11 %.
+// A throwaway first instance: in A/A/A runs of one build the first instance created ran 10-24 %
+// slower than the later ones at M = 2 and 4 (--cold).
 load(baseline);
 const builds = [load(baseline), load(candidate), ...(control ? [load(baseline)] : [])];
 
@@ -107,8 +109,8 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
 }
 
 console.log(`baseline ${baseline}\ncandidate ${candidate}\nkernel ${weights}\nweights ${cold ? "cold (from memory: copies past 96 MiB)" : "one copy (warm where it fits)"}`);
-if (control) console.log("control: a second instance of the baseline build (A/A: what the same code measures here)");
-console.log(`\n| K x N | M | baseline GFLOP/s | candidate GFLOP/s | candidate / baseline |${control ? " control / baseline (A/A) |" : ""}`);
+if (control) console.log("control: a second instance of the baseline, created after the candidate; baseline = the mean of both");
+console.log(`\n| K x N | M | baseline GFLOP/s | candidate GFLOP/s | candidate / baseline${control ? " (mean of both)" : ""} |${control ? " baseline 2 / baseline 1 (A/A) |" : ""}`);
 console.log(`|---|---|---|---|---|${control ? "---|" : ""}`);
 for (const [K, N] of shapes) {
   const Mmax = Math.max(...rows);
@@ -129,8 +131,9 @@ for (const [K, N] of shapes) {
       if (r % 2 === 1) order.reverse();
       for (const arm of order) time(arm);
     }
-    const [a, b, c] = arms.map((arm) => median(arm.times)),
+    const [a1, b, a2] = arms.map((arm) => median(arm.times)),
+      a = control ? (a1 + a2) / 2 : a1,
       gf = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
-    console.log(`| ${K}x${N} | ${M} | ${gf(a)} | ${gf(b)} | ${(a / b).toFixed(2)}x |${control ? ` ${(a / c).toFixed(2)}x |` : ""}`);
+    console.log(`| ${K}x${N} | ${M} | ${gf(a)} | ${gf(b)} | ${(a / b).toFixed(2)}x |${control ? ` ${(a1 / a2).toFixed(2)}x |` : ""}`);
   }
 }
