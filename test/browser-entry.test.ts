@@ -11,7 +11,7 @@ const graph = (await import(join(ROOT, "scripts/browser-graph.mjs"))) as {
   checkBrowserGraph(entry: string): Promise<void>;
 };
 
-describe("browser entry", () => {
+describe("BACKEND-BROWSER: browser entry", () => {
   it("src/browser.ts reaches no node: import", async () => {
     expect(await graph.nodeImportsOf({ entryPoints: [join(ROOT, "src/browser.ts")] })).toEqual([]);
     await expect(graph.checkBrowserGraph(join(ROOT, "src/browser.ts"))).resolves.toBeUndefined();
@@ -27,7 +27,7 @@ describe("browser entry", () => {
   });
 });
 
-describe("wasm backend options for browsers", () => {
+describe("BACKEND-BROWSER: wasm backend options for browsers", () => {
   const g = globalThis as { crossOriginIsolated?: boolean };
   afterEach(() => {
     delete g.crossOriginIsolated;

@@ -84,7 +84,7 @@ async function nodeOutput(decoder: "single-call" | "ar"): Promise<{ text: string
   return { text, tokens };
 }
 
-describe.skipIf(!CHROMIUM)("the demo page in headless Chromium", () => {
+describe.skipIf(!CHROMIUM)("BACKEND-BROWSER: the demo page in headless Chromium", () => {
   let browser: Browser;
   const servers: Record<"isolated" | "plain", { server: Server; url: string }> = {} as never;
   const reference: Partial<Record<"single-call" | "ar", { text: string; tokens: number[] }>> = {};
