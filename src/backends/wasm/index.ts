@@ -15,7 +15,7 @@ export { FreeListAllocator } from "./allocator.js";
 const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
 
 /**
- * The WASM SIMD backend: AssemblyScript kernels (assembly/index.ts) compiled
+ * The WASM SIMD backend: AssemblyScript kernels (assembly/, exported by index.ts) compiled
  * to two builds, plain SIMD and relaxed SIMD (FMA where the hardware has it).
  *
  * The kernels work on raw pointers; this side owns the memory. Buffers are
@@ -67,7 +67,7 @@ export interface Kernels {
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 
-/** Weights of at least this many elements get packed panels for matmul (see assembly/index.ts). */
+/** Weights of at least this many elements get packed panels for matmul (see assembly/gemm.ts). */
 const PACK_MIN_ELEMENTS = 16384;
 
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
