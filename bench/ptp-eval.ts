@@ -9,7 +9,7 @@
  *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
  *     --model M.bin --tokenizer T.bin (--student S.safetensors | --draft D.safetensors) --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
- *     [--threads 1] [--seed 1] [--budget B] [--json]
+ *     [--threads 1] [--seed 1] [--budget B] [--window W] [--json]
  *
  * For the verify decoder it also prints the per-slot accuracy curve: over
  * every proposal window (whose context is the exact AR path so far), how
@@ -60,6 +60,9 @@ const steps = Number(flag("steps", "128")),
   seed = Number(flag("seed", "1")),
   threads = Number(flag("threads", "1"));
 const budget = has("--budget") ? Number(flag("budget")) : undefined;
+// Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
+const window = has("--window") ? Number(flag("window")) : undefined;
+if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new Error(`--window must be a positive integer, got ${flag("window")}`);
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
@@ -103,7 +106,7 @@ function run(decoder: DecoderName, temperature: number) {
     slotTrials: number[] = [];
   let log: { position: number; slot: number; token: number }[] = [];
   const r = comparePtpAr(model, prompts, {
-    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, ...(draftModel ? { draft: draftModel } : {}) },
+    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, window, ...(draftModel ? { draft: draftModel } : {}) },
     aux: (i) => new XorShiftAux(BigInt(seed + i)),
     batch: 1,
     decoder: (m, options) => (decoder === "verify" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
@@ -149,7 +152,7 @@ teacher.dispose();
 if (has("--json")) console.log(JSON.stringify(rows, null, 2));
 else {
   const what = proposer.kind === "student" ? `student ${proposerPath} (${config.variant}-PTP, rank ${proposer.student.config.rank}` : `draft model ${proposerPath} (${config.variant}-PTP, dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers`;
-  console.log(`\n${what}, ${config.aux.kind}, window ${config.window}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
+  console.log(`\n${what}, ${config.aux.kind}, window ${config.window}${window !== undefined ? `, decoded with window ${window}` : ""}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);
   console.log("| decoder | T | accepted / call | model calls | tokens | PTP tok/s | AR tok/s | speedup | equals AR |");
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
