@@ -62,10 +62,10 @@ interface Exports {
   quantizeRowsInt8(dst: number, x: number, M: number, K: number): void;
 }
 const load = (path: string) => instantiateBuild<Exports>(path);
-/** The builds timed: baseline, candidate and (--control) a second instance of the baseline. */
 // A throwaway first instance: in A/A/A runs of one build the first instance created ran 10-24 %
 // slower than the later ones at M = 2 and 4 (--cold).
 load(baseline);
+/** The builds timed: baseline, candidate and (--control) a second instance of the baseline. */
 const builds = [load(baseline), load(candidate), ...(control ? [load(baseline)] : [])];
 
 /**
