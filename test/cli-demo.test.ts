@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createBackend } from "../src/backends/registry.js";
-import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText, SHIPPED_STUDENTS } from "../src/cli/demo.js";
+import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText, SHIPPED_STUDENTS, whySlower } from "../src/cli/demo.js";
 import { textOf } from "../src/cli/ptp-common.js";
 import { writeCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
@@ -165,6 +165,14 @@ describe("ptp demo", () => {
     expect(r.stdout).toMatch(/^overall: 2 prompts, \d+ tokens$/m);
     expect(r.stdout).toMatch(/^equals AR: yes$/m);
     expect(markedLines(r.stdout).map((l) => l.replace(/\[.*$/, ""))).toEqual(["Tom wanted to", "Once upon a time, there"]);
+  });
+
+  it("DEMO-WHY: a last line says why when PTP took longer than AR, and names --scale; none when it did not, or with --scale", () => {
+    expect(whySlower(2, 1, false)).toMatch(/^\nwhy slower: .*\n.*\n.*--scale measures the same decoding/s);
+    expect(whySlower(1, 2, false)).toBe("");
+    expect(whySlower(1, 1, false)).toBe("");
+    expect(whySlower(2, 1, true)).toBe("");
+    expect(whySlower(0, 0, false)).toBe("");
   });
 
   it("DEMO-NO-ROOM: prompts longer than --steps generate nothing, and the ratios read n/a", async () => {

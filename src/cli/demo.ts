@@ -77,6 +77,16 @@ const CHUNK_STYLES = ["\x1b[30;46m", "\x1b[30;43m"];
 const BOLD = "\x1b[1m";
 const RESET = "\x1b[0m";
 
+/**
+ * The demo's last line when PTP took longer than AR and --scale was not
+ * given (then the widened shapes answer it): why, and what to run. Empty
+ * otherwise.
+ */
+export function whySlower(ptpSeconds: number, arSeconds: number, scale: boolean): string {
+  if (scale || !(ptpSeconds > arSeconds)) return "";
+  return "\nwhy slower: fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + "curve). --scale measures the same decoding at the compute of larger models.\n";
+}
+
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, demoFlags);
   if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
@@ -158,9 +168,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         `equals AR: ${r.equal}\n` +
         `backend: ${backend.description}\n`,
     );
-    if (!f.scale && all.seconds > all.arSeconds) {
-      io.stdout("\nwhy slower: fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + "curve). --scale measures the same decoding at the compute of larger models.\n");
-    }
+    io.stdout(whySlower(all.seconds, all.arSeconds, f.scale));
     if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
