@@ -20,6 +20,15 @@ export function option(name: string, fallback?: string): string | undefined {
 }
 
 /** Whether the bare flag `name` is on the command line. */
+/** The positive integer given as `name`, or undefined when the flag is absent (anything else is an error naming the flag). */
+export function positiveIntOption(name: string): number | undefined {
+  const raw = option(name);
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return v;
+}
+
 export function has(name: string): boolean {
   return argv.includes(name);
 }

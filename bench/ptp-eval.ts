@@ -26,7 +26,7 @@ import { Transformer } from "../src/model/transformer.js";
 import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
-import { has, option, readProposer } from "./common.js";
+import { has, option, positiveIntOption, readProposer } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
@@ -61,8 +61,7 @@ const steps = Number(flag("steps", "128")),
   threads = Number(flag("threads", "1"));
 const budget = has("--budget") ? Number(flag("budget")) : undefined;
 // Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
-const window = has("--window") ? Number(flag("window")) : undefined;
-if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new Error(`--window must be a positive integer, got ${flag("window")}`);
+const window = positiveIntOption("--window");
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);

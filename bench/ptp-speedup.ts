@@ -33,7 +33,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { has, option, readProposer } from "./common.js";
+import { has, option, positiveIntOption, readProposer } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
@@ -51,9 +51,7 @@ const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
-const windowFlag = option("--window");
-const window = windowFlag === undefined ? undefined : Number(windowFlag);
-if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new Error(`--window must be a positive integer, got ${windowFlag}`);
+const window = positiveIntOption("--window");
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
