@@ -63,23 +63,26 @@ interface Run {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-/** Median seconds of a k-row causal forward after `prefix` cached tokens, over a 1-row one. */
+/** The median time of a k-row causal forward after `prefix` cached tokens over that of a 1-row one, the two alternating. */
 function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): number {
-  const time = (k: number) => {
-    const cache = model.newCache(prefix + k);
-    const ts: number[] = [];
-    model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % 200)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
-    const block = { tokens: Array.from({ length: k }, (_, i) => 2 + i), positions: Array.from({ length: k }, (_, i) => prefix + i) };
-    for (let r = 0; r <= reps; r++) {
+  if (rows <= 1) return 1;
+  const cache = model.newCache(prefix + rows);
+  model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % 200)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
+  const block = (k: number) => ({ tokens: Array.from({ length: k }, (_, i) => 2 + i), positions: Array.from({ length: k }, (_, i) => prefix + i) });
+  const blocks = [block(1), block(rows)];
+  const times: number[][] = [[], []];
+  // The two calls alternate (the order swapping each round), so a slow stretch of the machine
+  // slows both alike; the first round is a warm-up.
+  for (let r = 0; r <= reps; r++) {
+    for (const i of r % 2 ? [1, 0] : [0, 1]) {
       const t = performance.now();
-      model.forward(block, cache);
-      if (r > 0) ts.push(performance.now() - t); // the first is a warm-up
+      model.forward(blocks[i], cache);
+      if (r > 0) times[i].push(performance.now() - t);
       cache.crop(prefix);
     }
-    cache.free();
-    return median(ts);
-  };
-  return rows <= 1 ? 1 : time(rows) / time(1);
+  }
+  cache.free();
+  return median(times[1]) / median(times[0]);
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
