@@ -9,7 +9,7 @@
  *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
  *     --model M.bin --tokenizer T.bin (--student S.safetensors | --draft D.safetensors) --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
- *     [--threads 1] [--seed 1] [--budget B] [--window W] [--json]
+ *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--json]
  *
  * For the verify decoder it also prints the per-slot accuracy curve: over
  * every proposal window (whose context is the exact AR path so far), how
@@ -23,7 +23,8 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
-import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
+import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
+import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
 import { has, option, positiveIntOption, readProposer } from "./common.js";
@@ -62,11 +63,14 @@ const steps = Number(flag("steps", "128")),
 const budget = has("--budget") ? Number(flag("budget")) : undefined;
 // Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
 const window = positiveIntOption("--window");
+// C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
+const draftTemperatureScale = Number(flag("draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
 const model = new PtpModel(teacher, proposer.kind === "student" ? proposer.student : undefined);
 const draftModel = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
+const toDraft = drafter(model, draftTemperatureScale);
 
 interface Row {
   decoder: string;
@@ -93,7 +97,7 @@ function withDraftLog(inner: Decoder, log: { position: number; slot: number; tok
       return group;
     },
     accept(seq, group, out) {
-      if (!draftModel) out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: draftToken(model, seq, seq.next + j, logits) }));
+      if (!draftModel) out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: toDraft(seq, seq.next + j, j, logits) }));
       return inner.accept(seq, group, out);
     },
   };
@@ -105,7 +109,7 @@ function run(decoder: DecoderName, temperature: number) {
     slotTrials: number[] = [];
   let log: { position: number; slot: number; token: number }[] = [];
   const r = comparePtpAr(model, prompts, {
-    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, window, ...(draftModel ? { draft: draftModel } : {}) },
+    decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, window, draftTemperatureScale, ...(draftModel ? { draft: draftModel } : {}) },
     aux: (i) => new XorShiftAux(BigInt(seed + i)),
     batch: 1,
     decoder: (m, options) => (decoder === "verify" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),

@@ -20,6 +20,7 @@
  *   --decoders LIST    verify,single-call,multi-draft (default)
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
  *   --window N         slots per proposal window (default: the student's)
+ *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
  *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
  */
@@ -52,6 +53,8 @@ const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
 const window = positiveIntOption("--window");
+const scaleFlag = option("--draft-temperature-scale");
+const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
@@ -66,7 +69,7 @@ const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, onProgress: progress });
+const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");

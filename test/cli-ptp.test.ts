@@ -7,6 +7,7 @@ import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
 import { pregenFixture, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
+import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 
 const ptp = runCli;
 
@@ -126,6 +127,24 @@ describe("ptp generate with a student", () => {
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);
     expect(JSON.parse(b.stdout).stats.equalsAR).toBe(true);
+  });
+
+  it("CLI-PTP-DECODERS: --draft-temperature-scale reaches a C-PTP student's drafts (named in the stats), and the text stays AR's", async () => {
+    const common = ["generate", ...MODEL, ...PROMPT, "--steps", "48", "--temperature", "0.8", "--seed", "11", "--student", STUDENT_C, "--decoder", "verify", "--json"];
+    const sharp = await ptp(...common, "--draft-temperature-scale", "0.25");
+    expect(sharp.code, sharp.stderr).toBe(0);
+    expect(sharp.stderr).toMatch(/verify \(window \d+, drafts at 0\.25 T\)/);
+    const plain = await ptp(...common, "--draft-temperature-scale", "1");
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/verify \(window \d+\)\n/);
+    const a = JSON.parse(sharp.stdout),
+      b = JSON.parse(plain.stdout);
+    expect(a.stats.equalsAR && b.stats.equalsAR).toBe(true);
+    expect(a.text).toBe(b.text);
+    // The default scale is named too; an O-PTP student drafts the argmax, so none is named.
+    expect((await ptp(...common)).stderr).toMatch(new RegExp(`drafts at ${DECODER_DEFAULTS.draftTemperatureScale} T`));
+    const o = await ptp(...common.map((x) => (x === STUDENT_C ? STUDENT_O : x)));
+    expect(o.stderr).not.toMatch(/drafts at/);
   });
 });
 
@@ -267,6 +286,9 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     ["an unknown --budget-mode", ["generate", ...M, "--student", STUDENT_O, "--budget-mode", "greedy"]],
     ["--drafts with another decoder", ["generate", ...M, "--student", STUDENT_O, "--drafts", "3"]],
     ["--window without a PTP decoder", ["generate", ...M, "--window", "4"]],
+    ["--draft-temperature-scale 0", ["generate", ...M, "--student", STUDENT_O, "--draft-temperature-scale", "0"]],
+    ["--draft-temperature-scale above 1", ["generate", ...M, "--student", STUDENT_O, "--draft-temperature-scale", "1.5"]],
+    ["--draft-temperature-scale without a PTP decoder", ["generate", ...M, "--draft-temperature-scale", "0.5"]],
     ["random-student without --rank", ["random-student", "--model", missing, "--variant", "O", "--out", "x"]],
     ["random-student --rank 0", ["random-student", "--model", missing, "--rank", "0", "--variant", "O", "--out", "x"]],
     ["random-student --variant X", ["random-student", "--model", missing, "--rank", "2", "--variant", "X", "--out", "x"]],

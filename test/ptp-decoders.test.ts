@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { chain, range, runCall } from "../src/ptp/decode/call.js";
-import { draftToken, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
+import { drafter, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import { Sequence } from "../src/ptp/decode/sequence.js";
 import { UStream } from "../src/sampling/ustream.js";
@@ -33,6 +33,8 @@ const decoderArb = fc.record({
   budget: fc.integer({ min: 1, max: 12 }),
   budgetMode: fc.constantFrom("adaptive" as const, "fixed" as const),
   drafts: fc.integer({ min: 1, max: 3 }),
+  // The method's plain Pick (1) or sharpened C-PTP drafts: never the output, only how many drafts pass.
+  draftTemperatureScale: fc.oneof(fc.constant(1), fc.double({ min: 0.05, max: 1, noNaN: true })),
 });
 
 const fullCase = fc.record({ c: caseArb, d: decoderArb, s: studentSpecArb() });
@@ -199,6 +201,7 @@ describe("gated LoRA", () => {
  */
 function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
   const drafts = new Map<Sequence, number[]>();
+  const toDraft = drafter(model, 1);
   return {
     name: "mutant",
     plan(seq) {
@@ -210,7 +213,7 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
     accept(seq, group, out) {
       const P = seq.pending.length;
       if (group.slots.length) {
-        const d = out.slots.map((l, j) => draftToken(model, seq, seq.next + j, l));
+        const d = out.slots.map((l, j) => toDraft(seq, seq.next + j, j, l));
         drafts.set(seq, d.slice(0, Math.max(0, seq.room - 1)));
         return range(0, P);
       }

@@ -13,7 +13,8 @@ import { serializeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { range } from "../src/ptp/decode/call.js";
-import { draftToken, type Decoder } from "../src/ptp/decode/decoder.js";
+import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
+import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { draftVerifyDecoder } from "../src/ptp/decode/decoders/draft-verify.js";
 import { decode, decodeWith } from "../src/ptp/decode/run.js";
@@ -128,7 +129,8 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
         withTeacher(b, c.teacher, (teacher) =>
           withDraft(teacher, makeDraft(c.teacher, d), (draft) => {
             const us = usFor(teacher, c);
-            const inner = draftVerifyDecoder(draft, window ?? d.window);
+            const toDraft = drafter(draft, DECODER_DEFAULTS.draftTemperatureScale);
+            const inner = draftVerifyDecoder(draft, window ?? d.window, toDraft);
             const { dim, vocabSize } = draft.config;
             let checked = 0;
             const stepsOf = new Map<Sequence, number>();
@@ -156,7 +158,7 @@ describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
                 const cache = draft.newCache(M);
                 const logits = draft.forward({ tokens: [...seq.tokens, ...Array(count).fill(-1)], positions: [...range(0, n), ...range(0, count).map((j) => n - 1 + j)], embeddings, mask }, cache);
                 cache.free();
-                const expected = range(0, count).map((j) => draftToken(draft, seq, n + j, logits.subarray((n + j) * vocabSize, (n + j + 1) * vocabSize)));
+                const expected = range(0, count).map((j) => toDraft(seq, n + j, j, logits.subarray((n + j) * vocabSize, (n + j + 1) * vocabSize)));
                 expect(drafts).toEqual(expected);
                 checked++;
                 return g;

@@ -10,7 +10,7 @@ import { loadStudent } from "../ptp/files/student-file.js";
 import { decodeAR } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import { comparePtpAr, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
+import { comparePtpAr, DECODER_DEFAULTS, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
 import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
@@ -42,6 +42,7 @@ export const generateFlags = defineFlags({
   budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
+  "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
   ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
@@ -95,6 +96,11 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
   }
   if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
+  const scale = f["draft-temperature-scale"];
+  if (scale !== undefined) {
+    if (!(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
+    if (decoder === "ar") throw new UsageError("--draft-temperature-scale applies to the PTP decoders, not to --decoder ar");
+  }
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
@@ -213,6 +219,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     budget: f.budget,
     budgetMode: f["budget-mode"],
     drafts: f.drafts,
+    draftTemperatureScale: f["draft-temperature-scale"],
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });
@@ -237,6 +244,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       budget: f.budget,
       budgetMode: f["budget-mode"],
       drafts: f.drafts,
+      draftTemperatureScale: f["draft-temperature-scale"],
       draft: draftModel,
     };
     // Bounded batches (memory and time linear in the number of prompts), each
@@ -278,7 +286,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
-    io.stderr(statsBlock(stats, describeDecoder(decoder, settings, draft), texts.length));
+    io.stderr(statsBlock(stats, describeDecoder(decoder, settings, (draft ?? student)?.config.variant === "C" && sampling.temperature > 0, draft), texts.length));
     if (f.json) {
       const single = jsonOutputs.length === 1 ? { tokens: jsonOutputs[0].tokens, text: jsonOutputs[0].text } : {};
       io.stdout(JSON.stringify({ ...single, outputs: jsonOutputs, stats }) + "\n");
@@ -291,20 +299,22 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   }
 }
 
-function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts }: DecoderSettings, draft?: Draft): string {
+/** The decoder and its settings, as the stats block names them; `sharpened`: C-PTP drafts picked at a fraction of T > 0. */
+function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale }: DecoderSettings, sharpened: boolean, draft?: Draft): string {
+  const at = sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "";
   if (draft) {
     const m = draft.config.model;
-    return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"})`;
+    return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"}${at})`;
   }
   switch (decoder) {
     case "ar":
       return "ar";
     case "single-call":
-      return `single-call (window ${window}, budget ${budget}, ${budgetMode})`;
+      return `single-call (window ${window}, budget ${budget}, ${budgetMode}${at})`;
     case "multi-draft":
-      return `multi-draft (window ${window}, ${drafts} drafts)`;
+      return `multi-draft (window ${window}, ${drafts} drafts${at})`;
     default:
-      return `${decoder} (window ${window})`;
+      return `${decoder} (window ${window}${at})`;
   }
 }
 

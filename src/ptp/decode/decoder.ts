@@ -138,12 +138,34 @@ export function finiteLogits(logits: ArrayLike<number>): boolean {
 }
 
 /**
- * A slot's draft for position k: argmax for O-PTP (its ideal output is
- * one-hot), Pick(u(k), P) for C-PTP; NO_DRAFT when the logits are not
- * finite (a broken student only costs speed: its drafts are rejected).
+ * How a decoder turns a slot's logits into its draft for position k (slot
+ * `slot` of its window): argmax for O-PTP (the ideal output is one-hot);
+ * for C-PTP, Pick(u(k), Q) with Q the slot's distribution taken at
+ * temperature `temperatureScale` x T (the sampling settings otherwise
+ * unchanged); NO_DRAFT when the logits are not finite (a broken student
+ * only costs speed: its drafts are rejected). At T = 0 every draft is the
+ * argmax.
+ *
+ * Why a scale below 1: a student's Q is the teacher's next distribution
+ * blurred by what one call cannot work out, and the inverse CDF in token-id
+ * order turns that blur into shifted bins, so Pick(u, Q) often misses the
+ * token whose teacher bin holds u even when Q's most likely token is right.
+ * Picking from a sharpened Q keeps u's choice among the likely tokens and
+ * drops the blur (docs/BENCHMARKS.md, "Sharpened drafts"). Scale 1 is the
+ * method's plain Pick(u, Q). A window's slot 0 sees no u (C-PTP withholds
+ * its own): it is the model's own next-token query (for a query student
+ * the teacher's row itself), with no earlier pick to blur it, so its draft
+ * is always the plain pick. Drafts are only proposals: whatever the scale,
+ * verification makes the output the teacher's sample path.
  */
-export function draftToken(model: SlotProposer, seq: Sequence, k: number, logits: Float32Array, u: (k: number) => number = (k) => seq.u.forStudent(k)): number {
-  if (!finiteLogits(logits)) return NO_DRAFT;
-  if (model.variant === "O") return argmax(logits);
-  return seq.sample(logits, needsU(seq.sampling) ? u(k) : undefined);
+export type Drafter = (seq: Sequence, k: number, slot: number, logits: Float32Array, u?: (k: number) => number) => number;
+
+export function drafter(model: SlotProposer, temperatureScale: number): Drafter {
+  if (!(temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1], got ${temperatureScale}`);
+  return (seq, k, slot, logits, u = (k) => seq.u.forStudent(k)) => {
+    if (!finiteLogits(logits)) return NO_DRAFT;
+    if (model.variant === "O" || !needsU(seq.sampling)) return argmax(logits);
+    const exact = temperatureScale === 1 || slot === 0;
+    return seq.sample(logits, u(k), exact ? seq.sampling : { ...seq.sampling, temperature: seq.sampling.temperature * temperatureScale });
+  };
 }

@@ -11,6 +11,12 @@ export const DECODER_DEFAULTS = {
   budgetPerSlot: 2,
   budgetMode: "adaptive" as BudgetMode,
   drafts: 4,
+  /**
+   * C-PTP drafts are picked at this fraction of the sampling temperature
+   * (drafter in decoder.ts); measured best at 0.3-0.5 for the stories260K
+   * students at T = 0.7 and T = 1 (docs/BENCHMARKS.md, "Sharpened drafts").
+   */
+  draftTemperatureScale: 0.4,
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -19,6 +25,7 @@ export interface DecoderSettings {
   budget: number;
   budgetMode: BudgetMode;
   drafts: number;
+  draftTemperatureScale: number;
 }
 
 /** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
@@ -27,13 +34,14 @@ export interface DecoderSettingsInput {
   budget?: number;
   budgetMode?: BudgetMode;
   drafts?: number;
+  draftTemperatureScale?: number;
   /** The standalone draft model's window, if one proposes. */
   draftWindow?: number;
   /** The student's window, if there is a student. */
   studentWindow?: number;
 }
 
-/** The window, budget, split and drafts a decoder uses for these options. */
+/** The window, budget, split, drafts and draft temperature scale a decoder uses for these options. */
 export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
   return {
@@ -41,6 +49,7 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     budget: o.budget ?? DECODER_DEFAULTS.budgetPerSlot * window,
     budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
+    draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
   };
 }
 

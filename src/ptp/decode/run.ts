@@ -7,7 +7,7 @@ import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
 import { commit, runCall, survivors } from "./call.js";
-import type { Decoder } from "./decoder.js";
+import { drafter, type Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
 import { draftVerifyDecoder } from "./decoders/draft-verify.js";
 import { multiDraftDecoder } from "./decoders/multi-draft.js";
@@ -40,6 +40,8 @@ export interface DecodeOptions {
   budgetMode?: BudgetMode;
   /** multi-draft: number of drafts M (default 4). */
   drafts?: number;
+  /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
+  draftTemperatureScale?: number;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
   /**
@@ -77,32 +79,33 @@ export interface PtpResult {
 
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
-  const { window, budget, budgetMode, drafts } = settingsOf(model, options);
+  const { window, budget, budgetMode, drafts, draftTemperatureScale } = settingsOf(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
-    return draftVerifyDecoder(options.draft, window);
+    return draftVerifyDecoder(options.draft, window, drafter(options.draft, draftTemperatureScale));
   }
+  const toDraft = drafter(model, draftTemperatureScale);
   switch (options.decoder) {
     case "ar":
       return arDecoder;
     case "verify":
-      return verifyDecoder(model, window);
+      return verifyDecoder(model, window, toDraft);
     case "single-call": {
       if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`decode: budget must be a positive integer, got ${budget}`);
-      return singleCallDecoder(model, window, budget, budgetMode);
+      return singleCallDecoder(model, window, budget, budgetMode, toDraft);
     }
     case "self":
-      return selfDecoder(model, window);
+      return selfDecoder(model, window, toDraft);
     case "multi-draft":
-      return multiDraftDecoder(model, window, drafts);
+      return multiDraftDecoder(model, window, drafts, toDraft);
     default:
       throw new RangeError(`decode: unknown decoder ${JSON.stringify(options.decoder)}; expected one of ${DECODERS.join(", ")}`);
   }
 }
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
-export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts">): DecoderSettings {
+export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale">): DecoderSettings {
   return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window });
 }
 

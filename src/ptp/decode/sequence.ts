@@ -68,13 +68,13 @@ export class Sequence {
     return this.sample(logits, needsU(this.sampling) ? this.u.at(k) : undefined);
   }
 
-  /** sampleToken(logits, the sequence's settings, u), on the device where it can be. */
-  sample(logits: Float32Array, u: number | undefined): number {
+  /** sampleToken(logits, settings (the sequence's by default), u), on the device where it can be. */
+  sample(logits: Float32Array, u: number | undefined, settings: SamplingSettings = this.sampling): number {
     if (u !== undefined && this.devicePick) {
-      const t = this.devicePick(logits, this.sampling, u);
+      const t = this.devicePick(logits, settings, u);
       if (t !== undefined) return t;
     }
-    return sampleToken(logits, this.sampling, u);
+    return sampleToken(logits, settings, u);
   }
 
   /**

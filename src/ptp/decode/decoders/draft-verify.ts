@@ -2,7 +2,7 @@ import type { SparseMask } from "../../../model/block.js";
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
+import { proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface DraftVerifyState {
@@ -31,7 +31,7 @@ interface DraftVerifyState {
  * last draft fills the last position), fewer where the draft model's
  * seqLen ends; with none, the step is a plain AR step of the teacher.
  */
-export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<DraftVerifyState> {
+export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: Drafter): Decoder<DraftVerifyState> {
   const state = sequenceState<DraftVerifyState>(() => ({}));
   let calls = 0;
   const { seqLen, dim, vocabSize } = draft.config;
@@ -70,7 +70,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number): Decoder<D
     }
     calls++;
     cache.crop(next); // keep the finalized tokens, drop the slots
-    return usableDrafts(range(0, count).map((j) => draftToken(draft, seq, next + j, logits.subarray((B + j) * vocabSize, (B + j + 1) * vocabSize))));
+    return usableDrafts(range(0, count).map((j) => toDraft(seq, next + j, j, logits.subarray((B + j) * vocabSize, (B + j + 1) * vocabSize))));
   };
 
   return {

@@ -1,7 +1,7 @@
 import { Mulberry32 } from "../../../util/prng.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { range, type BaseRow, type SlotRow } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder } from "../decoder.js";
+import { proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface MultiDraftState {
@@ -25,7 +25,7 @@ interface MultiDraftState {
  * are fixed inputs, and verifying all M drafts at once keeps the best
  * prefix directly.
  */
-export function multiDraftDecoder(model: PtpModel, window: number, drafts: number, seed = 1): Decoder<MultiDraftState> {
+export function multiDraftDecoder(model: PtpModel, window: number, drafts: number, toDraft: Drafter, seed = 1): Decoder<MultiDraftState> {
   if (!Number.isInteger(drafts) || drafts < 1) throw new RangeError(`multi-draft: drafts must be a positive integer, got ${drafts}`);
   // u-vector i (i >= 1) at position k: a fixed function of (seed, i, k), so runs are reproducible.
   const altU = (i: number, k: number) => new Mulberry32((seed * 0x9e3779b1) ^ (i * 0x85ebca77) ^ (k * 0xc2b2ae3d)).nextFloat();
@@ -50,7 +50,7 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         const count = group.slots.length / drafts;
-        const proposals = range(0, drafts).map((i) => range(0, count).map((j) => draftToken(model, seq, seq.next + j, out.slots[i * count + j], uOf(seq, i))));
+        const proposals = range(0, drafts).map((i) => range(0, count).map((j) => toDraft(seq, seq.next + j, j, out.slots[i * count + j], uOf(seq, i))));
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;

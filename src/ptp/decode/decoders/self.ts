@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, finiteLogits, proposalWindow, usableDrafts, stateDecoder, type Decoder } from "../decoder.js";
+import { finiteLogits, proposalWindow, usableDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 
 interface SelfState {
   drafts: number[];
@@ -22,7 +22,7 @@ interface SelfState {
  * the drafts that equal the queries' picks, plus the pick at the first
  * mismatch (or after the last draft).
  */
-export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState> {
+export function selfDecoder(model: PtpModel, window: number, toDraft: Drafter): Decoder<SelfState> {
   if (model.variant !== "C") throw new Error(`the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP`);
   return stateDecoder<SelfState>("self", () => ({ drafts: [], proposed: 0 }), {
     plan(seq, s, base) {
@@ -41,7 +41,7 @@ export function selfDecoder(model: PtpModel, window: number): Decoder<SelfState>
     accept(seq, s, _group, out) {
       const P = seq.pending.length;
       if (!s.drafts?.length) {
-        const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));
+        const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
         // The self decoder samples from the student itself: a student without a distribution cannot decode.
         if (!finiteLogits(out.slots[0])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
         seq.finalize([seq.pickAt(seq.next, out.slots[0])]); // slot 0 is the AR query itself

@@ -2,7 +2,7 @@ import { softmaxF32 } from "../../../sampling/softmax.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { draftToken, finiteLogits, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder } from "../decoder.js";
+import { finiteLogits, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 
 interface SingleCallState {
   /** Drafts for positions next, next + 1, ... and the student's confidence in each. */
@@ -25,7 +25,7 @@ interface SingleCallState {
  * branch m*'s proposals (its first overwritten by the teacher's token)
  * become the next drafts.
  */
-export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode): Decoder<SingleCallState> {
+export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode, toDraft: Drafter): Decoder<SingleCallState> {
   const state = sequenceState<SingleCallState>(() => ({ drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) }));
   return {
     name: "single-call",
@@ -57,7 +57,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       // Branch m*'s proposals for next + m + 1, ... become the drafts (its slot 0 is the teacher's token now).
       const first = s.branches.slice(0, m).reduce((a, b) => a + b, 0);
       const proposals = out.slots.slice(first, first + s.branches[m]);
-      s.drafts = usableDrafts(proposals.slice(1).map((logits, j) => draftToken(model, seq, next + m + 1 + j, logits)));
+      s.drafts = usableDrafts(proposals.slice(1).map((logits, j) => toDraft(seq, next + m + 1 + j, j + 1, logits)));
       s.confidence = proposals.slice(1).map((logits) => confidence(logits));
       seq.finalize(verified);
       seq.acceptedPerStep.push(verified.length);

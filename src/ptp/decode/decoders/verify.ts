@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { draftToken, proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder } from "../decoder.js";
+import { proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
@@ -19,7 +19,7 @@ interface VerifyState {
  * logits already give the teacher's token for `next`; when the first draft
  * disagrees with it the teacher call would verify nothing, so it is skipped.
  */
-export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifyState> {
+export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter): Decoder<VerifyState> {
   return stateDecoder<VerifyState>("verify", () => ({ drafts: [], proposed: 0 }), {
     plan(seq, s, base) {
       if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
@@ -30,7 +30,7 @@ export function verifyDecoder(model: PtpModel, window: number): Decoder<VerifySt
       const P = seq.pending.length;
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
-        const drafts = out.slots.map((logits, j) => draftToken(model, seq, seq.next + j, logits));
+        const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;
