@@ -2,6 +2,8 @@ import type { ModelConfig } from "../model/config.js";
 import { auxFeatures, auxFeatureCount } from "../ptp/auxiliary.js";
 import type { SlotInputKind } from "../ptp/files/ptp-file-parts.js";
 import type { Variant } from "../ptp/student-weights.js";
+import { draftSampling } from "../ptp/decode/decoder.js";
+import { DECODER_DEFAULTS } from "../ptp/decode/defaults.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
 import type { SamplingSettings } from "../sampling/processors.js";
@@ -178,10 +180,11 @@ export interface WindowMetrics {
 
 /**
  * #correct and #accepted of each window: the student's token is argmax
- * (O-PTP) or Pick(u_k, P(logits)) under the sampling settings (C-PTP), as
- * the decoders draft it.
+ * (O-PTP) or Pick(u_k, P(logits)) under the sampling settings (C-PTP), with
+ * slots j >= 1 at `draftTemperatureScale` x T, as the decoders draft it
+ * (drafter in ptp/decode/decoder.ts).
  */
-export function windowMetrics(variant: Variant, logits: Float32Array, rows: WindowRows, vocab: number, sampling: SamplingSettings): WindowMetrics {
+export function windowMetrics(variant: Variant, logits: Float32Array, rows: WindowRows, vocab: number, sampling: SamplingSettings, draftTemperatureScale: number = DECODER_DEFAULTS.draftTemperatureScale): WindowMetrics {
   const correct: number[] = [],
     accepted: number[] = [];
   // A query student's slot 0 (no row) is the teacher's own pick: always correct.
@@ -193,7 +196,7 @@ export function windowMetrics(variant: Variant, logits: Float32Array, rows: Wind
     for (; c < valid; c++) {
       const r = w * Lw + c,
         row = logits.subarray(r * vocab, (r + 1) * vocab);
-      const t = variant === "O" ? argmax(row) : sampleToken(row, sampling, rows.targetU[r]);
+      const t = variant === "O" ? argmax(row) : sampleToken(row, draftSampling(sampling, rows.first + c, draftTemperatureScale), rows.targetU[r]);
       if (t !== rows.targets[r]) break;
     }
     correct.push(rows.first + c);

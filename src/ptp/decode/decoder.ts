@@ -2,6 +2,7 @@ import type { Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import type { Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
+import type { SamplingSettings } from "../../sampling/processors.js";
 import { needsU } from "../../sampling/sampler.js";
 
 /**
@@ -161,11 +162,19 @@ export function finiteLogits(logits: ArrayLike<number>): boolean {
 export type Drafter = (seq: Sequence, k: number, slot: number, logits: Float32Array, u?: (k: number) => number) => number;
 
 export function drafter(model: SlotProposer, temperatureScale: number): Drafter {
-  if (!(temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1], got ${temperatureScale}`);
+  checkDraftTemperatureScale(temperatureScale);
   return (seq, k, slot, logits, u = (k) => seq.u.forStudent(k)) => {
     if (!finiteLogits(logits)) return NO_DRAFT;
     if (model.variant === "O" || !needsU(seq.sampling)) return argmax(logits);
-    const exact = temperatureScale === 1 || slot === 0;
-    return seq.sample(logits, u(k), exact ? seq.sampling : { ...seq.sampling, temperature: seq.sampling.temperature * temperatureScale });
+    return seq.sample(logits, u(k), draftSampling(seq.sampling, slot, temperatureScale));
   };
+}
+
+/** The sampling settings of a C-PTP slot's draft (T > 0): slot 0 at T, later slots at `temperatureScale` x T (see drafter). */
+export function draftSampling(sampling: SamplingSettings, slot: number, temperatureScale: number): SamplingSettings {
+  return slot === 0 || temperatureScale === 1 ? sampling : { ...sampling, temperature: sampling.temperature * temperatureScale };
+}
+
+export function checkDraftTemperatureScale(temperatureScale: number): void {
+  if (!(temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1], got ${temperatureScale}`);
 }
