@@ -11,12 +11,15 @@
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
  *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--json]
  *
- * For the verify decoder it also prints the per-slot accuracy curve: over
- * every proposal window (whose context is the exact AR path so far), how
- * often slot j's draft equals the AR token at its position, whatever the
- * slots before it drafted. A student that ignores u tops out near the
- * teacher's greedy agreement; above it, the drafts use u. With --draft, a
- * standalone draft model proposes (decoder verify only).
+ * For verify and single-call it also prints the per-slot accuracy curve:
+ * over every proposal window, how often slot j's draft equals the AR token
+ * at its position, whatever the slots before it drafted. Verify's windows
+ * start right after the exact AR path so far; single-call's next drafts
+ * come from the branch whose assumed drafts passed, which starts one
+ * position earlier, at the token the call itself corrects. A student that
+ * ignores u tops out near the teacher's greedy agreement; above it, the
+ * drafts use u. With --draft, a standalone draft model proposes (decoder
+ * verify only).
  */
 import { readFileSync } from "node:fs";
 import { createBackend } from "../src/backends/registry.js";
@@ -83,12 +86,26 @@ interface Row {
   arTokensPerSecond: number;
   speedup: number;
   equalsAR: boolean | null;
-  /** verify: per-slot accuracy of the drafts against the AR path. */
+  /** verify and single-call: per-slot accuracy of the drafts against the AR path. */
   slotAccuracy?: number[];
 }
 
-/** The decoder, wrapped to record each proposal's drafts by position (a student's from its slot logits, a draft model's from its plan). */
+/**
+ * The decoder, wrapped to record each proposal's drafts by position: verify's
+ * from its slot logits (a draft model's from its plan); single-call's from
+ * its state after each call (draft i is slot i + 1 of the branch that passed).
+ */
 function withDraftLog(inner: Decoder, log: { position: number; slot: number; token: number }[]): Decoder {
+  if (inner.name === "single-call") {
+    return {
+      ...inner,
+      accept(seq, group, out) {
+        const kept = inner.accept(seq, group, out);
+        ((inner.state?.(seq) as { drafts?: number[] } | undefined)?.drafts ?? []).forEach((token, i) => log.push({ position: seq.next + i, slot: i + 1, token }));
+        return kept;
+      },
+    };
+  }
   return {
     ...inner,
     plan(seq) {
@@ -112,7 +129,7 @@ function run(decoder: DecoderName, temperature: number) {
     decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, window, draftTemperatureScale, ...(draftModel ? { draft: draftModel } : {}) },
     aux: (i) => new XorShiftAux(BigInt(seed + i)),
     batch: 1,
-    decoder: (m, options) => (decoder === "verify" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
+    decoder: (m, options) => (decoder === "verify" || decoder === "single-call" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
     onBatch: ({ ptp }) => {
       for (const d of log) {
         if (d.position >= ptp.outputs[0].length) continue;
@@ -144,7 +161,7 @@ for (const temperature of temperatures) {
       speedup: r.speedup,
       // Self-verification follows the C-PTP model's own AR path: not compared.
       equalsAR: decoder === "self" ? null : r.equalsAR,
-      ...(decoder === "verify" ? { slotAccuracy: r.slotAccuracy } : {}),
+      ...(decoder === "verify" || decoder === "single-call" ? { slotAccuracy: r.slotAccuracy } : {}),
     });
   }
 }
@@ -164,10 +181,10 @@ else {
   const curves = rows.filter((r) => r.slotAccuracy);
   if (curves.length > 0) {
     const L = Math.max(...curves.map((r) => r.slotAccuracy!.length));
-    console.log(`\nper-slot accuracy of verify's drafts against the AR path (slot j drafts position next + j):\n`);
-    console.log(`| T | ${Array.from({ length: L }, (_, j) => `slot ${j}`).join(" | ")} |`);
-    console.log(`|---|${"---|".repeat(L)}`);
-    for (const r of curves) console.log(`| ${r.temperature} | ${r.slotAccuracy!.map((a) => a.toFixed(3)).join(" | ")} |`);
+    console.log(`\nper-slot accuracy of the drafts against the AR path (slot j of a window drafts its position j; single-call's slot 0 is the teacher's own token):\n`);
+    console.log(`| decoder | T | ${Array.from({ length: L }, (_, j) => `slot ${j}`).join(" | ")} |`);
+    console.log(`|---|---|${"---|".repeat(L)}`);
+    for (const r of curves) console.log(`| ${r.decoder} | ${r.temperature} | ${Array.from({ length: L }, (_, j) => (r.slotAccuracy![j] === undefined || Number.isNaN(r.slotAccuracy![j]) ? "" : r.slotAccuracy![j].toFixed(3))).join(" | ")} |`);
   }
 }
 if (rows.some((r) => r.equalsAR === false)) process.exit(1);
