@@ -118,11 +118,15 @@ describe("ptp generate with a student", () => {
     expect(out.stats.equalsAR).toBe(true);
   });
 
-  it("CLI-PTP-DECODERS: --window, --budget, --budget-mode and --drafts reach the decoders", async () => {
+  it("CLI-PTP-DECODERS: --window, --budget, --budget-mode, --no-runner-ups and --drafts reach the decoders", async () => {
     const common = ["generate", ...MODEL, ...PROMPT, "--steps", "48", "--temperature", "0.8", "--seed", "11", "--student", STUDENT_O];
     const a = await ptp(...common, "--decoder", "single-call", "--window", "4", "--budget", "5", "--budget-mode", "fixed");
     expect(a.code, a.stderr).toBe(0);
-    expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed\)/);
+    expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed, runner-ups\)/);
+    const c = await ptp(...common, "--decoder", "single-call", "--no-runner-ups", "--json");
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/single-call \(window 8, budget 16, adaptive\)/);
+    expect(JSON.parse(c.stdout).stats.equalsAR).toBe(true);
     const b = await ptp(...common, "--decoder", "multi-draft", "--drafts", "2", "--json");
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);
@@ -283,6 +287,7 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     ["--drafts 0", ["generate", ...M, "--student", STUDENT_O, "--decoder", "multi-draft", "--drafts", "0"]],
     ["--budget with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "verify", "--budget", "8"]],
     ["--budget-mode with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "self", "--budget-mode", "fixed"]],
+    ["--no-runner-ups with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "verify", "--no-runner-ups"]],
     ["an unknown --budget-mode", ["generate", ...M, "--student", STUDENT_O, "--budget-mode", "greedy"]],
     ["--drafts with another decoder", ["generate", ...M, "--student", STUDENT_O, "--drafts", "3"]],
     ["--window without a PTP decoder", ["generate", ...M, "--window", "4"]],

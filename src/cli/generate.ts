@@ -41,6 +41,7 @@ export const generateFlags = defineFlags({
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
   budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
+  "no-runner-ups": { kind: "bool", help: "single-call: do not also read each draft's runner-up (a call whose correction was one finalizes one token more)" },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
   ...backendFlags(),
@@ -94,6 +95,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (decoder !== "single-call") {
     if (f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only (decoder is ${decoder})`);
     if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
+    if (f["no-runner-ups"]) throw new UsageError(`--no-runner-ups applies to --decoder single-call only (decoder is ${decoder})`);
   }
   if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
   const scale = f["draft-temperature-scale"];
@@ -220,6 +222,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     budgetMode: f["budget-mode"],
     drafts: f.drafts,
     draftTemperatureScale: f["draft-temperature-scale"],
+    runnerUps: f["no-runner-ups"] ? false : undefined,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });
@@ -245,6 +248,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       budgetMode: f["budget-mode"],
       drafts: f.drafts,
       draftTemperatureScale: f["draft-temperature-scale"],
+      runnerUps: f["no-runner-ups"] ? false : undefined,
       draft: draftModel,
     };
     // Bounded batches (memory and time linear in the number of prompts), each
@@ -300,7 +304,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
 }
 
 /** The decoder and its settings, as the stats block names them; `sharpened`: C-PTP drafts picked at a fraction of T > 0. */
-function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale }: DecoderSettings, sharpened: boolean, draft?: Draft): string {
+function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps }: DecoderSettings, sharpened: boolean, draft?: Draft): string {
   const at = sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "";
   if (draft) {
     const m = draft.config.model;
@@ -310,7 +314,7 @@ function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, dra
     case "ar":
       return "ar";
     case "single-call":
-      return `single-call (window ${window}, budget ${budget}, ${budgetMode}${at})`;
+      return `single-call (window ${window}, budget ${budget}, ${budgetMode}${runnerUps ? ", runner-ups" : ""}${at})`;
     case "multi-draft":
       return `multi-draft (window ${window}, ${drafts} drafts${at})`;
     default:

@@ -52,6 +52,8 @@ export interface SpeedupOptions {
   window?: number;
   /** C-PTP drafts at this fraction of the temperature (default: the decoders' default; see drafter). */
   draftTemperatureScale?: number;
+  /** single-call: read the drafts' runner-ups (default: the decoders' default). */
+  runnerUps?: boolean;
   seed?: number;
   onProgress?: (message: string) => void;
 }
@@ -108,7 +110,11 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
-        const r = decodeBatches(model, o.prompts, { decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, ...(draft && decoder !== "ar" ? { draft } : {}) }, aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)), batch: 1 });
+        const r = decodeBatches(model, o.prompts, {
+          decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, ...(draft && decoder !== "ar" ? { draft } : {}) },
+          aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)),
+          batch: 1,
+        });
         return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];

@@ -170,6 +170,20 @@ export function drafter(model: SlotProposer, temperatureScale: number): Drafter 
   };
 }
 
+/**
+ * A slot's runner-up: the draft the same rule makes once `draft` is ruled
+ * out (its logit set to -Infinity), NO_DRAFT when nothing else is left. Where
+ * the teacher rejects a draft, its own token is this one about a fifth of the
+ * time for the stories260K student's slot 1 (bench/correction-candidates.ts).
+ */
+export function runnerUp(toDraft: Drafter, seq: Sequence, k: number, slot: number, logits: Float32Array, draft: number): number {
+  if (draft === NO_DRAFT) return NO_DRAFT;
+  const rest = Float32Array.from(logits);
+  rest[draft] = Number.NEGATIVE_INFINITY;
+  if (!rest.some((x) => x > Number.NEGATIVE_INFINITY)) return NO_DRAFT;
+  return toDraft(seq, k, slot, rest);
+}
+
 /** The sampling settings of a C-PTP slot's draft (T > 0): slot 0 at T, later slots at `temperatureScale` x T (see drafter). */
 export function draftSampling(sampling: SamplingSettings, slot: number, temperatureScale: number): SamplingSettings {
   return slot === 0 || temperatureScale === 1 ? sampling : { ...sampling, temperature: sampling.temperature * temperatureScale };

@@ -17,6 +17,12 @@ export const DECODER_DEFAULTS = {
    * students at T = 0.7 and T = 1 (docs/BENCHMARKS.md, "Sharpened drafts").
    */
   draftTemperatureScale: 0.4,
+  /**
+   * single-call: read each draft's runner-up too (decoders/single-call.ts);
+   * on the stories260K student at T = 0.7, 1.65 -> 1.75 tokens per call at
+   * the same tokens/s (docs/BENCHMARKS.md, "Runner-up rows").
+   */
+  runnerUps: true,
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -26,6 +32,7 @@ export interface DecoderSettings {
   budgetMode: BudgetMode;
   drafts: number;
   draftTemperatureScale: number;
+  runnerUps: boolean;
 }
 
 /** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
@@ -35,6 +42,7 @@ export interface DecoderSettingsInput {
   budgetMode?: BudgetMode;
   drafts?: number;
   draftTemperatureScale?: number;
+  runnerUps?: boolean;
   /** The standalone draft model's window, if one proposes. */
   draftWindow?: number;
   /** The student's window, if there is a student. */
@@ -50,6 +58,7 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
+    runnerUps: o.runnerUps ?? DECODER_DEFAULTS.runnerUps,
   };
 }
 

@@ -42,6 +42,8 @@ export interface DecodeOptions {
   drafts?: number;
   /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
   draftTemperatureScale?: number;
+  /** single-call: also read each draft's runner-up, so a call whose correction the student ranked next finalizes one token more (default true). */
+  runnerUps?: boolean;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
   /**
@@ -79,7 +81,7 @@ export interface PtpResult {
 
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
-  const { window, budget, budgetMode, drafts, draftTemperatureScale } = settingsOf(model, options);
+  const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps } = settingsOf(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
@@ -93,7 +95,7 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
       return verifyDecoder(model, window, toDraft);
     case "single-call": {
       if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`decode: budget must be a positive integer, got ${budget}`);
-      return singleCallDecoder(model, window, budget, budgetMode, toDraft);
+      return singleCallDecoder(model, window, budget, budgetMode, toDraft, runnerUps);
     }
     case "self":
       return selfDecoder(model, window, toDraft);
@@ -105,7 +107,7 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
 }
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
-export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale">): DecoderSettings {
+export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps">): DecoderSettings {
   return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window });
 }
 

@@ -1,16 +1,24 @@
 import { softmaxF32 } from "../../../sampling/softmax.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
-import { chain, range, type SlotRow } from "../call.js";
-import { finiteLogits, proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
+import { chain, range, type BaseRow, type SlotRow } from "../call.js";
+import { finiteLogits, NO_DRAFT, proposalWindow, runnerUp, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 
 interface SingleCallState {
   /** Drafts for positions next, next + 1, ... and the student's confidence in each. */
   drafts: number[];
   confidence: number[];
-  /** Slots per branch in the current call. */
+  /** Each draft's runner-up (NO_DRAFT: none), with runner-ups on. */
+  runnerUps: number[];
+  /** Slots per branch in the current call: branches 0..D, then one per runner-up row. */
   branches: number[];
+  /** Per draft position i: the base row reading its runner-up in the current call, and that row's branch (-1: none). */
+  runnerUpRow: number[];
+  runnerUpBranch: number[];
   acceptance: AcceptanceModel;
+  /** Corrections where a runner-up stood, and how many it matched (its branches' weight). */
+  runnerUpTried: number;
+  runnerUpHit: number;
 }
 
 /**
@@ -24,9 +32,18 @@ interface SingleCallState {
  * the teacher's picks settle m*, the KV cache keeps the verified rows, and
  * branch m*'s proposals (its first overwritten by the teacher's token)
  * become the next drafts.
+ *
+ * With `runnerUps`, the call also reads each draft's runner-up (runnerUp in
+ * decoder.ts) as a base row at the draft's position, seeing what the draft
+ * sees, with a branch of its own after it. When the teacher rejects draft
+ * m* and its token is that runner-up, the runner-up's row is the teacher's
+ * own row there: the call finalizes the token after it too, keeps that row,
+ * and the next drafts come from its branch, which starts on the corrected
+ * token as a known one. Otherwise nothing changes; the output is AR's
+ * either way.
  */
-export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode, toDraft: Drafter): Decoder<SingleCallState> {
-  const state = sequenceState<SingleCallState>(() => ({ drafts: [], confidence: [], branches: [], acceptance: new AcceptanceModel(window) }));
+export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode, toDraft: Drafter, runnerUps = false): Decoder<SingleCallState> {
+  const state = sequenceState<SingleCallState>(() => ({ drafts: [], confidence: [], runnerUps: [], branches: [], runnerUpRow: [], runnerUpBranch: [], acceptance: new AcceptanceModel(window), runnerUpTried: 0, runnerUpHit: 0 }));
   return {
     name: "single-call",
     state,
@@ -36,13 +53,32 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
         P = pending.length,
         D = s.drafts.length,
         next = seq.next;
-      const base = [...chain(pending, seq.cached), ...chain(s.drafts, next)];
+      const base: BaseRow[] = [...chain(pending, seq.cached), ...chain(s.drafts, next)];
       // Branch m predicts positions next + m .. ; none beyond the step limit.
       const caps = range(0, D + 1).map((m) => Math.max(0, Math.min(window, seq.room - m)));
-      s.branches = allocateBudget(budget, caps, branchWeights(s.confidence), s.acceptance, mode);
+      const weights = branchWeights(s.confidence);
+      // Runner-up rows: runner-up i at position next + i, seeing the pending rows and drafts 0..i-1; its branch predicts next + i + 1 ..
+      s.runnerUpRow = range(0, D).map(() => -1);
+      s.runnerUpBranch = range(0, D).map(() => -1);
+      const hitRate = (s.runnerUpHit + 1) / (s.runnerUpTried + 2);
+      if (runnerUps) {
+        s.runnerUps.slice(0, D).forEach((token, i) => {
+          if (token === NO_DRAFT) return;
+          s.runnerUpRow[i] = base.length;
+          s.runnerUpBranch[i] = caps.length;
+          base.push({ token, position: next + i, sees: [...range(0, P + i), base.length] });
+          caps.push(Math.max(0, Math.min(window, seq.room - i - 1)));
+          weights.push(weights[i] * hitRate);
+        });
+      }
+      s.branches = allocateBudget(budget, caps, weights, s.acceptance, mode);
       const slots: SlotRow[] = [];
-      s.branches.forEach((count, m) => {
-        slots.push(...proposalWindow(model, seq, next + m, m === 0 ? seq.last : s.drafts[m - 1], count, range(0, P + m), base.length + slots.length));
+      s.branches.forEach((count, b) => {
+        if (b <= D) slots.push(...proposalWindow(model, seq, next + b, b === 0 ? seq.last : s.drafts[b - 1], count, range(0, P + b), base.length + slots.length));
+        else {
+          const i = s.runnerUpBranch.indexOf(b);
+          slots.push(...proposalWindow(model, seq, next + i + 1, s.runnerUps[i], count, [...range(0, P + i), s.runnerUpRow[i]], base.length + slots.length));
+        }
       });
       return { seq, base, slots };
     },
@@ -54,15 +90,33 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
       const m = verified.length - 1;
       s.acceptance.observe(m, D);
-      // Branch m*'s proposals for next + m + 1, ... become the drafts (its slot 0 is the teacher's token now).
-      const first = s.branches.slice(0, m).reduce((a, b) => a + b, 0);
-      const proposals = out.slots.slice(first, first + s.branches[m]);
-      s.drafts = usableDrafts(proposals.slice(1).map((logits, j) => toDraft(seq, next + m + 1 + j, j + 1, logits)));
-      s.confidence = proposals.slice(1).map((logits) => confidence(logits));
+      const keep = range(0, P + m);
+      // The branch whose window starts on the last finalized token (or, for branch m*, on the token this call settles).
+      let branch = m,
+        start = next + m;
+      const row = m < D ? s.runnerUpRow[m] : -1;
+      if (row >= 0) {
+        s.runnerUpTried++;
+        if (s.runnerUps[m] === verified[m]) {
+          // The runner-up was the teacher's token: its row is the teacher's row there, and gives the next token.
+          s.runnerUpHit++;
+          verified.push(seq.pickAt(next + m + 1, out.base[row]));
+          keep.push(row);
+          branch = s.runnerUpBranch[m];
+          start = next + m + 1;
+        }
+      }
+      // That branch's proposals for start + 1, ... become the drafts (its slot 0 is the teacher's token now).
+      const first = s.branches.slice(0, branch).reduce((a, b) => a + b, 0);
+      const proposals = out.slots.slice(first, first + s.branches[branch]).slice(1);
+      const drafts = proposals.map((logits, j) => toDraft(seq, start + 1 + j, j + 1, logits));
+      s.drafts = usableDrafts(drafts);
+      s.runnerUps = runnerUps ? s.drafts.map((d, j) => runnerUp(toDraft, seq, start + 1 + j, j + 1, proposals[j], d)) : [];
+      s.confidence = proposals.map((logits) => confidence(logits));
       seq.finalize(verified);
       seq.acceptedPerStep.push(verified.length);
       s.drafts = s.drafts.slice(0, Math.max(0, seq.room - 1));
-      return range(0, P + m);
+      return keep;
     },
   };
 }

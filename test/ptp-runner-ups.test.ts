@@ -1,0 +1,60 @@
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createBackend } from "../src/backends/registry.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { Transformer } from "../src/model/transformer.js";
+import type { Decoder } from "../src/ptp/decode/decoder.js";
+import { decode, decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import { readStudent } from "../src/ptp/files/adapter-file.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { XorShiftAux } from "../src/sampling/aux.js";
+import { ROOT, STORIES_260K } from "./helpers.js";
+
+describe("single-call with runner-up rows", () => {
+  it("PTP-RUNNER-UP: with the shipped stories260K student, calls whose correction was a draft's runner-up finalize the token after it too; every output equals AR's, with fewer calls than without runner-ups", async () => {
+    const backend = await createBackend("wasm", { threads: 1 });
+    const teacher = new Transformer(backend, readCheckpoint(STORIES_260K));
+    const model = new PtpModel(teacher, readStudent(resolve(ROOT, "demo/stories260K-student.safetensors")));
+    try {
+      const prompts = [
+        [1, 403, 261],
+        [1, 88, 45, 300, 11],
+        [1, 306, 92],
+      ];
+      const options = (runnerUps: boolean) => ({ decoder: "single-call" as const, steps: 96, sampling: { temperature: 0.7 }, aux: prompts.map((_, i) => new XorShiftAux(BigInt(7 + i))), runnerUps });
+      const ar = decode(model, prompts, { ...options(false), decoder: "ar" });
+      const plain = decode(model, prompts, options(false));
+      // A spy on the decoder's state: how many corrections had a runner-up row, and how many it matched.
+      let tried = 0,
+        hit = 0,
+        mostPending = 0;
+      const inner = makeDecoder(model, options(true)) as Decoder<{ runnerUpTried: number; runnerUpHit: number }>;
+      const spy: Decoder = {
+        ...inner,
+        plan(seq) {
+          // After the prompt's call, one pending token per call: a hit's runner-up row stays in the cache, so the corrected token is not run again.
+          if (seq.cached > 0) mostPending = Math.max(mostPending, seq.pending.length);
+          return inner.plan(seq);
+        },
+        accept(seq, group, out) {
+          const s = inner.state!(seq);
+          const [t0, h0] = [s.runnerUpTried, s.runnerUpHit];
+          const kept = inner.accept(seq, group, out);
+          tried += s.runnerUpTried - t0;
+          hit += s.runnerUpHit - h0;
+          return kept;
+        },
+      };
+      const withRunnerUps = decodeWith(model, prompts, spy, options(true));
+      expect(withRunnerUps.outputs).toEqual(ar.outputs);
+      expect(plain.outputs).toEqual(ar.outputs);
+      expect(tried).toBeGreaterThan(20);
+      expect(hit).toBeGreaterThan(0);
+      expect(mostPending).toBe(1);
+      // Each hit finalizes one token more in its call.
+      expect(withRunnerUps.stats.modelCalls).toBeLessThan(plain.stats.modelCalls);
+    } finally {
+      model.dispose();
+    }
+  });
+});
