@@ -122,11 +122,17 @@ describe("ptp generate with a student", () => {
     const common = ["generate", ...MODEL, ...PROMPT, "--steps", "48", "--temperature", "0.8", "--seed", "11", "--student", STUDENT_O];
     const a = await ptp(...common, "--decoder", "single-call", "--window", "4", "--budget", "5", "--budget-mode", "fixed");
     expect(a.code, a.stderr).toBe(0);
-    expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed, runner-ups\)/);
-    const c = await ptp(...common, "--decoder", "single-call", "--no-runner-ups", "--json");
+    expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed\)/);
+    // Runner-up rows: the default for a C-PTP student (not for this O-PTP one); --no-runner-ups turns them off.
+    const withC = common.map((x) => (x === STUDENT_O ? STUDENT_C : x));
+    const c = await ptp(...withC, "--decoder", "single-call", "--json");
     expect(c.code, c.stderr).toBe(0);
-    expect(c.stderr).toMatch(/single-call \(window 8, budget 16, adaptive\)/);
+    expect(c.stderr).toMatch(/single-call \(window \d+, budget \d+, adaptive, runner-ups, drafts at [\d.]+ T\)/);
     expect(JSON.parse(c.stdout).stats.equalsAR).toBe(true);
+    const d = await ptp(...withC, "--decoder", "single-call", "--no-runner-ups", "--json");
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(/single-call \(window \d+, budget \d+, adaptive, drafts at [\d.]+ T\)/);
+    expect(JSON.parse(d.stdout).text).toBe(JSON.parse(c.stdout).text);
     const b = await ptp(...common, "--decoder", "multi-draft", "--drafts", "2", "--json");
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);

@@ -41,7 +41,7 @@ export const generateFlags = defineFlags({
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
   budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
-  "no-runner-ups": { kind: "bool", help: "single-call: do not also read each draft's runner-up (a call whose correction was one finalizes one token more)" },
+  "no-runner-ups": { kind: "bool", help: "single-call: do not also read drafts' runner-ups (a call whose correction was one finalizes one token more; default for C-PTP students)" },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
   ...backendFlags(),
@@ -223,6 +223,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     drafts: f.drafts,
     draftTemperatureScale: f["draft-temperature-scale"],
     runnerUps: f["no-runner-ups"] ? false : undefined,
+    proposerVariant: (draft ?? student)?.config.variant,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });

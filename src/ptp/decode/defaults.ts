@@ -18,11 +18,14 @@ export const DECODER_DEFAULTS = {
    */
   draftTemperatureScale: 0.4,
   /**
-   * single-call: read each draft's runner-up too (decoders/single-call.ts);
-   * on the stories260K student at T = 0.7, 1.65 -> 1.75 tokens per call at
-   * the same tokens/s (docs/BENCHMARKS.md, "Runner-up rows").
+   * single-call: read drafts' runner-ups too (decoders/single-call.ts), for
+   * a C-PTP proposer, whose output is a calibrated distribution (its second
+   * choice carries information); not for O-PTP, trained towards one-hot
+   * outputs. Measured: the stories260K C-PTP student 1.64 -> 1.71 tokens per
+   * call at T = 0.7 (159 held-out prompts); the demo's O-PTP student 2.54 -> 2.50
+   * (docs/BENCHMARKS.md, "Runner-up rows").
    */
-  runnerUps: true,
+  runnerUps: { C: true, O: false },
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -43,6 +46,8 @@ export interface DecoderSettingsInput {
   drafts?: number;
   draftTemperatureScale?: number;
   runnerUps?: boolean;
+  /** The proposer's variant (its runner-up default), if there is a proposer. */
+  proposerVariant?: "O" | "C";
   /** The standalone draft model's window, if one proposes. */
   draftWindow?: number;
   /** The student's window, if there is a student. */
@@ -58,7 +63,7 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
-    runnerUps: o.runnerUps ?? DECODER_DEFAULTS.runnerUps,
+    runnerUps: o.runnerUps ?? (o.proposerVariant !== undefined && DECODER_DEFAULTS.runnerUps[o.proposerVariant]),
   };
 }
 

@@ -42,7 +42,7 @@ export interface DecodeOptions {
   drafts?: number;
   /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
   draftTemperatureScale?: number;
-  /** single-call: also read each draft's runner-up, so a call whose correction the student ranked next finalizes one token more (default true). */
+  /** single-call: also read drafts' runner-ups, so a call whose correction the student ranked next finalizes one token more (default: for a C-PTP student). */
   runnerUps?: boolean;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
@@ -108,7 +108,7 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
 export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps">): DecoderSettings {
-  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window });
+  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, proposerVariant: options.draft?.variant ?? model.student?.config.variant });
 }
 
 /**

@@ -33,9 +33,12 @@ interface SingleCallState {
  * branch m*'s proposals (its first overwritten by the teacher's token)
  * become the next drafts.
  *
- * With `runnerUps`, the call also reads each draft's runner-up (runnerUp in
+ * With `runnerUps`, the call may also read a draft's runner-up (runnerUp in
  * decoder.ts) as a base row at the draft's position, seeing what the draft
- * sees, with a branch of its own after it. When the teacher rejects draft
+ * sees, with a branch of its own after it; the row takes one unit of the
+ * budget, weighed against the slots it displaces by the chance that the
+ * draft is the first rejected and the runner-up matches (the running match
+ * rate), so a call has as many rows with runner-ups as without. When the teacher rejects draft
  * m* and its token is that runner-up, the runner-up's row is the teacher's
  * own row there: the call finalizes the token after it too, keeps that row,
  * and the next drafts come from its branch, which starts on the corrected
@@ -57,21 +60,27 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       // Branch m predicts positions next + m .. ; none beyond the step limit.
       const caps = range(0, D + 1).map((m) => Math.max(0, Math.min(window, seq.room - m)));
       const weights = branchWeights(s.confidence);
-      // Runner-up rows: runner-up i at position next + i, seeing the pending rows and drafts 0..i-1; its branch predicts next + i + 1 ..
+      // Runner-up i, read at position next + i (seeing the pending rows and drafts 0..i-1), is one more
+      // branch whose first unit of the budget is its row (worth a token when draft i is the first
+      // rejected and the runner-up matches) and whose next units are its slots (predicting next + i + 1 ..).
       s.runnerUpRow = range(0, D).map(() => -1);
       s.runnerUpBranch = range(0, D).map(() => -1);
-      const hitRate = (s.runnerUpHit + 1) / (s.runnerUpTried + 2);
-      if (runnerUps) {
-        s.runnerUps.slice(0, D).forEach((token, i) => {
-          if (token === NO_DRAFT) return;
-          s.runnerUpRow[i] = base.length;
-          s.runnerUpBranch[i] = caps.length;
-          base.push({ token, position: next + i, sees: [...range(0, P + i), base.length] });
-          caps.push(Math.max(0, Math.min(window, seq.room - i - 1)));
-          weights.push(weights[i] * hitRate);
-        });
+      const hitRate = (s.runnerUpHit + 1) / (s.runnerUpTried + 5); // a 1-in-5 prior (bench/correction-candidates.ts: 0.21 for the stories260K student)
+      const candidates = runnerUps ? range(0, D).filter((i) => s.runnerUps[i] !== undefined && s.runnerUps[i] !== NO_DRAFT) : [];
+      for (const i of candidates) {
+        caps.push(seq.room - i - 1 > 0 ? 1 + Math.min(window, seq.room - i - 1) : 0);
+        weights.push(weights[i] * hitRate);
       }
-      s.branches = allocateBudget(budget, caps, weights, s.acceptance, mode);
+      const units = allocateBudget(budget, caps, weights, s.acceptance, mode);
+      s.branches = units.slice(0, D + 1);
+      candidates.forEach((i, c) => {
+        const u = units[D + 1 + c];
+        if (u === 0) return;
+        s.runnerUpRow[i] = base.length;
+        s.runnerUpBranch[i] = s.branches.length;
+        base.push({ token: s.runnerUps[i], position: next + i, sees: [...range(0, P + i), base.length] });
+        s.branches.push(u - 1);
+      });
       const slots: SlotRow[] = [];
       s.branches.forEach((count, b) => {
         if (b <= D) slots.push(...proposalWindow(model, seq, next + b, b === 0 ? seq.last : s.drafts[b - 1], count, range(0, P + b), base.length + slots.length));
