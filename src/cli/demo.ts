@@ -43,7 +43,7 @@ export const demoFlags = defineFlags({
   seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
   decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
-  budget: { kind: "int", value: "B", help: "single-call: proposal slots per call (default 2 N)" },
+  budget: { kind: "int", value: "B", help: "single-call: proposal rows per call, slots and runner-up rows (default 2 N)" },
   ...backendFlags(),
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },

@@ -189,6 +189,6 @@ export function draftSampling(sampling: SamplingSettings, slot: number, temperat
   return slot === 0 || temperatureScale === 1 ? sampling : { ...sampling, temperature: sampling.temperature * temperatureScale };
 }
 
-export function checkDraftTemperatureScale(temperatureScale: number): void {
+function checkDraftTemperatureScale(temperatureScale: number): void {
   if (!(temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1], got ${temperatureScale}`);
 }

@@ -7,7 +7,7 @@ import type { BudgetMode } from "./budget.js";
  */
 export const DECODER_DEFAULTS = {
   window: 16,
-  /** single-call: proposal slots per call = budgetPerSlot * window. */
+  /** single-call: proposal rows per call (slots and runner-up rows) = budgetPerSlot * window. */
   budgetPerSlot: 2,
   budgetMode: "adaptive" as BudgetMode,
   drafts: 4,

@@ -34,7 +34,7 @@ export interface DecodeOptions {
    * the student: decoder "verify" only. Its calls count in modelCalls.
    */
   draft?: DraftModel;
-  /** single-call: proposal slots per call across branches (default 2 N). */
+  /** single-call: proposal rows per call across branches, slots and runner-up rows (default 2 N). */
   budget?: number;
   /** single-call: "adaptive" (confidence-weighted, default) or "fixed" (even split). */
   budgetMode?: BudgetMode;

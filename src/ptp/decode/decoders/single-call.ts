@@ -38,12 +38,12 @@ interface SingleCallState {
  * sees, with a branch of its own after it; the row takes one unit of the
  * budget, weighed against the slots it displaces by the chance that the
  * draft is the first rejected and the runner-up matches (the running match
- * rate), so a call has as many rows with runner-ups as without. When the teacher rejects draft
- * m* and its token is that runner-up, the runner-up's row is the teacher's
- * own row there: the call finalizes the token after it too, keeps that row,
- * and the next drafts come from its branch, which starts on the corrected
- * token as a known one. Otherwise nothing changes; the output is AR's
- * either way.
+ * rate), so a call has as many rows with runner-ups as without. When the
+ * teacher rejects draft m* and its token is that runner-up, the runner-up's
+ * row is the teacher's own row there: the call finalizes the token after it
+ * too, keeps that row, and the next drafts come from its branch, which
+ * starts on the corrected token as a known one. Otherwise nothing changes;
+ * the output is AR's either way.
  */
 export function singleCallDecoder(model: PtpModel, window: number, budget: number, mode: BudgetMode, toDraft: Drafter, runnerUps = false): Decoder<SingleCallState> {
   const state = sequenceState<SingleCallState>(() => ({ drafts: [], confidence: [], runnerUps: [], branches: [], runnerUpRow: [], runnerUpBranch: [], acceptance: new AcceptanceModel(window), runnerUpTried: 0, runnerUpHit: 0 }));
