@@ -9,7 +9,7 @@
  *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
  *     --model M.bin --tokenizer T.bin (--student S.safetensors | --draft D.safetensors) --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
- *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--no-runner-ups] [--json]
+ *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--runner-ups on|off] [--json]
  *
  * For verify and single-call it also prints the per-slot accuracy curve:
  * over every proposal window, how often slot j's draft equals the AR token
@@ -68,8 +68,10 @@ const budget = has("--budget") ? Number(flag("budget")) : undefined;
 const window = positiveIntOption("--window");
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
 const draftTemperatureScale = Number(flag("draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
-// single-call: without the drafts' runner-ups (as `ptp generate --no-runner-ups`).
-const runnerUps = !has("--no-runner-ups");
+// single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off`; default: the decoders').
+const runnerUpsFlag = option("--runner-ups");
+if (runnerUpsFlag !== undefined && runnerUpsFlag !== "on" && runnerUpsFlag !== "off") throw new Error(`--runner-ups must be on or off, got ${runnerUpsFlag}`);
+const runnerUps = runnerUpsFlag === undefined ? undefined : runnerUpsFlag === "on";
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);

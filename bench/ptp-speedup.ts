@@ -21,7 +21,7 @@
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
- *   --no-runner-ups    single-call without the drafts' runner-up rows
+ *   --runner-ups on|off   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
  *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
  *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
  */
@@ -56,7 +56,9 @@ const threads = Number(option("--threads", "1"));
 const window = positiveIntOption("--window");
 const scaleFlag = option("--draft-temperature-scale");
 const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
-const runnerUps = has("--no-runner-ups") ? false : undefined;
+const runnerUpsFlag = option("--runner-ups");
+if (runnerUpsFlag !== undefined && runnerUpsFlag !== "on" && runnerUpsFlag !== "off") throw new Error(`--runner-ups must be on or off, got ${runnerUpsFlag}`);
+const runnerUps = runnerUpsFlag === undefined ? undefined : runnerUpsFlag === "on";
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 

@@ -118,21 +118,27 @@ describe("ptp generate with a student", () => {
     expect(out.stats.equalsAR).toBe(true);
   });
 
-  it("CLI-PTP-DECODERS: --window, --budget, --budget-mode, --no-runner-ups and --drafts reach the decoders", async () => {
+  it("CLI-PTP-DECODERS: --window, --budget, --budget-mode, --runner-ups and --drafts reach the decoders", async () => {
     const common = ["generate", ...MODEL, ...PROMPT, "--steps", "48", "--temperature", "0.8", "--seed", "11", "--student", STUDENT_O];
     const a = await ptp(...common, "--decoder", "single-call", "--window", "4", "--budget", "5", "--budget-mode", "fixed");
     expect(a.code, a.stderr).toBe(0);
     expect(a.stderr).toMatch(/single-call \(window 4, budget 5, fixed\)/);
-    // Runner-up rows: the default for a C-PTP student (not for this O-PTP one); --no-runner-ups turns them off.
+    // Runner-up rows: the default for single-call with a C-PTP student (not for this O-PTP one, nor for verify); --runner-ups sets them.
     const withC = common.map((x) => (x === STUDENT_O ? STUDENT_C : x));
     const c = await ptp(...withC, "--decoder", "single-call", "--json");
     expect(c.code, c.stderr).toBe(0);
     expect(c.stderr).toMatch(/single-call \(window \d+, budget \d+, adaptive, runner-ups, drafts at [\d.]+ T\)/);
     expect(JSON.parse(c.stdout).stats.equalsAR).toBe(true);
-    const d = await ptp(...withC, "--decoder", "single-call", "--no-runner-ups", "--json");
+    const d = await ptp(...withC, "--decoder", "single-call", "--runner-ups", "off", "--json");
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toMatch(/single-call \(window \d+, budget \d+, adaptive, drafts at [\d.]+ T\)/);
     expect(JSON.parse(d.stdout).text).toBe(JSON.parse(c.stdout).text);
+    const v = await ptp(...withC, "--decoder", "verify", "--json");
+    expect(v.stderr).toMatch(/verify \(window \d+, drafts at [\d.]+ T\)/);
+    const vr = await ptp(...withC, "--decoder", "verify", "--runner-ups", "on", "--json");
+    expect(vr.code, vr.stderr).toBe(0);
+    expect(vr.stderr).toMatch(/verify \(window \d+, runner-ups, drafts at [\d.]+ T\)/);
+    expect(JSON.parse(vr.stdout).text).toBe(JSON.parse(v.stdout).text);
     const b = await ptp(...common, "--decoder", "multi-draft", "--drafts", "2", "--json");
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);
@@ -293,7 +299,8 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     ["--drafts 0", ["generate", ...M, "--student", STUDENT_O, "--decoder", "multi-draft", "--drafts", "0"]],
     ["--budget with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "verify", "--budget", "8"]],
     ["--budget-mode with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "self", "--budget-mode", "fixed"]],
-    ["--no-runner-ups with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "verify", "--no-runner-ups"]],
+    ["--runner-ups with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "multi-draft", "--runner-ups", "on"]],
+    ["an unknown --runner-ups", ["generate", ...M, "--student", STUDENT_O, "--runner-ups", "yes"]],
     ["an unknown --budget-mode", ["generate", ...M, "--student", STUDENT_O, "--budget-mode", "greedy"]],
     ["--drafts with another decoder", ["generate", ...M, "--student", STUDENT_O, "--drafts", "3"]],
     ["--window without a PTP decoder", ["generate", ...M, "--window", "4"]],

@@ -53,6 +53,12 @@ describe("single-call with runner-up rows", () => {
       expect(mostPending).toBe(1);
       // Each hit finalizes one token more in its call.
       expect(withRunnerUps.stats.modelCalls).toBeLessThan(plain.stats.modelCalls);
+      // Verify with runner-up rows in its teacher calls: the same text, fewer calls.
+      const verify = (runnerUps: boolean) => decode(model, prompts, { ...options(runnerUps), decoder: "verify" });
+      const [v0, v1] = [verify(false), verify(true)];
+      expect(v0.outputs).toEqual(ar.outputs);
+      expect(v1.outputs).toEqual(ar.outputs);
+      expect(v1.stats.modelCalls).toBeLessThan(v0.stats.modelCalls);
     } finally {
       model.dispose();
     }

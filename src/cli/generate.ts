@@ -41,7 +41,7 @@ export const generateFlags = defineFlags({
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
   budget: { kind: "int", value: "B", help: "single-call: proposal rows per call, slots and runner-up rows (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
-  "no-runner-ups": { kind: "bool", help: "single-call: do not also read drafts' runner-ups (a call whose correction was one finalizes one token more; default for C-PTP students)" },
+  "runner-ups": { kind: "string", value: "on|off", help: "single-call, verify: also read drafts' runner-ups (a call whose correction was one finalizes one token more; default on for single-call with a C-PTP student, else off)", choices: ["on", "off"] },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
   ...backendFlags(),
@@ -95,9 +95,10 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (decoder !== "single-call") {
     if (f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only (decoder is ${decoder})`);
     if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
-    if (f["no-runner-ups"]) throw new UsageError(`--no-runner-ups applies to --decoder single-call only (decoder is ${decoder})`);
   }
   if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
+  if (f["runner-ups"] !== undefined && decoder !== "single-call" && decoder !== "verify") throw new UsageError(`--runner-ups applies to --decoder single-call and verify only (decoder is ${decoder})`);
+  if (f["runner-ups"] !== undefined && f.draft !== undefined) throw new UsageError("--runner-ups applies to a student's drafts, not to --draft");
   const scale = f["draft-temperature-scale"];
   if (scale !== undefined) {
     if (!(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
@@ -222,7 +223,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     budgetMode: f["budget-mode"],
     drafts: f.drafts,
     draftTemperatureScale: f["draft-temperature-scale"],
-    runnerUps: f["no-runner-ups"] ? false : undefined,
+    runnerUps: f["runner-ups"] === undefined ? undefined : f["runner-ups"] === "on",
+    decoder,
     proposerVariant: (draft ?? student)?.config.variant,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
@@ -249,7 +251,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       budgetMode: f["budget-mode"],
       drafts: f.drafts,
       draftTemperatureScale: f["draft-temperature-scale"],
-      runnerUps: f["no-runner-ups"] ? false : undefined,
+      runnerUps: f["runner-ups"] === undefined ? undefined : f["runner-ups"] === "on",
       draft: draftModel,
     };
     // Bounded batches (memory and time linear in the number of prompts), each
@@ -319,7 +321,7 @@ function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, dra
     case "multi-draft":
       return `multi-draft (window ${window}, ${drafts} drafts${at})`;
     default:
-      return `${decoder} (window ${window}${at})`;
+      return `${decoder} (window ${window}${runnerUps ? ", runner-ups" : ""}${at})`;
   }
 }
 

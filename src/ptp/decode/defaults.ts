@@ -21,7 +21,8 @@ export const DECODER_DEFAULTS = {
    * single-call: read drafts' runner-ups too (decoders/single-call.ts), for
    * a C-PTP proposer, whose output is a calibrated distribution (its second
    * choice carries information); not for O-PTP, trained towards one-hot
-   * outputs. Measured: the stories260K C-PTP student 1.64 -> 1.71 tokens per
+   * outputs. verify: never by default (the paper's Algorithm 1 verifies one
+   * chain; decoders/verify.ts). Measured: the stories260K C-PTP student 1.64 -> 1.71 tokens per
    * call at T = 0.7 (159 held-out prompts); the demo's O-PTP student 2.54 -> 2.50
    * (docs/BENCHMARKS.md, "Runner-up rows").
    */
@@ -46,7 +47,8 @@ export interface DecoderSettingsInput {
   drafts?: number;
   draftTemperatureScale?: number;
   runnerUps?: boolean;
-  /** The proposer's variant (its runner-up default), if there is a proposer. */
+  /** The decoder, and the proposer's variant, if there is a proposer (the runner-up default). */
+  decoder?: string;
   proposerVariant?: "O" | "C";
   /** The standalone draft model's window, if one proposes. */
   draftWindow?: number;
@@ -63,7 +65,7 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
-    runnerUps: o.runnerUps ?? (o.proposerVariant !== undefined && DECODER_DEFAULTS.runnerUps[o.proposerVariant]),
+    runnerUps: o.runnerUps ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && DECODER_DEFAULTS.runnerUps[o.proposerVariant]),
   };
 }
 

@@ -42,7 +42,7 @@ export interface DecodeOptions {
   drafts?: number;
   /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
   draftTemperatureScale?: number;
-  /** single-call: also read drafts' runner-ups, so a call whose correction the student ranked next finalizes one token more (default: for a C-PTP student). */
+  /** single-call and verify: also read drafts' runner-ups, so a call whose correction the student ranked next finalizes one token more (default: single-call with a C-PTP student). */
   runnerUps?: boolean;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
@@ -92,7 +92,7 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
     case "ar":
       return arDecoder;
     case "verify":
-      return verifyDecoder(model, window, toDraft);
+      return verifyDecoder(model, window, toDraft, runnerUps);
     case "single-call": {
       if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`decode: budget must be a positive integer, got ${budget}`);
       return singleCallDecoder(model, window, budget, budgetMode, toDraft, runnerUps);
@@ -107,8 +107,8 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
 }
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
-export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps">): DecoderSettings {
-  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, proposerVariant: options.draft?.variant ?? model.student?.config.variant });
+export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps"> & { decoder?: DecoderName }): DecoderSettings {
+  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant });
 }
 
 /**

@@ -1,10 +1,13 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { proposalWindow, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
+import { NO_DRAFT, proposalWindow, runnerUp, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
   drafts: number[];
+  /** Each draft's runner-up (NO_DRAFT: none), with runner-ups on; and the teacher call's row reading it (-1: none). */
+  runnerUps: number[];
+  runnerUpRow: number[];
   /** Tokens finalized by the proposal call of the current step. */
   proposed: number;
 }
@@ -18,11 +21,28 @@ interface VerifyState {
  * The student call also carries the pending context row, whose (teacher)
  * logits already give the teacher's token for `next`; when the first draft
  * disagrees with it the teacher call would verify nothing, so it is skipped.
+ *
+ * With `runnerUps` (off by default: the paper's Algorithm 1 verifies one
+ * chain), the teacher call also reads each draft's runner-up (runnerUp in
+ * decoder.ts) as a row at the draft's position seeing what the draft sees;
+ * when the teacher rejects draft m and its token is that runner-up, the
+ * runner-up's row is the teacher's own row there, so the step also
+ * finalizes the teacher's pick after it and keeps that row.
  */
-export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter): Decoder<VerifyState> {
-  return stateDecoder<VerifyState>("verify", () => ({ drafts: [], proposed: 0 }), {
+export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter, runnerUps = false): Decoder<VerifyState> {
+  return stateDecoder<VerifyState>("verify", () => ({ drafts: [], runnerUps: [], runnerUpRow: [], proposed: 0 }), {
     plan(seq, s, base) {
-      if (s.drafts?.length) return { seq, base: [...base, ...chain(s.drafts, seq.next)], slots: [] };
+      if (s.drafts?.length) {
+        const P = base.length,
+          rows = [...base, ...chain(s.drafts, seq.next)];
+        s.runnerUpRow = s.drafts.map((_, i) => {
+          const token = s.runnerUps[i];
+          if (token === undefined || token === NO_DRAFT) return -1;
+          rows.push({ token, position: seq.next + i, sees: [...range(0, P + i), rows.length] });
+          return rows.length - 1;
+        });
+        return { seq, base: rows, slots: [] };
+      }
       const count = Math.min(window, seq.room);
       return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
     },
@@ -31,19 +51,28 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter)
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
         const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
+        const seconds = runnerUps ? drafts.map((d, j) => runnerUp(toDraft, seq, seq.next + j, j, out.slots[j], d)) : [];
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;
         s.drafts = drafts[0] === t ? usableDrafts(drafts.slice(1, Math.max(1, seq.room))) : [];
+        s.runnerUps = seconds.slice(1, 1 + s.drafts.length);
         if (s.drafts.length === 0) seq.acceptedPerStep.push(1);
         return range(0, P);
       }
-      // Teacher call: verify the remaining drafts.
+      // Teacher call: verify the remaining drafts (and read the runner-up of the first rejected one).
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
+      const m = verified.length - 1,
+        keep = range(0, P + m);
+      const row = m < s.drafts.length && runnerUps ? s.runnerUpRow[m] : -1;
+      if (row >= 0 && s.runnerUps[m] === verified[m]) {
+        verified.push(seq.pickAt(seq.next + m + 1, out.base[row]));
+        keep.push(row);
+      }
       seq.finalize(verified);
       seq.acceptedPerStep.push(s.proposed + verified.length);
       s.drafts = [];
-      return range(0, P + verified.length - 1);
+      return keep;
     },
   });
 }
