@@ -19,7 +19,6 @@ export function option(name: string, fallback?: string): string | undefined {
   return v;
 }
 
-/** Whether the bare flag `name` is on the command line. */
 /** The positive integer given as `name`, or undefined when the flag is absent (anything else is an error naming the flag). */
 export function positiveIntOption(name: string): number | undefined {
   const raw = option(name);
@@ -29,6 +28,15 @@ export function positiveIntOption(name: string): number | undefined {
   return v;
 }
 
+/** An on|off flag: true, false, or undefined when absent; anything else is an error naming the flag. */
+export function onOffOption(name: string): boolean | undefined {
+  const v = option(name);
+  if (v === undefined) return undefined;
+  if (v !== "on" && v !== "off") throw new Error(`${name} must be on or off, got ${v}`);
+  return v === "on";
+}
+
+/** Whether the bare flag `name` is on the command line. */
 export function has(name: string): boolean {
   return argv.includes(name);
 }

@@ -30,7 +30,7 @@ import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
 import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
-import { has, option, positiveIntOption, readProposer } from "./common.js";
+import { has, option, positiveIntOption, readProposer, onOffOption } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
@@ -69,9 +69,7 @@ const window = positiveIntOption("--window");
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
 const draftTemperatureScale = Number(flag("draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
 // single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off`; default: the decoders').
-const runnerUpsFlag = option("--runner-ups");
-if (runnerUpsFlag !== undefined && runnerUpsFlag !== "on" && runnerUpsFlag !== "off") throw new Error(`--runner-ups must be on or off, got ${runnerUpsFlag}`);
-const runnerUps = runnerUpsFlag === undefined ? undefined : runnerUpsFlag === "on";
+const runnerUps = onOffOption("--runner-ups");
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);

@@ -35,7 +35,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { has, option, positiveIntOption, readProposer } from "./common.js";
+import { has, option, positiveIntOption, readProposer, onOffOption } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
@@ -56,9 +56,7 @@ const threads = Number(option("--threads", "1"));
 const window = positiveIntOption("--window");
 const scaleFlag = option("--draft-temperature-scale");
 const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
-const runnerUpsFlag = option("--runner-ups");
-if (runnerUpsFlag !== undefined && runnerUpsFlag !== "on" && runnerUpsFlag !== "off") throw new Error(`--runner-ups must be on or off, got ${runnerUpsFlag}`);
-const runnerUps = runnerUpsFlag === undefined ? undefined : runnerUpsFlag === "on";
+const runnerUps = onOffOption("--runner-ups");
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 

@@ -106,6 +106,28 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
 }
 
 /**
+ * The base row reading draft i's runner-up `token`, at the draft's position
+ * next + i and seeing what the draft sees (the P pending rows and drafts
+ * 0..i-1), as group-local base row `index`.
+ */
+export function runnerUpRow(token: number, next: number, P: number, i: number, index: number): BaseRow {
+  return { token, position: next + i, sees: [...range(0, P + i), index] };
+}
+
+/**
+ * After verifyDrafts rejected draft m = verified.length - 1: when the
+ * teacher's token there is that draft's runner-up, whose row was in the
+ * call, that row is the teacher's own row at the position, so the teacher's
+ * pick from it (the token after) is appended. Returns whether it matched.
+ */
+export function takeRunnerUp(seq: Sequence, verified: number[], runnerUp: number, logits: Float32Array): boolean {
+  const m = verified.length - 1;
+  if (runnerUp !== verified[m]) return false;
+  verified.push(seq.pickAt(seq.next + m + 1, logits));
+  return true;
+}
+
+/**
  * The slots of one proposal window predicting positions k0, k0+1, ...:
  * slot j sits at position k0 - 1 + j (where an AR model reads t_{k0-1+j}),
  * sees the base rows `base` and the window's slots 0..j, and takes the

@@ -2,7 +2,7 @@ import { softmaxF32 } from "../../../sampling/softmax.js";
 import type { PtpModel } from "../../ptp-model.js";
 import { AcceptanceModel, allocateBudget, branchWeights, type BudgetMode } from "../budget.js";
 import { chain, range, type BaseRow, type SlotRow } from "../call.js";
-import { finiteLogits, NO_DRAFT, proposalWindow, runnerUp, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
+import { finiteLogits, NO_DRAFT, proposalWindow, runnerUp, runnerUpRow, takeRunnerUp, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 
 interface SingleCallState {
   /** Drafts for positions next, next + 1, ... and the student's confidence in each. */
@@ -78,7 +78,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
         if (u === 0) return;
         s.runnerUpRow[i] = base.length;
         s.runnerUpBranch[i] = s.branches.length;
-        base.push({ token: s.runnerUps[i], position: next + i, sees: [...range(0, P + i), base.length] });
+        base.push(runnerUpRow(s.runnerUps[i], next, P, i, base.length));
         s.branches.push(u - 1);
       });
       const slots: SlotRow[] = [];
@@ -106,10 +106,8 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       const row = m < D ? s.runnerUpRow[m] : -1;
       if (row >= 0) {
         s.runnerUpTried++;
-        if (s.runnerUps[m] === verified[m]) {
-          // The runner-up was the teacher's token: its row is the teacher's row there, and gives the next token.
+        if (takeRunnerUp(seq, verified, s.runnerUps[m], out.base[row])) {
           s.runnerUpHit++;
-          verified.push(seq.pickAt(next + m + 1, out.base[row]));
           keep.push(row);
           branch = s.runnerUpBranch[m];
           start = next + m + 1;

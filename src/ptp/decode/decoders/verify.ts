@@ -1,6 +1,6 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { NO_DRAFT, proposalWindow, runnerUp, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
+import { NO_DRAFT, proposalWindow, runnerUp, runnerUpRow, takeRunnerUp, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
@@ -38,7 +38,7 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
         s.runnerUpRow = s.drafts.map((_, i) => {
           const token = s.runnerUps[i];
           if (token === undefined || token === NO_DRAFT) return -1;
-          rows.push({ token, position: seq.next + i, sees: [...range(0, P + i), rows.length] });
+          rows.push(runnerUpRow(token, seq.next, P, i, rows.length));
           return rows.length - 1;
         });
         return { seq, base: rows, slots: [] };
@@ -65,10 +65,7 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
       const m = verified.length - 1,
         keep = range(0, P + m);
       const row = m < s.drafts.length && runnerUps ? s.runnerUpRow[m] : -1;
-      if (row >= 0 && s.runnerUps[m] === verified[m]) {
-        verified.push(seq.pickAt(seq.next + m + 1, out.base[row]));
-        keep.push(row);
-      }
+      if (row >= 0 && takeRunnerUp(seq, verified, s.runnerUps[m], out.base[row])) keep.push(row);
       seq.finalize(verified);
       seq.acceptedPerStep.push(s.proposed + verified.length);
       s.drafts = [];
