@@ -123,11 +123,12 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
  * float32 values; the host's Math.exp (error below one f64 ulp, 2^-52) then
  * rounds the same way, so the result is the same. Everything else (the
  * rare near-boundary values, x <= -87 where float32 results get small, and
- * x > 0) calls the host's Math.exp itself.
+ * x > 0) calls the host's Math.exp itself, except x < -104, whose
+ * exponential (below 2^-150, half the least float32) rounds to 0.
  */
 // @ts-ignore: decorator
 @inline export function expf32(x: f32): f32 {
-  if (!(x > -87.0 && x <= 0.0)) return <f32>hostExp(<f64>x);
+  if (!(x > -87.0 && x <= 0.0)) return x < -104.0 ? 0 : <f32>hostExp(<f64>x);
   const xd = <f64>x;
   const k = nearest<f64>(xd * INV_LN2); // -126 .. 0
   const r = xd - k * LN2_HI - k * LN2_LO;
@@ -143,7 +144,7 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
 
 /**
  * expf32 of two float32 values at once (the f64 lanes of xd, each in
- * (-87, 0]): x = n ln2 / 64 + r with |r| <= ln 2 / 128, exp(x) =
+ * [-104, 0]): x = n ln2 / 64 + r with |r| <= ln 2 / 128, exp(x) =
  * 2^(n >> 6) 2^((n & 63) / 64) exp(r), the middle factor from EXP2_TABLE
  * and exp(r) a degree-5 Taylor polynomial (error about 2^-54), so y is
  * within about 2^-51 of exp(x). A lane is kept only where y - d and y + d
@@ -175,15 +176,32 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
   return i32x4.shuffle(f, same, 0, 1, 4, 5);
 }
 
-/** expf32 of four float32 values: two expf32x2 where every lane is in (-87, 0], the scalar expf32 for the lanes they leave. */
+/**
+ * expf32 of four float32 values: zero for lanes below -104 (their
+ * exponential, under 2^-150, rounds to 0), two expf32x2 for the lanes in
+ * [-104, 0] (down there the float32 results are subnormal, which the f64 to
+ * float32 conversion and the verdict of expf32x2 handle alike), the scalar
+ * expf32 for a lane expf32x2 leaves; a vector with any other lane (x > 0,
+ * NaN) goes lane by lane.
+ */
 // @ts-ignore: decorator
 @inline export function expf32x4(v: v128): v128 {
-  const inRange = v128.and(f32x4.gt(v, f32x4.splat(-87.0)), f32x4.le(v, f32x4.splat(0.0)));
-  if (!i32x4.all_true(inRange)) {
+  const fast = v128.and(f32x4.ge(v, f32x4.splat(-104.0)), f32x4.le(v, f32x4.splat(0.0)));
+  if (i32x4.all_true(fast)) return expf32x4In(v, v);
+  const zero = f32x4.lt(v, f32x4.splat(-104.0));
+  if (!i32x4.all_true(v128.or(zero, fast))) {
     return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(expf32(f32x4.extract_lane(v, 0))), 1, expf32(f32x4.extract_lane(v, 1))), 2, expf32(f32x4.extract_lane(v, 2))), 3, expf32(f32x4.extract_lane(v, 3)));
   }
-  const lo = expf32x2(f64x2.promote_low_f32x4(v));
-  const hi = expf32x2(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3)));
+  if (i32x4.all_true(zero)) return f32x4.splat(0);
+  // The zero lanes are computed at -104, then set to 0.
+  return v128.andnot(expf32x4In(f32x4.pmax(v, f32x4.splat(-104.0)), v), zero);
+}
+
+/** expf32x4 of c, every lane in [-104, 0]: two expf32x2, the scalar expf32 of v's lane where one leaves it. */
+// @ts-ignore: decorator
+@inline function expf32x4In(c: v128, v: v128): v128 {
+  const lo = expf32x2(f64x2.promote_low_f32x4(c));
+  const hi = expf32x2(f64x2.promote_low_f32x4(i32x4.shuffle(c, c, 2, 3, 2, 3)));
   let out = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
   if (i32x4.extract_lane(lo, 2) == 0) out = f32x4.replace_lane(out, 0, expf32(f32x4.extract_lane(v, 0)));
   if (i32x4.extract_lane(lo, 3) == 0) out = f32x4.replace_lane(out, 1, expf32(f32x4.extract_lane(v, 1)));

@@ -28,11 +28,12 @@ export function positiveIntOption(name: string): number | undefined {
   return v;
 }
 
-/** An on|off flag: true, false, or undefined when absent; anything else is an error naming the flag. */
-export function onOffOption(name: string): boolean | undefined {
+/** An on|off flag that may also be a count: true, false, a whole number, or undefined when absent; anything else is an error naming the flag. */
+export function onOffCountOption(name: string): boolean | number | undefined {
   const v = option(name);
   if (v === undefined) return undefined;
-  if (v !== "on" && v !== "off") throw new Error(`${name} must be on or off, got ${v}`);
+  if (/^[0-9]+$/.test(v)) return Number(v);
+  if (v !== "on" && v !== "off") throw new Error(`${name} must be on, off or a whole number, got ${v}`);
   return v === "on";
 }
 

@@ -9,7 +9,7 @@
  *   node --experimental-wasm-relaxed-simd --import tsx bench/ptp-eval.ts \
  *     --model M.bin --tokenizer T.bin (--student S.safetensors | --draft D.safetensors) --prompts P.txt \
  *     [--decoders single-call,verify] [--temperatures 0.7,1,0] [--steps 128] [--count 0=all]
- *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--runner-ups on|off] [--json]
+ *     [--threads 1] [--seed 1] [--budget B] [--window W] [--draft-temperature-scale R] [--runner-ups on|off|N] [--json]
  *
  * For verify and single-call it also prints the per-slot accuracy curve:
  * over every proposal window, how often slot j's draft equals the AR token
@@ -30,7 +30,7 @@ import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
 import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
-import { has, option, positiveIntOption, readProposer, onOffOption } from "./common.js";
+import { has, option, positiveIntOption, readProposer, onOffCountOption } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
@@ -68,8 +68,8 @@ const budget = has("--budget") ? Number(flag("budget")) : undefined;
 const window = positiveIntOption("--window");
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
 const draftTemperatureScale = Number(flag("draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
-// single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off`; default: the decoders').
-const runnerUps = onOffOption("--runner-ups");
+// single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off|N`; default: the decoders').
+const runnerUps = onOffCountOption("--runner-ups");
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);

@@ -21,7 +21,8 @@
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
- *   --runner-ups on|off   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
+ *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
+ *   --budget N         single-call: proposal rows per call (default: the decoders', 2 x window)
  *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
  *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
  */
@@ -35,7 +36,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { has, option, positiveIntOption, readProposer, onOffOption } from "./common.js";
+import { has, option, positiveIntOption, readProposer, onOffCountOption } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
@@ -56,7 +57,8 @@ const threads = Number(option("--threads", "1"));
 const window = positiveIntOption("--window");
 const scaleFlag = option("--draft-temperature-scale");
 const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
-const runnerUps = onOffOption("--runner-ups");
+const runnerUps = onOffCountOption("--runner-ups");
+const budget = positiveIntOption("--budget");
 const asJson = has("--json");
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
@@ -71,7 +73,7 @@ const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, onProgress: progress });
+const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");

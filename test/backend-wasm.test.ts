@@ -464,7 +464,7 @@ describe("packed panels", () => {
 });
 
 describe("the sampling kernel's exp", () => {
-  it.each(["relaxed", "simd"] as const)("BACKEND-EXPF (%s): the kernel's exp equals fround(Math.exp(x)) bit for bit on 4 million float32 arguments (dense near 0, over (-87, 0], and outside it)", async (build) => {
+  it.each(["relaxed", "simd"] as const)("BACKEND-EXPF (%s): the kernel's exp equals fround(Math.exp(x)) bit for bit on 4 million float32 arguments (dense near 0, over (-87, 0], around the underflow cut and outside it)", async (build) => {
     const k = await instantiateBuild(build);
     const n = 1 << 20;
     const base = (k.heapBase() + 63) & ~63;
@@ -479,6 +479,8 @@ describe("the sampling kernel's exp", () => {
       x[1] = -0;
       x[2] = Number.NEGATIVE_INFINITY;
       x[3] = Math.fround(-87);
+      // Around the underflow cut (exp(x) < 2^-150 rounds to 0 below -104) and a vector of four such lanes.
+      [-103.97207, -103.9721, -104, Math.fround(-104.00001), -105, -200, -1e30, Number.NEGATIVE_INFINITY].forEach((v, j) => (x[4 + j] = v));
       k.expRows(base + 4 * n, base, n);
       const y = new Float32Array(k.memory.buffer, base + 4 * n, n);
       for (let i = 0; i < n; i++) {

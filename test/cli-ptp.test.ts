@@ -139,6 +139,10 @@ describe("ptp generate with a student", () => {
     expect(vr.code, vr.stderr).toBe(0);
     expect(vr.stderr).toMatch(/verify \(window \d+, runner-ups, drafts at [\d.]+ T\)/);
     expect(JSON.parse(vr.stdout).text).toBe(JSON.parse(v.stdout).text);
+    const v3 = await ptp(...withC, "--decoder", "verify", "--runner-ups", "3", "--json");
+    expect(v3.code, v3.stderr).toBe(0);
+    expect(v3.stderr).toMatch(/verify \(window \d+, 3 runner-ups per draft, drafts at [\d.]+ T\)/);
+    expect(JSON.parse(v3.stdout).text).toBe(JSON.parse(v.stdout).text);
     const b = await ptp(...common, "--decoder", "multi-draft", "--drafts", "2", "--json");
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/multi-draft \(window 8, 2 drafts\)/);
@@ -301,6 +305,7 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     ["--budget-mode with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "self", "--budget-mode", "fixed"]],
     ["--runner-ups with another decoder", ["generate", ...M, "--student", STUDENT_O, "--decoder", "multi-draft", "--runner-ups", "on"]],
     ["an unknown --runner-ups", ["generate", ...M, "--student", STUDENT_O, "--runner-ups", "yes"]],
+    ["too many --runner-ups", ["generate", ...M, "--student", STUDENT_O, "--runner-ups", "9"]],
     ["an unknown --budget-mode", ["generate", ...M, "--student", STUDENT_O, "--budget-mode", "greedy"]],
     ["--drafts with another decoder", ["generate", ...M, "--student", STUDENT_O, "--drafts", "3"]],
     ["--window without a PTP decoder", ["generate", ...M, "--window", "4"]],

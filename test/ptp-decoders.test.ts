@@ -35,7 +35,8 @@ const decoderArb = fc.record({
   drafts: fc.integer({ min: 1, max: 3 }),
   // The method's plain Pick (1) or sharpened C-PTP drafts: never the output, only how many drafts pass.
   draftTemperatureScale: fc.oneof(fc.constant(1), fc.double({ min: 0.05, max: 1, noNaN: true })),
-  runnerUps: fc.boolean(),
+  // Runner-up rows (on / off, or a count per draft): never the output, only how many tokens a call settles.
+  runnerUps: fc.oneof(fc.boolean(), fc.integer({ min: 0, max: 3 })),
 });
 
 const fullCase = fc.record({ c: caseArb, d: decoderArb, s: studentSpecArb() });

@@ -123,9 +123,11 @@ export interface Backend {
    * src/sampling computes it (applyTemperature, softmaxF32, pick; no top-k
    * or top-p), or -1 for a row that path would refuse (a NaN or +Infinity
    * logit after the division, every one -Infinity). u values are compared
-   * as given (f64).
+   * as given (f64). The tokens in `exclude` (if any) take no part in any
+   * row's pick: their logits read as -Infinity (the buffer is left as it
+   * was).
    */
-  pick?(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array;
+  pick?(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude?: ArrayLike<number>): Int32Array;
 
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;

@@ -418,7 +418,7 @@ const CHECKS: CheckSpec[] = [
   },
   {
     id: "pick-exact",
-    description: "pick (where the backend has it) gives the token sampleToken gives on the host, for random rows, temperatures and u's, u's on the bin edges included; -1 exactly where the host refuses the row",
+    description: "pick (where the backend has it) gives the token sampleToken gives on the host, for random rows, temperatures and u's, u's on the bin edges included, with and without excluded tokens (read as -Infinity, the buffer left unchanged); -1 exactly where the host refuses the row",
     run(b, _ref, g, i) {
       if (!b.pick) return;
       const N = i === 0 ? 32000 : g.int(1, 300),
@@ -440,15 +440,24 @@ const CHECKS: CheckSpec[] = [
             return g.next();
           }
         });
-        const got = scoped(b, (alloc) => b.pick!(alloc(x), 0, M, N, temperature, us));
+        // Some trials rule tokens out (the runner-ups' picks), a token twice included: the host's pick with their logits at -Infinity, the buffer unchanged.
+        const exclude = trial === 3 ? Array.from({ length: g.int(1, 3) }, () => g.int(0, N - 1)) : [];
+        if (exclude.length > 1 && g.next() < 0.5) exclude.push(exclude[0]);
+        const [got, after] = scoped(b, (alloc) => {
+          const buf = alloc(x);
+          return [b.pick!(buf, 0, M, N, temperature, us, exclude), b.download(buf)] as const;
+        });
+        if (!after.every((v, j) => Object.is(v, x[j]))) throw new Error("pick with excluded tokens changed the logits buffer");
         for (let m = 0; m < M; m++) {
           let want = -1;
+          const row = Float32Array.from(x.subarray(m * N, (m + 1) * N));
+          for (const e of exclude) row[e] = Number.NEGATIVE_INFINITY;
           try {
-            want = sampleToken(x.subarray(m * N, (m + 1) * N), settings, us[m]);
+            want = sampleToken(row, settings, us[m]);
           } catch {
             /* the host refuses this row: -1 expected */
           }
-          if (got[m] !== want) throw new Error(`pick row ${m} of ${M} (N=${N}, T=${temperature}, u=${us[m]}): got ${got[m]}, the host gives ${want}`);
+          if (got[m] !== want) throw new Error(`pick row ${m} of ${M} (N=${N}, T=${temperature}, u=${us[m]}, excluding ${exclude.join(", ") || "none"}): got ${got[m]}, the host gives ${want}`);
         }
       }
     },
@@ -496,6 +505,7 @@ const CHECKS: CheckSpec[] = [
           throwsBackendError(() => b.pick!(f, 0, 2, 4, 1, [0.5]), "pick with fewer u's than rows");
           throwsBackendError(() => b.pick!(f, 0, 1, 4, 0, [0.5]), "pick at temperature 0");
           throwsBackendError(() => b.pick!(f, 0, 1, 4, 1, [1]), "pick with u = 1");
+          throwsBackendError(() => b.pick!(f, 0, 1, 4, 1, [0.5], [4]), "pick excluding a token past the row");
         }
         if (b.argmax) {
           throwsBackendError(() => b.argmax!(f, 3, 3), "argmax past the end");

@@ -41,7 +41,12 @@ export const generateFlags = defineFlags({
   window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
   budget: { kind: "int", value: "B", help: "single-call: proposal rows per call, slots and runner-up rows (default 2 N)", min: 1, max: 8192 },
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
-  "runner-ups": { kind: "string", value: "on|off", help: "single-call, verify: also read drafts' runner-ups (a call whose correction was one finalizes one token more; default on for single-call with a C-PTP student, else off)", choices: ["on", "off"] },
+  "runner-ups": {
+    kind: "string",
+    value: "on|off|R",
+    help: `single-call, verify: also read R runner-ups of each draft (a call whose correction was one finalizes one token more; on = ${DECODER_DEFAULTS.runnerUps.C}; default on for single-call with a C-PTP student, else off)`,
+    choices: ["on", "off", "0", "1", "2", "3", "4"],
+  },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
   "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
   ...backendFlags(),
@@ -217,13 +222,15 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }
 
+  const r = f["runner-ups"];
+  const runnerUps = r === undefined ? undefined : r === "on" || (r !== "off" && Number(r));
   const settings = decoderSettings({
     window: f.window,
     budget: f.budget,
     budgetMode: f["budget-mode"],
     drafts: f.drafts,
     draftTemperatureScale: f["draft-temperature-scale"],
-    runnerUps: f["runner-ups"] === undefined ? undefined : f["runner-ups"] === "on",
+    runnerUps,
     decoder,
     proposerVariant: (draft ?? student)?.config.variant,
     draftWindow: draft?.config.window,
@@ -251,7 +258,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       budgetMode: f["budget-mode"],
       drafts: f.drafts,
       draftTemperatureScale: f["draft-temperature-scale"],
-      runnerUps: f["runner-ups"] === undefined ? undefined : f["runner-ups"] === "on",
+      runnerUps,
       draft: draftModel,
     };
     // Bounded batches (memory and time linear in the number of prompts), each
@@ -313,15 +320,16 @@ function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, dra
     const m = draft.config.model;
     return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"}${at})`;
   }
+  const ups = runnerUps === 0 ? "" : runnerUps === 1 ? ", runner-ups" : `, ${runnerUps} runner-ups per draft`;
   switch (decoder) {
     case "ar":
       return "ar";
     case "single-call":
-      return `single-call (window ${window}, budget ${budget}, ${budgetMode}${runnerUps ? ", runner-ups" : ""}${at})`;
+      return `single-call (window ${window}, budget ${budget}, ${budgetMode}${ups}${at})`;
     case "multi-draft":
       return `multi-draft (window ${window}, ${drafts} drafts${at})`;
     default:
-      return `${decoder} (window ${window}${runnerUps ? ", runner-ups" : ""}${at})`;
+      return `${decoder} (window ${window}${ups}${at})`;
   }
 }
 

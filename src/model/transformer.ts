@@ -65,15 +65,16 @@ export class Transformer {
    * row-long view into the array it returned), computed where the logits
    * are, exactly as sampleToken gives it: for a backend with a `pick` op and
    * plain sampling (T > 0, no top-k or top-p). Undefined (pick on the host)
-   * otherwise, or when `row` is not from the latest forward.
+   * otherwise, or when `row` is not from the latest forward. Tokens in
+   * `exclude` are ruled out (their logits read as -Infinity).
    */
-  pickRow(row: Float32Array, settings: SamplingSettings, u: number): number | undefined {
+  pickRow(row: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]): number | undefined {
     const last = this.lastLogits,
       V = this.config.vocabSize;
     if (!this.backend.pick || last === undefined || row.buffer !== last.buffer || row.length !== V || !plainSampling(settings, V)) return undefined;
     const offset = row.byteOffset - last.byteOffset;
     if (offset < 0 || offset % (4 * V) !== 0) return undefined;
-    const [t] = this.backend.pick(this.state.logits, offset / (4 * V), 1, V, settings.temperature, [u]);
+    const [t] = this.backend.pick(this.state.logits, offset / (4 * V), 1, V, settings.temperature, [u], exclude);
     return t >= 0 ? t : undefined;
   }
 

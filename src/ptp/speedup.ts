@@ -32,6 +32,8 @@ export interface SpeedupRow {
   arTokensPerSecond: number;
   tokensPerSecond: number;
   speedup: number;
+  /** The share of the decode's wall time spent outside the model's forward calls (picks, drafts, budget, bookkeeping). */
+  hostShare: number;
   equalsAR: boolean;
 }
 
@@ -52,8 +54,10 @@ export interface SpeedupOptions {
   window?: number;
   /** C-PTP drafts at this fraction of the temperature (default: the decoders' default; see drafter). */
   draftTemperatureScale?: number;
-  /** single-call: read the drafts' runner-ups (default: the decoders' default). */
-  runnerUps?: boolean;
+  /** single-call and verify: runner-ups read per draft, or on / off (default: the decoders' default). */
+  runnerUps?: boolean | number;
+  /** single-call: proposal rows per call (default: the decoders' default for the window). */
+  budget?: number;
   seed?: number;
   onProgress?: (message: string) => void;
 }
@@ -63,6 +67,8 @@ interface Run {
   calls: number;
   tokens: number;
   seconds: number;
+  /** Seconds inside the model's forward calls. */
+  forwardSeconds: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -100,22 +106,28 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     const model = new PtpModel(teacher, student);
     const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt)) : undefined;
     let rows = 0,
-      teacherCalls = 0;
+      teacherCalls = 0,
+      forwardMs = 0;
     const forward = model.forward.bind(model);
     model.forward = (block, cache, slots) => {
       rows += block.positions.length;
       teacherCalls++;
-      return forward(block, cache, slots);
+      const t = performance.now();
+      try {
+        return forward(block, cache, slots);
+      } finally {
+        forwardMs += performance.now() - t;
+      }
     };
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
         const r = decodeBatches(model, o.prompts, {
-          decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, ...(draft && decoder !== "ar" ? { draft } : {}) },
+          decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, budget: o.budget, ...(draft && decoder !== "ar" ? { draft } : {}) },
           aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)),
           batch: 1,
         });
-        return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds };
+        return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds, forwardSeconds: 0 };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
       for (const d of all) run(d); // warm-up: packing, JIT tiers
@@ -123,8 +135,9 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       const last = new Map<DecoderName, { result: Run; rows: number; teacherCalls: number }>();
       for (let r = 0; r < o.reps; r++) {
         for (const d of all) {
-          rows = teacherCalls = 0;
+          rows = teacherCalls = forwardMs = 0;
           const result = run(d);
+          result.forwardSeconds = forwardMs / 1000;
           speed.get(d)!.push(result.tokens / result.seconds);
           last.set(d, { result, rows, teacherCalls });
         }
@@ -144,6 +157,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
           arTokensPerSecond: arSpeed,
           tokensPerSecond: tps,
           speedup: tps / arSpeed,
+          hostShare: Math.max(0, 1 - result.forwardSeconds / result.seconds),
           equalsAR: JSON.stringify(result.outputs) === JSON.stringify(ar.outputs),
         };
         out.push(row);
@@ -159,9 +173,9 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
 
 /** The rows as a Markdown table. */
 export function speedupTable(rows: readonly SpeedupRow[]): string {
-  const lines = ["| shape | decoder | tokens/call | rows/call | c(rows) | AR tok/s | tok/s | speedup | equals AR |", "|---|---|---|---|---|---|---|---|---|"];
+  const lines = ["| shape | decoder | tokens/call | rows/call | c(rows) | AR tok/s | tok/s | speedup | host share | equals AR |", "|---|---|---|---|---|---|---|---|---|---|"];
   for (const r of rows) {
-    lines.push(`| ${r.shape} | ${r.decoder} | ${r.acceptedPerCall.toFixed(2)} | ${r.rowsPerCall.toFixed(1)} | ${r.cRows.toFixed(2)} | ${r.arTokensPerSecond.toFixed(1)} | ${r.tokensPerSecond.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.equalsAR ? "yes" : "NO"} |`);
+    lines.push(`| ${r.shape} | ${r.decoder} | ${r.acceptedPerCall.toFixed(2)} | ${r.rowsPerCall.toFixed(1)} | ${r.cRows.toFixed(2)} | ${r.arTokensPerSecond.toFixed(1)} | ${r.tokensPerSecond.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${(100 * r.hostShare).toFixed(0)} % | ${r.equalsAR ? "yes" : "NO"} |`);
   }
   return lines.join("\n") + "\n";
 }

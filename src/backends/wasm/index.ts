@@ -624,10 +624,11 @@ export class WasmBackend implements Backend {
     return (this.view("i32") as Int32Array).slice(out >> 2, (out >> 2) + M);
   }
 
-  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array {
+  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude: ArrayLike<number> = []): Int32Array {
     for (const [name, v] of Object.entries({ first, M, N })) this.dim("pick", name, v);
     if (!(temperature > 0) || !Number.isFinite(temperature)) throw this.err(`pick: temperature must be finite and > 0, got ${temperature}`);
     if (u.length !== M) throw this.err(`pick: ${M} rows need ${M} u's, got ${u.length}`);
+    for (let e = 0; e < exclude.length; e++) if (!(Number.isInteger(exclude[e]) && exclude[e] >= 0 && exclude[e] < N)) throw this.err(`pick: excluded tokens must be integers in [0, ${N}), got ${exclude[e]}`);
     const X = this.f32(x, (first + M) * N, "pick x");
     // One block: the picks (4 bytes per row), the u's (8 bytes per row, 8-aligned), the row's exponentials.
     const usAt = (4 * M + 7) & ~7;
@@ -637,7 +638,16 @@ export class WasmBackend implements Backend {
       if (!(u[m] >= 0 && u[m] < 1)) throw this.err(`pick: u[${m}] must be in [0, 1), got ${u[m]}`);
       f64[m] = u[m];
     }
-    this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
+    // Excluded tokens: -Infinity in place for the kernel, the logits put back after it (in reverse, so a token listed twice gets its own value back).
+    const f32 = this.view("f32") as Float32Array;
+    const at = (m: number, e: number) => (X.ptr >> 2) + (first + m) * N + exclude[e];
+    const saved = new Float32Array(M * exclude.length);
+    for (let m = 0; m < M; m++) for (let e = 0; e < exclude.length; e++) [saved[m * exclude.length + e], f32[at(m, e)]] = [f32[at(m, e)], Number.NEGATIVE_INFINITY];
+    try {
+      this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
+    } finally {
+      for (let m = M - 1; m >= 0; m--) for (let e = exclude.length - 1; e >= 0; e--) f32[at(m, e)] = saved[m * exclude.length + e];
+    }
     return (this.view("i32") as Int32Array).slice(block >> 2, (block >> 2) + M);
   }
 

@@ -1,6 +1,6 @@
 import type { Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
-import type { Sequence } from "./sequence.js";
+import { excluding, type Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { needsU } from "../../sampling/sampler.js";
@@ -116,15 +116,19 @@ export function runnerUpRow(token: number, next: number, P: number, i: number, i
 
 /**
  * After verifyDrafts rejected draft m = verified.length - 1: when the
- * teacher's token there is that draft's runner-up, whose row was in the
- * call, that row is the teacher's own row at the position, so the teacher's
- * pick from it (the token after) is appended. Returns whether it matched.
+ * teacher's token there is one of that draft's runner-ups (`candidates`)
+ * whose row was in the call (`rowOf(c)` gives candidate c's logits, or
+ * undefined for a candidate without a row), that row is the teacher's own
+ * row at the position, so the teacher's pick from it (the token after) is
+ * appended. Returns the matched candidate's index, or -1.
  */
-export function takeRunnerUp(seq: Sequence, verified: number[], runnerUp: number, logits: Float32Array): boolean {
+export function takeRunnerUp(seq: Sequence, verified: number[], candidates: readonly number[], rowOf: (c: number) => Float32Array | undefined): number {
   const m = verified.length - 1;
-  if (runnerUp !== verified[m]) return false;
+  const c = candidates.indexOf(verified[m]);
+  const logits = c < 0 ? undefined : rowOf(c);
+  if (logits === undefined) return -1;
   verified.push(seq.pickAt(seq.next + m + 1, logits));
-  return true;
+  return c;
 }
 
 /**
@@ -181,29 +185,38 @@ export function finiteLogits(logits: ArrayLike<number>): boolean {
  * is always the plain pick. Drafts are only proposals: whatever the scale,
  * verification makes the output the teacher's sample path.
  */
-export type Drafter = (seq: Sequence, k: number, slot: number, logits: Float32Array, u?: (k: number) => number) => number;
+export type Drafter = (seq: Sequence, k: number, slot: number, logits: Float32Array, u?: (k: number) => number, exclude?: readonly number[]) => number;
 
 export function drafter(model: SlotProposer, temperatureScale: number): Drafter {
   checkDraftTemperatureScale(temperatureScale);
-  return (seq, k, slot, logits, u = (k) => seq.u.forStudent(k)) => {
+  return (seq, k, slot, logits, u = (k) => seq.u.forStudent(k), exclude = []) => {
     if (!finiteLogits(logits)) return NO_DRAFT;
-    if (model.variant === "O" || !needsU(seq.sampling)) return argmax(logits);
-    return seq.sample(logits, u(k), draftSampling(seq.sampling, slot, temperatureScale));
+    if (model.variant === "O" || !needsU(seq.sampling)) return argmax(excluding(logits, exclude));
+    return seq.sample(logits, u(k), draftSampling(seq.sampling, slot, temperatureScale), exclude);
   };
 }
 
 /**
- * A slot's runner-up: the draft the same rule makes once `draft` is ruled
- * out (its logit set to -Infinity), NO_DRAFT when nothing else is left. Where
- * the teacher rejects a draft, its own token is this one about a fifth of the
- * time for the stories260K student's slot 1 (bench/correction-candidates.ts).
+ * A slot's runner-ups: up to `count` more drafts, each the one the same rule
+ * makes once `draft` and the runner-ups before it are ruled out (their
+ * logits taken as -Infinity, on the device where the logits are); fewer
+ * when nothing else is left. Where the
+ * teacher rejects slot 1's draft of the stories260K student, its own token
+ * is the first runner-up about a fifth of the time, one of the first two
+ * 31 %, one of three 38 % (bench/correction-candidates.ts).
  */
-export function runnerUp(toDraft: Drafter, seq: Sequence, k: number, slot: number, logits: Float32Array, draft: number): number {
-  if (draft === NO_DRAFT) return NO_DRAFT;
-  const rest = Float32Array.from(logits);
-  rest[draft] = Number.NEGATIVE_INFINITY;
-  if (!rest.some((x) => x > Number.NEGATIVE_INFINITY)) return NO_DRAFT;
-  return toDraft(seq, k, slot, rest);
+export function runnerUps(toDraft: Drafter, seq: Sequence, k: number, slot: number, logits: Float32Array, draft: number, count: number): number[] {
+  const found: number[] = [];
+  if (draft === NO_DRAFT || count <= 0) return found;
+  const ruledOut = [draft];
+  while (found.length < count) {
+    if (!logits.some((x, t) => x > Number.NEGATIVE_INFINITY && !ruledOut.includes(t))) break;
+    const next = toDraft(seq, k, slot, logits, undefined, ruledOut);
+    if (next === NO_DRAFT) break;
+    found.push(next);
+    ruledOut.push(next);
+  }
+  return found;
 }
 
 /** The sampling settings of a C-PTP slot's draft (T > 0): slot 0 at T, later slots at `temperatureScale` x T (see drafter). */

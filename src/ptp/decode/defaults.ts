@@ -18,7 +18,8 @@ export const DECODER_DEFAULTS = {
    */
   draftTemperatureScale: 0.4,
   /**
-   * single-call: read drafts' runner-ups too (decoders/single-call.ts), for
+   * single-call: read this many runner-ups of each draft too
+   * (decoders/single-call.ts; `true` in the options means the C count), for
    * a C-PTP proposer, whose output is a calibrated distribution (its second
    * choice carries information); not for O-PTP, trained towards one-hot
    * outputs. verify: never by default (the paper's Algorithm 1 verifies one
@@ -26,7 +27,7 @@ export const DECODER_DEFAULTS = {
    * call at T = 0.7 (159 held-out prompts); the demo's O-PTP student 2.54 -> 2.50
    * (docs/BENCHMARKS.md, "Runner-up rows").
    */
-  runnerUps: { C: true, O: false },
+  runnerUps: { C: 1, O: 0 },
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -36,7 +37,8 @@ export interface DecoderSettings {
   budgetMode: BudgetMode;
   drafts: number;
   draftTemperatureScale: number;
-  runnerUps: boolean;
+  /** Runner-ups read per draft (0: none). */
+  runnerUps: number;
 }
 
 /** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
@@ -46,7 +48,8 @@ export interface DecoderSettingsInput {
   budgetMode?: BudgetMode;
   drafts?: number;
   draftTemperatureScale?: number;
-  runnerUps?: boolean;
+  /** Runner-ups per draft, or on (the C-PTP default count) / off. */
+  runnerUps?: boolean | number;
   /** The decoder, and the proposer's variant, if there is a proposer (the runner-up default). */
   decoder?: string;
   proposerVariant?: "O" | "C";
@@ -65,8 +68,16 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
-    runnerUps: o.runnerUps ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && DECODER_DEFAULTS.runnerUps[o.proposerVariant]),
+    runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
   };
+}
+
+/** The runner-ups per draft an option asks for: on is the C-PTP default count, off is 0; undefined when not given. */
+export function runnerUpCount(option: boolean | number | undefined): number | undefined {
+  if (option === undefined) return undefined;
+  if (typeof option === "boolean") return option ? DECODER_DEFAULTS.runnerUps.C : 0;
+  if (!Number.isInteger(option) || option < 0) throw new RangeError(`decode: runner-ups must be on, off or a whole number >= 0, got ${option}`);
+  return option;
 }
 
 /** The decoder `ptp generate` runs when none is named: single-call with a student, verify with a draft model, else AR. */

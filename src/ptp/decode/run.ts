@@ -42,8 +42,13 @@ export interface DecodeOptions {
   drafts?: number;
   /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
   draftTemperatureScale?: number;
-  /** single-call and verify: also read drafts' runner-ups, so a call whose correction the student ranked next finalizes one token more (default: single-call with a C-PTP student). */
-  runnerUps?: boolean;
+  /**
+   * single-call and verify: also read up to this many runner-ups of each
+   * draft, so a call whose correction the student ranked next finalizes one
+   * token more; true / false: the default count / none (default: single-call
+   * with a C-PTP student reads DECODER_DEFAULTS.runnerUps.C, else none).
+   */
+  runnerUps?: boolean | number;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
   /**
@@ -144,9 +149,9 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
   // Picks from the latest call's rows where its logits are (the teacher's, or a draft model's).
   const transformers = options.draft ? [model.teacher, options.draft.transformer] : [model.teacher];
-  const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number) => {
+  const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => {
     for (const t of transformers) {
-      const token = t.pickRow(logits, settings, u);
+      const token = t.pickRow(logits, settings, u, exclude);
       if (token !== undefined) return token;
     }
     return undefined;

@@ -58,23 +58,28 @@ export class Sequence {
 
   /**
    * Where the logits of the latest call still are (decodeWith sets it):
-   * Pick(u, P) of a row there, or undefined to pick on the host. Either
-   * way the token is sampleToken's, bit for bit.
+   * Pick(u, P) of a row there (the tokens in `exclude` ruled out), or
+   * undefined to pick on the host. Either way the token is sampleToken's,
+   * bit for bit.
    */
-  devicePick?: (logits: Float32Array, settings: SamplingSettings, u: number) => number | undefined;
+  devicePick?: (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => number | undefined;
 
   /** The token for position k from the distribution there: Pick(u(k), P) under the sampling settings, or argmax at T = 0. */
   pickAt(k: number, logits: Float32Array): number {
     return this.sample(logits, needsU(this.sampling) ? this.u.at(k) : undefined);
   }
 
-  /** sampleToken(logits, settings (the sequence's by default), u), on the device where it can be. */
-  sample(logits: Float32Array, u: number | undefined, settings: SamplingSettings = this.sampling): number {
+  /**
+   * sampleToken(logits, settings (the sequence's by default), u), on the
+   * device where it can be; the tokens in `exclude` ruled out (their logits
+   * taken as -Infinity).
+   */
+  sample(logits: Float32Array, u: number | undefined, settings: SamplingSettings = this.sampling, exclude: readonly number[] = []): number {
     if (u !== undefined && this.devicePick) {
-      const t = this.devicePick(logits, settings, u);
+      const t = this.devicePick(logits, settings, u, exclude);
       if (t !== undefined) return t;
     }
-    return sampleToken(logits, settings, u);
+    return sampleToken(excluding(logits, exclude), settings, u);
   }
 
   /**
@@ -100,4 +105,12 @@ export class Sequence {
   get generated(): number {
     return this.tokens.length - this.promptLength;
   }
+}
+
+/** `logits` with the tokens in `exclude` at -Infinity (the array itself when there are none). */
+export function excluding(logits: Float32Array, exclude: readonly number[]): Float32Array {
+  if (exclude.length === 0) return logits;
+  const rest = Float32Array.from(logits);
+  for (const t of exclude) rest[t] = Number.NEGATIVE_INFINITY;
+  return rest;
 }

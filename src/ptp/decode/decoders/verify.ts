@@ -1,13 +1,13 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range } from "../call.js";
-import { NO_DRAFT, proposalWindow, runnerUp, runnerUpRow, takeRunnerUp, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
+import { proposalWindow, runnerUps as runnerUpsOf, runnerUpRow, takeRunnerUp, usableDrafts, verifyDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
 
 interface VerifyState {
   /** Drafts for positions next, next + 1, ... awaiting the teacher's call. */
   drafts: number[];
-  /** Each draft's runner-up (NO_DRAFT: none), with runner-ups on; and the teacher call's row reading it (-1: none). */
-  runnerUps: number[];
-  runnerUpRow: number[];
+  /** Each draft's runner-ups, with runner-ups on; and the teacher call's rows reading them. */
+  runnerUps: number[][];
+  runnerUpRows: number[][];
   /** Tokens finalized by the proposal call of the current step. */
   proposed: number;
 }
@@ -22,25 +22,25 @@ interface VerifyState {
  * logits already give the teacher's token for `next`; when the first draft
  * disagrees with it the teacher call would verify nothing, so it is skipped.
  *
- * With `runnerUps` (off by default: the paper's Algorithm 1 verifies one
- * chain), the teacher call also reads each draft's runner-up (runnerUp in
- * decoder.ts) as a row at the draft's position seeing what the draft sees;
- * when the teacher rejects draft m and its token is that runner-up, the
- * runner-up's row is the teacher's own row there, so the step also
- * finalizes the teacher's pick after it and keeps that row.
+ * With `runnerUps` = R > 0 (0 by default: the paper's Algorithm 1 verifies
+ * one chain), the teacher call also reads each draft's first R runner-ups
+ * (runnerUps in decoder.ts), each as a row at the draft's position seeing
+ * what the draft sees; when the teacher rejects draft m and its token is
+ * one of those runner-ups, that row is the teacher's own row there, so the
+ * step also finalizes the teacher's pick after it and keeps that row.
  */
-export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter, runnerUps = false): Decoder<VerifyState> {
-  return stateDecoder<VerifyState>("verify", () => ({ drafts: [], runnerUps: [], runnerUpRow: [], proposed: 0 }), {
+export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter, runnerUps = 0): Decoder<VerifyState> {
+  return stateDecoder<VerifyState>("verify", () => ({ drafts: [], runnerUps: [], runnerUpRows: [], proposed: 0 }), {
     plan(seq, s, base) {
       if (s.drafts?.length) {
         const P = base.length,
           rows = [...base, ...chain(s.drafts, seq.next)];
-        s.runnerUpRow = s.drafts.map((_, i) => {
-          const token = s.runnerUps[i];
-          if (token === undefined || token === NO_DRAFT) return -1;
-          rows.push(runnerUpRow(token, seq.next, P, i, rows.length));
-          return rows.length - 1;
-        });
+        s.runnerUpRows = s.drafts.map((_, i) =>
+          (s.runnerUps[i] ?? []).map((token) => {
+            rows.push(runnerUpRow(token, seq.next, P, i, rows.length));
+            return rows.length - 1;
+          }),
+        );
         return { seq, base: rows, slots: [] };
       }
       const count = Math.min(window, seq.room);
@@ -51,7 +51,7 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
         const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
-        const seconds = runnerUps ? drafts.map((d, j) => runnerUp(toDraft, seq, seq.next + j, j, out.slots[j], d)) : [];
+        const seconds = drafts.map((d, j) => runnerUpsOf(toDraft, seq, seq.next + j, j, out.slots[j], d, runnerUps));
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;
@@ -64,8 +64,11 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
       const verified = verifyDrafts(seq, out.base, P, s.drafts);
       const m = verified.length - 1,
         keep = range(0, P + m);
-      const row = m < s.drafts.length && runnerUps ? s.runnerUpRow[m] : -1;
-      if (row >= 0 && takeRunnerUp(seq, verified, s.runnerUps[m], out.base[row])) keep.push(row);
+      if (m < s.drafts.length) {
+        const rows = s.runnerUpRows[m] ?? [];
+        const c = takeRunnerUp(seq, verified, s.runnerUps[m] ?? [], (c) => out.base[rows[c]]);
+        if (c >= 0) keep.push(rows[c]);
+      }
       seq.finalize(verified);
       seq.acceptedPerStep.push(s.proposed + verified.length);
       s.drafts = [];
