@@ -8,7 +8,13 @@
  * tokens (exit 1 if not).
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/pick-ab.ts \
- *     --baseline OLD.wasm [--candidate NEW.wasm] [--vocab 32000] [--rows 8] [--alternations 41]
+ *     --baseline OLD.wasm [--candidate NEW.wasm] [--vocab 32000] [--rows 8] [--alternations 41] [--logits KIND]
+ *
+ * --logits: uniform (default: uniform in +-scale), peaked (a language
+ * model's shape: Gaussian with sd 3 and one logit at 25, at temperatures
+ * down to 0.28, a sharpened draft's), or widened (the first 512 logits
+ * uniform, the rest -2^20 as in src/ptp/widen.ts, whose extra tokens have
+ * probability 0: a pick there is cheaper than a real 32000-token model's).
  *
  * A baseline: build an older assembly/index.ts with
  * `asc --config asconfig.json --target relaxed --outFile OLD.wasm`.
@@ -23,6 +29,8 @@ const candidate = option("--candidate", resolve(import.meta.dirname, "../build/p
 const V = Number(option("--vocab", "32000"));
 const M = Number(option("--rows", "8"));
 const alternations = Number(option("--alternations", "41"));
+const kind = option("--logits", "uniform")!;
+if (!["uniform", "peaked", "widened"].includes(kind)) throw new Error(`--logits must be uniform, peaked or widened, got ${kind}`);
 
 interface Exports {
   heapBase(): number;
@@ -48,8 +56,13 @@ let differ = 0;
 const load0 = loadavg()[0].toFixed(2);
 for (let r = 0; r < alternations; r++) {
   const scale = [1, 5, 20, 0.1][r % 4],
-    t = Math.fround([0.7, 1, 0.3, 1.5][(r >> 2) % 4]);
-  const x = Float32Array.from({ length: M * V }, () => (rand() * 2 - 1) * scale);
+    t = Math.fround((kind === "peaked" ? [0.28, 0.7, 1, 0.4] : [0.7, 1, 0.3, 1.5])[(r >> 2) % 4]);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const x = Float32Array.from({ length: M * V }, (_, i) => {
+    if (kind === "peaked") return i % V === 123 ? 25 : 3 * gauss();
+    if (kind === "widened" && i % V >= 512) return -(2 ** 20);
+    return (rand() * 2 - 1) * scale;
+  });
   const us = Float64Array.from({ length: M }, () => Math.fround(rand()));
   const picks: Int32Array[] = [];
   const time = (k: typeof A, into: number[]) => {
@@ -65,7 +78,7 @@ for (let r = 0; r < alternations; r++) {
   const [p, q] = r % 2 === 0 ? picks : [picks[1], picks[0]];
   for (let m = 0; m < M; m++) if (p[m] !== q[m]) differ++;
 }
-console.log(`baseline ${baseline}\ncandidate ${candidate}\n${alternations} alternations of ${M} rows x ${V} logits; load ${load0} before, ${loadavg()[0].toFixed(2)} after\n`);
+console.log(`baseline ${baseline}\ncandidate ${candidate}\n${alternations} alternations of ${M} rows x ${V} logits (${kind}); load ${load0} before, ${loadavg()[0].toFixed(2)} after\n`);
 console.log("| build | us per row (median) |\n|---|---|");
 console.log(`| baseline | ${median(ta).toFixed(1)} |\n| candidate | ${median(tb).toFixed(1)} |`);
 console.log(`\ncandidate / baseline time: ${(median(tb) / median(ta)).toFixed(2)}; rows picked differently: ${differ}`);

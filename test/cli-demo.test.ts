@@ -127,7 +127,7 @@ describe("ptp demo", () => {
     const r = await runCli("demo", "--steps", "24", "--scale", "--scale-shapes", "15M");
     expect(r.code, r.stderr).toBe(0);
     const row = (shape: string) => {
-      const m = new RegExp(`^\\| ${shape} \\| single-call \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| ([0-9.]+)x \\| (yes|NO) \\|$`, "m").exec(r.stdout);
+      const m = new RegExp(`^\\| ${shape} \\| single-call \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| ([0-9.]+)x \\| [0-9]+ % \\| (yes|NO) \\|$`, "m").exec(r.stdout);
       expect(m, `a ${shape} row in:\n${r.stdout}`).not.toBeNull();
       return m!;
     };
