@@ -51,9 +51,10 @@ class LastTie extends JsBackend {
 
 /** Has a pick op that puts a u on a bin's right edge into that bin (u <= cdf, not u < cdf); its misuse errors are right. */
 class EdgeBlind extends JsBackend {
-  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>): Int32Array {
-    if (u.length !== M || !(temperature > 0) || Array.from(u).some((v) => !(v >= 0 && v < 1))) throw new BackendError("js", "pick: bad arguments");
+  pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude: ArrayLike<number> = []): Int32Array {
+    if (u.length !== M || !(temperature > 0) || Array.from(u).some((v) => !(v >= 0 && v < 1)) || Array.from(exclude).some((t) => !(t >= 0 && t < N))) throw new BackendError("js", "pick: bad arguments");
     const v = this.download(x, first * N, M * N);
+    for (let m = 0; m < M; m++) for (const t of Array.from(exclude)) v[m * N + t] = Number.NEGATIVE_INFINITY;
     return Int32Array.from({ length: M }, (_, m) => {
       try {
         const probs = samplingDistribution(v.subarray(m * N, (m + 1) * N), { temperature });
