@@ -11,7 +11,7 @@ interface SingleCallState {
   runnerUps: number[][];
   /** Slots per branch in the current call: branches 0..D, then one per runner-up row. */
   branches: number[];
-  /** Per draft position i and runner-up c: the base row reading it in the current call, and that row's branch (-1: none). */
+  /** Per draft position i and runner-up c: the base row reading it in the current call, and that row's branch (absent: no row). */
   runnerUpRow: number[][];
   runnerUpBranch: number[][];
   acceptance: AcceptanceModel;
