@@ -26,7 +26,10 @@ per --rule: "pick" (Pick(u, Q) at T), "tauX" (Pick(u, Q at temperature X))
 or "argmax"; tokens per verify step = 2 + the leading correct slots 1..L-1
 (L + 1 when all are right), and each slot's accuracy given the slots before
 it were right. With RULES=r1,r2,... in the environment it only evaluates
---init under each rule and exits.
+--init under each rule and exits. With SPLIT=1 each evaluation also
+prints slot 1's accuracy split by whether the token before it, t_s, was
+the teacher's greedy token (a u-blind student can only be right after a
+greedy one, and only as far as it predicts two tokens ahead).
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
     --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher]] [--variant O --rule argmax] \
@@ -336,7 +339,7 @@ def forward(bt):
             xa, _, _ = block(xa, XW, e, ca, sa, mask_a)
         xs = xa[:, N:]
     logits = rmsnorm(xs, TW["norm"]) @ TW["cls"].t()
-    return logits, tgt_logits
+    return logits, tgt_logits, t_logits
 
 
 def pick(u, probs):  # token-id-order float32 CDF, first i with u < F_i
@@ -370,6 +373,8 @@ def evaluate(held):
     tot_steps, tot_tok = 0, 0.0
     corr = np.zeros(L)
     seen = np.zeros(L)
+    # Slot 1 split by whether the token before it, t_s, was the teacher's greedy token there (does the student read u_s?).
+    split = {True: [0, 0], False: [0, 0]}
     cnt = 0
     with torch.no_grad():
         for i in range(len(held)):
@@ -381,8 +386,13 @@ def evaluate(held):
             for c0 in range(0, len(allst), 64):
                 chunk = allst[c0:c0 + 64]
                 bt = build(held, [i], len(chunk), L, lambda p_, n_, W_, L_: chunk)
-                logits, _ = forward(bt)
+                logits, _, t_logits = forward(bt)
                 ok = rule_ok(logits, bt).view(len(chunk), L - 1).numpy()
+                greedy = t_logits[0].argmax(-1).numpy()  # greedy[k]: the teacher's greedy token for position k + 1
+                for w, s in enumerate(chunk):
+                    g = bool(greedy[s - 1] == toks[s])
+                    split[g][0] += int(ok[w, 0])
+                    split[g][1] += 1
                 for w in range(len(chunk)):
                     lead = 0
                     for j in range(L - 1):
@@ -397,6 +407,10 @@ def evaluate(held):
             if cnt >= A.eval_windows:
                 break
     cond = [round(float(corr[j] / max(seen[j], 1)), 3) for j in range(1, L)]
+    if os.environ.get("SPLIT"):
+        for g in (True, False):
+            c, n_ = split[g]
+            print(f"slot 1 after a {'greedy' if g else 'non-greedy'} t_s: {c}/{n_} = {c / max(n_, 1):.3f}", flush=True)
     return tot_tok / cnt, cond, cnt
 
 
@@ -430,7 +444,7 @@ for step in range(1, A.steps + 1):
         g["lr"] = g["base_lr"] * warm * 0.5 * (1 + math.cos(math.pi * frac))
     idxs = rng.integers(0, len(train), size=A.batch)
     bt = build(train, idxs, A.windows, L, train_starts)
-    logits, tl = forward(bt)
+    logits, tl, _ = forward(bt)
     lp_t = torch.log_softmax(tl / T, -1)
     lp_s = torch.log_softmax(logits / T, -1)
     if A.variant == "O":
