@@ -51,7 +51,8 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
       if (group.slots.length > 0) {
         // Proposal call: drafts for next, next + 1, ...; the teacher's token for `next` comes with it.
         const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
-        const seconds = drafts.map((d, j) => runnerUpsOf(toDraft, seq, seq.next + j, j, out.slots[j], d, runnerUps));
+        // Runner-ups for the drafts the teacher call will check (slot 0's token is settled here).
+        const seconds = drafts.map((d, j) => (j === 0 ? [] : runnerUpsOf(toDraft, seq, seq.next + j, j, out.slots[j], d, runnerUps)));
         const [t] = verifyDrafts(seq, out.base, P, []);
         seq.finalize([t]);
         s.proposed = 1;
