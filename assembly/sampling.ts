@@ -47,54 +47,102 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
     }
     const mx = xmax / t;
     if (bad || mx == Infinity || mx == -Infinity) { store<i32>(out + ((<usize>m) << 2), -1); continue; }
-    // e_i = expf(s_i - mx), kept for the CDF, and their f32 sum in index order, four at a time.
+    // sum = the f32 sum of e_i = expf(s_i - mx) in index order, four at a time. A group of four
+    // whose every e_i is under a quarter of sum's ulp (told from s_i - mx alone, without the exp)
+    // leaves sum as it is, so it is passed over: the same bits, most exps saved on a peaked row.
+    // The e_i made go to scratch for the CDF; a passed-over group gets -1 there (not made).
     const mxv = f32x4.splat(mx);
     let sum: f32 = 0;
+    let cut = f32x4.splat(negligibleBelow(sum));
+    let sumExponent: u32 = 0,
+      passed = 0;
     for (let i: usize = 0; i < row4; i += 16) {
-      const e = expf32x4(f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv));
+      const d = f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv);
+      if (i32x4.all_true(f32x4.lt(d, cut))) {
+        v128.store(scratch + i, f32x4.splat(-1.0));
+        passed++;
+        continue;
+      }
+      const e = expf32x4(d);
       v128.store(scratch + i, e);
       sum += f32x4.extract_lane(e, 0);
       sum += f32x4.extract_lane(e, 1);
       sum += f32x4.extract_lane(e, 2);
       sum += f32x4.extract_lane(e, 3);
+      // The cut moves only when sum's exponent does.
+      const ex = reinterpret<u32>(sum) >>> 23;
+      if (ex != sumExponent) {
+        sumExponent = ex;
+        cut = f32x4.splat(negligibleBelow(sum));
+      }
     }
     for (let i = row4; i < rowBytes; i += 4) {
       const e = expf32(load<f32>(xr + i) / t - mx);
       store<f32>(scratch + i, e);
       sum += e;
     }
-    // The first i with u < cdf_i (p_i = e_i / sum, four quotients at a time), else the last i with p_i > 0.
+    // The first i with u < cdf_i, cdf the f32 sum of p_i = e_i / sum in index order (four quotients
+    // at a time; groups whose every p_i is under a quarter of cdf's ulp leave it as it is, and
+    // cannot be the pick), else the last i with p_i > 0.
     const u = load<f64>(us + ((<usize>m) << 3));
     const sv = f32x4.splat(sum);
     let cdf: f32 = 0;
-    let pick: i32 = -1, lastNonZero: i32 = -1;
+    let pick: i32 = -1;
+    let cutC = f32x4.splat(negligibleBelow(cdf));
+    let cdfExponent: u32 = 0;
     let i = 0;
     for (; i + 4 <= N; i += 4) {
-      const q = f32x4.div(v128.load(scratch + ((<usize>i) << 2)), sv);
-      const q0 = f32x4.extract_lane(q, 0), q1 = f32x4.extract_lane(q, 1), q2 = f32x4.extract_lane(q, 2), q3 = f32x4.extract_lane(q, 3);
-      if (q0 > 0) lastNonZero = i;
-      cdf += q0;
+      let e = v128.load(scratch + ((<usize>i) << 2));
+      if (passed > 0) {
+        // Only where the sum passed groups over (a flat row made every e_i: this costs nothing there).
+        const d = f32x4.sub(f32x4.div(v128.load(xr + ((<usize>i) << 2)), tv), mxv);
+        if (i32x4.all_true(f32x4.lt(d, cutC))) continue;
+        if (f32x4.extract_lane(e, 0) < 0) e = expf32x4(d);
+      }
+      const q = f32x4.div(e, sv);
+      cdf += f32x4.extract_lane(q, 0);
       if (u < <f64>cdf) { pick = i; break; }
-      if (q1 > 0) lastNonZero = i + 1;
-      cdf += q1;
+      cdf += f32x4.extract_lane(q, 1);
       if (u < <f64>cdf) { pick = i + 1; break; }
-      if (q2 > 0) lastNonZero = i + 2;
-      cdf += q2;
+      cdf += f32x4.extract_lane(q, 2);
       if (u < <f64>cdf) { pick = i + 2; break; }
-      if (q3 > 0) lastNonZero = i + 3;
-      cdf += q3;
+      cdf += f32x4.extract_lane(q, 3);
       if (u < <f64>cdf) { pick = i + 3; break; }
+      const ex = reinterpret<u32>(cdf) >>> 23;
+      if (ex != cdfExponent) {
+        cdfExponent = ex;
+        cutC = f32x4.splat(negligibleBelow(cdf));
+      }
     }
     if (pick < 0) {
       for (; i < N; i++) {
-        const q = load<f32>(scratch + ((<usize>i) << 2)) / sum;
-        if (q > 0) lastNonZero = i;
-        cdf += q;
+        cdf += load<f32>(scratch + ((<usize>i) << 2)) / sum;
         if (u < <f64>cdf) { pick = i; break; }
       }
     }
-    store<i32>(out + ((<usize>m) << 2), pick >= 0 ? pick : lastNonZero);
+    if (pick < 0) {
+      // u at or past the last cdf (rounding): the last token with p_i > 0, found from the end.
+      for (let j = N - 1; j >= 0; j--) {
+        if (expf32(load<f32>(xr + ((<usize>j) << 2)) / t - mx) / sum > 0) { pick = j; break; }
+      }
+    }
+    store<i32>(out + ((<usize>m) << 2), pick);
   }
+}
+
+/**
+ * For a running f32 sum v >= 0 of nonnegative terms: a d such that any term
+ * expf(x) with x < d is under a quarter of v's ulp (the gap above v), so
+ * that v + term rounds back to v. Terms below -104 are 0 whatever v is.
+ * expf(x) <= exp(x) (1 + 2^-24), and a quotient of it by a sum >= 1 (the
+ * pick's sum holds exp(0) = 1) adds one more such factor, both covered by
+ * the 1e-4 taken off.
+ */
+// @ts-ignore: decorator
+@inline function negligibleBelow(v: f32): f32 {
+  const e = <i32>(reinterpret<u32>(v) >>> 23) - 127; // v's exponent; -127 for 0 and subnormal v
+  if (e <= -126) return -104.0;
+  return max<f32>(-104.0, <f32>(<f64>(e - 25) * 0.6931471805599453 - 1e-4));
 }
 
 /** Row-wise softmax in place over x [M, N]: max, e = expf(x - max), f32 sum in index order, e / sum. */
