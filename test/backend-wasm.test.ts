@@ -7,6 +7,9 @@ import { JsBackend } from "../src/backends/js/index.js";
 import { FreeListAllocator, type WasmBackend, createWasmBackend, instantiateBuild, relaxedSimdSupported, simdSupported } from "../src/backends/wasm/index.js";
 import { PLAIN_SIMD_PROBE, RELAXED_MADD_PROBE } from "../src/backends/wasm/detect.js";
 import type { WasmMemory } from "../src/util/wasm-api.js";
+import { binOf } from "../src/sampling/pick.js";
+import { samplingDistribution } from "../src/sampling/processors.js";
+import { sampleToken } from "../src/sampling/sampler.js";
 import { rng } from "./helpers.js";
 import { absDot, attentionRow, expectBitExact, expectClose, matmulTol, randF32, randomAttention, runAttention, runMatmul, runRmsnorm, runRope, runSoftmax, runSwiglu, scoped, U, up, rowsCase, matmulCase, swigluCase } from "./backend-ops.js";
 
@@ -489,4 +492,37 @@ describe("the sampling kernel's exp", () => {
       }
     }
   });
+});
+
+describe("the pick kernel", () => {
+  it.each(["relaxed", "simd"] as const)(
+    "BACKEND-PICK-PEAKED (%s): on 32,000-token rows shaped like a language model's (one or a few tokens far above the rest, where the kernel passes over the negligible groups), flat ones and spiked ones, at T 0.05 to 3, pick equals the host's sampleToken for random u's, u's on bin edges and u = 1 - 2^-53",
+    async (build) => {
+      const b = await createWasmBackend({ wasmBuild: build, threads: 1 });
+      const r = rng(build === "relaxed" ? 31 : 32);
+      const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+      const N = 32000;
+      let picks = 0;
+      try {
+        for (let row = 0; row < 24; row++) {
+          const kind = row % 4,
+            T = [0.05, 0.28, 0.7, 1, 1.5, 3][Math.floor(r() * 6)];
+          const x = Float32Array.from({ length: N }, (_, i) => (kind === 0 ? (r() * 2 - 1) * 12 : kind === 1 ? (r() < 0.01 ? 20 + 8 * r() : 3 * gauss()) : kind === 2 ? (i % 97 === 0 ? 30 : gauss() - 5) : gauss() * 0.01));
+          const probs = samplingDistribution(x, { temperature: T });
+          const us = [r(), 1 - 2 ** -53, ...[0, 1, 2, 3].map((k) => binOf(probs, Math.floor(r() * N))[k % 2]).filter((u) => u < 1)];
+          const buf = b.alloc(N);
+          b.upload(buf, x);
+          for (const u of us) {
+            const [got] = b.pick(buf, 0, 1, N, T, [u]);
+            expect(got, `row kind ${kind}, T ${T}, u ${u}`).toBe(sampleToken(x, { temperature: T }, u));
+            picks++;
+          }
+          b.free(buf);
+        }
+      } finally {
+        b.dispose();
+      }
+      expect(picks).toBeGreaterThan(100);
+    },
+  );
 });
