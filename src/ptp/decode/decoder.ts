@@ -200,10 +200,10 @@ export function drafter(model: SlotProposer, temperatureScale: number): Drafter 
  * A slot's runner-ups: up to `count` more drafts, each the one the same rule
  * makes once `draft` and the runner-ups before it are ruled out (their
  * logits taken as -Infinity, on the device where the logits are); fewer
- * when nothing else is left. Where the
- * teacher rejects slot 1's draft of the stories260K student, its own token
- * is the first runner-up about a fifth of the time, one of the first two
- * 31 %, one of three 38 % (bench/correction-candidates.ts).
+ * when nothing else is left. Where the teacher rejects slot 1's draft of
+ * the stories260K student, its own token is the first runner-up about a
+ * fifth of the time, one of the first two 31 %, one of three 38 %
+ * (bench/correction-candidates.ts).
  */
 export function runnerUps(toDraft: Drafter, seq: Sequence, k: number, slot: number, logits: Float32Array, draft: number, count: number): number[] {
   const found: number[] = [];
