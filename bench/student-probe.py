@@ -63,6 +63,7 @@ ap.add_argument("--no-lora", action="store_true", help="train only the anchors a
 ap.add_argument("--log", default=None)
 ap.add_argument("--variant", default="C")
 ap.add_argument("--rule", default="pick")
+ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
 import numpy as np
@@ -134,7 +135,7 @@ def attend(q, k, v, mask):
     return torch.einsum("bhrk,bkhd->brhd", p, v).reshape(B, R, D)
 
 
-def block(x, W, l, cos, sin, mask, kv_prefix=None, lora=None, gate=None):
+def block(x, W, l, cos, sin, mask, kv_prefix=None, lora=None, gate=None, lora2=None, gate2=None):
     """One Llama block over rows x [B, R, D]. kv_prefix: (K, V) of earlier rows prepended (mask covers them).
     lora: dict name -> (A, B) applied where gate [B, R, 1] is 1. Returns (x, K, V) with this call's K/V."""
 
@@ -143,6 +144,9 @@ def block(x, W, l, cos, sin, mask, kv_prefix=None, lora=None, gate=None):
         if lora is not None and name in lora:
             a, b = lora[name]
             y = y + gate * ((h @ a.t()) @ b.t())
+        if lora2 is not None and name in lora2:
+            a, b = lora2[name]
+            y = y + gate2 * ((h @ a.t()) @ b.t())
         return y
 
     Bsz, R = x.shape[:2]
@@ -222,6 +226,12 @@ for l in range(C["nl"]):
             t.requires_grad_(not A.no_lora)
             if not A.no_lora:
                 params_lora.append(t)
+LORA1 = None
+if A.slot1_lora:
+    LORA1 = [{nm: [t.detach().clone().requires_grad_() for t in lora[l][nm]] for nm in NAMES} for l in range(C["nl"])]
+    for l in range(C["nl"]):
+        for nm in NAMES:
+            params_lora.extend(LORA1[l][nm])
 params_lora.append(anchors)
 if A.variant == "O":
     params_lora.append(anchors_own)
@@ -327,9 +337,15 @@ def forward(bt):
     if A.variant == "O":
         xs = xs + embed_u(bt["upick"], anchors_own)
     gate = torch.ones(B, S, 1)
+    gate1 = None
+    if LORA1 is not None:
+        # Rows are ordered (window, slot j = 1 .. L-1): slot 1 takes LORA1, the others the shared one.
+        first = (torch.arange(S) % (bt["L"] - 1) == 0).float()[None, :, None].expand(B, S, 1)
+        gate, gate1 = 1 - first, first
     mask_s = torch.cat([bt["slot_ctx"], bt["slot_slot"]], -1)
     for l in range(C["nl"]):
-        xs, _, _ = block(xs, TW, l, cs, ss, mask_s, kv_prefix=kvs[l], lora={k: v for k, v in lora[l].items()}, gate=gate)
+        xs, _, _ = block(xs, TW, l, cs, ss, mask_s, kv_prefix=kvs[l], lora={k: v for k, v in lora[l].items()}, gate=gate,
+                         lora2=None if LORA1 is None else LORA1[l], gate2=gate1)
     if XW is not None:
         xa = torch.cat([x_ctx, xs], 1)
         ca, sa = torch.cat([cc, cs], 1), torch.cat([sc_, ss], 1)
