@@ -32,7 +32,7 @@ the teacher's greedy token (a u-blind student can only be right after a
 greedy one, and only as far as it predicts two tokens ahead).
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
-    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher]] [--variant O --rule argmax] \
+    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher]] [--variant O --rule argmax] [--slot1-lora] \
     [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
 """
 import argparse, json, math, os, struct, sys, time
