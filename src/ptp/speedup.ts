@@ -122,12 +122,13 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     try {
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
+        forwardMs = 0;
         const r = decodeBatches(model, o.prompts, {
           decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, budget: o.budget, ...(draft && decoder !== "ar" ? { draft } : {}) },
           aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)),
           batch: 1,
         });
-        return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds, forwardSeconds: 0 };
+        return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds, forwardSeconds: forwardMs / 1000 };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
       for (const d of all) run(d); // warm-up: packing, JIT tiers
@@ -135,9 +136,8 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       const last = new Map<DecoderName, { result: Run; rows: number; teacherCalls: number }>();
       for (let r = 0; r < o.reps; r++) {
         for (const d of all) {
-          rows = teacherCalls = forwardMs = 0;
+          rows = teacherCalls = 0;
           const result = run(d);
-          result.forwardSeconds = forwardMs / 1000;
           speed.get(d)!.push(result.tokens / result.seconds);
           last.set(d, { result, rows, teacherCalls });
         }

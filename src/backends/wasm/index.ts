@@ -638,17 +638,28 @@ export class WasmBackend implements Backend {
       if (!(u[m] >= 0 && u[m] < 1)) throw this.err(`pick: u[${m}] must be in [0, 1), got ${u[m]}`);
       f64[m] = u[m];
     }
-    // Excluded tokens: -Infinity in place for the kernel, the logits put back after it (in reverse, so a token listed twice gets its own value back).
-    const f32 = this.view("f32") as Float32Array;
-    const at = (m: number, e: number) => (X.ptr >> 2) + (first + m) * N + exclude[e];
-    const saved = new Float32Array(M * exclude.length);
-    for (let m = 0; m < M; m++) for (let e = 0; e < exclude.length; e++) [saved[m * exclude.length + e], f32[at(m, e)]] = [f32[at(m, e)], Number.NEGATIVE_INFINITY];
-    try {
-      this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
-    } finally {
-      for (let m = M - 1; m >= 0; m--) for (let e = exclude.length - 1; e >= 0; e--) f32[at(m, e)] = saved[m * exclude.length + e];
-    }
+    const run = () => this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
+    if (exclude.length === 0) run();
+    else this.withExcluded(X.ptr + 4 * first * N, M, N, exclude, run);
     return (this.view("i32") as Int32Array).slice(block >> 2, (block >> 2) + M);
+  }
+
+  /**
+   * Runs `fn` with the tokens in `exclude` at -Infinity in each of the M rows
+   * of N f32 at `rows`, then puts the logits back (in reverse, so a token
+   * listed twice gets its own value back).
+   */
+  private withExcluded(rows: number, M: number, N: number, exclude: ArrayLike<number>, fn: () => void): void {
+    const f32 = this.view("f32") as Float32Array;
+    const E = exclude.length;
+    const at = (m: number, e: number) => (rows >> 2) + m * N + exclude[e];
+    const saved = new Float32Array(M * E);
+    for (let m = 0; m < M; m++) for (let e = 0; e < E; e++) [saved[m * E + e], f32[at(m, e)]] = [f32[at(m, e)], Number.NEGATIVE_INFINITY];
+    try {
+      fn();
+    } finally {
+      for (let m = M - 1; m >= 0; m--) for (let e = E - 1; e >= 0; e--) f32[at(m, e)] = saved[m * E + e];
+    }
   }
 
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void {

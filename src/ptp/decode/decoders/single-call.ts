@@ -74,11 +74,14 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       }
       const units = allocateBudget(budget, caps, weights, s.acceptance, mode);
       s.branches = units.slice(0, D + 1);
+      // The draft position and rank of each runner-up branch, in branch order (branch D + 1 + r).
+      const runnerUpBranches: (readonly [number, number])[] = [];
       candidates.forEach(([i, c], x) => {
         const u = units[D + 1 + x];
         if (u === 0) return;
         s.runnerUpRow[i][c] = base.length;
         s.runnerUpBranch[i][c] = s.branches.length;
+        runnerUpBranches.push([i, c]);
         base.push(runnerUpRow(s.runnerUps[i][c], next, P, i, base.length));
         s.branches.push(u - 1);
       });
@@ -86,8 +89,7 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       s.branches.forEach((count, b) => {
         if (b <= D) slots.push(...proposalWindow(model, seq, next + b, b === 0 ? seq.last : s.drafts[b - 1], count, range(0, P + b), base.length + slots.length));
         else {
-          const i = s.runnerUpBranch.findIndex((row) => row.includes(b)),
-            c = s.runnerUpBranch[i].indexOf(b);
+          const [i, c] = runnerUpBranches[b - D - 1];
           slots.push(...proposalWindow(model, seq, next + i + 1, s.runnerUps[i][c], count, [...range(0, P + i), s.runnerUpRow[i][c]], base.length + slots.length));
         }
       });
