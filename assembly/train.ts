@@ -293,92 +293,73 @@ function scaleRow(p: usize, n: i32, c: f32): void {
 }
 
 /**
- * o[0, w) = sum_i p[i] x_i[0, w) over the keys of [a0, b0) then [a1, b1),
- * x_i = base + key * rowX (w = 4 lanes, or 1 for a scalar tail).
+ * o[0, 8) = sum_i p[i] x_i[0, 8) over the keys of [a0, b0) then [a1, b1),
+ * x_i = base + key * rowX: two chains per half, keys taken in pairs.
  */
-/** o[0, 8) = sum_i p[i] x_i[0, 8) over the keys of [a0, b0) then [a1, b1): two chains per half. */
 // @ts-ignore: decorator
 @inline function weightedSum8(o: usize, p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): void {
   let x0 = f32x4.splat(0), y0 = x0, x1 = x0, y1 = x0;
-  let pp = p, xp = base + <usize>a0 * rowX;
-  let j = a0;
-  for (; j + 2 <= b0; j += 2) {
-    const s0 = v128.load32_splat(pp), s1 = v128.load32_splat(pp, 4), xq = xp + rowX;
-    x0 = fma(x0, s0, v128.load(xp));
-    y0 = fma(y0, s0, v128.load(xp, 16));
-    x1 = fma(x1, s1, v128.load(xq));
-    y1 = fma(y1, s1, v128.load(xq, 16));
-    pp += 8;
-    xp += rowX << 1;
-  }
-  if (j < b0) {
-    const s0 = v128.load32_splat(pp);
-    x0 = fma(x0, s0, v128.load(xp));
-    y0 = fma(y0, s0, v128.load(xp, 16));
-    pp += 4;
-  }
-  xp = base + <usize>a1 * rowX;
-  j = a1;
-  for (; j + 2 <= b1; j += 2) {
-    const s0 = v128.load32_splat(pp), s1 = v128.load32_splat(pp, 4), xq = xp + rowX;
-    x0 = fma(x0, s0, v128.load(xp));
-    y0 = fma(y0, s0, v128.load(xp, 16));
-    x1 = fma(x1, s1, v128.load(xq));
-    y1 = fma(y1, s1, v128.load(xq, 16));
-    pp += 8;
-    xp += rowX << 1;
-  }
-  if (j < b1) {
-    const s0 = v128.load32_splat(pp);
-    x0 = fma(x0, s0, v128.load(xp));
-    y0 = fma(y0, s0, v128.load(xp, 16));
+  let pp = p;
+  for (let range = 0; range < 2; range++) {
+    const from = range == 0 ? a0 : a1, to = range == 0 ? b0 : b1;
+    let xp = base + <usize>from * rowX;
+    let j = from;
+    for (; j + 2 <= to; j += 2) {
+      const s0 = v128.load32_splat(pp), s1 = v128.load32_splat(pp, 4), xq = xp + rowX;
+      x0 = fma(x0, s0, v128.load(xp));
+      y0 = fma(y0, s0, v128.load(xp, 16));
+      x1 = fma(x1, s1, v128.load(xq));
+      y1 = fma(y1, s1, v128.load(xq, 16));
+      pp += 8;
+      xp += rowX << 1;
+    }
+    if (j < to) {
+      const s0 = v128.load32_splat(pp);
+      x0 = fma(x0, s0, v128.load(xp));
+      y0 = fma(y0, s0, v128.load(xp, 16));
+      pp += 4;
+    }
   }
   v128.store(o, f32x4.add(x0, x1));
   v128.store(o, f32x4.add(y0, y1), 16);
 }
 
+/** The same sum for 4 lanes: two chains (alternate keys) so consecutive adds do not wait on each other. */
 // @ts-ignore: decorator
 @inline function weightedSum4(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): v128 {
-  // Two chains (alternate keys) so consecutive adds do not wait on each other.
   let acc = f32x4.splat(0), acc2 = acc;
-  let pp = p, xp = base + <usize>a0 * rowX;
-  let j = a0;
-  for (; j + 2 <= b0; j += 2) {
-    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
-    acc2 = fma(acc2, v128.load32_splat(pp, 4), v128.load(xp + rowX));
-    pp += 8;
-    xp += rowX << 1;
+  let pp = p;
+  for (let range = 0; range < 2; range++) {
+    const from = range == 0 ? a0 : a1, to = range == 0 ? b0 : b1;
+    let xp = base + <usize>from * rowX;
+    let j = from;
+    for (; j + 2 <= to; j += 2) {
+      acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+      acc2 = fma(acc2, v128.load32_splat(pp, 4), v128.load(xp + rowX));
+      pp += 8;
+      xp += rowX << 1;
+    }
+    if (j < to) {
+      acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
+      pp += 4;
+    }
   }
-  if (j < b0) {
-    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
-    pp += 4;
-  }
-  xp = base + <usize>a1 * rowX;
-  j = a1;
-  for (; j + 2 <= b1; j += 2) {
-    acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
-    acc2 = fma(acc2, v128.load32_splat(pp, 4), v128.load(xp + rowX));
-    pp += 8;
-    xp += rowX << 1;
-  }
-  if (j < b1) acc = fma(acc, v128.load32_splat(pp), v128.load(xp));
   return f32x4.add(acc, acc2);
 }
 
+/** The same sum for one lane (a head size's scalar tail): one chain. */
 // @ts-ignore: decorator
 @inline function weightedSum1(p: usize, base: usize, rowX: usize, a0: i32, b0: i32, a1: i32, b1: i32): f32 {
   let acc: f32 = 0;
-  let pp = p, xp = base + <usize>a0 * rowX;
-  for (let j = a0; j < b0; j++) {
-    acc += load<f32>(pp) * load<f32>(xp);
-    pp += 4;
-    xp += rowX;
-  }
-  xp = base + <usize>a1 * rowX;
-  for (let j = a1; j < b1; j++) {
-    acc += load<f32>(pp) * load<f32>(xp);
-    pp += 4;
-    xp += rowX;
+  let pp = p;
+  for (let range = 0; range < 2; range++) {
+    const from = range == 0 ? a0 : a1, to = range == 0 ? b0 : b1;
+    let xp = base + <usize>from * rowX;
+    for (let j = from; j < to; j++) {
+      acc += load<f32>(pp) * load<f32>(xp);
+      pp += 4;
+      xp += rowX;
+    }
   }
   return acc;
 }

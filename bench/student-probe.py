@@ -29,11 +29,20 @@ it were right. With RULES=r1,r2,... in the environment it only evaluates
 --init under each rule and exits. With SPLIT=1 each evaluation also
 prints slot 1's accuracy split by whether the token before it, t_s, was
 the teacher's greedy token (a u-blind student can only be right after a
-greedy one, and only as far as it predicts two tokens ahead).
+greedy one, and only as far as it predicts two tokens ahead). ALSO_RULES=r1,r2
+adds each evaluation's tokens per verify step under those draft rules too.
+
+--order sorted asks whether the order of Pick's inverse CDF matters to a
+student: every sampled token's u is drawn in its bin of the teacher's CDF
+by descending probability (ties by lower id) instead of the library's
+token-id order, and drafts pick in that order too. The samples are the
+teacher's either way (any fixed inverse-CDF rule samples P exactly); only
+which u picks which token changes. Those bins take the teacher over every
+record (minutes); SORTED_CACHE=FILE keeps them for the next run.
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
     --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher]] [--variant O --rule argmax] [--slot1-lora] \
-    [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
+    [--order id|sorted] [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
 """
 import argparse, json, math, os, struct, sys, time
 
@@ -63,6 +72,7 @@ ap.add_argument("--no-lora", action="store_true", help="train only the anchors a
 ap.add_argument("--log", default=None)
 ap.add_argument("--variant", default="C")
 ap.add_argument("--rule", default="pick")
+ap.add_argument("--order", default="id", choices=["id", "sorted"], help="the order of Pick's inverse CDF: token id (the library's) or probability, descending (ties by id)")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -358,10 +368,39 @@ def forward(bt):
     return logits, tgt_logits, t_logits
 
 
-def pick(u, probs):  # token-id-order float32 CDF, first i with u < F_i
+def pick(u, probs):  # float32 CDF in --order, first i with u < F_i
+    if A.order == "sorted":
+        sp, perm = torch.sort(probs, dim=-1, descending=True, stable=True)
+        cdf = torch.cumsum(sp, -1)
+        r = torch.searchsorted(cdf, u[..., None], right=True).clamp(max=probs.shape[-1] - 1)
+        return torch.gather(perm, -1, r).squeeze(-1)
     cdf = torch.cumsum(probs, -1)  # float32 sequential-ish; fine for a probe
     idx = torch.searchsorted(cdf, u[..., None], right=True).squeeze(-1)
     return idx.clamp(max=probs.shape[-1] - 1)
+
+
+def sorted_bins(recs):
+    """--order sorted: each sampled token's bin in the teacher's CDF by descending probability (the samples are the
+    teacher's either way; only which u's pick them changes), replacing the dataset's token-id-order bins."""
+    out = []
+    with torch.no_grad():
+        for p, toks, left, right in recs:
+            n = len(toks)
+            t = torch.from_numpy(toks[:n - 1])[None]
+            pos = torch.arange(n - 1)[None]
+            c, s = rope_tables(pos)
+            x = TW["emb"][t]
+            m = (torch.arange(n - 1)[None, :] <= torch.arange(n - 1)[:, None])[None]
+            for l in range(C["nl"]):
+                x, _, _ = block(x, TW, l, c[:, :, None], s[:, :, None], m)
+            probs = torch.softmax(rmsnorm(x, TW["norm"]) @ TW["cls"].t() / T, -1)[0, p - 1:]  # P_k for k = p .. n-1
+            sp, perm = torch.sort(probs, dim=-1, descending=True, stable=True)
+            cdf = torch.cumsum(sp, -1)
+            rank = (perm == torch.from_numpy(toks[p:])[:, None]).float().argmax(-1)
+            r = torch.gather(cdf, 1, rank[:, None]).squeeze(1)
+            lft = torch.where(rank > 0, torch.gather(cdf, 1, (rank - 1).clamp(min=0)[:, None]).squeeze(1), torch.zeros_like(r))
+            out.append((p, toks, lft.numpy().astype(np.float32), r.numpy().astype(np.float32)))
+    return out
 
 
 def rule_ok(logits, bt, rule=None):
@@ -432,6 +471,8 @@ def evaluate(held):
 
 if os.environ.get("RULES"):
     held = read_ptpd(A.held)
+    if A.order == "sorted":
+        held = sorted_bins(held)
     for r in os.environ["RULES"].split(","):
         RULE = r
         print(r, evaluate(held), flush=True)
@@ -440,6 +481,19 @@ if not A.train:
     sys.exit("student-probe.py: --train DATASET is required to train (or set RULES to only evaluate)")
 train = [r for r in read_ptpd(A.train) if len(r[1]) - A.window >= r[0]]
 held = read_ptpd(A.held)
+if A.order == "sorted":
+    tb = time.time()
+    import pickle
+    cache = os.environ.get("SORTED_CACHE")  # a pickle of both, reused across runs on the same files
+    key = [os.path.abspath(A.train), os.path.getmtime(A.train), os.path.abspath(A.held), os.path.getmtime(A.held), A.window, A.model, T]
+    got = pickle.load(open(cache, "rb")) if cache and os.path.exists(cache) else None
+    if got is not None and got[0] == key:
+        train, held = got[1], got[2]
+    else:
+        train, held = sorted_bins(train), sorted_bins(held)
+        if cache:
+            pickle.dump((key, train, held), open(cache, "wb"))
+    print(f"sorted bins in {time.time() - tb:.0f} s", flush=True)
 print(f"train {len(train)} records, held {len(held)}", flush=True)
 logf = open(A.log, "w") if A.log else None
 t0 = time.time()
@@ -477,6 +531,10 @@ for step in range(1, A.steps + 1):
     if step % A.eval_every == 0 or step == A.steps or train_min >= A.minutes:
         v, cond, cnt = evaluate(held)
         rec = {"step": step, "minutes": round(train_min, 2), "verify": round(v, 3), "cond": cond, "windows": cnt}
+        for r in filter(None, os.environ.get("ALSO_RULES", "").split(",")):  # the same student under other draft rules
+            main_rule, RULE = RULE, r
+            rec[r] = round(evaluate(held)[0], 3)
+            RULE = main_rule
         print(json.dumps(rec), flush=True)
         if logf:
             logf.write(json.dumps(rec) + "\n")

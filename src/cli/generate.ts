@@ -224,13 +224,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
 
   const r = f["runner-ups"];
   const runnerUps = r === undefined ? undefined : r === "on" || (r !== "off" && Number(r));
+  // The decoder flags, as DecodeOptions names them (the settings below and the decode both read them).
+  const decoding = { window: f.window, budget: f.budget, budgetMode: f["budget-mode"], drafts: f.drafts, draftTemperatureScale: f["draft-temperature-scale"], runnerUps };
   const settings = decoderSettings({
-    window: f.window,
-    budget: f.budget,
-    budgetMode: f["budget-mode"],
-    drafts: f.drafts,
-    draftTemperatureScale: f["draft-temperature-scale"],
-    runnerUps,
+    ...decoding,
     decoder,
     proposerVariant: (draft ?? student)?.config.variant,
     draftWindow: draft?.config.window,
@@ -250,17 +247,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     model = new PtpModel(teacher, student);
     if (draft) draftModel = new DraftModel(teacher, draft);
     const common = { steps: f.steps, sampling, stopAtBos: !f["no-stop"] };
-    const options: Omit<DecodeOptions, "aux"> = {
-      ...common,
-      decoder,
-      window: f.window,
-      budget: f.budget,
-      budgetMode: f["budget-mode"],
-      drafts: f.drafts,
-      draftTemperatureScale: f["draft-temperature-scale"],
-      runnerUps,
-      draft: draftModel,
-    };
+    const options: Omit<DecodeOptions, "aux"> = { ...common, ...decoding, decoder, draft: draftModel };
     // Bounded batches (memory and time linear in the number of prompts), each
     // written out as soon as it is decoded and checked against AR; an AR
     // warm-up on the first prompt first (JIT tiers, allocations).
