@@ -106,6 +106,29 @@ describe("ptp distill", () => {
     teacher.dispose();
   });
 
+  it("TRAIN-DISTILL-DEFAULTS: with no recipe flags distill trains the shipped recipe (C-PTP query student, KL, anchors, window 8); --variant O defaults to hybrid slots and cross-entropy", async () => {
+    await dataset();
+    const base = ["distill", "--model", TEACHER, "--dataset", DATA, "--rank", "4", "--windows", "2", "--batch", "1", "--steps", "2", "--eval-every", "0", "--backend", "wasm"];
+    const c = join(tmp, "defaults-c.safetensors");
+    const rc = await runCli(...base, "--out", c);
+    expect(rc.code, rc.stderr).toBe(0);
+    expect(rc.stderr).toMatch(/C-PTP student rank 4 \(anchors\), window 8, loss kl/);
+    expect(readStudent(c).config).toMatchObject({ variant: "C", hybrid: true, query: true, window: 8, aux: { kind: "anchors" } });
+    const o = join(tmp, "defaults-o.safetensors");
+    const ro = await runCli(...base, "--out", o, "--variant", "O");
+    expect(ro.code, ro.stderr).toBe(0);
+    expect(ro.stderr).toMatch(/O-PTP student rank 4 \(anchors\), window 8, loss ce/);
+    expect(readStudent(o).config).toMatchObject({ variant: "O", hybrid: true });
+    expect(readStudent(o).config.query ?? false).toBe(false);
+    // An --init student brings its variant: --variant must agree, and the loss defaults to the student's.
+    const again = await runCli(...base, "--out", join(tmp, "defaults-o2.safetensors"), "--init", o, "--variant", "C");
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--variant C does not match the --init student/);
+    const cont = await runCli(...base, "--out", join(tmp, "defaults-o3.safetensors"), "--init", o);
+    expect(cont.code, cont.stderr).toBe(0);
+    expect(cont.stderr).toMatch(/O-PTP .* loss ce/);
+  });
+
   it("TRAIN-RESUME: a run stopped after 3 steps and resumed ends byte-identical to an uninterrupted run (deterministic per seed)", async () => {
     await dataset();
     const straight = join(tmp, "s-straight.safetensors"),
@@ -269,7 +292,7 @@ describe("ptp distill", () => {
 
   it("TRAIN-USAGE: bad arguments exit 2 with the usage", async () => {
     await dataset();
-    for (const extra of [["--rank", "0"], ["--loss", "kl"], ["--gamma", "1.5"], ["--eval-prompts", PROMPTS, "--tokenizer"], ["--bogus"]]) {
+    for (const extra of [["--rank", "0"], ["--variant", "O", "--loss", "kl"], ["--gamma", "1.5"], ["--eval-prompts", PROMPTS, "--tokenizer"], ["--bogus"]]) {
       const args = distillArgs(join(tmp, "bad.safetensors")).filter((a, i, all) => !(a === "--tokenizer" || all[i - 1] === "--tokenizer" || a === "--eval-prompts" || all[i - 1] === "--eval-prompts"));
       const r = await runCli(...args, ...extra);
       expect(r.code, `${extra.join(" ")}: ${r.stderr}`).toBe(2);

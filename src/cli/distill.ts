@@ -25,11 +25,14 @@ import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, loopFlags, studentFlags } from "./flag-groups.js";
+import { backendFlags, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
 
+// The defaults are the recipe of the shipped stories260K student (docs/BENCHMARKS.md, issue 10):
+// a C-PTP query student trained with KL to the teacher, anchors, windows of 8, gamma 0.9, cosine.
 export const distillFlags = defineFlags({
-  ...studentFlags({ aux: "bits", digits: 16, window: 16, beta: 1, helpPrefix: "" }),
-  ...loopFlags({ lr: 2e-3, schedule: "constant", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
+  ...studentFlags({ aux: "anchors", digits: 16, window: 8, beta: 1, helpPrefix: "" }),
+  ...slotInputFlagWithoutDefault("query for a C-PTP student with --window 2 or more, else hybrid"),
+  ...loopFlags({ lr: 2e-3, schedule: "cosine", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
   out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
@@ -41,10 +44,10 @@ export const distillFlags = defineFlags({
   "draft-heads": { kind: "int", value: "N", help: "draft model query heads", default: 4 },
   "draft-kv-heads": { kind: "int", value: "N", help: "draft model key/value heads", default: 2 },
   "draft-hidden": { kind: "int", value: "N", help: "draft model SwiGLU hidden width", default: 64 },
-  variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "O", choices: ["O", "C"] },
-  loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher)", default: "ce", choices: LOSSES },
-  gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 1 },
-  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 16, max: 4096 },
+  variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "C", choices: ["O", "C"] },
+  loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher) (default: kl for C-PTP, ce for O-PTP)", choices: LOSSES },
+  gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 0.9 },
+  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 32, max: 4096 },
   batch: { kind: "int", value: "N", help: "sequences per step", default: 2, max: 4096 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
   "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
@@ -81,9 +84,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
-  const variant = f.variant,
-    loss = f.loss;
-  if (variant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
+  const variant = f.variant;
+  const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : "hybrid");
+  if (variant === "O" && f.loss !== undefined && f.loss !== "ce") throw new UsageError(`--loss ${f.loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   if (!f.draft && argv.includes("--draft-init")) throw new UsageError("--draft-init goes with --draft");
   if (f["draft-init"] === "teacher") {
@@ -117,14 +120,15 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.rank > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
   if (f.window > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], variant, f.window, f.draft), seed: f.seed, zeroB: true }) };
+  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true }) };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
+    if (argv.includes("--variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
     proposer = { kind: "student", student };
   }
   if (f.draft) {
-    const common = { variant, aux, window: f.window, hybrid: f["slot-input"] === "hybrid", seed: f.seed };
+    const common = { variant, aux, window: f.window, hybrid: slotInput === "hybrid", seed: f.seed };
     if (f["draft-init"] === "teacher") {
       const layers = argv.includes("--draft-layers") ? f["draft-layers"] : ckpt.config.nLayers;
       if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
@@ -135,6 +139,10 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: shape }) };
     }
   }
+  // The loss follows the student actually trained (an --init student brings its own variant).
+  const trainedVariant = proposer.kind === "student" ? proposer.student.config.variant : proposer.draft.config.variant;
+  const loss = f.loss ?? (trainedVariant === "C" ? "kl" : "ce");
+  if (trainedVariant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; the --init student ${f.init} is O-PTP`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const threads = f.threads ?? availableParallelism();
   // Refuse a run beyond the machine before the teacher, the threads and the first step allocate.
@@ -163,7 +171,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
   const what = proposer.kind === "draft" ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}` : `student rank ${f.rank}`;
-  io.stderr(`distill: ${dataset.records.length} sequences, ${variant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
+  io.stderr(`distill: ${dataset.records.length} sequences, ${trainedVariant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
     const r = await distill(
       ckpt,

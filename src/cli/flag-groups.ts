@@ -25,9 +25,19 @@ export function backendFlags(help: { backend?: string; threads?: string } = {}) 
  */
 export function slotInputFlag(helpPrefix = "") {
   return defineFlags({
-    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)`, default: "hybrid", choices: ["hybrid", "aux", "query"] },
+    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}${SLOT_INPUT_HELP}`, default: "hybrid", choices: SLOT_INPUTS },
   });
 }
+
+/** --slot-input with no fixed default: the command picks one from the other flags (`defaultHelp` says how). */
+export function slotInputFlagWithoutDefault(defaultHelp: string) {
+  return defineFlags({
+    "slot-input": { kind: "string", value: "KIND", help: `${SLOT_INPUT_HELP} (default: ${defaultHelp})`, choices: SLOT_INPUTS },
+  });
+}
+
+const SLOT_INPUT_HELP = "slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)";
+const SLOT_INPUTS = ["hybrid", "aux", "query"] as const;
 
 /**
  * The model options of --slot-input, checked against the variant, the window

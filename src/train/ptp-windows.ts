@@ -196,6 +196,8 @@ export function windowMetrics(variant: Variant, logits: Float32Array, rows: Wind
     for (; c < valid; c++) {
       const r = w * Lw + c,
         row = logits.subarray(r * vocab, (r + 1) * vocab);
+      // A diverged step's non-finite logits (the loop skips such a step) make the slot wrong, not an error.
+      if (variant === "C" && !row.every(Number.isFinite)) break;
       const t = variant === "O" ? argmax(row) : sampleToken(row, draftSampling(sampling, rows.first + c, draftTemperatureScale), rows.targetU[r]);
       if (t !== rows.targets[r]) break;
     }
