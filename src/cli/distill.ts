@@ -139,8 +139,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: shape }) };
     }
   }
-  // The loss follows the student actually trained (an --init student brings its own variant).
-  const trainedVariant = proposer.kind === "student" ? proposer.student.config.variant : proposer.draft.config.variant;
+  // The loss follows the student actually trained (an --init student brings its own variant and aux).
+  const trained = proposer.kind === "student" ? proposer.student.config : proposer.draft.config;
+  const trainedVariant = trained.variant;
   const loss = f.loss ?? (trainedVariant === "C" ? "kl" : "ce");
   if (trainedVariant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; the --init student ${f.init} is O-PTP`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
@@ -170,8 +171,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
-  const what = proposer.kind === "draft" ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}` : `student rank ${f.rank}`;
-  io.stderr(`distill: ${dataset.records.length} sequences, ${trainedVariant}-PTP ${what} (${aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
+  const what = proposer.kind === "draft" ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}` : `student rank ${proposer.student.config.rank}`;
+  io.stderr(`distill: ${dataset.records.length} sequences, ${trainedVariant}-PTP ${what} (${trained.aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
     const r = await distill(
       ckpt,
