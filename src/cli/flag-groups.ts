@@ -18,6 +18,9 @@ export function backendFlags(help: { backend?: string; threads?: string } = {}) 
   });
 }
 
+const SLOT_INPUT_HELP = "slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)";
+const SLOT_INPUTS = ["hybrid", "aux", "query"] as const;
+
 /**
  * --slot-input: hybrid (a window's first slot also embeds the last known
  * token; the default for new models), aux (u only) or query (C-PTP: the first
@@ -35,9 +38,6 @@ export function slotInputFlagWithoutDefault(defaultHelp: string) {
     "slot-input": { kind: "string", value: "KIND", help: `${SLOT_INPUT_HELP} (default: ${defaultHelp})`, choices: SLOT_INPUTS },
   });
 }
-
-const SLOT_INPUT_HELP = "slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)";
-const SLOT_INPUTS = ["hybrid", "aux", "query"] as const;
 
 /**
  * The model options of --slot-input, checked against the variant, the window
