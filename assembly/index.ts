@@ -40,3 +40,4 @@ export function zeroBytes(dst: usize, n: usize): void {
 }
 
 export { fmaPeak } from "./peak";
+export { runProgram } from "./program";
