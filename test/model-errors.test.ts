@@ -27,8 +27,39 @@ describe("MODEL-ERRORS", async () => {
       },
       /strictly increasing/,
     ],
+    ["a cache of another model", () => model.forward({ tokens: [1], positions: [0] }, new Transformer(model.backend, randomCheckpoint({ ...config, nLayers: 2 }, 2)).newCache()), /cache must be a KVCache of this model/],
+    ["a snapshot of a layer the cache lacks", () => model.newCache().snapshot(99), /snapshot: layer must be an integer in \[0, 1\), got 99/],
+    ["weights missing a layer", () => new Transformer(model.backend, { config: { ...config, nLayers: 2 }, weights: randomCheckpoint(config, 1).weights }), /Transformer: layers must be an array of nLayers = 2 layers, got 1/],
+    [
+      "a weight of the wrong size",
+      () => {
+        const { weights } = randomCheckpoint(config, 1);
+        weights.layers[0].w1 = new Float32Array(1000);
+        return new Transformer(model.backend, { config, weights });
+      },
+      /layers\[0\]\.w1 has 1000 values; the config needs 96/,
+    ],
+    ["a missing final norm", () => new Transformer(model.backend, { config, weights: { ...randomCheckpoint(config, 1).weights, rmsFinal: undefined as unknown as Float32Array } }), /rmsFinal must be a Float32Array of 8 values, got none/],
+    ["a random checkpoint too large for one array", () => randomCheckpoint({ ...config, dim: 1 << 16, nHeads: 1, nKvHeads: 1, hiddenDim: 4, vocabSize: 1 << 16 }, 1), /more than the 2147483647 one array can/],
   ];
   it.each(cases)("%s", (_, run, message) => {
     expect(run).toThrow(message);
+  });
+
+  it("dispose twice is harmless", () => {
+    const m = new Transformer(model.backend, randomCheckpoint(config, 3));
+    m.dispose();
+    expect(() => m.dispose()).not.toThrow();
+  });
+
+  // The device path (wasm's pick op) checks what the host path checks.
+  it.each(["js", "wasm"] as const)("sampleLast refuses bad settings and u's on %s", async (name) => {
+    const m = new Transformer(await backend(name), randomCheckpoint(config, 1));
+    const block = { tokens: [1], positions: [0] };
+    expect(() => m.sampleLast(block, m.newCache(), { temperature: 1e-9 }, 0.5)).toThrow(/temperature must be/);
+    expect(() => m.sampleLast(block, m.newCache(), { temperature: 1, topP: 2 }, 0.5)).toThrow(/topP must be/);
+    expect(() => m.sampleLast(block, m.newCache(), { temperature: 1 }, "0.5" as unknown as number)).toThrow(/u must be in \[0, 1\)/);
+    expect(() => m.sampleLast(block, m.newCache(), { temperature: 1 }, 1)).toThrow(/u must be in \[0, 1\)/);
+    m.dispose();
   });
 });

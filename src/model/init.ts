@@ -9,6 +9,9 @@ import { Mulberry32 } from "../util/prng.js";
 import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 import type { Checkpoint, LayerWeights } from "./weights.js";
 
+/** The most values one Float32Array holds here (2^31 - 1: what every supported runtime allocates). */
+const MAX_TENSOR_VALUES = 2 ** 31 - 1;
+
 /**
  * A checkpoint with deterministic random weights (same config and seed ->
  * same values, hence the same serialized bytes). Values come from the
@@ -20,6 +23,8 @@ import type { Checkpoint, LayerWeights } from "./weights.js";
  */
 export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint {
   validateConfig(config, "randomCheckpoint");
+  const largest = Math.max(config.vocabSize, config.hiddenDim, config.dim) * config.dim;
+  if (largest > MAX_TENSOR_VALUES) throw new RangeError(`randomCheckpoint: a tensor of this config would hold ${largest} values, more than the ${MAX_TENSOR_VALUES} one array can`);
   const c: ModelConfig = { ...config };
   const rng = new Mulberry32(seed);
   const uniform = (length: number, std: number): Float32Array => {

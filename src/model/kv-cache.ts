@@ -17,7 +17,8 @@ export class KVCache {
   /** Position id of every cached row (host copy, for masks and inspection). */
   readonly positions: Int32Array;
   private rows = 0;
-  private readonly width: number;
+  /** Values per cached row and layer (kvDim). */
+  readonly width: number;
 
   constructor(
     readonly backend: Backend,
@@ -91,6 +92,7 @@ export class KVCache {
 
   /** Host copies of layer l's cached keys and values (for tests and inspection). */
   snapshot(layer: number): { keys: Float32Array; values: Float32Array } {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.keys.length) throw new RangeError(`KVCache.snapshot: layer must be an integer in [0, ${this.keys.length}), got ${layer}`);
     const n = this.rows * this.width;
     return { keys: this.backend.download(this.keys[layer], 0, n), values: this.backend.download(this.values[layer], 0, n) };
   }

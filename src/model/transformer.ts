@@ -1,16 +1,16 @@
 import type { Backend } from "../backends/backend.js";
-import { argmax } from "../sampling/pick.js";
-import { plainSampling, type SamplingSettings } from "../sampling/processors.js";
+import { argmax, assertValidU } from "../sampling/pick.js";
+import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
 import { attention, type AttentionMask } from "./attention.js";
 import { blockRows, denseMask, type Block } from "./block.js";
-import { validateConfig, type ModelConfig } from "./config.js";
+import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
 import { KVCache } from "./kv-cache.js";
 import type { RowAdapter } from "./linear.js";
 import { RunState } from "./run-state.js";
-import type { Checkpoint } from "./weights.js";
+import { checkWeights, type Checkpoint } from "./weights.js";
 
 /**
  * A Llama-architecture decoder (RMSNorm, RoPE, GQA, SwiGLU) on a backend.
@@ -33,6 +33,7 @@ export class Transformer {
     checkpoint: Checkpoint,
   ) {
     validateConfig(checkpoint.config);
+    checkWeights(checkpoint.config, checkpoint.weights, "Transformer");
     this.config = checkpoint.config;
     this.weights = uploadWeights(backend, checkpoint.weights);
     this.tokenEmbeddingTable = checkpoint.weights.tokenEmbedding;
@@ -71,6 +72,9 @@ export class Transformer {
   pickRow(row: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]): number | undefined {
     const last = this.lastLogits,
       V = this.config.vocabSize;
+    // The same checks as the host path, before the device path can skip them.
+    validateSamplingSettings(settings);
+    if (settings.temperature > 0) assertValidU(u, "pickRow");
     if (!this.backend.pick || last === undefined || row.buffer !== last.buffer || row.length !== V || !plainSampling(settings, V)) return undefined;
     const offset = row.byteOffset - last.byteOffset;
     if (offset < 0 || offset % (4 * V) !== 0) return undefined;
@@ -99,6 +103,8 @@ export class Transformer {
    * host (-1: the host path then throws its error), the row is downloaded.
    */
   sampleLast(block: Block, cache: KVCache, settings: SamplingSettings, u: number): number {
+    validateSamplingSettings(settings);
+    if (settings.temperature > 0) assertValidU(u, "sampleLast");
     const M = this.run(block, cache);
     const V = this.config.vocabSize;
     if (this.backend.pick && plainSampling(settings, V)) {
@@ -112,6 +118,9 @@ export class Transformer {
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
     this.lastLogits = undefined; // the run state's logits are about to change
     const { backend, config, weights: w, state: s } = this;
+    if (!(cache instanceof KVCache) || cache.backend !== backend || cache.keys.length !== config.nLayers || cache.width !== kvDim(config)) {
+      throw new TypeError("forward: the cache must be a KVCache of this model (made by its newCache, on the same backend)");
+    }
     const cached = cache.length;
     const M = blockRows(block, config, cached);
     cache.ensureRoom(M);
@@ -160,7 +169,11 @@ export class Transformer {
 
   /** Free the weights and activations held by the backend. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.state.release();
     freeWeights(this.backend, this.weights);
   }
+
+  private disposed = false;
 }

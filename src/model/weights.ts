@@ -51,3 +51,30 @@ export function linearShape(c: Pick<ModelConfig, "dim" | "hiddenDim" | "nHeads" 
       return [c.dim, c.hiddenDim];
   }
 }
+
+/**
+ * Throws a TypeError naming the first tensor of `w` that is missing, not a
+ * Float32Array or not the length `c` gives it (`where` prefixes the message).
+ */
+export function checkWeights(c: ModelConfig, w: ModelWeights, where = "weights"): void {
+  const expect = (name: string, a: unknown, length: number): void => {
+    if (!(a instanceof Float32Array)) throw new TypeError(`${where}: ${name} must be a Float32Array of ${length} values, got ${a === undefined ? "none" : a === null ? "null" : Array.isArray(a) ? "an array" : typeof a}`);
+    if (a.length !== length) throw new TypeError(`${where}: ${name} has ${a.length} values; the config needs ${length}`);
+  };
+  if (w === null || typeof w !== "object") throw new TypeError(`${where}: the weights must be an object, got ${w === null ? "null" : typeof w}`);
+  expect("tokenEmbedding", w.tokenEmbedding, c.vocabSize * c.dim);
+  if (!Array.isArray(w.layers) || w.layers.length !== c.nLayers) {
+    throw new TypeError(`${where}: layers must be an array of nLayers = ${c.nLayers} layers, got ${Array.isArray(w.layers) ? w.layers.length : typeof w.layers}`);
+  }
+  w.layers.forEach((layer, l) => {
+    if (layer === null || typeof layer !== "object") throw new TypeError(`${where}: layers[${l}] must be an object of tensors`);
+    expect(`layers[${l}].rmsAtt`, layer.rmsAtt, c.dim);
+    expect(`layers[${l}].rmsFfn`, layer.rmsFfn, c.dim);
+    for (const name of LINEAR_NAMES) {
+      const [out, inp] = linearShape(c, name);
+      expect(`layers[${l}].${name}`, layer[name], out * inp);
+    }
+  });
+  expect("rmsFinal", w.rmsFinal, c.dim);
+  expect("wcls", w.wcls, c.vocabSize * c.dim);
+}
