@@ -40,4 +40,3 @@ export function zeroBytes(dst: usize, n: usize): void {
 }
 
 export { fmaPeak } from "./peak";
-export { runProgram } from "./program";

@@ -5,7 +5,7 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.
 import { randomCheckpoint } from "../src/model/init.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
-import { randomAttention, runAttention, matmulCase, up } from "./backend-ops.js";
+import { randomAttention, runAttention, matmulCase } from "./backend-ops.js";
 import { rng } from "./helpers.js";
 
 /*
@@ -15,12 +15,6 @@ import { rng } from "./helpers.js";
  * single ops (packed panels or not, any M, causal or masked) and for a whole
  * model forward. A backend from createWasmBackend has its workers running
  * before it is returned, so purely synchronous callers use them.
- *
- * BACKEND-QUEUE: ops recorded between queue() and flush() (one program that
- * every thread walks, assembly/program.ts) give, bit for bit, what the same
- * ops give run one by one on one thread, also when uploads, downloads,
- * frees and scratch growth come in between (each runs the queue first);
- * a queued forward runs chunks on a worker.
  */
 
 function randF32(n: number, r: () => number): Float32Array {
@@ -119,84 +113,6 @@ for (const build of ["relaxed", "simd"] as const) {
       );
       expect(two.threadedCalls).toBeGreaterThan(before);
       expect(three.threadedCalls).toBeGreaterThan(before3);
-    });
-
-    it("BACKEND-QUEUE: queued ops equal the same ops run one by one on one thread, bit for bit, with host reads and writes in between", () => {
-      // One sequence of ops; \`queued\` brackets it with queue()/flush() and reads back in the middle.
-      const sequence = (b: WasmBackend, queued: boolean, seed: number): Float32Array[] => {
-        const r = rng(seed);
-        const M = 1 + (seed % 3),
-          K = 96,
-          N = 640,
-          nHeads = 4,
-          hs = K / nHeads,
-          nKeys = 20 + (seed % 50);
-        const x = up(b, randF32(M * K, r)),
-          w = up(b, randF32(N * K, r)),
-          g = up(b, randF32(K, r)),
-          h = b.alloc(M * N),
-          h2 = b.alloc(M * N),
-          xb = b.alloc(M * K),
-          q = b.alloc(M * K),
-          keys = up(b, randF32(nKeys * K, r)),
-          values = up(b, randF32(nKeys * K, r)),
-          att = b.alloc(M * K),
-          pos = up(
-            b,
-            Int32Array.from({ length: M }, (_, m) => nKeys - M + m),
-            "i32",
-          ),
-          w2 = up(b, randF32(K * N, r));
-        const reads: Float32Array[] = [];
-        if (queued) b.queue();
-        b.rmsnorm(xb, x, g, M, K, 1e-5);
-        b.matmul(h, xb, w, M, K, N);
-        b.matmul(h2, xb, w, M, K, N);
-        b.swiglu(h, h, h2, M * N);
-        b.matmul(q, h, w2, M, N, K);
-        b.rope(q, pos, M, nHeads, hs, 10000);
-        b.copy(keys, (nKeys - M) * K, q, 0, M * K);
-        reads.push(b.download(q)); // runs what is queued
-        b.attention(att, q, keys, values, null, M, nKeys, nHeads, nHeads, hs);
-        b.rmsnorm(q, att, g, M, K, 1e-5);
-        b.upload(g, randF32(K, r)); // must not reach the rmsnorm above (still queued), must reach the one below
-        b.add(x, att, M * K);
-        b.rmsnorm(xb, x, g, M, K, 1e-5);
-        b.matmul(h, xb, w, M, K, N);
-        b.free(w2); // runs the queue before the memory is released
-        reads.push(b.download(h, 0, 7));
-        b.matmul(h2, xb, w, M, K, N);
-        b.add(h2, h, M * N);
-        if (queued) b.flush();
-        reads.push(b.download(h2), b.download(x), b.download(q));
-        for (const buf of [x, w, g, h, h2, xb, q, keys, values, att, pos]) b.free(buf);
-        return reads;
-      };
-      for (const [threads, b] of [
-        [2, two],
-        [3, three],
-      ] as const) {
-        const before = b.threadedCalls;
-        for (let seed = 1; seed <= 6; seed++) {
-          const got = sequence(b, true, seed),
-            want = sequence(one, false, seed);
-          for (let i = 0; i < want.length; i++) {
-            const d = firstBitDifference(got[i], want[i]);
-            if (d !== null) expect.fail(`${threads} threads, seed ${seed}, read ${i}: ${d}`);
-          }
-        }
-        expect(b.threadedCalls).toBeGreaterThan(before);
-      }
-    });
-
-    it("BACKEND-QUEUE: a queued model forward runs chunks on a worker", () => {
-      const config: ModelConfig = { dim: 256, hiddenDim: 688, nLayers: 2, nHeads: 8, nKvHeads: 4, vocabSize: 1030, seqLen: 64, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
-      const model = new Transformer(two, randomCheckpoint(config, 5));
-      const cache = model.newCache();
-      const before = two.workerChunks;
-      for (let i = 0; i < 40 && two.workerChunks === before; i++) model.forward({ tokens: [1 + i], positions: [i] }, cache);
-      model.dispose();
-      expect(two.workerChunks).toBeGreaterThan(before);
     });
 
     it("BACKEND-THREADS: a whole model forward on 2 threads equals 1 thread bit for bit", () => {

@@ -132,18 +132,6 @@ export interface Backend {
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
 
-  /**
-   * Optional hint: the ops called from here until `flush` may be recorded and
-   * run later, in order, as one batch (the wasm backend runs such a batch on
-   * all its threads without returning to JavaScript between ops). Results
-   * are exactly those of running each op when called: any op that reads
-   * data back (download, argmax, pick), takes it from the host (upload) or
-   * frees memory runs what is recorded first.
-   */
-  queue?(): void;
-  /** Runs what `queue` recorded and ends the recording. */
-  flush?(): void;
-
   /** Release everything this backend holds (optional). */
   dispose?(): void;
 }

@@ -146,24 +146,19 @@ export class Transformer {
       }
     }
 
-    // The layers and the classifier may run as one batch of ops (Backend.queue): same results.
-    backend.queue?.();
-    try {
-      for (let l = 0; l < config.nLayers; l++) {
-        const lw = w.layers[l];
-        backend.rmsnorm(s.xb, s.x, lw.rmsAtt, M, config.dim, config.normEps);
-        attention(backend, config, lw, l, s, cache, cached, mask, M, adapter);
-        backend.add(s.x, s.xb2, M * config.dim);
-        backend.rmsnorm(s.xb, s.x, lw.rmsFfn, M, config.dim, config.normEps);
-        feedForward(backend, config, lw, l, s, M, adapter);
-        backend.add(s.x, s.xb2, M * config.dim);
-      }
-      backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
-      backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
-    } finally {
-      backend.flush?.();
+    for (let l = 0; l < config.nLayers; l++) {
+      const lw = w.layers[l];
+      backend.rmsnorm(s.xb, s.x, lw.rmsAtt, M, config.dim, config.normEps);
+      attention(backend, config, lw, l, s, cache, cached, mask, M, adapter);
+      backend.add(s.x, s.xb2, M * config.dim);
+      backend.rmsnorm(s.xb, s.x, lw.rmsFfn, M, config.dim, config.normEps);
+      feedForward(backend, config, lw, l, s, M, adapter);
+      backend.add(s.x, s.xb2, M * config.dim);
     }
     cache.commit(block.positions);
+
+    backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
+    backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
     return M;
   }
 

@@ -5,7 +5,7 @@ import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { defaultWorkerSpawner } from "./spawner.js";
-import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, JOB_PROGRAM, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
+import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -53,8 +53,6 @@ export interface Kernels {
   attentionHeads(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number): void;
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
-  /** Runs a queued op list on the calling thread, with any other threads that join (assembly/program.ts). */
-  runProgram(prog: number, nOps: number, sync: number): void;
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
   softmax(x: number, M: number, N: number): void;
   argmaxRows(out: number, x: number, M: number, N: number): void;
@@ -79,26 +77,6 @@ const CHUNK_MACS = 1 << 18;
 
 /** Attention calls of fewer score multiply-adds (rows x keys x heads x headSize) stay on the calling thread. */
 const PARALLEL_MIN_ATTENTION = 1 << 15;
-
-// The op queue (queue() / flush(); assembly/program.ts): op kinds and the record layout.
-// The matmul and attention kinds are the thread pool's job ids.
-const OP_RMSNORM = 4;
-const OP_ROPE = 5;
-const OP_SWIGLU = 6;
-const OP_ADD = 7;
-const OP_COPY = 8;
-const OP_QUANTIZE_INT8 = 9;
-/** i32 words per queued op: kind, unit, total, chunks, then up to 12 kernel arguments. */
-const OP_WORDS = 16;
-/** Ops a queue holds before it runs what it has and starts again (a 110M forward records about 180). */
-const QUEUE_OPS = 1024;
-const bitsF32 = new Float32Array(1);
-const bitsI32 = new Int32Array(bitsF32.buffer);
-/** f32 bits as an i32 (rmsnorm's eps in an op record). */
-function f32Bits(v: number): number {
-  bitsF32[0] = v;
-  return bitsI32[0];
-}
 
 /** Closes the thread pool of a backend that was garbage-collected without dispose(). */
 const poolReaper = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<ThreadPool>((pool) => pool.close()) : undefined;
@@ -281,14 +259,6 @@ export class WasmBackend implements Backend {
   private ropeHeadSize = 0;
   private ropeTheta = 0;
 
-  // The op queue (see queue()): records of QUEUE_OPS ops and two i32 counters per op.
-  private queueing = false;
-  private queued = 0;
-  private readonly programBlock = { ptr: 0, bytes: 0 };
-  private readonly syncBlock = { ptr: 0, bytes: 0 };
-  /** The pool's kernel for a program job: every thread that takes a share runs the whole list. */
-  private readonly programKernel: ChunkKernel = (prog, nOps, sync) => this.k.runProgram(prog, nOps, sync);
-
   /** Threads a large matmul is split over (1: the calling thread only). */
   readonly threads: number;
   private readonly module: WasmModule | undefined;
@@ -343,7 +313,6 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > b.length) {
       throw this.err(`upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.length}`);
     }
-    this.runQueued();
     this.unpack(b);
     this.view(b.dtype).set(data, this.index(b) + offset);
   }
@@ -353,7 +322,6 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > b.length) {
       throw this.err(`download: range [${offset}, ${offset + length}) is outside a buffer of ${b.length}`);
     }
-    this.runQueued();
     const start = this.index(b) + offset;
     // f32: one copy out of the shared memory (slice); other dtypes convert element by element.
     if (b.dtype === "f32") return (this.view("f32") as Float32Array).slice(start, start + length);
@@ -362,7 +330,6 @@ export class WasmBackend implements Backend {
 
   free(buf: Buffer): void {
     const b = this.buf(buf, "free");
-    this.runQueued();
     this.unpack(b);
     b.freed = true;
     this.heap.release(b.ptr);
@@ -371,8 +338,6 @@ export class WasmBackend implements Backend {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.queueing = false;
-    this.queued = 0;
     this.pool?.close();
     if (this.pool) poolReaper?.unregister(this);
     this.pool = undefined;
@@ -397,65 +362,6 @@ export class WasmBackend implements Backend {
   /** Chunks of work (matmul column ranges, attention heads) that worker threads computed so far. */
   get workerChunks(): number {
     return this.pool?.workerChunks ?? 0;
-  }
-
-  // ---- the op queue ----------------------------------------------------------
-
-  /**
-   * From here until flush(), the matmul, attention and row-wise ops are
-   * recorded instead of run (only with running worker threads; with one
-   * thread every op runs where it is called). flush() then runs the list as
-   * one program job: every thread walks it in order, taking chunks of each
-   * op and waiting at its end for the others (assembly/program.ts), so a
-   * forward's ops run back to back without JavaScript, or a hand-off, in
-   * between. The chunks are the ones a direct call would make, so the
-   * results are bit for bit the same. Any op that moves data to or from the
-   * host (upload, download, argmax, pick, ...), frees memory or would
-   * recompute something a recorded op reads runs the queue first.
-   */
-  queue(): void {
-    this.alive();
-    if (!this.pool?.ready) return;
-    if (this.programBlock.bytes === 0) {
-      this.programBlock.ptr = this.allocBytes(QUEUE_OPS * OP_WORDS * 4);
-      this.programBlock.bytes = QUEUE_OPS * OP_WORDS * 4;
-      this.syncBlock.ptr = this.allocBytes(QUEUE_OPS * 8);
-      this.syncBlock.bytes = QUEUE_OPS * 8;
-    }
-    this.queueing = true;
-  }
-
-  /** Runs the recorded ops and stops recording (see queue()). */
-  flush(): void {
-    this.runQueued();
-    this.queueing = false;
-  }
-
-  /** Runs the ops recorded so far, on every thread (recording goes on if it was on). */
-  private runQueued(): void {
-    const n = this.queued;
-    if (n === 0) return;
-    this.queued = 0;
-    const prog = this.programBlock.ptr,
-      sync = this.syncBlock.ptr;
-    this.k.zeroBytes(sync, n * 8);
-    // One share per thread: each thread that takes one runs the list; one that comes late finds it done.
-    if (!this.pool?.run(JOB_PROGRAM, this.programKernel, [prog, n, sync], 1, this.threads)) this.k.runProgram(prog, n, sync);
-  }
-
-  /** Appends an op of `chunks` chunks of `unit` over [0, total) (see assembly/program.ts). */
-  private enqueue(kind: number, unit: number, total: number, chunks: number, args: readonly number[]): void {
-    if (this.queued === QUEUE_OPS) this.runQueued();
-    this.refreshViews();
-    const v = this.i32v;
-    const at = this.programBlock.ptr / 4 + this.queued * OP_WORDS;
-    v[at] = kind;
-    v[at + 1] = unit;
-    v[at + 2] = total;
-    v[at + 3] = chunks;
-    for (let i = 0; i < args.length; i++) v[at + 4 + i] = args[i];
-    this.queued++;
-    if (chunks > 1) this.threadedCalls++;
   }
 
   private ensurePool(): ThreadPool | undefined {
@@ -491,8 +397,7 @@ export class WasmBackend implements Backend {
       // Every weight gets int8 panels; x is quantised once here, before the column split.
       const packed = this.panels(W, K, N);
       const xq = this.scratch(this.k.quantizedRowsBytes(M, K));
-      if (this.queueing) this.enqueue(OP_QUANTIZE_INT8, 1, 1, 1, [xq, X.ptr, M, K]);
-      else this.k.quantizeRowsInt8(xq, X.ptr, M, K);
+      this.k.quantizeRowsInt8(xq, X.ptr, M, K);
       this.gemmColumns(JOB_GEMM_INT8, this.k.gemmInt8, [Y.ptr, xq, packed, M, K, N], M * N * K, N);
     } else if (this.weights === "bf16") {
       // Every weight gets bf16 panels (the tails are rounded in the kernel).
@@ -508,18 +413,16 @@ export class WasmBackend implements Backend {
    * when it is large enough, else on the calling thread.
    */
   private gemmColumns(job: number, kernel: ChunkKernel, args: number[], macs: number, N: number): void {
-    let unit = N;
     if (this.pool && macs >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
       // Chunks of output columns (multiples of 4): one per thread for small products, where every
       // claim costs (a shared cache line changes hands), up to four per thread for large ones, so
       // a slow thread costs little.
       const nChunks = Math.min(Math.max(1, Math.min(4, Math.floor(macs / CHUNK_MACS))) * this.threads, N >> 2);
-      unit = Math.ceil(N / nChunks / 4) * 4;
-    }
-    if (this.queueing) return this.enqueue(job, unit, N, Math.ceil(N / unit), args);
-    if (unit < N && this.pool!.run(job, kernel, args, unit, N)) {
-      this.threadedCalls++;
-      return;
+      const unit = Math.ceil(N / nChunks / 4) * 4;
+      if (this.pool.run(job, kernel, args, unit, N)) {
+        this.threadedCalls++;
+        return;
+      }
     }
     kernel(...args, 0, N);
   }
@@ -531,7 +434,6 @@ export class WasmBackend implements Backend {
    */
   private panels(W: WasmBuffer, K: number, N: number): number {
     if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
-    this.runQueued(); // a recorded op may still write W
     this.unpack(W);
     const [bytes, pack] = this.weights === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : this.weights === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
     const ptr = this.allocBytes(Math.max(1, bytes(K, N)));
@@ -545,7 +447,6 @@ export class WasmBackend implements Backend {
   /** Drops a buffer's packed panels (its contents are about to change). */
   private unpack(b: WasmBuffer): void {
     if (b.packedPtr !== 0) {
-      this.runQueued(); // a recorded matmul may still read the panels
       this.heap.release(b.packedPtr);
       b.packedPtr = 0;
     }
@@ -557,8 +458,7 @@ export class WasmBackend implements Backend {
     const Y = this.f32(y, M * D, "rmsnorm y"),
       X = this.f32(x, M * D, "rmsnorm x"),
       G = this.f32(weight, D, "rmsnorm weight");
-    if (this.queueing) this.enqueue(OP_RMSNORM, 1, 1, 1, [Y.ptr, X.ptr, G.ptr, M, D, f32Bits(eps)]);
-    else this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
+    this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
@@ -569,8 +469,7 @@ export class WasmBackend implements Backend {
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
     const table = this.ropeTable(P, M, headSize, theta);
-    if (this.queueing) this.enqueue(OP_ROPE, 1, 1, 1, [X.ptr, table, M, nHeads, headSize]);
-    else this.k.rope(X.ptr, table, M, nHeads, headSize);
+    this.k.rope(X.ptr, table, M, nHeads, headSize);
   }
 
   /**
@@ -594,7 +493,6 @@ export class WasmBackend implements Backend {
       }
     }
     if (same) return this.ropeBlock.ptr;
-    this.runQueued(); // recorded rope ops read the table as it is
     const bytes = M * half * 8;
     this.ensure(this.ropeBlock, bytes);
     const key = new Int32Array(M);
@@ -666,14 +564,13 @@ export class WasmBackend implements Backend {
   /** The attention kernel, on the worker threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
   private runAttention(O: number, Q: number, K: number, V: number, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
     const scratch = this.scratch(nHeads * nKeys * 8);
-    const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
-    // One contiguous range of query heads per thread (the kernel reads each cached row once per range); each head has its own scratch.
-    const split = this.pool !== undefined && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION;
-    const unit = split ? Math.ceil(nHeads / this.threads) : nHeads;
-    if (this.queueing) return this.enqueue(JOB_ATTENTION, unit, nHeads, Math.ceil(nHeads / unit), args);
-    if (split && this.pool!.run(JOB_ATTENTION, this.k.attentionHeads, args, unit, nHeads)) {
-      this.threadedCalls++;
-      return;
+    if (this.pool && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
+      // One contiguous range of query heads per thread (the kernel reads each cached row once per range); each head has its own scratch.
+      const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
+      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, Math.ceil(nHeads / this.threads), nHeads)) {
+        this.threadedCalls++;
+        return;
+      }
     }
     this.k.attention(O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
   }
@@ -683,16 +580,14 @@ export class WasmBackend implements Backend {
     const Y = this.f32(y, n, "swiglu y"),
       G = this.f32(gate, n, "swiglu gate"),
       U = this.f32(up, n, "swiglu up");
-    if (this.queueing) this.enqueue(OP_SWIGLU, 1, 1, 1, [Y.ptr, G.ptr, U.ptr, n]);
-    else this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
+    this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
     this.dim("add", "n", n);
     const Y = this.f32(y, n, "add y"),
       X = this.f32(x, n, "add x");
-    if (this.queueing) this.enqueue(OP_ADD, 1, 1, 1, [Y.ptr, X.ptr, n]);
-    else this.k.add(Y.ptr, X.ptr, n);
+    this.k.add(Y.ptr, X.ptr, n);
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
@@ -701,7 +596,6 @@ export class WasmBackend implements Backend {
     const Y = this.f32(y, M * D, "embedding y"),
       T = this.f32(table, 0, "embedding table");
     const I = this.typed(ids, "i32", M, "embedding ids");
-    this.runQueued();
     const idv = this.view("i32") as Int32Array;
     const i0 = this.index(I);
     for (let m = 0; m < M; m++) {
@@ -717,7 +611,6 @@ export class WasmBackend implements Backend {
     this.dim("softmax", "M", M);
     this.dim("softmax", "N", N);
     const X = this.f32(x, M * N, "softmax x");
-    this.runQueued();
     this.k.softmax(X.ptr, M, N);
   }
 
@@ -726,7 +619,6 @@ export class WasmBackend implements Backend {
     this.dim("argmax", "N", N);
     if (N === 0) throw this.err("argmax: rows of 0 elements have no largest value");
     const X = this.f32(x, M * N, "argmax x");
-    this.runQueued();
     const out = this.scratch(4 * Math.max(1, M));
     this.k.argmaxRows(out, X.ptr, M, N);
     return (this.view("i32") as Int32Array).slice(out >> 2, (out >> 2) + M);
@@ -738,7 +630,6 @@ export class WasmBackend implements Backend {
     if (u.length !== M) throw this.err(`pick: ${M} rows need ${M} u's, got ${u.length}`);
     for (let e = 0; e < exclude.length; e++) if (!(Number.isInteger(exclude[e]) && exclude[e] >= 0 && exclude[e] < N)) throw this.err(`pick: excluded tokens must be integers in [0, ${N}), got ${exclude[e]}`);
     const X = this.f32(x, (first + M) * N, "pick x");
-    this.runQueued();
     // One block: the picks (4 bytes per row), the u's (8 bytes per row, 8-aligned), the row's exponentials.
     const usAt = (4 * M + 7) & ~7;
     const block = this.scratch(usAt + 8 * M + 4 * N);
@@ -781,8 +672,7 @@ export class WasmBackend implements Backend {
     if (dstOffset + n > D.length || srcOffset + n > S.length) throw this.err(`copy: ${n} elements out of range`);
     const bpe = BYTES[D.dtype];
     this.unpack(D);
-    if (this.queueing) this.enqueue(OP_COPY, 1, 1, 1, [D.ptr + dstOffset * bpe, S.ptr + srcOffset * bpe, n * bpe]);
-    else this.k.copyBytes(D.ptr + dstOffset * bpe, S.ptr + srcOffset * bpe, n * bpe);
+    this.k.copyBytes(D.ptr + dstOffset * bpe, S.ptr + srcOffset * bpe, n * bpe);
   }
 
   // ---- internals ----------------------------------------------------------
@@ -813,7 +703,6 @@ export class WasmBackend implements Backend {
   /** Grows a reusable block to at least `bytes` (by half again, at least 4 KiB; never shrinks), then refreshes the views. */
   private ensure(block: { ptr: number; bytes: number }, bytes: number): void {
     if (bytes > block.bytes) {
-      this.runQueued(); // a recorded op may still use the old block
       if (block.bytes > 0) this.heap.release(block.ptr);
       block.bytes = 0; // released: a failed allocation below must not release it again
       const size = Math.max(4096, alignUp(bytes * 1.5, ALIGN));

@@ -6,9 +6,7 @@
  * calling thread splits one op into chunks (output columns of a matmul, in
  * multiples of 4; query heads of attention) that all threads, the calling one
  * included, claim and compute; no reduction is ever split, so the result is
- * bit-identical to one thread. A program job (JOB_PROGRAM) is a list of such
- * ops recorded by the backend: each thread that takes a share walks the whole
- * list, splitting every op the same way (assembly/program.ts).
+ * bit-identical to one thread.
  *
  * Lifecycle (the interface a caller sees):
  * - `new ThreadPool(threads, module, memory, spawn)` starts the workers at
@@ -45,8 +43,7 @@ export const JOB_GEMM = 0; // gemm(y, x, w, packed, M, K, N, n0, n1)
 export const JOB_ATTENTION = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, h0, h1)
 export const JOB_GEMM_BF16 = 2; // gemmBf16(y, x, w, packed, M, K, N, n0, n1)
 export const JOB_GEMM_INT8 = 3; // gemmInt8(y, xq, packed, M, K, N, n0, n1)
-export const JOB_PROGRAM = 4; // runProgram(prog, nOps, sync): a queued forward, every thread taking part (assembly/program.ts)
-const ARG_COUNTS = [7, 12, 7, 6, 3];
+const ARG_COUNTS = [7, 12, 7, 6];
 
 /**
  * The worker's program, platform-neutral: defines `ptpWorkerMain(module,
@@ -59,7 +56,7 @@ function ptpWorkerMain(module, memory, ctrl) {
   const u = new Uint32Array(ctrl);
   const abort = () => { throw new Error("wasm kernel abort in worker"); };
   const ex = new WebAssembly.Instance(module, { env: { memory, abort, exp: Math.exp } }).exports;
-  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16, gemmInt8 = ex.gemmInt8, program = ex.runProgram;
+  const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16, gemmInt8 = ex.gemmInt8;
   let seen = Atomics.load(c, ${GEN});
   Atomics.add(c, ${READY}, 1);
   Atomics.notify(c, ${READY});
@@ -81,7 +78,6 @@ function ptpWorkerMain(module, memory, ctrl) {
       if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
       else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
       else if (kind === ${JOB_GEMM_INT8}) gemmInt8(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], lo, hi);
-      else if (kind === ${JOB_PROGRAM}) program(u[a], u[a + 1], u[a + 2]);
       else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
       Atomics.add(c, ${WORKER_CHUNKS}, 1);
       Atomics.add(c, ${COMPLETED}, 1);
