@@ -25,6 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
+import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
 import { argmax, binOf } from "../sampling/pick.js";
 import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
@@ -58,9 +59,9 @@ export interface ConformanceReport {
 }
 
 export interface ConformanceOptions {
-  /** Random problems per check (default 10). */
+  /** Random problems per check, a positive integer (default 10). */
   runs?: number;
-  /** Seed of the problem generator (default 1). */
+  /** Seed of the problem generator, an integer (default 1). */
   seed?: number;
   /** Options passed to createBackend when a name is given. */
   backendOptions?: BackendOptions;
@@ -530,10 +531,10 @@ const CHECKS: CheckSpec[] = [
  * report lists every check with its first failure.
  */
 export async function runBackendConformance(backend: string | Backend, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+  const runs = options.runs === undefined ? 10 : checkPositiveInteger(options.runs, "runBackendConformance", "runs");
+  const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runBackendConformance", "seed"));
   const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
   const ref = new JsBackend();
-  const runs = options.runs ?? 10;
-  const g = new Gen(options.seed ?? 1);
   const checks: ConformanceCheck[] = [];
   for (const spec of CHECKS) {
     const total = spec.cases ?? runs;

@@ -22,6 +22,7 @@ import { Gen } from "../util/prng.js";
 import type { ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/transformer.js";
 import { ArrayAux } from "../sampling/aux.js";
+import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { needsU } from "../sampling/sampler.js";
@@ -32,9 +33,9 @@ import { PtpModel } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, Variant } from "./student-weights.js";
 
 export interface PtpExactnessOptions {
-  /** Random cases per check (default 8). */
+  /** Random cases per check, a positive integer (default 8). */
   runs?: number;
-  /** Seed of the case generator (default 1). */
+  /** Seed of the case generator, an integer (default 1). */
   seed?: number;
   backendOptions?: BackendOptions;
 }
@@ -152,9 +153,9 @@ function runCase(b: Backend, c: Case, edges: boolean, g: Gen): void {
  * with its first failure.
  */
 export async function runPtpExactness(backend: string | Backend, options: PtpExactnessOptions = {}): Promise<ConformanceReport> {
+  const runs = options.runs === undefined ? 8 : checkPositiveInteger(options.runs, "runPtpExactness", "runs");
+  const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runPtpExactness", "seed"));
   const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
-  const runs = options.runs ?? 8;
-  const g = new Gen(options.seed ?? 1);
   const specs = [
     { id: "decoders-equal-ar", description: "verify, single-call and multi-draft output the AR sample path for the same u's (uniform u's)", edges: false },
     { id: "decoders-equal-ar-edges", description: "the same with u's on and next to the teacher's bin edges", edges: true },

@@ -4,12 +4,34 @@
  */
 
 import { FileFormatError, readLines } from "../io/errors.js";
+import { describeValue } from "./checks.js";
 import { assertValidU } from "./pick.js";
 
 /** A stream of auxiliary variables, each in [0, 1). */
 export interface AuxSource {
   /** The next u, a number in [0, 1). */
   next(): number;
+}
+
+/**
+ * Throws a TypeError unless `source` is an AuxSource (an object with a
+ * next() method); `name` says which option it is (e.g. "decode: aux[2]").
+ */
+export function checkAuxSource(source: unknown, name: string): asserts source is AuxSource {
+  if (source === null || typeof source !== "object" || typeof (source as { next?: unknown }).next !== "function") {
+    throw new TypeError(`${name} must be a source of auxiliary variables (an AuxSource: an object with a next() method returning a number in [0, 1), e.g. new XorShiftAux(seed)), got ${describeValue(source)}`);
+  }
+}
+
+/**
+ * The next u of `source`, checked to be a number in [0, 1) before anyone
+ * uses it (a backend's own pick need not check it again). `where` names the
+ * draw in the error (e.g. "decode: prompt 0, u for position 7").
+ */
+export function drawU(source: AuxSource, where: string): number {
+  const u = source.next();
+  assertValidU(u, where);
+  return u;
 }
 
 /** A u from 32 random bits, as llama2.c's random_f32: the top 24 bits over 2^24, a float32 in [0, 1). */
@@ -77,7 +99,10 @@ export class ArrayAux implements AuxSource {
 
   constructor(values: ArrayLike<number>, name = "u array") {
     this.name = name;
-    const n = values.length;
+    const n = values !== null && typeof values === "object" ? values.length : undefined;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+      throw new TypeError(`${name}: ArrayAux takes an array of u's (an array or typed array of numbers in [0, 1)), got ${describeValue(values)}${typeof values === "object" && values !== null ? ` with length ${describeValue(n)}` : ""}`);
+    }
     const copy = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const v = values[i];

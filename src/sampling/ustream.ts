@@ -1,4 +1,6 @@
-import type { AuxSource } from "./aux.js";
+import { checkAuxSource, type AuxSource } from "./aux.js";
+import { describeValue } from "./checks.js";
+import { isValidU } from "./pick.js";
 
 /**
  * The auxiliary variables of one sequence, indexed by OUTPUT POSITION: u(k)
@@ -10,16 +12,32 @@ import type { AuxSource } from "./aux.js";
  */
 export class UStream {
   private readonly values: number[] = [];
+  /** The error of a value the source gave outside [0, 1): the stream is broken from there on. */
+  private invalid?: RangeError;
 
   constructor(
     private readonly source: AuxSource,
     /** Position of the first sampled token (the prompt's length). */
     readonly first: number,
-  ) {}
+    /** Names the source in errors (e.g. "decode: aux[1]"). */
+    private readonly name = "u source",
+  ) {
+    checkAuxSource(source, name);
+  }
 
   at(k: number): number {
     if (!Number.isInteger(k) || k < this.first) throw new RangeError(`u(${k}): only positions from ${this.first} (the first sampled token) on have an auxiliary variable`);
-    while (this.values.length <= k - this.first) this.values.push(this.source.next());
+    while (this.values.length <= k - this.first) {
+      if (this.invalid) throw this.invalid;
+      // A source that has run out throws here (forStudent may stand in for it).
+      const u = this.source.next();
+      if (!isValidU(u)) {
+        // Checked before any pick (a device's pick included); the value is gone, so no later u may take its place.
+        this.invalid = new RangeError(`${this.name}, u for position ${this.first + this.values.length}: auxiliary variable u must be in [0, 1), got ${describeValue(u)}`);
+        throw this.invalid;
+      }
+      this.values.push(u);
+    }
     return this.values[k - this.first];
   }
 
@@ -32,7 +50,7 @@ export class UStream {
     try {
       return this.at(k);
     } catch (e) {
-      if (e instanceof RangeError && k >= this.first) return 0.5;
+      if (e instanceof RangeError && e !== this.invalid && k >= this.first) return 0.5;
       throw e;
     }
   }

@@ -5,7 +5,9 @@ import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel } from "../ptp/draft-model.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { XorShiftAux } from "../sampling/aux.js";
+import { checkPositiveInteger } from "../sampling/checks.js";
 import type { SamplingSettings } from "../sampling/processors.js";
+import { runSteps } from "../ptp/decode/decode-ar.js";
 
 export interface EvalSettings {
   /** Held-out prompts, as token arrays (BOS first). */
@@ -14,9 +16,9 @@ export interface EvalSettings {
   steps: number;
   sampling: SamplingSettings;
   decoder: DecoderName;
-  /** Prompt i draws its u's from the xorshift stream seeded seed + i. */
+  /** Prompt i draws its u's from the xorshift stream seeded seed + i (an integer >= 1). */
   seed: number;
-  /** Prompts decoded together in one call (default: all). */
+  /** Prompts decoded together in one call, a positive integer (default: all). */
   batch?: number;
 }
 
@@ -35,13 +37,17 @@ export interface EvalResult {
  * xorshift stream. Sequences still stop at BOS as generation does.
  */
 export function evaluateStudent(teacher: Transformer, proposer: Proposer, s: EvalSettings): EvalResult {
+  runSteps(s.steps, teacher.config.seqLen, "evaluateStudent");
+  // xorshift seeds start at 1 (seed 0 would give u = 0 forever).
+  const seed = checkPositiveInteger(s.seed, "evaluateStudent", "seed");
+  if (s.batch !== undefined) checkPositiveInteger(s.batch, "evaluateStudent", "batch");
   // A standalone draft model proposes for the teacher-only PtpModel (decoder verify).
   const model = proposer.kind === "draft" ? new PtpModel(teacher) : new PtpModel(teacher, proposer.student);
   const draft = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
   try {
     const r = decodeBatches(model, s.prompts, {
       decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },
-      aux: (i) => new XorShiftAux(BigInt(s.seed + i)),
+      aux: (i) => new XorShiftAux(BigInt(seed + i)),
       batch: s.batch,
     });
     return {

@@ -1,4 +1,5 @@
 import { Mulberry32 } from "../util/prng.js";
+import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
 import type { ModelConfig } from "../model/config.js";
@@ -49,7 +50,7 @@ export function nextTokenLoss(tape: Tape, c: ModelConfig, w: GraphWeights, strea
 }
 
 export interface PretrainOptions extends LoopOptions {
-  /** Windows per step and tokens per window (<= seqLen). */
+  /** Windows per step (a positive integer) and tokens per window (an integer in [1, seqLen]). */
   batch: number;
   context: number;
   evalEvery: number;
@@ -57,8 +58,10 @@ export interface PretrainOptions extends LoopOptions {
 
 /** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
 export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): Promise<LoopResult> {
-  const c = model.config,
-    T = o.context;
+  const c = model.config;
+  // Positions 0 .. context - 1 of each window must exist in the model (RoPE, the KV layout): context <= seqLen.
+  const T = checkInteger(o.context, "pretrain", "context (tokens per window, at most the model's seqLen)", 1, c.seqLen);
+  checkPositiveInteger(o.batch, "pretrain", "batch");
   if (train.length < T + 2 || valid.length < T + 2) throw new Error(`pretrain: the corpus is too short for windows of ${T + 1} tokens (train ${train.length}, validation ${valid.length} tokens)`);
   const { params, weights } = trainableWeights(model);
   // A fixed validation sample: the same windows at every evaluation.

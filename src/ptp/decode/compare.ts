@@ -6,6 +6,7 @@
  * evaluation (src/train/evaluate.ts, which skips the AR half) all run it.
  */
 import type { AuxSource } from "../../sampling/aux.js";
+import { checkPositiveInteger } from "../../sampling/checks.js";
 import type { PtpModel } from "../ptp-model.js";
 import type { Decoder } from "./decoder.js";
 import { decodeWith, makeDecoder, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./run.js";
@@ -118,10 +119,16 @@ function ptpDecoder(model: PtpModel, o: Pick<DecodeBatchesOptions, "decode" | "d
   };
 }
 
+/** Prompts per batch: the `batch` option (a positive integer), or all of them; there must be some. */
+function batchSize(batch: unknown, prompts: readonly unknown[], where: string): number {
+  if (!Array.isArray(prompts) || prompts.length === 0) throw new RangeError(`${where}: no prompts (prompts must be a non-empty array of token arrays)`);
+  return batch === undefined ? prompts.length : checkPositiveInteger(batch, where, "batch");
+}
+
 /** The PTP half alone: `prompts` decoded batch by batch on the u's of `o.aux`, stats summed (the trainers' evaluation). */
 export function decodeBatches(model: PtpModel, prompts: readonly (readonly number[])[], o: DecodeBatchesOptions): PtpRun {
+  const batch = batchSize(o.batch, prompts, "decodeBatches");
   const ptpDecode = ptpDecoder(model, o);
-  const batch = o.batch ?? prompts.length;
   const total = new StatsSum();
   const outputs: number[][] = [];
   for (let from = 0; from < prompts.length; from += batch) {
@@ -139,6 +146,7 @@ export function decodeBatches(model: PtpModel, prompts: readonly (readonly numbe
 
 /** Decode `prompts` with PTP and with AR on the same u's, batch by batch; see CompareOptions. */
 export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Comparison {
+  batchSize(o.batch, prompts, "comparePtpAr");
   const ptpDecode = ptpDecoder(model, o);
   const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
     const options: DecodeOptions = { steps: o.decode.steps, sampling: o.decode.sampling, stopAtBos: o.decode.stopAtBos, decoder: "ar", aux };

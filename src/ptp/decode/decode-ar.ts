@@ -1,6 +1,7 @@
 import type { Block } from "../../model/block.js";
 import type { Transformer } from "../../model/transformer.js";
-import type { AuxSource } from "../../sampling/aux.js";
+import { checkAuxSource, drawU, type AuxSource } from "../../sampling/aux.js";
+import { checkTokens, describeValue } from "../../sampling/checks.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { needsU } from "../../sampling/sampler.js";
 
@@ -46,32 +47,37 @@ export interface DecodeResult {
  * is prefilled in a single call: batch invariance makes its last row's
  * logits identical to feeding the prompt one token at a time.
  */
-export function decodeAR(model: Transformer, prompt: readonly number[], options: ArOptions): DecodeResult {
-  if (prompt.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
-  if (typeof options.steps !== "number" || !Number.isInteger(options.steps)) throw new RangeError(`decodeAR: steps must be an integer (<= 0 or > seqLen: the model's seqLen), got ${String(options.steps)}`);
-  const { seqLen } = model.config;
-  const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
-  if (needsU(options.sampling) && !options.aux) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
+export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options: ArOptions): DecodeResult {
+  if (options === null || typeof options !== "object") throw new TypeError(`decodeAR: options must be an object ({ steps, sampling, aux }), got ${describeValue(options)}`);
+  const { seqLen, vocabSize } = model.config;
+  const promptTokens = checkTokens(prompt, vocabSize, "decodeAR");
+  if (promptTokens.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
+  const steps = runSteps(options.steps, seqLen, "decodeAR");
+  if (needsU(options.sampling)) {
+    if (options.aux === undefined) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
+    checkAuxSource(options.aux, "decodeAR: aux");
+  }
   const stopAtBos = options.stopAtBos ?? true;
 
   const start = performance.now();
   // Sized to the run, not the model's seqLen: positions 0 .. steps - 1 are all it ever holds.
   const cache = model.newCache(steps);
-  const tokens = prompt.slice(0, Math.min(prompt.length, steps + 1));
+  const tokens = promptTokens.slice(0, Math.min(promptTokens.length, steps + 1));
   for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
   let modelCalls = 0,
     generated = 0;
   // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
-  let pos = Math.min(prompt.length, steps);
+  let pos = Math.min(promptTokens.length, steps);
   // The token after a block's last row, picked where the logits are when the backend can (Transformer.greedy, sampleLast).
   const greedy = !needsU(options.sampling);
   const nextAfter = (block: Block): number => {
     modelCalls++;
     const last = block.tokens!.length - 1;
     if (greedy) return model.greedy(block, cache)[last];
-    return model.sampleLast(block, cache, options.sampling, options.aux!.next());
+    // The u is checked here, before any backend sees it (a device's pick may not check it).
+    return model.sampleLast(block, cache, options.sampling, drawU(options.aux!, `decodeAR: aux, u for position ${Number(block.positions[last]) + 1}`));
   };
-  if (pos === prompt.length) {
+  if (pos === promptTokens.length) {
     let next = nextAfter({ tokens: tokens.slice(0, pos), positions: range(0, pos) });
     for (;;) {
       if (stopAtBos && next === BOS) break;
@@ -86,6 +92,16 @@ export function decodeAR(model: Transformer, prompt: readonly number[], options:
   cache.free();
   const seconds = (performance.now() - start) / 1000;
   return { tokens, stats: { modelCalls, generatedTokens: generated, seconds, tokensPerSecond: generated / seconds } };
+}
+
+/**
+ * The positions a decode runs (llama2.c's steps, the prompt included) for
+ * the `steps` option: an integer, where <= 0 or more than the model's
+ * seqLen means seqLen. decodeAR, decode and the evaluation share it.
+ */
+export function runSteps(steps: unknown, seqLen: number, where: string): number {
+  if (typeof steps !== "number" || !Number.isInteger(steps)) throw new RangeError(`${where}: steps must be an integer (<= 0 or > seqLen: the model's seqLen), got ${describeValue(steps)}`);
+  return steps <= 0 || steps > seqLen ? seqLen : steps;
 }
 
 function range(from: number, to: number): number[] {

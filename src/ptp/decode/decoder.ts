@@ -2,7 +2,8 @@ import type { Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import { excluding, type Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
-import type { SamplingSettings } from "../../sampling/processors.js";
+import { describeValue } from "../../sampling/checks.js";
+import { MIN_TEMPERATURE, type SamplingSettings } from "../../sampling/processors.js";
 import { needsU } from "../../sampling/sampler.js";
 
 /**
@@ -219,11 +220,16 @@ export function runnerUps(toDraft: Drafter, seq: Sequence, k: number, slot: numb
   return found;
 }
 
-/** The sampling settings of a C-PTP slot's draft (T > 0): slot 0 at T, later slots at `temperatureScale` x T (see drafter). */
+/**
+ * The sampling settings of a C-PTP slot's draft (T > 0): slot 0 at T, later
+ * slots at `temperatureScale` x T (see drafter), but never below
+ * MIN_TEMPERATURE: any T the sampler accepts gives drafts (a draft only
+ * proposes; the output is the teacher's pick at T whatever it is).
+ */
 export function draftSampling(sampling: SamplingSettings, slot: number, temperatureScale: number): SamplingSettings {
-  return slot === 0 || temperatureScale === 1 ? sampling : { ...sampling, temperature: sampling.temperature * temperatureScale };
+  return slot === 0 || temperatureScale === 1 ? sampling : { ...sampling, temperature: Math.max(MIN_TEMPERATURE, sampling.temperature * temperatureScale) };
 }
 
 function checkDraftTemperatureScale(temperatureScale: number): void {
-  if (!(temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1], got ${temperatureScale}`);
+  if (!(typeof temperatureScale === "number" && temperatureScale > 0 && temperatureScale <= 1)) throw new RangeError(`decode: the draft temperature scale must be in (0, 1] (draftTemperatureScale, a number), got ${describeValue(temperatureScale)}`);
 }

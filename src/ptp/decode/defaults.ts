@@ -1,3 +1,4 @@
+import { describeValue } from "../../sampling/checks.js";
 import type { BudgetMode } from "./budget.js";
 
 /**
@@ -65,18 +66,26 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   return {
     window,
     budget: o.budget ?? DECODER_DEFAULTS.budgetPerSlot * window,
-    budgetMode: o.budgetMode ?? DECODER_DEFAULTS.budgetMode,
+    budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
     runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
   };
 }
 
+/** The single-call budget split modes. */
+export const BUDGET_MODES: readonly BudgetMode[] = ["adaptive", "fixed"];
+
+function checkBudgetMode(mode: unknown): BudgetMode {
+  if (!BUDGET_MODES.includes(mode as BudgetMode)) throw new RangeError(`decode: budgetMode must be one of ${BUDGET_MODES.map((m) => JSON.stringify(m)).join(", ")}, got ${describeValue(mode)}`);
+  return mode as BudgetMode;
+}
+
 /** The runner-ups per draft an option asks for: on is the C-PTP default count, off is 0; undefined when not given. */
 export function runnerUpCount(option: boolean | number | undefined): number | undefined {
   if (option === undefined) return undefined;
   if (typeof option === "boolean") return option ? DECODER_DEFAULTS.runnerUps.C : 0;
-  if (!Number.isInteger(option) || option < 0) throw new RangeError(`decode: runner-ups must be on, off or a whole number >= 0, got ${option}`);
+  if (!Number.isInteger(option) || option < 0) throw new RangeError(`decode: runner-ups (runnerUps) must be on, off or a whole number >= 0, got ${describeValue(option)}`);
   return option;
 }
 

@@ -1,7 +1,9 @@
 import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
-import type { DraftModel } from "../draft-model.js";
+import { checkAuxSource } from "../../sampling/aux.js";
+import { checkTokens, describeValue } from "../../sampling/checks.js";
+import { DraftModel } from "../draft-model.js";
 import type { PtpModel } from "../ptp-model.js";
 import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
@@ -14,7 +16,8 @@ import { multiDraftDecoder } from "./decoders/multi-draft.js";
 import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
 import { verifyDecoder } from "./decoders/verify.js";
-import { decoderSettings, type DecoderSettings } from "./defaults.js";
+import { runSteps } from "./decode-ar.js";
+import { decoderSettings, runnerUpCount, type DecoderSettings } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
 export const DECODERS = ["ar", "verify", "single-call", "self", "multi-draft"] as const;
@@ -22,7 +25,7 @@ export type DecoderName = (typeof DECODERS)[number];
 
 export interface DecodeOptions {
   decoder: DecoderName;
-  /** Positions to run per prompt, the prompt included (0 or > seqLen: seqLen), as llama2.c counts them. */
+  /** Positions to run per prompt, the prompt included (an integer; <= 0 or > seqLen: seqLen), as llama2.c counts them. */
   steps: number;
   sampling: SamplingSettings;
   /** One source of u's per prompt; u's are indexed by output position. */
@@ -86,6 +89,7 @@ export interface PtpResult {
 
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
+  checkOptions(options);
   const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps } = settingsOf(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
@@ -111,6 +115,15 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   }
 }
 
+/** The options object and its draft model, checked before anything reads them. */
+function checkOptions(options: unknown): asserts options is object {
+  if (options === null || typeof options !== "object") throw new TypeError(`decode: options must be an object ({ decoder, steps, sampling, aux }), got ${describeValue(options)}`);
+  const { draft } = options as { draft?: unknown };
+  if (draft !== undefined && !(draft instanceof DraftModel)) {
+    throw new TypeError(`decode: draft must be a DraftModel (new DraftModel(teacher, readDraft(path))), got ${describeValue(draft)}`);
+  }
+}
+
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
 export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps"> & { decoder?: DecoderName }): DecoderSettings {
   return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant });
@@ -119,12 +132,16 @@ export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window
 /**
  * KV cache rows a decode of `prompts` prompts needs: room for every
  * prompt's tokens plus the most rows one call can add per prompt (pending +
- * drafts + slots: at most steps + 1 + the proposal rows). For memory
- * estimates before a run, and the decode itself.
+ * drafts + slots + verify's runner-up rows: at most steps + 1 + the
+ * proposal rows). For memory estimates before a run, and the decode itself.
+ * `vocabSize` caps the runner-ups per draft (a draft has at most
+ * vocabSize - 1 of them).
  */
-export function decodeCacheRows(prompts: number, steps: number, window: number, options: Pick<DecodeOptions, "drafts" | "budget">): number {
+export function decodeCacheRows(prompts: number, steps: number, window: number, options: Pick<DecodeOptions, "drafts" | "budget" | "runnerUps">, vocabSize = Number.POSITIVE_INFINITY): number {
   const { budget, drafts } = decoderSettings({ ...options, window });
-  const perCall = window * (drafts + 2) + budget + 1;
+  // verify reads up to R runner-ups of each of its window - 1 drafts (single-call's come out of its budget).
+  const runnerUpRows = window * Math.min(runnerUpCount(options.runnerUps) ?? 0, vocabSize - 1);
+  const perCall = window * (drafts + 2) + budget + 1 + runnerUpRows;
   return prompts * (steps + 1 + perCall);
 }
 
@@ -134,19 +151,38 @@ export function decodeCacheRows(prompts: number, steps: number, window: number, 
  * them apart). The output of each prompt is exactly its autoregressive
  * sample path for its u's, whatever the decoder and the student.
  */
-export function decode(model: PtpModel, prompts: readonly (readonly number[])[], options: DecodeOptions): PtpResult {
+export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], options: DecodeOptions): PtpResult {
+  // The options, prompts, steps and u sources before the decoder is built (so their errors come first).
+  checkRun(model, prompts, options);
   return decodeWith(model, prompts, makeDecoder(model, options), options);
 }
 
-/** `decode` with a decoder object of your own (e.g. an experimental strategy). */
-export function decodeWith(model: PtpModel, prompts: readonly (readonly number[])[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
+/**
+ * Checks what a decode is given, naming the option: prompts (each an
+ * array-like of token ids in [0, vocabSize)), steps, one u source per
+ * prompt, the sampling settings. Returns the prompts as arrays and the
+ * positions to run.
+ */
+function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">): { prompts: number[][]; steps: number } {
+  checkOptions(options);
+  if (!Array.isArray(prompts)) throw new TypeError(`decode: prompts must be an array of prompts (each an array of token ids), got ${describeValue(prompts)}`);
   if (prompts.length === 0) throw new RangeError("decode: no prompts");
-  if (options.aux.length !== prompts.length) throw new RangeError(`decode: ${prompts.length} prompts need ${prompts.length} u sources, got ${options.aux.length}`);
+  const { seqLen, vocabSize } = model.teacher.config;
+  const checked = prompts.map((p, i) => checkTokens(p, vocabSize, "decode", `prompt ${i}`));
+  const steps = runSteps(options.steps, seqLen, "decode");
+  const { aux } = options;
+  if (!Array.isArray(aux)) throw new TypeError(`decode: aux must be an array with one source of u's per prompt (e.g. prompts.map((_, i) => new XorShiftAux(seed + i))), got ${describeValue(aux)}`);
+  if (aux.length !== prompts.length) throw new RangeError(`decode: ${prompts.length} prompts need ${prompts.length} u sources, got ${aux.length}`);
+  aux.forEach((a, i) => checkAuxSource(a, `decode: aux[${i}]`));
   validateSamplingSettings(options.sampling);
-  const { seqLen } = model.teacher.config;
-  const steps = options.steps <= 0 || options.steps > seqLen ? seqLen : options.steps;
+  return { prompts: checked, steps };
+}
+
+/** `decode` with a decoder object of your own (e.g. an experimental strategy). */
+export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
+  const { prompts, steps } = checkRun(model, promptsGiven, options);
   const stopAtBos = options.stopAtBos ?? true;
-  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1)), steps, options.sampling, stopAtBos));
+  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
   // Picks from the latest call's rows where its logits are (the teacher's, or a draft model's).
   const transformers = options.draft ? [model.teacher, options.draft.transformer] : [model.teacher];
   const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => {
@@ -161,7 +197,7 @@ export function decodeWith(model: PtpModel, prompts: readonly (readonly number[]
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options));
+  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options, model.teacher.config.vocabSize));
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
