@@ -26,6 +26,10 @@ export interface FlagSpec {
   /** For number and int flags: the least and greatest allowed values. */
   min?: number;
   max?: number;
+  /** For number flags: a bound the value must exceed (e.g. 0 for "> 0"). */
+  above?: number;
+  /** For int flags: at least 1 ("must be a positive integer"; with max, the range reads "in [1, max]"). */
+  positive?: boolean;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -88,11 +92,31 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
   const v = DECIMAL.test(raw) ? Number(raw) : NaN;
   if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(raw)}`);
   if (spec.kind === "int" && !Number.isInteger(v)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(raw)}`);
-  if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
-    const range = spec.max === undefined ? `>= ${spec.min}` : spec.min === undefined ? `<= ${spec.max}` : `in [${spec.min}, ${spec.max}]`;
+  if (spec.positive && v < 1) throw new UsageError(`--${name} must be a positive integer${spec.max !== undefined ? ` (at most ${spec.max})` : ""}, got ${raw}`);
+  if (spec.above !== undefined && !(v > spec.above)) throw new UsageError(`--${name} must be > ${spec.above}, got ${raw}`);
+  const min = spec.positive ? 1 : spec.min;
+  if ((min !== undefined && v < min) || (spec.max !== undefined && v > spec.max)) {
+    const range = spec.max === undefined ? `>= ${min}` : min === undefined ? `<= ${spec.max}` : `in [${min}, ${spec.max}]`;
     throw new UsageError(`--${name} must be ${range}, got ${raw}`);
   }
   return v;
+}
+
+/**
+ * The names of the flags `argv` gives explicitly (as parseFlags reads it:
+ * a non-bool flag's value is skipped), for "does not apply" checks that a
+ * default value cannot tell apart from an absent flag.
+ */
+export function givenFlags(argv: readonly string[], specs: FlagSpecs): Set<string> {
+  const given = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    if (!argv[i].startsWith("--")) continue;
+    const eq = argv[i].indexOf("=");
+    const name = argv[i].slice(2, eq >= 0 ? eq : undefined);
+    given.add(name);
+    if (eq < 0 && specs[name] !== undefined && specs[name].kind !== "bool") i++;
+  }
+  return given;
 }
 
 /** The flags part of a usage message. */

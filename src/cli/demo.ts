@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend } from "../backends/registry.js";
-import { backendFlags } from "./flag-groups.js";
+import { backendFlags, budgetFlag, windowFlag } from "./flag-groups.js";
+import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -16,7 +17,7 @@ import { PtpModel } from "../ptp/ptp-model.js";
 import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { readPrompts, warnNonFinite } from "./ptp-common.js";
 
@@ -42,12 +43,12 @@ export const demoFlags = defineFlags({
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
   seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
   decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
-  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's)" },
-  budget: { kind: "int", value: "B", help: "single-call: proposal rows per call, slots and runner-up rows (default 2 N)" },
+  window: windowFlag("proposal slots per window (default: the student's)"),
+  budget: budgetFlag,
   ...backendFlags(),
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
-  "scale-shapes": { kind: "string", value: "LIST", help: "the shapes --scale measures", default: "15M,42M,110M" },
+  "scale-shapes": { kind: "string", value: "LIST", help: `the shapes --scale measures, comma-separated (known: ${Object.keys(WIDEN_SHAPES).join(", ")})`, default: "15M,42M,110M" },
 });
 
 export const demoUsage = `usage: ptp demo [--model FILE --tokenizer FILE --student FILE] [options]
@@ -92,10 +93,10 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.seed < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
-  for (const name of ["window", "budget", "threads"] as const) {
-    const v = f[name];
-    if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
-  }
+  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  const unknownShape = f["scale-shapes"].split(",").find((s) => !Object.hasOwn(WIDEN_SHAPES, s));
+  if (unknownShape !== undefined) throw new UsageError(`--scale-shapes must list known shapes (${Object.keys(WIDEN_SHAPES).join(", ")}), comma-separated; got ${JSON.stringify(unknownShape)} in ${JSON.stringify(f["scale-shapes"])}`);
+  if (givenFlags(argv, demoFlags).has("scale-shapes") && !f.scale) throw new UsageError("--scale-shapes goes with --scale");
   if (f.budget !== undefined && f.decoder !== "single-call") throw new UsageError(`--budget applies to --decoder single-call only (the decoder is ${f.decoder})`);
   if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
 

@@ -9,7 +9,6 @@ import { randomDraft, randomStudent, teacherDraft } from "../ptp/init.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import type { Proposer } from "../ptp/proposer.js";
-import { validateConfig } from "../model/config.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { trainKernelsFor } from "../train/autograd/index.js";
 import { readDataset, type DatasetMeta } from "../data/dataset.js";
@@ -25,7 +24,10 @@ import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+
+/** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
+const DRAFT_SHAPE = draftShapeSpecs({ dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2 });
 
 // The defaults are the recipe of the shipped stories260K student (docs/BENCHMARKS.md, issue 10):
 // a C-PTP query student trained with KL to the teacher, anchors, windows of 8, gamma 0.9, cosine.
@@ -39,11 +41,11 @@ export const distillFlags = defineFlags({
   init: { kind: "string", value: "FILE", help: "start from this student (adapter file or PEFT folder) instead of a fresh one (B = 0)" },
   draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
   "draft-init": { kind: "string", value: "random|teacher", help: "with --draft: random weights of the --draft-* shape, or a copy of the teacher (its shape; --draft-layers may add blocks that start as exact no-ops)", default: "random", choices: ["random", "teacher"] },
-  "draft-dim": { kind: "int", value: "D", help: "draft model width", default: 32 },
-  "draft-layers": { kind: "int", value: "N", help: "draft model layers", default: 2 },
-  "draft-heads": { kind: "int", value: "N", help: "draft model query heads", default: 4 },
-  "draft-kv-heads": { kind: "int", value: "N", help: "draft model key/value heads", default: 2 },
-  "draft-hidden": { kind: "int", value: "N", help: "draft model SwiGLU hidden width", default: 64 },
+  "draft-dim": DRAFT_SHAPE.dim,
+  "draft-layers": DRAFT_SHAPE.layers,
+  "draft-heads": DRAFT_SHAPE.heads,
+  "draft-kv-heads": DRAFT_SHAPE["kv-heads"],
+  "draft-hidden": DRAFT_SHAPE.hidden,
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "C", choices: ["O", "C"] },
   loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher) (default: kl for C-PTP, ce for O-PTP)", choices: LOSSES },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 0.9 },
@@ -77,10 +79,10 @@ ${describeFlags(distillFlags)}`;
 
 export async function distillCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, distillFlags);
-  for (const k of ["rank", "window", "windows", "batch", "eval-count", "eval-steps"] as const) {
+  checkRank(f.rank);
+  for (const k of ["windows", "batch", "eval-count", "eval-steps"] as const) {
     if (f[k] < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
   }
-  for (const k of ["alpha", "beta"] as const) if (!(f[k] > 0)) throw new UsageError(`--${k} must be > 0, got ${f[k]}`);
   if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
@@ -95,6 +97,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
+  const draftShape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
+  if (f.draft && f["draft-init"] === "random") checkShapeFlags(draftShape, "draft-");
   const out = f.out;
   const files = runFiles(f, out, {
     inputs: [
@@ -117,8 +121,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
-  if (f.rank > ckpt.config.dim) throw new UsageError(`--rank must be <= the teacher's dim ${ckpt.config.dim}, got ${f.rank}`);
-  if (f.window > ckpt.config.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.window}`);
+  checkAgainstTeacher(f, ckpt.config);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true }) };
   if (f.init !== undefined) {
@@ -134,9 +137,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
       proposer = { kind: "draft", draft: teacherDraft(ckpt, checksum, { ...common, nLayers: layers }) };
     } else {
-      const shape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
-      validateConfig({ ...ckpt.config, ...shape }, "ptp distill: the draft model's shape");
-      proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: shape }) };
+      proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: draftShape }) };
     }
   }
   // The loss follows the student actually trained (an --init student brings its own variant and aux).

@@ -2,6 +2,7 @@ import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, AuxKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
 import type { LrDecay } from "../train/schedule.js";
+import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
 import { UsageError, defineFlags } from "./args.js";
 import { forceFlag } from "./output-files.js";
 
@@ -9,6 +10,82 @@ import { forceFlag } from "./output-files.js";
  * The flag groups commands share: the compute backend (--backend, --threads),
  * the training loop, the PTP student's shape, and the auxiliary embedding.
  */
+
+/**
+ * Bounds shared by every command that takes these flags (one place each).
+ * A window holds at most MAX_WINDOW slots, and at most the teacher's seqLen;
+ * a LoRA rank is at most MAX_RANK, and at most the teacher's dim.
+ */
+export const MAX_WINDOW = 1024;
+export const MAX_RANK = 4096;
+/** single-call: proposal rows per call. */
+export const MAX_BUDGET = 8192;
+/**
+ * A standalone draft model's width, SwiGLU hidden width and depth are at
+ * most those of Llama-2-70B's blocks (8192, 28672 rounded up to 32768, and
+ * 128 layers, more than any Llama has); its heads must divide its width.
+ */
+export const MAX_DRAFT_SHAPE = { dim: 8192, hiddenDim: 32768, nLayers: 128 } as const;
+
+/** --window N: proposal slots per window, in [1, MAX_WINDOW]. */
+export function windowFlag<const D extends { default?: number }>(help: string, d: D = {} as D) {
+  return { kind: "int", value: "N", help: `${help}; 1..${MAX_WINDOW}`, positive: true, max: MAX_WINDOW, ...d } as const;
+}
+
+/** --budget B (single-call: proposal rows per call), in [1, MAX_BUDGET]. */
+export const budgetFlag = { kind: "int", value: "B", help: `single-call: proposal rows per call, slots and runner-up rows (default 2 N; at most ${MAX_BUDGET})`, min: 1, max: MAX_BUDGET } as const;
+
+/** --digits B: binary digits of u for --aux digits, in [1, MAX_AUX_DIGITS]. */
+export function digitsFlag<const D extends { default?: number }>(help: string, d: D = {} as D) {
+  return { kind: "int", value: "B", help: `${help} (1..${MAX_AUX_DIGITS})`, min: 1, max: MAX_AUX_DIGITS, ...d } as const;
+}
+
+/** --rank R: LoRA rank, at most MAX_RANK (and at least 1: checkRank; at most the teacher's dim: checkAgainstTeacher). */
+export function rankFlag<const D extends { default?: number; required?: boolean }>(help: string, d: D) {
+  return { kind: "int", value: "R", help: `${help}; 1..${MAX_RANK}, at most the teacher's dim`, max: MAX_RANK, ...d } as const;
+}
+
+/** --rank must be a positive integer (checked before any file is read). */
+export function checkRank(rank: number): void {
+  if (rank < 1) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
+}
+
+/** The draft model's shape flags, bounded by MAX_DRAFT_SHAPE (heads: by the width they must divide). */
+export function draftShapeSpecs(d: { dim: number; hiddenDim: number; nLayers: number; nHeads: number; nKvHeads: number }) {
+  return {
+    dim: { kind: "int", value: "D", help: `draft model width (1..${MAX_DRAFT_SHAPE.dim})`, default: d.dim, min: 1, max: MAX_DRAFT_SHAPE.dim },
+    hidden: { kind: "int", value: "H", help: `draft model SwiGLU hidden width (1..${MAX_DRAFT_SHAPE.hiddenDim})`, default: d.hiddenDim, min: 1, max: MAX_DRAFT_SHAPE.hiddenDim },
+    layers: { kind: "int", value: "L", help: `draft model layers (1..${MAX_DRAFT_SHAPE.nLayers})`, default: d.nLayers, min: 1, max: MAX_DRAFT_SHAPE.nLayers },
+    heads: { kind: "int", value: "N", help: "draft model query heads (must divide the width)", default: d.nHeads, min: 1 },
+    "kv-heads": { kind: "int", value: "K", help: "draft model key/value heads (must divide the heads)", default: d.nKvHeads, min: 1 },
+  } as const;
+}
+
+/** The flags that set each field of a model's shape (ptp train's names; random-draft's, and distill's with "draft-"). */
+export const SHAPE_FLAG_NAMES = { dim: "dim", hiddenDim: "hidden", nLayers: "layers", nHeads: "heads", nKvHeads: "kv-heads", vocabSize: "vocab", seqLen: "seq-len" } as const satisfies Record<(typeof INT_SHAPE_FIELDS)[number], string>;
+
+/**
+ * Refuses (UsageError, one line naming the flags) a model shape given by
+ * flags that is not a valid Llama shape (heads dividing the width, an even
+ * head size, ...). Fields not given (vocab, seqLen: the teacher's) are taken
+ * as valid. `prefix` is put before the flag names (distill: "draft-").
+ */
+export function checkShapeFlags(shape: Partial<Pick<ModelConfig, (typeof INT_SHAPE_FIELDS)[number]>>, prefix = ""): void {
+  const problems = configProblems({ vocabSize: 1, seqLen: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000, dim: 1, hiddenDim: 1, nLayers: 1, nHeads: 1, nKvHeads: 1, ...shape });
+  if (problems.length === 0) return;
+  const fields = new RegExp(`\\b(${INT_SHAPE_FIELDS.join("|")})\\b`, "g");
+  const named = problems.map((p) => p.replace(fields, (field) => `--${prefix}${SHAPE_FLAG_NAMES[field as keyof typeof SHAPE_FLAG_NAMES]}`));
+  throw new UsageError(`invalid model shape: ${named.join("; ")}`);
+}
+
+/**
+ * Flags bounded by the teacher (UsageError naming the flag): --rank by its
+ * dim, --window by its seqLen.
+ */
+export function checkAgainstTeacher(f: { rank?: number; window?: number }, c: ModelConfig): void {
+  if (f.rank !== undefined && f.rank > c.dim) throw new UsageError(`--rank must be <= the teacher's dim ${c.dim}, got ${f.rank}`);
+  if (f.window !== undefined && f.window > c.seqLen) throw new UsageError(`--window must be <= the teacher's seqLen ${c.seqLen}, got ${f.window}`);
+}
 
 /** --backend (any registered backend) and --threads, with per-command help where the meaning differs. */
 export function backendFlags(help: { backend?: string; threads?: string } = {}) {
@@ -55,8 +132,8 @@ export function slotInputFromFlags(kind: string | undefined, variant: string, wi
 export const auxFlags = defineFlags({
   ...slotInputFlag(),
   aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
-  digits: { kind: "int", value: "B", help: `binary digits of u, with --aux digits (required there; 1..${MAX_AUX_DIGITS})` },
-  window: { kind: "int", value: "N", help: "window N: slots per proposal", default: 16 },
+  digits: digitsFlag("binary digits of u, with --aux digits (required there)"),
+  window: windowFlag("window N: slots per proposal (at most the teacher's seqLen)", { default: 16 }),
   seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
 });
 
@@ -64,7 +141,6 @@ export const auxFlags = defineFlags({
 export function auxFromFlags(f: { aux: AuxKind; digits?: number }): AuxEmbeddingConfig {
   if (f.aux === "digits") {
     if (f.digits === undefined) throw new UsageError("--aux digits needs --digits B");
-    if (f.digits < 1 || f.digits > MAX_AUX_DIGITS) throw new UsageError(`--digits must be an integer in 1..${MAX_AUX_DIGITS}, got ${f.digits}`);
     return { kind: "digits", digits: f.digits };
   }
   if (f.digits !== undefined) throw new UsageError(`--digits applies to --aux digits only (aux is ${f.aux})`);
@@ -95,12 +171,12 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
 export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: number; window: number; beta: number; helpPrefix: string }) {
   const h = d.helpPrefix;
   return defineFlags({
-    rank: { kind: "int", value: "R", help: `${h}LoRA rank`, default: 32, max: 4096 },
-    alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank)`, default: 32 },
+    rank: rankFlag(`${h}LoRA rank`, { default: 32 }),
+    alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank; > 0)`, default: 32, above: 0 },
     aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
-    digits: { kind: "int", value: "B", help: `${h}binary digits of u for --aux digits`, default: d.digits },
-    window: { kind: "int", value: "L", help: `${h}slots per window`, default: d.window, max: 1024 },
-    beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B)`, default: d.beta },
+    digits: digitsFlag(`${h}binary digits of u for --aux digits`, { default: d.digits }),
+    window: { ...windowFlag(`${h}slots per window (at most the teacher's seqLen)`, { default: d.window }), value: "L" },
+    beta: { kind: "number", value: "B", help: `${h}u drawn in its bin at left + z (right - left), z ~ Beta(B, B); B > 0`, default: d.beta, above: 0 },
     ...slotInputFlag(h),
   });
 }

@@ -1,7 +1,7 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
-import { backendFlags } from "./flag-groups.js";
+import { backendFlags, budgetFlag, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -38,8 +38,8 @@ export const generateFlags = defineFlags({
   student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
-  window: { kind: "int", value: "N", help: "proposal slots per window (default: the student's or draft model's window)", min: 1, max: 1024 },
-  budget: { kind: "int", value: "B", help: "single-call: proposal rows per call, slots and runner-up rows (default 2 N)", min: 1, max: 8192 },
+  window: windowFlag("proposal slots per window (default: the student's or draft model's window)"),
+  budget: budgetFlag,
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   "runner-ups": {
     kind: "string",
@@ -340,7 +340,8 @@ function statsBlock(s: GenerateStats, decoder: string, prompts: number): string 
     `generated tokens:   ${s.generatedTokens}`,
     `model calls:        ${s.modelCalls} (AR: ${s.arModelCalls})`,
     `accepted per step:  ${s.meanAccepted.toFixed(3)} mean; histogram ${histogram || "(empty)"}`,
-    `tokens/s:           ${s.tokensPerSecond.toFixed(2)} (AR: ${s.arTokensPerSecond.toFixed(2)}; speedup ${s.speedup.toFixed(2)}x)`,
+    // No token generated (every prompt fills --steps): no ratio to print.
+    `tokens/s:           ${s.tokensPerSecond.toFixed(2)} (AR: ${s.arTokensPerSecond.toFixed(2)}; speedup ${Number.isFinite(s.speedup) && s.generatedTokens > 0 ? `${s.speedup.toFixed(2)}x` : "n/a (no tokens generated)"})`,
     `equals AR:          ${equal}`,
     `backend:            ${s.backend}`,
   ];

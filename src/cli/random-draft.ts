@@ -1,10 +1,11 @@
 import { readModel } from "../io/model-file.js";
-import { configProblems, parameterCount } from "../model/config.js";
+import { parameterCount } from "../model/config.js";
+import { refuseBeyondMemory } from "./memory.js";
 import { writeDraft } from "../ptp/files/draft-file.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags, slotInputFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, checkAgainstTeacher, checkShapeFlags, draftShapeSpecs, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -12,11 +13,7 @@ export const randomDraftFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the draft model (safetensors)", required: true },
-  dim: { kind: "int", value: "D", help: "draft model width", default: DEFAULT_DRAFT_SHAPE.dim },
-  hidden: { kind: "int", value: "H", help: "draft model SwiGLU hidden width", default: DEFAULT_DRAFT_SHAPE.hiddenDim },
-  layers: { kind: "int", value: "L", help: "draft model layers", default: DEFAULT_DRAFT_SHAPE.nLayers },
-  heads: { kind: "int", value: "N", help: "draft model query heads", default: DEFAULT_DRAFT_SHAPE.nHeads },
-  "kv-heads": { kind: "int", value: "K", help: "draft model key/value heads", default: DEFAULT_DRAFT_SHAPE.nKvHeads },
+  ...draftShapeSpecs(DEFAULT_DRAFT_SHAPE),
   ...auxFlags,
   ...forceFlag,
 });
@@ -32,18 +29,19 @@ ${describeFlags(randomDraftFlags)}`;
 
 export async function randomDraftCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomDraftFlags);
-  for (const name of ["dim", "hidden", "layers", "heads", "kv-heads", "window"] as const) {
-    if (f[name] < 1) throw new UsageError(`--${name} must be a positive integer, got ${f[name]}`);
-  }
   if (f.seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const shape = { dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"] };
   // The shape is checked before any file is read (vocab and seqLen come from the teacher).
-  const problems = configProblems({ ...shape, vocabSize: 1, seqLen: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 });
-  if (problems.length > 0) throw new UsageError(`the draft shape is invalid: ${problems.join("; ")}`);
+  checkShapeFlags(shape);
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
   const checkpoint = readModel(f.model);
+  checkAgainstTeacher(f, checkpoint.config);
+  const full = { ...checkpoint.config, ...shape, sharedClassifier: true };
+  // The weights are made once and written once: refuse a shape beyond the machine before allocating it.
+  const weightBytes = 4 * parameterCount(full);
+  refuseBeyondMemory(`a draft model of dim ${f.dim}, hidden ${f.hidden}, ${f.layers} layers (vocab ${full.vocabSize})`, { total: 2 * weightBytes, parts: [{ name: "weights", bytes: weightBytes }], perInstance: 0 }, "js", "--dim, --hidden or --layers");
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
   writeDraft(f.out, draft);

@@ -3,16 +3,16 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags, slotInputFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomStudentFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
-  rank: { kind: "int", value: "R", help: "LoRA rank", required: true },
+  rank: rankFlag("LoRA rank", { required: true }),
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
-  alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank", default: 8 },
+  alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank (> 0)", default: 8, above: 0 },
   ...auxFlags,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
   ...forceFlag,
@@ -27,14 +27,13 @@ ${describeFlags(randomStudentFlags)}`;
 
 export async function randomStudentCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomStudentFlags);
-  if (f.rank < 1) throw new UsageError(`--rank must be a positive integer, got ${f.rank}`);
-  if (f.window < 1) throw new UsageError(`--window must be a positive integer, got ${f.window}`);
-  if (!(f.alpha > 0)) throw new UsageError(`--alpha must be > 0, got ${f.alpha}`);
+  checkRank(f.rank);
   if (f.seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
   const checkpoint = readModel(f.model);
+  checkAgainstTeacher(f, checkpoint.config);
   const checksum = teacherChecksum(checkpoint);
   const student = randomStudent(checkpoint, checksum, {
     variant: f.variant,

@@ -10,7 +10,7 @@ import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
 import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
-import { studentFlags } from "./flag-groups.js";
+import { checkAgainstTeacher, studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { floatsIn, inverseArMemory } from "../train/memory.js";
@@ -33,6 +33,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (!(f.temperature > 0)) throw new UsageError(`--temperature must be > 0 for inverse-ar (u's live in sampling bins), got ${f.temperature}`);
   const ckpt = readModel(f.model);
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
+  checkAgainstTeacher(f, ckpt.config);
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], "C", f.window), seed: f.seed, zeroB: true });

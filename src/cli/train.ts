@@ -3,20 +3,20 @@ import { existsSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
-import { newModelConfig, validateConfig, type ModelConfig } from "../model/config.js";
+import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
 import { loopExitCode } from "../train/loop.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { loopFlags } from "./flag-groups.js";
+import { checkRank, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
 function readableAs(read: (path: string) => unknown, problem: string): (path: string) => true | string {
@@ -34,6 +34,17 @@ function readableAs(read: (path: string) => unknown, problem: string): (path: st
 const llamaCheckpointKind = readableAs((path) => readCheckpoint(path), "is not a llama2.c checkpoint");
 const tokenizerKind = readableAs((path) => loadTokenizerFile(path), "is not a tokenizer.bin");
 
+/** The flags only --objective ar reads: the new model's shape and the held-out split (inverse-ar adapts --model and trains on every line). */
+const arFlags = defineFlags({
+  dim: { kind: "int", value: "N", help: "ar: model width", default: 64, min: 1 },
+  layers: { kind: "int", value: "N", help: "ar: transformer blocks", default: 4, min: 1 },
+  heads: { kind: "int", value: "N", help: "ar: query heads", default: 4, min: 1 },
+  "kv-heads": { kind: "int", value: "N", help: "ar: key/value heads (default: --heads)", min: 1 },
+  hidden: { kind: "int", value: "N", help: "ar: SwiGLU hidden width", default: 172, min: 1 },
+  "seq-len": { kind: "int", value: "N", help: `ar: the model's maximum sequence length (at most ${MAX_SEQ_LEN})`, default: 256, min: 1, max: MAX_SEQ_LEN },
+  "valid-fraction": { kind: "number", value: "F", help: "ar: last fraction of the documents held out for validation", default: 0.05 },
+});
+
 export const trainFlags = defineFlags({
   ...loopFlags({ lr: 3e-3, schedule: "cosine", weightDecay: 0.01, steps: 2000, seedHelp: "seed of the init and the data order", evalHelp: "evaluate (held-out loss; inverse-ar: accepted per call) and checkpoint every N steps" }),
   corpus: { kind: "string", value: "FILE", help: "training text, one document per line", required: true },
@@ -41,15 +52,9 @@ export const trainFlags = defineFlags({
   "char-vocab": { kind: "string", value: "FILE", help: "instead of --tokenizer: build a character tokenizer from the corpus and write it here" },
   out: { kind: "string", value: "FILE", help: "checkpoint to write (llama2.c .bin; with --objective inverse-ar: the C-PTP student, safetensors)", required: true },
   objective: { kind: "string", value: "KIND", help: "ar (next-token training from scratch) | inverse-ar (C-PTP student of --model with no teacher samples)", default: "ar", choices: ["ar", "inverse-ar"] },
-  dim: { kind: "int", value: "N", help: "model width", default: 64 },
-  layers: { kind: "int", value: "N", help: "transformer blocks", default: 4 },
-  heads: { kind: "int", value: "N", help: "query heads", default: 4 },
-  "kv-heads": { kind: "int", value: "N", help: "key/value heads (default: --heads)" },
-  hidden: { kind: "int", value: "N", help: "SwiGLU hidden width", default: 172 },
-  "seq-len": { kind: "int", value: "N", help: "the model's maximum sequence length", default: 256 },
-  context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len)" },
+  ...arFlags,
+  context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len; inverse-ar: the model's seqLen)" },
   batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
-  "valid-fraction": { kind: "number", value: "F", help: "last fraction of the documents held out for validation", default: 0.05 },
   ...inverseArFlags,
 });
 
@@ -77,7 +82,12 @@ export const CORPUS_LIMITS = { maxBytes: MAX_FILE_BYTES, maxLine: 256 * 2 ** 20 
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
-  for (const k of ["dim", "layers", "heads", "hidden", "seq-len", "batch"] as const) if (f[k] < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
+  // A flag of the other objective would be silently ignored: refuse it.
+  const given = givenFlags(argv, trainFlags);
+  const foreign = Object.keys(f.objective === "ar" ? inverseArFlags : arFlags).find((k) => given.has(k));
+  if (foreign !== undefined) throw new UsageError(`--${foreign} applies to --objective ${f.objective === "ar" ? "inverse-ar" : "ar"} only (the objective is ${f.objective})`);
+  if (f.objective === "inverse-ar") checkRank(f.rank);
+  if (f.batch < 1) throw new UsageError(`--batch must be a positive integer, got ${f.batch}`);
   const loop = loopOptions(f, f.lr / 10);
   if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out;
@@ -85,7 +95,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const shapeOf = (vocabSize: number): ModelConfig => {
     const config = newModelConfig({ dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"], vocabSize, seqLen: f["seq-len"] });
     if (f.objective === "inverse-ar") return config;
-    validateConfig({ ...config, vocabSize: Math.max(1, vocabSize) }, "ptp train: the model shape");
+    checkShapeFlags({ ...config, vocabSize: Math.max(1, vocabSize) });
     const context = f.context ?? config.seqLen;
     if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
     refuseBeyondMemory("train", pretrainMemory(config, { batch: f.batch, context }), "js", "--batch, --context (or --seq-len), --dim, --hidden or --layers");

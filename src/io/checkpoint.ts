@@ -229,7 +229,25 @@ export function readCheckpoint(path: string): Checkpoint {
   const what = "a llama2.c checkpoint";
   const { bytes: head, size } = readFilePrefix(path, what, V1_HEADER_BYTES);
   checkpointHeader(head, size, path);
-  return parseCheckpoint(readFileBytes(path, what), path);
+  const ckpt = parseCheckpoint(readFileBytes(path, what), path);
+  checkFiniteWeights(ckpt, path);
+  return ckpt;
+}
+
+/**
+ * Refuses a model whose weights hold NaN or Inf (FileFormatError naming the
+ * file, the tensor and the index): such a model would print text and then
+ * fail mid-run, or sample garbage. One pass over the floats.
+ */
+export function checkFiniteWeights(ckpt: Checkpoint, name: string): void {
+  for (const slot of layout(ckpt.config, 1)) {
+    const a = slotArray(ckpt.weights, slot);
+    if (a === undefined) continue;
+    for (let i = 0; i < a.length; i++) {
+      // x - x is 0 for a finite x, NaN for NaN and +-Inf: one subtraction per float.
+      if (a[i] - a[i] !== 0) throw new FileFormatError(name, `tensor ${slotLabel(slot)} holds ${a[i]} at index ${i}; a model's weights must be finite numbers`);
+    }
+  }
 }
 
 function slotArray(w: ModelWeights, slot: Slot): Float32Array | undefined {

@@ -20,7 +20,7 @@ import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError, readJsonFile } from "./errors.js";
 
 export { readJsonFile };
-import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, type Tokenizer } from "./tokenizer.js";
+import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
 
 /** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
 export interface TextTokenizer {
@@ -105,6 +105,8 @@ export class HfTokenizer implements TextTokenizer {
     let maxId = -1;
     for (const id of vocab.values()) maxId = Math.max(maxId, id);
     if (maxId >= modelVocabSize) throw new FileFormatError(name, `token id ${maxId} is outside the model's vocab of ${modelVocabSize}`);
+    const ids = new Set(vocab.values()).size;
+    if (ids < modelVocabSize) throw tooFewTokens(name, modelVocabSize, `the tokenizer holds ${ids}`);
     const cfg = (config ?? {}) as Record<string, unknown>;
     const special = (key: string, fallback: string): string => {
       const v = cfg[key];

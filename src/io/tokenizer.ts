@@ -150,7 +150,7 @@ export class Tokenizer {
     const pieces: Uint8Array[] = [];
     const scores = new Float32Array(vocabSize);
     let off = 4;
-    const endsEarly = (read: number): FileFormatError => new FileFormatError(name, `expected ${vocabSize} tokens (the model's vocab size) but the file ends after ${read}` + (off < n ? ` (and ${n - off} bytes of an incomplete entry)` : ""));
+    const endsEarly = (read: number): FileFormatError => tooFewTokens(name, vocabSize, `the file ends after ${read}` + (off < n ? ` (and ${n - off} bytes of an incomplete entry)` : ""));
     for (let i = 0; i < vocabSize; i++) {
       if (off + 8 > n) throw endsEarly(i);
       const score = dv.getFloat32(off, true);
@@ -357,6 +357,16 @@ function checkMaxTokenLength(m: number, name: string): number {
 
 /** Files up to this size are parsed even beyond the size bound, so that the error can say how many tokens they hold. */
 const PARSE_ANYWAY = 64 * 2 ** 20;
+
+/**
+ * The rule every tokenizer file (tokenizer.bin, tokenizer.json) meets: it
+ * holds a token for each of the model's `vocabSize` ids. One with fewer
+ * would decode the model's other ids to nothing, silently. `holds` says
+ * what the file has instead.
+ */
+export function tooFewTokens(name: string, vocabSize: number, holds: string): FileFormatError {
+  return new FileFormatError(name, `expected ${vocabSize} tokens (the model's vocab size) but ${holds}`);
+}
 
 /**
  * The bytes of a tokenizer.bin, header first: the 4-byte max_token_length

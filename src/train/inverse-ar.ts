@@ -34,19 +34,22 @@ import { teacherContext } from "./teacher-context.js";
  * inside its bin. Indexed by position in `tokens`.
  */
 export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): Float32Array {
-  const V = cfg.vocabSize,
-    us = new Float32Array(tokens.length).fill(0.5);
-  for (let k = 0; k < L; k++) {
-    const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
-    const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
-    starts.forEach((s, w) => {
-      if (s + k >= tokens.length) return;
-      const P = samplingDistribution(logits.subarray((w * L + k) * V, (w * L + k + 1) * V), sampling);
-      const [left, right] = binOf(P, tokens[s + k]);
-      if (right > left) us[s + k] = drawU(left, right, z());
-    });
-  }
+  const us = new Float32Array(tokens.length).fill(0.5);
+  for (let k = 0; k < L; k++) recoverSlot(k, cfg, weights, st, context, tokens, us, starts, L, sampling, z, kernels);
   return us;
+}
+
+/** recoverUs's slot k: the u's of slot k of every window, from those of slots < k (already in `us`). */
+function recoverSlot(k: number, cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): void {
+  const V = cfg.vocabSize;
+  const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
+  const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
+  starts.forEach((s, w) => {
+    if (s + k >= tokens.length) return;
+    const P = samplingDistribution(logits.subarray((w * L + k) * V, (w * L + k + 1) * V), sampling);
+    const [left, right] = binOf(P, tokens[s + k]);
+    if (right > left) us[s + k] = drawU(left, right, z());
+  });
 }
 
 export interface InverseArOptions extends LoopOptions {
@@ -67,6 +70,8 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
   if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);
   const st = trainableStudent(student, cfg),
     weights = constantWeights(baseCkpt);
+  // A step takes seconds (L forward passes per text window, then one backward): it pauses between its
+  // parts, so Ctrl-C / SIGTERM stops the run within about a second (see LoopSpec.step).
   return runLoop({
     params: st.params,
     ...loopSettings(o, files),
@@ -76,19 +81,25 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => writeStudent(files.out, student),
     evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, { kind: "student", student }, o.eval!).meanAccepted }) : undefined,
-    step(rng) {
+    async step(rng, _t, pause) {
       // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
       // what counts is the self-verified acceptance the evaluation measures.
       let loss = 0,
         slots = 0;
       for (let b = 0; b < o.sequences; b++) {
+        await pause();
         const at = Math.floor(rng.nextFloat() * (stream.length - T));
         const tokens = stream.subarray(at, at + T);
         const offset = 1 + Math.floor(rng.nextFloat() * L);
         const starts: number[] = [];
         for (let s = offset; s + L <= T; s += L) starts.push(s);
         const { context } = teacherContext(base, tokens);
-        const us = recoverUs(cfg, weights, st, context, tokens, starts, L, o.sampling, () => betaSample(rng, o.betaB), o.kernels);
+        const us = new Float32Array(tokens.length).fill(0.5);
+        for (let k = 0; k < L; k++) {
+          await pause();
+          recoverSlot(k, cfg, weights, st, context, tokens, us, starts, L, o.sampling, () => betaSample(rng, o.betaB), o.kernels);
+        }
+        await pause();
         const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
         const tape = new Tape(o.kernels);
         const logits = studentLogits(tape, cfg, weights, st, context, rows);

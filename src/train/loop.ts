@@ -91,8 +91,14 @@ export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | 
 
 export interface LoopSpec extends LoopOptions {
   params: readonly Param[];
-  /** Compute the grads of one step (they start at zero); `rng` is the data stream. */
-  step(rng: Mulberry32, step: number): StepResult | Promise<StepResult>;
+  /**
+   * Compute the grads of one step (they start at zero); `rng` is the data
+   * stream. A long step may `await pause()` between its parts: it yields to
+   * the event loop, so Ctrl-C is seen within the part, and rejects once the
+   * run is interrupted (the loop has then abandoned the step and saved the
+   * state before it).
+   */
+  step(rng: Mulberry32, step: number, pause: () => Promise<void>): StepResult | Promise<StepResult>;
   /** Periodic evaluation (every evalEvery steps and at the end). */
   evaluate?(): Record<string, number>;
   /** Write the trained artifact (atomically). */
@@ -214,6 +220,10 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
   let skipped = 0,
     interrupted = false;
   if (interruption) say(`${spec.label}: training from step ${opt.t} to ${spec.steps}; Ctrl-C saves a checkpoint and stops`);
+  const pause = async (): Promise<void> => {
+    await yieldToEventLoop();
+    if (interruption?.signal !== undefined) throw new Error(`${spec.label}: step abandoned (${interruption.signal})`);
+  };
   while (opt.t < spec.steps && seconds < limit) {
     // Let a pending Ctrl-C / SIGTERM be seen.
     if (interruption) await yieldToEventLoop();
@@ -224,7 +234,7 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
     const t0 = performance.now();
     const rngBefore = rng.stateWord;
     zeroGrads(spec.params);
-    const pending = spec.step(rng, opt.t);
+    const pending = spec.step(rng, opt.t, pause);
     const r = pending instanceof Promise && interruption ? await interruption.race(pending, STOPPED) : await pending;
     if (r === STOPPED) {
       // Abandon the step in flight: nothing of it reached the params, so the state before it is saved.

@@ -1,0 +1,148 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { givenFlags } from "../src/cli/args.js";
+import { MAX_DRAFT_SHAPE, MAX_RANK, MAX_WINDOW } from "../src/cli/flag-groups.js";
+import { HfTokenizer, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
+import { runChild } from "./child.js";
+import { ROOT, runCli, SHARED, STORIES_260K as M, TOK_512 as T } from "./helpers.js";
+
+// Bad flags exit 2 at once with one line naming the flag; bad files exit 1 naming the file.
+const tmp = mkdtempSync(join(tmpdir(), "ptp-flags-"));
+const CORPUS = join(SHARED, "corpora/tinystories_excerpt.txt");
+const DEMO_TOK = join(ROOT, "demo/tok.bin");
+
+/** A usage error: exit 2, the first line names the flag (matched by `message`), no doubled "ptp cmd: " prefix, no internal function name. */
+async function usageError(message: RegExp, ...argv: string[]): Promise<void> {
+  const r = await runCli(...argv);
+  const first = r.stderr.split("\n")[0];
+  expect(r.code, r.stderr).toBe(2);
+  expect(first).toMatch(message);
+  expect(first).not.toMatch(/^ptp \S+: ptp /);
+  expect(first).not.toMatch(/randomStudent|randomDraft|betaSample|Invalid typed array|RangeError/);
+}
+
+const inverseAr = (...extra: string[]) => ["train", "--objective", "inverse-ar", "--model", M, "--corpus", CORPUS, "--tokenizer", T, "--out", join(tmp, "ia.st"), "--steps", "1", "--eval-every", "0", ...extra];
+const trainAr = (...extra: string[]) => ["train", "--corpus", CORPUS, "--tokenizer", T, "--out", join(tmp, "ar.bin"), "--steps", "1", ...extra];
+const distill = (...extra: string[]) => ["distill", "--model", M, "--dataset", join(tmp, "none.bin"), "--out", join(tmp, "d.st"), ...extra];
+const rs = (...extra: string[]) => ["random-student", "--model", M, "--variant", "O", "--out", join(tmp, "rs.st"), "--force", ...extra];
+const rd = (...extra: string[]) => ["random-draft", "--model", M, "--variant", "O", "--out", join(tmp, "rd.st"), "--force", ...extra];
+
+describe("flag bounds: exit 2 naming the flag, before any work", () => {
+  it("CLI-FLAGS-WINDOW: --window above the teacher's seqLen, or 0 (random-student, random-draft, train --objective inverse-ar)", async () => {
+    await usageError(/--window must be <= the teacher's seqLen 512, got 513/, ...rs("--rank", "4", "--window", "513"));
+    await usageError(/--window must be <= the teacher's seqLen 512, got 513/, ...rd("--window", "513"));
+    await usageError(/--window must be <= the teacher's seqLen 512, got 513/, ...inverseAr("--window", "513"));
+    await usageError(new RegExp(`--window must be a positive integer \\(at most ${MAX_WINDOW}\\), got 0`), ...inverseAr("--window", "0"));
+    await usageError(new RegExp(`--window must be in \\[1, ${MAX_WINDOW}\\], got 1025`), ...inverseAr("--window", "1025"));
+  });
+
+  it("CLI-FLAGS-DIGITS: --digits outside 1..24 (distill, train --objective inverse-ar)", async () => {
+    for (const d of ["0", "30"]) await usageError(/--digits must be in \[1, 24\]/, ...distill("--aux", "digits", "--digits", d));
+    for (const d of ["0", "99"]) await usageError(/--digits must be in \[1, 24\]/, ...inverseAr("--digits", d));
+  });
+
+  it("CLI-FLAGS-BETA: train --objective inverse-ar refuses --beta <= 0 as distill does", async () => {
+    for (const b of ["0", "-1"]) {
+      await usageError(/--beta must be > 0/, ...inverseAr("--beta", b));
+      await usageError(/--beta must be > 0/, ...distill("--beta", b));
+    }
+  });
+
+  it("CLI-FLAGS-SHAPE: an invalid train shape or distill draft shape names the flags, one line, exit 2", async () => {
+    await usageError(/--heads \(4\) must divide --dim \(15\)/, ...trainAr("--dim", "15"));
+    await usageError(/--heads \(3\) must divide --dim \(64\)/, ...trainAr("--heads", "3"));
+    await usageError(/--kv-heads \(3\) must divide --heads \(4\)/, ...trainAr("--kv-heads", "3"));
+    for (const n of ["2000000", "1e12"]) await usageError(/--seq-len must be in \[1, 1048576\]/, ...trainAr("--seq-len", n));
+    await usageError(/--draft-dim must be in \[1, 8192\], got 0/, ...distill("--draft", "--draft-dim", "0"));
+    await usageError(/--draft-heads \(4\) must divide --draft-dim \(15\)/, ...distill("--draft", "--draft-dim", "15"));
+    await usageError(/--heads \(3\) must divide --dim \(32\)/, ...rd("--heads", "3"));
+  });
+
+  it("CLI-FLAGS-SIZES: ranks and draft shapes beyond the documented bounds exit 2 at once", async () => {
+    for (const r of ["1e12", "100000", "5000"]) await usageError(new RegExp(`--rank must be <= ${MAX_RANK}`), ...rs("--rank", r));
+    await usageError(/--rank must be a positive integer, got 0/, ...inverseAr("--rank", "0"));
+    // The teacher's dim caps the rank, as in distill.
+    await usageError(/--rank must be <= the teacher's dim 64, got 65/, ...rs("--rank", "65"));
+    await usageError(/--rank must be <= the teacher's dim 64, got 65/, ...inverseAr("--rank", "65"));
+    for (const d of ["100000", "1e12"]) await usageError(new RegExp(`--dim must be in \\[1, ${MAX_DRAFT_SHAPE.dim}\\]`), ...rd("--dim", d));
+    await usageError(new RegExp(`--hidden must be in \\[1, ${MAX_DRAFT_SHAPE.hiddenDim}\\]`), ...rd("--hidden", "1e12"));
+    for (const l of ["1e9", "100000"]) await usageError(new RegExp(`--layers must be in \\[1, ${MAX_DRAFT_SHAPE.nLayers}\\]`), ...rd("--layers", l));
+    await usageError(/--draft-dim must be in \[1, 8192\]/, ...distill("--draft", "--draft-dim", "1e12"));
+    await usageError(/--draft-layers must be in \[1, 128\]/, ...distill("--draft", "--draft-layers", "1e9"));
+    // Within each bound but too big together: refused before allocating, naming the flags to lower.
+    await usageError(/a draft model of dim 8192.*lower --dim, --hidden or --layers/, ...rd("--dim", "8192", "--hidden", "32768", "--layers", "128", "--heads", "8", "--kv-heads", "8"));
+  });
+
+  it("CLI-FLAGS-DEMO: demo bounds --window and --budget as generate does, and checks --scale-shapes up front", async () => {
+    await usageError(/--window must be in \[1, 1024\], got 1e12/, "demo", "--window", "1e12", "--steps", "30");
+    await usageError(/--window must be in \[1, 1024\], got 1025/, "demo", "--window", "1025", "--steps", "30");
+    await usageError(/--budget must be in \[1, 8192\], got 1e12/, "demo", "--budget", "1e12", "--steps", "30");
+    for (const s of ["foo", ",", "15M,"]) await usageError(/--scale-shapes must list known shapes \(15M, 42M, 110M\)/, "demo", "--steps", "10", "--scale", "--scale-shapes", s);
+    await usageError(/--scale-shapes goes with --scale/, "demo", "--steps", "10", "--scale-shapes=15M");
+  });
+
+  it("CLI-FLAGS-OBJECTIVE: a flag of the other --objective is refused, not ignored", async () => {
+    await usageError(/--rank applies to --objective inverse-ar only/, ...trainAr("--rank", "4"));
+    await usageError(/--rank applies to --objective inverse-ar only/, ...trainAr("--rank=4"));
+    await usageError(/--dim applies to --objective ar only/, ...inverseAr("--dim", "32"));
+    await usageError(/--valid-fraction applies to --objective ar only/, ...inverseAr("--valid-fraction", "0.1"));
+    expect([...givenFlags(["--prompt", "--rank", "--x=1", "--force"], { prompt: { kind: "string", help: "" }, force: { kind: "bool", help: "" } })]).toEqual(["prompt", "x", "force"]);
+  });
+});
+
+describe("generate's summary when nothing is generated", () => {
+  it("CLI-FLAGS-SPEEDUP: a prompt that fills --steps prints speedup n/a, not NaN", async () => {
+    const student = join(tmp, "c.st");
+    expect((await runCli("random-student", "--model", M, "--rank", "4", "--variant", "C", "--out", student)).code).toBe(0);
+    const prompts = join(tmp, "long.txt");
+    writeFileSync(prompts, "Once upon a time there was a little girl\n");
+    const r = await runCli("generate", "--model", M, "--tokenizer", T, "--student", student, "--prompts", prompts, "--steps", "3", "--seed", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("speedup n/a");
+    expect(r.stderr).not.toMatch(/NaN/);
+  });
+});
+
+describe("model files checked at load", () => {
+  it("CLI-FLAGS-HF-TOKENS: a tokenizer.json with fewer tokens than the model's vocab is refused naming the file and both sizes", async () => {
+    const small = Tokenizer.load(DEMO_TOK, 309);
+    expect(() => HfTokenizer.fromJson(llama2cTokenizerToJson(small), {}, "small.json", 512)).toThrow(/small\.json: expected 512 tokens \(the model's vocab size\) but the tokenizer holds 309/);
+    const dir = join(tmp, "hf-small");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(llama2cTokenizerToJson(small)));
+    const r = await runCli("generate", "--model", M, "--tokenizer", join(dir, "tokenizer.json"), "--prompt", "Once upon", "--steps", "30", "--seed", "1");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/tokenizer\.json: expected 512 tokens \(the model's vocab size\) but the tokenizer holds 309/);
+    // The exact size still loads.
+    expect(HfTokenizer.fromJson(llama2cTokenizerToJson(Tokenizer.load(T, 512)), {}, "ok.json", 512).vocabSize).toBe(512);
+  });
+
+  it("CLI-FLAGS-NONFINITE-MODEL: a checkpoint with a NaN weight is refused at load, naming the file and the tensor", async () => {
+    const bad = join(tmp, "nan.bin");
+    copyFileSync(M, bad);
+    const fd = openSync(bad, "r+");
+    writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0x7f]), 0, 4, 2000);
+    closeSync(fd);
+    const r = await runCli("generate", "--model", bad, "--tokenizer", T, "--prompt", "Once", "--steps", "20", "--seed", "1");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/nan\.bin: tensor tokenEmbedding holds NaN at index \d+; a model's weights must be finite/);
+    expect(r.stderr).not.toMatch(/softmaxF32/);
+  });
+});
+
+describe("Ctrl-C during inverse-AR training", () => {
+  it("CLI-FLAGS-INVERSE-AR-SIGINT: stops within about a second, mid-step, saving a resumable checkpoint (bin/ptp.js: the built dist/)", async () => {
+    const out = join(tmp, "sig.st");
+    // The default shape: one step takes several seconds; the signal comes 1 s into the first.
+    const r = await runChild(["bin/ptp.js", "train", "--objective", "inverse-ar", "--model", M, "--corpus", CORPUS, "--tokenizer", T, "--out", out, "--steps", "100000", "--eval-every", "0"], { when: /Ctrl-C saves/, signals: ["SIGINT"], delayMs: 1000, timeoutMs: 60000 });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.afterSignalMs).toBeLessThan(2000);
+    expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0; checkpoint saved/);
+    expect(existsSync(`${out}.train.safetensors`)).toBe(true);
+  }, 90000);
+});
