@@ -236,7 +236,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   {
     const seqLen = checkpoint.config.seqLen,
       runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
-    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, { drafts: f.drafts, budget: f.budget });
+    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, decoding, checkpoint.config.vocabSize);
     checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
   }
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
