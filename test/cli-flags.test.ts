@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -132,6 +132,22 @@ describe("model files checked at load", () => {
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/nan\.bin: tensor tokenEmbedding holds NaN at index \d+; a model's weights must be finite/);
     expect(r.stderr).not.toMatch(/softmaxF32/);
+  });
+
+  it("CLI-FLAGS-NONFINITE-MODEL: a Hugging Face folder with a NaN weight is refused at load, naming the folder", async () => {
+    const dir = join(tmp, "nan-hf");
+    expect((await runCli("convert", "--model", M, "--to", "hf", "--out", dir)).code).toBe(0);
+    const file = join(dir, "model.safetensors");
+    const fd = openSync(file, "r+");
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    // The first float of the data (after the 8-byte length and the JSON header) becomes NaN.
+    writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0x7f]), 0, 4, 8 + Number(len.readBigUInt64LE(0)));
+    closeSync(fd);
+    const r = await runCli("generate", "--model", dir, "--tokenizer", T, "--prompt", "Once", "--steps", "20", "--seed", "1");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/nan-hf: tensor .* holds NaN at index \d+; a model's weights must be finite/);
   });
 });
 

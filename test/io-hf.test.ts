@@ -208,7 +208,7 @@ describe("stories260K as an HF folder", () => {
     // no silent overwrite
     const again = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/already exists \(pass --force/);
+    expect(again.stderr).toMatch(/already exists; pass --force/);
     expect((await runCli("convert", "--model", dir, "--to", "llama2c", "--out", bin, "--force")).code).toBe(0);
   });
 

@@ -107,7 +107,7 @@ describe("user files are never replaced by accident", () => {
     writeFileSync(notes, "my notes\n");
     let r = await runCli(...distillArgs(out, "--log", notes));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--log .*notes.txt exists; pass --force/);
+    expect(r.stderr).toMatch(/--log .*notes.txt already exists; pass --force/);
     r = await runCli(...distillArgs(out, "--log", notes, "--resume"));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not a metrics log written by ptp/);

@@ -1,13 +1,16 @@
-import { existsSync } from "node:fs";
-import { writeCheckpoint } from "../io/checkpoint.js";
-import { writeHfCheckpoint } from "../io/hf-checkpoint.js";
-import { writeBytesAtomically } from "../io/atomic-write.js";
+import { serializeCheckpoint } from "../io/checkpoint.js";
+import { isHfModelFile, writeHfFiles } from "../io/hf-checkpoint.js";
+import { writeFilesAtomically, writeFolderAtomically } from "../io/atomic-write.js";
 import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-tokenizer.js";
 import { readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { parameterCount } from "../model/config.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
+import { checkOutputs } from "./output-files.js";
+
+/** The files writeHfTokenizer adds to a Hugging Face folder. */
+const HF_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
 
 export const convertFlags = defineFlags({
   model: { kind: "string", value: "PATH", help: "the model to convert: a llama2.c checkpoint file or a Hugging Face folder", required: true },
@@ -17,7 +20,7 @@ export const convertFlags = defineFlags({
   "tokenizer-out": { kind: "string", value: "FILE", help: "llama2c: where to write the tokenizer as tokenizer.bin" },
   "shard-mb": { kind: "number", value: "MB", help: "hf: split the weights into safetensors shards of at most about MB megabytes" },
   version: { kind: "int", value: "V", help: 'llama2c: checkpoint version 0 (legacy) or 1 ("ak42")', default: 0 },
-  force: { kind: "bool", help: "overwrite an existing output" },
+  force: { kind: "bool", help: "overwrite an existing output (hf: the folder's model files are replaced, those of an earlier model removed; other files are kept)" },
 });
 
 export const convertUsage = `usage: ptp convert --model PATH --to hf|llama2c --out PATH [--tokenizer FILE] [--tokenizer-out FILE] [--shard-mb MB] [--version 0|1] [--force]
@@ -39,13 +42,29 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
   if (f["tokenizer-out"] !== undefined && f.to !== "llama2c") throw new UsageError(`--tokenizer-out goes with --to llama2c`);
   if (f.tokenizer !== undefined && f.to === "llama2c" && f["tokenizer-out"] === undefined) throw new UsageError(`--to llama2c --tokenizer needs --tokenizer-out FILE`);
   const tokenizerOut = f["tokenizer-out"];
-  if (tokenizerOut !== undefined && existsSync(tokenizerOut) && !f.force) throw new Error(`${tokenizerOut}: already exists (pass --force to overwrite)`);
-  if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
+  // Every output is checked, and every input read and checked, before anything is written.
+  const hfOwns = (name: string): boolean => isHfModelFile(name) || (f.tokenizer !== undefined && HF_TOKENIZER_FILES.includes(name));
+  checkOutputs([f.to === "hf" ? { flag: "--out", path: out, owns: hfOwns } : { flag: "--out", path: out }, ...(tokenizerOut === undefined ? [] : [{ flag: "--tokenizer-out", path: tokenizerOut }])], {
+    inputs: [
+      { flag: "--model", path: f.model },
+      { flag: "--tokenizer", path: f.tokenizer },
+    ],
+    force: f.force,
+  });
   const ckpt = readModel(f.model);
   if (f.to === "hf") {
     const shard = f["shard-mb"];
-    const files = writeHfCheckpoint(out, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
-    if (f.tokenizer !== undefined) files.push(...writeHfTokenizer(out, Tokenizer.load(f.tokenizer, ckpt.config.vocabSize)));
+    const tokenizer = f.tokenizer === undefined ? undefined : Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
+    // Through a temporary folder: a failure leaves nothing; over an existing folder, the model files of an earlier model go.
+    const files = writeFolderAtomically(
+      out,
+      (tmp) => {
+        const written = writeHfFiles(tmp, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
+        if (tokenizer !== undefined) written.push(...writeHfTokenizer(tmp, tokenizer));
+        return written;
+      },
+      isHfModelFile,
+    );
     io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
   } else {
     let tokenizer: { source: string; bytes: Uint8Array } | undefined;
@@ -56,12 +75,10 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
       Tokenizer.fromBytes(bytes, ckpt.config.vocabSize, source); // the model and tokenizer must agree
       tokenizer = { source, bytes };
     }
-    writeCheckpoint(out, ckpt, f.version);
+    // Both files or neither.
+    writeFilesAtomically([{ path: out, bytes: serializeCheckpoint(ckpt, f.version) }, ...(tokenizer !== undefined && tokenizerOut !== undefined ? [{ path: tokenizerOut, bytes: tokenizer.bytes }] : [])]);
     io.stderr(`wrote ${out}: llama2.c checkpoint v${f.version}, ${parameterCount(ckpt.config)} parameters\n`);
-    if (tokenizer !== undefined && tokenizerOut !== undefined) {
-      writeBytesAtomically(tokenizerOut, tokenizer.bytes);
-      io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
-    }
+    if (tokenizer !== undefined) io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
   }
   return 0;
 }

@@ -1,12 +1,13 @@
-import { existsSync } from "node:fs";
+import { writeFolderAtomically } from "../io/atomic-write.js";
 import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
 import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { writePeftStudent } from "../ptp/files/peft.js";
+import { PEFT_CONFIG, PEFT_WEIGHTS, writePeftStudent } from "../ptp/files/peft.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
+import { checkOutputs } from "./output-files.js";
 
 export const exportPeftFlags = defineFlags({
   out: { kind: "string", value: "DIR", help: "the PEFT folder to write (adapter_config.json + adapter_model.safetensors)", required: true },
@@ -25,15 +26,38 @@ module names, and the PTP settings under "ptp" in adapter_config.json
 
 ${describeFlags(exportPeftFlags)}`;
 
-export async function exportPeftCommand(argv: readonly string[], io: Io): Promise<number> {
-  const files = argv.filter((a, i) => !a.startsWith("--") && (i === 0 || !["--out", "--base-model", "--model"].includes(argv[i - 1])));
-  const f = parseFlags(
-    argv.filter((a) => !files.includes(a)),
-    exportPeftFlags,
+/** Splits argv into the student (positional) and the flags with their values, by position: a value equal to the student stays a value. */
+function splitArguments(argv: readonly string[]): { files: string[]; flags: string[] } {
+  const takesValue = new Set(
+    Object.entries(exportPeftFlags)
+      .filter(([, spec]) => spec.kind !== "bool")
+      .map(([name]) => `--${name}`),
   );
+  const files: string[] = [],
+    flags: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) files.push(a);
+    else {
+      flags.push(a);
+      if (takesValue.has(a) && i + 1 < argv.length) flags.push(argv[++i]);
+    }
+  }
+  return { files, flags };
+}
+
+export async function exportPeftCommand(argv: readonly string[], io: Io): Promise<number> {
+  const { files, flags } = splitArguments(argv);
+  const f = parseFlags(flags, exportPeftFlags);
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the student to export" : `export-peft takes one student, got ${files.length}`);
   const out = f.out;
-  if (existsSync(out) && !f.force) throw new Error(`${out}: already exists (pass --force to overwrite)`);
+  checkOutputs([{ flag: "--out", path: out, owns: (name) => name === PEFT_CONFIG || name === PEFT_WEIGHTS }], {
+    inputs: [
+      { flag: "STUDENT", path: files[0] },
+      { flag: "--model", path: f.model },
+    ],
+    force: f.force,
+  });
   let teacher: { checkpoint: Checkpoint; checksum: string } | undefined;
   if (f.model !== undefined) {
     const checkpoint = readModel(f.model);
@@ -41,7 +65,8 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
   }
   const student = loadStudent(files[0], teacher);
   if (teacher) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, files[0]);
-  const written = writePeftStudent(out, student, { baseModel: f["base-model"] });
+  // Through a temporary folder: a failure leaves nothing behind.
+  const written = writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] }));
   const c = student.config;
   io.stderr(`wrote ${out}: PEFT LoRA folder (${written.length} files), ${c.variant}-PTP, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}, window ${c.window}\n`);
   return 0;

@@ -128,13 +128,17 @@ export function slotInputFromFlags(kind: string | undefined, variant: string, wi
   return { hybrid: true, query: true };
 }
 
+/** The largest seed of the weight generators (Mulberry32 takes 32 bits). */
+export const MAX_WEIGHT_SEED = 0xffffffff;
+
 /** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */
 export const auxFlags = defineFlags({
   ...slotInputFlag(),
   aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
   digits: digitsFlag("binary digits of u, with --aux digits (required there)"),
   window: windowFlag("window N: slots per proposal (at most the teacher's seqLen)", { default: 16 }),
-  seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
+  // The generator takes a 32-bit seed: anything outside is refused, not wrapped (2^32 would give seed 0's weights).
+  seed: { kind: "int", value: "S", help: `seed of the weight generator (0..${MAX_WEIGHT_SEED})`, default: 1, min: 0, max: MAX_WEIGHT_SEED },
 });
 
 /** The auxiliary embedding config of --aux and --digits (UsageError where --digits is missing, out of range or not wanted). */

@@ -1,23 +1,39 @@
-import { accessSync, constants, existsSync, readFileSync, statSync, type Stats } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { basename, dirname, join, resolve, sep } from "node:path";
+import { temporaryPathFor } from "../io/atomic-write.js";
 import { UsageError, defineFlags } from "./args.js";
 
 /**
  * Checks made on a command's output files before it does any work, so a
  * user's files are never lost and a run never fails at its first save:
  *
- * - an output never names the same file as an input or another output;
+ * - an output path is not empty (exit 2);
+ * - an output never names the same file as an input or another output, nor
+ *   a file inside an input folder, and an output folder never holds an
+ *   input among the files it writes (exit 2);
  * - an existing output is refused unless --force, or unless the command
  *   continues a run (--resume) and the file is one such a run writes,
  *   recognised by its format (`resumable`);
- * - an output's directory exists and is writable, and an existing output
- *   is a writable regular file (not a directory or a device).
+ * - an output's directory exists (its parents are never created) and a
+ *   file can be created in it: a probe file is created and removed, so a
+ *   read-only or pseudo file system (/proc) fails here, not at the first
+ *   save; an existing output is a writable regular file (not a directory
+ *   or a device), and an existing output folder is a folder.
  */
 
 /** A file named on the command line, with the flag that named it. */
 export interface PathFlag {
   flag: string;
   path: string;
+}
+
+/**
+ * An output that is a folder the command writes files into (a Hugging Face
+ * model, a PEFT adapter) rather than a file: `owns` tells the names of the
+ * files it writes or replaces there; other files in it are kept.
+ */
+export interface FolderFlag extends PathFlag {
+  owns: (name: string) => boolean;
 }
 
 export const forceFlag = defineFlags({
@@ -45,37 +61,90 @@ function statOrUndefined(path: string): Stats | undefined {
 }
 
 function sameFile(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
+  if (resolve(a) === resolve(b) || realPath(a) === realPath(b)) return true;
   const x = statOrUndefined(a),
     y = statOrUndefined(b);
   return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
 }
 
-export function checkOutputs(outputs: readonly PathFlag[], o: OutputCheckOptions = {}): void {
-  const inputs = (o.inputs ?? []).filter((i): i is PathFlag => i.path !== undefined);
+/** The absolute path with symbolic links resolved as far as the path exists. */
+function realPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return realpathSync(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(realPath(parent), basename(abs));
+  }
+}
+
+/** Whether `path` lies inside the folder `dir` (at any depth). */
+function inside(path: string, dir: string): boolean {
+  if (statOrUndefined(dir)?.isDirectory() !== true) return false;
+  const d = realPath(dir);
+  return realPath(path).startsWith(d.endsWith(sep) ? d : d + sep);
+}
+
+const isFolder = (o: PathFlag | FolderFlag): o is FolderFlag => "owns" in o;
+
+/** Creates and removes a file in `dir`: whether files can really be created there. */
+function canCreateIn(dir: string): boolean {
+  const probe = temporaryPathFor(join(dir, ".ptp-write-probe"));
+  try {
+    closeSync(openSync(probe, "wx"));
+  } catch {
+    return false;
+  }
+  try {
+    unlinkSync(probe);
+  } catch {
+    // created but not removable: still a writable folder
+  }
+  return true;
+}
+
+export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: OutputCheckOptions = {}): void {
+  for (const out of outputs) if (out.path === "") throw new UsageError(`${out.flag} must not be empty`);
+  const inputs = (o.inputs ?? []).filter((i): i is PathFlag => i.path !== undefined && i.path !== "");
   outputs.forEach((out, i) => {
-    for (const input of inputs) if (sameFile(out.path, input.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${input.flag}; choose another output path`);
-    for (const other of outputs.slice(0, i)) if (sameFile(out.path, other.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${other.flag}; give them different paths`);
+    for (const input of inputs) {
+      if (sameFile(out.path, input.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${input.flag}; choose another output path`);
+      if (inside(out.path, input.path)) throw new UsageError(`${out.flag} ${out.path} is inside ${input.flag} ${input.path}, so writing it would change the same file as ${input.flag}; choose another output path`);
+      if (isFolder(out) && out.owns(basename(input.path)) && sameFile(dirname(realPath(input.path)), out.path)) {
+        throw new UsageError(`${out.flag} ${out.path} would overwrite ${input.path}, the same file as ${input.flag}; choose another output folder`);
+      }
+    }
+    for (const other of outputs.slice(0, i)) {
+      if (sameFile(out.path, other.path) || inside(out.path, other.path) || inside(other.path, out.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${other.flag}; give them different paths`);
+    }
   });
   for (const out of outputs) {
     const st = statOrUndefined(out.path);
     if (st !== undefined) {
-      if (st.isDirectory()) throw new Error(`${out.flag} ${out.path} is a directory, expected a file path to write`);
-      if (!st.isFile()) throw new Error(`${out.flag} ${out.path} is not a regular file; refusing to write to it`);
+      if (isFolder(out)) {
+        if (!st.isDirectory()) throw new Error(`${out.flag} ${out.path} exists and is not a folder, expected a folder to write (or a new path)`);
+      } else {
+        if (st.isDirectory()) throw new Error(`${out.flag} ${out.path} is a directory, expected a file path to write`);
+        if (!st.isFile()) throw new Error(`${out.flag} ${out.path} is not a regular file; refusing to write to it`);
+      }
       if (!o.force) {
         const ok = o.resumable?.(out);
-        if (ok === undefined) throw new Error(`${out.flag} ${out.path} exists; pass --force to overwrite it`);
+        if (ok === undefined) throw new Error(`${out.flag} ${out.path} already exists; pass --force to overwrite it`);
         if (ok !== true) throw new Error(`${out.flag} ${out.path} exists and ${ok}; refusing to overwrite it (pass --force to replace it)`);
       }
     }
     const dir = dirname(resolve(out.path));
     const ds = statOrUndefined(dir);
     if (ds === undefined || !ds.isDirectory()) throw new Error(`${out.flag} ${out.path}: directory ${dir} does not exist`);
-    try {
-      accessSync(dir, constants.W_OK);
-      if (st !== undefined) accessSync(out.path, constants.W_OK);
-    } catch {
-      throw new Error(`${out.flag} ${out.path}: ${st !== undefined ? "the file" : `directory ${dir}`} is not writable`);
+    // Files are created next to an output file (its temporary file) or inside an existing output folder.
+    const where = isFolder(out) && st !== undefined ? resolve(out.path) : dir;
+    if (!canCreateIn(where)) throw new Error(`${out.flag} ${out.path}: directory ${where} is not writable (a file cannot be created there)`);
+    if (st !== undefined && !isFolder(out)) {
+      try {
+        accessSync(out.path, constants.W_OK);
+      } catch {
+        throw new Error(`${out.flag} ${out.path}: the file is not writable`);
+      }
     }
   }
 }

@@ -1,5 +1,5 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags } from "./flag-groups.js";
@@ -53,7 +53,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   if (f.seed < 0 || f.seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const out = f.out;
-  if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
   checkOutputs([{ flag: "--out", path: out }], {
     inputs: [
@@ -63,6 +62,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     ],
     force: true,
   });
+  if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
 
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(f.tokenizer, checkpoint.config.vocabSize);
@@ -106,6 +106,14 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     const rate = summary.seconds > 0 ? summary.tokens / summary.seconds : 0;
     io.stderr(`wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`);
     return 0;
+  } catch (err) {
+    // A run that made the file and failed before its first record (a teacher with NaN weights, a backend
+    // that does not start) leaves no header-only file behind, which a plain re-run would refuse.
+    if (!writer.resumed && writer.records === 0) {
+      writer.close();
+      rmSync(out, { force: true });
+    }
+    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

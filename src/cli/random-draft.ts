@@ -4,7 +4,7 @@ import { refuseBeyondMemory } from "./memory.js";
 import { writeDraft } from "../ptp/files/draft-file.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkShapeFlags, draftShapeSpecs, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
@@ -29,7 +29,6 @@ ${describeFlags(randomDraftFlags)}`;
 
 export async function randomDraftCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomDraftFlags);
-  if (f.seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const shape = { dim: f.dim, hiddenDim: f.hidden, nLayers: f.layers, nHeads: f.heads, nKvHeads: f["kv-heads"] };
   // The shape is checked before any file is read (vocab and seqLen come from the teacher).
   checkShapeFlags(shape);

@@ -2,12 +2,13 @@ import { writeCheckpoint } from "../io/checkpoint.js";
 import { randomCheckpoint } from "../model/init.js";
 import { parameterCount, SHAPES, type ModelConfig } from "../model/config.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
+import { auxFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 export const randomModelFlags = defineFlags({
   shape: { kind: "string", value: "NAME", help: "TinyStories shape", required: true, choices: Object.keys(SHAPES) },
-  seed: { kind: "int", value: "S", help: "seed of the weight generator", default: 1 },
+  seed: auxFlags.seed,
   out: { kind: "string", value: "FILE", help: "where to write the llama2.c (v0) checkpoint", required: true },
   ...forceFlag,
 });

@@ -2,7 +2,7 @@ import { readModel } from "../io/model-file.js";
 import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
@@ -28,7 +28,6 @@ ${describeFlags(randomStudentFlags)}`;
 export async function randomStudentCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomStudentFlags);
   checkRank(f.rank);
-  if (f.seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${f.seed}`);
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 

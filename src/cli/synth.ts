@@ -6,14 +6,19 @@ import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
 const MAX_SEED = 0xffffffff;
+/**
+ * The most stories (and held-out prompts) one run makes: about 325 MB of
+ * corpus, built in memory as one string (V8's limit is about 512 MiB).
+ */
+export const MAX_STORIES = 1_000_000;
 
 export const synthFlags = defineFlags({
   out: { kind: "string", value: "FILE", help: "where to write the corpus: one story per line" },
-  stories: { kind: "int", value: "N", help: "stories in the corpus", default: 10000 },
+  stories: { kind: "int", value: "N", help: `stories in the corpus (at most ${MAX_STORIES})`, default: 10000, max: MAX_STORIES },
   seed: { kind: "int", value: "S", help: `seed of the corpus (0..${MAX_SEED})`, default: 1 },
   "tokenizer-out": { kind: "string", value: "FILE", help: "also write a character-level tokenizer.bin built from the corpus" },
   "prompts-out": { kind: "string", value: "FILE", help: "also write held-out prompts: the first K words of stories from another seed, one per line" },
-  "prompt-count": { kind: "int", value: "N", help: "number of held-out prompts (default 64)" },
+  "prompt-count": { kind: "int", value: "N", help: `number of held-out prompts (default 64, at most ${MAX_STORIES})`, max: MAX_STORIES },
   "prompt-words": { kind: "int", value: "K", help: "words per held-out prompt (default 4)" },
   "prompt-seed": { kind: "int", value: "S", help: "seed of the held-out stories; must differ from --seed (default: derived from --seed)" },
   ...forceFlag,

@@ -9,7 +9,7 @@
  * How training draws a u inside a bin (drawU, betaSample) lives in src/sampling/u-in-bin.ts.
  */
 
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { FileFormatError, openForReading, quote } from "../io/errors.js";
 
 /** The 8 bytes every dataset file starts with. */
@@ -375,6 +375,14 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
 }
 
 function openDataset(path: string): number {
+  // Opening a FIFO blocks until a writer comes (forever): refuse anything but a regular file first (stat does not block).
+  let st0: ReturnType<typeof statSync> | undefined;
+  try {
+    st0 = statSync(path);
+  } catch {
+    // missing or unreadable: openForReading says which
+  }
+  if (st0 !== undefined && !st0.isFile() && !st0.isDirectory()) throw new FileFormatError(path, "is not a regular file (a device, pipe or socket), expected a PTP distillation dataset");
   const fd = openForReading(path, "a PTP distillation dataset");
   // A directory opens on Linux, then fails on the first read with a bare EISDIR: refuse it (and devices) here.
   const st = fstatSync(fd);

@@ -35,3 +35,71 @@ export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
     throw err;
   }
 }
+
+/**
+ * Writes several files as one: each goes to its temporary file first
+ * (temporaryPathFor), and only when every one is written are they renamed
+ * over their real names, so a failure (a full disk, a missing folder)
+ * leaves none of them half-written or replaced. The temporary files are
+ * removed if anything fails.
+ */
+export function writeFilesAtomically(files: readonly { path: string; bytes: Uint8Array }[]): void {
+  const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${files.map((f) => f.path).join(", ")}`, "serialize to bytes instead");
+  const temps: string[] = [];
+  try {
+    for (const f of files) {
+      const tmp = temporaryPathFor(f.path);
+      writeFileSync(tmp, f.bytes, { flag: "wx" });
+      temps.push(tmp);
+    }
+    files.forEach((f, i) => renameSync(temps[i], f.path));
+  } catch (err) {
+    for (const tmp of temps) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // already renamed, or never written
+      }
+    }
+    throw err;
+  }
+}
+
+/**
+ * Writes a folder's files through a fresh hidden temporary folder, so a
+ * failure leaves nothing behind: `write(tmp)` writes the files into `tmp`
+ * and returns their paths; if it throws, `tmp` is removed and `dir` is as it
+ * was. Then a missing `dir` is the temporary folder renamed (its parent must
+ * exist); an existing `dir` (the temporary folder is made inside it) first
+ * loses the files `stale` claims (those of an earlier write that this one
+ * does not replace, e.g. the shards of a sharded model), then gets the new
+ * files renamed in; other files in it are kept. Returns the paths in `dir`.
+ */
+export function writeFolderAtomically(dir: string, write: (tmp: string) => readonly string[], stale: (name: string) => boolean = () => false): string[] {
+  const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${dir}`, "serialize to bytes instead");
+  const folder = dir.length > 1 ? dir.replace(/[/\\]+$/, "") : dir;
+  let exists = false;
+  try {
+    exists = fs.statSync(folder).isDirectory();
+  } catch {
+    // a new folder
+  }
+  const tmp = exists ? temporaryPathFor(`${folder}/new`) : temporaryPathFor(folder);
+  fs.mkdirSync(tmp);
+  try {
+    const names = write(tmp).map((p) => p.slice(Math.max(p.lastIndexOf("/"), p.lastIndexOf("\\")) + 1));
+    if (!exists) {
+      fs.renameSync(tmp, folder);
+      return names.map((n) => `${folder}/${n}`);
+    }
+    for (const name of fs.readdirSync(folder)) {
+      if (stale(name) && !names.includes(name) && fs.lstatSync(`${folder}/${name}`).isFile()) fs.unlinkSync(`${folder}/${name}`);
+    }
+    for (const n of names) fs.renameSync(`${tmp}/${n}`, `${folder}/${n}`);
+    fs.rmdirSync(tmp);
+    return names.map((n) => `${folder}/${n}`);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -21,10 +21,11 @@
  * its float32 array (F32, F16 and BF16 are accepted).
  */
 import { closeSync, existsSync, mkdirSync, readSync, statSync, fstatSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { headSize, type ModelConfig } from "../model/config.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
-import { writeBytesAtomically } from "./atomic-write.js";
+import { writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
+import { checkFiniteWeights } from "./checkpoint.js";
 import { FileFormatError, openForReading, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
@@ -254,7 +255,9 @@ export function readHfCheckpoint(dir: string): Checkpoint {
     }
     const rmsFinal = get("model.norm.weight");
     const wcls = config.sharedClassifier ? tokenEmbedding : get("lm_head.weight");
-    return { config, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
+    const ckpt: Checkpoint = { config, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
+    checkFiniteWeights(ckpt, dir);
+    return ckpt;
   } finally {
     for (const f of files.values()) closeSync(f.fd);
   }
@@ -296,13 +299,32 @@ export interface WriteHfOptions {
   maxShardBytes?: number;
 }
 
+/** Whether a file name is one of a Hugging Face model folder's model files (config, weights, index, shards) that writeHfCheckpoint writes. */
+export function isHfModelFile(name: string): boolean {
+  return name === HF_CONFIG || name === HF_WEIGHTS || name === HF_INDEX || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name);
+}
+
 /**
- * Writes a checkpoint as a Hugging Face Llama folder (F32 weights): the
- * folder is created if needed; config.json and the safetensors files are
- * each written atomically. Returns the paths written.
+ * Writes a checkpoint as a Hugging Face Llama folder (F32 weights): its
+ * parent is created if needed; the files are written into a temporary
+ * folder first and then moved in (writeFolderAtomically), so a failure
+ * leaves the folder as it was, and an existing folder ends up with exactly
+ * the new model: the model files of an earlier one that this one does not
+ * replace (say its shards and index, when the new one is a single file)
+ * are removed; other files are kept. Returns the paths written.
  */
 export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dirname(resolve(dir)), { recursive: true });
+  return writeFolderAtomically(dir, (tmp) => writeHfFiles(tmp, ckpt, options), isHfModelFile);
+}
+
+/**
+ * Writes a checkpoint's Hugging Face model files into an existing folder
+ * (each atomically; nothing else in the folder is touched): the building
+ * block of writeHfCheckpoint, for callers that add files of their own
+ * (a tokenizer) to the same folder write. Returns the paths written.
+ */
+export function writeHfFiles(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
   const tensors = hfTensors(ckpt);
   const written: string[] = [];
   const max = options.maxShardBytes;
