@@ -191,6 +191,8 @@ describe("IO-TOK-ERRORS: tokenizer errors name the file and the problem", () => 
     expect(e.message).toMatch(/expected 512 tokens \(the model's vocab size\) but the file ends after 511 \(and \d+ bytes of an incomplete entry\)/);
     const e2 = formatError(() => Tokenizer.fromBytes(bytes.subarray(0, 2), 512, "tiny.bin"), "tiny.bin");
     expect(e2.message).toMatch(/file is 2 bytes, shorter than the 4-byte max_token_length header/);
+    // Not bytes at all: a TypeError saying what fromBytes needs, not a DataView error.
+    expect(() => Tokenizer.fromBytes([1, 2, 3] as unknown as Uint8Array, 512, "x")).toThrow(/x: Tokenizer.fromBytes needs the file's bytes as a Uint8Array \(a Buffer works\), got an array/);
   });
 
   it("negative lengths", () => {

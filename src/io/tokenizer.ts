@@ -143,6 +143,7 @@ export class Tokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
       throw new FileFormatError(name, `the model's vocab size must be a positive integer, got ${vocabSize}`);
     }
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`${name}: Tokenizer.fromBytes needs the file's bytes as a Uint8Array (a Buffer works), got ${Array.isArray(bytes) ? "an array" : typeof bytes}`);
     const n = bytes.byteLength;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
     if (n < 4) throw new FileFormatError(name, `file is ${n} bytes, shorter than the 4-byte max_token_length header (truncated)`);
