@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `ptp` command. Relaxed SIMD (the FMA build of the WASM kernels) is
 // behind a flag on Node 20; switch it on before any WASM module compiles.
-// Where the runtime refuses, the plain SIMD build is used instead.
+// Where the runtime refuses, the plain SIMD build is used instead, and
+// PTP_NO_RELAXED_FLAG=1 keeps the flag off (as in the library, detect.ts).
 import v8 from "node:v8";
 
-if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
+if (!process.execArgv.includes("--experimental-wasm-relaxed-simd") && process.env.PTP_NO_RELAXED_FLAG !== "1") {
   try {
     v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
   } catch {

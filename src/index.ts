@@ -37,7 +37,7 @@ export { HfTokenizer, type TextTokenizer } from "./io/hf-tokenizer.js";
 export { readModel, loadTokenizer } from "./io/model-file.js";
 
 // Sampling from explicit auxiliary variables u.
-export { pick } from "./sampling/pick.js";
+export { binOf, pick } from "./sampling/pick.js";
 export { samplingDistribution, type SamplingSettings } from "./sampling/processors.js";
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./sampling/aux.js";
 

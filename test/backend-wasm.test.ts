@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -84,6 +84,18 @@ describe("relaxed SIMD detection", () => {
     expect(res.description).toBe("wasm (SIMD)");
     expect(res.msg).toMatch(/--experimental-wasm-relaxed-simd/);
     expect(res.msg).toMatch(/"simd"/);
+  });
+
+  it("BACKEND-BUILD-SELECT: the ptp command keeps plain SIMD under PTP_NO_RELAXED_FLAG=1 too, and says so", () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PTP_NO_RELAXED_FLAG: "1" };
+    delete env.NODE_OPTIONS;
+    const args = [resolve(import.meta.dirname, "../bin/ptp.js"), "generate", "--model", resolve(import.meta.dirname, "../../shared/models/stories260K.bin"), "--tokenizer", resolve(import.meta.dirname, "../../shared/models/tok512.bin"), "--prompt", "Once", "--steps", "8", "--seed", "1"];
+    const r = spawnSync(process.execPath, args, { env, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    // Only a runtime with relaxed SIMD on without any flag may still run the relaxed build.
+    const probe = `console.log(WebAssembly.validate(new Uint8Array(${JSON.stringify([...RELAXED_MADD_PROBE])})))`;
+    const onByDefault = spawnSync(process.execPath, ["-e", probe], { env, encoding: "utf8" }).stdout.trim() === "true";
+    expect(r.stderr).toMatch(onByDefault ? /wasm \(relaxed SIMD\)/ : /wasm \(SIMD\)/);
   });
 
   it("BACKEND-BUILD-SELECT: auto picks the relaxed build where supported", async () => {

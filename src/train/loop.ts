@@ -264,7 +264,8 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
       ...Object.fromEntries(
         Object.entries(m)
           .filter(([k]) => k !== "loss")
-          .map(([k, v]) => [k, Number(v.toPrecision(3))]),
+          // The log keeps the key unitsPerSecond; the bar names the unit (slots/s, tokens/s).
+          .map(([k, v]) => [k === "unitsPerSecond" ? `${spec.unit}s/s` : k, Number(v.toPrecision(3))]),
       ),
     });
     if (skipped === 0 && spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
