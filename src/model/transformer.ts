@@ -25,6 +25,7 @@ export class Transformer {
   readonly config: ModelConfig;
   private readonly weights: DeviceWeights;
   private readonly state: RunState;
+  private disposed = false;
   /** The checkpoint's token embedding [vocab, dim] on the host (a view, not a copy): PTP's hybrid slot inputs read it. */
   readonly tokenEmbeddingTable: Float32Array;
 
@@ -169,6 +170,4 @@ export class Transformer {
     this.state.release();
     freeWeights(this.backend, this.weights);
   }
-
-  private disposed = false;
 }
