@@ -52,24 +52,17 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
     if (spec.default !== undefined) out[name] = spec.default;
     else if (spec.kind === "bool") out[name] = false;
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);
-    let name = arg.slice(2);
-    let inline: string | undefined;
-    const eq = name.indexOf("=");
-    if (eq >= 0) (inline = name.slice(eq + 1)), (name = name.slice(0, eq));
-    const spec = specs[name];
-    if (!spec) {
+  for (const { arg, name, spec, raw } of flagsGiven(argv, specs)) {
+    if (name === undefined) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);
+    if (spec === undefined) {
       const guess = closest(name, Object.keys(specs));
       throw new UsageError(`unknown flag --${name}${guess ? ` (did you mean --${guess}?)` : ""}`);
     }
     if (spec.kind === "bool") {
-      if (inline !== undefined && inline !== "true" && inline !== "false") throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(inline)}`);
-      out[name] = inline !== "false";
+      if (raw !== undefined && raw !== "true" && raw !== "false") throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(raw)}`);
+      out[name] = raw !== "false";
       continue;
     }
-    const raw = inline ?? argv[++i];
     if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind})`);
     out[name] = convert(name, spec, raw);
   }
@@ -103,19 +96,34 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
 }
 
 /**
- * The names of the flags `argv` gives explicitly (as parseFlags reads it:
- * a non-bool flag's value is skipped), for "does not apply" checks that a
- * default value cannot tell apart from an absent flag.
+ * The arguments of `argv` as flags, in order: each one's name (undefined for
+ * an argument that is not a flag), its spec (undefined for an unknown flag)
+ * and raw value (the `=value` part, else the next argument for a known
+ * non-bool flag; undefined when there is none).
+ */
+function* flagsGiven(argv: readonly string[], specs: FlagSpecs): Generator<{ arg: string; name?: string; spec?: FlagSpec; raw?: string }> {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) {
+      yield { arg };
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const spec = specs[name] as FlagSpec | undefined;
+    const raw = eq >= 0 ? arg.slice(eq + 1) : spec !== undefined && spec.kind !== "bool" ? argv[++i] : undefined;
+    yield { arg, name, spec, raw };
+  }
+}
+
+/**
+ * The names of the flags `argv` gives explicitly (as parseFlags reads it),
+ * for "does not apply" checks that a default value cannot tell apart from
+ * an absent flag.
  */
 export function givenFlags(argv: readonly string[], specs: FlagSpecs): Set<string> {
   const given = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    if (!argv[i].startsWith("--")) continue;
-    const eq = argv[i].indexOf("=");
-    const name = argv[i].slice(2, eq >= 0 ? eq : undefined);
-    given.add(name);
-    if (eq < 0 && specs[name] !== undefined && specs[name].kind !== "bool") i++;
-  }
+  for (const { name } of flagsGiven(argv, specs)) if (name !== undefined) given.add(name);
   return given;
 }
 
