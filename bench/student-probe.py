@@ -12,7 +12,13 @@ u_{s+j-1}, or with --variant O also a second anchor table's embedding of its
 own u_{s+j}), a gated LoRA on the teacher's 7 linears of every layer for the
 slot rows, and optionally --extra E Llama blocks (the teacher's width) after
 the teacher's layers, run by every row (context rows give them keys and
-values; slot 0's logits stay the teacher's). --init starts from a student
+values; slot 0's logits stay the teacher's; with --extra-lite only the slot
+rows run them and the context rows give them keys and values projected from
+their final teacher state, as the library's extra blocks do, spec/ptp.md
+2.4). --ctx-kv-rank R gives the context rows' keys and values, as the slot
+rows see them, a rank-R LoRA of their own; --ctx-stream runs the context rows
+a second time with a LoRA of their own and lets the slots see those keys and
+values instead of the teacher's. --init starts from a student
 adapter (ptp-student safetensors, query slot input, anchors).
 
 Training: windows of the teacher's samples in a `ptp pregenerate` dataset,
@@ -41,7 +47,8 @@ which u picks which token changes. Those bins take the teacher over every
 record (minutes); SORTED_CACHE=FILE keeps them for the next run.
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
-    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher]] [--variant O --rule argmax] [--slot1-lora] \
+    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher] [--extra-lite]] [--ctx-kv-rank R | --ctx-stream] \
+    [--variant O --rule argmax] [--slot1-lora] \
     [--order id|sorted] [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
 """
 import argparse, json, math, os, struct, sys, time
@@ -54,6 +61,7 @@ ap.add_argument("--init", default=None, help="student safetensors to start from 
 ap.add_argument("--extra", type=int, default=0)
 ap.add_argument("--extra-hidden", type=int, default=172)
 ap.add_argument("--extra-init", default="random")
+ap.add_argument("--extra-lite", action="store_true", help="the extra blocks run on the slot rows only; the context rows give them keys and values projected from their final teacher state (no residual update)")
 ap.add_argument("--window", type=int, default=8)
 ap.add_argument("--windows", type=int, default=32)
 ap.add_argument("--batch", type=int, default=2)
@@ -73,6 +81,8 @@ ap.add_argument("--log", default=None)
 ap.add_argument("--variant", default="C")
 ap.add_argument("--rule", default="pick")
 ap.add_argument("--order", default="id", choices=["id", "sorted"], help="the order of Pick's inverse CDF: token id (the library's) or probability, descending (ties by id)")
+ap.add_argument("--ctx-kv-rank", type=int, default=0, help="the context rows' keys and values as the slot rows see them get a LoRA of this rank (a side cache; the teacher's own rows are unchanged)")
+ap.add_argument("--ctx-stream", action="store_true", help="the context rows run a second pass of the teacher with a LoRA of their own; the slot rows attend to its keys and values")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -246,6 +256,18 @@ params_lora.append(anchors)
 if A.variant == "O":
     params_lora.append(anchors_own)
 
+CKV = None
+if A.ctx_kv_rank:
+    r = A.ctx_kv_rank
+    CKV = [{nm: [(torch.randn(r, D) / math.sqrt(D)).requires_grad_(), torch.zeros(C["kvd"], r, requires_grad=True)] for nm in ("wk", "wv")}
+           for _ in range(C["nl"])]
+    params_lora.extend(t for l in range(C["nl"]) for nm in ("wk", "wv") for t in CKV[l][nm])
+CST = None
+if A.ctx_stream:
+    CST = [{nm: [(torch.randn(A.rank, SHAPE[nm][1]) / math.sqrt(SHAPE[nm][1])).requires_grad_(), torch.zeros(SHAPE[nm][0], A.rank, requires_grad=True)]
+            for nm in NAMES} for _ in range(C["nl"])]
+    params_lora.extend(t for l in range(C["nl"]) for nm in NAMES for t in CST[l][nm])
+
 XW = None
 if A.extra:
     hid = A.extra_hidden
@@ -334,8 +356,10 @@ def forward(bt):
     cs, ss = cs[:, :, None], ss[:, :, None]
     with torch.no_grad():
         x = TW["emb"][bt["tok"]]
-        kvs = []
+        x0 = x
+        kvs, xin = [], []
         for l in range(C["nl"]):
+            xin.append(x)
             x, k, v = block(x, TW, l, cc, sc_, bt["ctx_mask"])
             kvs.append((k, v))
         x_ctx = x
@@ -353,10 +377,33 @@ def forward(bt):
         first = (torch.arange(S) % (bt["L"] - 1) == 0).float()[None, :, None].expand(B, S, 1)
         gate, gate1 = 1 - first, first
     mask_s = torch.cat([bt["slot_ctx"], bt["slot_slot"]], -1)
+    if CKV is not None:  # side keys and values of the context rows, for the slot rows only
+        side = []
+        for l in range(C["nl"]):
+            h = rmsnorm(xin[l], TW["att_norm"][l])
+            a, b_ = CKV[l]["wk"]
+            dk = rope(((h @ a.t()) @ b_.t()).view(B, N, KVH, HS), cc, sc_)
+            a, b_ = CKV[l]["wv"]
+            dv = ((h @ a.t()) @ b_.t()).view(B, N, KVH, HS)
+            side.append((kvs[l][0] + dk, kvs[l][1] + dv))
+        kvs = side
+    if CST is not None:  # a second, trainable pass of the context rows; the slot rows see its keys and values
+        side, xc = [], x0
+        g1 = torch.ones(B, N, 1)
+        for l in range(C["nl"]):
+            xc, k, v = block(xc, TW, l, cc, sc_, bt["ctx_mask"], lora=CST[l], gate=g1)
+            side.append((k, v))
+        kvs = side
     for l in range(C["nl"]):
         xs, _, _ = block(xs, TW, l, cs, ss, mask_s, kv_prefix=kvs[l], lora={k: v for k, v in lora[l].items()}, gate=gate,
                          lora2=None if LORA1 is None else LORA1[l], gate2=gate1)
-    if XW is not None:
+    if XW is not None and A.extra_lite:
+        for e in range(A.extra):
+            h = rmsnorm(x_ctx, XW["att_norm"][e])
+            kc = rope((h @ XW["wk"][e].t()).view(B, N, KVH, HS), cc, sc_)
+            vc = (h @ XW["wv"][e].t()).view(B, N, KVH, HS)
+            xs, _, _ = block(xs, XW, e, cs, ss, mask_s, kv_prefix=(kc, vc))
+    elif XW is not None:
         xa = torch.cat([x_ctx, xs], 1)
         ca, sa = torch.cat([cc, cs], 1), torch.cat([sc_, ss], 1)
         top = torch.cat([bt["ctx_mask"], torch.zeros(B, N, S, dtype=torch.bool)], -1)

@@ -245,6 +245,28 @@ describe("ptp inspect", () => {
     expect(t.stdout).toContain(student.config.teacherChecksum);
   });
 
+  it("CLI-PTP-EXTRA: random-student --extra-blocks writes a student whose extra blocks inspect reports; the decoders run it and print AR's text", async () => {
+    const out = join(tmp, "student-extra.safetensors");
+    const r = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--aux", "anchors", "--slot-input", "query", "--extra-blocks", "2", "--seed", "5", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/window 4, 2 extra blocks/);
+    const student = readStudent(out);
+    expect(student.config.extraBlocks).toBe(2);
+    expect(student.weights.extra?.length).toBe(2);
+    const t = await ptp("inspect", out);
+    expect(t.stdout).toMatch(/slot input +query/);
+    expect(t.stdout).toMatch(/extra blocks +2/);
+    const ar = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4");
+    for (const decoder of ["verify", "single-call"]) {
+      const g = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4", "--student", out, "--decoder", decoder);
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.stdout).toBe(ar.stdout);
+    }
+    const bad = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--extra-blocks", "-1", "--out", join(tmp, "x.safetensors"));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split("\n")[0]).toBe("ptp random-student: --extra-blocks must be in [0, 64], got -1");
+  });
+
   it("CLI-PTP-INSPECT: a distillation dataset: its settings, complete records and sampled tokens; an unfinished one says so", async () => {
     const { DATA, pregenArgs } = pregenFixture("ptp-inspect-data-");
     const made = await ptp(...pregenArgs(DATA));

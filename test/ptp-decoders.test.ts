@@ -93,23 +93,24 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
             sampling: c.sampling,
             aux: us.map((u) => new ArrayAux(u)),
             onFinished: (prompt, cache, rows) => {
-              const layers = range(0, c.teacher.config.nLayers).map((l) => cache.snapshot(l));
+              // The teacher's layers, then a student's extra blocks (their keys and values come from the final hidden state).
+              const layers = range(0, cache.keys.length).map((l) => cache.snapshot(l));
               const width = layers[0].keys.length / cache.length;
               const pickRows = (a: Float32Array) => Float32Array.from(rows.flatMap((r) => Array.from(a.subarray(r * width, (r + 1) * width))));
               snapshots.push({ prompt, keys: layers.map((x) => pickRows(x.keys)), values: layers.map((x) => pickRows(x.values)), rows: rows.length });
             },
           });
-          model.dispose();
           expect(snapshots.length).toBe(c.prompts.length);
           for (const snap of snapshots) {
             const text = out.outputs[snap.prompt];
-            // AR's cache for this text: every token but the last, one call per token.
-            const cache = teacher.newCache();
-            text.slice(0, snap.rows).forEach((t, i) => teacher.forward({ tokens: [t], positions: [i] }, cache));
+            // AR's cache for this text: every token but the last, one call per token (no slots: the teacher's rows).
+            const cache = model.newCache();
+            text.slice(0, snap.rows).forEach((t, i) => model.forward({ tokens: [t], positions: [i] }, cache, 0));
             // Every row holds a finalized token; a prompt that ran has at least its prompt cached.
             expect(snap.rows).toBeLessThanOrEqual(text.length);
             if (c.prompts[snap.prompt].length <= c.steps) expect(snap.rows).toBeGreaterThanOrEqual(c.prompts[snap.prompt].length - 1);
-            for (let l = 0; l < c.teacher.config.nLayers; l++) {
+            expect(snap.keys.length).toBe(cache.keys.length);
+            for (let l = 0; l < cache.keys.length; l++) {
               const ref = cache.snapshot(l);
               const dk = firstBitDifference(snap.keys[l], ref.keys),
                 dv = firstBitDifference(snap.values[l], ref.values);
@@ -117,6 +118,7 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
             }
             cache.free();
           }
+          model.dispose();
         }),
       Math.ceil(RUNS / 2),
     ));
@@ -159,7 +161,7 @@ describe.each(BACKENDS)("PTP decoding on %s", (name) => {
 /** The block's logits with the student's last `slots` rows gated (LoRA on) and, for comparison, with the teacher alone. */
 function forwardWithAndWithoutLora(model: PtpModel, teacher: Transformer, block: Block, slots: number): { withLora: Float32Array; plain: Float32Array } {
   const run = (lora: boolean) => {
-    const cache = teacher.newCache();
+    const cache = model.newCache();
     const logits = lora ? model.forward(block, cache, slots) : teacher.forward(block, cache);
     cache.free();
     return logits;
@@ -168,13 +170,15 @@ function forwardWithAndWithoutLora(model: PtpModel, teacher: Transformer, block:
 }
 
 describe("gated LoRA", () => {
-  it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {
+  it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 (and extra blocks' wo, w2 = 0) every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {
     const b = await backend(name);
     fc.assert(
       fc.property(caseArb, studentSpecArb(undefined, false), fc.integer({ min: 1, max: 4 }), fc.boolean(), (c, s, nSlots, zeroB) =>
         withTeacher(b, c.teacher, (teacher) => {
           const student = makeStudent(c.teacher, s);
           if (zeroB) for (const layer of student.weights.layers) for (const pair of Object.values(layer)) pair.B.fill(0);
+          // Extra blocks whose output projections are zero are exact no-ops (how training starts them).
+          if (zeroB) for (const block of student.weights.extra ?? []) block.wo.fill(0), block.w2.fill(0);
           const model = new PtpModel(teacher, student);
           const ctx = c.prompts[0];
           const { dim, vocabSize } = c.teacher.config;
@@ -229,6 +233,45 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
     },
   };
 }
+
+describe("extra blocks", () => {
+  it.each(BACKENDS)("PTP-EXTRA-SPLIT on %s: slots after their context in one call or two (the context's extra keys from the keys-only path) give the same logits bit for bit", async (name) => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, studentSpecArb(undefined, false), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), (c, s, extraBlocks, nSlots) =>
+        withTeacher(b, c.teacher, (teacher) => {
+          const model = new PtpModel(teacher, makeStudent(c.teacher, { ...s, extraBlocks }));
+          const ctx = c.prompts[0],
+            n = ctx.length;
+          const { dim, vocabSize } = c.teacher.config;
+          const slotEmbeddings = new Float32Array(nSlots * dim);
+          for (let j = 0; j < nSlots; j++) slotEmbeddings.set(model.slotInput((j + 0.5) / nSlots, j > 0 ? (j - 0.5) / nSlots : undefined, j === 0 ? ctx[n - 1] : undefined), j * dim);
+          const slotPositions = range(0, nSlots).map((j) => n + j);
+          const oneCall = model.newCache(),
+            twoCalls = model.newCache();
+          const embeddings = new Float32Array((n + nSlots) * dim);
+          embeddings.set(slotEmbeddings, n * dim);
+          const together = model.forward({ tokens: [...ctx, ...Array(nSlots).fill(-1)], positions: [...range(0, n), ...slotPositions], embeddings }, oneCall, nSlots).subarray(n * vocabSize);
+          model.forward({ tokens: ctx, positions: range(0, n) }, twoCalls, 0);
+          const after = model.forward({ tokens: Array(nSlots).fill(-1), positions: slotPositions, embeddings: slotEmbeddings }, twoCalls, nSlots);
+          // The context's extra keys and values too: the full path of the first call against the keys-only path.
+          for (let l = 0; l < oneCall.keys.length; l++) {
+            const x = oneCall.snapshot(l),
+              y = twoCalls.snapshot(l);
+            const d = firstBitDifference(x.keys, y.keys) ?? firstBitDifference(x.values, y.values);
+            if (d) throw new Error(`cache layer ${l}: ${d}`);
+          }
+          oneCall.free();
+          twoCalls.free();
+          model.dispose();
+          const d = firstBitDifference(together, after);
+          if (d) throw new Error(`slot logits differ: ${d}`);
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
 
 describe("hybrid slot input", () => {
   it.each(BACKENDS)("PTP-HYBRID-C0 on %s: a fresh hybrid C-PTP student (B = 0, start 0) gives at slot 0 exactly the teacher's logits for the next token", async (name) => {
@@ -312,7 +355,7 @@ describe("query rows", () => {
             return { seq, base, slots };
           });
           const run = (alias: boolean) => {
-            const cache = teacher.newCache(64);
+            const cache = model.newCache(64);
             const out = runCall(model, cache, groups, alias).map((g) => [...g.base, ...g.slots].map((l) => l.slice()));
             const rows = cache.length;
             cache.free();

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import type { Backend } from "../src/backends/backend.js";
+import { randomCheckpoint } from "../src/model/init.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
@@ -29,6 +30,8 @@ export interface StudentSpec {
   hybrid?: boolean;
   /** Query slot input (C-PTP; then also hybrid): the first slot is the teacher's own AR query. */
   query?: boolean;
+  /** Extra blocks (spec/ptp.md 2.4), random and non-zero; default none. */
+  extraBlocks?: number;
 }
 
 /**
@@ -45,6 +48,7 @@ export const studentSpecArb = (variant?: Variant, query = true): fc.Arbitrary<St
       window: fc.integer({ min: 1, max: 6 }),
       seed: fc.integer({ min: 1, max: 1 << 30 }),
       input: fc.constantFrom("aux", "hybrid", "query"),
+      extraBlocks: fc.constantFrom(0, 0, 1, 2),
     })
     .map(({ input, ...s }) => {
       const q = query && input === "query" && s.variant === "C";
@@ -62,7 +66,17 @@ export function makeStudent(teacher: Checkpoint, spec: StudentSpec): Student {
   const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed, hybrid: spec.hybrid, query: slotKind(spec) === "query" });
   const scale = 25;
   for (const layer of s.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((b, i) => (pair.B[i] = b * scale));
-  return s;
+  return spec.extraBlocks ? withExtraBlocks(s, teacher, spec.extraBlocks, spec.seed) : s;
+}
+
+/**
+ * The student with `count` random extra blocks (spec/ptp.md 2.4): the
+ * layers of a random model of the teacher's shape, every weight non-zero,
+ * so they change the slots' logits (trained ones would start as no-ops).
+ */
+export function withExtraBlocks(student: Student, teacher: Checkpoint, count: number, seed: number): Student {
+  const extra = randomCheckpoint({ ...teacher.config, nLayers: count }, seed ^ 0x2545f491).weights.layers;
+  return { config: { ...student.config, extraBlocks: count }, weights: { ...student.weights, extra } };
 }
 
 /** A whole decoding case: teacher, prompts, sampling, steps and a seed for the u's. */
@@ -193,7 +207,7 @@ export function selfAR(model: PtpModel, prompt: number[], steps: number, samplin
     const mask = new Uint8Array((n + 1) * (n + 1));
     for (let r = 0; r <= n; r++) mask.fill(1, r * (n + 1), r * (n + 1) + r + 1);
     if (model.hybrid) mask[n * (n + 1) + n - 1] = 0;
-    const cache = teacher.newCache();
+    const cache = model.newCache();
     const logits = model.forward({ tokens: [...tokens, model.query ? tokens[n - 1] : -1], positions: [...tokens.map((_, i) => i), n - 1], embeddings, mask }, cache, 1);
     cache.free();
     const t = sampleToken(logits.subarray(n * vocabSize), sampling, needsU(sampling) ? us[n - first] : undefined);

@@ -474,9 +474,10 @@ describe("GRAD-KERNELS: the WASM SIMD training kernels compute what the js ones 
 });
 
 /** Random constant context keys/values for a teacher config. */
-function randomContext(cfg: { nLayers: number }, rows: number, kv: number, next: () => number) {
+function randomContext(cfg: { nLayers: number; dim: number }, rows: number, kv: number, next: () => number) {
   const mk = () => Float32Array.from({ length: rows * kv }, () => 2 * next() - 1);
-  return { keys: Array.from({ length: cfg.nLayers }, mk), values: Array.from({ length: cfg.nLayers }, mk), length: rows };
+  // The final hidden states a student's extra blocks read (spec/ptp.md 2.4).
+  return { keys: Array.from({ length: cfg.nLayers }, mk), values: Array.from({ length: cfg.nLayers }, mk), length: rows, hidden: Float32Array.from({ length: rows * cfg.dim }, () => 2 * next() - 1) };
 }
 
 describe("GRAD-LOSS: the whole PTP student loss", () => {
@@ -616,8 +617,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
           (teacher) => new PtpModel(teacher, student),
           (model, teacher) => {
             // Inference: the context, then one proposal window as a block with a mask.
-            const cache = teacher.newCache();
-            teacher.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache);
+            const cache = model.newCache();
+            model.forward({ tokens: tokens.slice(0, s), positions: tokens.slice(0, s).map((_, i) => i) }, cache, 0);
+            const hidden = teacher.lastHidden();
             const nKeys = s + L,
               mask = new Uint8Array(L * nKeys),
               emb = new Float32Array(L * cfg.dim);
@@ -634,7 +636,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
             // The training graph has no row for a query slot 0; the teacher's row there is checked by PTP-QUERY-C0.
             const infer = query ? all.subarray(cfg.vocabSize) : all;
             const kv = kvDim(cfg);
-            const ctx = { keys: cache.keys.map((b) => js.download(b, 0, s * kv)), values: cache.values.map((b) => js.download(b, 0, s * kv)), length: s };
+            const teacherLayers = cache.keys.slice(0, cfg.nLayers),
+              teacherValues = cache.values.slice(0, cfg.nLayers);
+            const ctx = { keys: teacherLayers.map((b) => js.download(b, 0, s * kv)), values: teacherValues.map((b) => js.download(b, 0, s * kv)), length: s, hidden };
             cache.free();
             // Training graph: the same window (targets beyond the tokens do not matter here).
             const padded = [...tokens, ...new Array(L).fill(0)];
@@ -717,7 +721,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
                 L = w.logits.length;
               const us = new Float32Array(s + L).fill(0.5);
               for (const [k, u] of w.us) us[k] = u;
-              const { context } = teacherContext(teacher, w.context);
+              const { context } = teacherContext(teacher, w.context, false, spec.extraBlocks !== undefined && spec.extraBlocks > 0);
               const graph = (u: Float32Array) => studentLogits(new Tape(), cfg, weights, st, context, windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], u, [s], L, 1, slotKind(spec))).data;
               const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, slotKind(spec));
               const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);

@@ -17,14 +17,14 @@ import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill } from "../train/distill.js";
 import { LOSSES } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
 
 /** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
 const DRAFT_SHAPE = draftShapeSpecs({ dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2 });
@@ -39,6 +39,7 @@ export const distillFlags = defineFlags({
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
   out: { kind: "string", value: "FILE", help: "student adapter (or --draft model) to write (safetensors), rewritten at every checkpoint", required: true },
   init: { kind: "string", value: "FILE", help: "start from this student (adapter file or PEFT folder) instead of a fresh one (B = 0)" },
+  ...extraBlocksFlag,
   draft: { kind: "bool", help: "train a standalone draft model (its own small transformer, --draft-* shape) instead of a LoRA student; evaluated with --eval-decoder verify" },
   "draft-init": { kind: "string", value: "random|teacher", help: "with --draft: random weights of the --draft-* shape, or a copy of the teacher (its shape; --draft-layers may add blocks that start as exact no-ops)", default: "random", choices: ["random", "teacher"] },
   "draft-dim": DRAFT_SHAPE.dim,
@@ -96,6 +97,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     if (shapeFlag) throw new UsageError(`${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
+  const extraBlocksGiven = givenFlags(argv, distillFlags).has("extra-blocks");
+  if (f.draft && extraBlocksGiven) throw new UsageError("--extra-blocks is for LoRA students; a --draft model is deepened with --draft-layers (and --draft-init teacher)");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const draftShape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
   if (f.draft && f["draft-init"] === "random") checkShapeFlags(draftShape, "draft-");
@@ -123,11 +126,13 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   checkAgainstTeacher(f, ckpt.config);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true }) };
+  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true, extraBlocks: f["extra-blocks"] }) };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
     if (argv.includes("--variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
+    const extraBlocks = student.config.extraBlocks ?? 0;
+    if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
     proposer = { kind: "student", student };
   }
   if (f.draft) {
@@ -152,12 +157,13 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     proposerParams: floatsIn(proposer.kind === "draft" ? proposer.draft.weights : proposer.student.weights),
     draft: proposer.kind === "draft" ? proposer.draft.config.model : undefined,
     rank: f.rank,
+    extraBlocks: proposer.kind === "student" ? proposer.student.config.extraBlocks : undefined,
     windows: f.windows,
     window: f.window,
     sequences: f.batch,
     threads,
   });
-  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : "--windows, --window, --threads (or --batch) or --rank");
+  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : "--windows, --window, --threads (or --batch), --rank or --extra-blocks");
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript otherwise.
@@ -172,7 +178,10 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
   }
-  const what = proposer.kind === "draft" ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}` : `student rank ${proposer.student.config.rank}`;
+  const what =
+    proposer.kind === "draft"
+      ? `draft model dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers${f["draft-init"] === "teacher" ? " (from the teacher)" : ""}`
+      : `student rank ${proposer.student.config.rank}${proposer.student.config.extraBlocks ? ` with ${proposer.student.config.extraBlocks} extra blocks` : ""}`;
   io.stderr(`distill: ${dataset.records.length} sequences, ${trainedVariant}-PTP ${what} (${trained.aux.kind}), window ${f.window}, loss ${loss}, T ${sampling.temperature}\n`);
   try {
     const r = await distill(

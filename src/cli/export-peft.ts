@@ -65,6 +65,8 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
   }
   const student = loadStudent(files[0], teacher);
   if (teacher) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, files[0]);
+  const E = student.config.extraBlocks;
+  if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
   // Through a temporary folder: a failure leaves nothing behind.
   const written = writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] }));
   const c = student.config;

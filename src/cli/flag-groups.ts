@@ -1,3 +1,4 @@
+import { MAX_EXTRA_BLOCKS } from "../ptp/files/adapter-file.js";
 import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, AuxKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
@@ -132,6 +133,18 @@ export function slotInputFromFlags(kind: string | undefined, variant: string, wi
 export const MAX_WEIGHT_SEED = 0xffffffff;
 
 /** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */
+/** `--extra-blocks E` of a new student (spec/ptp.md 2.4). */
+export const extraBlocksFlag = defineFlags({
+  "extra-blocks": {
+    kind: "int",
+    value: "E",
+    help: `extra blocks of a new student (0..${MAX_EXTRA_BLOCKS}): blocks of its own that its slot rows run after the teacher's layers, starting as copies of teacher layers that add exactly 0 (an --init student of ptp distill brings its own)`,
+    default: 0,
+    min: 0,
+    max: MAX_EXTRA_BLOCKS,
+  },
+});
+
 export const auxFlags = defineFlags({
   ...slotInputFlag(),
   aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },

@@ -5,6 +5,7 @@ import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/files/adapter-file.js";
+import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
 import { isPeftFolder, readPeftStudent } from "../ptp/files/peft.js";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
@@ -191,6 +192,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     row("variant", c.variant);
     row("aux", auxText(c.aux));
     row("window", c.window);
+    row("slot input", slotInputOf(c));
     row("draft shape", shapeText(c.model));
     row("teacher vocab", c.teacherVocabSize);
     row("teacher checksum", c.teacherChecksum);
@@ -203,6 +205,8 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     row("alpha", c.alpha);
     row("aux", auxText(c.aux));
     row("window", c.window);
+    row("slot input", slotInputOf(c));
+    if (c.extraBlocks) row("extra blocks", c.extraBlocks);
     row("teacher shape", shapeText(c.teacherShape));
     row("teacher checksum", c.teacherChecksum);
     countRows(info);

@@ -3,7 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, rankFlag, slotInputFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -14,6 +14,7 @@ export const randomStudentFlags = defineFlags({
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
   alpha: { kind: "number", value: "A", help: "LoRA alpha; the update is scaled by alpha / rank (> 0)", default: 8, above: 0 },
   ...auxFlags,
+  ...extraBlocksFlag,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },
   ...forceFlag,
 });
@@ -43,6 +44,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     ...slotInputFromFlags(f["slot-input"], f.variant, f.window),
     seed: f.seed,
     zeroB: f["zero-b"] ?? false,
+    extraBlocks: f["extra-blocks"],
   });
   writeStudent(f.out, student);
   const w = student.weights;
@@ -53,10 +55,11 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   };
   for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
   count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
+  for (const block of w.extra ?? []) for (const a of Object.values(block)) count(a);
   const c = student.config;
   io.stderr(
     `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
-      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
+      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
       `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
   );
   return 0;

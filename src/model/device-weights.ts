@@ -18,13 +18,16 @@ function upload(backend: Backend, data: Float32Array): Buffer {
   return buf;
 }
 
+/** One block's weights, uploaded to a backend. */
+export function uploadLayer(backend: Backend, layer: LayerWeights): DeviceLayer {
+  const out = {} as DeviceLayer;
+  for (const key of Object.keys(layer) as (keyof LayerWeights)[]) out[key] = upload(backend, layer[key]);
+  return out;
+}
+
 export function uploadWeights(backend: Backend, w: ModelWeights): DeviceWeights {
   const tokenEmbedding = upload(backend, w.tokenEmbedding);
-  const layers = w.layers.map((layer) => {
-    const out = {} as DeviceLayer;
-    for (const key of Object.keys(layer) as (keyof LayerWeights)[]) out[key] = upload(backend, layer[key]);
-    return out;
-  });
+  const layers = w.layers.map((layer) => uploadLayer(backend, layer));
   return {
     tokenEmbedding,
     layers,

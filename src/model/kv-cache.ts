@@ -25,12 +25,15 @@ export class KVCache {
     readonly config: ModelConfig,
     /** Maximum number of rows the cache can hold. */
     readonly capacity: number = config.seqLen,
+    /** Layers to hold: the model's, or more for blocks run after them (a PTP student's extra blocks). */
+    layers: number = config.nLayers,
   ) {
     if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError(`KVCache: capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(layers) || layers < config.nLayers) throw new RangeError(`KVCache: layers must be an integer of at least the model's ${config.nLayers}, got ${layers}`);
     this.width = kvDim(config);
     this.keys = [];
     this.values = [];
-    for (let l = 0; l < config.nLayers; l++) {
+    for (let l = 0; l < layers; l++) {
       this.keys.push(backend.alloc(capacity * this.width));
       this.values.push(backend.alloc(capacity * this.width));
     }
@@ -81,7 +84,7 @@ export class KVCache {
     for (let i = 0; i < indices.length; i++) {
       const r = indices[i];
       if (r === i) continue;
-      for (let l = 0; l < this.config.nLayers; l++) {
+      for (let l = 0; l < this.keys.length; l++) {
         this.backend.copy(this.keys[l], i * this.width, this.keys[l], r * this.width, this.width);
         this.backend.copy(this.values[l], i * this.width, this.values[l], r * this.width, this.width);
       }

@@ -1,6 +1,19 @@
 import type { Backend, Buffer } from "../backends/backend.js";
+import type { AttentionMask } from "./attention.js";
 import type { DeviceLayer } from "./device-weights.js";
+import type { KVCache } from "./kv-cache.js";
+import type { RunState } from "./run-state.js";
 import type { LinearName } from "./weights.js";
+
+/** A forward call as `RowAdapter.afterLayers` sees it: the residual stream of its M rows is in `state.x`. */
+export interface LayerRun {
+  state: RunState;
+  cache: KVCache;
+  /** Rows in the cache before this call. */
+  cached: number;
+  mask: AttentionMask;
+  M: number;
+}
 
 /**
  * Something that adjusts the output of a block's linear layers after the
@@ -10,6 +23,12 @@ import type { LinearName } from "./weights.js";
  */
 export interface RowAdapter {
   apply(layer: number, name: LinearName, y: Buffer, x: Buffer, M: number): void;
+  /**
+   * Runs after the model's own layers, before the final norm; it must leave
+   * the rows it does not adjust exactly as it found them (PTP's extra
+   * blocks, spec/ptp.md 2.4).
+   */
+  afterLayers?(run: LayerRun): void;
 }
 
 /** y = x W^T for the M rows of a call, then the adapter's correction, if any. */

@@ -59,6 +59,19 @@ export class Transformer {
     return logits;
   }
 
+  /**
+   * The final hidden state [M, dim] of every row of the latest forward call
+   * (the residual stream after the last layer, before the final norm): what
+   * a PTP student's extra blocks read from context rows (spec/ptp.md 2.4).
+   */
+  lastHidden(): Float32Array {
+    if (this.lastRows === 0) throw new Error("lastHidden: no forward call has run on this model yet");
+    return this.backend.download(this.state.x, 0, this.lastRows * this.config.dim);
+  }
+
+  /** Rows of the latest forward call. */
+  private lastRows = 0;
+
   /** What the latest `forward` returned, while its logits are still in the run state (see pickRow). */
   private lastLogits?: Float32Array;
 
@@ -119,7 +132,7 @@ export class Transformer {
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
     this.lastLogits = undefined; // the run state's logits are about to change
     const { backend, config, weights: w, state: s } = this;
-    if (!(cache instanceof KVCache) || cache.backend !== backend || cache.keys.length !== config.nLayers || cache.width !== kvDim(config)) {
+    if (!(cache instanceof KVCache) || cache.backend !== backend || cache.keys.length < config.nLayers || cache.width !== kvDim(config)) {
       throw new TypeError("forward: the cache must be a KVCache of this model (made by its newCache, on the same backend)");
     }
     const cached = cache.length;
@@ -156,8 +169,10 @@ export class Transformer {
       feedForward(backend, config, lw, l, s, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);
     }
+    adapter?.afterLayers?.({ state: s, cache, cached, mask, M });
     cache.commit(block.positions);
 
+    this.lastRows = M;
     backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
     backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
     return M;

@@ -41,6 +41,13 @@ export class GatedLora implements RowAdapter {
     this.B = weights.layers.map((l) => Object.fromEntries(LINEAR_NAMES.map((n) => [n, upload(l[n].B.map((b) => Math.fround(b * scale)))])) as Record<LinearName, Buffer>);
   }
 
+  /** Per row of a call of M rows, 1 where the LoRA acts (a slot row that reads no token). */
+  slotRows(M: number): Uint8Array {
+    const out = new Uint8Array(M);
+    for (let m = Math.max(0, this.slotStart); m < M; m++) out[m] = this.teacherRows?.[m - this.slotStart] ? 0 : 1;
+    return out;
+  }
+
   apply(layer: number, name: LinearName, y: Buffer, x: Buffer, M: number): void {
     const S = M - this.slotStart;
     if (S <= 0) return;

@@ -9,7 +9,7 @@ import { randomCheckpoint } from "../model/init.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { Mulberry32 } from "../util/prng.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
-import { studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
+import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
 import { plainFail, product } from "./files/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
@@ -30,6 +30,8 @@ export interface RandomStudentOptions {
   seed: number;
   /** B = 0 exactly (the standard LoRA initialisation: the student starts as the teacher). */
   zeroB?: boolean;
+  /** Extra blocks E (StudentConfig.extraBlocks, 0..MAX_EXTRA_BLOCKS); default 0. */
+  extraBlocks?: number;
 }
 
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
@@ -42,10 +44,13 @@ const SMALL = 0.02;
  * aux weight and bias (or the anchors) uniform in ±0.02; then, for C, the
  * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
  * first slot then reads the last token's embedding alone: with B = 0 it is
- * the teacher's own row, so its Pick is the teacher's token).
+ * the teacher's own row, so its Pick is the teacher's token). Extra blocks
+ * take no random values (teacherBlock), so the rest is the same as without.
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
+  const E = options.extraBlocks ?? 0;
+  if (!(Number.isInteger(E) && E >= 0 && E <= MAX_EXTRA_BLOCKS)) throw new RangeError(`randomStudent: extraBlocks must be an integer in [0, ${MAX_EXTRA_BLOCKS}], got ${E}`);
   const draft: StudentConfig = {
     variant: options.variant,
     rank: options.rank,
@@ -53,6 +58,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     aux,
     window: options.window ?? 16,
     ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
+    ...(E > 0 ? { extraBlocks: E } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
@@ -65,6 +71,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
   };
   const weights: StudentWeights = { layers: [], aux: {} };
   for (const slot of studentSlots(config)) {
+    if (slot.name.startsWith("extra.")) continue;
     const n = product(slot.shape);
     let a: Float32Array;
     if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));
@@ -73,7 +80,23 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     else a = uniform(n, SMALL);
     slot.set(weights, a);
   }
+  if (E > 0) weights.extra = Array.from({ length: E }, (_, e) => teacherBlock(teacher.weights.layers[e % teacher.config.nLayers]));
   return { config, weights };
+}
+
+/**
+ * The "teacher" initialisation of an extra block (spec/ptp.md 2.4): a copy
+ * of a teacher layer with wo and w2 exactly 0, so it adds exactly 0 to the
+ * residual stream and an untrained student's slot logits are those without
+ * it, bit for bit; training grows it once wo and w2 move.
+ */
+function teacherBlock(layer: LayerWeights): LayerWeights {
+  return { ...copyLayer(layer), wo: new Float32Array(layer.wo.length), w2: new Float32Array(layer.w2.length) };
+}
+
+/** A layer's weights in new arrays. */
+function copyLayer(layer: LayerWeights): LayerWeights {
+  return Object.fromEntries(Object.entries(layer).map(([k, v]) => [k, v.slice()])) as unknown as LayerWeights;
 }
 
 /** The draft shape randomDraft uses where `config` leaves a field out (vocab and seqLen: the teacher's). */
@@ -178,7 +201,7 @@ export function teacherDraft(teacher: Checkpoint, checksum: string, options: Tea
   const w = teacher.weights;
   const tokenEmbedding = w.tokenEmbedding.slice();
   const layers = fresh.layers.map((extra, l) => {
-    if (l < t.nLayers) return Object.fromEntries(Object.entries(w.layers[l]).map(([k, v]) => [k, v.slice()])) as unknown as LayerWeights;
+    if (l < t.nLayers) return copyLayer(w.layers[l]);
     return { ...extra, wo: new Float32Array(extra.wo.length), w2: new Float32Array(extra.w2.length) };
   });
   const model: ModelWeights = { tokenEmbedding, layers, rmsFinal: w.rmsFinal.slice(), wcls: t.sharedClassifier ? tokenEmbedding : w.wcls.slice() };

@@ -1,8 +1,10 @@
 import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
-import type { KVCache } from "../model/kv-cache.js";
+import { KVCache } from "../model/kv-cache.js";
+import type { RowAdapter } from "../model/linear.js";
 import type { Transformer } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
+import { ExtraBlocks } from "./extra-blocks.js";
 import { GatedLora } from "./gated-lora.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "./student-weights.js";
 
@@ -49,10 +51,15 @@ export function addTokenRow(x: Float32Array, table: Float32Array, token: number,
  * A teacher with (optionally) its PTP student: the same transformer, with
  * gated LoRA switched on for the auxiliary-slot rows of a call. Context and
  * verification rows always run the teacher's exact weights, so one KV cache
- * serves both.
+ * serves both. A student with extra blocks (spec/ptp.md 2.4) runs them for
+ * its slot rows after the teacher's layers; the cache then also holds their
+ * keys and values (newCache).
  */
 export class PtpModel {
   private readonly lora?: GatedLora;
+  private readonly extra?: ExtraBlocks;
+  /** What the teacher's forward calls: the gated LoRA, and the extra blocks after the teacher's layers. */
+  private readonly adapter?: RowAdapter;
 
   constructor(
     readonly teacher: Transformer,
@@ -65,8 +72,19 @@ export class PtpModel {
       if (diff.length > 0) {
         throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
       }
-      this.lora = new GatedLora(teacher.backend, t, student.config, student.weights);
+      const lora = new GatedLora(teacher.backend, t, student.config, student.weights);
+      this.lora = lora;
+      if (student.config.extraBlocks) {
+        const extra = new ExtraBlocks(teacher.backend, t, student.weights.extra ?? []);
+        this.extra = extra;
+        this.adapter = { apply: (l, n, y, x, M) => lora.apply(l, n, y, x, M), afterLayers: (run) => extra.run(run, lora.slotRows(run.M)) };
+      } else this.adapter = lora;
     }
+  }
+
+  /** A new, empty KV cache for this model: the teacher's layers, and the student's extra blocks if it has them. */
+  newCache(capacity: number = this.teacher.config.seqLen): KVCache {
+    return new KVCache(this.teacher.backend, this.teacher.config, capacity, this.teacher.config.nLayers + (this.extra?.count ?? 0));
   }
 
   get variant(): Variant {
@@ -89,16 +107,18 @@ export class PtpModel {
    * reads a token (a query student's first slot).
    */
   forward(block: Block, cache: KVCache, slots: number): Float32Array {
-    if (slots === 0 || !this.lora) {
+    if (!this.lora) {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
     }
+    // Without slots the LoRA touches no row, but extra blocks still need the rows' keys and values.
+    if (slots === 0) return this.teacher.forward(block, cache, this.extra ? this.adapter : undefined);
     const M = block.positions.length,
       tokens = block.tokens;
     this.lora.slotStart = M - slots;
     this.lora.teacherRows = tokens ? Uint8Array.from({ length: slots }, (_, j) => (tokens[M - slots + j] >= 0 ? 1 : 0)) : null;
     try {
-      return this.teacher.forward(block, cache, this.lora);
+      return this.teacher.forward(block, cache, this.adapter);
     } finally {
       this.lora.slotStart = Infinity;
       this.lora.teacherRows = null;
@@ -127,5 +147,6 @@ export class PtpModel {
 
   dispose(): void {
     this.lora?.dispose();
+    this.extra?.dispose();
   }
 }

@@ -1,5 +1,5 @@
 import type { ModelConfig } from "../model/config.js";
-import type { LinearName } from "../model/weights.js";
+import type { LayerWeights, LinearName } from "../model/weights.js";
 
 /**
  * The PTP student as data: which variant, the auxiliary embedding, and the
@@ -50,6 +50,15 @@ export interface StudentConfig {
    * later slots. Such a student has no start vector.
    */
   query?: boolean;
+  /**
+   * Extra blocks E (absent: 0): Llama blocks of the teacher's shape, with
+   * weights of their own, that the slot rows run after the teacher's layers
+   * (spec/ptp.md 2.4). Every other row (context, verification, a query
+   * slot) runs none of them; it gives them keys and values projected from
+   * its final hidden state, so a slot sees the teacher's whole computation at
+   * every earlier position, one call's depth ahead.
+   */
+  extraBlocks?: number;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;
@@ -80,6 +89,8 @@ export interface StudentWeights {
   aux: AuxEmbeddingWeights;
   /** C-PTP only: the learned input of slot 0, whose u is withheld [dim]. */
   start?: Float32Array;
+  /** The extra blocks (StudentConfig.extraBlocks of them; absent when none), shaped like the teacher's layers. */
+  extra?: LayerWeights[];
 }
 
 export interface Student {

@@ -100,21 +100,19 @@ export function widenCheckpoint(ckpt: Checkpoint, t: WidenTarget): Checkpoint {
   for (let v = 0; v < V2; v++) tokenEmbedding[v * D2 + D] = WIDEN_CONSTANT;
   const wcls = block(w.wcls, V, D, V2, D2);
   for (let v = V; v < V2; v++) wcls[v * D2 + D] = EXTRA_LOGIT_WEIGHT;
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c2.nLayers; l++) {
-    const src = l < c.nLayers ? w.layers[l] : undefined;
-    const layer = {
-      rmsAtt: gains(src?.rmsAtt, D, D2, 0),
-      rmsFfn: gains(src?.rmsFfn, D, D2, 0),
-    } as LayerWeights;
-    for (const name of LINEAR_NAMES) {
-      const [out, inp] = linearShape(c, name),
-        [out2, inp2] = linearShape(c2, name);
-      layer[name] = block(src?.[name], out, inp, out2, inp2);
-    }
-    layers.push(layer);
-  }
+  const layers = Array.from({ length: c2.nLayers }, (_, l) => widenLayer(l < c.nLayers ? w.layers[l] : undefined, c, c2));
   return { config: c2, weights: { tokenEmbedding, layers, rmsFinal: gains(w.rmsFinal, D, D2, 1), wcls } };
+}
+
+/** One block widened from config c to c2 (a zero block, which passes the residual through, for `src` undefined). */
+function widenLayer(src: LayerWeights | undefined, c: ModelConfig, c2: ModelConfig): LayerWeights {
+  const layer = { rmsAtt: gains(src?.rmsAtt, c.dim, c2.dim, 0), rmsFfn: gains(src?.rmsFfn, c.dim, c2.dim, 0) } as LayerWeights;
+  for (const name of LINEAR_NAMES) {
+    const [out, inp] = linearShape(c, name),
+      [out2, inp2] = linearShape(c2, name);
+    layer[name] = block(src?.[name], out, inp, out2, inp2);
+  }
+  return layer;
 }
 
 /** A dim-long vector widened to D' with the constant on dim D. */
@@ -152,7 +150,8 @@ export function widenStudent(student: Student, teacher: Checkpoint, widened: Che
       teacherShape: { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier },
       teacherChecksum: teacherChecksum(widened),
     },
-    weights: { layers, aux, ...(start ? { start } : {}) },
+    // Extra blocks read the final hidden state, which the widened teacher keeps in the original dims: they widen like its layers.
+    weights: { layers, aux, ...(start ? { start } : {}), ...(student.weights.extra ? { extra: student.weights.extra.map((l) => widenLayer(l, c, c2)) } : {}) },
   };
 }
 

@@ -42,8 +42,9 @@ export interface JobSettings {
 
 /**
  * Computes the gradient of one sequence's windows (method section 3.2) with
- * respect to the proposer's parameters: the teacher's KV of the sequence,
- * the student (or draft) pass over every window's slots, the window loss
+ * respect to the proposer's parameters: the teacher's KV of the sequence
+ * (and its final hidden states, for a student's extra blocks), the student
+ * (or draft) pass over every window's slots, the window loss
  * scaled by 1 / sequences, and backward. Every thread holds one of these
  * over its own copy of the teacher and the proposer; the copies' parameter
  * values are set before each step.
@@ -78,7 +79,8 @@ export class SequenceGradient {
     // The last token is only ever a target: the teacher runs on the tokens before it
     // (for a draft model only when the loss needs its distributions).
     const needTeacher = this.st !== undefined || o.loss !== "ce";
-    const teacherRun = needTeacher ? teacherContext(this.teacher, job.tokens.subarray(0, n - 1), o.loss !== "ce") : undefined;
+    // A student's extra blocks also need the context rows' final hidden states.
+    const teacherRun = needTeacher ? teacherContext(this.teacher, job.tokens.subarray(0, n - 1), o.loss !== "ce", this.st?.extra !== undefined) : undefined;
     const tape = new Tape(this.kernels);
     const logits = this.st ? studentLogits(tape, cfg, this.weights, this.st, teacherRun!.context, rows) : draftLogits(tape, this.dt!, job.tokens, rows);
     const teacherLogits = teacherRun?.logits ? gatherRows(teacherRun.logits, rows.positions, cfg.vocabSize) : undefined;

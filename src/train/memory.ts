@@ -83,6 +83,8 @@ export interface DistillMemoryOptions {
   draft?: ModelConfig;
   /** LoRA rank (students). */
   rank: number;
+  /** A student's extra blocks (spec/ptp.md 2.4): each runs over the slot rows, with its context keys and values from the hidden states in the graph. */
+  extraBlocks?: number;
   windows: number;
   window: number;
   /** Sequences per step, and threads (each holds its own teacher; at most `sequences` are used). */
@@ -104,7 +106,10 @@ export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): Me
   const weights = F * 2 * weightFloats(teacher);
   const run = forwardBytes(teacher, n, n);
   const teacherRun = run.cache * 2 + run.activations + F * n * teacher.vocabSize + F * R * teacher.vocabSize;
-  const graph = graphBytes(o.draft ?? teacher, R, n + o.window, o.draft ? 0 : n, o.draft ? 0 : o.rank);
+  const E = o.draft ? 0 : (o.extraBlocks ?? 0);
+  // Extra blocks: E more layers of slot rows, plus each block's context norm, keys and values (values and gradients).
+  const extra = E > 0 ? graphBytes({ ...teacher, nLayers: E }, R, n + o.window, n, 0) + F * 2 * E * n * (teacher.dim + 2 * kvDim(teacher)) + F * n * teacher.dim : 0;
+  const graph = graphBytes(o.draft ?? teacher, R, n + o.window, o.draft ? 0 : n, o.draft ? 0 : o.rank) + extra;
   return estimate(
     [
       { name: `teacher weights x ${T} threads`, bytes: T * weights },

@@ -7,8 +7,8 @@ import { DECODER_DEFAULTS } from "../ptp/decode/defaults.js";
 import { argmax } from "../sampling/pick.js";
 import { sampleToken } from "../sampling/sampler.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { addEmbeddingRows, anchorEmbedding, concatRows, crossEntropy, embedding, featureEmbedding, klDivergence, replaceRows, sliceRows, type Tape, type Tensor } from "./autograd/index.js";
-import { forwardRows, type ConstantContext, type GraphWeights } from "./graph.js";
+import { addEmbeddingRows, anchorEmbedding, concatRows, crossEntropy, embedding, featureEmbedding, klDivergence, replaceRows, sliceRows, Tensor, type Tape } from "./autograd/index.js";
+import { forwardRows, head, layerStack, runExtraBlocks, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { TrainableDraft, TrainableSlots, TrainableStudent } from "./student-params.js";
 
 /**
@@ -121,11 +121,22 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
   return slots.input === "hybrid" ? addEmbeddingRows(tape, x, tokenTable, rows.lastToken) : x;
 }
 
-/** The student's logits [R, vocab] for the window rows, against the teacher's KV of the sequence. */
+/**
+ * The student's logits [R, vocab] for the window rows, against the teacher's
+ * KV of the sequence: the teacher's layers with the gated LoRA, then the
+ * student's extra blocks (against the context's final hidden states), then
+ * the teacher's final norm and classifier.
+ */
 export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
-  if (context.length < rows.contextLength) throw new RangeError(`studentLogits: windows need ${rows.contextLength} context rows, the teacher KV has ${context.length}`);
+  const C = rows.contextLength;
+  if (context.length < C) throw new RangeError(`studentLogits: windows need ${C} context rows, the teacher KV has ${context.length}`);
   const x = slotInputs(tape, st.slots, rows, teacher.dim, weights.tokenEmbedding);
-  return forwardRows(tape, teacher, weights, { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: rows.contextLength } }, st.lora);
+  const input = { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: C } };
+  const hidden = layerStack(tape, teacher, weights, input, st.lora);
+  if (!st.extra) return head(tape, teacher, weights, hidden);
+  if (!context.hidden || context.hidden.length < C * teacher.dim) throw new RangeError(`studentLogits: a student with extra blocks needs the final hidden states of ${C} context rows (teacherContext with hidden)`);
+  const contextHidden = Tensor.constant(context.hidden.subarray(0, C * teacher.dim), [C, teacher.dim]);
+  return head(tape, teacher, weights, runExtraBlocks(tape, teacher, st.extra, hidden, input, contextHidden));
 }
 
 /**

@@ -5,7 +5,7 @@ import { hasStartVector, slotInputOf, type AuxFields, type SlotInputKind } from 
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student } from "../ptp/student-weights.js";
 import { auxFeatureCount } from "../ptp/auxiliary.js";
 import { Tensor } from "./autograd/index.js";
-import { trainableWeights, type GraphWeights, type LoraTensors } from "./graph.js";
+import { layerParams, trainableWeights, type GraphWeights, type LayerTensors, type LoraTensors } from "./graph.js";
 import { makeParam, type Param } from "./param.js";
 
 /**
@@ -23,12 +23,14 @@ export interface TrainableSlots {
   input: SlotInputKind;
 }
 
-/** The gated-LoRA student: LoRA A and B of every linear layer, plus its slot inputs; the teacher stays frozen. */
+/** The gated-LoRA student: LoRA A and B of every linear layer, its slot inputs and its extra blocks; the teacher stays frozen. */
 export interface TrainableStudent {
   student: Student;
   params: Param[];
   lora: LoraTensors;
   slots: TrainableSlots;
+  /** The extra blocks' weights (spec/ptp.md 2.4), when the student has any. */
+  extra?: LayerTensors[];
 }
 
 /** The standalone draft model: every weight of its own transformer, plus its slot inputs. */
@@ -72,7 +74,10 @@ export function trainableStudent(student: Student, teacher: ModelConfig): Traina
       ) as Record<LinearName, { A: Tensor; B: Tensor }>,
   );
   const slots = slotParams(params, config, weights.aux, weights.start, teacher.dim);
-  return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots };
+  // Named as in the adapter file (extra.{e}.wq, ...), so a training checkpoint names them alike.
+  const extra = (weights.extra ?? []).map((block, e) => layerParams(params, teacher, block, `extra.${e}`));
+  if (extra.length !== (config.extraBlocks ?? 0)) throw new RangeError(`trainableStudent: the config has ${config.extraBlocks ?? 0} extra blocks but the weights have ${extra.length}`);
+  return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots, ...(extra.length > 0 ? { extra } : {}) };
 }
 
 export function trainableDraft(draft: Draft): TrainableDraft {

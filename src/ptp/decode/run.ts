@@ -197,7 +197,7 @@ export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<num
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const cache = model.teacher.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options, model.teacher.config.vocabSize));
+  const cache = model.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options, model.teacher.config.vocabSize));
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.

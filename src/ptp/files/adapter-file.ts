@@ -9,19 +9,23 @@
  * - `aux.weight` [dim, 32] and `aux.bias` [dim] for aux kind "bits",
  *   `aux.weight` [dim, B] and `aux.bias` [dim] for "digits" (B digits),
  *   `aux.anchors` [3, dim] for "anchors";
- * - `start` [dim] for variant C only.
+ * - `start` [dim] for variant C only;
+ * - `extra.{e}.rms_att`, `extra.{e}.rms_ffn` [dim] and `extra.{e}.{name}`
+ *   [out, in] for every extra block e < extra_blocks (students with extra
+ *   blocks only).
  *
  * Metadata (strings): `format` = "ptp-student", `format_version` = "1",
  * `variant` ("O" | "C"), `rank`, `alpha`, `aux_kind`, `aux_digits` (digits
  * only), `window`, `slot_input` ("hybrid" for hybrid students; absent
  * otherwise), `teacher_checksum` (teacherChecksum of the teacher) and
- * `teacher_shape` (JSON of the teacher's shape, keys in ModelConfig order).
+ * `teacher_shape` (JSON of the teacher's shape, keys in ModelConfig order),
+ * `extra_blocks` (students with extra blocks only).
  *
  * Serialisation is deterministic, so parse then serialise reproduces a
  * file written here byte for byte.
  */
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
-import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
+import { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
 import { quote } from "../../io/errors.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
@@ -30,6 +34,8 @@ import type { LayerLora, Student, StudentConfig, StudentWeights } from "../stude
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
+/** The most extra blocks a student may declare (a sanity bound: each is a whole teacher layer). */
+export const MAX_EXTRA_BLOCKS = 64;
 export { AUX_BITS, MAX_AUX_DIGITS } from "./ptp-file-parts.js";
 
 type TeacherShape = StudentConfig["teacherShape"];
@@ -49,6 +55,8 @@ export function studentMetadata(config: StudentConfig): Record<string, string> {
     alpha: String(config.alpha),
     teacher_checksum: String(config.teacherChecksum),
     teacher_shape: JSON.stringify(config.teacherShape ? teacherShapeOf(config.teacherShape) : null),
+    // Written only for students that have them, so other files stay byte-identical to before.
+    ...(config.extraBlocks ? { extra_blocks: String(config.extraBlocks) } : {}),
   };
 }
 
@@ -81,6 +89,11 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
   if (window > teacherShape.seqLen) fail(`metadata "window" is ${window}, more than the teacher's seqLen ${teacherShape.seqLen} (teacher_shape)`);
   const config: StudentConfig = { variant, rank, alpha, aux, window, teacherShape, teacherChecksum };
   Object.assign(config, slotInputFields(parseSlotInput(meta, fail)));
+  if (meta.extra_blocks !== undefined) {
+    const extraBlocks = positiveNumber(meta, "extra_blocks", true, fail);
+    if (extraBlocks > MAX_EXTRA_BLOCKS) fail(`metadata "extra_blocks" is ${extraBlocks}; at most ${MAX_EXTRA_BLOCKS} are supported`);
+    config.extraBlocks = extraBlocks;
+  }
   return config;
 }
 
@@ -108,7 +121,24 @@ export function studentSlots(config: StudentConfig): Slot<StudentWeights>[] {
     }
   }
   out.push(...auxSlots<StudentWeights>(config, t.dim));
+  for (let e = 0; e < (config.extraBlocks ?? 0); e++) {
+    const block = (w: StudentWeights) => w.extra?.[e];
+    const tensor = (name: string, key: keyof LayerWeights, shape: number[]): Slot<StudentWeights> => ({
+      name: `extra.${e}.${name}`,
+      shape,
+      get: (w) => block(w)?.[key],
+      set: (w, a) => (ensureExtra(w, e)[key] = a),
+    });
+    out.push(tensor("rms_att", "rmsAtt", [t.dim]), tensor("rms_ffn", "rmsFfn", [t.dim]));
+    for (const lin of LINEAR_NAMES) out.push(tensor(lin, lin, linearShape(t, lin)));
+  }
   return out;
+}
+
+function ensureExtra(w: StudentWeights, e: number): LayerWeights {
+  w.extra ??= [];
+  while (w.extra.length <= e) w.extra.push({} as LayerWeights);
+  return w.extra[e];
 }
 
 function ensurePair(w: StudentWeights, l: number, lin: LinearName): { A: Float32Array; B: Float32Array } {
@@ -131,6 +161,7 @@ export function serializeStudent(student: Student): Uint8Array {
     fail(`the teacher has ${config.teacherShape.nLayers} layers but the weights have ${w.layers.length}`);
   }
   checkAuxWeights(config, w, fail);
+  if ((w.extra?.length ?? 0) !== (config.extraBlocks ?? 0)) fail(`the config has ${config.extraBlocks ?? 0} extra blocks but the weights have ${w.extra?.length ?? 0}`);
   return serializeSafetensors(writeSlots(studentSlots(config), w, fail), metadata);
 }
 

@@ -102,6 +102,7 @@ function permuteB(B: Float32Array, name: LinearName, t: Pick<ModelConfig, "dim" 
 export function studentToPeft(student: Student, options: { baseModel?: string } = {}): { tensors: Record<string, SafeTensor>; config: Record<string, unknown> } {
   serializeStudent(student); // validates config and arrays (throws a plain Error naming the problem)
   const c = student.config;
+  if (c.extraBlocks) throw new Error(`studentToPeft: the student has ${c.extraBlocks} extra blocks, which a PEFT LoRA folder cannot hold (keep it as a ptp adapter file)`);
   const t = c.teacherShape;
   const w = student.weights;
   const tensors: Record<string, SafeTensor> = {};
