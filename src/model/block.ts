@@ -108,6 +108,22 @@ function checkSparseMask(v: SparseMask, M: number, nKeys: number, dense: boolean
   }
 }
 
+/**
+ * Rows [from, M) of a checked block of M rows, as a block of their own after
+ * the first `from` rows have joined the cache: the same keys are numbered
+ * the same (cached + M in all), so each row sees exactly what it saw.
+ * Positions and masks only.
+ */
+export function tailRows(block: Pick<Block, "positions" | "mask" | "visible">, cached: number, M: number, from: number): Pick<Block, "positions" | "mask" | "visible"> {
+  const positions = Array.from(block.positions).slice(from, M);
+  if (block.mask) return { positions, mask: block.mask.subarray(from * (cached + M), M * (cached + M)) };
+  if (block.visible) {
+    const { offsets, keys } = block.visible;
+    return { positions, visible: { offsets: offsets.subarray(from, M + 1).map((o) => o - offsets[from]), keys: keys.subarray(offsets[from], offsets[M]) } };
+  }
+  return { positions };
+}
+
 /** The dense mask [M, nKeys] of a sparse one (for backends without sparse attention). */
 export function denseMask(v: SparseMask, M: number, nKeys: number): Uint8Array {
   const mask = new Uint8Array(M * nKeys);

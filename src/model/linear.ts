@@ -1,5 +1,6 @@
 import type { Backend, Buffer } from "../backends/backend.js";
 import type { AttentionMask } from "./attention.js";
+import type { Block } from "./block.js";
 import type { DeviceLayer } from "./device-weights.js";
 import type { KVCache } from "./kv-cache.js";
 import type { RunState } from "./run-state.js";
@@ -13,6 +14,8 @@ export interface LayerRun {
   cached: number;
   mask: AttentionMask;
   M: number;
+  /** The call's block as given (its positions and mask on the host). */
+  block: Block;
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { Backend, Buffer } from "../backends/backend.js";
+import type { AttentionMask } from "./attention.js";
+import { denseMask, type Block } from "./block.js";
 import { kvDim, type ModelConfig } from "./config.js";
 
 /**
@@ -52,6 +54,27 @@ export class RunState {
       if (this.mask) this.backend.free(this.mask);
       this.mask = this.backend.alloc(Math.max(M * nKeys, 2 * (this.mask?.length ?? 0)), "u8");
     }
+  }
+
+  /**
+   * Room for a block of M rows after `cached` rows, its position ids and its
+   * mask uploaded; returns the mask as attention takes it. A sparse mask
+   * goes to the backend as is when it has sparse attention, else as the
+   * dense mask.
+   */
+  prepare(block: Pick<Block, "positions" | "mask" | "visible">, cached: number, M: number): AttentionMask {
+    const b = this.backend;
+    const sparse = block.visible !== undefined && b.attentionSparse !== undefined;
+    const dense = block.mask ?? (block.visible && !sparse ? denseMask(block.visible, M, cached + M) : undefined);
+    this.reserve(M, cached + M, dense !== undefined);
+    const mask: AttentionMask = dense ? { dense: this.mask! } : sparse ? { sparse: this.reserveSparse(M + 1 + block.visible!.offsets[M]) } : {};
+    if (dense) b.upload(this.mask!, dense);
+    if (sparse) {
+      b.upload(mask.sparse!, block.visible!.offsets.subarray(0, M + 1));
+      b.upload(mask.sparse!, block.visible!.keys.subarray(0, block.visible!.offsets[M]), M + 1);
+    }
+    b.upload(this.positions, Int32Array.from(block.positions));
+    return mask;
   }
 
   /** Room for a sparse mask of `n` i32s. */

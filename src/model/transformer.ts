@@ -2,8 +2,8 @@ import type { Backend } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
-import { attention, type AttentionMask } from "./attention.js";
-import { blockRows, denseMask, type Block } from "./block.js";
+import { attention } from "./attention.js";
+import { blockRows, type Block } from "./block.js";
 import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
@@ -138,17 +138,7 @@ export class Transformer {
     const cached = cache.length;
     const M = blockRows(block, config, cached);
     cache.ensureRoom(M);
-    // A sparse mask goes to the backend as is when it has sparse attention, else as the dense mask.
-    const sparse = block.visible !== undefined && backend.attentionSparse !== undefined;
-    const dense = block.mask ?? (block.visible && !sparse ? denseMask(block.visible, M, cached + M) : undefined);
-    s.reserve(M, cached + M, dense !== undefined);
-    const mask: AttentionMask = dense ? { dense: s.mask! } : sparse ? { sparse: s.reserveSparse(M + 1 + block.visible!.offsets[M]) } : {};
-    if (dense) backend.upload(s.mask!, dense);
-    if (sparse) {
-      backend.upload(mask.sparse!, block.visible!.offsets.subarray(0, M + 1));
-      backend.upload(mask.sparse!, block.visible!.keys.subarray(0, block.visible!.offsets[M]), M + 1);
-    }
-    backend.upload(s.positions, Int32Array.from(block.positions));
+    const mask = s.prepare(block, cached, M);
 
     // Input rows: token embeddings, or the caller's vectors where the id is negative.
     const ids = block.tokens ? Int32Array.from(block.tokens) : new Int32Array(M).fill(-1);
@@ -169,7 +159,7 @@ export class Transformer {
       feedForward(backend, config, lw, l, s, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);
     }
-    adapter?.afterLayers?.({ state: s, cache, cached, mask, M });
+    adapter?.afterLayers?.({ state: s, cache, cached, mask, M, block });
     cache.commit(block.positions);
 
     this.lastRows = M;

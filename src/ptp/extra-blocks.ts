@@ -2,8 +2,11 @@ import type { Backend, Buffer } from "../backends/backend.js";
 import { attention } from "../model/attention.js";
 import { kvDim, headSize, type ModelConfig } from "../model/config.js";
 import { uploadLayer, type DeviceLayer } from "../model/device-weights.js";
+import { tailRows } from "../model/block.js";
 import { feedForward } from "../model/feedforward.js";
+import type { KVCache } from "../model/kv-cache.js";
 import type { LayerRun } from "../model/linear.js";
+import { RunState } from "../model/run-state.js";
 import type { LayerWeights } from "../model/weights.js";
 
 /**
@@ -22,13 +25,15 @@ import type { LayerWeights } from "../model/weights.js";
  *
  * The keys and values of extra block e live in layer nLayers + e of the
  * KV cache (PtpModel.newCache makes room), so every call that appends rows
- * must run these blocks: a call without slot rows computes only its rows'
- * keys and values.
+ * must run these blocks; rows that are not slots cost only their keys and
+ * values (two products per block) when they come before the first slot.
  */
 export class ExtraBlocks {
   private readonly layers: DeviceLayer[];
-  /** The final hidden state of the call's rows, restored into the rows that are not slots [rows, dim]. */
+  /** The final hidden state of the call's rows from the first slot on, restored into those that are not slots [rows, dim]. */
   private hidden: { rows: number; buf: Buffer } | null = null;
+  /** The activations of the rows from the first slot on (a block of their own). */
+  private tail: RunState | null = null;
 
   constructor(
     private readonly backend: Backend,
@@ -42,54 +47,57 @@ export class ExtraBlocks {
     return this.layers.length;
   }
 
-  /** Runs the blocks for the slot rows of a call (slot[m] = 1) and appends every row's keys and values. */
+  /**
+   * Runs the blocks for the slot rows of a call (slot[m] = 1) and appends
+   * every row's keys and values. Rows before the first slot (context,
+   * verification) cost only their keys and values; the rows from the first
+   * slot on run as a block of their own after them (tailRows), the rows
+   * among them that are not slots (a query slot) keeping their final state.
+   */
   run(run: LayerRun, slot: Uint8Array): void {
-    const { state: s, cache, cached, mask, M } = run;
+    const { state: s, cache, cached, M } = run;
     const b = this.backend,
       c = this.teacher,
       first = c.nLayers;
     if (cache.keys.length < first + this.layers.length) {
       throw new Error(`the student has ${this.layers.length} extra blocks but the KV cache holds ${cache.keys.length - first} extra layers: make the cache with PtpModel.newCache`);
     }
-    if (!slot.includes(1)) {
-      this.keysAndValues(run);
-      return;
-    }
-    const hidden = this.reserve(M);
-    b.copy(hidden, 0, s.x, 0, M * c.dim);
+    const from = slot.indexOf(1);
+    this.keysAndValues(s, cache, cached, from < 0 ? M : from);
+    if (from < 0) return;
+    const rows = M - from,
+      after = cached + from;
+    const t = (this.tail ??= new RunState(b, c));
+    const mask = t.prepare(tailRows(run.block, cached, M, from), after, rows);
+    b.copy(t.x, 0, s.x, from * c.dim, rows * c.dim);
+    const keep = slot.subarray(from).includes(0) ? this.reserve(rows) : null;
+    if (keep) b.copy(keep, 0, t.x, 0, rows * c.dim);
     this.layers.forEach((w, e) => {
-      b.rmsnorm(s.xb, s.x, w.rmsAtt, M, c.dim, c.normEps);
-      attention(b, c, w, first + e, s, cache, cached, mask, M);
-      b.add(s.x, s.xb2, M * c.dim);
-      b.rmsnorm(s.xb, s.x, w.rmsFfn, M, c.dim, c.normEps);
-      feedForward(b, c, w, first + e, s, M);
-      b.add(s.x, s.xb2, M * c.dim);
-      // The rows that are not slots keep their final hidden state: the next block's keys and values and their logits come from it.
-      for (let m = 0; m < M; ) {
-        if (slot[m]) {
-          m++;
-          continue;
-        }
-        let end = m;
-        while (end < M && !slot[end]) end++;
-        b.copy(s.x, m * c.dim, hidden, m * c.dim, (end - m) * c.dim);
-        m = end;
-      }
+      b.rmsnorm(t.xb, t.x, w.rmsAtt, rows, c.dim, c.normEps);
+      attention(b, c, w, first + e, t, cache, after, mask, rows);
+      b.add(t.x, t.xb2, rows * c.dim);
+      b.rmsnorm(t.xb, t.x, w.rmsFfn, rows, c.dim, c.normEps);
+      feedForward(b, c, w, first + e, t, rows);
+      b.add(t.x, t.xb2, rows * c.dim);
+      // A row that is not a slot keeps its final hidden state: its keys and values in the next block and its logits come from it.
+      if (keep) for (let m = from; m < M; m++) if (!slot[m]) b.copy(t.x, (m - from) * c.dim, keep, (m - from) * c.dim, c.dim);
     });
+    b.copy(s.x, from * c.dim, t.x, 0, rows * c.dim);
   }
 
-  /** Only the keys and values of every extra block for the call's rows (none of them a slot). */
-  private keysAndValues({ state: s, cache, cached, M }: LayerRun): void {
+  /** The keys and values of every extra block for the first `rows` rows of the call, from their final hidden states. */
+  private keysAndValues(s: RunState, cache: KVCache, cached: number, rows: number): void {
+    if (rows === 0) return;
     const b = this.backend,
       c = this.teacher,
       kv = kvDim(c);
     this.layers.forEach((w, e) => {
-      b.rmsnorm(s.xb, s.x, w.rmsAtt, M, c.dim, c.normEps);
-      b.matmul(s.k, s.xb, w.wk, M, c.dim, kv);
-      b.matmul(s.v, s.xb, w.wv, M, c.dim, kv);
-      b.rope(s.k, s.positions, M, c.nKvHeads, headSize(c), c.ropeTheta);
-      b.copy(cache.keys[c.nLayers + e], cached * kv, s.k, 0, M * kv);
-      b.copy(cache.values[c.nLayers + e], cached * kv, s.v, 0, M * kv);
+      b.rmsnorm(s.xb, s.x, w.rmsAtt, rows, c.dim, c.normEps);
+      b.matmul(s.k, s.xb, w.wk, rows, c.dim, kv);
+      b.matmul(s.v, s.xb, w.wv, rows, c.dim, kv);
+      b.rope(s.k, s.positions, rows, c.nKvHeads, headSize(c), c.ropeTheta);
+      b.copy(cache.keys[c.nLayers + e], cached * kv, s.k, 0, rows * kv);
+      b.copy(cache.values[c.nLayers + e], cached * kv, s.v, 0, rows * kv);
     });
   }
 
@@ -104,6 +112,8 @@ export class ExtraBlocks {
   dispose(): void {
     if (this.hidden) this.backend.free(this.hidden.buf);
     this.hidden = null;
+    this.tail?.release();
+    this.tail = null;
     for (const w of this.layers) for (const buf of Object.values(w)) this.backend.free(buf);
     this.layers.length = 0;
   }
