@@ -163,7 +163,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     sequences: f.batch,
     threads,
   });
-  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : "--windows, --window, --threads (or --batch), --rank or --extra-blocks");
+  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript otherwise.

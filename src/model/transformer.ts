@@ -132,7 +132,7 @@ export class Transformer {
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
     this.lastLogits = undefined; // the run state's logits are about to change
     const { backend, config, weights: w, state: s } = this;
-    if (!(cache instanceof KVCache) || cache.backend !== backend || cache.keys.length < config.nLayers || cache.width !== kvDim(config)) {
+    if (!(cache instanceof KVCache) || cache.backend !== backend || cache.config.nLayers !== config.nLayers || cache.keys.length < config.nLayers || cache.width !== kvDim(config)) {
       throw new TypeError("forward: the cache must be a KVCache of this model (made by its newCache, on the same backend)");
     }
     const cached = cache.length;
