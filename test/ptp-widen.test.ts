@@ -117,7 +117,11 @@ describe("function-preserving widening", () => {
     });
   }
 
-  for (const [variant, extra] of [["O", 0], ["C", 0], ["C", 2]] as const) {
+  for (const [variant, extra] of [
+    ["O", 0],
+    ["C", 0],
+    ["C", 2],
+  ] as const) {
     it(`PTP-WIDEN: the widened ${variant}-PTP student${extra ? ` with ${extra} random extra blocks` : ""} gives the same outputs, calls and acceptance, equal to AR`, () => {
       const plain = randomStudent(original, teacherChecksum(original), { variant, rank: 4, window: 8, seed: 3, aux: { kind: variant === "O" ? "anchors" : "bits" } });
       const student = extra ? withExtraBlocks(plain, original, extra, 7) : plain;
