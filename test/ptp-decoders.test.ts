@@ -13,7 +13,7 @@ import { ArrayAux } from "../src/sampling/aux.js";
 import { backend, BACKENDS, firstBitDifference, STORIES_260K } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, arOutputs, withCase, withTeacher } from "./ptp-helpers.js";
+import { caseArb, makeStudent, selfAR, studentSpecArb, uniformUs, checkOnBackend, arOutputs, withCase, withExtraBlocks, withTeacher } from "./ptp-helpers.js";
 
 /**
  * The central properties of PTP decoding (spec/ptp.md): every decoder's
@@ -270,6 +270,23 @@ describe("extra blocks", () => {
       ),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe("extra blocks: errors", () => {
+  it("PTP-EXTRA-ERRORS: extra blocks missing from the weights or of the wrong shape, and a cache without their layers, are refused naming what was expected", async () => {
+    const b = await backend("js");
+    const ckpt = readCheckpoint(STORIES_260K);
+    withTeacher(b, ckpt, (teacher) => {
+      const student = withExtraBlocks(randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 3, query: true, seed: 1 }), ckpt, 2, 1);
+      expect(() => new PtpModel(teacher, { ...student, weights: { ...student.weights, extra: student.weights.extra!.slice(0, 1) } })).toThrow("the student's config has 2 extra blocks but its weights have 1");
+      const bad = student.weights.extra!.map((w) => ({ ...w }));
+      bad[1].wk = new Float32Array(3);
+      expect(() => new PtpModel(teacher, { ...student, weights: { ...student.weights, extra: bad } })).toThrow(/extra block 1: wk must be a Float32Array of 2048 values \(the teacher's layer shape\), got 3 values/);
+      const model = new PtpModel(teacher, student);
+      expect(() => model.forward({ tokens: [1, 2], positions: [0, 1] }, teacher.newCache(), 0)).toThrow("the student has 2 extra blocks but the KV cache holds 0 extra layers: make the cache with PtpModel.newCache");
+      model.dispose();
+    });
   });
 });
 

@@ -7,7 +7,7 @@ import { feedForward } from "../model/feedforward.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { LayerRun } from "../model/linear.js";
 import { RunState } from "../model/run-state.js";
-import type { LayerWeights } from "../model/weights.js";
+import { LINEAR_NAMES, linearShape, type LayerWeights } from "../model/weights.js";
 
 /**
  * A student's extra blocks (spec/ptp.md 2.4) on a backend: E Llama blocks of
@@ -40,6 +40,7 @@ export class ExtraBlocks {
     private readonly teacher: ModelConfig,
     weights: readonly LayerWeights[],
   ) {
+    weights.forEach((w, e) => checkBlock(teacher, w, e));
     this.layers = weights.map((w) => uploadLayer(backend, w));
   }
 
@@ -116,5 +117,19 @@ export class ExtraBlocks {
     this.tail = null;
     for (const w of this.layers) for (const buf of Object.values(w)) this.backend.free(buf);
     this.layers.length = 0;
+  }
+}
+
+/** Throws a TypeError naming the first tensor of extra block e that is missing or not the teacher's layer shape. */
+function checkBlock(c: ModelConfig, w: LayerWeights, e: number): void {
+  const expect = (name: string, length: number) => {
+    const a = (w as unknown as Record<string, unknown> | undefined)?.[name];
+    if (!(a instanceof Float32Array) || a.length !== length) throw new TypeError(`extra block ${e}: ${name} must be a Float32Array of ${length} values (the teacher's layer shape), got ${a instanceof Float32Array ? `${a.length} values` : a === undefined ? "none" : typeof a}`);
+  };
+  expect("rmsAtt", c.dim);
+  expect("rmsFfn", c.dim);
+  for (const name of LINEAR_NAMES) {
+    const [out, inp] = linearShape(c, name);
+    expect(name, out * inp);
   }
 }

@@ -72,10 +72,12 @@ export class PtpModel {
       if (diff.length > 0) {
         throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
       }
+      const E = student.config.extraBlocks ?? 0;
+      if ((student.weights.extra?.length ?? 0) !== E) throw new Error(`the student's config has ${E} extra blocks but its weights have ${student.weights.extra?.length ?? 0}`);
       const lora = new GatedLora(teacher.backend, t, student.config, student.weights);
       this.lora = lora;
-      if (student.config.extraBlocks) {
-        const extra = new ExtraBlocks(teacher.backend, t, student.weights.extra ?? []);
+      if (E > 0) {
+        const extra = new ExtraBlocks(teacher.backend, t, student.weights.extra!);
         this.extra = extra;
         this.adapter = { apply: (l, n, y, x, M) => lora.apply(l, n, y, x, M), afterLayers: (run) => extra.run(run, lora.slotRows(run.M)) };
       } else this.adapter = lora;
