@@ -83,6 +83,7 @@ ap.add_argument("--rule", default="pick")
 ap.add_argument("--order", default="id", choices=["id", "sorted"], help="the order of Pick's inverse CDF: token id (the library's) or probability, descending (ties by id)")
 ap.add_argument("--ctx-kv-rank", type=int, default=0, help="the context rows' keys and values as the slot rows see them get a LoRA of this rank (a side cache; the teacher's own rows are unchanged)")
 ap.add_argument("--ctx-stream", action="store_true", help="the context rows run a second pass of the teacher with a LoRA of their own; the slot rows attend to its keys and values")
+ap.add_argument("--feedback", default=None, choices=["gain", "table"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start)")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -285,6 +286,13 @@ if A.extra:
                 for nm in ["att_norm", "ffn_norm", "wq", "wk", "wv", "w1", "w3"]:
                     XW[nm][e].copy_(TW[nm][e % C["nl"]])
     params_extra = list(XW.values())
+FB = None
+if A.feedback == "gain":
+    FB = torch.zeros(D, requires_grad=True)
+elif A.feedback == "table":
+    FB = torch.zeros(C["vocab"], D, requires_grad=True)
+if FB is not None:
+    params_extra.append(FB)
 
 groups = [{"params": params_lora, "lr": A.lr}]
 if params_extra:
@@ -398,6 +406,12 @@ def forward(bt):
         xs, _, _ = block(xs, TW, l, cs, ss, mask_s, kv_prefix=kvs[l], lora={k: v for k, v in lora[l].items()}, gate=gate,
                          lora2=None if LORA1 is None else LORA1[l], gate2=gate1)
     if XW is not None and A.extra_lite:
+        if FB is not None:  # slot 1 of each window reads t_s, the token at the window's start
+            ts_tok = torch.gather(bt["tok"], 1, bt["starts"])  # [B, W]
+            fb = TW["emb"][ts_tok] * FB if FB.dim() == 1 else FB[ts_tok]
+            add = torch.zeros(B, bt["W"], bt["L"] - 1, D)
+            add[:, :, 0] = fb
+            xs = xs + add.reshape(B, S, D)
         for e in range(A.extra):
             h = rmsnorm(x_ctx, XW["att_norm"][e])
             kc = rope((h @ XW["wk"][e].t()).view(B, N, KVH, HS), cc, sc_)
@@ -452,6 +466,10 @@ def sorted_bins(recs):
 
 def rule_ok(logits, bt, rule=None):
     rule = rule or RULE
+    if rule.startswith("s1"):  # s1A/B: slot 1 drafts by rule A, the later slots by rule B (e.g. s1pick/tau0.28)
+        a, b = rule[2:].split("/")
+        first = (torch.arange(logits.shape[1]) % (bt["L"] - 1) == 0)[None, :]
+        return torch.where(first, rule_ok(logits, bt, a), rule_ok(logits, bt, b))
     if rule == "argmax":
         d = logits.argmax(-1)
     else:

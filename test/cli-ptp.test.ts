@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -265,6 +265,29 @@ describe("ptp inspect", () => {
     const bad = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--extra-blocks", "-1", "--out", join(tmp, "x.safetensors"));
     expect(bad.code).toBe(2);
     expect(bad.stderr.split("\n")[0]).toBe("ptp random-student: --extra-blocks must be in [0, 64], got -1");
+  });
+
+  it("CLI-PTP-FEEDBACK: random-student --pick-feedback writes a query student whose table starts at 0, which inspect reports and the decoders run to AR's text; without a query slot or extra blocks it is a usage error", async () => {
+    const out = join(tmp, "student-feedback.safetensors");
+    const r = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--aux", "anchors", "--slot-input", "query", "--extra-blocks", "1", "--pick-feedback", "--seed", "5", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/1 extra blocks, pick feedback/);
+    const student = readStudent(out);
+    expect(student.config.pickFeedback).toBe(true);
+    expect(student.weights.feedback?.every((x) => x === 0)).toBe(true);
+    const t = await ptp("inspect", out);
+    expect(t.stdout).toMatch(/pick feedback +slot 1 reads the window's first pick/);
+    const ar = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4");
+    const g = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4", "--student", out, "--decoder", "verify");
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout).toBe(ar.stdout);
+    const noQuery = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "hybrid", "--extra-blocks", "1", "--pick-feedback", "--out", join(tmp, "x.safetensors"));
+    expect(noQuery.code).toBe(2);
+    expect(noQuery.stderr.split("\n")[0]).toBe("ptp random-student: --pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)");
+    const noExtra = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "query", "--pick-feedback", "--out", join(tmp, "x.safetensors"));
+    expect(noExtra.code).toBe(2);
+    expect(noExtra.stderr.split("\n")[0]).toBe("ptp random-student: --pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)");
+    expect(existsSync(join(tmp, "x.safetensors"))).toBe(false);
   });
 
   it("CLI-PTP-INSPECT: a distillation dataset: its settings, complete records and sampled tokens; an unfinished one says so", async () => {

@@ -32,6 +32,8 @@ export interface StudentSpec {
   query?: boolean;
   /** Extra blocks (spec/ptp.md 2.4), random and non-zero; default none. */
   extraBlocks?: number;
+  /** Pick feedback (spec/ptp.md 2.5; query students with extra blocks), a random non-zero table; default none. */
+  pickFeedback?: boolean;
 }
 
 /**
@@ -49,10 +51,11 @@ export const studentSpecArb = (variant?: Variant, query = true): fc.Arbitrary<St
       seed: fc.integer({ min: 1, max: 1 << 30 }),
       input: fc.constantFrom("aux", "hybrid", "query"),
       extraBlocks: fc.constantFrom(0, 0, 1, 2),
+      feedback: fc.boolean(),
     })
-    .map(({ input, ...s }) => {
+    .map(({ input, feedback, ...s }) => {
       const q = query && input === "query" && s.variant === "C";
-      return { ...s, hybrid: input !== "aux", ...(q ? { query: true } : {}) };
+      return { ...s, hybrid: input !== "aux", ...(q ? { query: true } : {}), ...(q && feedback && s.extraBlocks > 0 ? { pickFeedback: true } : {}) };
     });
 
 /** The slot-input kind of a spec, as windowRows takes it. */
@@ -66,7 +69,16 @@ export function makeStudent(teacher: Checkpoint, spec: StudentSpec): Student {
   const s = randomStudent(teacher, "test-teacher", { variant: spec.variant, rank: spec.rank, aux: spec.aux === "digits" ? { kind: "digits", digits: 8 } : { kind: spec.aux }, window: spec.window, seed: spec.seed, hybrid: spec.hybrid, query: slotKind(spec) === "query" });
   const scale = 25;
   for (const layer of s.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((b, i) => (pair.B[i] = b * scale));
-  return spec.extraBlocks ? withExtraBlocks(s, teacher, spec.extraBlocks, spec.seed) : s;
+  const deep = spec.extraBlocks ? withExtraBlocks(s, teacher, spec.extraBlocks, spec.seed) : s;
+  return spec.pickFeedback ? withPickFeedback(deep, teacher, spec.seed) : deep;
+}
+
+/** The student (a query student with extra blocks) with pick feedback through a random table (trained ones start at 0). */
+export function withPickFeedback(student: Student, teacher: Checkpoint, seed: number): Student {
+  const next = rng(seed ^ 0x5bd1e995),
+    { vocabSize, dim } = teacher.config;
+  const feedback = Float32Array.from({ length: vocabSize * dim }, () => 2 * next() - 1);
+  return { config: { ...student.config, pickFeedback: true }, weights: { ...student.weights, feedback } };
 }
 
 /**

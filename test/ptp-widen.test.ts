@@ -7,7 +7,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { randomDraft, randomStudent } from "../src/ptp/init.js";
-import { withExtraBlocks } from "./ptp-helpers.js";
+import { withExtraBlocks, withPickFeedback } from "./ptp-helpers.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { decode } from "../src/ptp/decode/run.js";
@@ -117,14 +117,16 @@ describe("function-preserving widening", () => {
     });
   }
 
-  for (const [variant, extra] of [
-    ["O", 0],
-    ["C", 0],
-    ["C", 2],
+  for (const [variant, extra, feedback] of [
+    ["O", 0, false],
+    ["C", 0, false],
+    ["C", 2, false],
+    ["C", 2, true],
   ] as const) {
-    it(`PTP-WIDEN: the widened ${variant}-PTP student${extra ? ` with ${extra} random extra blocks` : ""} gives the same outputs, calls and acceptance, equal to AR`, () => {
-      const plain = randomStudent(original, teacherChecksum(original), { variant, rank: 4, window: 8, seed: 3, aux: { kind: variant === "O" ? "anchors" : "bits" } });
-      const student = extra ? withExtraBlocks(plain, original, extra, 7) : plain;
+    it(`PTP-WIDEN: the widened ${variant}-PTP student${extra ? ` with ${extra} random extra blocks` : ""}${feedback ? " and pick feedback (a query student)" : ""} gives the same outputs, calls and acceptance, equal to AR`, () => {
+      const plain = randomStudent(original, teacherChecksum(original), { variant, rank: 4, window: 8, seed: 3, aux: { kind: variant === "O" ? "anchors" : "bits" }, query: feedback });
+      const deep = extra ? withExtraBlocks(plain, original, extra, 7) : plain;
+      const student = feedback ? withPickFeedback(deep, original, 11) : deep;
       const wideStudent = widenStudent(student, original, small);
       const ta = new Transformer(backend, original),
         tb = new Transformer(backend, small);

@@ -15,6 +15,7 @@ import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
 import { makeStudent, slotKind, studentSpecArb, uniformUs } from "./ptp-helpers.js";
 import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import type { SlotRow } from "../src/ptp/decode/call.js";
 import type { Decoder } from "../src/ptp/decode/decoder.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { teacherContext } from "../src/train/teacher-context.js";
@@ -632,7 +633,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               if (j === 0 && query) blockTokens[0] = tokens[s - 1];
               else emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
             }
-            const all = model.forward({ tokens: blockTokens, embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L);
+            // Pick feedback: slot 1 reads the window's first pick, which training takes from the data (t_s).
+            const feedback = spec.pickFeedback && L >= 2 ? [{ row: 1, from: 0, pick: () => tokens[s] }] : [];
+            const all = model.forward({ tokens: blockTokens, embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L, feedback);
             // The training graph has no row for a query slot 0; the teacher's row there is checked by PTP-QUERY-C0.
             const infer = query ? all.subarray(cfg.vocabSize) : all;
             const kv = kvDim(cfg);
@@ -669,12 +672,19 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
             const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
             // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
             // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
-            const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[] }[] = [];
+            const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[]; fed?: number }[] = [];
             const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
+            // Pick feedback: the token each slot 1 read (its window's first pick, made inside the call).
+            const fed = new Map<SlotRow, number>();
             const spy: Decoder = {
               name: "spy",
               plan(seq) {
-                return inner.plan(seq);
+                const group = inner.plan(seq);
+                for (const slot of group.slots) {
+                  const f = slot.feedback;
+                  if (f) slot.feedback = { from: f.from, pick: (logits) => (fed.set(slot, f.pick(logits)), fed.get(slot)!) };
+                }
+                return group;
               },
               accept(seq, group, out) {
                 const B = group.base.length,
@@ -705,7 +715,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
                   while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
                   const us = new Map<number, number>();
                   for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
-                  windows.push({ context, us, logits: out.slots.slice(i, i + L) });
+                  windows.push({ context, us, logits: out.slots.slice(i, i + L), fed: L > 1 ? fed.get(group.slots[i + 1]) : undefined });
                   i += L;
                 }
                 return inner.accept(seq, group, out);
@@ -722,8 +732,11 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               const us = new Float32Array(s + L).fill(0.5);
               for (const [k, u] of w.us) us[k] = u;
               const { context } = teacherContext(teacher, w.context, false, spec.extraBlocks !== undefined && spec.extraBlocks > 0);
-              const graph = (u: Float32Array) => studentLogits(new Tape(), cfg, weights, st, context, windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], u, [s], L, 1, slotKind(spec))).data;
-              const rows = windowRows(spec.variant, [...w.context, ...new Array(L).fill(0)], us, [s], L, 1, slotKind(spec));
+              // The tokens after the context are only targets, except t_s, which slot 1 reads with pick feedback.
+              const tokens = [...w.context, w.fed ?? 0, ...new Array(L - 1).fill(0)];
+              if (spec.pickFeedback && L > 1) expect(w.fed).toBeGreaterThanOrEqual(0);
+              const graph = (u: Float32Array) => studentLogits(new Tape(), cfg, weights, st, context, windowRows(spec.variant, tokens, u, [s], L, 1, slotKind(spec))).data;
+              const rows = windowRows(spec.variant, tokens, us, [s], L, 1, slotKind(spec));
               const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
               // A query slot 0 has no training row (it is the teacher's own row there).
               const first = rows.first,

@@ -24,7 +24,7 @@ import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
 
 /** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
 const DRAFT_SHAPE = draftShapeSpecs({ dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2 });
@@ -98,6 +98,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   const extraBlocksGiven = givenFlags(argv, distillFlags).has("extra-blocks");
+  if (f.draft && f["pick-feedback"]) throw new UsageError("--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model");
   if (f.draft && extraBlocksGiven) throw new UsageError("--extra-blocks is for LoRA students; a --draft model is deepened with --draft-layers (and --draft-init teacher)");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const draftShape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
@@ -126,13 +127,17 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   checkAgainstTeacher(f, ckpt.config);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
-  let proposer: Proposer = { kind: "student", student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true, extraBlocks: f["extra-blocks"] }) };
+  let proposer: Proposer = {
+    kind: "student",
+    student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true, extraBlocks: f["extra-blocks"], ...(f.draft ? {} : pickFeedbackFromFlags(f, slotInput === "query")) }),
+  };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
     if (argv.includes("--variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
     const extraBlocks = student.config.extraBlocks ?? 0;
     if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
+    if (f["pick-feedback"] && !student.config.pickFeedback) throw new UsageError(`--pick-feedback does not match the --init student ${f.init}, which has no pick feedback (it trains the parts it has)`);
     proposer = { kind: "student", student };
   }
   if (f.draft) {

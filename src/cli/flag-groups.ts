@@ -133,7 +133,7 @@ export function slotInputFromFlags(kind: string | undefined, variant: string, wi
 export const MAX_WEIGHT_SEED = 0xffffffff;
 
 /** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */
-/** `--extra-blocks E` of a new student (spec/ptp.md 2.4). */
+/** `--extra-blocks E` and `--pick-feedback` of a new student (spec/ptp.md 2.4, 2.5). */
 export const extraBlocksFlag = defineFlags({
   "extra-blocks": {
     kind: "int",
@@ -143,7 +143,19 @@ export const extraBlocksFlag = defineFlags({
     min: 0,
     max: MAX_EXTRA_BLOCKS,
   },
+  "pick-feedback": {
+    kind: "bool",
+    help: "pick feedback for a new query student with --extra-blocks: slot 1 reads the window's first pick, made inside the call after the teacher's layers, through a table that starts at 0",
+  },
 });
+
+/** Pick feedback of a new student (UsageError unless it is a query student with extra blocks). */
+export function pickFeedbackFromFlags(f: { "pick-feedback"?: boolean; "extra-blocks": number }, query: boolean): { pickFeedback?: true } {
+  if (!f["pick-feedback"]) return {};
+  if (!query) throw new UsageError("--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)");
+  if (f["extra-blocks"] < 1) throw new UsageError("--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)");
+  return { pickFeedback: true };
+}
 
 export const auxFlags = defineFlags({
   ...slotInputFlag(),

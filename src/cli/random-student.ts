@@ -3,7 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
-import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, rankFlag, slotInputFromFlags } from "./flag-groups.js";
+import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, pickFeedbackFromFlags, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag } from "./output-files.js";
 
@@ -45,6 +45,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     seed: f.seed,
     zeroB: f["zero-b"] ?? false,
     extraBlocks: f["extra-blocks"],
+    ...pickFeedbackFromFlags(f, slotInputFromFlags(f["slot-input"], f.variant, f.window).query),
   });
   writeStudent(f.out, student);
   const w = student.weights;
@@ -56,10 +57,11 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
   count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
   for (const block of w.extra ?? []) for (const a of Object.values(block)) count(a);
+  count(w.feedback);
   const c = student.config;
   io.stderr(
     `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
-      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
+      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}${c.pickFeedback ? ", pick feedback" : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
       `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
   );
   return 0;

@@ -16,6 +16,13 @@ export interface LayerRun {
   M: number;
   /** The call's block as given (its positions and mask on the host). */
   block: Block;
+  /**
+   * The model's logits [rows.length, vocab] for the current hidden states of
+   * the given rows (the final norm and classifier, as the call will apply
+   * them at its end: the same bits, every op being batch-invariant). Uses
+   * the run state's scratch (xb, xb2, logits), not x.
+   */
+  logitsOf(rows: readonly number[]): Float32Array;
 }
 
 /**

@@ -159,13 +159,25 @@ export class Transformer {
       feedForward(backend, config, lw, l, s, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);
     }
-    adapter?.afterLayers?.({ state: s, cache, cached, mask, M, block });
+    adapter?.afterLayers?.({ state: s, cache, cached, mask, M, block, logitsOf: (rows) => this.logitsOf(rows) });
     cache.commit(block.positions);
 
     this.lastRows = M;
     backend.rmsnorm(s.xb, s.x, w.rmsFinal, M, config.dim, config.normEps);
     backend.matmul(s.logits, s.xb, w.wcls, M, config.dim, config.vocabSize);
     return M;
+  }
+
+  /** The logits of some rows of the run state's residual stream, mid-call (LayerRun.logitsOf). */
+  private logitsOf(rows: readonly number[]): Float32Array {
+    const { backend, config, weights: w, state: s } = this,
+      F = rows.length,
+      dim = config.dim;
+    if (F === 0) return new Float32Array(0);
+    rows.forEach((m, i) => backend.copy(s.xb2, i * dim, s.x, m * dim, dim));
+    backend.rmsnorm(s.xb, s.xb2, w.rmsFinal, F, dim, config.normEps);
+    backend.matmul(s.logits, s.xb, w.wcls, F, dim, config.vocabSize);
+    return backend.download(s.logits, 0, F * config.vocabSize);
   }
 
   /** Free the weights and activations held by the backend. */

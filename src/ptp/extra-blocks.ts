@@ -28,6 +28,20 @@ import { LINEAR_NAMES, linearShape, type LayerWeights } from "../model/weights.j
  * must run these blocks; rows that are not slots cost only their keys and
  * values (two products per block) when they come before the first slot.
  */
+/**
+ * A slot row of a call that reads a pick (spec/ptp.md 2.5): the token
+ * `pick` makes of the teacher's logits at call row `from`, computed in the
+ * call after the teacher's layers.
+ */
+export interface PickFeedback {
+  /** The slot's row in the call's block. */
+  row: number;
+  /** The row whose teacher logits give the pick (the window's first slot, or the base row it repeats). */
+  from: number;
+  /** The token for those logits (the sequence's Pick with the window's u); anything but a token id feeds nothing. */
+  pick(logits: Float32Array): number;
+}
+
 export class ExtraBlocks {
   private readonly layers: DeviceLayer[];
   /** The final hidden state of the call's rows from the first slot on, restored into those that are not slots [rows, dim]. */
@@ -35,12 +49,21 @@ export class ExtraBlocks {
   /** The activations of the rows from the first slot on (a block of their own). */
   private tail: RunState | null = null;
 
+  /**
+   * @param feedback Pick feedback (spec/ptp.md 2.5): the table [vocab, dim]
+   * whose row for a window's first pick a slot reading it adds before the
+   * blocks; absent when the student has none.
+   */
   constructor(
     private readonly backend: Backend,
     private readonly teacher: ModelConfig,
     weights: readonly LayerWeights[],
+    private readonly feedback?: Float32Array,
   ) {
     weights.forEach((w, e) => checkBlock(teacher, w, e));
+    if (feedback !== undefined && !(feedback instanceof Float32Array && feedback.length === teacher.vocabSize * teacher.dim)) {
+      throw new TypeError(`pick feedback: the table must be a Float32Array of ${teacher.vocabSize} x ${teacher.dim} values (vocab x dim), got ${feedback instanceof Float32Array ? `${feedback.length} values` : typeof feedback}`);
+    }
     this.layers = weights.map((w) => uploadLayer(backend, w));
   }
 
@@ -55,7 +78,7 @@ export class ExtraBlocks {
    * slot on run as a block of their own after them (tailRows), the rows
    * among them that are not slots (a query slot) keeping their final state.
    */
-  run(run: LayerRun, slot: Uint8Array): void {
+  run(run: LayerRun, slot: Uint8Array, feedback: readonly PickFeedback[] = []): void {
     const { state: s, cache, cached, M } = run;
     const b = this.backend,
       c = this.teacher,
@@ -73,6 +96,7 @@ export class ExtraBlocks {
     b.copy(t.x, 0, s.x, from * c.dim, rows * c.dim);
     const keep = slot.subarray(from).includes(0) ? this.reserve(rows) : null;
     if (keep) b.copy(keep, 0, t.x, 0, rows * c.dim);
+    this.feedBack(run, slot, feedback, from, t);
     this.layers.forEach((w, e) => {
       b.rmsnorm(t.xb, t.x, w.rmsAtt, rows, c.dim, c.normEps);
       attention(b, c, w, first + e, t, cache, after, mask, rows);
@@ -84,6 +108,33 @@ export class ExtraBlocks {
       if (keep) for (let m = from; m < M; m++) if (!slot[m]) b.copy(t.x, (m - from) * c.dim, keep, (m - from) * c.dim, c.dim);
     });
     b.copy(s.x, from * c.dim, t.x, 0, rows * c.dim);
+  }
+
+  /**
+   * Pick feedback: each slot row in `feedback` adds the table's row for the
+   * token picked from the teacher's logits of its source row (its window's
+   * first slot, whose final hidden state is still in the call's residual
+   * stream), before the blocks run. The tail's rows start at call row `from`.
+   */
+  private feedBack(run: LayerRun, slot: Uint8Array, feedback: readonly PickFeedback[], from: number, t: RunState): void {
+    if (feedback.length === 0) return;
+    const table = this.feedback,
+      dim = this.teacher.dim,
+      V = this.teacher.vocabSize;
+    if (!table) throw new Error("pick feedback: this student has no feedback table, so its slots read no picks");
+    for (const f of feedback) {
+      if (slot[f.row] !== 1) throw new RangeError(`pick feedback: row ${f.row} is not a slot row of the call`);
+      if (!(Number.isInteger(f.from) && f.from >= 0 && f.from < run.M)) throw new RangeError(`pick feedback: source row ${f.from} is not a row of the call`);
+    }
+    const logits = run.logitsOf(feedback.map((f) => f.from));
+    feedback.forEach((f, i) => {
+      const token = f.pick(logits.subarray(i * V, (i + 1) * V));
+      if (!(Number.isInteger(token) && token >= 0 && token < V)) return; // no pick (non-finite logits): the slot reads nothing
+      const at = (f.row - from) * dim,
+        x = this.backend.download(t.x, at, dim);
+      for (let d = 0; d < dim; d++) x[d] += table[token * dim + d];
+      this.backend.upload(t.x, x, at);
+    });
   }
 
   /** The keys and values of every extra block for the first `rows` rows of the call, from their final hidden states. */

@@ -32,6 +32,8 @@ export interface RandomStudentOptions {
   zeroB?: boolean;
   /** Extra blocks E (StudentConfig.extraBlocks, 0..MAX_EXTRA_BLOCKS); default 0. */
   extraBlocks?: number;
+  /** Pick feedback (StudentConfig.pickFeedback; query students with extra blocks): the table starts at 0, a no-op. Default false. */
+  pickFeedback?: boolean;
 }
 
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
@@ -45,7 +47,8 @@ const SMALL = 0.02;
  * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
  * first slot then reads the last token's embedding alone: with B = 0 it is
  * the teacher's own row, so its Pick is the teacher's token). Extra blocks
- * take no random values (teacherBlock), so the rest is the same as without.
+ * take no random values (teacherBlock), nor does a pick-feedback table (0),
+ * so the rest is the same as without.
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
@@ -59,6 +62,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     window: options.window ?? 16,
     ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     ...(E > 0 ? { extraBlocks: E } : {}),
+    ...(options.pickFeedback ? { pickFeedback: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
@@ -72,6 +76,11 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
   const weights: StudentWeights = { layers: [], aux: {} };
   for (const slot of studentSlots(config)) {
     if (slot.name.startsWith("extra.")) continue;
+    // Pick feedback starts at 0: slot 1 reads nothing until training grows the table.
+    if (slot.name === "feedback") {
+      slot.set(weights, new Float32Array(product(slot.shape)));
+      continue;
+    }
     const n = product(slot.shape);
     let a: Float32Array;
     if (slot.name.endsWith(".lora_A")) a = uniform(n, 1 / Math.sqrt(slot.shape[1]));

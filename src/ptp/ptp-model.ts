@@ -4,7 +4,7 @@ import { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
 import type { Transformer } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
-import { ExtraBlocks } from "./extra-blocks.js";
+import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
 import { GatedLora } from "./gated-lora.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "./student-weights.js";
 
@@ -60,6 +60,8 @@ export class PtpModel {
   private readonly extra?: ExtraBlocks;
   /** What the teacher's forward calls: the gated LoRA, and the extra blocks after the teacher's layers. */
   private readonly adapter?: RowAdapter;
+  /** The slots of the call in progress that read a pick (forward's `feedback`). */
+  private feedback: readonly PickFeedback[] = [];
 
   constructor(
     readonly teacher: Transformer,
@@ -74,12 +76,13 @@ export class PtpModel {
       }
       const E = student.config.extraBlocks ?? 0;
       if ((student.weights.extra?.length ?? 0) !== E) throw new Error(`the student's config has ${E} extra blocks but its weights have ${student.weights.extra?.length ?? 0}`);
+      checkPickFeedback(student);
       const lora = new GatedLora(teacher.backend, t, student.config, student.weights);
       this.lora = lora;
       if (E > 0) {
-        const extra = new ExtraBlocks(teacher.backend, t, student.weights.extra!);
+        const extra = new ExtraBlocks(teacher.backend, t, student.weights.extra!, student.config.pickFeedback ? student.weights.feedback : undefined);
         this.extra = extra;
-        this.adapter = { apply: (l, n, y, x, M) => lora.apply(l, n, y, x, M), afterLayers: (run) => extra.run(run, lora.slotRows(run.M)) };
+        this.adapter = { apply: (l, n, y, x, M) => lora.apply(l, n, y, x, M), afterLayers: (run) => extra.run(run, lora.slotRows(run.M), this.feedback) };
       } else this.adapter = lora;
     }
   }
@@ -98,6 +101,11 @@ export class PtpModel {
     return this.student?.config.hybrid === true;
   }
 
+  /** Whether a window's slot 1 reads the window's first pick (StudentConfig.pickFeedback, spec/ptp.md 2.5). */
+  get pickFeedback(): boolean {
+    return this.student?.config.pickFeedback === true;
+  }
+
   /** Whether a window's first slot is the teacher's own AR query (C-PTP, StudentConfig.query). */
   get query(): boolean {
     return this.student?.config.query === true;
@@ -108,22 +116,25 @@ export class PtpModel {
    * on); every earlier row runs the teacher, and so does a slot row that
    * reads a token (a query student's first slot).
    */
-  forward(block: Block, cache: KVCache, slots: number): Float32Array {
+  forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = []): Float32Array {
     if (!this.lora) {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
     }
+    if (feedback.length > 0 && !this.pickFeedback) throw new Error("forward: the call feeds picks to slots, but the student has no pick feedback");
     // Without slots the LoRA touches no row, but extra blocks still need the rows' keys and values.
     if (slots === 0) return this.teacher.forward(block, cache, this.extra ? this.adapter : undefined);
     const M = block.positions.length,
       tokens = block.tokens;
     this.lora.slotStart = M - slots;
     this.lora.teacherRows = tokens ? Uint8Array.from({ length: slots }, (_, j) => (tokens[M - slots + j] >= 0 ? 1 : 0)) : null;
+    this.feedback = feedback;
     try {
       return this.teacher.forward(block, cache, this.adapter);
     } finally {
       this.lora.slotStart = Infinity;
       this.lora.teacherRows = null;
+      this.feedback = [];
     }
   }
 
@@ -151,4 +162,18 @@ export class PtpModel {
     this.lora?.dispose();
     this.extra?.dispose();
   }
+}
+
+/** Pick feedback needs a query student with extra blocks (its first pick is the teacher's, known once the teacher's layers ran) and a table [vocab, dim]. */
+export function checkPickFeedback(student: Student): void {
+  const c = student.config,
+    w = student.weights;
+  if (!c.pickFeedback) {
+    if (w.feedback !== undefined) throw new Error("the student has a pick-feedback table but its config has no pick feedback");
+    return;
+  }
+  if (!c.query) throw new Error("pick feedback needs a query student (slot_input query): only its first pick is known inside the call");
+  if (!c.extraBlocks) throw new Error("pick feedback needs extra blocks: a pick is known only after the teacher's layers, which is where the extra blocks start");
+  const n = c.teacherShape.vocabSize * c.teacherShape.dim;
+  if (!(w.feedback instanceof Float32Array && w.feedback.length === n)) throw new Error(`the student's pick-feedback table must hold ${c.teacherShape.vocabSize} x ${c.teacherShape.dim} values (vocab x dim), got ${w.feedback instanceof Float32Array ? w.feedback.length : "none"}`);
 }

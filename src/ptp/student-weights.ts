@@ -59,6 +59,14 @@ export interface StudentConfig {
    * every earlier position, one call's depth ahead.
    */
   extraBlocks?: number;
+  /**
+   * Pick feedback (query students with extra blocks only; spec/ptp.md 2.5):
+   * a window's slot 1 adds, before the extra blocks, a learned vector for
+   * t_s = Pick(u_s, P_s), the window's first pick, which the call has exactly
+   * once the teacher's layers have run on the query slot. Slot 1 then knows
+   * the token before it instead of inferring it from u_s.
+   */
+  pickFeedback?: boolean;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;
@@ -91,6 +99,8 @@ export interface StudentWeights {
   start?: Float32Array;
   /** The extra blocks (StudentConfig.extraBlocks of them; absent when none), shaped like the teacher's layers. */
   extra?: LayerWeights[];
+  /** Pick feedback (StudentConfig.pickFeedback): the vector each token adds to slot 1 [vocab, dim]; zero to start. */
+  feedback?: Float32Array;
 }
 
 export interface Student {

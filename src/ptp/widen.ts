@@ -151,7 +151,14 @@ export function widenStudent(student: Student, teacher: Checkpoint, widened: Che
       teacherChecksum: teacherChecksum(widened),
     },
     // Extra blocks read the final hidden state, which the widened teacher keeps in the original dims: they widen like its layers.
-    weights: { layers, aux, ...(start ? { start } : {}), ...(student.weights.extra ? { extra: student.weights.extra.map((l) => widenLayer(l, c, c2)) } : {}) },
+    // A pick-feedback row is added to a residual stream that carries the constant already: zero on the new tokens and dims.
+    weights: {
+      layers,
+      aux,
+      ...(start ? { start } : {}),
+      ...(student.weights.extra ? { extra: student.weights.extra.map((l) => widenLayer(l, c, c2)) } : {}),
+      ...(student.weights.feedback ? { feedback: block(student.weights.feedback, c.vocabSize, D, c2.vocabSize, D2) } : {}),
+    },
   };
 }
 

@@ -42,6 +42,12 @@ export interface WindowRows {
   takeStart: Uint8Array;
   /** Per row: the token at its position for a window's first slot (hybrid input), -1 for the others. */
   lastToken: Int32Array;
+  /**
+   * Per row: for slot 1 of a query layout, t_{s_w}, the window's first pick
+   * (the token the data has at s_w, which Pick(u_{s_w}, P) gives), which a
+   * student with pick feedback reads; -1 for the others.
+   */
+  firstPick: Int32Array;
   /** The token each row predicts, its u, and its loss weight (gamma^j; 0 past the sequence end). */
   targets: Int32Array;
   targetU: Float32Array;
@@ -72,6 +78,7 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
     inputU: new Float32Array(R),
     takeStart: new Uint8Array(R),
     lastToken: new Int32Array(R).fill(-1),
+    firstPick: new Int32Array(R).fill(-1),
     targets: new Int32Array(R),
     targetU: new Float32Array(R),
     weights: new Float32Array(R),
@@ -91,6 +98,7 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
       rows.targetU[r] = u(k);
       rows.weights[r] = inside ? gamma ** (j - first) : 0;
       if (j === 0 && hybrid) rows.lastToken[r] = tokens[s - 1];
+      if (j === 1 && first === 1) rows.firstPick[r] = tokens[s];
       if (variant === "O") rows.inputU[r] = u(k);
       else if (j === 0) rows.takeStart[r] = 1;
       else rows.inputU[r] = u(k - 1);
@@ -124,18 +132,21 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
 /**
  * The student's logits [R, vocab] for the window rows, against the teacher's
  * KV of the sequence: the teacher's layers with the gated LoRA, then the
- * student's extra blocks (against the context's final hidden states), then
- * the teacher's final norm and classifier.
+ * student's extra blocks (against the context's final hidden states; slot 1
+ * first reads the window's first pick with pick feedback), then the
+ * teacher's final norm and classifier.
  */
 export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
   const C = rows.contextLength;
   if (context.length < C) throw new RangeError(`studentLogits: windows need ${C} context rows, the teacher KV has ${context.length}`);
   const x = slotInputs(tape, st.slots, rows, teacher.dim, weights.tokenEmbedding);
   const input = { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: C } };
-  const hidden = layerStack(tape, teacher, weights, input, st.lora);
+  let hidden = layerStack(tape, teacher, weights, input, st.lora);
   if (!st.extra) return head(tape, teacher, weights, hidden);
   if (!context.hidden || context.hidden.length < C * teacher.dim) throw new RangeError(`studentLogits: a student with extra blocks needs the final hidden states of ${C} context rows (teacherContext with hidden)`);
   const contextHidden = Tensor.constant(context.hidden.subarray(0, C * teacher.dim), [C, teacher.dim]);
+  // Pick feedback (spec/ptp.md 2.5): slot 1 reads the window's first pick before the extra blocks.
+  if (st.feedback) hidden = addEmbeddingRows(tape, hidden, st.feedback, rows.firstPick);
   return head(tape, teacher, weights, runExtraBlocks(tape, teacher, st.extra, hidden, input, contextHidden));
 }
 

@@ -31,6 +31,8 @@ export interface TrainableStudent {
   slots: TrainableSlots;
   /** The extra blocks' weights (spec/ptp.md 2.4), when the student has any. */
   extra?: LayerTensors[];
+  /** The pick-feedback table [vocab, dim] (spec/ptp.md 2.5), when the student has pick feedback. */
+  feedback?: Tensor;
 }
 
 /** The standalone draft model: every weight of its own transformer, plus its slot inputs. */
@@ -77,7 +79,14 @@ export function trainableStudent(student: Student, teacher: ModelConfig): Traina
   // Named as in the adapter file (extra.{e}.wq, ...), so a training checkpoint names them alike.
   const extra = (weights.extra ?? []).map((block, e) => layerParams(params, teacher, block, `extra.${e}`));
   if (extra.length !== (config.extraBlocks ?? 0)) throw new RangeError(`trainableStudent: the config has ${config.extraBlocks ?? 0} extra blocks but the weights have ${extra.length}`);
-  return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots, ...(extra.length > 0 ? { extra } : {}) };
+  let feedback: Tensor | undefined;
+  if (config.pickFeedback) {
+    if (!(weights.feedback instanceof Float32Array && weights.feedback.length === teacher.vocabSize * teacher.dim)) throw new RangeError(`trainableStudent: the pick-feedback table must hold ${teacher.vocabSize} x ${teacher.dim} values`);
+    const param = makeParam("feedback", [teacher.vocabSize, teacher.dim], weights.feedback, false);
+    params.push(param);
+    feedback = Tensor.param(param);
+  }
+  return { student, params, lora: { layers, scale: config.alpha / config.rank }, slots, ...(extra.length > 0 ? { extra } : {}), ...(feedback ? { feedback } : {}) };
 }
 
 export function trainableDraft(draft: Draft): TrainableDraft {

@@ -1,4 +1,5 @@
 import type { KVCache } from "../../model/kv-cache.js";
+import type { PickFeedback } from "../extra-blocks.js";
 import type { PtpModel } from "../ptp-model.js";
 import type { Sequence } from "./sequence.js";
 
@@ -33,6 +34,12 @@ export interface SlotRow {
   input: Float32Array | number;
   position: number;
   sees: number[];
+  /**
+   * Pick feedback (spec/ptp.md 2.5): the row also reads the token `pick`
+   * makes of the teacher's logits at group-local row `from` (its window's
+   * first slot), computed inside the call.
+   */
+  feedback?: { from: number; pick(logits: Float32Array): number };
 }
 
 export interface Group {
@@ -145,7 +152,13 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
   const keys = new Int32Array(offsets[M]);
   for (let m = 0; m < M; m++) keys.set(seen[m], offsets[m]);
 
-  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S);
+  const feedback: PickFeedback[] = [];
+  groups.forEach((g, gi) =>
+    g.slots.forEach((s, j) => {
+      if (s.feedback) feedback.push({ row: rowOf[gi][g.base.length + j], from: rowOf[gi][s.feedback.from], pick: s.feedback.pick });
+    }),
+  );
+  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S, feedback);
   const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
   return groups.map((g, gi) => ({
     base: g.base.map((_, i) => rowLogits(rowOf[gi][i])),

@@ -77,6 +77,8 @@ export interface SlotProposer {
   readonly hybrid: boolean;
   /** Query slot input (C-PTP): a window's first slot is the model's own AR query on the last known token, a row that reads that token. */
   readonly query: boolean;
+  /** Pick feedback (spec/ptp.md 2.5): a window's slot 1 reads the window's first pick, made inside the call. */
+  readonly pickFeedback?: boolean;
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
@@ -150,7 +152,19 @@ export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, l
     input: j === 0 && model.query ? lastToken : model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
     position: k0 - 1 + j,
     sees: [...(model.hybrid ? base.slice(0, -1) : base), ...range(first, first + j + 1)],
+    ...(j === 1 && model.pickFeedback ? { feedback: { from: first, pick: firstPick(seq, k0, u) } } : {}),
   }));
+}
+
+/**
+ * Pick feedback: the window's first pick, t_{k0} = Pick(u(k0), P) of the
+ * teacher's distribution P at its first slot (a query student's own row),
+ * with the window's u's and the sequence's sampling settings: the very
+ * token the teacher's verification will finalize there whenever the window's
+ * assumptions hold. Non-finite logits give NO_DRAFT (nothing is fed).
+ */
+function firstPick(seq: Sequence, k0: number, u: (k: number) => number): (logits: Float32Array) => number {
+  return (logits) => (finiteLogits(logits) ? seq.sample(logits, needsU(seq.sampling) ? u(k0) : undefined) : NO_DRAFT);
 }
 
 /** The draft of a slot whose logits hold NaN or +Infinity: no token, a wrong draft by definition. */

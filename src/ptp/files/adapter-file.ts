@@ -57,6 +57,7 @@ export function studentMetadata(config: StudentConfig): Record<string, string> {
     teacher_shape: JSON.stringify(config.teacherShape ? teacherShapeOf(config.teacherShape) : null),
     // Written only for students that have them, so other files stay byte-identical to before.
     ...(config.extraBlocks ? { extra_blocks: String(config.extraBlocks) } : {}),
+    ...(config.pickFeedback ? { pick_feedback: "true" } : {}),
   };
 }
 
@@ -93,6 +94,12 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
     const extraBlocks = positiveNumber(meta, "extra_blocks", true, fail);
     if (extraBlocks > MAX_EXTRA_BLOCKS) fail(`metadata "extra_blocks" is ${extraBlocks}; at most ${MAX_EXTRA_BLOCKS} are supported`);
     config.extraBlocks = extraBlocks;
+  }
+  if (meta.pick_feedback !== undefined) {
+    if (meta.pick_feedback !== "true") fail(`metadata "pick_feedback" must be "true" when present, found ${quote(meta.pick_feedback)}`);
+    if (!config.query) fail(`metadata "pick_feedback" needs slot_input "query" (only a query student's first pick is known inside the call)`);
+    if (!config.extraBlocks) fail(`metadata "pick_feedback" needs "extra_blocks" (the pick is read after the teacher's layers, by the extra blocks)`);
+    config.pickFeedback = true;
   }
   return config;
 }
@@ -132,6 +139,7 @@ export function studentSlots(config: StudentConfig): Slot<StudentWeights>[] {
     out.push(tensor("rms_att", "rmsAtt", [t.dim]), tensor("rms_ffn", "rmsFfn", [t.dim]));
     for (const lin of LINEAR_NAMES) out.push(tensor(lin, lin, linearShape(t, lin)));
   }
+  if (config.pickFeedback) out.push({ name: "feedback", shape: [t.vocabSize, t.dim], get: (w) => w.feedback, set: (w, a) => (w.feedback = a) });
   return out;
 }
 
@@ -162,6 +170,7 @@ export function serializeStudent(student: Student): Uint8Array {
   }
   checkAuxWeights(config, w, fail);
   if ((w.extra?.length ?? 0) !== (config.extraBlocks ?? 0)) fail(`the config has ${config.extraBlocks ?? 0} extra blocks but the weights have ${w.extra?.length ?? 0}`);
+  if (w.feedback !== undefined && !config.pickFeedback) fail("the weights have a pick-feedback table but the config has no pick feedback");
   return serializeSafetensors(writeSlots(studentSlots(config), w, fail), metadata);
 }
 

@@ -1,0 +1,171 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { Group, SlotRow } from "../src/ptp/decode/call.js";
+import type { Decoder } from "../src/ptp/decode/decoder.js";
+import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import { parseStudent, serializeStudent } from "../src/ptp/files/adapter-file.js";
+import { randomStudent } from "../src/ptp/init.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import type { Student } from "../src/ptp/student-weights.js";
+import { ArrayAux } from "../src/sampling/aux.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { backend, BACKENDS, firstBitDifference, STORIES_260K } from "./helpers.js";
+import { arOutputs, caseArb, makeStudent, studentSpecArb, withCase, withExtraBlocks, withPickFeedback, withTeacher } from "./ptp-helpers.js";
+
+/**
+ * Pick feedback (spec/ptp.md 2.5): a query student's slot 1 reads t_s, the
+ * window's first pick, made inside the call from the teacher's own row.
+ * Exactness never depends on it (PTP-EXACT draws such students); these
+ * check what it promises beyond that: the token fed is the teacher's, a
+ * zero table changes nothing, and a table changes the slots that read it.
+ */
+
+/** A random query student with extra blocks and pick feedback (a random table). */
+const feedbackSpec = studentSpecArb("C").map((s) => ({ ...s, hybrid: true, query: true, window: Math.max(2, s.window), extraBlocks: Math.max(1, s.extraBlocks ?? 0), pickFeedback: true }));
+
+/** A decoder that records, for every slot reading a pick, its position and the token fed; and every group's slot logits. */
+function spying(inner: Decoder, fed: { position: number; token: number }[], logits: Float32Array[][] = []): Decoder {
+  return {
+    name: "spy",
+    plan(seq): Group {
+      const group = inner.plan(seq);
+      group.slots = group.slots.map((slot): SlotRow => {
+        const f = slot.feedback;
+        if (!f) return slot;
+        return {
+          ...slot,
+          feedback: {
+            from: f.from,
+            pick: (l) => {
+              const token = f.pick(l);
+              fed.push({ position: slot.position, token });
+              return token;
+            },
+          },
+        };
+      });
+      return group;
+    },
+    accept(seq, group, out) {
+      logits.push(out.slots.map((l) => l.slice()));
+      return inner.accept(seq, group, out);
+    },
+  };
+}
+
+describe.each(BACKENDS)("pick feedback on %s", (name) => {
+  it("PTP-FEEDBACK: under verify, every token a slot 1 reads is the AR token at its position (the window's first pick, made inside the call)", async () => {
+    const b = await backend(name);
+    let fedCount = 0;
+    fc.assert(
+      fc.property(caseArb, feedbackSpec, (c, s) =>
+        withCase(b, c, (teacher, us) => {
+          const ar = arOutputs(teacher, c, us);
+          const model = new PtpModel(teacher, makeStudent(c.teacher, s));
+          const fed = c.prompts.map(() => [] as { position: number; token: number }[]);
+          // One prompt at a time, so each pick is known to be its prompt's.
+          c.prompts.forEach((p, i) => {
+            const inner = makeDecoder(model, { decoder: "verify", window: s.window, steps: c.steps, sampling: c.sampling, aux: [] });
+            const out = decodeWith(model, [p], spying(inner, fed[i]), { steps: c.steps, sampling: c.sampling, aux: [new ArrayAux(us[i])] });
+            expect(out.outputs[0]).toEqual(ar[i]);
+          });
+          model.dispose();
+          fed.forEach((f, i) =>
+            f.forEach(({ position, token }) => {
+              // Slot 1 sits at the position of the token it reads; the last one may lie past the step limit.
+              if (position < ar[i].length) expect(token, `prompt ${i}, position ${position}`).toBe(ar[i][position]);
+              fedCount++;
+            }),
+          );
+        }),
+      ),
+      { numRuns: 60 },
+    );
+    expect(fedCount).toBeGreaterThan(0);
+  });
+
+  it("PTP-FEEDBACK-TABLE: a zero table gives every slot the logits of the same student without feedback, bit for bit; a random one changes slot 1 and leaves each window's slot 0 alone", async () => {
+    const b = await backend(name);
+    let changed = 0;
+    fc.assert(
+      fc.property(caseArb, feedbackSpec, fc.constantFrom("verify" as const, "single-call" as const), (c, s, decoder) =>
+        withCase(b, c, (teacher, us) => {
+          const withTable = makeStudent(c.teacher, s);
+          const zero: Student = { ...withTable, weights: { ...withTable.weights, feedback: new Float32Array(withTable.weights.feedback!.length) } };
+          const none: Student = { config: { ...withTable.config, pickFeedback: undefined }, weights: { ...withTable.weights, feedback: undefined } };
+          const run = (student: Student) => {
+            const model = new PtpModel(teacher, student);
+            const logits: Float32Array[][] = [];
+            const inner = makeDecoder(model, { decoder, window: s.window, steps: c.steps, sampling: c.sampling, aux: [] });
+            const out = decodeWith(model, c.prompts, spying(inner, [], logits), { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
+            model.dispose();
+            return { logits, outputs: out.outputs };
+          };
+          const a = run(zero),
+            n = run(none);
+          expect(a.logits.length).toBe(n.logits.length);
+          a.logits.forEach((call, i) =>
+            call.forEach((l, j) => {
+              const d = firstBitDifference(l, n.logits[i][j]);
+              if (d) throw new Error(`call ${i}, slot ${j}: ${d}`);
+            }),
+          );
+          // A random table: the first call is the same in both (same prompt rows), so its slots compare directly.
+          const t = run(withTable);
+          expect(t.outputs).toEqual(n.outputs);
+          const first = t.logits[0],
+            base = n.logits[0];
+          if (!first || first.length < 2) return;
+          // verify's window: slot 0 is the teacher's row (it reads no pick), slot 1 reads one.
+          if (decoder === "verify") {
+            expect(firstBitDifference(first[0], base[0])).toBeNull();
+            if (firstBitDifference(first[1], base[1]) !== null) changed++;
+          }
+        }),
+      ),
+      { numRuns: 40 },
+    );
+    expect(changed).toBeGreaterThan(0);
+  });
+});
+
+describe("pick feedback: files and errors", () => {
+  const ckpt = readCheckpoint(STORIES_260K);
+  const query = () => withExtraBlocks(randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 3, query: true, seed: 1 }), ckpt, 1, 1);
+
+  it("PTP-FEEDBACK-FILE: the table round-trips through the adapter file; a file whose pick feedback lacks its table, a query slot or extra blocks is refused by name", () => {
+    const student = withPickFeedback(query(), ckpt, 7);
+    const back = parseStudent(serializeStudent(student), "fb.safetensors");
+    expect(back.config.pickFeedback).toBe(true);
+    expect(back.weights.feedback).toEqual(student.weights.feedback);
+    expect(() => serializeStudent({ ...student, weights: { ...student.weights, feedback: undefined } })).toThrow(/feedback/);
+    expect(() => serializeStudent({ config: { ...student.config, pickFeedback: undefined }, weights: student.weights })).toThrow("the weights have a pick-feedback table but the config has no pick feedback");
+    expect(() => serializeStudent({ config: { ...student.config, extraBlocks: undefined }, weights: { ...student.weights, extra: undefined } })).toThrow(/"pick_feedback" needs "extra_blocks"/);
+    const hybrid = randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 3, hybrid: true, seed: 1 });
+    expect(() => serializeStudent({ config: { ...hybrid.config, extraBlocks: 1, pickFeedback: true }, weights: { ...hybrid.weights, extra: query().weights.extra, feedback: student.weights.feedback } })).toThrow(/"pick_feedback" needs slot_input "query"/);
+    expect(() => randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, seed: 1, pickFeedback: true })).toThrow(/"pick_feedback" needs "extra_blocks"/);
+    // A fresh one starts at 0: an exact no-op.
+    const fresh = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, extraBlocks: 1, seed: 1, pickFeedback: true });
+    expect(fresh.weights.feedback!.every((x) => x === 0)).toBe(true);
+    expect(fresh.weights.feedback!.length).toBe(ckpt.config.vocabSize * ckpt.config.dim);
+  });
+
+  it("PTP-FEEDBACK-ERRORS: a model refuses a table of the wrong size or feedback without a query slot, and a call that feeds picks to a student without feedback", async () => {
+    const b = await backend("js");
+    withTeacher(b, ckpt, (teacher) => {
+      const student = withPickFeedback(query(), ckpt, 7);
+      expect(() => new PtpModel(teacher, { ...student, weights: { ...student.weights, feedback: new Float32Array(5) } })).toThrow(`the student's pick-feedback table must hold 512 x 64 values (vocab x dim), got 5`);
+      expect(() => new PtpModel(teacher, { ...student, config: { ...student.config, query: undefined } })).toThrow("pick feedback needs a query student");
+      const plain = new PtpModel(teacher, query());
+      const cache = plain.newCache();
+      expect(() => plain.forward({ tokens: [1, -1], positions: [0, 0], embeddings: new Float32Array(2 * 64) }, cache, 1, [{ row: 1, from: 0, pick: () => 3 }])).toThrow("forward: the call feeds picks to slots, but the student has no pick feedback");
+      cache.free();
+      plain.dispose();
+      const model = new PtpModel(teacher, student);
+      const c2 = model.newCache();
+      expect(() => model.forward({ tokens: [1, 5, -1], positions: [0, 1, 1], embeddings: new Float32Array(3 * 64) }, c2, 1, [{ row: 1, from: 0, pick: () => 3 }])).toThrow("pick feedback: row 1 is not a slot row of the call");
+      c2.free();
+      model.dispose();
+    });
+  });
+});
