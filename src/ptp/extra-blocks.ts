@@ -10,6 +10,20 @@ import { RunState } from "../model/run-state.js";
 import { LINEAR_NAMES, linearShape, type LayerWeights } from "../model/weights.js";
 
 /**
+ * A slot row of a call that reads a pick (spec/ptp.md 2.5): the token
+ * `pick` makes of the teacher's logits at call row `from`, computed in the
+ * call after the teacher's layers.
+ */
+export interface PickFeedback {
+  /** The slot's row in the call's block. */
+  row: number;
+  /** The row whose teacher logits give the pick (the window's first slot, or the base row it repeats). */
+  from: number;
+  /** The token for those logits (the sequence's Pick with the window's u); anything but a token id feeds nothing. */
+  pick(logits: Float32Array): number;
+}
+
+/**
  * A student's extra blocks (spec/ptp.md 2.4) on a backend: E Llama blocks of
  * the teacher's shape that the slot rows run after the teacher's layers.
  *
@@ -28,20 +42,6 @@ import { LINEAR_NAMES, linearShape, type LayerWeights } from "../model/weights.j
  * must run these blocks; rows that are not slots cost only their keys and
  * values (two products per block) when they come before the first slot.
  */
-/**
- * A slot row of a call that reads a pick (spec/ptp.md 2.5): the token
- * `pick` makes of the teacher's logits at call row `from`, computed in the
- * call after the teacher's layers.
- */
-export interface PickFeedback {
-  /** The slot's row in the call's block. */
-  row: number;
-  /** The row whose teacher logits give the pick (the window's first slot, or the base row it repeats). */
-  from: number;
-  /** The token for those logits (the sequence's Pick with the window's u); anything but a token id feeds nothing. */
-  pick(logits: Float32Array): number;
-}
-
 export class ExtraBlocks {
   private readonly layers: DeviceLayer[];
   /** The final hidden state of the call's rows from the first slot on, restored into those that are not slots [rows, dim]. */

@@ -114,7 +114,8 @@ export class PtpModel {
   /**
    * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
    * on); every earlier row runs the teacher, and so does a slot row that
-   * reads a token (a query student's first slot).
+   * reads a token (a query student's first slot). `feedback` lists the slot
+   * rows that read a pick (pick feedback, spec/ptp.md 2.5).
    */
   forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = []): Float32Array {
     if (!this.lora) {
