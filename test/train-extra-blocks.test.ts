@@ -11,7 +11,7 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { parseStudent, readStudent, serializeStudent, writeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
 import type { Student } from "../src/ptp/student-weights.js";
-import { concatRows, sliceRows, Tape, Tensor } from "../src/train/autograd/index.js";
+import { addEmbeddingRows, concatRows, sliceRows, Tape, Tensor } from "../src/train/autograd/index.js";
 import { DataParallel } from "../src/train/data-parallel.js";
 import type { SequenceJob } from "../src/train/distill-step.js";
 import { constantWeights, head, layerStack, type ConstantContext } from "../src/train/graph.js";
@@ -55,8 +55,8 @@ function randomWindows(cfg: ModelConfig, spec: StudentSpec, next: () => number):
 
 /** The same student without its extra blocks (the same arrays otherwise). */
 function withoutExtra(s: Student): Student {
-  const { extraBlocks: _e, ...config } = s.config;
-  const { extra: _x, ...weights } = s.weights;
+  const { extraBlocks: _e, pickFeedback: _p, ...config } = s.config;
+  const { extra: _x, feedback: _f, ...weights } = s.weights;
   return { config, weights };
 }
 
@@ -103,6 +103,9 @@ function gradientMismatch(params: readonly Param[], loss: (tape: Tape) => Tensor
 /** Extra-block specs: 1 or 2 random, non-zero blocks. */
 const extraSpecArb = studentSpecArb().map((s) => ({ ...s, extraBlocks: 1 + (s.seed % 2) }));
 
+/** Query C-PTP students with extra blocks and pick feedback (a random table). */
+const feedbackSpecArb = studentSpecArb("C").map((s) => ({ ...s, hybrid: true, query: true, extraBlocks: 1 + (s.seed % 2), pickFeedback: true }));
+
 describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
   it("the loss matches finite differences in every param, the extra blocks' (context side included) and the LoRA's", () => {
     fc.assert(
@@ -121,6 +124,45 @@ describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
         const loss = spec.variant === "O" ? "ce" : "kl";
         const teacherLogits = Float32Array.from({ length: rows.positions.length * cfg.vocabSize }, () => 2 * next() - 1);
         const mismatch = gradientMismatch(st.params, (t) => windowLoss(t, spec.variant, studentLogits(t, cfg, weights, st, ctx, rows), rows, loss, 0.8, teacherLogits), next);
+        if (mismatch !== null) throw new Error(mismatch);
+      }),
+      { numRuns: 8, endOnFailure: true, reporter },
+    );
+  });
+
+  it("TRAIN-FEEDBACK-GRAD: with pick feedback the loss matches finite differences in the table too, whose rows of slot 1's picks get gradients, and no other row", () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, feedbackSpecArb, seedArb, (ckpt, spec, seed) => {
+        const next = rng(seed),
+          cfg = ckpt.config;
+        const student = makeStudent(ckpt, spec);
+        const st = trainableStudent(student, cfg);
+        const table = st.params.find((p) => p.name === "feedback")!;
+        expect(table.shape).toEqual([cfg.vocabSize, cfg.dim]);
+        const { tokens, rows } = randomWindows(cfg, spec, next);
+        // Slot 1 of each window reads the data's token at the window's start.
+        const read = new Set<number>();
+        rows.firstPick.forEach((t, r) => {
+          if (t >= 0) read.add(t);
+          expect(t).toBe(rows.positions[r] === rows.starts[Math.floor(r / (rows.L - 1))] ? tokens[rows.positions[r]] : -1);
+        });
+        expect(read.size).toBeGreaterThan(0);
+        const ctx = randomContext(cfg, tokens.length, next);
+        const weights = constantWeights(ckpt);
+        const teacherLogits = Float32Array.from({ length: rows.positions.length * cfg.vocabSize }, () => 2 * next() - 1);
+        const loss = (t: Tape) => windowLoss(t, "C", studentLogits(t, cfg, weights, st, ctx, rows), rows, "kl", 0.8, teacherLogits);
+        // The table's gradient sits on the rows of the tokens slot 1 read, and only there (checked before the finite differences, which sample it).
+        for (const p of st.params) p.grad.fill(0);
+        const tape = new Tape();
+        tape.backward(loss(tape));
+        for (let v = 0; v < cfg.vocabSize; v++) {
+          const g = table.grad.subarray(v * cfg.dim, (v + 1) * cfg.dim);
+          expect(
+            g.some((x) => x !== 0),
+            `table row ${v}`,
+          ).toBe(read.has(v));
+        }
+        const mismatch = gradientMismatch(st.params, loss, next);
         if (mismatch !== null) throw new Error(mismatch);
       }),
       { numRuns: 8, endOnFailure: true, reporter },
@@ -146,6 +188,8 @@ describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
         const plain = trainableStudent(withoutExtra(student), cfg);
         const input = { x: slotInputs(tape, plain.slots, rows, cfg.dim, weights.tokenEmbedding), positions: rows.positions, visible: rows.visible, context: { ...ctx, length: C } };
         let x = layerStack(tape, cfg, weights, input, plain.lora);
+        // Pick feedback: slot 1 adds the table's row for its window's first pick before the blocks.
+        if (student.weights.feedback) x = addEmbeddingRows(tape, x, Tensor.constant(student.weights.feedback, [cfg.vocabSize, cfg.dim]), rows.firstPick);
         const contextHidden = Tensor.constant(ctx.hidden!.subarray(0, C * cfg.dim), [C, cfg.dim]);
         const positions = Int32Array.from([...Array.from({ length: C }, (_, i) => i), ...rows.positions]);
         const visible = new Int32Array(4 * (C + R));
@@ -236,7 +280,7 @@ describe("TRAIN-EXTRA-FILES: a student with extra blocks in files", () => {
 });
 
 describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
-  it("1 and 2 threads give bit-identical params and figures after a few AdamW steps, updating the student's own extra-block arrays", async () => {
+  it.each([false, true])("1 and 2 threads give bit-identical params and figures after a few AdamW steps, updating the student's own extra-block arrays (pick feedback: %s, TRAIN-FEEDBACK-THREADS)", async (pickFeedback) => {
     const ckpt = randomCheckpoint({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 32, seqLen: 32, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 7);
     const backend = await createBackend("wasm", { threads: 1 });
     const next = rng(3);
@@ -247,7 +291,7 @@ describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
       }),
     );
     const train = (threads: number) => {
-      const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, hybrid: true, query: true, seed: 5, zeroB: true, extraBlocks: 2 });
+      const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, hybrid: true, query: true, seed: 5, zeroB: true, extraBlocks: 2, pickFeedback });
       const teacher = new Transformer(backend, ckpt);
       const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, { loss: "kl", gamma: 0.9, window: 3, sequences: 3, sampling: { temperature: 0.8 } }, threads, 3);
       try {
@@ -267,6 +311,8 @@ describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
       two = train(2);
     expect(two.names).toEqual(one.names);
     expect(one.names.filter((n) => n.startsWith("extra."))).toHaveLength(18);
+    expect(one.names.includes("feedback")).toBe(pickFeedback);
+    if (pickFeedback) expect(one.student.weights.feedback!.some((v) => v !== 0)).toBe(true);
     expect(two.figures).toEqual(one.figures);
     expect(Buffer.from(serializeStudent(two.student)).equals(Buffer.from(serializeStudent(one.student)))).toBe(true);
     // The optimizer stepped the student's own arrays: the extra blocks' output projections left 0.
@@ -327,6 +373,28 @@ describe("TRAIN-EXTRA-CLI: ptp distill --extra-blocks", () => {
     const ok = await runCli(...distillArgs(fromInit, "--init", init, "--steps", "1"));
     expect(ok.code, ok.stderr).toBe(0);
     expect(readStudent(fromInit).config.extraBlocks).toBe(2);
+
+    // Pick feedback: trained, resumed exactly; refused without extra blocks, with --draft, or against an --init student without it.
+    const fb = join(fx.tmp, "fb.safetensors"),
+      fbResumed = join(fx.tmp, "fb-resumed.safetensors");
+    const f = await runCli(...distillArgs(fb, "--extra-blocks", "1", "--pick-feedback"));
+    expect(f.code, f.stderr).toBe(0);
+    expect(readStudent(fb).weights.feedback!.some((v) => v !== 0)).toBe(true);
+    expect(readFileSync(`${fb}.train.safetensors`).includes("adam_v.feedback")).toBe(true);
+    expect((await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "--stop-after", "3"))).code).toBe(130);
+    const fbAgain = await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "--resume", "--threads", "2"));
+    expect(fbAgain.code, fbAgain.stderr).toBe(0);
+    expect(readFileSync(fbResumed).equals(readFileSync(fb))).toBe(true);
+    for (const [args, message] of [
+      [["--pick-feedback"], "--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)"],
+      [["--pick-feedback", "--draft"], "--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model"],
+      [["--pick-feedback", "--extra-blocks", "1", "--slot-input", "hybrid"], "--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)"],
+      [["--pick-feedback", "--init", init], `--pick-feedback does not match the --init student ${init}, which has no pick feedback (it trains the parts it has)`],
+    ] as const) {
+      const bad = await runCli(...distillArgs(join(fx.tmp, "bad.safetensors"), ...args));
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr.split("\n")[0]).toBe(`ptp distill: ${message}`);
+    }
 
     const peft = join(fx.tmp, "peft");
     const exported = await runCli("export-peft", straight, "--out", peft);

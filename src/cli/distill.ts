@@ -129,7 +129,18 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   let proposer: Proposer = {
     kind: "student",
-    student: randomStudent(ckpt, checksum, { variant, rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(slotInput, variant, f.window, f.draft), seed: f.seed, zeroB: true, extraBlocks: f["extra-blocks"], ...(f.draft ? {} : pickFeedbackFromFlags(f, slotInput === "query")) }),
+    student: randomStudent(ckpt, checksum, {
+      variant,
+      rank: f.rank,
+      alpha: f.alpha,
+      aux,
+      window: f.window,
+      ...slotInputFromFlags(slotInput, variant, f.window, f.draft),
+      seed: f.seed,
+      zeroB: true,
+      extraBlocks: f["extra-blocks"],
+      ...(f.draft || f.init !== undefined ? {} : pickFeedbackFromFlags(f, slotInput === "query")),
+    }),
   };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
