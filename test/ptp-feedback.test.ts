@@ -7,7 +7,9 @@ import { parseStudent, serializeStudent } from "../src/ptp/files/adapter-file.js
 import { randomStudent } from "../src/ptp/init.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import type { Student } from "../src/ptp/student-weights.js";
-import { ArrayAux } from "../src/sampling/aux.js";
+import { ArrayAux, XorShiftAux } from "../src/sampling/aux.js";
+import { decodeBatches } from "../src/ptp/decode/compare.js";
+import { measureSpeedup } from "../src/ptp/speedup.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { backend, BACKENDS, firstBitDifference, STORIES_260K } from "./helpers.js";
 import { arOutputs, caseArb, makeStudent, studentSpecArb, withCase, withExtraBlocks, withPickFeedback, withTeacher } from "./ptp-helpers.js";
@@ -126,6 +128,27 @@ describe.each(BACKENDS)("pick feedback on %s", (name) => {
       { numRuns: 40 },
     );
     expect(changed).toBeGreaterThan(0);
+  });
+});
+
+describe("pick feedback in the speedup bench", () => {
+  it("PTP-FEEDBACK-SPEEDUP: measureSpeedup (bench/ptp-speedup.ts, ptp demo --scale) decodes a pick-feedback student as the decoders do: the same tokens per call", async () => {
+    const b = await backend("js");
+    const ckpt = readCheckpoint(STORIES_260K);
+    const student = withPickFeedback(withExtraBlocks(randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 4, query: true, seed: 3 }), ckpt, 1, 3), ckpt, 5);
+    const prompts = [
+      [1, 403, 407],
+      [1, 76],
+    ];
+    const [row] = measureSpeedup({ backend: b, teacher: ckpt, proposer: { kind: "student", student }, prompts, shapes: ["own"], decoders: ["verify"], steps: 24, temperature: 0.8, reps: 1 }).filter((r) => r.decoder === "verify");
+    const direct = withTeacher(b, ckpt, (teacher) => {
+      const model = new PtpModel(teacher, student);
+      const r = decodeBatches(model, prompts, { decode: { steps: 24, sampling: { temperature: 0.8 }, decoder: "verify" }, aux: (i) => new XorShiftAux(BigInt(1 + i)), batch: 1 });
+      model.dispose();
+      return r.stats.generatedTokens / r.stats.modelCalls;
+    });
+    expect(row.equalsAR).toBe(true);
+    expect(row.acceptedPerCall).toBe(direct);
   });
 });
 

@@ -109,12 +109,13 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       teacherCalls = 0,
       forwardMs = 0;
     const forward = model.forward.bind(model);
-    model.forward = (block, cache, slots) => {
-      rows += block.positions.length;
+    // Every argument passes through (a wrapper that dropped the pick feedback would measure another student).
+    model.forward = (...args: Parameters<PtpModel["forward"]>) => {
+      rows += args[0].positions.length;
       teacherCalls++;
       const t = performance.now();
       try {
-        return forward(block, cache, slots);
+        return forward(...args);
       } finally {
         forwardMs += performance.now() - t;
       }
