@@ -35,17 +35,18 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   const checkpoint = readModel(f.model);
   checkAgainstTeacher(f, checkpoint.config);
   const checksum = teacherChecksum(checkpoint);
+  const slotInput = slotInputFromFlags(f["slot-input"], f.variant, f.window);
   const student = randomStudent(checkpoint, checksum, {
     variant: f.variant,
     rank: f.rank,
     alpha: f.alpha,
     aux,
     window: f.window,
-    ...slotInputFromFlags(f["slot-input"], f.variant, f.window),
+    ...slotInput,
     seed: f.seed,
     zeroB: f["zero-b"] ?? false,
     extraBlocks: f["extra-blocks"],
-    ...pickFeedbackFromFlags(f, slotInputFromFlags(f["slot-input"], f.variant, f.window).query),
+    ...pickFeedbackFromFlags(f, slotInput.query),
   });
   writeStudent(f.out, student);
   const w = student.weights;
