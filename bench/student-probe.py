@@ -83,7 +83,8 @@ ap.add_argument("--rule", default="pick")
 ap.add_argument("--order", default="id", choices=["id", "sorted"], help="the order of Pick's inverse CDF: token id (the library's) or probability, descending (ties by id)")
 ap.add_argument("--ctx-kv-rank", type=int, default=0, help="the context rows' keys and values as the slot rows see them get a LoRA of this rank (a side cache; the teacher's own rows are unchanged)")
 ap.add_argument("--ctx-stream", action="store_true", help="the context rows run a second pass of the teacher with a LoRA of their own; the slot rows attend to its keys and values")
-ap.add_argument("--feedback", default=None, choices=["gain", "table"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start)")
+ap.add_argument("--train-records", type=int, default=0, help="train on the first N records of --train only (0: all), to see what more data would give")
+ap.add_argument("--feedback", default=None, choices=["gain", "table", "table-all"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start)")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -289,7 +290,7 @@ if A.extra:
 FB = None
 if A.feedback == "gain":
     FB = torch.zeros(D, requires_grad=True)
-elif A.feedback == "table":
+elif A.feedback in ("table", "table-all"):
     FB = torch.zeros(C["vocab"], D, requires_grad=True)
 if FB is not None:
     params_extra.append(FB)
@@ -410,7 +411,10 @@ def forward(bt):
             ts_tok = torch.gather(bt["tok"], 1, bt["starts"])  # [B, W]
             fb = TW["emb"][ts_tok] * FB if FB.dim() == 1 else FB[ts_tok]
             add = torch.zeros(B, bt["W"], bt["L"] - 1, D)
-            add[:, :, 0] = fb
+            if A.feedback == "table-all":  # every slot of the window reads t_s
+                add[:] = fb[:, :, None]
+            else:
+                add[:, :, 0] = fb
             xs = xs + add.reshape(B, S, D)
         for e in range(A.extra):
             h = rmsnorm(x_ctx, XW["att_norm"][e])
@@ -545,6 +549,8 @@ if os.environ.get("RULES"):
 if not A.train:
     sys.exit("student-probe.py: --train DATASET is required to train (or set RULES to only evaluate)")
 train = [r for r in read_ptpd(A.train) if len(r[1]) - A.window >= r[0]]
+if A.train_records:
+    train = train[:A.train_records]
 held = read_ptpd(A.held)
 if A.order == "sorted":
     tb = time.time()
