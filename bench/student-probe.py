@@ -18,8 +18,14 @@ their final teacher state, as the library's extra blocks do, spec/ptp.md
 2.4). --ctx-kv-rank R gives the context rows' keys and values, as the slot
 rows see them, a rank-R LoRA of their own; --ctx-stream runs the context rows
 a second time with a LoRA of their own and lets the slots see those keys and
-values instead of the teacher's. --init starts from a student
-adapter (ptp-student safetensors, query slot input, anchors).
+values instead of the teacher's. With --extra-lite, --feedback table adds to
+slot 1, before the extra blocks, a learned table's row for t_s (the
+library's pick feedback, spec/ptp.md 2.5); --feedback gain uses a learned
+[dim] gain on the teacher's embedding of t_s instead, --feedback table-all
+adds the table's row to every slot of the window. --train-records N trains
+on the first N records only. --init starts from a student
+adapter (ptp-student safetensors, query slot input, anchors; no extra
+blocks).
 
 Training: windows of the teacher's samples in a `ptp pregenerate` dataset,
 each token's u drawn uniformly in its stored bin; C-PTP: KL to the
@@ -36,7 +42,8 @@ it were right. With RULES=r1,r2,... in the environment it only evaluates
 prints slot 1's accuracy split by whether the token before it, t_s, was
 the teacher's greedy token (a u-blind student can only be right after a
 greedy one, and only as far as it predicts two tokens ahead). ALSO_RULES=r1,r2
-adds each evaluation's tokens per verify step under those draft rules too.
+adds each evaluation's tokens per verify step under those draft rules too;
+a rule s1A/B drafts slot 1 by rule A and the later slots by rule B.
 
 --order sorted asks whether the order of Pick's inverse CDF matters to a
 student: every sampled token's u is drawn in its bin of the teacher's CDF
@@ -47,7 +54,8 @@ which u picks which token changes. Those bins take the teacher over every
 record (minutes); SORTED_CACHE=FILE keeps them for the next run.
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
-    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher] [--extra-lite]] [--ctx-kv-rank R | --ctx-stream] \
+    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher] [--extra-lite [--feedback gain|table|table-all]]] \
+    [--ctx-kv-rank R | --ctx-stream] [--train-records N] \
     [--variant O --rule argmax] [--slot1-lora] \
     [--order id|sorted] [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
 """
