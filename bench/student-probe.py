@@ -22,7 +22,11 @@ values instead of the teacher's. With --extra-lite, --feedback table adds to
 slot 1, before the extra blocks, a learned table's row for t_s (the
 library's pick feedback, spec/ptp.md 2.5); --feedback gain uses a learned
 [dim] gain on the teacher's embedding of t_s instead, --feedback table-all
-adds the table's row to every slot of the window. --train-records N trains
+adds the table's row to every slot of the window, --feedback chain adds to
+every slot j >= 1 the row of t_{s+j-1} (the library's chained pick feedback:
+in a call the draft of slot j - 1, the data's token whenever the slots
+before were right, so the teacher-forced evaluation is exact for it too).
+--train-records N trains
 on the first N records only. --init starts from a student
 adapter (ptp-student safetensors, query slot input, anchors; no extra
 blocks).
@@ -54,7 +58,7 @@ which u picks which token changes. Those bins take the teacher over every
 record (minutes); SORTED_CACHE=FILE keeps them for the next run.
 
   /usr/bin/python3 bench/student-probe.py --init demo/stories260K-student.safetensors \
-    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher] [--extra-lite [--feedback gain|table|table-all]]] \
+    --train train8.ptpd --held held.ptpd [--extra E [--extra-init teacher] [--extra-lite [--feedback gain|table|table-all|chain]]] \
     [--ctx-kv-rank R | --ctx-stream] [--train-records N] \
     [--variant O --rule argmax] [--slot1-lora] \
     [--order id|sorted] [--steps N] [--lr LR] [--threads T] [--log FILE.jsonl]
@@ -92,7 +96,7 @@ ap.add_argument("--order", default="id", choices=["id", "sorted"], help="the ord
 ap.add_argument("--ctx-kv-rank", type=int, default=0, help="the context rows' keys and values as the slot rows see them get a LoRA of this rank (a side cache; the teacher's own rows are unchanged)")
 ap.add_argument("--ctx-stream", action="store_true", help="the context rows run a second pass of the teacher with a LoRA of their own; the slot rows attend to its keys and values")
 ap.add_argument("--train-records", type=int, default=0, help="train on the first N records of --train only (0: all), to see what more data would give")
-ap.add_argument("--feedback", default=None, choices=["gain", "table", "table-all"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start)")
+ap.add_argument("--feedback", default=None, choices=["gain", "table", "table-all", "chain"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start); chain: every slot j >= 1 reads t_{s+j-1} through the table")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -298,7 +302,7 @@ if A.extra:
 FB = None
 if A.feedback == "gain":
     FB = torch.zeros(D, requires_grad=True)
-elif A.feedback in ("table", "table-all"):
+elif A.feedback in ("table", "table-all", "chain"):
     FB = torch.zeros(C["vocab"], D, requires_grad=True)
 if FB is not None:
     params_extra.append(FB)
@@ -421,6 +425,9 @@ def forward(bt):
             add = torch.zeros(B, bt["W"], bt["L"] - 1, D)
             if A.feedback == "table-all":  # every slot of the window reads t_s
                 add[:] = fb[:, :, None]
+            elif A.feedback == "chain":  # slot j reads t_{s+j-1}: the data's token, which is the call's draft whenever slots < j were right
+                prev = bt["starts"][:, :, None] + torch.arange(bt["L"] - 1)[None, None, :]  # [B, W, L-1]
+                add = FB[torch.gather(bt["tok"], 1, prev.reshape(B, -1)).view(B, bt["W"], bt["L"] - 1)]
             else:
                 add[:, :, 0] = fb
             xs = xs + add.reshape(B, S, D)

@@ -269,22 +269,22 @@ describe("ptp inspect", () => {
 
   it("CLI-PTP-FEEDBACK: random-student --pick-feedback writes a query student whose table starts at 0, which inspect reports and the decoders run to AR's text; without a query slot or extra blocks it is a usage error", async () => {
     const out = join(tmp, "student-feedback.safetensors");
-    const r = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--aux", "anchors", "--slot-input", "query", "--extra-blocks", "1", "--pick-feedback", "--seed", "5", "--out", out);
+    const r = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--aux", "anchors", "--slot-input", "query", "--extra-blocks", "1", "--pick-feedback", "chain", "--seed", "5", "--out", out);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/1 extra blocks, pick feedback/);
+    expect(r.stderr).toMatch(/1 extra blocks, pick feedback chain/);
     const student = readStudent(out);
-    expect(student.config.pickFeedback).toBe(true);
+    expect(student.config.pickFeedback).toBe("chain");
     expect(student.weights.feedback?.every((x) => x === 0)).toBe(true);
     const t = await ptp("inspect", out);
-    expect(t.stdout).toMatch(/pick feedback +slot 1 reads the window's first pick/);
+    expect(t.stdout).toMatch(/pick feedback +chain: every slot reads the draft of the slot before it/);
     const ar = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4");
     const g = await ptp("generate", ...MODEL, ...PROMPT, "--steps", "40", "--temperature", "0.8", "--seed", "4", "--student", out, "--decoder", "verify");
     expect(g.code, g.stderr).toBe(0);
     expect(g.stdout).toBe(ar.stdout);
-    const noQuery = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "hybrid", "--extra-blocks", "1", "--pick-feedback", "--out", join(tmp, "x.safetensors"));
+    const noQuery = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "hybrid", "--extra-blocks", "1", "--pick-feedback", "first", "--out", join(tmp, "x.safetensors"));
     expect(noQuery.code).toBe(2);
     expect(noQuery.stderr.split("\n")[0]).toBe("ptp random-student: --pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)");
-    const noExtra = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "query", "--pick-feedback", "--out", join(tmp, "x.safetensors"));
+    const noExtra = await ptp("random-student", "--model", STORIES_260K, "--rank", "4", "--variant", "C", "--window", "4", "--slot-input", "query", "--pick-feedback", "chain", "--out", join(tmp, "x.safetensors"));
     expect(noExtra.code).toBe(2);
     expect(noExtra.stderr.split("\n")[0]).toBe("ptp random-student: --pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)");
     expect(existsSync(join(tmp, "x.safetensors"))).toBe(false);

@@ -214,7 +214,7 @@ function acceptsOneTooMany(model: PtpModel, window: number): Decoder {
       const base = chain(seq.pending, seq.cached);
       const d = drafts.get(seq) ?? [];
       if (d.length) return { seq, base: [...base, ...chain(d, seq.next)], slots: [] };
-      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length, toDraft) };
     },
     accept(seq, group, out) {
       const P = seq.pending.length;
@@ -367,7 +367,7 @@ describe("query rows", () => {
             const base = chain([...p, ...guessed], 0);
             const slots = range(0, drafts + 1).flatMap((m) => {
               const k0 = p.length + m;
-              return proposalWindow(model, seq, k0, base[k0 - 1].token, count, range(0, k0), base.length + m * count);
+              return proposalWindow(model, seq, k0, base[k0 - 1].token, count, range(0, k0), base.length + m * count, drafter(model, 0.4));
             });
             return { seq, base, slots };
           });

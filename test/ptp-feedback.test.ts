@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Group, SlotRow } from "../src/ptp/decode/call.js";
-import type { Decoder } from "../src/ptp/decode/decoder.js";
+import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
+import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
+import type { Sequence } from "../src/ptp/decode/sequence.js";
 import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
 import { parseStudent, serializeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import type { Student } from "../src/ptp/student-weights.js";
+import type { PickFeedbackKind, Student } from "../src/ptp/student-weights.js";
 import { ArrayAux, XorShiftAux } from "../src/sampling/aux.js";
 import { decodeBatches } from "../src/ptp/decode/compare.js";
 import { measureSpeedup } from "../src/ptp/speedup.js";
@@ -16,22 +18,40 @@ import { arOutputs, caseArb, makeStudent, studentSpecArb, withCase, withExtraBlo
 
 /**
  * Pick feedback (spec/ptp.md 2.5): a query student's slot 1 reads t_s, the
- * window's first pick, made inside the call from the teacher's own row.
- * Exactness never depends on it (PTP-EXACT draws such students); these
- * check what it promises beyond that: the token fed is the teacher's, a
- * zero table changes nothing, and a table changes the slots that read it.
+ * window's first pick, made inside the call from the teacher's own row;
+ * with "chain" every slot j >= 1 reads slot j - 1's draft, the extra blocks
+ * running slot after slot. Exactness never depends on it (PTP-EXACT draws
+ * such students); these check what it promises beyond that: the token fed
+ * is the teacher's (slot 1) or the decoder's own draft of the slot before
+ * (every slot), a zero table changes nothing, and a table changes the slots
+ * that read it.
  */
 
-/** A random query student with extra blocks and pick feedback (a random table). */
-const feedbackSpec = studentSpecArb("C").map((s) => ({ ...s, hybrid: true, query: true, window: Math.max(2, s.window), extraBlocks: Math.max(1, s.extraBlocks ?? 0), pickFeedback: true }));
+/** A random query student with extra blocks and pick feedback (a random table) of either kind. */
+const feedbackSpec = fc.tuple(studentSpecArb("C"), fc.constantFrom<PickFeedbackKind>("first", "chain")).map(([s, kind]) => ({ ...s, hybrid: true, query: true, window: Math.max(2, s.window), extraBlocks: Math.max(1, s.extraBlocks ?? 0), pickFeedback: kind }));
 
-/** A decoder that records, for every slot reading a pick, its position and the token fed; and every group's slot logits. */
-function spying(inner: Decoder, fed: { position: number; token: number }[], logits: Float32Array[][] = []): Decoder {
+/** What one slot read: the call (counted per decode), its group's slot rows and base row count, the source (group-local) and the token. */
+interface Fed {
+  call: number;
+  slots: SlotRow[];
+  base: number;
+  position: number;
+  from: number;
+  token: number;
+}
+
+/** A decoder that records, for every slot reading a pick, what it read; every call's slot logits; and the sequence. */
+function spying(inner: Decoder, fed: Fed[], logits: Float32Array[][] = [], seqs: Sequence[] = []): Decoder {
+  let call = 0;
   return {
     name: "spy",
     plan(seq): Group {
       const group = inner.plan(seq);
-      group.slots = group.slots.map((slot): SlotRow => {
+      if (!seqs.includes(seq)) seqs.push(seq);
+      const at = call,
+        slots = group.slots,
+        base = group.base.length;
+      group.slots = slots.map((slot): SlotRow => {
         const f = slot.feedback;
         if (!f) return slot;
         return {
@@ -40,7 +60,7 @@ function spying(inner: Decoder, fed: { position: number; token: number }[], logi
             from: f.from,
             pick: (l) => {
               const token = f.pick(l);
-              fed.push({ position: slot.position, token });
+              fed.push({ call: at, slots, base, position: slot.position, from: f.from, token });
               return token;
             },
           },
@@ -49,41 +69,59 @@ function spying(inner: Decoder, fed: { position: number; token: number }[], logi
       return group;
     },
     accept(seq, group, out) {
+      call++;
       logits.push(out.slots.map((l) => l.slice()));
       return inner.accept(seq, group, out);
     },
   };
 }
 
+/** Slot i's index in its proposal window: a query student's window starts at a slot reading a token (its slot 0). */
+function slotInWindow(slots: readonly SlotRow[], i: number): number {
+  let k = i;
+  while (k > 0 && typeof slots[k].input !== "number") k--;
+  return i - k;
+}
+
 describe.each(BACKENDS)("pick feedback on %s", (name) => {
-  it("PTP-FEEDBACK: under verify, every token a slot 1 reads is the AR token at its position (the window's first pick, made inside the call)", async () => {
+  it("PTP-FEEDBACK: under verify and single-call, every token a slot reads is the draft the decoder makes of the slot before it, from the call's own logits for that slot; a verify window's slot 1 reads the AR token at its position", async () => {
     const b = await backend(name);
-    let fedCount = 0;
+    let fedCount = 0,
+      chained = 0;
     fc.assert(
-      fc.property(caseArb, feedbackSpec, (c, s) =>
+      fc.property(caseArb, feedbackSpec, fc.constantFrom("verify" as const, "single-call" as const), (c, s, decoder) =>
         withCase(b, c, (teacher, us) => {
           const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
-          const fed = c.prompts.map(() => [] as { position: number; token: number }[]);
+          const toDraft = drafter(model, DECODER_DEFAULTS.draftTemperatureScale);
           // One prompt at a time, so each pick is known to be its prompt's.
           c.prompts.forEach((p, i) => {
-            const inner = makeDecoder(model, { decoder: "verify", window: s.window, steps: c.steps, sampling: c.sampling, aux: [] });
-            const out = decodeWith(model, [p], spying(inner, fed[i]), { steps: c.steps, sampling: c.sampling, aux: [new ArrayAux(us[i])] });
+            const fed: Fed[] = [],
+              logits: Float32Array[][] = [],
+              seqs: Sequence[] = [];
+            const inner = makeDecoder(model, { decoder, window: s.window, steps: c.steps, sampling: c.sampling, aux: [] });
+            const out = decodeWith(model, [p], spying(inner, fed, logits, seqs), { steps: c.steps, sampling: c.sampling, aux: [new ArrayAux(us[i])] });
             expect(out.outputs[0]).toEqual(ar[i]);
+            for (const f of fed) {
+              const src = f.from - f.base,
+                j = slotInWindow(f.slots, src);
+              expect(src, "the source is a slot of the same call").toBeGreaterThanOrEqual(0);
+              if (s.pickFeedback === "first") expect(j).toBe(0);
+              const draft = toDraft(seqs[0], f.slots[src].position + 1, j, logits[f.call][src]);
+              expect(f.token, `prompt ${i}, call ${f.call}, slot ${src + 1}`).toBe(draft);
+              // Slot 1 sits at the position of the token it reads (the last may lie past the step limit).
+              if (decoder === "verify" && j === 0 && f.position < ar[i].length) expect(f.token, `prompt ${i}, position ${f.position}`).toBe(ar[i][f.position]);
+              fedCount++;
+              if (j > 0) chained++;
+            }
           });
           model.dispose();
-          fed.forEach((f, i) =>
-            f.forEach(({ position, token }) => {
-              // Slot 1 sits at the position of the token it reads; the last one may lie past the step limit.
-              if (position < ar[i].length) expect(token, `prompt ${i}, position ${position}`).toBe(ar[i][position]);
-              fedCount++;
-            }),
-          );
         }),
       ),
       { numRuns: 60 },
     );
     expect(fedCount).toBeGreaterThan(0);
+    expect(chained).toBeGreaterThan(0);
   });
 
   it("PTP-FEEDBACK-TABLE: a zero table gives every slot the logits of the same student without feedback, bit for bit; a random one changes slot 1 and leaves each window's slot 0 alone", async () => {
@@ -159,21 +197,33 @@ describe("pick feedback: files and errors", () => {
   it("PTP-FEEDBACK-FILE: the table round-trips through the adapter file; a file whose pick feedback lacks its table, a query slot or extra blocks is refused by name", () => {
     const student = withPickFeedback(query(), ckpt, 7);
     const back = parseStudent(serializeStudent(student), "fb.safetensors");
-    expect(back.config.pickFeedback).toBe(true);
+    expect(back.config.pickFeedback).toBe("first");
     expect(back.weights.feedback).toEqual(student.weights.feedback);
+    const chain = withPickFeedback(query(), ckpt, 7, "chain");
+    expect(parseStudent(serializeStudent(chain), "chain.safetensors").config.pickFeedback).toBe("chain");
+    // The first files (eleventh session) wrote "true" for "first"; anything else is refused by name.
+    const relabel = (value: string) => {
+      const bytes = serializeStudent(student),
+        n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      header.__metadata__.pick_feedback = value;
+      return resizeHeader(bytes, n, JSON.stringify(header));
+    };
+    expect(parseStudent(relabel("true"), "old.safetensors").config.pickFeedback).toBe("first");
+    expect(() => parseStudent(relabel("yes"), "bad.safetensors")).toThrow(`bad.safetensors: metadata "pick_feedback" must be one of "first", "chain" when present, found "yes"`);
     expect(() => serializeStudent({ ...student, weights: { ...student.weights, feedback: undefined } })).toThrow(/feedback/);
     expect(() => serializeStudent({ config: { ...student.config, pickFeedback: undefined }, weights: student.weights })).toThrow("the weights have a pick-feedback table but the config has no pick feedback");
     expect(() => serializeStudent({ config: { ...student.config, extraBlocks: undefined }, weights: { ...student.weights, extra: undefined } })).toThrow(/"pick_feedback" needs "extra_blocks"/);
     const hybrid = randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 3, hybrid: true, seed: 1 });
-    expect(() => serializeStudent({ config: { ...hybrid.config, extraBlocks: 1, pickFeedback: true }, weights: { ...hybrid.weights, extra: query().weights.extra, feedback: student.weights.feedback } })).toThrow(/"pick_feedback" needs slot_input "query"/);
-    expect(() => randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, seed: 1, pickFeedback: true })).toThrow(/"pick_feedback" needs "extra_blocks"/);
+    expect(() => serializeStudent({ config: { ...hybrid.config, extraBlocks: 1, pickFeedback: "first" }, weights: { ...hybrid.weights, extra: query().weights.extra, feedback: student.weights.feedback } })).toThrow(/"pick_feedback" needs slot_input "query"/);
+    expect(() => randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, seed: 1, pickFeedback: "chain" })).toThrow(/"pick_feedback" needs "extra_blocks"/);
     // A fresh one starts at 0: an exact no-op.
-    const fresh = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, extraBlocks: 1, seed: 1, pickFeedback: true });
+    const fresh = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, extraBlocks: 1, seed: 1, pickFeedback: "chain" });
     expect(fresh.weights.feedback!.every((x) => x === 0)).toBe(true);
     expect(fresh.weights.feedback!.length).toBe(ckpt.config.vocabSize * ckpt.config.dim);
   });
 
-  it("PTP-FEEDBACK-ERRORS: a model refuses a table of the wrong size or feedback without a query slot, and a call that feeds picks to a student without feedback", async () => {
+  it("PTP-FEEDBACK-ERRORS: a model refuses a table of the wrong size or feedback without a query slot, a call that feeds picks to a student without feedback, a pick from a row that is not earlier, and a chained read past a row that sees a later one", async () => {
     const b = await backend("js");
     withTeacher(b, ckpt, (teacher) => {
       const student = withPickFeedback(query(), ckpt, 7);
@@ -187,8 +237,22 @@ describe("pick feedback: files and errors", () => {
       const model = new PtpModel(teacher, student);
       const c2 = model.newCache();
       expect(() => model.forward({ tokens: [1, 5, -1], positions: [0, 1, 1], embeddings: new Float32Array(3 * 64) }, c2, 1, [{ row: 1, from: 0, pick: () => 3 }])).toThrow("pick feedback: row 1 is not a slot row of the call");
+      expect(() => model.forward({ tokens: [1, -1, -1], positions: [0, 1, 2], embeddings: new Float32Array(3 * 64) }, c2, 2, [{ row: 1, from: 2, pick: () => 3 }])).toThrow("pick feedback: source row 2 of row 1 must be an earlier row of the call");
+      // A chained read cuts the slots into segments; a slot row that sees a later row cannot run before it.
+      const sees = Uint8Array.from([1, 0, 0, 1, 1, 1, 1, 1, 1]);
+      expect(() => model.forward({ tokens: [1, -1, -1], positions: [0, 1, 2], embeddings: new Float32Array(3 * 64), mask: sees }, c2, 2, [{ row: 2, from: 1, pick: () => 3 }])).toThrow("extra blocks: a row in call rows [1, 2) sees a later row, which a segment of the chained pick feedback cannot give");
       c2.free();
       model.dispose();
     });
   });
 });
+
+/** A safetensors file with its JSON header replaced (data offsets are relative to the data, so they still hold). */
+function resizeHeader(bytes: Uint8Array, n: number, header: string): Uint8Array {
+  const h = new TextEncoder().encode(header),
+    out = new Uint8Array(8 + h.length + bytes.length - 8 - n);
+  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+  out.set(h, 8);
+  out.set(bytes.subarray(8 + n), 8 + h.length);
+  return out;
+}

@@ -6,7 +6,7 @@ import { Transformer } from "../src/model/transformer.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import type { PtpModel } from "../src/ptp/ptp-model.js";
-import type { AuxKind, Student, Variant } from "../src/ptp/student-weights.js";
+import type { AuxKind, PickFeedbackKind, Student, Variant } from "../src/ptp/student-weights.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { binOf } from "../src/sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../src/sampling/processors.js";
@@ -33,7 +33,7 @@ export interface StudentSpec {
   /** Extra blocks (spec/ptp.md 2.4), random and non-zero; default none. */
   extraBlocks?: number;
   /** Pick feedback (spec/ptp.md 2.5; query students with extra blocks), a random non-zero table; default none. */
-  pickFeedback?: boolean;
+  pickFeedback?: PickFeedbackKind;
 }
 
 /**
@@ -51,11 +51,11 @@ export const studentSpecArb = (variant?: Variant, query = true): fc.Arbitrary<St
       seed: fc.integer({ min: 1, max: 1 << 30 }),
       input: fc.constantFrom("aux", "hybrid", "query"),
       extraBlocks: fc.constantFrom(0, 0, 1, 2),
-      feedback: fc.boolean(),
+      feedback: fc.constantFrom<PickFeedbackKind | undefined>(undefined, "first", "chain"),
     })
     .map(({ input, feedback, ...s }) => {
       const q = query && input === "query" && s.variant === "C";
-      return { ...s, hybrid: input !== "aux", ...(q ? { query: true } : {}), ...(q && feedback && s.extraBlocks > 0 ? { pickFeedback: true } : {}) };
+      return { ...s, hybrid: input !== "aux", ...(q ? { query: true } : {}), ...(q && feedback && s.extraBlocks > 0 ? { pickFeedback: feedback } : {}) };
     });
 
 /** The slot-input kind of a spec, as windowRows takes it. */
@@ -70,15 +70,15 @@ export function makeStudent(teacher: Checkpoint, spec: StudentSpec): Student {
   const scale = 25;
   for (const layer of s.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((b, i) => (pair.B[i] = b * scale));
   const deep = spec.extraBlocks ? withExtraBlocks(s, teacher, spec.extraBlocks, spec.seed) : s;
-  return spec.pickFeedback ? withPickFeedback(deep, teacher, spec.seed) : deep;
+  return spec.pickFeedback ? withPickFeedback(deep, teacher, spec.seed, spec.pickFeedback) : deep;
 }
 
-/** The student (a query student with extra blocks) with pick feedback through a random table (trained ones start at 0). */
-export function withPickFeedback(student: Student, teacher: Checkpoint, seed: number): Student {
+/** The student (a query student with extra blocks) with pick feedback of this kind through a random table (trained ones start at 0). */
+export function withPickFeedback(student: Student, teacher: Checkpoint, seed: number, kind: PickFeedbackKind = "first"): Student {
   const next = rng(seed ^ 0x5bd1e995),
     { vocabSize, dim } = teacher.config;
   const feedback = Float32Array.from({ length: vocabSize * dim }, () => 2 * next() - 1);
-  return { config: { ...student.config, pickFeedback: true }, weights: { ...student.weights, feedback } };
+  return { config: { ...student.config, pickFeedback: kind }, weights: { ...student.weights, feedback } };
 }
 
 /**

@@ -10,6 +10,7 @@ import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, concatRows,
 import { constantWeights, forwardRows, trainableWeights } from "../src/train/graph.js";
 import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
 import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
+import type { Param } from "../src/train/param.js";
 import { randomDraft } from "../src/ptp/init.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
@@ -172,17 +173,33 @@ const seedArb = fc.integer({ min: 1, max: 1 << 30 });
  * The float32-rounding bound for comparing a window's slot logits computed
  * two ways (the training graph, the decoder's call): 1e-4 relative, or, for
  * an ill-conditioned random student, 8 times how far the graph's logits move
- * when every slot u moves by one float32 ulp (a perturbation of rounding
- * size). Measured: a random student whose logits moved 2.6e-4 under that
- * nudge differed from the call by 4.1e-4; a wrong layout moves logits by
- * orders of magnitude more.
+ * under a perturbation of rounding size: every student parameter, and for
+ * an anchors embedding (continuous in u) every slot u, one float32 ulp up.
+ * A bits or digits embedding reads u's low bits, so there a one-ulp u is
+ * not a rounding-size change (it flipped logits by up to 8) and only the
+ * parameters move. Measured: a random student whose logits moved 2.6e-4
+ * under the u nudge differed from the call by 4.1e-4, and a digits student
+ * that differed by 1.4e-4 had a u nudge that moved nothing; a wrong layout
+ * moves logits by orders of magnitude more.
  */
-function roundingBound(graphLogits: (us: Float32Array) => Float32Array, us: Float32Array, slotUs: readonly number[], base: Float32Array): number {
+function roundingBound(graphLogits: (us: Float32Array) => Float32Array, us: Float32Array, slotUs: readonly number[], base: Float32Array, params: readonly Param[]): number {
   const nudged = us.slice(),
     bits = new Int32Array(nudged.buffer);
   for (const k of slotUs) if (nudged[k] < 0.99) bits[k] += 1;
-  return Math.max(1e-4, 8 * maxRelativeError(graphLogits(nudged), base));
+  const saved = params.map((p) => p.data.slice());
+  for (const p of params) {
+    const b = new Int32Array(p.data.buffer, p.data.byteOffset, p.data.length);
+    p.data.forEach((v, i) => {
+      if (v !== 0 && Number.isFinite(v)) b[i] += 1;
+    });
+  }
+  try {
+    return Math.max(1e-4, 8 * maxRelativeError(graphLogits(nudged), base));
+  } finally {
+    params.forEach((p, i) => p.data.set(saved[i]));
+  }
 }
+
 /** Report a failure by its seed and error only: counterexamples hold whole checkpoints. */
 const reporter = <T>(out: fc.RunDetails<T>): void => {
   if (out.failed && process.env.GRAD_DEBUG) console.log(JSON.stringify((out.counterexample as unknown[] | null)?.slice(1)));
@@ -646,8 +663,12 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               if (j === 0 && query) blockTokens[0] = tokens[s - 1];
               else emb.set(model.slotInput(us[s + j], j > 0 ? us[s + j - 1] : undefined, j === 0 ? tokens[s - 1] : undefined), j * cfg.dim);
             }
-            // Pick feedback: slot 1 reads the window's first pick, which training takes from the data (t_s).
-            const feedback = spec.pickFeedback && L >= 2 ? [{ row: 1, from: 0, pick: () => tokens[s] }] : [];
+            // Pick feedback: slot 1 (with "chain" every slot j >= 1) reads the pick before it, which training takes from the data (t_{s+j-1}).
+            const padded = [...tokens, ...new Array(L).fill(0)];
+            const reads = (j: number) => j >= 1 && (spec.pickFeedback === "chain" || (spec.pickFeedback === "first" && j === 1));
+            const feedback = Array.from({ length: L }, (_, j) => j)
+              .filter(reads)
+              .map((j) => ({ row: j, from: j - 1, pick: () => padded[s + j - 1] }));
             const all = model.forward({ tokens: blockTokens, embeddings: emb, positions: Array.from({ length: L }, (_, j) => s - 1 + j), mask }, cache, L, feedback);
             // The training graph has no row for a query slot 0; the teacher's row there is checked by PTP-QUERY-C0.
             const infer = query ? all.subarray(cfg.vocabSize) : all;
@@ -657,7 +678,6 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
             const ctx = { keys: teacherLayers.map((b) => js.download(b, 0, s * kv)), values: teacherValues.map((b) => js.download(b, 0, s * kv)), length: s, hidden };
             cache.free();
             // Training graph: the same window (targets beyond the tokens do not matter here).
-            const padded = [...tokens, ...new Array(L).fill(0)];
             const rows = windowRows(spec.variant, padded, us, [s], L, 1, slotKind(spec));
             const logits = studentLogits(new Tape(), cfg, constantWeights(ckpt), trainableStudent(student, cfg), ctx, rows);
             expect(logits.data.length).toBe(infer.length);
@@ -685,9 +705,9 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
             const prompts = Array.from({ length: nPrompts }, () => [1, ...Array.from({ length: 1 + Math.floor(next() * 4) }, () => 2 + Math.floor(next() * (cfg.vocabSize - 2)))]);
             // Each proposal window of each call: the tokens it conditions on (finalized, then the drafts
             // its branch assumes accepted), its u's by position, and the logits the call gave its slots.
-            const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[]; fed?: number }[] = [];
+            const windows: { context: number[]; us: Map<number, number>; logits: Float32Array[]; fed: (number | undefined)[] }[] = [];
             const inner = makeDecoder(model, { decoder: "single-call", steps: 0, sampling: { temperature: 0, topK: 0, topP: 1 }, aux: [] });
-            // Pick feedback: the token each slot 1 read (its window's first pick, made inside the call).
+            // Pick feedback: the token each slot read (slot 1: its window's first pick; with "chain" slot j >= 1: slot j - 1's draft), made inside the call.
             const fed = new Map<SlotRow, number>();
             const spy: Decoder = {
               name: "spy",
@@ -728,7 +748,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
                   while (i + L < group.slots.length && group.slots[i + L].sees.includes(B + i)) L++;
                   const us = new Map<number, number>();
                   for (let k = s - 1; k < s + L; k++) if (k >= seq.promptLength) us.set(k, seq.u.forStudent(k));
-                  windows.push({ context, us, logits: out.slots.slice(i, i + L), fed: L > 1 ? fed.get(group.slots[i + 1]) : undefined });
+                  windows.push({ context, us, logits: out.slots.slice(i, i + L), fed: group.slots.slice(i, i + L).map((slot) => fed.get(slot)) });
                   i += L;
                 }
                 return inner.accept(seq, group, out);
@@ -745,9 +765,10 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
               const us = new Float32Array(s + L).fill(0.5);
               for (const [k, u] of w.us) us[k] = u;
               const { context } = teacherContext(teacher, w.context, false, spec.extraBlocks !== undefined && spec.extraBlocks > 0);
-              // The tokens after the context are only targets, except t_s, which slot 1 reads with pick feedback.
-              const tokens = [...w.context, w.fed ?? 0, ...new Array(L - 1).fill(0)];
-              if (spec.pickFeedback && L > 1) expect(w.fed).toBeGreaterThanOrEqual(0);
+              // The tokens after the context are only targets, except those the slots read with pick feedback: slot j reads t_{s+j-1}.
+              const tokens = [...w.context, ...Array.from({ length: L }, (_, j) => w.fed[j + 1] ?? 0)];
+              if (spec.pickFeedback && L > 1) expect(w.fed[1]).toBeGreaterThanOrEqual(0);
+              if (spec.pickFeedback === "chain") w.fed.slice(1).forEach((t) => expect(t).toBeGreaterThanOrEqual(0));
               const graph = (u: Float32Array) => studentLogits(new Tape(), cfg, weights, st, context, windowRows(spec.variant, tokens, u, [s], L, 1, slotKind(spec))).data;
               const rows = windowRows(spec.variant, tokens, us, [s], L, 1, slotKind(spec));
               const logits = studentLogits(new Tape(), cfg, weights, st, context, rows);
@@ -756,7 +777,7 @@ describe("TRAIN-GRAPH-EQ-INFER: the training graph computes what the decoders ru
                 infer = new Float32Array((L - first) * cfg.vocabSize);
               w.logits.slice(first).forEach((l, j) => infer.set(l, j * cfg.vocabSize));
               expect(logits.data.length).toBe(infer.length);
-              if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(roundingBound(graph, us, [...w.us.keys()], logits.data));
+              if (infer.length > 0) expect(maxRelativeError(logits.data, infer)).toBeLessThan(roundingBound(graph, us, spec.aux === "anchors" ? [...w.us.keys()] : [], logits.data, st.params));
             }
           },
         );

@@ -10,14 +10,14 @@ import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { parseStudent, readStudent, serializeStudent, writeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
-import type { Student } from "../src/ptp/student-weights.js";
+import type { PickFeedbackKind, Student } from "../src/ptp/student-weights.js";
 import { addEmbeddingRows, concatRows, sliceRows, Tape, Tensor } from "../src/train/autograd/index.js";
 import { DataParallel } from "../src/train/data-parallel.js";
 import type { SequenceJob } from "../src/train/distill-step.js";
 import { constantWeights, head, layerStack, type ConstantContext } from "../src/train/graph.js";
 import { AdamW } from "../src/train/optim.js";
 import type { Param } from "../src/train/param.js";
-import { slotInputs, studentLogits, windowLoss, windowRows, type WindowRows } from "../src/train/ptp-windows.js";
+import { fedPicks, slotInputs, studentLogits, windowLoss, windowRows, type WindowRows } from "../src/train/ptp-windows.js";
 import { trainableStudent } from "../src/train/student-params.js";
 import { teacherContext } from "../src/train/teacher-context.js";
 import { maxRelativeError, pregenFixture, rng, runCli, tinyCheckpoint } from "./helpers.js";
@@ -104,7 +104,7 @@ function gradientMismatch(params: readonly Param[], loss: (tape: Tape) => Tensor
 const extraSpecArb = studentSpecArb().map((s) => ({ ...s, extraBlocks: 1 + (s.seed % 2) }));
 
 /** Query C-PTP students with extra blocks and pick feedback (a random table). */
-const feedbackSpecArb = studentSpecArb("C").map((s) => ({ ...s, hybrid: true, query: true, extraBlocks: 1 + (s.seed % 2), pickFeedback: true }));
+const feedbackSpecArb = fc.tuple(studentSpecArb("C"), fc.constantFrom<PickFeedbackKind>("first", "chain")).map(([s, kind]) => ({ ...s, hybrid: true, query: true, extraBlocks: 1 + (s.seed % 2), pickFeedback: kind }));
 
 describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
   it("the loss matches finite differences in every param, the extra blocks' (context side included) and the LoRA's", () => {
@@ -130,7 +130,7 @@ describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
     );
   });
 
-  it("TRAIN-FEEDBACK-GRAD: with pick feedback the loss matches finite differences in the table too, whose rows of slot 1's picks get gradients, and no other row", () => {
+  it("TRAIN-FEEDBACK-GRAD: with pick feedback the loss matches finite differences in the table too, whose rows of the picks read (slot 1's, or with chain every slot's) get gradients, and no other row", () => {
     fc.assert(
       fc.property(tinyCheckpoint, feedbackSpecArb, seedArb, (ckpt, spec, seed) => {
         const next = rng(seed),
@@ -140,11 +140,12 @@ describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
         const table = st.params.find((p) => p.name === "feedback")!;
         expect(table.shape).toEqual([cfg.vocabSize, cfg.dim]);
         const { tokens, rows } = randomWindows(cfg, spec, next);
-        // Slot 1 of each window reads the data's token at the window's start.
+        // Slot 1 of each window (with chain every slot j >= 1) reads the data's token at its own position, t_{s+j-1}; a row past the end (weight 0) reads none.
         const read = new Set<number>();
-        rows.firstPick.forEach((t, r) => {
+        fedPicks(rows, spec.pickFeedback).forEach((t, r) => {
           if (t >= 0) read.add(t);
-          expect(t).toBe(rows.positions[r] === rows.starts[Math.floor(r / (rows.L - 1))] ? tokens[rows.positions[r]] : -1);
+          const reads = rows.weights[r] > 0 && (spec.pickFeedback === "chain" || rows.positions[r] === rows.starts[Math.floor(r / (rows.L - 1))]);
+          expect(t).toBe(reads ? tokens[rows.positions[r]] : -1);
         });
         expect(read.size).toBeGreaterThan(0);
         const ctx = randomContext(cfg, tokens.length, next);
@@ -188,8 +189,8 @@ describe("TRAIN-EXTRA-GRAPH: the extra blocks in the training graph", () => {
         const plain = trainableStudent(withoutExtra(student), cfg);
         const input = { x: slotInputs(tape, plain.slots, rows, cfg.dim, weights.tokenEmbedding), positions: rows.positions, visible: rows.visible, context: { ...ctx, length: C } };
         let x = layerStack(tape, cfg, weights, input, plain.lora);
-        // Pick feedback: slot 1 adds the table's row for its window's first pick before the blocks.
-        if (student.weights.feedback) x = addEmbeddingRows(tape, x, Tensor.constant(student.weights.feedback, [cfg.vocabSize, cfg.dim]), rows.firstPick);
+        // Pick feedback: slot 1 (with chain every slot) adds the table's row for the pick before it, before the blocks.
+        if (student.weights.feedback) x = addEmbeddingRows(tape, x, Tensor.constant(student.weights.feedback, [cfg.vocabSize, cfg.dim]), fedPicks(rows, student.config.pickFeedback!));
         const contextHidden = Tensor.constant(ctx.hidden!.subarray(0, C * cfg.dim), [C, cfg.dim]);
         const positions = Int32Array.from([...Array.from({ length: C }, (_, i) => i), ...rows.positions]);
         const visible = new Int32Array(4 * (C + R));
@@ -280,7 +281,7 @@ describe("TRAIN-EXTRA-FILES: a student with extra blocks in files", () => {
 });
 
 describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
-  it.each([false, true])("1 and 2 threads give bit-identical params and figures after a few AdamW steps, updating the student's own extra-block arrays (pick feedback: %s, TRAIN-FEEDBACK-THREADS)", async (pickFeedback) => {
+  it.each([undefined, "first", "chain"] as const)("1 and 2 threads give bit-identical params and figures after a few AdamW steps, updating the student's own extra-block arrays (pick feedback: %s, TRAIN-FEEDBACK-THREADS)", async (pickFeedback) => {
     const ckpt = randomCheckpoint({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 32, seqLen: 32, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 7);
     const backend = await createBackend("wasm", { threads: 1 });
     const next = rng(3);
@@ -311,7 +312,7 @@ describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
       two = train(2);
     expect(two.names).toEqual(one.names);
     expect(one.names.filter((n) => n.startsWith("extra."))).toHaveLength(18);
-    expect(one.names.includes("feedback")).toBe(pickFeedback);
+    expect(one.names.includes("feedback")).toBe(pickFeedback !== undefined);
     if (pickFeedback) expect(one.student.weights.feedback!.some((v) => v !== 0)).toBe(true);
     expect(two.figures).toEqual(one.figures);
     expect(Buffer.from(serializeStudent(two.student)).equals(Buffer.from(serializeStudent(one.student)))).toBe(true);
@@ -374,26 +375,31 @@ describe("TRAIN-EXTRA-CLI: ptp distill --extra-blocks", () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(readStudent(fromInit).config.extraBlocks).toBe(2);
 
-    // Pick feedback: trained, resumed exactly; refused without extra blocks, with --draft, or against an --init student without it.
+    // Chained pick feedback: trained, resumed exactly (on another thread count); refused without extra blocks, with --draft,
+    // against an --init student without it or with another kind, or with a kind that does not exist.
     const fb = join(fx.tmp, "fb.safetensors"),
       fbResumed = join(fx.tmp, "fb-resumed.safetensors");
-    const f = await runCli(...distillArgs(fb, "--extra-blocks", "1", "--pick-feedback"));
+    const f = await runCli(...distillArgs(fb, "--extra-blocks", "1", "--pick-feedback", "chain"));
     expect(f.code, f.stderr).toBe(0);
+    expect(readStudent(fb).config.pickFeedback).toBe("chain");
     expect(readStudent(fb).weights.feedback!.some((v) => v !== 0)).toBe(true);
     expect(readFileSync(`${fb}.train.safetensors`).includes("adam_v.feedback")).toBe(true);
-    expect((await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "--stop-after", "3"))).code).toBe(130);
-    const fbAgain = await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "--resume", "--threads", "2"));
+    expect((await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "chain", "--stop-after", "3"))).code).toBe(130);
+    const fbAgain = await runCli(...distillArgs(fbResumed, "--extra-blocks", "1", "--pick-feedback", "chain", "--resume", "--threads", "2"));
     expect(fbAgain.code, fbAgain.stderr).toBe(0);
     expect(readFileSync(fbResumed).equals(readFileSync(fb))).toBe(true);
     for (const [args, message] of [
-      [["--pick-feedback"], "--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)"],
-      [["--pick-feedback", "--draft"], "--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model"],
-      [["--pick-feedback", "--extra-blocks", "1", "--slot-input", "hybrid"], "--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)"],
-      [["--pick-feedback", "--init", init], `--pick-feedback does not match the --init student ${init}, which has no pick feedback (it trains the parts it has)`],
+      [["--pick-feedback", "first"], "--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)"],
+      [["--pick-feedback", "chain", "--draft"], "--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model"],
+      [["--pick-feedback", "first", "--extra-blocks", "1", "--slot-input", "hybrid"], "--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)"],
+      [["--pick-feedback", "first", "--init", init], `--pick-feedback first does not match the --init student ${init}, which has no pick feedback (it trains the parts it has)`],
+      [["--pick-feedback", "first", "--init", fb], `--pick-feedback first does not match the --init student ${fb}, which has pick feedback chain (it trains the parts it has)`],
+      [["--pick-feedback", "all", "--extra-blocks", "1"], "BAD-CHOICE"],
     ] as const) {
       const bad = await runCli(...distillArgs(join(fx.tmp, "bad.safetensors"), ...args));
       expect(bad.code, bad.stderr).toBe(2);
-      expect(bad.stderr.split("\n")[0]).toBe(`ptp distill: ${message}`);
+      if (message === "BAD-CHOICE") expect(bad.stderr.split("\n")[0]).toMatch(/^ptp distill: --pick-feedback .*first.*chain/);
+      else expect(bad.stderr.split("\n")[0]).toBe(`ptp distill: ${message}`);
     }
 
     const peft = join(fx.tmp, "peft");

@@ -148,7 +148,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     if (argv.includes("--variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
     const extraBlocks = student.config.extraBlocks ?? 0;
     if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
-    if (f["pick-feedback"] && !student.config.pickFeedback) throw new UsageError(`--pick-feedback does not match the --init student ${f.init}, which has no pick feedback (it trains the parts it has)`);
+    if (f["pick-feedback"] !== undefined && f["pick-feedback"] !== student.config.pickFeedback)
+      throw new UsageError(`--pick-feedback ${f["pick-feedback"]} does not match the --init student ${f.init}, which has ${student.config.pickFeedback ? `pick feedback ${student.config.pickFeedback}` : "no pick feedback"} (it trains the parts it has)`);
     proposer = { kind: "student", student };
   }
   if (f.draft) {

@@ -1,6 +1,6 @@
 import { MAX_EXTRA_BLOCKS } from "../ptp/files/adapter-file.js";
 import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
-import type { AuxEmbeddingConfig, AuxKind } from "../ptp/student-weights.js";
+import { PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
 import type { LrDecay } from "../train/schedule.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
@@ -144,17 +144,20 @@ export const extraBlocksFlag = defineFlags({
     max: MAX_EXTRA_BLOCKS,
   },
   "pick-feedback": {
-    kind: "bool",
-    help: "pick feedback for a new query student with --extra-blocks: slot 1 reads the window's first pick, made inside the call after the teacher's layers, through a table that starts at 0",
+    kind: "string",
+    value: "KIND",
+    help: "pick feedback for a new query student with --extra-blocks, through a table that starts at 0: first (slot 1 reads the window's first pick, made inside the call after the teacher's layers) or chain (every slot reads the draft of the slot before it; the extra blocks then run slot after slot)",
+    choices: [...PICK_FEEDBACK_KINDS],
   },
 });
 
 /** Pick feedback of a new student (UsageError unless it is a query student with extra blocks). */
-export function pickFeedbackFromFlags(f: { "pick-feedback"?: boolean; "extra-blocks": number }, query: boolean): { pickFeedback?: true } {
-  if (!f["pick-feedback"]) return {};
+export function pickFeedbackFromFlags(f: { "pick-feedback"?: string; "extra-blocks": number }, query: boolean): { pickFeedback?: PickFeedbackKind } {
+  const kind = f["pick-feedback"] as PickFeedbackKind | undefined;
+  if (kind === undefined) return {};
   if (!query) throw new UsageError("--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)");
   if (f["extra-blocks"] < 1) throw new UsageError("--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)");
-  return { pickFeedback: true };
+  return { pickFeedback: kind };
 }
 
 export const auxFlags = defineFlags({

@@ -207,7 +207,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     row("window", c.window);
     row("slot input", slotInputOf(c));
     if (c.extraBlocks) row("extra blocks", c.extraBlocks);
-    if (c.pickFeedback) row("pick feedback", "slot 1 reads the window's first pick");
+    if (c.pickFeedback) row("pick feedback", c.pickFeedback === "chain" ? "chain: every slot reads the draft of the slot before it" : "first: slot 1 reads the window's first pick");
     row("teacher shape", shapeText(c.teacherShape));
     row("teacher checksum", c.teacherChecksum);
     countRows(info);

@@ -2,7 +2,7 @@ import type { Backend, Buffer } from "../backends/backend.js";
 import { attention } from "../model/attention.js";
 import { kvDim, headSize, type ModelConfig } from "../model/config.js";
 import { uploadLayer, type DeviceLayer } from "../model/device-weights.js";
-import { tailRows } from "../model/block.js";
+import { tailRows, type Block } from "../model/block.js";
 import { feedForward } from "../model/feedforward.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { LayerRun } from "../model/linear.js";
@@ -11,13 +11,14 @@ import { LINEAR_NAMES, linearShape, type LayerWeights } from "../model/weights.j
 
 /**
  * A slot row of a call that reads a pick (spec/ptp.md 2.5): the token
- * `pick` makes of the teacher's logits at call row `from`, computed in the
- * call after the teacher's layers.
+ * `pick` makes of the logits of an earlier call row `from`, computed inside
+ * the call: the teacher's logits for a row that runs no extra blocks (a
+ * query slot), the student's after the extra blocks for a slot row.
  */
 export interface PickFeedback {
   /** The slot's row in the call's block. */
   row: number;
-  /** The row whose teacher logits give the pick (the window's first slot, or the base row it repeats). */
+  /** The earlier row whose logits give the pick (the window's first slot, or the slot before this one). */
   from: number;
   /** The token for those logits (the sequence's Pick with the window's u); anything but a token id feeds nothing. */
   pick(logits: Float32Array): number;
@@ -75,62 +76,82 @@ export class ExtraBlocks {
    * Runs the blocks for the slot rows of a call (slot[m] = 1) and appends
    * every row's keys and values. Rows before the first slot (context,
    * verification) cost only their keys and values; the rows from the first
-   * slot on run as a block of their own after them (tailRows), the rows
+   * slot on run as blocks of their own after them (tailRows), the rows
    * among them that are not slots (a query slot) keeping their final state.
+   * A slot that reads the pick of a slot row (chained pick feedback) starts
+   * a new segment: the rows before it have run every block, and their
+   * logits give the pick, before it runs any.
    */
   run(run: LayerRun, slot: Uint8Array, feedback: readonly PickFeedback[] = []): void {
     const { state: s, cache, cached, M } = run;
-    const b = this.backend,
-      c = this.teacher,
-      first = c.nLayers;
-    if (cache.keys.length < first + this.layers.length) {
-      throw new Error(`the student has ${this.layers.length} extra blocks but the KV cache holds ${cache.keys.length - first} extra layers: make the cache with PtpModel.newCache`);
+    const c = this.teacher;
+    if (cache.keys.length < c.nLayers + this.layers.length) {
+      throw new Error(`the student has ${this.layers.length} extra blocks but the KV cache holds ${cache.keys.length - c.nLayers} extra layers: make the cache with PtpModel.newCache`);
     }
     const from = slot.indexOf(1);
     this.keysAndValues(s, cache, cached, from < 0 ? M : from);
     if (from < 0) return;
-    const rows = M - from,
-      after = cached + from;
-    const t = (this.tail ??= new RunState(b, c));
-    const mask = t.prepare(tailRows(run.block, cached, M, from), after, rows);
-    b.copy(t.x, 0, s.x, from * c.dim, rows * c.dim);
-    const keep = slot.subarray(from).includes(0) ? this.reserve(rows) : null;
-    if (keep) b.copy(keep, 0, t.x, 0, rows * c.dim);
-    this.feedBack(run, slot, feedback, from, t);
-    this.layers.forEach((w, e) => {
-      b.rmsnorm(t.xb, t.x, w.rmsAtt, rows, c.dim, c.normEps);
-      attention(b, c, w, first + e, t, cache, after, mask, rows);
-      b.add(t.x, t.xb2, rows * c.dim);
-      b.rmsnorm(t.xb, t.x, w.rmsFfn, rows, c.dim, c.normEps);
-      feedForward(b, c, w, first + e, t, rows);
-      b.add(t.x, t.xb2, rows * c.dim);
-      // A row that is not a slot keeps its final hidden state: its keys and values in the next block and its logits come from it.
-      if (keep) for (let m = from; m < M; m++) if (!slot[m]) b.copy(t.x, (m - from) * c.dim, keep, (m - from) * c.dim, c.dim);
-    });
-    b.copy(s.x, from * c.dim, t.x, 0, rows * c.dim);
+    checkFeedback(feedback, slot, M, this.feedback !== undefined);
+    for (const [a, b] of segments(slot, feedback, from, M)) {
+      this.runRows(
+        run,
+        slot,
+        feedback.filter((f) => f.row >= a && f.row < b),
+        a,
+        b,
+      );
+    }
   }
 
   /**
-   * Pick feedback: each slot row in `feedback` adds the table's row for the
-   * token picked from the teacher's logits of its source row (its window's
-   * first slot, whose final hidden state is still in the call's residual
-   * stream), before the blocks run. The tail's rows start at call row `from`.
+   * The blocks for call rows [a, b) (a tail segment; every row before a has
+   * its keys and values in the cache and, for a slot, its final state in the
+   * run state's residual stream). Bit for bit what running all the rows from
+   * the first slot at once gives, every op being batch-invariant.
    */
-  private feedBack(run: LayerRun, slot: Uint8Array, feedback: readonly PickFeedback[], from: number, t: RunState): void {
+  private runRows(run: LayerRun, slot: Uint8Array, feedback: readonly PickFeedback[], a: number, b: number): void {
+    const { state: s, cache, cached, M } = run;
+    const be = this.backend,
+      c = this.teacher,
+      first = c.nLayers,
+      rows = b - a,
+      after = cached + a;
+    const t = (this.tail ??= new RunState(be, c));
+    const mask = t.prepare(segmentRows(run.block, cached, M, a, b), after, rows);
+    be.copy(t.x, 0, s.x, a * c.dim, rows * c.dim);
+    const keep = slot.subarray(a, b).includes(0) ? this.reserve(rows) : null;
+    if (keep) be.copy(keep, 0, t.x, 0, rows * c.dim);
+    this.feedBack(run, feedback, a, t);
+    this.layers.forEach((w, e) => {
+      be.rmsnorm(t.xb, t.x, w.rmsAtt, rows, c.dim, c.normEps);
+      attention(be, c, w, first + e, t, cache, after, mask, rows);
+      be.add(t.x, t.xb2, rows * c.dim);
+      be.rmsnorm(t.xb, t.x, w.rmsFfn, rows, c.dim, c.normEps);
+      feedForward(be, c, w, first + e, t, rows);
+      be.add(t.x, t.xb2, rows * c.dim);
+      // A row that is not a slot keeps its final hidden state: its keys and values in the next block and its logits come from it.
+      if (keep) for (let m = a; m < b; m++) if (!slot[m]) be.copy(t.x, (m - a) * c.dim, keep, (m - a) * c.dim, c.dim);
+    });
+    be.copy(s.x, a * c.dim, t.x, 0, rows * c.dim);
+  }
+
+  /**
+   * Pick feedback: each slot row in `feedback` (all in the segment starting
+   * at call row `a`) adds the table's row for the token picked from the
+   * logits of its source row, whose final state is in the call's residual
+   * stream: a row that runs no blocks (the window's first slot) or a slot
+   * row of an earlier segment. Then the blocks run.
+   */
+  private feedBack(run: LayerRun, feedback: readonly PickFeedback[], a: number, t: RunState): void {
     if (feedback.length === 0) return;
-    const table = this.feedback,
+    const table = this.feedback!,
       dim = this.teacher.dim,
       V = this.teacher.vocabSize;
-    if (!table) throw new Error("pick feedback: this student has no feedback table, so its slots read no picks");
-    for (const f of feedback) {
-      if (slot[f.row] !== 1) throw new RangeError(`pick feedback: row ${f.row} is not a slot row of the call`);
-      if (!(Number.isInteger(f.from) && f.from >= 0 && f.from < run.M)) throw new RangeError(`pick feedback: source row ${f.from} is not a row of the call`);
-    }
     const logits = run.logitsOf(feedback.map((f) => f.from));
     feedback.forEach((f, i) => {
       const token = f.pick(logits.subarray(i * V, (i + 1) * V));
       if (!(Number.isInteger(token) && token >= 0 && token < V)) return; // no pick (non-finite logits): the slot reads nothing
-      const at = (f.row - from) * dim,
+      const at = (f.row - a) * dim,
         x = this.backend.download(t.x, at, dim);
       for (let d = 0; d < dim; d++) x[d] += table[token * dim + d];
       this.backend.upload(t.x, x, at);
@@ -169,6 +190,72 @@ export class ExtraBlocks {
     for (const w of this.layers) for (const buf of Object.values(w)) this.backend.free(buf);
     this.layers.length = 0;
   }
+}
+
+/** Throws unless every pick-feedback entry is a slot row reading an earlier row of the call, with a table to read. */
+function checkFeedback(feedback: readonly PickFeedback[], slot: Uint8Array, M: number, hasTable: boolean): void {
+  if (feedback.length === 0) return;
+  if (!hasTable) throw new Error("pick feedback: this student has no feedback table, so its slots read no picks");
+  const seen = new Set<number>();
+  for (const f of feedback) {
+    if (!(Number.isInteger(f.row) && f.row >= 0 && f.row < M && slot[f.row] === 1)) throw new RangeError(`pick feedback: row ${f.row} is not a slot row of the call`);
+    if (!(Number.isInteger(f.from) && f.from >= 0 && f.from < f.row)) throw new RangeError(`pick feedback: source row ${f.from} of row ${f.row} must be an earlier row of the call`);
+    if (seen.has(f.row)) throw new RangeError(`pick feedback: row ${f.row} reads two picks`);
+    seen.add(f.row);
+  }
+}
+
+/**
+ * The tail [from, M) cut into segments [a, b) that run the blocks one after
+ * another: a new one starts at each row reading the pick of a slot row at or
+ * after the current segment's start (that row's logits need every block
+ * first). Without such reads: one segment, the whole tail.
+ */
+export function segments(slot: Uint8Array, feedback: readonly PickFeedback[], from: number, M: number): [number, number][] {
+  const source = new Map(feedback.map((f) => [f.row, f.from]));
+  const out: [number, number][] = [];
+  let a = from;
+  for (let m = from + 1; m < M; m++) {
+    const src = source.get(m);
+    if (src !== undefined && src >= a && slot[src] === 1) {
+      out.push([a, m]);
+      a = m;
+    }
+  }
+  out.push([a, M]);
+  return out;
+}
+
+/**
+ * Rows [a, b) of a checked block of M rows as a block of their own once
+ * rows [0, a) have joined the cache: keys numbered as in the whole call, up
+ * to cached + b. A row of the segment that sees a later row (whose keys the
+ * extra blocks do not have yet) is refused.
+ */
+function segmentRows(block: Pick<Block, "positions" | "mask" | "visible">, cached: number, M: number, a: number, b: number): Pick<Block, "positions" | "mask" | "visible"> {
+  const tail = tailRows(block, cached, M, a);
+  if (b === M) return tail;
+  const n = cached + b,
+    stride = cached + M,
+    rows = b - a;
+  const late = () => new RangeError(`extra blocks: a row in call rows [${a}, ${b}) sees a later row, which a segment of the chained pick feedback cannot give`);
+  const positions = (tail.positions as number[]).slice(0, rows);
+  if (tail.mask) {
+    const mask = new Uint8Array(rows * n);
+    for (let r = 0; r < rows; r++) {
+      const row = tail.mask.subarray(r * stride, (r + 1) * stride);
+      if (row.subarray(n).includes(1)) throw late();
+      mask.set(row.subarray(0, n), r * n);
+    }
+    return { positions, mask };
+  }
+  if (tail.visible) {
+    const { offsets, keys } = tail.visible;
+    const end = offsets[rows];
+    for (let i = 0; i < end; i++) if (keys[i] >= n) throw late();
+    return { positions, visible: { offsets: offsets.subarray(0, rows + 1), keys: keys.subarray(0, end) } };
+  }
+  return { positions };
 }
 
 /** Throws a TypeError naming the first tensor of extra block e that is missing or not the teacher's layer shape. */

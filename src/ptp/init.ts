@@ -12,7 +12,7 @@ import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
 import { plainFail, product } from "./files/ptp-file-parts.js";
-import type { AuxEmbeddingConfig, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+import type { AuxEmbeddingConfig, PickFeedbackKind, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export interface RandomStudentOptions {
   variant: Variant;
@@ -32,8 +32,8 @@ export interface RandomStudentOptions {
   zeroB?: boolean;
   /** Extra blocks E (StudentConfig.extraBlocks, 0..MAX_EXTRA_BLOCKS); default 0. */
   extraBlocks?: number;
-  /** Pick feedback (StudentConfig.pickFeedback; query students with extra blocks): the table starts at 0, a no-op. Default false. */
-  pickFeedback?: boolean;
+  /** Pick feedback (StudentConfig.pickFeedback; query students with extra blocks): the table starts at 0, a no-op. Default none. */
+  pickFeedback?: PickFeedbackKind;
 }
 
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
@@ -62,7 +62,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     window: options.window ?? 16,
     ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     ...(E > 0 ? { extraBlocks: E } : {}),
-    ...(options.pickFeedback ? { pickFeedback: true } : {}),
+    ...(options.pickFeedback ? { pickFeedback: options.pickFeedback } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };

@@ -6,7 +6,7 @@ import type { Transformer } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
 import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
 import { GatedLora } from "./gated-lora.js";
-import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student, Variant } from "./student-weights.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, PickFeedbackKind, Student, Variant } from "./student-weights.js";
 
 /** What a slot's input is made of: the variant, the auxiliary embedding and (C-PTP) the start vector. */
 export interface SlotInputSource {
@@ -101,9 +101,9 @@ export class PtpModel {
     return this.student?.config.hybrid === true;
   }
 
-  /** Whether a window's slot 1 reads the window's first pick (StudentConfig.pickFeedback, spec/ptp.md 2.5). */
-  get pickFeedback(): boolean {
-    return this.student?.config.pickFeedback === true;
+  /** Which slots of a window read a pick made in the call (StudentConfig.pickFeedback, spec/ptp.md 2.5); undefined for none. */
+  get pickFeedback(): PickFeedbackKind | undefined {
+    return this.student?.config.pickFeedback;
   }
 
   /** Whether a window's first slot is the teacher's own AR query (C-PTP, StudentConfig.query). */
@@ -122,7 +122,7 @@ export class PtpModel {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
     }
-    if (feedback.length > 0 && !this.pickFeedback) throw new Error("forward: the call feeds picks to slots, but the student has no pick feedback");
+    if (feedback.length > 0 && this.pickFeedback === undefined) throw new Error("forward: the call feeds picks to slots, but the student has no pick feedback");
     // Without slots the LoRA touches no row, but extra blocks still need the rows' keys and values.
     if (slots === 0) return this.teacher.forward(block, cache, this.extra ? this.adapter : undefined);
     const M = block.positions.length,

@@ -61,12 +61,16 @@ export interface StudentConfig {
   extraBlocks?: number;
   /**
    * Pick feedback (query students with extra blocks only; spec/ptp.md 2.5):
-   * a window's slot 1 adds, before the extra blocks, a learned vector for
-   * t_s = Pick(u_s, P_s), the window's first pick, which the call has exactly
-   * once the teacher's layers have run on the query slot. Slot 1 then knows
-   * the token before it instead of inferring it from u_s.
+   * a slot adds, before the extra blocks, a learned vector for the pick of
+   * the slot before it, made inside the call. "first": slot 1 reads
+   * t_s = Pick(u_s, P_s), the window's first pick, which the call has
+   * exactly once the teacher's layers have run on the query slot. "chain":
+   * every slot j >= 1 reads the draft of slot j - 1, so the slots run the
+   * extra blocks one after another (the teacher's layers stay one pass for
+   * all). A slot then knows the token before it instead of inferring it
+   * from the u's.
    */
-  pickFeedback?: boolean;
+  pickFeedback?: PickFeedbackKind;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;
@@ -99,9 +103,14 @@ export interface StudentWeights {
   start?: Float32Array;
   /** The extra blocks (StudentConfig.extraBlocks of them; absent when none), shaped like the teacher's layers. */
   extra?: LayerWeights[];
-  /** Pick feedback (StudentConfig.pickFeedback): the vector each token adds to slot 1 [vocab, dim]; zero to start. */
+  /** Pick feedback (StudentConfig.pickFeedback): the vector each picked token adds to the slot reading it [vocab, dim]; zero to start. */
   feedback?: Float32Array;
 }
+
+/** Which slots read a pick (StudentConfig.pickFeedback): slot 1 only, or every slot after slot 0. */
+export type PickFeedbackKind = "first" | "chain";
+
+export const PICK_FEEDBACK_KINDS: readonly PickFeedbackKind[] = ["first", "chain"];
 
 export interface Student {
   config: StudentConfig;

@@ -1,7 +1,7 @@
 import type { ModelConfig } from "../model/config.js";
 import { auxFeatures, auxFeatureCount } from "../ptp/auxiliary.js";
 import type { SlotInputKind } from "../ptp/files/ptp-file-parts.js";
-import type { Variant } from "../ptp/student-weights.js";
+import type { PickFeedbackKind, Variant } from "../ptp/student-weights.js";
 import { draftSampling } from "../ptp/decode/decoder.js";
 import { DECODER_DEFAULTS } from "../ptp/decode/defaults.js";
 import { argmax } from "../sampling/pick.js";
@@ -43,11 +43,16 @@ export interface WindowRows {
   /** Per row: the token at its position for a window's first slot (hybrid input), -1 for the others. */
   lastToken: Int32Array;
   /**
-   * Per row: for slot 1 of a query layout, t_{s_w}, the window's first pick
-   * (the token the data has at s_w, which Pick(u_{s_w}, P) gives), which a
-   * student with pick feedback reads; -1 for the others.
+   * Per row: for slot j >= 1 of a query layout, t_{s_w+j-1}, the token the
+   * data has before the row's target, which a student with pick feedback
+   * reads (slot 1 only, or every slot with "chain"): the call's pick of the
+   * slot before whenever the slots before it are right, which is the only
+   * case in which the row's draft counts. -1 for the others and past the
+   * sequence end (weight 0).
    */
-  firstPick: Int32Array;
+  pickBefore: Int32Array;
+  /** Per row: its slot j in the window. */
+  slot: Int32Array;
   /** The token each row predicts, its u, and its loss weight (gamma^j; 0 past the sequence end). */
   targets: Int32Array;
   targetU: Float32Array;
@@ -78,7 +83,8 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
     inputU: new Float32Array(R),
     takeStart: new Uint8Array(R),
     lastToken: new Int32Array(R).fill(-1),
-    firstPick: new Int32Array(R).fill(-1),
+    pickBefore: new Int32Array(R).fill(-1),
+    slot: new Int32Array(R),
     targets: new Int32Array(R),
     targetU: new Float32Array(R),
     weights: new Float32Array(R),
@@ -98,7 +104,8 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
       rows.targetU[r] = u(k);
       rows.weights[r] = inside ? gamma ** (j - first) : 0;
       if (j === 0 && hybrid) rows.lastToken[r] = tokens[s - 1];
-      if (j === 1 && first === 1) rows.firstPick[r] = tokens[s];
+      rows.slot[r] = j;
+      if (j >= 1 && first === 1 && inside) rows.pickBefore[r] = tokens[k - 1];
       if (variant === "O") rows.inputU[r] = u(k);
       else if (j === 0) rows.takeStart[r] = 1;
       else rows.inputU[r] = u(k - 1);
@@ -145,9 +152,14 @@ export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWe
   if (!st.extra) return head(tape, teacher, weights, hidden);
   if (!context.hidden || context.hidden.length < C * teacher.dim) throw new RangeError(`studentLogits: a student with extra blocks needs the final hidden states of ${C} context rows (teacherContext with hidden)`);
   const contextHidden = Tensor.constant(context.hidden.subarray(0, C * teacher.dim), [C, teacher.dim]);
-  // Pick feedback (spec/ptp.md 2.5): slot 1 reads the window's first pick before the extra blocks.
-  if (st.feedback) hidden = addEmbeddingRows(tape, hidden, st.feedback, rows.firstPick);
+  // Pick feedback (spec/ptp.md 2.5): slot 1, or with "chain" every slot, reads the pick before it, before the extra blocks.
+  if (st.feedback) hidden = addEmbeddingRows(tape, hidden, st.feedback, fedPicks(rows, st.student.config.pickFeedback!));
   return head(tape, teacher, weights, runExtraBlocks(tape, teacher, st.extra, hidden, input, contextHidden));
+}
+
+/** The token each window row reads through pick feedback of this kind (WindowRows.pickBefore), -1 for none. */
+export function fedPicks(rows: WindowRows, kind: PickFeedbackKind): Int32Array {
+  return kind === "chain" ? rows.pickBefore : rows.pickBefore.map((t, r) => (rows.slot[r] === 1 ? t : -1));
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Variant } from "../student-weights.js";
+import type { PickFeedbackKind, Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import { excluding, type Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
@@ -77,8 +77,8 @@ export interface SlotProposer {
   readonly hybrid: boolean;
   /** Query slot input (C-PTP): a window's first slot is the model's own AR query on the last known token, a row that reads that token. */
   readonly query: boolean;
-  /** Pick feedback (spec/ptp.md 2.5): a window's slot 1 reads the window's first pick, made inside the call. */
-  readonly pickFeedback?: boolean;
+  /** Pick feedback (spec/ptp.md 2.5): slot 1 ("first") or every slot after slot 0 ("chain") reads the pick of the slot before it, made inside the call. */
+  readonly pickFeedback?: PickFeedbackKind;
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
@@ -146,25 +146,23 @@ export function takeRunnerUp(seq: Sequence, verified: number[], candidates: read
  * group-local index the window's first slot will have; `u` gives the u's
  * the window is built from (the sequence's own by default). A query
  * student's slot 0 is a row reading `lastToken` itself (see SlotRow).
+ *
+ * With pick feedback (spec/ptp.md 2.5) slot j reads, inside the call, the
+ * draft `toDraft` makes of slot j - 1's logits with the window's u's: the
+ * very draft the decoder reads from the call's output for that slot (the
+ * same logits, bit for bit), so whenever the slots before j are right, slot
+ * j reads the token the teacher's verification finalizes there. Slot 0's
+ * draft is the plain Pick of the teacher's own row (a query student), i.e.
+ * the teacher's token.
  */
-export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, lastToken: number, count: number, base: number[], first: number, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
+export function proposalWindow(model: SlotProposer, seq: Sequence, k0: number, lastToken: number, count: number, base: number[], first: number, toDraft: Drafter, u: (k: number) => number = (k) => seq.u.forStudent(k)): SlotRow[] {
+  const reads = (j: number) => j >= 1 && (model.pickFeedback === "chain" || (model.pickFeedback === "first" && j === 1));
   return range(0, count).map((j) => ({
     input: j === 0 && model.query ? lastToken : model.slotInput(u(k0 + j), j > 0 ? u(k0 + j - 1) : undefined, j === 0 ? lastToken : undefined),
     position: k0 - 1 + j,
     sees: [...(model.hybrid ? base.slice(0, -1) : base), ...range(first, first + j + 1)],
-    ...(j === 1 && model.pickFeedback ? { feedback: { from: first, pick: firstPick(seq, k0, u) } } : {}),
+    ...(reads(j) ? { feedback: { from: first + j - 1, pick: (logits: Float32Array) => toDraft(seq, k0 + j - 1, j - 1, logits, u) } } : {}),
   }));
-}
-
-/**
- * Pick feedback: the window's first pick, t_{k0} = Pick(u(k0), P) of the
- * teacher's distribution P at its first slot (a query student's own row),
- * with the window's u's and the sequence's sampling settings: the very
- * token the teacher's verification will finalize there whenever the window's
- * assumptions hold. Non-finite logits give NO_DRAFT (nothing is fed).
- */
-function firstPick(seq: Sequence, k0: number, u: (k: number) => number): (logits: Float32Array) => number {
-  return (logits) => (finiteLogits(logits) ? seq.sample(logits, needsU(seq.sampling) ? u(k0) : undefined) : NO_DRAFT);
 }
 
 /** The draft of a slot whose logits hold NaN or +Infinity: no token, a wrong draft by definition. */

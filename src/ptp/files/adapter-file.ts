@@ -30,7 +30,7 @@ import { quote } from "../../io/errors.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
-import type { LayerLora, Student, StudentConfig, StudentWeights } from "../student-weights.js";
+import { PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
@@ -57,7 +57,7 @@ export function studentMetadata(config: StudentConfig): Record<string, string> {
     teacher_shape: JSON.stringify(config.teacherShape ? teacherShapeOf(config.teacherShape) : null),
     // Written only for students that have them, so other files stay byte-identical to before.
     ...(config.extraBlocks ? { extra_blocks: String(config.extraBlocks) } : {}),
-    ...(config.pickFeedback ? { pick_feedback: "true" } : {}),
+    ...(config.pickFeedback ? { pick_feedback: config.pickFeedback } : {}),
   };
 }
 
@@ -96,10 +96,12 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
     config.extraBlocks = extraBlocks;
   }
   if (meta.pick_feedback !== undefined) {
-    if (meta.pick_feedback !== "true") fail(`metadata "pick_feedback" must be "true" when present, found ${quote(meta.pick_feedback)}`);
+    // "true" is how the first files (eleventh session) wrote "first".
+    const kind = meta.pick_feedback === "true" ? "first" : (PICK_FEEDBACK_KINDS as readonly string[]).includes(meta.pick_feedback) ? (meta.pick_feedback as PickFeedbackKind) : undefined;
+    if (kind === undefined) fail(`metadata "pick_feedback" must be one of ${PICK_FEEDBACK_KINDS.map((k) => `"${k}"`).join(", ")} when present, found ${quote(meta.pick_feedback)}`);
     if (!config.query) fail(`metadata "pick_feedback" needs slot_input "query" (only a query student's first pick is known inside the call)`);
     if (!config.extraBlocks) fail(`metadata "pick_feedback" needs "extra_blocks" (the pick is read after the teacher's layers, by the extra blocks)`);
-    config.pickFeedback = true;
+    config.pickFeedback = kind;
   }
   return config;
 }

@@ -54,7 +54,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: D
     const done = cache.length;
     const baseTokens = seq.tokens.slice(done, next);
     const B = baseTokens.length;
-    const slots = proposalWindow(draft, seq, next, seq.last, count, range(0, B), B);
+    const slots = proposalWindow(draft, seq, next, seq.last, count, range(0, B), B, toDraft);
     const M = B + count;
     const tokens = new Int32Array(M).fill(-1);
     const positions = new Int32Array(M);

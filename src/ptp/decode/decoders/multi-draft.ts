@@ -36,7 +36,7 @@ export function multiDraftDecoder(model: PtpModel, window: number, drafts: numbe
       if (!s.candidates?.length) {
         const count = Math.min(window, seq.room);
         const slots: SlotRow[] = [];
-        for (let i = 0; i < drafts; i++) slots.push(...proposalWindow(model, seq, seq.next, seq.last, count, range(0, P), P + slots.length, uOf(seq, i)));
+        for (let i = 0; i < drafts; i++) slots.push(...proposalWindow(model, seq, seq.next, seq.last, count, range(0, P), P + slots.length, toDraft, uOf(seq, i)));
         return { seq, base, slots };
       }
       const rows: BaseRow[] = [...base];

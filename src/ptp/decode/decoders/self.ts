@@ -27,7 +27,7 @@ export function selfDecoder(model: PtpModel, window: number, toDraft: Drafter): 
   return stateDecoder<SelfState>("self", () => ({ drafts: [], proposed: 0 }), {
     plan(seq, s, base) {
       if (!s.drafts?.length) {
-        return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length) };
+        return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, Math.min(window, seq.room), range(0, base.length), base.length, toDraft) };
       }
       const all = [...base, ...chain(s.drafts, seq.next)];
       // One AR query after each prefix: slot i predicts position next + i, seeing the pending rows and drafts 0..i-1.

@@ -87,10 +87,10 @@ export function singleCallDecoder(model: PtpModel, window: number, budget: numbe
       });
       const slots: SlotRow[] = [];
       s.branches.forEach((count, b) => {
-        if (b <= D) slots.push(...proposalWindow(model, seq, next + b, b === 0 ? seq.last : s.drafts[b - 1], count, range(0, P + b), base.length + slots.length));
+        if (b <= D) slots.push(...proposalWindow(model, seq, next + b, b === 0 ? seq.last : s.drafts[b - 1], count, range(0, P + b), base.length + slots.length, toDraft));
         else {
           const [i, c] = runnerUpBranches[b - D - 1];
-          slots.push(...proposalWindow(model, seq, next + i + 1, s.runnerUps[i][c], count, [...range(0, P + i), s.runnerUpRow[i][c]], base.length + slots.length));
+          slots.push(...proposalWindow(model, seq, next + i + 1, s.runnerUps[i][c], count, [...range(0, P + i), s.runnerUpRow[i][c]], base.length + slots.length, toDraft));
         }
       });
       return { seq, base, slots };

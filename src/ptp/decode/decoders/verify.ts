@@ -44,7 +44,7 @@ export function verifyDecoder(model: PtpModel, window: number, toDraft: Drafter,
         return { seq, base: rows, slots: [] };
       }
       const count = Math.min(window, seq.room);
-      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length) };
+      return { seq, base, slots: proposalWindow(model, seq, seq.next, seq.last, count, range(0, base.length), base.length, toDraft) };
     },
     accept(seq, s, group, out) {
       const P = seq.pending.length;
