@@ -13,7 +13,10 @@
  *
  * For verify and single-call it also prints the per-slot accuracy curve:
  * over every proposal window, how often slot j's draft equals the AR token
- * at its position, whatever the slots before it drafted. Verify's windows
+ * at its position, whatever the slots before it drafted; and the same given
+ * that every earlier slot of the window was right (the only case in which a
+ * draft counts, and the one a student with chained pick feedback is trained
+ * for: after a wrong draft its later slots read that wrong token). Verify's windows
  * start right after the exact AR path so far; single-call's next drafts
  * come from the branch whose assumed drafts passed, which starts one
  * position earlier, at the token the call itself corrects. A student that
@@ -27,9 +30,8 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
-import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
-import { makeDecoder, type DecoderName } from "../src/ptp/decode/run.js";
+import { makeDecoder, settingsOf, type DecoderName } from "../src/ptp/decode/run.js";
 import { has, option, positiveIntOption, readProposer, onOffCountOption } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
@@ -67,7 +69,8 @@ const budget = has("--budget") ? Number(flag("budget")) : undefined;
 // Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
 const window = positiveIntOption("--window");
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
-const draftTemperatureScale = Number(flag("draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
+// Default: the decoders' own for this proposer (DECODER_DEFAULTS; a chained student's is higher).
+const draftTemperatureScale = has("--draft-temperature-scale") ? Number(flag("draft-temperature-scale")) : undefined;
 // single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off|N`; default: the decoders').
 const runnerUps = onOffCountOption("--runner-ups");
 
@@ -75,7 +78,8 @@ const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
 const model = new PtpModel(teacher, proposer.kind === "student" ? proposer.student : undefined);
 const draftModel = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
-const toDraft = drafter(model, draftTemperatureScale);
+// The draft rule verify's logged drafts are read with: the decoders' own.
+const toDraft = drafter(model, settingsOf(model, { decoder: "verify", draftTemperatureScale, ...(draftModel ? { draft: draftModel } : {}) }).draftTemperatureScale);
 
 interface Row {
   decoder: string;
@@ -90,6 +94,8 @@ interface Row {
   equalsAR: boolean | null;
   /** verify and single-call: per-slot accuracy of the drafts against the AR path. */
   slotAccuracy?: number[];
+  /** The same, over the windows whose earlier slots were all right. */
+  slotAccuracyGiven?: number[];
 }
 
 /**
@@ -125,7 +131,9 @@ function withDraftLog(inner: Decoder, log: { position: number; slot: number; tok
 /** One decoder against AR at one temperature, prompt by prompt on the same u's; for verify, slot j's hits and trials against the AR path too. */
 function run(decoder: DecoderName, temperature: number) {
   const slotHits: number[] = [],
-    slotTrials: number[] = [];
+    slotTrials: number[] = [],
+    givenHits: number[] = [],
+    givenTrials: number[] = [];
   let log: { position: number; slot: number; token: number }[] = [];
   const r = comparePtpAr(model, prompts, {
     decode: { decoder, steps, sampling: { temperature, topK: 0, topP: 1 }, budget, window, draftTemperatureScale, runnerUps, ...(draftModel ? { draft: draftModel } : {}) },
@@ -133,15 +141,26 @@ function run(decoder: DecoderName, temperature: number) {
     batch: 1,
     decoder: (m, options) => (decoder === "verify" || decoder === "single-call" ? withDraftLog(makeDecoder(m, options), (log = [])) : makeDecoder(m, options)),
     onBatch: ({ ptp }) => {
+      // A window's drafts come in slot order; a slot no later than the one before starts the next window.
+      let previous = Infinity,
+        allRight = true;
       for (const d of log) {
+        if (d.slot <= previous) allRight = true;
+        previous = d.slot;
         if (d.position >= ptp.outputs[0].length) continue;
+        const hit = ptp.outputs[0][d.position] === d.token ? 1 : 0;
         slotTrials[d.slot] = (slotTrials[d.slot] ?? 0) + 1;
-        slotHits[d.slot] = (slotHits[d.slot] ?? 0) + (ptp.outputs[0][d.position] === d.token ? 1 : 0);
+        slotHits[d.slot] = (slotHits[d.slot] ?? 0) + hit;
+        if (allRight) {
+          givenTrials[d.slot] = (givenTrials[d.slot] ?? 0) + 1;
+          givenHits[d.slot] = (givenHits[d.slot] ?? 0) + hit;
+        }
+        allRight &&= hit === 1;
       }
       log = [];
     },
   });
-  return { ...r, slotAccuracy: slotTrials.map((n, j) => (slotHits[j] ?? 0) / n) };
+  return { ...r, slotAccuracy: slotTrials.map((n, j) => (slotHits[j] ?? 0) / n), slotAccuracyGiven: givenTrials.map((n, j) => (givenHits[j] ?? 0) / n) };
 }
 
 // Warm-up: JIT tiers and allocations for both paths.
@@ -163,7 +182,7 @@ for (const temperature of temperatures) {
       speedup: r.speedup,
       // Self-verification follows the C-PTP model's own AR path: not compared.
       equalsAR: decoder === "self" ? null : r.equalsAR,
-      ...(decoder === "verify" || decoder === "single-call" ? { slotAccuracy: r.slotAccuracy } : {}),
+      ...(decoder === "verify" || decoder === "single-call" ? { slotAccuracy: r.slotAccuracy, slotAccuracyGiven: r.slotAccuracyGiven } : {}),
     });
   }
 }
@@ -186,7 +205,12 @@ else {
     console.log(`\nper-slot accuracy of the drafts against the AR path (slot j of a window drafts its position j; single-call's slot 0 is the teacher's own token):\n`);
     console.log(`| decoder | T | ${Array.from({ length: L }, (_, j) => `slot ${j}`).join(" | ")} |`);
     console.log(`|---|---|${"---|".repeat(L)}`);
-    for (const r of curves) console.log(`| ${r.decoder} | ${r.temperature} | ${Array.from({ length: L }, (_, j) => (r.slotAccuracy![j] === undefined || Number.isNaN(r.slotAccuracy![j]) ? "" : r.slotAccuracy![j].toFixed(3))).join(" | ")} |`);
+    const cells = (a: number[], j: number) => (a[j] === undefined || Number.isNaN(a[j]) ? "" : a[j].toFixed(3));
+    for (const r of curves) console.log(`| ${r.decoder} | ${r.temperature} | ${Array.from({ length: L }, (_, j) => cells(r.slotAccuracy!, j)).join(" | ")} |`);
+    console.log(`\nthe same, each slot given that the earlier slots of its window were right:\n`);
+    console.log(`| decoder | T | ${Array.from({ length: L }, (_, j) => `slot ${j}`).join(" | ")} |`);
+    console.log(`|---|---|${"---|".repeat(L)}`);
+    for (const r of curves) console.log(`| ${r.decoder} | ${r.temperature} | ${Array.from({ length: L }, (_, j) => cells(r.slotAccuracyGiven!, j)).join(" | ")} |`);
   }
 }
 if (rows.some((r) => r.equalsAR === false)) process.exit(1);

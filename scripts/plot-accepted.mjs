@@ -49,7 +49,7 @@ const xMax = Math.max(...xs, 1),
   yMax = Math.max(Math.ceil(Math.max(...ys) + 0.5), 2);
 const px = (x) => L + (x / xMax) * (W - L - R),
   py = (y) => H - B - ((y - 1) / (yMax - 1)) * (H - T - B);
-const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
+const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"];
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
 const parts = [
   `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,

@@ -4,7 +4,7 @@ import type { Group, SlotRow } from "../src/ptp/decode/call.js";
 import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
 import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import type { Sequence } from "../src/ptp/decode/sequence.js";
-import { decodeWith, makeDecoder } from "../src/ptp/decode/run.js";
+import { decodeWith, makeDecoder, settingsOf } from "../src/ptp/decode/run.js";
 import { parseStudent, serializeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
@@ -93,7 +93,8 @@ describe.each(BACKENDS)("pick feedback on %s", (name) => {
         withCase(b, c, (teacher, us) => {
           const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher, makeStudent(c.teacher, s));
-          const toDraft = drafter(model, DECODER_DEFAULTS.draftTemperatureScale);
+          // The decoders' own draft rule for this student (a chained one drafts at its own scale).
+          const toDraft = drafter(model, settingsOf(model, { decoder }).draftTemperatureScale);
           // One prompt at a time, so each pick is known to be its prompt's.
           c.prompts.forEach((p, i) => {
             const fed: Fed[] = [],
@@ -136,7 +137,8 @@ describe.each(BACKENDS)("pick feedback on %s", (name) => {
           const run = (student: Student) => {
             const model = new PtpModel(teacher, student);
             const logits: Float32Array[][] = [];
-            const inner = makeDecoder(model, { decoder, window: s.window, steps: c.steps, sampling: c.sampling, aux: [] });
+            // The same draft settings for all three (a chained student's defaults are its own).
+            const inner = makeDecoder(model, { decoder, window: s.window, steps: c.steps, sampling: c.sampling, aux: [], draftTemperatureScale: DECODER_DEFAULTS.draftTemperatureScale, runnerUps: 0 });
             const out = decodeWith(model, c.prompts, spying(inner, [], logits), { steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) });
             model.dispose();
             return { logits, outputs: out.outputs };
@@ -221,6 +223,25 @@ describe("pick feedback: files and errors", () => {
     const fresh = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, query: true, extraBlocks: 1, seed: 1, pickFeedback: "chain" });
     expect(fresh.weights.feedback!.every((x) => x === 0)).toBe(true);
     expect(fresh.weights.feedback!.length).toBe(ckpt.config.vocabSize * ckpt.config.dim);
+  });
+
+  it("PTP-FEEDBACK-DEFAULTS: a chained student's decoders draft at DECODER_DEFAULTS.chained's scale and single-call reads no runner-ups unless asked; a first-pick student keeps the general defaults", async () => {
+    const b = await backend("js");
+    withTeacher(b, ckpt, (teacher) => {
+      for (const kind of ["first", "chain"] as const) {
+        const model = new PtpModel(teacher, withPickFeedback(query(), ckpt, 7, kind));
+        const chained = kind === "chain";
+        for (const decoder of ["verify", "single-call"] as const) {
+          const s = settingsOf(model, { decoder });
+          expect(s.draftTemperatureScale).toBe(chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale);
+          expect(s.runnerUps).toBe(decoder === "single-call" && !chained ? DECODER_DEFAULTS.runnerUps.C : 0);
+          // What the options say wins.
+          const given = settingsOf(model, { decoder, draftTemperatureScale: 0.3, runnerUps: 2 });
+          expect([given.draftTemperatureScale, given.runnerUps]).toEqual([0.3, 2]);
+        }
+        model.dispose();
+      }
+    });
   });
 
   it("PTP-FEEDBACK-ERRORS: a model refuses a table of the wrong size or feedback without a query slot, a call that feeds picks to a student without feedback, a pick from a row that is not earlier, and a chained read past a row that sees a later one", async () => {

@@ -44,11 +44,15 @@ export const generateFlags = defineFlags({
   "runner-ups": {
     kind: "string",
     value: "on|off|R",
-    help: `single-call, verify: also read R runner-ups of each draft (a call whose correction was one finalizes one token more; on = ${DECODER_DEFAULTS.runnerUps.C}; default on for single-call with a C-PTP student, else off)`,
+    help: `single-call, verify: also read R runner-ups of each draft (a call whose correction was one finalizes one token more; on = ${DECODER_DEFAULTS.runnerUps.C}; default on for single-call with a C-PTP student without chained pick feedback, else off)`,
     choices: ["on", "off", "0", "1", "2", "3", "4"],
   },
   drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
-  "draft-temperature-scale": { kind: "number", value: "R", help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}; the output is AR's whatever R)` },
+  "draft-temperature-scale": {
+    kind: "number",
+    value: "R",
+    help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}, ${DECODER_DEFAULTS.chained.draftTemperatureScale} for a student with chained pick feedback; the output is AR's whatever R)`,
+  },
   ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
@@ -230,6 +234,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     ...decoding,
     decoder,
     proposerVariant: (draft ?? student)?.config.variant,
+    proposerFeedback: draft ? undefined : student?.config.pickFeedback,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });

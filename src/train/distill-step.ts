@@ -1,6 +1,7 @@
 import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
 import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
+import { decoderSettings } from "../ptp/decode/defaults.js";
 import { proposerConfig, type Proposer } from "../ptp/proposer.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 import { scale, Tape, trainKernels, type TrainKernels } from "./autograd/index.js";
@@ -86,7 +87,9 @@ export class SequenceGradient {
     const teacherLogits = teacherRun?.logits ? gatherRows(teacherRun.logits, rows.positions, cfg.vocabSize) : undefined;
     const l = windowLoss(tape, variant, logits, rows, o.loss, o.sampling.temperature, teacherLogits);
     tape.backward(scale(tape, l, 1 / o.sequences));
-    const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling);
+    // #correct with the decoders' draft rule for this proposer (a chained student's scale is its own).
+    const feedback = this.proposer.kind === "student" ? this.proposer.student.config.pickFeedback : undefined;
+    const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling, decoderSettings({ proposerFeedback: feedback }).draftTemperatureScale);
     return { loss: l.data[0] / o.sequences, correct: m.correct.reduce((a, c) => a + c, 0), windows: m.correct.length, slots: rows.positions.length };
   }
 }

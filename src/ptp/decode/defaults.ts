@@ -1,4 +1,5 @@
 import { describeValue } from "../../sampling/checks.js";
+import type { PickFeedbackKind } from "../student-weights.js";
 import type { BudgetMode } from "./budget.js";
 
 /**
@@ -29,6 +30,18 @@ export const DECODER_DEFAULTS = {
    * (docs/BENCHMARKS.md, "Runner-up rows").
    */
   runnerUps: { C: 1, O: 0 },
+  /**
+   * A student with chained pick feedback (spec/ptp.md 2.5) proposes each
+   * draft from the token before it, so its distributions are the teacher's
+   * next-token ones seen through a few blocks, not the blur of a slot that
+   * must infer the tokens between: they need less sharpening, and its
+   * later drafts are worth more than runner-up rows. Measured on the
+   * stories260K chained student (159 held-out prompts, T = 0.7, verify /
+   * single-call): scale 0.4 with runner-ups 4.24 / 2.57; 0.6 without
+   * 4.42 / 2.74; 0.8 without 4.54 / 2.79 (T = 1: 3.72 / 2.29); 1.0 with
+   * 4.39 / 2.62 (docs/BENCHMARKS.md, "The chained student").
+   */
+  chained: { draftTemperatureScale: 0.8, runnerUps: 0 },
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -54,6 +67,8 @@ export interface DecoderSettingsInput {
   /** The decoder, and the proposer's variant, if there is a proposer (the runner-up default). */
   decoder?: string;
   proposerVariant?: "O" | "C";
+  /** The student's pick feedback, if it has any ("chain" changes the draft defaults). */
+  proposerFeedback?: PickFeedbackKind;
   /** The standalone draft model's window, if one proposes. */
   draftWindow?: number;
   /** The student's window, if there is a student. */
@@ -63,13 +78,14 @@ export interface DecoderSettingsInput {
 /** The window, budget, split, drafts and draft temperature scale a decoder uses for these options. */
 export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
+  const chained = o.proposerFeedback === "chain";
   return {
     window,
     budget: o.budget ?? DECODER_DEFAULTS.budgetPerSlot * window,
     budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
-    draftTemperatureScale: o.draftTemperatureScale ?? DECODER_DEFAULTS.draftTemperatureScale,
-    runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
+    draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
+    runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && !chained ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
   };
 }
 

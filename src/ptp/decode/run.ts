@@ -126,7 +126,7 @@ function checkOptions(options: unknown): asserts options is object {
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
 export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps"> & { decoder?: DecoderName }): DecoderSettings {
-  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant });
+  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant, proposerFeedback: options.draft ? undefined : model.student?.config.pickFeedback });
 }
 
 /**
