@@ -45,15 +45,16 @@ export interface PickFeedback {
  */
 export class ExtraBlocks {
   private readonly layers: DeviceLayer[];
-  /** The final hidden state of the call's rows from the first slot on, restored into those that are not slots [rows, dim]. */
+  /** The final hidden state of the rows of the segment running (see run), restored into those that are not slots [rows, dim]. */
   private hidden: { rows: number; buf: Buffer } | null = null;
-  /** The activations of the rows from the first slot on (a block of their own). */
+  /** The activations of the segment's rows (a block of their own). */
   private tail: RunState | null = null;
 
   /**
    * @param feedback Pick feedback (spec/ptp.md 2.5): the table [vocab, dim]
-   * whose row for a window's first pick a slot reading it adds before the
-   * blocks; absent when the student has none.
+   * whose row for the pick it reads (the window's first, or the slot
+   * before's) a slot adds before the blocks; absent when the student has
+   * none.
    */
   constructor(
     private readonly backend: Backend,

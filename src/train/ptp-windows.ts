@@ -139,8 +139,8 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
 /**
  * The student's logits [R, vocab] for the window rows, against the teacher's
  * KV of the sequence: the teacher's layers with the gated LoRA, then the
- * student's extra blocks (against the context's final hidden states; slot 1
- * first reads the window's first pick with pick feedback), then the
+ * student's extra blocks (against the context's final hidden states; with
+ * pick feedback a slot first reads the pick before it, fedPicks), then the
  * teacher's final norm and classifier.
  */
 export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, rows: WindowRows): Tensor {
