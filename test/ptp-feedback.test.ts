@@ -14,6 +14,7 @@ import { decodeBatches } from "../src/ptp/decode/compare.js";
 import { measureSpeedup } from "../src/ptp/speedup.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { backend, BACKENDS, firstBitDifference, STORIES_260K } from "./helpers.js";
+import { editHeader } from "./fuzz/mutate.js";
 import { arOutputs, caseArb, makeStudent, studentSpecArb, withCase, withExtraBlocks, withPickFeedback, withTeacher } from "./ptp-helpers.js";
 
 /**
@@ -204,13 +205,12 @@ describe("pick feedback: files and errors", () => {
     const chain = withPickFeedback(query(), ckpt, 7, "chain");
     expect(parseStudent(serializeStudent(chain), "chain.safetensors").config.pickFeedback).toBe("chain");
     // The first files (eleventh session) wrote "true" for "first"; anything else is refused by name.
-    const relabel = (value: string) => {
-      const bytes = serializeStudent(student),
-        n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-      header.__metadata__.pick_feedback = value;
-      return resizeHeader(bytes, n, JSON.stringify(header));
-    };
+    const relabel = (value: string) =>
+      editHeader(serializeStudent(student), (json) => {
+        const header = JSON.parse(json);
+        header.__metadata__.pick_feedback = value;
+        return JSON.stringify(header);
+      });
     expect(parseStudent(relabel("true"), "old.safetensors").config.pickFeedback).toBe("first");
     expect(() => parseStudent(relabel("yes"), "bad.safetensors")).toThrow(`bad.safetensors: metadata "pick_feedback" must be one of "first", "chain" when present, found "yes"`);
     expect(() => serializeStudent({ ...student, weights: { ...student.weights, feedback: undefined } })).toThrow(/feedback/);
@@ -267,13 +267,3 @@ describe("pick feedback: files and errors", () => {
     });
   });
 });
-
-/** A safetensors file with its JSON header replaced (data offsets are relative to the data, so they still hold). */
-function resizeHeader(bytes: Uint8Array, n: number, header: string): Uint8Array {
-  const h = new TextEncoder().encode(header),
-    out = new Uint8Array(8 + h.length + bytes.length - 8 - n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(bytes.subarray(8 + n), 8 + h.length);
-  return out;
-}

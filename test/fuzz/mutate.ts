@@ -43,7 +43,8 @@ const jsonMutation: fc.Arbitrary<Mutation> = fc.oneof(
 /** One to three mutations; safetensors-based formats also get header edits. */
 export const mutations = (safetensors: boolean): fc.Arbitrary<Mutation[]> => fc.array(safetensors ? fc.oneof({ weight: 2, arbitrary: byteMutation }, { weight: 3, arbitrary: jsonMutation }) : byteMutation, { minLength: 1, maxLength: 3 });
 
-function editHeader(bytes: Uint8Array, edit: (json: string) => string): Uint8Array {
+/** A safetensors file with its JSON header edited (data offsets are relative to the data, so they still hold); anything too short passes through. */
+export function editHeader(bytes: Uint8Array, edit: (json: string) => string): Uint8Array {
   if (bytes.length < 8) return bytes;
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (n > bytes.length - 8) return bytes;
