@@ -51,8 +51,6 @@ export interface WindowRows {
    * sequence end (weight 0).
    */
   pickBefore: Int32Array;
-  /** Per row: its slot j in the window. */
-  slot: Int32Array;
   /** The token each row predicts, its u, and its loss weight (gamma^j; 0 past the sequence end). */
   targets: Int32Array;
   targetU: Float32Array;
@@ -84,7 +82,6 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
     takeStart: new Uint8Array(R),
     lastToken: new Int32Array(R).fill(-1),
     pickBefore: new Int32Array(R).fill(-1),
-    slot: new Int32Array(R),
     targets: new Int32Array(R),
     targetU: new Float32Array(R),
     weights: new Float32Array(R),
@@ -104,7 +101,6 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
       rows.targetU[r] = u(k);
       rows.weights[r] = inside ? gamma ** (j - first) : 0;
       if (j === 0 && hybrid) rows.lastToken[r] = tokens[s - 1];
-      rows.slot[r] = j;
       if (j >= 1 && first === 1 && inside) rows.pickBefore[r] = tokens[k - 1];
       if (variant === "O") rows.inputU[r] = u(k);
       else if (j === 0) rows.takeStart[r] = 1;
@@ -159,7 +155,9 @@ export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWe
 
 /** The token each window row reads through pick feedback of this kind (WindowRows.pickBefore), -1 for none. */
 export function fedPicks(rows: WindowRows, kind: PickFeedbackKind): Int32Array {
-  return kind === "chain" ? rows.pickBefore : rows.pickBefore.map((t, r) => (rows.slot[r] === 1 ? t : -1));
+  // Row r of a window is slot first + r mod (L - first).
+  const perWindow = rows.L - rows.first;
+  return kind === "chain" ? rows.pickBefore : rows.pickBefore.map((t, r) => (rows.first + (r % perWindow) === 1 ? t : -1));
 }
 
 /**
