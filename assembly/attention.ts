@@ -26,10 +26,59 @@ export function attention(
     a2 = madd(v, v128.load(kc + k), a2);
     a3 = madd(v, v128.load(kd + k), a3);
   }
+  if (h4 == hsBytes) {
+    // No tail: the four horizontal sums at once, lane i = key i's (l0 + l1) + (l2 + l3) (a 4x4 transpose), one division.
+    const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+    const hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7), hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+    const l0 = v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), l1 = v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7);
+    const l2 = v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), l3 = v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7);
+    v128.store(sp, f32x4.div(f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3)), f32x4.splat(d)));
+    return;
+  }
   store<f32>(sp, finish(a0, qp, ka, h4, hsBytes) / d);
   store<f32>(sp, finish(a1, qp, kb, h4, hsBytes) / d, 4);
   store<f32>(sp, finish(a2, qp, kc, h4, hsBytes) / d, 8);
   store<f32>(sp, finish(a3, qp, kd, h4, hsBytes) / d, 12);
+}
+
+/**
+ * The largest of n scores at p as the loop `if (s > mx) mx = s` from
+ * -Infinity finds it: per lane with pmax (mx < s ? s : mx, the same
+ * comparison, so NaN scores are skipped as there), then across lanes. Only
+ * a zero's sign could depend on the order, and s - (+0) and s - (-0) differ
+ * only for s = -0, where exp gives 1 either way.
+ */
+// @ts-ignore: decorator
+@inline function maxOf(p: usize, n: i32): f32 {
+  const n4 = n & ~3;
+  let mv = f32x4.splat(-Infinity);
+  for (let t = 0; t < n4; t += 4) mv = f32x4.pmax(mv, v128.load(p + ((<usize>t) << 2)));
+  let mx = f32x4.extract_lane(mv, 0);
+  const s1 = f32x4.extract_lane(mv, 1), s2 = f32x4.extract_lane(mv, 2), s3 = f32x4.extract_lane(mv, 3);
+  if (s1 > mx) mx = s1;
+  if (s2 > mx) mx = s2;
+  if (s3 > mx) mx = s3;
+  for (let t = n4; t < n; t++) {
+    const s = load<f32>(p + ((<usize>t) << 2));
+    if (s > mx) mx = s;
+  }
+  return mx;
+}
+
+/** p_j = e_j / sum for the n exponentials at p. */
+// @ts-ignore: decorator
+@inline function normalise(p: usize, n: i32, sum: f32): void {
+  const sv = f32x4.splat(sum);
+  const n4 = n & ~3;
+  let t = 0;
+  for (; t < n4; t += 4) {
+    const sp = p + ((<usize>t) << 2);
+    v128.store(sp, f32x4.div(v128.load(sp), sv));
+  }
+  for (; t < n; t++) {
+    const sp = p + ((<usize>t) << 2);
+    store<f32>(sp, load<f32>(sp) / sum);
+  }
 }
 
 /** The cached key or value row whose index is the i32 at `ip`. */
@@ -153,12 +202,7 @@ export function attentionHeads(
     // Per head: the max, exponentials (vexpf, four keys at a time), their sum one term at a time, probabilities.
     for (let h = h0; h < h1; h++) {
       const scores = scratch + <usize>h * headScratch;
-      let mx: f32 = -Infinity;
-      for (let t = 0; t < n; t++) {
-        const s = load<f32>(scores + ((<usize>t) << 2));
-        if (s > mx) mx = s;
-      }
-      const mv = f32x4.splat(mx);
+      const mv = f32x4.splat(maxOf(scores, n));
       let t1 = 0;
       for (; t1 < n4; t1 += 4) {
         const sp = scores + ((<usize>t1) << 2);
@@ -166,22 +210,32 @@ export function attentionHeads(
       }
       for (; t1 < n; t1++) {
         const sp = scores + ((<usize>t1) << 2);
-        store<f32>(sp, f32x4.extract_lane(vexpf(f32x4.splat(load<f32>(sp) - mx)), 0));
+        store<f32>(sp, f32x4.extract_lane(vexpf(f32x4.sub(f32x4.splat(load<f32>(sp)), mv)), 0));
       }
-      let sum: f32 = 0;
-      for (let t = 0; t < n; t++) sum += load<f32>(scores + ((<usize>t) << 2));
-      const sv = f32x4.splat(sum);
-      let t2 = 0;
-      for (; t2 < n4; t2 += 4) {
-        const sp = scores + ((<usize>t2) << 2);
-        v128.store(sp, f32x4.div(v128.load(sp), sv));
-      }
-      for (; t2 < n; t2++) {
-        const sp = scores + ((<usize>t2) << 2);
-        store<f32>(sp, load<f32>(sp) / sum);
-      }
-      memory.fill(oRow + <usize>h * hsBytes, 0, hsBytes);
     }
+    // The sums, one term at a time per head: four heads' chains side by side (independent, so they overlap).
+    let h = h0;
+    for (; h + 4 <= h1; h += 4) {
+      const e0 = scratch + <usize>h * headScratch, e1 = e0 + headScratch, e2 = e1 + headScratch, e3 = e2 + headScratch;
+      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+      for (let t: usize = 0, end = (<usize>n) << 2; t < end; t += 4) {
+        s0 += load<f32>(e0 + t);
+        s1 += load<f32>(e1 + t);
+        s2 += load<f32>(e2 + t);
+        s3 += load<f32>(e3 + t);
+      }
+      normalise(e0, n, s0);
+      normalise(e1, n, s1);
+      normalise(e2, n, s2);
+      normalise(e3, n, s3);
+    }
+    for (; h < h1; h++) {
+      const e = scratch + <usize>h * headScratch;
+      let sum: f32 = 0;
+      for (let t: usize = 0, end = (<usize>n) << 2; t < end; t += 4) sum += load<f32>(e + t);
+      normalise(e, n, sum);
+    }
+    memory.fill(oRow + <usize>h0 * hsBytes, 0, <usize>(h1 - h0) * hsBytes);
     // Weighted sum of the visible values, every head of the range per four keys: each out_i stays in a register over four keys.
     let j = 0;
     for (; j < n4; j += 4) {
