@@ -751,10 +751,21 @@ export class WasmBackend implements Backend {
 
   /** The checked views of attention's out, q, keys and values (dimensions, GQA grouping, sizes). */
   private attentionOperands(op: string, buffers: Buffer[], M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number) {
-    for (const [name, v] of Object.entries({ M, nKeys, nHeads, nKvHeads, headSize })) this.dim(op, name, v);
+    // Checked without building names or objects first: this runs for every layer of every call.
+    this.dim(op, "M", M);
+    this.dim(op, "nKeys", nKeys);
+    this.dim(op, "nHeads", nHeads);
+    this.dim(op, "nKvHeads", nKvHeads);
+    this.dim(op, "headSize", headSize);
     if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`${op}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
-    const sizes = [M * nHeads * headSize, M * nHeads * headSize, nKeys * nKvHeads * headSize, nKeys * nKvHeads * headSize];
-    return buffers.map((b, i) => this.f32(b, sizes[i], `${op} ${ATTENTION_OPERANDS[i]}`));
+    const rows = M * nHeads * headSize,
+      cached = nKeys * nKvHeads * headSize;
+    return buffers.map((b, i) => {
+      const need = i < 2 ? rows : cached;
+      // The usual case needs no operand name; anything else takes the checks that name it.
+      if (!this.disposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return b;
+      return this.f32(b, need, `${op} ${ATTENTION_OPERANDS[i]}`);
+    });
   }
 
   /** Checks one size argument; allocates nothing (it runs on every op call). */
