@@ -186,9 +186,10 @@ export function attentionHeads(
       const ip = idx + ((<usize>t) << 2);
       const ra = cachedRow(keys, ip, kvWidthBytes), rb = cachedRow(keys, ip + 4, kvWidthBytes);
       const rc = cachedRow(keys, ip + 8, kvWidthBytes), rd = cachedRow(keys, ip + 12, kvWidthBytes);
-      for (let h = h0, ko = ko0, g = g0; h < h1; h++) {
-        const sp = scratch + <usize>h * headScratch + ((<usize>t) << 2);
-        scores4(sp, qRow + <usize>h * hsBytes, ra + ko, rb + ko, rc + ko, rd + ko, h4, hsBytes, sqrtHs);
+      // Pointers stepped head by head (no multiplications in the loop).
+      let sp = scratch + <usize>h0 * headScratch + ((<usize>t) << 2), qp = qRow + <usize>h0 * hsBytes;
+      for (let h = h0, ko = ko0, g = g0; h < h1; h++, sp += headScratch, qp += hsBytes) {
+        scores4(sp, qp, ra + ko, rb + ko, rc + ko, rd + ko, h4, hsBytes, sqrtHs);
         if (++g == group) { g = 0; ko += hsBytes; }
       }
     }
@@ -242,10 +243,9 @@ export function attentionHeads(
       const ip = idx + ((<usize>j) << 2);
       const ra = cachedRow(values, ip, kvWidthBytes), rb = cachedRow(values, ip + 4, kvWidthBytes);
       const rc = cachedRow(values, ip + 8, kvWidthBytes), rd = cachedRow(values, ip + 12, kvWidthBytes);
-      for (let h = h0, vo = ko0, g = g0; h < h1; h++) {
+      let sp = scratch + <usize>h0 * headScratch + ((<usize>j) << 2), op = oRow + <usize>h0 * hsBytes;
+      for (let h = h0, vo = ko0, g = g0; h < h1; h++, sp += headScratch, op += hsBytes) {
         const va = ra + vo, vb = rb + vo, vc = rc + vo, vd = rd + vo;
-        const op = oRow + <usize>h * hsBytes;
-        const sp = scratch + <usize>h * headScratch + ((<usize>j) << 2);
         const pa = load<f32>(sp), pb = load<f32>(sp, 4), pc = load<f32>(sp, 8), pd = load<f32>(sp, 12);
         const qa = f32x4.splat(pa), qb = f32x4.splat(pb), qc = f32x4.splat(pc), qd = f32x4.splat(pd);
         let i: usize = 0;
