@@ -26,7 +26,9 @@ adds the table's row to every slot of the window, --feedback chain adds to
 every slot j >= 1 the row of t_{s+j-1} (the library's chained pick feedback:
 in a call the draft of slot j - 1, the data's token whenever the slots
 before were right, so the teacher-forced evaluation is exact for it too).
---train-records N trains
+--skip-teacher (with those) lets the slot rows skip the teacher's layers: the
+extra blocks become a draft head beside the teacher, whose wall-clock cost
+would not grow with the teacher's. --train-records N trains
 on the first N records only. --init starts from a student
 adapter (ptp-student safetensors, query slot input, anchors; no extra
 blocks).
@@ -97,6 +99,7 @@ ap.add_argument("--ctx-kv-rank", type=int, default=0, help="the context rows' ke
 ap.add_argument("--ctx-stream", action="store_true", help="the context rows run a second pass of the teacher with a LoRA of their own; the slot rows attend to its keys and values")
 ap.add_argument("--train-records", type=int, default=0, help="train on the first N records of --train only (0: all), to see what more data would give")
 ap.add_argument("--feedback", default=None, choices=["gain", "table", "table-all", "chain"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start); chain: every slot j >= 1 reads t_{s+j-1} through the table")
+ap.add_argument("--skip-teacher", action="store_true", help="with --extra-lite and --feedback chain: the slot rows skip the teacher's layers (and so its LoRA) and go straight into the extra blocks, which read the context rows' final teacher states: a draft head that runs beside the teacher, not inside its call; the feedback table starts as the teacher's token embedding")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
 A = ap.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
@@ -304,6 +307,11 @@ if A.feedback == "gain":
     FB = torch.zeros(D, requires_grad=True)
 elif A.feedback in ("table", "table-all", "chain"):
     FB = torch.zeros(C["vocab"], D, requires_grad=True)
+if A.skip_teacher:
+    if not (A.extra and A.extra_lite and A.feedback == "chain"):
+        sys.exit("--skip-teacher needs --extra E, --extra-lite and --feedback chain (a slot row must read its token)")
+    with torch.no_grad():
+        FB.copy_(TW["emb"])
 if FB is not None:
     params_extra.append(FB)
 
@@ -415,7 +423,7 @@ def forward(bt):
             xc, k, v = block(xc, TW, l, cc, sc_, bt["ctx_mask"], lora=CST[l], gate=g1)
             side.append((k, v))
         kvs = side
-    for l in range(C["nl"]):
+    for l in range(0 if A.skip_teacher else C["nl"]):
         xs, _, _ = block(xs, TW, l, cs, ss, mask_s, kv_prefix=kvs[l], lora={k: v for k, v in lora[l].items()}, gate=gate,
                          lora2=None if LORA1 is None else LORA1[l], gate2=gate1)
     if XW is not None and A.extra_lite:
