@@ -200,7 +200,7 @@ export function attentionHeads(
         if (++g == group) { g = 0; ko += hsBytes; }
       }
     }
-    // Per head: the max, exponentials (vexpf, four keys at a time), their sum one term at a time, probabilities.
+    // Per head: the max, then the exponentials (vexpf, four keys at a time).
     for (let h = h0; h < h1; h++) {
       const scores = scratch + <usize>h * headScratch;
       const mv = f32x4.splat(maxOf(scores, n));
@@ -214,7 +214,7 @@ export function attentionHeads(
         store<f32>(sp, f32x4.extract_lane(vexpf(f32x4.sub(f32x4.splat(load<f32>(sp)), mv)), 0));
       }
     }
-    // The sums, one term at a time per head: four heads' chains side by side (independent, so they overlap).
+    // The sums, one term at a time per head (four heads' chains side by side: independent, so they overlap), then the probabilities.
     let h = h0;
     for (; h + 4 <= h1; h += 4) {
       const e0 = scratch + <usize>h * headScratch, e1 = e0 + headScratch, e2 = e1 + headScratch, e3 = e2 + headScratch;
