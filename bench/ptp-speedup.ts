@@ -17,7 +17,9 @@
  *                      at widened shapes the draft keeps its size: widenDraft)
  *   --model FILE       its teacher; --tokenizer FILE its tokenizer
  *   --shapes LIST      own,15M,42M,110M (default)
- *   --decoders LIST    verify,single-call,multi-draft (default)
+ *   --decoders LIST    verify,single-call,multi-draft (default; verify for a draft
+ *                      model or a draft-head student, whose head keeps its width at
+ *                      widened shapes: widenDraftHead)
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
@@ -48,8 +50,6 @@ const ownDemo = !useTrained && option("--student") === undefined;
 const modelPath = option("--model", ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"))!;
 const tokPath = option("--tokenizer", ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"))!;
 const shapes = option("--shapes", "own,15M,42M,110M")!.split(",");
-const decoders = option("--decoders", draftPath !== undefined ? "verify" : "verify,single-call,multi-draft")!.split(",") as DecoderName[];
-for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
 const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
@@ -66,6 +66,10 @@ const teacher = readCheckpoint(modelPath);
 const proposerPath = draftPath ?? studentPath;
 const proposer = readProposer(proposerPath, teacher, draftPath !== undefined);
 const { variant, window: proposerWindow } = proposerConfig(proposer);
+// A draft model or a draft-head student drafts beside the teacher: verify is its decoder.
+const beside = proposer.kind === "draft" || proposer.student.config.draftHead === true;
+const decoders = option("--decoders", beside ? "verify" : "verify,single-call,multi-draft")!.split(",") as DecoderName[];
+for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
 const backend = await createBackend("wasm", { threads });

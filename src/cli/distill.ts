@@ -98,6 +98,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   const extraBlocksGiven = givenFlags(argv, distillFlags).has("extra-blocks");
+  if (f.draft && f["draft-head"]) throw new UsageError("--draft-head is for LoRA query students with --extra-blocks and --pick-feedback chain, not a --draft model");
+  if (f.init !== undefined && f["draft-head"]) throw new UsageError("--draft-head makes a new student; an --init student brings its own kind");
   if (f.draft && f["pick-feedback"]) throw new UsageError("--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model");
   if (f.draft && extraBlocksGiven) throw new UsageError("--extra-blocks is for LoRA students; a --draft model is deepened with --draft-layers (and --draft-init teacher)");
   if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");

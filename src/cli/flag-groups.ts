@@ -149,15 +149,20 @@ export const extraBlocksFlag = defineFlags({
     help: "pick feedback for a new query student with --extra-blocks, through a table that starts at 0: first (slot 1 reads the window's first pick, made inside the call after the teacher's layers) or chain (every slot reads the draft of the slot before it; the extra blocks then run slot after slot)",
     choices: [...PICK_FEEDBACK_KINDS],
   },
+  "draft-head": {
+    kind: "bool",
+    help: "make the new student a draft head (needs --pick-feedback chain): its slot rows skip the teacher's layers and run only the extra blocks, so it drafts beside the teacher at the cost of those blocks (decoder verify)",
+  },
 });
 
-/** Pick feedback of a new student (UsageError unless it is a query student with extra blocks). */
-export function pickFeedbackFromFlags(f: { "pick-feedback"?: string; "extra-blocks": number }, query: boolean): { pickFeedback?: PickFeedbackKind } {
+/** Pick feedback (and draft head) of a new student (UsageError unless it is a query student with extra blocks; a draft head needs chained feedback). */
+export function pickFeedbackFromFlags(f: { "pick-feedback"?: string; "extra-blocks": number; "draft-head"?: boolean }, query: boolean): { pickFeedback?: PickFeedbackKind; draftHead?: boolean } {
   const kind = f["pick-feedback"] as PickFeedbackKind | undefined;
+  if (f["draft-head"] && kind !== "chain") throw new UsageError("--draft-head needs --pick-feedback chain (a draft head's slot row reads the token before it, as it skips the teacher's layers)");
   if (kind === undefined) return {};
   if (!query) throw new UsageError("--pick-feedback needs --slot-input query (only a query student's first pick is known inside the call)");
   if (f["extra-blocks"] < 1) throw new UsageError("--pick-feedback needs --extra-blocks E >= 1 (the pick is read after the teacher's layers, by the extra blocks)");
-  return { pickFeedback: kind };
+  return { pickFeedback: kind, ...(f["draft-head"] ? { draftHead: true } : {}) };
 }
 
 export const auxFlags = defineFlags({

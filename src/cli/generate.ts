@@ -202,6 +202,11 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     student = loadStudent(f.student, { checkpoint, checksum });
     checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
     warnNonFinite(io, "student", f.student, student.weights);
+    if (student.config.draftHead && decoder !== "verify" && decoder !== "ar") {
+      // A draft head drafts beside the teacher: verify is its decoder, and the default one.
+      if (f.decoder !== undefined) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+      decoder = "verify";
+    }
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }

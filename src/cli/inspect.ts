@@ -208,6 +208,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     row("slot input", slotInputOf(c));
     if (c.extraBlocks) row("extra blocks", c.extraBlocks);
     if (c.pickFeedback) row("pick feedback", c.pickFeedback === "chain" ? "chain: every slot reads the draft of the slot before it" : "first: slot 1 reads the window's first pick");
+    if (c.draftHead) row("draft head", "yes: the slots skip the teacher's layers and draft beside it (decoder verify)");
     row("teacher shape", shapeText(c.teacherShape));
     row("teacher checksum", c.teacherChecksum);
     countRows(info);

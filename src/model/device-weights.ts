@@ -12,7 +12,8 @@ export interface DeviceWeights {
   wcls: Buffer;
 }
 
-function upload(backend: Backend, data: Float32Array): Buffer {
+/** A host array uploaded to a new buffer of the backend. */
+export function uploadArray(backend: Backend, data: Float32Array): Buffer {
   const buf = backend.alloc(data.length);
   backend.upload(buf, data);
   return buf;
@@ -21,19 +22,19 @@ function upload(backend: Backend, data: Float32Array): Buffer {
 /** One block's weights, uploaded to a backend. */
 export function uploadLayer(backend: Backend, layer: LayerWeights): DeviceLayer {
   const out = {} as DeviceLayer;
-  for (const key of Object.keys(layer) as (keyof LayerWeights)[]) out[key] = upload(backend, layer[key]);
+  for (const key of Object.keys(layer) as (keyof LayerWeights)[]) out[key] = uploadArray(backend, layer[key]);
   return out;
 }
 
 export function uploadWeights(backend: Backend, w: ModelWeights): DeviceWeights {
-  const tokenEmbedding = upload(backend, w.tokenEmbedding);
+  const tokenEmbedding = uploadArray(backend, w.tokenEmbedding);
   const layers = w.layers.map((layer) => uploadLayer(backend, layer));
   return {
     tokenEmbedding,
     layers,
-    rmsFinal: upload(backend, w.rmsFinal),
+    rmsFinal: uploadArray(backend, w.rmsFinal),
     // A shared classifier is the embedding table: upload it once.
-    wcls: w.wcls === w.tokenEmbedding ? tokenEmbedding : upload(backend, w.wcls),
+    wcls: w.wcls === w.tokenEmbedding ? tokenEmbedding : uploadArray(backend, w.wcls),
   };
 }
 

@@ -28,6 +28,9 @@ export class Transformer {
   private disposed = false;
   /** The checkpoint's token embedding [vocab, dim] on the host (a view, not a copy): PTP's hybrid slot inputs read it. */
   readonly tokenEmbeddingTable: Float32Array;
+  /** The checkpoint's final norm [dim] and classifier [vocab, dim] on the host (views): a PTP draft head's own start from them. */
+  readonly finalNormTable: Float32Array;
+  readonly classifierTable: Float32Array;
 
   constructor(
     readonly backend: Backend,
@@ -38,6 +41,8 @@ export class Transformer {
     this.config = checkpoint.config;
     this.weights = uploadWeights(backend, checkpoint.weights);
     this.tokenEmbeddingTable = checkpoint.weights.tokenEmbedding;
+    this.finalNormTable = checkpoint.weights.rmsFinal;
+    this.classifierTable = checkpoint.weights.wcls;
     this.state = new RunState(backend, this.config);
   }
 
@@ -66,8 +71,12 @@ export class Transformer {
    */
   lastHidden(): Float32Array {
     if (this.lastRows === 0) throw new Error("lastHidden: no forward call has run on this model yet");
-    return this.backend.download(this.state.x, 0, this.lastRows * this.config.dim);
+    this.hidden ??= this.backend.download(this.state.x, 0, this.lastRows * this.config.dim);
+    return this.hidden;
   }
+
+  /** lastHidden's download, until the next call. */
+  private hidden?: Float32Array;
 
   /** Rows of the latest forward call. */
   private lastRows = 0;
@@ -131,6 +140,7 @@ export class Transformer {
   /** The forward pass of a block: leaves its logits [M, vocab] in the run state and returns M. */
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
     this.lastLogits = undefined; // the run state's logits are about to change
+    this.hidden = undefined;
     const { backend, config, weights: w, state: s } = this;
     if (!(cache instanceof KVCache) || cache.backend !== backend || cache.config.nLayers !== config.nLayers || cache.keys.length < config.nLayers || cache.width !== kvDim(config)) {
       throw new TypeError("forward: the cache must be a KVCache of this model (made by its newCache, on the same backend)");

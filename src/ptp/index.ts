@@ -12,6 +12,7 @@ export { UStream } from "../sampling/ustream.js";
 export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./draft-model.js";
 export { readDraft, writeDraft, parseDraft, serializeDraft, checkDraftMatchesTeacher } from "./files/draft-file.js";
 export { randomDraft } from "./init.js";
+export { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
 export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./decode/run.js";
 export type { Decoder } from "./decode/decoder.js";

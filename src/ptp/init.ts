@@ -34,6 +34,8 @@ export interface RandomStudentOptions {
   extraBlocks?: number;
   /** Pick feedback (StudentConfig.pickFeedback; query students with extra blocks): the table starts at 0, a no-op. Default none. */
   pickFeedback?: PickFeedbackKind;
+  /** A draft head (StudentConfig.draftHead; chained pick feedback): the table then starts as the teacher's token embedding, so a slot row starts from the token before it as the teacher's first layer does. Default false. */
+  draftHead?: boolean;
 }
 
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
@@ -47,8 +49,9 @@ const SMALL = 0.02;
  * start vector uniform in ±0.02, or exactly 0 for a hybrid student (whose
  * first slot then reads the last token's embedding alone: with B = 0 it is
  * the teacher's own row, so its Pick is the teacher's token). Extra blocks
- * take no random values (teacherBlock), nor does a pick-feedback table (0),
- * so the rest is the same as without.
+ * take no random values (teacherBlock), nor does a pick-feedback table (0;
+ * a draft head's: the teacher's token embedding), so the rest is the same
+ * as without.
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
@@ -63,6 +66,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     ...(E > 0 ? { extraBlocks: E } : {}),
     ...(options.pickFeedback ? { pickFeedback: options.pickFeedback } : {}),
+    ...(options.draftHead ? { draftHead: true } : {}),
     teacherShape: teacherShapeOf(teacher.config),
     teacherChecksum: checksum,
   };
@@ -78,7 +82,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     if (slot.name.startsWith("extra.")) continue;
     // Pick feedback starts at 0: slot 1 reads nothing until training grows the table.
     if (slot.name === "feedback") {
-      slot.set(weights, new Float32Array(product(slot.shape)));
+      slot.set(weights, config.draftHead ? teacher.weights.tokenEmbedding.slice() : new Float32Array(product(slot.shape)));
       continue;
     }
     const n = product(slot.shape);

@@ -4,6 +4,7 @@ import { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
 import type { Transformer } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
+import { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
 import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
 import { GatedLora } from "./gated-lora.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, PickFeedbackKind, Student, Variant } from "./student-weights.js";
@@ -57,26 +58,46 @@ export function addTokenRow(x: Float32Array, table: Float32Array, token: number,
  */
 export class PtpModel {
   private readonly lora?: GatedLora;
+  /** A draft-head student's head (StudentConfig.draftHead): it drafts beside the teacher, in calls of its own. */
+  readonly head?: DraftHead;
   private readonly extra?: ExtraBlocks;
   /** What the teacher's forward calls: the gated LoRA, and the extra blocks after the teacher's layers. */
   private readonly adapter?: RowAdapter;
   /** The slots of the call in progress that read a pick (forward's `feedback`). */
   private feedback: readonly PickFeedback[] = [];
 
+  /**
+   * @param head Only for a draft-head student (StudentConfig.draftHead): the
+   * head to draft with instead of draftHeadOf(student, teacher), e.g. the
+   * narrow head widenDraftHead makes for a widened teacher; the student then
+   * only says how to decode (its window and variant), and the head must fit
+   * this teacher.
+   */
   constructor(
     readonly teacher: Transformer,
     readonly student?: Student,
+    head?: DraftHeadSpec,
   ) {
+    if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
     if (student) {
       const t = teacher.config,
         s = student.config.teacherShape;
       const diff = INT_SHAPE_FIELDS.filter((k) => t[k] !== s[k]);
-      if (diff.length > 0) {
+      if (diff.length > 0 && head === undefined) {
         throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
       }
       const E = student.config.extraBlocks ?? 0;
       if ((student.weights.extra?.length ?? 0) !== E) throw new Error(`the student's config has ${E} extra blocks but its weights have ${student.weights.extra?.length ?? 0}`);
       checkPickFeedback(student);
+      if (student.config.draftHead) {
+        // The slots never run in the teacher's call: the head drafts beside it (decoder verify).
+        const spec = head ?? draftHeadOf(student, t, { rmsFinal: teacher.finalNormTable, wcls: teacher.classifierTable });
+        if (spec.teacherDim !== t.dim || spec.model.config.vocabSize !== t.vocabSize) {
+          throw new Error(`the draft head reads a teacher of dim ${spec.teacherDim} and vocab ${spec.model.config.vocabSize}, but the model has dim ${t.dim} and vocab ${t.vocabSize}`);
+        }
+        this.head = new DraftHead(teacher.backend, spec);
+        return;
+      }
       const lora = new GatedLora(teacher.backend, t, student.config, student.weights);
       this.lora = lora;
       if (E > 0) {
@@ -118,6 +139,7 @@ export class PtpModel {
    * rows that read a pick (pick feedback, spec/ptp.md 2.5).
    */
   forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = []): Float32Array {
+    if (this.head && slots > 0) throw new Error("forward: a draft-head student's slots run in its head, not in the teacher's call (decoder verify)");
     if (!this.lora) {
       if (slots > 0) this.requireStudent();
       return this.teacher.forward(block, cache);
@@ -160,6 +182,7 @@ export class PtpModel {
   }
 
   dispose(): void {
+    this.head?.dispose();
     this.lora?.dispose();
     this.extra?.dispose();
   }

@@ -7,7 +7,8 @@ import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";
 import { DraftModel } from "./draft-model.js";
 import type { Proposer } from "./proposer.js";
-import { WIDEN_SHAPES, widenCheckpoint, widenDraft, widenStudent } from "./widen.js";
+import { draftHeadOf } from "./draft-head.js";
+import { WIDEN_SHAPES, widenCheckpoint, widenDraft, widenDraftHead, widenStudent } from "./widen.js";
 
 /**
  * Where PTP pays on this CPU, measured: the wall-clock tokens/s of AR and of
@@ -101,9 +102,11 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     if (shape !== "own" && !(shape in WIDEN_SHAPES)) throw new Error(`unknown shape ${JSON.stringify(shape)}; known: own, ${Object.keys(WIDEN_SHAPES).join(", ")}`);
     const ckpt = shape === "own" ? o.teacher : widenCheckpoint(o.teacher, WIDEN_SHAPES[shape]);
     const p = o.proposer;
-    const student = p.kind === "student" ? (shape === "own" ? p.student : widenStudent(p.student, o.teacher, ckpt)) : undefined;
+    // A draft head keeps its own width at a widened shape (widenDraftHead); the student's other parts stay the original's.
+    const head = p.kind === "student" && p.student.config.draftHead && shape !== "own" ? widenDraftHead(draftHeadOf(p.student, o.teacher.config, o.teacher.weights), ckpt) : undefined;
+    const student = p.kind === "student" ? (shape === "own" || head ? p.student : widenStudent(p.student, o.teacher, ckpt)) : undefined;
     const teacher = new Transformer(o.backend, ckpt);
-    const model = new PtpModel(teacher, student);
+    const model = new PtpModel(teacher, student, head);
     const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt)) : undefined;
     let rows = 0,
       teacherCalls = 0,
@@ -166,6 +169,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       }
     } finally {
       draft?.dispose();
+      model.dispose();
       teacher.dispose();
     }
   }

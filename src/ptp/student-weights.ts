@@ -71,6 +71,18 @@ export interface StudentConfig {
    * from the u's.
    */
   pickFeedback?: PickFeedbackKind;
+  /**
+   * Draft head (chained pick feedback only; spec/ptp.md 2.6): the slot rows
+   * skip the teacher's layers (and so its LoRA) and go straight into the
+   * extra blocks, from their slot input plus the feedback table's row for
+   * the token before them. The extra blocks with the teacher's final norm
+   * and classifier are then a small model of their own beside the teacher:
+   * after each teacher call it drafts the next tokens one by one from the
+   * final hidden states of the rows the call verified, and the next teacher
+   * call verifies them (decoder "verify"). Its cost per draft is that of the
+   * extra blocks, not of the teacher's layers.
+   */
+  draftHead?: boolean;
   /** The teacher it belongs to: its shape and a checksum of its weights (teacherChecksum). */
   teacherShape: Omit<ModelConfig, "normEps" | "ropeTheta">;
   teacherChecksum: string;

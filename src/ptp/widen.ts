@@ -1,5 +1,6 @@
 import { headSize, type ModelConfig } from "../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
+import type { DraftHeadSpec } from "./draft-head.js";
 import type { Draft } from "./draft-model.js";
 import type { AuxEmbeddingWeights, LayerLora, Student } from "./student-weights.js";
 import { teacherChecksum } from "./files/teacher-checksum.js";
@@ -204,6 +205,31 @@ export function widenDraft(draft: Draft, widened: Checkpoint): Draft {
     config: { ...draft.config, model: wide.config, teacherVocabSize: vocabSize, teacherChecksum: teacherChecksum(widened) },
     weights: { model: wide.weights, aux, ...(start ? { start } : {}) },
   };
+}
+
+/**
+ * A draft head (draft-head.ts) for a widened teacher `widened`: like a
+ * standalone draft it keeps its own size, growing by one GQA group of
+ * heads to hold the constant, and takes the widened vocabulary. Its bridge
+ * reads the widened teacher's original dims and its constant dim (which
+ * carries into the head's), so it drafts what it drafted for the original
+ * teacher. A draft then costs what a small head over a large vocabulary
+ * costs, not the teacher's width.
+ */
+export function widenDraftHead(head: DraftHeadSpec, widened: Checkpoint): DraftHeadSpec {
+  const c = head.model.config,
+    D = c.dim,
+    Dt = head.teacherDim,
+    Dt2 = widened.config.dim;
+  const dim = D + headSize(c) * (c.nHeads / c.nKvHeads);
+  const model = widenCheckpoint(head.model, { dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, vocabSize: widened.config.vocabSize });
+  // The feedback table adds to a slot input that carries the constant already.
+  for (let v = 0; v < model.config.vocabSize; v++) model.weights.tokenEmbedding[v * dim + D] = 0;
+  const bridge = new Float32Array(dim * Dt2);
+  for (let i = 0; i < D; i++) for (let j = 0; j < Dt; j++) bridge[i * Dt2 + j] = head.bridge ? head.bridge[i * Dt + j] : i === j ? 1 : 0;
+  bridge[D * Dt2 + Dt] = 1;
+  const { aux } = widenSlotInputs({ aux: head.auxWeights }, false, D, dim);
+  return { ...head, model, bridge, teacherDim: Dt2, auxWeights: aux };
 }
 
 /** Widening targets with the compute of the published TinyStories shapes (vocab 32000). */

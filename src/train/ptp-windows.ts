@@ -134,8 +134,8 @@ export function slotInputs(tape: Tape, slots: TrainableSlots, rows: WindowRows, 
 
 /**
  * The student's logits [R, vocab] for the window rows, against the teacher's
- * KV of the sequence: the teacher's layers with the gated LoRA, then the
- * student's extra blocks (against the context's final hidden states; with
+ * KV of the sequence: the teacher's layers with the gated LoRA (none for a
+ * draft head, StudentConfig.draftHead), then the student's extra blocks (against the context's final hidden states; with
  * pick feedback a slot first reads the pick before it, fedPicks), then the
  * teacher's final norm and classifier.
  */
@@ -144,7 +144,8 @@ export function studentLogits(tape: Tape, teacher: ModelConfig, weights: GraphWe
   if (context.length < C) throw new RangeError(`studentLogits: windows need ${C} context rows, the teacher KV has ${context.length}`);
   const x = slotInputs(tape, st.slots, rows, teacher.dim, weights.tokenEmbedding);
   const input = { x, positions: rows.positions, visible: rows.visible, context: { ...context, length: C } };
-  let hidden = layerStack(tape, teacher, weights, input, st.lora);
+  // A draft head's slot rows skip the teacher's layers: the extra blocks read their input directly.
+  let hidden = st.student.config.draftHead ? x : layerStack(tape, teacher, weights, input, st.lora);
   if (!st.extra) return head(tape, teacher, weights, hidden);
   if (!context.hidden || context.hidden.length < C * teacher.dim) throw new RangeError(`studentLogits: a student with extra blocks needs the final hidden states of ${C} context rows (teacherContext with hidden)`);
   const contextHidden = Tensor.constant(context.hidden.subarray(0, C * teacher.dim), [C, teacher.dim]);

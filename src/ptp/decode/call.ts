@@ -52,6 +52,8 @@ export interface Group {
 export interface GroupLogits {
   base: Float32Array[];
   slots: Float32Array[];
+  /** The call's block row of each base row (for what the model keeps of the call's rows, e.g. Transformer.lastHidden). */
+  baseRows: number[];
 }
 
 /** Base rows for tokens at consecutive positions from `start`, causal among themselves. */
@@ -163,6 +165,7 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
   return groups.map((g, gi) => ({
     base: g.base.map((_, i) => rowLogits(rowOf[gi][i])),
     slots: g.slots.map((_, j) => rowLogits(rowOf[gi][g.base.length + j])),
+    baseRows: rowOf[gi].slice(0, g.base.length),
   }));
 }
 

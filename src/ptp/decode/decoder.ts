@@ -82,6 +82,38 @@ export interface SlotProposer {
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array;
 }
 
+/**
+ * A decoder whose drafts come from a model beside the teacher (a standalone
+ * draft model, a draft head): per step `propose` gives drafts for next,
+ * next + 1, ..., one teacher call runs the pending tokens and the drafts,
+ * and verifyDrafts keeps the longest right prefix plus the teacher's pick.
+ * `kept` then sees the rows the call keeps (group-local: the pending rows
+ * and the accepted drafts; the last verified token stays pending).
+ */
+export function besideTeacherDecoder<S extends { drafts?: number[] }>(state: (seq: Sequence) => S, propose: (seq: Sequence) => number[], kept: (seq: Sequence, keep: number[], group: Group, out: GroupLogits) => void): Decoder<S> {
+  return {
+    name: "verify",
+    state,
+    plan(seq) {
+      const drafts = propose(seq);
+      state(seq).drafts = drafts;
+      return { seq, base: [...chain(seq.pending, seq.cached), ...chain(drafts, seq.next)], slots: [] };
+    },
+    accept(seq, group, out) {
+      const s = state(seq);
+      const drafts = s.drafts ?? [];
+      const P = group.base.length - drafts.length; // the pending rows come first
+      const verified = verifyDrafts(seq, out.base, P, drafts);
+      seq.finalize(verified);
+      seq.acceptedPerStep.push(verified.length);
+      s.drafts = [];
+      const keep = range(0, P + verified.length - 1);
+      kept(seq, keep, group, out);
+      return keep;
+    },
+  };
+}
+
 /** A chain of drafts up to its first NO_DRAFT (drafts after a wrong one are never verified). */
 export function usableDrafts(drafts: readonly number[]): number[] {
   const end = drafts.indexOf(NO_DRAFT);

@@ -12,6 +12,7 @@ import { commit, runCall, survivors } from "./call.js";
 import { drafter, type Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
 import { draftVerifyDecoder } from "./decoders/draft-verify.js";
+import { headVerifyDecoder } from "./decoders/head-verify.js";
 import { multiDraftDecoder } from "./decoders/multi-draft.js";
 import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
@@ -97,6 +98,10 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
     return draftVerifyDecoder(options.draft, window, drafter(options.draft, draftTemperatureScale));
   }
   const toDraft = drafter(model, draftTemperatureScale);
+  if (model.head && options.decoder !== "ar") {
+    if (options.decoder !== "verify") throw new RangeError(`decode: a draft-head student drafts beside the teacher, with decoder "verify" (or "ar"), got ${JSON.stringify(options.decoder)}`);
+    return headVerifyDecoder(model.teacher, model.head, window, toDraft);
+  }
   switch (options.decoder) {
     case "ar":
       return arDecoder;

@@ -12,14 +12,18 @@
  * - `start` [dim] for variant C only;
  * - `extra.{e}.rms_att`, `extra.{e}.rms_ffn` [dim] and `extra.{e}.{name}`
  *   [out, in] for every extra block e < extra_blocks (students with extra
- *   blocks only).
+ *   blocks only);
+ * - `feedback` [vocab, dim] for students with pick feedback.
  *
  * Metadata (strings): `format` = "ptp-student", `format_version` = "1",
  * `variant` ("O" | "C"), `rank`, `alpha`, `aux_kind`, `aux_digits` (digits
  * only), `window`, `slot_input` ("hybrid" for hybrid students; absent
  * otherwise), `teacher_checksum` (teacherChecksum of the teacher) and
  * `teacher_shape` (JSON of the teacher's shape, keys in ModelConfig order),
- * `extra_blocks` (students with extra blocks only).
+ * `extra_blocks` (students with extra blocks only), `pick_feedback`
+ * ("first" | "chain", students with pick feedback only), `draft_head`
+ * ("true", draft-head students only: their slot rows skip the teacher's
+ * layers).
  *
  * Serialisation is deterministic, so parse then serialise reproduces a
  * file written here byte for byte.
@@ -58,6 +62,7 @@ export function studentMetadata(config: StudentConfig): Record<string, string> {
     // Written only for students that have them, so other files stay byte-identical to before.
     ...(config.extraBlocks ? { extra_blocks: String(config.extraBlocks) } : {}),
     ...(config.pickFeedback ? { pick_feedback: config.pickFeedback } : {}),
+    ...(config.draftHead ? { draft_head: "true" } : {}),
   };
 }
 
@@ -102,6 +107,11 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
     if (!config.query) fail(`metadata "pick_feedback" needs slot_input "query" (only a query student's first pick is known inside the call)`);
     if (!config.extraBlocks) fail(`metadata "pick_feedback" needs "extra_blocks" (the pick is read after the teacher's layers, by the extra blocks)`);
     config.pickFeedback = kind;
+  }
+  if (meta.draft_head !== undefined) {
+    if (meta.draft_head !== "true") fail(`metadata "draft_head" must be "true" when present, found ${quote(meta.draft_head)}`);
+    if (config.pickFeedback !== "chain") fail(`metadata "draft_head" needs pick_feedback "chain" (a draft head's slot row reads the token before it, as it skips the teacher's layers)`);
+    config.draftHead = true;
   }
   return config;
 }

@@ -1,8 +1,8 @@
 import type { SparseMask } from "../../../model/block.js";
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
-import { chain, range } from "../call.js";
-import { proposalWindow, usableDrafts, verifyDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
+import { range } from "../call.js";
+import { besideTeacherDecoder, proposalWindow, usableDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface DraftVerifyState {
@@ -74,25 +74,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: D
   };
 
   return {
-    name: "verify",
-    state,
-    plan(seq) {
-      const drafts = propose(seq);
-      state(seq).drafts = drafts;
-      return { seq, base: [...chain(seq.pending, seq.cached), ...chain(drafts, seq.next)], slots: [] };
-    },
-    accept(seq, group, out) {
-      const s = state(seq);
-      const drafts = s.drafts ?? [];
-      const P = group.base.length - drafts.length; // the pending rows come first
-      const verified = verifyDrafts(seq, out.base, P, drafts);
-      seq.finalize(verified);
-      seq.acceptedPerStep.push(verified.length);
-      s.drafts = [];
-      if (seq.done) release(seq);
-      // Keep the pending rows and the accepted drafts; the last verified token is pending.
-      return range(0, P + verified.length - 1);
-    },
+    ...besideTeacherDecoder(state, propose, (seq) => seq.done && release(seq)),
     extraCalls: () => calls,
   };
 }

@@ -1,0 +1,89 @@
+import type { KVCache } from "../../../model/kv-cache.js";
+import type { Transformer } from "../../../model/transformer.js";
+import type { DraftHead } from "../../draft-head.js";
+import { besideTeacherDecoder, NO_DRAFT, sequenceState, type Decoder, type Drafter } from "../decoder.js";
+import type { Sequence } from "../sequence.js";
+
+interface HeadVerifyState {
+  /** The head's KV cache for this sequence: rows 0 .. length-1 hold tokens 0 .. length-1, from their final teacher hidden states. */
+  headCache?: KVCache;
+  /** Drafts for positions next, next + 1, ... in the teacher call planned for this sequence. */
+  drafts?: number[];
+}
+
+/**
+ * Algorithm 1 (method section 4.1) with a draft head (spec/ptp.md 2.6) as
+ * the proposer. Per step:
+ * 1. the head drafts the tokens after the pending one, one slot at a time:
+ *    the slot for position k sits at k - 1, reads the token there (the
+ *    pending token, then each draft before it) and u(k - 1), sees the
+ *    head's keys and values of every verified row, and drafts Pick(u(k))
+ *    of its logits;
+ * 2. one teacher call runs the pending token and the drafts, keeps the
+ *    longest prefix of drafts equal to its own picks plus its pick at the
+ *    first mismatch (or after the last draft);
+ * 3. the final hidden states of the rows the call kept give the head's
+ *    keys and values for them (ingest).
+ * Each teacher call has `window` rows (the pending token and window - 1
+ * drafts) and finalizes 1 .. window tokens. The head only decides how
+ * many: the output is the teacher's AR sample path for the u's.
+ *
+ * A step whose pending rows are more than one (the prompt) has no drafts:
+ * the head has not yet seen the rows before the last one.
+ */
+export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter): Decoder<HeadVerifyState> {
+  const state = sequenceState<HeadVerifyState>(() => ({}));
+  const { seqLen } = head.config;
+
+  const release = (seq: Sequence) => {
+    const s = state(seq);
+    s.headCache?.free();
+    s.headCache = undefined;
+  };
+
+  /** The head's drafts for next, next + 1, ... (none when its cache does not reach the pending token). */
+  const propose = (seq: Sequence): number[] => {
+    const s = state(seq),
+      next = seq.next;
+    if (seq.pending.length !== 1 || s.headCache?.length !== next - 1) return [];
+    // The slot drafting position k sits at k - 1, below the head's seqLen.
+    const count = Math.min(window - 1, seq.room - 1, seqLen - next + 1);
+    const cache = s.headCache;
+    const drafts: number[] = [];
+    try {
+      for (let j = 0; j < count; j++) {
+        const k = next + j;
+        const before = j === 0 ? seq.last : drafts[j - 1];
+        const d = toDraft(seq, k, j + 1, head.slot(cache, k - 1, seq.u.forStudent(k - 1), before));
+        if (d === NO_DRAFT) break;
+        drafts.push(d);
+      }
+    } finally {
+      cache.crop(next - 1); // drop the slots, keep the verified rows
+    }
+    return drafts;
+  };
+
+  return besideTeacherDecoder(state, propose, (seq, keep, group, out) => {
+    if (seq.done) release(seq);
+    else
+      ingest(
+        seq,
+        state(seq),
+        keep.map((i) => group.base[i].position),
+        keep.map((i) => out.baseRows[i]),
+      );
+  });
+
+  /** The head's keys and values for the rows the call kept (call rows `rows`, at `positions`), from the teacher's final hidden states. */
+  function ingest(seq: Sequence, s: HeadVerifyState, positions: number[], rows: number[]): void {
+    const D = teacher.config.dim;
+    s.headCache ??= head.newCache(seq.steps + 1);
+    // The call's kept rows follow the verified rows the head has, by the sequence's invariant (sequence.ts).
+    if (s.headCache.length !== positions[0]) throw new Error(`head-verify: the head holds ${s.headCache.length} rows but the call kept rows from position ${positions[0]}`);
+    const all = teacher.lastHidden();
+    const hidden = new Float32Array(rows.length * D);
+    rows.forEach((r, i) => hidden.set(all.subarray(r * D, (r + 1) * D), i * D));
+    head.ingest(s.headCache, hidden, positions);
+  }
+}

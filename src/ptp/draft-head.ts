@@ -1,0 +1,170 @@
+import type { Backend, Buffer } from "../backends/backend.js";
+import { headSize, kvDim, type ModelConfig } from "../model/config.js";
+import { uploadArray } from "../model/device-weights.js";
+import type { KVCache } from "../model/kv-cache.js";
+import { RunState } from "../model/run-state.js";
+import { Transformer } from "../model/transformer.js";
+import type { Checkpoint, ModelWeights } from "../model/weights.js";
+import { addTokenRow, slotInput } from "./ptp-model.js";
+import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student } from "./student-weights.js";
+
+/**
+ * A draft head (StudentConfig.draftHead, spec/ptp.md 2.6) as a model of its
+ * own beside the teacher: the student's extra blocks, with a final norm and
+ * classifier, run on their own keys and values.
+ *
+ * - Every row the teacher verified gives each head block keys and values
+ *   projected from its FINAL teacher hidden state h (ingest):
+ *   K = RoPE(rmsnorm(P h) Wk_e^T), V = rmsnorm(P h) Wv_e^T, with P the
+ *   bridge from the teacher's width to the head's (the identity when they
+ *   are equal, as for a student trained on its teacher).
+ * - A slot row (one per draft, one after another) starts from the
+ *   auxiliary embedding of u and the feedback table's row for the token
+ *   before it, runs the head's blocks over those keys and values and its
+ *   own earlier slots, and gives logits through the head's final norm and
+ *   classifier.
+ *
+ * The head's blocks and classifier are all a draft reads, so where the
+ * teacher is large a draft costs a small fraction of a teacher call. The
+ * head only proposes: the teacher verifies every draft.
+ */
+export interface DraftHeadSpec {
+  /**
+   * The head as a small transformer: layers = the extra blocks, token
+   * table = the pick-feedback table (never read as an input id: a slot adds
+   * its row to the slot input), final norm and classifier. Its vocabulary is
+   * the teacher's.
+   */
+  model: Checkpoint;
+  /** [head dim, teacher dim]: the map from the teacher's final hidden state to the head's width; absent: the identity (equal widths). */
+  bridge?: Float32Array;
+  /** The teacher's width (the rows `ingest` reads). */
+  teacherDim: number;
+  aux: AuxEmbeddingConfig;
+  auxWeights: AuxEmbeddingWeights;
+  /** Window N: rows per teacher call the head was trained for (the teacher's pick and N - 1 drafts). */
+  window: number;
+}
+
+/**
+ * The head of a draft-head student of a teacher of config `t`: the extra blocks,
+ * the feedback table, and the teacher's final norm and classifier, which the
+ * student's slots use (spec/ptp.md 2.6).
+ */
+export function draftHeadOf(student: Student, t: ModelConfig, teacher: Pick<ModelWeights, "rmsFinal" | "wcls">): DraftHeadSpec {
+  const { config, weights } = student;
+  if (!config.draftHead) throw new Error("draftHeadOf: the student is not a draft head (StudentConfig.draftHead)");
+  if (!weights.extra?.length || !weights.feedback) throw new Error("draftHeadOf: a draft head needs its extra blocks and its feedback table");
+  return {
+    model: {
+      config: { ...t, nLayers: weights.extra.length, sharedClassifier: false },
+      weights: { tokenEmbedding: weights.feedback, layers: weights.extra, rmsFinal: teacher.rmsFinal, wcls: teacher.wcls },
+    },
+    teacherDim: t.dim,
+    aux: config.aux,
+    auxWeights: weights.aux,
+    window: config.window,
+  };
+}
+
+export class DraftHead {
+  /** The head's blocks, final norm and classifier (a slot row is a one-row call of it). */
+  readonly transformer: Transformer;
+  /** Per block, what ingest reads: the attention norm and the key and value projections. */
+  private readonly blocks: { rmsAtt: Buffer; wk: Buffer; wv: Buffer }[];
+  private readonly bridge?: Buffer;
+  /** Scratch of ingest: the teacher's hidden rows, and the head-width activations. */
+  private hidden: { length: number; buf: Buffer } | null = null;
+  private readonly scratch: RunState;
+
+  constructor(
+    readonly backend: Backend,
+    readonly spec: DraftHeadSpec,
+  ) {
+    const c = spec.model.config;
+    if (spec.bridge !== undefined && !(spec.bridge instanceof Float32Array && spec.bridge.length === c.dim * spec.teacherDim)) {
+      throw new TypeError(`draft head: the bridge must be a Float32Array of ${c.dim} x ${spec.teacherDim} values (head dim x teacher dim)`);
+    }
+    if (spec.bridge === undefined && c.dim !== spec.teacherDim) throw new TypeError(`draft head: its width ${c.dim} differs from the teacher's ${spec.teacherDim}, so it needs a bridge`);
+    this.transformer = new Transformer(backend, spec.model);
+    this.blocks = spec.model.weights.layers.map((w) => ({ rmsAtt: uploadArray(backend, w.rmsAtt), wk: uploadArray(backend, w.wk), wv: uploadArray(backend, w.wv) }));
+    if (spec.bridge) this.bridge = uploadArray(backend, spec.bridge);
+    this.scratch = new RunState(backend, c);
+  }
+
+  get config(): ModelConfig {
+    return this.transformer.config;
+  }
+
+  get window(): number {
+    return this.spec.window;
+  }
+
+  /** A new, empty KV cache of the head (one layer per block). */
+  newCache(capacity?: number): KVCache {
+    return this.transformer.newCache(capacity);
+  }
+
+  /**
+   * Appends to `cache` the keys and values of rows whose final teacher
+   * hidden states are `hidden` [rows, teacher dim], at `positions` (after
+   * the rows already there, in position order).
+   */
+  ingest(cache: KVCache, hidden: Float32Array, positions: ArrayLike<number>): void {
+    const rows = positions.length,
+      D = this.spec.teacherDim;
+    if (hidden.length !== rows * D) throw new RangeError(`draft head: ingest needs ${rows} x ${D} hidden values, got ${hidden.length}`);
+    if (rows === 0) return;
+    const b = this.backend,
+      c = this.config,
+      kv = kvDim(c),
+      s = this.scratch;
+    cache.ensureRoom(rows);
+    s.prepare({ positions: Array.from(positions) }, 0, rows);
+    const h = this.reserve(rows * D);
+    b.upload(h, hidden);
+    if (this.bridge) b.matmul(s.x, h, this.bridge, rows, D, c.dim);
+    else b.copy(s.x, 0, h, 0, rows * D);
+    const at = cache.length;
+    this.blocks.forEach((w, e) => {
+      b.rmsnorm(s.xb, s.x, w.rmsAtt, rows, c.dim, c.normEps);
+      b.matmul(s.k, s.xb, w.wk, rows, c.dim, kv);
+      b.matmul(s.v, s.xb, w.wv, rows, c.dim, kv);
+      b.rope(s.k, s.positions, rows, c.nKvHeads, headSize(c), c.ropeTheta);
+      b.copy(cache.keys[e], at * kv, s.k, 0, rows * kv);
+      b.copy(cache.values[e], at * kv, s.v, 0, rows * kv);
+    });
+    cache.commit(positions);
+  }
+
+  /**
+   * The logits [vocab] of one slot row at `position`, after the rows in
+   * `cache` (which it sees, and which it joins): its input is the auxiliary
+   * embedding of `previousU` (C-PTP withholds the slot's own u) plus the
+   * feedback table's row for `tokenBefore`, the token at its position.
+   */
+  slot(cache: KVCache, position: number, previousU: number, tokenBefore: number): Float32Array {
+    const c = this.config;
+    const x = slotInput({ variant: "C", aux: this.spec.aux, auxWeights: this.spec.auxWeights, dim: c.dim }, Number.NaN, previousU);
+    addTokenRow(x, this.spec.model.weights.tokenEmbedding, tokenBefore, c.dim);
+    return this.transformer.forward({ tokens: [-1], positions: [position], embeddings: x }, cache);
+  }
+
+  private reserve(n: number): Buffer {
+    if (this.hidden && this.hidden.length >= n) return this.hidden.buf;
+    const length = Math.max(n, 2 * (this.hidden?.length ?? 0));
+    if (this.hidden) this.backend.free(this.hidden.buf);
+    this.hidden = { length, buf: this.backend.alloc(length) };
+    return this.hidden.buf;
+  }
+
+  dispose(): void {
+    this.transformer.dispose();
+    for (const w of this.blocks) for (const buf of Object.values(w)) this.backend.free(buf);
+    this.blocks.length = 0;
+    if (this.bridge) this.backend.free(this.bridge);
+    if (this.hidden) this.backend.free(this.hidden.buf);
+    this.hidden = null;
+    this.scratch.release();
+  }
+}
