@@ -286,5 +286,12 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     const [ar, verify] = [await gen("ar"), await gen("verify")];
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toBe(ar.stdout);
+    // verify is a draft head's default decoder; the decoders that put slots into the teacher's call are a usage error.
+    const byDefault = await runCli("generate", "--model", fx.TEACHER, "--student", out, "--steps", "40", "--temperature", "0.7", "--seed", "3", "--tokenizer", TOK_512, "--prompt", "Once upon a time");
+    expect(byDefault.code, byDefault.stderr).toBe(0);
+    expect(byDefault.stdout).toBe(ar.stdout);
+    const single = await gen("single-call");
+    expect(single.code).toBe(2);
+    expect(single.stderr.split("\n")[0]).toBe(`ptp generate: --decoder single-call does not go with ${out}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
   });
 });

@@ -129,7 +129,10 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   try {
     model = new PtpModel(teacher, student);
     const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
-    const decoder = f.decoder as "single-call" | "verify";
+    // A draft head drafts beside the teacher: verify is its decoder, and its default.
+    const head = student.config.draftHead === true;
+    if (head && f.decoder !== "verify" && givenFlags(argv, demoFlags).has("decoder")) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+    const decoder = head ? "verify" : (f.decoder as "single-call" | "verify");
     // The paper's figure: tokens per verification step (single-call: one call).
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
     const c = checkpoint.config,
@@ -137,7 +140,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})\n` +
-        `decoding: ${f.decoder === "verify" ? `verify (window ${window})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `decoding: ${decoder === "verify" ? `verify (window ${window})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
         `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 
@@ -163,7 +166,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const r = summary(all);
     io.stdout(
       `overall: ${prompts.length} prompt${prompts.length === 1 ? "" : "s"}, ${all.generated} tokens\n` +
-        `${perStep}: ${r.accepted} (mean${decoder === "verify" ? "; a step is a student call and a teacher call" : ""})\n` +
+        `${perStep}: ${r.accepted} (mean${decoder === "verify" ? (head ? "; a step is one teacher call, the head drafting beside it" : "; a step is a student call and a teacher call") : ""})\n` +
         `model calls: ${r.calls}\n` +
         `tokens/s: ${r.speed}\n` +
         `equals AR: ${r.equal}\n` +

@@ -188,8 +188,8 @@ export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<num
   const { prompts, steps } = checkRun(model, promptsGiven, options);
   const stopAtBos = options.stopAtBos ?? true;
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
-  // Picks from the latest call's rows where its logits are (the teacher's, or a draft model's).
-  const transformers = options.draft ? [model.teacher, options.draft.transformer] : [model.teacher];
+  // Picks from the latest call's rows where its logits are (the teacher's, a draft model's or a draft head's).
+  const transformers = [model.teacher, ...(options.draft ? [options.draft.transformer] : []), ...(model.head ? [model.head.transformer] : [])];
   const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => {
     for (const t of transformers) {
       const token = t.pickRow(logits, settings, u, exclude);
