@@ -118,11 +118,12 @@ function withDraftLog(inner: Decoder, log: { position: number; slot: number; tok
     ...inner,
     plan(seq) {
       const group = inner.plan(seq);
-      if (draftModel) (inner.state?.(seq) as { drafts?: number[] } | undefined)?.drafts?.forEach((token, j) => log.push({ position: seq.next + j, slot: j, token }));
+      // A proposer beside the teacher keeps its drafts in the decoder's state (a draft head's first is its slot 1: slot 0 is the teacher's pick).
+      if (draftModel || model.head) (inner.state?.(seq) as { drafts?: number[] } | undefined)?.drafts?.forEach((token, j) => log.push({ position: seq.next + j, slot: model.head ? j + 1 : j, token }));
       return group;
     },
     accept(seq, group, out) {
-      if (!draftModel) out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: toDraft(seq, seq.next + j, j, logits) }));
+      if (!draftModel && !model.head) out.slots.forEach((logits, j) => log.push({ position: seq.next + j, slot: j, token: toDraft(seq, seq.next + j, j, logits) }));
       return inner.accept(seq, group, out);
     },
   };
