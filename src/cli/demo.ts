@@ -139,8 +139,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
       s = student.config;
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
-        `student:  ${paths.student} (${s.variant}-PTP, rank ${s.rank}, window ${s.window})\n` +
-        `decoding: ${decoder === "verify" ? `verify (window ${window})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `student:  ${paths.student} (${head ? `a draft head of ${s.extraBlocks} blocks, ` : ""}${s.variant}-PTP, ${head ? "" : `rank ${s.rank}, `}window ${s.window})\n` +
+        `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and ${window - 1} drafts per teacher call` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
         `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 
