@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import fc from "fast-check";
@@ -174,5 +174,11 @@ export function pregenFixture(prefix: string) {
   writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
   writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
   const pregenArgs = (out: string, ...extra: string[]) => ["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra];
-  return { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs };
+  /** Makes the fixture's dataset with `ptp pregenerate`, once. */
+  const dataset = async () => {
+    if (existsSync(DATA)) return;
+    const r = await runCli(...pregenArgs(DATA));
+    if (r.code !== 0) throw new Error(`pregenerate failed (exit ${r.code}): ${r.stderr}`);
+  };
+  return { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs, dataset };
 }

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -238,11 +237,7 @@ describe("PTP-HEAD-FILES and errors", () => {
 
 describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
   const fx = pregenFixture("ptp-draft-head-");
-  const dataset = async () => {
-    if (existsSync(fx.DATA)) return;
-    const r = await runCli(...fx.pregenArgs(fx.DATA));
-    expect(r.code, r.stderr).toBe(0);
-  };
+  const dataset = fx.dataset;
   const distillArgs = (out: string, ...extra: string[]) => [
     "distill",
     "--model",

@@ -323,11 +323,7 @@ describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
 
 describe("TRAIN-EXTRA-CLI: ptp distill --extra-blocks", () => {
   const fx = pregenFixture("ptp-extra-blocks-");
-  const dataset = async () => {
-    if (existsSync(fx.DATA)) return;
-    const r = await runCli(...fx.pregenArgs(fx.DATA));
-    expect(r.code, r.stderr).toBe(0);
-  };
+  const dataset = fx.dataset;
   const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", fx.TEACHER, "--dataset", fx.DATA, "--out", out, "--rank", "2", "--window", "3", "--windows", "3", "--batch", "2", "--steps", "4", "--warmup", "1", "--eval-every", "2", "--backend", "wasm", "--threads", "1", ...extra];
 
   it("TRAIN-EXTRA-USAGE: refuses a bad --extra-blocks with a one-line usage error (exit 2)", async () => {
