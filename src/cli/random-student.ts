@@ -62,7 +62,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
   const c = student.config;
   io.stderr(
     `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
-      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}${c.pickFeedback ? `, pick feedback ${c.pickFeedback}` : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
+      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}${c.pickFeedback ? `, pick feedback ${c.pickFeedback}` : ""}${c.draftHead ? ", a draft head" : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
       `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
   );
   return 0;
