@@ -1,10 +1,11 @@
 import type { Backend, Buffer } from "../backends/backend.js";
-import { headSize, kvDim, type ModelConfig } from "../model/config.js";
+import type { ModelConfig } from "../model/config.js";
 import { uploadArray } from "../model/device-weights.js";
 import type { KVCache } from "../model/kv-cache.js";
 import { RunState } from "../model/run-state.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint, ModelWeights } from "../model/weights.js";
+import { finalStateKeysValues } from "./extra-blocks.js";
 import { addTokenRow, slotInput } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student } from "./student-weights.js";
 
@@ -117,7 +118,6 @@ export class DraftHead {
     if (rows === 0) return;
     const b = this.backend,
       c = this.config,
-      kv = kvDim(c),
       s = this.scratch;
     cache.ensureRoom(rows);
     s.prepare({ positions: Array.from(positions) }, 0, rows);
@@ -125,15 +125,7 @@ export class DraftHead {
     b.upload(h, hidden);
     if (this.bridge) b.matmul(s.x, h, this.bridge, rows, D, c.dim);
     else b.copy(s.x, 0, h, 0, rows * D);
-    const at = cache.length;
-    this.blocks.forEach((w, e) => {
-      b.rmsnorm(s.xb, s.x, w.rmsAtt, rows, c.dim, c.normEps);
-      b.matmul(s.k, s.xb, w.wk, rows, c.dim, kv);
-      b.matmul(s.v, s.xb, w.wv, rows, c.dim, kv);
-      b.rope(s.k, s.positions, rows, c.nKvHeads, headSize(c), c.ropeTheta);
-      b.copy(cache.keys[e], at * kv, s.k, 0, rows * kv);
-      b.copy(cache.values[e], at * kv, s.v, 0, rows * kv);
-    });
+    finalStateKeysValues(b, c, this.blocks, s, cache, 0, cache.length, rows);
     cache.commit(positions);
   }
 

@@ -161,18 +161,7 @@ export class ExtraBlocks {
 
   /** The keys and values of every extra block for the first `rows` rows of the call, from their final hidden states. */
   private keysAndValues(s: RunState, cache: KVCache, cached: number, rows: number): void {
-    if (rows === 0) return;
-    const b = this.backend,
-      c = this.teacher,
-      kv = kvDim(c);
-    this.layers.forEach((w, e) => {
-      b.rmsnorm(s.xb, s.x, w.rmsAtt, rows, c.dim, c.normEps);
-      b.matmul(s.k, s.xb, w.wk, rows, c.dim, kv);
-      b.matmul(s.v, s.xb, w.wv, rows, c.dim, kv);
-      b.rope(s.k, s.positions, rows, c.nKvHeads, headSize(c), c.ropeTheta);
-      b.copy(cache.keys[c.nLayers + e], cached * kv, s.k, 0, rows * kv);
-      b.copy(cache.values[c.nLayers + e], cached * kv, s.v, 0, rows * kv);
-    });
+    finalStateKeysValues(this.backend, this.teacher, this.layers, s, cache, this.teacher.nLayers, cached, rows);
   }
 
   private reserve(M: number): Buffer {
@@ -191,6 +180,27 @@ export class ExtraBlocks {
     for (const w of this.layers) for (const buf of Object.values(w)) this.backend.free(buf);
     this.layers.length = 0;
   }
+}
+
+/**
+ * The keys and values that rows give blocks they do not run (spec/ptp.md
+ * 2.4): for the first `rows` rows of the run state, whose residual stream
+ * holds their final hidden states h, block e gets K = RoPE(rmsnorm(h)
+ * Wk_e^T) and V = rmsnorm(h) Wv_e^T in cache layer firstLayer + e at row
+ * `at`. The run state's positions are the rows' own. A student's extra
+ * blocks and a draft head (draft-head.ts) both take them so.
+ */
+export function finalStateKeysValues(b: Backend, c: ModelConfig, blocks: readonly Pick<DeviceLayer, "rmsAtt" | "wk" | "wv">[], s: RunState, cache: KVCache, firstLayer: number, at: number, rows: number): void {
+  if (rows === 0) return;
+  const kv = kvDim(c);
+  blocks.forEach((w, e) => {
+    b.rmsnorm(s.xb, s.x, w.rmsAtt, rows, c.dim, c.normEps);
+    b.matmul(s.k, s.xb, w.wk, rows, c.dim, kv);
+    b.matmul(s.v, s.xb, w.wv, rows, c.dim, kv);
+    b.rope(s.k, s.positions, rows, c.nKvHeads, headSize(c), c.ropeTheta);
+    b.copy(cache.keys[firstLayer + e], at * kv, s.k, 0, rows * kv);
+    b.copy(cache.values[firstLayer + e], at * kv, s.v, 0, rows * kv);
+  });
 }
 
 /** Throws unless every pick-feedback entry is a slot row reading an earlier row of the call, with a table to read. */
