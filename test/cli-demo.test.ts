@@ -156,6 +156,26 @@ describe("ptp demo", () => {
     expect(bad.stderr).toMatch(/--budget applies to --decoder single-call only/);
   });
 
+  it("DEMO-HEAD: the shipped draft head decodes with verify by default (a teacher call holds the pending token and window - 1 drafts), equal to AR, also at a widened shape with the same acceptance; --decoder single-call is a usage error", async () => {
+    const head = join(ROOT, "demo", "stories260K-head.safetensors");
+    const args = ["demo", "--model", STORIES_260K, "--tokenizer", TOK_512, "--student", head, "--window", "3", "--steps", "40", "--no-color"];
+    const r = await runCli(...args, "--scale", "--scale-shapes", "15M");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("(a draft head of 5 blocks, C-PTP, window 8)");
+    expect(r.stdout).toContain("decoding: verify (window 3: the pending token and 2 drafts per teacher call) vs AR");
+    expect(r.stdout).toMatch(/^accepted per step: \d+\.\d\d \(mean; a step is one teacher call, the head drafting beside it\)$/m);
+    expect(r.stdout).toMatch(/^equals AR: yes$/m);
+    const row = (shape: string) => new RegExp(`^\\| ${shape} \\| verify \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| (yes|NO) \\|$`, "m").exec(r.stdout);
+    const own = row("own"),
+      wide = row("15M");
+    expect(own, r.stdout).not.toBeNull();
+    expect(wide![1]).toBe(own![1]);
+    expect([own![3], wide![3]]).toEqual(["yes", "yes"]);
+    const bad = await runCli(...args, "--decoder", "single-call");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split("\n")[0]).toBe(`ptp demo: --decoder single-call does not go with ${head}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+  });
+
   it("DEMO-FLAGS: explicit --model/--tokenizer/--student, a --prompts file, --window/--budget and the js backend", async () => {
     const prompts = join(tmp, "prompts.txt");
     writeFileSync(prompts, "Tom wanted to\n\nOnce upon a time, there\n");

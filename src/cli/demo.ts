@@ -61,9 +61,10 @@ text with the chunk that each step accepted marked (alternating colours on
 a terminal, else [brackets]), accepted tokens per step (per call for
 single-call), model calls,
 tokens/s of both, the speedup, and whether the outputs equal AR's (exit 1
-if not). On this CPU the decoder that pays at larger shapes is verify with
-a short window: ptp demo --model stories260K.bin --tokenizer tok512.bin
---decoder verify --window 2 --scale (docs/BENCHMARKS.md).
+if not). On this CPU what pays at larger shapes is the draft head, which
+drafts beside the teacher (decoder verify): ptp demo --model
+stories260K.bin --tokenizer tok512.bin --student
+demo/stories260K-head.safetensors --window 4 --scale (docs/BENCHMARKS.md).
 
 By default it runs the small teacher and distilled student shipped in
 demo/ (a char-level Llama trained on the project's synthetic stories; see
