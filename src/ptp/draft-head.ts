@@ -43,8 +43,6 @@ export interface DraftHeadSpec {
   teacherDim: number;
   aux: AuxEmbeddingConfig;
   auxWeights: AuxEmbeddingWeights;
-  /** Window N: rows per teacher call the head was trained for (the teacher's pick and N - 1 drafts). */
-  window: number;
 }
 
 /**
@@ -64,7 +62,6 @@ export function draftHeadOf(student: Student, t: ModelConfig, teacher: Pick<Mode
     teacherDim: t.dim,
     aux: config.aux,
     auxWeights: weights.aux,
-    window: config.window,
   };
 }
 
@@ -95,10 +92,6 @@ export class DraftHead {
 
   get config(): ModelConfig {
     return this.transformer.config;
-  }
-
-  get window(): number {
-    return this.spec.window;
   }
 
   /** A new, empty KV cache of the head (one layer per block). */
