@@ -12,7 +12,7 @@
 // equals the f32 kernels run on weights rounded beforehand, bit for bit.
 
 import { madd } from "./madd";
-import { TWO_STREAM_BYTES, W_BLOCK_BYTES } from "./gemm";
+import { W_BLOCK_BYTES } from "./gemm";
 import { hsum } from "./reduce";
 
 /** The bf16 bits of x, rounded to nearest even (NaN stays NaN). */
@@ -64,7 +64,7 @@ export function packPanelsBf16(dst: usize, w: usize, K: i32, N: i32): void {
   }
 }
 
-/** ptile1x4 on bf16 panels. */
+/** 1 row of x times one bf16 panel (4 rows of w): 4 accumulators. */
 // @ts-ignore: decorator
 @inline function bptile1x4(y: usize, x: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -85,7 +85,7 @@ export function packPanelsBf16(dst: usize, w: usize, K: i32, N: i32): void {
   store<f32>(y, finishB(a3, x, w3, k4, kEnd), 12);
 }
 
-/** ptile1x4x2 on bf16 panels: two streams. */
+/** 1 row of x times two bf16 panels far apart: two streams, 8 accumulators. */
 // @ts-ignore: decorator
 @inline function bptile1x4x2(y: usize, yh: usize, x: usize, pnl: usize, ph: usize, w: usize, wh: usize, ws: usize, k4: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -117,7 +117,7 @@ export function packPanelsBf16(dst: usize, w: usize, K: i32, N: i32): void {
   store<f32>(yh, finishB(b3, x, v3, k4, kEnd), 12);
 }
 
-/** ptile2x4 on bf16 panels. */
+/** 2 rows of x times one bf16 panel (4 rows of w): 8 accumulators. */
 // @ts-ignore: decorator
 @inline function bptile2x4(y: usize, ys: usize, x: usize, xs: usize, pnl: usize, w: usize, ws: usize, k4: usize, kEnd: usize): void {
   const x0 = x, x1 = x + xs;
@@ -174,7 +174,7 @@ export function gemmBf16(y: usize, x: usize, w: usize, packed: usize, M: i32, K:
   let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
   nb = max<i32>(4, nb);
   const M2 = M & ~1;
-  if (M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * panelBytes >= TWO_STREAM_BYTES) {
+  if (M == 1 && p1 - c0 >= 8) {
     const h = ((p1 - c0) >> 3) << 2;
     for (let n = c0; n < c0 + h; n += 4) {
       const m = n + h;

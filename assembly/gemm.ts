@@ -211,29 +211,34 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 
 // ---- packed weight panels --------------------------------------------------
 //
-// For large W the backend keeps a second copy of w in panels of 4 rows, so
-// that a tile reading 4 rows of w reads ONE sequential stream (one 64-byte
-// line per chunk of 4 k's) instead of 4 interleaved ones, which the hardware
-// prefetchers handle badly. Panel p holds rows 4p .. 4p+3 and chunk c of
-// those rows at bytes (p * (K / 4) + c) * 64 + r * 16. Only the full chunks
-// (K & ~3) and full panels (N & ~3) are packed: the K tail and the N % 4
-// remainder rows are read from w itself. The per-element order is exactly
-// the one above (one f32x4 accumulator per element over the chunks in order,
-// hsum, tail), so packed and unpacked results are bit-identical.
-
+// For large W the backend keeps a second copy of w in panels of 2 rows, so
+// that a tile reads each panel as ONE sequential stream. Panel p holds rows
+// 2p and 2p+1, and chunk c of those rows at bytes (p * (K / 4) + c) * 32 +
+// r * 16. Two rows per panel keep a tile of 4 rows of x at 8 accumulators
+// (4 x 2 elements; V8 gives 15 vector registers), so a call of up to 4 rows
+// reads every panel once, and let the few-row kernels walk several panels
+// far apart at once: one core's prefetchers serve each sequential stream at
+// a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in one scratch
+// measurement), so one row reads four streams (ptile1x2x4) and two rows two
+// (ptile2x2x2). Only the full chunks (K & ~3) and full panels (N & ~1) are
+// packed: the K tail and an odd last row of w are read from w itself. The
+// per-element order is exactly the one above (one f32x4 accumulator per
+// element over the chunks in order, hsum, tail), so packed and unpacked
+// results are bit-identical.
+//
 // For long rows (more than KB_CHUNKS chunks) the panels are stored K-block
 // major: block b (chunks b * KB_CHUNKS .. up to (b + 1) * KB_CHUNKS - 1) of
 // every panel, panel after panel, then block b + 1. A call of M <= SCR_ROWS
 // rows (gemmKBlocks, for either layout) walks block by block: each row's
 // slice of x for one block (2 KiB) stays in L1 while the weights stream
-// past it; with whole rows of
-// x (8 KiB per row at K = 2048) the weight stream evicted x from L1 and a
-// 2-row call of a 2048-wide matrix ran at 0.6x the speed of a 512-wide one
-// (docs/BENCHMARKS.md, issue 12). Between blocks the accumulators wait in a
-// trailer of the packed buffer (SCR_ROWS rows of f32x4 per column), so
-// each element still has one accumulator running over the chunks in order:
-// the same bits as the one-block layout. With one block (short rows) the
-// layout is the plain panel-major one above and there is no trailer.
+// past it; with whole rows of x (8 KiB per row at K = 2048) the weight
+// stream evicted x from L1 and a 2-row call of a 2048-wide matrix ran at
+// 0.6x the speed of a 512-wide one (docs/BENCHMARKS.md, issue 12). Between
+// blocks the accumulators wait in a trailer of the packed buffer (SCR_ROWS
+// rows of f32x4 per column), so each element still has one accumulator
+// running over the chunks in order: the same bits as the one-block layout.
+// With one block (short rows) the layout is the plain panel-major one above
+// and there is no trailer.
 
 /** Chunks of 4 k per K-block of the packed layout. */
 const KB_CHUNKS: usize = 128;
@@ -245,14 +250,20 @@ const SCR_ROWS: i32 = 4;
   return (<usize>(K & ~3)) >> 2;
 }
 
+/** Bytes of one chunk of every panel (N & ~1 rows of 16 bytes); also the trailer's bytes per row of accumulators. */
+// @ts-ignore: decorator
+@inline function chunkBytes(N: i32): usize {
+  return (<usize>(N & ~1)) << 4;
+}
+
 // @ts-ignore: decorator
 @inline function panelArea(K: i32, N: i32): usize {
-  return (<usize>(N & ~3)) * (packedChunks(K) << 4);
+  return chunkBytes(N) * packedChunks(K);
 }
 
 /** Bytes `packPanels` writes for a [N, K] matrix. */
 export function packedBytes(K: i32, N: i32): usize {
-  const trailer = packedChunks(K) > KB_CHUNKS ? (<usize>(N & ~3)) * (<usize>SCR_ROWS << 4) : 0;
+  const trailer = packedChunks(K) > KB_CHUNKS ? chunkBytes(N) * <usize>SCR_ROWS : 0;
   return panelArea(K, N) + trailer;
 }
 
@@ -260,44 +271,38 @@ export function packedBytes(K: i32, N: i32): usize {
 export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   const rowBytes = (<usize>K) << 2;
   const C = packedChunks(K);
-  const N4 = N & ~3;
+  const N2 = N & ~1;
   let d = dst;
   for (let c0: usize = 0; c0 < C; c0 += KB_CHUNKS) {
     const kFrom = c0 << 4, kTo = blockEnd(C, c0) << 4;
-    for (let p = 0; p < N4; p += 4) {
+    for (let p = 0; p < N2; p += 2) {
       const r0 = w + <usize>p * rowBytes;
       for (let k = kFrom; k < kTo; k += 16) {
         v128.store(d, v128.load(r0 + k));
         v128.store(d, v128.load(r0 + rowBytes + k), 16);
-        v128.store(d, v128.load(r0 + 2 * rowBytes + k), 32);
-        v128.store(d, v128.load(r0 + 3 * rowBytes + k), 48);
-        d += 64;
+        d += 32;
       }
     }
   }
 }
 
-// Every panel tile below runs the chunks [kFrom, kTo) of one block of a
-// panel (pnl points at that block) and carries its accumulators between
-// blocks through `acc` (one f32x4 per element, 64 bytes per row of four
-// elements): it starts from zero in the first block (`first`) and ends with
-// `finish` in the last (`last`); in between it parks them at acc. With one
-// block, first and last hold and acc is never touched.
+// Every panel tile below runs the chunks of one K-block or of several and
+// carries its accumulators between blocks through `acc` (one f32x4 per
+// element: element (m, n) at acc + m * as + n * 16 of the trailer): it
+// starts from zero in the first block (`first`) and ends with `finish` in
+// the last (`last`); in between it parks them at acc. With one block, or
+// when one call runs every block, first and last hold and acc is never
+// touched.
 
-/** The four accumulators of one row of a tile: finished into y (the last block) or parked at acc. */
+/** The two accumulators of one row of x on one panel: finished into y (the last block) or parked at acc. */
 // @ts-ignore: decorator
-@inline function settle(y: usize, acc: usize, last: bool, x: usize, w: usize, ws: usize, k4: usize, kEnd: usize, a0: v128, a1: v128, a2: v128, a3: v128): void {
+@inline function settle(y: usize, acc: usize, last: bool, x: usize, w: usize, ws: usize, k4: usize, kEnd: usize, a0: v128, a1: v128): void {
   if (last) {
-    const w1 = w + ws, w2 = w1 + ws, w3 = w2 + ws;
     store<f32>(y, finish(a0, x, w, k4, kEnd));
-    store<f32>(y, finish(a1, x, w1, k4, kEnd), 4);
-    store<f32>(y, finish(a2, x, w2, k4, kEnd), 8);
-    store<f32>(y, finish(a3, x, w3, k4, kEnd), 12);
+    store<f32>(y, finish(a1, x, w + ws, k4, kEnd), 4);
   } else {
     v128.store(acc, a0);
     v128.store(acc, a1, 16);
-    v128.store(acc, a2, 32);
-    v128.store(acc, a3, 48);
   }
 }
 
@@ -315,115 +320,140 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 
 /**
  * Where panel pi's part of the K-block starting at chunk cb begins: the
- * full K-blocks before it hold cb chunks of every panel (as bytes per
+ * full K-blocks before it hold cb chunks of every panel (`as` bytes per
  * chunk of all panels), and each panel's part of this one is its chunk
- * count times 64 bytes. The one place that knows the packed layout's order.
+ * count times 32 bytes. The one place that knows the packed layout's order.
  */
 // @ts-ignore: decorator
 @inline function blockPanel(packed: usize, pi: usize, as: usize, C: usize, cb: usize): usize {
-  return packed + cb * as + pi * ((blockEnd(C, cb) - cb) << 6);
+  return packed + cb * as + pi * ((blockEnd(C, cb) - cb) << 5);
 }
 
 /**
- * 2 rows of x times panel pi (4 rows of w) over the K-blocks from chunk
- * cbFrom to cbTo (one K-block when called per block; all of them, cbTo =
- * C, when the accumulators stay in registers): 8 accumulators.
+ * R rows of x (R = 1 .. 4, a constant at every call) times panel pi over the
+ * K-blocks from chunk cbFrom to cbTo (one K-block when called per block; all
+ * of them, cbTo = C, when the accumulators stay in registers): 2R
+ * accumulators, one stream of w.
  */
 // @ts-ignore: decorator
-@inline function ptile2x4(y: usize, ys: usize, x: usize, xs: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
-  const x0 = x, x1 = x + xs;
-  const c1 = acc + as;
-  let a00 = resume(first, acc), a01 = resume(first, acc + 16), a02 = resume(first, acc + 32), a03 = resume(first, acc + 48);
-  let a10 = resume(first, c1), a11 = resume(first, c1 + 16), a12 = resume(first, c1 + 32), a13 = resume(first, c1 + 48);
+@inline function ptileRx2(R: i32, y: usize, ys: usize, x: usize, xs: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
+  const x1 = x + xs, x2 = x1 + xs, x3 = x2 + xs;
+  const c1 = acc + as, c2 = c1 + as, c3 = c2 + as;
+  const z = f32x4.splat(0);
+  let a00 = resume(first, acc), a01 = resume(first, acc + 16);
+  let a10 = R > 1 ? resume(first, c1) : z, a11 = R > 1 ? resume(first, c1 + 16) : z;
+  let a20 = R > 2 ? resume(first, c2) : z, a21 = R > 2 ? resume(first, c2 + 16) : z;
+  let a30 = R > 3 ? resume(first, c3) : z, a31 = R > 3 ? resume(first, c3 + 16) : z;
   for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
     let p = blockPanel(packed, pi, as, C, cb);
     const kTo = blockEnd(C, cb) << 4;
     for (let k = cb << 4; k < kTo; k += 16) {
-      const v0 = v128.load(x0 + k), v1 = v128.load(x1 + k);
-      let b = v128.load(p);
-      a00 = madd(v0, b, a00); a10 = madd(v1, b, a10);
-      b = v128.load(p, 16);
-      a01 = madd(v0, b, a01); a11 = madd(v1, b, a11);
-      b = v128.load(p, 32);
-      a02 = madd(v0, b, a02); a12 = madd(v1, b, a12);
-      b = v128.load(p, 48);
-      a03 = madd(v0, b, a03); a13 = madd(v1, b, a13);
-      p += 64;
+      const b0 = v128.load(p), b1 = v128.load(p, 16);
+      let v = v128.load(x + k);
+      a00 = madd(v, b0, a00); a01 = madd(v, b1, a01);
+      if (R > 1) {
+        v = v128.load(x1 + k);
+        a10 = madd(v, b0, a10); a11 = madd(v, b1, a11);
+      }
+      if (R > 2) {
+        v = v128.load(x2 + k);
+        a20 = madd(v, b0, a20); a21 = madd(v, b1, a21);
+      }
+      if (R > 3) {
+        v = v128.load(x3 + k);
+        a30 = madd(v, b0, a30); a31 = madd(v, b1, a31);
+      }
+      p += 32;
     }
   }
-  settle(y, acc, last, x0, w, ws, k4, kEnd, a00, a01, a02, a03);
-  settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11, a12, a13);
+  settle(y, acc, last, x, w, ws, k4, kEnd, a00, a01);
+  if (R > 1) settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11);
+  if (R > 2) settle(y + 2 * ys, c2, last, x2, w, ws, k4, kEnd, a20, a21);
+  if (R > 3) settle(y + 3 * ys, c3, last, x3, w, ws, k4, kEnd, a30, a31);
 }
 
-/** 1 row of x times panel pi over the K-blocks cbFrom .. cbTo: 4 accumulators, one sequential stream of w per K-block. */
+/**
+ * 2 rows of x times two panels far apart (pa and pb, d columns apart): two
+ * streams of w over the chunks [kFrom, kTo) of one K-block, 8 accumulators.
+ */
 // @ts-ignore: decorator
-@inline function ptile1x4(y: usize, x: usize, packed: usize, pi: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
-  let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
+@inline function ptile2x2x2(y: usize, ys: usize, x: usize, xs: usize, pa: usize, pb: usize, d: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, as: usize, first: bool, last: bool): void {
+  const x1 = x + xs, c1 = acc + as;
+  const ad = d << 4, yd = d << 2, wd = d * ws;
+  let a00 = resume(first, acc), a01 = resume(first, acc + 16);
+  let a10 = resume(first, c1), a11 = resume(first, c1 + 16);
+  let b00 = resume(first, acc + ad), b01 = resume(first, acc + ad + 16);
+  let b10 = resume(first, c1 + ad), b11 = resume(first, c1 + ad + 16);
+  let p = pa, q = pb;
+  for (let k = kFrom; k < kTo; k += 16) {
+    const v0 = v128.load(x + k), v1 = v128.load(x1 + k);
+    let e0 = v128.load(p), e1 = v128.load(p, 16);
+    a00 = madd(v0, e0, a00); a01 = madd(v0, e1, a01);
+    a10 = madd(v1, e0, a10); a11 = madd(v1, e1, a11);
+    e0 = v128.load(q);
+    e1 = v128.load(q, 16);
+    b00 = madd(v0, e0, b00); b01 = madd(v0, e1, b01);
+    b10 = madd(v1, e0, b10); b11 = madd(v1, e1, b11);
+    p += 32;
+    q += 32;
+  }
+  settle(y, acc, last, x, w, ws, k4, kEnd, a00, a01);
+  settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11);
+  settle(y + yd, acc + ad, last, x, w + wd, ws, k4, kEnd, b00, b01);
+  settle(y + ys + yd, c1 + ad, last, x1, w + wd, ws, k4, kEnd, b10, b11);
+}
+
+/**
+ * 1 row of x times four panels far apart (pi and the three after it, dp
+ * panels apart) over the K-blocks from chunk cbFrom to cbTo: four streams
+ * of w, 8 accumulators.
+ */
+// @ts-ignore: decorator
+@inline function ptile1x2x4(y: usize, x: usize, packed: usize, pi: usize, dp: usize, as: usize, C: usize, cbFrom: usize, cbTo: usize, w: usize, ws: usize, k4: usize, kEnd: usize, acc: usize, first: bool, last: bool): void {
+  const d = dp << 1; // columns between the panels
+  const ad = d << 4, yd = d << 2, wd = d * ws;
+  let a0 = resume(first, acc), a1 = resume(first, acc + 16);
+  let b0 = resume(first, acc + ad), b1 = resume(first, acc + ad + 16);
+  let c0 = resume(first, acc + 2 * ad), c1 = resume(first, acc + 2 * ad + 16);
+  let d0 = resume(first, acc + 3 * ad), d1 = resume(first, acc + 3 * ad + 16);
   for (let cb = cbFrom; cb < cbTo; cb += KB_CHUNKS) {
+    const e = blockEnd(C, cb);
+    const pd = dp * ((e - cb) << 5); // bytes between the panels in this K-block
     let p = blockPanel(packed, pi, as, C, cb);
-    const kTo = blockEnd(C, cb) << 4;
+    const kTo = e << 4;
     for (let k = cb << 4; k < kTo; k += 16) {
       const v = v128.load(x + k);
       a0 = madd(v, v128.load(p), a0);
       a1 = madd(v, v128.load(p, 16), a1);
-      a2 = madd(v, v128.load(p, 32), a2);
-      a3 = madd(v, v128.load(p, 48), a3);
-      p += 64;
+      b0 = madd(v, v128.load(p + pd), b0);
+      b1 = madd(v, v128.load(p + pd, 16), b1);
+      c0 = madd(v, v128.load(p + 2 * pd), c0);
+      c1 = madd(v, v128.load(p + 2 * pd, 16), c1);
+      d0 = madd(v, v128.load(p + 3 * pd), d0);
+      d1 = madd(v, v128.load(p + 3 * pd, 16), d1);
+      p += 32;
     }
   }
-  settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
+  settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1);
+  settle(y + yd, acc + ad, last, x, w + wd, ws, k4, kEnd, b0, b1);
+  settle(y + 2 * yd, acc + 2 * ad, last, x, w + 2 * wd, ws, k4, kEnd, c0, c1);
+  settle(y + 3 * yd, acc + 3 * ad, last, x, w + 3 * wd, ws, k4, kEnd, d0, d1);
 }
-
-/**
- * 1 row of x times two panels far apart (panel i and panel i + h): two
- * independent sequential streams of w, which a core's prefetchers serve
- * faster than one when w is out of L2. Each element still has its own
- * accumulator and the order above, so results are bit-identical to ptile1x4.
- */
-// @ts-ignore: decorator
-@inline function ptile1x4x2(y: usize, yh: usize, x: usize, pnl: usize, ph: usize, w: usize, wh: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, acch: usize, first: bool, last: bool): void {
-  let a0 = resume(first, acc), a1 = resume(first, acc + 16), a2 = resume(first, acc + 32), a3 = resume(first, acc + 48);
-  let b0 = resume(first, acch), b1 = resume(first, acch + 16), b2 = resume(first, acch + 32), b3 = resume(first, acch + 48);
-  let p = pnl, q = ph;
-  for (let k = kFrom; k < kTo; k += 16) {
-    const v = v128.load(x + k);
-    a0 = madd(v, v128.load(p), a0);
-    a1 = madd(v, v128.load(p, 16), a1);
-    a2 = madd(v, v128.load(p, 32), a2);
-    a3 = madd(v, v128.load(p, 48), a3);
-    b0 = madd(v, v128.load(q), b0);
-    b1 = madd(v, v128.load(q, 16), b1);
-    b2 = madd(v, v128.load(q, 32), b2);
-    b3 = madd(v, v128.load(q, 48), b3);
-    p += 64;
-    q += 64;
-  }
-  settle(y, acc, last, x, w, ws, k4, kEnd, a0, a1, a2, a3);
-  settle(yh, acch, last, x, wh, ws, k4, kEnd, b0, b1, b2, b3);
-}
-
-/**
- * Panel bytes of a column range from which M = 1 reads two streams (w out of
- * L2). Below it the one-stream kernel is faster: measured 0.57-0.65x for the
- * two-stream kernel on 288x288, 288x768 and 768x768 (in cache), 1.03x on
- * 288x32000 (docs/BENCHMARKS.md, issue 12).
- */
-export const TWO_STREAM_BYTES: usize = 0;
 
 /** Columns c0 .. c1-1 of y = x W^T from packed panels (one K-block or several). */
 function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
-  const N4 = N & ~3;
-  const p1 = min<i32>(c1, N4);
+  const N2 = N & ~1;
+  const p1 = min<i32>(c1, N2);
   // Up to 8 short rows too (at most 2304 x values: 15M's 288-wide matrices; gemm-ab --cold 1.16-1.39x at
   // M = 5..8 there, 0.63-0.81x on 512-wide ones). Such rows are one K-block (K < 516), so no accumulator
   // is parked and the trailer's SCR_ROWS rows suffice.
   if (M <= SCR_ROWS || (M <= 2 * SCR_ROWS && M * K <= 2304)) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
   else gemmPanels(y, x, w, packed, M, K, N, c0, p1);
-  // The N % 4 remainder rows of w (never packed).
+  // An odd last row of w (never packed).
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
   const k8 = (<usize>(K & ~7)) << 2;
-  const r0 = max<i32>(c0, N4);
+  const r0 = max<i32>(c0, N2);
   for (let m = 0; m < M; m++) {
     const xm = x + <usize>m * kEnd;
     const ym = y + <usize>m * ((<usize>N) << 2);
@@ -434,87 +464,75 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
 }
 
 /**
+ * Every row of one panel over the K-blocks cbFrom .. cbTo, four rows at a
+ * time, then the M % 4 rows left (R is a constant at each call of ptileRx2).
+ */
+// @ts-ignore: decorator
+@inline function panelRows(y: usize, x: usize, w: usize, n: i32, packed: usize, C: usize, cbFrom: usize, cbTo: usize, scr: usize, M: i32, xs: usize, ws: usize, ys: usize, as: usize, k4: usize, kEnd: usize, first: bool, last: bool): void {
+  const pi = <usize>(n >> 1), wn = w + <usize>n * ws, yn = y + ((<usize>n) << 2), an = scr + ((<usize>n) << 4);
+  let m = 0;
+  for (; m + 3 < M; m += 4) ptileRx2(4, yn + <usize>m * ys, ys, x + <usize>m * xs, xs, packed, pi, as, C, cbFrom, cbTo, wn, ws, k4, kEnd, an + <usize>m * as, first, last);
+  const left = M - m, ym = yn + <usize>m * ys, xm = x + <usize>m * xs, am = an + <usize>m * as;
+  if (left == 3) ptileRx2(3, ym, ys, xm, xs, packed, pi, as, C, cbFrom, cbTo, wn, ws, k4, kEnd, am, first, last);
+  else if (left == 2) ptileRx2(2, ym, ys, xm, xs, packed, pi, as, C, cbFrom, cbTo, wn, ws, k4, kEnd, am, first, last);
+  else if (left == 1) ptileRx2(1, ym, ys, xm, xs, packed, pi, as, C, cbFrom, cbTo, wn, ws, k4, kEnd, am, first, last);
+}
+
+/**
  * Panel columns c0 .. p1-1 for calls of more rows than gemmKBlocks takes,
- * accumulators in registers: row pairs pass over blocks of panels hot in L2
- * with their whole rows of x in L1.
+ * accumulators in registers: row quads pass over blocks of panels hot in L2
+ * with their rows of x in L1.
  */
 function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
   const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
   const C = packedChunks(K);
-  const as = (<usize>(N & ~3)) << 4; // bytes of one chunk of every panel
-  const panelBytes = k4 << 2;
-  // Panels per block kept hot in L2 while all row pairs pass over them.
-  let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 2 : N;
-  nb = max<i32>(4, nb);
-  const M2 = M & ~1;
+  const as = chunkBytes(N);
+  const panelBytes = k4 << 1;
+  // Columns per block of panels kept hot in L2 while all row quads pass over them.
+  let nb = panelBytes > 0 ? <i32>(W_BLOCK_BYTES / panelBytes) << 1 : N;
+  nb = max<i32>(2, nb);
   for (let n0 = c0; n0 < p1; n0 += nb) {
     const n1 = min<i32>(p1, n0 + nb);
-    for (let m = 0; m < M2; m += 2) {
-      const xm = x + <usize>m * xs;
-      const ym = y + <usize>m * ys;
-      for (let n = n0; n < n1; n += 4) {
-        ptile2x4(ym + ((<usize>n) << 2), ys, xm, xs, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
-      }
-    }
-    if (M2 < M) {
-      const xm = x + <usize>M2 * xs;
-      const ym = y + <usize>M2 * ys;
-      for (let n = n0; n < n1; n += 4) {
-        ptile1x4(ym + ((<usize>n) << 2), xm, packed, <usize>(n >> 2), as, C, 0, C, w + <usize>n * ws, ws, k4, kEnd, 0, true, true);
-      }
-    }
+    for (let n = n0; n < n1; n += 2) panelRows(y, x, w, n, packed, C, 0, C, 0, M, xs, ws, ys, as, k4, kEnd, true, true);
   }
 }
 
 /**
- * M <= SCR_ROWS rows and panel columns c0 .. p1-1 (either layout; the
- * one-K-block layout is one K-block): K-block after K-block, and in each
- * the panels, so the rows' slices of x for that K-block stay in L1 and each
- * panel's block serves every row while it is in L1; the accumulators wait
- * in the trailer between K-blocks. One row reads two streams, as above;
- * two rows take the panels of the two halves in turn.
+ * M <= SCR_ROWS rows (or up to 8 short ones) and panel columns c0 .. p1-1
+ * (either layout; the one-K-block layout is one K-block): K-block after
+ * K-block, and in each the panels, so the rows' slices of x for that
+ * K-block stay in L1 and each panel's block serves every row while it is in
+ * L1; the accumulators wait in the trailer between K-blocks. One row reads
+ * four streams (the quarters of the column range), two rows two (the
+ * halves); three and four rows read each panel once, in order.
  */
 function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
   const k4 = (<usize>(K & ~3)) << 2;
   const xs = kEnd, ws = kEnd, ys = (<usize>N) << 2;
   const C = packedChunks(K);
-  const as = (<usize>(N & ~3)) << 4; // bytes per accumulator row (and per chunk of every panel)
+  const as = chunkBytes(N);
   const scr = packed + panelArea(K, N);
-  const two = M == 1 && p1 - c0 >= 8 && (<usize>((p1 - c0) >> 2)) * (C << 6) >= TWO_STREAM_BYTES;
-  const h = ((p1 - c0) >> 3) << 2; // two streams (one or two rows): columns per half, a multiple of 4
+  const cols = p1 - c0;
+  const q = (cols >> 3) << 1; // M = 1: columns per quarter, whole panels
+  const h = (cols >> 2) << 1; // M = 2: columns per half
   for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
     const end = blockEnd(C, cb);
     const kFrom = cb << 4, kTo = end << 4;
     const first = cb == 0, last = end == C;
     let n = c0;
-    if (two) {
-      for (; n < c0 + h; n += 4) {
-        const m = n + h;
-        ptile1x4x2(y + ((<usize>n) << 2), y + ((<usize>m) << 2), x, blockPanel(packed, <usize>(n >> 2), as, C, cb), blockPanel(packed, <usize>(m >> 2), as, C, cb), w + <usize>n * ws, w + <usize>m * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), scr + ((<usize>m) << 4), first, last);
+    if (M == 1 && q > 0) {
+      for (; n < c0 + q; n += 2) ptile1x2x4(y + ((<usize>n) << 2), x, packed, <usize>(n >> 1), <usize>(q >> 1), as, C, cb, cb + 1, w + <usize>n * ws, ws, k4, kEnd, scr + ((<usize>n) << 4), first, last);
+      n = c0 + 4 * q;
+    } else if (M == 2 && h > 0) {
+      for (; n < c0 + h; n += 2) {
+        const pa = blockPanel(packed, <usize>(n >> 1), as, C, cb);
+        ptile2x2x2(y + ((<usize>n) << 2), ys, x, xs, pa, pa + <usize>(h >> 1) * ((end - cb) << 5), <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), as, first, last);
       }
       n = c0 + 2 * h;
     }
-    if (M == 2 && p1 - c0 >= 8) {
-      // Two rows: the panels of the two halves in turn, two streams advancing together
-      // (gemm-ab --cold: 1.08-1.18x at M = 2; slower at M = 3 and 4, so only here).
-      for (let i = 0; i < h; i += 4) {
-        panelRows(y, x, w, c0 + i, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
-        panelRows(y, x, w, c0 + h + i, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
-      }
-      n = c0 + 2 * h;
-    }
-    for (; n < p1; n += 4) panelRows(y, x, w, n, packed, cb, C, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
+    for (; n < p1; n += 2) panelRows(y, x, w, n, packed, C, cb, cb + 1, scr, M, xs, ws, ys, as, k4, kEnd, first, last);
   }
-}
-
-/** Every row (in pairs) of one panel's K-block cb at column n, the accumulators parked at the trailer. */
-// @ts-ignore: decorator
-@inline function panelRows(y: usize, x: usize, w: usize, n: i32, packed: usize, cb: usize, C: usize, scr: usize, M: i32, xs: usize, ws: usize, ys: usize, as: usize, k4: usize, kEnd: usize, first: bool, last: bool): void {
-  const pi = <usize>(n >> 2), wn = w + <usize>n * ws, yn = (<usize>n) << 2, an = scr + ((<usize>n) << 4);
-  let m = 0;
-  for (; m + 1 < M; m += 2) ptile2x4(y + <usize>m * ys + yn, ys, x + <usize>m * xs, xs, packed, pi, as, C, cb, cb + 1, wn, ws, k4, kEnd, an + <usize>m * as, first, last);
-  if (m < M) ptile1x4(y + <usize>m * ys + yn, x + <usize>m * xs, packed, pi, as, C, cb, cb + 1, wn, ws, k4, kEnd, an + <usize>m * as, first, last);
 }

@@ -467,6 +467,8 @@ describe("packed panels", () => {
         k.gemm(y0, x, w, 0, m, K, N, 0, N);
         // Column ranges in multiples of 4, as the thread pool hands them out.
         for (const cut of [0, 4 * Math.floor(N / 8), N]) {
+          // NaN first, so a column the packed kernel leaves unwritten cannot pass on an earlier split's value.
+          new Float32Array(k.memory.buffer, y1, m * N).fill(Number.NaN);
           if (cut > 0) k.gemm(y1, x, w, p, m, K, N, 0, cut);
           if (cut < N) k.gemm(y1, x, w, p, m, K, N, cut, N);
           const a = new Float32Array(k.memory.buffer, y0, m * N),
