@@ -219,8 +219,8 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // reads every panel once, and let the few-row kernels walk several panels
 // far apart at once: one core's prefetchers serve each sequential stream at
 // a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in one scratch
-// measurement), so one row reads four streams (ptile1x2x4) and two rows two
-// (ptile2x2x2). Only the full chunks (K & ~3) and full panels (N & ~1) are
+// measurement), so one row reads four streams (ptile1x2x4) and two or four
+// rows two (ptile2x2x2, a pair of rows at a time). Only the full chunks (K & ~3) and full panels (N & ~1) are
 // packed: the K tail and an odd last row of w are read from w itself. The
 // per-element order is exactly the one above (one f32x4 accumulator per
 // element over the chunks in order, hsum, tail), so packed and unpacked
@@ -505,8 +505,9 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
  * K-block, and in each the panels, so the rows' slices of x for that
  * K-block stay in L1 and each panel's block serves every row while it is in
  * L1; the accumulators wait in the trailer between K-blocks. One row reads
- * four streams (the quarters of the column range), two rows two (the
- * halves); three and four rows read each panel once, in order.
+ * four streams (the quarters of the column range); two and four rows two
+ * (the halves), a pair of rows at a time; three rows read each panel once,
+ * in order.
  */
 function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
@@ -517,7 +518,7 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
   const scr = packed + panelArea(K, N);
   const cols = p1 - c0;
   const q = (cols >> 3) << 1; // M = 1: columns per quarter, whole panels
-  const h = (cols >> 2) << 1; // M = 2: columns per half
+  const h = (cols >> 2) << 1; // M = 2 and 4: columns per half
   for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
     const end = blockEnd(C, cb);
     const kFrom = cb << 4, kTo = end << 4;
@@ -526,10 +527,15 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
     if (M == 1 && q > 0) {
       for (; n < c0 + q; n += 2) ptile1x2x4(y + ((<usize>n) << 2), x, packed, <usize>(n >> 1), <usize>(q >> 1), as, C, cb, cb + 1, w + <usize>n * ws, ws, k4, kEnd, scr + ((<usize>n) << 4), first, last);
       n = c0 + 4 * q;
-    } else if (M == 2 && h > 0) {
+    } else if ((M == 2 || M == 4) && h > 0) {
+      // Rows in pairs over two streams; the second pair finds the two panels' blocks in L1
+      // (gemm-ab --cold at M = 4: 1.07-1.12x over every panel once with the 4x2 kernel; the same
+      // split of three rows, a pair and one, was 0.87-0.94x of the 3x2 kernel).
       for (; n < c0 + h; n += 2) {
         const pa = blockPanel(packed, <usize>(n >> 1), as, C, cb);
-        ptile2x2x2(y + ((<usize>n) << 2), ys, x, xs, pa, pa + <usize>(h >> 1) * ((end - cb) << 5), <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + ((<usize>n) << 4), as, first, last);
+        for (let m = 0; m < M; m += 2) {
+          ptile2x2x2(y + <usize>m * ys + ((<usize>n) << 2), ys, x + <usize>m * xs, xs, pa, pa + <usize>(h >> 1) * ((end - cb) << 5), <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + <usize>m * as + ((<usize>n) << 4), as, first, last);
+        }
       }
       n = c0 + 2 * h;
     }
