@@ -36,7 +36,10 @@ const P = 8; // job: kind, unit, total, nChunks, then the kernel's arguments
 const ARGS = P + 4;
 const MAX_ARGS = 12;
 const SLOTS = ARGS + MAX_ARGS;
-const SPIN_WORKER = 40_000; // Atomics.load rounds before an idle worker sleeps (tens of microseconds)
+// Atomics.load rounds before an idle worker sleeps: about 7 ms (18 ns a round on the 2-core EPYC). At
+// 40,000 (0.7 ms) the 15M CLI on 2 threads ran 0.91-0.95x as fast (a worker asleep misses the first
+// products after a pause, and wakes late); at 110M, whose products are long, it made no difference.
+const SPIN_WORKER = 400_000;
 
 /** Job kinds: which export a chunk calls, with its arguments then (lo, hi) of the chunk. */
 export const JOB_GEMM = 0; // gemm(y, x, w, packed, M, K, N, n0, n1)
