@@ -219,8 +219,8 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // reads every panel once, and let the few-row kernels walk several panels
 // far apart at once: one core's prefetchers serve each sequential stream at
 // a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in one scratch
-// measurement), so one row reads four streams (ptile1x2x4) and two or four
-// rows two (ptile2x2x2, a pair of rows at a time). Only the full chunks (K & ~3) and full panels (N & ~1) are
+// measurement), so one row reads four streams (ptile1x2x4) and two to four
+// rows two (ptileRx2x2, a pair of rows at a time). Only the full chunks (K & ~3) and full panels (N & ~1) are
 // packed: the K tail and an odd last row of w are read from w itself. The
 // per-element order is exactly the one above (one f32x4 accumulator per
 // element over the chunks in order, hsum, tail), so packed and unpacked
@@ -373,34 +373,43 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 }
 
 /**
- * 2 rows of x times two panels far apart (pa and pb, d columns apart): two
- * streams of w over the chunks [kFrom, kTo) of one K-block, 8 accumulators.
+ * R rows of x (R = 1 or 2, a constant at every call) times two panels far
+ * apart (pa and pb, d columns apart): two streams of w over the chunks
+ * [kFrom, kTo) of one K-block, 4R accumulators.
  */
 // @ts-ignore: decorator
-@inline function ptile2x2x2(y: usize, ys: usize, x: usize, xs: usize, pa: usize, pb: usize, d: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, as: usize, first: bool, last: bool): void {
+@inline function ptileRx2x2(R: i32, y: usize, ys: usize, x: usize, xs: usize, pa: usize, pb: usize, d: usize, w: usize, ws: usize, kFrom: usize, kTo: usize, k4: usize, kEnd: usize, acc: usize, as: usize, first: bool, last: bool): void {
   const x1 = x + xs, c1 = acc + as;
   const ad = d << 4, yd = d << 2, wd = d * ws;
+  const z = f32x4.splat(0);
   let a00 = resume(first, acc), a01 = resume(first, acc + 16);
-  let a10 = resume(first, c1), a11 = resume(first, c1 + 16);
   let b00 = resume(first, acc + ad), b01 = resume(first, acc + ad + 16);
-  let b10 = resume(first, c1 + ad), b11 = resume(first, c1 + ad + 16);
+  let a10 = R > 1 ? resume(first, c1) : z, a11 = R > 1 ? resume(first, c1 + 16) : z;
+  let b10 = R > 1 ? resume(first, c1 + ad) : z, b11 = R > 1 ? resume(first, c1 + ad + 16) : z;
   let p = pa, q = pb;
   for (let k = kFrom; k < kTo; k += 16) {
-    const v0 = v128.load(x + k), v1 = v128.load(x1 + k);
+    const v0 = v128.load(x + k);
+    const v1 = R > 1 ? v128.load(x1 + k) : z;
     let e0 = v128.load(p), e1 = v128.load(p, 16);
     a00 = madd(v0, e0, a00); a01 = madd(v0, e1, a01);
-    a10 = madd(v1, e0, a10); a11 = madd(v1, e1, a11);
+    if (R > 1) {
+      a10 = madd(v1, e0, a10); a11 = madd(v1, e1, a11);
+    }
     e0 = v128.load(q);
     e1 = v128.load(q, 16);
     b00 = madd(v0, e0, b00); b01 = madd(v0, e1, b01);
-    b10 = madd(v1, e0, b10); b11 = madd(v1, e1, b11);
+    if (R > 1) {
+      b10 = madd(v1, e0, b10); b11 = madd(v1, e1, b11);
+    }
     p += 32;
     q += 32;
   }
   settle(y, acc, last, x, w, ws, k4, kEnd, a00, a01);
-  settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11);
   settle(y + yd, acc + ad, last, x, w + wd, ws, k4, kEnd, b00, b01);
-  settle(y + ys + yd, c1 + ad, last, x1, w + wd, ws, k4, kEnd, b10, b11);
+  if (R > 1) {
+    settle(y + ys, c1, last, x1, w, ws, k4, kEnd, a10, a11);
+    settle(y + ys + yd, c1 + ad, last, x1, w + wd, ws, k4, kEnd, b10, b11);
+  }
 }
 
 /**
@@ -505,9 +514,8 @@ function gemmPanels(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
  * K-block, and in each the panels, so the rows' slices of x for that
  * K-block stay in L1 and each panel's block serves every row while it is in
  * L1; the accumulators wait in the trailer between K-blocks. One row reads
- * four streams (the quarters of the column range); two and four rows two
- * (the halves), a pair of rows at a time; three rows read each panel once,
- * in order.
+ * four streams (the quarters of the column range); two to four rows two
+ * (the halves), a pair of rows at a time.
  */
 function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, p1: i32): void {
   const kEnd = (<usize>K) << 2;
@@ -518,7 +526,7 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
   const scr = packed + panelArea(K, N);
   const cols = p1 - c0;
   const q = (cols >> 3) << 1; // M = 1: columns per quarter, whole panels
-  const h = (cols >> 2) << 1; // M = 2 and 4: columns per half
+  const h = (cols >> 2) << 1; // M = 2 .. 4: columns per half
   for (let cb: usize = 0; cb < C; cb += KB_CHUNKS) {
     const end = blockEnd(C, cb);
     const kFrom = cb << 4, kTo = end << 4;
@@ -527,15 +535,18 @@ function gemmKBlocks(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32
     if (M == 1 && q > 0) {
       for (; n < c0 + q; n += 2) ptile1x2x4(y + ((<usize>n) << 2), x, packed, <usize>(n >> 1), <usize>(q >> 1), as, C, cb, cb + 1, w + <usize>n * ws, ws, k4, kEnd, scr + ((<usize>n) << 4), first, last);
       n = c0 + 4 * q;
-    } else if ((M == 2 || M == 4) && h > 0) {
-      // Rows in pairs over two streams; the second pair finds the two panels' blocks in L1
-      // (gemm-ab --cold at M = 4: 1.07-1.12x over every panel once with the 4x2 kernel; the same
-      // split of three rows, a pair and one, was 0.87-0.94x of the 3x2 kernel).
+    } else if (M <= 4 && h > 0) {
+      // Rows in pairs (and a last single row) over two streams; the rows after the first pair
+      // find the two panels' blocks in L1 (gemm-ab --cold: 1.07-1.12x at M = 4 and 1.04-1.13x at
+      // M = 3 over every panel once with the 4x2 and 3x2 kernels).
       for (; n < c0 + h; n += 2) {
         const pa = blockPanel(packed, <usize>(n >> 1), as, C, cb);
-        for (let m = 0; m < M; m += 2) {
-          ptile2x2x2(y + <usize>m * ys + ((<usize>n) << 2), ys, x + <usize>m * xs, xs, pa, pa + <usize>(h >> 1) * ((end - cb) << 5), <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + <usize>m * as + ((<usize>n) << 4), as, first, last);
+        const pb = pa + <usize>(h >> 1) * ((end - cb) << 5);
+        let m = 0;
+        for (; m + 1 < M; m += 2) {
+          ptileRx2x2(2, y + <usize>m * ys + ((<usize>n) << 2), ys, x + <usize>m * xs, xs, pa, pb, <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + <usize>m * as + ((<usize>n) << 4), as, first, last);
         }
+        if (m < M) ptileRx2x2(1, y + <usize>m * ys + ((<usize>n) << 2), ys, x + <usize>m * xs, xs, pa, pb, <usize>h, w + <usize>n * ws, ws, kFrom, kTo, k4, kEnd, scr + <usize>m * as + ((<usize>n) << 4), as, first, last);
       }
       n = c0 + 2 * h;
     }
