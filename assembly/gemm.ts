@@ -215,12 +215,12 @@ function gemmRows(y: usize, x: usize, w: usize, M: i32, K: i32, N: i32, c0: i32,
 // that a tile reads each panel as ONE sequential stream. Panel p holds rows
 // 2p and 2p+1, and chunk c of those rows at bytes (p * (K / 4) + c) * 32 +
 // r * 16. Two rows per panel keep a tile of 4 rows of x at 8 accumulators
-// (4 x 2 elements; V8 gives 15 vector registers), so a call of up to 4 rows
-// reads every panel once, and let the few-row kernels walk several panels
-// far apart at once: one core's prefetchers serve each sequential stream at
-// a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in one scratch
-// measurement), so one row reads four streams (ptile1x2x4) and two to four
-// rows two (ptileRx2x2, a pair of rows at a time). Only the full chunks (K & ~3) and full panels (N & ~1) are
+// (4 x 2 elements; V8 gives 15 vector registers), and they let the few-row
+// kernels walk several panels far apart at once: one core's prefetchers
+// serve each sequential stream at a limited rate (one stream 14.6 GB/s, two
+// 18.4, four 22.7 in one scratch measurement), so one row reads four
+// streams (ptile1x2x4) and two to four rows two (ptileRx2x2, a pair of rows
+// at a time). Only the full chunks (K & ~3) and full panels (N & ~1) are
 // packed: the K tail and an odd last row of w are read from w itself. The
 // per-element order is exactly the one above (one f32x4 accumulator per
 // element over the chunks in order, hsum, tail), so packed and unpacked
