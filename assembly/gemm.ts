@@ -454,7 +454,7 @@ function gemmPacked(y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32,
   const N2 = N & ~1;
   const p1 = min<i32>(c1, N2);
   // Up to 8 short rows too (at most 2304 x values: 15M's 288-wide matrices; gemm-ab --cold 1.16-1.39x at
-  // M = 5..8 there, 0.63-0.81x on 512-wide ones). Such rows are one K-block (K < 516), so no accumulator
+  // M = 5..8 there, 0.63-0.81x on 512-wide ones, measured with the earlier 4-row panels). Such rows are one K-block (K < 516), so no accumulator
   // is parked and the trailer's SCR_ROWS rows suffice.
   if (M <= SCR_ROWS || (M <= 2 * SCR_ROWS && M * K <= 2304)) gemmKBlocks(y, x, w, packed, M, K, N, c0, p1);
   else gemmPanels(y, x, w, packed, M, K, N, c0, p1);
