@@ -72,8 +72,13 @@ const PACK_MIN_ELEMENTS = 16384;
 
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
 const PARALLEL_MIN_MACS = 1 << 16;
-/** A threaded matmul gets one chunk of columns per thread for each this many multiply-adds it has, 1 to 4 per thread (see gemmColumns). */
-const CHUNK_MACS = 1 << 18;
+/**
+ * The least multiply-adds in a chunk of a threaded matmul (ThreadPool.run cuts guided chunks): a
+ * claim costs (a shared cache line changes hands) and a short chunk reads short memory streams.
+ * Against one to four equal chunks per thread, 1.02-1.04x per decode step at 15M and 110M on two
+ * threads (docs/BENCHMARKS.md, issue 12, sixteenth session); 4x this lost 8 % at 15M.
+ */
+const MIN_CHUNK_MACS = 1 << 15;
 
 /** Attention calls of fewer score multiply-adds (rows x keys x heads x headSize) stay on the calling thread. */
 const PARALLEL_MIN_ATTENTION = 1 << 15;
@@ -414,12 +419,9 @@ export class WasmBackend implements Backend {
    */
   private gemmColumns(job: number, kernel: ChunkKernel, args: number[], macs: number, N: number): void {
     if (this.pool && macs >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
-      // Chunks of output columns (multiples of 4): one per thread for small products, where every
-      // claim costs (a shared cache line changes hands), up to four per thread for large ones, so
-      // a slow thread costs little.
-      const nChunks = Math.min(Math.max(1, Math.min(4, Math.floor(macs / CHUNK_MACS))) * this.threads, N >> 2);
-      const unit = Math.ceil(N / nChunks / 4) * 4;
-      if (this.pool.run(job, kernel, args, unit, N)) {
+      // Guided chunks of output columns (multiples of 4), none under MIN_CHUNK_MACS multiply-adds.
+      const minChunk = Math.ceil((MIN_CHUNK_MACS * N) / macs / 4) * 4;
+      if (this.pool.run(job, kernel, args, N, 4, minChunk)) {
         this.threadedCalls++;
         return;
       }
@@ -515,7 +517,7 @@ export class WasmBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    const [O, Q, Kc, Vc] = this.attentionOperands("attention", [out, q, keys, values], M, nKeys, nHeads, nKvHeads, headSize);
+    this.attentionOperands("attention", out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize);
     let maskPtr = 0;
     if (mask) {
       const Mk = this.typed(mask, "u8", M * nKeys, "attention mask");
@@ -535,11 +537,11 @@ export class WasmBackend implements Backend {
       throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
     }
     if (M === 0) return;
-    this.runAttention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, M * nKeys);
+    this.runAttention(out, q, keys, values, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, M * nKeys);
   }
 
   attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
-    const [O, Q, Kc, Vc] = this.attentionOperands("attentionSparse", [out, q, keys, values], M, nKeys, nHeads, nKvHeads, headSize);
+    this.attentionOperands("attentionSparse", out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize);
     const offsets = this.typed(rows, "i32", M + 1, "attentionSparse rows");
     const i32 = this.view("i32") as Int32Array,
       base = offsets.ptr >> 2;
@@ -558,16 +560,21 @@ export class WasmBackend implements Backend {
       }
     }
     if (M === 0) return;
-    this.runAttention(O.ptr, Q.ptr, Kc.ptr, Vc.ptr, offsets.ptr, 2, M, nKeys, nHeads, nKvHeads, headSize, nnz);
+    this.runAttention(out, q, keys, values, offsets.ptr, 2, M, nKeys, nHeads, nKvHeads, headSize, nnz);
   }
 
   /** The attention kernel, on the worker threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
-  private runAttention(O: number, Q: number, K: number, V: number, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
+  private runAttention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
+    // Checked by attentionOperands.
+    const O = (out as WasmBuffer).ptr,
+      Q = (q as WasmBuffer).ptr,
+      K = (keys as WasmBuffer).ptr,
+      V = (values as WasmBuffer).ptr;
     const scratch = this.scratch(nHeads * nKeys * 8);
     if (this.pool && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
       // One contiguous range of query heads per thread (the kernel reads each cached row once per range); each head has its own scratch.
       const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
-      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, Math.ceil(nHeads / this.threads), nHeads)) {
+      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, nHeads, 1, Math.ceil(nHeads / this.threads))) {
         this.threadedCalls++;
         return;
       }
@@ -749,8 +756,11 @@ export class WasmBackend implements Backend {
     return this.typed(b, "f32", need, what);
   }
 
-  /** The checked views of attention's out, q, keys and values (dimensions, GQA grouping, sizes). */
-  private attentionOperands(op: string, buffers: Buffer[], M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number) {
+  /**
+   * Checks attention's dimensions (the GQA grouping too) and its out, q,
+   * keys and values: f32 buffers of this backend, large enough.
+   */
+  private attentionOperands(op: string, out: Buffer, q: Buffer, keys: Buffer, values: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
     // Checked without building names or objects first: this runs for every layer of every call.
     this.dim(op, "M", M);
     this.dim(op, "nKeys", nKeys);
@@ -760,12 +770,16 @@ export class WasmBackend implements Backend {
     if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`${op}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
     const rows = M * nHeads * headSize,
       cached = nKeys * nKvHeads * headSize;
-    return buffers.map((b, i) => {
-      const need = i < 2 ? rows : cached;
-      // The usual case needs no operand name; anything else takes the checks that name it.
-      if (!this.disposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return b;
-      return this.f32(b, need, `${op} ${ATTENTION_OPERANDS[i]}`);
-    });
+    this.attentionOperand(op, out, rows, 0);
+    this.attentionOperand(op, q, rows, 1);
+    this.attentionOperand(op, keys, cached, 2);
+    this.attentionOperand(op, values, cached, 3);
+  }
+
+  /** One operand of attention (its name is built only when the check fails). */
+  private attentionOperand(op: string, b: Buffer, need: number, i: number): void {
+    if (!this.disposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return;
+    this.f32(b, need, `${op} ${ATTENTION_OPERANDS[i]}`);
   }
 
   /** Checks one size argument; allocates nothing (it runs on every op call). */

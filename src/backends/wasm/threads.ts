@@ -32,10 +32,13 @@ const COMPLETED = 2; // chunks written in this job
 const QUIT = 3;
 const READY = 4; // workers running
 const WORKER_CHUNKS = 5; // chunks computed by workers, ever (diagnostics and tests)
-const P = 8; // job: kind, unit, total, nChunks, then the kernel's arguments
-const ARGS = P + 4;
+const P = 8; // job: kind, nChunks, then the kernel's arguments
+const ARGS = P + 2;
 const MAX_ARGS = 12;
-const SLOTS = ARGS + MAX_ARGS;
+const BOUNDS = ARGS + MAX_ARGS; // chunk i is [bounds[i], bounds[i + 1])
+/** Chunks a job is cut into at most. */
+export const MAX_CHUNKS = 64;
+const SLOTS = BOUNDS + MAX_CHUNKS + 1;
 // Atomics.load rounds before an idle worker sleeps: about 7 ms (18 ns a round on the 2-core EPYC). At
 // 40,000 (0.7 ms) the 15M CLI on 2 threads ran 0.91-0.95x as fast (a worker asleep misses the first
 // products after a pause, and wakes late); at 110M, whose products are long, it made no difference.
@@ -60,31 +63,47 @@ function ptpWorkerMain(module, memory, ctrl) {
   const abort = () => { throw new Error("wasm kernel abort in worker"); };
   const ex = new WebAssembly.Instance(module, { env: { memory, abort, exp: Math.exp } }).exports;
   const gemm = ex.gemm, att = ex.attentionHeads, gemmBf16 = ex.gemmBf16, gemmInt8 = ex.gemmInt8;
-  let seen = Atomics.load(c, ${GEN});
-  Atomics.add(c, ${READY}, 1);
-  Atomics.notify(c, ${READY});
-  for (;;) {
+  const a = ${ARGS};
+  // One chunk [lo, hi) of the posted job (its arguments at u[a ..]).
+  const chunk = (kind, lo, hi) => {
+    if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+    else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
+    else if (kind === ${JOB_GEMM_INT8}) gemmInt8(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], lo, hi);
+    else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
+  };
+  // The next job's generation after seen: spin on GEN, then sleep until it changes.
+  const next = (seen) => {
     let g = Atomics.load(c, ${GEN});
     for (let i = 0; g === seen; i++) {
       if (i >= ${SPIN_WORKER}) { Atomics.wait(c, ${GEN}, seen); i = 0; }
       g = Atomics.load(c, ${GEN});
     }
-    seen = g;
-    if (Atomics.load(c, ${QUIT}) !== 0) break;
-    const kind = u[${P}], unit = u[${P} + 1], total = u[${P} + 2], nChunks = u[${P} + 3], tag = (g & 0xffff) << 16;
-    const a = ${ARGS};
+    return g;
+  };
+  // Claims and runs chunks of job g until none is left.
+  const work = (g) => {
+    const kind = u[${P}], nChunks = u[${P} + 1], tag = (g & 0xffff) << 16;
     for (;;) {
       const cur = Atomics.load(c, ${CLAIM});
       if ((cur & 0xffff0000) !== tag || (cur & 0xffff) >= nChunks) break;
       if (Atomics.compareExchange(c, ${CLAIM}, cur, cur + 1) !== cur) continue;
-      const lo = (cur & 0xffff) * unit, hi = Math.min(total, lo + unit);
-      if (kind === ${JOB_GEMM}) gemm(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
-      else if (kind === ${JOB_GEMM_BF16}) gemmBf16(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], lo, hi);
-      else if (kind === ${JOB_GEMM_INT8}) gemmInt8(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], lo, hi);
-      else att(u[a], u[a + 1], u[a + 2], u[a + 3], u[a + 4], u[a + 5], u[a + 6], u[a + 7], u[a + 8], u[a + 9], u[a + 10], u[a + 11], lo, hi);
+      chunk(kind, u[${BOUNDS} + (cur & 0xffff)], u[${BOUNDS} + (cur & 0xffff) + 1]);
       Atomics.add(c, ${WORKER_CHUNKS}, 1);
       Atomics.add(c, ${COMPLETED}, 1);
     }
+  };
+  // Every kind on an empty range (each kernel returns at once), a few rounds (V8 records what a
+  // function does only from its first few calls on): V8 optimises these functions while they run,
+  // and a path first taken later (the first threaded attention, many tokens in) would undo that and
+  // compile them again, on a core the kernels need.
+  for (let round = 0; round < 32; round++) for (let kind = 0; kind < ${ARG_COUNTS.length}; kind++) chunk(kind, 0, 0);
+  let seen = Atomics.load(c, ${GEN});
+  Atomics.add(c, ${READY}, 1);
+  Atomics.notify(c, ${READY});
+  for (;;) {
+    seen = next(seen);
+    if (Atomics.load(c, ${QUIT}) !== 0) break;
+    work(seen);
   }
 }
 `;
@@ -109,7 +128,8 @@ export class ThreadPool {
   private readonly workers: WorkerHandle[] = [];
   private readonly c: Int32Array;
   private readonly u: Uint32Array;
-  private readonly args: number[];
+  /** Per job kind, the arguments of one chunk's kernel call (the job's, then lo, hi). */
+  private readonly chunkArgs: number[][];
   private isReady = false;
   private failed: Error | undefined;
   private closed = false;
@@ -119,7 +139,9 @@ export class ThreadPool {
     const ctrl = new SharedArrayBuffer(4 * SLOTS);
     this.c = new Int32Array(ctrl);
     this.u = new Uint32Array(ctrl);
-    this.args = new Array<number>(MAX_ARGS + 2).fill(0);
+    // Fixed lengths, and doubles from the start (a pointer past 1 GiB is no small integer): an array
+    // whose length or element kind changed while decoding would make V8 compile run() again.
+    this.chunkArgs = ARG_COUNTS.map((n) => new Array<number>(n + 2).fill(0.5));
     for (let i = 0; i < threads - 1; i++) {
       this.workers.push(spawn({ module, memory, ctrl }, (e) => (this.failed ??= e)));
     }
@@ -150,28 +172,28 @@ export class ThreadPool {
   }
 
   /**
-   * Runs one job: chunks lo = i * unit, hi = min(total, lo + unit) of
-   * `kernel(...args, lo, hi)`, claimed one at a time by every thread, so a
-   * worker that is slow to wake (a busy machine) costs nothing: the calling
-   * thread takes the chunks left over. Returns false (and does nothing) while
-   * the workers are not running.
+   * Runs one job over [0, total): `kernel(...args, lo, hi)` on chunks claimed
+   * one at a time by every thread. The chunks are guided: each is
+   * 1 / (2 * threads) of what is left, rounded up to a multiple of `align`
+   * and at least `minChunk` (a multiple of `align`), so the first chunks are
+   * long (long memory streams for a matmul) and the last ones short: a
+   * worker that starts late (a busy machine, a sleeping thread) takes fewer,
+   * and the threads finish close together. Returns false (and does nothing)
+   * while the workers are not running.
    */
-  run(kind: number, kernel: ChunkKernel, args: readonly number[], unit: number, total: number): boolean {
+  run(kind: number, kernel: ChunkKernel, args: readonly number[], total: number, align: number, minChunk: number): boolean {
     if (!this.ready) return false;
     const c = this.c,
       u = this.u;
-    const count = Math.ceil(total / unit);
+    const count = guidedChunks(total, this.threads, align, minChunk, u, BOUNDS);
     const n = ARG_COUNTS[kind];
     u[P] = kind;
-    u[P + 1] = unit;
-    u[P + 2] = total;
-    u[P + 3] = count;
-    const a = this.args;
+    u[P + 1] = count;
+    const a = this.chunkArgs[kind];
     for (let i = 0; i < n; i++) {
       u[ARGS + i] = args[i];
       a[i] = args[i];
     }
-    a.length = n + 2;
     const gen = (Atomics.load(c, GEN) + 1) | 0;
     const tag = (gen & 0xffff) << 16;
     Atomics.store(c, COMPLETED, 0);
@@ -183,9 +205,8 @@ export class ThreadPool {
       const cur = Atomics.load(c, CLAIM);
       if ((cur & 0xffff) >= count) break;
       if (Atomics.compareExchange(c, CLAIM, cur, cur + 1) !== cur) continue;
-      const lo = (cur & 0xffff) * unit;
-      a[n] = lo;
-      a[n + 1] = Math.min(total, lo + unit);
+      a[n] = u[BOUNDS + (cur & 0xffff)];
+      a[n + 1] = u[BOUNDS + (cur & 0xffff) + 1];
       kernel(...a);
       mine++;
     }
@@ -206,4 +227,25 @@ export class ThreadPool {
     Atomics.notify(this.c, GEN);
     for (const w of this.workers) w.terminate();
   }
+}
+
+/**
+ * Writes the bounds of a job's guided chunks over [0, total) to
+ * out[at .. at + count] (out[at] = 0, out[at + count] = total) and returns
+ * count: each chunk is 1 / (2 * threads) of what is left, rounded up to a
+ * multiple of `align`, at least `minChunk` (a multiple of `align`), and the
+ * MAX_CHUNKS-th takes the rest.
+ */
+export function guidedChunks(total: number, threads: number, align: number, minChunk: number, out: { [i: number]: number }, at = 0): number {
+  // A product with a fraction, not a division: V8 compiles a division of whole numbers for whole
+  // results, and the first fraction would undo that (a deoptimisation, then a second compile).
+  const perUnit = 1 / (2 * threads * align);
+  let count = 0;
+  out[at] = 0;
+  for (let lo = 0; lo < total; ) {
+    const size = count === MAX_CHUNKS - 1 ? total - lo : Math.max(minChunk, Math.ceil((total - lo) * perUnit) * align);
+    lo = Math.min(total, lo + size);
+    out[at + ++count] = lo;
+  }
+  return count;
 }
