@@ -15,7 +15,7 @@ export function attention(
   attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, 0, nHeads);
 }
 
-/** Four dot products q . k_a, q . k_b, q . k_c, q . k_d, each in the matmul order, divided by d. */
+/** Four dot products q . k_a, q . k_b, q . k_c, q . k_d, each in the order of reduce.ts (four-lane chunks, then hsum and tail), divided by d. */
 // @ts-ignore: decorator
 @inline function scores4(sp: usize, qp: usize, ka: usize, kb: usize, kc: usize, kd: usize, h4: usize, hsBytes: usize, d: f32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -126,7 +126,7 @@ export function touchSink(): i32 {
  * visible keys only.
  *
  * Per (row, head), over the visible keys j only, each loop in index order:
- *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the matmul order over headSize)
+ *   s_j = dot(q, k_j) / sqrt(headSize)   (dot in the order of reduce.ts over headSize)
  *   mx  = max s_j
  *   e_j = vexpf(s_j - mx);  sum = sum + e_j     (f32, one term at a time)
  *   p_j = e_j / sum

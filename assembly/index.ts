@@ -6,8 +6,8 @@
 // ASC_FEATURE_RELAXED_SIMD.
 //
 // Rules of these modules (one file per concept: gemm.ts f32 matmul, bf16.ts
-// and int8.ts the reduced-precision weights, reduce.ts the shared dot-product
-// order, attention.ts, rows.ts the row-wise ops, exp.ts, sampling.ts):
+// and int8.ts the reduced-precision weights, reduce.ts the dot-product order
+// of attention, attention.ts, rows.ts the row-wise ops, exp.ts, sampling.ts):
 // - Compiled with `--runtime stub` and no managed allocation at all: every
 //   kernel takes raw byte pointers (usize) into linear memory plus element
 //   counts. The TypeScript side (src/backends/wasm/) owns the heap: it places

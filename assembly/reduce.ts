@@ -1,7 +1,7 @@
-// The fixed-order reductions the kernels share. A dot product keeps one
-// f32x4 accumulator over the chunks of four in order, sums its lanes as
-// (l0 + l1) + (l2 + l3), then adds the K % 4 tail one term at a time: the
-// per-element order that gemm.ts spells out and attention reuses.
+// The fixed-order dot product of attention's scores: one f32x4 accumulator
+// over the chunks of four in order, its lanes summed as (l0 + l1) +
+// (l2 + l3), then the K % 4 tail one term at a time. (The f32 matmul has its
+// own order: gemm.ts.)
 
 import { madd } from "./madd";
 
@@ -25,7 +25,7 @@ import { madd } from "./madd";
   return s;
 }
 
-/** The dot product of two f32 vectors of n elements, in the matmul order. */
+/** The dot product of two f32 vectors of n elements, in the order above (attention's scores). */
 // @ts-ignore: decorator
 @inline export function dot(a: usize, b: usize, n: i32): f32 {
   const k4 = (<usize>(n & ~3)) << 2;

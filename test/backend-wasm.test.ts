@@ -439,45 +439,63 @@ describe("FreeListAllocator", () => {
 });
 
 describe("packed panels", () => {
-  it.each(["relaxed", "simd"] as const)("BACKEND-PACKED (%s): gemm on packed panels (one K-block, or K-blocks with parked accumulators, groups of rows over L2 blocks of panels) equals the unpacked kernel bit for bit, for M = 1..9 and column ranges as threads split them", async (build) => {
-    const k = await instantiateBuild(build);
-    for (const [K, N] of [
-      [300, 61],
-      [512, 40],
-      [516, 36],
-      [1100, 44],
-      [1100, 130],
-      [2051, 29],
-    ]) {
-      const M = 9;
-      const r = rng(K * 7 + N);
-      const al = (a: number) => (a + 63) & ~63;
-      const x = al(k.heapBase()),
-        w = al(x + 4 * M * K),
-        p = al(w + 4 * N * K),
-        y0 = al(p + k.packedBytes(K, N)),
-        y1 = al(y0 + 4 * M * N),
-        end = y1 + 4 * M * N;
-      if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
-      const f = new Float32Array(k.memory.buffer);
-      for (let i = 0; i < M * K; i++) f[x / 4 + i] = r() * 2 - 1;
-      for (let i = 0; i < N * K; i++) f[w / 4 + i] = r() * 2 - 1;
-      k.packPanels(p, w, K, N);
-      for (let m = 1; m <= M; m++) {
-        k.gemm(y0, x, w, 0, m, K, N, 0, N);
-        // Column ranges in multiples of 4, as the thread pool hands them out.
-        for (const cut of [0, 4 * Math.floor(N / 8), N]) {
-          // NaN first, so a column the packed kernel leaves unwritten cannot pass on an earlier split's value.
-          new Float32Array(k.memory.buffer, y1, m * N).fill(Number.NaN);
-          if (cut > 0) k.gemm(y1, x, w, p, m, K, N, 0, cut);
-          if (cut < N) k.gemm(y1, x, w, p, m, K, N, cut, N);
-          const a = new Float32Array(k.memory.buffer, y0, m * N),
-            b = new Float32Array(k.memory.buffer, y1, m * N);
-          expectBitExact(b, a, `K=${K} N=${N} M=${m} split at ${cut}`);
+  it.each(["relaxed", "simd"] as const)(
+    "BACKEND-PACKED (%s): gemm on packed panels of 4 columns (1 to 4 rows over 8, 4 or 2 streams, more rows four at a time over L2 blocks of panels, N not a multiple of 4) equals the unpacked kernel bit for bit, for M = 1..9 and column ranges as threads split them; the plain SIMD build equals the sequence acc = fround(acc + fround(x * w)) over k in order (the js backend's) bit for bit",
+    async (build) => {
+      const k = await instantiateBuild(build);
+      for (const [K, N] of [
+        [300, 61],
+        [512, 40],
+        [516, 36],
+        [1100, 44],
+        [1100, 130],
+        [2051, 29],
+        [64, 1000],
+        [7, 3],
+      ]) {
+        const M = 9;
+        const r = rng(K * 7 + N);
+        const al = (a: number) => (a + 63) & ~63;
+        const x = al(k.heapBase()),
+          w = al(x + 4 * M * K),
+          p = al(w + 4 * N * K),
+          y0 = al(p + k.packedBytes(K, N)),
+          y1 = al(y0 + 4 * M * N),
+          end = y1 + 4 * M * N;
+        if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
+        const f = new Float32Array(k.memory.buffer);
+        for (let i = 0; i < M * K; i++) f[x / 4 + i] = r() * 2 - 1;
+        for (let i = 0; i < N * K; i++) f[w / 4 + i] = r() * 2 - 1;
+        k.packPanels(p, w, K, N);
+        if (build === "simd") {
+          // The order of assembly/gemm.ts with mul-then-add: one product and one sum per k, each rounded to f32.
+          k.gemm(y0, x, w, 0, M, K, N, 0, N);
+          const want = new Float32Array(M * N);
+          for (let m = 0; m < M; m++) {
+            for (let n = 0; n < N; n++) {
+              let acc = 0;
+              for (let i = 0; i < K; i++) acc = Math.fround(acc + Math.fround(f[x / 4 + m * K + i] * f[w / 4 + n * K + i]));
+              want[m * N + n] = acc;
+            }
+          }
+          expectBitExact(new Float32Array(k.memory.buffer, y0, M * N), want, `K=${K} N=${N}: the unpacked kernel against the sequence`);
+        }
+        for (let m = 1; m <= M; m++) {
+          k.gemm(y0, x, w, 0, m, K, N, 0, N);
+          // Column ranges in multiples of 4, as the thread pool hands them out.
+          for (const cut of [0, 4 * Math.floor(N / 8), N]) {
+            // NaN first, so a column the packed kernel leaves unwritten cannot pass on an earlier split's value.
+            new Float32Array(k.memory.buffer, y1, m * N).fill(Number.NaN);
+            if (cut > 0) k.gemm(y1, x, w, p, m, K, N, 0, cut);
+            if (cut < N) k.gemm(y1, x, w, p, m, K, N, cut, N);
+            const a = new Float32Array(k.memory.buffer, y0, m * N),
+              b = new Float32Array(k.memory.buffer, y1, m * N);
+            expectBitExact(b, a, `K=${K} N=${N} M=${m} split at ${cut}`);
+          }
         }
       }
-    }
-  });
+    },
+  );
 });
 
 describe("the sampling kernel's exp", () => {

@@ -67,9 +67,6 @@ export interface Kernels {
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 
-/** Weights of at least this many elements get packed panels for matmul (see assembly/gemm.ts). */
-const PACK_MIN_ELEMENTS = 16384;
-
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
 const PARALLEL_MIN_MACS = 1 << 16;
 /**
@@ -408,8 +405,8 @@ export class WasmBackend implements Backend {
       // Every weight gets bf16 panels (the tails are rounded in the kernel).
       this.gemmColumns(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
     } else {
-      const packed = N * K >= PACK_MIN_ELEMENTS && N >= 4 && K >= 4 ? this.panels(W, K, N) : 0;
-      this.gemmColumns(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, packed, M, K, N], M * N * K, N);
+      // Every weight gets panels of 4 columns (assembly/gemm.ts), made on its first use.
+      this.gemmColumns(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
     }
   }
 
