@@ -24,7 +24,7 @@ import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { SHAPES, type ModelConfig } from "../src/model/config.js";
+import { SHAPES, shapeConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { has, markdownTable, option } from "./common.js";
@@ -57,7 +57,7 @@ const median = (xs: number[]) => {
 
 function loadShape(name: string): Checkpoint {
   if (name === "260K") return readCheckpoint(fileURLToPath(new URL("../../shared/models/stories260K.bin", import.meta.url)));
-  return randomCheckpoint({ ...SHAPES[name], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 } as ModelConfig, 1);
+  return randomCheckpoint(shapeConfig(name as keyof typeof SHAPES), 1);
 }
 
 /** A wasm backend with its worker threads already running, so no k pays their start-up. */

@@ -21,7 +21,7 @@
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend, WEIGHT_TYPES, type WeightType } from "../src/backends/registry.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { kvDim, SHAPES, type ModelConfig } from "../src/model/config.js";
+import { kvDim, SHAPES, shapeConfig, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { argmax } from "../src/sampling/pick.js";
@@ -230,7 +230,7 @@ function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
 // ---- main --------------------------------------------------------------------
 
 for (const shape of shapes) {
-  const config: ModelConfig = { ...SHAPES[shape], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  const config = shapeConfig(shape as keyof typeof SHAPES);
   const steps = Math.min(Number(tokensFlag ?? DEFAULT_TOKENS[shape] ?? 32), config.seqLen - 1 - WARMUP);
   const ckpt: Checkpoint = randomCheckpoint(config, 1);
   const labels = matmulLabels(config);

@@ -22,7 +22,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { measureFmaPeak } from "../src/backends/wasm/peak.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { SHAPES, type ModelConfig } from "../src/model/config.js";
+import { shapeConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
@@ -55,8 +55,6 @@ function medianSeconds(f: () => void, reps: number): number {
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
 }
-
-const shapeConfig = (name: string): ModelConfig => ({ ...SHAPES[name as keyof typeof SHAPES], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 });
 
 // ---- 1. AR decode --------------------------------------------------------
 

@@ -1,6 +1,6 @@
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { randomCheckpoint } from "../model/init.js";
-import { parameterCount, SHAPES, type ModelConfig } from "../model/config.js";
+import { parameterCount, SHAPES, shapeConfig } from "../model/config.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
@@ -23,7 +23,7 @@ ${describeFlags(randomModelFlags)}`;
 export async function randomModelCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, randomModelFlags);
   checkOutputs([{ flag: "--out", path: f.out }], { force: f.force });
-  const config: ModelConfig = { ...SHAPES[f.shape], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  const config = shapeConfig(f.shape);
   writeCheckpoint(f.out, randomCheckpoint(config, f.seed));
   io.stderr(`wrote ${f.out}: shape ${f.shape}, ${(parameterCount(config) / 1e6).toFixed(1)}M parameters\n`);
   return 0;

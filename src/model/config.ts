@@ -103,3 +103,8 @@ export const SHAPES: Record<string, Omit<ModelConfig, "normEps" | "ropeTheta" | 
   "42M": { dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 8, vocabSize: 32000, seqLen: 1024 },
   "110M": { dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12, vocabSize: 32000, seqLen: 1024 },
 };
+
+/** A published shape as a whole config: the shared classifier and llama2.c's norm eps and RoPE theta, as `ptp random-model` writes it. */
+export function shapeConfig(name: keyof typeof SHAPES): ModelConfig {
+  return { ...SHAPES[name], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+}
