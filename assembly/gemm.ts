@@ -21,7 +21,7 @@
 import { madd } from "./madd";
 
 /** Bytes of packed panels kept hot (in L2) while all row quads of a long call pass over them. */
-export const W_BLOCK_BYTES: usize = 256 * 1024;
+const W_BLOCK_BYTES: usize = 256 * 1024;
 
 // ---- packed weight panels --------------------------------------------------
 //
