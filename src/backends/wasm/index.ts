@@ -402,7 +402,7 @@ export class WasmBackend implements Backend {
       this.k.quantizeRowsInt8(xq, X.ptr, M, K);
       this.gemmColumns(JOB_GEMM_INT8, this.k.gemmInt8, [Y.ptr, xq, packed, M, K, N], M * N * K, N);
     } else if (this.weights === "bf16") {
-      // Every weight gets bf16 panels (the tails are rounded in the kernel).
+      // Every weight gets bf16 panels (gemm.ts's layout at half the bytes; assembly/bf16.ts).
       this.gemmColumns(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
     } else {
       // Every weight gets panels of 4 columns (assembly/gemm.ts), made on its first use.

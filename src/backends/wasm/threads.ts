@@ -172,14 +172,11 @@ export class ThreadPool {
   }
 
   /**
-   * Runs one job over [0, total): `kernel(...args, lo, hi)` on chunks claimed
-   * one at a time by every thread. The chunks are guided: each is
-   * 1 / (2 * threads) of what is left, rounded up to a multiple of `align`
-   * and at least `minChunk` (a multiple of `align`), so the first chunks are
-   * long (long memory streams for a matmul) and the last ones short: a
-   * worker that starts late (a busy machine, a sleeping thread) takes fewer,
-   * and the threads finish close together. Returns false (and does nothing)
-   * while the workers are not running.
+   * Runs one job over [0, total): `kernel(...args, lo, hi)` on the chunks
+   * `guidedChunks` cuts (long first, short last, so a worker that starts late
+   * takes fewer and the threads finish close together), claimed one at a
+   * time by every thread. Returns false (and does nothing) while the workers
+   * are not running.
    */
   run(kind: number, kernel: ChunkKernel, args: readonly number[], total: number, align: number, minChunk: number): boolean {
     if (!this.ready) return false;
