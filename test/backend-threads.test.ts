@@ -1,8 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Buffer } from "../src/backends/backend.js";
-import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
-import { guidedChunks, MAX_CHUNKS } from "../src/backends/wasm/threads.js";
+import { createWasmBackend, instantiateBuild, type Kernels, type WasmBackend } from "../src/backends/wasm/index.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
@@ -143,19 +142,31 @@ for (const build of ["relaxed", "simd"] as const) {
 }
 
 describe("thread pool chunks", () => {
-  it("BACKEND-THREADS: guided chunks cover [0, total) in order, aligned, none under the minimum but the last, at most MAX_CHUNKS", () => {
+  let k: Kernels;
+  beforeAll(async () => {
+    k = await instantiateBuild("simd");
+  });
+  /** assembly/pool.ts's guidedChunks, its bounds read back (scratch memory at heapBase). */
+  const guidedChunks = (total: number, threads: number, align: number, minChunk: number): number[] => {
+    const at = k.heapBase();
+    const count = k.guidedChunks(at, total, threads, align, minChunk);
+    return Array.from(new Int32Array(k.memory.buffer, at, count + 1));
+  };
+
+  it("BACKEND-THREADS: guided chunks cover [0, total) in order, aligned, none under the minimum but the last, at most poolMaxChunks", () => {
+    const maxChunks = k.poolMaxChunks();
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 200_000 }), fc.integer({ min: 2, max: 8 }), fc.constantFrom(1, 4), fc.integer({ min: 1, max: 5000 }), (total, threads, align, minRaw) => {
         const minChunk = Math.ceil(minRaw / align) * align;
-        const out: number[] = [];
-        const count = guidedChunks(total, threads, align, minChunk, out, 3);
+        const out = guidedChunks(total, threads, align, minChunk);
+        const count = out.length - 1;
         expect(count).toBeGreaterThanOrEqual(1);
-        expect(count).toBeLessThanOrEqual(MAX_CHUNKS);
-        expect(out[3]).toBe(0);
-        expect(out[3 + count]).toBe(total);
+        expect(count).toBeLessThanOrEqual(maxChunks);
+        expect(out[0]).toBe(0);
+        expect(out[count]).toBe(total);
         for (let i = 0; i < count; i++) {
-          const lo = out[3 + i],
-            hi = out[3 + i + 1];
+          const lo = out[i],
+            hi = out[i + 1];
           expect(hi).toBeGreaterThan(lo);
           expect(lo % align).toBe(0);
           if (i < count - 1) expect(hi - lo).toBeGreaterThanOrEqual(minChunk);
@@ -163,14 +174,13 @@ describe("thread pool chunks", () => {
           if (i < count - 1 && hi - lo > minChunk) expect(hi - lo).toBeLessThanOrEqual(Math.ceil((total - lo) / (2 * threads) / align) * align);
         }
         // Shrinking: each chunk is at most the one before it.
-        for (let i = 1; i < count - 1; i++) expect(out[3 + i + 1] - out[3 + i]).toBeLessThanOrEqual(out[3 + i] - out[3 + i - 1]);
+        for (let i = 1; i < count - 1; i++) expect(out[i + 1] - out[i]).toBeLessThanOrEqual(out[i] - out[i - 1]);
       }),
       { numRuns: 300 },
     );
     // Two threads, the 15M classifier's 32,000 columns with the backend's minimum for K = 288: long chunks first.
-    const out: number[] = [];
-    const count = guidedChunks(32000, 2, 4, 116, out);
+    const out = guidedChunks(32000, 2, 4, 116);
     expect(out.slice(0, 4)).toEqual([0, 8000, 14000, 18500]);
-    expect(count).toBeLessThan(40);
+    expect(out.length - 1).toBeLessThan(40);
   });
 });

@@ -5,7 +5,7 @@ import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { defaultWorkerSpawner } from "./spawner.js";
-import { JOB_ATTENTION, JOB_GEMM, JOB_GEMM_BF16, JOB_GEMM_INT8, ThreadPool, type ChunkKernel, type WorkerSpawner } from "./threads.js";
+import { ThreadPool, type PoolKernels, type WorkerSpawner } from "./threads.js";
 import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.js";
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
@@ -27,7 +27,7 @@ const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
 export type WasmBuild = "simd" | "relaxed";
 
 /** The exports of build/ptp-*.wasm (byte pointers are numbers). */
-export interface Kernels {
+export interface Kernels extends PoolKernels {
   memory: WasmMemory;
   heapBase(): number;
   matmul(y: number, x: number, w: number, M: number, K: number, N: number): void;
@@ -51,6 +51,19 @@ export interface Kernels {
   attention(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number): void;
   /** Query heads h0 .. h1-1 of `attention` (scratch: nHeads * nKeys * 8 bytes). */
   attentionHeads(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number): void;
+  /**
+   * `gemm`, `gemmBf16`, `gemmInt8` and `attentionHeads` over all columns
+   * (heads) on the pool's threads (assembly/pool.ts): `ctrl` is the pool's
+   * control block, chunks of at least `minChunk` columns (`minHeads` heads).
+   */
+  parallelGemm(ctrl: number, threads: number, y: number, x: number, w: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
+  parallelGemmBf16(ctrl: number, threads: number, y: number, x: number, w: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
+  parallelGemmInt8(ctrl: number, threads: number, y: number, xq: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
+  parallelAttention(ctrl: number, threads: number, out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, minHeads: number): void;
+  poolBytes(): number;
+  /** Test hook: the bounds of a job's chunks (i32 at out), returns their count. */
+  guidedChunks(out: number, total: number, threads: number, align: number, minChunk: number): number;
+  poolMaxChunks(): number;
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
@@ -70,7 +83,7 @@ const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 /** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
 const PARALLEL_MIN_MACS = 1 << 16;
 /**
- * The least multiply-adds in a chunk of a threaded matmul (ThreadPool.run cuts guided chunks): a
+ * The least multiply-adds in a chunk of a threaded matmul (assembly/pool.ts cuts guided chunks): a
  * claim costs (a shared cache line changes hands) and a short chunk reads short memory streams.
  * Against one to four equal chunks per thread, 1.02-1.04x per decode step at 15M and 110M on two
  * threads (docs/BENCHMARKS.md, issue 12, sixteenth session); 4x this lost 8 % at 15M.
@@ -368,7 +381,10 @@ export class WasmBackend implements Backend {
 
   private ensurePool(): ThreadPool | undefined {
     if (this.threads > 1 && !this.pool && this.module && !this.disposed) {
-      this.pool = new ThreadPool(this.threads, this.module, this.k.memory, this.spawn);
+      // The pool's control block lives as long as the backend (never freed: a terminated worker may touch it late).
+      const ctrl = this.allocBytes(this.k.poolBytes());
+      this.k.zeroBytes(ctrl, alignUp(this.k.poolBytes(), ALIGN));
+      this.pool = new ThreadPool(this.threads, this.module, this.k.memory, ctrl, this.k, this.spawn);
       // A backend dropped without dispose() still stops its workers (they hold its memory).
       poolReaper?.register(this, this.pool, this);
     }
@@ -395,35 +411,37 @@ export class WasmBackend implements Backend {
       X = this.f32(x, M * K, "matmul x"),
       W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
+    const chunk = this.columnChunk(M * N * K, N);
     if (this.weights === "int8") {
       // Every weight gets int8 panels; x is quantised once here, before the column split.
       const packed = this.panels(W, K, N);
       const xq = this.scratch(this.k.quantizedRowsBytes(M, K));
       this.k.quantizeRowsInt8(xq, X.ptr, M, K);
-      this.gemmColumns(JOB_GEMM_INT8, this.k.gemmInt8, [Y.ptr, xq, packed, M, K, N], M * N * K, N);
+      if (chunk > 0) this.k.parallelGemmInt8(this.pool!.ctrl, this.threads, Y.ptr, xq, packed, M, K, N, chunk);
+      else this.k.gemmInt8(Y.ptr, xq, packed, M, K, N, 0, N);
     } else if (this.weights === "bf16") {
       // Every weight gets bf16 panels (gemm.ts's layout at half the bytes; assembly/bf16.ts).
-      this.gemmColumns(JOB_GEMM_BF16, this.k.gemmBf16, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
+      const packed = this.panels(W, K, N);
+      if (chunk > 0) this.k.parallelGemmBf16(this.pool!.ctrl, this.threads, Y.ptr, X.ptr, W.ptr, packed, M, K, N, chunk);
+      else this.k.gemmBf16(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
     } else {
       // Every weight gets panels of 4 columns (assembly/gemm.ts), made on its first use.
-      this.gemmColumns(JOB_GEMM, this.k.gemm, [Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), M, K, N], M * N * K, N);
+      const packed = this.panels(W, K, N);
+      if (chunk > 0) this.k.parallelGemm(this.pool!.ctrl, this.threads, Y.ptr, X.ptr, W.ptr, packed, M, K, N, chunk);
+      else this.k.gemm(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
     }
   }
 
   /**
-   * Runs a matmul kernel over output columns 0 .. N-1: split over the threads
-   * when it is large enough, else on the calling thread.
+   * The least columns of a chunk when a matmul of `macs` multiply-adds and N
+   * output columns is split over the threads (guided chunks of multiples of
+   * 4, none under MIN_CHUNK_MACS multiply-adds but the last); 0 when it
+   * stays on the calling thread (the pool is set whenever it is not 0).
    */
-  private gemmColumns(job: number, kernel: ChunkKernel, args: number[], macs: number, N: number): void {
-    if (this.pool && macs >= PARALLEL_MIN_MACS && N >= 8 * this.threads) {
-      // Guided chunks of output columns (multiples of 4), none under MIN_CHUNK_MACS multiply-adds.
-      const minChunk = Math.ceil((MIN_CHUNK_MACS * N) / macs / 4) * 4;
-      if (this.pool.run(job, kernel, args, N, 4, minChunk)) {
-        this.threadedCalls++;
-        return;
-      }
-    }
-    kernel(...args, 0, N);
+  private columnChunk(macs: number, N: number): number {
+    if (!this.pool?.ready || macs < PARALLEL_MIN_MACS || N < 8 * this.threads) return 0;
+    this.threadedCalls++;
+    return Math.ceil((MIN_CHUNK_MACS * N) / macs / 4) * 4;
   }
 
   /**
@@ -568,13 +586,11 @@ export class WasmBackend implements Backend {
       K = (keys as WasmBuffer).ptr,
       V = (values as WasmBuffer).ptr;
     const scratch = this.scratch(nHeads * nKeys * 8);
-    if (this.pool && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
-      // One contiguous range of query heads per thread (the kernel reads each cached row once per range); each head has its own scratch.
-      const args = [O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch];
-      if (this.pool.run(JOB_ATTENTION, this.k.attentionHeads, args, nHeads, 1, Math.ceil(nHeads / this.threads))) {
-        this.threadedCalls++;
-        return;
-      }
+    if (this.pool?.ready && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
+      // One contiguous range of query heads per chunk (the kernel reads each cached row once per range); each head has its own scratch.
+      this.k.parallelAttention(this.pool.ctrl, this.threads, O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, Math.ceil(nHeads / this.threads));
+      this.threadedCalls++;
+      return;
     }
     this.k.attention(O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
   }

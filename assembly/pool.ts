@@ -1,0 +1,251 @@
+// The thread pool's side in the module: how threads share one op.
+//
+// Every worker instantiates this module on the same shared memory and calls
+// `workerLoop(ctrl)`, which returns only when the pool closes. The calling
+// thread posts an op with `parallelGemm` or `parallelAttention`: its
+// arguments and the bounds of its chunks go into a control block at `ctrl`
+// (poolBytes() bytes, zeroed, never moved), then every thread, the calling
+// one included, claims chunks one at a time and runs the same kernel on them.
+// A chunk is a range of output columns of a matmul (a multiple of 4) or of
+// query heads of attention; no reduction is ever split, so the result is bit
+// for bit the one-thread result whoever computes which chunk.
+//
+// Nothing here is JavaScript: an op costs one call into the module, and a
+// worker never leaves it (no JIT, no garbage, no event loop in the way).
+//
+// Signalling, all sequentially consistent atomics on the control block:
+// - GEN counts posted jobs. An idle worker spins on it for `spin` rounds,
+//   then sleeps in atomic.wait until it changes; SLEEPERS counts the sleepers
+//   so that a post notifies only when someone sleeps (a sleeper adds itself
+//   before it waits, and wait returns at once if GEN moved meanwhile).
+// - CLAIM is (GEN & 0xffff) << 16 | the next chunk: a claim is a
+//   compare-exchange, and a worker late for a job finds the tag changed.
+// - COMPLETED counts the chunks the workers finished; the caller returns
+//   when those and its own make the job's count.
+
+import { attentionHeads } from "./attention";
+import { gemmBf16 } from "./bf16";
+import { gemm } from "./gemm";
+import { gemmInt8 } from "./int8";
+
+// Slots (i32) of the control block.
+const GEN = 0;
+const CLAIM = 1;
+const COMPLETED = 2;
+const QUIT = 3;
+const READY = 4; // workers running
+const WORKER_CHUNKS = 5; // chunks workers computed, ever (tests, diagnostics)
+const SLEEPERS = 6;
+const KIND = 8;
+const COUNT = 9;
+const ARGS = 10; // the kernel's arguments before (lo, hi)
+const MAX_ARGS = 12;
+const BOUNDS = ARGS + MAX_ARGS; // chunk i is [bounds[i], bounds[i + 1])
+/** Chunks a job is cut into at most. */
+const MAX_CHUNKS: i32 = 64;
+const SLOTS = BOUNDS + MAX_CHUNKS + 1;
+
+// Job kinds: which kernel a chunk runs, on the arguments in the block, then (lo, hi).
+const JOB_GEMM: i32 = 0; // gemm(y, x, w, packed, M, K, N, lo, hi)
+const JOB_ATTENTION: i32 = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, lo, hi)
+const JOB_GEMM_BF16: i32 = 2; // gemmBf16(y, x, w, packed, M, K, N, lo, hi)
+const JOB_GEMM_INT8: i32 = 3; // gemmInt8(y, xq, packed, M, K, N, lo, hi): the block's x is xq, its w unused
+
+/** Address of slot i. */
+// @ts-ignore: decorator
+@inline function slot(ctrl: usize, i: i32): usize {
+  return ctrl + ((<usize>i) << 2);
+}
+
+// @ts-ignore: decorator
+@inline function arg(ctrl: usize, i: i32): i32 {
+  return load<i32>(slot(ctrl, ARGS + i));
+}
+
+// @ts-ignore: decorator
+@inline function bound(ctrl: usize, i: i32): i32 {
+  return load<i32>(slot(ctrl, BOUNDS + i));
+}
+
+/** Bytes of a control block. */
+export function poolBytes(): usize {
+  return (<usize>SLOTS) << 2;
+}
+
+/** The most chunks a job is cut into (for tests). */
+export function poolMaxChunks(): i32 {
+  return MAX_CHUNKS;
+}
+
+/**
+ * Writes the bounds of a job's guided chunks over [0, total) to
+ * out[0 .. count] (i32; out[0] = 0, out[count] = total) and returns count:
+ * each chunk is 1 / (2 * threads) of what is left, rounded up to a multiple
+ * of `align`, at least `minChunk` (a multiple of `align`), and the
+ * MAX_CHUNKS-th takes the rest. Long chunks come first and short ones last,
+ * so a thread that starts late takes fewer and the threads finish together.
+ */
+export function guidedChunks(out: usize, total: i32, threads: i32, align: i32, minChunk: i32): i32 {
+  const share = 2 * threads * align;
+  let count = 0;
+  store<i32>(out, 0);
+  for (let lo = 0; lo < total; ) {
+    const left = total - lo;
+    const size = count == MAX_CHUNKS - 1 ? left : max<i32>(minChunk, ((left + share - 1) / share) * align);
+    lo = min<i32>(total, lo + size);
+    count++;
+    store<i32>(out + ((<usize>count) << 2), lo);
+  }
+  return count;
+}
+
+/** Runs chunk [lo, hi) of the posted job. */
+function runChunk(ctrl: usize, kind: i32, lo: i32, hi: i32): void {
+  if (kind == JOB_ATTENTION) {
+    attentionHeads(
+      <usize>arg(ctrl, 0), <usize>arg(ctrl, 1), <usize>arg(ctrl, 2), <usize>arg(ctrl, 3), <usize>arg(ctrl, 4), arg(ctrl, 5),
+      arg(ctrl, 6), arg(ctrl, 7), arg(ctrl, 8), arg(ctrl, 9), arg(ctrl, 10), <usize>arg(ctrl, 11), lo, hi,
+    );
+    return;
+  }
+  const y = <usize>arg(ctrl, 0), x = <usize>arg(ctrl, 1), w = <usize>arg(ctrl, 2), packed = <usize>arg(ctrl, 3);
+  const M = arg(ctrl, 4), K = arg(ctrl, 5), N = arg(ctrl, 6);
+  if (kind == JOB_GEMM) gemm(y, x, w, packed, M, K, N, lo, hi);
+  else if (kind == JOB_GEMM_BF16) gemmBf16(y, x, w, packed, M, K, N, lo, hi);
+  else gemmInt8(y, x, packed, M, K, N, lo, hi);
+}
+
+/**
+ * Posts the job whose arguments are in the block, cut into guided chunks over
+ * [0, total), and runs its chunks with the workers; returns when all are done.
+ */
+function runJob(ctrl: usize, threads: i32, kind: i32, total: i32, align: i32, minChunk: i32): void {
+  const count = guidedChunks(slot(ctrl, BOUNDS), total, threads, align, minChunk);
+  store<i32>(slot(ctrl, KIND), kind);
+  store<i32>(slot(ctrl, COUNT), count);
+  const gen = atomic.load<i32>(slot(ctrl, GEN)) + 1;
+  atomic.store<i32>(slot(ctrl, COMPLETED), 0);
+  atomic.store<i32>(slot(ctrl, CLAIM), (gen & 0xffff) << 16);
+  atomic.store<i32>(slot(ctrl, GEN), gen);
+  if (atomic.load<i32>(slot(ctrl, SLEEPERS)) > 0) atomic.notify(slot(ctrl, GEN), -1);
+  let mine = 0;
+  for (;;) {
+    const cur = atomic.load<i32>(slot(ctrl, CLAIM));
+    const i = cur & 0xffff;
+    if (i >= count) break;
+    if (atomic.cmpxchg<i32>(slot(ctrl, CLAIM), cur, cur + 1) != cur) continue;
+    runChunk(ctrl, kind, bound(ctrl, i), bound(ctrl, i + 1));
+    mine++;
+  }
+  // The chunks the workers claimed are in progress: wait for them.
+  while (atomic.load<i32>(slot(ctrl, COMPLETED)) + mine < count) {}
+}
+
+/** Writes a matmul job's arguments (the kernels' y, x, w, packed, M, K, N) and runs it over N columns. */
+function gemmJob(ctrl: usize, threads: i32, kind: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
+  store<i32>(slot(ctrl, ARGS), <i32>y);
+  store<i32>(slot(ctrl, ARGS + 1), <i32>x);
+  store<i32>(slot(ctrl, ARGS + 2), <i32>w);
+  store<i32>(slot(ctrl, ARGS + 3), <i32>packed);
+  store<i32>(slot(ctrl, ARGS + 4), M);
+  store<i32>(slot(ctrl, ARGS + 5), K);
+  store<i32>(slot(ctrl, ARGS + 6), N);
+  runJob(ctrl, threads, kind, N, 4, minChunk);
+}
+
+/**
+ * `gemm` over output columns [0, N) on every thread: chunks of a multiple of
+ * 4 columns, none under `minChunk` but the last.
+ */
+export function parallelGemm(ctrl: usize, threads: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
+  gemmJob(ctrl, threads, JOB_GEMM, y, x, w, packed, M, K, N, minChunk);
+}
+
+/** `gemmBf16` over output columns [0, N) on every thread (chunks as parallelGemm). */
+export function parallelGemmBf16(ctrl: usize, threads: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
+  gemmJob(ctrl, threads, JOB_GEMM_BF16, y, x, w, packed, M, K, N, minChunk);
+}
+
+/** `gemmInt8` over output columns [0, N) on every thread (chunks as parallelGemm). */
+export function parallelGemmInt8(ctrl: usize, threads: i32, y: usize, xq: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
+  gemmJob(ctrl, threads, JOB_GEMM_INT8, y, xq, 0, packed, M, K, N, minChunk);
+}
+
+/** `attention` over query heads [0, nHeads) on every thread, at least `minHeads` heads a chunk. */
+export function parallelAttention(
+  ctrl: usize, threads: i32, out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, minHeads: i32,
+): void {
+  store<i32>(slot(ctrl, ARGS), <i32>out);
+  store<i32>(slot(ctrl, ARGS + 1), <i32>q);
+  store<i32>(slot(ctrl, ARGS + 2), <i32>keys);
+  store<i32>(slot(ctrl, ARGS + 3), <i32>values);
+  store<i32>(slot(ctrl, ARGS + 4), <i32>mask);
+  store<i32>(slot(ctrl, ARGS + 5), hasMask);
+  store<i32>(slot(ctrl, ARGS + 6), M);
+  store<i32>(slot(ctrl, ARGS + 7), nKeys);
+  store<i32>(slot(ctrl, ARGS + 8), nHeads);
+  store<i32>(slot(ctrl, ARGS + 9), nKvHeads);
+  store<i32>(slot(ctrl, ARGS + 10), headSize);
+  store<i32>(slot(ctrl, ARGS + 11), <i32>scratch);
+  runJob(ctrl, threads, JOB_ATTENTION, nHeads, 1, minHeads);
+}
+
+/** Claims and runs chunks of job `gen` until none is left (a worker's share). */
+function work(ctrl: usize, gen: i32): void {
+  const kind = load<i32>(slot(ctrl, KIND)),
+    count = load<i32>(slot(ctrl, COUNT)),
+    tag = gen & 0xffff;
+  for (;;) {
+    const cur = atomic.load<i32>(slot(ctrl, CLAIM));
+    const i = cur & 0xffff;
+    // A job posted after this one changed the tag: this one is over.
+    if (cur >>> 16 != tag || i >= count) break;
+    if (atomic.cmpxchg<i32>(slot(ctrl, CLAIM), cur, cur + 1) != cur) continue;
+    runChunk(ctrl, kind, bound(ctrl, i), bound(ctrl, i + 1));
+    atomic.add<i32>(slot(ctrl, WORKER_CHUNKS), 1);
+    atomic.add<i32>(slot(ctrl, COMPLETED), 1);
+  }
+}
+
+/**
+ * A worker's life: counts itself ready, then runs its share of every posted
+ * job until the pool closes. Between jobs it spins `spin` rounds on GEN,
+ * then sleeps until GEN changes (an idle pool costs no CPU).
+ */
+export function workerLoop(ctrl: usize, spin: i32): void {
+  let seen = atomic.load<i32>(slot(ctrl, GEN));
+  atomic.add<i32>(slot(ctrl, READY), 1);
+  for (;;) {
+    let g = atomic.load<i32>(slot(ctrl, GEN));
+    for (let i = 0; g == seen; i++) {
+      if (i >= spin) {
+        atomic.add<i32>(slot(ctrl, SLEEPERS), 1);
+        atomic.wait<i32>(slot(ctrl, GEN), seen, -1);
+        atomic.sub<i32>(slot(ctrl, SLEEPERS), 1);
+        i = 0;
+      }
+      g = atomic.load<i32>(slot(ctrl, GEN));
+    }
+    seen = g;
+    if (atomic.load<i32>(slot(ctrl, QUIT)) != 0) break;
+    work(ctrl, g);
+  }
+}
+
+/** Workers running (counted when they enter workerLoop). */
+export function poolWorkers(ctrl: usize): i32 {
+  return atomic.load<i32>(slot(ctrl, READY));
+}
+
+/** Chunks computed by workers so far. */
+export function poolWorkerChunks(ctrl: usize): i32 {
+  return atomic.load<i32>(slot(ctrl, WORKER_CHUNKS));
+}
+
+/** Tells every worker to leave workerLoop (waking the sleepers). */
+export function poolClose(ctrl: usize): void {
+  atomic.store<i32>(slot(ctrl, QUIT), 1);
+  atomic.add<i32>(slot(ctrl, GEN), 1);
+  atomic.notify(slot(ctrl, GEN), -1);
+}
