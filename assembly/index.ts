@@ -8,7 +8,7 @@
 // Rules of these modules (one file per concept: gemm.ts f32 matmul, bf16.ts
 // and int8.ts the reduced-precision weights, reduce.ts the dot-product order
 // of attention, attention.ts, rows.ts the row-wise ops, exp.ts, sampling.ts,
-// pool.ts how threads share one op):
+// pool.ts how threads share one op, layer.ts a whole decoder layer):
 // - Compiled with `--runtime stub` and no managed allocation at all: every
 //   kernel takes raw byte pointers (usize) into linear memory plus element
 //   counts. The TypeScript side (src/backends/wasm/) owns the heap: it places
@@ -23,7 +23,8 @@ export { gemmBf16, packedBytesBf16, packPanelsBf16 } from "./bf16";
 export { matmul, gemm, packedBytes, packPanels } from "./gemm";
 export { add, argmaxRows, embedding, rmsnorm, rope, swiglu } from "./rows";
 export { expRows, pickRows, softmax } from "./sampling";
-export { guidedChunks, parallelAttention, parallelGemm, parallelGemmBf16, parallelGemmInt8, poolBytes, poolClose, poolMaxChunks, poolWorkerChunks, poolWorkers, workerLoop } from "./pool";
+export { decoderLayer, decoderLayerSlots } from "./layer";
+export { attend, guidedChunks, poolBytes, poolClose, poolJobs, poolMaxChunks, poolWorkerChunks, poolWorkers, product, workerLoop } from "./pool";
 export { gemmInt8, int8GroupSize, packedBytesInt8, packPanelsInt8, quantizedRowsBytes, quantizeRowsInt8 } from "./int8";
 
 /** Start of the free linear memory: everything below is static data. */

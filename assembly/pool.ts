@@ -2,8 +2,9 @@
 //
 // Every worker instantiates this module on the same shared memory and calls
 // `workerLoop(ctrl)`, which returns only when the pool closes. The calling
-// thread posts an op with `parallelGemm` or `parallelAttention`: its
-// arguments and the bounds of its chunks go into a control block at `ctrl`
+// thread runs an op with `product` or `attend`, which split it when it is
+// large enough: its arguments and the bounds of its chunks go into a control
+// block at `ctrl`
 // (poolBytes() bytes, zeroed, never moved), then every thread, the calling
 // one included, claims chunks one at a time and runs the same kernel on them.
 // A chunk is a range of output columns of a matmul (a multiple of 4) or of
@@ -26,7 +27,7 @@
 import { attentionHeads } from "./attention";
 import { gemmBf16 } from "./bf16";
 import { gemm } from "./gemm";
-import { gemmInt8 } from "./int8";
+import { gemmInt8, quantizeRowsInt8 } from "./int8";
 
 // Slots (i32) of the control block.
 const GEN = 0;
@@ -36,6 +37,7 @@ const QUIT = 3;
 const READY = 4; // workers running
 const WORKER_CHUNKS = 5; // chunks workers computed, ever (tests, diagnostics)
 const SLEEPERS = 6;
+const JOBS = 7; // jobs posted to the threads, ever (tests, diagnostics)
 const KIND = 8;
 const COUNT = 9;
 const ARGS = 10; // the kernel's arguments before (lo, hi)
@@ -108,11 +110,7 @@ function runChunk(ctrl: usize, kind: i32, lo: i32, hi: i32): void {
     );
     return;
   }
-  const y = <usize>arg(ctrl, 0), x = <usize>arg(ctrl, 1), w = <usize>arg(ctrl, 2), packed = <usize>arg(ctrl, 3);
-  const M = arg(ctrl, 4), K = arg(ctrl, 5), N = arg(ctrl, 6);
-  if (kind == JOB_GEMM) gemm(y, x, w, packed, M, K, N, lo, hi);
-  else if (kind == JOB_GEMM_BF16) gemmBf16(y, x, w, packed, M, K, N, lo, hi);
-  else gemmInt8(y, x, packed, M, K, N, lo, hi);
+  gemmRange(kind, <usize>arg(ctrl, 0), <usize>arg(ctrl, 1), <usize>arg(ctrl, 2), <usize>arg(ctrl, 3), arg(ctrl, 4), arg(ctrl, 5), arg(ctrl, 6), lo, hi);
 }
 
 /**
@@ -124,6 +122,7 @@ function runJob(ctrl: usize, threads: i32, kind: i32, total: i32, align: i32, mi
   store<i32>(slot(ctrl, KIND), kind);
   store<i32>(slot(ctrl, COUNT), count);
   const gen = atomic.load<i32>(slot(ctrl, GEN)) + 1;
+  store<i32>(slot(ctrl, JOBS), load<i32>(slot(ctrl, JOBS)) + 1);
   atomic.store<i32>(slot(ctrl, COMPLETED), 0);
   atomic.store<i32>(slot(ctrl, CLAIM), (gen & 0xffff) << 16);
   atomic.store<i32>(slot(ctrl, GEN), gen);
@@ -141,8 +140,46 @@ function runJob(ctrl: usize, threads: i32, kind: i32, total: i32, align: i32, mi
   while (atomic.load<i32>(slot(ctrl, COMPLETED)) + mine < count) {}
 }
 
-/** Writes a matmul job's arguments (the kernels' y, x, w, packed, M, K, N) and runs it over N columns. */
-function gemmJob(ctrl: usize, threads: i32, kind: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
+// When an op is worth the threads. A hand-off costs microseconds, and a claim moves a shared cache
+// line between cores, so:
+/** Matmuls of fewer multiply-adds stay on the calling thread. */
+const PARALLEL_MIN_MACS: i64 = 1 << 16;
+/**
+ * The least multiply-adds in a chunk of a threaded matmul (guided chunks). A claim costs (a shared
+ * cache line changes hands) and a short chunk reads short memory streams. Against one to four equal
+ * chunks per thread, 1.02-1.04x per decode step at 15M and 110M on two threads
+ * (docs/BENCHMARKS.md, issue 12, sixteenth session); 4x this lost 8 % at 15M.
+ */
+const MIN_CHUNK_MACS: i64 = 1 << 15;
+/** Attention calls of fewer score multiply-adds (visited (row, key) pairs x heads x headSize) stay on the calling thread. */
+const PARALLEL_MIN_ATTENTION: i64 = 1 << 15;
+
+/** Weight types, in the order of WEIGHT_TYPES (src/backends/backend.ts). */
+export const WEIGHTS_F32: i32 = 0;
+export const WEIGHTS_BF16: i32 = 1;
+export const WEIGHTS_INT8: i32 = 2;
+
+/**
+ * y = x W^T for M rows, K inputs, N outputs, with weights of type `weights`
+ * read from their panels (`packed`; `w` is the f32 matrix, for the kernels
+ * that take it). int8 first quantises x into `xq` (quantizedRowsBytes(M, K)
+ * bytes). Split over the pool's threads when large enough (`ctrl` 0: the
+ * pool is not running, or there is none): guided chunks of output columns,
+ * multiples of 4, none under MIN_CHUNK_MACS multiply-adds but the last.
+ */
+export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: usize, w: usize, packed: usize, xq: usize, M: i32, K: i32, N: i32): void {
+  if (M <= 0 || N <= 0) return;
+  let kind = JOB_GEMM;
+  if (weights == WEIGHTS_INT8) {
+    quantizeRowsInt8(xq, x, M, K);
+    x = xq;
+    kind = JOB_GEMM_INT8;
+  } else if (weights == WEIGHTS_BF16) kind = JOB_GEMM_BF16;
+  const macs = <i64>M * <i64>K * <i64>N;
+  if (ctrl == 0 || threads < 2 || macs < PARALLEL_MIN_MACS || N < 8 * threads) {
+    gemmRange(kind, y, x, w, packed, M, K, N, 0, N);
+    return;
+  }
   store<i32>(slot(ctrl, ARGS), <i32>y);
   store<i32>(slot(ctrl, ARGS + 1), <i32>x);
   store<i32>(slot(ctrl, ARGS + 2), <i32>w);
@@ -150,32 +187,32 @@ function gemmJob(ctrl: usize, threads: i32, kind: i32, y: usize, x: usize, w: us
   store<i32>(slot(ctrl, ARGS + 4), M);
   store<i32>(slot(ctrl, ARGS + 5), K);
   store<i32>(slot(ctrl, ARGS + 6), N);
+  // ceil(MIN_CHUNK_MACS * N / macs / 4) * 4 columns
+  const minChunk = <i32>((MIN_CHUNK_MACS * <i64>N + 4 * macs - 1) / (4 * macs)) * 4;
   runJob(ctrl, threads, kind, N, 4, minChunk);
 }
 
+/** One matmul kernel on columns [lo, hi). */
+// @ts-ignore: decorator
+@inline function gemmRange(kind: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, lo: i32, hi: i32): void {
+  if (kind == JOB_GEMM) gemm(y, x, w, packed, M, K, N, lo, hi);
+  else if (kind == JOB_GEMM_BF16) gemmBf16(y, x, w, packed, M, K, N, lo, hi);
+  else gemmInt8(y, x, packed, M, K, N, lo, hi);
+}
+
 /**
- * `gemm` over output columns [0, N) on every thread: chunks of a multiple of
- * 4 columns, none under `minChunk` but the last.
+ * `attention` (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows;
+ * `pairs`: the (row, key) pairs it visits at most), split over the pool's
+ * threads by ranges of query heads when large enough (`ctrl` as product's).
  */
-export function parallelGemm(ctrl: usize, threads: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
-  gemmJob(ctrl, threads, JOB_GEMM, y, x, w, packed, M, K, N, minChunk);
-}
-
-/** `gemmBf16` over output columns [0, N) on every thread (chunks as parallelGemm). */
-export function parallelGemmBf16(ctrl: usize, threads: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
-  gemmJob(ctrl, threads, JOB_GEMM_BF16, y, x, w, packed, M, K, N, minChunk);
-}
-
-/** `gemmInt8` over output columns [0, N) on every thread (chunks as parallelGemm). */
-export function parallelGemmInt8(ctrl: usize, threads: i32, y: usize, xq: usize, packed: usize, M: i32, K: i32, N: i32, minChunk: i32): void {
-  gemmJob(ctrl, threads, JOB_GEMM_INT8, y, xq, 0, packed, M, K, N, minChunk);
-}
-
-/** `attention` over query heads [0, nHeads) on every thread, at least `minHeads` heads a chunk. */
-export function parallelAttention(
+export function attend(
   ctrl: usize, threads: i32, out: usize, q: usize, keys: usize, values: usize, mask: usize, hasMask: i32,
-  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, minHeads: i32,
+  M: i32, nKeys: i32, nHeads: i32, nKvHeads: i32, headSize: i32, scratch: usize, pairs: i32,
 ): void {
+  if (ctrl == 0 || threads < 2 || nHeads < 2 || <i64>pairs * <i64>nHeads * <i64>headSize < PARALLEL_MIN_ATTENTION) {
+    attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, 0, nHeads);
+    return;
+  }
   store<i32>(slot(ctrl, ARGS), <i32>out);
   store<i32>(slot(ctrl, ARGS + 1), <i32>q);
   store<i32>(slot(ctrl, ARGS + 2), <i32>keys);
@@ -188,7 +225,8 @@ export function parallelAttention(
   store<i32>(slot(ctrl, ARGS + 9), nKvHeads);
   store<i32>(slot(ctrl, ARGS + 10), headSize);
   store<i32>(slot(ctrl, ARGS + 11), <i32>scratch);
-  runJob(ctrl, threads, JOB_ATTENTION, nHeads, 1, minHeads);
+  // One contiguous range of query heads per chunk (the kernel reads each cached row once per range).
+  runJob(ctrl, threads, JOB_ATTENTION, nHeads, 1, (nHeads + threads - 1) / threads);
 }
 
 /** Claims and runs chunks of job `gen` until none is left (a worker's share). */
@@ -236,6 +274,11 @@ export function workerLoop(ctrl: usize, spin: i32): void {
 /** Workers running (counted when they enter workerLoop). */
 export function poolWorkers(ctrl: usize): i32 {
   return atomic.load<i32>(slot(ctrl, READY));
+}
+
+/** Ops split over the threads so far. */
+export function poolJobs(ctrl: usize): i32 {
+  return load<i32>(slot(ctrl, JOBS));
 }
 
 /** Chunks computed by workers so far. */

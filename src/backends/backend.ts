@@ -129,11 +129,64 @@ export interface Backend {
    */
   pick?(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude?: ArrayLike<number>): Int32Array;
 
+  /**
+   * One decoder layer in one call (optional): exactly what
+   * src/model/transformer.ts does op by op for a layer without an adapter,
+   * with the same results bit for bit, in place on `a.x`:
+   *   xb = rmsnorm(x) * rmsAtt; q, k, v = xb Wq^T, xb Wk^T, xb Wv^T;
+   *   RoPE(q), RoPE(k) at `a.positions`; keys, values rows cached .. cached+M-1 = k, v;
+   *   x += attention(q, keys, values, mask; nKeys = cached + M) Wo^T;
+   *   xb = rmsnorm(x) * rmsFfn; x += (silu(xb W1^T) * (xb W3^T)) W2^T.
+   * `mask` is attention's: a dense u8 mask, a sparse one (as
+   * attentionSparse's rows) or neither (causal). The other activations are
+   * scratch, left as the ops would leave them. A backend where each op is a
+   * call across a boundary saves that per op; one without it runs the ops.
+   */
+  decoderLayer?(a: LayerActivations, w: LayerWeightBuffers, keys: Buffer, values: Buffer, cached: number, M: number, mask: { dense?: Buffer; sparse?: Buffer }, shape: LayerShape): void;
+
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
 
   /** Release everything this backend holds (optional). */
   dispose?(): void;
+}
+
+/** The activation buffers of a decoderLayer call (a model's run state): f32 [rows, width], positions i32 [rows]. */
+export interface LayerActivations {
+  x: Buffer; // residual stream [M, dim]
+  xb: Buffer; // [M, dim]
+  xb2: Buffer; // [M, dim]
+  q: Buffer; // [M, dim]
+  k: Buffer; // [M, kvDim]
+  v: Buffer; // [M, kvDim]
+  att: Buffer; // [M, dim]
+  hb: Buffer; // [M, hidden]
+  hb2: Buffer; // [M, hidden]
+  positions: Buffer; // i32 [M]
+}
+
+/** One layer's weights as a decoderLayer call takes them (W is [out, in]). */
+export interface LayerWeightBuffers {
+  rmsAtt: Buffer;
+  rmsFfn: Buffer;
+  wq: Buffer;
+  wk: Buffer;
+  wv: Buffer;
+  wo: Buffer;
+  w1: Buffer;
+  w2: Buffer;
+  w3: Buffer;
+}
+
+/** The sizes and constants of a decoder layer. */
+export interface LayerShape {
+  dim: number;
+  hiddenDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  headSize: number;
+  ropeTheta: number;
+  normEps: number;
 }
 
 /** Thrown when a buffer is used wrongly (freed, wrong dtype, out of range). */

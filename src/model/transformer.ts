@@ -1,10 +1,10 @@
-import type { Backend } from "../backends/backend.js";
+import type { Backend, LayerShape } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
 import { attention } from "./attention.js";
 import { blockRows, type Block } from "./block.js";
-import { kvDim, validateConfig, type ModelConfig } from "./config.js";
+import { headSize, kvDim, validateConfig, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
 import { KVCache } from "./kv-cache.js";
@@ -44,7 +44,12 @@ export class Transformer {
     this.finalNormTable = checkpoint.weights.rmsFinal;
     this.classifierTable = checkpoint.weights.wcls;
     this.state = new RunState(backend, this.config);
+    const c = this.config;
+    this.layerShape = { dim: c.dim, hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: headSize(c), ropeTheta: c.ropeTheta, normEps: c.normEps };
   }
+
+  /** The layers' sizes as Backend.decoderLayer takes them. */
+  private readonly layerShape: LayerShape;
 
   /** A new, empty KV cache for this model (capacity in rows, default seqLen). */
   newCache(capacity: number = this.config.seqLen): KVCache {
@@ -162,6 +167,11 @@ export class Transformer {
 
     for (let l = 0; l < config.nLayers; l++) {
       const lw = w.layers[l];
+      if (backend.decoderLayer && !adapter) {
+        // The ops below, fused in one backend call (the same bits).
+        backend.decoderLayer(s, lw, cache.keys[l], cache.values[l], cached, M, mask, this.layerShape);
+        continue;
+      }
       backend.rmsnorm(s.xb, s.x, lw.rmsAtt, M, config.dim, config.normEps);
       attention(backend, config, lw, l, s, cache, cached, mask, M, adapter);
       backend.add(s.x, s.xb2, M * config.dim);

@@ -1,6 +1,6 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
-import { BackendError, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type WeightType } from "../backend.js";
+import { BackendError, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type LayerActivations, type LayerShape, type LayerWeightBuffers, type WeightType } from "../backend.js";
 import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
@@ -10,6 +10,16 @@ import { wasmApi, type WasmMemory, type WasmModule } from "../../util/wasm-api.j
 
 export { relaxedSimdSupported, simdSupported } from "./detect.js";
 export { FreeListAllocator } from "./allocator.js";
+
+// Slots of decoderLayer's argument block (assembly/layer.ts): activations x .. hb2, the two norms'
+// weights, the seven matmul weights (wq, wk, wv, wo, w1, w2, w3), their panels, the cache, then the RoPE table and
+// the scalars.
+const L_X = 0;
+const L_RMS_ATT = 9;
+const L_W = 11;
+const L_PANELS = 18;
+const L_KEYS = 25;
+const L_TABLE = 27;
 
 /** The names of attention's buffer operands, in argument order. */
 const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
@@ -52,14 +62,19 @@ export interface Kernels extends PoolKernels {
   /** Query heads h0 .. h1-1 of `attention` (scratch: nHeads * nKeys * 8 bytes). */
   attentionHeads(out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, h0: number, h1: number): void;
   /**
-   * `gemm`, `gemmBf16`, `gemmInt8` and `attentionHeads` over all columns
-   * (heads) on the pool's threads (assembly/pool.ts): `ctrl` is the pool's
-   * control block, chunks of at least `minChunk` columns (`minHeads` heads).
+   * y = x W^T with weights of type `weights` (WEIGHT_TYPES index) read from
+   * their panels, split over the pool's threads when large enough (`ctrl`:
+   * the pool's control block, 0 for the calling thread alone); int8
+   * quantises x into `xq` first (assembly/pool.ts).
    */
-  parallelGemm(ctrl: number, threads: number, y: number, x: number, w: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
-  parallelGemmBf16(ctrl: number, threads: number, y: number, x: number, w: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
-  parallelGemmInt8(ctrl: number, threads: number, y: number, xq: number, packed: number, M: number, K: number, N: number, minChunk: number): void;
-  parallelAttention(ctrl: number, threads: number, out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, minHeads: number): void;
+  product(ctrl: number, threads: number, weights: number, y: number, x: number, w: number, packed: number, xq: number, M: number, K: number, N: number): void;
+  /** `attention`, split over the pool's threads by query heads when large enough (`pairs`: the (row, key) pairs it visits at most). */
+  attend(ctrl: number, threads: number, out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, pairs: number): void;
+  /** One decoder layer (assembly/layer.ts) from the i32 argument block at `args`. */
+  decoderLayer(ctrl: number, threads: number, args: number): void;
+  decoderLayerSlots(): number;
+  /** Ops split over the pool's threads so far. */
+  poolJobs(ctrl: number): number;
   poolBytes(): number;
   /** Test hook: the bounds of a job's chunks (i32 at out), returns their count. */
   guidedChunks(out: number, total: number, threads: number, align: number, minChunk: number): number;
@@ -79,19 +94,6 @@ export interface Kernels extends PoolKernels {
 }
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
-
-/** Matmuls of fewer multiply-adds than this stay on the calling thread (a hand-off costs microseconds). */
-const PARALLEL_MIN_MACS = 1 << 16;
-/**
- * The least multiply-adds in a chunk of a threaded matmul (assembly/pool.ts cuts guided chunks): a
- * claim costs (a shared cache line changes hands) and a short chunk reads short memory streams.
- * Against one to four equal chunks per thread, 1.02-1.04x per decode step at 15M and 110M on two
- * threads (docs/BENCHMARKS.md, issue 12, sixteenth session); 4x this lost 8 % at 15M.
- */
-const MIN_CHUNK_MACS = 1 << 15;
-
-/** Attention calls of fewer score multiply-adds (rows x keys x heads x headSize) stay on the calling thread. */
-const PARALLEL_MIN_ATTENTION = 1 << 15;
 
 /** Closes the thread pool of a backend that was garbage-collected without dispose(). */
 const poolReaper = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<ThreadPool>((pool) => pool.close()) : undefined;
@@ -278,8 +280,10 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   private readonly module: WasmModule | undefined;
   private pool: ThreadPool | undefined;
-  /** Matmuls split over threads so far (for tests and diagnostics). */
-  threadedCalls = 0;
+  /** Ops (matmuls, attention) split over threads so far (for tests and diagnostics). */
+  get threadedCalls(): number {
+    return this.pool ? this.k.poolJobs(this.pool.ctrl) : 0;
+  }
   /** Set when more threads were asked for than could be used, saying why (see threadsUnavailableReason). */
   threadNote: string | undefined;
 
@@ -298,6 +302,8 @@ export class WasmBackend implements Backend {
    * activations quantised the same way per row ("int8"; assembly/int8.ts).
    */
   readonly weights: WeightType;
+  /** `weights` as the kernels take it: its index in WEIGHT_TYPES. */
+  private readonly weightIndex: number;
 
   constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = defaultWorkerSpawner(), weights: WeightType = "f32") {
     this.k = kernels;
@@ -305,6 +311,7 @@ export class WasmBackend implements Backend {
     this.module = module;
     this.spawn = spawn;
     this.weights = weights;
+    this.weightIndex = WEIGHT_TYPES.indexOf(weights);
     this.threads = module ? threads : 1;
     this.description = (build === "relaxed" ? "wasm (relaxed SIMD" : "wasm (SIMD") + (weights === "f32" ? ")" : `, ${weights} weights)`);
     this.heap = new FreeListAllocator(kernels.memory, kernels.heapBase());
@@ -411,37 +418,15 @@ export class WasmBackend implements Backend {
       X = this.f32(x, M * K, "matmul x"),
       W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
-    const chunk = this.columnChunk(M * N * K, N);
-    if (this.weights === "int8") {
-      // Every weight gets int8 panels; x is quantised once here, before the column split.
-      const packed = this.panels(W, K, N);
-      const xq = this.scratch(this.k.quantizedRowsBytes(M, K));
-      this.k.quantizeRowsInt8(xq, X.ptr, M, K);
-      if (chunk > 0) this.k.parallelGemmInt8(this.pool!.ctrl, this.threads, Y.ptr, xq, packed, M, K, N, chunk);
-      else this.k.gemmInt8(Y.ptr, xq, packed, M, K, N, 0, N);
-    } else if (this.weights === "bf16") {
-      // Every weight gets bf16 panels (gemm.ts's layout at half the bytes; assembly/bf16.ts).
-      const packed = this.panels(W, K, N);
-      if (chunk > 0) this.k.parallelGemmBf16(this.pool!.ctrl, this.threads, Y.ptr, X.ptr, W.ptr, packed, M, K, N, chunk);
-      else this.k.gemmBf16(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
-    } else {
-      // Every weight gets panels of 4 columns (assembly/gemm.ts), made on its first use.
-      const packed = this.panels(W, K, N);
-      if (chunk > 0) this.k.parallelGemm(this.pool!.ctrl, this.threads, Y.ptr, X.ptr, W.ptr, packed, M, K, N, chunk);
-      else this.k.gemm(Y.ptr, X.ptr, W.ptr, packed, M, K, N, 0, N);
-    }
+    // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
+    // bytes), made on its first use; int8 quantises x into scratch first, once, before any split.
+    const xq = this.weights === "int8" ? this.scratch(this.k.quantizedRowsBytes(M, K)) : 0;
+    this.k.product(this.ctrl(), this.threads, this.weightIndex, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
   }
 
-  /**
-   * The least columns of a chunk when a matmul of `macs` multiply-adds and N
-   * output columns is split over the threads (guided chunks of multiples of
-   * 4, none under MIN_CHUNK_MACS multiply-adds but the last); 0 when it
-   * stays on the calling thread (the pool is set whenever it is not 0).
-   */
-  private columnChunk(macs: number, N: number): number {
-    if (!this.pool?.ready || macs < PARALLEL_MIN_MACS || N < 8 * this.threads) return 0;
-    this.threadedCalls++;
-    return Math.ceil((MIN_CHUNK_MACS * N) / macs / 4) * 4;
+  /** The pool's control block while its workers run, else 0 (every op on the calling thread). */
+  private ctrl(): number {
+    return this.pool?.ready ? this.pool.ctrl : 0;
   }
 
   /**
@@ -533,67 +518,170 @@ export class WasmBackend implements Backend {
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
     this.attentionOperands("attention", out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize);
-    let maskPtr = 0;
-    if (mask) {
-      const Mk = this.typed(mask, "u8", M * nKeys, "attention mask");
-      maskPtr = Mk.ptr;
-      const u8 = this.view("u8") as Uint8Array;
-      for (let m = 0; m < M; m++) {
-        let any = false;
-        for (let j = Mk.ptr + m * nKeys, end = j + nKeys; j < end; j++) {
-          if (u8[j] !== 0) {
-            any = true;
-            break;
-          }
-        }
-        if (!any) throw this.err(`attention: row ${m} sees no key`);
-      }
-    } else if (M > 0 && nKeys < M) {
-      throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
-    }
+    const maskPtr = mask ? this.denseMask("attention", mask, M, nKeys) : 0;
+    if (!mask && M > 0 && nKeys < M) throw this.err(`attention: row 0 sees no key (causal default with ${nKeys} keys for ${M} rows)`);
     if (M === 0) return;
     this.runAttention(out, q, keys, values, maskPtr, mask ? 1 : 0, M, nKeys, nHeads, nKvHeads, headSize, M * nKeys);
   }
 
   attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
     this.attentionOperands("attentionSparse", out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize);
-    const offsets = this.typed(rows, "i32", M + 1, "attentionSparse rows");
+    const nnz = this.sparseRows("attentionSparse", rows, M, nKeys);
+    if (M === 0) return;
+    this.runAttention(out, q, keys, values, (rows as WasmBuffer).ptr, 2, M, nKeys, nHeads, nKvHeads, headSize, nnz);
+  }
+
+  /** Checks a dense attention mask [M, nKeys] (u8, every row sees a key) and returns its address. */
+  private denseMask(op: string, mask: Buffer, M: number, nKeys: number): number {
+    const Mk = this.typed(mask, "u8", M * nKeys, `${op} mask`);
+    const u8 = this.view("u8") as Uint8Array;
+    for (let m = 0; m < M; m++) {
+      let any = false;
+      for (let j = Mk.ptr + m * nKeys, end = j + nKeys; j < end; j++) {
+        if (u8[j] !== 0) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) throw this.err(`${op}: row ${m} sees no key`);
+    }
+    return Mk.ptr;
+  }
+
+  /** Checks a sparse mask (attentionSparse's `rows`: offsets [M + 1], then strictly increasing keys below nKeys, at least one a row) and returns how many keys it lists. */
+  private sparseRows(op: string, rows: Buffer, M: number, nKeys: number): number {
+    const offsets = this.typed(rows, "i32", M + 1, `${op} rows`);
     const i32 = this.view("i32") as Int32Array,
       base = offsets.ptr >> 2;
     const nnz = i32[base + M];
-    this.typed(rows, "i32", M + 1 + Math.max(0, nnz), "attentionSparse rows");
+    this.typed(rows, "i32", M + 1 + Math.max(0, nnz), `${op} rows`);
     // The kernel trusts the indices: check them here (linear in the visible keys).
-    if (i32[base] !== 0) throw this.err(`attentionSparse: offsets[0] must be 0, got ${i32[base]}`);
+    if (i32[base] !== 0) throw this.err(`${op}: offsets[0] must be 0, got ${i32[base]}`);
     for (let m = 0; m < M; m++) {
       const from = i32[base + m],
         to = i32[base + m + 1];
-      if (!(to > from)) throw this.err(`attentionSparse: row ${m} sees no key`);
+      if (!(to > from)) throw this.err(`${op}: row ${m} sees no key`);
       for (let t = from, prev = -1; t < to; t++) {
         const j = i32[base + M + 1 + t];
-        if (!(j > prev && j < nKeys)) throw this.err(`attentionSparse: row ${m}'s keys must increase within [0, ${nKeys}), got ${j} after ${prev}`);
+        if (!(j > prev && j < nKeys)) throw this.err(`${op}: row ${m}'s keys must increase within [0, ${nKeys}), got ${j} after ${prev}`);
         prev = j;
       }
     }
-    if (M === 0) return;
-    this.runAttention(out, q, keys, values, offsets.ptr, 2, M, nKeys, nHeads, nKvHeads, headSize, nnz);
+    return nnz;
   }
 
-  /** The attention kernel, on the worker threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
+  /** The attention kernel, split over the threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
   private runAttention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
     // Checked by attentionOperands.
     const O = (out as WasmBuffer).ptr,
       Q = (q as WasmBuffer).ptr,
       K = (keys as WasmBuffer).ptr,
       V = (values as WasmBuffer).ptr;
-    const scratch = this.scratch(nHeads * nKeys * 8);
-    if (this.pool?.ready && nHeads >= 2 && pairs * nHeads * headSize >= PARALLEL_MIN_ATTENTION) {
-      // One contiguous range of query heads per chunk (the kernel reads each cached row once per range); each head has its own scratch.
-      this.k.parallelAttention(this.pool.ctrl, this.threads, O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch, Math.ceil(nHeads / this.threads));
-      this.threadedCalls++;
-      return;
-    }
-    this.k.attention(O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, scratch);
+    this.k.attend(this.ctrl(), this.threads, O, Q, K, V, maskPtr, hasMask, M, nKeys, nHeads, nKvHeads, headSize, this.scratch(nHeads * nKeys * 8), pairs);
   }
+
+  decoderLayer(a: LayerActivations, w: LayerWeightBuffers, keys: Buffer, values: Buffer, cached: number, M: number, mask: { dense?: Buffer; sparse?: Buffer }, shape: LayerShape): void {
+    const op = "decoderLayer";
+    const { dim, hiddenDim: hidden, nHeads, nKvHeads, headSize: hs } = shape;
+    this.dim(op, "cached", cached);
+    this.dim(op, "M", M);
+    this.dim(op, "dim", dim);
+    this.dim(op, "hiddenDim", hidden);
+    this.dim(op, "nHeads", nHeads);
+    this.dim(op, "nKvHeads", nKvHeads);
+    this.dim(op, "headSize", hs);
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw this.err(`${op}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+    if (nHeads * hs !== dim || hs % 2 !== 0) throw this.err(`${op}: nHeads x headSize must be dim with an even headSize, got ${nHeads} x ${hs} and ${dim}`);
+    if (mask.dense && mask.sparse) throw this.err(`${op}: give a dense or a sparse mask, not both`);
+    if (M === 0) return;
+    const kv = nKvHeads * hs,
+      nKeys = cached + M;
+    // Every operand checked before anything is written.
+    this.operand(L_X, a.x, M * dim, "x");
+    this.operand(L_X + 1, a.xb, M * dim, "xb");
+    this.operand(L_X + 2, a.xb2, M * dim, "xb2");
+    this.operand(L_X + 3, a.q, M * dim, "q");
+    this.operand(L_X + 4, a.k, M * kv, "k");
+    this.operand(L_X + 5, a.v, M * kv, "v");
+    this.operand(L_X + 6, a.att, M * dim, "att");
+    this.operand(L_X + 7, a.hb, M * hidden, "hb");
+    this.operand(L_X + 8, a.hb2, M * hidden, "hb2");
+    this.operand(L_RMS_ATT, w.rmsAtt, dim, "rmsAtt");
+    this.operand(L_RMS_ATT + 1, w.rmsFfn, dim, "rmsFfn");
+    this.operand(L_W, w.wq, dim * dim, "wq", dim, dim);
+    this.operand(L_W + 1, w.wk, kv * dim, "wk", dim, kv);
+    this.operand(L_W + 2, w.wv, kv * dim, "wv", dim, kv);
+    this.operand(L_W + 3, w.wo, dim * dim, "wo", dim, dim);
+    this.operand(L_W + 4, w.w1, hidden * dim, "w1", dim, hidden);
+    this.operand(L_W + 5, w.w2, dim * hidden, "w2", hidden, dim);
+    this.operand(L_W + 6, w.w3, hidden * dim, "w3", dim, hidden);
+    const K = this.f32(keys, nKeys * kv, `${op} keys`),
+      V = this.f32(values, nKeys * kv, `${op} values`);
+    const P = this.typed(a.positions, "i32", M, `${op} positions`);
+    let hasMask = 0,
+      maskPtr = 0,
+      pairs = M * nKeys;
+    if (mask.dense) {
+      maskPtr = this.denseMask(op, mask.dense, M, nKeys);
+      hasMask = 1;
+    } else if (mask.sparse) {
+      pairs = this.sparseRows(op, mask.sparse, M, nKeys);
+      maskPtr = (mask.sparse as WasmBuffer).ptr;
+      hasMask = 2;
+    }
+    // Then what the ops would make on the way: panels, the RoPE table, one scratch for attention's scores and int8's rows.
+    const ptrs = this.layerPtrs;
+    for (let i = 0; i < 7; i++) ptrs[L_PANELS + i] = this.panels(this.layerWeights[i]!, this.layerShapes[2 * i], this.layerShapes[2 * i + 1]);
+    const table = this.ropeTable(P, M, hs, shape.ropeTheta);
+    const scratch = this.scratch(Math.max(nHeads * nKeys * 8, this.weights === "int8" ? this.k.quantizedRowsBytes(M, Math.max(dim, hidden)) : 0));
+    this.unpack(K);
+    this.unpack(V);
+    const args = this.layerArgs();
+    const i32 = this.i32v,
+      at = args >> 2;
+    for (let i = 0; i < L_KEYS; i++) i32[at + i] = ptrs[i];
+    i32[at + L_KEYS] = K.ptr;
+    i32[at + L_KEYS + 1] = V.ptr;
+    i32[at + L_TABLE] = table;
+    i32[at + L_TABLE + 1] = maskPtr;
+    i32[at + L_TABLE + 2] = hasMask;
+    i32[at + L_TABLE + 3] = pairs;
+    i32[at + L_TABLE + 4] = cached;
+    i32[at + L_TABLE + 5] = M;
+    i32[at + L_TABLE + 6] = dim;
+    i32[at + L_TABLE + 7] = hidden;
+    i32[at + L_TABLE + 8] = nHeads;
+    i32[at + L_TABLE + 9] = nKvHeads;
+    i32[at + L_TABLE + 10] = hs;
+    this.f32v[at + L_TABLE + 11] = shape.normEps;
+    i32[at + L_TABLE + 12] = this.weightIndex;
+    i32[at + L_TABLE + 13] = scratch;
+    this.k.decoderLayer(this.ctrl(), this.threads, args);
+  }
+
+  /** decoderLayer's argument block (assembly/layer.ts), made once. */
+  private layerArgs(): number {
+    if (this.layerArgsPtr === 0) this.layerArgsPtr = this.allocBytes(4 * this.k.decoderLayerSlots());
+    this.refreshViews();
+    return this.layerArgsPtr;
+  }
+
+  /** One checked f32 operand of decoderLayer: its address into slot i; for a matmul weight (in, out given), the buffer and its shape for its panels. */
+  private operand(i: number, b: Buffer, need: number, what: string, inputs = 0, outputs = 0): void {
+    const wb = this.f32(b, need, `decoderLayer ${what}`);
+    this.layerPtrs[i] = wb.ptr;
+    if (inputs > 0) {
+      this.layerWeights[i - L_W] = wb;
+      this.layerShapes[2 * (i - L_W)] = inputs;
+      this.layerShapes[2 * (i - L_W) + 1] = outputs;
+    }
+  }
+
+  private layerArgsPtr = 0;
+  /** A decoderLayer call's pointers (slots before the cache), its matmul weights and their (in, out), gathered while its operands are checked. */
+  private readonly layerPtrs = new Array<number>(L_KEYS).fill(0.5); // doubles from the start (a pointer past 1 GiB is no small integer)
+  private readonly layerWeights = new Array<WasmBuffer | undefined>(7).fill(undefined);
+  private readonly layerShapes = new Array<number>(14).fill(0);
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
     this.dim("swiglu", "n", n);
