@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BackendError, type Buffer } from "../src/backends/backend.js";
+import { BackendError, type Buffer, type LayerActivations, type LayerShape, type LayerWeightBuffers } from "../src/backends/backend.js";
 import { runBackendConformance } from "../src/backends/conformance.js";
 import { JsBackend } from "../src/backends/js/index.js";
 import { RowsMatmulMutant } from "./helpers.js";
@@ -12,7 +12,7 @@ import { samplingDistribution } from "../src/sampling/processors.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "pick-exact", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -68,6 +68,31 @@ class EdgeBlind extends JsBackend {
   }
 }
 
+/** Has a fused decoderLayer that runs the layer's ops but normalises the feed-forward input with the attention norm's weights. */
+class WrongNorm extends JsBackend {
+  decoderLayer(a: LayerActivations, w: LayerWeightBuffers, keys: Buffer, values: Buffer, cached: number, M: number, mask: { dense?: Buffer; sparse?: Buffer }, c: LayerShape): void {
+    const kv = c.nKvHeads * c.headSize;
+    this.rmsnorm(a.xb, a.x, w.rmsAtt, M, c.dim, c.normEps);
+    this.matmul(a.q, a.xb, w.wq, M, c.dim, c.dim);
+    this.matmul(a.k, a.xb, w.wk, M, c.dim, kv);
+    this.matmul(a.v, a.xb, w.wv, M, c.dim, kv);
+    this.rope(a.q, a.positions, M, c.nHeads, c.headSize, c.ropeTheta);
+    this.rope(a.k, a.positions, M, c.nKvHeads, c.headSize, c.ropeTheta);
+    this.copy(keys, cached * kv, a.k, 0, M * kv);
+    this.copy(values, cached * kv, a.v, 0, M * kv);
+    if (mask.sparse) this.attentionSparse(a.att, a.q, keys, values, mask.sparse, M, cached + M, c.nHeads, c.nKvHeads, c.headSize);
+    else this.attention(a.att, a.q, keys, values, mask.dense ?? null, M, cached + M, c.nHeads, c.nKvHeads, c.headSize);
+    this.matmul(a.xb2, a.att, w.wo, M, c.dim, c.dim);
+    this.add(a.x, a.xb2, M * c.dim);
+    this.rmsnorm(a.xb, a.x, w.rmsAtt, M, c.dim, c.normEps); // wrong: rmsFfn
+    this.matmul(a.hb, a.xb, w.w1, M, c.dim, c.hiddenDim);
+    this.matmul(a.hb2, a.xb, w.w3, M, c.dim, c.hiddenDim);
+    this.swiglu(a.hb, a.hb, a.hb2, M * c.hiddenDim);
+    this.matmul(a.xb2, a.hb, w.w2, M, c.hiddenDim, c.dim);
+    this.add(a.x, a.xb2, M * c.dim);
+  }
+}
+
 /** Swallows the errors of add. */
 class Lenient extends JsBackend {
   override add(y: Buffer, x: Buffer, n: number): void {
@@ -89,7 +114,7 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward and a pick that misplaces bin edges each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges and a fused layer with the wrong norm each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
@@ -98,5 +123,6 @@ describe("runBackendConformance", () => {
     expect(lenient.checks.find((c) => c.id === "errors")!.failure).toMatch(/no error thrown/);
     expect(await failing(new LastTie())).toEqual(["argmax-exact"]);
     expect(await failing(new EdgeBlind())).toEqual(["pick-exact"]);
+    expect(await failing(new WrongNorm())).toEqual(["decoder-layer-exact"]);
   });
 });

@@ -31,6 +31,9 @@ import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
 import { Gen } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
+import { randomCheckpoint } from "../model/init.js";
+import type { Block } from "../model/block.js";
+import { Transformer } from "../model/transformer.js";
 import { JsBackend } from "./js/index.js";
 import { createBackend, type BackendOptions } from "./registry.js";
 
@@ -415,6 +418,40 @@ const CHECKS: CheckSpec[] = [
         const want = argmax(x.subarray(m * N, (m + 1) * N));
         if (got[m] !== want) throw new Error(`argmax row ${m} of ${M} (N=${N}): got ${got[m]}, the host argmax gives ${want}`);
       }
+    },
+  },
+  {
+    id: "decoder-layer-exact",
+    description: "decoderLayer (where the backend has it) gives a model forward the bits of the same forward with each layer's ops run one by one: any row count, causal, dense or sparse masks, grouped-query heads",
+    run(b, _ref, g) {
+      if (!b.decoderLayer) return;
+      const nKvHeads = g.pick([1, 2]),
+        nHeads = nKvHeads * g.pick([1, 2, 3]),
+        dim = nHeads * g.pick([4, 6, 8]);
+      const config = { dim, hiddenDim: g.int(1, 40), nLayers: 2, nHeads, nKvHeads, vocabSize: 37, seqLen: 32, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+      const ckpt = randomCheckpoint(config, g.int(1, 1e6));
+      for (const layer of ckpt.weights.layers) for (const w of [layer.rmsAtt, layer.rmsFfn]) for (let i = 0; i < dim; i++) w[i] = 0.5 + g.next();
+      const cached = g.int(1, 6),
+        M = g.int(1, 5);
+      const prefix = { tokens: Array.from({ length: cached }, () => g.int(0, 36)), positions: Array.from({ length: cached }, (_, i) => i) };
+      const block: Block = { tokens: Array.from({ length: M }, () => g.int(0, 36)), positions: Array.from({ length: M }, () => cached + g.int(0, 4)) };
+      const kind = g.int(0, 2);
+      if (kind === 1) block.mask = Uint8Array.from({ length: M * (cached + M) }, (_, j) => (j % (cached + M) === cached + Math.floor(j / (cached + M)) || g.next() < 0.5 ? 1 : 0));
+      if (kind === 2) block.visible = { offsets: Int32Array.from({ length: M + 1 }, (_, m) => m * 2), keys: Int32Array.from({ length: 2 * M }, (_, j) => (j % 2 === 0 ? g.int(0, cached - 1) : cached + (j >> 1))) };
+      const forward = (backend: Backend) => {
+        const model = new Transformer(backend, ckpt);
+        try {
+          const cache = model.newCache();
+          return [model.forward(prefix, cache), model.forward(block, cache)];
+        } finally {
+          model.dispose();
+        }
+      };
+      // The same backend with decoderLayer hidden: the model then runs each op.
+      const opByOp = new Proxy(b, { get: (t, p) => (p === "decoderLayer" ? undefined : Reflect.get(t, p, t)) });
+      const [fused, ops] = [forward(b), forward(opByOp)];
+      bitExact(fused[0], ops[0], `decoderLayer: the prefix call (${cached} rows)`);
+      bitExact(fused[1], ops[1], `decoderLayer: a ${["causal", "dense-masked", "sparse-masked"][kind]} call of ${M} rows after ${cached}`);
     },
   },
   {
