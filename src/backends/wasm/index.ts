@@ -668,7 +668,8 @@ export class WasmBackend implements Backend {
 
   /** One checked f32 operand of decoderLayer: its address into slot i; for a matmul weight (in, out given), the buffer and its shape for its panels. */
   private operand(i: number, b: Buffer, need: number, what: string, inputs = 0, outputs = 0): void {
-    const wb = this.f32(b, need, `decoderLayer ${what}`);
+    // The common case checked in place; the message is built only for a failure.
+    const wb = b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need ? b : this.f32(b, need, `decoderLayer ${what}`);
     this.layerPtrs[i] = wb.ptr;
     if (inputs > 0) {
       this.layerWeights[i - L_W] = wb;
