@@ -2,11 +2,11 @@
 //
 // Every worker instantiates this module on the same shared memory and calls
 // `workerLoop(ctrl)`, which returns only when the pool closes. The calling
-// thread runs an op with `product` or `attend`, which split it when it is
-// large enough: its arguments and the bounds of its chunks go into a control
-// block at `ctrl`
-// (poolBytes() bytes, zeroed, never moved), then every thread, the calling
-// one included, claims chunks one at a time and runs the same kernel on them.
+// thread runs an op with `product` or `attend` (layer.ts's decoderLayer
+// calls them too), which split it when it is large enough: its arguments and
+// the bounds of its chunks go into a control block at `ctrl` (poolBytes()
+// bytes, zeroed, never moved), then every thread, the calling one included,
+// claims chunks one at a time and runs the same kernel on them.
 // A chunk is a range of output columns of a matmul (a multiple of 4) or of
 // query heads of attention; no reduction is ever split, so the result is bit
 // for bit the one-thread result whoever computes which chunk.

@@ -4,7 +4,7 @@
  * (assembly/pool.ts): every worker instantiates the same compiled module on
  * the SAME shared WebAssembly.Memory and calls its `workerLoop` on a control
  * block in that memory; the calling thread posts an op with one call into the
- * module (`parallelGemm` and its kin), which splits it into chunks (output
+ * module (`product`, `attend`, `decoderLayer`), which splits it into chunks (output
  * columns of a matmul, query heads of attention) that every thread, the
  * calling one included, claims and computes. No reduction is ever split, so
  * the result is bit-identical to one thread.
@@ -22,9 +22,9 @@
  */
 import type { WasmMemory, WasmModule } from "../../util/wasm-api.js";
 
-// Spin rounds (one atomic load each, a few ns) before an idle worker sleeps: about 5-10 ms. A worker
-// asleep misses the first products after a pause and wakes late (at a tenth of this, the 15M CLI on
-// 2 threads ran 0.91-0.95x as fast); asleep, an idle pool costs no CPU.
+// Spin rounds (one atomic load each, a few ns) before an idle worker sleeps: 15-20 ms on the 2-core
+// EPYC. A worker asleep misses the first products after a pause and wakes late (sleeping after 0.7 ms,
+// the 15M CLI on 2 threads ran 0.91-0.95x as fast); asleep, an idle pool costs no CPU.
 const SPIN_WORKER = 4_000_000;
 
 /**
