@@ -16,7 +16,8 @@
 import { attend, product } from "./pool";
 import { add, rmsnorm, rope, swiglu } from "./rows";
 
-// Slots of the argument block.
+// Slots of the argument block (WasmBackend.decoderLayer in src/backends/wasm/index.ts
+// writes it, naming the same slots L_*).
 const X = 0; // activations: x, xb, xb2, q, k, v, att, hb, hb2 (run state)
 const XB = 1;
 const XB2 = 2;
