@@ -12,7 +12,7 @@ import { samplingDistribution } from "../src/sampling/processors.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "written-weights-fresh", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -68,6 +68,21 @@ class EdgeBlind extends JsBackend {
   }
 }
 
+/** Keeps the first contents a matmul weight had and computes with them (as panels that outlive a write would); checks its operands as the reference does. */
+class StaleWeights extends JsBackend {
+  private readonly kept = new Map<Buffer, Buffer>();
+  matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    super.matmul(y, x, w, M, K, N);
+    let k = this.kept.get(w);
+    if (!k) {
+      k = this.alloc(w.length);
+      this.copy(k, 0, w, 0, w.length);
+      this.kept.set(w, k);
+    }
+    super.matmul(y, x, k, M, K, N);
+  }
+}
+
 /** Has a fused decoderLayer that runs the layer's ops but normalises the feed-forward input with the attention norm's weights. */
 class WrongNorm extends JsBackend {
   decoderLayer(a: LayerActivations, w: LayerWeightBuffers, keys: Buffer, values: Buffer, cached: number, M: number, mask: { dense?: Buffer; sparse?: Buffer }, c: LayerShape): void {
@@ -114,7 +129,7 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges and a fused layer with the wrong norm each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges, a fused layer with the wrong norm and a stale copy of a written weight each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
@@ -124,5 +139,6 @@ describe("runBackendConformance", () => {
     expect(await failing(new LastTie())).toEqual(["argmax-exact"]);
     expect(await failing(new EdgeBlind())).toEqual(["pick-exact"]);
     expect(await failing(new WrongNorm())).toEqual(["decoder-layer-exact"]);
+    expect(await failing(new StaleWeights())).toEqual(["written-weights-fresh"]);
   });
 });

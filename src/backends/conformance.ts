@@ -308,8 +308,15 @@ const CHECKS: CheckSpec[] = [
     run(b, ref, g) {
       const { M, nHeads, hs, D, x, w, y } = rowsProblem(g, 12, 4, 12, 3);
       bitExact(ops.rmsnorm(b, x, w, M, D, 1e-5), ops.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
-      const pos = Int32Array.from({ length: M }, () => g.int(0, 4999));
+      // Mostly positions a decode meets, some far past any table of them, negative or the largest i32.
+      const far = [-7, 1 << 20, 2 ** 31 - 1];
+      const pos = Int32Array.from({ length: M }, () => (g.int(0, 5) === 0 ? far[g.int(0, 2)] : g.int(0, 4999)));
       bitExact(ops.rope(b, x, pos, M, nHeads, hs, 10000), ops.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
+      // A run of consecutive positions from anywhere in the first few thousand, one row each.
+      const from = g.int(0, 4000),
+        run = Int32Array.from({ length: 64 }, (_, m) => from + m),
+        xs = g.f32(64 * nHeads * hs);
+      bitExact(ops.rope(b, xs, run, 64, nHeads, hs, 10000), ops.rope(ref, xs, run, 64, nHeads, hs, 10000), "rope run");
       bitExact(ops.add(b, y, x, M * D), ops.add(ref, y, x, M * D), "add");
       const table = g.f32(5 * D),
         ids = Int32Array.from({ length: M }, () => g.int(-2, 4));
@@ -318,6 +325,69 @@ const CHECKS: CheckSpec[] = [
         so = g.int(0, M * D - n),
         dOff = g.int(0, M * D - n);
       bitExact(ops.copy(b, y, dOff, x, so, n), ops.copy(ref, y, dOff, x, so, n), "copy");
+    },
+  },
+  {
+    id: "written-weights-fresh",
+    description: "a buffer that an op writes is read anew when it serves as a matmul weight again (no copy kept of it, such as packed panels, outlives the write)",
+    run(b, _ref, g) {
+      // w [N, K] serves as a weight, an op writes it, and the next product must use what it holds now.
+      const K = 2 * g.int(2, 20),
+        N = g.int(2, 24),
+        n = N * K,
+        x = g.f32(K);
+      const rows = (f: (m: number) => number) => Int32Array.from({ length: N }, (_, m) => f(m));
+      const writers: [string, (w: Buffer, alloc: (d: HostArray, t?: DType) => Buffer) => void][] = [
+        ["add", (w, alloc) => b.add(w, alloc(g.f32(n)), n)],
+        ["copy", (w, alloc) => b.copy(w, 0, alloc(g.f32(n)), 0, n)],
+        ["rmsnorm", (w, alloc) => b.rmsnorm(w, alloc(g.f32(n)), alloc(g.f32(K)), N, K, 1e-5)],
+        [
+          "rope",
+          (w, alloc) =>
+            b.rope(
+              w,
+              alloc(
+                rows((m) => m + 3),
+                "i32",
+              ),
+              N,
+              1,
+              K,
+              10000,
+            ),
+        ],
+        ["swiglu", (w, alloc) => b.swiglu(w, alloc(g.f32(n)), alloc(g.f32(n)), n)],
+        ["softmax", (w) => b.softmax(w, N, K)],
+        [
+          "embedding",
+          (w, alloc) =>
+            b.embedding(
+              w,
+              alloc(g.f32(3 * K)),
+              alloc(
+                rows((m) => m % 3),
+                "i32",
+              ),
+              N,
+              K,
+            ),
+        ],
+        ["matmul", (w, alloc) => b.matmul(w, alloc(g.f32(N * 5)), alloc(g.f32(K * 5)), N, 5, K)],
+        ["attention", (w, alloc) => b.attention(w, alloc(g.f32(n)), alloc(g.f32(n)), alloc(g.f32(n)), null, N, N, 1, 1, K)],
+      ];
+      for (const [name, write] of writers) {
+        scoped(b, (alloc, zeros) => {
+          const w = alloc(g.f32(n)),
+            xb = alloc(x),
+            y = zeros(N);
+          b.matmul(y, xb, w, 1, K, N);
+          write(w, alloc);
+          b.matmul(y, xb, w, 1, K, N);
+          const got = b.download(y);
+          b.matmul(y, xb, alloc(b.download(w)), 1, K, N);
+          bitExact(got, b.download(y), `a product after ${name} wrote its weight`);
+        });
+      }
     },
   },
   {

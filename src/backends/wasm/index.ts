@@ -190,8 +190,11 @@ async function instantiateShared(build: WasmBuild, baseUrl?: string | URL): Prom
   // abort into an Error carrying its message and source location.
   // env.exp: the host's Math.exp, which the sampling kernel calls for the rare exponentials it cannot settle itself.
   const imports = { env: { memory, exp: Math.exp } };
-  const { exports } = await loader.instantiate<Record<string, unknown>>(module as never, imports as never);
-  return { kernels: exports as unknown as Kernels, module, memory };
+  // The kernels are the instance's own exports, not the loader's demangled copies: those wrap
+  // every function in a rest-and-spread closure (for optional arguments, which no kernel has),
+  // a cost on every call and more code for the JIT to compile into each caller.
+  const { instance } = await loader.instantiate<Record<string, unknown>>(module as never, imports as never);
+  return { kernels: instance.exports as unknown as Kernels, module, memory };
 }
 
 /**
@@ -253,6 +256,18 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   return backend;
 }
 
+/** Floats the RoPE rows by position may hold (16 MiB); positions past them are computed per call. */
+const ROPE_TABLE_FLOATS = 1 << 22;
+
+/** One position's RoPE row: (cos, sin) of every pair's angle, rounded to f32, written at `t`. */
+function ropeRow(out: Float32Array, t: number, p: number, headSize: number, theta: number): void {
+  for (let i = 0; i < headSize; i += 2) {
+    const angle = ropeAngle(p, i, headSize, theta);
+    out[t + i] = Math.cos(angle);
+    out[t + i + 1] = Math.sin(angle);
+  }
+}
+
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly description: string;
@@ -270,9 +285,10 @@ export class WasmBackend implements Backend {
 
   // One reusable scratch block (attention scores).
   private readonly scratchBlock = { ptr: 0, bytes: 0 };
-  // The RoPE cos/sin table of the last positions seen (see ropeTable).
+  // A call's RoPE cos/sin rows (see ropeTable), copied from the rows by position: for one
+  // (headSize, theta), the rows of positions 0 .. ropeRows.length / headSize - 1.
   private readonly ropeBlock = { ptr: 0, bytes: 0 };
-  private ropeKey: Int32Array | undefined;
+  private ropeRows = new Float32Array(0);
   private ropeHeadSize = 0;
   private ropeTheta = 0;
 
@@ -421,6 +437,7 @@ export class WasmBackend implements Backend {
     // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
     // bytes), made on its first use; int8 quantises x into scratch first, once, before any split.
     const xq = this.weights === "int8" ? this.scratch(this.k.quantizedRowsBytes(M, K)) : 0;
+    this.unpack(Y);
     this.k.product(this.ctrl(), this.threads, this.weightIndex, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
   }
 
@@ -435,7 +452,11 @@ export class WasmBackend implements Backend {
    * the memory layout, never the order of float operations.
    */
   private panels(W: WasmBuffer, K: number, N: number): number {
-    if (W.packedPtr !== 0 && W.packedK === K && W.packedN === N) return W.packedPtr;
+    return W.packedPtr !== 0 && W.packedK === K && W.packedN === N ? W.packedPtr : this.pack(W, K, N);
+  }
+
+  /** panels' slow path, kept out of line so that the hot callers stay small to compile. */
+  private pack(W: WasmBuffer, K: number, N: number): number {
     this.unpack(W);
     const [bytes, pack] = this.weights === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : this.weights === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
     const ptr = this.allocBytes(Math.max(1, bytes(K, N)));
@@ -446,7 +467,7 @@ export class WasmBackend implements Backend {
     return ptr;
   }
 
-  /** Drops a buffer's packed panels (its contents are about to change). */
+  /** Drops a buffer's packed panels: every op calls it on what it writes (upload, copy and each op's output), so panels never outlive a write. */
   private unpack(b: WasmBuffer): void {
     if (b.packedPtr !== 0) {
       this.heap.release(b.packedPtr);
@@ -460,6 +481,7 @@ export class WasmBackend implements Backend {
     const Y = this.f32(y, M * D, "rmsnorm y"),
       X = this.f32(x, M * D, "rmsnorm x"),
       G = this.f32(weight, D, "rmsnorm weight");
+    this.unpack(Y);
     this.k.rmsnorm(Y.ptr, X.ptr, G.ptr, M, D, eps);
   }
 
@@ -471,49 +493,53 @@ export class WasmBackend implements Backend {
     const X = this.f32(x, M * nHeads * headSize, "rope x");
     const P = this.typed(positions, "i32", M, "rope positions");
     const table = this.ropeTable(P, M, headSize, theta);
+    this.unpack(X);
     this.k.rope(X.ptr, table, M, nHeads, headSize);
   }
 
   /**
-   * The cos/sin table of every (row, pair) angle, rounded to f32, from the
-   * shared angle recipe: computed once for a set of positions and reused
-   * while the same positions come back (q and k of every layer of one
-   * forward), checked value by value, so it is never stale.
+   * The cos/sin table of this call's rows, one (cos, sin) per pair of a
+   * head, rounded to f32, from the shared angle recipe. Rows are copied from
+   * a table by position, made once per (headSize, theta) and grown when a
+   * larger position comes, so a decode step computes no angle; a position
+   * past the table's cap is computed on its own.
    */
   private ropeTable(P: WasmBuffer, M: number, headSize: number, theta: number): number {
-    const half = headSize / 2;
-    const pos = this.view("i32") as Int32Array;
-    const p0 = this.index(P);
-    let same = this.ropeKey !== undefined && this.ropeKey.length === M && this.ropeHeadSize === headSize && this.ropeTheta === theta;
-    if (same) {
-      const key = this.ropeKey!;
-      for (let m = 0; m < M; m++) {
-        if (key[m] !== pos[p0 + m]) {
-          same = false;
-          break;
-        }
-      }
+    if (headSize !== this.ropeHeadSize || theta !== this.ropeTheta) {
+      this.ropeRows = new Float32Array(0);
+      this.ropeHeadSize = headSize;
+      this.ropeTheta = theta;
     }
-    if (same) return this.ropeBlock.ptr;
-    const bytes = M * half * 8;
-    this.ensure(this.ropeBlock, bytes);
-    const key = new Int32Array(M);
-    const f32 = this.f32v,
-      i32 = this.i32v;
-    let t = this.ropeBlock.ptr / 4;
-    for (let m = 0; m < M; m++) {
-      const p = i32[p0 + m];
-      key[m] = p;
-      for (let i = 0; i < headSize; i += 2) {
-        const angle = ropeAngle(p, i, headSize, theta);
-        f32[t++] = Math.cos(angle);
-        f32[t++] = Math.sin(angle);
-      }
+    this.ensure(this.ropeBlock, M * headSize * 4);
+    const pos = this.i32v,
+      p0 = P.ptr >> 2;
+    let last = -1;
+    for (let m = 0; m < M; m++) last = Math.max(last, pos[p0 + m]);
+    if (last >= this.ropeRows.length / headSize) this.growRope(last);
+    const rows = this.ropeRows,
+      known = rows.length / headSize,
+      f32 = this.f32v;
+    for (let m = 0, t = this.ropeBlock.ptr >> 2; m < M; m++, t += headSize) {
+      const p = pos[p0 + m];
+      if (p >= 0 && p < known) for (let i = 0, r = p * headSize; i < headSize; i++) f32[t + i] = rows[r + i];
+      else ropeRow(f32, t, p, headSize, theta);
     }
-    this.ropeKey = key;
-    this.ropeHeadSize = headSize;
-    this.ropeTheta = theta;
     return this.ropeBlock.ptr;
+  }
+
+  /** Grows the rows by position to cover `last` (doubling, at least 256 positions, at most ROPE_TABLE_FLOATS floats). */
+  private growRope(last: number): void {
+    const hs = this.ropeHeadSize,
+      cap = Math.floor(ROPE_TABLE_FLOATS / hs),
+      old = this.ropeRows.length / hs;
+    let n = Math.max(256, old);
+    while (n <= last && n < cap) n *= 2;
+    n = Math.min(n, cap);
+    if (n <= old) return;
+    const rows = new Float32Array(n * hs);
+    rows.set(this.ropeRows);
+    for (let p = old; p < n; p++) ropeRow(rows, p * hs, p, hs, this.ropeTheta);
+    this.ropeRows = rows;
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
@@ -573,6 +599,7 @@ export class WasmBackend implements Backend {
   /** The attention kernel, split over the threads when the call is large (hasMask: 0 causal, 1 dense u8 mask, 2 sparse i32 rows; `pairs`: the (row, key) pairs to visit at most). */
   private runAttention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, maskPtr: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, pairs: number): void {
     // Checked by attentionOperands.
+    this.unpack(out as WasmBuffer);
     const O = (out as WasmBuffer).ptr,
       Q = (q as WasmBuffer).ptr,
       K = (keys as WasmBuffer).ptr,
@@ -671,6 +698,7 @@ export class WasmBackend implements Backend {
     // The common case checked in place; the message is built only for a failure.
     const wb = b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need ? b : this.f32(b, need, `decoderLayer ${what}`);
     this.layerPtrs[i] = wb.ptr;
+    if (i < L_RMS_ATT) this.unpack(wb); // the layer writes its activations
     if (inputs > 0) {
       this.layerWeights[i - L_W] = wb;
       this.layerShapes[2 * (i - L_W)] = inputs;
@@ -689,6 +717,7 @@ export class WasmBackend implements Backend {
     const Y = this.f32(y, n, "swiglu y"),
       G = this.f32(gate, n, "swiglu gate"),
       U = this.f32(up, n, "swiglu up");
+    this.unpack(Y);
     this.k.swiglu(Y.ptr, G.ptr, U.ptr, n);
   }
 
@@ -696,6 +725,7 @@ export class WasmBackend implements Backend {
     this.dim("add", "n", n);
     const Y = this.f32(y, n, "add y"),
       X = this.f32(x, n, "add x");
+    this.unpack(Y);
     this.k.add(Y.ptr, X.ptr, n);
   }
 
@@ -713,6 +743,7 @@ export class WasmBackend implements Backend {
         throw this.err(`embedding: id ${id} is outside a table of ${D > 0 ? Math.floor(T.length / D) : 0} rows`);
       }
     }
+    this.unpack(Y);
     this.k.embedding(Y.ptr, T.ptr, I.ptr, M, D);
   }
 
@@ -720,6 +751,7 @@ export class WasmBackend implements Backend {
     this.dim("softmax", "M", M);
     this.dim("softmax", "N", N);
     const X = this.f32(x, M * N, "softmax x");
+    this.unpack(X);
     this.k.softmax(X.ptr, M, N);
   }
 
