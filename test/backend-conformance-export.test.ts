@@ -71,7 +71,7 @@ class EdgeBlind extends JsBackend {
 /** Keeps the first contents a matmul weight had and computes with them (as panels that outlive a write would); checks its operands as the reference does. */
 class StaleWeights extends JsBackend {
   private readonly kept = new Map<Buffer, Buffer>();
-  matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+  override matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
     super.matmul(y, x, w, M, K, N);
     let k = this.kept.get(w);
     if (!k) {
