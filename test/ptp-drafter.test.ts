@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { drafter, NO_DRAFT, type SlotProposer } from "../src/ptp/decode/decoder.js";
+import { drafter, finiteLogits, NO_DRAFT, type SlotProposer } from "../src/ptp/decode/decoder.js";
 import { Sequence } from "../src/ptp/decode/sequence.js";
 import { ArrayAux } from "../src/sampling/aux.js";
 import { argmax } from "../src/sampling/pick.js";
@@ -42,5 +42,29 @@ describe("C-PTP drafts at a fraction of the sampling temperature (drafter)", () 
     for (const bad of [0, -0.5, 1.5, Number.NaN]) expect(() => drafter(proposer("C"), bad)).toThrow(/draft temperature scale must be in \(0, 1\]/);
     const seq = sequence({ temperature: 0.7 }, Array(8).fill(0.5));
     expect(drafter(proposer("C"), 0.4)(seq, seq.next + 1, 1, Float32Array.from([0, Number.NaN]))).toBe(NO_DRAFT);
+  });
+
+  it("PTP-DRAFT-FINITE: logits give a draft exactly when no value is NaN or +Infinity (-Infinity and signed zeros allowed), wherever they sit and whatever the length", () => {
+    const value = fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 3.4e38, -3.4e38));
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 41 }), fc.boolean(), (xs, f64) => {
+        const logits = f64 ? Float64Array.from(xs) : Float32Array.from(xs);
+        expect(finiteLogits(logits)).toBe(Array.from(logits).every((x) => !Number.isNaN(x) && x !== Number.POSITIVE_INFINITY));
+      }),
+      { numRuns: 2000 },
+    );
+    const row = new Float32Array(32000).fill(-1e30);
+    expect(finiteLogits(row)).toBe(true);
+    for (const at of [0, 1, 2, 3, 31996, 31999]) {
+      for (const [bad, ok] of [
+        [Number.NaN, false],
+        [Number.POSITIVE_INFINITY, false],
+        [Number.NEGATIVE_INFINITY, true],
+      ] as const) {
+        const r = row.slice();
+        r[at] = bad;
+        expect(finiteLogits(r), `${bad} at ${at}`).toBe(ok);
+      }
+    }
   });
 });

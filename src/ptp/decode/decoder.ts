@@ -202,8 +202,27 @@ export const NO_DRAFT = -1;
 
 /** Whether logits can give a draft: no NaN, no +Infinity (-Infinity is probability 0). */
 export function finiteLogits(logits: ArrayLike<number>): boolean {
-  for (let i = 0; i < logits.length; i++) {
-    const x = logits[i];
+  // x * 0 is 0 for a finite x and NaN for NaN or either infinity: four independent sums of
+  // those show in one pass, without a branch an element, that every value is finite (the
+  // common case, about twice as fast as testing each value); only a row that holds a NaN
+  // or an infinity is looked at value by value, since -Infinity is allowed.
+  const n = logits.length;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0,
+    i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += logits[i] * 0;
+    s1 += logits[i + 1] * 0;
+    s2 += logits[i + 2] * 0;
+    s3 += logits[i + 3] * 0;
+  }
+  for (; i < n; i++) s0 += logits[i] * 0;
+  const s = s0 + s1 + s2 + s3;
+  if (s === s) return true;
+  for (let j = 0; j < n; j++) {
+    const x = logits[j];
     if (x !== x || x === Infinity) return false;
   }
   return true;
