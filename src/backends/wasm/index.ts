@@ -285,10 +285,13 @@ export class WasmBackend implements Backend {
 
   // One reusable scratch block (attention scores).
   private readonly scratchBlock = { ptr: 0, bytes: 0 };
-  // A call's RoPE cos/sin rows (see ropeTable), copied from the rows by position: for one
-  // (headSize, theta), the rows of positions 0 .. ropeRows.length / headSize - 1.
+  // A call's RoPE cos/sin rows (see ropeTable), copied from the rows by position of its
+  // (headSize, theta): rows of positions 0 .. length / headSize - 1, kept per (headSize, theta)
+  // since models of different head sizes may share a backend (a teacher and its draft);
+  // ropeRows is those of the latest call.
   private readonly ropeBlock = { ptr: 0, bytes: 0 };
-  private ropeRows = new Float32Array(0);
+  private readonly ropeTables = new Map<string, Float32Array>();
+  private ropeRows: Float32Array = new Float32Array(0);
   private ropeHeadSize = 0;
   private ropeTheta = 0;
 
@@ -505,8 +508,8 @@ export class WasmBackend implements Backend {
    * past the table's cap is computed on its own.
    */
   private ropeTable(P: WasmBuffer, M: number, headSize: number, theta: number): number {
-    if (headSize !== this.ropeHeadSize || theta !== this.ropeTheta) {
-      this.ropeRows = new Float32Array(0);
+    if (headSize !== this.ropeHeadSize || !Object.is(theta, this.ropeTheta)) {
+      this.ropeRows = this.ropeTables.get(`${headSize} ${theta}`) ?? new Float32Array(0);
       this.ropeHeadSize = headSize;
       this.ropeTheta = theta;
     }
@@ -540,6 +543,7 @@ export class WasmBackend implements Backend {
     rows.set(this.ropeRows);
     for (let p = old; p < n; p++) ropeRow(rows, p * hs, p, hs, this.ropeTheta);
     this.ropeRows = rows;
+    this.ropeTables.set(`${hs} ${this.ropeTheta}`, rows);
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
