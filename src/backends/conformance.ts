@@ -318,7 +318,13 @@ const CHECKS: CheckSpec[] = [
         xs = g.f32(64 * nHeads * hs);
       bitExact(ops.rope(b, xs, run, 64, nHeads, hs, 10000), ops.rope(ref, xs, run, 64, nHeads, hs, 10000), "rope run");
       // Head sizes and thetas taking turns on one backend (a teacher and its draft may share one).
-      for (const [size, theta] of [[2 * g.int(1, 8), 500000], [hs, 10000], [2 * g.int(1, 8), 10000], [hs, 500000], [hs, 10000]]) {
+      for (const [size, theta] of [
+        [2 * g.int(1, 8), 500000],
+        [hs, 10000],
+        [2 * g.int(1, 8), 10000],
+        [hs, 500000],
+        [hs, 10000],
+      ]) {
         const xt = g.f32(M * nHeads * size);
         bitExact(ops.rope(b, xt, pos, M, nHeads, size, theta), ops.rope(ref, xt, pos, M, nHeads, size, theta), `rope headSize ${size} theta ${theta}`);
       }
