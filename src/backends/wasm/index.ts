@@ -30,8 +30,8 @@ const ATTENTION_OPERANDS = ["out", "q", "keys", "values"] as const;
  *
  * The kernels work on raw pointers; this side owns the memory. Buffers are
  * blocks of the module's linear memory handed out by a first-fit free-list
- * allocator; scratch space (RoPE cos/sin table, attention scores) is one
- * reusable block that only grows when a call needs more.
+ * allocator; scratch space (a call's RoPE cos/sin rows, attention scores)
+ * lives in reusable blocks that only grow when a call needs more.
  */
 
 export type WasmBuild = "simd" | "relaxed";
