@@ -21,6 +21,8 @@
  *                      model or a draft-head student, whose head keeps its width at
  *                      widened shapes: widenDraftHead)
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
+ *   --weights f32|bf16|int8   the wasm backend's matmul weights (default f32): PTP
+ *                      on that teacher (and student) against AR on the same weights
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
@@ -31,6 +33,7 @@
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
+import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { DEMO_PROMPTS } from "../src/cli/demo.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
@@ -54,6 +57,8 @@ const steps = Number(option("--steps", "128"));
 const temperature = Number(option("--temperature", "0.7"));
 const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
+const weights = option("--weights", "f32") as WeightType;
+if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(weights)}`);
 const window = positiveIntOption("--window");
 const scaleFlag = option("--draft-temperature-scale");
 const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
@@ -72,7 +77,7 @@ const decoders = option("--decoders", beside ? "verify" : "verify,single-call,mu
 for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
-const backend = await createBackend("wasm", { threads });
+const backend = await createBackend("wasm", { threads, weights });
 const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
@@ -84,8 +89,8 @@ const loadAfter = loadavg()
 if (asJson) {
   console.log(JSON.stringify(rows));
 } else {
-  console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${proposerWindow})`);
-  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), medians of ${reps} alternating runs`);
+  console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
+  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights, medians of ${reps} alternating runs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
   console.log(speedupTable(rows));
 }
