@@ -104,6 +104,42 @@ export function packPanelsInt8(dst: usize, w: usize, K: i32, N: i32): void {
   }
 }
 
+/** Eight values at p (f32) quantised with the splat scale s, as i16 lanes: quant() lane by lane. */
+// @ts-ignore: decorator
+@inline function quant8(p: usize, s: v128): v128 {
+  const lo = quant4(v128.load(p), s), hi = quant4(v128.load(p, 16), s);
+  return i16x8.narrow_i32x4_s(lo, hi);
+}
+
+/** quant() on four lanes: the same f32 division, rounding and clamp (max and min keep a NaN), then NaN -> 0. */
+// @ts-ignore: decorator
+@inline function quant4(v: v128, s: v128): v128 {
+  const r = f32x4.min(f32x4.splat(127), f32x4.max(f32x4.splat(-127), f32x4.nearest(f32x4.div(v, s))));
+  return i32x4.trunc_sat_f32x4_s(v128.and(r, f32x4.eq(r, r)));
+}
+
+/**
+ * A whole group of 32 values at src quantised to i16 at q, vector by vector:
+ * the same bits as groupScale and quant() one by one (the maximum of |v| is
+ * exact in any order, a NaN anywhere makes it NaN as the scalar max does).
+ * Returns the scale.
+ */
+// @ts-ignore: decorator
+@inline function quantGroup32(q: usize, src: usize): f32 {
+  let a = f32x4.max(f32x4.abs(v128.load(src)), f32x4.abs(v128.load(src, 16)));
+  a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(src, 32)), f32x4.abs(v128.load(src, 48))));
+  a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(src, 64)), f32x4.abs(v128.load(src, 80))));
+  a = f32x4.max(a, f32x4.max(f32x4.abs(v128.load(src, 96)), f32x4.abs(v128.load(src, 112))));
+  const amax = max<f32>(max<f32>(max<f32>(<f32>0, f32x4.extract_lane(a, 0)), f32x4.extract_lane(a, 1)), max<f32>(f32x4.extract_lane(a, 2), f32x4.extract_lane(a, 3)));
+  const scale = amax / 127;
+  const s = f32x4.splat(scale);
+  v128.store(q, quant8(src, s));
+  v128.store(q, quant8(src + 32, s), 16);
+  v128.store(q, quant8(src + 64, s), 32);
+  v128.store(q, quant8(src + 96, s), 48);
+  return scale;
+}
+
 /** Bytes of the quantised rows quantizeRowsInt8 writes for [M, K] (values, then scales). */
 export function quantizedRowsBytes(M: i32, K: i32): usize {
   return (<usize>M) * (<usize>groups(K)) * (64 + 4);
@@ -120,11 +156,16 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
     for (let g = 0; g < G; g++) {
       const k0 = g * GS, n = min<i32>(GS, K - k0);
       const src = xr + ((<usize>k0) << 2);
-      const scale = groupScale(src, n);
       const q = qr + <usize>g * 64;
-      let i = 0;
-      for (; i < n; i++) store<i16>(q + ((<usize>i) << 1), <i16>quant(load<f32>(src + ((<usize>i) << 2)), scale));
-      for (; i < GS; i++) store<i16>(q + ((<usize>i) << 1), 0);
+      let scale: f32;
+      if (n == GS) {
+        scale = quantGroup32(q, src);
+      } else {
+        scale = groupScale(src, n);
+        let i = 0;
+        for (; i < n; i++) store<i16>(q + ((<usize>i) << 1), <i16>quant(load<f32>(src + ((<usize>i) << 2)), scale));
+        for (; i < GS; i++) store<i16>(q + ((<usize>i) << 1), 0);
+      }
       store<f32>(sx + (<usize>(m * G + g) << 2), scale);
     }
   }
