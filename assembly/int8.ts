@@ -35,8 +35,9 @@
 // (XNNPACK's broadcast tiles, with the pair dot standing in for the FMA).
 // Tiles: one row x four panels far apart (four memory streams for a decode),
 // up to four rows x two panels for more rows (a pair block widened once for
-// all of them). The 2026-11-30 rewrite of the old row-major, horizontal-sum
-// kernels: the same bits, 1.3-1.75x faster per matmul (bench/gemm-ab.ts).
+// all of them). These replaced kernels over row-major groups that summed
+// lanes across at the end: the same bits, 1.2-1.4x as fast for one row and
+// 1.5-2.2x for more (docs/BENCHMARKS.md, nineteenth session).
 
 export const GS: i32 = 32;
 const BLOCK: usize = 144;
