@@ -6,7 +6,7 @@
  * checkout's TypeScript; only the .wasm files differ.
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/decode-ab.ts --baseline DIR [--candidate DIR]
- *     [--shape 15M] [--threads 2] [--rounds 8] [--rows 1]
+ *     [--shape 15M] [--threads 2] [--rounds 8] [--rows 1] [--weights f32|bf16|int8]
  *
  * DIR holds ptp-relaxed.wasm and ptp-simd.wasm (an older checkout's
  * build/, e.g. `git worktree add /tmp/old REV && (cd /tmp/old && npm ci &&
@@ -17,9 +17,11 @@
  * (a PTP decoder's call), the cache cropped back in between. Prints each
  * build's median time and the candidate's speed over the baseline's per
  * round, and their median. The first round is a warm-up and not counted.
+ * --weights: both backends on that weight type (default f32).
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { SHAPES, shapeConfig } from "../src/model/config.js";
 import { randomCheckpoint } from "../src/model/init.js";
@@ -34,10 +36,12 @@ if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SH
 const threads = positiveIntOption("--threads") ?? 2;
 const rounds = positiveIntOption("--rounds") ?? 8;
 const rows = positiveIntOption("--rows") ?? 1;
+const weights = option("--weights", "f32") as WeightType;
+if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights must be one of ${WEIGHT_TYPES.join(", ")}, got ${weights}`);
 const PREFIX = 64;
 
 const checkpoint = randomCheckpoint(shapeConfig(shape as keyof typeof SHAPES), 1);
-const modelOn = async (dir: string) => new Transformer(await createBackend("wasm", { threads, wasmBaseUrl: pathToFileURL(`${resolve(dir)}/`) }), checkpoint);
+const modelOn = async (dir: string) => new Transformer(await createBackend("wasm", { threads, weights, wasmBaseUrl: pathToFileURL(`${resolve(dir)}/`) }), checkpoint);
 const models = { baseline: await modelOn(baseline), candidate: await modelOn(candidate) };
 
 /** One round of one build, in ms. */
@@ -68,7 +72,7 @@ for (let r = 0; r <= rounds; r++) {
   }
 }
 const ratios = times.baseline.map((b, i) => b / times.candidate[i]).sort((a, b) => a - b);
-console.log(`decode A/B: ${shape}, ${threads} thread(s), ${rows === 1 ? "256 one-row calls" : `40 calls of ${rows} rows`} per round, ${rounds} rounds`);
+console.log(`decode A/B: ${shape}, ${weights} weights, ${threads} thread(s), ${rows === 1 ? "256 one-row calls" : `40 calls of ${rows} rows`} per round, ${rounds} rounds`);
 console.log(`baseline ${baseline}: median ${median(times.baseline).toFixed(0)} ms; candidate ${candidate}: median ${median(times.candidate).toFixed(0)} ms`);
 console.log(`candidate speed / baseline per round: ${ratios.map((x) => x.toFixed(2)).join(" ")}; median ${median(ratios).toFixed(3)}x`);
 process.exit(0);
