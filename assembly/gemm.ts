@@ -32,8 +32,9 @@ const W_BLOCK_BYTES: usize = 256 * 1024;
 // is one sequential memory stream, and one core's prefetchers serve each
 // stream at a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in
 // one scratch measurement), so each kernel walks several panels far apart at
-// once: one or two rows four panels, three or four rows two. A tile has at
-// most 8 accumulators (V8 gives 15 vector registers: with the loaded panel
+// once: one or two rows four panels, three or four rows two (a quad of
+// rows interleaved k-major first, where product has scratch for it). A tile
+// has at most 8 accumulators (V8 gives 15 vector registers: with the loaded panel
 // vectors and the broadcast x, more spill: 12 read 0.7-0.98x as fast).
 
 /** Bytes `packPanels` writes for a [N, K] matrix. */
@@ -180,6 +181,102 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 }
 
 /**
+ * A quad of rows, k-major at xt (the four rows' x[k] side by side, as
+ * interleaveQuads writes them), times two panels `d` apart: two streams, 8
+ * accumulators. Each k broadcasts the four values from one address at
+ * constant offsets, where tileRx2 computes an address per row (V8 emits an
+ * add for each, and the tile is bound by instructions, not multiply-adds).
+ */
+// @ts-ignore: decorator
+@inline function tileQx2(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  const xe = xt + (kEnd << 2);
+  for (let xk = xt; xk < xe; xk += 16) {
+    const e = lw(BF, p), f = lw(BF, p + pd);
+    let v = v128.load32_splat(xk);
+    a0 = madd(v, e, a0); b0 = madd(v, f, b0);
+    v = v128.load32_splat(xk, 4);
+    a1 = madd(v, e, a1); b1 = madd(v, f, b1);
+    v = v128.load32_splat(xk, 8);
+    a2 = madd(v, e, a2); b2 = madd(v, f, b2);
+    v = v128.load32_splat(xk, 12);
+    a3 = madd(v, e, a3); b3 = madd(v, f, b3);
+    p += BF ? 8 : 16;
+  }
+  const dn = d << 2;
+  put(y, n, N, a0); put(y, n + dn, N, b0);
+  put(y + ys, n, N, a1); put(y + ys, n + dn, N, b1);
+  put(y + 2 * ys, n, N, a2); put(y + 2 * ys, n + dn, N, b2);
+  put(y + 3 * ys, n, N, a3); put(y + 3 * ys, n + dn, N, b3);
+}
+
+/** A quad of rows (k-major at xt) times one panel: one stream, 4 accumulators. */
+// @ts-ignore: decorator
+@inline function tileQx1(BF: bool, y: usize, ys: usize, n: i32, N: i32, xt: usize, p: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const xe = xt + (kEnd << 2);
+  for (let xk = xt; xk < xe; xk += 16) {
+    const e = lw(BF, p);
+    a0 = madd(v128.load32_splat(xk), e, a0);
+    a1 = madd(v128.load32_splat(xk, 4), e, a1);
+    a2 = madd(v128.load32_splat(xk, 8), e, a2);
+    a3 = madd(v128.load32_splat(xk, 12), e, a3);
+    p += BF ? 8 : 16;
+  }
+  put(y, n, N, a0);
+  put(y + ys, n, N, a1);
+  put(y + 2 * ys, n, N, a2);
+  put(y + 3 * ys, n, N, a3);
+}
+
+/** A quad of rows (k-major at xt) over panels q0 .. q1-1: two streams, the panel left over alone. */
+// @ts-ignore: decorator
+@inline function quadOverPanels(BF: bool, y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+  const pb = BF ? kEnd << 1 : kEnd << 2;
+  const d = (q1 - q0) >> 1;
+  const pd = <usize>d * pb;
+  let q = q0;
+  for (; q < q0 + d; q++) tileQx2(BF, y, ys, q << 2, N, d, xt, packed + <usize>q * pb, pd, kEnd);
+  for (q = q0 + 2 * d; q < q1; q++) tileQx1(BF, y, ys, q << 2, N, xt, packed + <usize>q * pb, kEnd);
+}
+
+/**
+ * Writes x [M, K] as the quad tiles read it: rows 0 .. 4Q-1 (Q = M / 4,
+ * rounded down) as quads, k-major (quad t's four values of k at dst + (t K
+ * + k) 16), then the M - 4Q rows after them as they are. A copy: the
+ * values and so the products are unchanged.
+ */
+export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
+  const rowBytes = (<usize>K) << 2;
+  const Q = M >> 2;
+  for (let t = 0; t < Q; t++) {
+    const r0 = x + (<usize>(4 * t)) * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+    let d = dst + (<usize>t) * (rowBytes << 2);
+    let k: usize = 0;
+    // Four k's at a time: a 4 x 4 transpose.
+    for (; k + 16 <= rowBytes; k += 16) {
+      const a = v128.load(r0 + k), b = v128.load(r1 + k), c = v128.load(r2 + k), e = v128.load(r3 + k);
+      const lo01 = i32x4.shuffle(a, b, 0, 4, 1, 5), lo23 = i32x4.shuffle(c, e, 0, 4, 1, 5);
+      const hi01 = i32x4.shuffle(a, b, 2, 6, 3, 7), hi23 = i32x4.shuffle(c, e, 2, 6, 3, 7);
+      v128.store(d, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+      v128.store(d, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), 16);
+      v128.store(d, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 32);
+      v128.store(d, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7), 48);
+      d += 64;
+    }
+    for (; k < rowBytes; k += 4) {
+      store<f32>(d, load<f32>(r0 + k));
+      store<f32>(d, load<f32>(r1 + k), 4);
+      store<f32>(d, load<f32>(r2 + k), 8);
+      store<f32>(d, load<f32>(r3 + k), 12);
+      d += 16;
+    }
+  }
+  const done = (<usize>(4 * Q)) * rowBytes;
+  memory.copy(dst + done, x + done, (<usize>M) * rowBytes - done);
+}
+
+/**
  * R rows of x (R = 1 .. 4, a constant at every call) over panels q0 .. q1-1:
  * the panels cut into S groups far apart (S streams: 4 for one or two rows,
  * 2 for three or four), the few left over one at a time.
@@ -216,18 +313,34 @@ function rowGroupBf16(R: i32, y: usize, ys: usize, N: i32, x: usize, xs: usize, 
   else rowsOverPanels(1, true, y, ys, N, x, xs, packed, q0, q1, kEnd);
 }
 
+/** A quad of rows over f32 panels (quadOverPanels with BF a constant, so the tiles hold no branch on it). */
+function quadF32(y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+  quadOverPanels(false, y, ys, N, xt, packed, q0, q1, kEnd);
+}
+
+/** quadF32 over bf16 panels. */
+function quadBf16(y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+  quadOverPanels(true, y, ys, N, xt, packed, q0, q1, kEnd);
+}
+
 /**
- * Columns c0 .. c1-1 from packed panels, f32 (BF false) or bf16 (BF true).
- * Up to four rows walk every panel once; more rows go four at a time over
- * blocks of panels that stay in L2 (W_BLOCK_BYTES) while all of them pass,
- * so only the first group reads the block from memory.
+ * Columns c0 .. c1-1 from packed panels, f32 (BF false) or bf16 (BF true),
+ * x row by row, or (quads) as interleaveQuads wrote it. Up to four rows
+ * walk every panel once; more rows go four at a time over blocks of panels
+ * that stay in L2 (W_BLOCK_BYTES) while all of them pass, so only the first
+ * group reads the block from memory.
  */
-export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32): void {
+export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32, quads: bool = false): void {
   const kEnd = (<usize>K) << 2;
   const xs = kEnd, ys = (<usize>N) << 2;
   const q0 = c0 >> 2, q1 = (c1 + 3) >> 2;
+  const Q = quads ? M >> 2 : 0;
   if (M <= 4) {
-    if (BF) rowGroupBf16(M, y, ys, N, x, xs, packed, q0, q1, kEnd);
+    if (Q == 1) {
+      if (BF) quadBf16(y, ys, N, x, packed, q0, q1, kEnd);
+      else quadF32(y, ys, N, x, packed, q0, q1, kEnd);
+    }
+    else if (BF) rowGroupBf16(M, y, ys, N, x, xs, packed, q0, q1, kEnd);
     else rowGroupF32(M, y, ys, N, x, xs, packed, q0, q1, kEnd);
     return;
   }
@@ -235,7 +348,12 @@ export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, 
   const nb = max<i32>(2, <i32>(W_BLOCK_BYTES / (BF ? kEnd << 1 : kEnd << 2)) & ~1);
   for (let b = q0; b < q1; b += nb) {
     const e = min<i32>(q1, b + nb);
-    for (let m = 0; m < M; m += 4) {
+    for (let t = 0; t < Q; t++) {
+      const yt = y + <usize>(4 * t) * ys, xt = x + <usize>t * (kEnd << 2);
+      if (BF) quadBf16(yt, ys, N, xt, packed, b, e, kEnd);
+      else quadF32(yt, ys, N, xt, packed, b, e, kEnd);
+    }
+    for (let m = 4 * Q; m < M; m += 4) {
       if (BF) rowGroupBf16(M - m, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
       else rowGroupF32(M - m, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
     }

@@ -24,7 +24,7 @@ export { matmul, gemm, packedBytes, packPanels } from "./gemm";
 export { add, argmaxRows, embedding, rmsnorm, rope, swiglu } from "./rows";
 export { expRows, pickRows, softmax } from "./sampling";
 export { decoderLayer, decoderLayerSlots } from "./layer";
-export { attend, guidedChunks, poolBytes, poolClose, poolJobs, poolMaxChunks, poolWorkerChunks, poolWorkers, product, workerLoop } from "./pool";
+export { attend, guidedChunks, poolBytes, poolClose, poolJobs, poolMaxChunks, poolWorkerChunks, poolWorkers, product, productScratchBytes, workerLoop } from "./pool";
 export { gemmInt8, int8GroupSize, packedBytesInt8, packPanelsInt8, quantizedRowsBytes, quantizeRowsInt8 } from "./int8";
 
 /** Start of the free linear memory: everything below is static data. */

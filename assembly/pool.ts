@@ -26,8 +26,8 @@
 
 import { attentionHeads } from "./attention";
 import { gemmBf16 } from "./bf16";
-import { gemm } from "./gemm";
-import { gemmInt8, quantizeRowsInt8 } from "./int8";
+import { gemm, gemmPanels, interleaveQuads } from "./gemm";
+import { gemmInt8, quantizedRowsBytes, quantizeRowsInt8 } from "./int8";
 
 // Slots (i32) of the control block.
 const GEN = 0;
@@ -52,6 +52,8 @@ const JOB_GEMM: i32 = 0; // gemm(y, x, w, packed, M, K, N, lo, hi)
 const JOB_ATTENTION: i32 = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, lo, hi)
 const JOB_GEMM_BF16: i32 = 2; // gemmBf16(y, x, w, packed, M, K, N, lo, hi)
 const JOB_GEMM_INT8: i32 = 3; // gemmInt8(y, xq, packed, M, K, N, lo, hi): the block's x is xq, its w unused
+const JOB_GEMM_QUADS: i32 = 4; // gemmPanels(false, y, xq, packed, M, K, N, lo, hi, quads): x as interleaveQuads wrote it
+const JOB_GEMM_BF16_QUADS: i32 = 5; // the same over bf16 panels
 
 /** Address of slot i. */
 // @ts-ignore: decorator
@@ -159,22 +161,35 @@ export const WEIGHTS_F32: i32 = 0;
 export const WEIGHTS_BF16: i32 = 1;
 export const WEIGHTS_INT8: i32 = 2;
 
+/** Bytes of the scratch `xq` that product needs for M rows of K inputs with weights of type `weights` (0: none). */
+export function productScratchBytes(weights: i32, M: i32, K: i32): usize {
+  if (weights == WEIGHTS_INT8) return quantizedRowsBytes(M, K);
+  return M >= 4 ? (<usize>M) * (<usize>K) << 2 : 0;
+}
+
 /**
  * y = x W^T for M rows, K inputs, N outputs, with weights of type `weights`
  * read from their panels (`packed`; `w` is the f32 matrix, for the kernels
- * that take it). int8 first quantises x into `xq` (quantizedRowsBytes(M, K)
- * bytes). Split over the pool's threads when large enough (`ctrl` 0: the
- * pool is not running, or there is none): guided chunks of output columns,
+ * that take it). x first goes into `xq` (productScratchBytes bytes) as the
+ * kernels read it best, once, before any split: int8 quantises it, f32 and
+ * bf16 with four or more rows interleave its quads (interleaveQuads; with
+ * xq 0, they read x row by row).
+ * Split over the pool's threads when large enough (`ctrl` 0: the pool is
+ * not running, or there is none): guided chunks of output columns,
  * multiples of 4, none under MIN_CHUNK_MACS multiply-adds but the last.
  */
 export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: usize, w: usize, packed: usize, xq: usize, M: i32, K: i32, N: i32): void {
   if (M <= 0 || N <= 0) return;
-  let kind = JOB_GEMM;
+  let kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16 : JOB_GEMM;
   if (weights == WEIGHTS_INT8) {
     quantizeRowsInt8(xq, x, M, K);
     x = xq;
     kind = JOB_GEMM_INT8;
-  } else if (weights == WEIGHTS_BF16) kind = JOB_GEMM_BF16;
+  } else if (M >= 4 && packed != 0 && xq != 0) {
+    interleaveQuads(xq, x, M, K);
+    x = xq;
+    kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16_QUADS : JOB_GEMM_QUADS;
+  }
   const macs = <i64>M * <i64>K * <i64>N;
   if (ctrl == 0 || threads < 2 || macs < PARALLEL_MIN_MACS || N < 8 * threads) {
     gemmRange(kind, y, x, w, packed, M, K, N, 0, N);
@@ -196,6 +211,8 @@ export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: us
 // @ts-ignore: decorator
 @inline function gemmRange(kind: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, lo: i32, hi: i32): void {
   if (kind == JOB_GEMM) gemm(y, x, w, packed, M, K, N, lo, hi);
+  else if (kind == JOB_GEMM_QUADS) gemmPanels(false, y, x, packed, M, K, N, lo, hi, true);
+  else if (kind == JOB_GEMM_BF16_QUADS) gemmPanels(true, y, x, packed, M, K, N, lo, hi, true);
   else if (kind == JOB_GEMM_BF16) gemmBf16(y, x, w, packed, M, K, N, lo, hi);
   else gemmInt8(y, x, packed, M, K, N, lo, hi);
 }

@@ -20,17 +20,21 @@
  * one baseline created first favours the candidate), and the two
  * baselines' ratio (A/A) shows how far this run moves the same code.
  *
- * --weights: which kernel: f32 `gemm` (default), `gemmBf16` or `gemmInt8`
- * (x quantised once per call with quantizeRowsInt8, inside the timing, as
- * the backend does), each on its own packed panels.
+ * --weights: which kernel: f32 (default), bf16 or int8, each on its own
+ * packed panels, called through the builds' `product` (assembly/pool.ts) on
+ * the calling thread, as the backend calls it: what product does to x first
+ * (int8 quantises it, f32 and bf16 interleave quads of rows) is inside the
+ * timing. A build without `product` runs `gemm`, `gemmBf16` or
+ * quantizeRowsInt8 and `gemmInt8`.
  *
  * Shapes are K x N (W is [N, K]). A baseline: build an older
  * assembly/index.ts with `asc --config asconfig.json --target relaxed` and
- * an outFile elsewhere. Both builds must export heapBase, packedBytes,
- * packPanels and gemm(y, x, w, packed, M, K, N, n0, n1).
+ * an outFile elsewhere. Both builds must export heapBase and the packing
+ * and kernel functions of their weight type.
  */
 import { resolve } from "node:path";
 import { has, instantiateBuild, median, option } from "./common.js";
+import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 
 const baseline = option("--baseline");
 if (!baseline) throw new Error("--baseline PATH.wasm is required");
@@ -60,6 +64,8 @@ interface Exports {
   gemmInt8(y: number, xq: number, p: number, M: number, K: number, N: number, n0: number, n1: number): void;
   quantizedRowsBytes(M: number, K: number): number;
   quantizeRowsInt8(dst: number, x: number, M: number, K: number): void;
+  /** The backend's entry (assembly/pool.ts); absent from builds before the seventeenth session. */
+  product?(ctrl: number, threads: number, weights: number, y: number, x: number, w: number, packed: number, xq: number, M: number, K: number, N: number): void;
 }
 const load = (path: string) => instantiateBuild<Exports>(path);
 // A throwaway first instance: in A/A/A runs of one build the first instance created ran 10-24 %
@@ -78,7 +84,8 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
   const [bytes, pack] = weights === "bf16" ? [ex.packedBytesBf16, ex.packPanelsBf16] : weights === "int8" ? [ex.packedBytesInt8, ex.packPanelsInt8] : [ex.packedBytes, ex.packPanels];
   const packed = (bytes(K, N) + 63) & ~63;
   const copies = cold ? Math.ceil((96 << 20) / packed) : 1;
-  const qBytes = weights === "int8" ? ex.quantizedRowsBytes(Mmax, K) : 0;
+  // Room for what product writes first: int8's quantised rows, or f32 and bf16 rows interleaved by quads.
+  const qBytes = (weights === "int8" ? ex.quantizedRowsBytes(Mmax, K) : 0) + 4 * Mmax * K;
   const base = ex.heapBase();
   const need = base + 4 * (N * K + Mmax * K + Mmax * N) + qBytes + copies * packed + 1024;
   const have = m.memory.buffer.byteLength;
@@ -96,8 +103,10 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
   let next = 0;
   // The packed copy the next call reads.
   const panels = () => p + (next++ % copies) * packed;
-  const call =
-    weights === "int8"
+  const product = ex.product?.bind(ex);
+  const call = product
+    ? (M: number) => product(0, 1, WEIGHT_TYPES.indexOf(weights as WeightType), y, x, w, panels(), q, M, K, N)
+    : weights === "int8"
       ? (M: number) => {
           ex.quantizeRowsInt8(q, x, M, K);
           ex.gemmInt8(y, q, panels(), M, K, N, 0, N);

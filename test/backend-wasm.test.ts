@@ -461,7 +461,8 @@ describe("packed panels", () => {
           p = al(w + 4 * N * K),
           y0 = al(p + k.packedBytes(K, N)),
           y1 = al(y0 + 4 * M * N),
-          end = y1 + 4 * M * N;
+          xq = al(y1 + 4 * M * N),
+          end = xq + k.productScratchBytes(0, M, K);
         if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
         const f = new Float32Array(k.memory.buffer);
         for (let i = 0; i < M * K; i++) f[x / 4 + i] = r() * 2 - 1;
@@ -492,6 +493,10 @@ describe("packed panels", () => {
               b = new Float32Array(k.memory.buffer, y1, m * N);
             expectBitExact(b, a, `K=${K} N=${N} M=${m} split at ${cut}`);
           }
+          // The backend's entry: four or more rows go as quads interleaved into xq first.
+          new Float32Array(k.memory.buffer, y1, m * N).fill(Number.NaN);
+          k.product(0, 1, 0, y1, x, w, p, xq, m, K, N);
+          expectBitExact(new Float32Array(k.memory.buffer, y1, m * N), new Float32Array(k.memory.buffer, y0, m * N), `K=${K} N=${N} M=${m} through product`);
         }
       }
     },

@@ -64,10 +64,12 @@ export interface Kernels extends PoolKernels {
   /**
    * y = x W^T with weights of type `weights` (WEIGHT_TYPES index) read from
    * their panels, split over the pool's threads when large enough (`ctrl`:
-   * the pool's control block, 0 for the calling thread alone); int8
-   * quantises x into `xq` first (assembly/pool.ts).
+   * the pool's control block, 0 for the calling thread alone); x goes into
+   * `xq` first (productScratchBytes; assembly/pool.ts).
    */
   product(ctrl: number, threads: number, weights: number, y: number, x: number, w: number, packed: number, xq: number, M: number, K: number, N: number): void;
+  /** Bytes of the scratch `xq` product needs for M rows of K inputs (int8's quantised rows, f32 and bf16 quads interleaved; 0: none). */
+  productScratchBytes(weights: number, M: number, K: number): number;
   /** `attention`, split over the pool's threads by query heads when large enough (`pairs`: the (row, key) pairs it visits at most). */
   attend(ctrl: number, threads: number, out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, pairs: number): void;
   /** One decoder layer (assembly/layer.ts) from the i32 argument block at `args`. */
@@ -438,8 +440,10 @@ export class WasmBackend implements Backend {
       W = this.f32(w, N * K, "matmul w");
     if (M === 0 || N === 0) return;
     // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
-    // bytes), made on its first use; int8 quantises x into scratch first, once, before any split.
-    const xq = this.weights === "int8" ? this.scratch(this.k.quantizedRowsBytes(M, K)) : 0;
+    // bytes), made on its first use; x goes into scratch first, once, before any split (int8
+    // quantised, four or more rows interleaved by quads).
+    const xBytes = this.k.productScratchBytes(this.weightIndex, M, K);
+    const xq = xBytes > 0 ? this.scratch(xBytes) : 0;
     this.unpack(Y);
     this.k.product(this.ctrl(), this.threads, this.weightIndex, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
   }
@@ -664,7 +668,7 @@ export class WasmBackend implements Backend {
     const ptrs = this.layerPtrs;
     for (let i = 0; i < 7; i++) ptrs[L_PANELS + i] = this.panels(this.layerWeights[i]!, this.layerShapes[2 * i], this.layerShapes[2 * i + 1]);
     const table = this.ropeTable(P, M, hs, shape.ropeTheta);
-    const scratch = this.scratch(Math.max(nHeads * nKeys * 8, this.weights === "int8" ? this.k.quantizedRowsBytes(M, Math.max(dim, hidden)) : 0));
+    const scratch = this.scratch(Math.max(nHeads * nKeys * 8, this.k.productScratchBytes(this.weightIndex, M, Math.max(dim, hidden))));
     this.unpack(K);
     this.unpack(V);
     const args = this.layerArgs();
