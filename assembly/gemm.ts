@@ -191,8 +191,10 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 @inline function tileQx2(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   const xe = xt + (kEnd << 2);
+  let p2 = p + pd;
   for (let xk = xt; xk < xe; xk += 16) {
-    const e = lw(BF, p), f = lw(BF, p + pd);
+    const e = lw(BF, p), f = lw(BF, p2);
+    p2 += BF ? 8 : 16;
     let v = v128.load32_splat(xk);
     a0 = madd(v, e, a0); b0 = madd(v, f, b0);
     v = v128.load32_splat(xk, 4);
