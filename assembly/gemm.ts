@@ -243,6 +243,21 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 }
 
 /**
+ * Stores the 4 x 4 transpose of four vectors of 32-bit lanes at o (64
+ * bytes): vector j of the result holds lane j of r0, r1, r2 and r3. The
+ * quads of x are made with it (here, and int8.ts's k pairs).
+ */
+// @ts-ignore: decorator
+@inline export function storeTransposed4x4(o: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const lo01 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), lo23 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const hi01 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), hi23 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(o, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+  v128.store(o, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), 16);
+  v128.store(o, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 32);
+  v128.store(o, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7), 48);
+}
+
+/**
  * Writes x [M, K] as the quad tiles read it: rows 0 .. 4Q-1 (Q = M / 4,
  * rounded down) as quads, k-major (quad t's four values of k at dst + (t K
  * + k) 16), then the M - 4Q rows after them as they are. A copy: the
@@ -257,13 +272,7 @@ export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
     let k: usize = 0;
     // Four k's at a time: a 4 x 4 transpose.
     for (; k + 16 <= rowBytes; k += 16) {
-      const a = v128.load(r0 + k), b = v128.load(r1 + k), c = v128.load(r2 + k), e = v128.load(r3 + k);
-      const lo01 = i32x4.shuffle(a, b, 0, 4, 1, 5), lo23 = i32x4.shuffle(c, e, 0, 4, 1, 5);
-      const hi01 = i32x4.shuffle(a, b, 2, 6, 3, 7), hi23 = i32x4.shuffle(c, e, 2, 6, 3, 7);
-      v128.store(d, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
-      v128.store(d, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), 16);
-      v128.store(d, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 32);
-      v128.store(d, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7), 48);
+      storeTransposed4x4(d, v128.load(r0 + k), v128.load(r1 + k), v128.load(r2 + k), v128.load(r3 + k));
       d += 64;
     }
     for (; k < rowBytes; k += 4) {

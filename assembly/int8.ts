@@ -50,6 +50,8 @@
 // cut the address arithmetic V8 emits per k pair of a row-by-row tile
 // (twentieth session).
 
+import { storeTransposed4x4 } from "./gemm";
+
 export const GS: i32 = 32;
 const BLOCK: usize = 144;
 const W_BLOCK_BYTES: usize = 256 * 1024;
@@ -168,17 +170,6 @@ export function quantizedRowsBytes(M: i32, K: i32): usize {
   return scale;
 }
 
-/** Stores four k pairs (i32 lanes) of rows r0 .. r3 at o as pair by pair, the four rows side by side (a 4 x 4 transpose). */
-// @ts-ignore: decorator
-@inline function transposePairs(o: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
-  const lo01 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), lo23 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
-  const hi01 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), hi23 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(o, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
-  v128.store(o, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), 16);
-  v128.store(o, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 32);
-  v128.store(o, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7), 48);
-}
-
 /**
  * Quantises x [M, K] per row and group into the layout above: quads of rows
  * interleaved pair by pair, then the rows left over row by row.
@@ -201,10 +192,10 @@ export function quantizeRowsInt8(dst: usize, x: usize, M: i32, K: i32): void {
       const b0 = v128.load(b, 64), b1 = v128.load(b, 80), b2 = v128.load(b, 96), b3 = v128.load(b, 112);
       const c0 = v128.load(b, 128), c1 = v128.load(b, 144), c2 = v128.load(b, 160), c3 = v128.load(b, 176);
       const d0 = v128.load(b, 192), d1 = v128.load(b, 208), d2 = v128.load(b, 224), d3 = v128.load(b, 240);
-      transposePairs(b, a0, b0, c0, d0);
-      transposePairs(b + 64, a1, b1, c1, d1);
-      transposePairs(b + 128, a2, b2, c2, d2);
-      transposePairs(b + 192, a3, b3, c3, d3);
+      storeTransposed4x4(b, a0, b0, c0, d0);
+      storeTransposed4x4(b + 64, a1, b1, c1, d1);
+      storeTransposed4x4(b + 128, a2, b2, c2, d2);
+      storeTransposed4x4(b + 192, a3, b3, c3, d3);
     }
   }
   // The rows after the quads, row by row.
