@@ -13,7 +13,7 @@
 //   xb = rmsnorm(x) * rmsFfn
 //   x += (silu(xb W1^T) * (xb W3^T)) W2^T
 
-import { attend, product } from "./pool";
+import { attend, product, products } from "./pool";
 import { add, rmsnorm, rope, swiglu } from "./rows";
 
 // Slots of the argument block (WasmBackend.decoderLayer in src/backends/wasm/index.ts
@@ -75,9 +75,11 @@ export function decoderLayer(ctrl: usize, threads: i32, a: usize): void {
 
   // Attention sublayer.
   rmsnorm(xb, x, ptr(a, RMS_ATT), M, dim, eps);
-  product(ctrl, threads, weights, ptr(a, Q), xb, ptr(a, WQ), ptr(a, PQ), scratch, M, dim, dim);
-  product(ctrl, threads, weights, ptr(a, K), xb, ptr(a, WQ + 1), ptr(a, PQ + 1), scratch, M, dim, kv);
-  product(ctrl, threads, weights, ptr(a, V), xb, ptr(a, WQ + 2), ptr(a, PQ + 2), scratch, M, dim, kv);
+  // q, k and v share xb: one preparation of it, one job for the threads.
+  products(
+    ctrl, threads, weights, xb, scratch, M, dim,
+    ptr(a, Q), ptr(a, WQ), ptr(a, PQ), dim, ptr(a, K), ptr(a, WQ + 1), ptr(a, PQ + 1), kv, ptr(a, V), ptr(a, WQ + 2), ptr(a, PQ + 2), kv,
+  );
   rope(ptr(a, Q), ptr(a, TABLE), M, nHeads, hs);
   rope(ptr(a, K), ptr(a, TABLE), M, nKvHeads, hs);
   const rowBytes = (<usize>kv) << 2, at = <usize>get(a, CACHED) * rowBytes;
@@ -89,8 +91,7 @@ export function decoderLayer(ctrl: usize, threads: i32, a: usize): void {
 
   // Feed-forward sublayer.
   rmsnorm(xb, x, ptr(a, RMS_FFN), M, dim, eps);
-  product(ctrl, threads, weights, ptr(a, HB), xb, ptr(a, WQ + 4), ptr(a, PQ + 4), scratch, M, dim, hidden);
-  product(ctrl, threads, weights, ptr(a, HB2), xb, ptr(a, WQ + 6), ptr(a, PQ + 6), scratch, M, dim, hidden);
+  products(ctrl, threads, weights, xb, scratch, M, dim, ptr(a, HB), ptr(a, WQ + 4), ptr(a, PQ + 4), hidden, ptr(a, HB2), ptr(a, WQ + 6), ptr(a, PQ + 6), hidden, 0, 0, 0, 0);
   swiglu(ptr(a, HB), ptr(a, HB), ptr(a, HB2), M * hidden);
   product(ctrl, threads, weights, xb2, ptr(a, HB), ptr(a, WQ + 5), ptr(a, PQ + 5), scratch, M, hidden, dim);
   add(x, xb2, M * dim);

@@ -41,13 +41,16 @@ const JOBS = 7; // jobs posted to the threads, ever (tests, diagnostics)
 const KIND = 8;
 const COUNT = 9;
 const ARGS = 10; // the kernel's arguments before (lo, hi)
-const MAX_ARGS = 12;
+const MAX_ARGS = 15;
 const BOUNDS = ARGS + MAX_ARGS; // chunk i is [bounds[i], bounds[i + 1])
 /** Chunks a job is cut into at most. */
 const MAX_CHUNKS: i32 = 64;
 const SLOTS = BOUNDS + MAX_CHUNKS + 1;
 
 // Job kinds: which kernel a chunk runs, on the arguments in the block, then (lo, hi).
+// A matmul job's arguments are x, M, K, then MAX_SEGMENTS segments (y, w, packed, N): weights that
+// share x (product: one; products: q, k, v or w1, w3), their columns side by side in the job, each
+// segment starting at a multiple of 4 (gemmSegments). The kernel of each kind:
 const JOB_GEMM: i32 = 0; // gemm(y, x, w, packed, M, K, N, lo, hi)
 const JOB_ATTENTION: i32 = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, lo, hi)
 const JOB_GEMM_BF16: i32 = 2; // gemmBf16(y, x, w, packed, M, K, N, lo, hi)
@@ -112,7 +115,7 @@ function runChunk(ctrl: usize, kind: i32, lo: i32, hi: i32): void {
     );
     return;
   }
-  gemmRange(kind, <usize>arg(ctrl, 0), <usize>arg(ctrl, 1), <usize>arg(ctrl, 2), <usize>arg(ctrl, 3), arg(ctrl, 4), arg(ctrl, 5), arg(ctrl, 6), lo, hi);
+  gemmSegments(ctrl, kind, lo, hi);
 }
 
 /**
@@ -167,44 +170,96 @@ export function productScratchBytes(weights: i32, M: i32, K: i32): usize {
   return M >= 4 ? (<usize>M) * (<usize>K) << 2 : 0;
 }
 
+/** Segments a matmul job holds at most, and where their arguments start in the block. */
+const MAX_SEGMENTS = 3;
+const SEGMENTS = 3;
+
+/**
+ * Runs columns [lo, hi) of the posted matmul job: segment s covers job
+ * columns [start, start + N) (start: the segments before it, each rounded
+ * up to a multiple of 4, so every kernel gets column bounds as it wants
+ * them), and each gets the part of [lo, hi) that falls in it.
+ */
+function gemmSegments(ctrl: usize, kind: i32, lo: i32, hi: i32): void {
+  const x = <usize>arg(ctrl, 0), M = arg(ctrl, 1), K = arg(ctrl, 2);
+  let start = 0;
+  for (let s = 0; s < MAX_SEGMENTS; s++) {
+    const at = SEGMENTS + 4 * s, N = arg(ctrl, at + 3);
+    if (N == 0) break;
+    const a = max<i32>(lo, start), b = min<i32>(hi, start + N);
+    if (a < b) gemmRange(kind, <usize>arg(ctrl, at), x, <usize>arg(ctrl, at + 1), <usize>arg(ctrl, at + 2), M, K, N, a - start, b - start);
+    start += (N + 3) & ~3;
+  }
+}
+
 /**
  * y = x W^T for M rows, K inputs, N outputs, with weights of type `weights`
  * read from their panels (`packed`; `w` is the f32 matrix, for the kernels
- * that take it). x first goes into `xq` (productScratchBytes bytes) as the
- * kernels read it best, once, before any split: int8 quantises it, f32 and
- * bf16 with four or more rows interleave its quads (interleaveQuads; with
- * xq 0, they read x row by row).
- * Split over the pool's threads when large enough (`ctrl` 0: the pool is
- * not running, or there is none): guided chunks of output columns,
- * multiples of 4, none under MIN_CHUNK_MACS multiply-adds but the last.
+ * that take it): `products` with one weight.
  */
 export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: usize, w: usize, packed: usize, xq: usize, M: i32, K: i32, N: i32): void {
-  if (M <= 0 || N <= 0) return;
+  products(ctrl, threads, weights, x, xq, M, K, y, w, packed, N, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/**
+ * y_s = x W_s^T for up to three weights that share x (a decoder layer's q,
+ * k and v; w1 and w3), segment s being (y_s, w_s, packed_s, N_s); N_1 = 0
+ * leaves out segments 1 and 2, N_2 = 0 segment 2. x first goes into `xq`
+ * (productScratchBytes bytes) as the kernels read it best, once for all of
+ * them and before any split: int8 quantises it, f32 and bf16 with four or
+ * more rows interleave its quads (interleaveQuads; with xq 0, they read x
+ * row by row). Split over the pool's threads when large enough (`ctrl` 0:
+ * the pool is not running, or there is none) as one job over the
+ * segments' columns side by side: guided chunks, multiples of 4, none
+ * under MIN_CHUNK_MACS multiply-adds but the last. Every column is computed
+ * as it would be alone (the same kernel, the same x), so the bits do not
+ * depend on the company.
+ */
+export function products(
+  ctrl: usize, threads: i32, weights: i32, x: usize, xq: usize, M: i32, K: i32,
+  y0: usize, w0: usize, p0: usize, N0: i32, y1: usize, w1: usize, p1: usize, N1: i32, y2: usize, w2: usize, p2: usize, N2: i32,
+): void {
+  if (N1 <= 0) N2 = 0;
+  if (M <= 0 || N0 <= 0) return;
   let kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16 : JOB_GEMM;
   if (weights == WEIGHTS_INT8) {
     quantizeRowsInt8(xq, x, M, K);
     x = xq;
     kind = JOB_GEMM_INT8;
-  } else if (M >= 4 && packed != 0 && xq != 0) {
+  } else if (M >= 4 && xq != 0 && p0 != 0 && (N1 <= 0 || p1 != 0) && (N2 <= 0 || p2 != 0)) {
     interleaveQuads(xq, x, M, K);
     x = xq;
     kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16_QUADS : JOB_GEMM_QUADS;
   }
+  const N = N0 + max<i32>(0, N1) + max<i32>(0, N2);
   const macs = <i64>M * <i64>K * <i64>N;
   if (ctrl == 0 || threads < 2 || macs < PARALLEL_MIN_MACS || N < 8 * threads) {
-    gemmRange(kind, y, x, w, packed, M, K, N, 0, N);
+    gemmRange(kind, y0, x, w0, p0, M, K, N0, 0, N0);
+    if (N1 > 0) gemmRange(kind, y1, x, w1, p1, M, K, N1, 0, N1);
+    if (N2 > 0) gemmRange(kind, y2, x, w2, p2, M, K, N2, 0, N2);
     return;
   }
-  store<i32>(slot(ctrl, ARGS), <i32>y);
-  store<i32>(slot(ctrl, ARGS + 1), <i32>x);
-  store<i32>(slot(ctrl, ARGS + 2), <i32>w);
-  store<i32>(slot(ctrl, ARGS + 3), <i32>packed);
-  store<i32>(slot(ctrl, ARGS + 4), M);
-  store<i32>(slot(ctrl, ARGS + 5), K);
-  store<i32>(slot(ctrl, ARGS + 6), N);
-  // ceil(MIN_CHUNK_MACS * N / macs / 4) * 4 columns
-  const minChunk = <i32>((MIN_CHUNK_MACS * <i64>N + 4 * macs - 1) / (4 * macs)) * 4;
-  runJob(ctrl, threads, kind, N, 4, minChunk);
+  store<i32>(slot(ctrl, ARGS), <i32>x);
+  store<i32>(slot(ctrl, ARGS + 1), M);
+  store<i32>(slot(ctrl, ARGS + 2), K);
+  segment(ctrl, 0, y0, w0, p0, N0);
+  segment(ctrl, 1, y1, w1, p1, max<i32>(0, N1));
+  segment(ctrl, 2, y2, w2, p2, max<i32>(0, N2));
+  // The job's columns: the segments side by side, each but the last rounded up to 4.
+  const total = N2 > 0 ? ((N0 + 3) & ~3) + ((N1 + 3) & ~3) + N2 : N1 > 0 ? ((N0 + 3) & ~3) + N1 : N0;
+  // ceil(MIN_CHUNK_MACS * total / macs / 4) * 4 columns
+  const minChunk = <i32>((MIN_CHUNK_MACS * <i64>total + 4 * macs - 1) / (4 * macs)) * 4;
+  runJob(ctrl, threads, kind, total, 4, minChunk);
+}
+
+/** Writes segment s of a matmul job into the control block. */
+// @ts-ignore: decorator
+@inline function segment(ctrl: usize, s: i32, y: usize, w: usize, packed: usize, N: i32): void {
+  const at = ARGS + SEGMENTS + 4 * s;
+  store<i32>(slot(ctrl, at), <i32>y);
+  store<i32>(slot(ctrl, at + 1), <i32>w);
+  store<i32>(slot(ctrl, at + 2), <i32>packed);
+  store<i32>(slot(ctrl, at + 3), N);
 }
 
 /** One matmul kernel on columns [lo, hi). */

@@ -5,6 +5,7 @@ import type { Block } from "../src/model/block.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { Transformer } from "../src/model/transformer.js";
+import type { Checkpoint } from "../src/model/weights.js";
 
 /*
  * BACKEND-LAYER: the wasm backend's fused decoderLayer gives the bits of the
@@ -26,14 +27,22 @@ function firstBitDifference(a: Float32Array, b: Float32Array): string | null {
 }
 
 const config: ModelConfig = { dim: 128, hiddenDim: 344, nLayers: 2, nHeads: 8, nKvHeads: 2, vocabSize: 300, seqLen: 96, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
-const ckpt = randomCheckpoint(config, 11);
-// Norm weights of their own per layer and sublayer (a random checkpoint starts them all at 1).
-for (const [l, layer] of ckpt.weights.layers.entries()) {
-  for (let i = 0; i < config.dim; i++) {
-    layer.rmsAtt[i] = 0.5 + ((i * 7 + l * 3) % 11) / 10;
-    layer.rmsFfn[i] = 0.5 + ((i * 5 + l * 2 + 4) % 13) / 12;
+/** Column counts that are not multiples of 4 (k and v 6 wide, hidden 342): where q, k and v share one threaded job, k and v start at rounded-up columns. */
+const oddConfig: ModelConfig = { ...config, dim: 132, hiddenDim: 342, nHeads: 22, nKvHeads: 1, vocabSize: 301 };
+
+/** A random checkpoint whose norm weights differ per layer and sublayer (a random checkpoint starts them all at 1). */
+function layerCheckpoint(c: ModelConfig, seed: number): Checkpoint {
+  const ck = randomCheckpoint(c, seed);
+  for (const [l, layer] of ck.weights.layers.entries()) {
+    for (let i = 0; i < c.dim; i++) {
+      layer.rmsAtt[i] = 0.5 + ((i * 7 + l * 3) % 11) / 10;
+      layer.rmsFfn[i] = 0.5 + ((i * 5 + l * 2 + 4) % 13) / 12;
+    }
   }
+  return ck;
 }
+const ckpt = layerCheckpoint(config, 11),
+  oddCkpt = layerCheckpoint(oddConfig, 12);
 
 /** A sequence of forward calls: prefill, single rows, a causal block, a dense-masked and a sparse-masked block (PTP's shapes), a long block. */
 function calls(): Block[] {
@@ -52,8 +61,8 @@ function calls(): Block[] {
   ];
 }
 
-function logitsOf(b: Backend): Float32Array[] {
-  const model = new Transformer(b, ckpt);
+function logitsOf(b: Backend, ck: Checkpoint): Float32Array[] {
+  const model = new Transformer(b, ck);
   const cache = model.newCache();
   const out = calls().map((block) => model.forward(block, cache));
   model.dispose();
@@ -70,16 +79,18 @@ for (const build of ["relaxed", "simd"] as const) {
       for (const b of backends) b.dispose();
     });
 
-    it("BACKEND-LAYER: every forward call's logits equal the op-by-op layer's bit for bit (f32, bf16, int8; 1 and 2 threads; causal, dense and sparse masks)", () => {
+    it("BACKEND-LAYER: every forward call's logits equal the op-by-op layer's bit for bit (f32, bf16, int8; 1 and 2 threads; causal, dense and sparse masks; widths that are and are not multiples of 4)", () => {
       for (const b of backends) {
         expect(typeof b.decoderLayer).toBe("function");
-        const before = b.threadedCalls;
-        const fused = logitsOf(b),
-          ops = logitsOf(opByOp(b));
-        if (b.threads > 1) expect(b.threadedCalls).toBeGreaterThan(before);
-        for (let i = 0; i < ops.length; i++) {
-          const d = firstBitDifference(fused[i], ops[i]);
-          if (d !== null) expect.fail(`${b.description}, ${b.threads} threads, call ${i}: ${d}`);
+        for (const ck of [ckpt, oddCkpt]) {
+          const before = b.threadedCalls;
+          const fused = logitsOf(b, ck),
+            ops = logitsOf(opByOp(b), ck);
+          if (b.threads > 1) expect(b.threadedCalls).toBeGreaterThan(before);
+          for (let i = 0; i < ops.length; i++) {
+            const d = firstBitDifference(fused[i], ops[i]);
+            if (d !== null) expect.fail(`${b.description}, ${b.threads} threads, dim ${ck.config.dim}, call ${i}: ${d}`);
+          }
         }
       }
     });
