@@ -170,9 +170,9 @@ export function productScratchBytes(weights: i32, M: i32, K: i32): usize {
   return M >= 4 ? (<usize>M) * (<usize>K) << 2 : 0;
 }
 
-/** Segments a matmul job holds at most, and where their arguments start in the block. */
+/** Segments a matmul job holds at most, and the argument where the first starts (after x, M and K). */
 const MAX_SEGMENTS = 3;
-const SEGMENTS = 3;
+const FIRST_SEGMENT_ARG = 3;
 
 /**
  * Runs columns [lo, hi) of the posted matmul job: segment s covers job
@@ -184,7 +184,7 @@ function gemmSegments(ctrl: usize, kind: i32, lo: i32, hi: i32): void {
   const x = <usize>arg(ctrl, 0), M = arg(ctrl, 1), K = arg(ctrl, 2);
   let start = 0;
   for (let s = 0; s < MAX_SEGMENTS; s++) {
-    const at = SEGMENTS + 4 * s, N = arg(ctrl, at + 3);
+    const at = FIRST_SEGMENT_ARG + 4 * s, N = arg(ctrl, at + 3);
     if (N == 0) break;
     const a = max<i32>(lo, start), b = min<i32>(hi, start + N);
     if (a < b) gemmRange(kind, <usize>arg(ctrl, at), x, <usize>arg(ctrl, at + 1), <usize>arg(ctrl, at + 2), M, K, N, a - start, b - start);
@@ -255,7 +255,7 @@ export function products(
 /** Writes segment s of a matmul job into the control block. */
 // @ts-ignore: decorator
 @inline function segment(ctrl: usize, s: i32, y: usize, w: usize, packed: usize, N: i32): void {
-  const at = ARGS + SEGMENTS + 4 * s;
+  const at = ARGS + FIRST_SEGMENT_ARG + 4 * s;
   store<i32>(slot(ctrl, at), <i32>y);
   store<i32>(slot(ctrl, at + 1), <i32>w);
   store<i32>(slot(ctrl, at + 2), <i32>packed);
