@@ -23,6 +23,8 @@
  *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
  *   --weights f32|bf16|int8   the wasm backend's matmul weights (default f32): PTP
  *                      on that teacher (and student) against AR on the same weights
+ *   --draft-classifier f32|bf16|int8   the draft head's (or draft model's) classifier in
+ *                      that type (default: the teacher's --weights); drafts only
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
@@ -59,6 +61,8 @@ const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
 const weights = option("--weights", "f32") as WeightType;
 if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(weights)}`);
+const draftClassifier = option("--draft-classifier") as WeightType | undefined;
+if (draftClassifier !== undefined && !WEIGHT_TYPES.includes(draftClassifier)) throw new Error(`--draft-classifier: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(draftClassifier)}`);
 const window = positiveIntOption("--window");
 const scaleFlag = option("--draft-temperature-scale");
 const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
@@ -82,7 +86,7 @@ const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, onProgress: progress });
+const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, draftClassifier, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
@@ -90,7 +94,7 @@ if (asJson) {
   console.log(JSON.stringify(rows));
 } else {
   console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
-  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights, medians of ${reps} alternating runs`);
+  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}, medians of ${reps} alternating runs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
   console.log(speedupTable(rows));
 }

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import type { Checkpoint } from "../src/model/weights.js";
@@ -38,14 +39,15 @@ const seedArb = fc.integer({ min: 1, max: 1 << 30 });
 
 describe("PTP-HEAD-EXACT: decoding with a draft head is the teacher's AR sample path", () => {
   for (const name of ["js", "wasm"] as const) {
-    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call`, async () => {
+    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call${name === "wasm" ? "; the head's classifier also in bf16 or int8" : ""}`, async () => {
       const b = await backend(name);
+      const classifier = name === "js" ? fc.constant(undefined) : fc.constantFrom<WeightType | undefined>(undefined, "bf16", "int8");
       fc.assert(
-        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), (c, seed, window) => {
+        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), classifier, (c, seed, window, classifierWeights) => {
           withTeacher(b, c.teacher, (teacher) => {
             const us = usFor(teacher, c);
             const expected = arOutputs(teacher, c, us);
-            disposing(new PtpModel(teacher, headStudent(c.teacher, seed, window)), (model) => {
+            disposing(new PtpModel(teacher, headStudent(c.teacher, seed, window), undefined, { classifierWeights }), (model) => {
               const r = decode(model, c.prompts, { decoder: "verify", steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)), window });
               expect(r.outputs).toEqual(expected);
               // One teacher call per step, each finalizing 1 .. window tokens.
@@ -288,5 +290,31 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     const single = await gen("single-call");
     expect(single.code).toBe(2);
     expect(single.stderr.split("\n")[0]).toBe(`ptp generate: --decoder single-call does not go with ${out}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+  });
+
+  it("--draft-classifier reads the head's classifier in bf16 or int8 on wasm, the output still AR's; misuse is a usage error naming the flag", async () => {
+    await dataset();
+    const out = join(fx.tmp, "head-dc.safetensors");
+    const plain = join(fx.tmp, "plain-dc.safetensors");
+    expect((await runCli(...distillArgs(out, "--extra-blocks", "1", "--pick-feedback", "chain", "--draft-head"))).code).toBe(0);
+    expect((await runCli(...distillArgs(plain))).code).toBe(0);
+    const gen = (...extra: string[]) => runCli("generate", "--model", fx.TEACHER, "--steps", "40", "--temperature", "0.7", "--seed", "3", "--tokenizer", TOK_512, "--prompt", "Once upon a time", "--json", ...extra);
+    const ar = await gen("--decoder", "ar");
+    for (const type of ["int8", "bf16"]) {
+      const r = await gen("--student", out, "--backend", "wasm", "--draft-classifier", type);
+      expect(r.code, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { outputs: { tokens: number[] }[]; stats: { equalsAR: boolean } };
+      expect(json.stats.equalsAR).toBe(true);
+      expect(json.outputs[0].tokens).toEqual((JSON.parse(ar.stdout) as { tokens: number[] }).tokens);
+    }
+    const usage = async (why: string, ...extra: string[]) => {
+      const r = await gen(...extra);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.split("\n")[0]).toBe(`ptp generate: ${why}`);
+    };
+    await usage("--draft-classifier int8 needs the wasm backend", "--student", out, "--backend", "js", "--draft-classifier", "int8");
+    await usage("--draft-classifier applies to a draft-head student (--student) or a draft model (--draft)", "--draft-classifier", "int8");
+    await usage(`--draft-classifier applies to a draft-head student or a draft model; ${plain} is a student whose slots run in the teacher's call`, "--student", plain, "--backend", "wasm", "--draft-classifier", "int8");
+    expect((await gen("--student", out, "--draft-classifier", "int4")).code).toBe(2);
   });
 });

@@ -7,7 +7,8 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from "../src/io/safetensors.js";
 import type { ModelConfig } from "../src/model/config.js";
-import type { Transformer } from "../src/model/transformer.js";
+import type { WeightType } from "../src/backends/backend.js";
+import type { Transformer, TransformerOptions } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { serializeStudent } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
@@ -82,20 +83,23 @@ function makeDraft(teacher: Checkpoint, s: DraftSpec): Draft {
 
 const fullCase = fc.record({ c: caseArb, d: draftSpecArb, window: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }) });
 
-function withDraft<T>(teacher: Transformer, d: Draft, f: (m: DraftModel) => T): T {
-  return disposing(new DraftModel(teacher, d), f);
+function withDraft<T>(teacher: Transformer, d: Draft, f: (m: DraftModel) => T, options?: TransformerOptions): T {
+  return disposing(new DraftModel(teacher, d, options), f);
 }
 
+/** The draft's classifier as read on `name`: the backend's own, or (wasm) bf16 or int8 beside it (TransformerOptions.classifierWeights). */
+const classifierArb = (name: "js" | "wasm") => (name === "js" ? fc.constant(undefined) : fc.constantFrom<WeightType | undefined>(undefined, "bf16", "int8"));
+
 describe.each(["js", "wasm"] as const)("draft-model decoding on %s", (name) => {
-  it("PTP-DRAFT-EXACT: verify with a random standalone draft model equals AR sampling with the same u's, batches included", async () => {
+  it("PTP-DRAFT-EXACT: verify with a random standalone draft model equals AR sampling with the same u's, batches included (on wasm, its classifier also in bf16 or int8)", async () => {
     const b = await backend(name);
     let multiTokenSteps = 0;
     fc.assert(
-      fc.property(fullCase, ({ c, d, window }) =>
+      fc.property(fullCase, classifierArb(name), ({ c, d, window }, classifierWeights) =>
         withCase(b, c, (teacher, us) => {
           const ar = arOutputs(teacher, c, us);
           const model = new PtpModel(teacher);
-          const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) => decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }));
+          const out = withDraft(teacher, makeDraft(c.teacher, d), (draft) => decode(model, c.prompts, { decoder: "verify", draft, window, steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)) }), { classifierWeights });
           out.outputs.forEach((o, i) => expect(o, `prompt ${i}`).toEqual(ar[i]));
           multiTokenSteps += out.stats.acceptedHistogram.slice(2).reduce((a, n) => a + n, 0);
           // Every step has one teacher call shared by the batch, plus one draft call per sequence that drafted.

@@ -57,6 +57,17 @@ export interface Backend {
    */
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void;
 
+  /**
+   * Optional: `matmul` reads `w` as its weight in `type` from now on, for
+   * this buffer alone, whatever the backend's own (BackendOptions.weights):
+   * a model part whose precision only costs speed, such as a draft head's
+   * classifier, can run cheaper than the teacher. The products become that
+   * type's, in the same fixed order. `decoderLayer` refuses a layer weight
+   * whose type is not the backend's. A backend without it reads every weight
+   * in f32.
+   */
+  setWeightType?(w: Buffer, type: WeightType): void;
+
   /** y[m, :] = x[m, :] / sqrt(mean(x[m, :]^2) + eps) * weight, per row of D. */
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void;
 

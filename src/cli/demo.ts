@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend } from "../backends/registry.js";
+import { WEIGHT_TYPES } from "../backends/backend.js";
 import { backendFlags, budgetFlag, windowFlag } from "./flag-groups.js";
 import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
@@ -46,6 +47,7 @@ export const demoFlags = defineFlags({
   window: windowFlag("proposal slots per window (default: the student's)"),
   budget: budgetFlag,
   ...backendFlags(),
+  "draft-classifier": { kind: "string", value: "TYPE", help: "wasm backend: a draft-head student's classifier as f32 (default), bf16 or int8; the head only proposes, so the output stays the teacher's", choices: WEIGHT_TYPES },
   "no-color": { kind: "bool", help: "mark accepted chunks with [brackets] even on a terminal" },
   scale: { kind: "bool", help: "then measure AR and PTP tok/s at widened copies of the teacher with the compute of larger shapes (same tokens)" },
   "scale-shapes": { kind: "string", value: "LIST", help: `the shapes --scale measures, comma-separated (known: ${Object.keys(WIDEN_SHAPES).join(", ")})`, default: "15M,42M,110M" },
@@ -99,6 +101,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   if (unknownShape !== undefined) throw new UsageError(`--scale-shapes must list known shapes (${Object.keys(WIDEN_SHAPES).join(", ")}), comma-separated; got ${JSON.stringify(unknownShape)} in ${JSON.stringify(f["scale-shapes"])}`);
   if (givenFlags(argv, demoFlags).has("scale-shapes") && !f.scale) throw new UsageError("--scale-shapes goes with --scale");
   if (f.budget !== undefined && f.decoder !== "single-call") throw new UsageError(`--budget applies to --decoder single-call only (the decoder is ${f.decoder})`);
+  if (f["draft-classifier"] !== undefined && f["draft-classifier"] !== "f32" && f.backend !== "wasm") throw new UsageError(`--draft-classifier ${f["draft-classifier"]} needs the wasm backend`);
   if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
 
   const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
@@ -121,6 +124,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
   checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
   warnNonFinite(io, "student", paths.student, student.weights);
+  if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${paths.student} is a student whose slots run in the teacher's call`);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
 
@@ -128,7 +132,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
   try {
-    model = new PtpModel(teacher, student);
+    const draftClassifier = f["draft-classifier"];
+    model = new PtpModel(teacher, student, undefined, { classifierWeights: draftClassifier });
     const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
     // A draft head drafts beside the teacher: verify is its decoder, and its default.
     const head = student.config.draftHead === true;
@@ -188,6 +193,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         temperature: f.temperature,
         reps: 1,
         seed: f.seed,
+        draftClassifier,
       });
       io.stdout(speedupTable(rows));
       all.equal = rows.every((row) => row.equalsAR);

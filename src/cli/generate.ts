@@ -55,6 +55,7 @@ export const generateFlags = defineFlags({
   },
   ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
+  "draft-classifier": { kind: "string", value: "TYPE", help: "wasm backend: the draft head's or --draft model's classifier as f32, bf16 or int8 (default: --weights); its drafts only decide how many tokens a call keeps, so the output stays the teacher's", choices: WEIGHT_TYPES },
   "no-stop": { kind: "bool", help: "do not stop when the model emits BOS (for benchmarks on random weights)" },
   json: { kind: "bool", help: "print one JSON object {tokens, text, stats} (PTP: {outputs, stats}) instead of the text" },
 });
@@ -79,6 +80,11 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   const f = parseFlags(argv, generateFlags);
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
   if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
+  const draftClassifier = f["draft-classifier"];
+  if (draftClassifier !== undefined) {
+    if (draftClassifier !== "f32" && f.backend !== "wasm") throw new UsageError(`--draft-classifier ${draftClassifier} needs the wasm backend`);
+    if (f.student === undefined && f.draft === undefined) throw new UsageError("--draft-classifier applies to a draft-head student (--student) or a draft model (--draft)");
+  }
   if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
   if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f["top-p"] < 0 || f["top-p"] > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
@@ -207,6 +213,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       if (f.decoder !== undefined) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
       decoder = "verify";
     }
+    if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${f.student} is a student whose slots run in the teacher's call`);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
     }
@@ -254,8 +261,9 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
   try {
-    model = new PtpModel(teacher, student);
-    if (draft) draftModel = new DraftModel(teacher, draft);
+    const drafts = { classifierWeights: f["draft-classifier"] };
+    model = new PtpModel(teacher, student, undefined, drafts);
+    if (draft) draftModel = new DraftModel(teacher, draft, drafts);
     const common = { steps: f.steps, sampling, stopAtBos: !f["no-stop"] };
     const options: Omit<DecodeOptions, "aux"> = { ...common, ...decoding, decoder, draft: draftModel };
     // Bounded batches (memory and time linear in the number of prompts), each

@@ -1,5 +1,5 @@
 /** `ptp-ts/model`: the Llama-architecture engine and its config (see spec/model.md). */
-export { Transformer } from "./transformer.js";
+export { Transformer, type TransformerOptions } from "./transformer.js";
 export { KVCache } from "./kv-cache.js";
 export { causalMask, type Block } from "./block.js";
 export { SHAPES, configProblems, headSize, kvDim, parameterCount, validateConfig, type ModelConfig } from "./config.js";

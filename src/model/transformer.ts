@@ -1,4 +1,4 @@
-import type { Backend, LayerShape } from "../backends/backend.js";
+import { WEIGHT_TYPES, type Backend, type LayerShape, type WeightType } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
@@ -11,6 +11,17 @@ import { KVCache } from "./kv-cache.js";
 import type { RowAdapter } from "./linear.js";
 import { RunState } from "./run-state.js";
 import { checkWeights, type Checkpoint } from "./weights.js";
+
+/** How a Transformer runs on its backend. */
+export interface TransformerOptions {
+  /**
+   * The type the classifier is read in (Backend.setWeightType), whatever the
+   * backend's own: for a model whose logits only propose (a draft head, a
+   * draft model), where the largest matrix costs speed and not exactness.
+   * Default: the backend's.
+   */
+  classifierWeights?: WeightType;
+}
 
 /**
  * A Llama-architecture decoder (RMSNorm, RoPE, GQA, SwiGLU) on a backend.
@@ -35,11 +46,20 @@ export class Transformer {
   constructor(
     readonly backend: Backend,
     checkpoint: Checkpoint,
+    options: TransformerOptions = {},
   ) {
     validateConfig(checkpoint.config);
     checkWeights(checkpoint.config, checkpoint.weights, "Transformer");
+    const { classifierWeights } = options;
+    if (classifierWeights !== undefined && !WEIGHT_TYPES.includes(classifierWeights)) {
+      throw new TypeError(`classifier weights must be ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(classifierWeights)}`);
+    }
+    if (classifierWeights !== undefined && classifierWeights !== "f32" && !backend.setWeightType) {
+      throw new Error(`classifier weights ${classifierWeights}: the ${backend.name} backend reads every matmul weight in f32 (use the wasm backend)`);
+    }
     this.config = checkpoint.config;
     this.weights = uploadWeights(backend, checkpoint.weights);
+    if (classifierWeights !== undefined) backend.setWeightType?.(this.weights.wcls, classifierWeights);
     this.tokenEmbeddingTable = checkpoint.weights.tokenEmbedding;
     this.finalNormTable = checkpoint.weights.rmsFinal;
     this.classifierTable = checkpoint.weights.wcls;

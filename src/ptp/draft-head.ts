@@ -3,7 +3,7 @@ import type { ModelConfig } from "../model/config.js";
 import { uploadArray } from "../model/device-weights.js";
 import type { KVCache } from "../model/kv-cache.js";
 import { RunState } from "../model/run-state.js";
-import { Transformer } from "../model/transformer.js";
+import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import type { Checkpoint, ModelWeights } from "../model/weights.js";
 import { finalStateKeysValues } from "./extra-blocks.js";
 import { addTokenRow, slotInput } from "./ptp-model.js";
@@ -75,16 +75,23 @@ export class DraftHead {
   private hidden: { length: number; buf: Buffer } | null = null;
   private readonly scratch: RunState;
 
+  /**
+   * @param options How the head's transformer runs, e.g. its classifier in
+   * int8 beside an f32 teacher (TransformerOptions.classifierWeights): the
+   * head only proposes, so that changes its drafts and speed, never the
+   * output.
+   */
   constructor(
     readonly backend: Backend,
     readonly spec: DraftHeadSpec,
+    options: TransformerOptions = {},
   ) {
     const c = spec.model.config;
     if (spec.bridge !== undefined && !(spec.bridge instanceof Float32Array && spec.bridge.length === c.dim * spec.teacherDim)) {
       throw new TypeError(`draft head: the bridge must be a Float32Array of ${c.dim} x ${spec.teacherDim} values (head dim x teacher dim)`);
     }
     if (spec.bridge === undefined && c.dim !== spec.teacherDim) throw new TypeError(`draft head: its width ${c.dim} differs from the teacher's ${spec.teacherDim}, so it needs a bridge`);
-    this.transformer = new Transformer(backend, spec.model);
+    this.transformer = new Transformer(backend, spec.model, options);
     this.blocks = spec.model.weights.layers.map((w) => ({ rmsAtt: uploadArray(backend, w.rmsAtt), wk: uploadArray(backend, w.wk), wv: uploadArray(backend, w.wv) }));
     if (spec.bridge) this.bridge = uploadArray(backend, spec.bridge);
     this.scratch = new RunState(backend, c);

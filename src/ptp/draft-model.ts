@@ -1,7 +1,7 @@
 import type { Block } from "../model/block.js";
 import type { ModelConfig } from "../model/config.js";
 import type { KVCache } from "../model/kv-cache.js";
-import { Transformer } from "../model/transformer.js";
+import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import type { ModelWeights } from "../model/weights.js";
 import { slotInput } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Variant } from "./student-weights.js";
@@ -51,9 +51,11 @@ export interface Draft {
 export class DraftModel {
   readonly transformer: Transformer;
 
+  /** @param options How the draft's transformer runs (e.g. its classifier in int8: TransformerOptions.classifierWeights); its drafts only decide how many tokens a call keeps. */
   constructor(
     teacher: Transformer,
     readonly draft: Draft,
+    options: TransformerOptions = {},
   ) {
     const { model, teacherVocabSize } = draft.config;
     const vocab = teacher.config.vocabSize;
@@ -63,7 +65,7 @@ export class DraftModel {
     if (draft.config.variant === "C" && draft.weights.start?.length !== model.dim) {
       throw new Error(`a C-PTP draft model needs a start vector of length dim = ${model.dim}`);
     }
-    this.transformer = new Transformer(teacher.backend, { config: model, weights: draft.weights.model });
+    this.transformer = new Transformer(teacher.backend, { config: model, weights: draft.weights.model }, options);
   }
 
   get variant(): Variant {

@@ -2,7 +2,7 @@ import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
 import { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
-import type { Transformer } from "../model/transformer.js";
+import type { Transformer, TransformerOptions } from "../model/transformer.js";
 import { embedAux } from "./auxiliary.js";
 import { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
 import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
@@ -72,11 +72,15 @@ export class PtpModel {
    * narrow head widenDraftHead makes for a widened teacher; the student then
    * only says how to decode (its window and variant), and the head must fit
    * this teacher.
+   * @param headOptions How a draft head's transformer runs (e.g. its
+   * classifier in int8: TransformerOptions.classifierWeights); its drafts
+   * decide only how many tokens a call keeps, never which.
    */
   constructor(
     readonly teacher: Transformer,
     readonly student?: Student,
     head?: DraftHeadSpec,
+    headOptions: TransformerOptions = {},
   ) {
     if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
     if (student) {
@@ -95,7 +99,7 @@ export class PtpModel {
         if (spec.teacherDim !== t.dim || spec.model.config.vocabSize !== t.vocabSize) {
           throw new Error(`the draft head reads a teacher of dim ${spec.teacherDim} and vocab ${spec.model.config.vocabSize}, but the model has dim ${t.dim} and vocab ${t.vocabSize}`);
         }
-        this.head = new DraftHead(teacher.backend, spec);
+        this.head = new DraftHead(teacher.backend, spec, headOptions);
         return;
       }
       const lora = new GatedLora(teacher.backend, t, student.config, student.weights);

@@ -1,4 +1,4 @@
-import type { Backend } from "../backends/backend.js";
+import type { Backend, WeightType } from "../backends/backend.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
@@ -59,6 +59,8 @@ export interface SpeedupOptions {
   runnerUps?: boolean | number;
   /** single-call: proposal rows per call (default: the decoders' default for the window). */
   budget?: number;
+  /** The type a draft head's or draft model's classifier is read in (TransformerOptions.classifierWeights; default: the backend's). */
+  draftClassifier?: WeightType;
   seed?: number;
   onProgress?: (message: string) => void;
 }
@@ -106,8 +108,9 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     const head = p.kind === "student" && p.student.config.draftHead && shape !== "own" ? widenDraftHead(draftHeadOf(p.student, o.teacher.config, o.teacher.weights), ckpt) : undefined;
     const student = p.kind === "student" ? (shape === "own" || head ? p.student : widenStudent(p.student, o.teacher, ckpt)) : undefined;
     const teacher = new Transformer(o.backend, ckpt);
-    const model = new PtpModel(teacher, student, head);
-    const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt)) : undefined;
+    const drafts = { classifierWeights: o.draftClassifier };
+    const model = new PtpModel(teacher, student, head, drafts);
+    const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt), drafts) : undefined;
     let rows = 0,
       teacherCalls = 0,
       forwardMs = 0;

@@ -106,6 +106,8 @@ class WasmBuffer implements Buffer {
   packedPtr = 0;
   packedK = 0;
   packedN = 0;
+  /** The type matmuls read this buffer in as their weight (its index in WEIGHT_TYPES; setWeightType), or -1: the backend's. */
+  weightIndex = -1;
   constructor(
     readonly owner: WasmBackend,
     readonly dtype: DType,
@@ -442,10 +444,28 @@ export class WasmBackend implements Backend {
     // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
     // bytes), made on its first use; x goes into scratch first, once, before any split (int8
     // quantised, four or more rows interleaved by quads).
-    const xBytes = this.k.productScratchBytes(this.weightIndex, M, K);
+    const type = W.weightIndex < 0 ? this.weightIndex : W.weightIndex;
+    const xBytes = this.k.productScratchBytes(type, M, K);
     const xq = xBytes > 0 ? this.scratch(xBytes) : 0;
     this.unpack(Y);
-    this.k.product(this.ctrl(), this.threads, this.weightIndex, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
+    this.k.product(this.ctrl(), this.threads, type, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
+  }
+
+  /**
+   * Matmuls read `w` as their weight in `type` from now on, whatever the
+   * backend's `weights` (e.g. a draft head's classifier in int8 beside an
+   * f32 teacher). Its panels are remade at the next matmul. decoderLayer
+   * refuses a layer weight whose type is not the backend's.
+   */
+  setWeightType(w: Buffer, type: WeightType): void {
+    const W = this.buf(w, "setWeightType");
+    if (W.dtype !== "f32") throw this.err(`setWeightType: a matmul weight is an f32 buffer, got ${W.dtype}`);
+    const index = WEIGHT_TYPES.indexOf(type);
+    if (index < 0) throw this.err(`setWeightType: the type must be ${WEIGHT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(type)}`);
+    const own = index === this.weightIndex ? -1 : index;
+    if (own === W.weightIndex) return;
+    this.unpack(W);
+    W.weightIndex = own;
   }
 
   /** The pool's control block while its workers run, else 0 (every op on the calling thread). */
@@ -465,7 +485,8 @@ export class WasmBackend implements Backend {
   /** panels' slow path, kept out of line so that the hot callers stay small to compile. */
   private pack(W: WasmBuffer, K: number, N: number): number {
     this.unpack(W);
-    const [bytes, pack] = this.weights === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : this.weights === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
+    const type = W.weightIndex < 0 ? this.weights : WEIGHT_TYPES[W.weightIndex];
+    const [bytes, pack] = type === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : type === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
     const ptr = this.allocBytes(Math.max(1, bytes(K, N)));
     pack(ptr, W.ptr, K, N);
     W.packedPtr = ptr;
@@ -708,6 +729,7 @@ export class WasmBackend implements Backend {
     this.layerPtrs[i] = wb.ptr;
     if (i < L_RMS_ATT) this.unpack(wb); // the layer writes its activations
     if (inputs > 0) {
+      if (wb.weightIndex >= 0) throw this.err(`decoderLayer: ${what} reads as ${WEIGHT_TYPES[wb.weightIndex]} (setWeightType), but a layer's weights take the backend's type (${this.weights})`);
       this.layerWeights[i - L_W] = wb;
       this.layerShapes[2 * (i - L_W)] = inputs;
       this.layerShapes[2 * (i - L_W) + 1] = outputs;

@@ -1,0 +1,146 @@
+import { describe, expect, it } from "vitest";
+import type { WeightType } from "../src/backends/backend.js";
+import { createBackend } from "../src/backends/registry.js";
+import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { Transformer } from "../src/model/transformer.js";
+import { matmulCase, runMatmul, up } from "./backend-ops.js";
+import { firstBitDifference, STORIES_260K } from "./helpers.js";
+
+/*
+ * BACKEND-WEIGHT-TYPE: Backend.setWeightType makes matmul read one buffer in
+ * another weight type than the backend's own. Its products are bit for bit
+ * those of a backend whose own type that is (on one thread and on two), the
+ * panels follow the type when it changes, and decoderLayer refuses a layer
+ * weight of another type. A Transformer's classifierWeights option uses it.
+ */
+
+/** Shapes across the kernels' cases: K below, at and past an int8 group, N past a tile, rows alone and in quads. */
+const SHAPES: [number, number][] = [
+  [80, 2050],
+  [32, 40],
+  [140, 97],
+  [288, 768],
+];
+const ROWS = [1, 2, 3, 4, 5, 8, 9];
+
+/** y = x W^T on `b` with w read in `type` (setWeightType), for one x. */
+function matmulAs(b: WasmBackend, type: WeightType | undefined, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
+  const X = up(b, x),
+    W = up(b, w),
+    Y = b.alloc(M * N);
+  if (type !== undefined) b.setWeightType(W, type);
+  b.matmul(Y, X, W, M, K, N);
+  const y = b.download(Y);
+  for (const buf of [X, W, Y]) b.free(buf);
+  return y;
+}
+
+for (const build of ["relaxed", "simd"] as const) {
+  describe(`BACKEND-WEIGHT-TYPE (${build} build)`, () => {
+    const make = (weights: WeightType, threads = 1) => createWasmBackend({ wasmBuild: build, weights, threads });
+
+    it("a weight read in another type gives that type's backend's bits, rows and threads alike; a weight set to the backend's own type reads as before", async () => {
+      const own = { f32: await make("f32"), bf16: await make("bf16"), int8: await make("int8") };
+      const two = await make("f32", 2);
+      let checked = 0;
+      for (const [K, N] of SHAPES) {
+        for (const M of ROWS) {
+          const { x, w } = matmulCase(M, K, N, 1000 * K + 10 * M + N);
+          const want = { f32: runMatmul(own.f32, x, w, M, K, N), bf16: runMatmul(own.bf16, x, w, M, K, N), int8: runMatmul(own.int8, x, w, M, K, N) };
+          // The types do differ here, so the checks below can fail.
+          expect(firstBitDifference(want.int8, want.f32)).not.toBeNull();
+          for (const from of ["f32", "bf16", "int8"] as const) {
+            for (const to of ["f32", "bf16", "int8"] as const) {
+              const what = `${from} backend, w as ${to}, M ${M}, K ${K}, N ${N}`;
+              expect(firstBitDifference(matmulAs(own[from], to, x, w, M, K, N), want[to]), what).toBeNull();
+            }
+          }
+          for (const to of ["bf16", "int8"] as const) expect(firstBitDifference(matmulAs(two, to, x, w, M, K, N), want[to]), `2 threads, w as ${to}, M ${M}`).toBeNull();
+          checked++;
+        }
+      }
+      expect(checked).toBe(SHAPES.length * ROWS.length);
+      expect(two.threadedCalls).toBeGreaterThan(0);
+      for (const b of [...Object.values(own), two]) b.dispose();
+    });
+
+    it("the panels follow the type: a weight used, then set to another type and back, reads each type in turn", async () => {
+      const b = await make("f32"),
+        q = await make("int8");
+      const M = 3,
+        K = 96,
+        N = 300;
+      const { x, w } = matmulCase(M, K, N, 7);
+      const X = up(b, x),
+        W = up(b, w),
+        Y = b.alloc(M * N);
+      const run = () => (b.matmul(Y, X, W, M, K, N), b.download(Y));
+      const f32 = run();
+      b.setWeightType(W, "int8");
+      expect(firstBitDifference(run(), runMatmul(q, x, w, M, K, N))).toBeNull();
+      b.setWeightType(W, "f32");
+      expect(firstBitDifference(run(), f32)).toBeNull();
+      // An upload drops the panels; the type stays the buffer's.
+      b.setWeightType(W, "int8");
+      run();
+      const w2 = w.map((v) => -v);
+      b.upload(W, w2);
+      expect(firstBitDifference(run(), runMatmul(q, x, w2, M, K, N))).toBeNull();
+      b.dispose();
+      q.dispose();
+    });
+
+    it("errors: an unknown type, a buffer that is not f32 and a layer weight of another type are refused by name", async () => {
+      const b = await make("f32");
+      const W = b.alloc(16),
+        I = b.alloc(4, "i32");
+      expect(() => b.setWeightType(W, "int4" as WeightType)).toThrow(/setWeightType: the type must be "f32", "bf16", "int8", got "int4"/);
+      expect(() => b.setWeightType(I, "int8")).toThrow(/setWeightType: a matmul weight is an f32 buffer, got i32/);
+      b.free(W);
+      expect(() => b.setWeightType(W, "int8")).toThrow(/setWeightType: buffer used after free/);
+      const ckpt = readCheckpoint(STORIES_260K);
+      const t = new Transformer(b, ckpt);
+      // The layer's wq, reached the way a backend user would not: through the model's weights.
+      const layers = (t as unknown as { weights: { layers: { wq: ReturnType<typeof b.alloc> }[] } }).weights.layers;
+      b.setWeightType(layers[1].wq, "bf16");
+      expect(() => t.forward({ tokens: [1, 5], positions: [0, 1] }, t.newCache())).toThrow(/decoderLayer: wq reads as bf16 \(setWeightType\), but a layer's weights take the backend's type \(f32\)/);
+      t.dispose();
+      b.dispose();
+    });
+  });
+}
+
+describe("BACKEND-WEIGHT-TYPE: Transformer's classifierWeights", () => {
+  it("reads the classifier alone in that type: the logits are those of the f32 layers with an int8 classifier", async () => {
+    const ckpt = readCheckpoint(STORIES_260K);
+    const f32 = await createWasmBackend({ threads: 1 }),
+      int8 = await createWasmBackend({ threads: 1, weights: "int8" });
+    const block = { tokens: [1, 403, 261, 378, 11], positions: [0, 1, 2, 3, 4] };
+    const plain = new Transformer(f32, ckpt),
+      cheap = new Transformer(f32, ckpt, { classifierWeights: "int8" });
+    const logits = cheap.forward(block, cheap.newCache());
+    plain.forward(block, plain.newCache());
+    // The same hidden states, then the int8 backend's matmul of them with the classifier.
+    const { dim, vocabSize: V, normEps } = ckpt.config;
+    const hidden = plain.lastHidden();
+    expect(firstBitDifference(cheap.lastHidden(), hidden)).toBeNull();
+    const xb = f32.alloc(block.tokens.length * dim),
+      h = up(f32, hidden),
+      g = up(f32, ckpt.weights.rmsFinal);
+    f32.rmsnorm(xb, h, g, block.tokens.length, dim, normEps);
+    const want = runMatmul(int8, f32.download(xb), ckpt.weights.wcls, block.tokens.length, dim, V);
+    expect(firstBitDifference(logits, want)).toBeNull();
+    for (const t of [plain, cheap]) t.dispose();
+    f32.dispose();
+    int8.dispose();
+  });
+
+  it("a backend that reads every weight in f32 refuses another type by name, and takes f32; an unknown type is refused", async () => {
+    const js = await createBackend("js");
+    const ckpt = readCheckpoint(STORIES_260K);
+    expect(() => new Transformer(js, ckpt, { classifierWeights: "int8" })).toThrow("classifier weights int8: the js backend reads every matmul weight in f32 (use the wasm backend)");
+    new Transformer(js, ckpt, { classifierWeights: "f32" }).dispose();
+    expect(() => new Transformer(js, ckpt, { classifierWeights: "fp8" as WeightType })).toThrow('classifier weights must be f32, bf16, int8, got "fp8"');
+  });
+});
