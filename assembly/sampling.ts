@@ -166,3 +166,52 @@ export function softmax(x: usize, M: i32, N: i32): void {
     }
   }
 }
+
+/**
+ * out[m] = the probability of tokens[m] under softmax(row m of x [M, N] / t):
+ * an estimate for choices that cost only speed (how many drafts a call
+ * carries), not the sampler's distribution: four partial sums, and groups of
+ * four whose every value lies more than 80 below the maximum (each under
+ * e^-80) left out. A row with a NaN or +Infinity, or whose every value is
+ * -Infinity, gives NaN.
+ */
+export function tokenProbabilities(out: usize, x: usize, M: i32, N: i32, t: f32, tokens: usize): void {
+  const rowBytes = (<usize>N) << 2;
+  const row4 = (<usize>(N & ~3)) << 2;
+  const tv = f32x4.splat(t);
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    let mv = f32x4.splat(-Infinity);
+    let nan = i32x4.splat(0);
+    for (let i: usize = 0; i < row4; i += 16) {
+      const v = v128.load(xr + i);
+      nan = v128.or(nan, f32x4.ne(v, v));
+      mv = f32x4.pmax(mv, v);
+    }
+    let xmax: f32 = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    let bad = v128.any_true(nan);
+    for (let i = row4; i < rowBytes; i += 4) {
+      const v = load<f32>(xr + i);
+      if (v != v) bad = true;
+      if (v > xmax) xmax = v;
+    }
+    const mx = xmax / t;
+    const o = out + ((<usize>m) << 2);
+    if (bad || N == 0 || mx == Infinity || mx == -Infinity) {
+      store<f32>(o, NaN);
+      continue;
+    }
+    const mxv = f32x4.splat(mx),
+      cut = f32x4.splat(-80.0);
+    let acc = f32x4.splat(0);
+    for (let i: usize = 0; i < row4; i += 16) {
+      const d = f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv);
+      if (i32x4.all_true(f32x4.lt(d, cut))) continue;
+      acc = f32x4.add(acc, expf32x4(d));
+    }
+    let sum: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    for (let i = row4; i < rowBytes; i += 4) sum += expf32(load<f32>(xr + i) / t - mx);
+    const token = load<i32>(tokens + ((<usize>m) << 2));
+    store<f32>(o, expf32(load<f32>(xr + ((<usize>token) << 2)) / t - mx) / sum);
+  }
+}

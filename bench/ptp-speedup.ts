@@ -25,6 +25,8 @@
  *                      on that teacher (and student) against AR on the same weights
  *   --draft-classifier f32|bf16|int8   the draft head's (or draft model's) classifier in
  *                      that type (default: the teacher's --weights); drafts only
+ *   --draft-stop Q     verify with a draft head: stop a window's drafts once their
+ *                      probabilities multiply to less than Q (default: the decoders')
  *   --window N         slots per proposal window (default: the student's)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
@@ -61,6 +63,8 @@ const reps = Number(option("--reps", "3"));
 const threads = Number(option("--threads", "1"));
 const weights = option("--weights", "f32") as WeightType;
 if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(weights)}`);
+const stopFlag = option("--draft-stop");
+const draftStop = stopFlag === undefined ? undefined : Number(stopFlag);
 const draftClassifier = option("--draft-classifier") as WeightType | undefined;
 if (draftClassifier !== undefined && !WEIGHT_TYPES.includes(draftClassifier)) throw new Error(`--draft-classifier: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(draftClassifier)}`);
 const window = positiveIntOption("--window");
@@ -86,7 +90,7 @@ const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, draftClassifier, onProgress: progress });
+const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, draftStop, draftClassifier, onProgress: progress });
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
@@ -94,7 +98,7 @@ if (asJson) {
   console.log(JSON.stringify(rows));
 } else {
   console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
-  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}, medians of ${reps} alternating runs`);
+  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
   console.log(speedupTable(rows));
 }

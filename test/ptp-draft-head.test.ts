@@ -5,7 +5,9 @@ import type { WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { decode } from "../src/ptp/decode/run.js";
+import { decode, decodeWith } from "../src/ptp/decode/run.js";
+import { draftConfidence, drafter, type DraftConfidence } from "../src/ptp/decode/decoder.js";
+import { headVerifyDecoder } from "../src/ptp/decode/decoders/head-verify.js";
 import { DraftHead, draftHeadOf } from "../src/ptp/draft-head.js";
 import { parseStudent, serializeStudent, studentConfigFromMetadata, studentMetadata } from "../src/ptp/files/adapter-file.js";
 import { randomStudent } from "../src/ptp/init.js";
@@ -39,16 +41,16 @@ const seedArb = fc.integer({ min: 1, max: 1 << 30 });
 
 describe("PTP-HEAD-EXACT: decoding with a draft head is the teacher's AR sample path", () => {
   for (const name of ["js", "wasm"] as const) {
-    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call${name === "wasm" ? "; the head's classifier also in bf16 or int8" : ""}`, async () => {
+    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call, windows that stop early or not${name === "wasm" ? "; the head's classifier also in bf16 or int8" : ""}`, async () => {
       const b = await backend(name);
       const classifier = name === "js" ? fc.constant(undefined) : fc.constantFrom<WeightType | undefined>(undefined, "bf16", "int8");
       fc.assert(
-        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), classifier, (c, seed, window, classifierWeights) => {
+        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), classifier, fc.constantFrom(0, 0.05, 0.3, 0.9), (c, seed, window, classifierWeights, draftStop) => {
           withTeacher(b, c.teacher, (teacher) => {
             const us = usFor(teacher, c);
             const expected = arOutputs(teacher, c, us);
             disposing(new PtpModel(teacher, headStudent(c.teacher, seed, window), undefined, { classifierWeights }), (model) => {
-              const r = decode(model, c.prompts, { decoder: "verify", steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)), window });
+              const r = decode(model, c.prompts, { decoder: "verify", steps: c.steps, sampling: c.sampling, aux: us.map((u) => new ArrayAux(u)), window, draftStop });
               expect(r.outputs).toEqual(expected);
               // One teacher call per step, each finalizing 1 .. window tokens.
               expect(r.stats.acceptedHistogram.length).toBeLessThanOrEqual(window + 1);
@@ -62,7 +64,7 @@ describe("PTP-HEAD-EXACT: decoding with a draft head is the teacher's AR sample 
 });
 
 describe("PTP-HEAD-ROWS: each teacher call verifies window - 1 drafts", () => {
-  it("after the prompt's call, every teacher call holds the pending token and min(window - 1, room - 1) drafts of the head", async () => {
+  it("after the prompt's call, with draftStop 0, every teacher call holds the pending token and min(window - 1, room - 1) drafts of the head", async () => {
     const b = await backend("wasm");
     const ckpt = readCheckpoint(STORIES_260K);
     for (const window of [2, 4, 7]) {
@@ -75,12 +77,56 @@ describe("PTP-HEAD-ROWS: each teacher call verifies window - 1 drafts", () => {
             return forward(...args);
           };
           const steps = 40;
-          decode(model, [[1, 403, 407]], { decoder: "verify", steps, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(2n)], window, stopAtBos: false });
+          decode(model, [[1, 403, 407]], { decoder: "verify", steps, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(2n)], window, stopAtBos: false, draftStop: 0 });
           expect(calls[0].rows).toBe(3);
           for (const c of calls.slice(1)) expect(c.rows).toBe(1 + Math.min(window - 1, steps + 1 - c.next - 1));
         }),
       );
     }
+  });
+});
+
+describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls below draftStop", () => {
+  it("with every draft's probability 1/2 and stop 0.2, a call carries at most two drafts (0.5, 0.25, then 0.125 < 0.2); stop 0 carries the window", async () => {
+    const b = await backend("wasm");
+    const ckpt = readCheckpoint(STORIES_260K);
+    withTeacher(b, ckpt, (teacher) =>
+      disposing(new PtpModel(teacher, headStudent(ckpt, 21, 6)), (model) => {
+        const rowsPerCall = (stop: number, confidence: DraftConfidence | undefined) => {
+          const rows: number[] = [];
+          const forward = model.forward.bind(model);
+          model.forward = (...args: Parameters<PtpModel["forward"]>) => (rows.push(args[0].positions.length), forward(...args));
+          const sampling = { temperature: 0.7 };
+          const decoder = headVerifyDecoder(teacher, model.head!, 6, drafter(model, 0.8), confidence, stop);
+          const r = decodeWith(model, [[1, 403, 407]], decoder, { steps: 60, sampling, aux: [new XorShiftAux(2n)], stopAtBos: false });
+          model.forward = forward;
+          return { rows: rows.slice(1), outputs: r.outputs };
+        };
+        const half: DraftConfidence = () => 0.5;
+        const full = rowsPerCall(0, half),
+          stopped = rowsPerCall(0.2, half);
+        expect(stopped.outputs).toEqual(full.outputs);
+        expect(Math.max(...full.rows)).toBe(6);
+        expect(Math.max(...stopped.rows)).toBe(3);
+        // The head's own probabilities: stop 0.999 keeps only drafts it is all but sure of; outputs stay AR's.
+        const own = draftConfidence(model, 0.8, (l, t, T) => model.head!.transformer.tokenProbability(l, t, T));
+        const sure = rowsPerCall(0.999, own);
+        expect(sure.outputs).toEqual(full.outputs);
+        expect(sure.rows.reduce((a, x) => a + x, 0)).toBeLessThan(full.rows.reduce((a, x) => a + x, 0));
+      }),
+    );
+  });
+
+  it("draftStop must be in [0, 1)", async () => {
+    const b = await backend("wasm");
+    const ckpt = readCheckpoint(STORIES_260K);
+    withTeacher(b, ckpt, (teacher) =>
+      disposing(new PtpModel(teacher, headStudent(ckpt, 21, 4)), (model) => {
+        for (const bad of [1, -0.1, Number.NaN, "0.5"]) {
+          expect(() => decode(model, [[1, 5]], { decoder: "verify", steps: 8, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(1n)], draftStop: bad as number })).toThrow(/decode: draftStop must be a number in \[0, 1\) \(0: the full window\), got/);
+        }
+      }),
+    );
   });
 });
 
@@ -292,7 +338,7 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     expect(single.stderr.split("\n")[0]).toBe(`ptp generate: --decoder single-call does not go with ${out}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
   });
 
-  it("--draft-classifier reads the head's classifier in bf16 or int8 on wasm, the output still AR's; misuse is a usage error naming the flag", async () => {
+  it("--draft-classifier reads the head's classifier in bf16 or int8 on wasm and --draft-stop stops windows early, the output still AR's; misuse is a usage error naming the flag", async () => {
     await dataset();
     const out = join(fx.tmp, "head-dc.safetensors");
     const plain = join(fx.tmp, "plain-dc.safetensors");
@@ -316,5 +362,14 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     await usage("--draft-classifier applies to a draft-head student (--student) or a draft model (--draft)", "--draft-classifier", "int8");
     await usage(`--draft-classifier applies to a draft-head student or a draft model; ${plain} is a student whose slots run in the teacher's call`, "--student", plain, "--backend", "wasm", "--draft-classifier", "int8");
     expect((await gen("--student", out, "--draft-classifier", "int4")).code).toBe(2);
+    // --draft-stop: any Q keeps the output; misuse is a usage error.
+    for (const q of ["0", "0.5"]) {
+      const r = await gen("--student", out, "--draft-stop", q);
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { outputs: { tokens: number[] }[] }).outputs[0].tokens).toEqual((JSON.parse(ar.stdout) as { tokens: number[] }).tokens);
+    }
+    await usage("--draft-stop must be in [0, 1), got 1", "--student", out, "--draft-stop", "1");
+    await usage("--draft-stop applies to --decoder verify with a draft-head student", "--draft-stop", "0.1");
+    await usage(`--draft-stop applies to a draft-head student; ${plain} is a student whose slots run in the teacher's call`, "--student", plain, "--decoder", "verify", "--draft-stop", "0.1");
   });
 });

@@ -141,6 +141,18 @@ export interface Backend {
   pick?(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude?: ArrayLike<number>): Int32Array;
 
   /**
+   * Token probabilities without downloading the rows (optional): for the M
+   * rows of x [*, N] from row `first` on, the probability of tokens[m]
+   * under softmax(row / temperature), as an estimate (f32 exponentials,
+   * any summation order, terms under e^-80 left out): for choices that
+   * cost only speed, such as how many drafts a call carries; never for a
+   * pick. NaN for a row with a NaN or +Infinity, or only -Infinity. A
+   * model without it computes the estimate on the host (tokenProbability,
+   * src/sampling/softmax.ts).
+   */
+  tokenProbabilities?(x: Buffer, first: number, M: number, N: number, temperature: number, tokens: ArrayLike<number>): Float32Array;
+
+  /**
    * One decoder layer in one call (optional): exactly what
    * src/model/transformer.ts does op by op for a layer without an adapter,
    * with the same results bit for bit, in place on `a.x`:

@@ -53,6 +53,11 @@ export const generateFlags = defineFlags({
     value: "R",
     help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}, ${DECODER_DEFAULTS.chained.draftTemperatureScale} for a student with chained pick feedback; the output is AR's whatever R)`,
   },
+  "draft-stop": {
+    kind: "number",
+    value: "Q",
+    help: `verify with a draft head: stop a window's drafts once the head's probabilities of them multiply to less than Q, in [0, 1); 0 = always the full window (default ${DECODER_DEFAULTS.draftStop}; the output is AR's whatever Q)`,
+  },
   ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
   "draft-classifier": { kind: "string", value: "TYPE", help: "wasm backend: the draft head's or --draft model's classifier as f32, bf16 or int8 (default: --weights); its drafts only decide how many tokens a call keeps, so the output stays the teacher's", choices: WEIGHT_TYPES },
@@ -114,6 +119,11 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
   if (f["runner-ups"] !== undefined && decoder !== "single-call" && decoder !== "verify") throw new UsageError(`--runner-ups applies to --decoder single-call and verify only (decoder is ${decoder})`);
   if (f["runner-ups"] !== undefined && f.draft !== undefined) throw new UsageError("--runner-ups applies to a student's drafts, not to --draft");
+  const stop = f["draft-stop"];
+  if (stop !== undefined) {
+    if (!(stop >= 0 && stop < 1)) throw new UsageError(`--draft-stop must be in [0, 1), got ${stop}`);
+    if (f.student === undefined || (f.decoder !== undefined && f.decoder !== "verify")) throw new UsageError("--draft-stop applies to --decoder verify with a draft-head student");
+  }
   const scale = f["draft-temperature-scale"];
   if (scale !== undefined) {
     if (!(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
@@ -213,6 +223,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       if (f.decoder !== undefined) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
       decoder = "verify";
     }
+    if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${f.student} is a student whose slots run in the teacher's call`);
     if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${f.student} is a student whose slots run in the teacher's call`);
     if (decoder === "self" && student.config.variant !== "C") {
       throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
@@ -241,7 +252,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   const r = f["runner-ups"];
   const runnerUps = r === undefined ? undefined : r === "on" || (r !== "off" && Number(r));
   // The decoder flags, as DecodeOptions names them (the settings below and the decode both read them).
-  const decoding = { window: f.window, budget: f.budget, budgetMode: f["budget-mode"], drafts: f.drafts, draftTemperatureScale: f["draft-temperature-scale"], runnerUps };
+  const decoding = { window: f.window, budget: f.budget, budgetMode: f["budget-mode"], drafts: f.drafts, draftTemperatureScale: f["draft-temperature-scale"], runnerUps, draftStop: f["draft-stop"] };
   const settings = decoderSettings({
     ...decoding,
     decoder,

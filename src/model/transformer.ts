@@ -2,6 +2,7 @@ import { WEIGHT_TYPES, type Backend, type LayerShape, type WeightType } from "..
 import { argmax, assertValidU } from "../sampling/pick.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
+import { tokenProbability } from "../sampling/softmax.js";
 import { attention } from "./attention.js";
 import { blockRows, type Block } from "./block.js";
 import { headSize, kvDim, validateConfig, type ModelConfig } from "./config.js";
@@ -128,6 +129,22 @@ export class Transformer {
     if (offset < 0 || offset % (4 * V) !== 0) return undefined;
     const [t] = this.backend.pick(this.state.logits, offset / (4 * V), 1, V, settings.temperature, [u], exclude);
     return t >= 0 ? t : undefined;
+  }
+
+  /**
+   * The probability of `token` under softmax(row / temperature), an
+   * estimate for choices that cost only speed (Backend.tokenProbabilities;
+   * tokenProbability on the host where the backend lacks it or `row` is not
+   * a row of the latest `forward`). `row` must hold no NaN or +Infinity.
+   */
+  tokenProbability(row: Float32Array, token: number, temperature: number): number {
+    const last = this.lastLogits,
+      V = this.config.vocabSize;
+    if (this.backend.tokenProbabilities && last !== undefined && row.buffer === last.buffer && row.length === V) {
+      const offset = row.byteOffset - last.byteOffset;
+      if (offset >= 0 && offset % (4 * V) === 0) return this.backend.tokenProbabilities(this.state.logits, offset / (4 * V), 1, V, temperature, [token])[0];
+    }
+    return tokenProbability(row, token, temperature);
   }
 
   /**

@@ -59,6 +59,8 @@ export interface SpeedupOptions {
   runnerUps?: boolean | number;
   /** single-call: proposal rows per call (default: the decoders' default for the window). */
   budget?: number;
+  /** verify with a draft head: the chance below which a window stops drafting (DecodeOptions.draftStop; default: the decoders'). */
+  draftStop?: number;
   /** The type a draft head's or draft model's classifier is read in (TransformerOptions.classifierWeights; default: the backend's). */
   draftClassifier?: WeightType;
   seed?: number;
@@ -131,7 +133,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       const run = (decoder: DecoderName): Run => {
         forwardMs = 0;
         const r = decodeBatches(model, o.prompts, {
-          decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, budget: o.budget, ...(draft && decoder !== "ar" ? { draft } : {}) },
+          decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, budget: o.budget, draftStop: o.draftStop, ...(draft && decoder !== "ar" ? { draft } : {}) },
           aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)),
           batch: 1,
         });

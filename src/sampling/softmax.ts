@@ -44,3 +44,32 @@ export function softmaxF32(logits: Float32Array): Float32Array {
   for (let i = 0; i < n; i++) out[i] = out[i] / sum;
   return out;
 }
+
+/**
+ * The probability of `token` under softmax(logits / temperature), in
+ * double precision: an estimate for choices that cost only speed (how many
+ * drafts a call carries), not the sampler's float32 distribution; a
+ * backend's tokenProbabilities computes the same estimate where the logits
+ * are. Terms more than 80 below the maximum (each under e^-80) are left
+ * out. -Infinity logits have probability 0; NaN for logits holding a NaN or
+ * +Infinity, or only -Infinity.
+ */
+export function tokenProbability(logits: Float32Array, token: number, temperature: number): number {
+  if (!(temperature > 0)) throw new RangeError(`tokenProbability: temperature must be > 0, got ${temperature}`);
+  if (!(Number.isInteger(token) && token >= 0 && token < logits.length)) throw new RangeError(`tokenProbability: token ${token} is outside ${logits.length} logits`);
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (x !== x) return Number.NaN;
+    if (x > max) max = x;
+  }
+  if (!Number.isFinite(max)) return Number.NaN;
+  const inv = 1 / temperature,
+    cutoff = max - 80 * temperature;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (x >= cutoff) sum += Math.exp((x - max) * inv);
+  }
+  return Math.exp((logits[token] - max) * inv) / sum;
+}

@@ -87,6 +87,7 @@ export interface Kernels extends PoolKernels {
   softmax(x: number, M: number, N: number): void;
   argmaxRows(out: number, x: number, M: number, N: number): void;
   pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
+  tokenProbabilities(out: number, x: number, M: number, N: number, t: number, tokens: number): void;
   /** Test hook: y[i] = the sampling kernel's exp of x[i], which must equal fround(Math.exp(x[i])). */
   expRows(y: number, x: number, n: number): void;
   copyBytes(dst: number, src: number, n: number): void;
@@ -813,6 +814,22 @@ export class WasmBackend implements Backend {
     if (exclude.length === 0) run();
     else this.withExcluded(X.ptr + 4 * first * N, M, N, exclude, run);
     return (this.view("i32") as Int32Array).slice(block >> 2, (block >> 2) + M);
+  }
+
+  tokenProbabilities(x: Buffer, first: number, M: number, N: number, temperature: number, tokens: ArrayLike<number>): Float32Array {
+    for (const [name, v] of Object.entries({ first, M, N })) this.dim("tokenProbabilities", name, v);
+    if (!(temperature > 0) || !Number.isFinite(temperature)) throw this.err(`tokenProbabilities: temperature must be finite and > 0, got ${temperature}`);
+    if (tokens.length !== M) throw this.err(`tokenProbabilities: ${M} rows need ${M} tokens, got ${tokens.length}`);
+    const X = this.f32(x, (first + M) * N, "tokenProbabilities x");
+    // One block: the probabilities, then the tokens (4 bytes a row each).
+    const block = this.scratch(8 * Math.max(1, M));
+    const i32 = this.view("i32") as Int32Array;
+    for (let m = 0; m < M; m++) {
+      if (!(Number.isInteger(tokens[m]) && tokens[m] >= 0 && tokens[m] < N)) throw this.err(`tokenProbabilities: tokens must be integers in [0, ${N}), got ${tokens[m]}`);
+      i32[(block >> 2) + M + m] = tokens[m];
+    }
+    this.k.tokenProbabilities(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + 4 * M);
+    return (this.view("f32") as Float32Array).slice(block >> 2, (block >> 2) + M);
   }
 
   /**

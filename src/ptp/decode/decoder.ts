@@ -261,6 +261,26 @@ export function drafter(model: SlotProposer, temperatureScale: number): Drafter 
 }
 
 /**
+ * The probability a proposer gives its own draft for position k (slot
+ * `slot`): the draft's share of the distribution it was picked from,
+ * softmax(logits / T) at the draft's temperature (drafter's rule; top-k and
+ * top-p left aside), or at temperature 1 for an argmax draft. `probability`
+ * computes it where the logits are (Transformer.tokenProbability). A
+ * decoder that stops a window early (DecodeOptions.draftStop) multiplies
+ * these along the window: an estimate of the chance that every draft so
+ * far passes. Only how many drafts a call carries depends on it.
+ */
+export type DraftConfidence = (seq: Sequence, slot: number, logits: Float32Array, draft: number) => number;
+
+export function draftConfidence(model: SlotProposer, temperatureScale: number, probability: (logits: Float32Array, token: number, temperature: number) => number): DraftConfidence {
+  checkDraftTemperatureScale(temperatureScale);
+  return (seq, slot, logits, draft) => {
+    const sampled = model.variant === "C" && needsU(seq.sampling);
+    return probability(logits, draft, sampled ? draftSampling(seq.sampling, slot, temperatureScale).temperature : 1);
+  };
+}
+
+/**
  * A slot's runner-ups: up to `count` more drafts, each the one the same rule
  * makes once `draft` and the runner-ups before it are ruled out (their
  * logits taken as -Infinity, on the device where the logits are); fewer

@@ -42,6 +42,14 @@ export const DECODER_DEFAULTS = {
    * 4.39 / 2.62 (docs/BENCHMARKS.md, "The chained student").
    */
   chained: { draftTemperatureScale: 0.8, runnerUps: 0 },
+  /**
+   * verify with a draft head: stop drafting a window once the head's
+   * probabilities of its drafts multiply to less than this (0: always the
+   * full window; decoders/head-verify.ts). A draft that rarely passes
+   * costs a teacher row and a slot for little, and a call of fewer rows
+   * costs less (docs/BENCHMARKS.md, "Drafts that stop").
+   */
+  draftStop: 0.1,
 } as const;
 
 /** The settings a decoder runs with, every default filled in. */
@@ -53,6 +61,8 @@ export interface DecoderSettings {
   draftTemperatureScale: number;
   /** Runner-ups read per draft (0: none). */
   runnerUps: number;
+  /** verify with a draft head: the chance below which a window stops drafting (0: never). */
+  draftStop: number;
 }
 
 /** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
@@ -64,6 +74,7 @@ export interface DecoderSettingsInput {
   draftTemperatureScale?: number;
   /** Runner-ups per draft, or on (the C-PTP default count) / off. */
   runnerUps?: boolean | number;
+  draftStop?: number;
   /** The decoder, and the proposer's variant, if there is a proposer (the runner-up default). */
   decoder?: string;
   proposerVariant?: "O" | "C";
@@ -86,7 +97,13 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
     draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
     runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && !chained ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
+    draftStop: checkDraftStop(o.draftStop ?? DECODER_DEFAULTS.draftStop),
   };
+}
+
+function checkDraftStop(stop: unknown): number {
+  if (!(typeof stop === "number" && stop >= 0 && stop < 1)) throw new RangeError(`decode: draftStop must be a number in [0, 1) (0: the full window), got ${describeValue(stop)}`);
+  return stop;
 }
 
 /** The single-call budget split modes. */

@@ -9,7 +9,7 @@ import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
 import { commit, runCall, survivors } from "./call.js";
-import { drafter, type Decoder } from "./decoder.js";
+import { draftConfidence, drafter, type Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
 import { draftVerifyDecoder } from "./decoders/draft-verify.js";
 import { headVerifyDecoder } from "./decoders/head-verify.js";
@@ -53,6 +53,13 @@ export interface DecodeOptions {
    * with a C-PTP student reads DECODER_DEFAULTS.runnerUps.C, else none).
    */
   runnerUps?: boolean | number;
+  /**
+   * verify with a draft head: stop drafting a window once the head's
+   * probabilities of its drafts (each under the distribution it was picked
+   * from) multiply to less than this, in [0, 1); 0 = always the full window
+   * (default DECODER_DEFAULTS.draftStop). Only the rows per call change.
+   */
+  draftStop?: number;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
   /**
@@ -91,7 +98,7 @@ export interface PtpResult {
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   checkOptions(options);
-  const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps } = settingsOf(model, options);
+  const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps, draftStop } = settingsOf(model, options);
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
@@ -100,7 +107,9 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   const toDraft = drafter(model, draftTemperatureScale);
   if (model.head && options.decoder !== "ar") {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft-head student drafts beside the teacher, with decoder "verify" (or "ar"), got ${JSON.stringify(options.decoder)}`);
-    return headVerifyDecoder(model.teacher, model.head, window, toDraft);
+    const head = model.head.transformer;
+    const confidence = draftConfidence(model, draftTemperatureScale, (logits, token, t) => head.tokenProbability(logits, token, t));
+    return headVerifyDecoder(model.teacher, model.head, window, toDraft, confidence, draftStop);
   }
   switch (options.decoder) {
     case "ar":
@@ -130,7 +139,7 @@ function checkOptions(options: unknown): asserts options is object {
 }
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
-export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps"> & { decoder?: DecoderName }): DecoderSettings {
+export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps" | "draftStop"> & { decoder?: DecoderName }): DecoderSettings {
   return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant, proposerFeedback: options.draft ? undefined : model.student?.config.pickFeedback });
 }
 

@@ -1,7 +1,7 @@
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { Transformer } from "../../../model/transformer.js";
 import type { DraftHead } from "../../draft-head.js";
-import { besideTeacherDecoder, NO_DRAFT, sequenceState, type Decoder, type Drafter } from "../decoder.js";
+import { besideTeacherDecoder, NO_DRAFT, sequenceState, type Decoder, type DraftConfidence, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
 interface HeadVerifyState {
@@ -30,8 +30,13 @@ interface HeadVerifyState {
  *
  * A step whose pending rows are more than one (the prompt) has no drafts:
  * the head has not yet seen the rows before the last one.
+ *
+ * With `stop` (DecodeOptions.draftStop > 0) the head stops drafting once
+ * the probabilities it gives its drafts (`confidence`) multiply to less
+ * than `stop`, that last draft left out: a draft unlikely to pass costs a
+ * teacher row and a slot for little. Only the number of rows changes.
  */
-export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter): Decoder<HeadVerifyState> {
+export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
   const { seqLen } = head.config;
 
@@ -50,12 +55,18 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     const count = Math.min(window - 1, seq.room - 1, seqLen - next + 1);
     const cache = s.headCache;
     const drafts: number[] = [];
+    let chance = 1;
     try {
       for (let j = 0; j < count; j++) {
         const k = next + j;
         const before = j === 0 ? seq.last : drafts[j - 1];
-        const d = toDraft(seq, k, j + 1, head.slot(cache, k - 1, seq.u.forStudent(k - 1), before));
+        const logits = head.slot(cache, k - 1, seq.u.forStudent(k - 1), before);
+        const d = toDraft(seq, k, j + 1, logits);
         if (d === NO_DRAFT) break;
+        if (stop > 0 && confidence) {
+          chance *= confidence(seq, j + 1, logits, d);
+          if (!(chance >= stop)) break;
+        }
         drafts.push(d);
       }
     } finally {
