@@ -1,7 +1,7 @@
 // Sampling inside the module: a row's softmax and Pick computed exactly as
 // the host's src/sampling does them.
 
-import { expf, expf32, expf32x4 } from "./exp";
+import { expf, expf32, expf32x4, vexpf } from "./exp";
 
 /** y[i] = expf32(x[i]) for n float32 values (tests check it against fround(Math.exp) on millions of arguments). */
 export function expRows(y: usize, x: usize, n: i32): void {
@@ -54,10 +54,19 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
     const mxv = f32x4.splat(mx);
     let sum: f32 = 0;
     let cut = f32x4.splat(negligibleBelow(sum));
+    // A group whose every x_i is below `below` is passed over without dividing: such an x_i has
+    // s_i - mx under the cut (see belowCut), so the test after the division would pass it over too.
+    let below = f32x4.splat(belowCut(negligibleBelow(sum), mx, t));
     let sumExponent: u32 = 0,
       passed = 0;
     for (let i: usize = 0; i < row4; i += 16) {
-      const d = f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv);
+      const xv = v128.load(xr + i);
+      if (i32x4.all_true(f32x4.lt(xv, below))) {
+        v128.store(scratch + i, f32x4.splat(-1.0));
+        passed++;
+        continue;
+      }
+      const d = f32x4.sub(f32x4.div(xv, tv), mxv);
       if (i32x4.all_true(f32x4.lt(d, cut))) {
         v128.store(scratch + i, f32x4.splat(-1.0));
         passed++;
@@ -74,6 +83,7 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
       if (ex != sumExponent) {
         sumExponent = ex;
         cut = f32x4.splat(negligibleBelow(sum));
+        below = f32x4.splat(belowCut(negligibleBelow(sum), mx, t));
       }
     }
     for (let i = row4; i < rowBytes; i += 4) {
@@ -89,13 +99,16 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
     let cdf: f32 = 0;
     let pick: i32 = -1;
     let cutC = f32x4.splat(negligibleBelow(cdf));
+    let belowC = f32x4.splat(belowCut(negligibleBelow(cdf), mx, t));
     let cdfExponent: u32 = 0;
     let i = 0;
     for (; i + 4 <= N; i += 4) {
       let e = v128.load(scratch + ((<usize>i) << 2));
       if (passed > 0) {
         // Only where the sum passed groups over (a flat row made every e_i: this costs nothing there).
-        const d = f32x4.sub(f32x4.div(v128.load(xr + ((<usize>i) << 2)), tv), mxv);
+        const xv = v128.load(xr + ((<usize>i) << 2));
+        if (i32x4.all_true(f32x4.lt(xv, belowC))) continue;
+        const d = f32x4.sub(f32x4.div(xv, tv), mxv);
         if (i32x4.all_true(f32x4.lt(d, cutC))) continue;
         if (f32x4.extract_lane(e, 0) < 0) e = expf32x4(d);
       }
@@ -112,6 +125,7 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
       if (ex != cdfExponent) {
         cdfExponent = ex;
         cutC = f32x4.splat(negligibleBelow(cdf));
+        belowC = f32x4.splat(belowCut(negligibleBelow(cdf), mx, t));
       }
     }
     if (pick < 0) {
@@ -145,6 +159,20 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
   return max<f32>(-104.0, <f32>(<f64>(e - 25) * 0.6931471805599453 - 1e-4));
 }
 
+/**
+ * A logit bound for the cut of pickRows: every f32 x < the result has
+ * fround(x / t) - mx < cut, computed with the kernel's own f32 operations.
+ * x / t and the subtraction are monotonic in x, so one x checked at the bound
+ * covers all below it; where (cut + mx) t, lowered by a margin, does not pass
+ * that check (or is not finite), -Infinity: no x is passed over early.
+ */
+function belowCut(cut: f32, mx: f32, t: f32): f32 {
+  const guess: f32 = (cut + mx) * t;
+  const bound: f32 = guess - abs<f32>(guess) * 1e-5 - 1e-30;
+  if (!isFinite<f32>(bound)) return -Infinity;
+  return bound / t - mx < cut ? bound : -Infinity;
+}
+
 /** Row-wise softmax in place over x [M, N]: max, e = expf(x - max), f32 sum in index order, e / sum. */
 export function softmax(x: usize, M: i32, N: i32): void {
   const rowBytes = (<usize>N) << 2;
@@ -172,13 +200,13 @@ export function softmax(x: usize, M: i32, N: i32): void {
  * an estimate for choices that cost only speed (how many drafts a call
  * carries), not the sampler's distribution: four partial sums, and groups of
  * four whose every value lies more than 80 below the maximum (each under
- * e^-80) left out. A row with a NaN or +Infinity, or whose every value is
- * -Infinity, gives NaN.
+ * e^-80) left out, x / t as x times 1 / t, and vexpf (within about an ulp)
+ * for the exponentials. A row with a NaN or +Infinity, or whose every value
+ * is -Infinity, gives NaN.
  */
 export function tokenProbabilities(out: usize, x: usize, M: i32, N: i32, t: f32, tokens: usize): void {
   const rowBytes = (<usize>N) << 2;
   const row4 = (<usize>(N & ~3)) << 2;
-  const tv = f32x4.splat(t);
   for (let m = 0; m < M; m++) {
     const xr = x + <usize>m * rowBytes;
     let mv = f32x4.splat(-Infinity);
@@ -195,23 +223,27 @@ export function tokenProbabilities(out: usize, x: usize, M: i32, N: i32, t: f32,
       if (v != v) bad = true;
       if (v > xmax) xmax = v;
     }
-    const mx = xmax / t;
+    const inv: f32 = 1 / t;
+    const mx = xmax * inv;
     const o = out + ((<usize>m) << 2);
     if (bad || N == 0 || mx == Infinity || mx == -Infinity) {
       store<f32>(o, NaN);
       continue;
     }
-    const mxv = f32x4.splat(mx),
-      cut = f32x4.splat(-80.0);
+    // An estimate: x / t as x times 1 / t; a group whose every x lies more than 80 t below the
+    // maximum is left out before any arithmetic.
+    const iv = f32x4.splat(inv),
+      mxv = f32x4.splat(mx),
+      low = f32x4.splat(xmax - 80 * t);
     let acc = f32x4.splat(0);
     for (let i: usize = 0; i < row4; i += 16) {
-      const d = f32x4.sub(f32x4.div(v128.load(xr + i), tv), mxv);
-      if (i32x4.all_true(f32x4.lt(d, cut))) continue;
-      acc = f32x4.add(acc, expf32x4(d));
+      const xv = v128.load(xr + i);
+      if (i32x4.all_true(f32x4.lt(xv, low))) continue;
+      acc = f32x4.add(acc, vexpf(f32x4.sub(f32x4.mul(xv, iv), mxv)));
     }
     let sum: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-    for (let i = row4; i < rowBytes; i += 4) sum += expf32(load<f32>(xr + i) / t - mx);
+    for (let i = row4; i < rowBytes; i += 4) sum += expf32(load<f32>(xr + i) * inv - mx);
     const token = load<i32>(tokens + ((<usize>m) << 2));
-    store<f32>(o, expf32(load<f32>(xr + ((<usize>token) << 2)) / t - mx) / sum);
+    store<f32>(o, expf32(load<f32>(xr + ((<usize>token) << 2)) * inv - mx) / sum);
   }
 }

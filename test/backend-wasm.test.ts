@@ -533,7 +533,7 @@ describe("the sampling kernel's exp", () => {
 
 describe("the pick kernel", () => {
   it.each(["relaxed", "simd"] as const)(
-    "BACKEND-PICK-PEAKED (%s): on 32,000-token rows shaped like a language model's (one or a few tokens far above the rest, where the kernel passes over the negligible groups), flat ones and spiked ones, at T 0.05 to 3, pick equals the host's sampleToken for random u's, u's on bin edges and u = 1 - 2^-53",
+    "BACKEND-PICK-PEAKED (%s): on 32,000-token rows shaped like a language model's (one or a few tokens far above the rest, where the kernel passes over the negligible groups), flat ones, spiked ones and a widened model's, at T 0.05 to 3, pick equals the host's sampleToken for random u's, u's on bin edges and u = 1 - 2^-53",
     async (build) => {
       const b = await createWasmBackend({ wasmBuild: build, threads: 1 });
       const r = rng(build === "relaxed" ? 31 : 32);
@@ -541,10 +541,11 @@ describe("the pick kernel", () => {
       const N = 32000;
       let picks = 0;
       try {
-        for (let row = 0; row < 24; row++) {
-          const kind = row % 4,
+        for (let row = 0; row < 30; row++) {
+          const kind = row % 5,
             T = [0.05, 0.28, 0.7, 1, 1.5, 3][Math.floor(r() * 6)];
-          const x = Float32Array.from({ length: N }, (_, i) => (kind === 0 ? (r() * 2 - 1) * 12 : kind === 1 ? (r() < 0.01 ? 20 + 8 * r() : 3 * gauss()) : kind === 2 ? (i % 97 === 0 ? 30 : gauss() - 5) : gauss() * 0.01));
+          // Kind 4: a widened model's row (ptp/widen.ts), 512 real tokens and the rest far below, where whole groups are passed over before dividing.
+          const x = Float32Array.from({ length: N }, (_, i) => (kind === 0 ? (r() * 2 - 1) * 12 : kind === 1 ? (r() < 0.01 ? 20 + 8 * r() : 3 * gauss()) : kind === 2 ? (i % 97 === 0 ? 30 : gauss() - 5) : kind === 3 ? gauss() * 0.01 : i < 512 ? 3 * gauss() : -1e4 - i));
           const probs = samplingDistribution(x, { temperature: T });
           const us = [r(), 1 - 2 ** -53, ...[0, 1, 2, 3].map((k) => binOf(probs, Math.floor(r() * N))[k % 2]).filter((u) => u < 1)];
           const buf = b.alloc(N);

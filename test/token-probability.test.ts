@@ -53,7 +53,7 @@ describe("TOKEN-PROB", () => {
     );
   });
 
-  it("the wasm backend's estimate, where the logits are, is the host's within 1e-5 relative, for every row of a block", async () => {
+  it("the wasm backend's estimate, where the logits are, is the host's within 1e-5 relative (plus the f32 rounding of x / t), for every row of a block", async () => {
     for (const build of ["relaxed", "simd"] as const) {
       const b = await createWasmBackend({ wasmBuild: build, threads: 1 });
       fc.assert(
@@ -65,8 +65,10 @@ describe("TOKEN-PROB", () => {
           const got = b.tokenProbabilities(X, first, M - first, r.n, r.t, tokens.slice(first));
           for (let m = first; m < M; m++) {
             const want = tokenProbability(rows[m], tokens[m], r.t);
+            // f32 arguments x / t: each rounded by up to 2^-24 of the largest |x| / t, the token's and the largest's.
+            const maxArg = Math.max(...Array.from(rows[m], (v) => (Number.isFinite(v) ? Math.abs(v) : 0))) / r.t;
             if (want < 1e-30) expect(got[m - first]).toBeLessThan(1e-30);
-            else expect(Math.abs(got[m - first] - want) / want, `row ${m}`).toBeLessThan(1e-5);
+            else expect(Math.abs(got[m - first] - want) / want, `row ${m}`).toBeLessThan(1e-5 + 8 * maxArg * 2 ** -24);
           }
           b.free(X);
         }),
