@@ -5,6 +5,7 @@ import { JsBackend } from "../src/backends/js/index.js";
 import { RowsMatmulMutant } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
 import { samplingDistribution } from "../src/sampling/processors.js";
+import { tokenProbability } from "../src/sampling/softmax.js";
 
 /**
  * BACKEND-CONFORMANCE-EXPORT: the contract as a library function
@@ -12,7 +13,7 @@ import { samplingDistribution } from "../src/sampling/processors.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "written-weights-fresh", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "written-weights-fresh", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "token-probabilities", "set-weight-type", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -50,6 +51,14 @@ class LastTie extends JsBackend {
 }
 
 /** Has a pick op that puts a u on a bin's right edge into that bin (u <= cdf, not u < cdf); its misuse errors are right. */
+/** A tokenProbabilities at twice the temperature asked. */
+class HotProbabilities extends JsBackend {
+  tokenProbabilities(x: Buffer, first: number, M: number, N: number, temperature: number, tokens: ArrayLike<number>): Float32Array {
+    const v = this.download(x, first * N, M * N);
+    return Float32Array.from({ length: M }, (_, m) => tokenProbability(v.subarray(m * N, (m + 1) * N), tokens[m], 2 * temperature));
+  }
+}
+
 class EdgeBlind extends JsBackend {
   pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude: ArrayLike<number> = []): Int32Array {
     if (u.length !== M || !(temperature > 0) || Array.from(u).some((v) => !(v >= 0 && v < 1)) || Array.from(exclude).some((t) => !(t >= 0 && t < N))) throw new BackendError("js", "pick: bad arguments");
@@ -129,7 +138,7 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges, a fused layer with the wrong norm and a stale copy of a written weight each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges, token probabilities at the wrong temperature, a fused layer with the wrong norm and a stale copy of a written weight each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
@@ -138,6 +147,7 @@ describe("runBackendConformance", () => {
     expect(lenient.checks.find((c) => c.id === "errors")!.failure).toMatch(/no error thrown/);
     expect(await failing(new LastTie())).toEqual(["argmax-exact"]);
     expect(await failing(new EdgeBlind())).toEqual(["pick-exact"]);
+    expect(await failing(new HotProbabilities())).toEqual(["token-probabilities"]);
     expect(await failing(new WrongNorm())).toEqual(["decoder-layer-exact"]);
     expect(await failing(new StaleWeights())).toEqual(["written-weights-fresh"]);
   });

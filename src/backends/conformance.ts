@@ -29,6 +29,7 @@ import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
 import { argmax, binOf } from "../sampling/pick.js";
 import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
+import { tokenProbability } from "../sampling/softmax.js";
 import { Gen } from "../util/prng.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { randomCheckpoint } from "../model/init.js";
@@ -583,6 +584,77 @@ const CHECKS: CheckSpec[] = [
           if (got[m] !== want) throw new Error(`pick row ${m} of ${M} (N=${N}, T=${temperature}, u=${us[m]}, excluding ${exclude.join(", ") || "none"}): got ${got[m]}, the host gives ${want}`);
         }
       }
+    },
+  },
+  {
+    id: "token-probabilities",
+    description: "tokenProbabilities (where the backend has it) is the host's tokenProbability estimate within 1e-5 relative (plus the f32 rounding of x / T), for random rows, temperatures and tokens; NaN for a row with a NaN or +Infinity",
+    run(b, _ref, g, i) {
+      if (!b.tokenProbabilities) return;
+      const N = i === 0 ? 32000 : g.int(1, 300),
+        M = g.int(1, 4);
+      const temperature = g.pick([0.05, 0.28, 0.7, 1, 2.5]);
+      const x = Float32Array.from({ length: M * N }, () => (g.next() < 0.05 ? Number.NEGATIVE_INFINITY : (g.next() * 2 - 1) * g.pick([1, 12, 100])));
+      for (let m = 0; m < M; m++) x[m * N + g.int(0, N - 1)] = 5; // every row holds a finite value
+      const poisoned = g.next() < 0.2 ? g.int(0, M - 1) : -1;
+      if (poisoned >= 0) x[poisoned * N + g.int(0, N - 1)] = g.pick([Number.NaN, Number.POSITIVE_INFINITY]);
+      const tokens = Array.from({ length: M }, () => g.int(0, N - 1));
+      const got = scoped(b, (alloc) => b.tokenProbabilities!(alloc(x), 0, M, N, temperature, tokens));
+      for (let m = 0; m < M; m++) {
+        const row = x.subarray(m * N, (m + 1) * N);
+        const what = `tokenProbabilities row ${m} of ${M} (N=${N}, T=${temperature}, token ${tokens[m]})`;
+        if (m === poisoned) {
+          if (!Number.isNaN(got[m])) throw new Error(`${what}: a row holding a NaN or +Infinity gives NaN, got ${got[m]}`);
+          continue;
+        }
+        const want = tokenProbability(row, tokens[m], temperature);
+        let maxArg = 0;
+        for (const v of row) if (Number.isFinite(v)) maxArg = Math.max(maxArg, Math.abs(v) / temperature);
+        const tol = want * (1e-5 + 8 * maxArg * UNIT_ROUNDOFF) + 1e-30;
+        if (!(Math.abs(got[m] - want) <= tol)) throw new Error(`${what}: got ${got[m]}, the host estimate is ${want}`);
+      }
+    },
+  },
+  {
+    id: "set-weight-type",
+    description: "setWeightType (where the backend has it): a weight used in one type and set to another reads as a fresh weight set to that type (its panels remade), the type survives an upload, and an unknown type is a BackendError",
+    cases: 3,
+    run(b, _ref, g) {
+      if (!b.setWeightType) return;
+      const M = g.int(1, 6),
+        K = g.int(1, 70),
+        N = g.int(1, 70);
+      const rand = (n: number) => Float32Array.from({ length: n }, () => g.next() * 2 - 1);
+      const x = rand(M * K),
+        w = rand(N * K),
+        w2 = rand(N * K);
+      scoped(b, (alloc, zeros) => {
+        const product = (W: Buffer) => {
+          const X = alloc(x),
+            Y = zeros(M * N);
+          b.matmul(Y, X, W, M, K, N);
+          return b.download(Y);
+        };
+        const fresh = (data: Float32Array, type: "f32" | "bf16" | "int8") => {
+          const W = alloc(data);
+          b.setWeightType!(W, type);
+          return W;
+        };
+        const [from, to] = g.next() < 0.5 ? (["int8", "f32"] as const) : (["f32", "bf16"] as const);
+        const W = fresh(w, from);
+        product(W);
+        b.setWeightType!(W, to);
+        bitExact(product(W), product(fresh(w, to)), `matmul after setWeightType ${from} -> ${to}, M=${M} K=${K} N=${N}`);
+        b.upload(W, w2);
+        bitExact(product(W), product(fresh(w2, to)), `matmul after an upload into a ${to} weight`);
+        let refused = false;
+        try {
+          b.setWeightType!(W, "fp4" as never);
+        } catch (e) {
+          refused = e instanceof BackendError;
+        }
+        if (!refused) throw new Error('setWeightType(w, "fp4") must throw a BackendError');
+      });
     },
   },
   {
