@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createBackend } from "../src/backends/registry.js";
+import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText, SHIPPED_STUDENTS, whySlower } from "../src/cli/demo.js";
 import { textOf } from "../src/cli/ptp-common.js";
 import { writeCheckpoint } from "../src/io/checkpoint.js";
@@ -162,7 +163,7 @@ describe("ptp demo", () => {
     const r = await runCli(...args, "--scale", "--scale-shapes", "15M");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("(a draft head of 5 blocks, C-PTP, window 8)");
-    expect(r.stdout).toContain("decoding: verify (window 3: the pending token and 2 drafts per teacher call) vs AR");
+    expect(r.stdout).toContain(`decoding: verify (window 3: the pending token and up to 2 drafts per teacher call, stopping where the head's chance falls below ${DECODER_DEFAULTS.draftStop}) vs AR`);
     expect(r.stdout).toMatch(/^accepted per step: \d+\.\d\d \(mean; a step is one teacher call, the head drafting beside it\)$/m);
     expect(r.stdout).toMatch(/^equals AR: yes$/m);
     const row = (shape: string) => new RegExp(`^\\| ${shape} \\| verify \\| ([0-9.]+) \\| ([0-9.]+) \\|.*\\| (yes|NO) \\|$`, "m").exec(r.stdout);

@@ -349,6 +349,7 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     for (const type of ["int8", "bf16"]) {
       const r = await gen("--student", out, "--backend", "wasm", "--draft-classifier", type);
       expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`verify \\(window \\d+, drafts at [\\d.]+ T, drafts stop below chance 0\\.1, ${type} head classifier\\)`));
       const json = JSON.parse(r.stdout) as { outputs: { tokens: number[] }[]; stats: { equalsAR: boolean } };
       expect(json.stats.equalsAR).toBe(true);
       expect(json.outputs[0].tokens).toEqual((JSON.parse(ar.stdout) as { tokens: number[] }).tokens);

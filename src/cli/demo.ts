@@ -134,7 +134,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   try {
     const draftClassifier = f["draft-classifier"];
     model = new PtpModel(teacher, student, undefined, { classifierWeights: draftClassifier });
-    const { window, budget } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
+    const { window, budget, draftStop } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
     // A draft head drafts beside the teacher: verify is its decoder, and its default.
     const head = student.config.draftHead === true;
     if (head && f.decoder !== "verify" && givenFlags(argv, demoFlags).has("decoder")) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
@@ -146,7 +146,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${head ? `a draft head of ${s.extraBlocks} blocks, ` : ""}${s.variant}-PTP, ${head ? "" : `rank ${s.rank}, `}window ${s.window})\n` +
-        `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and ${window - 1} drafts per teacher call` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and up to ${window - 1} drafts per teacher call${draftStop > 0 ? `, stopping where the head's chance falls below ${draftStop}` : ""}${draftClassifier ? `; the head's classifier in ${draftClassifier}` : ""}` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
         `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 

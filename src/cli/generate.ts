@@ -316,7 +316,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       ...(self ? { note: "self decoding follows the student's own AR path" } : {}),
       backend: backend.description,
     };
-    io.stderr(statsBlock(stats, describeDecoder(decoder, settings, (draft ?? student)?.config.variant === "C" && sampling.temperature > 0, draft), texts.length));
+    const head = student?.config.draftHead && decoder === "verify" ? { stop: settings.draftStop, classifier: f["draft-classifier"] } : undefined;
+    io.stderr(statsBlock(stats, describeDecoder(decoder, settings, (draft ?? student)?.config.variant === "C" && sampling.temperature > 0, draft, head), texts.length));
     if (f.json) {
       const single = jsonOutputs.length === 1 ? { tokens: jsonOutputs[0].tokens, text: jsonOutputs[0].text } : {};
       io.stdout(JSON.stringify({ ...single, outputs: jsonOutputs, stats }) + "\n");
@@ -329,9 +330,9 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
   }
 }
 
-/** The decoder and its settings, as the stats block names them; `sharpened`: C-PTP drafts picked at a fraction of T > 0. */
-function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps }: DecoderSettings, sharpened: boolean, draft?: Draft): string {
-  const at = sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "";
+/** The decoder and its settings, as the stats block names them; `sharpened`: C-PTP drafts picked at a fraction of T > 0; `head`: a draft head's stop rule and classifier type. */
+function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps }: DecoderSettings, sharpened: boolean, draft?: Draft, head?: { stop: number; classifier?: string }): string {
+  const at = (sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "") + (head ? `${head.stop > 0 ? `, drafts stop below chance ${head.stop}` : ""}${head.classifier ? `, ${head.classifier} head classifier` : ""}` : "");
   if (draft) {
     const m = draft.config.model;
     return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"}${at})`;
