@@ -53,6 +53,8 @@ describe("README snippets", () => {
     mkdirSync(dir, { recursive: true });
     const shared = join(ROOT, "tmp", "shared");
     if (!existsSync(shared)) symlinkSync(SHARED, shared);
+    // The snippets run as from the repository root: demo/ beside them, ../shared above.
+    symlinkSync(join(ROOT, "demo"), join(dir, "demo"));
     const files = run.map((p, k) => {
       const file = join(dir, `snippet-${k}-line${p.line}.mts`);
       writeFileSync(file, p.code + "\nexport {};\n");
