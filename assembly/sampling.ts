@@ -11,6 +11,28 @@ export function expRows(y: usize, x: usize, n: i32): void {
   for (; i < end; i += 4) store<f32>(y + i, expf32(load<f32>(x + i)));
 }
 
+/** The largest of the N f32 values at xr (-Infinity for none), or NaN where one of them is NaN: one SIMD pass. */
+// @ts-ignore: decorator
+@inline function rowMax(xr: usize, N: i32): f32 {
+  const rowBytes = (<usize>N) << 2;
+  const row4 = (<usize>(N & ~3)) << 2;
+  let mv = f32x4.splat(-Infinity);
+  let nan = i32x4.splat(0);
+  for (let i: usize = 0; i < row4; i += 16) {
+    const v = v128.load(xr + i);
+    nan = v128.or(nan, f32x4.ne(v, v));
+    mv = f32x4.pmax(mv, v);
+  }
+  let xmax: f32 = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  let bad = v128.any_true(nan);
+  for (let i = row4; i < rowBytes; i += 4) {
+    const v = load<f32>(xr + i);
+    if (v != v) bad = true;
+    if (v > xmax) xmax = v;
+  }
+  return bad ? NaN : xmax;
+}
+
 /**
  * out[m] = Pick(u[m], P_m), P_m the sampling distribution of row m of x
  * [M, N] at temperature t (already float32) with no top-k or top-p, computed
@@ -31,20 +53,8 @@ export function pickRows(out: usize, x: usize, M: i32, N: i32, t: f32, us: usize
     // mx = max s_i = (max x_i) / t: rounding is monotonic, so the largest quotient is the largest x's
     // (-0 and 0 give the same exponentials). A NaN x_i, or a quotient that reaches +Infinity
     // (then the largest does), makes the row one the host refuses.
-    let mv = f32x4.splat(-Infinity);
-    let nan = i32x4.splat(0);
-    for (let i: usize = 0; i < row4; i += 16) {
-      const v = v128.load(xr + i);
-      nan = v128.or(nan, f32x4.ne(v, v));
-      mv = f32x4.pmax(mv, v);
-    }
-    let xmax: f32 = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-    let bad = N == 0 || v128.any_true(nan);
-    for (let i = row4; i < rowBytes; i += 4) {
-      const v = load<f32>(xr + i);
-      if (v != v) bad = true;
-      if (v > xmax) xmax = v;
-    }
+    const xmax = rowMax(xr, N);
+    const bad = N == 0 || xmax != xmax;
     const mx = xmax / t;
     if (bad || mx == Infinity || mx == -Infinity) { store<i32>(out + ((<usize>m) << 2), -1); continue; }
     // sum = the f32 sum of e_i = expf(s_i - mx) in index order, four at a time. A group of four
@@ -209,20 +219,8 @@ export function tokenProbabilities(out: usize, x: usize, M: i32, N: i32, t: f32,
   const row4 = (<usize>(N & ~3)) << 2;
   for (let m = 0; m < M; m++) {
     const xr = x + <usize>m * rowBytes;
-    let mv = f32x4.splat(-Infinity);
-    let nan = i32x4.splat(0);
-    for (let i: usize = 0; i < row4; i += 16) {
-      const v = v128.load(xr + i);
-      nan = v128.or(nan, f32x4.ne(v, v));
-      mv = f32x4.pmax(mv, v);
-    }
-    let xmax: f32 = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-    let bad = v128.any_true(nan);
-    for (let i = row4; i < rowBytes; i += 4) {
-      const v = load<f32>(xr + i);
-      if (v != v) bad = true;
-      if (v > xmax) xmax = v;
-    }
+    const xmax = rowMax(xr, N);
+    const bad = xmax != xmax;
     const inv: f32 = 1 / t;
     const mx = xmax * inv;
     const o = out + ((<usize>m) << 2);
