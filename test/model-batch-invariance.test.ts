@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/backends/backend.js";
 import { Transformer } from "../src/model/transformer.js";
 import { sampleToken } from "../src/sampling/sampler.js";
+import { tokenProbability } from "../src/sampling/softmax.js";
 import { argmax } from "../src/sampling/pick.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { backend, BACKENDS, RowsMatmulMutant, firstBitDifference, maxRelativeError, rng, tinyCheckpoint } from "./helpers.js";
@@ -169,6 +170,36 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
       { numRuns: RUNS },
     );
     if (name === "wasm") expect(picked).toBeGreaterThan(RUNS);
+  });
+
+  it("MODEL-FORWARD-INTO: forwardInto writes forward's logits bit for bit into the caller's array (a longer one keeps its tail), picks and token probabilities read them where they are; a short array is a RangeError", async () => {
+    const b = await backend(name);
+    fc.assert(
+      rowsProperty(b, ({ ckpt, rows, seed }, model) => {
+        const V = ckpt.config.vocabSize,
+          M = rows.length;
+        const block = { tokens: rows.map((r) => r.token), positions: rows.map((r) => r.position) };
+        const cache = model.newCache(128);
+        const want = model.forward(block, cache);
+        cache.crop(0);
+        const out = new Float32Array(M * V + 3).fill(7);
+        const got = model.forwardInto(out, block, cache);
+        expect(got.buffer).toBe(out.buffer);
+        expect(firstBitDifference(got, want)).toBeNull();
+        expect(Array.from(out.subarray(M * V))).toEqual([7, 7, 7]);
+        const rand = rng(seed);
+        const settings = { temperature: 0.5 + rand() },
+          u = Math.fround(rand());
+        const row = got.subarray((M - 1) * V, M * V);
+        if (b.pick) expect(model.pickRow(row, settings, u)).toBe(sampleToken(row, settings, u));
+        expect(Math.abs(model.tokenProbability(row, 0, 0.7) - tokenProbability(row, 0, 0.7))).toBeLessThanOrEqual(1e-4 * tokenProbability(row, 0, 0.7) + 1e-30);
+        cache.crop(0);
+        expect(() => model.forwardInto(new Float32Array(M * V - 1), block, cache)).toThrow(`forwardInto: out must be a Float32Array of at least ${M * V} values (${M} rows x vocab ${V})`);
+        expect(cache.length, "nothing ran").toBe(0);
+        cache.free();
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it("MODEL-CACHE-CROP: cropping or compacting the cache and re-running gives the same logits, bit for bit", async () => {

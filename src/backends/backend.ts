@@ -44,6 +44,13 @@ export interface Backend {
   upload(buf: Buffer, data: HostArray, offset?: number): void;
   /** Copy `length` elements from element `offset` of `buf` to the host. */
   download(buf: Buffer, offset?: number, length?: number): Float32Array;
+  /**
+   * Optional: `download` into the caller's array: out.length elements from
+   * element `offset` of `buf`, with no new array (a decode loop that reads
+   * the same-sized rows call after call allocates nothing). A model
+   * without it downloads and copies.
+   */
+  downloadInto?(buf: Buffer, out: Float32Array, offset?: number): void;
   /** Release a buffer; using it afterwards is an error. */
   free(buf: Buffer): void;
 

@@ -91,6 +91,25 @@ export class Transformer {
   }
 
   /**
+   * `forward` into the caller's array: the logits [M, vocab] are written to
+   * the start of `out` (at least that long) and a view of them is returned,
+   * valid until `out` is written again. A loop of calls allocates nothing
+   * (a fresh array of a large vocabulary costs the host page faults).
+   */
+  forwardInto(out: Float32Array, block: Block, cache: KVCache, adapter?: RowAdapter): Float32Array {
+    const rows = block?.positions?.length ?? 0,
+      n = rows * this.config.vocabSize;
+    // Checked before the call runs (it would append to the cache).
+    if (!(out instanceof Float32Array) || out.length < n) throw new RangeError(`forwardInto: out must be a Float32Array of at least ${n} values (${rows} rows x vocab ${this.config.vocabSize})`);
+    const M = this.run(block, cache, adapter);
+    const logits = out.subarray(0, M * this.config.vocabSize);
+    if (this.backend.downloadInto) this.backend.downloadInto(this.state.logits, logits, 0);
+    else logits.set(this.backend.download(this.state.logits, 0, n));
+    this.lastLogits = logits;
+    return logits;
+  }
+
+  /**
    * The final hidden state [M, dim] of every row of the latest forward call
    * (the residual stream after the last layer, before the final norm): what
    * a PTP student's extra blocks read from context rows (spec/ptp.md 2.4).

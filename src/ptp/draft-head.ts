@@ -134,12 +134,16 @@ export class DraftHead {
    * `cache` (which it sees, and which it joins): its input is the auxiliary
    * embedding of `previousU` (C-PTP withholds the slot's own u) plus the
    * feedback table's row for `tokenBefore`, the token at its position.
+   * With `into` (vocab long) the logits are written there, not to a new
+   * array (Transformer.forwardInto): a decoder drafting slot after slot
+   * allocates nothing.
    */
-  slot(cache: KVCache, position: number, previousU: number, tokenBefore: number): Float32Array {
+  slot(cache: KVCache, position: number, previousU: number, tokenBefore: number, into?: Float32Array): Float32Array {
     const c = this.config;
     const x = slotInput({ variant: "C", aux: this.spec.aux, auxWeights: this.spec.auxWeights, dim: c.dim }, Number.NaN, previousU);
     addTokenRow(x, this.spec.model.weights.tokenEmbedding, tokenBefore, c.dim);
-    return this.transformer.forward({ tokens: [-1], positions: [position], embeddings: x }, cache);
+    const block = { tokens: [-1], positions: [position], embeddings: x };
+    return into ? this.transformer.forwardInto(into, block, cache) : this.transformer.forward(block, cache);
   }
 
   private reserve(n: number): Buffer {

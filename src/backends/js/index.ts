@@ -51,6 +51,15 @@ export class JsBackend implements Backend {
     return Float32Array.from(b.data.subarray(offset, offset + length));
   }
 
+  downloadInto(buf: Buffer, out: Float32Array, offset = 0): void {
+    const b = this.buf(buf);
+    if (!(out instanceof Float32Array)) throw new BackendError(this.name, "downloadInto: out must be a Float32Array");
+    if (!Number.isInteger(offset) || offset < 0 || offset + out.length > b.data.length) {
+      throw new BackendError(this.name, `downloadInto: range [${offset}, ${offset + out.length}) is outside a buffer of ${b.data.length}`);
+    }
+    out.set(b.data.subarray(offset, offset + out.length));
+  }
+
   free(buf: Buffer): void {
     this.buf(buf).freed = true;
   }

@@ -374,6 +374,16 @@ export class WasmBackend implements Backend {
     return Float32Array.from(this.view(b.dtype).subarray(start, start + length));
   }
 
+  downloadInto(buf: Buffer, out: Float32Array, offset = 0): void {
+    const b = this.buf(buf, "downloadInto");
+    if (!(out instanceof Float32Array)) throw this.err("downloadInto: out must be a Float32Array");
+    if (!Number.isInteger(offset) || offset < 0 || offset + out.length > b.length) {
+      throw this.err(`downloadInto: range [${offset}, ${offset + out.length}) is outside a buffer of ${b.length}`);
+    }
+    const start = this.index(b) + offset;
+    out.set(this.view(b.dtype).subarray(start, start + out.length));
+  }
+
   free(buf: Buffer): void {
     const b = this.buf(buf, "free");
     this.unpack(b);

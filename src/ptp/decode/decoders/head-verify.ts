@@ -38,7 +38,9 @@ interface HeadVerifyState {
  */
 export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
-  const { seqLen } = head.config;
+  const { seqLen, vocabSize } = head.config;
+  // Every slot's logits land here: each is read (its draft, its chance) before the next slot runs.
+  const slotLogits = new Float32Array(vocabSize);
 
   const release = (seq: Sequence) => {
     const s = state(seq);
@@ -60,7 +62,7 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
       for (let j = 0; j < count; j++) {
         const k = next + j;
         const before = j === 0 ? seq.last : drafts[j - 1];
-        const logits = head.slot(cache, k - 1, seq.u.forStudent(k - 1), before);
+        const logits = head.slot(cache, k - 1, seq.u.forStudent(k - 1), before, slotLogits);
         const d = toDraft(seq, k, j + 1, logits);
         if (d === NO_DRAFT) break;
         if (stop > 0 && confidence) {
