@@ -145,7 +145,7 @@ export class Transformer {
     if (settings.temperature > 0) assertValidU(u, "pickRow");
     if (!this.backend.pick || last === undefined || row.buffer !== last.buffer || row.length !== V || !plainSampling(settings, V)) return undefined;
     const offset = row.byteOffset - last.byteOffset;
-    if (offset < 0 || offset % (4 * V) !== 0) return undefined;
+    if (offset < 0 || offset % (4 * V) !== 0 || offset + 4 * V > last.byteLength) return undefined;
     const [t] = this.backend.pick(this.state.logits, offset / (4 * V), 1, V, settings.temperature, [u], exclude);
     return t >= 0 ? t : undefined;
   }
@@ -161,7 +161,7 @@ export class Transformer {
       V = this.config.vocabSize;
     if (this.backend.tokenProbabilities && last !== undefined && row.buffer === last.buffer && row.length === V) {
       const offset = row.byteOffset - last.byteOffset;
-      if (offset >= 0 && offset % (4 * V) === 0) return this.backend.tokenProbabilities(this.state.logits, offset / (4 * V), 1, V, temperature, [token])[0];
+      if (offset >= 0 && offset % (4 * V) === 0 && offset + 4 * V <= last.byteLength) return this.backend.tokenProbabilities(this.state.logits, offset / (4 * V), 1, V, temperature, [token])[0];
     }
     return tokenProbability(row, token, temperature);
   }

@@ -140,24 +140,27 @@ export class PtpModel {
    * Forward a block whose last `slots` rows are auxiliary slots (gated LoRA
    * on); every earlier row runs the teacher, and so does a slot row that
    * reads a token (a query student's first slot). `feedback` lists the slot
-   * rows that read a pick (pick feedback, spec/ptp.md 2.5).
+   * rows that read a pick (pick feedback, spec/ptp.md 2.5). With `into`,
+   * the logits are written there (Transformer.forwardInto), not to a new
+   * array.
    */
-  forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = []): Float32Array {
+  forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = [], into?: Float32Array): Float32Array {
     if (this.head && slots > 0) throw new Error("forward: a draft-head student's slots run in its head, not in the teacher's call (decoder verify)");
+    const run = (adapter?: RowAdapter) => (into ? this.teacher.forwardInto(into, block, cache, adapter) : this.teacher.forward(block, cache, adapter));
     if (!this.lora) {
       if (slots > 0) this.requireStudent();
-      return this.teacher.forward(block, cache);
+      return run();
     }
     if (feedback.length > 0 && this.pickFeedback === undefined) throw new Error("forward: the call feeds picks to slots, but the student has no pick feedback");
     // Without slots the LoRA touches no row, but extra blocks still need the rows' keys and values.
-    if (slots === 0) return this.teacher.forward(block, cache, this.extra ? this.adapter : undefined);
+    if (slots === 0) return run(this.extra ? this.adapter : undefined);
     const M = block.positions.length,
       tokens = block.tokens;
     this.lora.slotStart = M - slots;
     this.lora.teacherRows = tokens ? Uint8Array.from({ length: slots }, (_, j) => (tokens[M - slots + j] >= 0 ? 1 : 0)) : null;
     this.feedback = feedback;
     try {
-      return this.teacher.forward(block, cache, this.adapter);
+      return run(this.adapter);
     } finally {
       this.lora.slotStart = Infinity;
       this.lora.teacherRows = null;

@@ -49,11 +49,31 @@ export interface Group {
 }
 
 /** Logits of every row of a group (views into the call's output). */
+/**
+ * A group's rows of one call's logits: views into the call's array. Under
+ * `decode` (the built-in decoders) that array is the next call's too
+ * (runCall's `into`), so a decoder reads them in `accept` and keeps tokens;
+ * `decodeWith` gives every call a fresh one.
+ */
 export interface GroupLogits {
   base: Float32Array[];
   slots: Float32Array[];
   /** The call's block row of each base row (for what the model keeps of the call's rows, e.g. Transformer.lastHidden). */
   baseRows: number[];
+}
+
+/**
+ * One array for a decode's call logits, grown as calls need (by half again):
+ * a fresh array of M x vocab values per call costs the host its page faults
+ * (169-331 us a 4-row call at the widened 42M shape, docs/BENCHMARKS.md).
+ */
+export class ReusedLogits {
+  private array = new Float32Array(0);
+  /** An array of at least n values (the same one while it is big enough). */
+  take(n: number): Float32Array {
+    if (this.array.length < n) this.array = new Float32Array(Math.max(n, Math.ceil(1.5 * this.array.length)));
+    return this.array;
+  }
 }
 
 /** Base rows for tokens at consecutive positions from `start`, causal among themselves. */
@@ -106,7 +126,7 @@ function repeatedBaseRow(g: Group, j: number): number | undefined {
  * row's logits, and the slots that see it see that row (repeatedBaseRow).
  * `aliasQueryRows: false` runs every slot (the tests compare the two).
  */
-export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQueryRows = true): GroupLogits[] {
+export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQueryRows = true, into?: ReusedLogits): GroupLogits[] {
   const { dim, vocabSize } = model.teacher.config;
   const C = cache.length;
   // Block row of each group-local index: base rows first (all groups), then the slots that run.
@@ -160,7 +180,7 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
       if (s.feedback) feedback.push({ row: rowOf[gi][g.base.length + j], from: rowOf[gi][s.feedback.from], pick: s.feedback.pick });
     }),
   );
-  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S, feedback);
+  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S, feedback, into?.take(M * vocabSize));
   const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
   return groups.map((g, gi) => ({
     base: g.base.map((_, i) => rowLogits(rowOf[gi][i])),

@@ -8,7 +8,7 @@ import type { PtpModel } from "../ptp-model.js";
 import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
-import { commit, runCall, survivors } from "./call.js";
+import { commit, ReusedLogits, runCall, survivors } from "./call.js";
 import { draftConfidence, drafter, type Decoder } from "./decoder.js";
 import { arDecoder } from "./decoders/ar.js";
 import { draftVerifyDecoder } from "./decoders/draft-verify.js";
@@ -168,7 +168,8 @@ export function decodeCacheRows(prompts: number, steps: number, window: number, 
 export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], options: DecodeOptions): PtpResult {
   // The options, prompts, steps and u sources before the decoder is built (so their errors come first).
   checkRun(model, prompts, options);
-  return decodeWith(model, prompts, makeDecoder(model, options), options);
+  // The built-in decoders read each call's logits in accept and keep tokens only: one array serves every call.
+  return decodeLoop(model, prompts, makeDecoder(model, options), options, new ReusedLogits());
 }
 
 /**
@@ -192,8 +193,17 @@ function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions
   return { prompts: checked, steps };
 }
 
-/** `decode` with a decoder object of your own (e.g. an experimental strategy). */
+/**
+ * `decode` with a decoder object of your own (e.g. an experimental
+ * strategy). Each call's logits are a fresh array, so the decoder may keep
+ * `out`'s views after accept.
+ */
 export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
+  return decodeLoop(model, promptsGiven, decoder, options);
+}
+
+/** The decode loop; with `callLogits`, every call's logits go into that one array (its views die at the next call). */
+function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits): PtpResult {
   const { prompts, steps } = checkRun(model, promptsGiven, options);
   const stopAtBos = options.stopAtBos ?? true;
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
@@ -221,7 +231,7 @@ export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<num
     if (active.length === 0) break;
     const groups = active.map((s) => decoder.plan(s));
     const firstRow = cache.length;
-    const out = runCall(model, cache, groups);
+    const out = runCall(model, cache, groups, true, callLogits);
     modelCalls++;
     const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
     const rows = commit(firstRow, sequences, groups, keep);
