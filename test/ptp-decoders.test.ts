@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chain, range, runCall } from "../src/ptp/decode/call.js";
+import { chain, range, ReusedLogits, runCall } from "../src/ptp/decode/call.js";
 import { drafter, proposalWindow, verifyDrafts, type Decoder } from "../src/ptp/decode/decoder.js";
 import { decode, decodeWith, type DecoderName } from "../src/ptp/decode/run.js";
 import { Sequence } from "../src/ptp/decode/sequence.js";
@@ -168,6 +168,20 @@ function forwardWithAndWithoutLora(model: PtpModel, teacher: Transformer, block:
   };
   return { withLora: run(true), plain: run(false) };
 }
+
+describe("ReusedLogits", () => {
+  it("PTP-CALL-LOGITS: one array while it is big enough, grown by half again, never past its cap; a call above the cap gets none (a fresh array)", () => {
+    const r = new ReusedLogits(1000);
+    const a = r.take(100)!;
+    expect(a.length).toBe(100);
+    expect(r.take(60)).toBe(a);
+    const b = r.take(120)!;
+    expect(b.length).toBe(150);
+    expect(r.take(900)!.length).toBe(900);
+    expect(r.take(950)!.length).toBe(1000);
+    expect(r.take(1001)).toBeUndefined();
+  });
+});
 
 describe("gated LoRA", () => {
   it.each(BACKENDS)("PTP-LORA-GATE on %s: with B = 0 (and extra blocks' wo, w2 = 0) every row equals the teacher's bit for bit; with B != 0 context rows still do", async (name) => {

@@ -66,12 +66,16 @@ export interface GroupLogits {
  * One array for a decode's call logits, grown as calls need (by half again):
  * a fresh array of M x vocab values per call costs the host its page faults
  * (169-331 us a 4-row call at the widened 42M shape, docs/BENCHMARKS.md).
+ * A call above `maxValues` (a long prompt's prefill) gets a fresh array, so
+ * the decode does not hold that much for its whole length.
  */
 export class ReusedLogits {
   private array = new Float32Array(0);
-  /** An array of at least n values (the same one while it is big enough). */
-  take(n: number): Float32Array {
-    if (this.array.length < n) this.array = new Float32Array(Math.max(n, Math.ceil(1.5 * this.array.length)));
+  constructor(private readonly maxValues = 1 << 22) {}
+  /** An array of at least n values (the same one while it is big enough), or undefined above maxValues. */
+  take(n: number): Float32Array | undefined {
+    if (n > this.maxValues) return undefined;
+    if (this.array.length < n) this.array = new Float32Array(Math.min(this.maxValues, Math.max(n, Math.ceil(1.5 * this.array.length))));
     return this.array;
   }
 }
