@@ -807,7 +807,9 @@ export class WasmBackend implements Backend {
   }
 
   pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude: ArrayLike<number> = []): Int32Array {
-    for (const [name, v] of Object.entries({ first, M, N })) this.dim("pick", name, v);
+    this.dim("pick", "first", first);
+    this.dim("pick", "M", M);
+    this.dim("pick", "N", N);
     if (!(temperature > 0) || !Number.isFinite(temperature)) throw this.err(`pick: temperature must be finite and > 0, got ${temperature}`);
     if (u.length !== M) throw this.err(`pick: ${M} rows need ${M} u's, got ${u.length}`);
     for (let e = 0; e < exclude.length; e++) if (!(Number.isInteger(exclude[e]) && exclude[e] >= 0 && exclude[e] < N)) throw this.err(`pick: excluded tokens must be integers in [0, ${N}), got ${exclude[e]}`);
@@ -827,7 +829,9 @@ export class WasmBackend implements Backend {
   }
 
   tokenProbabilities(x: Buffer, first: number, M: number, N: number, temperature: number, tokens: ArrayLike<number>): Float32Array {
-    for (const [name, v] of Object.entries({ first, M, N })) this.dim("tokenProbabilities", name, v);
+    this.dim("tokenProbabilities", "first", first);
+    this.dim("tokenProbabilities", "M", M);
+    this.dim("tokenProbabilities", "N", N);
     if (!(temperature > 0) || !Number.isFinite(temperature)) throw this.err(`tokenProbabilities: temperature must be finite and > 0, got ${temperature}`);
     if (tokens.length !== M) throw this.err(`tokenProbabilities: ${M} rows need ${M} tokens, got ${tokens.length}`);
     const X = this.f32(x, (first + M) * N, "tokenProbabilities x");
