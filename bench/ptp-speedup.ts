@@ -17,6 +17,8 @@
  *                      at widened shapes the draft keeps its size: widenDraft)
  *   --model FILE       its teacher; --tokenizer FILE its tokenizer
  *   --shapes LIST      own,15M,42M,110M (default)
+ *   --prompts FILE     prompts, one per line (default: the demo's four); --count N takes
+ *                      the first N of them (default: all)
  *   --decoders LIST    verify,single-call,multi-draft (default; verify for a draft
  *                      model or a draft-head student, whose head keeps its width at
  *                      widened shapes: widenDraftHead)
@@ -40,6 +42,7 @@ import { resolve } from "node:path";
 import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { DEMO_PROMPTS } from "../src/cli/demo.js";
+import { readPrompts } from "../src/cli/ptp-common.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
@@ -84,7 +87,10 @@ const beside = proposer.kind === "draft" || proposer.student.config.draftHead ==
 const decoders = option("--decoders", beside ? "verify" : "verify,single-call,multi-draft")!.split(",") as DecoderName[];
 for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
-const prompts = DEMO_PROMPTS.map((p) => tokenizer.encode(p, true, false));
+const promptsPath = option("--prompts");
+const count = positiveIntOption("--count");
+const texts = (promptsPath !== undefined ? readPrompts(promptsPath) : DEMO_PROMPTS).slice(0, count);
+const prompts = texts.map((p) => tokenizer.encode(p, true, false));
 const backend = await createBackend("wasm", { threads, weights });
 const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
@@ -98,7 +104,9 @@ if (asJson) {
   console.log(JSON.stringify(rows));
 } else {
   console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
-  console.log(`${prompts.length} prompts, one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`);
+  console.log(
+    `${prompts.length} prompts (${promptsPath ?? "the demo's"}), one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`,
+  );
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
   console.log(speedupTable(rows));
 }

@@ -6,6 +6,10 @@ import { givenFlags } from "../src/cli/args.js";
 import { MAX_DRAFT_SHAPE, MAX_RANK, MAX_WINDOW } from "../src/cli/flag-groups.js";
 import { HfTokenizer, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { createBackend } from "../src/backends/registry.js";
+import { randomStudent } from "../src/ptp/init.js";
+import { measureSpeedup } from "../src/ptp/speedup.js";
 import { runChild } from "./child.js";
 import { ROOT, runCli, SHARED, STORIES_260K as M, TOK_512 as T } from "./helpers.js";
 
@@ -103,6 +107,33 @@ describe("generate's summary when nothing is generated", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("speedup n/a");
     expect(r.stderr).not.toMatch(/NaN/);
+    // demo --scale has nothing to measure either: it says so and exits 0, where it once failed on a NaN cache size.
+    const d = await runCli("demo", "--model", M, "--tokenizer", T, "--student", student, "--prompts", prompts, "--steps", "3", "--scale", "--scale-shapes", "15M");
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain("at larger shapes: nothing to measure: every prompt fills the 3 positions (--steps)");
+    expect(d.stdout + d.stderr).not.toMatch(/NaN/);
+    // The library's measureSpeedup refuses such prompts by name (bench/ptp-speedup.ts --prompts).
+    const ckpt = readCheckpoint(M);
+    const b = await createBackend("js");
+    const options = { backend: b, teacher: ckpt, proposer: { kind: "student" as const, student: randomStudent(ckpt, "t", { variant: "C", rank: 2, aux: { kind: "anchors" }, window: 2, seed: 1 }) }, shapes: ["own"], decoders: ["verify" as const], steps: 4, temperature: 0.8, reps: 1 };
+    expect(() =>
+      measureSpeedup({
+        ...options,
+        prompts: [
+          [1, 2, 3, 4],
+          [1, 2, 3, 4, 5],
+        ],
+      }),
+    ).toThrow(/measureSpeedup: nothing to decode: every prompt has at least steps \(4\) tokens, the longest 5/);
+    expect(
+      measureSpeedup({
+        ...options,
+        prompts: [
+          [1, 2, 3, 4],
+          [1, 2],
+        ],
+      }).every((row) => Number.isFinite(row.rowsPerCall) && row.equalsAR),
+    ).toBe(true);
   });
 });
 

@@ -179,7 +179,9 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         `backend: ${backend.description}\n`,
     );
     io.stdout(whySlower(all.seconds, all.arSeconds, f.scale));
-    if (all.equal && f.scale) {
+    if (all.equal && f.scale && all.generated === 0) {
+      io.stdout(`\nat larger shapes: nothing to measure: every prompt fills the ${f.steps} positions (--steps)\n`);
+    } else if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
         backend,

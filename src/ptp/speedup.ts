@@ -101,6 +101,10 @@ function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): numb
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
+  // Tokens and rows per call need a call: a prompt of `steps` tokens or more leaves none to make.
+  if (!o.prompts.some((p) => p.length < o.steps)) {
+    throw new RangeError(`measureSpeedup: nothing to decode: every prompt has at least steps (${o.steps}) tokens, the longest ${Math.max(0, ...o.prompts.map((p) => p.length))}`);
+  }
   const out: SpeedupRow[] = [];
   for (const shape of o.shapes) {
     if (shape !== "own" && !(shape in WIDEN_SHAPES)) throw new Error(`unknown shape ${JSON.stringify(shape)}; known: own, ${Object.keys(WIDEN_SHAPES).join(", ")}`);
