@@ -125,6 +125,7 @@ describe("generate's summary when nothing is generated", () => {
         ],
       }),
     ).toThrow(/measureSpeedup: nothing to decode: every prompt has at least steps \(4\) tokens, the longest 5/);
+    expect(() => measureSpeedup({ ...options, prompts: [] })).toThrow(/measureSpeedup: no prompts/);
     expect(
       measureSpeedup({
         ...options,

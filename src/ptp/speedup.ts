@@ -101,6 +101,7 @@ function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): numb
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
+  if (o.prompts.length === 0) throw new RangeError("measureSpeedup: no prompts");
   // Tokens and rows per call need a call: a prompt of `steps` tokens or more leaves none to make.
   if (!o.prompts.some((p) => p.length < o.steps)) {
     throw new RangeError(`measureSpeedup: nothing to decode: every prompt has at least steps (${o.steps}) tokens, the longest ${Math.max(0, ...o.prompts.map((p) => p.length))}`);
