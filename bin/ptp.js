@@ -12,6 +12,14 @@ if (!process.execArgv.includes("--experimental-wasm-relaxed-simd") && process.en
     // not accepted by this runtime: the backend falls back to plain SIMD
   }
 }
+// A reader that stops early (`ptp generate ... | head`) closes the pipe: stop
+// quietly, as other command-line tools do, with the shell's code for SIGPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e) => {
+    if (e.code === "EPIPE") process.exit(141);
+    throw e;
+  });
+}
 const { main } = await import("../dist/cli/main.js");
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

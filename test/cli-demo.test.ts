@@ -222,7 +222,7 @@ describe("ptp demo", () => {
   it.each([
     [["--steps", "-1"], "--steps must be >= 0"],
     [["--temperature", "-0.5"], "--temperature must be >= 0"],
-    [["--seed", "0"], "--seed must be a positive integer"],
+    [["--seed", "0"], "--seed must be an integer in [1, 2^64 - 1]"],
     [["--window", "0"], "--window must be a positive integer"],
     [["--model", "m.bin"], "give --model and --tokenizer together"],
     [["--backend", "gpu"], "--backend must be one of"],

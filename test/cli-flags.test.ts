@@ -6,7 +6,7 @@ import { givenFlags } from "../src/cli/args.js";
 import { MAX_DRAFT_SHAPE, MAX_RANK, MAX_WINDOW } from "../src/cli/flag-groups.js";
 import { HfTokenizer, llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { readCheckpoint } from "../src/io/checkpoint.js";
+import { readCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { createBackend } from "../src/backends/registry.js";
 import { randomStudent } from "../src/ptp/init.js";
 import { measureSpeedup } from "../src/ptp/speedup.js";
@@ -93,7 +93,9 @@ describe("flag bounds: exit 2 naming the flag, before any work", () => {
     await usageError(/--rank applies to --objective inverse-ar only/, ...trainAr("--rank=4"));
     await usageError(/--dim applies to --objective ar only/, ...inverseAr("--dim", "32"));
     await usageError(/--valid-fraction applies to --objective ar only/, ...inverseAr("--valid-fraction", "0.1"));
-    expect([...givenFlags(["--prompt", "--rank", "--x=1", "--force"], { prompt: { kind: "string", help: "" }, force: { kind: "bool", help: "" } })]).toEqual(["prompt", "x", "force"]);
+    expect([...givenFlags(["--prompt", "hi", "--rank", "--x=1", "--force"], { prompt: { kind: "string", help: "" }, force: { kind: "bool", help: "" } })]).toEqual(["prompt", "rank", "x", "force"]);
+    // A value flag followed by another flag has no value (it does not swallow the flag).
+    expect([...givenFlags(["--prompt", "--rank", "--x=1"], { prompt: { kind: "string", help: "" } })]).toEqual(["prompt", "rank", "x"]);
   });
 });
 
@@ -111,6 +113,10 @@ describe("generate's summary when nothing is generated", () => {
     const d = await runCli("demo", "--model", M, "--tokenizer", T, "--student", student, "--prompts", prompts, "--steps", "3", "--scale", "--scale-shapes", "15M");
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toContain("at larger shapes: nothing to measure: every prompt fills the 3 positions (--steps)");
+    // Its own summary: no ratios of nothing, no "why slower" about a run that made no PTP call.
+    expect(d.stdout).toContain("(AR: 0; fewer: n/a)");
+    expect(d.stdout).toMatch(/speedup n\/a\)/);
+    expect(d.stdout).not.toMatch(/n\/ax|why slower|speedup \d/);
     expect(d.stdout + d.stderr).not.toMatch(/NaN/);
     // The library's measureSpeedup refuses such prompts by name (bench/ptp-speedup.ts --prompts).
     const ckpt = readCheckpoint(M);
@@ -135,6 +141,93 @@ describe("generate's summary when nothing is generated", () => {
         ],
       }).every((row) => Number.isFinite(row.rowsPerCall) && row.equalsAR),
     ).toBe(true);
+  });
+});
+
+describe("the second hostile-input sweep (twenty-second session)", () => {
+  const HEAD = join(ROOT, "demo/stories260K-head.safetensors");
+  const gen = (...extra: string[]) => ["generate", "--model", M, "--tokenizer", T, "--steps", "12", ...extra];
+
+  it("CLI-FLAGS-VALUE-FLAG: a value flag followed by another flag has no value (it no longer swallows the flag); a value starting with -- goes with =", async () => {
+    await usageError(/--prompt needs a value \(TEXT; one that starts with -- goes as --prompt=VALUE\)/, ...gen("--seed", "1", "--prompt", "--json"));
+    await usageError(/--model needs a value/, "generate", "--model", "--tokenizer", T);
+    const r = await runCli(...gen("--seed", "1", "--prompt=--json"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.startsWith("--json")).toBe(true);
+  });
+
+  it("CLI-FLAGS-SEED-EXACT: --seed is an exact integer in [1, 2^64 - 1] for generate and demo, and so is the last prompt's seed + i", async () => {
+    const top = "18446744073709551615";
+    expect((await runCli(...gen("--seed", top, "--prompt", "Once", "--temperature", "1"))).code).toBe(0);
+    await usageError(/--seed must be an integer in \[1, 2\^64 - 1\], got "18446744073709551616"/, ...gen("--seed", "18446744073709551616"));
+    await usageError(/--seed must be an integer in \[1, 2\^64 - 1\]/, "demo", "--seed", "18446744073709551616");
+    await usageError(/--seed must be an integer in \[1, 2\^64 - 1\]/, "demo", "--seed", "1e30");
+    const two = join(tmp, "two.txt");
+    writeFileSync(two, "Once upon\nTom was\n");
+    await usageError(/--seed 18446744073709551615: the last of 2 prompts would use seed \+ 1, past 2\^64 - 1/, ...gen("--seed", top, "--prompts", two));
+    // Past 2^53 the seed stays itself (a number would round 2^53 + 1 to 2^53): demo prints and uses it exactly.
+    const a = await runCli("demo", "--seed", "9007199254740993", "--steps", "40", "--no-color", "--temperature", "1");
+    const b = await runCli("demo", "--seed", "9007199254740992", "--steps", "40", "--no-color", "--temperature", "1");
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toContain("seed 9007199254740993 (prompt i: seed + i)");
+    expect(a.stdout).not.toBe(b.stdout);
+  });
+
+  it("CLI-FLAGS-HEAD-DECODER: with a draft-head student and no --decoder, flags are checked against the decoder that runs (verify), not single-call", async () => {
+    await usageError(/--budget applies to --decoder single-call only \(decoder is verify\)/, ...gen("--seed", "1", "--student", HEAD, "--budget", "4"));
+    await usageError(/--budget-mode applies to --decoder single-call only \(decoder is verify\)/, ...gen("--seed", "1", "--student", HEAD, "--budget-mode", "fixed"));
+    await usageError(/--drafts applies to --decoder multi-draft only/, ...gen("--seed", "1", "--student", HEAD, "--drafts", "3"));
+    await usageError(/--budget applies to --decoder single-call only; .* is a draft-head student, decoded by verify/, "demo", "--model", M, "--tokenizer", T, "--student", HEAD, "--budget", "4");
+  });
+
+  it("CLI-FLAGS-UTF8: text files (prompts, corpora, u files) must be UTF-8: a byte that is not is an error naming the file and line, never a silent U+FFFD", async () => {
+    const bad = join(tmp, "bad-utf8.txt");
+    writeFileSync(bad, Buffer.concat([Buffer.from("Once upon\nOnce "), Buffer.from([0xff, 0xfe]), Buffer.from(" upon\n")]));
+    const r = await runCli(...gen("--seed", "1", "--prompts", bad));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${bad}: line 2 is not valid UTF-8`);
+    // A byte-order mark is UTF-8 and is dropped.
+    const bom = join(tmp, "bom.txt");
+    writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("Once upon\n")]));
+    const plain = join(tmp, "plain.txt");
+    writeFileSync(plain, "Once upon\n");
+    expect((await runCli(...gen("--seed", "1", "--prompts", bom))).stdout).toBe((await runCli(...gen("--seed", "1", "--prompts", plain))).stdout);
+  });
+
+  it("CLI-FLAGS-THREADS-BACKEND: --threads with a backend that does not split work is refused, not ignored", async () => {
+    await usageError(/--threads applies to the wasm backend \(--backend js does not split its work over threads\)/, ...gen("--seed", "1", "--backend", "js", "--threads", "4"));
+    await usageError(/--threads applies to the wasm backend/, "demo", "--backend", "js", "--threads", "2");
+  });
+
+  it("CLI-FLAGS-EPIPE: a reader that closes the pipe early stops the CLI quietly with 141, no stack trace", async () => {
+    const { spawn } = await import("node:child_process");
+    const child = spawn(process.execPath, [join(ROOT, "bin/ptp.js"), "demo", "--steps", "200", "--no-color"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((done) => child.on("close", done));
+    expect(code, stderr).toBe(141);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled|node:events/);
+  });
+});
+
+describe("a model that overflows as it runs", () => {
+  it("CLI-FLAGS-NONFINITE-LOGITS: finite weights whose logits come out NaN stop generate and demo with exit 1 naming the file, at every temperature and backend, never printing tokens picked from NaN", async () => {
+    const ckpt = readCheckpoint(M);
+    ckpt.weights.rmsFinal.fill(3e38); // finite, so the load check passes; the final norm overflows to Inf and the logits to NaN
+    const bad = join(tmp, "overflow.bin");
+    writeCheckpoint(bad, ckpt);
+    const student = join(tmp, "overflow.st");
+    expect((await runCli("random-student", "--model", bad, "--rank", "2", "--variant", "C", "--out", student)).code).toBe(0);
+    for (const extra of [[], ["--temperature", "0"], ["--temperature", "0", "--weights", "int8"], ["--backend", "js", "--temperature", "0"], ["--top-k", "5"], ["--student", student, "--temperature", "0"], ["--student", student, "--decoder", "verify"]]) {
+      const r = await runCli("generate", "--model", bad, "--tokenizer", T, "--prompt", "Once", "--steps", "12", "--seed", "1", ...extra);
+      expect(r.code, `${extra.join(" ")}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toContain(`${bad}: the model's logits are not finite (logit 0 is NaN)`);
+      expect(r.stdout).not.toContain("<unk>");
+    }
+    const d = await runCli("demo", "--model", bad, "--tokenizer", T, "--student", student, "--steps", "12", "--no-color");
+    expect(d.code).toBe(1);
+    expect(d.stderr).toContain(`${bad}: the model's logits are not finite`);
   });
 });
 

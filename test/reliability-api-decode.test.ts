@@ -1,10 +1,12 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { comparePtpAr, decode, decodeAR, evaluateStudent, PtpModel, pretrain, randomCheckpoint, randomStudent, readCheckpoint, readStudent, runBackendConformance, runPtpExactness, Transformer, ArrayAux, XorShiftAux } from "../src/index.js";
+import { comparePtpAr, decode, decodeAR, evaluateStudent, KVCache, PtpModel, pretrain, randomCheckpoint, randomStudent, readCheckpoint, readStudent, runBackendConformance, runPtpExactness, Transformer, ArrayAux, XorShiftAux } from "../src/index.js";
 import type { DecodeOptions, PretrainOptions } from "../src/index.js";
 import { decodeBatches } from "../src/ptp/decode/compare.js";
 import { draftSampling } from "../src/ptp/decode/decoder.js";
-import { decodeCacheRows } from "../src/ptp/decode/run.js";
+import { decodeCacheRows, decodeWith } from "../src/ptp/decode/run.js";
+import { measureSpeedup } from "../src/ptp/speedup.js";
+import { binOf, pick, samplingDistribution, tokenProbability } from "../src/sampling/index.js";
 import { MIN_TEMPERATURE } from "../src/sampling/processors.js";
 import { UStream } from "../src/sampling/ustream.js";
 import { backend, ROOT, STORIES_260K } from "./helpers.js";
@@ -211,5 +213,96 @@ describe("the evaluation, the harness, the trainer and the self-checks check the
     }
     await expect(runBackendConformance("js", { seed: "1" as unknown as number })).rejects.toThrow(/^runBackendConformance: seed must be an integer/);
     await expect(runPtpExactness("js", { seed: 0.5 })).rejects.toThrow(/^runPtpExactness: seed must be an integer/);
+  });
+});
+
+describe("the second API sweep (twenty-second session)", () => {
+  it("API-OPTION-COUNTS: budget and drafts are positive integers whichever decoder runs (each sizes the KV cache); a cache too large names the options and leaves the backend working", async () => {
+    const { model } = await tiny();
+    const base = { steps: 12, sampling: { temperature: 0.8 }, aux: [X()] };
+    for (const decoder of ["ar", "verify", "single-call"] as const) {
+      for (const bad of [Number.NaN, 1.5, -1, 0, "2"]) {
+        expect(() => decode(model, [[1, 2]], { ...base, decoder, budget: bad as number }), `${decoder} budget ${String(bad)}`).toThrow(/^decode: budget must be a positive integer, got/);
+        expect(() => decode(model, [[1, 2]], { ...base, decoder, drafts: bad as number }), `${decoder} drafts ${String(bad)}`).toThrow(/^decode: drafts must be a positive integer, got/);
+      }
+    }
+    // js: a typed array past its limit; the message names the option that sized it.
+    expect(() => decode(model, [[1, 2]], { ...base, decoder: "verify", budget: 1e9 })).toThrow(/^decode: a KV cache of \d+ rows \(prompts x \(steps \+ 1 \+ the rows one call can add, from budget 1000000000\)\) does not fit: KVCache: /);
+    const ar = decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "ar" }).outputs;
+    expect(decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "verify" }).outputs).toEqual(ar);
+    model.dispose();
+  });
+
+  it("API-KVCACHE-PARTIAL: a cache whose allocation fails part way frees the layers it had, and says what did not fit", async () => {
+    const b = await backend("js");
+    let allocs = 0;
+    const freed: unknown[] = [];
+    const failing = Object.create(b, {
+      alloc: {
+        value: (n: number) =>
+          ++allocs === 5
+            ? (() => {
+                throw new RangeError("no room");
+              })()
+            : b.alloc(n),
+      },
+      free: { value: (buf: unknown) => (freed.push(buf), b.free(buf as never)) },
+    });
+    const ckpt = randomCheckpoint(TINY, 1);
+    expect(() => new KVCache(failing, ckpt.config, 16, 3)).toThrow(/^KVCache: 16 rows x 3 layers x \d+ values \(keys and values\) do not fit: no room/);
+    expect(freed.length).toBe(4);
+  });
+
+  it("API-BLOCK-SHAPE: forward's block must be an object with array positions (and tokens); else a TypeError saying so", async () => {
+    const { teacher } = await tiny();
+    const cache = teacher.newCache(8);
+    for (const block of [undefined, null, 3]) expect(() => teacher.forward(block as never, cache)).toThrow(/^forward: the block must be an object \{ positions/);
+    expect(() => teacher.forward({ tokens: [1] } as never, cache)).toThrow(/^forward: block.positions must be an array of position ids/);
+    expect(() => teacher.forward({ tokens: 5, positions: [0] } as never, cache)).toThrow(/^forward: block.tokens must be an array of token ids/);
+    expect(() => teacher.forwardInto(new Float32Array(64), undefined as never, cache)).toThrow(/^forward: the block must be an object/);
+    expect(cache.length).toBe(0);
+  });
+
+  it("API-ROW-CHECKS: the sampling functions and the model's row methods say what a row must be; pickRow checks exclude on every backend", async () => {
+    expect(() => pick(0.5, undefined as never)).toThrow(/^pick: probs must be a Float32Array, got undefined/);
+    expect(() => binOf([0.5, 0.5] as never, 1)).toThrow(/^binOf: probs must be a Float32Array, got an array/);
+    expect(() => samplingDistribution(undefined as never, { temperature: 1 })).toThrow(/^samplingDistribution: logits must be a Float32Array/);
+    expect(() => tokenProbability(undefined as never, 1, 1)).toThrow(/^tokenProbability: logits must be a Float32Array/);
+    for (const name of ["js", "wasm"] as const) {
+      const { teacher } = await demo(name);
+      const logits = teacher.forward({ tokens: [1, 403], positions: [0, 1] }, teacher.newCache(4));
+      const row = logits.subarray(512);
+      expect(() => teacher.tokenProbability(undefined as never, 1, 1)).toThrow(/^tokenProbability: row must be a Float32Array/);
+      expect(() => teacher.pickRow(undefined as never, { temperature: 1 }, 0.5)).toThrow(/^pickRow: row must be a Float32Array/);
+      for (const exclude of [[512], [-1], [1.5], ["3"], "abc"]) expect(() => teacher.pickRow(row, { temperature: 1 }, 0.5, exclude as never), `${name} ${JSON.stringify(exclude)}`).toThrow(/^pickRow: exclude must be an array of token ids in \[0, 512\)/);
+      expect(teacher.pickRow(row, { temperature: 1 }, 0.5, [3])).not.toBe(3);
+      // An infinite temperature is refused on both backends (the host path once gave 1 / V).
+      expect(() => teacher.tokenProbability(row, 1, Number.POSITIVE_INFINITY), name).toThrow(/temperature/);
+    }
+  });
+
+  it("API-MODEL-ARGS: PtpModel, decode and decodeWith say what they were given instead of failing inside", async () => {
+    const { teacher, student, model } = await tiny();
+    expect(() => new PtpModel(undefined as never, student)).toThrow(/^PtpModel: teacher must be a Transformer, got undefined/);
+    expect(() => new PtpModel(teacher, {} as never)).toThrow(/^PtpModel: student must be a Student \{ config, weights \}/);
+    for (const options of [null, "int8"]) expect(() => new PtpModel(teacher, student, undefined, options as never)).toThrow(/^PtpModel: the head's options must be an object/);
+    const o = { steps: 8, sampling: { temperature: 0.8 }, aux: [X()] };
+    expect(() => decode(undefined as never, [[1]], { ...o, decoder: "ar" })).toThrow(/^decode: model must be a PtpModel/);
+    for (const d of [undefined, {}, { plan: 1, accept: 2 }]) expect(() => decodeWith(model, [[1]], d as never, o)).toThrow(/^decodeWith: decoder must be a Decoder \{ name, plan\(seq\), accept\(seq, group, out\) \}/);
+    model.dispose();
+  });
+
+  it("API-SPEEDUP-ARGS: measureSpeedup checks its backend, proposer, prompts, steps, reps and seed by name", async () => {
+    const { ckpt, student } = await tiny();
+    const b = await backend("js");
+    const base = { backend: b, teacher: ckpt, proposer: { kind: "student" as const, student }, prompts: [[1, 2]], shapes: ["own"], decoders: ["verify" as const], steps: 8, temperature: 0.8, reps: 1 };
+    const fails = (o: object, message: RegExp) => expect(() => measureSpeedup({ ...base, ...o } as never), Object.keys(o).join()).toThrow(message);
+    fails({ backend: undefined }, /^measureSpeedup: backend must be a Backend/);
+    fails({ proposer: undefined }, /^measureSpeedup: proposer must be \{ kind: "student", student \} or \{ kind: "draft", draft \}/);
+    fails({ prompts: undefined }, /^measureSpeedup: prompts must be an array/);
+    for (const steps of [0, -1, Number.NaN, 2.5]) fails({ steps }, /^measureSpeedup: steps \(positions per prompt, prompt included\) must be a positive integer/);
+    for (const reps of [0, -1, Number.NaN, 1.5]) fails({ reps }, /^measureSpeedup: reps must be a positive integer/);
+    for (const seed of [Number.NaN, 1.5, -1, 0n]) fails({ seed }, /^measureSpeedup: seed must be an integer >= 1/);
+    expect(measureSpeedup({ ...base, seed: 2n ** 60n }).every((row) => row.equalsAR)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { applyTemperature, binOf, pick, samplingDistribution, softmaxF32, type SamplingSettings } from "../src/sampling/index.js";
+import { applyTemperature, binOf, NonFiniteLogitsError, pick, sampleToken, samplingDistribution, softmaxF32, type SamplingSettings } from "../src/sampling/index.js";
 
 const fr = Math.fround;
 
@@ -237,6 +237,17 @@ describe("sampling distribution: temperature and softmax", () => {
     expect(() => softmaxF32(new Float32Array([0, NaN]))).toThrow(/logit 1 is NaN/);
     expect(() => softmaxF32(new Float32Array([Infinity, 0]))).toThrow(/\+Infinity/);
     expect(() => softmaxF32(new Float32Array([-Infinity, -Infinity]))).toThrow(/-Infinity/);
+    expect(() => softmaxF32(new Float32Array([0, NaN]))).toThrow(NonFiniteLogitsError);
+  });
+
+  it("SAMP-NONFINITE: a row the sampler cannot pick from is a NonFiniteLogitsError at every temperature, never a token (the reference's argmax would give 0 for a NaN row)", () => {
+    const rows = [Float32Array.of(Number.NaN, 1, 2), Float32Array.of(0, Number.POSITIVE_INFINITY, 1), Float32Array.of(1, Number.NaN, 2), Float32Array.of(-Infinity, -Infinity)];
+    for (const row of rows) expect(() => sampleToken(row, { temperature: 1 }, 0.5)).toThrow(NonFiniteLogitsError);
+    // Greedy: a largest logit that is not finite (a row starting with NaN, where the argmax gives 0; +Infinity; all -Infinity).
+    for (const row of [rows[0], rows[1], rows[3]]) expect(() => sampleToken(row, { temperature: 0 }, undefined)).toThrow(/the model's logits are not finite \(logit \d is (NaN|\+Infinity|-Infinity)\)/);
+    // A NaN that does not win the argmax passes over, as in the reference program.
+    expect(sampleToken(rows[2], { temperature: 0 }, undefined)).toBe(2);
+    expect(sampleToken(Float32Array.of(0, 3, -Infinity), { temperature: 0 }, undefined)).toBe(1);
   });
 });
 

@@ -63,7 +63,7 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
       out[name] = raw !== "false";
       continue;
     }
-    if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind})`);
+    if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind}; one that starts with -- goes as --${name}=VALUE)`);
     out[name] = convert(name, spec, raw);
   }
   for (const [name, spec] of Object.entries(specs)) {
@@ -111,7 +111,10 @@ function* flagsGiven(argv: readonly string[], specs: FlagSpecs): Generator<{ arg
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     const spec = specs[name] as FlagSpec | undefined;
-    const raw = eq >= 0 ? arg.slice(eq + 1) : spec !== undefined && spec.kind !== "bool" ? argv[++i] : undefined;
+    // A value flag takes the next argument, unless that is another flag: `--prompt --json` is a
+    // missing value, not the prompt "--json" (which goes as --prompt=--json).
+    const takesNext = eq < 0 && spec !== undefined && spec.kind !== "bool" && i + 1 < argv.length && !argv[i + 1].startsWith("--");
+    const raw = eq >= 0 ? arg.slice(eq + 1) : takesNext ? argv[++i] : undefined;
     yield { arg, name, spec, raw };
   }
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend } from "../backends/registry.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
-import { backendFlags, budgetFlag, windowFlag } from "./flag-groups.js";
+import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
@@ -20,7 +20,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { readPrompts, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, seedFlag, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -42,7 +42,7 @@ export const demoFlags = defineFlags({
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: a built-in list" },
   steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
-  seed: { kind: "int", value: "S", help: "seed of the xorshift u-stream; prompt i uses S + i", default: 1 },
+  seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream, an integer in [1, 2^64 - 1]; prompt i uses S + i", default: "1" },
   decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
   window: windowFlag("proposal slots per window (default: the student's)"),
   budget: budgetFlag,
@@ -95,8 +95,9 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const f = parseFlags(argv, demoFlags);
   if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
   if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
-  if (f.seed < 1) throw new UsageError(`--seed must be a positive integer, got ${f.seed}`);
+  seedFlag(f.seed);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  checkThreadsBackend(f);
   const unknownShape = f["scale-shapes"].split(",").find((s) => !Object.hasOwn(WIDEN_SHAPES, s));
   if (unknownShape !== undefined) throw new UsageError(`--scale-shapes must list known shapes (${Object.keys(WIDEN_SHAPES).join(", ")}), comma-separated; got ${JSON.stringify(unknownShape)} in ${JSON.stringify(f["scale-shapes"])}`);
   if (givenFlags(argv, demoFlags).has("scale-shapes") && !f.scale) throw new UsageError("--scale-shapes goes with --scale");
@@ -126,6 +127,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   warnNonFinite(io, "student", paths.student, student.weights);
   if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${paths.student} is a student whose slots run in the teacher's call`);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
+  const seed = seedFlag(f.seed, texts.length);
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
 
   const backend = await createBackend(f.backend, { threads: f.threads });
@@ -138,6 +140,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     // A draft head drafts beside the teacher: verify is its decoder, and its default.
     const head = student.config.draftHead === true;
     if (head && f.decoder !== "verify" && givenFlags(argv, demoFlags).has("decoder")) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+    if (head && f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only; ${paths.student} is a draft-head student, decoded by verify`);
     const decoder = head ? "verify" : (f.decoder as "single-call" | "verify");
     // The paper's figure: tokens per verification step (single-call: one call).
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
@@ -155,7 +158,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
     comparePtpAr(model, prompts, {
       decode: { steps: f.steps, sampling: { temperature: f.temperature }, decoder, window, budget },
-      aux: (i) => new XorShiftAux(BigInt(f.seed + i)),
+      aux: (i) => new XorShiftAux(seed + BigInt(i)),
       batch: 1,
       warmUp: "both",
       onBatch: ({ from: i, ptp, ar }) => {
@@ -178,7 +181,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         `equals AR: ${r.equal}\n` +
         `backend: ${backend.description}\n`,
     );
-    io.stdout(whySlower(all.seconds, all.arSeconds, f.scale));
+    if (all.generated > 0) io.stdout(whySlower(all.seconds, all.arSeconds, f.scale));
     if (all.equal && f.scale && all.generated === 0) {
       io.stdout(`\nat larger shapes: nothing to measure: every prompt fills the ${f.steps} positions (--steps)\n`);
     } else if (all.equal && f.scale) {
@@ -194,7 +197,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         steps: f.steps,
         temperature: f.temperature,
         reps: 1,
-        seed: f.seed,
+        seed,
         draftClassifier,
       });
       io.stdout(speedupTable(rows));
@@ -205,6 +208,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
       return 1;
     }
     return 0;
+  } catch (e) {
+    throw namingModel(e, paths.model);
   } finally {
     model?.dispose();
     teacher.dispose();
@@ -250,10 +255,12 @@ function addRuns(a: Run, b: Run): Run {
 /** The printed figures of a run; ratios of nothing (a prompt with no room to generate) read "n/a". */
 function summary(r: Run): { accepted: string; calls: string; speed: string; equal: string } {
   const ratio = (a: number, b: number, digits: number) => (a > 0 && b > 0 ? (a / b).toFixed(digits) : "n/a");
+  // With nothing generated the calls and seconds are the prompt's alone: no PTP to compare.
+  const times = (a: number, b: number) => (r.generated > 0 && a > 0 && b > 0 ? `${(a / b).toFixed(2)}x` : "n/a");
   return {
     accepted: ratio(r.generated, r.steps, 2),
-    calls: `${r.calls} (AR: ${r.arCalls}; ${ratio(r.arCalls, r.calls, 2)}x fewer)`,
-    speed: `${ratio(r.generated, r.seconds, 1)} (AR: ${ratio(r.generated, r.arSeconds, 1)}; speedup ${ratio(r.arSeconds, r.seconds, 2)}x)`,
+    calls: `${r.calls} (AR: ${r.arCalls}; ${r.generated > 0 ? `${times(r.arCalls, r.calls)} fewer` : "fewer: n/a"})`,
+    speed: `${ratio(r.generated, r.seconds, 1)} (AR: ${ratio(r.generated, r.arSeconds, 1)}; speedup ${times(r.arSeconds, r.seconds)})`,
     equal: r.equal ? "yes" : "NO",
   };
 }

@@ -96,6 +96,11 @@ export function backendFlags(help: { backend?: string; threads?: string } = {}) 
   });
 }
 
+/** --threads splits the wasm backend's work; another backend would ignore it, so it is refused there. */
+export function checkThreadsBackend(f: { backend: string; threads?: number }): void {
+  if (f.threads !== undefined && f.backend !== "wasm") throw new UsageError(`--threads applies to the wasm backend (--backend ${f.backend} does not split its work over threads)`);
+}
+
 const SLOT_INPUT_HELP = "slot input: hybrid (slot 0 also embeds the last known token) | aux (u only) | query (C-PTP students: slot 0 is the teacher's own AR query)";
 const SLOT_INPUTS = ["hybrid", "aux", "query"] as const;
 

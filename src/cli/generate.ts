@@ -1,7 +1,7 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
-import { backendFlags, budgetFlag, windowFlag } from "./flag-groups.js";
+import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -19,7 +19,7 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { readPrompts, textOf, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, seedFlag, textOf, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -32,7 +32,7 @@ export const generateFlags = defineFlags({
   steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 1 },
   "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 0 },
-  "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold (1 = off)", default: 1 },
+  "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold in [0, 1] (0 or 1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
   student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
@@ -83,8 +83,17 @@ ${describeFlags(generateFlags)}`;
 
 export async function generateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, generateFlags);
+  try {
+    return await generate(f, io);
+  } catch (e) {
+    throw namingModel(e, f.model);
+  }
+}
+
+async function generate(f: GenerateFlags, io: Io): Promise<number> {
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
   if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
+  checkThreadsBackend(f);
   const draftClassifier = f["draft-classifier"];
   if (draftClassifier !== undefined) {
     if (draftClassifier !== "f32" && f.backend !== "wasm") throw new UsageError(`--draft-classifier ${draftClassifier} needs the wasm backend`);
@@ -95,8 +104,8 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (f["top-p"] < 0 || f["top-p"] > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
   if (f["top-k"] < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
-  // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits, for every prompt's seed + i.
-  if (f.seed !== undefined && (!/^\d+$/.test(f.seed) || BigInt(f.seed) < 1n || BigInt(f.seed) + 100000n >= 2n ** 64n)) throw new UsageError(`--seed must be an integer in [1, 2^64 - 100000], got ${JSON.stringify(f.seed)}`);
+  // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits (each prompt's seed + i: checked again once the prompts are read).
+  if (f.seed !== undefined) seedFlag(f.seed);
 
   // PTP options, all checked before any file is read.
   if (f.prompts !== undefined && f.prompt !== undefined) throw new UsageError("give either --prompt or --prompts, not both");
@@ -111,13 +120,9 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     const v = f[name];
     if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
   }
-  if (f.window !== undefined && decoder === "ar") throw new UsageError("--window applies to the PTP decoders, not to --decoder ar");
-  if (decoder !== "single-call") {
-    if (f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only (decoder is ${decoder})`);
-    if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
-  }
-  if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
-  if (f["runner-ups"] !== undefined && decoder !== "single-call" && decoder !== "verify") throw new UsageError(`--runner-ups applies to --decoder single-call and verify only (decoder is ${decoder})`);
+  // A student's default decoder depends on the student (a draft head's is verify): those flags wait for its file.
+  if (f.decoder !== undefined || f.student === undefined) checkDecoderFlags(f, decoder);
+  else if (f.drafts !== undefined) throw new UsageError("--drafts applies to --decoder multi-draft only (decoder is single-call, or verify for a draft-head student)");
   if (f["runner-ups"] !== undefined && f.draft !== undefined) throw new UsageError("--runner-ups applies to a student's drafts, not to --draft");
   const stop = f["draft-stop"];
   if (stop !== undefined) {
@@ -125,10 +130,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
     if (f.student === undefined || (f.decoder !== undefined && f.decoder !== "verify")) throw new UsageError("--draft-stop applies to --decoder verify with a draft-head student");
   }
   const scale = f["draft-temperature-scale"];
-  if (scale !== undefined) {
-    if (!(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
-    if (decoder === "ar") throw new UsageError("--draft-temperature-scale applies to the PTP decoders, not to --decoder ar");
-  }
+  if (scale !== undefined && !(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
 
   if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
 
@@ -141,7 +143,7 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
   if (needsU(sampling)) {
     if (f["aux-file"] !== undefined) aux = readAuxFile(f["aux-file"]);
     else {
-      const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
+      const seed = f.seed !== undefined ? seedFlag(f.seed) : BigInt(Date.now());
       if (f.seed === undefined) io.stderr(`seed: ${seed}\n`);
       aux = new XorShiftAux(seed);
     }
@@ -187,6 +189,18 @@ export async function generateCommand(argv: readonly string[], io: Io): Promise<
 
 type GenerateFlags = Parsed<typeof generateFlags>;
 
+/** The flags that apply to some decoders only, against the decoder that will run. */
+function checkDecoderFlags(f: GenerateFlags, decoder: DecoderName): void {
+  if (f.window !== undefined && decoder === "ar") throw new UsageError("--window applies to the PTP decoders, not to --decoder ar");
+  if (decoder !== "single-call") {
+    if (f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only (decoder is ${decoder})`);
+    if (f["budget-mode"] !== undefined) throw new UsageError(`--budget-mode applies to --decoder single-call only (decoder is ${decoder})`);
+  }
+  if (f.drafts !== undefined && decoder !== "multi-draft") throw new UsageError(`--drafts applies to --decoder multi-draft only (decoder is ${decoder})`);
+  if (f["runner-ups"] !== undefined && decoder !== "single-call" && decoder !== "verify") throw new UsageError(`--runner-ups applies to --decoder single-call and verify only (decoder is ${decoder})`);
+  if (f["draft-temperature-scale"] !== undefined && decoder === "ar") throw new UsageError("--draft-temperature-scale applies to the PTP decoders, not to --decoder ar");
+}
+
 /** The stats of a PTP run as the JSON reports them. */
 export interface GenerateStats extends PtpStats {
   decoder: DecoderName;
@@ -223,6 +237,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
       if (f.decoder !== undefined) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
       decoder = "verify";
     }
+    // The student's own default decoder is known now (see generate).
+    if (f.decoder === undefined) checkDecoderFlags(f, decoder);
     if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${f.student} is a student whose slots run in the teacher's call`);
     if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${f.student} is a student whose slots run in the teacher's call`);
     if (decoder === "self" && student.config.variant !== "C") {
@@ -244,7 +260,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     readAuxFile(file); // fail early on a bad file
     auxFor = () => readAuxFile(file);
   } else {
-    const seed = f.seed !== undefined ? BigInt(f.seed) : BigInt(Date.now());
+    const seed = f.seed !== undefined ? seedFlag(f.seed, texts.length) : BigInt(Date.now());
     if (f.seed === undefined) io.stderr(`seed: ${seed}${texts.length > 1 ? ` (prompt i uses seed + i)` : ""}\n`);
     auxFor = (i) => new XorShiftAux(seed + BigInt(i));
   }

@@ -2,7 +2,7 @@ import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync, rmSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
-import { backendFlags } from "./flag-groups.js";
+import { backendFlags, checkThreadsBackend } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { formatDuration } from "../util/progress.js";
 import { refuseBeyondMemory } from "./memory.js";
@@ -52,6 +52,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   if (!(f["top-p"] >= 0 && f["top-p"] <= 1)) throw new UsageError(`--top-p must be in [0, 1] (0 or 1 = off), got ${f["top-p"]}`);
   if (f.seed < 0 || f.seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
   if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
+  checkThreadsBackend(f);
   const out = f.out;
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)
   checkOutputs([{ flag: "--out", path: out }], {

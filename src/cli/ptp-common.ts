@@ -3,7 +3,29 @@ import { readLines } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
+import { NonFiniteLogitsError } from "../sampling/softmax.js";
+import { UsageError } from "./args.js";
 import type { Io } from "./io.js";
+
+/** An error of a run, with the model file named when its logits were not finite (a checkpoint that overflows float32 as it runs). */
+export function namingModel(e: unknown, modelPath: string): unknown {
+  return e instanceof NonFiniteLogitsError ? new Error(`${modelPath}: ${e.message}`) : e;
+}
+
+/** The largest xorshift seed: its state is 64 bits, never 0. */
+const MAX_SEED = 2n ** 64n - 1n;
+
+/**
+ * --seed S, exactly (a JavaScript number would round it past 2^53): an
+ * integer in [1, 2^64 - 1], and so is S + prompts - 1, the seed of the last
+ * prompt (prompt i uses S + i).
+ */
+export function seedFlag(raw: string, prompts = 1): bigint {
+  if (!/^\d+$/.test(raw) || BigInt(raw) < 1n || BigInt(raw) > MAX_SEED) throw new UsageError(`--seed must be an integer in [1, 2^64 - 1], got ${JSON.stringify(raw)}`);
+  const seed = BigInt(raw);
+  if (seed + BigInt(prompts - 1) > MAX_SEED) throw new UsageError(`--seed ${raw}: the last of ${prompts} prompts would use seed + ${prompts - 1}, past 2^64 - 1`);
+  return seed;
+}
 
 /** A warning on stderr, naming the file, when a student's or draft's weights hold NaN/Inf (decoding stays exact, but its drafts are rejected). */
 export function warnNonFinite(io: Io, what: string, path: string, weights: unknown): void {

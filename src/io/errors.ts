@@ -144,14 +144,21 @@ export function readLines(path: string, what: string, limits: TextLimits, onLine
       pendingBytes = 0,
       number = 0,
       position = 0;
-    const decoder = new TextDecoder();
+    // Text as UTF-8, strictly: a byte that is no UTF-8 is an error, not a U+FFFD the model would read silently.
+    const decoder = new TextDecoder("utf-8", { fatal: true });
     const emit = (tail: Uint8Array) => {
       number++;
       let bytes = pending.length === 0 ? tail : concat([...pending, tail], pendingBytes + tail.length);
       if (bytes.length > 0 && bytes[bytes.length - 1] === 13) bytes = bytes.subarray(0, bytes.length - 1);
       pending = [];
       pendingBytes = 0;
-      onLine(decoder.decode(bytes), number);
+      let line: string;
+      try {
+        line = decoder.decode(bytes);
+      } catch {
+        throw new FileFormatError(path, `line ${number} is not valid UTF-8 (expected ${what} in UTF-8)`);
+      }
+      onLine(line, number);
     };
     for (;;) {
       const n = fs.readSync(fd, chunk, 0, chunk.length, position);

@@ -40,6 +40,9 @@ export interface SparseMask {
 
 /** Number of rows in a block, checked against its parts. */
 export function blockRows(block: Block, config: ModelConfig, cached: number): number {
+  if (typeof block !== "object" || block === null) throw new TypeError(`forward: the block must be an object { positions, tokens?, embeddings?, mask? | visible? }, got ${block === null ? "null" : typeof block}`);
+  if (!isArrayLike(block.positions)) throw new TypeError("forward: block.positions must be an array of position ids, one per row");
+  if (block.tokens !== undefined && !isArrayLike(block.tokens)) throw new TypeError("forward: block.tokens must be an array of token ids, one per row");
   const M = block.positions.length;
   if (M === 0) throw new RangeError("forward: the block has no rows (positions is empty)");
   if (block.tokens && block.tokens.length !== M) {
@@ -129,4 +132,9 @@ export function denseMask(v: SparseMask, M: number, nKeys: number): Uint8Array {
   const mask = new Uint8Array(M * nKeys);
   for (let m = 0; m < M; m++) for (let t = v.offsets[m]; t < v.offsets[m + 1]; t++) mask[m * nKeys + v.keys[t]] = 1;
   return mask;
+}
+
+/** An array or typed array (what a block's per-row parts must be). */
+function isArrayLike(x: unknown): x is ArrayLike<number> {
+  return Array.isArray(x) || (ArrayBuffer.isView(x) && !(x instanceof DataView));
 }

@@ -33,11 +33,17 @@ export class KVCache {
     this.width = kvDim(config);
     this.keys = [];
     this.values = [];
-    for (let l = 0; l < layers; l++) {
-      this.keys.push(backend.alloc(capacity * this.width));
-      this.values.push(backend.alloc(capacity * this.width));
+    try {
+      for (let l = 0; l < layers; l++) {
+        this.keys.push(backend.alloc(capacity * this.width));
+        this.values.push(backend.alloc(capacity * this.width));
+      }
+      this.positions = new Int32Array(capacity);
+    } catch (e) {
+      // A cache too large for the backend leaves nothing behind: the layers already allocated go back.
+      for (const b of [...this.keys, ...this.values]) backend.free(b);
+      throw new RangeError(`KVCache: ${capacity} rows x ${layers} layers x ${this.width} values (keys and values) do not fit: ${e instanceof Error ? e.message : String(e)}`);
     }
-    this.positions = new Int32Array(capacity);
   }
 
   /** Number of cached rows. */

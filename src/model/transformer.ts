@@ -1,8 +1,9 @@
 import { WEIGHT_TYPES, type Backend, type LayerShape, type WeightType } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
+import { checkFloat32Row, describeValue } from "../sampling/checks.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
-import { tokenProbability } from "../sampling/softmax.js";
+import { NonFiniteLogitsError, tokenProbability } from "../sampling/softmax.js";
 import { attention } from "./attention.js";
 import { blockRows, type Block } from "./block.js";
 import { headSize, kvDim, validateConfig, type ModelConfig } from "./config.js";
@@ -141,8 +142,12 @@ export class Transformer {
     const last = this.lastLogits,
       V = this.config.vocabSize;
     // The same checks as the host path, before the device path can skip them.
+    checkFloat32Row(row, "pickRow", "row");
     validateSamplingSettings(settings);
     if (settings.temperature > 0) assertValidU(u, "pickRow");
+    // Every backend's checks, whether or not this one picks on the device.
+    if (exclude !== undefined && !(Array.isArray(exclude) && exclude.every((t) => Number.isInteger(t) && t >= 0 && t < V)))
+      throw new RangeError(`pickRow: exclude must be an array of token ids in [0, ${V}), got ${describeValue(exclude)}${Array.isArray(exclude) ? ` holding ${describeValue(exclude.find((t) => !(Number.isInteger(t) && t >= 0 && t < V)))}` : ""}`);
     if (!this.backend.pick || last === undefined || row.buffer !== last.buffer || row.length !== V || !plainSampling(settings, V)) return undefined;
     const offset = row.byteOffset - last.byteOffset;
     if (offset < 0 || offset % (4 * V) !== 0 || offset + 4 * V > last.byteLength) return undefined;
@@ -157,6 +162,7 @@ export class Transformer {
    * a row of the latest `forward`). `row` must hold no NaN or +Infinity.
    */
   tokenProbability(row: Float32Array, token: number, temperature: number): number {
+    checkFloat32Row(row, "tokenProbability", "row");
     const last = this.lastLogits,
       V = this.config.vocabSize;
     if (this.backend.tokenProbabilities && last !== undefined && row.buffer === last.buffer && row.length === V) {
@@ -169,14 +175,21 @@ export class Transformer {
   /**
    * `forward`, but only the argmax of every row's logits (the greedy pick,
    * as `argmax` of sampling/pick.ts gives it): a backend with an argmax op
-   * finds them where the logits are, without downloading them.
+   * finds them where the logits are, without downloading them. A row whose
+   * largest logit is not finite is a NonFiniteLogitsError (as sampleToken).
    */
   greedy(block: Block, cache: KVCache, adapter?: RowAdapter): Int32Array {
     const M = this.run(block, cache, adapter);
     const V = this.config.vocabSize;
-    if (this.backend.argmax) return this.backend.argmax(this.state.logits, M, V);
-    const logits = this.backend.download(this.state.logits, 0, M * V);
-    return Int32Array.from({ length: M }, (_, m) => argmax(logits.subarray(m * V, (m + 1) * V)));
+    const picks = this.backend.argmax ? this.backend.argmax(this.state.logits, M, V) : undefined;
+    const logits = picks ? undefined : this.backend.download(this.state.logits, 0, M * V);
+    const out = picks ?? Int32Array.from({ length: M }, (_, m) => argmax(logits!.subarray(m * V, (m + 1) * V)));
+    // A largest logit that is not finite (NaN rows, +Infinity, all -Infinity) is no pick: as sampleToken, an error.
+    for (let m = 0; m < M; m++) {
+      const v = logits ? logits[m * V + out[m]] : this.backend.download(this.state.logits, m * V + out[m], 1)[0];
+      if (!Number.isFinite(v)) throw new NonFiniteLogitsError(out[m], v);
+    }
+    return out;
   }
 
   /**

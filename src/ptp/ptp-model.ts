@@ -2,7 +2,8 @@ import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
 import { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
-import type { Transformer, TransformerOptions } from "../model/transformer.js";
+import { Transformer, type TransformerOptions } from "../model/transformer.js";
+import { describeValue } from "../sampling/checks.js";
 import { embedAux } from "./auxiliary.js";
 import { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
 import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
@@ -82,6 +83,11 @@ export class PtpModel {
     head?: DraftHeadSpec,
     headOptions: TransformerOptions = {},
   ) {
+    if (!(teacher instanceof Transformer)) throw new TypeError(`PtpModel: teacher must be a Transformer, got ${describeValue(teacher)}`);
+    if (student !== undefined && (typeof student !== "object" || student === null || typeof student.config !== "object" || typeof student.config?.teacherShape !== "object" || typeof student.weights !== "object")) {
+      throw new TypeError(`PtpModel: student must be a Student { config, weights } (readStudent, randomStudent), got ${describeValue(student)}`);
+    }
+    if (typeof headOptions !== "object" || headOptions === null) throw new TypeError(`PtpModel: the head's options must be an object such as { classifierWeights: "int8" }, got ${describeValue(headOptions)}`);
     if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
     if (student) {
       const t = teacher.config,

@@ -2,6 +2,7 @@ import type { Backend, WeightType } from "../backends/backend.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
+import { checkPositiveInteger, describeValue } from "../sampling/checks.js";
 import { decodeBatches } from "./decode/compare.js";
 import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";
@@ -63,7 +64,7 @@ export interface SpeedupOptions {
   draftStop?: number;
   /** The type a draft head's or draft model's classifier is read in (TransformerOptions.classifierWeights; default: the backend's). */
   draftClassifier?: WeightType;
-  seed?: number;
+  seed?: number | bigint;
   onProgress?: (message: string) => void;
 }
 
@@ -79,11 +80,15 @@ interface Run {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** The median time of a k-row causal forward after `prefix` cached tokens over that of a 1-row one, the two alternating. */
-function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): number {
+function callCost(model: Transformer, rows: number, prefixWanted = 64, reps = 7): number {
   if (rows <= 1) return 1;
+  // A model of a short context gets a shorter prefix (and calls of at most its seqLen rows).
+  const { seqLen, vocabSize } = model.config;
+  rows = Math.min(rows, seqLen);
+  const prefix = Math.min(prefixWanted, seqLen - rows);
   const cache = model.newCache(prefix + rows);
-  model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % 200)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
-  const block = (k: number) => ({ tokens: Array.from({ length: k }, (_, i) => 2 + i), positions: Array.from({ length: k }, (_, i) => prefix + i) });
+  if (prefix > 0) model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % Math.min(200, vocabSize - 1))), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
+  const block = (k: number) => ({ tokens: Array.from({ length: k }, (_, i) => (2 + i) % vocabSize), positions: Array.from({ length: k }, (_, i) => prefix + i) });
   const blocks = [block(1), block(rows)];
   const times: number[][] = [[], []];
   // The two calls alternate (the order swapping each round), so a slow stretch of the machine
@@ -101,6 +106,12 @@ function callCost(model: Transformer, rows: number, prefix = 64, reps = 7): numb
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
+  if (typeof o.backend?.alloc !== "function") throw new TypeError(`measureSpeedup: backend must be a Backend (createBackend), got ${describeValue(o.backend)}`);
+  if (o.proposer?.kind !== "student" && o.proposer?.kind !== "draft") throw new TypeError(`measureSpeedup: proposer must be { kind: "student", student } or { kind: "draft", draft }, got ${describeValue(o.proposer)}`);
+  if (!Array.isArray(o.prompts)) throw new TypeError(`measureSpeedup: prompts must be an array of prompts (arrays of token ids), got ${describeValue(o.prompts)}`);
+  checkPositiveInteger(o.steps, "measureSpeedup", "steps (positions per prompt, prompt included)");
+  checkPositiveInteger(o.reps, "measureSpeedup", "reps");
+  if (o.seed !== undefined && !((typeof o.seed === "bigint" && o.seed >= 1n) || (typeof o.seed === "number" && Number.isSafeInteger(o.seed) && o.seed >= 1))) throw new RangeError(`measureSpeedup: seed must be an integer >= 1 (a number or a bigint), got ${describeValue(o.seed)}`);
   if (o.prompts.length === 0) throw new RangeError("measureSpeedup: no prompts");
   // Tokens and rows per call need a call: a prompt of `steps` tokens or more leaves none to make.
   if (!o.prompts.some((p) => p.length < o.steps)) {
@@ -139,7 +150,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
         forwardMs = 0;
         const r = decodeBatches(model, o.prompts, {
           decode: { steps: o.steps, sampling: { temperature: o.temperature }, decoder, window: o.window, draftTemperatureScale: o.draftTemperatureScale, runnerUps: o.runnerUps, budget: o.budget, draftStop: o.draftStop, ...(draft && decoder !== "ar" ? { draft } : {}) },
-          aux: (i) => new XorShiftAux(BigInt((o.seed ?? 1) + i)),
+          aux: (i) => new XorShiftAux(BigInt(o.seed ?? 1) + BigInt(i)),
           batch: 1,
         });
         return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds, forwardSeconds: forwardMs / 1000 };

@@ -28,6 +28,12 @@ export function checkInteger(value: unknown, where: string, name: string, min = 
   return value;
 }
 
+/** `value` as a Float32Array (a row of logits or probabilities); otherwise a TypeError naming it. */
+export function checkFloat32Row(value: unknown, where: string, name: string): Float32Array {
+  if (!(value instanceof Float32Array)) throw new TypeError(`${where}: ${name} must be a Float32Array, got ${describeValue(value)}`);
+  return value;
+}
+
 /** checkInteger for a count of 1 or more (runs, batch, ...). */
 export function checkPositiveInteger(value: unknown, where: string, name: string): number {
   return checkInteger(value, where, name, 1);

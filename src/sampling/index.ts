@@ -1,5 +1,5 @@
 export { pick, binOf, argmax, isValidU, assertValidU } from "./pick.js";
-export { softmaxF32, tokenProbability } from "./softmax.js";
+export { NonFiniteLogitsError, softmaxF32, tokenProbability } from "./softmax.js";
 export {
   samplingDistribution,
   applyTemperature,

@@ -1,3 +1,5 @@
+import { checkFloat32Row } from "./checks.js";
+
 /**
  * Pick(u, P): the inverse-CDF rule that turns an auxiliary variable
  * u ~ U[0, 1) and a sampling distribution P into a token id.
@@ -56,6 +58,7 @@ export function assertValidU(u: unknown, where?: string): asserts u is number {
  */
 export function pick(u: number, probs: Float32Array): number {
   assertValidU(u);
+  checkFloat32Row(probs, "pick", "probs");
   let cdf = 0;
   let lastNonZero = -1;
   const n = probs.length;
@@ -82,7 +85,7 @@ export function pick(u: number, probs: Float32Array): number {
  * region of `pick`).
  */
 export function binOf(probs: Float32Array, token: number): [left: number, right: number] {
-  const n = probs.length;
+  const n = checkFloat32Row(probs, "binOf", "probs").length;
   if (!Number.isInteger(token) || token < 0 || token >= n) {
     throw new RangeError(`binOf: token must be an integer in [0, ${n}), got ${describe(token)}`);
   }

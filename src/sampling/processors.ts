@@ -7,6 +7,7 @@
  * See spec/sampling.md for the exact rules.
  */
 
+import { checkFloat32Row } from "./checks.js";
 import { softmaxF32 } from "./softmax.js";
 
 const fround = Math.fround;
@@ -195,6 +196,7 @@ function renormalise(probs: Float32Array, keep: Uint8Array): Float32Array {
  * logits. Returns a new array; `logits` is not modified.
  */
 export function samplingDistribution(logits: Float32Array, settings: SamplingSettings): Float32Array {
+  checkFloat32Row(logits, "samplingDistribution", "logits");
   validateSamplingSettings(settings);
   if (settings.temperature === 0) {
     throw new RangeError("samplingDistribution: temperature 0 means greedy decoding (argmax); use sampleToken or argmax");

@@ -5,6 +5,7 @@
  */
 
 import { argmax, pick } from "./pick.js";
+import { NonFiniteLogitsError } from "./softmax.js";
 import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "./processors.js";
 
 /** Whether sampling with `settings` consumes an auxiliary variable u (temperature > 0). */
@@ -22,10 +23,17 @@ export function needsU(settings: SamplingSettings): boolean {
  *   must be a number in [0, 1).
  *
  * @throws RangeError for invalid settings, or when u is missing or outside
- *   [0, 1) while needed.
+ *   [0, 1) while needed; NonFiniteLogitsError (a RangeError) for a row no
+ *   token can be picked from (NaN or +Infinity; greedy: a largest logit that
+ *   is not finite).
  */
 export function sampleToken(logits: Float32Array, settings: SamplingSettings, u: number | undefined): number {
-  if (!needsU(settings)) return argmax(logits);
+  if (!needsU(settings)) {
+    // The reference's argmax passes over a NaN (and a row of NaN gives 0): a largest logit that is not finite is no pick.
+    const t = argmax(logits);
+    if (!Number.isFinite(logits[t])) throw new NonFiniteLogitsError(t, logits[t]);
+    return t;
+  }
   if (u === undefined) {
     throw new RangeError(`sampleToken: temperature ${settings.temperature} > 0 needs an auxiliary variable u in [0, 1), got undefined`);
   }

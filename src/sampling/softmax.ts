@@ -13,13 +13,33 @@
  * golden case and recorded trial, not the sampled token.
  */
 
+import { checkFloat32Row } from "./checks.js";
+
 const fround = Math.fround;
+
+/**
+ * A model's logits that cannot be sampled: a NaN or +Infinity among them
+ * (or, for the greedy pick, a largest logit that is not finite). The
+ * model's forward pass left the float32 range, so no token it gives would
+ * be its sample; decoding stops instead of printing one.
+ */
+export class NonFiniteLogitsError extends RangeError {
+  constructor(
+    /** The first offending logit's index in its row. */
+    readonly index: number,
+    readonly value: number,
+  ) {
+    super(`the model's logits are not finite (logit ${index} is ${value === Infinity ? "+Infinity" : value}): its forward pass left the float32 range`);
+    this.name = "NonFiniteLogitsError";
+  }
+}
 
 /**
  * Returns a new Float32Array with the float32 softmax of `logits`.
  *
  * -Infinity entries are allowed (probability 0). NaN or +Infinity entries,
- * an empty array, or an all -Infinity array throw a RangeError.
+ * or only -Infinity ones, throw a NonFiniteLogitsError (a RangeError); an
+ * empty array a RangeError.
  */
 export function softmaxF32(logits: Float32Array): Float32Array {
   const n = logits.length;
@@ -27,11 +47,10 @@ export function softmaxF32(logits: Float32Array): Float32Array {
   let max = logits[0];
   for (let i = 0; i < n; i++) {
     const x = logits[i];
-    if (x !== x) throw new RangeError(`softmaxF32: logit ${i} is NaN`);
-    if (x === Infinity) throw new RangeError(`softmaxF32: logit ${i} is +Infinity`);
+    if (x !== x || x === Infinity) throw new NonFiniteLogitsError(i, x);
     if (x > max) max = x;
   }
-  if (max === -Infinity) throw new RangeError("softmaxF32: every logit is -Infinity");
+  if (max === -Infinity) throw new NonFiniteLogitsError(0, max);
   const out = new Float32Array(n);
   // The exponentials first (a Float32Array store rounds each to float32),
   // then their sum in index order: the same operations as one fused loop,
@@ -55,7 +74,8 @@ export function softmaxF32(logits: Float32Array): Float32Array {
  * +Infinity, or only -Infinity.
  */
 export function tokenProbability(logits: Float32Array, token: number, temperature: number): number {
-  if (!(temperature > 0)) throw new RangeError(`tokenProbability: temperature must be > 0, got ${temperature}`);
+  checkFloat32Row(logits, "tokenProbability", "logits");
+  if (!(temperature > 0 && temperature < Infinity)) throw new RangeError(`tokenProbability: temperature must be a finite number > 0, got ${temperature}`);
   if (!(Number.isInteger(token) && token >= 0 && token < logits.length)) throw new RangeError(`tokenProbability: token ${token} is outside ${logits.length} logits`);
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) {

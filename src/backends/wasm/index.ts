@@ -551,14 +551,14 @@ export class WasmBackend implements Backend {
     }
     this.ensure(this.ropeBlock, M * headSize * 4);
     const pos = this.i32v,
-      p0 = P.ptr >> 2;
+      p0 = P.ptr >>> 2;
     let last = -1;
     for (let m = 0; m < M; m++) last = Math.max(last, pos[p0 + m]);
     if (last >= this.ropeRows.length / headSize) this.growRope(last);
     const rows = this.ropeRows,
       known = rows.length / headSize,
       f32 = this.f32v;
-    for (let m = 0, t = this.ropeBlock.ptr >> 2; m < M; m++, t += headSize) {
+    for (let m = 0, t = this.ropeBlock.ptr >>> 2; m < M; m++, t += headSize) {
       const p = pos[p0 + m];
       if (p >= 0 && p < known) for (let i = 0, r = p * headSize; i < headSize; i++) f32[t + i] = rows[r + i];
       else ropeRow(f32, t, p, headSize, theta);
@@ -618,7 +618,7 @@ export class WasmBackend implements Backend {
   private sparseRows(op: string, rows: Buffer, M: number, nKeys: number): number {
     const offsets = this.typed(rows, "i32", M + 1, `${op} rows`);
     const i32 = this.view("i32") as Int32Array,
-      base = offsets.ptr >> 2;
+      base = offsets.ptr >>> 2;
     const nnz = i32[base + M];
     this.typed(rows, "i32", M + 1 + Math.max(0, nnz), `${op} rows`);
     // The kernel trusts the indices: check them here (linear in the visible keys).
@@ -705,7 +705,7 @@ export class WasmBackend implements Backend {
     this.unpack(V);
     const args = this.layerArgs();
     const i32 = this.i32v,
-      at = args >> 2;
+      at = args >>> 2;
     for (let i = 0; i < L_KEYS; i++) i32[at + i] = ptrs[i];
     i32[at + L_KEYS] = K.ptr;
     i32[at + L_KEYS + 1] = V.ptr;
@@ -803,7 +803,7 @@ export class WasmBackend implements Backend {
     const X = this.f32(x, M * N, "argmax x");
     const out = this.scratch(4 * Math.max(1, M));
     this.k.argmaxRows(out, X.ptr, M, N);
-    return (this.view("i32") as Int32Array).slice(out >> 2, (out >> 2) + M);
+    return (this.view("i32") as Int32Array).slice(out >>> 2, (out >>> 2) + M);
   }
 
   pick(x: Buffer, first: number, M: number, N: number, temperature: number, u: ArrayLike<number>, exclude: ArrayLike<number> = []): Int32Array {
@@ -825,7 +825,7 @@ export class WasmBackend implements Backend {
     const run = () => this.k.pickRows(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + usAt, block + usAt + 8 * M);
     if (exclude.length === 0) run();
     else this.withExcluded(X.ptr + 4 * first * N, M, N, exclude, run);
-    return (this.view("i32") as Int32Array).slice(block >> 2, (block >> 2) + M);
+    return (this.view("i32") as Int32Array).slice(block >>> 2, (block >>> 2) + M);
   }
 
   tokenProbabilities(x: Buffer, first: number, M: number, N: number, temperature: number, tokens: ArrayLike<number>): Float32Array {
@@ -840,10 +840,10 @@ export class WasmBackend implements Backend {
     const i32 = this.view("i32") as Int32Array;
     for (let m = 0; m < M; m++) {
       if (!(Number.isInteger(tokens[m]) && tokens[m] >= 0 && tokens[m] < N)) throw this.err(`tokenProbabilities: tokens must be integers in [0, ${N}), got ${tokens[m]}`);
-      i32[(block >> 2) + M + m] = tokens[m];
+      i32[(block >>> 2) + M + m] = tokens[m];
     }
     this.k.tokenProbabilities(block, X.ptr + 4 * first * N, M, N, Math.fround(temperature), block + 4 * M);
-    return (this.view("f32") as Float32Array).slice(block >> 2, (block >> 2) + M);
+    return (this.view("f32") as Float32Array).slice(block >>> 2, (block >>> 2) + M);
   }
 
   /**
@@ -854,7 +854,7 @@ export class WasmBackend implements Backend {
   private withExcluded(rows: number, M: number, N: number, exclude: ArrayLike<number>, fn: () => void): void {
     const f32 = this.view("f32") as Float32Array;
     const E = exclude.length;
-    const at = (m: number, e: number) => (rows >> 2) + m * N + exclude[e];
+    const at = (m: number, e: number) => (rows >>> 2) + m * N + exclude[e];
     const saved = new Float32Array(M * E);
     for (let m = 0; m < M; m++) for (let e = 0; e < E; e++) [saved[m * E + e], f32[at(m, e)]] = [f32[at(m, e)], Number.NEGATIVE_INFINITY];
     try {

@@ -92,13 +92,19 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   const chained = o.proposerFeedback === "chain";
   return {
     window,
-    budget: o.budget ?? DECODER_DEFAULTS.budgetPerSlot * window,
+    budget: o.budget === undefined ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget),
     budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
-    drafts: o.drafts ?? DECODER_DEFAULTS.drafts,
+    drafts: o.drafts === undefined ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts),
     draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
     runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && !chained ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
     draftStop: checkDraftStop(o.draftStop ?? DECODER_DEFAULTS.draftStop),
   };
+}
+
+/** A row count an option gives (budget, drafts): a positive integer, whichever decoder reads it (each sizes the KV cache). */
+function checkCount(name: string, n: unknown): number {
+  if (!(typeof n === "number" && Number.isInteger(n) && n >= 1)) throw new RangeError(`decode: ${name} must be a positive integer, got ${describeValue(n)}`);
+  return n;
 }
 
 function checkDraftStop(stop: unknown): number {

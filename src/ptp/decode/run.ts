@@ -4,7 +4,7 @@ import { validateSamplingSettings } from "../../sampling/processors.js";
 import { checkAuxSource } from "../../sampling/aux.js";
 import { checkTokens, describeValue } from "../../sampling/checks.js";
 import { DraftModel } from "../draft-model.js";
-import type { PtpModel } from "../ptp-model.js";
+import { PtpModel } from "../ptp-model.js";
 import { UStream } from "../../sampling/ustream.js";
 import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
@@ -159,6 +159,16 @@ export function decodeCacheRows(prompts: number, steps: number, window: number, 
   return prompts * (steps + 1 + perCall);
 }
 
+/** The decode's KV cache, or an error naming the options that sized it when the backend cannot hold it. */
+function newDecodeCache(model: PtpModel, rows: number, options: Omit<DecodeOptions, "decoder">) {
+  try {
+    return model.newCache(rows);
+  } catch (e) {
+    const given = (["window", "budget", "drafts", "runnerUps"] as const).filter((k) => options[k] !== undefined).map((k) => `${k} ${String(options[k])}`);
+    throw new RangeError(`decode: a KV cache of ${rows} rows (prompts x (steps + 1 + the rows one call can add${given.length > 0 ? `, from ${given.join(", ")}` : ""})) does not fit: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 /**
  * Decode several prompts together: every call carries the rows of every
  * prompt still running, each with its own cache rows and u's (masks keep
@@ -179,6 +189,7 @@ export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], o
  * positions to run.
  */
 function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">): { prompts: number[][]; steps: number } {
+  if (!(model instanceof PtpModel)) throw new TypeError(`decode: model must be a PtpModel (new PtpModel(teacher, student?)), got ${describeValue(model)}`);
   checkOptions(options);
   if (!Array.isArray(prompts)) throw new TypeError(`decode: prompts must be an array of prompts (each an array of token ids), got ${describeValue(prompts)}`);
   if (prompts.length === 0) throw new RangeError("decode: no prompts");
@@ -199,6 +210,9 @@ function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions
  * `out`'s views after accept.
  */
 export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
+  if (typeof decoder !== "object" || decoder === null || typeof decoder.plan !== "function" || typeof decoder.accept !== "function") {
+    throw new TypeError(`decodeWith: decoder must be a Decoder { name, plan(seq), accept(seq, group, out) }, got ${describeValue(decoder)}`);
+  }
   return decodeLoop(model, promptsGiven, decoder, options);
 }
 
@@ -221,7 +235,8 @@ function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[],
   const start = performance.now();
   // Room for every prompt's tokens plus the most rows one call can add per prompt
   // (pending + drafts + slots: at most steps + 1 + the proposal rows).
-  const cache = model.newCache(decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options, model.teacher.config.vocabSize));
+  const cacheRows = decodeCacheRows(sequences.length, steps, settingsOf(model, options).window, options, model.teacher.config.vocabSize);
+  const cache = newDecodeCache(model, cacheRows, options);
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
   // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
