@@ -19,7 +19,7 @@ import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { namingModel, readPrompts, seedFlag, textOf, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, seedFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -154,6 +154,7 @@ async function generate(f: GenerateFlags, io: Io): Promise<number> {
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
+  warnFullPrompts(io, [prompt], runSteps);
   const bytes: Uint8Array[] = [];
   // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
   // clock starts, so that tokens/s does not count weight packing and JIT tiers.
@@ -183,7 +184,7 @@ async function generate(f: GenerateFlags, io: Io): Promise<number> {
     io.stdout("\n");
   }
   const threadNote = threads.threads > 1 ? `, ${threads.threads} threads (${workerChunks} chunks on workers)` : "";
-  io.stderr(`achieved tok/s: ${result.stats.tokensPerSecond.toFixed(2)} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ` + `${backend.description}${threadNote}; clock started after a warm-up call)\n`);
+  io.stderr(`achieved tok/s: ${result.stats.generatedTokens > 0 ? result.stats.tokensPerSecond.toFixed(2) : "n/a"} (${result.stats.generatedTokens} tokens, ${result.stats.modelCalls} model calls, ` + `${backend.description}${threadNote}; clock started after a warm-up call)\n`);
   return 0;
 }
 
@@ -277,12 +278,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });
-  {
-    const seqLen = checkpoint.config.seqLen,
-      runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
-    const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, decoding, checkpoint.config.vocabSize);
-    checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
-  }
+  const seqLen = checkpoint.config.seqLen,
+    runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
+  const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, decoding, checkpoint.config.vocabSize);
+  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
@@ -300,6 +299,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     const jsonOutputs: { tokens: number[]; text: string }[] = [];
     const many = texts.length > 1;
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+    warnFullPrompts(io, prompts, runSteps);
     const run = comparePtpAr(model, prompts, {
       decode: options,
       aux: auxFor,

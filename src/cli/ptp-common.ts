@@ -12,6 +12,17 @@ export function namingModel(e: unknown, modelPath: string): unknown {
   return e instanceof NonFiniteLogitsError ? new Error(`${modelPath}: ${e.message}`) : e;
 }
 
+/**
+ * A warning on stderr for prompts that fill the run's positions: as in the
+ * reference program they are cut there and nothing is generated for them.
+ */
+export function warnFullPrompts(io: Io, prompts: readonly (readonly number[])[], steps: number): void {
+  const full = prompts.flatMap((p, i) => (p.length >= steps ? [i] : []));
+  if (full.length === 0) return;
+  const which = prompts.length === 1 ? "the prompt has" : `${full.length} of ${prompts.length} prompts (the first: prompt ${full[0] + 1}) have`;
+  io.stderr(`warning: ${which} at least --steps (${steps}) tokens: nothing is generated for ${full.length === 1 ? "it" : "them"} (give more --steps)\n`);
+}
+
 /** The largest xorshift seed: its state is 64 bits, never 0. */
 const MAX_SEED = 2n ** 64n - 1n;
 
