@@ -153,6 +153,34 @@ describe("tokenizer.json files", () => {
     formatError(() => loadTokenizer(join(dir, "none.json"), 512), join(dir, "none.json"));
   });
 
+  it("HF-TOK-JSON-CHECKS: the parts read (model type, vocab ids, merges, added tokens) are checked before the library builds anything: no hang on a huge id, no silent duplicate or negative id, no raw library error", () => {
+    const good = llama2cTokenizerToJson(Tokenizer.load(TOK_512, 512)) as { model: Record<string, unknown>; added_tokens?: unknown };
+    const file = join(tmp, "checks.json");
+    const refuse = (edit: (j: typeof good) => void, message: RegExp) => {
+      const j = structuredClone(good);
+      edit(j);
+      writeFileSync(file, JSON.stringify(j));
+      const started = performance.now();
+      expect(formatError(() => loadTokenizer(file, 512), file).message).toMatch(message);
+      expect(performance.now() - started).toBeLessThan(5000);
+    };
+    const vocab = (j: typeof good) => j.model.vocab as Record<string, number>;
+    refuse((j) => (vocab(j).zzzz = 2147483647), /token id 2147483647 is outside the model's vocab of 512/);
+    refuse((j) => (j.added_tokens = [...((j.added_tokens as unknown[]) ?? []), { id: 2147483647, content: "<big>" }]), /token id 2147483647 is outside the model's vocab of 512/);
+    refuse((j) => (vocab(j).zzzz = -1), /model.vocab entry "zzzz" has id -1, expected an integer >= 0/);
+    refuse((j) => (vocab(j).zzzz = 510.5), /model.vocab entry "zzzz" has id 510.5/);
+    refuse((j) => (vocab(j).zzzz = 300), /model.vocab gives id 300 to both/);
+    for (const type of ["WordPiece", "Unigram", "XYZ", undefined]) refuse((j) => (j.model.type = type), /model.type .* is not supported \(expected "BPE"/);
+    for (const merges of [undefined, null, "a b", [1], [null], [["a"]], ["a b c"], [{ a: 1 }]]) refuse((j) => (j.model.merges = merges), /model.merges (must be a list|entry 0 is .*, expected two pieces)/);
+    refuse((j) => (j.added_tokens = null), /added_tokens must be a list, found null/);
+    refuse((j) => (j.added_tokens = [{ id: -5, content: "x" }]), /added_tokens entry 0 is .*, expected \{ id: an integer >= 0, content: a string \}/);
+    // A file without added_tokens loads (the library would iterate them anyway).
+    const j = structuredClone(good);
+    delete j.added_tokens;
+    writeFileSync(file, JSON.stringify(j));
+    expect(loadTokenizer(file, 512).encode("Once upon", true, false)).toEqual(Tokenizer.load(TOK_512, 512).encode("Once upon", true, false));
+  });
+
   it("HF-GENERATE: `ptp convert --to hf --tokenizer` then `ptp generate --model DIR` (its tokenizer.json) prints llama2.c's golden outputs", async () => {
     const dir = join(tmp, "stories-hf");
     const r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir);

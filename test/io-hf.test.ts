@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -231,6 +232,23 @@ describe("HF folder errors", () => {
     writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
     return dir;
   };
+  it("HF-SPECIAL-FILES: a FIFO or a directory as model.safetensors, and a config of 2^31 layers, are refused at once naming the file (no blocking open, no loop over the layers)", () => {
+    let dir = good();
+    rmSync(join(dir, "model.safetensors"));
+    execFileSync("mkfifo", [join(dir, "model.safetensors")]);
+    const started = performance.now();
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/is not a regular file/);
+    dir = good();
+    rmSync(join(dir, "model.safetensors"));
+    mkdirSync(join(dir, "model.safetensors"));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/is a directory, expected/);
+    dir = good();
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 ** 31 }));
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "config.json")).message).toMatch(/nLayers must be <= 4096, got 2147483648/);
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
   it("HF-ERRORS: missing folder, config or weights; extra, missing, misplaced or mis-shaped tensors: refused naming the file", () => {
     formatError(() => readHfCheckpoint(join(tmp, "nope")), join(tmp, "nope"));
     let dir = good();

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -220,6 +221,52 @@ describe("PEFT folders in decoding", () => {
       }
     }
     expect(Array.from(loaded.weights.aux.weight!)).toEqual(Array.from(s.weights.aux.weight!));
+  });
+
+  it("PEFT-CONFIG-CHECKS: adapter_config.json must be a regular file (a FIFO or /dev/zero never hangs the read); the ptp settings' version, checksum, teacher shape and layers_to_transform are checked before any loop over layers", () => {
+    const teacher = readCheckpoint(STORIES_260K);
+    const s = randomStudent(teacher, teacherChecksum(teacher), { variant: "O", rank: 2, aux: { kind: "anchors" }, seed: 1 });
+    const { tensors, config } = studentToPeft(s);
+    const folder = (edit: (c: Record<string, unknown>) => void, special?: "fifo" | "zero"): string => {
+      const dir = fresh();
+      mkdirSync(dir);
+      writeFileSync(join(dir, "adapter_model.safetensors"), serializeSafetensors(tensors));
+      const cfg = join(dir, "adapter_config.json");
+      if (special === "fifo") execFileSync("mkfifo", [cfg]);
+      else if (special === "zero") symlinkSync("/dev/zero", cfg);
+      else {
+        const c = structuredClone(config);
+        edit(c);
+        writeFileSync(cfg, JSON.stringify(c));
+      }
+      return dir;
+    };
+    const started = performance.now();
+    for (const special of ["fifo", "zero"] as const) {
+      const dir = folder(() => {}, special);
+      expect(formatError(() => readPeftStudent(dir), join(dir, "adapter_config.json")).message).toMatch(/is not a regular file/);
+    }
+    const ptp = (c: Record<string, unknown>) => c.ptp as Record<string, unknown>;
+    const shape = (c: Record<string, unknown>) => ptp(c).teacher_shape as Record<string, unknown>;
+    const cases: [(c: Record<string, unknown>) => void, RegExp][] = [
+      [(c) => (ptp(c).format_version = "9"), /"ptp.format_version" must be "1", found "9"/],
+      [(c) => delete ptp(c).teacher_checksum, /"ptp.teacher_checksum" must be the teacher's checksum \(a hex string\), found undefined/],
+      [(c) => (ptp(c).teacher_checksum = { a: 1 }), /"ptp.teacher_checksum" must be/],
+      [(c) => ((shape(c).nLayers = 1e7), (c.layers_to_transform = [0])), /"ptp.teacher_shape" is not a model shape: nLayers must be <= 4096, got 10000000/],
+      [(c) => (shape(c).nLayers = 1.5), /"ptp.teacher_shape" is not a model shape: nLayers must be a positive integer, got 1.5/],
+      [(c) => (c.layers_to_transform = "x"), /"layers_to_transform" must be null or a list of distinct layer indices in \[0, 5\), found "x"/],
+      [(c) => (c.layers_to_transform = [0, 0]), /"layers_to_transform" must be null or a list of distinct layer indices/],
+      [(c) => (c.layers_to_transform = [7]), /"layers_to_transform" must be null or a list of distinct layer indices in \[0, 5\)/],
+    ];
+    for (const [edit, message] of cases) {
+      const dir = folder(edit);
+      expect(formatError(() => readPeftStudent(dir), join(dir, "adapter_config.json")).message).toMatch(message);
+    }
+    expect(performance.now() - started).toBeLessThan(10_000);
+    // A byte-order mark is UTF-8 and is read past, as in every other JSON file.
+    const bom = folder(() => {});
+    writeFileSync(join(bom, "adapter_config.json"), "\ufeff" + JSON.stringify(config));
+    expect(readPeftStudent(bom).config.rank).toBe(2);
   });
 
   it("PEFT-ERRORS: unsupported settings, unknown, missing or mis-shaped tensors and other u-embeddings are refused by name", () => {

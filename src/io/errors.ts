@@ -41,19 +41,12 @@ function openFailure(path: string, what: string, err: unknown): FileFormatError 
 }
 
 /**
- * Opens a file for reading ("r") and returns its descriptor; a missing file
- * is a FileFormatError "file does not exist (expected <what>)", any other
- * failure "cannot open file: <message>".
+ * Opens a regular file for reading and returns its descriptor (openRegular
+ * below: a missing file, a directory, a FIFO or a device is a
+ * FileFormatError naming it, and a FIFO never blocks the open).
  */
 export function openForReading(path: string, what: string): number {
-  const fs = nodeFs(path);
-  try {
-    return fs.openSync(path, "r");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(path, `file does not exist (expected ${what})`);
-    throw new FileFormatError(path, `cannot open file: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return openRegular(path, what).fd;
 }
 
 /**

@@ -17,7 +17,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
-import { FileFormatError, readJsonFile } from "./errors.js";
+import { FileFormatError, quote, readJsonFile } from "./errors.js";
 
 export { readJsonFile };
 import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
@@ -64,6 +64,50 @@ function pieceStyle(json: Record<string, unknown>): PieceStyle {
   return "library";
 }
 
+/** The most tokens a tokenizer.json may hold when no model bounds it (tokenizer.bin conversion). */
+const MAX_TOKENIZER_IDS = 1 << 24;
+
+/**
+ * The parts of a tokenizer.json this package reads, checked before the
+ * library builds anything from them (a huge id would have it allocate for
+ * minutes; a malformed merge fails deep inside it): a BPE model, its vocab
+ * an object of distinct integer ids below `limit`, its merges pairs of
+ * pieces ("a b" or ["a", "b"]), its added tokens { id, content } with ids
+ * below `limit`.
+ */
+function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, limitWhat: string): void {
+  const fail = (problem: string): never => {
+    throw new FileFormatError(name, problem);
+  };
+  const model = j.model as Record<string, unknown>;
+  if (model.type !== "BPE") fail(`model.type ${quote(model.type)} is not supported (expected "BPE": Llama (SentencePiece BPE) and GPT-2 style tokenizers)`);
+  const vocab = model.vocab;
+  if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) return fail(`model.vocab must be an object mapping pieces to ids, found ${quote(vocab)}`);
+  const seen = new Map<number, string>();
+  let maxId = -1;
+  for (const [piece, id] of Object.entries(vocab)) {
+    if (!(typeof id === "number" && Number.isSafeInteger(id) && id >= 0)) fail(`model.vocab entry ${quote(piece)} has id ${quote(id)}, expected an integer >= 0`);
+    const other = seen.get(id as number);
+    if (other !== undefined) fail(`model.vocab gives id ${id} to both ${quote(other)} and ${quote(piece)}`);
+    seen.set(id as number, piece);
+    maxId = Math.max(maxId, id as number);
+  }
+  const merges = model.merges;
+  if (!Array.isArray(merges)) return fail(`model.merges must be a list of merges, found ${quote(merges)}`);
+  merges.forEach((m, i) => {
+    const pair = typeof m === "string" ? m.split(" ") : m;
+    if (!(Array.isArray(pair) && pair.length === 2 && pair.every((x) => typeof x === "string" && x !== ""))) fail(`model.merges entry ${i} is ${quote(m)}, expected two pieces ("a b" or ["a", "b"])`);
+  });
+  const added = j.added_tokens === undefined ? [] : j.added_tokens;
+  if (!Array.isArray(added)) return fail(`added_tokens must be a list, found ${quote(added)}`);
+  added.forEach((t, i) => {
+    const { id, content } = (typeof t === "object" && t !== null ? t : {}) as { id?: unknown; content?: unknown };
+    if (!(typeof id === "number" && Number.isSafeInteger(id) && id >= 0 && typeof content === "string")) fail(`added_tokens entry ${i} is ${quote(t)}, expected { id: an integer >= 0, content: a string }`);
+    maxId = Math.max(maxId, id as number);
+  });
+  if (maxId >= limit) fail(`token id ${maxId} is outside ${limitWhat} of ${limit}`);
+}
+
 /** A tokenizer.json loaded through @huggingface/tokenizers. */
 export class HfTokenizer implements TextTokenizer {
   readonly name: string;
@@ -95,9 +139,11 @@ export class HfTokenizer implements TextTokenizer {
     if (typeof json !== "object" || json === null || Array.isArray(json)) throw new FileFormatError(name, `expected a tokenizer.json object`);
     const j = json as Record<string, unknown>;
     if (typeof j.model !== "object" || j.model === null) throw new FileFormatError(name, `missing "model" (expected a Hugging Face tokenizer.json)`);
+    checkBpeJson(j, name, modelVocabSize, "the model's vocab");
     let lib: HfLibTokenizer;
     try {
-      lib = new HfLibTokenizer(j, (config ?? {}) as object);
+      // The library iterates added_tokens unconditionally: a file without any has none.
+      lib = new HfLibTokenizer(j.added_tokens === undefined ? { ...j, added_tokens: [] } : j, (config ?? {}) as object);
     } catch (err) {
       throw new FileFormatError(name, `@huggingface/tokenizers cannot load it: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -291,6 +337,7 @@ export function llama2cTokenizerBytes(json: unknown, name: string): Uint8Array {
   if (!model || model.type !== "BPE" || model.byte_fallback !== true || typeof model.vocab !== "object" || !Array.isArray(model.merges)) {
     return fail(`only Llama-style tokenizer.json files (a BPE model with byte_fallback) can be written as tokenizer.bin`);
   }
+  checkBpeJson(j as Record<string, unknown>, name, MAX_TOKENIZER_IDS, "the ids a tokenizer.bin may hold");
   const pieces: string[] = [];
   for (const [piece, id] of Object.entries(model.vocab)) {
     if (!Number.isInteger(id) || id < 0) fail(`vocab entry ${JSON.stringify(piece)} has id ${id}`);

@@ -31,6 +31,8 @@ export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads
  */
 /** The longest context a config may declare (2^20 positions). */
 export const MAX_SEQ_LEN = 1 << 20;
+/** The most layers a model config may have (Llama 3.1 405B has 126). */
+export const MAX_LAYERS = 4096;
 
 /** The integer fields of a model's shape, in ModelConfig order (how files store and compare them). */
 export const INT_SHAPE_FIELDS = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"] as const;
@@ -75,6 +77,8 @@ export function configProblems(c: ModelConfig): string[] {
   if (problems.length > 0) return problems;
   // seqLen sizes the KV cache and the RoPE positions, yet (in a v1 checkpoint) no array of the file: bound it here.
   if (c.seqLen > MAX_SEQ_LEN) problems.push(`seqLen must be <= ${MAX_SEQ_LEN}, got ${c.seqLen}`);
+  // Layers size loops over a file's tensor names before any tensor is read (an HF config, a PEFT teacher shape): bound them too.
+  if (c.nLayers > MAX_LAYERS) problems.push(`nLayers must be <= ${MAX_LAYERS}, got ${c.nLayers}`);
   if (c.dim % c.nHeads !== 0) problems.push(`nHeads (${c.nHeads}) must divide dim (${c.dim})`);
   else if ((c.dim / c.nHeads) % 2 !== 0) problems.push(`head size dim/nHeads (${c.dim / c.nHeads}) must be even for RoPE`);
   if (c.nHeads % c.nKvHeads !== 0) problems.push(`nKvHeads (${c.nKvHeads}) must divide nHeads (${c.nHeads})`);

@@ -28,13 +28,13 @@
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
 import { hasStartVector } from "./ptp-file-parts.js";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
-import { FileFormatError } from "../../io/errors.js";
+import { FileFormatError, quote, readJsonFile } from "../../io/errors.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
-import { headSize, type ModelConfig } from "../../model/config.js";
+import { configProblems, headSize, type ModelConfig } from "../../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "../student-weights.js";
@@ -200,14 +200,9 @@ function canonicalKey(key: string): string {
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
   const cfgPath = join(dir, PEFT_CONFIG);
   const wPath = join(dir, PEFT_WEIGHTS);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(cfgPath, "utf8"));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new FileFormatError(cfgPath, `file does not exist (expected a PEFT adapter_config.json)`);
-    throw new FileFormatError(cfgPath, `cannot read it as JSON (expected a PEFT adapter_config.json): ${err instanceof Error ? err.message : String(err)}`);
-  }
+  // A regular file of bounded size, read as UTF-8 JSON (a FIFO or /dev/zero is refused, never read).
+  const raw: unknown = readJsonFile(cfgPath, "a PEFT adapter_config.json");
+
   const cfgFail = (problem: string): never => {
     throw new FileFormatError(cfgPath, problem);
   };
@@ -245,6 +240,8 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${JSON.stringify(settings.format)}`);
   if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${JSON.stringify(settings.gate)} is not supported (expected "${PTP_GATE}")`);
   if (!settings && !options.teacher) cfgFail(`has no "ptp" settings (a reference-code folder): load it with its teacher model, which gives the teacher's shape`);
+  if (settings && settings.format_version !== PEFT_PTP_VERSION) cfgFail(`"ptp.format_version" must be "${PEFT_PTP_VERSION}", found ${quote(settings.format_version)}`);
+  if (settings && !(typeof settings.teacher_checksum === "string" && /^[0-9a-f]+$/.test(settings.teacher_checksum))) cfgFail(`"ptp.teacher_checksum" must be the teacher's checksum (a hex string), found ${quote(settings.teacher_checksum)}`);
 
   const file = readSafetensors(wPath);
   const fail = (problem: string): never => {
@@ -260,8 +257,15 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const teacherShape = settings ? settings.teacher_shape : teacherShapeOf(options.teacher!.checkpoint.config);
   const t = teacherShape;
   if (!isObject(t) || typeof t.dim !== "number" || typeof t.nHeads !== "number") cfgFail(`"ptp.teacher_shape" is not a model shape`);
+  // The model config's own bounds (whole sizes, nLayers <= MAX_LAYERS, ...), before any loop over its layers.
+  const shapeProblems = configProblems({ ...t, normEps: 1e-5, ropeTheta: 10000, sharedClassifier: true });
+  if (shapeProblems.length > 0) cfgFail(`"ptp.teacher_shape" is not a model shape: ${shapeProblems.join("; ")}`);
   const hs = headSize({ ...t, normEps: 1e-5, ropeTheta: 10000 });
   if (!Number.isInteger(hs)) cfgFail(`"ptp.teacher_shape" has nHeads not dividing dim`);
+  const only = j.layers_to_transform;
+  if (only != null && !(Array.isArray(only) && only.every((l) => Number.isInteger(l) && l >= 0 && l < t.nLayers) && new Set(only).size === only.length)) {
+    cfgFail(`"layers_to_transform" must be null or a list of distinct layer indices in [0, ${t.nLayers}), found ${quote(only)}`);
+  }
 
   // The auxiliary embedding: from the settings, else from the tensors present.
   let aux: AuxEmbeddingConfig;
