@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -201,6 +201,20 @@ describe("the second hostile-input sweep (twenty-second session)", () => {
   it("CLI-FLAGS-THREADS-BACKEND: --threads with a backend that does not split work is refused, not ignored", async () => {
     await usageError(/--threads applies to the wasm backend \(--backend js does not split its work over threads\)/, ...gen("--seed", "1", "--backend", "js", "--threads", "4"));
     await usageError(/--threads applies to the wasm backend/, "demo", "--backend", "js", "--threads", "2");
+  });
+
+  it("CLI-FLAGS-RESUME-NOTHING: --resume with no checkpoint keeps an existing --out (it is not the run's) unless --force; with no --out yet it starts fresh", async () => {
+    const out = join(tmp, "kept.bin");
+    copyFileSync(M, out);
+    const before = readFileSync(out);
+    const r = await runCli(...trainAr("--resume").map((a) => (a === join(tmp, "ar.bin") ? out : a)));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`--out ${out} exists and no checkpoint (${out}.train.safetensors) holds a run to continue; refusing to overwrite it (pass --force to replace it)`);
+    expect(readFileSync(out).equals(before)).toBe(true);
+    const fresh = join(tmp, "fresh-resume.bin");
+    const f = await runCli(...trainAr("--resume").map((a) => (a === join(tmp, "ar.bin") ? fresh : a)));
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stderr).toContain("starting fresh");
   });
 
   it("CLI-FLAGS-EPIPE: a reader that closes the pipe early stops the CLI quietly with 141, no stack trace", async () => {

@@ -38,7 +38,11 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
     log = f.log ?? `${out}.log.jsonl`;
   if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or --force to start over`);
   const kinds = new Map<string, (path: string) => true | string>([["--out", io.outKind], ["--checkpoint", trainCheckpointKind], ["--log", recognise.metricsLog], ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const)]);
-  checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable: f.resume ? (o) => kinds.get(o.flag)!(o.path) : undefined });
+  // Only a run that exists can be continued: with --resume and no checkpoint, an existing output is someone's file, kept unless --force.
+  const continuing = f.resume === true && existsSync(checkpoint);
+  const kindOf = (o: PathFlag) => kinds.get(o.flag)!(o.path);
+  const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${checkpoint}) holds a run to continue` : kindOf(o)) : undefined;
+  checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable });
   return { checkpoint, log, resume: f.resume === true };
 }
 
