@@ -19,7 +19,7 @@ import { LOSSES } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { refuseBeyondMemory } from "./memory.js";
+import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
 import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { recognise } from "./output-files.js";
@@ -161,6 +161,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
       proposer = { kind: "draft", draft: teacherDraft(ckpt, checksum, { ...common, nLayers: layers }) };
     } else {
+      const full = { ...ckpt.config, ...draftShape, sharedClassifier: true };
+      refuseDraftBeyondLimits(`a draft model of dim ${draftShape.dim}, hidden ${draftShape.hiddenDim}, ${draftShape.nLayers} layers (vocab ${full.vocabSize})`, full, "--draft-dim, --draft-hidden or --draft-layers");
       proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: draftShape }) };
     }
   }

@@ -2,6 +2,7 @@ import { totalmem } from "node:os";
 import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
 import type { MemoryEstimate } from "../train/memory.js";
 import { UsageError } from "./args.js";
+import { MAX_FILE_BYTES } from "../io/errors.js";
 
 /** The wasm backend's linear memory is 32-bit: at most 4 GiB, weights and caches together. */
 const WASM_LIMIT = 4 * 2 ** 30;
@@ -46,4 +47,16 @@ export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: str
   if (where !== undefined) {
     throw new UsageError(`${what} needs about ${gib(e.total)} GiB (largest part: ${largest.name}, ${gib(largest.bytes)} GiB${e.perInstance > 0 ? `; ${gib(e.perInstance)} GiB per wasm instance` : ""}), more than ${where}; lower ${flags}`);
   }
+}
+
+/**
+ * A new draft model's weights, before they are made: within the machine's
+ * memory (made once, written once: twice their bytes), and within the 2 GiB
+ * a ptp file may hold (a larger one could not be read back, and past 2^32
+ * values its arrays cannot even be made).
+ */
+export function refuseDraftBeyondLimits(what: string, config: ModelConfig, flags: string): void {
+  const weightBytes = 4 * parameterCount(config);
+  refuseBeyondMemory(what, { total: 2 * weightBytes, parts: [{ name: "weights", bytes: weightBytes }], perInstance: 0 }, "js", flags);
+  if (weightBytes > MAX_FILE_BYTES) throw new UsageError(`${what} would be a ${gib(weightBytes)} GiB file, past the 2 GiB a ptp file may hold; lower ${flags}`);
 }

@@ -1,6 +1,6 @@
 import { readModel } from "../io/model-file.js";
 import { parameterCount } from "../model/config.js";
-import { refuseBeyondMemory } from "./memory.js";
+import { refuseDraftBeyondLimits } from "./memory.js";
 import { writeDraft } from "../ptp/files/draft-file.js";
 import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -38,9 +38,8 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   const checkpoint = readModel(f.model);
   checkAgainstTeacher(f, checkpoint.config);
   const full = { ...checkpoint.config, ...shape, sharedClassifier: true };
-  // The weights are made once and written once: refuse a shape beyond the machine before allocating it.
-  const weightBytes = 4 * parameterCount(full);
-  refuseBeyondMemory(`a draft model of dim ${f.dim}, hidden ${f.hidden}, ${f.layers} layers (vocab ${full.vocabSize})`, { total: 2 * weightBytes, parts: [{ name: "weights", bytes: weightBytes }], perInstance: 0 }, "js", "--dim, --hidden or --layers");
+  // The weights are made once and written once: refuse a shape beyond the machine (or a file) before allocating it.
+  refuseDraftBeyondLimits(`a draft model of dim ${f.dim}, hidden ${f.hidden}, ${f.layers} layers (vocab ${full.vocabSize})`, full, "--dim, --hidden or --layers");
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
   writeDraft(f.out, draft);
