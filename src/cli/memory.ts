@@ -57,6 +57,7 @@ export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: str
  */
 export function refuseDraftBeyondLimits(what: string, config: ModelConfig, flags: string): void {
   const weightBytes = 4 * parameterCount(config);
-  refuseBeyondMemory(what, { total: 2 * weightBytes, parts: [{ name: "weights", bytes: weightBytes }], perInstance: 0 }, "js", flags);
+  // The file bound first: it does not depend on the machine.
   if (weightBytes > MAX_FILE_BYTES) throw new UsageError(`${what} would be a ${gib(weightBytes)} GiB file, past the 2 GiB a ptp file may hold; lower ${flags}`);
+  refuseBeyondMemory(what, { total: 2 * weightBytes, parts: [{ name: "weights", bytes: weightBytes }], perInstance: 0 }, "js", flags);
 }
