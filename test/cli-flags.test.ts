@@ -218,8 +218,33 @@ describe("the second hostile-input sweep (twenty-second session)", () => {
   });
 
   it("CLI-FLAGS-DRAFT-SIZE: a new draft model beyond the machine or past a ptp file's 2 GiB is refused before it is made, in random-draft and distill --draft (no raw typed-array error, no minutes of allocation)", async () => {
-    await usageError(/a draft model of dim 4096, hidden 8192, 8 layers \(vocab 512\) would be a 4\.\d GiB file, past the 2 GiB a ptp file may hold; lower --dim, --hidden or --layers/, "random-draft", "--model", M, "--variant", "C", "--out", join(tmp, "big-draft.st"), "--dim", "4096", "--layers", "8", "--heads", "32", "--kv-heads", "8", "--hidden", "8192");
+    await usageError(
+      /a draft model of dim 4096, hidden 8192, 8 layers \(vocab 512\) would be a 4\.\d GiB file, past the 2 GiB a ptp file may hold; lower --dim, --hidden or --layers/,
+      "random-draft",
+      "--model",
+      M,
+      "--variant",
+      "C",
+      "--out",
+      join(tmp, "big-draft.st"),
+      "--dim",
+      "4096",
+      "--layers",
+      "8",
+      "--heads",
+      "32",
+      "--kv-heads",
+      "8",
+      "--hidden",
+      "8192",
+    );
     expect(existsSync(join(tmp, "big-draft.st"))).toBe(false);
+  });
+
+  it("CLI-FLAGS-INVERSE-AR-SHAPE: inverse-AR's --context must hold twice --window and fit the teacher; --slot-input query is refused, not a crash mid-run", async () => {
+    await usageError(/--context \(5\) must be at least twice --window \(4\)/, ...inverseAr("--window", "4", "--context", "5"));
+    await usageError(/--context must be <= the teacher's seqLen 512, got 513/, ...inverseAr("--context", "513"));
+    await usageError(/--slot-input query is not supported by --objective inverse-ar/, ...inverseAr("--slot-input", "query"));
   });
 
   it("CLI-FLAGS-EPIPE: a reader that closes the pipe early stops the CLI quietly with 141, no stack trace", async () => {

@@ -37,7 +37,12 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const checksum = teacherChecksum(ckpt);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], "C", f.window), seed: f.seed, zeroB: true });
-  const context = Math.min(f.context ?? ckpt.config.seqLen, ckpt.config.seqLen);
+  // Inverse-AR recovers every slot's u from the student's own distribution; a query slot 0 is the teacher's own row (no slot to recover).
+  if (f["slot-input"] === "query") throw new UsageError("--slot-input query is not supported by --objective inverse-ar (use hybrid or aux; query students are distilled: ptp distill)");
+  if (f.context !== undefined && f.context > ckpt.config.seqLen) throw new UsageError(`--context must be <= the teacher's seqLen ${ckpt.config.seqLen}, got ${f.context}`);
+  const context = f.context ?? ckpt.config.seqLen;
+  // A text window holds the slot window at any of its L offsets (1..L) and then L slots: at least 2L tokens.
+  if (context < 2 * f.window) throw new UsageError(`--context (${context}) must be at least twice --window (${f.window}): a text window holds the slots after an offset of up to --window tokens`);
   const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: f.rank, context, window: f.window });
   refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window or --rank");
   const backend = await createBackend("wasm");

@@ -67,7 +67,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
   const cfg = baseCkpt.config,
     L = o.window,
     T = o.context;
-  if (stream.length < T + 1 || T <= L) throw new Error(`inverse-AR: needs text windows longer than the slot window (context ${T}, window ${L}, ${stream.length} tokens)`);
+  if (stream.length < T + 1 || T < 2 * L) throw new Error(`inverse-AR: needs text windows of at least twice the slot window, and a stream longer than one (context ${T}, window ${L}, ${stream.length} tokens)`);
   const st = trainableStudent(student, cfg),
     weights = constantWeights(baseCkpt);
   // A step takes seconds (L forward passes per text window, then one backward): it pauses between its
