@@ -247,6 +247,19 @@ describe("the second hostile-input sweep (twenty-second session)", () => {
     await usageError(/--slot-input query is not supported by --objective inverse-ar/, ...inverseAr("--slot-input", "query"));
   });
 
+  it("CLI-FLAGS-TRAINING-BOUNDS: training and dataset counts beyond any run, and flags that would be ignored, exit 2 naming the flag before any work", async () => {
+    await usageError(/--steps must be a positive integer \(at most 1000000000\), got 1e20|--steps must be in \[1, 1000000000\], got 1e20/, ...distill("--steps", "1e20"));
+    await usageError(/--seed must be in \[0, 4294967295\], got -1/, ...distill("--seed", "-1"));
+    await usageError(/--seed must be in \[0, 4294967295\], got 99999999999/, ...distill("--seed", "99999999999"));
+    await usageError(/--draft-dim goes with --draft/, ...distill("--draft-dim", "16"));
+    await usageError(/--eval-count goes with --eval-prompts/, ...inverseAr("--eval-count", "3"));
+    await usageError(/--eval-steps must be a positive integer/, ...inverseAr("--eval-steps", "0"));
+    await usageError(/--temperature must be at least 0.000001 for inverse-ar/, ...inverseAr("--temperature", "1e-30"));
+    await usageError(/--samples must be in \[1, 1000000\], got 2147483648|--samples must be a positive integer \(at most 1000000\)/, "pregenerate", "--model", M, "--out", join(tmp, "never.ptpd"), "--samples", "2147483648");
+    await usageError(/--steps must be in \[1, 1048576\], got 4294967296|--steps must be a positive integer \(at most 1048576\)/, "pregenerate", "--model", M, "--out", join(tmp, "never.ptpd"), "--steps", "4294967296");
+    await usageError(/--version goes with --to llama2c/, "convert", "--model", M, "--to", "hf", "--out", join(tmp, "never-hf"), "--version", "1");
+  });
+
   it("CLI-FLAGS-EPIPE: a reader that closes the pipe early stops the CLI quietly with 141, no stack trace", async () => {
     const { spawn } = await import("node:child_process");
     const child = spawn(process.execPath, [join(ROOT, "bin/ptp.js"), "demo", "--steps", "200", "--no-color"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -85,6 +85,9 @@ describe("HF config mapping", () => {
       [{ hidden_size: 0 }, /"hidden_size" must be a positive integer/],
       [{ num_key_value_heads: 3 }, /nKvHeads \(3\) must divide nHeads/],
       [{ vocab_size: undefined }, /missing "vocab_size"/],
+      [{ partial_rotary_factor: 0.5 }, /"partial_rotary_factor": 0.5 is not supported/],
+      [{ pretraining_tp: 2 }, /"pretraining_tp": 2 is not supported/],
+      [{ num_hidden_layers: 2 ** 31 }, /nLayers must be <= 4096, got 2147483648/],
     ];
     for (const [patch, message] of cases) {
       const e = formatError(() => modelConfigFromHf({ ...base, ...patch }, "dir/config.json"), "dir/config.json");

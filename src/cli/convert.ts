@@ -5,7 +5,7 @@ import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-
 import { readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { parameterCount } from "../model/config.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, parseFlags, UsageError, defineFlags, givenFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs } from "./output-files.js";
 
@@ -40,6 +40,7 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
   }
   if (f.version !== 0 && f.version !== 1) throw new UsageError(`--version must be 0 or 1, got ${f.version}`);
   if (f["tokenizer-out"] !== undefined && f.to !== "llama2c") throw new UsageError(`--tokenizer-out goes with --to llama2c`);
+  if (f.to !== "llama2c" && givenFlags(argv, convertFlags).has("version")) throw new UsageError(`--version goes with --to llama2c (a Hugging Face folder has no checkpoint version)`);
   if (f.tokenizer !== undefined && f.to === "llama2c" && f["tokenizer-out"] === undefined) throw new UsageError(`--to llama2c --tokenizer needs --tokenizer-out FILE`);
   const tokenizerOut = f["tokenizer-out"];
   // Every output is checked, and every input read and checked, before anything is written.

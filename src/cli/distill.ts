@@ -91,7 +91,10 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : "hybrid");
   if (variant === "O" && f.loss !== undefined && f.loss !== "ce") throw new UsageError(`--loss ${f.loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
-  if (!f.draft && argv.includes("--draft-init")) throw new UsageError("--draft-init goes with --draft");
+  if (!f.draft) {
+    const draftFlag = [...givenFlags(argv, distillFlags)].find((k) => k.startsWith("draft-") && k !== "draft-head");
+    if (draftFlag !== undefined) throw new UsageError(`--${draftFlag} goes with --draft`);
+  }
   if (f["draft-init"] === "teacher") {
     const shapeFlag = ["--draft-dim", "--draft-heads", "--draft-kv-heads", "--draft-hidden"].find((x) => argv.includes(x));
     if (shapeFlag) throw new UsageError(`${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);

@@ -136,6 +136,8 @@ export function slotInputFromFlags(kind: string | undefined, variant: string, wi
 
 /** The largest seed of the weight generators (Mulberry32 takes 32 bits). */
 export const MAX_WEIGHT_SEED = 0xffffffff;
+/** The most optimizer steps a run may ask for (a billion: beyond any run this package can make, and exact in every schedule). */
+export const MAX_STEPS = 1_000_000_000;
 
 /** The flags random-student and random-draft share: the auxiliary embedding, the slot input, the window and the seed. */
 /** `--extra-blocks E` and `--pick-feedback` of a new student (spec/ptp.md 2.4, 2.5). */
@@ -196,7 +198,7 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
     log: { kind: "string", value: "FILE", help: "metrics log, JSON lines per evaluation (default: OUT.log.jsonl)" },
     resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
     ...forceFlag,
-    steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps },
+    steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps, positive: true, max: MAX_STEPS },
     "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
     minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
     lr: { kind: "number", value: "LR", help: "peak learning rate", default: d.lr },
@@ -204,7 +206,7 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
     schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: d.schedule, choices: ["constant", "cosine"] },
     "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: d.weightDecay },
     clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
-    seed: { kind: "int", value: "S", help: d.seedHelp, default: 1 },
+    seed: { kind: "int", value: "S", help: `${d.seedHelp} (0..${MAX_WEIGHT_SEED})`, default: 1, min: 0, max: MAX_WEIGHT_SEED },
     "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200 },
   });
 }

@@ -9,6 +9,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
 import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
 import { checkAgainstTeacher, studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
@@ -21,8 +22,8 @@ export const inverseArFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "inverse-ar: the base model (llama2.c .bin or Hugging Face folder) the C-PTP student adapts" },
   temperature: { kind: "number", value: "T", help: "inverse-ar: temperature of the student's own bins (and of decoding)", default: 1 },
   "eval-prompts": { kind: "string", value: "FILE", help: "inverse-ar: held-out prompts for accepted tokens per call (self decoder)" },
-  "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16 },
-  "eval-steps": { kind: "int", value: "N", help: "inverse-ar: positions per evaluation prompt", default: 96 },
+  "eval-count": { kind: "int", value: "N", help: "inverse-ar: prompts per evaluation", default: 16, positive: true },
+  "eval-steps": { kind: "int", value: "N", help: "inverse-ar: positions per evaluation prompt", default: 96, positive: true },
 });
 
 /** What inverse-ar reads of ptp train's parsed flags. */
@@ -30,7 +31,7 @@ type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | u
 
 export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
-  if (!(f.temperature > 0)) throw new UsageError(`--temperature must be > 0 for inverse-ar (u's live in sampling bins), got ${f.temperature}`);
+  if (!(f.temperature >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be at least ${MIN_TEMPERATURE} for inverse-ar (u's live in sampling bins; below it logits / T overflow), got ${f.temperature}`);
   const ckpt = readModel(f.model);
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   checkAgainstTeacher(f, ckpt.config);

@@ -87,6 +87,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const foreign = Object.keys(f.objective === "ar" ? inverseArFlags : arFlags).find((k) => given.has(k));
   if (foreign !== undefined) throw new UsageError(`--${foreign} applies to --objective ${f.objective === "ar" ? "inverse-ar" : "ar"} only (the objective is ${f.objective})`);
   if (f.objective === "inverse-ar") checkRank(f.rank);
+  if (f["eval-prompts"] === undefined) for (const k of ["eval-count", "eval-steps"]) if (given.has(k)) throw new UsageError(`--${k} goes with --eval-prompts`);
   if (f.batch < 1) throw new UsageError(`--batch must be a positive integer, got ${f.batch}`);
   const loop = loopOptions(f, f.lr / 10);
   if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);

@@ -13,7 +13,7 @@
  * hidden_size / num_attention_heads, quantization, a BOS id other than 1)
  * is refused by name.
  */
-import { configProblems, type ModelConfig } from "../model/config.js";
+import { boundedConfigProblems, type ModelConfig } from "../model/config.js";
 import { FileFormatError } from "./errors.js";
 
 /** The BOS id the decoders stop at (src/io/tokenizer.ts BOS); HF models must agree. */
@@ -63,6 +63,8 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   refuseUnless("hidden_act", (v) => v === "silu", 'the engine uses SwiGLU; expected "silu"');
   refuseUnless("quantization_config", (v) => v === null, "quantized weights are not supported; expected F32, F16 or BF16 tensors");
   refuseUnless("sliding_window", (v) => v === null, "sliding-window attention is not implemented");
+  refuseUnless("partial_rotary_factor", (v) => v === 1 || v === null, "RoPE turns every dimension of a head; expected 1");
+  refuseUnless("pretraining_tp", (v) => v === 1 || v === null, "the engine computes each linear layer whole, as HF does with 1; expected 1");
   refuseUnless("bos_token_id", (v) => v === BOS_ID || v === null, `the decoders use BOS id ${BOS_ID}`);
   const tie = j.tie_word_embeddings ?? false;
   if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, found ${JSON.stringify(tie)}`);
@@ -84,7 +86,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   if ("head_dim" in j && j.head_dim !== null && j.head_dim !== dim / nHeads) {
     fail(`"head_dim": ${JSON.stringify(j.head_dim)} is not supported (the engine needs hidden_size / num_attention_heads = ${dim / nHeads})`);
   }
-  const problems = configProblems(config);
+  const problems = boundedConfigProblems(config);
   if (problems.length > 0) fail(`invalid Llama config: ${problems.join("; ")}`);
   return config;
 }

@@ -34,7 +34,7 @@ import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { FileFormatError, quote, readJsonFile } from "../../io/errors.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
-import { configProblems, headSize, type ModelConfig } from "../../model/config.js";
+import { headSize, boundedConfigProblems, type ModelConfig } from "../../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
 import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "../student-weights.js";
@@ -258,7 +258,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const t = teacherShape;
   if (!isObject(t) || typeof t.dim !== "number" || typeof t.nHeads !== "number") cfgFail(`"ptp.teacher_shape" is not a model shape`);
   // The model config's own bounds (whole sizes, nLayers <= MAX_LAYERS, ...), before any loop over its layers.
-  const shapeProblems = configProblems({ ...t, normEps: 1e-5, ropeTheta: 10000, sharedClassifier: true });
+  const shapeProblems = boundedConfigProblems({ ...t, normEps: 1e-5, ropeTheta: 10000, sharedClassifier: true });
   if (shapeProblems.length > 0) cfgFail(`"ptp.teacher_shape" is not a model shape: ${shapeProblems.join("; ")}`);
   const hs = headSize({ ...t, normEps: 1e-5, ropeTheta: 10000 });
   if (!Number.isInteger(hs)) cfgFail(`"ptp.teacher_shape" has nHeads not dividing dim`);
