@@ -78,6 +78,10 @@ describe("the CLI warns about a broken student", () => {
         expect(r.stderr).toMatch(/equals AR:\s+yes/);
       }
     }
+    // export-peft writes such a student as it is, and says so too.
+    const e = await runCli("export-peft", studentPath, "--out", join(tmp, "nan-peft"));
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stderr).toContain(`warning: student ${studentPath} holds non-finite weights`);
   });
 });
 

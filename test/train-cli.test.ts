@@ -164,6 +164,11 @@ describe("ptp distill", () => {
     const other = await runCli(...distillArgs(resumed, "--resume", "--lr", "0.5"));
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/different configuration/);
+    // Options that change the tensors' shapes too (--rank): the configuration is named, not a tensor's shape.
+    const rank = await runCli(...distillArgs(resumed, "--resume", "--rank", "3"));
+    expect(rank.code).toBe(1);
+    expect(rank.stderr).toMatch(/different configuration/);
+    expect(rank.stderr).not.toMatch(/has shape/);
   });
 
   it("TRAIN-THREADS: data-parallel distillation gives the same bits on 1, 2 and 3 threads, and a run resumes on another thread count", async () => {

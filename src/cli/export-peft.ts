@@ -3,6 +3,7 @@ import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
 import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { loadStudent } from "../ptp/files/student-file.js";
+import { warnNonFinite } from "./ptp-common.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { PEFT_CONFIG, PEFT_WEIGHTS, writePeftStudent } from "../ptp/files/peft.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
@@ -64,6 +65,7 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
     teacher = { checkpoint, checksum: teacherChecksum(checkpoint) };
   }
   const student = loadStudent(files[0], teacher);
+  warnNonFinite(io, "student", files[0], student.weights);
   if (teacher) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, files[0]);
   const E = student.config.extraBlocks;
   if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);

@@ -157,12 +157,13 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     resumed = false;
   if (spec.resume && existsSync(spec.checkpointPath)) {
     resumed = true;
-    const info = loadTrainCheckpoint(spec.checkpointPath, opt);
     // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
     const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
-    const want = comparable(spec.config),
-      have = comparable(info.config);
-    if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
+    const want = comparable(spec.config);
+    const info = loadTrainCheckpoint(spec.checkpointPath, opt, (config) => {
+      const have = comparable(config);
+      if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
+    });
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
     const cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
     seconds = cursor.seconds;

@@ -75,7 +75,7 @@ export function saveTrainCheckpoint(path: string, optimizer: AdamW, extras: Trai
  * are unchanged. Errors are FileFormatErrors naming the file and, for a
  * tensor, the tensor.
  */
-export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckpointInfo {
+export function loadTrainCheckpoint(path: string, optimizer: AdamW, checkConfig?: (config: unknown) => void): TrainCheckpointInfo {
   const fail = (problem: string): never => {
     throw new FileFormatError(path, problem);
   };
@@ -115,6 +115,8 @@ export function loadTrainCheckpoint(path: string, optimizer: AdamW): TrainCheckp
     dataCursor: parse("data_cursor"),
     config: parse("config"),
   };
+  // The run's configuration before its tensors: a resume with other options says so, not which tensor's shape differs.
+  checkConfig?.(info.config);
 
   const expected = new Set<string>();
   const take = (key: string, shape: readonly number[]): Float32Array => {
