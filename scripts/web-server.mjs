@@ -27,9 +27,16 @@ const TYPES = {
 /** Starts serving `root`; resolves to { server, url } once listening (port 0: any free port). */
 export function startWebServer({ root, port = 8080, isolate = true }) {
   const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname);
-    const file = normalize(join(root, path.endsWith("/") ? `${path}index.html` : path));
     const headers = { "Cache-Control": "no-store", ...(isolate ? ISOLATION_HEADERS : {}) };
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname);
+    } catch {
+      // A malformed percent-escape (/%zz) is the client's error, not the server's end.
+      res.writeHead(400, { ...headers, "Content-Type": "text/plain" }).end("bad request: malformed percent-encoding in the path\n");
+      return;
+    }
+    const file = normalize(join(root, path.endsWith("/") ? `${path}index.html` : path));
     let size = -1;
     if (file.startsWith(root + sep) || file === root) {
       try {

@@ -5,7 +5,7 @@
 // thread, with a note). Skipped, saying why, where no Chromium is installed;
 // .ci/run installs it. PTP_CHROMIUM overrides the browser path.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,8 +69,8 @@ const PAGE_STATE = `({
 })`;
 
 /** The Node CLI's output (text and tokens) for the demo models and a decoder. */
-async function nodeOutput(decoder: "single-call" | "ar"): Promise<{ text: string; tokens: number[] }> {
-  const args = ["generate", "--model", join(DEMO, "teacher.bin"), "--tokenizer", join(DEMO, "tok.bin"), "--student", join(DEMO, "student.safetensors"), "--decoder", decoder, "--prompt", PROMPT, "--steps", String(STEPS), "--temperature", String(TEMPERATURE), "--seed", String(SEED), "--threads", "1"];
+async function nodeOutput(decoder: "single-call" | "ar", seed: string = String(SEED)): Promise<{ text: string; tokens: number[] }> {
+  const args = ["generate", "--model", join(DEMO, "teacher.bin"), "--tokenizer", join(DEMO, "tok.bin"), "--student", join(DEMO, "student.safetensors"), "--decoder", decoder, "--prompt", PROMPT, "--steps", String(STEPS), "--temperature", String(TEMPERATURE), "--seed", seed, "--threads", "1"];
   const plain = await runCli(...args);
   expect(plain.code, plain.stderr).toBe(0);
   const json = await runCli(...args, "--json");
@@ -106,14 +106,14 @@ describe.skipIf(!CHROMIUM)("BACKEND-BROWSER: the demo page in headless Chromium"
     for (const s of Object.values(servers)) s?.server.close();
   });
 
-  async function runPage(mode: "isolated" | "plain", decoder: "single-call" | "ar"): Promise<PageResult> {
+  async function runPage(mode: "isolated" | "plain", decoder: "single-call" | "ar", seed: string = String(SEED)): Promise<PageResult> {
     const page = await browser.newPage();
     const log: string[] = [];
     page.on("console", (m) => log.push(`console.${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => log.push(`pageerror: ${String(e)}`));
     try {
       await page.setViewport({ width: 1100, height: 900 });
-      const q = new URLSearchParams({ prompt: PROMPT, decoder, seed: String(SEED), steps: String(STEPS), temperature: String(TEMPERATURE), threads: String(THREADS), autorun: "1" });
+      const q = new URLSearchParams({ prompt: PROMPT, decoder, seed, steps: String(STEPS), temperature: String(TEMPERATURE), threads: String(THREADS), autorun: "1" });
       await page.goto(`${servers[mode].url}?${q}`);
       await page.waitForFunction('["done", "error"].includes(document.body.dataset.state)', { timeout: 100_000 });
       const shot = join(SHOTS, `page-${mode}-${decoder}.png`);
@@ -156,4 +156,36 @@ describe.skipIf(!CHROMIUM)("BACKEND-BROWSER: the demo page in headless Chromium"
       });
     }
   }
+  it("BACKEND-BROWSER-INPUTS: a seed past 2^53 is read exactly (the CLI's text); garbage model files show an error naming the file and keep the loaded model", async () => {
+    const big = "9007199254740993"; // 2^53 + 1: a JavaScript number would read 2^53
+    const ref = await nodeOutput("ar", big);
+    const r = await runPage("plain", "ar", big);
+    expect(r.state, r.status).toBe("done");
+    expect(r.stats.tokens).toEqual(ref.tokens);
+    expect(r.stats.tokens).not.toEqual((await nodeOutput("ar", "9007199254740992")).tokens);
+
+    const garbage = mkdtempSync(join(tmpdir(), "ptp-garbage-"));
+    const teacher = join(garbage, "model.bin"),
+      tok = join(garbage, "tok.bin");
+    writeFileSync(teacher, "not a checkpoint at all\n");
+    writeFileSync(tok, "not a tokenizer either\n");
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${servers.plain.url}?${new URLSearchParams({ prompt: PROMPT, decoder: "ar", seed: String(SEED), steps: "80", autorun: "0" })}`);
+      await page.waitForFunction('document.body.dataset.state === "ready"', { timeout: 100_000 });
+      const picker = await page.$("#picker");
+      await (picker as unknown as { uploadFile(...paths: string[]): Promise<void> }).uploadFile(teacher, tok);
+      await page.waitForFunction('document.body.dataset.state === "error"', { timeout: 100_000 });
+      const status = (await page.evaluate('document.getElementById("status").textContent')) as string;
+      expect(status).toMatch(/^error: model\.bin: /);
+      // The demo model is still loaded: Run decodes with it.
+      await page.evaluate('document.getElementById("settings").requestSubmit()');
+      await page.waitForFunction('["done", "error"].includes(document.body.dataset.state)', { timeout: 100_000 });
+      const after = (await page.evaluate(PAGE_STATE)) as PageResult;
+      expect(after.state, after.status).toBe("done");
+      expect(after.stats.generated, JSON.stringify({ text: after.text, status: after.status, tokens: after.stats.tokens })).toBeGreaterThan(0);
+    } finally {
+      await page.close();
+    }
+  });
 });

@@ -6,7 +6,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 import { DEFAULT_DEMO_DIR, DEMO_FILES, DEMO_PROMPTS, markedText, SHIPPED_STUDENTS, whySlower } from "../src/cli/demo.js";
 import { textOf } from "../src/cli/ptp-common.js";
-import { writeCheckpoint } from "../src/io/checkpoint.js";
+import { readCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
@@ -138,6 +138,20 @@ describe("ptp demo", () => {
     expect(wide[2]).toBe(own[2]); // rows per call
     expect(own[4]).toBe("yes");
     expect(wide[4]).toBe("yes");
+    // Progress on stderr while the larger shapes run (minutes at 110M), not on stdout.
+    expect(r.stderr).toMatch(/^ptp demo: --scale 15M: widening the teacher, then a warm-up and 1 timed run of ar, single-call on 4 prompts$/m);
+    expect(r.stderr).toMatch(/^ptp demo: --scale 15M single-call: [0-9.]+ tok\/s/m);
+    expect(r.stdout).not.toContain("ptp demo: --scale");
+  });
+
+  it("DEMO-SCALE-STEPS0: --steps 0 is the model's seqLen for the demo and for --scale alike", async () => {
+    const prompts = join(tmp, "one-prompt.txt");
+    writeFileSync(prompts, "Tom wanted to\n");
+    const r = await runCli("demo", "--prompts", prompts, "--steps", "0", "--scale", "--scale-shapes", "15M", "--no-color");
+    expect(r.code, r.stderr).toBe(0);
+    const seqLen = readCheckpoint(join(DEFAULT_DEMO_DIR, DEMO_FILES.model)).config.seqLen;
+    expect(r.stdout).toContain(`, ${seqLen} positions; `);
+    expect(r.stdout).toMatch(/^\| 15M \| single-call \|.*\| yes \|$/m);
   });
 
   it("DEMO-DECODER: --decoder verify --window 2 decodes with verify (its own, and at --scale a widened shape: the same acceptance, equal to AR); --budget goes with single-call only", async () => {

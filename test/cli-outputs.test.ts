@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readCheckpoint, writeCheckpoint } from "../src/io/checkpoint.js";
 import { readHfCheckpoint, writeHfCheckpoint } from "../src/io/hf-checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
+import { runChild } from "./child.js";
 import { firstBitDifference, ROOT, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 
 /**
@@ -214,6 +215,62 @@ describe("unusable output paths are refused up front, naming the flag", () => {
       expect(readFileSync(file, "utf8")).toBe("mine\n");
     }
     expect(list(base)).toEqual(["a-file", "s.safetensors"]);
+  });
+
+  it("OUT-FILE-PATHS: a file output ending in a slash exits 2, a parent that is a file is named as such, and a symbolic link to nothing is not replaced without --force", async () => {
+    const base = resolve(fresh("x"), "..");
+    const file = join(base, "a-file");
+    writeFileSync(file, "mine\n");
+    for (const argv of [
+      ["random-model", "--shape", "260K"],
+      ["convert", "--model", STORIES_260K, "--to", "llama2c"],
+    ]) {
+      for (const out of [join(base, "nodir") + "/", `${file}/`]) {
+        const r = await runCli(...argv, "--out", out, "--force");
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain(`--out ${out} ends with a slash, expected a file path`);
+        expect(r.stderr).not.toMatch(RAW_ERRNO);
+      }
+      const r = await runCli(...argv, "--out", join(file, "m.bin"));
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`${file} is not a directory`);
+    }
+    const link = join(base, "link.bin");
+    symlinkSync(join(base, "nowhere", "target.bin"), link);
+    let r = await runCli("random-model", "--shape", "260K", "--out", link);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`--out ${link} is a symbolic link to ${join(base, "nowhere", "target.bin")}, which does not exist; pass --force`);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    r = await runCli("random-model", "--shape", "260K", "--out", link, "--force");
+    expect(r.code, r.stderr).toBe(0);
+    expect(lstatSync(link).isFile()).toBe(true);
+    expect(readFileSync(file, "utf8")).toBe("mine\n");
+    expect(list(base)).toEqual(["a-file", "link.bin"]);
+  });
+
+  it("OUT-SIGNAL-WRITE: a Ctrl-C while convert or random-model writes is acted on once the files are whole (exit 130, saying so), leaving no temporary file", async () => {
+    const dir = mkdtempSync(join(tmp, "signal-"));
+    const model = join(dir, "m.bin");
+    writeCheckpoint(model, randomCheckpoint({ ...tiny, dim: 256, hiddenDim: 512, nLayers: 8, nHeads: 4, nKvHeads: 4, vocabSize: 4096 }, 3));
+    for (const [argv, out] of [
+      [["convert", "--model", model, "--to", "hf", "--shard-mb", "2"], join(dir, "hf")],
+      [["convert", "--model", model, "--to", "llama2c", "--version", "1"], join(dir, "v1.bin")],
+      [["random-model", "--shape", "15M"], join(dir, "r15.bin")],
+    ] as const) {
+      const r = await runChild(["bin/ptp.js", ...argv, "--out", out], { when: /: writing /, signals: ["SIGINT"] });
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(new RegExp(`^ptp ${argv[0]}: SIGINT received while writing; the files were completed first$`, "m"));
+      expect(r.stderr).toMatch(/^wrote /m);
+      if (argv[0] === "convert") {
+        const read = argv.includes("hf") ? readHfCheckpoint(out) : readCheckpoint(out);
+        expect(firstBitDifference(read.weights.layers[7].w2, readCheckpoint(model).weights.layers[7].w2)).toBeNull();
+      } else {
+        expect(readCheckpoint(out).config.dim).toBe(288);
+      }
+    }
+    expect(list(dir).filter((n) => n.startsWith("."))).toEqual([]);
+    expect(readdirSync(join(dir, "hf")).filter((n) => n.startsWith("."))).toEqual([]);
   });
 
   it.skipIf(!existsSync("/proc/self"))("OUT-PROBE: an output folder where no file can be created (/proc) fails at once, in writers and in training (not at the first save)", async () => {

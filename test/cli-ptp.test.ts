@@ -306,6 +306,7 @@ describe("ptp inspect", () => {
     expect(t.stdout).toMatch(/PTP distillation dataset/);
     expect(t.stdout).toMatch(/records +6 of 6\n/);
     expect(t.stdout).toMatch(/3 from prompts.txt, 2 sample\(s\) each/);
+    expect(t.stdout).toMatch(new RegExp(`sampled on +${readDatasetMeta(DATA).backend!.replace(/[()]/g, "\\$&")}\n`));
     // Cut inside the last record: five complete records and a torn one.
     const bytes = readFileSync(DATA);
     const torn = join(tmp, "torn.ptpd");
@@ -331,6 +332,9 @@ describe("ptp inspect", () => {
       expect(r.stderr).toContain(file);
       expect(r.stdout).toBe("");
     }
+    const empty = await ptp("inspect", "");
+    expect(empty.code).toBe(2);
+    expect(empty.stderr.split("\n")[0]).toBe("ptp inspect: the file to inspect must not be an empty path");
   });
 });
 

@@ -8,7 +8,8 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { modelConfigFromHf, modelConfigToHf } from "../src/io/hf-config.js";
 import { hfTensors, permuteRowsFromHf, permuteRowsToHf, readHfCheckpoint, writeHfCheckpoint } from "../src/io/hf-checkpoint.js";
-import { readModel } from "../src/io/model-file.js";
+import { llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
+import { loadTokenizer, readModel } from "../src/io/model-file.js";
 import { halfToFloat } from "../src/io/safetensors.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
@@ -92,6 +93,28 @@ describe("HF config mapping", () => {
     for (const [patch, message] of cases) {
       const e = formatError(() => modelConfigFromHf({ ...base, ...patch }, "dir/config.json"), "dir/config.json");
       expect(e.message).toMatch(message);
+    }
+  });
+
+  it("HF-CONFIG-TOKEN-IDS: eos_token_id (an id, a list of ids or null) and bos_token_id must lie in [0, vocab_size); anything else is refused naming config.json and the field", () => {
+    const expected = modelConfigFromHf(base, "c");
+    for (const patch of [{ eos_token_id: null }, { eos_token_id: undefined }, { eos_token_id: 0 }, { eos_token_id: 9 }, { eos_token_id: [2, 9] }, { eos_token_id: [] }, { bos_token_id: null }]) {
+      expect(modelConfigFromHf({ ...base, ...patch }, "c"), JSON.stringify(patch)).toEqual(expected);
+    }
+    const ids = "must be null or a token id or a list of token ids in \\[0, vocab_size = 10\\), found";
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ eos_token_id: 10 }, new RegExp(`"eos_token_id" ${ids} 10$`)],
+      [{ eos_token_id: -1 }, new RegExp(`"eos_token_id" ${ids} -1$`)],
+      [{ eos_token_id: 2.5 }, new RegExp(`"eos_token_id" ${ids} 2.5$`)],
+      [{ eos_token_id: "2" }, new RegExp(`"eos_token_id" ${ids} "2"$`)],
+      [{ eos_token_id: [2, 10] }, new RegExp(`"eos_token_id" ${ids} \\[2,10\\]$`)],
+      [{ eos_token_id: [2, null] }, new RegExp(`"eos_token_id" ${ids} \\[2,null\\]$`)],
+      [{ eos_token_id: { id: 2 } }, new RegExp(`"eos_token_id" ${ids} \\{"id":2\\}$`)],
+      [{ eos_token_id: 2 ** 53 }, new RegExp(`"eos_token_id" ${ids} 9007199254740992$`)],
+      [{ vocab_size: 1, bos_token_id: 1, eos_token_id: null }, /"bos_token_id" must be null or a token id in \[0, vocab_size = 1\), found 1$/],
+    ];
+    for (const [patch, message] of cases) {
+      expect(formatError(() => modelConfigFromHf({ ...base, ...patch }, "dir/config.json"), "dir/config.json").message, JSON.stringify(patch)).toMatch(message);
     }
   });
 });
@@ -250,6 +273,49 @@ describe("HF folder errors", () => {
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 ** 31 }));
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "config.json")).message).toMatch(/nLayers must be <= 4096, got 2147483648/);
     expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it("HF-JSON-UTF8: every JSON file read (config.json, the safetensors index, tokenizer.json, tokenizer_config.json) must be UTF-8: a byte that is not is refused naming the file, never read as U+FFFD; a leading BOM is read past", () => {
+    /** `json` (an object) with a first member "_note" whose string holds `bytes`. */
+    const withBytes = (json: string, bytes: number[]): Buffer => Buffer.concat([Buffer.from('{"_note": "'), Buffer.from(bytes), Buffer.from(`", ${json.slice(1)}`)]);
+    const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+    const notUtf8 = (path: string, what: string, load: () => unknown): void => {
+      expect(formatError(load, path).problem).toBe(`not valid UTF-8 (expected ${what} in UTF-8)`);
+    };
+    const ckpt = randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 512, seqLen: 8, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 }, 5);
+    const dir = freshDir();
+    writeHfCheckpoint(dir, ckpt, { maxShardBytes: 4096 });
+    const configPath = join(dir, "config.json"),
+      indexPath = join(dir, "model.safetensors.index.json");
+    const config = readFileSync(configPath, "utf8"),
+      index = readFileSync(indexPath, "utf8");
+    for (const bad of [[0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      writeFileSync(configPath, withBytes(config, bad));
+      notUtf8(configPath, "a Hugging Face config.json", () => readHfCheckpoint(dir));
+    }
+    // The project's policy for text files: a byte-order mark is UTF-8 and is read past.
+    writeFileSync(configPath, Buffer.concat([BOM, Buffer.from(config)]));
+    sameWeights(readHfCheckpoint(dir), ckpt);
+    writeFileSync(configPath, config);
+    writeFileSync(indexPath, withBytes(index, [0xff]));
+    notUtf8(indexPath, "a safetensors index with a weight_map", () => readHfCheckpoint(dir));
+    writeFileSync(indexPath, Buffer.concat([BOM, Buffer.from(index)]));
+    sameWeights(readHfCheckpoint(dir), ckpt);
+
+    const tokDir = freshDir();
+    mkdirSync(tokDir);
+    const tokPath = join(tokDir, "tokenizer.json"),
+      tokConfigPath = join(tokDir, "tokenizer_config.json");
+    const tokenizer = JSON.stringify(llama2cTokenizerToJson(Tokenizer.load(TOK_512, 512)));
+    const reference = Tokenizer.load(TOK_512, 512).encode("Once upon a time", true, false);
+    writeFileSync(tokPath, withBytes(tokenizer, [0xff]));
+    notUtf8(tokPath, "a Hugging Face tokenizer.json", () => loadTokenizer(tokPath, 512));
+    writeFileSync(tokPath, Buffer.concat([BOM, Buffer.from(tokenizer)]));
+    expect(loadTokenizer(tokPath, 512).encode("Once upon a time", true, false)).toEqual(reference);
+    writeFileSync(tokConfigPath, withBytes(JSON.stringify({ bos_token: "<s>" }), [0x80]));
+    notUtf8(tokConfigPath, "a Hugging Face tokenizer_config.json", () => loadTokenizer(tokPath, 512));
+    writeFileSync(tokConfigPath, Buffer.concat([BOM, Buffer.from(JSON.stringify({ bos_token: "<s>" }))]));
+    expect(loadTokenizer(tokPath, 512).encode("Once upon a time", true, false)).toEqual(reference);
   });
 
   it("HF-ERRORS: missing folder, config or weights; extra, missing, misplaced or mis-shaped tensors: refused naming the file", () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -343,6 +343,32 @@ describe("ST-ERRORS: safetensors errors", () => {
     expect(problem(build('{"__metadata__":{"a":"x","n":3}}'))).toMatch(/metadata value of "n" must be a string, found 3/);
     expect(problem(build('{"__metadata__":["a"]}'))).toMatch(/"__metadata__" must be an object of strings, found \["a"\]/);
     expect(problem(build('{"__metadata__":"a"}'))).toMatch(/"__metadata__" must be an object of strings/);
+  });
+
+  it("ST-HEADER-UTF8: refuses a header that starts with a UTF-8 byte-order mark (as serde_json does) or is not strict UTF-8, naming the file", () => {
+    const raw = (header: number[] | Uint8Array): Uint8Array => {
+      const out = new Uint8Array(8 + header.length);
+      new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
+      out.set(header, 8);
+      return out;
+    };
+    const utf8 = (text: string): number[] => Array.from(new TextEncoder().encode(text));
+    const BOM = [0xef, 0xbb, 0xbf];
+    const oneTensor = '{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
+    expect(parseSafetensors(build(oneTensor, [7]), NAME).tensors.get("w")!.data).toEqual(Uint8Array.of(7));
+    expect(problem(build(`\ufeff${oneTensor}`, [7]))).toBe("safetensors header starts with a UTF-8 byte-order mark (EF BB BF); the header must be bare JSON (the reference reader refuses a BOM too)");
+    expect(problem(raw([...BOM, ...utf8("{}")]))).toMatch(/byte-order mark/);
+    expect(problem(raw([...BOM, ...BOM, ...utf8("{}")]))).toMatch(/byte-order mark/);
+    // Not UTF-8: a stray 0xFF, a lone continuation byte, an overlong "/", an encoded surrogate, a cut sequence, a UTF-16 BOM.
+    for (const bad of [[0xff], [0x80], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      expect(problem(raw([...utf8('{"__metadata__":{"a":"'), ...bad, ...utf8('"}}')])), bad.join(" ")).toBe("safetensors header is not valid UTF-8");
+    }
+    expect(problem(raw([0xff, 0xfe, ...utf8("{}")]))).toBe("safetensors header is not valid UTF-8");
+    // U+FEFF inside a string is an ordinary character.
+    expect(parseSafetensors(build('{"__metadata__":{"a":"\ufeffx"}}'), NAME).metadata).toEqual({ a: "\ufeffx" });
+    const path = join(tmp, "bom.safetensors");
+    writeFileSync(path, raw([...BOM, ...utf8("{}")]));
+    expect(formatError(() => readSafetensors(path), path).problem).toMatch(/byte-order mark/);
   });
 
   it("readSafetensors names the path of a missing file", () => {

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, decode, decodeAR, evaluateStudent, KVCache, PtpModel, pretrain, randomCheckpoint, randomStudent, readCheckpoint, readStudent, runBackendConformance, runPtpExactness, Transformer, ArrayAux, XorShiftAux } from "../src/index.js";
 import type { DecodeOptions, PretrainOptions } from "../src/index.js";
 import { decodeBatches } from "../src/ptp/decode/compare.js";
@@ -226,8 +227,13 @@ describe("the second API sweep (twenty-second session)", () => {
         expect(() => decode(model, [[1, 2]], { ...base, decoder, drafts: bad as number }), `${decoder} drafts ${String(bad)}`).toThrow(/^decode: drafts must be a positive integer, got/);
       }
     }
+    // A window or budget past the library's bounds is refused before anything is allocated (it used to allocate for seconds, then fail).
+    for (const decoder of ["verify", "single-call"] as const) {
+      expect(() => decode(model, [[1, 2]], { ...base, decoder, window: MAX_WINDOW + 1 })).toThrow(`decode: window must be at most ${MAX_WINDOW}, got ${MAX_WINDOW + 1}`);
+      expect(() => decode(model, [[1, 2]], { ...base, decoder, budget: 1e9 })).toThrow(`decode: budget must be at most ${MAX_BUDGET}, got 1000000000`);
+    }
     // js: a typed array past its limit; the message names the option that sized it.
-    expect(() => decode(model, [[1, 2]], { ...base, decoder: "verify", budget: 1e9 })).toThrow(/^decode: a KV cache of \d+ rows \(prompts x \(steps \+ 1 \+ the rows one call can add, from budget 1000000000\)\) does not fit: KVCache: /);
+    expect(() => decode(model, [[1, 2]], { ...base, decoder: "multi-draft", drafts: 1e9 })).toThrow(/^decode: a KV cache of \d+ rows \(prompts x \(steps \+ 1 \+ the rows one call can add, from .*drafts 1000000000.*\)\) does not fit: KVCache: /);
     const ar = decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "ar" }).outputs;
     expect(decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "verify" }).outputs).toEqual(ar);
     model.dispose();

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSafetensors } from "../src/io/safetensors.js";
@@ -63,6 +63,39 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
   });
 
+  it("REL-SIGNAL-EVAL-DISTILL: SIGINT during a `ptp distill` evaluation stops it within a prompt, its progress shown and no figures printed; --resume evaluates that step first and matches an uninterrupted run bit for bit", async () => {
+    await dataset();
+    const prompts = join(tmp, "eval-prompts.txt");
+    writeFileSync(prompts, Array.from({ length: 150 }, (_, i) => `Once upon a time ${i}`).join("\n") + "\n");
+    const args = (out: string, ...extra: string[]) => distillArgs(out, "--tokenizer", TOK_512, "--eval-prompts", prompts, "--eval-count", "150", "--eval-steps", "40", "--eval-every", "2", ...extra);
+    const out = join(tmp, "sig-eval.safetensors"),
+      ref = join(tmp, "ref-eval.safetensors");
+    // The signal comes during the evaluation of the starting point (150 prompts), which follows the Ctrl-C line.
+    const r = await runChild(["bin/ptp.js", ...args(out)], { when: /Ctrl-C saves/, signals: ["SIGINT"] });
+    expect(r.code, r.stderr).toBe(130);
+    const done = Number(/distill eval \[[#-]+\] (\d+)\/150/.exec(r.stderr)?.[1]);
+    expect(done).toBeLessThan(150);
+    expect(r.stderr).not.toMatch(/step 0 {2}accepted/);
+    expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0 during its evaluation .*; checkpoint saved/);
+    expect(existsSync(`${out}.log.jsonl`) ? readFileSync(`${out}.log.jsonl`, "utf8") : "").toBe("");
+    const resumed = await runCli(...args(out, "--resume", "--stop-after", "2"));
+    expect(resumed.code, resumed.stderr).toBe(130);
+    expect(resumed.stderr).toMatch(/step 0 {2}accepted/);
+    expect((await runCli(...args(ref, "--stop-after", "2"))).code).toBe(130);
+    expect(bytes(out).equals(bytes(ref))).toBe(true);
+    sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
+    const evals = (path: string) =>
+      readFileSync(`${path}.log.jsonl`, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const { step, accepted } = JSON.parse(l);
+          return { step, accepted };
+        });
+    expect(evals(out)).toEqual(evals(ref));
+    expect(evals(out).map((e) => e.step)).toEqual([0, 2]);
+  });
+
   it("REL-KILL9-DISTILL: after kill -9 at a random moment, --resume continues from the last checkpoint and matches an uninterrupted run", async () => {
     await dataset();
     for (const delayMs of [150, 450]) {
@@ -100,6 +133,19 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(bytes(killed).equals(bytes(ref))).toBe(true);
   });
 
+  it("REL-SIGNAL-SYNTH: Ctrl-C while `ptp synth` generates a million stories stops it at once, leaving no file (whole, partial or temporary)", async () => {
+    const dir = mkdtempSync(join(tmp, "synth-"));
+    const r = await runChild(["bin/ptp.js", "synth", "--out", join(dir, "c.txt"), "--stories", "1000000", "--tokenizer-out", join(dir, "t.bin"), "--prompts-out", join(dir, "p.txt")], { when: /synth: generating/, signals: ["SIGINT"] });
+    expect(r.signal === "SIGINT" || r.code === 130, `${r.code} ${r.signal}`).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("REL-SIGNAL-HOLD: a signal during the work of holdSignals (synth's final write of its files together) is acted on once the work is done, never halfway", async () => {
+    const r = await runChild(["test/fixtures/hold-child.ts"], { when: /working/, signals: ["SIGINT", "SIGTERM"], gapMs: 20 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.stderr).toBe("working\ndone\nheld SIGINT\n");
+  });
+
   it("REL-SIGNAL-GENERATE: Ctrl-C stops `ptp generate` on a long batch of prompts at once (no handler delays it)", async () => {
     const prompts = join(tmp, "long-batch.txt");
     writeFileSync(prompts, Array.from({ length: 400 }, (_, i) => `Once ${i}`).join("\n") + "\n");
@@ -123,12 +169,52 @@ describe("the loop's signal handling (a library run in a child process)", () => 
     expect(stepOf(join(dir, "ckpt.safetensors"))).toBe(2);
   });
 
-  it("REL-SIGNAL-TWICE: a second Ctrl-C exits 130 at once, without waiting to save", async () => {
+  it("REL-SIGNAL-TWICE: a second Ctrl-C exits 130 at once, without waiting to save, saying so and what the last checkpoint is", async () => {
     const { dir, args } = child("sleep");
     const r = await runChild(args, { when: /step 1\n/, signals: ["SIGINT", "SIGINT"], gapMs: 20 });
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).not.toMatch(/checkpoint saved/);
+    expect(r.stderr).toMatch(/child: second SIGINT; exiting at once, without saving \(this run has written no checkpoint yet\)\n$/);
     expect(existsSync(join(dir, "ckpt.safetensors"))).toBe(false);
+    // A resumed run names the checkpoint it continues (a second run, stopped by one Ctrl-C, wrote it).
+    const saved = child("sleep");
+    expect((await runChild(saved.args, { when: /step 1\n/, signals: ["SIGINT"] })).code).toBe(130);
+    const k = stepOf(join(saved.dir, "ckpt.safetensors"));
+    const again = await runChild([...saved.args, "resume"], { when: new RegExp(`step ${k + 1}\n`), signals: ["SIGINT", "SIGINT"], gapMs: 20 });
+    expect(again.code, again.stderr).toBe(130);
+    expect(again.stderr).toContain(`child: second SIGINT; exiting at once, without saving (the last checkpoint is ${join(saved.dir, "ckpt.safetensors")}, at step ${k})`);
+    expect(stepOf(join(saved.dir, "ckpt.safetensors"))).toBe(k);
+  });
+
+  it("REL-SIGNAL-EVAL: a SIGINT during an evaluation abandons it within the part in progress, with its progress shown and no figures; the state of its step is saved, and --resume evaluates that step first and matches an uninterrupted run", async () => {
+    const { dir, args } = child("eval");
+    // The evaluation after step 2 (steps 0 and 1 have run): the signal comes during its first part.
+    const r = await runChild(args, { when: /step 1\neval 0\n/, signals: ["SIGINT"] });
+    expect(r.code, r.stderr).toBe(130);
+    const after = r.stderr.slice(r.stderr.indexOf("step 1\neval 0\n"));
+    expect(after).not.toContain("eval 1\n");
+    expect(after).toMatch(/child eval \[#+-+\] 1\/3 /);
+    expect(after).not.toMatch(/child: step 2 /);
+    expect(after).toMatch(/SIGINT received; interrupted at step 2 during its evaluation .*; checkpoint saved/);
+    expect(stepOf(join(dir, "ckpt.safetensors"))).toBe(2);
+    // Resumed for 3 steps (to step 5), it ends as a run never interrupted: params, moments, and the evaluations logged.
+    const resumed = await runChild([...args, "resume", "stop-after=3"]);
+    expect(resumed.code, resumed.stderr).toBe(130);
+    expect(resumed.stderr).toMatch(/resumed from .* at step 2 [\s\S]*child: step 2 {2}w /);
+    const ref = child("eval");
+    expect((await runChild([...ref.args, "stop-after=5"])).code).toBe(130);
+    expect(readFileSync(join(dir, "out.txt"), "utf8")).toBe(readFileSync(join(ref.dir, "out.txt"), "utf8"));
+    sameTensors(join(dir, "ckpt.safetensors"), join(ref.dir, "ckpt.safetensors"));
+    const evals = (d: string) =>
+      readFileSync(join(d, "log.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const { step, w } = JSON.parse(l);
+          return { step, w };
+        });
+    expect(evals(dir).map((e) => e.step)).toEqual([0, 2, 4]);
+    expect(evals(dir)).toEqual(evals(ref.dir));
   });
 
   it("REL-SIGNAL-ASYNC: a signal during an asynchronous step that never ends abandons it and saves the state before it", async () => {

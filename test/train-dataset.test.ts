@@ -14,10 +14,10 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { binOf, pick } from "../src/sampling/pick.js";
 import { samplingDistribution } from "../src/sampling/processors.js";
-import { DATASET_MAGIC, DatasetMismatchError, DatasetWriter, encodeHeader, encodeRecord, readDataset, readDatasetMeta, type DatasetMeta, type DatasetRecord } from "../src/data/dataset.js";
+import { crc32, DATASET_MAGIC, DatasetMismatchError, DatasetWriter, encodeHeader, encodeRecord, readDataset, readDatasetMeta, type DatasetMeta, type DatasetRecord } from "../src/data/dataset.js";
 import { betaSample, drawU } from "../src/sampling/u-in-bin.js";
 import { bosPrompts, datasetMeta, generateRecord, metaSampling, nextU, pregenerate, promptsDigest, recordPrompt, recordRng, type PromptSet } from "../src/data/pregenerate.js";
-import { backend, formatError, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
+import { backend, formatError, pregenFixture, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-train-dataset-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -31,6 +31,7 @@ const bytesOf = (path: string): Buffer => readFileSync(path);
 const HEX = "ab".repeat(32);
 const META: DatasetMeta = {
   teacher: HEX,
+  backend: "wasm (relaxed SIMD)",
   vocabSize: 40,
   seqLen: 32,
   sampling: { temperature: 0.7, topK: 50, topP: 0.95 },
@@ -72,6 +73,25 @@ function expectSameRecords(a: readonly DatasetRecord[], b: readonly DatasetRecor
   });
 }
 
+/**
+ * A version 1 file with the same records (what builds before version 2
+ * wrote): the header's metadata without `backend` and with `extra`.
+ */
+function asVersion1(bytes: Buffer, extra: Record<string, unknown> = {}): Buffer {
+  const n = bytes.readUInt32LE(12);
+  const meta = JSON.parse(bytes.subarray(16, 16 + n).toString("utf8"));
+  delete meta.backend;
+  const json = Buffer.from(JSON.stringify({ ...meta, ...extra }));
+  const head = Buffer.alloc(16 + Math.ceil(json.length / 4) * 4, 0x20);
+  head.write(DATASET_MAGIC, 0, "latin1");
+  head.writeUInt32LE(1, 8);
+  head.writeUInt32LE(head.length - 16, 12);
+  json.copy(head, 16);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32LE(crc32(head), 0);
+  return Buffer.concat([head, crc, bytes.subarray(16 + n + 4)]);
+}
+
 /** Byte offsets where each record ends, from the header's end on. */
 function recordEnds(meta: DatasetMeta, records: readonly DatasetRecord[]): number[] {
   let o = encodeHeader(meta).length;
@@ -98,13 +118,13 @@ describe("dataset format", () => {
     );
   });
 
-  it("DATA-ROUNDTRIP: the header starts with the magic and version 1; non-ASCII prompt file names survive", () => {
+  it("DATA-ROUNDTRIP: the header starts with the magic and version 2; non-ASCII prompt file names survive", () => {
     const meta = { ...META, prompts: { ...META.prompts, source: "histoires-été.txt" } };
     const path = tmpFile();
     writeRecords(path, meta, []);
     const b = bytesOf(path);
     expect(b.subarray(0, 8).toString("latin1")).toBe(DATASET_MAGIC);
-    expect(b.readUInt32LE(8)).toBe(1);
+    expect(b.readUInt32LE(8)).toBe(2);
     expect(b.length % 4).toBe(0);
     expect(readDataset(path).meta).toEqual(meta);
   });
@@ -173,10 +193,12 @@ describe("dataset header checks", () => {
     };
     const p1 = write(Buffer.concat([Buffer.from("NOT-DATA"), good.subarray(8)]));
     expect(formatError(() => readDataset(p1), p1).problem).toMatch(/bad magic/);
-    const v2 = Buffer.from(good);
-    v2.writeUInt32LE(2, 8);
-    const p2 = write(v2);
-    expect(formatError(() => readDataset(p2), p2).problem).toMatch(/unsupported dataset version 2/);
+    for (const version of [0, 3]) {
+      const other = Buffer.from(good);
+      other.writeUInt32LE(version, 8);
+      const p2 = write(other);
+      expect(formatError(() => readDataset(p2), p2).problem).toMatch(new RegExp(`unsupported dataset version ${version} \\(this build reads versions 1 to 2\\)`));
+    }
     const flipped = Buffer.from(good);
     flipped[20] ^= 1;
     const p3 = write(flipped);
@@ -194,6 +216,8 @@ describe("dataset header checks", () => {
     const bad = encodeHeader({ ...META, maxSteps: 0 });
     const p6 = write(bad);
     expect(formatError(() => readDataset(p6), p6).problem).toMatch(/maxSteps/);
+    const p8 = write(encodeHeader({ ...META, backend: undefined }));
+    expect(formatError(() => readDataset(p8), p8).problem).toMatch(/metadata field backend \(a non-empty string/);
   });
 });
 
@@ -320,7 +344,7 @@ function checkBins(m: Transformer, meta: DatasetMeta, index: number, r: DatasetR
 describe("pregenerate", () => {
   it("DATA-BIN: every stored bin is the teacher's bin of its token, holds the u that picked it, and any u drawn in it picks the token", async () => {
     const m = await model();
-    const meta = datasetMeta(teacher, PROMPTS, SETTINGS);
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
     const path = tmpFile();
     await generateFile(path, m, meta, PROMPTS);
     const d = readDataset(path, { allowIncomplete: false });
@@ -342,7 +366,7 @@ describe("pregenerate", () => {
     await fc.assert(
       fc.asyncProperty(tinyCheckpoint, fc.record({ temperature: fc.constantFrom(0.3, 1, 1.7), topK: fc.constantFrom(0, 2, 5), topP: fc.constantFrom(1, 0.5, 0.9) }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 1, max: 70 }), async (ckpt, sampling, seed, maxSteps) => {
         const m = new Transformer(js, ckpt);
-        const meta = datasetMeta(ckpt, bosPrompts(), { sampling, samplesPerPrompt: 2, maxSteps, seed });
+        const meta = datasetMeta(ckpt, bosPrompts(), { sampling, samplesPerPrompt: 2, maxSteps, seed }, js);
         for (const index of [0, 1]) {
           const r = generateRecord(m, meta, bosPrompts(), index);
           checkBins(m, meta, index, r, [0, 0.5, 1]);
@@ -357,7 +381,7 @@ describe("pregenerate", () => {
 
   it("DATA-RESUME: resuming after a cut anywhere (record boundary or torn) gives the bytes of an uninterrupted run", async () => {
     const m = await model();
-    const meta = datasetMeta(teacher, PROMPTS, SETTINGS);
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
     const full = tmpFile();
     await generateFile(full, m, meta, PROMPTS);
     const fullBytes = bytesOf(full);
@@ -377,7 +401,7 @@ describe("pregenerate", () => {
 
   it("DATA-RESUME: a run stopped by its signal leaves complete records, reports progress, and resumes to the same bytes", async () => {
     const m = await model();
-    const meta = datasetMeta(teacher, PROMPTS, SETTINGS);
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
     const full = tmpFile();
     await generateFile(full, m, meta, PROMPTS);
 
@@ -408,10 +432,12 @@ describe("pregenerate", () => {
     m.dispose();
   });
 
-  it("DATA-HEADER: the metadata records the teacher, settings and prompts; wrong prompts or model are refused", async () => {
-    const meta = datasetMeta(teacher, PROMPTS, SETTINGS);
+  it("DATA-HEADER: the metadata records the teacher, backend, settings and prompts; wrong prompts or model are refused", async () => {
+    const m = await model();
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
     expect(meta).toEqual({
       teacher: teacherChecksum(teacher),
+      backend: "js (plain TypeScript reference)",
       vocabSize: 8,
       seqLen: 24,
       sampling: { temperature: 0.9, topK: 5, topP: 0.9 },
@@ -421,18 +447,74 @@ describe("pregenerate", () => {
       prompts: { source: "test-prompts", count: 3, sha256: promptsDigest(PROMPTS.tokens) },
     });
     expect(promptsDigest([[1, 2], [3]])).not.toBe(promptsDigest([[1], [2, 3]]));
-    expect(datasetMeta(teacher, bosPrompts(), { ...SETTINGS, sampling: { temperature: 1 } }).sampling).toEqual({ temperature: 1, topK: 0, topP: 1 });
-    expect(() => datasetMeta(teacher, PROMPTS, { ...SETTINGS, sampling: { temperature: 0 } })).toThrow(/temperature/);
+    expect(datasetMeta(teacher, bosPrompts(), { ...SETTINGS, sampling: { temperature: 1 } }, m.backend).sampling).toEqual({ temperature: 1, topK: 0, topP: 1 });
+    expect(() => datasetMeta(teacher, PROMPTS, { ...SETTINGS, sampling: { temperature: 0 } }, m.backend)).toThrow(/temperature/);
 
-    const m = await model();
     const w = DatasetWriter.open(tmpFile(), meta, { resume: false });
     await expect(pregenerate(m, w, { ...PROMPTS, tokens: [[BOS], [BOS], [BOS]] })).rejects.toThrow(/not the ones the dataset's header names/);
     const long: PromptSet = { source: "long", tokens: [new Array(25).fill(3)] };
-    expect(() => generateRecord(m, datasetMeta(teacher, long, SETTINGS), long, 0)).toThrow(/prompt 0 has 25 tokens/);
+    expect(() => generateRecord(m, datasetMeta(teacher, long, SETTINGS, m.backend), long, 0)).toThrow(/prompt 0 has 25 tokens/);
     const other = new Transformer(await backend("js"), randomCheckpoint({ ...SMALL, vocabSize: 9 }, 3));
     await expect(pregenerate(other, w, PROMPTS)).rejects.toThrow(/vocabSize 8/);
     w.close();
     other.dispose();
+    m.dispose();
+  });
+
+  it("DATA-BACKEND: a resume on another backend is refused naming the file and both backends; pregenerate refuses a model on another backend; the file is left alone", async () => {
+    const js = await model();
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, js.backend);
+    const full = tmpFile();
+    await generateFile(full, js, meta, PROMPTS);
+    const fullBytes = bytesOf(full);
+    const path = tmpFile();
+    writeFileSync(path, fullBytes.subarray(0, recordEnds(meta, readDataset(full).records)[4]));
+    const cut = bytesOf(path);
+
+    const wasm = new Transformer(await backend("wasm"), teacher);
+    const onWasm = datasetMeta(teacher, PROMPTS, SETTINGS, wasm.backend);
+    expect(onWasm.backend).toMatch(/^wasm \((relaxed )?SIMD\)$/);
+    const e = formatError(() => DatasetWriter.open(path, onWasm, { resume: true }), path);
+    expect(e).toBeInstanceOf(DatasetMismatchError);
+    expect((e as DatasetMismatchError).fields).toEqual(["backend"]);
+    expect(e.message).toContain(`backend (file: "js (plain TypeScript reference)", requested: ${JSON.stringify(onWasm.backend)})`);
+    // The library's own check, for a caller that opens the file with its metadata and runs another backend.
+    const w = DatasetWriter.open(path, meta, { resume: true });
+    await expect(pregenerate(wasm, w, PROMPTS)).rejects.toThrow(`the dataset's records were sampled on "js (plain TypeScript reference)", the model runs on ${JSON.stringify(onWasm.backend)}`);
+    expect(() => generateRecord(wasm, meta, PROMPTS, 0)).toThrow(/sampled on "js/);
+    w.close();
+    expect(bytesOf(path).equals(cut)).toBe(true);
+    wasm.dispose();
+
+    // The same backend resumes to the bytes of the uninterrupted run.
+    await generateFile(path, js, meta, PROMPTS);
+    expect(bytesOf(path).equals(fullBytes)).toBe(true);
+    js.dispose();
+  });
+
+  it("DATA-BACKEND: a version 1 file (no backend) still reads for training, with its records; a resume of it is refused, saying why, and leaves it alone", async () => {
+    const m = await model();
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
+    const v2 = tmpFile();
+    await generateFile(v2, m, meta, PROMPTS);
+    const v1 = tmpFile();
+    writeFileSync(v1, asVersion1(bytesOf(v2)));
+    expect(bytesOf(v1).readUInt32LE(8)).toBe(1);
+    const d = readDataset(v1, { allowIncomplete: false });
+    expect("backend" in d.meta).toBe(false);
+    expect(d.meta).toEqual({ ...meta, backend: undefined });
+    expectSameRecords(d.records, readDataset(v2).records);
+    // Version 1 had no backend field: one found there is not taken as the record of it.
+    const tagged = tmpFile();
+    writeFileSync(tagged, asVersion1(bytesOf(v2), { backend: meta.backend }));
+    expect("backend" in readDatasetMeta(tagged)).toBe(false);
+
+    const before = bytesOf(v1);
+    for (const file of [v1, tagged]) {
+      expect(formatError(() => DatasetWriter.open(file, meta, { resume: true }), file).problem).toMatch(/^is a version 1 dataset, which does not record the backend that sampled its records; .* it cannot be resumed\. It still trains as it is/);
+    }
+    expect(bytesOf(v1).equals(before)).toBe(true);
+    expect(() => generateRecord(m, d.meta, PROMPTS, 0)).toThrow(/sampled on an unrecorded backend \(a version 1 dataset\)/);
     m.dispose();
   });
 });
@@ -615,6 +697,40 @@ describe("ptp pregenerate", () => {
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/was generated with different settings: sampling\.temperature \(file: 0\.7, requested: 0\.8\)/);
     expect(bytesOf(out).equals(fullBytes)).toBe(true);
+  });
+
+  const fixture = pregenFixture("ptp-data-backend-");
+  afterAll(() => rmSync(fixture.tmp, { recursive: true, force: true }));
+
+  it("DATA-BACKEND: `--resume --backend wasm` on a dataset begun with --backend js exits 1 naming the file and both backends; --backend js resumes it to the same bytes; a version 1 file trains but does not resume", async () => {
+    const { tmp: dir, TEACHER, DATA, pregenArgs } = fixture;
+    const full = await runCli(...pregenArgs(DATA, "--backend", "js"));
+    expect(full.code, full.stderr).toBe(0);
+    const fullBytes = bytesOf(DATA);
+    const d = readDataset(DATA);
+    expect(d.meta.backend).toBe("js (plain TypeScript reference)");
+    const torn = join(dir, "torn.ptpd");
+    writeFileSync(torn, fullBytes.subarray(0, recordEnds(d.meta, d.records)[3] + 10));
+    const cut = bytesOf(torn);
+
+    const other = await runCli(...pregenArgs(torn, "--backend", "wasm", "--resume"));
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(new RegExp(`^ptp pregenerate: ${torn.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: was generated with different settings: backend \\(file: "js \\(plain TypeScript reference\\)", requested: "wasm \\((relaxed )?SIMD\\)"\\)`));
+    expect(bytesOf(torn).equals(cut)).toBe(true);
+    const same = await runCli(...pregenArgs(torn, "--backend", "js", "--resume"));
+    expect(same.code, same.stderr).toBe(0);
+    expect(bytesOf(torn).equals(fullBytes)).toBe(true);
+
+    const v1 = join(dir, "v1.ptpd");
+    writeFileSync(v1, asVersion1(fullBytes));
+    const resumed = await runCli(...pregenArgs(v1, "--backend", "js", "--resume"));
+    expect(resumed.code).toBe(1);
+    expect(resumed.stderr).toContain(`${v1}: is a version 1 dataset, which does not record the backend`);
+    expect(bytesOf(v1).equals(asVersion1(fullBytes))).toBe(true);
+    const student = join(dir, "v1-student.safetensors");
+    const trained = await runCli("distill", "--model", TEACHER, "--dataset", v1, "--out", student, "--rank", "2", "--window", "4", "--windows", "2", "--batch", "1", "--steps", "1", "--eval-every", "0", "--backend", "js");
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(existsSync(student)).toBe(true);
   });
 
   it("DATA-CLI: without --prompts it samples from BOS", async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -129,6 +129,16 @@ describe("ptp synth", () => {
     const again = await runCli(...argv, "--force");
     expect(again.code).toBe(0);
     expect(readFileSync(corpus, "utf8")).toBe(lines);
+  });
+
+  it("SYN-CLI-PROGRESS: says what it generates, shows a progress line over every story (the corpus's and the held-out prompts'), then writes the files", async () => {
+    const dir = mkdtempSync(join(tmp, "progress-"));
+    const r = await runCli("synth", "--out", join(dir, "c.txt"), "--stories", "300", "--tokenizer-out", join(dir, "t.bin"), "--prompts-out", join(dir, "p.txt"), "--prompt-count", "20");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^synth: generating 300 stories \(seed 1\) and 20 held-out prompts \(seed \d+\)\n/);
+    expect(r.stderr).toMatch(/\nsynth \[#{20}\] 320\/320 {2}100\.0% {2}[\d.]+ story\/s/);
+    expect(r.stderr.indexOf("320/320")).toBeLessThan(r.stderr.indexOf("wrote "));
+    expect(readdirSync(dir).sort()).toEqual(["c.txt", "p.txt", "t.bin"]);
   });
 
   it("SYN-CLI-PROMPTS-ONLY: --prompt-seed picks the held-out stream; no corpus needed", async () => {

@@ -31,8 +31,12 @@ async function fetchFile(path: string): Promise<{ name: string; bytes: ArrayBuff
   return { name: path, bytes: await res.arrayBuffer() };
 }
 
-async function load(files: ModelFiles | undefined, threads: number): Promise<void> {
-  dispose();
+/** Counts loads: only the latest one's session is kept (files dropped while the demo still loads replace it). */
+let loads = 0;
+
+async function load(files: ModelFiles | undefined, threads: number | undefined): Promise<void> {
+  const id = ++loads;
+  // The files are read before the session in use goes: bad files leave it as it was.
   const f = files ?? {
     teacher: await fetchFile(DEMO.teacher),
     tokenizer: await fetchFile(DEMO.tokenizer),
@@ -48,7 +52,14 @@ async function load(files: ModelFiles | undefined, threads: number): Promise<voi
   await backend.startThreads();
   const teacher = new Transformer(backend, checkpoint);
   const model = new PtpModel(teacher, student);
-  session = { backend, teacher, model, tokenizer };
+  const loaded = { backend, teacher, model, tokenizer };
+  if (id !== loads) {
+    // A later load started meanwhile: it wins.
+    dispose(loaded);
+    return;
+  }
+  dispose(session);
+  session = loaded;
   // Warm-up (JIT tiers, allocations), so the first timed run pays for none of it.
   const warm = tokenizer.encode("Once", true, false);
   const aux = () => [new XorShiftAux(1n)];
@@ -74,7 +85,9 @@ function run(settings: RunSettings): void {
   if (!session) throw new Error("no model loaded");
   const { backend, model, tokenizer } = session;
   if (settings.decoder !== "ar" && !model.student) throw new Error(`decoder ${settings.decoder} needs a student; load one or choose ar`);
-  if (!Number.isInteger(settings.seed) || settings.seed < 1) throw new Error(`seed must be a positive integer, got ${settings.seed}`);
+  // Exact, as the CLI's --seed (a JavaScript number would round seeds past 2^53).
+  if (!/^[0-9]+$/.test(settings.seed) || BigInt(settings.seed) < 1n || BigInt(settings.seed) >= 2n ** 64n) throw new Error(`seed must be an integer from 1 to 2^64 - 1, got ${JSON.stringify(settings.seed)}`);
+  const seed = BigInt(settings.seed);
   const prompt = tokenizer.encode(settings.prompt, true, false);
   const common = {
     steps: settings.steps,
@@ -91,9 +104,9 @@ function run(settings: RunSettings): void {
     shown = t.length;
   };
   const threadedBefore = backend.threadedCalls;
-  const ptp = decode(model, [prompt], { ...common, decoder: settings.decoder, aux: [new XorShiftAux(BigInt(settings.seed))], onCall });
+  const ptp = decode(model, [prompt], { ...common, decoder: settings.decoder, aux: [new XorShiftAux(seed)], onCall });
   const threadedCalls = backend.threadedCalls - threadedBefore;
-  const ar = decode(model, [prompt], { ...common, decoder: "ar", aux: [new XorShiftAux(BigInt(settings.seed))] });
+  const ar = decode(model, [prompt], { ...common, decoder: "ar", aux: [new XorShiftAux(seed)] });
   const tokens = ptp.outputs[0],
     arTokens = ar.outputs[0];
   const text = chunkBytes(tokenizer, tokens, ptp.chunks[0]);
@@ -118,11 +131,10 @@ function run(settings: RunSettings): void {
   });
 }
 
-function dispose(): void {
-  session?.model.dispose();
-  session?.teacher.dispose();
-  session?.backend.dispose();
-  session = undefined;
+function dispose(s: Session | undefined): void {
+  s?.model.dispose();
+  s?.teacher.dispose();
+  s?.backend.dispose();
 }
 
 scope.onmessage = (e) => {

@@ -15,10 +15,18 @@ for (const name of ["prompt", "decoder", "temperature", "seed", "steps", "window
   const v = params.get(name);
   if (v !== null) ($(name) as HTMLInputElement).value = v;
 }
-const threads = Number(params.get("threads") ?? navigator.hardwareConcurrency ?? 1);
+// Absent: the backend's default (the cores, at most its limit).
+const threadsParam = params.get("threads");
+const threads = threadsParam === null ? undefined : Number(threadsParam);
 
 const worker = new Worker(new URL("./engine-worker.js", import.meta.url), { type: "module", name: "ptp-engine" });
 const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
+// A worker that fails to load or dies would otherwise leave the page "loading" for good.
+worker.onerror = (e) => {
+  runButton.disabled = true;
+  setStatus(`error: the engine worker failed${e.message ? `: ${e.message}` : ""} (reload the page)`, true);
+};
+worker.onmessageerror = () => setStatus("error: a message from the engine worker could not be read", true);
 
 let decoder = new TextDecoder();
 let chunkIndex = 0;
@@ -43,7 +51,7 @@ function settings(): RunSettings {
     prompt: $<HTMLInputElement>("prompt").value,
     decoder: decoderSelect.value as RunSettings["decoder"],
     temperature: num("temperature"),
-    seed: num("seed"),
+    seed: ($("seed") as HTMLInputElement).value.trim(),
     steps: num("steps"),
     window: num("window"),
     budget: num("budget"),
@@ -145,7 +153,12 @@ async function loadFiles(list: FileList | null): Promise<void> {
     return;
   }
   const read = async (f: File) => ({ name: f.name, bytes: await f.arrayBuffer() });
-  load({ teacher: await read(teacher), tokenizer: await read(tokenizer), student: student && (await read(student)) });
+  try {
+    load({ teacher: await read(teacher), tokenizer: await read(tokenizer), student: student && (await read(student)) });
+  } catch (e) {
+    // A file too large for memory, or one the browser can no longer read.
+    setStatus(`error: could not read the files (${e instanceof Error ? e.message : String(e)})`, true);
+  }
 }
 
 const drop = $("files");

@@ -13,7 +13,8 @@ export interface ModelFiles {
 export interface RunSettings {
   prompt: string;
   temperature: number;
-  seed: number;
+  /** The u stream's seed, as typed: a decimal integer in [1, 2^64), read exactly (as the CLI's --seed). */
+  seed: string;
   decoder: PageDecoder;
   /** 0: the student's window. */
   window: number;
@@ -23,7 +24,8 @@ export interface RunSettings {
   steps: number;
 }
 
-export type ToWorker = { type: "load"; files?: ModelFiles; threads: number } | { type: "run"; settings: RunSettings };
+/** threads: absent for the default (the cores, at most the backend's limit). */
+export type ToWorker = { type: "load"; files?: ModelFiles; threads?: number } | { type: "run"; settings: RunSettings };
 
 export interface ModelInfo {
   teacher: string;

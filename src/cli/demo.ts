@@ -146,18 +146,20 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
     const c = checkpoint.config,
       s = student.config;
+    // --steps 0 (or past the context) means the model's seqLen, as decode reads it.
+    const positions = f.steps > 0 && f.steps <= c.seqLen ? f.steps : c.seqLen;
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${head ? `a draft head of ${s.extraBlocks} blocks, ` : ""}${s.variant}-PTP, ${head ? "" : `rank ${s.rank}, `}window ${s.window})\n` +
         `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and up to ${window - 1} drafts per teacher call${draftStop > 0 ? `, stopping where the head's chance falls below ${draftStop}` : ""}${draftClassifier ? `; the head's classifier in ${draftClassifier}` : ""}` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
-        `${f.steps} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
+        `${positions} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     const runs: Run[] = [];
     // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
     comparePtpAr(model, prompts, {
-      decode: { steps: f.steps, sampling: { temperature: f.temperature }, decoder, window, budget },
+      decode: { steps: positions, sampling: { temperature: f.temperature }, decoder, window, budget },
       aux: (i) => new XorShiftAux(seed + BigInt(i)),
       batch: 1,
       warmUp: "both",
@@ -183,7 +185,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     );
     if (all.generated > 0) io.stdout(whySlower(all.seconds, all.arSeconds, f.scale));
     if (all.equal && f.scale && all.generated === 0) {
-      io.stdout(`\nat larger shapes: nothing to measure: every prompt fills the ${f.steps} positions (--steps)\n`);
+      io.stdout(`\nat larger shapes: nothing to measure: every prompt fills the ${positions} positions (--steps)\n`);
     } else if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
@@ -194,11 +196,13 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         shapes: ["own", ...f["scale-shapes"].split(",")],
         decoders: [decoder],
         window,
-        steps: f.steps,
+        steps: positions,
         temperature: f.temperature,
         reps: 1,
         seed,
         draftClassifier,
+        // Minutes at the larger shapes: say what runs (stderr, so stdout stays the report).
+        onProgress: (m) => io.stderr(`ptp demo: --scale ${m}\n`),
       });
       io.stdout(speedupTable(rows));
       all.equal = rows.every((row) => row.equalsAR);

@@ -8,7 +8,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { PEFT_CONFIG, PEFT_WEIGHTS, writePeftStudent } from "../ptp/files/peft.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
-import { checkOutputs } from "./output-files.js";
+import { checkOutputs, writeOutputs } from "./output-files.js";
 
 export const exportPeftFlags = defineFlags({
   out: { kind: "string", value: "DIR", help: "the PEFT folder to write (adapter_config.json + adapter_model.safetensors)", required: true },
@@ -70,8 +70,12 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
   const E = student.config.extraBlocks;
   if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
   // Through a temporary folder: a failure leaves nothing behind.
-  const written = writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] }));
   const c = student.config;
-  io.stderr(`wrote ${out}: PEFT LoRA folder (${written.length} files), ${c.variant}-PTP, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}, window ${c.window}\n`);
-  return 0;
+  return writeOutputs(
+    io,
+    "ptp export-peft",
+    `${out} (a PEFT folder)`,
+    () => writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] })),
+    (written) => io.stderr(`wrote ${out}: PEFT LoRA folder (${written.length} files), ${c.variant}-PTP, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}, window ${c.window}\n`),
+  );
 }

@@ -6,6 +6,8 @@ import type { LrDecay } from "../train/schedule.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
 import { UsageError, defineFlags } from "./args.js";
 import { forceFlag } from "./output-files.js";
+import { MAX_BUDGET, MAX_WINDOW } from "../ptp/decode/defaults.js";
+import { MAX_THREADS } from "../backends/wasm/index.js";
 
 /**
  * The flag groups commands share: the compute backend (--backend, --threads),
@@ -17,10 +19,8 @@ import { forceFlag } from "./output-files.js";
  * A window holds at most MAX_WINDOW slots, and at most the teacher's seqLen;
  * a LoRA rank is at most MAX_RANK, and at most the teacher's dim.
  */
-export const MAX_WINDOW = 1024;
+export { MAX_BUDGET, MAX_WINDOW };
 export const MAX_RANK = 4096;
-/** single-call: proposal rows per call. */
-export const MAX_BUDGET = 8192;
 /**
  * A standalone draft model's width, SwiGLU hidden width and depth are at
  * most those of Llama-2-70B's blocks (8192, 28672 rounded up to 32768, and
@@ -92,7 +92,7 @@ export function checkAgainstTeacher(f: { rank?: number; window?: number }, c: Mo
 export function backendFlags(help: { backend?: string; threads?: string } = {}) {
   return defineFlags({
     backend: { kind: "string", value: "NAME", help: help.backend ?? "compute backend", default: DEFAULT_BACKEND, choices: listBackends },
-    threads: { kind: "int", value: "N", help: help.threads ?? "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: 256 },
+    threads: { kind: "int", value: "N", help: help.threads ?? "wasm backend: threads for large matmuls (default: the available cores)", min: 1, max: MAX_THREADS },
   });
 }
 

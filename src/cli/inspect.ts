@@ -152,6 +152,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     inspectFlags,
   );
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the file to inspect" : `inspect takes one file, got ${files.length}`);
+  if (files[0] === "") throw new UsageError("the file to inspect must not be an empty path");
   const info = inspectFile(files[0]);
   if (f.json) {
     io.stdout(JSON.stringify(info) + "\n");
@@ -179,6 +180,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     row("seed", m.seed);
     row("teacher", `vocabSize ${m.vocabSize}, seqLen ${m.seqLen}`);
     row("teacher checksum", m.teacher);
+    row("sampled on", m.backend ?? "not recorded (a version 1 dataset)");
   } else if (info.kind === "checkpoint" || info.kind === "hf-checkpoint") {
     const c = info.config;
     if (info.kind === "hf-checkpoint") lines.push(`${info.file}: Hugging Face Llama checkpoint (folder)`);

@@ -1,7 +1,9 @@
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { temporaryPathFor } from "../io/atomic-write.js";
+import { holdSignals, SIGNAL_EXIT_CODE } from "../train/interrupt.js";
 import { UsageError, defineFlags } from "./args.js";
+import type { Io } from "./io.js";
 
 /**
  * Checks made on a command's output files before it does any work, so a
@@ -18,7 +20,13 @@ import { UsageError, defineFlags } from "./args.js";
  *   file can be created in it: a probe file is created and removed, so a
  *   read-only or pseudo file system (/proc) fails here, not at the first
  *   save; an existing output is a writable regular file (not a directory
- *   or a device), and an existing output folder is a folder.
+ *   or a device), and an existing output folder is a folder;
+ * - a file output does not end in a slash, and a symbolic link to nothing
+ *   counts as an existing file (a link is replaced by the new file, its
+ *   target left as it was).
+ *
+ * `writeOutputs` then writes them with Ctrl-C held off until every file is
+ * in place.
  */
 
 /** A file named on the command line, with the flag that named it. */
@@ -55,6 +63,15 @@ export interface OutputCheckOptions {
 function statOrUndefined(path: string): Stats | undefined {
   try {
     return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The target of a symbolic link at `path` that points at nothing, or undefined. */
+function danglingLink(path: string): string | undefined {
+  try {
+    return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : undefined;
   } catch {
     return undefined;
   }
@@ -104,7 +121,10 @@ function canCreateIn(dir: string): boolean {
 }
 
 export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: OutputCheckOptions = {}): void {
-  for (const out of outputs) if (out.path === "") throw new UsageError(`${out.flag} must not be empty`);
+  for (const out of outputs) {
+    if (out.path === "") throw new UsageError(`${out.flag} must not be empty`);
+    if (!isFolder(out) && /[/\\]$/.test(out.path)) throw new UsageError(`${out.flag} ${out.path} ends with a slash, expected a file path (this output is one file)`);
+  }
   const inputs = (o.inputs ?? []).filter((i): i is PathFlag => i.path !== undefined && i.path !== "");
   outputs.forEach((out, i) => {
     for (const input of inputs) {
@@ -120,6 +140,8 @@ export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: Out
   });
   for (const out of outputs) {
     const st = statOrUndefined(out.path);
+    const link = st === undefined ? danglingLink(out.path) : undefined;
+    if (link !== undefined && !o.force) throw new Error(`${out.flag} ${out.path} is a symbolic link to ${link}, which does not exist; pass --force to replace the link with the new file`);
     if (st !== undefined) {
       if (isFolder(out)) {
         if (!st.isDirectory()) throw new Error(`${out.flag} ${out.path} exists and is not a folder, expected a folder to write (or a new path)`);
@@ -135,7 +157,8 @@ export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: Out
     }
     const dir = dirname(resolve(out.path));
     const ds = statOrUndefined(dir);
-    if (ds === undefined || !ds.isDirectory()) throw new Error(`${out.flag} ${out.path}: directory ${dir} does not exist`);
+    if (ds === undefined) throw new Error(`${out.flag} ${out.path}: directory ${dir} does not exist`);
+    if (!ds.isDirectory()) throw new Error(`${out.flag} ${out.path}: ${dir} is not a directory`);
     // Files are created next to an output file (its temporary file) or inside an existing output folder.
     const where = isFolder(out) && st !== undefined ? resolve(out.path) : dir;
     if (!canCreateIn(where)) throw new Error(`${out.flag} ${out.path}: directory ${where} is not writable (a file cannot be created there)`);
@@ -147,6 +170,27 @@ export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: Out
       }
     }
   }
+}
+
+/**
+ * Runs a command's writes (synchronous: a file, files or a folder written
+ * through temporary names) with SIGINT and SIGTERM held off (holdSignals),
+ * so a Ctrl-C never leaves a half-written or temporary file behind: one that
+ * comes during the writes is acted on once every file is in place. It
+ * says first that it writes `what` (a write can take seconds). Then
+ * `report` says what was written (stderr), and the exit code is returned:
+ * 0, or 130 / 143 after saying that the signal waited for the files.
+ */
+export async function writeOutputs<T>(io: Io, command: string, what: string, write: () => T, report: (written: T) => void): Promise<number> {
+  let written: T | undefined;
+  const signal = await holdSignals(() => {
+    io.stderr(`${command}: writing ${what}\n`);
+    written = write();
+  });
+  report(written as T);
+  if (signal === undefined) return 0;
+  io.stderr(`${command}: ${signal} received while writing; the files were completed first\n`);
+  return SIGNAL_EXIT_CODE[signal];
 }
 
 /** Reasons an existing file is not one a ptp run writes, by kind; true when it is. */

@@ -27,7 +27,7 @@ export const pregenerateFlags = defineFlags({
   "top-p": { kind: "number", value: "P", help: "nucleus threshold in [0, 1] (0 or 1 = off)", default: 0.95 },
   seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1 },
   ...backendFlags(),
-  resume: { kind: "bool", help: "continue an existing --out (same settings; a torn last record is truncated)" },
+  resume: { kind: "bool", help: "continue an existing --out (same settings and --backend; a torn last record is truncated)" },
 });
 
 export const pregenerateUsage = `usage: ptp pregenerate --model FILE --tokenizer FILE --out FILE [options]
@@ -38,7 +38,9 @@ token, the bin [left, right) of the u that picked it (spec/dataset.md).
 --samples completions per prompt, from --prompts or from BOS. Records are
 appended and synced as they are made; after an interruption, run the same
 command with --resume to continue (the result is byte-identical to an
-uninterrupted run). stderr: a progress bar, then a summary.
+uninterrupted run; the samples depend on the backend, so the header records
+it and a resume on another is refused). stderr: a progress bar, then a
+summary.
 
 ${describeFlags(pregenerateFlags)}`;
 
@@ -74,12 +76,19 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   });
   const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
   refuseBeyondMemory(`pregenerate: ${f.model}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
-  const meta = datasetMeta(checkpoint, prompts, {
-    sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
-    samplesPerPrompt: f.samples,
-    maxSteps: f.steps,
-    seed: f.seed,
-  });
+  // The records' bits depend on the backend (and its wasm build), which the header records: it comes first.
+  const backend = await createBackend(f.backend, { threads: f.threads });
+  const meta = datasetMeta(
+    checkpoint,
+    prompts,
+    {
+      sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
+      samplesPerPrompt: f.samples,
+      maxSteps: f.steps,
+      seed: f.seed,
+    },
+    backend,
+  );
 
   const writer = DatasetWriter.open(out, meta, { resume: f.resume === true });
   let model: Transformer | undefined;
@@ -89,7 +98,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const backend = await createBackend(f.backend, { threads: f.threads });
     model = new Transformer(backend, checkpoint);
     const total = totalRecords(meta);
     if (writer.resumed) {
@@ -108,8 +116,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     io.stderr(`wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`);
     return 0;
   } catch (err) {
-    // A run that made the file and failed before its first record (a teacher with NaN weights, a backend
-    // that does not start) leaves no header-only file behind, which a plain re-run would refuse.
+    // A run that made the file and failed before its first record (a teacher whose logits are NaN, weights
+    // the backend cannot hold) leaves no header-only file behind, which a plain re-run would refuse.
     if (!writer.resumed && writer.records === 0) {
       writer.close();
       rmSync(out, { force: true });

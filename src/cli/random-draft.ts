@@ -7,7 +7,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkShapeFlags, draftShapeSpecs, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
-import { checkOutputs, forceFlag } from "./output-files.js";
+import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
 
 export const randomDraftFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
@@ -42,14 +42,20 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   refuseDraftBeyondLimits(`a draft model of dim ${f.dim}, hidden ${f.hidden}, ${f.layers} layers (vocab ${full.vocabSize})`, full, "--dim, --hidden or --layers");
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
-  writeDraft(f.out, draft);
-  const c = draft.config,
-    m = c.model;
-  const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);
-  io.stderr(
-    `wrote ${f.out}: ${c.variant}-PTP draft model, dim ${m.dim}, hidden ${m.hiddenDim}, ${m.nLayers} layers, ${m.nHeads} heads, ${m.nKvHeads} kv heads, ` +
-      `vocab ${m.vocabSize}, seqLen ${m.seqLen}; aux ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}; ` +
-      `${parameterCount(m) + auxParameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+  return writeOutputs(
+    io,
+    "ptp random-draft",
+    f.out,
+    () => writeDraft(f.out, draft),
+    () => {
+      const c = draft.config,
+        m = c.model;
+      const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);
+      io.stderr(
+        `wrote ${f.out}: ${c.variant}-PTP draft model, dim ${m.dim}, hidden ${m.hiddenDim}, ${m.nLayers} layers, ${m.nHeads} heads, ${m.nKvHeads} kv heads, ` +
+          `vocab ${m.vocabSize}, seqLen ${m.seqLen}; aux ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}; ` +
+          `${parameterCount(m) + auxParameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+      );
+    },
   );
-  return 0;
 }

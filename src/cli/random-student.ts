@@ -5,7 +5,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, pickFeedbackFromFlags, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
-import { checkOutputs, forceFlag } from "./output-files.js";
+import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
 
 export const randomStudentFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder", required: true },
@@ -48,22 +48,28 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     extraBlocks: f["extra-blocks"],
     ...pickFeedbackFromFlags(f, slotInput.query),
   });
-  writeStudent(f.out, student);
-  const w = student.weights;
-  let tensors = 0,
-    parameters = 0;
-  const count = (a: Float32Array | undefined) => {
-    if (a) tensors++, (parameters += a.length);
-  };
-  for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
-  count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
-  for (const block of w.extra ?? []) for (const a of Object.values(block)) count(a);
-  count(w.feedback);
-  const c = student.config;
-  io.stderr(
-    `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
-      `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}${c.pickFeedback ? `, pick feedback ${c.pickFeedback}` : ""}${c.draftHead ? ", a draft head" : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
-      `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+  return writeOutputs(
+    io,
+    "ptp random-student",
+    f.out,
+    () => writeStudent(f.out, student),
+    () => {
+      const w = student.weights;
+      let tensors = 0,
+        parameters = 0;
+      const count = (a: Float32Array | undefined) => {
+        if (a) tensors++, (parameters += a.length);
+      };
+      for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
+      count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
+      for (const block of w.extra ?? []) for (const a of Object.values(block)) count(a);
+      count(w.feedback);
+      const c = student.config;
+      io.stderr(
+        `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +
+          `${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}${c.extraBlocks ? `, ${c.extraBlocks} extra blocks` : ""}${c.pickFeedback ? `, pick feedback ${c.pickFeedback}` : ""}${c.draftHead ? ", a draft head" : ""}, seed ${f.seed}${f["zero-b"] ? ", B = 0" : ""}; ` +
+          `${tensors} tensors, ${parameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+      );
+    },
   );
-  return 0;
 }

@@ -1,9 +1,10 @@
-import { writeBytesAtomically } from "../io/atomic-write.js";
-import { writeCharTokenizer } from "../io/char-tokenizer.js";
+import { writeFilesAtomically } from "../io/atomic-write.js";
+import { buildCharTokenizer, tokenizerVocabSize } from "../io/char-tokenizer.js";
 import { generateStories, heldOutSeed, storyPrompt } from "../data/synthetic.js";
+import { Progress } from "../util/progress.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import type { Io } from "./io.js";
-import { checkOutputs, forceFlag } from "./output-files.js";
+import { processIo, type Io } from "./io.js";
+import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
 
 const MAX_SEED = 0xffffffff;
 /**
@@ -31,7 +32,8 @@ Generate the project's synthetic children's-story corpus (a seeded grammar:
 characters, places, a want, a problem, a helper, a moral), deterministic for
 a seed; optionally a character-level tokenizer for it and held-out prompts
 from stories of a different seed. At least one of --out, --tokenizer-out,
---prompts-out is needed.
+--prompts-out is needed. stderr shows the progress; the files are written
+together at the end (all or none), so Ctrl-C never leaves a partial one.
 
 ${describeFlags(synthFlags)}`;
 
@@ -58,24 +60,39 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
   });
   checkOutputs(outputs, { force: f.force });
 
+  // Every story is made before anything is written: Ctrl-C until then stops at once, leaving nothing.
+  const corpusStories = f.out !== undefined || f["tokenizer-out"] !== undefined ? f.stories : 0,
+    promptStories = f["prompts-out"] !== undefined ? promptCount : 0;
+  io.stderr(`synth: generating ${[corpusStories ? `${corpusStories} stories (seed ${f.seed})` : "", promptStories ? `${promptStories} held-out prompts (seed ${promptSeed})` : ""].filter((x) => x).join(" and ")}\n`);
+  const progress = new Progress({ total: corpusStories + promptStories, unit: "story", label: "synth", stream: { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY } });
+  const stories = generateStories(corpusStories, f.seed, (n) => progress.update(n));
+  const prompts = generateStories(promptStories, promptSeed, (n) => progress.update(corpusStories + n)).map((s) => storyPrompt(s, promptWords));
+  progress.finish();
+
   const encoder = new TextEncoder();
-  if (f.out !== undefined || f["tokenizer-out"] !== undefined) {
-    const stories = generateStories(f.stories, f.seed);
+  const files: { path: string; bytes: Uint8Array; said: string }[] = [];
+  if (corpusStories) {
     const corpus = stories.join("\n") + "\n";
     if (f.out !== undefined) {
       const bytes = encoder.encode(corpus);
-      writeBytesAtomically(f.out, bytes);
-      io.stderr(`wrote ${f.out}: ${stories.length} stories, ${bytes.length} bytes, seed ${f.seed}\n`);
+      files.push({ path: f.out, bytes, said: `${stories.length} stories, ${bytes.length} bytes, seed ${f.seed}` });
     }
     if (f["tokenizer-out"] !== undefined) {
-      const vocabSize = writeCharTokenizer(f["tokenizer-out"], corpus);
-      io.stderr(`wrote ${f["tokenizer-out"]}: character-level tokenizer, vocab size ${vocabSize} (3 special, 256 byte, ${vocabSize - 259} characters)\n`);
+      io.stderr(`synth: building the character tokenizer of ${corpus.length} characters\n`);
+      const bytes = buildCharTokenizer(corpus);
+      const vocabSize = tokenizerVocabSize(bytes, f["tokenizer-out"]);
+      files.push({ path: f["tokenizer-out"], bytes, said: `character-level tokenizer, vocab size ${vocabSize} (3 special, 256 byte, ${vocabSize - 259} characters)` });
     }
   }
-  if (f["prompts-out"] !== undefined) {
-    const prompts = generateStories(promptCount, promptSeed).map((s) => storyPrompt(s, promptWords));
-    writeBytesAtomically(f["prompts-out"], encoder.encode(prompts.join("\n") + "\n"));
-    io.stderr(`wrote ${f["prompts-out"]}: ${prompts.length} prompts of ${promptWords} words, seed ${promptSeed}\n`);
-  }
-  return 0;
+  if (f["prompts-out"] !== undefined) files.push({ path: f["prompts-out"], bytes: encoder.encode(prompts.join("\n") + "\n"), said: `${prompts.length} prompts of ${promptWords} words, seed ${promptSeed}` });
+  // All or nothing: no file is replaced unless every one is written; a signal during the writes is acted on once they are in place.
+  return writeOutputs(
+    io,
+    "synth",
+    files.map((file) => file.path).join(", "),
+    () => writeFilesAtomically(files),
+    () => {
+      for (const file of files) io.stderr(`wrote ${file.path}: ${file.said}\n`);
+    },
+  );
 }

@@ -1,5 +1,6 @@
 import type { loopFlags } from "./flag-groups.js";
 import { existsSync } from "node:fs";
+import { FileFormatError } from "../io/errors.js";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
@@ -46,11 +47,19 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
   return { checkpoint, log, resume: f.resume === true };
 }
 
-/** A training checkpoint written by ptp: safetensors whose metadata says so. */
+/**
+ * A training checkpoint written by ptp: safetensors whose metadata says so.
+ * Asked only of the checkpoint a --resume continues: one that cannot be read
+ * (truncated, corrupt) is an error naming it and what is wrong with it, and
+ * is left as it is.
+ */
 function trainCheckpointKind(path: string): true | string {
+  let format: unknown;
   try {
-    return readSafetensors(path).metadata.format === TRAIN_CHECKPOINT_FORMAT ? true : "is not a ptp training checkpoint";
-  } catch {
-    return "is not a ptp training checkpoint";
+    format = readSafetensors(path).metadata.format;
+  } catch (err) {
+    const problem = err instanceof FileFormatError ? err.problem : err instanceof Error ? err.message : String(err);
+    throw new FileFormatError(path, `cannot resume from this training checkpoint: ${problem}; it was left as it is (to start over instead, run without --resume and with --force)`);
   }
+  return format === TRAIN_CHECKPOINT_FORMAT ? true : "is not a ptp training checkpoint";
 }

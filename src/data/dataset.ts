@@ -14,7 +14,11 @@ import { FileFormatError, openForReading, quote } from "../io/errors.js";
 
 /** The 8 bytes every dataset file starts with. */
 export const DATASET_MAGIC = "PTP-DATA";
-export const DATASET_VERSION = 1;
+/**
+ * The version this build writes. Version 1 (whose metadata has no `backend`)
+ * is still read: it trains as before, but cannot be resumed.
+ */
+export const DATASET_VERSION = 2;
 /** The 4 bytes every record starts with. */
 export const RECORD_MARKER = "PTPR";
 
@@ -47,6 +51,13 @@ export interface DatasetPrompts {
 export interface DatasetMeta {
   /** teacherChecksum of the teacher checkpoint. */
   teacher: string;
+  /**
+   * Backend.description of the backend that sampled the records (e.g. "wasm
+   * (relaxed SIMD)"): the teacher's logits, hence its samples, are bit-exact
+   * per backend, build and weight type only (threads do not matter). Absent
+   * in version 1 files, which did not record it.
+   */
+  backend?: string;
   vocabSize: number;
   seqLen: number;
   sampling: DatasetSampling;
@@ -127,6 +138,7 @@ export function encodeHeader(meta: DatasetMeta): Uint8Array {
 function canonicalMeta(m: DatasetMeta): DatasetMeta {
   return {
     teacher: m.teacher,
+    backend: m.backend,
     vocabSize: m.vocabSize,
     seqLen: m.seqLen,
     sampling: { temperature: m.sampling.temperature, topK: m.sampling.topK, topP: m.sampling.topP },
@@ -137,8 +149,8 @@ function canonicalMeta(m: DatasetMeta): DatasetMeta {
   };
 }
 
-/** Why `meta` is not valid metadata, or null. Used for both requested and read metadata. */
-function metaProblem(m: unknown): string | null {
+/** Why `meta` is not valid metadata of a file of `version`, or null. Used for both requested and read metadata. */
+function metaProblem(m: unknown, version = DATASET_VERSION): string | null {
   const isInt = (v: unknown, min: number, max = 2 ** 31 - 1): boolean => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
   const isHex = (v: unknown): boolean => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
   if (typeof m !== "object" || m === null || Array.isArray(m)) return "the metadata is not a JSON object";
@@ -147,6 +159,7 @@ function metaProblem(m: unknown): string | null {
   const p = o.prompts as Record<string, unknown> | undefined;
   const checks: [string, boolean][] = [
     ["teacher (a SHA-256 hex digest)", isHex(o.teacher)],
+    ["backend (a non-empty string: the description of the backend that sampled the records)", version < 2 || (typeof o.backend === "string" && o.backend !== "")],
     ["vocabSize (an integer >= 1)", isInt(o.vocabSize, 1)],
     ["seqLen (an integer >= 1)", isInt(o.seqLen, 1)],
     ["sampling (an object)", typeof s === "object" && s !== null],
@@ -297,7 +310,7 @@ function readHeader(file: FileBytes, name: string): { meta: DatasetMeta; end: nu
   if (fixed.length < HEADER_FIXED) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
   const dv = new DataView(fixed.buffer);
   const version = dv.getUint32(8, true);
-  if (version !== DATASET_VERSION) throw new FileFormatError(name, `unsupported dataset version ${version} (this build reads version ${DATASET_VERSION})`);
+  if (version < 1 || version > DATASET_VERSION) throw new FileFormatError(name, `unsupported dataset version ${version} (this build reads versions 1 to ${DATASET_VERSION})`);
   const jsonLength = dv.getUint32(12, true);
   if (jsonLength % 4 !== 0 || jsonLength > MAX_META_BYTES) throw new FileFormatError(name, `bad header: metadata length ${jsonLength} (must be a multiple of 4 below ${MAX_META_BYTES})`);
   const end = HEADER_FIXED + jsonLength + 4;
@@ -311,8 +324,10 @@ function readHeader(file: FileBytes, name: string): { meta: DatasetMeta; end: nu
   } catch (e) {
     throw new FileFormatError(name, `header metadata is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const problem = metaProblem(meta);
+  const problem = metaProblem(meta, version);
   if (problem) throw new FileFormatError(name, `bad header: ${problem}`);
+  // Version 1 had no backend field: a "backend" key there is not a record of it.
+  if (version < 2) delete (meta as Record<string, unknown>).backend;
   return { meta: meta as DatasetMeta, end };
 }
 
@@ -460,7 +475,8 @@ export function readDataset(path: string, options: ReadDatasetOptions = {}): Dat
 export interface OpenDatasetOptions {
   /**
    * false: create the file; it must not exist. true: continue an existing
-   * file (its header must equal `meta`; a torn last record is truncated), or
+   * file (its header must equal `meta`, backend included; a torn last record
+   * is truncated; a version 1 file, which has no backend, is refused), or
    * create it when missing.
    */
   resume: boolean;
@@ -513,6 +529,12 @@ export class DatasetWriter {
       }
       const file = new FileBytes(fd, size);
       const { meta: existing, end } = readHeader(file, path);
+      if (existing.backend === undefined) {
+        throw new FileFormatError(
+          path,
+          "is a version 1 dataset, which does not record the backend that sampled its records; their bits depend on it (js and wasm, or two wasm builds, round differently), so new records could not be shown to match: it cannot be resumed. It still trains as it is; write new records to another file",
+        );
+      }
       const diffs = metaDiffs(existing, meta);
       if (diffs.length > 0) throw new DatasetMismatchError(path, diffs);
       let offset = end,

@@ -3,10 +3,12 @@
  * teacher with its sampling settings and store, for every sampled token, the
  * bin [left, right) of the u that picked it. Record i's u's come from a PRNG
  * seeded by (seed, i) alone, so records can be generated in any session and
- * a resumed file is byte-identical to an uninterrupted one.
+ * a resumed file is byte-identical to an uninterrupted one, on the backend
+ * the header names (the teacher's logits are bit-exact per backend only).
  */
 
 import { createHash } from "node:crypto";
+import type { Backend } from "../backends/backend.js";
 import { Mulberry32 } from "../util/prng.js";
 import { BOS } from "../io/tokenizer.js";
 import type { KVCache } from "../model/kv-cache.js";
@@ -55,10 +57,14 @@ export interface PregenerateSettings {
   seed: number;
 }
 
-/** The header metadata for a dataset of `teacher`'s completions of `prompts`. */
-export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: PregenerateSettings): DatasetMeta {
+/**
+ * The header metadata for a dataset of `teacher`'s completions of `prompts`,
+ * sampled on `backend` (the records' bits depend on it: see DatasetMeta.backend).
+ */
+export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: PregenerateSettings, backend: Backend): DatasetMeta {
   const meta: DatasetMeta = {
     teacher: teacherChecksum(teacher),
+    backend: backend.description,
     vocabSize: teacher.config.vocabSize,
     seqLen: teacher.config.seqLen,
     sampling: { temperature: settings.sampling.temperature, topK: settings.sampling.topK ?? 0, topP: settings.sampling.topP ?? 1 },
@@ -144,10 +150,16 @@ function prefill(model: Transformer, cache: KVCache, prompt: readonly number[]):
   return logits.slice((n - 1) * model.config.vocabSize, n * model.config.vocabSize);
 }
 
-function checkPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet): void {
+/** Refuses a model (its shape, its backend) or prompts other than those the dataset's header names. */
+function checkModelAndPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet): void {
   const { vocabSize, seqLen } = model.config;
   if (meta.vocabSize !== vocabSize || meta.seqLen !== seqLen) {
     throw new Error(`pregenerate: the dataset is for vocabSize ${meta.vocabSize} and seqLen ${meta.seqLen}, the model has ${vocabSize} and ${seqLen}`);
+  }
+  const backend = model.backend.description;
+  if (meta.backend !== backend) {
+    const sampledOn = meta.backend === undefined ? "an unrecorded backend (a version 1 dataset)" : JSON.stringify(meta.backend);
+    throw new Error(`pregenerate: the dataset's records were sampled on ${sampledOn}, the model runs on ${JSON.stringify(backend)}; the teacher's samples are bit-exact per backend only, so its records would not match the file's`);
   }
   if (prompts.source !== meta.prompts.source || prompts.tokens.length !== meta.prompts.count || promptsDigest(prompts.tokens) !== meta.prompts.sha256) {
     throw new Error(`pregenerate: the prompts (${prompts.source}, ${prompts.tokens.length}) are not the ones the dataset's header names (${meta.prompts.source}, ${meta.prompts.count})`);
@@ -161,7 +173,7 @@ function checkPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet)
 
 /** Record `index` of a dataset with `meta`, generated on its own (what pregenerate appends at that index). */
 export function generateRecord(model: Transformer, meta: DatasetMeta, prompts: PromptSet, index: number): DatasetRecord {
-  checkPrompts(model, meta, prompts);
+  checkModelAndPrompts(model, meta, prompts);
   if (!Number.isInteger(index) || index < 0 || index >= totalRecords(meta)) throw new RangeError(`generateRecord: index must be in [0, ${totalRecords(meta)}), got ${index}`);
   const prompt = prompts.tokens[recordPrompt(meta, index).prompt];
   const cache = model.newCache(cacheRows(model, meta, [prompt]));
@@ -201,11 +213,12 @@ export interface PregenerateSummary extends PregenerateProgress {
  * continues prompt floor(i / samplesPerPrompt) with u's from
  * recordRng(seed, i). Every sampled token's bin is checked to hold its u.
  * The caller built `model` from the checkpoint whose checksum the writer's
- * metadata holds, and owns (closes) the writer.
+ * metadata holds, on the backend it names (another is refused), and owns
+ * (closes) the writer.
  */
 export async function pregenerate(model: Transformer, writer: DatasetWriter, prompts: PromptSet, options: PregenerateOptions = {}): Promise<PregenerateSummary> {
   const meta = writer.meta;
-  checkPrompts(model, meta, prompts);
+  checkModelAndPrompts(model, meta, prompts);
   const total = totalRecords(meta);
   const syncEvery = options.syncEvery ?? 16;
   const start = performance.now();

@@ -267,14 +267,18 @@ function agreeArticles(text: string): string {
  * `count` stories, one string each (no newlines), deterministic for `seed`
  * (reduced to 32 bits). Drafts outside MIN..MAX_STORY_LENGTH are redrawn
  * from the same stream, so the result still depends on the seed only.
+ * `onStory(done)`, if given, is called after each story (for progress).
  */
-export function generateStories(count: number, seed: number): string[] {
+export function generateStories(count: number, seed: number, onStory?: (done: number) => void): string[] {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`generateStories: count must be a non-negative integer, got ${count}`);
   const c = new Chooser(new Mulberry32(seed));
   const stories: string[] = [];
   while (stories.length < count) {
     const story = draft(c);
-    if (story.length >= MIN_STORY_LENGTH && story.length <= MAX_STORY_LENGTH) stories.push(story);
+    if (story.length >= MIN_STORY_LENGTH && story.length <= MAX_STORY_LENGTH) {
+      stories.push(story);
+      onStory?.(stories.length);
+    }
   }
   return stories;
 }

@@ -210,9 +210,21 @@ export function readFilePrefix(path: string, what: string, length: number): { by
 /** The largest JSON file (tokenizer.json, config.json) read: 512 MiB, over ten times the largest published tokenizer.json. */
 export const MAX_JSON_BYTES = 512 * 2 ** 20;
 
-/** A JSON file, with FileFormatErrors naming it for a missing, non-regular or oversized file (checked before reading) or bad JSON. */
+/**
+ * A JSON file (every one the library reads: config.json, tokenizer.json,
+ * tokenizer_config.json, a safetensors index, adapter_config.json), with
+ * FileFormatErrors naming it for a missing, non-regular or oversized file
+ * (checked before reading), bytes that are not UTF-8 (never read as U+FFFD)
+ * or bad JSON. A leading byte-order mark is read past, as in text files.
+ */
 export function readJsonFile(path: string, what: string): unknown {
-  const text = new TextDecoder().decode(readFileBytes(path, what, MAX_JSON_BYTES));
+  const bytes = readFileBytes(path, what, MAX_JSON_BYTES);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new FileFormatError(path, `not valid UTF-8 (expected ${what} in UTF-8)`);
+  }
   try {
     return JSON.parse(text);
   } catch (err) {

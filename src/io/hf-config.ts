@@ -11,10 +11,11 @@
  * that changes the computation and has no counterpart here (rope_scaling,
  * attention or MLP biases, another activation, a head_dim other than
  * hidden_size / num_attention_heads, quantization, a BOS id other than 1)
- * is refused by name.
+ * is refused by name. Token ids (bos_token_id, eos_token_id: an id or, as
+ * transformers allows for EOS, a list of ids) must lie in the vocabulary.
  */
 import { boundedConfigProblems, type ModelConfig } from "../model/config.js";
-import { FileFormatError } from "./errors.js";
+import { FileFormatError, quote } from "./errors.js";
 
 /** The BOS id the decoders stop at (src/io/tokenizer.ts BOS); HF models must agree. */
 const BOS_ID = 1;
@@ -88,6 +89,17 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   }
   const problems = boundedConfigProblems(config);
   if (problems.length > 0) fail(`invalid Llama config: ${problems.join("; ")}`);
+  // The decoders stop at BOS and use no EOS id, but an id outside the model's own vocabulary means a config
+  // that is corrupt or another model's. transformers takes an id, a list of ids (EOS) or null.
+  const isId = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v < config.vocabSize;
+  for (const [key, list] of [
+    ["bos_token_id", false],
+    ["eos_token_id", true],
+  ] as const) {
+    const v = j[key];
+    if (v === undefined || v === null || isId(v) || (list && Array.isArray(v) && v.every(isId))) continue;
+    fail(`"${key}" must be null or a token id${list ? " or a list of token ids" : ""} in [0, vocab_size = ${config.vocabSize}), found ${quote(v)}`);
+  }
   return config;
 }
 

@@ -2,7 +2,7 @@
  * Reading and writing safetensors files.
  *
  * Layout: an unsigned 64-bit little-endian header length N; N bytes of UTF-8
- * JSON, an object mapping each tensor name to
+ * JSON (strict UTF-8, no byte-order mark), an object mapping each tensor name to
  * `{"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}` (offsets
  * relative to the first byte after the header) plus an optional
  * `"__metadata__"` object of string values; then the data section, which
@@ -187,10 +187,13 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
   const headerLength = headerBytes.byteLength;
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+    // ignoreBOM keeps a byte-order mark in the text instead of dropping it silently.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
     return fail(`safetensors header is not valid UTF-8`);
   }
+  // As in the reference reader (serde_json), the header is bare JSON: a byte-order mark is refused, not skipped.
+  if (text.startsWith("\ufeff")) return fail("safetensors header starts with a UTF-8 byte-order mark (EF BB BF); the header must be bare JSON (the reference reader refuses a BOM too)");
   let header: unknown;
   try {
     header = JSON.parse(text);

@@ -147,7 +147,7 @@ export class Tokenizer {
     const n = bytes.byteLength;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
     if (n < 4) throw new FileFormatError(name, `file is ${n} bytes, shorter than the 4-byte max_token_length header (truncated)`);
-    const maxTokenLength = checkMaxTokenLength(dv.getInt32(0, true), name);
+    const maxTokenLength = checkMaxTokenLength(dv.getInt32(0, true), name, bytes);
     const pieces: Uint8Array[] = [];
     const scores = new Float32Array(vocabSize);
     let off = 4;
@@ -350,7 +350,11 @@ export const MAX_TOKEN_LENGTH = 1 << 16;
 /** The most tokens a tokenizer.bin read without a model (loadTokenizerFile) may hold. */
 export const MAX_VOCAB = 1 << 20;
 
-function checkMaxTokenLength(m: number, name: string): number {
+function checkMaxTokenLength(m: number, name: string, head: Uint8Array): number {
+  // A tokenizer.json given where a tokenizer.bin belongs reads as a huge length: say what it is instead.
+  if ((m < 0 || m > MAX_TOKEN_LENGTH) && /^\s*\{/.test(new TextDecoder().decode(head.subarray(0, 16)))) {
+    throw new FileFormatError(name, "starts like a JSON file (a Hugging Face tokenizer.json?), but a llama2.c tokenizer.bin is expected here (ptp convert --to llama2c --tokenizer-out writes one from a tokenizer.json)");
+  }
   if (m < 0) throw new FileFormatError(name, `header field max_token_length must not be negative, found ${m}`);
   if (m > MAX_TOKEN_LENGTH) throw new FileFormatError(name, `header field max_token_length must be at most ${MAX_TOKEN_LENGTH}, found ${m}`);
   return m;
@@ -382,7 +386,7 @@ export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB): Uint8Ar
   const what = "a llama2.c tokenizer.bin";
   const { bytes, size } = readFilePrefix(path, what, 4);
   if (size < 4) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 4-byte max_token_length header (truncated)`);
-  const m = checkMaxTokenLength(new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true), path);
+  const m = checkMaxTokenLength(new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true), path, bytes);
   const most = 4 + vocabSize * (8 + m);
   if (size > most && size > PARSE_ANYWAY) throw new FileFormatError(path, `file is ${size} bytes, more than the ${most} bytes ${vocabSize} tokens of at most max_token_length ${m} bytes take`);
   return readFileBytes(path, what);

@@ -120,6 +120,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
   const out: SpeedupRow[] = [];
   for (const shape of o.shapes) {
     if (shape !== "own" && !(shape in WIDEN_SHAPES)) throw new Error(`unknown shape ${JSON.stringify(shape)}; known: own, ${Object.keys(WIDEN_SHAPES).join(", ")}`);
+    o.onProgress?.(`${shape}: ${shape === "own" ? "the teacher as it is" : "widening the teacher"}, then a warm-up and ${o.reps} timed run${o.reps === 1 ? "" : "s"} of ${["ar", ...o.decoders.filter((d) => d !== "ar")].join(", ")} on ${o.prompts.length} prompt${o.prompts.length === 1 ? "" : "s"}`);
     const ckpt = shape === "own" ? o.teacher : widenCheckpoint(o.teacher, WIDEN_SHAPES[shape]);
     const p = o.proposer;
     // A draft head keeps its own width at a widened shape (widenDraftHead); the student's other parts stay the original's.
@@ -160,6 +161,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
       const speed = new Map<DecoderName, number[]>(all.map((d) => [d, []]));
       const last = new Map<DecoderName, { result: Run; rows: number; teacherCalls: number }>();
       for (let r = 0; r < o.reps; r++) {
+        if (o.reps > 1) o.onProgress?.(`${shape}: timed run ${r + 1} of ${o.reps}`);
         for (const d of all) {
           rows = teacherCalls = 0;
           const result = run(d);

@@ -8,7 +8,7 @@ import type { DatasetRecord } from "../data/dataset.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { DataParallel } from "./data-parallel.js";
 import type { JobFigures, SequenceJob } from "./distill-step.js";
-import { evaluateStudent, type EvalSettings } from "./evaluate.js";
+import { acceptedPerCall, type EvalSettings } from "./evaluate.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
 import type { LossKind } from "./ptp-windows.js";
@@ -70,7 +70,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
     stream,
     config: { [draft ? "draft" : "student"]: proposerConfig(proposer), distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => (proposer.kind === "draft" ? writeDraft(files.out, proposer.draft) : writeStudent(files.out, proposer.student)),
-    evaluate: o.eval ? () => ({ accepted: evaluateStudent(teacher, proposer, o.eval!).meanAccepted }) : undefined,
+    evaluate: o.eval ? acceptedPerCall(teacher, proposer, o.eval) : undefined,
     step(rng: Mulberry32) {
       // The data of the step, drawn on this thread in a fixed order: each sequence, the u of
       // every sampled token inside its bin, and the window starts.

@@ -1,5 +1,5 @@
 import type { Transformer } from "../model/transformer.js";
-import { decodeBatches } from "../ptp/decode/compare.js";
+import { decodeBatches, StatsSum } from "../ptp/decode/compare.js";
 import type { DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel } from "../ptp/draft-model.js";
@@ -8,6 +8,7 @@ import { XorShiftAux } from "../sampling/aux.js";
 import { checkPositiveInteger } from "../sampling/checks.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 import { runSteps } from "../ptp/decode/decode-ar.js";
+import type { LoopSpec } from "./loop.js";
 
 export interface EvalSettings {
   /** Held-out prompts, as token arrays (BOS first). */
@@ -18,7 +19,7 @@ export interface EvalSettings {
   decoder: DecoderName;
   /** Prompt i draws its u's from the xorshift stream seeded seed + i (an integer >= 1). */
   seed: number;
-  /** Prompts decoded together in one call, a positive integer (default: all). */
+  /** Prompts decoded together in one call, a positive integer (default: all; 1 in the trainers' periodic evaluation, acceptedPerCall). */
   batch?: number;
 }
 
@@ -37,26 +38,68 @@ export interface EvalResult {
  * xorshift stream. Sequences still stop at BOS as generation does.
  */
 export function evaluateStudent(teacher: Transformer, proposer: Proposer, s: EvalSettings): EvalResult {
+  const run = evaluation(teacher, proposer, s);
+  for (;;) {
+    const next = run.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * evaluateStudent, awaiting `between(done, total)` before the first batch
+ * of prompts (done 0) and after each (with `batch: 1`, each prompt): a
+ * caller can show progress there and yield to the event loop. If `between`
+ * rejects, the evaluation is abandoned (its models freed) with that
+ * rejection.
+ */
+export async function evaluateStudentAsync(teacher: Transformer, proposer: Proposer, s: EvalSettings, between: (done: number, total: number) => Promise<void>): Promise<EvalResult> {
+  const run = evaluation(teacher, proposer, s);
+  for (;;) {
+    const next = run.next();
+    if (next.done) return next.value;
+    try {
+      await between(next.value, s.prompts.length);
+    } catch (err) {
+      // Abandoned: the error is thrown into the evaluation where it paused, which frees its models and throws it on.
+      run.throw(err);
+    }
+  }
+}
+
+/**
+ * The trainers' periodic evaluation (LoopSpec.evaluate): accepted tokens per
+ * call, one prompt at a time unless `s.batch` says otherwise, pausing
+ * before the first and after each, so that the loop shows its progress and
+ * a signal stops it within a prompt.
+ */
+export function acceptedPerCall(teacher: Transformer, proposer: Proposer, s: EvalSettings): NonNullable<LoopSpec["evaluate"]> {
+  return async (pause) => ({ accepted: (await evaluateStudentAsync(teacher, proposer, { ...s, batch: s.batch ?? 1 }, (done, total) => pause(done, total, "prompt"))).meanAccepted });
+}
+
+/** The evaluation, batch by batch: yields the prompts done (0 once the settings are checked, then after each batch); returns the result. The models are freed when it ends or is abandoned. */
+function* evaluation(teacher: Transformer, proposer: Proposer, s: EvalSettings): Generator<number, EvalResult, void> {
   runSteps(s.steps, teacher.config.seqLen, "evaluateStudent");
   // xorshift seeds start at 1 (seed 0 would give u = 0 forever).
   const seed = checkPositiveInteger(s.seed, "evaluateStudent", "seed");
-  if (s.batch !== undefined) checkPositiveInteger(s.batch, "evaluateStudent", "batch");
+  if (!Array.isArray(s.prompts) || s.prompts.length === 0) throw new RangeError("evaluateStudent: no prompts (prompts must be a non-empty array of token arrays)");
+  const n = s.prompts.length;
+  const batch = s.batch === undefined ? n : checkPositiveInteger(s.batch, "evaluateStudent", "batch");
   // A standalone draft model proposes for the teacher-only PtpModel (decoder verify).
   const model = proposer.kind === "draft" ? new PtpModel(teacher) : new PtpModel(teacher, proposer.student);
   const draft = proposer.kind === "draft" ? new DraftModel(teacher, proposer.draft) : undefined;
   try {
-    const r = decodeBatches(model, s.prompts, {
-      decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },
-      aux: (i) => new XorShiftAux(BigInt(seed + i)),
-      batch: s.batch,
-    });
-    return {
-      meanAccepted: r.stats.meanAccepted,
-      acceptedHistogram: r.stats.acceptedHistogram,
-      modelCalls: r.stats.modelCalls,
-      generatedTokens: r.stats.generatedTokens,
-      seconds: r.stats.seconds,
-    };
+    const total = new StatsSum();
+    yield 0;
+    for (let from = 0; from < n; from += batch) {
+      const r = decodeBatches(model, s.prompts.slice(from, from + batch), {
+        decode: { decoder: s.decoder, steps: s.steps, sampling: s.sampling, draft },
+        aux: (i) => new XorShiftAux(BigInt(seed + from + i)),
+      });
+      total.add(r.stats);
+      yield Math.min(from + batch, n);
+    }
+    const { meanAccepted, acceptedHistogram, modelCalls, generatedTokens, seconds } = total.stats();
+    return { meanAccepted, acceptedHistogram, modelCalls, generatedTokens, seconds };
   } finally {
     draft?.dispose();
     model.dispose();

@@ -2,10 +2,12 @@
  * Ctrl-C and kill for long runs. While an Interruption is armed, the first
  * SIGINT or SIGTERM only asks the run to stop (it saves a resumable
  * checkpoint and returns; the CLI then exits 130 or 143); a second one
- * exits the process at once with that code, saving nothing more.
+ * exits the process at once with that code, saving nothing more, after one
+ * line on stderr that says so (`onSecondSignal`).
  *
  * A signal handler only runs when the event loop turns, so a run must
- * yield between steps (see runLoop) for the first signal to be seen.
+ * yield between steps, and between the parts of a long step or evaluation
+ * (see runLoop), for the first signal to be seen.
  */
 
 export type StopSignal = "SIGINT" | "SIGTERM";
@@ -20,6 +22,8 @@ export class Interruption {
   signal: StopSignal | undefined;
   private readonly listeners = new Set<(s: StopSignal) => void>();
   private readonly handler = (s: NodeJS.Signals): void => this.onSignal(s as StopSignal);
+  /** Says, just before a second signal exits the process, that nothing more is saved; a run replaces it to say what its last checkpoint is. */
+  onSecondSignal: (s: StopSignal) => void = (s) => void process.stderr.write(`\nptp: second ${s}; exiting at once, without saving\n`);
 
   constructor(private readonly exit: (code: number) => void = (code) => process.exit(code)) {
     for (const s of SIGNALS) process.on(s, this.handler);
@@ -28,6 +32,7 @@ export class Interruption {
   private onSignal(s: StopSignal): void {
     if (this.signal !== undefined) {
       // The second Ctrl-C: the user does not want to wait for the save.
+      this.onSecondSignal(s);
       this.exit(SIGNAL_EXIT_CODE[s]);
       return;
     }
@@ -60,4 +65,25 @@ export class Interruption {
 /** Lets pending I/O and signal handlers run (a macrotask turn of the event loop). */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Runs `work` (synchronous, e.g. a few files written together) with SIGINT
+ * and SIGTERM held off: a signal that comes meanwhile is acted on only
+ * once the work is done, and returned (the first one) for the caller to
+ * exit with, so a Ctrl-C never leaves the work half done.
+ */
+export async function holdSignals(work: () => void): Promise<StopSignal | undefined> {
+  let signal: StopSignal | undefined;
+  const hold = (s: NodeJS.Signals): void => void (signal ??= s as StopSignal);
+  for (const s of SIGNALS) process.on(s, hold);
+  try {
+    work();
+    // Signals that came during the work are handled at the event loop's next poll phase; two turns make sure one has passed.
+    await yieldToEventLoop();
+    await yieldToEventLoop();
+  } finally {
+    for (const s of SIGNALS) process.off(s, hold);
+  }
+  return signal;
 }

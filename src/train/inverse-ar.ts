@@ -7,7 +7,7 @@ import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { Tape } from "./autograd/index.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
-import { evaluateStudent, type EvalSettings } from "./evaluate.js";
+import { acceptedPerCall, type EvalSettings } from "./evaluate.js";
 import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
@@ -80,7 +80,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     stream: progressStream,
     config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => writeStudent(files.out, student),
-    evaluate: o.eval ? () => ({ accepted: evaluateStudent(base, { kind: "student", student }, o.eval!).meanAccepted }) : undefined,
+    evaluate: o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined,
     async step(rng, _t, pause) {
       // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
       // what counts is the self-verified acceptance the evaluation measures.

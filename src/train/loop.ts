@@ -4,7 +4,7 @@ import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../util/prng.js";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
-import { AdamW, clipGradNorm } from "./optim.js";
+import { AdamW, clipGradNorm, gradNorm } from "./optim.js";
 import { zeroGrads, type Param } from "./param.js";
 import { Progress, type ProgressStream } from "../util/progress.js";
 import { lrAt, type ScheduleConfig } from "./schedule.js";
@@ -19,12 +19,15 @@ import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js"
  * Signals: the loop yields to the event loop between steps, so Ctrl-C
  * (SIGINT) or SIGTERM is seen after the current step (at once when the
  * step is asynchronous: the step in flight is abandoned, and the state
- * before it is saved). The run then saves a checkpoint and returns with
- * `signal` set; a second signal exits the process at once.
+ * before it is saved). An evaluation pauses between its parts (prompts),
+ * showing its progress: a signal abandons it there, the state of its step
+ * is saved, and a resumed run evaluates that step first. The run then
+ * saves a checkpoint and returns with `signal` set; a second signal exits
+ * the process at once, saying what its last checkpoint is.
  *
- * Non-finite steps: a step whose loss or gradient norm is NaN/Inf is
- * skipped (no update); `maxSkippedSteps` consecutive ones abort the run
- * with a NonFiniteLossError, since the run would otherwise never advance.
+ * Non-finite steps: the first step whose loss or gradient norm is NaN/Inf
+ * (or evaluation with a NaN/Inf figure) stops the run with a
+ * NonFiniteLossError, before the update, any progress figure or any save.
  *
  * Interruption safety: the artifact (student or model) and the training
  * checkpoint are each written to a temporary file and renamed, so a kill
@@ -57,9 +60,7 @@ export interface LoopOptions {
   stopAfter?: number;
   /** Evaluate and checkpoint every this many steps (0: only at the end). */
   evalEvery: number;
-  /** Abort after this many consecutive steps with a non-finite loss or gradient (default 10). */
-  maxSkippedSteps?: number;
-  /** What to suspect when steps keep coming out non-finite, e.g. "--lr too high, or NaN in --init". */
+  /** What to suspect when a step comes out non-finite, e.g. "--lr too high, or NaN in --init". */
   nonFiniteHint?: string;
   /** The training products' implementation (default: trainKernels(), plain TypeScript); any gives the same bits. */
   kernels?: TrainKernels;
@@ -79,13 +80,13 @@ export interface RunFiles {
 
 /** The LoopSpec fields that come straight from the options and files. */
 export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs"> {
-  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint } = o;
-  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, maxSkippedSteps, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs };
+  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint } = o;
+  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs };
 }
 
 /** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
-export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter" | "maxSkippedSteps" | "nonFiniteHint" | "kernels"> {
-  const { steps: _s, minutes: _m, stopAfter: _a, maxSkippedSteps: _k, nonFiniteHint: _h, kernels: _kn, ...rest } = o;
+export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | "minutes" | "stopAfter" | "nonFiniteHint" | "kernels"> {
+  const { steps: _s, minutes: _m, stopAfter: _a, nonFiniteHint: _h, kernels: _kn, ...rest } = o;
   return rest;
 }
 
@@ -99,8 +100,12 @@ export interface LoopSpec extends LoopOptions {
    * state before it).
    */
   step(rng: Mulberry32, step: number, pause: () => Promise<void>): StepResult | Promise<StepResult>;
-  /** Periodic evaluation (every evalEvery steps and at the end). */
-  evaluate?(): Record<string, number>;
+  /**
+   * Periodic evaluation (every evalEvery steps and at the end). A long one
+   * awaits `pause` between its parts (see EvalPause): the loop shows its
+   * progress, and a signal abandons it within a part.
+   */
+  evaluate?(pause: EvalPause): Record<string, number> | Promise<Record<string, number>>;
   /** Write the trained artifact (atomically). */
   save(): void;
   checkpointPath: string;
@@ -119,6 +124,15 @@ export interface LoopSpec extends LoopOptions {
   handleSignals?: boolean;
 }
 
+/**
+ * An evaluation's pause when `done` of its `total` parts (e.g. prompts, the
+ * `unit`) are done (best first with 0, so that the progress line times the
+ * first part too): updates its progress line and yields to the event loop;
+ * it rejects once the run is interrupted (the loop has then abandoned the
+ * evaluation and saved the state of its step).
+ */
+export type EvalPause = (done: number, total: number, unit: string) => Promise<void>;
+
 export interface LoopResult {
   steps: number;
   seconds: number;
@@ -128,7 +142,7 @@ export interface LoopResult {
   signal?: StopSignal;
 }
 
-/** Steps kept failing with a non-finite loss or gradient; the run cannot advance. */
+/** A step's loss or gradient, or an evaluation's figure, came out NaN/Inf: the run diverged. */
 export class NonFiniteLossError extends Error {
   constructor(message: string) {
     super(message);
@@ -146,6 +160,8 @@ interface Cursor {
   seconds: number;
   /** The run's data identity (LoopSpec.inputs), when it has one. */
   inputs?: unknown;
+  /** The evaluation of the checkpoint's step was cut short by a signal: a resumed run evaluates first. */
+  evalPending?: true;
 }
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -153,10 +169,8 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
   const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });
   let rng = new Mulberry32(spec.seed);
-  let seconds = 0,
-    resumed = false;
+  let cursor: Cursor | undefined;
   if (spec.resume && existsSync(spec.checkpointPath)) {
-    resumed = true;
     // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
     const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
     const want = comparable(spec.config);
@@ -165,13 +179,12 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
     });
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
-    const cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
-    seconds = cursor.seconds;
+    cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
     if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
       throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other data; resume with the same inputs.\n  checkpoint: ${JSON.stringify(cursor.inputs)}\n  now:        ${JSON.stringify(spec.inputs)}`);
     }
     truncateLog(spec.logPath, info.step);
-    say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(seconds / 60).toFixed(1)} min trained)`);
+    say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(cursor.seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
     say(`${spec.label}: no checkpoint at ${spec.checkpointPath}; starting fresh`);
     truncateLog(spec.logPath, 0);
@@ -181,28 +194,71 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
 
   const interruption = spec.handleSignals === false ? undefined : new Interruption();
   try {
-    return await train(spec, opt, rng, seconds, resumed, say, stream, interruption);
+    return await train(spec, opt, rng, cursor, say, stream, interruption);
   } finally {
     interruption?.dispose();
   }
 }
 
-async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: number, resumed: boolean, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
-  if (resumed && opt.t >= spec.steps) {
+async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor | undefined, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
+  const resumed = cursor !== undefined;
+  let seconds = cursor?.seconds ?? 0;
+  // A fresh run evaluates its starting point; a resumed one has logged it, unless a signal cut that step's evaluation short.
+  const evaluateFirst = spec.evaluate !== undefined && (!resumed || cursor.evalPending === true);
+  if (resumed && opt.t >= spec.steps && !evaluateFirst) {
     // A finished run: nothing to train, nothing to write (pass a larger --steps to extend it).
     say(`${spec.label}: the checkpoint is already at step ${opt.t} of ${spec.steps}; nothing to do (a larger --steps continues the run)`);
     return { steps: opt.t, seconds, interrupted: false };
   }
   const progress = new Progress({ total: spec.steps, initial: opt.t, unit: "step", label: spec.label, stream });
+  // What is on disk, for a run that stops without saving.
+  let savedStep = resumed ? opt.t : undefined;
+  const lastCheckpoint = () => (savedStep === undefined ? "this run has written no checkpoint yet" : `the last checkpoint is ${spec.checkpointPath}, at step ${savedStep}`);
+  if (interruption) interruption.onSecondSignal = (s) => say(`\n${spec.label}: second ${s}; exiting at once, without saving (${lastCheckpoint()})`);
+  // The run diverged: ends the progress line (its figures are the last finite ones) and makes the error to throw.
+  const diverged = (what: string) => {
+    progress.finish();
+    return new NonFiniteLossError(`${spec.label}: ${what}; stopped at step ${opt.t} without saving (${lastCheckpoint()})${spec.nonFiniteHint ? `; likely causes: ${spec.nonFiniteHint}` : ""}`);
+  };
+  let evalPending = false;
   const checkpoint = (evalFigures?: Record<string, number>) => {
     spec.save();
-    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor: { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}) } satisfies Cursor, config: spec.config });
+    const dataCursor: Cursor = { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}), ...(evalPending ? { evalPending } : {}) };
+    saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor, config: spec.config });
+    savedStep = opt.t;
     if (evalFigures) appendFileSync(spec.logPath, JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) + "\n");
   };
+  // A part of a step or an evaluation is over: let a pending Ctrl-C / SIGTERM be seen, and give up the rest once one is.
+  const pause = async (): Promise<void> => {
+    await yieldToEventLoop();
+    if (interruption?.signal !== undefined) throw new Error(`${spec.label}: abandoned (${interruption.signal})`);
+  };
+  // An asynchronous step or evaluation settles as STOPPED as soon as a signal is seen.
+  const settle = <T>(work: T | Promise<T>): Promise<T | typeof STOPPED> => (work instanceof Promise && interruption ? interruption.race(work, STOPPED) : Promise.resolve(work));
   let lastEval: Record<string, number> | undefined;
-  const evaluate = () => {
+  let evaluatedAt = -1;
+  /** Evaluates (without spec.evaluate, only the running figures) and checkpoints; false when a signal cut the evaluation short (nothing is printed or logged of it). */
+  const evaluate = async (): Promise<boolean> => {
     const started = performance.now();
-    lastEval = { ...(spec.evaluate?.() ?? {}), ...running.mean() };
+    let bar: Progress | undefined;
+    const figures = await settle(
+      spec.evaluate?.(async (done, total, unit) => {
+        // On a terminal, on a line of its own below the training bar.
+        if (bar === undefined && stream.isTTY) stream.write("\n");
+        bar ??= new Progress({ total, unit, label: `${spec.label} eval`, stream });
+        bar.update(done);
+        await pause();
+      }) ?? {},
+    );
+    bar?.finish();
+    if (figures === STOPPED) {
+      evalPending = true;
+      return false;
+    }
+    const bad = Object.entries(figures).find(([, v]) => !Number.isFinite(v));
+    if (bad) throw diverged(`the evaluation at step ${opt.t} gave ${bad[0]} ${bad[1]}`);
+    lastEval = { ...figures, ...running.mean() };
+    evalPending = false;
     say(
       `\n${spec.label}: step ${opt.t}  ${Object.entries(lastEval)
         .map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`)
@@ -210,22 +266,16 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
     );
     running.reset();
     checkpoint(lastEval);
+    evaluatedAt = opt.t;
+    return true;
   };
 
   const running = new Running();
-  // The starting point, once: a resumed run already logged it.
-  if (opt.t === 0 && spec.evaluate && !resumed) evaluate();
   const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
   const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
-  const maxSkipped = spec.maxSkippedSteps ?? 10;
-  let skipped = 0,
-    interrupted = false;
   if (interruption) say(`${spec.label}: training from step ${opt.t} to ${spec.steps}; Ctrl-C saves a checkpoint and stops`);
-  const pause = async (): Promise<void> => {
-    await yieldToEventLoop();
-    if (interruption?.signal !== undefined) throw new Error(`${spec.label}: step abandoned (${interruption.signal})`);
-  };
-  while (opt.t < spec.steps && seconds < limit) {
+  let interrupted = evaluateFirst && !(await evaluate());
+  while (!interrupted && opt.t < spec.steps && seconds < limit) {
     // Let a pending Ctrl-C / SIGTERM be seen.
     if (interruption) await yieldToEventLoop();
     if (interruption?.signal !== undefined || opt.t >= stopAt) {
@@ -235,27 +285,17 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
     const t0 = performance.now();
     const rngBefore = rng.stateWord;
     zeroGrads(spec.params);
-    const pending = spec.step(rng, opt.t, pause);
-    const r = pending instanceof Promise && interruption ? await interruption.race(pending, STOPPED) : await pending;
+    const r = await settle(spec.step(rng, opt.t, pause));
     if (r === STOPPED) {
       // Abandon the step in flight: nothing of it reached the params, so the state before it is saved.
       rng = Mulberry32.resume(rngBefore);
       interrupted = true;
       break;
     }
-    const norm = spec.clip > 0 ? clipGradNorm(spec.params, spec.clip) : 0;
-    if (Number.isFinite(r.loss) && Number.isFinite(norm)) {
-      opt.step(lrAt(opt.t + 1, spec.schedule));
-      skipped = 0;
-    } else {
-      skipped++;
-      say(`\n${spec.label}: step ${opt.t + 1} skipped: loss ${r.loss}, gradient norm ${norm}`);
-      if (skipped >= maxSkipped) {
-        progress.finish();
-        const hint = spec.nonFiniteHint ? `; likely causes: ${spec.nonFiniteHint}` : "";
-        throw new NonFiniteLossError(`${spec.label}: ${skipped} consecutive steps had a non-finite loss or gradient (last: loss ${r.loss}, gradient norm ${norm}); stopped at step ${opt.t} without saving${hint}`);
-      }
-    }
+    const norm = spec.clip > 0 ? clipGradNorm(spec.params, spec.clip) : gradNorm(spec.params);
+    // No update, and no NaN on the progress line.
+    if (!Number.isFinite(r.loss) || !Number.isFinite(norm)) throw diverged(`step ${opt.t + 1} gave a non-finite loss or gradient (loss ${r.loss}, gradient norm ${norm})`);
+    opt.step(lrAt(opt.t + 1, spec.schedule));
     const dt = (performance.now() - t0) / 1000;
     seconds += dt;
     running.add({ loss: r.loss, ...r.metrics }, r.units, dt);
@@ -269,16 +309,18 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, seconds: numbe
           .map(([k, v]) => [k === "unitsPerSecond" ? `${spec.unit}s/s` : k, Number(v.toPrecision(3))]),
       ),
     });
-    if (skipped === 0 && spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) evaluate();
+    if (spec.evalEvery > 0 && opt.t % spec.evalEvery === 0) interrupted = !(await evaluate());
   }
   progress.finish();
+  // The end: a last evaluation (without one, a checkpoint with the running figures), unless this step has had it.
+  if (!interrupted && evaluatedAt !== opt.t) {
+    if (spec.evaluate) interrupted = !(await evaluate());
+    else checkpoint({ ...running.mean() });
+  }
   const signal = interruption?.signal;
   if (interrupted) {
     checkpoint();
-    say(`${spec.label}: ${signal ? `${signal} received; ` : ""}interrupted at step ${opt.t}; checkpoint saved to ${spec.checkpointPath} (continue with --resume)`);
-  } else if (!(spec.evalEvery > 0 && opt.t % spec.evalEvery === 0 && lastEval)) {
-    if (spec.evaluate) evaluate();
-    else checkpoint({ ...running.mean() });
+    say(`${spec.label}: ${signal ? `${signal} received; ` : ""}interrupted at step ${opt.t}${evalPending ? " during its evaluation (evaluated first on --resume)" : ""}; checkpoint saved to ${spec.checkpointPath} (continue with --resume)`);
   }
   return { steps: opt.t, seconds, lastEval, interrupted, ...(signal ? { signal } : {}) };
 }
@@ -291,11 +333,13 @@ function checkedRng(path: string, rng: unknown): number {
   return rng;
 }
 
-/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0. */
+/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0 (and evalPending, true when present). */
 function checkedCursor(path: string, cursor: unknown): Cursor {
-  const seconds = (cursor as Partial<Cursor> | null)?.seconds;
-  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity)) throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0, found ${JSON.stringify(cursor)}`);
-  return { seconds, inputs: (cursor as Cursor).inputs };
+  const { seconds, inputs, evalPending } = (cursor ?? {}) as Partial<Cursor>;
+  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity) || (evalPending !== undefined && evalPending !== true)) {
+    throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0 (and "evalPending": true, if present), found ${JSON.stringify(cursor)}`);
+  }
+  return { seconds, inputs, ...(evalPending ? { evalPending } : {}) };
 }
 
 /** Running means of the step figures since the last evaluation, plus units/s. */

@@ -210,11 +210,14 @@ export async function instantiateBuild(build: WasmBuild): Promise<Kernels> {
   return (await instantiateShared(build)).kernels;
 }
 
-/** The default thread count: the cores this process may use (Node), or navigator.hardwareConcurrency (browsers). */
+/** The most threads a wasm backend runs (the pool's control block and chunk counts are sized for it). */
+export const MAX_THREADS = 256;
+
+/** The default thread count: the cores this process may use (Node), or navigator.hardwareConcurrency (browsers), at most MAX_THREADS. */
 export function defaultThreads(): number {
-  if (isNode()) return Math.max(1, nodeBuiltin<typeof import("node:os")>("node:os", "defaultThreads", "").availableParallelism());
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  return Math.max(1, nav?.hardwareConcurrency ?? 1);
+  const cores = isNode() ? nodeBuiltin<typeof import("node:os")>("node:os", "defaultThreads", "").availableParallelism() : (nav?.hardwareConcurrency ?? 1);
+  return Math.min(MAX_THREADS, Math.max(1, cores));
 }
 
 /**
@@ -242,8 +245,8 @@ export function threadsUnavailableReason(): string | undefined {
 export async function createWasmBackend(options: BackendOptions = {}): Promise<WasmBackend> {
   const build = resolveWasmBuild(options.wasmBuild ?? "auto");
   const requested = options.threads ?? defaultThreads();
-  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1 || requested > 256) {
-    throw new Error(`wasm backend: threads must be an integer from 1 to 256, got ${String(requested)}`);
+  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1 || requested > MAX_THREADS) {
+    throw new Error(`wasm backend: threads must be an integer from 1 to ${MAX_THREADS}, got ${String(requested)}`);
   }
   const baseUrl = options.wasmBaseUrl;
   if (baseUrl !== undefined && typeof baseUrl !== "string" && !(baseUrl instanceof URL)) {

@@ -52,6 +52,15 @@ export const DECODER_DEFAULTS = {
   draftStop: 0.1,
 } as const;
 
+/**
+ * The most slots a proposal window holds, and the most proposal rows a
+ * single-call call reads (the KV cache and every call's block grow with
+ * them): beyond these, decode refuses at once instead of allocating for
+ * seconds before running out of memory.
+ */
+export const MAX_WINDOW = 1024;
+export const MAX_BUDGET = 8192;
+
 /** The settings a decoder runs with, every default filled in. */
 export interface DecoderSettings {
   window: number;
@@ -65,16 +74,36 @@ export interface DecoderSettings {
   draftStop: number;
 }
 
-/** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
-export interface DecoderSettingsInput {
+/** The decoder settings a caller may give (decode's options); each one left out takes its default (decoderSettings). */
+export interface DecoderOptions {
+  /** Slots per proposal window N (default: the draft model's or the student's window, else 16). */
   window?: number;
+  /** single-call: proposal rows per call across branches, slots and runner-up rows (default 2 N). */
   budget?: number;
+  /** single-call: "adaptive" (confidence-weighted, default) or "fixed" (even split). */
   budgetMode?: BudgetMode;
+  /** multi-draft: number of drafts M (default 4). */
   drafts?: number;
+  /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
   draftTemperatureScale?: number;
-  /** Runner-ups per draft, or on (the C-PTP default count) / off. */
+  /**
+   * single-call and verify: also read up to this many runner-ups of each
+   * draft, so a call whose correction the student ranked next finalizes one
+   * token more; true / false: the default count / none (default: single-call
+   * with a C-PTP student reads DECODER_DEFAULTS.runnerUps.C, else none).
+   */
   runnerUps?: boolean | number;
+  /**
+   * verify with a draft head: stop drafting a window once the head's
+   * probabilities of its drafts (each under the distribution it was picked
+   * from) multiply to less than this, in [0, 1); 0 = always the full window
+   * (default DECODER_DEFAULTS.draftStop). Only the rows per call change.
+   */
   draftStop?: number;
+}
+
+/** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
+export interface DecoderSettingsInput extends DecoderOptions {
   /** The decoder, and the proposer's variant, if there is a proposer (the runner-up default). */
   decoder?: string;
   proposerVariant?: "O" | "C";
@@ -91,8 +120,8 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
   const chained = o.proposerFeedback === "chain";
   return {
-    window,
-    budget: o.budget === undefined ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget),
+    window: checkCount("window", window, MAX_WINDOW),
+    budget: o.budget === undefined ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget, MAX_BUDGET),
     budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
     drafts: o.drafts === undefined ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts),
     draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
@@ -101,9 +130,10 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   };
 }
 
-/** A row count an option gives (budget, drafts): a positive integer, whichever decoder reads it (each sizes the KV cache). */
-function checkCount(name: string, n: unknown): number {
+/** A row count an option gives (window, budget, drafts): a positive integer, at most `most`, whichever decoder reads it (each sizes the KV cache). */
+function checkCount(name: string, n: unknown, most = Number.POSITIVE_INFINITY): number {
   if (!(typeof n === "number" && Number.isInteger(n) && n >= 1)) throw new RangeError(`decode: ${name} must be a positive integer, got ${describeValue(n)}`);
+  if (n > most) throw new RangeError(`decode: ${name} must be at most ${most}, got ${n}`);
   return n;
 }
 

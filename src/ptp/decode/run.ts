@@ -6,7 +6,6 @@ import { checkTokens, describeValue } from "../../sampling/checks.js";
 import { DraftModel } from "../draft-model.js";
 import { PtpModel } from "../ptp-model.js";
 import { UStream } from "../../sampling/ustream.js";
-import type { BudgetMode } from "./budget.js";
 import type { KVCache } from "../../model/kv-cache.js";
 import { commit, ReusedLogits, runCall, survivors } from "./call.js";
 import { draftConfidence, drafter, type Decoder } from "./decoder.js";
@@ -18,48 +17,25 @@ import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
 import { verifyDecoder } from "./decoders/verify.js";
 import { runSteps } from "./decode-ar.js";
-import { decoderSettings, runnerUpCount, type DecoderSettings } from "./defaults.js";
+import { decoderSettings, runnerUpCount, type DecoderOptions, type DecoderSettings } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
 export const DECODERS = ["ar", "verify", "single-call", "self", "multi-draft"] as const;
 export type DecoderName = (typeof DECODERS)[number];
 
-export interface DecodeOptions {
+/** What decode runs: the decoder, its settings (DecoderOptions: window, budget, drafts, ...), and the prompts' sampling and u's. */
+export interface DecodeOptions extends DecoderOptions {
   decoder: DecoderName;
   /** Positions to run per prompt, the prompt included (an integer; <= 0 or > seqLen: seqLen), as llama2.c counts them. */
   steps: number;
   sampling: SamplingSettings;
   /** One source of u's per prompt; u's are indexed by output position. */
   aux: AuxSource[];
-  /** Slots per proposal window N (default: the draft model's or the student's window, else 16). */
-  window?: number;
   /**
    * A standalone draft model (draft-model.ts) proposing the drafts instead of
    * the student: decoder "verify" only. Its calls count in modelCalls.
    */
   draft?: DraftModel;
-  /** single-call: proposal rows per call across branches, slots and runner-up rows (default 2 N). */
-  budget?: number;
-  /** single-call: "adaptive" (confidence-weighted, default) or "fixed" (even split). */
-  budgetMode?: BudgetMode;
-  /** multi-draft: number of drafts M (default 4). */
-  drafts?: number;
-  /** C-PTP drafts are picked at this fraction of the sampling temperature, in (0, 1]; 1 = the method's plain Pick(u, Q) (default 0.4; see drafter). */
-  draftTemperatureScale?: number;
-  /**
-   * single-call and verify: also read up to this many runner-ups of each
-   * draft, so a call whose correction the student ranked next finalizes one
-   * token more; true / false: the default count / none (default: single-call
-   * with a C-PTP student reads DECODER_DEFAULTS.runnerUps.C, else none).
-   */
-  runnerUps?: boolean | number;
-  /**
-   * verify with a draft head: stop drafting a window once the head's
-   * probabilities of its drafts (each under the distribution it was picked
-   * from) multiply to less than this, in [0, 1); 0 = always the full window
-   * (default DECODER_DEFAULTS.draftStop). Only the rows per call change.
-   */
-  draftStop?: number;
   /** Stop a sequence when it produces BOS (default true). */
   stopAtBos?: boolean;
   /**
@@ -99,7 +75,6 @@ export interface PtpResult {
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   checkOptions(options);
   const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps, draftStop } = settingsOf(model, options);
-  if (!Number.isInteger(window) || window < 1) throw new RangeError(`decode: window must be a positive integer, got ${window}`);
   if (options.draft) {
     if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
     return draftVerifyDecoder(options.draft, window, drafter(options.draft, draftTemperatureScale));

@@ -1,0 +1,70 @@
+// The demo page's local server (scripts/web-server.mjs, scripts/serve-web.mjs)
+// against bad requests and bad arguments, without a browser: a malformed
+// path is the client's error (400) and the server keeps serving; nothing
+// outside its root is served; bad arguments are a one-line usage error.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "./helpers.js";
+
+/** GET of a raw path (not normalised by a URL parser on the way out). */
+function get(url: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const req = request({ hostname, port, path, method: "GET" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("WEB-SERVER: bad requests and arguments", () => {
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    const root = mkdtempSync(join(tmpdir(), "web-root-"));
+    writeFileSync(join(root, "index.html"), "<p>page</p>\n");
+    const { startWebServer } = (await import(join(ROOT, "scripts/web-server.mjs"))) as {
+      startWebServer(o: { root: string; port: number }): Promise<{ server: Server; url: string }>;
+    };
+    ({ server, url } = await startWebServer({ root, port: 0 }));
+  });
+
+  afterAll(() => server?.close());
+
+  it("answers a malformed percent-escape with 400 and keeps serving", async () => {
+    for (const path of ["/%zz", "/%E0%A4%A", "/a%"]) {
+      const r = await get(url, path);
+      expect(r.status, path).toBe(400);
+      expect(r.body).toMatch(/malformed percent-encoding/);
+    }
+    const page = await get(url, "/");
+    expect(page.status).toBe(200);
+    expect(page.body).toBe("<p>page</p>\n");
+  });
+
+  it("serves nothing outside its root", async () => {
+    for (const path of ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd"]) {
+      expect((await get(url, path)).status, path).toBe(404);
+    }
+  });
+
+  it("a bad argument is a one-line usage error, exit 2", () => {
+    for (const args of [["--bogus"], ["--port"], ["--port", "abc"]]) {
+      const r = spawnSync(process.execPath, [join(ROOT, "scripts/serve-web.mjs"), ...args], { encoding: "utf8", timeout: 20_000 });
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+      expect(r.stderr).toMatch(/^web: /);
+      expect(r.stderr).not.toMatch(/\bat \S+ \(|ERR_PARSE_ARGS/);
+    }
+  });
+});
