@@ -26,32 +26,43 @@ import { decode, type DecoderName } from "../src/ptp/decode/run.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { has, median, option } from "./common.js";
+import { benchFlags, COUNT, listFlag, median, TEMPERATURE, THREADS, usageError } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
-const modelPath = option("--model", resolve(root, "../shared/models/stories260K.bin"))!;
-const tokPath = option("--tokenizer", resolve(root, "../shared/models/tok512.bin"))!;
-const studentPath = option("--student", resolve(root, "demo/stories260K-student.safetensors"))!;
-const batches = option("--batches", "1,4,16")!.split(",").map(Number);
-const steps = Number(option("--steps", "128"));
-const temperature = Number(option("--temperature", "0.7"));
-const reps = Number(option("--reps", "3"));
-const threads = Number(option("--threads", "1"));
+const f = benchFlags({
+  model: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/stories260K.bin") },
+  tokenizer: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/tok512.bin") },
+  student: { kind: "string", value: "FILE", default: resolve(root, "demo/stories260K-student.safetensors") },
+  batches: { kind: "string", value: "LIST", default: "1,4,16" },
+  steps: { ...COUNT, default: 128 },
+  temperature: { ...TEMPERATURE, default: 0.7 },
+  reps: { ...COUNT, default: 3 },
+  threads: { ...THREADS, default: 1 },
+  dense: { kind: "bool" },
+});
+const modelPath = f.model,
+  tokPath = f.tokenizer,
+  studentPath = f.student;
+const batches = listFlag("batches", f.batches, COUNT);
+const { steps, temperature, reps, threads } = f;
 
 const teacher = readCheckpoint(modelPath);
 const student = readStudent(studentPath);
 checkStudentMatchesTeacher(student, teacher, teacherChecksum(teacher), studentPath);
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
+// A prompt of more than --steps tokens makes nothing (and would count negative tokens).
+const longest = Math.max(...DEMO_PROMPTS.slice(0, Math.max(...batches)).map((p) => tokenizer.encode(p, true, false).length));
+if (steps < longest) usageError(`--steps ${steps} is shorter than the longest prompt (${longest} tokens): give at least ${longest}`);
 const wasm = await createBackend("wasm", { threads });
 // --dense: the same backend without attentionSparse, so the model falls back to dense masks.
-const backend: Backend = has("--dense") ? new Proxy(wasm, { get: (t, k) => (k === "attentionSparse" ? undefined : ((v) => (typeof v === "function" ? v.bind(t) : v))(Reflect.get(t, k, t))) }) : wasm;
+const backend: Backend = f.dense ? new Proxy(wasm, { get: (t, k) => (k === "attentionSparse" ? undefined : ((v) => (typeof v === "function" ? v.bind(t) : v))(Reflect.get(t, k, t))) }) : wasm;
 const model = new PtpModel(new Transformer(backend, teacher), student);
 const sampling = { temperature, topK: 0, topP: 1 };
 const load = () =>
   loadavg()
     .map((x) => x.toFixed(2))
     .join(" ");
-process.stderr.write(`[batch-scaling] ${has("--dense") ? "dense masks" : "sparse masks"}, steps ${steps}, T ${temperature}, threads ${threads}; load ${load()}\n`);
+process.stderr.write(`[batch-scaling] ${f.dense ? "dense masks" : "sparse masks"}, steps ${steps}, T ${temperature}, threads ${threads}; load ${load()}\n`);
 
 function run(decoder: DecoderName, prompts: number[][]): { seconds: number; tokens: number; outputs: number[][] } {
   const start = performance.now();

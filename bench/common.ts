@@ -1,45 +1,97 @@
-/** What the bench scripts share: reading `--name value` flags, taking medians, loading a PTP proposer. */
+/**
+ * What the bench scripts share: their flags (declared once per script, read
+ * strictly), taking medians, Markdown tables, loading a PTP proposer.
+ */
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import type { Checkpoint } from "../src/model/weights.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import type { Proposer } from "../src/ptp/proposer.js";
+import { convertValue, parseFlags, UsageError, type FlagRule, type FlagRules, type Parsed } from "../src/cli/args.js";
+import { MAX_THREADS } from "../src/backends/wasm/index.js";
+import { WEIGHT_TYPES } from "../src/backends/backend.js";
+import { SHAPES } from "../src/model/config.js";
 
-const argv = process.argv.slice(2);
+/** The running script's name for its messages, e.g. bench/ptp-eval.ts. */
+const SCRIPT = `bench/${basename(process.argv[1] ?? "bench")}`;
 
-/** The value after `name` (e.g. "--steps") on the command line, else `fallback`; a flag without a value is an error. */
-export function option(name: string, fallback: string): string;
-export function option(name: string, fallback?: string): string | undefined;
-export function option(name: string, fallback?: string): string | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
-  return v;
+/** Ends the script on a usage error: one line naming the script, exit 2 (as the CLI's usage errors). */
+export function usageError(message: string): never {
+  process.stderr.write(`${SCRIPT}: ${message}\n`);
+  process.exit(2);
 }
 
-/** The positive integer given as `name`, or undefined when the flag is absent (anything else is an error naming the flag). */
-export function positiveIntOption(name: string): number | undefined {
-  const raw = option(name);
+/**
+ * A bench script's flags, declared once (kind, default, bounds, choices; the
+ * header comment documents them) and read from the command line by the
+ * CLI's parser (src/cli/args.ts): an unknown flag (`--thread 2`), a
+ * malformed number (`--steps abc`), a value out of its bounds, a missing
+ * value or a flag given twice is a one-line usage error, exit 2, before the
+ * script does any work. `--help` lists the flags and exits 0. List flags
+ * (comma-separated) are strings here, read by listFlag.
+ */
+export function benchFlags<const T extends FlagRules>(specs: T, argv: readonly string[] = process.argv.slice(2)): Parsed<T> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    const rows = Object.entries(specs).map(([name, s]) => `  --${name}${s.kind === "bool" ? "" : ` ${s.value ?? s.kind.toUpperCase()}`}${s.required ? " (required)" : s.default !== undefined && s.kind !== "bool" ? ` (default ${s.default})` : ""}`);
+    process.stdout.write(`${SCRIPT} flags (see its header comment):\n${rows.join("\n")}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseFlags(argv, specs);
+  } catch (e) {
+    if (e instanceof UsageError) usageError(e.message);
+    throw e;
+  }
+}
+
+/** Rules the scripts' flags share (spread with a default: `steps: { ...COUNT, default: 128 }`). */
+export const COUNT = { kind: "int", value: "N", positive: true } as const;
+/** A wasm thread count, 1 .. MAX_THREADS (a list's items: listFlag(name, raw, THREADS)). */
+export const THREADS = { kind: "int", value: "T", positive: true, max: MAX_THREADS } as const;
+/** A sampling temperature (0 = greedy). */
+export const TEMPERATURE = { kind: "number", value: "T", min: 0 } as const;
+/** The TinyStories shapes' names (15M, ...), for list flags of shapes: listFlag(name, raw, { kind: "string", choices: SHAPE_NAMES }). */
+export const SHAPE_NAMES = Object.keys(SHAPES) as (keyof typeof SHAPES)[];
+/** A wasm backend's weight type. */
+export const WEIGHTS = { kind: "string", value: "f32|bf16|int8", choices: WEIGHT_TYPES } as const;
+
+/**
+ * The items of list flag `name`'s comma-separated value, each read by
+ * `item`'s rules (number syntax, integer, bounds, choices) as a flag's value
+ * is; an empty item or a bad one ends the script as a usage error naming the
+ * flag.
+ */
+export function listFlag(name: string, raw: string, item: FlagRule & { kind: "int" | "number" }): number[];
+export function listFlag<const C extends string>(name: string, raw: string, item: { kind: "string"; choices?: readonly C[] }): C[];
+export function listFlag(name: string, raw: string, item: FlagRule): (string | number)[] {
+  return raw.split(",").map((v) => {
+    if (v === "") usageError(`--${name} must be a comma-separated list without empty items, got ${JSON.stringify(raw)}`);
+    try {
+      return convertValue(name, item, v);
+    } catch (e) {
+      if (e instanceof UsageError) usageError(`${e.message} (in ${JSON.stringify(raw)})`);
+      throw e;
+    }
+  });
+}
+
+/** Shapes K x N of list flag `name` (e.g. "288x288,768x32000"): positive integers, else a usage error naming the flag. */
+export function shapesFlag(name: string, raw: string): [number, number][] {
+  return raw.split(",").map((s) => {
+    const m = /^([1-9][0-9]*)x([1-9][0-9]*)$/.exec(s);
+    if (!m) usageError(`--${name}: each shape is K x N with positive integers (e.g. 288x768), got ${JSON.stringify(s)}`);
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
+/** An on|off flag that may also be a count (`--runner-ups on|off|N`): true, false, a whole number, or undefined when absent; anything else is a usage error naming the flag. */
+export function onOffCountFlag(name: string, raw: string | undefined): boolean | number | undefined {
   if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return v;
-}
-
-/** An on|off flag that may also be a count: true, false, a whole number, or undefined when absent; anything else is an error naming the flag. */
-export function onOffCountOption(name: string): boolean | number | undefined {
-  const v = option(name);
-  if (v === undefined) return undefined;
-  if (/^[0-9]+$/.test(v)) return Number(v);
-  if (v !== "on" && v !== "off") throw new Error(`${name} must be on, off or a whole number, got ${v}`);
-  return v === "on";
-}
-
-/** Whether the bare flag `name` is on the command line. */
-export function has(name: string): boolean {
-  return argv.includes(name);
+  if (/^[0-9]+$/.test(raw)) return Number(raw);
+  if (raw !== "on" && raw !== "off") usageError(`--${name} must be on, off or a whole number, got ${JSON.stringify(raw)}`);
+  return raw === "on";
 }
 
 /** The median (the mean of the middle two for an even count). */

@@ -27,34 +27,34 @@ import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
-import { option, positiveIntOption } from "./common.js";
+import { benchFlags, COUNT, THREADS } from "./common.js";
 
-const required = (name: string): string => {
-  const v = option(`--${name}`);
-  if (v === undefined) {
-    console.error(`bench/correction-candidates.ts: --${name} is required`);
-    process.exit(2);
-  }
-  return v;
-};
-const ckpt = readCheckpoint(required("model"));
-const tokenizer = Tokenizer.load(required("tokenizer"), ckpt.config.vocabSize);
-const count = positiveIntOption("--count") ?? 64;
-const slot = positiveIntOption("--slot") ?? 1;
-const temperature = Number(option("--temperature", "0.7"));
-const scale = Number(option("--draft-temperature-scale", String(DECODER_DEFAULTS.draftTemperatureScale)));
-const steps = positiveIntOption("--steps") ?? 128;
-const seed = Number(option("--seed", "1"));
-const threads = positiveIntOption("--threads") ?? 2;
-if (!(temperature > 0)) throw new Error(`--temperature must be > 0 (candidates need a u), got ${temperature}`);
-const prompts = readFileSync(required("prompts"), "utf8")
+const f = benchFlags({
+  model: { kind: "string", value: "FILE", required: true },
+  tokenizer: { kind: "string", value: "FILE", required: true },
+  student: { kind: "string", value: "FILE", required: true },
+  prompts: { kind: "string", value: "FILE", required: true },
+  count: { ...COUNT, default: 64 },
+  slot: { ...COUNT, default: 1 },
+  // Candidates need a u: a positive temperature.
+  temperature: { kind: "number", value: "T", default: 0.7, above: 0 },
+  "draft-temperature-scale": { kind: "number", value: "R", default: DECODER_DEFAULTS.draftTemperatureScale, above: 0, max: 1 },
+  steps: { ...COUNT, default: 128 },
+  seed: { kind: "int", value: "S", default: 1, min: 1 },
+  threads: { ...THREADS, default: 2 },
+});
+const ckpt = readCheckpoint(f.model);
+const tokenizer = Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
+const { count, slot, temperature, steps, seed, threads } = f;
+const scale = f["draft-temperature-scale"];
+const prompts = readFileSync(f.prompts, "utf8")
   .split(/\r?\n/)
   .filter((l) => l.trim() !== "")
   .slice(0, count)
   .map((t) => tokenizer.encode(t, true, false));
 
 const backend = await createBackend("wasm", { threads });
-const model = new PtpModel(new Transformer(backend, ckpt), readStudent(required("student")));
+const model = new PtpModel(new Transformer(backend, ckpt), readStudent(f.student));
 const toDraft = drafter(model, scale);
 const CANDIDATES = 3;
 let log: { position: number; draft: number; candidates: number[] }[] = [];

@@ -24,10 +24,10 @@ import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { SHAPES, shapeConfig } from "../src/model/config.js";
+import { type SHAPES, shapeConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { has, markdownTable, option } from "./common.js";
+import { benchFlags, listFlag, markdownTable, SHAPE_NAMES, THREADS } from "./common.js";
 
 const PREFIX = 64;
 const MAX_K = 64;
@@ -37,15 +37,16 @@ const TARGET_MS = 50;
 const MIN_REPS = 3;
 const MAX_REPS = 100;
 
-const quick = has("--quick");
-const asJson = has("--json");
-const threadCounts = (option("--threads") ?? "1").split(",").map((s) => {
-  const t = Number(s);
-  if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: expected positive integers like 1,2, got ${JSON.stringify(s)}`);
-  return t;
+const f = benchFlags({
+  threads: { kind: "string", value: "LIST", default: "1" },
+  shapes: { kind: "string", value: "LIST" },
+  quick: { kind: "bool" },
+  json: { kind: "bool" },
 });
-const shapes = (option("--shapes") ?? (quick ? "260K,15M" : "260K,15M,42M,110M")).split(",");
-for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${JSON.stringify(s)}; known: ${Object.keys(SHAPES).join(", ")}`);
+const quick = f.quick;
+const asJson = f.json;
+const threadCounts = listFlag("threads", f.threads, THREADS);
+const shapes = listFlag("shapes", f.shapes ?? (quick ? "260K,15M" : "260K,15M,42M,110M"), { kind: "string", choices: SHAPE_NAMES });
 const KS = quick ? [1, 2, 4, 8, 16, 32, 64] : Array.from({ length: MAX_K }, (_, i) => i + 1);
 
 const progress = (msg: string) => process.stderr.write(`[cost-curve] ${msg}\n`);

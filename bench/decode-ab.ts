@@ -21,26 +21,25 @@
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
-import { SHAPES, shapeConfig } from "../src/model/config.js";
+import { shapeConfig } from "../src/model/config.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { Transformer } from "../src/model/transformer.js";
-import { median, option, positiveIntOption } from "./common.js";
+import { benchFlags, COUNT, median, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
-const baseline = option("--baseline");
-if (!baseline) throw new Error("--baseline DIR (a build/ folder with ptp-relaxed.wasm and ptp-simd.wasm) is required");
-const candidate = option("--candidate", resolve(import.meta.dirname, "../build"));
-const shape = option("--shape", "15M");
-if (!(shape in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(", ")}, got ${shape}`);
-const threads = positiveIntOption("--threads") ?? 2;
-const rounds = positiveIntOption("--rounds") ?? 8;
-const rows = positiveIntOption("--rows") ?? 1;
-const weights = option("--weights", "f32") as WeightType;
-if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights must be one of ${WEIGHT_TYPES.join(", ")}, got ${weights}`);
+const f = benchFlags({
+  baseline: { kind: "string", value: "DIR", required: true },
+  candidate: { kind: "string", value: "DIR", default: resolve(import.meta.dirname, "../build") },
+  shape: { kind: "string", value: "NAME", default: "15M", choices: SHAPE_NAMES },
+  threads: { ...THREADS, default: 2 },
+  rounds: { ...COUNT, default: 8 },
+  rows: { ...COUNT, default: 1 },
+  weights: { ...WEIGHTS, default: "f32" },
+});
+const { baseline, candidate, shape, threads, rounds, rows, weights } = f;
 const PREFIX = 64;
 
-const checkpoint = randomCheckpoint(shapeConfig(shape as keyof typeof SHAPES), 1);
+const checkpoint = randomCheckpoint(shapeConfig(shape), 1);
 const modelOn = async (dir: string) => new Transformer(await createBackend("wasm", { threads, weights, wasmBaseUrl: pathToFileURL(`${resolve(dir)}/`) }), checkpoint);
 const models = { baseline: await modelOn(baseline), candidate: await modelOn(candidate) };
 

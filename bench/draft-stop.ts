@@ -25,30 +25,39 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { draftConfidence, drafter } from "../src/ptp/decode/decoder.js";
-import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
+import { DECODER_DEFAULTS, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
 import { headVerifyDecoder } from "../src/ptp/decode/decoders/head-verify.js";
 import { decodeWith } from "../src/ptp/decode/run.js";
 import { DraftHead, draftHeadOf } from "../src/ptp/draft-head.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { WIDEN_SHAPES, widenCheckpoint, widenDraftHead } from "../src/ptp/widen.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { markdownTable, median, option, readProposer } from "./common.js";
+import { benchFlags, COUNT, listFlag, markdownTable, median, readProposer, TEMPERATURE, THREADS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
-const promptsPath = option("--prompts");
-if (promptsPath === undefined) throw new Error("bench/draft-stop.ts: --prompts FILE (held-out prompts, one per line) is required");
-const teacherCkpt = readCheckpoint(option("--model", resolve(root, "../shared/models/stories260K.bin"))!);
-const tokenizer = Tokenizer.load(option("--tokenizer", resolve(root, "../shared/models/tok512.bin"))!, teacherCkpt.config.vocabSize);
-const proposer = readProposer(option("--student", resolve(root, "demo/stories260K-head.safetensors"))!, teacherCkpt, false);
+const f = benchFlags({
+  prompts: { kind: "string", value: "FILE", required: true },
+  student: { kind: "string", value: "FILE", default: resolve(root, "demo/stories260K-head.safetensors") },
+  model: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/stories260K.bin") },
+  tokenizer: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/tok512.bin") },
+  // 0: all the prompts.
+  count: { kind: "int", value: "N", default: 64, min: 0 },
+  window: { ...COUNT, default: 8, max: MAX_WINDOW },
+  steps: { ...COUNT, default: 128 },
+  temperature: { ...TEMPERATURE, default: 0.7 },
+  shapes: { kind: "string", value: "LIST", default: "42M,110M" },
+  threads: { ...THREADS, default: 1 },
+  stops: { kind: "string", value: "LIST", default: "0.05,0.1,0.15,0.2,0.3" },
+});
+const promptsPath = f.prompts;
+const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: Object.keys(WIDEN_SHAPES) });
+const stops = [0, ...listFlag("stops", f.stops, { kind: "number", min: 0, max: 1 })];
+const { count, window, steps, temperature, threads } = f;
+const teacherCkpt = readCheckpoint(f.model);
+const tokenizer = Tokenizer.load(f.tokenizer, teacherCkpt.config.vocabSize);
+const proposer = readProposer(f.student, teacherCkpt, false);
 if (proposer.kind !== "student" || !proposer.student.config.draftHead) throw new Error("bench/draft-stop.ts: --student must be a draft-head student");
 const student = proposer.student;
-const count = Number(option("--count", "64"));
-const window = Number(option("--window", "8"));
-const steps = Number(option("--steps", "128"));
-const temperature = Number(option("--temperature", "0.7"));
-const shapes = option("--shapes", "42M,110M")!.split(",");
-const threads = Number(option("--threads", "1"));
-const stops = [0, ...option("--stops", "0.05,0.1,0.15,0.2,0.3")!.split(",").map(Number)];
 const progress = (m: string) => process.stderr.write(`[draft-stop] ${m}\n`);
 
 const backend = await createBackend("wasm", { threads });
@@ -66,7 +75,7 @@ function logWindows(): Window[] {
   const head = model.head!;
   const toDraft = drafter(model, scale);
   const confidence = draftConfidence(model, scale, (l, t, T) => head.transformer.tokenProbability(l, t, T));
-  const texts = readFileSync(promptsPath!, "utf8")
+  const texts = readFileSync(promptsPath, "utf8")
     .split(/\r?\n/)
     .filter((l) => l.trim() !== "")
     .slice(0, count > 0 ? count : undefined);
@@ -128,7 +137,6 @@ function costs(shape: string, K: number): { c: number[]; slot: number; oneRowMs:
 
 const windows = logWindows();
 for (const shape of shapes) {
-  if (!(shape in WIDEN_SHAPES)) throw new Error(`--shapes: unknown shape ${shape}`);
   const { c, slot, oneRowMs } = costs(shape, window);
   console.log(`\n${shape}, ${threads} thread(s): one-row call ${oneRowMs.toFixed(2)} ms; c(k), k = 1..${window}: ${c.map((x) => x.toFixed(2)).join(" ")}; a slot ${slot.toFixed(3)} one-row calls\n`);
   const rows: string[][] = [];

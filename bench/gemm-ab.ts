@@ -33,21 +33,22 @@
  * and kernel functions of their weight type.
  */
 import { resolve } from "node:path";
-import { has, instantiateBuild, median, option } from "./common.js";
-import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
+import { benchFlags, COUNT, instantiateBuild, listFlag, median, shapesFlag, WEIGHTS } from "./common.js";
+import { WEIGHT_TYPES } from "../src/backends/backend.js";
 
-const baseline = option("--baseline");
-if (!baseline) throw new Error("--baseline PATH.wasm is required");
-const candidate = option("--candidate", resolve(import.meta.dirname, "../build/ptp-relaxed.wasm"))!;
-const shapes = option("--shapes", "288x288,288x768,768x768,288x32000,768x2048,768x32000")!
-  .split(",")
-  .map((s) => s.split("x").map(Number));
-const rows = option("--rows", "1,2,4,8,16")!.split(",").map(Number);
-const alternations = Number(option("--alternations", "41"));
-const cold = process.argv.includes("--cold");
-const control = has("--control");
-const weights = option("--weights", "f32")!;
-if (!["f32", "bf16", "int8"].includes(weights)) throw new Error(`--weights must be f32, bf16 or int8, got ${weights}`);
+const f = benchFlags({
+  baseline: { kind: "string", value: "PATH.wasm", required: true },
+  candidate: { kind: "string", value: "PATH.wasm", default: resolve(import.meta.dirname, "../build/ptp-relaxed.wasm") },
+  shapes: { kind: "string", value: "LIST", default: "288x288,288x768,768x768,288x32000,768x2048,768x32000" },
+  rows: { kind: "string", value: "LIST", default: "1,2,4,8,16" },
+  alternations: { ...COUNT, default: 41 },
+  cold: { kind: "bool" },
+  control: { kind: "bool" },
+  weights: { ...WEIGHTS, default: "f32" },
+});
+const { baseline, candidate, alternations, cold, control, weights } = f;
+const shapes = shapesFlag("shapes", f.shapes);
+const rows = listFlag("rows", f.rows, COUNT);
 
 type Gemm = (y: number, x: number, w: number, p: number, M: number, K: number, N: number, n0: number, n1: number) => void;
 type Pack = (dst: number, w: number, K: number, N: number) => void;
@@ -105,7 +106,7 @@ function setup(m: ReturnType<typeof load>, K: number, N: number, Mmax: number) {
   const panels = () => p + (next++ % copies) * packed;
   const product = ex.product?.bind(ex);
   const call = product
-    ? (M: number) => product(0, 1, WEIGHT_TYPES.indexOf(weights as WeightType), y, x, w, panels(), q, M, K, N)
+    ? (M: number) => product(0, 1, WEIGHT_TYPES.indexOf(weights), y, x, w, panels(), q, M, K, N)
     : weights === "int8"
       ? (M: number) => {
           ex.quantizeRowsInt8(q, x, M, K);

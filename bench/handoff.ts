@@ -13,15 +13,15 @@
  */
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
-import { markdownTable, median, option } from "./common.js";
+import { benchFlags, COUNT, markdownTable, median, shapesFlag } from "./common.js";
 
-const shapes = option("--shapes", "288x288,288x768,768x288")!
-  .split(",")
-  .map((s) => s.split("x").map(Number));
-for (const [K, N] of shapes) if (!(K > 0 && N > 0)) throw new Error(`--shapes: each shape is K x N with positive integers, got ${option("--shapes")}`);
-const calls = Number(option("--calls", "5000"));
-const rounds = Number(option("--rounds", "9"));
-if (!(Number.isInteger(calls) && calls > 0 && Number.isInteger(rounds) && rounds > 0)) throw new Error("--calls and --rounds must be positive integers");
+const f = benchFlags({
+  shapes: { kind: "string", value: "LIST", default: "288x288,288x768,768x288" },
+  calls: { ...COUNT, default: 5000 },
+  rounds: { ...COUNT, default: 9 },
+});
+const shapes = shapesFlag("shapes", f.shapes);
+const { calls, rounds } = f;
 
 const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
 

@@ -31,21 +31,26 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { SHAPES } from "../src/model/config.js";
 import { LINEAR_NAMES, type Checkpoint } from "../src/model/weights.js";
-import { has, option } from "./common.js";
+import { benchFlags, COUNT, listFlag, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
-const runc = option("--runc");
-const runq = option("--runq");
-const shapes = option("--shapes", "15M,110M")!.split(",");
-for (const s of shapes) if (!(s in SHAPES)) throw new Error(`--shapes: unknown shape ${s}`);
-const threads = option("--threads", "1,2")!.split(",").map(Number);
-const steps = Number(option("--steps", "256"));
-const weightTypes = option("--weights", "f32")!.split(",");
-const reps = Number(option("--reps", "3"));
-const tokenizer = option("--tokenizer", resolve(root, "../shared/models/tokenizer.bin"))!;
-const asJson = has("--json");
+const f = benchFlags({
+  runc: { kind: "string", value: "FILE" },
+  runq: { kind: "string", value: "FILE" },
+  shapes: { kind: "string", value: "LIST", default: "15M,110M" },
+  threads: { kind: "string", value: "LIST", default: "1,2" },
+  weights: { kind: "string", value: "LIST", default: "f32" },
+  steps: { ...COUNT, default: 256 },
+  reps: { ...COUNT, default: 3 },
+  tokenizer: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/tokenizer.bin") },
+  json: { kind: "bool" },
+});
+const { runc, runq, steps, reps, tokenizer } = f;
+const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: SHAPE_NAMES });
+const threads = listFlag("threads", f.threads, THREADS);
+const weightTypes = listFlag("weights", f.weights, WEIGHTS);
+const asJson = f.json;
 const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
 if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
 

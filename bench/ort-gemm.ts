@@ -9,6 +9,8 @@
  * the few ModelProto fields a MatMul graph needs.
  */
 import * as ort from "onnxruntime-web";
+import { MAX_THREADS } from "../src/backends/wasm/index.js";
+import { benchFlags, usageError } from "./common.js";
 
 // ---- minimal protobuf ------------------------------------------------------
 
@@ -62,8 +64,11 @@ export const GEMM_SHAPES: [number, number][] = [
 export const GEMM_ROWS = [1, 16, 64];
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const threads = Number(process.argv[2] ?? 1);
-  const quick = process.argv.includes("--quick");
+  // THREADS first (default 1), then the flags.
+  const argv = process.argv.slice(2);
+  const given = argv[0] !== undefined && !argv[0].startsWith("--") ? argv[0] : undefined;
+  const { quick } = benchFlags({ quick: { kind: "bool" } }, given === undefined ? argv : argv.slice(1));
+  const threads = given === undefined ? 1 : /^[1-9][0-9]*$/.test(given) && Number(given) <= MAX_THREADS ? Number(given) : usageError(`THREADS must be a whole number in [1, ${MAX_THREADS}], got ${JSON.stringify(given)}`);
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = "error";
   const rows: { shape: string; M: number; gflops: number }[] = [];

@@ -21,16 +21,21 @@
  */
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
-import { instantiateBuild, option } from "./common.js";
+import { benchFlags, COUNT, instantiateBuild } from "./common.js";
 
-const baseline = option("--baseline");
-if (!baseline) throw new Error("--baseline PATH.wasm is required");
-const candidate = option("--candidate", resolve(import.meta.dirname, "../build/ptp-relaxed.wasm"))!;
-const V = Number(option("--vocab", "32000"));
-const M = Number(option("--rows", "8"));
-const alternations = Number(option("--alternations", "41"));
-const kind = option("--logits", "uniform")!;
-if (!["uniform", "peaked", "widened"].includes(kind)) throw new Error(`--logits must be uniform, peaked or widened, got ${kind}`);
+const f = benchFlags({
+  baseline: { kind: "string", value: "PATH.wasm", required: true },
+  candidate: { kind: "string", value: "PATH.wasm", default: resolve(import.meta.dirname, "../build/ptp-relaxed.wasm") },
+  // At most 2^20 x 256 float32 logits (1 GiB) in the builds' memories.
+  vocab: { ...COUNT, default: 32000, max: 1 << 20 },
+  rows: { ...COUNT, default: 8, max: 256 },
+  alternations: { ...COUNT, default: 41 },
+  logits: { kind: "string", value: "KIND", default: "uniform", choices: ["uniform", "peaked", "widened"] },
+});
+const { baseline, candidate, alternations } = f;
+const V = f.vocab,
+  M = f.rows,
+  kind = f.logits;
 
 interface Exports {
   heapBase(): number;

@@ -22,28 +22,31 @@
  * then the host argmax of all K rows.
  */
 import type { Backend } from "../src/backends/backend.js";
-import { createBackend, WEIGHT_TYPES, type WeightType } from "../src/backends/registry.js";
+import { createBackend } from "../src/backends/registry.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { kvDim, SHAPES, shapeConfig, type ModelConfig } from "../src/model/config.js";
+import { kvDim, shapeConfig, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { argmax } from "../src/sampling/pick.js";
-import { markdownTable, option } from "./common.js";
+import { benchFlags, COUNT, listFlag, markdownTable, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
 const WARMUP = 4;
 const BOS = 1;
 const DEFAULT_TOKENS: Record<string, number> = { "260K": 64, "15M": 64, "42M": 32, "110M": 16 };
 
-const flag = (name: string): string | undefined => option(`--${name}`);
-const shapes = (flag("shapes") ?? "15M,110M").split(",");
-const threadCounts = (flag("threads") ?? "1").split(",").map(Number);
-const tokensFlag = flag("tokens");
-const rowsPerCall = Number(flag("rows") ?? "1");
-if (!Number.isInteger(rowsPerCall) || rowsPerCall < 1) throw new Error(`--rows must be a positive integer, got ${flag("rows")}`);
+const f = benchFlags({
+  shapes: { kind: "string", value: "LIST", default: "15M,110M" },
+  threads: { kind: "string", value: "LIST", default: "1" },
+  tokens: { ...COUNT },
+  rows: { ...COUNT, value: "K", default: 1 },
+  weights: { ...WEIGHTS, default: "f32" },
+});
+const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: SHAPE_NAMES });
+const threadCounts = listFlag("threads", f.threads, THREADS);
+const tokensFlag = f.tokens;
+const rowsPerCall = f.rows;
 const CONTEXT = 64; // cached tokens before a K-row call
-const weights = (flag("weights") ?? "f32") as WeightType;
-if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights must be one of ${WEIGHT_TYPES.join(", ")}, got ${weights}`);
-for (const s of shapes) if (!(s in SHAPES)) throw new Error(`unknown shape ${s}; known: ${Object.keys(SHAPES).join(", ")}`);
+const weights = f.weights;
 
 // ---- the timing wrapper ----------------------------------------------------
 
@@ -235,8 +238,8 @@ function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
 // ---- main --------------------------------------------------------------------
 
 for (const shape of shapes) {
-  const config = shapeConfig(shape as keyof typeof SHAPES);
-  const steps = Math.min(Number(tokensFlag ?? DEFAULT_TOKENS[shape] ?? 32), config.seqLen - 1 - WARMUP);
+  const config = shapeConfig(shape);
+  const steps = Math.min(tokensFlag ?? DEFAULT_TOKENS[shape] ?? 32, config.seqLen - 1 - WARMUP);
   const ckpt: Checkpoint = randomCheckpoint(config, 1);
   const labels = matmulLabels(config);
   for (const threads of threadCounts) {

@@ -31,48 +31,57 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
-import { makeDecoder, settingsOf, type DecoderName } from "../src/ptp/decode/run.js";
-import { has, option, positiveIntOption, readProposer, onOffCountOption } from "./common.js";
+import { DECODERS, makeDecoder, settingsOf, type DecoderName } from "../src/ptp/decode/run.js";
+import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
+import { benchFlags, COUNT, listFlag, onOffCountFlag, readProposer, TEMPERATURE, THREADS, usageError } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 
-const flag = (name: string, fallback?: string): string => {
-  const v = option(`--${name}`, fallback);
-  if (v === undefined) {
-    console.error(`bench/ptp-eval.ts: --${name} is required`);
-    process.exit(2);
-  }
-  return v;
-};
-const modelPath = flag("model");
-const draftPath = option("--draft");
-const proposerPath = draftPath ?? flag("student");
-const ckpt = readCheckpoint(modelPath);
-const tokenizer = Tokenizer.load(flag("tokenizer"), ckpt.config.vocabSize);
-if (draftPath !== undefined && option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
+const f = benchFlags({
+  model: { kind: "string", value: "FILE", required: true },
+  tokenizer: { kind: "string", value: "FILE", required: true },
+  student: { kind: "string", value: "FILE" },
+  draft: { kind: "string", value: "FILE" },
+  prompts: { kind: "string", value: "FILE", required: true },
+  // Default: the proposer's decoders (defaultDecoders; verify for a draft model).
+  decoders: { kind: "string", value: "LIST" },
+  temperatures: { kind: "string", value: "LIST", default: "0.7,1,0" },
+  steps: { ...COUNT, default: 128 },
+  // 0: all the prompts.
+  count: { kind: "int", value: "N", default: 0, min: 0 },
+  threads: { ...THREADS, default: 1 },
+  // Prompt i's u's: the xorshift stream seeded seed + i (a positive seed).
+  seed: { kind: "int", value: "S", default: 1, min: 1 },
+  budget: { ...COUNT, value: "B", max: MAX_BUDGET },
+  window: { ...COUNT, value: "W", max: MAX_WINDOW },
+  "draft-temperature-scale": { kind: "number", value: "R", above: 0, max: 1 },
+  "runner-ups": { kind: "string", value: "on|off|N" },
+  json: { kind: "bool" },
+});
+const draftPath = f.draft;
+if (draftPath !== undefined && f.student !== undefined) usageError("--draft and --student: give one proposer");
+const proposerPath = draftPath ?? f.student ?? usageError("--student (or --draft) is required");
+const { steps, count, seed, threads, budget } = f;
+const temperatures = listFlag("temperatures", f.temperatures, TEMPERATURE);
+const ckpt = readCheckpoint(f.model);
+const tokenizer = Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
 const proposer = readProposer(proposerPath, ckpt, draftPath !== undefined);
 const config = proposerConfig(proposer);
-const count = Number(flag("count", "0"));
-const texts = readFileSync(flag("prompts"), "utf8")
+const texts = readFileSync(f.prompts, "utf8")
   .split(/\r?\n/)
   .filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
 // A query student's own AR path is the teacher's, so self decoding says nothing about it.
-const decoders = flag("decoders", proposer.kind === "draft" ? "verify" : defaultDecoders(config.variant, proposer.student.config.query === true).join(",")).split(",") as DecoderName[];
-const temperatures = flag("temperatures", "0.7,1,0").split(",").map(Number);
-const steps = Number(flag("steps", "128")),
-  seed = Number(flag("seed", "1")),
-  threads = Number(flag("threads", "1"));
-const budget = has("--budget") ? Number(flag("budget")) : undefined;
+const decoders = listFlag("decoders", f.decoders ?? (proposer.kind === "draft" ? "verify" : defaultDecoders(config.variant, proposer.student.config.query === true).join(",")), { kind: "string", choices: DECODERS });
 // Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
-const window = positiveIntOption("--window");
+const window = f.window;
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.
 // Default: the decoders' own for this proposer (DECODER_DEFAULTS; a chained student's is higher).
-const draftTemperatureScale = has("--draft-temperature-scale") ? Number(flag("draft-temperature-scale")) : undefined;
+const draftTemperatureScale = f["draft-temperature-scale"];
 // single-call and verify: with or without the drafts' runner-ups (as `ptp generate --runner-ups on|off|N`; default: the decoders').
-const runnerUps = onOffCountOption("--runner-ups");
+const runnerUps = onOffCountFlag("runner-ups", f["runner-ups"]);
 
 const backend = await createBackend("wasm", { threads });
 const teacher = new Transformer(backend, ckpt);
@@ -191,7 +200,7 @@ model.dispose();
 draftModel?.dispose();
 teacher.dispose();
 
-if (has("--json")) console.log(JSON.stringify(rows, null, 2));
+if (f.json) console.log(JSON.stringify(rows, null, 2));
 else {
   const what = proposer.kind === "student" ? `student ${proposerPath} (${config.variant}-PTP, rank ${proposer.student.config.rank}` : `draft model ${proposerPath} (${config.variant}-PTP, dim ${proposer.draft.config.model.dim} x ${proposer.draft.config.model.nLayers} layers`;
   console.log(`\n${what}, ${config.aux.kind}, window ${config.window}${window !== undefined ? `, decoded with window ${window}` : ""}); ${prompts.length} held-out prompts, ${steps} positions each, batch 1, ${threads} thread(s)\n`);

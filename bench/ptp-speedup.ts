@@ -39,43 +39,56 @@
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
-import { WEIGHT_TYPES, type WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { DEMO_PROMPTS } from "../src/cli/demo.js";
 import { readPrompts } from "../src/cli/ptp-common.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { DECODERS, type DecoderName } from "../src/ptp/decode/run.js";
+import { DECODERS } from "../src/ptp/decode/run.js";
+import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
+import { WIDEN_SHAPES } from "../src/ptp/widen.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
-import { has, option, positiveIntOption, readProposer, onOffCountOption } from "./common.js";
+import { benchFlags, COUNT, listFlag, onOffCountFlag, readProposer, TEMPERATURE, THREADS, usageError, WEIGHTS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const trained = resolve(root, "demo/stories260K-student.safetensors");
-const draftPath = option("--draft");
-if (draftPath !== undefined && option("--student") !== undefined) throw new Error("--draft and --student: give one proposer");
-const useTrained = (existsSync(trained) || draftPath !== undefined) && option("--student") === undefined;
-const studentPath = option("--student", useTrained ? trained : resolve(root, "demo/student.safetensors"))!;
-const ownDemo = !useTrained && option("--student") === undefined;
-const modelPath = option("--model", ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"))!;
-const tokPath = option("--tokenizer", ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"))!;
-const shapes = option("--shapes", "own,15M,42M,110M")!.split(",");
-const steps = Number(option("--steps", "128"));
-const temperature = Number(option("--temperature", "0.7"));
-const reps = Number(option("--reps", "3"));
-const threads = Number(option("--threads", "1"));
-const weights = option("--weights", "f32") as WeightType;
-if (!WEIGHT_TYPES.includes(weights)) throw new Error(`--weights: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(weights)}`);
-const stopFlag = option("--draft-stop");
-const draftStop = stopFlag === undefined ? undefined : Number(stopFlag);
-const draftClassifier = option("--draft-classifier") as WeightType | undefined;
-if (draftClassifier !== undefined && !WEIGHT_TYPES.includes(draftClassifier)) throw new Error(`--draft-classifier: expected one of ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(draftClassifier)}`);
-const window = positiveIntOption("--window");
-const scaleFlag = option("--draft-temperature-scale");
-const draftTemperatureScale = scaleFlag === undefined ? undefined : Number(scaleFlag);
-const runnerUps = onOffCountOption("--runner-ups");
-const budget = positiveIntOption("--budget");
-const asJson = has("--json");
+const f = benchFlags({
+  student: { kind: "string", value: "FILE" },
+  draft: { kind: "string", value: "FILE" },
+  model: { kind: "string", value: "FILE" },
+  tokenizer: { kind: "string", value: "FILE" },
+  shapes: { kind: "string", value: "LIST", default: "own,15M,42M,110M" },
+  prompts: { kind: "string", value: "FILE" },
+  count: { ...COUNT },
+  decoders: { kind: "string", value: "LIST" },
+  steps: { ...COUNT, default: 128 },
+  temperature: { ...TEMPERATURE, default: 0.7 },
+  reps: { ...COUNT, default: 3 },
+  threads: { ...THREADS, default: 1 },
+  weights: { ...WEIGHTS, default: "f32" },
+  "draft-classifier": { ...WEIGHTS },
+  "draft-stop": { kind: "number", value: "Q", min: 0, max: 1 },
+  window: { ...COUNT, max: MAX_WINDOW },
+  "draft-temperature-scale": { kind: "number", value: "R", above: 0, max: 1 },
+  "runner-ups": { kind: "string", value: "on|off|N" },
+  budget: { ...COUNT, max: MAX_BUDGET },
+  json: { kind: "bool" },
+});
+const draftPath = f.draft;
+if (draftPath !== undefined && f.student !== undefined) usageError("--draft and --student: give one proposer");
+const useTrained = (existsSync(trained) || draftPath !== undefined) && f.student === undefined;
+const studentPath = f.student ?? (useTrained ? trained : resolve(root, "demo/student.safetensors"));
+const ownDemo = !useTrained && f.student === undefined;
+const modelPath = f.model ?? (ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"));
+const tokPath = f.tokenizer ?? (ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"));
+const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: ["own", ...Object.keys(WIDEN_SHAPES)] });
+const { steps, temperature, reps, threads, weights, window, budget } = f;
+const draftStop = f["draft-stop"];
+const draftClassifier = f["draft-classifier"];
+const draftTemperatureScale = f["draft-temperature-scale"];
+const runnerUps = onOffCountFlag("runner-ups", f["runner-ups"]);
+const asJson = f.json;
 const progress = (m: string) => process.stderr.write(`[ptp-speedup] ${m}\n`);
 
 const teacher = readCheckpoint(modelPath);
@@ -84,11 +97,10 @@ const proposer = readProposer(proposerPath, teacher, draftPath !== undefined);
 const { variant, window: proposerWindow } = proposerConfig(proposer);
 // A draft model or a draft-head student drafts beside the teacher: verify is its decoder.
 const beside = proposer.kind === "draft" || proposer.student.config.draftHead === true;
-const decoders = option("--decoders", beside ? "verify" : "verify,single-call,multi-draft")!.split(",") as DecoderName[];
-for (const d of decoders) if (!(DECODERS as readonly string[]).includes(d)) throw new Error(`--decoders: unknown decoder ${d}`);
+const decoders = listFlag("decoders", f.decoders ?? (beside ? "verify" : "verify,single-call,multi-draft"), { kind: "string", choices: DECODERS });
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
-const promptsPath = option("--prompts");
-const count = positiveIntOption("--count");
+const promptsPath = f.prompts;
+const count = f.count;
 const texts = (promptsPath !== undefined ? readPrompts(promptsPath) : DEMO_PROMPTS).slice(0, count);
 const prompts = texts.map((p) => tokenizer.encode(p, true, false));
 const backend = await createBackend("wasm", { threads, weights });

@@ -28,10 +28,11 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { GEMM_ROWS, GEMM_SHAPES } from "./ort-gemm.js";
-import { has, markdownTable } from "./common.js";
+import { benchFlags, markdownTable } from "./common.js";
 
-const quick = has("--quick");
-const asJson = has("--json");
+const f = benchFlags({ quick: { kind: "bool" }, json: { kind: "bool" } });
+const quick = f.quick;
+const asJson = f.json;
 const root = resolve(import.meta.dirname, "..");
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const THREADS = [1, 2];

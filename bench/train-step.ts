@@ -34,20 +34,29 @@ import { wasmTrainKernels } from "../src/train/autograd/index.js";
 import { DataParallel } from "../src/train/data-parallel.js";
 import type { SequenceJob } from "../src/train/distill-step.js";
 import { AdamW } from "../src/train/optim.js";
-import { has, median, option } from "./common.js";
+import { benchFlags, COUNT, listFlag, median, THREADS } from "./common.js";
 
-const modelPath = option("--model", "../shared/models/stories260K.bin")!;
-const threadCounts = option("--threads", "1,2")!.split(",").map(Number);
-const rounds = Number(option("--rounds", "3")),
-  steps = Number(option("--steps", "12"));
-const N = Number(option("--seq-len", "256")),
-  rank = Number(option("--rank", "32"));
+const flags = benchFlags({
+  model: { kind: "string", value: "FILE", default: "../shared/models/stories260K.bin" },
+  threads: { kind: "string", value: "LIST", default: "1,2" },
+  rounds: { ...COUNT, default: 3 },
+  steps: { ...COUNT, default: 12 },
+  // Longer than a window (L = 8 slots), whose starts are drawn in [1, N - L].
+  "seq-len": { kind: "int", value: "N", default: 256, min: 9 },
+  rank: { ...COUNT, value: "R", default: 32 },
+  "no-torch": { kind: "bool" },
+  json: { kind: "bool" },
+});
+const modelPath = flags.model;
+const threadCounts = listFlag("threads", flags.threads, THREADS);
+const { rounds, steps, rank } = flags;
+const N = flags["seq-len"];
 const S = 2,
   W = 32,
   L = 8,
   SLOTS = S * W * L;
-const withTorch = !has("--no-torch"),
-  asJson = has("--json");
+const withTorch = !flags["no-torch"],
+  asJson = flags.json;
 const say = (s: string) => void (asJson ? process.stderr : process.stdout).write(s + "\n");
 
 const ckpt = readCheckpoint(modelPath);

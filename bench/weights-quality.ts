@@ -10,25 +10,33 @@
  * Also the first position where a free-running decode differs.
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/weights-quality.ts [--weights bf16|int8] [--chars 40000] [--json]
+ *     [--text FILE] [--model M.bin --tokenizer T.bin]
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { createBackend, type WeightType } from "../src/backends/registry.js";
+import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
-import { has, option } from "./common.js";
+import { benchFlags, COUNT, WEIGHTS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const shared = resolve(root, "../shared");
-const weights = option("--weights", "bf16") as WeightType;
-const chars = Number(option("--chars", "40000"));
-const text = readFileSync(option("--text", resolve(shared, "corpora/tinystories_excerpt.txt")), "utf8");
-const ckpt = readCheckpoint(option("--model", resolve(shared, "models/stories260K.bin")));
-const tok = Tokenizer.load(option("--tokenizer", resolve(shared, "models/tok512.bin")), ckpt.config.vocabSize);
+const f = benchFlags({
+  weights: { ...WEIGHTS, default: "bf16" },
+  chars: { ...COUNT, default: 40000 },
+  text: { kind: "string", value: "FILE", default: resolve(shared, "corpora/tinystories_excerpt.txt") },
+  model: { kind: "string", value: "FILE", default: resolve(shared, "models/stories260K.bin") },
+  tokenizer: { kind: "string", value: "FILE", default: resolve(shared, "models/tok512.bin") },
+  json: { kind: "bool" },
+});
+const { weights, chars } = f;
+const text = readFileSync(f.text, "utf8");
+const ckpt = readCheckpoint(f.model);
+const tok = Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
 const golden: { cases: { prompt: string; temperature: number; topp: number; seed: number; steps: number }[] } = JSON.parse(readFileSync(resolve(shared, "golden/stories260K_llama2c.json"), "utf8"));
 
 const ref = new Transformer(await createBackend("wasm", { threads: 1 }), ckpt);
@@ -101,7 +109,7 @@ const result = {
   casesDiverging: firstDiverge.filter((d) => d !== null).length,
   firstDivergence: firstDiverge,
 };
-if (has("--json")) console.log(JSON.stringify(result));
+if (f.json) console.log(JSON.stringify(result));
 else {
   console.log(`stories260K, ${weights} weights vs f32 (the golden reference)`);
   console.log(`held-out perplexity (${a.count} tokens, last ${chars} chars of the text): f32 ${result.perplexityF32.toFixed(4)}, ${weights} ${result.perplexity.toFixed(4)} (${((result.perplexity / result.perplexityF32 - 1) * 100).toFixed(3)} %)`);

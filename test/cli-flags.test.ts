@@ -109,10 +109,10 @@ describe("generate's summary when nothing is generated", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("speedup n/a");
     expect(r.stderr).not.toMatch(/NaN/);
-    expect(r.stderr).toContain("warning: the prompt has at least --steps (3) tokens: nothing is generated for it (give more --steps)");
+    expect(r.stderr).toContain("warning: the prompt has more than --steps (3) tokens: nothing is generated for it (give more --steps)");
     const ar = await runCli("generate", "--model", M, "--tokenizer", T, "--prompt", "Once upon a time there was a little girl", "--steps", "3", "--seed", "1");
     expect(ar.code).toBe(0);
-    expect(ar.stderr).toMatch(/warning: the prompt has at least --steps \(3\) tokens[\s\S]*achieved tok\/s: n\/a \(0 tokens/);
+    expect(ar.stderr).toMatch(/warning: the prompt has more than --steps \(3\) tokens[\s\S]*achieved tok\/s: n\/a \(0 tokens/);
     // demo --scale has nothing to measure either: it says so and exits 0, where it once failed on a NaN cache size.
     const d = await runCli("demo", "--model", M, "--tokenizer", T, "--student", student, "--prompts", prompts, "--steps", "3", "--scale", "--scale-shapes", "15M");
     expect(d.code, d.stderr).toBe(0);
@@ -130,11 +130,15 @@ describe("generate's summary when nothing is generated", () => {
       measureSpeedup({
         ...options,
         prompts: [
-          [1, 2, 3, 4],
+          [1, 2, 3, 4, 5, 6],
           [1, 2, 3, 4, 5],
         ],
       }),
-    ).toThrow(/measureSpeedup: nothing to decode: every prompt has at least steps \(4\) tokens, the longest 5/);
+    ).toThrow(/measureSpeedup: nothing to decode: every prompt has more than steps \(4\) tokens, the shortest 5/);
+    // A prompt of exactly `steps` tokens still makes one token (the one after it).
+    const [full] = measureSpeedup({ ...options, prompts: [[1, 2, 3, 4]] });
+    expect(full.equalsAR).toBe(true);
+    expect(full.acceptedPerCall).toBeGreaterThan(0);
     expect(() => measureSpeedup({ ...options, prompts: [] })).toThrow(/measureSpeedup: no prompts/);
     expect(
       measureSpeedup({

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
+import { Tokenizer } from "../src/io/tokenizer.js";
 import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
@@ -386,10 +387,45 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     expect(r.stdout).toBe("");
   });
 
-  it("CLI-PTP-USAGE: --decoder self with an O-PTP student exits 1 saying it needs C-PTP", async () => {
+  it("CLI-PTP-DECODER-STUDENT: a decoder the student does not support (self with an O-PTP student; any but verify with a draft head) exits 2 with a one-line usage error naming --decoder and what the student supports", async () => {
     const r = await ptp("generate", ...MODEL, "--steps", "16", "--seed", "1", "--student", STUDENT_O, "--decoder", "self");
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/needs a C-PTP student/);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe("");
+    const [line, usage] = r.stderr.split("\n");
+    expect(line).toBe(`ptp generate: --decoder self needs a C-PTP student (its own u withheld); ${STUDENT_O} is an O-PTP student, which decodes with --decoder verify, single-call or multi-draft (or ar)`);
+    expect(usage).toMatch(/^usage: ptp generate/);
+    // The same for a draft-head student with a decoder other than verify (or ar).
+    const head = join(tmp, "head.safetensors");
+    expect((await ptp("random-student", "--model", STORIES_260K, "--rank", "2", "--variant", "C", "--slot-input", "query", "--extra-blocks", "1", "--pick-feedback", "chain", "--draft-head", "--out", head)).code).toBe(0);
+    for (const decoder of ["single-call", "self", "multi-draft"]) {
+      const h = await ptp("generate", ...MODEL, "--steps", "16", "--seed", "1", "--student", head, "--decoder", decoder);
+      expect(h.code, h.stderr).toBe(2);
+      expect(h.stderr.split("\n")[0]).toBe(`ptp generate: --decoder ${decoder} does not go with ${head}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
+    }
+    // Every decoder a C-PTP student supports runs.
+    for (const decoder of ["self", "verify", "single-call", "multi-draft"]) expect((await ptp("generate", ...MODEL, ...PROMPT, "--steps", "8", "--seed", "1", "--student", STUDENT_C, "--decoder", decoder)).code, decoder).toBe(0);
+  });
+
+  it("CLI-GEN-FULL-PROMPT: a prompt of exactly --steps tokens still gets one token, without a warning; one of --steps + 1 tokens gets none, with the warning (AR and PTP)", async () => {
+    const n = Tokenizer.load(TOK_512, 512).encode("Once upon a time", true, false).length;
+    const warning = (steps: number) => `warning: the prompt has more than --steps (${steps}) tokens: nothing is generated for it (give more --steps)`;
+    for (const student of [[], ["--student", STUDENT_C, "--decoder", "verify"]]) {
+      const at = await ptp("generate", ...MODEL, ...PROMPT, "--steps", String(n), "--seed", "1", "--json", "--no-stop", ...student);
+      expect(at.code, at.stderr).toBe(0);
+      expect(at.stderr).not.toContain("warning");
+      expect(JSON.parse(at.stdout).tokens).toHaveLength(n + 1);
+      const over = await ptp("generate", ...MODEL, ...PROMPT, "--steps", String(n - 1), "--seed", "1", "--json", "--no-stop", ...student);
+      expect(over.code, over.stderr).toBe(0);
+      expect(over.stderr).toContain(warning(n - 1));
+      expect(JSON.parse(over.stdout).tokens).toHaveLength(n);
+      expect(JSON.parse(over.stdout).stats.generatedTokens).toBe(0);
+    }
+    // Several prompts: only those over --steps are counted.
+    const file = join(tmp, "full-prompts.txt");
+    writeFileSync(file, "Once\nOnce upon a time\nOnce upon a time there\n");
+    const many = await ptp("generate", ...MODEL, "--prompts", file, "--steps", String(n), "--seed", "1", "--student", STUDENT_C);
+    expect(many.code, many.stderr).toBe(0);
+    expect(many.stderr).toContain(`warning: 1 of 3 prompts (the first: prompt 3) have more than --steps (${n}) tokens: nothing is generated for it (give more --steps)`);
   });
 
   it("CLI-PTP-USAGE: --help lists the PTP flags and the new commands", async () => {

@@ -8,6 +8,7 @@ import { JsBackend } from "../src/backends/js/index.js";
 import { createBackend } from "../src/backends/registry.js";
 import type { Io } from "../src/cli/io.js";
 import { main } from "../src/cli/main.js";
+import { lastFlagWins } from "./flag-args.js";
 import { writeCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { FileFormatError } from "../src/io/errors.js";
@@ -173,7 +174,7 @@ export function pregenFixture(prefix: string) {
   const config = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 512, seqLen: 64, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
   writeCheckpoint(TEACHER, randomCheckpoint(config, 11));
   writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n");
-  const pregenArgs = (out: string, ...extra: string[]) => ["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra];
+  const pregenArgs = (out: string, ...extra: string[]) => lastFlagWins(["pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", out, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", ...extra]);
   /** Makes the fixture's dataset with `ptp pregenerate`, once. */
   const dataset = async () => {
     if (existsSync(DATA)) return;

@@ -69,6 +69,56 @@ describe.each([
     expect(hf.decode(ref.encode("Grüße 🎉 ok", true, true))).toBe("Grüße 🎉 ok");
   });
 
+  it("HF-TOK-ARGS: encode and decode check their arguments as the llama2.c tokenizer does (same checks, same errors): non-string text, out-of-range or non-integer ids, a non-array", () => {
+    const errorOf = (f: () => unknown): Error => {
+      try {
+        f();
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error("no error");
+    };
+    // The same error class and message, but for the method and file named.
+    const same = (f: () => unknown, g: () => unknown, re: RegExp) => {
+      const [a, b] = [errorOf(f), errorOf(g)];
+      expect(a.constructor, a.message).toBe(b.constructor);
+      expect(a.message).toMatch(re);
+      expect(a.message.replace("HfTokenizer.", "Tokenizer.").replace("tokenizer.json:", `${path}:`)).toBe(b.message);
+    };
+    for (const text of [undefined, null, 42, ["a"]]) {
+      same(
+        () => hf.encode(text as never, true, false),
+        () => ref.encode(text as never, true, false),
+        /^HfTokenizer\.encode: text must be a string, got /,
+      );
+    }
+    expect(errorOf(() => hf.encode(undefined as never, true, false))).toBeInstanceOf(TypeError);
+    for (const id of [vocab, -1, 1.5, Number.NaN, "5"]) {
+      same(
+        () => hf.decode([1, 300, id as number]),
+        () => ref.decode([1, 300, id as number]),
+        /^tokenizer\.json: token id .* is out of range \[0, \d+\)$/,
+      );
+      same(
+        () => hf.decodePiece(1, id as number),
+        () => ref.decodePiece(1, id as number),
+        /out of range/,
+      );
+    }
+    expect(errorOf(() => hf.decode([vocab]))).toBeInstanceOf(RangeError);
+    expect(errorOf(() => hf.decode([1, "5" as never])).message).toBe(`tokenizer.json: token id "5" (string) is out of range [0, ${vocab})`);
+    for (const tokens of [undefined, null, 7, "abc"]) {
+      same(
+        () => hf.decode(tokens as never),
+        () => ref.decode(tokens as never),
+        /^HfTokenizer\.decode: tokens must be an array of token ids, got /,
+      );
+    }
+    // Valid calls are unchanged (typed arrays of ids decode too).
+    expect(hf.decode(Int32Array.from(ref.encode("Once upon", true, false)) as never)).toBe(hf.decode(ref.encode("Once upon", true, false)));
+    expect(hf.encode("", false, false)).toEqual([]);
+  });
+
   it("HF-TOK-GAP: a literal '<s>' in the text is the special token for tokenizer.json, bytes for llama2.c (documented)", () => {
     const s = "<s> x";
     expect(hf.encode(s, false, false)).toContain(1);

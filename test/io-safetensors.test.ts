@@ -279,6 +279,12 @@ describe("ST-ERRORS: safetensors errors", () => {
     expect(problem(huge)).toMatch(/header length 18446744073709551615 goes beyond/);
   });
 
+  it("ST-HUGE-NUMBERS: offsets and dimensions past 2^53 - 1 are named as such, and a non-finite number shows as itself", () => {
+    expect(problem(build('{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4611686018427387904]}}'))).toMatch(/data_offsets \[0,4611686018427388000\] reach past 2\^53 - 1 bytes/);
+    expect(problem(build('{"t":{"dtype":"F32","shape":[1e20],"data_offsets":[0,4]}}'))).toMatch(/shape \[100000000000000000000\] has a dimension past 2\^53 - 1/);
+    expect(problem(build('{"t":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}}'))).toMatch(/shape \[Infinity\] must hold non-negative integers, found Infinity/);
+  });
+
   it("refuses headers that are not JSON objects", () => {
     expect(problem(build("{not json"))).toMatch(/header is not valid JSON/);
     expect(problem(build(""))).toMatch(/header is not valid JSON/);

@@ -126,7 +126,8 @@ describe("decode and decodeAR check their arguments, naming them", () => {
     expect(() => decode(model, [[1]], { ...base, aux: [{} as XorShiftAux] })).toThrow(/^decode: aux\[0\] must be a source of auxiliary variables/);
     expect(() => decode(model, [[1]], { ...base } as DecodeOptions)).toThrow(/^decode: aux must be an array with one source of u's per prompt/);
     expect(() => decode(model, [[1]], { ...base, aux: X() as unknown as XorShiftAux[] })).toThrow(TypeError);
-    expect(() => decodeAR(teacher, [1], { ...base, aux: {} as XorShiftAux })).toThrow(/^decodeAR: aux must be a source of auxiliary variables/);
+    // decodeAR reads no decoder option (an unknown key is now refused): its own options only.
+    expect(() => decodeAR(teacher, [1], { steps: base.steps, sampling: base.sampling, aux: {} as XorShiftAux })).toThrow(/^decodeAR: aux must be a source of auxiliary variables/);
     model.dispose();
   });
 
@@ -166,6 +167,19 @@ describe("decode and decodeAR check their arguments, naming them", () => {
     const base = { steps: 8, sampling: { temperature: 0.8 }, decoder: "single-call" as const };
     expect(() => decode(model, [[1]], { ...base, aux: [X()], budgetMode: "Fixed" as "fixed" })).toThrow(/^decode: budgetMode must be one of "adaptive", "fixed", got "Fixed"/);
     for (const budgetMode of ["fixed", "adaptive", undefined] as const) expect(decode(model, [[1]], { ...base, aux: [X()], budgetMode }).outputs[0].length).toBeGreaterThan(1);
+    model.dispose();
+  });
+});
+
+describe("a decoder the student does not support", () => {
+  it("API-SELF-VARIANT: decoder self with an O-PTP student is a RangeError naming the decoders it supports, as a draft-head student's mismatch is", async () => {
+    const ckpt = randomCheckpoint(TINY, 3);
+    const teacher = new Transformer(await backend("js"), ckpt);
+    const model = new PtpModel(teacher, randomStudent(ckpt, "t", { variant: "O", rank: 2, window: 4, seed: 1 }));
+    const base = { steps: 8, sampling: { temperature: 0.8 }, aux: [X()] };
+    expect(() => decode(model, [[1]], { ...base, decoder: "self" })).toThrow(RangeError);
+    expect(() => decode(model, [[1]], { ...base, decoder: "self" })).toThrow(/^decode: the self decoder needs a C-PTP student \(its own u withheld\); this one is O-PTP, decoded with "verify", "single-call" or "multi-draft" \(or "ar"\)$/);
+    for (const decoder of ["verify", "single-call", "multi-draft", "ar"] as const) expect(decode(model, [[1]], { ...base, aux: [X()], decoder }).outputs[0].length, decoder).toBeGreaterThan(1);
     model.dispose();
   });
 });

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { BackendError } from "../src/backends/backend.js";
 import { randomCheckpoint } from "../src/model/init.js";
+import { KVCache } from "../src/model/kv-cache.js";
+import { PtpModel } from "../src/ptp/ptp-model.js";
+import { randomStudent } from "../src/ptp/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
 import { decodeAR } from "../src/ptp/decode/decode-ar.js";
@@ -45,6 +48,47 @@ describe("library misuse gets a clear error, never a wrong answer", () => {
     const t = Tokenizer.load(TOK_512, 512);
     expect(() => t.encode(undefined as unknown as string, true, false)).toThrow(/Tokenizer.encode: text must be a string, got undefined/);
     expect(() => t.encode(42 as unknown as string, true, false)).toThrow(TypeError);
+  });
+
+  it.each(["js", "wasm"] as const)("API-KVCACHE-MODEL: a cache made by (or run on by) another model of the same shape and backend is refused with a TypeError, not read as this model's keys (%s)", async (name) => {
+    const b = await backend(name);
+    const ckptA = randomCheckpoint(config, 1);
+    const a = new Transformer(b, ckptA);
+    const other = new Transformer(b, randomCheckpoint(config, 2));
+    const block = { tokens: [1, 5, 7], positions: [0, 1, 2] };
+    const fresh = a.forward(block, a.newCache());
+    const cache = a.newCache();
+    const refused = /^forward: the cache must be a KVCache of this model, but another model \(same shape and backend\) made it or ran on it/;
+    // forward, forwardInto, greedy and sampleLast all refuse it, before anything is appended.
+    expect(() => other.forward(block, cache)).toThrow(TypeError);
+    expect(() => other.forward(block, cache)).toThrow(refused);
+    expect(() => other.forwardInto(new Float32Array(3 * config.vocabSize), block, cache)).toThrow(refused);
+    expect(() => other.greedy(block, cache)).toThrow(refused);
+    expect(() => other.sampleLast(block, cache, { temperature: 1 }, 0.5)).toThrow(refused);
+    expect(cache.length).toBe(0);
+    // Its own model still reads it, with the logits of a fresh cache.
+    expect(a.forward(block, cache)).toEqual(fresh);
+    // A cache made without a model (new KVCache) belongs to the first model that runs on it.
+    const loose = new KVCache(b, config);
+    other.forward(block, loose);
+    expect(() => a.forward({ tokens: [2], positions: [3] }, loose)).toThrow(refused);
+    expect(loose.length).toBe(3);
+    // A PTP student runs in its teacher's calls: its cache is the teacher's (any number of extra layers), and only that teacher's.
+    const student = randomStudent(ckptA, "t", { variant: "C", rank: 2, window: 2, seed: 1 });
+    const ptp = new PtpModel(a, student);
+    const ptpCache = ptp.newCache();
+    expect(ptp.forward(block, ptpCache, 0)).toEqual(fresh);
+    expect(a.forward({ tokens: [2], positions: [3] }, ptpCache).length).toBe(config.vocabSize);
+    const otherPtp = new PtpModel(other, randomStudent(ckptA, "t", { variant: "C", rank: 2, window: 2, seed: 1 }));
+    expect(() => otherPtp.forward(block, ptpCache, 0)).toThrow(refused);
+    expect(() => ptp.forward(block, otherPtp.newCache(), 0)).toThrow(refused);
+    // A cache of another shape keeps its own message.
+    expect(() => a.forward(block, new Transformer(b, randomCheckpoint({ ...config, nLayers: 2 }, 3)).newCache())).toThrow(/^forward: the cache must be a KVCache of this model \(made by its newCache, on the same backend\)/);
+    for (const c of [cache, loose, ptpCache]) c.free();
+    ptp.dispose();
+    otherPtp.dispose();
+    a.dispose();
+    other.dispose();
   });
 
   it("REL-API-BINOF: binOf with NaN or negative probabilities throws instead of returning NaN edges", () => {

@@ -13,6 +13,7 @@ import { loadTokenizerFile } from "../src/io/char-tokenizer.js";
 import { encodeHeader, readDataset, readDatasetMeta } from "../src/data/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
+import { lastFlagWins } from "./flag-args.js";
 
 const { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs } = pregenFixture("ptp-files-");
 
@@ -21,10 +22,10 @@ async function dataset(): Promise<void> {
   const r = await runCli(...pregenArgs(DATA));
   expect(r.code, r.stderr).toBe(0);
 }
-const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra];
+const distillArgs = (out: string, ...extra: string[]) => lastFlagWins(["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "40", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra]);
 const corpus = join(tmp, "corpus.txt");
 writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat.`).join("\n") + "\n");
-const trainArgs = (out: string, ...extra: string[]) => ["train", "--corpus", corpus, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "4", "--eval-every", "0", ...extra];
+const trainArgs = (out: string, ...extra: string[]) => lastFlagWins(["train", "--corpus", corpus, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "4", "--eval-every", "0", ...extra]);
 
 describe("non-finite steps end the run", () => {
   it("REL-NONFINITE-LR: `distill --lr 1e30` stops at the first non-finite step with an error naming --lr, instead of looping forever", async () => {

@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { runChild } from "./child.js";
 import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
+import { lastFlagWins } from "./flag-args.js";
 
 // Real signals to real child processes (bin/ptp.js runs the built dist/, as `npm test` builds first).
 const { tmp, TEACHER, DATA, pregenArgs } = pregenFixture("ptp-signals-");
@@ -15,7 +16,7 @@ async function dataset(): Promise<void> {
 }
 
 // Steps far beyond what a test runs: a run can only end by a signal or --stop-after.
-const distillArgs = (out: string, ...extra: string[]) => ["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "1000000", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra];
+const distillArgs = (out: string, ...extra: string[]) => lastFlagWins(["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "1000000", "--warmup", "2", "--eval-every", "0", "--backend", "wasm", ...extra]);
 
 const bytes = (path: string) => readFileSync(path);
 const stepOf = (checkpoint: string) => Number(readSafetensors(checkpoint).metadata.step);
@@ -110,6 +111,28 @@ describe("signals stop training runs, which resume exactly", () => {
       expect(resumed.code, resumed.stderr).toBe(130);
       expect(bytes(out).equals(bytes(ref))).toBe(true);
       sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
+    }
+  });
+
+  it("REL-KILL-BETWEEN-WRITES: a kill after the checkpoint but before its log line and output (or before the output only) leaves a run --resume completes exactly", async () => {
+    await dataset();
+    const ref = join(tmp, "kb-ref.safetensors");
+    expect((await runCli(...distillArgs(ref, "--eval-every", "3", "--stop-after", "6"))).code).toBe(130);
+    for (const cut of ["log and output", "output"]) {
+      const out = join(tmp, `kb-${cut.length}.safetensors`);
+      expect((await runCli(...distillArgs(out, "--eval-every", "3", "--stop-after", "3"))).code).toBe(130);
+      // What a kill between the writes at step 3 leaves: the step-3 checkpoint, the log without its line, no output.
+      const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n");
+      expect(JSON.parse(log.at(-1)!).step).toBe(3);
+      if (cut === "log and output") writeFileSync(`${out}.log.jsonl`, log.slice(0, -1).map((l) => l + "\n").join(""));
+      rmSync(out);
+      const resumed = await runCli(...distillArgs(out, "--eval-every", "3", "--resume", "--stop-after", "3"));
+      expect(resumed.code, resumed.stderr).toBe(130);
+      expect(bytes(out).equals(bytes(ref))).toBe(true);
+      sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
+      const steps = (p: string) => readFileSync(`${p}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
+      expect(steps(out)).toEqual(steps(ref));
+      expect(steps(out)).toEqual([3, 6]);
     }
   });
 

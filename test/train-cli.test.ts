@@ -25,6 +25,7 @@ import { recoverUs } from "../src/train/inverse-ar.js";
 import { studentLogits, windowRows } from "../src/train/ptp-windows.js";
 import { trainableStudent } from "../src/train/student-params.js";
 import { rng, runCli, tinyCheckpoint, TOK_512 } from "./helpers.js";
+import { lastFlagWins } from "./flag-args.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-train-cli-"));
 const TEACHER = join(tmp, "teacher.bin");
@@ -42,38 +43,8 @@ async function dataset(): Promise<void> {
   expect(r.code, r.stderr).toBe(0);
 }
 
-const distillArgs = (out: string, ...extra: string[]) => [
-  "distill",
-  "--model",
-  TEACHER,
-  "--dataset",
-  DATA,
-  "--out",
-  out,
-  "--rank",
-  "4",
-  "--window",
-  "4",
-  "--windows",
-  "4",
-  "--batch",
-  "2",
-  "--steps",
-  "6",
-  "--warmup",
-  "2",
-  "--eval-every",
-  "3",
-  "--tokenizer",
-  TOK_512,
-  "--eval-prompts",
-  PROMPTS,
-  "--eval-steps",
-  "16",
-  "--backend",
-  "wasm",
-  ...extra,
-];
+const distillArgs = (out: string, ...extra: string[]) =>
+  lastFlagWins(["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "6", "--warmup", "2", "--eval-every", "3", "--tokenizer", TOK_512, "--eval-prompts", PROMPTS, "--eval-steps", "16", "--backend", "wasm", ...extra]);
 
 describe("ptp distill", () => {
   it("TRAIN-DISTILL-RUN: trains a student that loads against its teacher, logs accepted tokens per call, and decodes exactly as AR", async () => {
@@ -293,6 +264,16 @@ describe("ptp distill", () => {
     expect(g.code, g.stderr).toBe(0);
     const r = await runCli("distill", "--model", short, "--dataset", data, "--out", out, "--rank", "2", "--window", "4", "--windows", "8", "--batch", "3", "--steps", "3", "--eval-every", "0");
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it("TRAIN-WINDOW-PAST-RECORDS: a --window longer than every record's sampled tokens is warned about (its last slots never train); a fitting one is not", async () => {
+    await dataset();
+    const long = await runCli(...distillArgs(join(tmp, "s-longwin.safetensors"), "--window", "40", "--steps", "1", "--eval-every", "0"));
+    expect(long.code, long.stderr).toBe(0);
+    expect(long.stderr).toMatch(/distill: warning: --window 40 is longer than any record of \S+data\.ptpd \(at most (\d+) sampled tokens\): slots \d+ to 40 of a window are never trained/);
+    const fits = await runCli(...distillArgs(join(tmp, "s-fitwin.safetensors"), "--steps", "1", "--eval-every", "0"));
+    expect(fits.code, fits.stderr).toBe(0);
+    expect(fits.stderr).not.toContain("never trained");
   });
 
   it("TRAIN-USAGE: bad arguments exit 2 with the usage", async () => {

@@ -159,6 +159,7 @@ describe("ptp synth", () => {
     [["--out", "x.txt", "--prompt-words", "3"], "go with --prompts-out"],
     [["--prompts-out", "p.txt", "--seed", "5", "--prompt-seed", "5"], "--prompt-seed must differ from --seed"],
     [["--prompts-out", "p.txt", "--prompt-count", "0"], "--prompt-count must be a positive integer"],
+    [["--prompts-out", "p.txt", "--prompt-words", "99999999"], "--prompt-words 99999999 is not shorter than every held-out story"],
     [["--out", "x.txt", "--bogus"], "unknown flag --bogus"],
   ])("SYN-CLI-USAGE: %j exits 2 with a usage message", async (args, message) => {
     const r = await runCli("synth", ...args);

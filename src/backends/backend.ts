@@ -227,6 +227,17 @@ export class BackendError extends Error {
   }
 }
 
+/**
+ * The length of `upload`'s host data, or a BackendError naming the backend
+ * when it is no typed array (undefined, null, a number): the check every
+ * backend makes before reading `data.length`, with the same message.
+ */
+export function hostDataLength(backend: string, op: string, data: unknown): number {
+  const n = data !== null && typeof data === "object" ? (data as { length?: unknown }).length : undefined;
+  if (typeof n !== "number") throw new BackendError(backend, `${op}: data must be a typed array (Float32Array, Int32Array or Uint8Array), got ${data === null ? "null" : typeof data}`);
+  return n;
+}
+
 /** The weight types a backend may run matmuls in (BackendOptions.weights). */
 export const WEIGHT_TYPES = ["f32", "bf16", "int8"] as const;
 export type WeightType = (typeof WEIGHT_TYPES)[number];

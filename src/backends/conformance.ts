@@ -25,7 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
-import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
 import { argmax, binOf } from "../sampling/pick.js";
 import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
@@ -715,13 +715,27 @@ const CHECKS: CheckSpec[] = [
   },
 ];
 
+/** The options of runBackendConformance; another key is a typo that would be ignored. */
+const CONFORMANCE_OPTIONS: readonly string[] = ["runs", "seed", "backendOptions"];
+
+/** The most random problems per check: 10^4 (a run of the suite at 10 takes seconds; more would hold the thread for hours). */
+export const MAX_CONFORMANCE_RUNS = 10_000;
+
 /**
  * Runs the backend contract's checks on a backend (a registered name, or an
  * instance) against the js reference. Never throws for a failing check: the
  * report lists every check with its first failure.
  */
 export async function runBackendConformance(backend: string | Backend, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`runBackendConformance: options must be an object ({ runs, seed, backendOptions }), got ${describeValue(options)}`);
+  for (const key of Object.keys(options)) {
+    if (!CONFORMANCE_OPTIONS.includes(key)) throw new RangeError(`runBackendConformance: unknown option ${JSON.stringify(key)}; the options are ${CONFORMANCE_OPTIONS.join(", ")}`);
+  }
+  if (typeof backend !== "string" && (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function")) {
+    throw new TypeError(`runBackendConformance: backend must be a registered backend's name or a Backend instance, got ${describeValue(backend)}`);
+  }
   const runs = options.runs === undefined ? 10 : checkPositiveInteger(options.runs, "runBackendConformance", "runs");
+  if (runs > MAX_CONFORMANCE_RUNS) throw new RangeError(`runBackendConformance: runs must be at most ${MAX_CONFORMANCE_RUNS} (random problems per check), got ${runs}`);
   const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runBackendConformance", "seed"));
   const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
   const ref = new JsBackend();

@@ -13,9 +13,11 @@ export class UsageError extends Error {
 
 export type FlagKind = "string" | "number" | "int" | "bool";
 
-export interface FlagSpec {
+/** How a flag's value is read (a FlagSpec without its help text: what parseFlags needs). */
+export interface FlagRule {
   kind: FlagKind;
-  help: string;
+  /** The flag's line in the usage text (required in a FlagSpec). */
+  help?: string;
   /** Shown in the usage text and used when the flag is absent. */
   default?: string | number | boolean;
   /** Value name for the usage text, e.g. FILE. */
@@ -30,9 +32,23 @@ export interface FlagSpec {
   above?: number;
   /** For int flags: at least 1 ("must be a positive integer"; with max, the range reads "in [1, max]"). */
   positive?: boolean;
+  /**
+   * The flag may be given more than once, the last value counting. Without
+   * it (every flag today: list-like flags take one comma-separated value), a
+   * flag given twice is a UsageError, so `--seed 5 --seed 6` or
+   * `--json --json=false` does not silently take the last one.
+   */
+  repeatable?: boolean;
+}
+
+/** A command's flag: how its value is read, and its line in the usage text. */
+export interface FlagSpec extends FlagRule {
+  help: string;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
+/** Flags without help texts (bench scripts declare theirs this way; their header comments document them). */
+export type FlagRules = Record<string, FlagRule>;
 
 /** A command's flag specs, checked, with their literal types kept (choices become the value's type). */
 export function defineFlags<const T extends FlagSpecs>(specs: T): T {
@@ -40,18 +56,20 @@ export function defineFlags<const T extends FlagSpecs>(specs: T): T {
 }
 
 /** A flag's value: boolean, number, or a string (one of its choices where it lists them). */
-type Value<S extends FlagSpec> = S["kind"] extends "bool" ? boolean : S["kind"] extends "string" ? (S extends { choices: readonly (infer C extends string)[] } ? C : string) : number;
+type Value<S extends FlagRule> = S["kind"] extends "bool" ? boolean : S["kind"] extends "string" ? (S extends { choices: readonly (infer C extends string)[] } ? C : string) : number;
 /** Whether a flag always has a value after parsing: required, defaulted, or a bool (false when absent). */
-type Always<S extends FlagSpec> = S extends { required: true } ? true : S extends { default: string | number | boolean } ? true : S["kind"] extends "bool" ? true : false;
+type Always<S extends FlagRule> = S extends { required: true } ? true : S extends { default: string | number | boolean } ? true : S["kind"] extends "bool" ? true : false;
 /** Parsed flags: required, defaulted and bool flags are never undefined; the rest are undefined when absent. */
-export type Parsed<T extends FlagSpecs> = { [K in keyof T]: Always<T[K]> extends true ? Value<T[K]> : Value<T[K]> | undefined };
+export type Parsed<T extends FlagRules> = { [K in keyof T]: Always<T[K]> extends true ? Value<T[K]> : Value<T[K]> | undefined };
 
-export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: T): Parsed<T> {
+export function parseFlags<T extends FlagRules>(argv: readonly string[], specs: T): Parsed<T> {
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.default !== undefined) out[name] = spec.default;
     else if (spec.kind === "bool") out[name] = false;
   }
+  /** What each flag given so far was given as (its raw value; a bare bool flag: "true"), for "given twice". */
+  const seen = new Map<string, string>();
   for (const { arg, name, spec, raw } of flagsGiven(argv, specs)) {
     if (name === undefined) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);
     if (spec === undefined) {
@@ -60,11 +78,12 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
     }
     if (spec.kind === "bool") {
       if (raw !== undefined && raw !== "true" && raw !== "false") throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(raw)}`);
-      out[name] = raw !== "false";
-      continue;
-    }
-    if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind}; one that starts with -- goes as --${name}=VALUE)`);
-    out[name] = convert(name, spec, raw);
+    } else if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.value ?? spec.kind}; one that starts with -- goes as --${name}=VALUE)`);
+    const value = raw ?? "true";
+    const before = seen.get(name);
+    if (before !== undefined && !spec.repeatable) throw new UsageError(`--${name} given twice (${shown(before)} and ${shown(value)}); give it once`);
+    seen.set(name, value);
+    out[name] = spec.kind === "bool" ? value !== "false" : convertValue(name, spec, value);
   }
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.required && out[name] === undefined) throw new UsageError(`--${name} is required`);
@@ -72,11 +91,27 @@ export function parseFlags<T extends FlagSpecs>(argv: readonly string[], specs: 
   return out as Parsed<T>;
 }
 
+/** A flag's raw value in a message: as given where it is one plain word, else quoted (an empty, spaced or odd value); a long one cut to 40 characters. */
+function shown(raw: string): string {
+  const cut = raw.length > 40 ? `${raw.slice(0, 37)}...` : raw;
+  return /^[\w.,:/+-]+$/.test(cut) ? cut : JSON.stringify(cut);
+}
+
 /** A decimal number as people write one: sign, digits, optional fraction and exponent. */
 export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
-function convert(name: string, spec: FlagSpec, raw: string): string | number {
+/** Value names of flags that take a file or folder path: an empty one names no file (it would be read as ""). */
+const PATH_VALUES = new Set(["FILE", "PATH", "DIR"]);
+
+/**
+ * One value of non-bool flag `name` read by `spec`'s rules (number syntax,
+ * integer, range, choices), else a UsageError naming the flag: what
+ * parseFlags does to each value, exported for values it does not see itself
+ * (the items of a comma-separated list).
+ */
+export function convertValue(name: string, spec: FlagRule, raw: string): string | number {
   if (spec.kind === "string") {
+    if (raw === "" && PATH_VALUES.has(spec.value ?? "")) throw new UsageError(`--${name} must not be empty`);
     const choices = typeof spec.choices === "function" ? spec.choices() : spec.choices;
     if (choices && !choices.includes(raw)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}; got ${JSON.stringify(raw)}`);
     return raw;
@@ -101,7 +136,7 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
  * and raw value (the `=value` part, else the next argument for a known
  * non-bool flag; undefined when there is none).
  */
-function* flagsGiven(argv: readonly string[], specs: FlagSpecs): Generator<{ arg: string; name?: string; spec?: FlagSpec; raw?: string }> {
+function* flagsGiven(argv: readonly string[], specs: FlagRules): Generator<{ arg: string; name?: string; spec?: FlagRule; raw?: string }> {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) {
@@ -110,7 +145,8 @@ function* flagsGiven(argv: readonly string[], specs: FlagSpecs): Generator<{ arg
     }
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    const spec = specs[name] as FlagSpec | undefined;
+    // Own keys only: `--constructor` or `--toString` names no flag (not an Object.prototype member).
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
     // A value flag takes the next argument, unless that is another flag: `--prompt --json` is a
     // missing value, not the prompt "--json" (which goes as --prompt=--json).
     const takesNext = eq < 0 && spec !== undefined && spec.kind !== "bool" && i + 1 < argv.length && !argv[i + 1].startsWith("--");
@@ -124,7 +160,7 @@ function* flagsGiven(argv: readonly string[], specs: FlagSpecs): Generator<{ arg
  * for "does not apply" checks that a default value cannot tell apart from
  * an absent flag.
  */
-export function givenFlags(argv: readonly string[], specs: FlagSpecs): Set<string> {
+export function givenFlags(argv: readonly string[], specs: FlagRules): Set<string> {
   const given = new Set<string>();
   for (const { name } of flagsGiven(argv, specs)) if (name !== undefined) given.add(name);
   return given;

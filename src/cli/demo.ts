@@ -1,5 +1,5 @@
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBackend } from "../backends/registry.js";
@@ -20,7 +20,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { namingModel, readPrompts, seedFlag, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -100,12 +100,19 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   checkThreadsBackend(f);
   const unknownShape = f["scale-shapes"].split(",").find((s) => !Object.hasOwn(WIDEN_SHAPES, s));
   if (unknownShape !== undefined) throw new UsageError(`--scale-shapes must list known shapes (${Object.keys(WIDEN_SHAPES).join(", ")}), comma-separated; got ${JSON.stringify(unknownShape)} in ${JSON.stringify(f["scale-shapes"])}`);
+  const repeatedShape = f["scale-shapes"].split(",").find((s, i, all) => all.indexOf(s) !== i);
+  if (repeatedShape !== undefined) throw new UsageError(`--scale-shapes lists ${repeatedShape} twice in ${JSON.stringify(f["scale-shapes"])}; give each shape once`);
   if (givenFlags(argv, demoFlags).has("scale-shapes") && !f.scale) throw new UsageError("--scale-shapes goes with --scale");
   if (f.budget !== undefined && f.decoder !== "single-call") throw new UsageError(`--budget applies to --decoder single-call only (the decoder is ${f.decoder})`);
   if (f["draft-classifier"] !== undefined && f["draft-classifier"] !== "f32" && f.backend !== "wasm") throw new UsageError(`--draft-classifier ${f["draft-classifier"]} needs the wasm backend`);
   if ((f.model === undefined) !== (f.tokenizer === undefined)) throw new UsageError("give --model and --tokenizer together (a tokenizer belongs to its model)");
 
   const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
+  if (f["demo-dir"] !== undefined) {
+    const st = statSync(dir, { throwIfNoEntry: false });
+    if (st === undefined) throw new Error(`--demo-dir ${dir}: the folder does not exist (expected a folder of demo models)`);
+    if (!st.isDirectory()) throw new Error(`--demo-dir ${dir}: is not a folder (expected a folder of demo models)`);
+  }
   const paths = {
     model: f.model ?? join(dir, DEMO_FILES.model),
     tokenizer: f.tokenizer ?? join(dir, DEMO_FILES.tokenizer),
@@ -146,8 +153,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
     const c = checkpoint.config,
       s = student.config;
-    // --steps 0 (or past the context) means the model's seqLen, as decode reads it.
-    const positions = f.steps > 0 && f.steps <= c.seqLen ? f.steps : c.seqLen;
+    const positions = runPositions(io, f.steps, c.seqLen, givenFlags(argv, demoFlags).has("steps"));
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${head ? `a draft head of ${s.extraBlocks} blocks, ` : ""}${s.variant}-PTP, ${head ? "" : `rank ${s.rank}, `}window ${s.window})\n` +

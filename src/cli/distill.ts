@@ -188,6 +188,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     threads,
   });
   refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
+  // A slot past a record's last sampled token has no target (weight 0): slots past every record's never train.
+  const longest = dataset.records.reduce((m, r) => Math.max(m, r.tokens.length - r.promptLength), 0);
+  if (dataset.records.length > 0 && f.window > longest) {
+    io.stderr(`distill: warning: --window ${f.window} is longer than any record of ${f.dataset} (at most ${longest} sampled tokens): slots ${longest + 1} to ${f.window} of a window are never trained\n`);
+  }
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });
   // Training products run on WASM SIMD with the wasm backend, in plain TypeScript otherwise.

@@ -51,6 +51,8 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
   const { files, flags } = splitArguments(argv);
   const f = parseFlags(flags, exportPeftFlags);
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the student to export" : `export-peft takes one student, got ${files.length}`);
+  if (files[0] === "") throw new UsageError("the student to export must not be an empty path");
+  if (f["base-model"] !== undefined && f["base-model"].trim() === "") throw new UsageError("--base-model must not be empty (leave it out to record none)");
   const out = f.out;
   checkOutputs([{ flag: "--out", path: out, owns: (name) => name === PEFT_CONFIG || name === PEFT_WEIGHTS }], {
     inputs: [

@@ -46,6 +46,24 @@ export function rankFlag<const D extends { default?: number; required?: boolean 
   return { kind: "int", value: "R", help: `${help}; 1..${MAX_RANK}, at most the teacher's dim`, max: MAX_RANK, ...d } as const;
 }
 
+/**
+ * --alpha's range. The LoRA update is scaled by alpha / rank (rank 1 ..
+ * MAX_RANK): at most 10^4 keeps an untrained student's update (B uniform in
+ * +-0.02) within a few hundred times the teacher's activations, so its
+ * forward stays finite in float32 (--alpha 1e300 gave a scale of ~1e299,
+ * far past float32's range); at least 10^-3 keeps the update from
+ * vanishing (a scale below float32's range would make the student the
+ * teacher, untrainably). PEFT's alphas are 8 to 2 x rank. The same range
+ * for random-student, distill and train --objective inverse-ar.
+ */
+export const MIN_ALPHA = 1e-3;
+export const MAX_ALPHA = 1e4;
+
+/** --alpha of a LoRA student, in [MIN_ALPHA, MAX_ALPHA]. */
+export function alphaFlag(help: string, defaultAlpha: number) {
+  return { kind: "number", value: "A", help: `${help}; the update is scaled by alpha / rank (${MIN_ALPHA}..${MAX_ALPHA})`, default: defaultAlpha, min: MIN_ALPHA, max: MAX_ALPHA } as const;
+}
+
 /** --rank must be a positive integer (checked before any file is read). */
 export function checkRank(rank: number): void {
   if (rank < 1) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
@@ -216,7 +234,7 @@ export function studentFlags(d: { aux: "bits" | "digits" | "anchors"; digits: nu
   const h = d.helpPrefix;
   return defineFlags({
     rank: rankFlag(`${h}LoRA rank`, { default: 32 }),
-    alpha: { kind: "number", value: "A", help: `${h}LoRA alpha (update scaled by alpha / rank; > 0)`, default: 32, above: 0 },
+    alpha: alphaFlag(`${h}LoRA alpha`, 32),
     aux: { kind: "string", value: "KIND", help: `${h}auxiliary embedding of u: bits|digits|anchors`, default: d.aux, choices: ["bits", "digits", "anchors"] },
     digits: digitsFlag(`${h}binary digits of u for --aux digits`, { default: d.digits }),
     window: { ...windowFlag(`${h}slots per window (at most the teacher's seqLen)`, { default: d.window }), value: "L" },

@@ -17,9 +17,9 @@ import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
-import { describeFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
+import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { namingModel, readPrompts, seedFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -83,14 +83,15 @@ ${describeFlags(generateFlags)}`;
 
 export async function generateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, generateFlags);
+  const stepsGiven = givenFlags(argv, generateFlags).has("steps");
   try {
-    return await generate(f, io);
+    return await generate(f, io, stepsGiven);
   } catch (e) {
     throw namingModel(e, f.model);
   }
 }
 
-async function generate(f: GenerateFlags, io: Io): Promise<number> {
+async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<number> {
   if (f.seed !== undefined && f["aux-file"] !== undefined) throw new UsageError("give either --seed or --aux-file, not both");
   if (f.weights !== "f32" && f.backend !== "wasm") throw new UsageError(`--weights ${f.weights} needs the wasm backend`);
   checkThreadsBackend(f);
@@ -132,7 +133,7 @@ async function generate(f: GenerateFlags, io: Io): Promise<number> {
   const scale = f["draft-temperature-scale"];
   if (scale !== undefined && !(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
 
-  if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io);
+  if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io, stepsGiven);
 
   const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model);
@@ -149,7 +150,7 @@ async function generate(f: GenerateFlags, io: Io): Promise<number> {
     }
   }
 
-  const runSteps = f.steps <= 0 || f.steps > checkpoint.config.seqLen ? checkpoint.config.seqLen : f.steps;
+  const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
   checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend, "lower --steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
@@ -222,7 +223,7 @@ function requireTokenizer(f: GenerateFlags): string {
 }
 
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
-async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Promise<number> {
+async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, stepsGiven: boolean): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
@@ -243,7 +244,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${f.student} is a student whose slots run in the teacher's call`);
     if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${f.student} is a student whose slots run in the teacher's call`);
     if (decoder === "self" && student.config.variant !== "C") {
-      throw new Error(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is ${student.config.variant}-PTP`);
+      // A bad combination of arguments, as a draft-head student with another decoder (above): a usage error.
+      throw new UsageError(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is an ${student.config.variant}-PTP student, which decodes with --decoder verify, single-call or multi-draft (or ar)`);
     }
   }
   let draft: Draft | undefined;
@@ -278,8 +280,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io): Prom
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
   });
-  const seqLen = checkpoint.config.seqLen,
-    runSteps = f.steps <= 0 || f.steps > seqLen ? seqLen : f.steps;
+  const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
   const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, decoding, checkpoint.config.vocabSize);
   checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });

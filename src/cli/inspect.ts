@@ -138,6 +138,8 @@ export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | S
       teacherChecksum: teacherChecksum(checkpoint),
     };
   } catch (e) {
+    // '{' after eight bytes: a safetensors file whose header length does not fit (parseSafetensors says how).
+    if (e instanceof FileFormatError && !ak42 && bytes.length >= 10 && bytes[8] === 0x7b) parseSafetensors(bytes, path);
     if (e instanceof FileFormatError && !ak42) {
       throw new FileFormatError(path, `neither a PTP student adapter or draft model (safetensors), a PTP dataset ("${DATASET_MAGIC}") nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
     }

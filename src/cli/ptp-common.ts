@@ -13,14 +13,30 @@ export function namingModel(e: unknown, modelPath: string): unknown {
 }
 
 /**
- * A warning on stderr for prompts that fill the run's positions: as in the
- * reference program they are cut there and nothing is generated for them.
+ * A warning on stderr for prompts that leave no position to generate in:
+ * `steps` positions run 0 .. steps - 1, and position p reads token p and
+ * produces token p + 1, so a prompt of n <= steps tokens (BOS included)
+ * still gets the token at position n (decodeAR, Sequence); only one of more
+ * than `steps` tokens is cut there, as in the reference, with nothing
+ * generated.
  */
 export function warnFullPrompts(io: Io, prompts: readonly (readonly number[])[], steps: number): void {
-  const full = prompts.flatMap((p, i) => (p.length >= steps ? [i] : []));
+  const full = prompts.flatMap((p, i) => (p.length > steps ? [i] : []));
   if (full.length === 0) return;
   const which = prompts.length === 1 ? "the prompt has" : `${full.length} of ${prompts.length} prompts (the first: prompt ${full[0] + 1}) have`;
-  io.stderr(`warning: ${which} at least --steps (${steps}) tokens: nothing is generated for ${full.length === 1 ? "it" : "them"} (give more --steps)\n`);
+  io.stderr(`warning: ${which} more than --steps (${steps}) tokens: nothing is generated for ${full.length === 1 ? "it" : "them"} (give more --steps)\n`);
+}
+
+/**
+ * The positions a run makes of --steps, as llama2.c's run reads it: 0, or
+ * more than the model's seqLen, runs seqLen positions. A --steps the user
+ * gave past seqLen gets a note on stderr (`given`: the flag was on the
+ * command line, not its default).
+ */
+export function runPositions(io: Io, steps: number, seqLen: number, given: boolean): number {
+  if (steps > 0 && steps <= seqLen) return steps;
+  if (given && steps > seqLen) io.stderr(`note: --steps ${steps} is more than the model's seqLen (${seqLen}): running ${seqLen} positions\n`);
+  return seqLen;
 }
 
 /** The largest xorshift seed: its state is 64 bits, never 0. */

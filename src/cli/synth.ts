@@ -66,8 +66,12 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
   io.stderr(`synth: generating ${[corpusStories ? `${corpusStories} stories (seed ${f.seed})` : "", promptStories ? `${promptStories} held-out prompts (seed ${promptSeed})` : ""].filter((x) => x).join(" and ")}\n`);
   const progress = new Progress({ total: corpusStories + promptStories, unit: "story", label: "synth", stream: { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY } });
   const stories = generateStories(corpusStories, f.seed, (n) => progress.update(n));
-  const prompts = generateStories(promptStories, promptSeed, (n) => progress.update(corpusStories + n)).map((s) => storyPrompt(s, promptWords));
+  const promptSource = generateStories(promptStories, promptSeed, (n) => progress.update(corpusStories + n));
   progress.finish();
+  // A prompt is the start of a story: one of all its words (or more) would be the whole story, with nothing left to continue.
+  const shortest = promptSource.reduce((m, s) => Math.min(m, s.split(" ").length), Infinity);
+  if (promptWords >= shortest) throw new UsageError(`--prompt-words ${promptWords} is not shorter than every held-out story (the shortest has ${shortest} words): a prompt would be a whole story; give at most ${shortest - 1}`);
+  const prompts = promptSource.map((s) => storyPrompt(s, promptWords));
 
   const encoder = new TextEncoder();
   const files: { path: string; bytes: Uint8Array; said: string }[] = [];

@@ -27,7 +27,7 @@ export const inverseArFlags = defineFlags({
 });
 
 /** What inverse-ar reads of ptp train's parsed flags. */
-type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | undefined; batch: number };
+type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | undefined; batch: number; corpus: string };
 
 export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
@@ -50,6 +50,8 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
   const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
+  // A text window is --context tokens, drawn from a stream that must hold one more.
+  if (stream.length < context + 1) throw new Error(`${f.corpus}: the --corpus is too short for --context ${context}${f.context === undefined ? " (default: the model's seqLen)" : ""}: it needs at least ${context + 1} tokens, found ${stream.length}; give a longer corpus or a smaller --context`);
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
     const { readPrompts } = await import("./ptp-common.js");

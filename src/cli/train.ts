@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -8,8 +8,8 @@ import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
-import { loopExitCode } from "../train/loop.js";
-import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
+import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
@@ -66,7 +66,9 @@ llama2.c checkpoint. With --char-vocab the command first builds a
 character-level tokenizer from the corpus. The last --valid-fraction of
 the documents is held out; its loss is reported every --eval-every steps,
 when the checkpoint is also written (atomically). Ctrl-C saves and stops;
---resume continues exactly.
+--resume continues exactly, with the same options (a larger --steps extends
+a finished run; a run shorter than --warmup keeps its warmup and decays to
+the new end).
 
 --objective inverse-ar instead trains a C-PTP student of an existing model
 (--model) on the corpus with no teacher samples (method section 3.4): for
@@ -113,6 +115,24 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
+  // A run that fails before its first checkpoint (a corpus too short, a shape beyond memory) leaves no --char-vocab it created.
+  let checkpointed = false;
+  files.onCheckpoint = () => void (checkpointed = true);
+  let created: string | undefined;
+  try {
+    return await runTraining(f, given, loop, shapeOf, files, (path) => void (created = path), io);
+  } catch (err) {
+    if (created !== undefined && !checkpointed) {
+      rmSync(created, { force: true });
+      io.stderr(`train: removed ${created}, which this failed run had written\n`);
+    }
+    throw err;
+  }
+}
+
+/** The run after its flags and files are checked; `wrote` hears of a --char-vocab file it creates. */
+async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<string>, loop: LoopOptions, shapeOf: (vocabSize: number) => ModelConfig, files: RunFiles, wrote: (path: string) => void, io: Io): Promise<number> {
+  const out = f.out;
 
   // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
   // a resume must train on the same corpus, so its digest is stored with the checkpoint.
@@ -131,6 +151,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
     else {
+      if (!existsSync(f["char-vocab"])) wrote(f["char-vocab"]);
       const n = writeCharTokenizer(f["char-vocab"], lines);
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);
@@ -146,6 +167,12 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
   const train = encode(lines.slice(0, split)),
     valid = encode(lines.slice(split));
+  // A window is --context tokens and the next one; both parts need one (pretrain checks it too, without the file's name).
+  if (train.length < context + 1 || valid.length < context + 1) {
+    throw new Error(
+      `${f.corpus}: the --corpus is too short for --context ${context}${given.has("context") ? "" : " (default: --seq-len)"}: a window takes ${context + 1} tokens, but the training part has ${train.length} and the held-out part (--valid-fraction ${f["valid-fraction"]}) ${valid.length}; give a longer corpus or a smaller --context`,
+    );
+  }
   io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
   const model = initModel(config, f.seed);
   const r = await pretrain(

@@ -15,7 +15,9 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
   if (!(f.lr > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
   for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k] < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
   return {
+    // A run shorter than --warmup warms up over its whole length; the --warmup asked for is stored too, so that a larger --steps on --resume extends it (src/train/resume-config.ts).
     schedule: { lr: f.lr, warmup: Math.min(f.warmup, f.steps), totalSteps: f.steps, decay: f.schedule, minLr },
+    askedWarmup: f.warmup,
     weightDecay: f["weight-decay"],
     clip: f.clip,
     seed: f.seed,

@@ -10,7 +10,9 @@
  */
 
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
-import { FileFormatError, openForReading, quote } from "../io/errors.js";
+import { writeFailure } from "../io/atomic-write.js";
+import { checkPath, FileFormatError, openForReading, quote } from "../io/errors.js";
+import { describeValue } from "../sampling/checks.js";
 
 /** The 8 bytes every dataset file starts with. */
 export const DATASET_MAGIC = "PTP-DATA";
@@ -188,6 +190,7 @@ export function validateMeta(meta: DatasetMeta): void {
 
 /** Total number of records a complete file holds. */
 export function totalRecords(meta: DatasetMeta): number {
+  if (meta === null || typeof meta !== "object" || meta.prompts === null || typeof meta.prompts !== "object") throw new TypeError(`totalRecords: meta must be a dataset's metadata (as datasetMeta or readDatasetMeta return), got ${describeValue(meta)}`);
   return meta.prompts.count * meta.samplesPerPrompt;
 }
 
@@ -214,6 +217,16 @@ function recordSize(n: number, p: number): number {
   return RECORD_HEAD + 4 * n + 8 * (n - p) + 4;
 }
 
+/** Throws a TypeError unless `r` is shaped as a DatasetRecord: an object with promptLength and array-like tokens, left and right. */
+function checkRecordShape(r: unknown, where: string): asserts r is DatasetRecord {
+  const o = r as Record<string, unknown> | null;
+  if (o === null || typeof o !== "object") throw new TypeError(`${where}: a record must be an object { promptLength, tokens, left, right } (as generateRecord returns), got ${describeValue(r)}`);
+  for (const key of ["tokens", "left", "right"]) {
+    const a = o[key] as { length?: unknown } | null | undefined;
+    if (a === null || typeof a !== "object" || typeof a.length !== "number") throw new TypeError(`${where}: ${key} must be an array or typed array, got ${describeValue(a)}`);
+  }
+}
+
 /** Why `r` cannot be record number `index` of a file with `meta`, or null. */
 function recordProblem(r: DatasetRecord, meta: DatasetMeta): string | null {
   const n = r.tokens.length;
@@ -225,11 +238,12 @@ function recordProblem(r: DatasetRecord, meta: DatasetMeta): string | null {
   if (r.left.length !== n - p || r.right.length !== n - p) return `it has ${n - p} sampled tokens but ${r.left.length} left and ${r.right.length} right edges`;
   for (let i = 0; i < n; i++) {
     const t = r.tokens[i];
-    if (t < 0 || t >= meta.vocabSize) return `token ${i} is ${t}, outside the vocabulary [0, ${meta.vocabSize})`;
+    if (!Number.isInteger(t) || t < 0 || t >= meta.vocabSize) return `token ${i} is ${t}, outside the vocabulary [0, ${meta.vocabSize})`;
   }
   for (let j = 0; j < n - p; j++) {
-    const l = r.left[j],
-      h = r.right[j];
+    // As stored: float32 (a double bin could collapse to an empty one).
+    const l = Math.fround(r.left[j]),
+      h = Math.fround(r.right[j]);
     if (!(l >= 0 && l < h && h <= 1)) return `sampled token ${j} has the bin [${l}, ${h}), which is not a non-empty interval in [0, 1]`;
   }
   return null;
@@ -389,7 +403,21 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
   }
 }
 
-function openDataset(path: string): number {
+/** ReadDatasetOptions, checked: an object of the three known keys, booleans and a function. */
+function checkReadOptions(options: unknown, where: string): asserts options is ReadDatasetOptions {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`${where}: options must be an object ({ allowTornTail, allowIncomplete, onTornTail }), got ${describeValue(options)}`);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!["allowTornTail", "allowIncomplete", "onTornTail"].includes(key)) throw new RangeError(`${where}: unknown option ${JSON.stringify(key)}; the options are allowTornTail, allowIncomplete and onTornTail`);
+  }
+  for (const key of ["allowTornTail", "allowIncomplete"]) {
+    if (o[key] !== undefined && typeof o[key] !== "boolean") throw new TypeError(`${where}: ${key} must be true or false, got ${describeValue(o[key])}`);
+  }
+  if (o.onTornTail !== undefined && typeof o.onTornTail !== "function") throw new TypeError(`${where}: onTornTail must be a function, got ${describeValue(o.onTornTail)}`);
+}
+
+function openDataset(path: string, where: string): number {
+  checkPath(path, where);
   // Opening a FIFO blocks until a writer comes (forever): refuse anything but a regular file first (stat does not block).
   let st0: ReturnType<typeof statSync> | undefined;
   try {
@@ -423,7 +451,8 @@ export interface ReadDatasetOptions {
  * corrupt record or, unless allowed, a torn last record.
  */
 export function* datasetRecords(path: string, options: ReadDatasetOptions = {}): Generator<DatasetRecord, DatasetMeta, undefined> {
-  const fd = openDataset(path);
+  checkReadOptions(options, "datasetRecords");
+  const fd = openDataset(path, "datasetRecords");
   try {
     const file = new FileBytes(fd, fstatSync(fd).size);
     const { meta, end } = readHeader(file, path);
@@ -450,7 +479,7 @@ export function* datasetRecords(path: string, options: ReadDatasetOptions = {}):
 
 /** Just the header's metadata. */
 export function readDatasetMeta(path: string): DatasetMeta {
-  const fd = openDataset(path);
+  const fd = openDataset(path, "readDatasetMeta");
   try {
     return readHeader(new FileBytes(fd, fstatSync(fd).size), path).meta;
   } finally {
@@ -460,6 +489,8 @@ export function readDatasetMeta(path: string): DatasetMeta {
 
 /** The whole dataset in memory (fine for files of tens of MB; use datasetRecords to stream). */
 export function readDataset(path: string, options: ReadDatasetOptions = {}): Dataset {
+  checkPath(path, "readDataset");
+  checkReadOptions(options, "readDataset");
   const records: DatasetRecord[] = [];
   const it = datasetRecords(path, options);
   for (;;) {
@@ -507,16 +538,33 @@ export class DatasetWriter {
 
   /** Opens `path` for appending records generated with `meta`; see OpenDatasetOptions. */
   static open(path: string, meta: DatasetMeta, options: OpenDatasetOptions): DatasetWriter {
+    checkPath(path, "DatasetWriter.open");
+    if (options === null || typeof options !== "object" || typeof options.resume !== "boolean") {
+      throw new TypeError(`DatasetWriter.open: options must be { resume: true } or { resume: false }, got ${options !== null && typeof options === "object" ? `resume ${describeValue(options.resume)}` : describeValue(options)}`);
+    }
+    for (const key of Object.keys(options)) if (key !== "resume") throw new RangeError(`DatasetWriter.open: unknown option ${JSON.stringify(key)} (the one option is resume)`);
     validateMeta(meta);
     const header = encodeHeader(meta);
     let fd: number;
+    try {
+      const st = statSync(path);
+      // A folder or device is no dataset, whether it is to be created or resumed (opening a FIFO would block).
+      if (!st.isFile()) throw new FileFormatError(path, `${st.isDirectory() ? "is a directory" : "is not a regular file (a device, pipe or socket)"}, expected a PTP distillation dataset to ${options.resume ? "resume" : "create"}`);
+    } catch (err) {
+      if (err instanceof FileFormatError) throw err;
+      // missing: created below
+    }
     try {
       fd = openSync(path, options.resume ? "r+" : "wx");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "EEXIST") throw new Error(`${path}: file exists (resume it, or choose another file)`);
-      if (code !== "ENOENT" || !options.resume) throw err;
-      fd = openSync(path, "wx");
+      if (code !== "ENOENT" || !options.resume) throw writeFailure(path, err);
+      try {
+        fd = openSync(path, "wx");
+      } catch (err2) {
+        throw writeFailure(path, err2);
+      }
     }
     try {
       const size = fstatSync(fd).size;
@@ -575,6 +623,7 @@ export class DatasetWriter {
   /** Appends the next record (its index is the current record count). */
   append(record: DatasetRecord): void {
     if (this.fd === null) throw new Error(`${this.path}: the dataset writer is closed`);
+    checkRecordShape(record, `${this.path}: record ${this.count}`);
     if (this.complete) throw new Error(`${this.path}: already holds all ${this.count} records`);
     const problem = recordProblem(record, this.meta);
     if (problem) throw new RangeError(`${this.path}: record ${this.count}: ${problem}`);

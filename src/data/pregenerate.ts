@@ -17,7 +17,8 @@ import type { Checkpoint } from "../model/weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { uFromU32 } from "../sampling/aux.js";
 import { binOf, pick } from "../sampling/pick.js";
-import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
+import { checkPositiveInteger, checkTokens, describeValue } from "../sampling/checks.js";
+import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { totalRecords, validateMeta, type DatasetMeta, type DatasetRecord, type DatasetWriter } from "./dataset.js";
 
 /** Prompt token arrays (BOS first) and a name for where they came from ("bos", or a prompt file's name). */
@@ -33,6 +34,12 @@ export function bosPrompts(): PromptSet {
 
 /** SHA-256 hex of the prompts: their count, then each one's length and tokens, all int32 little-endian. */
 export function promptsDigest(prompts: readonly (readonly number[])[]): string {
+  if (!Array.isArray(prompts)) throw new TypeError(`promptsDigest: prompts must be an array of token arrays, got ${describeValue(prompts)}`);
+  prompts.forEach((p, i) => {
+    if (p === null || typeof p !== "object" || typeof p.length !== "number") throw new TypeError(`promptsDigest: prompt ${i} must be an array of token ids, got ${describeValue(p)}`);
+    // Digested as int32: 1.5 or 2^32 + 1 would share the digest of another prompt.
+    for (let j = 0; j < p.length; j++) if ((p[j] | 0) !== p[j]) throw new RangeError(`promptsDigest: prompt ${i}, position ${j}: token ids must be integers (int32), got ${describeValue(p[j])}`);
+  });
   const hash = createHash("sha256");
   const int = (v: number): Uint8Array => {
     const b = new Uint8Array(4);
@@ -62,6 +69,14 @@ export interface PregenerateSettings {
  * sampled on `backend` (the records' bits depend on it: see DatasetMeta.backend).
  */
 export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: PregenerateSettings, backend: Backend): DatasetMeta {
+  if (teacher === null || typeof teacher !== "object" || teacher.config === null || typeof teacher.config !== "object") throw new TypeError(`datasetMeta: teacher must be a Checkpoint (as readModel returns), got ${describeValue(teacher)}`);
+  checkPromptSet(prompts, "datasetMeta", teacher.config.vocabSize, teacher.config.seqLen);
+  if (settings === null || typeof settings !== "object") throw new TypeError(`datasetMeta: settings must be an object { sampling, samplesPerPrompt, maxSteps, seed }, got ${describeValue(settings)}`);
+  for (const key of Object.keys(settings)) {
+    if (!["sampling", "samplesPerPrompt", "maxSteps", "seed"].includes(key)) throw new RangeError(`datasetMeta: unknown setting ${JSON.stringify(key)}; the settings are sampling, samplesPerPrompt, maxSteps and seed`);
+  }
+  validateSamplingSettings(settings.sampling);
+  if (backend === null || typeof backend !== "object" || typeof backend.description !== "string") throw new TypeError(`datasetMeta: backend must be the Backend the records are sampled on, got ${describeValue(backend)}`);
   const meta: DatasetMeta = {
     teacher: teacherChecksum(teacher),
     backend: backend.description,
@@ -88,21 +103,27 @@ function mix32(x: number): number {
 
 /** The PRNG of record `index`: Mulberry32 seeded with mix32(seed ^ mix32(index ^ 0x9e3779b9)). */
 export function recordRng(seed: number, index: number): Mulberry32 {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`recordRng: seed must be an integer in [0, 2^32), got ${describeValue(seed)}`);
+  if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) throw new RangeError(`recordRng: index must be an integer in [0, 2^32), got ${describeValue(index)}`);
   return new Mulberry32(mix32((seed ^ mix32(index ^ 0x9e3779b9)) >>> 0));
 }
 
 /** The next sampling u: a float32 in [0, 1) with 24 random bits, as llama2.c's random_f32. */
 export function nextU(rng: Mulberry32): number {
+  if (rng === null || typeof rng !== "object" || typeof rng.nextU32 !== "function") throw new TypeError(`nextU: rng must be a Mulberry32 (recordRng's), got ${describeValue(rng)}`);
   return uFromU32(rng.nextU32());
 }
 
 /** The sampling settings of a dataset's metadata. */
 export function metaSampling(meta: DatasetMeta): SamplingSettings {
+  if (meta === null || typeof meta !== "object" || meta.sampling === null || typeof meta.sampling !== "object") throw new TypeError(`metaSampling: meta must be a dataset's metadata (datasetMeta or readDatasetMeta), got ${describeValue(meta)}`);
   return { temperature: meta.sampling.temperature, topK: meta.sampling.topK, topP: meta.sampling.topP };
 }
 
 /** The prompt [0, count) that record `index` continues, and which of its samples it is. */
 export function recordPrompt(meta: DatasetMeta, index: number): { prompt: number; sample: number } {
+  const total = totalRecords(meta);
+  if (!Number.isInteger(index) || index < 0 || index >= total) throw new RangeError(`recordPrompt: index must be an integer in [0, ${total}), got ${describeValue(index)}`);
   return { prompt: Math.floor(index / meta.samplesPerPrompt), sample: index % meta.samplesPerPrompt };
 }
 
@@ -150,8 +171,31 @@ function prefill(model: Transformer, cache: KVCache, prompt: readonly number[]):
   return logits.slice((n - 1) * model.config.vocabSize, n * model.config.vocabSize);
 }
 
+/** PregenerateOptions, checked: an object of the known keys with a function, a signal and a positive integer. */
+function checkPregenerateOptions(options: unknown): asserts options is PregenerateOptions {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`pregenerate: options must be an object ({ onProgress, signal, syncEvery }), got ${describeValue(options)}`);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!["onProgress", "signal", "syncEvery"].includes(key)) throw new RangeError(`pregenerate: unknown option ${JSON.stringify(key)}; the options are onProgress, signal and syncEvery`);
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError(`pregenerate: onProgress must be a function, got ${describeValue(o.onProgress)}`);
+  if (o.signal !== undefined && (o.signal === null || typeof o.signal !== "object" || typeof (o.signal as { aborted?: unknown }).aborted !== "boolean")) throw new TypeError(`pregenerate: signal must be an AbortSignal, got ${describeValue(o.signal)}`);
+  if (o.syncEvery !== undefined) checkPositiveInteger(o.syncEvery, "pregenerate", "syncEvery");
+}
+
+/** A PromptSet: a source name and at least one prompt of 1 to seqLen token ids in [0, vocabSize). */
+function checkPromptSet(prompts: unknown, where: string, vocabSize: number, seqLen: number): asserts prompts is PromptSet {
+  const p = prompts as Partial<PromptSet> | null;
+  if (p === null || typeof p !== "object" || typeof p.source !== "string" || !Array.isArray(p.tokens)) throw new TypeError(`${where}: prompts must be a PromptSet { source: string, tokens: number[][] } (e.g. bosPrompts()), got ${describeValue(prompts)}`);
+  p.tokens.forEach((t, i) => {
+    const ids = checkTokens(t, vocabSize, where, `prompt ${i}`);
+    if (ids.length < 1 || ids.length > seqLen) throw new RangeError(`${where}: prompt ${i} has ${ids.length} tokens; it needs 1 to ${seqLen} (the model's seqLen) to leave room for a sampled token`);
+  });
+}
+
 /** Refuses a model (its shape, its backend) or prompts other than those the dataset's header names. */
-function checkModelAndPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet): void {
+function checkModelAndPrompts(model: Transformer, meta: DatasetMeta, prompts: PromptSet, where: string): void {
+  if (model === null || typeof model !== "object" || model.config === null || typeof model.config !== "object" || typeof model.forward !== "function") throw new TypeError(`${where}: model must be a Transformer, got ${describeValue(model)}`);
+  if (meta === null || typeof meta !== "object" || typeof meta.sampling !== "object" || meta.sampling === null) throw new TypeError(`${where}: meta must be a dataset's metadata (datasetMeta), got ${describeValue(meta)}`);
+  if (prompts === null || typeof prompts !== "object" || !Array.isArray(prompts.tokens)) throw new TypeError(`${where}: prompts must be a PromptSet { source, tokens } (e.g. bosPrompts()), got ${describeValue(prompts)}`);
   const { vocabSize, seqLen } = model.config;
   if (meta.vocabSize !== vocabSize || meta.seqLen !== seqLen) {
     throw new Error(`pregenerate: the dataset is for vocabSize ${meta.vocabSize} and seqLen ${meta.seqLen}, the model has ${vocabSize} and ${seqLen}`);
@@ -166,14 +210,14 @@ function checkModelAndPrompts(model: Transformer, meta: DatasetMeta, prompts: Pr
   }
   prompts.tokens.forEach((p, i) => {
     if (p.length < 1 || p.length > seqLen) throw new RangeError(`pregenerate: prompt ${i} has ${p.length} tokens; it needs 1 to ${seqLen} (the model's seqLen) to leave room for a sampled token`);
-    const bad = p.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
+    const bad = p.findIndex((t: number) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
     if (bad >= 0) throw new RangeError(`pregenerate: prompt ${i} token ${bad} is ${p[bad]}, outside the vocabulary [0, ${vocabSize})`);
   });
 }
 
 /** Record `index` of a dataset with `meta`, generated on its own (what pregenerate appends at that index). */
 export function generateRecord(model: Transformer, meta: DatasetMeta, prompts: PromptSet, index: number): DatasetRecord {
-  checkModelAndPrompts(model, meta, prompts);
+  checkModelAndPrompts(model, meta, prompts, "generateRecord");
   if (!Number.isInteger(index) || index < 0 || index >= totalRecords(meta)) throw new RangeError(`generateRecord: index must be in [0, ${totalRecords(meta)}), got ${index}`);
   const prompt = prompts.tokens[recordPrompt(meta, index).prompt];
   const cache = model.newCache(cacheRows(model, meta, [prompt]));
@@ -217,8 +261,10 @@ export interface PregenerateSummary extends PregenerateProgress {
  * (closes) the writer.
  */
 export async function pregenerate(model: Transformer, writer: DatasetWriter, prompts: PromptSet, options: PregenerateOptions = {}): Promise<PregenerateSummary> {
+  if (writer === null || typeof writer !== "object" || typeof writer.append !== "function") throw new TypeError(`pregenerate: writer must be a DatasetWriter (DatasetWriter.open), got ${describeValue(writer)}`);
+  checkPregenerateOptions(options);
   const meta = writer.meta;
-  checkModelAndPrompts(model, meta, prompts);
+  checkModelAndPrompts(model, meta, prompts, "pregenerate");
   const total = totalRecords(meta);
   const syncEvery = options.syncEvery ?? 16;
   const start = performance.now();

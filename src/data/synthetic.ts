@@ -13,7 +13,7 @@
  * Output is plain ASCII, one story per line, 150..400 characters;
  * generation is deterministic for a seed (Mulberry32).
  */
-import { Mulberry32 } from "../util/prng.js";
+import { Mulberry32, seed32 } from "../util/prng.js";
 
 export const MIN_STORY_LENGTH = 150;
 export const MAX_STORY_LENGTH = 400;
@@ -271,7 +271,8 @@ function agreeArticles(text: string): string {
  */
 export function generateStories(count: number, seed: number, onStory?: (done: number) => void): string[] {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`generateStories: count must be a non-negative integer, got ${count}`);
-  const c = new Chooser(new Mulberry32(seed));
+  if (onStory !== undefined && typeof onStory !== "function") throw new TypeError(`generateStories: onStory must be a function (done) => void, got ${typeof onStory}`);
+  const c = new Chooser(new Mulberry32(seed32(seed, "generateStories: seed")));
   const stories: string[] = [];
   while (stories.length < count) {
     const story = draft(c);
@@ -285,6 +286,8 @@ export function generateStories(count: number, seed: number, onStory?: (done: nu
 
 /** The first `words` words of a story (split on spaces), for prompts. */
 export function storyPrompt(story: string, words: number): string {
+  if (typeof story !== "string") throw new TypeError(`storyPrompt: story must be a string, got ${story === null ? "null" : typeof story}`);
+  if (!Number.isInteger(words) || words < 0) throw new RangeError(`storyPrompt: words must be a non-negative integer, got ${String(words)}`);
   return story.split(" ").slice(0, words).join(" ");
 }
 
@@ -294,5 +297,5 @@ export function storyPrompt(story: string, words: number): string {
  * come from a stream the corpus was not drawn from.
  */
 export function heldOutSeed(seed: number): number {
-  return ((seed >>> 0) ^ 0x5bd1e995) >>> 0;
+  return (seed32(seed, "heldOutSeed: seed") ^ 0x5bd1e995) >>> 0;
 }

@@ -1,4 +1,5 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
+import { checkPath } from "./errors.js";
 
 /**
  * The temporary name a write to `path` goes through: hidden, in the same
@@ -21,6 +22,7 @@ export function temporaryPathFor(path: string): string {
  * anything fails.
  */
 export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
+  checkPath(path, "write");
   const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
   const tmp = temporaryPathFor(path);
   try {
@@ -32,8 +34,36 @@ export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
     } catch {
       // the temporary file may not exist
     }
-    throw err;
+    throw writeFailure(path, err);
   }
+}
+
+/**
+ * The error of a failed write to `path`, naming it (not the temporary file
+ * the write went through) and saying what is wrong in words for the usual
+ * causes; the system error is its `cause`, its code kept as `code`.
+ */
+export function writeFailure(path: string, err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  const slash = Math.max(path.replace(/[/\\]+$/, "").lastIndexOf("/"), path.lastIndexOf("\\"));
+  const folder = slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
+  const why =
+    code === "ENOENT"
+      ? `its folder ${folder} does not exist`
+      : code === "EISDIR"
+        ? "it is a directory"
+        : code === "ENOTDIR"
+          ? "a part of the path is a file, not a folder (or the path is a file where a folder was expected)"
+          : code === "EACCES" || code === "EPERM"
+            ? "permission denied"
+            : code === "ENOSPC"
+              ? "no space left on the device"
+              : err instanceof Error
+                ? err.message
+                : String(err);
+  const out = new Error(`${path}: cannot write: ${why}`, { cause: err });
+  if (typeof code === "string") (out as Error & { code?: string }).code = code;
+  return out;
 }
 
 /**
@@ -45,14 +75,20 @@ export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
  */
 export function writeFilesAtomically(files: readonly { path: string; bytes: Uint8Array }[]): void {
   const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${files.map((f) => f.path).join(", ")}`, "serialize to bytes instead");
+  for (const f of files) checkPath(f.path, "write");
   const temps: string[] = [];
+  let current = files[0]?.path ?? "";
   try {
     for (const f of files) {
+      current = f.path;
       const tmp = temporaryPathFor(f.path);
       writeFileSync(tmp, f.bytes, { flag: "wx" });
       temps.push(tmp);
     }
-    files.forEach((f, i) => renameSync(temps[i], f.path));
+    files.forEach((f, i) => {
+      current = f.path;
+      renameSync(temps[i], f.path);
+    });
   } catch (err) {
     for (const tmp of temps) {
       try {
@@ -61,7 +97,7 @@ export function writeFilesAtomically(files: readonly { path: string; bytes: Uint
         // already renamed, or never written
       }
     }
-    throw err;
+    throw writeFailure(current, err);
   }
 }
 
@@ -76,16 +112,25 @@ export function writeFilesAtomically(files: readonly { path: string; bytes: Uint
  * files renamed in; other files in it are kept. Returns the paths in `dir`.
  */
 export function writeFolderAtomically(dir: string, write: (tmp: string) => readonly string[], stale: (name: string) => boolean = () => false): string[] {
+  checkPath(dir, "write", "the folder");
   const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${dir}`, "serialize to bytes instead");
   const folder = dir.length > 1 ? dir.replace(/[/\\]+$/, "") : dir;
   let exists = false;
+  let other = false;
   try {
-    exists = fs.statSync(folder).isDirectory();
+    const st = fs.statSync(folder);
+    exists = st.isDirectory();
+    other = !exists;
   } catch {
     // a new folder
   }
+  if (other) throw new Error(`${folder}: cannot write a folder there: it exists and is not a folder`);
   const tmp = exists ? temporaryPathFor(`${folder}/new`) : temporaryPathFor(folder);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (err) {
+    throw writeFailure(folder, err);
+  }
   try {
     const names = write(tmp).map((p) => p.slice(Math.max(p.lastIndexOf("/"), p.lastIndexOf("\\")) + 1));
     if (!exists) {
@@ -100,6 +145,7 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => reado
     return names.map((n) => `${folder}/${n}`);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    // The caller's own errors (a bad argument found while writing) pass as they are; a system error names the folder.
+    throw typeof (err as { code?: unknown } | null)?.code === "string" && !(err instanceof Error && err.message.includes(": cannot write: ")) ? writeFailure(folder, err) : err;
   }
 }

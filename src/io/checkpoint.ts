@@ -22,7 +22,8 @@
 import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { describeValue } from "../sampling/checks.js";
+import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export type CheckpointVersion = 0 | 1;
 
@@ -225,6 +226,7 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
 
 /** Reads a llama2.c checkpoint file synchronously (see parseCheckpoint). */
 export function readCheckpoint(path: string): Checkpoint {
+  checkPath(path, "readCheckpoint");
   // Header first: a file whose size the header contradicts is refused without being read.
   const what = "a llama2.c checkpoint";
   const { bytes: head, size } = readFilePrefix(path, what, V1_HEADER_BYTES);
@@ -267,8 +269,9 @@ function slotLabel(slot: Slot): string {
  * Error) if the config is invalid or an array has the wrong length.
  */
 export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion = 0): Uint8Array {
+  checkCheckpointArgument(ckpt, "serializeCheckpoint");
   const c = ckpt.config;
-  if (version !== 0 && version !== 1) throw new Error(`serializeCheckpoint: unsupported version ${String(version)} (expected 0 or 1)`);
+  if (version !== 0 && version !== 1) throw new RangeError(`serializeCheckpoint: unsupported version ${String(version)} (expected 0 or 1)`);
   validateConfig(c, "serializeCheckpoint");
   const w = ckpt.weights;
   if (w.layers.length !== c.nLayers) {
@@ -310,5 +313,35 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
  * file next to `path` (writeBytesAtomically), which is then renamed over it.
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
-  writeBytesAtomically(path, serializeCheckpoint(ckpt, version));
+  checkPath(path, "writeCheckpoint");
+  const bytes = serializeCheckpoint(ckpt, version);
+  refuseNonFiniteWeights(ckpt, "writeCheckpoint", path);
+  writeBytesAtomically(path, bytes);
+}
+
+/**
+ * Throws a TypeError naming `where` unless `ckpt` is shaped as a Checkpoint
+ * ({ config, weights: { tokenEmbedding, layers, rmsFinal, wcls } }): the
+ * sizes are checked by the caller against the config.
+ */
+export function checkCheckpointArgument(ckpt: unknown, where: string): asserts ckpt is Checkpoint {
+  const c = ckpt as Partial<Checkpoint> | null;
+  if (c === null || typeof c !== "object" || c.config === null || typeof c.config !== "object" || c.weights === null || typeof c.weights !== "object" || !Array.isArray(c.weights.layers)) {
+    throw new TypeError(`${where}: the checkpoint must be an object { config, weights } with weights.layers an array (as readModel or randomCheckpoint return), got ${describeValue(ckpt)}`);
+  }
+}
+
+/**
+ * Refuses to write a model whose weights hold NaN or Inf: readCheckpoint and
+ * readHfCheckpoint would refuse the file (checkFiniteWeights), so it is
+ * never written. A RangeError naming the function, the path, the tensor and
+ * the index.
+ */
+export function refuseNonFiniteWeights(ckpt: Checkpoint, where: string, path: string): void {
+  try {
+    checkFiniteWeights(ckpt, path);
+  } catch (err) {
+    if (err instanceof FileFormatError) throw new RangeError(`${where}: ${path} not written: ${err.problem} (a file holding them would be refused when read)`);
+    throw err;
+  }
 }

@@ -1,4 +1,5 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
+import { describeValue } from "../sampling/checks.js";
 
 /** node:fs, fetched at call time (a static import would keep this module out of browsers). */
 const nodeFs = (path: string) => nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
@@ -32,6 +33,16 @@ export class FileFormatError extends Error {
 /** The largest file the loaders read whole (Node reads at most 2 GiB - 1 at once). */
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
 
+/**
+ * Throws a TypeError naming `where` unless `path` is a non-empty string (a
+ * path of undefined, a number or "" is a caller's mistake, not a file's).
+ */
+export function checkPath(path: unknown, where: string, name = "path"): asserts path is string {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`${where}: ${name} must be a file path (a non-empty string), got ${path === "" ? "an empty string" : describeValue(path)}`);
+  }
+}
+
 function openFailure(path: string, what: string, err: unknown): FileFormatError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ENOENT") return new FileFormatError(path, `file does not exist (expected ${what})`);
@@ -55,6 +66,7 @@ export function openForReading(path: string, what: string): number {
  * directory is refused before anything is read).
  */
 function openRegular(path: string, what: string): { fd: number; size: number } {
+  checkPath(path, `reading ${what}`);
   let fd: number;
   let fs: typeof import("node:fs");
   try {
@@ -232,6 +244,10 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+/** quote's stand-in for a non-finite number inside JSON, and the stand-in as JSON writes it. */
+const NON_FINITE = "\u0000nonfinite:";
+const NON_FINITE_QUOTED = /"\\u0000nonfinite:(-?Infinity|NaN)"/g;
+
 /**
  * A value from a file, shown in an error message: JSON, cut to `max`
  * characters (a 4 MB header value is not echoed whole), and safe for
@@ -240,7 +256,8 @@ export function readJsonFile(path: string, what: string): unknown {
 export function quote(value: unknown, max = 80): string {
   let s: string;
   try {
-    s = JSON.stringify(value) ?? String(value);
+    // JSON writes Infinity and NaN (e.g. a 1e400 parsed from a file) as null: show them as they are.
+    s = JSON.stringify(value, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? NON_FINITE + String(v) : v))?.replace(NON_FINITE_QUOTED, "$1") ?? String(value);
   } catch {
     return "(a value too deeply nested to show)";
   }

@@ -22,11 +22,12 @@
  */
 import { closeSync, existsSync, mkdirSync, readSync, statSync, fstatSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { headSize, type ModelConfig } from "../model/config.js";
+import { headSize, validateConfig, type ModelConfig } from "../model/config.js";
+import { describeValue } from "../sampling/checks.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
-import { checkFiniteWeights } from "./checkpoint.js";
-import { FileFormatError, openForReading, readJsonFile } from "./errors.js";
+import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
+import { checkPath, FileFormatError, openForReading, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
 
@@ -168,6 +169,7 @@ const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
  * malformed safetensors files.
  */
 export function readHfCheckpoint(dir: string): Checkpoint {
+  checkPath(dir, "readHfCheckpoint", "dir");
   if (!isDirectory(dir)) {
     if (!existsSync(dir)) throw new FileFormatError(dir, `does not exist (expected a Hugging Face model folder with config.json)`);
     throw new FileFormatError(dir, `is not a directory (expected a Hugging Face model folder with config.json)`);
@@ -299,6 +301,17 @@ export interface WriteHfOptions {
   maxShardBytes?: number;
 }
 
+/** The checkpoint (shape and finite weights: readHfCheckpoint refuses others) and the options of a write, checked before anything is written. */
+function checkHfArguments(ckpt: Checkpoint, options: WriteHfOptions, where: string, dir: string): void {
+  checkCheckpointArgument(ckpt, where);
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`${where}: options must be an object ({ maxShardBytes }), got ${describeValue(options)}`);
+  for (const key of Object.keys(options)) if (key !== "maxShardBytes") throw new RangeError(`${where}: unknown option ${JSON.stringify(key)} (the one option is maxShardBytes)`);
+  const max = options.maxShardBytes;
+  if (max !== undefined && !(typeof max === "number" && Number.isSafeInteger(max) && max > 0)) throw new RangeError(`${where}: maxShardBytes must be a positive integer (bytes per shard), got ${describeValue(max)}`);
+  validateConfig(ckpt.config, where);
+  refuseNonFiniteWeights(ckpt, where, dir);
+}
+
 /** Whether a file name is one of a Hugging Face model folder's model files (config, weights, index, shards) that writeHfCheckpoint writes. */
 export function isHfModelFile(name: string): boolean {
   return name === HF_CONFIG || name === HF_WEIGHTS || name === HF_INDEX || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name);
@@ -314,6 +327,8 @@ export function isHfModelFile(name: string): boolean {
  * are removed; other files are kept. Returns the paths written.
  */
 export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
+  checkPath(dir, "writeHfCheckpoint", "dir");
+  checkHfArguments(ckpt, options, "writeHfCheckpoint", dir);
   mkdirSync(dirname(resolve(dir)), { recursive: true });
   return writeFolderAtomically(dir, (tmp) => writeHfFiles(tmp, ckpt, options), isHfModelFile);
 }
@@ -325,6 +340,7 @@ export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteH
  * (a tokenizer) to the same folder write. Returns the paths written.
  */
 export function writeHfFiles(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
+  checkHfArguments(ckpt, options, "writeHfFiles", dir);
   const tensors = hfTensors(ckpt);
   const written: string[] = [];
   const max = options.maxShardBytes;

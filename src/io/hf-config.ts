@@ -35,27 +35,27 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   const j = json;
   const modelType = j.model_type;
   if (modelType !== undefined && modelType !== "llama") {
-    fail(`model_type ${JSON.stringify(modelType)} is not supported (expected "llama": a LlamaForCausalLM checkpoint)`);
+    fail(`model_type ${quote(modelType)} is not supported (expected "llama": a LlamaForCausalLM checkpoint)`);
   }
   const arch = j.architectures;
   if (arch !== undefined && arch !== null) {
     if (!Array.isArray(arch) || !arch.every((a) => a === "LlamaForCausalLM")) {
-      fail(`architectures ${JSON.stringify(arch)} is not supported (expected ["LlamaForCausalLM"])`);
+      fail(`architectures ${quote(arch)} is not supported (expected ["LlamaForCausalLM"])`);
     }
   }
   const int = (key: string, fallback?: number): number => {
     const v = j[key] ?? fallback;
     if (v === undefined) return fail(`missing "${key}" (a positive integer)`);
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, found ${quote(v)}`);
     return v;
   };
   const positive = (key: string, fallback: number): number => {
     const v = j[key] ?? fallback;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) return fail(`"${key}" must be a positive number, found ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) return fail(`"${key}" must be a positive number, found ${quote(v)}`);
     return v;
   };
   const refuseUnless = (key: string, ok: (v: unknown) => boolean, why: string): void => {
-    if (key in j && !ok(j[key])) fail(`"${key}": ${JSON.stringify(j[key])} is not supported (${why})`);
+    if (key in j && !ok(j[key])) fail(`"${key}": ${quote(j[key])} is not supported (${why})`);
   };
   const plainRope = (v: unknown): boolean => v === null || (isPlainObject(v) && (v.rope_type ?? v.type) === "default" && Object.keys(v).every((k) => k === "rope_type" || k === "type"));
   refuseUnless("rope_scaling", plainRope, 'only plain RoPE is implemented; expected null or {"rope_type": "default"}');
@@ -68,7 +68,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   refuseUnless("pretraining_tp", (v) => v === 1 || v === null, "the engine computes each linear layer whole, as HF does with 1; expected 1");
   refuseUnless("bos_token_id", (v) => v === BOS_ID || v === null, `the decoders use BOS id ${BOS_ID}`);
   const tie = j.tie_word_embeddings ?? false;
-  if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, found ${JSON.stringify(tie)}`);
+  if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, found ${quote(tie)}`);
 
   const dim = int("hidden_size");
   const nHeads = int("num_attention_heads");
@@ -85,7 +85,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
     ropeTheta: positive("rope_theta", 10000),
   };
   if ("head_dim" in j && j.head_dim !== null && j.head_dim !== dim / nHeads) {
-    fail(`"head_dim": ${JSON.stringify(j.head_dim)} is not supported (the engine needs hidden_size / num_attention_heads = ${dim / nHeads})`);
+    fail(`"head_dim": ${quote(j.head_dim)} is not supported (the engine needs hidden_size / num_attention_heads = ${dim / nHeads})`);
   }
   const problems = boundedConfigProblems(config);
   if (problems.length > 0) fail(`invalid Llama config: ${problems.join("; ")}`);

@@ -20,7 +20,7 @@ import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError, quote, readJsonFile } from "./errors.js";
 
 export { readJsonFile };
-import { BOS, BYTE_TOKEN_OFFSET, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
+import { BOS, BYTE_TOKEN_OFFSET, checkEncodeFlags, checkPrevTokenId, checkText, checkTokenId, checkTokenIds, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
 
 /** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
 export interface TextTokenizer {
@@ -30,7 +30,7 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   /** Token ids of `text`, with BOS (id 1) first and EOS (id 2) last when asked. */
   encode(text: string, bos: boolean, eos: boolean): number[];
-  /** The bytes printed for `token` when it follows `prev`. */
+  /** The bytes printed for `token` when it follows `prev` (a token id, or -1 for none). */
   decodePiece(prev: number, token: number): Uint8Array;
   /** The text of a token sequence. */
   decode(tokens: readonly number[]): string;
@@ -181,15 +181,17 @@ export class HfTokenizer implements TextTokenizer {
     return HfTokenizer.fromJson(json, config, path, modelVocabSize);
   }
 
+  /** The ids of `text`, checked as Tokenizer.encode checks (checkText). */
   encode(text: string, bos: boolean, eos: boolean): number[] {
+    checkText("HfTokenizer.encode", text);
+    checkEncodeFlags("HfTokenizer.encode", bos, eos);
     const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
     return [...(bos ? [BOS] : []), ...ids, ...(eos ? [EOS] : [])];
   }
 
   decodePiece(prev: number, token: number): Uint8Array {
-    if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) {
-      throw new RangeError(`${this.name}: token id ${token} is out of range [0, ${this.vocabSize})`);
-    }
+    checkTokenId(this.name, this.vocabSize, token);
+    checkPrevTokenId("HfTokenizer.decodePiece", this.vocabSize, prev);
     const piece = this.pieces[token];
     if (piece === undefined) return new Uint8Array(0);
     if (this.style === "library") return utf8.encode(this.lib.decode([token], { skip_special_tokens: false }));
@@ -209,7 +211,9 @@ export class HfTokenizer implements TextTokenizer {
     return utf8.encode(text);
   }
 
+  /** The text of `tokens`, each checked as Tokenizer.decode checks it (checkTokenIds). */
   decode(tokens: readonly number[]): string {
+    checkTokenIds("HfTokenizer.decode", this.name, this.vocabSize, tokens);
     return this.lib.decode([...tokens], { skip_special_tokens: true });
   }
 }

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Checkpoint } from "../model/weights.js";
 import { readCheckpoint } from "./checkpoint.js";
-import { FileFormatError } from "./errors.js";
+import { checkPath, FileFormatError } from "./errors.js";
 import { isDirectory, readHfCheckpoint } from "./hf-checkpoint.js";
 import { HfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
 import { Tokenizer } from "./tokenizer.js";
@@ -17,6 +17,7 @@ export const HF_TOKENIZER = "tokenizer.json";
 
 /** Reads a model: a folder is read as a Hugging Face checkpoint, a file as llama2.c. */
 export function readModel(path: string): Checkpoint {
+  checkPath(path, "readModel");
   return isDirectory(path) ? readHfCheckpoint(path) : readCheckpoint(path);
 }
 
@@ -26,6 +27,7 @@ export function readModel(path: string): Checkpoint {
  * anything else as a llama2.c tokenizer.bin.
  */
 export function loadTokenizer(path: string, vocabSize: number): TextTokenizer {
+  checkPath(path, "loadTokenizer");
   if (isDirectory(path)) {
     const inside = join(path, HF_TOKENIZER);
     if (!existsSync(inside)) throw new FileFormatError(path, `is a folder without ${HF_TOKENIZER} (expected a tokenizer file)`);

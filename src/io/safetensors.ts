@@ -115,6 +115,9 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   }
   if (!Array.isArray(shape)) fail(`${t}: shape must be an array of integers, found ${quote(shape)}`);
   for (const d of shape) {
+    if (typeof d === "number" && Number.isInteger(d) && d > Number.MAX_SAFE_INTEGER) {
+      fail(`${t}: shape ${quote(shape)} has a dimension past 2^53 - 1, beyond any file`);
+    }
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
       fail(`${t}: shape ${quote(shape)} must hold non-negative integers, found ${quote(d)}`);
     }
@@ -124,6 +127,9 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   }
   const [begin, end] = offsets as unknown[];
   for (const o of [begin, end]) {
+    if (typeof o === "number" && Number.isInteger(o) && o > Number.MAX_SAFE_INTEGER) {
+      fail(`${t}: data_offsets ${quote(offsets)} reach past 2^53 - 1 bytes, beyond any file`);
+    }
     if (typeof o !== "number" || !Number.isSafeInteger(o) || o < 0) {
       fail(`${t}: data_offsets ${quote(offsets)} must be non-negative integers`);
     }

@@ -13,6 +13,7 @@
  * could find either, we take the lowest id. Neither tok512.bin nor the Llama 2
  * tokenizer.bin contains duplicate pieces, so this never matters for them.
  */
+import { describeValue } from "../sampling/checks.js";
 import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
@@ -26,6 +27,48 @@ const MIN_MERGE_SCORE = Math.fround(-1e10);
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8");
+
+/**
+ * encode's text is a string (undefined would encode as "", or fail inside
+ * a library). This and the two checks below are the argument checks every
+ * tokenizer makes (tokenizer.bin here, tokenizer.json in HfTokenizer), with
+ * the same errors.
+ */
+export function checkText(where: string, text: unknown): asserts text is string {
+  if (typeof text !== "string") throw new TypeError(`${where}: text must be a string, got ${text === null ? "null" : typeof text}`);
+}
+
+/** encode's bos and eos are booleans (a string such as "yes", or "no", would read as true). */
+export function checkEncodeFlags(where: string, bos: unknown, eos: unknown): void {
+  if (typeof bos !== "boolean") throw new TypeError(`${where}: bos must be a boolean (true: start with BOS), got ${describeValue(bos)}`);
+  if (typeof eos !== "boolean") throw new TypeError(`${where}: eos must be a boolean (true: end with EOS), got ${describeValue(eos)}`);
+}
+
+/**
+ * decodePiece's previous token: a token id, or -1 for none (the first
+ * token of a sequence, as printedBytes passes it); -2, NaN or an id past
+ * the vocabulary is a RangeError (it decoded silently as "not BOS").
+ */
+export function checkPrevTokenId(where: string, vocabSize: number, prev: unknown): void {
+  if (!Number.isInteger(prev) || (prev as number) < -1 || (prev as number) >= vocabSize) {
+    throw new RangeError(`${where}: prev must be a token id in [0, ${vocabSize}) or -1 (no previous token), got ${describeValue(prev)}`);
+  }
+}
+
+/** A token id is an integer in [0, vocabSize) (`name`: the tokenizer's file). */
+export function checkTokenId(name: string, vocabSize: number, id: unknown): asserts id is number {
+  if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= vocabSize) {
+    throw new RangeError(`${name}: token id ${describeValue(id)} is out of range [0, ${vocabSize})`);
+  }
+}
+
+/** decode's tokens are an array (or typed array) of token ids (checkTokenId). */
+export function checkTokenIds(where: string, name: string, vocabSize: number, tokens: unknown): asserts tokens is readonly number[] {
+  if (!Array.isArray(tokens) && !(ArrayBuffer.isView(tokens) && !(tokens instanceof DataView))) {
+    throw new TypeError(`${where}: tokens must be an array of token ids, got ${describeValue(tokens)}`);
+  }
+  for (const id of tokens as ArrayLike<number> & Iterable<number>) checkTokenId(name, vocabSize, id);
+}
 
 function latin1(bytes: Uint8Array): string {
   let s = "";
@@ -192,9 +235,7 @@ export class Tokenizer {
   }
 
   private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new RangeError(`${this.name}: token id ${id} is out of range [0, ${this.vocabSize})`);
-    }
+    checkTokenId(this.name, this.vocabSize, id);
   }
 
   /** The raw bytes of a token's piece (a copy). */
@@ -241,7 +282,8 @@ export class Tokenizer {
    * O(n^2) rescans; the chosen merges are the same.
    */
   encode(text: string, bos: boolean, eos: boolean): number[] {
-    if (typeof text !== "string") throw new TypeError(`Tokenizer.encode: text must be a string, got ${text === null ? "null" : typeof text}`);
+    checkText("Tokenizer.encode", text);
+    checkEncodeFlags("Tokenizer.encode", bos, eos);
     const out: number[] = [];
     if (bos) out.push(BOS);
     const bytes = utf8Encoder.encode(text);
@@ -312,12 +354,14 @@ export class Tokenizer {
   }
 
   /**
-   * The bytes the reference prints for `token` following `prev`: its piece,
-   * without one leading space when prev is BOS; a piece of the exact form
+   * The bytes the reference prints for `token` following `prev` (a token
+   * id, or -1 for none): its piece, without one leading space when prev is
+   * BOS; a piece of the exact form
    * "<0xXX>" stands for that single raw byte. Returns a fresh array.
    */
   decodePiece(prev: number, token: number): Uint8Array {
     this.checkId(token);
+    checkPrevTokenId("Tokenizer.decodePiece", this.vocabSize, prev);
     let piece = this.pieces[token];
     if (prev === BOS && piece.length > 0 && piece[0] === 0x20) piece = piece.subarray(1);
     const raw = rawBytePiece(piece);
@@ -333,6 +377,7 @@ export class Tokenizer {
    * tokens of non-ASCII characters; pass false to keep every byte.
    */
   decodeBytes(tokens: readonly number[], printableOnly = true): Uint8Array {
+    checkTokenIds("Tokenizer.decode", this.name, this.vocabSize, tokens);
     return printedBytes(this, tokens, tokens.length > 0 && tokens[0] === BOS ? 1 : 0, tokens.length, printableOnly);
   }
 

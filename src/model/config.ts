@@ -1,3 +1,5 @@
+import { describeValue } from "../sampling/checks.js";
+
 /**
  * The shape of a Llama-architecture decoder, as a llama2.c header gives it.
  */
@@ -31,6 +33,14 @@ export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads
  */
 /** The longest context a config may declare (2^20 positions). */
 export const MAX_SEQ_LEN = 1 << 20;
+/**
+ * The largest vocabulary a config may declare: 2^24 (16,777,216), 64 times
+ * the largest published one (262,144). Every token id then stays exact in
+ * an i32 and in a float32, and the token embedding of the narrowest model
+ * (dim 2) fits one array; 2^40 would pass every other check and fail only
+ * when the weights are made.
+ */
+export const MAX_VOCAB_SIZE = 1 << 24;
 /** The most layers a model config may have (Llama 3.1 405B has 126). */
 export const MAX_LAYERS = 4096;
 
@@ -69,42 +79,69 @@ export function newModelConfig(s: NewModelShape): ModelConfig {
 }
 
 export function configProblems(c: ModelConfig): string[] {
+  if (c === null || typeof c !== "object" || Array.isArray(c)) return [`the config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`];
   const problems: string[] = [];
   for (const key of INT_SHAPE_FIELDS) {
-    const v = c[key] as number;
-    if (!Number.isInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${v}`);
+    const v: unknown = c[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${describeValue(v)}`);
   }
+  // A string such as "yes" would read as true (and "false" too).
+  if (typeof c.sharedClassifier !== "boolean") problems.push(`sharedClassifier must be a boolean, got ${describeValue(c.sharedClassifier)}`);
   if (problems.length > 0) return problems;
   // seqLen sizes the KV cache and the RoPE positions, yet (in a v1 checkpoint) no array of the file: bound it here.
   if (c.seqLen > MAX_SEQ_LEN) problems.push(`seqLen must be <= ${MAX_SEQ_LEN}, got ${c.seqLen}`);
   if (c.dim % c.nHeads !== 0) problems.push(`nHeads (${c.nHeads}) must divide dim (${c.dim})`);
   else if ((c.dim / c.nHeads) % 2 !== 0) problems.push(`head size dim/nHeads (${c.dim / c.nHeads}) must be even for RoPE`);
   if (c.nHeads % c.nKvHeads !== 0) problems.push(`nKvHeads (${c.nKvHeads}) must divide nHeads (${c.nHeads})`);
-  if (!(c.normEps > 0)) problems.push(`normEps must be > 0, got ${c.normEps}`);
-  if (!(c.ropeTheta > 0)) problems.push(`ropeTheta must be > 0, got ${c.ropeTheta}`);
+  // Numbers, not numeric strings ("1e-5" > 0 is true).
+  if (typeof c.normEps !== "number" || !(c.normEps > 0) || !Number.isFinite(c.normEps)) problems.push(`normEps must be a finite number > 0, got ${describeValue(c.normEps)}`);
+  if (typeof c.ropeTheta !== "number" || !(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta)) problems.push(`ropeTheta must be a finite number > 0, got ${describeValue(c.ropeTheta)}`);
   return problems;
 }
 
 /**
- * configProblems, and nLayers at most MAX_LAYERS: for configs whose layers
+ * configProblems, vocabSize at most MAX_VOCAB_SIZE and nLayers at most MAX_LAYERS: for configs whose layers
  * size a loop over tensor names before any tensor is read (an HF
  * config.json, a PEFT teacher shape). Files whose size is checked against
  * their header first (llama2.c checkpoints, ptp files) report that size instead.
  */
 export function boundedConfigProblems(c: ModelConfig): string[] {
-  const problems = configProblems(c);
+  const problems = vocabProblems(c);
   if (problems.length === 0 && c.nLayers > MAX_LAYERS) problems.push(`nLayers must be <= ${MAX_LAYERS}, got ${c.nLayers}`);
   return problems;
 }
 
-/** Throws with every problem listed when the config is invalid. */
-export function validateConfig(c: ModelConfig, where = "model config"): void {
+/** configProblems, and vocabSize at most MAX_VOCAB_SIZE (a file checks its size against its header first, so a file's loader reports that instead). */
+function vocabProblems(c: ModelConfig): string[] {
   const problems = configProblems(c);
-  if (problems.length > 0) throw new Error(`${where}: ${problems.join("; ")}`);
+  if (problems.length === 0 && c.vocabSize > MAX_VOCAB_SIZE) problems.push(`vocabSize must be <= ${MAX_VOCAB_SIZE} (2^24), got ${c.vocabSize}`);
+  return problems;
 }
 
-/** Number of float32 parameters in the weights (without legacy RoPE tables). */
+/**
+ * Throws with every problem listed when the config is invalid: a TypeError
+ * when it is not an object at all, a RangeError otherwise.
+ */
+export function validateConfig(c: ModelConfig, where = "validateConfig"): void {
+  const problems = vocabProblems(c);
+  if (problems.length === 0) return;
+  if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`${where}: ${problems[0]}`);
+  throw new RangeError(`${where}: ${problems.join("; ")}`);
+}
+
+/**
+ * Number of float32 parameters in the weights (without legacy RoPE tables).
+ * The fields it reads are checked first (`{}` gave NaN): integers >= 0
+ * (nHeads >= 1) and a boolean sharedClassifier. Nothing more, so a
+ * memory estimate may count a shape not yet whole (a vocabulary still 0).
+ */
 export function parameterCount(c: ModelConfig): number {
+  if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`parameterCount: config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`);
+  for (const key of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize"] as const) {
+    const v: unknown = c[key];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < (key === "nHeads" ? 1 : 0)) throw new RangeError(`parameterCount: ${key} must be ${key === "nHeads" ? "a positive" : "a non-negative"} integer, got ${describeValue(v)}`);
+  }
+  if (typeof c.sharedClassifier !== "boolean") throw new TypeError(`parameterCount: sharedClassifier must be a boolean, got ${describeValue(c.sharedClassifier)}`);
   const kv = kvDim(c);
   const perLayer = 2 * c.dim + c.dim * c.dim * 2 + 2 * kv * c.dim + 3 * c.hiddenDim * c.dim;
   return c.vocabSize * c.dim * (c.sharedClassifier ? 1 : 2) + c.nLayers * perLayer + c.dim;

@@ -1,5 +1,6 @@
 import type { Backend, Buffer } from "../backends/backend.js";
-import { kvDim, type ModelConfig } from "./config.js";
+import { describeValue } from "../sampling/checks.js";
+import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 
 /**
  * The key/value cache of a decoder: per layer, the rotated keys and the
@@ -19,17 +20,34 @@ export class KVCache {
   private rows = 0;
   /** Values per cached row and layer (kvDim). */
   readonly width: number;
+  /** Maximum number of rows the cache can hold. */
+  readonly capacity: number;
+  /** The model whose keys and values the cache holds (an opaque token; see `belongsTo`). */
+  private owner: object | undefined;
 
   constructor(
     readonly backend: Backend,
     readonly config: ModelConfig,
-    /** Maximum number of rows the cache can hold. */
-    readonly capacity: number = config.seqLen,
-    /** Layers to hold: the model's, or more for blocks run after them (a PTP student's extra blocks). */
-    layers: number = config.nLayers,
+    /** Maximum number of rows the cache can hold (default: the config's seqLen). */
+    capacity?: number,
+    /** Layers to hold: the model's, or more for blocks run after them (a PTP student's extra blocks); default the config's nLayers. */
+    layers?: number,
+    /**
+     * The model the cache belongs to (Transformer.newCache passes its own
+     * token). Without one, the first model that runs on the cache claims it.
+     */
+    owner?: object,
   ) {
-    if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError(`KVCache: capacity must be a positive integer, got ${capacity}`);
-    if (!Number.isInteger(layers) || layers < config.nLayers) throw new RangeError(`KVCache: layers must be an integer of at least the model's ${config.nLayers}, got ${layers}`);
+    this.owner = owner;
+    if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
+      throw new TypeError(`KVCache: backend must be a Backend (the model's: model.backend), got ${describeValue(backend)}`);
+    }
+    validateConfig(config, "KVCache");
+    if (capacity === undefined) capacity = config.seqLen;
+    if (layers === undefined) layers = config.nLayers;
+    this.capacity = capacity;
+    if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError(`KVCache: capacity must be a positive integer, got ${describeValue(capacity)}`);
+    if (!Number.isInteger(layers) || layers < config.nLayers) throw new RangeError(`KVCache: layers must be an integer of at least the model's ${config.nLayers}, got ${describeValue(layers)}`);
     this.width = kvDim(config);
     this.keys = [];
     this.values = [];
@@ -46,6 +64,17 @@ export class KVCache {
     }
   }
 
+  /**
+   * Whether the cache holds the keys and values of the model `owner` stands
+   * for: a cache made by another model (same shape, same backend) would give
+   * wrong logits silently, so a model refuses it. A cache without an owner
+   * becomes `owner`'s.
+   */
+  belongsTo(owner: object): boolean {
+    this.owner ??= owner;
+    return this.owner === owner;
+  }
+
   /** Number of cached rows. */
   get length(): number {
     return this.rows;
@@ -58,11 +87,25 @@ export class KVCache {
     }
   }
 
-  /** Record that `positions.length` rows were appended (the model writes their keys and values). */
+  /**
+   * Record that `positions.length` rows were appended (the model writes
+   * their keys and values): `positions` are their position ids, each an
+   * integer in [0, seqLen). Checked before anything changes (O(rows given)),
+   * so a NaN or 99 in a cache of seqLen 16 is refused, not stored as 0 or
+   * as a position no key was rotated for.
+   */
   commit(positions: ArrayLike<number>): void {
-    this.ensureRoom(positions.length);
-    for (let i = 0; i < positions.length; i++) this.positions[this.rows + i] = positions[i];
-    this.rows += positions.length;
+    const n = positions !== null && typeof positions === "object" ? positions.length : undefined;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`KVCache.commit: positions must be an array of position ids (one per row appended), got ${describeValue(positions)}`);
+    if (this.keys.length === 0) throw new Error("KVCache.commit: the cache was freed (KVCache.free)");
+    this.ensureRoom(n);
+    const seqLen = this.config.seqLen;
+    for (let i = 0; i < n; i++) {
+      const p = positions[i];
+      if (!Number.isInteger(p) || p < 0 || p >= seqLen) throw new RangeError(`KVCache.commit: position ids must be integers in [0, ${seqLen}) (the model's seqLen); entry ${i} is ${describeValue(p)}`);
+    }
+    for (let i = 0; i < n; i++) this.positions[this.rows + i] = positions[i];
+    this.rows += n;
   }
 
   /** Drop every row from `length` on. */

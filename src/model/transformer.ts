@@ -6,13 +6,14 @@ import { sampleToken } from "../sampling/sampler.js";
 import { NonFiniteLogitsError, tokenProbability } from "../sampling/softmax.js";
 import { attention } from "./attention.js";
 import { blockRows, type Block } from "./block.js";
-import { headSize, kvDim, validateConfig, type ModelConfig } from "./config.js";
+import { headSize, kvDim, type ModelConfig } from "./config.js";
 import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
 import { KVCache } from "./kv-cache.js";
 import type { RowAdapter } from "./linear.js";
 import { RunState } from "./run-state.js";
-import { checkWeights, type Checkpoint } from "./weights.js";
+import { checkOptionKeys } from "../util/options.js";
+import { checkCheckpoint, type Checkpoint } from "./weights.js";
 
 /** How a Transformer runs on its backend. */
 export interface TransformerOptions {
@@ -24,6 +25,9 @@ export interface TransformerOptions {
    */
   classifierWeights?: WeightType;
 }
+
+/** The keys of TransformerOptions; another is a typo that would be ignored. */
+export const TRANSFORMER_OPTIONS: readonly (keyof TransformerOptions)[] = ["classifierWeights"];
 
 /**
  * A Llama-architecture decoder (RMSNorm, RoPE, GQA, SwiGLU) on a backend.
@@ -50,9 +54,11 @@ export class Transformer {
     checkpoint: Checkpoint,
     options: TransformerOptions = {},
   ) {
-    validateConfig(checkpoint.config);
-    checkWeights(checkpoint.config, checkpoint.weights, "Transformer");
-    const { classifierWeights } = options;
+    if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
+      throw new TypeError(`Transformer: backend must be a Backend (createBackend("wasm"), new JsBackend()), got ${describeValue(backend)}`);
+    }
+    checkCheckpoint(checkpoint, "Transformer");
+    const { classifierWeights } = checkOptionKeys(options, "Transformer", TRANSFORMER_OPTIONS) as TransformerOptions;
     if (classifierWeights !== undefined && !WEIGHT_TYPES.includes(classifierWeights)) {
       throw new TypeError(`classifier weights must be ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(classifierWeights)}`);
     }
@@ -73,9 +79,22 @@ export class Transformer {
   /** The layers' sizes as Backend.decoderLayer takes them. */
   private readonly layerShape: LayerShape;
 
-  /** A new, empty KV cache for this model (capacity in rows, default seqLen). */
-  newCache(capacity: number = this.config.seqLen): KVCache {
-    return new KVCache(this.backend, this.config, capacity);
+  /**
+   * Who a KV cache belongs to (KVCache.belongsTo): this instance, whose
+   * uploaded weights wrote its keys and values. A PTP student runs in its
+   * teacher's calls (gated LoRA, extra blocks: adapters of this model), so
+   * its cache is the teacher's too (PtpModel.newCache).
+   */
+  private readonly cacheOwner: object = Object.freeze({});
+
+  /**
+   * A new, empty KV cache for this model (capacity in rows, default seqLen;
+   * `layers`: more than the model's for blocks run after them, a PTP
+   * student's extra blocks).
+   */
+  newCache(capacity: number = this.config.seqLen, layers: number = this.config.nLayers): KVCache {
+    this.alive("newCache");
+    return new KVCache(this.backend, this.config, capacity, layers, this.cacheOwner);
   }
 
   /**
@@ -116,6 +135,7 @@ export class Transformer {
    * a PTP student's extra blocks read from context rows (spec/ptp.md 2.4).
    */
   lastHidden(): Float32Array {
+    this.alive("lastHidden");
     if (this.lastRows === 0) throw new Error("lastHidden: no forward call has run on this model yet");
     this.hidden ??= this.backend.download(this.state.x, 0, this.lastRows * this.config.dim);
     return this.hidden;
@@ -139,6 +159,7 @@ export class Transformer {
    * `exclude` are ruled out (their logits read as -Infinity).
    */
   pickRow(row: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]): number | undefined {
+    this.alive("pickRow");
     const last = this.lastLogits,
       V = this.config.vocabSize;
     // The same checks as the host path, before the device path can skip them.
@@ -162,6 +183,7 @@ export class Transformer {
    * a row of the latest `forward`). `row` must hold no NaN or +Infinity.
    */
   tokenProbability(row: Float32Array, token: number, temperature: number): number {
+    this.alive("tokenProbability");
     checkFloat32Row(row, "tokenProbability", "row");
     const last = this.lastLogits,
       V = this.config.vocabSize;
@@ -213,11 +235,16 @@ export class Transformer {
 
   /** The forward pass of a block: leaves its logits [M, vocab] in the run state and returns M. */
   private run(block: Block, cache: KVCache, adapter?: RowAdapter): number {
+    this.alive("forward");
     this.lastLogits = undefined; // the run state's logits are about to change
     this.hidden = undefined;
     const { backend, config, weights: w, state: s } = this;
+    if (cache instanceof KVCache && cache.keys.length === 0) throw new TypeError("forward: the cache was freed (KVCache.free); make a new one with the model's newCache");
     if (!(cache instanceof KVCache) || cache.backend !== backend || cache.config.nLayers !== config.nLayers || cache.keys.length < config.nLayers || cache.width !== kvDim(config)) {
       throw new TypeError("forward: the cache must be a KVCache of this model (made by its newCache, on the same backend)");
+    }
+    if (!cache.belongsTo(this.cacheOwner)) {
+      throw new TypeError("forward: the cache must be a KVCache of this model, but another model (same shape and backend) made it or ran on it: its keys and values would give wrong logits (make the cache with this model's newCache)");
     }
     const cached = cache.length;
     const M = blockRows(block, config, cached);
@@ -269,7 +296,12 @@ export class Transformer {
     return backend.download(s.logits, 0, F * config.vocabSize);
   }
 
-  /** Free the weights and activations held by the backend. */
+  /** Throws, naming `op`, once the model is disposed (its buffers freed: the backend would say only "buffer used after free"). */
+  private alive(op: string): void {
+    if (this.disposed) throw new Error(`Transformer.${op}: the model was disposed (dispose() freed its weights); make a new Transformer`);
+  }
+
+  /** Free the weights and activations held by the backend; later calls are refused, naming the model as disposed. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

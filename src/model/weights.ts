@@ -1,4 +1,5 @@
-import type { ModelConfig } from "./config.js";
+import { describeValue } from "../sampling/checks.js";
+import { validateConfig, type ModelConfig } from "./config.js";
 
 /**
  * The weights of a Llama-architecture decoder on the host, as plain arrays.
@@ -77,4 +78,20 @@ export function checkWeights(c: ModelConfig, w: ModelWeights, where = "weights")
   });
   expect("rmsFinal", w.rmsFinal, c.dim);
   expect("wcls", w.wcls, c.vocabSize * c.dim);
+}
+
+/**
+ * Throws unless `ckpt` is a whole Checkpoint { config, weights }: a
+ * TypeError naming `where` and the argument for a non-object (undefined,
+ * null, `{}`), then validateConfig's and checkWeights's errors for the
+ * parts. Checks shapes only (no pass over the values): cheap enough for
+ * every function taking a checkpoint.
+ */
+export function checkCheckpoint(ckpt: unknown, where: string, name = "checkpoint"): asserts ckpt is Checkpoint {
+  const what = "a Checkpoint { config, weights } (readModel, readCheckpoint, randomCheckpoint)";
+  if (ckpt === null || typeof ckpt !== "object" || Array.isArray(ckpt)) throw new TypeError(`${where}: ${name} must be ${what}, got ${describeValue(ckpt)}`);
+  const { config, weights } = ckpt as Partial<Checkpoint>;
+  if (config === null || typeof config !== "object") throw new TypeError(`${where}: ${name} must be ${what}, but its config is ${describeValue(config)}`);
+  validateConfig(config, where);
+  checkWeights(config, weights as ModelWeights, where);
 }

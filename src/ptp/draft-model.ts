@@ -1,7 +1,10 @@
 import type { Block } from "../model/block.js";
 import type { ModelConfig } from "../model/config.js";
 import type { KVCache } from "../model/kv-cache.js";
-import { Transformer, type TransformerOptions } from "../model/transformer.js";
+import { Transformer, TRANSFORMER_OPTIONS, type TransformerOptions } from "../model/transformer.js";
+import { describeValue } from "../sampling/checks.js";
+import { checkOptionKeys } from "../util/options.js";
+import { checkDraft } from "./student-weights.js";
 import type { ModelWeights } from "../model/weights.js";
 import { slotInput } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Variant } from "./student-weights.js";
@@ -57,6 +60,9 @@ export class DraftModel {
     readonly draft: Draft,
     options: TransformerOptions = {},
   ) {
+    if (!(teacher instanceof Transformer)) throw new TypeError(`DraftModel: teacher must be a Transformer (the model the draft proposes for), got ${describeValue(teacher)}`);
+    checkDraft(draft, "DraftModel");
+    checkOptionKeys(options, "DraftModel", TRANSFORMER_OPTIONS);
     const { model, teacherVocabSize } = draft.config;
     const vocab = teacher.config.vocabSize;
     if (model.vocabSize !== vocab || teacherVocabSize !== vocab) {

@@ -22,7 +22,8 @@ import { Gen } from "../util/prng.js";
 import type { ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/transformer.js";
 import { ArrayAux } from "../sampling/aux.js";
-import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkOptionKeys } from "../util/options.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { needsU } from "../sampling/sampler.js";
@@ -33,7 +34,7 @@ import { PtpModel } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, Variant } from "./student-weights.js";
 
 export interface PtpExactnessOptions {
-  /** Random cases per check, a positive integer (default 8). */
+  /** Random cases per check, a positive integer, at most MAX_EXACTNESS_RUNS (default 8). */
   runs?: number;
   /** Seed of the case generator, an integer (default 1). */
   seed?: number;
@@ -41,6 +42,12 @@ export interface PtpExactnessOptions {
 }
 
 const DECODERS: DecoderName[] = ["verify", "single-call", "multi-draft"];
+
+/** The options of runPtpExactness; another (run, seeds) is a typo that would be ignored. */
+const EXACTNESS_OPTIONS: readonly (keyof PtpExactnessOptions)[] = ["runs", "seed", "backendOptions"];
+
+/** The most random cases per check: 10^4, as runBackendConformance (each case decodes several models; more would hold the thread for hours). */
+export const MAX_EXACTNESS_RUNS = 10_000;
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -153,7 +160,12 @@ function runCase(b: Backend, c: Case, edges: boolean, g: Gen): void {
  * with its first failure.
  */
 export async function runPtpExactness(backend: string | Backend, options: PtpExactnessOptions = {}): Promise<ConformanceReport> {
+  checkOptionKeys(options, "runPtpExactness", EXACTNESS_OPTIONS);
+  if (typeof backend !== "string" && (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function")) {
+    throw new TypeError(`runPtpExactness: backend must be a registered backend's name or a Backend instance, got ${describeValue(backend)}`);
+  }
   const runs = options.runs === undefined ? 8 : checkPositiveInteger(options.runs, "runPtpExactness", "runs");
+  if (runs > MAX_EXACTNESS_RUNS) throw new RangeError(`runPtpExactness: runs must be at most ${MAX_EXACTNESS_RUNS} (random cases per check), got ${runs}`);
   const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runPtpExactness", "seed"));
   const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
   const specs = [

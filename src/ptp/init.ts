@@ -6,12 +6,14 @@
  */
 import type { ModelConfig } from "../model/config.js";
 import { randomCheckpoint } from "../model/init.js";
-import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
+import { checkCheckpoint, type Checkpoint, type LayerWeights, type ModelWeights } from "../model/weights.js";
+import { describeValue } from "../sampling/checks.js";
+import { checkObject, checkOptionalBoolean, checkOptionKeys } from "../util/options.js";
 import { Mulberry32 } from "../util/prng.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
-import { plainFail, product } from "./files/ptp-file-parts.js";
+import { checkChecksumArgument, plainFail, product } from "./files/ptp-file-parts.js";
 import type { AuxEmbeddingConfig, PickFeedbackKind, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
 
 export interface RandomStudentOptions {
@@ -38,6 +40,39 @@ export interface RandomStudentOptions {
   draftHead?: boolean;
 }
 
+/** The keys of RandomStudentOptions, RandomDraftOptions and TeacherDraftOptions; another (windw: 5) is a typo that would be ignored. */
+const RANDOM_STUDENT_OPTIONS: readonly (keyof RandomStudentOptions)[] = ["variant", "rank", "alpha", "aux", "window", "hybrid", "query", "seed", "zeroB", "extraBlocks", "pickFeedback", "draftHead"];
+const RANDOM_DRAFT_OPTIONS: readonly (keyof RandomDraftOptions)[] = ["config", "variant", "aux", "window", "hybrid", "query", "seed"];
+const TEACHER_DRAFT_OPTIONS: readonly (keyof TeacherDraftOptions)[] = ["variant", "aux", "window", "hybrid", "nLayers", "seed"];
+
+/**
+ * The arguments every initialiser checks first, once: the teacher a whole
+ * checkpoint, the checksum a non-empty string, the options an object of
+ * known keys whose flags are booleans and whose aux (if given) an object
+ * and window (if given) a positive integer. The metadata check each then
+ * makes (studentConfigFromMetadata, draftConfigFromMetadata) bounds the rest.
+ */
+function checkInitArguments(teacher: unknown, checksum: unknown, options: unknown, where: string, known: readonly string[], flags: readonly string[]): void {
+  checkCheckpoint(teacher, where, "teacher");
+  checkChecksumArgument(checksum, where);
+  const o = checkOptionKeys(options, where, known);
+  for (const flag of flags) checkOptionalBoolean(o[flag], where, flag);
+  if (o.aux !== undefined) checkObject(o.aux, where, "aux", 'an auxiliary embedding config such as { kind: "bits" } or { kind: "digits", digits: 8 }');
+  checkNumbers(o, where, ["window", "seed"], ["seed"]);
+}
+
+/**
+ * Numeric options are numbers (the metadata check reads String(value), so
+ * a string such as "4" would pass it); their ranges are the metadata
+ * check's (or Mulberry32's, for the seed). `required` ones must be given.
+ */
+function checkNumbers(o: object, where: string, names: readonly string[], required: readonly string[]): void {
+  for (const name of names) {
+    const v = (o as Record<string, unknown>)[name];
+    if (v === undefined ? required.includes(name) : typeof v !== "number") throw new TypeError(`${where}: ${name} must be a number, got ${describeValue(v)}`);
+  }
+}
+
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
 const SMALL = 0.02;
 
@@ -54,6 +89,8 @@ const SMALL = 0.02;
  * as without.
  */
 export function randomStudent(teacher: Checkpoint, checksum: string, options: RandomStudentOptions): Student {
+  checkInitArguments(teacher, checksum, options, "randomStudent", RANDOM_STUDENT_OPTIONS, ["hybrid", "query", "zeroB", "draftHead"]);
+  checkNumbers(options, "randomStudent", ["rank", "alpha", "extraBlocks"], ["rank"]);
   const aux: AuxEmbeddingConfig = options.aux ? { ...options.aux } : { kind: "bits" };
   const E = options.extraBlocks ?? 0;
   if (!(Number.isInteger(E) && E >= 0 && E <= MAX_EXTRA_BLOCKS)) throw new RangeError(`randomStudent: extraBlocks must be an integer in [0, ${MAX_EXTRA_BLOCKS}], got ${E}`);
@@ -125,6 +162,8 @@ export interface RandomDraftOptions {
   window?: number;
   /** Hybrid slot input (DraftConfig.hybrid); default false. */
   hybrid?: boolean;
+  /** Draft models have no query slot input: only false is accepted (the CLI's slot-input flags give it); true is a RangeError. */
+  query?: boolean;
   seed: number;
 }
 
@@ -136,6 +175,9 @@ export interface RandomDraftOptions {
  * embedding's scale).
  */
 export function randomDraft(teacher: Checkpoint, checksum: string, options: RandomDraftOptions): Draft {
+  checkInitArguments(teacher, checksum, options, "randomDraft", RANDOM_DRAFT_OPTIONS, ["hybrid"]);
+  if (options.query !== undefined && options.query !== false) throw new RangeError(`randomDraft: a draft model has no query slot input (query is for LoRA students; hybrid or aux here), got query ${describeValue(options.query)}`);
+  if (options.config !== undefined) checkObject(options.config, "randomDraft", "config", "a partial ModelConfig (the draft's shape)");
   const t = teacher.config;
   const model: ModelConfig = canonicalConfig({
     ...DEFAULT_DRAFT_SHAPE,
@@ -197,6 +239,7 @@ export interface TeacherDraftOptions {
  * context keys and values carry look-ahead the teacher's do not.
  */
 export function teacherDraft(teacher: Checkpoint, checksum: string, options: TeacherDraftOptions): Draft {
+  checkInitArguments(teacher, checksum, options, "teacherDraft", TEACHER_DRAFT_OPTIONS, ["hybrid"]);
   const t = teacher.config;
   const nLayers = options.nLayers ?? t.nLayers;
   if (!(Number.isInteger(nLayers) && nLayers >= t.nLayers)) throw new RangeError(`teacherDraft: a draft copied from the teacher has at least its ${t.nLayers} layers, got ${nLayers}`);

@@ -1,6 +1,6 @@
 import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
-import { KVCache } from "../model/kv-cache.js";
+import type { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
 import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import { describeValue } from "../sampling/checks.js";
@@ -8,7 +8,7 @@ import { embedAux } from "./auxiliary.js";
 import { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
 import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
 import { GatedLora } from "./gated-lora.js";
-import type { AuxEmbeddingConfig, AuxEmbeddingWeights, PickFeedbackKind, Student, Variant } from "./student-weights.js";
+import { checkStudent, type AuxEmbeddingConfig, type AuxEmbeddingWeights, type PickFeedbackKind, type Student, type Variant } from "./student-weights.js";
 
 /** What a slot's input is made of: the variant, the auxiliary embedding and (C-PTP) the start vector. */
 export interface SlotInputSource {
@@ -84,9 +84,7 @@ export class PtpModel {
     headOptions: TransformerOptions = {},
   ) {
     if (!(teacher instanceof Transformer)) throw new TypeError(`PtpModel: teacher must be a Transformer, got ${describeValue(teacher)}`);
-    if (student !== undefined && (typeof student !== "object" || student === null || typeof student.config !== "object" || typeof student.config?.teacherShape !== "object" || typeof student.weights !== "object")) {
-      throw new TypeError(`PtpModel: student must be a Student { config, weights } (readStudent, randomStudent), got ${describeValue(student)}`);
-    }
+    if (student !== undefined) checkStudent(student, "PtpModel");
     if (typeof headOptions !== "object" || headOptions === null) throw new TypeError(`PtpModel: the head's options must be an object such as { classifierWeights: "int8" }, got ${describeValue(headOptions)}`);
     if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
     if (student) {
@@ -120,7 +118,8 @@ export class PtpModel {
 
   /** A new, empty KV cache for this model: the teacher's layers, and the student's extra blocks if it has them. */
   newCache(capacity: number = this.teacher.config.seqLen): KVCache {
-    return new KVCache(this.teacher.backend, this.teacher.config, capacity, this.teacher.config.nLayers + (this.extra?.count ?? 0));
+    // The teacher's own cache (the student runs in its calls), so the teacher accepts it.
+    return this.teacher.newCache(capacity, this.teacher.config.nLayers + (this.extra?.count ?? 0));
   }
 
   get variant(): Variant {

@@ -113,9 +113,10 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
   checkPositiveInteger(o.reps, "measureSpeedup", "reps");
   if (o.seed !== undefined && !((typeof o.seed === "bigint" && o.seed >= 1n) || (typeof o.seed === "number" && Number.isSafeInteger(o.seed) && o.seed >= 1))) throw new RangeError(`measureSpeedup: seed must be an integer >= 1 (a number or a bigint), got ${describeValue(o.seed)}`);
   if (o.prompts.length === 0) throw new RangeError("measureSpeedup: no prompts");
-  // Tokens and rows per call need a call: a prompt of `steps` tokens or more leaves none to make.
-  if (!o.prompts.some((p) => p.length < o.steps)) {
-    throw new RangeError(`measureSpeedup: nothing to decode: every prompt has at least steps (${o.steps}) tokens, the longest ${Math.max(0, ...o.prompts.map((p) => p.length))}`);
+  // Tokens and rows per call need a call: a prompt of more than `steps` tokens leaves none to make
+  // (one of exactly `steps` still samples the token after it, as llama2.c's run does).
+  if (!o.prompts.some((p) => p.length <= o.steps)) {
+    throw new RangeError(`measureSpeedup: nothing to decode: every prompt has more than steps (${o.steps}) tokens, the shortest ${Math.min(...o.prompts.map((p) => p.length))}`);
   }
   const out: SpeedupRow[] = [];
   for (const shape of o.shapes) {

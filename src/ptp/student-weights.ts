@@ -1,3 +1,5 @@
+import { describeValue } from "../sampling/checks.js";
+import type { Draft } from "./draft-model.js";
 import type { ModelConfig } from "../model/config.js";
 import type { LayerWeights, LinearName } from "../model/weights.js";
 
@@ -127,4 +129,27 @@ export const PICK_FEEDBACK_KINDS: readonly PickFeedbackKind[] = ["first", "chain
 export interface Student {
   config: StudentConfig;
   weights: StudentWeights;
+}
+
+/**
+ * Throws a TypeError naming `where` and the argument unless `student` is a
+ * Student { config, weights } (with config.teacherShape): the first check
+ * of every function taking one, before anything reads its fields (the file
+ * writers then validate every tensor). Shapes only, no pass over values.
+ */
+export function checkStudent(student: unknown, where: string, name = "student"): asserts student is Student {
+  const s = student as Partial<Student> | null | undefined;
+  if (s === null || typeof s !== "object" || Array.isArray(s) || typeof s.config !== "object" || s.config === null || typeof s.config.teacherShape !== "object" || s.config.teacherShape === null || typeof s.weights !== "object" || s.weights === null) {
+    throw new TypeError(
+      `${where}: ${name} must be a Student { config, weights } (readStudent, loadStudent, randomStudent), got ${describeValue(student)}${s !== null && typeof s === "object" && !Array.isArray(s) ? ` without ${typeof s.config !== "object" || s.config === null ? "a config" : typeof s.config.teacherShape !== "object" || s.config.teacherShape === null ? "config.teacherShape" : "weights"}` : ""}`,
+    );
+  }
+}
+
+/** checkStudent for a standalone draft model: a Draft { config, weights } (with config.model and weights.model), else a TypeError naming `where`. */
+export function checkDraft(draft: unknown, where: string, name = "draft"): asserts draft is Draft {
+  const d = draft as Partial<Draft> | null | undefined;
+  if (d === null || typeof d !== "object" || Array.isArray(d) || typeof d.config !== "object" || d.config === null || typeof d.config.model !== "object" || d.config.model === null || typeof d.weights !== "object" || d.weights === null || typeof d.weights.model !== "object" || d.weights.model === null) {
+    throw new TypeError(`${where}: ${name} must be a Draft { config, weights } (readDraft, randomDraft, teacherDraft), got ${describeValue(draft)}`);
+  }
 }

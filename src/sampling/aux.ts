@@ -3,7 +3,7 @@
  * generator, explicit arrays, and text files.
  */
 
-import { FileFormatError, readLines } from "../io/errors.js";
+import { checkPath, FileFormatError, readLines } from "../io/errors.js";
 import { describeValue } from "./checks.js";
 import { assertValidU } from "./pick.js";
 
@@ -34,8 +34,9 @@ export function drawU(source: AuxSource, where: string): number {
   return u;
 }
 
-/** A u from 32 random bits, as llama2.c's random_f32: the top 24 bits over 2^24, a float32 in [0, 1). */
+/** A u from 32 random bits, as llama2.c's random_f32: the top 24 bits over 2^24, a float32 in [0, 1). `bits` is an integer in [0, 2^32). */
 export function uFromU32(bits: number): number {
+  if (bits >>> 0 !== bits) throw new RangeError(`uFromU32: bits must be an integer in [0, 2^32), got ${describeValue(bits)}`);
   return (bits >>> 8) / 16777216;
 }
 
@@ -87,6 +88,9 @@ export class XorShiftAux implements AuxSource {
   }
 }
 
+/** The most u's an ArrayAux holds: 2^27 (1 GiB of doubles), far more than any run draws. */
+export const MAX_ARRAY_AUX = 2 ** 27;
+
 /**
  * Auxiliary variables from an explicit list. Every value is checked to lie
  * in [0, 1) up front. Values are returned as given (double precision; no
@@ -103,6 +107,7 @@ export class ArrayAux implements AuxSource {
     if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
       throw new TypeError(`${name}: ArrayAux takes an array of u's (an array or typed array of numbers in [0, 1)), got ${describeValue(values)}${typeof values === "object" && values !== null ? ` with length ${describeValue(n)}` : ""}`);
     }
+    if (n > MAX_ARRAY_AUX) throw new RangeError(`${name}: ArrayAux takes at most ${MAX_ARRAY_AUX} u's (2^27; a run needs at most seqLen per sequence), got an array-like of length ${n}`);
     const copy = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const v = values[i];
@@ -154,6 +159,7 @@ const SPECIAL = /^[+-]?(?:Infinity|inf|NaN)$/i;
  *   SyntaxError for an unparsable line; RangeError for a value outside [0, 1).
  */
 export function readAuxFile(path: string): ArrayAux {
+  checkPath(path, "readAuxFile");
   const values: number[] = [];
   try {
     readLines(path, "a u file, one value per line", U_FILE_LIMITS, (text, number) => {

@@ -22,6 +22,16 @@ function describe(value: unknown): string {
   return `${typeof value}`;
 }
 
+/** Throws unless `probs` is a Float32Array of probabilities, each in [0, 1] (one pass; no sum is required). */
+function checkProbabilities(probs: unknown, where: string): Float32Array {
+  const p = checkFloat32Row(probs, where, "probs");
+  for (let i = 0; i < p.length; i++) {
+    const q = p[i];
+    if (!(q >= 0 && q <= 1)) throw new RangeError(`${where}: probability ${i} must be in [0, 1], got ${describe(q)}`);
+  }
+  return p;
+}
+
 /** True when `u` is a number in [0, 1). */
 export function isValidU(u: unknown): u is number {
   return typeof u === "number" && u >= 0 && u < 1;
@@ -51,14 +61,16 @@ export function assertValidU(u: unknown, where?: string): asserts u is number {
  * filtered one (probability 0), which must never be sampled. When the last
  * token has nonzero probability both rules agree.
  *
- * Preconditions (not checked per call, for speed): every P_i is a finite
- * number >= 0 and at least one is > 0. An all-zero distribution throws.
+ * Every P_i must be a number in [0, 1] (as binOf requires), at least one
+ * of them > 0: a NaN, negative or Infinity entry would otherwise shift every
+ * later bin and pick a token silently.
  *
- * @throws RangeError when u is not a number in [0, 1).
+ * @throws RangeError when u is not a number in [0, 1), a probability is not
+ *   in [0, 1], or none is > 0; TypeError when probs is not a Float32Array.
  */
 export function pick(u: number, probs: Float32Array): number {
   assertValidU(u);
-  checkFloat32Row(probs, "pick", "probs");
+  checkProbabilities(probs, "pick");
   let cdf = 0;
   let lastNonZero = -1;
   const n = probs.length;
@@ -89,10 +101,7 @@ export function binOf(probs: Float32Array, token: number): [left: number, right:
   if (!Number.isInteger(token) || token < 0 || token >= n) {
     throw new RangeError(`binOf: token must be an integer in [0, ${n}), got ${describe(token)}`);
   }
-  for (let i = 0; i < n; i++) {
-    const q = probs[i];
-    if (!(q >= 0 && q <= 1)) throw new RangeError(`binOf: probability ${i} must be in [0, 1], got ${describe(q)}`);
-  }
+  checkProbabilities(probs, "binOf");
   let cdf = 0;
   for (let i = 0; i < token; i++) cdf = fround(cdf + probs[i]);
   const left = Math.min(cdf, 1);
@@ -122,7 +131,8 @@ export function binOf(probs: Float32Array, token: number): [left: number, right:
  * @throws RangeError on an empty array.
  */
 export function argmax(logits: ArrayLike<number>): number {
-  const n = logits.length;
+  const n = logits !== null && typeof logits === "object" ? logits.length : undefined;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`argmax: logits must be an array or typed array of numbers, got ${describe(logits)}`);
   if (n === 0) throw new RangeError("argmax: empty logits");
   let best = 0;
   let bestValue = logits[0];

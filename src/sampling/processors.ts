@@ -32,6 +32,9 @@ export interface SamplingSettings {
  */
 export const MIN_TEMPERATURE = 1e-6;
 
+/** Spellings of the three options (lower case, letters only) that mean one of them: a key spelled so, but not exactly, is a typo that would be ignored. */
+const MISSPELLED: Readonly<Record<string, string>> = { temperature: "temperature", temp: "temperature", t: "temperature", topk: "topK", k: "topK", topp: "topP", p: "topP", nucleus: "topP" };
+
 /**
  * Validates settings; throws a RangeError with a clear message otherwise.
  * Rules: temperature 0 (greedy) or a finite number >= MIN_TEMPERATURE;
@@ -40,6 +43,10 @@ export const MIN_TEMPERATURE = 1e-6;
 export function validateSamplingSettings(settings: SamplingSettings): void {
   if (settings === null || typeof settings !== "object") {
     throw new TypeError("sampling settings must be an object");
+  }
+  for (const key of Object.keys(settings)) {
+    const meant = MISSPELLED[key.toLowerCase().replace(/[^a-z]/g, "")];
+    if (meant !== undefined && meant !== key) throw new RangeError(`sampling settings: unknown option ${JSON.stringify(key)}; did you mean ${meant}? (the options are temperature, topK and topP)`);
   }
   const { temperature, topK, topP } = settings;
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_TEMPERATURE)) {
@@ -81,6 +88,7 @@ export function plainSampling(settings: SamplingSettings, n: number): boolean {
  * x_i = fround(x_i / fround(T)). Returns a new array. T must be > 0.
  */
 export function applyTemperature(logits: Float32Array, temperature: number): Float32Array {
+  checkFloat32Row(logits, "applyTemperature", "logits");
   if (!(temperature > 0) || !Number.isFinite(temperature)) {
     throw new RangeError(`applyTemperature: temperature must be finite and > 0, got ${temperature}`);
   }

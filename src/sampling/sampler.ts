@@ -4,6 +4,7 @@
  * temperature is 0.
  */
 
+import { checkFloat32Row } from "./checks.js";
 import { argmax, pick } from "./pick.js";
 import { NonFiniteLogitsError } from "./softmax.js";
 import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "./processors.js";
@@ -28,6 +29,7 @@ export function needsU(settings: SamplingSettings): boolean {
  *   is not finite).
  */
 export function sampleToken(logits: Float32Array, settings: SamplingSettings, u: number | undefined): number {
+  checkFloat32Row(logits, "sampleToken", "logits");
   if (!needsU(settings)) {
     // The reference's argmax passes over a NaN (and a row of NaN gives 0): a largest logit that is not finite is no pick.
     const t = argmax(logits);

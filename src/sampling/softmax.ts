@@ -42,7 +42,7 @@ export class NonFiniteLogitsError extends RangeError {
  * empty array a RangeError.
  */
 export function softmaxF32(logits: Float32Array): Float32Array {
-  const n = logits.length;
+  const n = checkFloat32Row(logits, "softmaxF32", "logits").length;
   if (n === 0) throw new RangeError("softmaxF32: empty logits");
   let max = logits[0];
   for (let i = 0; i < n; i++) {

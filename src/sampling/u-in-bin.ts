@@ -60,6 +60,7 @@ function logGamma(rng: Mulberry32, shape: number): number {
  * underflows to 0 / 0 nor loses the tails. Deterministic given the rng.
  */
 export function betaSample(rng: Mulberry32, b: number): number {
+  if (rng === null || typeof rng !== "object" || typeof (rng as { nextU32?: unknown }).nextU32 !== "function") throw new TypeError(`betaSample: rng must be a Mulberry32 (an object with nextU32()), got ${rng === null ? "null" : typeof rng}`);
   if (!(b > 0) || !Number.isFinite(b)) throw new RangeError(`betaSample: b must be a finite number > 0, got ${b}`);
   const lx = logGamma(rng, b);
   const ly = logGamma(rng, b);

@@ -23,6 +23,7 @@ export class UStream {
     private readonly name = "u source",
   ) {
     checkAuxSource(source, name);
+    if (!Number.isSafeInteger(first) || first < 0) throw new RangeError(`${name}: the first sampled position must be a non-negative integer (the prompt's length), got ${describeValue(first)}`);
   }
 
   at(k: number): number {

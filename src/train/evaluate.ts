@@ -1,11 +1,13 @@
-import type { Transformer } from "../model/transformer.js";
+import { Transformer } from "../model/transformer.js";
 import { decodeBatches, StatsSum } from "../ptp/decode/compare.js";
 import type { DecoderName } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel } from "../ptp/draft-model.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { checkPositiveInteger } from "../sampling/checks.js";
+import { checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkDraft, checkStudent } from "../ptp/student-weights.js";
+import { checkObject, checkOptionKeys } from "../util/options.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 import { runSteps } from "../ptp/decode/decode-ar.js";
 import type { LoopSpec } from "./loop.js";
@@ -38,6 +40,7 @@ export interface EvalResult {
  * xorshift stream. Sequences still stop at BOS as generation does.
  */
 export function evaluateStudent(teacher: Transformer, proposer: Proposer, s: EvalSettings): EvalResult {
+  checkArguments(teacher, proposer, s, "evaluateStudent");
   const run = evaluation(teacher, proposer, s);
   for (;;) {
     const next = run.next();
@@ -53,6 +56,8 @@ export function evaluateStudent(teacher: Transformer, proposer: Proposer, s: Eva
  * rejection.
  */
 export async function evaluateStudentAsync(teacher: Transformer, proposer: Proposer, s: EvalSettings, between: (done: number, total: number) => Promise<void>): Promise<EvalResult> {
+  checkArguments(teacher, proposer, s, "evaluateStudentAsync");
+  if (typeof between !== "function") throw new TypeError(`evaluateStudentAsync: between must be a function (done, total) => Promise<void>, got ${describeValue(between)}`);
   const run = evaluation(teacher, proposer, s);
   for (;;) {
     const next = run.next();
@@ -73,7 +78,21 @@ export async function evaluateStudentAsync(teacher: Transformer, proposer: Propo
  * a signal stops it within a prompt.
  */
 export function acceptedPerCall(teacher: Transformer, proposer: Proposer, s: EvalSettings): NonNullable<LoopSpec["evaluate"]> {
+  checkArguments(teacher, proposer, s, "acceptedPerCall");
   return async (pause) => ({ accepted: (await evaluateStudentAsync(teacher, proposer, { ...s, batch: s.batch ?? 1 }, (done, total) => pause(done, total, "prompt"))).meanAccepted });
+}
+
+/** The keys of EvalSettings; another is a typo that would be ignored. */
+const EVAL_SETTINGS: readonly (keyof EvalSettings)[] = ["prompts", "steps", "sampling", "decoder", "seed", "batch"];
+
+/** The teacher a Transformer, the proposer a { kind: "student", student } or { kind: "draft", draft }, the settings an object of known keys: checked before anything reads them. */
+function checkArguments(teacher: unknown, proposer: unknown, s: unknown, where: string): void {
+  if (!(teacher instanceof Transformer)) throw new TypeError(`${where}: teacher must be a Transformer, got ${describeValue(teacher)}`);
+  const p = checkObject(proposer, where, "proposer", '{ kind: "student", student } or { kind: "draft", draft }');
+  if (p.kind === "student") checkStudent(p.student, where, "proposer.student");
+  else if (p.kind === "draft") checkDraft(p.draft, where, "proposer.draft");
+  else throw new TypeError(`${where}: proposer.kind must be "student" or "draft", got ${describeValue(p.kind)}`);
+  checkOptionKeys(s, where, EVAL_SETTINGS, "settings");
 }
 
 /** The evaluation, batch by batch: yields the prompts done (0 once the settings are checked, then after each batch); returns the result. The models are freed when it ends or is abandoned. */

@@ -9,6 +9,7 @@ import { zeroGrads, type Param } from "./param.js";
 import { Progress, type ProgressStream } from "../util/progress.js";
 import { lrAt, type ScheduleConfig } from "./schedule.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js";
+import { reconcileResume } from "./resume-config.js";
 
 /**
  * The training loop every command shares (distill, train, inverse-AR):
@@ -29,11 +30,14 @@ import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js"
  * (or evaluation with a NaN/Inf figure) stops the run with a
  * NonFiniteLossError, before the update, any progress figure or any save.
  *
- * Interruption safety: the artifact (student or model) and the training
- * checkpoint are each written to a temporary file and renamed, so a kill
- * at any moment leaves the previous good pair. The metrics log (JSON lines,
- * for plots) is appended after the checkpoint; on resume, lines past the
- * checkpoint's step are dropped, so it never holds steps the run will redo.
+ * Interruption safety: the training checkpoint and the artifact (student
+ * or model) are each written to a temporary file and renamed. The
+ * checkpoint is written first and is what a resume continues from; it also
+ * holds the evaluation's metrics log line (JSON lines, for plots), which is
+ * appended next, and the artifact is written last. On resume the log loses
+ * its lines past the checkpoint's step, gets the checkpoint's line back if a
+ * kill cut it off, and the artifact is rewritten from the checkpoint, so a
+ * kill at any moment leaves files a --resume completes exactly.
  */
 
 export interface StepResult {
@@ -48,6 +52,13 @@ export interface StepResult {
 /** The optimizer and run-length settings every trainer takes from its command line. */
 export interface LoopOptions {
   schedule: ScheduleConfig;
+  /**
+   * The warmup asked for (--warmup), when schedule.warmup is it cut to the
+   * run length; stored with the config, so a resume with a larger --steps
+   * tells a short run's warmup from a changed --warmup (resume-config.ts).
+   * Default: schedule.warmup.
+   */
+  askedWarmup?: number;
   weightDecay: number;
   /** Clip the global gradient norm at this value (0 = off). */
   clip: number;
@@ -76,12 +87,14 @@ export interface RunFiles {
    * count), stored in the checkpoint; a resume with other data is refused.
    */
   inputs?: unknown;
+  /** Called after each checkpoint the run writes (e.g. so a command knows its run has files worth keeping). */
+  onCheckpoint?: () => void;
 }
 
 /** The LoopSpec fields that come straight from the options and files. */
-export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs"> {
-  const { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint } = o;
-  return { schedule, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs };
+export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs" | "onCheckpoint"> {
+  const { schedule, askedWarmup, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint } = o;
+  return { schedule, askedWarmup, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs, onCheckpoint: files.onCheckpoint };
 }
 
 /** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
@@ -110,10 +123,16 @@ export interface LoopSpec extends LoopOptions {
   save(): void;
   checkpointPath: string;
   logPath: string;
-  /** Stored in the checkpoint; a resume must present an equal config (the run length, schedule.totalSteps, aside: it may grow). */
+  /**
+   * Stored in the checkpoint; a resume must present an equal config (the run
+   * length, schedule.totalSteps, aside: it may grow; and the schedule's
+   * warmup, which follows a short run's length: see resume-config.ts).
+   */
   config: unknown;
   /** The run's data identity (RunFiles.inputs); a resume must present equal inputs. */
   inputs?: unknown;
+  /** Called after each checkpoint is written (RunFiles.onCheckpoint). */
+  onCheckpoint?: () => void;
   resume: boolean;
   unit: string;
   label: string;
@@ -162,6 +181,10 @@ interface Cursor {
   inputs?: unknown;
   /** The evaluation of the checkpoint's step was cut short by a signal: a resumed run evaluates first. */
   evalPending?: true;
+  /** The running figures since the last evaluation (absent: none, as in checkpoints from before it), so a resumed run logs what a straight one does. */
+  running?: RunningState;
+  /** The metrics log line written with this checkpoint (absent: none), written again on resume if a kill cut it off. */
+  logLine?: string;
 }
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -171,19 +194,23 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   let rng = new Mulberry32(spec.seed);
   let cursor: Cursor | undefined;
   if (spec.resume && existsSync(spec.checkpointPath)) {
-    // The run length may change on resume (--steps extends a run), so totalSteps is left out of the comparison.
-    const comparable = (c: unknown) => JSON.stringify(c, (k, v: unknown) => (k === "totalSteps" ? undefined : v));
-    const want = comparable(spec.config);
+    // The run length may change on resume (--steps extends a run): the run goes on with the checkpoint's warmup and its new length.
     const info = loadTrainCheckpoint(spec.checkpointPath, opt, (config) => {
-      const have = comparable(config);
-      if (want !== have) throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration; resume with the same options.\n  checkpoint: ${have}\n  now:        ${want}`);
+      const r = reconcileResume(config, spec);
+      if (r.problems.length > 0) {
+        throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration:\n  ${r.problems.join("\n  ")}\npass the checkpoint's values, or start over with --force instead of --resume`);
+      }
+      if ("schedule" in r) spec = { ...spec, schedule: r.schedule, config: r.config };
     });
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
     cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
     if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
       throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other data; resume with the same inputs.\n  checkpoint: ${JSON.stringify(cursor.inputs)}\n  now:        ${JSON.stringify(spec.inputs)}`);
     }
-    truncateLog(spec.logPath, info.step);
+    // What a kill cut short after the checkpoint, its log line and the output, is written again from it.
+    const lastLogged = truncateLog(spec.logPath, info.step);
+    if (cursor.logLine !== undefined && lastLogged < info.step) appendFileSync(spec.logPath, cursor.logLine + "\n");
+    spec.save();
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(cursor.seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
     say(`${spec.label}: no checkpoint at ${spec.checkpointPath}; starting fresh`);
@@ -203,6 +230,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
 async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor | undefined, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
   const resumed = cursor !== undefined;
   let seconds = cursor?.seconds ?? 0;
+  const running = new Running(cursor?.running);
   // A fresh run evaluates its starting point; a resumed one has logged it, unless a signal cut that step's evaluation short.
   const evaluateFirst = spec.evaluate !== undefined && (!resumed || cursor.evalPending === true);
   if (resumed && opt.t >= spec.steps && !evaluateFirst) {
@@ -221,12 +249,20 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
     return new NonFiniteLossError(`${spec.label}: ${what}; stopped at step ${opt.t} without saving (${lastCheckpoint()})${spec.nonFiniteHint ? `; likely causes: ${spec.nonFiniteHint}` : ""}`);
   };
   let evalPending = false;
+  // The checkpoint is the commit point: it is written first and holds the log line, and the output follows it. A kill
+  // between the writes leaves a checkpoint whose log line or output is missing or older; a resume writes both again.
+  let logged: { step: number; line: string } | undefined;
   const checkpoint = (evalFigures?: Record<string, number>) => {
-    spec.save();
-    const dataCursor: Cursor = { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}), ...(evalPending ? { evalPending } : {}) };
+    const fresh = evalFigures ? JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) : undefined;
+    // A checkpoint written again at the step of the last log line (a stop right after an evaluation) keeps that line.
+    const logLine = fresh ?? (logged?.step === opt.t ? logged.line : undefined);
+    if (fresh !== undefined) logged = { step: opt.t, line: fresh };
+    const dataCursor: Cursor = { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}), ...(evalPending ? { evalPending } : {}), ...(running.n > 0 ? { running: running.state() } : {}), ...(logLine !== undefined ? { logLine } : {}) };
     saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor, config: spec.config });
     savedStep = opt.t;
-    if (evalFigures) appendFileSync(spec.logPath, JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) + "\n");
+    if (fresh !== undefined) appendFileSync(spec.logPath, fresh + "\n");
+    spec.save();
+    spec.onCheckpoint?.();
   };
   // A part of a step or an evaluation is over: let a pending Ctrl-C / SIGTERM be seen, and give up the rest once one is.
   const pause = async (): Promise<void> => {
@@ -270,7 +306,6 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
     return true;
   };
 
-  const running = new Running();
   const limit = spec.minutes > 0 ? spec.minutes * 60 : Infinity;
   const stopAt = spec.stopAfter ? opt.t + spec.stopAfter : Infinity;
   if (interruption) say(`${spec.label}: training from step ${opt.t} to ${spec.steps}; Ctrl-C saves a checkpoint and stops`);
@@ -333,21 +368,59 @@ function checkedRng(path: string, rng: unknown): number {
   return rng;
 }
 
-/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0 (and evalPending, true when present). */
+/** The loop's cursor of a checkpoint: { seconds } trained so far, finite and >= 0 (and evalPending, true when present; running, a RunningState, when present). */
 function checkedCursor(path: string, cursor: unknown): Cursor {
-  const { seconds, inputs, evalPending } = (cursor ?? {}) as Partial<Cursor>;
-  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity) || (evalPending !== undefined && evalPending !== true)) {
-    throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0 (and "evalPending": true, if present), found ${JSON.stringify(cursor)}`);
+  const { seconds, inputs, evalPending, running, logLine } = (cursor ?? {}) as Partial<Cursor>;
+  if (typeof seconds !== "number" || !(seconds >= 0 && seconds < Infinity) || (evalPending !== undefined && evalPending !== true) || (running !== undefined && !isRunningState(running)) || (logLine !== undefined && !isLogLine(logLine))) {
+    throw new FileFormatError(path, `metadata "data_cursor" must be {"seconds": S} with S >= 0 (and "evalPending": true, "running": {"sums": {...}, "n": N, "units": U, "seconds": S} and "logLine": a one-line JSON object with a "step", if present), found ${JSON.stringify(cursor).slice(0, 200)}`);
   }
-  return { seconds, inputs, ...(evalPending ? { evalPending } : {}) };
+  return { seconds, inputs, ...(evalPending ? { evalPending } : {}), ...(running !== undefined ? { running } : {}), ...(logLine !== undefined ? { logLine } : {}) };
 }
 
-/** Running means of the step figures since the last evaluation, plus units/s. */
+/** A metrics log line as a checkpoint stores it: one line of JSON with a numeric "step". */
+function isLogLine(line: unknown): line is string {
+  if (typeof line !== "string" || line.includes("\n")) return false;
+  try {
+    return typeof JSON.parse(line)?.step === "number";
+  } catch {
+    return false;
+  }
+}
+
+/** Running's state as a checkpoint stores it: the sums of each figure (a non-finite one as null), the steps, units and seconds they cover. */
+interface RunningState {
+  sums: Record<string, number | null>;
+  n: number;
+  units: number;
+  seconds: number;
+}
+
+const finiteAtLeast0 = (x: unknown): x is number => typeof x === "number" && x >= 0 && x < Infinity;
+
+function isRunningState(r: unknown): r is RunningState {
+  if (typeof r !== "object" || r === null) return false;
+  const { sums, n, units, seconds } = r as Partial<RunningState>;
+  if (!(Number.isSafeInteger(n) && (n as number) >= 1 && finiteAtLeast0(units) && finiteAtLeast0(seconds))) return false;
+  return typeof sums === "object" && sums !== null && !Array.isArray(sums) && Object.values(sums).every((v) => v === null || Number.isFinite(v));
+}
+
+/** Running means of the step figures since the last evaluation, plus units/s; a resumed run starts from the checkpoint's. */
 class Running {
   private sums: Record<string, number> = {};
-  private n = 0;
+  n = 0;
   private units = 0;
   private seconds = 0;
+  constructor(from?: RunningState) {
+    if (from === undefined) return;
+    // Object.defineProperty keeps any figure's name an ordinary key.
+    for (const [k, v] of Object.entries(from.sums)) Object.defineProperty(this.sums, k, { value: v ?? NaN, enumerable: true, writable: true, configurable: true });
+    this.n = from.n;
+    this.units = from.units;
+    this.seconds = from.seconds;
+  }
+  state(): RunningState {
+    return { sums: { ...this.sums }, n: this.n, units: this.units, seconds: this.seconds };
+  }
   add(figures: Record<string, number>, units: number, seconds: number): void {
     for (const [k, v] of Object.entries(figures)) this.sums[k] = (this.sums[k] ?? 0) + v;
     this.n++;
@@ -372,13 +445,15 @@ class Running {
  * a metrics log (a line that is not JSON with a step, other than a torn
  * last line) is refused, never rewritten.
  */
-function truncateLog(path: string, step: number): void {
-  if (!existsSync(path)) return;
+/** Drops the log's lines past `step` (and a torn last line); returns the step of the last line kept (-1: none). */
+function truncateLog(path: string, step: number): number {
+  if (!existsSync(path)) return -1;
   const text = readFileSync(path, "utf8");
   const lines = text.split("\n");
   // A last line without its newline was torn by a kill: dropped.
   if (!text.endsWith("\n")) lines.pop();
   const kept: string[] = [];
+  let last = -1;
   lines.forEach((l, i) => {
     if (l.trim() === "") return;
     let entry: unknown;
@@ -389,7 +464,11 @@ function truncateLog(path: string, step: number): void {
     }
     const s = (entry as { step?: unknown } | undefined)?.step;
     if (typeof s !== "number") throw new FileFormatError(path, `line ${i + 1} is not a metrics log entry (JSON with a "step"); refusing to rewrite a file this run did not write`);
-    if (s <= step) kept.push(l);
+    if (s <= step) {
+      kept.push(l);
+      last = Math.max(last, s);
+    }
   });
   writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
+  return last;
 }

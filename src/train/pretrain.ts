@@ -7,7 +7,7 @@ import type { Checkpoint } from "../model/weights.js";
 import { crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
 import { forwardRows, trainableWeights, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
-import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type RunFiles } from "./loop.js";
 
 /**
  * Ordinary next-token training of a Llama-architecture model from scratch,
@@ -57,12 +57,13 @@ export interface PretrainOptions extends LoopOptions {
 }
 
 /** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
-export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, stream?: ProgressStream): Promise<LoopResult> {
+export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string } & RunFiles, stream?: ProgressStream): Promise<LoopResult> {
   const c = model.config;
   // Positions 0 .. context - 1 of each window must exist in the model (RoPE, the KV layout): context <= seqLen.
   const T = checkInteger(o.context, "pretrain", "context (tokens per window, at most the model's seqLen)", 1, c.seqLen);
   checkPositiveInteger(o.batch, "pretrain", "batch");
-  if (train.length < T + 2 || valid.length < T + 2) throw new Error(`pretrain: the corpus is too short for windows of ${T + 1} tokens (train ${train.length}, validation ${valid.length} tokens)`);
+  // A window is T tokens and the next one: a stream of T + 1 tokens holds one.
+  if (train.length < T + 1 || valid.length < T + 1) throw new Error(`pretrain: the token streams are too short for context ${T}: a window takes ${T + 1} tokens, but the training stream has ${train.length} and the validation stream ${valid.length}`);
   const { params, weights } = trainableWeights(model);
   // A fixed validation sample: the same windows at every evaluation.
   const vr = new Mulberry32(o.seed ^ 0x5eed);

@@ -6,11 +6,23 @@
  * cryptographic. The seed is reduced to 32 bits (`seed >>> 0`), so the same
  * seed always gives the same sequence on every platform.
  */
+/**
+ * An integer seed reduced to 32 bits (`seed >>> 0`); anything but an
+ * integer (NaN, 1.5, a string, undefined, a bigint) is a RangeError naming
+ * `what`, instead of silently becoming seed 0 or losing its fraction.
+ */
+export function seed32(seed: unknown, what: string): number {
+  if (typeof seed !== "number" || !Number.isInteger(seed)) {
+    throw new RangeError(`${what} must be an integer (reduced to 32 bits), got ${typeof seed === "bigint" ? `${seed}n (bigint)` : typeof seed === "string" ? `${JSON.stringify(seed)} (string)` : String(seed)}`);
+  }
+  return seed >>> 0;
+}
+
 export class Mulberry32 {
   private state: number;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.state = seed32(seed, "Mulberry32: seed");
   }
 
   /** The next value as an unsigned 32-bit integer. */
@@ -30,7 +42,7 @@ export class Mulberry32 {
   /** A generator that continues exactly where one with this stateWord left off. */
   static resume(stateWord: number): Mulberry32 {
     const g = new Mulberry32(0);
-    g.state = stateWord >>> 0;
+    g.state = seed32(stateWord, "Mulberry32.resume: stateWord");
     return g;
   }
 

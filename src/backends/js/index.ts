@@ -1,5 +1,5 @@
 import { ropeAngle } from "../../util/rope-angle.js";
-import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
+import { BackendError, hostDataLength, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
 
 /**
  * The reference backend: plain TypeScript loops that read like the math.
@@ -25,6 +25,8 @@ class JsBuffer implements Buffer {
 }
 
 const ARRAYS = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;
+/** The longest buffer: 2^31 - 1 elements (the wasm backend's 4 GiB holds fewer f32s). */
+const MAX_LENGTH = 2 ** 31 - 1;
 
 export class JsBackend implements Backend {
   readonly name = "js";
@@ -32,20 +34,24 @@ export class JsBackend implements Backend {
 
   alloc(length: number, dtype: DType = "f32"): Buffer {
     if (!Number.isInteger(length) || length < 0) throw new BackendError(this.name, `alloc: length must be a non-negative integer, got ${length}`);
+    if (!Object.hasOwn(ARRAYS, dtype)) throw new BackendError(this.name, `alloc: unknown dtype ${JSON.stringify(dtype)}; expected "f32", "i32" or "u8"`);
+    if (length > MAX_LENGTH) throw new BackendError(this.name, `out of memory: alloc of ${length} elements is more than the ${MAX_LENGTH} one typed array holds`);
     return new JsBuffer(this, dtype, new ARRAYS[dtype](length));
   }
 
   upload(buf: Buffer, data: HostArray, offset = 0): void {
     const b = this.buf(buf);
-    if (offset < 0 || offset + data.length > b.data.length) {
+    hostDataLength(this.name, "upload", data);
+    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > b.data.length) {
       throw new BackendError(this.name, `upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.data.length}`);
     }
     b.data.set(data, offset);
   }
 
-  download(buf: Buffer, offset = 0, length = buf.length - offset): Float32Array {
+  download(buf: Buffer, offset = 0, length?: number): Float32Array {
     const b = this.buf(buf);
-    if (offset < 0 || length < 0 || offset + length > b.data.length) {
+    length ??= b.data.length - offset;
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > b.data.length) {
       throw new BackendError(this.name, `download: range [${offset}, ${offset + length}) is outside a buffer of ${b.data.length}`);
     }
     return Float32Array.from(b.data.subarray(offset, offset + length));
@@ -65,6 +71,7 @@ export class JsBackend implements Backend {
   }
 
   matmul(y: Buffer, x: Buffer, w: Buffer, M: number, K: number, N: number): void {
+    this.dims("matmul", { M, K, N });
     const Y = this.f32(y, M * N, "matmul"),
       X = this.f32(x, M * K, "matmul"),
       W = this.f32(w, N * K, "matmul");
@@ -78,6 +85,7 @@ export class JsBackend implements Backend {
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
+    this.dims("rmsnorm", { M, D });
     const Y = this.f32(y, M * D, "rmsnorm"),
       X = this.f32(x, M * D, "rmsnorm"),
       G = this.f32(weight, D, "rmsnorm");
@@ -90,6 +98,8 @@ export class JsBackend implements Backend {
   }
 
   rope(x: Buffer, positions: Buffer, M: number, nHeads: number, headSize: number, theta: number): void {
+    this.dims("rope", { M, nHeads, headSize });
+    if (headSize % 2 !== 0) throw new BackendError(this.name, `rope: headSize must be even, got ${headSize}`);
     const width = nHeads * headSize;
     const X = this.f32(x, M * width, "rope"),
       P = this.i32(positions, M, "rope");
@@ -110,6 +120,7 @@ export class JsBackend implements Backend {
   }
 
   attention(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, mask: Buffer | null, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    this.attentionDims("attention", M, nKeys, nHeads, nKvHeads, headSize);
     const Mk = mask ? this.u8(mask, M * nKeys, "attention") : null;
     const visible = new Int32Array(nKeys);
     this.attend(out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize, (m) => {
@@ -120,6 +131,7 @@ export class JsBackend implements Backend {
   }
 
   attentionSparse(out: Buffer, q: Buffer, keys: Buffer, values: Buffer, rows: Buffer, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    this.attentionDims("attentionSparse", M, nKeys, nHeads, nKvHeads, headSize);
     const offsets = this.i32(rows, M + 1, "attentionSparse");
     const R = this.i32(rows, M + 1 + offsets[M], "attentionSparse");
     this.attend(out, q, keys, values, M, nKeys, nHeads, nKvHeads, headSize, (m) => R.subarray(M + 1 + R[m], M + 1 + R[m + 1]));
@@ -168,6 +180,7 @@ export class JsBackend implements Backend {
   }
 
   swiglu(y: Buffer, gate: Buffer, up: Buffer, n: number): void {
+    this.dims("swiglu", { n });
     const Y = this.f32(y, n, "swiglu"),
       G = this.f32(gate, n, "swiglu"),
       U = this.f32(up, n, "swiglu");
@@ -175,12 +188,14 @@ export class JsBackend implements Backend {
   }
 
   add(y: Buffer, x: Buffer, n: number): void {
+    this.dims("add", { n });
     const Y = this.f32(y, n, "add"),
       X = this.f32(x, n, "add");
     for (let i = 0; i < n; i++) Y[i] += X[i];
   }
 
   embedding(y: Buffer, table: Buffer, ids: Buffer, M: number, D: number): void {
+    this.dims("embedding", { M, D });
     const Y = this.f32(y, M * D, "embedding"),
       T = this.f32(table, 0, "embedding"),
       I = this.i32(ids, M, "embedding");
@@ -193,6 +208,7 @@ export class JsBackend implements Backend {
   }
 
   softmax(x: Buffer, M: number, N: number): void {
+    this.dims("softmax", { M, N });
     const X = this.f32(x, M * N, "softmax");
     for (let m = 0; m < M; m++) {
       const row = X.subarray(m * N, (m + 1) * N);
@@ -211,8 +227,21 @@ export class JsBackend implements Backend {
     const D = this.buf(dst),
       S = this.buf(src);
     if (D.dtype !== S.dtype) throw new BackendError(this.name, `copy: dtype ${S.dtype} into ${D.dtype}`);
+    this.dims("copy", { dstOffset, srcOffset, n });
     if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > D.data.length || srcOffset + n > S.data.length) throw new BackendError(this.name, `copy: ${n} elements out of range`);
     D.data.set(S.data.slice(srcOffset, srcOffset + n), dstOffset);
+  }
+
+  /** Checks the size arguments of an op: each a non-negative integer (as the wasm backend requires), before any loop reads them. */
+  private dims(op: string, sizes: Record<string, number>): void {
+    for (const name in sizes) {
+      const v = sizes[name];
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new BackendError(this.name, `${op}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+  private attentionDims(op: string, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number): void {
+    this.dims(op, { M, nKeys, nHeads, nKvHeads, headSize });
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) throw new BackendError(this.name, `${op}: nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
   }
 
   private buf(b: Buffer): JsBuffer {

@@ -1,6 +1,6 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
-import { BackendError, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type LayerActivations, type LayerShape, type LayerWeightBuffers, type WeightType } from "../backend.js";
+import { BackendError, hostDataLength, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type LayerActivations, type LayerShape, type LayerWeightBuffers, type WeightType } from "../backend.js";
 import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
@@ -359,6 +359,7 @@ export class WasmBackend implements Backend {
 
   upload(buf: Buffer, data: HostArray, offset = 0): void {
     const b = this.buf(buf, "upload");
+    hostDataLength(this.name, "upload", data);
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > b.length) {
       throw this.err(`upload: ${data.length} elements at offset ${offset} do not fit a buffer of ${b.length}`);
     }
@@ -366,8 +367,9 @@ export class WasmBackend implements Backend {
     this.view(b.dtype).set(data, this.index(b) + offset);
   }
 
-  download(buf: Buffer, offset = 0, length = buf.length - offset): Float32Array {
+  download(buf: Buffer, offset = 0, length?: number): Float32Array {
     const b = this.buf(buf, "download");
+    length ??= b.length - offset;
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > b.length) {
       throw this.err(`download: range [${offset}, ${offset + length}) is outside a buffer of ${b.length}`);
     }

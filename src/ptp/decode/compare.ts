@@ -5,8 +5,9 @@
  * speedup. `ptp generate`, `ptp demo`, bench/ptp-eval.ts and the trainers'
  * evaluation (src/train/evaluate.ts, which skips the AR half) all run it.
  */
-import type { AuxSource } from "../../sampling/aux.js";
-import { checkPositiveInteger } from "../../sampling/checks.js";
+import { checkAuxSource, type AuxSource } from "../../sampling/aux.js";
+import { checkPositiveInteger, describeValue } from "../../sampling/checks.js";
+import { checkObject, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import type { PtpModel } from "../ptp-model.js";
 import type { Decoder } from "./decoder.js";
 import { decodeWith, makeDecoder, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./run.js";
@@ -63,8 +64,13 @@ export class StatsSum {
 export interface DecodeBatchesOptions {
   /** The PTP decode (the AR half of comparePtpAr uses its steps, sampling and stopAtBos). */
   decode: Omit<DecodeOptions, "aux">;
-  /** Prompt i's u's; called once per decode, so the AR half sees the same u's. */
-  aux: (prompt: number) => AuxSource;
+  /**
+   * Prompt i's u's; called once per decode, so the AR half sees the same
+   * u's: it must return a new source each call (the same object twice
+   * would hand AR the u's PTP already drew: refused). Optional at
+   * temperature 0, where no pick reads a u (see DecodeOptions.aux).
+   */
+  aux?: (prompt: number) => AuxSource;
   /** Prompts decoded together per call (default: all). */
   batch?: number;
   /** The PTP decoder to run (default: makeDecoder(model, options.decode)); e.g. one wrapped to log its drafts. */
@@ -113,30 +119,59 @@ export interface Comparison extends PtpRun {
 }
 
 function ptpDecoder(model: PtpModel, o: Pick<DecodeBatchesOptions, "decode" | "decoder">) {
-  return (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
+  return (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): PtpResult => {
     const options: DecodeOptions = { ...o.decode, aux };
     return decodeWith(model, ps, (o.decoder ?? makeDecoder)(model, options), options);
   };
 }
 
-/** Prompts per batch: the `batch` option (a positive integer), or all of them; there must be some. */
-function batchSize(batch: unknown, prompts: readonly unknown[], where: string): number {
+/** The keys of DecodeBatchesOptions and CompareOptions; another is a typo that would be ignored. */
+const BATCH_OPTIONS: readonly (keyof DecodeBatchesOptions)[] = ["decode", "aux", "batch", "decoder", "onBatch"];
+const COMPARE_OPTIONS: readonly (keyof CompareOptions)[] = [...BATCH_OPTIONS, "warmUp"];
+
+/**
+ * The options of decodeBatches and comparePtpAr, checked once per call:
+ * an object of known keys, `decode` an object (its own keys decode checks)
+ * without aux (given as the `aux` function here, it would be overwritten),
+ * `aux` a function, the callbacks functions. Returns the u sources of a
+ * batch (undefined: none given, decoding greedily) and the batch size.
+ */
+function checkBatchOptions(o: unknown, prompts: readonly unknown[], where: string, known: readonly string[]): { sources: (from: number, n: number) => AuxSource[] | undefined; batch: number } {
+  const options = checkOptionKeys(o, where, known);
+  const decode = checkObject(options.decode, where, "decode", "the decode options (DecodeOptions without aux: { decoder, steps, sampling, ... })");
+  if (decode.aux !== undefined) throw new RangeError(`${where}: decode.aux is not read; give the u's as the aux option, a function of the prompt index returning a new source each call`);
+  checkOptionalFunction(options.aux, where, "aux");
+  checkOptionalFunction(options.decoder, where, "decoder");
+  checkOptionalFunction(options.onBatch, where, "onBatch");
   if (!Array.isArray(prompts) || prompts.length === 0) throw new RangeError(`${where}: no prompts (prompts must be a non-empty array of token arrays)`);
-  return batch === undefined ? prompts.length : checkPositiveInteger(batch, where, "batch");
+  const batch = options.batch === undefined ? prompts.length : checkPositiveInteger(options.batch, where, "batch");
+  const aux = options.aux as DecodeBatchesOptions["aux"];
+  // Each source given must be new: the same one twice (to PTP and then AR, or to two prompts) would share its u's. Weak: nothing is kept alive.
+  const given = new WeakMap<AuxSource, number>();
+  const sourceOf = (i: number): AuxSource => {
+    const source = aux!(i);
+    checkAuxSource(source, `${where}: aux(${i})`);
+    const before = given.get(source);
+    if (before !== undefined) throw new RangeError(`${where}: aux(${i}) returned the same object as ${before === i ? "an earlier" : `aux(${before})`} call; it must return a new source each call (the AR decode would read the u's the PTP decode already drew)`);
+    given.set(source, i);
+    return source;
+  };
+  return { sources: (from, n) => (aux === undefined ? undefined : Array.from({ length: n }, (_, i) => sourceOf(from + i))), batch };
 }
 
 /** The PTP half alone: `prompts` decoded batch by batch on the u's of `o.aux`, stats summed (the trainers' evaluation). */
 export function decodeBatches(model: PtpModel, prompts: readonly (readonly number[])[], o: DecodeBatchesOptions): PtpRun {
-  const batch = batchSize(o.batch, prompts, "decodeBatches");
+  const { batch, sources } = checkBatchOptions(o, prompts, "decodeBatches", BATCH_OPTIONS);
+  return batchesOf(model, prompts, o, batch, sources);
+}
+
+function batchesOf(model: PtpModel, prompts: readonly (readonly number[])[], o: Pick<DecodeBatchesOptions, "decode" | "decoder" | "onBatch">, batch: number, sources: (from: number, n: number) => AuxSource[] | undefined): PtpRun {
   const ptpDecode = ptpDecoder(model, o);
   const total = new StatsSum();
   const outputs: number[][] = [];
   for (let from = 0; from < prompts.length; from += batch) {
     const slice = prompts.slice(from, from + batch);
-    const ptp = ptpDecode(
-      slice,
-      slice.map((_, i) => o.aux(from + i)),
-    );
+    const ptp = ptpDecode(slice, sources(from, slice.length));
     total.add(ptp.stats);
     outputs.push(...ptp.outputs);
     o.onBatch?.({ from, ptp });
@@ -146,33 +181,26 @@ export function decodeBatches(model: PtpModel, prompts: readonly (readonly numbe
 
 /** Decode `prompts` with PTP and with AR on the same u's, batch by batch; see CompareOptions. */
 export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Comparison {
-  batchSize(o.batch, prompts, "comparePtpAr");
+  const { batch, sources } = checkBatchOptions(o, prompts, "comparePtpAr", COMPARE_OPTIONS);
+  if (o.warmUp !== undefined && o.warmUp !== "ar" && o.warmUp !== "both") throw new RangeError(`comparePtpAr: warmUp must be "ar" or "both" (or left out), got ${describeValue(o.warmUp)}`);
   const ptpDecode = ptpDecoder(model, o);
-  const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[]): PtpResult => {
+  const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): PtpResult => {
     const options: DecodeOptions = { steps: o.decode.steps, sampling: o.decode.sampling, stopAtBos: o.decode.stopAtBos, decoder: "ar", aux };
     return decodeWith(model, ps, makeDecoder(model, options), options);
   };
-  if (o.warmUp === "both") ptpDecode([prompts[0]], [o.aux(0)]);
-  if (o.warmUp !== undefined) arDecode([prompts[0]], [o.aux(0)]);
+  if (o.warmUp === "both") ptpDecode([prompts[0]], sources(0, 1));
+  if (o.warmUp !== undefined) arDecode([prompts[0]], sources(0, 1));
 
   const arTotal = new StatsSum();
   let mismatch: Mismatch | undefined;
-  const run = decodeBatches(model, prompts, {
-    decode: o.decode,
-    aux: o.aux,
-    batch: o.batch,
-    decoder: o.decoder,
-    onBatch: ({ from, ptp }) => {
-      const ar = arDecode(
-        prompts.slice(from, from + ptp.outputs.length),
-        ptp.outputs.map((_, i) => o.aux(from + i)),
-      );
-      arTotal.add(ar.stats);
-      const m = firstMismatch(ptp.outputs, ar.outputs);
-      if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };
-      o.onBatch?.({ from, ptp, ar, mismatch: m });
-    },
-  });
+  const onBatch = ({ from, ptp }: { from: number; ptp: PtpResult }) => {
+    const ar = arDecode(prompts.slice(from, from + ptp.outputs.length), sources(from, ptp.outputs.length));
+    arTotal.add(ar.stats);
+    const m = firstMismatch(ptp.outputs, ar.outputs);
+    if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };
+    o.onBatch?.({ from, ptp, ar, mismatch: m });
+  };
+  const run = batchesOf(model, prompts, { decode: o.decode, decoder: o.decoder, onBatch }, batch, sources);
   const ar = arTotal.stats();
   return { ...run, ar, speedup: run.stats.tokensPerSecond / ar.tokensPerSecond, mismatch, equalsAR: mismatch === undefined };
 }

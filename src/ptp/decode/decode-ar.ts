@@ -1,11 +1,15 @@
 import type { Block } from "../../model/block.js";
-import type { Transformer } from "../../model/transformer.js";
+import { Transformer } from "../../model/transformer.js";
 import { checkAuxSource, drawU, type AuxSource } from "../../sampling/aux.js";
 import { checkTokens, describeValue } from "../../sampling/checks.js";
-import type { SamplingSettings } from "../../sampling/processors.js";
+import { validateSamplingSettings, type SamplingSettings } from "../../sampling/processors.js";
+import { checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import { needsU } from "../../sampling/sampler.js";
 
 import { BOS } from "../../io/tokenizer.js";
+
+/** The keys of ArOptions; another (stopAtBOS, step) is a typo that would be ignored. */
+const AR_OPTIONS: readonly (keyof ArOptions)[] = ["steps", "sampling", "aux", "stopAtBos", "onToken"];
 
 export interface ArOptions {
   /**
@@ -48,16 +52,17 @@ export interface DecodeResult {
  * logits identical to feeding the prompt one token at a time.
  */
 export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options: ArOptions): DecodeResult {
-  if (options === null || typeof options !== "object") throw new TypeError(`decodeAR: options must be an object ({ steps, sampling, aux }), got ${describeValue(options)}`);
+  if (!(model instanceof Transformer)) throw new TypeError(`decodeAR: model must be a Transformer, got ${describeValue(model)}`);
+  checkOptionKeys(options, "decodeAR", AR_OPTIONS);
   const { seqLen, vocabSize } = model.config;
   const promptTokens = checkTokens(prompt, vocabSize, "decodeAR");
   if (promptTokens.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
   const steps = runSteps(options.steps, seqLen, "decodeAR");
-  if (needsU(options.sampling)) {
-    if (options.aux === undefined) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
-    checkAuxSource(options.aux, "decodeAR: aux");
-  }
-  const stopAtBos = options.stopAtBos ?? true;
+  validateSamplingSettings(options.sampling);
+  if (options.aux !== undefined) checkAuxSource(options.aux, "decodeAR: aux");
+  else if (needsU(options.sampling)) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
+  const stopAtBos = checkOptionalBoolean(options.stopAtBos, "decodeAR", "stopAtBos") ?? true;
+  checkOptionalFunction(options.onToken, "decodeAR", "onToken");
 
   const start = performance.now();
   // Sized to the run, not the model's seqLen: positions 0 .. steps - 1 are all it ever holds.

@@ -3,6 +3,8 @@ import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
 import { checkAuxSource } from "../../sampling/aux.js";
 import { checkTokens, describeValue } from "../../sampling/checks.js";
+import { needsU } from "../../sampling/sampler.js";
+import { checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import { DraftModel } from "../draft-model.js";
 import { PtpModel } from "../ptp-model.js";
 import { UStream } from "../../sampling/ustream.js";
@@ -29,8 +31,15 @@ export interface DecodeOptions extends DecoderOptions {
   /** Positions to run per prompt, the prompt included (an integer; <= 0 or > seqLen: seqLen), as llama2.c counts them. */
   steps: number;
   sampling: SamplingSettings;
-  /** One source of u's per prompt; u's are indexed by output position. */
-  aux: AuxSource[];
+  /**
+   * One source of u's per prompt, each its own object (one source given for
+   * two prompts would split its u's between them, so neither output would be
+   * its prompt's AR path: refused); u's are indexed by output position.
+   * Optional at temperature 0, as in decodeAR: greedy picks use no u, and a
+   * student's slot inputs then read u = 0.5 (as past the end of a finite
+   * source, spec/ptp.md 1).
+   */
+  aux?: AuxSource[];
   /**
    * A standalone draft model (draft-model.ts) proposing the drafts instead of
    * the student: decoder "verify" only. Its calls count in modelCalls.
@@ -104,13 +113,19 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   }
 }
 
-/** The options object and its draft model, checked before anything reads them. */
-function checkOptions(options: unknown): asserts options is object {
-  if (options === null || typeof options !== "object") throw new TypeError(`decode: options must be an object ({ decoder, steps, sampling, aux }), got ${describeValue(options)}`);
-  const { draft } = options as { draft?: unknown };
+/** The keys of DecodeOptions (decodeWith's too, where decoder is not read); another (widnow, stopAtBOS) is a typo that would be ignored. */
+const DECODE_OPTIONS: readonly (keyof DecodeOptions)[] = ["decoder", "steps", "sampling", "aux", "draft", "stopAtBos", "onFinished", "onCall", "window", "budget", "budgetMode", "drafts", "draftTemperatureScale", "runnerUps", "draftStop"];
+
+/** The options object, its keys, flags, callbacks and draft model, checked before anything reads them (once per call). */
+function checkOptions(options: unknown, where = "decode"): asserts options is object {
+  const o = checkOptionKeys(options, where, DECODE_OPTIONS);
+  const { draft } = o;
   if (draft !== undefined && !(draft instanceof DraftModel)) {
-    throw new TypeError(`decode: draft must be a DraftModel (new DraftModel(teacher, readDraft(path))), got ${describeValue(draft)}`);
+    throw new TypeError(`${where}: draft must be a DraftModel (new DraftModel(teacher, readDraft(path))), got ${describeValue(draft)}`);
   }
+  checkOptionalBoolean(o.stopAtBos, where, "stopAtBos");
+  checkOptionalFunction(o.onFinished, where, "onFinished");
+  checkOptionalFunction(o.onCall, where, "onCall");
 }
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
@@ -163,21 +178,37 @@ export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], o
  * prompt, the sampling settings. Returns the prompts as arrays and the
  * positions to run.
  */
-function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">): { prompts: number[][]; steps: number } {
-  if (!(model instanceof PtpModel)) throw new TypeError(`decode: model must be a PtpModel (new PtpModel(teacher, student?)), got ${describeValue(model)}`);
-  checkOptions(options);
-  if (!Array.isArray(prompts)) throw new TypeError(`decode: prompts must be an array of prompts (each an array of token ids), got ${describeValue(prompts)}`);
-  if (prompts.length === 0) throw new RangeError("decode: no prompts");
+function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">, where = "decode"): { prompts: number[][]; steps: number; aux: AuxSource[] } {
+  if (!(model instanceof PtpModel)) throw new TypeError(`${where}: model must be a PtpModel (new PtpModel(teacher, student?)), got ${describeValue(model)}`);
+  checkOptions(options, where);
+  if (!Array.isArray(prompts)) throw new TypeError(`${where}: prompts must be an array of prompts (each an array of token ids), got ${describeValue(prompts)}`);
+  if (prompts.length === 0) throw new RangeError(`${where}: no prompts`);
   const { seqLen, vocabSize } = model.teacher.config;
-  const checked = prompts.map((p, i) => checkTokens(p, vocabSize, "decode", `prompt ${i}`));
-  const steps = runSteps(options.steps, seqLen, "decode");
-  const { aux } = options;
-  if (!Array.isArray(aux)) throw new TypeError(`decode: aux must be an array with one source of u's per prompt (e.g. prompts.map((_, i) => new XorShiftAux(seed + i))), got ${describeValue(aux)}`);
-  if (aux.length !== prompts.length) throw new RangeError(`decode: ${prompts.length} prompts need ${prompts.length} u sources, got ${aux.length}`);
-  aux.forEach((a, i) => checkAuxSource(a, `decode: aux[${i}]`));
+  const checked = prompts.map((p, i) => checkTokens(p, vocabSize, where, `prompt ${i}`));
+  const steps = runSteps(options.steps, seqLen, where);
   validateSamplingSettings(options.sampling);
-  return { prompts: checked, steps };
+  const { aux } = options;
+  // Greedy picks use no u (decodeAR asks for none either): a student's slot inputs read 0.5, as past the end of a finite source.
+  if (aux === undefined && !needsU(options.sampling)) return { prompts: checked, steps, aux: checked.map(() => NO_US) };
+  if (!Array.isArray(aux)) throw new TypeError(`${where}: aux must be an array with one source of u's per prompt (e.g. prompts.map((_, i) => new XorShiftAux(seed + i)); optional at temperature 0), got ${describeValue(aux)}`);
+  if (aux.length !== prompts.length) throw new RangeError(`${where}: ${prompts.length} prompts need ${prompts.length} u sources, got ${aux.length}`);
+  const seen = new Map<AuxSource, number>();
+  aux.forEach((a, i) => {
+    checkAuxSource(a, `${where}: aux[${i}]`);
+    const first = seen.get(a);
+    if (first !== undefined) throw new RangeError(`${where}: aux[${first}] and aux[${i}] are the same object; each prompt needs a source of its own (their u's would be split between the prompts, so neither output would be its prompt's AR sample path)`);
+    seen.set(a, i);
+  });
+  return { prompts: checked, steps, aux };
 }
+
+/**
+ * The u source of a prompt decoded greedily without one: no pick reads a u
+ * at temperature 0, so only a student's slot inputs see these, 0.5 each
+ * (what forStudent gives past the end of a finite source). Stateless, so
+ * every prompt may share it.
+ */
+const NO_US: AuxSource = Object.freeze({ next: (): number => 0.5 });
 
 /**
  * `decode` with a decoder object of your own (e.g. an experimental
@@ -188,14 +219,14 @@ export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<num
   if (typeof decoder !== "object" || decoder === null || typeof decoder.plan !== "function" || typeof decoder.accept !== "function") {
     throw new TypeError(`decodeWith: decoder must be a Decoder { name, plan(seq), accept(seq, group, out) }, got ${describeValue(decoder)}`);
   }
-  return decodeLoop(model, promptsGiven, decoder, options);
+  return decodeLoop(model, promptsGiven, decoder, options, undefined, "decodeWith");
 }
 
 /** The decode loop; with `callLogits`, every call's logits go into that one array (its views die at the next call). */
-function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits): PtpResult {
-  const { prompts, steps } = checkRun(model, promptsGiven, options);
+function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits, where = "decode"): PtpResult {
+  const { prompts, steps, aux } = checkRun(model, promptsGiven, options, where);
   const stopAtBos = options.stopAtBos ?? true;
-  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(options.aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
+  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
   // Picks from the latest call's rows where its logits are (the teacher's, a draft model's or a draft head's).
   const transformers = [model.teacher, ...(options.draft ? [options.draft.transformer] : []), ...(model.head ? [model.head.transformer] : [])];
   const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => {

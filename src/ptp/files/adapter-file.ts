@@ -29,12 +29,13 @@
  * file written here byte for byte.
  */
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
-import { LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
-import { quote } from "../../io/errors.js";
+import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
+import { checkPath, quote } from "../../io/errors.js";
+import { describeValue } from "../../sampling/checks.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
-import { PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
+import { checkStudent, PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
@@ -173,6 +174,7 @@ function ensurePair(w: StudentWeights, l: number, lin: LinearName): { A: Float32
  * is invalid or an array is missing, superfluous or of the wrong length.
  */
 export function serializeStudent(student: Student): Uint8Array {
+  checkStudent(student, "serializeStudent");
   const fail = plainFail("serializeStudent");
   const metadata = studentMetadata(student.config);
   const config = studentConfigFromMetadata(metadata, fail);
@@ -201,9 +203,16 @@ export function parseStudent(bytes: Uint8Array, name: string): Student {
 const studentFile = ptpFileAccess("a PTP student adapter (safetensors)", parseStudent, serializeStudent);
 
 /** Reads a student adapter file synchronously (see parseStudent). */
-export const readStudent = (path: string): Student => studentFile.read(path);
+export const readStudent = (path: string): Student => {
+  checkPath(path, "readStudent");
+  return studentFile.read(path);
+};
 /** Writes a student adapter atomically: to a unique temporary file next to `path`, then renamed over it. */
-export const writeStudent = (path: string, student: Student): void => studentFile.write(path, student);
+export const writeStudent = (path: string, student: Student): void => {
+  checkPath(path, "writeStudent");
+  checkStudent(student, "writeStudent");
+  studentFile.write(path, student);
+};
 
 /**
  * Throws an Error unless the student was made for this teacher: first the
@@ -213,6 +222,10 @@ export const writeStudent = (path: string, student: Student): void => studentFil
  * names the adapter, usually its path; messages start "adapter <where>".
  */
 export function checkStudentMatchesTeacher(student: Student, teacher: Checkpoint, checksum: string, where: string): void {
+  checkStudent(student, "checkStudentMatchesTeacher");
+  checkCheckpoint(teacher, "checkStudentMatchesTeacher", "teacher");
+  checkChecksumArgument(checksum, "checkStudentMatchesTeacher");
+  if (typeof where !== "string") throw new TypeError(`checkStudentMatchesTeacher: where must be a string naming the adapter (usually its path), got ${describeValue(where)}`);
   const want = student.config.teacherShape;
   const have = teacher.config;
   const differing = SHAPE_FIELDS.filter((k) => want[k] !== have[k]);

@@ -26,12 +26,14 @@
  * Serialisation is deterministic, so parse then serialise reproduces a file
  * written here byte for byte.
  */
-import { quote } from "../../io/errors.js";
+import { checkPath, quote } from "../../io/errors.js";
+import { describeValue } from "../../sampling/checks.js";
+import { checkDraft } from "../student-weights.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";
-import { linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
+import { checkCheckpoint, linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkFormat, checkModelShape, checkTeacherChecksum, parseAux, parseShapeObject, parseSlotInput, parseSlotFile, ptpFileAccess, slotInputFields } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, parseAux, parseShapeObject, parseSlotInput, parseSlotFile, ptpFileAccess, slotInputFields } from "./ptp-file-parts.js";
 import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 
 export const DRAFT_FORMAT = "ptp-draft";
@@ -130,6 +132,7 @@ function emptyWeights(): DraftWeights {
  * length.
  */
 export function serializeDraft(draft: Draft): Uint8Array {
+  checkDraft(draft, "serializeDraft");
   const fail = plainFail("serializeDraft");
   const metadata = draftMetadata(draft.config);
   const config = draftConfigFromMetadata(metadata, fail);
@@ -169,9 +172,16 @@ export function parseDraft(bytes: Uint8Array, name: string): Draft {
 const draftFile = ptpFileAccess("a PTP draft model (safetensors)", parseDraft, serializeDraft);
 
 /** Reads a draft model file synchronously (see parseDraft). */
-export const readDraft = (path: string): Draft => draftFile.read(path);
+export const readDraft = (path: string): Draft => {
+  checkPath(path, "readDraft");
+  return draftFile.read(path);
+};
 /** Writes a draft model atomically: to a unique temporary file next to `path`, then renamed over it. */
-export const writeDraft = (path: string, draft: Draft): void => draftFile.write(path, draft);
+export const writeDraft = (path: string, draft: Draft): void => {
+  checkPath(path, "writeDraft");
+  checkDraft(draft, "writeDraft");
+  draftFile.write(path, draft);
+};
 
 /**
  * Throws an Error unless the draft model was made for this teacher: first
@@ -180,6 +190,10 @@ export const writeDraft = (path: string, draft: Draft): void => draftFile.write(
  * usually its path; messages start "draft model <where>".
  */
 export function checkDraftMatchesTeacher(draft: Draft, teacher: Checkpoint, checksum: string, where: string): void {
+  checkDraft(draft, "checkDraftMatchesTeacher");
+  checkCheckpoint(teacher, "checkDraftMatchesTeacher", "teacher");
+  checkChecksumArgument(checksum, "checkDraftMatchesTeacher");
+  if (typeof where !== "string") throw new TypeError(`checkDraftMatchesTeacher: where must be a string naming the draft file (usually its path), got ${describeValue(where)}`);
   const vocab = teacher.config.vocabSize;
   const theirs = draft.config.model.vocabSize;
   if (theirs !== vocab || draft.config.teacherVocabSize !== vocab) {

@@ -27,17 +27,19 @@
  * The LoRA scale is lora_alpha / r; rsLoRA, DoRA, LoRA biases, per-module
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
-import { hasStartVector } from "./ptp-file-parts.js";
+import { checkChecksumArgument, hasStartVector } from "./ptp-file-parts.js";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
-import { FileFormatError, quote, readJsonFile } from "../../io/errors.js";
+import { checkPath, FileFormatError, quote, readJsonFile } from "../../io/errors.js";
+import { describeValue } from "../../sampling/checks.js";
+import { checkObject, checkOptionKeys } from "../../util/options.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
 import { headSize, boundedConfigProblems, type ModelConfig } from "../../model/config.js";
-import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
+import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
-import type { AuxEmbeddingConfig, LayerLora, Student, StudentConfig, StudentWeights, Variant } from "../student-weights.js";
+import { checkStudent, type AuxEmbeddingConfig, type LayerLora, type Student, type StudentConfig, type StudentWeights, type Variant } from "../student-weights.js";
 
 export const PEFT_CONFIG = "adapter_config.json";
 export const PEFT_WEIGHTS = "adapter_model.safetensors";
@@ -100,6 +102,7 @@ function permuteB(B: Float32Array, name: LinearName, t: Pick<ModelConfig, "dim" 
 
 /** The tensors and adapter_config.json of a student as a PEFT folder. */
 export function studentToPeft(student: Student, options: { baseModel?: string } = {}): { tensors: Record<string, SafeTensor>; config: Record<string, unknown> } {
+  checkWriteOptions(student, options, "studentToPeft");
   serializeStudent(student); // validates config and arrays (throws a plain Error naming the problem)
   const c = student.config;
   if (c.extraBlocks) throw new Error(`studentToPeft: the student has ${c.extraBlocks} extra blocks, which a PEFT LoRA folder cannot hold (keep it as a ptp adapter file)`);
@@ -153,6 +156,8 @@ export function studentToPeft(student: Student, options: { baseModel?: string } 
  * atomically). Returns the paths written.
  */
 export function writePeftStudent(dir: string, student: Student, options: { baseModel?: string } = {}): string[] {
+  checkPath(dir, "writePeftStudent", "dir");
+  checkWriteOptions(student, options, "writePeftStudent");
   const { tensors, config } = studentToPeft(student, options);
   mkdirSync(dir, { recursive: true });
   const weights = join(dir, PEFT_WEIGHTS);
@@ -162,8 +167,16 @@ export function writePeftStudent(dir: string, student: Student, options: { baseM
   return [weights, cfg];
 }
 
+/** The student and options of studentToPeft and writePeftStudent: a Student, and { baseModel?: string }. */
+function checkWriteOptions(student: unknown, options: unknown, where: string): void {
+  checkStudent(student, where);
+  const { baseModel } = checkOptionKeys(options, where, ["baseModel"]);
+  if (baseModel !== undefined && typeof baseModel !== "string") throw new TypeError(`${where}: baseModel must be a string (the base model's name or path, for adapter_config.json), got ${describeValue(baseModel)}`);
+}
+
 /** True when `dir` looks like a PEFT adapter folder. */
 export function isPeftFolder(dir: string): boolean {
+  checkPath(dir, "isPeftFolder", "dir");
   return existsSync(join(dir, PEFT_CONFIG));
 }
 
@@ -198,6 +211,13 @@ function canonicalKey(key: string): string {
  * fit the teacher given.
  */
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
+  checkPath(dir, "readPeftStudent", "dir");
+  const { teacher } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
+  if (teacher !== undefined) {
+    const t = checkObject(teacher, "readPeftStudent", "teacher", "{ checkpoint, checksum } (the teacher's checkpoint and teacherChecksum)");
+    checkCheckpoint(t.checkpoint, "readPeftStudent", "teacher.checkpoint");
+    checkChecksumArgument(t.checksum, "readPeftStudent: teacher");
+  }
   const cfgPath = join(dir, PEFT_CONFIG);
   const wPath = join(dir, PEFT_WEIGHTS);
   // A regular file of bounded size, read as UTF-8 JSON (a FIFO or /dev/zero is refused, never read).

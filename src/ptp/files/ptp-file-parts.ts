@@ -7,6 +7,7 @@
  */
 import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { FileFormatError, quote, readFileBytes } from "../../io/errors.js";
+import { describeValue } from "../../sampling/checks.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
@@ -296,6 +297,11 @@ export function readSlots<W>(file: SafetensorsFile, expected: readonly Slot<W>[]
 }
 
 const CHECKSUM_PREFIX = 12;
+
+/** A teacher checksum argument (teacherChecksum(teacher)): a non-empty string, else a TypeError naming `where`. */
+export function checkChecksumArgument(checksum: unknown, where: string): asserts checksum is string {
+  if (typeof checksum !== "string" || checksum === "") throw new TypeError(`${where}: checksum must be the teacher's checksum (teacherChecksum(teacher), a non-empty string), got ${checksum === "" ? "an empty string" : describeValue(checksum)}`);
+}
 
 /**
  * Throws an Error unless the file's teacher checksum `theirs` is the

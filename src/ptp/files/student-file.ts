@@ -2,7 +2,7 @@
  * One entry point for `--student PATH`: a student adapter file
  * (safetensors, adapter-file.ts) or a PEFT folder (peft.ts).
  */
-import { FileFormatError } from "../../io/errors.js";
+import { checkPath, FileFormatError } from "../../io/errors.js";
 import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
 import { readStudent } from "./adapter-file.js";
@@ -15,6 +15,7 @@ import type { Student } from "../student-weights.js";
  * adapter format.
  */
 export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; checksum: string }): Student {
+  checkPath(path, "loadStudent");
   if (!isDirectory(path)) return readStudent(path);
   if (!isPeftFolder(path)) throw new FileFormatError(path, `is a folder without ${PEFT_CONFIG} (expected a student adapter file or a PEFT folder)`);
   return readPeftStudent(path, { teacher });

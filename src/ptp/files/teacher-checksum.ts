@@ -1,6 +1,6 @@
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex } from "@noble/hashes/utils";
-import type { Checkpoint } from "../../model/weights.js";
+import { checkCheckpoint, type Checkpoint } from "../../model/weights.js";
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -33,11 +33,10 @@ function updateFloats(hash: Hash, a: Float32Array): void {
  * The same code (a pure-JS SHA-256) runs in Node and in browsers.
  */
 export function teacherChecksum(ckpt: Checkpoint): string {
+  // Its config and every tensor's length (as Transformer checks them): a checkpoint missing one has no checksum.
+  checkCheckpoint(ckpt, "teacherChecksum");
   const c = ckpt.config;
   const w = ckpt.weights;
-  if (w.layers.length !== c.nLayers) {
-    throw new Error(`teacherChecksum: config has ${c.nLayers} layers but the weights have ${w.layers.length}`);
-  }
   const hash = sha256.create();
   const header = new Uint8Array(29);
   const dv = new DataView(header.buffer);

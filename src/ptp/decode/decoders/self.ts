@@ -23,7 +23,8 @@ interface SelfState {
  * mismatch (or after the last draft).
  */
 export function selfDecoder(model: PtpModel, window: number, toDraft: Drafter): Decoder<SelfState> {
-  if (model.variant !== "C") throw new Error(`the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP`);
+  // An option that does not go with the student: a RangeError, as makeDecoder's for a draft-head student.
+  if (model.variant !== "C") throw new RangeError(`decode: the self decoder needs a C-PTP student (its own u withheld); this one is ${model.variant}-PTP, decoded with "verify", "single-call" or "multi-draft" (or "ar")`);
   return stateDecoder<SelfState>("self", () => ({ drafts: [], proposed: 0 }), {
     plan(seq, s, base) {
       if (!s.drafts?.length) {
