@@ -3,7 +3,7 @@
  * strictly), taking medians, Markdown tables, loading a PTP proposer.
  */
 import { readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, isAbsolute, relative, resolve, sep } from "node:path";
 import type { Checkpoint } from "../src/model/weights.js";
 import { checkStudentMatchesTeacher, readStudent } from "../src/ptp/files/adapter-file.js";
 import { checkDraftMatchesTeacher, readDraft } from "../src/ptp/files/draft-file.js";
@@ -14,8 +14,11 @@ import { MAX_THREADS } from "../src/backends/wasm/index.js";
 import { WEIGHT_TYPES } from "../src/backends/backend.js";
 import { SHAPES } from "../src/model/config.js";
 
-/** The running script's name for its messages, e.g. bench/ptp-eval.ts. */
-const SCRIPT = `bench/${basename(process.argv[1] ?? "bench")}`;
+/** The running script's name for its messages, from the repository's root: bench/ptp-eval.ts, packages/backend-cuda/bench.ts. */
+const SCRIPT = (() => {
+  const path = relative(resolve(import.meta.dirname, ".."), resolve(process.argv[1] ?? "bench"));
+  return path.startsWith("..") || isAbsolute(path) ? basename(path) : path.split(sep).join("/");
+})();
 
 /** Ends the script on a usage error: one line naming the script, exit 2 (as the CLI's usage errors). */
 export function usageError(message: string): never {
@@ -44,6 +47,12 @@ export function benchFlags<const T extends FlagRules>(specs: T, argv: readonly s
     if (e instanceof UsageError) usageError(e.message);
     throw e;
   }
+}
+
+/** Ends the script when its inputs give it nothing to measure (an empty prompts file, no drafts to count): one line naming the script, exit 1. */
+export function inputError(message: string): never {
+  process.stderr.write(`${SCRIPT}: ${message}\n`);
+  process.exit(1);
 }
 
 /** Rules the scripts' flags share (spread with a default: `steps: { ...COUNT, default: 128 }`). */

@@ -27,7 +27,7 @@ import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { sampleToken } from "../src/sampling/sampler.js";
-import { benchFlags, COUNT, THREADS } from "./common.js";
+import { benchFlags, COUNT, inputError, THREADS } from "./common.js";
 
 const f = benchFlags({
   model: { kind: "string", value: "FILE", required: true },
@@ -52,6 +52,7 @@ const prompts = readFileSync(f.prompts, "utf8")
   .filter((l) => l.trim() !== "")
   .slice(0, count)
   .map((t) => tokenizer.encode(t, true, false));
+if (prompts.length === 0) inputError(`--prompts ${f.prompts} has no non-empty line`);
 
 const backend = await createBackend("wasm", { threads });
 const model = new PtpModel(new Transformer(backend, ckpt), readStudent(f.student));
@@ -98,4 +99,5 @@ comparePtpAr(model, prompts, {
     log = [];
   },
 });
+if (wrong === 0) inputError(`slot ${slot}: no wrong draft in ${prompts.length} prompts, so nothing to count (more prompts or --steps, or an earlier --slot)`);
 console.log(`slot ${slot}, T = ${temperature}, drafts at ${scale} T, ${prompts.length} prompts: ${wrong} wrong drafts; the AR token is among the first 1 / 2 / 3 candidates in ${hits.map((h) => (h / wrong).toFixed(3)).join(" / ")} of them`);

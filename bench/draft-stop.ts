@@ -32,7 +32,7 @@ import { DraftHead, draftHeadOf } from "../src/ptp/draft-head.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { WIDEN_SHAPES, widenCheckpoint, widenDraftHead } from "../src/ptp/widen.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
-import { benchFlags, COUNT, listFlag, markdownTable, median, readProposer, TEMPERATURE, THREADS } from "./common.js";
+import { benchFlags, COUNT, inputError, listFlag, markdownTable, median, readProposer, TEMPERATURE, THREADS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const f = benchFlags({
@@ -79,6 +79,7 @@ function logWindows(): Window[] {
     .split(/\r?\n/)
     .filter((l) => l.trim() !== "")
     .slice(0, count > 0 ? count : undefined);
+  if (texts.length === 0) inputError(`--prompts ${promptsPath} has no non-empty line`);
   const windows: Window[] = [];
   texts.forEach((text, i) => {
     const logged: { k: number; draft: number; p: number }[][] = [];
@@ -96,6 +97,7 @@ function logWindows(): Window[] {
   });
   model.dispose();
   teacher.dispose();
+  if (windows.length === 0) inputError(`no call drafted a token (${texts.length} prompts, --steps ${steps}): every prompt fills --steps; pass a larger --steps`);
   progress(`${texts.length} prompts, ${windows.length} windows of up to ${window - 1} drafts`);
   return windows;
 }

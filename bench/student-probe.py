@@ -67,7 +67,9 @@ record (minutes); SORTED_CACHE=FILE keeps them for the next run.
 """
 import argparse, json, math, os, struct, sys, time
 
-ap = argparse.ArgumentParser()
+from bench_args import parse_strict
+
+ap = argparse.ArgumentParser(allow_abbrev=False)
 ap.add_argument("--train", help="training dataset (ptp pregenerate); not needed with RULES")
 ap.add_argument("--held", required=True, help="held-out dataset (ptp pregenerate) to evaluate on")
 ap.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/models/stories260K.bin"))
@@ -101,7 +103,7 @@ ap.add_argument("--train-records", type=int, default=0, help="train on the first
 ap.add_argument("--feedback", default=None, choices=["gain", "table", "table-all", "chain"], help="with --extra-lite: slot 1's row also reads t_s (the window's first pick, exact in a query student's call) before the extra blocks: gain * the teacher's embedding of t_s, or a learned table (zero to start); chain: every slot j >= 1 reads t_{s+j-1} through the table")
 ap.add_argument("--skip-teacher", action="store_true", help="with --extra-lite and --feedback chain: the slot rows skip the teacher's layers (and so its LoRA) and go straight into the extra blocks, which read the context rows' final teacher states: a draft head that runs beside the teacher, not inside its call; the feedback table starts as the teacher's token embedding")
 ap.add_argument("--slot1-lora", action="store_true", help="slot 1 gets a LoRA of its own (a copy of --init's to start), the other slots keep theirs")
-A = ap.parse_args()
+A = parse_strict(ap, sys.argv[1:])
 os.environ.setdefault("OMP_NUM_THREADS", str(A.threads))
 import numpy as np
 import torch

@@ -45,6 +45,8 @@ import statistics
 import sys
 import time
 
+from bench_args import parse_strict
+
 # ---- model shapes (stories260K) --------------------------------------------
 DIM = 64
 N_LAYERS = 5
@@ -71,7 +73,7 @@ LINEARS = {
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="PTP distillation train step (gated-LoRA O-PTP student of stories260K), PyTorch CPU peer benchmark")
+    p = argparse.ArgumentParser(description="PTP distillation train step (gated-LoRA O-PTP student of stories260K), PyTorch CPU peer benchmark", allow_abbrev=False)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (torch.set_num_threads); interop threads are set to 1")
     p.add_argument("--steps", type=int, default=20, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
@@ -83,7 +85,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print exactly one JSON line")
     p.add_argument("--check", action="store_true", help="self-test: batched masked attention and student loss/gradients vs per-slot loops, then exit")
-    a = p.parse_args(argv)
+    a = parse_strict(p, argv)
     if a.threads < 1 or a.steps < 1 or a.warmup < 0 or a.seqs < 1 or a.windows < 1 or a.window < 1 or a.rank < 1:
         p.error("threads, steps, seqs, windows, window and rank must be >= 1, warmup >= 0")
     if a.seq_len < a.window + 1:

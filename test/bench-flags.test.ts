@@ -1,7 +1,9 @@
 import { execFile } from "node:child_process";
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "./helpers.js";
+import { ROOT, STORIES_260K, TOK_512 } from "./helpers.js";
 
 /**
  * A bench script run with `args`: its exit code and output. Every case here
@@ -36,6 +38,27 @@ describe("BENCH-FLAGS: bench scripts refuse unknown flags and malformed values (
       expect(r.code, `${script} ${args.join(" ")}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toBe(`${line}\n`);
       expect(r.stdout).toBe("");
+    });
+  });
+
+  it("BENCH-NOTHING-TO-COUNT: draft-stop and correction-candidates end with a one-line error (exit 1) when their inputs give them nothing to count, instead of printing NaN", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ptp-bench-empty-"));
+    const empty = join(dir, "empty.txt"),
+      long = join(dir, "long.txt");
+    writeFileSync(empty, "\n  \n");
+    writeFileSync(long, "Once upon a time there was a little girl named Lily who loved to play\n");
+    const model = ["--model", STORIES_260K, "--tokenizer", TOK_512];
+    const cases: [string, string[], string][] = [
+      ["draft-stop.ts", [...model, "--prompts", empty], `bench/draft-stop.ts: --prompts ${empty} has no non-empty line`],
+      ["draft-stop.ts", [...model, "--prompts", long, "--steps", "3"], "bench/draft-stop.ts: no call drafted a token (1 prompts, --steps 3): every prompt fills --steps; pass a larger --steps"],
+      ["correction-candidates.ts", [...model, "--student", resolve(ROOT, "demo/stories260K-head.safetensors"), "--prompts", empty], `bench/correction-candidates.ts: --prompts ${empty} has no non-empty line`],
+    ];
+    const results = await Promise.all(cases.map(([script, args]) => bench(script, ...args)));
+    results.forEach((r, i) => {
+      const [script, args, line] = cases[i];
+      expect(r.code, `${script} ${args.join(" ")}: ${r.stderr}`).toBe(1);
+      expect(r.stderr.trim().split("\n").at(-1)).toBe(line);
+      expect(r.stdout).not.toMatch(/NaN/);
     });
   });
 });

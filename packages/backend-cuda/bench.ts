@@ -18,11 +18,15 @@
 import * as core from "../../src/index.js";
 import type { Backend } from "../../src/backends/backend.js";
 import type { ModelConfig } from "../../src/model/config.js";
+import { benchFlags, listFlag } from "../../bench/common.js";
 import { createCudaBackend, cudaStatus } from "./index.js";
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const shapesArg = args.includes("--shapes") ? args[args.indexOf("--shapes") + 1] : "15M,110M,1B";
+const f = benchFlags({
+  quick: { kind: "bool" },
+  shapes: { kind: "string", value: "LIST", default: "15M,110M,1B" },
+});
+const quick = f.quick === true;
+const shapeNames = listFlag("shapes", f.shapes, { kind: "string", choices: ["15M", "110M", "1B"] });
 
 const status = cudaStatus();
 if (!status.built || status.deviceCount === 0) {
@@ -96,9 +100,8 @@ function gemmBench(b: Backend & { synchronize(): void }, config: ModelConfig) {
 async function main() {
   const backend = await createCudaBackend(core);
   console.log(`cuda bench on ${backend.description}`);
-  for (const name of shapesArg.split(",")) {
+  for (const name of shapeNames) {
     const config = SHAPES[name];
-    if (!config) throw new Error(`unknown shape ${name}; known: ${Object.keys(SHAPES).join(", ")}`);
     console.log(`\n== ${name}: dim ${config.dim}, ${config.nLayers} layers, hidden ${config.hiddenDim}, ${config.nHeads}/${config.nKvHeads} heads, vocab ${config.vocabSize}`);
     gemmBench(backend, config);
 

@@ -3,6 +3,7 @@
  * missing values and malformed numbers are UsageErrors, which the CLI turns
  * into a usage message and exit code 2.
  */
+import { editDistance } from "../util/options.js";
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -174,17 +175,6 @@ export function describeFlags(specs: FlagSpecs): string {
     return `${left.padEnd(26)} ${s.help}${extra}`;
   });
   return rows.join("\n");
-}
-
-/** Levenshtein distance between two strings. */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length];
 }
 
 /** The candidate closest to a misspelt name (at most 2 edits, or a third of its length), if any: for "did you mean". */

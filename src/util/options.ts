@@ -9,7 +9,7 @@
 import { describeValue } from "../sampling/checks.js";
 
 /** Levenshtein distance between two strings. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];

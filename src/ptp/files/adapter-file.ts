@@ -30,7 +30,7 @@
  */
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
-import { checkPath, quote } from "../../io/errors.js";
+import { quote } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
@@ -200,19 +200,12 @@ export function parseStudent(bytes: Uint8Array, name: string): Student {
   return parseSlotFile(bytes, name, studentConfigFromMetadata, (c) => ({ ...c.teacherShape, key: "teacher_shape" }), "student", studentSlots, weights);
 }
 
-const studentFile = ptpFileAccess("a PTP student adapter (safetensors)", parseStudent, serializeStudent);
+const studentFile = ptpFileAccess({ what: "a PTP student adapter (safetensors)", names: { read: "readStudent", write: "writeStudent" }, parse: parseStudent, serialize: serializeStudent, check: checkStudent });
 
 /** Reads a student adapter file synchronously (see parseStudent). */
-export const readStudent = (path: string): Student => {
-  checkPath(path, "readStudent");
-  return studentFile.read(path);
-};
+export const readStudent: (path: string) => Student = studentFile.read;
 /** Writes a student adapter atomically: to a unique temporary file next to `path`, then renamed over it. */
-export const writeStudent = (path: string, student: Student): void => {
-  checkPath(path, "writeStudent");
-  checkStudent(student, "writeStudent");
-  studentFile.write(path, student);
-};
+export const writeStudent: (path: string, student: Student) => void = studentFile.write;
 
 /**
  * Throws an Error unless the student was made for this teacher: first the

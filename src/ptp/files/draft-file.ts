@@ -26,7 +26,7 @@
  * Serialisation is deterministic, so parse then serialise reproduces a file
  * written here byte for byte.
  */
-import { checkPath, quote } from "../../io/errors.js";
+import { quote } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { checkDraft } from "../student-weights.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
@@ -169,19 +169,12 @@ export function parseDraft(bytes: Uint8Array, name: string): Draft {
   return { config, weights };
 }
 
-const draftFile = ptpFileAccess("a PTP draft model (safetensors)", parseDraft, serializeDraft);
+const draftFile = ptpFileAccess({ what: "a PTP draft model (safetensors)", names: { read: "readDraft", write: "writeDraft" }, parse: parseDraft, serialize: serializeDraft, check: checkDraft });
 
 /** Reads a draft model file synchronously (see parseDraft). */
-export const readDraft = (path: string): Draft => {
-  checkPath(path, "readDraft");
-  return draftFile.read(path);
-};
+export const readDraft: (path: string) => Draft = draftFile.read;
 /** Writes a draft model atomically: to a unique temporary file next to `path`, then renamed over it. */
-export const writeDraft = (path: string, draft: Draft): void => {
-  checkPath(path, "writeDraft");
-  checkDraft(draft, "writeDraft");
-  draftFile.write(path, draft);
-};
+export const writeDraft: (path: string, draft: Draft) => void = draftFile.write;
 
 /**
  * Throws an Error unless the draft model was made for this teacher: first

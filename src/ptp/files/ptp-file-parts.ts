@@ -6,7 +6,7 @@
  * tensors a file has against those its config expects.
  */
 import { writeBytesAtomically } from "../../io/atomic-write.js";
-import { FileFormatError, quote, readFileBytes } from "../../io/errors.js";
+import { checkPath, FileFormatError, quote, readFileBytes } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
@@ -76,11 +76,27 @@ export function parseSlotFile<C extends Pick<AuxFields, "variant" | "aux" | "que
   return { config, weights };
 }
 
-/** Synchronous reading (`parse` of the file's bytes, `what` naming the kind of file in a read error) and atomic writing (`serialize`, to a unique temporary file next to the path, then renamed over it) of one kind of PTP file. */
-export function ptpFileAccess<T>(what: string, parse: (bytes: Uint8Array, name: string) => T, serialize: (value: T) => Uint8Array): { read(path: string): T; write(path: string, value: T): void } {
+/** How one kind of PTP file is read and written: `what` names the kind in a read error; `names` are the public functions, named in argument errors; `check` validates the value before it is written. */
+export interface PtpFileKind<T> {
+  what: string;
+  names: { read: string; write: string };
+  parse(bytes: Uint8Array, name: string): T;
+  serialize(value: T): Uint8Array;
+  check(value: unknown, where: string): void;
+}
+
+/** Synchronous reading (`parse` of the file's bytes) and atomic writing (`serialize`, to a unique temporary file next to the path, then renamed over it) of one kind of PTP file, each checking its arguments first. */
+export function ptpFileAccess<T>(kind: PtpFileKind<T>): { read(path: string): T; write(path: string, value: T): void } {
   return {
-    read: (path) => parse(readFileBytes(path, what), path),
-    write: (path, value) => writeBytesAtomically(path, serialize(value)),
+    read: (path) => {
+      checkPath(path, kind.names.read);
+      return kind.parse(readFileBytes(path, kind.what), path);
+    },
+    write: (path, value) => {
+      checkPath(path, kind.names.write);
+      kind.check(value, kind.names.write);
+      writeBytesAtomically(path, kind.serialize(value));
+    },
   };
 }
 
