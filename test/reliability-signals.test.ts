@@ -124,13 +124,24 @@ describe("signals stop training runs, which resume exactly", () => {
       // What a kill between the writes at step 3 leaves: the step-3 checkpoint, the log without its line, no output.
       const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n");
       expect(JSON.parse(log.at(-1)!).step).toBe(3);
-      if (cut === "log and output") writeFileSync(`${out}.log.jsonl`, log.slice(0, -1).map((l) => l + "\n").join(""));
+      if (cut === "log and output")
+        writeFileSync(
+          `${out}.log.jsonl`,
+          log
+            .slice(0, -1)
+            .map((l) => l + "\n")
+            .join(""),
+        );
       rmSync(out);
       const resumed = await runCli(...distillArgs(out, "--eval-every", "3", "--resume", "--stop-after", "3"));
       expect(resumed.code, resumed.stderr).toBe(130);
       expect(bytes(out).equals(bytes(ref))).toBe(true);
       sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
-      const steps = (p: string) => readFileSync(`${p}.log.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
+      const steps = (p: string) =>
+        readFileSync(`${p}.log.jsonl`, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l).step);
       expect(steps(out)).toEqual(steps(ref));
       expect(steps(out)).toEqual([3, 6]);
     }
