@@ -79,10 +79,14 @@ export function writeCharTokenizer(path: string, text: string | readonly string[
   return tokenizerVocabSize(bytes, path);
 }
 
+/** The ids below which every tokenizer.bin read without a model holds <unk>, BOS, EOS and the 256 byte-fallback tokens. */
+const BYTE_TOKENS_END = BYTE_TOKEN_OFFSET + 256;
+
 /**
  * How many tokens a tokenizer.bin holds, counted by walking its entries
  * (the format does not store the vocab size: models do). A from-scratch
- * model takes its vocab size from this.
+ * model takes its vocab size from this. A file of fewer than 259 tokens
+ * (<unk>, BOS, EOS and the byte-fallback tokens) is refused.
  */
 export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): number {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -96,7 +100,8 @@ export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): numbe
     off += 8 + len;
     count++;
   }
-  if (count <= BYTE_TOKEN_OFFSET) throw new FileFormatError(name, `holds ${count} tokens, too few for <unk>, BOS and EOS`);
+  // Encoding falls back to the byte tokens for any character without a piece: a file without all of them (cut short at an entry boundary, say) could not encode every text.
+  if (count < BYTE_TOKENS_END) throw new FileFormatError(name, `holds ${count} tokens, fewer than the ${BYTE_TOKENS_END} of <unk>, BOS, EOS and the byte-fallback tokens <0x00>..<0xFF> (truncated?)`);
   return count;
 }
 

@@ -27,7 +27,7 @@ import { describeValue } from "../sampling/checks.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
-import { checkPath, FileFormatError, openForReading, readJsonFile } from "./errors.js";
+import { checkPath, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
 
@@ -188,8 +188,9 @@ export function readHfCheckpoint(dir: string): Checkpoint {
       throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);
     }
     for (const [tensor, file] of Object.entries(map)) {
-      if (typeof file !== "string" || file.includes("/") || file.includes("\\")) {
-        throw new FileFormatError(indexPath, `weight_map entry ${JSON.stringify(tensor)} must name a file in the folder, found ${JSON.stringify(file)}`);
+      // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message about it).
+      if (typeof file !== "string" || file === "" || file.length > 255 || file.includes("/") || file.includes("\\")) {
+        throw new FileFormatError(indexPath, `weight_map entry ${quote(tensor)} must name a file in the folder, found ${quote(file)}`);
       }
       fileOf.set(tensor, file);
     }

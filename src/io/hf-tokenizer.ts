@@ -73,7 +73,7 @@ const MAX_TOKENIZER_IDS = 1 << 24;
  * minutes; a malformed merge fails deep inside it): a BPE model, its vocab
  * an object of distinct integer ids below `limit`, its merges pairs of
  * pieces ("a b" or ["a", "b"]), its added tokens { id, content } with ids
- * below `limit`.
+ * below `limit`, its string options strings and its flags booleans.
  */
 function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, limitWhat: string): void {
   const fail = (problem: string): never => {
@@ -81,6 +81,13 @@ function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, l
   };
   const model = j.model as Record<string, unknown>;
   if (model.type !== "BPE") fail(`model.type ${quote(model.type)} is not supported (expected "BPE": Llama (SentencePiece BPE) and GPT-2 style tokenizers)`);
+  // The options the library joins into pieces or tests as flags: of any other type they would change the tokens silently.
+  for (const key of ["unk_token", "continuing_subword_prefix", "continuing_subword_suffix", "end_of_word_suffix"]) {
+    if (model[key] != null && typeof model[key] !== "string") fail(`model.${key} must be a string or null, found ${quote(model[key])}`);
+  }
+  for (const key of ["fuse_unk", "byte_fallback", "ignore_merges"]) {
+    if (model[key] != null && typeof model[key] !== "boolean") fail(`model.${key} must be true or false, found ${quote(model[key])}`);
+  }
   const vocab = model.vocab;
   if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) return fail(`model.vocab must be an object mapping pieces to ids, found ${quote(vocab)}`);
   const seen = new Map<number, string>();
@@ -106,6 +113,43 @@ function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, l
     maxId = Math.max(maxId, id as number);
   });
   if (maxId >= limit) fail(`token id ${maxId} is outside ${limitWhat} of ${limit}`);
+}
+
+/** The deepest nesting accepted in a tokenizer.json's pipeline parts (real files nest 5 levels). */
+const MAX_PIPELINE_DEPTH = 64;
+const PIPELINE_PARTS = ["normalizer", "pre_tokenizer", "post_processor", "decoder"] as const;
+
+/**
+ * The pipeline parts of a tokenizer.json (normalizer, pre_tokenizer,
+ * post_processor, decoder), checked before the library builds them: nested
+ * at most MAX_PIPELINE_DEPTH levels (they are walked recursively, here and
+ * by the library), and every "pattern" (which each Replace and Split step
+ * has) { "String": text } or { "Regex": text }, as the reference (Rust)
+ * library requires; the JS library skips a step with any other pattern, or
+ * none, with a console warning: a step of the file dropped silently.
+ */
+function checkPipeline(j: Record<string, unknown>, name: string): void {
+  const isPattern = (p: unknown): boolean => {
+    if (typeof p !== "object" || p === null || Array.isArray(p)) return false;
+    const keys = Object.keys(p);
+    return keys.length === 1 && (keys[0] === "String" || keys[0] === "Regex") && typeof (p as Record<string, unknown>)[keys[0]] === "string";
+  };
+  for (const part of PIPELINE_PARTS) {
+    // Iterative, so a value nested 100,000 deep is measured without overflowing the stack.
+    const stack: { value: unknown; where: string; depth: number }[] = [{ value: j[part], where: part, depth: 0 }];
+    while (stack.length > 0) {
+      const { value, where, depth } = stack.pop()!;
+      if (typeof value !== "object" || value === null) continue;
+      if (depth > MAX_PIPELINE_DEPTH) throw new FileFormatError(name, `${part} is nested more than ${MAX_PIPELINE_DEPTH} levels deep (at ${where})`);
+      const type = (value as Record<string, unknown>).type;
+      if ((type === "Replace" || type === "Split") && !("pattern" in value)) throw new FileFormatError(name, `${where} (a ${type} step) has no "pattern"`);
+      for (const [k, v] of Object.entries(value)) {
+        const at = Array.isArray(value) ? `${where}[${k}]` : `${where}.${k}`;
+        if (k === "pattern" && !Array.isArray(value) && !isPattern(v)) throw new FileFormatError(name, `${at} is ${quote(v)}, expected {"String": text} or {"Regex": text}`);
+        stack.push({ value: v, where: at, depth: depth + 1 });
+      }
+    }
+  }
 }
 
 /** A tokenizer.json loaded through @huggingface/tokenizers. */
@@ -140,6 +184,7 @@ export class HfTokenizer implements TextTokenizer {
     const j = json as Record<string, unknown>;
     if (typeof j.model !== "object" || j.model === null) throw new FileFormatError(name, `missing "model" (expected a Hugging Face tokenizer.json)`);
     checkBpeJson(j, name, modelVocabSize, "the model's vocab");
+    checkPipeline(j, name);
     let lib: HfLibTokenizer;
     try {
       // The library iterates added_tokens unconditionally: a file without any has none.

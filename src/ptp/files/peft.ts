@@ -31,7 +31,7 @@ import { checkChecksumArgument, hasStartVector } from "./ptp-file-parts.js";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
-import { checkPath, FileFormatError, quote, readJsonFile } from "../../io/errors.js";
+import { checkPath, FileFormatError, MAX_FILE_BYTES, quote, readJsonFile } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { checkObject, checkOptionKeys } from "../../util/options.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
@@ -228,9 +228,9 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   };
   if (!isObject(raw)) return cfgFail(`expected a JSON object`);
   const j = raw;
-  if (j.peft_type !== undefined && j.peft_type !== "LORA") cfgFail(`peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
+  if (j.peft_type !== undefined && j.peft_type !== "LORA") cfgFail(`peft_type ${quote(j.peft_type)} is not supported (expected "LORA")`);
   const refuse = (key: string, ok: (v: unknown) => boolean, why: string): void => {
-    if (key in j && !ok(j[key])) cfgFail(`"${key}": ${JSON.stringify(j[key])} is not supported (${why})`);
+    if (key in j && !ok(j[key])) cfgFail(`"${key}": ${quote(j[key])} is not supported (${why})`);
   };
   const empty = (v: unknown) => v === null || (isObject(v) && Object.keys(v).length === 0);
   refuse("use_rslora", (v) => v === false, "the LoRA scale is lora_alpha / r");
@@ -241,10 +241,10 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   refuse("alpha_pattern", empty, "one alpha for every module");
   refuse("modules_to_save", (v) => v === null || (Array.isArray(v) && v.length === 0), "the teacher's own weights must stay unchanged");
   const r = j.r;
-  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${JSON.stringify(r)}`);
+  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${quote(r)}`);
   const rank: number = r;
   const alpha = j.lora_alpha ?? 8;
-  if (typeof alpha !== "number" || !(alpha > 0)) cfgFail(`"lora_alpha" must be a positive number, found ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== "number" || !(alpha > 0) || !Number.isFinite(alpha)) cfgFail(`"lora_alpha" must be a positive finite number, found ${quote(alpha)}`);
   const targets = j.target_modules;
   let targeted: Set<LinearName>;
   if (targets === "all-linear") targeted = new Set(LINEAR_NAMES);
@@ -253,15 +253,20 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     const unknown = targets.filter((x) => !names.has(x));
     if (unknown.length > 0) cfgFail(`target_modules ${JSON.stringify(unknown)} are not linear layers of a Llama block (expected some of ${JSON.stringify(Object.values(TARGET))})`);
     targeted = new Set(targets.map((x) => names.get(x)!));
-  } else return cfgFail(`"target_modules" must be a list of module names or "all-linear", found ${JSON.stringify(targets)}`);
+  } else return cfgFail(`"target_modules" must be a list of module names or "all-linear", found ${quote(targets)}`);
 
   // PTP settings: ours, or defaults for a reference-code folder.
   const settings = isObject(j.ptp) ? (j.ptp as unknown as PeftPtpSettings) : undefined;
-  if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${JSON.stringify(settings.format)}`);
-  if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${JSON.stringify(settings.gate)} is not supported (expected "${PTP_GATE}")`);
+  if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${quote(settings.format)}`);
+  if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${quote(settings.gate)} is not supported (expected "${PTP_GATE}")`);
   if (!settings && !options.teacher) cfgFail(`has no "ptp" settings (a reference-code folder): load it with its teacher model, which gives the teacher's shape`);
   if (settings && settings.format_version !== PEFT_PTP_VERSION) cfgFail(`"ptp.format_version" must be "${PEFT_PTP_VERSION}", found ${quote(settings.format_version)}`);
   if (settings && !(typeof settings.teacher_checksum === "string" && /^[0-9a-f]+$/.test(settings.teacher_checksum))) cfgFail(`"ptp.teacher_checksum" must be the teacher's checksum (a hex string), found ${quote(settings.teacher_checksum)}`);
+  // The settings that name the student's tensors and messages, before they are used (the rest, ranges included, is checked with the student).
+  if (settings && settings.variant !== "O" && settings.variant !== "C") cfgFail(`"ptp.variant" must be "O" or "C", found ${quote(settings.variant)}`);
+  if (settings && !(["bits", "digits", "anchors"] as unknown[]).includes(settings.aux_kind)) cfgFail(`"ptp.aux_kind" must be "bits", "digits" or "anchors", found ${quote(settings.aux_kind)}`);
+  if (settings && !(Number.isSafeInteger(settings.window) && settings.window > 0)) cfgFail(`"ptp.window" must be a positive integer, found ${quote(settings.window)}`);
+  if (settings?.aux_kind === "digits" && !Number.isSafeInteger(settings.aux_digits)) cfgFail(`"ptp.aux_digits" must be an integer, found ${quote(settings.aux_digits)}`);
 
   const file = readSafetensors(wPath);
   const fail = (problem: string): never => {
@@ -313,9 +318,11 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     return x.data as Float32Array;
   };
 
-  const layers: LayerLora[] = [];
+  // The LoRA pairs the file holds, their shapes checked, before the absent ones are made.
+  const present: ({ A: Float32Array; B: Float32Array } | undefined)[][] = [];
+  let zeroFloats = 0;
   for (let l = 0; l < t.nLayers; l++) {
-    const layer = {} as LayerLora;
+    present.push([]);
     for (const name of LINEAR_NAMES) {
       const [out, inp] = linearShape(t, name);
       const base = `${PREFIX}${l}.${HF_LINEAR_MODULES[name]}`;
@@ -325,10 +332,23 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
       if (A === undefined && targeted.has(name) && j.layers_to_transform == null) {
         fail(`tensor ${JSON.stringify(`${base}.lora_A.weight`)} is missing (target_modules names ${TARGET[name]})`);
       }
-      layer[name] = A && B ? { A, B: permuteB(B, name, t, rank, false) } : { A: new Float32Array(rank * inp), B: new Float32Array(out * rank) };
+      present[l].push(A && B ? { A, B } : undefined);
+      if (A === undefined) zeroFloats += rank * (inp + out);
     }
-    layers.push(layer);
   }
+  // Absent pairs read as zeros, whose size only "r" and the teacher's shape give: as large as an adapter file may be (2 GiB), at most.
+  if (zeroFloats * 4 > MAX_FILE_BYTES) {
+    cfgFail(`"r" ${rank} and the teacher's shape (dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}) make the LoRA weights that the folder leaves out ${zeroFloats * 4} bytes of zeros, more than a student adapter may hold (${MAX_FILE_BYTES} bytes)`);
+  }
+  const layers: LayerLora[] = present.map((pairs) => {
+    const layer = {} as LayerLora;
+    LINEAR_NAMES.forEach((name, i) => {
+      const [out, inp] = linearShape(t, name);
+      const pair = pairs[i];
+      layer[name] = pair ? { A: pair.A, B: permuteB(pair.B, name, t, rank, false) } : { A: new Float32Array(rank * inp), B: new Float32Array(out * rank) };
+    });
+    return layer;
+  });
   const weights: StudentWeights = { layers, aux: {} };
   if (aux.kind === "anchors") weights.aux.anchors = take(U_ANCHORS, [3, t.dim]);
   else if (aux.kind === "bits") {
@@ -360,7 +380,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     teacherChecksum: settings ? settings.teacher_checksum : options.teacher!.checksum,
   };
   if (settings?.slot_input !== undefined) {
-    if (settings.slot_input !== "hybrid" && settings.slot_input !== "query") cfgFail(`"ptp.slot_input" must be "hybrid" or "query" when present, found ${JSON.stringify(settings.slot_input)}`);
+    if (settings.slot_input !== "hybrid" && settings.slot_input !== "query") cfgFail(`"ptp.slot_input" must be "hybrid" or "query" when present, found ${quote(settings.slot_input)}`);
     config.hybrid = true;
     if (settings.slot_input === "query") config.query = true;
   }
