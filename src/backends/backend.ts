@@ -177,8 +177,10 @@ export interface Backend {
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (same dtype). */
   copy(dst: Buffer, dstOffset: number, src: Buffer, srcOffset: number, n: number): void;
 
-  /** Release everything this backend holds (optional). */
+  /** Release everything this backend holds (optional). Freeing a buffer afterwards does nothing; any other use is an error. */
   dispose?(): void;
+  /** True once `dispose` ran (optional): a model on the backend then refuses calls by name instead of failing inside an op. */
+  readonly disposed?: boolean;
 }
 
 /** The activation buffers of a decoderLayer call (a model's run state): f32 [rows, width], positions i32 [rows]. */

@@ -42,6 +42,7 @@ export class KVCache {
     if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
       throw new TypeError(`KVCache: backend must be a Backend (the model's: model.backend), got ${describeValue(backend)}`);
     }
+    if (backend.disposed) throw new Error("KVCache: the backend was disposed (backend.dispose()); make a new backend and model");
     validateConfig(config, "KVCache");
     if (capacity === undefined) capacity = config.seqLen;
     if (layers === undefined) layers = config.nLayers;

@@ -42,7 +42,11 @@ export class Transformer {
   readonly config: ModelConfig;
   private readonly weights: DeviceWeights;
   private readonly state: RunState;
-  private disposed = false;
+  private isDisposed = false;
+  /** True once dispose() ran: every later call is refused, naming the model as disposed. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
   /** The checkpoint's token embedding [vocab, dim] on the host (a view, not a copy): PTP's hybrid slot inputs read it. */
   readonly tokenEmbeddingTable: Float32Array;
   /** The checkpoint's final norm [dim] and classifier [vocab, dim] on the host (views): a PTP draft head's own start from them. */
@@ -57,6 +61,7 @@ export class Transformer {
     if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
       throw new TypeError(`Transformer: backend must be a Backend (createBackend("wasm"), new JsBackend()), got ${describeValue(backend)}`);
     }
+    if (backend.disposed) throw new Error("Transformer: the backend was disposed (backend.dispose()); create a new one with createBackend");
     checkCheckpoint(checkpoint, "Transformer");
     const { classifierWeights } = checkOptionKeys(options, "Transformer", TRANSFORMER_OPTIONS) as TransformerOptions;
     if (classifierWeights !== undefined && !WEIGHT_TYPES.includes(classifierWeights)) {
@@ -296,15 +301,16 @@ export class Transformer {
     return backend.download(s.logits, 0, F * config.vocabSize);
   }
 
-  /** Throws, naming `op`, once the model is disposed (its buffers freed: the backend would say only "buffer used after free"). */
+  /** Throws, naming `op`, once the model or its backend is disposed (its buffers freed: the backend would say only "buffer used after free"). */
   private alive(op: string): void {
-    if (this.disposed) throw new Error(`Transformer.${op}: the model was disposed (dispose() freed its weights); make a new Transformer`);
+    if (this.isDisposed) throw new Error(`Transformer.${op}: the model was disposed (dispose() freed its weights); make a new Transformer`);
+    if (this.backend.disposed) throw new Error(`Transformer.${op}: the model's backend was disposed (backend.dispose()); make a new backend and model`);
   }
 
   /** Free the weights and activations held by the backend; later calls are refused, naming the model as disposed. */
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
+    if (this.isDisposed) return;
+    this.isDisposed = true;
     this.state.release();
     freeWeights(this.backend, this.weights);
   }

@@ -110,6 +110,11 @@ export class DraftModel {
     return this.transformer.newCache(capacity);
   }
 
+  /** True once dispose() ran. */
+  get disposed(): boolean {
+    return this.transformer.disposed;
+  }
+
   dispose(): void {
     this.transformer.dispose();
   }

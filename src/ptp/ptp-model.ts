@@ -66,6 +66,11 @@ export class PtpModel {
   private readonly adapter?: RowAdapter;
   /** The slots of the call in progress that read a pick (forward's `feedback`). */
   private feedback: readonly PickFeedback[] = [];
+  private isDisposed = false;
+  /** True once dispose() ran (the teacher is the caller's: it may still be in use). */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
 
   /**
    * @param head Only for a draft-head student (StudentConfig.draftHead): the
@@ -84,6 +89,7 @@ export class PtpModel {
     headOptions: TransformerOptions = {},
   ) {
     if (!(teacher instanceof Transformer)) throw new TypeError(`PtpModel: teacher must be a Transformer, got ${describeValue(teacher)}`);
+    if (teacher.disposed) throw new Error("PtpModel: the teacher was disposed (Transformer.dispose); make a new Transformer");
     if (student !== undefined) checkStudent(student, "PtpModel");
     if (typeof headOptions !== "object" || headOptions === null) throw new TypeError(`PtpModel: the head's options must be an object such as { classifierWeights: "int8" }, got ${describeValue(headOptions)}`);
     if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
@@ -118,6 +124,7 @@ export class PtpModel {
 
   /** A new, empty KV cache for this model: the teacher's layers, and the student's extra blocks if it has them. */
   newCache(capacity: number = this.teacher.config.seqLen): KVCache {
+    this.alive("newCache");
     // The teacher's own cache (the student runs in its calls), so the teacher accepts it.
     return this.teacher.newCache(capacity, this.teacher.config.nLayers + (this.extra?.count ?? 0));
   }
@@ -150,6 +157,7 @@ export class PtpModel {
    * array.
    */
   forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = [], into?: Float32Array): Float32Array {
+    this.alive("forward");
     if (this.head && slots > 0) throw new Error("forward: a draft-head student's slots run in its head, not in the teacher's call (decoder verify)");
     const run = (adapter?: RowAdapter) => (into ? this.teacher.forwardInto(into, block, cache, adapter) : this.teacher.forward(block, cache, adapter));
     if (!this.lora) {
@@ -193,7 +201,15 @@ export class PtpModel {
     return this.student;
   }
 
+  /** Throws, naming `op`, once the model is disposed (the student's buffers freed: the backend would say only "buffer used after free"). */
+  private alive(op: string): void {
+    if (this.isDisposed) throw new Error(`PtpModel.${op}: the model was disposed (dispose() freed the student's weights); make a new PtpModel`);
+  }
+
+  /** Free the student's buffers (not the teacher's); later calls are refused by name, and a second dispose does nothing. */
   dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
     this.head?.dispose();
     this.lora?.dispose();
     this.extra?.dispose();

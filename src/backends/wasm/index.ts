@@ -260,7 +260,14 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   backend.threadNote = note;
   // Every entry point (CLI, library, demo) gets running workers: ops are synchronous,
   // so the pool must be up before the first one.
-  await backend.startThreads();
+  try {
+    await backend.startThreads();
+  } catch (e) {
+    // The workers that did start are stopped: nothing else holds this backend to dispose it.
+    backend.dispose();
+    const message = e instanceof Error ? e.message : String(e);
+    throw new Error(message.startsWith("wasm backend:") ? message : `wasm backend: a worker thread failed to start: ${message}`, { cause: e });
+  }
   return backend;
 }
 
@@ -283,7 +290,11 @@ export class WasmBackend implements Backend {
 
   private readonly k: Kernels;
   private readonly heap: FreeListAllocator;
-  private disposed = false;
+  private isDisposed = false;
+  /** True once dispose() ran (Backend.disposed). */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
 
   // Views over the current memory.buffer, re-created after every growth.
   private viewGeneration = -1;
@@ -390,6 +401,8 @@ export class WasmBackend implements Backend {
   }
 
   free(buf: Buffer): void {
+    // dispose() released everything: a model or cache freed after its backend (in either order) is no error.
+    if (this.isDisposed) return;
     const b = this.buf(buf, "free");
     this.unpack(b);
     b.freed = true;
@@ -397,8 +410,8 @@ export class WasmBackend implements Backend {
   }
 
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
+    if (this.isDisposed) return;
+    this.isDisposed = true;
     this.pool?.close();
     if (this.pool) poolReaper?.unregister(this);
     this.pool = undefined;
@@ -426,7 +439,7 @@ export class WasmBackend implements Backend {
   }
 
   private ensurePool(): ThreadPool | undefined {
-    if (this.threads > 1 && !this.pool && this.module && !this.disposed) {
+    if (this.threads > 1 && !this.pool && this.module && !this.isDisposed) {
       // The pool's control block lives as long as the backend (never freed: a terminated worker may touch it late).
       const ctrl = this.allocBytes(this.k.poolBytes());
       this.k.zeroBytes(ctrl, alignUp(this.k.poolBytes(), ALIGN));
@@ -889,7 +902,7 @@ export class WasmBackend implements Backend {
   }
 
   private alive(): void {
-    if (this.disposed) throw this.err("backend used after dispose");
+    if (this.isDisposed) throw this.err("backend used after dispose");
   }
 
   private allocBytes(bytes: number): number {
@@ -978,7 +991,7 @@ export class WasmBackend implements Backend {
 
   /** One operand of attention (its name is built only when the check fails). */
   private attentionOperand(op: string, b: Buffer, need: number, i: number): void {
-    if (!this.disposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return;
+    if (!this.isDisposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return;
     this.f32(b, need, `${op} ${ATTENTION_OPERANDS[i]}`);
   }
 

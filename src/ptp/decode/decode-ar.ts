@@ -18,6 +18,7 @@ export interface ArOptions {
    * 0 or more than the model's seqLen means seqLen.
    */
   steps: number;
+  /** Read once, when the decode starts (a callback changing the object changes nothing). */
   sampling: SamplingSettings;
   /** The auxiliary variables: one u per SAMPLED token (none for prompt tokens, none at temperature 0). */
   aux?: AuxSource;
@@ -59,8 +60,11 @@ export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options:
   if (promptTokens.length === 0) throw new RangeError("decodeAR: the prompt must hold at least one token (BOS)");
   const steps = runSteps(options.steps, seqLen, "decodeAR");
   validateSamplingSettings(options.sampling);
-  if (options.aux !== undefined) checkAuxSource(options.aux, "decodeAR: aux");
-  else if (needsU(options.sampling)) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
+  // A copy: a callback changing the caller's object mid-run would change the path (or read a u from no source).
+  const sampling = { ...options.sampling };
+  const aux = options.aux;
+  if (aux !== undefined) checkAuxSource(aux, "decodeAR: aux");
+  else if (needsU(sampling)) throw new Error("decodeAR: sampling at temperature > 0 needs a source of auxiliary variables (aux)");
   const stopAtBos = checkOptionalBoolean(options.stopAtBos, "decodeAR", "stopAtBos") ?? true;
   checkOptionalFunction(options.onToken, "decodeAR", "onToken");
 
@@ -68,33 +72,37 @@ export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options:
   // Sized to the run, not the model's seqLen: positions 0 .. steps - 1 are all it ever holds.
   const cache = model.newCache(steps);
   const tokens = promptTokens.slice(0, Math.min(promptTokens.length, steps + 1));
-  for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
   let modelCalls = 0,
     generated = 0;
   // Prefill: positions 0 .. n-1 in one call (when the prompt leaves room to sample).
   let pos = Math.min(promptTokens.length, steps);
   // The token after a block's last row, picked where the logits are when the backend can (Transformer.greedy, sampleLast).
-  const greedy = !needsU(options.sampling);
+  const greedy = !needsU(sampling);
   const nextAfter = (block: Block): number => {
     modelCalls++;
     const last = block.tokens!.length - 1;
     if (greedy) return model.greedy(block, cache)[last];
     // The u is checked here, before any backend sees it (a device's pick may not check it).
-    return model.sampleLast(block, cache, options.sampling, drawU(options.aux!, `decodeAR: aux, u for position ${Number(block.positions[last]) + 1}`));
+    return model.sampleLast(block, cache, sampling, drawU(aux!, `decodeAR: aux, u for position ${Number(block.positions[last]) + 1}`));
   };
-  if (pos === promptTokens.length) {
-    let next = nextAfter({ tokens: tokens.slice(0, pos), positions: range(0, pos) });
-    for (;;) {
-      if (stopAtBos && next === BOS) break;
-      options.onToken?.(tokens[tokens.length - 1], next);
-      tokens.push(next);
-      generated++;
-      if (pos >= steps) break;
-      next = nextAfter({ tokens: [next], positions: [pos] });
-      pos++;
+  // The cache is freed however the run ends (a u source or a callback that throws included).
+  try {
+    for (let i = 1; i < tokens.length; i++) options.onToken?.(tokens[i - 1], tokens[i]);
+    if (pos === promptTokens.length) {
+      let next = nextAfter({ tokens: tokens.slice(0, pos), positions: range(0, pos) });
+      for (;;) {
+        if (stopAtBos && next === BOS) break;
+        options.onToken?.(tokens[tokens.length - 1], next);
+        tokens.push(next);
+        generated++;
+        if (pos >= steps) break;
+        next = nextAfter({ tokens: [next], positions: [pos] });
+        pos++;
+      }
     }
+  } finally {
+    cache.free();
   }
-  cache.free();
   const seconds = (performance.now() - start) / 1000;
   return { tokens, stats: { modelCalls, generatedTokens: generated, seconds, tokensPerSecond: generated / seconds } };
 }

@@ -29,6 +29,12 @@ export interface Decoder<S = unknown> {
    * model), so far; run.ts adds those made during a decode to its modelCalls.
    */
   extraCalls?(): number;
+  /**
+   * Frees what the decoder holds for a sequence that will never finish (a
+   * decode ended by an error: a u source or a callback that threw); run.ts
+   * calls it then.
+   */
+  release?(seq: Sequence): void;
 }
 
 /**
@@ -90,10 +96,11 @@ export interface SlotProposer {
  * `kept` then sees the rows the call keeps (group-local: the pending rows
  * and the accepted drafts; the last verified token stays pending).
  */
-export function besideTeacherDecoder<S extends { drafts?: number[] }>(state: (seq: Sequence) => S, propose: (seq: Sequence) => number[], kept: (seq: Sequence, keep: number[], group: Group, out: GroupLogits) => void): Decoder<S> {
+export function besideTeacherDecoder<S extends { drafts?: number[] }>(state: (seq: Sequence) => S, propose: (seq: Sequence) => number[], kept: (seq: Sequence, keep: number[], group: Group, out: GroupLogits) => void, release?: (seq: Sequence) => void): Decoder<S> {
   return {
     name: "verify",
     state,
+    release,
     plan(seq) {
       const drafts = propose(seq);
       state(seq).drafts = drafts;

@@ -30,6 +30,7 @@ export interface DecodeOptions extends DecoderOptions {
   decoder: DecoderName;
   /** Positions to run per prompt, the prompt included (an integer; <= 0 or > seqLen: seqLen), as llama2.c counts them. */
   steps: number;
+  /** Read once, when the decode starts (a callback changing the object changes nothing). */
   sampling: SamplingSettings;
   /**
    * One source of u's per prompt, each its own object (one source given for
@@ -50,7 +51,8 @@ export interface DecodeOptions extends DecoderOptions {
   /**
    * Called once per prompt when it finishes, with the KV cache and the rows
    * holding that prompt's verified tokens (in position order), before they
-   * are released. For inspection and tests.
+   * are released. For inspection and tests: a callback that changes the
+   * cache (crop, keep, free, a forward call on it) is an error.
    */
   onFinished?: (prompt: number, cache: KVCache, rows: number[]) => void;
   /** Called after every model call with each prompt's tokens so far, prompt included (e.g. to stream the text). */
@@ -178,18 +180,21 @@ export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], o
  * prompt, the sampling settings. Returns the prompts as arrays and the
  * positions to run.
  */
-function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">, where = "decode"): { prompts: number[][]; steps: number; aux: AuxSource[] } {
+function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions, "decoder">, where = "decode"): { prompts: number[][]; steps: number; aux: AuxSource[]; sampling: SamplingSettings } {
   if (!(model instanceof PtpModel)) throw new TypeError(`${where}: model must be a PtpModel (new PtpModel(teacher, student?)), got ${describeValue(model)}`);
   checkOptions(options, where);
+  checkLive(model, options.draft, where);
   if (!Array.isArray(prompts)) throw new TypeError(`${where}: prompts must be an array of prompts (each an array of token ids), got ${describeValue(prompts)}`);
   if (prompts.length === 0) throw new RangeError(`${where}: no prompts`);
   const { seqLen, vocabSize } = model.teacher.config;
   const checked = prompts.map((p, i) => checkTokens(p, vocabSize, where, `prompt ${i}`));
   const steps = runSteps(options.steps, seqLen, where);
   validateSamplingSettings(options.sampling);
+  // A copy: a callback changing the caller's object mid-run would change the path (or sample with the greedy run's stand-in u's).
+  const sampling = { ...options.sampling };
   const { aux } = options;
   // Greedy picks use no u (decodeAR asks for none either): a student's slot inputs read 0.5, as past the end of a finite source.
-  if (aux === undefined && !needsU(options.sampling)) return { prompts: checked, steps, aux: checked.map(() => NO_US) };
+  if (aux === undefined && !needsU(sampling)) return { prompts: checked, steps, aux: checked.map(() => NO_US), sampling };
   if (!Array.isArray(aux)) throw new TypeError(`${where}: aux must be an array with one source of u's per prompt (e.g. prompts.map((_, i) => new XorShiftAux(seed + i)); optional at temperature 0), got ${describeValue(aux)}`);
   if (aux.length !== prompts.length) throw new RangeError(`${where}: ${prompts.length} prompts need ${prompts.length} u sources, got ${aux.length}`);
   const seen = new Map<AuxSource, number>();
@@ -199,7 +204,33 @@ function checkRun(model: PtpModel, prompts: unknown, options: Omit<DecodeOptions
     if (first !== undefined) throw new RangeError(`${where}: aux[${first}] and aux[${i}] are the same object; each prompt needs a source of its own (their u's would be split between the prompts, so neither output would be its prompt's AR sample path)`);
     seen.set(a, i);
   });
-  return { prompts: checked, steps, aux };
+  return { prompts: checked, steps, aux, sampling };
+}
+
+/**
+ * Throws, naming `where`, when the model, its teacher, its backend or the
+ * draft model was disposed (before the decode, or by one of its callbacks:
+ * checked before every call), instead of a backend's "buffer used after
+ * free" or an error about the KV cache's size.
+ */
+function checkLive(model: PtpModel, draft: DraftModel | undefined, where: string, running = false): void {
+  const dead = model.disposed
+    ? "the model was disposed (PtpModel.dispose)"
+    : model.teacher.disposed
+      ? "the model's teacher was disposed (Transformer.dispose)"
+      : model.teacher.backend.disposed
+        ? "the model's backend was disposed (backend.dispose())"
+        : draft?.disposed
+          ? "the draft model was disposed (DraftModel.dispose)"
+          : undefined;
+  if (dead) throw new Error(`${where}: ${dead}${running ? " by a callback while the decode ran; a callback must not dispose what a running decode uses" : "; make a new one"}`);
+}
+
+/** Throws, naming `where`, when a callback changed the decode's KV cache (it held `rows` rows before it ran). */
+function checkCacheUntouched(cache: KVCache, rows: number, callback: string, where: string): void {
+  if (cache.length !== rows || cache.keys.length === 0) {
+    throw new Error(`${where}: ${callback} changed the decode's KV cache (${cache.keys.length === 0 ? "freed it" : `it held ${rows} rows, now ${cache.length}`}); the cache a callback sees is for reading only (no crop, keep, free or forward call on it)`);
+  }
 }
 
 /**
@@ -224,9 +255,9 @@ export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<num
 
 /** The decode loop; with `callLogits`, every call's logits go into that one array (its views die at the next call). */
 function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits, where = "decode"): PtpResult {
-  const { prompts, steps, aux } = checkRun(model, promptsGiven, options, where);
+  const { prompts, steps, aux, sampling } = checkRun(model, promptsGiven, options, where);
   const stopAtBos = options.stopAtBos ?? true;
-  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, options.sampling, stopAtBos));
+  const sequences = prompts.map((p, i) => new Sequence(p, new UStream(aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, sampling, stopAtBos));
   // Picks from the latest call's rows where its logits are (the teacher's, a draft model's or a draft head's).
   const transformers = [model.teacher, ...(options.draft ? [options.draft.transformer] : []), ...(model.head ? [model.head.transformer] : [])];
   const devicePick = (logits: Float32Array, settings: SamplingSettings, u: number, exclude?: readonly number[]) => {
@@ -245,23 +276,36 @@ function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[],
   const cache = newDecodeCache(model, cacheRows, options);
   let modelCalls = 0;
   const extraBefore = decoder.extraCalls?.() ?? 0;
-  // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
-  if (options.onFinished) sequences.forEach((s, i) => s.done && options.onFinished!(i, cache, []));
-  for (;;) {
-    const active = sequences.filter((s) => !s.done);
-    if (active.length === 0) break;
-    const groups = active.map((s) => decoder.plan(s));
-    const firstRow = cache.length;
-    const out = runCall(model, cache, groups, true, callLogits);
-    modelCalls++;
-    const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
-    const rows = commit(firstRow, sequences, groups, keep);
-    // A sequence that just finished: show its cache rows before they are dropped.
-    if (options.onFinished) for (const [seq, r] of rows) if (seq.done) options.onFinished(sequences.indexOf(seq), cache, r);
-    cache.keep(survivors(sequences, rows));
-    options.onCall?.(sequences.map((s) => s.tokens));
+  // The caches are freed however the decode ends (a u source or a callback that throws included).
+  try {
+    // Prompts longer than `steps` are never run (as in the reference): finished, with no cache rows.
+    if (options.onFinished) sequences.forEach((s, i) => s.done && options.onFinished!(i, cache, []));
+    checkCacheUntouched(cache, 0, "onFinished", where);
+    for (;;) {
+      const active = sequences.filter((s) => !s.done);
+      if (active.length === 0) break;
+      checkLive(model, options.draft, where, true);
+      const groups = active.map((s) => decoder.plan(s));
+      const firstRow = cache.length;
+      const out = runCall(model, cache, groups, true, callLogits);
+      modelCalls++;
+      const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
+      const rows = commit(firstRow, sequences, groups, keep);
+      // A sequence that just finished: show its cache rows before they are dropped.
+      if (options.onFinished) {
+        const held = cache.length;
+        for (const [seq, r] of rows) if (seq.done) options.onFinished(sequences.indexOf(seq), cache, r);
+        checkCacheUntouched(cache, held, "onFinished", where);
+      }
+      cache.keep(survivors(sequences, rows));
+      const held = cache.length;
+      options.onCall?.(sequences.map((s) => s.tokens));
+      checkCacheUntouched(cache, held, "onCall", where);
+    }
+  } finally {
+    cache.free();
+    for (const s of sequences) if (!s.done) decoder.release?.(s);
   }
-  cache.free();
   // Calls on a model of the decoder's own (a draft model) count too.
   modelCalls += (decoder.extraCalls?.() ?? 0) - extraBefore;
   const seconds = (performance.now() - start) / 1000;

@@ -74,7 +74,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: D
   };
 
   return {
-    ...besideTeacherDecoder(state, propose, (seq) => seq.done && release(seq)),
+    ...besideTeacherDecoder(state, propose, (seq) => seq.done && release(seq), release),
     extraCalls: () => calls,
   };
 }

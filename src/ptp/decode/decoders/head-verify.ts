@@ -77,16 +77,21 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     return drafts;
   };
 
-  return besideTeacherDecoder(state, propose, (seq, keep, group, out) => {
-    if (seq.done) release(seq);
-    else
-      ingest(
-        seq,
-        state(seq),
-        keep.map((i) => group.base[i].position),
-        keep.map((i) => out.baseRows[i]),
-      );
-  });
+  return besideTeacherDecoder(
+    state,
+    propose,
+    (seq, keep, group, out) => {
+      if (seq.done) release(seq);
+      else
+        ingest(
+          seq,
+          state(seq),
+          keep.map((i) => group.base[i].position),
+          keep.map((i) => out.baseRows[i]),
+        );
+    },
+    release,
+  );
 
   /** The head's keys and values for the rows the call kept (call rows `rows`, at `positions`), from the teacher's final hidden states. */
   function ingest(seq: Sequence, s: HeadVerifyState, positions: number[], rows: number[]): void {
