@@ -515,7 +515,8 @@ describe("FUZZ readers: corrupted files are read or refused by name, never a raw
       const empty = folder("peft-no-lora");
       writeFileSync(join(empty, "adapter_model.safetensors"), serializeSafetensors(Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.includes(".lora_"))), { format: "pt" }));
       writeFileSync(join(empty, "adapter_config.json"), JSON.stringify({ ...config, layers_to_transform: [], r: 2 ** 31 }));
-      expect(refusal(() => loadStudent(empty))).toMatch(/adapter_config.json: "r" 2147483648 and the teacher's shape \(dim 8, hiddenDim 12, nLayers 2\) make the LoRA weights that the folder leaves out \d+ bytes of zeros, more than a student adapter may hold \(2147483647 bytes\)$/);
+      // And a folder without any LoRA pair backs "r" with nothing at all: refused before any zeros are made.
+      expect(refusal(() => loadStudent(empty))).toMatch(/adapter_model.safetensors: holds no LoRA weights \(no lora_A \/ lora_B pair for any layer and module\), so nothing backs "r" 2147483648; /);
     },
     TEST_MS,
   );

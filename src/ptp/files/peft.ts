@@ -336,6 +336,10 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
       if (A === undefined) zeroFloats += rank * (inp + out);
     }
   }
+  // A folder of no pair at all backs "r" with nothing (PEFT and export-peft write every pair they train): not a trained student.
+  if (present.every((pairs) => pairs.every((p) => p === undefined))) {
+    fail(`holds no LoRA weights (no lora_A / lora_B pair for any layer and module), so nothing backs "r" ${rank}; a PTP student's PEFT folder holds the pairs of the layers and modules it trains`);
+  }
   // Absent pairs read as zeros, whose size only "r" and the teacher's shape give: as large as an adapter file may be (2 GiB), at most.
   if (zeroFloats * 4 > MAX_FILE_BYTES) {
     cfgFail(`"r" ${rank} and the teacher's shape (dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}) make the LoRA weights that the folder leaves out ${zeroFloats * 4} bytes of zeros, more than a student adapter may hold (${MAX_FILE_BYTES} bytes)`);
