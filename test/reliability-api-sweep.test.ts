@@ -131,7 +131,7 @@ describe("backends: the registry, the conformance suite and the js reference", (
   it("API-CONFORMANCE-ARGS: runBackendConformance names a bad backend, options object or option key, and bounds runs (10^9 runs held the thread for hours)", async () => {
     for (const backend of [undefined, null, 5, {}]) await expect(runBackendConformance(any(backend))).rejects.toThrow(/^runBackendConformance: backend must be a registered backend's name or a Backend instance/);
     await expect(runBackendConformance("js", any(null))).rejects.toThrow(/^runBackendConformance: options must be an object/);
-    await expect(runBackendConformance("js", any({ run: 1 }))).rejects.toThrow(/^runBackendConformance: unknown option "run"; the options are runs, seed, backendOptions/);
+    await expect(runBackendConformance("js", any({ run: 1 }))).rejects.toThrow(/^runBackendConformance: unknown option "run"; did you mean runs\? \(the options are runs, seed, backendOptions\)/);
     await expect(runBackendConformance("js", { runs: 1e9 })).rejects.toThrow(/^runBackendConformance: runs must be at most 10000/);
     await expect(runBackendConformance("js", { runs: 1, backendOptions: any(5) })).rejects.toThrow(/^createBackend: options must be an object/);
   });

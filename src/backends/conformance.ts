@@ -31,6 +31,7 @@ import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
 import { tokenProbability } from "../sampling/softmax.js";
 import { Gen } from "../util/prng.js";
+import { checkOptionKeys } from "../util/options.js";
 import { BackendError, type Backend, type Buffer, type DType, type HostArray } from "./backend.js";
 import { randomCheckpoint } from "../model/init.js";
 import type { Block } from "../model/block.js";
@@ -722,22 +723,31 @@ const CONFORMANCE_OPTIONS: readonly string[] = ["runs", "seed", "backendOptions"
 export const MAX_CONFORMANCE_RUNS = 10_000;
 
 /**
+ * What a check suite (runBackendConformance, runPtpExactness) reads before
+ * it runs: its options object (no unknown key), the backend (a registered
+ * name is created with `backendOptions`; an instance is used as it is), the
+ * random cases per check (`runs`: a positive integer up to `runs.max`) and
+ * the seed of their generator.
+ */
+export async function openSuite(where: string, backend: unknown, options: { runs?: number; seed?: number; backendOptions?: BackendOptions }, known: readonly string[], runsRule: { default: number; max: number; what: string }): Promise<{ b: Backend; runs: number; g: Gen }> {
+  checkOptionKeys(options, where, known);
+  if (typeof backend !== "string" && (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function")) {
+    throw new TypeError(`${where}: backend must be a registered backend's name or a Backend instance, got ${describeValue(backend)}`);
+  }
+  const runs = options.runs === undefined ? runsRule.default : checkPositiveInteger(options.runs, where, "runs");
+  if (runs > runsRule.max) throw new RangeError(`${where}: runs must be at most ${runsRule.max} (${runsRule.what}), got ${runs}`);
+  const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, where, "seed"));
+  const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : (backend as Backend);
+  return { b, runs, g };
+}
+
+/**
  * Runs the backend contract's checks on a backend (a registered name, or an
  * instance) against the js reference. Never throws for a failing check: the
  * report lists every check with its first failure.
  */
 export async function runBackendConformance(backend: string | Backend, options: ConformanceOptions = {}): Promise<ConformanceReport> {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`runBackendConformance: options must be an object ({ runs, seed, backendOptions }), got ${describeValue(options)}`);
-  for (const key of Object.keys(options)) {
-    if (!CONFORMANCE_OPTIONS.includes(key)) throw new RangeError(`runBackendConformance: unknown option ${JSON.stringify(key)}; the options are ${CONFORMANCE_OPTIONS.join(", ")}`);
-  }
-  if (typeof backend !== "string" && (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function")) {
-    throw new TypeError(`runBackendConformance: backend must be a registered backend's name or a Backend instance, got ${describeValue(backend)}`);
-  }
-  const runs = options.runs === undefined ? 10 : checkPositiveInteger(options.runs, "runBackendConformance", "runs");
-  if (runs > MAX_CONFORMANCE_RUNS) throw new RangeError(`runBackendConformance: runs must be at most ${MAX_CONFORMANCE_RUNS} (random problems per check), got ${runs}`);
-  const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runBackendConformance", "seed"));
-  const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
+  const { b, runs, g } = await openSuite("runBackendConformance", backend, options, CONFORMANCE_OPTIONS, { default: 10, max: MAX_CONFORMANCE_RUNS, what: "random problems per check" });
   const ref = new JsBackend();
   const checks: ConformanceCheck[] = [];
   for (const spec of CHECKS) {

@@ -15,15 +15,13 @@
  * in the last bit, or that accepts one token too many, goes astray.
  */
 import type { Backend } from "../backends/backend.js";
-import type { ConformanceCheck, ConformanceReport } from "../backends/conformance.js";
-import { createBackend, type BackendOptions } from "../backends/registry.js";
+import { openSuite, type ConformanceCheck, type ConformanceReport } from "../backends/conformance.js";
+import type { BackendOptions } from "../backends/registry.js";
 import { randomCheckpoint } from "../model/init.js";
-import { Gen } from "../util/prng.js";
+import type { Gen } from "../util/prng.js";
 import type { ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/transformer.js";
 import { ArrayAux } from "../sampling/aux.js";
-import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
-import { checkOptionKeys } from "../util/options.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { needsU } from "../sampling/sampler.js";
@@ -160,14 +158,7 @@ function runCase(b: Backend, c: Case, edges: boolean, g: Gen): void {
  * with its first failure.
  */
 export async function runPtpExactness(backend: string | Backend, options: PtpExactnessOptions = {}): Promise<ConformanceReport> {
-  checkOptionKeys(options, "runPtpExactness", EXACTNESS_OPTIONS);
-  if (typeof backend !== "string" && (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function")) {
-    throw new TypeError(`runPtpExactness: backend must be a registered backend's name or a Backend instance, got ${describeValue(backend)}`);
-  }
-  const runs = options.runs === undefined ? 8 : checkPositiveInteger(options.runs, "runPtpExactness", "runs");
-  if (runs > MAX_EXACTNESS_RUNS) throw new RangeError(`runPtpExactness: runs must be at most ${MAX_EXACTNESS_RUNS} (random cases per check), got ${runs}`);
-  const g = new Gen(options.seed === undefined ? 1 : checkInteger(options.seed, "runPtpExactness", "seed"));
-  const b = typeof backend === "string" ? await createBackend(backend, options.backendOptions) : backend;
+  const { b, runs, g } = await openSuite("runPtpExactness", backend, options, EXACTNESS_OPTIONS, { default: 8, max: MAX_EXACTNESS_RUNS, what: "random cases per check" });
   const specs = [
     { id: "decoders-equal-ar", description: "verify, single-call and multi-draft output the AR sample path for the same u's (uniform u's)", edges: false },
     { id: "decoders-equal-ar-edges", description: "the same with u's on and next to the teacher's bin edges", edges: true },
