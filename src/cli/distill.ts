@@ -22,7 +22,7 @@ import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
 import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
-import { recognise } from "./output-files.js";
+import { lockOutput, recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
 import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
 
@@ -119,6 +119,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     ],
     outKind: recognise.safetensors,
   });
+  lockOutput(io, "distill", out, argv);
 
   const ckpt = readModel(f.model);
   const checksum = teacherChecksum(ckpt);

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { releaseOutputLocks } from "../io/output-lock.js";
 import { closest, UsageError } from "./args.js";
 import { convertCommand, convertUsage } from "./convert.js";
 import { distillCommand, distillUsage } from "./distill.js";
@@ -79,5 +80,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     }
     io.stderr(`ptp ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
+  } finally {
+    // A run's OUT.lock (output-files.ts lockOutput) ends with its command.
+    releaseOutputLocks();
   }
 }

@@ -1,6 +1,7 @@
 import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { temporaryPathFor } from "../io/atomic-write.js";
+import { acquireOutputLock } from "../io/output-lock.js";
 import { holdSignals, SIGNAL_EXIT_CODE } from "../train/interrupt.js";
 import { UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
@@ -225,3 +226,13 @@ export const recognise = {
 
 /** Whether a path was given and exists. */
 export const exists = (path: string | undefined): path is string => path !== undefined && existsSync(path);
+
+/**
+ * Takes OUT.lock for a long run that writes OUT and files next to it
+ * (src/io/output-lock.ts): refused (exit 1) while another ptp process
+ * writes OUT; a stale lock is replaced, with a line on stderr. Called after
+ * the output checks, before any output is touched; main releases it.
+ */
+export function lockOutput(io: Io, command: string, out: string, argv: readonly string[]): void {
+  acquireOutputLock(out, ["ptp", command, ...argv].join(" "), (note) => io.stderr(`ptp ${command}: ${note}\n`));
+}

@@ -13,7 +13,7 @@ import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { checkOutputs } from "./output-files.js";
+import { checkOutputs, lockOutput } from "./output-files.js";
 
 export const pregenerateFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
@@ -66,6 +66,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     force: true,
   });
   if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
+  lockOutput(io, "pregenerate", out, argv);
 
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(f.tokenizer, checkpoint.config.vocabSize);

@@ -14,7 +14,7 @@ import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
-import { recognise } from "./output-files.js";
+import { lockOutput, recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
 import { checkRank, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
@@ -115,6 +115,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
+  lockOutput(io, "train", out, argv);
   // A run that fails before its first checkpoint (a corpus too short, a shape beyond memory) leaves no --char-vocab it created.
   let checkpointed = false;
   files.onCheckpoint = () => void (checkpointed = true);
