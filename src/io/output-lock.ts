@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { SIGNAL_EXIT_CODE, SIGNALS, type StopSignal } from "../train/interrupt.js";
 
 /**
  * One run per output: a long run (`ptp distill`, `ptp train`, `ptp
@@ -28,15 +29,13 @@ const held = new Map<string, string>();
 /** An empty lock younger than this may be one being written: it counts as held. */
 const YOUNG_MS = 3000;
 
-const SIGNAL_CODE = { SIGINT: 130, SIGTERM: 143 } as const;
-
 function onExit(): void {
   for (const path of [...held.keys()]) release(path);
 }
 
 /** SIGINT/SIGTERM with no other listener (Node's default would kill the process and skip "exit"): exit as it would, lock released. */
 function onSignal(s: NodeJS.Signals): void {
-  if (process.listenerCount(s) === 1) process.exit(SIGNAL_CODE[s as keyof typeof SIGNAL_CODE]);
+  if (process.listenerCount(s) === 1) process.exit(SIGNAL_EXIT_CODE[s as StopSignal]);
 }
 
 function release(path: string): void {
@@ -50,7 +49,7 @@ function release(path: string): void {
   }
   if (held.size === 0) {
     process.off("exit", onExit);
-    for (const s of ["SIGINT", "SIGTERM"] as const) process.off(s, onSignal);
+    for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
 
@@ -134,7 +133,7 @@ export function acquireOutputLock(out: string, command: string, onStale: (note: 
   }
   if (held.size === 0) {
     process.on("exit", onExit);
-    for (const s of ["SIGINT", "SIGTERM"] as const) process.on(s, onSignal);
+    for (const s of SIGNALS) process.on(s, onSignal);
   }
   held.set(path, content);
   return () => release(path);

@@ -15,7 +15,7 @@ export type StopSignal = "SIGINT" | "SIGTERM";
 /** The shell's exit status for a run stopped by `signal`: 128 + its number. */
 export const SIGNAL_EXIT_CODE: Readonly<Record<StopSignal, number>> = { SIGINT: 130, SIGTERM: 143 };
 
-const SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM"];
+export const SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM"];
 
 export class Interruption {
   /** The first signal received, once one has been. */
