@@ -30,6 +30,7 @@ export interface Buffer {
 
 export type HostArray = Float32Array | Int32Array | Uint8Array;
 
+/** What a backend implements (the contract: spec/backend.md; the checks: runBackendConformance). */
 export interface Backend {
   /** Registry name, e.g. "js", "wasm". */
   readonly name: string;

@@ -3,7 +3,7 @@
  * against its own backend, without any test framework:
  *
  *   import { registerBackend, runBackendConformance } from "ptp-ts";
- *   registerBackend("mine", async () => new MyBackend());
+ *   registerBackend("mine", async () => new MyBackend()); // your class implementing Backend
  *   const report = await runBackendConformance("mine");
  *   if (!report.passed) console.error(report.checks.filter((c) => !c.passed));
  *
@@ -45,6 +45,7 @@ export const matmulTol = (K: number): number => (1.25 * K + 8) * UNIT_ROUNDOFF *
 /** Tolerance of an attention output element of head size hs. */
 export const attentionTol = (headSize: number): number => 4 * (1.25 * headSize + 8) * UNIT_ROUNDOFF * Math.sqrt(headSize) + 1e-6;
 
+/** One check of a conformance or exactness suite and how it went. */
 export interface ConformanceCheck {
   /** e.g. "matmul-agrees", "errors". */
   id: string;
@@ -56,6 +57,7 @@ export interface ConformanceCheck {
   failure?: string;
 }
 
+/** What runBackendConformance (or runPtpExactness) found: passed only when every check passed. */
 export interface ConformanceReport {
   backend: string;
   description: string;

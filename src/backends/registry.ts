@@ -15,6 +15,7 @@ export type BackendFactory = (options: BackendOptions) => Backend | Promise<Back
 
 const factories = new Map<string, BackendFactory>();
 
+/** Makes `factory` the backend called `name` (lower-case letters, digits, '-' or '_'); an existing name is replaced. */
 export function registerBackend(name: string, factory: BackendFactory): void {
   if (typeof name !== "string" || !/^[a-z][a-z0-9_-]*$/.test(name)) {
     throw new Error(`registerBackend: name must be lower-case letters, digits, '-' or '_', got ${typeof name === "string" ? JSON.stringify(name) : describeValue(name)}`);
@@ -49,10 +50,12 @@ function checkOptions(name: string, options: unknown): asserts options is Backen
   }
 }
 
+/** The names of the registered backends, built-ins (js, wasm) first. */
 export function listBackends(): string[] {
   return [...factories.keys()];
 }
 
+/** The backend createBackend and the CLI use when none is named. */
 export const DEFAULT_BACKEND = "wasm";
 
 /** A new backend instance by name ("js", "wasm", or a registered plug-in). */

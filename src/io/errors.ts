@@ -4,15 +4,15 @@ import { describeValue } from "../sampling/checks.js";
 /** node:fs, fetched at call time (a static import would keep this module out of browsers). */
 const nodeFs = (path: string) => nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
 
+/** The longest problem text a FileFormatError carries. */
+const MAX_PROBLEM = 500;
+
 /**
  * A file that cannot be read as the format it should be in. The message
  * always starts with the file path (or the name the bytes were given), then
  * says what was expected and what was found, e.g.
  * `stories.bin: file is 1000 bytes but the header (dim 64, ...) requires 1056540 bytes`.
  */
-/** The longest problem text a FileFormatError carries. */
-const MAX_PROBLEM = 500;
-
 export class FileFormatError extends Error {
   /** The path or name of the offending file. */
   readonly path: string;

@@ -17,7 +17,9 @@ import { describeValue } from "../sampling/checks.js";
 import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
+/** The beginning-of-sequence token id of llama2.c's tokenizers (prepended by encode when asked). */
 export const BOS = 1;
+/** The end-of-sequence token id of llama2.c's tokenizers. */
 export const EOS = 2;
 /** Byte b is encoded, when no piece matches, as token b + BYTE_TOKEN_OFFSET ("<0xXX>"). */
 export const BYTE_TOKEN_OFFSET = 3;
@@ -152,6 +154,11 @@ class CandidateHeap {
   }
 }
 
+/**
+ * llama2.c's tokenizer.bin: a byte-fallback BPE over a scored vocabulary
+ * (encode merges the highest-scoring pair first, as run.c does; decode maps
+ * ids back to text, `<0xXX>` tokens to raw bytes).
+ */
 export class Tokenizer {
   /** Number of tokens (the model's vocab size). */
   readonly vocabSize: number;

@@ -2,7 +2,10 @@
  * PTP's exactness property (spec/ptp.md) as a suite a third party can run
  * on its own backend, without any test framework:
  *
+ *   import { registerBackend, runPtpExactness } from "ptp-ts";
+ *   registerBackend("mine", async () => new MyBackend()); // your class implementing Backend
  *   const report = await runPtpExactness("mine", { runs: 20 });
+ *   if (!report.passed) console.error(report.checks.filter((c) => !c.passed));
  *
  * On random tiny teachers (GQA and MHA, shared or separate classifier),
  * random untrained students (O and C, every aux kind, windows 1..6, LoRA

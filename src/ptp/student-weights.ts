@@ -29,6 +29,7 @@ export interface AuxEmbeddingConfig {
 /** O-PTP: slot j sees u_s..u_{s+j} (predict by argmax). C-PTP: own u withheld (predict by Pick). */
 export type Variant = "O" | "C";
 
+/** A student's shape and kind: everything its file's header stores besides the weights. */
 export interface StudentConfig {
   variant: Variant;
   /** LoRA rank r. */
@@ -126,6 +127,7 @@ export type PickFeedbackKind = "first" | "chain";
 
 export const PICK_FEEDBACK_KINDS: readonly PickFeedbackKind[] = ["first", "chain"];
 
+/** A PTP student: its config and weights (the adapter, auxiliary embeddings and any extra blocks), beside a teacher it was made for. */
 export interface Student {
   config: StudentConfig;
   weights: StudentWeights;

@@ -52,6 +52,7 @@ function recoverSlot(k: number, cfg: ModelConfig, weights: GraphWeights, st: Tra
   });
 }
 
+/** The settings of inverseArTrain beyond the shared loop's (steps, learning rate, checkpoints, ...). */
 export interface InverseArOptions extends LoopOptions {
   /** Text windows per step (each from a random place in the stream) and tokens per text window. */
   sequences: number;
@@ -62,6 +63,11 @@ export interface InverseArOptions extends LoopOptions {
   eval?: EvalSettings;
 }
 
+/**
+ * Inverse-AR training (see the module comment) of a C-PTP `student` on the
+ * token `stream`, the base model giving the context of each window. Writes
+ * the student, checkpoints and the log to `files`, and resumes from them.
+ */
 export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): Promise<LoopResult> {
   if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
   const cfg = baseCkpt.config,

@@ -22,6 +22,7 @@ import { runSteps } from "./decode-ar.js";
 import { decoderSettings, runnerUpCount, type DecoderOptions, type DecoderSettings } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
+/** The decoders `decode` and `ptp generate --decoder` take: ar (the reference) and the PTP decoders, all equal to ar for the same u's. */
 export const DECODERS = ["ar", "verify", "single-call", "self", "multi-draft"] as const;
 export type DecoderName = (typeof DECODERS)[number];
 
@@ -59,6 +60,7 @@ export interface DecodeOptions extends DecoderOptions {
   onCall?: (tokens: readonly (readonly number[])[]) => void;
 }
 
+/** What a decode measured, over all its prompts. */
 export interface PtpStats {
   /** Forward calls made (each teacher call shared by every prompt still decoding), a draft model's calls included. */
   modelCalls: number;
@@ -71,6 +73,7 @@ export interface PtpStats {
   acceptedHistogram: number[];
 }
 
+/** A decode's outputs (prompt then generated tokens, per prompt) and its statistics. */
 export interface PtpResult {
   /** Per prompt: the prompt tokens followed by what was generated. */
   outputs: number[][];
