@@ -28,6 +28,7 @@ export interface Buffer {
   readonly length: number;
 }
 
+/** The host arrays upload and download move: f32 for tensors, i32 for indices, u8 for masks. */
 export type HostArray = Float32Array | Int32Array | Uint8Array;
 
 /** What a backend implements (the contract: spec/backend.md; the checks: runBackendConformance). */
@@ -243,6 +244,7 @@ export function hostDataLength(backend: string, op: string, data: unknown): numb
 
 /** The weight types a backend may run matmuls in (BackendOptions.weights). */
 export const WEIGHT_TYPES = ["f32", "bf16", "int8"] as const;
+/** One of WEIGHT_TYPES. */
 export type WeightType = (typeof WEIGHT_TYPES)[number];
 
 /** Options of createBackend (src/backends/registry.ts), read by the backend a name picks. */

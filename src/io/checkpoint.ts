@@ -25,6 +25,7 @@ import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../sampling/checks.js";
 import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
+/** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */
 export type CheckpointVersion = 0 | 1;
 
 /** "ak42" read as a little-endian uint32. */

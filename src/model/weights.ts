@@ -18,6 +18,7 @@ export interface LayerWeights {
   w3: Float32Array; // [hidden, dim]  (up)
 }
 
+/** A Llama model's weights on the host, as llama2.c lays them out (every matrix [out, in], row-major). */
 export interface ModelWeights {
   tokenEmbedding: Float32Array; // [vocab, dim]
   layers: LayerWeights[];
@@ -26,6 +27,7 @@ export interface ModelWeights {
   wcls: Float32Array;
 }
 
+/** A model as read from a file: its config and its weights. */
 export interface Checkpoint {
   config: ModelConfig;
   weights: ModelWeights;

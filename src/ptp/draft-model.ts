@@ -33,6 +33,7 @@ export interface DraftConfig {
   teacherChecksum: string;
 }
 
+/** A standalone draft's weights: a small transformer of its own and its auxiliary embedding. */
 export interface DraftWeights {
   /** The draft transformer (wcls is tokenEmbedding when model.sharedClassifier). */
   model: ModelWeights;
@@ -41,6 +42,7 @@ export interface DraftWeights {
   start?: Float32Array;
 }
 
+/** A standalone draft model (a PTP model with its own small transformer instead of the teacher's layers). */
 export interface Draft {
   config: DraftConfig;
   weights: DraftWeights;

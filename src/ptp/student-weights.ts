@@ -20,6 +20,7 @@ import type { LayerWeights, LinearName } from "../model/weights.js";
  */
 export type AuxKind = "bits" | "digits" | "anchors";
 
+/** How u is embedded: its bits, its B decimal digits, or anchors (spec/ptp.md). */
 export interface AuxEmbeddingConfig {
   kind: AuxKind;
   /** B, for "digits" (1..24). */
@@ -111,6 +112,7 @@ export interface AuxEmbeddingWeights {
   anchors?: Float32Array;
 }
 
+/** A student's own weights: the teacher's are not included (the student runs beside a teacher). */
 export interface StudentWeights {
   layers: LayerLora[];
   aux: AuxEmbeddingWeights;

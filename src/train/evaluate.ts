@@ -12,6 +12,7 @@ import type { SamplingSettings } from "../sampling/processors.js";
 import { runSteps } from "../ptp/decode/decode-ar.js";
 import type { LoopSpec } from "./loop.js";
 
+/** How a training run measures its student: the decoder it runs on held-out prompts, and with what settings. */
 export interface EvalSettings {
   /** Held-out prompts, as token arrays (BOS first). */
   prompts: readonly (readonly number[])[];
@@ -25,6 +26,7 @@ export interface EvalSettings {
   batch?: number;
 }
 
+/** One evaluation: what the student's decoder achieved on the held-out prompts. */
 export interface EvalResult {
   /** Mean tokens finalized per verification step: the paper's accepted tokens per call. */
   meanAccepted: number;

@@ -49,6 +49,7 @@ export function nextTokenLoss(tape: Tape, c: ModelConfig, w: GraphWeights, strea
   return crossEntropy(tape, logits, targets, new Float32Array(R).fill(1));
 }
 
+/** The settings of pretrain beyond the shared loop's (steps, learning rate, checkpoints, ...). */
 export interface PretrainOptions extends LoopOptions {
   /** Windows per step (a positive integer) and tokens per window (an integer in [1, seqLen]). */
   batch: number;

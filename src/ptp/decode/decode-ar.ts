@@ -11,6 +11,7 @@ import { BOS } from "../../io/tokenizer.js";
 /** The keys of ArOptions; another (stopAtBOS, step) is a typo that would be ignored. */
 const AR_OPTIONS: readonly (keyof ArOptions)[] = ["steps", "sampling", "aux", "stopAtBos", "onToken"];
 
+/** The options of decodeAR: how far to run, the sampling settings, the u source and the callbacks. */
 export interface ArOptions {
   /**
    * Number of positions to run, the prompt included, as the llama2.c
@@ -28,6 +29,7 @@ export interface ArOptions {
   onToken?: (prev: number, token: number) => void;
 }
 
+/** What an AR decode measured. */
 export interface DecodeStats {
   /** Forward calls made. */
   modelCalls: number;
@@ -38,6 +40,7 @@ export interface DecodeStats {
   tokensPerSecond: number;
 }
 
+/** An AR decode's sequence and statistics. */
 export interface DecodeResult {
   /** The whole sequence: the prompt tokens (BOS first) and what followed. */
   tokens: number[];
