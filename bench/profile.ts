@@ -18,7 +18,8 @@
  *
  * --rows K (K > 1): each timed step is instead one causal call of K rows at
  * positions 64 .. 64 + K - 1 after 64 cached tokens (the cost-curve's call),
- * repeated N times with the cache cropped back to 64 in between; "argmax" is
+ * repeated N times with the cache cropped back to 64 in between, the logits
+ * written into one array as the decoders do (forwardInto); "argmax" is
  * then the host argmax of all K rows.
  */
 import type { Backend } from "../src/backends/backend.js";
@@ -170,6 +171,8 @@ function kRowCalls(model: Transformer, rows: number, steps: number, stats?: Stat
   const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => (i * 7919 + from) % vocab);
   model.forward({ tokens: ids(CONTEXT, 3), positions: ids(CONTEXT, 0).map((_, i) => i) }, cache);
   const call = { tokens: ids(rows, 11), positions: Array.from({ length: rows }, (_, i) => CONTEXT + i) };
+  // Into one array, as the decoders call (a fresh logits array each call costs the host page faults).
+  const out = new Float32Array(rows * vocab);
   let forwardMs = 0,
     argmaxMs = 0;
   for (const measured of [false, true]) {
@@ -178,7 +181,7 @@ function kRowCalls(model: Transformer, rows: number, steps: number, stats?: Stat
     for (let i = 0; i < n; i++) {
       cache.crop(CONTEXT);
       const t0 = performance.now();
-      const logits = model.forward(call, cache);
+      const logits = model.forwardInto(out, call, cache);
       const t1 = performance.now();
       for (let r = 0; r < rows; r++) argmax(logits.subarray(r * vocab, (r + 1) * vocab));
       if (measured) {
@@ -196,7 +199,7 @@ const measure = (model: Transformer, steps: number, stats?: Stats): Run => (rows
 
 // ---- report ------------------------------------------------------------------
 
-const OP_ORDER = ["attention", "rmsnorm", "rope", "swiglu", "add", "embedding", "softmax", "copy", "upload", "download", "argmax"];
+const OP_ORDER = ["attention", "rmsnorm", "rope", "swiglu", "add", "embedding", "softmax", "copy", "upload", "download", "downloadInto", "argmax"];
 
 function table(c: ModelConfig, stats: Stats, run: Run, steps: number): string {
   const rows: string[][] = [];

@@ -95,9 +95,13 @@ export class DraftModel {
     return this.transformer.config;
   }
 
-  /** Run a block on the draft weights (slot rows: negative token ids with their embeddings). */
-  forward(block: Block, cache: KVCache): Float32Array {
-    return this.transformer.forward(block, cache);
+  /**
+   * Run a block on the draft weights (slot rows: negative token ids with
+   * their embeddings). With `into` (at least rows x vocab long) the logits
+   * are written there (Transformer.forwardInto), not to a new array.
+   */
+  forward(block: Block, cache: KVCache, into?: Float32Array): Float32Array {
+    return into ? this.transformer.forwardInto(into, block, cache) : this.transformer.forward(block, cache);
   }
 
   /** The input of a slot: the rule PtpModel's student follows (slotInput in ptp-model.ts). */

@@ -1,7 +1,7 @@
 import type { SparseMask } from "../../../model/block.js";
 import type { KVCache } from "../../../model/kv-cache.js";
 import type { DraftModel } from "../../draft-model.js";
-import { range } from "../call.js";
+import { range, ReusedLogits } from "../call.js";
 import { besideTeacherDecoder, proposalWindow, usableDrafts, sequenceState, type Decoder, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
 
@@ -35,6 +35,8 @@ export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: D
   const state = sequenceState<DraftVerifyState>(() => ({}));
   let calls = 0;
   const { seqLen, dim, vocabSize } = draft.config;
+  // Each call's logits are read (toDraft) before the next call: one array serves them all.
+  const reused = new ReusedLogits();
 
   const release = (seq: Sequence) => {
     const s = state(seq);
@@ -63,7 +65,7 @@ export function draftVerifyDecoder(draft: DraftModel, window: number, toDraft: D
     slots.forEach((slot, j) => ((positions[B + j] = slot.position), embeddings.set(slot.input as Float32Array, (B + j) * dim))); // draft models have no query slots (draft-file.ts)
     let logits: Float32Array;
     try {
-      logits = draft.forward({ tokens, positions, embeddings, visible: draftMask(done, B, count, draft.hybrid) }, cache);
+      logits = draft.forward({ tokens, positions, embeddings, visible: draftMask(done, B, count, draft.hybrid) }, cache, reused.take(M * vocabSize));
     } catch (e) {
       release(seq);
       throw e;
