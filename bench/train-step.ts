@@ -107,16 +107,16 @@ const teacher = new Transformer(backend, ckpt);
 const settings = { loss: "ce" as const, gamma: 1, window: L, sequences: S, sampling: { temperature: 0.7, topK: 0, topP: 1 } };
 
 /** Median step time (seconds) of `steps` steps after 2 warm-up steps, on T threads. */
-function ours(T: number): number {
+async function ours(T: number): Promise<number> {
   const student = randomStudent(ckpt, teacherChecksum(ckpt), { variant: "O", rank, alpha: rank, aux: { kind: "anchors" }, window: L, hybrid: true, seed: 1 });
-  const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, settings, T, S, kernels);
+  const parallel = await DataParallel.start(ckpt, teacher, { kind: "student", student }, settings, T, S, kernels);
   try {
     const opt = new AdamW(parallel.trainable, { weightDecay: 0 });
     const times: number[] = [];
     for (let i = 0; i < steps + 2; i++) {
       const jobs = makeJobs(1000 + i);
       const t0 = performance.now();
-      parallel.run(jobs);
+      await parallel.run(jobs);
       opt.step(1e-3);
       if (i >= 2) times.push((performance.now() - t0) / 1000);
     }
@@ -162,7 +162,7 @@ const mine = new Map<number, number[]>(),
   theirs = new Map<number, TorchResult[]>();
 for (let r = 0; r < rounds; r++) {
   for (const T of threadCounts) {
-    (mine.get(T) ?? mine.set(T, []).get(T)!).push(ours(T));
+    (mine.get(T) ?? mine.set(T, []).get(T)!).push(await ours(T));
     const t = torch(T);
     if (t) (theirs.get(T) ?? theirs.set(T, []).get(T)!).push(t);
   }

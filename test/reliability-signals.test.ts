@@ -52,6 +52,16 @@ describe("signals stop training runs, which resume exactly", () => {
     sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
   });
 
+  it("REL-SIGNAL-LONG-STEP: a signal during a `ptp distill` step of many windows abandons the step at once (its sequences run on worker threads; the main thread only waits): the state before it is saved, exit 130", async () => {
+    await dataset();
+    const out = join(tmp, "long-step.safetensors");
+    // One step of 16 sequences x 4096 windows takes tens of seconds; the signal comes as it starts.
+    const r = await runChild(["bin/ptp.js", ...distillArgs(out, "--windows", "4096", "--batch", "16", "--threads", "2")], { when: /Ctrl-C saves/, signals: ["SIGINT"], delayMs: 300 });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0; checkpoint saved/);
+    expect(stepOf(`${out}.train.safetensors`)).toBe(0);
+  });
+
   it("REL-SIGNAL-TRAIN: SIGTERM to a running `ptp train` saves a checkpoint and exits 143; --resume then matches an uninterrupted run", async () => {
     const corpus = join(tmp, "corpus.txt");
     writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
@@ -62,6 +72,48 @@ describe("signals stop training runs, which resume exactly", () => {
     expect((await runCli(...args("t-ref.bin", "--stop-after", String(k + 2)))).code).toBe(130);
     expect((await runCli(...args("t-sig.bin", "--resume", "--stop-after", "2"))).code).toBe(130);
     expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
+  });
+
+  it("REL-SIGNAL-TRAIN-LONG-STEP: `ptp train` runs a large batch a part at a time (PART_ROWS rows), pausing between parts: a signal during a long step abandons it within a part, the state before it saved; a run of such steps stopped and resumed matches an uninterrupted one", async () => {
+    const corpus = join(tmp, "corpus-long.txt");
+    writeFileSync(corpus, Array.from({ length: 400 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
+    const args = (out: string, batch: string, ...extra: string[]) => [
+      "train",
+      "--corpus",
+      corpus,
+      "--char-vocab",
+      join(tmp, `${out}.tok`),
+      "--out",
+      join(tmp, out),
+      "--dim",
+      "16",
+      "--layers",
+      "1",
+      "--heads",
+      "2",
+      "--hidden",
+      "32",
+      "--seq-len",
+      "128",
+      "--batch",
+      batch,
+      "--steps",
+      "1000000",
+      "--eval-every",
+      "0",
+      ...extra,
+    ];
+    // 2048 windows of 128 tokens: 64 parts, seconds a step.
+    const r = await runChild(["bin/ptp.js", ...args("t-long.bin", "2048")], { when: /Ctrl-C saves/, signals: ["SIGINT"], delayMs: 300 });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0; checkpoint saved/);
+    expect(stepOf(join(tmp, "t-long.bin.train.safetensors"))).toBe(0);
+    // 256 windows: 8 parts a step. Stopped after one step and resumed for one, as two steps in one run.
+    expect((await runCli(...args("t-parts-ref.bin", "256", "--stop-after", "2"))).code).toBe(130);
+    expect((await runCli(...args("t-parts.bin", "256", "--stop-after", "1"))).code).toBe(130);
+    expect((await runCli(...args("t-parts.bin", "256", "--resume", "--stop-after", "1"))).code).toBe(130);
+    expect(bytes(join(tmp, "t-parts.bin")).equals(bytes(join(tmp, "t-parts-ref.bin")))).toBe(true);
+    sameTensors(join(tmp, "t-parts.bin.train.safetensors"), join(tmp, "t-parts-ref.bin.train.safetensors"));
   });
 
   it("REL-SIGNAL-EVAL-DISTILL: SIGINT during a `ptp distill` evaluation stops it within a prompt, its progress shown and no figures printed; --resume evaluates that step first and matches an uninterrupted run bit for bit", async () => {

@@ -292,25 +292,25 @@ describe("TRAIN-EXTRA-THREADS: data-parallel steps with extra blocks", () => {
         return { tokens, us: Float32Array.from({ length: 14 }, () => next()), starts: [2 + Math.floor(next() * 10), 2 + Math.floor(next() * 10)] };
       }),
     );
-    const train = (threads: number) => {
+    const train = async (threads: number) => {
       const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 3, hybrid: true, query: true, seed: 5, zeroB: true, extraBlocks: 2, pickFeedback });
       const teacher = new Transformer(backend, ckpt);
-      const parallel = new DataParallel(ckpt, teacher, { kind: "student", student }, { loss: "kl", gamma: 0.9, window: 3, sequences: 3, sampling: { temperature: 0.8 } }, threads, 3);
+      const parallel = await DataParallel.start(ckpt, teacher, { kind: "student", student }, { loss: "kl", gamma: 0.9, window: 3, sequences: 3, sampling: { temperature: 0.8 } }, threads, 3);
       try {
         const opt = new AdamW(parallel.trainable, { lr: 1e-2 });
-        const figures = steps.map((jobs) => {
-          const f = parallel.run(jobs);
+        const figures = [];
+        for (const jobs of steps) {
+          figures.push(await parallel.run(jobs));
           opt.step();
-          return f;
-        });
+        }
         return { student, figures, names: parallel.trainable.map((p) => p.name) };
       } finally {
         parallel.close();
         teacher.dispose();
       }
     };
-    const one = train(1),
-      two = train(2);
+    const one = await train(1),
+      two = await train(2);
     expect(two.names).toEqual(one.names);
     expect(one.names.filter((n) => n.startsWith("extra."))).toHaveLength(18);
     expect(one.names.includes("feedback")).toBe(pickFeedback !== undefined);

@@ -5,23 +5,25 @@ import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { trainKernels, type TrainKernels } from "./autograd/index.js";
-import { packParams, paramCount, SequenceGradient, type JobFigures, type JobSettings, type SequenceJob } from "./distill-step.js";
+import { packParams, paramCount, type JobFigures, type JobSettings, type SequenceJob } from "./distill-step.js";
+import { trainableDraft, trainableStudent } from "./student-params.js";
 import type { Param } from "./param.js";
 
 /**
  * Data parallelism for distillation: the sequences of a step are split over
- * threads (the main thread and T - 1 worker threads, each with its own copy
- * of the teacher and the proposer), and their gradients are summed in a
- * fixed order.
+ * T worker threads (each with its own copy of the teacher and the
+ * proposer), and their gradients are summed in a fixed order.
  *
  * Every job's gradient is computed from zero into its own slot of a shared
  * buffer, and the step's gradient is 0 + g_0 + g_1 + ... in job order. So a
  * step computes the same bits whatever the number of threads, and a run is
  * reproducible for a given seed on any thread count.
  *
- * The main thread stays synchronous (the training loop calls `run` inside a
- * step): it posts the workers their jobs, computes its own, then blocks on
- * Atomics.wait until each worker flags its slots done.
+ * Every job runs on a worker thread (T threads are T workers), never on
+ * the main thread: it posts the jobs, then awaits the workers without
+ * blocking (Atomics.waitAsync), so its event loop keeps turning while a
+ * step runs and Ctrl-C is seen at once, however long the step (a first
+ * signal abandons the step, a second exits; see interrupt.ts).
  */
 
 /** Worker states in the control array (one Int32 per worker). */
@@ -49,36 +51,49 @@ export const ERROR_BYTES = 4096;
 
 export class DataParallel {
   readonly threads: number;
-  private readonly main: SequenceGradient;
   private readonly params: readonly Param[];
   private readonly P: number;
   private readonly workers: Worker[] = [];
   private readonly control: Int32Array;
   private readonly shared: { params: Float32Array; grads: Float32Array; figures: Float64Array; error: Uint8Array };
+  private closed = false;
 
   /**
-   * `proposer` is the model being trained (its arrays are what the
-   * optimizer updates); `maxJobs` the number of sequences per step.
+   * Starts the workers and resolves once every one holds its teacher and
+   * proposer. `proposer` is the model being trained (its arrays are what
+   * the optimizer updates); `maxJobs` the number of sequences per step.
    */
-  constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number, kernels: TrainKernels = trainKernels()) {
+  static async start(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number, kernels: TrainKernels = trainKernels()): Promise<DataParallel> {
+    const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, threads, maxJobs, kernels);
+    try {
+      for (let i = 0; i < parallel.threads; i++) await parallel.whileIn(i, WorkerState.Starting);
+    } catch (err) {
+      parallel.close();
+      throw err;
+    }
+    return parallel;
+  }
+
+  private constructor(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, settings: JobSettings, threads: number, maxJobs: number, kernels: TrainKernels) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`training threads must be a positive integer, got ${threads}`);
+    if (kernels.name !== "wasm" && kernels.name !== "js") throw new RangeError(`training threads run the "wasm" or "js" training kernels, got "${kernels.name}"`);
     this.threads = Math.min(threads, Math.max(1, maxJobs));
-    this.main = new SequenceGradient(teacherCkpt, teacher, proposer, settings, kernels);
-    this.params = this.main.params;
+    this.params = proposer.kind === "draft" ? trainableDraft(proposer.draft).params : trainableStudent(proposer.student, teacherCkpt.config).params;
     this.P = paramCount(this.params);
     const sab = (bytes: number) => new SharedArrayBuffer(bytes);
     const buffers = { control: sab(4 * this.threads), params: sab(4 * this.P), grads: sab(4 * this.P * maxJobs), figures: sab(8 * FIGURES_PER_JOB * maxJobs), error: sab(ERROR_BYTES) };
     this.control = new Int32Array(buffers.control);
     this.shared = { params: new Float32Array(buffers.params), grads: new Float32Array(buffers.grads), figures: new Float64Array(buffers.figures), error: new Uint8Array(buffers.error) };
-    if (this.threads === 1) return;
     const url = workerUrl();
-    for (let i = 1; i < this.threads; i++) {
+    for (let i = 0; i < this.threads; i++) {
       const init: WorkerInit = { index: i, teacher: teacherCkpt, proposer, settings, backend: teacher.backend.name, kernels: kernels.name, ...buffers };
       const w = new Worker(url, { workerData: init });
+      // A worker that dies without saying why (an uncaught error, running out of memory) fails its jobs.
+      w.on("error", (err) => this.failed(i, err.message));
+      w.on("exit", (code) => this.failed(i, `exited with code ${code}`));
       w.unref();
       this.workers.push(w);
     }
-    for (let i = 1; i < this.threads; i++) this.await(i, WorkerState.Starting);
   }
 
   /** The params of the main thread's proposer (the arrays the optimizer steps). */
@@ -88,34 +103,28 @@ export class DataParallel {
 
   /**
    * Runs the step's jobs; afterwards the params' grads hold the sum of the
-   * jobs' gradients in job order. Returns each job's figures.
+   * jobs' gradients in job order. Resolves with each job's figures.
    */
-  run(jobs: readonly SequenceJob[]): JobFigures[] {
+  async run(jobs: readonly SequenceJob[]): Promise<JobFigures[]> {
     const { params, P, shared } = this;
+    if (this.closed) throw new Error("data parallel: the workers were closed");
     const capacity = shared.grads.length / P;
     if (jobs.length > capacity) throw new RangeError(`data parallel: ${jobs.length} jobs in a step, room for ${capacity}`);
     const T = this.threads;
-    if (T > 1) {
-      packParams(params, "data", shared.params);
-      for (let i = 1; i < T; i++) {
-        const mine = jobs.map((job, j) => ({ job, slot: j })).filter(({ slot }) => slot % T === i);
-        if (mine.length === 0) continue;
-        Atomics.store(this.control, i, WorkerState.Busy);
-        this.workers[i - 1].postMessage(mine.map(({ job, slot }) => ({ slot, tokens: job.tokens, us: job.us, starts: job.starts })));
-      }
+    packParams(params, "data", shared.params);
+    const busy: number[] = [];
+    for (let i = 0; i < T; i++) {
+      const mine = jobs.map((job, slot) => ({ job, slot })).filter(({ slot }) => slot % T === i);
+      if (mine.length === 0) continue;
+      Atomics.store(this.control, i, WorkerState.Busy);
+      this.workers[i].postMessage(mine.map(({ job, slot }) => ({ slot, tokens: job.tokens, us: job.us, starts: job.starts })));
+      busy.push(i);
     }
-    const figures: JobFigures[] = new Array(jobs.length);
-    for (let j = 0; j < jobs.length; j += T) {
-      for (const p of params) p.grad.fill(0);
-      figures[j] = this.main.run(jobs[j]);
-      packParams(params, "grad", shared.grads.subarray(j * P, (j + 1) * P));
-    }
-    for (let i = 1; i < T; i++) this.await(i, WorkerState.Busy);
-    for (let j = 0; j < jobs.length; j++) {
-      if (j % T === 0) continue;
+    for (const i of busy) await this.whileIn(i, WorkerState.Busy);
+    const figures: JobFigures[] = jobs.map((_, j) => {
       const f = shared.figures.subarray(j * FIGURES_PER_JOB, (j + 1) * FIGURES_PER_JOB);
-      figures[j] = { loss: f[0], correct: f[1], windows: f[2], slots: f[3] };
-    }
+      return { loss: f[0], correct: f[1], windows: f[2], slots: f[3] };
+    });
     // The step's gradient: 0 + g_0 + g_1 + ... in job order, whatever thread computed each.
     for (const p of params) p.grad.fill(0);
     for (let j = 0; j < jobs.length; j++) {
@@ -130,9 +139,19 @@ export class DataParallel {
     return figures;
   }
 
-  /** Blocks until worker i leaves state `from`; throws its error if it failed. */
-  private await(i: number, from: WorkerState): void {
-    while (Atomics.load(this.control, i) === from) Atomics.wait(this.control, i, from, 1000);
+  /** Resolves once worker i leaves state `from` (without blocking the event loop); rejects with its error if it failed. */
+  private async whileIn(i: number, from: WorkerState): Promise<void> {
+    // A pending waitAsync does not keep Node alive: the worker does, while it is awaited.
+    const worker = this.workers[i];
+    worker?.ref();
+    try {
+      while (Atomics.load(this.control, i) === from) {
+        const w = waitAsync(this.control, i, from, 1000);
+        if (w.async) await w.value;
+      }
+    } finally {
+      worker?.unref();
+    }
     if (Atomics.load(this.control, i) === WorkerState.Failed) {
       const bytes = this.shared.error,
         end = bytes.indexOf(0);
@@ -142,11 +161,23 @@ export class DataParallel {
     }
   }
 
+  /** Worker i died: its error message for whoever awaits it (the first failure's message is kept). */
+  private failed(i: number, message: string): void {
+    if (this.closed || Atomics.load(this.control, i) === WorkerState.Failed) return;
+    if (this.shared.error[0] === 0) this.shared.error.set(new TextEncoder().encode(message).subarray(0, ERROR_BYTES - 1));
+    Atomics.store(this.control, i, WorkerState.Failed);
+    Atomics.notify(this.control, i);
+  }
+
   close(): void {
+    this.closed = true;
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
   }
 }
+
+/** Atomics.waitAsync (ES2024, in Node since 16), typed here: the project's TypeScript lib predates it. */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, value: number, ms: number): { async: false; value: string } | { async: true; value: Promise<string> } }).waitAsync;
 
 /** The compiled worker script (dist/train/distill-worker.js), also when this module runs from source (tests, tsx). */
 function workerUrl(): URL {

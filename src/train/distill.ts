@@ -60,7 +60,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
   if (usable.length === 0) throw new Error(`distill: the dataset has no record with ${first ? "two sampled tokens (a query student trains slots 1..N-1)" : "a sampled token"}`);
   const draft = proposer.kind === "draft";
   const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
-  const parallel = new DataParallel(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences, o.kernels);
+  const parallel = await DataParallel.start(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences, o.kernels);
 
   const spec: LoopSpec = {
     params: parallel.trainable,
@@ -71,7 +71,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
     config: { [draft ? "draft" : "student"]: proposerConfig(proposer), distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
     save: () => (proposer.kind === "draft" ? writeDraft(files.out, proposer.draft) : writeStudent(files.out, proposer.student)),
     evaluate: o.eval ? acceptedPerCall(teacher, proposer, o.eval) : undefined,
-    step(rng: Mulberry32) {
+    async step(rng: Mulberry32) {
       // The data of the step, drawn on this thread in a fixed order: each sequence, the u of
       // every sampled token inside its bin, and the window starts.
       const jobs: SequenceJob[] = [];
@@ -84,7 +84,8 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
         const starts = Array.from({ length: o.windows }, () => p + Math.floor(rng.nextFloat() * (n - p - first)));
         jobs.push({ tokens: Int32Array.from(rec.tokens), us, starts });
       }
-      const figures = parallel.run(jobs);
+      // Awaited: the main thread stays free while the workers compute, so a signal abandons the step at once.
+      const figures = await parallel.run(jobs);
       const sum = (k: keyof JobFigures) => figures.reduce((a, f) => a + f[k], 0);
       return { loss: sum("loss"), units: sum("slots"), metrics: { correct: sum("correct") / sum("windows") } };
     },

@@ -1,4 +1,5 @@
 import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
+import { windowsPerPart } from "./pretrain.js";
 
 /**
  * Estimates, before anything is allocated, of the memory a training run
@@ -93,11 +94,12 @@ export interface DistillMemoryOptions {
 }
 
 /**
- * `ptp distill`: per thread, a copy of the teacher (host and backend), the
+ * `ptp distill`: per worker thread, a copy of the teacher (host and backend), the
  * teacher's forward over a whole sequence (seqLen rows: its KV cache, a host
  * copy of it, the logits) and the graph of windows x window slot rows that
  * each see up to seqLen context keys and their window; then the proposer's
- * weights and gradients per thread and Adam's two moments.
+ * weights and gradients per thread and Adam's two moments; and the main
+ * thread's teacher, which the run loads and evaluates with.
  */
 export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): MemoryEstimate {
   const T = Math.max(1, Math.min(o.threads, o.sequences)),
@@ -112,7 +114,8 @@ export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): Me
   const graph = graphBytes(o.draft ?? teacher, R, n + o.window, o.draft ? 0 : n, o.draft ? 0 : o.rank) + extra;
   return estimate(
     [
-      { name: `teacher weights x ${T} threads`, bytes: T * weights },
+      // The workers' copies, and the main thread's (it evaluates and holds the teacher the run loaded).
+      { name: `teacher weights x ${T + 1} (${T} worker threads and the main thread)`, bytes: (T + 1) * weights },
       { name: `teacher KV and activations of a ${n}-token sequence x ${T} threads`, bytes: T * teacherRun },
       { name: `training graph of ${o.windows} windows x ${o.window} slots x ${T} threads`, bytes: T * graph },
       { name: "proposer weights, gradients and Adam state", bytes: F * o.proposerParams * (2 * T + 3) },
@@ -121,13 +124,14 @@ export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): Me
   );
 }
 
-/** `ptp train` (next-token pretraining): the model's weights, gradients and Adam state, and the graph of batch x context rows with causal attention. */
+/** `ptp train` (next-token pretraining): the model's weights, gradients and Adam state, and the graph of one part of a step (windowsPerPart windows x context rows) with causal attention. */
 export function pretrainMemory(c: ModelConfig, o: { batch: number; context: number }): MemoryEstimate {
-  const R = o.batch * o.context;
+  const windows = windowsPerPart(o.batch, o.context);
+  const R = windows * o.context;
   return estimate(
     [
       { name: "weights, gradients and Adam state", bytes: F * 4 * weightFloats(c) },
-      { name: `training graph of ${o.batch} windows x ${o.context} tokens`, bytes: graphBytes(c, R, (o.context + 1) / 2, 0) },
+      { name: `training graph of ${windows} window${windows === 1 ? "" : "s"} x ${o.context} tokens (a part of a step)`, bytes: graphBytes(c, R, (o.context + 1) / 2, 0) },
     ],
     0,
   );

@@ -49,6 +49,21 @@ export function nextTokenLoss(tape: Tape, c: ModelConfig, w: GraphWeights, strea
   return crossEntropy(tape, logits, targets, new Float32Array(R).fill(1));
 }
 
+/**
+ * Rows (windows x context) of one part of a step. A step's windows are
+ * built into graphs and back-propagated a part at a time, their gradients
+ * adding up in the params' grads; the step pauses between parts, so a
+ * signal is seen within one part, and the graph's memory is one part's.
+ * A step of at most this many rows is one part: the same bits as one
+ * graph over the whole batch.
+ */
+export const PART_ROWS = 4096;
+
+/** Windows in each part of a step (the last part may hold fewer). */
+export function windowsPerPart(batch: number, context: number): number {
+  return Math.min(batch, Math.max(1, Math.floor(PART_ROWS / context)));
+}
+
 /** The settings of pretrain beyond the shared loop's (steps, learning rate, checkpoints, ...). */
 export interface PretrainOptions extends LoopOptions {
   /** Windows per step (a positive integer) and tokens per window (an integer in [1, seqLen]). */
@@ -78,12 +93,21 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
     config: { model: c, train: resumableConfig(o) },
     save: () => writeCheckpoint(files.out, model),
     evaluate: () => ({ validLoss: nextTokenLoss(new Tape(o.kernels), c, weights, valid, validStarts, T).data[0] }),
-    step(rng) {
+    async step(rng, _t, pause) {
       const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (train.length - T - 1)));
-      const tape = new Tape(o.kernels);
-      const loss = nextTokenLoss(tape, c, weights, train, starts, T);
-      tape.backward(scale(tape, loss, 1));
-      return { loss: loss.data[0], units: o.batch * T };
+      const per = windowsPerPart(o.batch, T);
+      let loss = 0;
+      for (let b = 0; b < o.batch; b += per) {
+        if (b > 0) await pause();
+        const part = starts.slice(b, b + per);
+        // The batch's mean loss is the sum over parts of each part's mean, weighted by its share of the windows.
+        const share = part.length / o.batch;
+        const tape = new Tape(o.kernels);
+        const partLoss = nextTokenLoss(tape, c, weights, train, part, T);
+        tape.backward(scale(tape, partLoss, share));
+        loss += partLoss.data[0] * share;
+      }
+      return { loss, units: o.batch * T };
     },
   });
 }
