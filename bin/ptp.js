@@ -14,10 +14,21 @@ if (!process.execArgv.includes("--experimental-wasm-relaxed-simd") && process.en
 }
 // A reader that stops early (`ptp generate ... | head`) closes the pipe: stop
 // quietly, as other command-line tools do, with the shell's code for SIGPIPE.
-for (const stream of [process.stdout, process.stderr]) {
+// Any other failed write (a full disk, /dev/full) is one line and exit 1.
+for (const [name, stream] of [
+  ["standard output", process.stdout],
+  ["standard error", process.stderr],
+]) {
   stream.on("error", (e) => {
     if (e.code === "EPIPE") process.exit(141);
-    throw e;
+    if (stream !== process.stderr) {
+      try {
+        process.stderr.write(`ptp: cannot write to ${name}: ${e.code ?? e.message}${e.code === "ENOSPC" ? " (no space left on the device)" : ""}\n`);
+      } catch {
+        // stderr is gone too: the exit code says it
+      }
+    }
+    process.exit(1);
   });
 }
 const { main } = await import("../dist/cli/main.js");

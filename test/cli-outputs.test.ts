@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -90,6 +90,56 @@ describe("an output is never an input", () => {
     const ok = await runCli("export-peft", student, "--out", dir, "--base-model", student);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8")).base_model_name_or_path).toBe(student);
+  });
+});
+
+describe("output names", () => {
+  it("CLI-NAME-TOO-LONG: an output whose file name is over 255 bytes (a derived one too) is refused before any work, exit 2, naming the flag; a name of 250 bytes is written (its temporary name is shortened)", async () => {
+    const dir = mkdtempSync(join(tmp, "names-"));
+    const long = join(dir, "s".repeat(256));
+    let r = await runCli("random-model", "--shape", "260K", "--out", long);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe(`ptp random-model: --out ${long}: the file name is 256 bytes, more than the 255 a name may have; choose a shorter name`);
+    // --out fits, the checkpoint derived from it (OUT.train.safetensors) does not.
+    const out = join(dir, "d".repeat(240));
+    r = await runCli("train", "--corpus", join(ROOT, "../shared/corpora/tinystories_sample.txt"), "--char-vocab", join(dir, "v.tok"), "--out", out, "--steps", "2");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.split("\n")[0]).toMatch(/^ptp train: --checkpoint .*\.train\.safetensors: the file name is 258 bytes, more than the 255/);
+    expect(list(dir)).toEqual([]);
+    const ok = join(dir, "k".repeat(250));
+    r = await runCli("random-model", "--shape", "260K", "--out", ok);
+    expect(r.code, r.stderr).toBe(0);
+    expect(list(dir)).toEqual(["k".repeat(250)]);
+  });
+
+  it("CLI-LOCK-PATH: --checkpoint or --log naming the run's own lock file (OUT.lock) is refused up front, exit 2", async () => {
+    const dir = mkdtempSync(join(tmp, "lockpath-"));
+    const out = join(dir, "m.bin");
+    for (const flag of ["--checkpoint", "--log"]) {
+      const r = await runCli("train", "--corpus", join(ROOT, "../shared/corpora/tinystories_sample.txt"), "--char-vocab", join(dir, "v.tok"), "--out", out, "--steps", "2", flag, `${out}.lock`);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.split("\n")[0]).toBe(`ptp train: ${flag} ${out}.lock is the lock file this run holds while it writes --out ${out}; choose another path`);
+    }
+    expect(list(dir)).toEqual([]);
+  });
+});
+
+describe("a standard output that cannot be written", () => {
+  it.skipIf(!existsSync("/dev/full"))("CLI-STDOUT-FULL: stdout on a full device (/dev/full) is one line on stderr and exit 1, never a stack trace", () => {
+    for (const args of [
+      ["inspect", STORIES_260K],
+      ["generate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--prompt", "Once", "--steps", "20", "--seed", "1"],
+    ]) {
+      const full = openSync("/dev/full", "w");
+      try {
+        const r = spawnSync(process.execPath, [join(ROOT, "bin/ptp.js"), ...args], { stdio: ["ignore", full, "pipe"], encoding: "utf8" });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toContain("ptp: cannot write to standard output: ENOSPC (no space left on the device)\n");
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      } finally {
+        closeSync(full);
+      }
+    }
   });
 });
 

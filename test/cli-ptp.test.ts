@@ -432,7 +432,17 @@ describe("ptp generate and the PTP commands: bad arguments", () => {
     const g = await ptp("generate", "--help");
     for (const flag of ["--student FILE", "--decoder NAME", "--window N", "--budget B", "--budget-mode MODE", "--drafts M", "--prompts FILE"]) expect(g.stdout).toContain(flag);
     const top = await ptp("help");
-    expect(top.stderr).toMatch(/random-student/);
-    expect(top.stderr).toMatch(/inspect/);
+    expect(top.stdout).toMatch(/random-student/);
+    expect(top.stdout).toMatch(/inspect/);
+    // Asked for, the usage goes to stdout (`ptp --help | less`); a top-level flag takes no arguments.
+    for (const h of ["--help", "-h"]) {
+      const r = await ptp(h);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(top.stdout);
+      expect(r.stderr).toBe("");
+    }
+    const extra = await ptp("--version", "extra");
+    expect(extra.code).toBe(2);
+    expect(extra.stderr.split("\n")[0]).toBe('ptp: --version takes no arguments, got "extra"');
   });
 });

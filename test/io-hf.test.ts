@@ -165,6 +165,21 @@ describe("HF folders round-trip", () => {
     );
   });
 
+  it("HF-BOTH-FILES: a folder holding both model.safetensors and an index of other shards reads model.safetensors, as transformers' from_pretrained does; without it, the shards", () => {
+    const config: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 11, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+    const single = randomCheckpoint(config, 1),
+      sharded = randomCheckpoint(config, 2);
+    const dir = freshDir(),
+      other = freshDir();
+    writeHfCheckpoint(dir, sharded, { maxShardBytes: 600 });
+    writeHfCheckpoint(other, single);
+    writeFileSync(join(dir, "model.safetensors"), readFileSync(join(other, "model.safetensors")));
+    expect(existsSync(join(dir, "model.safetensors.index.json"))).toBe(true);
+    sameWeights(single, readHfCheckpoint(dir));
+    rmSync(join(dir, "model.safetensors"));
+    sameWeights(sharded, readHfCheckpoint(dir));
+  });
+
   it("HF-HALF: F16 and BF16 weights in shards decode exactly like their F32 twin", async () => {
     const config: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 11, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
     const shapes = [...hfTensors(randomCheckpoint(config, 1)).entries()].map(([name, t]) => ({ name, shape: t.shape }));
@@ -353,8 +368,9 @@ describe("HF folder errors", () => {
       x.dtype = "I32";
     });
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "model.safetensors")).message).toMatch(/dtype I32; expected F32, F16 or BF16/);
-    // an index that places a tensor in another file
+    // an index that places a tensor in a file that does not exist (the index alone: beside a model.safetensors it does not list, it is not read)
     dir = good();
+    rmSync(join(dir, "model.safetensors"));
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": "other.safetensors" } }));
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "other.safetensors")).message).toMatch(/does not exist/);
   });

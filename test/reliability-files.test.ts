@@ -36,10 +36,23 @@ describe("non-finite steps end the run", () => {
     expect(r.stderr).toMatch(/--lr 1e\+30 may be too high/);
   });
 
+  it("CLI-WEIGHT-DECAY-BOUND: a weight decay with lr x wd >= 1 (which wipes or flips every decayed weight each step) is refused up front, exit 2, naming both flags; below it a diverging run's error names --weight-decay beside --lr", async () => {
+    await dataset();
+    const out = join(tmp, "wd.safetensors");
+    let r = await runCli(...distillArgs(out, "--lr", "0.002", "--weight-decay", "1e30"));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe("ptp distill: --weight-decay 1e+30 with --lr 0.002 multiplies every decayed weight by 1 - lr x wd = -2e+27 each step; expected lr x wd < 1");
+    expect(existsSync(out)).toBe(false);
+    r = await runCli(...distillArgs(out, "--lr", "1e30", "--weight-decay", "1e-31", "--steps", "100000"));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/--lr 1e\+30 \(or the weight decay --weight-decay 1e-31\) may be too high/);
+  });
+
   it("REL-NONFINITE-FIRST: a diverging `train` exits 1 at the first step or evaluation that comes out NaN, naming it, with no NaN figure printed before (on the progress line, an evaluation, a skipped step)", async () => {
     for (const every of ["0", "1"]) {
       const out = join(tmp, `diverge-${every}.bin`);
-      const r = await runCli(...trainArgs(out, "--char-vocab", join(tmp, `diverge-${every}.tok`), "--lr", "1e30", "--steps", "1000", "--eval-every", every));
+      // --weight-decay 0: with train's default 0.01, lr x wd >= 1 is refused before any step (CLI-WEIGHT-DECAY-BOUND).
+      const r = await runCli(...trainArgs(out, "--char-vocab", join(tmp, `diverge-${every}.tok`), "--lr", "1e30", "--weight-decay", "0", "--steps", "1000", "--eval-every", every));
       expect(r.code, r.stderr).toBe(1);
       const lines = r.stderr.trimEnd().split("\n");
       // --eval-every 1: the evaluation after the first update sees the diverged weights before the second step does.

@@ -199,7 +199,7 @@ describe("signals stop training runs, which resume exactly", () => {
     }
   });
 
-  it("REL-SIGNAL-PREGENERATE: SIGINT to `ptp pregenerate` exits 130 with the records so far synced; --resume ends byte-identical to an uninterrupted run", async () => {
+  it("REL-SIGNAL-PREGENERATE: SIGINT (SIGTERM) to `ptp pregenerate` exits 130 (143) with the records so far synced; --resume ends byte-identical to an uninterrupted run", async () => {
     await dataset();
     const out = join(tmp, "pg-sig.ptpd"),
       ref = join(tmp, "pg-ref.ptpd");
@@ -207,6 +207,9 @@ describe("signals stop training runs, which resume exactly", () => {
     expect((await runCli(...big(ref))).code).toBe(0);
     const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"] });
     expect(r.code, r.stderr).toBe(130);
+    // SIGTERM: the same stop, with the shell's code for it (143).
+    const t = await runChild(["bin/ptp.js", ...big(out, "--resume")], { when: /records/, signals: ["SIGTERM"] });
+    expect(t.code, t.stderr).toBe(143);
     const resumed = await runCli(...big(out, "--resume"));
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(bytes(out).equals(bytes(ref))).toBe(true);

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
-import { pregenFixture, runCli } from "./helpers.js";
+import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
 import { lastFlagWins } from "./flag-args.js";
 
 // Resuming training runs: extending a short finished run, the logged running figures, the refusal of other options, and a failed run's files.
@@ -118,6 +118,22 @@ describe("resuming training runs", () => {
     expect(tr.stderr).not.toMatch(/\{"/);
   });
 
+  it("REL-RESUME-EVAL-PROMPTS: a resume with other --eval-prompts of the same count (or another --tokenizer for them) is refused naming --eval-prompts; the same prompts resume", async () => {
+    await dataset();
+    const a = join(tmp, "eval-a.txt"),
+      b = join(tmp, "eval-b.txt");
+    writeFileSync(a, "Once upon a time\nThe dog ran\n");
+    writeFileSync(b, "Once upon a hill\nThe cat sat\n");
+    const out = join(tmp, "eval-prompts.safetensors");
+    const args = (prompts: string, ...extra: string[]) => distillArgs(out, "--steps", "40", "--eval-every", "20", "--eval-prompts", prompts, "--tokenizer", TOK_512, "--eval-steps", "16", ...extra);
+    expect((await runCli(...args(a, "--stop-after", "1"))).code).toBe(130);
+    const r = await runCli(...args(b, "--resume"));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/\n {2}--eval-prompts \(its prompts' tokens, a checksum; or the --tokenizer that encodes them\) was [0-9a-f]{8} in the checkpoint, now [0-9a-f]{8}\n/);
+    const same = await runCli(...args(a, "--resume", "--stop-after", "1"));
+    expect(same.code, same.stderr).toBe(130);
+  });
+
   it("REL-TRAIN-FAIL-CLEAN: a `train` that fails before its first checkpoint (a corpus too short, a --model of another vocabulary) leaves no --char-vocab it wrote; the too-short corpus is one line naming the file, --corpus, --context and the tokens needed and found", async () => {
     const short = join(tmp, "short.txt");
     writeFileSync(short, "the cat\nthe dog\n");
@@ -139,7 +155,7 @@ describe("resuming training runs", () => {
     expect(iar.stderr).toMatch(/has a vocabulary of \d+ tokens but the tokenizer has \d+/);
     expect(existsSync(tok)).toBe(false);
     // A run that failed after a checkpoint (diverged after step 0's) keeps its tokenizer: the checkpoint needs it.
-    const nan = await runCli(...trainArgs(out, "--steps", "100", "--lr", "1e30"));
+    const nan = await runCli(...trainArgs(out, "--steps", "100", "--lr", "1e30", "--weight-decay", "0"));
     expect(nan.code).toBe(1);
     expect(existsSync(`${out}.train.safetensors`)).toBe(true);
     expect(existsSync(tok)).toBe(true);

@@ -53,13 +53,23 @@ export function packageVersion(): string {
 /** Runs the CLI; returns the exit code (2 for bad arguments, 1 for failures). */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
+  const topLevel = name === "--version" || name === "-V" || name === "version" || name === "--help" || name === "-h" || name === "help";
+  if (topLevel && rest.length > 0) {
+    io.stderr(`ptp: ${name} takes no arguments, got ${JSON.stringify(rest[0])}\n${usage.split("\n")[0]}\nRun 'ptp <command> --help' for a command's options.\n`);
+    return 2;
+  }
   if (name === "--version" || name === "-V" || name === "version") {
     io.stdout(`ptp-ts ${packageVersion()}\n`);
     return 0;
   }
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  // Asked for, the usage is the output (stdout, so `ptp --help | less` shows it); without a command, it is the error.
+  if (name === "--help" || name === "-h" || name === "help") {
+    io.stdout(usage + "\n");
+    return 0;
+  }
+  if (name === undefined) {
     io.stderr(usage + "\n");
-    return name === undefined ? 2 : 0;
+    return 2;
   }
   const command = COMMANDS[name];
   if (!command) {

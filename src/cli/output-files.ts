@@ -121,10 +121,16 @@ function canCreateIn(dir: string): boolean {
   return true;
 }
 
+/** The most bytes a file name may have (Linux, macOS and Windows alike). */
+const NAME_MAX = 255;
+
 export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: OutputCheckOptions = {}): void {
   for (const out of outputs) {
     if (out.path === "") throw new UsageError(`${out.flag} must not be empty`);
     if (!isFolder(out) && /[/\\]$/.test(out.path)) throw new UsageError(`${out.flag} ${out.path} ends with a slash, expected a file path (this output is one file)`);
+    // Checked now, not when the file is written at the end of the work.
+    const nameBytes = Buffer.byteLength(basename(out.path));
+    if (nameBytes > NAME_MAX) throw new UsageError(`${out.flag} ${out.path}: the file name is ${nameBytes} bytes, more than the ${NAME_MAX} a name may have; choose a shorter name`);
   }
   const inputs = (o.inputs ?? []).filter((i): i is PathFlag => i.path !== undefined && i.path !== "");
   outputs.forEach((out, i) => {

@@ -14,6 +14,7 @@ import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type Pr
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
 import { checkOutputs, lockOutput } from "./output-files.js";
+import { SIGNAL_EXIT_CODE, type StopSignal } from "../train/interrupt.js";
 
 export const pregenerateFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
@@ -95,7 +96,11 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   let model: Transformer | undefined;
   // Ctrl-C / kill: finish the current record, sync, and say how to continue.
   const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
+  let stoppedBy: StopSignal = "SIGINT";
+  const onSignal = (s: NodeJS.Signals): void => {
+    stoppedBy = s as StopSignal;
+    abort.abort();
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
@@ -111,7 +116,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     const bytes = statSync(out).size;
     if (summary.stopped) {
       io.stderr(`interrupted: ${out} holds ${summary.done} of ${total} records; run the same command with --resume to continue\n`);
-      return 130;
+      return SIGNAL_EXIT_CODE[stoppedBy];
     }
     const rate = summary.seconds > 0 ? summary.tokens / summary.seconds : 0;
     io.stderr(`wrote ${out}: ${summary.done} records (${summary.generated} this run, ${summary.tokens} sampled tokens, ${rate.toFixed(0)} tok/s), ${formatBytes(bytes)}\n`);

@@ -1,5 +1,7 @@
 import type { loopFlags } from "./flag-groups.js";
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { lockPathOf } from "../io/output-lock.js";
 import { FileFormatError } from "../io/errors.js";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
@@ -14,6 +16,8 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
   if (f.steps < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
   if (!(f.lr > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
   for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k] < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
+  // AdamW's decoupled decay multiplies each decayed weight by 1 - lr x wd every step: at 1 or more it wipes or flips them.
+  if (f.lr * f["weight-decay"] >= 1) throw new UsageError(`--weight-decay ${f["weight-decay"]} with --lr ${f.lr} multiplies every decayed weight by 1 - lr x wd = ${1 - f.lr * f["weight-decay"]} each step; expected lr x wd < 1`);
   return {
     // A run shorter than --warmup warms up over its whole length; the --warmup asked for is stored too, so that a larger --steps on --resume extends it (src/train/resume-config.ts).
     schedule: { lr: f.lr, warmup: Math.min(f.warmup, f.steps), totalSteps: f.steps, decay: f.schedule, minLr },
@@ -25,7 +29,7 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
     minutes: f.minutes,
     stopAfter: f["stop-after"],
     evalEvery: f["eval-every"],
-    nonFiniteHint: `the learning rate --lr ${f.lr} may be too high, or the starting weights hold NaN/Inf${f.resume ? " (the checkpoint resumed: --checkpoint)" : ""}`,
+    nonFiniteHint: `the learning rate --lr ${f.lr}${f["weight-decay"] > 0 ? ` (or the weight decay --weight-decay ${f["weight-decay"]})` : ""} may be too high, or the starting weights hold NaN/Inf${f.resume ? " (the checkpoint resumed: --checkpoint)" : ""}`,
   };
 }
 
@@ -45,6 +49,11 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
   const continuing = f.resume === true && existsSync(checkpoint);
   const kindOf = (o: PathFlag) => kinds.get(o.flag)!(o.path);
   const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${checkpoint}) holds a run to continue` : kindOf(o)) : undefined;
+  // The run's lock (OUT.lock) is a file of its own too: no other output may be it.
+  const lock = lockPathOf(out);
+  for (const [flag, path] of [["--checkpoint", checkpoint], ["--log", log], ...(io.extra ?? []).map((e) => [e.flag, e.path])]) {
+    if (resolve(path) === resolve(lock)) throw new UsageError(`${flag} ${path} is the lock file this run holds while it writes --out ${out}; choose another path`);
+  }
   checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable });
   return { checkpoint, log, resume: f.resume === true };
 }

@@ -571,7 +571,7 @@ export class DatasetWriter {
       // A new file, or one that died while its header was being written: (re)write the header.
       if (size < header.length && isPrefix(new FileBytes(fd, size).read(0, size), header)) {
         ftruncateSync(fd, 0);
-        writeAll(fd, header, 0);
+        writeAll(fd, header, 0, path);
         fsyncSync(fd);
         return new DatasetWriter(path, meta, fd, header.length, 0, 0, false);
       }
@@ -628,7 +628,7 @@ export class DatasetWriter {
     const problem = recordProblem(record, this.meta);
     if (problem) throw new RangeError(`${this.path}: record ${this.count}: ${problem}`);
     const bytes = encodeRecord(this.count, record);
-    writeAll(this.fd, bytes, this.offset);
+    writeAll(this.fd, bytes, this.offset, this.path);
     this.offset += bytes.length;
     this.count++;
     this.unsynced++;
@@ -636,7 +636,13 @@ export class DatasetWriter {
 
   /** Flushes appended records to the disk. */
   sync(): void {
-    if (this.fd !== null && this.unsynced > 0) fsyncSync(this.fd);
+    if (this.fd !== null && this.unsynced > 0) {
+      try {
+        fsyncSync(this.fd);
+      } catch (err) {
+        throw writeFailure(this.path, err);
+      }
+    }
     this.unsynced = 0;
   }
 
@@ -656,9 +662,14 @@ function isPrefix(prefix: Uint8Array, of: Uint8Array): boolean {
   return prefix.length <= of.length && prefix.every((b, i) => b === of[i]);
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+/** Writes all of `bytes` at `position`; a failure (a full disk) is an error naming `path`. A record cut short by it is a torn record, which --resume truncates. */
+function writeAll(fd: number, bytes: Uint8Array, position: number, path: string): void {
   let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+  try {
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+  } catch (err) {
+    throw writeFailure(path, err);
+  }
 }
 
 // ---------------------------------------------------------------------------

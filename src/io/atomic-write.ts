@@ -1,18 +1,36 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
 import { checkPath } from "./errors.js";
 
+/** The most bytes of the file's own name a temporary name keeps: with its dots, pid, random part and ".tmp" it stays within the 255 bytes a name may have. */
+const TEMP_BASE_BYTES = 200;
+
 /**
  * The temporary name a write to `path` goes through: hidden, in the same
  * directory (so the rename is atomic), unique to this process and call
  * (pid + random), so it never clobbers a user's file or another writer's.
+ * A long name is shortened in it (a legal name of 255 bytes must still be
+ * writable).
  */
 export function temporaryPathFor(path: string): string {
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   const dir = path.slice(0, slash + 1),
-    base = path.slice(slash + 1);
+    base = shortened(path.slice(slash + 1), TEMP_BASE_BYTES);
   const random = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
   const pid = (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
   return `${dir}.${base}.${pid}.${random}.tmp`;
+}
+
+/** `name` cut to at most `max` UTF-8 bytes, never inside a character. */
+function shortened(name: string, max: number): string {
+  let bytes = 0,
+    end = 0;
+  for (const ch of name) {
+    const n = new TextEncoder().encode(ch).length;
+    if (bytes + n > max) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return name.slice(0, end);
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * Hugging Face Llama checkpoints: a folder with config.json and either
  * model.safetensors or shards listed by model.safetensors.index.json
- * (`{"weight_map": {tensor: file}}`).
+ * (`{"weight_map": {tensor: file}}`); where both are present and the
+ * index does not list model.safetensors, model.safetensors is read, as
+ * transformers does.
  *
  * Tensor names (Linear weights are [out, in], as ours):
  * `model.embed_tokens.weight`, per layer i `model.layers.i.input_layernorm`,
@@ -178,23 +180,16 @@ export function readHfCheckpoint(dir: string): Checkpoint {
   const config = modelConfigFromHf(readJsonFile(configPath, "a Hugging Face config.json"), configPath);
   const expected = hfTensorShapes(config);
 
-  // Which file holds which tensor.
+  // Which file holds which tensor. transformers' from_pretrained takes a single model.safetensors before
+  // an index: where both are present, the index is read only when it lists model.safetensors among its
+  // files (a set of shards that includes it); otherwise model.safetensors is, as there.
   const indexPath = join(dir, HF_INDEX);
+  const single = existsSync(join(dir, HF_WEIGHTS));
   const fileOf = new Map<string, string>();
-  if (existsSync(indexPath)) {
-    const index = readJsonFile(indexPath, "a safetensors index with a weight_map");
-    const map = (index as { weight_map?: unknown })?.weight_map;
-    if (typeof map !== "object" || map === null || Array.isArray(map)) {
-      throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);
-    }
-    for (const [tensor, file] of Object.entries(map)) {
-      // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message about it).
-      if (typeof file !== "string" || file === "" || file.length > 255 || file.includes("/") || file.includes("\\")) {
-        throw new FileFormatError(indexPath, `weight_map entry ${quote(tensor)} must name a file in the folder, found ${quote(file)}`);
-      }
-      fileOf.set(tensor, file);
-    }
-  } else if (existsSync(join(dir, HF_WEIGHTS))) {
+  const index = existsSync(indexPath) ? readWeightMap(indexPath) : undefined;
+  if (index !== undefined && (!single || [...index.values()].includes(HF_WEIGHTS))) {
+    for (const [tensor, file] of index) fileOf.set(tensor, file);
+  } else if (single) {
     for (const name of expected.keys()) fileOf.set(name, HF_WEIGHTS);
   } else {
     throw new FileFormatError(dir, `has neither ${HF_WEIGHTS} nor ${HF_INDEX} (only safetensors weights are supported)`);
@@ -332,6 +327,24 @@ export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteH
   checkHfArguments(ckpt, options, "writeHfCheckpoint", dir);
   mkdirSync(dirname(resolve(dir)), { recursive: true });
   return writeFolderAtomically(dir, (tmp) => writeHfFiles(tmp, ckpt, options), isHfModelFile);
+}
+
+/** The weight_map of a safetensors index: tensor name to the file (a name in the same folder) that holds it. */
+function readWeightMap(indexPath: string): Map<string, string> {
+  const index = readJsonFile(indexPath, "a safetensors index with a weight_map");
+  const map = (index as { weight_map?: unknown })?.weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+    throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);
+  }
+  const fileOf = new Map<string, string>();
+  for (const [tensor, file] of Object.entries(map)) {
+    // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message about it).
+    if (typeof file !== "string" || file === "" || file.length > 255 || file.includes("/") || file.includes("\\")) {
+      throw new FileFormatError(indexPath, `weight_map entry ${quote(tensor)} must name a file in the folder, found ${quote(file)}`);
+    }
+    fileOf.set(tensor, file);
+  }
+  return fileOf;
 }
 
 /**

@@ -79,6 +79,11 @@ function readLock(path: string): LockInfo | undefined {
   return undefined;
 }
 
+/** The lock file of a run writing `out`. */
+export function lockPathOf(out: string): string {
+  return `${out}.lock`;
+}
+
 /**
  * Takes the lock `${out}.lock` for this run, or throws a one-line Error
  * (exit 1) naming the pid and start of the run that holds it. `command` is
@@ -87,7 +92,7 @@ function readLock(path: string): LockInfo | undefined {
  * the end of the command and at process exit).
  */
 export function acquireOutputLock(out: string, command: string, onStale: (note: string) => void = () => {}): () => void {
-  const path = `${out}.lock`;
+  const path = lockPathOf(out);
   const content = `${JSON.stringify({ pid: process.pid, started: new Date().toISOString(), command })}\n`;
   for (let attempt = 0; ; attempt++) {
     let fd: number;

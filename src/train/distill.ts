@@ -8,7 +8,7 @@ import type { DatasetRecord } from "../data/dataset.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { DataParallel } from "./data-parallel.js";
 import type { JobFigures, SequenceJob } from "./distill-step.js";
-import { acceptedPerCall, type EvalSettings } from "./evaluate.js";
+import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
 import type { LossKind } from "./ptp-windows.js";
@@ -68,7 +68,7 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
     unit: "slot",
     label: "distill",
     stream,
-    config: { [draft ? "draft" : "student"]: proposerConfig(proposer), distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
+    config: { [draft ? "draft" : "student"]: proposerConfig(proposer), distill: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? storedEvalSettings(o.eval) : null } },
     save: () => (proposer.kind === "draft" ? writeDraft(files.out, proposer.draft) : writeStudent(files.out, proposer.student)),
     evaluate: o.eval ? acceptedPerCall(teacher, proposer, o.eval) : undefined,
     async step(rng: Mulberry32) {

@@ -26,6 +26,25 @@ export interface EvalSettings {
   batch?: number;
 }
 
+/**
+ * The evaluation settings a training checkpoint stores (LoopSpec.config):
+ * the prompts as their count and a checksum of their tokens, so a resume
+ * with other --eval-prompts (or another --tokenizer encoding them) is
+ * refused, not logged as the same measurement.
+ */
+export function storedEvalSettings(e: EvalSettings): Record<string, unknown> {
+  // FNV-1a over each prompt's length and tokens.
+  let h = 0x811c9dc5;
+  const mix = (v: number) => {
+    for (let b = 0; b < 4; b++) h = Math.imul(h ^ ((v >>> (8 * b)) & 0xff), 0x01000193);
+  };
+  for (const p of e.prompts) {
+    mix(p.length);
+    for (const t of p) mix(t);
+  }
+  return { ...e, prompts: e.prompts.length, promptsChecksum: (h >>> 0).toString(16).padStart(8, "0") };
+}
+
 /** One evaluation: what the student's decoder achieved on the held-out prompts. */
 export interface EvalResult {
   /** Mean tokens finalized per verification step: the paper's accepted tokens per call. */

@@ -7,7 +7,7 @@ import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { Tape } from "./autograd/index.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
-import { acceptedPerCall, type EvalSettings } from "./evaluate.js";
+import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
 import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
@@ -84,7 +84,7 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     unit: "slot",
     label: "inverse-ar",
     stream: progressStream,
-    config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? { ...o.eval, prompts: o.eval.prompts.length } : null } },
+    config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? storedEvalSettings(o.eval) : null } },
     save: () => writeStudent(files.out, student),
     evaluate: o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined,
     async step(rng, _t, pause) {

@@ -2,7 +2,7 @@ import type { TrainKernels } from "./autograd/kernels.js";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../util/prng.js";
-import { writeBytesAtomically } from "../io/atomic-write.js";
+import { writeBytesAtomically, writeFailure } from "../io/atomic-write.js";
 import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
 import { AdamW, clipGradNorm, gradNorm } from "./optim.js";
 import { zeroGrads, type Param } from "./param.js";
@@ -209,7 +209,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     }
     // What a kill cut short after the checkpoint, its log line and the output, is written again from it.
     const lastLogged = truncateLog(spec.logPath, info.step);
-    if (cursor.logLine !== undefined && lastLogged < info.step) appendFileSync(spec.logPath, cursor.logLine + "\n");
+    if (cursor.logLine !== undefined && lastLogged < info.step) appendLogLine(spec.logPath, cursor.logLine);
     spec.save();
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(cursor.seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
@@ -260,7 +260,7 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
     const dataCursor: Cursor = { seconds, ...(spec.inputs !== undefined ? { inputs: spec.inputs } : {}), ...(evalPending ? { evalPending } : {}), ...(running.n > 0 ? { running: running.state() } : {}), ...(logLine !== undefined ? { logLine } : {}) };
     saveTrainCheckpoint(spec.checkpointPath, opt, { rng: rng.stateWord, dataCursor, config: spec.config });
     savedStep = opt.t;
-    if (fresh !== undefined) appendFileSync(spec.logPath, fresh + "\n");
+    if (fresh !== undefined) appendLogLine(spec.logPath, fresh);
     spec.save();
     spec.onCheckpoint?.();
   };
@@ -471,4 +471,13 @@ function truncateLog(path: string, step: number): number {
   });
   writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
   return last;
+}
+
+/** Appends one line to the metrics log; a failure (a full disk) is an error naming the log. */
+function appendLogLine(path: string, line: string): void {
+  try {
+    appendFileSync(path, line + "\n");
+  } catch (err) {
+    throw writeFailure(path, err);
+  }
 }

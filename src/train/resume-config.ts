@@ -82,6 +82,7 @@ const SETTING_NAMES: Readonly<Record<string, string>> = {
   "inverseAr.eval.sampling.temperature": "--temperature",
   eval: "--eval-prompts",
   "eval.prompts": "--eval-count (or the --eval-prompts file's length)",
+  "eval.promptsChecksum": "--eval-prompts (its prompts' tokens, a checksum; or the --tokenizer that encodes them)",
   "eval.steps": "--eval-steps",
   "eval.decoder": "--eval-decoder",
 };
@@ -160,6 +161,8 @@ export function reconcileResume(stored: Json, run: ResumeRun): { problems: strin
     if (!lines.has(flag)) lines.set(flag, `${name} was ${shown(have)} in the checkpoint, now ${shown(want)}`);
   };
   for (const d of differences(stored, run.config)) {
+    // A checkpoint from before the prompts' checksum was stored: its prompts can only be compared by count.
+    if (d.path.at(-1) === "promptsChecksum" && valueAt(stored, d.path) === undefined) continue;
     // The values of the whole setting (e.g. the teacher's shape), not of the field inside it that differs.
     const s = setting(d.path);
     say(s.name, valueAt(stored, s.path), valueAt(run.config, s.path));
