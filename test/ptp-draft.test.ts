@@ -458,6 +458,6 @@ describe("ptp random-draft and generate --draft", () => {
 
   it("CLI-PTP-DRAFT-USAGE: --help lists --draft and the random-draft command", async () => {
     expect((await ptp("generate", "--help")).stdout).toContain("--draft FILE");
-    expect((await ptp("help")).stderr).toMatch(/random-draft/);
+    expect((await ptp("help")).stdout).toMatch(/random-draft/);
   });
 });

@@ -29,6 +29,9 @@ const held = new Map<string, string>();
 /** An empty lock younger than this may be one being written: it counts as held. */
 const YOUNG_MS = 3000;
 
+/** Whether onExit and onSignal are installed (once per process). */
+let installed = false;
+
 function onExit(): void {
   for (const path of [...held.keys()]) release(path);
 }
@@ -46,10 +49,6 @@ function release(path: string): void {
     if (readFileSync(path, "utf8") === mine) unlinkSync(path);
   } catch {
     // already gone, or not readable: nothing of ours to remove
-  }
-  if (held.size === 0) {
-    process.off("exit", onExit);
-    for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
 
@@ -136,7 +135,10 @@ export function acquireOutputLock(out: string, command: string, onStale: (note: 
     closeSync(fd);
     break;
   }
-  if (held.size === 0) {
+  // Installed once and kept: a signal that comes after the lock is released, as the command ends, still
+  // exits with its code (removing the last listener would let Node's default kill the process mid-exit).
+  if (!installed) {
+    installed = true;
     process.on("exit", onExit);
     for (const s of SIGNALS) process.on(s, onSignal);
   }
