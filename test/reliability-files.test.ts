@@ -36,6 +36,17 @@ describe("non-finite steps end the run", () => {
     expect(r.stderr).toMatch(/--lr 1e\+30 may be too high/);
   });
 
+  it("DISTILL-NO-TRAINABLE-RECORD: a dataset with no record a student can train on (a query student needs two sampled tokens) is refused before training, naming the dataset file", async () => {
+    const prompts = join(tmp, "one-word.txt");
+    writeFileSync(prompts, "Once\n");
+    const data = join(tmp, "one-token.ptpd");
+    // One sampled token per record.
+    expect((await runCli(...pregenArgs(data, "--prompts", prompts, "--steps", "1"))).code).toBe(0);
+    const r = await runCli(...distillArgs(join(tmp, "query.safetensors"), "--dataset", data, "--slot-input", "query"));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp distill: ${data}: has no record with two sampled tokens (a query student trains slots 1..N-1) to train on`);
+  });
+
   it("CLI-WEIGHT-DECAY-BOUND: a weight decay with lr x wd >= 1 (which wipes or flips every decayed weight each step) is refused up front, exit 2, naming both flags; below it a diverging run's error names --weight-decay beside --lr", async () => {
     await dataset();
     const out = join(tmp, "wd.safetensors");

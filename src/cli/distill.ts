@@ -14,7 +14,8 @@ import { trainKernelsFor } from "../train/autograd/index.js";
 import { readDataset, type DatasetMeta } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import { validateSamplingSettings } from "../sampling/processors.js";
-import { distill } from "../train/distill.js";
+import { distill, trainableRecords } from "../train/distill.js";
+import { FileFormatError } from "../io/errors.js";
 import { LOSSES } from "../train/ptp-windows.js";
 import { loopExitCode } from "../train/loop.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
@@ -189,6 +190,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     threads,
   });
   refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
+  const trainable = trainableRecords(dataset.records, proposer);
+  if (trainable.usable.length === 0) throw new FileFormatError(f.dataset, `has no record with ${trainable.need} to train on`);
   // A slot past a record's last sampled token has no target (weight 0): slots past every record's never train.
   const longest = dataset.records.reduce((m, r) => Math.max(m, r.tokens.length - r.promptLength), 0);
   if (dataset.records.length > 0 && f.window > longest) {

@@ -155,7 +155,7 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
-  warnFullPrompts(io, [prompt], runSteps);
+  warnFullPrompts(io, [prompt], runSteps, f.steps);
   const bytes: Uint8Array[] = [];
   // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
   // clock starts, so that tokens/s does not count weight packing and JIT tiers.
@@ -300,7 +300,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     const jsonOutputs: { tokens: number[]; text: string }[] = [];
     const many = texts.length > 1;
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
-    warnFullPrompts(io, prompts, runSteps);
+    warnFullPrompts(io, prompts, runSteps, f.steps);
     const run = comparePtpAr(model, prompts, {
       decode: options,
       aux: auxFor,

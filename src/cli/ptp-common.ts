@@ -20,11 +20,14 @@ export function namingModel(e: unknown, modelPath: string): unknown {
  * than `steps` tokens is cut there, as in the reference, with nothing
  * generated.
  */
-export function warnFullPrompts(io: Io, prompts: readonly (readonly number[])[], steps: number): void {
+export function warnFullPrompts(io: Io, prompts: readonly (readonly number[])[], steps: number, asked: number = steps): void {
   const full = prompts.flatMap((p, i) => (p.length > steps ? [i] : []));
   if (full.length === 0) return;
   const which = prompts.length === 1 ? "the prompt has" : `${full.length} of ${prompts.length} prompts (the first: prompt ${full[0] + 1}) have`;
-  io.stderr(`warning: ${which} more than --steps (${steps}) tokens: nothing is generated for ${full.length === 1 ? "it" : "them"} (give more --steps)\n`);
+  // --steps 0 (or past seqLen) runs the model's seqLen positions: the prompt is longer than the model's context.
+  const limit = asked === steps ? `--steps (${steps})` : `the model's seqLen (${steps}, which --steps ${asked} runs)`;
+  const advice = asked === steps ? "give more --steps" : "shorten the prompt";
+  io.stderr(`warning: ${which} more than ${limit} tokens: nothing is generated for ${full.length === 1 ? "it" : "them"} (${advice})\n`);
 }
 
 /**

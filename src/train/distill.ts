@@ -52,12 +52,21 @@ export interface DistillFiles {
  * context; no teacher pass is needed except for KL losses). Writes it to
  * files.out at every checkpoint.
  */
-export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
-  const L = o.window;
-  // A query student's window trains from slot 1 on, so its start needs a second sampled token after it.
+/**
+ * The records `proposer` can train on, and what one needs: a prompt and a
+ * sampled token after it; two for a query student, whose window trains
+ * from slot 1 on (`first`).
+ */
+export function trainableRecords(records: readonly DatasetRecord[], proposer: Proposer): { usable: DatasetRecord[]; first: number; need: string } {
   const first = proposer.kind === "student" && proposer.student.config.query ? 1 : 0;
   const usable = records.filter((r) => r.tokens.length > r.promptLength + first && r.promptLength >= 1);
-  if (usable.length === 0) throw new Error(`distill: the dataset has no record with ${first ? "two sampled tokens (a query student trains slots 1..N-1)" : "a sampled token"}`);
+  return { usable, first, need: first ? "two sampled tokens (a query student trains slots 1..N-1)" : "a sampled token" };
+}
+
+export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
+  const L = o.window;
+  const { usable, first, need } = trainableRecords(records, proposer);
+  if (usable.length === 0) throw new Error(`distill: the dataset has no record with ${need}`);
   const draft = proposer.kind === "draft";
   const settings = { loss: o.loss, gamma: o.gamma, window: L, sequences: o.sequences, sampling: o.sampling };
   const parallel = await DataParallel.start(teacherCkpt, teacher, proposer, settings, o.threads ?? 1, o.sequences, o.kernels);
