@@ -15,7 +15,8 @@ try {
   console.error(`web: ${e.message.split("\n")[0]} (${usage})`);
   process.exit(2);
 }
-const port = Number(values.port);
+// Plain decimal digits only: Number() would read "" as 0 (any port), " 80" as 80 and 0x1F90 as 8080.
+const port = /^[0-9]{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`web: --port must be an integer from 0 to 65535, got ${values.port}`);
   process.exit(2);

@@ -4,7 +4,7 @@
 // share memory (SharedArrayBuffer, shared WebAssembly.Memory):
 //   Cross-Origin-Opener-Policy: same-origin
 //   Cross-Origin-Embedder-Policy: require-corp
-import { createReadStream, statSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 
@@ -37,22 +37,39 @@ export function startWebServer({ root, port = 8080, isolate = true }) {
       return;
     }
     const file = normalize(join(root, path.endsWith("/") ? `${path}index.html` : path));
-    let size = -1;
+    const text = (status, body, extra = {}) => res.writeHead(status, { ...headers, "Content-Type": "text/plain", ...extra }).end(body);
+    // Opened before any header is sent, so a file that cannot be read is an error response, never a crash.
+    let fd = -1,
+      size = -1,
+      status = 404;
     if (file.startsWith(root + sep) || file === root) {
       try {
-        const st = statSync(file);
-        if (st.isFile()) size = st.size;
-      } catch {
-        // not found
+        // Only a regular file is opened (a named pipe would block the open).
+        if (statSync(file).isFile()) {
+          fd = openSync(file, "r");
+          size = fstatSync(fd).size;
+        }
+      } catch (e) {
+        // EACCES: there but not readable (403); anything else but "not found" is the server's (500).
+        status = e.code === "EACCES" || e.code === "EPERM" ? 403 : e.code === "ENOENT" || e.code === "ENOTDIR" || e.code === "EISDIR" ? 404 : 500;
       }
     }
     if (size < 0 || (req.method !== "GET" && req.method !== "HEAD")) {
-      res.writeHead(size < 0 ? 404 : 405, { ...headers, "Content-Type": "text/plain" }).end(size < 0 ? `not found: ${path}\n` : "GET only\n");
+      if (fd >= 0) closeSync(fd);
+      if (size >= 0) text(405, "GET only\n", { Allow: "GET, HEAD" });
+      else text(status, status === 404 ? `not found: ${path}\n` : status === 403 ? `forbidden: ${path}\n` : `cannot read: ${path}\n`);
       return;
     }
     res.writeHead(200, { ...headers, "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", "Content-Length": size });
-    if (req.method === "HEAD") res.end();
-    else createReadStream(file).pipe(res);
+    if (req.method === "HEAD") {
+      closeSync(fd);
+      res.end();
+      return;
+    }
+    // A read that fails midway (the file truncated, a disk error) ends this response, not the server.
+    createReadStream(file, { fd })
+      .on("error", () => res.destroy())
+      .pipe(res);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

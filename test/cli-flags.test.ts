@@ -262,6 +262,7 @@ describe("the second hostile-input sweep (twenty-second session)", () => {
     await usageError(/--samples must be in \[1, 1000000\], got 2147483648|--samples must be a positive integer \(at most 1000000\)/, "pregenerate", "--model", M, "--out", join(tmp, "never.ptpd"), "--samples", "2147483648");
     await usageError(/--steps must be in \[1, 1048576\], got 4294967296|--steps must be a positive integer \(at most 1048576\)/, "pregenerate", "--model", M, "--out", join(tmp, "never.ptpd"), "--steps", "4294967296");
     await usageError(/--version goes with --to llama2c/, "convert", "--model", M, "--to", "hf", "--out", join(tmp, "never-hf"), "--version", "1");
+    await usageError(/--shard-mb must be at least 1e-6 \(one byte\), got 1e-9/, "convert", "--model", M, "--to", "hf", "--out", join(tmp, "never-hf"), "--shard-mb", "1e-9");
   });
 
   it("CLI-FLAGS-EPIPE: a reader that closes the pipe early stops the CLI quietly with 141, no stack trace", async () => {

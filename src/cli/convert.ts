@@ -38,6 +38,8 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
   if (f["shard-mb"] !== undefined && (f.to !== "hf" || !(f["shard-mb"] > 0))) {
     throw new UsageError(`--shard-mb goes with --to hf and must be > 0, got ${f["shard-mb"]}`);
   }
+  // Shards are sized in whole bytes: less than one byte (1e-6 MB) would be none.
+  if (f["shard-mb"] !== undefined && Math.floor(f["shard-mb"] * 1e6) < 1) throw new UsageError(`--shard-mb must be at least 1e-6 (one byte), got ${f["shard-mb"]}`);
   if (f.version !== 0 && f.version !== 1) throw new UsageError(`--version must be 0 or 1, got ${f.version}`);
   if (f["tokenizer-out"] !== undefined && f.to !== "llama2c") throw new UsageError(`--tokenizer-out goes with --to llama2c`);
   if (f.to !== "llama2c" && givenFlags(argv, convertFlags).has("version")) throw new UsageError(`--version goes with --to llama2c (a Hugging Face folder has no checkpoint version)`);
