@@ -189,6 +189,21 @@ describe("PEFT folders in decoding", () => {
     expect(r.code, r.stderr).toBe(0);
     const again = readPeftStudent(ours2);
     expect(again.config).toMatchObject({ variant: "O", window: 16, rank: c.rank, alpha: c.alpha, teacherChecksum: c.teacherChecksum });
+    // INSPECT-PEFT-REFERENCE: inspect reads it with its teacher (--model), names the missing config of a folder holding only
+    // the weights, and refuses --model for anything but a PEFT folder.
+    expect((await runCli("inspect", dir)).code).toBe(1);
+    const info = JSON.parse((await runCli("inspect", dir, "--model", hfTeacher, "--json")).stdout);
+    expect(info.kind).toBe("student");
+    expect(info.config).toMatchObject({ variant: "O", rank: c.rank, teacherChecksum: c.teacherChecksum });
+    const weightsOnly = fresh();
+    mkdirSync(weightsOnly);
+    writeFileSync(join(weightsOnly, "adapter_model.safetensors"), readFileSync(join(dir, "adapter_model.safetensors")));
+    const missing = await runCli("inspect", weightsOnly);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(join(weightsOnly, "adapter_config.json"));
+    const notPeft = await runCli("inspect", STORIES_260K, "--model", hfTeacher);
+    expect(notPeft.code).toBe(2);
+    expect(notPeft.stderr.split("\n")[0]).toBe(`ptp inspect: --model goes with a PEFT folder (the teacher of one without ptp settings); ${STORIES_260K} is not one`);
   });
 
   it("PEFT-REFERENCE-SUBSET: modules left out of target_modules get zero LoRA (the teacher's own outputs), and the binary u-embedding under its old name loads", () => {
@@ -263,6 +278,19 @@ describe("PEFT folders in decoding", () => {
       expect(formatError(() => readPeftStudent(dir), join(dir, "adapter_config.json")).message).toMatch(message);
     }
     expect(performance.now() - started).toBeLessThan(10_000);
+    // PEFT-TARGETS-AGREE: the config says which pairs the adapter holds, and the "ptp" settings agree with their
+    // copy in the "ptp.config" tensor; a folder whose files disagree is refused, never read one way or the other.
+    const agree: [(c: Record<string, unknown>) => void, string, RegExp][] = [
+      [(c) => (c.target_modules = ["q_proj"]), "adapter_model.safetensors", /tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight" is for k_proj, which target_modules leaves out/],
+      [(c) => (c.layers_to_transform = [0]), "adapter_model.safetensors", /tensor "base_model\.model\.model\.layers\.1\.self_attn\.q_proj\.lora_A\.weight" is for layer 1, which layers_to_transform leaves out/],
+      [(c) => (c.target_modules = []), "adapter_config.json", /"target_modules" is empty/],
+      [(c) => delete c.ptp, "adapter_config.json", /has no "ptp" settings, but the weights hold the "ptp.config" tensor/],
+      [(c) => (ptp(c).window = 3), "adapter_config.json", /"ptp" settings differ from their copy in the weights' "ptp.config" tensor: window 3 here, \d+ there/],
+    ];
+    for (const [edit, file, message] of agree) {
+      const dir = folder(edit);
+      expect(formatError(() => readPeftStudent(dir, { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } }), join(dir, file)).message).toMatch(message);
+    }
     // A byte-order mark is UTF-8 and is read past, as in every other JSON file.
     const bom = folder(() => {});
     writeFileSync(join(bom, "adapter_config.json"), "\ufeff" + JSON.stringify(config));

@@ -47,6 +47,22 @@ describe("non-finite steps end the run", () => {
     expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp distill: ${data}: has no record with two sampled tokens (a query student trains slots 1..N-1) to train on`);
   });
 
+  it("STUDENT-WRONG-KIND: a --student that is the teacher or a dataset is named as what it is, not as a broken safetensors file; a binary file's bytes in a message are escaped", async () => {
+    await dataset();
+    for (const [file, kind] of [
+      [TEACHER, "a llama2.c checkpoint"],
+      [DATA, "a PTP distillation dataset"],
+    ] as const) {
+      const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--student", file, "--prompt", "Once", "--steps", "8");
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp generate: ${file}: is ${kind}, not a student (expected a student adapter file or a PEFT folder)`);
+    }
+    const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--student", TOK_512, "--prompt", "Once", "--steps", "8");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(r.stderr).toMatch(/safetensors header is not valid JSON \(.*\\x00/);
+  });
+
   it("CLI-WEIGHT-DECAY-BOUND: a weight decay with lr x wd >= 1 (which wipes or flips every decayed weight each step) is refused up front, exit 2, naming both flags; below it a diverging run's error names --weight-decay beside --lr", async () => {
     await dataset();
     const out = join(tmp, "wd.safetensors");

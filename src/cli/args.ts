@@ -157,6 +157,28 @@ function* flagsGiven(argv: readonly string[], specs: FlagRules): Generator<{ arg
 }
 
 /**
+ * Splits argv into positional arguments (files) and the flags with their
+ * values, by position: a flag's value stays a value, even when it reads
+ * like a file (for commands that take files beside their flags).
+ */
+export function splitPositionals(argv: readonly string[], specs: FlagRules): { files: string[]; flags: string[] } {
+  const files: string[] = [],
+    flags: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) {
+      files.push(a);
+      continue;
+    }
+    flags.push(a);
+    const name = a.slice(2);
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
+    if (spec !== undefined && spec.kind !== "bool" && i + 1 < argv.length && !argv[i + 1].startsWith("--")) flags.push(argv[++i]);
+  }
+  return { files, flags };
+}
+
+/**
  * The names of the flags `argv` gives explicitly (as parseFlags reads it),
  * for "does not apply" checks that a default value cannot tell apart from
  * an absent flag.

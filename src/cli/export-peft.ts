@@ -6,7 +6,7 @@ import { loadStudent } from "../ptp/files/student-file.js";
 import { warnNonFinite } from "./ptp-common.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { PEFT_CONFIG, PEFT_WEIGHTS, writePeftStudent } from "../ptp/files/peft.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, parseFlags, splitPositionals, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs, writeOutputs } from "./output-files.js";
 
@@ -27,28 +27,8 @@ module names, and the PTP settings under "ptp" in adapter_config.json
 
 ${describeFlags(exportPeftFlags)}`;
 
-/** Splits argv into the student (positional) and the flags with their values, by position: a value equal to the student stays a value. */
-function splitArguments(argv: readonly string[]): { files: string[]; flags: string[] } {
-  const takesValue = new Set(
-    Object.entries(exportPeftFlags)
-      .filter(([, spec]) => spec.kind !== "bool")
-      .map(([name]) => `--${name}`),
-  );
-  const files: string[] = [],
-    flags: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) files.push(a);
-    else {
-      flags.push(a);
-      if (takesValue.has(a) && i + 1 < argv.length) flags.push(argv[++i]);
-    }
-  }
-  return { files, flags };
-}
-
 export async function exportPeftCommand(argv: readonly string[], io: Io): Promise<number> {
-  const { files, flags } = splitArguments(argv);
+  const { files, flags } = splitPositionals(argv, exportPeftFlags);
   const f = parseFlags(flags, exportPeftFlags);
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the student to export" : `export-peft takes one student, got ${files.length}`);
   if (files[0] === "") throw new UsageError("the student to export must not be an empty path");

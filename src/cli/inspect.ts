@@ -6,19 +6,24 @@ import { parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/files/adapter-file.js";
 import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
-import { isPeftFolder, readPeftStudent } from "../ptp/files/peft.js";
+import { isPeftFolder, PEFT_WEIGHTS, readPeftStudent } from "../ptp/files/peft.js";
+import { readModel } from "../io/model-file.js";
+import type { Checkpoint } from "../model/weights.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { AuxEmbeddingConfig, StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
+import { describeFlags, parseFlags, splitPositionals, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 
 export const inspectFlags = defineFlags({
   json: { kind: "bool", help: "print one JSON object instead of text" },
+  model: { kind: "string", value: "PATH", help: "the teacher of a PEFT folder without ptp settings (the reference code's), which gives its shape" },
 });
 
-export const inspectUsage = `usage: ptp inspect FILE|DIR [--json]
+export const inspectUsage = `usage: ptp inspect FILE|DIR [--json] [--model PATH]
 
 Tell a llama2.c checkpoint (v0 or v1 "ak42"), a Hugging Face Llama folder,
 a PTP student adapter, a standalone PTP draft model (both safetensors) and
@@ -27,6 +32,8 @@ configuration: for a checkpoint the model config, parameter count, version
 and teacher checksum; for an adapter the student config, for a draft model
 the draft config, each with tensor count and parameter count; for a
 dataset its generation settings and how many of its records are complete.
+A PEFT folder of the reference code (no ptp settings) needs its teacher
+(--model), which gives the shape its tensors are read with.
 
 ${describeFlags(inspectFlags)}`;
 
@@ -99,9 +106,12 @@ function inspectDataset(path: string): DatasetInfo {
 }
 
 /** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
-export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo {
-  if (isDirectory(path) && isPeftFolder(path)) {
-    const student = readPeftStudent(path);
+export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo {
+  // A PEFT folder: its config, or its weights alone (then readPeftStudent names the missing config).
+  const peft = isDirectory(path) && (isPeftFolder(path) || existsSync(join(path, PEFT_WEIGHTS)));
+  if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${path} is not one`);
+  if (peft) {
+    const student = readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
     let parameters = 0,
       tensors = 0;
     for (const layer of student.weights.layers) for (const p of Object.values(layer)) (parameters += p.A.length + p.B.length), (tensors += 2);
@@ -148,14 +158,12 @@ export function inspectFile(path: string): CheckpointInfo | HfCheckpointInfo | S
 }
 
 export async function inspectCommand(argv: readonly string[], io: Io): Promise<number> {
-  const files = argv.filter((a) => !a.startsWith("--"));
-  const f = parseFlags(
-    argv.filter((a) => a.startsWith("--")),
-    inspectFlags,
-  );
+  const { files, flags } = splitPositionals(argv, inspectFlags);
+  const f = parseFlags(flags, inspectFlags);
   if (files.length !== 1) throw new UsageError(files.length === 0 ? "name the file to inspect" : `inspect takes one file, got ${files.length}`);
   if (files[0] === "") throw new UsageError("the file to inspect must not be an empty path");
-  const info = inspectFile(files[0]);
+  if (f.model === "") throw new UsageError("--model must not be an empty path");
+  const info = inspectFile(files[0], f.model === undefined ? undefined : readModel(f.model));
   if (f.json) {
     io.stdout(JSON.stringify(info) + "\n");
     return 0;

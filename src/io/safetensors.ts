@@ -204,7 +204,8 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
   try {
     header = JSON.parse(text);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    // V8's message quotes the text around the error: its control characters (a binary file's NULs) are shown escaped.
+    const why = (err instanceof Error ? err.message : String(err)).replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
     return fail(`safetensors header is not valid JSON (${why})`);
   }
   if (!isPlainObject(header)) fail(`safetensors header must be a JSON object, found ${Array.isArray(header) ? "an array" : quote(header)}`);

@@ -252,6 +252,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     const names = new Map(LINEAR_NAMES.map((n) => [TARGET[n], n]));
     const unknown = targets.filter((x) => !names.has(x));
     if (unknown.length > 0) cfgFail(`target_modules ${JSON.stringify(unknown)} are not linear layers of a Llama block (expected some of ${JSON.stringify(Object.values(TARGET))})`);
+    if (targets.length === 0) cfgFail(`"target_modules" is empty: a LoRA adapter names at least one module (PEFT refuses an empty list too)`);
     targeted = new Set(targets.map((x) => names.get(x)!));
   } else return cfgFail(`"target_modules" must be a list of module names or "all-linear", found ${quote(targets)}`);
 
@@ -290,6 +291,31 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const only = j.layers_to_transform;
   if (only != null && !(Array.isArray(only) && only.every((l) => Number.isInteger(l) && l >= 0 && l < t.nLayers) && new Set(only).size === only.length)) {
     cfgFail(`"layers_to_transform" must be null or a list of distinct layer indices in [0, ${t.nLayers}), found ${quote(only)}`);
+  }
+
+  // ptp writes its settings twice, in adapter_config.json and as the "ptp.config" tensor: the two must agree, and
+  // a folder holding the tensor without the settings is one of ours whose settings were removed, not the reference code's.
+  const copy = tensors.get(CONFIG_TENSOR);
+  if (copy !== undefined) {
+    if (!settings) cfgFail(`has no "ptp" settings, but the weights hold the "${CONFIG_TENSOR}" tensor that ptp writes beside them: the settings were removed (restore them; without the tensor the folder reads as the reference code's)`);
+    let stored: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(copy.data as Uint8Array));
+      if (isObject(parsed)) stored = parsed as Record<string, unknown>;
+      else throw new Error("not an object");
+    } catch {
+      fail(`tensor "${CONFIG_TENSOR}" is not the JSON of the PTP settings`);
+    }
+    const mine = settings as unknown as Record<string, unknown>;
+    const differing = [...new Set([...Object.keys(mine), ...Object.keys(stored)])].filter((k) => canonicalJson(mine[k]) !== canonicalJson(stored[k]));
+    if (differing.length > 0) {
+      cfgFail(
+        `"ptp" settings differ from their copy in the weights' "${CONFIG_TENSOR}" tensor: ${differing
+          .slice(0, 4)
+          .map((k) => `${k} ${quote(mine[k])} here, ${quote(stored[k])} there`)
+          .join("; ")}`,
+      );
+    }
   }
 
   // The auxiliary embedding: from the settings, else from the tensors present.
@@ -332,6 +358,9 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
       if (A === undefined && targeted.has(name) && j.layers_to_transform == null) {
         fail(`tensor ${JSON.stringify(`${base}.lora_A.weight`)} is missing (target_modules names ${TARGET[name]})`);
       }
+      // PEFT loads only the pairs of the modules and layers the config targets: one outside them would not be this adapter's.
+      if (A !== undefined && !targeted.has(name)) fail(`tensor ${JSON.stringify(`${base}.lora_A.weight`)} is for ${TARGET[name]}, which target_modules leaves out`);
+      if (A !== undefined && Array.isArray(only) && !only.includes(l)) fail(`tensor ${JSON.stringify(`${base}.lora_A.weight`)} is for layer ${l}, which layers_to_transform leaves out`);
       present[l].push(A && B ? { A, B } : undefined);
       if (A === undefined) zeroFloats += rank * (inp + out);
     }
@@ -395,4 +424,17 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     if (err instanceof FileFormatError) throw err;
     throw new FileFormatError(dir, (err instanceof Error ? err.message : String(err)).replace(/^serializeStudent: /, ""));
   }
+}
+
+/** JSON with object keys sorted, to compare two parsed values whatever the order of their keys. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (isObject(v)) {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "undefined";
 }

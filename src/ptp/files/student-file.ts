@@ -2,7 +2,9 @@
  * One entry point for `--student PATH`: a student adapter file
  * (safetensors, adapter-file.ts) or a PEFT folder (peft.ts).
  */
-import { checkPath, FileFormatError } from "../../io/errors.js";
+import { checkPath, FileFormatError, readFilePrefix } from "../../io/errors.js";
+import { readCheckpoint } from "../../io/checkpoint.js";
+import { DATASET_MAGIC } from "../../data/dataset.js";
 import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
 import { readStudent } from "./adapter-file.js";
@@ -16,7 +18,27 @@ import type { Student } from "../student-weights.js";
  */
 export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; checksum: string }): Student {
   checkPath(path, "loadStudent");
-  if (!isDirectory(path)) return readStudent(path);
+  if (!isDirectory(path)) {
+    try {
+      return readStudent(path);
+    } catch (err) {
+      // A file of another kind (the teacher, a dataset) fails as "not safetensors": say what it is instead.
+      const kind = err instanceof FileFormatError ? otherKind(path) : undefined;
+      if (kind !== undefined) throw new FileFormatError(path, `is ${kind}, not a student (expected a student adapter file or a PEFT folder)`);
+      throw err;
+    }
+  }
   if (!isPeftFolder(path)) throw new FileFormatError(path, `is a folder without ${PEFT_CONFIG} (expected a student adapter file or a PEFT folder)`);
   return readPeftStudent(path, { teacher });
+}
+
+/** What a file that is not a student is, where it is one of the project's other kinds: a model or a dataset. */
+function otherKind(path: string): string | undefined {
+  try {
+    if (new TextDecoder().decode(readFilePrefix(path, "a file", DATASET_MAGIC.length).bytes) === DATASET_MAGIC) return "a PTP distillation dataset";
+    readCheckpoint(path);
+    return "a llama2.c checkpoint";
+  } catch {
+    return undefined;
+  }
 }
