@@ -47,12 +47,6 @@ export interface DistillFiles {
 }
 
 /**
- * Train `proposer` (in place) on `records`: a gated-LoRA Student of the
- * teacher, or a standalone Draft model (its own transformer runs the
- * context; no teacher pass is needed except for KL losses). Writes it to
- * files.out at every checkpoint.
- */
-/**
  * The records `proposer` can train on, and what one needs: a prompt and a
  * sampled token after it; two for a query student, whose window trains
  * from slot 1 on (`first`).
@@ -63,6 +57,12 @@ export function trainableRecords(records: readonly DatasetRecord[], proposer: Pr
   return { usable, first, need: first ? "two sampled tokens (a query student trains slots 1..N-1)" : "a sampled token" };
 }
 
+/**
+ * Train `proposer` (in place) on `records`: a gated-LoRA Student of the
+ * teacher, or a standalone Draft model (its own transformer runs the
+ * context; no teacher pass is needed except for KL losses). Writes it to
+ * files.out at every checkpoint.
+ */
 export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, proposer: Proposer, records: readonly DatasetRecord[], o: DistillOptions, files: DistillFiles, stream?: ProgressStream): Promise<LoopResult> {
   const L = o.window;
   const { usable, first, need } = trainableRecords(records, proposer);
