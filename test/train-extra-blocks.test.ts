@@ -93,8 +93,11 @@ function gradientMismatch(params: readonly Param[], loss: (tape: Tape) => Tensor
         analytic = p.grad[i];
       const close = (numeric: number) => Math.abs(analytic - numeric) <= 2e-3 + 2e-2 * Math.max(Math.abs(analytic), Math.abs(numeric));
       const richardson = (step: number) => (4 * central(p, i, step / 2) - central(p, i, step)) / 3;
+      // Smaller steps where a larger one straddles a kink of the loss (a pick that changes within +-h). Seed -491676842,
+      // path 2 of TRAIN-FEEDBACK-GRAD: wq.lora_A[3] reads -8.1 at h, 1.44 at h/8 and 1.65 from h/64 on (backward 1.652);
+      // aux.bias[0] reads 981 at h/8, -78 at h/64 and -247 from h/512 on (backward -248.4). The tolerance is unchanged.
       let numeric = richardson(h);
-      if (!close(numeric)) numeric = richardson(h / 8);
+      for (const shrink of [8, 64, 512, 4096]) if (!close(numeric)) numeric = richardson(h / shrink);
       if (!close(numeric)) return `${p.name}[${i}]: backward ${analytic}, finite differences ${numeric}`;
     }
   }
