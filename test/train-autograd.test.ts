@@ -6,7 +6,7 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
-import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, concatRows, crossEntropy, embedding, klDivergence, linear, linearLora, replaceRows, rmsnorm, rope, scale, swiglu, Tape, Tensor, jsKernels, useTrainKernels, wasmTrainKernels, type TrainKernels } from "../src/train/autograd/index.js";
+import { add, addBias, addEmbeddingRows, anchorEmbedding, attention, BufferPool, concatRows, crossEntropy, embedding, klDivergence, linear, linearLora, replaceRows, rmsnorm, rope, scale, swiglu, Tape, Tensor, jsKernels, useTrainKernels, wasmTrainKernels, type TrainKernels } from "../src/train/autograd/index.js";
 import { constantWeights, forwardRows, trainableWeights, type GraphWeights } from "../src/train/graph.js";
 import { draftLogits, studentLogits, windowLoss, windowRows, type LossKind } from "../src/train/ptp-windows.js";
 import { trainableDraft, trainableStudent } from "../src/train/student-params.js";
@@ -840,5 +840,65 @@ describe("GRAD-LORA-FUSED: linearLora is add(linear(x, W), scale(linear(linear(x
       }),
       { numRuns: 60, endOnFailure: true },
     );
+  });
+});
+
+describe("TAPE-POOL: a tape on a BufferPool computes the same bits as one on fresh arrays", () => {
+  it("losses and every gradient agree bit for bit over several steps of varying shapes (reused arrays are dirty); a released tape refuses new arrays", () => {
+    fc.assert(
+      fc.property(tinyCheckpoint, studentSpecArb(), seedArb, (ckpt, spec, seed) => {
+        const cfg = ckpt.config;
+        const student = makeStudent(ckpt, spec);
+        atTrainedScale(student);
+        const st = trainableStudent(student, cfg);
+        const weights = constantWeights(ckpt);
+        const pool = new BufferPool();
+        const run = (pooled: boolean) => {
+          const next = rng(seed);
+          const out: Float32Array[] = [];
+          for (let step = 0; step < 3; step++) {
+            const n = 6 + Math.floor(next() * 6),
+              L = (slotKind(spec) === "query" ? 2 : 1) + Math.floor(next() * 3);
+            const tokens = Array.from({ length: n }, () => Math.floor(next() * cfg.vocabSize));
+            const us = Float32Array.from({ length: n }, () => next());
+            const room = n - 1 - (slotKind(spec) === "query" ? 1 : 0);
+            const rows = windowRows(spec.variant, tokens, us, [1 + Math.floor(next() * room)], L, 1, slotKind(spec));
+            const ctx = randomContext(cfg, n, kvDim(cfg), next);
+            const teacherLogits = Float32Array.from({ length: rows.positions.length * cfg.vocabSize }, () => 2 * next() - 1);
+            for (const p of st.params) p.grad.fill(0);
+            const tape = new Tape(undefined, pooled ? pool : undefined);
+            const loss = windowLoss(tape, spec.variant, studentLogits(tape, cfg, weights, st, ctx, rows), rows, spec.variant === "O" ? "ce" : "kl", 0.8, teacherLogits);
+            tape.backward(loss);
+            out.push(loss.data.slice(), ...st.params.map((p) => p.grad.slice()));
+            tape.release();
+            expect(() => tape.alloc(1)).toThrow(/after release/);
+          }
+          return out;
+        };
+        const fresh = run(false);
+        expect(pool.heldBytes).toBe(0);
+        const pooled = run(true);
+        expect(pool.heldBytes).toBeGreaterThan(0);
+        expect(pooled).toEqual(fresh);
+        // Runs again over the pool's now-dirty arrays: still the same bits.
+        expect(run(true)).toEqual(fresh);
+      }),
+      { numRuns: 12, endOnFailure: true },
+    );
+  });
+
+  it("the pool keeps no more free memory than the largest tape took, and hands out zeroed arrays", () => {
+    const pool = new BufferPool();
+    const big = [new Float32Array(100).fill(1), new Float32Array(50).fill(2)];
+    pool.give(big);
+    expect(pool.heldBytes).toBe(600);
+    const a = pool.take(100);
+    expect(a).toBe(big[0]);
+    expect(a.every((x) => x === 0)).toBe(true);
+    expect(pool.take(7)).toHaveLength(7);
+    // A smaller tape's arrays on top of the free 50: over the 600-byte peak, the smallest go first.
+    pool.give([a, new Float32Array(10), new Float32Array(20)]);
+    expect(pool.heldBytes).toBeLessThanOrEqual(600);
+    expect(pool.take(100)).toBe(a);
   });
 });

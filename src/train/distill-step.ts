@@ -4,7 +4,7 @@ import type { Transformer } from "../model/transformer.js";
 import { decoderSettings } from "../ptp/decode/defaults.js";
 import { proposerConfig, type Proposer } from "../ptp/proposer.js";
 import type { SamplingSettings } from "../sampling/processors.js";
-import { scale, Tape, trainKernels, type TrainKernels } from "./autograd/index.js";
+import { BufferPool, scale, Tape, trainKernels, type TrainKernels } from "./autograd/index.js";
 import { constantWeights, type GraphWeights } from "./graph.js";
 import type { Param } from "./param.js";
 import { draftLogits, studentLogits, windowLoss, windowMetrics, windowRows, type LossKind } from "./ptp-windows.js";
@@ -55,6 +55,8 @@ export class SequenceGradient {
   private readonly weights: GraphWeights;
   private readonly st?: TrainableStudent;
   private readonly dt?: TrainableDraft;
+  /** Each job's graph reuses the arrays of the job before (buffers.ts). */
+  private readonly pool = new BufferPool();
 
   constructor(
     private readonly teacherCkpt: Checkpoint,
@@ -82,7 +84,7 @@ export class SequenceGradient {
     const needTeacher = this.st !== undefined || o.loss !== "ce";
     // A student's extra blocks also need the context rows' final hidden states.
     const teacherRun = needTeacher ? teacherContext(this.teacher, job.tokens.subarray(0, n - 1), o.loss !== "ce", this.st?.extra !== undefined) : undefined;
-    const tape = new Tape(this.kernels);
+    const tape = new Tape(this.kernels, this.pool);
     const logits = this.st ? studentLogits(tape, cfg, this.weights, this.st, teacherRun!.context, rows) : draftLogits(tape, this.dt!, job.tokens, rows);
     const teacherLogits = teacherRun?.logits ? gatherRows(teacherRun.logits, rows.positions, cfg.vocabSize) : undefined;
     const l = windowLoss(tape, variant, logits, rows, o.loss, o.sampling.temperature, teacherLogits);
@@ -90,7 +92,9 @@ export class SequenceGradient {
     // #correct with the decoders' draft rule for this proposer (a chained student's scale is its own).
     const feedback = this.proposer.kind === "student" ? this.proposer.student.config.pickFeedback : undefined;
     const m = windowMetrics(variant, logits.data, rows, cfg.vocabSize, o.sampling, decoderSettings({ proposerFeedback: feedback }).draftTemperatureScale);
-    return { loss: l.data[0] / o.sequences, correct: m.correct.reduce((a, c) => a + c, 0), windows: m.correct.length, slots: rows.positions.length };
+    const figures = { loss: l.data[0] / o.sequences, correct: m.correct.reduce((a, c) => a + c, 0), windows: m.correct.length, slots: rows.positions.length };
+    tape.release();
+    return figures;
   }
 }
 

@@ -5,7 +5,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import type { Student } from "../ptp/student-weights.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
-import { Tape } from "./autograd/index.js";
+import { BufferPool, Tape } from "./autograd/index.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
 import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
@@ -78,6 +78,8 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     weights = constantWeights(baseCkpt);
   // A step takes seconds (L forward passes per text window, then one backward): it pauses between its
   // parts, so Ctrl-C / SIGTERM stops the run within about a second (see LoopSpec.step).
+  // Each window's graph reuses the arrays of the one before (buffers.ts).
+  const pool = new BufferPool();
   return runLoop({
     params: st.params,
     ...loopSettings(o, files),
@@ -107,11 +109,12 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
         }
         await pause();
         const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
-        const tape = new Tape(o.kernels);
+        const tape = new Tape(o.kernels, pool);
         const logits = studentLogits(tape, cfg, weights, st, context, rows);
         const l = windowLoss(tape, "C", logits, rows, "ce", o.sampling.temperature);
         tape.backward(l);
         loss += l.data[0] / o.sequences;
+        tape.release();
         slots += rows.positions.length;
       }
       // Gradients were summed over the text windows; average them.

@@ -4,7 +4,7 @@ import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Checkpoint } from "../model/weights.js";
-import { crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
+import { BufferPool, crossEntropy, embedding, scale, Tape } from "./autograd/index.js";
 import { forwardRows, trainableWeights, type GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type RunFiles } from "./loop.js";
@@ -84,6 +84,8 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
   // A fixed validation sample: the same windows at every evaluation.
   const vr = new Mulberry32(o.seed ^ 0x5eed);
   const validStarts = Array.from({ length: 16 }, () => Math.floor(vr.nextFloat() * (valid.length - T - 1)));
+  // Each part's graph reuses the arrays of the part before (buffers.ts).
+  const pool = new BufferPool();
   return runLoop({
     params,
     ...loopSettings(o, files),
@@ -102,10 +104,11 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
         const part = starts.slice(b, b + per);
         // The batch's mean loss is the sum over parts of each part's mean, weighted by its share of the windows.
         const share = part.length / o.batch;
-        const tape = new Tape(o.kernels);
+        const tape = new Tape(o.kernels, pool);
         const partLoss = nextTokenLoss(tape, c, weights, train, part, T);
         tape.backward(scale(tape, partLoss, share));
         loss += partLoss.data[0] * share;
+        tape.release();
       }
       return { loss, units: o.batch * T };
     },

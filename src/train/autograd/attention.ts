@@ -35,13 +35,13 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, visible: 
     }
     offsets[m + 1] = offsets[m] + nHeads * (b0 - a0 + b1 - a1);
   }
-  const probs = new Float32Array(offsets[M]);
+  const probs = tape.alloc(offsets[M]);
   const k_ = tape.kernels;
   const out = tape.output(q.shape, [q, k, v]);
   k_.attentionForward(out.data, probs, q.data, k.data, v.data, visible, offsets, M, nHeads, nKvHeads, hs, scale);
   tape.record(out, (dO) => {
     // Inputs without a gradient still get one computed, into scratch.
-    const grad = (t: Tensor) => t.grad ?? new Float32Array(t.data.length);
+    const grad = (t: Tensor) => t.grad ?? tape.alloc(t.data.length);
     // Leading key rows that are constants (a context prefix concatenated in front) need no dk, dv.
     const kvFrom = Math.min(constantPrefixRows(k), constantPrefixRows(v));
     k_.attentionBackward(grad(q), grad(k), grad(v), dO, probs, q.data, k.data, v.data, visible, offsets, M, nHeads, nKvHeads, hs, scale, kvFrom);

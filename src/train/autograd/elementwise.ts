@@ -66,7 +66,7 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
     u = up.data,
     n = y.data.length;
   // sigmoid(gate), kept for the backward pass.
-  const sg = new Float32Array(n);
+  const sg = tape.alloc(n);
   const k = tape.kernels;
   k.swiglu(y.data, sg, g, u, n);
   tape.record(y, (dy) => k.swigluBackward(gate.grad, up.grad, dy, g, u, sg, n));

@@ -1,5 +1,6 @@
 /** Reverse-mode autodiff over float32 tensors: the tape and the ops the model uses. */
 export { Tape, Tensor } from "./tensor.js";
+export { BufferPool } from "./buffers.js";
 export { jsKernels, trainKernels, useTrainKernels, type TrainKernels } from "./kernels.js";
 export { trainKernelsFor, wasmTrainKernels } from "./wasm-kernels.js";
 export { linear } from "./linear.js";

@@ -33,7 +33,7 @@ export function linearLora(tape: Tape, x: Tensor, w: Tensor, a: Tensor, b: Tenso
   }
   const k = tape.kernels;
   const y = tape.output([M, N], [x, w, a, b]);
-  const t = new Float32Array(M * r);
+  const t = tape.alloc(M * r);
   k.loraForward(y.data, t, x.data, w.data, a.data, b.data, M, K, N, r, s);
   tape.record(y, (dy) => k.loraBackward(x.grad, a.grad, b.grad, w.grad, dy, x.data, w.data, a.data, b.data, t, M, K, N, r, s));
   return y;

@@ -40,7 +40,7 @@ export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, we
   if (targets.length !== R) throw new RangeError(`crossEntropy: ${targets.length} targets for ${R} rows`);
   const z = logits.data,
     e = new Float64Array(V),
-    probs = new Float32Array(R * V);
+    probs = tape.alloc(R * V);
   let loss = 0;
   for (let r = 0; r < R; r++) {
     if (weights[r] === 0) continue;
@@ -87,7 +87,7 @@ export function klDivergence(tape: Tape, logits: Tensor, teacherLogits: Float32A
   if (teacherLogits.length !== R * V) throw new RangeError(`klDivergence: teacher logits have ${teacherLogits.length} values, expected ${R} x ${V}`);
   const lp = new Float64Array(V),
     lq = new Float64Array(V);
-  const grads = new Float32Array(R * V);
+  const grads = tape.alloc(R * V);
   let loss = 0;
   for (let r = 0; r < R; r++) {
     if (weights[r] === 0) continue;

@@ -1,3 +1,4 @@
+import type { BufferPool } from "./buffers.js";
 import { trainKernels, type TrainKernels } from "./kernels.js";
 import type { Param } from "../param.js";
 
@@ -50,15 +51,35 @@ export class Tensor {
  */
 export class Tape {
   private readonly steps: (() => void)[] = [];
+  /** The arrays this tape took from its pool (given back by release). */
+  private readonly taken: Float32Array[] = [];
+  private released = false;
 
-  /** `kernels`: the dense products' implementation the ops on this tape run (default: trainKernels(), plain TypeScript unless switched). */
-  constructor(readonly kernels: TrainKernels = trainKernels()) {}
+  /**
+   * `kernels`: the dense products' implementation the ops on this tape run
+   * (default: trainKernels(), plain TypeScript unless switched). `pool`:
+   * where the tape's arrays come from and, on `release()`, go back to (see
+   * buffers.ts); without one every array is new and left to the collector.
+   */
+  constructor(
+    readonly kernels: TrainKernels = trainKernels(),
+    private readonly pool?: BufferPool,
+  ) {}
+
+  /** A zeroed array of n floats for an op on this tape (its output, its gradient, what its backward step keeps). */
+  alloc(n: number): Float32Array {
+    if (this.released) throw new Error("tape: used after release()");
+    if (!this.pool) return new Float32Array(n);
+    const a = this.pool.take(n);
+    this.taken.push(a);
+    return a;
+  }
 
   /** The output tensor of an op on `inputs`: with a gradient iff any input has one. */
   output(shape: readonly number[], inputs: readonly Tensor[], data?: Float32Array): Tensor {
     const n = shape.reduce((a, b) => a * b, 1);
-    const grad = inputs.some((t) => t.requiresGrad) ? new Float32Array(n) : null;
-    return new Tensor(data ?? new Float32Array(n), shape, grad);
+    const grad = inputs.some((t) => t.requiresGrad) ? this.alloc(n) : null;
+    return new Tensor(data ?? this.alloc(n), shape, grad);
   }
 
   /** Record the backward step of an op whose output is `out` (skipped for constants). */
@@ -76,5 +97,18 @@ export class Tape {
     loss.grad[0] = 1;
     for (let i = this.steps.length - 1; i >= 0; i--) this.steps[i]();
     this.steps.length = 0;
+  }
+
+  /**
+   * Gives the tape's arrays back to its pool: every tensor the tape made
+   * (the loss included) is invalid afterwards, so read what is needed
+   * first. The tape cannot be used again. Without a pool this only ends
+   * the tape.
+   */
+  release(): void {
+    this.released = true;
+    this.steps.length = 0;
+    this.pool?.give(this.taken);
+    this.taken.length = 0;
   }
 }
