@@ -211,7 +211,7 @@ describe("the evaluation, the harness, the trainer and the self-checks check the
     model.dispose();
   });
 
-  it("API-PRETRAIN: pretrain's context must be in [1, seqLen] and batch a positive integer", () => {
+  it("API-PRETRAIN: pretrain's context must be in [1, seqLen], batch and threads positive integers", () => {
     const ckpt = randomCheckpoint(TINY, 1);
     const stream = Int32Array.from({ length: 200 }, (_, i) => i % 32);
     const files = { out: "/nonexistent/x.bin", checkpoint: "/nonexistent/x.ckpt", log: "/nonexistent/x.log", resume: false };
@@ -219,6 +219,7 @@ describe("the evaluation, the harness, the trainer and the self-checks check the
     expect(run({ context: 40 })).toThrow(/^pretrain: context .* must be an integer in \[1, 32\], got 40/);
     for (const context of [0, 1.5, "8"]) expect(run({ context: context as number })).toThrow(/^pretrain: context/);
     for (const batch of [0, 1.5, "2"]) expect(run({ batch: batch as number })).toThrow(/^pretrain: batch must be a positive integer/);
+    for (const threads of [0, 1.5, "2"]) expect(run({ threads: threads as number })).toThrow(/^pretrain: threads must be a positive integer/);
   });
 
   it("API-SELF-CHECK-RUNS: runPtpExactness' and runBackendConformance's runs must be positive integers (no report passing with 0 cases)", async () => {

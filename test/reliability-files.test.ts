@@ -404,7 +404,7 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     expect(existsSync(out)).toBe(false);
     r = await runCli(...trainArgs(join(tmp, "memory.bin"), "--tokenizer", TOK_512, "--dim", "4096", "--hidden", "16384", "--layers", "64", "--heads", "32", "--seq-len", "65536", "--batch", "4096"));
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp train: train needs about \d+\.\d GiB \(largest part: training graph of 1 window x 65536 tokens \(a part of a step\), .*\), more than this machine's .* GiB; lower --batch, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
+    expect(r.stderr).toMatch(/^ptp train: train needs about \d+\.\d GiB \(largest part: training graph of one window of 65536 tokens \(x \d+ threads\), .*\), more than this machine's .* GiB; lower --threads, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
     const big = join(tmp, "long-context-train.bin");
     writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
     r = await runCli("train", "--objective", "inverse-ar", "--model", big, "--corpus", corpus, "--tokenizer", TOK_512, "--out", join(tmp, "iar-memory.safetensors"), "--context", "1048576", "--steps", "2");

@@ -74,7 +74,7 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
   });
 
-  it("REL-SIGNAL-TRAIN-LONG-STEP: `ptp train` runs a large batch a part at a time (PART_ROWS rows), pausing between parts: a signal during a long step abandons it within a part, the state before it saved; a run of such steps stopped and resumed matches an uninterrupted one", async () => {
+  it("REL-SIGNAL-TRAIN-LONG-STEP: `ptp train` runs a step's windows on worker threads while the main thread awaits them: a signal during a long step abandons it at once, the state before it saved; a run of such steps stopped and resumed matches an uninterrupted one", async () => {
     const corpus = join(tmp, "corpus-long.txt");
     writeFileSync(corpus, Array.from({ length: 400 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");
     const args = (out: string, batch: string, ...extra: string[]) => [
@@ -103,15 +103,15 @@ describe("signals stop training runs, which resume exactly", () => {
       "0",
       ...extra,
     ];
-    // 2048 windows of 128 tokens: 64 parts, seconds a step.
+    // 2048 windows of 128 tokens: seconds a step.
     const r = await runChild(["bin/ptp.js", ...args("t-long.bin", "2048")], { when: /Ctrl-C saves/, signals: ["SIGINT"], delayMs: 300 });
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0; checkpoint saved/);
     expect(stepOf(join(tmp, "t-long.bin.train.safetensors"))).toBe(0);
-    // 256 windows: 8 parts a step. Stopped after one step and resumed for one, as two steps in one run.
+    // 256 windows a step. Stopped after one step and resumed for one (on another thread count), as two steps in one run.
     expect((await runCli(...args("t-parts-ref.bin", "256", "--stop-after", "2"))).code).toBe(130);
     expect((await runCli(...args("t-parts.bin", "256", "--stop-after", "1"))).code).toBe(130);
-    expect((await runCli(...args("t-parts.bin", "256", "--resume", "--stop-after", "1"))).code).toBe(130);
+    expect((await runCli(...args("t-parts.bin", "256", "--resume", "--stop-after", "1", "--threads", "1"))).code).toBe(130);
     expect(bytes(join(tmp, "t-parts.bin")).equals(bytes(join(tmp, "t-parts-ref.bin")))).toBe(true);
     sameTensors(join(tmp, "t-parts.bin.train.safetensors"), join(tmp, "t-parts-ref.bin.train.safetensors"));
   });

@@ -319,6 +319,26 @@ describe("ptp train", () => {
     expect(bytes(join(tmp, "b.bin")).equals(bytes(join(tmp, "a.bin")))).toBe(true);
   });
 
+  it("TRAIN-AR-THREADS: next-token training gives the same bytes on 1, 2 and 3 threads, a run resumes on another thread count, and --threads is checked", async () => {
+    const shape = ["--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "5"];
+    const args = (out: string, t: number, ...extra: string[]) => ["train", "--corpus", corpus, "--char-vocab", join(tmp, `${out}.tok`), "--out", join(tmp, out), ...shape, "--steps", "6", "--eval-every", "3", "--threads", String(t), ...extra];
+    for (const t of [1, 2, 3]) {
+      const r = await runCli(...args(`th${t}.bin`, t));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(bytes(join(tmp, "th2.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
+    expect(bytes(join(tmp, "th3.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
+    expect((await runCli(...args("thmix.bin", 2, "--stop-after", "4"))).code).toBe(130);
+    const resumed = await runCli(...args("thmix.bin", 1, "--resume"));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(bytes(join(tmp, "thmix.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
+    for (const bad of ["0", "1.5", "x"]) {
+      const r = await runCli("train", "--corpus", corpus, "--char-vocab", join(tmp, "thbad.tok"), "--out", join(tmp, "thbad.bin"), "--threads", bad);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--threads/);
+    }
+  });
+
   it("TRAIN-INVERSE-AR: recovered u's lie in the student's own bins (Pick gives back every observed token), and the command trains a C-PTP student", async () => {
     fc.assert(
       fc.property(tinyCheckpoint, fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(0.7, 1), (ckpt, seed, temperature) => {

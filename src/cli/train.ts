@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
+import { MAX_THREADS } from "../backends/wasm/index.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
@@ -34,6 +36,11 @@ function readableAs(read: (path: string) => unknown, problem: string): (path: st
 const llamaCheckpointKind = readableAs((path) => readCheckpoint(path), "is not a llama2.c checkpoint");
 const tokenizerKind = readableAs((path) => loadTokenizerFile(path), "is not a tokenizer.bin");
 
+/** Worker threads of a next-token run: --threads, else the machine's cores; never more than the windows of a step. */
+function trainThreads(f: { threads?: number; batch: number }): number {
+  return Math.min(f.threads ?? availableParallelism(), f.batch);
+}
+
 /** The flags only --objective ar reads: the new model's shape and the held-out split (inverse-ar adapts --model and trains on every line). */
 const arFlags = defineFlags({
   dim: { kind: "int", value: "N", help: "ar: model width", default: 64, min: 1 },
@@ -43,6 +50,7 @@ const arFlags = defineFlags({
   hidden: { kind: "int", value: "N", help: "ar: SwiGLU hidden width", default: 172, min: 1 },
   "seq-len": { kind: "int", value: "N", help: `ar: the model's maximum sequence length (at most ${MAX_SEQ_LEN})`, default: 256, min: 1, max: MAX_SEQ_LEN },
   "valid-fraction": { kind: "number", value: "F", help: "ar: last fraction of the documents held out for validation", default: 0.05 },
+  threads: { kind: "int", value: "N", help: "ar: worker threads that share each step's windows (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: MAX_THREADS },
 });
 
 export const trainFlags = defineFlags({
@@ -101,7 +109,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     checkShapeFlags({ ...config, vocabSize: Math.max(1, vocabSize) });
     const context = f.context ?? config.seqLen;
     if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
-    refuseBeyondMemory("train", pretrainMemory(config, { batch: f.batch, context }), "js", "--batch, --context (or --seq-len), --dim, --hidden or --layers");
+    refuseBeyondMemory("train", pretrainMemory(config, { context, threads: trainThreads(f) }), "js", "--threads, --context (or --seq-len), --dim, --hidden or --layers");
     return config;
   };
   shapeOf(0);
@@ -183,6 +191,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
     {
       batch: f.batch,
       context,
+      threads: trainThreads(f),
       ...loop,
     },
     { out, ...files },

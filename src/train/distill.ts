@@ -10,7 +10,7 @@ import { DataParallel } from "./data-parallel.js";
 import type { JobFigures, SequenceJob } from "./distill-step.js";
 import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
 import type { ProgressStream } from "../util/progress.js";
-import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult, type LoopSpec } from "./loop.js";
 import type { LossKind } from "./ptp-windows.js";
 import type { SamplingSettings } from "../sampling/processors.js";
 
@@ -105,10 +105,4 @@ export async function distill(teacherCkpt: Checkpoint, teacher: Transformer, pro
   } finally {
     parallel.close();
   }
-}
-
-/** The options without the thread count: a run gives the same bits on any number of threads, so a resume may change it. */
-function withoutThreads(o: DistillOptions): Omit<DistillOptions, "threads"> {
-  const { threads: _t, ...rest } = o;
-  return rest;
 }

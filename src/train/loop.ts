@@ -103,6 +103,12 @@ export function resumableConfig<T extends LoopOptions>(o: T): Omit<T, "steps" | 
   return rest;
 }
 
+/** The options without the thread count: a data-parallel run gives the same bits on any number of threads, so a resume may change it. */
+export function withoutThreads<T extends { threads?: number }>(o: T): Omit<T, "threads"> {
+  const { threads: _t, ...rest } = o;
+  return rest;
+}
+
 export interface LoopSpec extends LoopOptions {
   params: readonly Param[];
   /**

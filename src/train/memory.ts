@@ -1,5 +1,4 @@
 import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
-import { windowsPerPart } from "./pretrain.js";
 
 /**
  * Estimates, before anything is allocated, of the memory a training run
@@ -124,14 +123,20 @@ export function distillMemory(teacher: ModelConfig, o: DistillMemoryOptions): Me
   );
 }
 
-/** `ptp train` (next-token pretraining): the model's weights, gradients and Adam state, and the graph of one part of a step (windowsPerPart windows x context rows) with causal attention. */
-export function pretrainMemory(c: ModelConfig, o: { batch: number; context: number }): MemoryEstimate {
-  const windows = windowsPerPart(o.batch, o.context);
-  const R = windows * o.context;
+/**
+ * `ptp train` (next-token pretraining, pretrain-parallel.ts): on the main
+ * thread the weights, gradients and Adam state, the shared copies of the
+ * weights and of the step's gradient; per worker
+ * thread a copy of the weights and its gradient, and the graph of one
+ * window (context rows, causal attention).
+ */
+export function pretrainMemory(c: ModelConfig, o: { context: number; threads: number }): MemoryEstimate {
+  const T = o.threads;
   return estimate(
     [
-      { name: "weights, gradients and Adam state", bytes: F * 4 * weightFloats(c) },
-      { name: `training graph of ${windows} window${windows === 1 ? "" : "s"} x ${o.context} tokens (a part of a step)`, bytes: graphBytes(c, R, (o.context + 1) / 2, 0) },
+      { name: "weights, gradients and Adam state, and their shared copies", bytes: F * 6 * weightFloats(c) },
+      { name: `each worker thread's weights and gradient (x ${T})`, bytes: F * 2 * weightFloats(c) * T },
+      { name: `training graph of one window of ${o.context} tokens (x ${T} threads)`, bytes: graphBytes(c, o.context, (o.context + 1) / 2, 0) * T },
     ],
     0,
   );
