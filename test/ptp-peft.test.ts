@@ -320,6 +320,11 @@ describe("PEFT folders in decoding", () => {
       [(c) => (c.peft_type = "IA3"), /peft_type "IA3"/],
       [(c) => (c.target_modules = ["q_proj", "lm_head"]), /target_modules \["lm_head"\]/],
       [(c) => (c.r = 0), /"r" must be a positive integer/],
+      [(c) => (c.task_type = "SEQ_CLS"), /"task_type": "SEQ_CLS" is not supported .*"CAUSAL_LM"/],
+      [(c) => (c.lora_dropout = 1.5), /"lora_dropout": 1.5 is not supported \(expected a number in \[0, 1\)/],
+      [(c) => (c.lora_dropout = "0.1"), /"lora_dropout"/],
+      [(c) => (c.base_model_name_or_path = 42), /"base_model_name_or_path": 42 is not supported/],
+      [(c) => (c.inference_mode = "yes"), /"inference_mode"/],
     ];
     for (const [edit, message] of cfgCases) {
       const dir = make(edit);

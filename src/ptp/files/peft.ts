@@ -240,6 +240,10 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   refuse("rank_pattern", empty, "one rank for every module");
   refuse("alpha_pattern", empty, "one alpha for every module");
   refuse("modules_to_save", (v) => v === null || (Array.isArray(v) && v.length === 0), "the teacher's own weights must stay unchanged");
+  refuse("task_type", (v) => v === null || v === "CAUSAL_LM", 'a PTP student adapts a causal language model; expected "CAUSAL_LM"');
+  refuse("lora_dropout", (v) => v === null || (typeof v === "number" && v >= 0 && v < 1), "expected a number in [0, 1); dropout acts in training only");
+  refuse("base_model_name_or_path", (v) => v === null || typeof v === "string", "expected the base model's name or path, a string, or null");
+  refuse("inference_mode", (v) => typeof v === "boolean", "expected true or false");
   const r = j.r;
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${quote(r)}`);
   const rank: number = r;
