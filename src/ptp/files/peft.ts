@@ -243,7 +243,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   refuse("task_type", (v) => v === null || v === "CAUSAL_LM", 'a PTP student adapts a causal language model; expected "CAUSAL_LM"');
   refuse("lora_dropout", (v) => v === null || (typeof v === "number" && v >= 0 && v < 1), "expected a number in [0, 1); dropout acts in training only");
   refuse("base_model_name_or_path", (v) => v === null || typeof v === "string", "expected the base model's name or path, a string, or null");
-  refuse("inference_mode", (v) => typeof v === "boolean", "expected true or false");
+  refuse("inference_mode", (v) => v === null || typeof v === "boolean", "expected true or false");
   const r = j.r;
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${quote(r)}`);
   const rank: number = r;
