@@ -2,9 +2,9 @@ import type { Checkpoint } from "../model/weights.js";
 import type { Transformer } from "../model/transformer.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { trainKernels, type TrainKernels } from "./autograd/index.js";
-import { packParams, paramCount, type JobFigures, type JobSettings, type SequenceJob } from "./distill-step.js";
+import type { JobFigures, JobSettings, SequenceJob } from "./distill-step.js";
 import { trainableDraft, trainableStudent } from "./student-params.js";
-import type { Param } from "./param.js";
+import { packParams, paramCount, type Param } from "./param.js";
 import { WorkerGroup, type GroupInit } from "./worker-group.js";
 
 /**

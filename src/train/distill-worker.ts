@@ -8,7 +8,8 @@ import { createBackend } from "../backends/registry.js";
 import { Transformer } from "../model/transformer.js";
 import { jsKernels, wasmTrainKernels } from "./autograd/index.js";
 import { FIGURES_PER_JOB, type DistillWorkerInit } from "./data-parallel.js";
-import { packParams, paramCount, SequenceGradient, unpackParams, type SequenceJob } from "./distill-step.js";
+import { SequenceGradient, type SequenceJob } from "./distill-step.js";
+import { packParams, paramCount, unpackParams } from "./param.js";
 import { serveJobs } from "./worker-group.js";
 
 await serveJobs(async (init: DistillWorkerInit) => {

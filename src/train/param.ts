@@ -25,3 +25,20 @@ export function makeParam(name: string, shape: readonly number[], data: Float32A
 export function zeroGrads(params: readonly Param[]): void {
   for (const p of params) p.grad.fill(0);
 }
+
+/** Total number of values of a list of params (the length of a flat gradient). */
+export function paramCount(params: readonly Param[]): number {
+  return params.reduce((n, p) => n + p.data.length, 0);
+}
+
+/** Copies every param's `which` array into `flat`, in order. */
+export function packParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
+  let o = 0;
+  for (const p of params) flat.set(p[which], o), (o += p.data.length);
+}
+
+/** Copies `flat` into every param's `which` array, in order. */
+export function unpackParams(params: readonly Param[], which: "data" | "grad", flat: Float32Array): void {
+  let o = 0;
+  for (const p of params) p[which].set(flat.subarray(o, o + p.data.length)), (o += p.data.length);
+}

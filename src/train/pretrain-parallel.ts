@@ -1,9 +1,8 @@
 import type { ModelConfig } from "../model/config.js";
 import type { Checkpoint } from "../model/weights.js";
 import { Tape, trainKernels, type BufferPool, type TrainKernels } from "./autograd/index.js";
-import { packParams, paramCount, unpackParams } from "./distill-step.js";
 import type { GraphWeights } from "./graph.js";
-import type { Param } from "./param.js";
+import { packParams, paramCount, unpackParams, type Param } from "./param.js";
 import { windowGradient } from "./next-token.js";
 import { WorkerGroup, type GroupInit } from "./worker-group.js";
 

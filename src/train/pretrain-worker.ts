@@ -5,8 +5,8 @@
  * gradient and adds it into the step's at the window's turn.
  */
 import { BufferPool, jsKernels, wasmTrainKernels } from "./autograd/index.js";
-import { unpackParams } from "./distill-step.js";
 import { trainableWeights } from "./graph.js";
+import { unpackParams } from "./param.js";
 import { runWindows, type PretrainJobs, type PretrainWorkerInit } from "./pretrain-parallel.js";
 import { serveJobs } from "./worker-group.js";
 
