@@ -409,7 +409,7 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
     r = await runCli("train", "--objective", "inverse-ar", "--model", big, "--corpus", corpus, "--tokenizer", TOK_512, "--out", join(tmp, "iar-memory.safetensors"), "--context", "1048576", "--steps", "2");
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp train: train --objective inverse-ar: .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window or --rank\n/);
+    expect(r.stderr).toMatch(/^ptp train: train --objective inverse-ar: .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window, --threads or --rank\n/);
     const data = join(tmp, "memory.ptpd");
     r = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "1048576", "--samples", "1", "--backend", "wasm");
     expect(r.code, r.stderr).toBe(2);

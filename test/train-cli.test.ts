@@ -339,7 +339,7 @@ describe("ptp train", () => {
     }
   });
 
-  it("TRAIN-INVERSE-AR: recovered u's lie in the student's own bins (Pick gives back every observed token), and the command trains a C-PTP student", async () => {
+  it("TRAIN-INVERSE-AR: recovered u's lie in the student's own bins (Pick gives back every observed token), and the command trains a C-PTP student, the same bytes on any number of threads (TRAIN-INVERSE-AR-THREADS)", async () => {
     fc.assert(
       fc.property(tinyCheckpoint, fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(0.7, 1), (ckpt, seed, temperature) => {
         const next = rng(seed),
@@ -374,5 +374,41 @@ describe("ptp train", () => {
     const r = await runCli("train", "--objective", "inverse-ar", "--corpus", corpus, "--tokenizer", tok, "--model", model, "--out", out, "--rank", "2", "--window", "3", "--context", "16", "--batch", "2", "--steps", "3", "--eval-every", "0");
     expect(r.code, r.stderr).toBe(0);
     expect(readStudent(out).config.variant).toBe("C");
+    // TRAIN-INVERSE-AR-THREADS: the text windows of a step on 1, 2 and 3 threads give the same bytes; a run resumes on another count.
+    const iar = (name: string, t: number, ...extra: string[]) => [
+      "train",
+      "--objective",
+      "inverse-ar",
+      "--corpus",
+      corpus,
+      "--tokenizer",
+      tok,
+      "--model",
+      model,
+      "--out",
+      join(tmp, name),
+      "--rank",
+      "2",
+      "--window",
+      "3",
+      "--context",
+      "16",
+      "--batch",
+      "3",
+      "--steps",
+      "4",
+      "--eval-every",
+      "2",
+      "--threads",
+      String(t),
+      ...extra,
+    ];
+    for (const t of [1, 2, 3]) expect((await runCli(...iar(`iar-t${t}.safetensors`, t))).code).toBe(0);
+    expect(bytes(join(tmp, "iar-t2.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
+    expect(bytes(join(tmp, "iar-t3.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
+    expect((await runCli(...iar("iar-mix.safetensors", 2, "--stop-after", "3"))).code).toBe(130);
+    const resumed = await runCli(...iar("iar-mix.safetensors", 1, "--resume"));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(bytes(join(tmp, "iar-mix.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
   });
 });

@@ -14,6 +14,7 @@ import { UsageError, defineFlags, type Parsed } from "./args.js";
 import { checkAgainstTeacher, studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
+import { trainThreads } from "./training-flags.js";
 import { floatsIn, inverseArMemory } from "../train/memory.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
@@ -27,7 +28,7 @@ export const inverseArFlags = defineFlags({
 });
 
 /** What inverse-ar reads of ptp train's parsed flags. */
-type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | undefined; batch: number; corpus: string };
+type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | undefined; batch: number; threads: number | undefined; corpus: string };
 
 export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
@@ -44,8 +45,9 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const context = f.context ?? ckpt.config.seqLen;
   // A text window holds the slot window at any of its L offsets (1..L) and then L slots: at least 2L tokens.
   if (context < 2 * f.window) throw new UsageError(`--context (${context}) must be at least twice --window (${f.window}): a text window holds the slots after an offset of up to --window tokens`);
-  const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: f.rank, context, window: f.window });
-  refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window or --rank");
+  const threads = trainThreads(f);
+  const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: f.rank, context, window: f.window, threads });
+  refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window, --threads or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
@@ -68,6 +70,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
       stream,
       {
         sequences: f.batch,
+        threads,
         context,
         window: f.window,
         sampling,

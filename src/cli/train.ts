@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -17,7 +16,7 @@ import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
 import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { loopOptions, runFiles } from "./training-flags.js";
+import { loopOptions, runFiles, trainThreads } from "./training-flags.js";
 import { checkRank, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
@@ -36,11 +35,6 @@ function readableAs(read: (path: string) => unknown, problem: string): (path: st
 const llamaCheckpointKind = readableAs((path) => readCheckpoint(path), "is not a llama2.c checkpoint");
 const tokenizerKind = readableAs((path) => loadTokenizerFile(path), "is not a tokenizer.bin");
 
-/** Worker threads of a next-token run: --threads, else the machine's cores; never more than the windows of a step. */
-function trainThreads(f: { threads?: number; batch: number }): number {
-  return Math.min(f.threads ?? availableParallelism(), f.batch);
-}
-
 /** The flags only --objective ar reads: the new model's shape and the held-out split (inverse-ar adapts --model and trains on every line). */
 const arFlags = defineFlags({
   dim: { kind: "int", value: "N", help: "ar: model width", default: 64, min: 1 },
@@ -50,7 +44,6 @@ const arFlags = defineFlags({
   hidden: { kind: "int", value: "N", help: "ar: SwiGLU hidden width", default: 172, min: 1 },
   "seq-len": { kind: "int", value: "N", help: `ar: the model's maximum sequence length (at most ${MAX_SEQ_LEN})`, default: 256, min: 1, max: MAX_SEQ_LEN },
   "valid-fraction": { kind: "number", value: "F", help: "ar: last fraction of the documents held out for validation", default: 0.05 },
-  threads: { kind: "int", value: "N", help: "ar: worker threads that share each step's windows (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: MAX_THREADS },
 });
 
 export const trainFlags = defineFlags({
@@ -63,6 +56,7 @@ export const trainFlags = defineFlags({
   ...arFlags,
   context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len; inverse-ar: the model's seqLen)" },
   batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
+  threads: { kind: "int", value: "N", help: "worker threads that share each step's windows (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: MAX_THREADS },
   ...inverseArFlags,
 });
 

@@ -1,5 +1,6 @@
 import type { loopFlags } from "./flag-groups.js";
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { lockPathOf } from "../io/output-lock.js";
 import { FileFormatError } from "../io/errors.js";
@@ -73,4 +74,9 @@ function trainCheckpointKind(path: string): true | string {
     throw new FileFormatError(path, `cannot resume from this training checkpoint: ${problem}; it was left as it is (to start over instead, run without --resume and with --force)`);
   }
   return format === TRAIN_CHECKPOINT_FORMAT ? true : "is not a ptp training checkpoint";
+}
+
+/** Worker threads of a run: --threads, else the machine's cores; never more than the windows of a step. */
+export function trainThreads(f: { threads?: number; batch: number }): number {
+  return Math.min(f.threads ?? availableParallelism(), f.batch);
 }

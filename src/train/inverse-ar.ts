@@ -5,12 +5,15 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import type { Student } from "../ptp/student-weights.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
-import { BufferPool, Tape } from "./autograd/index.js";
+import { Tape, type BufferPool } from "./autograd/index.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
 import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
-import { constantWeights, type ConstantContext, type GraphWeights } from "./graph.js";
+import type { ConstantContext, GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
-import { loopSettings, resumableConfig, runLoop, type LoopOptions, type LoopResult } from "./loop.js";
+import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult } from "./loop.js";
+import { OrderedParallel, type OrderedInit } from "./ordered-parallel.js";
+import { checkPositiveInteger } from "../sampling/checks.js";
+import { Mulberry32 } from "../util/prng.js";
 import { studentLogits, windowLoss, windowRows } from "./ptp-windows.js";
 import type { TrainKernels } from "./autograd/kernels.js";
 import { trainableStudent, type TrainableStudent } from "./student-params.js";
@@ -33,23 +36,53 @@ import { teacherContext } from "./teacher-context.js";
  * has probability > 0 (u stays 0.5 where the bin is empty). `z()` places u
  * inside its bin. Indexed by position in `tokens`.
  */
-export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): Float32Array {
+export function recoverUs(cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels, pool?: BufferPool): Float32Array {
   const us = new Float32Array(tokens.length).fill(0.5);
-  for (let k = 0; k < L; k++) recoverSlot(k, cfg, weights, st, context, tokens, us, starts, L, sampling, z, kernels);
+  for (let k = 0; k < L; k++) recoverSlot(k, cfg, weights, st, context, tokens, us, starts, L, sampling, z, kernels, pool);
   return us;
 }
 
 /** recoverUs's slot k: the u's of slot k of every window, from those of slots < k (already in `us`). */
-function recoverSlot(k: number, cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels): void {
+function recoverSlot(k: number, cfg: ModelConfig, weights: GraphWeights, st: TrainableStudent, context: ConstantContext, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, sampling: SamplingSettings, z: () => number, kernels?: TrainKernels, pool?: BufferPool): void {
   const V = cfg.vocabSize;
   const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
-  const logits = studentLogits(new Tape(kernels), cfg, weights, st, context, rows).data;
+  const tape = new Tape(kernels, pool);
+  const logits = studentLogits(tape, cfg, weights, st, context, rows).data;
   starts.forEach((s, w) => {
     if (s + k >= tokens.length) return;
     const P = samplingDistribution(logits.subarray((w * L + k) * V, (w * L + k + 1) * V), sampling);
     const [left, right] = binOf(P, tokens[s + k]);
     if (right > left) us[s + k] = drawU(left, right, z());
   });
+  tape.release();
+}
+
+/** One text window of a step: its tokens, the starts of its slot windows, and the seed of the z's that place its u's in their bins. */
+export interface TextWindowJob {
+  tokens: Int32Array;
+  starts: number[];
+  seed: number;
+}
+
+/**
+ * One text window's gradient, added into the student's params' grads:
+ * the base model's context of the window, every slot's u recovered in the
+ * student's own bins (z's from the job's seed), then the C-PTP
+ * cross-entropy backpropagated. Returns the loss and the slot count.
+ */
+export function textWindowGradient(base: Transformer, weights: GraphWeights, st: TrainableStudent, job: TextWindowJob, o: { window: number; sampling: SamplingSettings; betaB: number }, kernels: TrainKernels, pool: BufferPool): [loss: number, slots: number] {
+  const cfg = base.config,
+    L = o.window;
+  const { context } = teacherContext(base, job.tokens);
+  const rng = new Mulberry32(job.seed);
+  const us = recoverUs(cfg, weights, st, context, job.tokens, job.starts, L, o.sampling, () => betaSample(rng, o.betaB), kernels, pool);
+  const rows = windowRows("C", job.tokens, us, job.starts, L, 1, st.slots.input);
+  const tape = new Tape(kernels, pool);
+  const l = windowLoss(tape, "C", studentLogits(tape, cfg, weights, st, context, rows), rows, "ce", o.sampling.temperature);
+  tape.backward(l);
+  const loss = l.data[0];
+  tape.release();
+  return [loss, rows.positions.length];
 }
 
 /** The settings of inverseArTrain beyond the shared loop's (steps, learning rate, checkpoints, ...). */
@@ -61,6 +94,44 @@ export interface InverseArOptions extends LoopOptions {
   sampling: SamplingSettings;
   betaB: number;
   eval?: EvalSettings;
+  /** Worker threads that share each step's text windows (default 1; at most sequences): any number gives the same bits. */
+  threads?: number;
+}
+
+/**
+ * A step's text windows, drawn from `rng` in a fixed order: for each of
+ * `sequences`, a window of T tokens of the stream, the offset (1..L) of its
+ * slot windows and the seed of the z's that place its u's in their bins.
+ */
+export function drawTextWindows(rng: Mulberry32, stream: Int32Array, sequences: number, T: number, L: number): TextWindowJob[] {
+  const jobs: TextWindowJob[] = [];
+  for (let b = 0; b < sequences; b++) {
+    const at = Math.floor(rng.nextFloat() * (stream.length - T));
+    const offset = 1 + Math.floor(rng.nextFloat() * L);
+    const starts: number[] = [];
+    for (let s = offset; s + L <= T; s += L) starts.push(s);
+    jobs.push({ tokens: stream.slice(at, at + T), starts, seed: rng.nextU32() });
+  }
+  return jobs;
+}
+
+/**
+ * The worker threads of inverse-AR training (`threads` of them, at most
+ * `sequences`), each with the base model on a one-thread `backend` and a
+ * copy of `student`, whose trainable form `st` the optimizer steps on this
+ * thread. A job's figures are its loss and slot count.
+ */
+export function inverseArThreads(baseCkpt: Checkpoint, backend: string, student: Student, st: TrainableStudent, o: { threads: number; sequences: number; window: number; sampling: SamplingSettings; betaB: number; kernels?: TrainKernels }): Promise<OrderedParallel<TextWindowJob>> {
+  const data: Pick<InverseArWorkerInit, "base" | "backend" | "student" | "settings"> = { base: baseCkpt, backend, student, settings: { window: o.window, sampling: o.sampling, betaB: o.betaB } };
+  return OrderedParallel.start<TextWindowJob>("inverse-AR", "inverse-ar-worker.js", st.params, { threads: o.threads, maxJobs: o.sequences, figuresPerJob: 2, kernels: o.kernels, data });
+}
+
+/** What an inverse-AR worker is started with besides OrderedInit (structured-cloned). */
+export interface InverseArWorkerInit extends OrderedInit {
+  base: Checkpoint;
+  backend: string;
+  student: Student;
+  settings: { window: number; sampling: SamplingSettings; betaB: number };
 }
 
 /**
@@ -74,52 +145,35 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
     L = o.window,
     T = o.context;
   if (stream.length < T + 1 || T < 2 * L) throw new Error(`inverse-AR: needs text windows of at least twice the slot window, and a stream longer than one (context ${T}, window ${L}, ${stream.length} tokens)`);
-  const st = trainableStudent(student, cfg),
-    weights = constantWeights(baseCkpt);
-  // A step takes seconds (L forward passes per text window, then one backward): it pauses between its
-  // parts, so Ctrl-C / SIGTERM stops the run within about a second (see LoopSpec.step).
-  // Each window's graph reuses the arrays of the one before (buffers.ts).
-  const pool = new BufferPool();
-  return runLoop({
-    params: st.params,
-    ...loopSettings(o, files),
-    unit: "slot",
-    label: "inverse-ar",
-    stream: progressStream,
-    config: { student: student.config, inverseAr: { ...resumableConfig(o), eval: o.eval ? storedEvalSettings(o.eval) : null } },
-    save: () => writeStudent(files.out, student),
-    evaluate: o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined,
-    async step(rng, _t, pause) {
-      // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
-      // what counts is the self-verified acceptance the evaluation measures.
-      let loss = 0,
-        slots = 0;
-      for (let b = 0; b < o.sequences; b++) {
-        await pause();
-        const at = Math.floor(rng.nextFloat() * (stream.length - T));
-        const tokens = stream.subarray(at, at + T);
-        const offset = 1 + Math.floor(rng.nextFloat() * L);
-        const starts: number[] = [];
-        for (let s = offset; s + L <= T; s += L) starts.push(s);
-        const { context } = teacherContext(base, tokens);
-        const us = new Float32Array(tokens.length).fill(0.5);
-        for (let k = 0; k < L; k++) {
-          await pause();
-          recoverSlot(k, cfg, weights, st, context, tokens, us, starts, L, o.sampling, () => betaSample(rng, o.betaB), o.kernels);
-        }
-        await pause();
-        const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
-        const tape = new Tape(o.kernels, pool);
-        const logits = studentLogits(tape, cfg, weights, st, context, rows);
-        const l = windowLoss(tape, "C", logits, rows, "ce", o.sampling.temperature);
-        tape.backward(l);
-        loss += l.data[0] / o.sequences;
-        tape.release();
-        slots += rows.positions.length;
-      }
-      // Gradients were summed over the text windows; average them.
-      for (const p of st.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= o.sequences;
-      return { loss, units: slots };
-    },
-  });
+  const threads = checkPositiveInteger(o.threads ?? 1, "inverse-AR", "threads");
+  const st = trainableStudent(student, cfg);
+  const run = async (): Promise<LoopResult> => {
+    // A step takes seconds (L forward passes per text window, then one backward): its text windows
+    // run on worker threads (ordered-parallel.ts), so Ctrl-C / SIGTERM abandons it at once.
+    const parallel = await inverseArThreads(baseCkpt, base.backend.name, student, st, { ...o, threads });
+    try {
+      return await runLoop({
+        params: st.params,
+        ...loopSettings(o, files),
+        unit: "slot",
+        label: "inverse-ar",
+        stream: progressStream,
+        config: { student: student.config, inverseAr: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? storedEvalSettings(o.eval) : null } },
+        save: () => writeStudent(files.out, student),
+        evaluate: o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined,
+        async step(rng) {
+          const jobs = drawTextWindows(rng, stream, o.sequences, T, L);
+          // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
+          // what counts is the self-verified acceptance the evaluation measures.
+          const figures = await parallel.run(jobs);
+          // Gradients were summed over the text windows; average them.
+          for (const p of st.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= o.sequences;
+          return { loss: figures.reduce((a, f) => a + f[0] / o.sequences, 0), units: figures.reduce((a, f) => a + f[1], 0) };
+        },
+      });
+    } finally {
+      parallel.close();
+    }
+  };
+  return run();
 }

@@ -143,20 +143,23 @@ export function pretrainMemory(c: ModelConfig, o: { context: number; threads: nu
 }
 
 /**
- * `ptp train --objective inverse-ar`: the base model's weights (host and
- * backend), its forward over a text window of `context` tokens (KV, a host
- * copy), and the C-PTP graph over that window's slots (about `context`
- * rows), one text window at a time; the student's weights, gradients and
- * Adam state.
+ * `ptp train --objective inverse-ar` (its text windows on worker threads,
+ * inverse-ar.ts): per thread the base model's weights (host and backend),
+ * its forward over a text window of `context` tokens (KV, a host copy),
+ * the C-PTP graph over that window's slots (about `context` rows) and a
+ * copy of the student with its gradient; on the main thread the base model
+ * again (for evaluations) and the student's weights, gradient, Adam state
+ * and their shared copies.
  */
-export function inverseArMemory(c: ModelConfig, o: { proposerParams: number; rank: number; context: number; window: number }): MemoryEstimate {
+export function inverseArMemory(c: ModelConfig, o: { proposerParams: number; rank: number; context: number; window: number; threads: number }): MemoryEstimate {
   const run = forwardBytes(c, o.context, o.context);
+  const T = o.threads;
   return estimate(
     [
-      { name: "base model weights", bytes: F * 2 * weightFloats(c) },
-      { name: `base model KV and activations of a ${o.context}-token window`, bytes: run.cache * 2 + run.activations },
-      { name: `training graph of a ${o.context}-token window (--window ${o.window} slots)`, bytes: graphBytes(c, o.context, o.context + o.window, o.context, o.rank) },
-      { name: "student weights, gradients and Adam state", bytes: F * 4 * o.proposerParams },
+      { name: `base model weights (x ${T + 1}: each thread's and the main thread's)`, bytes: F * 2 * weightFloats(c) * (T + 1) },
+      { name: `base model KV and activations of a ${o.context}-token window (x ${T} threads)`, bytes: (run.cache * 2 + run.activations) * T },
+      { name: `training graph of a ${o.context}-token window (--window ${o.window} slots, x ${T} threads)`, bytes: graphBytes(c, o.context, o.context + o.window, o.context, o.rank) * T },
+      { name: "student weights, gradients, Adam state and copies", bytes: F * (6 + 2 * T) * o.proposerParams },
     ],
     F * weightFloats(c) + run.cache + run.activations,
   );
