@@ -11,13 +11,13 @@ import { textWindowGradient, type InverseArWorkerInit, type TextWindowJob } from
 import { serveOrdered } from "./ordered-parallel.js";
 import { trainableStudent } from "./student-params.js";
 
-await serveOrdered(async (init: InverseArWorkerInit) => {
+await serveOrdered(async (init: InverseArWorkerInit, kernels) => {
   const base = new Transformer(await createBackend(init.backend, { threads: 1 }), init.base);
   const st = trainableStudent(init.student, init.base.config),
     weights = constantWeights(init.base),
     pool = new BufferPool();
   return {
     params: st.params,
-    run: (job: TextWindowJob, _count, kernels) => textWindowGradient(base, weights, st, job, init.settings, kernels, pool),
+    run: (job: TextWindowJob) => textWindowGradient(base, weights, st, job, init.settings, kernels, pool),
   };
 });

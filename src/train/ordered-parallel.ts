@@ -97,21 +97,21 @@ export class OrderedParallel<J> {
   }
 }
 
-/** A worker's side of an OrderedParallel: its copies of the params, and one job's gradient into their grads (from zero) with the job's figures. */
+/** A worker's side of an OrderedParallel: its copies of the params, and one job's gradient into their grads (from zero) with the job's figures (`count`: the step's jobs). */
 export interface OrderedWorker<J> {
   params: readonly Param[];
-  run(job: J, count: number, kernels: TrainKernels): number[];
+  run(job: J, count: number): number[];
 }
 
 /**
  * The worker script's body: `setup` builds the worker's state from its
- * workerData; then for each message the params' values are read from the
- * shared buffer and every job's gradient is added at its turn.
+ * workerData and the training kernels the main thread named; then for
+ * each message the params' values are read from the shared buffer and
+ * every job's gradient is added at its turn.
  */
-export async function serveOrdered<D extends OrderedInit, J>(setup: (init: D) => Promise<OrderedWorker<J>> | OrderedWorker<J>): Promise<void> {
+export async function serveOrdered<D extends OrderedInit, J>(setup: (init: D, kernels: TrainKernels) => Promise<OrderedWorker<J>> | OrderedWorker<J>): Promise<void> {
   await serveJobs(async (init: D) => {
-    const worker = await setup(init);
-    const kernels = init.kernels === "wasm" ? wasmTrainKernels() : jsKernels;
+    const worker = await setup(init, init.kernels === "wasm" ? wasmTrainKernels() : jsKernels);
     const values = new Float32Array(init.params),
       grads = new Float32Array(init.grads),
       turn = new Int32Array(init.turn),
@@ -120,7 +120,7 @@ export async function serveOrdered<D extends OrderedInit, J>(setup: (init: D) =>
       unpackParams(worker.params, "data", values);
       for (const { index, job } of message.jobs) {
         for (const p of worker.params) p.grad.fill(0);
-        figures.set(worker.run(job, message.count, kernels).slice(0, init.figuresPerJob), index * init.figuresPerJob);
+        figures.set(worker.run(job, message.count).slice(0, init.figuresPerJob), index * init.figuresPerJob);
         // Wait for this job's turn (in short waits: a closing group terminates a waiting worker between them).
         for (let now = Atomics.load(turn, 0); now !== index; now = Atomics.load(turn, 0)) Atomics.wait(turn, 0, now, 100);
         let k = 0;

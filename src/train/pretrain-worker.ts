@@ -8,13 +8,13 @@ import { windowGradient } from "./next-token.js";
 import { serveOrdered } from "./ordered-parallel.js";
 import type { PretrainWorkerInit } from "./pretrain-parallel.js";
 
-await serveOrdered((init: PretrainWorkerInit) => {
+await serveOrdered((init: PretrainWorkerInit, kernels) => {
   const { params, weights } = trainableWeights(init.model);
   const stream = new Int32Array(init.stream),
     pool = new BufferPool();
   return {
     params,
-    run(start: number, batch, kernels) {
+    run(start: number, batch) {
       const tape = new Tape(kernels, pool);
       const loss = windowGradient(tape, init.model.config, weights, stream, start, init.context, batch);
       tape.release();
