@@ -111,6 +111,32 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
+ * Paired measurement over alternating rounds: each round draws `inputs()`
+ * once and runs every variant's `step` over all of them, the variants'
+ * order reversed every other round (so a change in the machine's load
+ * falls on all of them alike). Returns, per variant, the median over
+ * rounds of its median step time in ms.
+ */
+export async function alternatingRounds<V, I>(variants: readonly V[], rounds: number, inputs: () => I[], step: (v: V, input: I) => Promise<unknown>): Promise<number[]> {
+  const times = variants.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    const batch = inputs();
+    const order = variants.map((_, i) => i);
+    if (r % 2 === 1) order.reverse();
+    for (const i of order) {
+      const ms: number[] = [];
+      for (const input of batch) {
+        const t0 = performance.now();
+        await step(variants[i], input);
+        ms.push(performance.now() - t0);
+      }
+      times[i].push(median(ms));
+    }
+  }
+  return times.map(median);
+}
+
+/**
  * A Markdown table: "right" pads cells to the column width and right-aligns
  * the columns, "left" pads them left-aligned, "none" leaves them unpadded.
  */

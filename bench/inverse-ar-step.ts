@@ -26,7 +26,7 @@ import { AdamW } from "../src/train/optim.js";
 import { tokenStream } from "../src/train/pretrain.js";
 import { trainableStudent } from "../src/train/student-params.js";
 import { Mulberry32 } from "../src/util/prng.js";
-import { benchFlags, COUNT, listFlag, markdownTable, median, THREADS } from "./common.js";
+import { alternatingRounds, benchFlags, COUNT, listFlag, markdownTable, THREADS } from "./common.js";
 
 const flags = benchFlags({
   model: { kind: "string", value: "FILE", default: "../shared/models/stories260K.bin" },
@@ -58,7 +58,7 @@ const runs = await Promise.all(
     const student = randomStudent(base, checksum, { variant: "C", rank: 32, alpha: 32, aux: { kind: "digits", digits: 20 }, window: L, hybrid: true, seed: 1, zeroB: true });
     const st = trainableStudent(student, base.config);
     const parallel = await inverseArThreads(base, "wasm", student, st, { ...settings, threads });
-    return { threads, st, parallel, opt: new AdamW(st.params, { lr: 1e-3 }), times: [] as number[], losses: [] as number[], slots: 0, ms: 0, timedSlots: 0 };
+    return { threads, st, parallel, opt: new AdamW(st.params, { lr: 1e-3 }), losses: [] as number[], slots: 0, ms: 0, timedSlots: 0 };
   }),
 );
 
@@ -75,27 +75,23 @@ say(`inverse-ar step: ${flags.model} (dim ${base.config.dim}, ${base.config.nLay
 // One step each first: JIT, the kernels' memory growth, the pools' first fill.
 for (const run of runs) run.losses.push(await step(run, 1));
 let seed = 2;
-for (let r = 0; r < flags.rounds; r++) {
-  const order = r % 2 === 0 ? runs : [...runs].reverse();
-  const seeds = Array.from({ length: flags.steps }, () => seed++);
-  for (const run of order) {
-    const ms: number[] = [];
-    for (const s of seeds) {
-      const t0 = performance.now();
-      run.losses.push(await step(run, s));
-      ms.push(performance.now() - t0);
-      run.ms += ms[ms.length - 1];
-      run.timedSlots += run.slots;
-    }
-    run.times.push(median(ms));
-  }
-}
+const times = await alternatingRounds(
+  runs,
+  flags.rounds,
+  () => Array.from({ length: flags.steps }, () => seed++),
+  async (run, s) => {
+    const t0 = performance.now();
+    run.losses.push(await step(run, s));
+    run.ms += performance.now() - t0;
+    run.timedSlots += run.slots;
+  },
+);
 for (const run of runs) run.parallel.close();
 const ref = runs[0];
 const same = runs.every((run) => run.losses.every((l, i) => Object.is(l, ref.losses[i])) && run.st.params.every((p, i) => p.data.every((x, k) => Object.is(x, ref.st.params[i].data[k]))));
-const base0 = median(ref.times);
-const rows = runs.map((run) => {
-  const t = median(run.times);
+const base0 = times[0];
+const rows = runs.map((run, i) => {
+  const t = times[i];
   return { threads: run.threads, msPerStep: t, slotsPerSecond: (run.timedSlots * 1000) / run.ms, speedup: base0 / t };
 });
 if (flags.json) process.stdout.write(JSON.stringify({ model: flags.model, batch: flags.batch, load: loadavg()[0], sameBits: same, rows }) + "\n");

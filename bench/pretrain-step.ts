@@ -26,7 +26,7 @@ import { AdamW } from "../src/train/optim.js";
 import { nextTokenLoss } from "../src/train/next-token.js";
 import { PretrainParallel } from "../src/train/pretrain-parallel.js";
 import { Mulberry32 } from "../src/util/prng.js";
-import { benchFlags, COUNT, listFlag, markdownTable, median, THREADS } from "./common.js";
+import { alternatingRounds, benchFlags, COUNT, listFlag, markdownTable, THREADS } from "./common.js";
 
 const flags = benchFlags({
   threads: { kind: "string", value: "T,T", default: "1,2" },
@@ -80,7 +80,7 @@ const runs = await Promise.all(
       v = { params, stepper: (starts) => parallel.step(starts), close: () => parallel.close() };
     }
     const name = threads === 0 ? "before: one graph, main thread" : `${threads} worker thread${threads === 1 ? "" : "s"}`;
-    return { threads, name, ...v, opt: new AdamW(v.params, { lr: 1e-3 }), times: [] as number[], losses: [] as number[] };
+    return { threads, name, ...v, opt: new AdamW(v.params, { lr: 1e-3 }), losses: [] as number[] };
   }),
 );
 
@@ -95,26 +95,19 @@ say(`pretrain step: dim ${dim}, ${layers} layers, ${heads} heads, hidden ${hidde
 // One step each first: JIT, the kernels' memory growth, the pools' first fill.
 const warm = Array.from({ length: batch }, () => Math.floor(rng.nextFloat() * (stream.length - context - 1)));
 for (const run of runs) run.losses.push(await step(run, warm));
-for (let r = 0; r < rounds; r++) {
-  const order = r % 2 === 0 ? runs : [...runs].reverse();
-  const batches = Array.from({ length: steps }, () => Array.from({ length: batch }, () => Math.floor(rng.nextFloat() * (stream.length - context - 1))));
-  for (const run of order) {
-    const ms: number[] = [];
-    for (const starts of batches) {
-      const t0 = performance.now();
-      run.losses.push(await step(run, starts));
-      ms.push(performance.now() - t0);
-    }
-    run.times.push(median(ms));
-  }
-}
+const times = await alternatingRounds(
+  runs,
+  rounds,
+  () => Array.from({ length: steps }, () => Array.from({ length: batch }, () => Math.floor(rng.nextFloat() * (stream.length - context - 1)))),
+  async (run, starts) => run.losses.push(await step(run, starts)),
+);
 for (const run of runs) run.close();
-const base = median(runs[0].times);
+const base = times[0];
 const threaded = runs.slice(1),
   ref = threaded[0];
 const same = threaded.every((run) => run.losses.every((l, i) => Object.is(l, ref.losses[i])) && run.params.every((p, i) => p.data.every((x, k) => Object.is(x, ref.params[i].data[k]))));
-const rows = runs.map((run) => {
-  const t = median(run.times);
+const rows = runs.map((run, i) => {
+  const t = times[i];
   return { variant: run.name, threads: run.threads, msPerStep: t, tokensPerSecond: (batch * context * 1000) / t, speedup: base / t };
 });
 if (flags.json) process.stdout.write(JSON.stringify({ config, batch, context, load: loadavg()[0], sameBits: same, rows }) + "\n");
