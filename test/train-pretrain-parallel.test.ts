@@ -62,11 +62,17 @@ describe("PRETRAIN-PARALLEL: a step on worker threads", () => {
     );
   });
 
-  it("refuses a thread count that is not a positive integer, and closes cleanly", async () => {
+  it("refuses a thread count that is not a positive integer and params that do not fit the workers' model, and closes cleanly", async () => {
     const ckpt = fc.sample(tinyCheckpoint, { numRuns: 1, seed: 5 })[0];
     const { params } = trainableWeights(ckpt);
     const stream = new Int32Array(64);
     for (const threads of [0, 1.5, Number.NaN]) await expect(PretrainParallel.start(ckpt, params, stream, { batch: 2, context: 4, threads })).rejects.toThrow(/threads must be a positive integer/);
+    // Params of another shape than the workers' model: the workers refuse to start.
+    const other = fc.sample(
+      tinyCheckpoint.filter((c) => trainableWeights(c).params.reduce((n, q) => n + q.data.length, 0) !== params.reduce((n, q) => n + q.data.length, 0)),
+      { numRuns: 1, seed: 6 },
+    )[0];
+    await expect(PretrainParallel.start(ckpt, trainableWeights(other).params, stream, { batch: 2, context: 4, threads: 1 })).rejects.toThrow(/pretrain worker 0: the worker's params hold \d+ values, the main thread's \d+/);
     const p = await PretrainParallel.start(ckpt, params, stream, { batch: 2, context: 4, threads: 2 });
     p.close();
     await expect(p.step([0, 1])).rejects.toThrow(/closed/);

@@ -116,6 +116,8 @@ export async function serveOrdered<D extends OrderedInit, J>(setup: (init: D, ke
       grads = new Float32Array(init.grads),
       turn = new Int32Array(init.turn),
       figures = new Float64Array(init.figures);
+    // The flat buffers follow the main thread's params: the worker's must have the same sizes.
+    if (paramCount(worker.params) !== values.length) throw new Error(`the worker's params hold ${paramCount(worker.params)} values, the main thread's ${values.length}`);
     return (message: OrderedMessage<J>) => {
       unpackParams(worker.params, "data", values);
       for (const { index, job } of message.jobs) {
