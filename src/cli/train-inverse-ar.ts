@@ -62,6 +62,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
       .map((t) => tokenizer.encode(t, true, false));
     evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: "self" as const, seed: 1000 };
   }
+  io.stderr(`inverse-ar: C-PTP student rank ${f.rank} (${f.aux}), window ${f.window}; ${f.batch} text windows of ${context} tokens a step on ${threads} worker thread${threads === 1 ? "" : "s"}\n`);
   try {
     const r = await inverseArTrain(
       ckpt,

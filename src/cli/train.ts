@@ -176,7 +176,8 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
       `${f.corpus}: the --corpus is too short for --context ${context}${given.has("context") ? "" : " (default: --seq-len)"}: a window takes ${context + 1} tokens, but the training part has ${train.length} and the held-out part (--valid-fraction ${f["valid-fraction"]}) ${valid.length}; give a longer corpus or a smaller --context`,
     );
   }
-  io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}\n`);
+  const threads = trainThreads(f);
+  io.stderr(`train: ${split} documents (${train.length} tokens) for training, ${lines.length - split} (${valid.length} tokens) held out; vocab ${config.vocabSize}; ${threads} worker thread${threads === 1 ? "" : "s"}\n`);
   const model = initModel(config, f.seed);
   const r = await pretrain(
     model,
@@ -185,7 +186,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
     {
       batch: f.batch,
       context,
-      threads: trainThreads(f),
+      threads,
       ...loop,
     },
     { out, ...files },
