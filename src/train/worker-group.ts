@@ -3,9 +3,9 @@ import { fileURLToPath } from "node:url";
 import { parentPort, Worker, workerData } from "node:worker_threads";
 
 /**
- * The worker threads of a data-parallel training step (distillation's in
- * data-parallel.ts, next-token pretraining's in pretrain-parallel.ts): T
- * workers started from one compiled script, each told its jobs by a
+ * The worker threads of a data-parallel training step (under
+ * ordered-parallel.ts, which every trainer's threads use): T workers
+ * started from one compiled script, each told its jobs by a
  * message and saying it is done through its Int32 in a shared control
  * array. The main thread awaits them without blocking (Atomics.waitAsync),
  * so its event loop turns while a step runs and Ctrl-C is seen at once
@@ -14,7 +14,7 @@ import { parentPort, Worker, workerData } from "node:worker_threads";
  */
 
 /** Worker states in the control array (one Int32 per worker). */
-export const WorkerState = { Starting: 0, Ready: 1, Busy: 2, Failed: 3 } as const;
+const WorkerState = { Starting: 0, Ready: 1, Busy: 2, Failed: 3 } as const;
 type WorkerState = (typeof WorkerState)[keyof typeof WorkerState];
 
 /** What every worker is started with besides its own data (the buffers are shared). */
