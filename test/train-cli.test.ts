@@ -37,6 +37,22 @@ writeFileSync(PROMPTS, "Once upon a time\nThe cat sat\nLily went to the park\n")
 
 const bytes = (path: string) => readFileSync(path);
 
+/**
+ * A training command (`args(name, threads, ...extra)`, writing `out(name)`) gives the same bytes on
+ * 1, 2 and 3 threads, and a run stopped after `stopAfter` steps on 2 threads resumes on 1 to the same bytes.
+ */
+async function sameBytesOnAnyThreadCount(args: (name: string, threads: number, ...extra: string[]) => string[], out: (name: string) => string, stopAfter: number): Promise<void> {
+  for (const t of [1, 2, 3]) {
+    const r = await runCli(...args(`t${t}`, t));
+    expect(r.code, r.stderr).toBe(0);
+  }
+  for (const t of [2, 3]) expect(bytes(out(`t${t}`)).equals(bytes(out("t1"))), `${t} threads`).toBe(true);
+  expect((await runCli(...args("mix", 2, "--stop-after", String(stopAfter)))).code).toBe(130);
+  const resumed = await runCli(...args("mix", 1, "--resume"));
+  expect(resumed.code, resumed.stderr).toBe(0);
+  expect(bytes(out("mix")).equals(bytes(out("t1")))).toBe(true);
+}
+
 async function dataset(): Promise<void> {
   if (existsSync(DATA)) return;
   const r = await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", DATA, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1");
@@ -322,16 +338,11 @@ describe("ptp train", () => {
   it("TRAIN-AR-THREADS: next-token training gives the same bytes on 1, 2 and 3 threads, a run resumes on another thread count, and --threads is checked", async () => {
     const shape = ["--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "5"];
     const args = (out: string, t: number, ...extra: string[]) => ["train", "--corpus", corpus, "--char-vocab", join(tmp, `${out}.tok`), "--out", join(tmp, out), ...shape, "--steps", "6", "--eval-every", "3", "--threads", String(t), ...extra];
-    for (const t of [1, 2, 3]) {
-      const r = await runCli(...args(`th${t}.bin`, t));
-      expect(r.code, r.stderr).toBe(0);
-    }
-    expect(bytes(join(tmp, "th2.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
-    expect(bytes(join(tmp, "th3.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
-    expect((await runCli(...args("thmix.bin", 2, "--stop-after", "4"))).code).toBe(130);
-    const resumed = await runCli(...args("thmix.bin", 1, "--resume"));
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(bytes(join(tmp, "thmix.bin")).equals(bytes(join(tmp, "th1.bin")))).toBe(true);
+    await sameBytesOnAnyThreadCount(
+      (name, t, ...extra) => args(`${name}.bin`, t, ...extra),
+      (name) => join(tmp, `${name}.bin`),
+      4,
+    );
     for (const bad of ["0", "1.5", "x"]) {
       const r = await runCli("train", "--corpus", corpus, "--char-vocab", join(tmp, "thbad.tok"), "--out", join(tmp, "thbad.bin"), "--threads", bad);
       expect(r.code).toBe(2);
@@ -403,12 +414,10 @@ describe("ptp train", () => {
       String(t),
       ...extra,
     ];
-    for (const t of [1, 2, 3]) expect((await runCli(...iar(`iar-t${t}.safetensors`, t))).code).toBe(0);
-    expect(bytes(join(tmp, "iar-t2.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
-    expect(bytes(join(tmp, "iar-t3.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
-    expect((await runCli(...iar("iar-mix.safetensors", 2, "--stop-after", "3"))).code).toBe(130);
-    const resumed = await runCli(...iar("iar-mix.safetensors", 1, "--resume"));
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(bytes(join(tmp, "iar-mix.safetensors")).equals(bytes(join(tmp, "iar-t1.safetensors")))).toBe(true);
+    await sameBytesOnAnyThreadCount(
+      (name, t, ...extra) => iar(`iar-${name}.safetensors`, t, ...extra),
+      (name) => join(tmp, `iar-${name}.safetensors`),
+      3,
+    );
   });
 });
