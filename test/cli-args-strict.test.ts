@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseFlags, UsageError } from "../src/cli/args.js";
-import { MAX_ALPHA, MIN_ALPHA } from "../src/cli/flag-groups.js";
+import { MAX_ALPHA, MIN_ALPHA } from "../src/ptp/student-weights.js";
 import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { lastFlagWins } from "./flag-args.js";
 import { runCli, STORIES_260K } from "./helpers.js";

@@ -256,6 +256,10 @@ describe("the second hostile-input sweep (twenty-second session)", () => {
     await usageError(/--seed must be in \[0, 4294967295\], got -1/, ...distill("--seed", "-1"));
     await usageError(/--seed must be in \[0, 4294967295\], got 99999999999/, ...distill("--seed", "99999999999"));
     await usageError(/--draft-dim goes with --draft/, ...distill("--draft-dim", "16"));
+    await usageError(/--rank is for LoRA students; a --draft model's size is its --draft-\* shape/, ...distill("--draft", "--rank", "2"));
+    await usageError(/--alpha is for LoRA students/, ...distill("--draft", "--alpha", "8"));
+    await usageError(/--digits applies to --aux digits only \(aux is anchors\)/, ...distill("--aux", "anchors", "--digits", "4"));
+    await usageError(/--digits applies to --aux digits only \(aux is bits\)/, ...inverseAr("--aux", "bits", "--digits", "4"));
     await usageError(/--eval-count goes with --eval-prompts/, ...inverseAr("--eval-count", "3"));
     await usageError(/--eval-steps must be a positive integer/, ...inverseAr("--eval-steps", "0"));
     await usageError(/--temperature must be at least 0.000001 for inverse-ar/, ...inverseAr("--temperature", "1e-30"));

@@ -7,7 +7,10 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
-import { pregenFixture, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
+import { pregenFixture, runCli, SHARED, STORIES_260K, TOK_512 } from "./helpers.js";
+import { AdamW } from "../src/train/optim.js";
+import { makeParam } from "../src/train/param.js";
+import { saveTrainCheckpoint } from "../src/train/train-checkpoint.js";
 import { DECODER_DEFAULTS } from "../src/ptp/decode/defaults.js";
 
 const ptp = runCli;
@@ -316,6 +319,29 @@ describe("ptp inspect", () => {
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout).toMatch(/records +5 of 6 \(unfinished/);
     expect(u.stdout).toMatch(/torn last record/);
+  });
+
+  it("CLI-PTP-INSPECT-OTHER: a training checkpoint (its step, trained params) and a llama2.c tokenizer.bin (its token count) are told apart too", async () => {
+    const ckpt = join(tmp, "run.train.safetensors");
+    const opt = new AdamW([makeParam("w", [3, 4], new Float32Array(12).fill(0.5), true), makeParam("b", [4], new Float32Array(4), true)], { lr: 1e-3 });
+    opt.step();
+    saveTrainCheckpoint(ckpt, opt, { config: { steps: 10 } });
+    const j = await ptp("inspect", ckpt, "--json");
+    expect(j.code, j.stderr).toBe(0);
+    expect(JSON.parse(j.stdout)).toEqual({ file: ckpt, kind: "train-checkpoint", step: 1, parameters: 16, tensors: 6 });
+    const t = await ptp("inspect", ckpt);
+    expect(t.stdout).toMatch(/ptp training checkpoint/);
+    expect(t.stdout).toMatch(/step +1\n/);
+    for (const [file, tokens] of [
+      [TOK_512, 512],
+      [join(SHARED, "models/tokenizer.bin"), 32000],
+    ] as const) {
+      const r = await ptp("inspect", file, "--json");
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ file, kind: "tokenizer", vocabSize: tokens });
+    }
+    const r = await ptp("inspect", TOK_512);
+    expect(r.stdout).toBe(`${TOK_512}: llama2.c tokenizer (tokenizer.bin)\n  tokens            512 (the vocab size of the models it goes with)\n`);
   });
 
   it("CLI-PTP-INSPECT: garbled, truncated and missing files exit 1 naming the file", async () => {

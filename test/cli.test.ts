@@ -54,12 +54,14 @@ describe("CLI failures name the file", () => {
     expect(r.stderr).toContain(join(tmp, "nope.bin"));
   });
 
-  it("CLI-ERR-AUX: an aux file that runs out of u's exits 1 saying so", async () => {
+  it("CLI-ERR-AUX: an aux file that runs out of u's exits 1 saying so; the text streamed so far ends its line", async () => {
     const file = join(tmp, "short.txt");
     writeFileSync(file, "0.5\n0.25\n");
     const r = await ptp("generate", ...MODEL, "--temperature", "1", "--steps", "20", "--aux-file", file);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/needed more than 2 auxiliary variables/);
+    expect(r.stdout).not.toBe("");
+    expect(r.stdout.endsWith("\n")).toBe(true);
   });
 });
 

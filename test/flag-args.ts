@@ -28,3 +28,18 @@ export function lastFlagWins(args: readonly string[]): string[] {
   groups.forEach((g, i) => g.name !== undefined && last.set(g.name, i));
   return groups.filter((g, i) => g.name === undefined || last.get(g.name) === i).flatMap((g) => g.parts);
 }
+
+/** `args` without the flags `names` (and their values), read as lastFlagWins reads them: for a helper's default that a test's case must not give. */
+export function withoutFlags(args: readonly string[], ...names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = a.startsWith("--") ? a.slice(2).split("=")[0] : undefined;
+    if (name === undefined || !names.includes(name)) {
+      out.push(a);
+      continue;
+    }
+    if (!a.includes("=") && i + 1 < args.length && !args[i + 1].startsWith("--")) i++;
+  }
+  return out;
+}

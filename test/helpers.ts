@@ -183,3 +183,13 @@ export function pregenFixture(prefix: string) {
   };
   return { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs, dataset };
 }
+
+/** Calls f and returns what it threw (failing when it threw nothing). */
+export function thrown(f: () => unknown): Error {
+  try {
+    f();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected a throw");
+}

@@ -181,6 +181,15 @@ describe("IO-CKPT-LOAD: stories260K.bin (v0)", () => {
     expect(dv.getFloat32(256 + 4 * (11 * 64), true)).toBe(ckpt.weights.tokenEmbedding[0]);
   });
 
+  it("IO-CKPT-V1-PADDING: a v1 header whose padding bytes 37..255 are not zero is refused, naming the byte", () => {
+    const v1 = serializeCheckpoint(ckpt, 1);
+    for (const at of [37, 100, 255]) {
+      const bad = v1.slice();
+      bad[at] = 0xff;
+      expect(() => parseCheckpoint(bad, "pad.bin")).toThrow(new RegExp(`pad\\.bin: "ak42" header bytes 37\\.\\.255 must be zero padding, found byte ${at} = 255`));
+    }
+  });
+
   it("parses from a misaligned view", () => {
     const buf = new Uint8Array(modelBytes.length + 1);
     buf.set(modelBytes, 1);

@@ -231,6 +231,57 @@ describe("tokenizer.json files", () => {
     expect(loadTokenizer(file, 512).encode("Once upon", true, false)).toEqual(Tokenizer.load(TOK_512, 512).encode("Once upon", true, false));
   });
 
+  it("HF-TOK-HOSTILE: a regex that backtracks without bound, a template that drops the text, a vocab with a hole, an unknown unk_token, a mistyped step parameter, a merge of missing pieces: refused at load, naming the file and the part", () => {
+    const good = llama2cTokenizerToJson(Tokenizer.load(TOK_512, 512)) as Record<string, unknown> & { model: Record<string, unknown>; normalizer: { normalizers: Record<string, unknown>[] } };
+    const file = join(tmp, "hostile.json");
+    const load = (edit: (j: typeof good) => void) => {
+      const j = structuredClone(good);
+      edit(j);
+      writeFileSync(file, JSON.stringify(j));
+      return loadTokenizer(file, 512);
+    };
+    const refuse = (edit: (j: typeof good) => void, message: RegExp) => expect(formatError(() => load(edit), file).message).toMatch(message);
+    const split = (regex: string) => (j: typeof good) => (j.pre_tokenizer = { type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false });
+    // (a+)+$ took minutes on a 36-byte prompt; a*a*a*b takes 50 s on 1000 a's.
+    refuse(split("(a+)+$"), /pre_tokenizer\.pattern\.Regex "\(a\+\)\+\$" is refused: it repeats a group that itself repeats/);
+    refuse(split("(a|aa)*$"), /is refused: it repeats a group that holds alternatives/);
+    refuse(split("a*a*a*b"), /is refused: one branch chains more than 2 unbounded repetitions/);
+    refuse(split("(a)\\1"), /is refused: it uses a backreference/);
+    refuse((j) => (j.normalizer.normalizers[1].pattern = { Regex: "(\\s+)+x" }), /normalizer\.normalizers\[1\]\.pattern\.Regex .* is refused/);
+    // The published pre-tokenizer patterns load: GPT-2's, Llama 3's (GPT-4's), and a regex-free BLOOM-like class.
+    for (const regex of ["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]) {
+      expect(load(split(regex)).vocabSize).toBe(512);
+    }
+    // A template without $A kept only BOS: every prompt was dropped.
+    const template =
+      (single: unknown[], special: Record<string, unknown> = {}) =>
+      (j: typeof good) =>
+        (j.post_processor = { type: "TemplateProcessing", single, pair: [...single, { Sequence: { id: "B", type_id: 1 } }], special_tokens: special });
+    const bos = { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } };
+    refuse(template([{ SpecialToken: { id: "<s>", type_id: 0 } }], bos), /post_processor\.single has no \{"Sequence": \{"id": "A"\}\}: it would drop the text/);
+    refuse(template([{ SpecialToken: { id: "<nothere>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }]), /post_processor\.single names the special token "<nothere>", which special_tokens does not define/);
+    refuse((j) => (j.post_processor = { type: "Nope" }), /post_processor\.type "Nope" is not one of/);
+    // Llama 2's own template loads, and encode adds BOS once (the post-processor is not run; encode adds BOS).
+    const llama = load(template([{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], bos));
+    expect(llama.encode("Once upon", true, false)).toEqual(Tokenizer.load(TOK_512, 512).encode("Once upon", true, false));
+    // A hole: id 68 (<0x41>) had no piece, and decoded to nothing.
+    refuse((j) => delete (j.model.vocab as Record<string, number>)["<0x41>"], /expected 512 tokens \(the model's vocab size\) but the tokenizer holds 511 \(no piece has id 68\)/);
+    // An unk_token the vocab lacks gave undefined ids from encode.
+    refuse((j) => Object.assign(j.model, { byte_fallback: false, unk_token: "<nothere>" }), /model\.unk_token "<nothere>" is neither in model\.vocab nor in added_tokens/);
+    // A numeric "prepend" put "5" before every prompt; a non-list of normalizers was the library's TypeError.
+    refuse((j) => (j.normalizer.normalizers[0].prepend = 5), /normalizer\.normalizers\[0\] \(a Prepend step\) needs "prepend", a string, found 5/);
+    refuse((j) => (j.normalizer.normalizers[1].content = 7), /normalizer\.normalizers\[1\]\.content is 7, expected a string/);
+    refuse((j) => ((j as Record<string, unknown>).normalizer = { type: "Sequence", normalizers: 5 }), /normalizer\.normalizers is 5, expected a list/);
+    refuse((j) => (j.decoder = { type: "Strip", content: " ", start: -1, stop: 0 }), /decoder\.start is -1, expected an integer >= 0/);
+    // A merge of pieces the vocab lacks was "x.split is not a function"; merges as strings and pairs mixed load.
+    refuse((j) => (j.model.merges as unknown[]).unshift("zzq qqz"), /model\.merges entry 0 \("zzq qqz"\) needs the piece "zzq", which model\.vocab lacks/);
+    const mixed = load((j) => {
+      const merges = j.model.merges as string[][];
+      j.model.merges = merges.map((m, i) => (i % 2 === 0 ? m.join(" ") : m));
+    });
+    expect(mixed.encode("Once upon a time", true, false)).toEqual(Tokenizer.load(TOK_512, 512).encode("Once upon a time", true, false));
+  });
+
   it("HF-GENERATE: `ptp convert --to hf --tokenizer` then `ptp generate --model DIR` (its tokenizer.json) prints llama2.c's golden outputs", async () => {
     const dir = join(tmp, "stories-hf");
     const r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--tokenizer", TOK_512, "--out", dir);

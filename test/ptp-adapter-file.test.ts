@@ -307,6 +307,10 @@ describe("ADAPTER-ERRORS: student adapter validation", () => {
     for (const bad of ["0", "-8", "abc", "", "Infinity", "NaN"]) {
       expect(problem(edited(o, (_, m) => (m.alpha = bad)))).toMatch(`metadata "alpha" must be a positive number, found ${JSON.stringify(bad)}`);
     }
+    // The range the writers keep (MIN_ALPHA, MAX_ALPHA): 1e20 was read, a LoRA scale past float32's range.
+    for (const bad of ["1e20", "10001", "0.0009"]) {
+      expect(problem(edited(o, (_, m) => (m.alpha = bad)))).toMatch(`metadata "alpha" is ${Number(bad)}, outside [0.001, 10000]`);
+    }
     expect(problem(edited(o, (_, m) => (m.aux_kind = "fourier")))).toMatch(/metadata "aux_kind" must be one of bits, digits, anchors, found "fourier"/);
     for (const bad of ["0", "25", "-1", "2.5", "x"]) {
       expect(problem(edited(c, (_, m) => (m.aux_digits = bad)))).toMatch(`metadata "aux_digits" must be an integer in 1..24, found ${JSON.stringify(bad)}`);

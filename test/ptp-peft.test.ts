@@ -322,6 +322,7 @@ describe("PEFT folders in decoding", () => {
       [(c) => (c.r = 0), /"r" must be a positive integer/],
       [(c) => (c.task_type = "SEQ_CLS"), /"task_type": "SEQ_CLS" is not supported .*"CAUSAL_LM"/],
       [(c) => (c.lora_dropout = 1.5), /"lora_dropout": 1.5 is not supported \(expected a number in \[0, 1\)/],
+      [(c) => (c.lora_alpha = 1e308), /"lora_alpha" must be a number in \[0.001, 10000\], found 1e\+308/],
       [(c) => (c.lora_dropout = "0.1"), /"lora_dropout"/],
       [(c) => (c.base_model_name_or_path = 42), /"base_model_name_or_path": 42 is not supported/],
       [(c) => (c.inference_mode = "yes"), /"inference_mode"/],

@@ -36,20 +36,11 @@ import { PtpModel } from "../src/ptp/ptp-model.js";
 import { XorShiftAux } from "../src/sampling/aux.js";
 import { evaluateStudent } from "../src/train/evaluate.js";
 import { checkOptionKeys, nearestName } from "../src/util/options.js";
-import { TOK_512 } from "./helpers.js";
+import { thrown, TOK_512 } from "./helpers.js";
 
 const CONFIG: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 1, nHeads: 2, nKvHeads: 1, vocabSize: 16, seqLen: 16, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
 const scratch = (): string => mkdtempSync(join(tmpdir(), "ptp-api-sweep2-"));
 const any = (v: unknown) => v as never;
-/** Calls f and returns what it threw (failing when it threw nothing). */
-const thrown = (f: () => unknown): Error => {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected a throw");
-};
 /** Never a raw engine error: the message starts with the function's name. */
 const noRaw = (e: Error) => expect(e.message).not.toMatch(/Cannot read properties|is not a function|Cannot destructure|is not iterable/);
 

@@ -551,6 +551,9 @@ describe("FUZZ readers: corrupted files are read or refused by name, never a raw
       const long = refusal(() => readHfCheckpoint(sharded));
       expect(long).toMatch(/must name a file in the folder, found "x+\.\.\. \(5002 characters\)$/);
       expect(long.length).toBeLessThan(600);
+      // Found: a NUL byte in a name reached the file system, whose error followed the raw byte.
+      writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, [first]: "model\u0000.safetensors" } }));
+      expect(refusal(() => readHfCheckpoint(sharded))).toBe(`${indexPath}: weight_map entry ${JSON.stringify(first)} must name a file in the folder, found "model\\u0000.safetensors"`);
       writeFileSync(indexPath, JSON.stringify(index));
     },
     TEST_MS,

@@ -95,7 +95,7 @@ describe("TOKEN-PROB", () => {
     expect(() => b.tokenProbabilities(X, 0, 2, 4, 1, [0, 4])).toThrow(/tokenProbabilities: tokens must be integers in \[0, 4\), got 4/);
     expect(() => b.tokenProbabilities(X, 0, 2, 4, 0, [0, 1])).toThrow(/tokenProbabilities: temperature must be finite and > 0, got 0/);
     expect(() => b.tokenProbabilities(X, 1, 2, 4, 1, [0, 1])).toThrow(/tokenProbabilities x/);
-    expect(() => tokenProbability(new Float32Array(3), 3, 1)).toThrow("tokenProbability: token 3 is outside 3 logits");
+    expect(() => tokenProbability(new Float32Array(3), 3, 1)).toThrow("tokenProbability: token must be an integer in [0, 3) (an index into logits), got 3");
     b.dispose();
   });
 });

@@ -25,7 +25,7 @@ import { recoverUs } from "../src/train/inverse-ar.js";
 import { studentLogits, windowRows } from "../src/train/ptp-windows.js";
 import { trainableStudent } from "../src/train/student-params.js";
 import { rng, runCli, tinyCheckpoint, TOK_512 } from "./helpers.js";
-import { lastFlagWins } from "./flag-args.js";
+import { lastFlagWins, withoutFlags } from "./flag-args.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-train-cli-"));
 const TEACHER = join(tmp, "teacher.bin");
@@ -59,8 +59,11 @@ async function dataset(): Promise<void> {
   expect(r.code, r.stderr).toBe(0);
 }
 
-const distillArgs = (out: string, ...extra: string[]) =>
-  lastFlagWins(["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "6", "--warmup", "2", "--eval-every", "3", "--tokenizer", TOK_512, "--eval-prompts", PROMPTS, "--eval-steps", "16", "--backend", "wasm", ...extra]);
+// A --draft model has no LoRA rank: the default --rank is left out there (distill refuses it).
+const distillArgs = (out: string, ...extra: string[]) => {
+  const args = lastFlagWins(["distill", "--model", TEACHER, "--dataset", DATA, "--out", out, "--rank", "4", "--window", "4", "--windows", "4", "--batch", "2", "--steps", "6", "--warmup", "2", "--eval-every", "3", "--tokenizer", TOK_512, "--eval-prompts", PROMPTS, "--eval-steps", "16", "--backend", "wasm", ...extra]);
+  return extra.includes("--draft") ? withoutFlags(args, "rank") : args;
+};
 
 describe("ptp distill", () => {
   it("TRAIN-DISTILL-RUN: trains a student that loads against its teacher, logs accepted tokens per call, and decodes exactly as AR", async () => {

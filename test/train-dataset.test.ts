@@ -192,7 +192,10 @@ describe("dataset header checks", () => {
       return p;
     };
     const p1 = write(Buffer.concat([Buffer.from("NOT-DATA"), good.subarray(8)]));
-    expect(formatError(() => readDataset(p1), p1).problem).toMatch(/bad magic/);
+    expect(formatError(() => readDataset(p1), p1).problem).toBe(`bad magic: expected "PTP-DATA" (a PTP distillation dataset), found "NOT-DATA"`);
+    // A binary file's bytes are escaped, never decoded into U+FFFD or written raw.
+    const binary = write(Buffer.concat([Buffer.from([0x40, 0, 0, 0, 0xff, 0x22, 0x5c, 0x0a]), good.subarray(8)]));
+    expect(formatError(() => readDataset(binary), binary).problem).toBe(`bad magic: expected "PTP-DATA" (a PTP distillation dataset), found "@\\x00\\x00\\x00\\xff\\x22\\x5c\\x0a"`);
     for (const version of [0, 3]) {
       const other = Buffer.from(good);
       other.writeUInt32LE(version, 8);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
@@ -154,6 +154,17 @@ describe("resuming training runs", () => {
     expect(iar.code, iar.stderr).toBe(1);
     expect(iar.stderr).toMatch(/has a vocabulary of \d+ tokens but the tokenizer has \d+/);
     expect(existsSync(tok)).toBe(false);
+    // With --force over a file of the user's: its bytes are put back; a usage error (no --model) writes nothing.
+    writeFileSync(tok, "precious\n");
+    const forced = await runCli("train", "--objective", "inverse-ar", "--corpus", join(tmp, "other.txt"), "--char-vocab", tok, "--model", base, "--out", join(tmp, "iar.safetensors"), "--rank", "2", "--window", "3", "--steps", "2", "--force");
+    expect(forced.code, forced.stderr).toBe(1);
+    expect(forced.stderr).toContain(`train: put back the earlier ${tok}, which this failed run had replaced`);
+    expect(readFileSync(tok, "utf8")).toBe("precious\n");
+    const usage = await runCli("train", "--objective", "inverse-ar", "--corpus", join(tmp, "other.txt"), "--char-vocab", tok, "--out", join(tmp, "iar.safetensors"), "--steps", "2", "--force");
+    expect(usage.code, usage.stderr).toBe(2);
+    expect(usage.stderr).not.toContain("wrote a character tokenizer");
+    expect(readFileSync(tok, "utf8")).toBe("precious\n");
+    rmSync(tok);
     // A run that failed after a checkpoint (diverged after step 0's) keeps its tokenizer: the checkpoint needs it.
     const nan = await runCli(...trainArgs(out, "--steps", "100", "--lr", "1e30", "--weight-decay", "0"));
     expect(nan.code).toBe(1);

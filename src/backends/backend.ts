@@ -186,6 +186,24 @@ export interface Backend {
 }
 
 /** The activation buffers of a decoderLayer call (a model's run state): f32 [rows, width], positions i32 [rows]. */
+/**
+ * Allocates a buffer of each length (f32 unless a dtype is given) or none:
+ * should an allocation fail (out of memory), the ones already made are
+ * freed and the error passed on. Grow-on-demand scratch takes its new
+ * buffers this way before freeing the old ones, so a failed allocation
+ * leaves the old scratch in place and usable.
+ */
+export function allocAll(b: Backend, sizes: readonly (number | readonly [number, DType])[]): Buffer[] {
+  const made: Buffer[] = [];
+  try {
+    for (const s of sizes) made.push(typeof s === "number" ? b.alloc(s) : b.alloc(s[0], s[1]));
+  } catch (err) {
+    for (const buf of made) b.free(buf);
+    throw err;
+  }
+  return made;
+}
+
 export interface LayerActivations {
   x: Buffer; // residual stream [M, dim]
   xb: Buffer; // [M, dim]

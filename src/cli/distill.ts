@@ -25,7 +25,7 @@ import { distillMemory, floatsIn } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { lockOutput, recognise } from "./output-files.js";
 import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, checkAgainstTeacher, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
 
 /** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
 const DRAFT_SHAPE = draftShapeSpecs({ dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2 });
@@ -92,16 +92,21 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : "hybrid");
   if (variant === "O" && f.loss !== undefined && f.loss !== "ce") throw new UsageError(`--loss ${f.loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
+  // A flag that this run would not read is refused, not ignored (their defaults make them look set).
+  const given = givenFlags(argv, distillFlags);
   if (!f.draft) {
-    const draftFlag = [...givenFlags(argv, distillFlags)].find((k) => k.startsWith("draft-") && k !== "draft-head");
+    const draftFlag = [...given].find((k) => k.startsWith("draft-") && k !== "draft-head");
     if (draftFlag !== undefined) throw new UsageError(`--${draftFlag} goes with --draft`);
   }
+  const loraFlag = ["rank", "alpha"].find((k) => given.has(k));
+  if (f.draft && loraFlag !== undefined) throw new UsageError(`--${loraFlag} is for LoRA students; a --draft model's size is its --draft-* shape`);
+  checkDigitsGiven(f, given);
   if (f["draft-init"] === "teacher") {
     const shapeFlag = ["--draft-dim", "--draft-heads", "--draft-kv-heads", "--draft-hidden"].find((x) => argv.includes(x));
     if (shapeFlag) throw new UsageError(`${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
-  const extraBlocksGiven = givenFlags(argv, distillFlags).has("extra-blocks");
+  const extraBlocksGiven = given.has("extra-blocks");
   if (f.draft && f["draft-head"]) throw new UsageError("--draft-head is for LoRA query students with --extra-blocks and --pick-feedback chain, not a --draft model");
   if (f.init !== undefined && f["draft-head"]) throw new UsageError("--draft-head makes a new student; an --init student brings its own kind");
   if (f.draft && f["pick-feedback"]) throw new UsageError("--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model");
@@ -132,7 +137,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
-  checkAgainstTeacher(f, ckpt.config);
+  checkAgainstTeacher({ rank: f.draft ? undefined : f.rank, window: f.window }, ckpt.config);
   const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
   let proposer: Proposer = {
     kind: "student",

@@ -1,6 +1,6 @@
 import { MAX_EXTRA_BLOCKS } from "../ptp/files/adapter-file.js";
 import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
-import { PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
+import { MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
 import type { LrDecay } from "../train/schedule.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
@@ -46,18 +46,7 @@ export function rankFlag<const D extends { default?: number; required?: boolean 
   return { kind: "int", value: "R", help: `${help}; 1..${MAX_RANK}, at most the teacher's dim`, max: MAX_RANK, ...d } as const;
 }
 
-/**
- * --alpha's range. The LoRA update is scaled by alpha / rank (rank 1 ..
- * MAX_RANK): at most 10^4 keeps an untrained student's update (B uniform in
- * +-0.02) within a few hundred times the teacher's activations, so its
- * forward stays finite in float32 (--alpha 1e300 gave a scale of ~1e299,
- * far past float32's range); at least 10^-3 keeps the update from
- * vanishing (a scale below float32's range would make the student the
- * teacher, untrainably). PEFT's alphas are 8 to 2 x rank. The same range
- * for random-student, distill and train --objective inverse-ar.
- */
-export const MIN_ALPHA = 1e-3;
-export const MAX_ALPHA = 1e4;
+// --alpha's range (MIN_ALPHA, MAX_ALPHA) is the library's: src/ptp/student-weights.ts says why.
 
 /** --alpha of a LoRA student, in [MIN_ALPHA, MAX_ALPHA]. */
 export function alphaFlag(help: string, defaultAlpha: number) {
@@ -207,6 +196,11 @@ export function auxFromFlags(f: { aux: AuxKind; digits?: number }): AuxEmbedding
   }
   if (f.digits !== undefined) throw new UsageError(`--digits applies to --aux digits only (aux is ${f.aux})`);
   return { kind: f.aux };
+}
+
+/** studentFlags' --digits has a default, so a --digits given beside another --aux would be ignored: refused instead. */
+export function checkDigitsGiven(f: { aux: AuxKind }, given: ReadonlySet<string>): void {
+  if (given.has("digits") && f.aux !== "digits") throw new UsageError(`--digits applies to --aux digits only (aux is ${f.aux})`);
 }
 
 /** The optimizer, run-length and checkpoint flags every training command shares (distill, train). */

@@ -161,19 +161,31 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   // clock starts, so that tokens/s does not count weight packing and JIT tiers.
   decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, checkpoint.config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
   const workersBefore = threadInfo(backend).workerChunks;
-  const result = decodeAR(model, prompt, {
-    steps: f.steps,
-    sampling,
-    aux,
-    stopAtBos: !f["no-stop"],
-    onToken: (prev, token) => {
-      const piece = tokenizer.decodePiece(prev, token);
-      if (!Tokenizer.isPrintablePiece(piece)) return;
-      if (f.json) bytes.push(piece);
-      else io.stdout(piece);
-    },
-  });
-  model.dispose();
+  let streamed = false;
+  let result: ReturnType<typeof decodeAR>;
+  try {
+    result = decodeAR(model, prompt, {
+      steps: f.steps,
+      sampling,
+      aux,
+      stopAtBos: !f["no-stop"],
+      onToken: (prev, token) => {
+        const piece = tokenizer.decodePiece(prev, token);
+        if (!Tokenizer.isPrintablePiece(piece)) return;
+        if (f.json) bytes.push(piece);
+        else {
+          io.stdout(piece);
+          streamed = true;
+        }
+      },
+    });
+  } catch (err) {
+    // The text so far stays, on a line of its own, so the error (a --aux-file that runs out) starts its own line.
+    if (streamed) io.stdout("\n");
+    throw err;
+  } finally {
+    model.dispose();
+  }
 
   const threads = threadInfo(backend);
   const workerChunks = threads.workerChunks - workersBefore;

@@ -12,6 +12,9 @@ import type { Checkpoint } from "../model/weights.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
+import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
+import { tokenizerVocabSize } from "../io/char-tokenizer.js";
+import { Tokenizer } from "../io/tokenizer.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { AuxEmbeddingConfig, StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -26,12 +29,14 @@ export const inspectFlags = defineFlags({
 export const inspectUsage = `usage: ptp inspect FILE|DIR [--json] [--model PATH]
 
 Tell a llama2.c checkpoint (v0 or v1 "ak42"), a Hugging Face Llama folder,
-a PTP student adapter, a standalone PTP draft model (both safetensors) and
-a PTP distillation dataset (ptp pregenerate) apart and print the
-configuration: for a checkpoint the model config, parameter count, version
-and teacher checksum; for an adapter the student config, for a draft model
-the draft config, each with tensor count and parameter count; for a
-dataset its generation settings and how many of its records are complete.
+a PTP student adapter, a standalone PTP draft model, a training checkpoint
+(all three safetensors), a PTP distillation dataset (ptp pregenerate) and
+a llama2.c tokenizer.bin apart and print the configuration: for a
+checkpoint the model config, parameter count, version and teacher
+checksum; for an adapter the student config, for a draft model the draft
+config, each with tensor count and parameter count; for a dataset its
+generation settings and how many of its records are complete; for a
+training checkpoint its step; for a tokenizer its token count.
 A PEFT folder of the reference code (no ptp settings) needs its teacher
 (--model), which gives the shape its tensors are read with.
 
@@ -76,6 +81,23 @@ export interface DatasetInfo {
   tornBytes: number;
 }
 
+export interface TrainCheckpointInfo {
+  file: string;
+  kind: "train-checkpoint";
+  /** Updates taken. */
+  step: number;
+  /** Values of the trained params (each also has two Adam moments in the file). */
+  parameters: number;
+  tensors: number;
+}
+
+export interface TokenizerInfo {
+  file: string;
+  kind: "tokenizer";
+  /** Tokens it holds: the vocab size of a model it goes with. */
+  vocabSize: number;
+}
+
 export interface DraftInfo {
   file: string;
   kind: "draft";
@@ -106,7 +128,7 @@ function inspectDataset(path: string): DatasetInfo {
 }
 
 /** What a file is, and its configuration. Throws a FileFormatError naming the file when it is none of these kinds. */
-export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo {
+export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo | TrainCheckpointInfo | TokenizerInfo {
   // A PEFT folder: its config, or its weights alone (then readPeftStudent names the missing config).
   const peft = isDirectory(path) && (isPeftFolder(path) || existsSync(join(path, PEFT_WEIGHTS)));
   if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${path} is not one`);
@@ -133,6 +155,7 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     if (file.metadata.format === DRAFT_FORMAT) {
       return { file: path, kind: "draft", config: parseDraft(bytes, path).config, tensors: file.tensors.size, parameters };
     }
+    if (file.metadata.format === TRAIN_CHECKPOINT_FORMAT) return trainCheckpointInfo(path, file);
     const student = parseStudent(bytes, path);
     return { file: path, kind: "student", config: student.config, tensors: file.tensors.size, parameters };
   }
@@ -151,9 +174,30 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     // '{' after eight bytes: a safetensors file whose header length does not fit (parseSafetensors says how).
     if (e instanceof FileFormatError && !ak42 && bytes.length >= 10 && bytes[8] === 0x7b) parseSafetensors(bytes, path);
     if (e instanceof FileFormatError && !ak42) {
-      throw new FileFormatError(path, `neither a PTP student adapter or draft model (safetensors), a PTP dataset ("${DATASET_MAGIC}") nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
+      const tokens = llama2cTokenizerSize(bytes);
+      if (tokens !== undefined) return { file: path, kind: "tokenizer", vocabSize: tokens };
+      throw new FileFormatError(path, `neither a PTP student adapter, draft model or training checkpoint (safetensors), a PTP dataset ("${DATASET_MAGIC}"), a llama2.c tokenizer nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
     }
     throw e;
+  }
+}
+
+/** A training checkpoint (distill's or train's --checkpoint): its step and size; its run config is the command's own. */
+function trainCheckpointInfo(path: string, file: ReturnType<typeof parseSafetensors>): TrainCheckpointInfo {
+  const step = Number(file.metadata.step);
+  if (!Number.isSafeInteger(step) || step < 0) throw new FileFormatError(path, `a training checkpoint whose metadata "step" is not an integer >= 0`);
+  let parameters = 0;
+  for (const [name, t] of file.tensors) if (name.startsWith("param.")) parameters += t.shape.reduce((a, b) => a * b, 1);
+  return { file: path, kind: "train-checkpoint", step, parameters, tensors: file.tensors.size };
+}
+
+/** The token count of a llama2.c tokenizer.bin (its first piece <unk>, as llama2.c's and ptp's are), or undefined. */
+function llama2cTokenizerSize(bytes: Uint8Array): number | undefined {
+  try {
+    const n = tokenizerVocabSize(bytes);
+    return new TextDecoder().decode(Tokenizer.fromBytes(bytes, n).piece(0)) === "<unk>" ? n : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -178,7 +222,15 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
   };
   const shapeText = (m: Omit<ModelConfig, "normEps" | "ropeTheta">): string => `dim ${m.dim}, hiddenDim ${m.hiddenDim}, nLayers ${m.nLayers}, nHeads ${m.nHeads}, ` + `nKvHeads ${m.nKvHeads}, vocabSize ${m.vocabSize}, seqLen ${m.seqLen}, ${m.sharedClassifier ? "shared" : "separate"} classifier`;
   const auxText = (a: AuxEmbeddingConfig): string => `${a.kind}${a.kind === "digits" ? ` (${a.digits} digits)` : ""}`;
-  if (info.kind === "dataset") {
+  if (info.kind === "train-checkpoint") {
+    lines.push(`${info.file}: ptp training checkpoint (the state --resume continues from: params, Adam moments, data position)`);
+    row("step", info.step);
+    row("trained params", `${info.parameters} (${formatCount(info.parameters)})`);
+    row("tensors", info.tensors);
+  } else if (info.kind === "tokenizer") {
+    lines.push(`${info.file}: llama2.c tokenizer (tokenizer.bin)`);
+    row("tokens", `${info.vocabSize} (the vocab size of the models it goes with)`);
+  } else if (info.kind === "dataset") {
     const m = info.meta;
     lines.push(`${info.file}: PTP distillation dataset`);
     row("records", `${info.records} of ${info.total}${info.records < info.total ? " (unfinished: resume the pregenerate run)" : ""}`);

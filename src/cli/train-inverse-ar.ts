@@ -11,7 +11,7 @@ import { tokenStream } from "../train/pretrain.js";
 import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
-import { checkAgainstTeacher, studentFlags } from "./flag-groups.js";
+import { checkAgainstTeacher, checkRank, studentFlags } from "./flag-groups.js";
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { trainThreads } from "./training-flags.js";
@@ -30,9 +30,15 @@ export const inverseArFlags = defineFlags({
 /** What inverse-ar reads of ptp train's parsed flags. */
 type Flags = Parsed<typeof inverseArFlags> & { seed: number; context: number | undefined; batch: number; threads: number | undefined; corpus: string };
 
-export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
+/** The usage errors of inverse-ar's flags, found before ptp train reads or writes anything. */
+export function checkInverseArFlags(f: Pick<Flags, "model" | "temperature" | "rank">): asserts f is typeof f & { model: string } {
   if (f.model === undefined) throw new UsageError("--objective inverse-ar needs --model (the base model the C-PTP student adapts)");
   if (!(f.temperature >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be at least ${MIN_TEMPERATURE} for inverse-ar (u's live in sampling bins; below it logits / T overflow), got ${f.temperature}`);
+  checkRank(f.rank);
+}
+
+export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
+  checkInverseArFlags(f);
   const ckpt = readModel(f.model);
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   checkAgainstTeacher(f, ckpt.config);

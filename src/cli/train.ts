@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { writeBytesAtomically } from "../io/atomic-write.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -14,10 +15,10 @@ import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Pa
 import { processIo, type Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
-import { inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
+import { checkInverseArFlags, inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { lockOutput, recognise } from "./output-files.js";
 import { loopOptions, runFiles, trainThreads } from "./training-flags.js";
-import { checkRank, checkShapeFlags, loopFlags } from "./flag-groups.js";
+import { checkDigitsGiven, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
 function readableAs(read: (path: string) => unknown, problem: string): (path: string) => true | string {
@@ -90,7 +91,10 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   const given = givenFlags(argv, trainFlags);
   const foreign = Object.keys(f.objective === "ar" ? inverseArFlags : arFlags).find((k) => given.has(k));
   if (foreign !== undefined) throw new UsageError(`--${foreign} applies to --objective ${f.objective === "ar" ? "inverse-ar" : "ar"} only (the objective is ${f.objective})`);
-  if (f.objective === "inverse-ar") checkRank(f.rank);
+  if (f.objective === "inverse-ar") {
+    checkInverseArFlags(f);
+    checkDigitsGiven(f, given);
+  }
   if (f["eval-prompts"] === undefined) for (const k of ["eval-count", "eval-steps"]) if (given.has(k)) throw new UsageError(`--${k} goes with --eval-prompts`);
   if (f.batch < 1) throw new UsageError(`--batch must be a positive integer, got ${f.batch}`);
   const loop = loopOptions(f, f.lr / 10);
@@ -118,23 +122,29 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
   });
   lockOutput(io, "train", out, argv);
-  // A run that fails before its first checkpoint (a corpus too short, a shape beyond memory) leaves no --char-vocab it created.
+  // A run that fails before its first checkpoint (a corpus too short, a model of another vocabulary, a shape beyond
+  // memory) leaves --char-vocab as it found it: removed if it created it, its old bytes back if --force replaced it.
   let checkpointed = false;
   files.onCheckpoint = () => void (checkpointed = true);
-  let created: string | undefined;
+  let replaced: { path: string; before?: Uint8Array } | undefined;
   try {
-    return await runTraining(f, given, loop, shapeOf, files, (path) => void (created = path), io);
+    return await runTraining(f, given, loop, shapeOf, files, (path) => void (replaced = { path, before: existsSync(path) ? readFileSync(path) : undefined }), io);
   } catch (err) {
-    if (created !== undefined && !checkpointed) {
-      rmSync(created, { force: true });
-      io.stderr(`train: removed ${created}, which this failed run had written\n`);
+    if (replaced !== undefined && !checkpointed) {
+      if (replaced.before === undefined) {
+        rmSync(replaced.path, { force: true });
+        io.stderr(`train: removed ${replaced.path}, which this failed run had written\n`);
+      } else {
+        writeBytesAtomically(replaced.path, replaced.before);
+        io.stderr(`train: put back the earlier ${replaced.path}, which this failed run had replaced\n`);
+      }
     }
     throw err;
   }
 }
 
-/** The run after its flags and files are checked; `wrote` hears of a --char-vocab file it creates. */
-async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<string>, loop: LoopOptions, shapeOf: (vocabSize: number) => ModelConfig, files: RunFiles, wrote: (path: string) => void, io: Io): Promise<number> {
+/** The run after its flags and files are checked; `writing` hears of the --char-vocab file it is about to write. */
+async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<string>, loop: LoopOptions, shapeOf: (vocabSize: number) => ModelConfig, files: RunFiles, writing: (path: string) => void, io: Io): Promise<number> {
   const out = f.out;
 
   // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
@@ -154,7 +164,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
     else {
-      if (!existsSync(f["char-vocab"])) wrote(f["char-vocab"]);
+      writing(f["char-vocab"]);
       const n = writeCharTokenizer(f["char-vocab"], lines);
       io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
       tokenizer = loadTokenizerFile(f["char-vocab"]);

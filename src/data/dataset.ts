@@ -11,7 +11,7 @@
 
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { writeFailure } from "../io/atomic-write.js";
-import { checkPath, FileFormatError, openForReading, quote } from "../io/errors.js";
+import { checkPath, FileFormatError, openForReading, quoteBytes } from "../io/errors.js";
 import { describeValue } from "../sampling/checks.js";
 
 /** The 8 bytes every dataset file starts with. */
@@ -319,7 +319,7 @@ function readHeader(file: FileBytes, name: string): { meta: DatasetMeta; end: nu
   if (fixed.length < MAGIC_BYTES.length || !MAGIC_BYTES.every((b, i) => fixed[i] === b)) {
     if (file.size === 0) throw new FileFormatError(name, "file is empty (expected a PTP distillation dataset)");
     if (fixed.length < MAGIC_BYTES.length && isPrefix(fixed, MAGIC_BYTES)) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
-    throw new FileFormatError(name, `bad magic: expected "${DATASET_MAGIC}" (a PTP distillation dataset), found ${quote(new TextDecoder().decode(fixed.subarray(0, 8)))}`);
+    throw new FileFormatError(name, `bad magic: expected "${DATASET_MAGIC}" (a PTP distillation dataset), found ${quoteBytes(fixed.subarray(0, 8))}`);
   }
   if (fixed.length < HEADER_FIXED) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
   const dv = new DataView(fixed.buffer);

@@ -172,6 +172,9 @@ function checkpointHeader(head: Uint8Array, n: number, name: string): { config: 
     for (let i = 0; i < 7; i++) h.push(dv.getInt32(8 + 4 * i, true));
     const flag = dv.getUint8(36);
     if (flag !== 0 && flag !== 1) throw new FileFormatError(name, `shared_classifier flag must be 0 or 1, found ${flag}`);
+    // llama2.c's export writes zeros here: other bytes mean a damaged or foreign header.
+    const nonZero = head.subarray(37, V1_HEADER_BYTES).findIndex((b) => b !== 0);
+    if (nonZero >= 0) throw new FileFormatError(name, `"ak42" header bytes 37..${V1_HEADER_BYTES - 1} must be zero padding, found byte ${37 + nonZero} = ${head[37 + nonZero]}`);
     config = makeConfig(h, flag === 1);
   } else {
     if (n < V0_HEADER_BYTES) {

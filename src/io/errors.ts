@@ -253,6 +253,13 @@ const NON_FINITE_QUOTED = /"\\u0000nonfinite:(-?Infinity|NaN)"/g;
  * characters (a 4 MB header value is not echoed whole), and safe for
  * values too deeply nested to stringify.
  */
+/** Bytes shown as a quoted string: printable ASCII as is, every other byte as \xHH (a binary file's bytes never reach the terminal raw). */
+export function quoteBytes(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`;
+  return `"${s}"`;
+}
+
 export function quote(value: unknown, max = 80): string {
   let s: string;
   try {

@@ -338,8 +338,9 @@ function readWeightMap(indexPath: string): Map<string, string> {
   }
   const fileOf = new Map<string, string>();
   for (const [tensor, file] of Object.entries(map)) {
-    // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message about it).
-    if (typeof file !== "string" || file === "" || file.length > 255 || file.includes("/") || file.includes("\\")) {
+    // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message
+    // about it; a NUL byte is refused by the file system with an error of its own).
+    if (typeof file !== "string" || file === "" || file.length > 255 || /[/\\\0]/.test(file)) {
       throw new FileFormatError(indexPath, `weight_map entry ${quote(tensor)} must name a file in the folder, found ${quote(file)}`);
     }
     fileOf.set(tensor, file);

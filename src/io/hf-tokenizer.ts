@@ -18,6 +18,7 @@ import { writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError, quote, readJsonFile } from "./errors.js";
+import { regexCostProblem } from "./regex-cost.js";
 
 export { readJsonFile };
 import { BOS, BYTE_TOKEN_OFFSET, checkEncodeFlags, checkPrevTokenId, checkText, checkTokenId, checkTokenIds, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
@@ -72,10 +73,13 @@ const MAX_TOKENIZER_IDS = 1 << 24;
  * library builds anything from them (a huge id would have it allocate for
  * minutes; a malformed merge fails deep inside it): a BPE model, its vocab
  * an object of distinct integer ids below `limit`, its merges pairs of
- * pieces ("a b" or ["a", "b"]), its added tokens { id, content } with ids
- * below `limit`, its string options strings and its flags booleans.
+ * pieces of the vocab ("a b" or ["a", "b"]) whose merged piece is in the
+ * vocab too, its added tokens { id, content } with ids below `limit`, its
+ * unk_token (when set) a piece it holds, its string options strings and its
+ * flags booleans. Returns the ids that have a piece (vocab or added tokens)
+ * and the merges as pairs.
  */
-function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, limitWhat: string): void {
+function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, limitWhat: string): { ids: Set<number>; pairs: [string, string][] } {
   const fail = (problem: string): never => {
     throw new FileFormatError(name, problem);
   };
@@ -101,23 +105,82 @@ function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, l
   }
   const merges = model.merges;
   if (!Array.isArray(merges)) return fail(`model.merges must be a list of merges, found ${quote(merges)}`);
-  merges.forEach((m, i) => {
+  const pieces = new Set(Object.keys(vocab));
+  // A merged piece drops the right piece's continuing_subword_prefix, as the reference (Rust) library builds it.
+  const prefix = typeof model.continuing_subword_prefix === "string" ? model.continuing_subword_prefix : "";
+  const pairs = merges.map((m, i): [string, string] => {
     const pair = typeof m === "string" ? m.split(" ") : m;
     if (!(Array.isArray(pair) && pair.length === 2 && pair.every((x) => typeof x === "string" && x !== ""))) fail(`model.merges entry ${i} is ${quote(m)}, expected two pieces ("a b" or ["a", "b"])`);
+    const [a, b] = pair as [string, string];
+    const merged = a + (prefix !== "" && b.startsWith(prefix) ? b.slice(prefix.length) : b);
+    for (const piece of [a, b, merged]) if (!pieces.has(piece)) fail(`model.merges entry ${i} (${quote(m)}) needs the piece ${quote(piece)}, which model.vocab lacks`);
+    return [a, b];
   });
   const added = j.added_tokens === undefined ? [] : j.added_tokens;
   if (!Array.isArray(added)) return fail(`added_tokens must be a list, found ${quote(added)}`);
+  const addedContents = new Set<string>();
   added.forEach((t, i) => {
     const { id, content } = (typeof t === "object" && t !== null ? t : {}) as { id?: unknown; content?: unknown };
     if (!(typeof id === "number" && Number.isSafeInteger(id) && id >= 0 && typeof content === "string")) fail(`added_tokens entry ${i} is ${quote(t)}, expected { id: an integer >= 0, content: a string }`);
+    if (!seen.has(id as number)) seen.set(id as number, content as string);
+    addedContents.add(content as string);
     maxId = Math.max(maxId, id as number);
   });
   if (maxId >= limit) fail(`token id ${maxId} is outside ${limitWhat} of ${limit}`);
+  // The library looks the unknown piece up at encode time and hands back an undefined id where it is missing.
+  const unk = model.unk_token;
+  if (typeof unk === "string" && !pieces.has(unk) && !addedContents.has(unk)) fail(`model.unk_token ${quote(unk)} is neither in model.vocab nor in added_tokens`);
+  return { ids: new Set(seen.keys()), pairs };
 }
 
 /** The deepest nesting accepted in a tokenizer.json's pipeline parts (real files nest 5 levels). */
 const MAX_PIPELINE_DEPTH = 64;
 const PIPELINE_PARTS = ["normalizer", "pre_tokenizer", "post_processor", "decoder"] as const;
+
+const isString = { what: "a string", test: (v: unknown) => typeof v === "string" };
+const isBoolean = { what: "true or false", test: (v: unknown) => typeof v === "boolean" };
+const isCount = { what: "an integer >= 0", test: (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0 };
+const isList = { what: "a list", test: (v: unknown) => Array.isArray(v) };
+
+/**
+ * The pipeline steps' parameters, by name, as the library reads them (null
+ * reads as absent): a value of another type would be joined into the text
+ * or tested as a flag, changing the tokens silently (a numeric "prepend" 5
+ * put "5" before every prompt).
+ */
+const PIPELINE_PARAMS: Record<string, { what: string; test: (v: unknown) => boolean }> = {
+  prepend: isString,
+  content: isString,
+  replacement: isString,
+  str_rep: isString,
+  prefix: isString,
+  suffix: isString,
+  pad_token: isString,
+  word_delimiter_token: isString,
+  behavior: isString,
+  prepend_scheme: { what: '"always", "first" or "never"', test: (v) => v === "always" || v === "first" || v === "never" },
+  type: isString,
+  strip_left: isBoolean,
+  strip_right: isBoolean,
+  clean_text: isBoolean,
+  handle_chinese_chars: isBoolean,
+  lowercase: isBoolean,
+  strip_accents: isBoolean,
+  add_prefix_space: isBoolean,
+  trim_offsets: isBoolean,
+  use_regex: isBoolean,
+  invert: isBoolean,
+  individual_digits: isBoolean,
+  cleanup: isBoolean,
+  split: isBoolean,
+  start: isCount,
+  stop: isCount,
+  length: { what: "an integer >= 1", test: (v) => Number.isSafeInteger(v) && (v as number) >= 1 },
+  normalizers: isList,
+  pretokenizers: isList,
+  decoders: isList,
+  processors: isList,
+};
 
 /**
  * The pipeline parts of a tokenizer.json (normalizer, pre_tokenizer,
@@ -125,8 +188,10 @@ const PIPELINE_PARTS = ["normalizer", "pre_tokenizer", "post_processor", "decode
  * at most MAX_PIPELINE_DEPTH levels (they are walked recursively, here and
  * by the library), and every "pattern" (which each Replace and Split step
  * has) { "String": text } or { "Regex": text }, as the reference (Rust)
- * library requires; the JS library skips a step with any other pattern, or
- * none, with a console warning: a step of the file dropped silently.
+ * library requires (the JS library skips a step with any other pattern, or
+ * none, with a console warning: a step of the file dropped silently); every
+ * regex of a shape the engine may take forever on refused (regex-cost.ts);
+ * the steps' parameters of the types PIPELINE_PARAMS gives.
  */
 function checkPipeline(j: Record<string, unknown>, name: string): void {
   const isPattern = (p: unknown): boolean => {
@@ -143,12 +208,62 @@ function checkPipeline(j: Record<string, unknown>, name: string): void {
       if (depth > MAX_PIPELINE_DEPTH) throw new FileFormatError(name, `${part} is nested more than ${MAX_PIPELINE_DEPTH} levels deep (at ${where})`);
       const type = (value as Record<string, unknown>).type;
       if ((type === "Replace" || type === "Split") && !("pattern" in value)) throw new FileFormatError(name, `${where} (a ${type} step) has no "pattern"`);
+      if (type === "Prepend" && typeof (value as Record<string, unknown>).prepend !== "string") throw new FileFormatError(name, `${where} (a Prepend step) needs "prepend", a string, found ${quote((value as Record<string, unknown>).prepend)}`);
       for (const [k, v] of Object.entries(value)) {
         const at = Array.isArray(value) ? `${where}[${k}]` : `${where}.${k}`;
-        if (k === "pattern" && !Array.isArray(value) && !isPattern(v)) throw new FileFormatError(name, `${at} is ${quote(v)}, expected {"String": text} or {"Regex": text}`);
+        if (!Array.isArray(value)) {
+          if (k === "pattern" && !isPattern(v)) throw new FileFormatError(name, `${at} is ${quote(v)}, expected {"String": text} or {"Regex": text}`);
+          if (k === "pattern" && "Regex" in (v as object)) {
+            const problem = regexCostProblem((v as { Regex: string }).Regex);
+            if (problem !== undefined) throw new FileFormatError(name, `${at}.Regex ${quote((v as { Regex: string }).Regex)} is refused: ${problem}`);
+          }
+          const expected = PIPELINE_PARAMS[k];
+          if (expected !== undefined && v !== null && !expected.test(v)) throw new FileFormatError(name, `${at} is ${quote(v)}, expected ${expected.what}`);
+        }
         stack.push({ value: v, where: at, depth: depth + 1 });
       }
     }
+  }
+}
+
+const POST_PROCESSORS = ["TemplateProcessing", "ByteLevel", "BertProcessing", "RobertaProcessing", "Sequence"];
+
+/**
+ * The post-processor is not run (HfTokenizer.encode adds BOS and EOS
+ * itself, as for tokenizer.bin), but a file whose post-processor the
+ * library does not know is refused, as it would refuse it, and a template
+ * must keep the text ($A) and name only special tokens it defines, as the
+ * reference (Rust) library requires.
+ */
+function checkPostProcessor(p: unknown, name: string, where = "post_processor"): void {
+  if (p === null || p === undefined) return;
+  const fail = (problem: string): never => {
+    throw new FileFormatError(name, `${where}${problem}`);
+  };
+  if (typeof p !== "object" || Array.isArray(p)) return fail(` must be an object, found ${quote(p)}`);
+  const o = p as Record<string, unknown>;
+  if (!POST_PROCESSORS.includes(o.type as string)) fail(`.type ${quote(o.type)} is not one of ${POST_PROCESSORS.join(", ")}`);
+  if (o.type === "Sequence") {
+    if (!Array.isArray(o.processors)) return fail(` (a Sequence) needs "processors", a list`);
+    o.processors.forEach((q, i) => checkPostProcessor(q, name, `${where}.processors[${i}]`));
+  }
+  if (o.type !== "TemplateProcessing") return;
+  const special = o.special_tokens ?? {};
+  if (typeof special !== "object" || special === null || Array.isArray(special)) return fail(`.special_tokens must be an object, found ${quote(special)}`);
+  for (const key of ["single", "pair"] as const) {
+    const template = o[key];
+    if (template === undefined || template === null) continue;
+    if (!Array.isArray(template)) return fail(`.${key} must be a list, found ${quote(template)}`);
+    const sequences = new Set<unknown>();
+    for (const part of template) {
+      const { Sequence: seq, SpecialToken: tok } = (typeof part === "object" && part !== null ? part : {}) as { Sequence?: { id?: unknown }; SpecialToken?: { id?: unknown } };
+      if (seq !== undefined) sequences.add(seq?.id);
+      else if (tok !== undefined) {
+        if (typeof tok?.id !== "string" || !Object.hasOwn(special, tok.id)) fail(`.${key} names the special token ${quote(tok?.id)}, which special_tokens does not define`);
+      } else fail(`.${key} holds ${quote(part)}, expected {"Sequence": ...} or {"SpecialToken": ...}`);
+    }
+    const needed = key === "single" ? ["A"] : ["A", "B"];
+    for (const id of needed) if (!sequences.has(id)) fail(`.${key} has no {"Sequence": {"id": "${id}"}}: it would drop the text`);
   }
 }
 
@@ -183,21 +298,24 @@ export class HfTokenizer implements TextTokenizer {
     if (typeof json !== "object" || json === null || Array.isArray(json)) throw new FileFormatError(name, `expected a tokenizer.json object`);
     const j = json as Record<string, unknown>;
     if (typeof j.model !== "object" || j.model === null) throw new FileFormatError(name, `missing "model" (expected a Hugging Face tokenizer.json)`);
-    checkBpeJson(j, name, modelVocabSize, "the model's vocab");
+    const { ids, pairs } = checkBpeJson(j, name, modelVocabSize, "the model's vocab");
     checkPipeline(j, name);
+    checkPostProcessor(j.post_processor, name);
+    if (ids.size < modelVocabSize) {
+      let hole = 0;
+      while (ids.has(hole)) hole++;
+      throw tooFewTokens(name, modelVocabSize, `the tokenizer holds ${ids.size} (no piece has id ${hole})`);
+    }
     let lib: HfLibTokenizer;
     try {
-      // The library iterates added_tokens unconditionally: a file without any has none.
-      lib = new HfLibTokenizer(j.added_tokens === undefined ? { ...j, added_tokens: [] } : j, (config ?? {}) as object);
+      // The library iterates added_tokens unconditionally: a file without any has none. It reads every merge in
+      // the form of the first, so they go to it as pairs. The post-processor only adds special tokens, which
+      // encode adds itself; the library would still apply its template and keep only what the template lists.
+      const model = { ...(j.model as object), merges: pairs };
+      lib = new HfLibTokenizer({ ...j, model, added_tokens: j.added_tokens ?? [], post_processor: null }, (config ?? {}) as object);
     } catch (err) {
       throw new FileFormatError(name, `@huggingface/tokenizers cannot load it: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const vocab = lib.get_vocab(true);
-    let maxId = -1;
-    for (const id of vocab.values()) maxId = Math.max(maxId, id);
-    if (maxId >= modelVocabSize) throw new FileFormatError(name, `token id ${maxId} is outside the model's vocab of ${modelVocabSize}`);
-    const ids = new Set(vocab.values()).size;
-    if (ids < modelVocabSize) throw tooFewTokens(name, modelVocabSize, `the tokenizer holds ${ids}`);
     const cfg = (config ?? {}) as Record<string, unknown>;
     const special = (key: string, fallback: string): string => {
       const v = cfg[key];
@@ -231,6 +349,9 @@ export class HfTokenizer implements TextTokenizer {
     checkText("HfTokenizer.encode", text);
     checkEncodeFlags("HfTokenizer.encode", bos, eos);
     const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+    // Every piece the library can emit has an id (fromJson checks the vocab and unk_token); this keeps it so.
+    const bad = ids.findIndex((id: unknown) => !(Number.isInteger(id) && (id as number) >= 0 && (id as number) < this.vocabSize));
+    if (bad >= 0) throw new FileFormatError(this.name, `encoding gave token ${bad} the id ${quote(ids[bad])}, outside [0, ${this.vocabSize})`);
     return [...(bos ? [BOS] : []), ...ids, ...(eos ? [EOS] : [])];
   }
 

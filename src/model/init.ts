@@ -5,12 +5,26 @@
  * layer wq, wk, wv, wo, w1, w2, w3, then the classifier when unshared) from
  * Mulberry32(seed), so the same config and seed give the same bytes.
  */
-import { Mulberry32 } from "../util/prng.js";
-import { kvDim, validateConfig, type ModelConfig } from "./config.js";
+import { checkOptionKeys } from "../util/options.js";
+import { Mulberry32, seed32 } from "../util/prng.js";
+import { CONFIG_FIELDS, kvDim, validateConfig, type ModelConfig } from "./config.js";
 import type { Checkpoint, LayerWeights } from "./weights.js";
 
 /** The most values one Float32Array holds here (2^31 - 1: what every supported runtime allocates). */
 const MAX_TENSOR_VALUES = 2 ** 31 - 1;
+
+/**
+ * A whole, valid ModelConfig whose every tensor fits one array: a key that
+ * is none of its fields (`dimm` for `dim`) would be ignored and the shape
+ * made without it, so it is refused by name before validateConfig's checks
+ * (which name a non-object).
+ */
+function checkConfig(config: ModelConfig, where: string): void {
+  if (config !== null && typeof config === "object" && !Array.isArray(config)) checkOptionKeys(config, where, CONFIG_FIELDS, "config");
+  validateConfig(config, where);
+  const largest = Math.max(config.vocabSize, config.hiddenDim, config.dim) * config.dim;
+  if (largest > MAX_TENSOR_VALUES) throw new RangeError(`${where}: a tensor of this config would hold ${largest} values, more than the ${MAX_TENSOR_VALUES} one array can`);
+}
 
 /**
  * A checkpoint with deterministic random weights (same config and seed ->
@@ -22,11 +36,9 @@ const MAX_TENSOR_VALUES = 2 ** 31 - 1;
  * a normalized state have std about 1), RMSNorm weights are 1.
  */
 export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint {
-  validateConfig(config, "randomCheckpoint");
-  const largest = Math.max(config.vocabSize, config.hiddenDim, config.dim) * config.dim;
-  if (largest > MAX_TENSOR_VALUES) throw new RangeError(`randomCheckpoint: a tensor of this config would hold ${largest} values, more than the ${MAX_TENSOR_VALUES} one array can`);
+  checkConfig(config, "randomCheckpoint");
   const c: ModelConfig = { ...config };
-  const rng = new Mulberry32(seed);
+  const rng = new Mulberry32(seed32(seed, "randomCheckpoint: seed"));
   const uniform = (length: number, std: number): Float32Array => {
     const a = std * Math.sqrt(3);
     const out = new Float32Array(length);
@@ -58,7 +70,8 @@ export function randomCheckpoint(config: ModelConfig, seed: number): Checkpoint 
 
 /** A fresh model: linear layers and embeddings N(0, 0.02)-like (uniform, same std), output projections scaled by 1/sqrt(2 layers), norms 1. */
 export function initModel(config: ModelConfig, seed: number): Checkpoint {
-  const rng = new Mulberry32(seed),
+  checkConfig(config, "initModel");
+  const rng = new Mulberry32(seed32(seed, "initModel: seed")),
     std = 0.02,
     kv = kvDim(config);
   const u = (n: number, s = std) => Float32Array.from({ length: n }, () => (2 * rng.nextFloat() - 1) * s * Math.sqrt(3));

@@ -112,7 +112,7 @@ export class KVCache {
   /** Drop every row from `length` on. */
   crop(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.rows) {
-      throw new RangeError(`KVCache.crop: length must be an integer in [0, ${this.rows}], got ${length}`);
+      throw new RangeError(`KVCache.crop: length must be an integer in [0, ${this.rows}], got ${describeValue(length)}`);
     }
     this.rows = length;
   }
@@ -123,11 +123,13 @@ export class KVCache {
    * kept entries stay bit-identical.
    */
   keep(indices: ArrayLike<number>): void {
+    const n = indices !== null && typeof indices === "object" ? indices.length : undefined;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`KVCache.keep: indices must be an array of row indices (strictly increasing), got ${describeValue(indices)}`);
     let prev = -1;
-    for (let i = 0; i < indices.length; i++) {
+    for (let i = 0; i < n; i++) {
       const r = indices[i];
       if (!Number.isInteger(r) || r <= prev || r >= this.rows) {
-        throw new RangeError(`KVCache.keep: indices must be strictly increasing integers below ${this.rows}; got ${r} at ${i}`);
+        throw new RangeError(`KVCache.keep: indices must be strictly increasing integers below ${this.rows}; got ${describeValue(r)} at ${i}`);
       }
       prev = r;
     }
@@ -145,7 +147,7 @@ export class KVCache {
 
   /** Host copies of layer l's cached keys and values (for tests and inspection). */
   snapshot(layer: number): { keys: Float32Array; values: Float32Array } {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= this.keys.length) throw new RangeError(`KVCache.snapshot: layer must be an integer in [0, ${this.keys.length}), got ${layer}`);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.keys.length) throw new RangeError(`KVCache.snapshot: layer must be an integer in [0, ${this.keys.length}), got ${describeValue(layer)}`);
     const n = this.rows * this.width;
     return { keys: this.backend.download(this.keys[layer], 0, n), values: this.backend.download(this.values[layer], 0, n) };
   }

@@ -1,4 +1,4 @@
-import type { Backend, Buffer } from "../backends/backend.js";
+import { allocAll, type Backend, type Buffer, type DType } from "../backends/backend.js";
 import type { AttentionMask } from "./attention.js";
 import { denseMask, type Block } from "./block.js";
 import { kvDim, type ModelConfig } from "./config.js";
@@ -31,29 +31,26 @@ export class RunState {
 
   /** Make room for a block of M rows attending over nKeys keys (with a mask if `masked`). */
   reserve(M: number, nKeys: number, masked: boolean): void {
+    // New buffers before the old ones go (allocAll): a failed allocation leaves the old, usable state.
     if (M > this.rows) {
-      this.release();
       const rows = Math.max(M, 2 * this.rows, 1);
-      const c = this.config,
-        b = this.backend;
-      this.x = b.alloc(rows * c.dim);
-      this.xb = b.alloc(rows * c.dim);
-      this.xb2 = b.alloc(rows * c.dim);
-      this.q = b.alloc(rows * c.dim);
-      this.k = b.alloc(rows * kvDim(c));
-      this.v = b.alloc(rows * kvDim(c));
-      this.att = b.alloc(rows * c.dim);
-      this.hb = b.alloc(rows * c.hiddenDim);
-      this.hb2 = b.alloc(rows * c.hiddenDim);
-      this.logits = b.alloc(rows * c.vocabSize);
-      this.ids = b.alloc(rows, "i32");
-      this.positions = b.alloc(rows, "i32");
+      const c = this.config;
+      const D = rows * c.dim,
+        KV = rows * kvDim(c),
+        H = rows * c.hiddenDim;
+      const made = allocAll(this.backend, [D, D, D, D, KV, KV, D, H, H, rows * c.vocabSize, [rows, "i32"], [rows, "i32"]]);
+      this.releaseRows();
+      [this.x, this.xb, this.xb2, this.q, this.k, this.v, this.att, this.hb, this.hb2, this.logits, this.ids, this.positions] = made;
       this.rows = rows;
     }
-    if (masked && (!this.mask || this.mask.length < M * nKeys)) {
-      if (this.mask) this.backend.free(this.mask);
-      this.mask = this.backend.alloc(Math.max(M * nKeys, 2 * (this.mask?.length ?? 0)), "u8");
-    }
+    if (masked && (!this.mask || this.mask.length < M * nKeys)) this.mask = this.grow(this.mask, M * nKeys, "u8");
+  }
+
+  /** `old` replaced by a buffer of at least n elements (twice old's length when that is more), allocated before old is freed. */
+  private grow(old: Buffer | null, n: number, dtype: DType): Buffer {
+    const buf = this.backend.alloc(Math.max(n, 2 * (old?.length ?? 0)), dtype);
+    if (old) this.backend.free(old);
+    return buf;
   }
 
   /**
@@ -79,21 +76,23 @@ export class RunState {
 
   /** Room for a sparse mask of `n` i32s. */
   reserveSparse(n: number): Buffer {
-    if (!this.sparse || this.sparse.length < n) {
-      if (this.sparse) this.backend.free(this.sparse);
-      this.sparse = this.backend.alloc(Math.max(n, 2 * (this.sparse?.length ?? 0)), "i32");
-    }
+    if (!this.sparse || this.sparse.length < n) this.sparse = this.grow(this.sparse, n, "i32");
     return this.sparse;
+  }
+
+  /** Frees the row buffers (not the masks). */
+  private releaseRows(): void {
+    if (this.rows === 0) return;
+    for (const buf of [this.x, this.xb, this.xb2, this.q, this.k, this.v, this.att, this.hb, this.hb2, this.logits, this.ids, this.positions]) this.backend.free(buf);
+    this.rows = 0;
   }
 
   release(): void {
     if (this.rows === 0) return;
-    const b = this.backend;
-    for (const buf of [this.x, this.xb, this.xb2, this.q, this.k, this.v, this.att, this.hb, this.hb2, this.logits, this.ids, this.positions]) b.free(buf);
-    if (this.mask) b.free(this.mask);
-    if (this.sparse) b.free(this.sparse);
+    this.releaseRows();
+    if (this.mask) this.backend.free(this.mask);
+    if (this.sparse) this.backend.free(this.sparse);
     this.mask = null;
     this.sparse = null;
-    this.rows = 0;
   }
 }

@@ -4,8 +4,11 @@ import { uploadArray } from "../model/device-weights.js";
 import type { KVCache } from "../model/kv-cache.js";
 import { RunState } from "../model/run-state.js";
 import { Transformer, type TransformerOptions } from "../model/transformer.js";
-import type { Checkpoint, ModelWeights } from "../model/weights.js";
+import { checkCheckpoint, type Checkpoint, type ModelWeights } from "../model/weights.js";
+import { checkInteger, describeValue } from "../sampling/checks.js";
+import { checkObject, checkOptionKeys } from "../util/options.js";
 import { finalStateKeysValues } from "./extra-blocks.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkSlots, fieldFail, parseAux } from "./files/ptp-file-parts.js";
 import { addTokenRow, slotInput } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Student } from "./student-weights.js";
 
@@ -65,6 +68,33 @@ export function draftHeadOf(student: Student, t: ModelConfig, teacher: Pick<Mode
   };
 }
 
+/** The keys of DraftHeadSpec; another is a typo (a misspelt bridge would leave a wide head without one). */
+const DRAFT_HEAD_SPEC_KEYS: readonly (keyof DraftHeadSpec)[] = ["model", "bridge", "teacherDim", "aux", "auxWeights"];
+
+/**
+ * Throws, naming `where` and `name`, unless `spec` is a DraftHeadSpec: its
+ * known keys only, a Checkpoint for its model, a positive teacherDim, and
+ * an auxiliary embedding whose config is valid (as a file's would be) and
+ * whose weights have the tensors of that kind at the head's width. The
+ * bridge and the widths are the DraftHead constructor's to check.
+ */
+export function checkDraftHeadSpec(spec: unknown, where: string, name = "spec"): asserts spec is DraftHeadSpec {
+  const s = checkObject(spec, where, name, "a DraftHeadSpec { model, teacherDim, aux, auxWeights, bridge? } (draftHeadOf, widenDraftHead)");
+  checkOptionKeys(s, where, DRAFT_HEAD_SPEC_KEYS, name);
+  checkCheckpoint(s.model, where, `${name}.model`);
+  checkInteger(s.teacherDim, where, `${name}.teacherDim`, 1);
+  const aux = checkOptionKeys(checkObject(s.aux, where, `${name}.aux`, 'an auxiliary embedding config such as { kind: "bits" }'), where, ["kind", "digits"], `${name}.aux`);
+  if (typeof aux.kind !== "string") throw new TypeError(`${where}: ${name}.aux.kind must be a string, got ${describeValue(aux.kind)}`);
+  if (aux.digits !== undefined && typeof aux.digits !== "number") throw new TypeError(`${where}: ${name}.aux.digits must be a number when given, got ${describeValue(aux.digits)}`);
+  const auxWeights = checkObject(s.auxWeights, where, `${name}.auxWeights`, "the auxiliary embedding's weights { weight, bias } or { anchors }");
+  // A head's slots are C-PTP rows without a start vector (the token before each comes from the feedback table).
+  const config = { variant: "C" as const, aux: parseAux(auxMetadata({ variant: "C", aux: aux as unknown as AuxEmbeddingConfig, window: 1 }), fieldFail(where, { aux_kind: `${name}.aux.kind`, aux_digits: `${name}.aux.digits` })), query: true };
+  const fail = fieldFail(`${where}: ${name}`, {});
+  const weights = { aux: auxWeights as AuxEmbeddingWeights };
+  checkAuxWeights(config, weights, fail);
+  checkSlots(auxSlots(config, (s.model as unknown as Checkpoint).config.dim), weights, fail);
+}
+
 export class DraftHead {
   /** The head's blocks, final norm and classifier (a slot row is a one-row call of it). */
   readonly transformer: Transformer;
@@ -86,6 +116,7 @@ export class DraftHead {
     readonly spec: DraftHeadSpec,
     options: TransformerOptions = {},
   ) {
+    checkDraftHeadSpec(spec, "DraftHead");
     const c = spec.model.config;
     if (spec.bridge !== undefined && !(spec.bridge instanceof Float32Array && spec.bridge.length === c.dim * spec.teacherDim)) {
       throw new TypeError(`draft head: the bridge must be a Float32Array of ${c.dim} x ${spec.teacherDim} values (head dim x teacher dim)`);
@@ -149,9 +180,11 @@ export class DraftHead {
   private reserve(n: number): Buffer {
     if (this.hidden && this.hidden.length >= n) return this.hidden.buf;
     const length = Math.max(n, 2 * (this.hidden?.length ?? 0));
+    // The new buffer first: should the allocation fail (out of memory), the old one is still there, not freed and still referenced.
+    const buf = this.backend.alloc(length);
     if (this.hidden) this.backend.free(this.hidden.buf);
-    this.hidden = { length, buf: this.backend.alloc(length) };
-    return this.hidden.buf;
+    this.hidden = { length, buf };
+    return buf;
   }
 
   dispose(): void {

@@ -62,7 +62,7 @@ export class ExtraBlocks {
     weights: readonly LayerWeights[],
     private readonly feedback?: Float32Array,
   ) {
-    weights.forEach((w, e) => checkBlock(teacher, w, e));
+    checkExtraBlocks(teacher, weights);
     if (feedback !== undefined && !(feedback instanceof Float32Array && feedback.length === teacher.vocabSize * teacher.dim)) {
       throw new TypeError(`pick feedback: the table must be a Float32Array of ${teacher.vocabSize} x ${teacher.dim} values (vocab x dim), got ${feedback instanceof Float32Array ? `${feedback.length} values` : typeof feedback}`);
     }
@@ -166,10 +166,12 @@ export class ExtraBlocks {
 
   private reserve(M: number): Buffer {
     if (this.hidden && this.hidden.rows >= M) return this.hidden.buf;
-    if (this.hidden) this.backend.free(this.hidden.buf);
     const rows = Math.max(M, 2 * (this.hidden?.rows ?? 0));
-    this.hidden = { rows, buf: this.backend.alloc(rows * this.teacher.dim) };
-    return this.hidden.buf;
+    // The new buffer first: should the allocation fail (out of memory), the old one is still there, not freed and still referenced.
+    const buf = this.backend.alloc(rows * this.teacher.dim);
+    if (this.hidden) this.backend.free(this.hidden.buf);
+    this.hidden = { rows, buf };
+    return buf;
   }
 
   dispose(): void {
@@ -269,11 +271,20 @@ function segmentRows(block: Pick<Block, "positions" | "mask" | "visible">, cache
   return { positions };
 }
 
-/** Throws a TypeError naming the first tensor of extra block e that is missing or not the teacher's layer shape. */
-function checkBlock(c: ModelConfig, w: LayerWeights, e: number): void {
+/**
+ * Throws a TypeError naming the first tensor of the extra blocks that is
+ * missing or not the layer shape of a teacher of shape `c` ("`where`: extra
+ * block e: ..."; without `where`, "extra block e: ...").
+ */
+export function checkExtraBlocks(c: Omit<ModelConfig, "normEps" | "ropeTheta">, weights: readonly LayerWeights[], where?: string): void {
+  weights.forEach((w, e) => checkBlock(c, w, e, where === undefined ? "" : `${where}: `));
+}
+
+/** checkExtraBlocks for extra block e; `prefix` starts the message. */
+function checkBlock(c: Omit<ModelConfig, "normEps" | "ropeTheta">, w: LayerWeights, e: number, prefix: string): void {
   const expect = (name: string, length: number) => {
     const a = (w as unknown as Record<string, unknown> | undefined)?.[name];
-    if (!(a instanceof Float32Array) || a.length !== length) throw new TypeError(`extra block ${e}: ${name} must be a Float32Array of ${length} values (the teacher's layer shape), got ${a instanceof Float32Array ? `${a.length} values` : a === undefined ? "none" : typeof a}`);
+    if (!(a instanceof Float32Array) || a.length !== length) throw new TypeError(`${prefix}extra block ${e}: ${name} must be a Float32Array of ${length} values (the teacher's layer shape), got ${a instanceof Float32Array ? `${a.length} values` : a === undefined ? "none" : typeof a}`);
   };
   expect("rmsAtt", c.dim);
   expect("rmsFfn", c.dim);

@@ -1,4 +1,4 @@
-import type { Backend, Buffer } from "../backends/backend.js";
+import { allocAll, type Backend, type Buffer } from "../backends/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import type { RowAdapter } from "../model/linear.js";
 import { LINEAR_NAMES, linearShape, type LinearName } from "../model/weights.js";
@@ -79,24 +79,31 @@ export class GatedLora implements RowAdapter {
     }
   }
 
+  /**
+   * Scratch for S slot rows. The new buffers are all allocated before the
+   * old ones are freed (allocAll): should an allocation fail (out of
+   * memory), the old scratch stays in place, so the model still runs
+   * (freeing first left it pointing at freed buffers for good).
+   */
   private reserve(S: number) {
     if (this.scratch && this.scratch.rows >= S) return this.scratch;
-    this.releaseScratch();
     const rows = Math.max(S, 2 * (this.scratch?.rows ?? 0));
     const width = Math.max(this.teacher.dim, this.teacher.hiddenDim);
     const b = this.backend;
-    this.scratch = { rows, xs: b.alloc(rows * width), t: b.alloc(rows * this.rank), d: b.alloc(rows * width), ys: b.alloc(rows * width) };
+    const [xs, t, d, ys] = allocAll(b, [rows * width, rows * this.rank, rows * width, rows * width]);
+    this.releaseScratch();
+    this.scratch = { rows, xs, t, d, ys };
     return this.scratch;
   }
 
   private releaseScratch(): void {
     if (!this.scratch) return;
     for (const buf of [this.scratch.xs, this.scratch.t, this.scratch.d, this.scratch.ys]) this.backend.free(buf);
+    this.scratch = null;
   }
 
   dispose(): void {
     this.releaseScratch();
-    this.scratch = null;
     for (const set of [...this.A, ...this.B]) for (const buf of Object.values(set)) this.backend.free(buf);
   }
 }

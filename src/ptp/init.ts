@@ -4,7 +4,8 @@
  * both deterministic per seed (Mulberry32). Their file formats live in
  * src/ptp/files/.
  */
-import type { ModelConfig } from "../model/config.js";
+import { CONFIG_FIELDS, type ModelConfig } from "../model/config.js";
+import { MAX_FILE_BYTES } from "../io/errors.js";
 import { randomCheckpoint } from "../model/init.js";
 import { checkCheckpoint, type Checkpoint, type LayerWeights, type ModelWeights } from "../model/weights.js";
 import { describeValue } from "../sampling/checks.js";
@@ -57,8 +58,20 @@ function checkInitArguments(teacher: unknown, checksum: unknown, options: unknow
   checkChecksumArgument(checksum, where);
   const o = checkOptionKeys(options, where, known);
   for (const flag of flags) checkOptionalBoolean(o[flag], where, flag);
-  if (o.aux !== undefined) checkObject(o.aux, where, "aux", 'an auxiliary embedding config such as { kind: "bits" } or { kind: "digits", digits: 8 }');
+  if (o.aux !== undefined) checkAuxOption(o.aux, where);
   checkNumbers(o, where, ["window", "seed"], ["seed"]);
+}
+
+/**
+ * The aux option: an object { kind, digits? } and no other key (a "digts"
+ * would be ignored), kind a string and digits a number. Which kinds and how
+ * many digits (and digits with the "digits" kind only) the metadata check
+ * says.
+ */
+function checkAuxOption(aux: unknown, where: string): void {
+  const a = checkOptionKeys(checkObject(aux, where, "aux", 'an auxiliary embedding config such as { kind: "bits" } or { kind: "digits", digits: 8 }'), where, ["kind", "digits"], "aux");
+  if (typeof a.kind !== "string") throw new TypeError(`${where}: aux.kind must be a string ("bits", "digits" or "anchors"), got ${describeValue(a.kind)}`);
+  if (a.digits !== undefined && typeof a.digits !== "number") throw new TypeError(`${where}: aux.digits must be a number, got ${describeValue(a.digits)}`);
 }
 
 /**
@@ -108,6 +121,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     teacherChecksum: checksum,
   };
   const config = studentConfigFromMetadata(studentMetadata(draft), plainFail("randomStudent"));
+  checkStudentSize(config);
   const rng = new Mulberry32(options.seed);
   const uniform = (length: number, scale: number): Float32Array => {
     const out = new Float32Array(length);
@@ -132,6 +146,23 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
   }
   if (E > 0) weights.extra = Array.from({ length: E }, (_, e) => teacherBlock(teacher.weights.layers[e % teacher.config.nLayers]));
   return { config, weights };
+}
+
+/**
+ * A rank so large that the student's own tensors could never be stored (a
+ * student adapter file holds at most MAX_FILE_BYTES, as a PEFT folder's
+ * zeros may) is refused before anything is allocated: a rank of 1e9 would
+ * otherwise fail deep in the allocation ("Invalid typed array length") or
+ * exhaust memory. The extra blocks copy teacher layers and do not count.
+ */
+function checkStudentSize(config: StudentConfig): void {
+  const floats = studentSlots(config)
+    .filter((slot) => !slot.name.startsWith("extra."))
+    .reduce((sum, slot) => sum + product(slot.shape), 0);
+  if (floats * 4 > MAX_FILE_BYTES) {
+    const t = config.teacherShape;
+    throw new RangeError(`randomStudent: rank ${config.rank} and the teacher's shape (dim ${t.dim}, hiddenDim ${t.hiddenDim}, nLayers ${t.nLayers}) make a student of ${floats} floats (${floats * 4} bytes), more than a student adapter may hold (${MAX_FILE_BYTES} bytes)`);
+  }
 }
 
 /**
@@ -177,7 +208,8 @@ export interface RandomDraftOptions {
 export function randomDraft(teacher: Checkpoint, checksum: string, options: RandomDraftOptions): Draft {
   checkInitArguments(teacher, checksum, options, "randomDraft", RANDOM_DRAFT_OPTIONS, ["hybrid"]);
   if (options.query !== undefined && options.query !== false) throw new RangeError(`randomDraft: a draft model has no query slot input (query is for LoRA students; hybrid or aux here), got query ${describeValue(options.query)}`);
-  if (options.config !== undefined) checkObject(options.config, "randomDraft", "config", "a partial ModelConfig (the draft's shape)");
+  // Every key a ModelConfig field: a misspelt one (dimm) would leave the default in place unseen.
+  if (options.config !== undefined) checkOptionKeys(checkObject(options.config, "randomDraft", "config", "a partial ModelConfig (the draft's shape)"), "randomDraft", CONFIG_FIELDS, "config");
   const t = teacher.config;
   const model: ModelConfig = canonicalConfig({
     ...DEFAULT_DRAFT_SHAPE,

@@ -2,11 +2,14 @@ import { INT_SHAPE_FIELDS } from "../model/config.js";
 import type { Block } from "../model/block.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
-import { Transformer, type TransformerOptions } from "../model/transformer.js";
-import { describeValue } from "../sampling/checks.js";
+import { Transformer, TRANSFORMER_OPTIONS, type TransformerOptions } from "../model/transformer.js";
+import { WEIGHT_TYPES } from "../backends/backend.js";
+import { checkInteger, describeValue } from "../sampling/checks.js";
+import { checkOptionKeys } from "../util/options.js";
 import { embedAux } from "./auxiliary.js";
-import { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
-import { ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
+import { checkDraftHeadSpec, DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
+import { checkExtraBlocks, ExtraBlocks, type PickFeedback } from "./extra-blocks.js";
+import { checkStudentData } from "./files/adapter-file.js";
 import { GatedLora } from "./gated-lora.js";
 import { checkStudent, type AuxEmbeddingConfig, type AuxEmbeddingWeights, type PickFeedbackKind, type Student, type Variant } from "./student-weights.js";
 
@@ -80,7 +83,10 @@ export class PtpModel {
    * this teacher.
    * @param headOptions How a draft head's transformer runs (e.g. its
    * classifier in int8: TransformerOptions.classifierWeights); its drafts
-   * decide only how many tokens a call keeps, never which.
+   * decide only how many tokens a call keeps, never which. Checked always
+   * (keys and values); without a draft head there is nothing they apply to
+   * and they are ignored, so the options a DraftModel takes can be passed
+   * here alike (the CLI and measureSpeedup do).
    */
   constructor(
     readonly teacher: Transformer,
@@ -91,23 +97,27 @@ export class PtpModel {
     if (!(teacher instanceof Transformer)) throw new TypeError(`PtpModel: teacher must be a Transformer, got ${describeValue(teacher)}`);
     if (teacher.disposed) throw new Error("PtpModel: the teacher was disposed (Transformer.dispose); make a new Transformer");
     if (student !== undefined) checkStudent(student, "PtpModel");
-    if (typeof headOptions !== "object" || headOptions === null) throw new TypeError(`PtpModel: the head's options must be an object such as { classifierWeights: "int8" }, got ${describeValue(headOptions)}`);
-    if (head !== undefined && !student?.config.draftHead) throw new Error("a draft head goes with a draft-head student (StudentConfig.draftHead)");
+    checkHeadOptions(headOptions);
+    if (head !== undefined && !student?.config.draftHead) throw new Error("PtpModel: a draft head goes with a draft-head student (StudentConfig.draftHead)");
+    if (head !== undefined) checkDraftHeadSpec(head, "PtpModel", "head");
     if (student) {
       const t = teacher.config,
         s = student.config.teacherShape;
       const diff = INT_SHAPE_FIELDS.filter((k) => t[k] !== s[k]);
       if (diff.length > 0 && head === undefined) {
-        throw new Error(`the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
+        throw new Error(`PtpModel: the student was made for a teacher with ${diff.map((k) => `${k} ${s[k]}`).join(", ")} but the model has ${diff.map((k) => `${k} ${t[k]}`).join(", ")}`);
       }
       const E = student.config.extraBlocks ?? 0;
-      if ((student.weights.extra?.length ?? 0) !== E) throw new Error(`the student's config has ${E} extra blocks but its weights have ${student.weights.extra?.length ?? 0}`);
+      if ((student.weights.extra?.length ?? 0) !== E) throw new Error(`PtpModel: the student's config has ${E} extra blocks but its weights have ${student.weights.extra?.length ?? 0}`);
+      if (Array.isArray(student.weights.extra)) checkExtraBlocks(s, student.weights.extra, "PtpModel");
       checkPickFeedback(student);
+      // The rest of the config and every weight's shape, as a file's would be: a rank 0 or a variant "X" would fail only at decode, in the backend.
+      checkStudentData(student, "PtpModel", true);
       if (student.config.draftHead) {
         // The slots never run in the teacher's call: the head drafts beside it (decoder verify).
         const spec = head ?? draftHeadOf(student, t, { rmsFinal: teacher.finalNormTable, wcls: teacher.classifierTable });
         if (spec.teacherDim !== t.dim || spec.model.config.vocabSize !== t.vocabSize) {
-          throw new Error(`the draft head reads a teacher of dim ${spec.teacherDim} and vocab ${spec.model.config.vocabSize}, but the model has dim ${t.dim} and vocab ${t.vocabSize}`);
+          throw new Error(`PtpModel: the draft head reads a teacher of dim ${spec.teacherDim} and vocab ${spec.model.config.vocabSize}, but the model has dim ${t.dim} and vocab ${t.vocabSize}`);
         }
         this.head = new DraftHead(teacher.backend, spec, headOptions);
         return;
@@ -154,17 +164,20 @@ export class PtpModel {
    * reads a token (a query student's first slot). `feedback` lists the slot
    * rows that read a pick (pick feedback, spec/ptp.md 2.5). With `into`,
    * the logits are written there (Transformer.forwardInto), not to a new
-   * array.
+   * array. `slots` must be an integer from 0 to the block's rows (a
+   * RangeError otherwise, before anything runs).
    */
   forward(block: Block, cache: KVCache, slots: number, feedback: readonly PickFeedback[] = [], into?: Float32Array): Float32Array {
     this.alive("forward");
-    if (this.head && slots > 0) throw new Error("forward: a draft-head student's slots run in its head, not in the teacher's call (decoder verify)");
+    checkSlotCount(slots, block);
+    if (!Array.isArray(feedback)) throw new TypeError(`PtpModel.forward: feedback must be an array of the slot rows that read a pick, got ${describeValue(feedback)}`);
+    if (this.head && slots > 0) throw new Error("PtpModel.forward: a draft-head student's slots run in its head, not in the teacher's call (decoder verify)");
     const run = (adapter?: RowAdapter) => (into ? this.teacher.forwardInto(into, block, cache, adapter) : this.teacher.forward(block, cache, adapter));
     if (!this.lora) {
       if (slots > 0) this.requireStudent();
       return run();
     }
-    if (feedback.length > 0 && this.pickFeedback === undefined) throw new Error("forward: the call feeds picks to slots, but the student has no pick feedback");
+    if (feedback.length > 0 && this.pickFeedback === undefined) throw new Error("PtpModel.forward: the call feeds picks to slots, but the student has no pick feedback");
     // Without slots the LoRA touches no row, but extra blocks still need the rows' keys and values.
     if (slots === 0) return run(this.extra ? this.adapter : undefined);
     const M = block.positions.length,
@@ -221,11 +234,34 @@ export function checkPickFeedback(student: Student): void {
   const c = student.config,
     w = student.weights;
   if (!c.pickFeedback) {
-    if (w.feedback !== undefined) throw new Error("the student has a pick-feedback table but its config has no pick feedback");
+    if (w.feedback !== undefined) throw new Error("PtpModel: the student has a pick-feedback table but its config has no pick feedback");
     return;
   }
-  if (!c.query) throw new Error("pick feedback needs a query student (slot_input query): only its first pick is known inside the call");
-  if (!c.extraBlocks) throw new Error("pick feedback needs extra blocks: a pick is known only after the teacher's layers, which is where the extra blocks start");
+  if (!c.query) throw new Error("PtpModel: pick feedback needs a query student (slot_input query): only its first pick is known inside the call");
+  if (!c.extraBlocks) throw new Error("PtpModel: pick feedback needs extra blocks: a pick is known only after the teacher's layers, which is where the extra blocks start");
   const n = c.teacherShape.vocabSize * c.teacherShape.dim;
-  if (!(w.feedback instanceof Float32Array && w.feedback.length === n)) throw new Error(`the student's pick-feedback table must hold ${c.teacherShape.vocabSize} x ${c.teacherShape.dim} values (vocab x dim), got ${w.feedback instanceof Float32Array ? w.feedback.length : "none"}`);
+  if (!(w.feedback instanceof Float32Array && w.feedback.length === n)) throw new Error(`PtpModel: the student's pick-feedback table must hold ${c.teacherShape.vocabSize} x ${c.teacherShape.dim} values (vocab x dim), got ${w.feedback instanceof Float32Array ? w.feedback.length : "none"}`);
+}
+
+/**
+ * PtpModel's head options: an object of TransformerOptions keys whose
+ * classifierWeights (if given) is a weight type, checked even where no head
+ * reads them (a misspelt key or value would be ignored silently).
+ */
+function checkHeadOptions(options: unknown): void {
+  const { classifierWeights } = checkOptionKeys(options, "PtpModel", TRANSFORMER_OPTIONS, "the head's options");
+  if (classifierWeights !== undefined && !(WEIGHT_TYPES as readonly unknown[]).includes(classifierWeights)) {
+    throw new RangeError(`PtpModel: the head's options.classifierWeights must be one of ${WEIGHT_TYPES.join(", ")}, got ${describeValue(classifierWeights)}`);
+  }
+}
+
+/**
+ * forward's `slots`: an integer from 0 to the block's rows (when the block
+ * has them; a malformed block is the teacher's forward's to name), checked
+ * before anything changes: a NaN once reached the scratch allocation.
+ */
+function checkSlotCount(slots: unknown, block: unknown): void {
+  const positions = (block as { positions?: unknown } | null | undefined)?.positions;
+  const rows = (positions as { length?: unknown } | null | undefined)?.length;
+  checkInteger(slots, "PtpModel.forward", "slots", 0, typeof rows === "number" && Number.isSafeInteger(rows) ? rows : Number.MAX_SAFE_INTEGER);
 }

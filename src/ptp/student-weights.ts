@@ -30,6 +30,19 @@ export interface AuxEmbeddingConfig {
 /** O-PTP: slot j sees u_s..u_{s+j} (predict by argmax). C-PTP: own u withheld (predict by Pick). */
 export type Variant = "O" | "C";
 
+/**
+ * The range of a LoRA student's alpha, for every writer and reader (the
+ * CLI's --alpha, student files, PEFT folders). The update is scaled by
+ * alpha / rank (rank 1 .. 4096): at most 10^4 keeps an untrained student's
+ * update (B uniform in +-0.02) within a few hundred times the teacher's
+ * activations, so its forward stays finite in float32 (alpha 1e300 gave a
+ * scale of ~1e299, far past float32's range); at least 10^-3 keeps the
+ * update from vanishing (a scale below float32's range would make the
+ * student the teacher, untrainably). PEFT's alphas are 8 to 2 x rank.
+ */
+export const MIN_ALPHA = 1e-3;
+export const MAX_ALPHA = 1e4;
+
 /** A student's shape and kind: everything its file's header stores besides the weights. */
 export interface StudentConfig {
   variant: Variant;

@@ -64,7 +64,7 @@ export class XorShiftAux implements AuxSource {
     } else if (typeof seed === "number" && Number.isInteger(seed)) {
       s = BigInt(seed);
     } else {
-      throw new RangeError(`XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${String(seed)}`);
+      throw new RangeError(`XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${describeValue(seed)}`);
     }
     if (s < 1n || s > MASK64) {
       throw new RangeError(`XorShiftAux: seed must be an integer in [1, 2^64 - 1], got ${s}` + (s === 0n ? " (seed 0 would produce u = 0 forever)" : ""));

@@ -1,4 +1,4 @@
-import { checkFloat32Row } from "./checks.js";
+import { checkFloat32Row, describeValue } from "./checks.js";
 
 /**
  * Pick(u, P): the inverse-CDF rule that turns an auxiliary variable
@@ -12,22 +12,12 @@ import { checkFloat32Row } from "./checks.js";
 
 const fround = Math.fround;
 
-/** Human-readable rendering of a rejected value for error messages. */
-function describe(value: unknown): string {
-  if (typeof value === "number") return Object.is(value, -0) ? "-0" : String(value);
-  if (typeof value === "bigint") return `${value}n (bigint)`;
-  if (typeof value === "string") return `"${value}" (string)`;
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  return `${typeof value}`;
-}
-
 /** Throws unless `probs` is a Float32Array of probabilities, each in [0, 1] (one pass; no sum is required). */
 function checkProbabilities(probs: unknown, where: string): Float32Array {
   const p = checkFloat32Row(probs, where, "probs");
   for (let i = 0; i < p.length; i++) {
     const q = p[i];
-    if (!(q >= 0 && q <= 1)) throw new RangeError(`${where}: probability ${i} must be in [0, 1], got ${describe(q)}`);
+    if (!(q >= 0 && q <= 1)) throw new RangeError(`${where}: probability ${i} must be in [0, 1], got ${describeValue(q)}`);
   }
   return p;
 }
@@ -44,7 +34,7 @@ export function isValidU(u: unknown): u is number {
 export function assertValidU(u: unknown, where?: string): asserts u is number {
   if (!isValidU(u)) {
     const prefix = where ? `${where}: ` : "";
-    throw new RangeError(`${prefix}auxiliary variable u must be in [0, 1), got ${describe(u)}`);
+    throw new RangeError(`${prefix}auxiliary variable u must be in [0, 1), got ${describeValue(u)}`);
   }
 }
 
@@ -69,7 +59,7 @@ export function assertValidU(u: unknown, where?: string): asserts u is number {
  *   in [0, 1], or none is > 0; TypeError when probs is not a Float32Array.
  */
 export function pick(u: number, probs: Float32Array): number {
-  assertValidU(u);
+  assertValidU(u, "pick");
   checkProbabilities(probs, "pick");
   let cdf = 0;
   let lastNonZero = -1;
@@ -99,7 +89,7 @@ export function pick(u: number, probs: Float32Array): number {
 export function binOf(probs: Float32Array, token: number): [left: number, right: number] {
   const n = checkFloat32Row(probs, "binOf", "probs").length;
   if (!Number.isInteger(token) || token < 0 || token >= n) {
-    throw new RangeError(`binOf: token must be an integer in [0, ${n}), got ${describe(token)}`);
+    throw new RangeError(`binOf: token must be an integer in [0, ${n}), got ${describeValue(token)}`);
   }
   checkProbabilities(probs, "binOf");
   let cdf = 0;
@@ -132,7 +122,7 @@ export function binOf(probs: Float32Array, token: number): [left: number, right:
  */
 export function argmax(logits: ArrayLike<number>): number {
   const n = logits !== null && typeof logits === "object" ? logits.length : undefined;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`argmax: logits must be an array or typed array of numbers, got ${describe(logits)}`);
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`argmax: logits must be an array or typed array of numbers, got ${describeValue(logits)}`);
   if (n === 0) throw new RangeError("argmax: empty logits");
   let best = 0;
   let bestValue = logits[0];

@@ -7,7 +7,7 @@
  * See spec/sampling.md for the exact rules.
  */
 
-import { checkFloat32Row } from "./checks.js";
+import { checkFloat32Row, describeValue } from "./checks.js";
 import { softmaxF32 } from "./softmax.js";
 
 const fround = Math.fround;
@@ -32,6 +32,9 @@ export interface SamplingSettings {
  */
 export const MIN_TEMPERATURE = 1e-6;
 
+/** The keys of SamplingSettings: another is a typo (a trainer refuses any; validateSamplingSettings the misspellings below). */
+export const SAMPLING_SETTINGS: readonly (keyof SamplingSettings)[] = ["temperature", "topK", "topP"];
+
 /** Spellings of the three options (lower case, letters only) that mean one of them: a key spelled so, but not exactly, is a typo that would be ignored. */
 const MISSPELLED: Readonly<Record<string, string>> = { temperature: "temperature", temp: "temperature", t: "temperature", topk: "topK", k: "topK", topp: "topP", p: "topP", nucleus: "topP" };
 
@@ -39,27 +42,32 @@ const MISSPELLED: Readonly<Record<string, string>> = { temperature: "temperature
  * Validates settings; throws a RangeError with a clear message otherwise.
  * Rules: temperature 0 (greedy) or a finite number >= MIN_TEMPERATURE;
  * topK (if given) an integer; topP (if given) a number in [0, 1].
+ * With `where` (the public function checking them) each message starts
+ * with it and names the argument, `name` ("samplingDistribution:
+ * settings.topP must be ..."); without it the message is the bare rule, for
+ * callers that put their own context before it (a file's name).
  */
-export function validateSamplingSettings(settings: SamplingSettings): void {
+export function validateSamplingSettings(settings: SamplingSettings, where?: string, name = "settings"): void {
+  const at = where === undefined ? "" : `${where}: ${name}.`;
   if (settings === null || typeof settings !== "object") {
-    throw new TypeError("sampling settings must be an object");
+    throw new TypeError(where === undefined ? "sampling settings must be an object" : `${where}: ${name} must be an object { ${SAMPLING_SETTINGS.join(", ")} }, got ${describeValue(settings)}`);
   }
   for (const key of Object.keys(settings)) {
     const meant = MISSPELLED[key.toLowerCase().replace(/[^a-z]/g, "")];
-    if (meant !== undefined && meant !== key) throw new RangeError(`sampling settings: unknown option ${JSON.stringify(key)}; did you mean ${meant}? (the options are temperature, topK and topP)`);
+    if (meant !== undefined && meant !== key) throw new RangeError(`${where === undefined ? "sampling settings" : `${where}: ${name}`}: unknown option ${JSON.stringify(key)}; did you mean ${meant}? (the options are temperature, topK and topP)`);
   }
   const { temperature, topK, topP } = settings;
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_TEMPERATURE)) {
-    throw new RangeError(`temperature must be a finite number >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${String(temperature)}`);
+    throw new RangeError(`${at}temperature must be a finite number >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${describeValue(temperature)}`);
   }
   if (topK !== undefined) {
     if (typeof topK !== "number" || !Number.isInteger(topK)) {
-      throw new RangeError(`topK must be an integer (<= 0 = off), got ${String(topK)}`);
+      throw new RangeError(`${at}topK must be an integer (<= 0 = off), got ${describeValue(topK)}`);
     }
   }
   if (topP !== undefined) {
     if (typeof topP !== "number" || Number.isNaN(topP) || topP < 0 || topP > 1) {
-      throw new RangeError(`topP must be a number in [0, 1] (0 or 1 = off), got ${String(topP)}`);
+      throw new RangeError(`${at}topP must be a number in [0, 1] (0 or 1 = off), got ${describeValue(topP)}`);
     }
   }
 }
@@ -90,7 +98,7 @@ export function plainSampling(settings: SamplingSettings, n: number): boolean {
 export function applyTemperature(logits: Float32Array, temperature: number): Float32Array {
   checkFloat32Row(logits, "applyTemperature", "logits");
   if (!(temperature > 0) || !Number.isFinite(temperature)) {
-    throw new RangeError(`applyTemperature: temperature must be finite and > 0, got ${temperature}`);
+    throw new RangeError(`applyTemperature: temperature must be finite and > 0, got ${describeValue(temperature)}`);
   }
   const t = fround(temperature);
   const out = new Float32Array(logits.length);
@@ -204,8 +212,9 @@ function renormalise(probs: Float32Array, keep: Uint8Array): Float32Array {
  * logits. Returns a new array; `logits` is not modified.
  */
 export function samplingDistribution(logits: Float32Array, settings: SamplingSettings): Float32Array {
-  checkFloat32Row(logits, "samplingDistribution", "logits");
-  validateSamplingSettings(settings);
+  // An empty row has no token to give a probability (softmaxF32 would refuse it, under its own name).
+  if (checkFloat32Row(logits, "samplingDistribution", "logits").length === 0) throw new RangeError("samplingDistribution: logits must hold one logit per token, got an empty Float32Array");
+  validateSamplingSettings(settings, "samplingDistribution");
   if (settings.temperature === 0) {
     throw new RangeError("samplingDistribution: temperature 0 means greedy decoding (argmax); use sampleToken or argmax");
   }

@@ -5,13 +5,13 @@
  */
 
 import { checkFloat32Row } from "./checks.js";
-import { argmax, pick } from "./pick.js";
+import { argmax, assertValidU, pick } from "./pick.js";
 import { NonFiniteLogitsError } from "./softmax.js";
 import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "./processors.js";
 
 /** Whether sampling with `settings` consumes an auxiliary variable u (temperature > 0). */
 export function needsU(settings: SamplingSettings): boolean {
-  validateSamplingSettings(settings);
+  validateSamplingSettings(settings, "needsU");
   return settings.temperature > 0;
 }
 
@@ -30,7 +30,8 @@ export function needsU(settings: SamplingSettings): boolean {
  */
 export function sampleToken(logits: Float32Array, settings: SamplingSettings, u: number | undefined): number {
   checkFloat32Row(logits, "sampleToken", "logits");
-  if (!needsU(settings)) {
+  validateSamplingSettings(settings, "sampleToken");
+  if (settings.temperature === 0) {
     // The reference's argmax passes over a NaN (and a row of NaN gives 0): a largest logit that is not finite is no pick.
     const t = argmax(logits);
     if (!Number.isFinite(logits[t])) throw new NonFiniteLogitsError(t, logits[t]);
@@ -39,5 +40,7 @@ export function sampleToken(logits: Float32Array, settings: SamplingSettings, u:
   if (u === undefined) {
     throw new RangeError(`sampleToken: temperature ${settings.temperature} > 0 needs an auxiliary variable u in [0, 1), got undefined`);
   }
+  // Checked here, so that the message names this function rather than pick.
+  assertValidU(u, "sampleToken");
   return pick(u, samplingDistribution(logits, settings));
 }

@@ -13,7 +13,7 @@
  * golden case and recorded trial, not the sampled token.
  */
 
-import { checkFloat32Row } from "./checks.js";
+import { checkFloat32Row, describeValue } from "./checks.js";
 
 const fround = Math.fround;
 
@@ -75,8 +75,8 @@ export function softmaxF32(logits: Float32Array): Float32Array {
  */
 export function tokenProbability(logits: Float32Array, token: number, temperature: number): number {
   checkFloat32Row(logits, "tokenProbability", "logits");
-  if (!(temperature > 0 && temperature < Infinity)) throw new RangeError(`tokenProbability: temperature must be a finite number > 0, got ${temperature}`);
-  if (!(Number.isInteger(token) && token >= 0 && token < logits.length)) throw new RangeError(`tokenProbability: token ${token} is outside ${logits.length} logits`);
+  if (typeof temperature !== "number" || !(temperature > 0 && temperature < Infinity)) throw new RangeError(`tokenProbability: temperature must be a finite number > 0, got ${describeValue(temperature)}`);
+  if (!(Number.isInteger(token) && token >= 0 && token < logits.length)) throw new RangeError(`tokenProbability: token must be an integer in [0, ${logits.length}) (an index into logits), got ${describeValue(token)}`);
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];

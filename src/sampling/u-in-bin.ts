@@ -4,6 +4,7 @@
  * z ~ Beta(b, b) that distillation uses.
  */
 import type { Mulberry32 } from "../util/prng.js";
+import { describeValue } from "./checks.js";
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -22,10 +23,10 @@ function float32Below(x: number): number {
  * (float32, 0 <= left < right <= 1), z in [0, 1].
  */
 export function drawU(left: number, right: number, z: number): number {
-  if (Math.fround(left) !== left || Math.fround(right) !== right) throw new RangeError(`drawU: bin edges must be float32 values, got [${left}, ${right})`);
+  if (Math.fround(left) !== left || Math.fround(right) !== right) throw new RangeError(`drawU: bin edges must be float32 values, got [${describeValue(left)}, ${describeValue(right)})`);
   if (!(left >= 0 && right <= 1)) throw new RangeError(`drawU: the bin [${left}, ${right}) must lie in [0, 1]`);
   if (!(right > left)) throw new RangeError(`drawU: the bin [${left}, ${right}) is empty (a sampled token always has a non-empty bin)`);
-  if (!(z >= 0 && z <= 1)) throw new RangeError(`drawU: z must be in [0, 1], got ${z}`);
+  if (typeof z !== "number" || !(z >= 0 && z <= 1)) throw new RangeError(`drawU: z must be in [0, 1], got ${describeValue(z)}`);
   // Rounding to nearest is monotone and left is a float32, so u >= left; only the right edge needs care.
   const u = Math.max(left, Math.fround(left + z * (right - left)));
   return u < right ? u : float32Below(right);
@@ -60,8 +61,8 @@ function logGamma(rng: Mulberry32, shape: number): number {
  * underflows to 0 / 0 nor loses the tails. Deterministic given the rng.
  */
 export function betaSample(rng: Mulberry32, b: number): number {
-  if (rng === null || typeof rng !== "object" || typeof (rng as { nextU32?: unknown }).nextU32 !== "function") throw new TypeError(`betaSample: rng must be a Mulberry32 (an object with nextU32()), got ${rng === null ? "null" : typeof rng}`);
-  if (!(b > 0) || !Number.isFinite(b)) throw new RangeError(`betaSample: b must be a finite number > 0, got ${b}`);
+  if (rng === null || typeof rng !== "object" || typeof (rng as { nextU32?: unknown }).nextU32 !== "function") throw new TypeError(`betaSample: rng must be a Mulberry32 (an object with nextU32()), got ${describeValue(rng)}`);
+  if (!(b > 0) || !Number.isFinite(b)) throw new RangeError(`betaSample: b must be a finite number > 0, got ${describeValue(b)}`);
   const lx = logGamma(rng, b);
   const ly = logGamma(rng, b);
   return 1 / (1 + Math.exp(ly - lx));

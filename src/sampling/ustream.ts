@@ -27,7 +27,7 @@ export class UStream {
   }
 
   at(k: number): number {
-    if (!Number.isInteger(k) || k < this.first) throw new RangeError(`u(${k}): only positions from ${this.first} (the first sampled token) on have an auxiliary variable`);
+    if (!Number.isInteger(k) || k < this.first) throw new RangeError(`u(${describeValue(k)}): only positions from ${this.first} (the first sampled token) on have an auxiliary variable`);
     while (this.values.length <= k - this.first) {
       if (this.invalid) throw this.invalid;
       // A source that has run out throws here (forStudent may stand in for it).

@@ -104,16 +104,21 @@ export function acceptedPerCall(teacher: Transformer, proposer: Proposer, s: Eva
 }
 
 /** The keys of EvalSettings; another is a typo that would be ignored. */
-const EVAL_SETTINGS: readonly (keyof EvalSettings)[] = ["prompts", "steps", "sampling", "decoder", "seed", "batch"];
+export const EVAL_SETTINGS: readonly (keyof EvalSettings)[] = ["prompts", "steps", "sampling", "decoder", "seed", "batch"];
 
 /** The teacher a Transformer, the proposer a { kind: "student", student } or { kind: "draft", draft }, the settings an object of known keys: checked before anything reads them. */
 function checkArguments(teacher: unknown, proposer: unknown, s: unknown, where: string): void {
+  checkTeacherAndProposer(teacher, proposer, where);
+  checkOptionKeys(s, where, EVAL_SETTINGS, "settings");
+}
+
+/** The teacher a Transformer and the proposer a { kind: "student", student } or { kind: "draft", draft } (as distill takes them too); else a TypeError naming `where`. */
+export function checkTeacherAndProposer(teacher: unknown, proposer: unknown, where: string): void {
   if (!(teacher instanceof Transformer)) throw new TypeError(`${where}: teacher must be a Transformer, got ${describeValue(teacher)}`);
   const p = checkObject(proposer, where, "proposer", '{ kind: "student", student } or { kind: "draft", draft }');
   if (p.kind === "student") checkStudent(p.student, where, "proposer.student");
   else if (p.kind === "draft") checkDraft(p.draft, where, "proposer.draft");
   else throw new TypeError(`${where}: proposer.kind must be "student" or "draft", got ${describeValue(p.kind)}`);
-  checkOptionKeys(s, where, EVAL_SETTINGS, "settings");
 }
 
 /** The evaluation, batch by batch: yields the prompts done (0 once the settings are checked, then after each batch); returns the result. The models are freed when it ends or is abandoned. */

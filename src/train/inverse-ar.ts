@@ -1,18 +1,20 @@
 import type { ModelConfig } from "../model/config.js";
-import type { Checkpoint } from "../model/weights.js";
-import type { Transformer } from "../model/transformer.js";
+import { checkCheckpoint, type Checkpoint } from "../model/weights.js";
+import { Transformer } from "../model/transformer.js";
 import { writeStudent } from "../ptp/files/adapter-file.js";
-import type { Student } from "../ptp/student-weights.js";
+import { checkStudent, type Student } from "../ptp/student-weights.js";
 import { binOf } from "../sampling/pick.js";
 import { samplingDistribution, type SamplingSettings } from "../sampling/processors.js";
 import { Tape, type BufferPool } from "./autograd/index.js";
 import { betaSample, drawU } from "../sampling/u-in-bin.js";
-import { acceptedPerCall, storedEvalSettings, type EvalSettings } from "./evaluate.js";
+import { acceptedPerCall, EVAL_SETTINGS, storedEvalSettings, type EvalSettings } from "./evaluate.js";
 import type { ConstantContext, GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult } from "./loop.js";
 import { OrderedParallel, type OrderedInit } from "./ordered-parallel.js";
-import { checkPositiveInteger } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkOptionKeys } from "../util/options.js";
+import { checkFinitePositive, checkLoopOptions, checkProgressStream, checkTokenStream, checkTrainerFiles, checkTrainingSampling, trainerOptionKeys, type TrainerFiles } from "./train-options.js";
 import { Mulberry32 } from "../util/prng.js";
 import { studentLogits, windowLoss, windowRows } from "./ptp-windows.js";
 import type { TrainKernels } from "./autograd/kernels.js";
@@ -134,18 +136,38 @@ export interface InverseArWorkerInit extends OrderedInit {
   settings: { window: number; sampling: SamplingSettings; betaB: number };
 }
 
+/** The keys of InverseArOptions; another is a typo that would be ignored. */
+const INVERSE_AR_OPTIONS = trainerOptionKeys<InverseArOptions>({ sequences: 0, context: 0, window: 0, sampling: 0, betaB: 0, eval: 0, threads: 0 });
+
 /**
  * Inverse-AR training (see the module comment) of a C-PTP `student` on the
  * token `stream`, the base model giving the context of each window. Writes
  * the student, checkpoints and the log to `files`, and resumes from them.
+ * The arguments are checked at the call (a TypeError or RangeError naming
+ * the option); the run is asynchronous.
  */
-export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: { out: string; checkpoint: string; log: string; resume: boolean }, progressStream?: ProgressStream): Promise<LoopResult> {
-  if (student.config.variant !== "C") throw new Error("inverse-AR training needs a C-PTP student (its own u withheld)");
-  const cfg = baseCkpt.config,
-    L = o.window,
-    T = o.context;
-  if (stream.length < T + 1 || T < 2 * L) throw new Error(`inverse-AR: needs text windows of at least twice the slot window, and a stream longer than one (context ${T}, window ${L}, ${stream.length} tokens)`);
-  const threads = checkPositiveInteger(o.threads ?? 1, "inverse-AR", "threads");
+export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student: Student, stream: Int32Array, o: InverseArOptions, files: TrainerFiles, progressStream?: ProgressStream): Promise<LoopResult> {
+  const where = "inverseArTrain";
+  checkCheckpoint(baseCkpt, where, "baseCkpt");
+  if (!(base instanceof Transformer)) throw new TypeError(`${where}: base must be a Transformer, got ${describeValue(base)}`);
+  checkStudent(student, where);
+  if (student.config.variant !== "C") throw new RangeError(`${where}: student must be a C-PTP student (inverse-AR training withholds its own u), got variant ${JSON.stringify(student.config.variant)}`);
+  const cfg = baseCkpt.config;
+  checkOptionKeys(o, where, INVERSE_AR_OPTIONS);
+  const L = checkPositiveInteger(o.window, where, "window");
+  // Positions 0 .. context - 1 of each text window must exist in the base model: context <= seqLen.
+  const T = checkInteger(o.context, where, "context (tokens per text window, at most the model's seqLen)", 1, cfg.seqLen);
+  checkPositiveInteger(o.sequences, where, "sequences");
+  checkFinitePositive(o.betaB, where, "betaB");
+  checkTrainingSampling(o.sampling, where);
+  if (o.eval !== undefined) checkOptionKeys(o.eval, where, EVAL_SETTINGS, "eval");
+  const threads = checkPositiveInteger(o.threads ?? 1, where, "threads");
+  checkLoopOptions(o, where);
+  checkTrainerFiles(files, where);
+  checkProgressStream(progressStream, where, "progressStream");
+  const tokens = checkTokenStream(stream, cfg.vocabSize, where, "stream");
+  if (tokens.length < T + 1 || T < 2 * L) throw new RangeError(`${where}: needs text windows of at least twice the slot window, and a stream longer than one (context ${T}, window ${L}, ${tokens.length} tokens)`);
+  const evaluate = o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined;
   const st = trainableStudent(student, cfg);
   const run = async (): Promise<LoopResult> => {
     // A step takes seconds (L forward passes per text window, then one backward): its text windows
@@ -160,9 +182,9 @@ export function inverseArTrain(baseCkpt: Checkpoint, base: Transformer, student:
         stream: progressStream,
         config: { student: student.config, inverseAr: { ...resumableConfig(withoutThreads(o)), eval: o.eval ? storedEvalSettings(o.eval) : null } },
         save: () => writeStudent(files.out, student),
-        evaluate: o.eval ? acceptedPerCall(base, { kind: "student", student }, o.eval) : undefined,
+        evaluate,
         async step(rng) {
-          const jobs = drawTextWindows(rng, stream, o.sequences, T, L);
+          const jobs = drawTextWindows(rng, tokens, o.sequences, T, L);
           // No #correct here: the u's lie in the student's own bins, so its drafts match by construction;
           // what counts is the self-verified acceptance the evaluation measures.
           const figures = await parallel.run(jobs);

@@ -10,6 +10,7 @@ import { Progress, type ProgressStream } from "../util/progress.js";
 import { lrAt, type ScheduleConfig } from "./schedule.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js";
 import { reconcileResume } from "./resume-config.js";
+import { checkLoopOptions } from "./train-options.js";
 
 /**
  * The training loop every command shares (distill, train, inverse-AR):
@@ -194,6 +195,8 @@ interface Cursor {
 }
 
 export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
+  // The trainers check their options at the call; this is for a loop run directly.
+  checkLoopOptions(spec, "runLoop");
   const stream = spec.stream ?? process.stderr;
   const say = spec.log ?? ((line: string) => void stream.write(line + "\n"));
   const opt = new AdamW(spec.params, { weightDecay: spec.weightDecay });

@@ -2,12 +2,14 @@ import { Mulberry32 } from "../util/prng.js";
 import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
-import type { Checkpoint } from "../model/weights.js";
+import { checkCheckpoint, type Checkpoint } from "../model/weights.js";
+import { checkOptionKeys } from "../util/options.js";
 import { Tape } from "./autograd/index.js";
 import { trainableWeights } from "./graph.js";
 import { nextTokenLoss } from "./next-token.js";
 import { PretrainParallel } from "./pretrain-parallel.js";
 import type { ProgressStream } from "../util/progress.js";
+import { checkLoopOptions, checkProgressStream, checkTokenStream, checkTrainerFiles, trainerOptionKeys } from "./train-options.js";
 import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult, type RunFiles } from "./loop.js";
 
 /**
@@ -41,22 +43,36 @@ export interface PretrainOptions extends LoopOptions {
   threads?: number;
 }
 
-/** Train `model` (in place) on `train`; evaluate on `valid`; writes the llama2.c checkpoint to `files.out` at every checkpoint. */
+/** The keys of PretrainOptions; another is a typo that would be ignored. */
+const PRETRAIN_OPTIONS = trainerOptionKeys<PretrainOptions>({ batch: 0, context: 0, threads: 0 });
+
+/**
+ * Train `model` (in place) on `train`; evaluate on `valid`; writes the
+ * llama2.c checkpoint to `files.out` at every checkpoint. The arguments are
+ * checked at the call (a TypeError or RangeError naming the option); the run
+ * is asynchronous.
+ */
 export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array, o: PretrainOptions, files: { out: string } & RunFiles, stream?: ProgressStream): Promise<LoopResult> {
+  checkCheckpoint(model, "pretrain", "model");
   const c = model.config;
+  checkOptionKeys(o, "pretrain", PRETRAIN_OPTIONS);
   // Positions 0 .. context - 1 of each window must exist in the model (RoPE, the KV layout): context <= seqLen.
   const T = checkInteger(o.context, "pretrain", "context (tokens per window, at most the model's seqLen)", 1, c.seqLen);
   checkPositiveInteger(o.batch, "pretrain", "batch");
   const threads = checkPositiveInteger(o.threads ?? 1, "pretrain", "threads");
+  checkLoopOptions(o, "pretrain");
+  checkTrainerFiles(files, "pretrain");
+  checkProgressStream(stream, "pretrain", "stream");
+  const trainIds = checkTokenStream(train, c.vocabSize, "pretrain", "train");
+  const validIds = checkTokenStream(valid, c.vocabSize, "pretrain", "valid");
   // A window is T tokens and the next one: a stream of T + 1 tokens holds one.
-  if (train.length < T + 1 || valid.length < T + 1) throw new Error(`pretrain: the token streams are too short for context ${T}: a window takes ${T + 1} tokens, but the training stream has ${train.length} and the validation stream ${valid.length}`);
+  if (trainIds.length < T + 1 || validIds.length < T + 1) throw new Error(`pretrain: the token streams are too short for context ${T}: a window takes ${T + 1} tokens, but the training stream has ${trainIds.length} and the validation stream ${validIds.length}`);
   const { params, weights } = trainableWeights(model);
   // A fixed validation sample: the same windows at every evaluation.
   const vr = new Mulberry32(o.seed ^ 0x5eed);
-  const validStarts = Array.from({ length: 16 }, () => Math.floor(vr.nextFloat() * (valid.length - T - 1)));
-  // The arguments are checked above, at the call; the run is asynchronous.
+  const validStarts = Array.from({ length: 16 }, () => Math.floor(vr.nextFloat() * (validIds.length - T - 1)));
   const run = async (): Promise<LoopResult> => {
-    const parallel = await PretrainParallel.start(model, params, train, { batch: o.batch, context: T, threads, kernels: o.kernels });
+    const parallel = await PretrainParallel.start(model, params, trainIds, { batch: o.batch, context: T, threads, kernels: o.kernels });
     try {
       // Awaited here, so the workers are closed only once the run (which yields between steps) is over.
       return await runLoop({
@@ -67,9 +83,9 @@ export function pretrain(model: Checkpoint, train: Int32Array, valid: Int32Array
         stream,
         config: { model: c, train: resumableConfig(withoutThreads(o)) },
         save: () => writeCheckpoint(files.out, model),
-        evaluate: () => ({ validLoss: nextTokenLoss(new Tape(o.kernels), c, weights, valid, validStarts, T).data[0] }),
+        evaluate: () => ({ validLoss: nextTokenLoss(new Tape(o.kernels), c, weights, validIds, validStarts, T).data[0] }),
         async step(rng) {
-          const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (train.length - T - 1)));
+          const starts = Array.from({ length: o.batch }, () => Math.floor(rng.nextFloat() * (trainIds.length - T - 1)));
           // Awaited: the main thread stays free while the workers compute, so a signal abandons the step at once.
           return { loss: await parallel.step(starts), units: o.batch * T };
         },

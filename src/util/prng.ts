@@ -6,6 +6,8 @@
  * cryptographic. The seed is reduced to 32 bits (`seed >>> 0`), so the same
  * seed always gives the same sequence on every platform.
  */
+import { describeValue } from "../sampling/checks.js";
+
 /**
  * An integer seed reduced to 32 bits (`seed >>> 0`); anything but an
  * integer (NaN, 1.5, a string, undefined, a bigint) is a RangeError naming
@@ -13,7 +15,7 @@
  */
 export function seed32(seed: unknown, what: string): number {
   if (typeof seed !== "number" || !Number.isInteger(seed)) {
-    throw new RangeError(`${what} must be an integer (reduced to 32 bits), got ${typeof seed === "bigint" ? `${seed}n (bigint)` : typeof seed === "string" ? `${JSON.stringify(seed)} (string)` : String(seed)}`);
+    throw new RangeError(`${what} must be an integer (reduced to 32 bits), got ${describeValue(seed)}`);
   }
   return seed >>> 0;
 }

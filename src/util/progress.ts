@@ -8,6 +8,7 @@
  * prints a full line at most every `intervalSeconds`. finish() prints the
  * final line (unless that exact line was just printed). The clock and stream are injectable for tests.
  */
+import { describeValue } from "../sampling/checks.js";
 
 export interface ProgressStream {
   write(text: string): unknown;
@@ -77,7 +78,7 @@ export class Progress {
 
   constructor(options: ProgressOptions) {
     const { total } = options;
-    if (!Number.isFinite(total) || total < 0) throw new RangeError(`Progress: total must be a finite number >= 0, got ${total}`);
+    if (!Number.isFinite(total) || total < 0) throw new RangeError(`Progress: total must be a finite number >= 0, got ${describeValue(total)}`);
     this.total = total;
     this.unit = options.unit ?? "it";
     this.label = options.label ?? "";

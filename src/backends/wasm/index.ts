@@ -1,6 +1,7 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
 import { BackendError, hostDataLength, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type LayerActivations, type LayerShape, type LayerWeightBuffers, type WeightType } from "../backend.js";
+import { describeValue } from "../../sampling/checks.js";
 import { ropeAngle } from "../../util/rope-angle.js";
 import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
@@ -235,7 +236,7 @@ export function threadsUnavailableReason(): string | undefined {
 
 /**
  * Creates the wasm backend; options.wasmBuild is "auto" (default), "simd" or
- * "relaxed"; options.threads (default: os.availableParallelism()) is how many
+ * "relaxed"; options.threads (undefined or null: the default, defaultThreads()) is how many
  * threads large matmuls are split over (output columns, never K); where
  * threads are unavailable (a browser page that is not cross-origin
  * isolated) it runs on one thread and says why in `threadNote`.
@@ -246,11 +247,11 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   const build = resolveWasmBuild(options.wasmBuild ?? "auto");
   const requested = options.threads ?? defaultThreads();
   if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1 || requested > MAX_THREADS) {
-    throw new Error(`wasm backend: threads must be an integer from 1 to ${MAX_THREADS}, got ${String(requested)}`);
+    throw new Error(`wasm backend: threads must be an integer from 1 to ${MAX_THREADS}, got ${describeValue(requested)}`);
   }
   const baseUrl = options.wasmBaseUrl;
   if (baseUrl !== undefined && typeof baseUrl !== "string" && !(baseUrl instanceof URL)) {
-    throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${String(baseUrl)}`);
+    throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${describeValue(baseUrl)}`);
   }
   const weights = options.weights ?? "f32";
   if (!(WEIGHT_TYPES as readonly unknown[]).includes(weights)) throw new Error(`wasm backend: weights must be ${WEIGHT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(weights)}`);

@@ -33,9 +33,10 @@ import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type Layer
 import { quote } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
+import { checkOptionKeys } from "../../util/options.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkSlots, checkTeacherChecksum, fieldFail, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
-import { checkStudent, PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
+import { checkStudent, MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
 
 export const STUDENT_FORMAT = "ptp-student";
 export const STUDENT_FORMAT_VERSION = "1";
@@ -89,6 +90,7 @@ export function studentConfigFromMetadata(meta: Record<string, string>, fail: Fa
   const variant = parseVariant(meta, fail);
   const rank = positiveNumber(meta, "rank", true, fail);
   const alpha = positiveNumber(meta, "alpha", false, fail);
+  if (alpha < MIN_ALPHA || alpha > MAX_ALPHA) fail(`metadata "alpha" is ${alpha}, outside [${MIN_ALPHA}, ${MAX_ALPHA}] (the LoRA scale alpha / rank would leave float32's range or vanish)`);
   const window = positiveNumber(meta, "window", true, fail);
   const aux = parseAux(meta, fail);
   const teacherChecksum = parseTeacherChecksum(meta, fail);
@@ -170,22 +172,93 @@ function ensurePair(w: StudentWeights, l: number, lin: LinearName): { A: Float32
 }
 
 /**
- * The safetensors bytes of a student. Throws a plain Error when the config
- * is invalid or an array is missing, superfluous or of the wrong length.
+ * The type of every StudentConfig field ("?": it may be absent). Checked
+ * before the metadata checks, which read the fields' strings: String()
+ * would pass a rank "2", a hybrid "yes" or a variant ["O"].
  */
-export function serializeStudent(student: Student): Uint8Array {
-  checkStudent(student, "serializeStudent");
-  const fail = plainFail("serializeStudent");
-  const metadata = studentMetadata(student.config);
-  const config = studentConfigFromMetadata(metadata, fail);
-  const w = student.weights;
+const STUDENT_CONFIG_TYPES: Readonly<Record<keyof StudentConfig, string>> = {
+  variant: "string",
+  rank: "number",
+  alpha: "number",
+  aux: "object",
+  window: "number",
+  hybrid: "boolean?",
+  query: "boolean?",
+  extraBlocks: "number?",
+  pickFeedback: "string?",
+  draftHead: "boolean?",
+  teacherShape: "object",
+  teacherChecksum: "string",
+};
+
+/** The config field behind each metadata key of a student file, for problems with a student given in code (fieldFail). */
+const STUDENT_CONFIG_FIELDS: Readonly<Record<string, string>> = {
+  variant: "config.variant",
+  rank: "config.rank",
+  alpha: "config.alpha",
+  window: "config.window",
+  aux_kind: "config.aux.kind",
+  aux_digits: "config.aux.digits",
+  slot_input: "config.query",
+  teacher_checksum: "config.teacherChecksum",
+  teacher_shape: "config.teacherShape",
+  extra_blocks: "config.extraBlocks",
+  pick_feedback: "config.pickFeedback",
+  draft_head: "config.draftHead",
+};
+
+/** Throws a TypeError "`prefix`: `path`.key must be ..." for the first field of `o` not of its type in `types` ("?": optional). */
+function checkFieldTypes(o: Record<string, unknown>, types: Readonly<Record<string, string>>, prefix: string, path: string): void {
+  for (const [key, type] of Object.entries(types)) {
+    const optional = type.endsWith("?"),
+      want = optional ? type.slice(0, -1) : type,
+      v = o[key];
+    if ((v === undefined && optional) || (typeof v === want && v !== null && !Array.isArray(v))) continue;
+    throw new TypeError(`${prefix}: ${path}.${key} must be ${want === "object" ? "an object" : `a ${want}`}${optional ? " when given" : ""}, got ${describeValue(v)}`);
+  }
+}
+
+/**
+ * The one check of a student given in code (serializeStudent, PtpModel):
+ * its config's field types and keys, then the checks a file's metadata
+ * gets (studentConfigFromMetadata: ranges, the teacher shape, which fields
+ * go together), then its weights against the tensors that config has, each
+ * a Float32Array of its size. Shapes only, no pass over the values. Returns
+ * the config as a file would give it. Problems start with `where`; with
+ * `fields` they read "`where`: invalid student: config.rank ..." (RangeError
+ * or TypeError), else as serializeStudent words them (metadata "rank", a
+ * plain Error).
+ */
+export function checkStudentData(student: unknown, where: string, fields = false): StudentConfig {
+  checkStudent(student, where);
+  const prefix = fields ? `${where}: invalid student` : where;
+  const fail = fields ? fieldFail(prefix, STUDENT_CONFIG_FIELDS) : plainFail(prefix);
+  const c = checkOptionKeys(student.config, prefix, Object.keys(STUDENT_CONFIG_TYPES), "config");
+  checkFieldTypes(c, STUDENT_CONFIG_TYPES, prefix, "config");
+  checkFieldTypes(checkOptionKeys(c.aux, prefix, ["kind", "digits"], "config.aux"), { kind: "string", digits: "number?" }, prefix, "config.aux");
+  const w = student.weights as Partial<StudentWeights>;
+  checkFieldTypes(w, { aux: "object" }, prefix, "weights");
+  if (!Array.isArray(w.layers)) throw new TypeError(`${prefix}: weights.layers must be an array (a LayerLora per teacher layer), got ${describeValue(w.layers)}`);
+  if (w.extra !== undefined && !Array.isArray(w.extra)) throw new TypeError(`${prefix}: weights.extra must be an array of extra blocks when given, got ${describeValue(w.extra)}`);
+  const config = studentConfigFromMetadata(studentMetadata(student.config), fail);
   if (w.layers.length !== config.teacherShape.nLayers) {
     fail(`the teacher has ${config.teacherShape.nLayers} layers but the weights have ${w.layers.length}`);
   }
-  checkAuxWeights(config, w, fail);
+  checkAuxWeights(config, w as StudentWeights, fail);
   if ((w.extra?.length ?? 0) !== (config.extraBlocks ?? 0)) fail(`the config has ${config.extraBlocks ?? 0} extra blocks but the weights have ${w.extra?.length ?? 0}`);
   if (w.feedback !== undefined && !config.pickFeedback) fail("the weights have a pick-feedback table but the config has no pick feedback");
-  return serializeSafetensors(writeSlots(studentSlots(config), w, fail), metadata);
+  checkSlots(studentSlots(config), w as StudentWeights, fail);
+  return config;
+}
+
+/**
+ * The safetensors bytes of a student. Throws a plain Error when the config
+ * is invalid or an array is missing, superfluous or of the wrong length, a
+ * TypeError when a config field has the wrong type (checkStudentData).
+ */
+export function serializeStudent(student: Student): Uint8Array {
+  const config = checkStudentData(student, "serializeStudent");
+  return serializeSafetensors(writeSlots(studentSlots(config), student.weights, plainFail("serializeStudent")), studentMetadata(student.config));
 }
 
 /**

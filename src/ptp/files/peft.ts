@@ -27,19 +27,19 @@
  * The LoRA scale is lora_alpha / r; rsLoRA, DoRA, LoRA biases, per-module
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
-import { checkChecksumArgument, hasStartVector } from "./ptp-file-parts.js";
+import { checkTeacherArgument, hasStartVector } from "./ptp-file-parts.js";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, MAX_FILE_BYTES, quote, readJsonFile } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
-import { checkObject, checkOptionKeys } from "../../util/options.js";
+import { checkOptionKeys } from "../../util/options.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
 import { headSize, boundedConfigProblems, type ModelConfig } from "../../model/config.js";
-import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
+import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
-import { checkStudent, type AuxEmbeddingConfig, type LayerLora, type Student, type StudentConfig, type StudentWeights, type Variant } from "../student-weights.js";
+import { checkStudent, MAX_ALPHA, MIN_ALPHA, type AuxEmbeddingConfig, type LayerLora, type Student, type StudentConfig, type StudentWeights, type Variant } from "../student-weights.js";
 
 export const PEFT_CONFIG = "adapter_config.json";
 export const PEFT_WEIGHTS = "adapter_model.safetensors";
@@ -213,11 +213,7 @@ function canonicalKey(key: string): string {
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
   checkPath(dir, "readPeftStudent", "dir");
   const { teacher } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
-  if (teacher !== undefined) {
-    const t = checkObject(teacher, "readPeftStudent", "teacher", "{ checkpoint, checksum } (the teacher's checkpoint and teacherChecksum)");
-    checkCheckpoint(t.checkpoint, "readPeftStudent", "teacher.checkpoint");
-    checkChecksumArgument(t.checksum, "readPeftStudent: teacher");
-  }
+  checkTeacherArgument(teacher, "readPeftStudent");
   const cfgPath = join(dir, PEFT_CONFIG);
   const wPath = join(dir, PEFT_WEIGHTS);
   // A regular file of bounded size, read as UTF-8 JSON (a FIFO or /dev/zero is refused, never read).
@@ -248,7 +244,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${quote(r)}`);
   const rank: number = r;
   const alpha = j.lora_alpha ?? 8;
-  if (typeof alpha !== "number" || !(alpha > 0) || !Number.isFinite(alpha)) cfgFail(`"lora_alpha" must be a positive finite number, found ${quote(alpha)}`);
+  if (typeof alpha !== "number" || !(alpha >= MIN_ALPHA && alpha <= MAX_ALPHA)) cfgFail(`"lora_alpha" must be a number in [${MIN_ALPHA}, ${MAX_ALPHA}], found ${quote(alpha)} (the LoRA scale lora_alpha / r would leave float32's range or vanish)`);
   const targets = j.target_modules;
   let targeted: Set<LinearName>;
   if (targets === "all-linear") targeted = new Set(LINEAR_NAMES);

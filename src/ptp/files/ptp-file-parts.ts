@@ -10,6 +10,8 @@ import { checkPath, FileFormatError, quote, readFileBytes } from "../../io/error
 import { describeValue } from "../../sampling/checks.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
+import { checkCheckpoint } from "../../model/weights.js";
+import { checkObject, checkOptionKeys } from "../../util/options.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
 
 /** Inputs of the "bits" auxiliary embedding: the 32 bits of float32 u. */
@@ -24,6 +26,19 @@ export type Fail = (problem: string) => never;
 export function plainFail(prefix: string): Fail {
   return (problem) => {
     throw new Error(`${prefix}: ${problem}`);
+  };
+}
+
+/**
+ * A Fail for a config given in code that the metadata checks validate (its
+ * metadata strings parsed back): a RangeError "<prefix>: <problem>" whose
+ * metadata keys ("rank", metadata "aux_kind") read as the fields the caller
+ * set (`fields`: key -> name, e.g. aux_kind -> config.aux.kind), since the
+ * caller wrote no file.
+ */
+export function fieldFail(prefix: string, fields: Readonly<Record<string, string>>): Fail {
+  return (problem) => {
+    throw new RangeError(`${prefix}: ${problem.replace(/(?:metadata )?"(\w+)"/g, (quoted, key: string) => (Object.hasOwn(fields, key) ? fields[key] : quoted))}`);
   };
 }
 
@@ -269,16 +284,19 @@ export function checkAuxWeights(config: Pick<AuxFields, "variant" | "aux" | "que
   if (config.aux.kind !== "anchors" && w.aux.anchors !== undefined) fail(`aux kind ${config.aux.kind} has no anchors, but they are set`);
 }
 
-/** The tensors to serialise: every slot's array, which must be a Float32Array of the slot's size. */
-export function writeSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): Record<string, SafeTensor> {
-  const tensors: Record<string, SafeTensor> = {};
+/** Fails unless every slot's array is a Float32Array of the slot's size (shapes only: no pass over the values). */
+export function checkSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): void {
   for (const slot of slots) {
     const a = slot.get(w);
     if (!(a instanceof Float32Array)) fail(`${slot.name} is missing (expected a Float32Array of shape ${describeShape(slot.shape)})`);
     if (a.length !== product(slot.shape)) fail(`${slot.name} has ${a.length} floats, expected ${product(slot.shape)} for shape ${describeShape(slot.shape)}`);
-    tensors[slot.name] = { dtype: "F32", shape: slot.shape, data: a };
   }
-  return tensors;
+}
+
+/** The tensors to serialise: every slot's array, which must be a Float32Array of the slot's size (checkSlots). */
+export function writeSlots<W>(slots: readonly Slot<W>[], w: W, fail: Fail): Record<string, SafeTensor> {
+  checkSlots(slots, w, fail);
+  return Object.fromEntries(slots.map((slot) => [slot.name, { dtype: "F32", shape: slot.shape, data: slot.get(w)! }]));
 }
 
 /** Fails unless the file has the start vector exactly for C (checked before the other tensors). */
@@ -313,6 +331,20 @@ export function readSlots<W>(file: SafetensorsFile, expected: readonly Slot<W>[]
 }
 
 const CHECKSUM_PREFIX = 12;
+
+/**
+ * The optional teacher argument of loadStudent and readPeftStudent:
+ * undefined, or { checkpoint, checksum } (the teacher's Checkpoint and its
+ * teacherChecksum), no other key (a misspelt one would leave the teacher
+ * unused); else a TypeError or RangeError naming `where`.
+ */
+export function checkTeacherArgument(teacher: unknown, where: string): void {
+  if (teacher === undefined) return;
+  const t = checkObject(teacher, where, "teacher", "{ checkpoint, checksum } (the teacher's checkpoint and teacherChecksum)");
+  checkOptionKeys(t, where, ["checkpoint", "checksum"], "teacher");
+  checkCheckpoint(t.checkpoint, where, "teacher.checkpoint");
+  checkChecksumArgument(t.checksum, `${where}: teacher`);
+}
 
 /** A teacher checksum argument (teacherChecksum(teacher)): a non-empty string, else a TypeError naming `where`. */
 export function checkChecksumArgument(checksum: unknown, where: string): asserts checksum is string {

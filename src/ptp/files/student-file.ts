@@ -9,6 +9,7 @@ import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
 import { readStudent } from "./adapter-file.js";
 import { isPeftFolder, PEFT_CONFIG, readPeftStudent } from "./peft.js";
+import { checkTeacherArgument } from "./ptp-file-parts.js";
 import type { Student } from "../student-weights.js";
 
 /**
@@ -18,6 +19,8 @@ import type { Student } from "../student-weights.js";
  */
 export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; checksum: string }): Student {
   checkPath(path, "loadStudent");
+  // Checked for either kind: a file does not need it, but a wrong one is a caller's mistake all the same.
+  checkTeacherArgument(teacher, "loadStudent");
   if (!isDirectory(path)) {
     try {
       return readStudent(path);
