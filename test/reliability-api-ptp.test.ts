@@ -278,6 +278,22 @@ describe("the initialisers' nested options, loadStudent's teacher and KVCache's 
     expect(loadStudent(path).config.variant).toBe("C");
   });
 
+  it("API-PTP-NULL-OPTIONS: null reads as absent for every decode setting (budget, drafts and runnerUps refused it where window took the default); slotInput checks its u's", () => {
+    const b = new JsBackend();
+    const model = new PtpModel(new Transformer(b, ckpt), student("C"));
+    const sampling = { temperature: 0.8 };
+    const run = (extra: object, decoder: "single-call" | "multi-draft" | "verify") => decode(model, [[1, 5]], { decoder, steps: 20, sampling, aux: [new XorShiftAux(3)], ...extra }).outputs[0];
+    for (const decoder of ["single-call", "multi-draft", "verify"] as const) {
+      const withDefaults = run({}, decoder);
+      expect(run({ budget: null, drafts: null, window: null, runnerUps: null, draftStop: null, budgetMode: null }, decoder)).toEqual(withDefaults);
+      expect(withDefaults).toEqual(decodeAR(model.teacher, [1, 5], { steps: 20, sampling, aux: new XorShiftAux(3) }).tokens);
+    }
+    throwsExactly(() => model.slotInput(0.5, Number.NaN), RangeError, "PtpModel.slotInput: previousU: auxiliary variable u must be in [0, 1), got NaN");
+    throwsExactly(() => model.slotInput(1, 0.5), RangeError, "PtpModel.slotInput: ownU: auxiliary variable u must be in [0, 1), got 1");
+    expect(model.slotInput(0.5, 0.25)).toHaveLength(CONFIG.dim);
+    model.dispose();
+  });
+
   it("API-PTP-KVCACHE: keep, crop and snapshot name a wrong argument with its type (a null or a Symbol was a raw TypeError, a string '3' read as 3)", () => {
     const cache = new Transformer(new JsBackend(), ckpt).newCache(8);
     throwsExactly(() => cache.keep(any(null)), TypeError, "KVCache.keep: indices must be an array of row indices (strictly increasing), got null");

@@ -5,6 +5,7 @@ import type { RowAdapter } from "../model/linear.js";
 import { Transformer, TRANSFORMER_OPTIONS, type TransformerOptions } from "../model/transformer.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { checkInteger, describeValue } from "../sampling/checks.js";
+import { assertValidU } from "../sampling/pick.js";
 import { checkOptionKeys } from "../util/options.js";
 import { embedAux } from "./auxiliary.js";
 import { checkDraftHeadSpec, DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
@@ -204,6 +205,8 @@ export class PtpModel {
    */
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
     const { config, weights } = this.requireStudent();
+    assertValidU(ownU, "PtpModel.slotInput: ownU");
+    if (previousU !== undefined) assertValidU(previousU, "PtpModel.slotInput: previousU");
     if (config.query && previousU === undefined) throw new Error("slotInput: a query student's first slot has no input vector: it is a row reading the last known token (SlotRow.input = the token)");
     const hybridTokens = config.hybrid ? this.teacher.tokenEmbeddingTable : undefined;
     return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim, hybridTokens }, ownU, previousU, lastToken);

@@ -121,9 +121,10 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   const chained = o.proposerFeedback === "chain";
   return {
     window: checkCount("window", window, MAX_WINDOW),
-    budget: o.budget === undefined ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget, MAX_BUDGET),
+    // null reads as absent for every setting, as `??` reads it for the others (budget and drafts refused it).
+    budget: o.budget == null ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget, MAX_BUDGET),
     budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
-    drafts: o.drafts === undefined ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts),
+    drafts: o.drafts == null ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts),
     draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
     runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && !chained ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
     draftStop: checkDraftStop(o.draftStop ?? DECODER_DEFAULTS.draftStop),
@@ -152,7 +153,7 @@ function checkBudgetMode(mode: unknown): BudgetMode {
 
 /** The runner-ups per draft an option asks for: on is the C-PTP default count, off is 0; undefined when not given. */
 export function runnerUpCount(option: boolean | number | undefined): number | undefined {
-  if (option === undefined) return undefined;
+  if (option == null) return undefined;
   if (typeof option === "boolean") return option ? DECODER_DEFAULTS.runnerUps.C : 0;
   if (!Number.isInteger(option) || option < 0) throw new RangeError(`decode: runner-ups (runnerUps) must be on, off or a whole number >= 0, got ${describeValue(option)}`);
   return option;
