@@ -246,6 +246,9 @@ describe("tokenizer.json files", () => {
     refuse(split("(a+)+$"), /pre_tokenizer\.pattern\.Regex "\(a\+\)\+\$" is refused: it repeats a group that itself repeats/);
     refuse(split("(a|aa)*$"), /is refused: it repeats a group that holds alternatives/);
     refuse(split("a*a*a*b"), /is refused: one branch chains more than 2 unbounded repetitions/);
+    // \s*\s*! ran for minutes on 10,000 spaces: two repetitions, then a part that must match.
+    refuse(split("\\s*\\s*!"), /is refused: after 2 chained unbounded repetitions, ! must still match/);
+    refuse(split("a{0,99999}a{0,99999}b"), /is refused: after 2 chained unbounded repetitions, b must still match/);
     refuse(split("(a)\\1"), /is refused: it uses a backreference/);
     refuse((j) => (j.normalizer.normalizers[1].pattern = { Regex: "(\\s+)+x" }), /normalizer\.normalizers\[1\]\.pattern\.Regex .* is refused/);
     // The published pre-tokenizer patterns load: GPT-2's, Llama 3's (GPT-4's), and a regex-free BLOOM-like class.

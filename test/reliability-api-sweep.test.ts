@@ -5,7 +5,9 @@
  * functions. Each must give an Error naming the argument, never a raw V8
  * error, an ignored option or a silent wrong answer.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { writeFilesAtomically } from "../src/io/atomic-write.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -207,8 +209,36 @@ describe("model files: paths, checkpoints and write failures", () => {
     check(() => writeCheckpoint(join(dir, "folder"), ckpt), new RegExp(`^${dir}/folder: cannot write: it is a directory`));
     writeFileSync(join(dir, "a-file"), "mine\n");
     check(() => writeHfCheckpoint(join(dir, "a-file"), ckpt), new RegExp(`^${dir}/a-file: cannot write a folder there: it exists and is not a folder`));
+    // The folder writers make their parents: a file in the way, or a NUL byte, is said in words too.
+    check(() => writeHfCheckpoint(join(dir, "a-file", "sub", "hf"), ckpt), new RegExp(`^${dir}/a-file/sub: cannot write: (a part of the path is a file|a file is in the way)`));
+    check(() => writeHfCheckpoint(join(dir, "x\u0000y", "hf"), ckpt), /: cannot write: the path holds a NUL byte$/);
+    check(() => writeCheckpoint(join(dir, "x\u0000y.bin"), ckpt), /: cannot write: the path holds a NUL byte$/);
     expect(readdirSync(dir).sort()).toEqual(["a-file", "folder"]);
     expect(readdirSync(join(dir, "folder"))).toEqual([]);
+  });
+
+  it("API-WRITE-SPECIAL: a writer refuses to rename over a FIFO (or a device, a socket) at its path, leaving it in place (as root, writeCheckpoint replaced /dev/null with a regular file); a folder write checks every name it replaces before changing anything", () => {
+    const dir = scratch();
+    const ckpt = randomCheckpoint(CONFIG, 1);
+    const fifo = join(dir, "pipe");
+    execFileSync("mkfifo", [fifo]);
+    expect(() => writeCheckpoint(fifo, ckpt)).toThrow(new RegExp(`^${fifo}: cannot write: it is a FIFO, not a regular file; refusing to replace it$`));
+    expect(() =>
+      writeFilesAtomically([
+        { path: join(dir, "ok.bin"), bytes: new Uint8Array(1) },
+        { path: fifo, bytes: new Uint8Array(1) },
+      ]),
+    ).toThrow(/it is a FIFO/);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(["pipe"]);
+    // A sharded model, then a single-file one over it whose config.json cannot be replaced: the old shards stay.
+    const hf = join(dir, "hf");
+    writeHfCheckpoint(hf, ckpt, { maxShardBytes: 4096 });
+    const before = readdirSync(hf).sort();
+    rmSync(join(hf, "config.json"));
+    mkdirSync(join(hf, "config.json"));
+    expect(() => writeHfCheckpoint(hf, ckpt)).toThrow(new RegExp(`^${hf}/config.json: cannot write: it is a directory`));
+    expect(readdirSync(hf).sort()).toEqual(before);
   });
 
   it("API-WRITE-CHECKPOINT: the writers refuse a non-checkpoint, a bad version or option, and weights readCheckpoint would refuse (NaN/Inf: the file was written, then unreadable)", () => {

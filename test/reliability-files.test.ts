@@ -57,10 +57,34 @@ describe("non-finite steps end the run", () => {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp generate: ${file}: is ${kind}, not a student (expected a student adapter file or a PEFT folder)`);
     }
-    const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--student", TOK_512, "--prompt", "Once", "--steps", "8");
+    const tok = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--student", TOK_512, "--prompt", "Once", "--steps", "8");
+    expect(tok.code, tok.stderr).toBe(1);
+    expect(tok.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp generate: ${TOK_512}: is a llama2.c tokenizer (tokenizer.bin), not a student (expected a student adapter file or a PEFT folder)`);
+    // A binary file of no kind: its bytes in the message are escaped.
+    const binary = join(tmp, "binary.bin");
+    writeFileSync(binary, Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("\u0000abc{}  ", "latin1"), Buffer.alloc(16)]));
+    const r = await runCli("generate", "--model", TEACHER, "--tokenizer", TOK_512, "--student", binary, "--prompt", "Once", "--steps", "8");
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
     expect(r.stderr).toMatch(/safetensors header is not valid JSON \(.*\\x00/);
+  });
+
+  it("MODEL-WRONG-KIND: a --model that is a student, a tokenizer or a dataset, and a --dataset that is a model, are named as what they are, not read as a nonsense header", async () => {
+    await dataset();
+    const student = join(tmp, "wrong-kind-student.safetensors");
+    expect((await runCli("random-student", "--model", TEACHER, "--rank", "2", "--variant", "C", "--out", student)).code).toBe(0);
+    for (const [file, kind] of [
+      [student, "a safetensors file (a PTP student adapter, draft model or training checkpoint)"],
+      [TOK_512, "a llama2.c tokenizer (tokenizer.bin)"],
+      [DATA, "a PTP distillation dataset"],
+    ] as const) {
+      const r = await runCli("generate", "--model", file, "--tokenizer", TOK_512, "--prompt", "Once", "--steps", "8");
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp generate: ${file}: is ${kind}, not a model (expected a llama2.c checkpoint or a Hugging Face folder)`);
+    }
+    const d = await runCli("distill", "--model", TEACHER, "--dataset", TEACHER, "--out", join(tmp, "never.safetensors"), "--rank", "2", "--steps", "1");
+    expect(d.code, d.stderr).toBe(1);
+    expect(d.stderr.trimEnd().split("\n").at(-1)).toBe(`ptp distill: ${TEACHER}: is a llama2.c checkpoint, not a PTP distillation dataset (ptp pregenerate writes one)`);
   });
 
   it("CLI-WEIGHT-DECAY-BOUND: a weight decay with lr x wd >= 1 (which wipes or flips every decayed weight each step) is refused up front, exit 2, naming both flags; below it a diverging run's error names --weight-decay beside --lr", async () => {

@@ -2,7 +2,7 @@ import { DATASET_MAGIC, datasetRecords, totalRecords, type DatasetMeta } from ".
 import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
 import { FileFormatError, readFileBytes, readFilePrefix } from "../io/errors.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
-import { parseSafetensors } from "../io/safetensors.js";
+import { looksLikeSafetensors, parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/files/adapter-file.js";
 import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
@@ -13,8 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
-import { tokenizerVocabSize } from "../io/char-tokenizer.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import { llama2cTokenizerTokens } from "../io/char-tokenizer.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
 import type { AuxEmbeddingConfig, StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -106,14 +105,6 @@ export interface DraftInfo {
   parameters: number;
 }
 
-/** True when the bytes start like safetensors: a little-endian uint64 header length that fits, then '{'. */
-function looksLikeSafetensors(bytes: Uint8Array): boolean {
-  if (bytes.length < 10 || bytes[8] !== 0x7b) return false;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const length = dv.getBigUint64(0, true);
-  return length >= 2n && length <= BigInt(bytes.length - 8);
-}
-
 /** A distillation dataset's header and what its records hold (read one record at a time). */
 function inspectDataset(path: string): DatasetInfo {
   let records = 0,
@@ -174,7 +165,7 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     // '{' after eight bytes: a safetensors file whose header length does not fit (parseSafetensors says how).
     if (e instanceof FileFormatError && !ak42 && bytes.length >= 10 && bytes[8] === 0x7b) parseSafetensors(bytes, path);
     if (e instanceof FileFormatError && !ak42) {
-      const tokens = llama2cTokenizerSize(bytes);
+      const tokens = llama2cTokenizerTokens(bytes);
       if (tokens !== undefined) return { file: path, kind: "tokenizer", vocabSize: tokens };
       throw new FileFormatError(path, `neither a PTP student adapter, draft model or training checkpoint (safetensors), a PTP dataset ("${DATASET_MAGIC}"), a llama2.c tokenizer nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
     }
@@ -189,16 +180,6 @@ function trainCheckpointInfo(path: string, file: ReturnType<typeof parseSafetens
   let parameters = 0;
   for (const [name, t] of file.tensors) if (name.startsWith("param.")) parameters += t.shape.reduce((a, b) => a * b, 1);
   return { file: path, kind: "train-checkpoint", step, parameters, tensors: file.tensors.size };
-}
-
-/** The token count of a llama2.c tokenizer.bin (its first piece <unk>, as llama2.c's and ptp's are), or undefined. */
-function llama2cTokenizerSize(bytes: Uint8Array): number | undefined {
-  try {
-    const n = tokenizerVocabSize(bytes);
-    return new TextDecoder().decode(Tokenizer.fromBytes(bytes, n).piece(0)) === "<unk>" ? n : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function inspectCommand(argv: readonly string[], io: Io): Promise<number> {

@@ -12,10 +12,11 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { writeFailure } from "../io/atomic-write.js";
 import { checkPath, FileFormatError, openForReading, quoteBytes } from "../io/errors.js";
+import { DATASET_MAGIC, fileKindOf } from "../io/file-kind.js";
 import { describeValue } from "../sampling/checks.js";
 
 /** The 8 bytes every dataset file starts with. */
-export const DATASET_MAGIC = "PTP-DATA";
+export { DATASET_MAGIC };
 /**
  * The version this build writes. Version 1 (whose metadata has no `backend`)
  * is still read: it trains as before, but cannot be resumed.
@@ -319,6 +320,8 @@ function readHeader(file: FileBytes, name: string): { meta: DatasetMeta; end: nu
   if (fixed.length < MAGIC_BYTES.length || !MAGIC_BYTES.every((b, i) => fixed[i] === b)) {
     if (file.size === 0) throw new FileFormatError(name, "file is empty (expected a PTP distillation dataset)");
     if (fixed.length < MAGIC_BYTES.length && isPrefix(fixed, MAGIC_BYTES)) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);
+    const kind = fileKindOf(name);
+    if (kind !== undefined) throw new FileFormatError(name, `is ${kind}, not a PTP distillation dataset (ptp pregenerate writes one)`);
     throw new FileFormatError(name, `bad magic: expected "${DATASET_MAGIC}" (a PTP distillation dataset), found ${quoteBytes(fixed.subarray(0, 8))}`);
   }
   if (fixed.length < HEADER_FIXED) throw new FileFormatError(name, `truncated header: file is ${file.size} bytes`);

@@ -34,6 +34,25 @@ function shortened(name: string, max: number): string {
 }
 
 /**
+ * Throws unless `path` is absent, a regular file or a link (what a rename
+ * may replace): a rename over a device, a FIFO or a socket would put a
+ * regular file in its place (as root, /dev/null itself), and over a folder
+ * it fails only after the temporary file is written.
+ */
+export function checkReplaceable(fs: Pick<typeof import("node:fs"), "lstatSync">, path: string): void {
+  let st: import("node:fs").Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return; // absent (or unreadable: the write itself says why)
+  }
+  if (st.isFile() || st.isSymbolicLink()) return;
+  if (st.isDirectory()) throw new Error(`${path}: cannot write: it is a directory`);
+  const what = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device";
+  throw new Error(`${path}: cannot write: it is ${what}, not a regular file; refusing to replace it`);
+}
+
+/**
  * Writes bytes to a temporary file next to `path` (temporaryPathFor), then
  * renames it over `path`, so an interrupted write never leaves a
  * half-written file under the real name. The temporary file is removed if
@@ -41,7 +60,9 @@ function shortened(name: string, max: number): string {
  */
 export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
   checkPath(path, "write");
-  const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
+  const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
+  const { renameSync, unlinkSync, writeFileSync } = fs;
+  checkReplaceable(fs, path);
   const tmp = temporaryPathFor(path);
   try {
     writeFileSync(tmp, bytes, { flag: "wx" });
@@ -76,12 +97,30 @@ export function writeFailure(path: string, err: unknown): Error {
             ? "permission denied"
             : code === "ENOSPC"
               ? "no space left on the device"
-              : err instanceof Error
-                ? err.message
-                : String(err);
+              : code === "EEXIST"
+                ? "a file is in the way of a folder it needs"
+                : code === "ENAMETOOLONG"
+                  ? "a name in the path is too long"
+                  : code === "EBUSY"
+                    ? "it is in use (a mount point or the current folder)"
+                    : code === "ERR_INVALID_ARG_VALUE" || code === "ERR_INVALID_ARG_TYPE"
+                      ? "the path holds a NUL byte"
+                      : err instanceof Error
+                        ? err.message
+                        : String(err);
   const out = new Error(`${path}: cannot write: ${why}`, { cause: err });
   if (typeof code === "string") (out as Error & { code?: string }).code = code;
   return out;
+}
+
+/** Makes folder `dir` and its parents where missing; a failure names `dir` in words (writeFailure). */
+export function makeFolders(dir: string): void {
+  const { mkdirSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `making ${dir}`, "serialize to bytes instead");
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw writeFailure(dir, err);
+  }
 }
 
 /**
@@ -92,8 +131,10 @@ export function writeFailure(path: string, err: unknown): Error {
  * removed if anything fails.
  */
 export function writeFilesAtomically(files: readonly { path: string; bytes: Uint8Array }[]): void {
-  const { renameSync, unlinkSync, writeFileSync } = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${files.map((f) => f.path).join(", ")}`, "serialize to bytes instead");
+  const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${files.map((f) => f.path).join(", ")}`, "serialize to bytes instead");
+  const { renameSync, unlinkSync, writeFileSync } = fs;
   for (const f of files) checkPath(f.path, "write");
+  for (const f of files) checkReplaceable(fs, f.path);
   const temps: string[] = [];
   let current = files[0]?.path ?? "";
   try {
@@ -151,6 +192,8 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => reado
   }
   try {
     const names = write(tmp).map((p) => p.slice(Math.max(p.lastIndexOf("/"), p.lastIndexOf("\\")) + 1));
+    // Every name the write replaces is checked before the folder changes at all, so a refusal leaves it as it was.
+    if (exists) for (const n of names) checkReplaceable(fs, `${folder}/${n}`);
     if (!exists) {
       fs.renameSync(tmp, folder);
       return names.map((n) => `${folder}/${n}`);

@@ -105,6 +105,16 @@ export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): numbe
   return count;
 }
 
+/** The token count of a llama2.c tokenizer.bin's bytes (its first piece <unk>, as llama2.c's and ptp's are), or undefined when they are not one. */
+export function llama2cTokenizerTokens(bytes: Uint8Array): number | undefined {
+  try {
+    const n = tokenizerVocabSize(bytes);
+    return new TextDecoder().decode(Tokenizer.fromBytes(bytes, n).piece(0)) === "<unk>" ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Loads a tokenizer.bin whose vocab size is not known in advance (e.g. a char tokenizer, before any model exists). */
 export function loadTokenizerFile(path: string): Tokenizer {
   const bytes = readTokenizerBytes(path);

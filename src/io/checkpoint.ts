@@ -200,6 +200,16 @@ function checkpointHeader(head: Uint8Array, n: number, name: string): { config: 
   return { config, version };
 }
 
+/** Whether a file of `size` bytes starting with `head` (at least the 256-byte v1 header, or the whole file) is a llama2.c checkpoint by its header and size. */
+export function isCheckpointHeader(head: Uint8Array, size: number): boolean {
+  try {
+    checkpointHeader(head, size, "file");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Parses a llama2.c checkpoint (v0 legacy or v1 "ak42"). `name` (usually the
  * path) starts every error message. Throws FileFormatError for truncated

@@ -22,12 +22,12 @@
  * against the config, and only then is each tensor's byte range read into
  * its float32 array (F32, F16 and BF16 are accepted).
  */
-import { closeSync, existsSync, mkdirSync, readSync, statSync, fstatSync } from "node:fs";
+import { closeSync, existsSync, readSync, statSync, fstatSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { headSize, validateConfig, type ModelConfig } from "../model/config.js";
 import { describeValue } from "../sampling/checks.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
-import { writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
+import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
 import { checkPath, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
@@ -325,7 +325,7 @@ export function isHfModelFile(name: string): boolean {
 export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteHfOptions = {}): string[] {
   checkPath(dir, "writeHfCheckpoint", "dir");
   checkHfArguments(ckpt, options, "writeHfCheckpoint", dir);
-  mkdirSync(dirname(resolve(dir)), { recursive: true });
+  makeFolders(dirname(resolve(dir)));
   return writeFolderAtomically(dir, (tmp) => writeHfFiles(tmp, ckpt, options), isHfModelFile);
 }
 

@@ -13,8 +13,8 @@
  * and GPT-2 byte-level pieces. Other decoders fall back to the library's
  * decode of the single token.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { writeBytesAtomically } from "./atomic-write.js";
+import { existsSync } from "node:fs";
+import { makeFolders, writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError, quote, readJsonFile } from "./errors.js";
@@ -477,7 +477,7 @@ export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> 
  * (atomically each). Returns the paths written.
  */
 export function writeHfTokenizer(dir: string, tok: Tokenizer): string[] {
-  mkdirSync(dir, { recursive: true });
+  makeFolders(dir);
   const json = join(dir, "tokenizer.json");
   const config = join(dir, "tokenizer_config.json");
   writeBytesAtomically(json, utf8.encode(JSON.stringify(llama2cTokenizerToJson(tok)) + "\n"));

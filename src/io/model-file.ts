@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Checkpoint } from "../model/weights.js";
 import { readCheckpoint } from "./checkpoint.js";
 import { checkPath, FileFormatError } from "./errors.js";
+import { fileKindOf } from "./file-kind.js";
 import { isDirectory, readHfCheckpoint } from "./hf-checkpoint.js";
 import { HfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
 import { Tokenizer } from "./tokenizer.js";
@@ -18,7 +19,15 @@ export const HF_TOKENIZER = "tokenizer.json";
 /** Reads a model: a folder is read as a Hugging Face checkpoint, a file as llama2.c. */
 export function readModel(path: string): Checkpoint {
   checkPath(path, "readModel");
-  return isDirectory(path) ? readHfCheckpoint(path) : readCheckpoint(path);
+  if (isDirectory(path)) return readHfCheckpoint(path);
+  try {
+    return readCheckpoint(path);
+  } catch (err) {
+    // A file of another kind fails as a nonsense v0 header: say what it is instead.
+    const kind = err instanceof FileFormatError ? fileKindOf(path) : undefined;
+    if (kind !== undefined && kind !== "a llama2.c checkpoint") throw new FileFormatError(path, `is ${kind}, not a model (expected a llama2.c checkpoint or a Hugging Face folder)`);
+    throw err;
+  }
 }
 
 /**

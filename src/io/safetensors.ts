@@ -152,6 +152,13 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
  * tensor's byte span does not match its shape, or the tensors do not cover
  * the data section exactly once.
  */
+/** True when a file of `size` bytes starting with `head` (at least 10 bytes) starts like safetensors: a little-endian uint64 header length that fits, then '{'. */
+export function looksLikeSafetensors(head: Uint8Array, size = head.length): boolean {
+  if (head.length < 10 || head[8] !== 0x7b) return false;
+  const length = new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(0, true);
+  return length >= 2n && length <= BigInt(size - 8);
+}
+
 export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
   const n = bytes.byteLength;
   if (n < 8) {

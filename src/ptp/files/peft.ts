@@ -28,9 +28,9 @@
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
 import { checkTeacherArgument, hasStartVector } from "./ptp-file-parts.js";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { writeBytesAtomically } from "../../io/atomic-write.js";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, MAX_FILE_BYTES, quote, readJsonFile } from "../../io/errors.js";
 import { describeValue } from "../../sampling/checks.js";
 import { checkOptionKeys } from "../../util/options.js";
@@ -152,19 +152,23 @@ export function studentToPeft(student: Student, options: { baseModel?: string } 
 }
 
 /**
- * Writes a student as a PEFT folder (created if needed; each file written
- * atomically). Returns the paths written.
+ * Writes a student as a PEFT folder (it and its parents created if needed)
+ * in one step (writeFolderAtomically): a failure leaves the folder as it
+ * was. Other files in an existing folder are kept. Returns the paths
+ * written.
  */
 export function writePeftStudent(dir: string, student: Student, options: { baseModel?: string } = {}): string[] {
   checkPath(dir, "writePeftStudent", "dir");
   checkWriteOptions(student, options, "writePeftStudent");
   const { tensors, config } = studentToPeft(student, options);
-  mkdirSync(dir, { recursive: true });
-  const weights = join(dir, PEFT_WEIGHTS);
-  const cfg = join(dir, PEFT_CONFIG);
-  writeBytesAtomically(weights, serializeSafetensors(tensors, { format: "pt" }));
-  writeBytesAtomically(cfg, new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n"));
-  return [weights, cfg];
+  const weights = serializeSafetensors(tensors, { format: "pt" });
+  makeFolders(dirname(resolve(dir)));
+  // One folder write: a failure leaves neither new weights beside an old config nor the reverse.
+  return writeFolderAtomically(dir, (tmp) => {
+    writeBytesAtomically(join(tmp, PEFT_WEIGHTS), weights);
+    writeBytesAtomically(join(tmp, PEFT_CONFIG), new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n"));
+    return [join(tmp, PEFT_WEIGHTS), join(tmp, PEFT_CONFIG)];
+  });
 }
 
 /** The student and options of studentToPeft and writePeftStudent: a Student, and { baseModel?: string }. */

@@ -2,9 +2,8 @@
  * One entry point for `--student PATH`: a student adapter file
  * (safetensors, adapter-file.ts) or a PEFT folder (peft.ts).
  */
-import { checkPath, FileFormatError, readFilePrefix } from "../../io/errors.js";
-import { readCheckpoint } from "../../io/checkpoint.js";
-import { DATASET_MAGIC } from "../../data/dataset.js";
+import { checkPath, FileFormatError } from "../../io/errors.js";
+import { fileKindOf, type FileKind } from "../../io/file-kind.js";
 import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
 import { readStudent } from "./adapter-file.js";
@@ -35,13 +34,8 @@ export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; ch
   return readPeftStudent(path, { teacher });
 }
 
-/** What a file that is not a student is, where it is one of the project's other kinds: a model or a dataset. */
-function otherKind(path: string): string | undefined {
-  try {
-    if (new TextDecoder().decode(readFilePrefix(path, "a file", DATASET_MAGIC.length).bytes) === DATASET_MAGIC) return "a PTP distillation dataset";
-    readCheckpoint(path);
-    return "a llama2.c checkpoint";
-  } catch {
-    return undefined;
-  }
+/** What a file that is not a student is, where it is one of the project's other kinds (a safetensors file's own error says which it is). */
+function otherKind(path: string): FileKind | undefined {
+  const kind = fileKindOf(path);
+  return kind === "a safetensors file (a PTP student adapter, draft model or training checkpoint)" ? undefined : kind;
 }
