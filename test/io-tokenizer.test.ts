@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { BOS, EOS, Tokenizer, isPrintablePiece, rawBytePiece } from "../src/io/index.js";
-import { formatError } from "./helpers.js";
+import { formatError, thrown } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TOK512 = resolve(ROOT, "../shared/models/tok512.bin");
@@ -164,6 +164,19 @@ describe("IO-TOK-LOAD: loading", () => {
 });
 
 describe("IO-TOK-ERRORS: tokenizer errors name the file and the problem", () => {
+  it("IO-TOK-LOAD-ARGS: a vocabSize that is not a positive integer is an argument error naming Tokenizer.load, not a problem of the file", () => {
+    for (const [bad, shown] of [
+      ["512", '"512" (string)'],
+      [null, "null"],
+      [0, "0"],
+      [1.5, "1.5"],
+    ] as const) {
+      const e = thrown(() => Tokenizer.load(TOK512, bad as never));
+      expect(e).toBeInstanceOf(RangeError);
+      expect(e.message).toBe(`Tokenizer.load: vocabSize must be a positive integer (the model's vocab size), got ${shown}`);
+    }
+  });
+
   it("missing file", () => {
     const path = join(tmp, "missing.bin");
     expect(formatError(() => Tokenizer.load(path, 512), path).message).toMatch(/does not exist/);

@@ -14,7 +14,7 @@
  * tokenizer.bin contains duplicate pieces, so this never matters for them.
  */
 import { describeValue } from "../sampling/checks.js";
-import { FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
 /** The beginning-of-sequence token id of llama2.c's tokenizers (prepended by encode when asked). */
@@ -233,6 +233,9 @@ export class Tokenizer {
 
   /** Reads a tokenizer.bin file holding exactly `vocabSize` tokens (its header and size checked first, see readTokenizerBytes). */
   static load(path: string, vocabSize: number): Tokenizer {
+    checkPath(path, "Tokenizer.load");
+    // An argument, not the file's fault: named as such (it read as a FileFormatError about the file).
+    if (!(typeof vocabSize === "number" && Number.isInteger(vocabSize) && vocabSize > 0)) throw new RangeError(`Tokenizer.load: vocabSize must be a positive integer (the model's vocab size), got ${describeValue(vocabSize)}`);
     return Tokenizer.fromBytes(readTokenizerBytes(path, vocabSize), vocabSize, path);
   }
 
