@@ -244,11 +244,13 @@ describe("model files: paths, checkpoints and write failures", () => {
   it("API-WRITE-CHECKPOINT: the writers refuse a non-checkpoint, a bad version or option, and weights readCheckpoint would refuse (NaN/Inf: the file was written, then unreadable)", () => {
     const dir = scratch();
     for (const c of [null, {}, { config: CONFIG }, { config: CONFIG, weights: {} }]) {
-      expect(() => writeCheckpoint(join(dir, "x.bin"), any(c))).toThrow(/^serializeCheckpoint: the checkpoint must be an object \{ config, weights \}/);
+      expect(() => writeCheckpoint(join(dir, "x.bin"), any(c))).toThrow(/^writeCheckpoint: the checkpoint must be an object \{ config, weights \}/);
+      expect(() => serializeCheckpoint(any(c))).toThrow(/^serializeCheckpoint: the checkpoint must be an object \{ config, weights \}/);
       expect(() => writeHfCheckpoint(join(dir, "x"), any(c))).toThrow(/^writeHfCheckpoint: the checkpoint must be an object/);
     }
     const ckpt = randomCheckpoint(CONFIG, 1);
     for (const version of [2, -1, NaN, "1"]) expect(() => serializeCheckpoint(ckpt, any(version))).toThrow(RangeError);
+    expect(() => writeCheckpoint(join(dir, "x.bin"), ckpt, any("1"))).toThrow(/^writeCheckpoint: unsupported version "1" \(string\) \(expected 0 or 1\)/);
     expect(() => writeHfCheckpoint(join(dir, "x"), ckpt, any(null))).toThrow(/^writeHfCheckpoint: options must be an object/);
     expect(() => writeHfCheckpoint(join(dir, "x"), ckpt, any({ shardSize: 10 }))).toThrow(/^writeHfCheckpoint: unknown option "shardSize" \(the one option is maxShardBytes\)/);
     for (const max of [0, -1, NaN, 1.5]) expect(() => writeHfCheckpoint(join(dir, "x"), ckpt, { maxShardBytes: max })).toThrow(/^writeHfCheckpoint: maxShardBytes must be a positive integer/);
@@ -309,6 +311,11 @@ describe("distillation data: metadata, records, writers and stories", () => {
       expect(() => DatasetWriter.open(join(dir, "d.bin"), meta, any(options)), JSON.stringify(options)).toThrow(/^DatasetWriter.open: options must be \{ resume: true \} or \{ resume: false \}/);
     }
     expect(() => DatasetWriter.open(join(dir, "d.bin"), meta, any({ resume: false, force: true }))).toThrow(/^DatasetWriter.open: unknown option "force"/);
+    // A meta key the header does not hold was written, then ignored by every reader; a bad field names the call and the file.
+    const d = join(dir, "d.bin");
+    expect(() => DatasetWriter.open(d, any({ ...meta, bogus: 1 }), { resume: false })).toThrow(`DatasetWriter.open: ${d}: unknown option "bogus" in meta`);
+    expect(() => DatasetWriter.open(d, any({ ...meta, sampling: { ...meta.sampling, top_p: 1 } }), { resume: false })).toThrow(`DatasetWriter.open: ${d}: unknown option "top_p" in meta.sampling; did you mean topP?`);
+    expect(() => DatasetWriter.open(d, any({ ...meta, seed: -1 }), { resume: false })).toThrow(`DatasetWriter.open: ${d}: metadata field seed (an integer in [0, 2^32)) is missing or invalid`);
     for (const resume of [false, true]) expect(() => DatasetWriter.open(dir, meta, { resume })).toThrow(new RegExp(`^${dir}: is a directory, expected a PTP distillation dataset to ${resume ? "resume" : "create"}`));
     expect(existsSync(join(dir, "d.bin"))).toBe(false);
     const w = DatasetWriter.open(join(dir, "d.bin"), meta, { resume: false });

@@ -14,6 +14,7 @@ import { writeFailure } from "../io/atomic-write.js";
 import { checkPath, FileFormatError, openForReading, quoteBytes } from "../io/errors.js";
 import { DATASET_MAGIC, fileKindOf } from "../io/file-kind.js";
 import { describeValue } from "../sampling/checks.js";
+import { checkOptionKeys } from "../util/options.js";
 
 /** The 8 bytes every dataset file starts with. */
 export { DATASET_MAGIC };
@@ -183,10 +184,21 @@ function metaProblem(m: unknown, version = DATASET_VERSION): string | null {
   return null;
 }
 
-/** Throws a RangeError unless `meta` is valid (before a file is written with it). */
-export function validateMeta(meta: DatasetMeta): void {
+const META_KEYS: readonly (keyof DatasetMeta)[] = ["teacher", "backend", "vocabSize", "seqLen", "sampling", "seed", "samplesPerPrompt", "maxSteps", "prompts"];
+const SAMPLING_KEYS: readonly (keyof DatasetSampling)[] = ["temperature", "topK", "topP"];
+const PROMPTS_KEYS: readonly (keyof DatasetPrompts)[] = ["source", "count", "sha256"];
+
+/**
+ * Throws a RangeError naming `where` unless `meta` is valid (before a file
+ * is written with it): each field in range, and no key the header does not
+ * hold (a misspelt one would be written and then ignored by every reader).
+ */
+export function validateMeta(meta: DatasetMeta, where = "dataset"): void {
   const problem = metaProblem(meta);
-  if (problem) throw new RangeError(`dataset: ${problem}`);
+  if (problem) throw new RangeError(`${where}: ${problem}`);
+  checkOptionKeys(meta, where, META_KEYS, "meta");
+  checkOptionKeys(meta.sampling, where, SAMPLING_KEYS, "meta.sampling");
+  checkOptionKeys(meta.prompts, where, PROMPTS_KEYS, "meta.prompts");
 }
 
 /** Total number of records a complete file holds. */
@@ -546,7 +558,7 @@ export class DatasetWriter {
       throw new TypeError(`DatasetWriter.open: options must be { resume: true } or { resume: false }, got ${options !== null && typeof options === "object" ? `resume ${describeValue(options.resume)}` : describeValue(options)}`);
     }
     for (const key of Object.keys(options)) if (key !== "resume") throw new RangeError(`DatasetWriter.open: unknown option ${JSON.stringify(key)} (the one option is resume)`);
-    validateMeta(meta);
+    validateMeta(meta, `DatasetWriter.open: ${path}`);
     const header = encodeHeader(meta);
     let fd: number;
     try {

@@ -88,7 +88,7 @@ export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: P
     maxSteps: settings.maxSteps,
     prompts: { source: prompts.source, count: prompts.tokens.length, sha256: promptsDigest(prompts.tokens) },
   };
-  validateMeta(meta);
+  validateMeta(meta, "datasetMeta");
   return meta;
 }
 

@@ -283,16 +283,21 @@ function slotLabel(slot: Slot): string {
  * Error) if the config is invalid or an array has the wrong length.
  */
 export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion = 0): Uint8Array {
-  checkCheckpointArgument(ckpt, "serializeCheckpoint");
+  return serialize(ckpt, version, "serializeCheckpoint");
+}
+
+/** serializeCheckpoint, its errors starting with `where` (the function the caller called). */
+function serialize(ckpt: Checkpoint, version: CheckpointVersion, where: string): Uint8Array {
+  checkCheckpointArgument(ckpt, where);
   const c = ckpt.config;
-  if (version !== 0 && version !== 1) throw new RangeError(`serializeCheckpoint: unsupported version ${String(version)} (expected 0 or 1)`);
-  validateConfig(c, "serializeCheckpoint");
+  if (version !== 0 && version !== 1) throw new RangeError(`${where}: unsupported version ${describeValue(version)} (expected 0 or 1)`);
+  validateConfig(c, where);
   const w = ckpt.weights;
   if (w.layers.length !== c.nLayers) {
-    throw new Error(`serializeCheckpoint: config has ${c.nLayers} layers but the weights have ${w.layers.length}`);
+    throw new Error(`${where}: config has ${c.nLayers} layers but the weights have ${w.layers.length}`);
   }
   const total = checkpointByteLength(c, version);
-  if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`serializeCheckpoint: ${total} bytes is too large`);
+  if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${where}: ${total} bytes is too large`);
   const out = new Uint8Array(Number(total));
   const dv = new DataView(out.buffer);
   const params = [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen];
@@ -313,7 +318,7 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
     // llama2.c ignores the legacy RoPE tables; we write freshly computed ones.
     if (slot.kind === "rope") arr = legacyRopeTables(c);
     if (!arr || arr.length !== slot.length) {
-      throw new Error(`serializeCheckpoint: ${slotLabel(slot)} has ${arr ? arr.length : "no"} floats, expected ${slot.length}`);
+      throw new Error(`${where}: ${slotLabel(slot)} has ${arr ? arr.length : "no"} floats, expected ${slot.length}`);
     }
     if (LITTLE_ENDIAN_HOST) new Float32Array(out.buffer, offset, slot.length).set(arr);
     else for (let i = 0; i < slot.length; i++) dv.setFloat32(offset + 4 * i, arr[i], true);
@@ -328,7 +333,7 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
  */
 export function writeCheckpoint(path: string, ckpt: Checkpoint, version: CheckpointVersion = 0): void {
   checkPath(path, "writeCheckpoint");
-  const bytes = serializeCheckpoint(ckpt, version);
+  const bytes = serialize(ckpt, version, "writeCheckpoint");
   refuseNonFiniteWeights(ckpt, "writeCheckpoint", path);
   writeBytesAtomically(path, bytes);
 }
