@@ -141,6 +141,6 @@ describe("BACKEND-WEIGHT-TYPE: Transformer's classifierWeights", () => {
     const ckpt = readCheckpoint(STORIES_260K);
     expect(() => new Transformer(js, ckpt, { classifierWeights: "int8" })).toThrow("classifier weights int8: the js backend reads every matmul weight in f32 (use the wasm backend)");
     new Transformer(js, ckpt, { classifierWeights: "f32" }).dispose();
-    expect(() => new Transformer(js, ckpt, { classifierWeights: "fp8" as WeightType })).toThrow('classifier weights must be f32, bf16, int8, got "fp8"');
+    expect(() => new Transformer(js, ckpt, { classifierWeights: "fp8" as WeightType })).toThrow('Transformer: options.classifierWeights must be one of f32, bf16, int8, got "fp8"');
   });
 });

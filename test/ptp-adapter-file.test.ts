@@ -207,7 +207,8 @@ describe("ADAPTER-FILE: student adapter files", () => {
       teacher_checksum: checksum,
       teacher_shape: teacherShape,
     });
-    expect(meta({ variant: "O", rank: 1, aux: { kind: "anchors", digits: 3 }, seed: 1 }).aux_digits).toBeUndefined();
+    // Digits with another kind were dropped silently; they are refused (a file never holds them either).
+    expect(() => meta({ variant: "O", rank: 1, aux: { kind: "anchors", digits: 3 }, seed: 1 })).toThrow(/aux.digits goes with kind "digits" only \(kind is "anchors"/);
     const { normEps: _e, ropeTheta: _t, ...shapeOnly } = small;
     expect(JSON.parse(meta({ variant: "O", rank: 1, seed: 1 }).teacher_shape)).toStrictEqual(shapeOnly);
   });

@@ -23,6 +23,7 @@ import { decode } from "../src/ptp/decode/run.js";
 import { draftHeadOf } from "../src/ptp/draft-head.js";
 import { serializeStudent, writeStudent } from "../src/ptp/files/adapter-file.js";
 import { loadStudent } from "../src/ptp/files/student-file.js";
+import { readPeftStudent, writePeftStudent } from "../src/ptp/files/peft.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { randomDraft, randomStudent, type RandomStudentOptions } from "../src/ptp/init.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
@@ -276,6 +277,12 @@ describe("the initialisers' nested options, loadStudent's teacher and KVCache's 
     expect(() => loadStudent(path, any({ checkpoint: {}, checksum }))).toThrow(/^loadStudent: teacher.checkpoint must be a Checkpoint/);
     expect(loadStudent(path, { checkpoint: ckpt, checksum }).config.variant).toBe("C");
     expect(loadStudent(path).config.variant).toBe("C");
+    // readPeftStudent's variant and window are checked even where the folder's own settings make them moot.
+    const peft = join(mkdtempSync(join(tmpdir(), "ptp-api-ptp-")), "peft");
+    writePeftStudent(peft, student("C"));
+    throwsExactly(() => readPeftStudent(peft, any({ variant: "X" })), RangeError, 'readPeftStudent: variant must be "O" or "C", got "X" (string)');
+    throwsExactly(() => readPeftStudent(peft, any({ window: 0 })), RangeError, "readPeftStudent: window must be a positive integer, got 0");
+    expect(readPeftStudent(peft, { variant: "O", window: 4 }).config).toMatchObject({ variant: "C", window: 3 });
   });
 
   it("API-PTP-NULL-OPTIONS: null reads as absent for every decode setting (budget, drafts and runnerUps refused it where window took the default); slotInput checks its u's", () => {

@@ -65,10 +65,10 @@ export class Transformer {
     checkCheckpoint(checkpoint, "Transformer");
     const { classifierWeights } = checkOptionKeys(options, "Transformer", TRANSFORMER_OPTIONS) as TransformerOptions;
     if (classifierWeights !== undefined && !WEIGHT_TYPES.includes(classifierWeights)) {
-      throw new TypeError(`classifier weights must be ${WEIGHT_TYPES.join(", ")}, got ${JSON.stringify(classifierWeights)}`);
+      throw new TypeError(`Transformer: options.classifierWeights must be one of ${WEIGHT_TYPES.join(", ")}, got ${describeValue(classifierWeights)}`);
     }
     if (classifierWeights !== undefined && classifierWeights !== "f32" && !backend.setWeightType) {
-      throw new Error(`classifier weights ${classifierWeights}: the ${backend.name} backend reads every matmul weight in f32 (use the wasm backend)`);
+      throw new Error(`Transformer: classifier weights ${classifierWeights}: the ${backend.name} backend reads every matmul weight in f32 (use the wasm backend)`);
     }
     this.config = checkpoint.config;
     this.weights = uploadWeights(backend, checkpoint.weights);

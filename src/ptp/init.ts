@@ -65,13 +65,15 @@ function checkInitArguments(teacher: unknown, checksum: unknown, options: unknow
 /**
  * The aux option: an object { kind, digits? } and no other key (a "digts"
  * would be ignored), kind a string and digits a number. Which kinds and how
- * many digits (and digits with the "digits" kind only) the metadata check
- * says.
+ * many digits the metadata check says; digits go with the "digits" kind
+ * only.
  */
 function checkAuxOption(aux: unknown, where: string): void {
   const a = checkOptionKeys(checkObject(aux, where, "aux", 'an auxiliary embedding config such as { kind: "bits" } or { kind: "digits", digits: 8 }'), where, ["kind", "digits"], "aux");
   if (typeof a.kind !== "string") throw new TypeError(`${where}: aux.kind must be a string ("bits", "digits" or "anchors"), got ${describeValue(a.kind)}`);
   if (a.digits !== undefined && typeof a.digits !== "number") throw new TypeError(`${where}: aux.digits must be a number, got ${describeValue(a.digits)}`);
+  // A student of another kind has no digits: they would be dropped silently.
+  if (a.digits !== undefined && a.kind !== "digits") throw new RangeError(`${where}: aux.digits goes with kind "digits" only (kind is ${describeValue(a.kind)})`);
 }
 
 /**

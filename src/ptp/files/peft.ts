@@ -32,7 +32,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, MAX_FILE_BYTES, quote, readJsonFile } from "../../io/errors.js";
-import { describeValue } from "../../sampling/checks.js";
+import { checkInteger, describeValue } from "../../sampling/checks.js";
 import { checkOptionKeys } from "../../util/options.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
@@ -216,8 +216,11 @@ function canonicalKey(key: string): string {
  */
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
   checkPath(dir, "readPeftStudent", "dir");
-  const { teacher } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
+  const { teacher, variant: askedVariant, window: askedWindow } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
   checkTeacherArgument(teacher, "readPeftStudent");
+  // Checked whether or not the folder's own settings make them moot: a bad one is the caller's mistake either way.
+  if (askedVariant !== undefined && askedVariant !== "O" && askedVariant !== "C") throw new RangeError(`readPeftStudent: variant must be "O" or "C", got ${describeValue(askedVariant)}`);
+  if (askedWindow !== undefined) checkInteger(askedWindow, "readPeftStudent", "window", 1);
   const cfgPath = join(dir, PEFT_CONFIG);
   const wPath = join(dir, PEFT_WEIGHTS);
   // A regular file of bounded size, read as UTF-8 JSON (a FIFO or /dev/zero is refused, never read).
