@@ -62,6 +62,12 @@ describe("CLI failures name the file", () => {
     expect(r.stderr).toMatch(/needed more than 2 auxiliary variables/);
     expect(r.stdout).not.toBe("");
     expect(r.stdout.endsWith("\n")).toBe(true);
+    // More u's than the run reads: said, not ignored silently.
+    const long = join(tmp, "long.txt");
+    writeFileSync(long, `${Array.from({ length: 9 }, (_, i) => (i + 0.5) / 10).join("\n")}\n`);
+    const more = await ptp("generate", ...MODEL, "--temperature", "1", "--steps", "6", "--no-stop", "--prompt", "", "--aux-file", long);
+    expect(more.code, more.stderr).toBe(0);
+    expect(more.stderr).toMatch(new RegExp(`note: --aux-file ${long} held 9 u's; the run used \\d+ \\(one per sampled token\\), the rest were not read`));
   });
 });
 

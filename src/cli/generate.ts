@@ -15,7 +15,7 @@ import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type P
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
-import { readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
+import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/aux.js";
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
@@ -186,6 +186,7 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   } finally {
     model.dispose();
   }
+  if (aux instanceof ArrayAux && aux.remaining > 0) io.stderr(`note: --aux-file ${f["aux-file"]} held ${aux.length} u's; the run used ${aux.position} (one per sampled token), the rest were not read\n`);
 
   const threads = threadInfo(backend);
   const workerChunks = threads.workerChunks - workersBefore;
