@@ -53,6 +53,19 @@ describe("convert --force replaces a model folder's model", () => {
     expect(list(dir)).toEqual(["config.json", "model.safetensors", "notes.txt"]);
     sameWeights(dir, STORIES_260K);
   });
+
+  it("OUT-FORCE-KEPT-TOKENIZER: convert --force over a folder with a tokenizer.json, without --tokenizer, keeps it and says so; with --tokenizer it is replaced silently", async () => {
+    const dir = fresh("kept-tok");
+    expect((await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--out", dir, "--tokenizer", TOK_512)).code).toBe(0);
+    const tok = readFileSync(join(dir, "tokenizer.json"));
+    let r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--out", dir, "--force");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/note: .*tokenizer\.json was there before and is kept as it was; pass --tokenizer FILE/);
+    expect(readFileSync(join(dir, "tokenizer.json")).equals(tok)).toBe(true);
+    r = await runCli("convert", "--model", STORIES_260K, "--to", "hf", "--out", dir, "--tokenizer", TOK_512, "--force");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/note:/);
+  });
 });
 
 describe("an output is never an input", () => {

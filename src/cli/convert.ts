@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { serializeCheckpoint } from "../io/checkpoint.js";
 import { isHfModelFile, writeHfFiles } from "../io/hf-checkpoint.js";
 import { writeFilesAtomically, writeFolderAtomically } from "../io/atomic-write.js";
@@ -69,7 +71,12 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
         },
         isHfModelFile,
       );
-    return writeOutputs(io, "ptp convert", `${out} (a Hugging Face folder)`, write, (files) => io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`));
+    // --force keeps the folder's other files; an earlier tokenizer may not be this model's.
+    const keptTokenizer = tokenizer === undefined && existsSync(join(out, "tokenizer.json"));
+    return writeOutputs(io, "ptp convert", `${out} (a Hugging Face folder)`, write, (files) => {
+      io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
+      if (keptTokenizer) io.stderr(`note: ${join(out, "tokenizer.json")} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
+    });
   }
   let tokenizer: { source: string; bytes: Uint8Array } | undefined;
   if (tokenizerOut !== undefined) {
