@@ -114,6 +114,9 @@ describe("ptp distill", () => {
     const again = await runCli(...base, "--out", join(tmp, "defaults-o2.safetensors"), "--init", o, "--variant", "C");
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/--variant C does not match the --init student/);
+    const eq = await runCli(...base, "--out", join(tmp, "defaults-o2.safetensors"), "--init", o, "--variant=C");
+    expect(eq.code).toBe(2);
+    expect(eq.stderr).toMatch(/--variant C does not match the --init student/);
     const cont = await runCli(...base, "--out", join(tmp, "defaults-o3.safetensors"), "--init", o);
     expect(cont.code, cont.stderr).toBe(0);
     expect(cont.stderr).toMatch(/O-PTP .* loss ce/);
@@ -266,6 +269,10 @@ describe("ptp distill", () => {
       [["--draft-init", "teacher"], /--draft-init goes with --draft/],
       [["--draft", "--draft-init", "teacher", "--draft-dim", "8"], /--draft-dim does not go with --draft-init teacher/],
       [["--draft", "--draft-init", "teacher", "--draft-layers", "1"], /--draft-layers must be at least/],
+      // --flag=value reads as --flag value everywhere
+      [["--draft", "--draft-init", "teacher", "--draft-dim=8"], /--draft-dim does not go with --draft-init teacher/],
+      [["--draft", "--draft-init", "teacher", "--draft-layers=1"], /--draft-layers must be at least/],
+      [["--draft", "--draft-init", "teacher", "--eval-decoder=single-call"], /a draft model is evaluated with --eval-decoder verify/],
       [["--draft", "--draft-init", "copy"], /--draft-init/],
     ] as const) {
       const bad = await runCli(...distillArgs(join(tmp, "bad-init.safetensors"), ...extra));

@@ -102,8 +102,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.draft && loraFlag !== undefined) throw new UsageError(`--${loraFlag} is for LoRA students; a --draft model's size is its --draft-* shape`);
   checkDigitsGiven(f, given);
   if (f["draft-init"] === "teacher") {
-    const shapeFlag = ["--draft-dim", "--draft-heads", "--draft-kv-heads", "--draft-hidden"].find((x) => argv.includes(x));
-    if (shapeFlag) throw new UsageError(`${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);
+    const shapeFlag = ["draft-dim", "draft-heads", "draft-kv-heads", "draft-hidden"].find((k) => given.has(k));
+    if (shapeFlag) throw new UsageError(`--${shapeFlag} does not go with --draft-init teacher (the draft takes the teacher's shape; --draft-layers may add layers)`);
   }
   if (f.draft && f.init !== undefined) throw new UsageError("--init starts from a student; it does not go with --draft");
   const extraBlocksGiven = given.has("extra-blocks");
@@ -111,7 +111,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.init !== undefined && f["draft-head"]) throw new UsageError("--draft-head makes a new student; an --init student brings its own kind");
   if (f.draft && f["pick-feedback"]) throw new UsageError("--pick-feedback is for LoRA query students with --extra-blocks, not a --draft model");
   if (f.draft && extraBlocksGiven) throw new UsageError("--extra-blocks is for LoRA students; a --draft model is deepened with --draft-layers (and --draft-init teacher)");
-  if (f.draft && f["eval-decoder"] !== "verify" && argv.includes("--eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
+  if (f.draft && f["eval-decoder"] !== "verify" && given.has("eval-decoder")) throw new UsageError("a draft model is evaluated with --eval-decoder verify");
   const draftShape = { dim: f["draft-dim"], nLayers: f["draft-layers"], nHeads: f["draft-heads"], nKvHeads: f["draft-kv-heads"], hiddenDim: f["draft-hidden"] };
   if (f.draft && f["draft-init"] === "random") checkShapeFlags(draftShape, "draft-");
   const out = f.out;
@@ -157,7 +157,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
     checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
-    if (argv.includes("--variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
+    if (given.has("variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
     const extraBlocks = student.config.extraBlocks ?? 0;
     if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
     if (f["pick-feedback"] !== undefined && f["pick-feedback"] !== student.config.pickFeedback)
@@ -167,7 +167,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   if (f.draft) {
     const common = { variant, aux, window: f.window, hybrid: slotInput === "hybrid", seed: f.seed };
     if (f["draft-init"] === "teacher") {
-      const layers = argv.includes("--draft-layers") ? f["draft-layers"] : ckpt.config.nLayers;
+      const layers = given.has("draft-layers") ? f["draft-layers"] : ckpt.config.nLayers;
       if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
       proposer = { kind: "draft", draft: teacherDraft(ckpt, checksum, { ...common, nLayers: layers }) };
     } else {
