@@ -34,6 +34,13 @@ import { caseArb, makeStudent, studentSpecArb, uniformUs } from "./ptp-helpers.j
  * the backend it got really is cuda). "cuda-wrapper" runs the plug-in's
  * JavaScript side over a host stand-in of the addon, so the wrapper is tested
  * on machines without a GPU too.
+ *
+ * The op-level cases overlap the library's runBackendConformance checks
+ * (src/backends/conformance.ts, run in test/backend-conformance-export.test.ts)
+ * and share its op runners and problem generators (test/backend-ops.ts); they
+ * stay as fast-check properties here for shrinking, fresh seeds per run and
+ * per-target run counts, which runBackendConformance (no per-check filter,
+ * one seeded generator) does not give.
  */
 
 registerCudaBackend(core);

@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import type { Backend, Buffer, DType, HostArray, WeightType } from "../src/backends/backend.js";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
-import { type Attn, scoped } from "../src/backends/conformance.js";
+import { absDot, attentionRow, type Attn, hostOps, randomAttention as randomAttentionFrom, scoped } from "../src/backends/conformance.js";
+import { Gen } from "../src/util/prng.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { Transformer } from "../src/model/transformer.js";
@@ -69,118 +70,25 @@ export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (i:
 export { scoped };
 
 // ---- op runners: host arrays in, host arrays out -------------------------
+// The library's own (src/backends/conformance.ts), under the names the tests use.
 
-export function runMatmul(b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(M * N);
-    b.matmul(y, alloc(x), alloc(w), M, K, N);
-    return b.download(y);
-  });
-}
-
-export function runRmsnorm(b: Backend, x: Float32Array, g: Float32Array, M: number, D: number, eps: number): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(M * D);
-    b.rmsnorm(y, alloc(x), alloc(g), M, D, eps);
-    return b.download(y);
-  });
-}
-
-export function runRope(b: Backend, x: Float32Array, pos: Int32Array, M: number, nHeads: number, headSize: number, theta: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const xb = alloc(x);
-    b.rope(xb, alloc(pos, "i32"), M, nHeads, headSize, theta);
-    return b.download(xb);
-  });
-}
+export const runMatmul = hostOps.matmul;
+export const runRmsnorm = hostOps.rmsnorm;
+export const runRope = hostOps.rope;
+export const runAttention = hostOps.attention;
+export const runSwiglu = hostOps.swiglu;
+export const runSoftmax = hostOps.softmax;
+export const runAdd = hostOps.add;
+export const runEmbedding = hostOps.embedding;
+export const runCopy = hostOps.copy;
 
 export type AttnCase = Attn;
 
-export function runAttention(b: Backend, c: AttnCase): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const out = zeros(c.M * c.nHeads * c.headSize);
-    const mask = c.mask ? alloc(c.mask, "u8") : null;
-    b.attention(out, alloc(c.q), alloc(c.keys), alloc(c.values), mask, c.M, c.nKeys, c.nHeads, c.nKvHeads, c.headSize);
-    return b.download(out);
-  });
-}
+export { absDot, attentionRow };
 
-export function runSwiglu(b: Backend, g: Float32Array, u: Float32Array): Float32Array {
-  return scoped(b, (alloc, zeros) => {
-    const y = zeros(g.length);
-    b.swiglu(y, alloc(g), alloc(u), g.length);
-    return b.download(y);
-  });
-}
-
-export function runSoftmax(b: Backend, x: Float32Array, M: number, N: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const xb = alloc(x);
-    b.softmax(xb, M, N);
-    return b.download(xb);
-  });
-}
-
-export function runAdd(b: Backend, y: Float32Array, x: Float32Array, n: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const yb = alloc(y);
-    b.add(yb, alloc(x), n);
-    return b.download(yb);
-  });
-}
-
-export function runEmbedding(b: Backend, y: Float32Array, table: Float32Array, ids: Int32Array, M: number, D: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const yb = alloc(y);
-    b.embedding(yb, alloc(table), alloc(ids, "i32"), M, D);
-    return b.download(yb);
-  });
-}
-
-export function runCopy(b: Backend, dstInit: Float32Array, dOff: number, src: Float32Array, sOff: number, n: number): Float32Array {
-  return scoped(b, (alloc) => {
-    const dst = alloc(dstInit);
-    b.copy(dst, dOff, alloc(src), sOff, n);
-    return b.download(dst);
-  });
-}
-
-/** Sum over k of |x[m, k] w[n, k]|: the scale of the matmul rounding error. */
-export function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
-  let s = 0;
-  for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
-  return s;
-}
-
-/** Random attention problem; mask null (causal) or random with >= 1 visible key per row. */
+/** Random attention problem (the library's, drawn from a generator seeded with `seed`); mask null (causal) or random with >= 1 visible key per row. */
 export function randomAttention(seed: number, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): AttnCase {
-  const r = rng(seed);
-  const nHeads = nKvHeads * group;
-  const nKeys = M + extraKeys;
-  const q = randF32(M * nHeads * headSize, r);
-  const keys = randF32(nKeys * nKvHeads * headSize, r);
-  const values = randF32(nKeys * nKvHeads * headSize, r);
-  let mask: Uint8Array | null = null;
-  if (masked) {
-    mask = new Uint8Array(M * nKeys);
-    for (let m = 0; m < M; m++) {
-      for (let j = 0; j < nKeys; j++) mask[m * nKeys + j] = r() < 0.6 ? 1 : 0;
-      mask[m * nKeys + Math.floor(r() * nKeys)] = 1;
-    }
-  }
-  return { q, keys, values, mask, M, nKeys, nHeads, nKvHeads, headSize };
-}
-
-/** Row m of an attention case alone, seeing the same keys (explicit mask row, or causal prefix). */
-export function attentionRow(c: AttnCase, m: number): AttnCase {
-  const width = c.nHeads * c.headSize;
-  const q = c.q.slice(m * width, (m + 1) * width);
-  if (c.mask) {
-    return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
-  }
-  // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
-  // single row sees with nKeys' = nKeys - M + m + 1 keys.
-  return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
+  return randomAttentionFrom(new Gen(seed), M, extraKeys, nKvHeads, group, headSize, masked);
 }
 
 /** A seeded rows problem: D = nHeads * (2 half), x (scaled by xScale), a norm weight g and a second input y, drawn from r in that order; r goes on for the rest. */

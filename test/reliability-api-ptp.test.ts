@@ -268,7 +268,7 @@ describe("the initialisers' nested options, loadStudent's teacher and KVCache's 
     expect(randomDraft(ckpt, checksum, { variant: "C", seed: 1, window: 4, config: { dim: 8, nHeads: 2, nKvHeads: 1 } }).config.model.dim).toBe(8);
   });
 
-  it("API-PTP-LOADSTUDENT-TEACHER: loadStudent checks its teacher argument for a file as for a PEFT folder", () => {
+  it("API-PTP-LOADSTUDENT-TEACHER: loadStudent checks its teacher argument for a file as for a PEFT folder, and that the student was made for that teacher (shape and checksum)", () => {
     const path = join(mkdtempSync(join(tmpdir(), "ptp-api-ptp-")), "s.safetensors");
     writeStudent(path, student("C"));
     throwsExactly(() => loadStudent(path, any("garbage")), TypeError, 'loadStudent: teacher must be { checkpoint, checksum } (the teacher\'s checkpoint and teacherChecksum), got "garbage" (string)');
@@ -277,6 +277,11 @@ describe("the initialisers' nested options, loadStudent's teacher and KVCache's 
     expect(() => loadStudent(path, any({ checkpoint: {}, checksum }))).toThrow(/^loadStudent: teacher.checkpoint must be a Checkpoint/);
     expect(loadStudent(path, { checkpoint: ckpt, checksum }).config.variant).toBe("C");
     expect(loadStudent(path).config.variant).toBe("C");
+    // A teacher of the same shape with other weights, or of another shape: the student was not made for it.
+    const other = randomCheckpoint(CONFIG, 8);
+    expect(() => loadStudent(path, { checkpoint: other, checksum: teacherChecksum(other) })).toThrow(new RegExp(`^adapter ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} belongs to teacher ${checksum.slice(0, 12)} but the model's checksum is ${teacherChecksum(other).slice(0, 12)}`));
+    const wider = randomCheckpoint({ ...CONFIG, dim: CONFIG.dim * 2 }, 7);
+    expect(() => loadStudent(path, { checkpoint: wider, checksum: teacherChecksum(wider) })).toThrow(/was made for a teacher with dim 16 .*but the model has dim 32/);
     // readPeftStudent's variant and window are checked even where the folder's own settings make them moot.
     const peft = join(mkdtempSync(join(tmpdir(), "ptp-api-ptp-")), "peft");
     writePeftStudent(peft, student("C"));

@@ -350,7 +350,7 @@ describe("flag values", () => {
     [["generate", "--budget", "1e9"], /--budget must be in \[1, 8192\]/],
     [["generate", "--drafts", "100000"], /--drafts must be in \[1, 64\]/],
     [["distill", "--rank", "1000000"], /--rank must be <= 4096/],
-    [["distill", "--windows", "100000"], /--windows must be <= 4096/],
+    [["distill", "--windows", "100000"], /--windows must be in \[1, 4096\], got 100000/],
     [["distill", "--threads", "0"], /--threads must be in \[1, 256\]/],
     [["pregenerate", "--threads", "-1"], /--threads must be in \[1, 256\]/],
     [["demo", "--threads", "0"], /--threads must be in \[1, 256\]/],

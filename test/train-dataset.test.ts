@@ -635,8 +635,8 @@ describe("ptp pregenerate", () => {
       [[...MODEL, ...out, "--temperature", "0"], /--temperature must be > 0/],
       [[...MODEL, ...out, "--top-k", "-1"], /--top-k must be >= 0/],
       [[...MODEL, ...out, "--top-p", "1.5"], /--top-p must be in \[0, 1\] \(0 or 1 = off\)/],
-      [[...MODEL, ...out, "--seed", "-1"], /--seed must be an integer/],
-      [[...MODEL, ...out, "--seed", "4294967296"], /--seed must be an integer/],
+      [[...MODEL, ...out, "--seed", "-1"], /--seed must be in \[0, 4294967295\], got -1/],
+      [[...MODEL, ...out, "--seed", "4294967296"], /--seed must be in \[0, 4294967295\], got 4294967296/],
       [[...MODEL, ...out, "--bogus"], /unknown flag --bogus/],
     ] as const) {
       const r = await runCli("pregenerate", ...argv);

@@ -132,7 +132,12 @@ export function scoped<T>(b: Backend, fn: (alloc: (data: HostArray, dtype?: DTyp
   }
 }
 
-const ops = {
+/**
+ * The ops as host-in, host-out calls: each uploads its inputs to fresh
+ * buffers of `b`, runs the op, downloads the result and frees what it
+ * allocated (in-place ops start from, and return, their first array).
+ */
+export const hostOps = {
   matmul: (b: Backend, x: Float32Array, w: Float32Array, M: number, K: number, N: number) =>
     scoped(b, (alloc, zeros) => {
       const y = zeros(M * N);
@@ -217,7 +222,8 @@ export interface Attn {
   headSize: number;
 }
 
-function randomAttention(g: Gen, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): Attn {
+/** A random attention problem drawn from `g`; mask null (causal) or random with at least one visible key per row. */
+export function randomAttention(g: Gen, M: number, extraKeys: number, nKvHeads: number, group: number, headSize: number, masked: boolean): Attn {
   const nHeads = nKvHeads * group;
   const nKeys = M + extraKeys;
   const q = g.f32(M * nHeads * headSize);
@@ -235,10 +241,12 @@ function randomAttention(g: Gen, M: number, extraKeys: number, nKvHeads: number,
 }
 
 /** Row m alone, seeing the same keys (its mask row, or the causal prefix). */
-function attentionRow(c: Attn, m: number): Attn {
+export function attentionRow(c: Attn, m: number): Attn {
   const width = c.nHeads * c.headSize;
   const q = c.q.slice(m * width, (m + 1) * width);
   if (c.mask) return { ...c, q, M: 1, mask: c.mask.slice(m * c.nKeys, (m + 1) * c.nKeys) };
+  // Causal default: row m of M sees keys 0 .. nKeys - M + m, which is what a
+  // single row sees with nKeys' = nKeys - M + m + 1 keys.
   return { ...c, q, M: 1, nKeys: c.nKeys - c.M + m + 1 };
 }
 
@@ -262,7 +270,8 @@ export function withPoisonedKeys<A extends Attn>(c: A): A {
   return { ...c, keys, values, mask, nKeys };
 }
 
-function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
+/** Sum over k of |x[m, k] w[n, k]|: the scale of the matmul rounding error. */
+export function absDot(x: Float32Array, w: Float32Array, m: number, n: number, K: number): number {
   let s = 0;
   for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k] * w[n * K + k]);
   return s;
@@ -303,7 +312,7 @@ const CHECKS: CheckSpec[] = [
     description: "matmul agrees with the js reference within (1.25 K + 8) u sum|x w|",
     run(b, ref, g, i) {
       const { M, K, N, x, w } = matmulProblem(g, i === 0 ? [37, 301, 67] : null, 70);
-      close(ops.matmul(b, x, w, M, K, N), ops.matmul(ref, x, w, M, K, N), (e) => matmulTol(K) * absDot(x, w, Math.floor(e / N), e % N, K), `matmul M=${M} K=${K} N=${N}`);
+      close(hostOps.matmul(b, x, w, M, K, N), hostOps.matmul(ref, x, w, M, K, N), (e) => matmulTol(K) * absDot(x, w, Math.floor(e / N), e % N, K), `matmul M=${M} K=${K} N=${N}`);
     },
   },
   {
@@ -311,16 +320,16 @@ const CHECKS: CheckSpec[] = [
     description: "rmsnorm, rope, add, embedding and copy agree with the js reference bit for bit",
     run(b, ref, g) {
       const { M, nHeads, hs, D, x, w, y } = rowsProblem(g, 12, 4, 12, 3);
-      bitExact(ops.rmsnorm(b, x, w, M, D, 1e-5), ops.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
+      bitExact(hostOps.rmsnorm(b, x, w, M, D, 1e-5), hostOps.rmsnorm(ref, x, w, M, D, 1e-5), "rmsnorm");
       // Mostly positions a decode meets, some far past any table of them, negative or the largest i32.
       const far = [-7, 1 << 20, 2 ** 31 - 1];
       const pos = Int32Array.from({ length: M }, () => (g.int(0, 5) === 0 ? far[g.int(0, 2)] : g.int(0, 4999)));
-      bitExact(ops.rope(b, x, pos, M, nHeads, hs, 10000), ops.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
+      bitExact(hostOps.rope(b, x, pos, M, nHeads, hs, 10000), hostOps.rope(ref, x, pos, M, nHeads, hs, 10000), "rope");
       // A run of consecutive positions from anywhere in the first few thousand, one row each.
       const from = g.int(0, 4000),
         run = Int32Array.from({ length: 64 }, (_, m) => from + m),
         xs = g.f32(64 * nHeads * hs);
-      bitExact(ops.rope(b, xs, run, 64, nHeads, hs, 10000), ops.rope(ref, xs, run, 64, nHeads, hs, 10000), "rope run");
+      bitExact(hostOps.rope(b, xs, run, 64, nHeads, hs, 10000), hostOps.rope(ref, xs, run, 64, nHeads, hs, 10000), "rope run");
       // Head sizes and thetas taking turns on one backend (a teacher and its draft may share one).
       for (const [size, theta] of [
         [2 * g.int(1, 8), 500000],
@@ -330,16 +339,16 @@ const CHECKS: CheckSpec[] = [
         [hs, 10000],
       ]) {
         const xt = g.f32(M * nHeads * size);
-        bitExact(ops.rope(b, xt, pos, M, nHeads, size, theta), ops.rope(ref, xt, pos, M, nHeads, size, theta), `rope headSize ${size} theta ${theta}`);
+        bitExact(hostOps.rope(b, xt, pos, M, nHeads, size, theta), hostOps.rope(ref, xt, pos, M, nHeads, size, theta), `rope headSize ${size} theta ${theta}`);
       }
-      bitExact(ops.add(b, y, x, M * D), ops.add(ref, y, x, M * D), "add");
+      bitExact(hostOps.add(b, y, x, M * D), hostOps.add(ref, y, x, M * D), "add");
       const table = g.f32(5 * D),
         ids = Int32Array.from({ length: M }, () => g.int(-2, 4));
-      bitExact(ops.embedding(b, y, table, ids, M, D), ops.embedding(ref, y, table, ids, M, D), "embedding");
+      bitExact(hostOps.embedding(b, y, table, ids, M, D), hostOps.embedding(ref, y, table, ids, M, D), "embedding");
       const n = g.int(0, M * D),
         so = g.int(0, M * D - n),
         dOff = g.int(0, M * D - n);
-      bitExact(ops.copy(b, y, dOff, x, so, n), ops.copy(ref, y, dOff, x, so, n), "copy");
+      bitExact(hostOps.copy(b, y, dOff, x, so, n), hostOps.copy(ref, y, dOff, x, so, n), "copy");
     },
   },
   {
@@ -413,10 +422,10 @@ const CHECKS: CheckSpec[] = [
         N = g.int(1, 300);
       const x = g.f32(M * N, 8),
         u = g.f32(M * N, 2);
-      const s = ops.swiglu(ref, x, u);
-      close(ops.swiglu(b, x, u), s, (e) => 1e-6 * Math.abs(s[e]) + 1e-12, "swiglu");
-      const z = ops.softmax(ref, x, M, N);
-      close(ops.softmax(b, x, M, N), z, (e) => 1e-6 * Math.abs(z[e]) + 1e-12, "softmax");
+      const s = hostOps.swiglu(ref, x, u);
+      close(hostOps.swiglu(b, x, u), s, (e) => 1e-6 * Math.abs(s[e]) + 1e-12, "swiglu");
+      const z = hostOps.softmax(ref, x, M, N);
+      close(hostOps.softmax(b, x, M, N), z, (e) => 1e-6 * Math.abs(z[e]) + 1e-12, "softmax");
     },
   },
   {
@@ -424,7 +433,7 @@ const CHECKS: CheckSpec[] = [
     description: "attention agrees with the js reference (causal and masked, MHA and GQA)",
     run(b, ref, g, i) {
       const c = i === 0 ? randomAttention(g, 3, 297, 2, 2, 16, false) : i === 1 ? randomAttention(g, 5, 200, 1, 4, 130, true) : randomAttention(g, g.int(1, 8), g.int(0, 12), g.int(1, 3), g.int(1, 3), g.int(1, 19), g.next() < 0.5);
-      close(ops.attention(b, c), ops.attention(ref, c), () => attentionTol(c.headSize), `attention M=${c.M} nKeys=${c.nKeys} hs=${c.headSize}`);
+      close(hostOps.attention(b, c), hostOps.attention(ref, c), () => attentionTol(c.headSize), `attention M=${c.M} nKeys=${c.nKeys} hs=${c.headSize}`);
     },
   },
   {
@@ -432,15 +441,15 @@ const CHECKS: CheckSpec[] = [
     description: "matmul rows are bit-identical whatever M",
     run(b, _ref, g, i) {
       const { M, K, N, x, w } = matmulProblem(g, i === 0 ? [70, 257, 33] : null, 40);
-      const all = ops.matmul(b, x, w, M, K, N);
-      for (let m = 0; m < M; m++) bitExact(all.subarray(m * N, (m + 1) * N), ops.matmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
+      const all = hostOps.matmul(b, x, w, M, K, N);
+      for (let m = 0; m < M; m++) bitExact(all.subarray(m * N, (m + 1) * N), hostOps.matmul(b, x.slice(m * K, (m + 1) * K), w, 1, K, N), `matmul row ${m} of M=${M} K=${K} N=${N}`);
       for (const [from, to] of [
         [1, M - 1],
         [0, 2],
         [M - 5, M],
       ]) {
         if (from < 0 || to <= from || to > M) continue;
-        bitExact(all.subarray(from * N, to * N), ops.matmul(b, x.slice(from * K, to * K), w, to - from, K, N), `matmul rows ${from}..${to - 1} of ${M}`);
+        bitExact(all.subarray(from * N, to * N), hostOps.matmul(b, x.slice(from * K, to * K), w, to - from, K, N), `matmul rows ${from}..${to - 1} of ${M}`);
       }
     },
   },
@@ -452,22 +461,22 @@ const CHECKS: CheckSpec[] = [
       const pos = Int32Array.from({ length: M }, () => g.int(0, 2999));
       const table = g.f32(4 * D),
         ids = Int32Array.from({ length: M }, () => g.int(-1, 3));
-      const norm = ops.rmsnorm(b, x, w, M, D, 1e-6),
-        rot = ops.rope(b, x, pos, M, nHeads, hs, 500000);
-      const sw = ops.swiglu(b, x, u),
-        sm = ops.softmax(b, x, M, D),
-        ad = ops.add(b, u, x, M * D),
-        em = ops.embedding(b, u, table, ids, M, D);
+      const norm = hostOps.rmsnorm(b, x, w, M, D, 1e-6),
+        rot = hostOps.rope(b, x, pos, M, nHeads, hs, 500000);
+      const sw = hostOps.swiglu(b, x, u),
+        sm = hostOps.softmax(b, x, M, D),
+        ad = hostOps.add(b, u, x, M * D),
+        em = hostOps.embedding(b, u, table, ids, M, D);
       for (let m = 0; m < M; m++) {
         const xr = x.slice(m * D, (m + 1) * D),
           ur = u.slice(m * D, (m + 1) * D),
           row = (a: Float32Array) => a.subarray(m * D, (m + 1) * D);
-        bitExact(row(norm), ops.rmsnorm(b, xr, w, 1, D, 1e-6), `rmsnorm row ${m}`);
-        bitExact(row(rot), ops.rope(b, xr, pos.slice(m, m + 1), 1, nHeads, hs, 500000), `rope row ${m}`);
-        bitExact(row(sw), ops.swiglu(b, xr, ur), `swiglu row ${m}`);
-        bitExact(row(sm), ops.softmax(b, xr, 1, D), `softmax row ${m}`);
-        bitExact(row(ad), ops.add(b, ur, xr, D), `add row ${m}`);
-        bitExact(row(em), ops.embedding(b, ur, table, ids.slice(m, m + 1), 1, D), `embedding row ${m}`);
+        bitExact(row(norm), hostOps.rmsnorm(b, xr, w, 1, D, 1e-6), `rmsnorm row ${m}`);
+        bitExact(row(rot), hostOps.rope(b, xr, pos.slice(m, m + 1), 1, nHeads, hs, 500000), `rope row ${m}`);
+        bitExact(row(sw), hostOps.swiglu(b, xr, ur), `swiglu row ${m}`);
+        bitExact(row(sm), hostOps.softmax(b, xr, 1, D), `softmax row ${m}`);
+        bitExact(row(ad), hostOps.add(b, ur, xr, D), `add row ${m}`);
+        bitExact(row(em), hostOps.embedding(b, ur, table, ids.slice(m, m + 1), 1, D), `embedding row ${m}`);
       }
     },
   },
@@ -479,11 +488,11 @@ const CHECKS: CheckSpec[] = [
         nKv = g.int(1, 2),
         hs = g.int(1, 18);
       const c = randomAttention(g, M, g.int(0, 10), nKv, g.int(1, 3), hs, g.next() < 0.5);
-      const all = ops.attention(b, c);
+      const all = hostOps.attention(b, c);
       const width = c.nHeads * hs;
-      for (let m = 0; m < M; m++) bitExact(all.subarray(m * width, (m + 1) * width), ops.attention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
+      for (let m = 0; m < M; m++) bitExact(all.subarray(m * width, (m + 1) * width), hostOps.attention(b, attentionRow(c, m)), `attention row ${m} of ${M}`);
       const poisoned = withPoisonedKeys(c);
-      bitExact(ops.attention(b, poisoned), all, "attention with poisoned masked-out keys");
+      bitExact(hostOps.attention(b, poisoned), all, "attention with poisoned masked-out keys");
       // The same mask in sparse form, where the backend has attentionSparse: the same bits.
       if (b.attentionSparse) bitExact(sparseAttention(b, poisoned), all, `attentionSparse M=${M} nKeys=${poisoned.nKeys}`);
     },

@@ -1,4 +1,3 @@
-import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +8,7 @@ import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher, readStudent } from "../ptp/files/adapter-file.js";
+import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { comparePtpAr, decoderSettings, firstMismatch } from "../ptp/decode/compare.js";
@@ -20,7 +19,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -40,7 +39,7 @@ export const demoFlags = defineFlags({
   student: { kind: "string", value: "FILE", help: "PTP student distilled for the model, file or PEFT folder (default: demo/student.safetensors)" },
   "demo-dir": { kind: "string", value: "DIR", help: "where the default files live (default: demo/ in the package)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped); default: a built-in list" },
-  steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200 },
+  steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200, min: 0 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream, an integer in [1, 2^64 - 1]; prompt i uses S + i", default: "1" },
   decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
@@ -93,10 +92,8 @@ export function whySlower(ptpSeconds: number, arSeconds: number, scale: boolean)
 
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, demoFlags);
-  if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
-  if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
+  temperatureFlag(f.temperature);
   seedFlag(f.seed);
-  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   checkThreadsBackend(f);
   const unknownShape = f["scale-shapes"].split(",").find((s) => !Object.hasOwn(WIDEN_SHAPES, s));
   if (unknownShape !== undefined) throw new UsageError(`--scale-shapes must list known shapes (${Object.keys(WIDEN_SHAPES).join(", ")}), comma-separated; got ${JSON.stringify(unknownShape)} in ${JSON.stringify(f["scale-shapes"])}`);
@@ -113,10 +110,11 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     if (st === undefined) throw new Error(`--demo-dir ${dir}: the folder does not exist (expected a folder of demo models)`);
     if (!st.isDirectory()) throw new Error(`--demo-dir ${dir}: is not a folder (expected a folder of demo models)`);
   }
-  const paths = {
+  // A --model without --student takes the shipped student made for it, found once the model is read.
+  const paths: { model: string; tokenizer: string; student: string | undefined } = {
     model: f.model ?? join(dir, DEMO_FILES.model),
     tokenizer: f.tokenizer ?? join(dir, DEMO_FILES.tokenizer),
-    student: f.student ?? (f.model !== undefined ? shippedStudentFor(f.model, dir) : join(dir, DEMO_FILES.student)),
+    student: f.student ?? (f.model !== undefined ? undefined : join(dir, DEMO_FILES.student)),
   };
   const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && paths[k] !== undefined && !existsSync(paths[k]!));
   if (missingDefaults.length > 0) {
@@ -124,13 +122,14 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   }
 
   const checkpoint = readModel(paths.model);
+  const checksum = teacherChecksum(checkpoint);
+  paths.student ??= shippedStudentFor(checksum, dir);
   if (paths.student === undefined) {
     const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => join(dir, n)).join(", ");
     throw new Error(`no shipped student was made for ${paths.model} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
   }
   const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
-  const student = loadStudent(paths.student, { checkpoint, checksum: teacherChecksum(checkpoint) });
-  checkStudentMatchesTeacher(student, checkpoint, teacherChecksum(checkpoint), paths.student);
+  const student = loadStudent(paths.student, { checkpoint, checksum });
   warnNonFinite(io, "student", paths.student, student.weights);
   if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${paths.student} is a student whose slots run in the teacher's call`);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
@@ -298,8 +297,7 @@ export function markedText(tokenizer: TextTokenizer, tokens: readonly number[], 
 }
 
 /** The shipped student whose teacher checksum is the model's, if any (undefined: none fits). */
-function shippedStudentFor(modelPath: string, dir: string): string | undefined {
-  const checksum = teacherChecksum(readModel(modelPath));
+function shippedStudentFor(checksum: string, dir: string): string | undefined {
   for (const name of [DEMO_FILES.student, ...SHIPPED_STUDENTS]) {
     const path = join(dir, name);
     if (existsSync(path) && readStudent(path).config.teacherChecksum === checksum) return path;

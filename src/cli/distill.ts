@@ -4,7 +4,6 @@ import { availableParallelism } from "node:os";
 import { createBackend } from "../backends/registry.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { randomDraft, randomStudent, teacherDraft } from "../ptp/init.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
@@ -17,18 +16,16 @@ import { validateSamplingSettings } from "../sampling/processors.js";
 import { distill, trainableRecords } from "../train/distill.js";
 import { FileFormatError } from "../io/errors.js";
 import { LOSSES } from "../train/ptp-windows.js";
-import { loopExitCode } from "../train/loop.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { processIo, type Io } from "./io.js";
+import type { Io } from "./io.js";
 import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
 import { distillMemory, floatsIn } from "../train/memory.js";
-import { readPrompts } from "./ptp-common.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { loopOptions, runFiles } from "./training-flags.js";
-import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentFlags } from "./flag-groups.js";
+import { EVAL_SEED, evalPromptTokens, finishRun, loopOptions, progressSink, runFiles } from "./training-flags.js";
+import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentAux, studentFlags } from "./flag-groups.js";
 
 /** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
-const DRAFT_SHAPE = draftShapeSpecs({ dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2 });
+const DRAFT_SHAPE = draftShapeSpecs();
 
 // The defaults are the recipe of the shipped stories260K student (docs/BENCHMARKS.md, issue 10):
 // a C-PTP query student trained with KL to the teacher, anchors, windows of 8, gamma 0.9, cosine.
@@ -51,12 +48,12 @@ export const distillFlags = defineFlags({
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen, argmax) or C-PTP (own u withheld, Pick)", default: "C", choices: ["O", "C"] },
   loss: { kind: "string", value: "KIND", help: "ce (cross-entropy on the sampled tokens) | kl | rkl (C-PTP: KL or reverse KL to the teacher) (default: kl for C-PTP, ce for O-PTP)", choices: LOSSES },
   gamma: { kind: "number", value: "G", help: "position weighting gamma^j of slot j (1 = off)", default: 0.9 },
-  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 32, max: 4096 },
-  batch: { kind: "int", value: "N", help: "sequences per step", default: 2, max: 4096 },
+  windows: { kind: "int", value: "N", help: "windows per sequence per step", default: 32, positive: true, max: 4096 },
+  batch: { kind: "int", value: "N", help: "sequences per step", default: 2, positive: true, max: 4096 },
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer for --eval-prompts" },
   "eval-prompts": { kind: "string", value: "FILE", help: "held-out prompts, one per line, for accepted tokens per call" },
-  "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32 },
-  "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96 },
+  "eval-count": { kind: "int", value: "N", help: "prompts used by the periodic evaluations", default: 32, positive: true },
+  "eval-steps": { kind: "int", value: "N", help: "positions per evaluation prompt, prompt included", default: 96, positive: true },
   "eval-decoder": { kind: "string", value: "NAME", help: "decoder measured by the evaluations", default: "single-call", choices: DECODERS },
   ...backendFlags({
     backend: "backend of the teacher's KV and the evaluations",
@@ -82,9 +79,6 @@ ${describeFlags(distillFlags)}`;
 export async function distillCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, distillFlags);
   checkRank(f.rank);
-  for (const k of ["windows", "batch", "eval-count", "eval-steps"] as const) {
-    if (f[k] < 1) throw new UsageError(`--${k} must be a positive integer, got ${f[k]}`);
-  }
   if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
@@ -138,7 +132,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
   if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   checkAgainstTeacher({ rank: f.draft ? undefined : f.rank, window: f.window }, ckpt.config);
-  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
+  const aux = studentAux(f);
   let proposer: Proposer = {
     kind: "student",
     student: randomStudent(ckpt, checksum, {
@@ -156,7 +150,6 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
-    checkStudentMatchesTeacher(student, ckpt, checksum, f.init);
     if (given.has("variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
     const extraBlocks = student.config.extraBlocks ?? 0;
     if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
@@ -171,8 +164,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
       if (layers < ckpt.config.nLayers) throw new UsageError(`--draft-layers must be at least the teacher's ${ckpt.config.nLayers} layers with --draft-init teacher, got ${layers}`);
       proposer = { kind: "draft", draft: teacherDraft(ckpt, checksum, { ...common, nLayers: layers }) };
     } else {
-      const full = { ...ckpt.config, ...draftShape, sharedClassifier: true };
-      refuseDraftBeyondLimits(`a draft model of dim ${draftShape.dim}, hidden ${draftShape.hiddenDim}, ${draftShape.nLayers} layers (vocab ${full.vocabSize})`, full, "--draft-dim, --draft-hidden or --draft-layers");
+      refuseDraftBeyondLimits(ckpt.config, draftShape, "draft-");
       proposer = { kind: "draft", draft: randomDraft(ckpt, checksum, { ...common, config: draftShape }) };
     }
   }
@@ -181,7 +173,6 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const trainedVariant = trained.variant;
   const loss = f.loss ?? (trainedVariant === "C" ? "kl" : "ce");
   if (trainedVariant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; the --init student ${f.init} is O-PTP`);
-  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   const threads = f.threads ?? availableParallelism();
   // Refuse a run beyond the machine before the teacher, the threads and the first step allocate.
   const memory = distillMemory(ckpt.config, {
@@ -211,10 +202,8 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined && f.tokenizer !== undefined) {
     const tokenizer = loadTokenizer(f.tokenizer, ckpt.config.vocabSize);
-    const prompts = readPrompts(f["eval-prompts"])
-      .slice(0, f["eval-count"])
-      .map((t) => tokenizer.encode(t, true, false));
-    evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: 1000 };
+    const prompts = evalPromptTokens(f["eval-prompts"], f["eval-count"], tokenizer);
+    evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: (f.draft ? "verify" : f["eval-decoder"]) as DecoderName, seed: EVAL_SEED };
   }
   const what =
     proposer.kind === "draft"
@@ -240,10 +229,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
         threads,
       },
       { out, ...files },
-      { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+      progressSink(io),
     );
-    io.stderr(`distill: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; student: ${out}\n`);
-    return loopExitCode(r);
+    return finishRun(io, "distill", r, `${proposer.kind === "draft" ? "draft model" : "student"}: ${out}`);
   } finally {
     teacher.dispose();
   }

@@ -1,7 +1,6 @@
 import { writeFolderAtomically } from "../io/atomic-write.js";
 import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
-import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { warnNonFinite } from "./ptp-common.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -48,7 +47,6 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
   }
   const student = loadStudent(files[0], teacher);
   warnNonFinite(io, "student", files[0], student.weights);
-  if (teacher) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, files[0]);
   const E = student.config.extraBlocks;
   if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
   // Through a temporary folder: a failure leaves nothing behind.

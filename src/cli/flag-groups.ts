@@ -1,6 +1,7 @@
 import { MAX_EXTRA_BLOCKS } from "../ptp/files/adapter-file.js";
+import { DEFAULT_DRAFT_SHAPE } from "../ptp/init.js";
 import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
-import { MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
+import { DEFAULT_STUDENT_WINDOW, MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
 import type { LrDecay } from "../train/schedule.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
@@ -58,8 +59,9 @@ export function checkRank(rank: number): void {
   if (rank < 1) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
 }
 
-/** The draft model's shape flags, bounded by MAX_DRAFT_SHAPE (heads: by the width they must divide). */
-export function draftShapeSpecs(d: { dim: number; hiddenDim: number; nLayers: number; nHeads: number; nKvHeads: number }) {
+/** The draft model's shape flags, DEFAULT_DRAFT_SHAPE by default, bounded by MAX_DRAFT_SHAPE (heads: by the width they must divide). */
+export function draftShapeSpecs() {
+  const d = DEFAULT_DRAFT_SHAPE;
   return {
     dim: { kind: "int", value: "D", help: `draft model width (1..${MAX_DRAFT_SHAPE.dim})`, default: d.dim, min: 1, max: MAX_DRAFT_SHAPE.dim },
     hidden: { kind: "int", value: "H", help: `draft model SwiGLU hidden width (1..${MAX_DRAFT_SHAPE.hiddenDim})`, default: d.hiddenDim, min: 1, max: MAX_DRAFT_SHAPE.hiddenDim },
@@ -183,12 +185,17 @@ export const auxFlags = defineFlags({
   ...slotInputFlag(),
   aux: { kind: "string", value: "KIND", help: "auxiliary embedding: bits|digits|anchors", default: "bits", choices: ["bits", "digits", "anchors"] },
   digits: digitsFlag("binary digits of u, with --aux digits (required there)"),
-  window: windowFlag("window N: slots per proposal (at most the teacher's seqLen)", { default: 16 }),
+  window: windowFlag("window N: slots per proposal (at most the teacher's seqLen)", { default: DEFAULT_STUDENT_WINDOW }),
   // The generator takes a 32-bit seed: anything outside is refused, not wrapped (2^32 would give seed 0's weights).
   seed: { kind: "int", value: "S", help: `seed of the weight generator (0..${MAX_WEIGHT_SEED})`, default: 1, min: 0, max: MAX_WEIGHT_SEED },
 });
 
 /** The auxiliary embedding config of --aux and --digits (UsageError where --digits is missing, out of range or not wanted). */
+/** The auxiliary embedding of studentFlags (whose --digits has a default; checkDigitsGiven refuses it given beside another --aux). */
+export function studentAux(f: { aux: AuxKind; digits: number }): AuxEmbeddingConfig {
+  return f.aux === "digits" ? { kind: "digits", digits: f.digits } : { kind: f.aux };
+}
+
 export function auxFromFlags(f: { aux: AuxKind; digits?: number }): AuxEmbeddingConfig {
   if (f.aux === "digits") {
     if (f.digits === undefined) throw new UsageError("--aux digits needs --digits B");
@@ -211,15 +218,15 @@ export function loopFlags(d: { lr: number; schedule: LrDecay; weightDecay: numbe
     resume: { kind: "bool", help: "continue from --checkpoint (same options)" },
     ...forceFlag,
     steps: { kind: "int", value: "N", help: "optimizer steps", default: d.steps, positive: true, max: MAX_STEPS },
-    "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0 },
-    minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0 },
-    lr: { kind: "number", value: "LR", help: "peak learning rate", default: d.lr },
-    warmup: { kind: "int", value: "N", help: "warmup steps", default: 100 },
+    "stop-after": { kind: "int", value: "N", help: "stop as Ctrl-C does after N steps of this run, saving a checkpoint (for testing --resume)", default: 0, min: 0 },
+    minutes: { kind: "number", value: "M", help: "stop after M minutes of training (0 = no limit), counted across resumes", default: 0, min: 0 },
+    lr: { kind: "number", value: "LR", help: "peak learning rate", default: d.lr, above: 0 },
+    warmup: { kind: "int", value: "N", help: "warmup steps", default: 100, min: 0 },
     schedule: { kind: "string", value: "KIND", help: "constant|cosine after warmup", default: d.schedule, choices: ["constant", "cosine"] },
-    "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: d.weightDecay },
-    clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1 },
+    "weight-decay": { kind: "number", value: "W", help: "AdamW decoupled weight decay", default: d.weightDecay, min: 0 },
+    clip: { kind: "number", value: "C", help: "clip the gradient norm (0 = off)", default: 1, min: 0 },
     seed: { kind: "int", value: "S", help: `${d.seedHelp} (0..${MAX_WEIGHT_SEED})`, default: 1, min: 0, max: MAX_WEIGHT_SEED },
-    "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200 },
+    "eval-every": { kind: "int", value: "N", help: d.evalHelp, default: 200, min: 0 },
   });
 }
 

@@ -1,11 +1,9 @@
-import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
-import { checkStudentMatchesTeacher } from "../ptp/files/adapter-file.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { decodeAR } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
@@ -19,7 +17,7 @@ import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -29,9 +27,9 @@ export const generateFlags = defineFlags({
   tokenizer: { kind: "string", value: "FILE", help: "tokenizer.bin or tokenizer.json matching the model (default: the model folder's tokenizer.json)" },
   prompt: { kind: "string", value: "TEXT", help: "text to continue (default: empty)" },
   prompts: { kind: "string", value: "FILE", help: "prompts, one per line (blank lines skipped), decoded together; prompt i uses seed S + i" },
-  steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256 },
+  steps: { kind: "int", value: "N", help: "positions to run, prompt included (0 = the model's seqLen)", default: 256, min: 0 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 1 },
-  "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 0 },
+  "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 0, min: 0 },
   "top-p": { kind: "number", value: "P", help: "nucleus sampling threshold in [0, 1] (0 or 1 = off)", default: 1 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream (integer >= 1; default: from the clock, printed)" },
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
@@ -100,10 +98,8 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
     if (draftClassifier !== "f32" && f.backend !== "wasm") throw new UsageError(`--draft-classifier ${draftClassifier} needs the wasm backend`);
     if (f.student === undefined && f.draft === undefined) throw new UsageError("--draft-classifier applies to a draft-head student (--student) or a draft model (--draft)");
   }
-  if (f.temperature < 0 || (f.temperature > 0 && f.temperature < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${f.temperature}`);
-  if (f.steps < 0) throw new UsageError(`--steps must be >= 0, got ${f.steps}`);
+  temperatureFlag(f.temperature);
   if (f["top-p"] < 0 || f["top-p"] > 1) throw new UsageError(`--top-p must be in [0, 1], got ${f["top-p"]}`);
-  if (f["top-k"] < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
 
   // xorshift's state must be non-zero (seed 0 would give u = 0 forever) and fit 64 bits (each prompt's seed + i: checked again once the prompts are read).
   if (f.seed !== undefined) seedFlag(f.seed);
@@ -117,10 +113,6 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
     if (decoder !== "verify") throw new UsageError(`--draft works with --decoder verify only (decoder is ${decoder})`);
   }
   if (decoder !== "ar" && f.student === undefined && f.draft === undefined) throw new UsageError(`--decoder ${decoder} needs a student adapter (--student FILE)`);
-  for (const name of ["window", "budget", "drafts"] as const) {
-    const v = f[name];
-    if (v !== undefined && v < 1) throw new UsageError(`--${name} must be a positive integer, got ${v}`);
-  }
   // A student's default decoder depends on the student (a draft head's is verify): those flags wait for its file.
   if (f.decoder !== undefined || f.student === undefined) checkDecoderFlags(f, decoder);
   else if (f.drafts !== undefined) throw new UsageError("--drafts applies to --decoder multi-draft only (decoder is single-call, or verify for a draft-head student)");
@@ -245,7 +237,6 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   if (f.student !== undefined) {
     const checksum = teacherChecksum(checkpoint);
     student = loadStudent(f.student, { checkpoint, checksum });
-    checkStudentMatchesTeacher(student, checkpoint, checksum, f.student);
     warnNonFinite(io, "student", f.student, student.weights);
     if (student.config.draftHead && decoder !== "verify" && decoder !== "ar") {
       // A draft head drafts beside the teacher: verify is its decoder, and the default one.

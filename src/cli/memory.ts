@@ -53,9 +53,14 @@ export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: str
  * A new draft model's weights, before they are made: within the machine's
  * memory (made once, written once: twice their bytes), and within the 2 GiB
  * a ptp file may hold (a larger one could not be read back, and past 2^32
- * values its arrays cannot even be made).
+ * values its arrays cannot even be made). The draft has `shape` and the
+ * teacher's vocab and seqLen; messages name the shape flags with `prefix`
+ * (distill's "draft-").
  */
-export function refuseDraftBeyondLimits(what: string, config: ModelConfig, flags: string): void {
+export function refuseDraftBeyondLimits(teacher: ModelConfig, shape: Pick<ModelConfig, "dim" | "hiddenDim" | "nLayers" | "nHeads" | "nKvHeads">, prefix = ""): void {
+  const config = { ...teacher, ...shape, sharedClassifier: true };
+  const what = `a draft model of dim ${shape.dim}, hidden ${shape.hiddenDim}, ${shape.nLayers} layers (vocab ${config.vocabSize})`;
+  const flags = `--${prefix}dim, --${prefix}hidden or --${prefix}layers`;
   const weightBytes = 4 * parameterCount(config);
   // The file bound first: it does not depend on the machine.
   if (weightBytes > MAX_FILE_BYTES) throw new UsageError(`${what} would be a ${gib(weightBytes)} GiB file, past the 2 GiB a ptp file may hold; lower ${flags}`);

@@ -24,9 +24,9 @@ export const pregenerateFlags = defineFlags({
   samples: { kind: "int", value: "N", help: "completions per prompt", default: 32, positive: true, max: 1_000_000 },
   steps: { kind: "int", value: "N", help: "most sampled tokens per completion (also stops at BOS and at the model's seqLen)", default: 256, positive: true, max: 1 << 20 },
   temperature: { kind: "number", value: "T", help: "sampling temperature (> 0)", default: 0.7 },
-  "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 50 },
+  "top-k": { kind: "int", value: "K", help: "keep the K most probable tokens (0 = off)", default: 50, min: 0 },
   "top-p": { kind: "number", value: "P", help: "nucleus threshold in [0, 1] (0 or 1 = off)", default: 0.95 },
-  seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1 },
+  seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1, min: 0, max: 2 ** 32 - 1 },
   ...backendFlags(),
   resume: { kind: "bool", help: "continue an existing --out (same settings and --backend; a torn last record is truncated)" },
 });
@@ -47,14 +47,9 @@ ${describeFlags(pregenerateFlags)}`;
 
 export async function pregenerateCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, pregenerateFlags);
-  if (f.samples < 1) throw new UsageError(`--samples must be a positive integer, got ${f.samples}`);
-  if (f.steps < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
   if (!(f.temperature >= MIN_TEMPERATURE)) throw new UsageError(`--temperature must be > 0 (at least ${MIN_TEMPERATURE}; the dataset stores sampling bins), got ${f.temperature}`);
-  if (f["top-k"] < 0) throw new UsageError(`--top-k must be >= 0, got ${f["top-k"]}`);
   // As in generate and llama2.c: 0 and 1 both mean off (the dataset records off as 1).
   if (!(f["top-p"] >= 0 && f["top-p"] <= 1)) throw new UsageError(`--top-p must be in [0, 1] (0 or 1 = off), got ${f["top-p"]}`);
-  if (f.seed < 0 || f.seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got ${f.seed}`);
-  if (f.threads !== undefined && f.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${f.threads}`);
   checkThreadsBackend(f);
   const out = f.out;
   // (An existing --out is this command's own dataset: DatasetWriter checks it on --resume.)

@@ -3,6 +3,7 @@ import { readLines } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
+import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { NonFiniteLogitsError } from "../sampling/softmax.js";
 import { UsageError } from "./args.js";
 import type { Io } from "./io.js";
@@ -50,6 +51,11 @@ const MAX_SEED = 2n ** 64n - 1n;
  * integer in [1, 2^64 - 1], and so is S + prompts - 1, the seed of the last
  * prompt (prompt i uses S + i).
  */
+/** A decoding --temperature: 0 (greedy) or at least MIN_TEMPERATURE (below it logits / T overflow). */
+export function temperatureFlag(t: number): void {
+  if (t < 0 || (t > 0 && t < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${t}`);
+}
+
 export function seedFlag(raw: string, prompts = 1): bigint {
   if (!/^\d+$/.test(raw) || BigInt(raw) < 1n || BigInt(raw) > MAX_SEED) throw new UsageError(`--seed must be an integer in [1, 2^64 - 1], got ${JSON.stringify(raw)}`);
   const seed = BigInt(raw);

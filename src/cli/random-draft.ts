@@ -2,7 +2,7 @@ import { readModel } from "../io/model-file.js";
 import { parameterCount } from "../model/config.js";
 import { refuseDraftBeyondLimits } from "./memory.js";
 import { writeDraft } from "../ptp/files/draft-file.js";
-import { DEFAULT_DRAFT_SHAPE, randomDraft } from "../ptp/init.js";
+import { randomDraft } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkShapeFlags, draftShapeSpecs, slotInputFromFlags } from "./flag-groups.js";
@@ -13,7 +13,7 @@ export const randomDraftFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the draft model (safetensors)", required: true },
-  ...draftShapeSpecs(DEFAULT_DRAFT_SHAPE),
+  ...draftShapeSpecs(),
   ...auxFlags,
   ...forceFlag,
 });
@@ -37,9 +37,8 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
 
   const checkpoint = readModel(f.model);
   checkAgainstTeacher(f, checkpoint.config);
-  const full = { ...checkpoint.config, ...shape, sharedClassifier: true };
   // The weights are made once and written once: refuse a shape beyond the machine (or a file) before allocating it.
-  refuseDraftBeyondLimits(`a draft model of dim ${f.dim}, hidden ${f.hidden}, ${f.layers} layers (vocab ${full.vocabSize})`, full, "--dim, --hidden or --layers");
+  refuseDraftBeyondLimits(checkpoint.config, shape);
   const checksum = teacherChecksum(checkpoint);
   const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
   return writeOutputs(

@@ -3,6 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
+import { DEFAULT_ALPHA } from "../ptp/student-weights.js";
 import { alphaFlag, auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, pickFeedbackFromFlags, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
@@ -12,7 +13,7 @@ export const randomStudentFlags = defineFlags({
   rank: rankFlag("LoRA rank", { required: true }),
   variant: { kind: "string", value: "O|C", help: "O-PTP (own u seen) or C-PTP (own u withheld)", required: true, choices: ["O", "C"] },
   out: { kind: "string", value: "FILE", help: "where to write the adapter (safetensors)", required: true },
-  alpha: alphaFlag("LoRA alpha", 8),
+  alpha: alphaFlag("LoRA alpha", DEFAULT_ALPHA),
   ...auxFlags,
   ...extraBlocksFlag,
   "zero-b": { kind: "bool", help: "B = 0 exactly (the student starts as the teacher)" },

@@ -1,5 +1,4 @@
 import type { EvalSettings } from "../train/evaluate.js";
-import { slotInputFromFlags } from "./flag-groups.js";
 import { createBackend } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -8,13 +7,13 @@ import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { inverseArTrain } from "../train/inverse-ar.js";
 import { tokenStream } from "../train/pretrain.js";
-import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
+import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
-import { checkAgainstTeacher, checkRank, studentFlags } from "./flag-groups.js";
-import { processIo, type Io } from "./io.js";
+import { checkAgainstTeacher, checkRank, slotInputFromFlags, studentAux, studentFlags } from "./flag-groups.js";
+import type { Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
-import { trainThreads } from "./training-flags.js";
+import { EVAL_SEED, evalPromptTokens, finishRun, progressSink, trainThreads } from "./training-flags.js";
 import { floatsIn, inverseArMemory } from "../train/memory.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
@@ -43,7 +42,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   checkAgainstTeacher(f, ckpt.config);
   const checksum = teacherChecksum(ckpt);
-  const aux = f.aux === "digits" ? { kind: "digits" as const, digits: f.digits } : { kind: f.aux };
+  const aux = studentAux(f);
   const student = randomStudent(ckpt, checksum, { variant: "C", rank: f.rank, alpha: f.alpha, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], "C", f.window), seed: f.seed, zeroB: true });
   // Inverse-AR recovers every slot's u from the student's own distribution; a query slot 0 is the teacher's own row (no slot to recover).
   if (f["slot-input"] === "query") throw new UsageError("--slot-input query is not supported by --objective inverse-ar (use hybrid or aux; query students are distilled: ptp distill)");
@@ -62,11 +61,8 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (stream.length < context + 1) throw new Error(`${f.corpus}: the --corpus is too short for --context ${context}${f.context === undefined ? " (default: the model's seqLen)" : ""}: it needs at least ${context + 1} tokens, found ${stream.length}; give a longer corpus or a smaller --context`);
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
-    const { readPrompts } = await import("./ptp-common.js");
-    const prompts = readPrompts(f["eval-prompts"])
-      .slice(0, f["eval-count"])
-      .map((t) => tokenizer.encode(t, true, false));
-    evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: "self" as const, seed: 1000 };
+    const prompts = evalPromptTokens(f["eval-prompts"], f["eval-count"], tokenizer);
+    evalSettings = { prompts, steps: f["eval-steps"], sampling, decoder: "self" as const, seed: EVAL_SEED };
   }
   io.stderr(`inverse-ar: C-PTP student rank ${f.rank} (${f.aux}), window ${f.window}; ${f.batch} text windows of ${context} tokens a step on ${threads} worker thread${threads === 1 ? "" : "s"}\n`);
   try {
@@ -86,10 +82,9 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
         eval: evalSettings,
       },
       files,
-      { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+      progressSink(io),
     );
-    io.stderr(`inverse-ar: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; student: ${files.out}\n`);
-    return loopExitCode(r);
+    return finishRun(io, "inverse-ar", r, `student: ${files.out}`);
   } finally {
     base.dispose();
   }

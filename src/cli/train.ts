@@ -10,14 +10,14 @@ import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
 import { pretrain, tokenStream } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
-import { loopExitCode, type LoopOptions, type RunFiles } from "../train/loop.js";
+import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
-import { processIo, type Io } from "./io.js";
+import type { Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
 import { checkInverseArFlags, inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { loopOptions, runFiles, trainThreads } from "./training-flags.js";
+import { finishRun, loopOptions, progressSink, runFiles, trainThreads } from "./training-flags.js";
 import { checkDigitsGiven, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
@@ -56,7 +56,7 @@ export const trainFlags = defineFlags({
   objective: { kind: "string", value: "KIND", help: "ar (next-token training from scratch) | inverse-ar (C-PTP student of --model with no teacher samples)", default: "ar", choices: ["ar", "inverse-ar"] },
   ...arFlags,
   context: { kind: "int", value: "N", help: "tokens per training window (default: --seq-len; inverse-ar: the model's seqLen)" },
-  batch: { kind: "int", value: "N", help: "windows per step", default: 8 },
+  batch: { kind: "int", value: "N", help: "windows per step", default: 8, positive: true },
   threads: { kind: "int", value: "N", help: "worker threads that share each step's windows (default: the machine's cores, at most --batch); any number gives the same bits", min: 1, max: MAX_THREADS },
   ...inverseArFlags,
 });
@@ -96,7 +96,6 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     checkDigitsGiven(f, given);
   }
   if (f["eval-prompts"] === undefined) for (const k of ["eval-count", "eval-steps"]) if (given.has(k)) throw new UsageError(`--${k} goes with --eval-prompts`);
-  if (f.batch < 1) throw new UsageError(`--batch must be a positive integer, got ${f.batch}`);
   const loop = loopOptions(f, f.lr / 10);
   if (!(f["valid-fraction"] > 0 && f["valid-fraction"] < 1)) throw new UsageError(`--valid-fraction must be in (0, 1), got ${f["valid-fraction"]}`);
   const out = f.out;
@@ -200,8 +199,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
       ...loop,
     },
     { out, ...files },
-    { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY },
+    progressSink(io),
   );
-  io.stderr(`train: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min; model: ${out}\n`);
-  return loopExitCode(r);
+  return finishRun(io, "train", r, `model: ${out}`);
 }

@@ -6,7 +6,10 @@ import { lockPathOf } from "../io/output-lock.js";
 import { FileFormatError } from "../io/errors.js";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
-import type { LoopOptions, RunFiles } from "../train/loop.js";
+import { loopExitCode, type LoopOptions, type LoopResult, type RunFiles } from "../train/loop.js";
+import { type Io, processIo } from "./io.js";
+import type { TextTokenizer } from "../io/hf-tokenizer.js";
+import { readPrompts } from "./ptp-common.js";
 import { checkOutputs, recognise, type PathFlag } from "./output-files.js";
 import { UsageError, type Parsed } from "./args.js";
 
@@ -14,9 +17,6 @@ type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
 
 /** The loop options of parsed flags, checked; cosine decays to minLr. */
 export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
-  if (f.steps < 1) throw new UsageError(`--steps must be a positive integer, got ${f.steps}`);
-  if (!(f.lr > 0)) throw new UsageError(`--lr must be > 0, got ${f.lr}`);
-  for (const k of ["minutes", "warmup", "eval-every", "clip", "weight-decay", "stop-after"] as const) if (f[k] < 0) throw new UsageError(`--${k} must be >= 0, got ${f[k]}`);
   // AdamW's decoupled decay multiplies each decayed weight by 1 - lr x wd every step: at 1 or more it wipes or flips them.
   if (f.lr * f["weight-decay"] >= 1) throw new UsageError(`--weight-decay ${f["weight-decay"]} with --lr ${f.lr} multiplies every decayed weight by 1 - lr x wd = ${1 - f.lr * f["weight-decay"]} each step; expected lr x wd < 1`);
   return {
@@ -79,4 +79,25 @@ function trainCheckpointKind(path: string): true | string {
 /** Worker threads of a run: --threads, else the machine's cores; never more than the windows of a step. */
 export function trainThreads(f: { threads?: number; batch: number }): number {
   return Math.min(f.threads ?? availableParallelism(), f.batch);
+}
+
+/** Where a training run's progress goes: stderr, redrawn in place on a terminal. */
+export function progressSink(io: Io): { write(text: string): void; isTTY: boolean } {
+  return { write: (text) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY };
+}
+
+/** The last line of a training command ("distill: done after 40 steps, 1.2 min of training; student: s.safetensors") and its exit code. */
+export function finishRun(io: Io, label: string, r: LoopResult, wrote: string): number {
+  io.stderr(`${label}: ${r.interrupted ? "stopped" : "done"} after ${r.steps} steps, ${(r.seconds / 60).toFixed(1)} min of training; ${wrote}\n`);
+  return loopExitCode(r);
+}
+
+/** The seed of an evaluation's u's in the training commands (the same prompts see the same u's at every evaluation). */
+export const EVAL_SEED = 1000;
+
+/** The first `count` prompts of an --eval-prompts file as tokens (BOS first). */
+export function evalPromptTokens(path: string, count: number, tokenizer: TextTokenizer): number[][] {
+  return readPrompts(path)
+    .slice(0, count)
+    .map((t) => tokenizer.encode(t, true, false));
 }

@@ -15,7 +15,7 @@ import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
 import { checkChecksumArgument, plainFail, product } from "./files/ptp-file-parts.js";
-import type { AuxEmbeddingConfig, PickFeedbackKind, Student, StudentConfig, StudentWeights, Variant } from "./student-weights.js";
+import { DEFAULT_ALPHA, DEFAULT_STUDENT_WINDOW, type AuxEmbeddingConfig, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights, type Variant } from "./student-weights.js";
 
 export interface RandomStudentOptions {
   variant: Variant;
@@ -24,7 +24,7 @@ export interface RandomStudentOptions {
   alpha?: number;
   /** Default { kind: "bits" }. */
   aux?: AuxEmbeddingConfig;
-  /** Default 16. */
+  /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
   /** Hybrid slot input (StudentConfig.hybrid); default false. */
   hybrid?: boolean;
@@ -112,9 +112,9 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
   const draft: StudentConfig = {
     variant: options.variant,
     rank: options.rank,
-    alpha: options.alpha ?? 8,
+    alpha: options.alpha ?? DEFAULT_ALPHA,
     aux,
-    window: options.window ?? 16,
+    window: options.window ?? DEFAULT_STUDENT_WINDOW,
     ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
     ...(E > 0 ? { extraBlocks: E } : {}),
     ...(options.pickFeedback ? { pickFeedback: options.pickFeedback } : {}),
@@ -191,7 +191,7 @@ export interface RandomDraftOptions {
   variant: Variant;
   /** Default { kind: "bits" }. */
   aux?: AuxEmbeddingConfig;
-  /** Default 16. */
+  /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
   /** Hybrid slot input (DraftConfig.hybrid); default false. */
   hybrid?: boolean;
@@ -224,7 +224,7 @@ export function randomDraft(teacher: Checkpoint, checksum: string, options: Rand
   const draft: DraftConfig = {
     variant: options.variant,
     aux: options.aux ? { ...options.aux } : { kind: "bits" },
-    window: options.window ?? 16,
+    window: options.window ?? DEFAULT_STUDENT_WINDOW,
     ...(options.hybrid ? { hybrid: true } : {}),
     model,
     teacherVocabSize: t.vocabSize,
@@ -247,7 +247,7 @@ export interface TeacherDraftOptions {
   variant: Variant;
   /** Default { kind: "bits" }. */
   aux?: AuxEmbeddingConfig;
-  /** Default 16. */
+  /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
   /** Hybrid slot input (DraftConfig.hybrid); default false. */
   hybrid?: boolean;
@@ -280,7 +280,7 @@ export function teacherDraft(teacher: Checkpoint, checksum: string, options: Tea
   const draft: DraftConfig = {
     variant: options.variant,
     aux: options.aux ? { ...options.aux } : { kind: "bits" },
-    window: options.window ?? 16,
+    window: options.window ?? DEFAULT_STUDENT_WINDOW,
     ...(options.hybrid ? { hybrid: true } : {}),
     model: canonicalConfig({ ...t, nLayers }),
     teacherVocabSize: t.vocabSize,

@@ -42,6 +42,10 @@ export type Variant = "O" | "C";
  */
 export const MIN_ALPHA = 1e-3;
 export const MAX_ALPHA = 1e4;
+/** LoRA alpha when none is given: PEFT's `lora_alpha` default, which the reference code keeps. */
+export const DEFAULT_ALPHA = 8;
+/** A new student's or draft's window when none is given (randomStudent, randomDraft, random-student, random-draft). */
+export const DEFAULT_STUDENT_WINDOW = 16;
 
 /** A student's shape and kind: everything its file's header stores besides the weights. */
 export interface StudentConfig {

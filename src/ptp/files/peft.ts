@@ -39,7 +39,7 @@ import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io
 import { headSize, boundedConfigProblems, type ModelConfig } from "../../model/config.js";
 import { LINEAR_NAMES, linearShape, type Checkpoint, type LinearName } from "../../model/weights.js";
 import { parseStudent, serializeStudent, teacherShapeOf } from "./adapter-file.js";
-import { checkStudent, MAX_ALPHA, MIN_ALPHA, type AuxEmbeddingConfig, type LayerLora, type Student, type StudentConfig, type StudentWeights, type Variant } from "../student-weights.js";
+import { checkStudent, DEFAULT_ALPHA, MAX_ALPHA, MIN_ALPHA, type AuxEmbeddingConfig, type LayerLora, type Student, type StudentConfig, type StudentWeights, type Variant } from "../student-weights.js";
 
 export const PEFT_CONFIG = "adapter_config.json";
 export const PEFT_WEIGHTS = "adapter_model.safetensors";
@@ -250,7 +250,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const r = j.r;
   if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) return cfgFail(`"r" must be a positive integer, found ${quote(r)}`);
   const rank: number = r;
-  const alpha = j.lora_alpha ?? 8;
+  const alpha = j.lora_alpha ?? DEFAULT_ALPHA;
   if (typeof alpha !== "number" || !(alpha >= MIN_ALPHA && alpha <= MAX_ALPHA)) cfgFail(`"lora_alpha" must be a number in [${MIN_ALPHA}, ${MAX_ALPHA}], found ${quote(alpha)} (the LoRA scale lora_alpha / r would leave float32's range or vanish)`);
   const targets = j.target_modules;
   let targeted: Set<LinearName>;

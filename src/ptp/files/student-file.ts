@@ -6,7 +6,7 @@ import { checkPath, FileFormatError } from "../../io/errors.js";
 import { fileKindOf, type FileKind } from "../../io/file-kind.js";
 import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
-import { readStudent } from "./adapter-file.js";
+import { checkStudentMatchesTeacher, readStudent } from "./adapter-file.js";
 import { isPeftFolder, PEFT_CONFIG, readPeftStudent } from "./peft.js";
 import { checkTeacherArgument } from "./ptp-file-parts.js";
 import type { Student } from "../student-weights.js";
@@ -14,12 +14,18 @@ import type { Student } from "../student-weights.js";
 /**
  * Reads a student: a folder as PEFT (the teacher fills in the shape and
  * checksum of a reference-code folder without PTP settings), a file as our
- * adapter format.
+ * adapter format. With a teacher, the student must have been made for it:
+ * its shape and its checksum (checkStudentMatchesTeacher, naming `path`).
  */
 export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; checksum: string }): Student {
   checkPath(path, "loadStudent");
-  // Checked for either kind: a file does not need it, but a wrong one is a caller's mistake all the same.
   checkTeacherArgument(teacher, "loadStudent");
+  const student = readEither(path, teacher);
+  if (teacher !== undefined) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, path);
+  return student;
+}
+
+function readEither(path: string, teacher: { checkpoint: Checkpoint; checksum: string } | undefined): Student {
   if (!isDirectory(path)) {
     try {
       return readStudent(path);
