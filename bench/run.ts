@@ -19,7 +19,7 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import type { Backend } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
-import { measureFmaPeak } from "../src/backends/wasm/peak.js";
+import { measureFmaPeak } from "./peak.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { shapeConfig } from "../src/model/config.js";

@@ -24,7 +24,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createBackend } from "../src/backends/registry.js";
-import { measureFmaPeak } from "../src/backends/wasm/peak.js";
+import { measureFmaPeak } from "./peak.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { kvDim } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";

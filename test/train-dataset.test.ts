@@ -14,7 +14,7 @@ import type { Checkpoint } from "../src/model/weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { binOf, pick } from "../src/sampling/pick.js";
 import { samplingDistribution } from "../src/sampling/processors.js";
-import { crc32, DATASET_MAGIC, DatasetMismatchError, DatasetWriter, encodeHeader, encodeRecord, readDataset, readDatasetMeta, type DatasetMeta, type DatasetRecord } from "../src/data/dataset.js";
+import { checkDatasetMatchesTeacher, crc32, DATASET_MAGIC, DatasetMismatchError, DatasetWriter, encodeHeader, encodeRecord, readDataset, readDatasetMeta, type DatasetMeta, type DatasetRecord } from "../src/data/dataset.js";
 import { betaSample, drawU } from "../src/sampling/u-in-bin.js";
 import { bosPrompts, datasetMeta, generateRecord, metaSampling, nextU, pregenerate, promptsDigest, recordPrompt, recordRng, type PromptSet } from "../src/data/pregenerate.js";
 import { backend, formatError, pregenFixture, runCli, STORIES_260K, tinyCheckpoint, TOK_512 } from "./helpers.js";
@@ -345,6 +345,18 @@ function checkBins(m: Transformer, meta: DatasetMeta, index: number, r: DatasetR
 }
 
 describe("pregenerate", () => {
+  it("DATA-TEACHER: checkDatasetMatchesTeacher accepts the teacher a dataset was sampled from and refuses, naming the file, another teacher (same shape, other weights), another vocab or seqLen, and unusable sampling settings", async () => {
+    const m = await model();
+    const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);
+    const mine = { config: teacher.config, checksum: teacherChecksum(teacher), name: "t.bin" };
+    checkDatasetMatchesTeacher("d.ptpd", meta, mine);
+    const other = randomCheckpoint(SMALL, 4);
+    expect(() => checkDatasetMatchesTeacher("d.ptpd", meta, { config: other.config, checksum: teacherChecksum(other), name: "o.bin" })).toThrow(`d.ptpd: the dataset was sampled from another teacher (checksum ${mine.checksum.slice(0, 12)}...), not o.bin (${teacherChecksum(other).slice(0, 12)}...)`);
+    expect(() => checkDatasetMatchesTeacher("d.ptpd", meta, { ...mine, config: { ...SMALL, vocabSize: 9 } })).toThrow("d.ptpd: the dataset header says vocabSize 8, but the teacher has 9");
+    expect(() => checkDatasetMatchesTeacher("d.ptpd", meta, { ...mine, config: { ...SMALL, seqLen: 25 } })).toThrow("d.ptpd: the dataset header says seqLen 24, but the teacher has 25");
+    expect(() => checkDatasetMatchesTeacher("d.ptpd", { ...meta, sampling: { ...meta.sampling, temperature: -1 } }, mine)).toThrow(/^d\.ptpd: the dataset header's sampling settings are unusable: /);
+  });
+
   it("DATA-BIN: every stored bin is the teacher's bin of its token, holds the u that picked it, and any u drawn in it picks the token", async () => {
     const m = await model();
     const meta = datasetMeta(teacher, PROMPTS, SETTINGS, m.backend);

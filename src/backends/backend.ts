@@ -21,6 +21,9 @@
 
 export type DType = "f32" | "i32" | "u8";
 
+/** The most elements one typed array (a buffer, a tensor) holds here: 2^31 - 1, what every supported runtime allocates (the wasm backend's 4 GiB holds fewer f32s). */
+export const MAX_ARRAY_LENGTH = 2 ** 31 - 1;
+
 /** An opaque handle to a buffer owned by a backend. */
 export interface Buffer {
   readonly dtype: DType;
@@ -185,7 +188,6 @@ export interface Backend {
   readonly disposed?: boolean;
 }
 
-/** The activation buffers of a decoderLayer call (a model's run state): f32 [rows, width], positions i32 [rows]. */
 /**
  * Allocates a buffer of each length (f32 unless a dtype is given) or none:
  * should an allocation fail (out of memory), the ones already made are
@@ -204,6 +206,7 @@ export function allocAll(b: Backend, sizes: readonly (number | readonly [number,
   return made;
 }
 
+/** The activation buffers of a decoderLayer call (a model's run state): f32 [rows, width], positions i32 [rows]. */
 export interface LayerActivations {
   x: Buffer; // residual stream [M, dim]
   xb: Buffer; // [M, dim]

@@ -25,7 +25,7 @@
  * the softmax weights by at most ~2d relative; exp may come from another
  * f64 exp rounded to f32, hence the 1e-6 for swiglu and softmax.
  */
-import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../util/checks.js";
 import { argmax, binOf } from "../sampling/pick.js";
 import { samplingDistribution } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";

@@ -1,4 +1,5 @@
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
+import { isPlainObject } from "../util/options.js";
 import type { Backend, BackendOptions } from "./backend.js";
 
 export type { BackendOptions, WeightType } from "./backend.js";
@@ -36,7 +37,7 @@ const BUILT_IN_OPTIONS: Readonly<Record<string, readonly string[]>> = {
 
 /** Throws unless `options` is an object whose keys the built-in backend `name` reads (plug-ins take their own keys). */
 function checkOptions(name: string, options: unknown): asserts options is BackendOptions {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+  if (!isPlainObject(options)) {
     throw new TypeError(`createBackend: options must be an object (e.g. { threads: 4 }), got ${describeValue(options)}`);
   }
   const known = BUILT_IN_OPTIONS[name];

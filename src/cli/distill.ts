@@ -10,16 +10,15 @@ import { DECODERS, type DecoderName } from "../ptp/decode/run.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { trainKernelsFor } from "../train/autograd/index.js";
-import { readDataset, type DatasetMeta } from "../data/dataset.js";
-import type { ModelConfig } from "../model/config.js";
-import { validateSamplingSettings } from "../sampling/processors.js";
+import { checkDatasetMatchesTeacher, readDataset } from "../data/dataset.js";
 import { distill, trainableRecords } from "../train/distill.js";
 import { FileFormatError } from "../io/errors.js";
 import { LOSSES } from "../train/ptp-windows.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
-import { distillMemory, floatsIn } from "../train/memory.js";
+import { distillMemory } from "../train/memory.js";
+import { weightCounts } from "../ptp/student-weights.js";
 import { lockOutput, recognise } from "./output-files.js";
 import { EVAL_SEED, evalPromptTokens, finishRun, loopOptions, progressSink, runFiles } from "./training-flags.js";
 import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentAux, studentFlags } from "./flag-groups.js";
@@ -127,10 +126,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     allowTornTail: true,
     onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
   });
-  checkDatasetAgainstTeacher(f.dataset, dataset.meta, ckpt.config);
+  checkDatasetMatchesTeacher(f.dataset, dataset.meta, { config: ckpt.config, checksum, name: f.model });
   // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
-  if (dataset.meta.teacher !== checksum) throw new Error(`${f.dataset}: the dataset was sampled from another teacher (checksum ${dataset.meta.teacher.slice(0, 12)}...), not ${f.model} (${checksum.slice(0, 12)}...)`);
   checkAgainstTeacher({ rank: f.draft ? undefined : f.rank, window: f.window }, ckpt.config);
   const aux = studentAux(f);
   let proposer: Proposer = {
@@ -176,7 +174,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const threads = f.threads ?? availableParallelism();
   // Refuse a run beyond the machine before the teacher, the threads and the first step allocate.
   const memory = distillMemory(ckpt.config, {
-    proposerParams: floatsIn(proposer.kind === "draft" ? proposer.draft.weights : proposer.student.weights),
+    proposerParams: weightCounts(proposer.kind === "draft" ? proposer.draft.weights : proposer.student.weights).parameters,
     draft: proposer.kind === "draft" ? proposer.draft.config.model : undefined,
     rank: f.rank,
     extraBlocks: proposer.kind === "student" ? proposer.student.config.extraBlocks : undefined,
@@ -234,17 +232,5 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     return finishRun(io, "distill", r, `${proposer.kind === "draft" ? "draft model" : "student"}: ${out}`);
   } finally {
     teacher.dispose();
-  }
-}
-
-/** A dataset header that contradicts the teacher (vocab, seqLen) or holds unusable sampling settings is refused, naming the file. */
-function checkDatasetAgainstTeacher(path: string, meta: DatasetMeta, config: ModelConfig): void {
-  for (const key of ["vocabSize", "seqLen"] as const) {
-    if (meta[key] !== config[key]) throw new Error(`${path}: the dataset header says ${key} ${meta[key]}, but the teacher has ${config[key]}`);
-  }
-  try {
-    validateSamplingSettings(meta.sampling);
-  } catch (err) {
-    throw new Error(`${path}: the dataset header's sampling settings are unusable: ${err instanceof Error ? err.message : String(err)}`);
   }
 }

@@ -15,7 +15,7 @@ import { DRAFT_FORMAT, parseDraft } from "../ptp/files/draft-file.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import { llama2cTokenizerTokens } from "../io/char-tokenizer.js";
 import type { DraftConfig } from "../ptp/draft-model.js";
-import type { AuxEmbeddingConfig, StudentConfig } from "../ptp/student-weights.js";
+import { weightCounts, type AuxEmbeddingConfig, type StudentConfig } from "../ptp/student-weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, splitPositionals, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
@@ -125,11 +125,7 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
   if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${path} is not one`);
   if (peft) {
     const student = readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
-    let parameters = 0,
-      tensors = 0;
-    for (const layer of student.weights.layers) for (const p of Object.values(layer)) (parameters += p.A.length + p.B.length), (tensors += 2);
-    for (const a of [student.weights.aux.weight, student.weights.aux.bias, student.weights.aux.anchors, student.weights.start]) if (a) (parameters += a.length), tensors++;
-    return { file: path, kind: "student", config: student.config, tensors, parameters };
+    return { file: path, kind: "student", config: student.config, ...weightCounts(student.weights) };
   }
   if (isDirectory(path)) {
     const checkpoint = readHfCheckpoint(path);

@@ -3,9 +3,10 @@ import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
 import type { MemoryEstimate } from "../train/memory.js";
 import { UsageError } from "./args.js";
 import { MAX_FILE_BYTES } from "../io/errors.js";
+import { WASM_MAX_BYTES } from "../backends/wasm/allocator.js";
 
 /** The wasm backend's linear memory is 32-bit: at most 4 GiB, weights and caches together. */
-const WASM_LIMIT = 4 * 2 ** 30;
+const WASM_LIMIT = WASM_MAX_BYTES;
 
 const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
 

@@ -1,8 +1,11 @@
 import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { temporaryPathFor } from "../io/atomic-write.js";
+import { readFilePrefix } from "../io/errors.js";
 import { acquireOutputLock } from "../io/output-lock.js";
+import { looksLikeSafetensors } from "../io/safetensors.js";
 import { holdSignals, SIGNAL_EXIT_CODE } from "../train/interrupt.js";
+import { parseMetricsLog } from "../train/metrics-log.js";
 import { UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
 
@@ -202,31 +205,17 @@ export async function writeOutputs<T>(io: Io, command: string, what: string, wri
 
 /** Reasons an existing file is not one a ptp run writes, by kind; true when it is. */
 export const recognise = {
-  /** A safetensors file: 8-byte header length, then a JSON object. */
+  /** A safetensors file: 8-byte header length, then a JSON object (its first 10 bytes read). */
   safetensors(path: string): true | string {
-    const b = readFileSync(path);
-    if (b.length < 9) return "is not a safetensors file (too short)";
-    const n = Number(b.readBigUInt64LE(0));
-    if (!(n >= 2 && 8 + n <= b.length) || b[8] !== 0x7b) return "is not a safetensors file";
-    return true;
+    const { bytes, size } = readFilePrefix(path, "a safetensors file", 10);
+    if (size < 9) return "is not a safetensors file (too short)";
+    return looksLikeSafetensors(bytes, size) ? true : "is not a safetensors file";
   },
   /** A metrics log: JSON lines, each an object with a numeric step (a torn last line allowed). */
   metricsLog(path: string): true | string {
-    const text = readFileSync(path, "utf8");
-    const lines = text.split("\n");
-    const torn = !text.endsWith("\n") ? lines.pop() : undefined;
-    void torn;
-    for (const [i, l] of lines.entries()) {
-      if (l.trim() === "") continue;
-      let v: unknown;
-      try {
-        v = JSON.parse(l);
-      } catch {
-        return `is not a metrics log written by ptp (line ${i + 1} is not JSON)`;
-      }
-      if (typeof v !== "object" || v === null || typeof (v as { step?: unknown }).step !== "number") return `is not a metrics log written by ptp (line ${i + 1} has no "step")`;
-    }
-    return true;
+    const log = parseMetricsLog(readFileSync(path, "utf8"));
+    if (log.ok) return true;
+    return `is not a metrics log written by ptp (line ${log.line} ${log.notJson ? "is not JSON" : 'has no "step"'})`;
   },
 };
 

@@ -3,7 +3,7 @@ import { writeStudent } from "../ptp/files/adapter-file.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
-import { DEFAULT_ALPHA } from "../ptp/student-weights.js";
+import { DEFAULT_ALPHA, weightCounts } from "../ptp/student-weights.js";
 import { alphaFlag, auxFlags, auxFromFlags, checkAgainstTeacher, checkRank, extraBlocksFlag, pickFeedbackFromFlags, rankFlag, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
@@ -55,16 +55,7 @@ export async function randomStudentCommand(argv: readonly string[], io: Io): Pro
     f.out,
     () => writeStudent(f.out, student),
     () => {
-      const w = student.weights;
-      let tensors = 0,
-        parameters = 0;
-      const count = (a: Float32Array | undefined) => {
-        if (a) tensors++, (parameters += a.length);
-      };
-      for (const layer of w.layers) for (const pair of Object.values(layer)) count(pair.A), count(pair.B);
-      count(w.aux.weight), count(w.aux.bias), count(w.aux.anchors), count(w.start);
-      for (const block of w.extra ?? []) for (const a of Object.values(block)) count(a);
-      count(w.feedback);
+      const { tensors, parameters } = weightCounts(student.weights);
       const c = student.config;
       io.stderr(
         `wrote ${f.out}: ${c.variant}-PTP student, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}` +

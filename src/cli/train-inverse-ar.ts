@@ -14,7 +14,8 @@ import { checkAgainstTeacher, checkRank, slotInputFromFlags, studentAux, student
 import type { Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { EVAL_SEED, evalPromptTokens, finishRun, progressSink, trainThreads } from "./training-flags.js";
-import { floatsIn, inverseArMemory } from "../train/memory.js";
+import { inverseArMemory } from "../train/memory.js";
+import { weightCounts } from "../ptp/student-weights.js";
 
 /** The flags only --objective inverse-ar reads (ptp train shows them with its own). */
 export const inverseArFlags = defineFlags({
@@ -51,7 +52,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   // A text window holds the slot window at any of its L offsets (1..L) and then L slots: at least 2L tokens.
   if (context < 2 * f.window) throw new UsageError(`--context (${context}) must be at least twice --window (${f.window}): a text window holds the slots after an offset of up to --window tokens`);
   const threads = trainThreads(f);
-  const memory = inverseArMemory(ckpt.config, { proposerParams: floatsIn(student.weights), rank: f.rank, context, window: f.window, threads });
+  const memory = inverseArMemory(ckpt.config, { proposerParams: weightCounts(student.weights).parameters, rank: f.rank, context, window: f.window, threads });
   refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window, --threads or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);

@@ -1,8 +1,7 @@
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { MAX_FILE_BYTES, readLines } from "../io/errors.js";
+import { readCorpus } from "../data/corpus.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
 import { MAX_THREADS } from "../backends/wasm/index.js";
@@ -81,9 +80,6 @@ C-PTP cross-entropy. --out is then the student adapter (safetensors).
 
 ${describeFlags(trainFlags)}`;
 
-/** A corpus is at most 2 GiB, a document (line) at most 256 MiB (a JavaScript string holds at most about 512 M characters). */
-export const CORPUS_LIMITS = { maxBytes: MAX_FILE_BYTES, maxLine: 256 * 2 ** 20 };
-
 export async function trainCommand(argv: readonly string[], io: Io): Promise<number> {
   const f = parseFlags(argv, trainFlags);
   if ((f.tokenizer === undefined) === (f["char-vocab"] === undefined)) throw new UsageError("give exactly one of --tokenizer and --char-vocab");
@@ -146,19 +142,9 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
 async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<string>, loop: LoopOptions, shapeOf: (vocabSize: number) => ModelConfig, files: RunFiles, writing: (path: string) => void, io: Io): Promise<number> {
   const out = f.out;
 
-  // Read line by line (memory: the documents, not the file three times over), hashed as it streams:
-  // a resume must train on the same corpus, so its digest is stored with the checkpoint.
-  const digest = createHash("sha256"),
-    lines: string[] = [];
-  readLines(
-    f.corpus,
-    "a text corpus, one document per line",
-    CORPUS_LIMITS,
-    (line) => void (line.trim() !== "" && lines.push(line)),
-    (chunk) => digest.update(chunk),
-  );
-  files.inputs = { corpusSha256: digest.digest("hex") };
-  if (lines.length < 2) throw new Error(`${f.corpus}: needs at least 2 non-empty lines (documents), found ${lines.length}`);
+  // Two documents at least: one to train on, one held out. A resume must train on the same corpus (its digest is stored).
+  const { documents: lines, sha256 } = readCorpus(f.corpus, 2);
+  files.inputs = { corpusSha256: sha256 };
   let tokenizer: Tokenizer;
   if (f["char-vocab"] !== undefined) {
     if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);

@@ -13,8 +13,10 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, sta
 import { writeFailure } from "../io/atomic-write.js";
 import { checkPath, FileFormatError, openForReading, quoteBytes } from "../io/errors.js";
 import { DATASET_MAGIC, fileKindOf } from "../io/file-kind.js";
-import { describeValue } from "../sampling/checks.js";
-import { checkOptionKeys } from "../util/options.js";
+import type { ModelConfig } from "../model/config.js";
+import { validateSamplingSettings } from "../sampling/processors.js";
+import { describeValue } from "../util/checks.js";
+import { checkOptionKeys, isPlainObject } from "../util/options.js";
 
 /** The 8 bytes every dataset file starts with. */
 export { DATASET_MAGIC };
@@ -157,7 +159,7 @@ function canonicalMeta(m: DatasetMeta): DatasetMeta {
 function metaProblem(m: unknown, version = DATASET_VERSION): string | null {
   const isInt = (v: unknown, min: number, max = 2 ** 31 - 1): boolean => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
   const isHex = (v: unknown): boolean => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
-  if (typeof m !== "object" || m === null || Array.isArray(m)) return "the metadata is not a JSON object";
+  if (!isPlainObject(m)) return "the metadata is not a JSON object";
   const o = m as Record<string, unknown>;
   const s = o.sampling as Record<string, unknown> | undefined;
   const p = o.prompts as Record<string, unknown> | undefined;
@@ -420,7 +422,7 @@ function* scanRecords(file: FileBytes, name: string, meta: DatasetMeta, offset: 
 
 /** ReadDatasetOptions, checked: an object of the three known keys, booleans and a function. */
 function checkReadOptions(options: unknown, where: string): asserts options is ReadDatasetOptions {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`${where}: options must be an object ({ allowTornTail, allowIncomplete, onTornTail }), got ${describeValue(options)}`);
+  if (!isPlainObject(options)) throw new TypeError(`${where}: options must be an object ({ allowTornTail, allowIncomplete, onTornTail }), got ${describeValue(options)}`);
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!["allowTornTail", "allowIncomplete", "onTornTail"].includes(key)) throw new RangeError(`${where}: unknown option ${JSON.stringify(key)}; the options are allowTornTail, allowIncomplete and onTornTail`);
@@ -688,3 +690,22 @@ function writeAll(fd: number, bytes: Uint8Array, position: number, path: string)
 }
 
 // ---------------------------------------------------------------------------
+
+/**
+ * Refuses (an Error naming the dataset file `path`) a dataset that is not
+ * the teacher's to train with: a header whose vocab or seqLen contradicts
+ * the teacher, unusable sampling settings, or samples drawn from another
+ * teacher (`checksum`: teacherChecksum of the teacher; `name` names it,
+ * usually its path).
+ */
+export function checkDatasetMatchesTeacher(path: string, meta: DatasetMeta, teacher: { config: ModelConfig; checksum: string; name: string }): void {
+  for (const key of ["vocabSize", "seqLen"] as const) {
+    if (meta[key] !== teacher.config[key]) throw new Error(`${path}: the dataset header says ${key} ${meta[key]}, but the teacher has ${teacher.config[key]}`);
+  }
+  try {
+    validateSamplingSettings(meta.sampling);
+  } catch (err) {
+    throw new Error(`${path}: the dataset header's sampling settings are unusable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (meta.teacher !== teacher.checksum) throw new Error(`${path}: the dataset was sampled from another teacher (checksum ${meta.teacher.slice(0, 12)}...), not ${teacher.name} (${teacher.checksum.slice(0, 12)}...)`);
+}

@@ -9,7 +9,8 @@
 
 import { createHash } from "node:crypto";
 import type { Backend } from "../backends/backend.js";
-import { Mulberry32 } from "../util/prng.js";
+import { Mulberry32, SEED_SALT } from "../util/prng.js";
+import { isPlainObject } from "../util/options.js";
 import { BOS } from "../io/tokenizer.js";
 import type { KVCache } from "../model/kv-cache.js";
 import type { Transformer } from "../model/transformer.js";
@@ -17,7 +18,7 @@ import type { Checkpoint } from "../model/weights.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { uFromU32 } from "../sampling/aux.js";
 import { binOf, pick } from "../sampling/pick.js";
-import { checkPositiveInteger, checkTokens, describeValue } from "../sampling/checks.js";
+import { checkPositiveInteger, checkTokens, describeValue } from "../util/checks.js";
 import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { totalRecords, validateMeta, type DatasetMeta, type DatasetRecord, type DatasetWriter } from "./dataset.js";
 
@@ -101,11 +102,11 @@ function mix32(x: number): number {
   return x >>> 0;
 }
 
-/** The PRNG of record `index`: Mulberry32 seeded with mix32(seed ^ mix32(index ^ 0x9e3779b9)). */
+/** The PRNG of record `index`: Mulberry32 seeded with mix32(seed ^ mix32(index ^ SEED_SALT)) (SEED_SALT = 0x9e3779b9). */
 export function recordRng(seed: number, index: number): Mulberry32 {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`recordRng: seed must be an integer in [0, 2^32), got ${describeValue(seed)}`);
   if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) throw new RangeError(`recordRng: index must be an integer in [0, 2^32), got ${describeValue(index)}`);
-  return new Mulberry32(mix32((seed ^ mix32(index ^ 0x9e3779b9)) >>> 0));
+  return new Mulberry32(mix32((seed ^ mix32(index ^ SEED_SALT)) >>> 0));
 }
 
 /** The next sampling u: a float32 in [0, 1) with 24 random bits, as llama2.c's random_f32. */
@@ -173,7 +174,7 @@ function prefill(model: Transformer, cache: KVCache, prompt: readonly number[]):
 
 /** PregenerateOptions, checked: an object of the known keys with a function, a signal and a positive integer. */
 function checkPregenerateOptions(options: unknown): asserts options is PregenerateOptions {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`pregenerate: options must be an object ({ onProgress, signal, syncEvery }), got ${describeValue(options)}`);
+  if (!isPlainObject(options)) throw new TypeError(`pregenerate: options must be an object ({ onProgress, signal, syncEvery }), got ${describeValue(options)}`);
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) if (!["onProgress", "signal", "syncEvery"].includes(key)) throw new RangeError(`pregenerate: unknown option ${JSON.stringify(key)}; the options are onProgress, signal and syncEvery`);
   if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError(`pregenerate: onProgress must be a function, got ${describeValue(o.onProgress)}`);

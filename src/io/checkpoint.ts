@@ -22,7 +22,7 @@
 import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 /** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */

@@ -1,5 +1,5 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 
 /** node:fs, fetched at call time (a static import would keep this module out of browsers). */
 const nodeFs = (path: string) => nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
@@ -248,11 +248,6 @@ export function readJsonFile(path: string, what: string): unknown {
 const NON_FINITE = "\u0000nonfinite:";
 const NON_FINITE_QUOTED = /"\\u0000nonfinite:(-?Infinity|NaN)"/g;
 
-/**
- * A value from a file, shown in an error message: JSON, cut to `max`
- * characters (a 4 MB header value is not echoed whole), and safe for
- * values too deeply nested to stringify.
- */
 /** Bytes shown as a quoted string: printable ASCII as is, every other byte as \xHH (a binary file's bytes never reach the terminal raw). */
 export function quoteBytes(bytes: Uint8Array): string {
   let s = "";
@@ -260,6 +255,11 @@ export function quoteBytes(bytes: Uint8Array): string {
   return `"${s}"`;
 }
 
+/**
+ * A value from a file, shown in an error message: JSON, cut to `max`
+ * characters (a 4 MB header value is not echoed whole), and safe for
+ * values too deeply nested to stringify.
+ */
 export function quote(value: unknown, max = 80): string {
   let s: string;
   try {

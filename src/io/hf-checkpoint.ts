@@ -25,8 +25,9 @@
 import { closeSync, existsSync, readSync, statSync, fstatSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { headSize, validateConfig, type ModelConfig } from "../model/config.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
+import { isPlainObject } from "../util/options.js";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
 import { checkPath, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
@@ -300,7 +301,7 @@ export interface WriteHfOptions {
 /** The checkpoint (shape and finite weights: readHfCheckpoint refuses others) and the options of a write, checked before anything is written. */
 function checkHfArguments(ckpt: Checkpoint, options: WriteHfOptions, where: string, dir: string): void {
   checkCheckpointArgument(ckpt, where);
-  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new TypeError(`${where}: options must be an object ({ maxShardBytes }), got ${describeValue(options)}`);
+  if (!isPlainObject(options)) throw new TypeError(`${where}: options must be an object ({ maxShardBytes }), got ${describeValue(options)}`);
   for (const key of Object.keys(options)) if (key !== "maxShardBytes") throw new RangeError(`${where}: unknown option ${JSON.stringify(key)} (the one option is maxShardBytes)`);
   const max = options.maxShardBytes;
   if (max !== undefined && !(typeof max === "number" && Number.isSafeInteger(max) && max > 0)) throw new RangeError(`${where}: maxShardBytes must be a positive integer (bytes per shard), got ${describeValue(max)}`);
@@ -333,7 +334,7 @@ export function writeHfCheckpoint(dir: string, ckpt: Checkpoint, options: WriteH
 function readWeightMap(indexPath: string): Map<string, string> {
   const index = readJsonFile(indexPath, "a safetensors index with a weight_map");
   const map = (index as { weight_map?: unknown })?.weight_map;
-  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+  if (!isPlainObject(map)) {
     throw new FileFormatError(indexPath, `expected an object with "weight_map": {tensor name: file name}`);
   }
   const fileOf = new Map<string, string>();

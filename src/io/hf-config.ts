@@ -16,12 +16,11 @@
  */
 import { boundedConfigProblems, type ModelConfig } from "../model/config.js";
 import { FileFormatError, quote } from "./errors.js";
+import { isPlainObject } from "../util/options.js";
 
 /** The BOS id the decoders stop at (src/io/tokenizer.ts BOS); HF models must agree. */
 const BOS_ID = 1;
 const EOS_ID = 2;
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * Maps a parsed config.json onto a ModelConfig. `name` (the config path)

@@ -19,6 +19,8 @@ import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { FileFormatError, quote, readJsonFile } from "./errors.js";
 import { regexCostProblem } from "./regex-cost.js";
+import { MAX_VOCAB_SIZE } from "../model/config.js";
+import { isPlainObject } from "../util/options.js";
 
 export { readJsonFile };
 import { BOS, BYTE_TOKEN_OFFSET, checkEncodeFlags, checkPrevTokenId, checkText, checkTokenId, checkTokenIds, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
@@ -65,9 +67,6 @@ function pieceStyle(json: Record<string, unknown>): PieceStyle {
   return "library";
 }
 
-/** The most tokens a tokenizer.json may hold when no model bounds it (tokenizer.bin conversion). */
-const MAX_TOKENIZER_IDS = 1 << 24;
-
 /**
  * The parts of a tokenizer.json this package reads, checked before the
  * library builds anything from them (a huge id would have it allocate for
@@ -93,7 +92,7 @@ function checkBpeJson(j: Record<string, unknown>, name: string, limit: number, l
     if (model[key] != null && typeof model[key] !== "boolean") fail(`model.${key} must be true or false, found ${quote(model[key])}`);
   }
   const vocab = model.vocab;
-  if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) return fail(`model.vocab must be an object mapping pieces to ids, found ${quote(vocab)}`);
+  if (!isPlainObject(vocab)) return fail(`model.vocab must be an object mapping pieces to ids, found ${quote(vocab)}`);
   const seen = new Map<number, string>();
   let maxId = -1;
   for (const [piece, id] of Object.entries(vocab)) {
@@ -195,7 +194,7 @@ const PIPELINE_PARAMS: Record<string, { what: string; test: (v: unknown) => bool
  */
 function checkPipeline(j: Record<string, unknown>, name: string): void {
   const isPattern = (p: unknown): boolean => {
-    if (typeof p !== "object" || p === null || Array.isArray(p)) return false;
+    if (!isPlainObject(p)) return false;
     const keys = Object.keys(p);
     return keys.length === 1 && (keys[0] === "String" || keys[0] === "Regex") && typeof (p as Record<string, unknown>)[keys[0]] === "string";
   };
@@ -249,7 +248,7 @@ function checkPostProcessor(p: unknown, name: string, where = "post_processor"):
   }
   if (o.type !== "TemplateProcessing") return;
   const special = o.special_tokens ?? {};
-  if (typeof special !== "object" || special === null || Array.isArray(special)) return fail(`.special_tokens must be an object, found ${quote(special)}`);
+  if (!isPlainObject(special)) return fail(`.special_tokens must be an object, found ${quote(special)}`);
   for (const key of ["single", "pair"] as const) {
     const template = o[key];
     if (template === undefined || template === null) continue;
@@ -295,7 +294,7 @@ export class HfTokenizer implements TextTokenizer {
    * vocab size.
    */
   static fromJson(json: unknown, config: unknown, name: string, modelVocabSize: number): HfTokenizer {
-    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new FileFormatError(name, `expected a tokenizer.json object`);
+    if (!isPlainObject(json)) throw new FileFormatError(name, `expected a tokenizer.json object`);
     const j = json as Record<string, unknown>;
     if (typeof j.model !== "object" || j.model === null) throw new FileFormatError(name, `missing "model" (expected a Hugging Face tokenizer.json)`);
     const { ids, pairs } = checkBpeJson(j, name, modelVocabSize, "the model's vocab");
@@ -507,7 +506,8 @@ export function llama2cTokenizerBytes(json: unknown, name: string): Uint8Array {
   if (!model || model.type !== "BPE" || model.byte_fallback !== true || typeof model.vocab !== "object" || !Array.isArray(model.merges)) {
     return fail(`only Llama-style tokenizer.json files (a BPE model with byte_fallback) can be written as tokenizer.bin`);
   }
-  checkBpeJson(j as Record<string, unknown>, name, MAX_TOKENIZER_IDS, "the ids a tokenizer.bin may hold");
+  // No model bounds the ids here: the most any model may declare bounds them.
+  checkBpeJson(j as Record<string, unknown>, name, MAX_VOCAB_SIZE, "the ids a tokenizer.bin may hold");
   const pieces: string[] = [];
   for (const [piece, id] of Object.entries(model.vocab)) {
     if (!Number.isInteger(id) || id < 0) fail(`vocab entry ${JSON.stringify(piece)} has id ${id}`);

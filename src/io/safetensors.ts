@@ -19,6 +19,7 @@
  */
 import { writeBytesAtomically } from "./atomic-write.js";
 import { FileFormatError, readFileBytes, readFilePrefix, quote } from "./errors.js";
+import { isPlainObject } from "../util/options.js";
 
 // Re-exported for the adapter and draft files, which write through it too.
 export { writeBytesAtomically };
@@ -44,8 +45,6 @@ const OTHER_DTYPES = new Set(["BOOL", "I8", "I16", "U16", "U32", "I64", "U64", "
 
 const METADATA_KEY = "__metadata__";
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const describeShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
 
@@ -145,13 +144,6 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
   return { name, dtype: d, shape: (shape as number[]).slice(), begin: b, end: e };
 }
 
-/**
- * Parses a safetensors file. `name` (usually the path) starts every error
- * message. Throws FileFormatError when the file is truncated, the header is
- * not a JSON object of well-formed entries, a dtype is unsupported, a
- * tensor's byte span does not match its shape, or the tensors do not cover
- * the data section exactly once.
- */
 /** True when a file of `size` bytes starting with `head` (at least 10 bytes) starts like safetensors: a little-endian uint64 header length that fits, then '{'. */
 export function looksLikeSafetensors(head: Uint8Array, size = head.length): boolean {
   if (head.length < 10 || head[8] !== 0x7b) return false;
@@ -159,6 +151,13 @@ export function looksLikeSafetensors(head: Uint8Array, size = head.length): bool
   return length >= 2n && length <= BigInt(size - 8);
 }
 
+/**
+ * Parses a safetensors file. `name` (usually the path) starts every error
+ * message. Throws FileFormatError when the file is truncated, the header is
+ * not a JSON object of well-formed entries, a dtype is unsupported, a
+ * tensor's byte span does not match its shape, or the tensors do not cover
+ * the data section exactly once.
+ */
 export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
   const n = bytes.byteLength;
   if (n < 8) {

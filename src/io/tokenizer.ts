@@ -13,7 +13,8 @@
  * could find either, we take the lowest id. Neither tok512.bin nor the Llama 2
  * tokenizer.bin contains duplicate pieces, so this never matters for them.
  */
-import { describeValue } from "../sampling/checks.js";
+import { MAX_VOCAB_SIZE } from "../model/config.js";
+import { describeValue } from "../util/checks.js";
 import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
@@ -402,8 +403,6 @@ export class Tokenizer {
 
 /** The longest piece a tokenizer.bin may declare (llama2.c sizes its merge buffer from it; real files: 7 to 27 bytes). */
 export const MAX_TOKEN_LENGTH = 1 << 16;
-/** The most tokens a tokenizer.bin read without a model (loadTokenizerFile) may hold. */
-export const MAX_VOCAB = 1 << 20;
 
 function checkMaxTokenLength(m: number, name: string, head: Uint8Array): number {
   // A tokenizer.json given where a tokenizer.bin belongs reads as a huge length: say what it is instead.
@@ -434,10 +433,11 @@ export function tooFewTokens(name: string, vocabSize: number, holds: string): Fi
  * tokens of at most that length can take (4 + vocabSize * (8 +
  * max_token_length) bytes; a file beyond that and beyond 64 MiB is refused
  * unread, a smaller one is parsed for a precise message), and only then the
- * rest. A non-regular file
+ * rest. Without a model (loadTokenizerFile) `vocabSize` is the most any
+ * model may declare, MAX_VOCAB_SIZE. A non-regular file
  * (/dev/zero, a FIFO) is refused before anything is read.
  */
-export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB): Uint8Array {
+export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB_SIZE): Uint8Array {
   const what = "a llama2.c tokenizer.bin";
   const { bytes, size } = readFilePrefix(path, what, 4);
   if (size < 4) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 4-byte max_token_length header (truncated)`);

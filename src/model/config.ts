@@ -1,4 +1,5 @@
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
+import { isPlainObject } from "../util/options.js";
 
 /**
  * The shape of a Llama-architecture decoder, as a llama2.c header gives it.
@@ -27,10 +28,6 @@ export interface ModelConfig {
 export const headSize = (c: ModelConfig): number => c.dim / c.nHeads;
 export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads;
 
-/**
- * Problems with a config, as readable sentences; empty when it is valid.
- * Loaders prefix these with the file name.
- */
 /** The longest context a config may declare (2^20 positions). */
 export const MAX_SEQ_LEN = 1 << 20;
 /**
@@ -78,8 +75,12 @@ export function newModelConfig(s: NewModelShape): ModelConfig {
   };
 }
 
+/**
+ * Problems with a config, as readable sentences; empty when it is valid.
+ * Loaders prefix these with the file name.
+ */
 export function configProblems(c: ModelConfig): string[] {
-  if (c === null || typeof c !== "object" || Array.isArray(c)) return [`the config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`];
+  if (!isPlainObject(c)) return [`the config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`];
   const problems: string[] = [];
   for (const key of INT_SHAPE_FIELDS) {
     const v: unknown = c[key];
@@ -125,7 +126,7 @@ function vocabProblems(c: ModelConfig): string[] {
 export function validateConfig(c: ModelConfig, where = "validateConfig"): void {
   const problems = vocabProblems(c);
   if (problems.length === 0) return;
-  if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`${where}: ${problems[0]}`);
+  if (!isPlainObject(c)) throw new TypeError(`${where}: ${problems[0]}`);
   throw new RangeError(`${where}: ${problems.join("; ")}`);
 }
 
@@ -136,7 +137,7 @@ export function validateConfig(c: ModelConfig, where = "validateConfig"): void {
  * memory estimate may count a shape not yet whole (a vocabulary still 0).
  */
 export function parameterCount(c: ModelConfig): number {
-  if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`parameterCount: config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`);
+  if (!isPlainObject(c)) throw new TypeError(`parameterCount: config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`);
   for (const key of ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize"] as const) {
     const v: unknown = c[key];
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < (key === "nHeads" ? 1 : 0)) throw new RangeError(`parameterCount: ${key} must be ${key === "nHeads" ? "a positive" : "a non-negative"} integer, got ${describeValue(v)}`);

@@ -5,13 +5,11 @@
  * layer wq, wk, wv, wo, w1, w2, w3, then the classifier when unshared) from
  * Mulberry32(seed), so the same config and seed give the same bytes.
  */
-import { checkOptionKeys } from "../util/options.js";
+import { MAX_ARRAY_LENGTH } from "../backends/backend.js";
+import { checkOptionKeys, isPlainObject } from "../util/options.js";
 import { Mulberry32, seed32 } from "../util/prng.js";
 import { CONFIG_FIELDS, kvDim, validateConfig, type ModelConfig } from "./config.js";
 import type { Checkpoint, LayerWeights } from "./weights.js";
-
-/** The most values one Float32Array holds here (2^31 - 1: what every supported runtime allocates). */
-const MAX_TENSOR_VALUES = 2 ** 31 - 1;
 
 /**
  * A whole, valid ModelConfig whose every tensor fits one array: a key that
@@ -20,10 +18,10 @@ const MAX_TENSOR_VALUES = 2 ** 31 - 1;
  * (which name a non-object).
  */
 function checkConfig(config: ModelConfig, where: string): void {
-  if (config !== null && typeof config === "object" && !Array.isArray(config)) checkOptionKeys(config, where, CONFIG_FIELDS, "config");
+  if (isPlainObject(config)) checkOptionKeys(config, where, CONFIG_FIELDS, "config");
   validateConfig(config, where);
   const largest = Math.max(config.vocabSize, config.hiddenDim, config.dim) * config.dim;
-  if (largest > MAX_TENSOR_VALUES) throw new RangeError(`${where}: a tensor of this config would hold ${largest} values, more than the ${MAX_TENSOR_VALUES} one array can`);
+  if (largest > MAX_ARRAY_LENGTH) throw new RangeError(`${where}: a tensor of this config would hold ${largest} values, more than the ${MAX_ARRAY_LENGTH} one array can`);
 }
 
 /**

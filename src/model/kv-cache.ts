@@ -1,5 +1,5 @@
 import type { Backend, Buffer } from "../backends/backend.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 
 /**

@@ -1,6 +1,6 @@
 import { WEIGHT_TYPES, type Backend, type LayerShape, type WeightType } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
-import { checkFloat32Row, describeValue } from "../sampling/checks.js";
+import { checkFloat32Row, describeValue } from "../util/checks.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { sampleToken } from "../sampling/sampler.js";
 import { NonFiniteLogitsError, tokenProbability } from "../sampling/softmax.js";

@@ -1,4 +1,5 @@
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
+import { isPlainObject } from "../util/options.js";
 import { validateConfig, type ModelConfig } from "./config.js";
 
 /**
@@ -91,7 +92,7 @@ export function checkWeights(c: ModelConfig, w: ModelWeights, where = "weights")
  */
 export function checkCheckpoint(ckpt: unknown, where: string, name = "checkpoint"): asserts ckpt is Checkpoint {
   const what = "a Checkpoint { config, weights } (readModel, readCheckpoint, randomCheckpoint)";
-  if (ckpt === null || typeof ckpt !== "object" || Array.isArray(ckpt)) throw new TypeError(`${where}: ${name} must be ${what}, got ${describeValue(ckpt)}`);
+  if (!isPlainObject(ckpt)) throw new TypeError(`${where}: ${name} must be ${what}, got ${describeValue(ckpt)}`);
   const { config, weights } = ckpt as Partial<Checkpoint>;
   if (config === null || typeof config !== "object") throw new TypeError(`${where}: ${name} must be ${what}, but its config is ${describeValue(config)}`);
   validateConfig(config, where);

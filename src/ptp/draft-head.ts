@@ -5,7 +5,7 @@ import type { KVCache } from "../model/kv-cache.js";
 import { RunState } from "../model/run-state.js";
 import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import { checkCheckpoint, type Checkpoint, type ModelWeights } from "../model/weights.js";
-import { checkInteger, describeValue } from "../sampling/checks.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 import { checkObject, checkOptionKeys } from "../util/options.js";
 import { finalStateKeysValues } from "./extra-blocks.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkSlots, fieldFail, parseAux } from "./files/ptp-file-parts.js";

@@ -2,7 +2,7 @@ import type { Block } from "../model/block.js";
 import type { ModelConfig } from "../model/config.js";
 import type { KVCache } from "../model/kv-cache.js";
 import { Transformer, TRANSFORMER_OPTIONS, type TransformerOptions } from "../model/transformer.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { checkOptionKeys } from "../util/options.js";
 import { checkDraft } from "./student-weights.js";
 import type { ModelWeights } from "../model/weights.js";

@@ -8,9 +8,9 @@ import { CONFIG_FIELDS, type ModelConfig } from "../model/config.js";
 import { MAX_FILE_BYTES } from "../io/errors.js";
 import { randomCheckpoint } from "../model/init.js";
 import { checkCheckpoint, type Checkpoint, type LayerWeights, type ModelWeights } from "../model/weights.js";
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { checkObject, checkOptionalBoolean, checkOptionKeys } from "../util/options.js";
-import { Mulberry32 } from "../util/prng.js";
+import { Mulberry32, SEED_SALT } from "../util/prng.js";
 import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
@@ -203,7 +203,7 @@ export interface RandomDraftOptions {
 /**
  * An untrained draft model for `teacher`, deterministic per seed: the
  * transformer is randomCheckpoint(draft config, seed); then, from
- * Mulberry32(seed ^ 0x9e3779b9), the aux weight and bias (or the anchors)
+ * Mulberry32(seed ^ SEED_SALT), the aux weight and bias (or the anchors)
  * and, for C, the start vector, uniform with std 1/sqrt(dim) (the token
  * embedding's scale).
  */
@@ -232,7 +232,7 @@ export function randomDraft(teacher: Checkpoint, checksum: string, options: Rand
   };
   const config = draftConfigFromMetadata(draftMetadata(draft), plainFail("randomDraft"));
   const weights: DraftWeights = { model: randomCheckpoint(config.model, options.seed).weights, aux: {} };
-  const rng = new Mulberry32((options.seed ^ 0x9e3779b9) >>> 0);
+  const rng = new Mulberry32((options.seed ^ SEED_SALT) >>> 0);
   const a = Math.sqrt(3 / config.model.dim);
   for (const slot of draftSlots(config)) {
     if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
@@ -264,7 +264,7 @@ export interface TeacherDraftOptions {
  * are the teacher's, bit for bit. The other weights of the extra blocks come
  * from randomCheckpoint(draft config, seed) (so training can grow them once
  * wo and w2 move); the aux weights and biases (or anchors) are uniform in
- * ±0.02 from Mulberry32(seed ^ 0x9e3779b9); a C-PTP start vector is 0 for a
+ * ±0.02 from Mulberry32(seed ^ SEED_SALT); a C-PTP start vector is 0 for a
  * hybrid draft (its first slot then reads the last token's embedding alone
  * and, untrained, drafts the teacher's own token) and ±0.02 otherwise.
  *
@@ -296,7 +296,7 @@ export function teacherDraft(teacher: Checkpoint, checksum: string, options: Tea
   });
   const model: ModelWeights = { tokenEmbedding, layers, rmsFinal: w.rmsFinal.slice(), wcls: t.sharedClassifier ? tokenEmbedding : w.wcls.slice() };
   const weights: DraftWeights = { model, aux: {} };
-  const rng = new Mulberry32((options.seed ^ 0x9e3779b9) >>> 0);
+  const rng = new Mulberry32((options.seed ^ SEED_SALT) >>> 0);
   for (const slot of draftSlots(config)) {
     if (!slot.name.startsWith("aux.") && slot.name !== "start") continue;
     const v = new Float32Array(product(slot.shape));

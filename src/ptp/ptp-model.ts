@@ -4,7 +4,7 @@ import type { KVCache } from "../model/kv-cache.js";
 import type { RowAdapter } from "../model/linear.js";
 import { Transformer, TRANSFORMER_OPTIONS, type TransformerOptions } from "../model/transformer.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
-import { checkInteger, describeValue } from "../sampling/checks.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 import { assertValidU } from "../sampling/pick.js";
 import { checkOptionKeys } from "../util/options.js";
 import { embedAux } from "./auxiliary.js";

@@ -2,7 +2,7 @@ import type { Backend, WeightType } from "../backends/backend.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkPositiveInteger, describeValue } from "../util/checks.js";
 import { decodeBatches } from "./decode/compare.js";
 import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";

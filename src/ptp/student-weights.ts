@@ -1,4 +1,4 @@
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import type { Draft } from "./draft-model.js";
 import type { ModelConfig } from "../model/config.js";
 import type { LayerWeights, LinearName } from "../model/weights.js";
@@ -173,4 +173,18 @@ export function checkDraft(draft: unknown, where: string, name = "draft"): asser
   if (d === null || typeof d !== "object" || Array.isArray(d) || typeof d.config !== "object" || d.config === null || typeof d.config.model !== "object" || d.config.model === null || typeof d.weights !== "object" || d.weights === null || typeof d.weights.model !== "object" || d.weights.model === null) {
     throw new TypeError(`${where}: ${name} must be a Draft { config, weights } (readDraft, randomDraft, teacherDraft), got ${describeValue(draft)}`);
   }
+}
+
+/** The Float32Arrays under `weights` (a student's or a draft model's), each counted once however often it is referenced: how many, and their values. */
+export function weightCounts(weights: unknown): { tensors: number; parameters: number } {
+  const seen = new Set<unknown>();
+  const counts = { tensors: 0, parameters: 0 };
+  const walk = (x: unknown): void => {
+    if (typeof x !== "object" || x === null || seen.has(x)) return;
+    seen.add(x);
+    if (x instanceof Float32Array) counts.tensors++, (counts.parameters += x.length);
+    else for (const v of Object.values(x)) walk(v);
+  };
+  walk(weights);
+  return counts;
 }

@@ -4,7 +4,7 @@
  */
 
 import { checkPath, FileFormatError, readLines } from "../io/errors.js";
-import { describeValue } from "./checks.js";
+import { describeValue } from "../util/checks.js";
 import { assertValidU } from "./pick.js";
 
 /** A stream of auxiliary variables, each in [0, 1). */

@@ -1,4 +1,4 @@
-import { checkFloat32Row, describeValue } from "./checks.js";
+import { checkFloat32Row, describeValue } from "../util/checks.js";
 
 /**
  * Pick(u, P): the inverse-CDF rule that turns an auxiliary variable

@@ -7,7 +7,7 @@
  * See spec/sampling.md for the exact rules.
  */
 
-import { checkFloat32Row, describeValue } from "./checks.js";
+import { checkFloat32Row, describeValue } from "../util/checks.js";
 import { softmaxF32 } from "./softmax.js";
 
 const fround = Math.fround;

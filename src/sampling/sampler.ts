@@ -4,7 +4,7 @@
  * temperature is 0.
  */
 
-import { checkFloat32Row } from "./checks.js";
+import { checkFloat32Row } from "../util/checks.js";
 import { argmax, assertValidU, pick } from "./pick.js";
 import { NonFiniteLogitsError } from "./softmax.js";
 import { samplingDistribution, validateSamplingSettings, type SamplingSettings } from "./processors.js";

@@ -13,7 +13,7 @@
  * golden case and recorded trial, not the sampled token.
  */
 
-import { checkFloat32Row, describeValue } from "./checks.js";
+import { checkFloat32Row, describeValue } from "../util/checks.js";
 
 const fround = Math.fround;
 

@@ -4,7 +4,7 @@
  * z ~ Beta(b, b) that distillation uses.
  */
 import type { Mulberry32 } from "../util/prng.js";
-import { describeValue } from "./checks.js";
+import { describeValue } from "../util/checks.js";
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);

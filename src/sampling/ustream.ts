@@ -1,5 +1,5 @@
 import { checkAuxSource, type AuxSource } from "./aux.js";
-import { describeValue } from "./checks.js";
+import { describeValue } from "../util/checks.js";
 import { isValidU } from "./pick.js";
 
 /**

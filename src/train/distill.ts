@@ -12,7 +12,7 @@ import { acceptedPerCall, checkTeacherAndProposer, EVAL_SETTINGS, storedEvalSett
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult, type LoopSpec, type RunFiles } from "./loop.js";
 import { LOSSES, type LossKind } from "./ptp-windows.js";
-import { checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkPositiveInteger, describeValue } from "../util/checks.js";
 import { checkOptionKeys } from "../util/options.js";
 import { checkFinitePositive, checkLoopOptions, checkProgressStream, checkTrainerFiles, checkTrainingSampling, trainerOptionKeys } from "./train-options.js";
 import type { SamplingSettings } from "../sampling/processors.js";

@@ -5,7 +5,7 @@ import { PtpModel } from "../ptp/ptp-model.js";
 import { DraftModel } from "../ptp/draft-model.js";
 import type { Proposer } from "../ptp/proposer.js";
 import { XorShiftAux } from "../sampling/aux.js";
-import { checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkPositiveInteger, describeValue } from "../util/checks.js";
 import { checkDraft, checkStudent } from "../ptp/student-weights.js";
 import { checkObject, checkOptionKeys } from "../util/options.js";
 import type { SamplingSettings } from "../sampling/processors.js";

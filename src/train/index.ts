@@ -10,11 +10,29 @@ export { trainableStudent, trainableDraft } from "./student-params.js";
 export { runLoop, type LoopOptions, type LoopResult } from "./loop.js";
 export { distill, type DistillOptions } from "./distill.js";
 export { pretrain, tokenStream, type PretrainOptions } from "./pretrain.js";
+export { readCorpus, CORPUS_LIMITS } from "../data/corpus.js";
 export { initModel } from "../model/init.js";
 export { inverseArTrain, recoverUs, type InverseArOptions } from "./inverse-ar.js";
 export { evaluateStudent, type EvalSettings, type EvalResult } from "./evaluate.js";
 export { teacherContext } from "./teacher-context.js";
-export { DatasetWriter, DatasetMismatchError, readDataset, readDatasetMeta, datasetRecords, totalRecords, DATASET_MAGIC, DATASET_VERSION, type Dataset, type DatasetMeta, type DatasetRecord, type DatasetSampling, type DatasetPrompts, type ReadDatasetOptions, type OpenDatasetOptions } from "../data/dataset.js";
+export {
+  DatasetWriter,
+  DatasetMismatchError,
+  checkDatasetMatchesTeacher,
+  readDataset,
+  readDatasetMeta,
+  datasetRecords,
+  totalRecords,
+  DATASET_MAGIC,
+  DATASET_VERSION,
+  type Dataset,
+  type DatasetMeta,
+  type DatasetRecord,
+  type DatasetSampling,
+  type DatasetPrompts,
+  type ReadDatasetOptions,
+  type OpenDatasetOptions,
+} from "../data/dataset.js";
 export { pregenerate, generateRecord, datasetMeta, bosPrompts, promptsDigest, recordRng, nextU, recordPrompt, metaSampling, type PromptSet, type PregenerateSettings, type PregenerateOptions, type PregenerateProgress, type PregenerateSummary } from "../data/pregenerate.js";
 export { generateStories, storyPrompt, heldOutSeed, MIN_STORY_LENGTH, MAX_STORY_LENGTH } from "../data/synthetic.js";
 export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "../io/char-tokenizer.js";

@@ -12,7 +12,7 @@ import type { ConstantContext, GraphWeights } from "./graph.js";
 import type { ProgressStream } from "../util/progress.js";
 import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOptions, type LoopResult } from "./loop.js";
 import { OrderedParallel, type OrderedInit } from "./ordered-parallel.js";
-import { checkInteger, checkPositiveInteger, describeValue } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../util/checks.js";
 import { checkOptionKeys } from "../util/options.js";
 import { checkFinitePositive, checkLoopOptions, checkProgressStream, checkTokenStream, checkTrainerFiles, checkTrainingSampling, trainerOptionKeys, type TrainerFiles } from "./train-options.js";
 import { Mulberry32 } from "../util/prng.js";

@@ -2,6 +2,7 @@ import type { TrainKernels } from "./autograd/kernels.js";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { FileFormatError } from "../io/errors.js";
 import { Mulberry32 } from "../util/prng.js";
+import { isPlainObject } from "../util/options.js";
 import { writeBytesAtomically, writeFailure } from "../io/atomic-write.js";
 import { Interruption, type StopSignal, yieldToEventLoop } from "./interrupt.js";
 import { AdamW, clipGradNorm, gradNorm } from "./optim.js";
@@ -9,6 +10,7 @@ import { zeroGrads, type Param } from "./param.js";
 import { Progress, type ProgressStream } from "../util/progress.js";
 import { lrAt, type ScheduleConfig } from "./schedule.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint } from "./train-checkpoint.js";
+import { logLineStep, parseMetricsLog } from "./metrics-log.js";
 import { reconcileResume } from "./resume-config.js";
 import { checkLoopOptions } from "./train-options.js";
 
@@ -388,12 +390,7 @@ function checkedCursor(path: string, cursor: unknown): Cursor {
 
 /** A metrics log line as a checkpoint stores it: one line of JSON with a numeric "step". */
 function isLogLine(line: unknown): line is string {
-  if (typeof line !== "string" || line.includes("\n")) return false;
-  try {
-    return typeof JSON.parse(line)?.step === "number";
-  } catch {
-    return false;
-  }
+  return typeof line === "string" && !line.includes("\n") && typeof logLineStep(line) === "number";
 }
 
 /** Running's state as a checkpoint stores it: the sums of each figure (a non-finite one as null), the steps, units and seconds they cover. */
@@ -410,7 +407,7 @@ function isRunningState(r: unknown): r is RunningState {
   if (typeof r !== "object" || r === null) return false;
   const { sums, n, units, seconds } = r as Partial<RunningState>;
   if (!(Number.isSafeInteger(n) && (n as number) >= 1 && finiteAtLeast0(units) && finiteAtLeast0(seconds))) return false;
-  return typeof sums === "object" && sums !== null && !Array.isArray(sums) && Object.values(sums).every((v) => v === null || Number.isFinite(v));
+  return isPlainObject(sums) && Object.values(sums).every((v) => v === null || Number.isFinite(v));
 }
 
 /** Running means of the step figures since the last evaluation, plus units/s; a resumed run starts from the checkpoint's. */
@@ -450,36 +447,18 @@ class Running {
 }
 
 /**
- * Keep only the log lines of steps <= step (atomically). A file that is not
- * a metrics log (a line that is not JSON with a step, other than a torn
- * last line) is refused, never rewritten.
+ * Drops the log's lines past `step` (and a torn last line), atomically;
+ * returns the step of the last line kept (-1: none). A file that is not a
+ * metrics log (a line that is not JSON with a step, other than a torn last
+ * line) is refused, never rewritten.
  */
-/** Drops the log's lines past `step` (and a torn last line); returns the step of the last line kept (-1: none). */
 function truncateLog(path: string, step: number): number {
   if (!existsSync(path)) return -1;
-  const text = readFileSync(path, "utf8");
-  const lines = text.split("\n");
-  // A last line without its newline was torn by a kill: dropped.
-  if (!text.endsWith("\n")) lines.pop();
-  const kept: string[] = [];
-  let last = -1;
-  lines.forEach((l, i) => {
-    if (l.trim() === "") return;
-    let entry: unknown;
-    try {
-      entry = JSON.parse(l);
-    } catch {
-      entry = undefined;
-    }
-    const s = (entry as { step?: unknown } | undefined)?.step;
-    if (typeof s !== "number") throw new FileFormatError(path, `line ${i + 1} is not a metrics log entry (JSON with a "step"); refusing to rewrite a file this run did not write`);
-    if (s <= step) {
-      kept.push(l);
-      last = Math.max(last, s);
-    }
-  });
-  writeBytesAtomically(path, new TextEncoder().encode(kept.map((l) => l + "\n").join("")));
-  return last;
+  const log = parseMetricsLog(readFileSync(path, "utf8"));
+  if (!log.ok) throw new FileFormatError(path, `line ${log.line} is not a metrics log entry (JSON with a "step"); refusing to rewrite a file this run did not write`);
+  const kept = log.entries.filter((e) => e.step <= step);
+  writeBytesAtomically(path, new TextEncoder().encode(kept.map((e) => e.text + "\n").join("")));
+  return kept.reduce((last, e) => Math.max(last, e.step), -1);
 }
 
 /** Appends one line to the metrics log; a failure (a full disk) is an error naming the log. */

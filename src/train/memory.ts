@@ -164,11 +164,3 @@ export function inverseArMemory(c: ModelConfig, o: { proposerParams: number; ran
     F * weightFloats(c) + run.cache + run.activations,
   );
 }
-
-/** Floats of every Float32Array under `x` (a student's or draft model's weights). */
-export function floatsIn(x: unknown, seen = new Set<unknown>()): number {
-  if (x instanceof Float32Array) return seen.has(x) ? 0 : (seen.add(x), x.length);
-  if (typeof x !== "object" || x === null || seen.has(x)) return 0;
-  seen.add(x);
-  return Object.values(x).reduce((n: number, v) => n + floatsIn(v, seen), 0);
-}

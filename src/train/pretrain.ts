@@ -1,5 +1,5 @@
 import { Mulberry32 } from "../util/prng.js";
-import { checkInteger, checkPositiveInteger } from "../sampling/checks.js";
+import { checkInteger, checkPositiveInteger } from "../util/checks.js";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
 import { checkCheckpoint, type Checkpoint } from "../model/weights.js";

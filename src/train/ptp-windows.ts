@@ -185,9 +185,9 @@ export function draftLogits(tape: Tape, d: TrainableDraft, tokens: ArrayLike<num
   return sliceRows(tape, all, C, C + R);
 }
 
-/** Which PTP loss (method section 3.3). */
 /** The window losses: ce (cross-entropy on the sampled tokens), kl and rkl (C-PTP: KL or reverse KL to the teacher). */
 export const LOSSES = ["ce", "kl", "rkl"] as const;
+/** Which PTP loss (method section 3.3). */
 export type LossKind = (typeof LOSSES)[number];
 
 /**

@@ -1,4 +1,5 @@
 import type { ScheduleConfig } from "./schedule.js";
+import { isPlainObject } from "../util/options.js";
 
 /**
  * What a resumed run must agree on with its training checkpoint (the
@@ -21,8 +22,6 @@ import type { ScheduleConfig } from "./schedule.js";
 
 type Json = unknown;
 type Path = readonly string[];
-
-const isObject = (v: Json): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * The flag (or what to change) behind each setting of the configs that
@@ -98,7 +97,7 @@ function setting(path: Path): { name: string; path: Path } {
   return { name: `the setting ${path.join(".")}`, path };
 }
 
-const valueAt = (config: Json, path: Path): Json => path.reduce<Json>((o, k) => (isObject(o) ? o[k] : undefined), config);
+const valueAt = (config: Json, path: Path): Json => path.reduce<Json>((o, k) => (isPlainObject(o) ? o[k] : undefined), config);
 
 /** A value as a message shows it: numbers and strings as they are, a missing one as "none", anything else as JSON. */
 function shown(v: Json): string {
@@ -116,7 +115,7 @@ function ignored(path: Path): boolean {
 
 /** The settings that differ between `have` (the checkpoint's) and `want` (this run's): leaf paths with both values. */
 function differences(have: Json, want: Json, path: string[] = [], out: { path: string[]; have: Json; want: Json }[] = []) {
-  if (isObject(have) && isObject(want)) {
+  if (isPlainObject(have) && isPlainObject(want)) {
     const keys = [...Object.keys(want), ...Object.keys(have).filter((k) => !(k in want))];
     for (const k of keys) if (!ignored([...path, k])) differences(have[k], want[k], [...path, k], out);
   } else if (JSON.stringify(have) !== JSON.stringify(want)) out.push({ path, have, want });
@@ -125,9 +124,9 @@ function differences(have: Json, want: Json, path: string[] = [], out: { path: s
 
 /** Where a config holds its schedule (the object under a key "schedule" with a warmup and totalSteps), with the --warmup stored beside it. */
 function findSchedule(config: Json, path: string[] = []): { path: string[]; schedule: ScheduleConfig; askedWarmup?: number } | undefined {
-  if (!isObject(config)) return undefined;
+  if (!isPlainObject(config)) return undefined;
   const s = config.schedule;
-  if (isObject(s) && typeof s.warmup === "number" && typeof s.totalSteps === "number") {
+  if (isPlainObject(s) && typeof s.warmup === "number" && typeof s.totalSteps === "number") {
     const asked = config.askedWarmup;
     return { path: [...path, "schedule"], schedule: s as unknown as ScheduleConfig, ...(typeof asked === "number" ? { askedWarmup: asked } : {}) };
   }

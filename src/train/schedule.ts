@@ -10,7 +10,7 @@
  * a warmup. Past totalSteps the rate stays at its final value.
  */
 
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "../util/checks.js";
 import { checkObject } from "../util/options.js";
 
 export type LrDecay = "constant" | "cosine";

@@ -10,7 +10,7 @@
  */
 import { resolve } from "node:path";
 import { checkPath } from "../io/errors.js";
-import { checkInteger, describeValue } from "../sampling/checks.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 import { MIN_TEMPERATURE, SAMPLING_SETTINGS, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
 import { checkObject, checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../util/options.js";
 import type { ProgressStream } from "../util/progress.js";

@@ -6,7 +6,12 @@
  * key meant), a flag that is not a boolean, a callback that is not a
  * function. Each error starts with the function's name.
  */
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "./checks.js";
+
+/** Whether `v` is a non-null object that is not an array (a JSON object, an options bag): what every check of an object argument or parsed JSON object tests. */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
 
 /** Levenshtein distance between two strings. */
 export function editDistance(a: string, b: string): number {
@@ -51,7 +56,7 @@ export function nearestName(name: string, candidates: readonly string[]): string
  * never per token.
  */
 export function checkOptionKeys(options: unknown, where: string, known: readonly string[], name = "options"): Record<string, unknown> {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+  if (!isPlainObject(options)) {
     throw new TypeError(`${where}: ${name} must be an object ({ ${known.join(", ")} }), got ${describeValue(options)}`);
   }
   for (const key of Object.keys(options)) {
@@ -59,7 +64,7 @@ export function checkOptionKeys(options: unknown, where: string, known: readonly
     const meant = nearestName(key, known);
     throw new RangeError(`${where}: unknown option ${JSON.stringify(key)}${name === "options" ? "" : ` in ${name}`}${meant !== undefined ? `; did you mean ${meant}?` : ""} (the options are ${known.join(", ")})`);
   }
-  return options as Record<string, unknown>;
+  return options;
 }
 
 /** An optional flag: undefined, or a boolean (a string such as "no" would read as true); else a TypeError naming it. */
@@ -75,6 +80,6 @@ export function checkOptionalFunction(value: unknown, where: string, name: strin
 
 /** A required object argument (a checkpoint, a student, a settings object): a TypeError "`where`: `name` must be `what`, got ..." otherwise. */
 export function checkObject(value: unknown, where: string, name: string, what: string): Record<string, unknown> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${where}: ${name} must be ${what}, got ${describeValue(value)}`);
-  return value as Record<string, unknown>;
+  if (!isPlainObject(value)) throw new TypeError(`${where}: ${name} must be ${what}, got ${describeValue(value)}`);
+  return value;
 }

@@ -6,7 +6,7 @@
  * cryptographic. The seed is reduced to 32 bits (`seed >>> 0`), so the same
  * seed always gives the same sequence on every platform.
  */
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "./checks.js";
 
 /**
  * An integer seed reduced to 32 bits (`seed >>> 0`); anything but an
@@ -19,6 +19,13 @@ export function seed32(seed: unknown, what: string): number {
   }
   return seed >>> 0;
 }
+
+/**
+ * The salt xor'ed into a seed (or an index) to derive a stream apart from
+ * the one the seed itself starts: 0x9e3779b9, 2^32 divided by the golden
+ * ratio (the constant of Fibonacci hashing).
+ */
+export const SEED_SALT = 0x9e3779b9;
 
 export class Mulberry32 {
   private state: number;

@@ -8,7 +8,7 @@
  * prints a full line at most every `intervalSeconds`. finish() prints the
  * final line (unless that exact line was just printed). The clock and stream are injectable for tests.
  */
-import { describeValue } from "../sampling/checks.js";
+import { describeValue } from "./checks.js";
 
 export interface ProgressStream {
   write(text: string): unknown;

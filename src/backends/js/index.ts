@@ -1,5 +1,5 @@
 import { ropeAngle } from "../../util/rope-angle.js";
-import { BackendError, hostDataLength, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
+import { BackendError, hostDataLength, MAX_ARRAY_LENGTH, type Backend, type Buffer, type DType, type HostArray } from "../backend.js";
 
 /**
  * The reference backend: plain TypeScript loops that read like the math.
@@ -25,8 +25,6 @@ class JsBuffer implements Buffer {
 }
 
 const ARRAYS = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;
-/** The longest buffer: 2^31 - 1 elements (the wasm backend's 4 GiB holds fewer f32s). */
-const MAX_LENGTH = 2 ** 31 - 1;
 
 export class JsBackend implements Backend {
   readonly name = "js";
@@ -35,7 +33,7 @@ export class JsBackend implements Backend {
   alloc(length: number, dtype: DType = "f32"): Buffer {
     if (!Number.isInteger(length) || length < 0) throw new BackendError(this.name, `alloc: length must be a non-negative integer, got ${length}`);
     if (!Object.hasOwn(ARRAYS, dtype)) throw new BackendError(this.name, `alloc: unknown dtype ${JSON.stringify(dtype)}; expected "f32", "i32" or "u8"`);
-    if (length > MAX_LENGTH) throw new BackendError(this.name, `out of memory: alloc of ${length} elements is more than the ${MAX_LENGTH} one typed array holds`);
+    if (length > MAX_ARRAY_LENGTH) throw new BackendError(this.name, `out of memory: alloc of ${length} elements is more than the ${MAX_ARRAY_LENGTH} one typed array holds`);
     return new JsBuffer(this, dtype, new ARRAYS[dtype](length));
   }
 

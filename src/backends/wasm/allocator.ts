@@ -15,7 +15,12 @@
 import type { WasmMemory } from "../../util/wasm-api.js";
 
 export const ALIGN = 64;
-const PAGE = 65536;
+/** A WebAssembly memory page: 64 KiB, the unit memory.grow counts in. */
+export const WASM_PAGE_BYTES = 65536;
+/** The most pages a 32-bit WebAssembly memory may have: 65536, so 4 GiB in all (WASM_MAX_BYTES). */
+export const WASM_MAX_PAGES = 65536;
+/** A 32-bit WebAssembly memory's limit, 4 GiB: weights, caches and scratch together. */
+export const WASM_MAX_BYTES = WASM_MAX_PAGES * WASM_PAGE_BYTES;
 
 interface Block {
   start: number;
@@ -121,7 +126,7 @@ export class FreeListAllocator {
     const last = this.free[this.free.length - 1];
     const tail = last !== undefined && last.start + last.size === this.end ? last : undefined;
     const missing = size - (tail ? tail.size : 0);
-    const pages = Math.ceil(missing / PAGE);
+    const pages = Math.ceil(missing / WASM_PAGE_BYTES);
     try {
       this.memory.grow(pages);
     } catch (e) {

@@ -1,9 +1,9 @@
 import * as loader from "@assemblyscript/loader";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
 import { BackendError, hostDataLength, WEIGHT_TYPES, type Backend, type BackendOptions, type Buffer, type DType, type HostArray, type LayerActivations, type LayerShape, type LayerWeightBuffers, type WeightType } from "../backend.js";
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import { ropeAngle } from "../../util/rope-angle.js";
-import { ALIGN, FreeListAllocator, OutOfMemoryError, alignUp } from "./allocator.js";
+import { ALIGN, FreeListAllocator, OutOfMemoryError, WASM_MAX_PAGES, alignUp } from "./allocator.js";
 import { relaxedSimdSupported } from "./detect.js";
 import { defaultWorkerSpawner } from "./spawner.js";
 import { ThreadPool, type PoolKernels, type WorkerSpawner } from "./threads.js";
@@ -178,9 +178,8 @@ function compileBuild(build: WasmBuild, baseUrl?: string | URL): Promise<WasmMod
   return p;
 }
 
-/** Pages of the shared memory at start and at most (the module imports it; see asconfig.json). */
+/** Pages of the shared memory at start; it grows to WASM_MAX_PAGES at most (the module imports it; see asconfig.json). */
 const INITIAL_PAGES = 16;
-const MAXIMUM_PAGES = 65536;
 
 interface SharedInstance {
   kernels: Kernels;
@@ -191,7 +190,7 @@ interface SharedInstance {
 async function instantiateShared(build: WasmBuild, baseUrl?: string | URL): Promise<SharedInstance> {
   const module = await compileBuild(build, baseUrl);
   const WA = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory } };
-  const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
+  const memory = new WA.WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: WASM_MAX_PAGES, shared: true });
   // The AssemblyScript loader supplies the runtime imports and turns a kernel
   // abort into an Error carrying its message and source location.
   // env.exp: the host's Math.exp, which the sampling kernel calls for the rare exponentials it cannot settle itself.
@@ -329,13 +328,6 @@ export class WasmBackend implements Backend {
   private readonly spawn: WorkerSpawner;
 
   /**
-   * `threads` > 1 needs the compiled `module` (workers instantiate it on the
-   * same shared memory); the pool starts at once, and its workers join the
-   * ops as soon as they run (checked with an atomic load, so synchronous
-   * callers use them too). `spawn` starts one worker (default: Node's
-   * worker_threads; a browser build passes a Web Worker spawner).
-   */
-  /**
    * Matmul weights as given ("f32"), rounded to bfloat16 ("bf16", read from
    * half-size panels) or quantised to int8 per group of 32 along K with
    * activations quantised the same way per row ("int8"; assembly/int8.ts).
@@ -344,6 +336,13 @@ export class WasmBackend implements Backend {
   /** `weights` as the kernels take it: its index in WEIGHT_TYPES. */
   private readonly weightIndex: number;
 
+  /**
+   * `threads` > 1 needs the compiled `module` (workers instantiate it on the
+   * same shared memory); the pool starts at once, and its workers join the
+   * ops as soon as they run (checked with an atomic load, so synchronous
+   * callers use them too). `spawn` starts one worker (default: Node's
+   * worker_threads; a browser build passes a Web Worker spawner).
+   */
   constructor(kernels: Kernels, build: WasmBuild, threads = 1, module?: WasmModule, spawn: WorkerSpawner = defaultWorkerSpawner(), weights: WeightType = "f32") {
     this.k = kernels;
     this.build = build;

@@ -6,7 +6,7 @@
  * evaluation (src/train/evaluate.ts, which skips the AR half) all run it.
  */
 import { checkAuxSource, type AuxSource } from "../../sampling/aux.js";
-import { checkPositiveInteger, describeValue } from "../../sampling/checks.js";
+import { checkPositiveInteger, describeValue } from "../../util/checks.js";
 import { checkObject, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import type { PtpModel } from "../ptp-model.js";
 import type { Decoder } from "./decoder.js";

@@ -1,7 +1,7 @@
 import type { Block } from "../../model/block.js";
 import { Transformer } from "../../model/transformer.js";
 import { checkAuxSource, drawU, type AuxSource } from "../../sampling/aux.js";
-import { checkTokens, describeValue } from "../../sampling/checks.js";
+import { checkTokens, describeValue } from "../../util/checks.js";
 import { validateSamplingSettings, type SamplingSettings } from "../../sampling/processors.js";
 import { checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import { needsU } from "../../sampling/sampler.js";

@@ -2,7 +2,7 @@ import type { PickFeedbackKind, Variant } from "../student-weights.js";
 import { chain, range, type BaseRow, type Group, type GroupLogits, type SlotRow } from "./call.js";
 import { excluding, type Sequence } from "./sequence.js";
 import { argmax } from "../../sampling/pick.js";
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import { MIN_TEMPERATURE, type SamplingSettings } from "../../sampling/processors.js";
 import { needsU } from "../../sampling/sampler.js";
 

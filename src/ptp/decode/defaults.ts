@@ -1,4 +1,4 @@
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import type { PickFeedbackKind } from "../student-weights.js";
 import type { BudgetMode } from "./budget.js";
 

@@ -2,7 +2,7 @@ import type { AuxSource } from "../../sampling/aux.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
 import { checkAuxSource } from "../../sampling/aux.js";
-import { checkTokens, describeValue } from "../../sampling/checks.js";
+import { checkTokens, describeValue } from "../../util/checks.js";
 import { needsU } from "../../sampling/sampler.js";
 import { checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import { DraftModel } from "../draft-model.js";

@@ -31,7 +31,7 @@
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
 import { quote } from "../../io/errors.js";
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { checkOptionKeys } from "../../util/options.js";
 import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkSlots, checkTeacherChecksum, fieldFail, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";

@@ -27,7 +27,7 @@
  * written here byte for byte.
  */
 import { quote } from "../../io/errors.js";
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import { checkDraft } from "../student-weights.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";

@@ -32,8 +32,8 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, MAX_FILE_BYTES, quote, readJsonFile } from "../../io/errors.js";
-import { checkInteger, describeValue } from "../../sampling/checks.js";
-import { checkOptionKeys } from "../../util/options.js";
+import { checkInteger, describeValue } from "../../util/checks.js";
+import { checkOptionKeys, isPlainObject } from "../../util/options.js";
 import { HF_LINEAR_MODULES, permuteRowsFromHf, permuteRowsToHf } from "../../io/hf-checkpoint.js";
 import { readSafetensors, serializeSafetensors, type SafeTensor } from "../../io/safetensors.js";
 import { headSize, boundedConfigProblems, type ModelConfig } from "../../model/config.js";
@@ -192,8 +192,6 @@ export interface ReadPeftOptions {
   window?: number;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** The canonical name of a tensor key: Lightning prefixes and PEFT's adapter name removed, u_adapter renamed. */
 function canonicalKey(key: string): string {
   let k = key;
@@ -229,13 +227,13 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const cfgFail = (problem: string): never => {
     throw new FileFormatError(cfgPath, problem);
   };
-  if (!isObject(raw)) return cfgFail(`expected a JSON object`);
+  if (!isPlainObject(raw)) return cfgFail(`expected a JSON object`);
   const j = raw;
   if (j.peft_type !== undefined && j.peft_type !== "LORA") cfgFail(`peft_type ${quote(j.peft_type)} is not supported (expected "LORA")`);
   const refuse = (key: string, ok: (v: unknown) => boolean, why: string): void => {
     if (key in j && !ok(j[key])) cfgFail(`"${key}": ${quote(j[key])} is not supported (${why})`);
   };
-  const empty = (v: unknown) => v === null || (isObject(v) && Object.keys(v).length === 0);
+  const empty = (v: unknown) => v === null || (isPlainObject(v) && Object.keys(v).length === 0);
   refuse("use_rslora", (v) => v === false, "the LoRA scale is lora_alpha / r");
   refuse("use_dora", (v) => v === false, "DoRA is not implemented");
   refuse("bias", (v) => v === "none", 'LoRA biases are not implemented; expected "none"');
@@ -264,7 +262,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   } else return cfgFail(`"target_modules" must be a list of module names or "all-linear", found ${quote(targets)}`);
 
   // PTP settings: ours, or defaults for a reference-code folder.
-  const settings = isObject(j.ptp) ? (j.ptp as unknown as PeftPtpSettings) : undefined;
+  const settings = isPlainObject(j.ptp) ? (j.ptp as unknown as PeftPtpSettings) : undefined;
   if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${quote(settings.format)}`);
   if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${quote(settings.gate)} is not supported (expected "${PTP_GATE}")`);
   if (!settings && !options.teacher) cfgFail(`has no "ptp" settings (a reference-code folder): load it with its teacher model, which gives the teacher's shape`);
@@ -289,7 +287,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
 
   const teacherShape = settings ? settings.teacher_shape : teacherShapeOf(options.teacher!.checkpoint.config);
   const t = teacherShape;
-  if (!isObject(t) || typeof t.dim !== "number" || typeof t.nHeads !== "number") cfgFail(`"ptp.teacher_shape" is not a model shape`);
+  if (!isPlainObject(t) || typeof t.dim !== "number" || typeof t.nHeads !== "number") cfgFail(`"ptp.teacher_shape" is not a model shape`);
   // The model config's own bounds (whole sizes, nLayers <= MAX_LAYERS, ...), before any loop over its layers.
   const shapeProblems = boundedConfigProblems({ ...t, normEps: 1e-5, ropeTheta: 10000, sharedClassifier: true });
   if (shapeProblems.length > 0) cfgFail(`"ptp.teacher_shape" is not a model shape: ${shapeProblems.join("; ")}`);
@@ -308,7 +306,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     let stored: Record<string, unknown> = {};
     try {
       const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(copy.data as Uint8Array));
-      if (isObject(parsed)) stored = parsed as Record<string, unknown>;
+      if (isPlainObject(parsed)) stored = parsed as Record<string, unknown>;
       else throw new Error("not an object");
     } catch {
       fail(`tensor "${CONFIG_TENSOR}" is not the JSON of the PTP settings`);
@@ -436,7 +434,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
 /** JSON with object keys sorted, to compare two parsed values whatever the order of their keys. */
 function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (isObject(v)) {
+  if (isPlainObject(v)) {
     const o = v as Record<string, unknown>;
     return `{${Object.keys(o)
       .sort()

@@ -7,7 +7,7 @@
  */
 import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, quote, readFileBytes } from "../../io/errors.js";
-import { describeValue } from "../../sampling/checks.js";
+import { describeValue } from "../../util/checks.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
 import { checkCheckpoint } from "../../model/weights.js";

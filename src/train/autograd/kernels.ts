@@ -57,7 +57,6 @@ function accumulate(out: Float32Array, coef: Float32Array, cs: number, js: numbe
   }
 }
 
-/** The key indices row m sees, in order. */
 /**
  * Calls `body` for each query row m and head h, with the row's visible keys,
  * the offset of the (m, h) query in a [M, H * hs] array, the offset of its kv
@@ -73,6 +72,7 @@ function eachHeadRow(ranges: Int32Array, offsets: Int32Array, probs: Float32Arra
   }
 }
 
+/** The key indices row m sees, in order. */
 function visibleKeys(ranges: Int32Array, m: number): number[] {
   const [a0, b0, a1, b1] = ranges.subarray(4 * m, 4 * m + 4);
   const js: number[] = [];

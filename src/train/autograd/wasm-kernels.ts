@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { WASM_PAGE_BYTES } from "../../backends/wasm/allocator.js";
 import type { WasmMemory } from "../../util/wasm-api.js";
 import { jsKernels, type TrainKernels } from "./kernels.js";
 
@@ -48,7 +49,7 @@ export function wasmTrainKernels(): TrainKernels {
       end += (n * 4 + 15) & ~15;
     }
     const have = ex.memory.buffer.byteLength;
-    if (end > have) ex.memory.grow(Math.ceil((end - have) / 65536));
+    if (end > have) ex.memory.grow(Math.ceil((end - have) / WASM_PAGE_BYTES));
     return offsets;
   };
   const f32 = () => new Float32Array(ex.memory.buffer);

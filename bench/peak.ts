@@ -1,5 +1,5 @@
-import { relaxedSimdSupported } from "./detect.js";
-import { instantiateBuild, type WasmBuild } from "./index.js";
+import { relaxedSimdSupported } from "../src/backends/wasm/detect.js";
+import { instantiateBuild, type WasmBuild } from "../src/backends/wasm/index.js";
 
 /**
  * The f32x4 multiply-add peak of one core in GFLOP/s, measured now: the
