@@ -54,7 +54,23 @@ describe("the packed package", () => {
     expect(existsSync(join(ROOT, "dist/index.js")), "dist/ is built (npm run build)").toBe(true);
     const packed = JSON.parse(run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], ROOT))[0] as { filename: string; files: { path: string }[] };
     const paths = new Set(packed.files.map((f) => f.path));
-    for (const p of ["LICENSE", "package.json", "dist/index.js", "dist/index.d.ts", "dist/io/index.d.ts", "dist/model/index.js", "dist/ptp/index.js", "dist/train/index.js", "dist/sampling/index.js", "dist/backends/conformance.js", "build/ptp-relaxed.wasm", "build/ptp-simd.wasm", "bin/ptp.js"]) {
+    for (const p of [
+      "LICENSE",
+      "package.json",
+      "dist/index.js",
+      "dist/index.d.ts",
+      "dist/io/index.d.ts",
+      "dist/model/index.js",
+      "dist/ptp/index.js",
+      "dist/train/index.js",
+      "dist/sampling/index.js",
+      "dist/backends/conformance.js",
+      "build/ptp-relaxed.wasm",
+      "build/ptp-simd.wasm",
+      "bin/ptp.js",
+      "docs/BENCHMARKS.md",
+      "spec/ptp.md",
+    ]) {
       expect(paths.has(p), p).toBe(true);
     }
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));

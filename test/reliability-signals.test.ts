@@ -6,6 +6,11 @@ import { runChild } from "./child.js";
 import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
 import { lastFlagWins } from "./flag-args.js";
 
+/** The run ended with `code`; its stderr is shown when it did not (a failure under load says why). */
+function expectExit(r: { code: number; stderr: string }, code: number): void {
+  expect(r.code, r.stderr).toBe(code);
+}
+
 // Real signals to real child processes (bin/ptp.js runs the built dist/, as `npm test` builds first).
 const { tmp, TEACHER, DATA, pregenArgs } = pregenFixture("ptp-signals-");
 
@@ -43,7 +48,7 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(r.stderr).toMatch(new RegExp(`${signal} received; interrupted at step \\d+; checkpoint saved`));
     const k = stepOf(`${out}.train.safetensors`);
     // The reference: the same run, never interrupted, to step k + 2; the interrupted one resumed for 2 more steps.
-    expect((await runCli(...distillArgs(ref, "--stop-after", String(k + 2)))).code).toBe(130);
+    expectExit(await runCli(...distillArgs(ref, "--stop-after", String(k + 2))), 130);
     const resumed = await runCli(...distillArgs(out, "--resume", "--stop-after", "2"));
     expect(resumed.code, resumed.stderr).toBe(130);
     expect(resumed.stderr).toMatch(new RegExp(`resumed from .* at step ${k} `));
@@ -69,8 +74,8 @@ describe("signals stop training runs, which resume exactly", () => {
     const r = await runChild(["bin/ptp.js", ...args("t-sig.bin")], { when: /Ctrl-C saves/, signals: ["SIGTERM"], delayMs: 300 });
     expect(r.code, r.stderr).toBe(143);
     const k = stepOf(join(tmp, "t-sig.bin.train.safetensors"));
-    expect((await runCli(...args("t-ref.bin", "--stop-after", String(k + 2)))).code).toBe(130);
-    expect((await runCli(...args("t-sig.bin", "--resume", "--stop-after", "2"))).code).toBe(130);
+    expectExit(await runCli(...args("t-ref.bin", "--stop-after", String(k + 2))), 130);
+    expectExit(await runCli(...args("t-sig.bin", "--resume", "--stop-after", "2")), 130);
     expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
   });
 
@@ -109,9 +114,9 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(r.stderr).toMatch(/SIGINT received; interrupted at step 0; checkpoint saved/);
     expect(stepOf(join(tmp, "t-long.bin.train.safetensors"))).toBe(0);
     // 256 windows a step. Stopped after one step and resumed for one (on another thread count), as two steps in one run.
-    expect((await runCli(...args("t-parts-ref.bin", "256", "--stop-after", "2"))).code).toBe(130);
-    expect((await runCli(...args("t-parts.bin", "256", "--stop-after", "1"))).code).toBe(130);
-    expect((await runCli(...args("t-parts.bin", "256", "--resume", "--stop-after", "1", "--threads", "1"))).code).toBe(130);
+    expectExit(await runCli(...args("t-parts-ref.bin", "256", "--stop-after", "2")), 130);
+    expectExit(await runCli(...args("t-parts.bin", "256", "--stop-after", "1")), 130);
+    expectExit(await runCli(...args("t-parts.bin", "256", "--resume", "--stop-after", "1", "--threads", "1")), 130);
     expect(bytes(join(tmp, "t-parts.bin")).equals(bytes(join(tmp, "t-parts-ref.bin")))).toBe(true);
     sameTensors(join(tmp, "t-parts.bin.train.safetensors"), join(tmp, "t-parts-ref.bin.train.safetensors"));
   });
@@ -134,7 +139,7 @@ describe("signals stop training runs, which resume exactly", () => {
     const resumed = await runCli(...args(out, "--resume", "--stop-after", "2"));
     expect(resumed.code, resumed.stderr).toBe(130);
     expect(resumed.stderr).toMatch(/step 0 {2}accepted/);
-    expect((await runCli(...args(ref, "--stop-after", "2"))).code).toBe(130);
+    expectExit(await runCli(...args(ref, "--stop-after", "2")), 130);
     expect(bytes(out).equals(bytes(ref))).toBe(true);
     sameTensors(`${out}.train.safetensors`, `${ref}.train.safetensors`);
     const evals = (path: string) =>
@@ -158,7 +163,7 @@ describe("signals stop training runs, which resume exactly", () => {
       expect(r.signal).toBe("SIGKILL");
       const k = existsSync(`${out}.train.safetensors`) ? stepOf(`${out}.train.safetensors`) : 0;
       expect(k % 5).toBe(0);
-      expect((await runCli(...distillArgs(ref, "--eval-every", "5", "--stop-after", String(k + 3)))).code).toBe(130);
+      expectExit(await runCli(...distillArgs(ref, "--eval-every", "5", "--stop-after", String(k + 3))), 130);
       const resumed = await runCli(...distillArgs(out, "--eval-every", "5", "--resume", "--stop-after", "3"));
       expect(resumed.code, resumed.stderr).toBe(130);
       expect(bytes(out).equals(bytes(ref))).toBe(true);
@@ -169,10 +174,10 @@ describe("signals stop training runs, which resume exactly", () => {
   it("REL-KILL-BETWEEN-WRITES: a kill after the checkpoint but before its log line and output (or before the output only) leaves a run --resume completes exactly", async () => {
     await dataset();
     const ref = join(tmp, "kb-ref.safetensors");
-    expect((await runCli(...distillArgs(ref, "--eval-every", "3", "--stop-after", "6"))).code).toBe(130);
+    expectExit(await runCli(...distillArgs(ref, "--eval-every", "3", "--stop-after", "6")), 130);
     for (const cut of ["log and output", "output"]) {
       const out = join(tmp, `kb-${cut.length}.safetensors`);
-      expect((await runCli(...distillArgs(out, "--eval-every", "3", "--stop-after", "3"))).code).toBe(130);
+      expectExit(await runCli(...distillArgs(out, "--eval-every", "3", "--stop-after", "3")), 130);
       // What a kill between the writes at step 3 leaves: the step-3 checkpoint, the log without its line, no output.
       const log = readFileSync(`${out}.log.jsonl`, "utf8").trim().split("\n");
       expect(JSON.parse(log.at(-1)!).step).toBe(3);
@@ -204,7 +209,7 @@ describe("signals stop training runs, which resume exactly", () => {
     const out = join(tmp, "pg-sig.ptpd"),
       ref = join(tmp, "pg-ref.ptpd");
     const big = (o: string, ...extra: string[]) => pregenArgs(o, "--samples", "40", "--backend", "js", ...extra);
-    expect((await runCli(...big(ref))).code).toBe(0);
+    expectExit(await runCli(...big(ref)), 0);
     const r = await runChild(["bin/ptp.js", ...big(out)], { when: /records/, signals: ["SIGINT"] });
     expect(r.code, r.stderr).toBe(130);
     // SIGTERM: the same stop, with the shell's code for it (143).

@@ -662,7 +662,7 @@ describe("ptp pregenerate", () => {
     expect(help.stdout).toContain("--resume");
   });
 
-  it("DATA-CLI: samples stories260K from a prompt file, refuses to overwrite, resumes a torn file to the same bytes, refuses other settings", async () => {
+  it("DATA-CLI: samples stories260K from a prompt file, refuses to overwrite (--force starts over, a dataset only), resumes a torn file to the same bytes, refuses other settings", async () => {
     const out = join(tmp, "stories.ptpdata");
     const args = ["pregenerate", ...MODEL, "--prompts", promptFile, "--out", out, "--samples", "3", "--steps", "24", "--seed", "11"];
     const r = await runCli(...args);
@@ -695,9 +695,20 @@ describe("ptp pregenerate", () => {
 
     const again = await runCli(...args);
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain(`${out} exists; pass --resume to continue it`);
+    expect(again.stderr).toContain(`${out} exists; pass --resume to continue it, or --force to start it over`);
 
     const fullBytes = bytesOf(out);
+    // --force starts it over: the same bytes again (the samples depend on the seed only); only a dataset is replaced.
+    const over = await runCli(...args, "--force");
+    expect(over.code, over.stderr).toBe(0);
+    expect(bytesOf(out).equals(fullBytes)).toBe(true);
+    expect((await runCli(...args, "--force", "--resume")).stderr).toMatch(/--force starts --out over and --resume continues it; give one of them/);
+    const notes = join(tmp, "notes.txt");
+    writeFileSync(notes, "mine\n");
+    const refused = await runCli(...args.map((a) => (a === out ? notes : a)), "--force");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${notes} is not a PTP dataset; --force replaces only a dataset`);
+    expect(readFileSync(notes, "utf8")).toBe("mine\n");
     const ends = recordEnds(d.meta, d.records);
     const torn = join(tmp, "torn.ptpdata");
     copyFileSync(out, torn);

@@ -19,7 +19,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -87,7 +87,7 @@ const RESET = "\x1b[0m";
  */
 export function whySlower(ptpSeconds: number, arSeconds: number, scale: boolean): string {
   if (scale || !(ptpSeconds > arSeconds)) return "";
-  return "\nwhy slower: fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + "curve). --scale measures the same decoding at the compute of larger models.\n";
+  return "\nwhy slower: " + whySlowerLines("--scale measures the same decoding at the compute of larger models.");
 }
 
 export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
@@ -210,6 +210,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
         onProgress: (m) => io.stderr(`ptp demo: --scale ${m}\n`),
       });
       io.stdout(speedupTable(rows));
+      io.stdout("(one timed run per cell, AR and PTP one after the other: on a loaded machine the speedups move; bench/ptp-speedup.ts --reps N repeats them)\n");
       all.equal = rows.every((row) => row.equalsAR);
     }
     if (!all.equal) {

@@ -17,7 +17,7 @@ import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite } from "./ptp-common.js";
+import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 import { checkMemory } from "./memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
@@ -379,7 +379,8 @@ function escapeLine(text: Uint8Array): Buffer {
   return Buffer.from(Buffer.from(text).toString("latin1").replace(/\\/g, "\\\\").replace(/\n/g, "\\n"), "latin1");
 }
 
-function statsBlock(s: GenerateStats, decoder: string, prompts: number): string {
+/** The stats lines `generate` prints on stderr after a PTP decode, with a "why slower" note when PTP took longer than AR. */
+export function statsBlock(s: GenerateStats, decoder: string, prompts: number): string {
   const histogram = s.acceptedHistogram
     .map((n, a) => (n > 0 ? `${a}:${n}` : ""))
     .filter((x) => x !== "")
@@ -396,7 +397,9 @@ function statsBlock(s: GenerateStats, decoder: string, prompts: number): string 
     `equals AR:          ${equal}`,
     `backend:            ${s.backend}`,
   ];
-  return lines.join("\n") + "\n";
+  // A PTP decode slower than AR is the rule for small models on a CPU: say why, as the demo does.
+  const slower = s.decoder !== "ar" && s.generatedTokens > 0 && s.speedup < 1 ? "why slower: " + whySlowerLines("`ptp demo --scale` and bench/ptp-speedup.ts measure PTP at the compute of larger models.") : "";
+  return lines.join("\n") + "\n" + slower;
 }
 
 /** Threads a backend splits work over and the chunks its workers ran (1 and 0 where it has no threads). */

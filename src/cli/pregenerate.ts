@@ -10,6 +10,7 @@ import { inferenceMemory } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
 import { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
+import { fileKindOf } from "../io/file-kind.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
@@ -29,6 +30,7 @@ export const pregenerateFlags = defineFlags({
   seed: { kind: "int", value: "S", help: "seed of the u's (integer in [0, 2^32)); record i uses (S, i)", default: 1, min: 0, max: 2 ** 32 - 1 },
   ...backendFlags(),
   resume: { kind: "bool", help: "continue an existing --out (same settings and --backend; a torn last record is truncated)" },
+  force: { kind: "bool", help: "start an existing --out over: it is removed once the model and prompts are read, and a new dataset written (only a PTP dataset is replaced)" },
 });
 
 export const pregenerateUsage = `usage: ptp pregenerate --model FILE --tokenizer FILE --out FILE [options]
@@ -61,7 +63,12 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     ],
     force: true,
   });
-  if (!f.resume && existsSync(out)) throw new Error(`${out} exists; pass --resume to continue it`);
+  if (f.force && f.resume) throw new UsageError("--force starts --out over and --resume continues it; give one of them");
+  if (!f.resume && existsSync(out)) {
+    if (!f.force) throw new Error(`${out} exists; pass --resume to continue it, or --force to start it over`);
+    const kind = fileKindOf(out);
+    if (kind !== "a PTP distillation dataset") throw new Error(`${out} is ${kind ?? "not a PTP dataset"}; --force replaces only a dataset (choose another --out, or remove the file yourself)`);
+  }
   lockOutput(io, "pregenerate", out, argv);
 
   const checkpoint = readModel(f.model);
@@ -87,6 +94,8 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     backend,
   );
 
+  // Started over only now, with the model, the prompts and the backend ready.
+  if (f.force && existsSync(out)) rmSync(out);
   const writer = DatasetWriter.open(out, meta, { resume: f.resume === true });
   let model: Transformer | undefined;
   // Ctrl-C / kill: finish the current record, sync, and say how to continue.

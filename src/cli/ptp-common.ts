@@ -51,6 +51,15 @@ const MAX_SEED = 2n ** 64n - 1n;
  * integer in [1, 2^64 - 1], and so is S + prompts - 1, the seed of the last
  * prompt (prompt i uses S + i).
  */
+/**
+ * Why PTP took longer than AR, for the commands that time both (demo,
+ * generate): the lines after "why slower: ", ending in `measure` (what
+ * measures it at larger models).
+ */
+export function whySlowerLines(measure: string): string {
+  return "fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + `curve). ${measure}\n`;
+}
+
 /** A decoding --temperature: 0 (greedy) or at least MIN_TEMPERATURE (below it logits / T overflow). */
 export function temperatureFlag(t: number): void {
   if (t < 0 || (t > 0 && t < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${t}`);
