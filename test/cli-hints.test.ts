@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { closest } from "../src/cli/args.js";
+import { closest, defineFlags, describeFlags } from "../src/cli/args.js";
 import { ROOT, runCli } from "./helpers.js";
 
 describe("CLI hints", () => {
@@ -35,5 +35,52 @@ describe("CLI hints", () => {
     expect(closest("seed", ["steps", "seed", "student"])).toBe("seed");
     expect(closest("top_k", ["top-k", "top-p"])).toBe("top-k");
     expect(closest("q", ["model", "steps"])).toBeUndefined();
+  });
+
+  it("CLI-HELP-LAYOUT: every command's --help lists its required flags first, and each flag's help starts at column 27 after at least two spaces, or on the next line when the flag is too long", async () => {
+    const top = await runCli("help");
+    const commands = [...top.stdout.matchAll(/^ {2}([a-z][a-z-]*) /gm)].map((m) => m[1]);
+    expect(commands).toContain("distill");
+    const firstRows: Record<string, string[]> = {};
+    for (const command of commands) {
+      const r = await runCli(command, "--help");
+      expect(r.code, command).toBe(0);
+      const lines = r.stdout.split("\n");
+      const rows: string[] = [];
+      for (let i = 0; i < lines.length; i++) {
+        if (!lines[i].startsWith("  --")) continue;
+        const left = /^ {2}--[^ ]+(?: [^ ]+)?/.exec(lines[i])![0];
+        if (lines[i] === left) {
+          // too long for the column: the help on the next line, at column 27
+          expect(lines[i + 1], `${command}: ${left}`).toMatch(/^ {27}\S/);
+          rows.push(`${left} ${lines[++i].trim()}`);
+        } else {
+          const gap = /^ +/.exec(lines[i].slice(left.length))![0].length;
+          expect(gap, `${command}: ${lines[i]}`).toBeGreaterThanOrEqual(2);
+          expect(left.length + gap, `${command}: ${lines[i]}`).toBe(27);
+          rows.push(lines[i]);
+        }
+      }
+      const firstOptional = rows.findIndex((row) => !row.endsWith("(required)"));
+      if (firstOptional >= 0)
+        expect(
+          rows.slice(firstOptional).filter((row) => row.endsWith("(required)")),
+          command,
+        ).toEqual([]);
+      firstRows[command] = rows.map((row) => /^ {2}(--\S+)/.exec(row)![1]);
+    }
+    expect(firstRows.distill.slice(0, 3)).toEqual(["--model", "--dataset", "--out"]);
+    expect(firstRows.train.slice(0, 2)).toEqual(["--corpus", "--out"]);
+    const generate = (await runCli("generate", "--help")).stdout;
+    expect(generate).toContain(`\n  --draft-temperature-scale R\n${" ".repeat(27)}C-PTP drafts are picked`);
+    // describeFlags itself: declared order within each group; a left column of 25 characters still fits.
+    const specs = defineFlags({
+      quiet: { kind: "bool", help: "say less" },
+      out: { kind: "string", value: "FILE", help: "where to write", required: true },
+      "a-rather-long-flag-name": { kind: "int", value: "N", help: "wraps", default: 3 },
+      "exactly-fits-xxx": { kind: "string", value: "FILE", help: "fits" },
+      model: { kind: "string", value: "FILE", help: "the teacher", required: true },
+    });
+    expect(describeFlags(specs).split("\n")).toEqual(["  --out FILE               where to write (required)", "  --model FILE             the teacher (required)", "  --quiet                  say less", "  --a-rather-long-flag-name N", `${" ".repeat(27)}wraps (default 3)`, "  --exactly-fits-xxx FILE  fits"]);
   });
 });

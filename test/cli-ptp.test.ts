@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +7,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import { readStudent } from "../src/ptp/files/adapter-file.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
-import { pregenFixture, runCli, SHARED, STORIES_260K, TOK_512 } from "./helpers.js";
+import { pregenFixture, ROOT, runCli, SHARED, STORIES_260K, TOK_512 } from "./helpers.js";
 import { AdamW } from "../src/train/optim.js";
 import { makeParam } from "../src/train/param.js";
 import { saveTrainCheckpoint } from "../src/train/train-checkpoint.js";
@@ -365,6 +365,62 @@ describe("ptp inspect", () => {
     const empty = await ptp("inspect", "");
     expect(empty.code).toBe(2);
     expect(empty.stderr.split("\n")[0]).toBe("ptp inspect: the file to inspect must not be an empty path");
+  });
+
+  it("CLI-PTP-INSPECT-TEXT: a text file is said to be one, in one line naming it and the kinds inspect reads (not a v0 header of its letters); a missing file lists the same kinds as --help", async () => {
+    const help = await ptp("inspect", "--help");
+    const kinds = /^Tell ([\s\S]*?) apart/m.exec(help.stdout)![1].replace(/\s+/g, " ");
+    for (const kind of ["a llama2.c checkpoint", "a Hugging Face Llama folder", "a PTP student adapter", "a PEFT LoRA folder", "a PTP draft model", "a ptp training checkpoint", "a PTP distillation dataset", "a llama2.c tokenizer.bin"]) expect(kinds).toContain(kind);
+    const missing = join(tmp, "missing.bin");
+    const m = await ptp("inspect", missing);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toBe(`ptp inspect: ${missing}: file does not exist (expected ${kinds})\n`);
+    // A README, a text cut mid-character at the probe's end (4095 ASCII bytes, then "é"), CRLF and tab text, three bytes of text.
+    const cut = join(tmp, "cut.txt");
+    writeFileSync(cut, "x".repeat(4095) + "é and more text\n");
+    const crlf = join(tmp, "crlf.txt");
+    writeFileSync(crlf, "prompt one\tΩ 🙂\r\nprompt two\r\n");
+    const short = join(tmp, "abc.bin");
+    writeFileSync(short, "abc");
+    for (const file of [join(ROOT, "README.md"), join(ROOT, "package.json"), cut, crlf, short]) {
+      const r = await ptp("inspect", file);
+      expect(r.code, file).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(`ptp inspect: ${file}: a text file; inspect reads ${kinds}\n`);
+    }
+    // Bytes that are not text (a NUL, a control byte, invalid UTF-8) still read as what they are not.
+    for (const [name, bytes] of [
+      ["nul.bin", Buffer.from("some text\0 then more text that goes on")],
+      ["bell.bin", Buffer.from("some text\x07 then more text that goes on")],
+      ["latin1.bin", Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x61, 0x75, 0x20, 0x6c, 0x61, 0x69, 0x74, 0x20, 0x63, 0x68, 0x61, 0x75, 0x64, 0x20, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21, 0x21])],
+    ] as const) {
+      const file = join(tmp, name);
+      writeFileSync(file, bytes);
+      const r = await ptp("inspect", file);
+      expect(r.code, name).toBe(1);
+      expect(r.stderr, name).toMatch(/read as a v0 checkpoint/);
+      expect(r.stderr, name).not.toMatch(/text file/);
+    }
+  });
+
+  it("CLI-PTP-INSPECT-PEFT: a PEFT folder is labelled a PEFT LoRA folder (not a safetensors adapter); one without ptp settings names --model: ptp inspect DIR --model PATH", async () => {
+    const dir = join(tmp, "peft-c");
+    expect((await ptp("export-peft", STUDENT_C, "--out", dir)).code).toBe(0);
+    const t = await ptp("inspect", dir);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout.split("\n")[0]).toBe(`${dir}: PTP student, PEFT LoRA folder, C-PTP`);
+    expect(t.stdout).toMatch(/variant +C/);
+    expect(t.stdout).not.toMatch(/safetensors/);
+    // The reference code's folders have no "ptp" settings: the same folder without them.
+    const ref = join(tmp, "peft-reference");
+    mkdirSync(ref);
+    const { ptp: _settings, ...config } = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
+    writeFileSync(join(ref, "adapter_config.json"), JSON.stringify(config));
+    writeFileSync(join(ref, "adapter_model.safetensors"), readFileSync(join(dir, "adapter_model.safetensors")));
+    const r = await ptp("inspect", ref);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`ptp inspect: ${join(ref, "adapter_config.json")}: has no "ptp" settings (a reference-code folder): give its teacher model, which gives the teacher's shape: ptp inspect ${ref} --model PATH\n`);
   });
 });
 

@@ -189,12 +189,23 @@ export function givenFlags(argv: readonly string[], specs: FlagRules): Set<strin
   return given;
 }
 
-/** The flags part of a usage message. */
+/** Where a flag's help text starts: its column in the usage text. */
+const HELP_COLUMN = 27;
+
+/**
+ * The flags part of a usage message: the required flags first (in their
+ * declared order), then the rest; each flag's help at HELP_COLUMN, or, when
+ * its name and value leave less than two spaces before that column, on the
+ * next line, indented to it (never run into the name).
+ */
 export function describeFlags(specs: FlagSpecs): string {
-  const rows = Object.entries(specs).map(([name, s]) => {
+  const entries = Object.entries(specs);
+  const ordered = [...entries.filter(([, s]) => s.required), ...entries.filter(([, s]) => !s.required)];
+  const rows = ordered.map(([name, s]) => {
     const left = `  --${name}${s.kind === "bool" ? "" : " " + (s.value ?? s.kind.toUpperCase())}`;
     const extra = s.required ? " (required)" : s.default !== undefined && s.kind !== "bool" ? ` (default ${JSON.stringify(s.default)})` : "";
-    return `${left.padEnd(26)} ${s.help}${extra}`;
+    const help = `${s.help}${extra}`;
+    return left.length + 2 <= HELP_COLUMN ? `${left.padEnd(HELP_COLUMN)}${help}` : `${left}\n${" ".repeat(HELP_COLUMN)}${help}`;
   });
   return rows.join("\n");
 }

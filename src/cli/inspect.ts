@@ -1,6 +1,7 @@
 import { DATASET_MAGIC, datasetRecords, totalRecords, type DatasetMeta } from "../data/dataset.js";
 import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
 import { FileFormatError, readFileBytes, readFilePrefix } from "../io/errors.js";
+import { looksLikeText, TEXT_PROBE_BYTES } from "../io/file-kind.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { looksLikeSafetensors, parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
@@ -25,19 +26,36 @@ export const inspectFlags = defineFlags({
   model: { kind: "string", value: "PATH", help: "the teacher of a PEFT folder without ptp settings (the reference code's), which gives its shape" },
 });
 
+/** The kinds inspect tells apart: its help, and the messages for a missing or a text file, list them from here. */
+const INSPECT_KINDS = ["a llama2.c checkpoint", "a Hugging Face Llama folder", "a PTP student adapter", "a PEFT LoRA folder", "a PTP draft model", "a ptp training checkpoint", "a PTP distillation dataset", "a llama2.c tokenizer.bin"] as const;
+
+/** INSPECT_KINDS as a list in a sentence: "a, b, ... or z". */
+const KIND_LIST = `${INSPECT_KINDS.slice(0, -1).join(", ")} or ${INSPECT_KINDS[INSPECT_KINDS.length - 1]}`;
+
+/** `text` broken into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width = 74): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) lines.push(line), (line = word);
+    else line = line === "" ? word : `${line} ${word}`;
+  }
+  return [...lines, line].join("\n");
+}
+
 export const inspectUsage = `usage: ptp inspect FILE|DIR [--json] [--model PATH]
 
-Tell a llama2.c checkpoint (v0 or v1 "ak42"), a Hugging Face Llama folder,
-a PTP student adapter, a standalone PTP draft model, a training checkpoint
-(all three safetensors), a PTP distillation dataset (ptp pregenerate) and
-a llama2.c tokenizer.bin apart and print the configuration: for a
-checkpoint the model config, parameter count, version and teacher
-checksum; for an adapter the student config, for a draft model the draft
-config, each with tensor count and parameter count; for a dataset its
-generation settings and how many of its records are complete; for a
-training checkpoint its step; for a tokenizer its token count.
-A PEFT folder of the reference code (no ptp settings) needs its teacher
-(--model), which gives the shape its tensors are read with.
+${wrap(
+  `Tell ${KIND_LIST} apart and print the configuration. A checkpoint is a llama2.c ` +
+    `v0 or v1 ("ak42") file; an adapter, a draft model and a training checkpoint are ` +
+    `safetensors files; a dataset comes from ptp pregenerate. For a checkpoint it ` +
+    `prints the model config, parameter count, version and teacher checksum; for an ` +
+    `adapter the student config, for a draft model the draft config, each with tensor ` +
+    `count and parameter count; for a dataset its generation settings and how many of ` +
+    `its records are complete; for a training checkpoint its step; for a tokenizer its ` +
+    `token count. A PEFT folder of the reference code (no ptp settings) needs its ` +
+    `teacher (--model), which gives the shape its tensors are read with.`,
+)}
 
 ${describeFlags(inspectFlags)}`;
 
@@ -124,7 +142,7 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
   const peft = isDirectory(path) && (isPeftFolder(path) || existsSync(join(path, PEFT_WEIGHTS)));
   if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${path} is not one`);
   if (peft) {
-    const student = readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
+    const student = readPeftStudentNamingModel(path, teacher);
     return { file: path, kind: "student", config: student.config, ...weightCounts(student.weights) };
   }
   if (isDirectory(path)) {
@@ -132,7 +150,7 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     const c = checkpoint.config;
     return { file: path, kind: "hf-checkpoint", config: c, parameters: parameterCount(c), teacherChecksum: teacherChecksum(checkpoint) };
   }
-  const what = "a llama2.c checkpoint, a PTP student adapter, a PTP draft model or a PTP dataset";
+  const what = KIND_LIST;
   if (new TextDecoder().decode(readFilePrefix(path, what, DATASET_MAGIC.length).bytes) === DATASET_MAGIC) return inspectDataset(path);
   const bytes = readFileBytes(path, what);
   if (looksLikeSafetensors(bytes)) {
@@ -158,12 +176,30 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
       teacherChecksum: teacherChecksum(checkpoint),
     };
   } catch (e) {
+    // Text (a README, a prompts file): say so, not the garbage a v0 header of its letters reads as.
+    if (e instanceof FileFormatError && !ak42 && looksLikeText(bytes.subarray(0, TEXT_PROBE_BYTES))) throw new FileFormatError(path, `a text file; inspect reads ${KIND_LIST}`);
     // '{' after eight bytes: a safetensors file whose header length does not fit (parseSafetensors says how).
     if (e instanceof FileFormatError && !ak42 && bytes.length >= 10 && bytes[8] === 0x7b) parseSafetensors(bytes, path);
     if (e instanceof FileFormatError && !ak42) {
       const tokens = llama2cTokenizerTokens(bytes);
       if (tokens !== undefined) return { file: path, kind: "tokenizer", vocabSize: tokens };
       throw new FileFormatError(path, `neither a PTP student adapter, draft model or training checkpoint (safetensors), a PTP dataset ("${DATASET_MAGIC}"), a llama2.c tokenizer nor a llama2.c checkpoint (v0 or v1 "ak42"); read as a v0 checkpoint: ${e.problem}`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * A PEFT folder's student (with its teacher's shape where `teacher` is
+ * given); a reference-code folder read without one names the flag that
+ * gives it (readPeftStudent's own message serves every command).
+ */
+function readPeftStudentNamingModel(path: string, teacher: Checkpoint | undefined): ReturnType<typeof readPeftStudent> {
+  try {
+    return readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
+  } catch (e) {
+    if (teacher === undefined && e instanceof FileFormatError && e.problem.startsWith('has no "ptp" settings')) {
+      throw new FileFormatError(e.path, `has no "ptp" settings (a reference-code folder): give its teacher model, which gives the teacher's shape: ptp inspect ${path} --model PATH`);
     }
     throw e;
   }
@@ -240,7 +276,7 @@ export async function inspectCommand(argv: readonly string[], io: Io): Promise<n
     countRows(info);
   } else {
     const c = info.config;
-    lines.push(`${info.file}: PTP student adapter (safetensors), ${c.variant}-PTP`);
+    lines.push(`${info.file}: ${isDirectory(info.file) ? "PTP student, PEFT LoRA folder" : "PTP student adapter (safetensors)"}, ${c.variant}-PTP`);
     row("variant", c.variant);
     row("rank", c.rank);
     row("alpha", c.alpha);

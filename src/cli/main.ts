@@ -33,7 +33,7 @@ const COMMANDS: Record<string, Command> = {
   demo: { run: demoCommand, usage: demoUsage, summary: "PTP on the shipped demo models: accepted chunks, speedup over AR, exactness" },
   convert: { run: convertCommand, usage: convertUsage, summary: "convert a model between llama2.c checkpoints and Hugging Face Llama folders" },
   "export-peft": { run: exportPeftCommand, usage: exportPeftUsage, summary: "write a PTP student as a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)" },
-  inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a model (llama2.c or Hugging Face), a student adapter, a draft model or a dataset apart and print its config" },
+  inspect: { run: inspectCommand, usage: inspectUsage, summary: "tell a model (llama2.c or Hugging Face), a student (adapter file or PEFT folder), a draft model, a dataset, a training checkpoint or a tokenizer.bin apart and print what it holds" },
 };
 
 export const usage = `usage: ptp <command> [options]

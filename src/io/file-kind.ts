@@ -29,3 +29,23 @@ export function fileKindOf(path: string): FileKind | undefined {
   }
   return undefined;
 }
+
+/** How many of a file's first bytes looksLikeText reads. */
+export const TEXT_PROBE_BYTES = 4096;
+
+/**
+ * Whether `head`, a file's first bytes, reads as text: not empty, valid
+ * UTF-8 (a character cut at the end of `head` allowed) and no control bytes
+ * but tab, newline and carriage return. None of ptp's binary files does:
+ * their headers hold small little-endian integers, so NUL bytes.
+ */
+export function looksLikeText(head: Uint8Array): boolean {
+  if (head.length === 0) return false;
+  for (const b of head) if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false;
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(head, { stream: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
