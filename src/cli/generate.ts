@@ -65,9 +65,9 @@ export const generateFlags = defineFlags({
 
 export const generateUsage = `usage: ptp generate --model PATH [--tokenizer FILE] [options]
 
-Continue a prompt with a llama2.c checkpoint, sampling each token as
-Pick(u, P) from explicit auxiliary variables u. stdout: the prompt and its
-continuation, as llama2.c's run prints them; stderr: tokens/s.
+Continue a prompt with a model (llama2.c or Hugging Face), sampling each
+token as Pick(u, P) from explicit auxiliary variables u. stdout: the prompt
+and its continuation, as llama2.c's run prints them; stderr: tokens/s.
 
 With --student (a PTP adapter), a --decoder other than ar, or --prompts,
 the prompts are decoded with Parallel Token Prediction, then again
