@@ -81,9 +81,9 @@ describe("ptp generate with a student", () => {
       expect(text.stderr).toMatch(/model calls: +\d+ \(AR: \d+\)/);
       expect(text.stderr).toMatch(/accepted per step: +\d+\.\d+ mean; histogram( \d+:\d+)+/);
       expect(text.stderr).toMatch(/tokens\/s: +[\d.]+ \(AR: [\d.]+; speedup [\d.]+x\)/);
-      // A decode slower than AR says why (as the demo does); one at least as fast does not.
+      // A PTP decode slower than AR says why (as the demo does); one at least as fast, or AR itself, does not.
       const speedup = Number(/speedup ([\d.]+)x/.exec(text.stderr)![1]);
-      if (speedup !== 1) expect(/why slower: fewer calls save time only where/.test(text.stderr), text.stderr).toBe(speedup < 1);
+      if (speedup !== 1) expect(/why slower: fewer calls save time only where/.test(text.stderr), text.stderr).toBe(decoder !== "ar" && speedup < 1);
       expect(text.stdout.startsWith("Once upon a time")).toBe(true);
 
       const json = await ptp(...argv, "--json");
