@@ -5,18 +5,18 @@
 // prompt whose text is also a training prompt is dropped, so no held-out
 // prompt is ever seen in training.
 // An existing output file is replaced only with --force.
-// usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]
+// usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN HELDOUT [SPLIT=1000]
 import { checkInputs, loadLib, parseScriptArgs, runScript, ScriptUsageError } from "./script-cli.mjs";
 
 const NAME = "stories-prompts";
-const USAGE = "usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN_OUT HELDOUT_OUT [SPLIT=1000]";
+const USAGE = "usage: node scripts/stories-prompts.mjs [--force] CORPUS TRAIN HELDOUT [SPLIT=1000]";
 const WHAT = "a UTF-8 text of stories, paragraphs separated by blank lines";
 /** Characters of a paragraph's (whitespace-collapsed) text kept: a first sentence of up to 200 is found in them exactly. */
 const KEEP = 1000;
 const lib = await loadLib(NAME);
 await runScript(NAME, USAGE, lib, () => {
   const { values, positionals } = parseScriptArgs(process.argv.slice(2), { force: { type: "boolean" } }, USAGE);
-  if (positionals.length < 3) throw new ScriptUsageError(`missing ${["CORPUS", "TRAIN_OUT", "HELDOUT_OUT"].slice(positionals.length).join(", ")}`);
+  if (positionals.length < 3) throw new ScriptUsageError(`missing ${["CORPUS", "TRAIN", "HELDOUT"].slice(positionals.length).join(", ")}`);
   if (positionals.length > 4) throw new ScriptUsageError(`too many arguments (${positionals.length}; at most 4)`);
   const [corpus, trainOut, heldOut, splitArg = "1000"] = positionals;
   if (corpus === "") throw new ScriptUsageError("CORPUS must not be empty");
@@ -25,8 +25,8 @@ await runScript(NAME, USAGE, lib, () => {
   checkInputs(lib, [corpus], WHAT);
   lib.checkOutputs(
     [
-      { flag: "TRAIN_OUT", path: trainOut },
-      { flag: "HELDOUT_OUT", path: heldOut },
+      { flag: "TRAIN", path: trainOut },
+      { flag: "HELDOUT", path: heldOut },
     ],
     { inputs: [{ flag: "CORPUS", path: corpus }], force: values.force },
   );

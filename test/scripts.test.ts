@@ -98,7 +98,10 @@ describe("SCRIPT-ERRORS: plot-accepted.mjs", () => {
 
   it("SCRIPT-ERRORS: an existing output is kept without --force (exit 1), replaced with it; a torn last line is left out with a note", () => {
     const out = file("kept.svg", "mine\n");
-    oneLineError(run(PLOT, out, `a=${LOG}`), 1, "plot-accepted", "existing output");
+    const kept = run(PLOT, out, `a=${LOG}`);
+    oneLineError(kept, 1, "plot-accepted", "existing output");
+    // named as the usage and README name it
+    expect(kept.stderr).toBe(`plot-accepted: OUT.svg ${out} already exists; pass --force to overwrite it\n`);
     expect(readFileSync(out, "utf8")).toBe("mine\n");
     const ok = run(PLOT, "--force", out, `a=${LOG}`);
     expect(ok.code, ok.stderr).toBe(0);
@@ -143,6 +146,8 @@ describe("SCRIPT-ERRORS: stories-prompts.mjs", () => {
     }
     expect(existsSync(join(tmp, "t.txt")) || existsSync(join(tmp, "h.txt"))).toBe(false);
     expect(readFileSync(STORIES, "utf8")).toMatch(/^Story number 0/);
+    // the missing arguments and the usage use the README's names
+    expect(run(PROMPTS, STORIES).stderr).toMatch(/^stories-prompts: missing TRAIN, HELDOUT \(usage: node scripts\/stories-prompts\.mjs \[--force\] CORPUS TRAIN HELDOUT \[SPLIT=1000\]\)\n$/);
   });
 
   it("SCRIPT-ERRORS: a missing, folder, FIFO, empty, binary or too-small corpus is a one-line error naming it, exit 1, and nothing is written", () => {
@@ -166,8 +171,17 @@ describe("SCRIPT-ERRORS: stories-prompts.mjs", () => {
 
   it("SCRIPT-ERRORS: existing outputs are kept without --force (exit 1); a good corpus splits as before", () => {
     const train = file("train.txt", "mine\n");
-    oneLineError(run(PROMPTS, STORIES, train, "held.txt"), 1, "stories-prompts", "existing output");
+    const kept = run(PROMPTS, STORIES, train, "held.txt");
+    oneLineError(kept, 1, "stories-prompts", "existing output");
+    // named as the usage and README name them (CORPUS TRAIN HELDOUT)
+    expect(kept.stderr).toBe(`stories-prompts: TRAIN ${train} already exists; pass --force to overwrite it\n`);
     expect(readFileSync(train, "utf8")).toBe("mine\n");
+    const held = file("held-kept.txt", "theirs\n");
+    const keptHeld = run(PROMPTS, STORIES, "fresh-train.txt", held);
+    oneLineError(keptHeld, 1, "stories-prompts", "existing held-out output");
+    expect(keptHeld.stderr).toBe(`stories-prompts: HELDOUT ${held} already exists; pass --force to overwrite it\n`);
+    expect(readFileSync(held, "utf8")).toBe("theirs\n");
+    expect(existsSync(join(tmp, "fresh-train.txt"))).toBe(false);
     const r = run(PROMPTS, "--force", STORIES, train, "held.txt", "10");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/^10 training prompts -> .*, 2 held-out prompts -> held\.txt\n$/);
