@@ -7,7 +7,7 @@ import { looksLikeSafetensors, parseSafetensors } from "../io/safetensors.js";
 import { CONFIG_FIELDS, parameterCount, type ModelConfig } from "../model/config.js";
 import { parseStudent } from "../ptp/files/adapter-file.js";
 import { slotInputOf } from "../ptp/files/ptp-file-parts.js";
-import { isPeftFolder, PEFT_WEIGHTS, readPeftStudent } from "../ptp/files/peft.js";
+import { isPeftFolder, NEEDS_TEACHER, PEFT_WEIGHTS, readPeftStudent } from "../ptp/files/peft.js";
 import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
 import { existsSync } from "node:fs";
@@ -198,8 +198,8 @@ function readPeftStudentNamingModel(path: string, teacher: Checkpoint | undefine
   try {
     return readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
   } catch (e) {
-    if (teacher === undefined && e instanceof FileFormatError && e.problem.startsWith('has no "ptp" settings')) {
-      throw new FileFormatError(e.path, `has no "ptp" settings (a reference-code folder): give its teacher model, which gives the teacher's shape: ptp inspect ${path} --model PATH`);
+    if (teacher === undefined && e instanceof FileFormatError && e.problem.startsWith(NEEDS_TEACHER)) {
+      throw new FileFormatError(e.path, `${NEEDS_TEACHER}: give its teacher model, which gives the teacher's shape: ptp inspect ${path} --model PATH`);
     }
     throw e;
   }

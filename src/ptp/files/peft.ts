@@ -212,6 +212,9 @@ function canonicalKey(key: string): string {
  * unknown, missing or mis-shaped tensors, and a student that does not
  * fit the teacher given.
  */
+/** How readPeftStudent's error begins for a reference-code folder read without its teacher (`ptp inspect` adds the flag that gives one). */
+export const NEEDS_TEACHER = 'has no "ptp" settings (a reference-code folder)';
+
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
   checkPath(dir, "readPeftStudent", "dir");
   const { teacher, variant: askedVariant, window: askedWindow } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
@@ -265,7 +268,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const settings = isPlainObject(j.ptp) ? (j.ptp as unknown as PeftPtpSettings) : undefined;
   if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${quote(settings.format)}`);
   if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${quote(settings.gate)} is not supported (expected "${PTP_GATE}")`);
-  if (!settings && !options.teacher) cfgFail(`has no "ptp" settings (a reference-code folder): load it with its teacher model, which gives the teacher's shape`);
+  if (!settings && !options.teacher) cfgFail(`${NEEDS_TEACHER}: load it with its teacher model, which gives the teacher's shape`);
   if (settings && settings.format_version !== PEFT_PTP_VERSION) cfgFail(`"ptp.format_version" must be "${PEFT_PTP_VERSION}", found ${quote(settings.format_version)}`);
   if (settings && !(typeof settings.teacher_checksum === "string" && /^[0-9a-f]+$/.test(settings.teacher_checksum))) cfgFail(`"ptp.teacher_checksum" must be the teacher's checksum (a hex string), found ${quote(settings.teacher_checksum)}`);
   // The settings that name the student's tensors and messages, before they are used (the rest, ranges included, is checked with the student).
