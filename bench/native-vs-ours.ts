@@ -23,6 +23,14 @@
  *
  * --weights: our runs per weight type (ptp generate --weights); run.c is f32.
  *
+ * The memory ceiling, same run: bench/stream.c (compiled with the same gcc
+ * flags, and again with 16-byte loads only, the widest wasm SIMD has) reads
+ * 512 MiB with T threads in each repetition, and a second
+ * table sets each program's weight traffic (the bytes of the matrices a
+ * token reads, times tokens/s; the KV cache and small vectors left out, so
+ * a lower bound) against that streaming rate. A decoder at the ceiling on
+ * one thread can gain at most stream(2T) / its own 1T traffic from a second.
+ *
  * Needs ../shared/models/tokenizer.bin (the 32000-token llama2.c tokenizer)
  * or --tokenizer FILE.
  */
@@ -31,6 +39,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCheckpoint } from "../src/io/checkpoint.js";
+import { kvDim } from "../src/model/config.js";
 import { LINEAR_NAMES, type Checkpoint } from "../src/model/weights.js";
 import { benchFlags, COUNT, listFlag, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
@@ -58,15 +67,19 @@ const tmp = mkdtempSync(join(tmpdir(), "ptp-native-"));
 // The compiled programs and the random checkpoints (hundreds of MB at 110M) go when the bench ends, however it ends.
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
-const compile = (src: string | undefined, name: string): string | undefined => {
+const compile = (src: string | undefined, name: string, extra: string[] = []): string | undefined => {
   if (!src) return undefined;
   const bin = join(tmp, name);
-  execFileSync("gcc", ["-Ofast", "-march=native", "-fopenmp", src, "-lm", "-o", bin], { stdio: "inherit" });
-  progress(`compiled ${src} with gcc -Ofast -march=native -fopenmp`);
+  const flags = ["-Ofast", "-march=native", "-fopenmp", ...extra];
+  execFileSync("gcc", [...flags, src, "-lm", "-o", bin], { stdio: "inherit" });
+  progress(`compiled ${src} with gcc ${flags.join(" ")}`);
   return bin;
 };
 const runBin = compile(runc, "run"),
-  runqBin = compile(runq, "runq");
+  runqBin = compile(runq, "runq"),
+  streamBin = compile(resolve(root, "bench/stream.c"), "stream")!,
+  // The same loop with 16-byte loads only (no AVX): the widest a wasm SIMD program gets.
+  stream128Bin = compile(resolve(root, "bench/stream.c"), "stream128", ["-mno-avx"])!;
 
 /** llama2.c's Q8_0 checkpoint (export.py's version2_export) of c, group size gs. */
 function writeQ80(c: Checkpoint, path: string, gs: number): void {
@@ -128,6 +141,24 @@ function native(bin: string, model: string, t: number): number {
   return tokPerSec(r.stderr, bin);
 }
 
+/** The host's streaming read rate on t threads now (bench/stream.c built as `bin`), GB/s. */
+function stream(bin: string, t: number): number {
+  const r = spawnSync(bin, [], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(t) } });
+  const m = /stream GB\/s: ([0-9.]+)/.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`bench/stream.c failed: ${r.stderr}${r.stdout}`);
+  return Number(m[1]);
+}
+
+/** Bytes per weight as the kernels read them: int8 panels hold 32 weights and one f32 scale per row group (1.125). */
+const BYTES_PER_WEIGHT: Record<string, number> = { f32: 4, bf16: 2, int8: 1 + 4 / 32 };
+
+/** Bytes of weight matrices one token reads: every layer's seven, then the classifier. */
+function weightBytesPerToken(c: Checkpoint["config"], weights: string): number {
+  const kv = kvDim(c);
+  const perLayer = 2 * c.dim * c.dim + 2 * kv * c.dim + 3 * c.hiddenDim * c.dim;
+  return (c.nLayers * perLayer + c.vocabSize * c.dim) * BYTES_PER_WEIGHT[weights];
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const load = () =>
   loadavg()
@@ -145,6 +176,14 @@ interface Row {
   nativeAll: number[];
   runq: number | null;
   runqAll: number[];
+  /** Bytes of weight matrices per token for `weights` (and for run.c's f32). */
+  bytesPerToken: number;
+  f32BytesPerToken: number;
+  stream: number;
+  streamAll: number[];
+  /** The same with 16-byte loads. */
+  stream128: number;
+  stream128All: number[];
 }
 const rows: Row[] = [];
 const loadBefore = load();
@@ -153,11 +192,14 @@ for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
   const modelQ = join(tmp, `${shape}-q80.bin`);
+  const config = readCheckpoint(model).config;
   if (runqBin) writeQ80(readCheckpoint(model), modelQ, 32);
   // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
   const o = new Map<string, number[]>(),
     n = new Map<number, number[]>(),
-    q = new Map<number, number[]>();
+    q = new Map<number, number[]>(),
+    st = new Map<number, number[]>(),
+    st128 = new Map<number, number[]>();
   const key = (t: number, w: string) => `${t}/${w}`;
   for (let i = 0; i < reps; i++) {
     for (const t of threads) {
@@ -167,7 +209,11 @@ for (const shape of shapes) {
       }
       if (runBin) n.set(t, [...(n.get(t) ?? []), native(runBin, model, t)]);
       if (runqBin) q.set(t, [...(q.get(t) ?? []), native(runqBin, modelQ, t)]);
-      progress(`${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""}${runqBin ? `, runq.c ${q.get(t)![i].toFixed(1)}` : ""} tok/s`);
+      st.set(t, [...(st.get(t) ?? []), stream(streamBin, t)]);
+      st128.set(t, [...(st128.get(t) ?? []), stream(stream128Bin, t)]);
+      progress(
+        `${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""}${runqBin ? `, runq.c ${q.get(t)![i].toFixed(1)}` : ""} tok/s; stream ${st.get(t)![i].toFixed(1)} GB/s (16-byte loads ${st128.get(t)![i].toFixed(1)})`,
+      );
     }
   }
   for (const t of threads) {
@@ -176,7 +222,26 @@ for (const shape of shapes) {
     for (const w of weightTypes) {
       const all = o.get(key(t, w))!;
       const om = median(all);
-      rows.push({ shape, threads: t, weights: w, ours: om, native: nm, ratio: nm ? om / nm : null, oursAll: all, nativeAll: n.get(t) ?? [], runq: qm, runqAll: q.get(t) ?? [] });
+      const sAll = st.get(t)!,
+        s128All = st128.get(t)!;
+      rows.push({
+        shape,
+        threads: t,
+        weights: w,
+        ours: om,
+        native: nm,
+        ratio: nm ? om / nm : null,
+        oursAll: all,
+        nativeAll: n.get(t) ?? [],
+        runq: qm,
+        runqAll: q.get(t) ?? [],
+        bytesPerToken: weightBytesPerToken(config, w),
+        f32BytesPerToken: weightBytesPerToken(config, "f32"),
+        stream: median(sAll),
+        streamAll: sAll,
+        stream128: median(s128All),
+        stream128All: s128All,
+      });
     }
   }
 }
@@ -190,9 +255,27 @@ const x = (a: number, b: number | null) => (b ? (a / b).toFixed(2) + "x" : "-");
 for (const r of rows) {
   console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${x(r.ours, r.native)} | ${r.runq?.toFixed(1) ?? "-"} | ${x(r.ours, r.runq)} |`);
 }
+console.log("\nThe memory ceiling: weight traffic (MB of weight matrices per token x tok/s) against the host's streaming read rate on the same threads " + "(bench/stream.c, medians of the same repetitions; its widest loads, and 16-byte loads as wasm SIMD has)\n");
+console.log("| shape | threads | our weights | MB per token | ours GB/s | run.c GB/s (f32) | stream GB/s | stream GB/s, 16-byte loads | ours / stream | run.c / stream |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
+const gb = (tokS: number, bytes: number) => (tokS * bytes) / 1e9;
+for (const r of rows) {
+  const mine = gb(r.ours, r.bytesPerToken),
+    theirs = r.native ? gb(r.native, r.f32BytesPerToken) : null;
+  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${(r.bytesPerToken / 1e6).toFixed(1)} | ${mine.toFixed(1)} | ${theirs?.toFixed(1) ?? "-"} | ${r.stream.toFixed(1)} | ${r.stream128.toFixed(1)} | ${(mine / r.stream).toFixed(2)} | ${theirs ? (theirs / r.stream).toFixed(2) : "-"} |`);
+}
+console.log("");
 for (const shape of shapes) {
-  const one = rows.find((r) => r.shape === shape && r.threads === 1 && r.weights === weightTypes[0]);
-  const two = rows.find((r) => r.shape === shape && r.threads === 2 && r.weights === weightTypes[0]);
-  if (one && two) console.log(`${shape}: ours (${weightTypes[0]}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x${two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x` : ""}`);
+  for (const w of weightTypes) {
+    const one = rows.find((r) => r.shape === shape && r.threads === 1 && r.weights === w);
+    const two = rows.find((r) => r.shape === shape && r.threads === 2 && r.weights === w);
+    if (!one || !two) continue;
+    // The most a second thread can give a decoder whose one thread already reads gb(one) GB/s: the two-thread streaming rate over that.
+    const ceiling = two.stream / gb(one.ours, one.bytesPerToken);
+    console.log(
+      `${shape}: ours (${w}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x (memory allows at most ${ceiling.toFixed(2)}x from our 1T rate; the host streams ${(two.stream / one.stream).toFixed(2)}x)` +
+        (w === weightTypes[0] && two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x (at most ${(two.stream / gb(one.native, one.f32BytesPerToken)).toFixed(2)}x)` : ""),
+    );
+  }
 }
 if (asJson) console.log(JSON.stringify({ steps, reps, loadBefore, loadAfter, rows }));

@@ -22,7 +22,10 @@
  *   --decoders LIST    verify,single-call,multi-draft (default; verify for a draft
  *                      model or a draft-head student, whose head keeps its width at
  *                      widened shapes: widenDraftHead)
- *   --steps N (128)  --temperature T (0.7)  --reps N (3)  --threads N (1)
+ *   --steps N (128)  --temperature T (0.7)  --reps N (3)
+ *   --threads LIST     wasm thread counts, each measured in turn with its own AR
+ *                      baseline (default 1; `ptp generate` and `ptp demo` use the
+ *                      available cores)
  *   --weights f32|bf16|int8   the wasm backend's matmul weights (default f32): PTP
  *                      on that teacher (and student) against AR on the same weights
  *   --draft-classifier f32|bf16|int8   the draft head's (or draft model's) classifier in
@@ -33,8 +36,8 @@
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
  *   --budget N         single-call: proposal rows per call (default: the decoders', 2 x window)
- *   --json             one array of {shape, decoder, acceptedPerCall, rowsPerCall,
- *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, equalsAR}
+ *   --json             one array of {threads, shape, decoder, acceptedPerCall, rowsPerCall,
+ *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, hostShare, equalsAR}
  */
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -65,7 +68,7 @@ const f = benchFlags({
   steps: { ...COUNT, default: 128 },
   temperature: { ...TEMPERATURE, default: 0.7 },
   reps: { ...COUNT, default: 3 },
-  threads: { ...THREADS, default: 1 },
+  threads: { kind: "string", value: "LIST", default: "1" },
   weights: { ...WEIGHTS, default: "f32" },
   "draft-classifier": { ...WEIGHTS },
   "draft-stop": { kind: "number", value: "Q", min: 0, max: 1 },
@@ -83,7 +86,8 @@ const ownDemo = !useTrained && f.student === undefined;
 const modelPath = f.model ?? (ownDemo ? resolve(root, "demo/teacher.bin") : resolve(root, "../shared/models/stories260K.bin"));
 const tokPath = f.tokenizer ?? (ownDemo ? resolve(root, "demo/tok.bin") : resolve(root, "../shared/models/tok512.bin"));
 const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: ["own", ...Object.keys(WIDEN_SHAPES)] });
-const { steps, temperature, reps, threads, weights, window, budget } = f;
+const { steps, temperature, reps, weights, window, budget } = f;
+const threadCounts = listFlag("threads", f.threads, THREADS);
 const draftStop = f["draft-stop"];
 const draftClassifier = f["draft-classifier"];
 const draftTemperatureScale = f["draft-temperature-scale"];
@@ -103,23 +107,31 @@ const promptsPath = f.prompts;
 const count = f.count;
 const texts = (promptsPath !== undefined ? readPrompts(promptsPath) : DEMO_PROMPTS).slice(0, count);
 const prompts = texts.map((p) => tokenizer.encode(p, true, false));
-const backend = await createBackend("wasm", { threads, weights });
 const loadBefore = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 progress(`teacher ${modelPath}, ${proposer.kind} ${proposerPath}; load ${loadBefore}`);
-const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, draftStop, draftClassifier, onProgress: progress });
+// Each thread count on its own backend, AR and the decoders alternating within it as measureSpeedup does.
+const perThreads = [];
+for (const threads of threadCounts) {
+  const backend = await createBackend("wasm", { threads, weights });
+  try {
+    const rows = measureSpeedup({ backend, teacher, proposer, prompts, shapes, decoders, steps, temperature, reps, window, draftTemperatureScale, runnerUps, budget, draftStop, draftClassifier, onProgress: (m) => progress(`${threads}T ${m}`) });
+    perThreads.push({ threads, rows });
+  } finally {
+    backend.dispose?.();
+  }
+}
 const loadAfter = loadavg()
   .map((x) => x.toFixed(2))
   .join(" ");
 if (asJson) {
-  console.log(JSON.stringify(rows));
+  console.log(JSON.stringify(perThreads.flatMap(({ threads, rows }) => rows.map((r) => ({ threads, ...r })))));
 } else {
   console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
   console.log(
-    `${prompts.length} prompts (${promptsPath ?? "the demo's"}), one decode each, ${steps} positions, temperature ${temperature}, wasm ${threads} thread(s), ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`,
+    `${prompts.length} prompts (${promptsPath ?? "the demo's"}), one decode each, ${steps} positions, temperature ${temperature}, ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`,
   );
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
-  console.log(speedupTable(rows));
+  for (const { threads, rows } of perThreads) console.log(`wasm, ${threads} thread(s):\n\n${speedupTable(rows)}`);
 }
-backend.dispose?.();
