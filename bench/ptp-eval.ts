@@ -32,7 +32,7 @@ import { Transformer } from "../src/model/transformer.js";
 import { drafter, type Decoder } from "../src/ptp/decode/decoder.js";
 import { comparePtpAr, defaultDecoders } from "../src/ptp/decode/compare.js";
 import { DECODERS, makeDecoder, settingsOf, type DecoderName } from "../src/ptp/decode/run.js";
-import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
+import { defaultDecoder, draftsBesideTeacher, MAX_BUDGET, MAX_WINDOW, proposerKind } from "../src/ptp/decode/defaults.js";
 import { benchFlags, COUNT, listFlag, onOffCountFlag, readProposer, TEMPERATURE, THREADS, usageError } from "./common.js";
 import { PtpModel } from "../src/ptp/ptp-model.js";
 import { DraftModel } from "../src/ptp/draft-model.js";
@@ -45,7 +45,7 @@ const f = benchFlags({
   student: { kind: "string", value: "FILE" },
   draft: { kind: "string", value: "FILE" },
   prompts: { kind: "string", value: "FILE", required: true },
-  // Default: the proposer's decoders (defaultDecoders; verify for a draft model).
+  // Default: the proposer's decoders (defaultDecoders; verify for a draft model or a draft-head student).
   decoders: { kind: "string", value: "LIST" },
   temperatures: { kind: "string", value: "LIST", default: "0.7,1,0" },
   steps: { ...COUNT, default: 128 },
@@ -74,7 +74,9 @@ const texts = readFileSync(f.prompts, "utf8")
   .filter((l) => l.trim() !== "");
 const prompts = (count > 0 ? texts.slice(0, count) : texts).map((t) => tokenizer.encode(t, true, false));
 // A query student's own AR path is the teacher's, so self decoding says nothing about it.
-const decoders = listFlag("decoders", f.decoders ?? (proposer.kind === "draft" ? "verify" : defaultDecoders(config.variant, proposer.student.config.query === true).join(",")), { kind: "string", choices: DECODERS });
+// A draft model or a draft-head student drafts beside the teacher: its default decoder (verify) alone.
+const kind = proposerKind(proposer);
+const decoders = listFlag("decoders", f.decoders ?? (proposer.kind === "student" && !draftsBesideTeacher(kind) ? defaultDecoders(config.variant, proposer.student.config.query === true).join(",") : defaultDecoder(kind)), { kind: "string", choices: DECODERS });
 // Slots per proposal window (default: the proposer's own), as `ptp generate --window` takes it.
 const window = f.window;
 // C-PTP drafts are picked at this fraction of T (1: the method's plain Pick(u, Q)), as `ptp generate --draft-temperature-scale` takes it.

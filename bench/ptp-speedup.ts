@@ -48,7 +48,7 @@ import { readPrompts } from "../src/cli/ptp-common.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS } from "../src/ptp/decode/run.js";
-import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
+import { defaultDecoder, draftsBesideTeacher, MAX_BUDGET, MAX_WINDOW, proposerKind } from "../src/ptp/decode/defaults.js";
 import { WIDEN_SHAPES } from "../src/ptp/widen.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
@@ -99,9 +99,9 @@ const teacher = readCheckpoint(modelPath);
 const proposerPath = draftPath ?? studentPath;
 const proposer = readProposer(proposerPath, teacher, draftPath !== undefined);
 const { variant, window: proposerWindow } = proposerConfig(proposer);
-// A draft model or a draft-head student drafts beside the teacher: verify is its decoder.
-const beside = proposer.kind === "draft" || proposer.student.config.draftHead === true;
-const decoders = listFlag("decoders", f.decoders ?? (beside ? "verify" : "verify,single-call,multi-draft"), { kind: "string", choices: DECODERS });
+// A draft model or a draft-head student drafts beside the teacher: its default decoder (verify) alone.
+const kind = proposerKind(proposer);
+const decoders = listFlag("decoders", f.decoders ?? (draftsBesideTeacher(kind) ? defaultDecoder(kind) : "verify,single-call,multi-draft"), { kind: "string", choices: DECODERS });
 const tokenizer = Tokenizer.load(tokPath, teacher.config.vocabSize);
 const promptsPath = f.prompts;
 const count = f.count;

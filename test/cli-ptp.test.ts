@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint, serializeCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
-import { readStudent } from "../src/ptp/files/adapter-file.js";
+import { readStudent, serializeStudent } from "../src/ptp/files/adapter-file.js";
+import { readDraft } from "../src/ptp/files/draft-file.js";
+import { slotInputOf } from "../src/ptp/files/ptp-file-parts.js";
+import { randomDraft, randomStudent } from "../src/ptp/init.js";
+import { DEFAULT_SLOT_INPUT } from "../src/ptp/student-weights.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { datasetRecords, readDatasetMeta } from "../src/data/dataset.js";
 import { pregenFixture, ROOT, runCli, SHARED, STORIES_260K, TOK_512 } from "./helpers.js";
@@ -47,6 +51,27 @@ describe("random-student", () => {
     expect(s.config.teacherChecksum).toBe(teacherChecksum(readCheckpoint(STORIES_260K)));
     expect(s.weights.layers[0].wq.B.every((v) => v === 0)).toBe(true);
     expect(readStudent(STUDENT_C).config).toMatchObject({ variant: "C", aux: { kind: "digits", digits: 12 }, window: 6 });
+  });
+
+  it("CLI-PTP-SLOT-DEFAULT: random-student and random-draft without --slot-input give the slot input randomStudent and randomDraft give without one, DEFAULT_SLOT_INPUT, which their --help names", async () => {
+    expect(DEFAULT_SLOT_INPUT).toBe("hybrid");
+    const ckpt = readCheckpoint(STORIES_260K);
+    const checksum = teacherChecksum(ckpt);
+    // STUDENT_O came from random-student without --slot-input: the library's student for the same options, byte for byte.
+    const library = randomStudent(ckpt, checksum, { variant: "O", rank: 4, window: 8, seed: 2 });
+    expect(slotInputOf(library.config)).toBe(DEFAULT_SLOT_INPUT);
+    expect(slotInputOf(readStudent(STUDENT_O).config)).toBe(DEFAULT_SLOT_INPUT);
+    expect(Buffer.compare(readFileSync(STUDENT_O), Buffer.from(serializeStudent(library)))).toBe(0);
+    const draftOut = join(tmp, "slot-default-draft.safetensors");
+    const r = await ptp("random-draft", "--model", STORIES_260K, "--variant", "C", "--window", "4", "--out", draftOut);
+    expect(r.code, r.stderr).toBe(0);
+    expect(slotInputOf(readDraft(draftOut).config)).toBe(DEFAULT_SLOT_INPUT);
+    expect(slotInputOf(randomDraft(ckpt, checksum, { variant: "C", window: 4, seed: 1 }).config)).toBe(DEFAULT_SLOT_INPUT);
+    for (const command of ["random-student", "random-draft"]) {
+      const help = await ptp(command, "--help");
+      const line = help.stdout.split("\n").find((l) => l.trimStart().startsWith("--slot-input"));
+      expect(line, command).toContain(`(default "${DEFAULT_SLOT_INPUT}")`);
+    }
   });
 });
 

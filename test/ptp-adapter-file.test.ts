@@ -192,10 +192,12 @@ describe("ADAPTER-FILE: student adapter files", () => {
       alpha: "8",
       aux_kind: "bits",
       window: "16",
+      slot_input: "hybrid",
       teacher_checksum: checksum,
       teacher_shape: teacherShape,
     });
-    expect(meta({ variant: "C", rank: 2, alpha: 0.5, window: 7, aux: { kind: "digits", digits: 12 }, seed: 1 })).toEqual({
+    // A plain (aux) student writes no slot_input: absent means u only.
+    expect(meta({ variant: "C", rank: 2, alpha: 0.5, window: 7, aux: { kind: "digits", digits: 12 }, hybrid: false, seed: 1 })).toEqual({
       format: "ptp-student",
       format_version: "1",
       variant: "C",
@@ -238,6 +240,7 @@ describe("ADAPTER-RANDOM: randomStudent", () => {
       alpha: 8,
       aux: { kind: "bits" },
       window: 16,
+      hybrid: true,
       teacherShape: { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 10, seqLen: 16, sharedClassifier: true },
       teacherChecksum: checksum,
     });
@@ -251,7 +254,11 @@ describe("ADAPTER-RANDOM: randomStudent", () => {
         expect(B.some((v) => v !== 0)).toBe(true);
       }
     }
-    for (const arr of [a.weights.aux.weight!, a.weights.aux.bias!, a.weights.start!]) {
+    // Hybrid by default (DEFAULT_SLOT_INPUT): a hybrid C-PTP student's start vector is exactly 0; a plain one's is random like the aux weights.
+    const plain = randomStudent(teacher, checksum, { variant: "C", rank: 3, seed: 42, hybrid: false });
+    expect(plain.config.hybrid).toBeUndefined();
+    expect(a.weights.start!.every((v) => v === 0)).toBe(true);
+    for (const arr of [a.weights.aux.weight!, a.weights.aux.bias!, plain.weights.start!]) {
       expect(Math.max(...arr.map(Math.abs))).toBeLessThanOrEqual(0.02);
       expect(arr.some((v) => v !== 0)).toBe(true);
     }

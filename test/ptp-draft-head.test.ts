@@ -5,7 +5,8 @@ import type { WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { decode, decodeWith } from "../src/ptp/decode/run.js";
+import { DECODERS, decode, decodeWith } from "../src/ptp/decode/run.js";
+import { decoderGoesWith, defaultDecoder, studentKind } from "../src/ptp/decode/defaults.js";
 import { draftConfidence, drafter, type DraftConfidence } from "../src/ptp/decode/decoder.js";
 import { headVerifyDecoder } from "../src/ptp/decode/decoders/head-verify.js";
 import { DraftHead, draftHeadOf } from "../src/ptp/draft-head.js";
@@ -269,7 +270,13 @@ describe("PTP-HEAD-FILES and errors", () => {
     withTeacher(b, c, (teacher) => {
       disposing(new PtpModel(teacher, student), (model) => {
         const options = { steps: 12, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(1n)] };
-        for (const decoder of ["single-call", "self", "multi-draft"] as const) {
+        // The rule, in one place (decode/defaults.ts): verify (the default) and ar go with a draft head, the rest are refused.
+        expect(studentKind(student)).toBe("draft-head");
+        expect(defaultDecoder(studentKind(student))).toBe("verify");
+        expect(DECODERS.filter((d) => decoderGoesWith("draft-head", d))).toEqual(["ar", "verify"]);
+        const refused = DECODERS.filter((d) => !decoderGoesWith("draft-head", d));
+        expect(refused).toEqual(["single-call", "self", "multi-draft"]);
+        for (const decoder of refused) {
           expect(() => decode(model, [[1, 5]], { ...options, decoder })).toThrow(`decode: a draft-head student drafts beside the teacher, with decoder "verify" (or "ar"), got "${decoder}"`);
         }
         expect(decode(model, [[1, 5]], { ...options, decoder: "ar" }).outputs).toEqual(decode(model, [[1, 5]], { ...options, aux: [new XorShiftAux(1n)], decoder: "verify" }).outputs);
@@ -278,6 +285,7 @@ describe("PTP-HEAD-FILES and errors", () => {
         cache.free();
       });
       const plain = randomStudent(c, "t", { variant: "C", rank: 1, window: 4, seed: 1 });
+      expect(defaultDecoder(studentKind(plain))).toBe("single-call");
       expect(() => new PtpModel(teacher, plain, draftHeadOf(student, c.config, c.weights))).toThrow("a draft head goes with a draft-head student (StudentConfig.draftHead)");
     });
   });

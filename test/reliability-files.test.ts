@@ -408,12 +408,18 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     }
   });
 
-  it("REL-MEMORY: generate refuses up front a run whose KV cache would not fit (wasm: 4 GiB), naming what to lower; a short run of the same model works", async () => {
+  it("REL-MEMORY: generate refuses up front (exit 2, as distill, train and pregenerate: one mechanism) a run whose KV cache would not fit (wasm: 4 GiB), naming what to lower; a short run of the same model works", async () => {
     const big = join(tmp, "long-context.bin");
     writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
     const r = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "0", "--backend", "wasm", "--seed", "1");
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB .*KV cache of 1048576 rows.*more than the wasm backend's 4 GiB; lower --steps/);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^ptp generate: generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps\n/);
+    // PTP decoding (here --prompts, the decoder ar) is refused alike, naming the decoder flags that size its cache too.
+    const prompts = join(tmp, "memory-prompts.txt");
+    writeFileSync(prompts, "Once\n");
+    const p = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--prompts", prompts, "--steps", "0", "--backend", "wasm", "--seed", "1");
+    expect(p.code, p.stderr).toBe(2);
+    expect(p.stderr).toMatch(/^ptp generate: generate: .*long-context.bin at --steps 1048576 needs about \d+\.\d GiB \(largest part: KV cache of \d+ rows, .*\), more than the wasm backend's 4 GiB; lower --steps \(or --window, --budget, --drafts\)\n/);
     const ok = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "8", "--backend", "wasm", "--seed", "1");
     expect(ok.code, ok.stderr).toBe(0);
   });

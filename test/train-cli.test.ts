@@ -380,7 +380,8 @@ describe("ptp train", () => {
         const sampling = { temperature, topK: 0, topP: 1 };
         const weights = constantWeights(ckpt);
         const us = recoverUs(cfg, weights, st, js.context, tokens, starts, L, sampling, () => next());
-        const rows = windowRows("C", tokens, us, starts, L);
+        // The rows as the student reads them (its slot input: hybrid, the default of randomStudent), as recoverUs builds them.
+        const rows = windowRows("C", tokens, us, starts, L, 1, st.slots.input);
         const logits = studentLogits(new Tape(), cfg, weights, st, js.context, rows).data;
         for (let r = 0; r < rows.targets.length; r++) {
           expect(sampleToken(logits.subarray(r * cfg.vocabSize, (r + 1) * cfg.vocabSize), sampling, rows.targetU[r])).toBe(rows.targets[r]);

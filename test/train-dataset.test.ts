@@ -667,7 +667,8 @@ describe("ptp pregenerate", () => {
     const args = ["pregenerate", ...MODEL, "--prompts", promptFile, "--out", out, "--samples", "3", "--steps", "24", "--seed", "11"];
     const r = await runCli(...args);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/6\/6 records \(100\.0%\)/);
+    // The final line of the shared progress reporter (src/util/progress.ts): records, their rate and ETA, and the sampled tokens' rate.
+    expect(r.stderr).toMatch(/^pregenerate \[#{20}\] 6\/6 {2}100\.0% {2}[\d.?]+ record\/s {2}ETA 0s {2}sampled [\d.?]+ tok\/s$/m);
     expect(r.stderr).toMatch(new RegExp(`wrote ${out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: 6 records \\(6 this run, \\d+ sampled tokens, \\d+ tok/s\\), [\\d.]+ KiB`));
 
     const ckpt = readCheckpoint(STORIES_260K);

@@ -11,8 +11,9 @@ import { Transformer } from "../model/transformer.js";
 import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
-import { comparePtpAr, decoderSettings, firstMismatch } from "../ptp/decode/compare.js";
-import type { PtpResult } from "../ptp/decode/run.js";
+import { comparePtpAr, decoderSettings, defaultDecoder, firstMismatch } from "../ptp/decode/compare.js";
+import { decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
+import type { DecoderName, PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
@@ -42,7 +43,7 @@ export const demoFlags = defineFlags({
   steps: { kind: "int", value: "N", help: "positions to run per prompt, prompt included (0 = the model's seqLen)", default: 200, min: 0 },
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream, an integer in [1, 2^64 - 1]; prompt i uses S + i", default: "1" },
-  decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: "single-call", choices: ["single-call", "verify"] },
+  decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: defaultDecoder("student"), choices: ["single-call", "verify"] },
   window: windowFlag("proposal slots per window (default: the student's)"),
   budget: budgetFlag,
   ...backendFlags(),
@@ -143,11 +144,13 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const draftClassifier = f["draft-classifier"];
     model = new PtpModel(teacher, student, undefined, { classifierWeights: draftClassifier });
     const { window, budget, draftStop } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
-    // A draft head drafts beside the teacher: verify is its decoder, and its default.
-    const head = student.config.draftHead === true;
-    if (head && f.decoder !== "verify" && givenFlags(argv, demoFlags).has("decoder")) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
-    if (head && f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only; ${paths.student} is a draft-head student, decoded by verify`);
-    const decoder = head ? "verify" : (f.decoder as "single-call" | "verify");
+    // A draft head drafts beside the teacher: its decoders and its default are the library's (proposerDecoders, defaultDecoder).
+    const kind = studentKind(student);
+    const head = kind === "draft-head";
+    const decoderGiven = givenFlags(argv, demoFlags).has("decoder");
+    if (decoderGiven && !decoderGoesWith(kind, f.decoder as DecoderName)) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
+    if (head && f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only; ${paths.student} is a draft-head student, decoded by ${defaultDecoder(kind)}`);
+    const decoder = (decoderGiven ? f.decoder : defaultDecoder(kind)) as "single-call" | "verify";
     // The paper's figure: tokens per verification step (single-call: one call).
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
     const c = checkpoint.config,

@@ -18,7 +18,7 @@ import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "
 import type { Io } from "./io.js";
 import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
 import { distillMemory } from "../train/memory.js";
-import { weightCounts } from "../ptp/student-weights.js";
+import { DEFAULT_SLOT_INPUT, weightCounts } from "../ptp/student-weights.js";
 import { lockOutput, recognise } from "./output-files.js";
 import { EVAL_SEED, evalPromptTokens, finishRun, loopOptions, progressSink, runFiles } from "./training-flags.js";
 import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentAux, studentFlags } from "./flag-groups.js";
@@ -30,7 +30,7 @@ const DRAFT_SHAPE = draftShapeSpecs();
 // a C-PTP query student trained with KL to the teacher, anchors, windows of 8, gamma 0.9, cosine.
 export const distillFlags = defineFlags({
   ...studentFlags({ aux: "anchors", digits: 16, window: 8, beta: 1, helpPrefix: "" }),
-  ...slotInputFlagWithoutDefault("query for a C-PTP student with --window 2 or more, else hybrid"),
+  ...slotInputFlagWithoutDefault(`query for a C-PTP student with --window 2 or more, else ${DEFAULT_SLOT_INPUT}`),
   ...loopFlags({ lr: 2e-3, schedule: "cosine", weightDecay: 0, steps: 2000, seedHelp: "seed of the student init and the data order", evalHelp: "evaluate and checkpoint every N steps" }),
   model: { kind: "string", value: "FILE", help: "the teacher: llama2.c checkpoint (.bin) or Hugging Face Llama folder", required: true },
   dataset: { kind: "string", value: "FILE", help: "distillation dataset from 'ptp pregenerate'", required: true },
@@ -82,7 +82,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const loop = loopOptions(f);
   if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
   const variant = f.variant;
-  const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : "hybrid");
+  const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : DEFAULT_SLOT_INPUT);
   if (variant === "O" && f.loss !== undefined && f.loss !== "ce") throw new UsageError(`--loss ${f.loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
   if (f["eval-prompts"] !== undefined && f.tokenizer === undefined) throw new UsageError("--eval-prompts needs --tokenizer");
   // A flag that this run would not read is refused, not ignored (their defaults make them look set).

@@ -1,7 +1,7 @@
 import { MAX_EXTRA_BLOCKS } from "../ptp/files/adapter-file.js";
 import { DEFAULT_DRAFT_SHAPE } from "../ptp/init.js";
 import { MAX_AUX_DIGITS } from "../ptp/files/ptp-file-parts.js";
-import { DEFAULT_STUDENT_WINDOW, MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
+import { DEFAULT_SLOT_INPUT, DEFAULT_STUDENT_WINDOW, MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type AuxEmbeddingConfig, type AuxKind, type PickFeedbackKind } from "../ptp/student-weights.js";
 import { DEFAULT_BACKEND, listBackends } from "../backends/registry.js";
 import type { LrDecay } from "../train/schedule.js";
 import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../model/config.js";
@@ -115,12 +115,13 @@ const SLOT_INPUTS = ["hybrid", "aux", "query"] as const;
 
 /**
  * --slot-input: hybrid (a window's first slot also embeds the last known
- * token; the default for new models), aux (u only) or query (C-PTP: the first
- * slot is the teacher's own AR query on that token).
+ * token), aux (u only) or query (C-PTP: the first slot is the teacher's own
+ * AR query on that token); default DEFAULT_SLOT_INPUT, the library's default
+ * for new models.
  */
 export function slotInputFlag(helpPrefix = "") {
   return defineFlags({
-    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}${SLOT_INPUT_HELP}`, default: "hybrid", choices: SLOT_INPUTS },
+    "slot-input": { kind: "string", value: "KIND", help: `${helpPrefix}${SLOT_INPUT_HELP}`, default: DEFAULT_SLOT_INPUT, choices: SLOT_INPUTS },
   });
 }
 
@@ -136,7 +137,7 @@ export function slotInputFlagWithoutDefault(defaultHelp: string) {
  * and the kind of model (`draft`: standalone draft models have no query slot).
  */
 export function slotInputFromFlags(kind: string | undefined, variant: string, window: number, draft = false): { hybrid: boolean; query: boolean } {
-  if (kind !== "query") return { hybrid: kind === "hybrid", query: false };
+  if (kind !== "query") return { hybrid: (kind ?? DEFAULT_SLOT_INPUT) === "hybrid", query: false };
   if (variant !== "C") throw new UsageError(`--slot-input query needs --variant C (an O-PTP slot 0 must see its own u), got --variant ${variant}`);
   if (draft) throw new UsageError("--slot-input query is for LoRA students; a standalone draft model takes hybrid or aux");
   if (window < 2) throw new UsageError(`--slot-input query needs --window >= 2 (slot 0 is the teacher's own query; the student drafts slots 1..N-1), got ${window}`);

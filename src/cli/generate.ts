@@ -9,6 +9,7 @@ import { decodeAR } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
 import { comparePtpAr, DECODER_DEFAULTS, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
+import { decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
 import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
@@ -18,7 +19,8 @@ import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
 import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
-import { checkMemory } from "./memory.js";
+import { refuseBeyondMemory } from "./memory.js";
+import { inferenceMemory } from "../train/memory.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -35,7 +37,7 @@ export const generateFlags = defineFlags({
   "aux-file": { kind: "string", value: "FILE", help: "u values, one per line, one per sampled token (instead of --seed)" },
   student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
-  decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft)`, choices: DECODERS },
+  decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft or a draft-head --student)`, choices: DECODERS },
   window: windowFlag("proposal slots per window (default: the student's or draft model's window)"),
   budget: budgetFlag,
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
@@ -110,7 +112,7 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   const decoder: DecoderName = f.decoder ?? defaultDecoder(f.student !== undefined ? "student" : f.draft !== undefined ? "draft" : undefined);
   if (f.draft !== undefined) {
     if (f.student !== undefined) throw new UsageError("give either --student or --draft, not both (a draft model replaces the student)");
-    if (decoder !== "verify") throw new UsageError(`--draft works with --decoder verify only (decoder is ${decoder})`);
+    if (!decoderGoesWith("draft", decoder)) throw new UsageError(`--draft works with --decoder ${defaultDecoder("draft")} only (decoder is ${decoder})`);
   }
   if (decoder !== "ar" && f.student === undefined && f.draft === undefined) throw new UsageError(`--decoder ${decoder} needs a student adapter (--student FILE)`);
   // A student's default decoder depends on the student (a draft head's is verify): those flags wait for its file.
@@ -143,10 +145,11 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   }
 
   const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
-  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, runSteps, f.backend, "lower --steps");
+  const prompt = tokenizer.encode(f.prompt ?? "", true, false);
+  // A cache of --steps rows after the prompt's prefill block: refused up front (exit 2) where it would not fit.
+  refuseBeyondMemory(`generate: ${f.model} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, runSteps, prompt.length), f.backend, "--steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
-  const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   warnFullPrompts(io, [prompt], runSteps, f.steps);
   const bytes: Uint8Array[] = [];
   // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
@@ -238,11 +241,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     const checksum = teacherChecksum(checkpoint);
     student = loadStudent(f.student, { checkpoint, checksum });
     warnNonFinite(io, "student", f.student, student.weights);
-    if (student.config.draftHead && decoder !== "verify" && decoder !== "ar") {
-      // A draft head drafts beside the teacher: verify is its decoder, and the default one.
-      if (f.decoder !== undefined) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder verify)`);
-      decoder = "verify";
-    }
+    // A draft head drafts beside the teacher: its decoders and its default are the library's (proposerDecoders, defaultDecoder).
+    const kind = studentKind(student);
+    if (f.decoder === undefined) decoder = defaultDecoder(kind);
+    else if (!decoderGoesWith(kind, decoder)) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
     // The student's own default decoder is known now (see generate).
     if (f.decoder === undefined) checkDecoderFlags(f, decoder);
     if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${f.student} is a student whose slots run in the teacher's call`);
@@ -285,8 +287,12 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     studentWindow: student?.config.window,
   });
   const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
-  const rows = decodeCacheRows(Math.min(texts.length, PROMPT_BATCH), runSteps, settings.window, decoding, checkpoint.config.vocabSize);
-  checkMemory(`generate: ${f.model} at --steps ${runSteps}`, checkpoint.config, rows, f.backend, "lower --steps (or --window, --budget, --drafts)");
+  const batch = Math.min(texts.length, PROMPT_BATCH);
+  const rows = decodeCacheRows(batch, runSteps, settings.window, decoding, checkpoint.config.vocabSize);
+  const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+  // The decode's cache after a batch's prefill block (at most `batch` of the longest prompt): refused up front (exit 2) where it would not fit.
+  const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
+  refuseBeyondMemory(`generate: ${f.model} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;
@@ -303,7 +309,6 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     const self = decoder === "self";
     const jsonOutputs: { tokens: number[]; text: string }[] = [];
     const many = texts.length > 1;
-    const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     warnFullPrompts(io, prompts, runSteps, f.steps);
     const run = comparePtpAr(model, prompts, {
       decode: options,

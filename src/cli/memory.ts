@@ -1,5 +1,5 @@
 import { totalmem } from "node:os";
-import { kvDim, parameterCount, type ModelConfig } from "../model/config.js";
+import { parameterCount, type ModelConfig } from "../model/config.js";
 import type { MemoryEstimate } from "../train/memory.js";
 import { UsageError } from "./args.js";
 import { MAX_FILE_BYTES } from "../io/errors.js";
@@ -10,11 +10,6 @@ const WASM_LIMIT = WASM_MAX_BYTES;
 
 const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
 
-/** Bytes of a model's weights and of a KV cache of `rows` rows (keys and values, every layer, float32). */
-export function modelMemory(c: ModelConfig, cacheRows: number): { weights: number; cache: number } {
-  return { weights: 4 * parameterCount(c), cache: 4 * 2 * c.nLayers * cacheRows * kvDim(c) };
-}
-
 /** The most `bytes` may be on this backend and machine, and how to say it; undefined when it fits. */
 function beyond(bytes: number, backend: string): string | undefined {
   const machine = totalmem();
@@ -24,23 +19,12 @@ function beyond(bytes: number, backend: string): string | undefined {
 }
 
 /**
- * Refuses, before anything is allocated, a run whose weights and KV cache
- * would not fit the machine's memory (or the wasm backend's 4 GiB), with a
- * message saying what to lower.
- */
-export function checkMemory(what: string, c: ModelConfig, cacheRows: number, backend: string, lower: string): void {
-  const { weights, cache } = modelMemory(c, cacheRows);
-  const where = beyond(weights + cache, backend);
-  if (where !== undefined) {
-    throw new Error(`${what} needs about ${gib(weights + cache)} GiB (weights ${gib(weights)} GiB, KV cache of ${cacheRows} rows ${gib(cache)} GiB), more than ${where}; ${lower}`);
-  }
-}
-
-/**
- * Refuses (exit 2, a usage error: the flags ask for too much) a run
- * whose estimate (src/train/memory.ts) is beyond the machine's memory, or
- * whose per-thread wasm instance is beyond 4 GiB, naming its largest part
- * and the flags that drive the size.
+ * The one refusal of a run too large for memory, for every command
+ * (generate, pregenerate, distill, train, random-draft): before anything is
+ * allocated, a run whose estimate (src/train/memory.ts) is beyond the
+ * machine's memory, or whose per-thread wasm instance is beyond 4 GiB, is
+ * refused with exit 2 (a usage error: the flags ask for too much) and one
+ * line naming its largest part and the flags to lower.
  */
 export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: string, flags: string): void {
   const largest = e.parts[0];

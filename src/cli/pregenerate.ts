@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, checkThreadsBackend } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
-import { formatDuration } from "../util/progress.js";
+import { formatRate, Progress } from "../util/progress.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
@@ -13,7 +13,8 @@ import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { fileKindOf } from "../io/file-kind.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
-import { processIo, type Io } from "./io.js";
+import type { Io } from "./io.js";
+import { progressSink } from "./training-flags.js";
 import { checkOutputs, lockOutput } from "./output-files.js";
 import { SIGNAL_EXIT_CODE, type StopSignal } from "../train/interrupt.js";
 
@@ -113,10 +114,16 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     if (writer.resumed) {
       const tail = writer.truncatedBytes > 0 ? `; truncated a torn last record (${writer.truncatedBytes} bytes)` : "";
       io.stderr(`resuming ${out}: ${writer.records} of ${total} records complete${tail}\n`);
+    } else {
+      // A line at once: the progress line comes only after its first interval.
+      io.stderr(`generating ${total} records into ${out}\n`);
     }
-    const bar = progressBar(io);
-    const summary = await pregenerate(model, writer, prompts, { onProgress: bar.update, signal: abort.signal });
-    bar.finish();
+    // The shared progress line (src/util/progress.ts): records done, their rate and ETA, and the sampled tokens' rate;
+    // redrawn in place on a terminal, elsewhere a line every 5 seconds (logs of long runs stay short).
+    const bar = new Progress({ total, initial: writer.records, unit: "record", label: "pregenerate", stream: progressSink(io), intervalSeconds: 5, ttyIntervalSeconds: 0.2 });
+    const sampled = (p: PregenerateProgress) => ({ sampled: `${formatRate(p.seconds > 0 ? p.tokens / p.seconds : 0)} tok/s` });
+    const summary = await pregenerate(model, writer, prompts, { onProgress: (p) => bar.update(p.done, sampled(p)), signal: abort.signal });
+    bar.finish(sampled(summary));
     const bytes = statSync(out).size;
     if (summary.stopped) {
       io.stderr(`interrupted: ${out} holds ${summary.done} of ${total} records; run the same command with --resume to continue\n`);
@@ -139,46 +146,6 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     writer.close();
     model?.dispose();
   }
-}
-
-/**
- * Progress on stderr: redrawn in place ("\r") on a terminal, otherwise a
- * line every 5 seconds (logs of long runs stay short).
- */
-function progressBar(io: Io): { update: (p: PregenerateProgress) => void; finish: () => void } {
-  // Only the real process stderr can be a terminal; captured Io (tests) gets lines.
-  const tty = io === processIo && process.stderr.isTTY === true;
-  const interval = tty ? 200 : 5000;
-  let last = -Infinity;
-  let latest: PregenerateProgress | undefined;
-  let shown: PregenerateProgress | undefined;
-  const render = (p: PregenerateProgress): string => {
-    const rate = p.seconds > 0 ? p.tokens / p.seconds : 0;
-    const perRecord = p.generated > 0 ? p.seconds / p.generated : NaN;
-    const eta = formatDuration((p.total - p.done) * perRecord); // "?" while no record has a time
-    const frac = p.total > 0 ? p.done / p.total : 1;
-    const width = 24;
-    const filled = Math.round(frac * width);
-    return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.done}/${p.total} records (${(100 * frac).toFixed(1)}%)  ${rate.toFixed(0)} tok/s  ETA ${eta}`;
-  };
-  const draw = (p: PregenerateProgress): void => {
-    io.stderr(tty ? `\r${render(p)}\x1b[K` : `${render(p)}\n`);
-    shown = p;
-  };
-  return {
-    update(p) {
-      latest = p;
-      const now = performance.now();
-      if (now - last >= interval) {
-        last = now;
-        draw(p);
-      }
-    },
-    finish() {
-      if (latest && latest !== shown) draw(latest);
-      if (tty && shown) io.stderr("\n");
-    },
-  };
 }
 
 function formatBytes(n: number): string {

@@ -135,7 +135,8 @@ function runCase(b: Backend, c: Case, edges: boolean, g: Gen): void {
   try {
     const us = edges ? c.prompts.map((p, i) => edgeUs(teacher, p, c.steps, c.sampling, c.us[i], g)) : c.us;
     const ar = c.prompts.map((p, i) => decodeAR(teacher, p, { steps: c.steps, sampling: c.sampling, aux: new ArrayAux(us[i]) }).tokens);
-    const student = randomStudent(teacherCkpt, "exactness-suite", { variant: c.variant, rank: c.rank, aux: c.aux, window: c.window, seed: c.studentSeed });
+    // Plain (aux) students, as the suite has always drawn: its cases stay the same whatever the default slot input.
+    const student = randomStudent(teacherCkpt, "exactness-suite", { variant: c.variant, rank: c.rank, aux: c.aux, window: c.window, hybrid: false, seed: c.studentSeed });
     for (const layer of student.weights.layers) for (const pair of Object.values(layer)) pair.B.forEach((v, i) => (pair.B[i] = v * 25));
     const model = new PtpModel(teacher, student);
     try {

@@ -15,7 +15,7 @@ import type { Draft, DraftConfig, DraftWeights } from "./draft-model.js";
 import { MAX_EXTRA_BLOCKS, studentConfigFromMetadata, studentMetadata, studentSlots, teacherShapeOf } from "./files/adapter-file.js";
 import { canonicalConfig, draftConfigFromMetadata, draftMetadata, draftSlots } from "./files/draft-file.js";
 import { checkChecksumArgument, plainFail, product } from "./files/ptp-file-parts.js";
-import { DEFAULT_ALPHA, DEFAULT_STUDENT_WINDOW, type AuxEmbeddingConfig, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights, type Variant } from "./student-weights.js";
+import { DEFAULT_ALPHA, DEFAULT_SLOT_INPUT, DEFAULT_STUDENT_WINDOW, type AuxEmbeddingConfig, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights, type Variant } from "./student-weights.js";
 
 export interface RandomStudentOptions {
   variant: Variant;
@@ -26,7 +26,7 @@ export interface RandomStudentOptions {
   aux?: AuxEmbeddingConfig;
   /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
-  /** Hybrid slot input (StudentConfig.hybrid); default false. */
+  /** Hybrid slot input (StudentConfig.hybrid); default true (DEFAULT_SLOT_INPUT is "hybrid"); false: the plain aux input. */
   hybrid?: boolean;
   /** Query slot input (StudentConfig.query, C-PTP only; implies hybrid); default false. */
   query?: boolean;
@@ -88,6 +88,11 @@ function checkNumbers(o: object, where: string, names: readonly string[], requir
   }
 }
 
+/** Whether a new model's slot input is hybrid: its `hybrid` option where given, else DEFAULT_SLOT_INPUT's. */
+function newHybrid(options: { hybrid?: boolean }): boolean {
+  return options.hybrid ?? DEFAULT_SLOT_INPUT === "hybrid";
+}
+
 /** Scale of the random B matrices, aux weights and biases, anchors and start vector. */
 const SMALL = 0.02;
 
@@ -115,7 +120,7 @@ export function randomStudent(teacher: Checkpoint, checksum: string, options: Ra
     alpha: options.alpha ?? DEFAULT_ALPHA,
     aux,
     window: options.window ?? DEFAULT_STUDENT_WINDOW,
-    ...(options.query ? { hybrid: true, query: true } : options.hybrid ? { hybrid: true } : {}),
+    ...(options.query ? { hybrid: true, query: true } : newHybrid(options) ? { hybrid: true } : {}),
     ...(E > 0 ? { extraBlocks: E } : {}),
     ...(options.pickFeedback ? { pickFeedback: options.pickFeedback } : {}),
     ...(options.draftHead ? { draftHead: true } : {}),
@@ -193,7 +198,7 @@ export interface RandomDraftOptions {
   aux?: AuxEmbeddingConfig;
   /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
-  /** Hybrid slot input (DraftConfig.hybrid); default false. */
+  /** Hybrid slot input (DraftConfig.hybrid); default true (DEFAULT_SLOT_INPUT is "hybrid"); false: the plain aux input. */
   hybrid?: boolean;
   /** Draft models have no query slot input: only false is accepted (the CLI's slot-input flags give it); true is a RangeError. */
   query?: boolean;
@@ -225,7 +230,7 @@ export function randomDraft(teacher: Checkpoint, checksum: string, options: Rand
     variant: options.variant,
     aux: options.aux ? { ...options.aux } : { kind: "bits" },
     window: options.window ?? DEFAULT_STUDENT_WINDOW,
-    ...(options.hybrid ? { hybrid: true } : {}),
+    ...(newHybrid(options) ? { hybrid: true } : {}),
     model,
     teacherVocabSize: t.vocabSize,
     teacherChecksum: checksum,
@@ -249,7 +254,7 @@ export interface TeacherDraftOptions {
   aux?: AuxEmbeddingConfig;
   /** Default DEFAULT_STUDENT_WINDOW (16). */
   window?: number;
-  /** Hybrid slot input (DraftConfig.hybrid); default false. */
+  /** Hybrid slot input (DraftConfig.hybrid); default true (DEFAULT_SLOT_INPUT is "hybrid"); false: the plain aux input. */
   hybrid?: boolean;
   /** Layers of the draft, at least the teacher's (default: the teacher's). */
   nLayers?: number;
@@ -281,7 +286,7 @@ export function teacherDraft(teacher: Checkpoint, checksum: string, options: Tea
     variant: options.variant,
     aux: options.aux ? { ...options.aux } : { kind: "bits" },
     window: options.window ?? DEFAULT_STUDENT_WINDOW,
-    ...(options.hybrid ? { hybrid: true } : {}),
+    ...(newHybrid(options) ? { hybrid: true } : {}),
     model: canonicalConfig({ ...t, nLayers }),
     teacherVocabSize: t.vocabSize,
     teacherChecksum: checksum,

@@ -46,6 +46,13 @@ export const MAX_ALPHA = 1e4;
 export const DEFAULT_ALPHA = 8;
 /** A new student's or draft's window when none is given (randomStudent, randomDraft, random-student, random-draft). */
 export const DEFAULT_STUDENT_WINDOW = 16;
+/**
+ * A new student's or draft model's slot input when none is given
+ * (randomStudent, randomDraft and teacherDraft where neither `hybrid` nor
+ * `query` is, and the CLI's --slot-input): hybrid, spec/ptp.md 2.2. Query is
+ * no general default (C-PTP students with a window of 2 or more only).
+ */
+export const DEFAULT_SLOT_INPUT: "hybrid" | "aux" = "hybrid";
 
 /** A student's shape and kind: everything its file's header stores besides the weights. */
 export interface StudentConfig {

@@ -61,7 +61,8 @@ function estimate(parts: { name: string; bytes: number }[], perInstance: number)
 /**
  * Decoding `rows`-row blocks after a KV cache of `cacheRows` rows (`ptp
  * pregenerate`: the longest prompt's prefill, a cache sized to the longest
- * prompt + --steps): the weights (host and backend), the cache and the
+ * prompt + --steps; `ptp generate`: the prompt's prefill, or a batch's, and
+ * the decode's cache): the weights (host and backend), the cache and the
  * activations.
  */
 export function inferenceMemory(c: ModelConfig, cacheRows: number, rows: number): MemoryEstimate {

@@ -1,5 +1,7 @@
 import { describeValue } from "../../util/checks.js";
-import type { PickFeedbackKind } from "../student-weights.js";
+import type { Proposer } from "../proposer.js";
+import type { PickFeedbackKind, StudentConfig } from "../student-weights.js";
+import type { DecoderName } from "./run.js";
 import type { BudgetMode } from "./budget.js";
 
 /**
@@ -159,9 +161,61 @@ export function runnerUpCount(option: boolean | number | undefined): number | un
   return option;
 }
 
-/** The decoder `ptp generate` runs when none is named: single-call with a student, verify with a draft model, else AR. */
-export function defaultDecoder(proposer: "student" | "draft" | undefined): "single-call" | "verify" | "ar" {
-  return proposer === "student" ? "single-call" : proposer === "draft" ? "verify" : "ar";
+/**
+ * What drafts for a decoder, as far as the choice of decoder goes: a student
+ * whose slots run in the teacher's call ("student"), a draft-head student
+ * (StudentConfig.draftHead, spec/ptp.md 2.6) or a standalone draft model.
+ * The last two draft beside the teacher, in calls of their own.
+ */
+export type ProposerKind = "student" | "draft-head" | "draft";
+
+/**
+ * The decoders of a proposer that drafts beside the teacher, its default
+ * first: a draft-head student's drafts are verified by the teacher's next
+ * call (verify; ar runs the teacher alone), a draft model's likewise
+ * (verify only). A "student" takes every decoder, single-call by default.
+ * The one place of this rule: `decode`, `ptp generate`, `ptp demo` and the
+ * benches read it here.
+ */
+const BESIDE_TEACHER_DECODERS: Record<Exclude<ProposerKind, "student">, readonly ("verify" | "ar")[]> = {
+  "draft-head": ["verify", "ar"],
+  draft: ["verify"],
+};
+
+/** The kind of a proposer: a draft model, a draft-head student, or another student. */
+export function proposerKind(p: Proposer): ProposerKind {
+  return p.kind === "draft" ? "draft" : studentKind(p.student);
+}
+
+/** The kind of a student: "draft-head" for a draft head (StudentConfig.draftHead), else "student". */
+export function studentKind(student: { config: Pick<StudentConfig, "draftHead"> }): "student" | "draft-head" {
+  return student.config.draftHead ? "draft-head" : "student";
+}
+
+/** Whether a proposer drafts beside the teacher, in calls of its own (a draft-head student, a draft model): verify is then its PTP decoder. */
+export function draftsBesideTeacher(kind: ProposerKind): kind is Exclude<ProposerKind, "student"> {
+  return kind !== "student";
+}
+
+/**
+ * The decoder run when none is named (`ptp generate`, `ptp demo`, the
+ * benches): single-call with a student, verify with a draft-head student or
+ * a draft model, else (no proposer) AR.
+ */
+export function defaultDecoder(proposer: ProposerKind | undefined): "single-call" | "verify" | "ar" {
+  if (proposer === undefined) return "ar";
+  return draftsBesideTeacher(proposer) ? BESIDE_TEACHER_DECODERS[proposer][0] : "single-call";
+}
+
+/** The decoders a proposer works with, its default first; undefined for a student whose slots run in the teacher's call (every decoder). */
+export function proposerDecoders(proposer: ProposerKind): readonly ("verify" | "ar")[] | undefined {
+  return draftsBesideTeacher(proposer) ? BESIDE_TEACHER_DECODERS[proposer] : undefined;
+}
+
+/** Whether `decoder` works with the proposer (proposerDecoders). */
+export function decoderGoesWith(proposer: ProposerKind, decoder: DecoderName): boolean {
+  const decoders: readonly string[] | undefined = proposerDecoders(proposer);
+  return decoders === undefined || decoders.includes(decoder);
 }
 
 /**

@@ -19,7 +19,7 @@ import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
 import { verifyDecoder } from "./decoders/verify.js";
 import { runSteps } from "./decode-ar.js";
-import { decoderSettings, runnerUpCount, type DecoderOptions, type DecoderSettings } from "./defaults.js";
+import { decoderGoesWith, decoderSettings, proposerDecoders, runnerUpCount, type DecoderOptions, type DecoderSettings, type ProposerKind } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
 /** The decoders `decode` and `ptp generate --decoder` take: ar (the reference) and the PTP decoders, all equal to ar for the same u's. */
@@ -85,17 +85,23 @@ export interface PtpResult {
   stats: PtpStats;
 }
 
+/** A proposer's decoders for a message: "verify", or "verify" (or "ar"). */
+function decoderList(kind: ProposerKind): string {
+  const [first, ...rest] = proposerDecoders(kind) ?? [];
+  return `${JSON.stringify(first)}${rest.length > 0 ? ` (or ${rest.map((d) => JSON.stringify(d)).join(", ")})` : ""}`;
+}
+
 /** The decoder of a name, configured for this model. */
 export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   checkOptions(options);
   const { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps, draftStop } = settingsOf(model, options);
   if (options.draft) {
-    if (options.decoder !== "verify") throw new RangeError(`decode: a draft model works with decoder "verify" only, got ${JSON.stringify(options.decoder)}`);
+    if (!decoderGoesWith("draft", options.decoder)) throw new RangeError(`decode: a draft model works with decoder ${decoderList("draft")} only, got ${JSON.stringify(options.decoder)}`);
     return draftVerifyDecoder(options.draft, window, drafter(options.draft, draftTemperatureScale));
   }
   const toDraft = drafter(model, draftTemperatureScale);
-  if (model.head && options.decoder !== "ar") {
-    if (options.decoder !== "verify") throw new RangeError(`decode: a draft-head student drafts beside the teacher, with decoder "verify" (or "ar"), got ${JSON.stringify(options.decoder)}`);
+  if (model.head && !decoderGoesWith("draft-head", options.decoder)) throw new RangeError(`decode: a draft-head student drafts beside the teacher, with decoder ${decoderList("draft-head")}, got ${JSON.stringify(options.decoder)}`);
+  if (model.head && options.decoder === "verify") {
     const head = model.head.transformer;
     const confidence = draftConfidence(model, draftTemperatureScale, (logits, token, t) => head.tokenProbability(logits, token, t));
     return headVerifyDecoder(model.teacher, model.head, window, toDraft, confidence, draftStop);
