@@ -15,10 +15,10 @@ export interface ChildResult {
 /**
  * Runs `node args...` (args[0] a script: bin/ptp.js, or a .ts run through
  * tsx) and sends it `signals` (one after another, `gapMs` apart) once its
- * stderr matches `when`, `delayMs` later. Real signals to a real process:
- * what a user's Ctrl-C or a kill does.
+ * stderr matches `when` (its stdout, `whenStdout`), `delayMs` later. Real
+ * signals to a real process: what a user's Ctrl-C or a kill does.
  */
-export function runChild(args: readonly string[], o: { when?: RegExp; signals?: readonly NodeJS.Signals[]; delayMs?: number; gapMs?: number; timeoutMs?: number } = {}): Promise<ChildResult> {
+export function runChild(args: readonly string[], o: { when?: RegExp; whenStdout?: RegExp; signals?: readonly NodeJS.Signals[]; delayMs?: number; gapMs?: number; timeoutMs?: number } = {}): Promise<ChildResult> {
   const script = args[0];
   const node = script.endsWith(".ts") ? ["--import", "tsx", resolve(ROOT, script)] : [resolve(ROOT, script)];
   const child = spawn(process.execPath, [...node, ...args.slice(1)], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -30,7 +30,13 @@ export function runChild(args: readonly string[], o: { when?: RegExp; signals?: 
     sentAt = performance.now();
     (o.signals ?? []).forEach((s, i) => setTimeout(() => child.kill(s), i * (o.gapMs ?? 0)));
   };
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString("utf8");
+    if (!armed && o.whenStdout && o.whenStdout.test(stdout)) {
+      armed = true;
+      setTimeout(send, o.delayMs ?? 0);
+    }
+  });
   child.stderr.on("data", (d: Buffer) => {
     stderr += d.toString("utf8");
     if (!armed && o.when && o.when.test(stderr)) {

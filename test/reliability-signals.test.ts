@@ -3,11 +3,11 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { runChild } from "./child.js";
-import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
+import { pregenFixture, runCli, STORIES_260K, TOK_512 } from "./helpers.js";
 import { lastFlagWins } from "./flag-args.js";
 
 /** The run ended with `code`; its stderr is shown when it did not (a failure under load says why). */
-function expectExit(r: { code: number; stderr: string }, code: number): void {
+function expectExit(r: { code: number | null; stderr: string }, code: number): void {
   expect(r.code, r.stderr).toBe(code);
 }
 
@@ -227,10 +227,12 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(bytes(killed).equals(bytes(ref))).toBe(true);
   });
 
-  it("REL-SIGNAL-SYNTH: Ctrl-C while `ptp synth` generates a million stories stops it at once, leaving no file (whole, partial or temporary)", async () => {
+  it("REL-SIGNAL-SYNTH: Ctrl-C while `ptp synth` generates a million stories stops it within a story, saying so (exit 130), leaving no file (whole, partial or temporary)", async () => {
     const dir = mkdtempSync(join(tmp, "synth-"));
     const r = await runChild(["bin/ptp.js", "synth", "--out", join(dir, "c.txt"), "--stories", "1000000", "--tokenizer-out", join(dir, "t.bin"), "--prompts-out", join(dir, "p.txt")], { when: /synth: generating/, signals: ["SIGINT"] });
-    expect(r.signal === "SIGINT" || r.code === 130, `${r.code} ${r.signal}`).toBe(true);
+    expectExit(r, 130);
+    expect(r.stderr).toMatch(/\nsynth: interrupted \(SIGINT\); nothing was written\n$/);
+    expect(r.stderr).not.toMatch(/1000000\/1000000/);
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -240,12 +242,51 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(r.stderr).toBe("working\ndone\nheld SIGINT\n");
   });
 
-  it("REL-SIGNAL-GENERATE: Ctrl-C stops `ptp generate` on a long batch of prompts at once (no handler delays it)", async () => {
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)("REL-SIGNAL-PREPARE: %s during the synchronous preparation of withSignalsCaught (`ptp convert`, `export-peft`, `synth` before their writes) is seen once the part in progress ends: one line says so, exit %i, nothing written", async (signal, code) => {
+    const dir = mkdtempSync(join(tmp, "prepare-"));
+    const r = await runChild(["test/fixtures/prepare-child.ts", join(dir, "out.txt")], { when: /working/, signals: [signal] });
+    expectExit(r, code);
+    expect(r.stderr).toBe(`working\nchild: interrupted (${signal}); nothing was written\n`);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("REL-SIGNAL-GENERATE: Ctrl-C stops `ptp generate --prompts` between model calls: exit 130, one line naming the prompts printed, which are exactly the first lines of an uninterrupted run", async () => {
     const prompts = join(tmp, "long-batch.txt");
-    writeFileSync(prompts, Array.from({ length: 400 }, (_, i) => `Once ${i}`).join("\n") + "\n");
-    const r = await runChild(["bin/ptp.js", "generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", prompts, "--steps", "60", "--seed", "1", "--no-stop", "--backend", "js"], { when: /prompts decoded/, signals: ["SIGINT"] });
-    expect(r.signal === "SIGINT" || r.code === 130, `${r.code} ${r.signal}`).toBe(true);
-    expect(r.stderr).not.toMatch(/400\/400 prompts decoded/);
+    const lines = Array.from({ length: 400 }, (_, i) => `Once ${i}`);
+    writeFileSync(prompts, lines.join("\n") + "\n");
+    const args = (file: string) => ["generate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", file, "--steps", "60", "--seed", "1", "--no-stop", "--backend", "js"];
+    const r = await runChild(["bin/ptp.js", ...args(prompts)], { when: /prompts decoded/, signals: ["SIGINT"] });
+    expectExit(r, 130);
+    const done = Number(/\nptp generate: interrupted \(SIGINT\) after (\d+) of 400 prompts\n$/.exec(r.stderr)?.[1]);
+    expect(done, r.stderr).toBeGreaterThanOrEqual(16);
+    expect(done).toBeLessThan(400);
+    expect(r.stderr).not.toMatch(/400\/400 prompts decoded|tokens\/s/);
+    // Prompt i uses seed + i and batches decode alike: the first `done` prompts alone print the same lines.
+    const first = join(tmp, "long-batch-first.txt");
+    writeFileSync(first, lines.slice(0, done).join("\n") + "\n");
+    const ref = await runCli(...args(first));
+    expectExit(ref, 0);
+    expect(r.stdout).toBe(ref.stdout);
+  });
+
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)("REL-SIGNAL-GENERATE-AR: %s stops a streaming `ptp generate` between model calls: the line is ended, one line says how many tokens were printed, exit %i; the text is exactly an uninterrupted run's first tokens", async (signal, code) => {
+    const args = (steps: number) => ["generate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--steps", String(steps), "--seed", "7", "--no-stop", "--backend", "js"];
+    const r = await runChild(["bin/ptp.js", ...args(0)], { whenStdout: /\S/, signals: [signal], delayMs: 30 });
+    expectExit(r, code);
+    const n = Number(new RegExp(`^ptp generate: interrupted \\(${signal}\\) after (\\d+) tokens?\\n$`).exec(r.stderr)?.[1]);
+    expect(n, r.stderr).toBeGreaterThan(0);
+    expect(n).toBeLessThan(511);
+    expect(r.stdout.endsWith("\n")).toBe(true);
+    // The prompt is BOS alone (position 0): --steps n runs positions 0 .. n - 1, so n tokens, exactly those printed.
+    const ref = await runCli(...args(n));
+    expectExit(ref, 0);
+    expect(r.stdout).toBe(ref.stdout);
   });
 });
 

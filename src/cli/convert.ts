@@ -9,7 +9,7 @@ import { Tokenizer } from "../io/tokenizer.js";
 import { parameterCount } from "../model/config.js";
 import { describeFlags, parseFlags, UsageError, defineFlags, givenFlags } from "./args.js";
 import type { Io } from "./io.js";
-import { checkOutputs, writeOutputs } from "./output-files.js";
+import { checkOutputs, withSignalsCaught, writeOutputs } from "./output-files.js";
 
 /** The files writeHfTokenizer adds to a Hugging Face folder. */
 const HF_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
@@ -56,41 +56,49 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
     ],
     force: f.force,
   });
-  const ckpt = readModel(f.model);
-  if (f.to === "hf") {
-    const shard = f["shard-mb"];
-    const tokenizer = f.tokenizer === undefined ? undefined : Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
-    // Through a temporary folder: a failure leaves nothing; over an existing folder, the model files of an earlier model go.
-    const write = () =>
-      writeFolderAtomically(
-        out,
-        (tmp) => {
-          const written = writeHfFiles(tmp, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
-          if (tokenizer !== undefined) written.push(...writeHfTokenizer(tmp, tokenizer));
-          return written;
-        },
-        isHfModelFile,
-      );
-    // --force keeps the folder's other files; an earlier tokenizer may not be this model's.
-    const keptTokenizer = tokenizer === undefined && existsSync(join(out, "tokenizer.json"));
-    return writeOutputs(io, "ptp convert", `${out} (a Hugging Face folder)`, write, (files) => {
-      io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
-      if (keptTokenizer) io.stderr(`note: ${join(out, "tokenizer.json")} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
+  const version = f.version; // 0 or 1 (checked above)
+  // Ctrl-C while the model is read and converted stops the command (checked between those parts) with nothing written.
+  return withSignalsCaught(io, "ptp convert", async ({ stopped }) => {
+    const ckpt = readModel(f.model);
+    const early = await stopped();
+    if (early !== undefined) return early;
+    if (f.to === "hf") {
+      const shard = f["shard-mb"];
+      const tokenizer = f.tokenizer === undefined ? undefined : Tokenizer.load(f.tokenizer, ckpt.config.vocabSize);
+      // Through a temporary folder: a failure leaves nothing; over an existing folder, the model files of an earlier model go.
+      const write = () =>
+        writeFolderAtomically(
+          out,
+          (tmp) => {
+            const written = writeHfFiles(tmp, ckpt, shard === undefined ? {} : { maxShardBytes: Math.floor(shard * 1e6) });
+            if (tokenizer !== undefined) written.push(...writeHfTokenizer(tmp, tokenizer));
+            return written;
+          },
+          isHfModelFile,
+        );
+      // --force keeps the folder's other files; an earlier tokenizer may not be this model's.
+      const keptTokenizer = tokenizer === undefined && existsSync(join(out, "tokenizer.json"));
+      return await writeOutputs(io, "ptp convert", `${out} (a Hugging Face folder)`, write, (files) => {
+        io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
+        if (keptTokenizer) io.stderr(`note: ${join(out, "tokenizer.json")} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
+      });
+    }
+    let tokenizer: { source: string; bytes: Uint8Array } | undefined;
+    if (tokenizerOut !== undefined) {
+      const source = tokenizerPathFor(f.model, f.tokenizer);
+      if (source === undefined) throw new UsageError(`--tokenizer-out needs --tokenizer FILE.json (the model is not a folder with tokenizer.json)`);
+      const bytes = llama2cTokenizerBytes(readJsonFile(source, "a Hugging Face tokenizer.json"), source);
+      Tokenizer.fromBytes(bytes, ckpt.config.vocabSize, source); // the model and tokenizer must agree
+      tokenizer = { source, bytes };
+    }
+    // Both files or neither.
+    const files = [{ path: out, bytes: serializeCheckpoint(ckpt, version) }, ...(tokenizer !== undefined && tokenizerOut !== undefined ? [{ path: tokenizerOut, bytes: tokenizer.bytes }] : [])];
+    const late = await stopped();
+    if (late !== undefined) return late;
+    const write = () => writeFilesAtomically(files);
+    return await writeOutputs(io, "ptp convert", files.map((file) => file.path).join(" and "), write, () => {
+      io.stderr(`wrote ${out}: llama2.c checkpoint v${f.version}, ${parameterCount(ckpt.config)} parameters\n`);
+      if (tokenizer !== undefined) io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
     });
-  }
-  let tokenizer: { source: string; bytes: Uint8Array } | undefined;
-  if (tokenizerOut !== undefined) {
-    const source = tokenizerPathFor(f.model, f.tokenizer);
-    if (source === undefined) throw new UsageError(`--tokenizer-out needs --tokenizer FILE.json (the model is not a folder with tokenizer.json)`);
-    const bytes = llama2cTokenizerBytes(readJsonFile(source, "a Hugging Face tokenizer.json"), source);
-    Tokenizer.fromBytes(bytes, ckpt.config.vocabSize, source); // the model and tokenizer must agree
-    tokenizer = { source, bytes };
-  }
-  // Both files or neither.
-  const files = [{ path: out, bytes: serializeCheckpoint(ckpt, f.version) }, ...(tokenizer !== undefined && tokenizerOut !== undefined ? [{ path: tokenizerOut, bytes: tokenizer.bytes }] : [])];
-  const write = () => writeFilesAtomically(files);
-  return writeOutputs(io, "ptp convert", files.map((file) => file.path).join(" and "), write, () => {
-    io.stderr(`wrote ${out}: llama2.c checkpoint v${f.version}, ${parameterCount(ckpt.config)} parameters\n`);
-    if (tokenizer !== undefined) io.stderr(`wrote ${tokenizerOut}: llama2.c tokenizer.bin from ${tokenizer.source}\n`);
   });
 }

@@ -7,7 +7,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { PEFT_CONFIG, PEFT_WEIGHTS, writePeftStudent } from "../ptp/files/peft.js";
 import { describeFlags, parseFlags, splitPositionals, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
-import { checkOutputs, writeOutputs } from "./output-files.js";
+import { checkOutputs, withSignalsCaught, writeOutputs } from "./output-files.js";
 
 export const exportPeftFlags = defineFlags({
   out: { kind: "string", value: "DIR", help: "the PEFT folder to write (adapter_config.json + adapter_model.safetensors)", required: true },
@@ -40,22 +40,29 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
     ],
     force: f.force,
   });
-  let teacher: { checkpoint: Checkpoint; checksum: string } | undefined;
-  if (f.model !== undefined) {
-    const checkpoint = readModel(f.model);
-    teacher = { checkpoint, checksum: teacherChecksum(checkpoint) };
-  }
-  const student = loadStudent(files[0], teacher);
-  warnNonFinite(io, "student", files[0], student.weights);
-  const E = student.config.extraBlocks;
-  if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
-  // Through a temporary folder: a failure leaves nothing behind.
-  const c = student.config;
-  return writeOutputs(
-    io,
-    "ptp export-peft",
-    `${out} (a PEFT folder)`,
-    () => writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] })),
-    (written) => io.stderr(`wrote ${out}: PEFT LoRA folder (${written.length} files), ${c.variant}-PTP, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}, window ${c.window}\n`),
-  );
+  // Ctrl-C while the teacher and student are read stops the command (checked between those parts) with nothing written.
+  return withSignalsCaught(io, "ptp export-peft", async ({ stopped }) => {
+    let teacher: { checkpoint: Checkpoint; checksum: string } | undefined;
+    if (f.model !== undefined) {
+      const checkpoint = readModel(f.model);
+      const read = await stopped();
+      if (read !== undefined) return read;
+      teacher = { checkpoint, checksum: teacherChecksum(checkpoint) };
+    }
+    const student = loadStudent(files[0], teacher);
+    const loaded = await stopped();
+    if (loaded !== undefined) return loaded;
+    warnNonFinite(io, "student", files[0], student.weights);
+    const E = student.config.extraBlocks;
+    if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
+    // Through a temporary folder: a failure leaves nothing behind.
+    const c = student.config;
+    return await writeOutputs(
+      io,
+      "ptp export-peft",
+      `${out} (a PEFT folder)`,
+      () => writeFolderAtomically(out, (tmp) => writePeftStudent(tmp, student, { baseModel: f["base-model"] })),
+      (written) => io.stderr(`wrote ${out}: PEFT LoRA folder (${written.length} files), ${c.variant}-PTP, rank ${c.rank}, alpha ${c.alpha}, aux ${c.aux.kind}, window ${c.window}\n`),
+    );
+  });
 }

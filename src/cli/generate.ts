@@ -5,10 +5,10 @@ import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js"
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { loadStudent } from "../ptp/files/student-file.js";
-import { decodeAR } from "../ptp/decode/decode-ar.js";
+import { decodeAR, decodeARSteps, type DecodeResult } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
-import { comparePtpAr, DECODER_DEFAULTS, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
+import { comparePtpArSteps, DECODER_DEFAULTS, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
 import { decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
 import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
@@ -21,6 +21,7 @@ import type { Io } from "./io.js";
 import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
+import { Interruption, runInterruptibly, signalSoFar, SIGNAL_EXIT_CODE, type Interruptible, type StopSignal } from "../train/interrupt.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -127,8 +128,27 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   const scale = f["draft-temperature-scale"];
   if (scale !== undefined && !(scale > 0 && scale <= 1)) throw new UsageError(`--draft-temperature-scale must be in (0, 1], got ${scale}`);
 
-  if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return generatePtp(f, decoder, io, stepsGiven);
+  // Ctrl-C (SIGTERM) stops the decode between model calls: the text printed so far ends its line, a note says so, exit 130 (143).
+  const interruption = new Interruption();
+  interruption.onSecondSignal = (s) => io.stderr(`\nptp generate: second ${s}; exiting at once\n`);
+  try {
+    if (decoder !== "ar" || f.student !== undefined || f.draft !== undefined || f.prompts !== undefined) return await generatePtp(f, decoder, io, stepsGiven, interruption);
+    return await generateAr(f, io, stepsGiven, interruption);
+  } finally {
+    interruption.dispose();
+  }
+}
 
+/** The note and exit code of a run stopped by `signal` (Interruption) after `done`. */
+function interrupted(io: Io, signal: StopSignal, done: string): number {
+  io.stderr(`ptp generate: interrupted (${signal}) after ${done}\n`);
+  return SIGNAL_EXIT_CODE[signal];
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Plain autoregressive decoding of one prompt, its text streamed token by token. */
+async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interruption: Interruption): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
@@ -157,9 +177,12 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, checkpoint.config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
   const workersBefore = threadInfo(backend).workerChunks;
   let streamed = false;
-  let result: ReturnType<typeof decodeAR>;
+  let run: Interruptible<DecodeResult, number>;
   try {
-    result = decodeAR(model, prompt, {
+    // A signal during the loading (synchronous) is seen here; one during the decode, between its model calls.
+    const early = await signalSoFar(interruption);
+    if (early !== undefined) return interrupted(io, early, "0 tokens");
+    const steps = decodeARSteps(model, prompt, {
       steps: f.steps,
       sampling,
       aux,
@@ -174,6 +197,7 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
         }
       },
     });
+    run = await runInterruptibly(steps, interruption);
   } catch (err) {
     // The text so far stays, on a line of its own, so the error (a --aux-file that runs out) starts its own line.
     if (streamed) io.stdout("\n");
@@ -181,6 +205,12 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   } finally {
     model.dispose();
   }
+  if (!run.done) {
+    // What was printed is the start of the uninterrupted run's text; its line is ended.
+    if (streamed) io.stdout("\n");
+    return interrupted(io, run.signal, plural(run.last ?? 0, "token"));
+  }
+  const result = run.value;
   if (aux instanceof ArrayAux && aux.remaining > 0) io.stderr(`note: --aux-file ${f["aux-file"]} held ${aux.length} u's; the run used ${aux.position} (one per sampled token), the rest were not read\n`);
 
   const threads = threadInfo(backend);
@@ -231,7 +261,7 @@ function requireTokenizer(f: GenerateFlags): string {
 }
 
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
-async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, stepsGiven: boolean): Promise<number> {
+async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, stepsGiven: boolean, interruption: Interruption): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
   const checkpoint = readModel(f.model);
   const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
@@ -310,7 +340,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     const jsonOutputs: { tokens: number[]; text: string }[] = [];
     const many = texts.length > 1;
     warnFullPrompts(io, prompts, runSteps, f.steps);
-    const run = comparePtpAr(model, prompts, {
+    let printed = 0;
+    const early = await signalSoFar(interruption);
+    if (early !== undefined) return interrupted(io, early, `0 of ${plural(texts.length, "prompt")}`);
+    const steps = comparePtpArSteps(model, prompts, {
       decode: options,
       aux: auxFor,
       batch: PROMPT_BATCH,
@@ -325,10 +358,15 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
           else if (many) io.stdout(escapeLine(text) + "\n");
           else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
         }
+        printed += ptp.outputs.length;
         const to = Math.min(texts.length, from + PROMPT_BATCH);
         if (texts.length > PROMPT_BATCH) io.stderr(`generate: ${to}/${texts.length} prompts decoded\n`);
       },
     });
+    const stopped = await runInterruptibly(steps, interruption);
+    // A batch is printed once decoded and checked against AR: the prompts printed are the uninterrupted run's first ones.
+    if (!stopped.done) return interrupted(io, stopped.signal, `${printed} of ${plural(texts.length, "prompt")}${f.json ? " (--json prints nothing until the end)" : ""}`);
+    const run = stopped.value;
 
     const ptpStats = run.stats,
       arStats = run.ar;

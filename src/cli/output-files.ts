@@ -4,7 +4,7 @@ import { temporaryPathFor } from "../io/atomic-write.js";
 import { readFilePrefix } from "../io/errors.js";
 import { acquireOutputLock } from "../io/output-lock.js";
 import { looksLikeSafetensors } from "../io/safetensors.js";
-import { holdSignals, SIGNAL_EXIT_CODE } from "../train/interrupt.js";
+import { holdSignals, SIGNAL_EXIT_CODE, SignalLatch, signalSoFar, type StopSignal } from "../train/interrupt.js";
 import { parseMetricsLog } from "../train/metrics-log.js";
 import { UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
@@ -200,6 +200,45 @@ export async function writeOutputs<T>(io: Io, command: string, what: string, wri
   report(written as T);
   if (signal === undefined) return 0;
   io.stderr(`${command}: ${signal} received while writing; the files were completed first\n`);
+  return SIGNAL_EXIT_CODE[signal];
+}
+
+/** What a command's preparation of its outputs sees of SIGINT/SIGTERM (withSignalsCaught). */
+export interface PrepareSignals {
+  /** The signals caught so far (runInterruptibly reads it). */
+  readonly latch: SignalLatch;
+  /** After a part of the work: 130 or 143 if a signal came (said on stderr: nothing was written), else undefined. */
+  stopped(): Promise<number | undefined>;
+}
+
+/**
+ * Runs `work`, a command's preparation of its outputs (reading a model,
+ * converting it, making a corpus: synchronous parts) and its writeOutputs,
+ * with SIGINT and SIGTERM caught: a signal is seen where the work lets the
+ * event loop turn (`stopped()` between its parts, runInterruptibly), then
+ * the command stops with nothing written, says so in one line and exits
+ * 130 or 143, instead of vanishing silently. A signal during a part is
+ * acted on once that part is done; one during the writes, once they are
+ * (writeOutputs).
+ */
+export async function withSignalsCaught(io: Io, command: string, work: (signals: PrepareSignals) => Promise<number>): Promise<number> {
+  const latch = new SignalLatch();
+  try {
+    return await work({
+      latch,
+      stopped: async () => {
+        const signal = await signalSoFar(latch);
+        return signal === undefined ? undefined : interruptedBeforeWriting(io, command, signal);
+      },
+    });
+  } finally {
+    latch.dispose();
+  }
+}
+
+/** Says that `command` stopped on `signal` before writing anything, and returns its exit code (130 or 143). */
+export function interruptedBeforeWriting(io: Io, command: string, signal: StopSignal): number {
+  io.stderr(`${command}: interrupted (${signal}); nothing was written\n`);
   return SIGNAL_EXIT_CODE[signal];
 }
 

@@ -1,10 +1,11 @@
 import { writeFilesAtomically } from "../io/atomic-write.js";
 import { buildCharTokenizer, tokenizerVocabSize } from "../io/char-tokenizer.js";
-import { generateStories, heldOutSeed, storyPrompt } from "../data/synthetic.js";
+import { heldOutSeed, storyPrompt, storyStream } from "../data/synthetic.js";
+import { runInterruptibly } from "../train/interrupt.js";
 import { Progress } from "../util/progress.js";
 import { describeFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
+import { checkOutputs, forceFlag, interruptedBeforeWriting, withSignalsCaught, writeOutputs } from "./output-files.js";
 
 const MAX_SEED = 0xffffffff;
 /**
@@ -60,43 +61,74 @@ export async function synthCommand(argv: readonly string[], io: Io): Promise<num
   });
   checkOutputs(outputs, { force: f.force });
 
-  // Every story is made before anything is written: Ctrl-C until then stops at once, leaving nothing.
-  const corpusStories = f.out !== undefined || f["tokenizer-out"] !== undefined ? f.stories : 0,
-    promptStories = f["prompts-out"] !== undefined ? promptCount : 0;
-  io.stderr(`synth: generating ${[corpusStories ? `${corpusStories} stories (seed ${f.seed})` : "", promptStories ? `${promptStories} held-out prompts (seed ${promptSeed})` : ""].filter((x) => x).join(" and ")}\n`);
-  const progress = new Progress({ total: corpusStories + promptStories, unit: "story", label: "synth", stream: { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY } });
-  const stories = generateStories(corpusStories, f.seed, (n) => progress.update(n));
-  const promptSource = generateStories(promptStories, promptSeed, (n) => progress.update(corpusStories + n));
-  progress.finish();
-  // A prompt is the start of a story: one of all its words (or more) would be the whole story, with nothing left to continue.
-  const shortest = promptSource.reduce((m, s) => Math.min(m, s.split(" ").length), Infinity);
-  if (promptWords >= shortest) throw new UsageError(`--prompt-words ${promptWords} is not shorter than every held-out story (the shortest has ${shortest} words): a prompt would be a whole story; give at most ${shortest - 1}`);
-  const prompts = promptSource.map((s) => storyPrompt(s, promptWords));
+  return withSignalsCaught(io, "synth", async ({ latch, stopped }) => {
+    // Every story is made before anything is written: Ctrl-C until then stops within a few milliseconds, leaving nothing.
+    const corpusStories = f.out !== undefined || f["tokenizer-out"] !== undefined ? f.stories : 0,
+      promptStories = f["prompts-out"] !== undefined ? promptCount : 0;
+    io.stderr(`synth: generating ${[corpusStories ? `${corpusStories} stories (seed ${f.seed})` : "", promptStories ? `${promptStories} held-out prompts (seed ${promptSeed})` : ""].filter((x) => x).join(" and ")}\n`);
+    const progress = new Progress({ total: corpusStories + promptStories, unit: "story", label: "synth", stream: { write: (text: string) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY } });
+    const made = await runInterruptibly(
+      makeStories(
+        [
+          [corpusStories, f.seed],
+          [promptStories, promptSeed],
+        ],
+        (n) => progress.update(n),
+      ),
+      latch,
+    );
+    if (!made.done) return interruptedBeforeWriting(io, "synth", made.signal);
+    const [stories, promptSource] = made.value;
+    progress.finish();
+    // A prompt is the start of a story: one of all its words (or more) would be the whole story, with nothing left to continue.
+    const shortest = promptSource.reduce((m, s) => Math.min(m, s.split(" ").length), Infinity);
+    if (promptWords >= shortest) throw new UsageError(`--prompt-words ${promptWords} is not shorter than every held-out story (the shortest has ${shortest} words): a prompt would be a whole story; give at most ${shortest - 1}`);
+    const prompts = promptSource.map((s) => storyPrompt(s, promptWords));
 
-  const encoder = new TextEncoder();
-  const files: { path: string; bytes: Uint8Array; said: string }[] = [];
-  if (corpusStories) {
-    const corpus = stories.join("\n") + "\n";
-    if (f.out !== undefined) {
-      const bytes = encoder.encode(corpus);
-      files.push({ path: f.out, bytes, said: `${stories.length} stories, ${bytes.length} bytes, seed ${f.seed}` });
+    const encoder = new TextEncoder();
+    const files: { path: string; bytes: Uint8Array; said: string }[] = [];
+    if (corpusStories) {
+      const corpus = stories.join("\n") + "\n";
+      if (f.out !== undefined) {
+        const bytes = encoder.encode(corpus);
+        files.push({ path: f.out, bytes, said: `${stories.length} stories, ${bytes.length} bytes, seed ${f.seed}` });
+      }
+      if (f["tokenizer-out"] !== undefined) {
+        io.stderr(`synth: building the character tokenizer of ${corpus.length} characters\n`);
+        const bytes = buildCharTokenizer(corpus);
+        const vocabSize = tokenizerVocabSize(bytes, f["tokenizer-out"]);
+        files.push({ path: f["tokenizer-out"], bytes, said: `character-level tokenizer, vocab size ${vocabSize} (3 special, 256 byte, ${vocabSize - 259} characters)` });
+      }
     }
-    if (f["tokenizer-out"] !== undefined) {
-      io.stderr(`synth: building the character tokenizer of ${corpus.length} characters\n`);
-      const bytes = buildCharTokenizer(corpus);
-      const vocabSize = tokenizerVocabSize(bytes, f["tokenizer-out"]);
-      files.push({ path: f["tokenizer-out"], bytes, said: `character-level tokenizer, vocab size ${vocabSize} (3 special, 256 byte, ${vocabSize - 259} characters)` });
+    if (f["prompts-out"] !== undefined) files.push({ path: f["prompts-out"], bytes: encoder.encode(prompts.join("\n") + "\n"), said: `${prompts.length} prompts of ${promptWords} words, seed ${promptSeed}` });
+    const built = await stopped();
+    if (built !== undefined) return built;
+    // All or nothing: no file is replaced unless every one is written; a signal during the writes is acted on once they are in place.
+    return await writeOutputs(
+      io,
+      "synth",
+      files.map((file) => file.path).join(", "),
+      () => writeFilesAtomically(files),
+      () => {
+        for (const file of files) io.stderr(`wrote ${file.path}: ${file.said}\n`);
+      },
+    );
+  });
+}
+
+/** generateStories(count, seed) for each part in turn, one story per step (so Ctrl-C is seen between them); `onStory` counts the stories of all parts. */
+function* makeStories(parts: readonly (readonly [count: number, seed: number])[], onStory: (done: number) => void): Generator<void, string[][], void> {
+  let done = 0;
+  const all: string[][] = [];
+  for (const [count, seed] of parts) {
+    const next = storyStream(seed, "generateStories: seed");
+    const stories: string[] = [];
+    while (stories.length < count) {
+      stories.push(next());
+      onStory(++done);
+      yield;
     }
+    all.push(stories);
   }
-  if (f["prompts-out"] !== undefined) files.push({ path: f["prompts-out"], bytes: encoder.encode(prompts.join("\n") + "\n"), said: `${prompts.length} prompts of ${promptWords} words, seed ${promptSeed}` });
-  // All or nothing: no file is replaced unless every one is written; a signal during the writes is acted on once they are in place.
-  return writeOutputs(
-    io,
-    "synth",
-    files.map((file) => file.path).join(", "),
-    () => writeFilesAtomically(files),
-    () => {
-      for (const file of files) io.stderr(`wrote ${file.path}: ${file.said}\n`);
-    },
-  );
+  return all;
 }

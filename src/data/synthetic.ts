@@ -272,16 +272,28 @@ function agreeArticles(text: string): string {
 export function generateStories(count: number, seed: number, onStory?: (done: number) => void): string[] {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`generateStories: count must be a non-negative integer, got ${count}`);
   if (onStory !== undefined && typeof onStory !== "function") throw new TypeError(`generateStories: onStory must be a function (done) => void, got ${typeof onStory}`);
-  const c = new Chooser(new Mulberry32(seed32(seed, "generateStories: seed")));
+  const next = storyStream(seed, "generateStories: seed");
   const stories: string[] = [];
   while (stories.length < count) {
-    const story = draft(c);
-    if (story.length >= MIN_STORY_LENGTH && story.length <= MAX_STORY_LENGTH) {
-      stories.push(story);
-      onStory?.(stories.length);
-    }
+    stories.push(next());
+    onStory?.(stories.length);
   }
   return stories;
+}
+
+/**
+ * The stories of generateStories(count, seed), one per call, without end
+ * (generateStories takes the first `count`): for a caller that pauses
+ * between them (`ptp synth` lets Ctrl-C be seen). The seed is checked now.
+ */
+export function storyStream(seed: number, where = "storyStream: seed"): () => string {
+  const c = new Chooser(new Mulberry32(seed32(seed, where)));
+  return () => {
+    for (;;) {
+      const story = draft(c);
+      if (story.length >= MIN_STORY_LENGTH && story.length <= MAX_STORY_LENGTH) return story;
+    }
+  };
 }
 
 /** The first `words` words of a story (split on spaces), for prompts. */

@@ -17,7 +17,7 @@ export const SIGNAL_EXIT_CODE: Readonly<Record<StopSignal, number>> = { SIGINT: 
 
 export const SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM"];
 
-export class Interruption {
+export class Interruption implements SignalSource {
   /** The first signal received, once one has been. */
   signal: StopSignal | undefined;
   private readonly listeners = new Set<(s: StopSignal) => void>();
@@ -65,6 +65,75 @@ export class Interruption {
 /** Lets pending I/O and signal handlers run (a macrotask turn of the event loop). */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** What runInterruptibly and signalSoFar read: the first signal received, once one has been (an Interruption, a SignalLatch). */
+export interface SignalSource {
+  readonly signal: StopSignal | undefined;
+}
+
+/**
+ * Catches SIGINT and SIGTERM (every one, so none kills the process) and
+ * records the first, until disposed: for a command that stops at points of
+ * its own choosing, with nothing of its own to save (`ptp convert` before
+ * its writes). Unlike an Interruption, a second signal changes nothing.
+ */
+export class SignalLatch implements SignalSource {
+  signal: StopSignal | undefined;
+  private readonly handler = (s: NodeJS.Signals): void => void (this.signal ??= s as StopSignal);
+
+  constructor() {
+    for (const s of SIGNALS) process.on(s, this.handler);
+  }
+
+  dispose(): void {
+    for (const s of SIGNALS) process.off(s, this.handler);
+  }
+}
+
+/** How often runInterruptibly turns the event loop: at most this many milliseconds of work between two turns. */
+export const YIELD_EVERY_MS = 20;
+
+/** What runInterruptibly ended with: the work's result, or the signal that stopped it and the last value the work yielded. */
+export type Interruptible<T, Y> = { done: true; value: T } | { done: false; signal: StopSignal; last: Y | undefined };
+
+/**
+ * Runs `steps` (synchronous work cut into parts by a generator: a decode
+ * yielding after each model call, decodeARSteps) to its end, turning the
+ * event loop every `everyMs` milliseconds of work (never after a part that
+ * took less), so that `interruption` sees a SIGINT or SIGTERM. Once one has
+ * come, the work stops before its next part (return(): its finally blocks
+ * run) and the signal is returned with the last value it yielded. An error
+ * of the work is thrown.
+ */
+export async function runInterruptibly<T, Y>(steps: Generator<Y, T, void>, interruption: SignalSource, everyMs = YIELD_EVERY_MS): Promise<Interruptible<T, Y>> {
+  let last: Y | undefined;
+  let turned = performance.now();
+  try {
+    for (;;) {
+      if (interruption.signal !== undefined) return { done: false, signal: interruption.signal, last };
+      const r = steps.next();
+      if (r.done) return { done: true, value: r.value };
+      last = r.value;
+      if (performance.now() - turned >= everyMs) {
+        await yieldToEventLoop();
+        turned = performance.now();
+      }
+    }
+  } finally {
+    steps.return(undefined as T);
+  }
+}
+
+/**
+ * The first SIGINT or SIGTERM that came, once `interruption` has had the
+ * chance to see signals that came during synchronous work (two turns of the
+ * event loop, as holdSignals); undefined if none.
+ */
+export async function signalSoFar(interruption: SignalSource): Promise<StopSignal | undefined> {
+  await yieldToEventLoop();
+  await yieldToEventLoop();
+  return interruption.signal;
 }
 
 /**

@@ -10,7 +10,8 @@ import { checkPositiveInteger, describeValue } from "../../util/checks.js";
 import { checkObject, checkOptionalFunction, checkOptionKeys } from "../../util/options.js";
 import type { PtpModel } from "../ptp-model.js";
 import type { Decoder } from "./decoder.js";
-import { decodeWith, makeDecoder, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./run.js";
+import { runToEnd } from "./decode-ar.js";
+import { decodeWithSteps, makeDecoder, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./run.js";
 
 export { DECODER_DEFAULTS, decoderSettings, defaultDecoder, defaultDecoders, type DecoderSettings } from "./defaults.js";
 
@@ -119,9 +120,9 @@ export interface Comparison extends PtpRun {
 }
 
 function ptpDecoder(model: PtpModel, o: Pick<DecodeBatchesOptions, "decode" | "decoder">) {
-  return (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): PtpResult => {
+  return (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): Generator<void, PtpResult, void> => {
     const options: DecodeOptions = { ...o.decode, aux };
-    return decodeWith(model, ps, (o.decoder ?? makeDecoder)(model, options), options);
+    return decodeWithSteps(model, ps, (o.decoder ?? makeDecoder)(model, options), options);
   };
 }
 
@@ -162,45 +163,65 @@ function checkBatchOptions(o: unknown, prompts: readonly unknown[], where: strin
 /** The PTP half alone: `prompts` decoded batch by batch on the u's of `o.aux`, stats summed (the trainers' evaluation). */
 export function decodeBatches(model: PtpModel, prompts: readonly (readonly number[])[], o: DecodeBatchesOptions): PtpRun {
   const { batch, sources } = checkBatchOptions(o, prompts, "decodeBatches", BATCH_OPTIONS);
-  return batchesOf(model, prompts, o, batch, sources);
+  return runToEnd(batchesOf(model, prompts, o, batch, sources, (b) => void o.onBatch?.(b)));
 }
 
-function batchesOf(model: PtpModel, prompts: readonly (readonly number[])[], o: Pick<DecodeBatchesOptions, "decode" | "decoder" | "onBatch">, batch: number, sources: (from: number, n: number) => AuxSource[] | undefined): PtpRun {
+/** The batches decoded in turn, yielding after every model call; `afterBatch` runs after each (comparePtpAr's AR decode of it). */
+function* batchesOf(
+  model: PtpModel,
+  prompts: readonly (readonly number[])[],
+  o: Pick<DecodeBatchesOptions, "decode" | "decoder">,
+  batch: number,
+  sources: (from: number, n: number) => AuxSource[] | undefined,
+  afterBatch: (b: { from: number; ptp: PtpResult }) => Generator<void, void, void> | void,
+): Generator<void, PtpRun, void> {
   const ptpDecode = ptpDecoder(model, o);
   const total = new StatsSum();
   const outputs: number[][] = [];
   for (let from = 0; from < prompts.length; from += batch) {
     const slice = prompts.slice(from, from + batch);
-    const ptp = ptpDecode(slice, sources(from, slice.length));
+    const ptp = yield* ptpDecode(slice, sources(from, slice.length));
     total.add(ptp.stats);
     outputs.push(...ptp.outputs);
-    o.onBatch?.({ from, ptp });
+    const more = afterBatch({ from, ptp });
+    if (more) yield* more;
   }
   return { decoder: o.decode.decoder, stats: total.stats(), outputs };
 }
 
 /** Decode `prompts` with PTP and with AR on the same u's, batch by batch; see CompareOptions. */
 export function comparePtpAr(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Comparison {
+  return runToEnd(comparePtpArSteps(model, prompts, o));
+}
+
+/**
+ * comparePtpAr one model call at a time: a generator that yields after
+ * every call (the warm-up's, PTP's and AR's) and returns comparePtpAr's
+ * result (see decodeARSteps). return() stops it early; a batch is handed
+ * to onBatch only once both of its decodes are done. The options are
+ * checked at the first next().
+ */
+export function* comparePtpArSteps(model: PtpModel, prompts: readonly (readonly number[])[], o: CompareOptions): Generator<void, Comparison, void> {
   const { batch, sources } = checkBatchOptions(o, prompts, "comparePtpAr", COMPARE_OPTIONS);
   if (o.warmUp !== undefined && o.warmUp !== "ar" && o.warmUp !== "both") throw new RangeError(`comparePtpAr: warmUp must be "ar" or "both" (or left out), got ${describeValue(o.warmUp)}`);
   const ptpDecode = ptpDecoder(model, o);
-  const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): PtpResult => {
+  const arDecode = (ps: readonly (readonly number[])[], aux: AuxSource[] | undefined): Generator<void, PtpResult, void> => {
     const options: DecodeOptions = { steps: o.decode.steps, sampling: o.decode.sampling, stopAtBos: o.decode.stopAtBos, decoder: "ar", aux };
-    return decodeWith(model, ps, makeDecoder(model, options), options);
+    return decodeWithSteps(model, ps, makeDecoder(model, options), options);
   };
-  if (o.warmUp === "both") ptpDecode([prompts[0]], sources(0, 1));
-  if (o.warmUp !== undefined) arDecode([prompts[0]], sources(0, 1));
+  if (o.warmUp === "both") yield* ptpDecode([prompts[0]], sources(0, 1));
+  if (o.warmUp !== undefined) yield* arDecode([prompts[0]], sources(0, 1));
 
   const arTotal = new StatsSum();
   let mismatch: Mismatch | undefined;
-  const onBatch = ({ from, ptp }: { from: number; ptp: PtpResult }) => {
-    const ar = arDecode(prompts.slice(from, from + ptp.outputs.length), sources(from, ptp.outputs.length));
+  const afterBatch = function* ({ from, ptp }: { from: number; ptp: PtpResult }): Generator<void, void, void> {
+    const ar = yield* arDecode(prompts.slice(from, from + ptp.outputs.length), sources(from, ptp.outputs.length));
     arTotal.add(ar.stats);
     const m = firstMismatch(ptp.outputs, ar.outputs);
     if (m && !mismatch) mismatch = { ...m, prompt: from + m.prompt };
     o.onBatch?.({ from, ptp, ar, mismatch: m });
   };
-  const run = batchesOf(model, prompts, { decode: o.decode, decoder: o.decoder, onBatch }, batch, sources);
+  const run = yield* batchesOf(model, prompts, { decode: o.decode, decoder: o.decoder }, batch, sources, afterBatch);
   const ar = arTotal.stats();
   return { ...run, ar, speedup: run.stats.tokensPerSecond / ar.tokensPerSecond, mismatch, equalsAR: mismatch === undefined };
 }

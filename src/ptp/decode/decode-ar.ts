@@ -56,6 +56,18 @@ export interface DecodeResult {
  * logits identical to feeding the prompt one token at a time.
  */
 export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options: ArOptions): DecodeResult {
+  return runToEnd(decodeARSteps(model, prompt, options));
+}
+
+/**
+ * decodeAR one model call at a time: a generator that yields after every
+ * call (the tokens generated so far) and returns decodeAR's result, token
+ * for token the same. A caller can turn the event loop between calls (so
+ * that Ctrl-C is seen: `ptp generate`, runInterruptibly) and stop early by
+ * calling return(), which frees the KV cache. The options are checked at
+ * the first next().
+ */
+export function* decodeARSteps(model: Transformer, prompt: ArrayLike<number>, options: ArOptions): Generator<number, DecodeResult, void> {
   if (!(model instanceof Transformer)) throw new TypeError(`decodeAR: model must be a Transformer, got ${describeValue(model)}`);
   checkOptionKeys(options, "decodeAR", AR_OPTIONS);
   const { seqLen, vocabSize } = model.config;
@@ -99,6 +111,7 @@ export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options:
         tokens.push(next);
         generated++;
         if (pos >= steps) break;
+        yield generated;
         next = nextAfter({ tokens: [next], positions: [pos] });
         pos++;
       }
@@ -118,6 +131,14 @@ export function decodeAR(model: Transformer, prompt: ArrayLike<number>, options:
 export function runSteps(steps: unknown, seqLen: number, where: string): number {
   if (typeof steps !== "number" || !Number.isInteger(steps)) throw new RangeError(`${where}: steps must be an integer (<= 0 or > seqLen: the model's seqLen), got ${describeValue(steps)}`);
   return steps <= 0 || steps > seqLen ? seqLen : steps;
+}
+
+/** Runs a decode generator (decodeARSteps, decodeWithSteps, comparePtpArSteps) to its end, synchronously, and returns its result. */
+export function runToEnd<T>(steps: Generator<unknown, T, void>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }
 
 function range(from: number, to: number): number[] {

@@ -18,7 +18,7 @@ import { multiDraftDecoder } from "./decoders/multi-draft.js";
 import { selfDecoder } from "./decoders/self.js";
 import { singleCallDecoder } from "./decoders/single-call.js";
 import { verifyDecoder } from "./decoders/verify.js";
-import { runSteps } from "./decode-ar.js";
+import { runSteps, runToEnd } from "./decode-ar.js";
 import { decoderGoesWith, decoderSettings, proposerDecoders, runnerUpCount, type DecoderOptions, type DecoderSettings, type ProposerKind } from "./defaults.js";
 import { Sequence } from "./sequence.js";
 
@@ -180,7 +180,7 @@ export function decode(model: PtpModel, prompts: readonly ArrayLike<number>[], o
   // The options, prompts, steps and u sources before the decoder is built (so their errors come first).
   checkRun(model, prompts, options);
   // The built-in decoders read each call's logits in accept and keep tokens only: one array serves every call.
-  return decodeLoop(model, prompts, makeDecoder(model, options), options, new ReusedLogits());
+  return runToEnd(decodeLoop(model, prompts, makeDecoder(model, options), options, new ReusedLogits()));
 }
 
 /**
@@ -256,14 +256,29 @@ const NO_US: AuxSource = Object.freeze({ next: (): number => 0.5 });
  * `out`'s views after accept.
  */
 export function decodeWith(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): PtpResult {
+  checkDecoder(decoder);
+  return runToEnd(decodeLoop(model, promptsGiven, decoder, options, undefined, "decodeWith"));
+}
+
+/**
+ * decodeWith one model call at a time: a generator that yields after every
+ * call and returns decodeWith's result, the same outputs (see
+ * decodeARSteps). return() stops it early, its cache freed. The options are
+ * checked at the first next().
+ */
+export function* decodeWithSteps(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">): Generator<void, PtpResult, void> {
+  checkDecoder(decoder);
+  return yield* decodeLoop(model, promptsGiven, decoder, options, undefined, "decodeWith");
+}
+
+function checkDecoder(decoder: Decoder): void {
   if (typeof decoder !== "object" || decoder === null || typeof decoder.plan !== "function" || typeof decoder.accept !== "function") {
     throw new TypeError(`decodeWith: decoder must be a Decoder { name, plan(seq), accept(seq, group, out) }, got ${describeValue(decoder)}`);
   }
-  return decodeLoop(model, promptsGiven, decoder, options, undefined, "decodeWith");
 }
 
-/** The decode loop; with `callLogits`, every call's logits go into that one array (its views die at the next call). */
-function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits, where = "decode"): PtpResult {
+/** The decode loop, yielding after every model call; with `callLogits`, every call's logits go into that one array (its views die at the next call). */
+function* decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[], decoder: Decoder, options: Omit<DecodeOptions, "decoder">, callLogits?: ReusedLogits, where = "decode"): Generator<void, PtpResult, void> {
   const { prompts, steps, aux, sampling } = checkRun(model, promptsGiven, options, where);
   const stopAtBos = options.stopAtBos ?? true;
   const sequences = prompts.map((p, i) => new Sequence(p, new UStream(aux[i], Math.min(p.length, steps + 1), `decode: aux[${i}]`), steps, sampling, stopAtBos));
@@ -310,6 +325,7 @@ function decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[],
       const held = cache.length;
       options.onCall?.(sequences.map((s) => s.tokens));
       checkCacheUntouched(cache, held, "onCall", where);
+      yield;
     }
   } finally {
     cache.free();
