@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -105,4 +105,33 @@ describe("--steps past the model's context", () => {
     expect(d.stderr).not.toContain("note:");
     expect(JSON.parse(d.stdout).tokens).toEqual(JSON.parse(r.stdout).tokens);
   });
+});
+
+describe("a --log that is another kind of file", () => {
+  it("CLI-LOG-NO-NEWLINE: `train --resume --log FILE` refuses a user's file that holds no newline (a dataset, a one-line note): it was read as a metrics log of one torn line and replaced by the log", async () => {
+    const dir = mkdtempSync(join(tmp, "log-"));
+    const corpus = join(dir, "corpus.txt"),
+      out = join(dir, "m.bin");
+    writeFileSync(corpus, "once upon a time\nthe cat sat\n");
+    const train = (...extra: string[]) => runCli("train", "--corpus", corpus, "--char-vocab", join(dir, "tok.bin"), "--out", out, "--steps", "2", "--dim", "8", "--heads", "2", "--hidden", "8", "--layers", "1", "--seq-len", "8", "--threads", "1", "--force", ...extra);
+    expect((await train("--stop-after", "1")).code).toBe(130); // stopped as Ctrl-C stops a run, with a checkpoint at step 1
+    const binary = Uint8Array.from([0x50, 0x54, 0x50, 0x2d, 0x44, 0x41, 0x54, 0x41, 0, 1, 2, 0xff, 0xfe]); // "PTP-DATA" and bytes, no newline
+    for (const [name, content] of [
+      ["data.ptpd", binary],
+      ["notes.txt", new TextEncoder().encode("my notes, no newline at the end")],
+    ] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, content);
+      const r = await runCli("train", "--corpus", corpus, "--char-vocab", join(dir, "tok.bin"), "--out", out, "--steps", "2", "--dim", "8", "--heads", "2", "--hidden", "8", "--layers", "1", "--seq-len", "8", "--threads", "1", "--resume", "--log", file);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trim().split("\n").at(-1)).toBe(`ptp train: --log ${file} exists and is not a metrics log written by ptp (line 1 is not JSON); refusing to overwrite it (pass --force to replace it)`);
+      expect(new Uint8Array(readFileSync(file))).toEqual(content);
+    }
+    // A log torn in its first line (killed while appending it) is still the run's own log, and resumes.
+    const torn = join(dir, "torn.log.jsonl");
+    writeFileSync(torn, '{"step":0,"valid');
+    const r = await runCli("train", "--corpus", corpus, "--char-vocab", join(dir, "tok.bin"), "--out", out, "--steps", "2", "--dim", "8", "--heads", "2", "--hidden", "8", "--layers", "1", "--seq-len", "8", "--threads", "1", "--resume", "--log", torn);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(torn, "utf8")).toMatch(/^\{"step":2,/);
+  }, 60_000);
 });

@@ -17,7 +17,8 @@
  * decoding after BOS drops that prefix again.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError } from "./errors.js";
+import { checkBytesArgument, checkPath, FileFormatError } from "./errors.js";
+import { describeValue } from "../util/checks.js";
 import { BYTE_TOKEN_OFFSET, readTokenizerBytes, Tokenizer } from "./tokenizer.js";
 
 const SPECIAL_PIECES = ["<unk>", "\n<s>\n", "\n</s>\n"];
@@ -30,8 +31,8 @@ const utf8 = new TextEncoder();
  * string).
  */
 export function charVocabulary(text: string | readonly string[]): string[] {
+  const parts = textParts(text, "charVocabulary");
   const counts = new Map<string, number>([[" ", 0]]);
-  const parts = typeof text === "string" ? [text] : text;
   if (parts.length > 1) counts.set("\n", parts.length - 1);
   for (const part of parts) {
     // Lone surrogates encode as U+FFFD (TextEncoder), so count them as that one character.
@@ -39,6 +40,15 @@ export function charVocabulary(text: string | readonly string[]): string[] {
     for (const ch of wellFormed) counts.set(ch, (counts.get(ch) ?? 0) + 1);
   }
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].codePointAt(0)! - b[0].codePointAt(0)!).map(([ch]) => ch);
+}
+
+/** `text` as its parts (lines), checked: a string or an array of strings (a number or a non-string line was "parts is not iterable" or "part.replace is not a function"). */
+function textParts(text: unknown, where: string): readonly string[] {
+  if (typeof text === "string") return [text];
+  if (!Array.isArray(text)) throw new TypeError(`${where}: text must be a string or an array of strings (lines), got ${describeValue(text)}`);
+  const bad = text.findIndex((line) => typeof line !== "string");
+  if (bad >= 0) throw new TypeError(`${where}: text must be a string or an array of strings (lines), but line ${bad} is ${describeValue(text[bad])}`);
+  return text;
 }
 
 /** The pieces of the char tokenizer for `text`, in id order. */
@@ -60,7 +70,10 @@ export function buildCharTokenizer(text: string | readonly string[]): Uint8Array
   const size = 4 + pieces.reduce((n, p) => n + 8 + p.length, 0);
   const bytes = new Uint8Array(size);
   const dv = new DataView(bytes.buffer);
-  dv.setInt32(0, Math.max(...pieces.map((p) => p.length)), true);
+  // A loop, not Math.max(...): a corpus of some 120,000 distinct characters overflowed the call stack with its arguments.
+  let maxLength = 0;
+  for (const p of pieces) maxLength = Math.max(maxLength, p.length);
+  dv.setInt32(0, maxLength, true);
   let off = 4;
   const firstChar = SPECIAL_PIECES.length + 256;
   pieces.forEach((piece, id) => {
@@ -74,6 +87,7 @@ export function buildCharTokenizer(text: string | readonly string[]): Uint8Array
 
 /** Builds the char tokenizer of `text` and writes it to `path` (atomically); returns its vocab size. */
 export function writeCharTokenizer(path: string, text: string | readonly string[]): number {
+  checkPath(path, "writeCharTokenizer");
   const bytes = buildCharTokenizer(text);
   writeBytesAtomically(path, bytes);
   return tokenizerVocabSize(bytes, path);
@@ -89,6 +103,7 @@ const BYTE_TOKENS_END = BYTE_TOKEN_OFFSET + 256;
  * (<unk>, BOS, EOS and the byte-fallback tokens) is refused.
  */
 export function tokenizerVocabSize(bytes: Uint8Array, name = "tokenizer"): number {
+  checkBytesArgument(bytes, name, "tokenizerVocabSize");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.byteLength < 4) throw new FileFormatError(name, `file is ${bytes.byteLength} bytes, shorter than the 4-byte max_token_length header (truncated)`);
   let off = 4,

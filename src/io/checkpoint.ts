@@ -23,7 +23,8 @@ import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } fro
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../util/checks.js";
-import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { checkBytesArgument, checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { isPlainObject } from "../util/options.js";
 
 /** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */
 export type CheckpointVersion = 0 | 1;
@@ -82,11 +83,20 @@ function layout(c: ModelConfig, version: CheckpointVersion): Slot[] {
   return slots;
 }
 
+/** Throws a RangeError naming `where` unless `version` is 0 or 1. */
+function checkVersion(version: unknown, where: string): void {
+  if (version !== 0 && version !== 1) throw new RangeError(`${where}: unsupported version ${describeValue(version)} (expected 0 or 1)`);
+}
+
 /**
  * The exact file size a (valid) config implies, as a bigint so that absurd
  * but positive headers cannot overflow.
  */
 export function checkpointByteLength(c: ModelConfig, version: CheckpointVersion = 0): bigint {
+  checkVersion(version, "checkpointByteLength");
+  // Any positive integers (an absurd header still gets its exact size), but integers: BigInt(undefined) or BigInt(1.5) threw a raw error.
+  const problems = configProblems(c);
+  if (problems.length > 0) throw new (isPlainObject(c) ? RangeError : TypeError)(`checkpointByteLength: ${problems.join("; ")}`);
   const B = BigInt;
   const dim = B(c.dim);
   const kv = (B(c.dim) * B(c.nKvHeads)) / B(c.nHeads);
@@ -121,6 +131,7 @@ function makeConfig(h: Int32Array | number[], shared: boolean): ModelConfig {
  * angle = pos * theta^(-2i/headSize), every step rounded to float32.
  */
 export function legacyRopeTables(c: ModelConfig): Float32Array {
+  validateConfig(c, "legacyRopeTables");
   const hs = headSize(c);
   const half = hs / 2;
   const f = Math.fround;
@@ -216,6 +227,7 @@ export function isCheckpointHeader(head: Uint8Array, size: number): boolean {
  * files, absurd headers, size mismatches and unsupported versions.
  */
 export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
+  checkBytesArgument(bytes, name, "parseCheckpoint");
   if (bytes.byteOffset % 4 !== 0) bytes = new Uint8Array(bytes); // an aligned copy (Buffer.slice would not copy)
   const { config, version } = checkpointHeader(bytes, bytes.byteLength, name);
 
@@ -290,7 +302,7 @@ export function serializeCheckpoint(ckpt: Checkpoint, version: CheckpointVersion
 function serialize(ckpt: Checkpoint, version: CheckpointVersion, where: string): Uint8Array {
   checkCheckpointArgument(ckpt, where);
   const c = ckpt.config;
-  if (version !== 0 && version !== 1) throw new RangeError(`${where}: unsupported version ${describeValue(version)} (expected 0 or 1)`);
+  checkVersion(version, where);
   validateConfig(c, where);
   const w = ckpt.weights;
   if (w.layers.length !== c.nLayers) {

@@ -20,6 +20,10 @@ export class FileFormatError extends Error {
   readonly problem: string;
 
   constructor(path: string, problem: string) {
+    // Strings only: a missing problem gave "Cannot read properties of undefined (reading 'replace')".
+    if (typeof path !== "string" || typeof problem !== "string") {
+      throw new TypeError(`FileFormatError: needs the file's path and the problem as strings, got ${describeValue(path)} and ${describeValue(problem)}`);
+    }
     // One line, of bounded length, whatever the file held (a parser's message may quote it).
     problem = problem.replace(/\s*[\r\n]+\s*/g, " ");
     if (problem.length > MAX_PROBLEM) problem = `${problem.slice(0, MAX_PROBLEM - 3)}...`;
@@ -41,6 +45,16 @@ export function checkPath(path: unknown, where: string, name = "path"): asserts 
   if (typeof path !== "string" || path === "") {
     throw new TypeError(`${where}: ${name} must be a file path (a non-empty string), got ${path === "" ? "an empty string" : describeValue(path)}`);
   }
+}
+
+/**
+ * Throws a TypeError naming `where` unless `bytes` is a Uint8Array (a
+ * Buffer is one) and `name`, which starts every message about the bytes, a
+ * string: for the parse functions that take a file's bytes.
+ */
+export function checkBytesArgument(bytes: unknown, name: unknown, where: string, what = "the file's bytes"): asserts bytes is Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${where}: needs ${what} as a Uint8Array (a Buffer works), got ${describeValue(bytes)}`);
+  if (typeof name !== "string") throw new TypeError(`${where}: name (the path or name that starts its error messages) must be a string, got ${describeValue(name)}`);
 }
 
 function openFailure(path: string, what: string, err: unknown): FileFormatError {

@@ -24,9 +24,9 @@
  */
 import { closeSync, existsSync, readSync, statSync, fstatSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { headSize, validateConfig, type ModelConfig } from "../model/config.js";
-import { describeValue } from "../util/checks.js";
-import { linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
+import { boundedConfigProblems, headSize, validateConfig, type ModelConfig } from "../model/config.js";
+import { checkPositiveInteger, describeValue } from "../util/checks.js";
+import { checkCheckpoint, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { isPlainObject } from "../util/options.js";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
@@ -53,6 +53,9 @@ const LINEARS = Object.keys(HF_LINEAR_MODULES) as LinearName[];
 
 /** Every tensor of an HF Llama checkpoint with its shape, in a fixed order. */
 export function hfTensorShapes(c: ModelConfig): Map<string, number[]> {
+  // Bounded: its loop runs over the layers before any tensor is read (2^31 - 1 layers held the thread).
+  const problems = boundedConfigProblems(c);
+  if (problems.length > 0) throw new (isPlainObject(c) ? RangeError : TypeError)(`hfTensorShapes: ${problems.join("; ")}`);
   const m = new Map<string, number[]>();
   m.set("model.embed_tokens.weight", [c.vocabSize, c.dim]);
   for (let l = 0; l < c.nLayers; l++) {
@@ -80,6 +83,12 @@ export function permuteRowsFromHf(w: Float32Array, heads: number, hs: number, co
 }
 
 function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, toHf: boolean): Float32Array {
+  const where = toHf ? "permuteRowsToHf" : "permuteRowsFromHf";
+  if (!(w instanceof Float32Array)) throw new TypeError(`${where}: w must be a Float32Array of heads x hs x cols floats, got ${describeValue(w)}`);
+  checkPositiveInteger(heads, where, "heads");
+  // An odd head size has no RoPE pairs: its last row was silently dropped.
+  if (typeof hs !== "number" || !Number.isInteger(hs) || hs < 2 || hs % 2 !== 0) throw new RangeError(`${where}: hs (the head size) must be an even positive integer, got ${describeValue(hs)}`);
+  checkPositiveInteger(cols, where, "cols");
   if (w.length !== heads * hs * cols) throw new Error(`permuteRows: ${w.length} floats, expected ${heads} x ${hs} x ${cols}`);
   const out = new Float32Array(w.length);
   const half = hs / 2;
@@ -264,6 +273,7 @@ export function readHfCheckpoint(dir: string): Checkpoint {
 
 /** The HF tensors of a checkpoint (q/k permuted), as F32 safetensors entries. */
 export function hfTensors(ckpt: Checkpoint): Map<string, SafeTensor> {
+  checkCheckpoint(ckpt, "hfTensors");
   const c = ckpt.config;
   const w = ckpt.weights;
   const hs = headSize(c);

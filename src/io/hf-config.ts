@@ -104,6 +104,9 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
 
 /** The config.json we write for a ModelConfig (every mapped field explicit). */
 export function modelConfigToHf(c: ModelConfig): Record<string, unknown> {
+  // A config.json of NaN or undefined fields (JSON: null or none) was written from a bad config.
+  const problems = boundedConfigProblems(c);
+  if (problems.length > 0) throw new (isPlainObject(c) ? RangeError : TypeError)(`modelConfigToHf: ${problems.join("; ")}`);
   return {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",

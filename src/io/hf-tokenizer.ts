@@ -17,13 +17,14 @@ import { existsSync } from "node:fs";
 import { makeFolders, writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
-import { FileFormatError, quote, readJsonFile } from "./errors.js";
+import { checkPath, FileFormatError, quote, readJsonFile } from "./errors.js";
+import { describeValue } from "../util/checks.js";
 import { regexCostProblem } from "./regex-cost.js";
 import { MAX_VOCAB_SIZE } from "../model/config.js";
 import { isPlainObject } from "../util/options.js";
 
 export { readJsonFile };
-import { BOS, BYTE_TOKEN_OFFSET, checkEncodeFlags, checkPrevTokenId, checkText, checkTokenId, checkTokenIds, EOS, rawBytePiece, tooFewTokens, type Tokenizer } from "./tokenizer.js";
+import { BOS, BYTE_TOKEN_OFFSET, checkEncodeFlags, checkPrevTokenId, checkText, checkTokenId, checkTokenIds, EOS, rawBytePiece, tooFewTokens, Tokenizer } from "./tokenizer.js";
 
 /** What the decoders and the CLI need of a tokenizer; both tokenizer.bin and tokenizer.json provide it. */
 export interface TextTokenizer {
@@ -383,6 +384,11 @@ export class HfTokenizer implements TextTokenizer {
   }
 }
 
+/** Throws a TypeError naming `where` unless `tok` is a llama2.c Tokenizer (Tokenizer.load or Tokenizer.fromBytes). */
+function checkLlama2cTokenizer(tok: unknown, where: string): asserts tok is Tokenizer {
+  if (!(tok instanceof Tokenizer)) throw new TypeError(`${where}: tok must be a llama2.c Tokenizer (Tokenizer.load or Tokenizer.fromBytes), got ${tok instanceof HfTokenizer ? "an HfTokenizer" : describeValue(tok)}`);
+}
+
 /**
  * A Llama-style tokenizer.json (BPE with byte fallback, "▁" for spaces, a
  * prepended "▁") equivalent to a llama2.c tokenizer.bin: ids 0, 1, 2 are
@@ -393,6 +399,7 @@ export class HfTokenizer implements TextTokenizer {
  * encoder applies merges in.
  */
 export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> {
+  checkLlama2cTokenizer(tok, "llama2cTokenizerToJson");
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keep a U+FEFF piece
   const names: string[] = [];
   const special = ["<unk>", "<s>", "</s>"];
@@ -476,6 +483,9 @@ export function llama2cTokenizerToJson(tok: Tokenizer): Record<string, unknown> 
  * (atomically each). Returns the paths written.
  */
 export function writeHfTokenizer(dir: string, tok: Tokenizer): string[] {
+  // Both checked before the folder is made (a bad tokenizer left an empty folder behind).
+  checkPath(dir, "writeHfTokenizer", "dir");
+  checkLlama2cTokenizer(tok, "writeHfTokenizer");
   makeFolders(dir);
   const json = join(dir, "tokenizer.json");
   const config = join(dir, "tokenizer_config.json");

@@ -18,7 +18,8 @@
  * Parsed tensors own their data (copies), so they do not alias the bytes.
  */
 import { writeBytesAtomically } from "./atomic-write.js";
-import { FileFormatError, readFileBytes, readFilePrefix, quote } from "./errors.js";
+import { checkBytesArgument, checkPath, FileFormatError, readFileBytes, readFilePrefix, quote } from "./errors.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 import { isPlainObject } from "../util/options.js";
 
 // Re-exported for the adapter and draft files, which write through it too.
@@ -159,6 +160,7 @@ export function looksLikeSafetensors(head: Uint8Array, size = head.length): bool
  * the data section exactly once.
  */
 export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  checkBytesArgument(bytes, name, "parseSafetensors");
   const n = bytes.byteLength;
   if (n < 8) {
     throw new FileFormatError(name, `file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
@@ -193,6 +195,9 @@ export interface SafetensorsEntry {
  * read the header first and then stream each tensor's bytes.
  */
 export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, name: string): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  checkBytesArgument(headerBytes, name, "parseSafetensorsHeader", "the header's bytes");
+  // A NaN or string length passed every offset check (n > NaN is false) and then failed as "bytes that belong to no tensor", or not at all.
+  checkInteger(dataLength, "parseSafetensorsHeader", "dataLength (the data section's length in bytes)", 0);
   const fail: (problem: string) => never = (problem) => {
     throw new FileFormatError(name, problem);
   };
@@ -279,6 +284,11 @@ const compareNames = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 :
  * type, a bad shape, or a shape that does not match the data length.
  */
 export function serializeSafetensors(tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  // Objects only: a null was "Cannot convert undefined or null to object", a string's characters were read as tensors "0", "1", ...
+  if (!isPlainObject(tensors)) throw new TypeError(`serializeSafetensors: tensors must be an object of { dtype, shape, data } by name, got ${describeValue(tensors)}`);
+  // A Map (what hfTensors returns) has no own keys: it was written as a file of no tensors.
+  if (tensors instanceof Map) throw new TypeError("serializeSafetensors: tensors must be a plain object of { dtype, shape, data } by name, got a Map (pass Object.fromEntries(map))");
+  if (!isPlainObject(metadata) || metadata instanceof Map) throw new TypeError(`serializeSafetensors: metadata must be an object of strings by key, got ${describeValue(metadata)}`);
   const names = Object.keys(tensors).sort(compareNames);
   const parts: string[] = [];
   const metaKeys = Object.keys(metadata).sort(compareNames);
@@ -296,6 +306,7 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
     const t = tensors[name];
     const where = `serializeSafetensors: tensor ${JSON.stringify(name)}`;
     if (name === METADATA_KEY) throw new Error(`serializeSafetensors: "${METADATA_KEY}" is reserved and cannot name a tensor`);
+    if (t === null || typeof t !== "object") throw new TypeError(`${where}: must be an object { dtype, shape, data }, got ${describeValue(t)}`);
     const { dtype, shape, data } = t;
     const ok = (dtype === "F32" && data instanceof Float32Array) || (dtype === "I32" && data instanceof Int32Array) || (dtype === "U8" && data instanceof Uint8Array);
     if (!ok) {
@@ -340,5 +351,6 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
  * which is then renamed over `path`.
  */
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
+  checkPath(path, "writeSafetensors");
   writeBytesAtomically(path, serializeSafetensors(tensors, metadata));
 }

@@ -85,6 +85,7 @@ function isHexDigit(b: number): boolean {
 
 /** The byte a piece of the exact form "<0xXX>" (hex, either case) stands for, else -1. */
 export function rawBytePiece(piece: Uint8Array): number {
+  if (!(piece instanceof Uint8Array)) throw new TypeError(`rawBytePiece: piece must be a Uint8Array of the piece's bytes, got ${describeValue(piece)}`);
   if (piece.length !== 6 || piece[0] !== 0x3c /* < */ || piece[1] !== 0x30 /* 0 */ || piece[2] !== 0x78 /* x */ || !isHexDigit(piece[3]) || !isHexDigit(piece[4]) || piece[5] !== 0x3e /* > */) {
     return -1;
   }
@@ -98,6 +99,8 @@ export function rawBytePiece(piece: Uint8Array): number {
  * either way; it counts as printable.)
  */
 export function isPrintablePiece(bytes: Uint8Array): boolean {
+  // A string "\x00" was a piece of one unprintable "byte" whose code is not a byte.
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`isPrintablePiece: bytes must be a Uint8Array of the piece's bytes, got ${describeValue(bytes)}`);
   if (bytes.length !== 1) return true;
   const b = bytes[0];
   return (b >= 0x20 && b <= 0x7e) || (b >= 0x09 && b <= 0x0d);
@@ -263,6 +266,8 @@ export class Tokenizer {
 
   /** The id of the piece with these bytes (a string is UTF-8 encoded), or -1. */
   lookup(piece: Uint8Array | string): number {
+    // A number or an object was "no such piece" (-1), undefined a raw TypeError.
+    if (typeof piece !== "string" && !(piece instanceof Uint8Array)) throw new TypeError(`${this.name}: Tokenizer.lookup takes a piece as a string or a Uint8Array of its bytes, got ${describeValue(piece)}`);
     const bytes = typeof piece === "string" ? utf8Encoder.encode(piece) : piece;
     return this.ids.get(latin1(bytes)) ?? -1;
   }

@@ -1,3 +1,4 @@
+import { checkInteger } from "../util/checks.js";
 import type { ModelConfig } from "./config.js";
 
 /**
@@ -85,9 +86,16 @@ export function blockRows(block: Block, config: ModelConfig, cached: number): nu
   return M;
 }
 
+/** The most entries a dense mask holds (one typed array). */
+const MAX_MASK_ENTRIES = 2 ** 31 - 1;
+
 /** The causal mask of a block of M rows after `cached` rows, as an explicit array. */
 export function causalMask(cached: number, M: number): Uint8Array {
+  // Integers only: a string M concatenated ("2" + 3 keys = "23"), a negative one made a mask of the wrong size.
+  checkInteger(cached, "causalMask", "cached", 0);
+  checkInteger(M, "causalMask", "M", 0);
   const nKeys = cached + M;
+  if (M * nKeys > MAX_MASK_ENTRIES) throw new RangeError(`causalMask: ${M} rows x ${nKeys} keys is more than the ${MAX_MASK_ENTRIES} entries one mask array holds`);
   const mask = new Uint8Array(M * nKeys);
   for (let m = 0; m < M; m++) mask.fill(1, m * nKeys, m * nKeys + cached + m + 1);
   return mask;

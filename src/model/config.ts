@@ -1,5 +1,5 @@
 import { describeValue } from "../util/checks.js";
-import { isPlainObject } from "../util/options.js";
+import { checkOptionKeys, isPlainObject } from "../util/options.js";
 
 /**
  * The shape of a Llama-architecture decoder, as a llama2.c header gives it.
@@ -25,8 +25,32 @@ export interface ModelConfig {
   ropeTheta: number;
 }
 
-export const headSize = (c: ModelConfig): number => c.dim / c.nHeads;
-export const kvDim = (c: ModelConfig): number => (c.dim * c.nKvHeads) / c.nHeads;
+/** Width of one attention head, dim / nHeads. */
+export const headSize = (c: ModelConfig): number => {
+  checkShapeFields(c, "headSize", ["dim", "nHeads"]);
+  return c.dim / c.nHeads;
+};
+/** Width of the keys and values, dim x nKvHeads / nHeads. */
+export const kvDim = (c: ModelConfig): number => {
+  checkShapeFields(c, "kvDim", ["dim", "nHeads", "nKvHeads"]);
+  return (c.dim * c.nKvHeads) / c.nHeads;
+};
+
+/**
+ * Throws a TypeError naming `where` unless `c` is an object whose `fields`
+ * are numbers (nHeads and nKvHeads not 0): a missing config or field gave
+ * "Cannot read properties of undefined" or a silent NaN. One cheap test per
+ * field, for the helpers that size arrays from a config.
+ */
+export function checkShapeFields(c: unknown, where: string, fields: readonly (keyof ModelConfig)[]): void {
+  if (c === null || typeof c !== "object") throw new TypeError(`${where}: the config must be a ModelConfig object { ${CONFIG_FIELDS.join(", ")} }, got ${describeValue(c)}`);
+  for (const key of fields) {
+    const v: unknown = (c as Record<string, unknown>)[key];
+    if (typeof v !== "number" || !Number.isFinite(v) || ((key === "nHeads" || key === "nKvHeads") && v === 0)) {
+      throw new TypeError(`${where}: the config's ${key} must be a ${key === "nHeads" || key === "nKvHeads" ? "non-zero " : ""}number, got ${describeValue(v)}`);
+    }
+  }
+}
 
 /** The longest context a config may declare (2^20 positions). */
 export const MAX_SEQ_LEN = 1 << 20;
@@ -61,7 +85,9 @@ export interface NewModelShape {
 
 /** The config of a fresh Llama-architecture model of this shape: shared classifier, normEps 1e-5, ropeTheta 10000 (llama2.c's train.py). */
 export function newModelConfig(s: NewModelShape): ModelConfig {
-  return {
+  if (!isPlainObject(s)) throw new TypeError(`newModelConfig: the shape must be an object { dim, hiddenDim, nLayers, nHeads, nKvHeads?, vocabSize, seqLen }, got ${describeValue(s)}`);
+  checkOptionKeys(s, "newModelConfig", ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "seqLen"], "shape");
+  const config: ModelConfig = {
     dim: s.dim,
     hiddenDim: s.hiddenDim,
     nLayers: s.nLayers,
@@ -73,6 +99,9 @@ export function newModelConfig(s: NewModelShape): ModelConfig {
     normEps: 1e-5,
     ropeTheta: 10000,
   };
+  // Numbers only (a string "64" made a config that failed far from here); the shape itself is the caller's to validate (ptp train sizes memory before the vocabulary is known).
+  checkShapeFields(config, "newModelConfig", INT_SHAPE_FIELDS);
+  return config;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describeValue } from "../util/checks.js";
 import { isPlainObject } from "../util/options.js";
-import { validateConfig, type ModelConfig } from "./config.js";
+import { checkShapeFields, validateConfig, type ModelConfig } from "./config.js";
 
 /**
  * The weights of a Llama-architecture decoder on the host, as plain arrays.
@@ -40,6 +40,8 @@ export type LinearName = (typeof LINEAR_NAMES)[number];
 
 /** [out, in] of a block's linear layer. */
 export function linearShape(c: Pick<ModelConfig, "dim" | "hiddenDim" | "nHeads" | "nKvHeads">, name: LinearName): [out: number, inp: number] {
+  checkShapeFields(c, "linearShape", ["dim", "hiddenDim", "nHeads", "nKvHeads"]);
+  if (!(LINEAR_NAMES as readonly unknown[]).includes(name)) throw new RangeError(`linearShape: name must be one of ${LINEAR_NAMES.join(", ")}, got ${describeValue(name)}`);
   const kv = (c.dim * c.nKvHeads) / c.nHeads;
   switch (name) {
     case "wq":

@@ -1,3 +1,4 @@
+import { describeValue } from "../util/checks.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights } from "./student-weights.js";
 
 /**
@@ -26,11 +27,25 @@ function digitCount(cfg: AuxEmbeddingConfig): number {
 }
 
 /**
+ * Throws naming `where` unless `u` is a number (NaN gave the features of a
+ * NaN float, a string was read as its number) and `cfg` an aux config
+ * object: one test each, cheap enough for every slot.
+ */
+function checkAuxArguments(u: unknown, cfg: unknown, where: string): void {
+  if (typeof u !== "number" || Number.isNaN(u)) throw new TypeError(`${where}: u must be a number in [0, 1), got ${describeValue(u)}`);
+  const kind = cfg !== null && typeof cfg === "object" ? (cfg as { kind?: unknown }).kind : undefined;
+  if (kind !== "bits" && kind !== "digits" && kind !== "anchors") {
+    throw new TypeError(`${where}: cfg must be an aux embedding config { kind: "bits" | "digits" | "anchors", digits? }, got ${cfg !== null && typeof cfg === "object" ? `kind ${describeValue(kind)}` : describeValue(cfg)}`);
+  }
+}
+
+/**
  * The 0/1 features of u: its 32 IEEE-754 float32 bits, most significant
  * first (sign, exponent, mantissa), or its first B binary digits
  * (digit i = floor(u 2^i) mod 2, i = 1..B).
  */
 export function auxFeatures(u: number, cfg: AuxEmbeddingConfig): Uint8Array {
+  checkAuxArguments(u, cfg, "auxFeatures");
   if (cfg.kind === "bits") {
     bitsView.setFloat32(0, u);
     const word = bitsView.getUint32(0);
@@ -40,7 +55,7 @@ export function auxFeatures(u: number, cfg: AuxEmbeddingConfig): Uint8Array {
     // u is a float32 in [0, 1): u * 2^i is exact, so floor gives the exact digit.
     return Uint8Array.from({ length: digitCount(cfg) }, (_, i) => Math.floor(u * 2 ** (i + 1)) % 2);
   }
-  throw new RangeError(`aux embedding "${cfg.kind}" has no binary features`);
+  throw new RangeError(`auxFeatures: aux embedding "${cfg.kind}" has no binary features`);
 }
 
 /**
@@ -50,6 +65,19 @@ export function auxFeatures(u: number, cfg: AuxEmbeddingConfig): Uint8Array {
  * - anchors: piecewise-linear between the anchor vectors at u = 0, 0.5, 1.
  */
 export function embedAux(u: number, cfg: AuxEmbeddingConfig, w: AuxEmbeddingWeights, dim: number, out = new Float32Array(dim)): Float32Array {
+  checkAuxArguments(u, cfg, "embedAux");
+  if (w === null || typeof w !== "object") throw new TypeError(`embedAux: w must be the aux embedding's weights ({ weight, bias } or { anchors }), got ${describeValue(w)}`);
+  if (typeof dim !== "number" || !Number.isInteger(dim) || dim < 1) throw new RangeError(`embedAux: dim must be a positive integer, got ${describeValue(dim)}`);
+  const arrays: [string, unknown, number][] =
+    cfg.kind === "anchors"
+      ? [["anchors", w.anchors, 3 * dim]]
+      : [
+          ["weight", w.weight, dim * auxFeatureCount(cfg)],
+          ["bias", w.bias, dim],
+        ];
+  for (const [name, a, length] of arrays) {
+    if (!(a instanceof Float32Array) || a.length !== length) throw new TypeError(`embedAux: w.${name} must be a Float32Array of ${length} values for aux "${cfg.kind}" at dim ${dim}, got ${a instanceof Float32Array ? `${a.length} values` : describeValue(a)}`);
+  }
   if (cfg.kind === "anchors") {
     const a = w.anchors!;
     const hi = u < 0.5 ? 1 : 2;

@@ -1,4 +1,5 @@
 import { printedBytes } from "../io/tokenizer.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 
 /** What chunking needs of a tokenizer (llama2.c or tokenizer.json): each token's printed bytes. */
 export interface PieceDecoder {
@@ -21,6 +22,11 @@ export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], f
  * AR text exactly.
  */
 export function chunkBytes(tokenizer: PieceDecoder, tokens: readonly number[], chunks: readonly number[]): { prompt: Uint8Array; chunks: Uint8Array[] } {
+  if (tokenizer === null || typeof tokenizer !== "object" || typeof tokenizer.decodePiece !== "function") throw new TypeError(`chunkBytes: tokenizer must have decodePiece(prev, token) (a Tokenizer or HfTokenizer), got ${describeValue(tokenizer)}`);
+  if (!Array.isArray(tokens)) throw new TypeError(`chunkBytes: tokens must be an array of token ids (PtpResult.outputs[i]), got ${describeValue(tokens)}`);
+  if (!Array.isArray(chunks)) throw new TypeError(`chunkBytes: chunks must be an array of chunk lengths (PtpResult.chunks[i]), got ${describeValue(chunks)}`);
+  // Counts only: a string length concatenated in the sum, a negative one cut a chunk backwards.
+  chunks.forEach((n, i) => checkInteger(n, "chunkBytes", `chunks[${i}]`, 0));
   const promptLength = tokens.length - chunks.reduce((a, b) => a + b, 0);
   if (promptLength < 0) throw new RangeError(`chunkBytes: the chunks hold ${tokens.length - promptLength} tokens but the sequence has ${tokens.length}`);
   let at = promptLength;

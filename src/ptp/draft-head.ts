@@ -54,6 +54,11 @@ export interface DraftHeadSpec {
  * student's slots use (spec/ptp.md 2.6).
  */
 export function draftHeadOf(student: Student, t: ModelConfig, teacher: Pick<ModelWeights, "rmsFinal" | "wcls">): DraftHeadSpec {
+  if (student === null || typeof student !== "object" || student.config === null || typeof student.config !== "object" || student.weights === null || typeof student.weights !== "object") {
+    throw new TypeError(`draftHeadOf: student must be a Student { config, weights } (readStudent, randomStudent), got ${describeValue(student)}`);
+  }
+  checkObject(t, "draftHeadOf", "t", "the teacher's ModelConfig");
+  checkObject(teacher, "draftHeadOf", "teacher", "the teacher's weights { rmsFinal, wcls }");
   const { config, weights } = student;
   if (!config.draftHead) throw new Error("draftHeadOf: the student is not a draft head (StudentConfig.draftHead)");
   if (!weights.extra?.length || !weights.feedback) throw new Error("draftHeadOf: a draft head needs its extra blocks and its feedback table");

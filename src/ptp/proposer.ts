@@ -1,3 +1,4 @@
+import { describeValue } from "../util/checks.js";
 import type { Draft, DraftConfig } from "./draft-model.js";
 import type { Student, StudentConfig } from "./student-weights.js";
 
@@ -9,5 +10,7 @@ export type Proposer = { kind: "student"; student: Student } | { kind: "draft"; 
 
 /** The proposer's config (the fields both kinds share: variant, aux, window, hybrid, teacher checksum). */
 export function proposerConfig(p: Proposer): StudentConfig | DraftConfig {
-  return p.kind === "student" ? p.student.config : p.draft.config;
+  const config = p?.kind === "student" ? p.student?.config : p?.kind === "draft" ? p.draft?.config : undefined;
+  if (config === null || typeof config !== "object") throw new TypeError(`proposerConfig: p must be a Proposer ({ kind: "student", student } or { kind: "draft", draft }), got ${describeValue(p)}`);
+  return config;
 }

@@ -28,10 +28,23 @@ export function logLineStep(text: string): number | "not JSON" | "no step" {
   return typeof step === "number" ? step : "no step";
 }
 
+/** How every entry a run appends starts (JSON.stringify of an object whose first key is step). */
+const ENTRY_START = '{"step":';
+
+/** Whether `torn` can be an entry cut short by a kill: a prefix of ENTRY_START, or ENTRY_START and more. */
+function isEntryStart(torn: string): boolean {
+  return ENTRY_START.startsWith(torn) || torn.startsWith(ENTRY_START);
+}
+
 /** The entries of a metrics log's text, blank lines and a torn last line (one without its newline) skipped. */
 export function parseMetricsLog(text: string): ParsedMetricsLog {
   const lines = text.split("\n");
-  if (!text.endsWith("\n")) lines.pop();
+  if (!text.endsWith("\n")) {
+    // A torn last line is the start of an entry as ptp writes one ({"step":...): any other text
+    // without a newline (a dataset, a one-line note) was a log of no entries, and a resume replaced it.
+    const torn = lines.pop()!;
+    if (torn.trim() !== "" && !isEntryStart(torn)) return { ok: false, line: lines.length + 1, notJson: true };
+  }
   const entries: MetricsLogEntry[] = [];
   for (const [i, l] of lines.entries()) {
     if (l.trim() === "") continue;

@@ -7,7 +7,8 @@
  * loops run over params in array order and elements in index order, so the
  * result depends only on the inputs: same inputs, same bytes.
  */
-import type { Param } from "./param.js";
+import { describeValue } from "../util/checks.js";
+import { checkParams, type Param } from "./param.js";
 
 export interface AdamWOptions {
   /** Learning rate; usually overwritten every step from the schedule. Default 0. */
@@ -59,6 +60,7 @@ export class AdamW {
   private readonly v: Float32Array[];
 
   constructor(params: readonly Param[], options: AdamWOptions = {}) {
+    checkParams(params, "AdamW");
     const names = new Set<string>();
     for (const p of params) {
       // Checkpoints key the moments by name, so names must be unique.
@@ -153,6 +155,7 @@ export class AdamW {
 
 /** Global L2 norm of all grads, summed in float64 in param then element order. */
 export function gradNorm(params: readonly Param[]): number {
+  checkParams(params, "gradNorm");
   let sum = 0;
   for (const p of params) {
     const g = p.grad;
@@ -168,7 +171,8 @@ export function gradNorm(params: readonly Param[]): number {
  * with Number.isFinite and skip the step.
  */
 export function clipGradNorm(params: readonly Param[], maxNorm: number): number {
-  if (!Number.isFinite(maxNorm) || maxNorm <= 0) throw new RangeError(`clipGradNorm: maxNorm must be a finite number > 0, got ${maxNorm}`);
+  checkParams(params, "clipGradNorm");
+  if (typeof maxNorm !== "number" || !Number.isFinite(maxNorm) || maxNorm <= 0) throw new RangeError(`clipGradNorm: maxNorm must be a finite number > 0, got ${describeValue(maxNorm)}`);
   const norm = gradNorm(params);
   if (Number.isFinite(norm) && norm > maxNorm) {
     const scale = maxNorm / norm;

@@ -1,3 +1,5 @@
+import { describeValue } from "../util/checks.js";
+
 /**
  * A trainable tensor: its values and the gradient the backward pass
  * accumulates into. Everything that trains (the autograd tape, the
@@ -17,13 +19,34 @@ export interface Param {
 }
 
 export function makeParam(name: string, shape: readonly number[], data: Float32Array, decay: boolean): Param {
+  if (typeof name !== "string" || name === "") throw new TypeError(`makeParam: name must be a non-empty string (the tensor's name in checkpoints), got ${describeValue(name)}`);
+  // Integers only: a shape ["2", 3] multiplied to 6 and was written as a string into checkpoints.
+  if (!Array.isArray(shape) || shape.some((d) => typeof d !== "number" || !Number.isSafeInteger(d) || d < 0)) throw new TypeError(`makeParam: param ${name}: shape must be an array of non-negative integers, got ${describeValue(shape)}`);
+  if (!(data instanceof Float32Array)) throw new TypeError(`makeParam: param ${name}: data must be a Float32Array, got ${describeValue(data)}`);
+  // A boolean: "no" read as true and decayed the param.
+  if (typeof decay !== "boolean") throw new TypeError(`makeParam: param ${name}: decay must be a boolean (whether AdamW decays it), got ${describeValue(decay)}`);
   const n = shape.reduce((a, b) => a * b, 1);
   if (data.length !== n) throw new RangeError(`param ${name}: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
   return { name, shape, data, grad: new Float32Array(n), decay };
 }
 
 export function zeroGrads(params: readonly Param[]): void {
+  checkParams(params, "zeroGrads");
   for (const p of params) p.grad.fill(0);
+}
+
+/**
+ * Throws a TypeError naming `where` unless `params` is an array of Params
+ * (makeParam's: Float32Array data and a grad of its length). One test per
+ * param, not per value.
+ */
+export function checkParams(params: unknown, where: string): asserts params is readonly Param[] {
+  if (!Array.isArray(params)) throw new TypeError(`${where}: params must be an array of Params (makeParam, trainableWeights, trainableStudent), got ${describeValue(params)}`);
+  params.forEach((p: Partial<Param> | null, i) => {
+    if (p === null || typeof p !== "object" || !(p.data instanceof Float32Array) || !(p.grad instanceof Float32Array) || p.grad.length !== p.data.length) {
+      throw new TypeError(`${where}: params[${i}] must be a Param { name, shape, data, grad, decay } with Float32Array data and grad of one length (makeParam makes one), got ${describeValue(p)}`);
+    }
+  });
 }
 
 /** Total number of values of a list of params (the length of a flat gradient). */

@@ -1,5 +1,5 @@
 import { Mulberry32 } from "../util/prng.js";
-import { checkInteger, checkPositiveInteger } from "../util/checks.js";
+import { checkInteger, checkPositiveInteger, describeValue } from "../util/checks.js";
 import { writeCheckpoint } from "../io/checkpoint.js";
 import { BOS } from "../io/tokenizer.js";
 import { checkCheckpoint, type Checkpoint } from "../model/weights.js";
@@ -22,6 +22,15 @@ import { loopSettings, resumableConfig, runLoop, withoutThreads, type LoopOption
 
 /** The documents (one per corpus line), each BOS-first, joined into one stream; BOS also marks each end. */
 export function tokenStream(docs: readonly number[][]): Int32Array {
+  if (!Array.isArray(docs)) throw new TypeError(`tokenStream: docs must be an array of documents (arrays of token ids), got ${describeValue(docs)}`);
+  docs.forEach((d: unknown, i) => {
+    if (!Array.isArray(d) && !(d instanceof Int32Array)) throw new TypeError(`tokenStream: docs[${i}] must be an array of token ids, got ${describeValue(d)}`);
+    // Ids only: Int32Array.set truncated 1.5 to 1 and made NaN and "x" token 0 without a word.
+    for (let k = 0; k < d.length; k++) {
+      const t: unknown = d[k];
+      if (typeof t !== "number" || !Number.isInteger(t) || t < 0 || t > 0x7fffffff) throw new RangeError(`tokenStream: docs[${i}], position ${k}: token ids must be non-negative integers, got ${describeValue(t)}`);
+    }
+  });
   const n = docs.reduce((a, d) => a + d.length, 0) + 1;
   const out = new Int32Array(n);
   let o = 0;

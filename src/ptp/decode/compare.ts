@@ -25,6 +25,14 @@ export interface Mismatch {
 
 /** The first position where two batches of token sequences differ, or undefined if they are equal. */
 export function firstMismatch(a: readonly (readonly number[])[], b: readonly (readonly number[])[]): Mismatch | undefined {
+  for (const [name, batch] of [
+    ["a", a],
+    ["b", b],
+  ] as const) {
+    if (!Array.isArray(batch) || batch.some((s) => !Array.isArray(s) && !ArrayBuffer.isView(s))) throw new TypeError(`firstMismatch: ${name} must be an array of token sequences (arrays of ids), got ${describeValue(batch)}`);
+  }
+  // Batches of different sizes are not equal: the prompts only b held were never compared (it answered "equal").
+  if (a.length !== b.length) throw new RangeError(`firstMismatch: the batches hold ${a.length} and ${b.length} sequences; compare batches of the same prompts`);
   for (let p = 0; p < a.length; p++) {
     const n = Math.max(a[p].length, b[p].length);
     for (let k = 0; k < n; k++) {

@@ -119,6 +119,7 @@ export interface DecoderSettingsInput extends DecoderOptions {
 
 /** The window, budget, split, drafts and draft temperature scale a decoder uses for these options. */
 export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
+  if (o === null || typeof o !== "object") throw new TypeError(`decoderSettings: the options must be an object (DecodeOptions and the proposer's settings), got ${describeValue(o)}`);
   const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
   const chained = o.proposerFeedback === "chain";
   return {

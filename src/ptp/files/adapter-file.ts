@@ -48,6 +48,13 @@ type TeacherShape = StudentConfig["teacherShape"];
 
 /** The teacher shape of a model config, with its keys in canonical order. */
 export function teacherShapeOf(c: Pick<ModelConfig, (typeof SHAPE_FIELDS)[number]>): TeacherShape {
+  if (c === null || typeof c !== "object") throw new TypeError(`teacherShapeOf: the config must be a ModelConfig object { ${SHAPE_FIELDS.join(", ")}, ... }, got ${describeValue(c)}`);
+  // A shape of undefined fields was recorded as a student's teacher shape, which no teacher then matched.
+  for (const key of SHAPE_FIELDS) {
+    const v: unknown = c[key];
+    const ok = key === "sharedClassifier" ? typeof v === "boolean" : typeof v === "number" && Number.isInteger(v) && v > 0;
+    if (!ok) throw new TypeError(`teacherShapeOf: the config's ${key} must be ${key === "sharedClassifier" ? "a boolean" : "a positive integer"}, got ${describeValue(v)}`);
+  }
   return Object.fromEntries(SHAPE_FIELDS.map((k) => [k, c[k]])) as TeacherShape;
 }
 
