@@ -156,6 +156,17 @@ const PARALLEL_MIN_MACS: i64 = 1 << 16;
  * (docs/BENCHMARKS.md, issue 12, sixteenth session); 4x this lost 8 % at 15M.
  */
 const MIN_CHUNK_MACS: i64 = 1 << 15;
+/**
+ * A matmul chunk's columns are a multiple of this: 4 panels of 4 columns.
+ * Each kernel cuts its range into 4 (one or two rows, f32, bf16 and int8)
+ * or 2 far-apart groups of panels walked side by side, and runs the panels
+ * left over one at a time; a single row's lone panel is one dependency
+ * chain of K multiply-adds, several times slower per panel than the
+ * four-stream tile. Chunks of whole groups of 4 panels leave none over but
+ * in the job's last chunk (as one thread's single range does). Which thread
+ * computes which columns never changes a bit.
+ */
+const CHUNK_ALIGN: i32 = 16;
 /** Attention calls of fewer score multiply-adds (visited (row, key) pairs x heads x headSize) stay on the calling thread. */
 const PARALLEL_MIN_ATTENTION: i64 = 1 << 15;
 
@@ -210,7 +221,7 @@ export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: us
  * more rows interleave its quads (interleaveQuads; with xq 0, they read x
  * row by row). Split over the pool's threads when large enough (`ctrl` 0:
  * the pool is not running, or there is none) as one job over the
- * segments' columns side by side: guided chunks, multiples of 4, none
+ * segments' columns side by side: guided chunks, multiples of CHUNK_ALIGN, none
  * under MIN_CHUNK_MACS multiply-adds but the last. Every column is computed
  * as it would be alone (the same kernel, the same x), so the bits do not
  * depend on the company.
@@ -247,9 +258,9 @@ export function products(
   segment(ctrl, 2, y2, w2, p2, max<i32>(0, N2));
   // The job's columns: the segments side by side, each but the last rounded up to 4.
   const total = N2 > 0 ? ((N0 + 3) & ~3) + ((N1 + 3) & ~3) + N2 : N1 > 0 ? ((N0 + 3) & ~3) + N1 : N0;
-  // ceil(MIN_CHUNK_MACS * total / macs / 4) * 4 columns
-  const minChunk = <i32>((MIN_CHUNK_MACS * <i64>total + 4 * macs - 1) / (4 * macs)) * 4;
-  runJob(ctrl, threads, kind, total, 4, minChunk);
+  // ceil(MIN_CHUNK_MACS * total / macs / CHUNK_ALIGN) * CHUNK_ALIGN columns
+  const minChunk = <i32>((MIN_CHUNK_MACS * <i64>total + CHUNK_ALIGN * macs - 1) / (CHUNK_ALIGN * macs)) * CHUNK_ALIGN;
+  runJob(ctrl, threads, kind, total, CHUNK_ALIGN, minChunk);
 }
 
 /** Writes segment s of a matmul job into the control block. */
