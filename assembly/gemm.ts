@@ -32,10 +32,11 @@ const W_BLOCK_BYTES: usize = 256 * 1024;
 // is one sequential memory stream, and one core's prefetchers serve each
 // stream at a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in
 // one scratch measurement), so each kernel walks several panels far apart at
-// once: one or two rows four panels, three or four rows two (a quad of
-// rows interleaved k-major first, where product has scratch for it). A tile
-// has at most 8 accumulators (V8 gives 15 vector registers: with the loaded panel
-// vectors and the broadcast x, more spill: 12 read 0.7-0.98x as fast).
+// once: one or two rows four panels, three rows three, four rows two (a quad
+// of rows interleaved k-major first, where product has scratch for it). A
+// tile has at most 9 accumulators (V8 gives 15 vector registers: with the
+// loaded panel vectors and the broadcast x, 12 spill and read 0.7-0.98x as
+// fast).
 
 /** Bytes `packPanels` writes for a [N, K] matrix. */
 export function packedBytes(K: i32, N: i32): usize {
@@ -161,6 +162,32 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   if (R > 3) { put(y + 3 * ys, n, N, a3); put(y + 3 * ys, n + dn, N, b3); }
 }
 
+/**
+ * Three rows of x times three panels `d` apart: three streams, 9
+ * accumulators. tileRx2 with three rows holds 6, too few to hide the
+ * multiply-add's latency on two FMA pipes (a three-row call cost as much
+ * as a four-row one).
+ */
+// @ts-ignore: decorator
+@inline function tile3x3(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, x: usize, xs: usize, p: usize, pd: usize, kEnd: usize): void {
+  const x1 = x + xs, x2 = x1 + xs;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, b0 = a0, b1 = a0, b2 = a0, c0 = a0, c1 = a0, c2 = a0;
+  for (let k: usize = 0; k < kEnd; k += 4) {
+    const e = lw(BF, p), f = lw(BF, p + pd), g = lw(BF, p + 2 * pd);
+    let v = v128.load32_splat(x + k);
+    a0 = madd(v, e, a0); b0 = madd(v, f, b0); c0 = madd(v, g, c0);
+    v = v128.load32_splat(x1 + k);
+    a1 = madd(v, e, a1); b1 = madd(v, f, b1); c1 = madd(v, g, c1);
+    v = v128.load32_splat(x2 + k);
+    a2 = madd(v, e, a2); b2 = madd(v, f, b2); c2 = madd(v, g, c2);
+    p += BF ? 8 : 16;
+  }
+  const dn = d << 2, y1 = y + ys, y2 = y1 + ys;
+  put(y, n, N, a0); put(y, n + dn, N, b0); put(y, n + 2 * dn, N, c0);
+  put(y1, n, N, a1); put(y1, n + dn, N, b1); put(y1, n + 2 * dn, N, c1);
+  put(y2, n, N, a2); put(y2, n + dn, N, b2); put(y2, n + 2 * dn, N, c2);
+}
+
 /** R rows of x (R = 1 .. 4, a constant at every call) times one panel: one stream, R accumulators. */
 // @ts-ignore: decorator
 @inline function tileRx1(R: i32, BF: bool, y: usize, ys: usize, n: i32, N: i32, x: usize, xs: usize, p: usize, kEnd: usize): void {
@@ -258,14 +285,27 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
 }
 
 /**
- * Writes x [M, K] as the quad tiles read it: rows 0 .. 4Q-1 (Q = M / 4,
- * rounded down) as quads, k-major (quad t's four values of k at dst + (t K
- * + k) 16), then the M - 4Q rows after them as they are. A copy: the
+ * How many quads of rows the kernels take out of M rows: M / 4 rounded
+ * down, but one fewer when a lone row would be left over (M = 4Q + 1, Q >=
+ * 1): the last five rows go as a triple and a pair (tile3x3, tile2x4),
+ * whose tiles keep both FMA pipes busy where a lone row's (tile1x4) keeps
+ * half of them (M = 5 ran at 0.84x of M = 4's GFLOP/s).
+ */
+// @ts-ignore: decorator
+@inline function quadsOf(M: i32): i32 {
+  const Q = M >> 2;
+  return (M & 3) == 1 && Q >= 1 ? Q - 1 : Q;
+}
+
+/**
+ * Writes x [M, K] as the quad tiles read it: rows 0 .. 4Q-1 (Q =
+ * quadsOf(M)) as quads, k-major (quad t's four values of k at dst + (t K +
+ * k) 16), then the M - 4Q rows after them as they are. A copy: the
  * values and so the products are unchanged.
  */
 export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
   const rowBytes = (<usize>K) << 2;
-  const Q = M >> 2;
+  const Q = quadsOf(M);
   for (let t = 0; t < Q; t++) {
     const r0 = x + (<usize>(4 * t)) * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
     let d = dst + (<usize>t) * (rowBytes << 2);
@@ -290,12 +330,13 @@ export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
 /**
  * R rows of x (R = 1 .. 4, a constant at every call) over panels q0 .. q1-1:
  * the panels cut into S groups far apart (S streams: 4 for one or two rows,
- * 2 for three or four), the few left over one at a time.
+ * 3 for three, 2 for four), the few left over one at a time (three rows:
+ * two side by side).
  */
 // @ts-ignore: decorator
 @inline function rowsOverPanels(R: i32, BF: bool, y: usize, ys: usize, N: i32, x: usize, xs: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
   const pb = BF ? kEnd << 1 : kEnd << 2; // bytes per panel
-  const S = R <= 2 ? 4 : 2;
+  const S = R <= 2 ? 4 : R == 3 ? 3 : 2;
   const d = (q1 - q0) / S;
   const pd = <usize>d * pb;
   let q = q0;
@@ -303,9 +344,16 @@ export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
     const p = packed + <usize>q * pb;
     if (R == 1) tile1x4(BF, y, q << 2, N, d, x, p, pd, kEnd);
     else if (R == 2) tile2x4(BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);
+    else if (R == 3) tile3x3(BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);
     else tileRx2(R, BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);
   }
-  for (q = q0 + S * d; q < q1; q++) tileRx1(R, BF, y, ys, q << 2, N, x, xs, packed + <usize>q * pb, kEnd);
+  q = q0 + S * d;
+  // Three rows: two panels left over go side by side.
+  if (R == 3 && q + 2 <= q1) {
+    tileRx2(3, BF, y, ys, q << 2, N, 1, x, xs, packed + <usize>q * pb, pb, kEnd);
+    q += 2;
+  }
+  for (; q < q1; q++) tileRx1(R, BF, y, ys, q << 2, N, x, xs, packed + <usize>q * pb, kEnd);
 }
 
 /** The rows m .. m + R - 1 (R = 1 .. 4, not a constant) over f32 panels q0 .. q1-1. */
@@ -345,7 +393,7 @@ export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, 
   const kEnd = (<usize>K) << 2;
   const xs = kEnd, ys = (<usize>N) << 2;
   const q0 = c0 >> 2, q1 = (c1 + 3) >> 2;
-  const Q = quads ? M >> 2 : 0;
+  const Q = quads ? quadsOf(M) : 0;
   if (M <= 4) {
     if (Q == 1) {
       if (BF) quadBf16(y, ys, N, x, packed, q0, q1, kEnd);
@@ -364,9 +412,12 @@ export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, 
       if (BF) quadBf16(yt, ys, N, xt, packed, b, e, kEnd);
       else quadF32(yt, ys, N, xt, packed, b, e, kEnd);
     }
-    for (let m = 4 * Q; m < M; m += 4) {
-      if (BF) rowGroupBf16(M - m, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
-      else rowGroupF32(M - m, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
+    // The rows after the quads in groups of up to four; five left go as three, then two (quadsOf).
+    for (let m = 4 * Q; m < M; ) {
+      const R = M - m == 5 ? 3 : min<i32>(4, M - m);
+      if (BF) rowGroupBf16(R, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
+      else rowGroupF32(R, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
+      m += R;
     }
   }
 }
