@@ -42,4 +42,4 @@ export function zeroBytes(dst: usize, n: usize): void {
   memory.fill(dst, 0, n);
 }
 
-export { fmaPeak } from "./peak";
+export { fmaPeak, streamRead } from "./peak";

@@ -1,4 +1,4 @@
-// The f32x4 multiply-add peak of one core, for benchmarks: twelve independent
+// What one core can do, for benchmarks. The f32x4 multiply-add peak: twelve independent
 // dependency chains keep the FMA units busy whatever their latency, and no
 // memory is touched. Built into both builds, so the relaxed build measures
 // relaxed_madd (FMA) and the plain build mul + add.
@@ -17,4 +17,28 @@ export function fmaPeak(iters: i32): f32 {
   }
   const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
   return f32x4.extract_lane(f32x4.add(s, f32x4.add(f32x4.add(a8, a9), f32x4.add(a10, a11))), 0);
+}
+
+/**
+ * The memory read rate of one thread as the one-row matmul reads panels
+ * (tile1x4 in gemm.ts): `bytes` at ptr (a multiple of 64) cut into four
+ * parts walked side by side, 16-byte loads, summed with adds so that no
+ * multiply-add latency is in the way. Returns a value that depends on every
+ * load (bench/stream-wasm.ts times it on one and more threads).
+ */
+export function streamRead(ptr: usize, bytes: usize): f32 {
+  const d = bytes >> 2,
+    end = ptr + d;
+  let a0 = f32x4.splat(0),
+    a1 = a0,
+    a2 = a0,
+    a3 = a0;
+  for (let p = ptr; p < end; p += 16) {
+    a0 = f32x4.add(a0, v128.load(p));
+    a1 = f32x4.add(a1, v128.load(p + d));
+    a2 = f32x4.add(a2, v128.load(p + 2 * d));
+    a3 = f32x4.add(a3, v128.load(p + 3 * d));
+  }
+  const s = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
 }

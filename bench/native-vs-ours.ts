@@ -24,11 +24,12 @@
  * --weights: our runs per weight type (ptp generate --weights); run.c is f32.
  *
  * The memory ceiling, same run: bench/stream.c (compiled with the same gcc
- * flags, and again with 16-byte loads only, the widest wasm SIMD has) reads
- * 512 MiB with T threads in each repetition, and a second
- * table sets each program's weight traffic (the bytes of the matrices a
- * token reads, times tokens/s; the KV cache and small vectors left out, so
- * a lower bound) against that streaming rate. A decoder at the ceiling on
+ * flags) and bench/stream-wasm.ts (our relaxed build's `streamRead`: 16-byte
+ * loads, four streams per thread, as the one-row matmul reads its panels)
+ * each read 512 MiB with T threads in each repetition, and a second table
+ * sets each program's weight traffic (the bytes of the matrices a token
+ * reads, times tokens/s; the KV cache and small vectors left out, so a
+ * lower bound) against those streaming rates. A decoder at the ceiling on
  * one thread can gain at most stream(2T) / its own 1T traffic from a second.
  *
  * Needs ../shared/models/tokenizer.bin (the 32000-token llama2.c tokenizer)
@@ -77,9 +78,7 @@ const compile = (src: string | undefined, name: string, extra: string[] = []): s
 };
 const runBin = compile(runc, "run"),
   runqBin = compile(runq, "runq"),
-  streamBin = compile(resolve(root, "bench/stream.c"), "stream")!,
-  // The same loop with 16-byte loads only (no AVX): the widest a wasm SIMD program gets.
-  stream128Bin = compile(resolve(root, "bench/stream.c"), "stream128", ["-mno-avx"])!;
+  streamBin = compile(resolve(root, "bench/stream.c"), "stream")!;
 
 /** llama2.c's Q8_0 checkpoint (export.py's version2_export) of c, group size gs. */
 function writeQ80(c: Checkpoint, path: string, gs: number): void {
@@ -149,6 +148,14 @@ function stream(bin: string, t: number): number {
   return Number(m[1]);
 }
 
+/** The same read by wasm on t threads now (bench/stream-wasm.ts), GB/s: what our kernels' loads can stream. */
+function wasmStream(t: number): number {
+  const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--import", "tsx", resolve(root, "bench/stream-wasm.ts"), "--threads", String(t)], { encoding: "utf8", cwd: root });
+  const m = /wasm stream GB\/s: ([0-9.]+)/.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`bench/stream-wasm.ts failed: ${r.stderr}${r.stdout}`);
+  return Number(m[1]);
+}
+
 /** Bytes per weight as the kernels read them: int8 panels hold 32 weights and one f32 scale per row group (1.125). */
 const BYTES_PER_WEIGHT: Record<string, number> = { f32: 4, bf16: 2, int8: 1 + 4 / 32 };
 
@@ -181,9 +188,9 @@ interface Row {
   f32BytesPerToken: number;
   stream: number;
   streamAll: number[];
-  /** The same with 16-byte loads. */
-  stream128: number;
-  stream128All: number[];
+  /** The same read by wasm (bench/stream-wasm.ts). */
+  wasmStream: number;
+  wasmStreamAll: number[];
 }
 const rows: Row[] = [];
 const loadBefore = load();
@@ -199,7 +206,7 @@ for (const shape of shapes) {
     n = new Map<number, number[]>(),
     q = new Map<number, number[]>(),
     st = new Map<number, number[]>(),
-    st128 = new Map<number, number[]>();
+    sw = new Map<number, number[]>();
   const key = (t: number, w: string) => `${t}/${w}`;
   for (let i = 0; i < reps; i++) {
     for (const t of threads) {
@@ -210,9 +217,9 @@ for (const shape of shapes) {
       if (runBin) n.set(t, [...(n.get(t) ?? []), native(runBin, model, t)]);
       if (runqBin) q.set(t, [...(q.get(t) ?? []), native(runqBin, modelQ, t)]);
       st.set(t, [...(st.get(t) ?? []), stream(streamBin, t)]);
-      st128.set(t, [...(st128.get(t) ?? []), stream(stream128Bin, t)]);
+      sw.set(t, [...(sw.get(t) ?? []), wasmStream(t)]);
       progress(
-        `${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""}${runqBin ? `, runq.c ${q.get(t)![i].toFixed(1)}` : ""} tok/s; stream ${st.get(t)![i].toFixed(1)} GB/s (16-byte loads ${st128.get(t)![i].toFixed(1)})`,
+        `${shape} ${t}T rep ${i + 1}: ${weightTypes.map((w) => `ours ${w} ${o.get(key(t, w))![i].toFixed(1)}`).join(", ")}${runBin ? `, run.c ${n.get(t)![i].toFixed(1)}` : ""}${runqBin ? `, runq.c ${q.get(t)![i].toFixed(1)}` : ""} tok/s; stream ${st.get(t)![i].toFixed(1)} GB/s (wasm ${sw.get(t)![i].toFixed(1)})`,
       );
     }
   }
@@ -223,7 +230,7 @@ for (const shape of shapes) {
       const all = o.get(key(t, w))!;
       const om = median(all);
       const sAll = st.get(t)!,
-        s128All = st128.get(t)!;
+        swAll = sw.get(t)!;
       rows.push({
         shape,
         threads: t,
@@ -239,8 +246,8 @@ for (const shape of shapes) {
         f32BytesPerToken: weightBytesPerToken(config, "f32"),
         stream: median(sAll),
         streamAll: sAll,
-        stream128: median(s128All),
-        stream128All: s128All,
+        wasmStream: median(swAll),
+        wasmStreamAll: swAll,
       });
     }
   }
@@ -255,14 +262,16 @@ const x = (a: number, b: number | null) => (b ? (a / b).toFixed(2) + "x" : "-");
 for (const r of rows) {
   console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${r.ours.toFixed(1)} | ${r.native?.toFixed(1) ?? "-"} | ${x(r.ours, r.native)} | ${r.runq?.toFixed(1) ?? "-"} | ${x(r.ours, r.runq)} |`);
 }
-console.log("\nThe memory ceiling: weight traffic (MB of weight matrices per token x tok/s) against the host's streaming read rate on the same threads " + "(bench/stream.c, medians of the same repetitions; its widest loads, and 16-byte loads as wasm SIMD has)\n");
-console.log("| shape | threads | our weights | MB per token | ours GB/s | run.c GB/s (f32) | stream GB/s | stream GB/s, 16-byte loads | ours / stream | run.c / stream |");
+console.log(
+  "\nThe memory ceiling: weight traffic (MB of weight matrices per token x tok/s) against the host's streaming read rate on the same threads, " + "medians of the same repetitions: bench/stream.c (gcc, its widest loads) and bench/stream-wasm.ts (wasm, 16-byte loads, the one-row matmul's four streams per thread)\n",
+);
+console.log("| shape | threads | our weights | MB per token | ours GB/s | run.c GB/s (f32) | C stream GB/s | wasm stream GB/s | ours / wasm stream | run.c / C stream |");
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 const gb = (tokS: number, bytes: number) => (tokS * bytes) / 1e9;
 for (const r of rows) {
   const mine = gb(r.ours, r.bytesPerToken),
     theirs = r.native ? gb(r.native, r.f32BytesPerToken) : null;
-  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${(r.bytesPerToken / 1e6).toFixed(1)} | ${mine.toFixed(1)} | ${theirs?.toFixed(1) ?? "-"} | ${r.stream.toFixed(1)} | ${r.stream128.toFixed(1)} | ${(mine / r.stream).toFixed(2)} | ${theirs ? (theirs / r.stream).toFixed(2) : "-"} |`);
+  console.log(`| ${r.shape} | ${r.threads} | ${r.weights} | ${(r.bytesPerToken / 1e6).toFixed(1)} | ${mine.toFixed(1)} | ${theirs?.toFixed(1) ?? "-"} | ${r.stream.toFixed(1)} | ${r.wasmStream.toFixed(1)} | ${(mine / r.wasmStream).toFixed(2)} | ${theirs ? (theirs / r.stream).toFixed(2) : "-"} |`);
 }
 console.log("");
 for (const shape of shapes) {
@@ -271,9 +280,9 @@ for (const shape of shapes) {
     const two = rows.find((r) => r.shape === shape && r.threads === 2 && r.weights === w);
     if (!one || !two) continue;
     // The most a second thread can give a decoder whose one thread already reads gb(one) GB/s: the two-thread streaming rate over that.
-    const ceiling = two.stream / gb(one.ours, one.bytesPerToken);
+    const ceiling = two.wasmStream / gb(one.ours, one.bytesPerToken);
     console.log(
-      `${shape}: ours (${w}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x (memory allows at most ${ceiling.toFixed(2)}x from our 1T rate; the host streams ${(two.stream / one.stream).toFixed(2)}x)` +
+      `${shape}: ours (${w}) 2T / 1T = ${(two.ours / one.ours).toFixed(2)}x (wasm streams at most ${ceiling.toFixed(2)}x our 1T rate on two threads; it streams ${(two.wasmStream / one.wasmStream).toFixed(2)}x its own 1T rate, C ${(two.stream / one.stream).toFixed(2)}x)` +
         (w === weightTypes[0] && two.native && one.native ? `; run.c 2T / 1T = ${(two.native / one.native).toFixed(2)}x (at most ${(two.stream / gb(one.native, one.f32BytesPerToken)).toFixed(2)}x)` : ""),
     );
   }
