@@ -135,6 +135,8 @@ describe("generate's summary when nothing is generated", () => {
         ],
       }),
     ).toThrow(/measureSpeedup: nothing to decode: every prompt has more than steps \(4\) tokens, the shortest 5/);
+    // Very many prompts: the shortest is found by a loop (Math.min(...lengths) overflowed the call stack).
+    expect(() => measureSpeedup({ ...options, prompts: new Array(500_000).fill([1, 2, 3, 4, 5]) })).toThrow(/measureSpeedup: nothing to decode: every prompt has more than steps \(4\) tokens, the shortest 5/);
     // A prompt of exactly `steps` tokens still makes one token (the one after it).
     const [full] = measureSpeedup({ ...options, prompts: [[1, 2, 3, 4]] });
     expect(full.equalsAR).toBe(true);

@@ -135,3 +135,26 @@ describe("a --log that is another kind of file", () => {
     expect(readFileSync(torn, "utf8")).toMatch(/^\{"step":2,/);
   }, 60_000);
 });
+
+describe("file names with control characters", () => {
+  it('CLI-PATH-NEWLINE: a missing file named "a\\nb.bin" (or with a tab or an escape) is a one-line error quoting the name, exit 1 (the newline split the message in two lines)', async () => {
+    const dir = mkdtempSync(join(tmp, "names-"));
+    for (const name of ["a\nb.bin", "a\tb\u001b[31m.bin"]) {
+      const path = join(dir, name);
+      for (const [argv, expected] of [
+        [["generate", "--model", path, "--tokenizer", TOK_512], `${JSON.stringify(path)}: file does not exist (expected a llama2.c checkpoint)`],
+        [["generate", "--model", STORIES_260K, "--tokenizer", path], `${JSON.stringify(path)}: file does not exist (expected a llama2.c tokenizer.bin)`],
+        [["generate", "--model", STORIES_260K, "--tokenizer", TOK_512, "--aux-file", path], `u file not found: ${JSON.stringify(path)}`],
+        [["random-student", "--model", path, "--rank", "2", "--variant", "C", "--out", join(dir, "s.safetensors")], `${JSON.stringify(path)}: file does not exist (expected a llama2.c checkpoint)`],
+      ] as const) {
+        const r = await runCli(...argv);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toBe(`ptp ${argv[0]}: ${expected}\n`);
+      }
+    }
+    expect(readdirSync(dir)).toEqual([]);
+    // A plain name is shown as it is.
+    const r = await runCli("generate", "--model", join(dir, "plain.bin"), "--tokenizer", TOK_512);
+    expect(r.stderr).toBe(`ptp generate: ${join(dir, "plain.bin")}: file does not exist (expected a llama2.c checkpoint)\n`);
+  });
+});

@@ -336,6 +336,32 @@ describe("unusable output paths are refused up front, naming the flag", () => {
     expect(readdirSync(join(dir, "hf")).filter((n) => n.startsWith("."))).toEqual([]);
   });
 
+  it("OUT-SIGNAL-PREPARE: a Ctrl-C while random-model, random-student or random-draft reads the teacher or makes the weights stops it there: one line says so, exit 130, no file written or replaced (the signal killed it without a word)", async () => {
+    const dir = mkdtempSync(join(tmp, "signal-prepare-"));
+    const mine = join(dir, "mine.bin");
+    writeFileSync(mine, "mine\n");
+    for (const argv of [
+      ["random-model", "--shape", "260K"],
+      ["random-student", "--model", STORIES_260K, "--rank", "2", "--variant", "C"],
+      ["random-draft", "--model", STORIES_260K, "--variant", "C", "--dim", "16", "--hidden", "32", "--layers", "1", "--heads", "2", "--kv-heads", "1"],
+    ]) {
+      for (const out of [join(dir, `${argv[0]}.bin`), mine]) {
+        // The command works synchronously up to its first look for a signal, where the handlers of one that came meanwhile run: the signal comes there.
+        const running = runCli(...argv, "--out", out, "--force");
+        process.emit("SIGINT", "SIGINT");
+        const r = await running;
+        expect(r.code, r.stderr).toBe(130);
+        expect(r.stderr).toBe(`ptp ${argv[0]}: interrupted (SIGINT); nothing was written\n`);
+      }
+    }
+    expect(list(dir)).toEqual(["mine.bin"]);
+    expect(readFileSync(mine, "utf8")).toBe("mine\n");
+    // Without a signal, the same commands write their files.
+    const r = await runCli("random-model", "--shape", "260K", "--out", mine, "--force");
+    expect(r.code, r.stderr).toBe(0);
+    expect(readCheckpoint(mine).config.dim).toBe(64);
+  });
+
   it.skipIf(!existsSync("/proc/self"))("OUT-PROBE: an output folder where no file can be created (/proc) fails at once, in writers and in training (not at the first save)", async () => {
     const r = await runCli("random-model", "--shape", "260K", "--out", "/proc/x");
     expect(r.code).toBe(1);

@@ -89,6 +89,11 @@ describe("sampling: rows, probabilities, settings and u sources", () => {
   it("API-SAMPLING-U-SOURCES: uFromU32 takes 32-bit integers only, UStream an integer first position, ArrayAux a bounded length, readAuxFile a path", () => {
     for (const bits of [NaN, 1.5, -1, 2 ** 32, 2 ** 40]) expect(() => uFromU32(bits), String(bits)).toThrow(/^uFromU32: bits must be an integer in \[0, 2\^32\)/);
     expect(uFromU32(0xffffffff)).toBe(16777215 / 16777216);
+    // A symbol or a bigint: a TypeError naming uFromU32 (was the engine's "Cannot convert a Symbol value to a number" / "Cannot mix BigInt and other types").
+    for (const bits of [Symbol("b"), 5n, "5"]) {
+      expect(() => uFromU32(bits as never), String(bits)).toThrow(TypeError);
+      expect(() => uFromU32(bits as never), String(bits)).toThrow(/^uFromU32: bits must be an integer in \[0, 2\^32\), got (symbol|5n \(bigint\)|"5" \(string\))$/);
+    }
     // first NaN made at(0) return undefined (a u of undefined) instead of an error.
     for (const first of [NaN, -1, 1.5]) expect(() => new UStream(new XorShiftAux(1), first)).toThrow(/the first sampled position must be a non-negative integer/);
     expect(new UStream(new XorShiftAux(1), 0).at(0)).toBe(new XorShiftAux(1).next());

@@ -19,6 +19,7 @@ import {
   FileFormatError,
   hfTensorShapes,
   hfTensors,
+  HfTokenizer,
   isPrintablePiece,
   legacyRopeTables,
   llama2cTokenizerToJson,
@@ -121,6 +122,25 @@ describe("io: bytes, configs, paths and tensors", () => {
     expect(rawBytePiece(new TextEncoder().encode("<0x0A>"))).toBe(10);
     expect(Tokenizer.load(TOK_512, 512).lookup("<0x0A>")).toBe(13);
     expect(new FileFormatError("f", "p").message).toBe("f: p");
+    // A name with a control character or a line separator is quoted (the message stays one line); the path property keeps it as given.
+    const odd = new FileFormatError("a\nb.bin", "p");
+    expect([odd.message, odd.path]).toEqual(['"a\\nb.bin": p', "a\nb.bin"]);
+    expect(new FileFormatError("a\u2028b\u0085", "p").message).toBe('"a\\u2028b\\u0085": p');
+  });
+
+  it("API-IO-CONSTRUCTORS: new Tokenizer() and new HfTokenizer() (private to TypeScript, callable from JavaScript) say how a tokenizer is made (each was 'Cannot read properties of undefined')", () => {
+    const Tok = Tokenizer as unknown as new (...args: unknown[]) => unknown,
+      HfTok = HfTokenizer as unknown as new (...args: unknown[]) => unknown;
+    for (const args of [[], ...ODD.map((v) => [v]), ["t", 4, [], new Float32Array(1)]]) {
+      expect(named(() => new Tok(...args), "Tokenizer: the constructor is internal")).toBeInstanceOf(TypeError);
+      expect(named(() => new HfTok(...args), "HfTokenizer: the constructor is internal")).toBeInstanceOf(TypeError);
+    }
+    expect(named(() => new Tok(), "Tokenizer:").message).toMatch(/make a tokenizer with Tokenizer\.load\(path, vocabSize\) or Tokenizer\.fromBytes\(bytes, vocabSize, name\), got new Tokenizer\(undefined, \.\.\.\)$/);
+    expect(named(() => new HfTok(), "HfTokenizer:").message).toMatch(/make a tokenizer with HfTokenizer\.load\(path, modelVocabSize\) or HfTokenizer\.fromJson\(json, config, name, modelVocabSize\)/);
+    // The factories still make them.
+    const tok = Tokenizer.load(TOK_512, 512);
+    expect(tok.vocabSize).toBe(512);
+    expect(HfTokenizer.fromJson(llama2cTokenizerToJson(tok), {}, "t", 512).encode("Once upon", true, false)).toEqual(tok.encode("Once upon", true, false));
   });
 
   it("API-IO-WRITE-ARGS: writeSafetensors, writeCharTokenizer and writeHfTokenizer check their path and data before anything is written (a Map of tensors was written as a file of no tensors; a bad tokenizer left an empty folder)", async () => {

@@ -225,6 +225,15 @@ describe("config keys and messages (API sweep, findings 6 and 8)", () => {
     expect(() => tokenProbability(logits, any("1"), 1)).toThrow(/^tokenProbability: token must be an integer in \[0, 3\) \(an index into logits\), got "1" \(string\)$/);
     expect(() => tokenProbability(logits, 1, any("1"))).toThrow(/^tokenProbability: temperature must be a finite number > 0, got "1" \(string\)$/);
     expect(() => drawU(0, 0.5, any("0.5"))).toThrow(/^drawU: z must be in \[0, 1\], got "0.5" \(string\)$/);
+    // A symbol or a bigint edge or z: a TypeError naming drawU (Math.fround threw the engine's "Cannot convert a Symbol value to a number").
+    for (const v of [Symbol("e"), 0n]) {
+      expect(() => drawU(any(v), 0.5, 0.5)).toThrow(TypeError);
+      expect(() => drawU(any(v), 0.5, 0.5)).toThrow(/^drawU: bin edges must be float32 values, got \[(symbol|0n \(bigint\)), 0\.5\)$/);
+      expect(() => drawU(0, any(v), 0.5)).toThrow(/^drawU: bin edges must be float32 values, got \[0, (symbol|0n \(bigint\))\)$/);
+      expect(() => drawU(0, 0.5, any(v))).toThrow(TypeError);
+      expect(() => drawU(0, 0.5, any(v))).toThrow(/^drawU: z must be in \[0, 1\], got (symbol|0n \(bigint\))$/);
+    }
+    expect(() => drawU(0, 0.5, 1.5)).toThrow(RangeError);
     expect(() => betaSample(new Mulberry32(1), any("1"))).toThrow(/^betaSample: b must be a finite number > 0, got "1" \(string\)$/);
     expect(() => betaSample(any([]), 1)).toThrow(/^betaSample: rng must be a Mulberry32 \(an object with nextU32\(\)\), got an array$/);
   });

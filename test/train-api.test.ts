@@ -24,3 +24,11 @@ it("TRAIN-API: the README's student step runs through the public API, and repeat
   expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.8);
   teacher.dispose();
 });
+
+it("TRAIN-WINDOWS-MANY: windowRows takes very many windows (Math.max(...starts) overflowed the call stack at 200,000)", () => {
+  const n = 200_001;
+  const starts = Array.from({ length: n - 1 }, (_, i) => n - 1 - i);
+  const rows = windowRows("O", new Int32Array(n), new Float32Array(n).fill(0.5), starts, 1);
+  expect(rows.contextLength).toBe(n - 1);
+  expect(windowRows("O", [1, 2, 3, 4], new Float32Array(4), [2, 1, 3], 2).contextLength).toBe(3);
+});

@@ -7,7 +7,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags, auxFromFlags, checkAgainstTeacher, checkShapeFlags, draftShapeSpecs, slotInputFromFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
-import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
+import { checkOutputs, forceFlag, withSignalsCaught, writeOutputs } from "./output-files.js";
 
 export const randomDraftFlags = defineFlags({
   model: { kind: "string", value: "FILE", help: "the teacher: a llama2.c checkpoint or Hugging Face folder (its vocabulary and seqLen are used)", required: true },
@@ -35,26 +35,33 @@ export async function randomDraftCommand(argv: readonly string[], io: Io): Promi
   const aux = auxFromFlags(f);
   checkOutputs([{ flag: "--out", path: f.out }], { inputs: [{ flag: "--model", path: f.model }], force: f.force });
 
-  const checkpoint = readModel(f.model);
-  checkAgainstTeacher(f, checkpoint.config);
-  // The weights are made once and written once: refuse a shape beyond the machine (or a file) before allocating it.
-  refuseDraftBeyondLimits(checkpoint.config, shape);
-  const checksum = teacherChecksum(checkpoint);
-  const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
-  return writeOutputs(
-    io,
-    "ptp random-draft",
-    f.out,
-    () => writeDraft(f.out, draft),
-    () => {
-      const c = draft.config,
-        m = c.model;
-      const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);
-      io.stderr(
-        `wrote ${f.out}: ${c.variant}-PTP draft model, dim ${m.dim}, hidden ${m.hiddenDim}, ${m.nLayers} layers, ${m.nHeads} heads, ${m.nKvHeads} kv heads, ` +
-          `vocab ${m.vocabSize}, seqLen ${m.seqLen}; aux ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}; ` +
-          `${parameterCount(m) + auxParameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
-      );
-    },
-  );
+  // Ctrl-C while the teacher is read and the weights are made stops the command (checked between those parts) with nothing written.
+  return withSignalsCaught(io, "ptp random-draft", async ({ stopped }) => {
+    const checkpoint = readModel(f.model);
+    const read = await stopped();
+    if (read !== undefined) return read;
+    checkAgainstTeacher(f, checkpoint.config);
+    // The weights are made once and written once: refuse a shape beyond the machine (or a file) before allocating it.
+    refuseDraftBeyondLimits(checkpoint.config, shape);
+    const checksum = teacherChecksum(checkpoint);
+    const draft = randomDraft(checkpoint, checksum, { config: shape, variant: f.variant, aux, window: f.window, ...slotInputFromFlags(f["slot-input"], f.variant, f.window, true), seed: f.seed });
+    const made = await stopped();
+    if (made !== undefined) return made;
+    return await writeOutputs(
+      io,
+      "ptp random-draft",
+      f.out,
+      () => writeDraft(f.out, draft),
+      () => {
+        const c = draft.config,
+          m = c.model;
+        const auxParameters = [draft.weights.aux.weight, draft.weights.aux.bias, draft.weights.aux.anchors, draft.weights.start].reduce((n, a) => n + (a?.length ?? 0), 0);
+        io.stderr(
+          `wrote ${f.out}: ${c.variant}-PTP draft model, dim ${m.dim}, hidden ${m.hiddenDim}, ${m.nLayers} layers, ${m.nHeads} heads, ${m.nKvHeads} kv heads, ` +
+            `vocab ${m.vocabSize}, seqLen ${m.seqLen}; aux ${c.aux.kind}${c.aux.kind === "digits" ? ` (${c.aux.digits} digits)` : ""}, window ${c.window}, seed ${f.seed}; ` +
+            `${parameterCount(m) + auxParameters} parameters; teacher ${f.model} (checksum ${checksum.slice(0, 12)})\n`,
+        );
+      },
+    );
+  });
 }

@@ -4,7 +4,7 @@ import { parameterCount, SHAPES, shapeConfig } from "../model/config.js";
 import { describeFlags, parseFlags, defineFlags } from "./args.js";
 import { auxFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
-import { checkOutputs, forceFlag, writeOutputs } from "./output-files.js";
+import { checkOutputs, forceFlag, withSignalsCaught, writeOutputs } from "./output-files.js";
 
 export const randomModelFlags = defineFlags({
   shape: { kind: "string", value: "NAME", help: "TinyStories shape", required: true, choices: Object.keys(SHAPES) },
@@ -24,14 +24,19 @@ export async function randomModelCommand(argv: readonly string[], io: Io): Promi
   const f = parseFlags(argv, randomModelFlags);
   checkOutputs([{ flag: "--out", path: f.out }], { force: f.force });
   const config = shapeConfig(f.shape);
-  const checkpoint = randomCheckpoint(config, f.seed);
-  return writeOutputs(
-    io,
-    "ptp random-model",
-    f.out,
-    () => writeCheckpoint(f.out, checkpoint),
-    () => {
-      io.stderr(`wrote ${f.out}: shape ${f.shape}, ${(parameterCount(config) / 1e6).toFixed(1)}M parameters\n`);
-    },
-  );
+  // Ctrl-C while the weights are made stops the command (checked once they are) with nothing written.
+  return withSignalsCaught(io, "ptp random-model", async ({ stopped }) => {
+    const checkpoint = randomCheckpoint(config, f.seed);
+    const made = await stopped();
+    if (made !== undefined) return made;
+    return await writeOutputs(
+      io,
+      "ptp random-model",
+      f.out,
+      () => writeCheckpoint(f.out, checkpoint),
+      () => {
+        io.stderr(`wrote ${f.out}: shape ${f.shape}, ${(parameterCount(config) / 1e6).toFixed(1)}M parameters\n`);
+      },
+    );
+  });
 }

@@ -4,12 +4,22 @@ import { describeValue } from "../util/checks.js";
 /** node:fs, fetched at call time (a static import would keep this module out of browsers). */
 const nodeFs = (path: string) => nodeBuiltin<typeof import("node:fs")>("node:fs", `reading ${path}`, "pass the file's bytes to the parse function instead");
 
+/**
+ * A path as an error message names it: as it is, or JSON-quoted (escaped)
+ * when it holds a control character (a newline, a tab, an escape) or a line
+ * separator, so the message stays one line and the name is unambiguous.
+ */
+export function quotePath(path: string): string {
+  return /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(path) ? JSON.stringify(path).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : path;
+}
+
 /** The longest problem text a FileFormatError carries. */
 const MAX_PROBLEM = 500;
 
 /**
  * A file that cannot be read as the format it should be in. The message
- * always starts with the file path (or the name the bytes were given), then
+ * always starts with the file path (or the name the bytes were given; quoted
+ * by quotePath when it holds a control character), then
  * says what was expected and what was found, e.g.
  * `stories.bin: file is 1000 bytes but the header (dim 64, ...) requires 1056540 bytes`.
  */
@@ -27,7 +37,7 @@ export class FileFormatError extends Error {
     // One line, of bounded length, whatever the file held (a parser's message may quote it).
     problem = problem.replace(/\s*[\r\n]+\s*/g, " ");
     if (problem.length > MAX_PROBLEM) problem = `${problem.slice(0, MAX_PROBLEM - 3)}...`;
-    super(`${path}: ${problem}`);
+    super(`${quotePath(path)}: ${problem}`);
     this.name = "FileFormatError";
     this.path = path;
     this.problem = problem;

@@ -278,6 +278,10 @@ export class HfTokenizer implements TextTokenizer {
   private readonly stripAfterBos: boolean;
 
   private constructor(name: string, lib: HfLibTokenizer, json: Record<string, unknown>, vocabSize: number) {
+    // Private to TypeScript only: `new HfTokenizer()` from JavaScript read "Cannot read properties of undefined (reading 'decoder')".
+    if (typeof name !== "string" || !(lib instanceof HfLibTokenizer) || !isPlainObject(json) || !Number.isInteger(vocabSize)) {
+      throw new TypeError(`HfTokenizer: the constructor is internal (it takes a loaded tokenizer.json); make a tokenizer with HfTokenizer.load(path, modelVocabSize) or HfTokenizer.fromJson(json, config, name, modelVocabSize), got new HfTokenizer(${describeValue(name)}, ...)`);
+    }
     this.name = name;
     this.lib = lib;
     this.vocabSize = vocabSize;

@@ -176,6 +176,10 @@ export class Tokenizer {
   private readonly ids: Map<string, number>;
 
   private constructor(name: string, maxTokenLength: number, pieces: Uint8Array[], scores: Float32Array) {
+    // Private to TypeScript only: `new Tokenizer()` from JavaScript read "Cannot read properties of undefined (reading 'length')".
+    if (typeof name !== "string" || !Number.isInteger(maxTokenLength) || !Array.isArray(pieces) || !(scores instanceof Float32Array) || scores.length !== pieces.length) {
+      throw new TypeError(`Tokenizer: the constructor is internal (it takes a parsed vocabulary); make a tokenizer with Tokenizer.load(path, vocabSize) or Tokenizer.fromBytes(bytes, vocabSize, name), got new Tokenizer(${describeValue(name)}, ...)`);
+    }
     this.name = name;
     this.vocabSize = pieces.length;
     this.maxTokenLength = maxTokenLength;

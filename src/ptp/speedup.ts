@@ -118,7 +118,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
   // Tokens and rows per call need a call: a prompt of more than `steps` tokens leaves none to make
   // (one of exactly `steps` still samples the token after it, as llama2.c's run does).
   if (!o.prompts.some((p) => p.length <= o.steps)) {
-    throw new RangeError(`measureSpeedup: nothing to decode: every prompt has more than steps (${o.steps}) tokens, the shortest ${Math.min(...o.prompts.map((p) => p.length))}`);
+    throw new RangeError(`measureSpeedup: nothing to decode: every prompt has more than steps (${o.steps}) tokens, the shortest ${o.prompts.reduce((m, p) => Math.min(m, p.length), Infinity)}`);
   }
   const out: SpeedupRow[] = [];
   for (const shape of o.shapes) {

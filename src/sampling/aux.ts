@@ -3,7 +3,7 @@
  * generator, explicit arrays, and text files.
  */
 
-import { checkPath, FileFormatError, readLines } from "../io/errors.js";
+import { checkPath, FileFormatError, quotePath, readLines } from "../io/errors.js";
 import { describeValue } from "../util/checks.js";
 import { assertValidU } from "./pick.js";
 
@@ -36,7 +36,8 @@ export function drawU(source: AuxSource, where: string): number {
 
 /** A u from 32 random bits, as llama2.c's random_f32: the top 24 bits over 2^24, a float32 in [0, 1). `bits` is an integer in [0, 2^32). */
 export function uFromU32(bits: number): number {
-  if (bits >>> 0 !== bits) throw new RangeError(`uFromU32: bits must be an integer in [0, 2^32), got ${describeValue(bits)}`);
+  // typeof first: a symbol or a bigint threw the engine's "Cannot convert a Symbol value to a number" / "Cannot mix BigInt".
+  if (typeof bits !== "number" || bits >>> 0 !== bits) throw new (typeof bits === "number" ? RangeError : TypeError)(`uFromU32: bits must be an integer in [0, 2^32), got ${describeValue(bits)}`);
   return (bits >>> 8) / 16777216;
 }
 
@@ -165,7 +166,7 @@ export function readAuxFile(path: string): ArrayAux {
     readLines(path, "a u file, one value per line", U_FILE_LIMITS, (text, number) => {
       const line = text.trim();
       if (line === "" || line.startsWith("#")) return;
-      const where = `${path}, line ${number}`;
+      const where = `${quotePath(path)}, line ${number}`;
       let v: number;
       if (DECIMAL.test(line)) {
         v = Number(line);
@@ -179,7 +180,7 @@ export function readAuxFile(path: string): ArrayAux {
       values.push(v);
     });
   } catch (err) {
-    if (err instanceof FileFormatError && err.problem.startsWith("file does not exist")) throw new Error(`u file not found: ${path}`);
+    if (err instanceof FileFormatError && err.problem.startsWith("file does not exist")) throw new Error(`u file not found: ${quotePath(path)}`);
     throw err;
   }
   return new ArrayAux(values, `u file ${path}`);

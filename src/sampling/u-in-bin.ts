@@ -23,10 +23,12 @@ function float32Below(x: number): number {
  * (float32, 0 <= left < right <= 1), z in [0, 1].
  */
 export function drawU(left: number, right: number, z: number): number {
-  if (Math.fround(left) !== left || Math.fround(right) !== right) throw new RangeError(`drawU: bin edges must be float32 values, got [${describeValue(left)}, ${describeValue(right)})`);
+  // typeof first: Math.fround of a symbol or a bigint threw the engine's "Cannot convert a Symbol value to a number".
+  const numbers = typeof left === "number" && typeof right === "number";
+  if (!numbers || Math.fround(left) !== left || Math.fround(right) !== right) throw new (numbers ? RangeError : TypeError)(`drawU: bin edges must be float32 values, got [${describeValue(left)}, ${describeValue(right)})`);
   if (!(left >= 0 && right <= 1)) throw new RangeError(`drawU: the bin [${left}, ${right}) must lie in [0, 1]`);
   if (!(right > left)) throw new RangeError(`drawU: the bin [${left}, ${right}) is empty (a sampled token always has a non-empty bin)`);
-  if (typeof z !== "number" || !(z >= 0 && z <= 1)) throw new RangeError(`drawU: z must be in [0, 1], got ${describeValue(z)}`);
+  if (typeof z !== "number" || !(z >= 0 && z <= 1)) throw new (typeof z === "number" ? RangeError : TypeError)(`drawU: z must be in [0, 1], got ${describeValue(z)}`);
   // Rounding to nearest is monotone and left is a float32, so u >= left; only the right edge needs care.
   const u = Math.max(left, Math.fround(left + z * (right - left)));
   return u < right ? u : float32Below(right);

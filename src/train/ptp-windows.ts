@@ -85,7 +85,8 @@ export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Floa
     targets: new Int32Array(R),
     targetU: new Float32Array(R),
     weights: new Float32Array(R),
-    contextLength: Math.max(...starts),
+    // A loop, not Math.max(...starts): very many windows overflowed the call stack with its arguments.
+    contextLength: starts.reduce((m, s) => Math.max(m, s), -Infinity),
   };
   const C = rows.contextLength;
   starts.forEach((s, w) => {
