@@ -157,4 +157,30 @@ describe("file names with control characters", () => {
     const r = await runCli("generate", "--model", join(dir, "plain.bin"), "--tokenizer", TOK_512);
     expect(r.stderr).toBe(`ptp generate: ${join(dir, "plain.bin")}: file does not exist (expected a llama2.c checkpoint)\n`);
   });
+
+  it('CLI-PATH-NEWLINE-OUT: an --out or --demo-dir whose name holds a newline is a one-line error quoting it: a missing directory "a\\nb" exit 1, an --out ending in a slash exit 2 (the raw newline split the message)', async () => {
+    const dir = mkdtempSync(join(tmp, "out-names-"));
+    const odd = join(dir, "a\nb");
+    const q = JSON.stringify;
+    // Files: exit 1, one line.
+    const missingDir = await runCli("random-model", "--shape", "260K", "--out", join(odd, "x.bin"));
+    expect(missingDir.code, missingDir.stderr).toBe(1);
+    expect(missingDir.stderr).toBe(`ptp random-model: --out ${q(join(odd, "x.bin"))}: directory ${q(odd)} does not exist\n`);
+    const existing = join(dir, "m\n.bin");
+    writeFileSync(existing, "mine");
+    const exists = await runCli("random-model", "--shape", "260K", "--out", existing);
+    expect(exists.code, exists.stderr).toBe(1);
+    expect(exists.stderr).toBe(`ptp random-model: --out ${q(existing)} already exists; pass --force to overwrite it\n`);
+    expect(readFileSync(existing, "utf8")).toBe("mine");
+    const demo = await runCli("demo", "--demo-dir", odd);
+    expect(demo.code, demo.stderr).toBe(1);
+    expect(demo.stderr).toBe(`ptp demo: --demo-dir ${q(odd)}: the folder does not exist (expected a folder of demo models)\n`);
+    // Usage: exit 2, the message one line, then the usage line and the --help hint.
+    const slash = await runCli("random-model", "--shape", "260K", "--out", `${odd}/`);
+    expect(slash.code, slash.stderr).toBe(2);
+    const lines = slash.stderr.split("\n");
+    expect(lines[0]).toBe(`ptp random-model: --out ${q(`${odd}/`)} ends with a slash, expected a file path (this output is one file)`);
+    expect(lines[1]).toMatch(/^usage: ptp random-model/);
+    expect(readdirSync(dir)).toEqual(["m\n.bin"]);
+  });
 });

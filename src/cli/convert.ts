@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { serializeCheckpoint } from "../io/checkpoint.js";
+import { quotePath } from "../io/errors.js";
 import { isHfModelFile, writeHfFiles } from "../io/hf-checkpoint.js";
 import { writeFilesAtomically, writeFolderAtomically } from "../io/atomic-write.js";
 import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-tokenizer.js";
@@ -80,7 +81,7 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
       const keptTokenizer = tokenizer === undefined && existsSync(join(out, "tokenizer.json"));
       return await writeOutputs(io, "ptp convert", `${out} (a Hugging Face folder)`, write, (files) => {
         io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
-        if (keptTokenizer) io.stderr(`note: ${join(out, "tokenizer.json")} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
+        if (keptTokenizer) io.stderr(`note: ${quotePath(join(out, "tokenizer.json"))} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
       });
     }
     let tokenizer: { source: string; bytes: Uint8Array } | undefined;

@@ -5,6 +5,7 @@ import { createBackend } from "../backends/registry.js";
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { WIDEN_SHAPES } from "../ptp/widen.js";
+import { quotePath } from "../io/errors.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -108,8 +109,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   const dir = f["demo-dir"] ?? DEFAULT_DEMO_DIR;
   if (f["demo-dir"] !== undefined) {
     const st = statSync(dir, { throwIfNoEntry: false });
-    if (st === undefined) throw new Error(`--demo-dir ${dir}: the folder does not exist (expected a folder of demo models)`);
-    if (!st.isDirectory()) throw new Error(`--demo-dir ${dir}: is not a folder (expected a folder of demo models)`);
+    if (st === undefined) throw new Error(`--demo-dir ${quotePath(dir)}: the folder does not exist (expected a folder of demo models)`);
+    if (!st.isDirectory()) throw new Error(`--demo-dir ${quotePath(dir)}: is not a folder (expected a folder of demo models)`);
   }
   // A --model without --student takes the shipped student made for it, found once the model is read.
   const paths: { model: string; tokenizer: string; student: string | undefined } = {
@@ -119,20 +120,20 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   };
   const missingDefaults = (["model", "tokenizer", "student"] as const).filter((k) => f[k] === undefined && paths[k] !== undefined && !existsSync(paths[k]!));
   if (missingDefaults.length > 0) {
-    throw new Error(`the demo models are missing: ${missingDefaults.map((k) => paths[k]).join(", ")}.\n` + `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` + `or pass --model FILE --tokenizer FILE --student FILE.`);
+    throw new Error(`the demo models are missing: ${missingDefaults.map((k) => quotePath(paths[k]!)).join(", ")}.\n` + `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` + `or pass --model FILE --tokenizer FILE --student FILE.`);
   }
 
   const checkpoint = readModel(paths.model);
   const checksum = teacherChecksum(checkpoint);
   paths.student ??= shippedStudentFor(checksum, dir);
   if (paths.student === undefined) {
-    const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => join(dir, n)).join(", ");
-    throw new Error(`no shipped student was made for ${paths.model} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
+    const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => quotePath(join(dir, n))).join(", ");
+    throw new Error(`no shipped student was made for ${quotePath(paths.model)} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
   }
   const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
   const student = loadStudent(paths.student, { checkpoint, checksum });
   warnNonFinite(io, "student", paths.student, student.weights);
-  if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${paths.student} is a student whose slots run in the teacher's call`);
+  if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${quotePath(paths.student)} is a student whose slots run in the teacher's call`);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
   const seed = seedFlag(f.seed, texts.length);
   const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
@@ -148,8 +149,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const kind = studentKind(student);
     const head = kind === "draft-head";
     const decoderGiven = givenFlags(argv, demoFlags).has("decoder");
-    if (decoderGiven && !decoderGoesWith(kind, f.decoder as DecoderName)) throw new UsageError(`--decoder ${f.decoder} does not go with ${paths.student}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
-    if (head && f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only; ${paths.student} is a draft-head student, decoded by ${defaultDecoder(kind)}`);
+    if (decoderGiven && !decoderGoesWith(kind, f.decoder as DecoderName)) throw new UsageError(`--decoder ${f.decoder} does not go with ${quotePath(paths.student)}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
+    if (head && f.budget !== undefined) throw new UsageError(`--budget applies to --decoder single-call only; ${quotePath(paths.student)} is a draft-head student, decoded by ${defaultDecoder(kind)}`);
     const decoder = (decoderGiven ? f.decoder : defaultDecoder(kind)) as "single-call" | "verify";
     // The paper's figure: tokens per verification step (single-call: one call).
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";

@@ -12,7 +12,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { trainKernelsFor } from "../train/autograd/index.js";
 import { checkDatasetMatchesTeacher, readDataset } from "../data/dataset.js";
 import { distill, trainableRecords } from "../train/distill.js";
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quotePath } from "../io/errors.js";
 import { LOSSES } from "../train/ptp-windows.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import type { Io } from "./io.js";
@@ -80,7 +80,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   checkRank(f.rank);
   if (!(f.gamma > 0 && f.gamma <= 1)) throw new UsageError(`--gamma must be in (0, 1], got ${f.gamma}`);
   const loop = loopOptions(f);
-  if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${f.init}`;
+  if (f.init !== undefined) loop.nonFiniteHint += `, e.g. the --init student ${quotePath(f.init)}`;
   const variant = f.variant;
   const slotInput = f["slot-input"] ?? (variant === "C" && !f.draft && f.window >= 2 ? "query" : DEFAULT_SLOT_INPUT);
   if (variant === "O" && f.loss !== undefined && f.loss !== "ce") throw new UsageError(`--loss ${f.loss} matches the teacher's distribution, which only a C-PTP student predicts; use --variant C or --loss ce`);
@@ -124,7 +124,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const checksum = teacherChecksum(ckpt);
   const dataset = readDataset(f.dataset, {
     allowTornTail: true,
-    onTornTail: (t) => io.stderr(`distill: warning: ${f.dataset}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
+    onTornTail: (t) => io.stderr(`distill: warning: ${quotePath(f.dataset)}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
   });
   checkDatasetMatchesTeacher(f.dataset, dataset.meta, { config: ckpt.config, checksum, name: f.model });
   // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
@@ -148,11 +148,11 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   };
   if (f.init !== undefined) {
     const student = loadStudent(f.init, { checkpoint: ckpt, checksum });
-    if (given.has("variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${f.init}, a ${student.config.variant}-PTP student`);
+    if (given.has("variant") && student.config.variant !== variant) throw new UsageError(`--variant ${variant} does not match the --init student ${quotePath(f.init)}, a ${student.config.variant}-PTP student`);
     const extraBlocks = student.config.extraBlocks ?? 0;
-    if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${f.init}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
+    if (extraBlocksGiven && f["extra-blocks"] !== extraBlocks) throw new UsageError(`--extra-blocks ${f["extra-blocks"]} does not match the --init student ${quotePath(f.init)}, which has ${extraBlocks} extra blocks (it trains the blocks it has)`);
     if (f["pick-feedback"] !== undefined && f["pick-feedback"] !== student.config.pickFeedback)
-      throw new UsageError(`--pick-feedback ${f["pick-feedback"]} does not match the --init student ${f.init}, which has ${student.config.pickFeedback ? `pick feedback ${student.config.pickFeedback}` : "no pick feedback"} (it trains the parts it has)`);
+      throw new UsageError(`--pick-feedback ${f["pick-feedback"]} does not match the --init student ${quotePath(f.init)}, which has ${student.config.pickFeedback ? `pick feedback ${student.config.pickFeedback}` : "no pick feedback"} (it trains the parts it has)`);
     proposer = { kind: "student", student };
   }
   if (f.draft) {
@@ -170,7 +170,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   const trained = proposer.kind === "student" ? proposer.student.config : proposer.draft.config;
   const trainedVariant = trained.variant;
   const loss = f.loss ?? (trainedVariant === "C" ? "kl" : "ce");
-  if (trainedVariant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; the --init student ${f.init} is O-PTP`);
+  if (trainedVariant === "O" && loss !== "ce") throw new UsageError(`--loss ${loss} matches the teacher's distribution, which only a C-PTP student predicts; the --init student ${quotePath(String(f.init))} is O-PTP`);
   const threads = f.threads ?? availableParallelism();
   // Refuse a run beyond the machine before the teacher, the threads and the first step allocate.
   const memory = distillMemory(ckpt.config, {
@@ -183,13 +183,13 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     sequences: f.batch,
     threads,
   });
-  refuseBeyondMemory(`distill: ${f.model}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
+  refuseBeyondMemory(`distill: ${quotePath(f.model)}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
   const trainable = trainableRecords(dataset.records, proposer);
   if (trainable.usable.length === 0) throw new FileFormatError(f.dataset, `has no record with ${trainable.need} to train on`);
   // A slot past a record's last sampled token has no target (weight 0): slots past every record's never train.
   const longest = dataset.records.reduce((m, r) => Math.max(m, r.tokens.length - r.promptLength), 0);
   if (dataset.records.length > 0 && f.window > longest) {
-    io.stderr(`distill: warning: --window ${f.window} is longer than any record of ${f.dataset} (at most ${longest} sampled tokens): slots ${longest + 1} to ${f.window} of a window are never trained\n`);
+    io.stderr(`distill: warning: --window ${f.window} is longer than any record of ${quotePath(f.dataset)} (at most ${longest} sampled tokens): slots ${longest + 1} to ${f.window} of a window are never trained\n`);
   }
   // Each training thread runs its own teacher on one thread; the evaluations run on this one.
   const backend = await createBackend(f.backend, { threads: 1 });

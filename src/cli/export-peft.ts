@@ -1,4 +1,5 @@
 import { writeFolderAtomically } from "../io/atomic-write.js";
+import { quotePath } from "../io/errors.js";
 import { readModel } from "../io/model-file.js";
 import type { Checkpoint } from "../model/weights.js";
 import { loadStudent } from "../ptp/files/student-file.js";
@@ -54,7 +55,7 @@ export async function exportPeftCommand(argv: readonly string[], io: Io): Promis
     if (loaded !== undefined) return loaded;
     warnNonFinite(io, "student", files[0], student.weights);
     const E = student.config.extraBlocks;
-    if (E) throw new Error(`${files[0]}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
+    if (E) throw new Error(`${quotePath(files[0])}: the student has ${E} extra blocks, which a PEFT LoRA folder cannot hold (PEFT knows only the LoRA adapters); keep the ptp adapter file`);
     // Through a temporary folder: a failure leaves nothing behind.
     const c = student.config;
     return await writeOutputs(

@@ -2,6 +2,7 @@ import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
+import { quotePath } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { loadStudent } from "../ptp/files/student-file.js";
@@ -167,7 +168,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
   const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   // A cache of --steps rows after the prompt's prefill block: refused up front (exit 2) where it would not fit.
-  refuseBeyondMemory(`generate: ${f.model} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, runSteps, prompt.length), f.backend, "--steps");
+  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, runSteps, prompt.length), f.backend, "--steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = new Transformer(backend, checkpoint);
   warnFullPrompts(io, [prompt], runSteps, f.steps);
@@ -211,7 +212,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
     return interrupted(io, run.signal, plural(run.last ?? 0, "token"));
   }
   const result = run.value;
-  if (aux instanceof ArrayAux && aux.remaining > 0) io.stderr(`note: --aux-file ${f["aux-file"]} held ${aux.length} u's; the run used ${aux.position} (one per sampled token), the rest were not read\n`);
+  if (aux instanceof ArrayAux && aux.remaining > 0) io.stderr(`note: --aux-file ${quotePath(String(f["aux-file"]))} held ${aux.length} u's; the run used ${aux.position} (one per sampled token), the rest were not read\n`);
 
   const threads = threadInfo(backend);
   const workerChunks = threads.workerChunks - workersBefore;
@@ -274,14 +275,14 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     // A draft head drafts beside the teacher: its decoders and its default are the library's (proposerDecoders, defaultDecoder).
     const kind = studentKind(student);
     if (f.decoder === undefined) decoder = defaultDecoder(kind);
-    else if (!decoderGoesWith(kind, decoder)) throw new UsageError(`--decoder ${decoder} does not go with ${f.student}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
+    else if (!decoderGoesWith(kind, decoder)) throw new UsageError(`--decoder ${decoder} does not go with ${quotePath(f.student)}, a draft-head student, which drafts beside the teacher (--decoder ${defaultDecoder(kind)})`);
     // The student's own default decoder is known now (see generate).
     if (f.decoder === undefined) checkDecoderFlags(f, decoder);
-    if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${f.student} is a student whose slots run in the teacher's call`);
-    if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${f.student} is a student whose slots run in the teacher's call`);
+    if (f["draft-stop"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-stop applies to a draft-head student; ${quotePath(f.student)} is a student whose slots run in the teacher's call`);
+    if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student or a draft model; ${quotePath(f.student)} is a student whose slots run in the teacher's call`);
     if (decoder === "self" && student.config.variant !== "C") {
       // A bad combination of arguments, as a draft-head student with another decoder (above): a usage error.
-      throw new UsageError(`--decoder self needs a C-PTP student (its own u withheld); ${f.student} is an ${student.config.variant}-PTP student, which decodes with --decoder verify, single-call or multi-draft (or ar)`);
+      throw new UsageError(`--decoder self needs a C-PTP student (its own u withheld); ${quotePath(f.student)} is an ${student.config.variant}-PTP student, which decodes with --decoder verify, single-call or multi-draft (or ar)`);
     }
   }
   let draft: Draft | undefined;
@@ -322,7 +323,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   const prompts = texts.map((t) => tokenizer.encode(t, true, false));
   // The decode's cache after a batch's prefill block (at most `batch` of the longest prompt): refused up front (exit 2) where it would not fit.
   const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
-  refuseBeyondMemory(`generate: ${f.model} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
+  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const teacher = new Transformer(backend, checkpoint);
   let model: PtpModel | undefined;

@@ -1,6 +1,6 @@
 import { DATASET_MAGIC, datasetRecords, totalRecords, type DatasetMeta } from "../data/dataset.js";
 import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
-import { FileFormatError, readFileBytes, readFilePrefix } from "../io/errors.js";
+import { FileFormatError, quotePath, readFileBytes, readFilePrefix } from "../io/errors.js";
 import { looksLikeText, TEXT_PROBE_BYTES } from "../io/file-kind.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
 import { looksLikeSafetensors, parseSafetensors } from "../io/safetensors.js";
@@ -140,7 +140,7 @@ function inspectDataset(path: string): DatasetInfo {
 export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo | HfCheckpointInfo | StudentInfo | DraftInfo | DatasetInfo | TrainCheckpointInfo | TokenizerInfo {
   // A PEFT folder: its config, or its weights alone (then readPeftStudent names the missing config).
   const peft = isDirectory(path) && (isPeftFolder(path) || existsSync(join(path, PEFT_WEIGHTS)));
-  if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${path} is not one`);
+  if (teacher !== undefined && !peft) throw new UsageError(`--model goes with a PEFT folder (the teacher of one without ptp settings); ${quotePath(path)} is not one`);
   if (peft) {
     const student = readPeftStudentNamingModel(path, teacher);
     return { file: path, kind: "student", config: student.config, ...weightCounts(student.weights) };
@@ -199,7 +199,7 @@ function readPeftStudentNamingModel(path: string, teacher: Checkpoint | undefine
     return readPeftStudent(path, teacher ? { teacher: { checkpoint: teacher, checksum: teacherChecksum(teacher) } } : {});
   } catch (e) {
     if (teacher === undefined && e instanceof FileFormatError && e.problem.startsWith(NEEDS_TEACHER)) {
-      throw new FileFormatError(e.path, `${NEEDS_TEACHER}: give its teacher model, which gives the teacher's shape: ptp inspect ${path} --model PATH`);
+      throw new FileFormatError(e.path, `${NEEDS_TEACHER}: give its teacher model, which gives the teacher's shape: ptp inspect ${quotePath(path)} --model PATH`);
     }
     throw e;
   }

@@ -1,7 +1,7 @@
 import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { temporaryPathFor } from "../io/atomic-write.js";
-import { readFilePrefix } from "../io/errors.js";
+import { quotePath, readFilePrefix } from "../io/errors.js";
 import { acquireOutputLock } from "../io/output-lock.js";
 import { looksLikeSafetensors } from "../io/safetensors.js";
 import { holdSignals, SIGNAL_EXIT_CODE, SignalLatch, signalSoFar, type StopSignal } from "../train/interrupt.js";
@@ -130,53 +130,53 @@ const NAME_MAX = 255;
 export function checkOutputs(outputs: readonly (PathFlag | FolderFlag)[], o: OutputCheckOptions = {}): void {
   for (const out of outputs) {
     if (out.path === "") throw new UsageError(`${out.flag} must not be empty`);
-    if (!isFolder(out) && /[/\\]$/.test(out.path)) throw new UsageError(`${out.flag} ${out.path} ends with a slash, expected a file path (this output is one file)`);
+    if (!isFolder(out) && /[/\\]$/.test(out.path)) throw new UsageError(`${out.flag} ${quotePath(out.path)} ends with a slash, expected a file path (this output is one file)`);
     // Checked now, not when the file is written at the end of the work.
     const nameBytes = Buffer.byteLength(basename(out.path));
-    if (nameBytes > NAME_MAX) throw new UsageError(`${out.flag} ${out.path}: the file name is ${nameBytes} bytes, more than the ${NAME_MAX} a name may have; choose a shorter name`);
+    if (nameBytes > NAME_MAX) throw new UsageError(`${out.flag} ${quotePath(out.path)}: the file name is ${nameBytes} bytes, more than the ${NAME_MAX} a name may have; choose a shorter name`);
   }
   const inputs = (o.inputs ?? []).filter((i): i is PathFlag => i.path !== undefined && i.path !== "");
   outputs.forEach((out, i) => {
     for (const input of inputs) {
-      if (sameFile(out.path, input.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${input.flag}; choose another output path`);
-      if (inside(out.path, input.path)) throw new UsageError(`${out.flag} ${out.path} is inside ${input.flag} ${input.path}, so writing it would change the same file as ${input.flag}; choose another output path`);
+      if (sameFile(out.path, input.path)) throw new UsageError(`${out.flag} ${quotePath(out.path)} is the same file as ${input.flag}; choose another output path`);
+      if (inside(out.path, input.path)) throw new UsageError(`${out.flag} ${quotePath(out.path)} is inside ${input.flag} ${quotePath(input.path)}, so writing it would change the same file as ${input.flag}; choose another output path`);
       if (isFolder(out) && out.owns(basename(input.path)) && sameFile(dirname(realPath(input.path)), out.path)) {
-        throw new UsageError(`${out.flag} ${out.path} would overwrite ${input.path}, the same file as ${input.flag}; choose another output folder`);
+        throw new UsageError(`${out.flag} ${quotePath(out.path)} would overwrite ${quotePath(input.path)}, the same file as ${input.flag}; choose another output folder`);
       }
     }
     for (const other of outputs.slice(0, i)) {
-      if (sameFile(out.path, other.path) || inside(out.path, other.path) || inside(other.path, out.path)) throw new UsageError(`${out.flag} ${out.path} is the same file as ${other.flag}; give them different paths`);
+      if (sameFile(out.path, other.path) || inside(out.path, other.path) || inside(other.path, out.path)) throw new UsageError(`${out.flag} ${quotePath(out.path)} is the same file as ${other.flag}; give them different paths`);
     }
   });
   for (const out of outputs) {
     const st = statOrUndefined(out.path);
     const link = st === undefined ? danglingLink(out.path) : undefined;
-    if (link !== undefined && !o.force) throw new Error(`${out.flag} ${out.path} is a symbolic link to ${link}, which does not exist; pass --force to replace the link with the new file`);
+    if (link !== undefined && !o.force) throw new Error(`${out.flag} ${quotePath(out.path)} is a symbolic link to ${quotePath(link)}, which does not exist; pass --force to replace the link with the new file`);
     if (st !== undefined) {
       if (isFolder(out)) {
-        if (!st.isDirectory()) throw new Error(`${out.flag} ${out.path} exists and is not a folder, expected a folder to write (or a new path)`);
+        if (!st.isDirectory()) throw new Error(`${out.flag} ${quotePath(out.path)} exists and is not a folder, expected a folder to write (or a new path)`);
       } else {
-        if (st.isDirectory()) throw new Error(`${out.flag} ${out.path} is a directory, expected a file path to write`);
-        if (!st.isFile()) throw new Error(`${out.flag} ${out.path} is not a regular file; refusing to write to it`);
+        if (st.isDirectory()) throw new Error(`${out.flag} ${quotePath(out.path)} is a directory, expected a file path to write`);
+        if (!st.isFile()) throw new Error(`${out.flag} ${quotePath(out.path)} is not a regular file; refusing to write to it`);
       }
       if (!o.force) {
         const ok = o.resumable?.(out);
-        if (ok === undefined) throw new Error(`${out.flag} ${out.path} already exists; pass --force to overwrite it`);
-        if (ok !== true) throw new Error(`${out.flag} ${out.path} exists and ${ok}; refusing to overwrite it (pass --force to replace it)`);
+        if (ok === undefined) throw new Error(`${out.flag} ${quotePath(out.path)} already exists; pass --force to overwrite it`);
+        if (ok !== true) throw new Error(`${out.flag} ${quotePath(out.path)} exists and ${ok}; refusing to overwrite it (pass --force to replace it)`);
       }
     }
     const dir = dirname(resolve(out.path));
     const ds = statOrUndefined(dir);
-    if (ds === undefined) throw new Error(`${out.flag} ${out.path}: directory ${dir} does not exist`);
-    if (!ds.isDirectory()) throw new Error(`${out.flag} ${out.path}: ${dir} is not a directory`);
+    if (ds === undefined) throw new Error(`${out.flag} ${quotePath(out.path)}: directory ${quotePath(dir)} does not exist`);
+    if (!ds.isDirectory()) throw new Error(`${out.flag} ${quotePath(out.path)}: ${quotePath(dir)} is not a directory`);
     // Files are created next to an output file (its temporary file) or inside an existing output folder.
     const where = isFolder(out) && st !== undefined ? resolve(out.path) : dir;
-    if (!canCreateIn(where)) throw new Error(`${out.flag} ${out.path}: directory ${where} is not writable (a file cannot be created there)`);
+    if (!canCreateIn(where)) throw new Error(`${out.flag} ${quotePath(out.path)}: directory ${quotePath(where)} is not writable (a file cannot be created there)`);
     if (st !== undefined && !isFolder(out)) {
       try {
         accessSync(out.path, constants.W_OK);
       } catch {
-        throw new Error(`${out.flag} ${out.path}: the file is not writable`);
+        throw new Error(`${out.flag} ${quotePath(out.path)}: the file is not writable`);
       }
     }
   }

@@ -4,6 +4,7 @@ import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, checkThreadsBackend } from "./flag-groups.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
+import { quotePath } from "../io/errors.js";
 import { formatRate, Progress } from "../util/progress.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
@@ -66,9 +67,9 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   });
   if (f.force && f.resume) throw new UsageError("--force starts --out over and --resume continues it; give one of them");
   if (!f.resume && existsSync(out)) {
-    if (!f.force) throw new Error(`${out} exists; pass --resume to continue it, or --force to start it over`);
+    if (!f.force) throw new Error(`${quotePath(out)} exists; pass --resume to continue it, or --force to start it over`);
     const kind = fileKindOf(out);
-    if (kind !== "a PTP distillation dataset") throw new Error(`${out} is ${kind ?? "not a PTP dataset"}; --force replaces only a dataset (choose another --out, or remove the file yourself)`);
+    if (kind !== "a PTP distillation dataset") throw new Error(`${quotePath(out)} is ${kind ?? "not a PTP dataset"}; --force replaces only a dataset (choose another --out, or remove the file yourself)`);
   }
   lockOutput(io, "pregenerate", out, argv);
 
@@ -77,10 +78,10 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   const prompts: PromptSet = f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
   const seqLen = checkpoint.config.seqLen;
   prompts.tokens.forEach((p, i) => {
-    if (p.length > seqLen) throw new Error(`${f.prompts}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
+    if (p.length > seqLen) throw new Error(`${quotePath(String(f.prompts))}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
   const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
-  refuseBeyondMemory(`pregenerate: ${f.model}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
+  refuseBeyondMemory(`pregenerate: ${quotePath(f.model)}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
   // The records' bits depend on the backend (and its wasm build), which the header records: it comes first.
   const backend = await createBackend(f.backend, { threads: f.threads });
   const meta = datasetMeta(
@@ -126,7 +127,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     bar.finish(sampled(summary));
     const bytes = statSync(out).size;
     if (summary.stopped) {
-      io.stderr(`interrupted: ${out} holds ${summary.done} of ${total} records; run the same command with --resume to continue\n`);
+      io.stderr(`interrupted: ${quotePath(out)} holds ${summary.done} of ${total} records; run the same command with --resume to continue\n`);
       return SIGNAL_EXIT_CODE[stoppedBy];
     }
     const rate = summary.seconds > 0 ? summary.tokens / summary.seconds : 0;

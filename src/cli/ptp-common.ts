@@ -1,5 +1,5 @@
 /** Helpers shared by the commands that decode prompts and compare with AR (generate, demo). */
-import { readLines } from "../io/errors.js";
+import { quotePath, readLines } from "../io/errors.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
@@ -10,7 +10,7 @@ import type { Io } from "./io.js";
 
 /** An error of a run, with the model file named when its logits were not finite (a checkpoint that overflows float32 as it runs). */
 export function namingModel(e: unknown, modelPath: string): unknown {
-  return e instanceof NonFiniteLogitsError ? new Error(`${modelPath}: ${e.message}`) : e;
+  return e instanceof NonFiniteLogitsError ? new Error(`${quotePath(modelPath)}: ${e.message}`) : e;
 }
 
 /**
@@ -75,7 +75,7 @@ export function seedFlag(raw: string, prompts = 1): bigint {
 /** A warning on stderr, naming the file, when a student's or draft's weights hold NaN/Inf (decoding stays exact, but its drafts are rejected). */
 export function warnNonFinite(io: Io, what: string, path: string, weights: unknown): void {
   const bad = firstNonFiniteWeight(weights);
-  if (bad !== undefined) io.stderr(`warning: ${what} ${path} holds non-finite weights (${bad}); its drafts will be rejected: the output still equals AR's, with no speedup\n`);
+  if (bad !== undefined) io.stderr(`warning: ${what} ${quotePath(path)} holds non-finite weights (${bad}); its drafts will be rejected: the output still equals AR's, with no speedup\n`);
 }
 
 /** A --prompts file is at most 1 GiB, a prompt (line) at most 1 MiB. */
@@ -87,7 +87,7 @@ export function readPrompts(path: string): string[] {
   readLines(path, "a text file of prompts, one per line", PROMPT_FILE_LIMITS, (line) => {
     if (line.trim() !== "") prompts.push(line);
   });
-  if (prompts.length === 0) throw new Error(`${path}: no prompts (every line is blank)`);
+  if (prompts.length === 0) throw new Error(`${quotePath(path)}: no prompts (every line is blank)`);
   return prompts;
 }
 

@@ -1,6 +1,7 @@
 import type { EvalSettings } from "../train/evaluate.js";
 import { createBackend } from "../backends/registry.js";
 import { readModel } from "../io/model-file.js";
+import { quotePath } from "../io/errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
 import { randomStudent } from "../ptp/init.js";
@@ -40,7 +41,7 @@ export function checkInverseArFlags(f: Pick<Flags, "model" | "temperature" | "ra
 export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: string[], tokenizer: Tokenizer, files: { out: string } & RunFiles, io: Io): Promise<number> {
   checkInverseArFlags(f);
   const ckpt = readModel(f.model);
-  if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${f.model} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
+  if (ckpt.config.vocabSize !== tokenizer.vocabSize) throw new Error(`${quotePath(f.model)} has a vocabulary of ${ckpt.config.vocabSize} tokens but the tokenizer has ${tokenizer.vocabSize}`);
   checkAgainstTeacher(f, ckpt.config);
   const checksum = teacherChecksum(ckpt);
   const aux = studentAux(f);
@@ -53,13 +54,13 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (context < 2 * f.window) throw new UsageError(`--context (${context}) must be at least twice --window (${f.window}): a text window holds the slots after an offset of up to --window tokens`);
   const threads = trainThreads(f);
   const memory = inverseArMemory(ckpt.config, { proposerParams: weightCounts(student.weights).parameters, rank: f.rank, context, window: f.window, threads });
-  refuseBeyondMemory(`train --objective inverse-ar: ${f.model}`, memory, "wasm", "--context, --window, --threads or --rank");
+  refuseBeyondMemory(`train --objective inverse-ar: ${quotePath(f.model)}`, memory, "wasm", "--context, --window, --threads or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
   const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
   // A text window is --context tokens, drawn from a stream that must hold one more.
-  if (stream.length < context + 1) throw new Error(`${f.corpus}: the --corpus is too short for --context ${context}${f.context === undefined ? " (default: the model's seqLen)" : ""}: it needs at least ${context + 1} tokens, found ${stream.length}; give a longer corpus or a smaller --context`);
+  if (stream.length < context + 1) throw new Error(`${quotePath(f.corpus)}: the --corpus is too short for --context ${context}${f.context === undefined ? " (default: the model's seqLen)" : ""}: it needs at least ${context + 1} tokens, found ${stream.length}; give a longer corpus or a smaller --context`);
   let evalSettings: EvalSettings | undefined;
   if (f["eval-prompts"] !== undefined) {
     const prompts = evalPromptTokens(f["eval-prompts"], f["eval-count"], tokenizer);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { readCheckpoint } from "../io/checkpoint.js";
+import { quotePath } from "../io/errors.js";
 import { readCorpus } from "../data/corpus.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
@@ -128,10 +129,10 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     if (replaced !== undefined && !checkpointed) {
       if (replaced.before === undefined) {
         rmSync(replaced.path, { force: true });
-        io.stderr(`train: removed ${replaced.path}, which this failed run had written\n`);
+        io.stderr(`train: removed ${quotePath(replaced.path)}, which this failed run had written\n`);
       } else {
         writeBytesAtomically(replaced.path, replaced.before);
-        io.stderr(`train: put back the earlier ${replaced.path}, which this failed run had replaced\n`);
+        io.stderr(`train: put back the earlier ${quotePath(replaced.path)}, which this failed run had replaced\n`);
       }
     }
     throw err;
@@ -168,7 +169,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
   // A window is --context tokens and the next one; both parts need one (pretrain checks it too, without the file's name).
   if (train.length < context + 1 || valid.length < context + 1) {
     throw new Error(
-      `${f.corpus}: the --corpus is too short for --context ${context}${given.has("context") ? "" : " (default: --seq-len)"}: a window takes ${context + 1} tokens, but the training part has ${train.length} and the held-out part (--valid-fraction ${f["valid-fraction"]}) ${valid.length}; give a longer corpus or a smaller --context`,
+      `${quotePath(f.corpus)}: the --corpus is too short for --context ${context}${given.has("context") ? "" : " (default: --seq-len)"}: a window takes ${context + 1} tokens, but the training part has ${train.length} and the held-out part (--valid-fraction ${f["valid-fraction"]}) ${valid.length}; give a longer corpus or a smaller --context`,
     );
   }
   const threads = trainThreads(f);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { lockPathOf } from "../io/output-lock.js";
-import { FileFormatError } from "../io/errors.js";
+import { FileFormatError, quotePath } from "../io/errors.js";
 import { readSafetensors } from "../io/safetensors.js";
 import { TRAIN_CHECKPOINT_FORMAT } from "../train/train-checkpoint.js";
 import { loopExitCode, type LoopOptions, type LoopResult, type RunFiles } from "../train/loop.js";
@@ -44,16 +44,16 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
 export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { inputs: readonly { flag: string; path: string | undefined }[]; outKind: (path: string) => true | string; extra?: readonly (PathFlag & { kind: (path: string) => true | string })[] }): RunFiles {
   const checkpoint = f.checkpoint ?? `${out}.train.safetensors`,
     log = f.log ?? `${out}.log.jsonl`;
-  if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${checkpoint} exists (a run to continue?); pass --resume, or --force to start over`);
+  if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${quotePath(checkpoint)} exists (a run to continue?); pass --resume, or --force to start over`);
   const kinds = new Map<string, (path: string) => true | string>([["--out", io.outKind], ["--checkpoint", trainCheckpointKind], ["--log", recognise.metricsLog], ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const)]);
   // Only a run that exists can be continued: with --resume and no checkpoint, an existing output is someone's file, kept unless --force.
   const continuing = f.resume === true && existsSync(checkpoint);
   const kindOf = (o: PathFlag) => kinds.get(o.flag)!(o.path);
-  const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${checkpoint}) holds a run to continue` : kindOf(o)) : undefined;
+  const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${quotePath(checkpoint)}) holds a run to continue` : kindOf(o)) : undefined;
   // The run's lock (OUT.lock) is a file of its own too: no other output may be it.
   const lock = lockPathOf(out);
   for (const [flag, path] of [["--checkpoint", checkpoint], ["--log", log], ...(io.extra ?? []).map((e) => [e.flag, e.path])]) {
-    if (resolve(path) === resolve(lock)) throw new UsageError(`${flag} ${path} is the lock file this run holds while it writes --out ${out}; choose another path`);
+    if (resolve(path) === resolve(lock)) throw new UsageError(`${flag} ${quotePath(path)} is the lock file this run holds while it writes --out ${quotePath(out)}; choose another path`);
   }
   checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable });
   return { checkpoint, log, resume: f.resume === true };

@@ -1,5 +1,5 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
-import { checkPath } from "./errors.js";
+import { checkPath, quotePath } from "./errors.js";
 
 /** The most bytes of the file's own name a temporary name keeps: with its dots, pid, random part and ".tmp" it stays within the 255 bytes a name may have. */
 const TEMP_BASE_BYTES = 200;
@@ -47,9 +47,9 @@ export function checkReplaceable(fs: Pick<typeof import("node:fs"), "lstatSync">
     return; // absent (or unreadable: the write itself says why)
   }
   if (st.isFile() || st.isSymbolicLink()) return;
-  if (st.isDirectory()) throw new Error(`${path}: cannot write: it is a directory`);
+  if (st.isDirectory()) throw new Error(`${quotePath(path)}: cannot write: it is a directory`);
   const what = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device";
-  throw new Error(`${path}: cannot write: it is ${what}, not a regular file; refusing to replace it`);
+  throw new Error(`${quotePath(path)}: cannot write: it is ${what}, not a regular file; refusing to replace it`);
 }
 
 /**
@@ -88,7 +88,7 @@ export function writeFailure(path: string, err: unknown): Error {
   const folder = slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
   const why =
     code === "ENOENT"
-      ? `its folder ${folder} does not exist`
+      ? `its folder ${quotePath(folder)} does not exist`
       : code === "EISDIR"
         ? "it is a directory"
         : code === "ENOTDIR"
@@ -108,7 +108,7 @@ export function writeFailure(path: string, err: unknown): Error {
                       : err instanceof Error
                         ? err.message
                         : String(err);
-  const out = new Error(`${path}: cannot write: ${why}`, { cause: err });
+  const out = new Error(`${quotePath(path)}: cannot write: ${why}`, { cause: err });
   if (typeof code === "string") (out as Error & { code?: string }).code = code;
   return out;
 }
@@ -183,7 +183,7 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => reado
   } catch {
     // a new folder
   }
-  if (other) throw new Error(`${folder}: cannot write a folder there: it exists and is not a folder`);
+  if (other) throw new Error(`${quotePath(folder)}: cannot write a folder there: it exists and is not a folder`);
   const tmp = exists ? temporaryPathFor(`${folder}/new`) : temporaryPathFor(folder);
   try {
     fs.mkdirSync(tmp);

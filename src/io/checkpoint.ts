@@ -23,7 +23,7 @@ import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } fro
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../util/checks.js";
-import { checkBytesArgument, checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { checkBytesArgument, checkPath, FileFormatError, quotePath, readFileBytes, readFilePrefix } from "./errors.js";
 import { isPlainObject } from "../util/options.js";
 
 /** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */
@@ -372,7 +372,7 @@ export function refuseNonFiniteWeights(ckpt: Checkpoint, where: string, path: st
   try {
     checkFiniteWeights(ckpt, path);
   } catch (err) {
-    if (err instanceof FileFormatError) throw new RangeError(`${where}: ${path} not written: ${err.problem} (a file holding them would be refused when read)`);
+    if (err instanceof FileFormatError) throw new RangeError(`${where}: ${quotePath(path)} not written: ${err.problem} (a file holding them would be refused when read)`);
     throw err;
   }
 }

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { SIGNAL_EXIT_CODE, SIGNALS, type StopSignal } from "../train/interrupt.js";
+import { quotePath } from "./errors.js";
 
 /**
  * One run per output: a long run (`ptp distill`, `ptp train`, `ptp
@@ -100,8 +101,8 @@ export function acquireOutputLock(out: string, command: string, onStale: (note: 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt >= 3) throw e;
       const info = readLock(path);
-      const busy = `${out} is being written by another ptp process`;
-      const how = `wait for it to finish or stop it (${path})`;
+      const busy = `${quotePath(out)} is being written by another ptp process`;
+      const how = `wait for it to finish or stop it (${quotePath(path)})`;
       if (info === undefined) {
         let stat: { mtimeMs: number; size: number };
         try {
@@ -110,13 +111,13 @@ export function acquireOutputLock(out: string, command: string, onStale: (note: 
           continue; // removed meanwhile: try again
         }
         // Only an empty file can be a lock of ours (one cut between its creation and its line); anything else is somebody's file, kept.
-        if (stat.size > 0) throw new Error(`${path} exists and is not a ptp lock (a JSON line with a "pid"); it was left as it is: remove or rename it to run on ${out}`);
+        if (stat.size > 0) throw new Error(`${quotePath(path)} exists and is not a ptp lock (a JSON line with a "pid"); it was left as it is: remove or rename it to run on ${quotePath(out)}`);
         if (Date.now() - stat.mtimeMs < YOUNG_MS) throw new Error(`${busy} (its lock is being created); ${how}`);
-        onStale(`replacing the stale lock ${path}, which is empty`);
+        onStale(`replacing the stale lock ${quotePath(path)}, which is empty`);
       } else if (info.pid === process.pid ? held.has(path) : alive(info.pid)) {
         throw new Error(`${busy} (pid ${info.pid}, started ${info.started}); ${how}`);
       } else {
-        onStale(`replacing the stale lock ${path} of pid ${info.pid} (started ${info.started}), which is no longer running`);
+        onStale(`replacing the stale lock ${quotePath(path)} of pid ${info.pid} (started ${info.started}), which is no longer running`);
       }
       try {
         unlinkSync(path);

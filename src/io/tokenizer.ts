@@ -15,7 +15,7 @@
  */
 import { MAX_VOCAB_SIZE } from "../model/config.js";
 import { describeValue } from "../util/checks.js";
-import { checkPath, FileFormatError, readFileBytes, readFilePrefix } from "./errors.js";
+import { checkPath, FileFormatError, quotePath, readFileBytes, readFilePrefix } from "./errors.js";
 
 export const UNK = 0;
 /** The beginning-of-sequence token id of llama2.c's tokenizers (prepended by encode when asked). */
@@ -61,7 +61,7 @@ export function checkPrevTokenId(where: string, vocabSize: number, prev: unknown
 /** A token id is an integer in [0, vocabSize) (`name`: the tokenizer's file). */
 export function checkTokenId(name: string, vocabSize: number, id: unknown): asserts id is number {
   if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= vocabSize) {
-    throw new RangeError(`${name}: token id ${describeValue(id)} is out of range [0, ${vocabSize})`);
+    throw new RangeError(`${quotePath(name)}: token id ${describeValue(id)} is out of range [0, ${vocabSize})`);
   }
 }
 
@@ -201,7 +201,7 @@ export class Tokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
       throw new FileFormatError(name, `the model's vocab size must be a positive integer, got ${vocabSize}`);
     }
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`${name}: Tokenizer.fromBytes needs the file's bytes as a Uint8Array (a Buffer works), got ${Array.isArray(bytes) ? "an array" : typeof bytes}`);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`${quotePath(name)}: Tokenizer.fromBytes needs the file's bytes as a Uint8Array (a Buffer works), got ${Array.isArray(bytes) ? "an array" : typeof bytes}`);
     const n = bytes.byteLength;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
     if (n < 4) throw new FileFormatError(name, `file is ${n} bytes, shorter than the 4-byte max_token_length header (truncated)`);
@@ -271,7 +271,7 @@ export class Tokenizer {
   /** The id of the piece with these bytes (a string is UTF-8 encoded), or -1. */
   lookup(piece: Uint8Array | string): number {
     // A number or an object was "no such piece" (-1), undefined a raw TypeError.
-    if (typeof piece !== "string" && !(piece instanceof Uint8Array)) throw new TypeError(`${this.name}: Tokenizer.lookup takes a piece as a string or a Uint8Array of its bytes, got ${describeValue(piece)}`);
+    if (typeof piece !== "string" && !(piece instanceof Uint8Array)) throw new TypeError(`${quotePath(this.name)}: Tokenizer.lookup takes a piece as a string or a Uint8Array of its bytes, got ${describeValue(piece)}`);
     const bytes = typeof piece === "string" ? utf8Encoder.encode(piece) : piece;
     return this.ids.get(latin1(bytes)) ?? -1;
   }
@@ -279,7 +279,7 @@ export class Tokenizer {
   private byteToken(b: number): number {
     const id = b + BYTE_TOKEN_OFFSET;
     if (id >= this.vocabSize) {
-      throw new RangeError(`${this.name}: cannot encode byte 0x${b.toString(16)}: no byte-fallback token ${id} in a vocab of ${this.vocabSize}`);
+      throw new RangeError(`${quotePath(this.name)}: cannot encode byte 0x${b.toString(16)}: no byte-fallback token ${id} in a vocab of ${this.vocabSize}`);
     }
     return id;
   }
