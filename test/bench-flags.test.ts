@@ -31,6 +31,7 @@ describe("BENCH-FLAGS: bench scripts refuse unknown flags and malformed values (
       ["cost-curve.ts", ["--threads", "1,0"], 'bench/cost-curve.ts: --threads must be a positive integer (at most 256), got 0 (in "1,0")'],
       ["gemm-ab.ts", ["--rows", "1"], "bench/gemm-ab.ts: --baseline is required"],
       ["ort-gemm.ts", ["two"], 'bench/ort-gemm.ts: THREADS must be a whole number in [1, 256], got "two"'],
+      ["stream-wasm.ts", ["--threads", "0"], "bench/stream-wasm.ts: --threads must be a positive integer (at most 256), got 0"],
     ];
     const results = await Promise.all(cases.map(([script, args]) => bench(script, ...args)));
     results.forEach((r, i) => {
