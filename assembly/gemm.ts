@@ -289,7 +289,9 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
  * down, but one fewer when a lone row would be left over (M = 4Q + 1, Q >=
  * 1): the last five rows go as a triple and a pair (tile3x3, tile2x4),
  * whose tiles keep both FMA pipes busy where a lone row's (tile1x4) keeps
- * half of them (M = 5 ran at 0.84x of M = 4's GFLOP/s).
+ * half of them. M = 9 and 13 gained 1.05-1.09x on cold weights; M = 5,
+ * whose first group reads the weights from memory either way, ran the
+ * same (bench/gemm-ab.ts, docs/BENCHMARKS.md).
  */
 // @ts-ignore: decorator
 @inline function quadsOf(M: i32): i32 {
