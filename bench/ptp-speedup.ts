@@ -32,7 +32,8 @@
  *                      that type (default: the teacher's --weights); drafts only
  *   --draft-stop Q     verify with a draft head: stop a window's drafts once their
  *                      probabilities multiply to less than Q (default: the decoders')
- *   --window N         slots per proposal window (default: the student's)
+ *   --window N         slots per proposal window (default: the proposer's; a draft head's,
+ *                      at most DECODER_DEFAULTS.headWindow, 4)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
  *   --runner-ups on|off|N   single-call and verify with or without the drafts' runner-up rows (default: the decoders')
  *   --budget N         single-call: proposal rows per call (default: the decoders', 2 x window)
@@ -48,7 +49,7 @@ import { readPrompts } from "../src/cli/ptp-common.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { DECODERS } from "../src/ptp/decode/run.js";
-import { defaultDecoder, draftsBesideTeacher, MAX_BUDGET, MAX_WINDOW, proposerKind } from "../src/ptp/decode/defaults.js";
+import { decoderSettings, defaultDecoder, draftsBesideTeacher, MAX_BUDGET, MAX_WINDOW, proposerKind } from "../src/ptp/decode/defaults.js";
 import { WIDEN_SHAPES } from "../src/ptp/widen.js";
 import { proposerConfig } from "../src/ptp/proposer.js";
 import { measureSpeedup, speedupTable } from "../src/ptp/speedup.js";
@@ -99,6 +100,8 @@ const teacher = readCheckpoint(modelPath);
 const proposerPath = draftPath ?? studentPath;
 const proposer = readProposer(proposerPath, teacher, draftPath !== undefined);
 const { variant, window: proposerWindow } = proposerConfig(proposer);
+// The window the decoders run with: --window, else the proposer's default (a draft head's at most DECODER_DEFAULTS.headWindow).
+const decodeWindow = window ?? decoderSettings(proposer.kind === "draft" ? { draftWindow: proposerWindow } : { studentWindow: proposerWindow, studentDraftHead: proposer.student.config.draftHead === true }).window;
 // A draft model or a draft-head student drafts beside the teacher: its default decoder (verify) alone.
 const kind = proposerKind(proposer);
 const decoders = listFlag("decoders", f.decoders ?? (draftsBesideTeacher(kind) ? defaultDecoder(kind) : "verify,single-call,multi-draft"), { kind: "string", choices: DECODERS });
@@ -128,7 +131,7 @@ const loadAfter = loadavg()
 if (asJson) {
   console.log(JSON.stringify(perThreads.flatMap(({ threads, rows }) => rows.map((r) => ({ threads, ...r })))));
 } else {
-  console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${window ?? proposerWindow})`);
+  console.log(`PTP wall-clock speedup: teacher ${modelPath}, ${proposer.kind} ${proposerPath} (${variant}-PTP, window ${decodeWindow}${decodeWindow !== proposerWindow ? `; its own ${proposerWindow}` : ""})`);
   console.log(
     `${prompts.length} prompts (${promptsPath ?? "the demo's"}), one decode each, ${steps} positions, temperature ${temperature}, ${weights} weights${draftClassifier ? `, draft classifier ${draftClassifier}` : ""}${draftStop !== undefined ? `, draft stop ${draftStop}` : ""}, medians of ${reps} alternating runs`,
   );

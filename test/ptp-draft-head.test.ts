@@ -6,7 +6,7 @@ import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { DECODERS, decode, decodeWith } from "../src/ptp/decode/run.js";
-import { decoderGoesWith, defaultDecoder, studentKind } from "../src/ptp/decode/defaults.js";
+import { DECODER_DEFAULTS, decoderGoesWith, decoderSettings, defaultDecoder, studentKind } from "../src/ptp/decode/defaults.js";
 import { draftConfidence, drafter, type DraftConfidence } from "../src/ptp/decode/decoder.js";
 import { headVerifyDecoder } from "../src/ptp/decode/decoders/head-verify.js";
 import { DraftHead, draftHeadOf } from "../src/ptp/draft-head.js";
@@ -84,6 +84,32 @@ describe("PTP-HEAD-ROWS: each teacher call verifies window - 1 drafts", () => {
         }),
       );
     }
+  });
+});
+
+describe("PTP-HEAD-WINDOW: a draft head's default window is its own, at most DECODER_DEFAULTS.headWindow", () => {
+  it("with no window given, a head of window 8 verifies at most headWindow rows a call (a head of window 2 its own 2, a plain student its own window), and --window overrides it", async () => {
+    expect(DECODER_DEFAULTS.headWindow).toBe(4);
+    expect(decoderSettings({ studentWindow: 8, studentDraftHead: true }).window).toBe(4);
+    expect(decoderSettings({ studentWindow: 2, studentDraftHead: true }).window).toBe(2);
+    expect(decoderSettings({ studentWindow: 8 }).window).toBe(8);
+    expect(decoderSettings({ window: 6, studentWindow: 8, studentDraftHead: true }).window).toBe(6);
+    const b = await backend("wasm");
+    const ckpt = readCheckpoint(STORIES_260K);
+    withTeacher(b, ckpt, (teacher) =>
+      disposing(new PtpModel(teacher, headStudent(ckpt, 21, 8)), (model) => {
+        const rows = (window?: number) => {
+          const seen: number[] = [];
+          const forward = model.forward.bind(model);
+          model.forward = (...args: Parameters<PtpModel["forward"]>) => (seen.push(args[0].positions.length), forward(...args));
+          decode(model, [[1, 403, 407]], { decoder: "verify", steps: 40, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(2n)], stopAtBos: false, draftStop: 0, ...(window ? { window } : {}) });
+          model.forward = forward;
+          return Math.max(...seen.slice(1));
+        };
+        expect(rows()).toBe(DECODER_DEFAULTS.headWindow);
+        expect(rows(8)).toBe(8);
+      }),
+    );
   });
 });
 

@@ -13,7 +13,7 @@ import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { comparePtpAr, decoderSettings, defaultDecoder, firstMismatch } from "../ptp/decode/compare.js";
-import { decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
+import { DECODER_DEFAULTS, decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
 import type { DecoderName, PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
@@ -45,7 +45,7 @@ export const demoFlags = defineFlags({
   temperature: { kind: "number", value: "T", help: "sampling temperature; 0 = greedy", default: 0.7 },
   seed: { kind: "string", value: "S", help: "seed of the xorshift u-stream, an integer in [1, 2^64 - 1]; prompt i uses S + i", default: "1" },
   decoder: { kind: "string", value: "NAME", help: "single-call (one call verifies and proposes) or verify (a student call proposes, a teacher call verifies)", default: defaultDecoder("student"), choices: ["single-call", "verify"] },
-  window: windowFlag("proposal slots per window (default: the student's)"),
+  window: windowFlag(`proposal slots per window (default: the student's; a draft head's, at most ${DECODER_DEFAULTS.headWindow})`),
   budget: budgetFlag,
   ...backendFlags(),
   "draft-classifier": { kind: "string", value: "TYPE", help: "wasm backend: a draft-head student's classifier as f32 (default), bf16 or int8; the head only proposes, so the output stays the teacher's", choices: WEIGHT_TYPES },
@@ -144,7 +144,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   try {
     const draftClassifier = f["draft-classifier"];
     model = new PtpModel(teacher, student, undefined, { classifierWeights: draftClassifier });
-    const { window, budget, draftStop } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window });
+    const { window, budget, draftStop } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window, studentDraftHead: student.config.draftHead === true });
     // A draft head drafts beside the teacher: its decoders and its default are the library's (proposerDecoders, defaultDecoder).
     const kind = studentKind(student);
     const head = kind === "draft-head";

@@ -40,7 +40,7 @@ export const generateFlags = defineFlags({
   student: { kind: "string", value: "FILE", help: "PTP student made for the model: adapter (safetensors) or PEFT folder" },
   draft: { kind: "string", value: "FILE", help: "standalone PTP draft model (safetensors) made for the model, instead of --student (--decoder verify)" },
   decoder: { kind: "string", value: "NAME", help: `${DECODERS.join("|")} (default: ar; single-call with --student, verify with --draft or a draft-head --student)`, choices: DECODERS },
-  window: windowFlag("proposal slots per window (default: the student's or draft model's window)"),
+  window: windowFlag(`proposal slots per window (default: the student's or draft model's window; a draft head's, at most ${DECODER_DEFAULTS.headWindow})`),
   budget: budgetFlag,
   "budget-mode": { kind: "string", value: "MODE", help: "single-call: adaptive|fixed split of the budget (default adaptive)", choices: BUDGET_MODES },
   "runner-ups": {
@@ -316,6 +316,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     proposerFeedback: draft ? undefined : student?.config.pickFeedback,
     draftWindow: draft?.config.window,
     studentWindow: student?.config.window,
+    studentDraftHead: student?.config.draftHead === true,
   });
   const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
   const batch = Math.min(texts.length, PROMPT_BATCH);

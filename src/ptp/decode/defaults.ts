@@ -52,6 +52,17 @@ export const DECODER_DEFAULTS = {
    * costs less (docs/BENCHMARKS.md, "Drafts that stop").
    */
   draftStop: 0.1,
+  /**
+   * verify with a draft head and no window given: rows a teacher call
+   * carries at most (the pending token and up to headWindow - 1 drafts), or
+   * the head's own window where that is smaller. On a CPU a call of four
+   * rows still costs little more than one (the quad tile, spec/backend.md);
+   * a fifth costs two thirds of a one-row call, more than later drafts win.
+   * The shipped stories260K head (trained at window 8) at the widened 110M
+   * shape: window 4 1.51-1.68x over AR on one thread and 1.45-1.51x on two,
+   * its own 8 1.34x and 1.39x (docs/BENCHMARKS.md, 2026-12-03).
+   */
+  headWindow: 4,
 } as const;
 
 /**
@@ -78,7 +89,7 @@ export interface DecoderSettings {
 
 /** The decoder settings a caller may give (decode's options); each one left out takes its default (decoderSettings). */
 export interface DecoderOptions {
-  /** Slots per proposal window N (default: the draft model's or the student's window, else 16). */
+  /** Slots per proposal window N (default: the draft model's or the student's window, a draft head's at most DECODER_DEFAULTS.headWindow, else 16). */
   window?: number;
   /** single-call: proposal rows per call across branches, slots and runner-up rows (default 2 N). */
   budget?: number;
@@ -115,12 +126,15 @@ export interface DecoderSettingsInput extends DecoderOptions {
   draftWindow?: number;
   /** The student's window, if there is a student. */
   studentWindow?: number;
+  /** Whether the student is a draft head (its default window is at most DECODER_DEFAULTS.headWindow). */
+  studentDraftHead?: boolean;
 }
 
 /** The window, budget, split, drafts and draft temperature scale a decoder uses for these options. */
 export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
   if (o === null || typeof o !== "object") throw new TypeError(`decoderSettings: the options must be an object (DecodeOptions and the proposer's settings), got ${describeValue(o)}`);
-  const window = o.window ?? o.draftWindow ?? o.studentWindow ?? DECODER_DEFAULTS.window;
+  const studentWindow = o.studentDraftHead && o.studentWindow !== undefined ? Math.min(o.studentWindow, DECODER_DEFAULTS.headWindow) : o.studentWindow;
+  const window = o.window ?? o.draftWindow ?? studentWindow ?? DECODER_DEFAULTS.window;
   const chained = o.proposerFeedback === "chain";
   return {
     window: checkCount("window", window, MAX_WINDOW),

@@ -141,7 +141,15 @@ function checkOptions(options: unknown, where = "decode"): asserts options is ob
 
 /** The decoder settings of these options on this model (DECODER_DEFAULTS where they and the proposer say nothing). */
 export function settingsOf(model: PtpModel, options: Pick<DecodeOptions, "window" | "draft" | "budget" | "budgetMode" | "drafts" | "draftTemperatureScale" | "runnerUps" | "draftStop"> & { decoder?: DecoderName }): DecoderSettings {
-  return decoderSettings({ ...options, draftWindow: options.draft?.window, studentWindow: model.student?.config.window, decoder: options.decoder, proposerVariant: options.draft?.variant ?? model.student?.config.variant, proposerFeedback: options.draft ? undefined : model.student?.config.pickFeedback });
+  return decoderSettings({
+    ...options,
+    draftWindow: options.draft?.window,
+    studentWindow: model.student?.config.window,
+    studentDraftHead: model.student?.config.draftHead === true,
+    decoder: options.decoder,
+    proposerVariant: options.draft?.variant ?? model.student?.config.variant,
+    proposerFeedback: options.draft ? undefined : model.student?.config.pickFeedback,
+  });
 }
 
 /**
