@@ -60,6 +60,79 @@ export function packPanels(dst: usize, w: usize, K: i32, N: i32): void {
   }
 }
 
+/**
+ * The four lanes of a, b, c, d's lane i as vector i (a 4x4 transpose; its own
+ * inverse): four rows' elements k .. k + 3 become four panel entries, and back.
+ */
+// @ts-ignore: decorator
+@inline function transpose4(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
+  const ab01 = v128.shuffle<f32>(a, b, 0, 4, 1, 5), cd01 = v128.shuffle<f32>(c, d, 0, 4, 1, 5);
+  const ab23 = v128.shuffle<f32>(a, b, 2, 6, 3, 7), cd23 = v128.shuffle<f32>(c, d, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<f32>(ab01, cd01, 0, 1, 4, 5));
+  v128.store(dst, v128.shuffle<f32>(ab01, cd01, 2, 3, 6, 7), 16);
+  v128.store(dst, v128.shuffle<f32>(ab23, cd23, 0, 1, 4, 5), 32);
+  v128.store(dst, v128.shuffle<f32>(ab23, cd23, 2, 3, 6, 7), 48);
+}
+
+/**
+ * Turns w [N, K] (N a multiple of 4) into its panels where it lies: the
+ * panel of rows n .. n + 3 takes exactly their 4K floats, so each group of
+ * four rows is copied to `scratch` (16K bytes) and written back interleaved.
+ * The bytes are packPanels' (copies only, no float operation), and no
+ * second copy of the matrix is made.
+ */
+export function packPanelsInPlace(w: usize, K: i32, N: i32, scratch: usize): void {
+  const rowBytes = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  for (let n = 0; n + 4 <= N; n += 4) {
+    const g = w + <usize>n * rowBytes;
+    memory.copy(scratch, g, rowBytes << 2);
+    const r0 = scratch, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+    let d = g;
+    let k: usize = 0;
+    for (; k < k4; k += 16, d += 64) transpose4(d, v128.load(r0 + k), v128.load(r1 + k), v128.load(r2 + k), v128.load(r3 + k));
+    for (; k < rowBytes; k += 4, d += 16) {
+      store<u32>(d, load<u32>(r0 + k));
+      store<u32>(d, load<u32>(r1 + k), 4);
+      store<u32>(d, load<u32>(r2 + k), 8);
+      store<u32>(d, load<u32>(r3 + k), 12);
+    }
+  }
+}
+
+/** The inverse of packPanelsInPlace: panels back to the rows of w [N, K], where they lie. */
+export function unpackPanelsInPlace(w: usize, K: i32, N: i32, scratch: usize): void {
+  const rowBytes = (<usize>K) << 2;
+  const k4 = (<usize>(K & ~3)) << 2;
+  for (let n = 0; n + 4 <= N; n += 4) {
+    const g = w + <usize>n * rowBytes;
+    memory.copy(scratch, g, rowBytes << 2);
+    const r0 = g, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+    let p = scratch;
+    let k: usize = 0;
+    // Four panel entries (k .. k + 3) transposed are the four rows' elements k .. k + 3: written to scratch's end, then to each row.
+    const tmp = scratch + (rowBytes << 2);
+    for (; k < k4; k += 16, p += 64) {
+      transpose4(tmp, v128.load(p), v128.load(p, 16), v128.load(p, 32), v128.load(p, 48));
+      v128.store(r0 + k, v128.load(tmp));
+      v128.store(r1 + k, v128.load(tmp, 16));
+      v128.store(r2 + k, v128.load(tmp, 32));
+      v128.store(r3 + k, v128.load(tmp, 48));
+    }
+    for (; k < rowBytes; k += 4, p += 16) {
+      store<u32>(r0 + k, load<u32>(p));
+      store<u32>(r1 + k, load<u32>(p, 4));
+      store<u32>(r2 + k, load<u32>(p, 8));
+      store<u32>(r3 + k, load<u32>(p, 12));
+    }
+  }
+}
+
+/** Bytes of the scratch that packPanelsInPlace and unpackPanelsInPlace need for K inputs. */
+export function inPlaceScratchBytes(K: i32): usize {
+  return ((<usize>K) << 4) + 64;
+}
+
 /** Row m's four columns n .. n + 3 from acc: a whole vector, or its first N - n lanes at the end of a row. */
 // @ts-ignore: decorator
 @inline function put(y: usize, n: i32, N: i32, acc: v128): void {

@@ -20,8 +20,8 @@
 
 export { attention, attentionHeads, touchSink } from "./attention";
 export { gemmBf16, packedBytesBf16, packPanelsBf16 } from "./bf16";
-export { matmul, gemm, packedBytes, packPanels } from "./gemm";
-export { add, argmaxRows, embedding, rmsnorm, rope, swiglu } from "./rows";
+export { matmul, gemm, inPlaceScratchBytes, packedBytes, packPanels, packPanelsInPlace, unpackPanelsInPlace } from "./gemm";
+export { add, argmaxRows, embedding, embeddingPanels, rmsnorm, rope, swiglu } from "./rows";
 export { expRows, pickRows, softmax, tokenProbabilities } from "./sampling";
 export { decoderLayer, decoderLayerSlots } from "./layer";
 export { attend, guidedChunks, poolBytes, poolClose, poolJobs, poolMaxChunks, poolWorkerChunks, poolWorkers, product, productScratchBytes, workerLoop } from "./pool";

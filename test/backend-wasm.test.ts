@@ -503,6 +503,125 @@ describe("packed panels", () => {
   );
 });
 
+describe("panels in place", () => {
+  it.each(["relaxed", "simd"] as const)("BACKEND-PANELS-IN-PLACE (%s): packPanelsInPlace leaves packPanels' bytes where the rows lay, unpackPanelsInPlace gives the rows back bit for bit (NaN payloads and signed zeros included), and embeddingPanels reads every row from the panels, for K % 4 = 0..3", async (build) => {
+    const k = await instantiateBuild(build);
+    for (const [K, N] of [
+      [8, 4],
+      [13, 8],
+      [290, 12],
+      [771, 36],
+      [1, 4],
+    ]) {
+      const r = rng(K * 31 + N);
+      const al = (a: number) => (a + 63) & ~63;
+      const w = al(k.heapBase()),
+        p = al(w + 4 * N * K),
+        scratch = al(p + k.packedBytes(K, N)),
+        ids = al(scratch + k.inPlaceScratchBytes(K)),
+        y0 = al(ids + 4 * N),
+        y1 = al(y0 + 4 * N * K),
+        end = y1 + 4 * N * K;
+      if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
+      const u = new Uint32Array(k.memory.buffer);
+      const specials = [0x7fc00001, 0xffc12345, 0x80000000, 0x00000000, 0x7f800000, 0x00000001];
+      for (let i = 0; i < N * K; i++) u[w / 4 + i] = r() < 0.1 ? specials[i % specials.length] : (r() * 2 ** 32) >>> 0;
+      const rows = u.slice(w / 4, w / 4 + N * K);
+      k.packPanels(p, w, K, N);
+      k.packPanelsInPlace(w, K, N, scratch);
+      const v = new Uint32Array(k.memory.buffer);
+      expect(Array.from(v.subarray(w / 4, w / 4 + N * K))).toEqual(Array.from(v.subarray(p / 4, p / 4 + N * K)));
+      // Every row, in a scrambled order, from the panels: the rows' bits.
+      const order = Array.from({ length: N }, (_, i) => (i * 7 + 3) % N);
+      new Int32Array(k.memory.buffer, ids, N).set(order);
+      k.embeddingPanels(y0, w, ids, N, K);
+      const got = new Uint32Array(k.memory.buffer, y0, N * K);
+      for (let m = 0; m < N; m++) expect(Array.from(got.subarray(m * K, m * K + K))).toEqual(Array.from(rows.subarray(order[m] * K, order[m] * K + K)));
+      k.unpackPanelsInPlace(w, K, N, scratch);
+      expect(Array.from(new Uint32Array(k.memory.buffer, w, N * K))).toEqual(Array.from(rows));
+    }
+  });
+
+  it("BACKEND-PANELS-IN-PLACE: an f32 matmul weight with N a multiple of 4 takes no second copy, and everything that reads or writes its rows (download, copy, a partial upload, rmsnorm, embedding, a matmul taking it as x or y) sees them as a backend without in-place panels would: the results equal the js backend's", async () => {
+    const b = await createWasmBackend({ wasmBuild: relaxedOk ? "relaxed" : "simd" });
+    const K = 24,
+      N = 16,
+      r = rng(5);
+    const wData = Float32Array.from({ length: N * K }, () => r() * 2 - 1),
+      xData = Float32Array.from({ length: 3 * K }, () => r() * 2 - 1);
+    const js = new JsBackend();
+    const W = up(b, wData),
+      X = up(b, xData),
+      Y = b.alloc(3 * N);
+    // A larger weight first: its panels take the rows' place; only the packing's scratch (K * 16 bytes and up) may be new, never the weight's 64 KiB again.
+    const big = up(
+        b,
+        Float32Array.from({ length: 256 * 64 }, () => r() - 0.5),
+      ),
+      bx = up(
+        b,
+        Float32Array.from({ length: 64 }, () => r() - 0.5),
+      ),
+      by = b.alloc(256);
+    const before = b.liveBytes;
+    b.matmul(by, bx, big, 1, 64, 256);
+    expect(b.liveBytes - before).toBeLessThan(16 * 1024);
+    b.matmul(Y, X, W, 3, K, N);
+    const want = runMatmul(js, xData, wData, 3, K, N);
+    expectBitExact(b.download(Y), runMatmul(b, xData, wData, 3, K, N), "matmul on in-place panels against a fresh weight");
+    expectClose(b.download(Y), want, (i) => matmulTol(K) * absDot(xData, wData, Math.floor(i / N), i % N, K), "matmul against js");
+    // Reads of its rows.
+    expectBitExact(b.download(W), wData, "download after packing");
+    b.matmul(Y, X, W, 3, K, N); // packed again
+    const C = b.alloc(N * K);
+    b.copy(C, 0, W, 0, N * K);
+    expectBitExact(b.download(C), wData, "copy from a packed weight");
+    b.matmul(Y, X, W, 3, K, N);
+    const ids = up(b, Int32Array.from([5, 0, 15, 7]), "i32"),
+      E = b.alloc(4 * K);
+    b.embedding(E, W, ids, 4, K);
+    expectBitExact(b.download(E), Float32Array.from([5, 0, 15, 7].flatMap((id) => Array.from(wData.subarray(id * K, id * K + K)))), "embedding rows from a packed table");
+    const G = up(
+        b,
+        Float32Array.from({ length: K }, () => r() + 0.5),
+      ),
+      R = b.alloc(N * K);
+    b.rmsnorm(R, W, G, N, K, 1e-5);
+    const Rjs = js.alloc(N * K);
+    js.rmsnorm(Rjs, up(js, wData), up(js, b.download(G)), N, K, 1e-5);
+    expectBitExact(b.download(R), js.download(Rjs), "rmsnorm reading a packed weight's rows");
+    // A weight that is also x (16 rows of 24 times itself^T): its rows, not its panels.
+    b.matmul(Y, X, W, 3, K, N);
+    const Z = b.alloc(N * N);
+    b.matmul(Z, W, W, N, K, N);
+    expectBitExact(b.download(Z), runMatmul(b, wData, wData, N, K, N), "W W^T with W packed before");
+    // A partial write, then a matmul: the new rows.
+    b.matmul(Y, X, W, 3, K, N);
+    const patch = Float32Array.from({ length: K }, () => r() * 4 - 2);
+    b.upload(W, patch, 3 * K);
+    const w2 = wData.slice();
+    w2.set(patch, 3 * K);
+    expectBitExact(b.download(W), w2, "a partial upload into a packed weight");
+    b.matmul(Y, X, W, 3, K, N);
+    expectBitExact(b.download(Y), runMatmul(b, xData, w2, 3, K, N), "matmul after the partial upload");
+    // As the output of a matmul: written as rows.
+    b.matmul(Y, X, W, 3, K, N);
+    const sq = b.alloc(K * K),
+      sqData = Float32Array.from({ length: K * K }, () => r() - 0.5);
+    b.upload(sq, sqData);
+    const S = up(
+      b,
+      Float32Array.from({ length: K * K }, () => r() - 0.5),
+    );
+    b.matmul(Y, X, S, 3, K, N); // S packed in place as a [N, K] weight (its first N rows)
+    b.matmul(S, sq, sq, K, K, K); // S (packed as a weight above) is now y
+    expectBitExact(b.download(S), runMatmul(b, sqData, sqData, K, K, K), "a packed weight overwritten as a matmul's y");
+    b.free(W);
+    b.free(S);
+    b.dispose();
+  });
+});
+
 describe("the sampling kernel's exp", () => {
   it.each(["relaxed", "simd"] as const)("BACKEND-EXPF (%s): the kernel's exp equals fround(Math.exp(x)) bit for bit on 4 million float32 arguments (dense near 0, over (-87, 0], around the underflow cut and outside it)", async (build) => {
     const k = await instantiateBuild(build);

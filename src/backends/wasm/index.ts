@@ -46,6 +46,11 @@ export interface Kernels extends PoolKernels {
   gemm(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
   packedBytes(K: number, N: number): number;
   packPanels(dst: number, w: number, K: number, N: number): void;
+  /** w [N, K] (N a multiple of 4) into its panels where it lies, through `scratch` (inPlaceScratchBytes(K) bytes); the same bytes packPanels writes. */
+  packPanelsInPlace(w: number, K: number, N: number, scratch: number): void;
+  /** The inverse of packPanelsInPlace. */
+  unpackPanelsInPlace(w: number, K: number, N: number, scratch: number): void;
+  inPlaceScratchBytes(K: number): number;
   /** `gemm` with w rounded to bf16, reading the panels packPanelsBf16 made. */
   gemmBf16(y: number, x: number, w: number, packed: number, M: number, K: number, N: number, n0: number, n1: number): void;
   packedBytesBf16(K: number, N: number): number;
@@ -85,6 +90,8 @@ export interface Kernels extends PoolKernels {
   swiglu(y: number, gate: number, up: number, n: number): void;
   add(y: number, x: number, n: number): void;
   embedding(y: number, table: number, ids: number, M: number, D: number): void;
+  /** `embedding` from a table packed into panels in place (packPanelsInPlace with K = D). */
+  embeddingPanels(y: number, panels: number, ids: number, M: number, D: number): void;
   softmax(x: number, M: number, N: number): void;
   argmaxRows(out: number, x: number, M: number, N: number): void;
   pickRows(out: number, x: number, M: number, N: number, t: number, us: number, scratch: number): void;
@@ -106,6 +113,8 @@ class WasmBuffer implements Buffer {
   freed = false;
   /** Panels of this buffer as a matmul weight (0: none yet), valid for `packedK` x `packedN`. */
   packedPtr = 0;
+  /** The panels are the buffer's own memory (packedPtr === ptr): its first packedK x packedN floats hold panels, not rows, until unpack puts the rows back. */
+  panelsInPlace = false;
   packedK = 0;
   packedN = 0;
   /** The type matmuls read this buffer in as their weight (its index in WEIGHT_TYPES; setWeightType), or -1: the backend's. */
@@ -304,6 +313,8 @@ export class WasmBackend implements Backend {
 
   // One reusable scratch block (attention scores).
   private readonly scratchBlock = { ptr: 0, bytes: 0 };
+  /** Scratch of the in-place (un)packing (its own: packing runs while an op holds scratchBlock). */
+  private readonly packBlock = { ptr: 0, bytes: 0 };
   // A call's RoPE cos/sin rows (see ropeTable), copied from the rows by position of its
   // (headSize, theta): rows of positions 0 .. length / headSize - 1, kept per (headSize, theta)
   // since models of different head sizes may share a backend (a teacher and its draft);
@@ -403,8 +414,10 @@ export class WasmBackend implements Backend {
   free(buf: Buffer): void {
     // dispose() released everything: a model or cache freed after its backend (in either order) is no error.
     if (this.isDisposed) return;
-    const b = this.buf(buf, "free");
-    this.unpack(b);
+    const b = this.buf(buf, "free", true);
+    // Panels in place need not become rows again: the memory goes.
+    if (b.panelsInPlace) this.dropPanelsInPlace(b);
+    else this.unpack(b);
     b.freed = true;
     this.heap.release(b.ptr);
   }
@@ -468,7 +481,7 @@ export class WasmBackend implements Backend {
     this.dim("matmul", "N", N);
     const Y = this.f32(y, M * N, "matmul y"),
       X = this.f32(x, M * K, "matmul x"),
-      W = this.f32(w, N * K, "matmul w");
+      W = this.typed(w, "f32", N * K, "matmul w", true);
     if (M === 0 || N === 0) return;
     // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
     // bytes), made on its first use; x goes into scratch first, once, before any split (int8
@@ -477,7 +490,7 @@ export class WasmBackend implements Backend {
     const xBytes = this.k.productScratchBytes(type, M, K);
     const xq = xBytes > 0 ? this.scratch(xBytes) : 0;
     this.unpack(Y);
-    this.k.product(this.ctrl(), this.threads, type, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N), xq, M, K, N);
+    this.k.product(this.ctrl(), this.threads, type, Y.ptr, X.ptr, W.ptr, this.panels(W, K, N, W !== X && W !== Y), xq, M, K, N);
   }
 
   /**
@@ -507,14 +520,26 @@ export class WasmBackend implements Backend {
    * weight, kept until the buffer is written to or freed). They change only
    * the memory layout, never the order of float operations.
    */
-  private panels(W: WasmBuffer, K: number, N: number): number {
-    return W.packedPtr !== 0 && W.packedK === K && W.packedN === N ? W.packedPtr : this.pack(W, K, N);
+  private panels(W: WasmBuffer, K: number, N: number, inPlace: boolean): number {
+    return W.packedPtr !== 0 && W.packedK === K && W.packedN === N ? W.packedPtr : this.pack(W, K, N, inPlace);
   }
 
   /** panels' slow path, kept out of line so that the hot callers stay small to compile. */
-  private pack(W: WasmBuffer, K: number, N: number): number {
+  private pack(W: WasmBuffer, K: number, N: number, inPlace: boolean): number {
     this.unpack(W);
     const type = W.weightIndex < 0 ? this.weights : WEIGHT_TYPES[W.weightIndex];
+    // f32 panels hold the same floats as the rows, so with whole panels (N a multiple of 4) they take the rows' place:
+    // no second copy of the model (loading a 110M model touched 440 MB of fresh pages for it, about 1.5 s on this VM).
+    // Not when W is also an operand the op reads or writes as rows (inPlace false).
+    if (type === "f32" && inPlace && N % 4 === 0) {
+      this.ensure(this.packBlock, this.k.inPlaceScratchBytes(K));
+      this.k.packPanelsInPlace(W.ptr, K, N, this.packBlock.ptr);
+      W.packedPtr = W.ptr;
+      W.panelsInPlace = true;
+      W.packedK = K;
+      W.packedN = N;
+      return W.ptr;
+    }
     const [bytes, pack] = type === "bf16" ? [this.k.packedBytesBf16, this.k.packPanelsBf16] : type === "int8" ? [this.k.packedBytesInt8, this.k.packPanelsInt8] : [this.k.packedBytes, this.k.packPanels];
     const ptr = this.allocBytes(Math.max(1, bytes(K, N)));
     pack(ptr, W.ptr, K, N);
@@ -526,10 +551,20 @@ export class WasmBackend implements Backend {
 
   /** Drops a buffer's packed panels: every op calls it on what it writes (upload, copy and each op's output), so panels never outlive a write. */
   private unpack(b: WasmBuffer): void {
-    if (b.packedPtr !== 0) {
+    if (b.panelsInPlace) {
+      // Its rows are read or written: put them back (the panels are remade at the next matmul).
+      this.ensure(this.packBlock, this.k.inPlaceScratchBytes(b.packedK));
+      this.k.unpackPanelsInPlace(b.ptr, b.packedK, b.packedN, this.packBlock.ptr);
+      this.dropPanelsInPlace(b);
+    } else if (b.packedPtr !== 0) {
       this.heap.release(b.packedPtr);
       b.packedPtr = 0;
     }
+  }
+
+  private dropPanelsInPlace(b: WasmBuffer): void {
+    b.panelsInPlace = false;
+    b.packedPtr = 0;
   }
 
   rmsnorm(y: Buffer, x: Buffer, weight: Buffer, M: number, D: number, eps: number): void {
@@ -716,7 +751,10 @@ export class WasmBackend implements Backend {
     }
     // Then what the ops would make on the way: panels, the RoPE table, one scratch for attention's scores and int8's rows.
     const ptrs = this.layerPtrs;
-    for (let i = 0; i < 7; i++) ptrs[L_PANELS + i] = this.panels(this.layerWeights[i]!, this.layerShapes[2 * i], this.layerShapes[2 * i + 1]);
+    for (let i = 0; i < 7; i++) {
+      const W = this.layerWeights[i]!;
+      ptrs[L_PANELS + i] = this.panels(W, this.layerShapes[2 * i], this.layerShapes[2 * i + 1], this.onlyWeight(W.ptr, K.ptr, V.ptr));
+    }
     const table = this.ropeTable(P, M, hs, shape.ropeTheta);
     const scratch = this.scratch(Math.max(nHeads * nKeys * 8, this.k.productScratchBytes(this.weightIndex, M, Math.max(dim, hidden))));
     this.unpack(K);
@@ -754,15 +792,23 @@ export class WasmBackend implements Backend {
   /** One checked f32 operand of decoderLayer: its address into slot i; for a matmul weight (in, out given), the buffer and its shape for its panels. */
   private operand(i: number, b: Buffer, need: number, what: string, inputs = 0, outputs = 0): void {
     // The common case checked in place; the message is built only for a failure.
-    const wb = b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need ? b : this.f32(b, need, `decoderLayer ${what}`);
+    const wb = b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need ? b : this.typed(b, "f32", need, `decoderLayer ${what}`, inputs > 0);
     this.layerPtrs[i] = wb.ptr;
-    if (i < L_RMS_ATT) this.unpack(wb); // the layer writes its activations
+    // The layer writes its activations (their panels go) and reads the norms' rows; the weights are read as panels.
+    if (i < L_RMS_ATT || (wb.panelsInPlace && inputs === 0)) this.unpack(wb);
     if (inputs > 0) {
       if (wb.weightIndex >= 0) throw this.err(`decoderLayer: ${what} reads as ${WEIGHT_TYPES[wb.weightIndex]} (setWeightType), but a layer's weights take the backend's type (${this.weights})`);
       this.layerWeights[i - L_W] = wb;
       this.layerShapes[2 * (i - L_W)] = inputs;
       this.layerShapes[2 * (i - L_W) + 1] = outputs;
     }
+  }
+
+  /** True when no activation, norm, key or value operand of this decoderLayer call is the weight at `ptr` (its panels may then take its place). */
+  private onlyWeight(ptr: number, keys: number, values: number): boolean {
+    if (ptr === keys || ptr === values) return false;
+    for (let i = 0; i < L_W; i++) if (this.layerPtrs[i] === ptr) return false;
+    return true;
   }
 
   private layerArgsPtr = 0;
@@ -792,7 +838,7 @@ export class WasmBackend implements Backend {
     this.dim("embedding", "M", M);
     this.dim("embedding", "D", D);
     const Y = this.f32(y, M * D, "embedding y"),
-      T = this.f32(table, 0, "embedding table");
+      T = this.typed(table, "f32", 0, "embedding table", true);
     const I = this.typed(ids, "i32", M, "embedding ids");
     const idv = this.view("i32") as Int32Array;
     const i0 = this.index(I);
@@ -803,7 +849,12 @@ export class WasmBackend implements Backend {
       }
     }
     this.unpack(Y);
-    this.k.embedding(Y.ptr, T.ptr, I.ptr, M, D);
+    // A table that is also the classifier (a shared one) stays in its panels: its rows are read from them.
+    if (T.panelsInPlace && T.packedK === D && T.length === D * T.packedN) this.k.embeddingPanels(Y.ptr, T.ptr, I.ptr, M, D);
+    else {
+      this.unpack(T);
+      this.k.embedding(Y.ptr, T.ptr, I.ptr, M, D);
+    }
   }
 
   softmax(x: Buffer, M: number, N: number): void {
@@ -951,15 +1002,21 @@ export class WasmBackend implements Backend {
     return b.ptr / BYTES[b.dtype];
   }
 
-  private buf(b: Buffer, op: string): WasmBuffer {
+  /**
+   * A live buffer of this backend, its rows in place (a buffer packed into
+   * panels in place gets its rows back first) unless `asPanels`: a matmul
+   * weight, read as its panels.
+   */
+  private buf(b: Buffer, op: string, asPanels = false): WasmBuffer {
     this.alive();
     if (!(b instanceof WasmBuffer) || b.owner !== this) throw this.err(`${op}: not a buffer of this backend`);
     if (b.freed) throw this.err(`${op}: buffer used after free`);
+    if (b.panelsInPlace && !asPanels) this.unpack(b);
     return b;
   }
 
-  private typed(b: Buffer, dtype: DType, need: number, what: string): WasmBuffer {
-    const wb = this.buf(b, what);
+  private typed(b: Buffer, dtype: DType, need: number, what: string, asPanels = false): WasmBuffer {
+    const wb = this.buf(b, what, asPanels);
     if (wb.dtype !== dtype) throw this.err(`${what}: expected a ${dtype} buffer, got ${wb.dtype}`);
     if (wb.length < need) throw this.err(`${what}: needs ${need} elements, the buffer has ${wb.length}`);
     return wb;
@@ -991,7 +1048,7 @@ export class WasmBackend implements Backend {
 
   /** One operand of attention (its name is built only when the check fails). */
   private attentionOperand(op: string, b: Buffer, need: number, i: number): void {
-    if (!this.isDisposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need) return;
+    if (!this.isDisposed && b instanceof WasmBuffer && b.owner === this && !b.freed && b.dtype === "f32" && b.length >= need && !b.panelsInPlace) return;
     this.f32(b, need, `${op} ${ATTENTION_OPERANDS[i]}`);
   }
 

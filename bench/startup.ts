@@ -1,0 +1,106 @@
+/**
+ * The time to the first token, phase by phase, and the memory it takes: what
+ * `ptp generate` does before its first token (read the checkpoint, start the
+ * wasm backend, upload the weights, the first forward call with its panel
+ * packing), each repetition in a fresh process as a user runs it, for random
+ * checkpoints of the given shapes. With --baseline, an older checkout's
+ * build (its dist/, e.g. `git worktree add /tmp/old REV && cd /tmp/old &&
+ * npm ci && npm run build`) is measured in the same run, alternating with
+ * this one, and the table gives this checkout's speed over it.
+ *
+ *   node --import tsx bench/startup.ts [--shapes 15M,110M] [--threads 2] [--reps 3] [--baseline DIR]
+ *
+ * Phases (ms, medians): read (readModel: the file read and the finiteness
+ * check), backend (createBackend), upload (new Transformer), first call (a
+ * one-token greedy decode: the weights' panels are made here), total; wasm
+ * MB is the backend's memory after the first call, RSS MB the process's.
+ * Run alone: page faults on fresh memory dominate these times, and on a
+ * virtual machine their cost moves with the host's load.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { benchFlags, COUNT, listFlag, markdownTable, median, SHAPE_NAMES, THREADS } from "./common.js";
+
+const f = benchFlags({
+  shapes: { kind: "string", value: "LIST", default: "15M,110M" },
+  threads: { ...THREADS, default: 2 },
+  reps: { ...COUNT, default: 3 },
+  baseline: { kind: "string", value: "DIR" },
+});
+const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: SHAPE_NAMES });
+const root = resolve(import.meta.dirname, "..");
+const builds: [string, string][] = [["this checkout", root]];
+if (f.baseline !== undefined) builds.push(["baseline", resolve(f.baseline)]);
+
+/** One fresh process: the phases of `root`'s dist on `model`, as JSON. */
+const CHILD = `
+const root = process.env.PTP_ROOT, model = process.env.PTP_MODEL, threads = Number(process.env.PTP_THREADS);
+const url = (p) => new URL(p, "file://" + root + "/dist/").href;
+const { readModel } = await import(url("io/model-file.js"));
+const { createBackend } = await import(url("backends/registry.js"));
+const { Transformer } = await import(url("model/transformer.js"));
+const { decodeAR } = await import(url("ptp/decode/decode-ar.js"));
+const t = [performance.now()];
+const ckpt = readModel(model);
+t.push(performance.now());
+const backend = await createBackend("wasm", { threads });
+t.push(performance.now());
+const m = new Transformer(backend, ckpt);
+t.push(performance.now());
+decodeAR(m, [1], { steps: 2, sampling: { temperature: 0 }, stopAtBos: false });
+t.push(performance.now());
+const phases = t.slice(1).map((x, i) => x - t[i]);
+console.log(JSON.stringify({ phases, wasmBytes: backend.memoryBytes, rss: process.memoryUsage().rss }));
+process.exit(0);
+`;
+
+interface Sample {
+  phases: number[];
+  wasmBytes: number;
+  rss: number;
+}
+
+function measure(buildRoot: string, model: string): Sample {
+  const out = execFileSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--input-type=module", "-e", CHILD], {
+    encoding: "utf8",
+    env: { ...process.env, PTP_ROOT: buildRoot, PTP_MODEL: model, PTP_THREADS: String(f.threads) },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split("\n").pop()!) as Sample;
+}
+
+const load = () => (process.platform === "linux" ? execFileSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).split(" ").slice(0, 3).join(" ") : "n/a");
+const tmp = mkdtempSync(join(tmpdir(), "ptp-startup-"));
+const loadBefore = load();
+const rows: string[][] = [];
+try {
+  for (const shape of shapes) {
+    const model = join(tmp, `${shape}.bin`);
+    execFileSync(process.execPath, [join(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
+    const samples = new Map<string, Sample[]>(builds.map(([name]) => [name, []]));
+    for (let r = 0; r < f.reps; r++) {
+      // Alternating, the order flipped every repetition.
+      const order = r % 2 === 0 ? builds : [...builds].reverse();
+      for (const [name, dir] of order) {
+        const s = measure(dir, model);
+        samples.get(name)!.push(s);
+        process.stderr.write(`[startup] ${shape} ${name} rep ${r + 1}: ${s.phases.map((p) => p.toFixed(0)).join(" + ")} ms; wasm ${(s.wasmBytes / 2 ** 20).toFixed(0)} MB\n`);
+      }
+    }
+    const totals = new Map<string, number>();
+    for (const [name] of builds) {
+      const ss = samples.get(name)!;
+      const phase = (i: number) => median(ss.map((s) => s.phases[i]));
+      const total = median(ss.map((s) => s.phases.reduce((a, b) => a + b, 0)));
+      totals.set(name, total);
+      rows.push([shape, name, ...[0, 1, 2, 3].map((i) => phase(i).toFixed(0)), total.toFixed(0), (median(ss.map((s) => s.wasmBytes)) / 2 ** 20).toFixed(0), (median(ss.map((s) => s.rss)) / 2 ** 20).toFixed(0), ""]);
+    }
+    if (f.baseline !== undefined) rows[rows.length - 2][9] = `${(totals.get("baseline")! / totals.get("this checkout")!).toFixed(2)}x`;
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+console.log(`Time to the first token (ms, medians of ${f.reps} fresh processes), wasm backend, ${f.threads} thread(s); load average before ${loadBefore}, after ${load()}\n`);
+console.log(markdownTable(["shape", "build", "read", "backend", "upload", "first call", "total", "wasm MB", "RSS MB", "speed vs baseline"], rows));
