@@ -10,9 +10,12 @@
  *
  *   node --import tsx bench/startup.ts [--shapes 15M,110M] [--threads 2] [--reps 3] [--baseline DIR]
  *
- * Phases (ms, medians): read (readModel: the file read and the finiteness
- * check), backend (createBackend), upload (new Transformer), first call (a
- * one-token greedy decode: the weights' panels are made here), total; wasm
+ * Phases (ms, medians), as `ptp generate` runs them: read (the header alone,
+ * readModelConfig; a build without loadModel: readModel, the whole file and
+ * the finiteness check), backend (createBackend), load (loadModel: the file
+ * straight into the model's buffers and the check; without it: new
+ * Transformer, the upload), first call (a one-token greedy decode: the
+ * weights' panels are made here), total; wasm
  * MB is the backend's memory after the first call, RSS MB the process's.
  * Run alone: page faults on fresh memory dominate these times, and on a
  * virtual machine their cost moves with the host's load.
@@ -38,16 +41,17 @@ if (f.baseline !== undefined) builds.push(["baseline", resolve(f.baseline)]);
 const CHILD = `
 const root = process.env.PTP_ROOT, model = process.env.PTP_MODEL, threads = Number(process.env.PTP_THREADS);
 const url = (p) => new URL(p, "file://" + root + "/dist/").href;
-const { readModel } = await import(url("io/model-file.js"));
+const files = await import(url("io/model-file.js"));
 const { createBackend } = await import(url("backends/registry.js"));
 const { Transformer } = await import(url("model/transformer.js"));
 const { decodeAR } = await import(url("ptp/decode/decode-ar.js"));
 const t = [performance.now()];
-const ckpt = readModel(model);
+// As ptp generate: the header first, the weights straight into the backend (loadModel); a build without loadModel reads them to the host and uploads.
+const ckpt = files.loadModel ? files.readModelConfig(model) : files.readModel(model);
 t.push(performance.now());
 const backend = await createBackend("wasm", { threads });
 t.push(performance.now());
-const m = new Transformer(backend, ckpt);
+const m = files.loadModel ? files.loadModel(backend, model) : new Transformer(backend, ckpt);
 t.push(performance.now());
 decodeAR(m, [1], { steps: 2, sampling: { temperature: 0 }, stopAtBos: false });
 t.push(performance.now());
@@ -103,4 +107,4 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 console.log(`Time to the first token (ms, medians of ${f.reps} fresh processes), wasm backend, ${f.threads} thread(s); load average before ${loadBefore}, after ${load()}\n`);
-console.log(markdownTable(["shape", "build", "read", "backend", "upload", "first call", "total", "wasm MB", "RSS MB", "speed vs baseline"], rows));
+console.log(markdownTable(["shape", "build", "read", "backend", "load", "first call", "total", "wasm MB", "RSS MB", "speed vs baseline"], rows));

@@ -34,7 +34,7 @@ export { readCheckpoint, writeCheckpoint, type CheckpointVersion } from "./io/ch
 export { Tokenizer, BOS, EOS } from "./io/tokenizer.js";
 export { readHfCheckpoint, writeHfCheckpoint, type WriteHfOptions } from "./io/hf-checkpoint.js";
 export { HfTokenizer, type TextTokenizer } from "./io/hf-tokenizer.js";
-export { readModel, loadTokenizer } from "./io/model-file.js";
+export { readModel, readModelConfig, loadModel, loadTokenizer } from "./io/model-file.js";
 
 // Sampling from explicit auxiliary variables u.
 export { binOf, pick } from "./sampling/pick.js";

@@ -7,6 +7,14 @@ import { parameterCount, type ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { AK42_MAGIC, checkpointByteLength, legacyRopeTables, parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/index.js";
 import { formatError } from "./helpers.js";
+import { createBackend } from "../src/backends/registry.js";
+import { Transformer } from "../src/model/transformer.js";
+import { loadModel, readModel, readModelConfig } from "../src/io/model-file.js";
+import { firstBitDifference } from "./helpers.js";
+import type { Backend } from "../src/backends/backend.js";
+
+/** The wasm backend's bytes in live buffers (0 on a backend that does not count them). */
+const live = (b: Backend): number => (b as unknown as { liveBytes?: number }).liveBytes ?? 0;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MODEL = resolve(ROOT, "../shared/models/stories260K.bin");
@@ -366,5 +374,61 @@ describe("IO-CKPT-ERRORS: checkpoint errors name the file and the problem", () =
     expect(f.message).toMatch(/shared_classifier flag must be 0 or 1, found 5/);
     const g = formatError(() => parseCheckpoint(v1Header(1, [16, 24, 2, 4, 2, -10, 8]), "neg.bin"), "neg.bin");
     expect(g.message).toMatch(/invalid v1 header.*vocabSize must be a positive integer, got -10/);
+  });
+});
+
+describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backend's buffers", () => {
+  const logitsOf = (m: Transformer): Float32Array => {
+    const cache = m.newCache(8);
+    const out = m.forward({ tokens: [1, 5, 9, 3], positions: [0, 1, 2, 3] }, cache);
+    cache.free();
+    return out;
+  };
+
+  it.each(["wasm", "js"] as const)("IO-LOAD-MODEL (%s): stories260K (v0, shared classifier) and a v1 file with its own classifier give the logits and host tables of readModel + new Transformer, bit for bit; dispose frees every buffer", async (name) => {
+    const backend = await createBackend(name, { threads: 1 });
+    const v1 = join(tmp, `load-v1-${name}.bin`);
+    writeCheckpoint(v1, randomCheckpoint({ ...small, vocabSize: 40 }, 7), 1);
+    for (const path of [MODEL, v1]) {
+      // A load and dispose first: what stays is the backend's own scratch, which later loads reuse.
+      const warm = loadModel(backend, path);
+      logitsOf(warm);
+      warm.dispose();
+      const before = live(backend);
+      const ref = new Transformer(backend, readModel(path));
+      const got = loadModel(backend, path);
+      expect(got.config).toEqual(ref.config);
+      expect(readModelConfig(path)).toEqual(ref.config);
+      expect(firstBitDifference(logitsOf(got), logitsOf(ref))).toBeNull();
+      for (const t of ["tokenEmbeddingTable", "finalNormTable", "classifierTable"] as const) expect(firstBitDifference(got[t], ref[t]), t).toBeNull();
+      got.dispose();
+      ref.dispose();
+      expect(live(backend)).toBe(before);
+    }
+  });
+
+  it("IO-LOAD-MODEL: a weight that is not finite is the FileFormatError readCheckpoint gives (naming the tensor and index), and the buffers read so far are freed; a file of another kind is named as readModel names it", async () => {
+    const backend = await createBackend("wasm", { threads: 1 });
+    const ckpt = randomCheckpoint(small, 3);
+    const path = join(tmp, "load-nan.bin");
+    // writeCheckpoint refuses a NaN: patch the file's bytes of layer 1's w2[5] (a random float, found by its bits).
+    const bytes = serializeCheckpoint(ckpt, 1);
+    const bits = new Uint8Array(new Float32Array([ckpt.weights.layers[1].w2[5]]).buffer);
+    const at = Buffer.from(bytes).indexOf(Buffer.from(bits));
+    expect(at).toBeGreaterThan(0);
+    new DataView(bytes.buffer, bytes.byteOffset).setFloat32(at, Number.NaN, true);
+    writeFileSync(path, bytes);
+    loadModel(backend, MODEL).dispose();
+    const before = live(backend);
+    const e = formatError(() => loadModel(backend, path), path);
+    expect(e.message).toBe(formatError(() => readCheckpoint(path), path).message);
+    expect(e.message).toContain("tensor layer 1 w2 holds NaN at index 5");
+    expect(live(backend)).toBe(before);
+    const cut = join(tmp, "load-cut.bin");
+    writeFileSync(cut, modelBytes.subarray(0, 1000));
+    expect(formatError(() => loadModel(backend, cut), cut).message).toBe(formatError(() => readModel(cut), cut).message);
+    const tok = resolve(ROOT, "../shared/models/tok512.bin");
+    expect(formatError(() => loadModel(backend, tok), tok).message).toBe(formatError(() => readModel(tok), tok).message);
+    expect(live(backend)).toBe(before);
   });
 });

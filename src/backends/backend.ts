@@ -56,6 +56,14 @@ export interface Backend {
    * without it downloads and copies.
    */
   downloadInto?(buf: Buffer, out: Float32Array, offset?: number): void;
+  /**
+   * Optional: an f32 buffer's elements as host memory the caller fills in
+   * place of an upload (wasm: a view of the module's memory), valid until
+   * the next call on this backend. loadModel reads a checkpoint file
+   * straight into a model's buffers through it, so the weights are never
+   * held on the host as well; a backend without it is filled by upload.
+   */
+  hostView?(buf: Buffer): Float32Array;
   /** Release a buffer; using it afterwards is an error. */
   free(buf: Buffer): void;
 

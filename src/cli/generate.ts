@@ -1,7 +1,7 @@
 import { WEIGHT_TYPES } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
-import { loadTokenizer, readModel, tokenizerPathFor } from "../io/model-file.js";
+import { loadModel, loadTokenizer, readModel, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { Transformer } from "../model/transformer.js";
@@ -151,8 +151,9 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" 
 /** Plain autoregressive decoding of one prompt, its text streamed token by token. */
 async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interruption: Interruption): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
-  const checkpoint = readModel(f.model);
-  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
+  // The header now, the weights straight into the backend's buffers once it exists (loadModel).
+  const config = readModelConfig(f.model);
+  const tokenizer = loadTokenizer(tokenizerPath, config.vocabSize);
   const sampling = { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] };
 
   let aux: AuxSource | undefined;
@@ -165,17 +166,23 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
     }
   }
 
-  const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
+  const runSteps = runPositions(io, f.steps, config.seqLen, stepsGiven);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   // A cache of --steps rows after the prompt's prefill block: refused up front (exit 2) where it would not fit.
-  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, runSteps, prompt.length), f.backend, "--steps");
+  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, runSteps, prompt.length), f.backend, "--steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
-  const model = new Transformer(backend, checkpoint);
+  let model: Transformer;
+  try {
+    model = loadModel(backend, f.model);
+  } catch (err) {
+    backend.dispose?.();
+    throw err;
+  }
   warnFullPrompts(io, [prompt], runSteps, f.steps);
   const bytes: Uint8Array[] = [];
   // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
   // clock starts, so that tokens/s does not count weight packing and JIT tiers.
-  decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, checkpoint.config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
+  decodeAR(model, prompt, { steps: Math.min(prompt.length + 1, config.seqLen), sampling: { temperature: 0 }, stopAtBos: false });
   const workersBefore = threadInfo(backend).workerChunks;
   let streamed = false;
   let run: Interruptible<DecodeResult, number>;

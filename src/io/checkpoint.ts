@@ -23,7 +23,7 @@ import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } fro
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../util/checks.js";
-import { checkBytesArgument, checkPath, FileFormatError, quotePath, readFileBytes, readFilePrefix } from "./errors.js";
+import { checkBytesArgument, checkPath, FileFormatError, quotePath, readFileBytes, readFileInto, readFilePrefix } from "./errors.js";
 import { isPlainObject } from "../util/options.js";
 
 /** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */
@@ -250,6 +250,51 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   return { config, weights };
 }
 
+/** One tensor of a checkpoint file, as readCheckpointInto names it: a global one or a layer's. */
+export type CheckpointTensor = { kind: "global"; field: "tokenEmbedding" | "rmsFinal" | "wcls" } | { kind: "layer"; field: LayerField; layer: number };
+
+/** True where readCheckpointInto can read a file's floats as they are (a little-endian host). */
+export const CHECKPOINT_READS_IN_PLACE = LITTLE_ENDIAN_HOST;
+
+/**
+ * Reads a llama2.c checkpoint file's weights straight into memory the caller
+ * provides, with no copy of the file on the host: for each tensor in file
+ * order, `into(tensor, length)` returns a Float32Array of `length` floats
+ * (e.g. a view of a backend buffer, backend.hostView), which the file's
+ * floats fill, then are checked finite. A shared classifier is not asked
+ * for (it is the token embedding). Returns the config. The header, size and
+ * finiteness checks and their errors are readCheckpoint's; a little-endian
+ * host only (CHECKPOINT_READS_IN_PLACE).
+ */
+export function readCheckpointInto(path: string, into: (tensor: CheckpointTensor, length: number) => Float32Array): ModelConfig {
+  checkPath(path, "readCheckpointInto");
+  if (!LITTLE_ENDIAN_HOST) throw new Error("readCheckpointInto: this host is big-endian; use readCheckpoint, which converts the floats");
+  return readFileInto(path, "a llama2.c checkpoint", (read, size) => {
+    const head = new Uint8Array(Math.min(size, V1_HEADER_BYTES));
+    read(head, 0);
+    const { config, version } = checkpointHeader(head, size, path);
+    let offset = version === 0 ? V0_HEADER_BYTES : V1_HEADER_BYTES;
+    for (const slot of layout(config, version)) {
+      if (slot.kind !== "rope") {
+        const tensor: CheckpointTensor = slot.kind === "layer" ? { kind: "layer", field: slot.field, layer: slot.layer } : { kind: "global", field: slot.field };
+        const dst = into(tensor, slot.length);
+        if (!(dst instanceof Float32Array) || dst.length !== slot.length) throw new TypeError(`readCheckpointInto: into must return a Float32Array of ${slot.length} floats for ${slotLabel(slot)}, got ${describeValue(dst)}`);
+        read(new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), offset);
+        checkFinite(dst, slot, path);
+      }
+      offset += slot.length * 4;
+    }
+    return config;
+  });
+}
+
+/** The config of a llama2.c checkpoint file from its header alone, checked against the file's size as readCheckpoint checks it. */
+export function readCheckpointConfig(path: string): ModelConfig {
+  checkPath(path, "readCheckpointConfig");
+  const { bytes: head, size } = readFilePrefix(path, "a llama2.c checkpoint", V1_HEADER_BYTES);
+  return checkpointHeader(head, size, path).config;
+}
+
 /** Reads a llama2.c checkpoint file synchronously (see parseCheckpoint). */
 export function readCheckpoint(path: string): Checkpoint {
   checkPath(path, "readCheckpoint");
@@ -270,11 +315,15 @@ export function readCheckpoint(path: string): Checkpoint {
 export function checkFiniteWeights(ckpt: Checkpoint, name: string): void {
   for (const slot of layout(ckpt.config, 1)) {
     const a = slotArray(ckpt.weights, slot);
-    if (a === undefined) continue;
-    for (let i = 0; i < a.length; i++) {
-      // x - x is 0 for a finite x, NaN for NaN and +-Inf: one subtraction per float.
-      if (a[i] - a[i] !== 0) throw new FileFormatError(name, `tensor ${slotLabel(slot)} holds ${a[i]} at index ${i}; a model's weights must be finite numbers`);
-    }
+    if (a !== undefined) checkFinite(a, slot, name);
+  }
+}
+
+/** checkFiniteWeights for one tensor. */
+function checkFinite(a: Float32Array, slot: Slot, name: string): void {
+  for (let i = 0; i < a.length; i++) {
+    // x - x is 0 for a finite x, NaN for NaN and +-Inf: one subtraction per float.
+    if (a[i] - a[i] !== 0) throw new FileFormatError(name, `tensor ${slotLabel(slot)} holds ${a[i]} at index ${i}; a model's weights must be finite numbers`);
   }
 }
 

@@ -123,6 +123,38 @@ function readAt(fs: typeof import("node:fs"), fd: number, length: number, positi
 }
 
 /**
+ * Reads a regular file piece by piece into memory the caller provides:
+ * `fill(read, size)` gets the file's size and `read(dst, position)`, which
+ * fills `dst` with the file's bytes from `position` (a FileFormatError naming
+ * the path if the file ends first); the file is closed however `fill` ends.
+ * The usual failures (missing, a directory or device, unreadable, 2 GiB or
+ * more) are FileFormatErrors naming the path, as readFileBytes'.
+ */
+export function readFileInto<T>(path: string, what: string, fill: (read: (dst: Uint8Array, position: number) => void, size: number) => T): T {
+  const { fd, size } = openRegular(path, what);
+  const fs = nodeFs(path);
+  const read = (dst: Uint8Array, position: number): void => {
+    let done = 0;
+    while (done < dst.length) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, dst, done, dst.length - done, position + done);
+      } catch (err) {
+        throw openFailure(path, what, err);
+      }
+      if (n === 0) throw new FileFormatError(path, `file ended at byte ${position + done}, expected ${dst.length - done} more bytes (${what})`);
+      done += n;
+    }
+  };
+  try {
+    checkSize(path, what, size, MAX_FILE_BYTES);
+    return fill(read, size);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Reads a whole regular file synchronously, turning the usual failures
  * (missing file, directory, device, unreadable, too large) into
  * FileFormatErrors naming the path. `what` describes the expected

@@ -29,5 +29,5 @@ export {
   type WriteHfOptions,
 } from "./hf-checkpoint.js";
 export { HfTokenizer, llama2cTokenizerToJson, llama2cTokenizerBytes, writeHfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
-export { readModel, loadTokenizer, tokenizerPathFor, HF_TOKENIZER } from "./model-file.js";
+export { readModel, readModelConfig, loadModel, loadTokenizer, tokenizerPathFor, HF_TOKENIZER } from "./model-file.js";
 export { buildCharTokenizer, writeCharTokenizer, charVocabulary, tokenizerVocabSize, loadTokenizerFile } from "./char-tokenizer.js";

@@ -1,4 +1,7 @@
 import type { Backend, Buffer } from "../backends/backend.js";
+import { describeValue } from "../util/checks.js";
+import { isPlainObject } from "../util/options.js";
+import { kvDim, validateConfig, type ModelConfig } from "./config.js";
 import type { LayerWeights, ModelWeights } from "./weights.js";
 
 /** The weights of one block, resident in a backend's memory. */
@@ -38,8 +41,94 @@ export function uploadWeights(backend: Backend, w: ModelWeights): DeviceWeights 
   };
 }
 
+/**
+ * Zeroed buffers for every weight of a model of `config`, made in the order
+ * the forward pass reads them (the embedding, then layer by layer, the
+ * classifier last), as uploadWeights makes them: loadModel fills them from
+ * a file whose order differs (a v0 file groups each matrix across layers).
+ */
+export function allocWeights(backend: Backend, config: ModelConfig): DeviceWeights {
+  const made: Buffer[] = [];
+  const alloc = (length: number): Buffer => {
+    const b = backend.alloc(length);
+    made.push(b);
+    return b;
+  };
+  try {
+    const lengths = layerLengths(config);
+    const tokenEmbedding = alloc(config.vocabSize * config.dim);
+    const layers = Array.from({ length: config.nLayers }, () => {
+      const layer = {} as DeviceLayer;
+      for (const f of FORWARD_ORDER) layer[f] = alloc(lengths[f]);
+      return layer;
+    });
+    const rmsFinal = alloc(config.dim);
+    return { tokenEmbedding, layers, rmsFinal, wcls: config.sharedClassifier ? tokenEmbedding : alloc(config.vocabSize * config.dim) };
+  } catch (err) {
+    for (const b of made) backend.free(b);
+    throw err;
+  }
+}
+
+/** A layer's weights in the order the forward pass reads them. */
+const FORWARD_ORDER = ["rmsAtt", "wq", "wk", "wv", "wo", "rmsFfn", "w1", "w3", "w2"] as const;
+
+/** The floats of each of a layer's weights. */
+function layerLengths(config: ModelConfig): Record<keyof LayerWeights, number> {
+  const kv = kvDim(config);
+  return {
+    rmsAtt: config.dim,
+    rmsFfn: config.dim,
+    wq: config.dim * config.dim,
+    wk: kv * config.dim,
+    wv: kv * config.dim,
+    wo: config.dim * config.dim,
+    w1: config.hiddenDim * config.dim,
+    w2: config.hiddenDim * config.dim,
+    w3: config.hiddenDim * config.dim,
+  };
+}
+
 export function freeWeights(backend: Backend, d: DeviceWeights): void {
   const seen = new Set<Buffer>();
   const all = [d.tokenEmbedding, d.rmsFinal, d.wcls, ...d.layers.flatMap((l) => Object.values(l))];
   for (const b of all) if (!seen.has(b)) seen.add(b), backend.free(b);
+}
+
+/** A model's config and its weights already in a backend's buffers (loadModel fills them from a file): what `new Transformer` takes in place of a host Checkpoint. */
+export interface DeviceCheckpoint {
+  config: ModelConfig;
+  device: DeviceWeights;
+}
+
+export function isDeviceCheckpoint(c: unknown): c is DeviceCheckpoint {
+  return isPlainObject(c) && "device" in c;
+}
+
+/**
+ * Checks a DeviceCheckpoint: a valid config, and every weight an f32 buffer
+ * of the length the config gives (a buffer of another backend, or a freed
+ * one, is refused by the backend at the first call); returns it. TypeErrors
+ * name `Transformer`.
+ */
+export function checkDeviceCheckpoint(c: DeviceCheckpoint): DeviceCheckpoint {
+  const where = "Transformer";
+  const { config, device } = c;
+  if (config === null || typeof config !== "object") throw new TypeError(`${where}: a device checkpoint's config must be a ModelConfig, got ${describeValue(config)}`);
+  validateConfig(config, where);
+  if (!isPlainObject(device) || !Array.isArray(device.layers) || device.layers.length !== config.nLayers) {
+    throw new TypeError(`${where}: a device checkpoint's device must be { tokenEmbedding, layers (${config.nLayers}), rmsFinal, wcls } of buffers, got ${describeValue(device)}`);
+  }
+  const lengths = layerLengths(config);
+  const check = (b: unknown, length: number, name: string): void => {
+    const ok = b !== null && typeof b === "object" && (b as Buffer).length === length && (b as Buffer).dtype === "f32";
+    if (!ok) throw new TypeError(`${where}: device weight ${name} must be an f32 buffer of ${length} elements, got ${describeValue(b)}`);
+  };
+  check(device.tokenEmbedding, config.vocabSize * config.dim, "tokenEmbedding");
+  check(device.rmsFinal, config.dim, "rmsFinal");
+  check(device.wcls, config.vocabSize * config.dim, "wcls");
+  device.layers.forEach((layer, l) => {
+    for (const f of FORWARD_ORDER) check((layer as Partial<DeviceLayer>)?.[f], lengths[f], `layers[${l}].${f}`);
+  });
+  return c;
 }

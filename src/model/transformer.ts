@@ -1,4 +1,4 @@
-import { WEIGHT_TYPES, type Backend, type LayerShape, type WeightType } from "../backends/backend.js";
+import { WEIGHT_TYPES, type Backend, type Buffer, type LayerShape, type WeightType } from "../backends/backend.js";
 import { argmax, assertValidU } from "../sampling/pick.js";
 import { checkFloat32Row, describeValue } from "../util/checks.js";
 import { plainSampling, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
@@ -7,7 +7,7 @@ import { NonFiniteLogitsError, tokenProbability } from "../sampling/softmax.js";
 import { attention } from "./attention.js";
 import { blockRows, type Block } from "./block.js";
 import { headSize, kvDim, type ModelConfig } from "./config.js";
-import { freeWeights, uploadWeights, type DeviceWeights } from "./device-weights.js";
+import { checkDeviceCheckpoint, freeWeights, isDeviceCheckpoint, uploadWeights, type DeviceCheckpoint, type DeviceWeights } from "./device-weights.js";
 import { feedForward } from "./feedforward.js";
 import { KVCache } from "./kv-cache.js";
 import type { RowAdapter } from "./linear.js";
@@ -47,22 +47,32 @@ export class Transformer {
   get disposed(): boolean {
     return this.isDisposed;
   }
-  /** The checkpoint's token embedding [vocab, dim] on the host (a view, not a copy): PTP's hybrid slot inputs read it. */
-  readonly tokenEmbeddingTable: Float32Array;
-  /** The checkpoint's final norm [dim] and classifier [vocab, dim] on the host (views): a PTP draft head's own start from them. */
-  readonly finalNormTable: Float32Array;
-  readonly classifierTable: Float32Array;
+  /** The host copies of the tables below: the checkpoint's arrays, or (weights given on the backend) downloaded on first use. */
+  private readonly host: { tokenEmbedding?: Float32Array; rmsFinal?: Float32Array; wcls?: Float32Array } = {};
+  /** The token embedding [vocab, dim] on the host (the checkpoint's array, not a copy): PTP's hybrid slot inputs read it. */
+  get tokenEmbeddingTable(): Float32Array {
+    return (this.host.tokenEmbedding ??= this.hostTable(this.weights.tokenEmbedding));
+  }
+  /** The final norm [dim] and classifier [vocab, dim] on the host (as tokenEmbeddingTable): a PTP draft head's own start from them. */
+  get finalNormTable(): Float32Array {
+    return (this.host.rmsFinal ??= this.hostTable(this.weights.rmsFinal));
+  }
+  get classifierTable(): Float32Array {
+    return (this.host.wcls ??= this.weights.wcls === this.weights.tokenEmbedding ? this.tokenEmbeddingTable : this.hostTable(this.weights.wcls));
+  }
 
   constructor(
     readonly backend: Backend,
-    checkpoint: Checkpoint,
+    /** The weights on the host (uploaded here), or already in this backend's buffers (loadModel), which the model then owns. */
+    checkpoint: Checkpoint | DeviceCheckpoint,
     options: TransformerOptions = {},
   ) {
     if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
       throw new TypeError(`Transformer: backend must be a Backend (createBackend("wasm"), new JsBackend()), got ${describeValue(backend)}`);
     }
     if (backend.disposed) throw new Error("Transformer: the backend was disposed (backend.dispose()); create a new one with createBackend");
-    checkCheckpoint(checkpoint, "Transformer");
+    const device = isDeviceCheckpoint(checkpoint) ? checkDeviceCheckpoint(checkpoint) : undefined;
+    if (!device) checkCheckpoint(checkpoint, "Transformer");
     const { classifierWeights } = checkOptionKeys(options, "Transformer", TRANSFORMER_OPTIONS) as TransformerOptions;
     if (classifierWeights !== undefined && !WEIGHT_TYPES.includes(classifierWeights)) {
       throw new TypeError(`Transformer: options.classifierWeights must be one of ${WEIGHT_TYPES.join(", ")}, got ${describeValue(classifierWeights)}`);
@@ -71,14 +81,24 @@ export class Transformer {
       throw new Error(`Transformer: classifier weights ${classifierWeights}: the ${backend.name} backend reads every matmul weight in f32 (use the wasm backend)`);
     }
     this.config = checkpoint.config;
-    this.weights = uploadWeights(backend, checkpoint.weights);
+    if (device) this.weights = device.device;
+    else {
+      const w = (checkpoint as Checkpoint).weights;
+      this.weights = uploadWeights(backend, w);
+      this.host.tokenEmbedding = w.tokenEmbedding;
+      this.host.rmsFinal = w.rmsFinal;
+      this.host.wcls = w.wcls;
+    }
     if (classifierWeights !== undefined) backend.setWeightType?.(this.weights.wcls, classifierWeights);
-    this.tokenEmbeddingTable = checkpoint.weights.tokenEmbedding;
-    this.finalNormTable = checkpoint.weights.rmsFinal;
-    this.classifierTable = checkpoint.weights.wcls;
     this.state = new RunState(backend, this.config);
     const c = this.config;
     this.layerShape = { dim: c.dim, hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: headSize(c), ropeTheta: c.ropeTheta, normEps: c.normEps };
+  }
+
+  /** A weight's rows downloaded to the host, once (weights given on the backend: loadModel). */
+  private hostTable(b: Buffer): Float32Array {
+    this.alive("host table");
+    return this.backend.download(b);
   }
 
   /** The layers' sizes as Backend.decoderLayer takes them. */

@@ -46,6 +46,12 @@ export class JsBackend implements Backend {
     b.data.set(data, offset);
   }
 
+  hostView(buf: Buffer): Float32Array {
+    const b = this.buf(buf);
+    if (!(b.data instanceof Float32Array)) throw new BackendError(this.name, `hostView: expected an f32 buffer, got ${b.dtype}`);
+    return b.data;
+  }
+
   download(buf: Buffer, offset = 0, length?: number): Float32Array {
     const b = this.buf(buf);
     length ??= b.data.length - offset;

@@ -389,6 +389,13 @@ export class WasmBackend implements Backend {
     this.view(b.dtype).set(data, this.index(b) + offset);
   }
 
+  hostView(buf: Buffer): Float32Array {
+    const b = this.buf(buf, "hostView");
+    if (b.dtype !== "f32") throw this.err(`hostView: expected an f32 buffer, got ${b.dtype}`);
+    this.unpack(b); // the caller writes its rows
+    return new Float32Array(this.k.memory.buffer, b.ptr, b.length);
+  }
+
   download(buf: Buffer, offset = 0, length?: number): Float32Array {
     const b = this.buf(buf, "download");
     length ??= b.length - offset;
