@@ -9,6 +9,7 @@ import { AK42_MAGIC, checkpointByteLength, legacyRopeTables, parseCheckpoint, ra
 import { formatError } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
 import { Transformer } from "../src/model/transformer.js";
+import { allocWeights, freeWeights } from "../src/model/device-weights.js";
 import { loadModel, readModel, readModelConfig } from "../src/io/model-file.js";
 import { firstBitDifference } from "./helpers.js";
 import type { Backend } from "../src/backends/backend.js";
@@ -427,6 +428,13 @@ describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backe
     const cut = join(tmp, "load-cut.bin");
     writeFileSync(cut, modelBytes.subarray(0, 1000));
     expect(formatError(() => loadModel(backend, cut), cut).message).toBe(formatError(() => readModel(cut), cut).message);
+    // Weights given on the backend are checked by shape, by name.
+    expect(() => new Transformer(backend, { config: small, device: {} as never })).toThrow(/device checkpoint's device must be \{ tokenEmbedding, layers \(2\)/);
+    const device = allocWeights(backend, small),
+      three = backend.alloc(3);
+    expect(() => new Transformer(backend, { config: small, device: { ...device, tokenEmbedding: three } })).toThrow("Transformer: device weight tokenEmbedding must be an f32 buffer of 160 elements");
+    freeWeights(backend, device);
+    backend.free(three);
     const tok = resolve(ROOT, "../shared/models/tok512.bin");
     expect(formatError(() => loadModel(backend, tok), tok).message).toBe(formatError(() => readModel(tok), tok).message);
     expect(live(backend)).toBe(before);

@@ -1,8 +1,8 @@
 import type { Backend, Buffer } from "../backends/backend.js";
 import { describeValue } from "../util/checks.js";
 import { isPlainObject } from "../util/options.js";
-import { kvDim, validateConfig, type ModelConfig } from "./config.js";
-import type { LayerWeights, ModelWeights } from "./weights.js";
+import { validateConfig, type ModelConfig } from "./config.js";
+import { LINEAR_NAMES, linearShape, type LayerWeights, type ModelWeights } from "./weights.js";
 
 /** The weights of one block, resident in a backend's memory. */
 export type DeviceLayer = { [K in keyof LayerWeights]: Buffer };
@@ -73,20 +73,14 @@ export function allocWeights(backend: Backend, config: ModelConfig): DeviceWeigh
 /** A layer's weights in the order the forward pass reads them. */
 const FORWARD_ORDER = ["rmsAtt", "wq", "wk", "wv", "wo", "rmsFfn", "w1", "w3", "w2"] as const;
 
-/** The floats of each of a layer's weights. */
+/** The floats of each of a layer's weights (the matrices' shapes from linearShape). */
 function layerLengths(config: ModelConfig): Record<keyof LayerWeights, number> {
-  const kv = kvDim(config);
-  return {
-    rmsAtt: config.dim,
-    rmsFfn: config.dim,
-    wq: config.dim * config.dim,
-    wk: kv * config.dim,
-    wv: kv * config.dim,
-    wo: config.dim * config.dim,
-    w1: config.hiddenDim * config.dim,
-    w2: config.hiddenDim * config.dim,
-    w3: config.hiddenDim * config.dim,
-  };
+  const out = { rmsAtt: config.dim, rmsFfn: config.dim } as Record<keyof LayerWeights, number>;
+  for (const name of LINEAR_NAMES) {
+    const [rows, cols] = linearShape(config, name);
+    out[name] = rows * cols;
+  }
+  return out;
 }
 
 export function freeWeights(backend: Backend, d: DeviceWeights): void {
