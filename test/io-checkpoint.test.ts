@@ -424,6 +424,13 @@ describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backe
     const e = formatError(() => loadModel(backend, path), path);
     expect(e.message).toBe(formatError(() => readCheckpoint(path), path).message);
     expect(e.message).toContain("tensor layer 1 w2 holds NaN at index 5");
+    // A large tensor's bad float is named by its index in the tensor: here the embedding's float 300000 is +Infinity.
+    const wide = randomCheckpoint({ ...small, vocabSize: 20000 }, 4);
+    const wideBytes = serializeCheckpoint(wide, 0);
+    new DataView(wideBytes.buffer, wideBytes.byteOffset).setFloat32(28 + 4 * 300000, Number.POSITIVE_INFINITY, true);
+    const widePath = join(tmp, "load-inf.bin");
+    writeFileSync(widePath, wideBytes);
+    expect(formatError(() => loadModel(backend, widePath), widePath).message).toBe(`${widePath}: tensor tokenEmbedding holds Infinity at index 300000; a model's weights must be finite numbers`);
     expect(live(backend)).toBe(before);
     const cut = join(tmp, "load-cut.bin");
     writeFileSync(cut, modelBytes.subarray(0, 1000));
