@@ -109,6 +109,11 @@ const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 /** Closes the thread pool of a backend that was garbage-collected without dispose(). */
 const poolReaper = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<ThreadPool>((pool) => pool.close()) : undefined;
 
+/** True when W holds panels for K inputs and N outputs (made by an earlier matmul, not dropped since). */
+function hasPanels(W: WasmBuffer, K: number, N: number): boolean {
+  return W.packedPtr !== 0 && W.packedK === K && W.packedN === N;
+}
+
 class WasmBuffer implements Buffer {
   freed = false;
   /** Panels of this buffer as a matmul weight (0: none yet), valid for `packedK` x `packedN`. */
@@ -528,7 +533,7 @@ export class WasmBackend implements Backend {
    * the memory layout, never the order of float operations.
    */
   private panels(W: WasmBuffer, K: number, N: number, inPlace: boolean): number {
-    return W.packedPtr !== 0 && W.packedK === K && W.packedN === N ? W.packedPtr : this.pack(W, K, N, inPlace);
+    return hasPanels(W, K, N) ? W.packedPtr : this.pack(W, K, N, inPlace);
   }
 
   /** panels' slow path, kept out of line so that the hot callers stay small to compile. */
@@ -759,8 +764,11 @@ export class WasmBackend implements Backend {
     // Then what the ops would make on the way: panels, the RoPE table, one scratch for attention's scores and int8's rows.
     const ptrs = this.layerPtrs;
     for (let i = 0; i < 7; i++) {
-      const W = this.layerWeights[i]!;
-      ptrs[L_PANELS + i] = this.panels(W, this.layerShapes[2 * i], this.layerShapes[2 * i + 1], this.onlyWeight(W.ptr, K.ptr, V.ptr));
+      const W = this.layerWeights[i]!,
+        inputs = this.layerShapes[2 * i],
+        outputs = this.layerShapes[2 * i + 1];
+      // Whether the panels may take W's place is asked only when they are made (not every call).
+      ptrs[L_PANELS + i] = hasPanels(W, inputs, outputs) ? W.packedPtr : this.pack(W, inputs, outputs, this.onlyWeight(W.ptr, K.ptr, V.ptr));
     }
     const table = this.ropeTable(P, M, hs, shape.ropeTheta);
     const scratch = this.scratch(Math.max(nHeads * nKeys * 8, this.k.productScratchBytes(this.weightIndex, M, Math.max(dim, hidden))));
