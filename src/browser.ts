@@ -22,7 +22,7 @@ export { threadsUnavailableReason, type WasmBackend } from "./backends/wasm/inde
 export { webWorkerSpawner } from "./backends/wasm/web-workers.js";
 
 // The model.
-export { Transformer } from "./model/transformer.js";
+export { Transformer, type WeightName } from "./model/transformer.js";
 export { KVCache } from "./model/kv-cache.js";
 export { causalMask, type Block } from "./model/block.js";
 export { SHAPES, headSize, kvDim, parameterCount, validateConfig, type ModelConfig } from "./model/config.js";

@@ -22,7 +22,7 @@ export { relaxedSimdSupported } from "./backends/wasm/detect.js";
 export { runBackendConformance, type ConformanceCheck, type ConformanceOptions, type ConformanceReport } from "./backends/conformance.js";
 
 // The model.
-export { Transformer } from "./model/transformer.js";
+export { Transformer, type WeightName } from "./model/transformer.js";
 export { KVCache } from "./model/kv-cache.js";
 export { SHAPES, parameterCount, validateConfig, type ModelConfig } from "./model/config.js";
 export { randomCheckpoint } from "./model/init.js";
@@ -51,6 +51,7 @@ export { PtpModel } from "./ptp/ptp-model.js";
 export { readStudent, writeStudent, checkStudentMatchesTeacher } from "./ptp/files/adapter-file.js";
 export { readPeftStudent, writePeftStudent, type ReadPeftOptions } from "./ptp/files/peft.js";
 export { loadStudent } from "./ptp/files/student-file.js";
+export type { TeacherIdentity } from "./ptp/files/ptp-file-parts.js";
 export { teacherChecksum } from "./ptp/files/teacher-checksum.js";
 export { randomStudent, randomDraft } from "./ptp/init.js";
 export type { Student, StudentConfig, StudentWeights, Variant, AuxKind, AuxEmbeddingConfig } from "./ptp/student-weights.js";

@@ -572,6 +572,25 @@ describe("panels in place", () => {
     expectClose(b.download(Y), want, (i) => matmulTol(K) * absDot(xData, wData, Math.floor(i / N), i % N, K), "matmul against js");
     // Reads of its rows.
     expectBitExact(b.download(W), wData, "download after packing");
+    // A download reads the rows out of the panels and leaves them where they are (no packing again at the next matmul); any range, as downloadInto.
+    const inPlace = (w: unknown): boolean => (w as { panelsInPlace: boolean }).panelsInPlace;
+    expect(inPlace(W)).toBe(true);
+    for (const [o, n] of [
+      [0, 1],
+      [5, 30],
+      [K - 1, 2],
+      [4 * K + 3, 3 * K],
+      [N * K - 7, 7],
+      [0, N * K],
+    ]) {
+      expectBitExact(b.download(W, o, n), wData.subarray(o, o + n), `download(W, ${o}, ${n}) from its panels`);
+      const into = new Float32Array(n);
+      b.downloadInto(W, into, o);
+      expectBitExact(into, wData.subarray(o, o + n), `downloadInto at ${o}, ${n} from its panels`);
+    }
+    expect(inPlace(W)).toBe(true);
+    b.matmul(Y, X, W, 3, K, N);
+    expectBitExact(b.download(Y), runMatmul(b, xData, wData, 3, K, N), "matmul on the panels a download left");
     b.matmul(Y, X, W, 3, K, N); // packed again
     const C = b.alloc(N * K);
     b.copy(C, 0, W, 0, N * K);
@@ -609,11 +628,12 @@ describe("panels in place", () => {
     const sq = b.alloc(K * K),
       sqData = Float32Array.from({ length: K * K }, () => r() - 0.5);
     b.upload(sq, sqData);
-    const S = up(
-      b,
-      Float32Array.from({ length: K * K }, () => r() - 0.5),
-    );
+    const sData = Float32Array.from({ length: K * K }, () => r() - 0.5),
+      S = up(b, sData);
     b.matmul(Y, X, S, 3, K, N); // S packed in place as a [N, K] weight (its first N rows)
+    expect(inPlace(S)).toBe(true);
+    expectBitExact(b.download(S, N * K - 5, 10), sData.subarray(N * K - 5, N * K + 5), "a range across the end of the panels (rows after them as they were)");
+    expectBitExact(b.download(S), sData, "a buffer longer than its panels");
     b.matmul(S, sq, sq, K, K, K); // S (packed as a weight above) is now y
     expectBitExact(b.download(S), runMatmul(b, sqData, sqData, K, K, K), "a packed weight overwritten as a matmul's y");
     b.free(W);

@@ -12,6 +12,7 @@ import { Transformer } from "../src/model/transformer.js";
 import { allocWeights, freeWeights } from "../src/model/device-weights.js";
 import { loadModel, readModel, readModelConfig } from "../src/io/model-file.js";
 import { firstBitDifference } from "./helpers.js";
+import { pureJsHash, teacherChecksum, teacherChecksumWith } from "../src/ptp/files/teacher-checksum.js";
 import type { Backend } from "../src/backends/backend.js";
 
 /** The wasm backend's bytes in live buffers (0 on a backend that does not count them). */
@@ -407,6 +408,39 @@ describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backe
       expect(live(backend)).toBe(before);
     }
   });
+
+  it.each(["wasm", "js"] as const)(
+    "IO-LOAD-MODEL-CHECKSUM (%s): teacherChecksum of the Transformer loadModel made, and of one made from the checkpoint, is the checkpoint's (v0 shared, v1 separate classifier), before and after forward calls (a weight's panels in place read as rows); node:crypto's SHA-256 and the pure-JS one give the same digest",
+    async (name) => {
+      const backend = await createBackend(name, { threads: 1 });
+      const v1 = join(tmp, `checksum-v1-${name}.bin`);
+      writeCheckpoint(v1, randomCheckpoint({ ...small, vocabSize: 40 }, 9), 1);
+      const digests = new Set<string>();
+      for (const path of [MODEL, v1]) {
+        const ckpt = readModel(path);
+        const want = teacherChecksum(ckpt);
+        digests.add(want);
+        expect(teacherChecksumWith(ckpt, pureJsHash())).toBe(want);
+        const loaded = loadModel(backend, path);
+        const uploaded = new Transformer(backend, ckpt);
+        for (const m of [loaded, uploaded]) {
+          expect(teacherChecksum(m)).toBe(want);
+          expect(teacherChecksumWith(m, pureJsHash())).toBe(want);
+          const logits = logitsOf(m);
+          expect(teacherChecksum(m)).toBe(want);
+          // Its rows read back for the checksum, the model still computes the same logits.
+          expect(firstBitDifference(logitsOf(m), logits)).toBeNull();
+          m.dispose();
+        }
+        expect(() => teacherChecksum(loaded)).toThrow(/withWeightRows/);
+      }
+      // One weight's bit flipped: another digest.
+      const flipped = readModel(MODEL);
+      flipped.weights.layers[0].wq[3] = Math.fround(flipped.weights.layers[0].wq[3] * 1.0000001 + 1e-7);
+      expect(digests.has(teacherChecksum(new Transformer(backend, flipped)))).toBe(false);
+      expect(digests.size).toBe(2);
+    },
+  );
 
   it("IO-LOAD-MODEL: a weight that is not finite is the FileFormatError readCheckpoint gives (naming the tensor and index), and the buffers read so far are freed; a file of another kind is named as readModel names it", async () => {
     const backend = await createBackend("wasm", { threads: 1 });

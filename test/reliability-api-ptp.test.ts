@@ -271,10 +271,18 @@ describe("the initialisers' nested options, loadStudent's teacher and KVCache's 
   it("API-PTP-LOADSTUDENT-TEACHER: loadStudent checks its teacher argument for a file as for a PEFT folder, and that the student was made for that teacher (shape and checksum)", () => {
     const path = join(mkdtempSync(join(tmpdir(), "ptp-api-ptp-")), "s.safetensors");
     writeStudent(path, student("C"));
-    throwsExactly(() => loadStudent(path, any("garbage")), TypeError, 'loadStudent: teacher must be { checkpoint, checksum } (the teacher\'s checkpoint and teacherChecksum), got "garbage" (string)');
-    throwsExactly(() => loadStudent(path, any({ chekpoint: ckpt, checksum })), RangeError, 'loadStudent: unknown option "chekpoint" in teacher; did you mean checkpoint? (the options are checkpoint, checksum)');
+    throwsExactly(() => loadStudent(path, any("garbage")), TypeError, 'loadStudent: teacher must be { config, checksum } (the teacher\'s config and teacherChecksum) or { checkpoint, checksum }, got "garbage" (string)');
+    throwsExactly(() => loadStudent(path, any({ chekpoint: ckpt, checksum })), RangeError, 'loadStudent: unknown option "chekpoint" in teacher; did you mean checkpoint? (the options are config, checkpoint, checksum)');
     expect(() => loadStudent(path, any({ checkpoint: ckpt }))).toThrow(/^loadStudent: teacher: checksum must be the teacher's checksum/);
     expect(() => loadStudent(path, any({ checkpoint: {}, checksum }))).toThrow(/^loadStudent: teacher.checkpoint must be a Checkpoint/);
+    // The teacher as its config and checksum (a Transformer's config, loadModel's, does as well): only the config is read.
+    throwsExactly(() => loadStudent(path, any({ checksum })), TypeError, "loadStudent: teacher has neither config nor checkpoint; give one ({ config, checksum } or { checkpoint, checksum })");
+    throwsExactly(() => loadStudent(path, any({ config: 5, checksum })), TypeError, "loadStudent: teacher.config must be a model config (a Checkpoint's or a Transformer's .config), got 5");
+    expect(() => loadStudent(path, any({ config: { ...ckpt.config, dim: -1 }, checksum }))).toThrow(/^loadStudent: .*dim/);
+    throwsExactly(() => loadStudent(path, any({ config: ckpt.config, checkpoint: ckpt, checksum })), TypeError, "loadStudent: teacher has both config and checkpoint; give one ({ config, checksum } or { checkpoint, checksum })");
+    expect(loadStudent(path, { config: ckpt.config, checksum }).config.variant).toBe("C");
+    expect(loadStudent(path, { config: new Transformer(new JsBackend(), ckpt).config, checksum }).config.variant).toBe("C");
+    expect(() => loadStudent(path, { config: ckpt.config, checksum: "0".repeat(64) })).toThrow(/belongs to teacher/);
     expect(loadStudent(path, { checkpoint: ckpt, checksum }).config.variant).toBe("C");
     expect(loadStudent(path).config.variant).toBe("C");
     // A teacher of the same shape with other weights, or of another shape: the student was not made for it.

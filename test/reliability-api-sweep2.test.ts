@@ -258,7 +258,7 @@ describe("PTP files, initialisers and the evaluation", () => {
     const { b, ckpt, checksum, teacher, student } = setup();
     const draft = randomDraft(ckpt, checksum, { variant: "C", window: 3, seed: 2 });
     const dir = scratch();
-    for (const c of [undefined, null, 5, {}]) expect(() => teacherChecksum(any(c)), String(c)).toThrow(/^teacherChecksum: (checkpoint must be a Checkpoint|the weights must be)/);
+    for (const c of [undefined, null, 5, {}]) expect(() => teacherChecksum(any(c)), String(c)).toThrow(/^teacherChecksum: (teacher must be a Checkpoint \(readModel\) or a Transformer \(loadModel\), got|checkpoint must be a Checkpoint|the weights must be)/);
     expect(() => teacherChecksum({ ...ckpt, weights: { ...ckpt.weights, layers: [] } })).toThrow(/^teacherChecksum: layers must be an array of nLayers = 1 layers/);
     for (const path of [undefined, null, 5, ""]) {
       expect(() => writeStudent(any(path), student)).toThrow(/^writeStudent: path must be a file path \(a non-empty string\)/);
@@ -284,7 +284,7 @@ describe("PTP files, initialisers and the evaluation", () => {
     expect(() => writePeftStudent(join(dir, "peft"), student, any({ base: "x" }))).toThrow(/^writePeftStudent: unknown option "base"; did you mean baseModel\?/);
     expect(() => writePeftStudent(join(dir, "peft"), student, any({ baseModel: 5 }))).toThrow(/^writePeftStudent: baseModel must be a string/);
     expect(() => readPeftStudent(dir, any({ teachr: 1 }))).toThrow(/^readPeftStudent: unknown option "teachr"; did you mean teacher\?/);
-    expect(() => readPeftStudent(dir, any({ teacher: {} }))).toThrow(/^readPeftStudent: teacher.checkpoint must be a Checkpoint/);
+    expect(() => readPeftStudent(dir, any({ teacher: {} }))).toThrow(/^readPeftStudent: teacher has neither config nor checkpoint; give one \({ config, checksum } or { checkpoint, checksum }\)$/);
     expect(() => new DraftModel(any(undefined), draft)).toThrow(/^DraftModel: teacher must be a Transformer/);
     expect(() => new DraftModel(teacher, draft, any({ classifier: "int8" }))).toThrow(/^DraftModel: unknown option "classifier"; did you mean classifierWeights\?/);
     // The good calls still work and round-trip.

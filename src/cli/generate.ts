@@ -1,10 +1,11 @@
-import { WEIGHT_TYPES } from "../backends/backend.js";
+import { WEIGHT_TYPES, type Backend } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
-import { loadModel, loadTokenizer, readModel, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
+import { loadModel, loadTokenizer, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
-import { Transformer } from "../model/transformer.js";
+import type { TextTokenizer } from "../io/hf-tokenizer.js";
+import type { Transformer } from "../model/transformer.js";
 import { loadStudent } from "../ptp/files/student-file.js";
 import { decodeAR, decodeARSteps, type DecodeResult } from "../ptp/decode/decode-ar.js";
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
@@ -271,13 +272,53 @@ function requireTokenizer(f: GenerateFlags): string {
 /** PTP decoding of one or more prompts, then AR decoding of the same prompts for the comparison. */
 async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, stepsGiven: boolean, interruption: Interruption): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
-  const checkpoint = readModel(f.model);
-  const tokenizer = loadTokenizer(tokenizerPath, checkpoint.config.vocabSize);
+  const config = readModelConfig(f.model);
+  const tokenizer = loadTokenizer(tokenizerPath, config.vocabSize);
   const texts = f.prompts !== undefined ? readPrompts(f.prompts) : [f.prompt ?? ""];
+  const runSteps = runPositions(io, f.steps, config.seqLen, stepsGiven);
+  const prompts = texts.map((t) => tokenizer.encode(t, true, false));
+  const batch = Math.min(texts.length, PROMPT_BATCH);
+  // The batch's prefill block (at most `batch` of the longest prompt).
+  const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
+  const refuse = (rows: number, flags: string): void => refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, rows, prefill), f.backend, flags);
+  // The AR comparison's cache is a floor on the run's: refused up front (exit 2) where even it would not fit, before the weights are read.
+  refuse(batch * (runSteps + 1), "--steps");
+  // The weights go straight into the backend's buffers (loadModel); the student's and draft's teacher checksum is read from them.
+  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
+  let teacher: Transformer;
+  try {
+    teacher = loadModel(backend, f.model);
+  } catch (err) {
+    backend.dispose?.();
+    throw err;
+  }
+  try {
+    return await decodePtp(f, decoder, io, interruption, { tokenizer, texts, prompts, runSteps, batch, refuse, backend, teacher });
+  } finally {
+    teacher.dispose();
+  }
+}
+
+/** What generatePtp has read and loaded before the student: the prompts, their run length and batch, and the teacher on its backend. */
+interface PtpInputs {
+  tokenizer: TextTokenizer;
+  texts: string[];
+  prompts: number[][];
+  runSteps: number;
+  batch: number;
+  /** refuseBeyondMemory for a decode cache of `rows` rows, naming `flags`. */
+  refuse: (rows: number, flags: string) => void;
+  backend: Backend;
+  teacher: Transformer;
+}
+
+/** generatePtp once the teacher is loaded: the student or draft (checked against the teacher's checksum), the decode, its check against AR and the report. */
+async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interruption: Interruption, { tokenizer, texts, prompts, runSteps, batch, refuse, backend, teacher }: PtpInputs): Promise<number> {
+  const config = teacher.config;
+  const checksum = f.student !== undefined || f.draft !== undefined ? teacherChecksum(teacher) : "";
   let student: Student | undefined;
   if (f.student !== undefined) {
-    const checksum = teacherChecksum(checkpoint);
-    student = loadStudent(f.student, { checkpoint, checksum });
+    student = loadStudent(f.student, { config, checksum });
     warnNonFinite(io, "student", f.student, student.weights);
     // A draft head drafts beside the teacher: its decoders and its default are the library's (proposerDecoders, defaultDecoder).
     const kind = studentKind(student);
@@ -295,7 +336,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   let draft: Draft | undefined;
   if (f.draft !== undefined) {
     draft = readDraft(f.draft);
-    checkDraftMatchesTeacher(draft, checkpoint, teacherChecksum(checkpoint), f.draft);
+    checkDraftMatchesTeacher(draft, teacher, checksum, f.draft);
     warnNonFinite(io, "draft model", f.draft, draft.weights);
   }
   const sampling = { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] };
@@ -325,15 +366,8 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
     studentWindow: student?.config.window,
     studentDraftHead: student?.config.draftHead === true,
   });
-  const runSteps = runPositions(io, f.steps, checkpoint.config.seqLen, stepsGiven);
-  const batch = Math.min(texts.length, PROMPT_BATCH);
-  const rows = decodeCacheRows(batch, runSteps, settings.window, decoding, checkpoint.config.vocabSize);
-  const prompts = texts.map((t) => tokenizer.encode(t, true, false));
-  // The decode's cache after a batch's prefill block (at most `batch` of the longest prompt): refused up front (exit 2) where it would not fit.
-  const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
-  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(checkpoint.config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
-  const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
-  const teacher = new Transformer(backend, checkpoint);
+  // The decoder's cache after a batch's prefill block: refused (exit 2) where it would not fit.
+  refuse(decodeCacheRows(batch, runSteps, settings.window, decoding, config.vocabSize), "--steps (or --window, --budget, --drafts)");
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
   try {
@@ -399,7 +433,6 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   } finally {
     draftModel?.dispose();
     model?.dispose();
-    teacher.dispose();
   }
 }
 

@@ -3,13 +3,13 @@ import { existsSync, rmSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, checkThreadsBackend } from "./flag-groups.js";
-import { loadTokenizer, readModel } from "../io/model-file.js";
+import { loadModel, loadTokenizer, readModelConfig } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
 import { formatRate, Progress } from "../util/progress.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
 import { readPrompts } from "./ptp-common.js";
-import { Transformer } from "../model/transformer.js";
+import type { Transformer } from "../model/transformer.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { fileKindOf } from "../io/file-kind.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
@@ -73,33 +73,47 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   }
   lockOutput(io, "pregenerate", out, argv);
 
-  const checkpoint = readModel(f.model);
-  const tokenizer = loadTokenizer(f.tokenizer, checkpoint.config.vocabSize);
+  // The header now, the weights straight into the backend's buffers once it exists (loadModel).
+  const config = readModelConfig(f.model);
+  const tokenizer = loadTokenizer(f.tokenizer, config.vocabSize);
   const prompts: PromptSet = f.prompts !== undefined ? { source: basename(f.prompts), tokens: readPrompts(f.prompts).map((t) => tokenizer.encode(t, true, false)) } : bosPrompts();
-  const seqLen = checkpoint.config.seqLen;
+  const seqLen = config.seqLen;
   prompts.tokens.forEach((p, i) => {
     if (p.length > seqLen) throw new Error(`${quotePath(String(f.prompts))}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
   const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
-  refuseBeyondMemory(`pregenerate: ${quotePath(f.model)}`, inferenceMemory(checkpoint.config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
+  refuseBeyondMemory(`pregenerate: ${quotePath(f.model)}`, inferenceMemory(config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
   // The records' bits depend on the backend (and its wasm build), which the header records: it comes first.
   const backend = await createBackend(f.backend, { threads: f.threads });
-  const meta = datasetMeta(
-    checkpoint,
-    prompts,
-    {
-      sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
-      samplesPerPrompt: f.samples,
-      maxSteps: f.steps,
-      seed: f.seed,
-    },
-    backend,
-  );
-
-  // Started over only now, with the model, the prompts and the backend ready.
-  if (f.force && existsSync(out)) rmSync(out);
-  const writer = DatasetWriter.open(out, meta, { resume: f.resume === true });
-  let model: Transformer | undefined;
+  let model: Transformer;
+  try {
+    model = loadModel(backend, f.model);
+  } catch (err) {
+    backend.dispose?.();
+    throw err;
+  }
+  let writer: DatasetWriter;
+  try {
+    // The teacher's checksum read from its buffers (teacherChecksum of a Transformer).
+    const meta = datasetMeta(
+      model,
+      prompts,
+      {
+        sampling: { temperature: f.temperature, topK: f["top-k"], topP: f["top-p"] === 0 ? 1 : f["top-p"] },
+        samplesPerPrompt: f.samples,
+        maxSteps: f.steps,
+        seed: f.seed,
+      },
+      backend,
+    );
+    // Started over only now, with the model, the prompts and the backend ready.
+    if (f.force && existsSync(out)) rmSync(out);
+    writer = DatasetWriter.open(out, meta, { resume: f.resume === true });
+  } catch (err) {
+    model.dispose();
+    backend.dispose?.();
+    throw err;
+  }
   // Ctrl-C / kill: finish the current record, sync, and say how to continue.
   const abort = new AbortController();
   let stoppedBy: StopSignal = "SIGINT";
@@ -110,8 +124,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    model = new Transformer(backend, checkpoint);
-    const total = totalRecords(meta);
+    const total = totalRecords(writer.meta);
     if (writer.resumed) {
       const tail = writer.truncatedBytes > 0 ? `; truncated a torn last record (${writer.truncatedBytes} bytes)` : "";
       io.stderr(`resuming ${out}: ${writer.records} of ${total} records complete${tail}\n`);
@@ -145,7 +158,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     writer.close();
-    model?.dispose();
+    model.dispose();
   }
 }
 

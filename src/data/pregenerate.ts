@@ -68,9 +68,11 @@ export interface PregenerateSettings {
 /**
  * The header metadata for a dataset of `teacher`'s completions of `prompts`,
  * sampled on `backend` (the records' bits depend on it: see DatasetMeta.backend).
+ * The teacher is its Checkpoint or the Transformer holding it (loadModel):
+ * the same teacherChecksum.
  */
-export function datasetMeta(teacher: Checkpoint, prompts: PromptSet, settings: PregenerateSettings, backend: Backend): DatasetMeta {
-  if (teacher === null || typeof teacher !== "object" || teacher.config === null || typeof teacher.config !== "object") throw new TypeError(`datasetMeta: teacher must be a Checkpoint (as readModel returns), got ${describeValue(teacher)}`);
+export function datasetMeta(teacher: Checkpoint | Transformer, prompts: PromptSet, settings: PregenerateSettings, backend: Backend): DatasetMeta {
+  if (teacher === null || typeof teacher !== "object" || teacher.config === null || typeof teacher.config !== "object") throw new TypeError(`datasetMeta: teacher must be a Checkpoint (as readModel returns) or a Transformer (loadModel), got ${describeValue(teacher)}`);
   checkPromptSet(prompts, "datasetMeta", teacher.config.vocabSize, teacher.config.seqLen);
   if (settings === null || typeof settings !== "object") throw new TypeError(`datasetMeta: settings must be an object { sampling, samplesPerPrompt, maxSteps, seed }, got ${describeValue(settings)}`);
   for (const key of Object.keys(settings)) {

@@ -13,7 +13,7 @@ import { KVCache } from "./kv-cache.js";
 import type { RowAdapter } from "./linear.js";
 import { RunState } from "./run-state.js";
 import { checkOptionKeys } from "../util/options.js";
-import { checkCheckpoint, type Checkpoint } from "./weights.js";
+import { checkCheckpoint, type Checkpoint, type LayerWeights } from "./weights.js";
 
 /** How a Transformer runs on its backend. */
 export interface TransformerOptions {
@@ -25,6 +25,9 @@ export interface TransformerOptions {
    */
   classifierWeights?: WeightType;
 }
+
+/** A weight of the model: model-wide, or one of each block's (LayerWeights). */
+export type WeightName = "tokenEmbedding" | "rmsFinal" | "wcls" | keyof LayerWeights;
 
 /** The keys of TransformerOptions; another is a typo that would be ignored. */
 export const TRANSFORMER_OPTIONS: readonly (keyof TransformerOptions)[] = ["classifierWeights"];
@@ -53,6 +56,21 @@ export class Transformer {
   get tokenEmbeddingTable(): Float32Array {
     return (this.host.tokenEmbedding ??= this.hostTable(this.weights.tokenEmbedding));
   }
+  /**
+   * One token's row of the embedding table [dim] (a hybrid slot input adds
+   * it): a view of the host table where the model has one (built from a
+   * Checkpoint, or tokenEmbeddingTable read before), else that row alone
+   * downloaded, so that a model loadModel made never copies the whole table
+   * for it.
+   */
+  tokenEmbeddingRow(token: number): Float32Array {
+    this.alive("tokenEmbeddingRow");
+    const { vocabSize, dim } = this.config;
+    if (!(Number.isInteger(token) && token >= 0 && token < vocabSize)) throw new RangeError(`tokenEmbeddingRow: token ${describeValue(token)} is outside the vocabulary (0..${vocabSize - 1})`);
+    const table = this.host.tokenEmbedding;
+    return table ? table.subarray(token * dim, (token + 1) * dim) : this.backend.download(this.weights.tokenEmbedding, token * dim, dim);
+  }
+
   /** The final norm [dim] and classifier [vocab, dim] on the host (as tokenEmbeddingTable): a PTP draft head's own start from them. */
   get finalNormTable(): Float32Array {
     return (this.host.rmsFinal ??= this.hostTable(this.weights.rmsFinal));
@@ -93,6 +111,26 @@ export class Transformer {
     this.state = new RunState(backend, this.config);
     const c = this.config;
     this.layerShape = { dim: c.dim, hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: headSize(c), ropeTheta: c.ropeTheta, normEps: c.normEps };
+  }
+
+  /**
+   * Runs `use` on a weight's rows as floats on the host (`layer` for a
+   * block's weight; the shared classifier is the embedding): a view of the
+   * backend's memory where it has hostView (valid during the call only; do
+   * not keep or write it), else a download. teacherChecksum reads a model's
+   * weights this way.
+   */
+  withWeightRows<T>(name: WeightName, layer: number | undefined, use: (rows: Float32Array) => T): T {
+    this.alive("withWeightRows");
+    const w = this.weights;
+    let b: Buffer | undefined;
+    if (name === "tokenEmbedding" || name === "rmsFinal" || name === "wcls") {
+      if (layer === undefined) b = w[name];
+    } else if (Number.isInteger(layer) && (layer as number) >= 0 && (layer as number) < this.config.nLayers && Object.hasOwn(w.layers[layer as number], name)) {
+      b = w.layers[layer as number][name];
+    }
+    if (b === undefined) throw new RangeError(`withWeightRows: no weight ${describeValue(name)}${layer === undefined ? "" : ` in layer ${describeValue(layer)}`} (the model-wide tokenEmbedding, rmsFinal, wcls without a layer; rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3 with one of 0..${this.config.nLayers - 1})`);
+    return use(this.backend.hostView ? this.backend.hostView(b) : this.backend.download(b));
   }
 
   /** A weight's rows downloaded to the host, once (weights given on the backend: loadModel). */

@@ -6,7 +6,7 @@ import { describeValue } from "../util/checks.js";
 import { checkOptionKeys } from "../util/options.js";
 import { checkDraft } from "./student-weights.js";
 import type { ModelWeights } from "../model/weights.js";
-import { slotInput } from "./ptp-model.js";
+import { slotInput, tableRow } from "./ptp-model.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, Variant } from "./student-weights.js";
 
 /**
@@ -107,7 +107,8 @@ export class DraftModel {
   /** The input of a slot: the rule PtpModel's student follows (slotInput in ptp-model.ts). */
   slotInput(ownU: number, previousU: number | undefined, lastToken?: number): Float32Array {
     const { config, weights } = this.draft;
-    const hybridTokens = config.hybrid ? weights.model.tokenEmbedding : undefined;
+    const table = weights.model.tokenEmbedding;
+    const hybridTokens = config.hybrid ? (token: number) => tableRow(table, token, config.model.dim) : undefined;
     return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: config.model.dim, hybridTokens }, ownU, previousU, lastToken);
   }
 

@@ -22,8 +22,8 @@ export interface SlotInputSource {
   /** C-PTP: the input of a window's first slot [dim]. */
   start?: Float32Array;
   dim: number;
-  /** Hybrid slot input: the token embedding table [vocab, dim] a window's first slot adds. */
-  hybridTokens?: Float32Array;
+  /** Hybrid slot input: a token's embedding row [dim], which a window's first slot adds (tableRow of the table, or the teacher's tokenEmbeddingRow). */
+  hybridTokens?: (token: number) => Float32Array;
 }
 
 /**
@@ -42,15 +42,22 @@ export function slotInput(src: SlotInputSource, ownU: number, previousU: number 
   const x = src.variant === "O" ? embedAux(ownU, src.aux, src.auxWeights, src.dim) : previousU === undefined ? src.start!.slice() : embedAux(previousU, src.aux, src.auxWeights, src.dim);
   if (src.hybridTokens && previousU === undefined) {
     if (lastToken === undefined) throw new Error("slotInput: a hybrid model's first slot needs the last known token");
-    addTokenRow(x, src.hybridTokens, lastToken, src.dim);
+    const row = src.hybridTokens(lastToken);
+    for (let d = 0; d < src.dim; d++) x[d] += row[d];
   }
   return x;
 }
 
+/** Row `token` [dim] of a table [vocab, dim] (a view), or a RangeError for a token outside it. */
+export function tableRow(table: Float32Array, token: number, dim: number): Float32Array {
+  if (!(Number.isInteger(token) && token >= 0 && (token + 1) * dim <= table.length)) throw new RangeError(`slot input: token ${token} is outside the vocabulary`);
+  return table.subarray(token * dim, (token + 1) * dim);
+}
+
 /** x += table[token] (float32 sums, as the training graph adds them). */
 export function addTokenRow(x: Float32Array, table: Float32Array, token: number, dim: number): void {
-  if (!(Number.isInteger(token) && token >= 0 && (token + 1) * dim <= table.length)) throw new RangeError(`slot input: token ${token} is outside the vocabulary`);
-  for (let d = 0; d < dim; d++) x[d] += table[token * dim + d];
+  const row = tableRow(table, token, dim);
+  for (let d = 0; d < dim; d++) x[d] += row[d];
 }
 
 /**
@@ -208,7 +215,7 @@ export class PtpModel {
     assertValidU(ownU, "PtpModel.slotInput: ownU");
     if (previousU !== undefined) assertValidU(previousU, "PtpModel.slotInput: previousU");
     if (config.query && previousU === undefined) throw new Error("slotInput: a query student's first slot has no input vector: it is a row reading the last known token (SlotRow.input = the token)");
-    const hybridTokens = config.hybrid ? this.teacher.tokenEmbeddingTable : undefined;
+    const hybridTokens = config.hybrid ? (token: number) => this.teacher.tokenEmbeddingRow(token) : undefined;
     return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim, hybridTokens }, ownU, previousU, lastToken);
   }
 

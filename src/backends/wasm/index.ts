@@ -401,11 +401,18 @@ export class WasmBackend implements Backend {
     return new Float32Array(this.k.memory.buffer, b.ptr, b.length);
   }
 
+  // Downloads read a weight's rows out of its panels where they lie in its place (rowsOutOfPanels): a
+  // read leaves them, so the next matmul does not pack the weight again (a host table fetched mid-decode).
   download(buf: Buffer, offset = 0, length?: number): Float32Array {
-    const b = this.buf(buf, "download");
+    const b = this.buf(buf, "download", true);
     length ??= b.length - offset;
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > b.length) {
       throw this.err(`download: range [${offset}, ${offset + length}) is outside a buffer of ${b.length}`);
+    }
+    if (b.panelsInPlace) {
+      const out = new Float32Array(length);
+      this.rowsOutOfPanels(b, out, offset);
+      return out;
     }
     const start = this.index(b) + offset;
     // f32: one copy out of the shared memory (slice); other dtypes convert element by element.
@@ -414,13 +421,39 @@ export class WasmBackend implements Backend {
   }
 
   downloadInto(buf: Buffer, out: Float32Array, offset = 0): void {
-    const b = this.buf(buf, "downloadInto");
+    const b = this.buf(buf, "downloadInto", true);
     if (!(out instanceof Float32Array)) throw this.err("downloadInto: out must be a Float32Array");
     if (!Number.isInteger(offset) || offset < 0 || offset + out.length > b.length) {
       throw this.err(`downloadInto: range [${offset}, ${offset + out.length}) is outside a buffer of ${b.length}`);
     }
+    if (b.panelsInPlace) return this.rowsOutOfPanels(b, out, offset);
     const start = this.index(b) + offset;
     out.set(this.view(b.dtype).subarray(start, start + out.length));
+  }
+
+  /**
+   * Floats [offset, offset + out.length) of a weight whose panels lie in its
+   * place, as rows: element (n, k) of the packedN x packedK rows sits at
+   * float (n >> 2) * 4K + 4k + (n & 3) (packPanels, N a multiple of 4);
+   * floats past the panels are rows as they were.
+   */
+  private rowsOutOfPanels(b: WasmBuffer, out: Float32Array, offset: number): void {
+    const f = this.view("f32") as Float32Array;
+    const base = this.index(b),
+      K = b.packedK,
+      packed = K * b.packedN,
+      end = offset + out.length;
+    let i = offset;
+    while (i < Math.min(end, packed)) {
+      const n = Math.floor(i / K),
+        k0 = i - n * K,
+        k1 = Math.min(K, k0 + (end - i));
+      let src = base + (n >> 2) * 4 * K + (n & 3) + 4 * k0;
+      let dst = i - offset;
+      for (let k = k0; k < k1; k++, src += 4) out[dst++] = f[src];
+      i += k1 - k0;
+    }
+    if (end > i) out.set(f.subarray(base + i, base + end), i - offset);
   }
 
   free(buf: Buffer): void {

@@ -29,12 +29,12 @@
  * file written here byte for byte.
  */
 import { SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
-import { checkCheckpoint, LINEAR_NAMES, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../../model/weights.js";
+import { LINEAR_NAMES, linearShape, type LayerWeights, type LinearName } from "../../model/weights.js";
 import { quote } from "../../io/errors.js";
 import { describeValue } from "../../util/checks.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { checkOptionKeys } from "../../util/options.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkSlots, checkTeacherChecksum, fieldFail, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkSlots, checkTeacherChecksum, checkTeacherWithConfig, fieldFail, parseSlotFile, ptpFileAccess } from "./ptp-file-parts.js";
 import { parseAux, parseShapeObject, parseSlotInput, slotInputFields, parseTeacherChecksum, parseVariant, plainFail, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 import { checkStudent, MAX_ALPHA, MIN_ALPHA, PICK_FEEDBACK_KINDS, type LayerLora, type PickFeedbackKind, type Student, type StudentConfig, type StudentWeights } from "../student-weights.js";
 
@@ -293,10 +293,12 @@ export const writeStudent: (path: string, student: Student) => void = studentFil
  * for a teacher with dim 288, nLayers 6 but the model has dim 64, nLayers
  * 5"), then the checksum (`checksum` = teacherChecksum(teacher)). `where`
  * names the adapter, usually its path; messages start "adapter <where>".
+ * `teacher` is anything with the teacher's config: its Checkpoint, its
+ * Transformer (loadModel) or a TeacherIdentity; only the config is read.
  */
-export function checkStudentMatchesTeacher(student: Student, teacher: Checkpoint, checksum: string, where: string): void {
+export function checkStudentMatchesTeacher(student: Student, teacher: { config: ModelConfig }, checksum: string, where: string): void {
   checkStudent(student, "checkStudentMatchesTeacher");
-  checkCheckpoint(teacher, "checkStudentMatchesTeacher", "teacher");
+  checkTeacherWithConfig(teacher, "checkStudentMatchesTeacher");
   checkChecksumArgument(checksum, "checkStudentMatchesTeacher");
   if (typeof where !== "string") throw new TypeError(`checkStudentMatchesTeacher: where must be a string naming the adapter (usually its path), got ${describeValue(where)}`);
   const want = student.config.teacherShape;

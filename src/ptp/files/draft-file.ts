@@ -31,9 +31,9 @@ import { describeValue } from "../../util/checks.js";
 import { checkDraft } from "../student-weights.js";
 import { serializeSafetensors } from "../../io/safetensors.js";
 import { CONFIG_FIELDS, type ModelConfig } from "../../model/config.js";
-import { checkCheckpoint, linearShape, type Checkpoint, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
+import { linearShape, type LayerWeights, type LinearName, type ModelWeights } from "../../model/weights.js";
 import type { Draft, DraftConfig, DraftWeights } from "../draft-model.js";
-import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, parseAux, parseShapeObject, parseSlotInput, parseSlotFile, ptpFileAccess, slotInputFields } from "./ptp-file-parts.js";
+import { auxMetadata, auxSlots, checkAuxWeights, checkChecksumArgument, checkFormat, checkModelShape, checkTeacherChecksum, checkTeacherWithConfig, parseAux, parseShapeObject, parseSlotInput, parseSlotFile, ptpFileAccess, slotInputFields } from "./ptp-file-parts.js";
 import { parseTeacherChecksum, parseVariant, plainFail, positiveInteger, required, writeSlots, type Fail, type Slot } from "./ptp-file-parts.js";
 
 export const DRAFT_FORMAT = "ptp-draft";
@@ -181,10 +181,11 @@ export const writeDraft: (path: string, draft: Draft) => void = draftFile.write;
  * the vocabulary size (the only shape they share), then the checksum
  * (`checksum` = teacherChecksum(teacher)). `where` names the draft file,
  * usually its path; messages start "draft model <where>".
+ * `teacher`: anything with the teacher's config (as checkStudentMatchesTeacher).
  */
-export function checkDraftMatchesTeacher(draft: Draft, teacher: Checkpoint, checksum: string, where: string): void {
+export function checkDraftMatchesTeacher(draft: Draft, teacher: { config: ModelConfig }, checksum: string, where: string): void {
   checkDraft(draft, "checkDraftMatchesTeacher");
-  checkCheckpoint(teacher, "checkDraftMatchesTeacher", "teacher");
+  checkTeacherWithConfig(teacher, "checkDraftMatchesTeacher");
   checkChecksumArgument(checksum, "checkDraftMatchesTeacher");
   if (typeof where !== "string") throw new TypeError(`checkDraftMatchesTeacher: where must be a string naming the draft file (usually its path), got ${describeValue(where)}`);
   const vocab = teacher.config.vocabSize;

@@ -27,7 +27,7 @@
  * The LoRA scale is lora_alpha / r; rsLoRA, DoRA, LoRA biases, per-module
  * ranks or alphas, modules_to_save and fan_in_fan_out are refused by name.
  */
-import { checkTeacherArgument, hasStartVector } from "./ptp-file-parts.js";
+import { checkTeacherArgument, hasStartVector, type TeacherIdentity } from "./ptp-file-parts.js";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "../../io/atomic-write.js";
@@ -185,8 +185,8 @@ export function isPeftFolder(dir: string): boolean {
 }
 
 export interface ReadPeftOptions {
-  /** The teacher, needed when the folder has no PTP settings (a reference-code folder): its shape and checksum. */
-  teacher?: { checkpoint: Checkpoint; checksum: string };
+  /** The teacher, needed when the folder has no PTP settings (a reference-code folder): its config and checksum (or { checkpoint, checksum }). */
+  teacher?: TeacherIdentity | { checkpoint: Checkpoint; checksum: string };
   /** For folders without PTP settings: the variant (default O) and window (default 16). */
   variant?: Variant;
   window?: number;
@@ -217,8 +217,8 @@ export const NEEDS_TEACHER = 'has no "ptp" settings (a reference-code folder)';
 
 export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Student {
   checkPath(dir, "readPeftStudent", "dir");
-  const { teacher, variant: askedVariant, window: askedWindow } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
-  checkTeacherArgument(teacher, "readPeftStudent");
+  const { teacher: given, variant: askedVariant, window: askedWindow } = checkOptionKeys(options, "readPeftStudent", ["teacher", "variant", "window"]);
+  const teacher = checkTeacherArgument(given, "readPeftStudent");
   // Checked whether or not the folder's own settings make them moot: a bad one is the caller's mistake either way.
   if (askedVariant !== undefined && askedVariant !== "O" && askedVariant !== "C") throw new RangeError(`readPeftStudent: variant must be "O" or "C", got ${describeValue(askedVariant)}`);
   if (askedWindow !== undefined) checkInteger(askedWindow, "readPeftStudent", "window", 1);
@@ -268,7 +268,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
   const settings = isPlainObject(j.ptp) ? (j.ptp as unknown as PeftPtpSettings) : undefined;
   if (settings && settings.format !== PEFT_PTP_FORMAT) cfgFail(`"ptp.format" must be "${PEFT_PTP_FORMAT}", found ${quote(settings.format)}`);
   if (settings && settings.gate !== PTP_GATE) cfgFail(`"ptp.gate" ${quote(settings.gate)} is not supported (expected "${PTP_GATE}")`);
-  if (!settings && !options.teacher) cfgFail(`${NEEDS_TEACHER}: load it with its teacher model, which gives the teacher's shape`);
+  if (!settings && !teacher) cfgFail(`${NEEDS_TEACHER}: load it with its teacher model, which gives the teacher's shape`);
   if (settings && settings.format_version !== PEFT_PTP_VERSION) cfgFail(`"ptp.format_version" must be "${PEFT_PTP_VERSION}", found ${quote(settings.format_version)}`);
   if (settings && !(typeof settings.teacher_checksum === "string" && /^[0-9a-f]+$/.test(settings.teacher_checksum))) cfgFail(`"ptp.teacher_checksum" must be the teacher's checksum (a hex string), found ${quote(settings.teacher_checksum)}`);
   // The settings that name the student's tensors and messages, before they are used (the rest, ranges included, is checked with the student).
@@ -288,7 +288,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     tensors.set(k, t);
   }
 
-  const teacherShape = settings ? settings.teacher_shape : teacherShapeOf(options.teacher!.checkpoint.config);
+  const teacherShape = settings ? settings.teacher_shape : teacherShapeOf(teacher!.config);
   const t = teacherShape;
   if (!isPlainObject(t) || typeof t.dim !== "number" || typeof t.nHeads !== "number") cfgFail(`"ptp.teacher_shape" is not a model shape`);
   // The model config's own bounds (whole sizes, nLayers <= MAX_LAYERS, ...), before any loop over its layers.
@@ -418,7 +418,7 @@ export function readPeftStudent(dir: string, options: ReadPeftOptions = {}): Stu
     aux,
     window: settings ? settings.window : (options.window ?? REFERENCE_DEFAULT_WINDOW),
     teacherShape: teacherShapeOf(t),
-    teacherChecksum: settings ? settings.teacher_checksum : options.teacher!.checksum,
+    teacherChecksum: settings ? settings.teacher_checksum : teacher!.checksum,
   };
   if (settings?.slot_input !== undefined) {
     if (settings.slot_input !== "hybrid" && settings.slot_input !== "query") cfgFail(`"ptp.slot_input" must be "hybrid" or "query" when present, found ${quote(settings.slot_input)}`);

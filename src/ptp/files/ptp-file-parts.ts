@@ -9,8 +9,8 @@ import { writeBytesAtomically } from "../../io/atomic-write.js";
 import { checkPath, FileFormatError, quote, readFileBytes } from "../../io/errors.js";
 import { describeValue } from "../../util/checks.js";
 import { parseSafetensors, type SafeTensor, type SafetensorsFile } from "../../io/safetensors.js";
-import { configProblems, INT_SHAPE_FIELDS, type ModelConfig } from "../../model/config.js";
-import { checkCheckpoint } from "../../model/weights.js";
+import { configProblems, INT_SHAPE_FIELDS, validateConfig, type ModelConfig } from "../../model/config.js";
+import { checkCheckpoint, type Checkpoint } from "../../model/weights.js";
 import { checkObject, checkOptionKeys } from "../../util/options.js";
 import type { AuxEmbeddingConfig, AuxEmbeddingWeights, AuxKind, Variant } from "../student-weights.js";
 
@@ -338,12 +338,38 @@ const CHECKSUM_PREFIX = 12;
  * teacherChecksum), no other key (a misspelt one would leave the teacher
  * unused); else a TypeError or RangeError naming `where`.
  */
-export function checkTeacherArgument(teacher: unknown, where: string): void {
-  if (teacher === undefined) return;
-  const t = checkObject(teacher, where, "teacher", "{ checkpoint, checksum } (the teacher's checkpoint and teacherChecksum)");
-  checkOptionKeys(t, where, ["checkpoint", "checksum"], "teacher");
-  checkCheckpoint(t.checkpoint, where, "teacher.checkpoint");
+export function checkTeacherArgument(teacher: unknown, where: string): TeacherIdentity | undefined {
+  if (teacher === undefined) return undefined;
+  const t = checkObject(teacher, where, "teacher", "{ config, checksum } (the teacher's config and teacherChecksum) or { checkpoint, checksum }");
+  checkOptionKeys(t, where, ["config", "checkpoint", "checksum"], "teacher");
+  if ((t.checkpoint === undefined) === (t.config === undefined)) throw new TypeError(`${where}: teacher has ${t.config === undefined ? "neither" : "both"} config ${t.config === undefined ? "nor" : "and"} checkpoint; give one ({ config, checksum } or { checkpoint, checksum })`);
+  if (t.checkpoint !== undefined) checkCheckpoint(t.checkpoint, where, "teacher.checkpoint");
+  else checkTeacherConfig(t.config, where, "teacher.config");
   checkChecksumArgument(t.checksum, `${where}: teacher`);
+  return { config: t.checkpoint !== undefined ? (t.checkpoint as Checkpoint).config : (t.config as ModelConfig), checksum: t.checksum };
+}
+
+/**
+ * The teacher a student or draft file is checked against: its config and
+ * teacherChecksum (of its Checkpoint, or of the Transformer loadModel made).
+ * `{ checkpoint, checksum }` is accepted wherever this is and means
+ * `{ config: checkpoint.config, checksum }`.
+ */
+export interface TeacherIdentity {
+  config: ModelConfig;
+  checksum: string;
+}
+
+/** A config given as teacher.config: a model config (a Checkpoint's or a Transformer's), else a TypeError/RangeError naming `where`. */
+function checkTeacherConfig(config: unknown, where: string, name: string): asserts config is ModelConfig {
+  if (config === null || typeof config !== "object") throw new TypeError(`${where}: ${name} must be a model config (a Checkpoint's or a Transformer's .config), got ${describeValue(config)}`);
+  validateConfig(config as ModelConfig, where);
+}
+
+/** The teacher a match check reads the config of: its Checkpoint, its Transformer or a TeacherIdentity (anything with a valid `config`). */
+export function checkTeacherWithConfig(teacher: unknown, where: string): asserts teacher is { config: ModelConfig } {
+  if (teacher === null || typeof teacher !== "object") throw new TypeError(`${where}: teacher must be a Checkpoint, a Transformer or { config } (the teacher's config is read), got ${describeValue(teacher)}`);
+  checkTeacherConfig((teacher as { config?: unknown }).config, where, "teacher.config");
 }
 
 /** A teacher checksum argument (teacherChecksum(teacher)): a non-empty string, else a TypeError naming `where`. */

@@ -8,7 +8,7 @@ import { isDirectory } from "../../io/hf-checkpoint.js";
 import type { Checkpoint } from "../../model/weights.js";
 import { checkStudentMatchesTeacher, readStudent } from "./adapter-file.js";
 import { isPeftFolder, PEFT_CONFIG, readPeftStudent } from "./peft.js";
-import { checkTeacherArgument } from "./ptp-file-parts.js";
+import { checkTeacherArgument, type TeacherIdentity } from "./ptp-file-parts.js";
 import type { Student } from "../student-weights.js";
 
 /**
@@ -17,15 +17,15 @@ import type { Student } from "../student-weights.js";
  * adapter format. With a teacher, the student must have been made for it:
  * its shape and its checksum (checkStudentMatchesTeacher, naming `path`).
  */
-export function loadStudent(path: string, teacher?: { checkpoint: Checkpoint; checksum: string }): Student {
+export function loadStudent(path: string, teacher?: TeacherIdentity | { checkpoint: Checkpoint; checksum: string }): Student {
   checkPath(path, "loadStudent");
-  checkTeacherArgument(teacher, "loadStudent");
-  const student = readEither(path, teacher);
-  if (teacher !== undefined) checkStudentMatchesTeacher(student, teacher.checkpoint, teacher.checksum, path);
+  const identity = checkTeacherArgument(teacher, "loadStudent");
+  const student = readEither(path, identity);
+  if (identity !== undefined) checkStudentMatchesTeacher(student, identity, identity.checksum, path);
   return student;
 }
 
-function readEither(path: string, teacher: { checkpoint: Checkpoint; checksum: string } | undefined): Student {
+function readEither(path: string, teacher: TeacherIdentity | undefined): Student {
   if (!isDirectory(path)) {
     try {
       return readStudent(path);
