@@ -9,7 +9,10 @@ import { randomCheckpoint } from "../src/model/init.js";
 import { modelConfigFromHf, modelConfigToHf } from "../src/io/hf-config.js";
 import { hfTensors, permuteRowsFromHf, permuteRowsToHf, readHfCheckpoint, writeHfCheckpoint } from "../src/io/hf-checkpoint.js";
 import { llama2cTokenizerToJson } from "../src/io/hf-tokenizer.js";
-import { loadTokenizer, readModel } from "../src/io/model-file.js";
+import { loadModel, loadTokenizer, readModel, readModelConfig } from "../src/io/model-file.js";
+import { createBackend } from "../src/backends/registry.js";
+import type { Backend } from "../src/backends/backend.js";
+import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { halfToFloat } from "../src/io/safetensors.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
@@ -233,6 +236,130 @@ describe("HF folders round-trip", () => {
       expect((await runCli("convert", "--model", halfDir, "--to", "llama2c", "--out", bin)).code).toBe(0);
       expect(firstBitDifference(await logitsOf(readCheckpoint(bin)), await logitsOf(b))).toBeNull();
     }
+  });
+});
+
+describe("HF-LOAD-MODEL: loadModel reads a Hugging Face folder straight into the backend's buffers", () => {
+  const live = (b: Backend): number => (b as unknown as { liveBytes?: number }).liveBytes ?? 0;
+  /**
+   * `ckpt` as an HF folder of `dtype` tensors in `shards` files, and its
+   * twin read from a folder of one F32 file holding the same values (halves
+   * decoded here, by hand: the reference does not go through the decoder
+   * under test).
+   */
+  function folderOf(ckpt: Checkpoint, dtype: "F32" | "F16" | "BF16", shards: number): { dir: string; twin: Checkpoint } {
+    type Raw = { name: string; dtype: string; shape: number[]; bytes: Uint8Array };
+    const tensors: Raw[] = [];
+    const exact: Raw[] = [];
+    for (const [name, t] of hfTensors(ckpt)) {
+      const data = t.data as Float32Array;
+      if (dtype === "F32") {
+        const bytes = new Uint8Array(data.slice().buffer);
+        tensors.push({ name, dtype, shape: t.shape, bytes });
+        exact.push({ name, dtype, shape: t.shape, bytes });
+        continue;
+      }
+      const bits = new Uint16Array(data.length);
+      const f32bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+      const back = new Float32Array(data.length);
+      for (let i = 0; i < data.length; i++) {
+        if (dtype === "BF16") {
+          bits[i] = f32bits[i] >>> 16;
+          back[i] = new Float32Array(new Uint32Array([bits[i] << 16]).buffer)[0];
+        } else {
+          // A normal half near the float (its top 10 mantissa bits), magnitudes kept in 2^-14..2^15: (-1)^s 2^(e-15) (1 + m/1024).
+          const e = Math.min(30, Math.max(1, ((f32bits[i] >>> 23) & 0xff) - 127 + 15));
+          const m = (f32bits[i] >>> 13) & 0x3ff;
+          bits[i] = ((f32bits[i] >>> 16) & 0x8000) | (e << 10) | m;
+          back[i] = (bits[i] & 0x8000 ? -1 : 1) * 2 ** (e - 15) * (1 + m / 1024);
+        }
+      }
+      tensors.push({ name, dtype, shape: t.shape, bytes: new Uint8Array(bits.buffer) });
+      exact.push({ name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(back.buffer) });
+    }
+    const write = (dir: string, raws: Raw[], files: number): void => {
+      writeHfCheckpoint(dir, ckpt); // config.json
+      rmSync(join(dir, "model.safetensors"), { force: true });
+      rmSync(join(dir, "model.safetensors.index.json"), { force: true });
+      const per = Math.ceil(raws.length / files);
+      const weightMap: Record<string, string> = {};
+      for (let s = 0; s < files; s++) {
+        const part = raws.slice(s * per, (s + 1) * per);
+        const file = files === 1 ? "model.safetensors" : `model-${s + 1}-of-${files}.safetensors`;
+        writeFileSync(join(dir, file), rawSafetensors(part));
+        for (const t of part) weightMap[t.name] = file;
+      }
+      if (files > 1) writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    };
+    const dir = freshDir(),
+      twinDir = freshDir();
+    write(dir, tensors, shards);
+    write(twinDir, exact, 1);
+    return { dir, twin: readHfCheckpoint(twinDir) };
+  }
+  const logits = (m: Transformer): Float32Array => {
+    const cache = m.newCache(8);
+    const out = m.forward({ tokens: [1, 5, 9, 3], positions: [0, 1, 2, 3] }, cache);
+    cache.free();
+    return out;
+  };
+
+  it.each(["wasm", "js"] as const)(
+    "HF-LOAD-MODEL (%s): F32, F16 and BF16 folders (one file and shards; tied and separate classifier; a BF16 embedding over 1 MiB, decoded in pieces) give readModel's config, logits and teacher checksum bit for bit, and dispose frees every buffer; readModelConfig reads config.json alone",
+    async (name) => {
+      const b = await createBackend(name, { threads: 1 });
+      const shapes: ModelConfig[] = [
+        { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 11, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 },
+        { dim: 64, hiddenDim: 96, nLayers: 1, nHeads: 4, nKvHeads: 2, vocabSize: 9000, seqLen: 16, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 },
+      ];
+      for (const [i, config] of shapes.entries()) {
+        for (const [dtype, shards] of [
+          ["F32", 1],
+          ["F16", 3],
+          ["BF16", i === 1 ? 1 : 2],
+        ] as const) {
+          const { dir, twin } = folderOf(randomCheckpoint(config, 3 + i), dtype, shards);
+          expect(readModelConfig(dir)).toEqual(twin.config);
+          // A load, a call and a dispose first: what stays is the backend's own scratch, which later loads reuse.
+          const warm = loadModel(b, dir);
+          logits(warm);
+          warm.dispose();
+          const before = live(b);
+          const ref = new Transformer(b, twin);
+          const got = loadModel(b, dir);
+          expect(got.config).toEqual(twin.config);
+          expect(firstBitDifference(logits(got), logits(ref)), `${dtype} ${shards}`).toBeNull();
+          expect(teacherChecksum(got)).toBe(teacherChecksum(twin));
+          got.dispose();
+          ref.dispose();
+          expect(live(b)).toBe(before);
+        }
+      }
+      // config.json alone: a folder whose weights are garbage still has a config; loading it fails as readModel does, leaving nothing behind.
+      const { dir } = folderOf(randomCheckpoint(shapes[0], 1), "F32", 1);
+      writeFileSync(join(dir, "model.safetensors"), "garbage that is no safetensors file");
+      expect(readModelConfig(dir)).toEqual(shapes[0]);
+      const before = live(b);
+      const want = formatError(() => readModel(dir), join(dir, "model.safetensors")).message;
+      expect(formatError(() => loadModel(b, dir), join(dir, "model.safetensors")).message).toBe(want);
+      expect(live(b)).toBe(before);
+    },
+  );
+
+  it("HF-LOAD-MODEL: a NaN weight is readModel's FileFormatError (the folder, the tensor, the index) and the buffers read so far are freed", async () => {
+    const b = await createBackend("wasm", { threads: 1 });
+    const ckpt = randomCheckpoint({ dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 11, seqLen: 16, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 }, 5);
+    const dir = freshDir();
+    writeHfCheckpoint(dir, ckpt);
+    const tensors = [...hfTensors(ckpt).entries()].map(([name, t]) => ({ name, dtype: "F32", shape: t.shape, bytes: new Uint8Array((t.data as Float32Array).slice().buffer) }));
+    const w2 = tensors.find((t) => t.name === "model.layers.1.mlp.down_proj.weight")!;
+    new Float32Array(w2.bytes.buffer)[7] = Number.NaN;
+    writeFileSync(join(dir, "model.safetensors"), rawSafetensors(tensors));
+    const want = formatError(() => readModel(dir), dir).message;
+    expect(want).toMatch(/tensor layer 1 w2 holds NaN at index 7/);
+    const before = live(b);
+    expect(formatError(() => loadModel(b, dir), dir).message).toBe(want);
+    expect(live(b)).toBe(before);
   });
 });
 

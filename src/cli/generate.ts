@@ -280,9 +280,10 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   const batch = Math.min(texts.length, PROMPT_BATCH);
   // The batch's prefill block (at most `batch` of the longest prompt).
   const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
-  const refuse = (rows: number, flags: string): void => refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, rows, prefill), f.backend, flags);
-  // The AR comparison's cache is a floor on the run's: refused up front (exit 2) where even it would not fit, before the weights are read.
-  refuse(batch * (runSteps + 1), "--steps");
+  // Refused (exit 2) where the cache would not fit, naming the flags that size it.
+  const refuse = (rows: number): void => refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
+  // The AR comparison's cache is a floor on the run's: refused up front where even it would not fit, before the weights are read.
+  refuse(batch * (runSteps + 1));
   // The weights go straight into the backend's buffers (loadModel); the student's and draft's teacher checksum is read from them.
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   let teacher: Transformer;
@@ -306,8 +307,8 @@ interface PtpInputs {
   prompts: number[][];
   runSteps: number;
   batch: number;
-  /** refuseBeyondMemory for a decode cache of `rows` rows, naming `flags`. */
-  refuse: (rows: number, flags: string) => void;
+  /** refuseBeyondMemory for a decode cache of `rows` rows. */
+  refuse: (rows: number) => void;
   backend: Backend;
   teacher: Transformer;
 }
@@ -367,7 +368,7 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
     studentDraftHead: student?.config.draftHead === true,
   });
   // The decoder's cache after a batch's prefill block: refused (exit 2) where it would not fit.
-  refuse(decodeCacheRows(batch, runSteps, settings.window, decoding, config.vocabSize), "--steps (or --window, --budget, --drafts)");
+  refuse(decodeCacheRows(batch, runSteps, settings.window, decoding, config.vocabSize));
   let model: PtpModel | undefined;
   let draftModel: DraftModel | undefined;
   try {

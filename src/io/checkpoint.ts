@@ -319,6 +319,11 @@ export function checkFiniteWeights(ckpt: Checkpoint, name: string): void {
   }
 }
 
+/** checkFiniteWeights for one tensor as readCheckpointInto and readHfCheckpointInto name it. */
+export function checkFiniteTensor(a: Float32Array, tensor: CheckpointTensor, name: string): void {
+  checkFinite(a, { ...tensor, length: a.length }, name);
+}
+
 /** checkFiniteWeights for one tensor. */
 function checkFinite(a: Float32Array, slot: Slot, name: string): void {
   for (let i = 0; i < a.length; i++) {

@@ -29,7 +29,7 @@ import { checkPositiveInteger, describeValue } from "../util/checks.js";
 import { checkCheckpoint, linearShape, type Checkpoint, type LayerWeights, type LinearName } from "../model/weights.js";
 import { isPlainObject } from "../util/options.js";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
-import { checkCheckpointArgument, checkFiniteWeights, refuseNonFiniteWeights } from "./checkpoint.js";
+import { checkCheckpointArgument, checkFiniteTensor, refuseNonFiniteWeights, type CheckpointTensor } from "./checkpoint.js";
 import { checkPath, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
 import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
@@ -82,7 +82,7 @@ export function permuteRowsFromHf(w: Float32Array, heads: number, hs: number, co
   return permuteRows(w, heads, hs, cols, false);
 }
 
-function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, toHf: boolean): Float32Array {
+function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, toHf: boolean, out?: Float32Array): Float32Array {
   const where = toHf ? "permuteRowsToHf" : "permuteRowsFromHf";
   if (!(w instanceof Float32Array)) throw new TypeError(`${where}: w must be a Float32Array of heads x hs x cols floats, got ${describeValue(w)}`);
   checkPositiveInteger(heads, where, "heads");
@@ -90,7 +90,7 @@ function permuteRows(w: Float32Array, heads: number, hs: number, cols: number, t
   if (typeof hs !== "number" || !Number.isInteger(hs) || hs < 2 || hs % 2 !== 0) throw new RangeError(`${where}: hs (the head size) must be an even positive integer, got ${describeValue(hs)}`);
   checkPositiveInteger(cols, where, "cols");
   if (w.length !== heads * hs * cols) throw new Error(`permuteRows: ${w.length} floats, expected ${heads} x ${hs} x ${cols}`);
-  const out = new Float32Array(w.length);
+  out ??= new Float32Array(w.length);
   const half = hs / 2;
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
@@ -153,26 +153,45 @@ function readExactly(fd: number, into: Uint8Array, position: number, path: strin
   }
 }
 
-/** The float32 values of one tensor, read from its byte range only. */
-function readTensor(file: OpenFile, e: SafetensorsEntry): Float32Array {
+/** Bytes of F16/BF16 (or big-endian F32) read and decoded at a time. */
+const DECODE_PIECE_BYTES = 1 << 20;
+
+/** One tensor's float32 values, read from its byte range only into `out` (its element count: the header checks made it so). */
+function readTensorInto(file: OpenFile, e: SafetensorsEntry, out: Float32Array): void {
   if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16") {
     throw new FileFormatError(file.path, `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; expected F32, F16 or BF16`);
   }
+  const size = e.dtype === "F32" ? 4 : 2;
   if (e.dtype === "F32" && LITTLE_ENDIAN_HOST) {
     // straight into the float array: no second copy of a large tensor
-    const out = new Float32Array((e.end - e.begin) / 4);
-    readExactly(file.fd, new Uint8Array(out.buffer), file.dataStart + e.begin, file.path);
-    return out;
+    readExactly(file.fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), file.dataStart + e.begin, file.path);
+    return;
   }
-  const bytes = new Uint8Array(e.end - e.begin);
-  readExactly(file.fd, bytes, file.dataStart + e.begin, file.path);
-  return decodeTensorBytes(e.dtype, bytes, 0, bytes.length / (e.dtype === "F32" ? 4 : 2)) as Float32Array;
+  // Halves (or a big-endian host) decoded a piece at a time: no copy of the whole tensor's bytes.
+  if (e.end === e.begin) return;
+  const bytes = new Uint8Array(Math.min(DECODE_PIECE_BYTES, e.end - e.begin));
+  for (let at = e.begin; at < e.end; at += bytes.length) {
+    const piece = bytes.subarray(0, Math.min(bytes.length, e.end - at));
+    readExactly(file.fd, piece, file.dataStart + at, file.path);
+    out.set(decodeTensorBytes(e.dtype, piece, 0, piece.length / size) as Float32Array, (at - e.begin) / size);
+  }
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Tensors that HF checkpoints may carry and that hold nothing we need. */
 const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+
+/** A Hugging Face model folder's config, from its config.json alone (its errors are readHfCheckpoint's). */
+export function readHfConfig(dir: string): ModelConfig {
+  checkPath(dir, "readHfConfig", "dir");
+  if (!isDirectory(dir)) {
+    if (!existsSync(dir)) throw new FileFormatError(dir, `does not exist (expected a Hugging Face model folder with config.json)`);
+    throw new FileFormatError(dir, `is not a directory (expected a Hugging Face model folder with config.json)`);
+  }
+  const configPath = join(dir, HF_CONFIG);
+  return modelConfigFromHf(readJsonFile(configPath, "a Hugging Face config.json"), configPath);
+}
 
 /**
  * Reads a Hugging Face Llama checkpoint folder (see the module comment).
@@ -182,12 +201,32 @@ const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
  */
 export function readHfCheckpoint(dir: string): Checkpoint {
   checkPath(dir, "readHfCheckpoint", "dir");
-  if (!isDirectory(dir)) {
-    if (!existsSync(dir)) throw new FileFormatError(dir, `does not exist (expected a Hugging Face model folder with config.json)`);
-    throw new FileFormatError(dir, `is not a directory (expected a Hugging Face model folder with config.json)`);
-  }
-  const configPath = join(dir, HF_CONFIG);
-  const config = modelConfigFromHf(readJsonFile(configPath, "a Hugging Face config.json"), configPath);
+  const globals: Partial<Record<"tokenEmbedding" | "rmsFinal" | "wcls", Float32Array>> = {};
+  const layers: Partial<LayerWeights>[] = [];
+  const config = readHfCheckpointInto(dir, (tensor, length) => {
+    const a = new Float32Array(length);
+    if (tensor.kind === "global") globals[tensor.field] = a;
+    else (layers[tensor.layer] ??= {})[tensor.field] = a;
+    return a;
+  });
+  const tokenEmbedding = globals.tokenEmbedding!;
+  return { config, weights: { tokenEmbedding, layers: layers as LayerWeights[], rmsFinal: globals.rmsFinal!, wcls: config.sharedClassifier ? tokenEmbedding : globals.wcls! } };
+}
+
+/**
+ * Reads a Hugging Face Llama checkpoint folder's weights straight into
+ * memory the caller provides, as readCheckpointInto does for a llama2.c
+ * file: for each tensor (in the forward pass's order), `into(tensor,
+ * length)` returns a Float32Array of `length` floats, which the tensor's
+ * values fill (F16/BF16 decoded a piece at a time; q_proj and k_proj
+ * permuted back through a scratch of their size), then are checked finite.
+ * A tied classifier is not asked for. Returns the config. The checks and
+ * errors are readHfCheckpoint's, every header checked before any weight is
+ * read.
+ */
+export function readHfCheckpointInto(dir: string, into: (tensor: CheckpointTensor, length: number) => Float32Array): ModelConfig {
+  checkPath(dir, "readHfCheckpointInto", "dir");
+  const config = readHfConfig(dir);
   const expected = hfTensorShapes(config);
 
   // Which file holds which tensor. transformers' from_pretrained takes a single model.safetensors before
@@ -238,34 +277,40 @@ export function readHfCheckpoint(dir: string): Checkpoint {
       }
     }
 
-    // Streamed reading, one tensor at a time.
-    const get = (name: string): Float32Array => {
-      const { file, entry } = where.get(name)!;
-      return readTensor(file, entry);
-    };
+    // Streamed reading, one tensor at a time, each into the caller's memory.
     const hs = headSize(config);
-    const tokenEmbedding = get("model.embed_tokens.weight");
-    const layers: LayerWeights[] = [];
+    const read = (name: string, tensor: CheckpointTensor, permuteHeads?: number): void => {
+      const { file, entry } = where.get(name)!;
+      const length = expected.get(name)!.reduce((a, b) => a * b, 1);
+      const dst = into(tensor, length);
+      if (!(dst instanceof Float32Array) || dst.length !== length) throw new TypeError(`readHfCheckpointInto: into must return a Float32Array of ${length} floats for ${name}, got ${describeValue(dst)}`);
+      if (permuteHeads === undefined) readTensorInto(file, entry, dst);
+      else {
+        // HF's q/k row order back to llama2.c's (a pure reordering), through a scratch of the tensor's size.
+        const hf = new Float32Array(length);
+        readTensorInto(file, entry, hf);
+        permuteRows(hf, permuteHeads, hs, config.dim, false, dst);
+      }
+      checkFiniteTensor(dst, tensor, dir);
+    };
+    read("model.embed_tokens.weight", { kind: "global", field: "tokenEmbedding" });
     for (let l = 0; l < config.nLayers; l++) {
       const p = `model.layers.${l}.`;
-      const lin = (name: LinearName): Float32Array => get(`${p}${HF_LINEAR_MODULES[name]}.weight`);
-      layers.push({
-        rmsAtt: get(`${p}input_layernorm.weight`),
-        wq: permuteRowsFromHf(lin("wq"), config.nHeads, hs, config.dim),
-        wk: permuteRowsFromHf(lin("wk"), config.nKvHeads, hs, config.dim),
-        wv: lin("wv"),
-        wo: lin("wo"),
-        rmsFfn: get(`${p}post_attention_layernorm.weight`),
-        w1: lin("w1"),
-        w2: lin("w2"),
-        w3: lin("w3"),
-      });
+      const layer = (field: keyof LayerWeights): CheckpointTensor => ({ kind: "layer", field, layer: l });
+      const linear = (name: LinearName, permuteHeads?: number): void => read(`${p}${HF_LINEAR_MODULES[name]}.weight`, layer(name), permuteHeads);
+      read(`${p}input_layernorm.weight`, layer("rmsAtt"));
+      linear("wq", config.nHeads);
+      linear("wk", config.nKvHeads);
+      linear("wv");
+      linear("wo");
+      read(`${p}post_attention_layernorm.weight`, layer("rmsFfn"));
+      linear("w1");
+      linear("w2");
+      linear("w3");
     }
-    const rmsFinal = get("model.norm.weight");
-    const wcls = config.sharedClassifier ? tokenEmbedding : get("lm_head.weight");
-    const ckpt: Checkpoint = { config, weights: { tokenEmbedding, layers, rmsFinal, wcls } };
-    checkFiniteWeights(ckpt, dir);
-    return ckpt;
+    read("model.norm.weight", { kind: "global", field: "rmsFinal" });
+    if (!config.sharedClassifier) read("lm_head.weight", { kind: "global", field: "wcls" });
+    return config;
   } finally {
     for (const f of files.values()) closeSync(f.fd);
   }

@@ -11,10 +11,10 @@ import type { ModelConfig } from "../model/config.js";
 import { allocWeights, freeWeights } from "../model/device-weights.js";
 import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
-import { CHECKPOINT_READS_IN_PLACE, readCheckpoint, readCheckpointConfig, readCheckpointInto } from "./checkpoint.js";
+import { CHECKPOINT_READS_IN_PLACE, readCheckpoint, readCheckpointConfig, readCheckpointInto, type CheckpointTensor } from "./checkpoint.js";
 import { checkPath, FileFormatError } from "./errors.js";
 import { fileKindOf } from "./file-kind.js";
-import { isDirectory, readHfCheckpoint } from "./hf-checkpoint.js";
+import { isDirectory, readHfCheckpoint, readHfCheckpointInto, readHfConfig } from "./hf-checkpoint.js";
 import { HfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
 import { Tokenizer } from "./tokenizer.js";
 
@@ -27,38 +27,38 @@ export function readModel(path: string): Checkpoint {
   return asModelFile(path, () => readCheckpoint(path));
 }
 
-/** A model's config: a llama2.c file's from its header alone (nothing else read), a folder's as readModel reads it. */
+/** A model's config: a llama2.c file's from its header alone, a folder's from its config.json alone (no weight read; readModel and loadModel check those). */
 export function readModelConfig(path: string): ModelConfig {
   checkPath(path, "readModelConfig");
-  if (isDirectory(path)) return readHfCheckpoint(path).config;
+  if (isDirectory(path)) return readHfConfig(path);
   return asModelFile(path, () => readCheckpointConfig(path));
 }
 
 /**
  * The model at `path` (as readModel reads it) as a Transformer on `backend`.
- * A llama2.c file is read straight into the model's buffers where the
- * backend has hostView (wasm, js) and the host is little-endian, so the
- * weights are never held on the host as well: on the benchmark VM a fresh
- * page of memory costs ~14 us, and at 110M the host copy and its upload
- * cost that twice over 440 MB (docs/BENCHMARKS.md, bench/startup.ts). A
- * folder, or another backend, goes through readModel. Errors are
+ * A llama2.c file or a Hugging Face folder is read straight into the
+ * model's buffers where the backend has hostView (wasm, js) and the host is
+ * little-endian, so the weights are never held on the host as well: on the
+ * benchmark VM a fresh page of memory costs ~14 us, and at 110M the host
+ * copy and its upload cost that twice over 440 MB (docs/BENCHMARKS.md,
+ * bench/startup.ts). Another backend goes through readModel. Errors are
  * readModel's; on one, the buffers made so far are freed.
  */
 export function loadModel(backend: Backend, path: string, options?: TransformerOptions): Transformer {
   checkPath(path, "loadModel");
-  if (isDirectory(path) || !backend.hostView || !CHECKPOINT_READS_IN_PLACE) return new Transformer(backend, readModel(path), options);
-  // The buffers first, in the forward pass's order (the file's groups each matrix across layers in v0), then the file into them.
-  const header = asModelFile(path, () => readCheckpointConfig(path));
+  if (!backend.hostView || !CHECKPOINT_READS_IN_PLACE) return new Transformer(backend, readModel(path), options);
+  const folder = isDirectory(path);
+  // The buffers first, in the forward pass's order (a v0 file groups each matrix across layers), then the weights into them.
+  const header = folder ? readHfConfig(path) : asModelFile(path, () => readCheckpointConfig(path));
   const device = allocWeights(backend, header);
   try {
-    const config = asModelFile(path, () =>
-      readCheckpointInto(path, (tensor, length) => {
-        const b = tensor.kind === "layer" ? device.layers[tensor.layer]?.[tensor.field] : device[tensor.field];
-        // The header read twice: a file replaced in between would not fit the buffers.
-        if (b === undefined || b.length !== length) throw new FileFormatError(path, "changed while it was read (its header no longer matches)");
-        return backend.hostView!(b);
-      }),
-    );
+    const into = (tensor: CheckpointTensor, length: number): Float32Array => {
+      const b = tensor.kind === "layer" ? device.layers[tensor.layer]?.[tensor.field] : device[tensor.field];
+      // The header read twice: a file replaced in between would not fit the buffers.
+      if (b === undefined || b.length !== length) throw new FileFormatError(path, "changed while it was read (its header no longer matches)");
+      return backend.hostView!(b);
+    };
+    const config = folder ? readHfCheckpointInto(path, into) : asModelFile(path, () => readCheckpointInto(path, into));
     if (JSON.stringify(config) !== JSON.stringify(header)) throw new FileFormatError(path, "changed while it was read (its header no longer matches)");
     return new Transformer(backend, { config, device }, options);
   } catch (err) {
