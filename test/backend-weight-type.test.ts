@@ -91,6 +91,41 @@ for (const build of ["relaxed", "simd"] as const) {
       q.dispose();
     });
 
+    it("BACKEND-PANELS-KEPT: a bf16 or int8 weight's panels (its own memory) outlive reads of its rows: an embedding from the shared table, a download, a copy from it and an rmsnorm of it leave them, so the next matmul packs nothing (dropping them packed a shared classifier at every token: 21 tok/s at 15M)", async () => {
+      const K = 48,
+        N = 40;
+      const w = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.37) * 0.5),
+        x = Float32Array.from({ length: K }, (_, i) => Math.cos(i * 0.11));
+      for (const type of ["bf16", "int8"] as const) {
+        for (const [label, b] of [
+          ["backend's type", await make(type)],
+          ["setWeightType", await make("f32")],
+        ] as const) {
+          const W = up(b, w),
+            X = up(b, x),
+            Y = b.alloc(N);
+          if (label === "setWeightType") b.setWeightType(W, type);
+          b.matmul(Y, X, W, 1, K, N);
+          const want = b.download(Y);
+          const panels = (W as unknown as { packedPtr: number }).packedPtr;
+          expect(panels, `${type} ${label}: packed`).not.toBe(0);
+          const E = b.alloc(2 * K),
+            C = b.alloc(N * K),
+            G = up(b, new Float32Array(K).fill(1)),
+            R = b.alloc(N * K);
+          b.embedding(E, W, up(b, Int32Array.from([3, 39]), "i32"), 2, K);
+          expect(firstBitDifference(b.download(E), Float32Array.from([...w.subarray(3 * K, 4 * K), ...w.subarray(39 * K, 40 * K)]))).toBeNull();
+          expect(firstBitDifference(b.download(W), w)).toBeNull();
+          b.copy(C, 0, W, 0, N * K);
+          b.rmsnorm(R, W, G, N, K, 1e-5);
+          expect((W as unknown as { packedPtr: number }).packedPtr, `${type} ${label}: the panels kept`).toBe(panels);
+          b.matmul(Y, X, W, 1, K, N);
+          expect(firstBitDifference(b.download(Y), want)).toBeNull();
+          b.dispose();
+        }
+      }
+    });
+
     it("errors: an unknown type, a buffer that is not f32 and a layer weight of another type are refused by name", async () => {
       const b = await make("f32");
       const W = b.alloc(16),

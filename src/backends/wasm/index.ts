@@ -900,7 +900,9 @@ export class WasmBackend implements Backend {
     // A table that is also the classifier (a shared one) stays in its panels: its rows are read from them.
     if (T.panelsInPlace && T.packedK === D && T.length === D * T.packedN) this.k.embeddingPanels(Y.ptr, T.ptr, I.ptr, M, D);
     else {
-      this.unpack(T);
+      // Its rows are read: panels in their place become rows again; panels of their own (bf16, int8) stay valid, as the rows
+      // do not change (dropping them made a shared classifier pack again at every token: 21 tok/s at 15M with int8).
+      if (T.panelsInPlace) this.unpack(T);
       this.k.embedding(Y.ptr, T.ptr, I.ptr, M, D);
     }
   }
