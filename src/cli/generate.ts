@@ -1,7 +1,7 @@
 import { WEIGHT_TYPES, type Backend } from "../backends/backend.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
-import { loadModel, loadTokenizer, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
+import { loadTokenizer, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
@@ -20,7 +20,7 @@ import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
+import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
 import { Interruption, runInterruptibly, signalSoFar, SIGNAL_EXIT_CODE, type Interruptible, type StopSignal } from "../train/interrupt.js";
@@ -172,13 +172,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
   // A cache of --steps rows after the prompt's prefill block: refused up front (exit 2) where it would not fit.
   refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, runSteps, prompt.length), f.backend, "--steps");
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
-  let model: Transformer;
-  try {
-    model = loadModel(backend, f.model);
-  } catch (err) {
-    backend.dispose?.();
-    throw err;
-  }
+  const model = loadModelOn(backend, f.model);
   warnFullPrompts(io, [prompt], runSteps, f.steps);
   const bytes: Uint8Array[] = [];
   // A greedy warm-up (a prefill and one 1-row call; no u's consumed) before the
@@ -286,13 +280,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   refuse(batch * (runSteps + 1));
   // The weights go straight into the backend's buffers (loadModel); the student's and draft's teacher checksum is read from them.
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
-  let teacher: Transformer;
-  try {
-    teacher = loadModel(backend, f.model);
-  } catch (err) {
-    backend.dispose?.();
-    throw err;
-  }
+  const teacher = loadModelOn(backend, f.model);
   try {
     return await decodePtp(f, decoder, io, interruption, { tokenizer, texts, prompts, runSteps, batch, refuse, backend, teacher });
   } finally {

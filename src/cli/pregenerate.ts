@@ -3,13 +3,12 @@ import { existsSync, rmSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, checkThreadsBackend } from "./flag-groups.js";
-import { loadModel, loadTokenizer, readModelConfig } from "../io/model-file.js";
+import { loadTokenizer, readModelConfig } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
 import { formatRate, Progress } from "../util/progress.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
-import { readPrompts } from "./ptp-common.js";
-import type { Transformer } from "../model/transformer.js";
+import { loadModelOn, readPrompts } from "./ptp-common.js";
 import { DatasetWriter, totalRecords } from "../data/dataset.js";
 import { fileKindOf } from "../io/file-kind.js";
 import { bosPrompts, datasetMeta, pregenerate, type PregenerateProgress, type PromptSet } from "../data/pregenerate.js";
@@ -85,13 +84,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
   refuseBeyondMemory(`pregenerate: ${quotePath(f.model)}`, inferenceMemory(config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
   // The records' bits depend on the backend (and its wasm build), which the header records: it comes first.
   const backend = await createBackend(f.backend, { threads: f.threads });
-  let model: Transformer;
-  try {
-    model = loadModel(backend, f.model);
-  } catch (err) {
-    backend.dispose?.();
-    throw err;
-  }
+  const model = loadModelOn(backend, f.model);
   let writer: DatasetWriter;
   try {
     // The teacher's checksum read from its buffers (teacherChecksum of a Transformer).

@@ -1,5 +1,8 @@
 /** Helpers shared by the commands that decode prompts and compare with AR (generate, demo). */
+import type { Backend } from "../backends/backend.js";
 import { quotePath, readLines } from "../io/errors.js";
+import { loadModel } from "../io/model-file.js";
+import type { Transformer } from "../model/transformer.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
@@ -99,4 +102,14 @@ export function textOf(tokenizer: TextTokenizer, tokens: readonly number[]): Uin
     if (Tokenizer.isPrintablePiece(piece)) pieces.push(piece);
   }
   return Buffer.concat(pieces);
+}
+
+/** The model at `path` on `backend` (loadModel); where it cannot be loaded, the backend (its worker threads) is disposed before the error goes on. */
+export function loadModelOn(backend: Backend, path: string): Transformer {
+  try {
+    return loadModel(backend, path);
+  } catch (err) {
+    backend.dispose?.();
+    throw err;
+  }
 }
