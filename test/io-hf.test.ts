@@ -18,7 +18,7 @@ import { Tokenizer } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { backend, firstBitDifference, formatError, GOLDEN, goldenText, runCli, STORIES_260K, tinyCheckpoint, TOK_512, type GoldenCase } from "./helpers.js";
+import { backend, firstBitDifference, formatError, GOLDEN, goldenText, ROOT, runCli, STORIES_260K, tinyCheckpoint, TOK_512, type GoldenCase } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-hf-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -391,6 +391,24 @@ describe("stories260K as an HF folder", () => {
     const r = await runCli("generate", "--model", dir, "--tokenizer", TOK_512, "--prompt", c.prompt, "--steps", String(c.steps), "--temperature", String(c.temperature), "--top-p", String(c.topp), "--seed", String(c.seed), "--backend", "js");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(c.output);
+  });
+
+  it("HF-STORIES-PTP: `ptp generate --student` with the HF folder loads it into the backend, checks the shipped head against the checksum read from its buffers, and prints the llama2.c file's text", async () => {
+    const head = join(ROOT, "demo", "stories260K-head.safetensors");
+    const args = ["--tokenizer", TOK_512, "--student", head, "--prompt", "Once upon a time", "--steps", "60", "--temperature", "0.8", "--seed", "7", "--backend", "wasm", "--threads", "1"];
+    const fromHf = await runCli("generate", "--model", dir, ...args);
+    expect(fromHf.code, fromHf.stderr).toBe(0);
+    expect(fromHf.stderr).toMatch(/equals AR:\s+yes/);
+    const fromBin = await runCli("generate", "--model", STORIES_260K, ...args);
+    expect(fromBin.code, fromBin.stderr).toBe(0);
+    expect(fromHf.stdout).toBe(fromBin.stdout);
+    expect(fromHf.stdout.length).toBeGreaterThan(20);
+    // Another teacher's student is refused by its checksum, after the folder is read.
+    const other = freshDir();
+    writeHfCheckpoint(other, randomCheckpoint({ ...readHfCheckpoint(dir).config }, 9));
+    const wrong = await runCli("generate", "--model", other, ...args);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/belongs to teacher [0-9a-f]{12} but the model's checksum is [0-9a-f]{12}/);
   });
 });
 
