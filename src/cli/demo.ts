@@ -8,7 +8,6 @@ import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { quotePath } from "../io/errors.js";
 import { loadTokenizer, readModel } from "../io/model-file.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
-import { Transformer } from "../model/transformer.js";
 import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
@@ -21,7 +20,7 @@ import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite, whySlowerLines } from "./ptp-common.js";
+import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -123,25 +122,24 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     throw new Error(`the demo models are missing: ${missingDefaults.map((k) => quotePath(paths[k]!)).join(", ")}.\n` + `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` + `or pass --model FILE --tokenizer FILE --student FILE.`);
   }
 
-  const checkpoint = readModel(paths.model);
-  const checksum = teacherChecksum(checkpoint);
-  paths.student ??= shippedStudentFor(checksum, dir);
-  if (paths.student === undefined) {
-    const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => quotePath(join(dir, n))).join(", ");
-    throw new Error(`no shipped student was made for ${quotePath(paths.model)} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
-  }
-  const tokenizer = loadTokenizer(paths.tokenizer, checkpoint.config.vocabSize);
-  const student = loadStudent(paths.student, { checkpoint, checksum });
-  warnNonFinite(io, "student", paths.student, student.weights);
-  if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${quotePath(paths.student)} is a student whose slots run in the teacher's call`);
-  const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
-  const seed = seedFlag(f.seed, texts.length);
-  const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
-
+  // The teacher straight into the backend's buffers (loadModel); the student is matched against the checksum read from them.
   const backend = await createBackend(f.backend, { threads: f.threads });
-  const teacher = new Transformer(backend, checkpoint);
+  const teacher = loadModelOn(backend, paths.model);
   let model: PtpModel | undefined;
   try {
+    const checksum = teacherChecksum(teacher);
+    paths.student ??= shippedStudentFor(checksum, dir);
+    if (paths.student === undefined) {
+      const looked = [DEMO_FILES.student, ...SHIPPED_STUDENTS].map((n) => quotePath(join(dir, n))).join(", ");
+      throw new Error(`no shipped student was made for ${quotePath(paths.model)} (looked at ${looked}); pass --student FILE, a student distilled for that model (ptp distill)`);
+    }
+    const tokenizer = loadTokenizer(paths.tokenizer, teacher.config.vocabSize);
+    const student = loadStudent(paths.student, { config: teacher.config, checksum });
+    warnNonFinite(io, "student", paths.student, student.weights);
+    if (f["draft-classifier"] !== undefined && !student.config.draftHead) throw new UsageError(`--draft-classifier applies to a draft-head student; ${quotePath(paths.student)} is a student whose slots run in the teacher's call`);
+    const texts = f.prompts !== undefined ? readPrompts(f.prompts) : DEMO_PROMPTS;
+    const seed = seedFlag(f.seed, texts.length);
+    const color = !f["no-color"] && io === processIo && process.stdout.isTTY === true && !process.env.NO_COLOR;
     const draftClassifier = f["draft-classifier"];
     model = new PtpModel(teacher, student, undefined, { classifierWeights: draftClassifier });
     const { window, budget, draftStop } = decoderSettings({ window: f.window, budget: f.budget, studentWindow: student.config.window, studentDraftHead: student.config.draftHead === true });
@@ -154,7 +152,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     const decoder = (decoderGiven ? f.decoder : defaultDecoder(kind)) as "single-call" | "verify";
     // The paper's figure: tokens per verification step (single-call: one call).
     const perStep = decoder === "verify" ? "accepted per step" : "accepted per call";
-    const c = checkpoint.config,
+    const c = teacher.config,
       s = student.config;
     const positions = runPositions(io, f.steps, c.seqLen, givenFlags(argv, demoFlags).has("steps"));
     io.stdout(
@@ -199,7 +197,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
       const rows = measureSpeedup({
         backend,
-        teacher: checkpoint,
+        // The widening reads the teacher's weights on the host: only here.
+        teacher: readModel(paths.model),
         proposer: { kind: "student", student },
         prompts,
         shapes: ["own", ...f["scale-shapes"].split(",")],
