@@ -13,6 +13,7 @@
  *                        stories260K's real weights, the others random weights
  *   --quick              k in {1,2,4,8,16,32,64}, 5 repetitions,
  *                        shapes 260K,15M
+ *   --weights f32|bf16|int8  the backend's weight type (default f32)
  *   --json               the raw numbers (medians and every sample) on stdout
  *                        after the tables
  *
@@ -20,14 +21,14 @@
  */
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import type { Backend } from "../src/backends/backend.js";
+import type { Backend, WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { type SHAPES, shapeConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
-import { benchFlags, listFlag, markdownTable, SHAPE_NAMES, THREADS } from "./common.js";
+import { benchFlags, listFlag, markdownTable, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
 const PREFIX = 64;
 const MAX_K = 64;
@@ -42,6 +43,7 @@ const f = benchFlags({
   shapes: { kind: "string", value: "LIST" },
   quick: { kind: "bool" },
   json: { kind: "bool" },
+  weights: { ...WEIGHTS, default: "f32" },
 });
 const quick = f.quick;
 const asJson = f.json;
@@ -63,7 +65,7 @@ function loadShape(name: string): Checkpoint {
 
 /** A wasm backend with its worker threads already running, so no k pays their start-up. */
 async function wasmBackend(threads: number): Promise<Backend> {
-  const b = await createBackend("wasm", { threads });
+  const b = await createBackend("wasm", { threads, weights: f.weights as WeightType });
   await (b as Backend & { startThreads?: () => Promise<void> }).startThreads?.();
   return b;
 }

@@ -66,8 +66,8 @@ export function teacherChecksum(teacher: Checkpoint | Transformer): string {
 /** teacherChecksum through a given SHA-256 (tests: node:crypto's and the pure-JS one agree). */
 export function teacherChecksumWith(teacher: Checkpoint | Transformer, hash: Hash): string {
   if (teacher instanceof Transformer) return checksumOf(teacher.config, hash, (name, layer, use) => teacher.withWeightRows(name, layer, use));
-  // Its config and every tensor's length (as Transformer checks them): a checkpoint missing one has no checksum.
   if (teacher === null || typeof teacher !== "object") throw new TypeError(`teacherChecksum: teacher must be a Checkpoint (readModel) or a Transformer (loadModel), got ${describeValue(teacher)}`);
+  // Its config and every tensor's length (as Transformer checks them): a checkpoint missing one has no checksum.
   checkCheckpoint(teacher, "teacherChecksum");
   const w = teacher.weights;
   return checksumOf(teacher.config, hash, (name, layer, use) => use(layer === undefined ? w[name as "tokenEmbedding" | "rmsFinal" | "wcls"] : w.layers[layer][name as keyof (typeof w.layers)[number]]));
