@@ -434,6 +434,20 @@ describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backe
         }
         expect(() => teacherChecksum(loaded)).toThrow(/withWeightRows/);
       }
+      // On an int8 backend the weights' panels are their own memory: reading the rows for the checksum keeps them.
+      if (name === "wasm") {
+        const int8 = await createBackend("wasm", { threads: 1, weights: "int8" });
+        const m = loadModel(int8, MODEL);
+        const logits = logitsOf(m);
+        const wq = (m as unknown as { weights: { layers: { wq: { packedPtr: number } }[] } }).weights.layers[0].wq;
+        const panels = wq.packedPtr;
+        expect(panels).not.toBe(0);
+        expect(teacherChecksum(m)).toBe(teacherChecksum(readModel(MODEL)));
+        expect(wq.packedPtr, "the int8 panels kept").toBe(panels);
+        expect(firstBitDifference(logitsOf(m), logits)).toBeNull();
+        m.dispose();
+        int8.dispose?.();
+      }
       // One weight's bit flipped: another digest.
       const flipped = readModel(MODEL);
       flipped.weights.layers[0].wq[3] = Math.fround(flipped.weights.layers[0].wq[3] * 1.0000001 + 1e-7);

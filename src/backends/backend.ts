@@ -62,8 +62,12 @@ export interface Backend {
    * the next call on this backend. loadModel reads a checkpoint file
    * straight into a model's buffers through it, so the weights are never
    * held on the host as well; a backend without it is filled by upload.
+   * `access` "read" promises the caller only reads the view (teacherChecksum
+   * of a model): a weight then keeps the matmul panels the backend made of
+   * it (wasm: those of another weight type; panels in the rows' place
+   * become rows either way). Default "write".
    */
-  hostView?(buf: Buffer): Float32Array;
+  hostView?(buf: Buffer, access?: "read" | "write"): Float32Array;
   /** Release a buffer; using it afterwards is an error. */
   free(buf: Buffer): void;
 

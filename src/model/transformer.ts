@@ -130,7 +130,7 @@ export class Transformer {
       b = w.layers[layer as number][name];
     }
     if (b === undefined) throw new RangeError(`withWeightRows: no weight ${describeValue(name)}${layer === undefined ? "" : ` in layer ${describeValue(layer)}`} (the model-wide tokenEmbedding, rmsFinal, wcls without a layer; rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3 with one of 0..${this.config.nLayers - 1})`);
-    return use(this.backend.hostView ? this.backend.hostView(b) : this.backend.download(b));
+    return use(this.backend.hostView ? this.backend.hostView(b, "read") : this.backend.download(b));
   }
 
   /** A weight's rows downloaded to the host, once (weights given on the backend: loadModel). */

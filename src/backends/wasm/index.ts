@@ -394,10 +394,12 @@ export class WasmBackend implements Backend {
     this.view(b.dtype).set(data, this.index(b) + offset);
   }
 
-  hostView(buf: Buffer): Float32Array {
+  hostView(buf: Buffer, access: "read" | "write" = "write"): Float32Array {
+    if (access !== "read" && access !== "write") throw this.err(`hostView: access must be "read" or "write", got ${JSON.stringify(access)}`);
+    // Panels in the rows' place become rows (buf); panels of their own go only where the caller writes the rows.
     const b = this.buf(buf, "hostView");
     if (b.dtype !== "f32") throw this.err(`hostView: expected an f32 buffer, got ${b.dtype}`);
-    this.unpack(b); // the caller writes its rows
+    if (access === "write") this.unpack(b);
     return new Float32Array(this.k.memory.buffer, b.ptr, b.length);
   }
 
