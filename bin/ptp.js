@@ -12,6 +12,18 @@ if (!process.execArgv.includes("--experimental-wasm-relaxed-simd") && process.en
     // not accepted by this runtime: the backend falls back to plain SIMD
   }
 }
+// The WASM kernels compiled straight to optimized code, not first to V8's
+// baseline tier: on two threads a worker ran its first chunks baseline code and
+// the first ~100 tokens of a 15M decode at 520-580 tok/s against ~1000 after
+// (docs/BENCHMARKS.md, the cold first pass). Same results (both tiers compile
+// the same wasm); PTP_LIFTOFF=1, or a --liftoff/--no-liftoff of your own, keeps V8's default.
+if (!process.execArgv.some((a) => /^--(no-)?liftoff$/.test(a)) && process.env.PTP_LIFTOFF !== "1") {
+  try {
+    v8.setFlagsFromString("--no-liftoff");
+  } catch {
+    // not accepted by this runtime: the default tiers
+  }
+}
 // A reader that stops early (`ptp generate ... | head`) closes the pipe: stop
 // quietly, as other command-line tools do, with the shell's code for SIGPIPE.
 // Any other failed write (a full disk, /dev/full) is one line and exit 1.
