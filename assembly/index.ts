@@ -42,4 +42,4 @@ export function zeroBytes(dst: usize, n: usize): void {
   memory.fill(dst, 0, n);
 }
 
-export { fmaPeak, streamRead } from "./peak";
+export { dotPeak, fmaPeak, streamRead } from "./peak";

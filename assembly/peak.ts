@@ -20,6 +20,29 @@ export function fmaPeak(iters: i32): f32 {
 }
 
 /**
+ * The int8 kernels' instruction peak: `iters` rounds of 12 independent
+ * i32x4.dot_i16x8_s + i32x4.add (8 multiply-adds each, int8.ts's pair dot),
+ * no memory touched. Returns a value that depends on all of them.
+ */
+export function dotPeak(iters: i32): i32 {
+  const m = i16x8.splat(3);
+  let a0 = i32x4.splat(0), a1 = i32x4.splat(1), a2 = i32x4.splat(2), a3 = i32x4.splat(3);
+  let a4 = i32x4.splat(4), a5 = i32x4.splat(5), a6 = i32x4.splat(6), a7 = i32x4.splat(7);
+  let a8 = i32x4.splat(8), a9 = i32x4.splat(9), a10 = i32x4.splat(10), a11 = i32x4.splat(11);
+  for (let i = 0; i < iters; i++) {
+    // Each chain's own operand (its accumulator as i16 lanes) so no dot is loop-invariant.
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(a0, m)); a1 = i32x4.add(a1, i32x4.dot_i16x8_s(a1, m));
+    a2 = i32x4.add(a2, i32x4.dot_i16x8_s(a2, m)); a3 = i32x4.add(a3, i32x4.dot_i16x8_s(a3, m));
+    a4 = i32x4.add(a4, i32x4.dot_i16x8_s(a4, m)); a5 = i32x4.add(a5, i32x4.dot_i16x8_s(a5, m));
+    a6 = i32x4.add(a6, i32x4.dot_i16x8_s(a6, m)); a7 = i32x4.add(a7, i32x4.dot_i16x8_s(a7, m));
+    a8 = i32x4.add(a8, i32x4.dot_i16x8_s(a8, m)); a9 = i32x4.add(a9, i32x4.dot_i16x8_s(a9, m));
+    a10 = i32x4.add(a10, i32x4.dot_i16x8_s(a10, m)); a11 = i32x4.add(a11, i32x4.dot_i16x8_s(a11, m));
+  }
+  const s = i32x4.add(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)), i32x4.add(i32x4.add(a4, a5), i32x4.add(a6, a7)));
+  return i32x4.extract_lane(i32x4.add(s, i32x4.add(i32x4.add(a8, a9), i32x4.add(a10, a11))), 0);
+}
+
+/**
  * The memory read rate of one thread as the one-row matmul reads panels
  * (tile1x4 in gemm.ts): `bytes` at ptr (a multiple of 64) cut into four
  * parts walked side by side, 16-byte loads, summed with adds so that no

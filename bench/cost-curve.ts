@@ -17,6 +17,14 @@
  *   --json               the raw numbers (medians and every sample) on stdout
  *                        after the tables
  *
+ * The floor, same run: a k-row call does k times the one-row call's
+ * multiply-adds (each row's own, batch invariance), so it cannot take less
+ * than k x (multiply-adds a row) / (threads x one core's peak), measured now
+ * (bench/peak.ts: the FMA peak for f32 and bf16, the int8 kernels' pair-dot
+ * peak for int8). floor(k) = max(1, that / the measured one-row call) is the
+ * least c(k) this CPU allows whatever the kernel; a one-row call that reads
+ * its weights faster raises it.
+ *
  * Progress goes to stderr.
  */
 import { cpus } from "node:os";
@@ -25,10 +33,11 @@ import type { Backend, WeightType } from "../src/backends/backend.js";
 import { createBackend } from "../src/backends/registry.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { randomCheckpoint } from "../src/model/init.js";
-import { type SHAPES, shapeConfig } from "../src/model/config.js";
+import { kvDim, type ModelConfig, type SHAPES, shapeConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { benchFlags, listFlag, markdownTable, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
+import { measureDotPeak, measureFmaPeak } from "./peak.js";
 
 const PREFIX = 64;
 const MAX_K = 64;
@@ -70,6 +79,17 @@ async function wasmBackend(threads: number): Promise<Backend> {
   return b;
 }
 
+/**
+ * The multiply-adds of one row at position `pos`: every weight matrix once
+ * (wq, wk, wv, wo, w1, w3, w2 per layer; the classifier) and attention's
+ * scores and weighted values over pos + 1 keys per layer.
+ */
+function macsPerRow(c: ModelConfig, pos: number): number {
+  const kv = kvDim(c);
+  const layer = c.dim * (2 * c.dim + 2 * kv) + 3 * c.dim * c.hiddenDim + 2 * (pos + 1) * c.dim;
+  return c.nLayers * layer + c.dim * c.vocabSize;
+}
+
 interface Curve {
   shape: string;
   threads: number;
@@ -79,6 +99,10 @@ interface Curve {
   /** Every sample, ms, [KS index][repetition]. */
   samplesMs: number[][];
   ratio: number[];
+  /** Multiply-adds of each k-row call, by k (index into KS). */
+  macs: number[];
+  /** The least c(k) the measured peak allows (see the header), by k. */
+  floor: number[];
 }
 
 function measure(b: Backend, shape: string, threads: number): Curve {
@@ -117,13 +141,20 @@ function measure(b: Backend, shape: string, threads: number): Curve {
   }
   model.dispose();
   const medianMs = samplesMs.map(median);
-  return { shape, threads, reps, medianMs, samplesMs, ratio: medianMs.map((m) => m / medianMs[0]) };
+  const macs = KS.map((k) => Array.from({ length: k }, (_, i) => macsPerRow(ckpt.config, PREFIX + i)).reduce((a, b) => a + b, 0));
+  // peak: G multiply-adds a second on one core, so a call's least time in ms is macs / (threads x peak x 1e6).
+  const floor = macs.map((m) => Math.max(1, m / (threads * peakGmacs * 1e6) / medianMs[0]));
+  return { shape, threads, reps, medianMs, samplesMs, ratio: medianMs.map((m) => m / medianMs[0]), macs, floor };
 }
 
 function table(header: string[], rows: string[][]): string {
   return markdownTable(header, rows, "right");
 }
 
+// One core's multiply-add peak for these weights, G/s: f32 and bf16 run f32x4 FMAs (2 flops each), int8 the pair dot.
+progress("measuring this core's peak (bench/peak.ts) ...");
+const fmaPeak = f.weights === "int8" ? null : await measureFmaPeak(1);
+const peakGmacs = fmaPeak ? (fmaPeak.relaxed ?? fmaPeak.simd) / 2 : await measureDotPeak(1);
 const curves: Curve[] = [];
 let description = "";
 for (const threads of threadCounts) {
@@ -136,7 +167,8 @@ for (const threads of threadCounts) {
 const label = (c: Curve) => (threadCounts.length > 1 ? `${c.shape} ${c.threads}T` : c.shape);
 console.log(`# PTP cost curve: one forward call of k rows after ${PREFIX} cached tokens, time / time(k = 1)${quick ? " (quick)" : ""}\n`);
 console.log(`node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"} x ${cpus().length}, ${description}, threads ${threadCounts.join(",")}; 260K = stories260K, others random weights\n`);
-console.log(table(["k", ...curves.map(label)], [...KS.map((k, i) => [String(k), ...curves.map((c) => c.ratio[i].toFixed(2))]), ["1-row ms", ...curves.map((c) => c.medianMs[0].toFixed(3))]]));
+console.log(`peak: ${peakGmacs.toFixed(1)} G multiply-adds a second on one core (${f.weights === "int8" ? "i32x4.dot_i16x8_s" : "f32x4 multiply-add"}); "floor" = the least c(k) it allows at the measured one-row call\n`);
+console.log(table(["k", ...curves.flatMap((c) => [label(c), "floor"])], [...KS.map((k, i) => [String(k), ...curves.flatMap((c) => [c.ratio[i].toFixed(2), c.floor[i].toFixed(2)])]), ["1-row ms", ...curves.flatMap((c) => [c.medianMs[0].toFixed(3), ""])]]));
 
 const at = (c: Curve, k: number) => {
   const i = KS.indexOf(k);
@@ -153,6 +185,6 @@ console.log(
     curves.map((c) => [label(c), firstOver2(c), ...SUMMARY_KS.map((k) => at(c, k))]),
   ),
 );
-if (asJson) console.log("\n" + JSON.stringify({ prefix: PREFIX, ks: KS, curves }));
+if (asJson) console.log("\n" + JSON.stringify({ prefix: PREFIX, ks: KS, weights: f.weights, peakGmacs, curves }));
 // The wasm worker threads would otherwise keep the process alive.
 process.exit(0);

@@ -13,7 +13,7 @@ import { tokenProbability } from "../src/sampling/softmax.js";
  * reference included with every error check, and catches broken backends.
  */
 
-const IDS = ["matmul-agrees", "elementwise-exact", "written-weights-fresh", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "token-probabilities", "set-weight-type", "errors"];
+const IDS = ["matmul-agrees", "elementwise-exact", "written-weights-fresh", "host-access", "exp-ops-agree", "attention-agrees", "matmul-batch-invariant", "rows-batch-invariant", "attention-batch-invariant", "argmax-exact", "decoder-layer-exact", "pick-exact", "token-probabilities", "set-weight-type", "errors"];
 
 /** A matmul off by a relative 1e-3. */
 class Drifting extends JsBackend {
@@ -92,6 +92,13 @@ class StaleWeights extends JsBackend {
   }
 }
 
+/** hostView returns a copy: writes through it are lost (loadModel would fill a copy and leave the model's weights zero). */
+class CopyingView extends JsBackend {
+  override hostView(buf: Buffer, access: "read" | "write" = "write"): Float32Array {
+    return super.hostView(buf, access).slice();
+  }
+}
+
 /** Has a fused decoderLayer that runs the layer's ops but normalises the feed-forward input with the attention norm's weights. */
 class WrongNorm extends JsBackend {
   decoderLayer(a: LayerActivations, w: LayerWeightBuffers, keys: Buffer, values: Buffer, cached: number, M: number, mask: { dense?: Buffer; sparse?: Buffer }, c: LayerShape): void {
@@ -138,7 +145,7 @@ describe("runBackendConformance", () => {
     expect(report.checks.every((c) => c.cases >= 1)).toBe(true);
   });
 
-  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges, token probabilities at the wrong temperature, a fused layer with the wrong norm and a stale copy of a written weight each fail their check", async () => {
+  it("BACKEND-CONFORMANCE-CATCHES: a drifting matmul, a batch-dependent sum order, swallowed misuse, an argmax that breaks ties upward, a pick that misplaces bin edges, token probabilities at the wrong temperature, a fused layer with the wrong norm, a stale copy of a written weight and a host view that is a copy each fail their check", async () => {
     const failing = async (b: JsBackend) => (await runBackendConformance(b, { runs: 4 })).checks.filter((c) => !c.passed).map((c) => c.id);
     expect(await failing(new Drifting())).toEqual(["matmul-agrees"]);
     expect(await failing(new Reordering())).toContain("matmul-batch-invariant");
@@ -149,6 +156,8 @@ describe("runBackendConformance", () => {
     expect(await failing(new EdgeBlind())).toEqual(["pick-exact"]);
     expect(await failing(new HotProbabilities())).toEqual(["token-probabilities"]);
     expect(await failing(new WrongNorm())).toEqual(["decoder-layer-exact"]);
-    expect(await failing(new StaleWeights())).toEqual(["written-weights-fresh"]);
+    // A stale copy also misses what is written through a view.
+    expect(await failing(new StaleWeights())).toEqual(["written-weights-fresh", "host-access"]);
+    expect(await failing(new CopyingView())).toEqual(["host-access"]);
   });
 });

@@ -39,6 +39,14 @@ describe("MODEL-ERRORS", async () => {
       },
       /layers\[0\]\.w1 has 1000 values; the config needs 96/,
     ],
+    [
+      "a shared classifier that is a separate array",
+      () => {
+        const { weights } = randomCheckpoint({ ...config, sharedClassifier: true }, 1);
+        return new Transformer(model.backend, { config: { ...config, sharedClassifier: true }, weights: { ...weights, wcls: weights.tokenEmbedding.slice() } });
+      },
+      /Transformer: the config says the classifier is shared \(sharedClassifier: true\), so wcls must be the tokenEmbedding array itself, got a separate array/,
+    ],
     ["a missing final norm", () => new Transformer(model.backend, { config, weights: { ...randomCheckpoint(config, 1).weights, rmsFinal: undefined as unknown as Float32Array } }), /rmsFinal must be a Float32Array of 8 values, got none/],
     ["a random checkpoint too large for one array", () => randomCheckpoint({ ...config, dim: 1 << 16, nHeads: 1, nKvHeads: 1, hiddenDim: 4, vocabSize: 1 << 16 }, 1), /more than the 2147483647 one array can/],
   ];

@@ -434,6 +434,8 @@ describe("picks where the logits are", () => {
         expect(out.outputs, decoder).toEqual(ar);
         expect(calls, `${decoder}: pick op calls`).toBeGreaterThan(out.stats.modelCalls);
       }
+      // A hybrid first slot's last token outside the vocabulary is named as the slot input's, not the teacher's.
+      for (const bad of [512, -1, 1.5]) expect(() => model.slotInput(0.5, undefined, bad)).toThrow(`slot input: token ${bad} is outside the vocabulary`);
       model.dispose();
     });
     wasm.dispose?.();

@@ -14,6 +14,9 @@
  * - batch invariance, bit for bit: every row of every op equals the same row
  *   computed alone (attention: with the same visible keys; keys hidden by the
  *   mask, even NaN ones, change nothing);
+ * - host access, where the backend has it: downloadInto equals download,
+ *   and hostView is the buffer itself (reads and writes through it are what
+ *   the ops see, also for a buffer that served as a matmul weight);
  * - the error contract: use after free, double free, wrong dtypes, spans out
  *   of range, buffers of another backend instance, embedding ids outside the
  *   table and rows that see no key throw BackendError.
@@ -412,6 +415,42 @@ const CHECKS: CheckSpec[] = [
           bitExact(got, b.download(y), `a product after ${name} wrote its weight`);
         });
       }
+    },
+  },
+  {
+    id: "host-access",
+    description: "where a backend has them, downloadInto equals download over any range, and hostView is the buffer itself: a read view holds its values (also once it served as a matmul weight), writes through a write view are what later ops read, a bad access is a BackendError",
+    run(b, _ref, g) {
+      const K = g.int(1, 40),
+        N = g.int(1, 24),
+        n = N * K,
+        data = g.f32(n),
+        x = g.f32(K);
+      scoped(b, (alloc, zeros) => {
+        const w = alloc(data),
+          xb = alloc(x),
+          y = zeros(N);
+        b.matmul(y, xb, w, 1, K, N); // as a weight first: a backend may keep it in another layout
+        if (b.downloadInto) {
+          const off = g.int(0, n),
+            out = new Float32Array(g.int(0, n - off));
+          b.downloadInto(w, out, off);
+          bitExact(out, data.subarray(off, off + out.length), `downloadInto of [${off}, ${off + out.length}) of a weight`);
+        }
+        if (!b.hostView) return;
+        bitExact(b.hostView(w, "read"), data, "a read view of a weight");
+        const before = b.download(y);
+        b.matmul(y, xb, w, 1, K, N);
+        bitExact(b.download(y), before, "a product after a read view of its weight");
+        const fresh = g.f32(n);
+        b.hostView(w, "write").set(fresh);
+        bitExact(b.download(w), fresh, "a download after a write through a view");
+        b.matmul(y, xb, w, 1, K, N);
+        const got = b.download(y);
+        b.matmul(y, xb, alloc(fresh), 1, K, N);
+        bitExact(got, b.download(y), "a product after a write through a view of its weight");
+        throwsBackendError(() => b.hostView!(w, "readwrite" as "read"), "hostView with access \"readwrite\"");
+      });
     },
   },
   {

@@ -121,6 +121,9 @@ export function checkDeviceCheckpoint(c: DeviceCheckpoint): DeviceCheckpoint {
   check(device.tokenEmbedding, config.vocabSize * config.dim, "tokenEmbedding");
   check(device.rmsFinal, config.dim, "rmsFinal");
   check(device.wcls, config.vocabSize * config.dim, "wcls");
+  if (config.sharedClassifier && device.wcls !== device.tokenEmbedding) {
+    throw new TypeError(`${where}: the config says the classifier is shared (sharedClassifier: true), so device.wcls must be the tokenEmbedding buffer itself, got a separate buffer`);
+  }
   device.layers.forEach((layer, l) => {
     for (const f of FORWARD_ORDER) check((layer as Partial<DeviceLayer>)?.[f], lengths[f], `layers[${l}].${f}`);
   });

@@ -83,6 +83,10 @@ export function checkWeights(c: ModelConfig, w: ModelWeights, where = "weights")
   });
   expect("rmsFinal", w.rmsFinal, c.dim);
   expect("wcls", w.wcls, c.vocabSize * c.dim);
+  // A tied classifier is the embedding itself: a separate array would be what the forward pass uses but not what the config (and a teacher checksum) says.
+  if (c.sharedClassifier && w.wcls !== w.tokenEmbedding) {
+    throw new TypeError(`${where}: the config says the classifier is shared (sharedClassifier: true), so wcls must be the tokenEmbedding array itself, got a separate array`);
+  }
 }
 
 /**

@@ -48,9 +48,14 @@ export function slotInput(src: SlotInputSource, ownU: number, previousU: number 
   return x;
 }
 
+/** A RangeError unless `token` is one of a vocabulary of `vocabSize` (a hybrid slot input's last token). */
+export function checkSlotToken(token: number, vocabSize: number): void {
+  if (!(Number.isInteger(token) && token >= 0 && token < vocabSize)) throw new RangeError(`slot input: token ${token} is outside the vocabulary`);
+}
+
 /** Row `token` [dim] of a table [vocab, dim] (a view), or a RangeError for a token outside it. */
 export function tableRow(table: Float32Array, token: number, dim: number): Float32Array {
-  if (!(Number.isInteger(token) && token >= 0 && (token + 1) * dim <= table.length)) throw new RangeError(`slot input: token ${token} is outside the vocabulary`);
+  checkSlotToken(token, Math.floor(table.length / dim));
   return table.subarray(token * dim, (token + 1) * dim);
 }
 
@@ -215,7 +220,8 @@ export class PtpModel {
     assertValidU(ownU, "PtpModel.slotInput: ownU");
     if (previousU !== undefined) assertValidU(previousU, "PtpModel.slotInput: previousU");
     if (config.query && previousU === undefined) throw new Error("slotInput: a query student's first slot has no input vector: it is a row reading the last known token (SlotRow.input = the token)");
-    const hybridTokens = config.hybrid ? (token: number) => this.teacher.tokenEmbeddingRow(token) : undefined;
+    const vocab = this.teacher.config.vocabSize;
+    const hybridTokens = config.hybrid ? (token: number) => (checkSlotToken(token, vocab), this.teacher.tokenEmbeddingRow(token)) : undefined;
     return slotInput({ variant: config.variant, aux: config.aux, auxWeights: weights.aux, start: weights.start, dim: this.teacher.config.dim, hybridTokens }, ownU, previousU, lastToken);
   }
 

@@ -46,7 +46,8 @@ export class JsBackend implements Backend {
     b.data.set(data, offset);
   }
 
-  hostView(buf: Buffer): Float32Array {
+  hostView(buf: Buffer, access: "read" | "write" = "write"): Float32Array {
+    if (access !== "read" && access !== "write") throw new BackendError(this.name, `hostView: access must be "read" or "write", got ${JSON.stringify(access)}`);
     const b = this.buf(buf);
     if (!(b.data instanceof Float32Array)) throw new BackendError(this.name, `hostView: expected an f32 buffer, got ${b.dtype}`);
     return b.data;

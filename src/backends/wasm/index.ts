@@ -102,6 +102,8 @@ export interface Kernels extends PoolKernels {
   zeroBytes(dst: number, n: number): void;
   /** Benchmark only: `iters` rounds of 12 independent f32x4 multiply-adds. */
   fmaPeak(iters: number): number;
+  /** Benchmark only: `iters` rounds of 12 independent i32x4.dot_i16x8_s + add (the int8 kernels' pair dot). */
+  dotPeak(iters: number): number;
 }
 
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
