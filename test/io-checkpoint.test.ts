@@ -490,9 +490,7 @@ describe("IO-LOAD-MODEL: loadModel reads a llama2.c file straight into the backe
     expect(() => new Transformer(backend, { config: small, device: { ...device, tokenEmbedding: three } })).toThrow("Transformer: device weight tokenEmbedding must be an f32 buffer of 160 elements");
     // A tied classifier is the embedding's own buffer: a separate one would be read by the forward pass but not by a teacher checksum.
     const tied = allocWeights(backend, { ...small, sharedClassifier: true });
-    expect(() => new Transformer(backend, { config: { ...small, sharedClassifier: true }, device: { ...tied, wcls: device.wcls } })).toThrow(
-      "Transformer: the config says the classifier is shared (sharedClassifier: true), so device.wcls must be the tokenEmbedding buffer itself, got a separate buffer",
-    );
+    expect(() => new Transformer(backend, { config: { ...small, sharedClassifier: true }, device: { ...tied, wcls: device.wcls } })).toThrow("Transformer: the config says the classifier is shared (sharedClassifier: true), so device.wcls must be the tokenEmbedding buffer itself, got a separate buffer");
     freeWeights(backend, tied);
     freeWeights(backend, device);
     backend.free(three);

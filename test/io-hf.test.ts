@@ -305,7 +305,7 @@ describe("HF-LOAD-MODEL: loadModel reads a Hugging Face folder straight into the
   };
 
   it.each(["wasm", "js"] as const)(
-    "HF-LOAD-MODEL (%s): F32, F16 and BF16 folders (one file and shards; tied and separate classifier; a BF16 embedding over 1 MiB, decoded in pieces) give readModel's config, logits and teacher checksum bit for bit, and dispose frees every buffer; readModelConfig reads config.json alone",
+    "HF-LOAD-MODEL (%s): F32, F16 and BF16 folders (one file and shards; tied and separate classifier; a BF16 embedding over 1 MiB, decoded in pieces) give readModel's config, logits and teacher checksum bit for bit, and dispose frees every buffer; readModelConfig reads config.json and the safetensors headers, no weight",
     async (name) => {
       const b = await createBackend(name, { threads: 1 });
       const shapes: ModelConfig[] = [
@@ -335,12 +335,12 @@ describe("HF-LOAD-MODEL: loadModel reads a Hugging Face folder straight into the
           expect(live(b)).toBe(before);
         }
       }
-      // config.json alone: a folder whose weights are garbage still has a config; loading it fails as readModel does, leaving nothing behind.
+      // A folder whose weights are garbage: its config is refused as readModel refuses the folder (the headers are read with config.json), and loading it fails alike, leaving nothing behind.
       const { dir } = folderOf(randomCheckpoint(shapes[0], 1), "F32", 1);
       writeFileSync(join(dir, "model.safetensors"), "garbage that is no safetensors file");
-      expect(readModelConfig(dir)).toEqual(shapes[0]);
       const before = live(b);
       const want = formatError(() => readModel(dir), join(dir, "model.safetensors")).message;
+      expect(formatError(() => readModelConfig(dir), join(dir, "model.safetensors")).message).toBe(want);
       expect(formatError(() => loadModel(b, dir), join(dir, "model.safetensors")).message).toBe(want);
       expect(live(b)).toBe(before);
     },
@@ -518,6 +518,43 @@ describe("HF folder errors", () => {
     rmSync(join(dir, "model.safetensors"));
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": "other.safetensors" } }));
     expect(formatError(() => readHfCheckpoint(dir), join(dir, "other.safetensors")).message).toMatch(/does not exist/);
+    // An index lists only the model's own tensors (an entry for another would open a file for nothing), in files of the folder.
+    const index = join(dir, "model.safetensors.index.json");
+    writeFileSync(index, JSON.stringify({ weight_map: { "model.norm.weight": "model.safetensors", "foo.weight": "x.safetensors" } }));
+    expect(formatError(() => readHfCheckpoint(dir), index).message).toBe(`${index}: weight_map lists tensor "foo.weight", which a LlamaForCausalLM checkpoint of this config.json does not have`);
+    for (const name of [".", ".."]) {
+      writeFileSync(index, JSON.stringify({ weight_map: { "model.norm.weight": name } }));
+      expect(formatError(() => readHfCheckpoint(dir), index).message).toBe(`${index}: weight_map entry "model.norm.weight" must name a file in the folder, found "${name}"`);
+    }
+    // config.json must be an object: null is named as null.
+    dir = good();
+    writeFileSync(join(dir, "config.json"), "null");
+    expect(formatError(() => readHfCheckpoint(dir), join(dir, "config.json")).message).toMatch(/expected a JSON object \(a Hugging Face config.json\), found null$/);
+  });
+
+  it("HF-HEADERS-FIRST: readModelConfig of a folder checks config.json against the safetensors headers (a config that disagrees with the tensors is refused before anything is sized from it); a model file or link that cannot be opened says why", async () => {
+    const dir = good();
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, intermediate_size: 1_000_000_000 }));
+    expect(formatError(() => readModelConfig(dir), join(dir, "model.safetensors")).message).toMatch(/tensor "model.layers.0.mlp.\w+_proj.weight" has shape \[\d+, \d+\], expected \[(1000000000, \d+|\d+, 1000000000)\] from config.json/);
+    // The CLI says the same (exit 1), not that the run needs thousands of GiB.
+    const r = await runCli("generate", "--model", dir, "--tokenizer", TOK_512, "--steps", "4", "--seed", "1");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^ptp generate: .*model.safetensors: tensor "model.layers.0.mlp.\w+_proj.weight" has shape/);
+    // A config.json given as the model: a JSON file, not a model; the folder is what to give.
+    const asFile = await runCli("generate", "--model", join(dir, "config.json"), "--tokenizer", TOK_512, "--steps", "4");
+    expect(asFile.code).toBe(1);
+    expect(asFile.stderr).toContain(`config.json: is a JSON file, not a model (for a Hugging Face model, give the folder that holds its config.json and weights)`);
+    // model.safetensors as a broken link or a loop of links: its open says so (not "has neither model.safetensors nor ...").
+    const { symlinkSync } = await import("node:fs");
+    const linked = good();
+    const weights = join(linked, "model.safetensors");
+    rmSync(weights);
+    symlinkSync(join(linked, "gone.safetensors"), weights);
+    expect(formatError(() => readModelConfig(linked), weights).message).toMatch(/is a broken symbolic link: its target does not exist/);
+    rmSync(weights);
+    symlinkSync(weights, weights);
+    expect(formatError(() => readModelConfig(linked), weights).message).toMatch(/cannot read file \(expected a safetensors file of the model\): it is a loop of symbolic links$/);
   });
 });
 
@@ -544,17 +581,19 @@ describe("header-first loading", () => {
     const dir = freshDir();
     writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
     const big = 750_000_000; // floats: 3 GB, beyond what readFileSync can return
-    const header = new TextEncoder().encode(JSON.stringify({ "model.layers.0.mlp.up_proj.bias": { dtype: "F32", shape: [big], data_offsets: [0, 4 * big] } }));
+    // The shard holds one of the model's tensors (so the index sends the reader to it) and a 3 GB one it has not.
+    const header = new TextEncoder().encode(JSON.stringify({ "model.norm.weight": { dtype: "F32", shape: [8], data_offsets: [0, 32] }, "model.layers.0.mlp.up_proj.bias": { dtype: "F32", shape: [big], data_offsets: [32, 32 + 4 * big] } }));
     const path = join(dir, "model-00002-of-00002.safetensors");
     const fd = openSync(path, "w");
     const len = new Uint8Array(8);
     new DataView(len.buffer).setBigUint64(0, BigInt(header.length), true);
     writeSync(fd, len);
     writeSync(fd, header);
-    ftruncateSync(fd, 8 + header.length + 4 * big);
+    ftruncateSync(fd, 8 + header.length + 32 + 4 * big);
     closeSync(fd);
-    const map: Record<string, string> = { "model.layers.0.mlp.up_proj.bias": "model-00002-of-00002.safetensors" };
+    const map: Record<string, string> = {};
     for (const name of hfTensors(readHfCheckpoint(dir)).keys()) map[name] = "model.safetensors";
+    map["model.norm.weight"] = "model-00002-of-00002.safetensors";
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: map }));
     expect(() => readFileSync(path)).toThrow(); // a whole-file read fails outright
     expect(formatError(() => readHfCheckpoint(dir), path).message).toMatch(/unexpected tensor "model.layers.0.mlp.up_proj.bias".*biases are not supported/);

@@ -413,5 +413,8 @@ describe("ADAPTER-TEACHER: checkStudentMatchesTeacher", () => {
     const other = randomCheckpoint(small, 8);
     const sum = teacherChecksum(other);
     expect(() => checkStudentMatchesTeacher(student, other, sum, FILE)).toThrow(`adapter x.safetensors belongs to teacher ${checksum.slice(0, 12)} but the model's checksum is ${sum.slice(0, 12)}: load the teacher it was trained for`);
+    // Checksums that share their first 12 characters are shown in full, so that the two never read alike.
+    const near = `${sum.slice(0, 12)}ff`;
+    expect(() => checkStudentMatchesTeacher({ ...student, config: { ...student.config, teacherChecksum: near } }, other, sum, FILE)).toThrow(`adapter x.safetensors belongs to teacher ${near} but the model's checksum is ${sum}: load the teacher it was trained for`);
   });
 });

@@ -6,13 +6,16 @@ import { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint }
 import { randomCheckpoint } from "../src/model/init.js";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { readLines } from "../src/io/errors.js";
-import { loadTokenizer } from "../src/io/model-file.js";
+import { loadTokenizer, readModelConfig } from "../src/io/model-file.js";
+import { hfTensorShapes } from "../src/io/hf-checkpoint.js";
+import { modelConfigToHf } from "../src/io/hf-config.js";
+import type { ModelConfig } from "../src/model/config.js";
 import { readPrompts } from "../src/cli/ptp-common.js";
 import { readAuxFile } from "../src/sampling/aux.js";
 import { loadTokenizerFile } from "../src/io/char-tokenizer.js";
 import { encodeHeader, readDataset, readDatasetMeta } from "../src/data/dataset.js";
 import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
-import { pregenFixture, runCli, TOK_512 } from "./helpers.js";
+import { pregenFixture, ROOT, runCli, TOK_512 } from "./helpers.js";
 import { lastFlagWins } from "./flag-args.js";
 
 const { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs } = pregenFixture("ptp-files-");
@@ -413,13 +416,13 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
     const r = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "0", "--backend", "wasm", "--seed", "1");
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp generate: generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps\n/);
+    expect(r.stderr).toMatch(/^ptp generate: .*long-context.bin at --steps 1048576 needs about 4\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps\n/);
     // PTP decoding (here --prompts, the decoder ar) is refused alike, naming the decoder flags that size its cache too.
     const prompts = join(tmp, "memory-prompts.txt");
     writeFileSync(prompts, "Once\n");
     const p = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--prompts", prompts, "--steps", "0", "--backend", "wasm", "--seed", "1");
     expect(p.code, p.stderr).toBe(2);
-    expect(p.stderr).toMatch(/^ptp generate: generate: .*long-context.bin at --steps 1048576 needs about \d+\.\d GiB \(largest part: KV cache of \d+ rows, .*\), more than the wasm backend's 4 GiB; lower --steps \(or --window, --budget, --drafts\)\n/);
+    expect(p.stderr).toMatch(/^ptp generate: .*long-context.bin at --steps 1048576 needs about \d+\.\d GiB \(largest part: KV cache of \d+ rows, .*\), more than the wasm backend's 4 GiB; lower --steps \(or --window, --budget, --drafts\)\n/);
     const ok = await runCli("generate", "--model", big, "--tokenizer", TOK_512, "--steps", "8", "--backend", "wasm", "--seed", "1");
     expect(ok.code, ok.stderr).toBe(0);
   });
@@ -430,26 +433,85 @@ describe("loaders read headers first and refuse what is not a regular file", () 
     const out = join(tmp, "memory.safetensors");
     let r = await runCli(...distillArgs(out, "--windows", "4096", "--window", "64", "--batch", "4096", "--threads", "256"));
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp distill: distill: .*teacher.bin needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 64 slots x 256 threads, .*\), more than this machine's .* GiB; lower --windows, --window, --threads \(or --batch\) or --rank\n/);
+    expect(r.stderr).toMatch(/^ptp distill: .*teacher.bin needs about \d+\.\d GiB \(largest part: training graph of 4096 windows x 64 slots x 256 threads, .*\), more than this machine's .* GiB; lower --windows, --window, --threads \(or --batch\) or --rank\n/);
     expect(existsSync(out)).toBe(false);
     r = await runCli(...trainArgs(join(tmp, "memory.bin"), "--tokenizer", TOK_512, "--dim", "4096", "--hidden", "16384", "--layers", "64", "--heads", "32", "--seq-len", "65536", "--batch", "4096"));
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp train: train needs about \d+\.\d GiB \(largest part: training graph of one window of 65536 tokens \(x \d+ threads\), .*\), more than this machine's .* GiB; lower --threads, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
+    expect(r.stderr).toMatch(/^ptp train: pretraining needs about \d+\.\d GiB \(largest part: training graph of one window of 65536 tokens \(x \d+ threads\), .*\), more than this machine's .* GiB; lower --threads, --context \(or --seq-len\), --dim, --hidden or --layers\n/);
     const big = join(tmp, "long-context-train.bin");
     writeCheckpoint(big, randomCheckpoint({ ...config, dim: 64, hiddenDim: 64, nLayers: 8, nHeads: 4, nKvHeads: 4, seqLen: 2 ** 20 }, 3), 1);
     r = await runCli("train", "--objective", "inverse-ar", "--model", big, "--corpus", corpus, "--tokenizer", TOK_512, "--out", join(tmp, "iar-memory.safetensors"), "--context", "1048576", "--steps", "2");
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp train: train --objective inverse-ar: .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window, --threads or --rank\n/);
+    expect(r.stderr).toMatch(/^ptp train: --objective inverse-ar on .*long-context-train.bin needs about \d+\.\d GiB .*; lower --context, --window, --threads or --rank\n/);
     const data = join(tmp, "memory.ptpd");
     r = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "1048576", "--samples", "1", "--backend", "wasm");
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^ptp pregenerate: pregenerate: .*long-context-train.bin needs about \d+\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps \(or the longest of --prompts\)\n/);
+    expect(r.stderr).toMatch(/^ptp pregenerate: .*long-context-train.bin needs about \d+\.\d GiB \(largest part: KV cache of 1048576 rows, 4\.0 GiB; 4\.\d GiB per wasm instance\), more than the wasm backend's 4 GiB; lower --steps \(or the longest of --prompts\)\n/);
     expect(existsSync(data)).toBe(false);
     // Refused before any big allocation: all four in well under the time one would take.
     expect(performance.now() - started).toBeLessThan(20_000);
     // A run of the same model that fits still goes.
     const ok = await runCli("pregenerate", "--model", big, "--tokenizer", TOK_512, "--out", data, "--steps", "8", "--samples", "1", "--backend", "wasm");
     expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it("REL-MEMORY-WEIGHTS: a model whose weights alone are beyond the limit is refused naming the file (exit 1, no usage line: no flag can help), by generate and demo, before its buffers are made; a 2 GiB checkpoint is refused from its header", async () => {
+    // A 1.2B-parameter folder (sparse BF16 shards, 2.5 GB on paper, nothing on disk): 4.6 GiB as float32, past the wasm backend's 4 GiB.
+    const dir = mkdtempSync(join(tmp, "big-hf-"));
+    const big: ModelConfig = { dim: 2048, hiddenDim: 5632, nLayers: 24, nHeads: 16, nKvHeads: 16, vocabSize: 512, seqLen: 256, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+    writeFileSync(join(dir, "config.json"), JSON.stringify(modelConfigToHf(big)));
+    const shapes = [...hfTensorShapes(big)];
+    const map: Record<string, string> = {};
+    const half = Math.ceil(shapes.length / 2);
+    for (const [k, part] of [shapes.slice(0, half), shapes.slice(half)].entries()) {
+      const file = `model-0000${k + 1}-of-00002.safetensors`;
+      const header: Record<string, unknown> = {};
+      let at = 0;
+      for (const [name, shape] of part) {
+        const bytes = 2 * shape.reduce((a, b) => a * b, 1);
+        header[name] = { dtype: "BF16", shape, data_offsets: [at, at + bytes] };
+        map[name] = file;
+        at += bytes;
+      }
+      const json = Buffer.from(JSON.stringify(header));
+      const head = Buffer.alloc(8);
+      head.writeBigUInt64LE(BigInt(json.length), 0);
+      writeFileSync(join(dir, file), Buffer.concat([head, json]));
+      truncateSync(join(dir, file), 8 + json.length + at);
+    }
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: map }));
+    const want = `${dir}: the model's weights alone need about 4.6 GiB, more than the wasm backend's 4 GiB (--backend js has no 4 GiB bound)\n`;
+    const g = await runCli("generate", "--model", dir, "--tokenizer", TOK_512, "--steps", "8", "--backend", "wasm", "--seed", "1");
+    expect(g.code, g.stderr).toBe(1);
+    expect(g.stderr).toBe(`ptp generate: ${want}`);
+    const d = await runCli("demo", "--model", dir, "--tokenizer", TOK_512, "--student", join(ROOT, "demo/stories260K-head.safetensors"));
+    expect(d.code, d.stderr).toBe(1);
+    expect(d.stderr).toBe(`ptp demo: ${want}`);
+    // A llama2.c file of 2 GiB or more: refused from its header by readModelConfig, so before loadModel makes a buffer.
+    const bin = join(tmp, "two-gib.bin");
+    const header = new Int32Array([1024, 2816, 48, 16, 16, 32000, 256]);
+    writeFileSync(bin, new Uint8Array(header.buffer));
+    truncateSync(bin, 2597785628);
+    expect(() => readModelConfig(bin)).toThrow(`${bin}: file is 2597785628 bytes; files of 2 GiB or more are not supported (expected a llama2.c checkpoint)`);
+    const r = await runCli("generate", "--model", bin, "--tokenizer", TOK_512, "--steps", "1");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("files of 2 GiB or more are not supported");
+  });
+
+  it("REL-SAFETENSORS-HEADER-CAP: a header over 100,000,000 bytes is refused as such (not as not fitting the file) by every safetensors reader: a student file and a model folder's shard", () => {
+    const path = join(tmp, "long-header.safetensors");
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(200_000_000n, 0);
+    writeFileSync(path, head);
+    truncateSync(path, 300_000_000);
+    const want = `${path}: safetensors header length 200000000 is over the 100000000-byte limit for a header (the format's reference reader's)`;
+    expect(() => readSafetensors(path)).toThrow(want);
+    const dir = mkdtempSync(join(tmp, "long-header-hf-"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify(modelConfigToHf(config)));
+    const shard = join(dir, "model.safetensors");
+    writeFileSync(shard, head);
+    truncateSync(shard, 300_000_000);
+    expect(() => readModelConfig(dir)).toThrow(want.replace(path, shard));
   });
 
   it("REL-SEQLEN: a v1 checkpoint with seq_len 2^31 - 1 is refused naming the field", () => {

@@ -449,7 +449,7 @@ const CHECKS: CheckSpec[] = [
         const got = b.download(y);
         b.matmul(y, xb, alloc(fresh), 1, K, N);
         bitExact(got, b.download(y), "a product after a write through a view of its weight");
-        throwsBackendError(() => b.hostView!(w, "readwrite" as "read"), "hostView with access \"readwrite\"");
+        throwsBackendError(() => b.hostView!(w, "readwrite" as "read"), 'hostView with access "readwrite"');
       });
     },
   },

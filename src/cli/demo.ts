@@ -6,7 +6,9 @@ import { WEIGHT_TYPES } from "../backends/backend.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { WIDEN_SHAPES } from "../ptp/widen.js";
 import { quotePath } from "../io/errors.js";
-import { loadTokenizer, readModel } from "../io/model-file.js";
+import { loadTokenizer, readModel, readModelConfig } from "../io/model-file.js";
+import { inferenceMemory } from "../train/memory.js";
+import { refuseBeyondMemory } from "./memory.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
@@ -122,6 +124,10 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     throw new Error(`the demo models are missing: ${missingDefaults.map((k) => quotePath(paths[k]!)).join(", ")}.\n` + `Create them with ${DEMO_SCRIPT} (synthetic stories -> char tokenizer -> teacher -> distilled student; see README.md),\n` + `or pass --model FILE --tokenizer FILE --student FILE.`);
   }
 
+  // A teacher too large for memory is refused from its header, before its buffers are made (as generate does).
+  const header = readModelConfig(paths.model);
+  const positions = f.steps === 0 ? header.seqLen : Math.min(f.steps, header.seqLen);
+  refuseBeyondMemory(`${quotePath(paths.model)} at --steps ${positions}`, inferenceMemory(header, positions, positions), f.backend, "--steps", paths.model);
   // The teacher straight into the backend's buffers (loadModel); the student is matched against the checksum read from them.
   const backend = await createBackend(f.backend, { threads: f.threads });
   const teacher = loadModelOn(backend, paths.model);

@@ -183,7 +183,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     sequences: f.batch,
     threads,
   });
-  refuseBeyondMemory(`distill: ${quotePath(f.model)}`, memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
+  refuseBeyondMemory(quotePath(f.model), memory, f.backend, f.draft ? "--windows, --window, --threads (or --batch) or the --draft-* shape" : `--windows, --window, --threads (or --batch)${proposer.kind === "student" && proposer.student.config.extraBlocks ? ", --rank or --extra-blocks" : " or --rank"}`);
   const trainable = trainableRecords(dataset.records, proposer);
   if (trainable.usable.length === 0) throw new FileFormatError(f.dataset, `has no record with ${trainable.need} to train on`);
   // A slot past a record's last sampled token has no target (weight 0): slots past every record's never train.

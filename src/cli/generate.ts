@@ -170,7 +170,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
   const runSteps = runPositions(io, f.steps, config.seqLen, stepsGiven);
   const prompt = tokenizer.encode(f.prompt ?? "", true, false);
   // A cache of --steps rows after the prompt's prefill block: refused up front (exit 2) where it would not fit.
-  refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, runSteps, prompt.length), f.backend, "--steps");
+  refuseBeyondMemory(`${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, runSteps, prompt.length), f.backend, "--steps", f.model);
   const backend = await createBackend(f.backend, { threads: f.threads, weights: f.weights });
   const model = loadModelOn(backend, f.model);
   warnFullPrompts(io, [prompt], runSteps, f.steps);
@@ -275,7 +275,7 @@ async function generatePtp(f: GenerateFlags, decoder: DecoderName, io: Io, steps
   // The batch's prefill block (at most `batch` of the longest prompt).
   const prefill = batch * prompts.reduce((n, p) => Math.max(n, p.length), 1);
   // Refused (exit 2) where the cache would not fit, naming the flags that size it.
-  const refuse = (rows: number): void => refuseBeyondMemory(`generate: ${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)");
+  const refuse = (rows: number): void => refuseBeyondMemory(`${quotePath(f.model)} at --steps ${runSteps}`, inferenceMemory(config, rows, prefill), f.backend, "--steps (or --window, --budget, --drafts)", f.model);
   // The AR comparison's cache is a floor on the run's: refused up front where even it would not fit, before the weights are read.
   refuse(batch * (runSteps + 1));
   // The weights go straight into the backend's buffers (loadModel); the student's and draft's teacher checksum is read from them.

@@ -4,6 +4,7 @@ import type { MemoryEstimate } from "../train/memory.js";
 import { UsageError } from "./args.js";
 import { MAX_FILE_BYTES } from "../io/errors.js";
 import { WASM_MAX_BYTES } from "../backends/wasm/allocator.js";
+import { quotePath } from "../io/errors.js";
 
 /** The wasm backend's linear memory is 32-bit: at most 4 GiB, weights and caches together. */
 const WASM_LIMIT = WASM_MAX_BYTES;
@@ -24,14 +25,22 @@ function beyond(bytes: number, backend: string): string | undefined {
  * allocated, a run whose estimate (src/train/memory.ts) is beyond the
  * machine's memory, or whose per-thread wasm instance is beyond 4 GiB, is
  * refused with exit 2 (a usage error: the flags ask for too much) and one
- * line naming its largest part and the flags to lower.
+ * line naming its largest part and the flags to lower. `what` names the
+ * run without the command (the CLI prefixes it). Where the run reads a
+ * model file (`model`) whose weights alone are beyond the limit, no flag
+ * can help: the error (exit 1) names the file and its weights instead.
  */
-export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: string, flags: string): void {
+export function refuseBeyondMemory(what: string, e: MemoryEstimate, backend: string, flags: string, model?: string): void {
   const largest = e.parts[0];
   const where = beyond(e.total, "js") ?? beyond(e.perInstance, backend);
-  if (where !== undefined) {
-    throw new UsageError(`${what} needs about ${gib(e.total)} GiB (largest part: ${largest.name}, ${gib(largest.bytes)} GiB${e.perInstance > 0 ? `; ${gib(e.perInstance)} GiB per wasm instance` : ""}), more than ${where}; lower ${flags}`);
+  if (where === undefined) return;
+  const weights = e.parts.find((p) => p.name === "weights");
+  const weightsBeyond = weights && (beyond(weights.bytes, "js") ?? beyond(weights.bytes, backend));
+  if (model !== undefined && weightsBeyond !== undefined) {
+    const jsFits = backend === "wasm" && beyond(weights!.bytes, "js") === undefined;
+    throw new Error(`${quotePath(model)}: the model's weights alone need about ${gib(weights!.bytes)} GiB, more than ${weightsBeyond}${jsFits ? " (--backend js has no 4 GiB bound)" : ""}`);
   }
+  throw new UsageError(`${what} needs about ${gib(e.total)} GiB (largest part: ${largest.name}, ${gib(largest.bytes)} GiB${e.perInstance > 0 ? `; ${gib(e.perInstance)} GiB per wasm instance` : ""}), more than ${where}; lower ${flags}`);
 }
 
 /**

@@ -81,7 +81,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     if (p.length > seqLen) throw new Error(`${quotePath(String(f.prompts))}: prompt ${i + 1} is ${p.length} tokens (BOS included), more than the model's seqLen ${seqLen}`);
   });
   const longest = prompts.tokens.reduce((n, p) => Math.max(n, p.length), 1);
-  refuseBeyondMemory(`pregenerate: ${quotePath(f.model)}`, inferenceMemory(config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)");
+  refuseBeyondMemory(quotePath(f.model), inferenceMemory(config, Math.min(seqLen, longest + f.steps), longest), f.backend, "--steps (or the longest of --prompts)", f.model);
   // The records' bits depend on the backend (and its wasm build), which the header records: it comes first.
   const backend = await createBackend(f.backend, { threads: f.threads });
   const model = loadModelOn(backend, f.model);

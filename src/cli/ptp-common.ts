@@ -78,7 +78,7 @@ export function seedFlag(raw: string, prompts = 1): bigint {
 /** A warning on stderr, naming the file, when a student's or draft's weights hold NaN/Inf (decoding stays exact, but its drafts are rejected). */
 export function warnNonFinite(io: Io, what: string, path: string, weights: unknown): void {
   const bad = firstNonFiniteWeight(weights);
-  if (bad !== undefined) io.stderr(`warning: ${what} ${quotePath(path)} holds non-finite weights (${bad}); its drafts will be rejected: the output still equals AR's, with no speedup\n`);
+  if (bad !== undefined) io.stderr(`warning: ${what} ${quotePath(path)} holds non-finite weights (${bad}); drafts computed from them are rejected (the output still equals AR's, with less or no speedup; a tensor the decoder never reads costs nothing)\n`);
 }
 
 /** A --prompts file is at most 1 GiB, a prompt (line) at most 1 MiB. */

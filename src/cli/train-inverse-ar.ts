@@ -54,7 +54,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   if (context < 2 * f.window) throw new UsageError(`--context (${context}) must be at least twice --window (${f.window}): a text window holds the slots after an offset of up to --window tokens`);
   const threads = trainThreads(f);
   const memory = inverseArMemory(ckpt.config, { proposerParams: weightCounts(student.weights).parameters, rank: f.rank, context, window: f.window, threads });
-  refuseBeyondMemory(`train --objective inverse-ar: ${quotePath(f.model)}`, memory, "wasm", "--context, --window, --threads or --rank");
+  refuseBeyondMemory(`--objective inverse-ar on ${quotePath(f.model)}`, memory, "wasm", "--context, --window, --threads or --rank");
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };

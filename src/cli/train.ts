@@ -103,7 +103,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     checkShapeFlags({ ...config, vocabSize: Math.max(1, vocabSize) });
     const context = f.context ?? config.seqLen;
     if (context < 1 || context > config.seqLen) throw new UsageError(`--context must be in [1, --seq-len = ${config.seqLen}], got ${context}`);
-    refuseBeyondMemory("train", pretrainMemory(config, { context, threads: trainThreads(f) }), "js", "--threads, --context (or --seq-len), --dim, --hidden or --layers");
+    refuseBeyondMemory("pretraining", pretrainMemory(config, { context, threads: trainThreads(f) }), "js", "--threads, --context (or --seq-len), --dim, --hidden or --layers");
     return config;
   };
   shapeOf(0);

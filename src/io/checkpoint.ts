@@ -23,7 +23,7 @@ import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } fro
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../util/checks.js";
-import { checkBytesArgument, checkPath, FileFormatError, quotePath, readFileBytes, readFileInto, readFilePrefix } from "./errors.js";
+import { checkBytesArgument, checkPath, checkSize, FileFormatError, quotePath, readFileBytes, readFileInto, readFilePrefix } from "./errors.js";
 import { isPlainObject } from "../util/options.js";
 
 /** The llama2.c checkpoint layouts read here: 0 (the legacy header of run.c) or 1 (the "ak42" float32 file); see above. */
@@ -291,8 +291,12 @@ export function readCheckpointInto(path: string, into: (tensor: CheckpointTensor
 /** The config of a llama2.c checkpoint file from its header alone, checked against the file's size as readCheckpoint checks it. */
 export function readCheckpointConfig(path: string): ModelConfig {
   checkPath(path, "readCheckpointConfig");
-  const { bytes: head, size } = readFilePrefix(path, "a llama2.c checkpoint", V1_HEADER_BYTES);
-  return checkpointHeader(head, size, path).config;
+  const what = "a llama2.c checkpoint";
+  const { bytes: head, size } = readFilePrefix(path, what, V1_HEADER_BYTES);
+  const config = checkpointHeader(head, size, path).config;
+  // A file the loaders would refuse is refused here, before a caller makes room for its weights.
+  checkSize(path, what, size);
+  return config;
 }
 
 /** Reads a llama2.c checkpoint file synchronously (see parseCheckpoint). */

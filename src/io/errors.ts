@@ -69,10 +69,34 @@ export function checkBytesArgument(bytes: unknown, name: unknown, where: string,
 
 function openFailure(path: string, what: string, err: unknown): FileFormatError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return new FileFormatError(path, `file does not exist (expected ${what})`);
+  if (code === "ENOENT") return new FileFormatError(path, `${isSymlink(path) ? "is a broken symbolic link: its target does not exist" : "file does not exist"} (expected ${what})`);
   if (code === "EISDIR") return new FileFormatError(path, `is a directory, expected ${what}`);
-  const message = err instanceof Error ? err.message : String(err);
-  return new FileFormatError(path, `cannot read file (expected ${what}): ${message}`);
+  // The usual causes in words (as writeFailure says them for writes); anything else with the system's message.
+  const why = code === "ELOOP" ? "it is a loop of symbolic links" : code === "ENOTDIR" ? "a part of the path is a file, not a folder" : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "ENAMETOOLONG" ? "a name in the path is too long" : err instanceof Error ? err.message : String(err);
+  return new FileFormatError(path, `cannot read file (expected ${what}): ${why}`);
+}
+
+/**
+ * Whether anything is at `path`: a file, a folder, or a symbolic link even
+ * where its target is missing or it loops (existsSync says false for those,
+ * and an optional file would be passed over in silence; opening it then
+ * says what is wrong).
+ */
+export function entryExists(path: string): boolean {
+  try {
+    return nodeFs(path).lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `path` itself is a symbolic link (whatever it points to). */
+function isSymlink(path: string): boolean {
+  try {
+    return nodeFs(path).lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -173,8 +197,8 @@ export function readFileBytes(path: string, what: string, maxBytes = MAX_FILE_BY
   }
 }
 
-/** Refuses a file of `size` bytes beyond `maxBytes` (the format's or the loader's stated bound) before it is read. */
-function checkSize(path: string, what: string, size: number, maxBytes: number): void {
+/** Refuses a file of `size` bytes beyond `maxBytes` (the format's or the loader's stated bound; by default the 2 GiB every loader takes) before it is read. */
+export function checkSize(path: string, what: string, size: number, maxBytes = MAX_FILE_BYTES): void {
   if (size <= maxBytes) return;
   if (maxBytes === MAX_FILE_BYTES) throw new FileFormatError(path, `file is ${size} bytes; files of 2 GiB or more are not supported (expected ${what})`);
   throw new FileFormatError(path, `file is ${size} bytes, more than the ${maxBytes}-byte limit for ${what}`);

@@ -14,7 +14,7 @@ export const DATASET_MAGIC = "PTP-DATA";
 /** The largest file read whole to see whether it is a tokenizer.bin (the Llama 2 one is 424 KiB). */
 const TOKENIZER_PROBE_BYTES = 16 * 2 ** 20;
 
-export type FileKind = "a llama2.c checkpoint" | "a PTP distillation dataset" | "a safetensors file (a PTP student adapter, draft model or training checkpoint)" | "a llama2.c tokenizer (tokenizer.bin)";
+export type FileKind = "a llama2.c checkpoint" | "a PTP distillation dataset" | "a safetensors file (a PTP student adapter, draft model or training checkpoint)" | "a llama2.c tokenizer (tokenizer.bin)" | "a JSON file";
 
 /** The kind of the file at `path` by its first bytes (a tokenizer.bin by all of them), or undefined when it is none of these or cannot be read. */
 export function fileKindOf(path: string): FileKind | undefined {
@@ -23,6 +23,8 @@ export function fileKindOf(path: string): FileKind | undefined {
     if (new TextDecoder().decode(head.subarray(0, DATASET_MAGIC.length)) === DATASET_MAGIC) return "a PTP distillation dataset";
     if (looksLikeSafetensors(head, size)) return "a safetensors file (a PTP student adapter, draft model or training checkpoint)";
     if (isCheckpointHeader(head, size)) return "a llama2.c checkpoint";
+    // An object in text (a byte-order mark and white space before it allowed): config.json, tokenizer.json, an index.
+    if (looksLikeText(head) && /^(\uFEFF)?\s*\{/.test(new TextDecoder().decode(head))) return "a JSON file";
     if (size <= TOKENIZER_PROBE_BYTES && llama2cTokenizerTokens(readFileBytes(path, "a file")) !== undefined) return "a llama2.c tokenizer (tokenizer.bin)";
   } catch {
     // unreadable: the reader's own error says why

@@ -30,9 +30,9 @@ import { checkCheckpoint, linearShape, type Checkpoint, type LayerWeights, type 
 import { isPlainObject } from "../util/options.js";
 import { makeFolders, writeBytesAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { checkCheckpointArgument, checkFiniteTensor, refuseNonFiniteWeights, type CheckpointTensor } from "./checkpoint.js";
-import { checkPath, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
+import { checkPath, entryExists, FileFormatError, openForReading, quote, readJsonFile } from "./errors.js";
 import { modelConfigFromHf, modelConfigToHf } from "./hf-config.js";
-import { decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
+import { checkHeaderLength, decodeTensorBytes, parseSafetensorsHeader, serializeSafetensors, type SafeTensor, type SafetensorsEntry } from "./safetensors.js";
 
 export const HF_CONFIG = "config.json";
 export const HF_WEIGHTS = "model.safetensors";
@@ -129,11 +129,7 @@ function openSafetensorsFile(path: string): OpenFile {
     if (size < 8) throw new FileFormatError(path, `file is ${size} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
     const lengthBytes = new Uint8Array(8);
     readSync(fd, lengthBytes, 0, 8, 0);
-    const headerLength = new DataView(lengthBytes.buffer).getBigUint64(0, true);
-    if (headerLength > BigInt(size - 8) || headerLength > 100_000_000n) {
-      throw new FileFormatError(path, `safetensors header length ${headerLength} does not fit the file (${size} bytes)`);
-    }
-    const header = new Uint8Array(Number(headerLength));
+    const header = new Uint8Array(checkHeaderLength(new DataView(lengthBytes.buffer).getBigUint64(0, true), size, path));
     readExactly(fd, header, 8, path);
     const dataStart = 8 + header.length;
     const parsed = parseSafetensorsHeader(header, size - dataStart, path);
@@ -182,7 +178,7 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Tensors that HF checkpoints may carry and that hold nothing we need. */
 const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
-/** A Hugging Face model folder's config, from its config.json alone (its errors are readHfCheckpoint's). */
+/** A Hugging Face model folder's config, from its config.json alone (its errors are readHfCheckpoint's; readHfConfigChecked also checks the tensors' headers). */
 export function readHfConfig(dir: string): ModelConfig {
   checkPath(dir, "readHfConfig", "dir");
   if (!isDirectory(dir)) {
@@ -213,31 +209,35 @@ export function readHfCheckpoint(dir: string): Checkpoint {
   return { config, weights: { tokenEmbedding, layers: layers as LayerWeights[], rmsFinal: globals.rmsFinal!, wcls: config.sharedClassifier ? tokenEmbedding : globals.wcls! } };
 }
 
-/**
- * Reads a Hugging Face Llama checkpoint folder's weights straight into
- * memory the caller provides, as readCheckpointInto does for a llama2.c
- * file: for each tensor (in the forward pass's order), `into(tensor,
- * length)` returns a Float32Array of `length` floats, which the tensor's
- * values fill (F16/BF16 decoded a piece at a time; q_proj and k_proj
- * permuted back through a scratch of their size), then are checked finite.
- * A tied classifier is not asked for. Returns the config. The checks and
- * errors are readHfCheckpoint's, every header checked before any weight is
- * read.
- */
-export function readHfCheckpointInto(dir: string, into: (tensor: CheckpointTensor, length: number) => Float32Array): ModelConfig {
-  checkPath(dir, "readHfCheckpointInto", "dir");
-  const config = readHfConfig(dir);
-  const expected = hfTensorShapes(config);
+/** A folder's safetensors files, open, and where each expected tensor lies in them (headers checked). */
+interface HfTensors {
+  files: Map<string, OpenFile>;
+  where: Map<string, { file: OpenFile; entry: SafetensorsEntry }>;
+}
 
+/**
+ * Opens the safetensors files of the folder `dir` whose config.json gave
+ * `config` and checks their headers before any weight is read: every
+ * expected tensor present, where the index (if any) says, with the shape
+ * the config gives, and no other tensor. The caller closes the files
+ * (closeHfTensors); on an error they are closed here.
+ */
+function openHfTensors(dir: string, config: ModelConfig): HfTensors {
+  const expected = hfTensorShapes(config);
   // Which file holds which tensor. transformers' from_pretrained takes a single model.safetensors before
   // an index: where both are present, the index is read only when it lists model.safetensors among its
   // files (a set of shards that includes it); otherwise model.safetensors is, as there.
   const indexPath = join(dir, HF_INDEX);
-  const single = existsSync(join(dir, HF_WEIGHTS));
+  const single = entryExists(join(dir, HF_WEIGHTS));
   const fileOf = new Map<string, string>();
-  const index = existsSync(indexPath) ? readWeightMap(indexPath) : undefined;
+  const index = entryExists(indexPath) ? readWeightMap(indexPath) : undefined;
   if (index !== undefined && (!single || [...index.values()].includes(HF_WEIGHTS))) {
-    for (const [tensor, file] of index) fileOf.set(tensor, file);
+    for (const [tensor, file] of index) {
+      // Only the model's own tensors: an entry for any other would have a file opened for nothing.
+      if (IGNORED.test(tensor) || (tensor === "lm_head.weight" && config.sharedClassifier)) continue;
+      if (!expected.has(tensor)) throw new FileFormatError(indexPath, `weight_map lists tensor ${JSON.stringify(tensor)}, which a LlamaForCausalLM checkpoint of this ${HF_CONFIG} does not have`);
+      fileOf.set(tensor, file);
+    }
   } else if (single) {
     for (const name of expected.keys()) fileOf.set(name, HF_WEIGHTS);
   } else {
@@ -277,6 +277,46 @@ export function readHfCheckpointInto(dir: string, into: (tensor: CheckpointTenso
       }
     }
 
+    return { files, where };
+  } catch (err) {
+    closeHfTensors({ files, where: new Map() });
+    throw err;
+  }
+}
+
+function closeHfTensors(t: HfTensors): void {
+  for (const f of t.files.values()) closeSync(f.fd);
+}
+
+/**
+ * A Hugging Face model folder's config, from config.json, checked against
+ * its safetensors headers (openHfTensors' checks; no weight read): what a
+ * caller sizes memory from before reading the weights.
+ */
+export function readHfConfigChecked(dir: string): ModelConfig {
+  const config = readHfConfig(dir);
+  closeHfTensors(openHfTensors(dir, config));
+  return config;
+}
+
+/**
+ * Reads a Hugging Face Llama checkpoint folder's weights straight into
+ * memory the caller provides, as readCheckpointInto does for a llama2.c
+ * file: for each tensor (in the forward pass's order), `into(tensor,
+ * length)` returns a Float32Array of `length` floats, which the tensor's
+ * values fill (F16/BF16 decoded a piece at a time; q_proj and k_proj
+ * permuted back through a scratch of their size), then are checked finite.
+ * A tied classifier is not asked for. Returns the config. The checks and
+ * errors are readHfCheckpoint's, every header checked before any weight is
+ * read.
+ */
+export function readHfCheckpointInto(dir: string, into: (tensor: CheckpointTensor, length: number) => Float32Array): ModelConfig {
+  checkPath(dir, "readHfCheckpointInto", "dir");
+  const config = readHfConfig(dir);
+  const expected = hfTensorShapes(config);
+  const tensors = openHfTensors(dir, config);
+  const { where } = tensors;
+  try {
     // Streamed reading, one tensor at a time, each into the caller's memory.
     const hs = headSize(config);
     const read = (name: string, tensor: CheckpointTensor, permuteHeads?: number): void => {
@@ -312,7 +352,7 @@ export function readHfCheckpointInto(dir: string, into: (tensor: CheckpointTenso
     if (!config.sharedClassifier) read("lm_head.weight", { kind: "global", field: "wcls" });
     return config;
   } finally {
-    for (const f of files.values()) closeSync(f.fd);
+    closeHfTensors(tensors);
   }
 }
 
@@ -396,7 +436,7 @@ function readWeightMap(indexPath: string): Map<string, string> {
   for (const [tensor, file] of Object.entries(map)) {
     // A name, not a path, and one a file system can hold (a 5000-character name would be echoed in every message
     // about it; a NUL byte is refused by the file system with an error of its own).
-    if (typeof file !== "string" || file === "" || file.length > 255 || /[/\\\0]/.test(file)) {
+    if (typeof file !== "string" || file === "" || file === "." || file === ".." || file.length > 255 || /[/\\\0]/.test(file)) {
       throw new FileFormatError(indexPath, `weight_map entry ${quote(tensor)} must name a file in the folder, found ${quote(file)}`);
     }
     fileOf.set(tensor, file);

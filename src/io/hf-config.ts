@@ -30,7 +30,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   const fail = (problem: string): never => {
     throw new FileFormatError(name, problem);
   };
-  if (!isPlainObject(json)) return fail(`expected a JSON object (a Hugging Face config.json), found ${Array.isArray(json) ? "an array" : typeof json}`);
+  if (!isPlainObject(json)) return fail(`expected a JSON object (a Hugging Face config.json), found ${json === null ? "null" : Array.isArray(json) ? "an array" : typeof json}`);
   const j = json;
   const modelType = j.model_type;
   if (modelType !== undefined && modelType !== "llama") {

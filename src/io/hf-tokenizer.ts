@@ -13,11 +13,10 @@
  * and GPT-2 byte-level pieces. Other decoders fall back to the library's
  * decode of the single token.
  */
-import { existsSync } from "node:fs";
 import { makeFolders, writeBytesAtomically } from "./atomic-write.js";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
-import { checkPath, FileFormatError, quote, readJsonFile } from "./errors.js";
+import { checkPath, entryExists, FileFormatError, quote, readJsonFile } from "./errors.js";
 import { describeValue } from "../util/checks.js";
 import { regexCostProblem } from "./regex-cost.js";
 import { MAX_VOCAB_SIZE } from "../model/config.js";
@@ -344,7 +343,7 @@ export class HfTokenizer implements TextTokenizer {
   static load(path: string, modelVocabSize: number): HfTokenizer {
     const json = readJsonFile(path, "a Hugging Face tokenizer.json");
     const configPath = join(dirname(path), "tokenizer_config.json");
-    const config = existsSync(configPath) ? readJsonFile(configPath, "a Hugging Face tokenizer_config.json") : {};
+    const config = entryExists(configPath) ? readJsonFile(configPath, "a Hugging Face tokenizer_config.json") : {};
     return HfTokenizer.fromJson(json, config, path, modelVocabSize);
   }
 

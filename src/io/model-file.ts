@@ -4,7 +4,6 @@
  * (config.json + safetensors); a llama2.c tokenizer.bin or a Hugging Face
  * tokenizer.json.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend } from "../backends/backend.js";
 import type { ModelConfig } from "../model/config.js";
@@ -12,9 +11,9 @@ import { allocWeights, freeWeights } from "../model/device-weights.js";
 import { Transformer, type TransformerOptions } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { CHECKPOINT_READS_IN_PLACE, readCheckpoint, readCheckpointConfig, readCheckpointInto, type CheckpointTensor } from "./checkpoint.js";
-import { checkPath, FileFormatError } from "./errors.js";
+import { checkPath, entryExists, FileFormatError } from "./errors.js";
 import { fileKindOf } from "./file-kind.js";
-import { isDirectory, readHfCheckpoint, readHfCheckpointInto, readHfConfig } from "./hf-checkpoint.js";
+import { HF_CONFIG, isDirectory, readHfCheckpoint, readHfCheckpointInto, readHfConfig, readHfConfigChecked } from "./hf-checkpoint.js";
 import { HfTokenizer, type TextTokenizer } from "./hf-tokenizer.js";
 import { Tokenizer } from "./tokenizer.js";
 
@@ -27,10 +26,16 @@ export function readModel(path: string): Checkpoint {
   return asModelFile(path, () => readCheckpoint(path));
 }
 
-/** A model's config: a llama2.c file's from its header alone, a folder's from its config.json alone (no weight read; readModel and loadModel check those). */
+/**
+ * A model's config without reading a weight: a llama2.c file's from its
+ * header (checked against the file's size), a folder's from its config.json
+ * checked against its safetensors headers (every tensor there, of the shape
+ * the config gives). What a caller sizes memory from; readModel and
+ * loadModel check the weights themselves.
+ */
 export function readModelConfig(path: string): ModelConfig {
   checkPath(path, "readModelConfig");
-  if (isDirectory(path)) return readHfConfig(path);
+  if (isDirectory(path)) return readHfConfigChecked(path);
   return asModelFile(path, () => readCheckpointConfig(path));
 }
 
@@ -73,6 +78,7 @@ function asModelFile<T>(path: string, read: () => T): T {
     return read();
   } catch (err) {
     const kind = err instanceof FileFormatError ? fileKindOf(path) : undefined;
+    if (kind === "a JSON file") throw new FileFormatError(path, `is a JSON file, not a model (for a Hugging Face model, give the folder that holds its ${HF_CONFIG} and weights)`);
     if (kind !== undefined && kind !== "a llama2.c checkpoint") throw new FileFormatError(path, `is ${kind}, not a model (expected a llama2.c checkpoint or a Hugging Face folder)`);
     throw err;
   }
@@ -87,7 +93,7 @@ export function loadTokenizer(path: string, vocabSize: number): TextTokenizer {
   checkPath(path, "loadTokenizer");
   if (isDirectory(path)) {
     const inside = join(path, HF_TOKENIZER);
-    if (!existsSync(inside)) throw new FileFormatError(path, `is a folder without ${HF_TOKENIZER} (expected a tokenizer file)`);
+    if (!entryExists(inside)) throw new FileFormatError(path, `is a folder without ${HF_TOKENIZER} (expected a tokenizer file)`);
     return HfTokenizer.load(inside, vocabSize);
   }
   return path.endsWith(".json") ? HfTokenizer.load(path, vocabSize) : Tokenizer.load(path, vocabSize);
@@ -100,6 +106,6 @@ export function loadTokenizer(path: string, vocabSize: number): TextTokenizer {
  */
 export function tokenizerPathFor(model: string, tokenizer: string | undefined): string | undefined {
   if (tokenizer !== undefined) return tokenizer;
-  if (isDirectory(model) && existsSync(join(model, HF_TOKENIZER))) return join(model, HF_TOKENIZER);
+  if (isDirectory(model) && entryExists(join(model, HF_TOKENIZER))) return join(model, HF_TOKENIZER);
   return undefined;
 }

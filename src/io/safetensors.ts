@@ -152,6 +152,25 @@ export function looksLikeSafetensors(head: Uint8Array, size = head.length): bool
   return length >= 2n && length <= BigInt(size - 8);
 }
 
+/** The longest safetensors header read: 100,000,000 bytes, the bound of the format's reference implementation (huggingface/safetensors). */
+export const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
+
+/**
+ * The header length a file of `size` bytes declares, as a number, or a
+ * FileFormatError naming `name`: one that runs past the end of the file, or
+ * is over MAX_SAFETENSORS_HEADER_BYTES. Every safetensors reader checks
+ * it before reading the header.
+ */
+export function checkHeaderLength(headerLength: bigint, size: number, name: string): number {
+  if (headerLength > BigInt(size - 8)) {
+    throw new FileFormatError(name, `safetensors header length ${headerLength} goes beyond the end of the file (${size} bytes, so at most ${size - 8} bytes of header)`);
+  }
+  if (headerLength > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
+    throw new FileFormatError(name, `safetensors header length ${headerLength} is over the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit for a header (the format's reference reader's)`);
+  }
+  return Number(headerLength);
+}
+
 /**
  * Parses a safetensors file. `name` (usually the path) starts every error
  * message. Throws FileFormatError when the file is truncated, the header is
@@ -165,11 +184,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   if (n < 8) {
     throw new FileFormatError(name, `file is ${n} bytes, shorter than the 8-byte safetensors header length (truncated or not a safetensors file)`);
   }
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, n).getBigUint64(0, true);
-  if (headerLength > BigInt(n - 8)) {
-    throw new FileFormatError(name, `safetensors header length ${headerLength} goes beyond the end of the file (${n} bytes, so at most ${n - 8} bytes of header)`);
-  }
-  const headerEnd = 8 + Number(headerLength);
+  const headerEnd = 8 + checkHeaderLength(new DataView(bytes.buffer, bytes.byteOffset, n).getBigUint64(0, true), n, name);
   const header = parseSafetensorsHeader(bytes.subarray(8, headerEnd), n - headerEnd, name);
   const tensors = new Map<string, SafeTensor>();
   for (const e of header.entries) {
@@ -266,12 +281,7 @@ export function readSafetensors(path: string): SafetensorsFile {
   // Header first: a header length beyond the file is refused before the file is read.
   const what = "a safetensors file";
   const { bytes: head, size } = readFilePrefix(path, what, 8);
-  if (size >= 8) {
-    const headerLength = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-    if (headerLength > BigInt(size - 8)) {
-      throw new FileFormatError(path, `safetensors header length ${headerLength} goes beyond the end of the file (${size} bytes, so at most ${size - 8} bytes of header)`);
-    }
-  }
+  if (size >= 8) checkHeaderLength(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true), size, path);
   return parseSafetensors(readFileBytes(path, what), path);
 }
 

@@ -62,14 +62,14 @@ function estimate(parts: { name: string; bytes: number }[], perInstance: number)
  * Decoding `rows`-row blocks after a KV cache of `cacheRows` rows (`ptp
  * pregenerate`: the longest prompt's prefill, a cache sized to the longest
  * prompt + --steps; `ptp generate`: the prompt's prefill, or a batch's, and
- * the decode's cache): the weights (host and backend), the cache and the
- * activations.
+ * the decode's cache): the weights (read straight into the backend by
+ * loadModel: one copy), the cache and the activations.
  */
 export function inferenceMemory(c: ModelConfig, cacheRows: number, rows: number): MemoryEstimate {
   const run = forwardBytes(c, rows, cacheRows);
   return estimate(
     [
-      { name: "weights", bytes: F * 2 * weightFloats(c) },
+      { name: "weights", bytes: F * weightFloats(c) },
       { name: `KV cache of ${cacheRows} rows`, bytes: run.cache },
       { name: `activations of ${rows} rows`, bytes: run.activations },
     ],

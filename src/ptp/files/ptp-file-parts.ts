@@ -381,11 +381,15 @@ export function checkChecksumArgument(checksum: unknown, where: string): asserts
  * Throws an Error unless the file's teacher checksum `theirs` is the
  * model's `checksum`: "<subject> belongs to teacher <theirs> but the model's
  * checksum is <checksum>: load the teacher it was <madeHow>" (checksums
- * shortened to 12 characters).
+ * shortened to 12 characters, or in full where those 12 are the same, so
+ * that the two never read alike).
  */
 export function checkTeacherChecksum(subject: string, theirs: string, checksum: string, madeHow: string): void {
   if (theirs !== checksum) {
-    throw new Error(`${subject} belongs to teacher ${theirs.slice(0, CHECKSUM_PREFIX)} but the model's checksum is ${checksum.slice(0, CHECKSUM_PREFIX)}: load the teacher it was ${madeHow}`);
+    const n = theirs.slice(0, CHECKSUM_PREFIX) === checksum.slice(0, CHECKSUM_PREFIX) ? Number.POSITIVE_INFINITY : CHECKSUM_PREFIX;
+    // A file's value is anyone's string: quoted unless it is plain letters and digits.
+    const shown = (c: string): string => (/^[0-9A-Za-z]*$/.test(c) ? c : JSON.stringify(c));
+    throw new Error(`${subject} belongs to teacher ${shown(theirs.slice(0, n))} but the model's checksum is ${shown(checksum.slice(0, n))}: load the teacher it was ${madeHow}`);
   }
 }
 
