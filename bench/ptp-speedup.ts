@@ -30,8 +30,9 @@
  *                      on that teacher (and student) against AR on the same weights
  *   --draft-classifier f32|bf16|int8   the draft head's (or draft model's) classifier in
  *                      that type (default: the teacher's --weights); drafts only
- *   --draft-stop Q     verify with a draft head: stop a window's drafts once their
- *                      probabilities multiply to less than Q (default: the decoders')
+ *   --draft-stop Q|auto  verify with a draft head: stop a window's drafts once their
+ *                      probabilities multiply to less than Q (default: the decoders');
+ *                      auto: the drafts that pay for themselves by the measured call cost
  *   --window N         slots per proposal window (default: the proposer's; a draft head's,
  *                      at most DECODER_DEFAULTS.headWindow, 4)
  *   --draft-temperature-scale R   C-PTP drafts at R x T (default: the decoders' default)
@@ -40,6 +41,7 @@
  *   --json             one array of {threads, shape, decoder, acceptedPerCall, rowsPerCall,
  *                      cRows, arTokensPerSecond, tokensPerSecond, speedup, hostShare, equalsAR}
  */
+import { draftStopFlag } from "../src/cli/ptp-common.js";
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
@@ -72,7 +74,7 @@ const f = benchFlags({
   threads: { kind: "string", value: "LIST", default: "1" },
   weights: { ...WEIGHTS, default: "f32" },
   "draft-classifier": { ...WEIGHTS },
-  "draft-stop": { kind: "number", value: "Q", min: 0, max: 1 },
+  "draft-stop": { kind: "string", value: "Q|auto" },
   window: { ...COUNT, max: MAX_WINDOW },
   "draft-temperature-scale": { kind: "number", value: "R", above: 0, max: 1 },
   "runner-ups": { kind: "string", value: "on|off|N" },
@@ -89,7 +91,7 @@ const tokPath = f.tokenizer ?? (ownDemo ? resolve(root, "demo/tok.bin") : resolv
 const shapes = listFlag("shapes", f.shapes, { kind: "string", choices: ["own", ...Object.keys(WIDEN_SHAPES)] });
 const { steps, temperature, reps, weights, window, budget } = f;
 const threadCounts = listFlag("threads", f.threads, THREADS);
-const draftStop = f["draft-stop"];
+const draftStop = f["draft-stop"] === undefined ? undefined : draftStopFlag(f["draft-stop"]);
 const draftClassifier = f["draft-classifier"];
 const draftTemperatureScale = f["draft-temperature-scale"];
 const runnerUps = onOffCountFlag("runner-ups", f["runner-ups"]);

@@ -42,11 +42,11 @@ const seedArb = fc.integer({ min: 1, max: 1 << 30 });
 
 describe("PTP-HEAD-EXACT: decoding with a draft head is the teacher's AR sample path", () => {
   for (const name of ["js", "wasm"] as const) {
-    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call, windows that stop early or not${name === "wasm" ? "; the head's classifier also in bf16 or int8" : ""}`, async () => {
+    it(`${name}: every prompt's output equals AR, for any head, window, sampling and u's (edges of the bins included), several prompts per call, windows that stop early or not (draftStop "auto" too: by the measured call cost)${name === "wasm" ? "; the head's classifier also in bf16 or int8" : ""}`, async () => {
       const b = await backend(name);
       const classifier = name === "js" ? fc.constant(undefined) : fc.constantFrom<WeightType | undefined>(undefined, "bf16", "int8");
       fc.assert(
-        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), classifier, fc.constantFrom(0, 0.05, 0.3, 0.9), (c, seed, window, classifierWeights, draftStop) => {
+        fc.property(caseArb, seedArb, fc.integer({ min: 1, max: 6 }), classifier, fc.constantFrom<number | "auto">(0, 0.05, 0.3, 0.9, "auto"), (c, seed, window, classifierWeights, draftStop) => {
           withTeacher(b, c.teacher, (teacher) => {
             const us = usFor(teacher, c);
             const expected = arOutputs(teacher, c, us);
@@ -144,13 +144,41 @@ describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls b
     );
   });
 
-  it("draftStop must be in [0, 1)", async () => {
+  it('PTP-HEAD-AUTO: with a cost table (draftStop "auto"), a call carries the drafts that make its expected tokens per unit of time largest: all of them where rows are free, none where each row costs two one-row calls, one where the second draft no longer pays; outputs stay AR\'s', async () => {
+    const b = await backend("wasm");
+    const ckpt = readCheckpoint(STORIES_260K);
+    withTeacher(b, ckpt, (teacher) =>
+      disposing(new PtpModel(teacher, headStudent(ckpt, 21, 6)), (model) => {
+        const half: DraftConfidence = () => 0.5;
+        const run = (cost: number[]) => {
+          const rows: number[] = [];
+          const forward = model.forward.bind(model);
+          model.forward = (...args: Parameters<PtpModel["forward"]>) => (rows.push(args[0].positions.length), forward(...args));
+          const decoder = headVerifyDecoder(teacher, model.head!, 6, drafter(model, 0.8), half, cost);
+          const r = decodeWith(model, [[1, 403, 407]], decoder, { steps: 60, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(2n)], stopAtBos: false });
+          model.forward = forward;
+          return { rows: rows.slice(1), outputs: r.outputs };
+        };
+        const free = run([1, 1, 1, 1, 1, 1]);
+        const steep = run([1, 2, 3, 4, 5, 6]);
+        // chances 0.5, 0.25, ...: 1.5 / 1.2 = 1.25 beats 1 and 1.75 / 1.6 = 1.09.
+        const middle = run([1, 1.2, 1.6, 2, 2.4, 2.8]);
+        expect(steep.outputs).toEqual(free.outputs);
+        expect(middle.outputs).toEqual(free.outputs);
+        expect(Math.max(...free.rows)).toBe(6);
+        expect(Math.max(...steep.rows)).toBe(1);
+        expect(Math.max(...middle.rows)).toBe(2);
+      }),
+    );
+  });
+
+  it('draftStop must be in [0, 1) or "auto"', async () => {
     const b = await backend("wasm");
     const ckpt = readCheckpoint(STORIES_260K);
     withTeacher(b, ckpt, (teacher) =>
       disposing(new PtpModel(teacher, headStudent(ckpt, 21, 4)), (model) => {
-        for (const bad of [1, -0.1, Number.NaN, "0.5"]) {
-          expect(() => decode(model, [[1, 5]], { decoder: "verify", steps: 8, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(1n)], draftStop: bad as number })).toThrow(/decode: draftStop must be a number in \[0, 1\) \(0: the full window\), got/);
+        for (const bad of [1, -0.1, Number.NaN, "0.5", "Auto"]) {
+          expect(() => decode(model, [[1, 5]], { decoder: "verify", steps: 8, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(1n)], draftStop: bad as number })).toThrow(/decode: draftStop must be a number in \[0, 1\) \(0: the full window\) or "auto", got/);
         }
       }),
     );
@@ -398,12 +426,13 @@ describe("PTP-HEAD-CLI: ptp distill --draft-head", () => {
     await usage(`--draft-classifier applies to a draft-head student or a draft model; ${plain} is a student whose slots run in the teacher's call`, "--student", plain, "--backend", "wasm", "--draft-classifier", "int8");
     expect((await gen("--student", out, "--draft-classifier", "int4")).code).toBe(2);
     // --draft-stop: any Q keeps the output; misuse is a usage error.
-    for (const q of ["0", "0.5"]) {
+    for (const q of ["0", "0.5", "auto"]) {
       const r = await gen("--student", out, "--draft-stop", q);
       expect(r.code, r.stderr).toBe(0);
       expect((JSON.parse(r.stdout) as { outputs: { tokens: number[] }[] }).outputs[0].tokens).toEqual((JSON.parse(ar.stdout) as { tokens: number[] }).tokens);
     }
-    await usage("--draft-stop must be in [0, 1), got 1", "--student", out, "--draft-stop", "1");
+    await usage('--draft-stop must be a number in [0, 1) or auto, got "1"', "--student", out, "--draft-stop", "1");
+    await usage('--draft-stop must be a number in [0, 1) or auto, got "often"', "--student", out, "--draft-stop", "often");
     await usage("--draft-stop applies to --decoder verify with a draft-head student", "--draft-stop", "0.1");
     await usage(`--draft-stop applies to a draft-head student; ${plain} is a student whose slots run in the teacher's call`, "--student", plain, "--decoder", "verify", "--draft-stop", "0.1");
   });

@@ -164,7 +164,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
     io.stdout(
       `teacher:  ${paths.model} (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}, seqLen ${c.seqLen})\n` +
         `student:  ${paths.student} (${head ? `a draft head of ${s.extraBlocks} blocks, ` : ""}${s.variant}-PTP, ${head ? "" : `rank ${s.rank}, `}window ${s.window})\n` +
-        `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and up to ${window - 1} drafts per teacher call${draftStop > 0 ? `, stopping where the head's chance falls below ${draftStop}` : ""}${draftClassifier ? `; the head's classifier in ${draftClassifier}` : ""}` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
+        `decoding: ${decoder === "verify" ? `verify (window ${window}${head ? `: the pending token and up to ${window - 1} drafts per teacher call${draftStop === "auto" ? ", as many as the measured call cost pays for" : draftStop > 0 ? `, stopping where the head's chance falls below ${draftStop}` : ""}${draftClassifier ? `; the head's classifier in ${draftClassifier}` : ""}` : ""})` : `single-call (window ${window}, budget ${budget})`} vs AR, temperature ${f.temperature}, seed ${f.seed} (prompt i: seed + i), ` +
         `${positions} positions; ${color ? "each call's accepted tokens in alternating colours" : "each call's accepted tokens in [brackets]"}\n\n`,
     );
 

@@ -20,7 +20,7 @@ import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
+import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, draftStopFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
 import { Interruption, runInterruptibly, signalSoFar, SIGNAL_EXIT_CODE, type Interruptible, type StopSignal } from "../train/interrupt.js";
@@ -57,9 +57,9 @@ export const generateFlags = defineFlags({
     help: `C-PTP drafts are picked at temperature R x T, R in (0, 1]; 1 = the method's plain Pick(u, Q) (default ${DECODER_DEFAULTS.draftTemperatureScale}, ${DECODER_DEFAULTS.chained.draftTemperatureScale} for a student with chained pick feedback; the output is AR's whatever R)`,
   },
   "draft-stop": {
-    kind: "number",
-    value: "Q",
-    help: `verify with a draft head: stop a window's drafts once the head's probabilities of them multiply to less than Q, in [0, 1); 0 = always the full window (default ${DECODER_DEFAULTS.draftStop}; the output is AR's whatever Q)`,
+    kind: "string",
+    value: "Q|auto",
+    help: `verify with a draft head: stop a window's drafts once the head's probabilities of them multiply to less than Q, in [0, 1); 0 = always the full window; auto = the drafts that make a call's expected tokens per unit of time largest, by the teacher's cost of a call of r rows measured here at the start (default ${DECODER_DEFAULTS.draftStop}; the output is AR's whatever Q)`,
   },
   ...backendFlags(),
   weights: { kind: "string", value: "TYPE", help: "wasm backend: matmul weights as f32 (the reference), rounded to bf16, or int8 per group of 32 with int8 activations (faster; the output is that bf16 or int8 model's)", default: "f32", choices: WEIGHT_TYPES },
@@ -124,7 +124,7 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   if (f["runner-ups"] !== undefined && f.draft !== undefined) throw new UsageError("--runner-ups applies to a student's drafts, not to --draft");
   const stop = f["draft-stop"];
   if (stop !== undefined) {
-    if (!(stop >= 0 && stop < 1)) throw new UsageError(`--draft-stop must be in [0, 1), got ${stop}`);
+    draftStopFlag(stop);
     if (f.student === undefined || (f.decoder !== undefined && f.decoder !== "verify")) throw new UsageError("--draft-stop applies to --decoder verify with a draft-head student");
   }
   const scale = f["draft-temperature-scale"];
@@ -345,7 +345,7 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
   const r = f["runner-ups"];
   const runnerUps = r === undefined ? undefined : r === "on" || (r !== "off" && Number(r));
   // The decoder flags, as DecodeOptions names them (the settings below and the decode both read them).
-  const decoding = { window: f.window, budget: f.budget, budgetMode: f["budget-mode"], drafts: f.drafts, draftTemperatureScale: f["draft-temperature-scale"], runnerUps, draftStop: f["draft-stop"] };
+  const decoding = { window: f.window, budget: f.budget, budgetMode: f["budget-mode"], drafts: f.drafts, draftTemperatureScale: f["draft-temperature-scale"], runnerUps, draftStop: f["draft-stop"] === undefined ? undefined : draftStopFlag(f["draft-stop"]) };
   const settings = decoderSettings({
     ...decoding,
     decoder,
@@ -426,8 +426,9 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
 }
 
 /** The decoder and its settings, as the stats block names them; `sharpened`: C-PTP drafts picked at a fraction of T > 0; `head`: a draft head's stop rule and classifier type. */
-function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps }: DecoderSettings, sharpened: boolean, draft?: Draft, head?: { stop: number; classifier?: string }): string {
-  const at = (sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "") + (head ? `${head.stop > 0 ? `, drafts stop below chance ${head.stop}` : ""}${head.classifier ? `, ${head.classifier} head classifier` : ""}` : "");
+function describeDecoder(decoder: DecoderName, { window, budget, budgetMode, drafts, draftTemperatureScale, runnerUps }: DecoderSettings, sharpened: boolean, draft?: Draft, head?: { stop: number | "auto"; classifier?: string }): string {
+  const stop = head?.stop === "auto" ? ", drafts by measured call cost" : head && head.stop > 0 ? `, drafts stop below chance ${head.stop}` : "";
+  const at = (sharpened && draftTemperatureScale !== 1 ? `, drafts at ${draftTemperatureScale} T` : "") + (head ? `${stop}${head.classifier ? `, ${head.classifier} head classifier` : ""}` : "");
   if (draft) {
     const m = draft.config.model;
     return `${decoder} (window ${window}, ${draft.config.variant}-PTP draft model: dim ${m.dim}, ${m.nLayers} layer${m.nLayers === 1 ? "" : "s"}${at})`;

@@ -63,6 +63,14 @@ export function whySlowerLines(measure: string): string {
   return "fewer calls save time only where a call of several rows costs little more than a\n" + "one-row call; on a CPU that holds for large models, not small ones (docs/BENCHMARKS.md, the cost\n" + `curve). ${measure}\n`;
 }
 
+/** --draft-stop: a number in [0, 1) or "auto" (DecodeOptions.draftStop), else a usage error. */
+export function draftStopFlag(raw: string): number | "auto" {
+  if (raw === "auto") return raw;
+  const q = /^\s*$/.test(raw) ? Number.NaN : Number(raw);
+  if (!(q >= 0 && q < 1)) throw new UsageError(`--draft-stop must be a number in [0, 1) or auto, got ${JSON.stringify(raw)}`);
+  return q;
+}
+
 /** A decoding --temperature: 0 (greedy) or at least MIN_TEMPERATURE (below it logits / T overflow). */
 export function temperatureFlag(t: number): void {
   if (t < 0 || (t > 0 && t < MIN_TEMPERATURE)) throw new UsageError(`--temperature must be >= 0 (0 = greedy; a positive one at least ${MIN_TEMPERATURE}), got ${t}`);

@@ -61,7 +61,7 @@ export interface SpeedupOptions {
   /** single-call: proposal rows per call (default: the decoders' default for the window). */
   budget?: number;
   /** verify with a draft head: the chance below which a window stops drafting (DecodeOptions.draftStop; default: the decoders'). */
-  draftStop?: number;
+  draftStop?: number | "auto";
   /** The type a draft head's or draft model's classifier is read in (TransformerOptions.classifierWeights; default: the backend's). */
   draftClassifier?: WeightType;
   seed?: number | bigint;

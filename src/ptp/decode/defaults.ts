@@ -84,7 +84,7 @@ export interface DecoderSettings {
   /** Runner-ups read per draft (0: none). */
   runnerUps: number;
   /** verify with a draft head: the chance below which a window stops drafting (0: never). */
-  draftStop: number;
+  draftStop: number | "auto";
 }
 
 /** The decoder settings a caller may give (decode's options); each one left out takes its default (decoderSettings). */
@@ -110,9 +110,13 @@ export interface DecoderOptions {
    * verify with a draft head: stop drafting a window once the head's
    * probabilities of its drafts (each under the distribution it was picked
    * from) multiply to less than this, in [0, 1); 0 = always the full window
-   * (default DECODER_DEFAULTS.draftStop). Only the rows per call change.
+   * (default DECODER_DEFAULTS.draftStop). "auto": those products read as the
+   * drafts' chances of passing, a call carries the drafts that make its
+   * expected tokens per unit of time largest, by the teacher's cost of a
+   * call of r rows measured on its backend at first use (call-cost.ts).
+   * Only the rows per call change.
    */
-  draftStop?: number;
+  draftStop?: number | "auto";
 }
 
 /** What the defaults read: the options given, and the proposer's own window (a draft model's before a student's). */
@@ -155,8 +159,9 @@ function checkCount(name: string, n: unknown, most = Number.POSITIVE_INFINITY): 
   return n;
 }
 
-function checkDraftStop(stop: unknown): number {
-  if (!(typeof stop === "number" && stop >= 0 && stop < 1)) throw new RangeError(`decode: draftStop must be a number in [0, 1) (0: the full window), got ${describeValue(stop)}`);
+function checkDraftStop(stop: unknown): number | "auto" {
+  if (stop === "auto") return stop;
+  if (!(typeof stop === "number" && stop >= 0 && stop < 1)) throw new RangeError(`decode: draftStop must be a number in [0, 1) (0: the full window) or "auto", got ${describeValue(stop)}`);
   return stop;
 }
 

@@ -1,4 +1,5 @@
 import type { AuxSource } from "../../sampling/aux.js";
+import { callCost } from "./call-cost.js";
 import type { SamplingSettings } from "../../sampling/processors.js";
 import { validateSamplingSettings } from "../../sampling/processors.js";
 import { checkAuxSource } from "../../sampling/aux.js";
@@ -104,7 +105,7 @@ export function makeDecoder(model: PtpModel, options: DecodeOptions): Decoder {
   if (model.head && options.decoder === "verify") {
     const head = model.head.transformer;
     const confidence = draftConfidence(model, draftTemperatureScale, (logits, token, t) => head.tokenProbability(logits, token, t));
-    return headVerifyDecoder(model.teacher, model.head, window, toDraft, confidence, draftStop);
+    return headVerifyDecoder(model.teacher, model.head, window, toDraft, confidence, draftStop === "auto" ? callCost(model.teacher, window) : draftStop);
   }
   switch (options.decoder) {
     case "ar":

@@ -3,6 +3,7 @@ import type { Transformer } from "../../../model/transformer.js";
 import type { DraftHead } from "../../draft-head.js";
 import { besideTeacherDecoder, NO_DRAFT, sequenceState, type Decoder, type DraftConfidence, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
+import { bestDraftCount, moreDraftsCanPay } from "../call-cost.js";
 
 interface HeadVerifyState {
   /** The head's KV cache for this sequence: rows 0 .. length-1 hold tokens 0 .. length-1, from their final teacher hidden states. */
@@ -34,10 +35,16 @@ interface HeadVerifyState {
  * With `stop` (DecodeOptions.draftStop > 0) the head stops drafting once
  * the probabilities it gives its drafts (`confidence`) multiply to less
  * than `stop`, that last draft left out: a draft unlikely to pass costs a
- * teacher row and a slot for little. Only the number of rows changes.
+ * teacher row and a slot for little. With `cost` (draftStop "auto": the
+ * teacher's measured c(r), call-cost.ts) those products are read as the
+ * drafts' chances of passing and a call carries the drafts that make its
+ * expected tokens per unit of time largest; the head stops drafting once
+ * no further draft could raise that. Only the number of rows changes.
  */
-export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop = 0): Decoder<HeadVerifyState> {
+export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop: number | readonly number[] = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
+  const cost = typeof stop === "number" ? undefined : stop;
+  const below = typeof stop === "number" ? stop : 0;
   const { seqLen, vocabSize } = head.config;
   // Every slot's logits land here: each is read (its draft, its chance) before the next slot runs.
   const slotLogits = new Float32Array(vocabSize);
@@ -57,23 +64,27 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     const count = Math.min(window - 1, seq.room - 1, seqLen - next + 1);
     const cache = s.headCache;
     const drafts: number[] = [];
+    const chances: number[] = [];
     let chance = 1;
     try {
       for (let j = 0; j < count; j++) {
+        if (cost && !moreDraftsCanPay(chances, cost, count)) break;
         const k = next + j;
         const before = j === 0 ? seq.last : drafts[j - 1];
         const logits = head.slot(cache, k - 1, seq.u.forStudent(k - 1), before, slotLogits);
         const d = toDraft(seq, k, j + 1, logits);
         if (d === NO_DRAFT) break;
-        if (stop > 0 && confidence) {
+        if ((cost || below > 0) && confidence) {
           chance *= confidence(seq, j + 1, logits, d);
-          if (!(chance >= stop)) break;
+          if (!cost && !(chance >= below)) break;
+          chances.push(chance);
         }
         drafts.push(d);
       }
     } finally {
       cache.crop(next - 1); // drop the slots, keep the verified rows
     }
+    if (cost && confidence) drafts.length = bestDraftCount(chances, cost);
     return drafts;
   };
 

@@ -1,0 +1,99 @@
+/**
+ * What a teacher call of r rows costs on this backend, in one-row calls:
+ * c(r) = time(r rows) / time(1 row), measured, for draftStop "auto"
+ * (decoders/head-verify.ts). Fewer calls save time only where a call of
+ * several rows costs little more than one, and how much more depends on
+ * the model, the weight type, the backend, the threads and the CPU
+ * (docs/BENCHMARKS.md, the cost curve): a decoder that reads c(r) from the
+ * machine it runs on needs no window tuned for another.
+ *
+ * The measurement: a scratch cache holding a short prefix, then calls of
+ * 1 .. maxRows rows after it, each size once to warm up, then ROUNDS
+ * rounds in alternating order (so drift hits every size alike); medians.
+ * About ROUNDS + 1 calls of each size: at 110M on two threads some
+ * 0.3 s, paid once per teacher and maxRows (kept with the teacher). The
+ * teacher's weights and state are untouched (its own caches are not used).
+ */
+import type { Transformer } from "../../model/transformer.js";
+
+const PREFIX = 16;
+const ROUNDS = 5;
+
+const measured = new WeakMap<Transformer, Map<number, readonly number[]>>();
+
+/** c(1 .. maxRows) for `teacher` (index r - 1; c(1) = 1), measured at the first call and kept with the teacher. */
+export function callCost(teacher: Transformer, maxRows: number): readonly number[] {
+  let byRows = measured.get(teacher);
+  if (!byRows) measured.set(teacher, (byRows = new Map()));
+  let cost = byRows.get(maxRows);
+  if (!cost) byRows.set(maxRows, (cost = measureCallCost(teacher, maxRows)));
+  return cost;
+}
+
+function measureCallCost(teacher: Transformer, maxRows: number): readonly number[] {
+  const { vocabSize, seqLen } = teacher.config;
+  const prefix = Math.max(0, Math.min(PREFIX, seqLen - maxRows));
+  const rows = Math.min(maxRows, seqLen - prefix);
+  const cache = teacher.newCache(prefix + rows);
+  try {
+    const token = (i: number) => (i * 7 + 1) % vocabSize;
+    if (prefix > 0) teacher.forward({ tokens: Array.from({ length: prefix }, (_, i) => token(i)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
+    const logits = new Float32Array(rows * vocabSize);
+    const blocks = Array.from({ length: rows }, (_, r) => ({ tokens: Array.from({ length: r + 1 }, (_, i) => token(prefix + i)), positions: Array.from({ length: r + 1 }, (_, i) => prefix + i) }));
+    const time = (r: number): number => {
+      cache.crop(prefix);
+      const t = performance.now();
+      teacher.forwardInto(logits, blocks[r], cache);
+      return performance.now() - t;
+    };
+    for (let r = 0; r < rows; r++) time(r);
+    const samples = blocks.map(() => [] as number[]);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let j = 0; j < rows; j++) {
+        const r = round % 2 ? rows - 1 - j : j;
+        samples[r].push(time(r));
+      }
+    }
+    const medians = samples.map((s) => s.sort((a, b) => a - b)[s.length >> 1]);
+    // A size the sequence cannot hold costs as the largest measured; never below the one-row call.
+    return Array.from({ length: maxRows }, (_, r) => Math.max(1, medians[Math.min(r, rows - 1)] / medians[0]));
+  } finally {
+    cache.free();
+  }
+}
+
+/** The expected tokens a call with the first j drafts finalizes (its own pick, plus each draft that passes with all before it) over its cost. */
+function rate(chances: readonly number[], cost: readonly number[], j: number): number {
+  let expected = 1;
+  for (let i = 0; i < j; i++) expected += chances[i];
+  return expected / cost[j];
+}
+
+/**
+ * How many of the drafts whose chances of passing (each the chance that it
+ * and every draft before it pass) are `chances` a call should carry: the j
+ * that makes (1 + chances[0] + .. + chances[j - 1]) / cost[j] largest, the
+ * expected tokens a call finalizes over what it costs (cost[j]: a call of
+ * j + 1 rows). Ties go to fewer rows.
+ */
+export function bestDraftCount(chances: readonly number[], cost: readonly number[]): number {
+  let best = 0;
+  for (let j = 1; j <= chances.length && j < cost.length; j++) if (rate(chances, cost, j) > rate(chances, cost, best)) best = j;
+  return best;
+}
+
+/**
+ * Whether drafting past `chances` (the drafts so far) can still raise the
+ * rate bestDraftCount finds, up to `most` drafts: at best each next draft
+ * passes with the last chance (a chance only falls as drafts are added).
+ */
+export function moreDraftsCanPay(chances: readonly number[], cost: readonly number[], most: number): boolean {
+  const bestRate = rate(chances, cost, bestDraftCount(chances, cost));
+  let expected = 1 + chances.reduce((a, b) => a + b, 0);
+  const last = chances.length === 0 ? 1 : chances[chances.length - 1];
+  for (let j = chances.length + 1; j <= most && j < cost.length; j++) {
+    expected += last;
+    if (expected / cost[j] > bestRate) return true;
+  }
+  return false;
+}
