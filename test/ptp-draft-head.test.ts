@@ -159,10 +159,11 @@ describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls b
           model.forward = forward;
           return { rows: rows.slice(1), outputs: r.outputs };
         };
-        const free = run([1, 1, 1, 1, 1, 1]);
-        const steep = run([1, 2, 3, 4, 5, 6]);
+        // Costs in ms, a teacher call long beside the head's slots (timed by the decoder, under a millisecond here).
+        const free = run([1000, 1000, 1000, 1000, 1000, 1000]);
+        const steep = run([1000, 2000, 3000, 4000, 5000, 6000]);
         // chances 0.5, 0.25, ...: 1.5 / 1.2 = 1.25 beats 1 and 1.75 / 1.6 = 1.09.
-        const middle = run([1, 1.2, 1.6, 2, 2.4, 2.8]);
+        const middle = run([1000, 1200, 1600, 2000, 2400, 2800]);
         expect(steep.outputs).toEqual(free.outputs);
         expect(middle.outputs).toEqual(free.outputs);
         expect(Math.max(...free.rows)).toBe(6);

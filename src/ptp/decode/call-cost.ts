@@ -9,19 +9,21 @@
  *
  * The measurement: a scratch cache holding a short prefix, then calls of
  * 1 .. maxRows rows after it, each size once to warm up, then ROUNDS
- * rounds in alternating order (so drift hits every size alike); medians.
+ * rounds in alternating order (so drift hits every size alike); the
+ * fastest of each size (on a shared machine another tenant only ever adds
+ * time, and one slow round read as a median misjudged a whole decode).
  * About ROUNDS + 1 calls of each size: at 110M on two threads some
- * 0.3 s, paid once per teacher and maxRows (kept with the teacher). The
+ * 0.4 s, paid once per teacher and maxRows (kept with the teacher). The
  * teacher's weights and state are untouched (its own caches are not used).
  */
 import type { Transformer } from "../../model/transformer.js";
 
 const PREFIX = 16;
-const ROUNDS = 5;
+const ROUNDS = 7;
 
 const measured = new WeakMap<Transformer, Map<number, readonly number[]>>();
 
-/** c(1 .. maxRows) for `teacher` (index r - 1; c(1) = 1), measured at the first call and kept with the teacher. */
+/** The time in ms of a teacher call of 1 .. maxRows rows (index r - 1; never less than one row's), measured at the first call and kept with the teacher: c(r) is time[r - 1] / time[0]. */
 export function callCost(teacher: Transformer, maxRows: number): readonly number[] {
   let byRows = measured.get(teacher);
   if (!byRows) measured.set(teacher, (byRows = new Map()));
@@ -54,31 +56,37 @@ function measureCallCost(teacher: Transformer, maxRows: number): readonly number
         samples[r].push(time(r));
       }
     }
-    const medians = samples.map((s) => s.sort((a, b) => a - b)[s.length >> 1]);
+    const fastest = samples.map((s) => Math.min(...s));
     // A size the sequence cannot hold costs as the largest measured; never below the one-row call.
-    return Array.from({ length: maxRows }, (_, r) => Math.max(1, medians[Math.min(r, rows - 1)] / medians[0]));
+    return Array.from({ length: maxRows }, (_, r) => Math.max(fastest[0], fastest[Math.min(r, rows - 1)]));
   } finally {
     cache.free();
   }
 }
 
-/** The expected tokens a call with the first j drafts finalizes (its own pick, plus each draft that passes with all before it) over its cost. */
-function rate(chances: readonly number[], cost: readonly number[], j: number): number {
+/**
+ * The expected tokens a call with the first j drafts finalizes (its own
+ * pick, plus each draft that passes with all before it) over its cost: the
+ * teacher call of j + 1 rows, cost[j], plus the head's j slots, perDraft
+ * each (the same unit).
+ */
+function rate(chances: readonly number[], cost: readonly number[], perDraft: number, j: number): number {
   let expected = 1;
   for (let i = 0; i < j; i++) expected += chances[i];
-  return expected / cost[j];
+  return expected / (cost[j] + j * perDraft);
 }
 
 /**
  * How many of the drafts whose chances of passing (each the chance that it
  * and every draft before it pass) are `chances` a call should carry: the j
- * that makes (1 + chances[0] + .. + chances[j - 1]) / cost[j] largest, the
- * expected tokens a call finalizes over what it costs (cost[j]: a call of
- * j + 1 rows). Ties go to fewer rows.
+ * that makes (1 + chances[0] + .. + chances[j - 1]) / (cost[j] + j
+ * perDraft) largest, the expected tokens a call finalizes over what it
+ * costs (cost[j]: a teacher call of j + 1 rows; perDraft: drafting one
+ * token). Ties go to fewer rows.
  */
-export function bestDraftCount(chances: readonly number[], cost: readonly number[]): number {
+export function bestDraftCount(chances: readonly number[], cost: readonly number[], perDraft = 0): number {
   let best = 0;
-  for (let j = 1; j <= chances.length && j < cost.length; j++) if (rate(chances, cost, j) > rate(chances, cost, best)) best = j;
+  for (let j = 1; j <= chances.length && j < cost.length; j++) if (rate(chances, cost, perDraft, j) > rate(chances, cost, perDraft, best)) best = j;
   return best;
 }
 
@@ -87,13 +95,13 @@ export function bestDraftCount(chances: readonly number[], cost: readonly number
  * rate bestDraftCount finds, up to `most` drafts: at best each next draft
  * passes with the last chance (a chance only falls as drafts are added).
  */
-export function moreDraftsCanPay(chances: readonly number[], cost: readonly number[], most: number): boolean {
-  const bestRate = rate(chances, cost, bestDraftCount(chances, cost));
+export function moreDraftsCanPay(chances: readonly number[], cost: readonly number[], most: number, perDraft = 0): boolean {
+  const bestRate = rate(chances, cost, perDraft, bestDraftCount(chances, cost, perDraft));
   let expected = 1 + chances.reduce((a, b) => a + b, 0);
   const last = chances.length === 0 ? 1 : chances[chances.length - 1];
   for (let j = chances.length + 1; j <= most && j < cost.length; j++) {
     expected += last;
-    if (expected / cost[j] > bestRate) return true;
+    if (expected / (cost[j] + j * perDraft) > bestRate) return true;
   }
   return false;
 }

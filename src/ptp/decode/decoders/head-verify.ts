@@ -36,15 +36,19 @@ interface HeadVerifyState {
  * the probabilities it gives its drafts (`confidence`) multiply to less
  * than `stop`, that last draft left out: a draft unlikely to pass costs a
  * teacher row and a slot for little. With `cost` (draftStop "auto": the
- * teacher's measured c(r), call-cost.ts) those products are read as the
- * drafts' chances of passing and a call carries the drafts that make its
- * expected tokens per unit of time largest; the head stops drafting once
- * no further draft could raise that. Only the number of rows changes.
+ * teacher's measured time of a call of r rows, call-cost.ts) those
+ * products are read as the drafts' chances of passing and a call carries
+ * the drafts that make its expected tokens per unit of time largest, each
+ * draft costing its teacher row and its slot (timed here); the head stops
+ * drafting once no further draft could raise that. Only the number of
+ * rows changes.
  */
 export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop: number | readonly number[] = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
   const cost = typeof stop === "number" ? undefined : stop;
   const below = typeof stop === "number" ? stop : 0;
+  /** With `cost`: what drafting a token costs, ms: the fastest slot timed so far (another tenant only adds time); 0 until one is. */
+  let slotMs: number | undefined;
   const { seqLen, vocabSize } = head.config;
   // Every slot's logits land here: each is read (its draft, its chance) before the next slot runs.
   const slotLogits = new Float32Array(vocabSize);
@@ -68,7 +72,8 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     let chance = 1;
     try {
       for (let j = 0; j < count; j++) {
-        if (cost && !moreDraftsCanPay(chances, cost, count)) break;
+        if (cost && !moreDraftsCanPay(chances, cost, count, slotMs ?? 0)) break;
+        const started = cost ? performance.now() : 0;
         const k = next + j;
         const before = j === 0 ? seq.last : drafts[j - 1];
         const logits = head.slot(cache, k - 1, seq.u.forStudent(k - 1), before, slotLogits);
@@ -79,12 +84,13 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
           if (!cost && !(chance >= below)) break;
           chances.push(chance);
         }
+        if (cost) slotMs = Math.min(slotMs ?? Number.POSITIVE_INFINITY, performance.now() - started);
         drafts.push(d);
       }
     } finally {
       cache.crop(next - 1); // drop the slots, keep the verified rows
     }
-    if (cost && confidence) drafts.length = bestDraftCount(chances, cost);
+    if (cost && confidence) drafts.length = bestDraftCount(chances, cost, slotMs ?? 0);
     return drafts;
   };
 
