@@ -144,7 +144,7 @@ describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls b
     );
   });
 
-  it('PTP-HEAD-AUTO: with a cost table (draftStop "auto"), a call carries the drafts that make its expected tokens per unit of time largest: all of them where rows are free, none where each row costs two one-row calls, one where the second draft no longer pays; outputs stay AR\'s', async () => {
+  it('PTP-HEAD-AUTO: with a cost table (draftStop "auto"), a call carries the drafts that make its expected tokens per unit of time largest: all of them where rows are free, none where each row costs two one-row calls (and after 8 such calls the head is given up, its ingest too), one where the second draft no longer pays; outputs stay AR\'s', async () => {
     const b = await backend("wasm");
     const ckpt = readCheckpoint(STORIES_260K);
     withTeacher(b, ckpt, (teacher) =>
@@ -154,10 +154,15 @@ describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls b
           const rows: number[] = [];
           const forward = model.forward.bind(model);
           model.forward = (...args: Parameters<PtpModel["forward"]>) => (rows.push(args[0].positions.length), forward(...args));
-          const decoder = headVerifyDecoder(teacher, model.head!, 6, drafter(model, 0.8), half, cost);
+          const head = model.head!;
+          const ingest = head.ingest.bind(head);
+          let ingested = 0;
+          head.ingest = (...args: Parameters<DraftHead["ingest"]>) => (ingested++, ingest(...args));
+          const decoder = headVerifyDecoder(teacher, head, 6, drafter(model, 0.8), half, cost);
           const r = decodeWith(model, [[1, 403, 407]], decoder, { steps: 60, sampling: { temperature: 0.7 }, aux: [new XorShiftAux(2n)], stopAtBos: false });
           model.forward = forward;
-          return { rows: rows.slice(1), outputs: r.outputs };
+          head.ingest = ingest;
+          return { rows: rows.slice(1), outputs: r.outputs, ingested };
         };
         // Costs in ms, a teacher call long beside the head's slots (timed by the decoder, under a millisecond here).
         const free = run([1000, 1000, 1000, 1000, 1000, 1000]);
@@ -168,6 +173,9 @@ describe("PTP-HEAD-STOP: a window stops drafting once its drafts' chance falls b
         expect(middle.outputs).toEqual(free.outputs);
         expect(Math.max(...free.rows)).toBe(6);
         expect(Math.max(...steep.rows)).toBe(1);
+        // Where not even a sure draft pays, the head is given up after 8 such calls: its keys and values stop being made.
+        expect(steep.ingested).toBeLessThanOrEqual(9);
+        expect(free.ingested).toBeGreaterThan(9);
         expect(Math.max(...middle.rows)).toBe(2);
       }),
     );

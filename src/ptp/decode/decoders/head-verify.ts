@@ -12,6 +12,9 @@ interface HeadVerifyState {
   drafts?: number[];
 }
 
+/** With a cost table: after this many calls in a row at which not even a sure draft pays, the head is given up. */
+const GIVE_UP_CALLS = 8;
+
 /**
  * Algorithm 1 (method section 4.1) with a draft head (spec/ptp.md 2.6) as
  * the proposer. Per step:
@@ -40,8 +43,10 @@ interface HeadVerifyState {
  * products are read as the drafts' chances of passing and a call carries
  * the drafts that make its expected tokens per unit of time largest, each
  * draft costing its teacher row and its slot (timed here); the head stops
- * drafting once no further draft could raise that. Only the number of
- * rows changes.
+ * drafting once no further draft could raise that; after GIVE_UP_CALLS
+ * calls in a row at which not even a sure draft would pay, it gives the
+ * head up (no slots, no ingest: the teacher decodes alone, as AR). Only
+ * the number of rows changes.
  */
 export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop: number | readonly number[] = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
@@ -49,6 +54,13 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
   const below = typeof stop === "number" ? stop : 0;
   /** With `cost`: what drafting a token costs, ms: the fastest slot timed so far (another tenant only adds time); 0 until one is. */
   let slotMs: number | undefined;
+  /**
+   * With `cost`: calls in a row at which not even a sure draft would pay,
+   * and whether the decoder has given the head up for the rest of the
+   * decode (no slots, no keys and values ingested: AR through the teacher).
+   */
+  let unpaid = 0,
+    givenUp = false;
   const { seqLen, vocabSize } = head.config;
   // Every slot's logits land here: each is read (its draft, its chance) before the next slot runs.
   const slotLogits = new Float32Array(vocabSize);
@@ -64,6 +76,11 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     const s = state(seq),
       next = seq.next;
     if (seq.pending.length !== 1 || s.headCache?.length !== next - 1) return [];
+    if (cost) {
+      unpaid = moreDraftsCanPay([], cost, window - 1, slotMs ?? 0) ? 0 : unpaid + 1;
+      if (unpaid >= GIVE_UP_CALLS) givenUp = true;
+      if (givenUp) return [];
+    }
     // The slot drafting position k sits at k - 1, below the head's seqLen.
     const count = Math.min(window - 1, seq.room - 1, seqLen - next + 1);
     const cache = s.headCache;
@@ -98,7 +115,7 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     state,
     propose,
     (seq, keep, group, out) => {
-      if (seq.done) release(seq);
+      if (seq.done || givenUp) release(seq);
       else
         ingest(
           seq,
