@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { bestDraftCount, callCost, moreDraftsCanPay } from "../src/ptp/decode/call-cost.js";
+import { bestDraftCount, callCost, headCanPay, moreDraftsCanPay } from "../src/ptp/decode/call-cost.js";
 import { backend, firstBitDifference, STORIES_260K } from "./helpers.js";
 import { withTeacher } from "./ptp-helpers.js";
 
@@ -8,7 +8,7 @@ import { withTeacher } from "./ptp-helpers.js";
 const rate = (chances: number[], cost: number[], j: number, perDraft = 0) => (1 + chances.slice(0, j).reduce((a, b) => a + b, 0)) / (cost[j] + j * perDraft);
 
 describe("PTP-CALL-COST: how many drafts a call carries, by the measured cost of a call of r rows", () => {
-  it("bestDraftCount is the j with the most expected tokens per unit of cost (ties to fewer rows); moreDraftsCanPay says whether a further draft could beat it", () => {
+  it("bestDraftCount is the j with the most expected tokens per unit of cost (ties to fewer rows); moreDraftsCanPay says whether a further draft could beat it, headCanPay whether keeping the head can beat the teacher alone", () => {
     expect(bestDraftCount([0.9, 0.5, 0.2], [1, 1, 1, 1])).toBe(3);
     expect(bestDraftCount([0.9, 0.8, 0.7], [1, 2, 3, 4])).toBe(0);
     expect(bestDraftCount([0.9, 0.6, 0.2], [1, 1.1, 1.5, 2])).toBe(1);
@@ -42,6 +42,12 @@ describe("PTP-CALL-COST: how many drafts a call carries, by the measured cost of
     // Never past `most` drafts or the costs known.
     expect(moreDraftsCanPay([0.9], [1, 1, 1], 1)).toBe(false);
     expect(moreDraftsCanPay([0.9, 0.9], [1, 1, 1], 5)).toBe(false);
+    // Keeping the head pays where sure drafts, their slots and the head's keys and values of every token kept beat the teacher alone.
+    expect(headCanPay([1, 1.2, 1.5], 2)).toBe(true);
+    expect(headCanPay([1, 2, 3], 2)).toBe(false);
+    expect(headCanPay([1, 1.2, 1.5], 2, 0.4)).toBe(true); // 3 / (1.5 + 0.8) > 1
+    expect(headCanPay([1, 1.2, 1.5], 2, 0.4, 0.3)).toBe(false); // 2 / 2.2 and 3 / 3.2 < 1
+    expect(headCanPay([1, 1.2, 1.5], 0)).toBe(false); // no room for a draft
   });
 
   it("callCost measures the time of a teacher call of 1 .. maxRows rows once (ms; none below one row's), keeps it with the teacher, and leaves the teacher's logits as they were", async () => {

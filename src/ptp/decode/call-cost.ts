@@ -105,3 +105,14 @@ export function moreDraftsCanPay(chances: readonly number[], cost: readonly numb
   }
   return false;
 }
+
+/**
+ * Whether keeping the head can beat the teacher decoding alone: the best
+ * rate of a call with j drafts sure to pass (j = 1 .. most), counting its
+ * teacher call, its j slots and the head's keys and values of its j + 1
+ * tokens (perToken each), against AR's one token per cost[0].
+ */
+export function headCanPay(cost: readonly number[], most: number, perDraft = 0, perToken = 0): boolean {
+  for (let j = 1; j <= most && j < cost.length; j++) if ((1 + j) / (cost[j] + j * perDraft + (1 + j) * perToken) > 1 / cost[0]) return true;
+  return false;
+}

@@ -3,7 +3,7 @@ import type { Transformer } from "../../../model/transformer.js";
 import type { DraftHead } from "../../draft-head.js";
 import { besideTeacherDecoder, NO_DRAFT, sequenceState, type Decoder, type DraftConfidence, type Drafter } from "../decoder.js";
 import type { Sequence } from "../sequence.js";
-import { bestDraftCount, moreDraftsCanPay } from "../call-cost.js";
+import { bestDraftCount, headCanPay, moreDraftsCanPay } from "../call-cost.js";
 
 interface HeadVerifyState {
   /** The head's KV cache for this sequence: rows 0 .. length-1 hold tokens 0 .. length-1, from their final teacher hidden states. */
@@ -44,9 +44,11 @@ const GIVE_UP_CALLS = 8;
  * the drafts that make its expected tokens per unit of time largest, each
  * draft costing its teacher row and its slot (timed here); the head stops
  * drafting once no further draft could raise that; after GIVE_UP_CALLS
- * calls in a row at which not even a sure draft would pay, it gives the
- * head up (no slots, no ingest: the teacher decodes alone, as AR). Only
- * the number of rows changes.
+ * calls in a row at which not even drafts sure to pass would beat the
+ * teacher alone, their slots and the head's keys and values of the kept
+ * tokens (timed here too) counted, it gives the head up (no slots, no
+ * ingest: the teacher decodes alone, as AR). Only the number of rows
+ * changes.
  */
 export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window: number, toDraft: Drafter, confidence?: DraftConfidence, stop: number | readonly number[] = 0): Decoder<HeadVerifyState> {
   const state = sequenceState<HeadVerifyState>(() => ({}));
@@ -61,6 +63,8 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
    */
   let unpaid = 0,
     givenUp = false;
+  /** With `cost`: what the head's keys and values of a kept token cost, ms (the fastest ingest timed so far, per token). */
+  let ingestMs: number | undefined;
   const { seqLen, vocabSize } = head.config;
   // Every slot's logits land here: each is read (its draft, its chance) before the next slot runs.
   const slotLogits = new Float32Array(vocabSize);
@@ -77,7 +81,7 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
       next = seq.next;
     if (seq.pending.length !== 1 || s.headCache?.length !== next - 1) return [];
     if (cost) {
-      unpaid = moreDraftsCanPay([], cost, window - 1, slotMs ?? 0) ? 0 : unpaid + 1;
+      unpaid = headCanPay(cost, window - 1, slotMs ?? 0, ingestMs ?? 0) ? 0 : unpaid + 1;
       if (unpaid >= GIVE_UP_CALLS) givenUp = true;
       if (givenUp) return [];
     }
@@ -116,13 +120,16 @@ export function headVerifyDecoder(teacher: Transformer, head: DraftHead, window:
     propose,
     (seq, keep, group, out) => {
       if (seq.done || givenUp) release(seq);
-      else
+      else {
+        const started = cost ? performance.now() : 0;
         ingest(
           seq,
           state(seq),
           keep.map((i) => group.base[i].position),
           keep.map((i) => out.baseRows[i]),
         );
+        if (cost && keep.length > 0) ingestMs = Math.min(ingestMs ?? Number.POSITIVE_INFINITY, (performance.now() - started) / keep.length);
+      }
     },
     release,
   );
