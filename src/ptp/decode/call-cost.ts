@@ -12,14 +12,15 @@
  * rounds in alternating order (so drift hits every size alike); the
  * fastest of each size (on a shared machine another tenant only ever adds
  * time, and one slow round read as a median misjudged a whole decode).
- * About ROUNDS + 1 calls of each size: at 110M on two threads some
- * 0.4 s, paid once per teacher and maxRows (kept with the teacher). The
+ * About ROUNDS + 1 calls of each size: at 110M 0.28 s on two threads and
+ * 0.42 s on one (15M: 41 and 65 ms; docs/BENCHMARKS.md), paid once per
+ * teacher and maxRows (kept with the teacher). The
  * teacher's weights and state are untouched (its own caches are not used).
  */
 import type { Transformer } from "../../model/transformer.js";
 
 const PREFIX = 16;
-const ROUNDS = 7;
+const ROUNDS = 4;
 
 const measured = new WeakMap<Transformer, Map<number, readonly number[]>>();
 
