@@ -1,4 +1,5 @@
 import { WEIGHT_TYPES, type Backend } from "../backends/backend.js";
+import { callCost } from "../ptp/decode/call-cost.js";
 import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
@@ -363,6 +364,8 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
     const drafts = { classifierWeights: f["draft-classifier"] };
     model = new PtpModel(teacher, student, undefined, drafts);
     if (draft) draftModel = new DraftModel(teacher, draft, drafts);
+    // --draft-stop auto times the teacher's calls once (kept with it): here, before any decode's clock starts.
+    if (decoding.draftStop === "auto" && model.head && decoder === "verify") callCost(teacher, settings.window);
     const common = { steps: f.steps, sampling, stopAtBos: !f["no-stop"] };
     const options: Omit<DecodeOptions, "aux"> = { ...common, ...decoding, decoder, draft: draftModel };
     // Bounded batches (memory and time linear in the number of prompts), each
