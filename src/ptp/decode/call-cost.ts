@@ -1,7 +1,7 @@
 /**
- * What a teacher call of r rows costs on this backend, in one-row calls:
- * c(r) = time(r rows) / time(1 row), measured, for draftStop "auto"
- * (decoders/head-verify.ts). Fewer calls save time only where a call of
+ * What a teacher call of r rows costs on this backend: its time, measured,
+ * and so c(r) = time(r rows) / time(1 row), for draftStop "auto"
+ * (decoders/head-verify.ts), with the rules that read it. Fewer calls save time only where a call of
  * several rows costs little more than one, and how much more depends on
  * the model, the weight type, the backend, the threads and the CPU
  * (docs/BENCHMARKS.md, the cost curve): a decoder that reads c(r) from the
