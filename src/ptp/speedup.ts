@@ -1,4 +1,5 @@
 import type { Backend, WeightType } from "../backends/backend.js";
+import { timeCalls } from "./decode/call-cost.js";
 import { Transformer } from "../model/transformer.js";
 import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
@@ -79,32 +80,11 @@ interface Run {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-/** The median time of a k-row causal forward after `prefix` cached tokens over that of a 1-row one, the two alternating. */
-function callCost(model: Transformer, rows: number, prefixWanted = 64, reps = 7): number {
+/** c(rows): the median time of a rows-row causal call after 64 cached tokens over that of a 1-row one, the two alternating, seven rounds (timeCalls). */
+function callCostRatio(model: Transformer, rows: number): number {
   if (rows <= 1) return 1;
-  // A model of a short context gets a shorter prefix (and calls of at most its seqLen rows).
-  const { seqLen, vocabSize } = model.config;
-  rows = Math.min(rows, seqLen);
-  const prefix = Math.min(prefixWanted, seqLen - rows);
-  const cache = model.newCache(prefix + rows);
-  if (prefix > 0) model.forward({ tokens: Array.from({ length: prefix }, (_, i) => 1 + (i % Math.min(200, vocabSize - 1))), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
-  const block = (k: number) => ({ tokens: Array.from({ length: k }, (_, i) => (2 + i) % vocabSize), positions: Array.from({ length: k }, (_, i) => prefix + i) });
-  const blocks = [block(1), block(rows)];
-  // Into one array, as the decoders call (a fresh logits array each call costs the host page faults).
-  const logits = new Float32Array(rows * vocabSize);
-  const times: number[][] = [[], []];
-  // The two calls alternate (the order swapping each round), so a slow stretch of the machine
-  // slows both alike; the first round is a warm-up.
-  for (let r = 0; r <= reps; r++) {
-    for (const i of r % 2 ? [1, 0] : [0, 1]) {
-      const t = performance.now();
-      model.forwardInto(logits, blocks[i], cache);
-      if (r > 0) times[i].push(performance.now() - t);
-      cache.crop(prefix);
-    }
-  }
-  cache.free();
-  return median(times[1]) / median(times[0]);
+  const [one, k] = timeCalls(model, [1, rows], { prefix: 64, rounds: 7, statistic: "median" });
+  return k / one;
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
@@ -183,7 +163,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
           decoder: d,
           acceptedPerCall: result.tokens / result.calls,
           rowsPerCall,
-          cRows: d === "ar" ? 1 : callCost(teacher, Math.round(rowsPerCall)),
+          cRows: d === "ar" ? 1 : callCostRatio(teacher, Math.round(rowsPerCall)),
           arTokensPerSecond: arSpeed,
           tokensPerSecond: tps,
           speedup: tps / arSpeed,

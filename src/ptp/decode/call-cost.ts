@@ -7,11 +7,12 @@
  * (docs/BENCHMARKS.md, the cost curve): a decoder that reads c(r) from the
  * machine it runs on needs no window tuned for another.
  *
- * The measurement: a scratch cache holding a short prefix, then calls of
- * 1 .. maxRows rows after it, each size once to warm up, then ROUNDS
- * rounds in alternating order (so drift hits every size alike); the
- * fastest of each size (on a shared machine another tenant only ever adds
- * time, and one slow round read as a median misjudged a whole decode).
+ * The measurement (timeCalls, which bench/ptp-speedup.ts's c(rows) uses
+ * too): a scratch cache holding a short prefix, then calls of 1 .. maxRows
+ * rows after it, each size once to warm up, then ROUNDS rounds in
+ * alternating order (so drift hits every size alike); the fastest of each
+ * size (on a shared machine another tenant only ever adds time, and one
+ * slow round read as a median misjudged a whole decode).
  * About ROUNDS + 1 calls of each size: at 110M 0.28 s on two threads and
  * 0.42 s on one (15M: 41 and 65 ms; docs/BENCHMARKS.md), paid once per
  * teacher and maxRows (kept with the teacher). The
@@ -34,32 +35,59 @@ export function callCost(teacher: Transformer, maxRows: number): readonly number
 }
 
 function measureCallCost(teacher: Transformer, maxRows: number): readonly number[] {
+  const times = timeCalls(
+    teacher,
+    Array.from({ length: maxRows }, (_, r) => r + 1),
+    { prefix: PREFIX, rounds: ROUNDS, statistic: "fastest" },
+  );
+  // Never below the one-row call.
+  return times.map((t) => Math.max(times[0], t));
+}
+
+/** How timeCalls measures: the cached tokens before the calls, the timed rounds after a warm-up one, and which time of each size it keeps. */
+export interface CallTiming {
+  prefix: number;
+  rounds: number;
+  /** "fastest": another tenant only adds time; "median": the benchmarks' figure. */
+  statistic: "fastest" | "median";
+}
+
+/**
+ * The time in ms of a causal teacher call of each of `rows` row counts after
+ * `prefix` cached tokens (a shorter prefix where the teacher's seqLen asks,
+ * and at most seqLen rows), on a scratch cache: each size once to warm up,
+ * then `rounds` rounds in alternating order (so drift hits every size
+ * alike), the logits into one array as the decoders call. The teacher's
+ * weights and state are untouched (its own caches are not used).
+ */
+export function timeCalls(teacher: Transformer, rows: readonly number[], o: CallTiming): number[] {
   const { vocabSize, seqLen } = teacher.config;
-  const prefix = Math.max(0, Math.min(PREFIX, seqLen - maxRows));
-  const rows = Math.min(maxRows, seqLen - prefix);
-  const cache = teacher.newCache(prefix + rows);
+  const most = Math.min(Math.max(...rows), seqLen);
+  const prefix = Math.max(0, Math.min(o.prefix, seqLen - most));
+  const cache = teacher.newCache(prefix + most);
   try {
     const token = (i: number) => (i * 7 + 1) % vocabSize;
     if (prefix > 0) teacher.forward({ tokens: Array.from({ length: prefix }, (_, i) => token(i)), positions: Array.from({ length: prefix }, (_, i) => i) }, cache);
-    const logits = new Float32Array(rows * vocabSize);
-    const blocks = Array.from({ length: rows }, (_, r) => ({ tokens: Array.from({ length: r + 1 }, (_, i) => token(prefix + i)), positions: Array.from({ length: r + 1 }, (_, i) => prefix + i) }));
-    const time = (r: number): number => {
+    const logits = new Float32Array(most * vocabSize);
+    const blocks = rows.map((r) => {
+      const n = Math.min(r, most);
+      return { tokens: Array.from({ length: n }, (_, i) => token(prefix + i)), positions: Array.from({ length: n }, (_, i) => prefix + i) };
+    });
+    const time = (i: number): number => {
       cache.crop(prefix);
       const t = performance.now();
-      teacher.forwardInto(logits, blocks[r], cache);
+      teacher.forwardInto(logits, blocks[i], cache);
       return performance.now() - t;
     };
-    for (let r = 0; r < rows; r++) time(r);
+    for (let i = 0; i < blocks.length; i++) time(i);
     const samples = blocks.map(() => [] as number[]);
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let j = 0; j < rows; j++) {
-        const r = round % 2 ? rows - 1 - j : j;
-        samples[r].push(time(r));
+    for (let round = 0; round < o.rounds; round++) {
+      for (let j = 0; j < blocks.length; j++) {
+        const i = round % 2 ? blocks.length - 1 - j : j;
+        samples[i].push(time(i));
       }
     }
-    const fastest = samples.map((s) => Math.min(...s));
-    // A size the sequence cannot hold costs as the largest measured; never below the one-row call.
-    return Array.from({ length: maxRows }, (_, r) => Math.max(fastest[0], fastest[Math.min(r, rows - 1)]));
+    return samples.map((s) => (o.statistic === "fastest" ? Math.min(...s) : [...s].sort((a, b) => a - b)[s.length >> 1]));
   } finally {
     cache.free();
   }
