@@ -104,6 +104,36 @@ describe.each(BACKENDS)("batch invariance on %s", (name) => {
     );
   });
 
+  it("MODEL-SPARSE-CAUSAL: a causal block given as a sparse mask (visible: every cached row, then the block rows up to itself) has the logits of the same block with no mask, bit for bit", async () => {
+    const b = await backend(name);
+    fc.assert(
+      fc.property(caseArb, ({ ckpt, rows, split }) =>
+        withModel(b, ckpt, (model) => {
+          // A cached prefix of `split` rows, then the rest as one block, once with no mask and once as visible.
+          const s = Math.min(split, rows.length - 1);
+          const prefix = rows.slice(0, s),
+            block = rows.slice(s);
+          const run = (sparse: boolean) => {
+            const cache = model.newCache(64);
+            try {
+              if (prefix.length > 0) model.forward({ tokens: prefix.map((r) => r.token), positions: prefix.map((r) => r.position) }, cache);
+              const C = cache.length,
+                M = block.length;
+              const offsets = Int32Array.from({ length: M + 1 }, (_, m) => m * C + (m * (m + 1)) / 2);
+              const keys = Int32Array.from(Array.from({ length: M }, (_, m) => Array.from({ length: C + m + 1 }, (_, j) => j)).flat());
+              return model.forward({ tokens: block.map((r) => r.token), positions: block.map((r) => r.position), ...(sparse ? { visible: { offsets, keys } } : {}) }, cache);
+            } finally {
+              cache.free();
+            }
+          };
+          const diff = firstBitDifference(run(true), run(false));
+          if (diff) throw new Error(diff);
+        }),
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
   it("MODEL-EMBED-ROWS: a row fed the embedding vector of a token equals the token row, bit for bit", async () => {
     const b = await backend(name);
     fc.assert(

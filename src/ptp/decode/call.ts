@@ -125,6 +125,29 @@ function repeatedBaseRow(g: Group, j: number): number | undefined {
 }
 
 /**
+ * Whether a call's rows see exactly what a causal block sees: one sequence,
+ * holding the cache's rows 0 .. C-1, whose rows are base rows that see the
+ * rows before them (AR, a draft beside the teacher); slots and other masks
+ * are not.
+ */
+function isCausal(groups: Group[], C: number): boolean {
+  if (groups.length !== 1) return false;
+  const { seq, base, slots } = groups[0];
+  if (slots.length > 0 || base.some((b) => b.sees !== undefined) || seq.cacheRows.length !== C) return false;
+  return seq.cacheRows.every((r, i) => r === i);
+}
+
+/** The rows' visible keys as a sparse mask (offsets, then each row's keys). */
+function sparseMask(seen: readonly (readonly number[])[]): { offsets: Int32Array; keys: Int32Array } {
+  const M = seen.length;
+  const offsets = new Int32Array(M + 1);
+  for (let m = 0; m < M; m++) offsets[m + 1] = offsets[m] + seen[m].length;
+  const keys = new Int32Array(offsets[M]);
+  for (let m = 0; m < M; m++) keys.set(seen[m], offsets[m]);
+  return { offsets, keys };
+}
+
+/**
  * Runs the groups in one forward call; returns each group's logits. A query
  * slot that repeats a base row of its group is not run again: it gets that
  * row's logits, and the slots that see it see that row (repeatedBaseRow).
@@ -153,16 +176,20 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
     positions = new Int32Array(M);
   const embeddings = S > 0 ? new Float32Array(M * dim) : undefined;
   // A sparse mask: each row lists only its own sequence's keys, so a row costs its sequence, not the batch.
+  // None where the call is plainly causal (the same logits, spec/model.md; nothing to build or check per call).
   const seen: (readonly number[])[] = new Array(M);
+  const causal = isCausal(groups, C);
   groups.forEach((g, gi) => {
     const local = (i: number) => rowOf[gi][i];
     // Keys in index order, each once: the sequence's cache rows (all below C), then its block rows.
-    const own = increasing(g.seq.cacheRows);
-    const place = (row: number, sees: number[]) => (seen[row] = [...own, ...increasing(sees.map(local)).map((r) => C + r)]);
+    const own = causal ? [] : increasing(g.seq.cacheRows);
+    const place = (row: number, sees: () => number[]) => {
+      if (!causal) seen[row] = [...own, ...increasing(sees().map(local)).map((r) => C + r)];
+    };
     g.base.forEach((b, i) => {
       tokens[local(i)] = b.token;
       positions[local(i)] = b.position;
-      place(local(i), b.sees ?? range(0, i + 1));
+      place(local(i), () => b.sees ?? range(0, i + 1));
     });
     g.slots.forEach((s, j) => {
       if (aliases[gi][j] !== undefined) return;
@@ -170,13 +197,9 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
       positions[row] = s.position;
       if (typeof s.input === "number") tokens[row] = s.input;
       else embeddings!.set(s.input, row * dim);
-      place(row, s.sees);
+      place(row, () => s.sees);
     });
   });
-  const offsets = new Int32Array(M + 1);
-  for (let m = 0; m < M; m++) offsets[m + 1] = offsets[m] + seen[m].length;
-  const keys = new Int32Array(offsets[M]);
-  for (let m = 0; m < M; m++) keys.set(seen[m], offsets[m]);
 
   const feedback: PickFeedback[] = [];
   groups.forEach((g, gi) =>
@@ -184,7 +207,7 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
       if (s.feedback) feedback.push({ row: rowOf[gi][g.base.length + j], from: rowOf[gi][s.feedback.from], pick: s.feedback.pick });
     }),
   );
-  const logits = model.forward({ tokens, positions, embeddings, visible: { offsets, keys } }, cache, S, feedback, into?.take(M * vocabSize));
+  const logits = model.forward({ tokens, positions, embeddings, visible: causal ? undefined : sparseMask(seen) }, cache, S, feedback, into?.take(M * vocabSize));
   const rowLogits = (row: number) => logits.subarray(row * vocabSize, (row + 1) * vocabSize);
   return groups.map((g, gi) => ({
     base: g.base.map((_, i) => rowLogits(rowOf[gi][i])),
@@ -219,10 +242,15 @@ export function commit(firstRow: number, sequences: Sequence[], groups: Group[],
  */
 export function survivors(sequences: Sequence[], rows: Map<Sequence, number[]>): number[] {
   const live = sequences.filter((s) => !s.done && rows.has(s));
-  const all = live.flatMap((s) => rows.get(s)!).sort((a, b) => a - b);
-  const newIndex = new Map(all.map((r, i) => [r, i]));
+  // Every call would otherwise sort all kept rows: mark them in cache order instead (linear, no sort).
+  let end = 0;
+  for (const seq of live) for (const r of rows.get(seq)!) end = Math.max(end, r + 1);
+  const newIndex = new Int32Array(end).fill(-1);
+  for (const seq of live) for (const r of rows.get(seq)!) newIndex[r] = 0;
+  const all: number[] = [];
+  for (let r = 0; r < end; r++) if (newIndex[r] === 0) newIndex[r] = all.push(r) - 1;
   for (const seq of live) {
-    seq.cacheRows = rows.get(seq)!.map((r) => newIndex.get(r)!);
+    seq.cacheRows = rows.get(seq)!.map((r) => newIndex[r]);
     seq.cached = seq.cacheRows.length; // one cache row per finalized token, in position order
   }
   return all;
