@@ -242,7 +242,14 @@ export function commit(firstRow: number, sequences: Sequence[], groups: Group[],
  */
 export function survivors(sequences: Sequence[], rows: Map<Sequence, number[]>): number[] {
   const live = sequences.filter((s) => !s.done && rows.has(s));
-  // Every call would otherwise sort all kept rows: mark them in cache order instead (linear, no sort).
+  // One sequence whose rows already lead the cache in order (decoding alone): nothing moves.
+  const alone = live.length === 1 ? rows.get(live[0])! : undefined;
+  if (alone?.every((r, i) => r === i)) {
+    live[0].cacheRows = alone;
+    live[0].cached = alone.length;
+    return alone;
+  }
+  // Mark the kept rows in cache order and number them (linear: no sort, no map).
   let end = 0;
   for (const seq of live) for (const r of rows.get(seq)!) end = Math.max(end, r + 1);
   const newIndex = new Int32Array(end).fill(-1);
