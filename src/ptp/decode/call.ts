@@ -183,13 +183,13 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
     const local = (i: number) => rowOf[gi][i];
     // Keys in index order, each once: the sequence's cache rows (all below C), then its block rows.
     const own = causal ? [] : increasing(g.seq.cacheRows);
-    const place = (row: number, sees: () => number[]) => {
-      if (!causal) seen[row] = [...own, ...increasing(sees().map(local)).map((r) => C + r)];
+    const place = (row: number, sees: readonly number[]) => {
+      if (!causal) seen[row] = [...own, ...increasing(sees.map(local)).map((r) => C + r)];
     };
     g.base.forEach((b, i) => {
       tokens[local(i)] = b.token;
       positions[local(i)] = b.position;
-      place(local(i), () => b.sees ?? range(0, i + 1));
+      place(local(i), b.sees ?? range(0, i + 1));
     });
     g.slots.forEach((s, j) => {
       if (aliases[gi][j] !== undefined) return;
@@ -197,7 +197,7 @@ export function runCall(model: PtpModel, cache: KVCache, groups: Group[], aliasQ
       positions[row] = s.position;
       if (typeof s.input === "number") tokens[row] = s.input;
       else embeddings!.set(s.input, row * dim);
-      place(row, () => s.sees);
+      place(row, s.sees);
     });
   });
 
@@ -252,10 +252,15 @@ export function survivors(sequences: Sequence[], rows: Map<Sequence, number[]>):
   // Mark the kept rows in cache order and number them (linear: no sort, no map).
   let end = 0;
   for (const seq of live) for (const r of rows.get(seq)!) end = Math.max(end, r + 1);
-  const newIndex = new Int32Array(end).fill(-1);
-  for (const seq of live) for (const r of rows.get(seq)!) newIndex[r] = 0;
+  const kept = new Uint8Array(end);
+  for (const seq of live) for (const r of rows.get(seq)!) kept[r] = 1;
+  const newIndex = new Int32Array(end);
   const all: number[] = [];
-  for (let r = 0; r < end; r++) if (newIndex[r] === 0) newIndex[r] = all.push(r) - 1;
+  for (let r = 0; r < end; r++) {
+    if (!kept[r]) continue;
+    newIndex[r] = all.length;
+    all.push(r);
+  }
   for (const seq of live) {
     seq.cacheRows = rows.get(seq)!.map((r) => newIndex[r]);
     seq.cached = seq.cacheRows.length; // one cache row per finalized token, in position order
