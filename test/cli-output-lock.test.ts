@@ -90,6 +90,39 @@ describe("one ptp run per output (OUT.lock)", () => {
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
+  it("CLI-LOCK-BUSY-SHARED: a second run with another --out but the --checkpoint, --log or --char-vocab a running run writes exits 1 with one line naming that file; nothing of the first is touched", async () => {
+    await dataset();
+    const out = join(tmp, "shared-a.safetensors"),
+      ckpt = join(tmp, "shared.train.safetensors"),
+      log = join(tmp, "shared.log.jsonl");
+    const first = start(distillArgs(out, "--checkpoint", ckpt, "--log", log), /Ctrl-C saves/);
+    await first.ready;
+    for (const [flag, path] of [
+      ["--checkpoint", ckpt],
+      ["--log", log],
+    ]) {
+      const second = await runCli(...distillArgs(join(tmp, `shared-b${flag}.safetensors`), flag, path, "--force", "--stop-after", "1"));
+      expect(second.code, second.stderr).toBe(1);
+      expect(second.stderr).toMatch(BUSY(path, first.child.pid!));
+    }
+    first.child.kill("SIGINT");
+    expect((await first.exited).code).toBe(130);
+    for (const p of [out, ckpt, log]) expect(existsSync(`${p}.lock`)).toBe(false);
+    expect((await runCli(...distillArgs(out, "--checkpoint", ckpt, "--log", log, "--resume", "--stop-after", "1"))).code).toBe(130);
+    // train: the --char-vocab of a running run.
+    const corpus = join(tmp, "corpus-shared.txt");
+    writeFileSync(corpus, Array.from({ length: 40 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat.`).join("\n") + "\n");
+    const vocab = join(tmp, "shared.tok");
+    const trainArgs = (o: string, ...extra: string[]) => lastFlagWins(["train", "--corpus", corpus, "--char-vocab", vocab, "--out", o, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "1000000", "--eval-every", "0", ...extra]);
+    const t1 = start(trainArgs(join(tmp, "shared-t1.bin")), /Ctrl-C saves/);
+    await t1.ready;
+    const t2 = await runCli(...trainArgs(join(tmp, "shared-t2.bin"), "--force", "--steps", "2"));
+    expect(t2.code, t2.stderr).toBe(1);
+    expect(t2.stderr).toMatch(BUSY(vocab, t1.child.pid!));
+    t1.child.kill("SIGINT");
+    expect((await t1.exited).code).toBe(130);
+  });
+
   it("CLI-LOCK-BUSY-PREGENERATE: a second `pregenerate --resume` on the --out of a running one exits 1 with one line; SIGINT then leaves no lock", async () => {
     const out = join(tmp, "pg-busy.ptpd");
     const first = start(pregenArgs(out, "--samples", "400", "--backend", "js"), `${out}.lock`);

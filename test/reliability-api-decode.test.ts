@@ -144,6 +144,24 @@ describe("decode and decodeAR check their arguments, naming them", () => {
     expect(short.forStudent(2)).toBe(0.5);
   });
 
+  it("API-FINITE-US: with exactly the u's AR draws (AR ending at the BOS it samples), every decoder decodes AR's tokens: none picks past a BOS that ends its sequence", async () => {
+    const { teacher, model } = await demo("wasm");
+    const steps = 256,
+      sampling = { temperature: 0.7 };
+    let ended = 0;
+    for (let seed = 1; seed <= 40 && ended < 4; seed++) {
+      const source = new XorShiftAux(BigInt(seed));
+      const us: number[] = [];
+      const ar = decodeAR(teacher, [1], { steps, sampling, aux: { next: () => us[us.push(source.next()) - 1] } });
+      if (ar.tokens.length >= steps + 1) continue; // ran to the step limit, not to a BOS
+      ended++;
+      for (const decoder of ["verify", "single-call", "multi-draft"] as const) {
+        expect(decode(model, [[1]], { decoder, steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `${decoder}, seed ${seed}`).toEqual(ar.tokens);
+      }
+    }
+    expect(ended).toBeGreaterThan(0);
+  });
+
   it("API-ARRAYAUX: ArrayAux takes an array-like of u's; anything else is a TypeError saying so", () => {
     expect(() => new ArrayAux({ length: -1 })).toThrow(TypeError);
     expect(() => new ArrayAux({ length: -1 })).toThrow(/ArrayAux takes an array of u's/);

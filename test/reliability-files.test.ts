@@ -247,7 +247,7 @@ describe("user files are never replaced by accident", () => {
 });
 
 describe("resuming", () => {
-  it("REL-RESUME-FINISHED: --resume on a finished run changes nothing (no bogus log line); a larger --steps extends it", async () => {
+  it("REL-RESUME-FINISHED: --resume on a finished run changes nothing (no bogus log line), whether --steps or --minutes ended it; a larger --steps extends it", async () => {
     await dataset();
     const out = join(tmp, "fin.safetensors");
     const args = (...extra: string[]) => distillArgs(out, "--steps", "4", "--eval-every", "2", ...extra);
@@ -268,6 +268,13 @@ describe("resuming", () => {
         .split("\n")
         .map((l) => JSON.parse(l).step),
     ).toEqual([2, 4, 6, 7]);
+    // A run ended by --minutes is done too: each --resume with its time spent trains nothing and writes no line again.
+    const timed = join(tmp, "timed.safetensors");
+    const timedArgs = (...extra: string[]) => distillArgs(timed, "--steps", "100000", "--eval-every", "3", "--minutes", "0.002", ...extra);
+    expect((await runCli(...timedArgs())).code).toBe(0);
+    const timedLog = readFileSync(`${timed}.log.jsonl`, "utf8");
+    for (let i = 0; i < 2; i++) expect((await runCli(...timedArgs("--resume"))).code).toBe(0);
+    expect(readFileSync(`${timed}.log.jsonl`, "utf8")).toBe(timedLog);
   });
 
   it("REL-RESUME-TRUNCATED: a truncated training checkpoint on --resume is an error naming it and what is wrong (exit 1), not a refusal to overwrite it; it is left as it is", async () => {
@@ -291,7 +298,7 @@ describe("resuming", () => {
     }
   });
 
-  it("REL-RESUME-DATA: --resume with another dataset (or another corpus for train) is refused", async () => {
+  it("REL-RESUME-DATA: --resume with another dataset or --backend (distill), or another corpus, tokenizer of the same size or --valid-fraction (train) is refused, naming what differs", async () => {
     await dataset();
     const other = join(tmp, "other.ptpd");
     expect((await runCli("pregenerate", "--model", TEACHER, "--tokenizer", TOK_512, "--prompts", PROMPTS, "--out", other, "--samples", "2", "--steps", "24", "--temperature", "0.7", "--top-k", "0", "--top-p", "1", "--seed", "99")).code).toBe(0);
@@ -301,7 +308,12 @@ describe("resuming", () => {
     args[args.indexOf("--dataset") + 1] = other;
     const r = await runCli(...args);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/trained on other data/);
+    expect(r.stderr).toMatch(/trained on other inputs/);
+    expect(r.stderr).toMatch(/\n {2}dataset: /);
+    // The teacher's logits on js and wasm agree to 1e-4, not bit for bit: the backend is part of the run.
+    const js = await runCli(...distillArgs(out, "--resume", "--backend", "js"));
+    expect(js.code).toBe(1);
+    expect(js.stderr).toContain('backend: "wasm" in the checkpoint, now "js"');
     const corpus2 = join(tmp, "corpus2.txt");
     writeFileSync(corpus2, readFileSync(corpus, "utf8").replace(/cat/g, "dog"));
     const tOut = join(tmp, "t-data.bin");
@@ -310,7 +322,20 @@ describe("resuming", () => {
     t[t.indexOf("--corpus") + 1] = corpus2;
     const tr = await runCli(...t);
     expect(tr.code).toBe(1);
-    expect(tr.stderr).toMatch(/trained on other data/);
+    expect(tr.stderr).toMatch(/trained on other inputs/);
+    expect(tr.stderr).toMatch(/corpusSha256: /);
+    // Another tokenizer of the same size (one score changed) would train on other token ids; another held-out fraction on another split.
+    const vocab = readFileSync(join(tmp, "t-data.tok"));
+    vocab.writeFloatLE(vocab.readFloatLE(4) + 1, 4);
+    const tok2 = join(tmp, "t-data2.tok");
+    writeFileSync(tok2, vocab);
+    const tokResume = await runCli(...trainArgs(tOut, "--char-vocab", tok2, "--resume"));
+    expect(tokResume.code, tokResume.stderr).toBe(1);
+    expect(tokResume.stderr).toMatch(/tokenizerSha256: "[0-9a-f]{64}" in the checkpoint, now "[0-9a-f]{64}"/);
+    const fraction = await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume", "--valid-fraction", "0.2"));
+    expect(fraction.code, fraction.stderr).toBe(1);
+    expect(fraction.stderr).toContain("validFraction: 0.05 in the checkpoint, now 0.2");
+    expect((await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume"))).code).toBe(0);
   });
 
   it("REL-DATASET-HEADER: a dataset header contradicting the teacher (vocabSize, seqLen) or with an unusable temperature is refused naming the file", async () => {

@@ -79,6 +79,22 @@ describe("signals stop training runs, which resume exactly", () => {
     expect(bytes(join(tmp, "t-sig.bin")).equals(bytes(join(tmp, "t-ref.bin")))).toBe(true);
   });
 
+  it("REL-SIGNAL-TRAIN-STARTUP: SIGINT to `ptp train` after it wrote --char-vocab but before its loop runs (the corpus still being encoded) exits 130 saying so and removes that vocab, so --resume starts the run", async () => {
+    // Long enough that encoding it takes a second or more after the vocab is written.
+    const corpus = join(tmp, "big-corpus.txt");
+    const line = (i: number) => `the cat number ${i} ${i % 3 === 0 ? "sat" : "ran"} on the mat while the dog ${i % 2 ? "slept" : "barked"} at the moon.`;
+    writeFileSync(corpus, Array.from({ length: 200_000 }, (_, i) => line(i)).join("\n") + "\n");
+    const vocab = join(tmp, "startup.tok");
+    const args = ["train", "--corpus", corpus, "--char-vocab", vocab, "--out", join(tmp, "startup.bin"), "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "16", "--batch", "2", "--steps", "1000000", "--eval-every", "0"];
+    const r = await runChild(["bin/ptp.js", ...args], { when: /wrote a character tokenizer/, signals: ["SIGINT"], delayMs: 0 });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain("ptp: SIGINT received; stopped");
+    expect(r.stderr).toContain(`train: removed ${vocab}, which this interrupted run had written`);
+    expect(existsSync(vocab)).toBe(false);
+    expectExit(await runCli(...args, "--resume", "--stop-after", "1"), 130);
+    expect(stepOf(join(tmp, "startup.bin.train.safetensors"))).toBe(1);
+  });
+
   it("REL-SIGNAL-TRAIN-LONG-STEP: `ptp train` runs a step's windows on worker threads while the main thread awaits them: a signal during a long step abandons it at once, the state before it saved; a run of such steps stopped and resumed matches an uninterrupted one", async () => {
     const corpus = join(tmp, "corpus-long.txt");
     writeFileSync(corpus, Array.from({ length: 400 }, (_, i) => `the cat ${i % 3 === 0 ? "sat" : "ran"} on the mat and the dog ${i % 2 ? "slept" : "barked"}.`).join("\n") + "\n");

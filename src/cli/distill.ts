@@ -20,7 +20,7 @@ import { refuseBeyondMemory, refuseDraftBeyondLimits } from "./memory.js";
 import { distillMemory } from "../train/memory.js";
 import { DEFAULT_SLOT_INPUT, weightCounts } from "../ptp/student-weights.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { EVAL_SEED, evalPromptTokens, finishRun, loopOptions, progressSink, runFiles } from "./training-flags.js";
+import { EVAL_SEED, evalPromptTokens, finishRun, loopOptions, progressSink, runFiles, runLocks } from "./training-flags.js";
 import { backendFlags, checkAgainstTeacher, checkDigitsGiven, checkRank, checkShapeFlags, draftShapeSpecs, extraBlocksFlag, loopFlags, pickFeedbackFromFlags, slotInputFlagWithoutDefault, studentAux, studentFlags } from "./flag-groups.js";
 
 /** --draft-*: the draft model's shape flags (random-draft's, bounded alike). */
@@ -118,7 +118,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     ],
     outKind: recognise.safetensors,
   });
-  lockOutput(io, "distill", out, argv);
+  lockOutput(io, "distill", runLocks(f, out), argv);
 
   const ckpt = readModel(f.model);
   const checksum = teacherChecksum(ckpt);
@@ -127,8 +127,9 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
     onTornTail: (t) => io.stderr(`distill: warning: ${quotePath(f.dataset)}: record ${t.index} at byte ${t.offset} is torn (${t.why}); training on the ${t.index} complete records before it\n`),
   });
   checkDatasetMatchesTeacher(f.dataset, dataset.meta, { config: ckpt.config, checksum, name: f.model });
-  // A resume must train on the same data: the dataset's header and record count are stored with the checkpoint.
-  files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length } };
+  // A resume must train on the same data, with the teacher's logits from the same backend (js and wasm agree to 1e-4,
+  // not bit for bit): the dataset's header and record count and the backend are stored with the checkpoint.
+  files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length }, backend: f.backend };
   checkAgainstTeacher({ rank: f.draft ? undefined : f.rank, window: f.window }, ckpt.config);
   const aux = studentAux(f);
   let proposer: Proposer = {

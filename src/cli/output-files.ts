@@ -263,10 +263,18 @@ export const exists = (path: string | undefined): path is string => path !== und
 
 /**
  * Takes OUT.lock for a long run that writes OUT and files next to it
- * (src/io/output-lock.ts): refused (exit 1) while another ptp process
- * writes OUT; a stale lock is replaced, with a line on stderr. Called after
- * the output checks, before any output is touched; main releases it.
+ * (src/io/output-lock.ts), and PATH.lock for each other output it writes
+ * where the user chose the path (a --checkpoint or --log of its own, a
+ * --char-vocab), so two runs with different --out cannot share one: refused
+ * (exit 1) while another ptp process writes any of them; a stale lock is
+ * replaced, with a line on stderr. Called after the output checks, before
+ * any output is touched; main releases them.
  */
-export function lockOutput(io: Io, command: string, out: string, argv: readonly string[]): void {
-  acquireOutputLock(out, ["ptp", command, ...argv].join(" "), (note) => io.stderr(`ptp ${command}: ${note}\n`));
+export function lockOutput(io: Io, command: string, outputs: readonly string[], argv: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const out of outputs) {
+    if (seen.has(resolve(out))) continue;
+    seen.add(resolve(out));
+    acquireOutputLock(out, ["ptp", command, ...argv].join(" "), (note) => io.stderr(`ptp ${command}: ${note}\n`));
+  }
 }

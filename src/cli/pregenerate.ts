@@ -70,7 +70,7 @@ export async function pregenerateCommand(argv: readonly string[], io: Io): Promi
     const kind = fileKindOf(out);
     if (kind !== "a PTP distillation dataset") throw new Error(`${quotePath(out)} is ${kind ?? "not a PTP dataset"}; --force replaces only a dataset (choose another --out, or remove the file yourself)`);
   }
-  lockOutput(io, "pregenerate", out, argv);
+  lockOutput(io, "pregenerate", [out], argv);
 
   // The header now, the weights straight into the backend's buffers once it exists (loadModel).
   const config = readModelConfig(f.model);

@@ -1,9 +1,9 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { readCheckpoint } from "../io/checkpoint.js";
 import { quotePath } from "../io/errors.js";
 import { readCorpus } from "../data/corpus.js";
-import type { Tokenizer } from "../io/tokenizer.js";
 import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
 import { MAX_THREADS } from "../backends/wasm/index.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
@@ -15,9 +15,10 @@ import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Pa
 import type { Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { pretrainMemory } from "../train/memory.js";
+import { SIGNAL_EXIT_CODE } from "../train/interrupt.js";
 import { checkInverseArFlags, inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { finishRun, loopOptions, progressSink, runFiles, trainThreads } from "./training-flags.js";
+import { finishRun, loopOptions, progressSink, runFiles, runLocks, trainThreads } from "./training-flags.js";
 import { checkDigitsGiven, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
@@ -107,6 +108,7 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     return config;
   };
   shapeOf(0);
+  const charVocab = f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [];
   const files = runFiles(f, out, {
     inputs: [
       { flag: "--corpus", path: f.corpus },
@@ -115,27 +117,39 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
       { flag: "--eval-prompts", path: f["eval-prompts"] },
     ],
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
-    extra: f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [],
+    extra: charVocab,
   });
-  lockOutput(io, "train", out, argv);
+  lockOutput(io, "train", runLocks(f, out, charVocab), argv);
   // A run that fails before its first checkpoint (a corpus too short, a model of another vocabulary, a shape beyond
   // memory) leaves --char-vocab as it found it: removed if it created it, its old bytes back if --force replaced it.
   let checkpointed = false;
   files.onCheckpoint = () => void (checkpointed = true);
   let replaced: { path: string; before?: Uint8Array } | undefined;
+  const undoCharVocab = (why: string): void => {
+    if (replaced === undefined || checkpointed) return;
+    const r = replaced;
+    replaced = undefined;
+    if (r.before === undefined) {
+      rmSync(r.path, { force: true });
+      io.stderr(`train: removed ${quotePath(r.path)}, which this ${why} run had written\n`);
+    } else {
+      writeBytesAtomically(r.path, r.before);
+      io.stderr(`train: put back the earlier ${quotePath(r.path)}, which this ${why} run had replaced\n`);
+    }
+  };
+  // A SIGINT/SIGTERM before the loop arms its own handling ends the process in the output lock's handler (process.exit
+  // with its code): --char-vocab is undone then too, or --resume would find it without a checkpoint and refuse.
+  const onExit = (code: number): void => {
+    if (Object.values(SIGNAL_EXIT_CODE).includes(code)) undoCharVocab("interrupted");
+  };
+  process.on("exit", onExit);
   try {
     return await runTraining(f, given, loop, shapeOf, files, (path) => void (replaced = { path, before: existsSync(path) ? readFileSync(path) : undefined }), io);
   } catch (err) {
-    if (replaced !== undefined && !checkpointed) {
-      if (replaced.before === undefined) {
-        rmSync(replaced.path, { force: true });
-        io.stderr(`train: removed ${quotePath(replaced.path)}, which this failed run had written\n`);
-      } else {
-        writeBytesAtomically(replaced.path, replaced.before);
-        io.stderr(`train: put back the earlier ${quotePath(replaced.path)}, which this failed run had replaced\n`);
-      }
-    }
+    undoCharVocab("failed");
     throw err;
+  } finally {
+    process.off("exit", onExit);
   }
 }
 
@@ -143,20 +157,26 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
 async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<string>, loop: LoopOptions, shapeOf: (vocabSize: number) => ModelConfig, files: RunFiles, writing: (path: string) => void, io: Io): Promise<number> {
   const out = f.out;
 
-  // Two documents at least: one to train on, one held out. A resume must train on the same corpus (its digest is stored).
+  // Two documents at least: one to train on, one held out.
   const { documents: lines, sha256 } = readCorpus(f.corpus, 2);
-  files.inputs = { corpusSha256: sha256 };
-  let tokenizer: Tokenizer;
+  let tokenizerPath: string;
   if (f["char-vocab"] !== undefined) {
-    if (f.resume && existsSync(f["char-vocab"])) tokenizer = loadTokenizerFile(f["char-vocab"]);
-    else {
-      writing(f["char-vocab"]);
-      const n = writeCharTokenizer(f["char-vocab"], lines);
-      io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${f["char-vocab"]}\n`);
-      tokenizer = loadTokenizerFile(f["char-vocab"]);
+    tokenizerPath = f["char-vocab"];
+    if (!(f.resume && existsSync(tokenizerPath))) {
+      writing(tokenizerPath);
+      const n = writeCharTokenizer(tokenizerPath, lines);
+      io.stderr(`train: wrote a character tokenizer of ${n} tokens to ${tokenizerPath}\n`);
     }
-  } else if (f.tokenizer !== undefined) tokenizer = loadTokenizerFile(f.tokenizer);
+  } else if (f.tokenizer !== undefined) tokenizerPath = f.tokenizer;
   else throw new UsageError("give exactly one of --tokenizer and --char-vocab");
+  const tokenizer = loadTokenizerFile(tokenizerPath);
+  // A resume must train on the same corpus, encoded by the same tokenizer (another one of the same size would train on
+  // other token ids) and, for ar, split at the same place: their digests and the held-out fraction are stored and compared.
+  files.inputs = {
+    corpusSha256: sha256,
+    tokenizerSha256: createHash("sha256").update(readFileSync(tokenizerPath)).digest("hex"),
+    ...(f.objective === "inverse-ar" ? {} : { validFraction: f["valid-fraction"] }),
+  };
   loop.kernels = wasmTrainKernels();
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 

@@ -50,13 +50,24 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
   const continuing = f.resume === true && existsSync(checkpoint);
   const kindOf = (o: PathFlag) => kinds.get(o.flag)!(o.path);
   const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${quotePath(checkpoint)}) holds a run to continue` : kindOf(o)) : undefined;
-  // The run's lock (OUT.lock) is a file of its own too: no other output may be it.
-  const lock = lockPathOf(out);
-  for (const [flag, path] of [["--checkpoint", checkpoint], ["--log", log], ...(io.extra ?? []).map((e) => [e.flag, e.path])]) {
-    if (resolve(path) === resolve(lock)) throw new UsageError(`${flag} ${quotePath(path)} is the lock file this run holds while it writes --out ${quotePath(out)}; choose another path`);
+  // The run's locks (OUT.lock and one beside each output whose path was chosen) are files of their own too: no output may be one.
+  for (const locked of runLocks(f, out, io.extra)) {
+    const lock = lockPathOf(locked);
+    for (const [flag, path] of [["--out", out], ["--checkpoint", checkpoint], ["--log", log], ...(io.extra ?? []).map((e) => [e.flag, e.path])]) {
+      if (resolve(path) === resolve(lock)) throw new UsageError(`${flag} ${quotePath(path)} is the lock file this run holds while it writes ${locked === out ? "--out " : ""}${quotePath(locked)}; choose another path`);
+    }
   }
   checkOutputs([{ flag: "--out", path: out }, { flag: "--checkpoint", path: checkpoint }, { flag: "--log", path: log }, ...(io.extra ?? [])], { inputs: io.inputs, force: f.force === true, resumable });
   return { checkpoint, log, resume: f.resume === true };
+}
+
+/**
+ * The outputs a run locks (lockOutput): OUT, and the --checkpoint, --log and
+ * `extra` outputs whose paths were given (those next to OUT by default are
+ * covered by OUT's lock).
+ */
+export function runLocks(f: LoopFlags, out: string, extra: readonly PathFlag[] = []): string[] {
+  return [out, f.checkpoint, f.log, ...extra.map((e) => e.path)].filter((p): p is string => p !== undefined);
 }
 
 /**

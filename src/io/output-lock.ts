@@ -37,9 +37,14 @@ function onExit(): void {
   for (const path of [...held.keys()]) release(path);
 }
 
-/** SIGINT/SIGTERM with no other listener (Node's default would kill the process and skip "exit"): exit as it would, lock released. */
+/**
+ * SIGINT/SIGTERM with no other listener (Node's default would kill the process silently and skip "exit"): say so
+ * and exit as it would, lock released.
+ */
 function onSignal(s: NodeJS.Signals): void {
-  if (process.listenerCount(s) === 1) process.exit(SIGNAL_EXIT_CODE[s as StopSignal]);
+  if (process.listenerCount(s) !== 1) return;
+  process.stderr.write(`ptp: ${s} received; stopped\n`);
+  process.exit(SIGNAL_EXIT_CODE[s as StopSignal]);
 }
 
 function release(path: string): void {

@@ -216,7 +216,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
     cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
     if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
-      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other data; resume with the same inputs.\n  checkpoint: ${JSON.stringify(cursor.inputs)}\n  now:        ${JSON.stringify(spec.inputs)}`);
+      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other inputs; resume with the same ones (or start over with --force instead of --resume):\n  ${inputDifferences(cursor.inputs, spec.inputs).join("\n  ")}`);
     }
     // What a kill cut short after the checkpoint, its log line and the output, is written again from it.
     const lastLogged = truncateLog(spec.logPath, info.step);
@@ -236,6 +236,14 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   } finally {
     interruption?.dispose();
   }
+}
+
+/** How a checkpoint's inputs (RunFiles.inputs) differ from a run's: one line per differing key of the two objects. */
+function inputDifferences(then: unknown, now: unknown): string[] {
+  const show = (v: unknown) => (v === undefined ? "none" : JSON.stringify(v).slice(0, 300));
+  if (!isPlainObject(then) || !isPlainObject(now)) return [`checkpoint: ${show(then)}`, `now:        ${show(now)}`];
+  const keys = [...new Set([...Object.keys(then), ...Object.keys(now)])];
+  return keys.filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k])).map((k) => `${k}: ${show(then[k])} in the checkpoint, now ${show(now[k])}`);
 }
 
 async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor | undefined, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {
@@ -283,7 +291,9 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
   // An asynchronous step or evaluation settles as STOPPED as soon as a signal is seen.
   const settle = <T>(work: T | Promise<T>): Promise<T | typeof STOPPED> => (work instanceof Promise && interruption ? interruption.race(work, STOPPED) : Promise.resolve(work));
   let lastEval: Record<string, number> | undefined;
-  let evaluatedAt = -1;
+  // A resumed run has logged its checkpoint's step when the checkpoint holds that step's log line (a run stopped by
+  // --minutes right after its last evaluation): its end then writes nothing again.
+  let evaluatedAt = cursor?.logLine !== undefined && logLineStep(cursor.logLine) === opt.t ? opt.t : -1;
   /** Evaluates (without spec.evaluate, only the running figures) and checkpoints; false when a signal cut the evaluation short (nothing is printed or logged of it). */
   const evaluate = async (): Promise<boolean> => {
     const started = performance.now();

@@ -142,7 +142,8 @@ export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, dra
   for (let i = 0; i <= drafts.length; i++) {
     const t = seq.pickAt(seq.next + i, base[P - 1 + i]);
     verified.push(t);
-    if (i === drafts.length || drafts[i] !== t) break;
+    // A BOS that stops the sequence ends it: the pick after it would read a u AR never draws.
+    if (i === drafts.length || drafts[i] !== t || seq.endsWith(t)) break;
   }
   return verified;
 }
@@ -167,7 +168,8 @@ export function runnerUpRow(token: number, next: number, P: number, i: number, i
 export function takeRunnerUp(seq: Sequence, verified: number[], candidates: readonly number[], rowOf: (c: number) => Float32Array | undefined): number {
   const m = verified.length - 1;
   const c = candidates.indexOf(verified[m]);
-  const logits = c < 0 ? undefined : rowOf(c);
+  // A correction that stops the sequence (BOS) has no token after it (nor a u for one).
+  const logits = c < 0 || seq.endsWith(verified[m]) ? undefined : rowOf(c);
   if (logits === undefined) return -1;
   verified.push(seq.pickAt(seq.next + m + 1, logits));
   return c;

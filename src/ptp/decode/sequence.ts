@@ -101,6 +101,11 @@ export class Sequence {
     return n;
   }
 
+  /** Whether finalizing `token` ends the sequence (a BOS with stopAtBos): no pick after it is needed, nor its u. */
+  endsWith(token: number): boolean {
+    return this.stopAtBos && token === BOS;
+  }
+
   /** Number of sampled (not prompt) tokens. */
   get generated(): number {
     return this.tokens.length - this.promptLength;

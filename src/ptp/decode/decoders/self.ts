@@ -56,7 +56,7 @@ export function selfDecoder(model: PtpModel, window: number, toDraft: Drafter): 
         if (!finiteLogits(out.slots[i])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
         const t = seq.pickAt(seq.next + i, out.slots[i]);
         verified.push(t);
-        if (i === s.drafts.length || s.drafts[i] !== t) break;
+        if (i === s.drafts.length || s.drafts[i] !== t || seq.endsWith(t)) break;
       }
       seq.finalize(verified);
       seq.acceptedPerStep.push(s.proposed + verified.length);
