@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChild } from "./child.js";
 import { lastFlagWins } from "./flag-args.js";
-import { pregenFixture, ROOT, runCli } from "./helpers.js";
+import { exitedPid, pregenFixture, ROOT, runCli } from "./helpers.js";
 
 // One run per output: OUT.lock (src/io/output-lock.ts). Real child processes run bin/ptp.js (the built dist/).
 const { tmp, TEACHER, DATA, pregenArgs, dataset } = pregenFixture("ptp-lock-");
@@ -43,13 +43,6 @@ function start(args: readonly string[], when: RegExp | string): { child: ChildPr
     });
   });
   return { child, ready, exited };
-}
-
-/** The pid of a process that has exited. */
-async function deadPid(): Promise<number> {
-  const c = spawn(process.execPath, ["-e", "0"]);
-  await new Promise((res) => c.on("exit", res));
-  return c.pid!;
 }
 
 describe("one ptp run per output (OUT.lock)", () => {
@@ -139,7 +132,7 @@ describe("one ptp run per output (OUT.lock)", () => {
   it("CLI-LOCK-STALE: a lock of a process that has exited, or an old empty one, is replaced with a note on stderr and the run proceeds; a fresh empty one counts as held; a file of that name that is not a lock is kept and the run refused", async () => {
     await dataset();
     const out = join(tmp, "stale.safetensors");
-    const pid = await deadPid();
+    const pid = await exitedPid();
     writeFileSync(`${out}.lock`, `${JSON.stringify({ pid, started: "2020-01-01T00:00:00.000Z", command: "ptp distill" })}\n`);
     const r = await runCli(...distillArgs(out, "--steps", "2"));
     expect(r.code, r.stderr).toBe(0);

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -192,4 +193,11 @@ export function thrown(f: () => unknown): Error {
     return e as Error;
   }
   throw new Error("expected a throw");
+}
+
+/** The pid of a process that has exited (for files named after a writer that is gone: a stale lock, an orphaned temporary). */
+export async function exitedPid(): Promise<number> {
+  const c = spawn(process.execPath, ["-e", "0"]);
+  await new Promise((res) => c.on("exit", res));
+  return c.pid!;
 }

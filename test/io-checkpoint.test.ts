@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parameterCount, type ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/weights.js";
 import { AK42_MAGIC, checkpointByteLength, legacyRopeTables, parseCheckpoint, randomCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from "../src/io/index.js";
-import { formatError } from "./helpers.js";
+import { exitedPid, formatError } from "./helpers.js";
 import { createBackend } from "../src/backends/registry.js";
 import { Transformer } from "../src/model/transformer.js";
 import { allocWeights, freeWeights } from "../src/model/device-weights.js";
@@ -280,6 +280,19 @@ describe("IO-CKPT-WRITE: writeCheckpoint / readCheckpoint", () => {
       expectSameWeights(randomCheckpoint(small, 4), readCheckpoint(path));
     }
     expect(readdirSync(tmp).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("IO-ATOMIC-ORPHANS: a write removes the temporaries of earlier writes to the same file whose process is gone (kill -9 before the rename), and nothing else", async () => {
+    const dir = mkdtempSync(join(tmp, "orphans-"));
+    const path = join(dir, "m.bin");
+    const gone = await exitedPid();
+    const orphan = join(dir, `.m.bin.${gone}.0123456789ab.tmp`);
+    const live = join(dir, `.m.bin.${process.ppid}.0123456789ab.tmp`); // a running writer's (the test runner's parent)
+    const others = [join(dir, `.m.bin.${gone}.tmp`), join(dir, `.other.bin.${gone}.0123456789ab.tmp`), join(dir, `.m.bin.${gone}.0123456789ab.tmp.keep`)];
+    for (const p of [orphan, live, ...others]) writeFileSync(p, "x");
+    writeCheckpoint(path, randomCheckpoint(small, 3));
+    expect(existsSync(orphan)).toBe(false);
+    for (const p of [live, ...others]) expect(existsSync(p), p).toBe(true);
   });
 });
 

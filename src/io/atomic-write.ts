@@ -1,5 +1,6 @@
 import { nodeBuiltin } from "../host/node-builtin.js";
 import { checkPath, quotePath } from "./errors.js";
+import { processAlive } from "../host/process-alive.js";
 
 /** The most bytes of the file's own name a temporary name keeps: with its dots, pid, random part and ".tmp" it stays within the 255 bytes a name may have. */
 const TEMP_BASE_BYTES = 200;
@@ -12,12 +13,41 @@ const TEMP_BASE_BYTES = 200;
  * writable).
  */
 export function temporaryPathFor(path: string): string {
-  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  const dir = path.slice(0, slash + 1),
-    base = shortened(path.slice(slash + 1), TEMP_BASE_BYTES);
+  const { dir, prefix } = temporaryNames(path);
   const random = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
   const pid = (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
-  return `${dir}.${base}.${pid}.${random}.tmp`;
+  return `${dir}${prefix}${pid}.${random}.tmp`;
+}
+
+/** Where temporaryPathFor puts `path`'s temporaries, and how their names start (then the pid, 12 hex digits, ".tmp"). */
+function temporaryNames(path: string): { dir: string; prefix: string } {
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return { dir: path.slice(0, slash + 1), prefix: `.${shortened(path.slice(slash + 1), TEMP_BASE_BYTES)}.` };
+}
+
+/**
+ * Removes the temporaries of earlier writes to `path` that a kill -9
+ * between their write and their rename left behind (a checkpoint's can be
+ * gigabytes): names exactly as temporaryPathFor makes them for this path,
+ * of a pid that is no longer running. Another live writer's are kept.
+ */
+function removeOrphanedTemporaries(fs: Pick<typeof import("node:fs"), "readdirSync" | "unlinkSync">, path: string): void {
+  const { dir, prefix } = temporaryNames(path);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir === "" ? "." : dir);
+  } catch {
+    return; // an unreadable folder: the write itself says what is wrong
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^([0-9]+)\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length)) : null;
+    if (m === null || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    try {
+      fs.unlinkSync(dir + name);
+    } catch {
+      // removed meanwhile, or not ours to remove
+    }
+  }
 }
 
 /** `name` cut to at most `max` UTF-8 bytes, never inside a character. */
@@ -63,6 +93,7 @@ export function writeBytesAtomically(path: string, bytes: Uint8Array): void {
   const fs = nodeBuiltin<typeof import("node:fs")>("node:fs", `writing ${path}`, "serialize to bytes instead");
   const { renameSync, unlinkSync, writeFileSync } = fs;
   checkReplaceable(fs, path);
+  removeOrphanedTemporaries(fs, path);
   const tmp = temporaryPathFor(path);
   try {
     writeFileSync(tmp, bytes, { flag: "wx" });

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { SIGNAL_EXIT_CODE, SIGNALS, type StopSignal } from "../train/interrupt.js";
 import { quotePath } from "./errors.js";
+import { processAlive } from "../host/process-alive.js";
 
 /**
  * One run per output: a long run (`ptp distill`, `ptp train`, `ptp
@@ -58,16 +59,6 @@ function release(path: string): void {
   }
 }
 
-/** Whether process `pid` is running (EPERM: it is, under another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 interface LockInfo {
   pid: number;
   started: string;
@@ -119,7 +110,7 @@ export function acquireOutputLock(out: string, command: string, onStale: (note: 
         if (stat.size > 0) throw new Error(`${quotePath(path)} exists and is not a ptp lock (a JSON line with a "pid"); it was left as it is: remove or rename it to run on ${quotePath(out)}`);
         if (Date.now() - stat.mtimeMs < YOUNG_MS) throw new Error(`${busy} (its lock is being created); ${how}`);
         onStale(`replacing the stale lock ${quotePath(path)}, which is empty`);
-      } else if (info.pid === process.pid ? held.has(path) : alive(info.pid)) {
+      } else if (info.pid === process.pid ? held.has(path) : processAlive(info.pid)) {
         throw new Error(`${busy} (pid ${info.pid}, started ${info.started}); ${how}`);
       } else {
         onStale(`replacing the stale lock ${quotePath(path)} of pid ${info.pid} (started ${info.started}), which is no longer running`);

@@ -357,8 +357,8 @@ export function serializeSafetensors(tensors: Record<string, SafeTensor>, metada
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to `path + ".tmp"`,
- * which is then renamed over `path`.
+ * Writes a safetensors file atomically: the bytes go to a hidden temporary
+ * file next to `path`, which is then renamed over it (writeBytesAtomically).
  */
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensor>, metadata: Record<string, string> = {}): void {
   checkPath(path, "writeSafetensors");
