@@ -98,7 +98,7 @@ describe("resuming training runs", () => {
     }
   });
 
-  it("REL-RESUME-CONFIG-FLAGS: a resume with other options names each differing flag with both values (one line each), exit 1, without dumping the configurations", async () => {
+  it("REL-RESUME-CONFIG-FLAGS: a resume with other options names each differing flag with both values (one line each; --slot-input by its kinds), exit 1, without dumping the configurations; another command's checkpoint is named as such in one line", async () => {
     await dataset();
     const out = join(tmp, "flags.safetensors");
     expect((await runCli(...distillArgs(out, "--steps", "40", "--stop-after", "2"))).code).toBe(130);
@@ -116,6 +116,15 @@ describe("resuming training runs", () => {
     expect(tr.stderr).toContain("\n  --hidden was 32 in the checkpoint, now 48\n");
     expect(tr.stderr).toContain("\n  --schedule was cosine in the checkpoint, now constant\n");
     expect(tr.stderr).not.toMatch(/\{"/);
+    // --slot-input is named by its kinds, not by the fields that store it.
+    const slot = await runCli(...distillArgs(out, "--steps", "40", "--resume", "--slot-input", "aux"));
+    expect(slot.code).toBe(1);
+    expect(slot.stderr).toMatch(/\n {2}--slot-input was (hybrid|query) in the checkpoint, now aux\n/);
+    // Another command's checkpoint: one line saying whose it is.
+    const cross = await runCli(...trainArgs(join(tmp, "cross.bin"), "--steps", "6", "--checkpoint", `${out}.train.safetensors`, "--resume"));
+    expect(cross.code).toBe(1);
+    expect(cross.stderr).toContain("\n  it was written by ptp distill, not by ptp train (resume it with that command)\n");
+    expect(cross.stderr).not.toMatch(/\{"/);
   });
 
   it("REL-RESUME-EVAL-PROMPTS: a resume with other --eval-prompts of the same count (or another --tokenizer for them) is refused naming --eval-prompts; the same prompts resume", async () => {

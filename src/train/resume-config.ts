@@ -137,6 +137,21 @@ function findSchedule(config: Json, path: string[] = []): { path: string[]; sche
   return undefined;
 }
 
+/** The command whose config this is, by the key of its training settings (LoopSpec.config of pretrain, distill, inverseArTrain). */
+function commandOf(config: Json): string | undefined {
+  if (!isPlainObject(config)) return undefined;
+  if ("distill" in config) return "ptp distill";
+  if ("inverseAr" in config) return "ptp train --objective inverse-ar";
+  if ("train" in config) return "ptp train";
+  return undefined;
+}
+
+/** The --slot-input a student config's hybrid and query fields make. */
+function slotInputOf(student: Json): string | undefined {
+  if (!isPlainObject(student)) return undefined;
+  return student.query === true ? "query" : student.hybrid === true ? "hybrid" : "aux";
+}
+
 /** This run's side of a resume: its config (with the schedule in it), schedule, the --warmup it asks for, and its run length. */
 export interface ResumeRun {
   config: Json;
@@ -153,6 +168,10 @@ export interface ResumeRun {
  * the checkpoint's warmup (see the file comment) and this run's length.
  */
 export function reconcileResume(stored: Json, run: ResumeRun): { problems: string[] } | { problems: []; schedule: ScheduleConfig; config: Json } {
+  // A checkpoint of another command: one line, not every setting of two configs that share none.
+  const by = commandOf(stored),
+    now = commandOf(run.config);
+  if (by !== now) return { problems: [`it was written by ${by ?? "something other than ptp's training commands"}, not by ${now ?? "this command"} (resume it with that command)`] };
   const lines = new Map<string, string>();
   const say = (name: string, have: Json, want: Json) => {
     // One line per flag: --lr changes both the rate and its final rate.
@@ -164,7 +183,9 @@ export function reconcileResume(stored: Json, run: ResumeRun): { problems: strin
     if (d.path.at(-1) === "promptsChecksum" && valueAt(stored, d.path) === undefined) continue;
     // The values of the whole setting (e.g. the teacher's shape), not of the field inside it that differs.
     const s = setting(d.path);
-    say(s.name, valueAt(stored, s.path), valueAt(run.config, s.path));
+    // --slot-input is two fields of the student (hybrid, query): name the kind each says.
+    if (s.name === "--slot-input") say(s.name, slotInputOf(valueAt(stored, s.path.slice(0, -1))), slotInputOf(valueAt(run.config, s.path.slice(0, -1))));
+    else say(s.name, valueAt(stored, s.path), valueAt(run.config, s.path));
   }
   const had = findSchedule(stored);
   const asked = run.askedWarmup ?? run.schedule.warmup;
