@@ -7,14 +7,13 @@ import { Transformer } from "../model/transformer.js";
 import { randomStudent } from "../ptp/init.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { inverseArTrain } from "../train/inverse-ar.js";
-import { tokenStream } from "../train/pretrain.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { UsageError, defineFlags, type Parsed } from "./args.js";
 import { checkAgainstTeacher, checkRank, slotInputFromFlags, studentAux, studentFlags } from "./flag-groups.js";
 import type { Io } from "./io.js";
 import { refuseBeyondMemory } from "./memory.js";
-import { EVAL_SEED, evalPromptTokens, finishRun, progressSink, trainThreads } from "./training-flags.js";
+import { encodeDocuments, EVAL_SEED, evalPromptTokens, finishRun, progressSink, trainThreads } from "./training-flags.js";
 import { inverseArMemory } from "../train/memory.js";
 import { weightCounts } from "../ptp/student-weights.js";
 
@@ -58,7 +57,7 @@ export async function inverseArCommand(f: Flags, loop: LoopOptions, lines: strin
   const backend = await createBackend("wasm");
   const base = new Transformer(backend, ckpt);
   const sampling = { temperature: f.temperature, topK: 0, topP: 1 };
-  const stream = tokenStream(lines.map((l) => tokenizer.encode(l, true, false)));
+  const stream = await encodeDocuments(io, "train", lines, tokenizer);
   // A text window is --context tokens, drawn from a stream that must hold one more.
   if (stream.length < context + 1) throw new Error(`${quotePath(f.corpus)}: the --corpus is too short for --context ${context}${f.context === undefined ? " (default: the model's seqLen)" : ""}: it needs at least ${context + 1} tokens, found ${stream.length}; give a longer corpus or a smaller --context`);
   let evalSettings: EvalSettings | undefined;

@@ -8,7 +8,7 @@ import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.j
 import { MAX_THREADS } from "../backends/wasm/index.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
 import { loadTokenizerFile, writeCharTokenizer } from "../io/char-tokenizer.js";
-import { pretrain, tokenStream } from "../train/pretrain.js";
+import { pretrain } from "../train/pretrain.js";
 import { initModel } from "../model/init.js";
 import type { LoopOptions, RunFiles } from "../train/loop.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
@@ -18,7 +18,7 @@ import { pretrainMemory } from "../train/memory.js";
 import { SIGNAL_EXIT_CODE } from "../train/interrupt.js";
 import { checkInverseArFlags, inverseArCommand, inverseArFlags } from "./train-inverse-ar.js";
 import { lockOutput, recognise } from "./output-files.js";
-import { finishRun, loopOptions, progressSink, runFiles, runLocks, trainThreads } from "./training-flags.js";
+import { encodeDocuments, finishRun, loopOptions, progressSink, runFiles, runLocks, trainThreads } from "./training-flags.js";
 import { checkDigitsGiven, checkShapeFlags, loopFlags } from "./flag-groups.js";
 
 /** A recogniser of an existing file: true when `read` accepts it, else `problem`. */
@@ -183,9 +183,8 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
   const config = shapeOf(tokenizer.vocabSize);
   const context = f.context ?? config.seqLen;
   const split = Math.max(1, Math.floor(lines.length * (1 - f["valid-fraction"])));
-  const encode = (ls: string[]) => tokenStream(ls.map((l) => tokenizer.encode(l, true, false)));
-  const train = encode(lines.slice(0, split)),
-    valid = encode(lines.slice(split));
+  const train = await encodeDocuments(io, "train", lines.slice(0, split), tokenizer),
+    valid = await encodeDocuments(io, "train (held out)", lines.slice(split), tokenizer);
   // A window is --context tokens and the next one; both parts need one (pretrain checks it too, without the file's name).
   if (train.length < context + 1 || valid.length < context + 1) {
     throw new Error(

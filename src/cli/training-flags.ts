@@ -12,6 +12,9 @@ import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { readPrompts } from "./ptp-common.js";
 import { checkOutputs, recognise, type PathFlag } from "./output-files.js";
 import { UsageError, type Parsed } from "./args.js";
+import { Progress } from "../util/progress.js";
+import { yieldToEventLoop } from "../train/interrupt.js";
+import { tokenStream } from "../train/pretrain.js";
 
 type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
 
@@ -96,6 +99,32 @@ export function trainThreads(f: { threads?: number; batch: number }): number {
 export function progressSink(io: Io): { write(text: string): void; isTTY: boolean } {
   return { write: (text) => io.stderr(text), isTTY: io === processIo && process.stderr.isTTY };
 }
+
+/**
+ * The documents (corpus lines) encoded by `tokenizer`, BOS first in each, as
+ * tokenStream joins them, a slice at a time: a large corpus takes minutes
+ * (about 0.13 s a MB), so the event loop turns between slices, and a signal
+ * then stops the run before its loop starts (the output lock's handler),
+ * and a progress bar on stderr shows how far it is.
+ */
+export async function encodeDocuments(io: Io, label: string, lines: readonly string[], tokenizer: Pick<TextTokenizer, "encode">): Promise<Int32Array> {
+  const docs: number[][] = [];
+  const progress = new Progress({ total: lines.length, unit: "document", label: `${label}: encoding`, stream: progressSink(io) });
+  let turned = performance.now();
+  for (const line of lines) {
+    docs.push(tokenizer.encode(line, true, false));
+    if (performance.now() - turned > ENCODE_TURN_MS) {
+      progress.update(docs.length);
+      await yieldToEventLoop();
+      turned = performance.now();
+    }
+  }
+  progress.finish();
+  return tokenStream(docs);
+}
+
+/** The most milliseconds encodeDocuments works between two turns of the event loop. */
+const ENCODE_TURN_MS = 50;
 
 /** The last line of a training command ("distill: done after 40 steps, 1.2 min of training; student: s.safetensors") and its exit code. */
 export function finishRun(io: Io, label: string, r: LoopResult, wrote: string): number {
