@@ -7,9 +7,15 @@ import { checkPath, FileFormatError, quotePath, readLines } from "../io/errors.j
 import { describeValue } from "../util/checks.js";
 import { assertValidU } from "./pick.js";
 
-/** A stream of auxiliary variables, each in [0, 1). */
+/**
+ * A stream of auxiliary variables, each in [0, 1). A finite source says it
+ * has run out by throwing a RangeError (as ArrayAux and the aux file do):
+ * a PTP decoder's student reads u's ahead of the output, past where AR
+ * stops, and takes 0.5 for one that ran out; any other error, or a u
+ * outside [0, 1), ends the decode with that error (API-USTREAM).
+ */
 export interface AuxSource {
-  /** The next u, a number in [0, 1). */
+  /** The next u, a number in [0, 1); a RangeError once a finite source has run out. */
   next(): number;
 }
 
