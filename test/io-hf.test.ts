@@ -71,6 +71,10 @@ describe("HF config mapping", () => {
     // HF's defaults for absent optional fields
     const minimal = { hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 10 };
     expect(modelConfigFromHf({ ...base, rope_scaling: { rope_type: "default" } }, "c").ropeTheta).toBe(500000);
+    // transformers >= 5 keeps theta in "rope_parameters", with no top-level rope_theta.
+    const { rope_theta: _theta, ...noTheta } = base;
+    expect(modelConfigFromHf({ ...noTheta, rope_parameters: { rope_type: "default", rope_theta: 250000 } }, "c").ropeTheta).toBe(250000);
+    expect(modelConfigFromHf({ ...base, rope_parameters: { rope_type: "default", rope_theta: 500000 } }, "c").ropeTheta).toBe(500000);
     expect(modelConfigFromHf(minimal, "c")).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 10, seqLen: 2048, sharedClassifier: false, normEps: 1e-6, ropeTheta: 10000 });
   });
 
@@ -78,6 +82,8 @@ describe("HF config mapping", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ rope_scaling: { type: "linear", factor: 2 } }, /"rope_scaling".*not supported/],
       [{ rope_scaling: { rope_type: "llama3", factor: 8 } }, /"rope_scaling".*not supported/],
+      [{ rope_parameters: { rope_type: "yarn", rope_theta: 10000, factor: 4 } }, /"rope_parameters".*not supported/],
+      [{ rope_parameters: { rope_type: "default", rope_theta: 10000 } }, /"rope_theta" 500000 and "rope_parameters.rope_theta" 10000 disagree/],
       [{ attention_bias: true }, /"attention_bias"/],
       [{ mlp_bias: true }, /"mlp_bias"/],
       [{ hidden_act: "gelu" }, /"hidden_act"/],
@@ -118,6 +124,11 @@ describe("HF config mapping", () => {
     ];
     for (const [patch, message] of cases) {
       expect(formatError(() => modelConfigFromHf({ ...base, ...patch }, "dir/config.json"), "dir/config.json").message, JSON.stringify(patch)).toMatch(message);
+    }
+    // A model whose vocabulary cannot hold BOS or EOS is written with null there, so it reads back.
+    for (const vocabSize of [1, 2, 3]) {
+      const c = { ...modelConfigFromHf(base, "c"), vocabSize };
+      expect(modelConfigFromHf(modelConfigToHf(c), "c")).toEqual(c);
     }
   });
 });
@@ -555,6 +566,32 @@ describe("HF folder errors", () => {
     rmSync(weights);
     symlinkSync(weights, weights);
     expect(formatError(() => readModelConfig(linked), weights).message).toMatch(/cannot read file \(expected a safetensors file of the model\): it is a loop of symbolic links$/);
+  });
+});
+
+describe("what a llama2.c file cannot hold", () => {
+  it("HF-CONVERT-NORM-ROPE: `convert --to llama2c` of a folder whose rms_norm_eps or rope_theta is not llama2.c's (1e-5, 10000) is refused naming both, exit 1, nothing written", async () => {
+    const dir = freshDir();
+    writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-6, ropeTheta: 500000 }, 3));
+    const out = join(tmp, "eps.bin");
+    const r = await runCli("convert", "--model", dir, "--to", "llama2c", "--out", out);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("has rms_norm_eps 0.000001 and rope_theta 500000; a llama2.c checkpoint holds neither");
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("HF-DTYPE-HEADER-FIRST: a tensor of a dtype the reader cannot use (I32) is refused by readModelConfig from the header, naming the file and the tensor", () => {
+    const dir = freshDir();
+    writeHfCheckpoint(dir, randomCheckpoint({ dim: 8, hiddenDim: 4, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 5, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 3));
+    const file = join(dir, "model.safetensors");
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
+    header["model.norm.weight"].dtype = "I32";
+    const json = Buffer.from(JSON.stringify(header).padEnd(n, " "));
+    expect(json.length).toBe(n);
+    writeFileSync(file, Buffer.concat([bytes.subarray(0, 8), json, bytes.subarray(8 + n)]));
+    expect(formatError(() => readModelConfig(dir), file).message).toMatch(/tensor "model.norm.weight" has dtype I32; expected F32, F16 or BF16/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { serializeCheckpoint } from "../io/checkpoint.js";
-import { quotePath } from "../io/errors.js";
+import { FileFormatError, quotePath } from "../io/errors.js";
 import { isHfModelFile, writeHfFiles } from "../io/hf-checkpoint.js";
 import { writeFilesAtomically, writeFolderAtomically } from "../io/atomic-write.js";
 import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-tokenizer.js";
@@ -83,6 +83,11 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
         io.stderr(`wrote ${out}: Hugging Face Llama folder (${files.length} files), ${parameterCount(ckpt.config)} parameters\n`);
         if (keptTokenizer) io.stderr(`note: ${quotePath(join(out, "tokenizer.json"))} was there before and is kept as it was; pass --tokenizer FILE to write this model's\n`);
       });
+    }
+    // A llama2.c file has no field for them and always loads with llama2.c's values: any other would be a silently different model.
+    const { normEps, ropeTheta } = ckpt.config;
+    if (normEps !== 1e-5 || ropeTheta !== 10000) {
+      throw new FileFormatError(f.model, `has rms_norm_eps ${normEps} and rope_theta ${ropeTheta}; a llama2.c checkpoint holds neither and loads as 1e-5 and 10000, so the converted model would compute other logits (keep it as a Hugging Face folder)`);
     }
     let tokenizer: { source: string; bytes: Uint8Array } | undefined;
     if (tokenizerOut !== undefined) {

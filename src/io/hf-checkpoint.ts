@@ -264,6 +264,9 @@ function openHfTensors(dir: string, config: ModelConfig): HfTensors {
         if (listed !== fname) {
           throw new FileFormatError(file.path, `tensor ${JSON.stringify(name)} is here but ${HF_INDEX} places it in ${JSON.stringify(listed ?? "no file")}`);
         }
+        if (entry.dtype !== "F32" && entry.dtype !== "F16" && entry.dtype !== "BF16") {
+          throw new FileFormatError(file.path, `tensor ${JSON.stringify(name)} has dtype ${entry.dtype}; expected F32, F16 or BF16`);
+        }
         if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
           throw new FileFormatError(file.path, `tensor ${JSON.stringify(name)} has shape [${entry.shape.join(", ")}], expected [${shape.join(", ")}] from ${HF_CONFIG}`);
         }

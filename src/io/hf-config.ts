@@ -48,7 +48,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, found ${quote(v)}`);
     return v;
   };
-  const positive = (key: string, fallback: number): number => {
+  const positive = (key: string, fallback: unknown): number => {
     const v = j[key] ?? fallback;
     if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) return fail(`"${key}" must be a positive number, found ${quote(v)}`);
     return v;
@@ -66,6 +66,19 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
   refuseUnless("partial_rotary_factor", (v) => v === 1 || v === null, "RoPE turns every dimension of a head; expected 1");
   refuseUnless("pretraining_tp", (v) => v === 1 || v === null, "the engine computes each linear layer whole, as HF does with 1; expected 1");
   refuseUnless("bos_token_id", (v) => v === BOS_ID || v === null, `the decoders use BOS id ${BOS_ID}`);
+  // transformers >= 5 writes the RoPE settings as "rope_parameters" ({rope_type, rope_theta, ...}) and no top-level
+  // rope_theta / rope_scaling: read its theta, refuse anything but plain RoPE, as for rope_scaling.
+  const rp = j.rope_parameters;
+  let thetaDefault: unknown = 10000;
+  if (rp !== undefined && rp !== null) {
+    const plain = isPlainObject(rp) && (rp.rope_type ?? rp.type ?? "default") === "default" && Object.keys(rp).every((k) => k === "rope_type" || k === "type" || k === "rope_theta" || (k === "partial_rotary_factor" && rp[k] === 1));
+    if (!plain) fail(`"rope_parameters": ${quote(rp)} is not supported (only plain RoPE is implemented; expected {"rope_type": "default", "rope_theta": THETA})`);
+    const inner = (rp as Record<string, unknown>).rope_theta;
+    if (inner !== undefined && inner !== null) {
+      if (j.rope_theta !== undefined && j.rope_theta !== null && j.rope_theta !== inner) fail(`"rope_theta" ${quote(j.rope_theta)} and "rope_parameters.rope_theta" ${quote(inner)} disagree`);
+      thetaDefault = inner;
+    }
+  }
   const tie = j.tie_word_embeddings ?? false;
   if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, found ${quote(tie)}`);
 
@@ -81,7 +94,7 @@ export function modelConfigFromHf(json: unknown, name: string): ModelConfig {
     seqLen: int("max_position_embeddings", 2048),
     sharedClassifier: tie as boolean,
     normEps: positive("rms_norm_eps", 1e-6),
-    ropeTheta: positive("rope_theta", 10000),
+    ropeTheta: positive("rope_theta", thetaDefault),
   };
   if ("head_dim" in j && j.head_dim !== null && j.head_dim !== dim / nHeads) {
     fail(`"head_dim": ${quote(j.head_dim)} is not supported (the engine needs hidden_size / num_attention_heads = ${dim / nHeads})`);
@@ -125,8 +138,9 @@ export function modelConfigToHf(c: ModelConfig): Record<string, unknown> {
     hidden_act: "silu",
     attention_bias: false,
     mlp_bias: false,
-    bos_token_id: BOS_ID,
-    eos_token_id: EOS_ID,
+    // A vocabulary too small to hold them (what modelConfigFromHf would refuse): none.
+    bos_token_id: BOS_ID < c.vocabSize ? BOS_ID : null,
+    eos_token_id: EOS_ID < c.vocabSize ? EOS_ID : null,
     torch_dtype: "float32",
   };
 }
