@@ -20,6 +20,14 @@ import { lastFlagWins } from "./flag-args.js";
 
 const { tmp, TEACHER, PROMPTS, DATA, config, pregenArgs } = pregenFixture("ptp-files-");
 
+/** A training checkpoint as an older version wrote it: without these keys in its data_cursor's inputs. */
+function stripInputs(path: string, keys: readonly string[]): void {
+  const file = readSafetensors(path);
+  const cursor = JSON.parse(file.metadata.data_cursor) as { inputs: Record<string, unknown> };
+  for (const k of keys) delete cursor.inputs[k];
+  writeSafetensors(path, Object.fromEntries(file.tensors), { ...file.metadata, data_cursor: JSON.stringify(cursor) });
+}
+
 async function dataset(): Promise<void> {
   if (existsSync(DATA)) return;
   const r = await runCli(...pregenArgs(DATA));
@@ -309,11 +317,11 @@ describe("resuming", () => {
     const r = await runCli(...args);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/trained on other inputs/);
-    expect(r.stderr).toMatch(/\n {2}dataset: /);
+    expect(r.stderr).toMatch(/\n {2}--dataset \(its header and record count\): /);
     // The teacher's logits on js and wasm agree to 1e-4, not bit for bit: the backend is part of the run.
     const js = await runCli(...distillArgs(out, "--resume", "--backend", "js"));
     expect(js.code).toBe(1);
-    expect(js.stderr).toContain('backend: "wasm" in the checkpoint, now "js"');
+    expect(js.stderr).toContain('--backend: "wasm" in the checkpoint, now "js"');
     const corpus2 = join(tmp, "corpus2.txt");
     writeFileSync(corpus2, readFileSync(corpus, "utf8").replace(/cat/g, "dog"));
     const tOut = join(tmp, "t-data.bin");
@@ -323,7 +331,7 @@ describe("resuming", () => {
     const tr = await runCli(...t);
     expect(tr.code).toBe(1);
     expect(tr.stderr).toMatch(/trained on other inputs/);
-    expect(tr.stderr).toMatch(/corpusSha256: /);
+    expect(tr.stderr).toMatch(/--corpus \(its SHA-256\): /);
     // Another tokenizer of the same size (one score changed) would train on other token ids; another held-out fraction on another split.
     const vocab = readFileSync(join(tmp, "t-data.tok"));
     vocab.writeFloatLE(vocab.readFloatLE(4) + 1, 4);
@@ -331,11 +339,17 @@ describe("resuming", () => {
     writeFileSync(tok2, vocab);
     const tokResume = await runCli(...trainArgs(tOut, "--char-vocab", tok2, "--resume"));
     expect(tokResume.code, tokResume.stderr).toBe(1);
-    expect(tokResume.stderr).toMatch(/tokenizerSha256: "[0-9a-f]{64}" in the checkpoint, now "[0-9a-f]{64}"/);
+    expect(tokResume.stderr).toMatch(/--char-vocab \(its SHA-256\): "[0-9a-f]{64}" in the checkpoint, now "[0-9a-f]{64}"/);
     const fraction = await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume", "--valid-fraction", "0.2"));
     expect(fraction.code, fraction.stderr).toBe(1);
-    expect(fraction.stderr).toContain("validFraction: 0.05 in the checkpoint, now 0.2");
+    expect(fraction.stderr).toContain("--valid-fraction: 0.05 in the checkpoint, now 0.2");
     expect((await runCli(...trainArgs(tOut, "--char-vocab", join(tmp, "t-data.tok"), "--resume"))).code).toBe(0);
+    // A checkpoint from before the tokenizer's digest and the held-out fraction were stored still resumes.
+    const old = join(tmp, "t-old.bin");
+    expect((await runCli(...trainArgs(old, "--char-vocab", join(tmp, "t-old.tok"), "--stop-after", "1"))).code).toBe(130);
+    stripInputs(`${old}.train.safetensors`, ["tokenizerSha256", "validFraction"]);
+    const resumedOld = await runCli(...trainArgs(old, "--char-vocab", join(tmp, "t-old.tok"), "--resume"));
+    expect(resumedOld.code, resumedOld.stderr).toBe(0);
   });
 
   it("REL-DATASET-HEADER: a dataset header contradicting the teacher (vocabSize, seqLen) or with an unusable temperature is refused naming the file", async () => {

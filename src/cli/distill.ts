@@ -130,6 +130,7 @@ export async function distillCommand(argv: readonly string[], io: Io): Promise<n
   // A resume must train on the same data, with the teacher's logits from the same backend (js and wasm agree to 1e-4,
   // not bit for bit): the dataset's header and record count and the backend are stored with the checkpoint.
   files.inputs = { dataset: { ...dataset.meta, records: dataset.records.length }, backend: f.backend };
+  files.inputNames = { dataset: "--dataset (its header and record count)", backend: "--backend" };
   checkAgainstTeacher({ rank: f.draft ? undefined : f.rank, window: f.window }, ckpt.config);
   const aux = studentAux(f);
   let proposer: Proposer = {

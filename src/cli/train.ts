@@ -177,6 +177,7 @@ async function runTraining(f: Parsed<typeof trainFlags>, given: ReadonlySet<stri
     tokenizerSha256: createHash("sha256").update(readFileSync(tokenizerPath)).digest("hex"),
     ...(f.objective === "inverse-ar" ? {} : { validFraction: f["valid-fraction"] }),
   };
+  files.inputNames = { corpusSha256: "--corpus (its SHA-256)", tokenizerSha256: `${f["char-vocab"] !== undefined ? "--char-vocab" : "--tokenizer"} (its SHA-256)`, validFraction: "--valid-fraction" };
   loop.kernels = wasmTrainKernels();
   if (f.objective === "inverse-ar") return inverseArCommand(f, loop, lines, tokenizer, { out, ...files }, io);
 

@@ -90,14 +90,16 @@ export interface RunFiles {
    * count), stored in the checkpoint; a resume with other data is refused.
    */
   inputs?: unknown;
+  /** How a refused resume names each key of `inputs` (the flag behind it, e.g. "--corpus (its SHA-256)"); default the key. */
+  inputNames?: Readonly<Record<string, string>>;
   /** Called after each checkpoint the run writes (e.g. so a command knows its run has files worth keeping). */
   onCheckpoint?: () => void;
 }
 
 /** The LoopSpec fields that come straight from the options and files. */
-export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs" | "onCheckpoint"> {
+export function loopSettings(o: LoopOptions, files: RunFiles): Pick<LoopSpec, keyof LoopOptions | "checkpointPath" | "logPath" | "resume" | "inputs" | "inputNames" | "onCheckpoint"> {
   const { schedule, askedWarmup, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint } = o;
-  return { schedule, askedWarmup, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs, onCheckpoint: files.onCheckpoint };
+  return { schedule, askedWarmup, weightDecay, clip, seed, steps, minutes, stopAfter, evalEvery, nonFiniteHint, checkpointPath: files.checkpoint, logPath: files.log, resume: files.resume, inputs: files.inputs, inputNames: files.inputNames, onCheckpoint: files.onCheckpoint };
 }
 
 /** Options as stored in a checkpoint: without what may change on resume (run length, stop-after, diagnostics). */
@@ -138,8 +140,10 @@ export interface LoopSpec extends LoopOptions {
    * warmup, which follows a short run's length: see resume-config.ts).
    */
   config: unknown;
-  /** The run's data identity (RunFiles.inputs); a resume must present equal inputs. */
+  /** The run's data identity (RunFiles.inputs); a resume must present equal inputs (those the checkpoint stored). */
   inputs?: unknown;
+  /** How a refused resume names each key of `inputs` (RunFiles.inputNames). */
+  inputNames?: Readonly<Record<string, string>>;
   /** Called after each checkpoint is written (RunFiles.onCheckpoint). */
   onCheckpoint?: () => void;
   resume: boolean;
@@ -215,8 +219,9 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     });
     rng = Mulberry32.resume(checkedRng(spec.checkpointPath, info.rng));
     cursor = checkedCursor(spec.checkpointPath, info.dataCursor);
-    if (cursor.inputs !== undefined && spec.inputs !== undefined && JSON.stringify(cursor.inputs) !== JSON.stringify(spec.inputs)) {
-      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other inputs; resume with the same ones (or start over with --force instead of --resume):\n  ${inputDifferences(cursor.inputs, spec.inputs).join("\n  ")}`);
+    const differ = cursor.inputs !== undefined && spec.inputs !== undefined ? inputDifferences(cursor.inputs, spec.inputs, spec.inputNames ?? {}) : [];
+    if (differ.length > 0) {
+      throw new Error(`${spec.checkpointPath}: the checkpoint was trained on other inputs; resume with the same ones (or start over with --force instead of --resume):\n  ${differ.join("\n  ")}`);
     }
     // What a kill cut short after the checkpoint, its log line and the output, is written again from it.
     const lastLogged = truncateLog(spec.logPath, info.step);
@@ -238,12 +243,19 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   }
 }
 
-/** How a checkpoint's inputs (RunFiles.inputs) differ from a run's: one line per differing key of the two objects. */
-function inputDifferences(then: unknown, now: unknown): string[] {
+/**
+ * How a checkpoint's inputs (RunFiles.inputs) differ from a run's: one line
+ * per differing key, named by `names`. Only the keys the checkpoint stored
+ * are compared: one it lacks was added to the run's identity after it was
+ * written (a checkpoint from before the tokenizer's digest was stored still
+ * resumes).
+ */
+function inputDifferences(then: unknown, now: unknown, names: Readonly<Record<string, string>>): string[] {
   const show = (v: unknown) => (v === undefined ? "none" : JSON.stringify(v).slice(0, 300));
-  if (!isPlainObject(then) || !isPlainObject(now)) return [`checkpoint: ${show(then)}`, `now:        ${show(now)}`];
-  const keys = [...new Set([...Object.keys(then), ...Object.keys(now)])];
-  return keys.filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k])).map((k) => `${k}: ${show(then[k])} in the checkpoint, now ${show(now[k])}`);
+  if (!isPlainObject(then) || !isPlainObject(now)) return JSON.stringify(then) === JSON.stringify(now) ? [] : [`checkpoint: ${show(then)}`, `now:        ${show(now)}`];
+  return Object.keys(then)
+    .filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${names[k] ?? k}: ${show(then[k])} in the checkpoint, now ${show(now[k])}`);
 }
 
 async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor | undefined, say: (line: string) => void, stream: ProgressStream, interruption: Interruption | undefined): Promise<LoopResult> {

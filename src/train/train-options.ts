@@ -44,7 +44,7 @@ export function trainerOptionKeys<T extends LoopOptions>(own: Record<Exclude<key
 /** The files every trainer writes: its artifact `out`, and RunFiles. */
 export type TrainerFiles = { out: string } & RunFiles;
 
-const TRAINER_FILES: readonly string[] = Object.keys({ out: 0, checkpoint: 0, log: 0, resume: 0, inputs: 0, onCheckpoint: 0 } satisfies Record<keyof TrainerFiles, 0>);
+const TRAINER_FILES: readonly string[] = Object.keys({ out: 0, checkpoint: 0, log: 0, resume: 0, inputs: 0, inputNames: 0, onCheckpoint: 0 } satisfies Record<keyof TrainerFiles, 0>);
 
 /** `value` as a finite number >= 0; else a RangeError "`where`: `name` must be a finite number >= 0`meaning`, got ...". */
 function checkFiniteAtLeast0(value: unknown, where: string, name: string, meaning = ""): number {
