@@ -83,7 +83,7 @@ describe("one ptp run per output (OUT.lock)", () => {
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
-  it("CLI-LOCK-BUSY-SHARED: a second run with another --out but the --checkpoint, --log or --char-vocab a running run writes exits 1 with one line naming that file; nothing of the first is touched", async () => {
+  it("CLI-LOCK-BUSY-SHARED: a second run with another --out but the checkpoint, log (given or next to its --out) or --char-vocab a running run writes exits 1 with one line naming that file; nothing of the first is touched", async () => {
     await dataset();
     const out = join(tmp, "shared-a.safetensors"),
       ckpt = join(tmp, "shared.train.safetensors"),
@@ -112,6 +112,11 @@ describe("one ptp run per output (OUT.lock)", () => {
     const t2 = await runCli(...trainArgs(join(tmp, "shared-t2.bin"), "--force", "--steps", "2"));
     expect(t2.code, t2.stderr).toBe(1);
     expect(t2.stderr).toMatch(BUSY(vocab, t1.child.pid!));
+    // The first run's checkpoint at its default place (next to its --out) is locked too.
+    const t1Checkpoint = join(tmp, "shared-t1.bin.train.safetensors");
+    const t3 = await runCli(...trainArgs(join(tmp, "shared-t3.bin"), "--char-vocab", join(tmp, "shared3.tok"), "--checkpoint", t1Checkpoint, "--force", "--steps", "2"));
+    expect(t3.code, t3.stderr).toBe(1);
+    expect(t3.stderr).toMatch(BUSY(t1Checkpoint, t1.child.pid!));
     t1.child.kill("SIGINT");
     expect((await t1.exited).code).toBe(130);
   });

@@ -45,8 +45,7 @@ export function loopOptions(f: LoopFlags, minLr = 0): LoopOptions {
  * existing checkpoint without --resume is refused (a run to continue?).
  */
 export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { inputs: readonly { flag: string; path: string | undefined }[]; outKind: (path: string) => true | string; extra?: readonly (PathFlag & { kind: (path: string) => true | string })[] }): RunFiles {
-  const checkpoint = f.checkpoint ?? `${out}.train.safetensors`,
-    log = f.log ?? `${out}.log.jsonl`;
+  const { checkpoint, log } = runPaths(f, out);
   if (!f.resume && !f.force && existsSync(checkpoint)) throw new Error(`${quotePath(checkpoint)} exists (a run to continue?); pass --resume, or --force to start over`);
   const kinds = new Map<string, (path: string) => true | string>([["--out", io.outKind], ["--checkpoint", trainCheckpointKind], ["--log", recognise.metricsLog], ...(io.extra ?? []).map((e) => [e.flag, e.kind] as const)]);
   // Only a run that exists can be continued: with --resume and no checkpoint, an existing output is someone's file, kept unless --force.
@@ -65,12 +64,18 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
 }
 
 /**
- * The outputs a run locks (lockOutput): OUT, and the --checkpoint, --log and
- * `extra` outputs whose paths were given (those next to OUT by default are
- * covered by OUT's lock).
+ * The outputs a run locks (lockOutput): OUT, its checkpoint and log (where
+ * they are given or next to OUT), and the `extra` outputs, so that no other
+ * run, whatever its --out, writes into any of them meanwhile.
  */
 export function runLocks(f: LoopFlags, out: string, extra: readonly PathFlag[] = []): string[] {
-  return [out, f.checkpoint, f.log, ...extra.map((e) => e.path)].filter((p): p is string => p !== undefined);
+  const { checkpoint, log } = runPaths(f, out);
+  return [out, checkpoint, log, ...extra.map((e) => e.path)];
+}
+
+/** The run's training checkpoint and metrics log: --checkpoint and --log, by default next to OUT. */
+function runPaths(f: LoopFlags, out: string): { checkpoint: string; log: string } {
+  return { checkpoint: f.checkpoint ?? `${out}.train.safetensors`, log: f.log ?? `${out}.log.jsonl` };
 }
 
 /**
