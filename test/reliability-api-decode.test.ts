@@ -162,6 +162,18 @@ describe("decode and decodeAR check their arguments, naming them", () => {
     expect(ended).toBeGreaterThan(0);
   });
 
+  it("API-DECODEWITH-KEPT: a custom decoder's accept must return strictly increasing base rows of its group; repeats, negatives, fractions, rows past the group or a non-array are a TypeError naming the decoder", async () => {
+    const { model } = await tiny();
+    for (const bad of [[0, 0], [-1], [0.5], [5], [1, 0], "0", undefined]) {
+      const decoder = {
+        name: "mine",
+        plan: (seq: { pending: number[]; cached: number; next: number }) => ({ seq, base: seq.pending.map((token, i) => ({ token, position: seq.cached + i })), slots: [] }),
+        accept: () => bad,
+      } as unknown as Parameters<typeof decodeWith>[2];
+      expect(() => decodeWith(model, [[1, 2]], decoder, { steps: 6, sampling: { temperature: 0 } }), JSON.stringify(bad)).toThrow(/^decodeWith: decoder "mine"'s accept must return the base rows to keep, strictly increasing integers in \[0, 2\), got /);
+    }
+  });
+
   it("API-ARRAYAUX: ArrayAux takes an array-like of u's; anything else is a TypeError saying so", () => {
     expect(() => new ArrayAux({ length: -1 })).toThrow(TypeError);
     expect(() => new ArrayAux({ length: -1 })).toThrow(/ArrayAux takes an array of u's/);

@@ -114,22 +114,27 @@ export function progressSink(io: Io): { write(text: string): void; isTTY: boolea
  */
 export async function encodeDocuments(io: Io, label: string, lines: readonly string[], tokenizer: Pick<TextTokenizer, "encode">): Promise<Int32Array> {
   const docs: number[][] = [];
-  const progress = new Progress({ total: lines.length, unit: "document", label: `${label}: encoding`, stream: progressSink(io) });
-  let turned = performance.now();
+  const started = performance.now();
+  // A bar only for an encoding that lasts: a small corpus prints nothing.
+  let progress: Progress | undefined;
+  let turned = started;
   for (const line of lines) {
     docs.push(tokenizer.encode(line, true, false));
     if (performance.now() - turned > ENCODE_TURN_MS) {
-      progress.update(docs.length);
+      if (progress === undefined && performance.now() - started > ENCODE_QUIET_MS) progress = new Progress({ total: lines.length, unit: "document", label: `${label}: encoding`, stream: progressSink(io) });
+      progress?.update(docs.length);
       await yieldToEventLoop();
       turned = performance.now();
     }
   }
-  progress.finish();
+  progress?.update(docs.length);
+  progress?.finish();
   return tokenStream(docs);
 }
 
-/** The most milliseconds encodeDocuments works between two turns of the event loop. */
+/** The most milliseconds encodeDocuments works between two turns of the event loop, and how long it works before it shows a bar. */
 const ENCODE_TURN_MS = 50;
+const ENCODE_QUIET_MS = 1000;
 
 /** The last line of a training command ("distill: done after 40 steps, 1.2 min of training; student: s.safetensors") and its exit code. */
 export function finishRun(io: Io, label: string, r: LoopResult, wrote: string): number {

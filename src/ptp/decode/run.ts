@@ -322,7 +322,7 @@ function* decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[]
       const firstRow = cache.length;
       const out = runCall(model, cache, groups, true, callLogits);
       modelCalls++;
-      const keep = new Map(groups.map((g, i) => [g.seq, decoder.accept(g.seq, g, out[i])]));
+      const keep = new Map(groups.map((g, i) => [g.seq, checkKept(decoder.accept(g.seq, g, out[i]), g.base.length, decoder.name, where)]));
       const rows = commit(firstRow, sequences, groups, keep);
       // A sequence that just finished: show its cache rows before they are dropped.
       if (options.onFinished) {
@@ -360,6 +360,16 @@ function* decodeLoop(model: PtpModel, promptsGiven: readonly ArrayLike<number>[]
       acceptedHistogram: Array.from(histogram, (v) => v ?? 0),
     },
   };
+}
+
+/**
+ * What a decoder's accept returned, checked (a decoder of the user's, through decodeWith): the group-local base rows
+ * to keep, strictly increasing integers in [0, base rows). Anything else would corrupt the cache's bookkeeping.
+ */
+function checkKept(keep: unknown, baseRows: number, decoder: string, where: string): number[] {
+  const ok = Array.isArray(keep) && keep.every((r, i) => Number.isInteger(r) && r >= 0 && r < baseRows && (i === 0 || r > keep[i - 1]));
+  if (!ok) throw new TypeError(`${where}: decoder ${JSON.stringify(decoder)}'s accept must return the base rows to keep, strictly increasing integers in [0, ${baseRows}), got ${describeValue(keep)}`);
+  return keep as number[];
 }
 
 /**
