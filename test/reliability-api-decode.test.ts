@@ -144,8 +144,10 @@ describe("decode and decodeAR check their arguments, naming them", () => {
     expect(short.forStudent(2)).toBe(0.5);
   });
 
-  it("API-FINITE-US: with exactly the u's AR draws (AR ending at the BOS it samples), every decoder decodes AR's tokens: none picks past a BOS that ends its sequence", async () => {
+  it("API-FINITE-US: with exactly the u's AR draws (AR ending at the BOS it samples), verify, single-call, multi-draft, self and a draft head's verify decode AR's tokens: none picks past a BOS that ends its sequence", async () => {
     const { teacher, model } = await demo("wasm");
+    const head = new PtpModel(teacher, readStudent(resolve(ROOT, "demo/stories260K-head.safetensors")));
+    const query = new PtpModel(teacher, readStudent(resolve(ROOT, "demo/stories260K-query-student.safetensors")));
     const steps = 256,
       sampling = { temperature: 0.7 };
     let ended = 0;
@@ -158,6 +160,9 @@ describe("decode and decodeAR check their arguments, naming them", () => {
       for (const decoder of ["verify", "single-call", "multi-draft"] as const) {
         expect(decode(model, [[1]], { decoder, steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `${decoder}, seed ${seed}`).toEqual(ar.tokens);
       }
+      // A draft head's verify, and self with the query student (its slot 0 is the teacher's own query, so its path is the teacher's).
+      expect(decode(head, [[1]], { decoder: "verify", steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `head verify, seed ${seed}`).toEqual(ar.tokens);
+      expect(decode(query, [[1]], { decoder: "self", steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `self, seed ${seed}`).toEqual(ar.tokens);
     }
     expect(ended).toBeGreaterThan(0);
   });
