@@ -123,7 +123,7 @@ describe("resuming training runs", () => {
     // Another command's checkpoint: one line saying whose it is.
     const cross = await runCli(...trainArgs(join(tmp, "cross.bin"), "--steps", "6", "--checkpoint", `${out}.train.safetensors`, "--resume"));
     expect(cross.code).toBe(1);
-    expect(cross.stderr).toContain("\n  it was written by ptp distill, not by ptp train (resume it with that command)\n");
+    expect(cross.stderr).toContain(": the checkpoint was written by ptp distill, not by this command: resume it with that command, or start over with --force instead of --resume\n");
     expect(cross.stderr).not.toMatch(/\{"/);
   });
 

@@ -212,6 +212,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     // The run length may change on resume (--steps extends a run): the run goes on with the checkpoint's warmup and its new length.
     const info = loadTrainCheckpoint(spec.checkpointPath, opt, (config) => {
       const r = reconcileResume(config, spec);
+      if ("writtenBy" in r) throw new Error(`${spec.checkpointPath}: the checkpoint was written by ${r.writtenBy}, not by this command: resume it with that command, or start over with --force instead of --resume`);
       if (r.problems.length > 0) {
         throw new Error(`${spec.checkpointPath}: the checkpoint was made with a different configuration:\n  ${r.problems.join("\n  ")}\npass the checkpoint's values, or start over with --force instead of --resume`);
       }

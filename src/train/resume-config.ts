@@ -167,11 +167,10 @@ export interface ResumeRun {
  * when none does, the schedule and config the resumed run goes on with:
  * the checkpoint's warmup (see the file comment) and this run's length.
  */
-export function reconcileResume(stored: Json, run: ResumeRun): { problems: string[] } | { problems: []; schedule: ScheduleConfig; config: Json } {
-  // A checkpoint of another command: one line, not every setting of two configs that share none.
-  const by = commandOf(stored),
-    now = commandOf(run.config);
-  if (by !== now) return { problems: [`it was written by ${by ?? "something other than ptp's training commands"}, not by ${now ?? "this command"} (resume it with that command)`] };
+export function reconcileResume(stored: Json, run: ResumeRun): { problems: string[] } | { problems: []; schedule: ScheduleConfig; config: Json } | { problems: string[]; writtenBy: string } {
+  // A checkpoint of another command: said as such, not as every setting of two configs that share none.
+  const by = commandOf(stored);
+  if (by !== commandOf(run.config)) return { problems: [], writtenBy: by ?? "something other than ptp's training commands" };
   const lines = new Map<string, string>();
   const say = (name: string, have: Json, want: Json) => {
     // One line per flag: --lr changes both the rate and its final rate.
