@@ -68,3 +68,21 @@ describe("C-PTP drafts at a fraction of the sampling temperature (drafter)", () 
     }
   });
 });
+
+describe("a sequence that has ended", () => {
+  it("PTP-SEQUENCE-ENDED: a BOS that ends a sequence (stopAtBos) or the step limit leaves it no room: a decoder then keeps no drafts for it and counts its last step", () => {
+    const bos = new Sequence([1, 5], new UStream(new ArrayAux([0.5]), 2), 16, { temperature: 0 }, true);
+    expect(bos.room).toBe(15);
+    expect(bos.endsWith(1)).toBe(true);
+    bos.finalize([1, 7]);
+    expect(bos.done).toBe(true);
+    expect(bos.room).toBe(0);
+    expect(bos.tokens).toEqual([1, 5]);
+    const full = new Sequence([1, 5], new UStream(new ArrayAux([0.5]), 2), 2, { temperature: 0 }, false);
+    expect(full.endsWith(1)).toBe(false);
+    full.finalize([7, 8]);
+    expect(full.done).toBe(true);
+    expect(full.room).toBe(0);
+    expect(full.tokens).toEqual([1, 5, 7]);
+  });
+});

@@ -157,12 +157,17 @@ describe("decode and decodeAR check their arguments, naming them", () => {
       const ar = decodeAR(teacher, [1], { steps, sampling, aux: { next: () => us[us.push(source.next()) - 1] } });
       if (ar.tokens.length >= steps + 1) continue; // ran to the step limit, not to a BOS
       ended++;
-      for (const decoder of ["verify", "single-call", "multi-draft"] as const) {
-        expect(decode(model, [[1]], { decoder, steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `${decoder}, seed ${seed}`).toEqual(ar.tokens);
-      }
       // A draft head's verify, and self with the query student (its slot 0 is the teacher's own query, so its path is the teacher's).
-      expect(decode(head, [[1]], { decoder: "verify", steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `head verify, seed ${seed}`).toEqual(ar.tokens);
-      expect(decode(query, [[1]], { decoder: "self", steps, sampling, aux: [new ArrayAux(us)] }).outputs[0], `self, seed ${seed}`).toEqual(ar.tokens);
+      const runs = [...(["verify", "single-call", "multi-draft"] as const).map((decoder) => [decoder, model, decoder] as const), ["head verify", head, "verify"] as const, ["self", query, "self"] as const];
+      for (const [name, m, decoder] of runs) {
+        const r = decode(m, [[1]], { decoder, steps, sampling, aux: [new ArrayAux(us)] });
+        expect(r.outputs[0], `${name}, seed ${seed}`).toEqual(ar.tokens);
+        // Every step is counted, the one that sampled the BOS too (as AR counts its calls): the tokens accepted are the output's and that BOS.
+        expect(
+          r.stats.acceptedHistogram.reduce((sum, n, a) => sum + n * a, 0),
+          `${name}, seed ${seed}: tokens over the steps`,
+        ).toBe(r.stats.generatedTokens + 1);
+      }
     }
     expect(ended).toBeGreaterThan(0);
   });

@@ -48,8 +48,9 @@ export class Sequence {
   }
 
   /** How many more tokens the sequence may take. */
+  /** Tokens the sequence may still take: none once it is done (at the step limit, or at a BOS that ends it). */
   get room(): number {
-    return this.steps + 1 - this.tokens.length;
+    return this.done ? 0 : this.steps + 1 - this.tokens.length;
   }
 
   get pending(): number[] {
