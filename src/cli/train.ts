@@ -119,7 +119,6 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     outKind: f.objective === "inverse-ar" ? recognise.safetensors : llamaCheckpointKind,
     extra: charVocab,
   });
-  lockOutput(io, "train", runLocks(f, out, charVocab), argv);
   // A run that fails before its first checkpoint (a corpus too short, a model of another vocabulary, a shape beyond
   // memory) leaves --char-vocab as it found it: removed if it created it, its old bytes back if --force replaced it.
   let checkpointed = false;
@@ -144,6 +143,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
   };
   process.on("exit", onExit);
   try {
+    // Taken after the handler above is installed: at exit the lock is released last, once --char-vocab is as it was.
+    lockOutput(io, "train", runLocks(f, out, charVocab), argv);
     return await runTraining(f, given, loop, shapeOf, files, (path) => void (replaced = { path, before: existsSync(path) ? readFileSync(path) : undefined }), io);
   } catch (err) {
     undoCharVocab("failed");

@@ -283,7 +283,8 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
   let evalPending = false;
   // The checkpoint is the commit point: it is written first and holds the log line, and the output follows it. A kill
   // between the writes leaves a checkpoint whose log line or output is missing or older; a resume writes both again.
-  let logged: { step: number; line: string } | undefined;
+  // A resumed run starts with its checkpoint's log line, when that is its step's (a checkpoint it writes again at that step keeps it).
+  let logged: { step: number; line: string } | undefined = cursor?.logLine !== undefined && logLineStep(cursor.logLine) === opt.t ? { step: opt.t, line: cursor.logLine } : undefined;
   const checkpoint = (evalFigures?: Record<string, number>) => {
     const fresh = evalFigures ? JSON.stringify({ step: opt.t, minutes: seconds / 60, ...evalFigures }) : undefined;
     // A checkpoint written again at the step of the last log line (a stop right after an evaluation) keeps that line.
@@ -306,7 +307,7 @@ async function train(spec: LoopSpec, opt: AdamW, rng: Mulberry32, cursor: Cursor
   let lastEval: Record<string, number> | undefined;
   // A resumed run has logged its checkpoint's step when the checkpoint holds that step's log line (a run stopped by
   // --minutes right after its last evaluation): its end then writes nothing again.
-  let evaluatedAt = cursor?.logLine !== undefined && logLineStep(cursor.logLine) === opt.t ? opt.t : -1;
+  let evaluatedAt = logged?.step ?? -1;
   /** Evaluates (without spec.evaluate, only the running figures) and checkpoints; false when a signal cut the evaluation short (nothing is printed or logged of it). */
   const evaluate = async (): Promise<boolean> => {
     const started = performance.now();
