@@ -13,7 +13,7 @@ import { readPrompts } from "./ptp-common.js";
 import { checkOutputs, recognise, type PathFlag } from "./output-files.js";
 import { UsageError, type Parsed } from "./args.js";
 import { Progress } from "../util/progress.js";
-import { yieldToEventLoop } from "../train/interrupt.js";
+import { runInterruptibly } from "../train/interrupt.js";
 import { tokenStream } from "../train/pretrain.js";
 
 type LoopFlags = Parsed<ReturnType<typeof loopFlags>>;
@@ -107,33 +107,33 @@ export function progressSink(io: Io): { write(text: string): void; isTTY: boolea
 
 /**
  * The documents (corpus lines) encoded by `tokenizer`, BOS first in each, as
- * tokenStream joins them, a slice at a time: a large corpus takes minutes
- * (about 0.13 s a MB), so the event loop turns between slices, and a signal
- * then stops the run before its loop starts (the output lock's handler),
- * and a progress bar on stderr shows how far it is.
+ * tokenStream joins them: a large corpus takes minutes (about 0.13 s a MB),
+ * so the work runs a document at a time with the event loop turning every
+ * few milliseconds (runInterruptibly), where a signal stops the run before
+ * its loop starts (the output lock's handler: nothing is saved yet), and an
+ * encoding that lasts more than a second shows a progress bar on stderr.
  */
 export async function encodeDocuments(io: Io, label: string, lines: readonly string[], tokenizer: Pick<TextTokenizer, "encode">): Promise<Int32Array> {
-  const docs: number[][] = [];
   const started = performance.now();
-  // A bar only for an encoding that lasts: a small corpus prints nothing.
   let progress: Progress | undefined;
-  let turned = started;
-  for (const line of lines) {
-    docs.push(tokenizer.encode(line, true, false));
-    if (performance.now() - turned > ENCODE_TURN_MS) {
+  function* encode(): Generator<void, number[][], void> {
+    const docs: number[][] = [];
+    for (const line of lines) {
+      docs.push(tokenizer.encode(line, true, false));
       if (progress === undefined && performance.now() - started > ENCODE_QUIET_MS) progress = new Progress({ total: lines.length, unit: "document", label: `${label}: encoding`, stream: progressSink(io) });
       progress?.update(docs.length);
-      await yieldToEventLoop();
-      turned = performance.now();
+      yield;
     }
+    return docs;
   }
-  progress?.update(docs.length);
+  // No signal source of its own: the output lock's handler ends the process on one.
+  const r = await runInterruptibly(encode(), { signal: undefined });
+  if (!r.done) throw new Error(`${label}: encoding stopped by ${r.signal}`);
   progress?.finish();
-  return tokenStream(docs);
+  return tokenStream(r.value);
 }
 
-/** The most milliseconds encodeDocuments works between two turns of the event loop, and how long it works before it shows a bar. */
-const ENCODE_TURN_MS = 50;
+/** How long encodeDocuments works before it shows a bar, ms. */
 const ENCODE_QUIET_MS = 1000;
 
 /** The last line of a training command ("distill: done after 40 steps, 1.2 min of training; student: s.safetensors") and its exit code. */
