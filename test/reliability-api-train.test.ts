@@ -79,7 +79,8 @@ describe("the trainers' arguments (API sweep, s18)", () => {
       expect(() => run({ schedule: { ...LOOP.schedule, warmUp: 1 } }), name).toThrow(new RegExp(`^${name}: unknown option "warmUp" in schedule; did you mean warmup\\?`));
       expect(() => run({}, { checkpoint: undefined, chekpoint: "x.ckpt" }), name).toThrow(new RegExp(`^${name}: unknown option "chekpoint" in files; did you mean checkpoint\\?`));
     }
-    expect(() => pretrain(randomCheckpoint(TINY, 1), STREAM, STREAM, PRETRAIN, any(null))).toThrow(/^pretrain: files must be an object \(\{ out, checkpoint, log, resume, inputs, onCheckpoint \}\), got null/);
+    expect(() => pretrain(randomCheckpoint(TINY, 1), STREAM, STREAM, PRETRAIN, any(null))).toThrow(/^pretrain: files must be an object \(\{ out, checkpoint, log, resume, inputs, inputNames, onCheckpoint \}\), got null/);
+    expect(() => pretrain(randomCheckpoint(TINY, 1), STREAM, STREAM, PRETRAIN, { ...files(), inputNames: { corpus: 1 } } as unknown as Parameters<typeof pretrain>[4])).toThrow(/^pretrain: files.inputNames must be an object of strings/);
     expect(() => pretrain(randomCheckpoint(TINY, 1), STREAM, STREAM, any([]), files())).toThrow(/^pretrain: options must be an object \(\{ batch, context, threads, schedule, .*\}\), got an array/);
     // The PTP trainers' sampling settings and evaluation settings.
     for (const name of ["distill", "inverseArTrain"] as const) {

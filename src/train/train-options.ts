@@ -12,7 +12,7 @@ import { resolve } from "node:path";
 import { checkPath } from "../io/errors.js";
 import { checkInteger, describeValue } from "../util/checks.js";
 import { MIN_TEMPERATURE, SAMPLING_SETTINGS, validateSamplingSettings, type SamplingSettings } from "../sampling/processors.js";
-import { checkObject, checkOptionalBoolean, checkOptionalFunction, checkOptionKeys } from "../util/options.js";
+import { checkObject, checkOptionalBoolean, checkOptionalFunction, checkOptionKeys, isPlainObject } from "../util/options.js";
 import type { ProgressStream } from "../util/progress.js";
 import type { LoopOptions, RunFiles } from "./loop.js";
 import { SCHEDULE_FIELDS, validateSchedule } from "./schedule.js";
@@ -97,6 +97,10 @@ export function checkTrainerFiles(files: unknown, where: string): asserts files 
   }
   checkOptionalBoolean(f.resume, where, "files.resume");
   checkOptionalFunction(f.onCheckpoint, where, "files.onCheckpoint");
+  const names = f.inputNames;
+  if (names !== undefined && !(isPlainObject(names) && Object.values(names).every((v) => typeof v === "string"))) {
+    throw new TypeError(`${where}: files.inputNames must be an object of strings (how a refused resume names each key of files.inputs), got ${describeValue(names)}`);
+  }
 }
 
 /** An optional progress stream: undefined (stderr), or an object with write(text); else a TypeError naming it. */
