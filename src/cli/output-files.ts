@@ -263,9 +263,9 @@ export const exists = (path: string | undefined): path is string => path !== und
 
 /**
  * Takes OUT.lock for a long run that writes OUT and files next to it
- * (src/io/output-lock.ts), and PATH.lock for each other output it writes
- * where the user chose the path (a --checkpoint or --log of its own, a
- * --char-vocab), so two runs with different --out cannot share one: refused
+ * (src/io/output-lock.ts), and PATH.lock beside each other output it
+ * writes (its checkpoint and log, a --char-vocab: runLocks), so two runs
+ * with different --out cannot share one either: refused
  * (exit 1) while another ptp process writes any of them; a stale lock is
  * replaced, with a line on stderr. Called after the output checks, before
  * any output is touched; main releases them.

@@ -52,7 +52,7 @@ export function runFiles(f: LoopFlags & { force?: boolean }, out: string, io: { 
   const continuing = f.resume === true && existsSync(checkpoint);
   const kindOf = (o: PathFlag) => kinds.get(o.flag)!(o.path);
   const resumable = continuing ? kindOf : f.resume ? (o: PathFlag) => (kindOf(o) === true ? `no checkpoint (${quotePath(checkpoint)}) holds a run to continue` : kindOf(o)) : undefined;
-  // The run's locks (OUT.lock and one beside each output whose path was chosen) are files of their own too: no output may be one.
+  // The run's locks (one beside OUT and each of its other outputs, runLocks) are files of their own too: no output may be one.
   for (const locked of runLocks(f, out, io.extra)) {
     const lock = lockPathOf(locked);
     for (const [flag, path] of [["--out", out], ["--checkpoint", checkpoint], ["--log", log], ...(io.extra ?? []).map((e) => [e.flag, e.path])]) {
