@@ -108,6 +108,37 @@ describe("ADAPTER-CHECKSUM: teacherChecksum", () => {
     expect(teacherChecksum(longer)).not.toBe(before);
   });
 
+  it("hashes the norm epsilon and RoPE base when they are not llama2.c's, as float64 after the weights", () => {
+    const a = randomCheckpoint(small, 11);
+    const before = teacherChecksum(a);
+    const withBoth = (normEps: number, ropeTheta: number): Checkpoint => ({ config: { ...a.config, normEps, ropeTheta }, weights: a.weights });
+    // llama2.c's own values: the digest every llama2.c checkpoint had
+    expect(teacherChecksum(withBoth(1e-5, 10000))).toBe(before);
+    const seen = new Set([before]);
+    for (const [eps, theta] of [
+      [1e-6, 10000],
+      [1e-5, 500000],
+      [1e-6, 500000],
+      [1e-5 * (1 + 2 ** -40), 10000],
+    ]) {
+      const tail = new DataView(new ArrayBuffer(16));
+      tail.setFloat64(0, eps, true);
+      tail.setFloat64(8, theta, true);
+      const sum = teacherChecksum(withBoth(eps, theta));
+      expect(seen.has(sum)).toBe(false);
+      seen.add(sum);
+      // the documented layout: llama2.c's digest input, then the tail
+      const c = a.config;
+      const header = new Uint8Array(29);
+      const dv = new DataView(header.buffer);
+      [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen].forEach((v, i) => dv.setInt32(4 * i, v, true));
+      header[28] = 1;
+      const v0 = serializeCheckpoint(a, 0);
+      const body = v0.subarray(28, 28 + 4 * parameterCount(c));
+      expect(sum).toBe(createHash("sha256").update(header).update(body).update(new Uint8Array(tail.buffer)).digest("hex"));
+    }
+  });
+
   it("hashes the separate classifier, and the shared flag", () => {
     const sep = randomCheckpoint({ ...small, sharedClassifier: false }, 5);
     const before = teacherChecksum(sep);

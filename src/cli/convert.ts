@@ -7,7 +7,7 @@ import { writeFilesAtomically, writeFolderAtomically } from "../io/atomic-write.
 import { llama2cTokenizerBytes, readJsonFile, writeHfTokenizer } from "../io/hf-tokenizer.js";
 import { readModel, tokenizerPathFor } from "../io/model-file.js";
 import { Tokenizer } from "../io/tokenizer.js";
-import { parameterCount } from "../model/config.js";
+import { LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, parameterCount } from "../model/config.js";
 import { describeFlags, parseFlags, UsageError, defineFlags, givenFlags } from "./args.js";
 import type { Io } from "./io.js";
 import { checkOutputs, withSignalsCaught, writeOutputs } from "./output-files.js";
@@ -86,7 +86,7 @@ export async function convertCommand(argv: readonly string[], io: Io): Promise<n
     }
     // A llama2.c file has no field for them and always loads with llama2.c's values: any other would be a silently different model.
     const { normEps, ropeTheta } = ckpt.config;
-    if (normEps !== 1e-5 || ropeTheta !== 10000) {
+    if (normEps !== LLAMA2C_NORM_EPS || ropeTheta !== LLAMA2C_ROPE_THETA) {
       throw new FileFormatError(f.model, `has rms_norm_eps ${normEps} and rope_theta ${ropeTheta}; a llama2.c checkpoint holds neither and loads as 1e-5 and 10000, so the converted model would compute other logits (keep it as a Hugging Face folder)`);
     }
     let tokenizer: { source: string; bytes: Uint8Array } | undefined;

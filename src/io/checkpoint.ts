@@ -19,7 +19,7 @@
  * copied once first only when they are not 4-byte aligned or the host is
  * big-endian), so mutating the weights mutates the bytes.
  */
-import { configProblems, headSize, kvDim, validateConfig, type ModelConfig } from "../model/config.js";
+import { configProblems, headSize, kvDim, LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, validateConfig, type ModelConfig } from "../model/config.js";
 import type { Checkpoint, LayerWeights, ModelWeights } from "../model/weights.js";
 import { writeBytesAtomically } from "./atomic-write.js";
 import { describeValue } from "../util/checks.js";
@@ -33,8 +33,6 @@ export type CheckpointVersion = 0 | 1;
 export const AK42_MAGIC = 0x616b3432;
 export const V0_HEADER_BYTES = 28;
 export const V1_HEADER_BYTES = 256;
-const NORM_EPS = 1e-5;
-const ROPE_THETA = 10000;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -120,8 +118,8 @@ function makeConfig(h: Int32Array | number[], shared: boolean): ModelConfig {
     vocabSize: h[5],
     seqLen: h[6],
     sharedClassifier: shared,
-    normEps: NORM_EPS,
-    ropeTheta: ROPE_THETA,
+    normEps: LLAMA2C_NORM_EPS,
+    ropeTheta: LLAMA2C_ROPE_THETA,
   };
 }
 

@@ -25,6 +25,10 @@ export interface ModelConfig {
   ropeTheta: number;
 }
 
+/** llama2.c's RMSNorm epsilon and RoPE base: what its checkpoints, which hold neither, are read with, and what new models get. */
+export const LLAMA2C_NORM_EPS = 1e-5;
+export const LLAMA2C_ROPE_THETA = 10000;
+
 /** Width of one attention head, dim / nHeads. */
 export const headSize = (c: ModelConfig): number => {
   checkShapeFields(c, "headSize", ["dim", "nHeads"]);
@@ -96,8 +100,8 @@ export function newModelConfig(s: NewModelShape): ModelConfig {
     vocabSize: s.vocabSize,
     seqLen: s.seqLen,
     sharedClassifier: true,
-    normEps: 1e-5,
-    ropeTheta: 10000,
+    normEps: LLAMA2C_NORM_EPS,
+    ropeTheta: LLAMA2C_ROPE_THETA,
   };
   // Numbers only (a string "64" made a config that failed far from here); the shape itself is the caller's to validate (ptp train sizes memory before the vocabulary is known).
   checkShapeFields(config, "newModelConfig", INT_SHAPE_FIELDS);
@@ -187,5 +191,5 @@ export const SHAPES: Record<string, Omit<ModelConfig, "normEps" | "ropeTheta" | 
 
 /** A published shape as a whole config: the shared classifier and llama2.c's norm eps and RoPE theta, as `ptp random-model` writes it. */
 export function shapeConfig(name: keyof typeof SHAPES): ModelConfig {
-  return { ...SHAPES[name], sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+  return { ...SHAPES[name], sharedClassifier: true, normEps: LLAMA2C_NORM_EPS, ropeTheta: LLAMA2C_ROPE_THETA };
 }

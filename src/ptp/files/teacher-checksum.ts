@@ -1,6 +1,7 @@
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex } from "@noble/hashes/utils";
 import { isNode, nodeBuiltin } from "../../host/node-builtin.js";
+import { LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA } from "../../model/config.js";
 import { Transformer, type WeightName } from "../../model/transformer.js";
 import { checkCheckpoint, type Checkpoint } from "../../model/weights.js";
 import { describeValue } from "../../util/checks.js";
@@ -54,8 +55,12 @@ function updateFloats(hash: Hash, a: Float32Array): void {
  * little-endian, a byte 1/0 for a shared/separate classifier, then every
  * weight array in llama2.c v0 order (token embedding; rmsAtt of all layers,
  * then wq, wk, wv, wo, rmsFfn, w1, w2, w3 likewise; rmsFinal; the classifier
- * when separate) as float32 little-endian bytes. It does not depend on the
- * file format the teacher was loaded from (v0 or v1, RoPE tables excluded).
+ * when separate) as float32 little-endian bytes; then, only for a teacher
+ * whose RMSNorm epsilon or RoPE base is not llama2.c's (1e-5, 10000: a
+ * Hugging Face folder may set them), both as float64 little-endian, so two
+ * teachers that differ only there differ, and every llama2.c checkpoint
+ * keeps the digest it had. It does not depend on the file format the
+ * teacher was loaded from (v0 or v1, RoPE tables excluded).
  * A Transformer's weights are read from its backend's buffers (Transformer.
  * withWeightRows), so the digest is the same as its checkpoint's.
  */
@@ -87,5 +92,11 @@ function checksumOf(c: Checkpoint["config"], hash: Hash, rows: (name: WeightName
   }
   rows("rmsFinal", undefined, feed);
   if (!c.sharedClassifier) rows("wcls", undefined, feed);
+  if (c.normEps !== LLAMA2C_NORM_EPS || c.ropeTheta !== LLAMA2C_ROPE_THETA) {
+    const tail = new DataView(new ArrayBuffer(16));
+    tail.setFloat64(0, c.normEps, true);
+    tail.setFloat64(8, c.ropeTheta, true);
+    hash.update(new Uint8Array(tail.buffer));
+  }
   return hash.hex();
 }
