@@ -224,6 +224,20 @@ describe("a decoder the student does not support", () => {
   });
 });
 
+describe("a student without a distribution", () => {
+  it("API-SELF-NONFINITE: the self decoder, which samples from the student itself, refuses a student whose rows are NaN, naming it; the teacher-verified decoders still equal AR", async () => {
+    const { ckpt, teacher } = await tiny();
+    const student = randomStudent(ckpt, "t", { variant: "C", rank: 2, window: 4, seed: 1 });
+    student.weights.start?.fill(Number.NaN);
+    const model = new PtpModel(teacher, student);
+    const base = { steps: 8, sampling: { temperature: 0.8 } };
+    expect(() => decode(model, [[1]], { ...base, aux: [X()], decoder: "self" })).toThrow(/^the student's logits are not finite \(NaN\/Inf\); the self decoder samples from the student itself, so it cannot decode with this student$/);
+    const ar = decodeAR(teacher, [1], { ...base, aux: X() }).tokens;
+    for (const decoder of ["verify", "single-call"] as const) expect(decode(model, [[1]], { ...base, aux: [X()], decoder }).outputs[0], decoder).toEqual(ar);
+    model.dispose();
+  });
+});
+
 describe("the evaluation, the harness, the trainer and the self-checks check their counts", () => {
   it("API-EVAL-BATCH-SEED: evaluateStudent's batch and seed, comparePtpAr's and decodeBatches' batch must be positive integers", async () => {
     const { teacher, student, model } = await tiny();

@@ -135,11 +135,13 @@ export function usableDrafts(drafts: readonly number[]): number[] {
  * picks, followed by the teacher's pick at the first mismatch (the
  * correction) or after the last draft (the bonus). Every returned token is
  * Pick(u(k), Q(. | verified prefix)), so the result is the teacher's own
- * sample path whatever the drafts were.
+ * sample path whatever the drafts were. `check` sees each row before its
+ * pick (the self decoder's rows are the student's own, which it checks).
  */
-export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, drafts: readonly number[]): number[] {
+export function verifyDrafts(seq: Sequence, base: Float32Array[], P: number, drafts: readonly number[], check?: (logits: Float32Array) => void): number[] {
   const verified: number[] = [];
   for (let i = 0; i <= drafts.length; i++) {
+    check?.(base[P - 1 + i]);
     const t = seq.pickAt(seq.next + i, base[P - 1 + i]);
     verified.push(t);
     // A BOS that stops the sequence ends it: the pick after it would read a u AR never draws.

@@ -1,10 +1,15 @@
 import type { PtpModel } from "../../ptp-model.js";
 import { chain, range, type SlotRow } from "../call.js";
-import { finiteLogits, proposalWindow, usableDrafts, stateDecoder, type Decoder, type Drafter } from "../decoder.js";
+import { finiteLogits, proposalWindow, usableDrafts, stateDecoder, verifyDrafts, type Decoder, type Drafter } from "../decoder.js";
 
 interface SelfState {
   drafts: number[];
   proposed: number;
+}
+
+/** The self decoder samples from the student itself: a student without a distribution cannot decode. */
+function checkStudentRow(logits: Float32Array): void {
+  if (!finiteLogits(logits)) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
 }
 
 /**
@@ -43,21 +48,15 @@ export function selfDecoder(model: PtpModel, window: number, toDraft: Drafter): 
       const P = seq.pending.length;
       if (!s.drafts?.length) {
         const drafts = out.slots.map((logits, j) => toDraft(seq, seq.next + j, j, logits));
-        // The self decoder samples from the student itself: a student without a distribution cannot decode.
-        if (!finiteLogits(out.slots[0])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
+        checkStudentRow(out.slots[0]);
         seq.finalize([seq.pickAt(seq.next, out.slots[0])]); // slot 0 is the AR query itself
         s.proposed = 1;
         s.drafts = usableDrafts(drafts.slice(1, Math.max(1, seq.room)));
         if (s.drafts.length === 0) seq.acceptedPerStep.push(1);
         return range(0, P);
       }
-      const verified: number[] = [];
-      for (let i = 0; i <= s.drafts.length; i++) {
-        if (!finiteLogits(out.slots[i])) throw new Error("the student's logits are not finite (NaN/Inf); the self decoder samples from the student itself, so it cannot decode with this student");
-        const t = seq.pickAt(seq.next + i, out.slots[i]);
-        verified.push(t);
-        if (i === s.drafts.length || s.drafts[i] !== t || seq.endsWith(t)) break;
-      }
+      // The queries' rows are the slots, query i's for position next + i: verified as a teacher's rows are.
+      const verified = verifyDrafts(seq, out.slots, 1, s.drafts, checkStudentRow);
       seq.finalize(verified);
       seq.acceptedPerStep.push(s.proposed + verified.length);
       s.drafts = [];
