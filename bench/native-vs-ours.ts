@@ -36,13 +36,13 @@
  * or --tokenizer FILE.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { kvDim } from "../src/model/config.js";
 import { LINEAR_NAMES, type Checkpoint } from "../src/model/weights.js";
-import { benchFlags, COUNT, listFlag, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
+import { benchFlags, COUNT, inputError, listFlag, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
 const root = resolve(import.meta.dirname, "..");
 const f = benchFlags({
@@ -62,7 +62,13 @@ const threads = listFlag("threads", f.threads, THREADS);
 const weightTypes = listFlag("weights", f.weights, WEIGHTS);
 const asJson = f.json;
 const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
-if (!existsSync(tokenizer)) throw new Error(`tokenizer not found: ${tokenizer} (pass --tokenizer)`);
+if (!existsSync(tokenizer)) inputError(`--tokenizer ${tokenizer}: not found (a llama2.c tokenizer.bin of 32000 tokens)`);
+for (const [flag, path, file] of [
+  ["--runc", runc, "run.c"],
+  ["--runq", runq, "runq.c"],
+] as const) {
+  if (path !== undefined && !statSync(path, { throwIfNoEntry: false })?.isFile()) inputError(`${flag} ${path}: not a file (expected llama2.c's ${file}, from github.com/karpathy/llama2.c)`);
+}
 
 const tmp = mkdtempSync(join(tmpdir(), "ptp-native-"));
 // The compiled programs and the random checkpoints (hundreds of MB at 110M) go when the bench ends, however it ends.
