@@ -69,4 +69,28 @@ describe("README snippets", () => {
       expect(out.status, `${file}\n${out.stderr}`).toBe(0);
     }
   });
+
+  it("README-SNIPPETS-ROOT: run from the repository root with tsx (tsconfig.json's paths), every ptp-ts entry point is this checkout's src, one copy of each export", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { exports: Record<string, unknown> };
+    const subpaths = Object.keys(pkg.exports)
+      .filter((k) => k !== "./package.json" && k !== ".")
+      .map((k) => `ptp-ts/${k.slice(2)}`);
+    mkdirSync(join(ROOT, "tmp"), { recursive: true });
+    const file = join(ROOT, "tmp", "readme-root-check.mts");
+    writeFileSync(
+      file,
+      `import * as root from "ptp-ts";\n` +
+        subpaths.map((s, i) => `import * as sub${i} from ${JSON.stringify(s)};`).join("\n") +
+        `\nconst subs = [${subpaths.map((_, i) => `sub${i}`).join(", ")}];\n` +
+        "let shared = 0;\n" +
+        "for (const sub of subs) for (const [name, value] of Object.entries(sub)) if (name in root) { shared++; if ((root as Record<string, unknown>)[name] !== value) throw new Error('two copies of ' + name); }\n" +
+        "console.log(shared);\n",
+    );
+    const out = spawnSync(process.execPath, ["--import", "tsx", file], { cwd: ROOT, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+    rmSync(file, { force: true });
+    expect(out.stderr).toBe("");
+    expect(out.status).toBe(0);
+    // The subpaths re-export much of the root: the check compared that many.
+    expect(Number(out.stdout.trim())).toBeGreaterThan(20);
+  });
 });
