@@ -306,6 +306,25 @@ describe("signals stop training runs, which resume exactly", () => {
   });
 });
 
+describe("ptp demo stops on a signal", () => {
+  it("REL-SIGNAL-DEMO: Ctrl-C during the demo's decodes stops it between model calls (exit 130, one line naming the prompts printed, no summary), and during --scale between two decodes (no partial table)", async () => {
+    const demo = ["bin/ptp.js", "demo", "--model", STORIES_260K, "--tokenizer", TOK_512, "--no-color"];
+    const r = await runChild([...demo, "--steps", "0"], { whenStdout: /\[1\] /, signals: ["SIGINT"] });
+    expectExit(r, 130);
+    const n = Number(/^ptp demo: interrupted \(SIGINT\) after (\d) of 4 prompts\n$/m.exec(r.stderr)?.[1]);
+    expect(n, r.stderr).toBeLessThan(4);
+    // What was printed is whole prompts, each checked against AR.
+    expect(r.stdout.match(/equals AR: yes\n/g)?.length ?? 0).toBe(n);
+    expect(r.stdout).not.toMatch(/overall:/);
+
+    const scaled = await runChild([...demo, "--scale", "--scale-shapes", "15M"], { when: /--scale 15M: widening/, signals: ["SIGTERM"] });
+    expectExit(scaled, 143);
+    expect(scaled.stderr).toMatch(/\nptp demo: interrupted \(SIGTERM\) after all 4 prompts, during --scale \(its table is printed only whole\)\n$/);
+    expect(scaled.stdout).toMatch(/overall: 4 prompts/);
+    expect(scaled.stdout).not.toMatch(/\| shape \|/);
+  });
+});
+
 describe("the loop's signal handling (a library run in a child process)", () => {
   const child = (mode: string) => {
     const dir = mkdtempSync(join(tmp, `loop-${mode}-`));

@@ -13,16 +13,17 @@ import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import { readStudent } from "../ptp/files/adapter-file.js";
 import { chunkBytes } from "../ptp/chunk-text.js";
 import { loadStudent } from "../ptp/files/student-file.js";
-import { comparePtpAr, decoderSettings, defaultDecoder, firstMismatch } from "../ptp/decode/compare.js";
+import { comparePtpArSteps, decoderSettings, defaultDecoder, firstMismatch } from "../ptp/decode/compare.js";
 import { DECODER_DEFAULTS, decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
 import type { DecoderName, PtpResult } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
-import { measureSpeedup, speedupTable } from "../ptp/speedup.js";
+import { measureSpeedupSteps, speedupTable } from "../ptp/speedup.js";
 import { teacherChecksum } from "../ptp/files/teacher-checksum.js";
 import { XorShiftAux } from "../sampling/aux.js";
+import { Interruption, runInterruptibly, signalSoFar } from "../train/interrupt.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags } from "./args.js";
 import { processIo, type Io } from "./io.js";
-import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite, whySlowerLines } from "./ptp-common.js";
+import { interrupted, loadModelOn, namingModel, plural, readPrompts, runPositions, seedFlag, temperatureFlag, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 
 /** The package root: two levels above this file, in src/cli/ and in dist/cli/ alike (not the cwd). */
 const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -130,6 +131,8 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   refuseBeyondMemory(`${quotePath(paths.model)} at --steps ${positions}`, inferenceMemory(header, positions, positions), f.backend, "--steps", paths.model);
   // The teacher straight into the backend's buffers (loadModel); the student is matched against the checksum read from them.
   const backend = await createBackend(f.backend, { threads: f.threads });
+  // Ctrl-C (SIGTERM) stops the decodes between two model calls, --scale between two decodes; one seen during the (synchronous) load, at the first of those.
+  const interruption = new Interruption();
   const teacher = loadModelOn(backend, paths.model);
   let model: PtpModel | undefined;
   try {
@@ -170,21 +173,28 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
 
     const prompts = texts.map((t) => tokenizer.encode(t, true, false));
     const runs: Run[] = [];
+    const early = await signalSoFar(interruption);
+    if (early !== undefined) return interrupted(io, "demo", early, `0 of ${plural(prompts.length, "prompt")}`);
     // One prompt per decode, so each prompt's speed is its own; a warm-up of both decoders first.
-    comparePtpAr(model, prompts, {
-      decode: { steps: positions, sampling: { temperature: f.temperature }, decoder, window, budget },
-      aux: (i) => new XorShiftAux(seed + BigInt(i)),
-      batch: 1,
-      warmUp: "both",
-      onBatch: ({ from: i, ptp, ar }) => {
-        const run = runOf(ptp, ar);
-        runs.push(run);
-        io.stdout(`[${i + 1}] `);
-        io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
-        const r = summary(run);
-        io.stdout(`\n    ${run.generated} tokens; ${perStep} ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
-      },
-    });
+    const compared = await runInterruptibly(
+      comparePtpArSteps(model, prompts, {
+        decode: { steps: positions, sampling: { temperature: f.temperature }, decoder, window, budget },
+        aux: (i) => new XorShiftAux(seed + BigInt(i)),
+        batch: 1,
+        warmUp: "both",
+        onBatch: ({ from: i, ptp, ar }) => {
+          const run = runOf(ptp, ar);
+          runs.push(run);
+          io.stdout(`[${i + 1}] `);
+          io.stdout(markedText(tokenizer, ptp.outputs[0], ptp.chunks[0], color));
+          const r = summary(run);
+          io.stdout(`\n    ${run.generated} tokens; ${perStep} ${r.accepted}; model calls ${r.calls}; tokens/s ${r.speed}; equals AR: ${r.equal}\n\n`);
+        },
+      }),
+      interruption,
+    );
+    // A prompt is printed once both of its decodes are done: what was printed is the uninterrupted run's start.
+    if (!compared.done) return interrupted(io, "demo", compared.signal, `${runs.length} of ${plural(prompts.length, "prompt")}`);
 
     const all = runs.reduce(addRuns);
     const r = summary(all);
@@ -201,23 +211,28 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
       io.stdout(`\nat larger shapes: nothing to measure: every prompt fills the ${positions} positions (--steps)\n`);
     } else if (all.equal && f.scale) {
       io.stdout(`\nat larger shapes: the teacher and student widened to the compute of the ${f["scale-shapes"]} shapes (extra width, heads,\n` + `layers and vocabulary that contribute nothing: the same tokens and acceptance), ${decoder} vs AR, one prompt per decode:\n\n`);
-      const rows = measureSpeedup({
-        backend,
-        // The widening reads the teacher's weights on the host: only here.
-        teacher: readModel(paths.model),
-        proposer: { kind: "student", student },
-        prompts,
-        shapes: ["own", ...f["scale-shapes"].split(",")],
-        decoders: [decoder],
-        window,
-        steps: positions,
-        temperature: f.temperature,
-        reps: 1,
-        seed,
-        draftClassifier,
-        // Minutes at the larger shapes: say what runs (stderr, so stdout stays the report).
-        onProgress: (m) => io.stderr(`ptp demo: --scale ${m}\n`),
-      });
+      const scaled = await runInterruptibly(
+        measureSpeedupSteps({
+          backend,
+          // The widening reads the teacher's weights on the host: only here.
+          teacher: readModel(paths.model),
+          proposer: { kind: "student", student },
+          prompts,
+          shapes: ["own", ...f["scale-shapes"].split(",")],
+          decoders: [decoder],
+          window,
+          steps: positions,
+          temperature: f.temperature,
+          reps: 1,
+          seed,
+          draftClassifier,
+          // Minutes at the larger shapes: say what runs (stderr, so stdout stays the report).
+          onProgress: (m) => io.stderr(`ptp demo: --scale ${m}\n`),
+        }),
+        interruption,
+      );
+      if (!scaled.done) return interrupted(io, "demo", scaled.signal, `all ${plural(prompts.length, "prompt")}, during --scale (its table is printed only whole)`);
+      const rows = scaled.value;
       io.stdout(speedupTable(rows));
       io.stdout("(one timed run per cell, AR and PTP one after the other: on a loaded machine the speedups move; bench/ptp-speedup.ts --reps N repeats them)\n");
       all.equal = rows.every((row) => row.equalsAR);
@@ -230,6 +245,7 @@ export async function demoCommand(argv: readonly string[], io: Io): Promise<numb
   } catch (e) {
     throw namingModel(e, paths.model);
   } finally {
+    interruption.dispose();
     model?.dispose();
     teacher.dispose();
   }

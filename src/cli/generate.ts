@@ -21,10 +21,10 @@ import { ArrayAux, readAuxFile, XorShiftAux, type AuxSource } from "../sampling/
 import { needsU } from "../sampling/sampler.js";
 import { describeFlags, givenFlags, parseFlags, UsageError, defineFlags, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
-import { loadModelOn, namingModel, readPrompts, runPositions, seedFlag, draftStopFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
+import { interrupted, loadModelOn, namingModel, plural, readPrompts, runPositions, seedFlag, draftStopFlag, temperatureFlag, textOf, warnFullPrompts, warnNonFinite, whySlowerLines } from "./ptp-common.js";
 import { refuseBeyondMemory } from "./memory.js";
 import { inferenceMemory } from "../train/memory.js";
-import { Interruption, runInterruptibly, signalSoFar, SIGNAL_EXIT_CODE, type Interruptible, type StopSignal } from "../train/interrupt.js";
+import { Interruption, runInterruptibly, signalSoFar, type Interruptible } from "../train/interrupt.js";
 
 const BUDGET_MODES = ["adaptive", "fixed"] as const;
 
@@ -142,14 +142,6 @@ async function generate(f: GenerateFlags, io: Io, stepsGiven: boolean): Promise<
   }
 }
 
-/** The note and exit code of a run stopped by `signal` (Interruption) after `done`. */
-function interrupted(io: Io, signal: StopSignal, done: string): number {
-  io.stderr(`ptp generate: interrupted (${signal}) after ${done}\n`);
-  return SIGNAL_EXIT_CODE[signal];
-}
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
-
 /** Plain autoregressive decoding of one prompt, its text streamed token by token. */
 async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interruption: Interruption): Promise<number> {
   const tokenizerPath = requireTokenizer(f);
@@ -185,7 +177,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
   try {
     // A signal during the loading (synchronous) is seen here; one during the decode, between its model calls.
     const early = await signalSoFar(interruption);
-    if (early !== undefined) return interrupted(io, early, "0 tokens");
+    if (early !== undefined) return interrupted(io, "generate", early, "0 tokens");
     const steps = decodeARSteps(model, prompt, {
       steps: f.steps,
       sampling,
@@ -212,7 +204,7 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
   if (!run.done) {
     // What was printed is the start of the uninterrupted run's text; its line is ended.
     if (streamed) io.stdout("\n");
-    return interrupted(io, run.signal, plural(run.last ?? 0, "token"));
+    return interrupted(io, "generate", run.signal, plural(run.last ?? 0, "token"));
   }
   const result = run.value;
   if (aux instanceof ArrayAux && aux.remaining > 0) io.stderr(`note: --aux-file ${quotePath(String(f["aux-file"]))} held ${aux.length} u's; the run used ${aux.position} (one per sampled token), the rest were not read\n`);
@@ -377,7 +369,7 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
     warnFullPrompts(io, prompts, runSteps, f.steps);
     let printed = 0;
     const early = await signalSoFar(interruption);
-    if (early !== undefined) return interrupted(io, early, `0 of ${plural(texts.length, "prompt")}`);
+    if (early !== undefined) return interrupted(io, "generate", early, `0 of ${plural(texts.length, "prompt")}`);
     const steps = comparePtpArSteps(model, prompts, {
       decode: options,
       aux: auxFor,
@@ -400,7 +392,7 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
     });
     const stopped = await runInterruptibly(steps, interruption);
     // A batch is printed once decoded and checked against AR: the prompts printed are the uninterrupted run's first ones.
-    if (!stopped.done) return interrupted(io, stopped.signal, `${printed} of ${plural(texts.length, "prompt")}${f.json ? " (--json prints nothing until the end)" : ""}`);
+    if (!stopped.done) return interrupted(io, "generate", stopped.signal, `${printed} of ${plural(texts.length, "prompt")}${f.json ? " (--json prints nothing until the end)" : ""}`);
     const run = stopped.value;
 
     const ptpStats = run.stats,

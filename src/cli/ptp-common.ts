@@ -10,6 +10,7 @@ import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { NonFiniteLogitsError } from "../sampling/softmax.js";
 import { UsageError } from "./args.js";
 import type { Io } from "./io.js";
+import { SIGNAL_EXIT_CODE, type StopSignal } from "../train/interrupt.js";
 
 /** An error of a run, with the model file named when its logits were not finite (a checkpoint that overflows float32 as it runs). */
 export function namingModel(e: unknown, modelPath: string): unknown {
@@ -121,3 +122,12 @@ export function loadModelOn(backend: Backend, path: string): Transformer {
     throw err;
   }
 }
+
+/** The note and exit code of `ptp COMMAND` stopped by `signal` (an Interruption) after `done`. */
+export function interrupted(io: Io, command: string, signal: StopSignal, done: string): number {
+  io.stderr(`ptp ${command}: interrupted (${signal}) after ${done}\n`);
+  return SIGNAL_EXIT_CODE[signal];
+}
+
+/** "1 token", "2 tokens". */
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;

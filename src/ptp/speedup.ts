@@ -5,6 +5,7 @@ import type { Checkpoint } from "../model/weights.js";
 import { XorShiftAux } from "../sampling/aux.js";
 import { checkPositiveInteger, describeValue } from "../util/checks.js";
 import { decodeBatches } from "./decode/compare.js";
+import { runToEnd } from "./decode/decode-ar.js";
 import type { DecoderName } from "./decode/run.js";
 import { PtpModel } from "./ptp-model.js";
 import { DraftModel } from "./draft-model.js";
@@ -88,6 +89,17 @@ function callCostRatio(model: Transformer, rows: number): number {
 }
 
 export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
+  return runToEnd(measureSpeedupSteps(o));
+}
+
+/**
+ * measureSpeedup a decode at a time: a generator that yields after each
+ * part (a widening, a decode, a call-cost measurement), never inside a timed
+ * decode, and returns the rows; return() stops it early and frees what it
+ * made (`ptp demo --scale` runs it with runInterruptibly, so Ctrl-C stops it
+ * between two decodes).
+ */
+export function* measureSpeedupSteps(o: SpeedupOptions): Generator<void, SpeedupRow[], void> {
   if (typeof o.backend?.alloc !== "function") throw new TypeError(`measureSpeedup: backend must be a Backend (createBackend), got ${describeValue(o.backend)}`);
   if (o.proposer?.kind !== "student" && o.proposer?.kind !== "draft") throw new TypeError(`measureSpeedup: proposer must be { kind: "student", student } or { kind: "draft", draft }, got ${describeValue(o.proposer)}`);
   if (!Array.isArray(o.prompts)) throw new TypeError(`measureSpeedup: prompts must be an array of prompts (arrays of token ids), got ${describeValue(o.prompts)}`);
@@ -113,6 +125,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
     const drafts = { classifierWeights: o.draftClassifier };
     const model = new PtpModel(teacher, student, head, drafts);
     const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt), drafts) : undefined;
+    yield;
     let rows = 0,
       teacherCalls = 0,
       forwardMs = 0;
@@ -140,7 +153,11 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
         return { outputs: r.outputs, calls: r.stats.modelCalls, tokens: r.stats.generatedTokens, seconds: r.stats.seconds, forwardSeconds: forwardMs / 1000 };
       };
       const all: DecoderName[] = ["ar", ...o.decoders.filter((d) => d !== "ar")];
-      for (const d of all) run(d); // warm-up: packing, JIT tiers
+      // warm-up: packing, JIT tiers
+      for (const d of all) {
+        run(d);
+        yield;
+      }
       const speed = new Map<DecoderName, number[]>(all.map((d) => [d, []]));
       const last = new Map<DecoderName, { result: Run; rows: number; teacherCalls: number }>();
       for (let r = 0; r < o.reps; r++) {
@@ -150,6 +167,7 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
           const result = run(d);
           speed.get(d)!.push(result.tokens / result.seconds);
           last.set(d, { result, rows, teacherCalls });
+          yield;
         }
       }
       const ar = last.get("ar")!.result;
@@ -158,12 +176,14 @@ export function measureSpeedup(o: SpeedupOptions): SpeedupRow[] {
         const { result, rows: n, teacherCalls: calls } = last.get(d)!;
         const rowsPerCall = n / calls;
         const tps = median(speed.get(d)!);
+        const cRows = d === "ar" ? 1 : callCostRatio(teacher, Math.round(rowsPerCall));
+        yield;
         const row: SpeedupRow = {
           shape,
           decoder: d,
           acceptedPerCall: result.tokens / result.calls,
           rowsPerCall,
-          cRows: d === "ar" ? 1 : callCostRatio(teacher, Math.round(rowsPerCall)),
+          cRows,
           arTokensPerSecond: arSpeed,
           tokensPerSecond: tps,
           speedup: tps / arSpeed,
