@@ -125,7 +125,6 @@ export function* measureSpeedupSteps(o: SpeedupOptions): Generator<void, Speedup
     const drafts = { classifierWeights: o.draftClassifier };
     const model = new PtpModel(teacher, student, head, drafts);
     const draft = p.kind === "draft" ? new DraftModel(teacher, shape === "own" ? p.draft : widenDraft(p.draft, ckpt), drafts) : undefined;
-    yield;
     let rows = 0,
       teacherCalls = 0,
       forwardMs = 0;
@@ -142,6 +141,7 @@ export function* measureSpeedupSteps(o: SpeedupOptions): Generator<void, Speedup
       }
     };
     try {
+      yield; // after the widening (seconds at 110M); a return() here still frees the models (finally)
       // One prompt per decode (as the demo does), so rows and tokens per call are one sequence's.
       const run = (decoder: DecoderName): Run => {
         forwardMs = 0;
