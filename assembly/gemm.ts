@@ -20,7 +20,7 @@
 
 import { madd } from "./madd";
 
-/** Bytes of packed panels kept hot (in L2) while all row quads of a long call pass over them. */
+/** Bytes of packed panels kept hot (in L2) while all row groups of a long call pass over them. */
 const W_BLOCK_BYTES: usize = 256 * 1024;
 
 // ---- packed weight panels --------------------------------------------------
@@ -33,10 +33,13 @@ const W_BLOCK_BYTES: usize = 256 * 1024;
 // stream at a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in
 // one scratch measurement), so each kernel walks several panels far apart at
 // once: one or two rows four panels, three rows three, four rows two (a quad
-// of rows interleaved k-major first, where product has scratch for it). A
-// tile has at most 9 accumulators (V8 gives 15 vector registers: with the
-// loaded panel vectors and the broadcast x, 12 spill and read 0.7-0.98x as
-// fast).
+// or triple of rows interleaved k-major first, where product has scratch for
+// it, so that a tile broadcasts every row's x[k] from one address). A tile
+// has at most 9 accumulators (V8 gives 15 vector registers: with the loaded
+// panel vectors and the broadcast x, 12 spill and read 0.7-0.98x as fast;
+// V8 loads every operand of a loop body before its multiply-adds, so even
+// a rows-in-lanes tile of 12 accumulators and one x vector spills, and
+// read 0.5x as fast).
 
 /** Bytes `packPanels` writes for a [N, K] matrix. */
 export function packedBytes(K: i32, N: i32): usize {
@@ -281,18 +284,19 @@ export function inPlaceScratchBytes(K: i32): usize {
 }
 
 /**
- * A quad of rows, k-major at xt (the four rows' x[k] side by side, as
- * interleaveQuads writes them), times two panels `d` apart: two streams, 8
- * accumulators. Each k broadcasts the four values from one address at
- * constant offsets, where tileRx2 computes an address per row (V8 emits an
- * add for each, and the tile is bound by instructions, not multiply-adds).
+ * A group of G rows (G = 3 or 4, a constant at every call), k-major at xt
+ * (the G rows' x[k] side by side, as interleaveGroups writes them), times
+ * two panels `d` apart: two streams, 2G accumulators. Each k broadcasts
+ * the G values from one address at constant offsets, where tileRx2
+ * computes an address per row (V8 emits an add for each, and the tile is
+ * bound by instructions, not multiply-adds).
  */
 // @ts-ignore: decorator
-@inline function tileQx2(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
+@inline function tileGx2(G: i32, BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  const xe = xt + (kEnd << 2);
+  const xe = xt + kEnd * G;
   let p2 = p + pd;
-  for (let xk = xt; xk < xe; xk += 16) {
+  for (let xk = xt; xk < xe; xk += 4 * G) {
     const e = lw(BF, p), f = lw(BF, p2);
     p2 += BF ? 8 : 16;
     let v = v128.load32_splat(xk);
@@ -301,45 +305,86 @@ export function inPlaceScratchBytes(K: i32): usize {
     a1 = madd(v, e, a1); b1 = madd(v, f, b1);
     v = v128.load32_splat(xk, 8);
     a2 = madd(v, e, a2); b2 = madd(v, f, b2);
-    v = v128.load32_splat(xk, 12);
-    a3 = madd(v, e, a3); b3 = madd(v, f, b3);
+    if (G > 3) {
+      v = v128.load32_splat(xk, 12);
+      a3 = madd(v, e, a3); b3 = madd(v, f, b3);
+    }
     p += BF ? 8 : 16;
   }
   const dn = d << 2;
   put(y, n, N, a0); put(y, n + dn, N, b0);
   put(y + ys, n, N, a1); put(y + ys, n + dn, N, b1);
   put(y + 2 * ys, n, N, a2); put(y + 2 * ys, n + dn, N, b2);
-  put(y + 3 * ys, n, N, a3); put(y + 3 * ys, n + dn, N, b3);
+  if (G > 3) { put(y + 3 * ys, n, N, a3); put(y + 3 * ys, n + dn, N, b3); }
 }
 
-/** A quad of rows (k-major at xt) times one panel: one stream, 4 accumulators. */
+/** A group of G rows (k-major at xt) times one panel: one stream, G accumulators. */
 // @ts-ignore: decorator
-@inline function tileQx1(BF: bool, y: usize, ys: usize, n: i32, N: i32, xt: usize, p: usize, kEnd: usize): void {
+@inline function tileGx1(G: i32, BF: bool, y: usize, ys: usize, n: i32, N: i32, xt: usize, p: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  const xe = xt + (kEnd << 2);
-  for (let xk = xt; xk < xe; xk += 16) {
+  const xe = xt + kEnd * G;
+  for (let xk = xt; xk < xe; xk += 4 * G) {
     const e = lw(BF, p);
     a0 = madd(v128.load32_splat(xk), e, a0);
     a1 = madd(v128.load32_splat(xk, 4), e, a1);
     a2 = madd(v128.load32_splat(xk, 8), e, a2);
-    a3 = madd(v128.load32_splat(xk, 12), e, a3);
+    if (G > 3) a3 = madd(v128.load32_splat(xk, 12), e, a3);
     p += BF ? 8 : 16;
   }
   put(y, n, N, a0);
   put(y + ys, n, N, a1);
   put(y + 2 * ys, n, N, a2);
-  put(y + 3 * ys, n, N, a3);
+  if (G > 3) put(y + 3 * ys, n, N, a3);
 }
 
-/** A quad of rows (k-major at xt) over panels q0 .. q1-1: two streams, the panel left over alone. */
+/**
+ * A triple of rows (k-major at xt) times three panels `d` apart: three
+ * streams, 9 accumulators (tile3x3 with x read from one address; 1.21-1.26x
+ * as fast on weights from memory, bench/gemm-ab.ts --rows 3 --cold).
+ */
 // @ts-ignore: decorator
-@inline function quadOverPanels(BF: bool, y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+@inline function tileT3x3(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, b0 = a0, b1 = a0, b2 = a0, c0 = a0, c1 = a0, c2 = a0;
+  const xe = xt + kEnd * 3;
+  let p1 = p + pd, p2 = p1 + pd;
+  for (let xk = xt; xk < xe; xk += 12) {
+    const e = lw(BF, p), f = lw(BF, p1), g = lw(BF, p2);
+    let v = v128.load32_splat(xk);
+    a0 = madd(v, e, a0); b0 = madd(v, f, b0); c0 = madd(v, g, c0);
+    v = v128.load32_splat(xk, 4);
+    a1 = madd(v, e, a1); b1 = madd(v, f, b1); c1 = madd(v, g, c1);
+    v = v128.load32_splat(xk, 8);
+    a2 = madd(v, e, a2); b2 = madd(v, f, b2); c2 = madd(v, g, c2);
+    p += BF ? 8 : 16; p1 += BF ? 8 : 16; p2 += BF ? 8 : 16;
+  }
+  const dn = d << 2, y1 = y + ys, y2 = y1 + ys;
+  put(y, n, N, a0); put(y, n + dn, N, b0); put(y, n + 2 * dn, N, c0);
+  put(y1, n, N, a1); put(y1, n + dn, N, b1); put(y1, n + 2 * dn, N, c1);
+  put(y2, n, N, a2); put(y2, n + dn, N, b2); put(y2, n + 2 * dn, N, c2);
+}
+
+/**
+ * A group of G rows (k-major at xt) over panels q0 .. q1-1: a quad on two
+ * streams, the panel left over alone; a triple on three, the two left over
+ * side by side, then one alone.
+ */
+// @ts-ignore: decorator
+@inline function groupOverPanels(G: i32, BF: bool, y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
   const pb = BF ? kEnd << 1 : kEnd << 2;
-  const d = (q1 - q0) >> 1;
+  const S = G > 3 ? 2 : 3;
+  const d = (q1 - q0) / S;
   const pd = <usize>d * pb;
   let q = q0;
-  for (; q < q0 + d; q++) tileQx2(BF, y, ys, q << 2, N, d, xt, packed + <usize>q * pb, pd, kEnd);
-  for (q = q0 + 2 * d; q < q1; q++) tileQx1(BF, y, ys, q << 2, N, xt, packed + <usize>q * pb, kEnd);
+  for (; q < q0 + d; q++) {
+    if (G > 3) tileGx2(4, BF, y, ys, q << 2, N, d, xt, packed + <usize>q * pb, pd, kEnd);
+    else tileT3x3(BF, y, ys, q << 2, N, d, xt, packed + <usize>q * pb, pd, kEnd);
+  }
+  q = q0 + S * d;
+  if (G == 3 && q + 2 <= q1) {
+    tileGx2(3, BF, y, ys, q << 2, N, 1, xt, packed + <usize>q * pb, pb, kEnd);
+    q += 2;
+  }
+  for (; q < q1; q++) tileGx1(G, BF, y, ys, q << 2, N, xt, packed + <usize>q * pb, kEnd);
 }
 
 /**
@@ -360,7 +405,7 @@ export function inPlaceScratchBytes(K: i32): usize {
 /**
  * How many quads of rows the kernels take out of M rows: M / 4 rounded
  * down, but one fewer when a lone row would be left over (M = 4Q + 1, Q >=
- * 1): the last five rows go as a triple and a pair (tile3x3, tile2x4),
+ * 1): the last five rows go as a triple and a pair (tileT3x3 or tile3x3, tile2x4),
  * whose tiles keep both FMA pipes busy where a lone row's (tile1x4) keeps
  * half of them. M = 9 and 13 gained 1.05-1.09x on cold weights; M = 5,
  * whose first group reads the weights from memory either way, ran the
@@ -373,12 +418,28 @@ export function inPlaceScratchBytes(K: i32): usize {
 }
 
 /**
- * Writes x [M, K] as the quad tiles read it: rows 0 .. 4Q-1 (Q =
- * quadsOf(M)) as quads, k-major (quad t's four values of k at dst + (t K +
- * k) 16), then the M - 4Q rows after them as they are. A copy: the
- * values and so the products are unchanged.
+ * Rows m .. m + 2 of x, k-major at dst (row r's x[k] at dst + 12 k + 4 r):
+ * a triple as tileT3x3 reads it.
  */
-export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
+// @ts-ignore: decorator
+@inline function interleaveTriple(dst: usize, x: usize, rowBytes: usize): void {
+  for (let k: usize = 0; k < rowBytes; k += 4) {
+    store<f32>(dst, load<f32>(x + k));
+    store<f32>(dst, load<f32>(x + rowBytes + k), 4);
+    store<f32>(dst, load<f32>(x + 2 * rowBytes + k), 8);
+    dst += 12;
+  }
+}
+
+/**
+ * Writes x [M, K] (M >= 3) as the group tiles read it: rows 0 .. 4Q-1 (Q =
+ * quadsOf(M)) as quads, k-major (quad t's four values of k at dst + (t K +
+ * k) 16), then three of the rows after them (when three or five are left)
+ * as a triple, k-major (at dst + 4Q K 4 + 12 k), then the rest (two rows)
+ * as they are. Each group starts where its first row starts in x. A copy:
+ * the values and so the products are unchanged.
+ */
+export function interleaveGroups(dst: usize, x: usize, M: i32, K: i32): void {
   const rowBytes = (<usize>K) << 2;
   const Q = quadsOf(M);
   for (let t = 0; t < Q; t++) {
@@ -398,7 +459,12 @@ export function interleaveQuads(dst: usize, x: usize, M: i32, K: i32): void {
       d += 16;
     }
   }
-  const done = (<usize>(4 * Q)) * rowBytes;
+  let done = (<usize>(4 * Q)) * rowBytes;
+  const left = M - 4 * Q;
+  if (left == 3 || left == 5) {
+    interleaveTriple(dst + done, x + done, rowBytes);
+    done += 3 * rowBytes;
+  }
   memory.copy(dst + done, x + done, (<usize>M) * rowBytes - done);
 }
 
@@ -447,32 +513,34 @@ function rowGroupBf16(R: i32, y: usize, ys: usize, N: i32, x: usize, xs: usize, 
   else rowsOverPanels(1, true, y, ys, N, x, xs, packed, q0, q1, kEnd);
 }
 
-/** A quad of rows over f32 panels (quadOverPanels with BF a constant, so the tiles hold no branch on it). */
-function quadF32(y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
-  quadOverPanels(false, y, ys, N, xt, packed, q0, q1, kEnd);
+/** A group of G = 3 or 4 rows over f32 panels (groupOverPanels with G and BF constants, so the tiles hold no branch on them). */
+function groupF32(G: i32, y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+  if (G > 3) groupOverPanels(4, false, y, ys, N, xt, packed, q0, q1, kEnd);
+  else groupOverPanels(3, false, y, ys, N, xt, packed, q0, q1, kEnd);
 }
 
-/** quadF32 over bf16 panels. */
-function quadBf16(y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
-  quadOverPanels(true, y, ys, N, xt, packed, q0, q1, kEnd);
+/** groupF32 over bf16 panels. */
+function groupBf16(G: i32, y: usize, ys: usize, N: i32, xt: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
+  if (G > 3) groupOverPanels(4, true, y, ys, N, xt, packed, q0, q1, kEnd);
+  else groupOverPanels(3, true, y, ys, N, xt, packed, q0, q1, kEnd);
 }
 
 /**
  * Columns c0 .. c1-1 from packed panels, f32 (BF false) or bf16 (BF true),
- * x row by row, or (quads) as interleaveQuads wrote it. Up to four rows
+ * x row by row, or (grouped) as interleaveGroups wrote it. Up to four rows
  * walk every panel once; more rows go four at a time over blocks of panels
  * that stay in L2 (W_BLOCK_BYTES) while all of them pass, so only the first
  * group reads the block from memory.
  */
-export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32, quads: bool = false): void {
+export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, K: i32, N: i32, c0: i32, c1: i32, grouped: bool = false): void {
   const kEnd = (<usize>K) << 2;
   const xs = kEnd, ys = (<usize>N) << 2;
   const q0 = c0 >> 2, q1 = (c1 + 3) >> 2;
-  const Q = quads ? quadsOf(M) : 0;
+  const Q = grouped ? quadsOf(M) : 0;
   if (M <= 4) {
-    if (Q == 1) {
-      if (BF) quadBf16(y, ys, N, x, packed, q0, q1, kEnd);
-      else quadF32(y, ys, N, x, packed, q0, q1, kEnd);
+    if (grouped && M >= 3) {
+      if (BF) groupBf16(M, y, ys, N, x, packed, q0, q1, kEnd);
+      else groupF32(M, y, ys, N, x, packed, q0, q1, kEnd);
     }
     else if (BF) rowGroupBf16(M, y, ys, N, x, xs, packed, q0, q1, kEnd);
     else rowGroupF32(M, y, ys, N, x, xs, packed, q0, q1, kEnd);
@@ -484,14 +552,19 @@ export function gemmPanels(BF: bool, y: usize, x: usize, packed: usize, M: i32, 
     const e = min<i32>(q1, b + nb);
     for (let t = 0; t < Q; t++) {
       const yt = y + <usize>(4 * t) * ys, xt = x + <usize>t * (kEnd << 2);
-      if (BF) quadBf16(yt, ys, N, xt, packed, b, e, kEnd);
-      else quadF32(yt, ys, N, xt, packed, b, e, kEnd);
+      if (BF) groupBf16(4, yt, ys, N, xt, packed, b, e, kEnd);
+      else groupF32(4, yt, ys, N, xt, packed, b, e, kEnd);
     }
     // The rows after the quads in groups of up to four; five left go as three, then two (quadsOf).
     for (let m = 4 * Q; m < M; ) {
       const R = M - m == 5 ? 3 : min<i32>(4, M - m);
-      if (BF) rowGroupBf16(R, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
-      else rowGroupF32(R, y + <usize>m * ys, ys, N, x + <usize>m * xs, xs, packed, b, e, kEnd);
+      const ym = y + <usize>m * ys, xm = x + <usize>m * xs;
+      if (grouped && R == 3) {
+        if (BF) groupBf16(3, ym, ys, N, xm, packed, b, e, kEnd);
+        else groupF32(3, ym, ys, N, xm, packed, b, e, kEnd);
+      }
+      else if (BF) rowGroupBf16(R, ym, ys, N, xm, xs, packed, b, e, kEnd);
+      else rowGroupF32(R, ym, ys, N, xm, xs, packed, b, e, kEnd);
       m += R;
     }
   }

@@ -26,7 +26,7 @@
 
 import { attentionHeads } from "./attention";
 import { gemmBf16 } from "./bf16";
-import { gemm, gemmPanels, interleaveQuads } from "./gemm";
+import { gemm, gemmPanels, interleaveGroups } from "./gemm";
 import { gemmInt8, quantizedRowsBytes, quantizeRowsInt8 } from "./int8";
 
 // Slots (i32) of the control block.
@@ -55,8 +55,8 @@ const JOB_GEMM: i32 = 0; // gemm(y, x, w, packed, M, K, N, lo, hi)
 const JOB_ATTENTION: i32 = 1; // attentionHeads(out, q, keys, values, mask, hasMask, M, nKeys, nHeads, nKvHeads, hs, scratch, lo, hi)
 const JOB_GEMM_BF16: i32 = 2; // gemmBf16(y, x, w, packed, M, K, N, lo, hi)
 const JOB_GEMM_INT8: i32 = 3; // gemmInt8(y, xq, packed, M, K, N, lo, hi): the block's x is xq, its w unused
-const JOB_GEMM_QUADS: i32 = 4; // gemmPanels(false, y, xq, packed, M, K, N, lo, hi, quads): x as interleaveQuads wrote it
-const JOB_GEMM_BF16_QUADS: i32 = 5; // the same over bf16 panels
+const JOB_GEMM_GROUPED: i32 = 4; // gemmPanels(false, y, xq, packed, M, K, N, lo, hi, grouped): x as interleaveGroups wrote it
+const JOB_GEMM_BF16_GROUPED: i32 = 5; // the same over bf16 panels
 
 /** Address of slot i. */
 // @ts-ignore: decorator
@@ -178,7 +178,7 @@ export const WEIGHTS_INT8: i32 = 2;
 /** Bytes of the scratch `xq` that product needs for M rows of K inputs with weights of type `weights` (0: none). */
 export function productScratchBytes(weights: i32, M: i32, K: i32): usize {
   if (weights == WEIGHTS_INT8) return quantizedRowsBytes(M, K);
-  return M >= 4 ? (<usize>M) * (<usize>K) << 2 : 0;
+  return M >= 3 ? (<usize>M) * (<usize>K) << 2 : 0;
 }
 
 /** Segments a matmul job holds at most, and the argument where the first starts (after x, M and K). */
@@ -217,9 +217,9 @@ export function product(ctrl: usize, threads: i32, weights: i32, y: usize, x: us
  * k and v; w1 and w3), segment s being (y_s, w_s, packed_s, N_s); N_1 = 0
  * leaves out segments 1 and 2, N_2 = 0 segment 2. x first goes into `xq`
  * (productScratchBytes bytes) as the kernels read it best, once for all of
- * them and before any split: int8 quantises it, f32 and bf16 with four or
- * more rows interleave its quads (interleaveQuads; with xq 0, they read x
- * row by row). Split over the pool's threads when large enough (`ctrl` 0:
+ * them and before any split: int8 quantises it, f32 and bf16 with three or
+ * more rows interleave its quads and triples (interleaveGroups; with xq 0,
+ * they read x row by row). Split over the pool's threads when large enough (`ctrl` 0:
  * the pool is not running, or there is none) as one job over the
  * segments' columns side by side: guided chunks, multiples of CHUNK_ALIGN, none
  * under MIN_CHUNK_MACS multiply-adds but the last. Every column is computed
@@ -237,10 +237,10 @@ export function products(
     quantizeRowsInt8(xq, x, M, K);
     x = xq;
     kind = JOB_GEMM_INT8;
-  } else if (M >= 4 && xq != 0 && p0 != 0 && (N1 <= 0 || p1 != 0) && (N2 <= 0 || p2 != 0)) {
-    interleaveQuads(xq, x, M, K);
+  } else if (M >= 3 && xq != 0 && p0 != 0 && (N1 <= 0 || p1 != 0) && (N2 <= 0 || p2 != 0)) {
+    interleaveGroups(xq, x, M, K);
     x = xq;
-    kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16_QUADS : JOB_GEMM_QUADS;
+    kind = weights == WEIGHTS_BF16 ? JOB_GEMM_BF16_GROUPED : JOB_GEMM_GROUPED;
   }
   const N = N0 + max<i32>(0, N1) + max<i32>(0, N2);
   const macs = <i64>M * <i64>K * <i64>N;
@@ -277,8 +277,8 @@ export function products(
 // @ts-ignore: decorator
 @inline function gemmRange(kind: i32, y: usize, x: usize, w: usize, packed: usize, M: i32, K: i32, N: i32, lo: i32, hi: i32): void {
   if (kind == JOB_GEMM) gemm(y, x, w, packed, M, K, N, lo, hi);
-  else if (kind == JOB_GEMM_QUADS) gemmPanels(false, y, x, packed, M, K, N, lo, hi, true);
-  else if (kind == JOB_GEMM_BF16_QUADS) gemmPanels(true, y, x, packed, M, K, N, lo, hi, true);
+  else if (kind == JOB_GEMM_GROUPED) gemmPanels(false, y, x, packed, M, K, N, lo, hi, true);
+  else if (kind == JOB_GEMM_BF16_GROUPED) gemmPanels(true, y, x, packed, M, K, N, lo, hi, true);
   else if (kind == JOB_GEMM_BF16) gemmBf16(y, x, w, packed, M, K, N, lo, hi);
   else gemmInt8(y, x, packed, M, K, N, lo, hi);
 }

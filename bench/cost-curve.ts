@@ -11,7 +11,7 @@
  *   --threads 1,2        wasm thread counts to run (default 1)
  *   --shapes 260K,15M    shapes to run (default 260K,15M,42M,110M); 260K is
  *                        stories260K's real weights, the others random weights
- *   --quick              k in {1,2,4,8,16,32,64}, 5 repetitions,
+ *   --quick              k in {1,2,3,4,8,16,32,64}, 5 repetitions,
  *                        shapes 260K,15M
  *   --weights f32|bf16|int8  the backend's weight type (default f32)
  *   --json               the raw numbers (medians and every sample) on stdout
@@ -58,7 +58,7 @@ const quick = f.quick;
 const asJson = f.json;
 const threadCounts = listFlag("threads", f.threads, THREADS);
 const shapes = listFlag("shapes", f.shapes ?? (quick ? "260K,15M" : "260K,15M,42M,110M"), { kind: "string", choices: SHAPE_NAMES });
-const KS = quick ? [1, 2, 4, 8, 16, 32, 64] : Array.from({ length: MAX_K }, (_, i) => i + 1);
+const KS = quick ? [1, 2, 3, 4, 8, 16, 32, 64] : Array.from({ length: MAX_K }, (_, i) => i + 1);
 
 const progress = (msg: string) => process.stderr.write(`[cost-curve] ${msg}\n`);
 const median = (xs: number[]) => {

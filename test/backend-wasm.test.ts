@@ -440,7 +440,7 @@ describe("FreeListAllocator", () => {
 
 describe("packed panels", () => {
   it.each(["relaxed", "simd"] as const)(
-    "BACKEND-PACKED (%s): gemm on packed panels of 4 columns (1 to 4 rows over 4, 3 or 2 streams, more rows four at a time over L2 blocks of panels, five left over as three and two, N not a multiple of 4) equals the unpacked kernel bit for bit, for M = 1..13 and column ranges as threads split them; the plain SIMD build equals the sequence acc = fround(acc + fround(x * w)) over k in order (the js backend's) bit for bit",
+    "BACKEND-PACKED (%s): gemm on packed panels of 4 columns (1 to 4 rows over 4, 3 or 2 streams, more rows four at a time over L2 blocks of panels, five left over as three and two, N not a multiple of 4) equals the unpacked kernel bit for bit, for M = 1..13 and column ranges as threads split them, and so does product (quads and triples of rows interleaved first); the plain SIMD build equals the sequence acc = fround(acc + fround(x * w)) over k in order (the js backend's) bit for bit",
     async (build) => {
       const k = await instantiateBuild(build);
       for (const [K, N] of [
@@ -493,7 +493,7 @@ describe("packed panels", () => {
               b = new Float32Array(k.memory.buffer, y1, m * N);
             expectBitExact(b, a, `K=${K} N=${N} M=${m} split at ${cut}`);
           }
-          // The backend's entry: four or more rows go as quads interleaved into xq first.
+          // The backend's entry: three or more rows go as quads and a triple interleaved into xq first.
           new Float32Array(k.memory.buffer, y1, m * N).fill(Number.NaN);
           k.product(0, 1, 0, y1, x, w, p, xq, m, K, N);
           expectBitExact(new Float32Array(k.memory.buffer, y1, m * N), new Float32Array(k.memory.buffer, y0, m * N), `K=${K} N=${N} M=${m} through product`);

@@ -74,7 +74,7 @@ export interface Kernels extends PoolKernels {
    * `xq` first (productScratchBytes; assembly/pool.ts).
    */
   product(ctrl: number, threads: number, weights: number, y: number, x: number, w: number, packed: number, xq: number, M: number, K: number, N: number): void;
-  /** Bytes of the scratch `xq` product needs for M rows of K inputs (int8's quantised rows, f32 and bf16 quads interleaved; 0: none). */
+  /** Bytes of the scratch `xq` product needs for M rows of K inputs (int8's quantised rows, f32 and bf16 quads and triples interleaved; 0: none). */
   productScratchBytes(weights: number, M: number, K: number): number;
   /** `attention`, split over the pool's threads by query heads when large enough (`pairs`: the (row, key) pairs it visits at most). */
   attend(ctrl: number, threads: number, out: number, q: number, keys: number, values: number, mask: number, hasMask: number, M: number, nKeys: number, nHeads: number, nKvHeads: number, headSize: number, scratch: number, pairs: number): void;
@@ -534,7 +534,7 @@ export class WasmBackend implements Backend {
     if (M === 0 || N === 0) return;
     // Every weight gets panels (assembly/gemm.ts; bf16.ts and int8.ts at half and a quarter of the
     // bytes), made on its first use; x goes into scratch first, once, before any split (int8
-    // quantised, four or more rows interleaved by quads).
+    // quantised, three or more rows interleaved in quads and triples).
     const type = W.weightIndex < 0 ? this.weightIndex : W.weightIndex;
     const xBytes = this.k.productScratchBytes(type, M, K);
     const xq = xBytes > 0 ? this.scratch(xBytes) : 0;
