@@ -339,8 +339,9 @@ export function inPlaceScratchBytes(K: i32): usize {
 
 /**
  * A triple of rows (k-major at xt) times three panels `d` apart: three
- * streams, 9 accumulators (tile3x3 with x read from one address; 1.21-1.26x
- * as fast on weights from memory, bench/gemm-ab.ts --rows 3 --cold).
+ * streams, 9 accumulators (tile3x3 with x read from one address; 1.19-1.23x
+ * as fast on weights from memory at K >= 768, bench/gemm-ab.ts --rows 3
+ * --cold, docs/BENCHMARKS.md).
  */
 // @ts-ignore: decorator
 @inline function tileT3x3(BF: bool, y: usize, ys: usize, n: i32, N: i32, d: i32, xt: usize, p: usize, pd: usize, kEnd: usize): void {
