@@ -33,14 +33,15 @@
  * one thread can gain at most stream(2T) / its own 1T traffic from a second.
  *
  * Needs ../shared/models/tokenizer.bin (the 32000-token llama2.c tokenizer)
- * or --tokenizer FILE.
+ * or --tokenizer FILE; the 260K shape (vocab 512) takes
+ * ../shared/models/tok512.bin or --tokenizer-512 FILE.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { kvDim } from "../src/model/config.js";
+import { kvDim, SHAPES } from "../src/model/config.js";
 import { LINEAR_NAMES, type Checkpoint } from "../src/model/weights.js";
 import { benchFlags, COUNT, inputError, listFlag, SHAPE_NAMES, THREADS, WEIGHTS } from "./common.js";
 
@@ -54,6 +55,7 @@ const f = benchFlags({
   steps: { ...COUNT, default: 256 },
   reps: { ...COUNT, default: 3 },
   tokenizer: { kind: "string", value: "FILE", default: resolve(root, "../shared/models/tokenizer.bin") },
+  "tokenizer-512": { kind: "string", value: "FILE", default: resolve(root, "../shared/models/tok512.bin") },
   json: { kind: "bool" },
 });
 const { runc, runq, steps, reps, tokenizer } = f;
@@ -62,7 +64,17 @@ const threads = listFlag("threads", f.threads, THREADS);
 const weightTypes = listFlag("weights", f.weights, WEIGHTS);
 const asJson = f.json;
 const progress = (m: string) => process.stderr.write(`[native-vs-ours] ${m}\n`);
-if (!existsSync(tokenizer)) inputError(`--tokenizer ${tokenizer}: not found (a llama2.c tokenizer.bin of 32000 tokens)`);
+/** The tokenizer of each shape's vocabulary, by the flag that names it. */
+const TOKENIZERS: Record<number, { flag: string; path: string }> = {
+  32000: { flag: "--tokenizer", path: tokenizer },
+  512: { flag: "--tokenizer-512", path: f["tokenizer-512"] },
+};
+const tokenizerOf = (shape: keyof typeof SHAPES): string => TOKENIZERS[SHAPES[shape].vocabSize].path;
+for (const shape of shapes) {
+  const vocab = SHAPES[shape].vocabSize,
+    t = TOKENIZERS[vocab];
+  if (!existsSync(t.path)) inputError(`${t.flag} ${t.path}: not found (a llama2.c tokenizer of ${vocab} tokens, for the ${shape} shape)`);
+}
 for (const [flag, path, file] of [
   ["--runc", runc, "run.c"],
   ["--runq", runq, "runq.c"],
@@ -130,14 +142,14 @@ const tokPerSec = (stderr: string, who: string): number => {
   return Number(m[1]);
 };
 
-function ours(model: string, t: number, weights: string): number {
-  const r = spawnSync(process.execPath, [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tokenizer, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights], { encoding: "utf8", maxBuffer: 1 << 26 });
+function ours(model: string, tok: string, t: number, weights: string): number {
+  const r = spawnSync(process.execPath, [resolve(root, "bin/ptp.js"), "generate", "--model", model, "--tokenizer", tok, "--steps", String(steps), "--temperature", "0", "--no-stop", "--threads", String(t), "--weights", weights], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`ptp generate failed: ${r.stderr}`);
   return tokPerSec(r.stderr, "ptp generate");
 }
 
-function native(bin: string, model: string, t: number): number {
-  const r = spawnSync(bin, [model, "-z", tokenizer, "-t", "0", "-n", String(steps)], {
+function native(bin: string, model: string, tok: string, t: number): number {
+  const r = spawnSync(bin, [model, "-z", tok, "-t", "0", "-n", String(steps)], {
     encoding: "utf8",
     maxBuffer: 1 << 26,
     env: { ...process.env, OMP_NUM_THREADS: String(t) },
@@ -205,6 +217,7 @@ for (const shape of shapes) {
   const model = join(tmp, `${shape}.bin`);
   execFileSync(process.execPath, [resolve(root, "bin/ptp.js"), "random-model", "--shape", shape, "--seed", "1", "--out", model], { stdio: "ignore" });
   const modelQ = join(tmp, `${shape}-q80.bin`);
+  const tok = tokenizerOf(shape);
   const config = readCheckpoint(model).config;
   if (runqBin) writeQ80(readCheckpoint(model), modelQ, 32);
   // Every repetition runs every thread count and weight type (and run.c) in turn, so all see the same load.
@@ -217,11 +230,11 @@ for (const shape of shapes) {
   for (let i = 0; i < reps; i++) {
     for (const t of threads) {
       for (const w of weightTypes) {
-        const v = ours(model, t, w);
+        const v = ours(model, tok, t, w);
         o.set(key(t, w), [...(o.get(key(t, w)) ?? []), v]);
       }
-      if (runBin) n.set(t, [...(n.get(t) ?? []), native(runBin, model, t)]);
-      if (runqBin) q.set(t, [...(q.get(t) ?? []), native(runqBin, modelQ, t)]);
+      if (runBin) n.set(t, [...(n.get(t) ?? []), native(runBin, model, tok, t)]);
+      if (runqBin) q.set(t, [...(q.get(t) ?? []), native(runqBin, modelQ, tok, t)]);
       st.set(t, [...(st.get(t) ?? []), stream(streamBin, t)]);
       sw.set(t, [...(sw.get(t) ?? []), wasmStream(t)]);
       progress(
