@@ -32,7 +32,9 @@ const W_BLOCK_BYTES: usize = 256 * 1024;
 // is one sequential memory stream, and one core's prefetchers serve each
 // stream at a limited rate (one stream 14.6 GB/s, two 18.4, four 22.7 in
 // one scratch measurement), so each kernel walks several panels far apart at
-// once: one or two rows four panels, three rows three, four rows two (a quad
+// once: one or two rows four panels (one row of a small matrix six, whose
+// accumulators then hide the multiply-add's latency where the panels are in
+// cache), three rows three, four rows two (a quad
 // or triple of rows interleaved k-major first, where product has scratch for
 // it, so that a tile broadcasts every row's x[k] from one address). A tile
 // has at most 9 accumulators (V8 gives 15 vector registers: with the loaded
@@ -182,6 +184,29 @@ export function inPlaceScratchBytes(K: i32): usize {
   put(y, n + dn, N, a1);
   put(y, n + 2 * dn, N, a2);
   put(y, n + 3 * dn, N, a3);
+}
+
+/** One row of x times six panels `d` panels apart: six streams, 6 accumulators (13 registers with the loaded panels). */
+// @ts-ignore: decorator
+@inline function tile1x6(BF: bool, y: usize, n: i32, N: i32, d: i32, x: usize, p: usize, pd: usize, kEnd: usize): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  for (let k: usize = 0; k < kEnd; k += 4) {
+    const v = v128.load32_splat(x + k);
+    a0 = madd(v, lw(BF, p), a0);
+    a1 = madd(v, lw(BF, p + pd), a1);
+    a2 = madd(v, lw(BF, p + 2 * pd), a2);
+    a3 = madd(v, lw(BF, p + 3 * pd), a3);
+    a4 = madd(v, lw(BF, p + 4 * pd), a4);
+    a5 = madd(v, lw(BF, p + 5 * pd), a5);
+    p += BF ? 8 : 16;
+  }
+  const dn = d << 2;
+  put(y, n, N, a0);
+  put(y, n + dn, N, a1);
+  put(y, n + 2 * dn, N, a2);
+  put(y, n + 3 * dn, N, a3);
+  put(y, n + 4 * dn, N, a4);
+  put(y, n + 5 * dn, N, a5);
 }
 
 /** Two rows of x times four panels `d` apart: four streams, 8 accumulators. */
@@ -478,10 +503,27 @@ export function interleaveGroups(dst: usize, x: usize, M: i32, K: i32): void {
 // @ts-ignore: decorator
 @inline function rowsOverPanels(R: i32, BF: bool, y: usize, ys: usize, N: i32, x: usize, xs: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
   const pb = BF ? kEnd << 1 : kEnd << 2; // bytes per panel
+  let q = q0;
+  // One row of a small matrix (its panels within W_BLOCK_BYTES: warm in the caches in a small
+  // model's step, and never split over threads) on six streams; a large one on four.
+  if (R == 1 && <usize>((N + 3) >> 2) * pb <= W_BLOCK_BYTES) {
+    const d6 = (q1 - q0) / 6;
+    for (; q < q0 + d6; q++) tile1x6(BF, y, q << 2, N, d6, x, packed + <usize>q * pb, <usize>d6 * pb, kEnd);
+    q = q0 + 6 * d6;
+    if (q + 4 <= q1) {
+      tile1x4(BF, y, q << 2, N, 1, x, packed + <usize>q * pb, pb, kEnd);
+      q += 4;
+    }
+    if (q + 2 <= q1) {
+      tileRx2(1, BF, y, ys, q << 2, N, 1, x, xs, packed + <usize>q * pb, pb, kEnd);
+      q += 2;
+    }
+    for (; q < q1; q++) tileRx1(1, BF, y, ys, q << 2, N, x, xs, packed + <usize>q * pb, kEnd);
+    return;
+  }
   const S = R <= 2 ? 4 : R == 3 ? 3 : 2;
   const d = (q1 - q0) / S;
   const pd = <usize>d * pb;
-  let q = q0;
   for (; q < q0 + d; q++) {
     const p = packed + <usize>q * pb;
     if (R == 1) tile1x4(BF, y, q << 2, N, d, x, p, pd, kEnd);

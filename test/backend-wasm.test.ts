@@ -440,7 +440,7 @@ describe("FreeListAllocator", () => {
 
 describe("packed panels", () => {
   it.each(["relaxed", "simd"] as const)(
-    "BACKEND-PACKED (%s): gemm on packed panels of 4 columns (1 to 4 rows over 4, 3 or 2 streams, more rows four at a time over L2 blocks of panels, five left over as three and two, N not a multiple of 4) equals the unpacked kernel bit for bit, for M = 1..13 and column ranges as threads split them, and so does product (quads and triples of rows interleaved first); the plain SIMD build equals the sequence acc = fround(acc + fround(x * w)) over k in order (the js backend's) bit for bit",
+    "BACKEND-PACKED (%s): gemm on packed panels of 4 columns (1 to 4 rows over 6, 4, 3 or 2 streams, more rows four at a time over L2 blocks of panels, five left over as three and two, N not a multiple of 4) equals the unpacked kernel bit for bit, for M = 1..13 and column ranges as threads split them, and so does product (quads and triples of rows interleaved first); the plain SIMD build equals the sequence acc = fround(acc + fround(x * w)) over k in order (the js backend's) bit for bit",
     async (build) => {
       const k = await instantiateBuild(build);
       for (const [K, N] of [
