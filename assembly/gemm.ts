@@ -497,8 +497,9 @@ export function interleaveGroups(dst: usize, x: usize, M: i32, K: i32): void {
 /**
  * R rows of x (R = 1 .. 4, a constant at every call) over panels q0 .. q1-1:
  * the panels cut into S groups far apart (S streams: 4 for one or two rows,
- * 3 for three, 2 for four), the few left over one at a time (three rows:
- * two side by side).
+ * 6 for one row of a small matrix, 3 for three, 2 for four), the few left
+ * over one at a time (three rows: two side by side; one row of a small
+ * matrix: four, then two, side by side).
  */
 // @ts-ignore: decorator
 @inline function rowsOverPanels(R: i32, BF: bool, y: usize, ys: usize, N: i32, x: usize, xs: usize, packed: usize, q0: i32, q1: i32, kEnd: usize): void {
