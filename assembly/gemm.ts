@@ -162,33 +162,17 @@ export function inPlaceScratchBytes(K: i32): usize {
 }
 
 /**
- * One row of x times four panels `d` panels apart (panel q, q + d, q + 2d,
- * q + 3d): four streams, 4 accumulators. `p` is panel q's first byte and
- * `pd` the bytes between two of the panels. (Eight panels and 8
- * accumulators read 0.89-0.92x as fast in a decode on two threads: sixteen
- * streams from two cores at once.)
+ * One row of x times C panels `d` panels apart (C = 4 or 6, a constant at
+ * every call; panel q, q + d, ..., q + (C - 1) d): C streams, C
+ * accumulators. `p` is panel q's first byte and `pd` the bytes between two
+ * of the panels. Four for a matrix from memory (six panels on two threads
+ * read 0.96-0.97x as fast in a decode, eight 0.89-0.92x: too many streams
+ * from two cores at once), six for a small one in cache (13 registers with
+ * the loaded panels, no spill), whose accumulators then hide the
+ * multiply-add's latency: 1.08-1.34x.
  */
 // @ts-ignore: decorator
-@inline function tile1x4(BF: bool, y: usize, n: i32, N: i32, d: i32, x: usize, p: usize, pd: usize, kEnd: usize): void {
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  for (let k: usize = 0; k < kEnd; k += 4) {
-    const v = v128.load32_splat(x + k);
-    a0 = madd(v, lw(BF, p), a0);
-    a1 = madd(v, lw(BF, p + pd), a1);
-    a2 = madd(v, lw(BF, p + 2 * pd), a2);
-    a3 = madd(v, lw(BF, p + 3 * pd), a3);
-    p += BF ? 8 : 16;
-  }
-  const dn = d << 2;
-  put(y, n, N, a0);
-  put(y, n + dn, N, a1);
-  put(y, n + 2 * dn, N, a2);
-  put(y, n + 3 * dn, N, a3);
-}
-
-/** One row of x times six panels `d` panels apart: six streams, 6 accumulators (13 registers with the loaded panels). */
-// @ts-ignore: decorator
-@inline function tile1x6(BF: bool, y: usize, n: i32, N: i32, d: i32, x: usize, p: usize, pd: usize, kEnd: usize): void {
+@inline function tile1xC(C: i32, BF: bool, y: usize, n: i32, N: i32, d: i32, x: usize, p: usize, pd: usize, kEnd: usize): void {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
   for (let k: usize = 0; k < kEnd; k += 4) {
     const v = v128.load32_splat(x + k);
@@ -196,8 +180,10 @@ export function inPlaceScratchBytes(K: i32): usize {
     a1 = madd(v, lw(BF, p + pd), a1);
     a2 = madd(v, lw(BF, p + 2 * pd), a2);
     a3 = madd(v, lw(BF, p + 3 * pd), a3);
-    a4 = madd(v, lw(BF, p + 4 * pd), a4);
-    a5 = madd(v, lw(BF, p + 5 * pd), a5);
+    if (C > 4) {
+      a4 = madd(v, lw(BF, p + 4 * pd), a4);
+      a5 = madd(v, lw(BF, p + 5 * pd), a5);
+    }
     p += BF ? 8 : 16;
   }
   const dn = d << 2;
@@ -205,8 +191,10 @@ export function inPlaceScratchBytes(K: i32): usize {
   put(y, n + dn, N, a1);
   put(y, n + 2 * dn, N, a2);
   put(y, n + 3 * dn, N, a3);
-  put(y, n + 4 * dn, N, a4);
-  put(y, n + 5 * dn, N, a5);
+  if (C > 4) {
+    put(y, n + 4 * dn, N, a4);
+    put(y, n + 5 * dn, N, a5);
+  }
 }
 
 /** Two rows of x times four panels `d` apart: four streams, 8 accumulators. */
@@ -432,7 +420,7 @@ export function inPlaceScratchBytes(K: i32): usize {
  * How many quads of rows the kernels take out of M rows: M / 4 rounded
  * down, but one fewer when a lone row would be left over (M = 4Q + 1, Q >=
  * 1): the last five rows go as a triple and a pair (tileT3x3 or tile3x3, tile2x4),
- * whose tiles keep both FMA pipes busy where a lone row's (tile1x4) keeps
+ * whose tiles keep both FMA pipes busy where a lone row's (tile1xC) keeps
  * half of them. M = 9 and 13 gained 1.05-1.09x on cold weights; M = 5,
  * whose first group reads the weights from memory either way, ran the
  * same (bench/gemm-ab.ts, docs/BENCHMARKS.md).
@@ -509,10 +497,10 @@ export function interleaveGroups(dst: usize, x: usize, M: i32, K: i32): void {
   // model's step, and never split over threads) on six streams; a large one on four.
   if (R == 1 && <usize>((N + 3) >> 2) * pb <= W_BLOCK_BYTES) {
     const d6 = (q1 - q0) / 6;
-    for (; q < q0 + d6; q++) tile1x6(BF, y, q << 2, N, d6, x, packed + <usize>q * pb, <usize>d6 * pb, kEnd);
+    for (; q < q0 + d6; q++) tile1xC(6, BF, y, q << 2, N, d6, x, packed + <usize>q * pb, <usize>d6 * pb, kEnd);
     q = q0 + 6 * d6;
     if (q + 4 <= q1) {
-      tile1x4(BF, y, q << 2, N, 1, x, packed + <usize>q * pb, pb, kEnd);
+      tile1xC(4, BF, y, q << 2, N, 1, x, packed + <usize>q * pb, pb, kEnd);
       q += 4;
     }
     if (q + 2 <= q1) {
@@ -527,7 +515,7 @@ export function interleaveGroups(dst: usize, x: usize, M: i32, K: i32): void {
   const pd = <usize>d * pb;
   for (; q < q0 + d; q++) {
     const p = packed + <usize>q * pb;
-    if (R == 1) tile1x4(BF, y, q << 2, N, d, x, p, pd, kEnd);
+    if (R == 1) tile1xC(4, BF, y, q << 2, N, d, x, p, pd, kEnd);
     else if (R == 2) tile2x4(BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);
     else if (R == 3) tile3x3(BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);
     else tileRx2(R, BF, y, ys, q << 2, N, d, x, xs, p, pd, kEnd);

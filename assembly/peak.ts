@@ -44,7 +44,7 @@ export function dotPeak(iters: i32): i32 {
 
 /**
  * The memory read rate of one thread as the one-row matmul reads panels
- * (tile1x4 in gemm.ts): `bytes` at ptr (a multiple of 64) cut into four
+ * (tile1xC with four panels, gemm.ts): `bytes` at ptr (a multiple of 64) cut into four
  * parts walked side by side, 16-byte loads, summed with adds so that no
  * multiply-add latency is in the way. Returns a value that depends on every
  * load (bench/stream-wasm.ts times it on one and more threads).
