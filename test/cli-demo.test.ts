@@ -306,4 +306,14 @@ describe("accepted chunks", () => {
     expect(colour).toContain("\x1b[30;43m");
     expect(brackets).toBe("Tom w[as ][h][appy.]");
   });
+
+  it("DEMO-MARKS-UTF8: a character whose bytes came in two chunks (byte pieces of a Hugging Face tokenizer) is shown whole in the later one, never cut by a mark", () => {
+    const pieces: Record<number, number[]> = { 10: [0x78], 11: [0xc3], 12: [0xa9], 13: [0x79], 14: [0xf0, 0x9f], 15: [0x99, 0x82] };
+    const bytes = { safePrintf: false, name: "t", vocabSize: 16, decodePiece: (_prev: number, t: number) => Uint8Array.from(pieces[t] ?? []), encode: () => [], decode: () => "" };
+    const text = (chunks: number[], tokens: number[]) => Buffer.from(markedText(bytes, tokens, chunks, false)).toString("utf8");
+    expect(text([1, 2], [1, 10, 11, 12, 13])).toBe("x[][éy]");
+    expect(text([1, 1, 1], [1, 10, 14, 15, 13])).toBe("x[][🙂][y]");
+    // A character cut short at the end stays (the AR text's bytes, whatever they are).
+    expect(Buffer.from(markedText(bytes, [1, 10, 11], [1], false))).toEqual(Buffer.from([0x78, 0x5b, 0x5d, 0xc3]));
+  });
 });

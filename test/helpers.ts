@@ -108,15 +108,26 @@ export function formatError(fn: () => unknown, name: string): FileFormatError {
 }
 
 /** Runs the CLI in-process and captures what it writes. */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
 export async function runCli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "",
-    stderr = "";
+  // stdout's bytes decoded once at the end, as a terminal does: a UTF-8 character may come in several writes.
+  const out: Uint8Array[] = [];
+  let stderr = "";
   const io: Io = {
-    stdout: (d) => void (stdout += typeof d === "string" ? d : Buffer.from(d).toString("utf8")),
+    stdout: (d) => void out.push(typeof d === "string" ? new TextEncoder().encode(d) : Uint8Array.from(d)),
     stderr: (d) => void (stderr += d),
   };
   const code = await main(argv, io);
-  return { code, stdout, stderr };
+  return { code, stdout: new TextDecoder().decode(concatBytes(out)), stderr };
 }
 
 export interface GoldenCase {

@@ -14,7 +14,8 @@ import { createBackend } from "../src/backends/registry.js";
 import type { Backend } from "../src/backends/backend.js";
 import { teacherChecksum } from "../src/ptp/files/teacher-checksum.js";
 import { halfToFloat } from "../src/io/safetensors.js";
-import { Tokenizer } from "../src/io/tokenizer.js";
+import { printsPiece, Tokenizer } from "../src/io/tokenizer.js";
+import { chunkBytes, tokenBytes, type PieceDecoder } from "../src/ptp/chunk-text.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import type { Checkpoint } from "../src/model/weights.js";
@@ -420,6 +421,49 @@ describe("stories260K as an HF folder", () => {
     const wrong = await runCli("generate", "--model", other, ...args);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/belongs to teacher [0-9a-f]{12} but the model's checksum is [0-9a-f]{12}/);
+  });
+});
+
+describe("text of byte pieces", () => {
+  // stories260K's tokenizer spells these characters with byte-fallback tokens, one byte each.
+  const PROMPT = "日本語 🙂 Once upon a time";
+  const dir = freshDir();
+  const head = join(ROOT, "demo", "stories260K-head.safetensors");
+  const run = ["--prompt", PROMPT, "--steps", "40", "--temperature", "0", "--backend", "js"];
+
+  it("HF-TEXT-BYTES: a Hugging Face tokenizer prints every byte (a UTF-8 character split over byte pieces stays whole), tokenizer.bin follows safe_printf as run.c; --json's text keeps every byte for both", async () => {
+    const converted = await runCli("convert", "--model", STORIES_260K, "--tokenizer", TOK_512, "--to", "hf", "--out", dir);
+    expect(converted.code, converted.stderr).toBe(0);
+    const hf = loadTokenizer(dir, 512);
+    const bin = Tokenizer.load(TOK_512, 512);
+    expect(hf.safePrintf).toBe(false);
+    expect(bin.safePrintf).toBe(true);
+    expect(printsPiece(hf, Uint8Array.of(0xe6))).toBe(true);
+    expect(printsPiece(bin, Uint8Array.of(0xe6))).toBe(false);
+    expect(printsPiece({}, Uint8Array.of(0xe6))).toBe(false); // a tokenizer that does not say: safe_printf
+    const tokens = bin.encode(PROMPT, true, false);
+    expect(tokens.filter((t) => t >= 3 && t < 259).length).toBeGreaterThanOrEqual(13); // the characters are byte pieces
+    const decoded = (t: PieceDecoder): string => new TextDecoder().decode(tokenBytes(t, tokens, 1, tokens.length));
+    expect(decoded(hf)).toContain("日本語 🙂");
+    expect(decoded(bin)).not.toContain("日");
+    expect(new TextDecoder().decode(Buffer.concat(chunkBytes(hf, tokens, [4, tokens.length - 5]).chunks))).toContain("🙂");
+
+    // The CLI, AR and PTP: the HF folder prints the characters; the llama2.c files print what run.c prints, and --json's text has them.
+    for (const extra of [[], ["--student", head]]) {
+      const fromHf = await runCli("generate", "--model", dir, ...run, ...extra);
+      expect(fromHf.code, fromHf.stderr).toBe(0);
+      expect(fromHf.stdout).toContain("日本語 🙂 Once upon a time");
+      const fromBin = await runCli("generate", "--model", STORIES_260K, "--tokenizer", TOK_512, ...run, ...extra);
+      expect(fromBin.code, fromBin.stderr).toBe(0);
+      expect(fromBin.stdout).not.toContain("日");
+      expect(fromBin.stdout).toContain("Once upon a time");
+      const json = await runCli("generate", "--model", STORIES_260K, "--tokenizer", TOK_512, ...run, ...extra, "--json");
+      expect(json.code, json.stderr).toBe(0);
+      const out = JSON.parse(json.stdout) as { text: string };
+      expect(out.text).toContain("日本語 🙂 Once upon a time");
+      // Past the prompt, the same text as the stream (the story is ASCII).
+      expect(out.text.slice(out.text.indexOf("Once"))).toBe(fromBin.stdout.slice(fromBin.stdout.indexOf("Once")).replace(/\n$/, ""));
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -343,6 +343,30 @@ describe("ptp train", () => {
     expect((await runCli(...args("b.bin", "--stop-after", "2"))).code).toBe(130);
     expect((await runCli(...args("b.bin", "--resume"))).code).toBe(0);
     expect(bytes(join(tmp, "b.bin")).equals(bytes(join(tmp, "a.bin")))).toBe(true);
+  });
+
+  it("TRAIN-LOG-FRESH: a fresh run (--force, or --resume without a checkpoint) starts its metrics log empty: no earlier run's lines, its step-0 evaluation included", async () => {
+    const out = join(tmp, "fresh.bin");
+    const args = (seed: string, ...extra: string[]) => ["train", "--corpus", corpus, "--char-vocab", join(tmp, "fresh.tok"), "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--hidden", "32", "--seq-len", "32", "--batch", "2", "--steps", "4", "--eval-every", "2", "--seed", seed, ...extra];
+    const steps = () =>
+      readFileSync(`${out}.log.jsonl`, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step: number; validLoss: number });
+    expect((await runCli(...args("1"))).code).toBe(0);
+    const first = steps();
+    expect(first.map((e) => e.step)).toEqual([0, 2, 4]);
+    for (const again of [["--force"], ["--force", "--resume"]]) {
+      rmSync(`${out}.train.safetensors`, { force: true }); // --resume then finds no checkpoint
+      const r = await runCli(...args("2", ...again));
+      expect(r.code, r.stderr).toBe(0);
+      const log = steps();
+      expect(
+        log.map((e) => e.step),
+        again.join(" "),
+      ).toEqual([0, 2, 4]);
+      expect(log[0].validLoss).not.toBe(first[0].validLoss); // this run's (another seed), not the first run's
+    }
   });
 
   it("TRAIN-AR-THREADS: next-token training gives the same bytes on 1, 2 and 3 threads, a run resumes on another thread count, and --threads is checked", async () => {

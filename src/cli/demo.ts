@@ -301,7 +301,7 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
 }
 
 /**
- * The bytes the AR path prints for `tokens` (printable pieces after the
+ * The bytes the AR path prints for `tokens` (the pieces the tokenizer prints after the
  * first token), with the generated part (the last sum(chunks) tokens) cut
  * into the accepted chunks:
  * each chunk in [brackets], or in alternating ANSI backgrounds with the
@@ -311,15 +311,36 @@ export function markedText(tokenizer: TextTokenizer, tokens: readonly number[], 
   const parts = chunkBytes(tokenizer, tokens, chunks);
   const out: Uint8Array[] = [];
   const ascii = (s: string) => out.push(Buffer.from(s, "latin1"));
+  // A UTF-8 character whose bytes came in two chunks is shown whole in the later one (a mark inside it would garble it).
+  let carry: Uint8Array = new Uint8Array(0);
+  const whole = (bytes: Uint8Array): Uint8Array => {
+    const all = Buffer.concat([carry, bytes]);
+    const cut = all.length - incompleteUtf8Tail(all);
+    carry = all.subarray(cut);
+    return all.subarray(0, cut);
+  };
   if (color) ascii(BOLD);
-  out.push(parts.prompt);
+  out.push(whole(parts.prompt));
   if (color) ascii(RESET);
   parts.chunks.forEach((bytes, j) => {
     ascii(color ? CHUNK_STYLES[j % CHUNK_STYLES.length] : "[");
-    out.push(bytes);
+    out.push(whole(bytes));
     ascii(color ? RESET : "]");
   });
+  out.push(carry);
   return Buffer.concat(out);
+}
+
+/** How many bytes at the end of `bytes` start a UTF-8 character that is not complete yet (0 to 3). */
+function incompleteUtf8Tail(bytes: Uint8Array): number {
+  // Walk back over at most 3 continuation bytes (10xxxxxx) to the lead byte and compare its length with what follows.
+  for (let back = 1; back <= Math.min(4, bytes.length); back++) {
+    const b = bytes[bytes.length - back];
+    if ((b & 0xc0) === 0x80) continue;
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
 }
 
 /** The shipped student whose teacher checksum is the model's, if any (undefined: none fits). */

@@ -4,7 +4,7 @@ import { createBackend } from "../backends/registry.js";
 import { backendFlags, budgetFlag, checkThreadsBackend, windowFlag } from "./flag-groups.js";
 import { loadTokenizer, readModelConfig, tokenizerPathFor } from "../io/model-file.js";
 import { quotePath } from "../io/errors.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import { printsPiece } from "../io/tokenizer.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
 import type { Transformer } from "../model/transformer.js";
 import { loadStudent } from "../ptp/files/student-file.js";
@@ -185,9 +185,9 @@ async function generateAr(f: GenerateFlags, io: Io, stepsGiven: boolean, interru
       stopAtBos: !f["no-stop"],
       onToken: (prev, token) => {
         const piece = tokenizer.decodePiece(prev, token);
-        if (!Tokenizer.isPrintablePiece(piece)) return;
+        // --json's text keeps every byte; the stream prints what the tokenizer prints (llama2.c's safe_printf for tokenizer.bin).
         if (f.json) bytes.push(piece);
-        else {
+        else if (printsPiece(tokenizer, piece)) {
           io.stdout(piece);
           streamed = true;
         }
@@ -380,10 +380,9 @@ async function decodePtp(f: GenerateFlags, decoder: DecoderName, io: Io, interru
           throw new Error(`the ${decoder} outputs differ from AR's (prompt ${from + mismatch.prompt}, position ${mismatch.position}: ` + `${mismatch.ptp ?? "end"} vs AR ${mismatch.ar ?? "end"}); every PTP decoder must reproduce AR exactly, so this is a library bug`);
         }
         for (const tokens of ptp.outputs) {
-          const text = textOf(tokenizer, tokens);
-          if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(text) });
-          else if (many) io.stdout(escapeLine(text) + "\n");
-          else io.stdout(Buffer.concat([text, Buffer.from("\n")]));
+          if (f.json) jsonOutputs.push({ tokens, text: new TextDecoder().decode(textOf(tokenizer, tokens, true)) });
+          else if (many) io.stdout(escapeLine(textOf(tokenizer, tokens)) + "\n");
+          else io.stdout(Buffer.concat([textOf(tokenizer, tokens), Buffer.from("\n")]));
         }
         printed += ptp.outputs.length;
         const to = Math.min(texts.length, from + PROMPT_BATCH);

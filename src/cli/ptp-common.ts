@@ -4,7 +4,7 @@ import { quotePath, readLines } from "../io/errors.js";
 import { loadModel } from "../io/model-file.js";
 import type { Transformer } from "../model/transformer.js";
 import type { TextTokenizer } from "../io/hf-tokenizer.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import { printsPiece } from "../io/tokenizer.js";
 import { firstNonFiniteWeight } from "../ptp/files/ptp-file-parts.js";
 import { MIN_TEMPERATURE } from "../sampling/processors.js";
 import { NonFiniteLogitsError } from "../sampling/softmax.js";
@@ -103,12 +103,16 @@ export function readPrompts(path: string): string[] {
   return prompts;
 }
 
-/** The bytes the AR path prints for a sequence: printable pieces after the first token. */
-export function textOf(tokenizer: TextTokenizer, tokens: readonly number[]): Uint8Array {
+/**
+ * The bytes of a sequence after its first token: what the AR path prints
+ * (the pieces the tokenizer prints, printsPiece), or with `every` each
+ * piece's bytes (--json's text: a UTF-8 character made of byte pieces stays whole).
+ */
+export function textOf(tokenizer: TextTokenizer, tokens: readonly number[], every = false): Uint8Array {
   const pieces: Uint8Array[] = [];
   for (let i = 1; i < tokens.length; i++) {
     const piece = tokenizer.decodePiece(tokens[i - 1], tokens[i]);
-    if (Tokenizer.isPrintablePiece(piece)) pieces.push(piece);
+    if (every || printsPiece(tokenizer, piece)) pieces.push(piece);
   }
   return Buffer.concat(pieces);
 }

@@ -35,6 +35,12 @@ export interface TextTokenizer {
   encode(text: string, bos: boolean, eos: boolean): number[];
   /** The bytes printed for `token` when it follows `prev` (a token id, or -1 for none). */
   decodePiece(prev: number, token: number): Uint8Array;
+  /**
+   * True: streamed text drops the pieces llama2.c's safe_printf drops (a lone
+   * byte outside printable ASCII and whitespace), as run.c prints; false:
+   * every byte is printed (printsPiece).
+   */
+  readonly safePrintf: boolean;
   /** The text of a token sequence. */
   decode(tokens: readonly number[]): string;
 }
@@ -270,6 +276,8 @@ function checkPostProcessor(p: unknown, name: string, where = "post_processor"):
 export class HfTokenizer implements TextTokenizer {
   readonly name: string;
   readonly vocabSize: number;
+  /** Every piece's bytes are printed: a UTF-8 character split over byte pieces stays whole, as the library's decode keeps it. */
+  readonly safePrintf = false;
   private readonly lib: HfLibTokenizer;
   private readonly style: PieceStyle;
   private readonly pieces: string[];

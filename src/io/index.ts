@@ -2,7 +2,7 @@ export { FileFormatError, readFileBytes } from "./errors.js";
 export { AK42_MAGIC, V0_HEADER_BYTES, V1_HEADER_BYTES, checkpointByteLength, legacyRopeTables, parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint, type CheckpointVersion } from "./checkpoint.js";
 export { randomCheckpoint } from "../model/init.js";
 export { Mulberry32 } from "../util/prng.js";
-export { BOS, BYTE_TOKEN_OFFSET, EOS, UNK, Tokenizer, isPrintablePiece, rawBytePiece } from "./tokenizer.js";
+export { BOS, BYTE_TOKEN_OFFSET, EOS, UNK, Tokenizer, isPrintablePiece, printsPiece, rawBytePiece } from "./tokenizer.js";
 export {
   readSafetensors,
   writeSafetensors,

@@ -93,6 +93,17 @@ export function rawBytePiece(piece: Uint8Array): number {
 }
 
 /**
+ * Whether `tokenizer` prints `piece` when it streams text: a llama2.c
+ * tokenizer (safePrintf true, and any tokenizer that does not say) follows
+ * the safe_printf rule below; a Hugging Face tokenizer (safePrintf false)
+ * prints every byte, as its own decode keeps the byte-fallback and
+ * byte-level pieces that make up a UTF-8 character.
+ */
+export function printsPiece(tokenizer: { readonly safePrintf?: boolean }, piece: Uint8Array): boolean {
+  return tokenizer.safePrintf === false || isPrintablePiece(piece);
+}
+
+/**
  * The reference's safe_printf rule: a piece made of a single byte that is
  * neither printable ASCII (0x20..0x7e) nor whitespace (\t \n \v \f \r, space)
  * is not printed; every other piece is. (An empty piece prints nothing
@@ -170,6 +181,12 @@ export class Tokenizer {
   readonly maxTokenLength: number;
   /** The file path or name the tokenizer was read from. */
   readonly name: string;
+  /**
+   * Printing follows llama2.c's safe_printf (isPrintablePiece): a piece of
+   * one byte that is not printable ASCII or whitespace is not printed, as
+   * run.c does, so streamed text matches the reference's byte for byte.
+   */
+  readonly safePrintf = true;
   private readonly pieces: Uint8Array[];
   private readonly scores: Float32Array;
   private readonly keys: string[];
@@ -459,9 +476,10 @@ export function readTokenizerBytes(path: string, vocabSize = MAX_VOCAB_SIZE): Ui
 /**
  * The bytes printed for tokens[from .. to): each token's piece decoded with
  * the token before it as prev (no prev, -1, for the sequence's first token),
- * pieces failing the safe_printf rule dropped when `printableOnly`.
+ * pieces failing the safe_printf rule dropped when `printableOnly` (by
+ * default, where the tokenizer prints that way: see `printsPiece`).
  */
-export function printedBytes(tokenizer: { decodePiece(prev: number, token: number): Uint8Array }, tokens: readonly number[], from: number, to: number, printableOnly = true): Uint8Array {
+export function printedBytes(tokenizer: { decodePiece(prev: number, token: number): Uint8Array; readonly safePrintf?: boolean }, tokens: readonly number[], from: number, to: number, printableOnly = tokenizer.safePrintf !== false): Uint8Array {
   const parts: Uint8Array[] = [];
   let total = 0;
   for (let i = from; i < to; i++) {

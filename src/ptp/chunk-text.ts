@@ -1,15 +1,16 @@
 import { printedBytes } from "../io/tokenizer.js";
 import { checkInteger, describeValue } from "../util/checks.js";
 
-/** What chunking needs of a tokenizer (llama2.c or tokenizer.json): each token's printed bytes. */
+/** What chunking needs of a tokenizer (llama2.c or tokenizer.json): each token's printed bytes, and which pieces print (printsPiece; safe_printf's where not said). */
 export interface PieceDecoder {
   decodePiece(prev: number, token: number): Uint8Array;
+  readonly safePrintf?: boolean;
 }
 
 /**
  * The bytes the AR path prints for tokens[from .. to): each token's piece
- * decoded after the token before it, non-printable pieces skipped (the first
- * token, BOS, prints nothing).
+ * decoded after the token before it, the pieces the tokenizer does not print
+ * skipped (printsPiece; the first token, BOS, prints nothing).
  */
 export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], from: number, to: number): Uint8Array {
   return printedBytes(tokenizer, tokens, Math.max(from, 1), to);

@@ -231,9 +231,10 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     say(`${spec.label}: resumed from ${spec.checkpointPath} at step ${info.step} (${(cursor.seconds / 60).toFixed(1)} min trained)`);
   } else if (spec.resume) {
     say(`${spec.label}: no checkpoint at ${spec.checkpointPath}; starting fresh`);
-    truncateLog(spec.logPath, 0);
+    truncateLog(spec.logPath, -1);
   } else {
-    truncateLog(spec.logPath, 0);
+    // A fresh run's log holds its own lines only (an earlier run's step-0 evaluation too goes).
+    truncateLog(spec.logPath, -1);
   }
 
   const interruption = spec.handleSignals === false ? undefined : new Interruption();
