@@ -392,6 +392,24 @@ describe("ptp inspect", () => {
     expect(empty.stderr.split("\n")[0]).toBe("ptp inspect: the file to inspect must not be an empty path");
   });
 
+  it("CLI-PTP-INSPECT-NONFINITE: a llama2.c checkpoint holding NaN or Inf is refused naming the tensor and index, exit 1, as generate refuses it (it was reported as a model)", async () => {
+    const ckpt = readCheckpoint(STORIES_260K);
+    for (const [bad, shown] of [
+      [Number.NaN, "NaN"],
+      [Number.POSITIVE_INFINITY, "Infinity"],
+    ] as const) {
+      const w2 = Float32Array.from(ckpt.weights.layers[3].w2);
+      w2[5] = bad;
+      const file = join(tmp, `nonfinite-${shown}.bin`);
+      writeFileSync(file, serializeCheckpoint({ ...ckpt, weights: { ...ckpt.weights, layers: ckpt.weights.layers.map((l, i) => (i === 3 ? { ...l, w2 } : l)) } }));
+      const r = await ptp("inspect", file);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(file);
+      expect(r.stderr).toMatch(new RegExp(`tensor layer 3 w2 holds ${shown} at index 5`));
+      expect(r.stdout).toBe("");
+    }
+  });
+
   it("CLI-PTP-INSPECT-TEXT: a text file is said to be one, in one line naming it and the kinds inspect reads (not a v0 header of its letters); a missing file lists the same kinds as --help", async () => {
     const help = await ptp("inspect", "--help");
     const kinds = /^Tell ([\s\S]*?) apart/m.exec(help.stdout)![1].replace(/\s+/g, " ");

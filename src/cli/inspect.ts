@@ -1,5 +1,5 @@
 import { DATASET_MAGIC, datasetRecords, totalRecords, type DatasetMeta } from "../data/dataset.js";
-import { AK42_MAGIC, parseCheckpoint } from "../io/checkpoint.js";
+import { AK42_MAGIC, checkFiniteWeights, parseCheckpoint } from "../io/checkpoint.js";
 import { FileFormatError, quotePath, readFileBytes, readFilePrefix } from "../io/errors.js";
 import { looksLikeText, TEXT_PROBE_BYTES } from "../io/file-kind.js";
 import { isDirectory, readHfCheckpoint } from "../io/hf-checkpoint.js";
@@ -165,16 +165,9 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     return { file: path, kind: "student", config: student.config, tensors: file.tensors.size, parameters };
   }
   const ak42 = bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true) === AK42_MAGIC;
+  let checkpoint: Checkpoint;
   try {
-    const checkpoint = parseCheckpoint(bytes, path);
-    return {
-      file: path,
-      kind: "checkpoint",
-      version: ak42 ? 1 : 0,
-      config: checkpoint.config,
-      parameters: parameterCount(checkpoint.config),
-      teacherChecksum: teacherChecksum(checkpoint),
-    };
+    checkpoint = parseCheckpoint(bytes, path);
   } catch (e) {
     // Text (a README, a prompts file): say so, not the garbage a v0 header of its letters reads as.
     if (e instanceof FileFormatError && !ak42 && looksLikeText(bytes.subarray(0, TEXT_PROBE_BYTES))) throw new FileFormatError(path, `a text file; inspect reads ${KIND_LIST}`);
@@ -187,6 +180,9 @@ export function inspectFile(path: string, teacher?: Checkpoint): CheckpointInfo 
     }
     throw e;
   }
+  // A NaN or Inf weight is refused as every command that loads the model refuses it (and as a folder's is, when read).
+  checkFiniteWeights(checkpoint, path);
+  return { file: path, kind: "checkpoint", version: ak42 ? 1 : 0, config: checkpoint.config, parameters: parameterCount(checkpoint.config), teacherChecksum: teacherChecksum(checkpoint) };
 }
 
 /**
