@@ -301,9 +301,9 @@ function summary(r: Run): { accepted: string; calls: string; speed: string; equa
 }
 
 /**
- * The bytes the AR path prints for `tokens` (the pieces the tokenizer prints after the
- * first token), with the generated part (the last sum(chunks) tokens) cut
- * into the accepted chunks:
+ * The bytes the AR path prints for `tokens` (the pieces the tokenizer
+ * prints, after the first token), with the generated part (the last
+ * sum(chunks) tokens) cut into the accepted chunks:
  * each chunk in [brackets], or in alternating ANSI backgrounds with the
  * prompt in bold. Removing the marks gives the AR text exactly.
  */
