@@ -465,6 +465,28 @@ describe("text of byte pieces", () => {
       expect(out.text.slice(out.text.indexOf("Once"))).toBe(fromBin.stdout.slice(fromBin.stdout.indexOf("Once")).replace(/\n$/, ""));
     }
   });
+  it('HF-TEXT-ARGS: tokenBytes, chunkBytes and printsPiece refuse what is not a tokenizer, token array or range by name; HfTokenizer.decode([]) is "" as Tokenizer.decode([])', () => {
+    const hf = loadTokenizer(dir, 512);
+    const bin = Tokenizer.load(TOK_512, 512);
+    const tokens = bin.encode("Once upon", true, false);
+    expect(hf.decode([])).toBe("");
+    expect(hf.decode(new Int32Array(0) as unknown as number[])).toBe("");
+    expect(bin.decode([])).toBe("");
+    expect(() => printsPiece(undefined as never, Uint8Array.of(65))).toThrow(/^printsPiece: tokenizer must be a tokenizer/);
+    expect(() => tokenBytes(undefined as never, tokens, 0, 2)).toThrow(/^tokenBytes: tokenizer must have decodePiece/);
+    expect(() => tokenBytes(bin, undefined as never, 0, 2)).toThrow(/^tokenBytes: tokens must be an array of token ids/);
+    for (const [from, to] of [
+      [1.5, 2],
+      [0, tokens.length + 1],
+      [3, 2],
+      [Number.NaN, Number.NaN],
+      [0, "3"],
+    ] as const) {
+      expect(() => tokenBytes(bin, tokens, from as number, to as number), `${from}..${String(to)}`).toThrow(/^tokenBytes: /);
+    }
+    expect(new TextDecoder().decode(tokenBytes(bin, tokens, 0, tokens.length))).toBe("Once upon");
+    expect(() => chunkBytes(null as never, tokens, [1])).toThrow(/^chunkBytes: tokenizer must have decodePiece/);
+  });
 });
 
 describe("HF folder errors", () => {

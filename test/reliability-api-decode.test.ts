@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MAX_BUDGET, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
+import { MAX_BUDGET, MAX_DRAFTS, MAX_WINDOW } from "../src/ptp/decode/defaults.js";
 import { comparePtpAr, decode, decodeAR, evaluateStudent, KVCache, PtpModel, pretrain, randomCheckpoint, randomStudent, readCheckpoint, readStudent, runBackendConformance, runPtpExactness, Transformer, ArrayAux, XorShiftAux } from "../src/index.js";
 import type { DecodeOptions, PretrainOptions } from "../src/index.js";
 import { decodeBatches } from "../src/ptp/decode/compare.js";
@@ -301,8 +301,19 @@ describe("the second API sweep (twenty-second session)", () => {
       expect(() => decode(model, [[1, 2]], { ...base, decoder, window: MAX_WINDOW + 1 })).toThrow(`decode: window must be at most ${MAX_WINDOW}, got ${MAX_WINDOW + 1}`);
       expect(() => decode(model, [[1, 2]], { ...base, decoder, budget: 1e9 })).toThrow(`decode: budget must be at most ${MAX_BUDGET}, got 1000000000`);
     }
-    // js: a typed array past its limit; the message names the option that sized it.
-    expect(() => decode(model, [[1, 2]], { ...base, decoder: "multi-draft", drafts: 1e9 })).toThrow(/^decode: a KV cache of \d+ rows \(prompts x \(steps \+ 1 \+ the rows one call can add, from .*drafts 1000000000.*\)\) does not fit: KVCache: /);
+    // drafts too (10,000 drafts ran for minutes without finishing a call; 1e9 failed only on allocating the cache).
+    for (const decoder of ["ar", "verify", "single-call", "multi-draft"] as const) {
+      expect(() => decode(model, [[1, 2]], { ...base, decoder, drafts: MAX_DRAFTS + 1 })).toThrow(`decode: drafts must be at most ${MAX_DRAFTS}, got ${MAX_DRAFTS + 1}`);
+      expect(() => decode(model, [[1, 2]], { ...base, decoder, drafts: 1e9 })).toThrow(`decode: drafts must be at most ${MAX_DRAFTS}, got 1000000000`);
+    }
+    // A KV cache past the backend's limit names the options that sized it.
+    expect(() =>
+      decode(
+        model,
+        Array.from({ length: 4096 }, () => [1, 2]),
+        { ...base, aux: Array.from({ length: 4096 }, () => X()), decoder: "multi-draft", window: MAX_WINDOW, drafts: MAX_DRAFTS, budget: MAX_BUDGET, steps: 12 },
+      ),
+    ).toThrow(/^decode: a KV cache of \d+ rows \(prompts x \(steps \+ 1 \+ the rows one call can add, from .*drafts 64.*\)\) does not fit: KVCache: /);
     const ar = decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "ar" }).outputs;
     expect(decode(model, [[1, 2]], { ...base, aux: [X()], decoder: "verify" }).outputs).toEqual(ar);
     model.dispose();
@@ -328,13 +339,16 @@ describe("the second API sweep (twenty-second session)", () => {
     expect(freed.length).toBe(4);
   });
 
-  it("API-BLOCK-SHAPE: forward's block must be an object with array positions (and tokens); else a TypeError saying so", async () => {
+  it("API-BLOCK-SHAPE: forward's block must be an object with array positions (and tokens) and no other keys; else an error saying so", async () => {
     const { teacher } = await tiny();
     const cache = teacher.newCache(8);
     for (const block of [undefined, null, 3]) expect(() => teacher.forward(block as never, cache)).toThrow(/^forward: the block must be an object \{ positions/);
     expect(() => teacher.forward({ tokens: [1] } as never, cache)).toThrow(/^forward: block.positions must be an array of position ids/);
     expect(() => teacher.forward({ tokens: 5, positions: [0] } as never, cache)).toThrow(/^forward: block.tokens must be an array of token ids/);
     expect(() => teacher.forwardInto(new Float32Array(64), undefined as never, cache)).toThrow(/^forward: the block must be an object/);
+    // A misspelt key ran the causal default in silence (a mask given as `masks` was never read).
+    expect(() => teacher.forward({ tokens: [1, 2], positions: [0, 1], masks: Uint8Array.of(1, 0, 1, 1) } as never, cache)).toThrow('forward: unknown block key "masks"; did you mean mask? (a block has tokens, embeddings, positions, mask, visible)');
+    expect(() => teacher.forward({ tokens: [1], positions: [0], visibility: {} } as never, cache)).toThrow(/^forward: unknown block key "visibility"/);
     expect(cache.length).toBe(0);
   });
 

@@ -20,6 +20,7 @@ import type { WasmBackend } from "../src/backends/wasm/index.js";
 import { spawnNodeWorker } from "../src/backends/wasm/node-worker.js";
 import type { WorkerSpawner } from "../src/backends/wasm/threads.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
+import { loadModel } from "../src/io/model-file.js";
 import { randomCheckpoint } from "../src/model/init.js";
 import { KVCache } from "../src/model/kv-cache.js";
 import { Transformer } from "../src/model/transformer.js";
@@ -494,6 +495,19 @@ describe("wasm worker threads: closed early, failing to start, made by the score
     await expect(createBackend("wasm", { threads: 4, spawnWorker: failing })).rejects.toThrow(/^wasm backend: a worker thread failed to start: no room for a worker$/);
     expect(spawned).toBe(3);
     expect(terminated).toBe(3);
+  });
+
+  it("API-BACKEND-ARGS: a spawnWorker that is not a function, or returns no worker handle, a js backend's bad thread count, loadModel without a backend and withWeightRows without a callback are refused by name (they were raw TypeErrors or accepted)", async () => {
+    await expect(createBackend("wasm", { threads: 2, spawnWorker: 3 as never })).rejects.toThrow(/^wasm backend: spawnWorker must be a function/);
+    await expect(createBackend("wasm", { threads: 2, spawnWorker: (() => null) as never })).rejects.toThrow(/^wasm backend: spawnWorker must return a worker handle with terminate\(\), got null$/);
+    for (const threads of [-4, 0, 1.5, "2"]) await expect(createBackend("js", { threads: threads as number })).rejects.toThrow(/^createBackend: threads must be a positive integer/);
+    expect(() => loadModel(undefined as never, STORIES_260K)).toThrow(/^loadModel: backend must be a Backend/);
+    const b = await createBackend("wasm", { threads: 1 });
+    const model = new Transformer(b, randomCheckpoint({ dim: 16, hiddenDim: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 8, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 1));
+    expect(() => model.withWeightRows("wq", 0, 5 as never)).toThrow(/^withWeightRows: use must be a function/);
+    expect(model.withWeightRows("wq", 0, (rows) => rows.length)).toBe(256);
+    model.dispose();
+    b.dispose?.();
   });
 
   it("API-BACKEND-LEAK: 20 two-thread backends made and disposed in a loop leave no worker thread behind, and the process exits at once", async () => {

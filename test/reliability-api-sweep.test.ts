@@ -69,9 +69,11 @@ describe("sampling: rows, probabilities, settings and u sources", () => {
       expect(() => samplingDistribution(logits, any(settings)), key).toThrow(new RegExp(`unknown option "${key}"; did you mean ${meant}\\?`));
       expect(() => validateSamplingSettings(any(settings))).toThrow(RangeError);
     }
-    // The options themselves, and keys that mean nothing to sampling, pass.
+    // The options themselves pass; any other key is refused (a setting this library lacks, minP, sampled unfiltered in silence).
     expect(samplingDistribution(logits, { temperature: 1, topK: 2, topP: 0.9 })[3]).toBeGreaterThan(0.5);
-    expect(() => validateSamplingSettings(any({ temperature: 1, comment: "x" }))).not.toThrow();
+    expect(() => validateSamplingSettings(any({ temperature: 1, comment: "x" }))).toThrow('sampling settings: unknown option "comment" (the options are temperature, topK and topP)');
+    expect(() => samplingDistribution(logits, any({ temperature: 1, minP: 0.05 }))).toThrow(/unknown option "minP"/);
+    expect(() => samplingDistribution(logits, any({ temperature: 1, topKs: 5 }))).toThrow(/unknown option "topKs"; did you mean topK\?/);
   });
 
   it("API-SAMPLING-ROWS: softmaxF32, applyTemperature, argmax, sampleToken and betaSample name a missing or wrong argument (no 'Cannot read properties')", () => {

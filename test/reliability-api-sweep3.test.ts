@@ -280,5 +280,9 @@ describe("train: params, the optimizer and token streams", () => {
       ]),
     ]).toEqual([1, 5, 1, 6, 7, 1]);
     expect(new AdamW([p], { lr: 0.1 })).toBeInstanceOf(AdamW);
+    // A misspelt option left lr at 0 in silence: step() changed nothing.
+    expect(() => new AdamW([p], any({ learningRate: 1e-3 }))).toThrow('AdamW: unknown option "learningRate" (the options are lr, beta1, beta2, eps, weightDecay)');
+    expect(() => new AdamW([p], any({ lr: 0.1, weight_decay: 0.1 }))).toThrow(/^AdamW: unknown option "weight_decay"; did you mean weightDecay\?/);
+    expect(() => new AdamW([p], { lr: 0.1 }).setHyperparameters(any({ beta: 0.5 }))).toThrow(/^AdamW.setHyperparameters: unknown option "beta" in hyperparameters/);
   });
 });

@@ -45,7 +45,11 @@ function checkOptions(name: string, options: unknown): asserts options is Backen
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new RangeError(`createBackend: unknown option ${JSON.stringify(key)} for the ${name} backend; it reads ${known.join(", ")}`);
   }
-  const weights = (options as BackendOptions).weights;
+  const { weights, threads } = options as BackendOptions;
+  // js reads threads only to accept what wasm accepts; a bad count is refused as wasm refuses it.
+  if (name === "js" && threads !== undefined && !(typeof threads === "number" && Number.isInteger(threads) && threads >= 1)) {
+    throw new RangeError(`createBackend: threads must be a positive integer, got ${describeValue(threads)}`);
+  }
   if (name === "js" && weights !== undefined && weights !== "f32") {
     throw new RangeError(`createBackend: the js backend computes in f32 only, got weights ${JSON.stringify(weights)} (bf16 and int8 weights need the wasm backend)`);
   }

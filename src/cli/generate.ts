@@ -12,7 +12,7 @@ import { decodeAR, decodeARSteps, type DecodeResult } from "../ptp/decode/decode
 import { checkDraftMatchesTeacher, readDraft } from "../ptp/files/draft-file.js";
 import { DraftModel, type Draft } from "../ptp/draft-model.js";
 import { comparePtpArSteps, DECODER_DEFAULTS, decoderSettings, defaultDecoder, type DecoderSettings } from "../ptp/decode/compare.js";
-import { decoderGoesWith, studentKind } from "../ptp/decode/defaults.js";
+import { decoderGoesWith, MAX_DRAFTS, studentKind } from "../ptp/decode/defaults.js";
 import { decodeCacheRows, DECODERS, type DecodeOptions, type DecoderName, type PtpStats } from "../ptp/decode/run.js";
 import { PtpModel } from "../ptp/ptp-model.js";
 import type { Student } from "../ptp/student-weights.js";
@@ -51,7 +51,7 @@ export const generateFlags = defineFlags({
     help: `single-call, verify: also read R runner-ups of each draft (a call whose correction was one finalizes one token more; on = ${DECODER_DEFAULTS.runnerUps.C}; default on for single-call with a C-PTP student without chained pick feedback, else off)`,
     choices: ["on", "off", "0", "1", "2", "3", "4"],
   },
-  drafts: { kind: "int", value: "M", help: "multi-draft: number of drafts (default 4)", min: 1, max: 64 },
+  drafts: { kind: "int", value: "M", help: `multi-draft: number of drafts (default ${DECODER_DEFAULTS.drafts}; at most ${MAX_DRAFTS})`, min: 1, max: MAX_DRAFTS },
   "draft-temperature-scale": {
     kind: "number",
     value: "R",

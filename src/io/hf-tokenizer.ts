@@ -391,6 +391,8 @@ export class HfTokenizer implements TextTokenizer {
   /** The text of `tokens`, each checked as Tokenizer.decode checks it (checkTokenIds). */
   decode(tokens: readonly number[]): string {
     checkTokenIds("HfTokenizer.decode", this.name, this.vocabSize, tokens);
+    // No tokens: no text, as Tokenizer.decode (the library refuses an empty list).
+    if (tokens.length === 0) return "";
     return this.lib.decode([...tokens], { skip_special_tokens: true });
   }
 }

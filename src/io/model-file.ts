@@ -4,6 +4,7 @@
  * (config.json + safetensors); a llama2.c tokenizer.bin or a Hugging Face
  * tokenizer.json.
  */
+import { describeValue } from "../util/checks.js";
 import { join } from "node:path";
 import type { Backend } from "../backends/backend.js";
 import type { ModelConfig } from "../model/config.js";
@@ -50,6 +51,9 @@ export function readModelConfig(path: string): ModelConfig {
  * readModel's; on one, the buffers made so far are freed.
  */
 export function loadModel(backend: Backend, path: string, options?: TransformerOptions): Transformer {
+  if (backend === null || typeof backend !== "object" || typeof (backend as { alloc?: unknown }).alloc !== "function") {
+    throw new TypeError(`loadModel: backend must be a Backend (createBackend("wasm"), new JsBackend()), got ${describeValue(backend)}`);
+  }
   checkPath(path, "loadModel");
   if (!backend.hostView || !CHECKPOINT_READS_IN_PLACE) return new Transformer(backend, readModel(path), options);
   const folder = isDirectory(path);

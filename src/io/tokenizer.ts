@@ -100,6 +100,7 @@ export function rawBytePiece(piece: Uint8Array): number {
  * byte-level pieces that make up a UTF-8 character.
  */
 export function printsPiece(tokenizer: { readonly safePrintf?: boolean }, piece: Uint8Array): boolean {
+  if (tokenizer === null || typeof tokenizer !== "object") throw new TypeError(`printsPiece: tokenizer must be a tokenizer (a Tokenizer or HfTokenizer), got ${describeValue(tokenizer)}`);
   return tokenizer.safePrintf === false || isPrintablePiece(piece);
 }
 

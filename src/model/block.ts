@@ -1,4 +1,5 @@
 import { checkInteger } from "../util/checks.js";
+import { nearestName } from "../util/options.js";
 import type { ModelConfig } from "./config.js";
 
 /**
@@ -39,9 +40,19 @@ export interface SparseMask {
   keys: Int32Array;
 }
 
+/** The keys of Block. */
+const BLOCK_KEYS: readonly (keyof Block)[] = ["tokens", "embeddings", "positions", "mask", "visible"];
+
 /** Number of rows in a block, checked against its parts. */
 export function blockRows(block: Block, config: ModelConfig, cached: number): number {
   if (typeof block !== "object" || block === null) throw new TypeError(`forward: the block must be an object { positions, tokens?, embeddings?, mask? | visible? }, got ${block === null ? "null" : typeof block}`);
+  // Any other key is a typo (`masks`, `visibility`) that would run the causal default in silence.
+  for (const key of Object.keys(block)) {
+    if (!(BLOCK_KEYS as readonly string[]).includes(key)) {
+      const meant = nearestName(key, BLOCK_KEYS);
+      throw new RangeError(`forward: unknown block key ${JSON.stringify(key)}${meant !== undefined ? `; did you mean ${meant}?` : ""} (a block has ${BLOCK_KEYS.join(", ")})`);
+    }
+  }
   if (!isArrayLike(block.positions)) throw new TypeError("forward: block.positions must be an array of position ids, one per row");
   if (block.tokens !== undefined && !isArrayLike(block.tokens)) throw new TypeError("forward: block.tokens must be an array of token ids, one per row");
   const M = block.positions.length;

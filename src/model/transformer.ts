@@ -122,6 +122,7 @@ export class Transformer {
    */
   withWeightRows<T>(name: WeightName, layer: number | undefined, use: (rows: Float32Array) => T): T {
     this.alive("withWeightRows");
+    if (typeof use !== "function") throw new TypeError(`withWeightRows: use must be a function of the weight's rows, got ${describeValue(use)}`);
     const w = this.weights;
     let b: Buffer | undefined;
     if (name === "tokenEmbedding" || name === "rmsFinal" || name === "wcls") {

@@ -13,7 +13,17 @@ export interface PieceDecoder {
  * skipped (printsPiece; the first token, BOS, prints nothing).
  */
 export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], from: number, to: number): Uint8Array {
+  checkPieceArguments("tokenBytes", tokenizer, tokens);
+  checkInteger(from, "tokenBytes", "from", 0);
+  checkInteger(to, "tokenBytes", "to", 0);
+  if (from > to || to > tokens.length) throw new RangeError(`tokenBytes: from ${from} and to ${to} must satisfy 0 <= from <= to <= tokens.length (${tokens.length})`);
   return printedBytes(tokenizer, tokens, Math.max(from, 1), to);
+}
+
+/** chunkBytes' and tokenBytes' tokenizer and tokens, checked. */
+function checkPieceArguments(where: string, tokenizer: unknown, tokens: unknown): void {
+  if (tokenizer === null || typeof tokenizer !== "object" || typeof (tokenizer as PieceDecoder).decodePiece !== "function") throw new TypeError(`${where}: tokenizer must have decodePiece(prev, token) (a Tokenizer or HfTokenizer), got ${describeValue(tokenizer)}`);
+  if (!Array.isArray(tokens)) throw new TypeError(`${where}: tokens must be an array of token ids (PtpResult.outputs[i]), got ${describeValue(tokens)}`);
 }
 
 /**
@@ -23,8 +33,7 @@ export function tokenBytes(tokenizer: PieceDecoder, tokens: readonly number[], f
  * AR text exactly.
  */
 export function chunkBytes(tokenizer: PieceDecoder, tokens: readonly number[], chunks: readonly number[]): { prompt: Uint8Array; chunks: Uint8Array[] } {
-  if (tokenizer === null || typeof tokenizer !== "object" || typeof tokenizer.decodePiece !== "function") throw new TypeError(`chunkBytes: tokenizer must have decodePiece(prev, token) (a Tokenizer or HfTokenizer), got ${describeValue(tokenizer)}`);
-  if (!Array.isArray(tokens)) throw new TypeError(`chunkBytes: tokens must be an array of token ids (PtpResult.outputs[i]), got ${describeValue(tokens)}`);
+  checkPieceArguments("chunkBytes", tokenizer, tokens);
   if (!Array.isArray(chunks)) throw new TypeError(`chunkBytes: chunks must be an array of chunk lengths (PtpResult.chunks[i]), got ${describeValue(chunks)}`);
   // Counts only: a string length concatenated in the sum, a negative one cut a chunk backwards.
   chunks.forEach((n, i) => checkInteger(n, "chunkBytes", `chunks[${i}]`, 0));

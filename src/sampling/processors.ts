@@ -8,6 +8,7 @@
  */
 
 import { checkFloat32Row, describeValue } from "../util/checks.js";
+import { nearestName } from "../util/options.js";
 import { softmaxF32 } from "./softmax.js";
 
 const fround = Math.fround;
@@ -52,9 +53,11 @@ export function validateSamplingSettings(settings: SamplingSettings, where?: str
   if (settings === null || typeof settings !== "object") {
     throw new TypeError(where === undefined ? "sampling settings must be an object" : `${where}: ${name} must be an object { ${SAMPLING_SETTINGS.join(", ")} }, got ${describeValue(settings)}`);
   }
+  // Every other key is refused: a typo of topK or a setting this library does not have (minP) would otherwise sample unfiltered.
   for (const key of Object.keys(settings)) {
-    const meant = MISSPELLED[key.toLowerCase().replace(/[^a-z]/g, "")];
-    if (meant !== undefined && meant !== key) throw new RangeError(`${where === undefined ? "sampling settings" : `${where}: ${name}`}: unknown option ${JSON.stringify(key)}; did you mean ${meant}? (the options are temperature, topK and topP)`);
+    if ((SAMPLING_SETTINGS as readonly string[]).includes(key)) continue;
+    const meant = MISSPELLED[key.toLowerCase().replace(/[^a-z]/g, "")] ?? nearestName(key, SAMPLING_SETTINGS);
+    throw new RangeError(`${where === undefined ? "sampling settings" : `${where}: ${name}`}: unknown option ${JSON.stringify(key)}${meant !== undefined ? `; did you mean ${meant}?` : ""} (the options are temperature, topK and topP)`);
   }
   const { temperature, topK, topP } = settings;
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_TEMPERATURE)) {

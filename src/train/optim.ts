@@ -8,6 +8,7 @@
  * result depends only on the inputs: same inputs, same bytes.
  */
 import { describeValue } from "../util/checks.js";
+import { checkOptionKeys } from "../util/options.js";
 import { checkParams, type Param } from "./param.js";
 
 export interface AdamWOptions {
@@ -47,6 +48,9 @@ export function validateAdamW(h: AdamWHyperparameters): void {
   check("weightDecay", h.weightDecay, Number.isFinite(h.weightDecay) && h.weightDecay >= 0, "a finite number >= 0");
 }
 
+/** The keys of AdamWOptions (and of the hyperparameters). */
+const ADAMW_OPTIONS: readonly (keyof AdamWOptions)[] = ["lr", "beta1", "beta2", "eps", "weightDecay"];
+
 export class AdamW {
   readonly params: readonly Param[];
   lr: number;
@@ -67,6 +71,8 @@ export class AdamW {
       if (names.has(p.name)) throw new RangeError(`AdamW: two params are named ${JSON.stringify(p.name)}`);
       names.add(p.name);
     }
+    // A misspelt key (learningRate) would leave lr at 0: a step that changes nothing.
+    checkOptionKeys(options, "AdamW", ADAMW_OPTIONS);
     this.params = params.slice();
     this.lr = options.lr ?? 0;
     this.beta1 = options.beta1 ?? 0.9;
@@ -84,6 +90,7 @@ export class AdamW {
 
   /** Sets the hyperparameters given (validated together). */
   setHyperparameters(h: Partial<AdamWHyperparameters>): void {
+    checkOptionKeys(h, "AdamW.setHyperparameters", ADAMW_OPTIONS, "hyperparameters");
     const next = { ...this.hyperparameters(), ...h };
     validateAdamW(next);
     ({ lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay } = next);

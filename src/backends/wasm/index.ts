@@ -268,6 +268,7 @@ export async function createWasmBackend(options: BackendOptions = {}): Promise<W
   if (baseUrl !== undefined && typeof baseUrl !== "string" && !(baseUrl instanceof URL)) {
     throw new Error(`wasm backend: wasmBaseUrl must be a string or URL, got ${describeValue(baseUrl)}`);
   }
+  if (options.spawnWorker !== undefined && typeof options.spawnWorker !== "function") throw new Error(`wasm backend: spawnWorker must be a function (a WorkerSpawner, src/backends/wasm/threads.ts), got ${describeValue(options.spawnWorker)}`);
   const weights = options.weights ?? "f32";
   if (!(WEIGHT_TYPES as readonly unknown[]).includes(weights)) throw new Error(`wasm backend: weights must be ${WEIGHT_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(weights)}`);
   const note = requested > 1 ? threadsUnavailableReason() : undefined;

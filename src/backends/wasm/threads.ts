@@ -77,7 +77,13 @@ export class ThreadPool {
   ) {
     this.threads = threads;
     for (let i = 0; i < threads - 1; i++) {
-      this.workers.push(spawn({ module, memory, ctrl }, (e) => (this.failed ??= e)));
+      const worker = spawn({ module, memory, ctrl }, (e) => (this.failed ??= e));
+      // A custom spawner that returns no handle: the pool stays on the calling thread, and says why.
+      if (worker === null || typeof worker !== "object" || typeof worker.terminate !== "function") {
+        this.failed ??= new Error(`wasm backend: spawnWorker must return a worker handle with terminate(), got ${worker === null ? "null" : typeof worker}`);
+        continue;
+      }
+      this.workers.push(worker);
     }
   }
 

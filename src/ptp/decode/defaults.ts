@@ -66,13 +66,15 @@ export const DECODER_DEFAULTS = {
 } as const;
 
 /**
- * The most slots a proposal window holds, and the most proposal rows a
- * single-call call reads (the KV cache and every call's block grow with
- * them): beyond these, decode refuses at once instead of allocating for
- * seconds before running out of memory.
+ * The most slots a proposal window holds, the most proposal rows a
+ * single-call call reads and the most drafts a multi-draft call carries
+ * (the KV cache and every call's block grow with them): beyond these,
+ * decode refuses at once instead of allocating for seconds before running
+ * out of memory, or running for minutes.
  */
 export const MAX_WINDOW = 1024;
 export const MAX_BUDGET = 8192;
+export const MAX_DRAFTS = 64;
 
 /** The settings a decoder runs with, every default filled in. */
 export interface DecoderSettings {
@@ -145,7 +147,7 @@ export function decoderSettings(o: DecoderSettingsInput): DecoderSettings {
     // null reads as absent for every setting, as `??` reads it for the others (budget and drafts refused it).
     budget: o.budget == null ? DECODER_DEFAULTS.budgetPerSlot * window : checkCount("budget", o.budget, MAX_BUDGET),
     budgetMode: checkBudgetMode(o.budgetMode ?? DECODER_DEFAULTS.budgetMode),
-    drafts: o.drafts == null ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts),
+    drafts: o.drafts == null ? DECODER_DEFAULTS.drafts : checkCount("drafts", o.drafts, MAX_DRAFTS),
     draftTemperatureScale: o.draftTemperatureScale ?? (chained ? DECODER_DEFAULTS.chained.draftTemperatureScale : DECODER_DEFAULTS.draftTemperatureScale),
     runnerUps: runnerUpCount(o.runnerUps) ?? (o.decoder === "single-call" && o.proposerVariant !== undefined && !chained ? DECODER_DEFAULTS.runnerUps[o.proposerVariant] : 0),
     draftStop: checkDraftStop(o.draftStop ?? DECODER_DEFAULTS.draftStop),
