@@ -43,7 +43,7 @@ export { sampleToken, needsU } from "./sampling/sampler.js";
 export { XorShiftAux, ArrayAux, type AuxSource } from "./sampling/aux.js";
 
 // Decoding.
-export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
+export { decodeAR, decodeARSteps, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./ptp/decode/run.js";
 export type { Decoder } from "./ptp/decode/decoder.js";
 export { tokenBytes, chunkBytes } from "./ptp/chunk-text.js";

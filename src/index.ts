@@ -42,7 +42,7 @@ export { samplingDistribution, type SamplingSettings } from "./sampling/processo
 export { XorShiftAux, ArrayAux, readAuxFile, type AuxSource } from "./sampling/aux.js";
 
 // Decoding: the AR reference, and PTP decoders over batches of prompts.
-export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
+export { decodeAR, decodeARSteps, type ArOptions, type DecodeResult, type DecodeStats } from "./ptp/decode/decode-ar.js";
 export { decode, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./ptp/decode/run.js";
 export { comparePtpAr, type Comparison, type CompareOptions } from "./ptp/decode/compare.js";
 

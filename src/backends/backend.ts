@@ -18,6 +18,7 @@
  *   be bit-identical whatever M is and whatever the other rows hold. In
  *   particular no reduction may be split or reordered depending on M.
  */
+import type { WorkerSpawner } from "./wasm/threads.js";
 
 export type DType = "f32" | "i32" | "u8";
 
@@ -295,5 +296,11 @@ export interface BackendOptions {
    * ("int8": about a quarter of the bytes; the model becomes that int8 model).
    */
   weights?: WeightType;
+  /**
+   * For "wasm": how a worker thread starts (default: Node's worker_threads,
+   * or Web Workers in a browser); a WorkerSpawner (src/backends/wasm/threads.ts).
+   */
+  spawnWorker?: WorkerSpawner;
+  /** Plug-in backends (registerBackend) read keys of their own. */
   [key: string]: unknown;
 }

@@ -13,7 +13,7 @@ export { DraftModel, type Draft, type DraftConfig, type DraftWeights } from "./d
 export { readDraft, writeDraft, parseDraft, serializeDraft, checkDraftMatchesTeacher } from "./files/draft-file.js";
 export { randomDraft } from "./init.js";
 export { DraftHead, draftHeadOf, type DraftHeadSpec } from "./draft-head.js";
-export { decodeAR, type ArOptions, type DecodeResult, type DecodeStats } from "./decode/decode-ar.js";
+export { decodeAR, decodeARSteps, type ArOptions, type DecodeResult, type DecodeStats } from "./decode/decode-ar.js";
 export { decode, decodeWith, makeDecoder, DECODERS, type DecodeOptions, type DecoderName, type PtpResult, type PtpStats } from "./decode/run.js";
 export type { Decoder } from "./decode/decoder.js";
 export { comparePtpAr, decodeBatches, firstMismatch, StatsSum, DECODER_DEFAULTS, decoderSettings, defaultDecoder, defaultDecoders, type Comparison, type CompareOptions, type BatchComparison, type DecodeBatchesOptions, type DecoderSettings, type Mismatch, type PtpRun } from "./decode/compare.js";
