@@ -12,6 +12,8 @@ describe("MODEL-ERRORS", async () => {
     ["position beyond seqLen", () => model.forward({ tokens: [1], positions: [16] }, model.newCache()), /position ids must be integers in \[0, 16\).*row 0 has 16/],
     ["negative position", () => model.forward({ tokens: [1], positions: [-1] }, model.newCache()), /row 0 has -1/],
     ["token beyond the vocab", () => model.forward({ tokens: [10], positions: [0] }, model.newCache()), /below the vocab size 10; row 0 has 10/],
+    ["a token id as a string", () => model.forward({ tokens: ["1"] as never, positions: [0] }, model.newCache()), /below the vocab size 10; row 0 has "1" \(string\)$/],
+    ["a position as a string", () => model.forward({ tokens: [1], positions: ["0"] as never }, model.newCache()), /row 0 has "0" \(string\)$/],
     ["tokens and positions disagree", () => model.forward({ tokens: [1, 2], positions: [0] }, model.newCache()), /tokens has 2 entries but positions has 1/],
     ["embedding row without embeddings", () => model.forward({ tokens: [-1], positions: [0] }, model.newCache()), /need embeddings of length M \* dim = 8/],
     ["mask of the wrong size", () => model.forward({ tokens: [1, 2], positions: [0, 1], mask: new Uint8Array(3) }, model.newCache()), /mask must have .* = 4 entries, got 3/],

@@ -1,4 +1,4 @@
-import { checkInteger } from "../util/checks.js";
+import { checkInteger, describeValue } from "../util/checks.js";
 import { nearestName } from "../util/options.js";
 import type { ModelConfig } from "./config.js";
 
@@ -63,7 +63,7 @@ export function blockRows(block: Block, config: ModelConfig, cached: number): nu
   for (let m = 0; m < M; m++) {
     const p = block.positions[m];
     if (!Number.isInteger(p) || p < 0 || p >= config.seqLen) {
-      throw new RangeError(`forward: position ids must be integers in [0, ${config.seqLen}) (the model's seqLen); row ${m} has ${p}`);
+      throw new RangeError(`forward: position ids must be integers in [0, ${config.seqLen}) (the model's seqLen); row ${m} has ${describeValue(p)}`);
     }
   }
   // Typed arrays as documented: a plain array would fail deep inside (no subarray) or be read wrongly.
@@ -74,7 +74,7 @@ export function blockRows(block: Block, config: ModelConfig, cached: number): nu
     for (let m = 0; m < M; m++) {
       const t = block.tokens[m];
       if (!Number.isInteger(t) || t >= config.vocabSize) {
-        throw new RangeError(`forward: token ids must be integers below the vocab size ${config.vocabSize}; row ${m} has ${t}`);
+        throw new RangeError(`forward: token ids must be integers below the vocab size ${config.vocabSize}; row ${m} has ${describeValue(t)}`);
       }
       if (t < 0) needsEmbedding = true;
     }
