@@ -32,3 +32,25 @@ it("TRAIN-WINDOWS-MANY: windowRows takes very many windows (Math.max(...starts) 
   expect(rows.contextLength).toBe(n - 1);
   expect(windowRows("O", [1, 2, 3, 4], new Float32Array(4), [2, 1, 3], 2).contextLength).toBe(3);
 });
+
+it("TRAIN-WINDOWS-ARGS: windowRows refuses a variant, window length, u or token that is not one, and a us shorter than the tokens, naming it (a u of 1.5 trained in silence; a short us failed rows later as NaN)", () => {
+  const tokens = [1, 5, 6, 7, 8],
+    us = Float32Array.of(0.1, 0.2, 0.3, 0.4, 0.5);
+  expect(windowRows("O", tokens, us, [1, 2], 3).positions.length).toBe(6);
+  expect(() => windowRows("X" as never, tokens, us, [1], 3)).toThrow('windowRows: variant must be "O" or "C", got "X" (string)');
+  for (const L of [0, -1, 1.5, Number.NaN]) expect(() => windowRows("O", tokens, us, [1], L), String(L)).toThrow(/^windowRows: L \(slots per window\) must be a positive integer/);
+  expect(() => windowRows("O", tokens, us.subarray(0, 3), [1], 3)).toThrow("windowRows: us must be a Float32Array with a u for each of the 5 tokens, got 3 u's");
+  expect(() => windowRows("O", tokens, [0.1, 0.2, 0.3, 0.4, 0.5] as never, [1], 3)).toThrow(/^windowRows: us must be a Float32Array/);
+  for (const bad of [1.5, 1, -0.1, Number.NaN]) {
+    const u = us.slice();
+    u[3] = bad;
+    expect(() => windowRows("O", tokens, u, [1], 3), String(bad)).toThrow(/^windowRows: us\[3\] must be a u in \[0, 1\)/);
+  }
+  expect(() => windowRows("O", [1, 5, -2, 7, 8], us, [1], 3)).toThrow(/^windowRows: tokens\[2\] must be a token id/);
+});
+
+it("TRAIN-CONTEXT-EMPTY: teacherContext of no tokens says so (it read as a KV cache of capacity 0)", async () => {
+  const teacher = new Transformer(await createBackend("js"), randomCheckpoint({ dim: 8, hiddenDim: 16, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 8, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 1));
+  expect(() => teacherContext(teacher, [])).toThrow("teacherContext: tokens is empty (a context needs at least one token, e.g. BOS)");
+  expect(teacherContext(teacher, [1, 2]).context.length).toBe(2);
+});

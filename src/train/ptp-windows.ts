@@ -1,3 +1,4 @@
+import { describeValue } from "../util/checks.js";
 import type { ModelConfig } from "../model/config.js";
 import { auxFeatures, auxFeatureCount } from "../ptp/auxiliary.js";
 import type { SlotInputKind } from "../ptp/files/ptp-file-parts.js";
@@ -65,6 +66,16 @@ export interface WindowRows {
  * of the sequence get weight 0 and u = 0.5 (their outputs are never read).
  */
 export function windowRows(variant: Variant, tokens: ArrayLike<number>, us: Float32Array, starts: readonly number[], L: number, gamma = 1, slotInput: SlotInputKind = "aux"): WindowRows {
+  // Checked here, not where a bad value first shows (a u of 1.5 trained in silence; a short us read NaN rows later).
+  if (variant !== "O" && variant !== "C") throw new RangeError(`windowRows: variant must be "O" or "C", got ${describeValue(variant)}`);
+  if (!(Number.isInteger(L) && L >= 1)) throw new RangeError(`windowRows: L (slots per window) must be a positive integer, got ${describeValue(L)}`);
+  if (!(us instanceof Float32Array) || us.length < tokens.length) throw new RangeError(`windowRows: us must be a Float32Array with a u for each of the ${tokens.length} tokens, got ${us instanceof Float32Array ? `${us.length} u's` : describeValue(us)}`);
+  for (let k = 0; k < tokens.length; k++) {
+    const t = tokens[k],
+      u = us[k];
+    if (!(Number.isInteger(t) && t >= 0)) throw new RangeError(`windowRows: tokens[${k}] must be a token id (an integer >= 0), got ${describeValue(t)}`);
+    if (!(u >= 0 && u < 1)) throw new RangeError(`windowRows: us[${k}] must be a u in [0, 1), got ${describeValue(u)}`);
+  }
   if (slotInput === "query" && variant !== "C") throw new RangeError(`windowRows: query slot input needs C-PTP, got ${variant}-PTP`);
   const first = slotInput === "query" ? 1 : 0,
     hybrid = slotInput === "hybrid";

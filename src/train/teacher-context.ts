@@ -15,6 +15,7 @@ export function teacherContext(teacher: Transformer, tokens: ArrayLike<number>, 
   const n = tokens.length,
     kv = kvDim(teacher.config),
     b = teacher.backend;
+  if (n === 0) throw new RangeError("teacherContext: tokens is empty (a context needs at least one token, e.g. BOS)");
   const cache = teacher.newCache(n);
   try {
     const logits = teacher.forward({ tokens, positions: Array.from({ length: n }, (_, i) => i) }, cache);
