@@ -31,6 +31,15 @@ describe("MODEL-ERRORS", async () => {
     ],
     ["a cache of another model", () => model.forward({ tokens: [1], positions: [0] }, new Transformer(model.backend, randomCheckpoint({ ...config, nLayers: 2 }, 2)).newCache()), /cache must be a KVCache of this model/],
     ["a snapshot of a layer the cache lacks", () => model.newCache().snapshot(99), /snapshot: layer must be an integer in \[0, 1\), got 99/],
+    [
+      "a snapshot of a freed cache",
+      () => {
+        const c = model.newCache();
+        c.free();
+        c.snapshot(0);
+      },
+      /^KVCache.snapshot: the cache was freed \(KVCache.free\)$/,
+    ],
     ["weights missing a layer", () => new Transformer(model.backend, { config: { ...config, nLayers: 2 }, weights: randomCheckpoint(config, 1).weights }), /Transformer: layers must be an array of nLayers = 2 layers, got 1/],
     [
       "a weight of the wrong size",

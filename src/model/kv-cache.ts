@@ -125,6 +125,7 @@ export class KVCache {
   keep(indices: ArrayLike<number>): void {
     const n = indices !== null && typeof indices === "object" ? indices.length : undefined;
     if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`KVCache.keep: indices must be an array of row indices (strictly increasing), got ${describeValue(indices)}`);
+    if (this.keys.length === 0 && n > 0) throw new Error("KVCache.keep: the cache was freed (KVCache.free)");
     let prev = -1;
     for (let i = 0; i < n; i++) {
       const r = indices[i];
@@ -147,6 +148,7 @@ export class KVCache {
 
   /** Host copies of layer l's cached keys and values (for tests and inspection). */
   snapshot(layer: number): { keys: Float32Array; values: Float32Array } {
+    if (this.keys.length === 0) throw new Error("KVCache.snapshot: the cache was freed (KVCache.free)");
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.keys.length) throw new RangeError(`KVCache.snapshot: layer must be an integer in [0, ${this.keys.length}), got ${describeValue(layer)}`);
     const n = this.rows * this.width;
     return { keys: this.backend.download(this.keys[layer], 0, n), values: this.backend.download(this.values[layer], 0, n) };
