@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -343,6 +343,16 @@ describe("ptp train", () => {
     expect((await runCli(...args("b.bin", "--stop-after", "2"))).code).toBe(130);
     expect((await runCli(...args("b.bin", "--resume"))).code).toBe(0);
     expect(bytes(join(tmp, "b.bin")).equals(bytes(join(tmp, "a.bin")))).toBe(true);
+  });
+
+  it("TRAIN-CORPUS-FOLDER: a folder as --corpus is named as one (exit 1), also with --out inside it (that read as an output inside an input, exit 2)", async () => {
+    const folder = join(tmp, "corpus-folder");
+    mkdirSync(folder, { recursive: true });
+    for (const out of [join(folder, "o.bin"), join(tmp, "o-folder.bin")]) {
+      const r = await runCli("train", "--corpus", folder, "--char-vocab", join(tmp, "folder.tok"), "--out", out, "--steps", "2");
+      expect(r.code, out).toBe(1);
+      expect(r.stderr).toBe(`ptp train: ${folder}: is a directory, expected a text corpus, one document per line\n`);
+    }
   });
 
   it("TRAIN-LOG-FRESH: a fresh run (--force, or --resume without a checkpoint) starts its metrics log empty: no earlier run's lines, its step-0 evaluation included", async () => {

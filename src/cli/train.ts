@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { writeBytesAtomically } from "../io/atomic-write.js";
 import { readCheckpoint } from "../io/checkpoint.js";
-import { quotePath } from "../io/errors.js";
-import { readCorpus } from "../data/corpus.js";
+import { FileFormatError, quotePath } from "../io/errors.js";
+import { isDirectory } from "../io/hf-checkpoint.js";
+import { CORPUS_WHAT, readCorpus } from "../data/corpus.js";
 import { MAX_SEQ_LEN, newModelConfig, type ModelConfig } from "../model/config.js";
 import { MAX_THREADS } from "../backends/wasm/index.js";
 import { wasmTrainKernels } from "../train/autograd/index.js";
@@ -108,6 +109,8 @@ export async function trainCommand(argv: readonly string[], io: Io): Promise<num
     return config;
   };
   shapeOf(0);
+  // A folder given as the corpus is named as that first (an --out inside it read as an output inside an input, exit 2).
+  if (isDirectory(f.corpus)) throw new FileFormatError(f.corpus, `is a directory, expected ${CORPUS_WHAT}`);
   const charVocab = f["char-vocab"] !== undefined ? [{ flag: "--char-vocab", path: f["char-vocab"], kind: tokenizerKind }] : [];
   const files = runFiles(f, out, {
     inputs: [
