@@ -510,6 +510,22 @@ describe("wasm worker threads: closed early, failing to start, made by the score
     b.dispose?.();
   });
 
+  it("API-JS-DISPOSE: the js backend has dispose() as wasm does: a model on it then refuses calls by name, a new model is refused, freeing does nothing, a second dispose is a no-op", async () => {
+    const b = await createBackend("js");
+    const config = { dim: 8, hiddenDim: 16, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 8, seqLen: 8, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
+    const model = new Transformer(b, randomCheckpoint(config, 1));
+    const buf = b.alloc(4);
+    expect(b.disposed).toBe(false);
+    b.dispose?.();
+    b.dispose?.();
+    expect(b.disposed).toBe(true);
+    expect(() => model.forward({ tokens: [1], positions: [0] }, model.newCache(4))).toThrow(/the (model's )?backend was disposed/);
+    expect(() => new Transformer(b, randomCheckpoint(config, 1))).toThrow(/^Transformer: the backend was disposed/);
+    expect(() => b.alloc(4)).toThrow(/alloc: the backend was disposed/);
+    expect(() => b.upload(buf, new Float32Array(4))).toThrow(/the backend was disposed/);
+    b.free(buf);
+  });
+
   it("API-BACKEND-LEAK: 20 two-thread backends made and disposed in a loop leave no worker thread behind, and the process exits at once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ptp-lifecycle-"));
     const script = join(dir, "leak.mts");

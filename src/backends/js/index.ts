@@ -30,7 +30,20 @@ export class JsBackend implements Backend {
   readonly name = "js";
   readonly description = "js (plain TypeScript reference)";
 
+  private isDisposed = false;
+
+  /** True once dispose ran: every later use but free is refused. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /** Releases nothing the garbage collector would not (buffers are plain arrays), but ends the backend as the wasm one ends: any later use but free is an error naming it. */
+  dispose(): void {
+    this.isDisposed = true;
+  }
+
   alloc(length: number, dtype: DType = "f32"): Buffer {
+    if (this.isDisposed) throw new BackendError(this.name, "alloc: the backend was disposed (dispose()); create a new one with createBackend");
     if (!Number.isInteger(length) || length < 0) throw new BackendError(this.name, `alloc: length must be a non-negative integer, got ${length}`);
     if (!Object.hasOwn(ARRAYS, dtype)) throw new BackendError(this.name, `alloc: unknown dtype ${JSON.stringify(dtype)}; expected "f32", "i32" or "u8"`);
     if (length > MAX_ARRAY_LENGTH) throw new BackendError(this.name, `out of memory: alloc of ${length} elements is more than the ${MAX_ARRAY_LENGTH} one typed array holds`);
@@ -72,6 +85,8 @@ export class JsBackend implements Backend {
   }
 
   free(buf: Buffer): void {
+    // Freeing after dispose does nothing (Backend.dispose).
+    if (this.isDisposed) return;
     this.buf(buf).freed = true;
   }
 
@@ -250,6 +265,7 @@ export class JsBackend implements Backend {
   }
 
   private buf(b: Buffer): JsBuffer {
+    if (this.isDisposed) throw new BackendError(this.name, "the backend was disposed (dispose()); create a new one with createBackend");
     if (!(b instanceof JsBuffer) || b.owner !== this) throw new BackendError(this.name, "not a buffer of this backend");
     if (b.freed) throw new BackendError(this.name, "buffer used after free");
     return b;
