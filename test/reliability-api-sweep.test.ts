@@ -55,7 +55,7 @@ describe("sampling: rows, probabilities, settings and u sources", () => {
     expect(() => pick(0.5, new Float32Array([0, 0]))).toThrow(/no token with nonzero probability/);
   });
 
-  it("API-SAMPLING-SETTINGS-TYPO: a misspelled sampling option (top_p, topk, temp) is refused naming the one meant, not ignored", () => {
+  it("API-SAMPLING-SETTINGS-TYPO: a misspelled sampling option (top_p, topk, temp) is refused naming the one meant, and any other key (minP) is refused, not ignored", () => {
     const logits = new Float32Array([1, 2, 3, 4]);
     for (const [key, meant] of [
       ["top_p", "topP"],
